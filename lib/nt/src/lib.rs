@@ -1,0 +1,11 @@
+//! NT base definitions shared by the boot loader, the kernel, drivers, user mode
+//! and the host tools: `NTSTATUS` values, bugcheck (stop) codes, and the
+//! loader parameter block handed from winload to `KiSystemStartup`.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod arc;
+pub mod bugcheck;
+pub mod status;
+
+pub use status::NtStatus;
