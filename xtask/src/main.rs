@@ -1,1 +1,271 @@
-fn main() {}
+//! ntrs build driver: `cargo xtask run | test | bench | image`.
+//!
+//! It installs what a fresh machine lacks (Debian packages, Rust targets),
+//! builds the host crates and the UEFI images, writes the GPT disk image and
+//! runs QEMU.
+
+mod image;
+mod qemu;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask <command>\n\
+         \n  run      build everything, make the disk image, boot it in QEMU (serial on stdio)\
+         \n  test     clippy, fmt check, host tests, then boot tests in QEMU\
+         \n  bench    micro-benchmarks, one `BENCH name value unit` line each\
+         \n  image    build everything and write build/ntrs.img only"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => cmd_run(&args[1..]),
+        Some("test") => cmd_test(),
+        Some("bench") => cmd_bench(),
+        Some("image") => build_all().map(|_| 0),
+        _ => return usage(),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// The repository root (parent of xtask/).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn build_dir() -> PathBuf {
+    root().join("build")
+}
+
+/// Runs a command, failing with its description when it does not succeed.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the UEFI images (boot manager, OS loader, kernel) and the disk image.
+fn build_all() -> Result<PathBuf> {
+    setup::ensure_rust_targets()?;
+    let images = build_uefi()?;
+    let img = build_dir().join("ntrs.img");
+    image::build_disk(&images, &img)?;
+    Ok(img)
+}
+
+/// Paths of the built UEFI/PE images.
+pub struct Images {
+    pub bootmgr: PathBuf,
+    pub winload: PathBuf,
+    pub kernel: PathBuf,
+}
+
+fn build_uefi() -> Result<Images> {
+    for dir in ["boot", "ntos"] {
+        run(cargo()
+            .current_dir(root().join(dir))
+            .args(["build", "--release", "--quiet"]))?;
+    }
+    let boot = root().join("boot/target/x86_64-unknown-uefi/release");
+    let ntos = root().join("ntos/target/x86_64-unknown-uefi/release");
+    Ok(Images {
+        bootmgr: boot.join("bootmgfw.efi"),
+        winload: boot.join("winload.efi"),
+        kernel: ntos.join("ntoskrnl.efi"),
+    })
+}
+
+fn cmd_run(args: &[String]) -> Result<u8> {
+    setup::ensure_packages()?;
+    let img = build_all()?;
+    let opts = args.join(" ");
+    let out = qemu::run_interactive(&img, &opts)?;
+    Ok(out)
+}
+
+/// Sums `cargo test` result lines.
+#[derive(Default)]
+pub struct Tally {
+    pub passed: usize,
+    pub failed: usize,
+}
+
+fn parse_cargo_test(out: &str, t: &mut Tally) {
+    for line in out.lines() {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            continue;
+        };
+        for part in rest.split(';') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            if let [.., n, what] = words.as_slice() {
+                let n: usize = n.parse().unwrap_or(0);
+                match *what {
+                    "passed" => t.passed += n,
+                    "failed" => t.failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn cmd_test() -> Result<u8> {
+    setup::ensure_packages()?;
+    setup::ensure_rust_targets()?;
+    let mut tally = Tally::default();
+    let mut errors = Vec::new();
+
+    // Lints on every workspace: host, then the UEFI images.
+    let checks: Vec<(&str, Command)> = vec![
+        ("fmt (host)", {
+            let mut c = cargo();
+            c.current_dir(root()).args(["fmt", "--all", "--check"]);
+            c
+        }),
+        ("fmt (boot)", {
+            let mut c = cargo();
+            c.current_dir(root().join("boot"))
+                .args(["fmt", "--all", "--check"]);
+            c
+        }),
+        ("fmt (ntos)", {
+            let mut c = cargo();
+            c.current_dir(root().join("ntos"))
+                .args(["fmt", "--all", "--check"]);
+            c
+        }),
+        ("clippy (host)", {
+            let mut c = cargo();
+            c.current_dir(root()).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ]);
+            c
+        }),
+        ("clippy (boot)", {
+            let mut c = cargo();
+            c.current_dir(root().join("boot")).args([
+                "clippy",
+                "--release",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ]);
+            c
+        }),
+        ("clippy (ntos)", {
+            let mut c = cargo();
+            c.current_dir(root().join("ntos")).args([
+                "clippy",
+                "--release",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ]);
+            c
+        }),
+    ];
+    for (name, mut cmd) in checks {
+        println!("xtask: {name}");
+        match run(&mut cmd) {
+            Ok(()) => tally.passed += 1,
+            Err(e) => {
+                tally.failed += 1;
+                errors.push(format!("{name}: {e}"));
+            }
+        }
+    }
+
+    println!("xtask: host tests");
+    let out = cargo()
+        .current_dir(root())
+        .env("NTRS_REQUIRE_INTEROP", "1")
+        .args(["test", "--workspace"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    parse_cargo_test(&text, &mut tally);
+    if !out.status.success() {
+        errors.push("host tests failed".into());
+        if tally.failed == 0 {
+            tally.failed += 1;
+        }
+    }
+
+    println!("xtask: boot tests");
+    match build_all() {
+        Ok(img) => qemu::boot_tests(&img, &mut tally, &mut errors),
+        Err(e) => {
+            tally.failed += 1;
+            errors.push(format!("build: {e}"));
+        }
+    }
+
+    for e in &errors {
+        println!("xtask: FAILED: {e}");
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 && errors.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+fn cmd_bench() -> Result<u8> {
+    setup::ensure_packages()?;
+    let img = build_all()?;
+    qemu::bench(&img)?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cargo_test_lines() {
+        let mut t = Tally::default();
+        parse_cargo_test(
+            "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\
+             test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out\n",
+            &mut t,
+        );
+        assert_eq!((t.passed, t.failed), (15, 2));
+    }
+}

@@ -173,7 +173,8 @@ impl LoaderString {
             return "";
         }
         // SAFETY: the caller guarantees the range is mapped and stays valid.
-        let bytes = unsafe { core::slice::from_raw_parts(self.ptr as *const u8, self.len as usize) };
+        let bytes =
+            unsafe { core::slice::from_raw_parts(self.ptr as *const u8, self.len as usize) };
         core::str::from_utf8(bytes).unwrap_or("")
     }
 }

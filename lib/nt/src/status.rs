@@ -775,4 +775,3 @@ mod tests {
         assert_eq!(STATUS_INVALID_HANDLE.ok(), Err(STATUS_INVALID_HANDLE));
     }
 }
-

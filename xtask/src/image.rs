@@ -1,0 +1,186 @@
+//! Disk image builder: a GPT disk with an EFI system partition (FAT32) and a
+//! system partition holding `\Windows`. Pure Rust on the host: no root, no
+//! loop mounts.
+
+use crate::{Images, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+const MIB: u64 = 1024 * 1024;
+const ESP_SIZE: u64 = 40 * MIB;
+const SYSTEM_SIZE: u64 = 64 * MIB;
+const DISK_SIZE: u64 = MIB + ESP_SIZE + SYSTEM_SIZE + MIB;
+
+/// A window onto one partition of the disk file.
+struct Slice<'a> {
+    file: &'a mut File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Slice<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        self.file.seek(SeekFrom::Start(self.start + self.pos))?;
+        let got = self.file.read(&mut buf[..n])?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl Write for Slice<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        if n == 0 && !buf.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "partition full"));
+        }
+        self.file.seek(SeekFrom::Start(self.start + self.pos))?;
+        let put = self.file.write(&buf[..n])?;
+        self.pos += put as u64;
+        Ok(put)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Seek for Slice<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(p) => p as i64,
+            SeekFrom::End(d) => self.len as i64 + d,
+            SeekFrom::Current(d) => self.pos as i64 + d,
+        };
+        if new < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start",
+            ));
+        }
+        self.pos = new as u64;
+        Ok(self.pos)
+    }
+}
+
+fn io_err(what: &str) -> impl Fn(io::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Formats a FAT32 volume in `slice` and copies `files` (path in volume, host file) into it.
+fn fill_fat32(slice: Slice<'_>, label: &[u8; 11], files: &[(&str, &Path)]) -> Result<()> {
+    let mut slice = slice;
+    fatfs::format_volume(
+        &mut slice,
+        fatfs::FormatVolumeOptions::new()
+            .fat_type(fatfs::FatType::Fat32)
+            .volume_label(*label),
+    )
+    .map_err(io_err("format FAT32"))?;
+    slice.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
+    let fs =
+        fatfs::FileSystem::new(slice, fatfs::FsOptions::new()).map_err(io_err("mount FAT32"))?;
+    for (dest, src) in files {
+        let data = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
+        let parts: Vec<&str> = dest.split('\\').filter(|p| !p.is_empty()).collect();
+        let mut dir = fs.root_dir();
+        for p in &parts[..parts.len() - 1] {
+            dir = match dir.open_dir(p) {
+                Ok(d) => d,
+                Err(_) => dir.create_dir(p).map_err(io_err("mkdir"))?,
+            };
+        }
+        let mut f = dir
+            .create_file(parts[parts.len() - 1])
+            .map_err(io_err("create"))?;
+        f.truncate().map_err(io_err("truncate"))?;
+        f.write_all(&data).map_err(io_err("write"))?;
+    }
+    fs.unmount().map_err(io_err("unmount"))?;
+    Ok(())
+}
+
+/// Writes the whole disk image to `out`.
+pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
+    fs::create_dir_all(out.parent().unwrap()).map_err(io_err("mkdir build"))?;
+    let tmp = out.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err("create image"))?;
+    file.set_len(DISK_SIZE).map_err(io_err("size image"))?;
+
+    let lb = gpt::disk::LogicalBlockSize::Lb512;
+    let mbr = gpt::mbr::ProtectiveMBR::with_lb_size(((DISK_SIZE / 512) - 1) as u32);
+    mbr.overwrite_lba0(&mut file)
+        .map_err(|e| format!("MBR: {e}"))?;
+    let mut disk = gpt::GptConfig::new()
+        .writable(true)
+        .logical_block_size(lb)
+        .create_from_device(&mut file, None)
+        .map_err(|e| format!("GPT: {e}"))?;
+    let esp = disk
+        .add_partition(
+            "EFI system partition",
+            ESP_SIZE,
+            gpt::partition_types::EFI,
+            0,
+            None,
+        )
+        .map_err(|e| format!("GPT: {e}"))?;
+    let sys = disk
+        .add_partition(
+            "Basic data partition",
+            SYSTEM_SIZE,
+            gpt::partition_types::BASIC,
+            0,
+            None,
+        )
+        .map_err(|e| format!("GPT: {e}"))?;
+    let parts = disk.partitions().clone();
+    disk.write().map_err(|e| format!("GPT write: {e}"))?;
+    let range = |id: u32| -> (u64, u64) {
+        let p = &parts[&id];
+        (p.bytes_start(lb).unwrap(), p.bytes_len(lb).unwrap())
+    };
+
+    let (start, len) = range(esp);
+    fill_fat32(
+        Slice {
+            file: &mut file,
+            start,
+            len,
+            pos: 0,
+        },
+        b"SYSTEM     ",
+        &[
+            ("EFI\\BOOT\\BOOTX64.EFI", images.bootmgr.as_path()),
+            (
+                "EFI\\Microsoft\\Boot\\bootmgfw.efi",
+                images.bootmgr.as_path(),
+            ),
+        ],
+    )?;
+    let (start, len) = range(sys);
+    fill_fat32(
+        Slice {
+            file: &mut file,
+            start,
+            len,
+            pos: 0,
+        },
+        b"NTRS       ",
+        &[
+            ("Windows\\System32\\winload.efi", images.winload.as_path()),
+            ("Windows\\System32\\ntoskrnl.exe", images.kernel.as_path()),
+        ],
+    )?;
+    drop(file);
+    fs::rename(&tmp, out).map_err(io_err("rename image"))?;
+    Ok(())
+}

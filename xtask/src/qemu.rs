@@ -1,0 +1,300 @@
+//! Running ntrs in QEMU: interactive (serial relayed to the terminal, input
+//! lines typed at each `kd> ` prompt), boot tests and benchmarks.
+
+use crate::{build_dir, Result, Tally};
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+const PROMPT: &str = "kd> ";
+/// isa-debug-exit value the kernel writes when every boot test passed (QEMU exits (v << 1) | 1).
+const EXIT_TESTS_PASSED: i32 = (0x10 << 1) | 1;
+
+fn spawn(img: &Path, load_options: &str, smp: u32) -> Result<Child> {
+    let vars = build_dir().join("OVMF_VARS.fd");
+    if !vars.exists() {
+        std::fs::copy(OVMF_VARS, &vars).map_err(|e| format!("{OVMF_VARS}: {e}"))?;
+    }
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "q35", "-m", "512M", "-smp"])
+        .arg(smp.to_string())
+        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+        .args(["-net", "none", "-no-reboot"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,file={}", vars.display()))
+        .arg("-drive")
+        .arg(format!("format=raw,file={}", img.display()));
+    if !load_options.is_empty() {
+        cmd.arg("-fw_cfg").arg(format!(
+            "name=opt/org.ntrs/loadoptions,string={load_options}"
+        ));
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))
+}
+
+enum Event {
+    Prompt,
+    Exited,
+}
+
+/// Relays QEMU's serial output to `echo` while collecting it; sends `Prompt`
+/// whenever the output ends with `kd> `.
+fn pump_output(
+    mut child_out: impl Read + Send + 'static,
+    echo: bool,
+) -> (mpsc::Receiver<Event>, std::thread::JoinHandle<String>) {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut stdout = std::io::stdout();
+        loop {
+            match child_out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if echo {
+                        let _ = stdout.write_all(&buf[..n]);
+                        let _ = stdout.flush();
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                    if all.ends_with(PROMPT.as_bytes()) {
+                        let _ = tx.send(Event::Prompt);
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Event::Exited);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    (rx, handle)
+}
+
+/// Boots with `lines` typed one per `kd> ` prompt. Returns (exit code, output).
+/// When the lines run out, the next prompt ends the machine.
+fn run_session(
+    img: &Path,
+    load_options: &str,
+    smp: u32,
+    lines: &mut dyn Iterator<Item = String>,
+    echo: bool,
+    timeout: Duration,
+) -> Result<(i32, String)> {
+    let mut child = spawn(img, load_options, smp)?;
+    let mut stdin = child.stdin.take().unwrap();
+    let (rx, reader) = pump_output(child.stdout.take().unwrap(), echo);
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Event::Prompt) => match lines.next() {
+                Some(line) => {
+                    if stdin.write_all(format!("{line}\r").as_bytes()).is_err() {
+                        break;
+                    }
+                    let _ = stdin.flush();
+                }
+                None => {
+                    if echo {
+                        println!("\nxtask: input ended without `shutdown`; stopping the machine");
+                    }
+                    let _ = child.kill();
+                    break;
+                }
+            },
+            Ok(Event::Exited) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let out = reader.join().unwrap_or_default();
+    if timed_out {
+        return Err(format!("QEMU timed out after {timeout:?}"));
+    }
+    Ok((status.code().unwrap_or(-1), out))
+}
+
+/// `cargo xtask run`: serial on stdio; stdin lines are typed at each prompt.
+pub fn run_interactive(img: &Path, load_options: &str) -> Result<u8> {
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines().map_while(|l| l.ok());
+    let (code, _) = run_session(
+        img,
+        load_options,
+        1,
+        &mut lines,
+        true,
+        Duration::from_secs(24 * 3600),
+    )?;
+    Ok(code.clamp(0, 255) as u8)
+}
+
+/// Every `KTEST <name> PASS|FAIL ...` line the kernel printed.
+fn ktest_lines(out: &str) -> Vec<(String, bool, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let l = l.trim_end_matches('\r');
+            let rest = l.strip_prefix("KTEST ")?;
+            let mut it = rest.splitn(3, ' ');
+            let name = it.next()?.to_string();
+            let verdict = it.next()?;
+            let detail = it.next().unwrap_or("").to_string();
+            match verdict {
+                "PASS" => Some((name, true, detail)),
+                "FAIL" => Some((name, false, detail)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn check(tally: &mut Tally, errors: &mut Vec<String>, name: &str, ok: bool, why: &str) {
+    if ok {
+        println!("BOOTTEST {name} PASS");
+        tally.passed += 1;
+    } else {
+        println!("BOOTTEST {name} FAIL {why}");
+        tally.failed += 1;
+        errors.push(format!("{name}: {why}"));
+    }
+}
+
+/// Boot tests: the in-kernel test run, then the kd shell driven by a script.
+pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
+    // 1. In-kernel tests (`/TESTS`): one KTEST line per test, then isa-debug-exit.
+    match run_session(
+        img,
+        "/TESTS",
+        1,
+        &mut std::iter::empty(),
+        false,
+        Duration::from_secs(300),
+    ) {
+        Ok((code, out)) => {
+            let results = ktest_lines(&out);
+            for (name, ok, detail) in &results {
+                check(tally, errors, &format!("kernel/{name}"), *ok, detail);
+            }
+            let summary_ok = code == EXIT_TESTS_PASSED && !results.is_empty();
+            if !summary_ok {
+                println!("{out}");
+            }
+            check(
+                tally,
+                errors,
+                "kernel/exit-status",
+                summary_ok,
+                &format!("QEMU exit code {code}, {} KTEST lines", results.len()),
+            );
+        }
+        Err(e) => check(tally, errors, "kernel/boot", false, &e),
+    }
+
+    // 2. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
+    let script = ["dg 10 50", "lm", "!pcr", "!irql", "r", ".crash", "shutdown"];
+    let mut lines = script.iter().map(|s| s.to_string());
+    match run_session(img, "", 1, &mut lines, false, Duration::from_secs(300)) {
+        Ok((code, out)) => {
+            let has = |s: &str| out.contains(s);
+            check(
+                tally,
+                errors,
+                "kd/shutdown-exits-0",
+                code == 0,
+                &format!("exit code {code}"),
+            );
+            check(
+                tally,
+                errors,
+                "kd/dg",
+                has("0010 00000000`00000000 00000000`00000000 Code RE Ac 0 Nb By P  Lo 0000029b")
+                    && has("0018 00000000`00000000 00000000`00000000 Data RW Ac 0 Bg By P  Nl 00000493")
+                    && has("0020 00000000`00000000 00000000`ffffffff Code RE Ac 3 Bg Pg P  Nl 00000cfb")
+                    && has("0028 00000000`00000000 00000000`ffffffff Data RW Ac 3 Bg Pg P  Nl 00000cf3")
+                    && has("0030 00000000`00000000 00000000`00000000 Code RE Ac 3 Nb By P  Lo 000002fb")
+                    && has("TSS32 Busy 0 Nb By P  Nl 0000008b")
+                    && has("0050 00000000`00000000 00000000`00003c00 Data RW Ac 3 Bg By P  Nl 000004f3"),
+                "dg 10 50 output differs from Windows' layout",
+            );
+            check(
+                tally,
+                errors,
+                "kd/lm",
+                has("ntoskrnl.exe") && has("fffff800`00400000"),
+                "lm does not list ntoskrnl",
+            );
+            check(
+                tally,
+                errors,
+                "kd/pcr",
+                has("KPCR for Processor 0 at"),
+                "!pcr missing",
+            );
+            check(
+                tally,
+                errors,
+                "kd/crash",
+                has("*** STOP: 0x000000E2 (MANUALLY_INITIATED_CRASH)"),
+                "no stop screen",
+            );
+            if tally.failed > 0 {
+                println!("{out}");
+            }
+        }
+        Err(e) => check(tally, errors, "kd/boot", false, &e),
+    }
+}
+
+/// `cargo xtask bench`: boot-time line first, then the in-kernel benchmarks.
+pub fn bench(img: &Path) -> Result<()> {
+    let mut lines = ["shutdown".to_string()].into_iter();
+    let (_, out) = run_session(
+        img,
+        "/BENCH",
+        1,
+        &mut lines,
+        false,
+        Duration::from_secs(600),
+    )?;
+    let mut found = false;
+    for l in out.lines() {
+        let l = l.trim_end_matches('\r');
+        if l.starts_with("BENCH ") {
+            println!("{l}");
+            found = true;
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(format!("no BENCH lines in the kernel's output:\n{out}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_ktest_lines() {
+        let v = super::ktest_lines(
+            "x\nKTEST ke.trap.ud PASS\r\nKTEST ke.trap.pf FAIL cr2=0\nKTEST bad\n",
+        );
+        assert_eq!(v.len(), 2);
+        assert!(v[0].1 && !v[1].1);
+        assert_eq!(v[1].2, "cr2=0");
+    }
+}
