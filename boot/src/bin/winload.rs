@@ -1,0 +1,321 @@
+//! The OS loader (winload.efi): reads ntoskrnl.exe from the system volume,
+//! maps it in the upper half, builds the page tables and the loader parameter
+//! block, exits boot services and jumps to `KiSystemStartup`
+//! (*Windows Internals*, Part 2, ch. 12, "The Windows OS Loader").
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use bootlib::fs::{find_system_volume, BootFileSystem};
+use core::ptr::NonNull;
+use nt::arc::*;
+use uefi::boot::{self as uboot, AllocateType, MemoryType as EfiType};
+use uefi::mem::memory_map::MemoryMap;
+use uefi::prelude::*;
+use uefi::println;
+use uefi::proto::console::gop::{GraphicsOutput, PixelFormat};
+use uefi::proto::loaded_image::LoadedImage;
+
+const PAGE: u64 = 4096;
+const PTE_P: u64 = 1;
+const PTE_W: u64 = 2;
+const PTE_PS: u64 = 1 << 7;
+const PTE_G: u64 = 1 << 8;
+const PTE_NX: u64 = 1 << 63;
+
+/// UEFI memory type for pages the loader allocates on behalf of NT type `t`.
+fn efi_type(t: MemoryType) -> EfiType {
+    EfiType::custom(0x8000_0000 | t as u32)
+}
+
+fn alloc_pages(t: MemoryType, pages: usize) -> u64 {
+    let p: NonNull<u8> = uboot::allocate_pages(AllocateType::AnyPages, efi_type(t), pages)
+        .expect("out of memory");
+    let a = p.as_ptr() as u64;
+    // SAFETY: freshly allocated, identity-mapped pages of the requested size.
+    unsafe { core::ptr::write_bytes(a as *mut u8, 0, pages * PAGE as usize) };
+    a
+}
+
+/// Page-table builder over pages the loader owns (identity mapped now).
+struct Tables {
+    pml4: u64,
+}
+
+impl Tables {
+    fn entry(table: u64, index: u64) -> *mut u64 {
+        (table + index * 8) as *mut u64
+    }
+
+    /// Returns the next-level table under `table[index]`, creating it.
+    fn next(table: u64, index: u64) -> u64 {
+        let e = Self::entry(table, index);
+        // SAFETY: `table` is a page-table page the loader allocated and identity maps.
+        unsafe {
+            if *e & PTE_P == 0 {
+                let t = alloc_pages(MemoryType::MemoryData, 1);
+                *e = t | PTE_P | PTE_W;
+            }
+            *e & 0x000F_FFFF_FFFF_F000
+        }
+    }
+
+    fn map_2m(&mut self, va: u64, pa: u64, flags: u64) {
+        let pdpt = Self::next(self.pml4, (va >> 39) & 511);
+        let pd = Self::next(pdpt, (va >> 30) & 511);
+        // SAFETY: `pd` is a page-table page owned by the loader.
+        unsafe { *Self::entry(pd, (va >> 21) & 511) = pa | flags | PTE_PS | PTE_P };
+    }
+
+    fn map_4k(&mut self, va: u64, pa: u64, flags: u64) {
+        let pdpt = Self::next(self.pml4, (va >> 39) & 511);
+        let pd = Self::next(pdpt, (va >> 30) & 511);
+        let pt = Self::next(pd, (va >> 21) & 511);
+        // SAFETY: `pt` is a page-table page owned by the loader.
+        unsafe { *Self::entry(pt, (va >> 12) & 511) = pa | flags | PTE_P };
+    }
+}
+
+fn translate(t: EfiType) -> MemoryType {
+    match t {
+        EfiType::CONVENTIONAL | EfiType::BOOT_SERVICES_CODE | EfiType::BOOT_SERVICES_DATA => {
+            MemoryType::Free
+        }
+        EfiType::LOADER_CODE => MemoryType::LoadedProgram,
+        EfiType::LOADER_DATA => MemoryType::MemoryData,
+        EfiType::UNUSABLE => MemoryType::Bad,
+        EfiType::ACPI_RECLAIM | EfiType::ACPI_NON_VOLATILE => MemoryType::FirmwarePermanent,
+        EfiType::RUNTIME_SERVICES_CODE | EfiType::RUNTIME_SERVICES_DATA => {
+            MemoryType::FirmwarePermanent
+        }
+        t if t.0 & 0x8000_0000 != 0 && (t.0 & 0xFF) <= MemoryType::ErrorLogMemory as u32 => {
+            // SAFETY: the low byte is a valid `MemoryType` discriminant (checked above).
+            unsafe { core::mem::transmute::<u32, MemoryType>(t.0 & 0xFF) }
+        }
+        _ => MemoryType::SpecialMemory,
+    }
+}
+
+fn leak_str(s: &str) -> LoaderString {
+    let v: &'static mut [u8] = alloc::boxed::Box::leak(Vec::from(s.as_bytes()).into_boxed_slice());
+    LoaderString { ptr: v.as_ptr() as u64 + PHYSICAL_MAP_BASE, len: v.len() as u64 }
+}
+
+fn handoff_tsc() -> Option<u64> {
+    let li = uboot::open_protocol_exclusive::<LoadedImage>(uboot::image_handle()).ok()?;
+    let bytes = li.load_options_as_bytes()?;
+    let s = core::str::from_utf8(bytes).ok()?;
+    s.trim_end_matches('\0').strip_prefix("handoff_tsc=")?.parse().ok()
+}
+
+#[entry]
+fn main() -> Status {
+    let entry_tsc = bootlib::rdtsc();
+    uefi::helpers::init().unwrap();
+    let handoff = handoff_tsc().unwrap_or(entry_tsc);
+    // Calibrate the TSC against the firmware's stall service.
+    let t0 = bootlib::rdtsc();
+    uboot::stall(core::time::Duration::from_millis(10));
+    let tsc_frequency = (bootlib::rdtsc() - t0) * 100;
+
+    let load_options = bootlib::fwcfg::load_options();
+    println!("winload: loading \\Windows\\System32\\ntoskrnl.exe (options: '{load_options}')");
+    let mut vol = match find_system_volume() {
+        Ok(v) => v,
+        Err(s) => {
+            println!("winload: no system volume ({s})");
+            return Status::NOT_FOUND;
+        }
+    };
+    let file = match vol.read_file("\\Windows\\System32\\ntoskrnl.exe") {
+        Ok(f) => f,
+        Err(s) => {
+            println!("winload: cannot read ntoskrnl.exe ({s})");
+            return Status::NOT_FOUND;
+        }
+    };
+    drop(vol);
+    let pe = match pe::PeFile::parse(&file) {
+        Ok(p) => p,
+        Err(s) => {
+            println!("winload: ntoskrnl.exe is not a valid image ({s})");
+            return Status::LOAD_ERROR;
+        }
+    };
+    let image_pages = (pe.size_of_image as u64).div_ceil(PAGE) as usize;
+    let image_pa = alloc_pages(MemoryType::SystemCode, image_pages);
+    // SAFETY: `image_pa` is `image_pages` freshly allocated identity-mapped pages.
+    let image = unsafe { core::slice::from_raw_parts_mut(image_pa as *mut u8, image_pages * PAGE as usize) };
+    if let Err(s) = pe.load(image, KERNEL_IMAGE_BASE) {
+        println!("winload: cannot relocate ntoskrnl.exe ({s})");
+        return Status::LOAD_ERROR;
+    }
+    if let Err(s) = pe::bind_imports(image, pe.directory(pe::IMAGE_DIRECTORY_ENTRY_IMPORT), |_| {
+        Err(nt::status::STATUS_DLL_NOT_FOUND)
+    }) {
+        println!("winload: ntoskrnl.exe has unresolved imports ({s})");
+        return Status::LOAD_ERROR;
+    }
+
+    let stack_pages = (KERNEL_STACK_SIZE / PAGE) as usize;
+    let kernel_stack = alloc_pages(MemoryType::StartupKernelStack, stack_pages);
+    let ist: [u64; 3] = core::array::from_fn(|_| alloc_pages(MemoryType::StartupPanicStack, stack_pages));
+
+    // ACPI RSDP.
+    let acpi_rsdp = uefi::system::with_config_table(|t| {
+        t.iter()
+            .find(|e| e.guid == uefi::table::cfg::ConfigTableEntry::ACPI2_GUID)
+            .or_else(|| t.iter().find(|e| e.guid == uefi::table::cfg::ConfigTableEntry::ACPI_GUID))
+            .map(|e| e.address as u64)
+            .unwrap_or(0)
+    });
+
+    // Framebuffer.
+    let mut framebuffer = FramebufferInfo::default();
+    if let Ok(h) = uboot::get_handle_for_protocol::<GraphicsOutput>() {
+        if let Ok(mut gop) = uboot::open_protocol_exclusive::<GraphicsOutput>(h) {
+            let mode = gop.current_mode_info();
+            let (w, hgt) = mode.resolution();
+            let mut fb = gop.frame_buffer();
+            framebuffer = FramebufferInfo {
+                base: fb.as_mut_ptr() as u64 + PHYSICAL_MAP_BASE,
+                size: fb.size() as u64,
+                width: w as u32,
+                height: hgt as u32,
+                pixels_per_scan_line: mode.stride() as u32,
+                format: if mode.pixel_format() == PixelFormat::Rgb { 0 } else { 1 },
+            };
+        }
+    }
+
+    // Page tables. Highest physical address: all of RAM, and at least 4 GiB for MMIO.
+    let map = uboot::memory_map(EfiType::LOADER_DATA).expect("memory map");
+    let max_pa = map
+        .entries()
+        .map(|d| d.phys_start + d.page_count * PAGE)
+        .max()
+        .unwrap_or(0)
+        .max(4 << 30)
+        .next_multiple_of(2 << 20);
+    let map_entries = map.entries().count();
+    drop(map);
+    let pml4 = alloc_pages(MemoryType::MemoryData, 1);
+    let mut tables = Tables { pml4 };
+    let mut pa = 0;
+    while pa < max_pa {
+        tables.map_2m(pa, pa, PTE_W); // identity, for the switch; the kernel drops it
+        tables.map_2m(PHYSICAL_MAP_BASE + pa, pa, PTE_W | PTE_G | PTE_NX);
+        pa += 2 << 20;
+    }
+    for page in 0..image_pages as u64 {
+        let rva = page * PAGE;
+        let sec = pe
+            .sections
+            .iter()
+            .find(|s| rva >= s.virtual_address as u64 && rva < (s.virtual_address as u64 + s.virtual_size.max(1) as u64).next_multiple_of(PAGE));
+        let flags = match sec {
+            Some(s) if s.characteristics & pe::IMAGE_SCN_MEM_EXECUTE != 0 => PTE_G,
+            Some(s) if s.characteristics & pe::IMAGE_SCN_MEM_WRITE != 0 => PTE_G | PTE_W | PTE_NX,
+            _ => PTE_G | PTE_NX,
+        };
+        tables.map_4k(KERNEL_IMAGE_BASE + rva, image_pa + rva, flags);
+    }
+    // SAFETY: the PML4 page is owned by the loader; slot 0x1ED points back at it (self-map).
+    unsafe { *Tables::entry(pml4, SELF_MAP_PML4_INDEX as u64) = pml4 | PTE_P | PTE_W | PTE_NX };
+
+    // Loader block and its arrays live in LOADER_DATA pool (MemoryData after hand-off).
+    let mut descriptors: Vec<MemoryDescriptor> = Vec::with_capacity(map_entries + 64);
+    let name = b"ntoskrnl.exe";
+    let mut module = LoadedModule {
+        dll_base: KERNEL_IMAGE_BASE,
+        entry_point: KERNEL_IMAGE_BASE + pe.address_of_entry_point as u64,
+        size_of_image: pe.size_of_image,
+        name_length: name.len() as u32,
+        base_dll_name: [0; MODULE_NAME_LEN],
+        physical_base: image_pa,
+    };
+    module.base_dll_name[..name.len()].copy_from_slice(name);
+    let modules: &'static mut [LoadedModule] = Vec::from([module]).leak();
+    let block: &'static mut LoaderParameterBlock = alloc::boxed::Box::leak(alloc::boxed::Box::new(LoaderParameterBlock {
+        signature: LOADER_BLOCK_SIGNATURE,
+        version: LOADER_BLOCK_VERSION,
+        size: core::mem::size_of::<LoaderParameterBlock>() as u32,
+        memory_descriptors: 0,
+        memory_descriptor_count: 0,
+        load_order: modules.as_ptr() as u64 + PHYSICAL_MAP_BASE,
+        load_order_count: modules.len() as u64,
+        kernel_stack: kernel_stack + KERNEL_STACK_SIZE + PHYSICAL_MAP_BASE,
+        ist_stacks: ist.map(|s| s + PHYSICAL_MAP_BASE),
+        load_options: leak_str(&load_options),
+        arc_boot_device_name: leak_str("multi(0)disk(0)rdisk(0)partition(2)"),
+        nt_boot_path_name: leak_str("\\Windows\\"),
+        registry_base: 0,
+        registry_length: 0,
+        acpi_rsdp,
+        framebuffer,
+        pml4_physical: pml4,
+        tsc_frequency,
+        firmware_handoff_tsc: handoff,
+        physical_map_size: max_pa,
+    }));
+    let entry = KERNEL_IMAGE_BASE + pe.address_of_entry_point as u64;
+    drop(file);
+
+    // SAFETY: nothing from boot services is used after this point.
+    let map = unsafe { uboot::exit_boot_services(None) };
+    for d in map.entries() {
+        let t = translate(d.ty);
+        if let Some(last) = descriptors.last_mut() {
+            if last.memory_type == t && last.base_page + last.page_count == d.phys_start / PAGE {
+                last.page_count += d.page_count;
+                continue;
+            }
+        }
+        if descriptors.len() < descriptors.capacity() {
+            descriptors.push(MemoryDescriptor {
+                memory_type: t,
+                _pad: 0,
+                base_page: d.phys_start / PAGE,
+                page_count: d.page_count,
+            });
+        }
+    }
+    block.memory_descriptors = descriptors.as_ptr() as u64 + PHYSICAL_MAP_BASE;
+    block.memory_descriptor_count = descriptors.len() as u64;
+    core::mem::forget(descriptors);
+    core::mem::forget(map);
+    let block_va = block as *mut LoaderParameterBlock as u64 + PHYSICAL_MAP_BASE;
+    let stack_top = block.kernel_stack;
+
+    // SAFETY: the new tables identity-map all RAM (so this code keeps running),
+    // map the kernel image, and the direct map holds the stack and loader block.
+    // EFER.NXE must be on before CR3 holds NX entries; CR0.WP enforces read-only
+    // kernel pages. KiSystemStartup never returns.
+    unsafe {
+        core::arch::asm!(
+            "cli",
+            "mov ecx, 0xC0000080",
+            "rdmsr",
+            "or eax, 0x800",
+            "wrmsr",
+            "mov rax, cr0",
+            "or rax, 0x10000",
+            "mov cr0, rax",
+            "mov cr3, r8",
+            "mov rsp, r9",
+            "sub rsp, 0x28",
+            "mov rcx, r10",
+            "call r11",
+            "2: hlt",
+            "jmp 2b",
+            in("r8") pml4,
+            in("r9") stack_top,
+            in("r10") block_va,
+            in("r11") entry,
+            options(noreturn)
+        );
+    }
+}

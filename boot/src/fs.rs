@@ -1,0 +1,48 @@
+//! The boot file-system interface. The boot manager and the OS loader find
+//! every file through `BootFileSystem`, so the NTFS reader slots in beside the
+//! firmware's FAT driver without touching the callers.
+
+use alloc::vec::Vec;
+use nt::status::*;
+use nt::NtStatus;
+use uefi::boot::{self, ScopedProtocol};
+use uefi::proto::media::fs::SimpleFileSystem;
+use uefi::CString16;
+
+/// A volume the boot applications can read files from.
+pub trait BootFileSystem {
+    /// Reads a whole file; `path` is absolute with backslashes (`\Windows\System32\ntoskrnl.exe`).
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, NtStatus>;
+}
+
+/// A FAT volume read through the firmware's Simple File System protocol.
+pub struct UefiVolume {
+    fs: uefi::fs::FileSystem,
+    pub handle: uefi::Handle,
+}
+
+impl BootFileSystem for UefiVolume {
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, NtStatus> {
+        let p = CString16::try_from(path).map_err(|_| STATUS_OBJECT_NAME_INVALID)?;
+        self.fs
+            .read(p.as_ref())
+            .map_err(|_| STATUS_OBJECT_NAME_NOT_FOUND)
+    }
+}
+
+/// The system volume: the first volume holding `\Windows\System32\ntoskrnl.exe`.
+pub fn find_system_volume() -> Result<UefiVolume, NtStatus> {
+    let handles = boot::find_handles::<SimpleFileSystem>().map_err(|_| STATUS_NO_SUCH_DEVICE)?;
+    for h in handles {
+        let Ok(proto): Result<ScopedProtocol<SimpleFileSystem>, _> = boot::open_protocol_exclusive(h)
+        else {
+            continue;
+        };
+        let mut fs = uefi::fs::FileSystem::new(proto);
+        let probe = CString16::try_from("\\Windows\\System32\\ntoskrnl.exe").unwrap();
+        if fs.try_exists(probe.as_ref()).unwrap_or(false) {
+            return Ok(UefiVolume { fs, handle: h });
+        }
+    }
+    Err(STATUS_OBJECT_NAME_NOT_FOUND)
+}

@@ -1,0 +1,245 @@
+//! Hardware abstraction: port I/O, MSRs, the COM1 debug port, physical
+//! memory access through the direct map, and ACPI power-off
+//! (*Windows Internals*, Part 2, ch. 8, "Hardware abstraction layer").
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub const COM1: u16 = 0x3F8;
+/// QEMU's isa-debug-exit device (test harness only).
+pub const DEBUG_EXIT_PORT: u16 = 0xF4;
+
+pub fn outb(port: u16, v: u8) {
+    // SAFETY: port I/O to devices this kernel owns (serial, ACPI, debug exit).
+    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) };
+}
+pub fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: reading a device port has no memory effects.
+    unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+pub fn outw(port: u16, v: u16) {
+    // SAFETY: as for `outb`.
+    unsafe { core::arch::asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack, preserves_flags)) };
+}
+pub fn outl(port: u16, v: u32) {
+    // SAFETY: as for `outb`.
+    unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) };
+}
+
+pub fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: callers read architectural MSRs that exist on every x86-64 CPU;
+    // a missing MSR raises #GP, which the trap handler reports.
+    unsafe { core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (hi as u64) << 32 | lo as u64
+}
+
+/// # Safety
+/// Writing an MSR changes processor state; the caller owns that state.
+pub unsafe fn wrmsr(msr: u32, v: u64) {
+    // SAFETY: the caller guarantees the write is valid.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack))
+    };
+}
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+pub fn read_cr2() -> u64 {
+    let v;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr2", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+pub fn read_cr3() -> u64 {
+    let v;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: stopping the processor with interrupts off is the intended end state.
+        unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
+    }
+}
+
+/// Initializes COM1 at 115200 baud, 8N1, FIFOs on (`KdComPortInUse`).
+pub fn serial_init() {
+    outb(COM1 + 1, 0x00);
+    outb(COM1 + 3, 0x80);
+    outb(COM1, 0x01);
+    outb(COM1 + 1, 0x00);
+    outb(COM1 + 3, 0x03);
+    outb(COM1 + 2, 0xC7);
+    outb(COM1 + 4, 0x03);
+}
+
+pub fn serial_write_byte(b: u8) {
+    while inb(COM1 + 5) & 0x20 == 0 {
+        core::hint::spin_loop();
+    }
+    outb(COM1, b);
+}
+
+/// A byte from COM1, if one has arrived.
+pub fn serial_read_byte() -> Option<u8> {
+    (inb(COM1 + 5) & 1 != 0).then(|| inb(COM1))
+}
+
+/// The debug port as a `fmt::Write` sink (`DbgPrint` ends up here).
+pub struct DebugPort;
+
+impl fmt::Write for DebugPort {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                serial_write_byte(b'\r');
+            }
+            serial_write_byte(b);
+        }
+        Ok(())
+    }
+}
+
+#[macro_export]
+macro_rules! dbg_print {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write as _;
+        let _ = write!($crate::hal::DebugPort, $($arg)*);
+    }};
+}
+
+#[macro_export]
+macro_rules! dbg_println {
+    () => { $crate::dbg_print!("\n") };
+    ($($arg:tt)*) => {{ $crate::dbg_print!($($arg)*); $crate::dbg_print!("\n"); }};
+}
+
+/// Base of the physical direct map (from the loader block).
+static PHYS_BASE: AtomicU64 = AtomicU64::new(nt::arc::PHYSICAL_MAP_BASE);
+
+/// Kernel pointer to physical address `pa` (through the direct map).
+pub fn phys_to_virt(pa: u64) -> u64 {
+    PHYS_BASE.load(Ordering::Relaxed) + pa
+}
+
+/// Reads a little-endian value of `N` bytes at physical address `pa`.
+fn phys_read<const N: usize>(pa: u64) -> [u8; N] {
+    let mut v = [0u8; N];
+    // SAFETY: the loader's direct map covers all RAM and the low 4 GiB, which
+    // is where firmware places ACPI tables.
+    unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, v.as_mut_ptr(), N) };
+    v
+}
+fn phys_u32(pa: u64) -> u32 {
+    u32::from_le_bytes(phys_read::<4>(pa))
+}
+fn phys_u64(pa: u64) -> u64 {
+    u64::from_le_bytes(phys_read::<8>(pa))
+}
+
+/// What the HAL learned from the ACPI tables.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AcpiInfo {
+    pub fadt: u64,
+    pub dsdt: u64,
+    pub pm1a_control: u16,
+    pub slp_typ_s5: u16,
+    pub reset_port: u16,
+    pub reset_value: u8,
+}
+
+/// Finds a table by signature through the XSDT (or RSDT).
+pub fn acpi_find_table(rsdp: u64, sig: &[u8; 4]) -> Option<u64> {
+    if rsdp == 0 || &phys_read::<8>(rsdp) != b"RSD PTR " {
+        return None;
+    }
+    let revision = phys_read::<1>(rsdp + 15)[0];
+    let (root, entry) = if revision >= 2 && phys_u64(rsdp + 24) != 0 {
+        (phys_u64(rsdp + 24), 8)
+    } else {
+        (phys_u32(rsdp + 16) as u64, 4)
+    };
+    let len = phys_u32(root + 4) as u64;
+    let count = len.saturating_sub(36) / entry;
+    (0..count.min(256))
+        .map(|i| {
+            if entry == 8 {
+                phys_u64(root + 36 + i * 8)
+            } else {
+                phys_u32(root + 36 + i * 4) as u64
+            }
+        })
+        .find(|&t| &phys_read::<4>(t) == sig)
+}
+
+/// Parses the FADT and the `\_S5` package of the DSDT (`HalpAcpiPreSleep` needs both).
+pub fn acpi_init(rsdp: u64) -> Option<AcpiInfo> {
+    let fadt = acpi_find_table(rsdp, b"FACP")?;
+    let fadt_len = phys_u32(fadt + 4) as u64;
+    let mut dsdt = phys_u32(fadt + 40) as u64;
+    if fadt_len >= 148 && phys_u64(fadt + 140) != 0 {
+        dsdt = phys_u64(fadt + 140);
+    }
+    let pm1a_control = phys_u32(fadt + 64) as u16;
+    let (reset_port, reset_value) = if fadt_len >= 129 && phys_read::<1>(fadt + 116)[0] == 1 {
+        (phys_u64(fadt + 120) as u16, phys_read::<1>(fadt + 128)[0])
+    } else {
+        (0xCF9, 0x06)
+    };
+    // Scan the DSDT's AML for `Name(_S5_, Package(){ SLP_TYPa, ... })`.
+    let mut slp_typ_s5 = 0;
+    if dsdt != 0 {
+        let len = phys_u32(dsdt + 4) as u64;
+        let mut i = 36;
+        while i + 8 < len {
+            if &phys_read::<4>(dsdt + i) == b"_S5_" && phys_read::<1>(dsdt + i + 4)[0] == 0x12 {
+                let pkg_len_bytes = (phys_read::<1>(dsdt + i + 5)[0] >> 6) as u64 + 1;
+                let first = dsdt + i + 5 + pkg_len_bytes + 1;
+                let op = phys_read::<1>(first)[0];
+                slp_typ_s5 = match op {
+                    0x0A => phys_read::<1>(first + 1)[0] as u16,
+                    0x00 => 0,
+                    0x01 => 1,
+                    v => v as u16,
+                };
+                break;
+            }
+            i += 1;
+        }
+    }
+    Some(AcpiInfo { fadt, dsdt, pm1a_control, slp_typ_s5, reset_port, reset_value })
+}
+
+/// Powers the machine off through ACPI S5 (`HalReturnToFirmware(HalPowerDownRoutine)`).
+pub fn power_off(info: Option<AcpiInfo>) -> ! {
+    if let Some(a) = info {
+        if a.pm1a_control != 0 {
+            outw(a.pm1a_control, (a.slp_typ_s5 << 10) | (1 << 13));
+        }
+    }
+    crate::dbg_println!("HAL: ACPI power-off failed");
+    halt_forever()
+}
+
+/// Resets the machine (`HalReturnToFirmware(HalRebootRoutine)`).
+pub fn reboot(info: Option<AcpiInfo>) -> ! {
+    let (port, value) = info.map(|a| (a.reset_port, a.reset_value)).unwrap_or((0xCF9, 0x06));
+    outb(port, value);
+    outb(0x64, 0xFE);
+    halt_forever()
+}
+
+/// Ends a test run: QEMU exits with status `(code << 1) | 1`.
+pub fn debug_exit(code: u32) -> ! {
+    outl(DEBUG_EXIT_PORT, code);
+    halt_forever()
+}

@@ -1,0 +1,275 @@
+//! Trap dispatching: the IDT, entry stubs that build a `KTRAP_FRAME`, and
+//! `KiDispatchException` for kernel-mode faults (*Windows Internals*, Part 2,
+//! ch. 8, "Trap dispatching").
+
+use crate::ke::bugcheck::ke_bug_check_ex;
+use core::sync::atomic::{AtomicU64, Ordering};
+use nt::bugcheck::*;
+
+/// `KTRAP_FRAME` (x64), at NT's offsets: 0x190 bytes, `Rip` at 0x168.
+#[repr(C)]
+pub struct KTrapFrame {
+    pub p1_home: u64,
+    pub p2_home: u64,
+    pub p3_home: u64,
+    pub p4_home: u64,
+    pub p5: u64,
+    pub previous_mode: u8,
+    pub previous_irql: u8,
+    pub fault_indicator: u8,
+    pub exception_active: u8,
+    pub mx_csr: u32,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub gs_base: u64,
+    pub xmm: [[u64; 2]; 6],
+    pub fault_address: u64,
+    pub dr: [u64; 6],
+    pub debug_control: u64,
+    pub last_branch_to_rip: u64,
+    pub last_branch_from_rip: u64,
+    pub last_exception_to_rip: u64,
+    pub last_exception_from_rip: u64,
+    pub seg_ds: u16,
+    pub seg_es: u16,
+    pub seg_fs: u16,
+    pub seg_gs: u16,
+    pub trap_frame: u64,
+    pub rbx: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rbp: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub seg_cs: u64,
+    pub eflags: u64,
+    pub rsp: u64,
+    pub seg_ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<KTrapFrame>() == 0x190);
+const _: () = assert!(core::mem::offset_of!(KTrapFrame, rax) == 0x30);
+const _: () = assert!(core::mem::offset_of!(KTrapFrame, rbx) == 0x140);
+const _: () = assert!(core::mem::offset_of!(KTrapFrame, error_code) == 0x160);
+const _: () = assert!(core::mem::offset_of!(KTrapFrame, rip) == 0x168);
+
+// Entry stubs (`define_stubs!` below). Vectors without a hardware error code
+// push 0 so every frame has the same shape; the stub then reserves the rest of
+// the KTRAP_FRAME, saves rax, loads the vector number and joins KiTrapCommon.
+// Returning to user mode swaps GS back (swapgs discipline, checked through
+// the saved CS).
+core::arch::global_asm!(
+    ".global KiTrapCommon",
+    "KiTrapCommon:",
+    "test byte ptr [rsp + 0x170], 1",
+    "jz 2f",
+    "swapgs",
+    "2:",
+    "mov [rsp + 0x38], rcx",
+    "mov [rsp + 0x40], rdx",
+    "mov [rsp + 0x48], r8",
+    "mov [rsp + 0x50], r9",
+    "mov [rsp + 0x58], r10",
+    "mov [rsp + 0x60], r11",
+    "mov [rsp + 0x140], rbx",
+    "mov [rsp + 0x148], rdi",
+    "mov [rsp + 0x150], rsi",
+    "mov [rsp + 0x158], rbp",
+    "mov rcx, rsp",
+    "mov edx, eax",
+    "cld",
+    "call KiDispatchTrap",
+    "mov rax, [rsp + 0x30]",
+    "mov rcx, [rsp + 0x38]",
+    "mov rdx, [rsp + 0x40]",
+    "mov r8, [rsp + 0x48]",
+    "mov r9, [rsp + 0x50]",
+    "mov r10, [rsp + 0x58]",
+    "mov r11, [rsp + 0x60]",
+    "mov rbx, [rsp + 0x140]",
+    "mov rdi, [rsp + 0x148]",
+    "mov rsi, [rsp + 0x150]",
+    "mov rbp, [rsp + 0x158]",
+    "test byte ptr [rsp + 0x170], 1",
+    "jz 3f",
+    "swapgs",
+    "3:",
+    "add rsp, 0x168",
+    "iretq",
+);
+
+macro_rules! define_stubs {
+    ($( $name:ident $vec:literal $err:literal ),* $(,)?) => {
+        core::arch::global_asm!(
+            $(
+                concat!(".global ", stringify!($name)),
+                concat!(stringify!($name), ":"),
+                concat!(".if ", $err, " == 0"),
+                "push 0",
+                ".endif",
+                "sub rsp, 0x160",
+                "mov [rsp + 0x30], rax",
+                concat!("mov eax, ", $vec),
+                "jmp KiTrapCommon",
+            )*
+        );
+        extern "C" { $( fn $name(); )* }
+        /// Every entry stub with its vector.
+        pub fn entry_stubs() -> [(u8, u64); [$($vec),*].len()] {
+            [$( ($vec, $name as *const () as usize as u64) ),*]
+        }
+    };
+}
+
+define_stubs! {
+    KiDivideErrorFault 0 0,
+    KiDebugTrapOrFault 1 0,
+    KiNmiInterrupt 2 0,
+    KiBreakpointTrap 3 0,
+    KiOverflowTrap 4 0,
+    KiBoundFault 5 0,
+    KiInvalidOpcodeFault 6 0,
+    KiNpxNotAvailableFault 7 0,
+    KiDoubleFaultAbort 8 1,
+    KiNpxSegmentOverrunAbort 9 0,
+    KiInvalidTssFault 10 1,
+    KiSegmentNotPresentFault 11 1,
+    KiStackFault 12 1,
+    KiGeneralProtectionFault 13 1,
+    KiPageFault 14 1,
+    KiFloatingErrorFault 16 0,
+    KiAlignmentFault 17 1,
+    KiMcheckAbort 18 0,
+    KiXmmException 19 0,
+    KiVirtualizationException 20 0,
+    KiControlProtectionFault 21 1,
+    KiUnexpectedInterrupt 255 0,
+}
+
+/// `KIDTENTRY64`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct KIdtEntry64 {
+    pub offset_low: u16,
+    pub selector: u16,
+    pub ist_type: u16,
+    pub offset_middle: u16,
+    pub offset_high: u32,
+    pub reserved: u32,
+}
+
+impl KIdtEntry64 {
+    pub fn interrupt_gate(handler: u64, ist: u8, dpl: u8) -> Self {
+        KIdtEntry64 {
+            offset_low: handler as u16,
+            selector: crate::ke::gdt::KGDT64_R0_CODE,
+            ist_type: (ist as u16 & 7) | (0x8E00 | ((dpl as u16 & 3) << 13)),
+            offset_middle: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+    pub fn handler(&self) -> u64 {
+        self.offset_low as u64 | (self.offset_middle as u64) << 16 | (self.offset_high as u64) << 32
+    }
+}
+
+/// Fills an IDT (`KiInitializeIdt`): exceptions get their stubs, #DF/NMI/#MC
+/// their IST stacks, #BP is reachable from ring 3 like NT's, and every other
+/// vector goes to `KiUnexpectedInterrupt` until the HAL connects it.
+pub fn build_idt(idt: &mut [KIdtEntry64; 256]) {
+    let stubs = entry_stubs();
+    let unexpected = stubs.iter().find(|s| s.0 == 255).unwrap().1;
+    for e in idt.iter_mut() {
+        *e = KIdtEntry64::interrupt_gate(unexpected, 0, 0);
+    }
+    for &(vec, addr) in stubs.iter().filter(|s| s.0 != 255) {
+        let ist = match vec {
+            2 => crate::ke::gdt::IST_NMI,
+            8 => crate::ke::gdt::IST_DOUBLE_FAULT,
+            18 => crate::ke::gdt::IST_MACHINE_CHECK,
+            _ => 0,
+        };
+        let dpl = if vec == 3 || vec == 4 { 3 } else { 0 };
+        idt[vec as usize] = KIdtEntry64::interrupt_gate(addr, ist, dpl);
+    }
+}
+
+/// Exception code NT raises for a hardware vector (`KiXxxFault` → `STATUS_*`).
+pub fn exception_code(vector: u32) -> u32 {
+    match vector {
+        0 => 0xC000_0094, // STATUS_INTEGER_DIVIDE_BY_ZERO
+        1 => 0x8000_0004, // STATUS_SINGLE_STEP
+        3 => 0x8000_0003, // STATUS_BREAKPOINT
+        4 => 0xC000_0095, // STATUS_INTEGER_OVERFLOW
+        5 => 0xC000_008C, // STATUS_ARRAY_BOUNDS_EXCEEDED
+        6 => 0xC000_001D, // STATUS_ILLEGAL_INSTRUCTION
+        13 | 14 => 0xC000_0005, // STATUS_ACCESS_VIOLATION
+        17 => 0x8000_0002, // STATUS_DATATYPE_MISALIGNMENT
+        _ => 0xC000_0005,
+    }
+}
+
+/// Probe support for the boot tests: a probe stores its resume address here
+/// before executing a faulting instruction; the dispatcher records the fault
+/// in `KI_PROBE_*` and resumes there instead of bugchecking.
+#[no_mangle]
+pub static KI_PROBE_RESUME: AtomicU64 = AtomicU64::new(0);
+#[no_mangle]
+pub static KI_PROBE_RSP: AtomicU64 = AtomicU64::new(0);
+pub static KI_PROBE_VECTOR: AtomicU64 = AtomicU64::new(u64::MAX);
+pub static KI_PROBE_ERROR: AtomicU64 = AtomicU64::new(0);
+pub static KI_PROBE_CR2: AtomicU64 = AtomicU64::new(0);
+pub static KI_PROBE_RIP: AtomicU64 = AtomicU64::new(0);
+pub static KI_PROBE_HANDLER_RSP: AtomicU64 = AtomicU64::new(0);
+
+/// The Rust half of every trap (`KiDispatchException` for kernel mode).
+#[no_mangle]
+extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
+    frame.previous_mode = (frame.seg_cs & 1) as u8;
+    frame.previous_irql = crate::ke::irql();
+    let resume = KI_PROBE_RESUME.load(Ordering::SeqCst);
+    if resume != 0 {
+        let here: u64;
+        // SAFETY: reading RSP has no side effects.
+        unsafe { core::arch::asm!("mov {}, rsp", out(reg) here, options(nomem, nostack)) };
+        KI_PROBE_HANDLER_RSP.store(here, Ordering::SeqCst);
+        KI_PROBE_VECTOR.store(vector as u64, Ordering::SeqCst);
+        KI_PROBE_ERROR.store(frame.error_code, Ordering::SeqCst);
+        KI_PROBE_CR2.store(crate::hal::read_cr2(), Ordering::SeqCst);
+        KI_PROBE_RIP.store(frame.rip, Ordering::SeqCst);
+        KI_PROBE_RESUME.store(0, Ordering::SeqCst);
+        frame.rip = resume;
+        return;
+    }
+    match vector {
+        3 => {
+            // No debugger is attached over the wire; kd reports and continues.
+            crate::dbg_println!(
+                "Break instruction exception - code 80000003 (first chance) at {:#018x}",
+                frame.rip - 1
+            );
+        }
+        8 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, 8, frame.rsp, 0, 0),
+        14 => ke_bug_check_ex(
+            PAGE_FAULT_IN_NONPAGED_AREA,
+            crate::hal::read_cr2(),
+            (frame.error_code >> 1) & 1,
+            frame.rip,
+            0,
+        ),
+        2 | 18 | 255 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, vector as u64, 0, 0, 0),
+        _ => ke_bug_check_ex(
+            KMODE_EXCEPTION_NOT_HANDLED,
+            exception_code(vector) as u64,
+            frame.rip,
+            0,
+            if vector == 13 { u64::MAX } else { 0 },
+        ),
+    }
+}

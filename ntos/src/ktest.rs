@@ -1,0 +1,147 @@
+//! In-kernel boot tests (`/TESTS`): one `KTEST <name> PASS|FAIL <detail>`
+//! line each on the debug port, then isa-debug-exit 0x10 (all passed) or 0x11.
+
+use crate::ke::probe::*;
+use crate::ke::trap::*;
+use crate::ke::{self, gdt};
+use crate::{dbg_println, hal};
+use core::sync::atomic::Ordering;
+
+type TestResult = Result<(), &'static str>;
+
+fn check(cond: bool, why: &'static str) -> TestResult {
+    if cond {
+        Ok(())
+    } else {
+        Err(why)
+    }
+}
+
+/// Resets the probe record before a probe runs.
+fn arm() {
+    KI_PROBE_VECTOR.store(u64::MAX, Ordering::SeqCst);
+    KI_PROBE_ERROR.store(0, Ordering::SeqCst);
+    KI_PROBE_CR2.store(0, Ordering::SeqCst);
+}
+
+fn vector() -> u64 {
+    KI_PROBE_VECTOR.load(Ordering::SeqCst)
+}
+
+/// An address no page table maps (PML4 slot 0x1F2).
+const UNMAPPED: u64 = 0xFFFF_F900_0000_0000;
+
+const TESTS: &[(&str, fn() -> TestResult)] = &[
+    ("ke.gdt.layout", || {
+        let pcr = ke::ke_get_pcr();
+        // SAFETY: GdtBase points at the static GDT.
+        let g = unsafe { core::slice::from_raw_parts(pcr.gdt_base as *const u64, gdt::GDT_ENTRIES) };
+        check(g[2] == gdt::descriptor(0, 0, 0x9B, 2), "KGDT64_R0_CODE")?;
+        check(g[3] == gdt::descriptor(0, 0, 0x93, 4), "KGDT64_R0_DATA")?;
+        check(g[4] == gdt::descriptor(0, 0xFFFFF, 0xFB, 0xC), "KGDT64_R3_CMCODE")?;
+        check(g[5] == gdt::descriptor(0, 0xFFFFF, 0xF3, 0xC), "KGDT64_R3_DATA")?;
+        check(g[6] == gdt::descriptor(0, 0, 0xFB, 2), "KGDT64_R3_CODE")?;
+        check((g[8] >> 40) & 0xFF == 0x8B, "TSS not busy after LTR")?;
+        check(g[10] == gdt::descriptor(0, 0x3C00, 0xF3, 4), "KGDT64_R3_CMTEB")?;
+        let cs: u16;
+        // SAFETY: reads CS.
+        unsafe { core::arch::asm!("mov {0:x}, cs", out(reg) cs) };
+        check(cs == gdt::KGDT64_R0_CODE, "CS is not KGDT64_R0_CODE")
+    }),
+    ("ke.pcr.gsbase", || {
+        let pcr = ke::ke_get_pcr();
+        check(hal::rdmsr(ke::MSR_GS_BASE) == pcr.self_, "GS base != KPCR.Self")?;
+        check(pcr.current_prcb == pcr.self_ + 0x180, "Prcb not at KPCR+0x180")?;
+        check(hal::rdmsr(ke::MSR_KERNEL_GS_BASE) == 0, "KernelGsBase should hold the user GS (0)")
+    }),
+    ("ke.trap.divide_error", || {
+        arm();
+        // SAFETY: the probe faults and the dispatcher resumes it.
+        unsafe { KiProbeDivide() };
+        check(vector() == 0, "#DE not delivered to vector 0")?;
+        check(exception_code(0) == 0xC000_0094, "STATUS_INTEGER_DIVIDE_BY_ZERO")
+    }),
+    ("ke.trap.invalid_opcode", || {
+        arm();
+        // SAFETY: as above.
+        unsafe { KiProbeInvalidOpcode() };
+        check(vector() == 6, "#UD not delivered to vector 6")
+    }),
+    ("ke.trap.breakpoint", || {
+        arm();
+        // SAFETY: as above.
+        unsafe { KiProbeBreakpoint() };
+        check(vector() == 3, "#BP not delivered to vector 3")
+    }),
+    ("ke.trap.general_protection", || {
+        arm();
+        // SAFETY: a non-canonical read raises #GP, which the probe absorbs.
+        unsafe { KiProbeRead(0x8000_0000_0000_0000) };
+        check(vector() == 13, "#GP not delivered to vector 13")?;
+        check(KI_PROBE_ERROR.load(Ordering::SeqCst) == 0, "#GP error code should be 0")
+    }),
+    ("ke.trap.page_fault", || {
+        arm();
+        // SAFETY: reading an unmapped address raises #PF, which the probe absorbs.
+        unsafe { KiProbeRead(UNMAPPED + 0x123) };
+        check(vector() == 14, "#PF not delivered to vector 14")?;
+        check(KI_PROBE_CR2.load(Ordering::SeqCst) == UNMAPPED + 0x123, "CR2 is not the faulting address")?;
+        check(KI_PROBE_ERROR.load(Ordering::SeqCst) & 3 == 0, "error code should say not-present read")
+    }),
+    ("mm.kernel_code_write_protected", || {
+        arm();
+        let code = crate::KiSystemStartup as *const () as usize as u64;
+        // SAFETY: writing the kernel's own code page must fault (CR0.WP, read-only PTE).
+        unsafe { KiProbeWrite(code) };
+        check(vector() == 14, "write to .text did not fault")?;
+        check(KI_PROBE_ERROR.load(Ordering::SeqCst) & 3 == 3, "error code should say present + write")
+    }),
+    ("ke.trap.double_fault_ist", || {
+        arm();
+        // SAFETY: the probe runs with an unmapped stack; #DF arrives on IST1 and
+        // the dispatcher resumes at the probe's label, which restores RSP.
+        unsafe { KiProbeDoubleFault(UNMAPPED + 0x1000) };
+        check(vector() == 8, "#DF not delivered to vector 8")?;
+        let rsp = KI_PROBE_HANDLER_RSP.load(Ordering::SeqCst);
+        let ist_base = crate::loader_block().ist_stacks[0];
+        check(
+            rsp > ist_base && rsp <= ist_base + nt::arc::KERNEL_STACK_SIZE,
+            "#DF handler did not run on the IST1 stack",
+        )
+    }),
+    ("hal.acpi.fadt", || {
+        let a = crate::acpi().ok_or("no FADT found through the RSDP")?;
+        check(a.pm1a_control != 0, "FADT has no PM1a control block")
+    }),
+    ("ke.loader_block", || {
+        let lb = crate::loader_block();
+        // SAFETY: loader arrays stay mapped.
+        let (mds, mods) = unsafe { (lb.memory_descriptors(), lb.modules()) };
+        check(!mds.is_empty(), "no memory descriptors")?;
+        check(mds.iter().any(|d| d.memory_type == nt::arc::MemoryType::Free), "no free memory")?;
+        check(
+            mds.iter().any(|d| d.memory_type == nt::arc::MemoryType::SystemCode
+                && d.base_page * 4096 <= mods[0].physical_base
+                && (d.base_page + d.page_count) * 4096 > mods[0].physical_base),
+            "kernel image not described as SystemCode",
+        )?;
+        check(mods.first().map(|m| m.name()) == Some("ntoskrnl.exe"), "first module is not ntoskrnl.exe")?;
+        check(lb.tsc_frequency > 0, "TSC not calibrated")
+    }),
+];
+
+/// Runs every test and exits QEMU with the verdict.
+pub fn run_all() -> ! {
+    let mut failed = 0;
+    for (name, test) in TESTS {
+        match test() {
+            Ok(()) => dbg_println!("KTEST {name} PASS"),
+            Err(why) => {
+                failed += 1;
+                dbg_println!("KTEST {name} FAIL {why}");
+            }
+        }
+    }
+    dbg_println!("KTEST-SUMMARY {} passed, {} failed", TESTS.len() - failed, failed);
+    hal::debug_exit(if failed == 0 { 0x10 } else { 0x11 })
+}

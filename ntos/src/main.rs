@@ -1,0 +1,107 @@
+//! ntoskrnl.exe: the ntrs kernel and executive.
+//!
+//! `KiSystemStartup` is the image entry point winload jumps to with the
+//! loader parameter block (*Windows Internals*, Part 2, ch. 12, "Kernel
+//! initialization"). Phase 0 sets up this processor (GDT, TSS, IDT, KPCR),
+//! the debug port and the HAL's ACPI view; with nothing else to run yet, the
+//! boot processor then runs the in-kernel tests (`/TESTS`) or the kd shell.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod hal;
+pub mod kd;
+pub mod ke;
+pub mod ktest;
+
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use nt::arc::{LoaderParameterBlock, LOADER_BLOCK_SIGNATURE, LOADER_BLOCK_VERSION};
+
+static TEST_MODE: AtomicBool = AtomicBool::new(false);
+static LOADER_BLOCK: AtomicPtr<LoaderParameterBlock> = AtomicPtr::new(core::ptr::null_mut());
+static mut ACPI: Option<hal::AcpiInfo> = None;
+
+/// Whether this boot runs the in-kernel tests (`/TESTS` in the load options).
+pub fn test_mode() -> bool {
+    TEST_MODE.load(Ordering::Relaxed)
+}
+
+/// `KeLoaderBlock`: the block winload passed (valid for the whole boot; ntrs
+/// never frees loader memory yet).
+pub fn loader_block() -> &'static LoaderParameterBlock {
+    // SAFETY: set once in KiSystemStartup from the loader's (kept) MemoryData pages.
+    unsafe { &*LOADER_BLOCK.load(Ordering::Relaxed) }
+}
+
+/// The HAL's ACPI information, once phase 0 parsed it.
+pub fn acpi() -> Option<hal::AcpiInfo> {
+    // SAFETY: written once in phase 0 before any reader runs.
+    unsafe { *core::ptr::addr_of!(ACPI) }
+}
+
+/// Load options (`/TESTS /BENCH ...`), upper-cased by the loader convention.
+pub fn load_options() -> &'static str {
+    // SAFETY: the loader string lives in MemoryData pages that stay mapped.
+    unsafe { loader_block().load_options.as_str() }
+}
+
+/// The kernel entry point (`KiSystemStartup`), called by winload with RCX = loader block.
+///
+/// # Safety
+/// Only winload calls this, once, with a valid loader block and interrupts off.
+#[no_mangle]
+pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock) -> ! {
+    hal::serial_init();
+    dbg_println!("\nntrs kernel: KiSystemStartup");
+    // SAFETY: winload passes a pointer into the direct map; checked below.
+    let lb = unsafe { &*loader_block };
+    if lb.signature != LOADER_BLOCK_SIGNATURE || lb.version != LOADER_BLOCK_VERSION {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE0_INITIALIZATION_FAILED,
+            lb.signature,
+            lb.version as u64,
+            0,
+            0,
+        );
+    }
+    LOADER_BLOCK.store(loader_block, Ordering::Relaxed);
+    let opts = load_options();
+    TEST_MODE.store(opts.split_whitespace().any(|o| o.eq_ignore_ascii_case("/TESTS")), Ordering::Relaxed);
+    let ist = lb.ist_stacks.map(|b| b + nt::arc::KERNEL_STACK_SIZE);
+    // SAFETY: phase 0 on the boot processor with interrupts disabled.
+    unsafe { ke::ki_initialize_processor(ist, lb.kernel_stack) };
+    let acpi = hal::acpi_init(lb.acpi_rsdp);
+    // SAFETY: single writer in phase 0.
+    unsafe { *core::ptr::addr_of_mut!(ACPI) = acpi };
+    dbg_println!(
+        "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, options '{}'",
+        lb.memory_descriptor_count,
+        lb.load_order_count,
+        opts
+    );
+    if test_mode() {
+        ktest::run_all();
+    }
+    kd::kd_loop()
+}
+
+/// `DbgPrint`, exported for drivers: prints a NUL-terminated string (no format expansion yet).
+///
+/// # Safety
+/// `s` must point to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn DbgPrint(s: *const u8) -> u32 {
+    if s.is_null() {
+        return nt::status::STATUS_INVALID_PARAMETER.as_u32();
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    let c = unsafe { core::ffi::CStr::from_ptr(s.cast()) };
+    dbg_print!("{}", c.to_str().unwrap_or("<non-UTF-8 DbgPrint>"));
+    0
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    dbg_println!("\nntrs kernel panic: {info}");
+    ke::bugcheck::ke_bug_check_ex(nt::bugcheck::KMODE_EXCEPTION_NOT_HANDLED, 0xC000_0420, 0, 0, 0)
+}
