@@ -34,7 +34,8 @@ impl BootFileSystem for UefiVolume {
 pub fn find_system_volume() -> Result<UefiVolume, NtStatus> {
     let handles = boot::find_handles::<SimpleFileSystem>().map_err(|_| STATUS_NO_SUCH_DEVICE)?;
     for h in handles {
-        let Ok(proto): Result<ScopedProtocol<SimpleFileSystem>, _> = boot::open_protocol_exclusive(h)
+        let Ok(proto): Result<ScopedProtocol<SimpleFileSystem>, _> =
+            boot::open_protocol_exclusive(h)
         else {
             continue;
         };

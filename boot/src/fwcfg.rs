@@ -12,14 +12,18 @@ const FW_CFG_FILE_DIR: u16 = 0x0019;
 
 fn select(key: u16) {
     // SAFETY: writing the fw_cfg selector port only changes which item the data port reads.
-    unsafe { core::arch::asm!("out dx, ax", in("dx") SELECTOR, in("ax") key, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("out dx, ax", in("dx") SELECTOR, in("ax") key, options(nomem, nostack))
+    };
 }
 
 fn read_bytes(buf: &mut [u8]) {
     for b in buf {
         let v: u8;
         // SAFETY: reading the fw_cfg data port returns the next byte of the selected item.
-        unsafe { core::arch::asm!("in al, dx", in("dx") DATA, out("al") v, options(nomem, nostack)) };
+        unsafe {
+            core::arch::asm!("in al, dx", in("dx") DATA, out("al") v, options(nomem, nostack))
+        };
         *b = v;
     }
 }

@@ -11,28 +11,38 @@ pub const DEBUG_EXIT_PORT: u16 = 0xF4;
 
 pub fn outb(port: u16, v: u8) {
     // SAFETY: port I/O to devices this kernel owns (serial, ACPI, debug exit).
-    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    };
 }
 pub fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: reading a device port has no memory effects.
-    unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 pub fn outw(port: u16, v: u16) {
     // SAFETY: as for `outb`.
-    unsafe { core::arch::asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack, preserves_flags))
+    };
 }
 pub fn outl(port: u16, v: u32) {
     // SAFETY: as for `outb`.
-    unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: callers read architectural MSRs that exist on every x86-64 CPU;
     // a missing MSR raises #GP, which the trap handler reports.
-    unsafe { core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack))
+    };
     (hi as u64) << 32 | lo as u64
 }
 
@@ -216,7 +226,14 @@ pub fn acpi_init(rsdp: u64) -> Option<AcpiInfo> {
             i += 1;
         }
     }
-    Some(AcpiInfo { fadt, dsdt, pm1a_control, slp_typ_s5, reset_port, reset_value })
+    Some(AcpiInfo {
+        fadt,
+        dsdt,
+        pm1a_control,
+        slp_typ_s5,
+        reset_port,
+        reset_value,
+    })
 }
 
 /// Powers the machine off through ACPI S5 (`HalReturnToFirmware(HalPowerDownRoutine)`).
@@ -224,6 +241,11 @@ pub fn power_off(info: Option<AcpiInfo>) -> ! {
     if let Some(a) = info {
         if a.pm1a_control != 0 {
             outw(a.pm1a_control, (a.slp_typ_s5 << 10) | (1 << 13));
+            // The power-off takes effect asynchronously: give it time before
+            // reporting failure.
+            for _ in 0..50_000_000u64 {
+                core::hint::spin_loop();
+            }
         }
     }
     crate::dbg_println!("HAL: ACPI power-off failed");
@@ -232,7 +254,9 @@ pub fn power_off(info: Option<AcpiInfo>) -> ! {
 
 /// Resets the machine (`HalReturnToFirmware(HalRebootRoutine)`).
 pub fn reboot(info: Option<AcpiInfo>) -> ! {
-    let (port, value) = info.map(|a| (a.reset_port, a.reset_value)).unwrap_or((0xCF9, 0x06));
+    let (port, value) = info
+        .map(|a| (a.reset_port, a.reset_value))
+        .unwrap_or((0xCF9, 0x06));
     outb(port, value);
     outb(0x64, 0xFE);
     halt_forever()

@@ -29,11 +29,9 @@ fn read_line(buf: &mut [u8; 256]) -> &str {
                 dbg_println!();
                 break;
             }
-            0x08 | 0x7F => {
-                if n > 0 {
-                    n -= 1;
-                    dbg_print!("\x08 \x08");
-                }
+            0x08 | 0x7F if n > 0 => {
+                n -= 1;
+                dbg_print!("\x08 \x08");
             }
             c if (0x20..0x7F).contains(&c) && n < buf.len() => {
                 buf[n] = c;
@@ -51,7 +49,10 @@ pub fn kd_loop() -> ! {
     if FIRST_PROMPT.swap(false, Ordering::SeqCst) {
         let ms = ms_since_handoff();
         dbg_println!("ntrs: firmware hand-off to kd prompt: {ms} ms");
-        if crate::load_options().split_whitespace().any(|o| o.eq_ignore_ascii_case("/BENCH")) {
+        if crate::load_options()
+            .split_whitespace()
+            .any(|o| o.eq_ignore_ascii_case("/BENCH"))
+        {
             dbg_println!("BENCH boot_to_kd_prompt {ms} ms");
         }
     }
@@ -64,7 +65,10 @@ pub fn kd_loop() -> ! {
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
-    let s = s.trim_start_matches("0x").trim_start_matches("0X").replace_backtick();
+    let s = s
+        .trim_start_matches("0x")
+        .trim_start_matches("0X")
+        .replace_backtick();
     u64::from_str_radix(s.as_str(), 16).ok()
 }
 
@@ -110,12 +114,18 @@ pub fn execute(line: &str) {
         "!pcr" => pcr(args[0].and_then(|a| a.parse().ok()).unwrap_or(0)),
         "r" => registers(),
         "lm" => lm(),
-        "!irql" => dbg_println!("Debugger saved IRQL for processor 0x0 -- {} ({})", ke::irql(), irql_name(ke::irql())),
+        "!irql" => dbg_println!(
+            "Debugger saved IRQL for processor 0x0 -- {} ({})",
+            ke::irql(),
+            irql_name(ke::irql())
+        ),
         "rdmsr" => match args[0].and_then(parse_hex) {
             Some(m) => dbg_println!("msr[{:x}] = {}", m, Q(hal::rdmsr(m as u32))),
             None => dbg_println!("usage: rdmsr <msr>"),
         },
-        ".crash" => ke::bugcheck::ke_bug_check_ex(nt::bugcheck::MANUALLY_INITIATED_CRASH, 0, 0, 0, 0),
+        ".crash" => {
+            ke::bugcheck::ke_bug_check_ex(nt::bugcheck::MANUALLY_INITIATED_CRASH, 0, 0, 0, 0)
+        }
         "!memusage" | "!loaderblock" => memory_map(),
         "shutdown" => {
             dbg_println!("Shutting down.");
@@ -162,7 +172,8 @@ fn dg(first: Option<u64>, last: Option<u64>) {
     let last = last.unwrap_or(first);
     let pcr = ke::ke_get_pcr();
     // SAFETY: GdtBase points at this processor's static GDT of GDT_ENTRIES entries.
-    let table = unsafe { core::slice::from_raw_parts(pcr.gdt_base as *const u64, gdt::GDT_ENTRIES) };
+    let table =
+        unsafe { core::slice::from_raw_parts(pcr.gdt_base as *const u64, gdt::GDT_ENTRIES) };
     dbg_println!("                                                    P Si Gr Pr Lo");
     dbg_println!("Sel        Base              Limit          Type    l ze an es ng Flags");
     dbg_println!("---- ----------------- ----------------- ---------- - -- -- -- -- --------");
@@ -212,7 +223,17 @@ fn pcr(n: u32) {
 }
 
 fn registers() {
-    let (rsp, rbp, rflags, cs, ss, ds, cr0, cr3, cr4): (u64, u64, u64, u64, u64, u64, u64, u64, u64);
+    let (rsp, rbp, rflags, cs, ss, ds, cr0, cr3, cr4): (
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+    );
     // SAFETY: reads registers only.
     unsafe {
         core::arch::asm!(
@@ -240,7 +261,11 @@ fn lm() {
     dbg_println!("start             end                 module name");
     // SAFETY: the module array lives in loader MemoryData pages that stay mapped.
     for m in unsafe { crate::loader_block().modules() } {
-        let short = if m.name().eq_ignore_ascii_case("ntoskrnl.exe") { "nt" } else { m.name().trim_end_matches(".sys") };
+        let short = if m.name().eq_ignore_ascii_case("ntoskrnl.exe") {
+            "nt"
+        } else {
+            m.name().trim_end_matches(".sys")
+        };
         dbg_println!(
             "{} {}   {:<10} {}",
             Q(m.dll_base),
@@ -256,6 +281,11 @@ fn memory_map() {
     dbg_println!("Base       Pages      Type");
     // SAFETY: the descriptor array lives in loader MemoryData pages that stay mapped.
     for d in unsafe { lb.memory_descriptors() } {
-        dbg_println!("{:010x} {:010x} {}", d.base_page, d.page_count, d.memory_type.name());
+        dbg_println!(
+            "{:010x} {:010x} {}",
+            d.base_page,
+            d.page_count,
+            d.memory_type.name()
+        );
     }
 }

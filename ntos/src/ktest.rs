@@ -8,6 +8,8 @@ use crate::{dbg_println, hal};
 use core::sync::atomic::Ordering;
 
 type TestResult = Result<(), &'static str>;
+/// A named boot test.
+type Test = (&'static str, fn() -> TestResult);
 
 fn check(cond: bool, why: &'static str) -> TestResult {
     if cond {
@@ -31,18 +33,28 @@ fn vector() -> u64 {
 /// An address no page table maps (PML4 slot 0x1F2).
 const UNMAPPED: u64 = 0xFFFF_F900_0000_0000;
 
-const TESTS: &[(&str, fn() -> TestResult)] = &[
+const TESTS: &[Test] = &[
     ("ke.gdt.layout", || {
         let pcr = ke::ke_get_pcr();
         // SAFETY: GdtBase points at the static GDT.
-        let g = unsafe { core::slice::from_raw_parts(pcr.gdt_base as *const u64, gdt::GDT_ENTRIES) };
+        let g =
+            unsafe { core::slice::from_raw_parts(pcr.gdt_base as *const u64, gdt::GDT_ENTRIES) };
         check(g[2] == gdt::descriptor(0, 0, 0x9B, 2), "KGDT64_R0_CODE")?;
         check(g[3] == gdt::descriptor(0, 0, 0x93, 4), "KGDT64_R0_DATA")?;
-        check(g[4] == gdt::descriptor(0, 0xFFFFF, 0xFB, 0xC), "KGDT64_R3_CMCODE")?;
-        check(g[5] == gdt::descriptor(0, 0xFFFFF, 0xF3, 0xC), "KGDT64_R3_DATA")?;
+        check(
+            g[4] == gdt::descriptor(0, 0xFFFFF, 0xFB, 0xC),
+            "KGDT64_R3_CMCODE",
+        )?;
+        check(
+            g[5] == gdt::descriptor(0, 0xFFFFF, 0xF3, 0xC),
+            "KGDT64_R3_DATA",
+        )?;
         check(g[6] == gdt::descriptor(0, 0, 0xFB, 2), "KGDT64_R3_CODE")?;
         check((g[8] >> 40) & 0xFF == 0x8B, "TSS not busy after LTR")?;
-        check(g[10] == gdt::descriptor(0, 0x3C00, 0xF3, 4), "KGDT64_R3_CMTEB")?;
+        check(
+            g[10] == gdt::descriptor(0, 0x3C00, 0xF3, 4),
+            "KGDT64_R3_CMTEB",
+        )?;
         let cs: u16;
         // SAFETY: reads CS.
         unsafe { core::arch::asm!("mov {0:x}, cs", out(reg) cs) };
@@ -50,16 +62,28 @@ const TESTS: &[(&str, fn() -> TestResult)] = &[
     }),
     ("ke.pcr.gsbase", || {
         let pcr = ke::ke_get_pcr();
-        check(hal::rdmsr(ke::MSR_GS_BASE) == pcr.self_, "GS base != KPCR.Self")?;
-        check(pcr.current_prcb == pcr.self_ + 0x180, "Prcb not at KPCR+0x180")?;
-        check(hal::rdmsr(ke::MSR_KERNEL_GS_BASE) == 0, "KernelGsBase should hold the user GS (0)")
+        check(
+            hal::rdmsr(ke::MSR_GS_BASE) == pcr.self_,
+            "GS base != KPCR.Self",
+        )?;
+        check(
+            pcr.current_prcb == pcr.self_ + 0x180,
+            "Prcb not at KPCR+0x180",
+        )?;
+        check(
+            hal::rdmsr(ke::MSR_KERNEL_GS_BASE) == 0,
+            "KernelGsBase should hold the user GS (0)",
+        )
     }),
     ("ke.trap.divide_error", || {
         arm();
         // SAFETY: the probe faults and the dispatcher resumes it.
         unsafe { KiProbeDivide() };
         check(vector() == 0, "#DE not delivered to vector 0")?;
-        check(exception_code(0) == 0xC000_0094, "STATUS_INTEGER_DIVIDE_BY_ZERO")
+        check(
+            exception_code(0) == 0xC000_0094,
+            "STATUS_INTEGER_DIVIDE_BY_ZERO",
+        )
     }),
     ("ke.trap.invalid_opcode", || {
         arm();
@@ -78,15 +102,24 @@ const TESTS: &[(&str, fn() -> TestResult)] = &[
         // SAFETY: a non-canonical read raises #GP, which the probe absorbs.
         unsafe { KiProbeRead(0x8000_0000_0000_0000) };
         check(vector() == 13, "#GP not delivered to vector 13")?;
-        check(KI_PROBE_ERROR.load(Ordering::SeqCst) == 0, "#GP error code should be 0")
+        check(
+            KI_PROBE_ERROR.load(Ordering::SeqCst) == 0,
+            "#GP error code should be 0",
+        )
     }),
     ("ke.trap.page_fault", || {
         arm();
         // SAFETY: reading an unmapped address raises #PF, which the probe absorbs.
         unsafe { KiProbeRead(UNMAPPED + 0x123) };
         check(vector() == 14, "#PF not delivered to vector 14")?;
-        check(KI_PROBE_CR2.load(Ordering::SeqCst) == UNMAPPED + 0x123, "CR2 is not the faulting address")?;
-        check(KI_PROBE_ERROR.load(Ordering::SeqCst) & 3 == 0, "error code should say not-present read")
+        check(
+            KI_PROBE_CR2.load(Ordering::SeqCst) == UNMAPPED + 0x123,
+            "CR2 is not the faulting address",
+        )?;
+        check(
+            KI_PROBE_ERROR.load(Ordering::SeqCst) & 3 == 0,
+            "error code should say not-present read",
+        )
     }),
     ("mm.kernel_code_write_protected", || {
         arm();
@@ -94,7 +127,10 @@ const TESTS: &[(&str, fn() -> TestResult)] = &[
         // SAFETY: writing the kernel's own code page must fault (CR0.WP, read-only PTE).
         unsafe { KiProbeWrite(code) };
         check(vector() == 14, "write to .text did not fault")?;
-        check(KI_PROBE_ERROR.load(Ordering::SeqCst) & 3 == 3, "error code should say present + write")
+        check(
+            KI_PROBE_ERROR.load(Ordering::SeqCst) & 3 == 3,
+            "error code should say present + write",
+        )
     }),
     ("ke.trap.double_fault_ist", || {
         arm();
@@ -118,14 +154,23 @@ const TESTS: &[(&str, fn() -> TestResult)] = &[
         // SAFETY: loader arrays stay mapped.
         let (mds, mods) = unsafe { (lb.memory_descriptors(), lb.modules()) };
         check(!mds.is_empty(), "no memory descriptors")?;
-        check(mds.iter().any(|d| d.memory_type == nt::arc::MemoryType::Free), "no free memory")?;
         check(
-            mds.iter().any(|d| d.memory_type == nt::arc::MemoryType::SystemCode
-                && d.base_page * 4096 <= mods[0].physical_base
-                && (d.base_page + d.page_count) * 4096 > mods[0].physical_base),
+            mds.iter()
+                .any(|d| d.memory_type == nt::arc::MemoryType::Free),
+            "no free memory",
+        )?;
+        check(
+            mds.iter().any(|d| {
+                d.memory_type == nt::arc::MemoryType::SystemCode
+                    && d.base_page * 4096 <= mods[0].physical_base
+                    && (d.base_page + d.page_count) * 4096 > mods[0].physical_base
+            }),
             "kernel image not described as SystemCode",
         )?;
-        check(mods.first().map(|m| m.name()) == Some("ntoskrnl.exe"), "first module is not ntoskrnl.exe")?;
+        check(
+            mods.first().map(|m| m.name()) == Some("ntoskrnl.exe"),
+            "first module is not ntoskrnl.exe",
+        )?;
         check(lb.tsc_frequency > 0, "TSC not calibrated")
     }),
 ];
@@ -142,6 +187,10 @@ pub fn run_all() -> ! {
             }
         }
     }
-    dbg_println!("KTEST-SUMMARY {} passed, {} failed", TESTS.len() - failed, failed);
+    dbg_println!(
+        "KTEST-SUMMARY {} passed, {} failed",
+        TESTS.len() - failed,
+        failed
+    );
     hal::debug_exit(if failed == 0 { 0x10 } else { 0x11 })
 }

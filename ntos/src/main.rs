@@ -66,7 +66,11 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     }
     LOADER_BLOCK.store(loader_block, Ordering::Relaxed);
     let opts = load_options();
-    TEST_MODE.store(opts.split_whitespace().any(|o| o.eq_ignore_ascii_case("/TESTS")), Ordering::Relaxed);
+    TEST_MODE.store(
+        opts.split_whitespace()
+            .any(|o| o.eq_ignore_ascii_case("/TESTS")),
+        Ordering::Relaxed,
+    );
     let ist = lb.ist_stacks.map(|b| b + nt::arc::KERNEL_STACK_SIZE);
     // SAFETY: phase 0 on the boot processor with interrupts disabled.
     unsafe { ke::ki_initialize_processor(ist, lb.kernel_stack) };
@@ -103,5 +107,11 @@ pub unsafe extern "C" fn DbgPrint(s: *const u8) -> u32 {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     dbg_println!("\nntrs kernel panic: {info}");
-    ke::bugcheck::ke_bug_check_ex(nt::bugcheck::KMODE_EXCEPTION_NOT_HANDLED, 0xC000_0420, 0, 0, 0)
+    ke::bugcheck::ke_bug_check_ex(
+        nt::bugcheck::KMODE_EXCEPTION_NOT_HANDLED,
+        0xC000_0420,
+        0,
+        0,
+        0,
+    )
 }

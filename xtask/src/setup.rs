@@ -8,7 +8,7 @@ use std::process::Command;
 const PACKAGES: &[(&str, &str)] = &[
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"),
-    ("/usr/bin/mkntfs", "ntfs-3g"),
+    ("/usr/bin/ntfscat", "ntfs-3g"),
     ("/usr/bin/hivexsh", "libhivex-bin"),
     ("/usr/bin/mdir", "mtools"),
 ];

@@ -11,8 +11,8 @@ use alloc::format;
 use bootlib::fs::{find_system_volume, BootFileSystem};
 use uefi::boot::{self as uboot, LoadImageSource};
 use uefi::prelude::*;
-use uefi::proto::loaded_image::LoadedImage;
 use uefi::println;
+use uefi::proto::loaded_image::LoadedImage;
 
 #[entry]
 fn main() -> Status {
@@ -36,7 +36,10 @@ fn main() -> Status {
     drop(vol);
     let child = match uboot::load_image(
         uboot::image_handle(),
-        LoadImageSource::FromBuffer { buffer: &winload, file_path: None },
+        LoadImageSource::FromBuffer {
+            buffer: &winload,
+            file_path: None,
+        },
     ) {
         Ok(h) => h,
         Err(e) => {
@@ -45,7 +48,8 @@ fn main() -> Status {
         }
     };
     // Hand the firmware hand-off time to winload through its load options.
-    let opts: &'static str = alloc::boxed::Box::leak(format!("handoff_tsc={handoff_tsc}\0").into_boxed_str());
+    let opts: &'static str =
+        alloc::boxed::Box::leak(format!("handoff_tsc={handoff_tsc}\0").into_boxed_str());
     if let Ok(mut li) = uboot::open_protocol_exclusive::<LoadedImage>(child) {
         // SAFETY: `opts` is leaked, so it outlives the child image.
         unsafe { li.set_load_options(opts.as_ptr(), opts.len() as u32) };

@@ -32,8 +32,8 @@ fn efi_type(t: MemoryType) -> EfiType {
 }
 
 fn alloc_pages(t: MemoryType, pages: usize) -> u64 {
-    let p: NonNull<u8> = uboot::allocate_pages(AllocateType::AnyPages, efi_type(t), pages)
-        .expect("out of memory");
+    let p: NonNull<u8> =
+        uboot::allocate_pages(AllocateType::AnyPages, efi_type(t), pages).expect("out of memory");
     let a = p.as_ptr() as u64;
     // SAFETY: freshly allocated, identity-mapped pages of the requested size.
     unsafe { core::ptr::write_bytes(a as *mut u8, 0, pages * PAGE as usize) };
@@ -101,14 +101,20 @@ fn translate(t: EfiType) -> MemoryType {
 
 fn leak_str(s: &str) -> LoaderString {
     let v: &'static mut [u8] = alloc::boxed::Box::leak(Vec::from(s.as_bytes()).into_boxed_slice());
-    LoaderString { ptr: v.as_ptr() as u64 + PHYSICAL_MAP_BASE, len: v.len() as u64 }
+    LoaderString {
+        ptr: v.as_ptr() as u64 + PHYSICAL_MAP_BASE,
+        len: v.len() as u64,
+    }
 }
 
 fn handoff_tsc() -> Option<u64> {
     let li = uboot::open_protocol_exclusive::<LoadedImage>(uboot::image_handle()).ok()?;
     let bytes = li.load_options_as_bytes()?;
     let s = core::str::from_utf8(bytes).ok()?;
-    s.trim_end_matches('\0').strip_prefix("handoff_tsc=")?.parse().ok()
+    s.trim_end_matches('\0')
+        .strip_prefix("handoff_tsc=")?
+        .parse()
+        .ok()
 }
 
 #[entry]
@@ -148,27 +154,35 @@ fn main() -> Status {
     let image_pages = (pe.size_of_image as u64).div_ceil(PAGE) as usize;
     let image_pa = alloc_pages(MemoryType::SystemCode, image_pages);
     // SAFETY: `image_pa` is `image_pages` freshly allocated identity-mapped pages.
-    let image = unsafe { core::slice::from_raw_parts_mut(image_pa as *mut u8, image_pages * PAGE as usize) };
+    let image = unsafe {
+        core::slice::from_raw_parts_mut(image_pa as *mut u8, image_pages * PAGE as usize)
+    };
     if let Err(s) = pe.load(image, KERNEL_IMAGE_BASE) {
         println!("winload: cannot relocate ntoskrnl.exe ({s})");
         return Status::LOAD_ERROR;
     }
-    if let Err(s) = pe::bind_imports(image, pe.directory(pe::IMAGE_DIRECTORY_ENTRY_IMPORT), |_| {
-        Err(nt::status::STATUS_DLL_NOT_FOUND)
-    }) {
+    if let Err(s) = pe::bind_imports(
+        image,
+        pe.directory(pe::IMAGE_DIRECTORY_ENTRY_IMPORT),
+        |_| Err(nt::status::STATUS_DLL_NOT_FOUND),
+    ) {
         println!("winload: ntoskrnl.exe has unresolved imports ({s})");
         return Status::LOAD_ERROR;
     }
 
     let stack_pages = (KERNEL_STACK_SIZE / PAGE) as usize;
     let kernel_stack = alloc_pages(MemoryType::StartupKernelStack, stack_pages);
-    let ist: [u64; 3] = core::array::from_fn(|_| alloc_pages(MemoryType::StartupPanicStack, stack_pages));
+    let ist: [u64; 3] =
+        core::array::from_fn(|_| alloc_pages(MemoryType::StartupPanicStack, stack_pages));
 
     // ACPI RSDP.
     let acpi_rsdp = uefi::system::with_config_table(|t| {
         t.iter()
             .find(|e| e.guid == uefi::table::cfg::ConfigTableEntry::ACPI2_GUID)
-            .or_else(|| t.iter().find(|e| e.guid == uefi::table::cfg::ConfigTableEntry::ACPI_GUID))
+            .or_else(|| {
+                t.iter()
+                    .find(|e| e.guid == uefi::table::cfg::ConfigTableEntry::ACPI_GUID)
+            })
             .map(|e| e.address as u64)
             .unwrap_or(0)
     });
@@ -186,7 +200,11 @@ fn main() -> Status {
                 width: w as u32,
                 height: hgt as u32,
                 pixels_per_scan_line: mode.stride() as u32,
-                format: if mode.pixel_format() == PixelFormat::Rgb { 0 } else { 1 },
+                format: if mode.pixel_format() == PixelFormat::Rgb {
+                    0
+                } else {
+                    1
+                },
             };
         }
     }
@@ -212,10 +230,12 @@ fn main() -> Status {
     }
     for page in 0..image_pages as u64 {
         let rva = page * PAGE;
-        let sec = pe
-            .sections
-            .iter()
-            .find(|s| rva >= s.virtual_address as u64 && rva < (s.virtual_address as u64 + s.virtual_size.max(1) as u64).next_multiple_of(PAGE));
+        let sec = pe.sections.iter().find(|s| {
+            rva >= s.virtual_address as u64
+                && rva
+                    < (s.virtual_address as u64 + s.virtual_size.max(1) as u64)
+                        .next_multiple_of(PAGE)
+        });
         let flags = match sec {
             Some(s) if s.characteristics & pe::IMAGE_SCN_MEM_EXECUTE != 0 => PTE_G,
             Some(s) if s.characteristics & pe::IMAGE_SCN_MEM_WRITE != 0 => PTE_G | PTE_W | PTE_NX,
@@ -239,28 +259,29 @@ fn main() -> Status {
     };
     module.base_dll_name[..name.len()].copy_from_slice(name);
     let modules: &'static mut [LoadedModule] = Vec::from([module]).leak();
-    let block: &'static mut LoaderParameterBlock = alloc::boxed::Box::leak(alloc::boxed::Box::new(LoaderParameterBlock {
-        signature: LOADER_BLOCK_SIGNATURE,
-        version: LOADER_BLOCK_VERSION,
-        size: core::mem::size_of::<LoaderParameterBlock>() as u32,
-        memory_descriptors: 0,
-        memory_descriptor_count: 0,
-        load_order: modules.as_ptr() as u64 + PHYSICAL_MAP_BASE,
-        load_order_count: modules.len() as u64,
-        kernel_stack: kernel_stack + KERNEL_STACK_SIZE + PHYSICAL_MAP_BASE,
-        ist_stacks: ist.map(|s| s + PHYSICAL_MAP_BASE),
-        load_options: leak_str(&load_options),
-        arc_boot_device_name: leak_str("multi(0)disk(0)rdisk(0)partition(2)"),
-        nt_boot_path_name: leak_str("\\Windows\\"),
-        registry_base: 0,
-        registry_length: 0,
-        acpi_rsdp,
-        framebuffer,
-        pml4_physical: pml4,
-        tsc_frequency,
-        firmware_handoff_tsc: handoff,
-        physical_map_size: max_pa,
-    }));
+    let block: &'static mut LoaderParameterBlock =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(LoaderParameterBlock {
+            signature: LOADER_BLOCK_SIGNATURE,
+            version: LOADER_BLOCK_VERSION,
+            size: core::mem::size_of::<LoaderParameterBlock>() as u32,
+            memory_descriptors: 0,
+            memory_descriptor_count: 0,
+            load_order: modules.as_ptr() as u64 + PHYSICAL_MAP_BASE,
+            load_order_count: modules.len() as u64,
+            kernel_stack: kernel_stack + KERNEL_STACK_SIZE + PHYSICAL_MAP_BASE,
+            ist_stacks: ist.map(|s| s + PHYSICAL_MAP_BASE),
+            load_options: leak_str(&load_options),
+            arc_boot_device_name: leak_str("multi(0)disk(0)rdisk(0)partition(2)"),
+            nt_boot_path_name: leak_str("\\Windows\\"),
+            registry_base: 0,
+            registry_length: 0,
+            acpi_rsdp,
+            framebuffer,
+            pml4_physical: pml4,
+            tsc_frequency,
+            firmware_handoff_tsc: handoff,
+            physical_map_size: max_pa,
+        }));
     let entry = KERNEL_IMAGE_BASE + pe.address_of_entry_point as u64;
     drop(file);
 

@@ -83,7 +83,11 @@ pub fn decode(d: u64, next: u64) -> DecodedSegment {
     let mut base = ((d >> 16) & 0xFF_FFFF) | ((d >> 56) << 24);
     let raw_limit = (d & 0xFFFF) | ((d >> 48) & 0xF) << 16;
     let granular = flags4 & 0x8 != 0;
-    let limit = if granular { (raw_limit << 12) | 0xFFF } else { raw_limit };
+    let limit = if granular {
+        (raw_limit << 12) | 0xFFF
+    } else {
+        raw_limit
+    };
     let type_name = if !system {
         let accessed = ty & 1 != 0;
         if ty & 0x8 != 0 {

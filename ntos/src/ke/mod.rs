@@ -155,8 +155,14 @@ pub unsafe fn ki_initialize_processor(ist_tops: [u64; 3], kernel_stack_top: u64)
     pcr.prcb.number = 0;
     pcr.prcb.rsp_base = kernel_stack_top;
 
-    let gdtr = DescriptorTablePointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: block.gdt.as_ptr() as u64 };
-    let idtr = DescriptorTablePointer { limit: (256 * 16 - 1) as u16, base: block.idt.as_ptr() as u64 };
+    let gdtr = DescriptorTablePointer {
+        limit: (GDT_ENTRIES * 8 - 1) as u16,
+        base: block.gdt.as_ptr() as u64,
+    };
+    let idtr = DescriptorTablePointer {
+        limit: (256 * 16 - 1) as u16,
+        base: block.idt.as_ptr() as u64,
+    };
     // SAFETY: the GDT/IDT are static and fully built; reloading CS through a
     // far return and the data selectors uses the layout above; LTR marks the TSS busy.
     unsafe {

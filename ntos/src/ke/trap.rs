@@ -203,14 +203,14 @@ pub fn build_idt(idt: &mut [KIdtEntry64; 256]) {
 /// Exception code NT raises for a hardware vector (`KiXxxFault` → `STATUS_*`).
 pub fn exception_code(vector: u32) -> u32 {
     match vector {
-        0 => 0xC000_0094, // STATUS_INTEGER_DIVIDE_BY_ZERO
-        1 => 0x8000_0004, // STATUS_SINGLE_STEP
-        3 => 0x8000_0003, // STATUS_BREAKPOINT
-        4 => 0xC000_0095, // STATUS_INTEGER_OVERFLOW
-        5 => 0xC000_008C, // STATUS_ARRAY_BOUNDS_EXCEEDED
-        6 => 0xC000_001D, // STATUS_ILLEGAL_INSTRUCTION
+        0 => 0xC000_0094,       // STATUS_INTEGER_DIVIDE_BY_ZERO
+        1 => 0x8000_0004,       // STATUS_SINGLE_STEP
+        3 => 0x8000_0003,       // STATUS_BREAKPOINT
+        4 => 0xC000_0095,       // STATUS_INTEGER_OVERFLOW
+        5 => 0xC000_008C,       // STATUS_ARRAY_BOUNDS_EXCEEDED
+        6 => 0xC000_001D,       // STATUS_ILLEGAL_INSTRUCTION
         13 | 14 => 0xC000_0005, // STATUS_ACCESS_VIOLATION
-        17 => 0x8000_0002, // STATUS_DATATYPE_MISALIGNMENT
+        17 => 0x8000_0002,      // STATUS_DATATYPE_MISALIGNMENT
         _ => 0xC000_0005,
     }
 }
