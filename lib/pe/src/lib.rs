@@ -397,5 +397,21 @@ pub fn bind_imports(
     Ok(())
 }
 
+/// Runs every parser over `data` (the fuzz target and the corpus replay test
+/// share this): parse, map, relocate to a kernel address, list exports and
+/// imports. Errors are fine; panics are bugs.
+pub fn fuzz_one(data: &[u8]) {
+    let Ok(pe) = PeFile::parse(data) else { return };
+    if pe.size_of_image > 16 << 20 {
+        return;
+    }
+    let mut image = alloc::vec![0u8; pe.size_of_image as usize];
+    if pe.load(&mut image, 0xFFFF_F800_0040_0000).is_err() {
+        return;
+    }
+    let _ = exports(&image, pe.directory(IMAGE_DIRECTORY_ENTRY_EXPORT));
+    let _ = bind_imports(&mut image, pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT), |_| Ok(0));
+}
+
 #[cfg(test)]
 mod tests;
