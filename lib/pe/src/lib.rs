@@ -410,7 +410,11 @@ pub fn fuzz_one(data: &[u8]) {
         return;
     }
     let _ = exports(&image, pe.directory(IMAGE_DIRECTORY_ENTRY_EXPORT));
-    let _ = bind_imports(&mut image, pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT), |_| Ok(0));
+    let _ = bind_imports(
+        &mut image,
+        pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT),
+        |_| Ok(0),
+    );
 }
 
 #[cfg(test)]

@@ -190,5 +190,8 @@ fn seed_corpus_matches_builder() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/pe_load");
     let seed = build(&[0xC3; 16], &[]);
     let on_disk = std::fs::read(dir.join("seed-minimal.bin")).unwrap();
-    assert_eq!(on_disk, seed, "regenerate seed-minimal.bin if the builder changed");
+    assert_eq!(
+        on_disk, seed,
+        "regenerate seed-minimal.bin if the builder changed"
+    );
 }
