@@ -127,6 +127,7 @@ pub fn execute(line: &str) {
             ke::bugcheck::ke_bug_check_ex(nt::bugcheck::MANUALLY_INITIATED_CRASH, 0, 0, 0, 0)
         }
         "!memusage" | "!loaderblock" => memory_map(),
+        "!object" => crate::ob::kd_object(args[0].unwrap_or("\\")),
         "shutdown" => {
             dbg_println!("Shutting down.");
             hal::power_off(crate::acpi())
@@ -148,6 +149,7 @@ fn help() {
     dbg_println!("  !irql               current IRQL");
     dbg_println!("  rdmsr <msr>         read a model-specific register");
     dbg_println!("  !memusage           loader memory descriptors by type");
+    dbg_println!("  !object [path]      an object, or a directory's entries (default \\)");
     dbg_println!("  .crash              bugcheck 0xE2 MANUALLY_INITIATED_CRASH");
     dbg_println!("  shutdown | reboot   ACPI power off / reset");
 }

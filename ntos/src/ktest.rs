@@ -149,6 +149,61 @@ const TESTS: &[Test] = &[
         let a = crate::acpi().ok_or("no FADT found through the RSDP")?;
         check(a.pm1a_control != 0, "FADT has no PM1a control block")
     }),
+    ("ob.named_objects", || {
+        use ::ob::namespace::{Body, Lookup};
+        crate::ob::with_namespace(|ns| {
+            let event = (0..64u16)
+                .find(|&t| ns.object_type(t).is_some_and(|ty| ty.name == "Event"))
+                .ok_or("Event type not registered")?;
+            let (id, st) = ns
+                .insert("\\BaseNamedObjects\\KTestEvent", 0, event, Body::Opaque)
+                .map_err(|_| "create failed")?;
+            check(st == nt::status::STATUS_SUCCESS, "create status")?;
+            ns.open_handle(id).map_err(|_| "open handle")?;
+            ns.dereference(id, false).map_err(|_| "deref")?;
+            let found = ns.lookup(
+                "\\basenamedobjects\\ktestevent",
+                ::ob::OBJ_CASE_INSENSITIVE,
+                None,
+            );
+            check(
+                found == Ok(Lookup::Found(id)),
+                "open by name (case-insensitive)",
+            )?;
+            ns.close_handle(id, false).map_err(|_| "close")?;
+            check(
+                ns.lookup("\\BaseNamedObjects\\KTestEvent", 0, None)
+                    == Err(nt::status::STATUS_OBJECT_NAME_NOT_FOUND),
+                "temporary object kept its name after the last close",
+            )
+        })
+    }),
+    ("ob.handle_churn_leaves_pool_unchanged", || {
+        use ::ob::handle::{HandleEntry, HandleTable};
+        let before = crate::ex::pool::POOL.bytes_in_use();
+        {
+            let mut t: HandleTable<u32> = HandleTable::new();
+            let mut live = alloc::vec::Vec::new();
+            for i in 0..20_000u32 {
+                live.push(
+                    t.create(HandleEntry {
+                        object: i,
+                        granted_access: 0x1F0003,
+                        attributes: 0,
+                    })
+                    .map_err(|_| "create")?,
+                );
+            }
+            for h in live.drain(..) {
+                t.close(h).map_err(|_| "close")?;
+            }
+            check(t.count() == 0 && t.levels() == 2, "table shape after churn")?;
+        }
+        check(
+            crate::ex::pool::POOL.bytes_in_use() == before,
+            "pool usage changed after freeing the table",
+        )
+    }),
     ("ke.loader_block", || {
         let lb = crate::loader_block();
         // SAFETY: loader arrays stay mapped.

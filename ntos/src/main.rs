@@ -9,10 +9,14 @@
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+extern crate alloc;
+
+pub mod ex;
 pub mod hal;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
+pub mod ob;
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use nt::arc::{LoaderParameterBlock, LOADER_BLOCK_SIGNATURE, LOADER_BLOCK_VERSION};
@@ -77,6 +81,24 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     let acpi = hal::acpi_init(lb.acpi_rsdp);
     // SAFETY: single writer in phase 0.
     unsafe { *core::ptr::addr_of_mut!(ACPI) = acpi };
+    if let Err(s) = ex::pool::initialize(lb) {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::INSTALL_MORE_MEMORY,
+            s.as_u32() as u64,
+            0,
+            0,
+            0,
+        );
+    }
+    if let Err(s) = ob::ob_init_system() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0,
+            0,
+            0,
+        );
+    }
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, options '{}'",
         lb.memory_descriptor_count,

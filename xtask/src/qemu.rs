@@ -206,7 +206,16 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
     }
 
     // 2. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
-    let script = ["dg 10 50", "lm", "!pcr", "!irql", "r", ".crash", "shutdown"];
+    let script = [
+        "dg 10 50",
+        "lm",
+        "!pcr",
+        "!irql",
+        "r",
+        "!object \\",
+        ".crash",
+        "shutdown",
+    ];
     let mut lines = script.iter().map(|s| s.to_string());
     match run_session(img, "", 1, &mut lines, false, Duration::from_secs(300)) {
         Ok((code, out)) => {

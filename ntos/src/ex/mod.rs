@@ -1,0 +1,3 @@
+//! Executive support (ex): the early pool allocator and spin locks.
+
+pub mod pool;
