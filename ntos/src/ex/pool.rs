@@ -134,7 +134,8 @@ pub fn initialize(lb: &nt::arc::LoaderParameterBlock) -> Result<(), nt::NtStatus
         return Err(nt::status::STATUS_INSUFFICIENT_RESOURCES);
     }
     // The top of the range, leaving low memory to the memory manager.
-    let start = crate::hal::phys_to_virt((best.base_page + best.page_count) * 4096 - EARLY_POOL_SIZE);
+    let start =
+        crate::hal::phys_to_virt((best.base_page + best.page_count) * 4096 - EARLY_POOL_SIZE);
     POOL.with(|s| {
         s.next = start;
         s.end = start + EARLY_POOL_SIZE;
