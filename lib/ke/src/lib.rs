@@ -1,0 +1,16 @@
+//! Scheduling policy of the NT kernel (*Windows Internals*, Part 1, ch. 4,
+//! "Thread scheduling"), kept free of hardware so it is tested on the host:
+//! ready queues (`ready`), and the priority and quantum arithmetic
+//! (`priority`). The kernel's dispatcher applies these under its locks.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod priority;
+pub mod ready;
+
+/// `MAXIMUM_PRIORITY`: priorities run 0..=31.
+pub const MAXIMUM_PRIORITY: u8 = 32;
+/// `LOW_REALTIME_PRIORITY`: 16..=31 are real-time, 1..=15 dynamic, 0 the zero-page thread.
+pub const LOW_REALTIME_PRIORITY: u8 = 16;
