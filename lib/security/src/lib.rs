@@ -10,6 +10,7 @@ pub mod access;
 pub mod acl;
 pub mod check;
 pub mod sd;
+pub mod sddl;
 pub mod sid;
 pub mod token;
 
