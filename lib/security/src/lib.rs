@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod access;
 pub mod acl;
 pub mod check;
+pub mod inherit;
 pub mod sd;
 pub mod sddl;
 pub mod sid;
