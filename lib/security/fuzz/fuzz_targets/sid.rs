@@ -1,0 +1,10 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((v, n)) = security::sid::Sid::parse(data) {
+        assert!(n <= data.len());
+        let b = v.to_bytes();
+        assert_eq!(security::sid::Sid::parse(&b).map(|r| r.0), Ok(v));
+    }
+});
