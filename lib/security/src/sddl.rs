@@ -1,6 +1,6 @@
 //! SDDL (`ConvertStringSecurityDescriptorToSecurityDescriptorW` and back).
 //! Supports O:, G:, D:, S:, ACL flags P/AI/AR, ACE types A D AU ML OA OD
-//! (object GUIDs must be empty), ACE flags, rights aliases and hex masks.
+//! (with object GUIDs), ACE flags, rights aliases and hex masks.
 
 use crate::access::*;
 use crate::acl::*;
@@ -173,22 +173,79 @@ fn parse_ace(s: &str) -> Result<Ace, NtStatus> {
             .1;
     }
     let mask = parse_rights(f[2])?;
-    if !f[3].trim().is_empty() || !f[4].trim().is_empty() || f.len() == 7 {
+    if f.len() == 7 {
         return Err(STATUS_NOT_IMPLEMENTED);
     }
+    let object_type = parse_guid(f[3])?;
+    let inherited_object_type = parse_guid(f[4])?;
     let sid = parse_sid(f[5])?;
     let mut ace = Ace::new(ace_type, flags, mask, sid);
     if matches!(
         ace_type,
         ACCESS_ALLOWED_OBJECT_ACE_TYPE | ACCESS_DENIED_OBJECT_ACE_TYPE
     ) {
+        let flags = object_type.is_some() as u32 | ((inherited_object_type.is_some() as u32) << 1);
         ace.object = Some(ObjectAceData {
-            flags: 0,
-            object_type: None,
-            inherited_object_type: None,
+            flags,
+            object_type,
+            inherited_object_type,
         });
+    } else if object_type.is_some() || inherited_object_type.is_some() {
+        return Err(BAD);
     }
     Ok(ace)
+}
+
+/// Parses a GUID string (`bf967a86-0de6-11d0-a285-00aa003049e2`) into
+/// its in-memory `GUID` byte order; empty means absent.
+pub fn parse_guid(s: &str) -> Result<Option<[u8; 16]>, NtStatus> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let parts: Vec<&str> = s.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    if parts.len() != 5
+        || parts
+            .iter()
+            .zip(lens)
+            .any(|(p, l)| p.len() != l || !p.bytes().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(BAD);
+    }
+    let hex = |p: &str| -> Vec<u8> {
+        (0..p.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&p[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let mut g = [0u8; 16];
+    for (range, part) in [(0..4, 0), (4..6, 1), (6..8, 2)] {
+        let mut d = hex(parts[part]);
+        d.reverse();
+        g[range].copy_from_slice(&d);
+    }
+    g[8..10].copy_from_slice(&hex(parts[3]));
+    g[10..].copy_from_slice(&hex(parts[4]));
+    Ok(Some(g))
+}
+
+/// Formats a `GUID` in registry form without braces.
+pub fn format_guid(g: &[u8; 16]) -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
+        u16::from_le_bytes([g[4], g[5]]),
+        u16::from_le_bytes([g[6], g[7]]),
+        g[8],
+        g[9],
+        g[10],
+        g[11],
+        g[12],
+        g[13],
+        g[14],
+        g[15]
+    )
 }
 
 fn format_ace(a: &Ace) -> Result<String, NtStatus> {
@@ -197,12 +254,14 @@ fn format_ace(a: &Ace) -> Result<String, NtStatus> {
         .find(|(_, v)| *v == a.ace_type)
         .ok_or(STATUS_NOT_IMPLEMENTED)?
         .0;
-    if a.object
-        .as_ref()
-        .is_some_and(|o| o.object_type.is_some() || o.inherited_object_type.is_some())
-    {
-        return Err(STATUS_NOT_IMPLEMENTED);
-    }
+    let g = |o: Option<&[u8; 16]>| o.map(format_guid).unwrap_or_default();
+    let (ot, it) = match &a.object {
+        Some(o) => (
+            g(o.object_type.as_ref()),
+            g(o.inherited_object_type.as_ref()),
+        ),
+        None => (String::new(), String::new()),
+    };
     let mut fl = String::new();
     for (n, v) in ACE_FLAGS {
         if a.flags & v != 0 {
@@ -210,7 +269,7 @@ fn format_ace(a: &Ace) -> Result<String, NtStatus> {
         }
     }
     Ok(format!(
-        "({t};{fl};{};;;{})",
+        "({t};{fl};{};{ot};{it};{})",
         format_rights(a.mask, a.ace_type),
         format_sid(&a.sid)
     ))
@@ -505,11 +564,29 @@ mod tests {
         }
     }
     #[test]
-    fn object_guid_not_supported() {
+    fn object_guid_roundtrip() {
+        let s = "D:(OA;;FA;bf967a86-0de6-11d0-a285-00aa003049e2;;SY)";
+        let sd = parse(s).unwrap();
+        let o = sd.dacl.as_ref().unwrap().aces[0].object.clone().unwrap();
+        assert_eq!(o.flags, 1);
+        assert_eq!(o.object_type.unwrap()[..4], [0x86, 0x7a, 0x96, 0xbf]);
+        assert_eq!(o.object_type.unwrap()[8..10], [0xa2, 0x85]);
+        assert_eq!(format(&sd).unwrap(), s);
+        assert_eq!(sd.dacl.as_ref().unwrap().revision, ACL_REVISION_DS);
+    }
+    #[test]
+    fn bad_guid_and_guid_on_plain_ace() {
+        assert_eq!(parse("D:(OA;;FA;bf967a86-0de6;;SY)"), Err(BAD));
         assert_eq!(
-            parse("D:(OA;;FA;bf967a86-0de6-11d0-a285-00aa003049e2;;SY)"),
-            Err(STATUS_NOT_IMPLEMENTED)
+            parse("D:(A;;FA;bf967a86-0de6-11d0-a285-00aa003049e2;;SY)"),
+            Err(BAD)
         );
+        assert_eq!(parse_guid("zf967a86-0de6-11d0-a285-00aa003049e2"), Err(BAD));
+    }
+    #[test]
+    fn conditional_ace_field_not_supported() {
+        assert_eq!(parse("D:(XA;;FA;;;SY;(x))"), Err(BAD));
+        assert_eq!(parse("D:(A;;FA;;;SY;x)"), Err(STATUS_NOT_IMPLEMENTED));
     }
     #[test]
     fn sacl_label() {
