@@ -184,6 +184,29 @@ pub fn access_check(
     }
 }
 
+/// `SeAccessCheck` on a self-relative security descriptor as stored by the
+/// object manager: parses it (bad input gives `STATUS_INVALID_SECURITY_DESCR`,
+/// `STATUS_INVALID_ACL`, ...) and runs [`access_check`].
+pub fn access_check_relative(
+    sd: &[u8],
+    token: &Token,
+    desired: u32,
+    map: &GenericMapping,
+    flags: CheckFlags,
+) -> Result<u32, NtStatus> {
+    access_check(&SecurityDescriptor::parse(sd)?, token, desired, map, flags)
+}
+
+/// `SePrivilegeCheck` for a single privilege: `STATUS_PRIVILEGE_NOT_HELD`
+/// unless it is present and enabled.
+pub fn privilege_check(token: &Token, luid: u32) -> Result<(), NtStatus> {
+    if token.has_privilege(luid) {
+        Ok(())
+    } else {
+        Err(STATUS_PRIVILEGE_NOT_HELD)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,6 +598,31 @@ mod tests {
         let s = sd(bob(), vec![a, b]);
         assert_eq!(chk(&s, &user(), 1), Err(STATUS_ACCESS_DENIED));
         assert_eq!(chk(&s, &user(), 2), Ok(2));
+    }
+    #[test]
+    fn relative_form() {
+        let s = sd(bob(), vec![Ace::allow(1, Sid::world())]);
+        let b = s.to_bytes();
+        let f = CheckFlags::default();
+        assert_eq!(access_check_relative(&b, &user(), 1, &M, f), Ok(1));
+        assert_eq!(
+            access_check_relative(&b[..10], &user(), 1, &M, f),
+            Err(STATUS_INVALID_SECURITY_DESCR)
+        );
+    }
+    #[test]
+    fn privilege_check_enabled_only() {
+        let mut t = Token::administrator(alice());
+        assert_eq!(
+            privilege_check(&t, privilege::DEBUG),
+            Err(STATUS_PRIVILEGE_NOT_HELD)
+        );
+        t.adjust_privileges(Some(&[Privilege {
+            luid: privilege::DEBUG,
+            attributes: SE_PRIVILEGE_ENABLED,
+        }]));
+        assert_eq!(privilege_check(&t, privilege::DEBUG), Ok(()));
+        assert_eq!(privilege_check(&user(), privilege::CHANGE_NOTIFY), Ok(()));
     }
     #[test]
     fn audit_ace_in_dacl_ignored() {
