@@ -127,6 +127,8 @@ pub fn execute(line: &str) {
             ke::bugcheck::ke_bug_check_ex(nt::bugcheck::MANUALLY_INITIATED_CRASH, 0, 0, 0, 0)
         }
         "!memusage" | "!loaderblock" => memory_map(),
+        "!sd" => crate::se::kd_sd(line.trim_start_matches("!sd").trim()),
+        "!token" => crate::se::kd_token(args[0].unwrap_or("system")),
         "!object" => crate::ob::kd_object(args[0].unwrap_or("\\")),
         "shutdown" => {
             dbg_println!("Shutting down.");
@@ -150,6 +152,8 @@ fn help() {
     dbg_println!("  rdmsr <msr>         read a model-specific register");
     dbg_println!("  !memusage           loader memory descriptors by type");
     dbg_println!("  !object [path]      an object, or a directory's entries (default \\)");
+    dbg_println!("  !sd <sddl>          parse and show a security descriptor");
+    dbg_println!("  !token [system|admin|user]  show one of the boot tokens");
     dbg_println!("  .crash              bugcheck 0xE2 MANUALLY_INITIATED_CRASH");
     dbg_println!("  shutdown | reboot   ACPI power off / reset");
 }

@@ -204,6 +204,33 @@ const TESTS: &[Test] = &[
             "pool usage changed after freeing the table",
         )
     }),
+    ("se.dacl_denies_test_token", || {
+        use security::access::GenericMapping;
+        use security::check::{access_check, CheckFlags};
+        use security::token::Token;
+        // An object whose DACL denies the test user and allows everyone.
+        let sd = security::sddl::parse("O:SYG:SYD:(D;;GA;;;S-1-5-21-1-2-3-1001)(A;;GA;;;WD)")
+            .map_err(|_| "SDDL did not parse")?;
+        let user =
+            security::sddl::parse_sid("S-1-5-21-1-2-3-1001").map_err(|_| "SID did not parse")?;
+        let test = Token::standard_user(user);
+        let map = GenericMapping::FILE;
+        check(
+            access_check(&sd, &test, 0x0012_0089, &map, CheckFlags::default())
+                == Err(nt::status::STATUS_ACCESS_DENIED),
+            "test token was not refused with STATUS_ACCESS_DENIED",
+        )?;
+        check(
+            access_check(
+                &sd,
+                &Token::system(),
+                0x0012_0089,
+                &map,
+                CheckFlags::default(),
+            ) == Ok(0x0012_0089),
+            "system token was not granted the requested access",
+        )
+    }),
     ("ke.loader_block", || {
         let lb = crate::loader_block();
         // SAFETY: loader arrays stay mapped.

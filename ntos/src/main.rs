@@ -17,6 +17,7 @@ pub mod kd;
 pub mod ke;
 pub mod ktest;
 pub mod ob;
+pub mod se;
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use nt::arc::{LoaderParameterBlock, LOADER_BLOCK_SIGNATURE, LOADER_BLOCK_VERSION};
