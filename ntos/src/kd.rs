@@ -54,6 +54,7 @@ pub fn kd_loop() -> ! {
             .any(|o| o.eq_ignore_ascii_case("/BENCH"))
         {
             dbg_println!("BENCH boot_to_kd_prompt {ms} ms");
+            crate::se::bench_access_check();
         }
     }
     let mut buf = [0u8; 256];
