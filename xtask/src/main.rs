@@ -142,61 +142,34 @@ fn cmd_test() -> Result<u8> {
     let mut errors = Vec::new();
 
     // Lints on every workspace: host, then the UEFI images.
+    let lint = |dir: &str, args: &[&str]| {
+        let mut c = cargo();
+        c.current_dir(root().join(dir)).args(args);
+        c
+    };
+    let fmt = ["fmt", "--all", "--check"];
+    let clippy_uefi = ["clippy", "--release", "--quiet", "--", "-D", "warnings"];
     let checks: Vec<(&str, Command)> = vec![
-        ("fmt (host)", {
-            let mut c = cargo();
-            c.current_dir(root()).args(["fmt", "--all", "--check"]);
-            c
-        }),
-        ("fmt (boot)", {
-            let mut c = cargo();
-            c.current_dir(root().join("boot"))
-                .args(["fmt", "--all", "--check"]);
-            c
-        }),
-        ("fmt (ntos)", {
-            let mut c = cargo();
-            c.current_dir(root().join("ntos"))
-                .args(["fmt", "--all", "--check"]);
-            c
-        }),
-        ("clippy (host)", {
-            let mut c = cargo();
-            c.current_dir(root()).args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--quiet",
-                "--",
-                "-D",
-                "warnings",
-            ]);
-            c
-        }),
-        ("clippy (boot)", {
-            let mut c = cargo();
-            c.current_dir(root().join("boot")).args([
-                "clippy",
-                "--release",
-                "--quiet",
-                "--",
-                "-D",
-                "warnings",
-            ]);
-            c
-        }),
-        ("clippy (ntos)", {
-            let mut c = cargo();
-            c.current_dir(root().join("ntos")).args([
-                "clippy",
-                "--release",
-                "--quiet",
-                "--",
-                "-D",
-                "warnings",
-            ]);
-            c
-        }),
+        ("fmt (host)", lint(".", &fmt)),
+        ("fmt (boot)", lint("boot", &fmt)),
+        ("fmt (ntos)", lint("ntos", &fmt)),
+        (
+            "clippy (host)",
+            lint(
+                ".",
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--quiet",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            ),
+        ),
+        ("clippy (boot)", lint("boot", &clippy_uefi)),
+        ("clippy (ntos)", lint("ntos", &clippy_uefi)),
     ];
     for (name, mut cmd) in checks {
         println!("xtask: {name}");

@@ -257,6 +257,14 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
             check(
                 tally,
                 errors,
+                "kd/object-root",
+                has("Directory                 ObjectTypes")
+                    && has("Directory                 GLOBAL??"),
+                "!object \\ does not list the root directory",
+            );
+            check(
+                tally,
+                errors,
                 "kd/crash",
                 has("*** STOP: 0x000000E2 (MANUALLY_INITIATED_CRASH)"),
                 "no stop screen",
