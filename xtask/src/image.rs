@@ -69,8 +69,18 @@ fn io_err(what: &str) -> impl Fn(io::Error) -> String + '_ {
 }
 
 /// Formats a FAT32 volume in `slice` and copies `files` (path in volume, host file) into it.
-fn fill_fat32(slice: Slice<'_>, label: &[u8; 11], files: &[(&str, &Path)]) -> Result<()> {
-    let mut slice = slice;
+fn fill_fat32(
+    file: &mut File,
+    (start, len): (u64, u64),
+    label: &[u8; 11],
+    files: &[(&str, &Path)],
+) -> Result<()> {
+    let mut slice = Slice {
+        file,
+        start,
+        len,
+        pos: 0,
+    };
     fatfs::format_volume(
         &mut slice,
         fatfs::FormatVolumeOptions::new()
@@ -144,19 +154,16 @@ pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
         .map_err(|e| format!("GPT: {e}"))?;
     let parts = disk.partitions().clone();
     disk.write().map_err(|e| format!("GPT write: {e}"))?;
-    let range = |id: u32| -> (u64, u64) {
+    let range = |id: u32| -> Result<(u64, u64)> {
         let p = &parts[&id];
-        (p.bytes_start(lb).unwrap(), p.bytes_len(lb).unwrap())
+        let start = p.bytes_start(lb).map_err(|e| format!("GPT: {e}"))?;
+        let len = p.bytes_len(lb).map_err(|e| format!("GPT: {e}"))?;
+        Ok((start, len))
     };
 
-    let (start, len) = range(esp);
     fill_fat32(
-        Slice {
-            file: &mut file,
-            start,
-            len,
-            pos: 0,
-        },
+        &mut file,
+        range(esp)?,
         b"SYSTEM     ",
         &[
             ("EFI\\BOOT\\BOOTX64.EFI", images.bootmgr.as_path()),
@@ -166,14 +173,9 @@ pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
             ),
         ],
     )?;
-    let (start, len) = range(sys);
     fill_fat32(
-        Slice {
-            file: &mut file,
-            start,
-            len,
-            pos: 0,
-        },
+        &mut file,
+        range(sys)?,
         b"NTRS       ",
         &[
             ("Windows\\System32\\winload.efi", images.winload.as_path()),
