@@ -10,6 +10,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"),
     ("/usr/bin/ntfscat", "ntfs-3g"),
     ("/usr/bin/hivexsh", "libhivex-bin"),
+    ("/usr/bin/hivexregedit", "libwin-hivex-perl"),
     ("/usr/bin/mdir", "mtools"),
 ];
 
