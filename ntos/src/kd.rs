@@ -16,12 +16,25 @@ pub fn ms_since_handoff() -> u64 {
     (hal::rdtsc().saturating_sub(lb.firmware_handoff_tsc)) * 1000 / lb.tsc_frequency
 }
 
+/// Between polls of the debug port: sleep a tick when the scheduler runs and
+/// this is an ordinary thread (so lower-priority threads run), else spin.
+fn wait_for_input() {
+    if ke::sched::SCHEDULER_RUNNING.load(Ordering::Relaxed)
+        && ke::irql() == ke::PASSIVE_LEVEL
+        && hal::interrupts_enabled()
+    {
+        ke::sched::ke_delay_execution_thread(ke::clock::TIME_INCREMENT);
+    } else {
+        core::hint::spin_loop();
+    }
+}
+
 /// Reads one line from the debug port, echoing it.
 fn read_line(buf: &mut [u8; 256]) -> &str {
     let mut n = 0;
     loop {
         let Some(c) = hal::serial_read_byte() else {
-            core::hint::spin_loop();
+            wait_for_input();
             continue;
         };
         match c {

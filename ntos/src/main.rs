@@ -78,7 +78,9 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     );
     let ist = lb.ist_stacks.map(|b| b + nt::arc::KERNEL_STACK_SIZE);
     // SAFETY: phase 0 on the boot processor with interrupts disabled.
-    unsafe { ke::ki_initialize_processor(ist, lb.kernel_stack) };
+    unsafe { ke::ki_initialize_processor(0, ist, lb.kernel_stack) };
+    ke::irql::set_irql(ke::HIGH_LEVEL);
+    ke::thread::init_extended_state(true);
     let acpi = hal::acpi_init(lb.acpi_rsdp);
     // SAFETY: single writer in phase 0.
     unsafe { *core::ptr::addr_of_mut!(ACPI) = acpi };
@@ -100,16 +102,41 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    ki_initialize_kernel(lb);
     dbg_println!(
-        "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, options '{}'",
+        "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,
         lb.load_order_count,
+        ke::processor_count(),
         opts
     );
     if test_mode() {
         ktest::run_all();
     }
     kd::kd_loop()
+}
+
+/// The HAL's interrupt controllers and clock, then the scheduler: this boot
+/// path becomes the System process's first thread, every other processor is
+/// started, and interrupts are enabled at PASSIVE_LEVEL (`KiInitializeKernel`,
+/// `HalInitSystem`, `KeStartAllProcessors`).
+fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
+    let madt = hal::apic::parse_madt(lb.acpi_rsdp);
+    ke::set_madt(madt);
+    let Some(madt) = madt else {
+        ke::bugcheck::ke_bug_check_ex(nt::bugcheck::HAL_INITIALIZATION_FAILED, 1, 0, 0, 0);
+    };
+    hal::apic::initialize_processor(&madt, true);
+    hal::apic::calibrate_timer(lb.tsc_frequency, ke::clock::TIME_INCREMENT);
+    ke::clock::initialize(hal::query_real_time_clock());
+    ke::dpc::initialize();
+    ke::sched::initialize();
+    ke::sched::start_processor_threads(0, "System", 8, lb.kernel_stack);
+    ke::sched::SCHEDULER_RUNNING.store(true, Ordering::Release);
+    hal::apic::start_clock();
+    ke::irql::set_irql(ke::PASSIVE_LEVEL);
+    hal::restore_interrupts(0x200);
+    ke::mp::ke_start_all_processors();
 }
 
 /// `DbgPrint`, exported for drivers: prints a NUL-terminated string (no format expansion yet).

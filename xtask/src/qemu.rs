@@ -133,10 +133,16 @@ fn run_session(
 pub fn run_interactive(img: &Path, load_options: &str) -> Result<u8> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines().map_while(|l| l.ok());
+    // Processors: NTRS_SMP (default 2).
+    let smp = std::env::var("NTRS_SMP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &u32| (1..=16).contains(&n))
+        .unwrap_or(2);
     let (code, _) = run_session(
         img,
         load_options,
-        1,
+        smp,
         &mut lines,
         true,
         Duration::from_secs(24 * 3600),

@@ -42,6 +42,8 @@ pub static POOL: EarlyPool = EarlyPool {
 
 impl EarlyPool {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        // Interrupt handlers and DPCs may allocate: hold the lock with interrupts off.
+        let flags = crate::hal::disable_interrupts();
         while self
             .lock
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -52,6 +54,7 @@ impl EarlyPool {
         // SAFETY: the lock is held.
         let r = f(unsafe { &mut *self.state.get() });
         self.lock.store(false, Ordering::Release);
+        crate::hal::restore_interrupts(flags);
         r
     }
 

@@ -2,11 +2,22 @@
 //! trap dispatching and bugchecks (*Windows Internals*, Part 2, ch. 8).
 
 pub mod bugcheck;
+pub mod clock;
+pub mod dpc;
 pub mod gdt;
+pub mod intr;
+pub mod irql;
+pub mod mp;
 pub mod probe;
+pub mod sched;
+pub mod thread;
+pub mod timer;
 pub mod trap;
+pub mod wait;
 
+use crate::hal::MAX_PROCESSORS;
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use gdt::{Ktss64, GDT_ENTRIES};
 use trap::KIdtEntry64;
 
@@ -83,12 +94,28 @@ pub struct ProcessorBlock {
     pub idt: [KIdtEntry64; 256],
 }
 
-struct Processors(UnsafeCell<core::mem::MaybeUninit<ProcessorBlock>>);
-// SAFETY: each processor touches only its own block; the boot processor
-// initializes block 0 before anything else runs.
+struct Processors(UnsafeCell<core::mem::MaybeUninit<[ProcessorBlock; MAX_PROCESSORS]>>);
+// SAFETY: each processor initializes and then mutates only its own block;
+// other processors only read (kd, the scheduler's running-priority check).
 unsafe impl Sync for Processors {}
 
-static BOOT_PROCESSOR: Processors = Processors(UnsafeCell::new(core::mem::MaybeUninit::zeroed()));
+static PROCESSORS: Processors = Processors(UnsafeCell::new(core::mem::MaybeUninit::zeroed()));
+/// Processors initialized so far (`KeNumberProcessors`).
+static PROCESSOR_COUNT: AtomicU32 = AtomicU32::new(0);
+/// Local APIC id of each processor.
+static APIC_IDS: [AtomicU8; MAX_PROCESSORS] = [const { AtomicU8::new(0) }; MAX_PROCESSORS];
+static GS_READY: AtomicBool = AtomicBool::new(false);
+static mut MADT: Option<crate::hal::apic::Madt> = None;
+
+fn block_ptr(n: u32) -> *mut ProcessorBlock {
+    // SAFETY: the array is static; indexing stays in bounds (callers check n).
+    unsafe {
+        (*PROCESSORS.0.get())
+            .as_mut_ptr()
+            .cast::<ProcessorBlock>()
+            .add(n as usize)
+    }
+}
 
 /// The current processor's PCR (`KeGetPcr`): read from GS:[0x18] (`Self`).
 pub fn ke_get_pcr() -> &'static Kpcr {
@@ -99,10 +126,67 @@ pub fn ke_get_pcr() -> &'static Kpcr {
     unsafe { &*(p as *const Kpcr) }
 }
 
-/// The boot processor's block (kd inspects it).
+/// `KeGetCurrentProcessorNumber`: `Prcb.Number` through GS (0 before GS is set up).
+pub fn current_processor_number() -> u32 {
+    if !GS_READY.load(Ordering::Relaxed) {
+        return 0;
+    }
+    let n: u32;
+    // SAFETY: GS:[0x1A4] is Prcb.Number of this processor's KPCR.
+    unsafe { core::arch::asm!("mov {:e}, gs:[0x1A4]", out(reg) n, options(nostack, readonly)) };
+    n
+}
+
+/// `KeGetCurrentPrcb`.
+pub fn current_prcb() -> &'static Kprcb {
+    &ke_get_pcr().prcb
+}
+
+/// The current processor's PRCB, mutable (scheduler only).
+pub fn current_prcb_mut() -> &'static mut Kprcb {
+    let n = current_processor_number();
+    // SAFETY: only this processor mutates its own PRCB, at raised IRQL.
+    unsafe { &mut (*block_ptr(n)).pcr.prcb }
+}
+
+/// Processor `n`'s PCR, if it was initialized (`!pcr N`).
+pub fn pcr_of(n: u32) -> Option<&'static Kpcr> {
+    processor_block(n).map(|b| &b.pcr)
+}
+
+/// Processor `n`'s block (kd inspects it).
 pub fn processor_block(n: u32) -> Option<&'static ProcessorBlock> {
-    // SAFETY: initialized by `ki_initialize_processor` before kd can run.
-    (n == 0).then(|| unsafe { (*BOOT_PROCESSOR.0.get()).assume_init_ref() })
+    // SAFETY: blocks below PROCESSOR_COUNT are initialized.
+    (n < PROCESSOR_COUNT.load(Ordering::Acquire)).then(|| unsafe { &*block_ptr(n) })
+}
+
+/// Processors running (`KeNumberProcessors`).
+pub fn processor_count() -> u32 {
+    PROCESSOR_COUNT.load(Ordering::Acquire)
+}
+
+/// Local APIC id of processor `n`.
+pub fn apic_id_of(n: u32) -> Option<u8> {
+    (n < processor_count()).then(|| APIC_IDS[n as usize].load(Ordering::Relaxed))
+}
+
+/// The MADT the HAL parsed in phase 0.
+pub fn madt() -> Option<crate::hal::apic::Madt> {
+    // SAFETY: written once by the boot processor before other processors start.
+    unsafe { *core::ptr::addr_of!(MADT) }
+}
+
+/// Records the MADT (phase 0, boot processor).
+pub fn set_madt(m: Option<crate::hal::apic::Madt>) {
+    // SAFETY: phase 0, single writer before any reader.
+    unsafe { *core::ptr::addr_of_mut!(MADT) = m };
+}
+
+/// Sets this processor's TSS RSP0 (the running thread's InitialStack).
+pub fn set_tss_rsp0(top: u64) {
+    let n = current_processor_number();
+    // SAFETY: only this processor writes its own TSS.
+    unsafe { (*block_ptr(n)).tss.rsp[0] = top };
 }
 
 /// Current IRQL: CR8 on x64 (`KeGetCurrentIrql`).
@@ -125,15 +209,16 @@ struct DescriptorTablePointer {
     base: u64,
 }
 
-/// Phase-0 processor initialization (`KiInitializeProcessor`/`KiInitializeGdt`/
+/// Processor initialization (`KiInitializeProcessor`/`KiInitializeGdt`/
 /// `KiInitializeIdt`): GDT with TSS and IST stacks, IDT, segment registers,
-/// GS base pointing at the KPCR, IRQL at HIGH until interrupts are wired.
+/// GS base pointing at the KPCR.
 ///
 /// # Safety
-/// Must run once on the boot processor, with interrupts disabled.
-pub unsafe fn ki_initialize_processor(ist_tops: [u64; 3], kernel_stack_top: u64) {
-    // SAFETY: single-threaded phase 0; nothing else references the block yet.
-    let block = unsafe { (*BOOT_PROCESSOR.0.get()).assume_init_mut() };
+/// Must run once per processor `number`, on that processor, with interrupts
+/// disabled, processors numbered in order from 0.
+pub unsafe fn ki_initialize_processor(number: u32, ist_tops: [u64; 3], kernel_stack_top: u64) {
+    // SAFETY: each processor initializes only its own block, once.
+    let block = unsafe { &mut *block_ptr(number) };
     let pcr_addr = &block.pcr as *const Kpcr as u64;
     block.tss.rsp[0] = kernel_stack_top;
     block.tss.ist[0] = ist_tops[0];
@@ -152,7 +237,8 @@ pub unsafe fn ki_initialize_processor(ist_tops: [u64; 3], kernel_stack_top: u64)
     pcr.idt_base = block.idt.as_ptr() as u64;
     pcr.major_version = 1;
     pcr.minor_version = 1;
-    pcr.prcb.number = 0;
+    pcr.prcb.number = number;
+    pcr.prcb.legacy_number = number as u8;
     pcr.prcb.rsp_base = kernel_stack_top;
 
     let gdtr = DescriptorTablePointer {
@@ -193,4 +279,7 @@ pub unsafe fn ki_initialize_processor(ist_tops: [u64; 3], kernel_stack_top: u64)
         crate::hal::wrmsr(MSR_GS_BASE, pcr_addr);
         crate::hal::wrmsr(MSR_KERNEL_GS_BASE, 0);
     }
+    APIC_IDS[number as usize].store(crate::hal::apic::current_apic_id_raw(), Ordering::Relaxed);
+    PROCESSOR_COUNT.fetch_max(number + 1, Ordering::AcqRel);
+    GS_READY.store(true, Ordering::Relaxed);
 }

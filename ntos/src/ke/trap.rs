@@ -76,6 +76,13 @@ core::arch::global_asm!(
     "mov [rsp + 0x50], r9",
     "mov [rsp + 0x58], r10",
     "mov [rsp + 0x60], r11",
+    "stmxcsr [rsp + 0x2C]",
+    "movaps [rsp + 0x70], xmm0",
+    "movaps [rsp + 0x80], xmm1",
+    "movaps [rsp + 0x90], xmm2",
+    "movaps [rsp + 0xA0], xmm3",
+    "movaps [rsp + 0xB0], xmm4",
+    "movaps [rsp + 0xC0], xmm5",
     "mov [rsp + 0x140], rbx",
     "mov [rsp + 0x148], rdi",
     "mov [rsp + 0x150], rsi",
@@ -84,6 +91,13 @@ core::arch::global_asm!(
     "mov edx, eax",
     "cld",
     "call KiDispatchTrap",
+    "ldmxcsr [rsp + 0x2C]",
+    "movaps xmm0, [rsp + 0x70]",
+    "movaps xmm1, [rsp + 0x80]",
+    "movaps xmm2, [rsp + 0x90]",
+    "movaps xmm3, [rsp + 0xA0]",
+    "movaps xmm4, [rsp + 0xB0]",
+    "movaps xmm5, [rsp + 0xC0]",
     "mov rax, [rsp + 0x30]",
     "mov rcx, [rsp + 0x38]",
     "mov rdx, [rsp + 0x40]",
@@ -102,6 +116,33 @@ core::arch::global_asm!(
     "add rsp, 0x168",
     "iretq",
 );
+
+// Interrupt stubs for vectors 0x1F..=0xFF (`KiInterruptDispatch` entry
+// points): 32 bytes apart, each passes 0x100 | vector to KiTrapCommon.
+core::arch::global_asm!(
+    ".global KiInterruptStubs",
+    ".balign 32",
+    "KiInterruptStubs:",
+    ".set ki_vec, 0x1F",
+    ".rept 0xE1",
+    ".balign 32",
+    "push 0",
+    "sub rsp, 0x160",
+    "mov [rsp + 0x30], rax",
+    "mov eax, 0x100 + ki_vec",
+    "jmp KiTrapCommon",
+    ".set ki_vec, ki_vec + 1",
+    ".endr",
+);
+
+extern "C" {
+    fn KiInterruptStubs();
+}
+
+/// Entry stub for interrupt vector `v` (>= 0x1F).
+pub fn interrupt_stub(v: u8) -> u64 {
+    KiInterruptStubs as *const () as u64 + (v as u64 - 0x1F) * 32
+}
 
 macro_rules! define_stubs {
     ($( $name:ident $vec:literal $err:literal ),* $(,)?) => {
@@ -198,6 +239,9 @@ pub fn build_idt(idt: &mut [KIdtEntry64; 256]) {
         let dpl = if vec == 3 || vec == 4 { 3 } else { 0 };
         idt[vec as usize] = KIdtEntry64::interrupt_gate(addr, ist, dpl);
     }
+    for v in 0x1Fu8..=0xFF {
+        idt[v as usize] = KIdtEntry64::interrupt_gate(interrupt_stub(v), 0, 0);
+    }
 }
 
 /// Exception code NT raises for a hardware vector (`KiXxxFault` → `STATUS_*`).
@@ -233,6 +277,10 @@ pub static KI_PROBE_HANDLER_RSP: AtomicU64 = AtomicU64::new(0);
 extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
     frame.previous_mode = (frame.seg_cs & 1) as u8;
     frame.previous_irql = crate::ke::irql();
+    if vector >= 0x100 {
+        crate::ke::intr::dispatch_interrupt(vector as u8);
+        return;
+    }
     let resume = KI_PROBE_RESUME.load(Ordering::SeqCst);
     if resume != 0 {
         let here: u64;

@@ -2,8 +2,13 @@
 //! memory access through the direct map, and ACPI power-off
 //! (*Windows Internals*, Part 2, ch. 8, "Hardware abstraction layer").
 
+pub mod apic;
+
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Processors ntrs supports (`MAXIMUM_PROCESSORS` is larger on Windows).
+pub const MAX_PROCESSORS: usize = 16;
 
 pub const COM1: u16 = 0x3F8;
 /// QEMU's isa-debug-exit device (test harness only).
@@ -119,11 +124,114 @@ impl fmt::Write for DebugPort {
     }
 }
 
+/// Owner of the debug-port lock: processor number + 1, 0 when free.
+static PRINT_OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Writes formatted text to the debug port as one unit: other processors wait,
+/// and a nested print on the same processor (an interrupt or a bugcheck while
+/// printing) goes straight through instead of deadlocking.
+pub fn debug_print(args: fmt::Arguments) {
+    use fmt::Write as _;
+    let flags = disable_interrupts();
+    let me = crate::ke::current_processor_number() + 1;
+    let nested = PRINT_OWNER.load(Ordering::Relaxed) == me;
+    if !nested {
+        while PRINT_OWNER
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+    }
+    let _ = DebugPort.write_fmt(args);
+    if !nested {
+        PRINT_OWNER.store(0, Ordering::Release);
+    }
+    restore_interrupts(flags);
+}
+
+/// Clears IF and returns the previous RFLAGS (`_disable` + saved state).
+pub fn disable_interrupts() -> u64 {
+    let f: u64;
+    // SAFETY: reading RFLAGS and clearing IF is always allowed in ring 0.
+    unsafe { core::arch::asm!("pushfq; pop {}; cli", out(reg) f, options(nomem)) };
+    f
+}
+
+/// Sets IF again if `flags` (from `disable_interrupts`) had it set.
+pub fn restore_interrupts(flags: u64) {
+    if flags & 0x200 != 0 {
+        // SAFETY: re-enabling interrupts that were enabled before.
+        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    }
+}
+
+/// Whether IF is set.
+pub fn interrupts_enabled() -> bool {
+    let f: u64;
+    // SAFETY: reading RFLAGS.
+    unsafe { core::arch::asm!("pushfq; pop {}", out(reg) f, options(nomem)) };
+    f & 0x200 != 0
+}
+
+/// `KeStallExecutionProcessor`: busy-waits `us` microseconds on the TSC.
+pub fn stall_execution_processor(us: u64) {
+    let freq = crate::loader_block().tsc_frequency.max(1_000_000);
+    let start = rdtsc();
+    let wait = freq / 1_000_000 * us;
+    while rdtsc().wrapping_sub(start) < wait {
+        core::hint::spin_loop();
+    }
+}
+
+fn cmos(reg: u8) -> u8 {
+    outb(0x70, reg);
+    inb(0x71)
+}
+
+/// Reads the RTC (`HalQueryRealTimeClock`) and returns the system time: 100 ns
+/// units since 1601-01-01 UTC, as `KeQuerySystemTime` reports it.
+pub fn query_real_time_clock() -> u64 {
+    while cmos(0x0A) & 0x80 != 0 {
+        core::hint::spin_loop();
+    }
+    let status_b = cmos(0x0B);
+    let bcd = |v: u8| {
+        if status_b & 4 == 0 {
+            (v & 0x0F) + (v >> 4) * 10
+        } else {
+            v
+        }
+    };
+    let sec = bcd(cmos(0x00)) as u64;
+    let min = bcd(cmos(0x02)) as u64;
+    let hour_raw = cmos(0x04);
+    let mut hour = bcd(hour_raw & 0x7F) as u64;
+    if status_b & 2 == 0 && hour_raw & 0x80 != 0 {
+        hour = (hour % 12) + 12;
+    }
+    let day = bcd(cmos(0x07)) as u64;
+    let month = bcd(cmos(0x08)) as u64;
+    let year = 2000 + bcd(cmos(0x09)) as u64;
+    // Days from 1601-01-01 to the date (proleptic Gregorian).
+    let days_before = |y: u64| {
+        let y = y - 1;
+        y * 365 + y / 4 - y / 100 + y / 400
+    };
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    const CUM: [u64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let mut yday = CUM[(month.clamp(1, 12) - 1) as usize] + day.max(1) - 1;
+    if leap && month > 2 {
+        yday += 1;
+    }
+    let days = days_before(year) - days_before(1601) + yday;
+    ((days * 24 + hour) * 60 + min) * 60 * 10_000_000 + sec * 10_000_000
+}
+
 #[macro_export]
 macro_rules! dbg_print {
     ($($arg:tt)*) => {{
-        use core::fmt::Write as _;
-        let _ = write!($crate::hal::DebugPort, $($arg)*);
+        $crate::hal::debug_print(format_args!($($arg)*));
     }};
 }
 
@@ -142,17 +250,17 @@ pub fn phys_to_virt(pa: u64) -> u64 {
 }
 
 /// Reads a little-endian value of `N` bytes at physical address `pa`.
-fn phys_read<const N: usize>(pa: u64) -> [u8; N] {
+pub(crate) fn phys_read<const N: usize>(pa: u64) -> [u8; N] {
     let mut v = [0u8; N];
     // SAFETY: the loader's direct map covers all RAM and the low 4 GiB, which
     // is where firmware places ACPI tables.
     unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, v.as_mut_ptr(), N) };
     v
 }
-fn phys_u32(pa: u64) -> u32 {
+pub(crate) fn phys_u32(pa: u64) -> u32 {
     u32::from_le_bytes(phys_read::<4>(pa))
 }
-fn phys_u64(pa: u64) -> u64 {
+pub(crate) fn phys_u64(pa: u64) -> u64 {
     u64::from_le_bytes(phys_read::<8>(pa))
 }
 

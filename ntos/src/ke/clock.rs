@@ -1,0 +1,70 @@
+//! The clock (*Windows Internals*, Part 2, ch. 8, "Timer processing"): the
+//! local APIC timer interrupts every processor each tick at CLOCK_LEVEL;
+//! processor 0 owns time keeping, every processor charges its running
+//! thread's quantum. Work beyond counting is deferred to the dispatch interrupt.
+
+use super::current_processor_number;
+use super::sched::{self, PROCESSOR_SCHED};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// `KeMaximumIncrement`: 15.625 ms in 100 ns units (64 Hz, Windows' default).
+pub const TIME_INCREMENT: u64 = 156_250;
+
+static TICK_COUNT: AtomicU64 = AtomicU64::new(0);
+static INTERRUPT_TIME: AtomicU64 = AtomicU64::new(0);
+static BOOT_SYSTEM_TIME: AtomicU64 = AtomicU64::new(0);
+
+/// Records the RTC time at boot (`KeBootTime`).
+pub fn initialize(system_time: u64) {
+    BOOT_SYSTEM_TIME.store(system_time, Ordering::Relaxed);
+}
+
+/// `KeQueryInterruptTime`: 100 ns units since boot, advanced each tick.
+pub fn ke_query_interrupt_time() -> u64 {
+    INTERRUPT_TIME.load(Ordering::Relaxed)
+}
+
+/// `KeQueryTickCount`.
+pub fn ke_query_tick_count() -> u64 {
+    TICK_COUNT.load(Ordering::Relaxed)
+}
+
+/// `KeQuerySystemTime`: 100 ns units since 1601-01-01 UTC.
+pub fn ke_query_system_time() -> u64 {
+    BOOT_SYSTEM_TIME.load(Ordering::Relaxed) + ke_query_interrupt_time()
+}
+
+/// `KeQueryTimeIncrement`.
+pub fn ke_query_time_increment() -> u32 {
+    TIME_INCREMENT as u32
+}
+
+/// `KeUpdateSystemTime` / `KeUpdateRunTime`, at CLOCK_LEVEL with interrupts off.
+pub fn clock_interrupt() {
+    let me = current_processor_number();
+    let mut dispatch = false;
+    if me == 0 {
+        TICK_COUNT.fetch_add(1, Ordering::Relaxed);
+        let now = INTERRUPT_TIME.fetch_add(TIME_INCREMENT, Ordering::Relaxed) + TIME_INCREMENT;
+        if sched::NEXT_WAKE.load(Ordering::Relaxed) <= now || super::timer::due(now) {
+            dispatch = true;
+        }
+    }
+    let ps = &PROCESSOR_SCHED[me as usize];
+    ps.ticks.fetch_add(1, Ordering::Relaxed);
+    if sched::SCHEDULER_RUNNING.load(Ordering::Relaxed) {
+        let cur = sched::current_thread();
+        if ps.idle_thread.load(Ordering::Relaxed) == cur.id {
+            ps.idle_ticks.fetch_add(1, Ordering::Relaxed);
+        } else {
+            cur.kernel_time += 1;
+            if cur.quantum.tick() {
+                ps.quantum_end.store(true, Ordering::Relaxed);
+                dispatch = true;
+            }
+        }
+    }
+    if dispatch || super::dpc::pending() {
+        sched::request_dispatch(me);
+    }
+}

@@ -1,0 +1,134 @@
+//! Interrupt dispatching (*Windows Internals*, Part 2, ch. 8, "Hardware
+//! interrupt processing"): the common handler raises IRQL to the vector's
+//! level (`vector >> 4`), signals end of interrupt, runs the service routine
+//! with interrupts enabled so higher levels can nest, then restores IRQL.
+//! Interrupt objects (`KINTERRUPT`) let drivers connect a service routine
+//! to a device vector (`IoConnectInterrupt`).
+
+use super::irql::{set_irql, SpinLocked};
+use super::{APC_LEVEL, CLOCK_LEVEL, DISPATCH_LEVEL, HIGH_LEVEL};
+use crate::hal::{apic, disable_interrupts, restore_interrupts};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+/// `PKSERVICE_ROUTINE`: (Interrupt, ServiceContext) → whether the device interrupted.
+pub type ServiceRoutine = fn(&KInterrupt, usize) -> bool;
+
+/// `KINTERRUPT`.
+pub struct KInterrupt {
+    pub vector: u8,
+    pub irql: u8,
+    pub gsi: u32,
+    pub routine: ServiceRoutine,
+    pub context: usize,
+    pub count: AtomicU64,
+}
+
+static CONNECTED: [AtomicPtr<KInterrupt>; 256] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; 256];
+/// Interrupts taken per vector (for `!idt`-style statistics).
+pub static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+static NEXT_VECTOR: SpinLocked<u8, HIGH_LEVEL> = SpinLocked::new(apic::FIRST_DEVICE_VECTOR);
+
+/// `IoConnectInterrupt` (the kernel half, `KeConnectInterrupt`): allocates a
+/// device vector at `irql` (vector = irql << 4 | n), routes global system
+/// interrupt `gsi` to the boot processor with the MADT's polarity/trigger,
+/// and connects `routine`.
+pub fn io_connect_interrupt(
+    gsi: u32,
+    irql: u8,
+    mps_flags: u16,
+    routine: ServiceRoutine,
+    context: usize,
+) -> Result<&'static KInterrupt, nt::status::NtStatus> {
+    if !(3..CLOCK_LEVEL).contains(&irql) {
+        return Err(nt::status::STATUS_INVALID_PARAMETER);
+    }
+    let vector = NEXT_VECTOR.with(|_| {
+        (0..16u8).map(|n| (irql << 4) | n).find(|&v| {
+            v >= apic::FIRST_DEVICE_VECTOR
+                && CONNECTED[v as usize].load(Ordering::Relaxed).is_null()
+        })
+    });
+    let Some(vector) = vector else {
+        return Err(nt::status::STATUS_INSUFFICIENT_RESOURCES);
+    };
+    let obj: &'static mut KInterrupt =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(KInterrupt {
+            vector,
+            irql,
+            gsi,
+            routine,
+            context,
+            count: AtomicU64::new(0),
+        }));
+    CONNECTED[vector as usize].store(obj, Ordering::Release);
+    if let Some(m) = super::madt() {
+        apic::ioapic_route(
+            &m,
+            gsi,
+            vector,
+            super::apic_id_of(0).unwrap_or(0),
+            mps_flags,
+        );
+    }
+    Ok(obj)
+}
+
+/// `IoDisconnectInterrupt`.
+pub fn io_disconnect_interrupt(obj: &'static KInterrupt) {
+    if let Some(m) = super::madt() {
+        apic::ioapic_mask(&m, obj.gsi);
+    }
+    CONNECTED[obj.vector as usize].store(core::ptr::null_mut(), Ordering::Release);
+}
+
+/// Entry from the trap dispatcher for vectors 0x1F..0xFF.
+pub fn dispatch_interrupt(vector: u8) {
+    COUNTS[vector as usize].fetch_add(1, Ordering::Relaxed);
+    if vector == apic::SPURIOUS_VECTOR {
+        return; // no EOI for spurious interrupts
+    }
+    let old = super::irql();
+    match vector {
+        apic::DPC_VECTOR => {
+            set_irql(DISPATCH_LEVEL);
+            apic::eoi();
+            enable();
+            super::sched::dispatch_interrupt();
+            disable_interrupts();
+        }
+        apic::APC_VECTOR => {
+            set_irql(APC_LEVEL);
+            apic::eoi();
+            // APC delivery arrives with the APC queues; the request is acknowledged.
+        }
+        apic::CLOCK_VECTOR => {
+            set_irql(CLOCK_LEVEL);
+            apic::eoi();
+            super::clock::clock_interrupt();
+        }
+        apic::IPI_VECTOR => {
+            set_irql(super::IPI_LEVEL);
+            apic::eoi();
+            super::mp::ipi_received();
+        }
+        v => {
+            set_irql(v >> 4);
+            let obj = CONNECTED[v as usize].load(Ordering::Acquire);
+            if !obj.is_null() {
+                // SAFETY: connected interrupt objects are leaked and never freed.
+                let obj = unsafe { &*obj };
+                enable();
+                obj.count.fetch_add(1, Ordering::Relaxed);
+                (obj.routine)(obj, obj.context);
+                disable_interrupts();
+            }
+            apic::eoi();
+        }
+    }
+    set_irql(old);
+}
+
+fn enable() {
+    restore_interrupts(0x200);
+}

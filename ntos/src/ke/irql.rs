@@ -1,0 +1,182 @@
+//! IRQL and spin locks (*Windows Internals*, Part 2, ch. 8, "Interrupt
+//! request levels" and "Low-IRQL synchronization"/"Spinlocks").
+//!
+//! On x64 the IRQL *is* CR8, the APIC task-priority class: raising it masks
+//! every vector whose `vector >> 4` is at or below the new level, and
+//! lowering it lets pending ones (including the DPC and APC software
+//! interrupts, which ntrs requests as self-IPIs) fire at once.
+
+use super::{DISPATCH_LEVEL, HIGH_LEVEL};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// `SYNCH_LEVEL` on x64: the dispatcher lock's level.
+pub const SYNCH_LEVEL: u8 = 12;
+
+fn write_cr8(v: u8) {
+    // SAFETY: CR8 only changes which interrupt classes are masked.
+    unsafe { core::arch::asm!("mov cr8, {}", in(reg) v as u64, options(nomem, nostack)) };
+}
+
+/// `KeRaiseIrql`: raises to `new` and returns the old IRQL; raising to a lower
+/// level is IRQL_NOT_GREATER_OR_EQUAL.
+pub fn ke_raise_irql(new: u8) -> u8 {
+    let old = super::irql();
+    if new < old {
+        super::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::IRQL_NOT_GREATER_OR_EQUAL,
+            old as u64,
+            new as u64,
+            0,
+            0,
+        );
+    }
+    write_cr8(new);
+    old
+}
+
+/// `KeLowerIrql`: lowering to a higher level is IRQL_NOT_LESS_OR_EQUAL.
+pub fn ke_lower_irql(new: u8) {
+    let cur = super::irql();
+    if new > cur || new > HIGH_LEVEL {
+        super::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+            cur as u64,
+            new as u64,
+            0,
+            0,
+        );
+    }
+    write_cr8(new);
+}
+
+/// Sets CR8 without the checks (trap and context-switch paths restore a saved level).
+pub fn set_irql(v: u8) {
+    write_cr8(v);
+}
+
+/// `KSPIN_LOCK`: zero when free, the owner's processor number + 1 when held
+/// (so `!locks` and deadlock checks can name the owner).
+#[repr(transparent)]
+#[derive(Default)]
+pub struct KSpinLock(AtomicU64);
+
+impl KSpinLock {
+    pub const fn new() -> Self {
+        KSpinLock(AtomicU64::new(0))
+    }
+
+    /// `KeAcquireSpinLockAtDpcLevel`: the caller is already at >= DISPATCH_LEVEL.
+    pub fn acquire_at_dpc_level(&self) {
+        let me = super::current_processor_number() as u64 + 1;
+        if self.0.load(Ordering::Relaxed) == me {
+            super::bugcheck::ke_bug_check_ex(
+                nt::bugcheck::SPIN_LOCK_ALREADY_OWNED,
+                self as *const _ as u64,
+                0,
+                0,
+                0,
+            );
+        }
+        loop {
+            if self
+                .0
+                .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+            while self.0.load(Ordering::Relaxed) != 0 {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// `KeTryToAcquireSpinLockAtDpcLevel`.
+    pub fn try_acquire_at_dpc_level(&self) -> bool {
+        let me = super::current_processor_number() as u64 + 1;
+        self.0
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// `KeReleaseSpinLockFromDpcLevel`; releasing a free lock is SPIN_LOCK_NOT_OWNED.
+    pub fn release_from_dpc_level(&self) {
+        if self.0.swap(0, Ordering::Release) == 0 {
+            super::bugcheck::ke_bug_check_ex(
+                nt::bugcheck::SPIN_LOCK_NOT_OWNED,
+                self as *const _ as u64,
+                0,
+                0,
+                0,
+            );
+        }
+    }
+
+    /// `KeAcquireSpinLock`: raises to DISPATCH_LEVEL and returns the old IRQL.
+    pub fn acquire(&self) -> u8 {
+        let old = ke_raise_irql(DISPATCH_LEVEL.max(super::irql()));
+        self.acquire_at_dpc_level();
+        old
+    }
+
+    /// `KeAcquireSpinLockRaiseToSynch` style: raise to `level` first.
+    pub fn acquire_raise(&self, level: u8) -> u8 {
+        let old = ke_raise_irql(level.max(super::irql()));
+        self.acquire_at_dpc_level();
+        old
+    }
+
+    /// `KeReleaseSpinLock`.
+    pub fn release(&self, old_irql: u8) {
+        self.release_from_dpc_level();
+        ke_lower_irql(old_irql);
+    }
+
+    /// Owner processor + 1, or 0 (for `!locks`).
+    pub fn owner(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Data guarded by a spin lock taken at `LEVEL` (a Rust wrapper over `KSPIN_LOCK`).
+pub struct SpinLocked<T, const LEVEL: u8> {
+    lock: KSpinLock,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the data is only reached with the lock held.
+unsafe impl<T: Send, const L: u8> Sync for SpinLocked<T, L> {}
+
+impl<T, const LEVEL: u8> SpinLocked<T, LEVEL> {
+    pub const fn new(v: T) -> Self {
+        SpinLocked {
+            lock: KSpinLock::new(),
+            data: UnsafeCell::new(v),
+        }
+    }
+
+    /// Raises to `LEVEL`, takes the lock, runs `f`, releases and lowers.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let old = self.lock.acquire_raise(LEVEL);
+        // SAFETY: the lock is held.
+        let r = f(unsafe { &mut *self.data.get() });
+        self.lock.release(old);
+        r
+    }
+
+    /// The raw lock (the dispatcher keeps it held across a context switch).
+    pub fn raw(&self) -> &KSpinLock {
+        &self.lock
+    }
+
+    /// The data, for a caller that holds `raw()`.
+    ///
+    /// # Safety
+    /// The caller must hold the lock and not alias the reference.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get_locked(&self) -> &mut T {
+        // SAFETY: per the contract above.
+        unsafe { &mut *self.data.get() }
+    }
+}

