@@ -125,14 +125,37 @@ pub fn execute(line: &str) {
     match cmd {
         "help" | "?" => help(),
         "dg" => dg(args[0].and_then(parse_hex), args[1].and_then(parse_hex)),
-        "!pcr" => pcr(args[0].and_then(|a| a.parse().ok()).unwrap_or(0)),
+        "!pcr" => pcr(args[0]
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(kd_processor)),
+        "!prcb" => ke::kdext::prcb(
+            args[0]
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(kd_processor),
+        ),
+        "!running" => ke::kdext::running(),
+        "!ready" => ke::kdext::ready(),
+        "!thread" => ke::kdext::thread_cmd(args[0]),
+        "!dpcs" => ke::dpc::kd_dpcs(),
+        "!timer" => ke::timer::kd_timer(),
+        "!apic" => ke::kdext::apic(),
+        c if c.starts_with('~') && c.len() > 1 => ke::kdext::switch_processor(&c[1..]),
         "r" => registers(),
         "lm" => lm(),
-        "!irql" => dbg_println!(
-            "Debugger saved IRQL for processor 0x0 -- {} ({})",
-            ke::irql(),
-            irql_name(ke::irql())
-        ),
+        "!irql" => {
+            let n = args[0]
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(kd_processor);
+            let irql = if n == ke::current_processor_number() {
+                ke::irql()
+            } else {
+                ke::pcr_of(n).map_or(0, |p| p.irql)
+            };
+            dbg_println!(
+                "Debugger saved IRQL for processor 0x{n:x} -- {irql} ({})",
+                irql_name(irql)
+            )
+        }
         "rdmsr" => match args[0].and_then(parse_hex) {
             Some(m) => dbg_println!("msr[{:x}] = {}", m, Q(hal::rdmsr(m as u32))),
             None => dbg_println!("usage: rdmsr <msr>"),
@@ -156,10 +179,22 @@ pub fn execute(line: &str) {
     }
 }
 
+fn kd_processor() -> u32 {
+    ke::kdext::KD_PROCESSOR.load(Ordering::Relaxed)
+}
+
 fn help() {
     dbg_println!("ntrs kernel debugger commands:");
     dbg_println!("  dg <first> [last]   display GDT selectors (hex)");
     dbg_println!("  !pcr [n]            processor control region of processor n");
+    dbg_println!("  !prcb [n]           processor control block of processor n");
+    dbg_println!("  ~n                  make processor n the one kd shows");
+    dbg_println!("  !running            what every processor is running");
+    dbg_println!("  !ready              ready threads by processor and priority");
+    dbg_println!("  !thread [addr|cid]  a thread (default: the current one)");
+    dbg_println!("  !dpcs               queued DPCs per processor");
+    dbg_println!("  !timer              the timer table");
+    dbg_println!("  !apic               local APIC, clock and extended-state setup");
     dbg_println!("  r                   current registers");
     dbg_println!("  lm                  loaded modules");
     dbg_println!("  !irql               current IRQL");
@@ -232,7 +267,12 @@ fn pcr(n: u32) {
     dbg_println!("    Major {} Minor {}", p.major_version, p.minor_version);
     dbg_println!("\t              Self: {:016x}", p.self_);
     dbg_println!("\t              Prcb: {:016x}", p.current_prcb);
-    dbg_println!("\t              Irql: {:016x}", ke::irql());
+    let irql = if n == ke::current_processor_number() {
+        ke::irql()
+    } else {
+        p.irql
+    };
+    dbg_println!("\t              Irql: {:016x}", irql);
     dbg_println!("\t               IDT: {:016x}", p.idt_base);
     dbg_println!("\t               GDT: {:016x}", p.gdt_base);
     dbg_println!("\t               TSS: {:016x}", p.tss_base);

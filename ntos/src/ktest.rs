@@ -260,7 +260,8 @@ const TESTS: &[Test] = &[
 /// Runs every test and exits QEMU with the verdict.
 pub fn run_all() -> ! {
     let mut failed = 0;
-    for (name, test) in TESTS {
+    let total = TESTS.len() + crate::ktest_ke::TESTS.len();
+    for (name, test) in TESTS.iter().chain(crate::ktest_ke::TESTS) {
         match test() {
             Ok(()) => dbg_println!("KTEST {name} PASS"),
             Err(why) => {
@@ -269,10 +270,6 @@ pub fn run_all() -> ! {
             }
         }
     }
-    dbg_println!(
-        "KTEST-SUMMARY {} passed, {} failed",
-        TESTS.len() - failed,
-        failed
-    );
+    dbg_println!("KTEST-SUMMARY {} passed, {} failed", total - failed, failed);
     hal::debug_exit(if failed == 0 { 0x10 } else { 0x11 })
 }

@@ -16,6 +16,7 @@ pub mod hal;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
+pub mod ktest_ke;
 pub mod ob;
 pub mod se;
 

@@ -50,6 +50,18 @@ impl KDpc {
         }
     }
 
+    /// `KeSetTargetProcessorDpc` (at initialization).
+    pub const fn with_target(mut self, processor: u32) -> Self {
+        self.target = Some(processor);
+        self
+    }
+
+    /// `KeSetImportanceDpc` (at initialization).
+    pub const fn with_importance(mut self, importance: DpcImportance) -> Self {
+        self.importance = importance;
+        self
+    }
+
     /// Whether the DPC sits in a queue now.
     pub fn is_inserted(&self) -> bool {
         self.inserted.load(Ordering::Acquire)
@@ -174,9 +186,12 @@ pub fn kd_dpcs() {
             )
         });
         crate::dbg_println!(
-            "CPU Type      KDPC       Function                      ({n} queued, {} run)",
+            "CPU {p}: {n} queued, {} run",
             DPCS_RUN[p].load(Ordering::Relaxed)
         );
+        if n > 0 {
+            crate::dbg_println!("CPU Type      KDPC             Function");
+        }
         for (k, f, imp) in list {
             crate::dbg_println!(" {p}: {imp:?}  {k:016x} {f:016x}");
         }

@@ -16,6 +16,11 @@ pub const SYNCH_LEVEL: u8 = 12;
 fn write_cr8(v: u8) {
     // SAFETY: CR8 only changes which interrupt classes are masked.
     unsafe { core::arch::asm!("mov cr8, {}", in(reg) v as u64, options(nomem, nostack)) };
+    if super::gs_ready() {
+        // SAFETY: GS:[0x50] is KPCR.Irql of this processor (a copy kd reads
+        // for other processors; CR8 stays authoritative).
+        unsafe { core::arch::asm!("mov gs:[0x50], {}", in(reg_byte) v, options(nostack)) };
+    }
 }
 
 /// `KeRaiseIrql`: raises to `new` and returns the old IRQL; raising to a lower

@@ -7,6 +7,7 @@ pub mod dpc;
 pub mod gdt;
 pub mod intr;
 pub mod irql;
+pub mod kdext;
 pub mod mp;
 pub mod probe;
 pub mod sched;
@@ -124,6 +125,12 @@ pub fn ke_get_pcr() -> &'static Kpcr {
     unsafe { core::arch::asm!("mov {}, gs:[0x18]", out(reg) p, options(nostack, readonly)) };
     // SAFETY: KPCR.Self points at the static processor block.
     unsafe { &*(p as *const Kpcr) }
+}
+
+/// Whether GS points at a KPCR (application processors touch nothing that
+/// asks before their own `ki_initialize_processor`).
+pub fn gs_ready() -> bool {
+    GS_READY.load(Ordering::Relaxed)
 }
 
 /// `KeGetCurrentProcessorNumber`: `Prcb.Number` through GS (0 before GS is set up).

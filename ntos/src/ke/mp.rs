@@ -193,9 +193,9 @@ extern "C" fn KiSystemStartupAp(number: u32) -> ! {
         AP_STACKS[n][2].load(Ordering::Relaxed),
         AP_STACKS[n][3].load(Ordering::Relaxed),
     ];
-    super::irql::set_irql(super::HIGH_LEVEL);
     // SAFETY: first code on this processor, interrupts off, its own block.
     unsafe { super::ki_initialize_processor(number, ist, stack) };
+    super::irql::set_irql(super::HIGH_LEVEL);
     super::thread::init_extended_state(false);
     if let Some(m) = super::madt() {
         apic::initialize_processor(&m, false);

@@ -268,6 +268,9 @@ pub fn dispatch_interrupt() {
     PROCESSOR_SCHED[me as usize]
         .dispatch_interrupts
         .fetch_add(1, Ordering::Relaxed);
+    if me == 0 {
+        super::timer::expire(interrupt_time());
+    }
     super::dpc::drain_dpc_queue();
     if !SCHEDULER_RUNNING.load(Ordering::Relaxed) {
         return;
