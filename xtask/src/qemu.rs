@@ -182,33 +182,36 @@ fn check(tally: &mut Tally, errors: &mut Vec<String>, name: &str, ok: bool, why:
 
 /// Boot tests: the in-kernel test run, then the kd shell driven by a script.
 pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
-    // 1. In-kernel tests (`/TESTS`): one KTEST line per test, then isa-debug-exit.
-    match run_session(
-        img,
-        "/TESTS",
-        1,
-        &mut std::iter::empty(),
-        false,
-        Duration::from_secs(300),
-    ) {
-        Ok((code, out)) => {
-            let results = ktest_lines(&out);
-            for (name, ok, detail) in &results {
-                check(tally, errors, &format!("kernel/{name}"), *ok, detail);
+    // 1. In-kernel tests (`/TESTS`) on one and on four processors: one KTEST
+    //    line per test, then isa-debug-exit.
+    for (smp, prefix) in [(1, "kernel"), (4, "kernel-smp4")] {
+        match run_session(
+            img,
+            "/TESTS",
+            smp,
+            &mut std::iter::empty(),
+            false,
+            Duration::from_secs(300),
+        ) {
+            Ok((code, out)) => {
+                let results = ktest_lines(&out);
+                for (name, ok, detail) in &results {
+                    check(tally, errors, &format!("{prefix}/{name}"), *ok, detail);
+                }
+                let summary_ok = code == EXIT_TESTS_PASSED && !results.is_empty();
+                if !summary_ok {
+                    println!("{out}");
+                }
+                check(
+                    tally,
+                    errors,
+                    &format!("{prefix}/exit-status"),
+                    summary_ok,
+                    &format!("QEMU exit code {code}, {} KTEST lines", results.len()),
+                );
             }
-            let summary_ok = code == EXIT_TESTS_PASSED && !results.is_empty();
-            if !summary_ok {
-                println!("{out}");
-            }
-            check(
-                tally,
-                errors,
-                "kernel/exit-status",
-                summary_ok,
-                &format!("QEMU exit code {code}, {} KTEST lines", results.len()),
-            );
+            Err(e) => check(tally, errors, &format!("{prefix}/boot"), false, &e),
         }
-        Err(e) => check(tally, errors, "kernel/boot", false, &e),
     }
 
     // 2. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
@@ -219,11 +222,15 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "!irql",
         "r",
         "!object \\",
+        "!running",
+        "~1",
+        "!prcb",
+        "!thread",
         ".crash",
         "shutdown",
     ];
     let mut lines = script.iter().map(|s| s.to_string());
-    match run_session(img, "", 1, &mut lines, false, Duration::from_secs(300)) {
+    match run_session(img, "", 2, &mut lines, false, Duration::from_secs(300)) {
         Ok((code, out)) => {
             let has = |s: &str| out.contains(s);
             check(
@@ -267,6 +274,30 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 has("Directory                 ObjectTypes")
                     && has("Directory                 GLOBAL??"),
                 "!object \\ does not list the root directory",
+            );
+            check(
+                tally,
+                errors,
+                "kd/running",
+                has("System Processors:  (0000000000000003)")
+                    && out
+                        .lines()
+                        .any(|l| l.trim_start().starts_with("1 ") && l.contains("Idle")),
+                "!running does not show both processors",
+            );
+            check(
+                tally,
+                errors,
+                "kd/prcb-after-processor-switch",
+                has("Switched to processor 1") && has("PRCB for Processor 1 at"),
+                "~1 then !prcb did not show processor 1",
+            );
+            check(
+                tally,
+                errors,
+                "kd/thread",
+                has("RUNNING on processor 0") && has("Context Switch Count"),
+                "!thread does not describe the kd thread",
             );
             check(
                 tally,
