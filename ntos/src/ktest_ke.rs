@@ -354,4 +354,125 @@ pub const TESTS: &[Test] = &[
     ("ke.timer.periodic", t_periodic_timer),
     ("ke.delay_execution", t_delay),
     ("ke.smp.stress", t_smp_stress),
+    ("ke.intr.connect_rtc_interrupt", t_interrupt_object),
+    ("ke.spinlock.exclusion", t_spin_locks),
 ];
+
+static RTC_ISR_IRQL: AtomicU8 = AtomicU8::new(0xFF);
+static RTC_DPC_RUNS: AtomicU64 = AtomicU64::new(0);
+static RTC_DPC: dpc::KDpc = dpc::KDpc::new(
+    |_, _, _, _| {
+        RTC_DPC_RUNS.fetch_add(1, Ordering::SeqCst);
+    },
+    0,
+);
+
+/// The RTC's periodic interrupt (ISA IRQ 8) through the I/O APIC: the
+/// service routine runs at the device IRQL and queues a DPC.
+fn t_interrupt_object() -> TestResult {
+    let madt = ke::madt().ok_or("no MADT")?;
+    let (gsi, flags) = madt.isa_override[8];
+    RTC_DPC_RUNS.store(0, Ordering::SeqCst);
+    let obj = ke::intr::io_connect_interrupt(
+        gsi,
+        8,
+        flags,
+        |_, _| {
+            RTC_ISR_IRQL.store(ke::irql(), Ordering::SeqCst);
+            // Reading register C acknowledges the RTC interrupt.
+            crate::hal::outb(0x70, 0x0C);
+            let _ = crate::hal::inb(0x71);
+            dpc::ke_insert_queue_dpc(&RTC_DPC, 0, 0);
+            true
+        },
+        0,
+    )
+    .map_err(|_| "IoConnectInterrupt failed")?;
+    // Periodic interrupt at 64 Hz (rate 10), enable PIE.
+    let f = crate::hal::disable_interrupts();
+    crate::hal::outb(0x70, 0x8A);
+    let a = crate::hal::inb(0x71);
+    crate::hal::outb(0x70, 0x8A);
+    crate::hal::outb(0x71, (a & 0xF0) | 10);
+    crate::hal::outb(0x70, 0x8B);
+    let b = crate::hal::inb(0x71);
+    crate::hal::outb(0x70, 0x8B);
+    crate::hal::outb(0x71, b | 0x40);
+    crate::hal::outb(0x70, 0x0C);
+    let _ = crate::hal::inb(0x71);
+    crate::hal::restore_interrupts(f);
+    let ok = wait_until(2000, || RTC_DPC_RUNS.load(Ordering::SeqCst) >= 3);
+    // Disable PIE again and disconnect.
+    crate::hal::outb(0x70, 0x8B);
+    let b = crate::hal::inb(0x71);
+    crate::hal::outb(0x70, 0x8B);
+    crate::hal::outb(0x71, b & !0x40);
+    ke::intr::io_disconnect_interrupt(obj);
+    check(
+        ok,
+        "no RTC interrupts reached the connected service routine",
+    )?;
+    check(
+        RTC_ISR_IRQL.load(Ordering::SeqCst) == 8,
+        "the service routine did not run at its device IRQL",
+    )?;
+    check(
+        obj.count.load(Ordering::SeqCst) >= 3,
+        "interrupt object count wrong",
+    )
+}
+
+static QLOCK: ke::irql::KQueuedSpinLock = ke::irql::KQueuedSpinLock::new();
+static SPIN: ke::irql::KSpinLock = ke::irql::KSpinLock::new();
+static LOCKED_COUNTER: AtomicU64 = AtomicU64::new(0);
+static LOCK_DONE: AtomicU32 = AtomicU32::new(0);
+
+/// Spin locks and queued spin locks exclude each other across processors:
+/// a non-atomic read-modify-write under the lock never loses an update.
+fn t_spin_locks() -> TestResult {
+    LOCKED_COUNTER.store(0, Ordering::SeqCst);
+    LOCK_DONE.store(0, Ordering::SeqCst);
+    let n = ke::processor_count().max(2);
+    for i in 0..n {
+        spawn(
+            "locker",
+            9,
+            u64::MAX,
+            |i| {
+                for k in 0..2000 {
+                    if (i + k) % 2 == 0 {
+                        let mut h = ke::irql::KLockQueueHandle::new();
+                        QLOCK.acquire(&mut h);
+                        let v = LOCKED_COUNTER.load(Ordering::Relaxed);
+                        core::hint::spin_loop();
+                        LOCKED_COUNTER.store(v + 1, Ordering::Relaxed);
+                        QLOCK.release(&mut h);
+                    } else {
+                        // Both locks guard the counter: take them in a fixed order.
+                        let mut h = ke::irql::KLockQueueHandle::new();
+                        QLOCK.acquire(&mut h);
+                        let old = SPIN.acquire();
+                        let v = LOCKED_COUNTER.load(Ordering::Relaxed);
+                        LOCKED_COUNTER.store(v + 1, Ordering::Relaxed);
+                        SPIN.release(old);
+                        QLOCK.release(&mut h);
+                    }
+                }
+                LOCK_DONE.fetch_add(1, Ordering::SeqCst);
+            },
+            i as usize,
+        );
+    }
+    check(
+        wait_until(20_000, || LOCK_DONE.load(Ordering::SeqCst) == n),
+        "lock threads did not finish",
+    )?;
+    check(
+        LOCKED_COUNTER.load(Ordering::SeqCst) == n as u64 * 2000,
+        "an update under a spin lock was lost",
+    )?;
+    check(
+        !QLOCK.is_held() && SPIN.owner() == 0,
+        "a lock was left held",
+    )
+}

@@ -185,3 +185,119 @@ impl<T, const LEVEL: u8> SpinLocked<T, LEVEL> {
         unsafe { &mut *self.data.get() }
     }
 }
+
+/// `KSPIN_LOCK_QUEUE`: one waiter's node in a queued (MCS) spin lock.
+#[repr(C)]
+pub struct KSpinLockQueue {
+    next: core::sync::atomic::AtomicPtr<KSpinLockQueue>,
+    locked: core::sync::atomic::AtomicBool,
+}
+
+/// `KLOCK_QUEUE_HANDLE`: lives on the acquirer's stack.
+#[repr(C)]
+pub struct KLockQueueHandle {
+    pub lock_queue: KSpinLockQueue,
+    pub old_irql: u8,
+}
+
+impl KLockQueueHandle {
+    pub const fn new() -> Self {
+        KLockQueueHandle {
+            lock_queue: KSpinLockQueue {
+                next: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+                locked: core::sync::atomic::AtomicBool::new(false),
+            },
+            old_irql: 0,
+        }
+    }
+}
+
+impl Default for KLockQueueHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A queued spin lock: the lock word points at the last waiter, and each
+/// waiter spins on its own node, so processors acquire in FIFO order and
+/// never hammer one shared cache line (*Windows Internals*, Part 2, ch. 8,
+/// "Queued spinlocks").
+#[derive(Default)]
+pub struct KQueuedSpinLock {
+    tail: core::sync::atomic::AtomicPtr<KSpinLockQueue>,
+}
+
+impl KQueuedSpinLock {
+    pub const fn new() -> Self {
+        KQueuedSpinLock {
+            tail: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+        }
+    }
+
+    /// `KeAcquireInStackQueuedSpinLock`: raises to DISPATCH_LEVEL; `handle`
+    /// must stay where it is until the matching release.
+    pub fn acquire(&self, handle: &mut KLockQueueHandle) {
+        handle.old_irql = ke_raise_irql(DISPATCH_LEVEL.max(super::irql()));
+        self.acquire_at_dpc_level(handle);
+    }
+
+    /// `KeAcquireInStackQueuedSpinLockAtDpcLevel`.
+    pub fn acquire_at_dpc_level(&self, handle: &mut KLockQueueHandle) {
+        let node = &handle.lock_queue as *const KSpinLockQueue as *mut KSpinLockQueue;
+        handle
+            .lock_queue
+            .next
+            .store(core::ptr::null_mut(), Ordering::Relaxed);
+        handle.lock_queue.locked.store(true, Ordering::Relaxed);
+        let prev = self.tail.swap(node, Ordering::AcqRel);
+        if !prev.is_null() {
+            // SAFETY: `prev` is a live handle: its owner cannot release (and
+            // return from its frame) before handing the lock to its successor.
+            unsafe { (*prev).next.store(node, Ordering::Release) };
+            while handle.lock_queue.locked.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// `KeReleaseInStackQueuedSpinLockFromDpcLevel`.
+    pub fn release_from_dpc_level(&self, handle: &mut KLockQueueHandle) {
+        let node = &handle.lock_queue as *const KSpinLockQueue as *mut KSpinLockQueue;
+        let mut next = handle.lock_queue.next.load(Ordering::Acquire);
+        if next.is_null() {
+            if self
+                .tail
+                .compare_exchange(
+                    node,
+                    core::ptr::null_mut(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                return;
+            }
+            // A successor is linking itself in.
+            loop {
+                next = handle.lock_queue.next.load(Ordering::Acquire);
+                if !next.is_null() {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+        }
+        // SAFETY: `next` is the successor's live node, spinning on `locked`.
+        unsafe { (*next).locked.store(false, Ordering::Release) };
+    }
+
+    /// `KeReleaseInStackQueuedSpinLock`.
+    pub fn release(&self, handle: &mut KLockQueueHandle) {
+        self.release_from_dpc_level(handle);
+        ke_lower_irql(handle.old_irql);
+    }
+
+    /// Whether someone holds it.
+    pub fn is_held(&self) -> bool {
+        !self.tail.load(Ordering::Relaxed).is_null()
+    }
+}
