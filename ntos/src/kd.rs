@@ -67,7 +67,7 @@ pub fn kd_loop() -> ! {
             .any(|o| o.eq_ignore_ascii_case("/BENCH"))
         {
             dbg_println!("BENCH boot_to_kd_prompt {ms} ms");
-            crate::se::bench_access_check();
+            crate::bench::run_all();
         }
     }
     let mut buf = [0u8; 256];

@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod bench;
 pub mod ex;
 pub mod hal;
 pub mod kd;

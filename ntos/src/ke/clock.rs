@@ -46,7 +46,11 @@ pub fn clock_interrupt() {
     if me == 0 {
         TICK_COUNT.fetch_add(1, Ordering::Relaxed);
         let now = INTERRUPT_TIME.fetch_add(TIME_INCREMENT, Ordering::Relaxed) + TIME_INCREMENT;
-        if sched::NEXT_WAKE.load(Ordering::Relaxed) <= now || super::timer::due(now) {
+        if super::timer::due(now) {
+            super::timer::LAST_EXPIRY_TSC.store(crate::hal::rdtsc(), Ordering::Relaxed);
+            dispatch = true;
+        }
+        if sched::NEXT_WAKE.load(Ordering::Relaxed) <= now {
             dispatch = true;
         }
     }

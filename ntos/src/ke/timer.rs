@@ -116,8 +116,14 @@ pub fn due(now: u64) -> bool {
     NEXT_DUE.load(Ordering::Relaxed) <= now
 }
 
+/// TSC of the clock interrupt that last found a timer due (latency benchmarks).
+pub static LAST_EXPIRY_TSC: AtomicU64 = AtomicU64::new(0);
+
 /// `KiExpireTimerTable`: signals due timers, queues their DPCs, rearms periodic ones.
 pub fn expire(now: u64) {
+    if !due(now) {
+        return;
+    }
     let mut fired: Vec<&'static KTimer> = Vec::new();
     TIMERS.with(|list| {
         while list

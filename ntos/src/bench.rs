@@ -1,0 +1,130 @@
+//! In-kernel micro-benchmarks (`/BENCH`): one `BENCH name value unit` line
+//! each. Times come from the TSC that winload calibrated; run under QEMU's
+//! `-icount shift=0` the same numbers are guest instructions (xtask renames them).
+
+use crate::ke::{self, clock, dpc, sched, thread, timer};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+fn ns(ticks: u64) -> u64 {
+    let freq = crate::loader_block().tsc_frequency.max(1);
+    (ticks as u128 * 1_000_000_000 / freq as u128) as u64
+}
+
+fn sleep_ms(ms: u64) {
+    sched::ke_delay_execution_thread(ms * 10_000);
+}
+
+/// Runs every benchmark.
+pub fn run_all() {
+    crate::se::bench_access_check();
+    bench_yield_switch();
+    bench_dpc_latency();
+    bench_timer_dpc_latency();
+}
+
+const SWITCHES: u64 = 2000;
+static YIELD_DONE: AtomicU32 = AtomicU32::new(0);
+static YIELD_START: AtomicU64 = AtomicU64::new(0);
+static YIELD_END: AtomicU64 = AtomicU64::new(0);
+
+/// `BENCH ke_context_switch_yield`: two threads on one processor yielding
+/// to each other; each yield is one full context switch.
+fn bench_yield_switch() {
+    YIELD_DONE.store(0, Ordering::SeqCst);
+    YIELD_START.store(0, Ordering::SeqCst);
+    let me = sched::current_thread_id();
+    let old = sched::ke_set_priority_thread(me, 20);
+    for _ in 0..2 {
+        let t = thread::create_system_thread(
+            "bench-yield",
+            15,
+            1,
+            |_| {
+                let _ = YIELD_START.compare_exchange(
+                    0,
+                    crate::hal::rdtsc(),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                for _ in 0..SWITCHES {
+                    sched::ke_yield_execution();
+                }
+                YIELD_END.store(crate::hal::rdtsc(), Ordering::SeqCst);
+                YIELD_DONE.fetch_add(1, Ordering::SeqCst);
+            },
+            0,
+        );
+        sched::ready_thread(t);
+    }
+    sched::ke_set_priority_thread(me, old);
+    while YIELD_DONE.load(Ordering::SeqCst) < 2 {
+        sleep_ms(1);
+    }
+    // The threads time themselves: 2 * SWITCHES yields, each a switch.
+    let span = YIELD_END.load(Ordering::SeqCst) - YIELD_START.load(Ordering::SeqCst);
+    crate::dbg_println!(
+        "BENCH ke_context_switch_yield {} ns",
+        ns(span) / (2 * SWITCHES)
+    );
+}
+
+static DPC_T0: AtomicU64 = AtomicU64::new(0);
+static DPC_SUM: AtomicU64 = AtomicU64::new(0);
+static BENCH_DPC: dpc::KDpc = dpc::KDpc::new(
+    |_, _, _, _| {
+        let d = crate::hal::rdtsc() - DPC_T0.load(Ordering::SeqCst);
+        DPC_SUM.fetch_add(d, Ordering::SeqCst);
+    },
+    0,
+);
+
+/// `BENCH ke_dpc_latency`: KeInsertQueueDpc at PASSIVE_LEVEL to the DPC routine running.
+fn bench_dpc_latency() {
+    const N: u64 = 1000;
+    DPC_SUM.store(0, Ordering::SeqCst);
+    for _ in 0..N {
+        DPC_T0.store(crate::hal::rdtsc(), Ordering::SeqCst);
+        dpc::ke_insert_queue_dpc(&BENCH_DPC, 0, 0);
+    }
+    crate::dbg_println!(
+        "BENCH ke_dpc_latency {} ns",
+        ns(DPC_SUM.load(Ordering::SeqCst)) / N
+    );
+}
+
+static TIMER: timer::KTimer = timer::KTimer::new();
+static TIMER_LAT_SUM: AtomicU64 = AtomicU64::new(0);
+static TIMER_N: AtomicU64 = AtomicU64::new(0);
+static TIMER_STOP: AtomicBool = AtomicBool::new(false);
+static TIMER_DPC: dpc::KDpc = dpc::KDpc::new(
+    |_, _, _, _| {
+        let expired_at = timer::LAST_EXPIRY_TSC.load(Ordering::SeqCst);
+        TIMER_LAT_SUM.fetch_add(crate::hal::rdtsc() - expired_at, Ordering::SeqCst);
+        TIMER_N.fetch_add(1, Ordering::SeqCst);
+    },
+    0,
+);
+
+/// `BENCH ke_timer_dpc_latency`: from the clock interrupt that finds a
+/// timer due to its DPC routine running (periodic timer, one per tick).
+fn bench_timer_dpc_latency() {
+    TIMER_LAT_SUM.store(0, Ordering::SeqCst);
+    TIMER_N.store(0, Ordering::SeqCst);
+    TIMER_STOP.store(false, Ordering::SeqCst);
+    timer::ke_set_timer_ex(
+        &TIMER,
+        -(clock::TIME_INCREMENT as i64),
+        16,
+        Some(&TIMER_DPC),
+    );
+    while TIMER_N.load(Ordering::SeqCst) < 20 {
+        sleep_ms(20);
+    }
+    timer::ke_cancel_timer(&TIMER);
+    let n = TIMER_N.load(Ordering::SeqCst);
+    crate::dbg_println!(
+        "BENCH ke_timer_dpc_latency {} ns",
+        ns(TIMER_LAT_SUM.load(Ordering::SeqCst)) / n.max(1)
+    );
+    let _ = ke::processor_count();
+}
