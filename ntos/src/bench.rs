@@ -20,6 +20,65 @@ pub fn run_all() {
     bench_yield_switch();
     bench_dpc_latency();
     bench_timer_dpc_latency();
+    bench_handles();
+}
+
+/// `BENCH ob_handle_create_close`, `ob_reference_object_by_handle`, `ob_open_by_name`.
+fn bench_handles() {
+    use crate::ob::handle::*;
+    use crate::ob::object::*;
+    let Ok((id, _)) = ob_create_object(CreateSpec {
+        type_name: "Event",
+        name: Some("\\BaseNamedObjects\\BenchEvent"),
+        attributes: 0,
+        body: ObjectBody::Plain,
+        sd: None,
+    }) else {
+        crate::dbg_println!("BENCH ob_handle_create_close setup-failed");
+        return;
+    };
+    const N: u64 = 20_000;
+    let t0 = crate::hal::rdtsc();
+    for _ in 0..N {
+        if let Ok(h) = ob_create_handle(id, 0x1F0003, 0) {
+            nt_close(h);
+        }
+    }
+    crate::dbg_println!(
+        "BENCH ob_handle_create_close {} ns",
+        ns(crate::hal::rdtsc() - t0) / N
+    );
+    let event = crate::ob::system_type("Event");
+    if let Ok(h) = ob_create_handle(id, 0x1F0003, 0) {
+        let t0 = crate::hal::rdtsc();
+        for _ in 0..N {
+            let _ = ob_reference_object_by_handle(h, 1, event, Mode::UserMode);
+        }
+        crate::dbg_println!(
+            "BENCH ob_reference_object_by_handle {} ns",
+            ns(crate::hal::rdtsc() - t0) / N
+        );
+        let token = security::token::Token::system();
+        let t0 = crate::hal::rdtsc();
+        for _ in 0..N {
+            if let Ok((oid, _)) = ob_open_object_by_name(
+                "\\BaseNamedObjects\\BenchEvent",
+                Some("Event"),
+                ::ob::OBJ_CASE_INSENSITIVE,
+                1,
+                Mode::UserMode,
+                &token,
+            ) {
+                ob_dereference_object(oid);
+            }
+        }
+        crate::dbg_println!(
+            "BENCH ob_open_by_name {} ns",
+            ns(crate::hal::rdtsc() - t0) / N
+        );
+        nt_close(h);
+    }
+    ob_dereference_object(id);
 }
 
 const SWITCHES: u64 = 2000;

@@ -260,8 +260,9 @@ const TESTS: &[Test] = &[
 /// Runs every test and exits QEMU with the verdict.
 pub fn run_all() -> ! {
     let mut failed = 0;
-    let total = TESTS.len() + crate::ktest_ke::TESTS.len();
-    for (name, test) in TESTS.iter().chain(crate::ktest_ke::TESTS) {
+    let all = [TESTS, crate::ktest_ke::TESTS, crate::ktest_ob::TESTS];
+    let total: usize = all.iter().map(|t| t.len()).sum();
+    for (name, test) in all.iter().flat_map(|t| t.iter()) {
         match test() {
             Ok(()) => dbg_println!("KTEST {name} PASS"),
             Err(why) => {

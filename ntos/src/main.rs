@@ -18,6 +18,7 @@ pub mod kd;
 pub mod ke;
 pub mod ktest;
 pub mod ktest_ke;
+pub mod ktest_ob;
 pub mod ob;
 pub mod se;
 

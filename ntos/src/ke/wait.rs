@@ -9,3 +9,8 @@ pub fn timeout_locked(_st: &mut DispatcherState, _tid: u32) {}
 
 /// `tid` terminated (lock held): threads waiting on it are released.
 pub fn thread_terminated_locked(_st: &mut DispatcherState, _tid: u32) {}
+
+/// The delete procedure of a dispatcher object (event, mutant, semaphore,
+/// timer) whose object-manager object went away: releases its slot in the
+/// dispatcher database.
+pub fn delete_object(_index: u32) {}

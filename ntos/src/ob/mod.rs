@@ -2,11 +2,15 @@
 //! host-tested `ob` crate) behind a spin lock, its object types, and the
 //! `!object` kd command.
 
-use ::ob::namespace::{Lookup, Namespace, ObjectId};
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+pub mod handle;
+pub mod object;
 
-/// The executive's object types, registered in phase 1 (`\ObjectTypes`).
+use crate::ke::irql::SpinLocked;
+use ::ob::namespace::{Lookup, Namespace, ObjectId, TypeIndex};
+use core::sync::atomic::{AtomicU16, Ordering};
+
+/// The executive's object types, registered in phase 1 (`\ObjectTypes`):
+/// (name, has a parse procedure).
 pub const SYSTEM_TYPES: &[(&str, bool)] = &[
     ("Event", false),
     ("Mutant", false),
@@ -23,40 +27,82 @@ pub const SYSTEM_TYPES: &[(&str, bool)] = &[
     ("Token", false),
 ];
 
-pub struct Locked {
-    lock: AtomicBool,
-    ns: UnsafeCell<Option<Namespace>>,
+/// Type indices of `SYSTEM_TYPES`, in that order (`ExEventObjectType`, ...).
+pub static TYPE_INDICES: [AtomicU16; 13] = [const { AtomicU16::new(u16::MAX) }; 13];
+
+/// The index of a system type by name.
+pub fn system_type(name: &str) -> Option<TypeIndex> {
+    let i = SYSTEM_TYPES.iter().position(|(n, _)| *n == name)?;
+    let t = TYPE_INDICES[i].load(Ordering::Relaxed);
+    (t != u16::MAX).then_some(t)
 }
 
-// SAFETY: `ns` is only touched with `lock` held.
-unsafe impl Sync for Locked {}
+/// Everything the object manager's lock protects.
+pub struct ObState {
+    pub ns: Namespace,
+    pub bodies: object::Bodies,
+    pub last_access: Option<object::LastAccess>,
+    /// Objects whose last reference went away (their bodies were released).
+    pub deleted_total: u64,
+}
 
-static NAMESPACE: Locked = Locked {
-    lock: AtomicBool::new(false),
-    ns: UnsafeCell::new(None),
-};
-
-/// Runs `f` on the namespace with its lock held.
-pub fn with_namespace<R>(f: impl FnOnce(&mut Namespace) -> R) -> R {
-    while NAMESPACE
-        .lock
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        core::hint::spin_loop();
+impl ObState {
+    /// A type's index by name (`\ObjectTypes\<name>`).
+    pub fn type_index(&self, name: &str) -> Result<TypeIndex, nt::NtStatus> {
+        (0..64u16)
+            .find(|&t| self.ns.object_type(t).is_some_and(|ty| ty.name == name))
+            .ok_or(nt::status::STATUS_OBJECT_TYPE_MISMATCH)
     }
-    // SAFETY: the lock is held; the namespace is created on first use.
-    let ns = unsafe { &mut *NAMESPACE.ns.get() }.get_or_insert_with(Namespace::new);
-    let r = f(ns);
-    NAMESPACE.lock.store(false, Ordering::Release);
-    r
+
+    fn record_access(&mut self, desired: u32, r: &Result<u32, nt::NtStatus>) {
+        self.last_access = Some(object::LastAccess {
+            desired,
+            granted: *r.as_ref().unwrap_or(&0),
+            status: match r {
+                Ok(_) => nt::status::STATUS_SUCCESS,
+                Err(e) => *e,
+            },
+        });
+    }
+
+    /// Releases the bodies of objects the namespace deleted (`ObpDeleteObject`
+    /// calling the type's delete procedure).
+    pub fn reap(&mut self) {
+        for (id, _ty) in core::mem::take(&mut self.ns.deleted) {
+            if let Some(ext) = self.bodies.0.remove(&id) {
+                object::delete_procedure(ext);
+            }
+            self.deleted_total += 1;
+        }
+    }
+}
+
+static OB: SpinLocked<Option<ObState>, { crate::ke::DISPATCH_LEVEL }> = SpinLocked::new(None);
+
+/// Runs `f` with the object manager's lock held (at DISPATCH_LEVEL).
+pub fn with_ob<R>(f: impl FnOnce(&mut ObState) -> R) -> R {
+    OB.with(|o| {
+        let st = o.get_or_insert_with(|| ObState {
+            ns: Namespace::new(),
+            bodies: object::Bodies(alloc::collections::BTreeMap::new()),
+            last_access: None,
+            deleted_total: 0,
+        });
+        f(st)
+    })
+}
+
+/// Runs `f` on the namespace with the object manager's lock held.
+pub fn with_namespace<R>(f: impl FnOnce(&mut Namespace) -> R) -> R {
+    with_ob(|st| f(&mut st.ns))
 }
 
 /// `ObInitSystem`: the initial directories and the executive's types.
 pub fn ob_init_system() -> Result<(), nt::NtStatus> {
-    with_namespace(|ns| {
-        for &(name, parse) in SYSTEM_TYPES {
-            ns.create_type(name, parse)?;
+    with_ob(|st| {
+        for (i, &(name, parse)) in SYSTEM_TYPES.iter().enumerate() {
+            let t = st.ns.create_type(name, parse)?;
+            TYPE_INDICES[i].store(t, Ordering::Relaxed);
         }
         Ok(())
     })
@@ -64,7 +110,8 @@ pub fn ob_init_system() -> Result<(), nt::NtStatus> {
 
 /// `!object <path>`: the object and, for a directory, its entries like WinObj.
 pub fn kd_object(path: &str) {
-    with_namespace(|ns| {
+    with_ob(|st| {
+        let ns = &st.ns;
         let id: ObjectId = match ns.lookup(path, ::ob::OBJ_CASE_INSENSITIVE, None) {
             Ok(Lookup::Found(id)) => id,
             Ok(Lookup::Parse { object, remaining }) => {
