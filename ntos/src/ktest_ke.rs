@@ -296,6 +296,107 @@ fn t_extended_state() -> TestResult {
 
 static STRESS_COUNT: AtomicU64 = AtomicU64::new(0);
 static STRESS_DONE: AtomicU32 = AtomicU32::new(0);
+static STRESS_END: AtomicU64 = AtomicU64::new(0);
+static STRESS_LOCK: ke::irql::KQueuedSpinLock = ke::irql::KQueuedSpinLock::new();
+static STRESS_SHARED: AtomicU64 = AtomicU64::new(0);
+static STRESS_TIMERS: [timer::KTimer; 8] = [const { timer::KTimer::new() }; 8];
+static STRESS_DPC_RUNS: AtomicU64 = AtomicU64::new(0);
+static STRESS_DPCS: [dpc::KDpc; 8] = [const {
+    dpc::KDpc::new(
+        |_, _, _, _| {
+            STRESS_DPC_RUNS.fetch_add(1, Ordering::Relaxed);
+        },
+        0,
+    )
+}; 8];
+
+/// One stress worker: until the end time, a random mix of yields, short
+/// sleeps, spins, queued-lock updates, timer re-arms and DPC inserts.
+fn stress_worker(i: usize) {
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    while clock::ke_query_interrupt_time() < STRESS_END.load(Ordering::Relaxed) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        STRESS_COUNT.fetch_add(1, Ordering::Relaxed);
+        match x % 6 {
+            0 => {
+                sched::ke_yield_execution();
+            }
+            1 => {
+                sched::ke_delay_execution_thread((x >> 8) % (2 * MS) + 1);
+            }
+            2 => {
+                let mut h = ke::irql::KLockQueueHandle::new();
+                STRESS_LOCK.acquire(&mut h);
+                let v = STRESS_SHARED.load(Ordering::Relaxed);
+                STRESS_SHARED.store(v + 1, Ordering::Relaxed);
+                STRESS_LOCK.release(&mut h);
+            }
+            3 => {
+                let t = &STRESS_TIMERS[(x >> 16) as usize % 8];
+                timer::ke_set_timer_ex(
+                    t,
+                    -(((x >> 20) % (3 * MS)) as i64 + 1),
+                    0,
+                    Some(&STRESS_DPCS[(x >> 24) as usize % 8]),
+                );
+            }
+            4 => {
+                dpc::ke_insert_queue_dpc(&STRESS_DPCS[(x >> 12) as usize % 8], 0, 0);
+            }
+            _ => {
+                let end = clock::ke_query_interrupt_time() + (x >> 4) % MS;
+                while clock::ke_query_interrupt_time() < end {
+                    core::hint::spin_loop();
+                }
+            }
+        }
+    }
+    STRESS_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The stress run behind `cargo xtask stress` (`/STRESS=<seconds>`): many
+/// threads at mixed priorities on every processor for `seconds` of
+/// emulated time; returns whether every thread finished.
+pub fn stress(seconds: u64) -> bool {
+    STRESS_COUNT.store(0, Ordering::SeqCst);
+    STRESS_DONE.store(0, Ordering::SeqCst);
+    STRESS_END.store(
+        clock::ke_query_interrupt_time() + seconds * 1000 * MS,
+        Ordering::SeqCst,
+    );
+    let threads = 6 * ke::processor_count() as usize;
+    // Stay above the workers while creating them.
+    let me = sched::current_thread_id();
+    let old = sched::ke_set_priority_thread(me, 15);
+    for i in 0..threads {
+        spawn("stress", 4 + (i % 10) as u8, u64::MAX, stress_worker, i);
+    }
+    sched::ke_set_priority_thread(me, old);
+    let ok = wait_until((seconds + 30) * 1000, || {
+        STRESS_DONE.load(Ordering::SeqCst) == threads as u32
+    });
+    for t in STRESS_TIMERS.iter() {
+        timer::ke_cancel_timer(t);
+    }
+    crate::dbg_println!(
+        "STRESS {} threads={threads} operations={} lock_updates={} dpcs={} processors={}",
+        if ok { "PASS" } else { "FAIL" },
+        STRESS_COUNT.load(Ordering::SeqCst),
+        STRESS_SHARED.load(Ordering::SeqCst),
+        STRESS_DPC_RUNS.load(Ordering::SeqCst),
+        ke::processor_count()
+    );
+    ok
+}
+
+fn t_smp_stress_mixed() -> TestResult {
+    check(
+        stress(3),
+        "mixed stress threads did not all finish (hang or lost wakeup)",
+    )
+}
 
 fn t_smp_stress() -> TestResult {
     STRESS_COUNT.store(0, Ordering::SeqCst);
@@ -354,6 +455,7 @@ pub const TESTS: &[Test] = &[
     ("ke.timer.periodic", t_periodic_timer),
     ("ke.delay_execution", t_delay),
     ("ke.smp.stress", t_smp_stress),
+    ("ke.smp.stress_mixed", t_smp_stress_mixed),
     ("ke.intr.connect_rtc_interrupt", t_interrupt_object),
     ("ke.spinlock.exclusion", t_spin_locks),
 ];

@@ -113,6 +113,14 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         ke::processor_count(),
         opts
     );
+    if let Some(secs) = opts
+        .split_whitespace()
+        .find_map(|o| o.strip_prefix("/STRESS="))
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let ok = ktest_ke::stress(secs);
+        hal::debug_exit(if ok { 0x10 } else { 0x11 });
+    }
     if test_mode() {
         ktest::run_all();
     }

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Some("run") => cmd_run(&args[1..]),
         Some("test") => cmd_test(),
         Some("bench") => cmd_bench(),
+        Some("stress") => cmd_stress(&args[1..]),
         Some("image") => build_all().map(|_| 0),
         _ => return usage(),
     };
@@ -218,6 +219,22 @@ fn cmd_test() -> Result<u8> {
     } else {
         1
     })
+}
+
+fn cmd_stress(args: &[String]) -> Result<u8> {
+    let secs: u64 = match args.first() {
+        Some(a) => a.parse().map_err(|_| format!("bad seconds '{a}'"))?,
+        None => 30,
+    };
+    let smp: u32 = match args.get(1) {
+        Some(a) => a
+            .parse()
+            .map_err(|_| format!("bad processor count '{a}'"))?,
+        None => 4,
+    };
+    setup::ensure_packages()?;
+    let img = build_all()?;
+    qemu::stress(&img, secs, smp)
 }
 
 fn cmd_bench() -> Result<u8> {

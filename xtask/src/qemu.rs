@@ -361,3 +361,25 @@ pub fn bench(img: &Path) -> Result<()> {
         Err("no BENCH lines in the kernel's output".to_string())
     }
 }
+
+/// `cargo xtask stress`: boots with `/STRESS=<secs>` and checks the verdict.
+pub fn stress(img: &Path, secs: u64, smp: u32) -> Result<u8> {
+    let (code, out) = run_session(
+        img,
+        &format!("/STRESS={secs}"),
+        smp,
+        &[],
+        &mut std::iter::empty(),
+        false,
+        Duration::from_secs(secs * 20 + 300),
+    )?;
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("STRESS "))
+        .map(|l| l.trim_end_matches('\r').to_string());
+    match line {
+        Some(l) => println!("{l}"),
+        None => println!("{out}"),
+    }
+    Ok(if code == EXIT_TESTS_PASSED { 0 } else { 1 })
+}

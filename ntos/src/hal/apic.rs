@@ -100,6 +100,11 @@ fn reg(off: u32) -> *mut u32 {
     (LAPIC_VA.load(Ordering::Relaxed) + off as u64) as *mut u32
 }
 
+/// Whether the local APIC is mapped (phase 0 done).
+pub fn is_initialized() -> bool {
+    LAPIC_VA.load(Ordering::Relaxed) != 0
+}
+
 /// Reads a local APIC register.
 pub fn read(off: u32) -> u32 {
     // SAFETY: the local APIC page is mapped through the direct map (uncached in

@@ -150,6 +150,11 @@ pub fn debug_print(args: fmt::Arguments) {
     restore_interrupts(flags);
 }
 
+/// Frees the debug port's lock whoever holds it (bugcheck: the holder may be frozen).
+pub fn break_print_lock() {
+    PRINT_OWNER.store(0, Ordering::SeqCst);
+}
+
 /// Clears IF and returns the previous RFLAGS (`_disable` + saved state).
 pub fn disable_interrupts() -> u64 {
     let f: u64;

@@ -14,6 +14,10 @@ pub fn ke_bug_check_ex(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
         crate::dbg_println!("\n*** STOP during bugcheck: {code:#010X}");
         crate::hal::halt_forever();
     }
+    if crate::hal::apic::is_initialized() {
+        super::mp::freeze_other_processors();
+        crate::hal::break_print_lock();
+    }
     let name = nt::bugcheck::name(code).unwrap_or("UNKNOWN_BUGCHECK_CODE");
     crate::dbg_println!();
     crate::dbg_println!("*** STOP: 0x{code:08X} ({name})");

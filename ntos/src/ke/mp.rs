@@ -208,7 +208,26 @@ extern "C" fn KiSystemStartupAp(number: u32) -> ! {
 /// by the memory manager.
 pub static TLB_FLUSH_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
+/// Set by `KeBugCheckEx`: every processor that takes the IPI stops (`KiFreezeTargetExecution`).
+pub static FREEZE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Stops every other processor (bugcheck): they halt with interrupts off.
+pub fn freeze_other_processors() {
+    FREEZE.store(true, Ordering::SeqCst);
+    let me = super::current_processor_number();
+    for p in 0..super::processor_count() {
+        if p != me {
+            if let Some(id) = super::apic_id_of(p) {
+                apic::send_ipi(id, apic::IPI_VECTOR);
+            }
+        }
+    }
+}
+
 pub fn ipi_received() {
+    if FREEZE.load(Ordering::SeqCst) {
+        hal::halt_forever();
+    }
     // A full flush: reload CR3 (ntrs has no global-page shootdown list yet).
     let cr3 = hal::read_cr3();
     // SAFETY: reloading the same CR3 only flushes non-global TLB entries.
