@@ -167,6 +167,8 @@ pub fn execute(line: &str) {
         "!sd" => crate::se::kd_sd(line.trim_start_matches("!sd").trim()),
         "!token" => crate::se::kd_token(args[0].unwrap_or("system")),
         "!object" => crate::ob::kd_object(args[0].unwrap_or("\\")),
+        "!pte" => crate::mm::pte::kd_pte(args[0]),
+        "!acl" => crate::se::kd_acl(line.trim_start_matches("!acl").trim()),
         "!handle" => crate::ob::handle::kd_handle(args[0], args[1]),
         "shutdown" => {
             dbg_println!("Shutting down.");
@@ -203,6 +205,8 @@ fn help() {
     dbg_println!("  !memusage           loader memory descriptors by type");
     dbg_println!("  !object [path]      an object, or a directory's entries (default \\)");
     dbg_println!("  !handle [h] [kernel] handles of the System process (or the kernel table)");
+    dbg_println!("  !pte <va>           the PXE, PPE, PDE and PTE mapping an address");
+    dbg_println!("  !acl <sddl-acl>     an ACL's ACEs, e.g. !acl D:(A;;GA;;;SY)");
     dbg_println!("  !sd <sddl>          parse and show a security descriptor");
     dbg_println!("  !token [system|admin|user]  show one of the boot tokens");
     dbg_println!("  .crash              bugcheck 0xE2 MANUALLY_INITIATED_CRASH");

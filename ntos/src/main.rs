@@ -19,6 +19,7 @@ pub mod ke;
 pub mod ktest;
 pub mod ktest_ke;
 pub mod ktest_ob;
+pub mod mm;
 pub mod ob;
 pub mod se;
 

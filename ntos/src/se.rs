@@ -86,3 +86,62 @@ pub fn bench_access_check() {
         crate::dbg_println!("BENCH se_access_check_10_ace denied-unexpectedly");
     }
 }
+
+/// The `AceType` names WinDbg prints.
+fn ace_type_name(t: u8) -> &'static str {
+    match t {
+        0 => "ACCESS_ALLOWED_ACE_TYPE",
+        1 => "ACCESS_DENIED_ACE_TYPE",
+        2 => "SYSTEM_AUDIT_ACE_TYPE",
+        3 => "SYSTEM_ALARM_ACE_TYPE",
+        5 => "ACCESS_ALLOWED_OBJECT_ACE_TYPE",
+        6 => "ACCESS_DENIED_OBJECT_ACE_TYPE",
+        9 => "ACCESS_ALLOWED_CALLBACK_ACE_TYPE",
+        0x11 => "SYSTEM_MANDATORY_LABEL_ACE_TYPE",
+        0x12 => "SYSTEM_RESOURCE_ATTRIBUTE_ACE_TYPE",
+        0x13 => "SYSTEM_SCOPED_POLICY_ID_ACE_TYPE",
+        _ => "UNKNOWN_ACE_TYPE",
+    }
+}
+
+/// `!acl <D:...|S:...>`: an ACL given in SDDL, laid out as WinDbg's `!acl`.
+pub fn kd_acl(text: &str) {
+    let sddl = if text.starts_with("D:") || text.starts_with("S:") {
+        alloc::format!("O:SYG:SY{text}")
+    } else {
+        crate::dbg_println!("usage: !acl D:(A;;GA;;;SY)...   or   !acl S:(ML;;NW;;;HI)");
+        return;
+    };
+    let sd = match security::sddl::parse(&sddl) {
+        Ok(sd) => sd,
+        Err(s) => {
+            crate::dbg_println!("!acl: {s}");
+            return;
+        }
+    };
+    let Some(acl) = (if text.starts_with("D:") {
+        sd.dacl
+    } else {
+        sd.sacl
+    }) else {
+        crate::dbg_println!("ACL is: NULL");
+        return;
+    };
+    crate::dbg_println!("ACL is: ");
+    crate::dbg_println!("ACL is: ->AclRevision: 0x{:x}", acl.revision);
+    crate::dbg_println!("ACL is: ->Sbz1       : 0x0");
+    crate::dbg_println!("ACL is: ->AclSize    : 0x{:x}", acl.size());
+    crate::dbg_println!("ACL is: ->AceCount   : 0x{:x}", acl.aces.len());
+    crate::dbg_println!("ACL is: ->Sbz2       : 0x0");
+    for (i, a) in acl.aces.iter().enumerate() {
+        crate::dbg_println!(
+            "ACL is: ->Ace[{i}]: ->AceType: {}",
+            ace_type_name(a.ace_type)
+        );
+        crate::dbg_println!("ACL is: ->Ace[{i}]: ->AceFlags: 0x{:x}", a.flags);
+        crate::dbg_println!("ACL is: ->Ace[{i}]: ->AceSize: 0x{:x}", a.size());
+        crate::dbg_println!("ACL is: ->Ace[{i}]: ->Mask : 0x{:08x}", a.mask);
+        crate::dbg_println!("ACL is: ->Ace[{i}]: ->SID: {}", a.sid);
+        crate::dbg_println!("ACL is: ");
+    }
+}

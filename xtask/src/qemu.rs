@@ -230,6 +230,8 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "~1",
         "!prcb",
         "!thread",
+        "!pte fffff80000400000",
+        "!acl D:(A;;GA;;;SY)",
         ".crash",
         "shutdown",
     ];
@@ -302,6 +304,22 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 "kd/thread",
                 has("RUNNING on processor 0") && has("Context Switch Count"),
                 "!thread does not describe the kd thread",
+            );
+            check(
+                tally,
+                errors,
+                "kd/pte",
+                has("PXE at FFFFF6FB7DBEDF80    PPE at FFFFF6FB7DBF0000    PDE at FFFFF6FB7E000010    PTE at FFFFF6FC00002000")
+                    && out.lines().any(|l| l.starts_with("pfn ") && l.trim_end().ends_with("-G-----KR-V")),
+                "!pte of the kernel base does not walk the self-map to a global read-only page",
+            );
+            check(
+                tally,
+                errors,
+                "kd/acl",
+                has("ACL is: ->Ace[0]: ->AceType: ACCESS_ALLOWED_ACE_TYPE")
+                    && has("ACL is: ->Ace[0]: ->SID: S-1-5-18"),
+                "!acl does not show the ACE",
             );
             check(
                 tally,

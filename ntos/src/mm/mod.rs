@@ -1,0 +1,5 @@
+//! Memory manager glue in the kernel (*Windows Internals*, Part 1, ch. 5):
+//! page-table inspection through the self-map. The PFN database, pools and
+//! address spaces arrive on top of the host-tested `mm` crate.
+
+pub mod pte;
