@@ -458,6 +458,7 @@ pub const TESTS: &[Test] = &[
     ("ke.smp.stress_mixed", t_smp_stress_mixed),
     ("ke.intr.connect_rtc_interrupt", t_interrupt_object),
     ("ke.spinlock.exclusion", t_spin_locks),
+    ("ke.thread.terminated_threads_reaped", t_threads_reaped),
 ];
 
 static RTC_ISR_IRQL: AtomicU8 = AtomicU8::new(0xFF);
@@ -577,4 +578,41 @@ fn t_spin_locks() -> TestResult {
         !QLOCK.is_held() && SPIN.owner() == 0,
         "a lock was left held",
     )
+}
+
+static REAP_DONE: AtomicU32 = AtomicU32::new(0);
+
+/// Terminated threads are reaped: after 300 short-lived threads the number
+/// of live threads is back where it was and their memory is back in the pool.
+fn t_threads_reaped() -> TestResult {
+    // Let earlier tests' threads finish and be reaped.
+    sleep_ms(50);
+    let before = thread::live_threads();
+    let pool_before = crate::ex::pool::POOL.bytes_in_use();
+    REAP_DONE.store(0, Ordering::SeqCst);
+    for _ in 0..300 {
+        spawn(
+            "short",
+            8,
+            u64::MAX,
+            |_| {
+                REAP_DONE.fetch_add(1, Ordering::SeqCst);
+            },
+            0,
+        );
+    }
+    check(
+        wait_until(10_000, || REAP_DONE.load(Ordering::SeqCst) == 300),
+        "short-lived threads did not all run",
+    )?;
+    // The last ones are reaped when their processors next switch.
+    sleep_ms(50);
+    check(
+        wait_until(2000, || thread::live_threads() == before),
+        "terminated threads were not reaped",
+    )?;
+    let grown = crate::ex::pool::POOL
+        .bytes_in_use()
+        .saturating_sub(pool_before);
+    check(grown < 64 * 1024, "300 thread lifetimes leaked pool memory")
 }

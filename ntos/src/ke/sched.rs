@@ -29,6 +29,9 @@ pub static DISPATCHER: SpinLocked<Option<DispatcherState>, SYNCH_LEVEL> = SpinLo
 
 /// Per-processor scheduler flags touched from interrupts.
 pub struct ProcessorSched {
+    /// A thread that terminated on this processor and waits to be reaped by
+    /// the next thread switched in here.
+    pub dead_thread: AtomicU32,
     pub quantum_end: AtomicBool,
     pub idle_thread: AtomicU32,
     pub active: AtomicBool,
@@ -39,6 +42,7 @@ pub struct ProcessorSched {
 
 pub static PROCESSOR_SCHED: [ProcessorSched; MAX_PROCESSORS] = [const {
     ProcessorSched {
+        dead_thread: AtomicU32::new(0),
         quantum_end: AtomicBool::new(false),
         idle_thread: AtomicU32::new(0),
         active: AtomicBool::new(false),
@@ -80,7 +84,18 @@ pub fn unlock(old: u8) {
 /// previous thread held across the switch, and releases it (the IRQL stays
 /// at SYNCH_LEVEL until the thread's own path lowers it).
 pub fn after_switch() {
+    reap_dead_thread();
     DISPATCHER.raw().release_from_dpc_level();
+}
+
+/// Frees the thread that terminated on this processor, if any (lock held:
+/// it ran its last instruction before the switch that got us here).
+fn reap_dead_thread() {
+    let me = current_processor_number() as usize;
+    let dead = PROCESSOR_SCHED[me].dead_thread.swap(0, Ordering::AcqRel);
+    if dead != 0 {
+        thread::reap(dead);
+    }
 }
 
 /// `KeGetCurrentThread`.
@@ -238,6 +253,7 @@ fn switch_to(next: u32) {
     n.quantum.remaining = n.quantum.remaining.max(1);
     // SAFETY: lock held, both threads live; see `thread::swap_context`.
     unsafe { thread::swap_context(cur, n) };
+    reap_dead_thread();
 }
 
 /// Picks the next thread for this processor (or its idle thread) and switches.
@@ -442,6 +458,10 @@ pub fn terminate_current_thread() -> ! {
     let cur = current_thread();
     super::wait::thread_terminated_locked(st, cur.id);
     cur.state = ThreadState::Terminated;
+    let me = current_processor_number() as usize;
+    PROCESSOR_SCHED[me]
+        .dead_thread
+        .store(cur.id, Ordering::Release);
     swap_thread_locked(st);
     unreachable!("a terminated thread was switched back in")
 }

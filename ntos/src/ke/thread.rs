@@ -111,6 +111,12 @@ impl KThread {
 static THREADS: [AtomicPtr<KThread>; MAX_THREADS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_THREADS];
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+/// Ids of reaped threads, reused before new ones (`PspCidTable` reuses CIDs too).
+static FREE_IDS: super::irql::SpinLocked<alloc::vec::Vec<u32>, { super::HIGH_LEVEL }> =
+    super::irql::SpinLocked::new(alloc::vec::Vec::new());
+/// Whether the stack was allocated by `new_thread` (adopted boot/AP stacks are not freed).
+static OWNS_STACK: [core::sync::atomic::AtomicBool; MAX_THREADS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_THREADS];
 
 /// Size and alignment of the extended-state area (set by `init_extended_state`).
 static XSAVE_SIZE: AtomicU32 = AtomicU32::new(512);
@@ -174,7 +180,7 @@ pub fn thread_ids() -> impl Iterator<Item = u32> {
 
 fn alloc_aligned(size: usize, align: usize) -> u64 {
     let layout = Layout::from_size_align(size, align).expect("layout");
-    // SAFETY: non-zero size; the memory is never freed (threads are not reaped yet).
+    // SAFETY: non-zero size; freed by `reap` with the same layout.
     let p = unsafe { alloc_zeroed(layout) };
     if p.is_null() {
         super::bugcheck::ke_bug_check_ex(nt::bugcheck::INSTALL_MORE_MEMORY, size as u64, 0, 0, 0);
@@ -193,10 +199,13 @@ fn new_thread(
     affinity: u64,
     stack: Option<(u64, u64)>,
 ) -> &'static mut KThread {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id = FREE_IDS
+        .with(|f| f.pop())
+        .unwrap_or_else(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
     if id as usize >= MAX_THREADS {
         super::bugcheck::ke_bug_check_ex(nt::bugcheck::NO_MORE_SYSTEM_PTES, id as u64, 0, 0, 0);
     }
+    OWNS_STACK[id as usize].store(stack.is_none(), Ordering::Relaxed);
     let (limit, top) = stack.unwrap_or_else(|| {
         let base = alloc_aligned(THREAD_STACK_SIZE, 16);
         (base, base + THREAD_STACK_SIZE as u64)
@@ -236,6 +245,43 @@ fn new_thread(
     let p = Box::leak(t);
     THREADS[id as usize].store(p, Ordering::Release);
     p
+}
+
+/// Frees a terminated thread that is no longer running anywhere (called by
+/// the thread that was switched in after it): its stack, extended-state area,
+/// `KThread` and id.
+pub fn reap(id: u32) {
+    let Some(slot) = THREADS.get(id as usize) else {
+        return;
+    };
+    let p = slot.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: the pointer came from `Box::leak` in `new_thread`; the thread
+    // is terminated and off every processor, and its table slot is cleared.
+    let t = unsafe { Box::from_raw(p) };
+    let xsize = XSAVE_SIZE.load(Ordering::Relaxed) as usize;
+    // SAFETY: allocated in `new_thread` with exactly these layouts.
+    unsafe {
+        alloc::alloc::dealloc(
+            t.npx_save_area as *mut u8,
+            Layout::from_size_align(xsize, 64).expect("layout"),
+        );
+        if OWNS_STACK[id as usize].load(Ordering::Relaxed) {
+            alloc::alloc::dealloc(
+                t.stack_limit as *mut u8,
+                Layout::from_size_align(THREAD_STACK_SIZE, 16).expect("layout"),
+            );
+        }
+    }
+    drop(t);
+    FREE_IDS.with(|f| f.push(id));
+}
+
+/// Threads alive now (for leak checks).
+pub fn live_threads() -> usize {
+    thread_ids().count()
 }
 
 /// Makes the code running now (the boot or an AP's startup path) a thread,
