@@ -24,6 +24,7 @@
 extern crate alloc;
 
 pub mod pfn;
+pub mod vad;
 
 /// `PAGE_SIZE` on x64.
 pub const PAGE_SIZE: u64 = 0x1000;
