@@ -163,7 +163,11 @@ pub fn execute(line: &str) {
         ".crash" => {
             ke::bugcheck::ke_bug_check_ex(nt::bugcheck::MANUALLY_INITIATED_CRASH, 0, 0, 0, 0)
         }
-        "!memusage" | "!loaderblock" => memory_map(),
+        "!memusage" => {
+            crate::mm::pfn::kd_lists();
+        }
+        "!loaderblock" => memory_map(),
+        "!pfn" => crate::mm::pfn::kd_pfn(args[0]),
         "!sd" => crate::se::kd_sd(line.trim_start_matches("!sd").trim()),
         "!token" => crate::se::kd_token(args[0].unwrap_or("system")),
         "!object" => crate::ob::kd_object(args[0].unwrap_or("\\")),
@@ -202,7 +206,9 @@ fn help() {
     dbg_println!("  lm                  loaded modules");
     dbg_println!("  !irql               current IRQL");
     dbg_println!("  rdmsr <msr>         read a model-specific register");
-    dbg_println!("  !memusage           loader memory descriptors by type");
+    dbg_println!("  !memusage           physical page lists (zeroed, free, standby, ...)");
+    dbg_println!("  !loaderblock        loader memory descriptors by type");
+    dbg_println!("  !pfn <pfn>          a PFN database entry");
     dbg_println!("  !object [path]      an object, or a directory's entries (default \\)");
     dbg_println!("  !handle [h] [kernel] handles of the System process (or the kernel table)");
     dbg_println!("  !pte <va>           the PXE, PPE, PDE and PTE mapping an address");

@@ -260,7 +260,12 @@ const TESTS: &[Test] = &[
 /// Runs every test and exits QEMU with the verdict.
 pub fn run_all() -> ! {
     let mut failed = 0;
-    let all = [TESTS, crate::ktest_ke::TESTS, crate::ktest_ob::TESTS];
+    let all = [
+        TESTS,
+        crate::ktest_ke::TESTS,
+        crate::ktest_ob::TESTS,
+        crate::ktest_mm::TESTS,
+    ];
     let total: usize = all.iter().map(|t| t.len()).sum();
     for (name, test) in all.iter().flat_map(|t| t.iter()) {
         match test() {

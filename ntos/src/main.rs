@@ -18,6 +18,7 @@ pub mod kd;
 pub mod ke;
 pub mod ktest;
 pub mod ktest_ke;
+pub mod ktest_mm;
 pub mod ktest_ob;
 pub mod mm;
 pub mod ob;
@@ -97,6 +98,15 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    if let Err(s) = mm::pfn::mm_initialize_pfn_database(lb) {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::INSTALL_MORE_MEMORY,
+            s.as_u32() as u64,
+            1,
+            0,
+            0,
+        );
+    }
     if let Err(s) = ob::ob_init_system() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
@@ -149,6 +159,7 @@ fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
     ke::irql::set_irql(ke::PASSIVE_LEVEL);
     hal::restore_interrupts(0x200);
     ke::mp::ke_start_all_processors();
+    mm::pfn::start_zero_page_thread();
 }
 
 /// `DbgPrint`, exported for drivers: prints a NUL-terminated string (no format expansion yet).

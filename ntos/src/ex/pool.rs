@@ -3,14 +3,18 @@
 //! region out of the largest free physical range in the loader's memory
 //! descriptors (reached through the direct map) and serves power-of-two size
 //! classes from per-class free lists; blocks above the largest class are
-//! page-granular and never returned. Single lock, interrupts are off.
+//! page-granular, recycled through per-page-count free lists up to 64 pages
+//! (thread stacks), and never returned above that (the PFN database).
+//! Single lock, interrupts are off.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, Ordering};
 use nt::arc::MemoryType;
 
 /// Bytes taken for the early pool.
-pub const EARLY_POOL_SIZE: u64 = 16 << 20;
+pub const EARLY_POOL_SIZE: u64 = 32 << 20;
+/// Page-granular blocks up to this many pages are recycled through per-size free lists.
+const LARGE_CLASSES: usize = 64;
 const CLASSES: usize = 9; // 16 .. 4096 bytes
 const MIN_CLASS: usize = 16;
 
@@ -18,6 +22,8 @@ struct State {
     next: u64,
     end: u64,
     free: [u64; CLASSES],
+    /// Free page-granular blocks by page count (index = pages - 1).
+    large_free: [u64; LARGE_CLASSES],
     in_use: u64,
 }
 
@@ -36,6 +42,7 @@ pub static POOL: EarlyPool = EarlyPool {
         next: 0,
         end: 0,
         free: [0; CLASSES],
+        large_free: [0; LARGE_CLASSES],
         in_use: 0,
     }),
 };
@@ -99,8 +106,16 @@ unsafe impl GlobalAlloc for EarlyPool {
             }
             None => {
                 let align = (layout.align() as u64).max(4096);
-                let b = s.next.next_multiple_of(align);
                 let size = (layout.size() as u64).next_multiple_of(4096);
+                let pages = (size / 4096) as usize;
+                if align == 4096 && pages <= LARGE_CLASSES && s.large_free[pages - 1] != 0 {
+                    let b = s.large_free[pages - 1];
+                    // SAFETY: a free large block stores the next one in its first word.
+                    s.large_free[pages - 1] = unsafe { *(b as *const u64) };
+                    s.in_use += size;
+                    return b as *mut u8;
+                }
+                let b = s.next.next_multiple_of(align);
                 if b + size > s.end {
                     return core::ptr::null_mut();
                 }
@@ -119,9 +134,24 @@ unsafe impl GlobalAlloc for EarlyPool {
                 s.free[c] = ptr as u64;
                 s.in_use -= (MIN_CLASS << c) as u64;
             }
-            None => s.in_use -= (layout.size() as u64).next_multiple_of(4096),
+            None => {
+                let size = (layout.size() as u64).next_multiple_of(4096);
+                let pages = (size / 4096) as usize;
+                s.in_use -= size;
+                if pages <= LARGE_CLASSES && (ptr as u64).is_multiple_of(4096) {
+                    // SAFETY: the block is ours, page aligned, and now free.
+                    unsafe { *(ptr as *mut u64) = s.large_free[pages - 1] };
+                    s.large_free[pages - 1] = ptr as u64;
+                }
+            }
         })
     }
+}
+
+/// Physical base and size of the early pool's region (the PFN database claims it).
+pub fn region() -> (u64, u64) {
+    let start = POOL.with(|s| s.end) - EARLY_POOL_SIZE;
+    (start - crate::hal::phys_to_virt(0), EARLY_POOL_SIZE)
 }
 
 /// Takes the early pool region from the top of the largest free range.

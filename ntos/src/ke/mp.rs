@@ -89,18 +89,10 @@ fn alloc_stack(size: usize) -> u64 {
     p as u64 + size as u64
 }
 
-/// A free page below 1 MiB (not page 0) from the loader's memory map.
+/// A page below 1 MiB (not page 0) from the PFN database, for the real-mode
+/// trampoline (kept for the whole boot: processors may be restarted later).
 fn trampoline_page() -> Option<u64> {
-    let lb = crate::loader_block();
-    // SAFETY: the descriptor array stays mapped.
-    let mds = unsafe { lb.memory_descriptors() };
-    mds.iter()
-        .filter(|d| d.memory_type == nt::arc::MemoryType::Free)
-        .filter_map(|d| {
-            let first = d.base_page.max(1);
-            (first < d.base_page + d.page_count && first < 0x9F).then_some(first)
-        })
-        .min()
+    crate::mm::pfn::mm_allocate_page_in_range(1, 0x9E)
 }
 
 /// `KeStartAllProcessors`: starts every enabled processor in the MADT.

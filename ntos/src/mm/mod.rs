@@ -2,4 +2,5 @@
 //! page-table inspection through the self-map. The PFN database, pools and
 //! address spaces arrive on top of the host-tested `mm` crate.
 
+pub mod pfn;
 pub mod pte;

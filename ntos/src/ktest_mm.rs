@@ -1,0 +1,96 @@
+//! Boot tests of the memory manager in the kernel.
+
+use crate::mm::pfn;
+use core::sync::atomic::Ordering;
+
+type TestResult = Result<(), &'static str>;
+type Test = (&'static str, fn() -> TestResult);
+
+fn check(cond: bool, why: &'static str) -> TestResult {
+    if cond {
+        Ok(())
+    } else {
+        Err(why)
+    }
+}
+
+fn t_pfn_database() -> TestResult {
+    let ok = pfn::PFN_DB.with(|d| d.as_ref().map(|db| db.verify().is_ok()));
+    check(
+        ok == Some(true),
+        "PFN database invariants broken after boot",
+    )?;
+    // The early pool and the kernel image are active, never on a list.
+    let (base, _) = crate::ex::pool::region();
+    let kernel = crate::loader_block();
+    // SAFETY: loader arrays stay mapped.
+    let kpfn = unsafe { kernel.modules() }[0].physical_base / 4096;
+    let states = pfn::PFN_DB.with(|d| {
+        d.as_ref().map(|db| {
+            (
+                db.entry(base / 4096).map(|e| e.state),
+                db.entry(kpfn).map(|e| e.state),
+            )
+        })
+    });
+    check(
+        states
+            == Some((
+                Some(::mm::pfn::PageState::Active),
+                Some(::mm::pfn::PageState::Active),
+            )),
+        "pool or kernel pages are not active in the PFN database",
+    )
+}
+
+fn t_allocate_zeroed_pages() -> TestResult {
+    let before = pfn::counts().ok_or("no PFN database")?;
+    let mut pages = alloc::vec::Vec::new();
+    for i in 0..64u64 {
+        let p = pfn::mm_allocate_zeroed_page(0xC0DE_0000 + i).ok_or("no page")?;
+        let va = crate::hal::phys_to_virt(p * 4096) as *mut u64;
+        // SAFETY: the page is ours and mapped through the direct map.
+        let zero = unsafe { core::slice::from_raw_parts(va, 512) }
+            .iter()
+            .all(|&q| q == 0);
+        check(zero, "a page from MiRemoveZeroPage was not zero")?;
+        // Dirty it so the zero page thread has work after the free.
+        // SAFETY: as above.
+        unsafe { va.write_volatile(0xDEAD_BEEF) };
+        pages.push(p);
+    }
+    let mut sorted = pages.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    check(sorted.len() == 64, "the same page was handed out twice")?;
+    for p in pages {
+        pfn::mm_free_page(p).map_err(|_| "free failed")?;
+    }
+    check(
+        pfn::mm_free_page(sorted[0]).is_err(),
+        "freeing a free page was accepted",
+    )?;
+    let after = pfn::counts().ok_or("no PFN database")?;
+    check(
+        after.zeroed + after.free == before.zeroed + before.free,
+        "available pages changed after freeing what was allocated",
+    )
+}
+
+fn t_zero_page_thread() -> TestResult {
+    let start = pfn::PAGES_ZEROED.load(Ordering::SeqCst);
+    // The zero page thread runs at priority 0 whenever a processor is idle.
+    crate::ke::sched::ke_delay_execution_thread(300 * 10_000);
+    check(
+        pfn::PAGES_ZEROED.load(Ordering::SeqCst) > start,
+        "the zero page thread zeroed nothing while the system idled",
+    )?;
+    let c = pfn::counts().ok_or("no PFN database")?;
+    check(c.zeroed > 0, "no zeroed pages")
+}
+
+pub const TESTS: &[Test] = &[
+    ("mm.pfn.database_consistent", t_pfn_database),
+    ("mm.pfn.allocate_zeroed_pages", t_allocate_zeroed_pages),
+    ("mm.pfn.zero_page_thread", t_zero_page_thread),
+];

@@ -1,0 +1,157 @@
+//! The PFN database in the kernel (*Windows Internals*, Part 1, ch. 5,
+//! "Page frame number database"): the host-tested `::mm::pfn::PfnDatabase`
+//! behind the PFN lock, built from the loader's descriptors in phase 0, plus
+//! the zero page thread and the kd commands `!pfn` and `!memusage`.
+
+use crate::ke::irql::SpinLocked;
+use crate::ke::DISPATCH_LEVEL;
+use ::mm::pfn::{AllocationPreference, ListCounts, PfnDatabase};
+use ::mm::Pfn;
+use core::sync::atomic::{AtomicU64, Ordering};
+use nt::arc::MemoryType;
+
+/// The PFN database and its lists (`MmPfnDatabase` + `MmPfnLock`).
+pub static PFN_DB: SpinLocked<Option<PfnDatabase>, DISPATCH_LEVEL> = SpinLocked::new(None);
+/// Pages the zero page thread has zeroed.
+pub static PAGES_ZEROED: AtomicU64 = AtomicU64::new(0);
+
+fn with_db<R>(f: impl FnOnce(&mut PfnDatabase) -> R) -> Option<R> {
+    PFN_DB.with(|d| d.as_mut().map(f))
+}
+
+/// `MiInitializePfnDatabase` (phase 0): one entry per page of RAM (memory-
+/// mapped I/O ranges, `LoaderSpecialMemory`, are not in it, as in NT), then
+/// the early pool's pages are claimed so the lists never hand them out.
+pub fn mm_initialize_pfn_database(lb: &nt::arc::LoaderParameterBlock) -> Result<(), nt::NtStatus> {
+    // SAFETY: the loader's descriptor array stays mapped.
+    let descs = unsafe { lb.memory_descriptors() };
+    let ram: alloc::vec::Vec<_> = descs
+        .iter()
+        .filter(|d| d.memory_type != MemoryType::SpecialMemory)
+        .copied()
+        .collect();
+    let mut db = PfnDatabase::from_descriptors(&ram).map_err(|e| {
+        crate::dbg_println!("ntrs kernel: PFN database: {e}");
+        nt::status::STATUS_INSUFFICIENT_RESOURCES
+    })?;
+    let (base, size) = crate::ex::pool::region();
+    let first = base / 4096;
+    let n = size / 4096;
+    let got = db
+        .allocate_pages_for_mdl(first, first + n - 1, n, 0)
+        .map_err(|_| nt::status::STATUS_INSUFFICIENT_RESOURCES)?;
+    if got.len() as u64 != n {
+        return Err(nt::status::STATUS_INSUFFICIENT_RESOURCES);
+    }
+    PFN_DB.with(|d| *d = Some(db));
+    Ok(())
+}
+
+/// `MmAllocatePagesForMdl` for one page in `[low, high]` (e.g. below 1 MiB
+/// for the processor start-up trampoline). The page is not zeroed.
+pub fn mm_allocate_page_in_range(low: Pfn, high: Pfn) -> Option<Pfn> {
+    with_db(|db| db.allocate_pages_for_mdl(low, high, 1, 0).ok())
+        .flatten()
+        .and_then(|v| v.first().map(|p| p.0))
+}
+
+/// `MiRemoveZeroPage`: a zero-filled page owned by `owner` (a PTE address or cookie).
+pub fn mm_allocate_zeroed_page(owner: u64) -> Option<Pfn> {
+    let p = with_db(|db| db.allocate_page(owner, AllocationPreference::Zeroed).ok()).flatten()?;
+    if p.needs_zeroing {
+        zero_page(p.pfn);
+    }
+    Some(p.pfn)
+}
+
+/// Returns an active page to the free list.
+pub fn mm_free_page(pfn: Pfn) -> Result<(), nt::NtStatus> {
+    with_db(|db| db.free_page(pfn))
+        .ok_or(nt::status::STATUS_UNSUCCESSFUL)?
+        .map_err(|_| nt::status::STATUS_INVALID_PARAMETER)
+}
+
+fn zero_page(pfn: Pfn) {
+    let va = crate::hal::phys_to_virt(pfn * 4096);
+    // SAFETY: the page is owned by the caller (just allocated or being zeroed)
+    // and reachable through the direct map.
+    unsafe { core::ptr::write_bytes(va as *mut u8, 0, 4096) };
+}
+
+/// List counts (`!memusage`, `!vm`).
+pub fn counts() -> Option<ListCounts> {
+    with_db(|db| db.counts())
+}
+
+/// `MmZeroPageThread`: at priority 0, takes free pages, zeroes them through
+/// the direct map and puts them on the zeroed list; sleeps when none are left.
+pub fn zero_page_thread(_: usize) {
+    loop {
+        let mut batch = 0;
+        while batch < 64 {
+            let Some(pfn) = with_db(|db| db.take_free_for_zeroing()).flatten() else {
+                break;
+            };
+            zero_page(pfn);
+            let _ = with_db(|db| db.insert_zeroed(pfn));
+            PAGES_ZEROED.fetch_add(1, Ordering::Relaxed);
+            batch += 1;
+        }
+        if batch == 0 {
+            crate::ke::sched::ke_delay_execution_thread(1_000_000); // 100 ms
+        } else {
+            crate::ke::sched::ke_yield_execution();
+        }
+    }
+}
+
+/// Starts the zero page thread (phase 1).
+pub fn start_zero_page_thread() {
+    let t = crate::ke::thread::create_system_thread("ZeroPage", 0, u64::MAX, zero_page_thread, 0);
+    crate::ke::sched::ready_thread(t);
+}
+
+/// `!pfn <pfn>`.
+pub fn kd_pfn(arg: Option<&str>) {
+    let Some(pfn) = arg.and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+    else {
+        crate::dbg_println!("usage: !pfn <page frame number (hex)>");
+        return;
+    };
+    match with_db(|db| db.dump(pfn)).flatten() {
+        Some(text) => crate::dbg_println!("{text}"),
+        None => crate::dbg_println!("{pfn:x} is not a valid PFN"),
+    }
+}
+
+/// The page-list part of `!memusage` / `!vm`.
+pub fn kd_lists() {
+    let Some(c) = counts() else { return };
+    let (total, active) = with_db(|db| {
+        let n = db.len();
+        let act = (0..n)
+            .filter(|&p| {
+                db.entry(p)
+                    .is_some_and(|e| e.state == ::mm::pfn::PageState::Active)
+            })
+            .count() as u64;
+        (n, act)
+    })
+    .unwrap_or((0, 0));
+    let kb = |p: u64| p * 4;
+    crate::dbg_println!("  Zeroed:   {:>8} ({:>8} kb)", c.zeroed, kb(c.zeroed));
+    crate::dbg_println!("  Free:     {:>8} ({:>8} kb)", c.free, kb(c.free));
+    crate::dbg_println!("  Standby:  {:>8} ({:>8} kb)", c.standby, kb(c.standby));
+    crate::dbg_println!("  Modified: {:>8} ({:>8} kb)", c.modified, kb(c.modified));
+    crate::dbg_println!(
+        "  ModifiedNoWrite: {:>8} ({:>8} kb)",
+        c.modified_no_write,
+        kb(c.modified_no_write)
+    );
+    crate::dbg_println!("  Active/Valid: {:>8} ({:>8} kb)", active, kb(active));
+    crate::dbg_println!("  Bad:      {:>8} ({:>8} kb)", c.bad, kb(c.bad));
+    crate::dbg_println!(
+        "  PFN database entries: {total:x} (highest physical page {:x})",
+        total.saturating_sub(1)
+    );
+}
