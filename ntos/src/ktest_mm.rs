@@ -89,7 +89,58 @@ fn t_zero_page_thread() -> TestResult {
     check(c.zeroed > 0, "no zeroed pages")
 }
 
+fn t_system_ptes() -> TestResult {
+    use crate::ke::probe::KiProbeRead;
+    use crate::ke::trap::*;
+    use crate::mm::map;
+    let before = pfn::counts().ok_or("no PFN database")?;
+    let va = map::mm_allocate_system_pages(4).map_err(|_| "allocate system pages")?;
+    check(
+        (map::SYSTEM_PTE_BASE..map::SYSTEM_PTE_BASE + map::SYSTEM_PTE_PAGES * 4096).contains(&va),
+        "pages not in the system PTE range",
+    )?;
+    // SAFETY: four pages were just mapped read/write at `va`.
+    unsafe {
+        let p = va as *mut u64;
+        check(p.add(1000).read_volatile() == 0, "fresh page not zero")?;
+        p.add(1000).write_volatile(0x1234_5678);
+    }
+    let pa = crate::mm::pte::physical_address(va + 8000).ok_or("no translation")?;
+    // SAFETY: the direct map shows the same frame.
+    let through_direct = unsafe { (crate::hal::phys_to_virt(pa) as *const u64).read_volatile() };
+    check(
+        through_direct == 0x1234_5678,
+        "system PTE and direct map disagree",
+    )?;
+    map::mm_free_system_pages(va, 4);
+    // The page is gone: reading it faults (absorbed by the probe).
+    KI_PROBE_VECTOR.store(u64::MAX, Ordering::SeqCst);
+    // SAFETY: the read faults and the probe resumes.
+    unsafe { KiProbeRead(va) };
+    check(
+        KI_PROBE_VECTOR.load(Ordering::SeqCst) == 14,
+        "unmapped system PTE still readable",
+    )?;
+    let after = pfn::counts().ok_or("no PFN database")?;
+    // Page-table pages stay; the four data pages came back.
+    check(
+        after.zeroed + after.free + 8 >= before.zeroed + before.free,
+        "freed pages did not return to the lists",
+    )?;
+    // MmMapIoSpace of the local APIC: the version register reads the same.
+    let lapic = crate::hal::apic::base_physical();
+    let io = map::mm_map_io_space(lapic, 4096).map_err(|_| "MmMapIoSpace")?;
+    // SAFETY: the APIC page is mapped uncached at `io`.
+    let ver = unsafe { ((io + 0x30) as *const u32).read_volatile() };
+    map::mm_unmap_io_space(io, 4096);
+    check(
+        ver == crate::hal::apic::version(),
+        "APIC version through MmMapIoSpace differs",
+    )
+}
+
 pub const TESTS: &[Test] = &[
+    ("mm.map.system_ptes_and_io_space", t_system_ptes),
     ("mm.pfn.database_consistent", t_pfn_database),
     ("mm.pfn.allocate_zeroed_pages", t_allocate_zeroed_pages),
     ("mm.pfn.zero_page_thread", t_zero_page_thread),

@@ -100,6 +100,11 @@ fn reg(off: u32) -> *mut u32 {
     (LAPIC_VA.load(Ordering::Relaxed) + off as u64) as *mut u32
 }
 
+/// Physical address of the local APIC registers.
+pub fn base_physical() -> u64 {
+    rdmsr(IA32_APIC_BASE) & 0x000F_FFFF_FFFF_F000
+}
+
 /// Whether the local APIC is mapped (phase 0 done).
 pub fn is_initialized() -> bool {
     LAPIC_VA.load(Ordering::Relaxed) != 0

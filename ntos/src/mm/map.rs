@@ -1,0 +1,205 @@
+//! Page-table writes (*Windows Internals*, Part 1, ch. 5, "Address
+//! translation"): mapping and unmapping 4 KiB pages in the current address
+//! space through the self-map, with page-table pages from the PFN database,
+//! and the system PTE range for dynamic kernel mappings (`MiReserveSystemPtes`).
+
+use super::pfn;
+use super::pte::*;
+use crate::ke::irql::SpinLocked;
+use crate::ke::DISPATCH_LEVEL;
+use nt::status::*;
+use nt::NtStatus;
+
+/// Serializes page-table edits of the system address space.
+static PT_LOCK: SpinLocked<(), DISPATCH_LEVEL> = SpinLocked::new(());
+
+/// Start of the system PTE range: PML4 slot 0x1F4 (0xFFFFFA00'00000000), 1 GiB.
+pub const SYSTEM_PTE_BASE: u64 = 0xFFFF_FA00_0000_0000;
+pub const SYSTEM_PTE_PAGES: u64 = 1 << 18;
+
+fn read(a: u64) -> u64 {
+    // SAFETY: callers only read entries whose parent levels are present.
+    unsafe { (a as *const u64).read_volatile() }
+}
+
+fn write(a: u64, v: u64) {
+    // SAFETY: as for `read`; the PT lock serializes writers.
+    unsafe { (a as *mut u64).write_volatile(v) }
+}
+
+fn invlpg(va: u64) {
+    // SAFETY: invalidating a TLB entry has no other effect.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack)) };
+}
+
+/// Makes sure the PXE, PPE and PDE for `va` are present, allocating zeroed
+/// page-table pages (`MiMakeSystemAddressValid` for paging structures).
+fn ensure_tables(va: u64, user: bool) -> Result<(), NtStatus> {
+    let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
+    for (i, &a) in levels.iter().enumerate() {
+        let e = read(a);
+        if e & PTE_VALID != 0 {
+            if e & PTE_LARGE != 0 && i > 0 {
+                return Err(STATUS_CONFLICTING_ADDRESSES);
+            }
+            continue;
+        }
+        let p = pfn::mm_allocate_zeroed_page(a).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+        let mut v = (p << 12) | PTE_VALID | PTE_WRITE;
+        if user {
+            v |= PTE_USER;
+        }
+        write(a, v);
+        // The new table is visible through the self-map at the next level's address.
+        let next = if i + 1 < 3 {
+            levels[i + 1]
+        } else {
+            pte_address(va)
+        };
+        invlpg(next & !0xFFF);
+    }
+    Ok(())
+}
+
+/// Maps physical page `pfn` at `va` with `flags` (PTE bits besides the frame).
+/// STATUS_CONFLICTING_ADDRESSES if something is mapped there already.
+pub fn map_page(va: u64, frame: u64, flags: u64) -> Result<(), NtStatus> {
+    PT_LOCK.with(|_| {
+        ensure_tables(va, flags & PTE_USER != 0)?;
+        let a = pte_address(va);
+        if read(a) & PTE_VALID != 0 {
+            return Err(STATUS_CONFLICTING_ADDRESSES);
+        }
+        write(a, (frame << 12) | flags | PTE_VALID);
+        invlpg(va);
+        Ok(())
+    })
+}
+
+/// Unmaps `va` and returns the frame it mapped (`MiDeletePte`); other
+/// processors flush their TLBs (`KeFlushEntireTb`-style shootdown).
+pub fn unmap_page(va: u64) -> Option<u64> {
+    let frame = PT_LOCK.with(|_| {
+        let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
+        if levels
+            .iter()
+            .any(|&a| read(a) & PTE_VALID == 0 || (a != levels[0] && read(a) & PTE_LARGE != 0))
+        {
+            return None;
+        }
+        let a = pte_address(va);
+        let e = read(a);
+        if e & PTE_VALID == 0 {
+            return None;
+        }
+        write(a, 0);
+        invlpg(va);
+        Some((e & 0x000F_FFFF_FFFF_F000) >> 12)
+    })?;
+    if crate::ke::processor_count() > 1 {
+        crate::ke::mp::ke_flush_entire_tb();
+    }
+    Some(frame)
+}
+
+/// A bitmap of the system PTE range (`MiSystemPteBitmap`).
+static SYSTEM_PTES: SpinLocked<Option<alloc::vec::Vec<u64>>, DISPATCH_LEVEL> =
+    SpinLocked::new(None);
+
+/// `MiReserveSystemPtes`: `pages` consecutive free system PTEs; returns the VA.
+pub fn reserve_system_ptes(pages: u64) -> Option<u64> {
+    if pages == 0 || pages > 4096 {
+        return None;
+    }
+    SYSTEM_PTES.with(|bm| {
+        let bm = bm.get_or_insert_with(|| alloc::vec![0u64; (SYSTEM_PTE_PAGES / 64) as usize]);
+        let mut run = 0;
+        for i in 0..SYSTEM_PTE_PAGES {
+            let used = bm[(i / 64) as usize] & (1 << (i % 64)) != 0;
+            run = if used { 0 } else { run + 1 };
+            if run == pages {
+                let first = i + 1 - pages;
+                for j in first..=i {
+                    bm[(j / 64) as usize] |= 1 << (j % 64);
+                }
+                return Some(SYSTEM_PTE_BASE + first * 4096);
+            }
+        }
+        None
+    })
+}
+
+/// `MiReleaseSystemPtes`.
+pub fn release_system_ptes(va: u64, pages: u64) {
+    SYSTEM_PTES.with(|bm| {
+        if let Some(bm) = bm.as_mut() {
+            let first = (va - SYSTEM_PTE_BASE) / 4096;
+            for j in first..first + pages {
+                bm[(j / 64) as usize] &= !(1 << (j % 64));
+            }
+        }
+    })
+}
+
+/// `MmMapIoSpace`: maps `size` bytes of physical memory at `pa` uncached
+/// into system PTEs; returns the virtual address of `pa`.
+pub fn mm_map_io_space(pa: u64, size: u64) -> Result<u64, NtStatus> {
+    let first = pa & !0xFFF;
+    let pages = (pa + size - first).div_ceil(4096);
+    let va = reserve_system_ptes(pages).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    for i in 0..pages {
+        if let Err(e) = map_page(
+            va + i * 4096,
+            (first >> 12) + i,
+            PTE_WRITE | PTE_CACHE_DISABLE | PTE_NX | PTE_GLOBAL,
+        ) {
+            for j in 0..i {
+                unmap_page(va + j * 4096);
+            }
+            release_system_ptes(va, pages);
+            return Err(e);
+        }
+    }
+    Ok(va + (pa - first))
+}
+
+/// `MmUnmapIoSpace`.
+pub fn mm_unmap_io_space(va: u64, size: u64) {
+    let first = va & !0xFFF;
+    let pages = (va + size - first).div_ceil(4096);
+    for i in 0..pages {
+        unmap_page(first + i * 4096);
+    }
+    release_system_ptes(first, pages);
+}
+
+/// `MmAllocateMappingAddress` + pages: `pages` fresh zeroed pages mapped
+/// read/write, non-executable in system PTEs (for kernel stacks and buffers).
+pub fn mm_allocate_system_pages(pages: u64) -> Result<u64, NtStatus> {
+    let va = reserve_system_ptes(pages).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    for i in 0..pages {
+        let v = va + i * 4096;
+        let frame = pfn::mm_allocate_zeroed_page(pte_address(v));
+        let r = frame.ok_or(STATUS_INSUFFICIENT_RESOURCES).and_then(|f| {
+            map_page(v, f, PTE_WRITE | PTE_NX | PTE_GLOBAL).inspect_err(|_| {
+                let _ = pfn::mm_free_page(f);
+            })
+        });
+        if let Err(e) = r {
+            mm_free_system_pages(va, i);
+            release_system_ptes(va + i * 4096, pages - i);
+            return Err(e);
+        }
+    }
+    Ok(va)
+}
+
+/// Frees what `mm_allocate_system_pages` mapped.
+pub fn mm_free_system_pages(va: u64, pages: u64) {
+    for i in 0..pages {
+        if let Some(f) = unmap_page(va + i * 4096) {
+            let _ = pfn::mm_free_page(f);
+        }
+    }
+    release_system_ptes(va, pages);
+}
