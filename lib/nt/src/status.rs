@@ -439,6 +439,30 @@ pub const STATUS_CANT_WAIT: NtStatus = NtStatus::from_u32(0xC00000D8);
 pub const STATUS_INTERNAL_ERROR: NtStatus = NtStatus::from_u32(0xC00000E5);
 /// `STATUS_INVALID_USER_BUFFER`
 pub const STATUS_INVALID_USER_BUFFER: NtStatus = NtStatus::from_u32(0xC00000E8);
+/// `STATUS_INVALID_PARAMETER_1`: parameter 1 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_1: NtStatus = NtStatus::from_u32(0xC00000EF);
+/// `STATUS_INVALID_PARAMETER_2`: parameter 2 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_2: NtStatus = NtStatus::from_u32(0xC00000F0);
+/// `STATUS_INVALID_PARAMETER_3`: parameter 3 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_3: NtStatus = NtStatus::from_u32(0xC00000F1);
+/// `STATUS_INVALID_PARAMETER_4`: parameter 4 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_4: NtStatus = NtStatus::from_u32(0xC00000F2);
+/// `STATUS_INVALID_PARAMETER_5`: parameter 5 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_5: NtStatus = NtStatus::from_u32(0xC00000F3);
+/// `STATUS_INVALID_PARAMETER_6`: parameter 6 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_6: NtStatus = NtStatus::from_u32(0xC00000F4);
+/// `STATUS_INVALID_PARAMETER_7`: parameter 7 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_7: NtStatus = NtStatus::from_u32(0xC00000F5);
+/// `STATUS_INVALID_PARAMETER_8`: parameter 8 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_8: NtStatus = NtStatus::from_u32(0xC00000F6);
+/// `STATUS_INVALID_PARAMETER_9`: parameter 9 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_9: NtStatus = NtStatus::from_u32(0xC00000F7);
+/// `STATUS_INVALID_PARAMETER_10`: parameter 10 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_10: NtStatus = NtStatus::from_u32(0xC00000F8);
+/// `STATUS_INVALID_PARAMETER_11`: parameter 11 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_11: NtStatus = NtStatus::from_u32(0xC00000F9);
+/// `STATUS_INVALID_PARAMETER_12`: parameter 12 of the service is invalid.
+pub const STATUS_INVALID_PARAMETER_12: NtStatus = NtStatus::from_u32(0xC00000FA);
 /// `STATUS_STACK_OVERFLOW`
 pub const STATUS_STACK_OVERFLOW: NtStatus = NtStatus::from_u32(0xC00000FD);
 /// `STATUS_DIRECTORY_NOT_EMPTY`
@@ -503,6 +527,8 @@ pub const STATUS_IO_DEVICE_ERROR: NtStatus = NtStatus::from_u32(0xC0000185);
 pub const STATUS_MUTANT_LIMIT_EXCEEDED: NtStatus = NtStatus::from_u32(0xC0000191);
 /// `STATUS_INVALID_BUFFER_SIZE`
 pub const STATUS_INVALID_BUFFER_SIZE: NtStatus = NtStatus::from_u32(0xC0000206);
+/// `STATUS_MAPPED_ALIGNMENT`: a view's base address or section offset is misaligned.
+pub const STATUS_MAPPED_ALIGNMENT: NtStatus = NtStatus::from_u32(0xC0000220);
 /// `STATUS_IMAGE_CHECKSUM_MISMATCH`
 pub const STATUS_IMAGE_CHECKSUM_MISMATCH: NtStatus = NtStatus::from_u32(0xC0000221);
 /// `STATUS_NOT_FOUND`
@@ -708,6 +734,18 @@ static NAMES: &[(u32, &str)] = &[
     (0xC00000D8, "STATUS_CANT_WAIT"),
     (0xC00000E5, "STATUS_INTERNAL_ERROR"),
     (0xC00000E8, "STATUS_INVALID_USER_BUFFER"),
+    (0xC00000EF, "STATUS_INVALID_PARAMETER_1"),
+    (0xC00000F0, "STATUS_INVALID_PARAMETER_2"),
+    (0xC00000F1, "STATUS_INVALID_PARAMETER_3"),
+    (0xC00000F2, "STATUS_INVALID_PARAMETER_4"),
+    (0xC00000F3, "STATUS_INVALID_PARAMETER_5"),
+    (0xC00000F4, "STATUS_INVALID_PARAMETER_6"),
+    (0xC00000F5, "STATUS_INVALID_PARAMETER_7"),
+    (0xC00000F6, "STATUS_INVALID_PARAMETER_8"),
+    (0xC00000F7, "STATUS_INVALID_PARAMETER_9"),
+    (0xC00000F8, "STATUS_INVALID_PARAMETER_10"),
+    (0xC00000F9, "STATUS_INVALID_PARAMETER_11"),
+    (0xC00000FA, "STATUS_INVALID_PARAMETER_12"),
     (0xC00000FD, "STATUS_STACK_OVERFLOW"),
     (0xC0000101, "STATUS_DIRECTORY_NOT_EMPTY"),
     (0xC0000102, "STATUS_FILE_CORRUPT_ERROR"),
@@ -740,6 +778,7 @@ static NAMES: &[(u32, &str)] = &[
     (0xC0000185, "STATUS_IO_DEVICE_ERROR"),
     (0xC0000191, "STATUS_MUTANT_LIMIT_EXCEEDED"),
     (0xC0000206, "STATUS_INVALID_BUFFER_SIZE"),
+    (0xC0000220, "STATUS_MAPPED_ALIGNMENT"),
     (0xC0000221, "STATUS_IMAGE_CHECKSUM_MISMATCH"),
     (0xC0000225, "STATUS_NOT_FOUND"),
     (0xC0000235, "STATUS_HANDLE_NOT_CLOSABLE"),
