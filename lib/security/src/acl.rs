@@ -193,7 +193,9 @@ impl Ace {
         v.extend_from_slice(&(self.size() as u16).to_le_bytes());
         v.extend_from_slice(&self.mask.to_le_bytes());
         if let Some(o) = &self.object {
-            let f = (o.object_type.is_some() as u32)
+            // The presence bits follow the GUIDs; any other bits are kept as read.
+            let f = (o.flags & !3)
+                | (o.object_type.is_some() as u32)
                 | ((o.inherited_object_type.is_some() as u32) << 1);
             v.extend_from_slice(&f.to_le_bytes());
             if let Some(g) = &o.object_type {
