@@ -1,0 +1,1012 @@
+//! The write side: create, write, truncate, delete, rename, hard links and
+//! `$I30` index maintenance (insert with node split and root promotion;
+//! delete in place, or by rebuilding the tree when a node would empty).
+
+use crate::attr::*;
+use crate::device::BlockDevice;
+use crate::error::{Error, Result};
+use crate::index::{self, IndexEntry, RootHeader};
+use crate::record::{Attr, Body, NonResident, Record, MFT_RECORD_IN_USE, MFT_RECORD_IS_DIRECTORY};
+use crate::upcase;
+use crate::volume::{rec, split_stream, IndexCtx, Volume, I30};
+use alloc::vec::Vec;
+use core::cmp::Ordering;
+
+/// Characters Win32 does not allow in names.
+const BAD_CHARS: &[u16] = &[
+    b'/' as u16,
+    b'\\' as u16,
+    b':' as u16,
+    b'*' as u16,
+    b'?' as u16,
+    b'"' as u16,
+    b'<' as u16,
+    b'>' as u16,
+    b'|' as u16,
+];
+
+/// One level of a descent: (node VCN or None for the root, its entries, position).
+type PathStep = (Option<u64>, Vec<IndexEntry>, usize);
+
+/// Validates one name component.
+pub fn check_name(n: &[u16]) -> Result<()> {
+    if n.is_empty() || n.len() > 255 || n.iter().any(|c| *c < 0x20 || BAD_CHARS.contains(c)) {
+        return Err(Error::InvalidName);
+    }
+    if n == [b'.' as u16] || n == [b'.' as u16, b'.' as u16] {
+        return Err(Error::InvalidName);
+    }
+    Ok(())
+}
+
+/// Whether a name is a valid upper-case 8.3 name (then it is its own DOS name).
+fn is_dos_name(n: &[u16]) -> bool {
+    let s: Vec<u16> = n.to_vec();
+    let dot = s.iter().position(|&c| c == b'.' as u16);
+    let (base, ext) = match dot {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (&s[..], &[][..]),
+    };
+    let ok = |c: &u16| {
+        (*c as u8 as u16 == *c)
+            && (c.is_ascii_uppercase_u16()
+                || (*c as u8).is_ascii_digit()
+                || b"$%'-_@~`!(){}^#&".contains(&(*c as u8)))
+    };
+    !base.is_empty()
+        && base.len() <= 8
+        && ext.len() <= 3
+        && base.iter().all(ok)
+        && ext.iter().all(ok)
+        && (dot.is_none() || !ext.is_empty())
+}
+
+trait AsciiU16 {
+    fn is_ascii_uppercase_u16(&self) -> bool;
+}
+impl AsciiU16 for u16 {
+    fn is_ascii_uppercase_u16(&self) -> bool {
+        (b'A' as u16..=b'Z' as u16).contains(self)
+    }
+}
+
+/// Splits a path into (parent path, last component).
+fn split_parent(path: &str) -> Result<(&str, Vec<u16>)> {
+    let p = path.trim_end_matches(['/', '\\']);
+    let i = p.rfind(['/', '\\']).map(|i| i + 1).unwrap_or(0);
+    let name: Vec<u16> = p[i..].encode_utf16().collect();
+    check_name(&name)?;
+    Ok((&p[..i], name))
+}
+
+impl<D: BlockDevice> Volume<D> {
+    fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    fn dir_ref(&mut self, dir: u64) -> Result<(Record, u64)> {
+        let r = self.read_record(dir)?;
+        if !r.in_use() || !r.is_dir() {
+            return Err(Error::NotADirectory);
+        }
+        let fref = make_ref(dir, r.seq);
+        Ok((r, fref))
+    }
+
+    fn writable(r: &Record) -> Result<()> {
+        if r.find(AT_ATTRIBUTE_LIST, &[]).is_some() {
+            return Err(Error::Unsupported(
+                "modifying files with an $ATTRIBUTE_LIST",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates an empty file (`dir == false`) or directory at `path`; the
+    /// parent must exist. Returns the new MFT record number.
+    pub fn create(&mut self, path: &str, dir: bool) -> Result<u64> {
+        let (ppath, name) = split_parent(path)?;
+        let parent = self.lookup(ppath).map_err(|e| {
+            if e == Error::NotFound {
+                Error::PathNotFound
+            } else {
+                e
+            }
+        })?;
+        self.create_in(parent, &name, dir)
+    }
+
+    /// Creates `name` in directory `parent`.
+    pub fn create_in(&mut self, parent: u64, name: &[u16], dir: bool) -> Result<u64> {
+        check_name(name)?;
+        let (prec, pref) = self.dir_ref(parent)?;
+        if self.lookup_in(parent, name)?.is_some() {
+            return Err(Error::NameCollision);
+        }
+        let sec_id = prec
+            .find(AT_STANDARD_INFORMATION, &[])
+            .and_then(|a| a.value())
+            .and_then(|v| StandardInformation::parse(v).ok())
+            .map(|s| s.security_id)
+            .unwrap_or(0);
+        let (n, seq) = self.alloc_record()?;
+        let t = self.now();
+        let mut r = Record::new(n, seq);
+        r.link_count = 1;
+        let attrs = if dir {
+            FILE_ATTR_DUP_FILE_NAME_INDEX_PRESENT
+        } else {
+            FILE_ATTRIBUTE_ARCHIVE
+        };
+        let si = StandardInformation {
+            creation: t,
+            modification: t,
+            mft_change: t,
+            access: t,
+            file_attributes: if dir { 0 } else { FILE_ATTRIBUTE_ARCHIVE },
+            security_id: sec_id,
+            ..Default::default()
+        };
+        r.add(Attr::resident(AT_STANDARD_INFORMATION, &[], si.build()));
+        let fname = FileName {
+            parent: pref,
+            creation: t,
+            modification: t,
+            mft_change: t,
+            access: t,
+            allocated_size: 0,
+            data_size: 0,
+            flags: attrs,
+            reparse: 0,
+            namespace: if is_dos_name(name) {
+                NS_WIN32_AND_DOS
+            } else {
+                NS_WIN32
+            },
+            name: name.to_vec(),
+        };
+        r.add(Attr::resident(AT_FILE_NAME, &[], fname.build()));
+        if dir {
+            r.flags = MFT_RECORD_IN_USE | MFT_RECORD_IS_DIRECTORY;
+            let h = self.i30_header();
+            r.add(Attr::resident(
+                AT_INDEX_ROOT,
+                &I30,
+                index::build_root(&h, &[IndexEntry::end(None)]),
+            ));
+        } else {
+            r.add(Attr::resident(AT_DATA, &[], Vec::new()));
+        }
+        self.write_record(&r)?;
+        let e = IndexEntry {
+            fref: make_ref(n, seq),
+            key: fname.build(),
+            data: Vec::new(),
+            child: None,
+            last: false,
+        };
+        self.i30_insert(parent, e)?;
+        self.flush()?;
+        Ok(n)
+    }
+
+    pub(crate) fn i30_header(&self) -> RootHeader {
+        let bs = self.boot.index_record_size;
+        RootHeader {
+            ty: AT_FILE_NAME,
+            collation: index::COLLATION_FILE_NAME,
+            block_size: bs,
+            clusters_per_block: crate::boot::encode_size(bs, self.boot.cluster_size).max(1),
+        }
+        .fix_cpb(self.boot.cluster_size)
+    }
+
+    /// Creates every missing directory of `path`; returns the last one.
+    pub fn create_dir_all(&mut self, path: &str) -> Result<u64> {
+        let mut cur = rec::ROOT;
+        for c in path.split(['/', '\\']).filter(|c| !c.is_empty()) {
+            let name: Vec<u16> = c.encode_utf16().collect();
+            cur = match self.lookup_in(cur, &name)? {
+                Some(e) => {
+                    if !e.is_dir() {
+                        return Err(Error::NotADirectory);
+                    }
+                    e.mft_no()
+                }
+                None => self.create_in(cur, &name, true)?,
+            };
+        }
+        Ok(cur)
+    }
+
+    /// Creates or replaces the file at `path` (or `path:stream`) with `data`.
+    /// The parent directory must exist. Returns the record number.
+    pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<u64> {
+        let (p, stream) = split_stream(path);
+        let sname: Vec<u16> = stream.encode_utf16().collect();
+        let n = match self.lookup(p) {
+            Ok(n) => n,
+            Err(Error::NotFound) if sname.is_empty() || !p.is_empty() => self.create(p, false)?,
+            Err(e) => return Err(e),
+        };
+        self.set_len(n, &sname, 0)?;
+        self.write_at(n, &sname, 0, data)?;
+        Ok(n)
+    }
+
+    /// Writes `data` at `offset` of stream `stream` ("" = unnamed) of file
+    /// `n`, creating a named stream if missing and extending as needed.
+    /// Writing into holes of sparse files and into compressed files returns
+    /// `Unsupported`.
+    pub fn write_at(&mut self, n: u64, stream: &[u16], offset: u64, data: &[u8]) -> Result<()> {
+        let mut r = self.read_record(n)?;
+        Self::writable(&r)?;
+        if stream.is_empty() && r.is_dir() {
+            return Err(Error::IsADirectory);
+        }
+        if !stream.is_empty() {
+            check_name(stream)?;
+        }
+        if r.find(AT_DATA, stream).is_none() {
+            r.add(Attr::resident(AT_DATA, stream, Vec::new()));
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(Error::InvalidParameter("offset"))?;
+        let a = r.find(AT_DATA, stream).ok_or(Error::NotFound)?.clone();
+        let size = a.data_size();
+        let new_size = size.max(end);
+        let mut resident_done = false;
+        if let Body::Resident { value, .. } = &a.body {
+            let mut v = value.clone();
+            v.resize(new_size as usize, 0);
+            v[offset as usize..end as usize].copy_from_slice(data);
+            let mut trial = r.clone();
+            if let Some(x) = trial.find_mut(AT_DATA, stream) {
+                x.body = Body::Resident {
+                    value: v,
+                    indexed: false,
+                };
+            }
+            if trial.encoded_len(self.rs) + 128 <= self.rs {
+                r = trial;
+                resident_done = true;
+            }
+        }
+        if !resident_done {
+            if new_size > size || a.value().is_some() {
+                self.resize_attr(&mut r, AT_DATA, stream, new_size, true)?;
+            }
+            let runs = r
+                .find(AT_DATA, stream)
+                .and_then(|a| a.nonres())
+                .map(|n| n.runs.clone())
+                .unwrap_or_default();
+            self.write_runs(&runs, offset, data)?;
+        }
+        self.touch(&mut r)?;
+        self.write_record(&r)?;
+        self.update_dir_entry_sizes(&r)?;
+        self.flush()
+    }
+
+    /// Sets the length of a stream (truncate or zero-extend).
+    pub fn set_len(&mut self, n: u64, stream: &[u16], len: u64) -> Result<()> {
+        let mut r = self.read_record(n)?;
+        Self::writable(&r)?;
+        if stream.is_empty() && r.is_dir() {
+            return Err(Error::IsADirectory);
+        }
+        if r.find(AT_DATA, stream).is_none() {
+            if !stream.is_empty() {
+                check_name(stream)?;
+            }
+            r.add(Attr::resident(AT_DATA, stream, Vec::new()));
+        }
+        let a = r.find(AT_DATA, stream).ok_or(Error::NotFound)?.clone();
+        match &a.body {
+            Body::Resident { .. } => {
+                let mut trial = r.clone();
+                self.resize_attr(&mut trial, AT_DATA, stream, len, false)?;
+                if trial.encoded_len(self.rs) + 128 <= self.rs {
+                    r = trial;
+                } else {
+                    self.resize_attr(&mut r, AT_DATA, stream, len, true)?;
+                }
+            }
+            Body::NonResident(_) => {
+                if len == 0 {
+                    // Back to an empty resident value.
+                    self.resize_attr(&mut r, AT_DATA, stream, 0, true)?;
+                    if let Some(x) = r.find_mut(AT_DATA, stream) {
+                        x.body = Body::Resident {
+                            value: Vec::new(),
+                            indexed: false,
+                        };
+                        x.flags &= !ATTR_SPARSE;
+                    }
+                } else {
+                    self.resize_attr(&mut r, AT_DATA, stream, len, true)?;
+                }
+            }
+        }
+        self.touch(&mut r)?;
+        self.write_record(&r)?;
+        self.update_dir_entry_sizes(&r)?;
+        self.flush()
+    }
+
+    fn touch(&mut self, r: &mut Record) -> Result<()> {
+        let t = self.now();
+        if let Some(a) = r.find_mut(AT_STANDARD_INFORMATION, &[]) {
+            if let Body::Resident { value, .. } = &mut a.body {
+                let mut si = StandardInformation::parse(value)?;
+                si.modification = t;
+                si.mft_change = t;
+                let old_len = value.len();
+                let mut nv = si.build();
+                nv.truncate(old_len.max(48));
+                *value = nv;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the four timestamps of file `n` (100 ns units since 1601).
+    pub fn set_times(
+        &mut self,
+        n: u64,
+        creation: u64,
+        modification: u64,
+        access: u64,
+    ) -> Result<()> {
+        let mut r = self.read_record(n)?;
+        Self::writable(&r)?;
+        let a = r
+            .find_mut(AT_STANDARD_INFORMATION, &[])
+            .ok_or(Error::BadRecord {
+                record: n,
+                reason: "no $STANDARD_INFORMATION",
+            })?;
+        if let Body::Resident { value, .. } = &mut a.body {
+            let mut si = StandardInformation::parse(value)?;
+            si.creation = creation;
+            si.modification = modification;
+            si.mft_change = modification;
+            si.access = access;
+            let old_len = value.len();
+            let mut nv = si.build();
+            nv.truncate(old_len.max(48));
+            *value = nv;
+        }
+        self.write_record(&r)?;
+        self.flush()
+    }
+
+    /// Refreshes the size fields of the `$FILE_NAME` copies (in the record
+    /// and in the parents' indexes) after a change of the unnamed stream.
+    fn update_dir_entry_sizes(&mut self, r: &Record) -> Result<()> {
+        let (size, alloc) = match r.find(AT_DATA, &[]) {
+            Some(a) => match &a.body {
+                Body::Resident { value, .. } => {
+                    (value.len() as u64, ((value.len() as u64) + 7) & !7)
+                }
+                Body::NonResident(n) => (n.data_size, n.allocated_size),
+            },
+            None => return Ok(()),
+        };
+        let names: Vec<FileName> = r
+            .attrs
+            .iter()
+            .filter(|a| a.ty == AT_FILE_NAME)
+            .filter_map(|a| a.value())
+            .filter_map(|v| FileName::parse(v).ok())
+            .collect();
+        for f in names {
+            if f.data_size == size && f.allocated_size == alloc {
+                continue;
+            }
+            let mut nf = f.clone();
+            nf.data_size = size;
+            nf.allocated_size = alloc;
+            let key = nf.build();
+            let parent = mft_no(f.parent);
+            self.i30_replace_key(parent, &f.name, make_ref(r.number, r.seq), key)?;
+        }
+        Ok(())
+    }
+
+    /// Removes one name of a file (`rm`/`rmdir`): the file goes when its
+    /// last link does. Directories must be empty.
+    pub fn remove(&mut self, path: &str) -> Result<()> {
+        let (ppath, name) = split_parent(path)?;
+        let parent = self.lookup(ppath).map_err(|e| {
+            if e == Error::NotFound {
+                Error::PathNotFound
+            } else {
+                e
+            }
+        })?;
+        let e = self.lookup_in(parent, &name)?.ok_or(Error::NotFound)?;
+        let n = e.mft_no();
+        if n < rec::FIRST_USER && n != 0 && n < 24 {
+            return Err(Error::InvalidParameter("cannot remove a system file"));
+        }
+        let mut r = self.read_record(n)?;
+        Self::writable(&r)?;
+        if r.is_dir() {
+            let ctx = self.index_ctx(n, &I30)?;
+            if ctx.root.len() > 1 || ctx.root.iter().any(|e| e.child.is_some()) {
+                return Err(Error::DirectoryNotEmpty);
+            }
+        }
+        // Drop this name (and its DOS twin) from the record and the index.
+        let mut dropped = 0u16;
+        let fnames: Vec<(u16, FileName)> = r
+            .attrs
+            .iter()
+            .filter(|a| a.ty == AT_FILE_NAME)
+            .filter_map(|a| {
+                a.value()
+                    .and_then(|v| FileName::parse(v).ok())
+                    .map(|f| (a.instance, f))
+            })
+            .collect();
+        let target_long = fnames
+            .iter()
+            .find(|(_, f)| {
+                mft_no(f.parent) == parent
+                    && upcase::cmp_ignore_case(&self.upcase, &f.name, &e.file_name.name)
+                        == Ordering::Equal
+            })
+            .map(|(_, f)| f.namespace);
+        for (inst, f) in &fnames {
+            let same = mft_no(f.parent) == parent
+                && (upcase::cmp_ignore_case(&self.upcase, &f.name, &e.file_name.name)
+                    == Ordering::Equal
+                    || (f.namespace == NS_DOS && target_long == Some(NS_WIN32)));
+            if same {
+                self.i30_remove(parent, &f.name, n)?;
+                r.attrs.retain(|a| a.instance != *inst);
+                if f.namespace != NS_DOS {
+                    dropped += 1;
+                }
+            }
+        }
+        r.link_count = r.link_count.saturating_sub(dropped.max(1));
+        let names_left = r.attrs.iter().any(|a| a.ty == AT_FILE_NAME);
+        if !names_left {
+            r.link_count = 0;
+        }
+        if r.link_count == 0 || !names_left {
+            for a in &r.attrs {
+                if let Some(nr) = a.nonres() {
+                    for run in &nr.runs {
+                        if let Some(l) = run.lcn {
+                            self.free_clusters(l, run.len)?;
+                        }
+                    }
+                }
+            }
+            self.free_record(r)?;
+        } else {
+            self.write_record(&r)?;
+        }
+        self.flush()
+    }
+
+    /// Renames or moves `from` to `to` (which must not exist).
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let (fp, fname) = split_parent(from)?;
+        let (tp, tname) = split_parent(to)?;
+        let fparent = self.lookup(fp).map_err(|e| {
+            if e == Error::NotFound {
+                Error::PathNotFound
+            } else {
+                e
+            }
+        })?;
+        let tparent = self.lookup(tp).map_err(|e| {
+            if e == Error::NotFound {
+                Error::PathNotFound
+            } else {
+                e
+            }
+        })?;
+        let e = self.lookup_in(fparent, &fname)?.ok_or(Error::NotFound)?;
+        let n = e.mft_no();
+        if let Some(x) = self.lookup_in(tparent, &tname)? {
+            if x.mft_no() != n || fparent != tparent {
+                return Err(Error::NameCollision);
+            }
+        }
+        // A directory may not move below itself.
+        let mut cur = tparent;
+        for _ in 0..1024 {
+            if cur == n {
+                return Err(Error::InvalidParameter("move into own subtree"));
+            }
+            if cur == rec::ROOT {
+                break;
+            }
+            let r = self.read_record(cur)?;
+            let p = r
+                .attrs
+                .iter()
+                .find(|a| a.ty == AT_FILE_NAME)
+                .and_then(|a| a.value())
+                .and_then(|v| FileName::parse(v).ok())
+                .map(|f| mft_no(f.parent))
+                .unwrap_or(rec::ROOT);
+            cur = p;
+        }
+        let mut r = self.read_record(n)?;
+        Self::writable(&r)?;
+        let (_, tref) = self.dir_ref(tparent)?;
+        // Remove every name of this link in the old parent (long + DOS).
+        let fnames: Vec<(u16, FileName)> = r
+            .attrs
+            .iter()
+            .filter(|a| a.ty == AT_FILE_NAME)
+            .filter_map(|a| {
+                a.value()
+                    .and_then(|v| FileName::parse(v).ok())
+                    .map(|f| (a.instance, f))
+            })
+            .collect();
+        let mut template = None;
+        for (inst, f) in &fnames {
+            let is_this = mft_no(f.parent) == fparent
+                && (upcase::cmp_ignore_case(&self.upcase, &f.name, &e.file_name.name)
+                    == Ordering::Equal
+                    || f.namespace == NS_DOS);
+            if is_this {
+                self.i30_remove(fparent, &f.name, n)?;
+                r.attrs.retain(|a| a.instance != *inst);
+                if f.namespace != NS_DOS {
+                    template = Some(f.clone());
+                }
+            }
+        }
+        let mut nf = template.ok_or(Error::BadRecord {
+            record: n,
+            reason: "name not in record",
+        })?;
+        nf.parent = tref;
+        nf.name = tname.clone();
+        nf.namespace = if is_dos_name(&tname) {
+            NS_WIN32_AND_DOS
+        } else {
+            NS_WIN32
+        };
+        nf.mft_change = self.now();
+        r.add(Attr::resident(AT_FILE_NAME, &[], nf.build()));
+        self.write_record(&r)?;
+        let ie = IndexEntry {
+            fref: make_ref(n, r.seq),
+            key: nf.build(),
+            data: Vec::new(),
+            child: None,
+            last: false,
+        };
+        self.i30_insert(tparent, ie)?;
+        self.flush()
+    }
+
+    /// Adds a hard link `new` to the file at `existing` (files only).
+    pub fn link(&mut self, existing: &str, new: &str) -> Result<()> {
+        let n = self.lookup(existing)?;
+        let (tp, tname) = split_parent(new)?;
+        let tparent = self.lookup(tp).map_err(|e| {
+            if e == Error::NotFound {
+                Error::PathNotFound
+            } else {
+                e
+            }
+        })?;
+        if self.lookup_in(tparent, &tname)?.is_some() {
+            return Err(Error::NameCollision);
+        }
+        let mut r = self.read_record(n)?;
+        Self::writable(&r)?;
+        if r.is_dir() {
+            return Err(Error::IsADirectory);
+        }
+        let (_, tref) = self.dir_ref(tparent)?;
+        let mut nf = r
+            .attrs
+            .iter()
+            .find(|a| a.ty == AT_FILE_NAME)
+            .and_then(|a| a.value())
+            .map(FileName::parse)
+            .ok_or(Error::BadRecord {
+                record: n,
+                reason: "no $FILE_NAME",
+            })??;
+        nf.parent = tref;
+        nf.name = tname;
+        nf.namespace = NS_POSIX;
+        r.add(Attr::resident(AT_FILE_NAME, &[], nf.build()));
+        r.link_count = r.link_count.saturating_add(1);
+        self.write_record(&r)?;
+        let ie = IndexEntry {
+            fref: make_ref(n, r.seq),
+            key: nf.build(),
+            data: Vec::new(),
+            child: None,
+            last: false,
+        };
+        self.i30_insert(tparent, ie)?;
+        self.flush()
+    }
+
+    // ----- $I30 maintenance -----
+
+    fn key_cmp(&self, a: &IndexEntry, b: &IndexEntry) -> Ordering {
+        let fa = FileName::parse(&a.key).map(|f| f.name).unwrap_or_default();
+        let fb = FileName::parse(&b.key).map(|f| f.name).unwrap_or_default();
+        upcase::collate_names(&self.upcase, &fa, &fb)
+    }
+
+    /// Whether the root with `entries` fits in the directory's record.
+    fn root_fits(&self, ctx: &IndexCtx, entries: &[IndexEntry]) -> bool {
+        let mut r = ctx.record.clone();
+        if let Some(a) = r.find_mut(AT_INDEX_ROOT, &I30) {
+            a.body = Body::Resident {
+                value: index::build_root(&ctx.hdr, entries),
+                indexed: false,
+            };
+        }
+        if let (Some(bm), Some(a)) = (&ctx.bitmap, r.find_mut(AT_BITMAP, &I30)) {
+            a.body = Body::Resident {
+                value: bm.clone(),
+                indexed: false,
+            };
+        }
+        r.encoded_len(self.rs) <= self.rs
+    }
+
+    /// Writes the directory record with the current root and bitmap.
+    fn commit_root(&mut self, ctx: &mut IndexCtx) -> Result<()> {
+        let v = index::build_root(&ctx.hdr, &ctx.root);
+        if let Some(a) = ctx.record.find_mut(AT_INDEX_ROOT, &I30) {
+            a.body = Body::Resident {
+                value: v,
+                indexed: false,
+            };
+        }
+        if let Some(bm) = ctx.bitmap.clone() {
+            match ctx.record.find_mut(AT_BITMAP, &I30) {
+                Some(a) => {
+                    a.body = Body::Resident {
+                        value: bm,
+                        indexed: false,
+                    }
+                }
+                None => ctx.record.add(Attr::resident(AT_BITMAP, &I30, bm)),
+            }
+        }
+        let r = ctx.record.clone();
+        self.write_record(&r)
+    }
+
+    /// Allocates an index block (extending `$INDEX_ALLOCATION`).
+    fn alloc_block(&mut self, ctx: &mut IndexCtx) -> Result<u64> {
+        let bs = ctx.hdr.block_size as u64;
+        let blocks = ctx.alloc.as_ref().map(|s| s.data_size / bs).unwrap_or(0);
+        let bm = ctx.bitmap.get_or_insert_with(|| alloc::vec![0u8; 8]);
+        let mut idx = None;
+        for i in 0..blocks {
+            if bm
+                .get((i / 8) as usize)
+                .is_some_and(|b| b & (1 << (i % 8)) == 0)
+            {
+                idx = Some(i);
+                break;
+            }
+        }
+        let i = match idx {
+            Some(i) => i,
+            None => {
+                if ctx.record.find(AT_INDEX_ALLOCATION, &I30).is_none() {
+                    let empty = Attr {
+                        ty: AT_INDEX_ALLOCATION,
+                        name: I30.to_vec(),
+                        flags: 0,
+                        instance: 0,
+                        body: Body::NonResident(NonResident {
+                            start_vcn: 0,
+                            last_vcn: u64::MAX,
+                            runs: Vec::new(),
+                            compression_unit: 0,
+                            allocated_size: 0,
+                            data_size: 0,
+                            initialized_size: 0,
+                            compressed_size: None,
+                        }),
+                    };
+                    ctx.record.add(empty);
+                }
+                let mut rec = ctx.record.clone();
+                self.resize_attr(&mut rec, AT_INDEX_ALLOCATION, &I30, (blocks + 1) * bs, true)?;
+                ctx.record = rec;
+                ctx.alloc = Some(Self::stream_from(
+                    &ctx.record.attrs,
+                    AT_INDEX_ALLOCATION,
+                    &I30,
+                    ctx.mft,
+                )?);
+                let bm = ctx.bitmap.get_or_insert_with(|| alloc::vec![0u8; 8]);
+                let need = (blocks + 1).div_ceil(64) as usize * 8;
+                if bm.len() < need {
+                    bm.resize(need, 0);
+                }
+                blocks
+            }
+        };
+        let bm = ctx.bitmap.get_or_insert_with(|| alloc::vec![0u8; 8]);
+        let byte = bm
+            .get_mut((i / 8) as usize)
+            .ok_or(Error::Corrupt("index bitmap"))?;
+        *byte |= 1 << (i % 8);
+        Ok(i * bs / ctx.vcn_unit)
+    }
+
+    fn load_dir_ctx(&mut self, dir: u64) -> Result<IndexCtx> {
+        let ctx = self.index_ctx(dir, &I30)?;
+        Self::writable(&ctx.record)?;
+        if ctx.hdr.ty != AT_FILE_NAME {
+            return Err(Error::NotADirectory);
+        }
+        Ok(ctx)
+    }
+
+    /// Inserts an entry into directory `dir`'s `$I30`.
+    pub(crate) fn i30_insert(&mut self, dir: u64, e: IndexEntry) -> Result<()> {
+        let mut ctx = self.load_dir_ctx(dir)?;
+        let cap = index::block_capacity(ctx.hdr.block_size as usize);
+        // Descend, remembering (vcn, entries, position) per level.
+        let mut path: Vec<PathStep> = Vec::new();
+        let mut node = ctx.root.clone();
+        let mut vcn = None;
+        for _ in 0..64 {
+            let mut pos = node.len() - 1;
+            for (i, x) in node.iter().enumerate() {
+                if x.last {
+                    pos = i;
+                    break;
+                }
+                match self.key_cmp(&e, x) {
+                    Ordering::Equal => return Err(Error::NameCollision),
+                    Ordering::Less => {
+                        pos = i;
+                        break;
+                    }
+                    Ordering::Greater => {}
+                }
+            }
+            let child = node[pos].child;
+            path.push((vcn, node, pos));
+            match child {
+                Some(c) => {
+                    node = self.read_block(&ctx, c)?;
+                    vcn = Some(c);
+                }
+                None => break,
+            }
+        }
+        let (mut vcn, mut entries, pos) = path.pop().ok_or(Error::Corrupt("index path"))?;
+        entries.insert(pos, e);
+        loop {
+            match vcn {
+                None => {
+                    if self.root_fits(&ctx, &entries) {
+                        ctx.root = entries;
+                        return self.commit_root(&mut ctx);
+                    }
+                    // Promote: everything moves into a new block below an empty root.
+                    let nv = self.alloc_block(&mut ctx)?;
+                    ctx.root = alloc::vec![IndexEntry::end(Some(nv))];
+                    path.push((None, ctx.root.clone(), 0));
+                    vcn = Some(nv);
+                    continue;
+                }
+                Some(v) => {
+                    if index::entries_len(&entries) <= cap {
+                        self.write_block(&ctx, v, &entries)?;
+                        return self.commit_root(&mut ctx);
+                    }
+                    let mid = (entries.len() - 1) / 2;
+                    let mut median = entries[mid].clone();
+                    let mut left: Vec<IndexEntry> = entries[..mid].to_vec();
+                    left.push(IndexEntry::end(median.child));
+                    let right: Vec<IndexEntry> = entries[mid + 1..].to_vec();
+                    let lv = self.alloc_block(&mut ctx)?;
+                    self.write_block(&ctx, lv, &left)?;
+                    self.write_block(&ctx, v, &right)?;
+                    median.child = Some(lv);
+                    let (pv, mut pentries, ppos) =
+                        path.pop().ok_or(Error::Corrupt("index path"))?;
+                    pentries.insert(ppos, median);
+                    vcn = pv;
+                    entries = pentries;
+                    if vcn.is_none() {
+                        ctx.root = entries.clone();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds the path to the entry of `name` (exact, case-insensitive match) and file `n`.
+    fn i30_path(&mut self, ctx: &IndexCtx, name: &[u16], n: u64) -> Result<Option<Vec<PathStep>>> {
+        let mut path = Vec::new();
+        let mut node = ctx.root.clone();
+        let mut vcn = None;
+        for _ in 0..64 {
+            let mut next = None;
+            let mut hit = None;
+            for (i, x) in node.iter().enumerate() {
+                if x.last {
+                    next = Some(i);
+                    break;
+                }
+                let xn = FileName::parse(&x.key)?.name;
+                match upcase::collate_names(&self.upcase, name, &xn) {
+                    Ordering::Equal if mft_no(x.fref) == n => {
+                        hit = Some(i);
+                        break;
+                    }
+                    Ordering::Less => {
+                        next = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(i) = hit {
+                path.push((vcn, node, i));
+                return Ok(Some(path));
+            }
+            let i = next.ok_or(Error::Corrupt("index node without end"))?;
+            let child = node[i].child;
+            path.push((vcn, node, i));
+            match child {
+                Some(c) => {
+                    node = self.read_block(ctx, c)?;
+                    vcn = Some(c);
+                }
+                None => return Ok(None),
+            }
+        }
+        Err(Error::Corrupt("index too deep"))
+    }
+
+    fn i30_replace_key(&mut self, dir: u64, name: &[u16], fref: u64, key: Vec<u8>) -> Result<()> {
+        let mut ctx = match self.load_dir_ctx(dir) {
+            Ok(c) => c,
+            Err(Error::Unsupported(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Some(mut path) = self.i30_path(&ctx, name, mft_no(fref))? else {
+            return Ok(());
+        };
+        let (vcn, mut entries, i) = path.pop().ok_or(Error::Corrupt("index path"))?;
+        entries[i].key = key;
+        match vcn {
+            None => {
+                ctx.root = entries;
+                self.commit_root(&mut ctx)
+            }
+            Some(v) => self.write_block(&ctx, v, &entries),
+        }
+    }
+
+    /// Removes the entry for `name` / file `n` from directory `dir`.
+    pub(crate) fn i30_remove(&mut self, dir: u64, name: &[u16], n: u64) -> Result<()> {
+        let mut ctx = self.load_dir_ctx(dir)?;
+        let mut path = self.i30_path(&ctx, name, n)?.ok_or(Error::NotFound)?;
+        let (vcn, mut entries, i) = path.pop().ok_or(Error::Corrupt("index path"))?;
+        let leaf = entries[i].child.is_none();
+        let real = entries.iter().filter(|e| !e.last).count();
+        if leaf && (vcn.is_none() || real > 1) {
+            entries.remove(i);
+            return match vcn {
+                None => {
+                    ctx.root = entries;
+                    self.commit_root(&mut ctx)
+                }
+                Some(v) => {
+                    self.write_block(&ctx, v, &entries)?;
+                    Ok(())
+                }
+            };
+        }
+        // Otherwise rebuild the whole tree without the entry.
+        let mut all = self.index_all(&ctx)?;
+        all.retain(|e| {
+            !(mft_no(e.fref) == n
+                && FileName::parse(&e.key)
+                    .map(|f| f.name == name)
+                    .unwrap_or(false))
+        });
+        self.i30_rebuild(&mut ctx, all)
+    }
+
+    /// Rebuilds a directory's index bottom-up from sorted entries.
+    fn i30_rebuild(&mut self, ctx: &mut IndexCtx, entries: Vec<IndexEntry>) -> Result<()> {
+        if let Some(bm) = ctx.bitmap.as_mut() {
+            bm.fill(0);
+        }
+        let cap = index::block_capacity(ctx.hdr.block_size as usize) * 3 / 4;
+        let mut level: Vec<IndexEntry> = entries
+            .into_iter()
+            .map(|mut e| {
+                e.child = None;
+                e
+            })
+            .collect();
+        let mut end_child: Option<u64> = None;
+        for _ in 0..64 {
+            let mut root_try = level.clone();
+            root_try.push(IndexEntry::end(end_child));
+            if self.root_fits(ctx, &root_try) {
+                ctx.root = root_try;
+                break;
+            }
+            let mut up = Vec::new();
+            let mut cur: Vec<IndexEntry> = Vec::new();
+            let mut cur_len = 0;
+            let mut i = 0;
+            while i < level.len() {
+                let l = level[i].encoded_len();
+                if !cur.is_empty() && cur_len + l > cap && i + 1 < level.len() {
+                    let mut sep = level[i].clone();
+                    let mut node = core::mem::take(&mut cur);
+                    node.push(IndexEntry::end(sep.child));
+                    let v = self.alloc_block(ctx)?;
+                    self.write_block(ctx, v, &node)?;
+                    sep.child = Some(v);
+                    up.push(sep);
+                    cur_len = 0;
+                    i += 1;
+                    continue;
+                }
+                cur.push(level[i].clone());
+                cur_len += l;
+                i += 1;
+            }
+            cur.push(IndexEntry::end(end_child));
+            let v = self.alloc_block(ctx)?;
+            self.write_block(ctx, v, &cur)?;
+            level = up;
+            end_child = Some(v);
+        }
+        let used = ctx
+            .bitmap
+            .as_ref()
+            .is_some_and(|b| b.iter().any(|x| *x != 0));
+        if !used && ctx.record.find(AT_INDEX_ALLOCATION, &I30).is_some() {
+            let mut r = ctx.record.clone();
+            self.resize_attr(&mut r, AT_INDEX_ALLOCATION, &I30, 0, true)?;
+            r.remove(AT_INDEX_ALLOCATION, &I30);
+            r.remove(AT_BITMAP, &I30);
+            ctx.record = r;
+            ctx.alloc = None;
+            ctx.bitmap = None;
+        }
+        self.commit_root(ctx)
+    }
+}
+
+impl RootHeader {
+    /// Fixes the "clusters per index block" byte for blocks smaller than a cluster.
+    pub(crate) fn fix_cpb(mut self, cluster: u32) -> Self {
+        self.clusters_per_block = if self.block_size >= cluster {
+            (self.block_size / cluster) as u8
+        } else {
+            (self.block_size / 512) as u8
+        };
+        self
+    }
+}
