@@ -459,6 +459,12 @@ pub const TESTS: &[Test] = &[
     ("ke.intr.connect_rtc_interrupt", t_interrupt_object),
     ("ke.spinlock.exclusion", t_spin_locks),
     ("ke.thread.terminated_threads_reaped", t_threads_reaped),
+    ("ke.apc.kernel_apcs_and_critical_region", t_kernel_apcs),
+    ("ke.apc.kernel_apc_during_delay", t_kernel_apc_during_delay),
+    (
+        "ke.apc.user_apc_and_alert_end_alertable_waits",
+        t_user_apc_and_alert,
+    ),
 ];
 
 static RTC_ISR_IRQL: AtomicU8 = AtomicU8::new(0xFF);
@@ -615,4 +621,236 @@ fn t_threads_reaped() -> TestResult {
         .bytes_in_use()
         .saturating_sub(pool_before);
     check(grown < 64 * 1024, "300 thread lifetimes leaked pool memory")
+}
+
+use crate::ke::apc::{self, ApcMode, KApc};
+
+static APC_RAN_IN: AtomicU32 = AtomicU32::new(0);
+static APC_KERNEL_IRQL: AtomicU8 = AtomicU8::new(0xFF);
+static APC_NORMAL_IRQL: AtomicU8 = AtomicU8::new(0xFF);
+static APC_NORMAL_RUNS: AtomicU32 = AtomicU32::new(0);
+static APC_TARGET_STOP: AtomicBool = AtomicBool::new(false);
+static APC_TARGET_READY: AtomicBool = AtomicBool::new(false);
+static APC_STATUS: AtomicU32 = AtomicU32::new(0);
+static APC_ELAPSED: AtomicU64 = AtomicU64::new(0);
+
+fn record_kernel(_: &KApc, _: &mut Option<apc::NormalRoutine>, _: &mut usize) {
+    APC_RAN_IN.store(sched::current_thread_id(), Ordering::SeqCst);
+    APC_KERNEL_IRQL.store(ke::irql(), Ordering::SeqCst);
+}
+
+static SPECIAL_APC: KApc = KApc::new(record_kernel, None, 0, ApcMode::KernelMode);
+static NORMAL_APC: KApc = KApc::new(
+    record_kernel,
+    Some(|_, _, _| {
+        APC_NORMAL_IRQL.store(ke::irql(), Ordering::SeqCst);
+        APC_NORMAL_RUNS.fetch_add(1, Ordering::SeqCst);
+    }),
+    0,
+    ApcMode::KernelMode,
+);
+static USER_APC: KApc = KApc::new(
+    |_, _, _| {},
+    Some(|_, _, _| {
+        APC_RAN_IN.store(sched::current_thread_id(), Ordering::SeqCst);
+        APC_NORMAL_RUNS.fetch_add(1, Ordering::SeqCst);
+    }),
+    0,
+    ApcMode::UserMode,
+);
+
+fn reset_apc_probe() {
+    APC_RAN_IN.store(0, Ordering::SeqCst);
+    APC_KERNEL_IRQL.store(0xFF, Ordering::SeqCst);
+    APC_NORMAL_IRQL.store(0xFF, Ordering::SeqCst);
+    APC_NORMAL_RUNS.store(0, Ordering::SeqCst);
+    APC_TARGET_STOP.store(false, Ordering::SeqCst);
+    APC_TARGET_READY.store(false, Ordering::SeqCst);
+}
+
+/// Kernel APCs to a running thread: the special APC runs in that thread at
+/// APC_LEVEL; a normal APC waits while the thread is in a critical region,
+/// then its normal routine runs at PASSIVE_LEVEL.
+fn t_kernel_apcs() -> TestResult {
+    reset_apc_probe();
+    let tid = spawn(
+        "apc-target",
+        8,
+        u64::MAX,
+        |_| {
+            apc::ke_enter_critical_region();
+            APC_TARGET_READY.store(true, Ordering::SeqCst);
+            let t0 = clock::ke_query_interrupt_time();
+            while clock::ke_query_interrupt_time() < t0 + 200 * MS {
+                core::hint::spin_loop();
+            }
+            // No normal APC may have run inside the critical region.
+            if APC_NORMAL_RUNS.load(Ordering::SeqCst) != 0 {
+                APC_STATUS.store(1, Ordering::SeqCst);
+            }
+            apc::ke_leave_critical_region();
+            while !APC_TARGET_STOP.load(Ordering::SeqCst) {
+                sched::ke_yield_execution();
+            }
+        },
+        0,
+    );
+    APC_STATUS.store(0, Ordering::SeqCst);
+    check(
+        wait_until(2000, || APC_TARGET_READY.load(Ordering::SeqCst)),
+        "target never ran",
+    )?;
+    check(
+        apc::ke_insert_queue_apc(&SPECIAL_APC, tid, 0, 0, 0),
+        "special APC not queued",
+    )?;
+    check(
+        wait_until(1000, || APC_RAN_IN.load(Ordering::SeqCst) == tid),
+        "special kernel APC did not run in the target thread",
+    )?;
+    check(
+        APC_KERNEL_IRQL.load(Ordering::SeqCst) == ke::APC_LEVEL,
+        "kernel routine not at APC_LEVEL",
+    )?;
+    check(
+        apc::ke_insert_queue_apc(&NORMAL_APC, tid, 0, 0, 0),
+        "normal APC not queued",
+    )?;
+    check(
+        !apc::ke_insert_queue_apc(&NORMAL_APC, tid, 0, 0, 0)
+            || APC_NORMAL_RUNS.load(Ordering::SeqCst) > 0,
+        "an APC was queued twice",
+    )?;
+    check(
+        wait_until(2000, || APC_NORMAL_RUNS.load(Ordering::SeqCst) == 1),
+        "normal kernel APC never ran after the critical region",
+    )?;
+    APC_TARGET_STOP.store(true, Ordering::SeqCst);
+    check(
+        APC_STATUS.load(Ordering::SeqCst) == 0,
+        "normal APC ran inside a critical region",
+    )?;
+    check(
+        APC_NORMAL_IRQL.load(Ordering::SeqCst) == ke::PASSIVE_LEVEL,
+        "normal routine not at PASSIVE_LEVEL",
+    )
+}
+
+/// A kernel APC to a thread in a (non-alertable) delay is delivered at once
+/// and the delay still lasts its full time.
+fn t_kernel_apc_during_delay() -> TestResult {
+    reset_apc_probe();
+    let tid = spawn(
+        "apc-sleeper",
+        8,
+        u64::MAX,
+        |_| {
+            APC_TARGET_READY.store(true, Ordering::SeqCst);
+            let t0 = clock::ke_query_interrupt_time();
+            let s = sched::ke_delay_execution_thread_ex(false, false, 400 * MS);
+            APC_STATUS.store(s.0 as u32, Ordering::SeqCst);
+            APC_ELAPSED.store(clock::ke_query_interrupt_time() - t0, Ordering::SeqCst);
+            APC_TARGET_STOP.store(true, Ordering::SeqCst);
+        },
+        0,
+    );
+    check(
+        wait_until(2000, || APC_TARGET_READY.load(Ordering::SeqCst)),
+        "sleeper never ran",
+    )?;
+    sleep_ms(50);
+    let queued_at = clock::ke_query_interrupt_time();
+    check(
+        apc::ke_insert_queue_apc(&SPECIAL_APC, tid, 0, 0, 0),
+        "APC not queued",
+    )?;
+    check(
+        wait_until(1000, || APC_RAN_IN.load(Ordering::SeqCst) == tid),
+        "kernel APC not delivered to the sleeping thread",
+    )?;
+    check(
+        clock::ke_query_interrupt_time() - queued_at < 200 * MS,
+        "kernel APC waited for the delay to end",
+    )?;
+    check(
+        wait_until(3000, || APC_TARGET_STOP.load(Ordering::SeqCst)),
+        "sleeper never woke",
+    )?;
+    check(
+        APC_STATUS.load(Ordering::SeqCst) == 0,
+        "delay did not return STATUS_SUCCESS",
+    )?;
+    check(
+        APC_ELAPSED.load(Ordering::SeqCst) >= 400 * MS,
+        "the APC cut the delay short",
+    )
+}
+
+/// A user APC ends an alertable user-mode wait with STATUS_USER_APC after
+/// running in that thread; KeAlertThread ends an alertable wait with STATUS_ALERTED.
+fn t_user_apc_and_alert() -> TestResult {
+    reset_apc_probe();
+    APC_STATUS.store(0, Ordering::SeqCst);
+    let tid = spawn(
+        "apc-alertable",
+        8,
+        u64::MAX,
+        |_| {
+            APC_TARGET_READY.store(true, Ordering::SeqCst);
+            let s = sched::ke_delay_execution_thread_ex(true, true, 5000 * MS);
+            APC_STATUS.store(s.0 as u32, Ordering::SeqCst);
+            APC_TARGET_STOP.store(true, Ordering::SeqCst);
+        },
+        0,
+    );
+    check(
+        wait_until(2000, || APC_TARGET_READY.load(Ordering::SeqCst)),
+        "target never ran",
+    )?;
+    sleep_ms(30);
+    check(
+        apc::ke_insert_queue_apc(&USER_APC, tid, 0, 0, 0),
+        "user APC not queued",
+    )?;
+    check(
+        wait_until(1000, || APC_TARGET_STOP.load(Ordering::SeqCst)),
+        "alertable wait not ended by a user APC",
+    )?;
+    check(
+        APC_STATUS.load(Ordering::SeqCst) == nt::status::STATUS_USER_APC.0 as u32,
+        "alertable wait did not return STATUS_USER_APC",
+    )?;
+    check(
+        APC_RAN_IN.load(Ordering::SeqCst) == tid,
+        "user APC did not run in the target",
+    )?;
+
+    APC_TARGET_STOP.store(false, Ordering::SeqCst);
+    APC_TARGET_READY.store(false, Ordering::SeqCst);
+    let tid = spawn(
+        "alertable",
+        8,
+        u64::MAX,
+        |_| {
+            APC_TARGET_READY.store(true, Ordering::SeqCst);
+            let s = sched::ke_delay_execution_thread_ex(false, true, 5000 * MS);
+            APC_STATUS.store(s.0 as u32, Ordering::SeqCst);
+            APC_TARGET_STOP.store(true, Ordering::SeqCst);
+        },
+        0,
+    );
+    check(
+        wait_until(2000, || APC_TARGET_READY.load(Ordering::SeqCst)),
+        "target never ran",
+    )?;
+    sleep_ms(30);
+    apc::ke_alert_thread(tid, ApcMode::KernelMode);
+    check(
+        wait_until(1000, || APC_TARGET_STOP.load(Ordering::SeqCst)),
+        "alert did not end the wait",
+    )?;
+    check(
+        APC_STATUS.load(Ordering::SeqCst) == nt::status::STATUS_ALERTED.0 as u32,
+        "alerted wait did not return STATUS_ALERTED",
+    )
 }

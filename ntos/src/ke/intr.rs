@@ -100,7 +100,11 @@ pub fn dispatch_interrupt(vector: u8) {
         apic::APC_VECTOR => {
             set_irql(APC_LEVEL);
             apic::eoi();
-            // APC delivery arrives with the APC queues; the request is acknowledged.
+            if super::sched::SCHEDULER_RUNNING.load(Ordering::Relaxed) {
+                enable();
+                super::apc::ki_deliver_kernel_apcs(old);
+                disable_interrupts();
+            }
         }
         apic::CLOCK_VECTOR => {
             set_irql(CLOCK_LEVEL);

@@ -1,6 +1,7 @@
 //! The kernel (ke): processor control region, descriptor tables, IRQL,
 //! trap dispatching and bugchecks (*Windows Internals*, Part 2, ch. 8).
 
+pub mod apc;
 pub mod bugcheck;
 pub mod clock;
 pub mod dpc;

@@ -85,6 +85,7 @@ pub fn unlock(old: u8) {
 /// at SYNCH_LEVEL until the thread's own path lowers it).
 pub fn after_switch() {
     reap_dead_thread();
+    kick_pending_apcs();
     DISPATCHER.raw().release_from_dpc_level();
 }
 
@@ -254,6 +255,15 @@ fn switch_to(next: u32) {
     // SAFETY: lock held, both threads live; see `thread::swap_context`.
     unsafe { thread::swap_context(cur, n) };
     reap_dead_thread();
+    kick_pending_apcs();
+}
+
+/// A thread that was switched in with kernel APCs queued asks for the APC
+/// interrupt (it fires once its IRQL drops to PASSIVE_LEVEL).
+fn kick_pending_apcs() {
+    if current_thread().apc.kernel_apc_pending {
+        apic::request_software_interrupt(apic::APC_VECTOR);
+    }
 }
 
 /// Picks the next thread for this processor (or its idle thread) and switches.
@@ -391,19 +401,59 @@ pub fn disarm_timeout_locked(st: &mut DispatcherState, tid: u32) {
 /// `KeDelayExecutionThread` (kernel mode, non-alertable) for `interval` in
 /// 100 ns units (relative). A zero interval yields (`NtYieldExecution`).
 pub fn ke_delay_execution_thread(interval: u64) -> nt::status::NtStatus {
-    if interval == 0 {
+    ke_delay_execution_thread_ex(false, false, interval)
+}
+
+/// `KeDelayExecutionThread(WaitMode, Alertable, Interval)`: an alertable
+/// delay returns STATUS_ALERTED when the thread is alerted, and (user mode)
+/// STATUS_USER_APC after running queued user APCs; a kernel APC interrupts
+/// the delay, is delivered, and the delay resumes for the time left.
+pub fn ke_delay_execution_thread_ex(
+    user_mode: bool,
+    alertable: bool,
+    interval: u64,
+) -> nt::status::NtStatus {
+    use nt::status::*;
+    if interval == 0 && !alertable {
         ke_yield_execution();
-        return nt::status::STATUS_SUCCESS;
+        return STATUS_SUCCESS;
     }
-    let (old, st) = lock();
     let due = interrupt_time() + interval;
-    arm_timeout_locked(st, due);
-    current_thread().wait_irql = old;
-    block_current_locked(st, WaitReason::DelayExecution);
-    recompute_next_wake(st);
-    let status = current_thread().wait_status;
-    unlock(old);
-    nt::status::NtStatus(status)
+    loop {
+        let (old, st) = lock();
+        let cur = current_thread();
+        if alertable {
+            if let Some(s) = super::apc::alertable_wait_status(cur, user_mode) {
+                unlock(old);
+                if s == STATUS_USER_APC.0 {
+                    super::apc::ki_deliver_user_apcs();
+                }
+                return NtStatus(s);
+            }
+        }
+        if interval == 0 || interrupt_time() >= due {
+            unlock(old);
+            return STATUS_SUCCESS;
+        }
+        arm_timeout_locked(st, due);
+        cur.wait_irql = old;
+        cur.alertable = alertable;
+        cur.wait_mode_user = user_mode;
+        block_current_locked(st, WaitReason::DelayExecution);
+        recompute_next_wake(st);
+        let cur = current_thread();
+        cur.alertable = false;
+        let status = cur.wait_status;
+        unlock(old);
+        // Lowering the IRQL delivered any kernel APC that ended the wait.
+        if status == STATUS_KERNEL_APC.0 {
+            continue;
+        }
+        if status == STATUS_USER_APC.0 {
+            super::apc::ki_deliver_user_apcs();
+        }
+        return NtStatus(status);
+    }
 }
 
 /// `NtYieldExecution`: gives the processor to a ready thread of the same or

@@ -98,6 +98,12 @@ pub struct KThread {
     pub name: [u8; 24],
     /// Owning process id (`Process->UniqueProcessId`; 4 is System).
     pub process_id: u32,
+    /// `WaitMode` of the current wait (user-mode waits can take user APCs).
+    pub wait_mode_user: bool,
+    /// `Alerted[KernelMode]`, `Alerted[UserMode]`.
+    pub alerted: [bool; 2],
+    /// `ApcState`: queues, pending flags, disable counts.
+    pub apc: super::apc::ApcState,
 }
 
 impl KThread {
@@ -233,6 +239,9 @@ fn new_thread(
         wait_irql: 0,
         wait_status: 0,
         alertable: false,
+        wait_mode_user: false,
+        alerted: [false; 2],
+        apc: super::apc::ApcState::new(),
         wake_time: 0,
         context_switches: 0,
         kernel_time: 0,
