@@ -129,6 +129,13 @@ impl<D: BlockDevice> Volume<D> {
             .and_then(|v| StandardInformation::parse(v).ok())
             .map(|s| s.security_id)
             .unwrap_or(0);
+        // A parent with an old-style descriptor (no security id): use the
+        // volume's first shared descriptor when there is one.
+        let sec_id = if sec_id == 0 && matches!(self.security_by_id(0x100), Ok(Some(_))) {
+            0x100
+        } else {
+            sec_id
+        };
         let (n, seq) = self.alloc_record()?;
         let t = self.now();
         let mut r = Record::new(n, seq);

@@ -1,0 +1,335 @@
+//! Interop with Debian's ntfs-3g tools (no FUSE): volumes made and filled by
+//! mkntfs/ntfscp are read back byte-exact by this crate, and volumes this
+//! crate formats and fills are read back byte-exact by ntfscat/ntfsls and
+//! pass `ntfsfix -n`. Skips (with a message) when the tools are missing,
+//! unless NTRS_REQUIRE_INTEROP=1.
+
+use ntfs::{check, format, FormatOptions, MemDevice, Volume};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TOOLS: [&str; 6] = [
+    "/usr/sbin/mkntfs",
+    "/usr/sbin/ntfscp",
+    "/usr/bin/ntfscat",
+    "/usr/bin/ntfsls",
+    "/usr/bin/ntfsinfo",
+    "/usr/bin/ntfsfix",
+];
+
+fn tools_present() -> bool {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .copied()
+        .filter(|t| !Path::new(t).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("NTRS_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("ntfs-3g tools missing: {missing:?} (NTRS_REQUIRE_INTEROP=1)");
+    }
+    eprintln!("SKIP: ntfs-3g tools missing: {missing:?}");
+    false
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ntrs-ntfs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let o = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{cmd} {args:?} failed: {text}");
+    text
+}
+
+fn run_bytes(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let o = Command::new(cmd).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+fn pattern(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn open_image(img: &Path) -> Volume<MemDevice> {
+    Volume::open(MemDevice::from_vec(std::fs::read(img).unwrap())).unwrap()
+}
+
+/// mkntfs + ntfscp → this crate.
+fn ntfs3g_to_us(cluster: u32) {
+    if !tools_present() {
+        return;
+    }
+    let d = scratch(&format!("in{cluster}"));
+    let img = d.join("vol.img");
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(48 << 20).unwrap();
+    drop(f);
+    let img_s = img.to_str().unwrap();
+    run(
+        "/usr/sbin/mkntfs",
+        &[
+            "-F",
+            "-f",
+            "-q",
+            "-s",
+            "512",
+            "-c",
+            &cluster.to_string(),
+            "-L",
+            "INTEROP",
+            img_s,
+        ],
+    );
+    // Directories: ntfs-3g's tools cannot create them without FUSE, so this
+    // crate makes them and ntfscp fills them (exercising both sides' indexes).
+    {
+        let mut v = open_image(&img);
+        v.create_dir_all("/deep/a/b/c/d/e/f/g").unwrap();
+        v.create_dir_all("/wide").unwrap();
+        std::fs::write(&img, v.into_device().data).unwrap();
+    }
+    let mut expect: Vec<(String, Vec<u8>)> = Vec::new();
+    let put = |path: &str, data: Vec<u8>, expect: &mut Vec<(String, Vec<u8>)>| {
+        let host = d.join("src.bin");
+        std::fs::write(&host, &data).unwrap();
+        run(
+            "/usr/sbin/ntfscp",
+            &["-q", img_s, host.to_str().unwrap(), path],
+        );
+        expect.retain(|(p, _)| p != path);
+        expect.push((path.to_string(), data));
+    };
+    for i in 0..160u32 {
+        let name =
+            format!("/wide/entry number {i:03} with a fairly long name to fill index blocks.txt");
+        put(&name, pattern(i, (i as usize * 37) % 3000), &mut expect);
+    }
+    put(
+        "/deep/a/b/c/d/e/f/g/leaf.bin",
+        pattern(999, 70_000),
+        &mut expect,
+    );
+    // Fragmentation: grow files in interleaved order.
+    put("/frag1", pattern(1, 100_000), &mut expect);
+    put("/frag2", pattern(2, 100_000), &mut expect);
+    put("/frag1", pattern(3, 400_000), &mut expect);
+    put("/frag3", pattern(4, 50_000), &mut expect);
+    put("/frag1", pattern(5, 900_000), &mut expect);
+    put("/large", pattern(6, 3 << 20), &mut expect);
+    // A named stream.
+    let side = d.join("side.bin");
+    std::fs::write(&side, b"alternate data").unwrap();
+    run(
+        "/usr/sbin/ntfscp",
+        &["-q", "-N", "alt", img_s, side.to_str().unwrap(), "/large"],
+    );
+
+    let mut v = open_image(&img);
+    assert_eq!(v.volume_name().unwrap(), "INTEROP");
+    for (p, data) in &expect {
+        let got = v.read_file(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(
+            got == *data,
+            "{p}: contents differ ({} vs {} bytes)",
+            got.len(),
+            data.len()
+        );
+    }
+    assert_eq!(v.read_file("/large:alt").unwrap(), b"alternate data");
+    let frag = v.lookup("/frag1").unwrap();
+    let info = v.stat(frag).unwrap();
+    let runs = &info
+        .streams
+        .iter()
+        .find(|s| s.ty == ntfs::attr::AT_DATA && s.name.is_empty())
+        .unwrap()
+        .runs;
+    assert!(runs.len() > 1, "frag1 should be fragmented: {runs:?}");
+    let wide = v.lookup("/wide").unwrap();
+    let listed = v.read_dir(wide).unwrap();
+    assert_eq!(listed.len(), 160);
+    assert!(v
+        .stat(wide)
+        .unwrap()
+        .streams
+        .iter()
+        .any(|s| s.ty == ntfs::attr::AT_INDEX_ALLOCATION));
+    // Case-insensitive lookup through $UpCase.
+    assert!(v
+        .lookup("/WIDE/ENTRY NUMBER 007 WITH A FAIRLY LONG NAME TO FILL INDEX BLOCKS.TXT")
+        .is_ok());
+    assert!(v.security_descriptor(wide).unwrap().is_some());
+    assert!(v.security_descriptor(5).unwrap().is_some());
+    let problems = check(&mut v).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn ntfs3g_volume_read_back_4k_clusters() {
+    ntfs3g_to_us(4096);
+}
+
+#[test]
+fn ntfs3g_volume_read_back_1k_clusters() {
+    ntfs3g_to_us(1024);
+}
+
+/// This crate formats and fills → ntfs-3g reads.
+#[test]
+fn our_volume_read_by_ntfs3g() {
+    if !tools_present() {
+        return;
+    }
+    let d = scratch("out");
+    let mut v = format(
+        MemDevice::new(40 << 20),
+        &FormatOptions {
+            label: "OURS".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut expect: Vec<(String, Vec<u8>)> = Vec::new();
+    v.create_dir_all("/Windows/System32/drivers/etc").unwrap();
+    for i in 0..200u32 {
+        let p = format!("/Windows/System32/file {i:03} with some long name.dll");
+        let data = pattern(i, (i as usize * 131) % 9000);
+        v.write_file(&p, &data).unwrap();
+        expect.push((p, data));
+    }
+    let big = pattern(77, (2 << 20) + 123);
+    v.write_file("/Windows/System32/ntoskrnl.exe", &big)
+        .unwrap();
+    expect.push(("/Windows/System32/ntoskrnl.exe".into(), big));
+    v.write_file(
+        "/Windows/System32/drivers/etc/hosts",
+        b"127.0.0.1 localhost\n",
+    )
+    .unwrap();
+    expect.push((
+        "/Windows/System32/drivers/etc/hosts".into(),
+        b"127.0.0.1 localhost\n".to_vec(),
+    ));
+    // Grow, shrink, rename, delete, link.
+    let n = v
+        .lookup("/Windows/System32/file 005 with some long name.dll")
+        .unwrap();
+    v.write_at(n, &[], 100_000, b"end").unwrap();
+    let mut e5 = pattern(5, 655);
+    e5.resize(100_000, 0);
+    e5.extend_from_slice(b"end");
+    expect.retain(|(p, _)| !p.contains("file 005"));
+    expect.push((
+        "/Windows/System32/file 005 with some long name.dll".into(),
+        e5,
+    ));
+    v.rename(
+        "/Windows/System32/file 010 with some long name.dll",
+        "/Windows/moved.dll",
+    )
+    .unwrap();
+    let moved = expect
+        .iter()
+        .find(|(p, _)| p.contains("file 010"))
+        .unwrap()
+        .1
+        .clone();
+    expect.retain(|(p, _)| !p.contains("file 010"));
+    expect.push(("/Windows/moved.dll".into(), moved.clone()));
+    for i in (20..200).step_by(3) {
+        let p = format!("/Windows/System32/file {i:03} with some long name.dll");
+        v.remove(&p).unwrap();
+        expect.retain(|(q, _)| *q != p);
+    }
+    v.link("/Windows/moved.dll", "/hardlink.dll").unwrap();
+    expect.push(("/hardlink.dll".into(), moved));
+    v.write_file(
+        "/Windows/moved.dll:Zone.Identifier",
+        b"[ZoneTransfer]\r\nZoneId=3\r\n",
+    )
+    .unwrap();
+    assert!(check(&mut v).unwrap().is_empty());
+    let img = d.join("ours.img");
+    std::fs::write(&img, v.into_device().data).unwrap();
+    let img_s = img.to_str().unwrap();
+
+    let fix = run("/usr/bin/ntfsfix", &["-n", img_s]);
+    assert!(fix.contains("processed successfully"), "{fix}");
+    for bad in ["rror", "orrupt", "nconsist"] {
+        assert!(!fix.contains(bad), "ntfsfix complained: {fix}");
+    }
+    let info = run("/usr/bin/ntfsinfo", &["-m", img_s]);
+    assert!(info.contains("Volume Name: OURS"), "{info}");
+    for (p, data) in &expect {
+        let got = run_bytes("/usr/bin/ntfscat", &[img_s, p]);
+        assert!(
+            got == *data,
+            "ntfscat {p}: {} vs {} bytes",
+            got.len(),
+            data.len()
+        );
+    }
+    let zone = run_bytes(
+        "/usr/bin/ntfscat",
+        &["-n", "Zone.Identifier", img_s, "/Windows/moved.dll"],
+    );
+    assert_eq!(zone, b"[ZoneTransfer]\r\nZoneId=3\r\n");
+    let ls = run("/usr/bin/ntfsls", &["-p", "/Windows/System32", img_s]);
+    let mut listed: Vec<&str> = ls.lines().filter(|l| *l != "." && *l != "..").collect();
+    listed.sort();
+    let mut want: Vec<String> = expect
+        .iter()
+        .filter_map(|(p, _)| p.strip_prefix("/Windows/System32/"))
+        .filter(|r| !r.contains('/'))
+        .map(String::from)
+        .collect();
+    want.push("drivers".into());
+    want.sort();
+    assert_eq!(listed, want);
+    // ntfs-3g writes into our volume; we read its changes and stay consistent.
+    let host = d.join("h.bin");
+    let data = pattern(4242, 300_000);
+    std::fs::write(&host, &data).unwrap();
+    run(
+        "/usr/sbin/ntfscp",
+        &[
+            "-q",
+            img_s,
+            host.to_str().unwrap(),
+            "/Windows/System32/drivers/etc/hosts",
+        ],
+    );
+    let mut v = open_image(&img);
+    assert_eq!(
+        v.read_file("/Windows/System32/drivers/etc/hosts").unwrap(),
+        data
+    );
+    let problems = check(&mut v).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
