@@ -168,6 +168,7 @@ pub fn execute(line: &str) {
         }
         "!loaderblock" => memory_map(),
         "!pfn" => crate::mm::pfn::kd_pfn(args[0]),
+        "!vm" => crate::mm::pfn::kd_vm(),
         "!sd" => crate::se::kd_sd(line.trim_start_matches("!sd").trim()),
         "!token" => crate::se::kd_token(args[0].unwrap_or("system")),
         "!object" => crate::ob::kd_object(args[0].unwrap_or("\\")),
@@ -209,6 +210,7 @@ fn help() {
     dbg_println!("  !memusage           physical page lists (zeroed, free, standby, ...)");
     dbg_println!("  !loaderblock        loader memory descriptors by type");
     dbg_println!("  !pfn <pfn>          a PFN database entry");
+    dbg_println!("  !vm                 physical and kernel memory usage");
     dbg_println!("  !object [path]      an object, or a directory's entries (default \\)");
     dbg_println!("  !handle [h] [kernel] handles of the System process (or the kernel table)");
     dbg_println!("  !pte <va>           the PXE, PPE, PDE and PTE mapping an address");

@@ -203,3 +203,11 @@ pub fn mm_free_system_pages(va: u64, pages: u64) {
     }
     release_system_ptes(va, pages);
 }
+
+/// System PTEs reserved now (`!vm`, `!sysptes`).
+pub fn system_ptes_in_use() -> u64 {
+    SYSTEM_PTES.with(|bm| {
+        bm.as_ref()
+            .map_or(0, |bm| bm.iter().map(|w| w.count_ones() as u64).sum())
+    })
+}

@@ -155,3 +155,61 @@ pub fn kd_lists() {
         total.saturating_sub(1)
     );
 }
+
+/// `!vm`: physical memory and kernel memory usage in WinDbg's layout.
+pub fn kd_vm() {
+    let Some(c) = counts() else { return };
+    let total = with_db(|db| {
+        (0..db.len())
+            .filter(|&p| {
+                db.entry(p)
+                    .is_some_and(|e| e.state != ::mm::pfn::PageState::NotPresent)
+            })
+            .count() as u64
+    })
+    .unwrap_or(0);
+    let avail = c.zeroed + c.free + c.standby;
+    let pool = crate::ex::pool::POOL.bytes_in_use();
+    let kb = |p: u64| p * 4;
+    crate::dbg_println!("Page File: none");
+    crate::dbg_println!();
+    crate::dbg_println!(
+        "Physical Memory:          {:>10} (   {:>10} Kb)",
+        total,
+        kb(total)
+    );
+    crate::dbg_println!(
+        "Available Pages:          {:>10} (   {:>10} Kb)",
+        avail,
+        kb(avail)
+    );
+    crate::dbg_println!(
+        "ResAvail Pages:           {:>10} (   {:>10} Kb)",
+        avail,
+        kb(avail)
+    );
+    crate::dbg_println!(
+        "Modified Pages:           {:>10} (   {:>10} Kb)",
+        c.modified,
+        kb(c.modified)
+    );
+    crate::dbg_println!(
+        "Zeroed Pages:             {:>10} (   {:>10} Kb)",
+        c.zeroed,
+        kb(c.zeroed)
+    );
+    crate::dbg_println!(
+        "NonPagedPool Usage:       {:>10} (   {:>10} Kb)",
+        pool.div_ceil(4096),
+        pool / 1024
+    );
+    crate::dbg_println!(
+        "System PTEs in use:       {:>10} (   {:>10} Kb)",
+        super::map::system_ptes_in_use(),
+        kb(super::map::system_ptes_in_use())
+    );
+    crate::dbg_println!(
+        "Threads:                  {:>10}",
+        crate::ke::thread::live_threads()
+    );
+}
