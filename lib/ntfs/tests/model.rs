@@ -1,0 +1,194 @@
+//! Property test: random create/write/truncate/rename/delete sequences on a
+//! volume and on an in-memory model end in the same tree, and the checker
+//! finds nothing. Case count: NTRS_PROPTEST_CASES (default 48).
+
+use ntfs::{check, format, Error, FormatOptions, MemDevice, Volume};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Node {
+    Dir,
+    File(Vec<u8>),
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Create(String, Vec<u8>),
+    Mkdir(String),
+    Write(String, u32, Vec<u8>),
+    Truncate(String, u32),
+    Rename(String, String),
+    Delete(String),
+}
+
+fn path() -> impl Strategy<Value = String> {
+    let comp = prop::sample::select(vec!["a", "b", "c", "dd", "long name with spaces.txt"]);
+    prop::collection::vec(comp, 1..4).prop_map(|v| format!("/{}", v.join("/")))
+}
+
+fn data() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => prop::collection::vec(any::<u8>(), 0..300),
+        2 => (0usize..9000, any::<u8>()).prop_map(|(n, b)| (0..n).map(|i| b.wrapping_add(i as u8)).collect()),
+        1 => (30000usize..70000, any::<u8>()).prop_map(|(n, b)| vec![b; n]),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (path(), data()).prop_map(|(p, d)| Op::Create(p, d)),
+        2 => path().prop_map(Op::Mkdir),
+        2 => (path(), 0u32..20000, data()).prop_map(|(p, o, d)| Op::Write(p, o, d)),
+        1 => (path(), 0u32..20000).prop_map(|(p, l)| Op::Truncate(p, l)),
+        1 => (path(), path()).prop_map(|(a, b)| Op::Rename(a, b)),
+        2 => path().prop_map(Op::Delete),
+    ]
+}
+
+fn parent(p: &str) -> String {
+    match p.rfind('/') {
+        Some(0) => "/".into(),
+        Some(i) => p[..i].into(),
+        None => "/".into(),
+    }
+}
+
+type Model = BTreeMap<String, Node>;
+
+fn is_dir(m: &Model, p: &str) -> bool {
+    p == "/" || m.get(p) == Some(&Node::Dir)
+}
+
+/// Applies `op` to the model; returns whether it should succeed.
+fn model_apply(m: &mut Model, op: &Op) -> bool {
+    match op {
+        Op::Create(p, d) => {
+            if !is_dir(m, &parent(p)) || is_dir(m, p) {
+                return false;
+            }
+            m.insert(p.clone(), Node::File(d.clone()));
+            true
+        }
+        Op::Mkdir(p) => {
+            if !is_dir(m, &parent(p)) || m.contains_key(p) {
+                return false;
+            }
+            m.insert(p.clone(), Node::Dir);
+            true
+        }
+        Op::Write(p, o, d) => match m.get_mut(p) {
+            Some(Node::File(f)) => {
+                let end = *o as usize + d.len();
+                if f.len() < end {
+                    f.resize(end, 0);
+                }
+                f[*o as usize..end].copy_from_slice(d);
+                true
+            }
+            _ => false,
+        },
+        Op::Truncate(p, l) => match m.get_mut(p) {
+            Some(Node::File(f)) => {
+                f.resize(*l as usize, 0);
+                true
+            }
+            _ => false,
+        },
+        Op::Rename(a, b) => {
+            if !m.contains_key(a) || !is_dir(m, &parent(b)) {
+                return false;
+            }
+            if a == b {
+                return true;
+            }
+            if m.contains_key(b) || b.starts_with(&format!("{a}/")) {
+                return false;
+            }
+            let moved: Vec<String> = m
+                .keys()
+                .filter(|k| *k == a || k.starts_with(&format!("{a}/")))
+                .cloned()
+                .collect();
+            for k in moved {
+                let v = m.remove(&k).unwrap();
+                m.insert(format!("{b}{}", &k[a.len()..]), v);
+            }
+            true
+        }
+        Op::Delete(p) => {
+            match m.get(p) {
+                None => return false,
+                Some(Node::Dir) if m.keys().any(|k| k.starts_with(&format!("{p}/"))) => {
+                    return false
+                }
+                _ => {}
+            }
+            m.remove(p);
+            true
+        }
+    }
+}
+
+fn vol_apply(v: &mut Volume<MemDevice>, op: &Op) -> Result<(), Error> {
+    match op {
+        Op::Create(p, d) => v.write_file(p, d).map(|_| ()),
+        Op::Mkdir(p) => v.create(p, true).map(|_| ()),
+        Op::Write(p, o, d) => {
+            let n = v.lookup(p)?;
+            v.write_at(n, &[], *o as u64, d)
+        }
+        Op::Truncate(p, l) => {
+            let n = v.lookup(p)?;
+            v.set_len(n, &[], *l as u64)
+        }
+        Op::Rename(a, b) => v.rename(a, b),
+        Op::Delete(p) => v.remove(p),
+    }
+}
+
+fn walk(v: &mut Volume<MemDevice>, dir: u64, prefix: &str, out: &mut Model) {
+    for e in v.read_dir(dir).unwrap() {
+        if dir == 5 && (e.name.starts_with('$') || e.name == ".") {
+            continue;
+        }
+        let p = format!("{prefix}/{}", e.name);
+        if e.is_dir() {
+            out.insert(p.clone(), Node::Dir);
+            walk(v, e.mft_no(), &p, out);
+        } else {
+            out.insert(p.clone(), Node::File(v.read_file(&p).unwrap()));
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("NTRS_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(48)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #[test]
+    fn volume_matches_model(ops in prop::collection::vec(op(), 1..40)) {
+        let mut v = format(MemDevice::new(8 << 20), &FormatOptions::default()).unwrap();
+        let mut m = Model::new();
+        for op in &ops {
+            let want = model_apply(&mut m, op);
+            let got = vol_apply(&mut v, op);
+            prop_assert_eq!(want, got.is_ok(), "{:?} -> {:?}", op, got);
+        }
+        let mut seen = Model::new();
+        walk(&mut v, 5, "", &mut seen);
+        prop_assert_eq!(&seen, &m);
+        let problems = check(&mut v).unwrap();
+        prop_assert!(problems.is_empty(), "{:#?}", problems);
+        // Remount from the bytes and compare again.
+        let mut v = Volume::open(v.into_device()).unwrap();
+        let mut again = Model::new();
+        walk(&mut v, 5, "", &mut again);
+        prop_assert_eq!(&again, &m);
+    }
+}
