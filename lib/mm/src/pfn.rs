@@ -686,6 +686,27 @@ impl PfnDatabase {
         Ok(())
     }
 
+    /// `MiDeletePte` of a transition PTE: the page's owner is gone (decommit,
+    /// release, process exit) while the page sat on the standby or modified
+    /// list; it goes straight to the free list.
+    pub fn free_transition_page(&mut self, pfn: Pfn) -> Result<(), PfnError> {
+        let i = self.expect(
+            pfn,
+            &[
+                PageState::Standby,
+                PageState::Modified,
+                PageState::ModifiedNoWrite,
+            ],
+        )?;
+        self.unlink(i as u32);
+        let e = &mut self.entries[i];
+        e.pte_address = 0;
+        e.original_pte = 0;
+        e.modified = false;
+        self.insert_tail(PageState::Free, i as u32);
+        Ok(())
+    }
+
     /// Modified page writer (`MiGatherPagefilePages`): takes the first page
     /// of the modified list for writing; it is in transition until the write
     /// completes.
