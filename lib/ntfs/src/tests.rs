@@ -7,6 +7,7 @@ use crate::runlist::{self, Run};
 use crate::*;
 use alloc::format;
 use alloc::vec::Vec;
+use std::boxed::Box;
 use std::vec;
 
 fn fresh(mib: usize) -> Volume<MemDevice> {
@@ -234,4 +235,103 @@ fn corrupt_boot_sector_rejected() {
     assert!(matches!(Volume::open(d.clone()), Err(Error::NotNtfs(_))));
     d.data[3] = b'X';
     assert!(matches!(Volume::open(d), Err(Error::NotNtfs(_))));
+}
+
+fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/volume")
+}
+
+/// Replays the committed fuzz corpus through `fuzz_one`.
+#[test]
+fn fuzz_corpus_replays_without_panic() {
+    let mut n = 0;
+    for e in std::fs::read_dir(corpus_dir()).unwrap() {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        fuzz_one(&data);
+        n += 1;
+    }
+    assert!(n >= 6, "corpus has only {n} files");
+}
+
+#[test]
+fn sparse_image_roundtrip() {
+    let mut v = fresh(2);
+    v.write_file("/x", &[5u8; 3000]).unwrap();
+    let img = v.into_device().data;
+    let enc = fuzz::encode_image(&img);
+    assert!(enc.len() < img.len() / 8);
+    assert_eq!(fuzz::decode_image(&enc).unwrap(), img);
+}
+
+/// Deterministic byte flips over the metadata of a small volume.
+#[test]
+fn corrupted_volumes_never_panic() {
+    let mut v = fresh(2);
+    v.create_dir_all("/a/b").unwrap();
+    for i in 0..40 {
+        v.write_file(&format!("/a/b/file{i}"), &[i as u8; 700])
+            .unwrap();
+    }
+    let mft = v.boot.mft_lcn * v.cluster_size();
+    let img = v.into_device().data;
+    let mut x = 0x1234_5678u32;
+    for _ in 0..120 {
+        let mut m = img.clone();
+        for _ in 0..8 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let off = mft as usize + (x as usize % (64 * 1024));
+            m[off] ^= (x >> 24) as u8 | 1;
+        }
+        fuzz_one(&m);
+    }
+}
+
+/// Writes the seed corpus (run by hand: `cargo test -p ntfs -- --ignored gen_seeds`).
+/// `NTFS_SEED_IMAGE` may name an extra image (e.g. a small mkntfs volume).
+#[test]
+#[ignore]
+fn gen_seeds() {
+    let dir = corpus_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut v = fresh(2);
+    v.create_dir_all("/a/b/c").unwrap();
+    for i in 0..30 {
+        v.write_file(&format!("/a/file number {i}"), &[i as u8; 100])
+            .unwrap();
+    }
+    v.write_file("/a/b/c/big", &[9u8; 20000]).unwrap();
+    v.write_file("/a/b/c/big:alt", b"stream").unwrap();
+    let img = v.into_device().data;
+    let mut images = vec![("ours-2m", img.clone())];
+    if let Ok(p) = std::env::var("NTFS_SEED_IMAGE") {
+        images.push(("ntfs3g-2m", std::fs::read(p).unwrap()));
+    }
+    let base = images.clone();
+    for (name, img) in &base {
+        let bs = crate::boot::BootSector::parse(img).unwrap();
+        let mft = (bs.mft_lcn * bs.cluster_size as u64) as usize;
+        let mut m = img.clone();
+        m[mft + 5 * 1024 + 0x100] ^= 0xFF; // root directory's index root
+        images.push((Box::leak(format!("{name}-bad-root").into_boxed_str()), m));
+        let mut m = img.clone();
+        m[mft + 0x40 + 0x58] ^= 0x7F; // $MFT's run list
+        images.push((
+            Box::leak(format!("{name}-bad-mft-runs").into_boxed_str()),
+            m,
+        ));
+        let mut m = img.clone();
+        m[mft + 1022] ^= 1; // torn write in record 0
+        images.push((Box::leak(format!("{name}-torn-mft").into_boxed_str()), m));
+    }
+    for (name, img) in images {
+        std::fs::write(dir.join(format!("{name}.ntfz")), fuzz::encode_image(&img)).unwrap();
+    }
+    std::fs::write(dir.join("garbage.bin"), b"NTFS    \x00\x02").unwrap();
+    std::fs::write(
+        dir.join("bad-sparse.ntfz"),
+        b"NTFZ\x00\x00\x10\x00\x00\xff\xff\xff\xff\x10\x00",
+    )
+    .unwrap();
 }
