@@ -24,6 +24,7 @@
 extern crate alloc;
 
 pub mod pfn;
+pub mod pool;
 pub mod section;
 pub mod vad;
 pub mod vm;
