@@ -86,7 +86,7 @@ pub fn encode_image(img: &[u8]) -> Vec<u8> {
             continue;
         }
         let is_ramp = |s: &[u8]| {
-            s.len() % 2 == 0 && {
+            s.len().is_multiple_of(2) && {
                 let v0 = u16::from_le_bytes([s[0], s[1]]);
                 s.chunks_exact(2)
                     .enumerate()

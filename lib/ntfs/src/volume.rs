@@ -246,6 +246,13 @@ impl<D: BlockDevice> Volume<D> {
             }
             v.mft_runs.sort_by_key(|r| r.vcn);
         }
+        let mapped = runlist::end_vcn(&v.mft_runs).saturating_mul(cs);
+        if v.mft_size > mapped || v.mft_size < 16 * rs as u64 {
+            return Err(Error::BadRecord {
+                record: 0,
+                reason: "$MFT data size does not match its runs",
+            });
+        }
         let up = v.read_stream_all(rec::UPCASE, AT_DATA, &[])?;
         if up.len() != 131072 {
             return Err(Error::Corrupt("$UpCase is not 128 KiB"));
@@ -420,7 +427,13 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Gathers the extents of one attribute into a [`Stream`].
-    pub fn stream_from(attrs: &[Attr], ty: u32, name: &[u16], rec: u64) -> Result<Stream> {
+    pub fn stream_from(
+        attrs: &[Attr],
+        ty: u32,
+        name: &[u16],
+        rec: u64,
+        cluster_size: u64,
+    ) -> Result<Stream> {
         let mut ext: Vec<&Attr> = attrs
             .iter()
             .filter(|a| a.ty == ty && a.name == name)
@@ -466,7 +479,11 @@ impl<D: BlockDevice> Volume<D> {
             }
             runs.extend_from_slice(&n.runs);
         }
-        if first.data_size > MAX_IN_MEMORY * 1024 || first.initialized_size > first.data_size {
+        let mapped = runlist::end_vcn(&runs).saturating_mul(cluster_size);
+        if first.data_size > MAX_IN_MEMORY * 1024
+            || first.initialized_size > first.data_size
+            || first.data_size > mapped
+        {
             return Err(Error::BadRecord {
                 record: rec,
                 reason: "stream sizes",
@@ -492,7 +509,7 @@ impl<D: BlockDevice> Volume<D> {
     /// Opens a stream of file `n`.
     pub fn open_stream(&mut self, n: u64, ty: u32, name: &[u16]) -> Result<Stream> {
         let (_, attrs) = self.load(n)?;
-        Self::stream_from(&attrs, ty, name, n)
+        Self::stream_from(&attrs, ty, name, n, self.cs)
     }
 
     /// Reads up to `buf.len()` bytes at `offset` of a stream; returns the
@@ -607,12 +624,12 @@ impl<D: BlockDevice> Volume<D> {
                 reason: "index block size",
             });
         }
-        let alloc = match Self::stream_from(&attrs, AT_INDEX_ALLOCATION, name, n) {
+        let alloc = match Self::stream_from(&attrs, AT_INDEX_ALLOCATION, name, n, self.cs) {
             Ok(s) => Some(s),
             Err(Error::NotFound) => None,
             Err(e) => return Err(e),
         };
-        let bitmap = match Self::stream_from(&attrs, AT_BITMAP, name, n) {
+        let bitmap = match Self::stream_from(&attrs, AT_BITMAP, name, n, self.cs) {
             Ok(s) => Some(self.read_whole(&s)?),
             Err(Error::NotFound) => None,
             Err(e) => return Err(e),
@@ -840,7 +857,7 @@ impl<D: BlockDevice> Volume<D> {
         if rec.is_dir() && s.is_empty() {
             return Err(Error::IsADirectory);
         }
-        let st = Self::stream_from(&attrs, AT_DATA, &s, n)?;
+        let st = Self::stream_from(&attrs, AT_DATA, &s, n, self.cs)?;
         self.read_whole(&st)
     }
 
@@ -875,7 +892,7 @@ impl<D: BlockDevice> Volume<D> {
             }
             let first_extent = a.nonres().is_none_or(|x| x.start_vcn == 0);
             if first_extent && a.ty != AT_ATTRIBUTE_LIST {
-                let s = Self::stream_from(&attrs, a.ty, &a.name, n)?;
+                let s = Self::stream_from(&attrs, a.ty, &a.name, n, self.cs)?;
                 info.streams.push(StreamInfo {
                     ty: a.ty,
                     name: utf16_to_string(&a.name),

@@ -742,6 +742,7 @@ impl<D: BlockDevice> Volume<D> {
                     AT_INDEX_ALLOCATION,
                     &I30,
                     ctx.mft,
+                    self.cs,
                 )?);
                 let bm = ctx.bitmap.get_or_insert_with(|| alloc::vec![0u8; 8]);
                 let need = (blocks + 1).div_ceil(64) as usize * 8;
