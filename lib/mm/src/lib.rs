@@ -28,6 +28,7 @@ pub mod pool;
 pub mod section;
 pub mod vad;
 pub mod vm;
+pub mod ws;
 
 /// `PAGE_SIZE` on x64.
 pub const PAGE_SIZE: u64 = 0x1000;
