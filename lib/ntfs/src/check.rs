@@ -333,6 +333,40 @@ pub fn check<D: BlockDevice>(v: &mut Volume<D>) -> Result<Vec<Problem>> {
             );
         }
     }
+    // $LogFile: both restart pages empty (0xFF) or valid and clean.
+    let log = v.open_stream(rec::LOGFILE, AT_DATA, &[])?;
+    let ps = crate::format::LOG_PAGE_SIZE;
+    let mut pages = alloc::vec![0u8; 2 * ps];
+    if v.read_stream_at(&log, 0, &mut pages)? != pages.len() {
+        p(
+            &mut out,
+            Some(rec::LOGFILE),
+            "$LogFile shorter than its restart pages".into(),
+        );
+    }
+    for (i, pg) in pages.chunks_exact(ps).enumerate() {
+        if pg.iter().all(|b| *b == 0xFF) {
+            continue;
+        }
+        let mut c = pg.to_vec();
+        if unfixup(&mut c, b"RSTR").is_err() {
+            p(
+                &mut out,
+                Some(rec::LOGFILE),
+                format!("restart page {i}: bad signature or update sequence array"),
+            );
+            continue;
+        }
+        let ra = crate::util::u16_at(&c, 0x18).unwrap_or(0) as usize;
+        match crate::util::u16_at(&c, ra + 0x0E) {
+            Ok(f) if f & crate::format::RESTART_VOLUME_IS_CLEAN != 0 => {}
+            _ => p(
+                &mut out,
+                Some(rec::LOGFILE),
+                format!("restart page {i}: volume not marked clean"),
+            ),
+        }
+    }
     // $MFTMirr.
     let mirr = v.read_stream_all(rec::MFTMIRR, AT_DATA, &[])?;
     let rs = v.record_size();
