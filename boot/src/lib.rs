@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+pub mod blockdev;
 pub mod fs;
 pub mod fwcfg;
 

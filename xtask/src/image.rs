@@ -1,6 +1,6 @@
 //! Disk image builder: a GPT disk with an EFI system partition (FAT32) and a
-//! system partition holding `\Windows`. Pure Rust on the host: no root, no
-//! loop mounts.
+//! system partition (NTFS, formatted and filled by ntrs's own `ntfs` crate)
+//! holding `\Windows`. Pure Rust on the host: no root, no loop mounts.
 
 use crate::{Images, Result};
 use std::fs::{self, File, OpenOptions};
@@ -111,6 +111,43 @@ fn fill_fat32(
     Ok(())
 }
 
+/// Formats an NTFS volume for the partition at `(start, len)` with our
+/// `ntfs` crate (in memory), copies `files` into it, and writes it out.
+fn fill_ntfs(
+    file: &mut File,
+    (start, len): (u64, u64),
+    label: &str,
+    files: &[(&str, &Path)],
+) -> Result<()> {
+    let dev = ntfs::device::MemDevice::new(len as usize);
+    let opts = ntfs::format::FormatOptions {
+        label: label.to_string(),
+        hidden_sectors: (start / 512) as u32,
+        ..Default::default()
+    };
+    let mut vol = ntfs::format::format(dev, &opts).map_err(|e| format!("format NTFS: {e}"))?;
+    for (dest, src) in files {
+        let data = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
+        let path = format!("\\{dest}");
+        if let Some((dir, _)) = path.rsplit_once('\\') {
+            if !dir.is_empty() {
+                vol.create_dir_all(dir)
+                    .map_err(|e| format!("NTFS mkdir {dir}: {e}"))?;
+            }
+        }
+        vol.write_file(&path, &data)
+            .map_err(|e| format!("NTFS write {path}: {e}"))?;
+    }
+    let problems = ntfs::check::check(&mut vol).map_err(|e| format!("NTFS check: {e}"))?;
+    if let Some(p) = problems.first() {
+        return Err(format!("NTFS check of the new system volume: {p}"));
+    }
+    let data = vol.into_device().data;
+    file.seek(SeekFrom::Start(start)).map_err(io_err("seek"))?;
+    file.write_all(&data).map_err(io_err("write NTFS volume"))?;
+    Ok(())
+}
+
 /// Writes the whole disk image to `out`.
 pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
     fs::create_dir_all(out.parent().unwrap()).map_err(io_err("mkdir build"))?;
@@ -173,10 +210,10 @@ pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
             ),
         ],
     )?;
-    fill_fat32(
+    fill_ntfs(
         &mut file,
         range(sys)?,
-        b"NTRS       ",
+        "NTRS",
         &[
             ("Windows\\System32\\winload.efi", images.winload.as_path()),
             ("Windows\\System32\\ntoskrnl.exe", images.kernel.as_path()),
@@ -185,4 +222,82 @@ pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
     drop(file);
     fs::rename(&tmp, out).map_err(io_err("rename image"))?;
     Ok(())
+}
+
+/// Interop check of the image's NTFS system volume with Debian's ntfs-3g
+/// tools: `ntfsfix -n` finds nothing to fix, and `ntfscat` reads every OS
+/// file back byte-exact. Returns (check name, passed, detail) rows.
+pub fn check_system_volume_with_ntfs3g(img: &Path, images: &Images) -> Vec<(String, bool, String)> {
+    let mut rows = Vec::new();
+    let part = match extract_partition(img, 2) {
+        Ok(p) => p,
+        Err(e) => {
+            rows.push(("image/ntfs-extract".to_string(), false, e));
+            return rows;
+        }
+    };
+    let out = std::process::Command::new("ntfsfix")
+        .arg("-n")
+        .arg(&part)
+        .output();
+    match out {
+        Ok(o) => rows.push((
+            "image/ntfsfix-accepts-system-volume".to_string(),
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string(),
+        )),
+        Err(e) => rows.push((
+            "image/ntfsfix-accepts-system-volume".to_string(),
+            false,
+            e.to_string(),
+        )),
+    }
+    for (name, host) in [
+        ("Windows/System32/ntoskrnl.exe", &images.kernel),
+        ("Windows/System32/winload.efi", &images.winload),
+    ] {
+        let check = format!("image/ntfscat-{}", name.rsplit('/').next().unwrap_or(name));
+        let want = fs::read(host).unwrap_or_default();
+        match std::process::Command::new("ntfscat")
+            .arg(&part)
+            .arg(name)
+            .output()
+        {
+            Ok(o) => rows.push((
+                check,
+                o.status.success() && o.stdout == want && !want.is_empty(),
+                format!("{} bytes read, {} expected", o.stdout.len(), want.len()),
+            )),
+            Err(e) => rows.push((check, false, e.to_string())),
+        }
+    }
+    let _ = fs::remove_file(&part);
+    rows
+}
+
+/// Copies partition `n` (1-based) of a GPT disk image to a file beside it.
+fn extract_partition(img: &Path, n: u32) -> Result<std::path::PathBuf> {
+    let mut f = File::open(img).map_err(io_err("open image"))?;
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .open_from_device(&mut f)
+        .map_err(|e| format!("GPT: {e}"))?;
+    let lb = gpt::disk::LogicalBlockSize::Lb512;
+    let p = disk
+        .partitions()
+        .get(&n)
+        .ok_or(format!("no partition {n}"))?;
+    let start = p.bytes_start(lb).map_err(|e| format!("GPT: {e}"))?;
+    let len = p.bytes_len(lb).map_err(|e| format!("GPT: {e}"))?;
+    drop(disk);
+    let mut buf = vec![0u8; len as usize];
+    f.seek(SeekFrom::Start(start)).map_err(io_err("seek"))?;
+    f.read_exact(&mut buf).map_err(io_err("read partition"))?;
+    let out = img.with_extension(format!("part{n}"));
+    fs::write(&out, &buf).map_err(io_err("write partition"))?;
+    Ok(out)
 }

@@ -73,11 +73,16 @@ fn cargo() -> Command {
 
 /// Builds the UEFI images (boot manager, OS loader, kernel) and the disk image.
 fn build_all() -> Result<PathBuf> {
+    build_all_with_images().map(|(img, _)| img)
+}
+
+/// Builds everything and the disk image; returns the image and the built files.
+fn build_all_with_images() -> Result<(PathBuf, Images)> {
     setup::ensure_rust_targets()?;
     let images = build_uefi()?;
     let img = build_dir().join("ntrs.img");
     image::build_disk(&images, &img)?;
-    Ok(img)
+    Ok((img, images))
 }
 
 /// Paths of the built UEFI/PE images.
@@ -202,8 +207,20 @@ fn cmd_test() -> Result<u8> {
     }
 
     println!("xtask: boot tests");
-    match build_all() {
-        Ok(img) => qemu::boot_tests(&img, &mut tally, &mut errors),
+    match build_all_with_images() {
+        Ok((img, images)) => {
+            for (name, ok, detail) in image::check_system_volume_with_ntfs3g(&img, &images) {
+                if ok {
+                    println!("BOOTTEST {name} PASS");
+                    tally.passed += 1;
+                } else {
+                    println!("BOOTTEST {name} FAIL {detail}");
+                    tally.failed += 1;
+                    errors.push(format!("{name}: {detail}"));
+                }
+            }
+            qemu::boot_tests(&img, &mut tally, &mut errors)
+        }
         Err(e) => {
             tally.failed += 1;
             errors.push(format!("build: {e}"));

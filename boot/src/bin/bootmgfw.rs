@@ -8,7 +8,7 @@
 extern crate alloc;
 
 use alloc::format;
-use bootlib::fs::{find_system_volume, BootFileSystem};
+use bootlib::fs::find_system_volume;
 use uefi::boot::{self as uboot, LoadImageSource};
 use uefi::prelude::*;
 use uefi::println;

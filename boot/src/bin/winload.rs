@@ -9,7 +9,7 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use bootlib::fs::{find_system_volume, BootFileSystem};
+use bootlib::fs::find_system_volume;
 use core::ptr::NonNull;
 use nt::arc::*;
 use uefi::boot::{self as uboot, AllocateType, MemoryType as EfiType};
