@@ -1,14 +1,19 @@
 //! Scheduling policy of the NT kernel (*Windows Internals*, Part 1, ch. 4,
-//! "Thread scheduling"), kept free of hardware so it is tested on the host:
-//! ready queues (`ready`), and the priority and quantum arithmetic
-//! (`priority`). The kernel's dispatcher applies these under its locks.
+//! "Thread scheduling"; Part 2, ch. 8, "Synchronization"), kept free of
+//! hardware so it is tested on the host: ready queues (`ready`), the
+//! priority and quantum arithmetic (`priority`), and dispatcher objects with
+//! their waits (`objects`). The kernel applies these under its locks.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
 
+pub mod objects;
 pub mod priority;
 pub mod ready;
+
+#[cfg(test)]
+mod objects_tests;
 
 /// `MAXIMUM_PRIORITY`: priorities run 0..=31.
 pub const MAXIMUM_PRIORITY: u8 = 32;
