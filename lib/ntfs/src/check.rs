@@ -143,7 +143,8 @@ pub fn check<D: BlockDevice>(v: &mut Volume<D>) -> Result<Vec<Problem>> {
             }
             if a.nonres().is_some_and(|x| x.start_vcn == 0) {
                 let clusters: u64 = nr.runs.iter().map(|r| r.len).sum();
-                if a.flags & ATTR_COMPRESSED == 0
+                if r.find(AT_ATTRIBUTE_LIST, &[]).is_none()
+                    && a.flags & ATTR_COMPRESSED == 0
                     && clusters * cs != nr.allocated_size
                     && r.base == 0
                 {

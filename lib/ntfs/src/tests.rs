@@ -335,3 +335,177 @@ fn gen_seeds() {
     )
     .unwrap();
 }
+
+/// Splits a file's `$DATA` into two extents, the second in an extension
+/// record named by a new `$ATTRIBUTE_LIST`, and reads it back.
+#[test]
+fn attribute_list_and_extension_records_are_read() {
+    use crate::record::{Attr, Body, Record, MFT_RECORD_IN_USE};
+    let mut v = fresh(8);
+    let data: Vec<u8> = (0..20000u32).map(|i| (i % 251) as u8).collect();
+    let n = v.write_file("/split", &data).unwrap();
+    let mut base = v.read_record(n).unwrap();
+    let d = base.find(AT_DATA, &[]).unwrap().clone();
+    let nr = d.nonres().unwrap().clone();
+    assert_eq!(nr.runs.len(), 1);
+    let r0 = nr.runs[0];
+    let mut first = nr.clone();
+    first.runs = vec![Run {
+        vcn: 0,
+        len: 2,
+        lcn: r0.lcn,
+    }];
+    first.last_vcn = 1;
+    let mut second = nr.clone();
+    second.start_vcn = 2;
+    second.last_vcn = r0.len - 1;
+    second.runs = vec![Run {
+        vcn: 2,
+        len: r0.len - 2,
+        lcn: r0.lcn.map(|l| l + 2),
+    }];
+    second.allocated_size = 0;
+    second.data_size = 0;
+    second.initialized_size = 0;
+    let (en, eseq) = v.alloc_record().unwrap();
+    let mut ext = Record::new(en, eseq);
+    ext.flags = MFT_RECORD_IN_USE;
+    ext.base = make_ref(n, base.seq);
+    ext.add(Attr {
+        ty: AT_DATA,
+        name: vec![],
+        flags: 0,
+        instance: 0,
+        body: Body::NonResident(second),
+    });
+    base.find_mut(AT_DATA, &[]).unwrap().body = Body::NonResident(first);
+    // The list: one entry per attribute, in type order.
+    let mut list = Vec::new();
+    let mut entry = |ty: u32, vcn: u64, fref: u64, inst: u16| {
+        let mut e = vec![0u8; 0x20];
+        e[0..4].copy_from_slice(&ty.to_le_bytes());
+        e[4..6].copy_from_slice(&0x20u16.to_le_bytes());
+        e[7] = 0x1a;
+        e[8..16].copy_from_slice(&vcn.to_le_bytes());
+        e[16..24].copy_from_slice(&fref.to_le_bytes());
+        e[24..26].copy_from_slice(&inst.to_le_bytes());
+        list.extend_from_slice(&e);
+    };
+    let bref = make_ref(n, base.seq);
+    entry(
+        AT_STANDARD_INFORMATION,
+        0,
+        bref,
+        base.find(AT_STANDARD_INFORMATION, &[]).unwrap().instance,
+    );
+    entry(
+        AT_FILE_NAME,
+        0,
+        bref,
+        base.find(AT_FILE_NAME, &[]).unwrap().instance,
+    );
+    entry(AT_DATA, 0, bref, d.instance);
+    entry(AT_DATA, 2, make_ref(en, eseq), 0);
+    base.add(Attr::resident(AT_ATTRIBUTE_LIST, &[], list));
+    v.write_record(&ext).unwrap();
+    v.write_record(&base).unwrap();
+    v.flush().unwrap();
+    assert_eq!(v.read_file("/split").unwrap(), data);
+    assert!(v.stat(n).unwrap().has_attr_list);
+    assert!(
+        check(&mut v).unwrap().is_empty(),
+        "{:?}",
+        check(&mut v).unwrap()
+    );
+    assert!(matches!(
+        v.write_file("/split", b"x"),
+        Err(Error::Unsupported(_))
+    ));
+}
+
+/// A sparse run reads as zeros; a compression unit stored LZNT1-compressed
+/// decompresses.
+#[test]
+fn sparse_and_compressed_streams_are_read() {
+    use crate::record::Body;
+    let mut v = fresh(8);
+    let cs = v.cluster_size();
+    let data: Vec<u8> = (0..5 * cs as u32).map(|i| (i % 13) as u8 + 1).collect();
+    let n = v.write_file("/sparse", &data).unwrap();
+    let mut r = v.read_record(n).unwrap();
+    let a = r.find_mut(AT_DATA, &[]).unwrap();
+    a.flags |= ATTR_SPARSE;
+    let Body::NonResident(nr) = &mut a.body else {
+        panic!()
+    };
+    let l = nr.runs[0].lcn.unwrap();
+    nr.runs = vec![
+        Run {
+            vcn: 0,
+            len: 2,
+            lcn: Some(l),
+        },
+        Run {
+            vcn: 2,
+            len: 1,
+            lcn: None,
+        },
+        Run {
+            vcn: 3,
+            len: 2,
+            lcn: Some(l + 3),
+        },
+    ];
+    nr.compressed_size = Some(4 * cs);
+    v.write_record(&r).unwrap();
+    v.free_clusters(l + 2, 1).unwrap();
+    v.flush().unwrap();
+    let got = v.read_file("/sparse").unwrap();
+    let mut want = data.clone();
+    want[2 * cs as usize..3 * cs as usize].fill(0);
+    assert_eq!(got, want);
+    assert!(check(&mut v).unwrap().is_empty());
+
+    // Compressed: one 16-cluster unit stored in fewer clusters.
+    let unit: Vec<u8> = (0..16 * cs as u32)
+        .map(|i| b"compressible text "[(i % 18) as usize])
+        .collect();
+    let c = lznt1::compress(&unit);
+    let k = (c.len() as u64).div_ceil(cs);
+    assert!(k < 16);
+    let n = v
+        .write_file("/comp", &vec![0u8; (k * cs) as usize])
+        .unwrap();
+    let mut r = v.read_record(n).unwrap();
+    let a = r.find_mut(AT_DATA, &[]).unwrap();
+    a.flags |= ATTR_COMPRESSED;
+    let Body::NonResident(nr) = &mut a.body else {
+        panic!()
+    };
+    let l = nr.runs[0].lcn.unwrap();
+    nr.runs = vec![
+        Run {
+            vcn: 0,
+            len: k,
+            lcn: Some(l),
+        },
+        Run {
+            vcn: k,
+            len: 16 - k,
+            lcn: None,
+        },
+    ];
+    nr.compression_unit = 4;
+    nr.last_vcn = 15;
+    nr.allocated_size = 16 * cs;
+    nr.data_size = 16 * cs;
+    nr.initialized_size = 16 * cs;
+    nr.compressed_size = Some(k * cs);
+    v.write_record(&r).unwrap();
+    v.device().write_at(l * cs, &c).unwrap();
+    assert_eq!(v.read_file("/comp").unwrap(), unit);
+    assert!(matches!(
+        v.write_file("/comp", b"x"),
+        Err(Error::Unsupported(_))
+    ));
+}
