@@ -19,6 +19,7 @@ use alloc::vec::Vec;
 
 use nt::status::*;
 
+use crate::pagefile::PagingFile;
 use crate::pfn::{AllocationPreference, PfnDatabase, Repurposed};
 use crate::vad::SearchDirection;
 use crate::vm::{
@@ -310,15 +311,18 @@ impl SectionTable {
     }
 
     /// `NtUnmapViewOfSection(Process, BaseAddress)`: `va` may be anywhere in
-    /// the view; otherwise `STATUS_NOT_MAPPED_VIEW`. Returns the frames for
-    /// `vm::release_frames` (shared pages lose a share, copy-on-write copies
-    /// are freed). Deletes a closed section with its last view.
+    /// the view; otherwise `STATUS_NOT_MAPPED_VIEW`. The view's frames are
+    /// released here (`vm::release_frames`: shared pages lose a share,
+    /// copy-on-write copies are freed, paging-file slots released) and
+    /// returned so the kernel clears the PTEs. Deletes a closed section with
+    /// its last view.
     pub fn unmap_view_of_section(
         &mut self,
         space: &mut AddressSpace,
         va: u64,
         commit: &CommitCharge,
         pfn_db: &mut PfnDatabase,
+        paging_file: &mut PagingFile,
     ) -> Result<Vec<FreedFrame>, NtStatus> {
         if va > MM_HIGHEST_USER_ADDRESS {
             return Err(STATUS_NOT_MAPPED_VIEW);
@@ -332,7 +336,8 @@ impl SectionTable {
                 frame,
             })
             .collect();
-        crate::vm::release_frames(pfn_db, &frames).map_err(|_| STATUS_INTERNAL_ERROR)?;
+        crate::vm::release_frames(pfn_db, paging_file, &frames)
+            .map_err(|_| STATUS_INTERNAL_ERROR)?;
         if let RegionKind::Mapped { section, .. } = vad.data.kind {
             if let Some(s) = self.sections.get_mut(&section) {
                 s.views = s.views.saturating_sub(1);
@@ -500,7 +505,7 @@ mod tests {
         assert!(sys.sections.get(id).is_some());
         for (space, v) in [(&mut a, va + 0x2000), (&mut b, vb), (&mut c, vc + 0x1fff)] {
             sys.sections
-                .unmap_view_of_section(space, v, &sys.commit, &mut sys.pfn)
+                .unmap_view_of_section(space, v, &sys.commit, &mut sys.pfn, &mut PagingFile::new(0))
                 .unwrap();
         }
         assert!(sys.sections.is_empty());
@@ -508,8 +513,13 @@ mod tests {
         assert_eq!(sys.pfn.counts().active, 0);
         sys.pfn.verify().unwrap();
         assert_eq!(
-            sys.sections
-                .unmap_view_of_section(&mut a, va, &sys.commit, &mut sys.pfn),
+            sys.sections.unmap_view_of_section(
+                &mut a,
+                va,
+                &sys.commit,
+                &mut sys.pfn,
+                &mut PagingFile::new(0)
+            ),
             Err(STATUS_NOT_MAPPED_VIEW)
         );
     }

@@ -170,8 +170,16 @@ pub enum Frame {
         dirty: bool,
     },
     /// Transition PTE: the page was trimmed and is on the standby or
-    /// modified list; a soft fault brings it back.
-    Transition { pfn: Pfn, dirty: bool },
+    /// modified list; a soft fault brings it back. `slot` is the paging-file
+    /// slot holding an up-to-date copy (set by [`AddressSpace::page_written`]).
+    Transition {
+        pfn: Pfn,
+        dirty: bool,
+        slot: Option<u64>,
+    },
+    /// Paging-file PTE: the frame was repurposed; the contents are in `slot`
+    /// and an access is a hard fault.
+    PagedOut { slot: u64 },
 }
 
 /// What a VAD describes.
@@ -258,11 +266,13 @@ pub struct FreedFrame {
     pub frame: Frame,
 }
 
-/// Returns released frames to the PFN database: private valid pages are
-/// freed, transition pages leave the standby/modified list, shared section
-/// pages lose one share (the section keeps the page).
+/// Returns released frames to the PFN database and the paging file:
+/// private valid pages are freed, transition pages leave the
+/// standby/modified list, shared section pages lose one share (the section
+/// keeps the page), paging-file slots are released.
 pub fn release_frames(
     pfn_db: &mut crate::pfn::PfnDatabase,
+    paging_file: &mut crate::pagefile::PagingFile,
     frames: &[FreedFrame],
 ) -> Result<(), crate::pfn::PfnError> {
     for f in frames {
@@ -277,7 +287,15 @@ pub fn release_frames(
             } => {
                 pfn_db.remove_share(pfn)?;
             }
-            Frame::Transition { pfn, .. } => pfn_db.free_transition_page(pfn)?,
+            Frame::Transition { pfn, slot, .. } => {
+                pfn_db.free_transition_page(pfn)?;
+                if let Some(s) = slot {
+                    paging_file.free_slot(s);
+                }
+            }
+            Frame::PagedOut { slot } => {
+                paging_file.free_slot(slot);
+            }
         }
     }
     Ok(())
@@ -300,6 +318,9 @@ pub enum FaultResolution {
     /// `MiResolveDemandZeroFault`: allocate a zeroed page and call
     /// [`AddressSpace::map_page`].
     DemandZero { vpn: Vpn },
+    /// `MiResolvePageFileFault`: allocate a page, read paging-file `slot`
+    /// into it and call [`AddressSpace::map_page`].
+    HardFault { vpn: Vpn, slot: u64 },
     /// `MiResolveTransitionFault`: the page is on the standby/modified list;
     /// `PfnDatabase::soft_fault(pfn)`, then [`AddressSpace::map_page`].
     SoftFault { vpn: Vpn, pfn: Pfn },
@@ -862,6 +883,7 @@ impl AddressSpace {
                 FaultResolution::AlreadyValid { pfn: *pfn }
             }
             Some(Frame::Transition { pfn, .. }) => FaultResolution::SoftFault { vpn, pfn: *pfn },
+            Some(Frame::PagedOut { slot }) => FaultResolution::HardFault { vpn, slot: *slot },
             None => match vad.data.kind {
                 RegionKind::Private => FaultResolution::DemandZero { vpn },
                 RegionKind::Mapped {
@@ -877,26 +899,34 @@ impl AddressSpace {
         }
     }
 
-    /// Completes a demand-zero, soft or section-page fault: `vpn` is now
-    /// backed by `pfn` (valid). A soft fault must name the same frame.
-    /// Fails with `STATUS_INVALID_PARAMETER` when the page is not committed
-    /// or already valid, or `STATUS_CONFLICTING_ADDRESSES` when in
-    /// transition to another frame.
-    pub fn map_page(&mut self, vpn: Vpn, pfn: Pfn) -> Result<(), NtStatus> {
+    /// Completes a demand-zero, soft, hard or section-page fault: `vpn` is
+    /// now backed by `pfn` (valid). A soft fault must name the same frame.
+    /// Returns the paging-file slot the kernel must now free: ntrs releases
+    /// the paging-file copy as soon as the page is valid again, and treats
+    /// the page as dirty from then on (NT keeps the copy until the page is
+    /// next written). Fails with `STATUS_INVALID_PARAMETER` when the page
+    /// is not committed or already valid, or `STATUS_CONFLICTING_ADDRESSES`
+    /// when in transition to another frame.
+    pub fn map_page(&mut self, vpn: Vpn, pfn: Pfn) -> Result<Option<u64>, NtStatus> {
         let vad = self.vads.find_mut(vpn).ok_or(STATUS_INVALID_PARAMETER)?;
         let i = vpn - vad.start;
         if vad.data.protect.get(i) == 0 {
             return Err(STATUS_INVALID_PARAMETER);
         }
-        let private = vad.data.kind == RegionKind::Private;
-        let dirty = match vad.data.frames.get(&i) {
-            None => false,
-            Some(Frame::Transition { pfn: p, dirty }) if *p == pfn => *dirty,
+        let (dirty, slot) = match vad.data.frames.get(&i) {
+            None => (false, None),
+            Some(Frame::Transition {
+                pfn: p,
+                dirty,
+                slot,
+            }) if *p == pfn => (*dirty || slot.is_some(), *slot),
             Some(Frame::Transition { .. }) => return Err(STATUS_CONFLICTING_ADDRESSES),
+            Some(Frame::PagedOut { slot }) => (true, Some(*slot)),
             Some(Frame::Valid { .. }) => return Err(STATUS_INVALID_PARAMETER),
         };
-        // A soft-faulted COW copy stays private.
-        let private = private || dirty;
+        // Only private frames are ever trimmed, so a frame coming back from
+        // transition or the paging file in a view is a copy-on-write copy.
+        let private = vad.data.kind == RegionKind::Private || vad.data.frames.contains_key(&i);
         vad.data.frames.insert(
             i,
             Frame::Valid {
@@ -905,7 +935,31 @@ impl AddressSpace {
                 dirty,
             },
         );
-        Ok(())
+        Ok(slot)
+    }
+
+    /// Modified page writer completion for one page (`MiWriteComplete`):
+    /// the modified frame `pfn` of `vpn` was written to paging-file `slot`;
+    /// the transition PTE records the slot and the page is clean. Call
+    /// before `PfnDatabase::complete_write`. ntrs requires the write to
+    /// complete before faults on the page are resolved (NT waits on the
+    /// in-page event instead). `STATUS_INVALID_PARAMETER` if `vpn` is not a
+    /// dirty transition page of frame `pfn`.
+    pub fn page_written(&mut self, vpn: Vpn, pfn: Pfn, slot: u64) -> Result<(), NtStatus> {
+        let vad = self.vads.find_mut(vpn).ok_or(STATUS_INVALID_PARAMETER)?;
+        let i = vpn - vad.start;
+        match vad.data.frames.get_mut(&i) {
+            Some(Frame::Transition {
+                pfn: p,
+                dirty,
+                slot: s,
+            }) if *p == pfn && s.is_none() => {
+                *dirty = false;
+                *s = Some(slot);
+                Ok(())
+            }
+            _ => Err(STATUS_INVALID_PARAMETER),
+        }
     }
 
     /// Completes a copy-on-write fault: `new_pfn` holds the copy; the page
@@ -956,7 +1010,14 @@ impl AddressSpace {
                 dirty,
             }) => {
                 let dirty = dirty || hardware_dirty;
-                vad.data.frames.insert(i, Frame::Transition { pfn, dirty });
+                vad.data.frames.insert(
+                    i,
+                    Frame::Transition {
+                        pfn,
+                        dirty,
+                        slot: None,
+                    },
+                );
                 Some((pfn, dirty))
             }
             _ => None,
@@ -964,18 +1025,26 @@ impl AddressSpace {
     }
 
     /// The transition page at `vpn` was repurposed (standby page taken by
-    /// `allocate_page`): the PTE goes back to demand-zero. Returns whether
-    /// there was such a page.
+    /// `allocate_page`): the PTE becomes a paging-file PTE if the page was
+    /// written to the paging file, else demand-zero again (a clean page that
+    /// was never written holds zeros). Returns whether there was such a page.
     pub fn page_repurposed(&mut self, vpn: Vpn) -> bool {
         let Some(vad) = self.vads.find_mut(vpn) else {
             return false;
         };
         let i = vpn - vad.start;
-        if matches!(vad.data.frames.get(&i), Some(Frame::Transition { .. })) {
-            vad.data.frames.remove(&i);
-            true
-        } else {
-            false
+        match vad.data.frames.get(&i).copied() {
+            Some(Frame::Transition {
+                slot: Some(slot), ..
+            }) => {
+                vad.data.frames.insert(i, Frame::PagedOut { slot });
+                true
+            }
+            Some(Frame::Transition { slot: None, .. }) => {
+                vad.data.frames.remove(&i);
+                true
+            }
+            _ => false,
         }
     }
 

@@ -1,15 +1,22 @@
 use super::*;
+use crate::pagefile::PagingFile;
 use crate::pfn::{AllocationPreference, PfnDatabase};
 use alloc::vec;
 use nt::arc::{MemoryDescriptor, MemoryType};
 use proptest::prelude::*;
 
-/// A tiny machine: PFN database + page contents (one u64 per frame) that
-/// resolves faults the way the kernel will.
+/// A tiny machine: PFN database, page contents (one u64 per frame), a
+/// paging file with its "disk", resolving faults the way the kernel will:
+/// when no page is available it runs the modified page writer, and if that
+/// is not enough it trims a valid page.
 struct Machine {
     pfn: PfnDatabase,
     mem: BTreeMap<Pfn, u64>,
     commit: CommitCharge,
+    pf: PagingFile,
+    disk: BTreeMap<u64, u64>,
+    hard_faults: u64,
+    soft_faults: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -31,23 +38,69 @@ impl Machine {
             pfn,
             mem: BTreeMap::new(),
             commit: CommitCharge::new(commit_limit),
+            pf: PagingFile::new(1024),
+            disk: BTreeMap::new(),
+            hard_faults: 0,
+            soft_faults: 0,
         }
     }
 
-    fn new_page(&mut self, owner: Vpn, spaces: &mut [&mut AddressSpace]) -> Pfn {
-        let p = self
-            .pfn
-            .allocate_page(owner, AllocationPreference::Zeroed)
-            .unwrap();
-        if let Some(r) = p.repurposed {
-            for s in spaces.iter_mut() {
-                s.page_repurposed(r.pte_address);
+    /// The modified page writer: every modified page goes to the paging file.
+    fn write_modified(&mut self, a: &mut AddressSpace) {
+        while let Some(pfn) = self.pfn.begin_write() {
+            let owner = self.pfn.entry(pfn).unwrap().pte_address;
+            let slot = self.pf.allocate_slot().expect("paging file full");
+            self.disk.insert(slot, *self.mem.get(&pfn).unwrap_or(&0));
+            a.page_written(owner, pfn, slot).unwrap();
+            self.pfn.complete_write(pfn, slot).unwrap();
+        }
+    }
+
+    fn trim_one(&mut self, a: &mut AddressSpace) -> bool {
+        let victim = a.vads().iter().find_map(|v| {
+            v.data.frames().find_map(|(k, f)| match f {
+                Frame::Valid { private: true, .. } => Some(v.start + k),
+                _ => None,
+            })
+        });
+        let Some(vpn) = victim else { return false };
+        let (pfn, dirty) = a.trim_page(vpn, false).unwrap();
+        if dirty {
+            self.pfn.make_modified(pfn, vpn).unwrap();
+        } else {
+            self.pfn.make_standby(pfn, vpn).unwrap();
+        }
+        true
+    }
+
+    fn new_page(&mut self, owner: Vpn, a: &mut AddressSpace) -> Pfn {
+        let p = loop {
+            match self.pfn.allocate_page(owner, AllocationPreference::Zeroed) {
+                Ok(p) => break p,
+                Err(crate::pfn::PfnError::NoPages) => {
+                    if self.pfn.counts().modified > 0 {
+                        self.write_modified(a);
+                    } else {
+                        assert!(self.trim_one(a), "out of memory with nothing to trim");
+                    }
+                }
+                Err(e) => panic!("{e}"),
             }
+        };
+        if let Some(r) = p.repurposed {
+            assert!(a.page_repurposed(r.pte_address));
         }
         if p.needs_zeroing {
             self.mem.insert(p.pfn, 0);
         }
         p.pfn
+    }
+
+    fn mapped(&mut self, slot: Option<u64>) {
+        if let Some(s) = slot {
+            assert!(self.pf.free_slot(s));
+            self.disk.remove(&s);
+        }
     }
 
     /// Touches `va`; `write` stores a value. Resolves faults until the access
@@ -67,12 +120,24 @@ impl Machine {
                     return Access::Value(*self.mem.get(&pfn).unwrap_or(&0));
                 }
                 FaultResolution::DemandZero { vpn } => {
-                    let pfn = self.new_page(vpn, &mut [&mut *a]);
-                    a.map_page(vpn, pfn).unwrap();
+                    let pfn = self.new_page(vpn, a);
+                    let slot = a.map_page(vpn, pfn).unwrap();
+                    assert_eq!(slot, None);
                 }
                 FaultResolution::SoftFault { vpn, pfn } => {
+                    self.soft_faults += 1;
                     self.pfn.soft_fault(pfn).unwrap();
-                    a.map_page(vpn, pfn).unwrap();
+                    let slot = a.map_page(vpn, pfn).unwrap();
+                    self.mapped(slot);
+                }
+                FaultResolution::HardFault { vpn, slot } => {
+                    self.hard_faults += 1;
+                    let pfn = self.new_page(vpn, a);
+                    let data = self.disk[&slot];
+                    self.mem.insert(pfn, data);
+                    let freed = a.map_page(vpn, pfn).unwrap();
+                    assert_eq!(freed, Some(slot));
+                    self.mapped(freed);
                 }
                 FaultResolution::GuardPage => return Access::Raised(STATUS_GUARD_PAGE_VIOLATION),
                 FaultResolution::AccessViolation => return Access::Raised(STATUS_ACCESS_VIOLATION),
@@ -83,12 +148,7 @@ impl Machine {
     }
 
     fn release(&mut self, freed: Vec<FreedFrame>) {
-        for f in freed {
-            match f.frame {
-                Frame::Valid { pfn, .. } => self.pfn.free_page(pfn).unwrap(),
-                Frame::Transition { pfn, .. } => self.pfn.free_transition_page(pfn).unwrap(),
-            }
-        }
+        release_frames(&mut self.pfn, &mut self.pf, &freed).unwrap();
     }
 }
 
@@ -557,7 +617,8 @@ fn trim_and_soft_fault_keep_contents() {
         vpn: b / PAGE_SIZE + 1,
         frame: Frame::Transition {
             pfn: p1,
-            dirty: false
+            dirty: false,
+            slot: None
         }
     }));
     m.release(freed);
@@ -901,6 +962,7 @@ enum VmOp {
     Query(Addr),
     Access(Addr, AccessKind, u64),
     Trim(Addr),
+    WriteModified,
 }
 
 const WINDOW: u64 = 0x80000;
@@ -1000,6 +1062,7 @@ fn vm_op() -> impl Strategy<Value = VmOp> {
         2 => addr().prop_map(VmOp::Query),
         4 => (addr(), kind, 1u64..1000).prop_map(|(a, k, v)| VmOp::Access(a, k, v)),
         1 => addr().prop_map(VmOp::Trim),
+        1 => Just(VmOp::WriteModified),
     ]
 }
 
@@ -1009,56 +1072,153 @@ fn cases() -> u32 {
         .unwrap_or(512)
 }
 
+/// Runs one sequence on a machine with `phys` physical pages and the model;
+/// returns (hard faults, soft faults).
+fn run_sequence(ops: Vec<VmOp>, phys: u64) -> Result<(u64, u64), TestCaseError> {
+    let mut m = Machine::new(phys, 96);
+    let mut a = AddressSpace::new();
+    let mut model = Model {
+        limit: 96,
+        ..Model::default()
+    };
+    for op in ops {
+        match op {
+            VmOp::Alloc(b, s, t, p) => {
+                let b = b.resolve(&model);
+                let got = alloc(&mut a, &m, b, s, t, p);
+                prop_assert_eq!(
+                    got,
+                    model.allocate(b, s, t, p),
+                    "alloc {:#x} {:#x} {:#x} {:#x}",
+                    b,
+                    s,
+                    t,
+                    p
+                );
+            }
+            VmOp::Free(b, s, t) => {
+                let b = b.resolve(&model);
+                let got = free(&mut a, &mut m, b, s, t);
+                prop_assert_eq!(got, model.free(b, s, t), "free {:#x} {:#x} {:#x}", b, s, t);
+            }
+            VmOp::Protect(b, s, p) => {
+                let b = b.resolve(&model);
+                let (mut pb, mut ps, mut old) = (b, s, 0);
+                let got = a
+                    .protect_virtual_memory(&mut pb, &mut ps, p, &mut old)
+                    .map(|_| (pb, ps, old));
+                prop_assert_eq!(
+                    got,
+                    model.protect(b, s, p),
+                    "protect {:#x} {:#x} {:#x}",
+                    b,
+                    s,
+                    p
+                );
+            }
+            VmOp::Query(x) => {
+                let x = x.resolve(&model);
+                prop_assert_eq!(a.query_virtual_memory(x), model.query(x), "query {:#x}", x);
+            }
+            VmOp::Access(x, k, v) => {
+                let x = x.resolve(&model);
+                let got = m.touch(&mut a, x, k, v);
+                prop_assert_eq!(got, model.access(x, k, v), "access {:#x} {:?}", x, k);
+            }
+            VmOp::Trim(x) => {
+                let x = x.resolve(&model);
+                let vpn = x / PAGE_SIZE;
+                if let Some((pfn, dirty)) = a.trim_page(vpn, false) {
+                    if dirty {
+                        m.pfn.make_modified(pfn, vpn).unwrap()
+                    } else {
+                        m.pfn.make_standby(pfn, vpn).unwrap()
+                    }
+                }
+            }
+            VmOp::WriteModified => m.write_modified(&mut a),
+        }
+        prop_assert_eq!(m.commit.used(), model.charged);
+        prop_assert_eq!(a.commit_charge(), model.charged);
+        a.vads().verify().map_err(TestCaseError::fail)?;
+    }
+    m.pfn.verify().map_err(TestCaseError::fail)?;
+    let freed = a.delete_all(&m.commit);
+    m.release(freed);
+    prop_assert_eq!(m.commit.used(), 0);
+    prop_assert_eq!(m.pfn.counts().active, 0);
+    prop_assert_eq!(m.pf.used(), 0);
+    m.pfn.verify().map_err(TestCaseError::fail)?;
+    Ok((m.hard_faults, m.soft_faults))
+}
+
+/// Valid operations only, concentrated on a few allocations: exercises
+/// paging (trim, modified writes, repurposing, hard/soft faults) heavily.
+fn paging_op() -> impl Strategy<Value = VmOp> {
+    let at = (0usize..4, 0u64..8).prop_map(|(i, p)| Addr::Alloc(i, p * PAGE_SIZE + 8));
+    let kind = prop::sample::select(vec![AccessKind::Read, AccessKind::Write, AccessKind::Write]);
+    prop_oneof![
+        1 => (1u64..8, prop::sample::select(vec![MEM_RESERVE | MEM_COMMIT, MEM_RESERVE | MEM_COMMIT | MEM_TOP_DOWN]))
+            .prop_map(|(p, t)| VmOp::Alloc(Addr::Raw(0), p * PAGE_SIZE, t, PAGE_READWRITE)),
+        1 => (at.clone(), 1u64..4, prop::sample::select(vec![MEM_DECOMMIT, MEM_RELEASE]))
+            .prop_map(|(a, p, t)| VmOp::Free(a, p * PAGE_SIZE, t)),
+        1 => (at.clone(), 1u64..4).prop_map(|(a, p)| VmOp::Alloc(a, p * PAGE_SIZE, MEM_COMMIT, PAGE_READWRITE)),
+        1 => (at.clone(), prop::sample::select(vec![PAGE_READONLY, PAGE_READWRITE, PAGE_READWRITE | PAGE_GUARD]))
+            .prop_map(|(a, p)| VmOp::Protect(a, PAGE_SIZE, p)),
+        10 => (at.clone(), kind, 1u64..1000).prop_map(|(a, k, v)| VmOp::Access(a, k, v)),
+        2 => at.clone().prop_map(VmOp::Trim),
+        1 => Just(VmOp::WriteModified),
+        1 => at.prop_map(VmOp::Query),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
     #[test]
     fn services_match_page_model(ops in proptest::collection::vec(vm_op(), 1..120)) {
-        let mut m = Machine::new(512, 96);
-        let mut a = AddressSpace::new();
-        let mut model = Model { limit: 96, ..Model::default() };
-        for op in ops {
-            match op {
-                VmOp::Alloc(b, s, t, p) => {
-                    let b = b.resolve(&model);
-                    let got = alloc(&mut a, &m, b, s, t, p);
-                    prop_assert_eq!(got, model.allocate(b, s, t, p), "alloc {:#x} {:#x} {:#x} {:#x}", b, s, t, p);
-                }
-                VmOp::Free(b, s, t) => {
-                    let b = b.resolve(&model);
-                    let got = free(&mut a, &mut m, b, s, t);
-                    prop_assert_eq!(got, model.free(b, s, t), "free {:#x} {:#x} {:#x}", b, s, t);
-                }
-                VmOp::Protect(b, s, p) => {
-                    let b = b.resolve(&model);
-                    let (mut pb, mut ps, mut old) = (b, s, 0);
-                    let got = a.protect_virtual_memory(&mut pb, &mut ps, p, &mut old).map(|_| (pb, ps, old));
-                    prop_assert_eq!(got, model.protect(b, s, p), "protect {:#x} {:#x} {:#x}", b, s, p);
-                }
-                VmOp::Query(x) => {
-                    let x = x.resolve(&model);
-                    prop_assert_eq!(a.query_virtual_memory(x), model.query(x), "query {:#x}", x);
-                }
-                VmOp::Access(x, k, v) => {
-                    let x = x.resolve(&model);
-                    let got = m.touch(&mut a, x, k, v);
-                    prop_assert_eq!(got, model.access(x, k, v), "access {:#x} {:?}", x, k);
-                }
-                VmOp::Trim(x) => {
-                    let x = x.resolve(&model);
-                    if let Some((pfn, dirty)) = a.trim_page(x / PAGE_SIZE, false) {
-                        if dirty { m.pfn.make_modified(pfn, 0).unwrap() } else { m.pfn.make_standby(pfn, 0).unwrap() }
-                    }
-                }
-            }
-            prop_assert_eq!(m.commit.used(), model.charged);
-            prop_assert_eq!(a.commit_charge(), model.charged);
-            a.vads().verify().map_err(TestCaseError::fail)?;
-        }
-        m.pfn.verify().map_err(TestCaseError::fail)?;
-        let freed = a.delete_all(&m.commit);
-        m.release(freed);
-        prop_assert_eq!(m.commit.used(), 0);
-        prop_assert_eq!(m.pfn.counts().active, 0);
-        m.pfn.verify().map_err(TestCaseError::fail)?;
+        run_sequence(ops, 16)?;
     }
+
+    #[test]
+    fn paging_under_pressure_matches_page_model(ops in proptest::collection::vec(paging_op(), 1..150)) {
+        // 4 physical pages for up to 4 allocations of up to 8 pages.
+        run_sequence(ops, 4)?;
+    }
+}
+
+#[test]
+fn dirty_pages_survive_paging_out() {
+    // Fill 8x physical memory with dirty pages, then read them all back:
+    // modified page writer, repurposing and hard faults.
+    let mut m = Machine::new(4, 1000);
+    let mut a = AddressSpace::new();
+    let (b, _) = alloc(
+        &mut a,
+        &m,
+        0,
+        32 * PAGE_SIZE,
+        MEM_RESERVE | MEM_COMMIT,
+        PAGE_READWRITE,
+    )
+    .unwrap();
+    for i in 0..32 {
+        assert_eq!(
+            m.touch(&mut a, b + i * PAGE_SIZE, AccessKind::Write, 100 + i),
+            Access::Value(100 + i)
+        );
+    }
+    for i in (0..32).rev() {
+        assert_eq!(
+            m.touch(&mut a, b + i * PAGE_SIZE + 8, AccessKind::Read, 0),
+            Access::Value(100 + i)
+        );
+    }
+    assert!(m.hard_faults >= 28, "{}", m.hard_faults);
+    assert!(m.pf.used() > 0);
+    m.pfn.verify().unwrap();
+    let freed = a.delete_all(&m.commit);
+    m.release(freed);
+    assert_eq!(m.pf.used(), 0);
+    assert_eq!(m.pfn.counts().active, 0);
+    m.pfn.verify().unwrap();
 }
