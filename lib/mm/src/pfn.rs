@@ -562,6 +562,18 @@ impl PfnDatabase {
         Err(PfnError::NoPages)
     }
 
+    /// `MiUnlinkFreeOrZeroedPage` + `MiInitializePfn`: takes a specific page
+    /// off the zeroed or free list (for memory the kernel used before the
+    /// database existed, e.g. the pages holding the database itself, or a
+    /// page a device requires). Returns whether it was zeroed.
+    pub fn claim_page(&mut self, pfn: Pfn, pte_address: u64) -> Result<bool, PfnError> {
+        let i = self.expect(pfn, &[PageState::Zeroed, PageState::Free])?;
+        let zeroed = self.entries[i].state == PageState::Zeroed;
+        self.unlink(i as u32);
+        self.activate(i as u32, pte_address);
+        Ok(zeroed)
+    }
+
     /// `MmAllocatePagesForMdl`: up to `count` pages with `low <= pfn <= high`,
     /// taken from the zeroed list, then the free list (no standby
     /// repurposing). Like NT it may return fewer pages than asked for; the

@@ -451,6 +451,21 @@ impl AddressSpace {
         s
     }
 
+    /// `!address`: every region from address 0 to `MM_HIGHEST_USER_ADDRESS`,
+    /// as successive `NtQueryVirtualMemory` calls would report them.
+    pub fn regions(&self) -> Vec<MemoryBasicInformation> {
+        let mut out = Vec::new();
+        let mut at = 0u64;
+        while let Ok(info) = self.query_virtual_memory(at) {
+            out.push(info);
+            match at.checked_add(info.region_size) {
+                Some(next) if info.region_size != 0 => at = next,
+                _ => break,
+            }
+        }
+        out
+    }
+
     /// `NtAllocateVirtualMemory(Process, BaseAddress, ZeroBits, RegionSize,
     /// AllocationType, Protect)`. `base` and `size` are in/out as in NT: on
     /// success they receive the rounded region. Reservations start on a

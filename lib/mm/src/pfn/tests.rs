@@ -184,6 +184,26 @@ fn mdl_allocation_respects_limits() {
 }
 
 #[test]
+fn claim_specific_pages() {
+    let mut db = PfnDatabase::from_descriptors(&[desc(MemoryType::Free, 0, 8)]).unwrap();
+    assert_eq!(db.claim_page(5, 0), Ok(false));
+    assert_eq!(
+        db.claim_page(5, 0),
+        Err(PfnError::WrongState {
+            pfn: 5,
+            state: PageState::Active
+        })
+    );
+    assert_eq!(db.claim_page(8, 0), Err(PfnError::InvalidPfn(8)));
+    let z = db.take_free_for_zeroing().unwrap();
+    db.insert_zeroed(z).unwrap();
+    assert_eq!(db.claim_page(z, 0), Ok(true));
+    assert!(!db.list(PageState::Free).contains(&5));
+    assert_eq!(db.counts().active, 2);
+    db.verify().unwrap();
+}
+
+#[test]
 fn shares_and_reclaim() {
     let descs = [
         desc(MemoryType::OsloaderHeap, 0, 4),

@@ -473,6 +473,34 @@ fn commit_decommit_release_like_windows() {
 }
 
 #[test]
+fn regions_cover_the_user_space() {
+    let m = Machine::new(8, 100);
+    let mut a = AddressSpace::new();
+    let (b, _) = alloc(&mut a, &m, 0x200000, 0x4000, MEM_RESERVE, PAGE_READWRITE).unwrap();
+    alloc(&mut a, &m, b + 0x1000, 0x1000, MEM_COMMIT, PAGE_READONLY).unwrap();
+    let r = a.regions();
+    let states: Vec<(u64, u64, u32)> = r
+        .iter()
+        .map(|i| (i.base_address, i.region_size, i.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (0, b, MEM_FREE),
+            (b, 0x1000, MEM_RESERVE),
+            (b + 0x1000, 0x1000, MEM_COMMIT),
+            (b + 0x2000, 0x2000, MEM_RESERVE),
+            (
+                b + 0x4000,
+                MM_HIGHEST_USER_ADDRESS + 1 - b - 0x4000,
+                MEM_FREE
+            ),
+        ]
+    );
+    assert!(a.format_vads().contains("Private"));
+}
+
+#[test]
 fn commit_limit_enforced() {
     let m = Machine::new(64, 4);
     let mut a = AddressSpace::new();
