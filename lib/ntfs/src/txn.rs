@@ -370,7 +370,8 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Extends `$MFT` by 64 records (and its bitmap if needed).
     fn grow_mft(&mut self) -> Result<()> {
-        let add_records = 64u64;
+        // Grow by an eighth (at least 64 records) so a large MFT stays in few runs.
+        let add_records = core::cmp::max(64, self.mft_records() / 8).div_ceil(64) * 64;
         let add_bytes = add_records * self.rs as u64;
         let mut r0 = self.read_record(rec::MFT)?;
         let d = r0
@@ -498,6 +499,20 @@ impl<D: BlockDevice> Volume<D> {
         new_size: u64,
         nonresident: bool,
     ) -> Result<()> {
+        self.resize_attr_ex(r, ty, name, new_size, nonresident, true)
+    }
+
+    /// [`Volume::resize_attr`]; with `free_excess` false, clusters past the
+    /// new size stay allocated (preallocation).
+    pub(crate) fn resize_attr_ex(
+        &mut self,
+        r: &mut Record,
+        ty: u32,
+        name: &[u16],
+        new_size: u64,
+        nonresident: bool,
+        free_excess: bool,
+    ) -> Result<()> {
         let cs = self.cs;
         let a = r.find(ty, name).ok_or(Error::NotFound)?.clone();
         let (mut runs, old_size, old_valid) = match &a.body {
@@ -548,7 +563,7 @@ impl<D: BlockDevice> Volume<D> {
                 vcn += n;
             }
             runlist::normalize(&mut runs);
-        } else if want < have {
+        } else if want < have && free_excess {
             let mut keep = Vec::new();
             for r in runs {
                 if r.vcn >= want {

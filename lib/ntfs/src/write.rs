@@ -25,6 +25,9 @@ const BAD_CHARS: &[u16] = &[
     b'|' as u16,
 ];
 
+/// Largest `$I30` block bitmap kept resident (bytes); larger ones move to clusters.
+const MAX_RESIDENT_BITMAP: usize = 8;
+
 /// One level of a descent: (node VCN or None for the root, its entries, position).
 type PathStep = (Option<u64>, Vec<IndexEntry>, usize);
 
@@ -665,10 +668,12 @@ impl<D: BlockDevice> Volume<D> {
             };
         }
         if let (Some(bm), Some(a)) = (&ctx.bitmap, r.find_mut(AT_BITMAP, &I30)) {
-            a.body = Body::Resident {
-                value: bm.clone(),
-                indexed: false,
-            };
+            if a.value().is_some() && bm.len() <= MAX_RESIDENT_BITMAP {
+                a.body = Body::Resident {
+                    value: bm.clone(),
+                    indexed: false,
+                };
+            }
         }
         r.encoded_len(self.rs) <= self.rs
     }
@@ -683,14 +688,34 @@ impl<D: BlockDevice> Volume<D> {
             };
         }
         if let Some(bm) = ctx.bitmap.clone() {
-            match ctx.record.find_mut(AT_BITMAP, &I30) {
-                Some(a) => {
+            if ctx.record.find(AT_BITMAP, &I30).is_none() {
+                ctx.record.add(Attr::resident(AT_BITMAP, &I30, Vec::new()));
+            }
+            let resident = ctx
+                .record
+                .find(AT_BITMAP, &I30)
+                .is_some_and(|a| a.value().is_some());
+            if resident && bm.len() <= MAX_RESIDENT_BITMAP {
+                if let Some(a) = ctx.record.find_mut(AT_BITMAP, &I30) {
                     a.body = Body::Resident {
                         value: bm,
                         indexed: false,
-                    }
+                    };
                 }
-                None => ctx.record.add(Attr::resident(AT_BITMAP, &I30, bm)),
+            } else {
+                // Large directories keep the block bitmap in clusters.
+                let mut r = ctx.record.clone();
+                let size = r.find(AT_BITMAP, &I30).map(|a| a.data_size()).unwrap_or(0);
+                if resident || size != bm.len() as u64 {
+                    self.resize_attr(&mut r, AT_BITMAP, &I30, bm.len() as u64, true)?;
+                }
+                let runs = r
+                    .find(AT_BITMAP, &I30)
+                    .and_then(|a| a.nonres())
+                    .map(|n| n.runs.clone())
+                    .unwrap_or_default();
+                self.write_runs(&runs, 0, &bm)?;
+                ctx.record = r;
             }
         }
         let r = ctx.record.clone();
@@ -735,7 +760,19 @@ impl<D: BlockDevice> Volume<D> {
                     ctx.record.add(empty);
                 }
                 let mut rec = ctx.record.clone();
-                self.resize_attr(&mut rec, AT_INDEX_ALLOCATION, &I30, (blocks + 1) * bs, true)?;
+                // Preallocate a quarter more so a growing directory's
+                // allocation stays in few runs.
+                let new_size = (blocks + 1) * bs;
+                let have = rec
+                    .find(AT_INDEX_ALLOCATION, &I30)
+                    .and_then(|a| a.nonres())
+                    .map(|n| n.allocated_size)
+                    .unwrap_or(0);
+                if new_size > have {
+                    let reserve = new_size + (blocks / 4) * bs;
+                    self.resize_attr(&mut rec, AT_INDEX_ALLOCATION, &I30, reserve, true)?;
+                }
+                self.resize_attr_ex(&mut rec, AT_INDEX_ALLOCATION, &I30, new_size, true, false)?;
                 ctx.record = rec;
                 ctx.alloc = Some(Self::stream_from(
                     &ctx.record.attrs,
@@ -998,6 +1035,11 @@ impl<D: BlockDevice> Volume<D> {
             let mut r = ctx.record.clone();
             self.resize_attr(&mut r, AT_INDEX_ALLOCATION, &I30, 0, true)?;
             r.remove(AT_INDEX_ALLOCATION, &I30);
+            if r.find(AT_BITMAP, &I30)
+                .is_some_and(|a| a.nonres().is_some())
+            {
+                self.resize_attr(&mut r, AT_BITMAP, &I30, 0, true)?;
+            }
             r.remove(AT_BITMAP, &I30);
             ctx.record = r;
             ctx.alloc = None;

@@ -274,6 +274,24 @@ fn our_volume_read_by_ntfs3g() {
         b"[ZoneTransfer]\r\nZoneId=3\r\n",
     )
     .unwrap();
+    // A large directory: many index blocks, a non-resident block bitmap.
+    let big = v.create_dir_all("/big").unwrap();
+    for i in 0..1500u32 {
+        let name: Vec<u16> = format!("a long file name to make many index blocks {i:05}")
+            .encode_utf16()
+            .collect();
+        v.create_in(big, &name, false).unwrap();
+    }
+    let bstat = v.stat(big).unwrap();
+    let bm = bstat
+        .streams
+        .iter()
+        .find(|s| s.ty == ntfs::attr::AT_BITMAP)
+        .unwrap();
+    assert!(
+        !bm.resident,
+        "block bitmap of a large directory should be non-resident"
+    );
     assert!(check(&mut v).unwrap().is_empty());
     let img = d.join("ours.img");
     std::fs::write(&img, v.into_device().data).unwrap();
@@ -312,6 +330,14 @@ fn our_volume_read_by_ntfs3g() {
     want.push("drivers".into());
     want.sort();
     assert_eq!(listed, want);
+    let big_ls = run("/usr/bin/ntfsls", &["-p", "/big", img_s]);
+    assert_eq!(
+        big_ls
+            .lines()
+            .filter(|l| l.starts_with("a long file name"))
+            .count(),
+        1500
+    );
     // ntfs-3g writes into our volume; we read its changes and stay consistent.
     let host = d.join("h.bin");
     let data = pattern(4242, 300_000);
