@@ -342,8 +342,16 @@ impl PfnDatabase {
                 })?;
             highest = highest.max(end);
         }
+        let mut entries = Vec::new();
+        entries
+            .try_reserve_exact(highest as usize)
+            .map_err(|_| PfnError::TooLarge {
+                base_page: 0,
+                page_count: highest,
+            })?;
+        entries.resize(highest as usize, PfnEntry::new(PageState::NotPresent));
         let mut db = PfnDatabase {
-            entries: alloc::vec![PfnEntry::new(PageState::NotPresent); highest as usize],
+            entries,
             lists: [ListHead {
                 count: 0,
                 head: NIL,

@@ -141,6 +141,11 @@ impl SectionTable {
             .ok_or(STATUS_SECTION_TOO_BIG)?
             / PAGE_SIZE;
         let len = usize::try_from(pages).map_err(|_| STATUS_SECTION_TOO_BIG)?;
+        let mut prototypes = Vec::new();
+        prototypes
+            .try_reserve_exact(len)
+            .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+        prototypes.resize(len, None);
         commit.charge(pages)?;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
@@ -149,7 +154,7 @@ impl SectionTable {
             Section {
                 size: pages * PAGE_SIZE,
                 protect,
-                prototypes: alloc::vec![None; len],
+                prototypes,
                 views: 0,
                 closed: false,
             },

@@ -307,3 +307,38 @@ proptest! {
         prop_assert_eq!(pool.usage(TAG).bytes, 0);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Corrupted pool memory and wild frees end in errors, never in a panic
+    /// or an access outside the pool's pages.
+    #[test]
+    fn corruption_never_panics(
+        sizes in proptest::collection::vec(0u64..1500, 1..20),
+        pokes in proptest::collection::vec((0u64..(4 * PAGE_SIZE), any::<u8>()), 0..8),
+        frees in proptest::collection::vec((any::<usize>(), -40i64..40, any::<bool>()), 1..30),
+    ) {
+        let mut mem = Arena::new(BASE, 4);
+        let mut pool = Pool::new(PoolType::NonPaged);
+        let mut live = vec![];
+        for s in sizes {
+            if let Ok(va) = pool.allocate(&mut mem, s, TAG, false) {
+                live.push(va);
+            }
+        }
+        for (off, byte) in pokes {
+            mem.fill(BASE + off, 1, byte);
+        }
+        for (i, delta, right_tag) in frees {
+            if live.is_empty() {
+                break;
+            }
+            let va = live[i % live.len()].wrapping_add_signed(delta);
+            let r = pool.free(&mut mem, va, if right_tag { TAG } else { TAG2 });
+            if let Err(e) = r {
+                prop_assert!(matches!(e, PoolError::BugCheck(_)), "{e:?}");
+            }
+            let _ = pool.allocate(&mut mem, 64, TAG, true);
+        }
+    }
+}
