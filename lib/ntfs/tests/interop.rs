@@ -152,6 +152,13 @@ fn ntfs3g_to_us(cluster: u32) {
 
     let mut v = open_image(&img);
     assert_eq!(v.volume_name().unwrap(), "INTEROP");
+    // Our formatter's $UpCase is the one mkntfs (and Windows) writes.
+    let theirs = v.read_file("/$UpCase").unwrap();
+    let ours: Vec<u8> = ntfs::upcase::default_table()
+        .iter()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    assert!(theirs == ours, "$UpCase differs from mkntfs's");
     for (p, data) in &expect {
         let got = v.read_file(p).unwrap_or_else(|e| panic!("{p}: {e}"));
         assert!(
