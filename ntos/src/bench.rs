@@ -21,6 +21,78 @@ pub fn run_all() {
     bench_dpc_latency();
     bench_timer_dpc_latency();
     bench_handles();
+    bench_waits();
+}
+
+static BPING: crate::ke::wait::KEvent = crate::ke::wait::KEvent::new(false, false);
+static BPONG: crate::ke::wait::KEvent = crate::ke::wait::KEvent::new(false, false);
+static BSIGNALED: crate::ke::wait::KEvent = crate::ke::wait::KEvent::new(true, true);
+static PONG_DONE: AtomicBool = AtomicBool::new(false);
+
+/// `BENCH ke_event_pingpong_same_cpu` / `_cross_cpu`: one round trip of two
+/// synchronization events between two threads = two waits, two sets, two
+/// context switches (same processor) or two cross-processor wake-ups;
+/// `BENCH ke_wait_signaled_event`: a wait that is satisfied at once.
+fn bench_waits() {
+    use crate::ke::thread::WaitReason;
+    use crate::ke::wait::*;
+    const ROUNDS: u64 = 2000;
+    for (name, cross) in [("same_cpu", false), ("cross_cpu", true)] {
+        if cross && ke::processor_count() < 2 {
+            continue;
+        }
+        PONG_DONE.store(false, Ordering::SeqCst);
+        let me = sched::current_thread_id();
+        let old = sched::ke_set_priority_thread(me, 15);
+        // Pin ourselves to processor 0 and the partner to 0 or 1.
+        let partner_cpu = if cross { 2 } else { 1 };
+        let t = thread::create_system_thread(
+            "bench-pong",
+            15,
+            partner_cpu,
+            |_| {
+                for _ in 0..ROUNDS {
+                    ke_wait_for_single_object(&BPING, WaitReason::Executive, false, false, None);
+                    ke_set_event(&BPONG, 0);
+                }
+                PONG_DONE.store(true, Ordering::SeqCst);
+            },
+            0,
+        );
+        let mine = thread::thread(me).map(|t| t.affinity).unwrap_or(u64::MAX);
+        if let Some(th) = thread::thread(me) {
+            th.affinity = 1;
+        }
+        // Get onto processor 0 before timing.
+        while ke::current_processor_number() != 0 {
+            sched::ke_yield_execution();
+            sleep_ms(1);
+        }
+        sched::ready_thread(t);
+        let t0 = crate::hal::rdtsc();
+        for _ in 0..ROUNDS {
+            ke_set_event(&BPING, 0);
+            ke_wait_for_single_object(&BPONG, WaitReason::Executive, false, false, None);
+        }
+        let span = crate::hal::rdtsc() - t0;
+        while !PONG_DONE.load(Ordering::SeqCst) {
+            sleep_ms(1);
+        }
+        if let Some(th) = thread::thread(me) {
+            th.affinity = mine;
+        }
+        sched::ke_set_priority_thread(me, old);
+        crate::dbg_println!("BENCH ke_event_pingpong_{name} {} ns", ns(span) / ROUNDS);
+    }
+    const N: u64 = 20_000;
+    let t0 = crate::hal::rdtsc();
+    for _ in 0..N {
+        ke_wait_for_single_object(&BSIGNALED, WaitReason::Executive, false, false, None);
+    }
+    crate::dbg_println!(
+        "BENCH ke_wait_signaled_event {} ns",
+        ns(crate::hal::rdtsc() - t0) / N
+    );
 }
 
 /// `BENCH ob_handle_create_close`, `ob_reference_object_by_handle`, `ob_open_by_name`.

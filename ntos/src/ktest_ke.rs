@@ -465,6 +465,10 @@ pub const TESTS: &[Test] = &[
         "ke.apc.user_apc_and_alert_end_alertable_waits",
         t_user_apc_and_alert,
     ),
+    ("ke.wait.event_ping_pong", t_event_ping_pong),
+    ("ke.wait.boost_then_decay", t_boost_then_decay),
+    ("ke.wait.statuses", t_wait_statuses),
+    ("ke.wait.alertable_object_wait", t_alertable_object_wait),
 ];
 
 static RTC_ISR_IRQL: AtomicU8 = AtomicU8::new(0xFF);
@@ -852,5 +856,287 @@ fn t_user_apc_and_alert() -> TestResult {
     check(
         APC_STATUS.load(Ordering::SeqCst) == nt::status::STATUS_ALERTED.0 as u32,
         "alerted wait did not return STATUS_ALERTED",
+    )
+}
+
+use crate::ke::wait::{self as kw, KEvent, KMutant, KSemaphore, ThreadObject};
+use ::ke::objects::WaitType;
+use thread::WaitReason;
+
+static PING: KEvent = KEvent::new(false, false);
+static PONG: KEvent = KEvent::new(false, false);
+static PINGPONG_ROUNDS: AtomicU32 = AtomicU32::new(0);
+
+/// Two threads hand a synchronization event pair back and forth: every
+/// round needs a wake-up, none may be lost. The woken thread gets the wait
+/// boost (+1 over its base 8) and decays back at quantum end.
+fn t_event_ping_pong() -> TestResult {
+    PINGPONG_ROUNDS.store(0, Ordering::SeqCst);
+    let ponger = spawn(
+        "ponger",
+        8,
+        u64::MAX,
+        |_| {
+            for _ in 0..500 {
+                if kw::ke_wait_for_single_object(
+                    &PING,
+                    WaitReason::Executive,
+                    false,
+                    false,
+                    Some(2000 * MS),
+                ) != nt::status::STATUS_SUCCESS
+                {
+                    return;
+                }
+                kw::ke_set_event(&PONG, 1);
+            }
+        },
+        0,
+    );
+    for _ in 0..500 {
+        kw::ke_set_event(&PING, 1);
+        let s = kw::ke_wait_for_single_object(
+            &PONG,
+            WaitReason::Executive,
+            false,
+            false,
+            Some(2000 * MS),
+        );
+        if s != nt::status::STATUS_SUCCESS {
+            return Err("ping-pong wait timed out (lost wake-up)");
+        }
+        PINGPONG_ROUNDS.fetch_add(1, Ordering::SeqCst);
+    }
+    check(
+        wait_until(2000, || {
+            thread::thread(ponger).is_none_or(|t| t.state == thread::ThreadState::Terminated)
+        }),
+        "ponger did not finish",
+    )?;
+    check(PINGPONG_ROUNDS.load(Ordering::SeqCst) == 500, "rounds lost")
+}
+
+static WAKER_EVENT: KEvent = KEvent::new(false, false);
+static BOOSTED_TO: AtomicU8 = AtomicU8::new(0);
+static DECAYED_TO: AtomicU8 = AtomicU8::new(0);
+
+fn t_boost_then_decay() -> TestResult {
+    BOOSTED_TO.store(0, Ordering::SeqCst);
+    DECAYED_TO.store(0, Ordering::SeqCst);
+    let cpu = me_mask();
+    let tid = spawn(
+        "boosted",
+        8,
+        cpu,
+        |_| {
+            kw::ke_wait_for_single_object(&WAKER_EVENT, WaitReason::Executive, false, false, None);
+            BOOSTED_TO.store(sched::current_thread().priority, Ordering::SeqCst);
+            // Spin several quanta: quantum end decays the boost back to base.
+            let t0 = clock::ke_query_interrupt_time();
+            while clock::ke_query_interrupt_time() < t0 + 8 * clock::TIME_INCREMENT {
+                core::hint::spin_loop();
+            }
+            DECAYED_TO.store(sched::current_thread().priority, Ordering::SeqCst);
+        },
+        0,
+    );
+    sleep_ms(30);
+    check(
+        thread::thread(tid).is_some_and(|t| t.state == thread::ThreadState::Waiting),
+        "thread is not waiting",
+    )?;
+    kw::ke_set_event(&WAKER_EVENT, 2); // EVENT_INCREMENT-style boost of 2
+    check(
+        wait_until(3000, || DECAYED_TO.load(Ordering::SeqCst) != 0),
+        "boosted thread did not finish",
+    )?;
+    check(
+        BOOSTED_TO.load(Ordering::SeqCst) == 10,
+        "wait satisfaction did not boost 8 -> 10",
+    )?;
+    check(
+        DECAYED_TO.load(Ordering::SeqCst) == 8,
+        "boost did not decay back to the base priority",
+    )
+}
+
+static MUTANT: KMutant = KMutant::new();
+static SEM: KSemaphore = KSemaphore::new(0, 2);
+static EV_A: KEvent = KEvent::new(true, false);
+static EV_B: KEvent = KEvent::new(true, false);
+static RESULT: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// The status codes of every wait outcome.
+fn t_wait_statuses() -> TestResult {
+    use nt::status::*;
+    // Timeout and poll.
+    let s =
+        kw::ke_wait_for_single_object(&EV_A, WaitReason::Executive, false, false, Some(30 * MS));
+    check(
+        s == STATUS_TIMEOUT,
+        "timed wait did not return STATUS_TIMEOUT",
+    )?;
+    let s = kw::ke_wait_for_single_object(&EV_A, WaitReason::Executive, false, false, Some(0));
+    check(s == STATUS_TIMEOUT, "poll did not return STATUS_TIMEOUT")?;
+    // WaitAny returns the index of the signaled object.
+    kw::ke_set_event(&EV_B, 0);
+    let s = kw::ke_wait_for_multiple_objects(
+        &[&EV_A, &EV_B],
+        WaitType::WaitAny,
+        WaitReason::Executive,
+        false,
+        false,
+        None,
+    );
+    check(s == NtStatus(1), "WaitAny did not return STATUS_WAIT_1")?;
+    // WaitAll blocks until both are signaled.
+    RESULT.store(u32::MAX, Ordering::SeqCst);
+    spawn(
+        "waitall",
+        9,
+        u64::MAX,
+        |_| {
+            let s = kw::ke_wait_for_multiple_objects(
+                &[&EV_A, &EV_B],
+                WaitType::WaitAll,
+                WaitReason::Executive,
+                false,
+                false,
+                Some(2000 * MS),
+            );
+            RESULT.store(s.0 as u32, Ordering::SeqCst);
+        },
+        0,
+    );
+    sleep_ms(30);
+    check(
+        RESULT.load(Ordering::SeqCst) == u32::MAX,
+        "WaitAll finished with one object signaled",
+    )?;
+    kw::ke_set_event(&EV_A, 0);
+    check(
+        wait_until(1000, || RESULT.load(Ordering::SeqCst) == 0),
+        "WaitAll not satisfied by both",
+    )?;
+    kw::ke_reset_event(&EV_A);
+    kw::ke_reset_event(&EV_B);
+    // A mutant owned by a thread that exits is abandoned.
+    spawn(
+        "mutant-owner",
+        9,
+        u64::MAX,
+        |_| {
+            kw::ke_wait_for_single_object(&MUTANT, WaitReason::Executive, false, false, None);
+        },
+        0,
+    );
+    sleep_ms(30);
+    let s = kw::ke_wait_for_single_object(
+        &MUTANT,
+        WaitReason::Executive,
+        false,
+        false,
+        Some(1000 * MS),
+    );
+    check(
+        s == STATUS_ABANDONED_WAIT_0,
+        "abandoned mutant did not return STATUS_ABANDONED_WAIT_0",
+    )?;
+    let s = kw::ke_wait_for_single_object(&MUTANT, WaitReason::Executive, false, false, Some(0));
+    check(s == STATUS_SUCCESS, "recursive acquisition failed")?;
+    check(
+        kw::ke_release_mutant(&MUTANT, false) == Ok(-1),
+        "release of a recursively owned mutant",
+    )?;
+    check(
+        kw::ke_release_mutant(&MUTANT, false) == Ok(0),
+        "final release",
+    )?;
+    check(
+        kw::ke_release_mutant(&MUTANT, false) == Err(STATUS_MUTANT_NOT_OWNED),
+        "releasing an unowned mutant was not STATUS_MUTANT_NOT_OWNED",
+    )?;
+    // Semaphores.
+    check(
+        kw::ke_release_semaphore(&SEM, 0, 3) == Err(STATUS_SEMAPHORE_LIMIT_EXCEEDED),
+        "semaphore limit not enforced",
+    )?;
+    check(
+        kw::ke_release_semaphore(&SEM, 0, 2) == Ok(0),
+        "semaphore release",
+    )?;
+    for _ in 0..2 {
+        let s = kw::ke_wait_for_single_object(&SEM, WaitReason::Executive, false, false, Some(0));
+        check(s == STATUS_SUCCESS, "semaphore count not available")?;
+    }
+    let s = kw::ke_wait_for_single_object(&SEM, WaitReason::Executive, false, false, Some(0));
+    check(s == STATUS_TIMEOUT, "semaphore went below zero")?;
+    // A thread is signaled when it terminates (join).
+    let t = spawn("joinee", 8, u64::MAX, |_| sleep_ms(20), 0);
+    let s = kw::ke_wait_for_single_object(
+        &ThreadObject(t),
+        WaitReason::Executive,
+        false,
+        false,
+        Some(2000 * MS),
+    );
+    check(
+        s == STATUS_SUCCESS,
+        "waiting on a thread did not end at its termination",
+    )?;
+    // A timer is a waitable object.
+    let s =
+        kw::ke_wait_for_single_object(&WAIT_TIMER, WaitReason::Executive, false, false, Some(0));
+    check(s == STATUS_TIMEOUT, "an unset timer is signaled")?;
+    timer::ke_set_timer_ex(&WAIT_TIMER, -(40 * MS as i64), 0, None);
+    let t0 = clock::ke_query_interrupt_time();
+    let s = kw::ke_wait_for_single_object(
+        &WAIT_TIMER,
+        WaitReason::Executive,
+        false,
+        false,
+        Some(2000 * MS),
+    );
+    check(
+        s == STATUS_SUCCESS,
+        "wait on a timer did not end when it expired",
+    )?;
+    check(
+        clock::ke_query_interrupt_time() - t0 >= 30 * MS,
+        "timer wait ended too early",
+    )
+}
+
+static WAIT_TIMER: timer::KTimer = timer::KTimer::new();
+
+/// Alertable object waits: a user APC ends a user-mode alertable wait.
+fn t_alertable_object_wait() -> TestResult {
+    reset_apc_probe();
+    APC_STATUS.store(0, Ordering::SeqCst);
+    let tid = spawn(
+        "alertable-obj",
+        8,
+        u64::MAX,
+        |_| {
+            APC_TARGET_READY.store(true, Ordering::SeqCst);
+            let s = kw::ke_wait_for_single_object(&EV_A, WaitReason::UserRequest, true, true, None);
+            APC_STATUS.store(s.0 as u32, Ordering::SeqCst);
+            APC_TARGET_STOP.store(true, Ordering::SeqCst);
+        },
+        0,
+    );
+    check(
+        wait_until(2000, || APC_TARGET_READY.load(Ordering::SeqCst)),
+        "target never ran",
+    )?;
+    sleep_ms(30);
+    apc::ke_insert_queue_apc(&USER_APC, tid, 0, 0, 0);
+    check(
+        wait_until(1000, || APC_TARGET_STOP.load(Ordering::SeqCst)),
+        "user APC did not end the wait",
+    )?;
+    check(
+        APC_STATUS.load(Ordering::SeqCst) == nt::status::STATUS_USER_APC.0 as u32,
+        "object wait did not return STATUS_USER_APC",
     )
 }

@@ -23,6 +23,10 @@ pub struct DispatcherState {
     pub ready: [ReadyQueues<u32>; MAX_PROCESSORS],
     /// Threads in a timed wait (`KeDelayExecutionThread` or a wait with a timeout).
     pub timed: Vec<u32>,
+    /// The dispatcher database: objects and wait blocks (host-tested).
+    pub db: ::ke::objects::Dispatcher,
+    /// Scratch list of threads whose waits were just satisfied.
+    pub unwaits: Vec<::ke::objects::Unwait>,
 }
 
 pub static DISPATCHER: SpinLocked<Option<DispatcherState>, SYNCH_LEVEL> = SpinLocked::new(None);
@@ -61,6 +65,8 @@ pub fn initialize() {
         *d = Some(DispatcherState {
             ready: core::array::from_fn(|_| ReadyQueues::new()),
             timed: Vec::with_capacity(64),
+            db: ::ke::objects::Dispatcher::with_capacity(1024, 1024),
+            unwaits: Vec::with_capacity(64),
         })
     });
 }
@@ -95,6 +101,11 @@ fn reap_dead_thread() {
     let me = current_processor_number() as usize;
     let dead = PROCESSOR_SCHED[me].dead_thread.swap(0, Ordering::AcqRel);
     if dead != 0 {
+        let obj = thread::thread(dead).map_or(0, |t| t.dispatcher_object);
+        // SAFETY: every caller holds the dispatcher lock (it runs right after a switch).
+        if let Some(st) = unsafe { DISPATCHER.get_locked() }.as_mut() {
+            super::wait::thread_reaped_locked(st, obj);
+        }
         thread::reap(dead);
     }
 }

@@ -104,6 +104,8 @@ pub struct KThread {
     pub alerted: [bool; 2],
     /// `ApcState`: queues, pending flags, disable counts.
     pub apc: super::apc::ApcState,
+    /// The thread's waitable object in the dispatcher database (id + 1; 0 = none yet).
+    pub dispatcher_object: u32,
 }
 
 impl KThread {
@@ -242,6 +244,7 @@ fn new_thread(
         wait_mode_user: false,
         alerted: [false; 2],
         apc: super::apc::ApcState::new(),
+        dispatcher_object: 0,
         wake_time: 0,
         context_switches: 0,
         kernel_time: 0,

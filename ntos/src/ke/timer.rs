@@ -18,6 +18,8 @@ pub struct KTimer {
     signaled: AtomicBool,
     inserted: AtomicBool,
     pub fired: AtomicU64,
+    /// The timer as a waitable dispatcher object.
+    object: super::wait::TimerObject,
 }
 
 // SAFETY: `dpc` is only written by `ke_set_timer` before insertion under the table lock.
@@ -33,12 +35,24 @@ impl KTimer {
             signaled: AtomicBool::new(false),
             inserted: AtomicBool::new(false),
             fired: AtomicU64::new(0),
+            object: super::wait::TimerObject::new(),
         }
     }
 
     /// `KeReadStateTimer`.
     pub fn signaled(&self) -> bool {
         self.signaled.load(Ordering::Acquire)
+    }
+}
+
+impl super::wait::Waitable for KTimer {
+    fn object_id(&self, st: &mut super::sched::DispatcherState) -> ::ke::objects::ObjectId {
+        let fresh = self.object.existing().is_none();
+        let id = self.object.object_id(st);
+        if fresh && self.signaled() {
+            let _ = st.db.signal_timer(id, &mut st.unwaits);
+        }
+        id
     }
 }
 
@@ -75,6 +89,11 @@ pub fn ke_set_timer_ex(
     } else {
         due as u64
     };
+    if let Some(id) = timer.object.existing() {
+        super::wait::with_db(|st| {
+            let _ = st.db.reset_timer(id);
+        });
+    }
     TIMERS.with(|list| {
         let was = if let Some(i) = list.iter().position(|t| core::ptr::eq(*t, timer)) {
             list.remove(i);
@@ -146,6 +165,9 @@ pub fn expire(now: u64) {
     });
     for t in fired {
         t.signaled.store(true, Ordering::Release);
+        if let Some(id) = t.object.existing() {
+            super::wait::signal_timer(id);
+        }
         t.fired.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = t.dpc.get() {
             dpc::ke_insert_queue_dpc(d, now as usize, 0);
