@@ -27,6 +27,7 @@ pub mod pagefile;
 pub mod pfn;
 pub mod pool;
 pub mod section;
+pub mod syspte;
 pub mod vad;
 pub mod vm;
 pub mod ws;

@@ -302,6 +302,28 @@ impl Pool {
             .unwrap_or_default()
     }
 
+    /// `!poolused`: one line per tag (allocations outstanding, frees, bytes in use).
+    pub fn format_pool_used(&self) -> alloc::string::String {
+        use core::fmt::Write as _;
+        let name = match self.pool_type {
+            PoolType::NonPaged => "NonPaged",
+            PoolType::Paged => "Paged",
+        };
+        let mut s =
+            alloc::format!(" Sorting by Tag ({name})\n Tag      Allocs      Frees       Used\n");
+        for (tag, u) in &self.tags {
+            let t: alloc::string::String = tag_string(*tag).iter().collect();
+            let _ = writeln!(
+                s,
+                " {t}  {:>9}  {:>9}  {:>9}",
+                u.allocs - u.frees.min(u.allocs),
+                u.frees,
+                u.bytes
+            );
+        }
+        s
+    }
+
     /// Page and big-page counts.
     pub fn stats(&self) -> PoolStats {
         PoolStats {

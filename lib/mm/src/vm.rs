@@ -242,6 +242,43 @@ impl Region {
     }
 }
 
+/// `!vm`: physical memory by list and the commit charge.
+pub fn format_vm(pfn_db: &crate::pfn::PfnDatabase, commit: &CommitCharge) -> String {
+    let c = pfn_db.counts();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Physical Memory:      {:>10} ({:>10} Kb)",
+        c.total,
+        c.total * 4
+    );
+    let _ = writeln!(
+        s,
+        "Available Pages:      {:>10} ({:>10} Kb)",
+        c.available(),
+        c.available() * 4
+    );
+    let _ = writeln!(
+        s,
+        "Modified Pages:       {:>10} ({:>10} Kb)",
+        c.modified,
+        c.modified * 4
+    );
+    let _ = writeln!(
+        s,
+        "Committed pages:      {:>10} ({:>10} Kb)",
+        commit.used(),
+        commit.used() * 4
+    );
+    let _ = write!(
+        s,
+        "Commit limit:         {:>10} ({:>10} Kb)",
+        commit.limit(),
+        commit.limit() * 4
+    );
+    s
+}
+
 /// `MEMORY_BASIC_INFORMATION`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryBasicInformation {

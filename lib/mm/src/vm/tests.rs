@@ -523,6 +523,11 @@ fn commit_limit_enforced() {
         Err(STATUS_COMMITMENT_LIMIT)
     );
     assert_eq!(m.commit.used(), 4);
+    let vm = format_vm(&m.pfn, &m.commit);
+    assert!(
+        vm.contains("Committed pages:               4 (        16 Kb)"),
+        "{vm}"
+    );
     let freed = a.delete_all(&m.commit);
     assert!(freed.is_empty());
     assert_eq!(m.commit.used(), 0);
