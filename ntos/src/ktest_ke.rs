@@ -310,8 +310,17 @@ static STRESS_DPCS: [dpc::KDpc; 8] = [const {
     )
 }; 8];
 
+static STRESS_MUTANT: crate::ke::wait::KMutant = crate::ke::wait::KMutant::new();
+static STRESS_MUTANT_COUNTER: AtomicU64 = AtomicU64::new(0);
+static STRESS_MUTANT_EXPECTED: AtomicU64 = AtomicU64::new(0);
+static STRESS_ITEMS: crate::ke::wait::KSemaphore = crate::ke::wait::KSemaphore::new(0, i32::MAX);
+static STRESS_PRODUCED: AtomicU64 = AtomicU64::new(0);
+static STRESS_CONSUMED: AtomicU64 = AtomicU64::new(0);
+static STRESS_EVENT: crate::ke::wait::KEvent = crate::ke::wait::KEvent::new(false, false);
+
 /// One stress worker: until the end time, a random mix of yields, short
-/// sleeps, spins, queued-lock updates, timer re-arms and DPC inserts.
+/// sleeps, spins, queued-lock updates, timer re-arms, DPC inserts, mutant
+/// acquisitions, semaphore produce/consume, and waits on timers and events.
 fn stress_worker(i: usize) {
     let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     while clock::ke_query_interrupt_time() < STRESS_END.load(Ordering::Relaxed) {
@@ -319,7 +328,65 @@ fn stress_worker(i: usize) {
         x ^= x >> 7;
         x ^= x << 17;
         STRESS_COUNT.fetch_add(1, Ordering::Relaxed);
-        match x % 6 {
+        match x % 10 {
+            6 => {
+                // A mutant-protected non-atomic update.
+                let s = crate::ke::wait::ke_wait_for_single_object(
+                    &STRESS_MUTANT,
+                    thread::WaitReason::Executive,
+                    false,
+                    false,
+                    Some(50 * MS),
+                );
+                if s == nt::status::STATUS_SUCCESS {
+                    let v = STRESS_MUTANT_COUNTER.load(Ordering::Relaxed);
+                    core::hint::spin_loop();
+                    STRESS_MUTANT_COUNTER.store(v + 1, Ordering::Relaxed);
+                    STRESS_MUTANT_EXPECTED.fetch_add(1, Ordering::Relaxed);
+                    let _ = crate::ke::wait::ke_release_mutant(&STRESS_MUTANT, false);
+                }
+            }
+            7 => {
+                // Produce one item.
+                if crate::ke::wait::ke_release_semaphore(&STRESS_ITEMS, 1, 1).is_ok() {
+                    STRESS_PRODUCED.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            8 => {
+                // Consume one item (or time out).
+                let s = crate::ke::wait::ke_wait_for_single_object(
+                    &STRESS_ITEMS,
+                    thread::WaitReason::Executive,
+                    false,
+                    false,
+                    Some(((x >> 8) % (3 * MS)) + 1),
+                );
+                if s == nt::status::STATUS_SUCCESS {
+                    STRESS_CONSUMED.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            9 => {
+                // Wait on a timer or an event someone else sets.
+                if (x >> 9) & 1 == 0 {
+                    let t = &STRESS_TIMERS[(x >> 16) as usize % 8];
+                    let _ = crate::ke::wait::ke_wait_for_single_object(
+                        t,
+                        thread::WaitReason::Executive,
+                        false,
+                        false,
+                        Some(4 * MS),
+                    );
+                } else {
+                    crate::ke::wait::ke_pulse_event(&STRESS_EVENT, 1);
+                    let _ = crate::ke::wait::ke_wait_for_single_object(
+                        &STRESS_EVENT,
+                        thread::WaitReason::Executive,
+                        false,
+                        false,
+                        Some(2 * MS),
+                    );
+                }
+            }
             0 => {
                 sched::ke_yield_execution();
             }
@@ -374,9 +441,33 @@ pub fn stress(seconds: u64) -> bool {
         spawn("stress", 4 + (i % 10) as u8, u64::MAX, stress_worker, i);
     }
     sched::ke_set_priority_thread(me, old);
-    let ok = wait_until((seconds + 30) * 1000, || {
+    let finished = wait_until((seconds + 30) * 1000, || {
         STRESS_DONE.load(Ordering::SeqCst) == threads as u32
     });
+    // Drain the items left: produced == consumed + remaining (no lost count).
+    let mut remaining = 0u64;
+    while crate::ke::wait::ke_wait_for_single_object(
+        &STRESS_ITEMS,
+        thread::WaitReason::Executive,
+        false,
+        false,
+        Some(0),
+    ) == nt::status::STATUS_SUCCESS
+    {
+        remaining += 1;
+    }
+    let produced = STRESS_PRODUCED.swap(0, Ordering::SeqCst);
+    let consumed = STRESS_CONSUMED.swap(0, Ordering::SeqCst);
+    let counted = produced == consumed + remaining;
+    let mutex_ok = STRESS_MUTANT_COUNTER.swap(0, Ordering::SeqCst)
+        == STRESS_MUTANT_EXPECTED.swap(0, Ordering::SeqCst);
+    let ok = finished && counted && mutex_ok;
+    if !counted {
+        crate::dbg_println!("STRESS semaphore accounting: produced {produced} consumed {consumed} remaining {remaining}");
+    }
+    if !mutex_ok {
+        crate::dbg_println!("STRESS mutant-protected counter lost updates");
+    }
     for t in STRESS_TIMERS.iter() {
         timer::ke_cancel_timer(t);
     }
