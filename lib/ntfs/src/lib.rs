@@ -26,6 +26,7 @@ pub mod index;
 pub mod lznt1;
 pub mod record;
 pub mod runlist;
+pub mod secure;
 pub mod txn;
 pub mod upcase;
 mod util;

@@ -509,3 +509,34 @@ fn sparse_and_compressed_streams_are_read() {
         Err(Error::Unsupported(_))
     ));
 }
+
+#[test]
+fn security_descriptors_are_shared_through_secure() {
+    let mut v = fresh(8);
+    let a = v.write_file("/a", b"1").unwrap();
+    let b = v.write_file("/b", b"2").unwrap();
+    let default = v.security_descriptor(a).unwrap().unwrap();
+    let mut sd = format::default_security_descriptor();
+    sd[2] |= 0x10; // a different control word makes a different descriptor
+    let id = v.set_security(a, &sd).unwrap();
+    assert!(id > 0x100);
+    assert_eq!(v.security_descriptor(a).unwrap().unwrap(), sd);
+    assert_eq!(v.set_security(b, &sd).unwrap(), id);
+    assert_eq!(v.add_security_descriptor(&default).unwrap(), 0x100);
+    // Many distinct descriptors: the $SII/$SDH roots overflow into blocks.
+    for i in 0..200u32 {
+        let mut d = format::default_security_descriptor();
+        let m = d.windows(4).position(|w| w == [0xA9, 0, 0x12, 0]).unwrap();
+        d[m..m + 4].copy_from_slice(&(0x0012_0000u32 | i).to_le_bytes());
+        let n = v.write_file(&format!("/f{i}"), b"x").unwrap();
+        v.set_security(n, &d).unwrap();
+        assert_eq!(v.security_descriptor(n).unwrap().unwrap(), d);
+    }
+    assert_eq!(v.security_descriptor(b).unwrap().unwrap(), sd);
+    assert!(v.set_security(a, &[1, 0]).is_err());
+    assert!(
+        check(&mut v).unwrap().is_empty(),
+        "{:?}",
+        check(&mut v).unwrap()
+    );
+}

@@ -641,6 +641,7 @@ impl<D: BlockDevice> Volume<D> {
         };
         Ok(IndexCtx {
             mft: n,
+            name: name.to_vec(),
             record: rec,
             hdr,
             root: entries,
@@ -1003,6 +1004,7 @@ pub fn split_stream(path: &str) -> (&str, &str) {
 #[derive(Clone, Debug)]
 pub(crate) struct IndexCtx {
     pub mft: u64,
+    pub name: Vec<u16>,
     pub record: Record,
     pub hdr: RootHeader,
     pub root: Vec<IndexEntry>,

@@ -652,22 +652,37 @@ impl<D: BlockDevice> Volume<D> {
 
     // ----- $I30 maintenance -----
 
-    fn key_cmp(&self, a: &IndexEntry, b: &IndexEntry) -> Ordering {
-        let fa = FileName::parse(&a.key).map(|f| f.name).unwrap_or_default();
-        let fb = FileName::parse(&b.key).map(|f| f.name).unwrap_or_default();
-        upcase::collate_names(&self.upcase, &fa, &fb)
+    /// Orders two index keys by the index's collation rule.
+    fn key_cmp(&self, collation: u32, a: &IndexEntry, b: &IndexEntry) -> Ordering {
+        let ulongs = |k: &[u8]| -> Vec<u32> {
+            k.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        match collation {
+            index::COLLATION_FILE_NAME => {
+                let fa = FileName::parse(&a.key).map(|f| f.name).unwrap_or_default();
+                let fb = FileName::parse(&b.key).map(|f| f.name).unwrap_or_default();
+                upcase::collate_names(&self.upcase, &fa, &fb)
+            }
+            index::COLLATION_NTOFS_ULONG
+            | index::COLLATION_NTOFS_ULONGS
+            | index::COLLATION_NTOFS_SECURITY_HASH => ulongs(&a.key).cmp(&ulongs(&b.key)),
+            _ => a.key.cmp(&b.key),
+        }
     }
 
     /// Whether the root with `entries` fits in the directory's record.
     fn root_fits(&self, ctx: &IndexCtx, entries: &[IndexEntry]) -> bool {
+        let nm = ctx.name.clone();
         let mut r = ctx.record.clone();
-        if let Some(a) = r.find_mut(AT_INDEX_ROOT, &I30) {
+        if let Some(a) = r.find_mut(AT_INDEX_ROOT, &nm) {
             a.body = Body::Resident {
                 value: index::build_root(&ctx.hdr, entries),
                 indexed: false,
             };
         }
-        if let (Some(bm), Some(a)) = (&ctx.bitmap, r.find_mut(AT_BITMAP, &I30)) {
+        if let (Some(bm), Some(a)) = (&ctx.bitmap, r.find_mut(AT_BITMAP, &nm)) {
             if a.value().is_some() && bm.len() <= MAX_RESIDENT_BITMAP {
                 a.body = Body::Resident {
                     value: bm.clone(),
@@ -680,23 +695,24 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Writes the directory record with the current root and bitmap.
     fn commit_root(&mut self, ctx: &mut IndexCtx) -> Result<()> {
+        let nm = ctx.name.clone();
         let v = index::build_root(&ctx.hdr, &ctx.root);
-        if let Some(a) = ctx.record.find_mut(AT_INDEX_ROOT, &I30) {
+        if let Some(a) = ctx.record.find_mut(AT_INDEX_ROOT, &nm) {
             a.body = Body::Resident {
                 value: v,
                 indexed: false,
             };
         }
         if let Some(bm) = ctx.bitmap.clone() {
-            if ctx.record.find(AT_BITMAP, &I30).is_none() {
-                ctx.record.add(Attr::resident(AT_BITMAP, &I30, Vec::new()));
+            if ctx.record.find(AT_BITMAP, &nm).is_none() {
+                ctx.record.add(Attr::resident(AT_BITMAP, &nm, Vec::new()));
             }
             let resident = ctx
                 .record
-                .find(AT_BITMAP, &I30)
+                .find(AT_BITMAP, &nm)
                 .is_some_and(|a| a.value().is_some());
             if resident && bm.len() <= MAX_RESIDENT_BITMAP {
-                if let Some(a) = ctx.record.find_mut(AT_BITMAP, &I30) {
+                if let Some(a) = ctx.record.find_mut(AT_BITMAP, &nm) {
                     a.body = Body::Resident {
                         value: bm,
                         indexed: false,
@@ -705,12 +721,12 @@ impl<D: BlockDevice> Volume<D> {
             } else {
                 // Large directories keep the block bitmap in clusters.
                 let mut r = ctx.record.clone();
-                let size = r.find(AT_BITMAP, &I30).map(|a| a.data_size()).unwrap_or(0);
+                let size = r.find(AT_BITMAP, &nm).map(|a| a.data_size()).unwrap_or(0);
                 if resident || size != bm.len() as u64 {
-                    self.resize_attr(&mut r, AT_BITMAP, &I30, bm.len() as u64, true)?;
+                    self.resize_attr(&mut r, AT_BITMAP, &nm, bm.len() as u64, true)?;
                 }
                 let runs = r
-                    .find(AT_BITMAP, &I30)
+                    .find(AT_BITMAP, &nm)
                     .and_then(|a| a.nonres())
                     .map(|n| n.runs.clone())
                     .unwrap_or_default();
@@ -724,6 +740,7 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Allocates an index block (extending `$INDEX_ALLOCATION`).
     fn alloc_block(&mut self, ctx: &mut IndexCtx) -> Result<u64> {
+        let nm = ctx.name.clone();
         let bs = ctx.hdr.block_size as u64;
         let blocks = ctx.alloc.as_ref().map(|s| s.data_size / bs).unwrap_or(0);
         let bm = ctx.bitmap.get_or_insert_with(|| alloc::vec![0u8; 8]);
@@ -740,10 +757,10 @@ impl<D: BlockDevice> Volume<D> {
         let i = match idx {
             Some(i) => i,
             None => {
-                if ctx.record.find(AT_INDEX_ALLOCATION, &I30).is_none() {
+                if ctx.record.find(AT_INDEX_ALLOCATION, &nm).is_none() {
                     let empty = Attr {
                         ty: AT_INDEX_ALLOCATION,
-                        name: I30.to_vec(),
+                        name: ctx.name.clone(),
                         flags: 0,
                         instance: 0,
                         body: Body::NonResident(NonResident {
@@ -764,20 +781,20 @@ impl<D: BlockDevice> Volume<D> {
                 // allocation stays in few runs.
                 let new_size = (blocks + 1) * bs;
                 let have = rec
-                    .find(AT_INDEX_ALLOCATION, &I30)
+                    .find(AT_INDEX_ALLOCATION, &nm)
                     .and_then(|a| a.nonres())
                     .map(|n| n.allocated_size)
                     .unwrap_or(0);
                 if new_size > have {
                     let reserve = new_size + (blocks / 4) * bs;
-                    self.resize_attr(&mut rec, AT_INDEX_ALLOCATION, &I30, reserve, true)?;
+                    self.resize_attr(&mut rec, AT_INDEX_ALLOCATION, &nm, reserve, true)?;
                 }
-                self.resize_attr_ex(&mut rec, AT_INDEX_ALLOCATION, &I30, new_size, true, false)?;
+                self.resize_attr_ex(&mut rec, AT_INDEX_ALLOCATION, &nm, new_size, true, false)?;
                 ctx.record = rec;
                 ctx.alloc = Some(Self::stream_from(
                     &ctx.record.attrs,
                     AT_INDEX_ALLOCATION,
-                    &I30,
+                    &nm,
                     ctx.mft,
                     self.cs,
                 )?);
@@ -808,7 +825,13 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Inserts an entry into directory `dir`'s `$I30`.
     pub(crate) fn i30_insert(&mut self, dir: u64, e: IndexEntry) -> Result<()> {
-        let mut ctx = self.load_dir_ctx(dir)?;
+        let ctx = self.load_dir_ctx(dir)?;
+        self.index_insert(ctx, e)
+    }
+
+    /// Inserts an entry into a loaded index (any collation).
+    pub(crate) fn index_insert(&mut self, mut ctx: IndexCtx, e: IndexEntry) -> Result<()> {
+        let coll = ctx.hdr.collation;
         let cap = index::block_capacity(ctx.hdr.block_size as usize);
         // Descend, remembering (vcn, entries, position) per level.
         let mut path: Vec<PathStep> = Vec::new();
@@ -821,7 +844,7 @@ impl<D: BlockDevice> Volume<D> {
                     pos = i;
                     break;
                 }
-                match self.key_cmp(&e, x) {
+                match self.key_cmp(coll, &e, x) {
                     Ordering::Equal => return Err(Error::NameCollision),
                     Ordering::Less => {
                         pos = i;
@@ -980,6 +1003,7 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Rebuilds a directory's index bottom-up from sorted entries.
     fn i30_rebuild(&mut self, ctx: &mut IndexCtx, entries: Vec<IndexEntry>) -> Result<()> {
+        let nm = ctx.name.clone();
         if let Some(bm) = ctx.bitmap.as_mut() {
             bm.fill(0);
         }
@@ -1031,16 +1055,14 @@ impl<D: BlockDevice> Volume<D> {
             .bitmap
             .as_ref()
             .is_some_and(|b| b.iter().any(|x| *x != 0));
-        if !used && ctx.record.find(AT_INDEX_ALLOCATION, &I30).is_some() {
+        if !used && ctx.record.find(AT_INDEX_ALLOCATION, &nm).is_some() {
             let mut r = ctx.record.clone();
-            self.resize_attr(&mut r, AT_INDEX_ALLOCATION, &I30, 0, true)?;
-            r.remove(AT_INDEX_ALLOCATION, &I30);
-            if r.find(AT_BITMAP, &I30)
-                .is_some_and(|a| a.nonres().is_some())
-            {
-                self.resize_attr(&mut r, AT_BITMAP, &I30, 0, true)?;
+            self.resize_attr(&mut r, AT_INDEX_ALLOCATION, &nm, 0, true)?;
+            r.remove(AT_INDEX_ALLOCATION, &nm);
+            if r.find(AT_BITMAP, &nm).is_some_and(|a| a.nonres().is_some()) {
+                self.resize_attr(&mut r, AT_BITMAP, &nm, 0, true)?;
             }
-            r.remove(AT_BITMAP, &I30);
+            r.remove(AT_BITMAP, &nm);
             ctx.record = r;
             ctx.alloc = None;
             ctx.bitmap = None;

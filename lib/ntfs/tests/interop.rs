@@ -281,6 +281,18 @@ fn our_volume_read_by_ntfs3g() {
         b"[ZoneTransfer]\r\nZoneId=3\r\n",
     )
     .unwrap();
+    // Descriptors set through $Secure (shared ids, new $SDS entries).
+    for i in 0..200u32 {
+        let mut sd = ntfs::format::default_security_descriptor();
+        sd[2] |= 0x10;
+        let m = sd.windows(4).position(|w| w == [0xA9, 0, 0x12, 0]).unwrap();
+        sd[m..m + 4].copy_from_slice(&(0x0012_0000u32 | (i % 150)).to_le_bytes());
+        if let Ok(n) = v.lookup(&format!(
+            "/Windows/System32/file {i:03} with some long name.dll"
+        )) {
+            v.set_security(n, &sd).unwrap();
+        }
+    }
     // A large directory: many index blocks, a non-resident block bitmap.
     let big = v.create_dir_all("/big").unwrap();
     for i in 0..1500u32 {
@@ -309,6 +321,11 @@ fn our_volume_read_by_ntfs3g() {
     for bad in ["rror", "orrupt", "nconsist"] {
         assert!(!fix.contains(bad), "ntfsfix complained: {fix}");
     }
+    let audit = run("/usr/bin/ntfssecaudit", &["-a", img_s]);
+    assert!(
+        audit.contains("No errors were found") && !audit.contains("warning"),
+        "{audit}"
+    );
     let info = run("/usr/bin/ntfsinfo", &["-m", img_s]);
     assert!(info.contains("Volume Name: OURS"), "{info}");
     for (p, data) in &expect {
