@@ -355,6 +355,37 @@ impl SectionTable {
     }
 }
 
+impl SectionTable {
+    /// Process exit (`MmCleanProcessAddressSpace`): unmaps every view of
+    /// `space` (so the sections' view counts drop and closed sections are
+    /// deleted), then deletes the private memory. All frames are released
+    /// to the PFN database and the paging file; the list is returned so the
+    /// kernel can tear down the page tables.
+    pub fn delete_address_space(
+        &mut self,
+        space: &mut AddressSpace,
+        commit: &CommitCharge,
+        pfn_db: &mut PfnDatabase,
+        paging_file: &mut PagingFile,
+    ) -> Result<Vec<FreedFrame>, NtStatus> {
+        let views: Vec<u64> = space
+            .vads()
+            .iter()
+            .filter(|v| matches!(v.data.kind, RegionKind::Mapped { .. }))
+            .map(|v| v.start * PAGE_SIZE)
+            .collect();
+        let mut freed = Vec::new();
+        for va in views {
+            freed.extend(self.unmap_view_of_section(space, va, commit, pfn_db, paging_file)?);
+        }
+        let private = space.delete_all(commit);
+        crate::vm::release_frames(pfn_db, paging_file, &private)
+            .map_err(|_| STATUS_INTERNAL_ERROR)?;
+        freed.extend(private);
+        Ok(freed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +558,44 @@ mod tests {
             ),
             Err(STATUS_NOT_MAPPED_VIEW)
         );
+    }
+
+    #[test]
+    fn process_exit_unmaps_views() {
+        let mut sys = Sys::new();
+        let id = sys
+            .sections
+            .create_section(&sys.commit, 0x2000, PAGE_READWRITE, SEC_COMMIT)
+            .unwrap();
+        let mut a = AddressSpace::new();
+        let (va, _, _) = map(&mut sys, id, &mut a, 0, 0, 0, PAGE_WRITECOPY).unwrap();
+        let (mut pb, mut ps) = (0u64, 0x3000u64);
+        a.allocate_virtual_memory(
+            &sys.commit,
+            &mut pb,
+            0,
+            &mut ps,
+            MEM_RESERVE | MEM_COMMIT,
+            PAGE_READWRITE,
+        )
+        .unwrap();
+        sys.touch(&mut a, va, AccessKind::Write, 1).unwrap();
+        sys.touch(&mut a, va + 0x1000, AccessKind::Read, 0).unwrap();
+        sys.touch(&mut a, pb, AccessKind::Write, 2).unwrap();
+        sys.sections
+            .close_section(id, &sys.commit, &mut sys.pfn)
+            .unwrap();
+        assert_eq!(sys.sections.get(id).unwrap().views, 1);
+        let freed = sys
+            .sections
+            .delete_address_space(&mut a, &sys.commit, &mut sys.pfn, &mut PagingFile::new(0))
+            .unwrap();
+        assert_eq!(freed.len(), 3);
+        assert!(sys.sections.is_empty());
+        assert!(a.vads().is_empty());
+        assert_eq!(sys.commit.used(), 0);
+        assert_eq!(sys.pfn.counts().active, 0);
+        sys.pfn.verify().unwrap();
     }
 
     #[test]

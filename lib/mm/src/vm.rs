@@ -1135,8 +1135,9 @@ impl AddressSpace {
         })
     }
 
-    /// Process exit (`MmCleanProcessAddressSpace`): removes every VAD,
-    /// uncharges private commitment and returns every frame.
+    /// Removes every VAD, uncharges private commitment and returns every
+    /// frame. Views must be unmapped first (their sections count views):
+    /// process exit should use `SectionTable::delete_address_space`.
     pub fn delete_all(&mut self, commit: &CommitCharge) -> Vec<FreedFrame> {
         let starts: Vec<Vpn> = self.vads.iter().map(|v| v.start).collect();
         let mut freed = Vec::new();

@@ -132,7 +132,8 @@ impl WorkingSet {
 /// `MiTrimWorkingSet`: removes up to `count` of the oldest pages of `ws`
 /// from `space` and puts their frames on the standby (clean) or modified
 /// (dirty) list. `hardware_dirty` reports (and the kernel clears) the PTE's
-/// dirty bit. Shared section pages are skipped (left in the working set).
+/// dirty bit. Shared section pages are skipped (left in the working set);
+/// stale entries (page no longer valid) are dropped.
 /// The kernel must invalidate the returned pages' PTEs and flush the TLB.
 pub fn trim_working_set(
     ws: &mut WorkingSet,
@@ -147,6 +148,11 @@ pub fn trim_working_set(
             break;
         }
         let Some((pfn, dirty)) = space.trim_page(vpn, hardware_dirty(vpn)) else {
+            // Shared section pages stay; entries whose page is no longer
+            // valid (freed, unmapped) are dropped.
+            if !matches!(space.frame(vpn), Some(crate::vm::Frame::Valid { .. })) {
+                ws.remove(vpn);
+            }
             continue;
         };
         // Transition PTE contents the owner gets back if the page is repurposed:
@@ -327,6 +333,14 @@ mod tests {
         assert_eq!(pfn, t[0].pfn);
         db.soft_fault(pfn).unwrap();
         space.map_page(base / PAGE_SIZE, pfn).unwrap();
+        // A stale entry (page freed behind the working set's back) is dropped.
+        ws.insert(base / PAGE_SIZE + 1);
+        assert!(
+            trim_working_set(&mut ws, &mut space, &mut db, 10, |_| false)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!ws.contains(base / PAGE_SIZE + 1));
         // Still dirty: trimming again sends it back to the modified list.
         let t = trim_working_set(&mut ws, &mut space, &mut db, 10, |_| false).unwrap();
         assert!(t.is_empty(), "not in the working set any more");
