@@ -71,7 +71,12 @@ impl<D: BlockDevice> Volume<D> {
         self.mft_runs = runs;
         r?;
         if n < self.mirror_records() {
-            let o = self.boot.mftmirr_lcn * self.cs + n * self.rs as u64;
+            let o = self
+                .boot
+                .mftmirr_lcn
+                .checked_mul(self.cs)
+                .and_then(|o| o.checked_add(n * self.rs as u64))
+                .ok_or(Error::Corrupt("$MFTMirr LCN"))?;
             self.dev.write_at(o, b)?;
         }
         Ok(())
@@ -87,10 +92,16 @@ impl<D: BlockDevice> Volume<D> {
             let (lcn, left) =
                 runlist::lookup(runs, vcn).ok_or(Error::Corrupt("write to unmapped VCN"))?;
             let lcn = lcn.ok_or(Error::Corrupt("write into a sparse run"))?;
-            let n = core::cmp::min(left * self.cs - in_cl, (buf.len() - done) as u64) as usize;
-            if lcn + left > self.total_clusters() {
+            if lcn
+                .checked_add(left)
+                .is_none_or(|e| e > self.total_clusters())
+            {
                 return Err(Error::Corrupt("run beyond end of volume"));
             }
+            let n = core::cmp::min(
+                left.saturating_mul(self.cs) - in_cl,
+                (buf.len() - done) as u64,
+            ) as usize;
             self.dev
                 .write_at(lcn * self.cs + in_cl, &buf[done..done + n])?;
             done += n;
@@ -402,7 +413,9 @@ impl<D: BlockDevice> Volume<D> {
             }
             runlist::normalize(&mut runs);
         }
-        let alloc = runlist::end_vcn(&runs) * self.cs;
+        let alloc = runlist::end_vcn(&runs)
+            .checked_mul(self.cs)
+            .ok_or(Error::Corrupt("$MFT run list"))?;
         if let Some(a) = r0.find_mut(AT_DATA, &[]) {
             a.body = Body::NonResident(NonResident {
                 start_vcn: 0,
@@ -594,12 +607,14 @@ impl<D: BlockDevice> Volume<D> {
         if let Body::NonResident(n) = &a.body {
             if new_size > n.data_size && n.data_size % cs != 0 {
                 let from = n.data_size;
-                let to = core::cmp::min(new_size, n.data_size.div_ceil(cs) * cs);
+                let to = core::cmp::min(new_size, n.data_size.div_ceil(cs).saturating_mul(cs));
                 let z = alloc::vec![0u8; (to - from) as usize];
                 self.write_runs(&runs, from, &z)?;
             }
         }
-        let alloc = runlist::end_vcn(&runs) * cs;
+        let alloc = runlist::end_vcn(&runs)
+            .checked_mul(cs)
+            .ok_or(Error::Corrupt("run list size"))?;
         let sparse = runs.iter().any(|r| r.lcn.is_none());
         if let Some(a) = r.find_mut(ty, name) {
             a.body = Body::NonResident(NonResident {

@@ -192,6 +192,9 @@ impl<D: BlockDevice> Volume<D> {
         if boot.mft_lcn >= boot.total_clusters() {
             return Err(Error::NotNtfs("MFT LCN beyond volume"));
         }
+        if boot.mftmirr_lcn >= boot.total_clusters() {
+            return Err(Error::NotNtfs("MFT mirror LCN beyond volume"));
+        }
         let mut v = Volume {
             dev,
             boot,
