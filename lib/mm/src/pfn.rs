@@ -738,6 +738,17 @@ impl PfnDatabase {
         Some(i as Pfn)
     }
 
+    /// A paging write failed or could not start: the page goes back to the
+    /// modified list, still dirty.
+    pub fn abort_write(&mut self, pfn: Pfn) -> Result<(), PfnError> {
+        let i = self.expect(pfn, &[PageState::Transition])?;
+        self.transition -= 1;
+        self.entries[i].reference_count = 0;
+        self.entries[i].modified = true;
+        self.insert_tail(PageState::Modified, i as u32);
+        Ok(())
+    }
+
     /// `MiWriteComplete`: the page is clean now; it goes to standby with the
     /// owner's new `original_pte` (the paging-file PTE).
     pub fn complete_write(&mut self, pfn: Pfn, original_pte: u64) -> Result<(), PfnError> {
