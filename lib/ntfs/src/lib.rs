@@ -25,6 +25,7 @@ pub mod fuzz;
 pub mod index;
 pub mod lznt1;
 pub mod record;
+pub mod reparse;
 pub mod runlist;
 pub mod secure;
 pub mod txn;

@@ -293,6 +293,10 @@ fn our_volume_read_by_ntfs3g() {
             v.set_security(n, &sd).unwrap();
         }
     }
+    // A symbolic link (reparse point indexed in $Extend\$Reparse).
+    let link = v.write_file("/link-to-windows", b"").unwrap();
+    let rp = ntfs::reparse::ReparsePoint::symlink("\\??\\C:\\Windows", "C:\\Windows", false);
+    v.set_reparse_point(link, &rp).unwrap();
     // A large directory: many index blocks, a non-resident block bitmap.
     let big = v.create_dir_all("/big").unwrap();
     for i in 0..1500u32 {
@@ -321,6 +325,11 @@ fn our_volume_read_by_ntfs3g() {
     for bad in ["rror", "orrupt", "nconsist"] {
         assert!(!fix.contains(bad), "ntfsfix complained: {fix}");
     }
+    let linfo = run("/usr/bin/ntfsinfo", &["-F", "/link-to-windows", img_s]);
+    assert!(
+        linfo.contains("$REPARSE_POINT") || linfo.contains("eparse"),
+        "{linfo}"
+    );
     let audit = run("/usr/bin/ntfssecaudit", &["-a", img_s]);
     assert!(
         audit.contains("No errors were found") && !audit.contains("warning"),

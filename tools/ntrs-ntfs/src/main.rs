@@ -252,12 +252,25 @@ fn run(cli: Cli) -> Result<(), String> {
                     }
                 }
             }
-            if let Some(rp) = &info.reparse {
-                let tag = rp
-                    .get(0..4)
-                    .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-                    .unwrap_or(0);
-                println!("reparse tag {tag:#x} ({} bytes)", rp.len());
+            if info.reparse.is_some() {
+                match v.reparse_point(n).map_err(e)? {
+                    Some(ntfs::reparse::ReparsePoint::Symlink {
+                        target,
+                        print,
+                        relative,
+                    }) => {
+                        println!(
+                            "reparse symlink -> {target:?} (print {print:?}, relative {relative})"
+                        )
+                    }
+                    Some(ntfs::reparse::ReparsePoint::MountPoint { target, print }) => {
+                        println!("reparse junction -> {target:?} (print {print:?})")
+                    }
+                    Some(ntfs::reparse::ReparsePoint::Other { tag, data }) => {
+                        println!("reparse tag {tag:#x} ({} bytes)", data.len())
+                    }
+                    None => {}
+                }
             }
             match v.security_descriptor(n).map_err(e)? {
                 Some(sd) => match security::sd::SecurityDescriptor::parse(&sd)
