@@ -693,7 +693,7 @@ impl AddressSpace {
             return Err(STATUS_NOT_IMPLEMENTED);
         }
         let (b, s) = (*base, *size);
-        if b > MM_HIGHEST_USER_ADDRESS {
+        if b >= MM_HIGHEST_USER_ADDRESS {
             return Err(STATUS_INVALID_PARAMETER_2);
         }
         if MM_HIGHEST_USER_ADDRESS - b < s {

@@ -360,6 +360,10 @@ fn commit_decommit_release_like_windows() {
         Err(STATUS_INVALID_PARAMETER_2)
     );
     assert_eq!(
+        free(&mut a, &mut m, MM_HIGHEST_USER_ADDRESS, 0, MEM_RELEASE),
+        Err(STATUS_INVALID_PARAMETER_2)
+    );
+    assert_eq!(
         free(&mut a, &mut m, 0x7FFF_FFFE_0000, 0x20000, MEM_RELEASE),
         Err(STATUS_INVALID_PARAMETER_3)
     );
@@ -821,7 +825,7 @@ impl Model {
         if ty != MEM_RELEASE && ty != MEM_DECOMMIT {
             return Err(STATUS_INVALID_PARAMETER_4);
         }
-        if base > MM_HIGHEST_USER_ADDRESS {
+        if base >= MM_HIGHEST_USER_ADDRESS {
             return Err(STATUS_INVALID_PARAMETER_2);
         }
         if MM_HIGHEST_USER_ADDRESS - base < size {
@@ -1026,7 +1030,7 @@ fn addr() -> impl Strategy<Value = Addr> {
         6 => (any::<usize>(), prop_oneof![0u64..0x6000, (0u64..18).prop_map(|p| p * PAGE_SIZE)])
             .prop_map(|(i, o)| Addr::Alloc(i, o)),
         1 => Just(Addr::Raw(0u64)),
-        1 => prop::sample::select(vec![0x1000u64, 0x8000_0000_0000, MM_HIGHEST_VAD_ADDRESS - 0xFFFF, 0x10000])
+        1 => prop::sample::select(vec![0x1000u64, 0x8000_0000_0000, MM_HIGHEST_VAD_ADDRESS - 0xFFFF, 0x10000, MM_HIGHEST_USER_ADDRESS])
             .prop_map(Addr::Raw),
     ]
 }
