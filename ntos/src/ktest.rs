@@ -265,6 +265,7 @@ pub fn run_all() -> ! {
         crate::ktest_ke::TESTS,
         crate::ktest_ob::TESTS,
         crate::ktest_mm::TESTS,
+        crate::ktest_ex::TESTS,
     ];
     let total: usize = all.iter().map(|t| t.len()).sum();
     for (name, test) in all.iter().flat_map(|t| t.iter()) {

@@ -17,6 +17,7 @@ pub mod hal;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
+pub mod ktest_ex;
 pub mod ktest_ke;
 pub mod ktest_mm;
 pub mod ktest_ob;
@@ -160,6 +161,7 @@ fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
     hal::restore_interrupts(0x200);
     ke::mp::ke_start_all_processors();
     mm::pfn::start_zero_page_thread();
+    ex::worker::initialize();
 }
 
 /// `DbgPrint`, exported for drivers: prints a NUL-terminated string (no format expansion yet).

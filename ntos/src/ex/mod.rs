@@ -1,3 +1,7 @@
-//! Executive support (ex): the early pool allocator and spin locks.
+//! Executive support (ex): the early pool allocator, executive
+//! synchronization, worker threads, and the dispatcher-object services.
 
+pub mod event;
 pub mod pool;
+pub mod sync;
+pub mod worker;

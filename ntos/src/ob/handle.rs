@@ -136,10 +136,14 @@ pub fn nt_close(handle: u64) -> NtStatus {
     match with_table(table, |t| t.close(h)) {
         Ok(e) => {
             let defer = crate::ke::irql() > crate::ke::APC_LEVEL;
-            super::with_ob(|st| {
+            let queue = super::with_ob(|st| {
                 let _ = st.ns.close_handle(e.object, defer);
                 st.reap();
+                defer && st.ns.pending_deletes() > 0
             });
+            if queue {
+                super::object::queue_deferred_deletes();
+            }
             STATUS_SUCCESS
         }
         Err(s) => s,

@@ -239,13 +239,34 @@ pub fn ob_reference_object(id: ObjectId) -> Result<(), NtStatus> {
     super::with_ob(|st| st.ns.reference(id))
 }
 
-/// `ObDereferenceObject` (deferred above APC_LEVEL, `ObDereferenceObjectDeferDelete`).
+/// `ObDereferenceObject` (deferred above APC_LEVEL, `ObDereferenceObjectDeferDelete`:
+/// the deletion runs later in a delayed worker thread).
 pub fn ob_dereference_object(id: ObjectId) {
     let defer = crate::ke::irql() > crate::ke::APC_LEVEL;
-    super::with_ob(|st| {
+    let queue = super::with_ob(|st| {
         let _ = st.ns.dereference(id, defer);
         st.reap();
+        defer && st.ns.pending_deletes() > 0
     });
+    if queue {
+        queue_deferred_deletes();
+    }
+}
+
+/// `ObpProcessRemoveObjectQueue` as a work item.
+pub fn queue_deferred_deletes() {
+    crate::ex::worker::ex_queue_work_item(
+        crate::ex::worker::WorkQueueItem {
+            routine: |_| {
+                super::with_ob(|st| {
+                    st.ns.process_deferred_deletes();
+                    st.reap();
+                });
+            },
+            parameter: 0,
+        },
+        crate::ex::worker::WorkQueueType::DelayedWorkQueue,
+    );
 }
 
 /// The type index of an object.

@@ -1,0 +1,258 @@
+//! Executive dispatcher-object services (`NtCreateEvent`, `NtOpenEvent`,
+//! `NtSetEvent`, mutants, semaphores, `NtWaitForSingleObject`,
+//! `NtWaitForMultipleObjects`): object-manager objects whose bodies are
+//! dispatcher objects. Callable from kernel mode now; the system-call layer
+//! reaches them when user mode lands.
+
+use crate::ke::thread::WaitReason;
+use crate::ke::wait::{self as kw, RawObject, Waitable};
+use crate::ob::handle::{ob_create_handle, ob_reference_object_by_handle};
+use crate::ob::object::*;
+use ::ke::objects::{ObjectId, WaitType};
+use alloc::vec::Vec;
+use nt::status::*;
+use nt::NtStatus;
+
+/// Access rights.
+pub const EVENT_QUERY_STATE: u32 = 0x0001;
+pub const EVENT_MODIFY_STATE: u32 = 0x0002;
+pub const EVENT_ALL_ACCESS: u32 = 0x001F_0003;
+pub const MUTANT_QUERY_STATE: u32 = 0x0001;
+pub const MUTANT_ALL_ACCESS: u32 = 0x001F_0001;
+pub const SEMAPHORE_MODIFY_STATE: u32 = 0x0002;
+pub const SEMAPHORE_ALL_ACCESS: u32 = 0x001F_0003;
+pub const SYNCHRONIZE: u32 = 0x0010_0000;
+
+/// `EVENT_TYPE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    NotificationEvent,
+    SynchronizationEvent,
+}
+
+fn create_named(
+    type_name: &str,
+    name: Option<&str>,
+    attributes: u32,
+    desired: u32,
+    mode: Mode,
+    make: impl FnOnce(&mut ::ke::objects::Dispatcher) -> Result<ObjectId, NtStatus>,
+) -> Result<(u64, NtStatus), NtStatus> {
+    let obj = kw::create_object(make)?;
+    let created = ob_create_object(CreateSpec {
+        type_name,
+        name,
+        attributes,
+        body: ObjectBody::Dispatcher(obj.0),
+        sd: None,
+    });
+    let (id, status) = match created {
+        Ok(v) => v,
+        Err(e) => {
+            kw::delete_object(obj.0);
+            return Err(e);
+        }
+    };
+    if status != STATUS_SUCCESS {
+        // OBJ_OPENIF found an existing object: ours was never used.
+        kw::delete_object(obj.0);
+    }
+    let token = security::token::Token::system();
+    let granted = ob_check_object_access(None, type_name, desired, mode, attributes, &token);
+    let r = granted.and_then(|g| ob_create_handle(id, g, attributes));
+    ob_dereference_object(id);
+    r.map(|h| (h, status))
+}
+
+fn open_named(
+    type_name: &str,
+    path: &str,
+    attributes: u32,
+    desired: u32,
+    mode: Mode,
+) -> Result<u64, NtStatus> {
+    let token = security::token::Token::system();
+    let (id, granted) =
+        ob_open_object_by_name(path, Some(type_name), attributes, desired, mode, &token)?;
+    let r = ob_create_handle(id, granted, attributes);
+    ob_dereference_object(id);
+    r
+}
+
+/// The dispatcher object behind a handle, checked for type and access.
+fn dispatcher_of(
+    handle: u64,
+    type_name: &str,
+    desired: u32,
+    mode: Mode,
+) -> Result<(crate::ob::handle::ObjectRef, ObjectId), NtStatus> {
+    let ty = crate::ob::system_type(type_name);
+    let r = ob_reference_object_by_handle(handle, desired, ty, mode)?;
+    let idx = with_body(r.id, |b| match b.body {
+        ObjectBody::Dispatcher(i) => Some(i),
+        _ => None,
+    })
+    .flatten()
+    .ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    Ok((r, ObjectId(idx)))
+}
+
+/// `NtCreateEvent`: returns the handle (and STATUS_OBJECT_NAME_EXISTS with OBJ_OPENIF).
+pub fn nt_create_event(
+    desired: u32,
+    name: Option<&str>,
+    attributes: u32,
+    event_type: EventType,
+    initial_state: bool,
+    mode: Mode,
+) -> Result<(u64, NtStatus), NtStatus> {
+    create_named("Event", name, attributes, desired, mode, |db| {
+        Ok(db.create_event(event_type == EventType::NotificationEvent, initial_state))
+    })
+}
+
+/// `NtOpenEvent`.
+pub fn nt_open_event(
+    desired: u32,
+    path: &str,
+    attributes: u32,
+    mode: Mode,
+) -> Result<u64, NtStatus> {
+    open_named("Event", path, attributes, desired, mode)
+}
+
+/// `NtSetEvent`: returns the previous state.
+pub fn nt_set_event(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
+    let (_r, id) = dispatcher_of(handle, "Event", EVENT_MODIFY_STATE, mode)?;
+    kw::with_db(|st| {
+        st.db
+            .set_event(id, ::ke::priority::EVENT_INCREMENT, &mut st.unwaits)
+    })
+}
+
+/// `NtResetEvent`.
+pub fn nt_reset_event(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
+    let (_r, id) = dispatcher_of(handle, "Event", EVENT_MODIFY_STATE, mode)?;
+    kw::with_db(|st| st.db.reset_event(id))
+}
+
+/// `NtPulseEvent`.
+pub fn nt_pulse_event(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
+    let (_r, id) = dispatcher_of(handle, "Event", EVENT_MODIFY_STATE, mode)?;
+    kw::with_db(|st| {
+        st.db
+            .pulse_event(id, ::ke::priority::EVENT_INCREMENT, &mut st.unwaits)
+    })
+}
+
+/// `NtCreateMutant`.
+pub fn nt_create_mutant(
+    desired: u32,
+    name: Option<&str>,
+    attributes: u32,
+    initial_owner: bool,
+    mode: Mode,
+) -> Result<(u64, NtStatus), NtStatus> {
+    let me = crate::ke::sched::current_thread_id();
+    create_named("Mutant", name, attributes, desired, mode, |db| {
+        Ok(db.create_mutant(initial_owner.then_some(::ke::objects::ThreadId(me))))
+    })
+}
+
+/// `NtOpenMutant`.
+pub fn nt_open_mutant(
+    desired: u32,
+    path: &str,
+    attributes: u32,
+    mode: Mode,
+) -> Result<u64, NtStatus> {
+    open_named("Mutant", path, attributes, desired, mode)
+}
+
+/// `NtReleaseMutant`: returns the previous count; STATUS_MUTANT_NOT_OWNED.
+pub fn nt_release_mutant(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
+    let (_r, id) = dispatcher_of(handle, "Mutant", 0, mode)?;
+    let me = ::ke::objects::ThreadId(crate::ke::sched::current_thread_id());
+    kw::with_db(|st| st.db.release_mutant(id, me, false, &mut st.unwaits))
+}
+
+/// `NtCreateSemaphore`: STATUS_INVALID_PARAMETER for a bad count/limit.
+pub fn nt_create_semaphore(
+    desired: u32,
+    name: Option<&str>,
+    attributes: u32,
+    initial: i32,
+    maximum: i32,
+    mode: Mode,
+) -> Result<(u64, NtStatus), NtStatus> {
+    create_named("Semaphore", name, attributes, desired, mode, |db| {
+        db.create_semaphore(initial, maximum)
+    })
+}
+
+/// `NtOpenSemaphore`.
+pub fn nt_open_semaphore(
+    desired: u32,
+    path: &str,
+    attributes: u32,
+    mode: Mode,
+) -> Result<u64, NtStatus> {
+    open_named("Semaphore", path, attributes, desired, mode)
+}
+
+/// `NtReleaseSemaphore`: returns the previous count.
+pub fn nt_release_semaphore(handle: u64, count: i32, mode: Mode) -> Result<i32, NtStatus> {
+    let (_r, id) = dispatcher_of(handle, "Semaphore", SEMAPHORE_MODIFY_STATE, mode)?;
+    kw::with_db(|st| st.db.release_semaphore(id, count, 1, &mut st.unwaits))
+}
+
+/// `NtWaitForSingleObject` (needs SYNCHRONIZE from user mode).
+/// `timeout`: relative 100 ns units, `None` = infinite.
+pub fn nt_wait_for_single_object(
+    handle: u64,
+    alertable: bool,
+    timeout: Option<u64>,
+    mode: Mode,
+) -> NtStatus {
+    nt_wait_for_multiple_objects(&[handle], WaitType::WaitAny, alertable, timeout, mode)
+}
+
+/// `NtWaitForMultipleObjects`: STATUS_INVALID_PARAMETER_1 for a bad count.
+pub fn nt_wait_for_multiple_objects(
+    handles: &[u64],
+    wait_type: WaitType,
+    alertable: bool,
+    timeout: Option<u64>,
+    mode: Mode,
+) -> NtStatus {
+    if handles.is_empty() || handles.len() > ::ke::objects::MAXIMUM_WAIT_OBJECTS {
+        return STATUS_INVALID_PARAMETER_1;
+    }
+    let mut refs = Vec::with_capacity(handles.len());
+    let mut objs: Vec<RawObject> = Vec::with_capacity(handles.len());
+    for &h in handles {
+        let r = match ob_reference_object_by_handle(h, SYNCHRONIZE, None, mode) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let idx = with_body(r.id, |b| match b.body {
+            ObjectBody::Dispatcher(i) => Some(i),
+            _ => None,
+        })
+        .flatten();
+        let Some(idx) = idx else {
+            return STATUS_OBJECT_TYPE_MISMATCH;
+        };
+        objs.push(RawObject(ObjectId(idx)));
+        refs.push(r);
+    }
+    let waitables: Vec<&dyn Waitable> = objs.iter().map(|o| o as &dyn Waitable).collect();
+    kw::ke_wait_for_multiple_objects(
+        &waitables,
+        wait_type,
+        WaitReason::UserRequest,
+        mode == Mode::UserMode,
+        alertable,
+        timeout,
+    )
+}
