@@ -476,7 +476,7 @@ impl<D: BlockDevice> Volume<D> {
                 Ok(())
             } else {
                 self.log_update(Update::MftBitmap);
-                self.write_mft_bitmap(&bm)
+                self.write_mft_bitmap(&bm, &dirty)
             };
             self.state.mft_bitmap = Some(bm);
             r?;
@@ -484,7 +484,8 @@ impl<D: BlockDevice> Volume<D> {
         self.dev.flush()
     }
 
-    fn write_mft_bitmap(&mut self, bm: &[u8]) -> Result<()> {
+    /// Writes the dirty pages (cluster-sized) of the MFT bitmap.
+    fn write_mft_bitmap(&mut self, bm: &[u8], dirty: &BTreeSet<u64>) -> Result<()> {
         let mut r0 = self.read_record(rec::MFT)?;
         let a = r0
             .find_mut(AT_BITMAP, &[])
@@ -496,7 +497,16 @@ impl<D: BlockDevice> Volume<D> {
             }
             Body::NonResident(n) => {
                 let runs = n.runs.clone();
-                self.write_runs(&runs, 0, bm)
+                let cs = self.cs as usize;
+                for &p in dirty {
+                    let start = p as usize * cs;
+                    if start >= bm.len() {
+                        continue;
+                    }
+                    let end = core::cmp::min(bm.len(), start + cs);
+                    self.write_runs(&runs, start as u64, &bm[start..end])?;
+                }
+                Ok(())
             }
         }
     }

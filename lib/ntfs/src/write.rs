@@ -121,6 +121,15 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Creates `name` in directory `parent`.
     pub fn create_in(&mut self, parent: u64, name: &[u16], dir: bool) -> Result<u64> {
+        self.create_with(parent, name, dir, &[])
+    }
+
+    /// [`Volume::create_in`] with initial resident data for a file (`data`
+    /// must be small enough to stay resident: at most 512 bytes).
+    fn create_with(&mut self, parent: u64, name: &[u16], dir: bool, data: &[u8]) -> Result<u64> {
+        if data.len() > 512 || (dir && !data.is_empty()) {
+            return Err(Error::InvalidParameter("initial data too large"));
+        }
         check_name(name)?;
         let (prec, pref) = self.dir_ref(parent)?;
         if self.lookup_in(parent, name)?.is_some() {
@@ -164,8 +173,8 @@ impl<D: BlockDevice> Volume<D> {
             modification: t,
             mft_change: t,
             access: t,
-            allocated_size: 0,
-            data_size: 0,
+            allocated_size: (data.len() as u64 + 7) & !7,
+            data_size: data.len() as u64,
             flags: attrs,
             reparse: 0,
             namespace: if is_dos_name(name) {
@@ -185,7 +194,7 @@ impl<D: BlockDevice> Volume<D> {
                 index::build_root(&h, &[IndexEntry::end(None)]),
             ));
         } else {
-            r.add(Attr::resident(AT_DATA, &[], Vec::new()));
+            r.add(Attr::resident(AT_DATA, &[], data.to_vec()));
         }
         self.write_record(&r)?;
         let e = IndexEntry {
@@ -236,7 +245,19 @@ impl<D: BlockDevice> Volume<D> {
         let sname: Vec<u16> = stream.encode_utf16().collect();
         let n = match self.lookup(p) {
             Ok(n) => n,
-            Err(Error::NotFound) if sname.is_empty() || !p.is_empty() => self.create(p, false)?,
+            Err(Error::NotFound) if sname.is_empty() && data.len() <= 512 => {
+                // New small file: one record write and one index insert.
+                let (ppath, name) = split_parent(p)?;
+                let parent = self.lookup(ppath).map_err(|e| {
+                    if e == Error::NotFound {
+                        Error::PathNotFound
+                    } else {
+                        e
+                    }
+                })?;
+                return self.create_with(parent, &name, false, data);
+            }
+            Err(Error::NotFound) => self.create(p, false)?,
             Err(e) => return Err(e),
         };
         self.set_len(n, &sname, 0)?;

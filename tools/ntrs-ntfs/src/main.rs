@@ -336,6 +336,28 @@ fn bench() -> ntfs::Result<()> {
     let s = t.elapsed().as_secs_f64();
     assert_eq!(back.len(), data.len());
     println!("BENCH ntfs_read_64mib {:.0} MB/s", 64.0 * 1.048576 / s);
+    // The same read by ntfs-3g's ntfscat on the same image, when installed.
+    if std::path::Path::new("/usr/bin/ntfscat").exists() {
+        let img = std::env::temp_dir().join(format!("ntrs-ntfs-bench-{}.img", std::process::id()));
+        let dev = v.into_device();
+        if std::fs::write(&img, &dev.data).is_ok() {
+            let t = Instant::now();
+            let st = std::process::Command::new("/usr/bin/ntfscat")
+                .arg(&img)
+                .arg("/big.bin")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            let s = t.elapsed().as_secs_f64();
+            if st.is_ok_and(|s| s.success()) {
+                println!(
+                    "BENCH ntfs3g_ntfscat_read_64mib {:.0} MB/s",
+                    64.0 * 1.048576 / s
+                );
+            }
+            let _ = std::fs::remove_file(&img);
+        }
+    }
     // Lookups in a 100,000-entry directory.
     let mut v = ntfs::format(MemDevice::new(512 << 20), &opts)?;
     let dir = v.create("/big", true)?;
