@@ -534,7 +534,61 @@ fn t_deferred_delete() -> TestResult {
     )
 }
 
+fn t_named_timer() -> TestResult {
+    let (h, _) = nt_create_timer(
+        TIMER_ALL_ACCESS,
+        Some("\\BaseNamedObjects\\KtTimer"),
+        0,
+        TimerType::NotificationTimer,
+        Mode::UserMode,
+    )
+    .map_err(|_| "NtCreateTimer")?;
+    let h2 = nt_open_timer(
+        SYNCHRONIZE | TIMER_QUERY_STATE,
+        "\\BaseNamedObjects\\KtTimer",
+        0,
+        Mode::UserMode,
+    )
+    .map_err(|_| "NtOpenTimer")?;
+    check(
+        nt_wait_for_single_object(h2, false, Some(0), Mode::UserMode) == STATUS_TIMEOUT,
+        "unset timer signaled",
+    )?;
+    check(
+        nt_set_timer(h2, -(30 * MS as i64), 0, Mode::UserMode) == Err(STATUS_ACCESS_DENIED),
+        "set without TIMER_MODIFY_STATE",
+    )?;
+    nt_set_timer(h, -(30 * MS as i64), 0, Mode::UserMode).map_err(|_| "NtSetTimer")?;
+    let t0 = clock::ke_query_interrupt_time();
+    check(
+        nt_wait_for_single_object(h2, false, Some(2000 * MS), Mode::UserMode) == STATUS_SUCCESS,
+        "timer wait",
+    )?;
+    check(
+        clock::ke_query_interrupt_time() - t0 >= 20 * MS,
+        "timer fired early",
+    )?;
+    check(
+        nt_cancel_timer(h, Mode::UserMode) == Ok(true),
+        "NtCancelTimer state",
+    )?;
+    crate::ob::handle::nt_close(h2);
+    crate::ob::handle::nt_close(h);
+    check(
+        nt_open_timer(
+            TIMER_ALL_ACCESS,
+            "\\BaseNamedObjects\\KtTimer",
+            0,
+            Mode::UserMode,
+        )
+        .err()
+            == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "timer name outlived its handles",
+    )
+}
+
 pub const TESTS: &[Test] = &[
+    ("ex.named_timer", t_named_timer),
     (
         "ex.named_event_across_threads",
         t_named_event_across_threads,

@@ -229,24 +229,35 @@ pub fn nt_wait_for_multiple_objects(
         return STATUS_INVALID_PARAMETER_1;
     }
     let mut refs = Vec::with_capacity(handles.len());
-    let mut objs: Vec<RawObject> = Vec::with_capacity(handles.len());
+    enum Wait {
+        Raw(RawObject),
+        Timer(&'static crate::ke::timer::KTimer),
+    }
+    let mut objs: Vec<Wait> = Vec::with_capacity(handles.len());
     for &h in handles {
         let r = match ob_reference_object_by_handle(h, SYNCHRONIZE, None, mode) {
             Ok(r) => r,
             Err(e) => return e,
         };
-        let idx = with_body(r.id, |b| match b.body {
-            ObjectBody::Dispatcher(i) => Some(i),
+        let w = with_body(r.id, |b| match b.body {
+            ObjectBody::Dispatcher(i) => Some(Wait::Raw(RawObject(ObjectId(i)))),
+            ObjectBody::Timer(t) => Some(Wait::Timer(t)),
             _ => None,
         })
         .flatten();
-        let Some(idx) = idx else {
+        let Some(w) = w else {
             return STATUS_OBJECT_TYPE_MISMATCH;
         };
-        objs.push(RawObject(ObjectId(idx)));
+        objs.push(w);
         refs.push(r);
     }
-    let waitables: Vec<&dyn Waitable> = objs.iter().map(|o| o as &dyn Waitable).collect();
+    let waitables: Vec<&dyn Waitable> = objs
+        .iter()
+        .map(|o| match o {
+            Wait::Raw(r) => r as &dyn Waitable,
+            Wait::Timer(t) => *t as &dyn Waitable,
+        })
+        .collect();
     kw::ke_wait_for_multiple_objects(
         &waitables,
         wait_type,
@@ -255,4 +266,109 @@ pub fn nt_wait_for_multiple_objects(
         alertable,
         timeout,
     )
+}
+
+/// `TIMER_QUERY_STATE`, `TIMER_MODIFY_STATE`, `TIMER_ALL_ACCESS`.
+pub const TIMER_QUERY_STATE: u32 = 0x0001;
+pub const TIMER_MODIFY_STATE: u32 = 0x0002;
+pub const TIMER_ALL_ACCESS: u32 = 0x001F_0003;
+
+/// `TIMER_TYPE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerType {
+    NotificationTimer,
+    SynchronizationTimer,
+}
+
+/// `NtCreateTimer`.
+pub fn nt_create_timer(
+    desired: u32,
+    name: Option<&str>,
+    attributes: u32,
+    timer_type: TimerType,
+    mode: Mode,
+) -> Result<(u64, NtStatus), NtStatus> {
+    let t: &'static crate::ke::timer::KTimer = alloc::boxed::Box::leak(alloc::boxed::Box::new(
+        if timer_type == TimerType::NotificationTimer {
+            crate::ke::timer::KTimer::new()
+        } else {
+            crate::ke::timer::KTimer::new_synchronization()
+        },
+    ));
+    let created = ob_create_object(CreateSpec {
+        type_name: "Timer",
+        name,
+        attributes,
+        body: ObjectBody::Timer(t),
+        sd: None,
+    });
+    let (id, status) = match created {
+        Ok(v) => v,
+        Err(e) => {
+            // SAFETY: never inserted anywhere.
+            drop(unsafe {
+                alloc::boxed::Box::from_raw(t as *const _ as *mut crate::ke::timer::KTimer)
+            });
+            return Err(e);
+        }
+    };
+    if status != STATUS_SUCCESS {
+        // SAFETY: the existing object was returned; ours was never inserted.
+        drop(unsafe {
+            alloc::boxed::Box::from_raw(t as *const _ as *mut crate::ke::timer::KTimer)
+        });
+    }
+    let token = security::token::Token::system();
+    let granted = ob_check_object_access(None, "Timer", desired, mode, attributes, &token);
+    let r = granted.and_then(|g| ob_create_handle(id, g, attributes));
+    ob_dereference_object(id);
+    r.map(|h| (h, status))
+}
+
+/// `NtOpenTimer`.
+pub fn nt_open_timer(
+    desired: u32,
+    path: &str,
+    attributes: u32,
+    mode: Mode,
+) -> Result<u64, NtStatus> {
+    open_named("Timer", path, attributes, desired, mode)
+}
+
+fn timer_of(
+    handle: u64,
+    desired: u32,
+    mode: Mode,
+) -> Result<
+    (
+        crate::ob::handle::ObjectRef,
+        &'static crate::ke::timer::KTimer,
+    ),
+    NtStatus,
+> {
+    let ty = crate::ob::system_type("Timer");
+    let r = ob_reference_object_by_handle(handle, desired, ty, mode)?;
+    let t = with_body(r.id, |b| match b.body {
+        ObjectBody::Timer(t) => Some(t),
+        _ => None,
+    })
+    .flatten()
+    .ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    Ok((r, t))
+}
+
+/// `NtSetTimer`: `due` negative = relative 100 ns units; `period_ms` > 0
+/// makes it periodic. Returns the previous signal state.
+pub fn nt_set_timer(handle: u64, due: i64, period_ms: u32, mode: Mode) -> Result<bool, NtStatus> {
+    let (_r, t) = timer_of(handle, TIMER_MODIFY_STATE, mode)?;
+    let prev = t.signaled();
+    crate::ke::timer::ke_set_timer_ex(t, due, period_ms, None);
+    Ok(prev)
+}
+
+/// `NtCancelTimer`: returns the current signal state.
+pub fn nt_cancel_timer(handle: u64, mode: Mode) -> Result<bool, NtStatus> {
+    let (_r, t) = timer_of(handle, TIMER_MODIFY_STATE, mode)?;
+    crate::ke::timer::ke_cancel_timer(t);
+    Ok(t.signaled())
 }

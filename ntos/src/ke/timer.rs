@@ -39,6 +39,18 @@ impl KTimer {
         }
     }
 
+    /// `KeInitializeTimerEx(SynchronizationTimer)`.
+    pub const fn new_synchronization() -> Self {
+        let mut t = Self::new();
+        t.object = super::wait::TimerObject::synchronization();
+        t
+    }
+
+    /// Releases the timer's dispatcher object (after `ke_cancel_timer`).
+    pub fn destroy(&self) {
+        self.object.destroy();
+    }
+
     /// `KeReadStateTimer`.
     pub fn signaled(&self) -> bool {
         self.signaled.load(Ordering::Acquire)

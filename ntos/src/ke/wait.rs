@@ -409,11 +409,22 @@ pub fn signal_timer(id: ObjectId) {
 }
 
 /// The dispatcher object of a kernel timer (`KTIMER` is waitable).
-pub struct TimerObject(Lazy);
+pub struct TimerObject(Lazy, bool);
 
 impl TimerObject {
     pub const fn new() -> Self {
-        TimerObject(Lazy::new())
+        TimerObject(Lazy::new(), true)
+    }
+    /// A synchronization timer's object (auto-resets when it satisfies a wait).
+    pub const fn synchronization() -> Self {
+        TimerObject(Lazy::new(), false)
+    }
+    /// Deletes the dispatcher object, if one was created (timer deletion).
+    pub fn destroy(&self) {
+        if let Some(id) = self.0.existing() {
+            self.0 .0.store(0, Ordering::Release);
+            delete_object(id.0);
+        }
     }
     /// The id if the timer has been used as a wait object.
     pub fn existing(&self) -> Option<ObjectId> {
@@ -429,6 +440,7 @@ impl Default for TimerObject {
 
 impl Waitable for TimerObject {
     fn object_id(&self, st: &mut DispatcherState) -> ObjectId {
-        self.0.get(st, |st| st.db.create_timer(true))
+        let notification = self.1;
+        self.0.get(st, |st| st.db.create_timer(notification))
     }
 }

@@ -32,6 +32,8 @@ pub enum ObjectBody {
     /// A dispatcher object of the kernel (event, mutant, semaphore, timer):
     /// its index in the dispatcher database.
     Dispatcher(u32),
+    /// A timer object (`ETIMER`): the kernel timer it wraps.
+    Timer(&'static crate::ke::timer::KTimer),
     /// A thread (`ETHREAD`): its kernel thread id.
     Thread(u32),
     /// A process (`EPROCESS`): its id.
@@ -281,7 +283,17 @@ pub fn with_body<R>(id: ObjectId, f: impl FnOnce(&mut ObjectExt) -> R) -> Option
 
 /// The type's delete procedure for a kernel body (`ObpDeleteObject`).
 pub fn delete_procedure(ext: ObjectExt) {
-    if let ObjectBody::Dispatcher(index) = ext.body {
-        crate::ke::wait::delete_object(index);
+    match ext.body {
+        ObjectBody::Dispatcher(index) => crate::ke::wait::delete_object(index),
+        ObjectBody::Timer(t) => {
+            crate::ke::timer::ke_cancel_timer(t);
+            t.destroy();
+            // SAFETY: timer bodies are leaked boxes owned by their object;
+            // cancelled, so the timer table no longer refers to it.
+            drop(unsafe {
+                alloc::boxed::Box::from_raw(t as *const _ as *mut crate::ke::timer::KTimer)
+            });
+        }
+        _ => {}
     }
 }
