@@ -20,6 +20,9 @@
 //! bytes 4..8 `PoolTag`, bytes 8..16 `ProcessBilled` (0).
 //!
 //! Bug check parameters produced (Microsoft's bug check reference):
+//! - `BAD_POOL_HEADER` 0x03 (free list or lookaside links corrupt, e.g. a
+//!   write after free): P2 the entry, P3 and P4 the read-back links (equal to
+//!   P2 in a healthy list).
 //! - `BAD_POOL_CALLER` 0x07 (block already free): P2 0, P3 the 8 header
 //!   bytes, P4 the address being freed.
 //! - `BAD_POOL_CALLER` 0x0A (wrong tag): P2 the address, P3 the allocator's
@@ -52,6 +55,11 @@ pub const POOL_BLOCK_SIZE: u64 = 16;
 const UNITS_PER_PAGE: u64 = PAGE_SIZE / POOL_BLOCK_SIZE;
 /// Largest block that fits in the 8-bit `BlockSize` (255 units = 4080 bytes).
 const MAX_BLOCK_UNITS: u64 = 255;
+/// Largest small allocation (254 units, header included): a fresh page must
+/// leave at least a 2-unit free block, the smallest that holds list links.
+const MAX_SMALL_UNITS: u64 = 254;
+/// Smallest block that can sit on a free list (header + `LIST_ENTRY`).
+const MIN_FREE_UNITS: u64 = 2;
 /// Small sizes served by lookaside lists (`POOL_SMALL_LISTS`: up to 32 units, 512 bytes).
 pub const POOL_SMALL_LISTS: u64 = 32;
 /// Maximum depth of each lookaside list.
@@ -223,25 +231,43 @@ struct BigPage {
     bytes: u64,
 }
 
-/// Requested bytes of each live small block (NT keeps only the block size;
-/// ntrs keeps the exact request for `!poolused` byte counts).
-type LiveSizes = BTreeMap<u64, u64>;
+/// A free list head (`ListHeads[n]` of `POOL_DESCRIPTOR`): first and last
+/// block header addresses, 0 when empty. The links themselves live in the
+/// free blocks (see [`Pool`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ListHead {
+    first: u64,
+    last: u64,
+}
+
+/// A lookaside list head (`GENERAL_LOOKASIDE`: an S-list head and its depth).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Lookaside {
+    head: u64,
+    depth: usize,
+}
 
 /// One pool (`POOL_DESCRIPTOR`): nonpaged or paged.
+///
+/// As in NT, free blocks carry their list links in their body: a block on a
+/// free list has `Flink` at body offset 0 and `Blink` at offset 8 (header
+/// addresses of the neighbours on the list, 0 for the list head); a block
+/// on a lookaside list has the next block's header address at offset 0.
+/// Links are checked before every unlink (`BAD_POOL_HEADER` 0x3), so a write
+/// after free that clobbers them is caught.
 #[derive(Clone, Debug)]
 pub struct Pool {
     pool_type: PoolType,
-    /// `ListHeads[n]`: free blocks of n units (header addresses).
-    free_lists: Vec<BTreeSet<u64>>,
-    /// Per-size lookaside lists (LIFO of header addresses).
-    lookaside: Vec<Vec<u64>>,
+    /// `ListHeads[n]`: free blocks of n units.
+    free_lists: Vec<ListHead>,
+    /// Per-size lookaside lists.
+    lookaside: Vec<Lookaside>,
     /// Pages carved into small blocks.
     small_pages: BTreeSet<u64>,
     /// `PoolBigPageTable`: big allocations by address.
     big_pages: BTreeMap<u64, BigPage>,
     /// `PoolTrackTable`.
     tags: BTreeMap<u32, TagUsage>,
-    live: LiveSizes,
 }
 
 /// Prints a tag as four characters the way `!poolused` does.
@@ -261,12 +287,11 @@ impl Pool {
     pub fn new(pool_type: PoolType) -> Self {
         Pool {
             pool_type,
-            free_lists: alloc::vec![BTreeSet::new(); MAX_BLOCK_UNITS as usize + 1],
-            lookaside: alloc::vec![Vec::new(); POOL_SMALL_LISTS as usize + 1],
+            free_lists: alloc::vec![ListHead::default(); MAX_BLOCK_UNITS as usize + 1],
+            lookaside: alloc::vec![Lookaside::default(); POOL_SMALL_LISTS as usize + 1],
             small_pages: BTreeSet::new(),
             big_pages: BTreeMap::new(),
             tags: BTreeMap::new(),
-            live: BTreeMap::new(),
         }
     }
 
@@ -289,6 +314,84 @@ impl Pool {
         mem.write(at, &h.encode());
     }
 
+    fn read_u64(mem: &dyn PoolMemory, at: u64) -> u64 {
+        let mut b = [0u8; 8];
+        mem.read(at, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn write_u64(mem: &mut dyn PoolMemory, at: u64, v: u64) {
+        mem.write(at, &v.to_le_bytes());
+    }
+
+    /// Whether `h` can be a block header of this pool (so reading it is safe).
+    fn is_block_address(&self, h: u64) -> bool {
+        h.is_multiple_of(POOL_BLOCK_SIZE)
+            && self.small_pages.contains(&(h & !(PAGE_SIZE - 1)))
+            && h % PAGE_SIZE <= PAGE_SIZE - 2 * POOL_BLOCK_SIZE
+    }
+
+    fn links(mem: &dyn PoolMemory, h: u64) -> (u64, u64) {
+        (
+            Self::read_u64(mem, h + POOL_BLOCK_SIZE),
+            Self::read_u64(mem, h + POOL_BLOCK_SIZE + 8),
+        )
+    }
+
+    fn set_links(mem: &mut dyn PoolMemory, h: u64, flink: u64, blink: u64) {
+        Self::write_u64(mem, h + POOL_BLOCK_SIZE, flink);
+        Self::write_u64(mem, h + POOL_BLOCK_SIZE + 8, blink);
+    }
+
+    /// `ExpCheckListEntry`-style safe-unlink check of block `h` on list `n`:
+    /// its neighbours must point back at it. `BAD_POOL_HEADER` 0x3 with the
+    /// entry and the two read-back values otherwise.
+    fn check_entry(&self, mem: &dyn PoolMemory, n: usize, h: u64) -> Result<(), PoolError> {
+        let (flink, blink) = Self::links(mem, h);
+        let head = self.free_lists[n];
+        let back = match flink {
+            0 => head.last,
+            f if self.is_block_address(f) => Self::links(mem, f).1,
+            f => f,
+        };
+        let fwd = match blink {
+            0 => head.first,
+            b if self.is_block_address(b) => Self::links(mem, b).0,
+            b => b,
+        };
+        if back != h || fwd != h {
+            return Err(bad_header(0x3, h, back, fwd));
+        }
+        Ok(())
+    }
+
+    /// Unlinks a checked entry.
+    fn unlink(&mut self, mem: &mut dyn PoolMemory, n: usize, h: u64) {
+        let (flink, blink) = Self::links(mem, h);
+        if blink == 0 {
+            self.free_lists[n].first = flink;
+        } else {
+            Self::write_u64(mem, blink + POOL_BLOCK_SIZE, flink);
+        }
+        if flink == 0 {
+            self.free_lists[n].last = blink;
+        } else {
+            Self::write_u64(mem, flink + POOL_BLOCK_SIZE + 8, blink);
+        }
+    }
+
+    /// `InsertHeadList` on list `n`.
+    fn link_head(&mut self, mem: &mut dyn PoolMemory, n: usize, h: u64) {
+        let first = self.free_lists[n].first;
+        Self::set_links(mem, h, first, 0);
+        if first == 0 {
+            self.free_lists[n].last = h;
+        } else {
+            Self::write_u64(mem, first + POOL_BLOCK_SIZE + 8, h);
+        }
+        self.free_lists[n].first = h;
+    }
+
     /// Per-tag usage, sorted by tag (`!poolused`).
     pub fn tag_usage(&self) -> Vec<(u32, TagUsage)> {
         self.tags.iter().map(|(&t, &u)| (t, u)).collect()
@@ -302,7 +405,8 @@ impl Pool {
             .unwrap_or_default()
     }
 
-    /// `!poolused`: one line per tag (allocations outstanding, frees, bytes in use).
+    /// `!poolused`: one line per tag (allocations outstanding, frees, bytes
+    /// in use: block sizes for small blocks, requested sizes for big pages).
     pub fn format_pool_used(&self) -> alloc::string::String {
         use core::fmt::Write as _;
         let name = match self.pool_type {
@@ -330,14 +434,15 @@ impl Pool {
             pages: self.small_pages.len() as u64
                 + self.big_pages.values().map(|b| b.pages).sum::<u64>(),
             big_allocations: self.big_pages.len() as u64,
-            lookaside_blocks: self.lookaside.iter().map(|l| l.len() as u64).sum(),
+            lookaside_blocks: self.lookaside.iter().map(|l| l.depth as u64).sum(),
         }
     }
 
     /// `ExAllocatePoolWithTag` on this pool: `bytes` bytes tagged `tag`,
     /// zeroed when `zero` is set. Returns the block address (16-byte
     /// aligned; page aligned for big allocations). A tag of 0 bug checks
-    /// with `BAD_POOL_CALLER` 0x9B. Size 0 gets a minimal block.
+    /// with `BAD_POOL_CALLER` 0x9B; a corrupted free list with
+    /// `BAD_POOL_HEADER` 0x3. Size 0 gets a minimal block.
     pub fn allocate(
         &mut self,
         mem: &mut dyn PoolMemory,
@@ -354,7 +459,7 @@ impl Pool {
             .map(|b| b / POOL_BLOCK_SIZE)
             .ok_or(PoolError::InsufficientResources { raise: false })?
             .max(2);
-        let va = if units > MAX_BLOCK_UNITS {
+        let (va, used) = if units > MAX_SMALL_UNITS {
             // Big page allocation (MiAllocatePoolPages + ExpAddTagForBigPages).
             let pages = bytes.div_ceil(PAGE_SIZE);
             let va = mem
@@ -364,10 +469,11 @@ impl Pool {
             if zero {
                 mem.fill(va, pages * PAGE_SIZE, 0);
             }
-            va
+            (va, bytes)
         } else {
             let header = self.allocate_small(mem, units)?;
             let h = self.read_header(mem, header);
+            let units = h.block_size as u64;
             Self::write_header(
                 mem,
                 header,
@@ -382,12 +488,11 @@ impl Pool {
             if zero {
                 mem.fill(va, (units - 1) * POOL_BLOCK_SIZE, 0);
             }
-            self.live.insert(va, bytes);
-            va
+            (va, units * POOL_BLOCK_SIZE)
         };
         let u = self.tags.entry(tag).or_default();
         u.allocs += 1;
-        u.bytes += bytes;
+        u.bytes += used;
         Ok(va)
     }
 
@@ -395,16 +500,34 @@ impl Pool {
     /// has the right `BlockSize`/`PreviousSize`, type and tag not yet set.
     fn allocate_small(&mut self, mem: &mut dyn PoolMemory, units: u64) -> Result<u64, PoolError> {
         if units <= POOL_SMALL_LISTS {
-            if let Some(h) = self.lookaside[units as usize].pop() {
-                return Ok(h);
+            let l = self.lookaside[units as usize];
+            if l.head != 0 {
+                // Pop, validating the next pointer like a checked S-list pop.
+                let next = Self::read_u64(mem, l.head + POOL_BLOCK_SIZE);
+                let next_ok = next == 0
+                    || (self.is_block_address(next) && {
+                        let n = self.read_header(mem, next);
+                        n.pool_type == 0
+                            && n.pool_index == LOOKASIDE_INDEX
+                            && n.block_size as u64 == units
+                    });
+                if !next_ok || l.depth == 0 {
+                    return Err(bad_header(0x3, l.head, next, 0));
+                }
+                self.lookaside[units as usize] = Lookaside {
+                    head: next,
+                    depth: l.depth - 1,
+                };
+                return Ok(l.head);
             }
         }
         let found =
-            (units as usize..=MAX_BLOCK_UNITS as usize).find(|&n| !self.free_lists[n].is_empty());
+            (units as usize..=MAX_BLOCK_UNITS as usize).find(|&n| self.free_lists[n].first != 0);
         let (header, have) = match found {
             Some(n) => {
-                let h = *self.free_lists[n].iter().next().expect("non-empty list");
-                self.free_lists[n].remove(&h);
+                let h = self.free_lists[n].first;
+                self.check_entry(mem, n, h)?;
+                self.unlink(mem, n, h);
                 (h, n as u64)
             }
             None => {
@@ -437,12 +560,13 @@ impl Pool {
                         tag: 0,
                     },
                 );
-                self.free_lists[rest as usize].insert(at);
+                self.link_head(mem, rest as usize, at);
                 return Ok(page);
             }
         };
         let mut h = self.read_header(mem, header);
-        if have > units {
+        // A remainder too small to hold list links stays part of the block.
+        if have >= units + MIN_FREE_UNITS {
             // Split: the front is ours, the remainder stays free.
             let rest = have - units;
             let at = header + units * POOL_BLOCK_SIZE;
@@ -458,7 +582,7 @@ impl Pool {
                 },
             );
             self.fix_next_previous(mem, at, rest);
-            self.free_lists[rest as usize].insert(at);
+            self.link_head(mem, rest as usize, at);
             h.block_size = units as u8;
         }
         Self::write_header(mem, header, h);
@@ -519,10 +643,8 @@ impl Pool {
         if tag != 0 && h.tag != tag {
             return Err(bad_caller(0x0A, va, h.tag as u64, tag as u64));
         }
-        let bytes = self.live.remove(&va).unwrap_or(0);
-        self.account_free(h.tag, bytes);
         let units = h.block_size as u64;
-        if units <= POOL_SMALL_LISTS && self.lookaside[units as usize].len() < LOOKASIDE_DEPTH {
+        if units <= POOL_SMALL_LISTS && self.lookaside[units as usize].depth < LOOKASIDE_DEPTH {
             // Park on the lookaside list: marked free so a second free is caught.
             Self::write_header(
                 mem,
@@ -533,10 +655,16 @@ impl Pool {
                     ..h
                 },
             );
-            self.lookaside[units as usize].push(header);
-            return Ok(());
+            let l = self.lookaside[units as usize];
+            Self::write_u64(mem, header + POOL_BLOCK_SIZE, l.head);
+            self.lookaside[units as usize] = Lookaside {
+                head: header,
+                depth: l.depth + 1,
+            };
+        } else {
+            self.insert_free(mem, header, h)?;
         }
-        self.insert_free(mem, header, h);
+        self.account_free(h.tag, units * POOL_BLOCK_SIZE);
         Ok(())
     }
 
@@ -587,9 +715,36 @@ impl Pool {
     }
 
     /// Puts a block on its free list, coalescing with free (non-lookaside)
-    /// neighbours; a page that becomes entirely free goes back to the provider.
-    fn insert_free(&mut self, mem: &mut dyn PoolMemory, header: u64, h: Header) {
+    /// neighbours; a page that becomes entirely free goes back to the
+    /// provider. The neighbours' list links are checked before anything is
+    /// written.
+    fn insert_free(
+        &mut self,
+        mem: &mut dyn PoolMemory,
+        header: u64,
+        h: Header,
+    ) -> Result<(), PoolError> {
         let page = header & !(PAGE_SIZE - 1);
+        let next = header + h.block_size as u64 * POOL_BLOCK_SIZE;
+        let merge_next = if next < page + PAGE_SIZE {
+            let n = self.read_header(mem, next);
+            (n.pool_type == 0 && n.pool_index == 0 && n.block_size != 0).then_some(n)
+        } else {
+            None
+        };
+        let prev = header - h.previous_size as u64 * POOL_BLOCK_SIZE;
+        let merge_prev = if header != page && h.previous_size != 0 {
+            let p = self.read_header(mem, prev);
+            (p.pool_type == 0 && p.pool_index == 0 && p.block_size != 0).then_some(p)
+        } else {
+            None
+        };
+        if let Some(n) = merge_next {
+            self.check_entry(mem, n.block_size as usize, next)?;
+        }
+        if let Some(p) = merge_prev {
+            self.check_entry(mem, p.block_size as usize, prev)?;
+        }
         // Mark the block free first, so that if it is merged into its
         // predecessor a second free still finds a free header.
         Self::write_header(
@@ -605,30 +760,20 @@ impl Pool {
         let mut start = header;
         let mut units = h.block_size as u64;
         let mut previous = h.previous_size;
-        // Merge with the next block.
-        let next = start + units * POOL_BLOCK_SIZE;
-        if next < page + PAGE_SIZE {
-            let n = self.read_header(mem, next);
-            if n.pool_type == 0 && n.pool_index == 0 && n.block_size != 0 {
-                self.free_lists[n.block_size as usize].remove(&next);
-                units += n.block_size as u64;
-            }
+        if let Some(n) = merge_next {
+            self.unlink(mem, n.block_size as usize, next);
+            units += n.block_size as u64;
         }
-        // Merge with the previous block.
-        if start != page && previous != 0 {
-            let prev = start - previous as u64 * POOL_BLOCK_SIZE;
-            let p = self.read_header(mem, prev);
-            if p.pool_type == 0 && p.pool_index == 0 {
-                self.free_lists[p.block_size as usize].remove(&prev);
-                units += p.block_size as u64;
-                start = prev;
-                previous = p.previous_size;
-            }
+        if let Some(p) = merge_prev {
+            self.unlink(mem, p.block_size as usize, prev);
+            units += p.block_size as u64;
+            start = prev;
+            previous = p.previous_size;
         }
         if units >= UNITS_PER_PAGE {
             self.small_pages.remove(&page);
             mem.free_pages(page, 1);
-            return;
+            return Ok(());
         }
         Self::write_header(
             mem,
@@ -642,36 +787,44 @@ impl Pool {
             },
         );
         self.fix_next_previous(mem, start, units);
-        self.free_lists[units as usize].insert(start);
+        self.link_head(mem, units as usize, start);
+        Ok(())
     }
 
     /// Empties the lookaside lists into the free lists (what NT's balance
     /// set manager does when it shrinks lookaside depths); pages that become
     /// free go back to the provider.
-    pub fn flush_lookaside(&mut self, mem: &mut dyn PoolMemory) {
-        for n in 0..self.lookaside.len() {
-            while let Some(header) = self.lookaside[n].pop() {
+    pub fn flush_lookaside(&mut self, mem: &mut dyn PoolMemory) -> Result<(), PoolError> {
+        for n in 1..self.lookaside.len() {
+            while self.lookaside[n].head != 0 {
+                let header = self.allocate_small(mem, n as u64)?;
                 let h = self.read_header(mem, header);
-                self.insert_free(mem, header, Header { pool_index: 0, ..h });
+                self.insert_free(mem, header, Header { pool_index: 0, ..h })?;
             }
         }
+        Ok(())
     }
 
-    /// The tag and requested size of a live allocation (`!pool <address>`).
+    /// The tag and size in use of a live allocation (`!pool <address>`):
+    /// the requested size for big pages, the block size for small blocks.
     pub fn query(&self, mem: &dyn PoolMemory, va: u64) -> Option<(u32, u64)> {
         if let Some(b) = self.big_pages.get(&va) {
             return Some((b.tag, b.bytes));
         }
-        let bytes = *self.live.get(&va)?;
-        Some((self.read_header(mem, va - POOL_BLOCK_SIZE).tag, bytes))
+        if va < POOL_BLOCK_SIZE || !self.is_block_address(va - POOL_BLOCK_SIZE) {
+            return None;
+        }
+        let h = self.read_header(mem, va - POOL_BLOCK_SIZE);
+        (h.pool_type == self.type_byte()).then_some((h.tag, h.block_size as u64 * POOL_BLOCK_SIZE))
     }
 
     /// Walks every small-block page and checks that the blocks tile it with
-    /// consistent `PreviousSize` links, that every free-list and lookaside
-    /// entry is a free block of the right size, and that live blocks are
-    /// allocated (`!poolval`).
+    /// consistent `PreviousSize` links, and every free list and lookaside
+    /// list: links consistent both ways, entries free blocks of the right
+    /// size, and every free block on exactly one list (`!poolval`).
     pub fn verify(&self, mem: &dyn PoolMemory) -> Result<(), alloc::string::String> {
-        let mut free_seen = BTreeSet::new();
+        let mut free_found = BTreeSet::new();
+        let mut lookaside_found = BTreeSet::new();
         for &page in &self.small_pages {
             let mut at = page;
             let mut prev = 0u8;
@@ -681,16 +834,11 @@ impl Pool {
                     return Err(alloc::format!("bad header at {at:#x}: {h:?}"));
                 }
                 if h.pool_type == 0 && h.pool_index == 0 {
-                    if !self.free_lists[h.block_size as usize].contains(&at) {
-                        return Err(alloc::format!("free block {at:#x} not on its list"));
-                    }
-                    free_seen.insert(at);
+                    free_found.insert(at);
                 } else if h.pool_type == 0 {
-                    if !self.lookaside[h.block_size as usize].contains(&at) {
-                        return Err(alloc::format!("lookaside block {at:#x} not listed"));
-                    }
-                } else if !self.live.contains_key(&(at + POOL_BLOCK_SIZE)) {
-                    return Err(alloc::format!("allocated block {at:#x} unknown"));
+                    lookaside_found.insert(at);
+                } else if h.pool_type != self.type_byte() {
+                    return Err(alloc::format!("foreign pool type at {at:#x}"));
                 }
                 prev = h.block_size;
                 at += h.block_size as u64 * POOL_BLOCK_SIZE;
@@ -699,11 +847,63 @@ impl Pool {
                 return Err(alloc::format!("blocks overrun page {page:#x}"));
             }
         }
-        let listed: usize = self.free_lists.iter().map(|l| l.len()).sum();
-        if listed != free_seen.len() {
+        let mut listed = BTreeSet::new();
+        for (n, head) in self.free_lists.iter().enumerate() {
+            let mut prev = 0u64;
+            let mut cur = head.first;
+            while cur != 0 {
+                if !free_found.contains(&cur) || !listed.insert(cur) {
+                    return Err(alloc::format!("list {n}: bad or repeated entry {cur:#x}"));
+                }
+                if self.read_header(mem, cur).block_size as usize != n {
+                    return Err(alloc::format!("list {n}: entry {cur:#x} has another size"));
+                }
+                let (f, b) = Self::links(mem, cur);
+                if b != prev {
+                    return Err(alloc::format!("list {n}: blink of {cur:#x} is {b:#x}"));
+                }
+                prev = cur;
+                cur = f;
+            }
+            if head.last != prev {
+                return Err(alloc::format!("list {n}: tail mismatch"));
+            }
+        }
+        if listed != free_found {
             return Err(alloc::format!(
-                "{listed} listed free blocks, {} found",
-                free_seen.len()
+                "{} listed free blocks, {} found",
+                listed.len(),
+                free_found.len()
+            ));
+        }
+        let mut parked = BTreeSet::new();
+        for (n, l) in self.lookaside.iter().enumerate() {
+            let mut cur = l.head;
+            let mut depth = 0;
+            while cur != 0 {
+                if !lookaside_found.contains(&cur) || !parked.insert(cur) {
+                    return Err(alloc::format!("lookaside {n}: bad entry {cur:#x}"));
+                }
+                if self.read_header(mem, cur).block_size as usize != n {
+                    return Err(alloc::format!(
+                        "lookaside {n}: entry {cur:#x} has another size"
+                    ));
+                }
+                depth += 1;
+                cur = Self::read_u64(mem, cur + POOL_BLOCK_SIZE);
+            }
+            if depth != l.depth {
+                return Err(alloc::format!(
+                    "lookaside {n}: depth {} but {depth} linked",
+                    l.depth
+                ));
+            }
+        }
+        if parked != lookaside_found {
+            return Err(alloc::format!(
+                "{} parked blocks, {} found",
+                parked.len(),
+                lookaside_found.len()
             ));
         }
         Ok(())

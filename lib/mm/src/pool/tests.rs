@@ -82,8 +82,10 @@ fn small_allocations_zeroed_tagged_and_reused() {
     let b = pool.allocate(&mut mem, 100, TAG, false).unwrap();
     let mut buf = [0u8; 100];
     mem.read(b, &mut buf);
+    // Not zeroed: the old contents stay (the first 16 bytes held the free
+    // block's list links).
     assert!(
-        buf.iter().all(|&b| b == 0xCC),
+        buf[16..].iter().all(|&b| b == 0xCC),
         "uninitialized memory is not zeroed"
     );
     assert_eq!(
@@ -91,10 +93,14 @@ fn small_allocations_zeroed_tagged_and_reused() {
         TagUsage {
             allocs: 2,
             frees: 0,
-            bytes: 200
+            bytes: 256
         }
     );
-    assert_eq!(pool.query(&mem, a), Some((TAG, 100)));
+    assert!(pool
+        .format_pool_used()
+        .contains(" Test          2          0        256"));
+    // Usage counts whole blocks: 100 bytes + header = 8 units = 128 bytes.
+    assert_eq!(pool.query(&mem, a), Some((TAG, 128)));
     pool.verify(&mem).unwrap();
     pool.free(&mut mem, a, TAG).unwrap();
     // Lookaside: the same block comes back for the same size.
@@ -105,12 +111,12 @@ fn small_allocations_zeroed_tagged_and_reused() {
         TagUsage {
             allocs: 2,
             frees: 1,
-            bytes: 100
+            bytes: 128
         }
     );
     pool.free(&mut mem, b, 0).unwrap();
     pool.free(&mut mem, c, TAG2).unwrap();
-    pool.flush_lookaside(&mut mem);
+    pool.flush_lookaside(&mut mem).unwrap();
     pool.verify(&mem).unwrap();
     assert_eq!(mem.pages_in_use(), 0, "empty page returned");
     assert_eq!(pool.stats().pages, 0);
@@ -140,10 +146,10 @@ fn big_pages() {
         bugcheck(pool.free(&mut mem, a, TAG)),
         (BAD_POOL_CALLER, [0x42, a, 0, 0])
     );
-    // 4080 bytes of block is the largest small block.
-    let s = pool.allocate(&mut mem, 4080 - 16, TAG, false).unwrap();
+    // 4064 bytes of block (254 units) is the largest small block.
+    let s = pool.allocate(&mut mem, 4064 - 16, TAG, false).unwrap();
     assert_eq!(s % PAGE_SIZE, 16);
-    let b = pool.allocate(&mut mem, 4080 - 15, TAG, false).unwrap();
+    let b = pool.allocate(&mut mem, 4064 - 15, TAG, false).unwrap();
     assert_eq!(b % PAGE_SIZE, 0);
 }
 
@@ -209,6 +215,44 @@ fn corruption_detection() {
         Err(PoolError::BugCheck(BugCheck {
             code: BAD_POOL_CALLER,
             parameters: [0x9B, 0, 10, 0]
+        }))
+    );
+}
+
+#[test]
+fn write_after_free_is_caught() {
+    let mut mem = Arena::new(BASE, 8);
+    let mut pool = Pool::new(PoolType::NonPaged);
+    let _a = pool.allocate(&mut mem, 1000, TAG, false).unwrap();
+    let b = pool.allocate(&mut mem, 1000, TAG, false).unwrap();
+    let _c = pool.allocate(&mut mem, 1000, TAG, false).unwrap();
+    pool.free(&mut mem, b, TAG).unwrap();
+    pool.verify(&mem).unwrap();
+    // The freed block's Flink is overwritten.
+    mem.write(b, &0x4141_4141_4141_4141u64.to_le_bytes());
+    assert!(pool.verify(&mem).is_err());
+    match pool.allocate(&mut mem, 1000, TAG, false) {
+        Err(PoolError::BugCheck(BugCheck { code, parameters })) => {
+            assert_eq!(code, BAD_POOL_HEADER);
+            assert_eq!(parameters[0], 0x3);
+            assert_eq!(parameters[1], b - 16);
+            assert_eq!(parameters[2], 0x4141_4141_4141_4141);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Same on a lookaside list: the parked block's next pointer is clobbered.
+    let mut pool = Pool::new(PoolType::Paged);
+    let mut mem = Arena::new(BASE, 8);
+    let x = pool.allocate(&mut mem, 40, TAG, false).unwrap();
+    let y = pool.allocate(&mut mem, 40, TAG, false).unwrap();
+    pool.free(&mut mem, x, TAG).unwrap();
+    pool.free(&mut mem, y, TAG).unwrap();
+    mem.write(y, &0xDEAD_0000u64.to_le_bytes());
+    assert_eq!(
+        pool.allocate(&mut mem, 40, TAG, false),
+        Err(PoolError::BugCheck(BugCheck {
+            code: BAD_POOL_HEADER,
+            parameters: [0x3, y - 16, 0xDEAD_0000, 0]
         }))
     );
 }
@@ -301,7 +345,7 @@ proptest! {
         for (va, _, _) in live.drain(..) {
             pool.free(&mut mem, va, TAG).unwrap();
         }
-        pool.flush_lookaside(&mut mem);
+        pool.flush_lookaside(&mut mem).unwrap();
         pool.verify(&mem).map_err(TestCaseError::fail)?;
         prop_assert_eq!(mem.pages_in_use(), 0);
         prop_assert_eq!(pool.usage(TAG).bytes, 0);
