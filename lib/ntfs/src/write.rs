@@ -1011,6 +1011,44 @@ impl<D: BlockDevice> Volume<D> {
                 }
             };
         }
+        if let (false, Some(left)) = (leaf, entries[i].child) {
+            // Replace it by its predecessor, the last entry of the rightmost
+            // leaf of its left subtree, when that leaf keeps an entry.
+            let mut pvcn = left;
+            let mut pnode = self.read_block(&ctx, pvcn)?;
+            for _ in 0..64 {
+                match pnode.last().and_then(|e| e.child) {
+                    Some(c) => {
+                        pvcn = c;
+                        pnode = self.read_block(&ctx, c)?;
+                    }
+                    None => break,
+                }
+            }
+            let real = pnode.iter().filter(|e| !e.last).count();
+            let is_leaf = pnode.iter().all(|e| e.child.is_none());
+            if is_leaf && real > 1 && pnode.last().is_some_and(|e| e.last) && Some(pvcn) != vcn {
+                let pred = pnode.remove(pnode.len() - 2);
+                let mut repl = pred;
+                repl.child = Some(left);
+                entries[i] = repl;
+                let cap = index::block_capacity(ctx.hdr.block_size as usize);
+                let fits = match vcn {
+                    None => self.root_fits(&ctx, &entries),
+                    Some(_) => index::entries_len(&entries) <= cap,
+                };
+                if fits {
+                    self.write_block(&ctx, pvcn, &pnode)?;
+                    return match vcn {
+                        None => {
+                            ctx.root = entries;
+                            self.commit_root(&mut ctx)
+                        }
+                        Some(v) => self.write_block(&ctx, v, &entries),
+                    };
+                }
+            }
+        }
         // Otherwise rebuild the whole tree without the entry.
         let mut all = self.index_all(&ctx)?;
         all.retain(|e| {

@@ -192,3 +192,50 @@ proptest! {
         prop_assert_eq!(&again, &m);
     }
 }
+
+#[derive(Clone, Debug)]
+enum DirOp {
+    Add(u16),
+    Del(u16),
+}
+
+fn dir_ops() -> impl Strategy<Value = Vec<DirOp>> {
+    prop::collection::vec(
+        prop_oneof![3 => (0u16..400).prop_map(DirOp::Add), 2 => (0u16..400).prop_map(DirOp::Del)],
+        50..700,
+    )
+}
+
+fn entry_name(i: u16) -> String {
+    // Varying lengths so nodes split at different points.
+    format!("entry {i:03} {}", "x".repeat((i as usize * 7) % 60))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases() / 4 + 1))]
+    /// One directory under heavy insert/delete: node splits, root promotion,
+    /// predecessor replacement and rebuilds keep the B+ tree equal to a set.
+    #[test]
+    fn directory_index_matches_set(ops in dir_ops()) {
+        let mut v = format(MemDevice::new(16 << 20), &FormatOptions::default()).unwrap();
+        let d = v.create("/d", true).unwrap();
+        let mut set = std::collections::BTreeSet::new();
+        for op in &ops {
+            match op {
+                DirOp::Add(i) => {
+                    let r = v.create(&format!("/d/{}", entry_name(*i)), false);
+                    prop_assert_eq!(r.is_ok(), set.insert(*i), "add {}: {:?}", i, r);
+                }
+                DirOp::Del(i) => {
+                    let r = v.remove(&format!("/d/{}", entry_name(*i)));
+                    prop_assert_eq!(r.is_ok(), set.remove(i), "del {}: {:?}", i, r);
+                }
+            }
+        }
+        let listed: Vec<String> = v.read_dir(d).unwrap().into_iter().map(|e| e.name).collect();
+        let want: Vec<String> = set.iter().map(|i| entry_name(*i)).collect();
+        prop_assert_eq!(listed, want);
+        let problems = check(&mut v).unwrap();
+        prop_assert!(problems.is_empty(), "{:#?}", problems);
+    }
+}
