@@ -1103,10 +1103,13 @@ fn vm_op() -> impl Strategy<Value = VmOp> {
     ]
 }
 
+/// Sequences per property test: 2048, or `MM_PROPTEST_CASES` from the environment.
 fn cases() -> u32 {
-    option_env!("MM_PROPTEST_CASES")
+    extern crate std;
+    std::env::var("MM_PROPTEST_CASES")
+        .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(512)
+        .unwrap_or(2048)
 }
 
 /// Runs one sequence on a machine with `phys` physical pages and the model;
