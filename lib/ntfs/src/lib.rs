@@ -35,7 +35,7 @@ pub mod volume;
 pub mod write;
 
 pub use check::{check, Problem};
-pub use device::{BlockDevice, MemDevice, OffsetDevice};
+pub use device::{BlockDevice, MemDevice, OffsetDevice, SectorIo, Sectored};
 pub use error::{Error, Result};
 pub use format::{format, FormatOptions};
 pub use fuzz::fuzz_one;

@@ -566,3 +566,75 @@ fn symlinks_are_surfaced_not_followed() {
     ));
     assert!(check(&mut v).unwrap().is_empty());
 }
+
+/// A sector-only device for testing [`Sectored`].
+struct Sectors {
+    ss: usize,
+    data: Vec<u8>,
+}
+
+impl SectorIo for Sectors {
+    fn sector_size(&self) -> u32 {
+        self.ss as u32
+    }
+    fn sectors(&self) -> u64 {
+        (self.data.len() / self.ss) as u64
+    }
+    fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> Result<()> {
+        assert_eq!(buf.len() % self.ss, 0, "partial sector read");
+        let o = lba as usize * self.ss;
+        buf.copy_from_slice(self.data.get(o..o + buf.len()).ok_or(Error::OutOfRange)?);
+        Ok(())
+    }
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> Result<()> {
+        assert_eq!(buf.len() % self.ss, 0, "partial sector write");
+        let o = lba as usize * self.ss;
+        self.data
+            .get_mut(o..o + buf.len())
+            .ok_or(Error::OutOfRange)?
+            .copy_from_slice(buf);
+        Ok(())
+    }
+}
+
+#[test]
+fn sectored_device_matches_byte_device() {
+    for ss in [512usize, 4096] {
+        let mut s = Sectored::new(Sectors {
+            ss,
+            data: vec![0; 64 * 1024],
+        });
+        let mut m = MemDevice::new(64 * 1024);
+        let mut x = 99u32;
+        for _ in 0..300 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let off = (x >> 8) as u64 % 60_000;
+            let len = (x % 5000) as usize;
+            let data: Vec<u8> = (0..len).map(|i| (i as u32 ^ x) as u8).collect();
+            s.write_at(off, &data).unwrap();
+            m.write_at(off, &data).unwrap();
+            let mut a = vec![0u8; len];
+            let mut b = vec![0u8; len];
+            s.read_at(off / 3, &mut a).unwrap();
+            m.read_at(off / 3, &mut b).unwrap();
+            assert_eq!(a, b);
+        }
+        assert_eq!(s.inner.data, m.data);
+        assert_eq!(
+            s.read_at(64 * 1024 - 10, &mut [0u8; 11]),
+            Err(Error::OutOfRange)
+        );
+    }
+    // A whole volume on 4 KiB sectors.
+    let mut v = format(
+        Sectored::new(Sectors {
+            ss: 4096,
+            data: vec![0; 8 << 20],
+        }),
+        &FormatOptions::default(),
+    )
+    .unwrap();
+    v.write_file("/x", &[3u8; 10_000]).unwrap();
+    let mut v = Volume::open(v.into_device()).unwrap();
+    assert_eq!(v.read_file("/x").unwrap(), vec![3u8; 10_000]);
+}
