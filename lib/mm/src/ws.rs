@@ -169,11 +169,11 @@ pub fn trim_working_set(
     Ok(out)
 }
 
-/// Whether the balance set manager should trim: available pages
-/// (zeroed + free + standby) below `minimum_available` (`MmMinimumFreePages`).
+/// Whether the balance set manager should trim working sets:
+/// `MmAvailablePages` (zeroed + free + standby) below `minimum_available`
+/// (NT's `MmMinimumFreePages`-style threshold).
 pub fn memory_is_low(pfn_db: &PfnDatabase, minimum_available: u64) -> bool {
-    let c = pfn_db.counts();
-    c.zeroed + c.free < minimum_available
+    pfn_db.available_pages() < minimum_available
 }
 
 #[cfg(test)]
