@@ -611,6 +611,15 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Loads the root of index `name` of file `n`, and its allocation stream.
     pub(crate) fn index_ctx(&mut self, n: u64, name: &[u16]) -> Result<IndexCtx> {
+        self.index_ctx_ex(n, name, true)
+    }
+
+    /// [`Volume::index_ctx`] without the block bitmap (for lookups).
+    pub(crate) fn index_ctx_ro(&mut self, n: u64, name: &[u16]) -> Result<IndexCtx> {
+        self.index_ctx_ex(n, name, false)
+    }
+
+    fn index_ctx_ex(&mut self, n: u64, name: &[u16], with_bitmap: bool) -> Result<IndexCtx> {
         let (rec, attrs) = self.load(n)?;
         let root = attrs
             .iter()
@@ -633,6 +642,7 @@ impl<D: BlockDevice> Volume<D> {
             Err(e) => return Err(e),
         };
         let bitmap = match Self::stream_from(&attrs, AT_BITMAP, name, n, self.cs) {
+            Ok(_) if !with_bitmap => None,
             Ok(s) => Some(self.read_whole(&s)?),
             Err(Error::NotFound) => None,
             Err(e) => return Err(e),
@@ -767,7 +777,7 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Looks `name` up in directory `dir` (case-insensitive, by `$UpCase`).
     pub fn lookup_in(&mut self, dir: u64, name: &[u16]) -> Result<Option<DirEntry>> {
-        let ctx = self.index_ctx(dir, &I30)?;
+        let ctx = self.index_ctx_ro(dir, &I30)?;
         let up = core::mem::take(&mut self.upcase);
         let mut bad = false;
         let r = self.index_find(&ctx, &mut |e| match FileName::parse(&e.key) {
@@ -801,7 +811,7 @@ impl<D: BlockDevice> Volume<D> {
     /// Lists a directory in index order. DOS-only names (the short 8.3 alias
     /// of a long name) are left out.
     pub fn read_dir(&mut self, dir: u64) -> Result<Vec<DirEntry>> {
-        let ctx = self.index_ctx(dir, &I30)?;
+        let ctx = self.index_ctx_ro(dir, &I30)?;
         if ctx.hdr.ty != AT_FILE_NAME {
             return Err(Error::NotADirectory);
         }
@@ -959,7 +969,7 @@ impl<D: BlockDevice> Volume<D> {
     /// Looks a security id up in `$Secure`.
     pub fn security_by_id(&mut self, id: u32) -> Result<Option<Vec<u8>>> {
         let sii: [u16; 4] = [b'$' as u16, b'S' as u16, b'I' as u16, b'I' as u16];
-        let ctx = self.index_ctx(rec::SECURE, &sii)?;
+        let ctx = self.index_ctx_ro(rec::SECURE, &sii)?;
         let e = self.index_find(&ctx, &mut |e| {
             let k = u32_at(&e.key, 0).unwrap_or(0);
             id.cmp(&k)
