@@ -187,12 +187,17 @@ fn check(tally: &mut Tally, errors: &mut Vec<String>, name: &str, ok: bool, why:
 pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
     // 1. In-kernel tests (`/TESTS`) on one and on four processors: one KTEST
     //    line per test, then isa-debug-exit.
-    for (smp, prefix) in [(1, "kernel"), (4, "kernel-smp4")] {
+    // The four-processor run uses `-cpu max`, whose XSAVE (x87/SSE/AVX)
+    // context switches the extended-state test then exercises.
+    for (smp, prefix, extra) in [
+        (1, "kernel", &[][..]),
+        (4, "kernel-smp4", &["-cpu", "max"][..]),
+    ] {
         match run_session(
             img,
             "/TESTS",
             smp,
-            &[],
+            extra,
             &mut std::iter::empty(),
             false,
             Duration::from_secs(300),
