@@ -638,3 +638,17 @@ fn sectored_device_matches_byte_device() {
     let mut v = Volume::open(v.into_device()).unwrap();
     assert_eq!(v.read_file("/x").unwrap(), vec![3u8; 10_000]);
 }
+
+#[test]
+fn huge_sizes_fail_cleanly() {
+    let mut v = fresh(4);
+    let n = v.write_file("/f", b"abc").unwrap();
+    assert_eq!(v.write_at(n, &[], 1 << 40, b"x"), Err(Error::DiskFull));
+    assert_eq!(v.set_len(n, &[], 1 << 40), Err(Error::DiskFull));
+    assert_eq!(
+        v.write_at(n, &[], u64::MAX, b"xy"),
+        Err(Error::InvalidParameter("offset"))
+    );
+    assert_eq!(v.read_file("/f").unwrap(), b"abc");
+    assert!(check(&mut v).unwrap().is_empty());
+}

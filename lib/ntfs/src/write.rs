@@ -288,7 +288,8 @@ impl<D: BlockDevice> Volume<D> {
         let size = a.data_size();
         let new_size = size.max(end);
         let mut resident_done = false;
-        if let Body::Resident { value, .. } = &a.body {
+        let small = new_size <= self.rs as u64;
+        if let (true, Body::Resident { value, .. }) = (small, &a.body) {
             let mut v = value.clone();
             v.resize(new_size as usize, 0);
             v[offset as usize..end as usize].copy_from_slice(data);
@@ -338,8 +339,10 @@ impl<D: BlockDevice> Volume<D> {
         match &a.body {
             Body::Resident { .. } => {
                 let mut trial = r.clone();
-                self.resize_attr(&mut trial, AT_DATA, stream, len, false)?;
-                if trial.encoded_len(self.rs) + 128 <= self.rs {
+                if len <= self.rs as u64 {
+                    self.resize_attr(&mut trial, AT_DATA, stream, len, false)?;
+                }
+                if len <= self.rs as u64 && trial.encoded_len(self.rs) + 128 <= self.rs {
                     r = trial;
                 } else {
                     self.resize_attr(&mut r, AT_DATA, stream, len, true)?;
