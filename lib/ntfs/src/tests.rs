@@ -652,3 +652,27 @@ fn huge_sizes_fail_cleanly() {
     assert_eq!(v.read_file("/f").unwrap(), b"abc");
     assert!(check(&mut v).unwrap().is_empty());
 }
+
+/// A record filled by links and resident streams: new names push the
+/// largest resident stream out to clusters; truncating stays resident.
+#[test]
+fn full_records_move_streams_out() {
+    let mut v = fresh(8);
+    v.write_file("/file-2", &[7]).unwrap();
+    v.link("/file-2", "/file-1").unwrap();
+    v.link("/file-1", "/file-5").unwrap();
+    v.write_file("/file-1:s1", &[1; 26]).unwrap();
+    v.write_file("/file-1:s0", &[2; 202]).unwrap();
+    for i in 0..2 {
+        v.link("/file-1", &format!("/link {i}")).unwrap();
+    }
+    v.write_file("/file-1", &[]).unwrap();
+    assert_eq!(v.read_file("/file-5:s0").unwrap(), vec![2; 202]);
+    assert_eq!(v.read_file("/file-2:s1").unwrap(), vec![1; 26]);
+    assert_eq!(v.read_file("/link 1").unwrap(), b"");
+    let n = v.lookup("/file-1").unwrap();
+    assert_eq!(v.stat(n).unwrap().link_count, 5);
+    let streams = v.stat(n).unwrap().streams;
+    assert!(streams.iter().any(|s| s.name == "s0" && !s.resident));
+    assert!(check(&mut v).unwrap().is_empty());
+}

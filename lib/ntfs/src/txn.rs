@@ -609,8 +609,9 @@ impl<D: BlockDevice> Volume<D> {
             }
             runs = keep;
         }
-        if !old_valid.is_empty() {
-            self.write_runs(&runs, 0, &old_valid)?;
+        let keep = core::cmp::min(old_valid.len() as u64, new_size) as usize;
+        if keep > 0 {
+            self.write_runs(&runs, 0, &old_valid[..keep])?;
         }
         // Zero the tail of the last cluster when shrinking within a cluster or
         // growing past old data, so stale bytes never become visible.

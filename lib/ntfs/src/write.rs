@@ -317,6 +317,7 @@ impl<D: BlockDevice> Volume<D> {
             self.write_runs(&runs, offset, data)?;
         }
         self.touch(&mut r)?;
+        self.fit(&mut r)?;
         self.write_record(&r)?;
         self.update_dir_entry_sizes(&r)?;
         self.flush()
@@ -342,7 +343,9 @@ impl<D: BlockDevice> Volume<D> {
                 if len <= self.rs as u64 {
                     self.resize_attr(&mut trial, AT_DATA, stream, len, false)?;
                 }
-                if len <= self.rs as u64 && trial.encoded_len(self.rs) + 128 <= self.rs {
+                let shrink = len <= a.data_size();
+                if len <= self.rs as u64 && (shrink || trial.encoded_len(self.rs) + 128 <= self.rs)
+                {
                     r = trial;
                 } else {
                     self.resize_attr(&mut r, AT_DATA, stream, len, true)?;
@@ -365,9 +368,31 @@ impl<D: BlockDevice> Volume<D> {
             }
         }
         self.touch(&mut r)?;
+        self.fit(&mut r)?;
         self.write_record(&r)?;
         self.update_dir_entry_sizes(&r)?;
         self.flush()
+    }
+
+    /// Makes a record fit: moves its largest resident `$DATA` values to
+    /// clusters until the attributes fit (attribute lists are not written).
+    pub(crate) fn fit(&mut self, r: &mut Record) -> Result<()> {
+        while r.encoded_len(self.rs) > self.rs {
+            let victim = r
+                .attrs
+                .iter()
+                .filter(|a| a.ty == AT_DATA)
+                .filter_map(|a| a.value().map(|v| (v.len(), a.name.clone())))
+                .filter(|(len, _)| *len > 0)
+                .max_by_key(|(len, _)| *len);
+            let Some((len, name)) = victim else {
+                return Err(Error::Unsupported(
+                    "attributes do not fit in the file record (attribute lists are not written)",
+                ));
+            };
+            self.resize_attr(r, AT_DATA, &name, len as u64, true)?;
+        }
+        Ok(())
     }
 
     fn touch(&mut self, r: &mut Record) -> Result<()> {
@@ -615,6 +640,7 @@ impl<D: BlockDevice> Volume<D> {
         };
         nf.mft_change = self.now();
         r.add(Attr::resident(AT_FILE_NAME, &[], nf.build()));
+        self.fit(&mut r)?;
         self.write_record(&r)?;
         let ie = IndexEntry {
             fref: make_ref(n, r.seq),
@@ -662,6 +688,7 @@ impl<D: BlockDevice> Volume<D> {
         nf.namespace = NS_POSIX;
         r.add(Attr::resident(AT_FILE_NAME, &[], nf.build()));
         r.link_count = r.link_count.saturating_add(1);
+        self.fit(&mut r)?;
         self.write_record(&r)?;
         let ie = IndexEntry {
             fref: make_ref(n, r.seq),

@@ -1,6 +1,7 @@
-//! Property test: random create/write/truncate/rename/delete sequences on a
-//! volume and on an in-memory model end in the same tree, and the checker
-//! finds nothing. Case count: NTRS_PROPTEST_CASES (default 48).
+//! Property tests: random create/write/truncate/rename/delete sequences on a
+//! volume and on an in-memory model end in the same tree (plus one large
+//! directory under insert/delete, and hard links with named streams), and the
+//! checker finds nothing. Case count: NTRS_PROPTEST_CASES (default 48).
 
 use ntfs::{check, format, Error, FormatOptions, MemDevice, Volume};
 use proptest::prelude::*;
@@ -235,6 +236,114 @@ proptest! {
         let listed: Vec<String> = v.read_dir(d).unwrap().into_iter().map(|e| e.name).collect();
         let want: Vec<String> = set.iter().map(|i| entry_name(*i)).collect();
         prop_assert_eq!(listed, want);
+        let problems = check(&mut v).unwrap();
+        prop_assert!(problems.is_empty(), "{:#?}", problems);
+    }
+}
+
+#[derive(Clone, Debug)]
+enum LinkOp {
+    Create(u8, Vec<u8>),
+    Link(u8, u8),
+    Write(u8, u16, Vec<u8>),
+    Stream(u8, u8, Vec<u8>),
+    Delete(u8),
+}
+
+fn link_ops() -> impl Strategy<Value = Vec<LinkOp>> {
+    let name = 0u8..6;
+    prop::collection::vec(
+        prop_oneof![
+            2 => (name.clone(), data()).prop_map(|(n, d)| LinkOp::Create(n, d)),
+            2 => (name.clone(), name.clone()).prop_map(|(a, b)| LinkOp::Link(a, b)),
+            2 => (name.clone(), 0u16..3000, data()).prop_map(|(n, o, d)| LinkOp::Write(n, o, d)),
+            1 => (name.clone(), 0u8..2, data()).prop_map(|(n, s, d)| LinkOp::Stream(n, s, d)),
+            2 => name.prop_map(LinkOp::Delete),
+        ],
+        1..40,
+    )
+}
+
+#[derive(Default, Clone, Debug)]
+struct Inode {
+    data: Vec<u8>,
+    streams: BTreeMap<u8, Vec<u8>>,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    /// Hard links share data and streams; the last unlink frees the file.
+    #[test]
+    fn hard_links_and_streams_match_model(ops in link_ops()) {
+        let mut v = format(MemDevice::new(8 << 20), &FormatOptions::default()).unwrap();
+        let mut names: BTreeMap<u8, usize> = BTreeMap::new();
+        let mut inodes: Vec<Inode> = Vec::new();
+        let path = |n: u8| format!("/file-{n}");
+        for op in &ops {
+            match op {
+                LinkOp::Create(n, d) => {
+                    let r = v.write_file(&path(*n), d);
+                    prop_assert!(r.is_ok(), "{:?}", r);
+                    match names.get(n) {
+                        Some(&i) => inodes[i].data = d.clone(),
+                        None => {
+                            inodes.push(Inode { data: d.clone(), ..Default::default() });
+                            names.insert(*n, inodes.len() - 1);
+                        }
+                    }
+                }
+                LinkOp::Link(a, b) => {
+                    let r = v.link(&path(*a), &path(*b));
+                    let ok = names.contains_key(a) && !names.contains_key(b);
+                    prop_assert_eq!(r.is_ok(), ok, "{:?}", r);
+                    if ok {
+                        let i = names[a];
+                        names.insert(*b, i);
+                    }
+                }
+                LinkOp::Write(n, o, d) => {
+                    let r = v.lookup(&path(*n)).and_then(|f| v.write_at(f, &[], *o as u64, d));
+                    prop_assert_eq!(r.is_ok(), names.contains_key(n), "{:?}", r);
+                    if let Some(&i) = names.get(n) {
+                        let f = &mut inodes[i].data;
+                        let end = *o as usize + d.len();
+                        if f.len() < end {
+                            f.resize(end, 0);
+                        }
+                        f[*o as usize..end].copy_from_slice(d);
+                    }
+                }
+                LinkOp::Stream(n, s, d) => {
+                    // Like CreateFile("name:stream"): creates the file if needed.
+                    let r = v.write_file(&format!("{}:s{s}", path(*n)), d);
+                    prop_assert!(r.is_ok(), "{:?}", r);
+                    let i = match names.get(n) {
+                        Some(&i) => i,
+                        None => {
+                            inodes.push(Inode::default());
+                            names.insert(*n, inodes.len() - 1);
+                            inodes.len() - 1
+                        }
+                    };
+                    inodes[i].streams.insert(*s, d.clone());
+                }
+                LinkOp::Delete(n) => {
+                    let r = v.remove(&path(*n));
+                    prop_assert_eq!(r.is_ok(), names.remove(n).is_some(), "{:?}", r);
+                }
+            }
+        }
+        for (n, &i) in &names {
+            prop_assert_eq!(&v.read_file(&path(*n)).unwrap(), &inodes[i].data);
+            for (s, d) in &inodes[i].streams {
+                prop_assert_eq!(&v.read_file(&format!("{}:s{s}", path(*n))).unwrap(), d);
+            }
+            let f = v.lookup(&path(*n)).unwrap();
+            let links = names.values().filter(|&&j| j == i).count();
+            prop_assert_eq!(v.stat(f).unwrap().link_count as usize, links);
+        }
+        let listed = v.read_dir(5).unwrap().into_iter().filter(|e| e.name.starts_with("file-")).count();
+        prop_assert_eq!(listed, names.len());
         let problems = check(&mut v).unwrap();
         prop_assert!(problems.is_empty(), "{:#?}", problems);
     }
