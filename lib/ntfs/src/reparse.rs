@@ -138,6 +138,10 @@ impl<D: BlockDevice> Volume<D> {
     /// the (tag, file reference) key to `$Extend\$Reparse:$R`. Files that
     /// already are reparse points are refused (`Unsupported`).
     pub fn set_reparse_point(&mut self, n: u64, data: &[u8]) -> Result<()> {
+        self.op(|v| v.set_reparse_point_op(n, data))
+    }
+
+    fn set_reparse_point_op(&mut self, n: u64, data: &[u8]) -> Result<()> {
         ReparsePoint::parse(data)?;
         if data.len() > 16 * 1024 {
             return Err(Error::InvalidParameter("reparse data larger than 16 KiB"));

@@ -23,6 +23,10 @@ impl<D: BlockDevice> Volume<D> {
     /// Returns the security id of `sd` (a self-relative descriptor), adding it
     /// to `$SDS`, `$SII` and `$SDH` when the volume does not have it yet.
     pub fn add_security_descriptor(&mut self, sd: &[u8]) -> Result<u32> {
+        self.op(|v| v.add_security_descriptor_op(sd))
+    }
+
+    fn add_security_descriptor_op(&mut self, sd: &[u8]) -> Result<u32> {
         if sd.len() < 20 || sd.len() > 0x10000 || sd[0] != 1 || u16_at(sd, 2)? & 0x8000 == 0 {
             return Err(Error::InvalidParameter(
                 "not a self-relative security descriptor",
@@ -116,6 +120,10 @@ impl<D: BlockDevice> Volume<D> {
     /// Sets the security descriptor of file `n` (through `$Secure`; an own
     /// `$SECURITY_DESCRIPTOR` attribute is dropped). Returns the security id.
     pub fn set_security(&mut self, n: u64, sd: &[u8]) -> Result<u32> {
+        self.op(|v| v.set_security_op(n, sd))
+    }
+
+    fn set_security_op(&mut self, n: u64, sd: &[u8]) -> Result<u32> {
         let id = self.add_security_descriptor(sd)?;
         let mut r = self.read_record(n)?;
         if r.find(AT_ATTRIBUTE_LIST, &[]).is_some() {

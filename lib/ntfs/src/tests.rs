@@ -676,3 +676,24 @@ fn full_records_move_streams_out() {
     assert!(streams.iter().any(|s| s.name == "s0" && !s.resident));
     assert!(check(&mut v).unwrap().is_empty());
 }
+
+/// Filling a small volume until it is full leaves no leaked clusters or
+/// orphan records: failed operations undo their allocations.
+#[test]
+fn disk_full_leaves_a_consistent_volume() {
+    let mut v = fresh(2);
+    let mut full = 0;
+    for i in 0..400 {
+        let data = vec![i as u8; 3000 + (i * 37) % 9000];
+        match v.write_file(&format!("/file number {i}"), &data) {
+            Ok(_) => {}
+            Err(Error::DiskFull) => full += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(full > 0, "volume never filled");
+    let problems = check(&mut v).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    let mut v = Volume::open(v.into_device()).unwrap();
+    assert!(check(&mut v).unwrap().is_empty());
+}

@@ -28,6 +28,15 @@ pub struct WriteState {
     mft_hint: u64,
     /// Metadata updates issued so far (the future LSN source).
     pub updates: u64,
+    /// Allocator changes of the operation in progress, undone if it fails.
+    undo: Option<Vec<Undo>>,
+}
+
+/// An allocator change to undo when an operation fails.
+#[derive(Clone, Copy, Debug)]
+enum Undo {
+    Clusters(u64, u64, bool),
+    Record(u64, bool),
 }
 
 /// What a metadata update touched (for the future log record).
@@ -157,7 +166,49 @@ impl<D: BlockDevice> Volume<D> {
             .is_some_and(|b| b & (1 << (lcn % 8)) != 0))
     }
 
+    /// Runs one public operation: if it fails, the cluster and MFT bitmap
+    /// changes it made in memory are undone (records it already wrote stay;
+    /// the failure points are before the final record write).
+    pub(crate) fn op<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let outer = self.state.undo.is_none();
+        if outer {
+            self.state.undo = Some(Vec::new());
+        }
+        let r = f(self);
+        if outer {
+            let undo = self.state.undo.take().unwrap_or_default();
+            if r.is_err() {
+                for u in undo.into_iter().rev() {
+                    let _ = match u {
+                        Undo::Clusters(l, n, used) => self.set_bits_raw(l, n, !used),
+                        Undo::Record(n, used) => self.set_mft_bit_raw(n, !used),
+                    };
+                }
+                let _ = self.flush();
+            }
+        }
+        r
+    }
+
+    /// Makes the allocator changes so far permanent (they were written).
+    fn keep_undo(&mut self, mark: usize) {
+        if let Some(u) = self.state.undo.as_mut() {
+            u.truncate(mark);
+        }
+    }
+
+    fn undo_mark(&self) -> usize {
+        self.state.undo.as_ref().map(|u| u.len()).unwrap_or(0)
+    }
+
     fn set_bits(&mut self, lcn: u64, len: u64, used: bool) -> Result<()> {
+        if let Some(u) = self.state.undo.as_mut() {
+            u.push(Undo::Clusters(lcn, len, used));
+        }
+        self.set_bits_raw(lcn, len, used)
+    }
+
+    fn set_bits_raw(&mut self, lcn: u64, len: u64, used: bool) -> Result<()> {
         self.load_bitmap()?;
         let cs = self.cs;
         let bm = self.state.bitmap.as_mut().ok_or(Error::Corrupt("bitmap"))?;
@@ -293,6 +344,13 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     fn set_mft_bit(&mut self, n: u64, used: bool) -> Result<()> {
+        if let Some(u) = self.state.undo.as_mut() {
+            u.push(Undo::Record(n, used));
+        }
+        self.set_mft_bit_raw(n, used)
+    }
+
+    fn set_mft_bit_raw(&mut self, n: u64, used: bool) -> Result<()> {
         self.load_mft_bitmap()?;
         let cs = self.cs;
         let bm = self
@@ -381,6 +439,16 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Extends `$MFT` by 64 records (and its bitmap if needed).
     fn grow_mft(&mut self) -> Result<()> {
+        let mark = self.undo_mark();
+        let r = self.grow_mft_inner();
+        if r.is_ok() {
+            // The grown $MFT is on disk: its clusters stay allocated.
+            self.keep_undo(mark);
+        }
+        r
+    }
+
+    fn grow_mft_inner(&mut self) -> Result<()> {
         // Grow by an eighth (at least 64 records) so a large MFT stays in few runs.
         let add_records = core::cmp::max(64, self.mft_records() / 8).div_ceil(64) * 64;
         let add_bytes = add_records * self.rs as u64;

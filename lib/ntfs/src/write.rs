@@ -127,6 +127,10 @@ impl<D: BlockDevice> Volume<D> {
     /// [`Volume::create_in`] with initial resident data for a file (`data`
     /// must be small enough to stay resident: at most 512 bytes).
     fn create_with(&mut self, parent: u64, name: &[u16], dir: bool, data: &[u8]) -> Result<u64> {
+        self.op(|v| v.create_with_op(parent, name, dir, data))
+    }
+
+    fn create_with_op(&mut self, parent: u64, name: &[u16], dir: bool, data: &[u8]) -> Result<u64> {
         if data.len() > 512 || (dir && !data.is_empty()) {
             return Err(Error::InvalidParameter("initial data too large"));
         }
@@ -204,7 +208,12 @@ impl<D: BlockDevice> Volume<D> {
             child: None,
             last: false,
         };
-        self.i30_insert(parent, e)?;
+        if let Err(err) = self.i30_insert(parent, e) {
+            // Not reachable by name: give the record back.
+            r.flags = 0;
+            let _ = self.write_record(&r);
+            return Err(err);
+        }
         self.flush()?;
         Ok(n)
     }
@@ -240,7 +249,14 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Creates or replaces the file at `path` (or `path:stream`) with `data`.
     /// The parent directory must exist. Returns the record number.
+    /// Each step (create, truncate, write) is its own operation: when the
+    /// write fails (e.g. `DiskFull`) a new file is removed again and an
+    /// existing one is left empty.
     pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<u64> {
+        self.write_file_op(path, data)
+    }
+
+    fn write_file_op(&mut self, path: &str, data: &[u8]) -> Result<u64> {
         let (p, stream) = split_stream(path);
         let sname: Vec<u16> = stream.encode_utf16().collect();
         let n = match self.lookup(p) {
@@ -257,7 +273,15 @@ impl<D: BlockDevice> Volume<D> {
                 })?;
                 return self.create_with(parent, &name, false, data);
             }
-            Err(Error::NotFound) => self.create(p, false)?,
+            Err(Error::NotFound) => {
+                let n = self.create(p, false)?;
+                if let Err(e) = self.write_at(n, &sname, 0, data) {
+                    // Do not leave a half-made file behind.
+                    let _ = self.remove(p);
+                    return Err(e);
+                }
+                return Ok(n);
+            }
             Err(e) => return Err(e),
         };
         self.set_len(n, &sname, 0)?;
@@ -270,6 +294,10 @@ impl<D: BlockDevice> Volume<D> {
     /// Writing into holes of sparse files and into compressed files returns
     /// `Unsupported`.
     pub fn write_at(&mut self, n: u64, stream: &[u16], offset: u64, data: &[u8]) -> Result<()> {
+        self.op(|v| v.write_at_op(n, stream, offset, data))
+    }
+
+    fn write_at_op(&mut self, n: u64, stream: &[u16], offset: u64, data: &[u8]) -> Result<()> {
         let mut r = self.read_record(n)?;
         Self::writable(&r)?;
         if stream.is_empty() && r.is_dir() {
@@ -325,6 +353,10 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Sets the length of a stream (truncate or zero-extend).
     pub fn set_len(&mut self, n: u64, stream: &[u16], len: u64) -> Result<()> {
+        self.op(|v| v.set_len_op(n, stream, len))
+    }
+
+    fn set_len_op(&mut self, n: u64, stream: &[u16], len: u64) -> Result<()> {
         let mut r = self.read_record(n)?;
         Self::writable(&r)?;
         if stream.is_empty() && r.is_dir() {
@@ -478,6 +510,10 @@ impl<D: BlockDevice> Volume<D> {
     /// Removes one name of a file (`rm`/`rmdir`): the file goes when its
     /// last link does. Directories must be empty.
     pub fn remove(&mut self, path: &str) -> Result<()> {
+        self.op(|v| v.remove_op(path))
+    }
+
+    fn remove_op(&mut self, path: &str) -> Result<()> {
         let (ppath, name) = split_parent(path)?;
         let parent = self.lookup(ppath).map_err(|e| {
             if e == Error::NotFound {
@@ -556,6 +592,10 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Renames or moves `from` to `to` (which must not exist).
     pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.op(|v| v.rename_op(from, to))
+    }
+
+    fn rename_op(&mut self, from: &str, to: &str) -> Result<()> {
         let (fp, fname) = split_parent(from)?;
         let (tp, tname) = split_parent(to)?;
         let fparent = self.lookup(fp).map_err(|e| {
@@ -613,14 +653,18 @@ impl<D: BlockDevice> Volume<D> {
                     .map(|f| (a.instance, f))
             })
             .collect();
+        if fparent == tparent && e.file_name.name == tname {
+            return Ok(());
+        }
         let mut template = None;
+        let mut old_names = Vec::new();
         for (inst, f) in &fnames {
             let is_this = mft_no(f.parent) == fparent
                 && (upcase::cmp_ignore_case(&self.upcase, &f.name, &e.file_name.name)
                     == Ordering::Equal
                     || f.namespace == NS_DOS);
             if is_this {
-                self.i30_remove(fparent, &f.name, n)?;
+                old_names.push(f.name.clone());
                 r.attrs.retain(|a| a.instance != *inst);
                 if f.namespace != NS_DOS {
                     template = Some(f.clone());
@@ -641,7 +685,7 @@ impl<D: BlockDevice> Volume<D> {
         nf.mft_change = self.now();
         r.add(Attr::resident(AT_FILE_NAME, &[], nf.build()));
         self.fit(&mut r)?;
-        self.write_record(&r)?;
+        // New name first: if the index cannot take it, nothing has changed.
         let ie = IndexEntry {
             fref: make_ref(n, r.seq),
             key: nf.build(),
@@ -650,11 +694,19 @@ impl<D: BlockDevice> Volume<D> {
             last: false,
         };
         self.i30_insert(tparent, ie)?;
+        for name in &old_names {
+            self.i30_remove(fparent, name, n)?;
+        }
+        self.write_record(&r)?;
         self.flush()
     }
 
     /// Adds a hard link `new` to the file at `existing` (files only).
     pub fn link(&mut self, existing: &str, new: &str) -> Result<()> {
+        self.op(|v| v.link_op(existing, new))
+    }
+
+    fn link_op(&mut self, existing: &str, new: &str) -> Result<()> {
         let n = self.lookup(existing)?;
         let (tp, tname) = split_parent(new)?;
         let tparent = self.lookup(tp).map_err(|e| {
@@ -689,7 +741,6 @@ impl<D: BlockDevice> Volume<D> {
         r.add(Attr::resident(AT_FILE_NAME, &[], nf.build()));
         r.link_count = r.link_count.saturating_add(1);
         self.fit(&mut r)?;
-        self.write_record(&r)?;
         let ie = IndexEntry {
             fref: make_ref(n, r.seq),
             key: nf.build(),
@@ -698,6 +749,7 @@ impl<D: BlockDevice> Volume<D> {
             last: false,
         };
         self.i30_insert(tparent, ie)?;
+        self.write_record(&r)?;
         self.flush()
     }
 
