@@ -697,3 +697,43 @@ fn disk_full_leaves_a_consistent_volume() {
     let mut v = Volume::open(v.into_device()).unwrap();
     assert!(check(&mut v).unwrap().is_empty());
 }
+
+#[test]
+fn attributes_and_sizes_reach_every_file_name_copy() {
+    let mut v = fresh(8);
+    v.create("/d", true).unwrap();
+    let n = v.write_file("/d/f", &[1u8; 5000]).unwrap();
+    v.link("/d/f", "/g").unwrap();
+    v.set_attributes(n, FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM)
+        .unwrap();
+    v.write_at(n, &[], 9000, b"!").unwrap();
+    let info = v.stat(n).unwrap();
+    assert_eq!(
+        info.std_info.file_attributes,
+        FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM
+    );
+    for f in &info.names {
+        assert_eq!(f.data_size, 9001);
+        assert_eq!(f.flags, FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM);
+    }
+    for (dir, name) in [(v.lookup("/d").unwrap(), "f"), (5, "g")] {
+        let e = v
+            .read_dir(dir)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == name)
+            .unwrap();
+        assert_eq!(e.file_name.data_size, 9001);
+        assert_eq!(
+            e.file_name.flags,
+            FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM
+        );
+    }
+    assert_eq!(
+        v.set_attributes(n, 0x4000),
+        Err(Error::InvalidParameter(
+            "only read-only, hidden, system, archive and normal can be set"
+        ))
+    );
+    assert!(check(&mut v).unwrap().is_empty());
+}

@@ -346,8 +346,8 @@ impl<D: BlockDevice> Volume<D> {
         }
         self.touch(&mut r)?;
         self.fit(&mut r)?;
+        self.update_dir_entry_sizes(&mut r)?;
         self.write_record(&r)?;
-        self.update_dir_entry_sizes(&r)?;
         self.flush()
     }
 
@@ -401,8 +401,8 @@ impl<D: BlockDevice> Volume<D> {
         }
         self.touch(&mut r)?;
         self.fit(&mut r)?;
+        self.update_dir_entry_sizes(&mut r)?;
         self.write_record(&r)?;
-        self.update_dir_entry_sizes(&r)?;
         self.flush()
     }
 
@@ -476,7 +476,14 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Refreshes the size fields of the `$FILE_NAME` copies (in the record
     /// and in the parents' indexes) after a change of the unnamed stream.
-    fn update_dir_entry_sizes(&mut self, r: &Record) -> Result<()> {
+    fn update_dir_entry_sizes(&mut self, r: &mut Record) -> Result<()> {
+        self.sync_names(r, None)
+    }
+
+    /// Brings the `$FILE_NAME` copies (in the record and in the parents'
+    /// indexes) up to date with the unnamed stream's sizes and, when given,
+    /// new file attributes. Call before writing the record.
+    fn sync_names(&mut self, r: &mut Record, attrs: Option<u32>) -> Result<()> {
         let (size, alloc) = match r.find(AT_DATA, &[]) {
             Some(a) => match &a.body {
                 Body::Resident { value, .. } => {
@@ -484,27 +491,78 @@ impl<D: BlockDevice> Volume<D> {
                 }
                 Body::NonResident(n) => (n.data_size, n.allocated_size),
             },
-            None => return Ok(()),
+            None => (0, 0),
         };
-        let names: Vec<FileName> = r
-            .attrs
-            .iter()
-            .filter(|a| a.ty == AT_FILE_NAME)
-            .filter_map(|a| a.value())
-            .filter_map(|v| FileName::parse(v).ok())
-            .collect();
-        for f in names {
-            if f.data_size == size && f.allocated_size == alloc {
+        let dir_bit = if r.is_dir() {
+            FILE_ATTR_DUP_FILE_NAME_INDEX_PRESENT
+        } else {
+            0
+        };
+        let fref = make_ref(r.number, r.seq);
+        for a in r.attrs.iter_mut().filter(|a| a.ty == AT_FILE_NAME) {
+            let Body::Resident { value, .. } = &mut a.body else {
+                continue;
+            };
+            let Ok(f) = FileName::parse(value) else {
+                continue;
+            };
+            let mut nf = f.clone();
+            if dir_bit == 0 {
+                nf.data_size = size;
+                nf.allocated_size = alloc;
+            }
+            if let Some(x) = attrs {
+                nf.flags =
+                    (x & 0x0FFF_FFFF) | dir_bit | (f.flags & FILE_ATTR_DUP_VIEW_INDEX_PRESENT);
+            }
+            if nf == f {
                 continue;
             }
-            let mut nf = f.clone();
-            nf.data_size = size;
-            nf.allocated_size = alloc;
             let key = nf.build();
+            *value = key.clone();
             let parent = mft_no(f.parent);
-            self.i30_replace_key(parent, &f.name, make_ref(r.number, r.seq), key)?;
+            self.i30_replace_key(parent, &f.name, fref, key)?;
         }
         Ok(())
+    }
+
+    /// Sets the `FILE_ATTRIBUTE_*` bits of file `n` (read-only, hidden,
+    /// system, archive, ...), in `$STANDARD_INFORMATION` and in every
+    /// `$FILE_NAME` copy.
+    pub fn set_attributes(&mut self, n: u64, attributes: u32) -> Result<()> {
+        self.op(|v| {
+            let mut r = v.read_record(n)?;
+            Self::writable(&r)?;
+            let keep = FILE_ATTRIBUTE_SPARSE_FILE
+                | FILE_ATTRIBUTE_REPARSE_POINT
+                | FILE_ATTRIBUTE_COMPRESSED;
+            let settable = FILE_ATTRIBUTE_READONLY
+                | FILE_ATTRIBUTE_HIDDEN
+                | FILE_ATTRIBUTE_SYSTEM
+                | FILE_ATTRIBUTE_ARCHIVE
+                | FILE_ATTRIBUTE_NORMAL;
+            if attributes & !settable != 0 {
+                return Err(Error::InvalidParameter(
+                    "only read-only, hidden, system, archive and normal can be set",
+                ));
+            }
+            let mut new_attrs = attributes & !FILE_ATTRIBUTE_NORMAL;
+            if let Some(Body::Resident { value, .. }) = r
+                .find_mut(AT_STANDARD_INFORMATION, &[])
+                .map(|a| &mut a.body)
+            {
+                let mut si = StandardInformation::parse(value)?;
+                new_attrs |= si.file_attributes & keep;
+                si.file_attributes = new_attrs;
+                let old = value.len();
+                let mut nv = si.build();
+                nv.truncate(old.max(48));
+                *value = nv;
+            }
+            v.sync_names(&mut r, Some(new_attrs))?;
+            v.write_record(&r)?;
+            v.flush()
+        })
     }
 
     /// Removes one name of a file (`rm`/`rmdir`): the file goes when its
