@@ -139,7 +139,284 @@ fn t_system_ptes() -> TestResult {
     )
 }
 
+use crate::mm::process::*;
+use ::mm::{
+    MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_GUARD, PAGE_READONLY, PAGE_READWRITE, PAGE_WRITECOPY,
+};
+use nt::status::*;
+
+/// Runs `f` attached to a fresh process, then deletes the process.
+fn in_new_process(f: impl FnOnce() -> TestResult) -> TestResult {
+    let pid = mm_create_process_address_space().map_err(|_| "create address space")?;
+    ke_stack_attach_process(pid).map_err(|_| "attach")?;
+    let r = f();
+    ke_unstack_detach_process();
+    check(
+        mm_delete_process_address_space(pid) == STATUS_SUCCESS,
+        "delete address space",
+    )?;
+    r
+}
+
+fn probe(write: bool, va: u64) -> (u64, u64) {
+    use crate::ke::trap::*;
+    KI_PROBE_VECTOR.store(u64::MAX, Ordering::SeqCst);
+    KI_PROBE_STATUS.store(0, Ordering::SeqCst);
+    // SAFETY: a fault at `va` is absorbed by the probe and reported.
+    unsafe {
+        if write {
+            crate::ke::probe::KiProbeWrite(va)
+        } else {
+            crate::ke::probe::KiProbeRead(va)
+        }
+    }
+    (
+        KI_PROBE_VECTOR.load(Ordering::SeqCst),
+        KI_PROBE_STATUS.load(Ordering::SeqCst),
+    )
+}
+
+const TOUCH_PAGES: u64 = 2000;
+const LEFT_AVAILABLE: u64 = 600;
+
+/// Touches more memory than is available: demand-zero faults, working-set
+/// trimming, modified pages written to the paging file, and faults that
+/// bring them back (soft from standby/modified, hard from the paging file);
+/// every page keeps its contents.
+fn t_more_than_available() -> TestResult {
+    let start_avail = pfn::counts().ok_or("no PFN database")?.available();
+    let written0 = PAGES_WRITTEN.load(Ordering::SeqCst);
+    let read0 = PAGES_READ.load(Ordering::SeqCst);
+    let dz0 = DEMAND_ZERO_FAULTS.load(Ordering::SeqCst);
+    let balloon = {
+        let avail = pfn::counts().ok_or("no PFN database")?.available();
+        let take = avail.saturating_sub(LEFT_AVAILABLE);
+        pfn::PFN_DB
+            .with(|d| {
+                d.as_mut()
+                    .map(|db| db.allocate_pages_for_mdl(0, u64::MAX >> 12, take, 0))
+            })
+            .ok_or("PFN database")?
+            .map_err(|_| "balloon")?
+    };
+    let r = in_new_process(|| {
+        let mut base = 0;
+        let mut size = TOUCH_PAGES * 4096;
+        check(
+            nt_allocate_virtual_memory(
+                &mut base,
+                &mut size,
+                MEM_RESERVE | MEM_COMMIT,
+                PAGE_READWRITE,
+            ) == STATUS_SUCCESS,
+            "NtAllocateVirtualMemory",
+        )?;
+        check(
+            base >= 0x10000 && base % 0x10000 == 0,
+            "allocation base not 64 KiB aligned",
+        )?;
+        for i in 0..TOUCH_PAGES {
+            // SAFETY: committed read/write memory of the attached process.
+            unsafe {
+                ((base + i * 4096 + 8 * (i % 500)) as *mut u64).write_volatile(0x5EED_0000_0000 ^ i)
+            };
+        }
+        for i in 0..TOUCH_PAGES {
+            // SAFETY: as above.
+            let v = unsafe { ((base + i * 4096 + 8 * (i % 500)) as *const u64).read_volatile() };
+            if v != 0x5EED_0000_0000 ^ i {
+                return Err("a page lost its contents after being paged out");
+            }
+        }
+        let info = nt_query_virtual_memory(base).map_err(|_| "query")?;
+        check(
+            info.state == MEM_COMMIT && info.region_size == TOUCH_PAGES * 4096,
+            "NtQueryVirtualMemory",
+        )?;
+        let mut fbase = base;
+        let mut fsize = 0;
+        check(
+            nt_free_virtual_memory(&mut fbase, &mut fsize, MEM_RELEASE) == STATUS_SUCCESS,
+            "NtFreeVirtualMemory",
+        )?;
+        Ok(())
+    });
+    pfn::PFN_DB.with(|d| {
+        if let Some(db) = d.as_mut() {
+            for (p, _) in &balloon {
+                let _ = db.free_page(*p);
+            }
+        }
+    });
+    r?;
+    check(
+        DEMAND_ZERO_FAULTS.load(Ordering::SeqCst) - dz0 >= TOUCH_PAGES,
+        "demand-zero faults missing",
+    )?;
+    check(
+        PAGES_WRITTEN.load(Ordering::SeqCst) > written0,
+        "no modified page was written to the paging file",
+    )?;
+    check(
+        PAGES_READ.load(Ordering::SeqCst) > read0,
+        "no page came back from the paging file",
+    )?;
+    let end_avail = pfn::counts().ok_or("no PFN database")?.available();
+    check(
+        end_avail + 64 >= start_avail,
+        "pages leaked after the process went away",
+    )
+}
+
+/// Guard pages raise STATUS_GUARD_PAGE_VIOLATION once; writes to read-only
+/// pages and touches of reserved memory raise STATUS_ACCESS_VIOLATION.
+fn t_protection_faults() -> TestResult {
+    in_new_process(|| {
+        let (mut g, mut gs) = (0, 4096);
+        check(
+            nt_allocate_virtual_memory(
+                &mut g,
+                &mut gs,
+                MEM_RESERVE | MEM_COMMIT,
+                PAGE_READWRITE | PAGE_GUARD,
+            ) == STATUS_SUCCESS,
+            "allocate guard page",
+        )?;
+        check(
+            probe(false, g) == (14, STATUS_GUARD_PAGE_VIOLATION.as_u32() as u64),
+            "first touch of a guard page",
+        )?;
+        check(probe(false, g).0 == u64::MAX, "the guard was not one-shot")?;
+        let (mut r, mut rs) = (0, 4096);
+        check(
+            nt_allocate_virtual_memory(&mut r, &mut rs, MEM_RESERVE | MEM_COMMIT, PAGE_READONLY)
+                == STATUS_SUCCESS,
+            "allocate read-only page",
+        )?;
+        check(
+            probe(false, r).0 == u64::MAX,
+            "reading a read-only page faulted",
+        )?;
+        check(
+            probe(true, r) == (14, STATUS_ACCESS_VIOLATION.as_u32() as u64),
+            "write to a read-only page",
+        )?;
+        let (mut v, mut vs) = (0, 0x10000);
+        check(
+            nt_allocate_virtual_memory(&mut v, &mut vs, MEM_RESERVE, PAGE_READWRITE)
+                == STATUS_SUCCESS,
+            "reserve",
+        )?;
+        check(
+            probe(false, v + 0x3000) == (14, STATUS_ACCESS_VIOLATION.as_u32() as u64),
+            "touching reserved memory",
+        )?;
+        // Protect the read-only page read/write: the write then works.
+        let (mut pb, mut ps) = (r, 4096);
+        check(
+            nt_protect_virtual_memory(&mut pb, &mut ps, PAGE_READWRITE) == Ok(PAGE_READONLY),
+            "NtProtectVirtualMemory",
+        )?;
+        check(
+            probe(true, r).0 == u64::MAX,
+            "write after re-protection faulted",
+        )?;
+        let (mut fb, mut fs) = (v, 0);
+        check(
+            nt_free_virtual_memory(&mut fb, &mut fs, MEM_RELEASE) == STATUS_SUCCESS,
+            "free",
+        )?;
+        check(
+            probe(false, v).1 == STATUS_ACCESS_VIOLATION.as_u32() as u64,
+            "freed memory still readable",
+        )
+    })
+}
+
+/// A pagefile-backed section mapped into two address spaces: shared views
+/// see each other's writes; a copy-on-write view gets a private copy on its
+/// first write.
+fn t_section_copy_on_write() -> TestResult {
+    let sec = nt_create_section(4 * 4096, PAGE_READWRITE).map_err(|_| "NtCreateSection")?;
+    let a = mm_create_process_address_space().map_err(|_| "create A")?;
+    let b = mm_create_process_address_space().map_err(|_| "create B")?;
+    let rw = |pid: u32, f: &dyn Fn(u64) -> TestResult, protect: u32| -> TestResult {
+        ke_stack_attach_process(pid).map_err(|_| "attach")?;
+        let (mut base, mut size) = (0, 0);
+        let r = if nt_map_view_of_section(sec, &mut base, &mut size, protect) == STATUS_SUCCESS {
+            let r = f(base);
+            let _ = nt_unmap_view_of_section(base);
+            r
+        } else {
+            Err("NtMapViewOfSection")
+        };
+        ke_unstack_detach_process();
+        r
+    };
+    let rd = |va: u64| -> u64 {
+        // SAFETY: a mapped view of the attached process.
+        unsafe { (va as *const u64).read_volatile() }
+    };
+    let wr = |va: u64, v: u64| {
+        // SAFETY: as above (writable view).
+        unsafe { (va as *mut u64).write_volatile(v) }
+    };
+    let r = (|| {
+        rw(
+            a,
+            &|v| {
+                wr(v + 0x1000, 0xAAAA);
+                Ok(())
+            },
+            PAGE_READWRITE,
+        )?;
+        rw(
+            b,
+            &|v| {
+                check(
+                    rd(v + 0x1000) == 0xAAAA,
+                    "B does not see A's write through the section",
+                )?;
+                wr(v + 0x1000, 0xBBBB);
+                check(
+                    rd(v + 0x1000) == 0xBBBB,
+                    "B's copy-on-write page lost its write",
+                )
+            },
+            PAGE_WRITECOPY,
+        )?;
+        rw(
+            a,
+            &|v| {
+                check(
+                    rd(v + 0x1000) == 0xAAAA,
+                    "B's private write leaked into the section",
+                )
+            },
+            PAGE_READWRITE,
+        )
+    })();
+    check(
+        mm_delete_process_address_space(a) == STATUS_SUCCESS,
+        "delete A",
+    )?;
+    check(
+        mm_delete_process_address_space(b) == STATUS_SUCCESS,
+        "delete B",
+    )?;
+    r
+}
+
 pub const TESTS: &[Test] = &[
+    ("mm.vm.touch_more_than_available", t_more_than_available),
+    (
+        "mm.vm.guard_readonly_and_reserved_faults",
+        t_protection_faults,
+    ),
+    (
+        "mm.section.copy_on_write_between_processes",
+        t_section_copy_on_write,
+    ),
     ("mm.map.system_ptes_and_io_space", t_system_ptes),
     ("mm.pfn.database_consistent", t_pfn_database),
     ("mm.pfn.allocate_zeroed_pages", t_allocate_zeroed_pages),

@@ -108,6 +108,15 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    if let Err(s) = mm::process::initialize() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::INSTALL_MORE_MEMORY,
+            s.as_u32() as u64,
+            2,
+            0,
+            0,
+        );
+    }
     if let Err(s) = ob::ob_init_system() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::PHASE1_INITIALIZATION_FAILED,

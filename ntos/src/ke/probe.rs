@@ -30,6 +30,7 @@ core::arch::global_asm!(
     "lea rax, [rip + 2f]",
     "mov [rip + KI_PROBE_RESUME], rax",
     "mov rax, [rcx]",
+    "mov qword ptr [rip + KI_PROBE_RESUME], 0",
     "2: ret",
     // rcx = address to write.
     ".global KiProbeWrite",
@@ -38,6 +39,7 @@ core::arch::global_asm!(
     "mov [rip + KI_PROBE_RESUME], rax",
     "mov al, [rcx]",
     "mov [rcx], al",
+    "mov qword ptr [rip + KI_PROBE_RESUME], 0",
     "2: ret",
     // rcx = unmapped stack pointer: the #PF cannot be delivered, so the CPU
     // raises #DF, which runs on IST1.

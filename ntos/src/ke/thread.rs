@@ -106,6 +106,10 @@ pub struct KThread {
     pub apc: super::apc::ApcState,
     /// The thread's waitable object in the dispatcher database (id + 1; 0 = none yet).
     pub dispatcher_object: u32,
+    /// Process whose address space the thread is attached to (0: none).
+    pub attached_process: u32,
+    /// CR3 while running (0: the system address space).
+    pub cr3: u64,
 }
 
 impl KThread {
@@ -245,6 +249,8 @@ fn new_thread(
         alerted: [false; 2],
         apc: super::apc::ApcState::new(),
         dispatcher_object: 0,
+        attached_process: 0,
+        cr3: 0,
         wake_time: 0,
         context_switches: 0,
         kernel_time: 0,
@@ -446,9 +452,25 @@ pub unsafe fn swap_context(old: &mut KThread, new: &mut KThread) {
     prcb.current_thread = new as *mut KThread as u64;
     new.context_switches += 1;
     super::set_tss_rsp0(new.initial_stack);
+    // Address space: the new thread's process, or the system's.
+    let want = if new.cr3 != 0 {
+        new.cr3
+    } else {
+        crate::loader_block().pml4_physical
+    };
+    if crate::hal::read_cr3() & !0xFFF != want {
+        load_cr3(want);
+    }
     // SAFETY: `new.kernel_stack` holds a switch frame built by `create_system_thread`
     // or by an earlier `KiSwapContext` of that thread.
     unsafe { KiSwapContext(old, new) };
+}
+
+/// Loads CR3 (switches address space; non-global TLB entries are flushed).
+pub fn load_cr3(cr3: u64) {
+    // SAFETY: `cr3` is a PML4 whose kernel half equals the system's, so the
+    // code and stack in use stay mapped.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack)) };
 }
 
 /// First code a new system thread runs (`KiStartSystemThread`): it inherits

@@ -271,6 +271,8 @@ pub static KI_PROBE_ERROR: AtomicU64 = AtomicU64::new(0);
 pub static KI_PROBE_CR2: AtomicU64 = AtomicU64::new(0);
 pub static KI_PROBE_RIP: AtomicU64 = AtomicU64::new(0);
 pub static KI_PROBE_HANDLER_RSP: AtomicU64 = AtomicU64::new(0);
+/// The exception code (NTSTATUS) the last probed fault raised.
+pub static KI_PROBE_STATUS: AtomicU64 = AtomicU64::new(0);
 
 /// The Rust half of every trap (`KiDispatchException` for kernel mode).
 #[no_mangle]
@@ -281,6 +283,29 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
         crate::ke::intr::dispatch_interrupt(vector as u8);
         return;
     }
+    // Page faults on user addresses go to the memory manager first.
+    let mut status = exception_code(vector);
+    if vector == 14 {
+        let va = crate::hal::read_cr2();
+        if va < 0x0000_8000_0000_0000 {
+            let write = frame.error_code & 2 != 0;
+            let execute = frame.error_code & 0x10 != 0;
+            // Faults are resolved at the IRQL they happened at, with interrupts on.
+            let f = crate::hal::interrupts_enabled();
+            if frame.eflags & 0x200 != 0 {
+                crate::hal::restore_interrupts(0x200);
+            }
+            let r = crate::mm::process::mm_access_fault(va, write, execute);
+            if !f {
+                crate::hal::disable_interrupts();
+            }
+            match r {
+                Ok(()) => return,
+                Err(s) => status = s.as_u32(),
+            }
+        }
+    }
+    KI_PROBE_STATUS.store(status as u64, Ordering::SeqCst);
     let resume = KI_PROBE_RESUME.load(Ordering::SeqCst);
     if resume != 0 {
         let here: u64;
@@ -304,7 +329,7 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
             );
         }
         8 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, 8, frame.rsp, 0, 0),
-        14 => ke_bug_check_ex(
+        14 if crate::hal::read_cr2() >= 0x0000_8000_0000_0000 => ke_bug_check_ex(
             PAGE_FAULT_IN_NONPAGED_AREA,
             crate::hal::read_cr2(),
             (frame.error_code >> 1) & 1,
@@ -314,7 +339,7 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
         2 | 18 | 255 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, vector as u64, 0, 0, 0),
         _ => ke_bug_check_ex(
             KMODE_EXCEPTION_NOT_HANDLED,
-            exception_code(vector) as u64,
+            status as u64,
             frame.rip,
             0,
             if vector == 13 { u64::MAX } else { 0 },

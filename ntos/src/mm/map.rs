@@ -35,6 +35,17 @@ fn invlpg(va: u64) {
 /// Makes sure the PXE, PPE and PDE for `va` are present, allocating zeroed
 /// page-table pages (`MiMakeSystemAddressValid` for paging structures).
 fn ensure_tables(va: u64, user: bool) -> Result<(), NtStatus> {
+    ensure_tables_with(va, user, &mut |a| pfn::mm_allocate_zeroed_page(a))
+}
+
+/// `ensure_tables` with a caller-chosen page allocator (the fault path
+/// allocates under the memory manager's lock so repurposed standby pages can
+/// be reported to their owners).
+pub fn ensure_tables_with(
+    va: u64,
+    user: bool,
+    alloc: &mut dyn FnMut(u64) -> Option<u64>,
+) -> Result<(), NtStatus> {
     let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
     for (i, &a) in levels.iter().enumerate() {
         let e = read(a);
@@ -44,7 +55,7 @@ fn ensure_tables(va: u64, user: bool) -> Result<(), NtStatus> {
             }
             continue;
         }
-        let p = pfn::mm_allocate_zeroed_page(a).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+        let p = alloc(a).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
         let mut v = (p << 12) | PTE_VALID | PTE_WRITE;
         if user {
             v |= PTE_USER;
@@ -210,4 +221,37 @@ pub fn system_ptes_in_use() -> u64 {
         bm.as_ref()
             .map_or(0, |bm| bm.iter().map(|w| w.count_ones() as u64).sum())
     })
+}
+
+/// Makes sure the page tables for user address `va` exist in the current
+/// address space. User page tables are guarded by the memory manager's
+/// lock (the caller holds it), not by the system PT lock; this may take the
+/// PFN lock, so the caller must not hold that.
+pub fn ensure_user_tables(
+    va: u64,
+    alloc: &mut dyn FnMut(u64) -> Option<u64>,
+) -> Result<(), NtStatus> {
+    ensure_tables_with(va, true, alloc)
+}
+
+/// Writes the user PTE for `va` in the current address space, replacing
+/// whatever was there (memory manager lock held; tables made by
+/// `ensure_user_tables` first when the PFN lock is held).
+pub fn set_user_pte(va: u64, frame: u64, flags: u64) -> Result<(), NtStatus> {
+    ensure_tables(va, true)?;
+    write(
+        pte_address(va),
+        (frame << 12) | flags | PTE_VALID | PTE_USER,
+    );
+    invlpg(va);
+    Ok(())
+}
+
+/// Clears the user PTE for `va` in the current address space, if its tables exist.
+pub fn clear_user_pte(va: u64) {
+    let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
+    if levels.iter().all(|&a| read(a) & PTE_VALID != 0) {
+        write(pte_address(va), 0);
+        invlpg(va);
+    }
 }

@@ -4,4 +4,5 @@
 
 pub mod map;
 pub mod pfn;
+pub mod process;
 pub mod pte;

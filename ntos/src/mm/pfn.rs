@@ -55,13 +55,32 @@ pub fn mm_allocate_page_in_range(low: Pfn, high: Pfn) -> Option<Pfn> {
         .and_then(|v| v.first().map(|p| p.0))
 }
 
-/// `MiRemoveZeroPage`: a zero-filled page owned by `owner` (a PTE address or cookie).
+/// `MiRemoveZeroPage` for the system: a zero-filled page owned by `owner`
+/// (a PTE address or cookie), from the zeroed or free list only; standby
+/// pages belong to processes and are repurposed only by the fault path,
+/// which can tell their owners.
 pub fn mm_allocate_zeroed_page(owner: u64) -> Option<Pfn> {
+    let (pfn, dirty) = with_db(|db| {
+        db.allocate_pages_for_mdl(0, db.len().saturating_sub(1), 1, owner)
+            .ok()
+    })
+    .flatten()?
+    .first()
+    .copied()?;
+    if dirty {
+        zero_page(pfn);
+    }
+    Some(pfn)
+}
+
+/// Any zero-filled page, repurposing standby pages if needed; the report
+/// says whose transition PTE must be forgotten (PFN lock not held).
+pub fn mm_allocate_zeroed_page_any(owner: u64) -> Option<(Pfn, Option<::mm::pfn::Repurposed>)> {
     let p = with_db(|db| db.allocate_page(owner, AllocationPreference::Zeroed).ok()).flatten()?;
     if p.needs_zeroing {
         zero_page(p.pfn);
     }
-    Some(p.pfn)
+    Some((p.pfn, p.repurposed))
 }
 
 /// Returns an active page to the free list.
@@ -212,4 +231,5 @@ pub fn kd_vm() {
         "Threads:                  {:>10}",
         crate::ke::thread::live_threads()
     );
+    super::process::kd_stats();
 }

@@ -1,0 +1,560 @@
+//! Process address spaces in the kernel (*Windows Internals*, Part 1, ch. 5,
+//! "Virtual address space layouts", "Page fault handling", "Working sets"):
+//! each has its own PML4 (kernel half shared, self-map pointing at itself),
+//! a host-tested `::mm::vm::AddressSpace` (VADs, commit, page states) and a
+//! working set. Page faults on user addresses are resolved by the host-tested
+//! `::mm::fault::mm_access_fault`; this module is its hardware side
+//! (`FaultHost`): zeroing and copying frames through the direct map, the
+//! paging file, and PTE writes through the self-map.
+//!
+//! ntrs deviation: until a storage driver exists the paging file is a set of
+//! physical pages reserved at boot (so "paging" moves dirty pages into it and
+//! back; the trimming, modified writing and soft/hard fault paths are the
+//! real ones).
+
+use super::pfn::PFN_DB;
+use super::pte::*;
+use crate::ke::irql::SpinLocked;
+use crate::ke::{sched, thread, DISPATCH_LEVEL};
+use ::mm::fault::{FaultHost, FaultingProcess, MmGlobals};
+use ::mm::pagefile::PagingFile;
+use ::mm::section::SectionTable;
+use ::mm::vm::{AccessKind, AddressSpace, CommitCharge, HardwarePte, MemoryBasicInformation};
+use ::mm::ws::WorkingSet;
+use ::mm::{Pfn, Vpn};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use nt::status::*;
+use nt::NtStatus;
+
+/// Pages reserved as the paging file (16 MiB).
+pub const PAGING_FILE_PAGES: u64 = 4096;
+
+/// One process's memory state (`EPROCESS.Vm`, `VadRoot`, `DirectoryTableBase`).
+pub struct MmProcess {
+    pub id: u32,
+    /// Physical address of the PML4 (`DirectoryTableBase`).
+    pub cr3: u64,
+    pub space: AddressSpace,
+    pub ws: WorkingSet,
+}
+
+pub struct MmState {
+    processes: Vec<MmProcess>,
+    sections: SectionTable,
+    paging_file: PagingFile,
+    /// Backing frames of the paging file, one per slot.
+    paging_frames: Vec<Pfn>,
+    next_id: u32,
+}
+
+/// The memory manager's process list, sections and paging file (its lock
+/// comes before the PFN lock).
+static MM: SpinLocked<Option<MmState>, DISPATCH_LEVEL> = SpinLocked::new(None);
+/// `MmTotalCommitLimit` / `MmTotalCommittedPages`.
+pub static COMMIT: CommitCharge = CommitCharge::new(0);
+
+/// Fault counters (`!vm`, tests, benchmarks).
+pub static DEMAND_ZERO_FAULTS: AtomicU64 = AtomicU64::new(0);
+pub static PAGE_FAULTS: AtomicU64 = AtomicU64::new(0);
+pub static PAGES_WRITTEN: AtomicU64 = AtomicU64::new(0);
+pub static PAGES_READ: AtomicU64 = AtomicU64::new(0);
+pub static PAGES_TRIMMED: AtomicU64 = AtomicU64::new(0);
+
+fn system_cr3() -> u64 {
+    crate::loader_block().pml4_physical
+}
+
+/// `MmInitSystem` (process part): reserves the paging file's frames and
+/// sets the commit limit to available memory plus the paging file.
+pub fn initialize() -> Result<(), NtStatus> {
+    let frames = PFN_DB
+        .with(|d| {
+            d.as_mut()
+                .map(|db| db.allocate_pages_for_mdl(0, u64::MAX >> 12, PAGING_FILE_PAGES, 0))
+        })
+        .ok_or(STATUS_INSUFFICIENT_RESOURCES)?
+        .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+    let available = super::pfn::counts().map_or(0, |c| c.available());
+    COMMIT.set_limit(available + frames.len() as u64);
+    MM.with(|m| {
+        *m = Some(MmState {
+            processes: Vec::new(),
+            sections: SectionTable::new(),
+            paging_file: PagingFile::new(frames.len() as u64),
+            paging_frames: frames.iter().map(|f| f.0).collect(),
+            next_id: 8,
+        })
+    });
+    Ok(())
+}
+
+fn with_mm<R>(f: impl FnOnce(&mut MmState) -> R) -> Result<R, NtStatus> {
+    MM.with(|m| m.as_mut().map(f)).ok_or(STATUS_UNSUCCESSFUL)
+}
+
+/// `MmCreateProcessAddressSpace`: a PML4 with the kernel half of the system's,
+/// its own self-map entry, and an empty user half. Returns the process id.
+pub fn mm_create_process_address_space() -> Result<u32, NtStatus> {
+    let pml4 = super::pfn::mm_allocate_zeroed_page(0).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    let new = crate::hal::phys_to_virt(pml4 << 12) as *mut u64;
+    let sys = crate::hal::phys_to_virt(system_cr3()) as *const u64;
+    // SAFETY: both PML4 pages are reached through the direct map; the new one is ours.
+    unsafe {
+        for i in 256..512 {
+            new.add(i).write(sys.add(i).read());
+        }
+        new.add(nt::arc::SELF_MAP_PML4_INDEX)
+            .write((pml4 << 12) | PTE_VALID | PTE_WRITE | PTE_NX);
+    }
+    with_mm(|st| {
+        let id = st.next_id;
+        st.next_id += 4;
+        st.processes.push(MmProcess {
+            id,
+            cr3: pml4 << 12,
+            space: AddressSpace::new(),
+            ws: WorkingSet::new(32, 1 << 20),
+        });
+        id
+    })
+}
+
+/// The process the current thread is attached to (0 = none: system space).
+pub fn current_process() -> u32 {
+    sched::current_thread().attached_process
+}
+
+/// `KeStackAttachProcess`: the current thread runs in `pid`'s address space
+/// until `ke_unstack_detach_process`.
+pub fn ke_stack_attach_process(pid: u32) -> Result<(), NtStatus> {
+    let cr3 = with_mm(|st| st.processes.iter().find(|p| p.id == pid).map(|p| p.cr3))?
+        .ok_or(STATUS_INVALID_PARAMETER)?;
+    let t = sched::current_thread();
+    let f = crate::hal::disable_interrupts();
+    t.attached_process = pid;
+    t.cr3 = cr3;
+    thread::load_cr3(cr3);
+    crate::hal::restore_interrupts(f);
+    Ok(())
+}
+
+/// `KeUnstackDetachProcess`.
+pub fn ke_unstack_detach_process() {
+    let t = sched::current_thread();
+    let f = crate::hal::disable_interrupts();
+    t.attached_process = 0;
+    t.cr3 = 0;
+    thread::load_cr3(system_cr3());
+    crate::hal::restore_interrupts(f);
+}
+
+/// The hardware side of the fault handler, for the current address space.
+struct Host {
+    others: *mut MmProcess,
+    count: usize,
+    current: usize,
+    paging_frames: *const Pfn,
+    paging_count: usize,
+}
+
+impl Host {
+    fn other(&mut self, pid: u32) -> Option<&mut MmProcess> {
+        (0..self.count)
+            .filter(|&i| i != self.current)
+            // SAFETY: `others` points at the process list, which the MM lock
+            // keeps alive; the faulting process (index `current`) is excluded.
+            .map(|i| unsafe { &mut *self.others.add(i) })
+            .find(|p| p.id == pid)
+    }
+    fn frame(&self, slot: u64) -> Option<Pfn> {
+        // SAFETY: `paging_frames` has `paging_count` entries (MM lock held).
+        (slot < self.paging_count as u64).then(|| unsafe { *self.paging_frames.add(slot as usize) })
+    }
+}
+
+fn page_va(pfn: Pfn) -> *mut u8 {
+    crate::hal::phys_to_virt(pfn << 12) as *mut u8
+}
+
+impl FaultHost for Host {
+    fn zero_page(&mut self, pfn: Pfn) {
+        // SAFETY: a frame the PFN database just gave the fault handler.
+        unsafe { core::ptr::write_bytes(page_va(pfn), 0, 4096) };
+    }
+    fn copy_page(&mut self, dst: Pfn, src: Pfn) {
+        // SAFETY: distinct frames reached through the direct map.
+        unsafe { core::ptr::copy_nonoverlapping(page_va(src), page_va(dst), 4096) };
+    }
+    fn read_paging_file(&mut self, slot: u64, pfn: Pfn) -> Result<(), NtStatus> {
+        let f = self.frame(slot).ok_or(STATUS_IN_PAGE_ERROR)?;
+        self.copy_page(pfn, f);
+        PAGES_READ.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn write_paging_file(&mut self, slot: u64, pfn: Pfn) -> Result<(), NtStatus> {
+        let f = self.frame(slot).ok_or(STATUS_IN_PAGE_ERROR)?;
+        self.copy_page(f, pfn);
+        PAGES_WRITTEN.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn foreign_repurposed(&mut self, process: u32, vpn: Vpn) {
+        if let Some(p) = self.other(process) {
+            p.space.page_repurposed(vpn);
+        }
+    }
+    fn foreign_page_written(
+        &mut self,
+        process: u32,
+        vpn: Vpn,
+        pfn: Pfn,
+        slot: u64,
+    ) -> Result<(), NtStatus> {
+        self.other(process)
+            .ok_or(STATUS_INVALID_PARAMETER)?
+            .space
+            .page_written(vpn, pfn, slot)
+    }
+    fn set_pte(&mut self, vpn: Vpn, pte: Option<HardwarePte>) {
+        let va = vpn << 12;
+        match pte {
+            Some(p) => {
+                let mut flags = PTE_USER;
+                if p.writable {
+                    flags |= PTE_WRITE;
+                }
+                if !p.executable {
+                    flags |= PTE_NX;
+                }
+                let _ = super::map::set_user_pte(va, p.pfn, flags);
+            }
+            None => {
+                PAGES_TRIMMED.fetch_add(1, Ordering::Relaxed);
+                super::map::clear_user_pte(va);
+            }
+        }
+    }
+}
+
+/// `MmAccessFault` for a user address of the current process. Returns the
+/// exception status when the access is not allowed.
+pub fn mm_access_fault(va: u64, write: bool, execute: bool) -> Result<(), NtStatus> {
+    let pid = current_process();
+    if pid == 0 {
+        return Err(STATUS_ACCESS_VIOLATION);
+    }
+    PAGE_FAULTS.fetch_add(1, Ordering::Relaxed);
+    let kind = if execute {
+        AccessKind::Execute
+    } else if write {
+        AccessKind::Write
+    } else {
+        AccessKind::Read
+    };
+    MM.with(|m| {
+        let st = m.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
+        let idx = st
+            .processes
+            .iter()
+            .position(|p| p.id == pid)
+            .ok_or(STATUS_ACCESS_VIOLATION)?;
+        {
+            // Page tables first (they may repurpose a standby page: its owner is told).
+            let procs = &mut st.processes;
+            let mut alloc = |owner: u64| {
+                let (pfn, rep) = super::pfn::mm_allocate_zeroed_page_any(owner)?;
+                if let Some(r) = rep {
+                    if let Some((pid, vpn)) = ::mm::fault::decode_owner(r.pte_address) {
+                        if let Some(p) = procs.iter_mut().find(|p| p.id & 0x7F_FFFF == pid) {
+                            p.space.page_repurposed(vpn);
+                        }
+                    }
+                }
+                Some(pfn)
+            };
+            super::map::ensure_user_tables(va & !0xFFF, &mut alloc)?;
+        }
+        let mut host = Host {
+            others: st.processes.as_mut_ptr(),
+            count: st.processes.len(),
+            current: idx,
+            paging_frames: st.paging_frames.as_ptr(),
+            paging_count: st.paging_frames.len(),
+        };
+        let proc_ptr = host.others;
+        // SAFETY: element `idx` is borrowed alone here; the host only touches
+        // the other elements (see `Host::other`).
+        let p = unsafe { &mut *proc_ptr.add(idx) };
+
+        let before = DEMAND_ZERO_FAULTS.load(Ordering::Relaxed);
+        // A page without a frame yet is a demand-zero fault (if it succeeds).
+        let zero_fault = p.space.frame(va >> 12).is_none();
+        let r = PFN_DB.with(|d| {
+            let db = d.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
+            let mut g = MmGlobals {
+                pfn: db,
+                sections: &mut st.sections,
+                paging_file: &mut st.paging_file,
+            };
+            let mut fp = FaultingProcess {
+                id: p.id,
+                space: &mut p.space,
+                ws: &mut p.ws,
+            };
+            ::mm::fault::mm_access_fault(&mut g, &mut fp, va, kind, &mut host)
+        });
+        if r.is_ok() && zero_fault {
+            DEMAND_ZERO_FAULTS.store(before + 1, Ordering::Relaxed);
+        }
+
+        r.map(|_| ())
+    })
+}
+
+/// Runs `f` on the current process's address space, then rewrites the PTEs it names.
+fn with_current<R>(
+    f: impl FnOnce(&mut MmProcess, &mut MmStateParts) -> Result<(R, Vec<Vpn>), NtStatus>,
+) -> Result<R, NtStatus> {
+    let pid = current_process();
+    if pid == 0 {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    let (r, rewrite) = with_mm(|st| {
+        let MmState {
+            processes,
+            sections,
+            paging_file,
+            ..
+        } = st;
+        let p = processes
+            .iter_mut()
+            .find(|p| p.id == pid)
+            .ok_or(STATUS_INVALID_PARAMETER)?;
+        let mut parts = MmStateParts {
+            sections,
+            paging_file,
+        };
+        let (r, vpns) = f(p, &mut parts)?;
+        let ptes: Vec<(Vpn, Option<HardwarePte>)> =
+            vpns.iter().map(|&v| (v, p.space.hardware_pte(v))).collect();
+        Ok::<_, NtStatus>((r, ptes))
+    })??;
+    for (vpn, pte) in rewrite {
+        let mut h = NullHost;
+        h.set(vpn, pte);
+    }
+    if crate::ke::processor_count() > 1 {
+        crate::ke::mp::ke_flush_entire_tb();
+    }
+    Ok(r)
+}
+
+struct NullHost;
+impl NullHost {
+    fn set(&mut self, vpn: Vpn, pte: Option<HardwarePte>) {
+        let va = vpn << 12;
+        match pte {
+            Some(p) => {
+                let mut flags = PTE_USER;
+                if p.writable {
+                    flags |= PTE_WRITE;
+                }
+                if !p.executable {
+                    flags |= PTE_NX;
+                }
+                super::map::clear_user_pte(va);
+                let _ = super::map::set_user_pte(va, p.pfn, flags);
+            }
+            None => super::map::clear_user_pte(va),
+        }
+    }
+}
+
+struct MmStateParts<'a> {
+    sections: &'a mut SectionTable,
+    paging_file: &'a mut PagingFile,
+}
+
+/// `NtAllocateVirtualMemory` in the current process.
+pub fn nt_allocate_virtual_memory(
+    base: &mut u64,
+    size: &mut u64,
+    allocation_type: u32,
+    protect: u32,
+) -> NtStatus {
+    let (mut b, mut s) = (*base, *size);
+    let r = with_current(|p, _| {
+        p.space
+            .allocate_virtual_memory(&COMMIT, &mut b, 0, &mut s, allocation_type, protect)
+            .map(|()| ((), Vec::new()))
+    });
+    if r.is_ok() {
+        *base = b;
+        *size = s;
+    }
+    r.err().unwrap_or(STATUS_SUCCESS)
+}
+
+/// `NtFreeVirtualMemory` in the current process: frames go back to the PFN
+/// database (and paging-file slots are released), PTEs are cleared.
+pub fn nt_free_virtual_memory(base: &mut u64, size: &mut u64, free_type: u32) -> NtStatus {
+    let (mut b, mut s) = (*base, *size);
+    let r = with_current(|p, parts| {
+        let freed = p
+            .space
+            .free_virtual_memory(&COMMIT, &mut b, &mut s, free_type)?;
+        PFN_DB.with(|d| {
+            if let Some(db) = d.as_mut() {
+                let _ = ::mm::vm::release_frames(db, parts.paging_file, &freed);
+            }
+        });
+        let vpns: Vec<Vpn> = freed.iter().map(|f| f.vpn).collect();
+        for v in &vpns {
+            p.ws.remove(*v);
+        }
+        Ok(((), vpns))
+    });
+    if r.is_ok() {
+        *base = b;
+        *size = s;
+    }
+    r.err().unwrap_or(STATUS_SUCCESS)
+}
+
+/// `NtProtectVirtualMemory` in the current process; returns the old protection.
+pub fn nt_protect_virtual_memory(
+    base: &mut u64,
+    size: &mut u64,
+    new_protect: u32,
+) -> Result<u32, NtStatus> {
+    let (mut b, mut s) = (*base, *size);
+    let mut old = 0;
+    with_current(|p, _| {
+        let vpns = p
+            .space
+            .protect_virtual_memory(&mut b, &mut s, new_protect, &mut old)?;
+        Ok(((), vpns))
+    })?;
+    *base = b;
+    *size = s;
+    Ok(old)
+}
+
+/// `NtQueryVirtualMemory(MemoryBasicInformation)` in the current process.
+pub fn nt_query_virtual_memory(address: u64) -> Result<MemoryBasicInformation, NtStatus> {
+    with_current(|p, _| Ok((p.space.query_virtual_memory(address)?, Vec::new())))
+}
+
+/// `NtCreateSection` (pagefile-backed, `SEC_COMMIT`): returns the section id.
+pub fn nt_create_section(size: u64, protect: u32) -> Result<u32, NtStatus> {
+    with_mm(|st| {
+        st.sections
+            .create_section(&COMMIT, size, protect, ::mm::section::SEC_COMMIT)
+    })?
+}
+
+/// `NtMapViewOfSection` into the current process.
+pub fn nt_map_view_of_section(
+    section: u32,
+    base: &mut u64,
+    view_size: &mut u64,
+    protect: u32,
+) -> NtStatus {
+    let (mut b, mut v) = (*base, *view_size);
+    let r = with_current(|p, parts| {
+        let mut off = 0;
+        parts.sections.map_view_of_section(
+            section,
+            &mut p.space,
+            &mut b,
+            0,
+            &mut off,
+            &mut v,
+            0,
+            protect,
+        )?;
+        Ok(((), Vec::new()))
+    });
+    if r.is_ok() {
+        *base = b;
+        *view_size = v;
+    }
+    r.err().unwrap_or(STATUS_SUCCESS)
+}
+
+/// `NtUnmapViewOfSection` in the current process.
+pub fn nt_unmap_view_of_section(base: u64) -> NtStatus {
+    let r = with_current(|p, parts| {
+        let freed = PFN_DB.with(|d| {
+            let db = d.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
+            parts
+                .sections
+                .unmap_view_of_section(&mut p.space, base, &COMMIT, db, parts.paging_file)
+        })?;
+        let vpns: Vec<Vpn> = freed.iter().map(|f| f.vpn).collect();
+        for v in &vpns {
+            p.ws.remove(*v);
+        }
+        Ok(((), vpns))
+    });
+    r.err().unwrap_or(STATUS_SUCCESS)
+}
+
+/// `MmDeleteProcessAddressSpace`: frees every view and private page, the
+/// user page tables and the PML4. The caller is not attached to it.
+pub fn mm_delete_process_address_space(pid: u32) -> NtStatus {
+    if current_process() == pid {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let r = with_mm(|st| {
+        let i = st
+            .processes
+            .iter()
+            .position(|p| p.id == pid)
+            .ok_or(STATUS_INVALID_PARAMETER)?;
+        let mut p = st.processes.swap_remove(i);
+        PFN_DB.with(|d| {
+            let db = d.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
+            let freed =
+                st.sections
+                    .delete_address_space(&mut p.space, &COMMIT, db, &mut st.paging_file)?;
+            let _ = ::mm::vm::release_frames(db, &mut st.paging_file, &freed);
+            // User page tables: PML4 0..256 and everything below them.
+            free_table(db, p.cr3 >> 12, 4);
+            Ok::<(), NtStatus>(())
+        })
+    });
+    match r {
+        Ok(Ok(())) => STATUS_SUCCESS,
+        Ok(Err(e)) | Err(e) => e,
+    }
+}
+
+/// Frees a page-table page and (for the user half) the tables under it.
+fn free_table(db: &mut ::mm::pfn::PfnDatabase, table: Pfn, level: u32) {
+    let va = crate::hal::phys_to_virt(table << 12) as *const u64;
+    let entries = if level == 4 { 256 } else { 512 };
+    if level > 1 {
+        for i in 0..entries {
+            // SAFETY: a page-table page of the deleted process (direct map).
+            let e = unsafe { va.add(i).read() };
+            if e & PTE_VALID != 0 && e & PTE_LARGE == 0 {
+                free_table(db, (e & 0x000F_FFFF_FFFF_F000) >> 12, level - 1);
+            }
+        }
+    }
+    let _ = db.free_page(table);
+}
+
+/// Fault statistics line for `!vm`.
+pub fn kd_stats() {
+    crate::dbg_println!(
+        "Page faults: {}  demand-zero: {}  pages written to the paging file: {}  read back: {}  trimmed: {}",
+        PAGE_FAULTS.load(Ordering::Relaxed),
+        DEMAND_ZERO_FAULTS.load(Ordering::Relaxed),
+        PAGES_WRITTEN.load(Ordering::Relaxed),
+        PAGES_READ.load(Ordering::Relaxed),
+        PAGES_TRIMMED.load(Ordering::Relaxed)
+    );
+    crate::dbg_println!("Commit: {} of {} pages", COMMIT.used(), COMMIT.limit());
+}
