@@ -8,6 +8,7 @@ use crate::*;
 use alloc::format;
 use alloc::vec::Vec;
 use std::boxed::Box;
+use std::string::String;
 use std::vec;
 
 fn fresh(mib: usize) -> Volume<MemDevice> {
@@ -736,4 +737,43 @@ fn attributes_and_sizes_reach_every_file_name_copy() {
         ))
     );
     assert!(check(&mut v).unwrap().is_empty());
+}
+
+/// Deleting runs of neighbouring names empties leaves: they borrow from or
+/// merge with their siblings (and the tree stays ordered and consistent).
+#[test]
+fn emptied_leaves_borrow_and_merge() {
+    for order in 0..3 {
+        let mut v = fresh(16);
+        let d = v.create("/d", true).unwrap();
+        let names: Vec<String> = (0..400)
+            .map(|i| format!("name {i:04} {}", "y".repeat(i % 50)))
+            .collect();
+        for n in &names {
+            v.create(&format!("/d/{n}"), false).unwrap();
+        }
+        let mut gone: Vec<usize> = match order {
+            0 => (0..380).collect(),
+            1 => (20..400).rev().collect(),
+            _ => (0..400)
+                .filter(|i| (i / 25) % 2 == 0 || i % 7 == 0)
+                .collect(),
+        };
+        for (k, &i) in gone.iter().enumerate() {
+            v.remove(&format!("/d/{}", names[i])).unwrap();
+            if k % 50 == 0 {
+                assert!(check(&mut v).unwrap().is_empty(), "order {order} after {k}");
+            }
+        }
+        gone.sort();
+        let want: Vec<&String> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| gone.binary_search(i).is_err())
+            .map(|(_, n)| n)
+            .collect();
+        let got: Vec<String> = v.read_dir(d).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(got.iter().collect::<Vec<_>>(), want);
+        assert!(check(&mut v).unwrap().is_empty());
+    }
 }

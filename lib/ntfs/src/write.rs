@@ -1151,6 +1151,14 @@ impl<D: BlockDevice> Volume<D> {
                 }
             };
         }
+        if leaf && real == 1 {
+            // The leaf empties: borrow from or merge with a sibling leaf.
+            if let (Some(lv), Some((pvcn, pentries, k))) = (vcn, path.last().cloned()) {
+                if self.leaf_underflow(&mut ctx, lv, pvcn, pentries, k)? {
+                    return Ok(());
+                }
+            }
+        }
         if let (false, Some(left)) = (leaf, entries[i].child) {
             // Replace it by its predecessor, the last entry of the rightmost
             // leaf of its left subtree, when that leaf keeps an entry.
@@ -1198,6 +1206,101 @@ impl<D: BlockDevice> Volume<D> {
                     .unwrap_or(false))
         });
         self.i30_rebuild(&mut ctx, all)
+    }
+
+    /// Handles a leaf `lv` whose only entry is being deleted; `p` is its
+    /// parent (at `pvcn`, None = root) and `k` the parent entry pointing at
+    /// it. Borrows an entry through the separator from a sibling leaf with
+    /// two or more, or merges the separator into a sibling leaf with one and
+    /// frees `lv`. Returns false (nothing written) when neither applies.
+    fn leaf_underflow(
+        &mut self,
+        ctx: &mut IndexCtx,
+        lv: u64,
+        pvcn: Option<u64>,
+        p: Vec<IndexEntry>,
+        k: usize,
+    ) -> Result<bool> {
+        let cap = index::block_capacity(ctx.hdr.block_size as usize);
+        let is_leaf = |n: &[IndexEntry]| {
+            n.iter().all(|e| e.child.is_none()) && n.last().is_some_and(|e| e.last)
+        };
+        // (sibling VCN, separator index in p, sibling is on the left)
+        let (sv, d, left) = if k > 0 {
+            match p.get(k - 1).and_then(|e| e.child) {
+                Some(c) => (c, k - 1, true),
+                None => return Ok(false),
+            }
+        } else {
+            match p.get(1).and_then(|e| e.child) {
+                Some(c) => (c, 0, false),
+                None => return Ok(false),
+            }
+        };
+        if sv == lv {
+            return Ok(false);
+        }
+        let mut sib = self.read_block(ctx, sv)?;
+        if !is_leaf(&sib) {
+            return Ok(false);
+        }
+        let mut down = p[d].clone();
+        down.child = None;
+        let mut newp = p.clone();
+        let sib_real = sib.len() - 1;
+        let mut new_leaf = None;
+        if sib_real >= 2 {
+            // Borrow: the sibling's nearest entry moves up, the separator down.
+            let mut up = if left {
+                sib.remove(sib.len() - 2)
+            } else {
+                sib.remove(0)
+            };
+            up.child = Some(if left { sv } else { lv });
+            newp[d] = up;
+            new_leaf = Some(alloc::vec![down, IndexEntry::end(None)]);
+        } else {
+            // Merge: the separator joins the sibling; the empty leaf goes.
+            if left {
+                let at = sib.len() - 1;
+                sib.insert(at, down);
+                newp.remove(d);
+                newp[d].child = Some(sv);
+            } else {
+                sib.insert(0, down);
+                newp.remove(0);
+            }
+            if pvcn.is_some() && newp.len() < 2 {
+                return Ok(false);
+            }
+        }
+        let parent_fits = match pvcn {
+            None => self.root_fits(ctx, &newp),
+            Some(_) => index::entries_len(&newp) <= cap,
+        };
+        if !parent_fits || index::entries_len(&sib) > cap {
+            return Ok(false);
+        }
+        self.write_block(ctx, sv, &sib)?;
+        match new_leaf {
+            Some(l) => self.write_block(ctx, lv, &l)?,
+            None => {
+                let i = lv * ctx.vcn_unit / ctx.hdr.block_size as u64;
+                if let Some(b) = ctx
+                    .bitmap
+                    .as_mut()
+                    .and_then(|bm| bm.get_mut((i / 8) as usize))
+                {
+                    *b &= !(1 << (i % 8));
+                }
+            }
+        }
+        match pvcn {
+            None => ctx.root = newp,
+            Some(v) => self.write_block(ctx, v, &newp)?,
+        }
+        self.commit_root(ctx)?;
+        Ok(true)
     }
 
     /// Rebuilds a directory's index bottom-up from sorted entries.
