@@ -9,6 +9,8 @@ fn main() {
             "/export:KeBugCheckEx",
             "/export:KeGetCurrentIrql",
             "/export:DbgPrint",
+            "/export:ExAllocatePool2",
+            "/export:ExFreePoolWithTag",
         ] {
             println!("cargo:rustc-link-arg-bins={arg}");
         }

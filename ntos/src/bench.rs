@@ -22,6 +22,61 @@ pub fn run_all() {
     bench_timer_dpc_latency();
     bench_handles();
     bench_waits();
+    bench_memory();
+}
+
+/// `BENCH mm_pool_alloc_free`, `mm_virtual_alloc_free`, `mm_demand_zero_fault`.
+fn bench_memory() {
+    use crate::mm::process::*;
+    use ::mm::{MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_READWRITE};
+    let tag = u32::from_le_bytes(*b"Bnch");
+    const N: u64 = 20_000;
+    let t0 = crate::hal::rdtsc();
+    for _ in 0..N {
+        let p = crate::ex::xpool::ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 64, tag);
+        crate::ex::xpool::ex_free_pool_with_tag(p, tag);
+    }
+    crate::dbg_println!(
+        "BENCH mm_pool_alloc_free {} ns",
+        ns(crate::hal::rdtsc() - t0) / N
+    );
+    let Ok(pid) = mm_create_process_address_space() else {
+        return;
+    };
+    if ke_stack_attach_process(pid).is_err() {
+        return;
+    }
+    const M: u64 = 2000;
+    let t0 = crate::hal::rdtsc();
+    for _ in 0..M {
+        let (mut b, mut s) = (0, 0x10000);
+        nt_allocate_virtual_memory(&mut b, &mut s, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+        let mut z = 0;
+        nt_free_virtual_memory(&mut b, &mut z, MEM_RELEASE);
+    }
+    crate::dbg_println!(
+        "BENCH mm_virtual_alloc_free {} ns",
+        ns(crate::hal::rdtsc() - t0) / M
+    );
+    const PAGES: u64 = 2000;
+    let (mut b, mut s) = (0, PAGES * 4096);
+    if nt_allocate_virtual_memory(&mut b, &mut s, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE)
+        == nt::status::STATUS_SUCCESS
+    {
+        let t0 = crate::hal::rdtsc();
+        for i in 0..PAGES {
+            // SAFETY: committed memory of the attached process; each write is one demand-zero fault.
+            unsafe { ((b + i * 4096) as *mut u8).write_volatile(1) };
+        }
+        crate::dbg_println!(
+            "BENCH mm_demand_zero_fault {} ns",
+            ns(crate::hal::rdtsc() - t0) / PAGES
+        );
+        let mut z = 0;
+        nt_free_virtual_memory(&mut b, &mut z, MEM_RELEASE);
+    }
+    ke_unstack_detach_process();
+    mm_delete_process_address_space(pid);
 }
 
 static BPING: crate::ke::wait::KEvent = crate::ke::wait::KEvent::new(false, false);

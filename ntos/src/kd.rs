@@ -170,6 +170,7 @@ pub fn execute(line: &str) {
         "!pfn" => crate::mm::pfn::kd_pfn(args[0]),
         "!vm" => crate::mm::pfn::kd_vm(),
         "!locks" => crate::ex::sync::kd_locks(),
+        "!poolused" => crate::ex::xpool::kd_poolused(),
         "!exqueue" => crate::ex::worker::kd_exqueue(),
         "!sd" => crate::se::kd_sd(line.trim_start_matches("!sd").trim()),
         "!token" => crate::se::kd_token(args[0].unwrap_or("system")),
@@ -214,6 +215,7 @@ fn help() {
     dbg_println!("  !pfn <pfn>          a PFN database entry");
     dbg_println!("  !vm                 physical and kernel memory usage");
     dbg_println!("  !locks              executive resources, owners and waiters");
+    dbg_println!("  !poolused           pool usage per tag");
     dbg_println!("  !exqueue            executive worker queues");
     dbg_println!("  !object [path]      an object, or a directory's entries (default \\)");
     dbg_println!("  !handle [h] [kernel] handles of the System process (or the kernel table)");

@@ -212,7 +212,7 @@ fn t_more_than_available() -> TestResult {
             "NtAllocateVirtualMemory",
         )?;
         check(
-            base >= 0x10000 && base % 0x10000 == 0,
+            base >= 0x10000 && base.is_multiple_of(0x10000),
             "allocation base not 64 KiB aligned",
         )?;
         for i in 0..TOUCH_PAGES {
@@ -407,7 +407,59 @@ fn t_section_copy_on_write() -> TestResult {
     r
 }
 
+fn t_pool() -> TestResult {
+    use crate::ex::xpool::*;
+    use ::mm::pool::{POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, POOL_FLAG_UNINITIALIZED};
+    let tag = u32::from_le_bytes(*b"KtPl");
+    let (b0, n0) = nonpaged_usage(tag);
+    let mut blocks = alloc::vec::Vec::new();
+    for i in 0..200u64 {
+        let size = 16 + (i * 37) % 3000;
+        let p = ex_allocate_pool2(POOL_FLAG_NON_PAGED, size, tag);
+        check(
+            p != 0 && p.is_multiple_of(16),
+            "ExAllocatePool2 failed or misaligned",
+        )?;
+        // SAFETY: a fresh block of `size` bytes.
+        let zero = unsafe { core::slice::from_raw_parts(p as *const u8, size as usize) }
+            .iter()
+            .all(|&b| b == 0);
+        check(
+            zero,
+            "ExAllocatePool2 without POOL_FLAG_UNINITIALIZED is not zeroed",
+        )?;
+        // SAFETY: as above.
+        unsafe { core::ptr::write_bytes(p as *mut u8, 0x5A, size as usize) };
+        blocks.push(p);
+    }
+    let big = ex_allocate_pool2(POOL_FLAG_NON_PAGED | POOL_FLAG_UNINITIALIZED, 5 * 4096, tag);
+    check(
+        big != 0 && big.is_multiple_of(4096),
+        "big allocation not page aligned",
+    )?;
+    let paged = ex_allocate_pool2(POOL_FLAG_PAGED, 100, tag);
+    check(paged != 0, "paged pool allocation")?;
+    check(
+        nonpaged_usage(tag).1 == n0 + 201,
+        "per-tag allocation count",
+    )?;
+    check(
+        ex_allocate_pool2(POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED, 16, tag) == 0,
+        "two pool types accepted",
+    )?;
+    for p in blocks {
+        ex_free_pool_with_tag(p, tag);
+    }
+    ex_free_pool_with_tag(big, tag);
+    ex_free_pool_with_tag(paged, tag);
+    check(
+        nonpaged_usage(tag) == (b0, n0),
+        "per-tag usage did not return to where it started",
+    )
+}
+
 pub const TESTS: &[Test] = &[
+    ("mm.pool.tags_zeroing_big_pages", t_pool),
     ("mm.vm.touch_more_than_available", t_more_than_available),
     (
         "mm.vm.guard_readonly_and_reserved_faults",

@@ -223,7 +223,35 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         }
     }
 
-    // 2. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
+    // 2. A bad pool free stops the system with BAD_POOL_HEADER (0x19); the
+    //    stop screen then breaks into kd, where `shutdown` ends the run.
+    let mut lines = ["shutdown".to_string()].into_iter();
+    match run_session(
+        img,
+        "/CRASHTEST=BADPOOLFREE",
+        1,
+        &[],
+        &mut lines,
+        false,
+        Duration::from_secs(300),
+    ) {
+        Ok((code, out)) => {
+            let ok = out.contains("*** STOP: 0x00000019 (BAD_POOL_HEADER)") && code == 0;
+            if !ok {
+                println!("{out}");
+            }
+            check(
+                tally,
+                errors,
+                "kernel/bad-pool-free-bugchecks-0x19",
+                ok,
+                &format!("exit code {code}; no BAD_POOL_HEADER stop screen"),
+            );
+        }
+        Err(e) => check(tally, errors, "kernel/bad-pool-free-boot", false, &e),
+    }
+
+    // 3. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
     let script = [
         "dg 10 50",
         "lm",

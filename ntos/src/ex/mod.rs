@@ -5,3 +5,4 @@ pub mod event;
 pub mod pool;
 pub mod sync;
 pub mod worker;
+pub mod xpool;
