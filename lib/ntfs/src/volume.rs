@@ -166,6 +166,8 @@ pub struct Volume<D> {
     pub(crate) state: crate::txn::WriteState,
     /// Source of timestamps (100 ns units since 1601) for writes.
     pub clock: fn() -> u64,
+    /// Times `set_times` is copying into `$FILE_NAME`s.
+    pub(crate) times: Option<(u64, u64, u64)>,
 }
 
 /// Default clock: a fixed instant (2026-01-01), since `no_std` has no time.
@@ -205,6 +207,7 @@ impl<D: BlockDevice> Volume<D> {
             upcase: Vec::new(),
             state: Default::default(),
             clock: fixed_clock,
+            times: None,
         };
         // Bootstrap: record 0 is at the MFT LCN.
         let mut raw = alloc::vec![0u8; rs];

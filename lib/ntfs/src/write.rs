@@ -470,6 +470,10 @@ impl<D: BlockDevice> Volume<D> {
             nv.truncate(old_len.max(48));
             *value = nv;
         }
+        self.times = Some((creation, modification, access));
+        let r2 = self.sync_names(&mut r, None);
+        self.times = None;
+        r2?;
         self.write_record(&r)?;
         self.flush()
     }
@@ -510,6 +514,12 @@ impl<D: BlockDevice> Volume<D> {
             if dir_bit == 0 {
                 nf.data_size = size;
                 nf.allocated_size = alloc;
+            }
+            if let Some((c, m, a)) = self.times {
+                nf.creation = c;
+                nf.modification = m;
+                nf.mft_change = m;
+                nf.access = a;
             }
             if let Some(x) = attrs {
                 nf.flags =

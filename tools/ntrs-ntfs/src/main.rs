@@ -199,7 +199,14 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Cp { from, to } => match (from.strip_prefix(':'), to.strip_prefix(':')) {
             (None, Some(dst)) => {
                 let data = std::fs::read(&from).map_err(|x| format!("{from}: {x}"))?;
-                v.write_file(dst, &data).map_err(e)?;
+                let n = v.write_file(dst, &data).map_err(e)?;
+                // Keep the host file's modification time.
+                if let Ok(m) = std::fs::metadata(&from).and_then(|m| m.modified()) {
+                    if let Ok(d) = m.duration_since(std::time::UNIX_EPOCH) {
+                        let t = 116_444_736_000_000_000 + d.as_nanos() as u64 / 100;
+                        v.set_times(n, t, t, t).map_err(e)?;
+                    }
+                }
             }
             (Some(src), None) => {
                 let data = v.read_file(src).map_err(e)?;
