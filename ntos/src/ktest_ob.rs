@@ -195,7 +195,110 @@ fn t_million_handles() -> TestResult {
 }
 
 pub const TESTS: &[Test] = &[
+    ("ob.type_procedures_and_parse", t_type_procedures),
     ("ob.reference_by_handle_statuses", t_reference_by_handle),
     ("ob.open_by_name_checks_access", t_open_checks_access),
     ("ob.million_handles_leave_pool_unchanged", t_million_handles),
 ];
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+static PARSED: AtomicU64 = AtomicU64::new(0);
+static OPENS: AtomicU32 = AtomicU32::new(0);
+static CLOSES: AtomicU32 = AtomicU32::new(0);
+static DELETES: AtomicU32 = AtomicU32::new(0);
+static REFUSE_CLOSE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static LEAF: AtomicU64 = AtomicU64::new(0);
+
+/// A type with every procedure: a parse procedure that owns the namespace
+/// below its objects (as the I/O and configuration managers do), open,
+/// close, okay-to-close and delete procedures called at NT's points.
+fn t_type_procedures() -> TestResult {
+    use crate::ob::types::*;
+    let init = TypeInitializer {
+        open: Some(|_, _, _| {
+            OPENS.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }),
+        close: Some(|_, _| {
+            CLOSES.fetch_add(1, Ordering::SeqCst);
+        }),
+        delete: Some(|_| {
+            DELETES.fetch_add(1, Ordering::SeqCst);
+        }),
+        parse: Some(|_, remaining, _, desired| {
+            // The remaining path must arrive without the leading separator.
+            PARSED.store(remaining.len() as u64, Ordering::SeqCst);
+            if remaining != "alpha\\beta" {
+                return Err(STATUS_OBJECT_NAME_NOT_FOUND);
+            }
+            let leaf = LEAF.load(Ordering::SeqCst) as usize;
+            ob_reference_object(leaf)?;
+            Ok((leaf, desired))
+        }),
+        okay_to_close: Some(|_, _| !REFUSE_CLOSE.load(Ordering::SeqCst)),
+        query_name: None,
+    };
+    ob_create_object_type("KtParsed", init).map_err(|_| "ObCreateObjectType")?;
+    check(
+        ob_create_object_type("KtParsed", TypeInitializer::default()).err()
+            == Some(STATUS_OBJECT_NAME_COLLISION),
+        "duplicate type name accepted",
+    )?;
+    let root = make(Some("\\KtParseRoot"), "KtParsed", None)?;
+    let leaf = make(None, "KtParsed", None)?;
+    LEAF.store(leaf as u64, Ordering::SeqCst);
+    let token = security::token::Token::system();
+    let (found, granted) = ob_open_object_by_name(
+        "\\KtParseRoot\\alpha\\beta",
+        None,
+        0,
+        0x1234,
+        Mode::KernelMode,
+        &token,
+    )
+    .map_err(|_| "open through the parse procedure failed")?;
+    check(
+        found == leaf && granted == 0x1234,
+        "parse procedure result not returned",
+    )?;
+    check(
+        PARSED.load(Ordering::SeqCst) == 10,
+        "parse procedure got the wrong remaining path",
+    )?;
+    check(
+        ob_open_object_by_name("\\KtParseRoot\\gamma", None, 0, 0, Mode::KernelMode, &token).err()
+            == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "parse procedure's status not returned",
+    )?;
+    let opens = OPENS.load(Ordering::SeqCst);
+    let h = ob_create_handle(found, granted, 0).map_err(|_| "handle")?;
+    ob_dereference_object(found);
+    check(
+        OPENS.load(Ordering::SeqCst) == opens + 1,
+        "open procedure not called",
+    )?;
+    REFUSE_CLOSE.store(true, Ordering::SeqCst);
+    check(
+        nt_close(h) == STATUS_HANDLE_NOT_CLOSABLE,
+        "okay-to-close refusal ignored",
+    )?;
+    REFUSE_CLOSE.store(false, Ordering::SeqCst);
+    // Drop the creation reference: the handle is the last one now.
+    ob_dereference_object(leaf);
+    let (closes, deletes) = (
+        CLOSES.load(Ordering::SeqCst),
+        DELETES.load(Ordering::SeqCst),
+    );
+    check(nt_close(h) == STATUS_SUCCESS, "close")?;
+    check(
+        CLOSES.load(Ordering::SeqCst) == closes + 1,
+        "close procedure not called",
+    )?;
+    check(
+        DELETES.load(Ordering::SeqCst) == deletes + 1,
+        "delete procedure not called at the last reference",
+    )?;
+    let _ = root;
+    Ok(())
+}

@@ -71,7 +71,9 @@ pub fn initialize() -> Result<(), NtStatus> {
     let frames = PFN_DB
         .with(|d| {
             d.as_mut()
-                .map(|db| db.allocate_pages_for_mdl(0, u64::MAX >> 12, PAGING_FILE_PAGES, 0))
+                // Above 16 MiB: low memory stays for the processor start-up
+                // trampoline and anything else that needs it.
+                .map(|db| db.allocate_pages_for_mdl(0x1000, u64::MAX >> 12, PAGING_FILE_PAGES, 0))
         })
         .ok_or(STATUS_INSUFFICIENT_RESOURCES)?
         .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;

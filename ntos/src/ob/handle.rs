@@ -61,6 +61,10 @@ impl Drop for ObjectRef {
 /// with the granted access in the kernel table (`OBJ_KERNEL_HANDLE`) or the
 /// process's, counts the handle on the object (one more pointer reference).
 pub fn ob_create_handle(id: ObjectId, granted: u32, attributes: u32) -> Result<u64, NtStatus> {
+    let ty = super::object::object_type_of(id).ok_or(STATUS_INVALID_HANDLE)?;
+    if let Some(open) = super::types::procedures(ty).open {
+        open(super::types::OpenReason::ObOpenHandle, id, granted)?;
+    }
     super::with_ob(|st| st.ns.open_handle(id))?;
     let kernel = attributes & OBJ_KERNEL_HANDLE != 0;
     let table = if kernel { &KERNEL_TABLE } else { &SYSTEM_TABLE };
@@ -133,17 +137,35 @@ pub fn ob_reference_object_by_handle(
 /// STATUS_HANDLE_NOT_CLOSABLE for a protected one.
 pub fn nt_close(handle: u64) -> NtStatus {
     let (table, h) = table_of(handle);
+    // OkayToCloseProcedure may refuse.
+    if let Ok(e) = with_table(table, |t| t.lookup(h).copied()) {
+        if let Some(ty) = super::object::object_type_of(e.object) {
+            if let Some(ok) = super::types::procedures(ty).okay_to_close {
+                if !ok(e.object, handle) {
+                    return STATUS_HANDLE_NOT_CLOSABLE;
+                }
+            }
+        }
+    }
     match with_table(table, |t| t.close(h)) {
         Ok(e) => {
+            let ty = super::object::object_type_of(e.object);
+            let close = ty.and_then(|t| super::types::procedures(t).close);
             let defer = crate::ke::irql() > crate::ke::APC_LEVEL;
             let queue = super::with_ob(|st| {
                 let _ = st.ns.close_handle(e.object, defer);
                 st.reap();
                 defer && st.ns.pending_deletes() > 0
             });
+            if let Some(f) = close {
+                let left =
+                    super::with_ob(|st| st.ns.header(e.object).map_or(0, |h| h.handle_count));
+                f(e.object, left);
+            }
             if queue {
                 super::object::queue_deferred_deletes();
             }
+            super::run_type_deletes();
             STATUS_SUCCESS
         }
         Err(s) => s,

@@ -4,6 +4,7 @@
 
 pub mod handle;
 pub mod object;
+pub mod types;
 
 use crate::ke::irql::SpinLocked;
 use ::ob::namespace::{Lookup, Namespace, ObjectId, TypeIndex};
@@ -44,6 +45,8 @@ pub struct ObState {
     pub last_access: Option<object::LastAccess>,
     /// Objects whose last reference went away (their bodies were released).
     pub deleted_total: u64,
+    /// Deleted objects whose type has a delete procedure (run outside the lock).
+    pub type_deletes: alloc::vec::Vec<(ObjectId, TypeIndex)>,
 }
 
 impl ObState {
@@ -68,9 +71,12 @@ impl ObState {
     /// Releases the bodies of objects the namespace deleted (`ObpDeleteObject`
     /// calling the type's delete procedure).
     pub fn reap(&mut self) {
-        for (id, _ty) in core::mem::take(&mut self.ns.deleted) {
+        for (id, ty) in core::mem::take(&mut self.ns.deleted) {
             if let Some(ext) = self.bodies.0.remove(&id) {
                 object::delete_procedure(ext);
+            }
+            if types::procedures(ty).delete.is_some() {
+                self.type_deletes.push((id, ty));
             }
             self.deleted_total += 1;
         }
@@ -87,9 +93,20 @@ pub fn with_ob<R>(f: impl FnOnce(&mut ObState) -> R) -> R {
             bodies: object::Bodies(alloc::collections::BTreeMap::new()),
             last_access: None,
             deleted_total: 0,
+            type_deletes: alloc::vec::Vec::new(),
         });
         f(st)
     })
+}
+
+/// Calls the delete procedures of deleted objects of custom types (outside the lock).
+pub fn run_type_deletes() {
+    let list = with_ob(|st| core::mem::take(&mut st.type_deletes));
+    for (id, ty) in list {
+        if let Some(f) = types::procedures(ty).delete {
+            f(id);
+        }
+    }
 }
 
 /// Runs `f` on the namespace with the object manager's lock held.

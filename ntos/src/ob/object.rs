@@ -197,7 +197,10 @@ pub fn ob_create_object(spec: CreateSpec) -> Result<(ObjectId, NtStatus), NtStat
 }
 
 /// `ObOpenObjectByName` (without the handle): looks the path up, checks the
-/// type and the access; returns the object referenced once and the access granted.
+/// type and the access; returns the object referenced once and the access
+/// granted. A lookup that reaches an object whose type has a parse procedure
+/// hands it the rest of the path (`ObpLookupObjectName` → `ParseProcedure`);
+/// a type without one there is STATUS_OBJECT_TYPE_MISMATCH.
 pub fn ob_open_object_by_name(
     path: &str,
     type_name: Option<&str>,
@@ -206,11 +209,22 @@ pub fn ob_open_object_by_name(
     mode: Mode,
     token: &Token,
 ) -> Result<(ObjectId, u32), NtStatus> {
-    super::with_ob(|st| {
+    enum Found {
+        Object(ObjectId, u32),
+        Parse(ObjectId, alloc::string::String, TypeIndex),
+    }
+    let found = super::with_ob(|st| {
         let id = match st.ns.lookup(path, attributes, None)? {
             Lookup::Found(id) => id,
-            // Parse procedures (I/O manager, configuration manager) are not wired yet.
-            Lookup::Parse { .. } => return Err(STATUS_NOT_IMPLEMENTED),
+            Lookup::Parse { object, remaining } => {
+                let ty = st
+                    .ns
+                    .header(object)
+                    .map(|h| h.type_index)
+                    .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+                st.ns.reference(object)?;
+                return Ok(Found::Parse(object, remaining, ty));
+            }
         };
         let ty_index = st
             .ns
@@ -232,8 +246,19 @@ pub fn ob_open_object_by_name(
         st.record_access(desired, &granted);
         let granted = granted?;
         st.ns.reference(id)?;
-        Ok((id, granted))
-    })
+        Ok(Found::Object(id, granted))
+    })?;
+    match found {
+        Found::Object(id, granted) => Ok((id, granted)),
+        Found::Parse(object, remaining, ty) => {
+            let r = match super::types::procedures(ty).parse {
+                Some(parse) => parse(object, &remaining, attributes, desired),
+                None => Err(STATUS_OBJECT_TYPE_MISMATCH),
+            };
+            ob_dereference_object(object);
+            r
+        }
+    }
 }
 
 /// `ObReferenceObject`.
@@ -253,6 +278,7 @@ pub fn ob_dereference_object(id: ObjectId) {
     if queue {
         queue_deferred_deletes();
     }
+    super::run_type_deletes();
 }
 
 /// `ObpProcessRemoveObjectQueue` as a work item.
