@@ -258,6 +258,29 @@ fn cmd_bench() -> Result<u8> {
     setup::ensure_packages()?;
     let img = build_all()?;
     qemu::bench(&img)?;
+    // Host-side benchmarks of the format crates (release builds).
+    for tool in ["ntrs-ntfs", "ntrs-reg"] {
+        let has_bench = root().join("tools").join(tool).join("src/main.rs");
+        let src = std::fs::read_to_string(&has_bench).unwrap_or_default();
+        if !src.contains("\"bench\"") && !src.contains("Bench") {
+            continue;
+        }
+        let out = cargo()
+            .current_dir(root())
+            .args(["run", "--quiet", "--release", "-p", tool, "--", "bench"])
+            .output()
+            .map_err(|e| format!("{tool} bench: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for l in text.lines().filter(|l| l.starts_with("BENCH ")) {
+            println!("{l}");
+        }
+        if !out.status.success() {
+            eprintln!(
+                "xtask: {tool} bench failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     Ok(0)
 }
 
