@@ -560,3 +560,75 @@ pub fn kd_stats() {
     );
     crate::dbg_println!("Commit: {} of {} pages", COMMIT.used(), COMMIT.limit());
 }
+
+fn pid_arg(arg: Option<&str>) -> Option<u32> {
+    match arg {
+        Some(a) => u32::from_str_radix(a.trim_start_matches("0x"), 16).ok(),
+        None => Some(current_process()).filter(|&p| p != 0),
+    }
+}
+
+/// `!vad [pid]`: a process's VADs (default: the attached process; with no
+/// process, the list of address spaces).
+pub fn kd_vad(arg: Option<&str>) {
+    let pid = pid_arg(arg);
+    let text = with_mm(
+        |st| match pid.and_then(|p| st.processes.iter().find(|x| x.id == p)) {
+            Some(p) => p.space.format_vads(),
+            None => {
+                let mut s = alloc::string::String::from(
+                    "Address spaces (pid, DirectoryTableBase, working set pages):\n",
+                );
+                for p in &st.processes {
+                    s += &alloc::format!("  {:04x}  {:016x}  {}\n", p.id, p.cr3, p.ws.len());
+                }
+                s
+            }
+        },
+    )
+    .unwrap_or_default();
+    crate::dbg_println!("{text}");
+}
+
+/// `!address [pid]`: every region of a process's user address space.
+pub fn kd_address(arg: Option<&str>) {
+    let Some(pid) = pid_arg(arg) else {
+        crate::dbg_println!("usage: !address <pid>   (see !vad for the address spaces)");
+        return;
+    };
+    let regions = with_mm(|st| {
+        st.processes
+            .iter()
+            .find(|x| x.id == pid)
+            .map(|p| p.space.regions())
+    })
+    .ok()
+    .flatten();
+    let Some(regions) = regions else {
+        crate::dbg_println!("no address space {pid:x}");
+        return;
+    };
+    crate::dbg_println!("        BaseAddress      EndAddress+1        RegionSize     Type       State                 Protect");
+    for r in regions {
+        let state = match r.state {
+            ::mm::MEM_COMMIT => "MEM_COMMIT",
+            ::mm::MEM_RESERVE => "MEM_RESERVE",
+            _ => "MEM_FREE",
+        };
+        let ty = match r.type_ {
+            ::mm::MEM_PRIVATE => "MEM_PRIVATE",
+            ::mm::MEM_MAPPED => "MEM_MAPPED",
+            ::mm::MEM_IMAGE => "MEM_IMAGE",
+            _ => "",
+        };
+        crate::dbg_println!(
+            "+ {:016x} {:016x} {:016x} {:<10} {:<21} {:#x}",
+            r.base_address,
+            r.base_address + r.region_size,
+            r.region_size,
+            ty,
+            state,
+            r.protect
+        );
+    }
+}
