@@ -136,6 +136,7 @@ pub fn execute(line: &str) {
         "!running" => ke::kdext::running(),
         "!ready" => ke::kdext::ready(),
         "!thread" => ke::kdext::thread_cmd(args[0]),
+        "!process" => ke::kdext::process(line.trim_start_matches("!process")),
         "!dpcs" => ke::dpc::kd_dpcs(),
         "!timer" => ke::timer::kd_timer(),
         "!apic" => ke::kdext::apic(),
@@ -205,6 +206,7 @@ fn help() {
     dbg_println!("  !running            what every processor is running");
     dbg_println!("  !ready              ready threads by processor and priority");
     dbg_println!("  !thread [addr|cid]  a thread (default: the current one)");
+    dbg_println!("  !process [0 0]      the System process and its threads");
     dbg_println!("  !dpcs               queued DPCs per processor");
     dbg_println!("  !timer              the timer table");
     dbg_println!("  !apic               local APIC, clock and extended-state setup");

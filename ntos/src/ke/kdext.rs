@@ -220,3 +220,32 @@ pub fn apic() {
     let (fmt, size) = super::thread::extended_state_format();
     dbg_println!("    Extended state: {fmt}, {size} bytes per thread");
 }
+
+/// `!process [0 0]`: the System process and its threads (ntrs has no other
+/// processes with threads yet; user address spaces are listed by `!vad`).
+pub fn process(args: &str) {
+    let brief = args.split_whitespace().nth(1) == Some("0");
+    let ids: alloc::vec::Vec<u32> = thread::thread_ids().collect();
+    crate::dbg_println!("**** NT ACTIVE PROCESS DUMP ****");
+    crate::dbg_println!(
+        "PROCESS ffffffffffffffff\n    SessionId: none  Cid: 0004    Peb: 00000000  ParentCid: 0000\n    DirBase: {:08x}  ObjectTable: System  HandleCount: {:>4}.\n    Image: System",
+        crate::loader_block().pml4_physical,
+        crate::ob::handle::handle_counts().0
+    );
+    if brief {
+        return;
+    }
+    crate::dbg_println!();
+    for id in ids {
+        if let Some(t) = thread::thread(id) {
+            crate::dbg_println!("        {}", thread_line(t));
+            crate::dbg_println!(
+                "            Priority {} BasePriority {}  ContextSwitches {}  {}",
+                t.priority,
+                t.base_priority,
+                t.context_switches,
+                t.name()
+            );
+        }
+    }
+}
