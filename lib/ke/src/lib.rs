@@ -8,9 +8,11 @@
 
 extern crate alloc;
 
+pub mod dpc;
 pub mod objects;
 pub mod priority;
 pub mod ready;
+pub mod timer;
 
 #[cfg(test)]
 mod objects_tests;
