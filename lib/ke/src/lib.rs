@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+pub mod apc;
 pub mod dpc;
 pub mod objects;
 pub mod priority;

@@ -23,6 +23,7 @@
 //! - waiters are examined in FIFO order, and only as many are woken as the
 //!   object's state allows.
 
+use crate::apc::{ApcState, ProcessorMode};
 use crate::priority::{EVENT_INCREMENT, IO_NO_INCREMENT};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -350,6 +351,37 @@ impl Dispatcher {
         wait_type: WaitType,
         poll: bool,
     ) -> Result<WaitStart, NtStatus> {
+        self.wait_inner(t, objects, wait_type, poll, None)
+    }
+
+    /// `KeWaitForMultipleObjects` with a wait mode and alertability: as
+    /// [`Dispatcher::wait`], but when no object satisfies the wait, the
+    /// thread's alert and user-APC state is checked before polling or
+    /// blocking (`KiCheckAlertability`): STATUS_ALERTED or STATUS_USER_APC
+    /// end the wait at once. An object that is signaled wins over an alert,
+    /// as in NT.
+    #[allow(clippy::too_many_arguments)] // KeWaitForMultipleObjects' own parameters
+    pub fn wait_alertable(
+        &mut self,
+        t: ThreadId,
+        objects: &[ObjectId],
+        wait_type: WaitType,
+        poll: bool,
+        apc: &mut ApcState,
+        mode: ProcessorMode,
+        alertable: bool,
+    ) -> Result<WaitStart, NtStatus> {
+        self.wait_inner(t, objects, wait_type, poll, Some((apc, mode, alertable)))
+    }
+
+    fn wait_inner(
+        &mut self,
+        t: ThreadId,
+        objects: &[ObjectId],
+        wait_type: WaitType,
+        poll: bool,
+        alert: Option<(&mut ApcState, ProcessorMode, bool)>,
+    ) -> Result<WaitStart, NtStatus> {
         if objects.is_empty() || objects.len() > MAXIMUM_WAIT_OBJECTS {
             return Err(STATUS_INVALID_PARAMETER);
         }
@@ -376,6 +408,11 @@ impl Dispatcher {
                     let abandoned = self.satisfy_all(objects, t)?;
                     return Ok(WaitStart::Satisfied(wait_status(0, abandoned)));
                 }
+            }
+        }
+        if let Some((apc, mode, alertable)) = alert {
+            if let Some(status) = apc.check_alertability(mode, alertable) {
+                return Ok(WaitStart::Satisfied(status));
             }
         }
         if poll {
@@ -440,6 +477,25 @@ impl Dispatcher {
             self.remove_wait_blocks(t);
         }
         was
+    }
+
+    /// `KiUnwaitThread` for a wait that ends unsatisfied: a timeout
+    /// (STATUS_TIMEOUT), an alert (STATUS_ALERTED), an APC
+    /// (STATUS_KERNEL_APC, STATUS_USER_APC, see [`crate::apc::ApcState::insert`]).
+    /// Removes the wait blocks and appends the thread to `out` with no
+    /// priority increment. Returns whether the thread was waiting.
+    pub fn abort_wait(&mut self, t: ThreadId, status: NtStatus, out: &mut Vec<Unwait>) -> bool {
+        let was = self.is_waiting(t);
+        if was {
+            self.end_wait(t, status, IO_NO_INCREMENT, out);
+        }
+        was
+    }
+
+    /// The wait's timer fired (`KiTimerExpiration` for a wait timeout):
+    /// ends the wait with STATUS_TIMEOUT. Returns whether it was waiting.
+    pub fn timeout_expired(&mut self, t: ThreadId, out: &mut Vec<Unwait>) -> bool {
+        self.abort_wait(t, STATUS_TIMEOUT, out)
     }
 
     /// `KiWaitTest`: satisfies waiters of `id` in FIFO order while it allows.

@@ -494,3 +494,143 @@ proptest! {
         }
     }
 }
+
+mod alerts_and_apcs {
+    use super::*;
+    use crate::apc::*;
+
+    #[test]
+    fn signaled_object_wins_over_alert_then_alert_then_poll() {
+        let mut d = Dispatcher::new();
+        let e = d.create_event(true, true);
+        let mut apc = ApcState::new();
+        apc.alert(ProcessorMode::UserMode, None);
+        assert_eq!(
+            d.wait_alertable(
+                T1,
+                &[e],
+                WaitType::WaitAny,
+                false,
+                &mut apc,
+                ProcessorMode::UserMode,
+                true
+            ),
+            sat(STATUS_WAIT_0)
+        );
+        d.reset_event(e).unwrap();
+        assert_eq!(
+            d.wait_alertable(
+                T1,
+                &[e],
+                WaitType::WaitAny,
+                true,
+                &mut apc,
+                ProcessorMode::UserMode,
+                true
+            ),
+            sat(STATUS_ALERTED)
+        );
+        assert_eq!(
+            d.wait_alertable(
+                T1,
+                &[e],
+                WaitType::WaitAny,
+                true,
+                &mut apc,
+                ProcessorMode::UserMode,
+                true
+            ),
+            sat(STATUS_TIMEOUT)
+        );
+        apc.insert(ApcId(1), ApcKind::User, &ApcTarget::IDLE);
+        assert_eq!(
+            d.wait_alertable(
+                T1,
+                &[e],
+                WaitType::WaitAny,
+                false,
+                &mut apc,
+                ProcessorMode::KernelMode,
+                true
+            ),
+            Ok(WaitStart::Blocked),
+            "user APCs do not end kernel-mode waits"
+        );
+        assert!(d.cancel_wait(T1));
+        assert_eq!(
+            d.wait_alertable(
+                T1,
+                &[e],
+                WaitType::WaitAny,
+                false,
+                &mut apc,
+                ProcessorMode::UserMode,
+                true
+            ),
+            sat(STATUS_USER_APC)
+        );
+        assert!(!d.is_waiting(T1));
+    }
+
+    #[test]
+    fn apc_insert_aborts_the_wait_and_the_object_stays_unsatisfied() {
+        let mut d = Dispatcher::new();
+        let m = d.create_mutant(Some(T2));
+        let mut apc = ApcState::new();
+        assert_eq!(
+            d.wait_alertable(
+                T1,
+                &[m],
+                WaitType::WaitAny,
+                false,
+                &mut apc,
+                ProcessorMode::UserMode,
+                true
+            ),
+            Ok(WaitStart::Blocked)
+        );
+        let target = ApcTarget {
+            waiting: d.is_waiting(T1),
+            wait_mode: ProcessorMode::UserMode,
+            alertable: true,
+            ..ApcTarget::IDLE
+        };
+        let r = apc.insert(ApcId(9), ApcKind::User, &target);
+        let mut out = Vec::new();
+        assert!(d.abort_wait(T1, r.unwait.unwrap(), &mut out));
+        assert_eq!(
+            out,
+            [Unwait {
+                thread: T1,
+                status: STATUS_USER_APC,
+                increment: 0
+            }]
+        );
+        assert_eq!(d.query(m).unwrap().waiters, 0);
+        out.clear();
+        d.release_mutant(m, T2, false, &mut out).unwrap();
+        assert!(
+            out.is_empty(),
+            "the aborted wait no longer takes the mutant"
+        );
+        assert!(!d.abort_wait(T1, STATUS_KERNEL_APC, &mut out));
+    }
+
+    #[test]
+    fn timeout_ends_a_blocked_wait() {
+        let mut d = Dispatcher::new();
+        let s = d.create_semaphore(0, 1).unwrap();
+        assert_eq!(
+            d.wait(T3, &[s], WaitType::WaitAny, false),
+            Ok(WaitStart::Blocked)
+        );
+        let mut out = Vec::new();
+        assert!(d.timeout_expired(T3, &mut out));
+        assert_eq!(out[0].status, STATUS_TIMEOUT);
+        assert!(!d.timeout_expired(T3, &mut out));
+        out.clear();
+        d.release_semaphore(s, 1, 1, &mut out).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(d.query(s).unwrap().state, 1);
+    }
+}
