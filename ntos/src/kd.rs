@@ -170,6 +170,7 @@ pub fn execute(line: &str) {
         "!loaderblock" => memory_map(),
         "!pfn" => crate::mm::pfn::kd_pfn(args[0]),
         "!vm" => crate::mm::pfn::kd_vm(),
+        "!reg" => crate::cm::kd::kd_reg(line.trim_start_matches("!reg")),
         "!vad" => crate::mm::process::kd_vad(args[0]),
         "!address" => crate::mm::process::kd_address(args[0]),
         "!locks" => crate::ex::sync::kd_locks(),
@@ -218,6 +219,7 @@ fn help() {
     dbg_println!("  !loaderblock        loader memory descriptors by type");
     dbg_println!("  !pfn <pfn>          a PFN database entry");
     dbg_println!("  !vm                 physical and kernel memory usage");
+    dbg_println!("  !reg querykey <p> | openkeys | hivelist   the registry");
     dbg_println!("  !vad [pid]          a process's VAD tree (no pid: the address spaces)");
     dbg_println!("  !address <pid>      every region of a process's user address space");
     dbg_println!("  !locks              executive resources, owners and waiters");

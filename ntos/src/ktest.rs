@@ -273,6 +273,7 @@ pub fn run_all() -> ! {
         crate::ktest_ob::TESTS,
         crate::ktest_mm::TESTS,
         crate::ktest_ex::TESTS,
+        crate::ktest_cm::TESTS,
     ];
     let total: usize = all.iter().map(|t| t.len()).sum();
     for (name, test) in all.iter().flat_map(|t| t.iter()) {

@@ -12,11 +12,13 @@
 extern crate alloc;
 
 pub mod bench;
+pub mod cm;
 pub mod ex;
 pub mod hal;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
+pub mod ktest_cm;
 pub mod ktest_ex;
 pub mod ktest_ke;
 pub mod ktest_mm;
@@ -127,6 +129,15 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         );
     }
     ki_initialize_kernel(lb);
+    if let Err(s) = cm::cm_initialize() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::CONFIG_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0,
+            0,
+            0,
+        );
+    }
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,

@@ -32,6 +32,8 @@ pub enum ObjectBody {
     /// A dispatcher object of the kernel (event, mutant, semaphore, timer):
     /// its index in the dispatcher database.
     Dispatcher(u32),
+    /// A registry key object (`CM_KEY_BODY`): the key it refers to.
+    Key(usize),
     /// A timer object (`ETIMER`): the kernel timer it wraps.
     Timer(&'static crate::ke::timer::KTimer),
     /// A thread (`ETHREAD`): its kernel thread id.

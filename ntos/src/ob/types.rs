@@ -61,3 +61,12 @@ pub fn ob_create_object_type(name: &str, init: TypeInitializer) -> Result<TypeIn
 pub fn procedures(t: TypeIndex) -> TypeInitializer {
     PROCEDURES.with(|p| p.iter().find(|e| e.0 == t).map(|e| e.1).unwrap_or_default())
 }
+
+/// Sets the procedures of an existing (system) type (`ObCreateObjectType`
+/// at phase 1 for the executive's types).
+pub fn set_procedures(t: TypeIndex, init: TypeInitializer) {
+    PROCEDURES.with(|p| {
+        p.retain(|e| e.0 != t);
+        p.push((t, init));
+    });
+}

@@ -1,0 +1,588 @@
+//! The configuration manager (*Windows Internals*, Part 2, ch. 10, "The
+//! registry"): the key tree under `\REGISTRY`, key objects opened through
+//! the object manager's parse procedure, the native registry services, change
+//! notification, and the volatile `HARDWARE` key filled at boot.
+//!
+//! ntrs today: keys live in memory (as a volatile hive does in NT). Loading
+//! the SYSTEM and SOFTWARE hives from disk and flushing them back arrives
+//! with the regf format crate; until then `\REGISTRY\MACHINE\SYSTEM` and
+//! `SOFTWARE` exist empty, and `NtFlushKey` has nothing to write.
+
+pub mod kd;
+
+use crate::ke::irql::SpinLocked;
+use crate::ke::DISPATCH_LEVEL;
+use crate::ob::object::*;
+use alloc::string::String;
+use alloc::vec::Vec;
+use nt::status::*;
+use nt::NtStatus;
+
+/// Value types (`REG_*`).
+pub const REG_NONE: u32 = 0;
+pub const REG_SZ: u32 = 1;
+pub const REG_EXPAND_SZ: u32 = 2;
+pub const REG_BINARY: u32 = 3;
+pub const REG_DWORD: u32 = 4;
+pub const REG_LINK: u32 = 6;
+pub const REG_MULTI_SZ: u32 = 7;
+pub const REG_QWORD: u32 = 11;
+/// `REG_OPTION_VOLATILE`.
+pub const REG_OPTION_VOLATILE: u32 = 1;
+/// `REG_CREATED_NEW_KEY`, `REG_OPENED_EXISTING_KEY`.
+pub const REG_CREATED_NEW_KEY: u32 = 1;
+pub const REG_OPENED_EXISTING_KEY: u32 = 2;
+/// Access rights.
+pub const KEY_QUERY_VALUE: u32 = 0x0001;
+pub const KEY_SET_VALUE: u32 = 0x0002;
+pub const KEY_CREATE_SUB_KEY: u32 = 0x0004;
+pub const KEY_ENUMERATE_SUB_KEYS: u32 = 0x0008;
+pub const KEY_NOTIFY: u32 = 0x0010;
+pub const KEY_READ: u32 = 0x0002_0019;
+pub const KEY_ALL_ACCESS: u32 = 0x000F_003F;
+/// `REG_NOTIFY_CHANGE_NAME`, `REG_NOTIFY_CHANGE_LAST_SET`.
+pub const REG_NOTIFY_CHANGE_NAME: u32 = 1;
+pub const REG_NOTIFY_CHANGE_LAST_SET: u32 = 4;
+
+/// A value (`CM_KEY_VALUE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    pub name: String,
+    pub value_type: u32,
+    pub data: Vec<u8>,
+}
+
+/// A key (`CM_KEY_NODE`).
+pub struct Key {
+    pub name: String,
+    pub parent: Option<usize>,
+    pub subkeys: Vec<usize>,
+    pub values: Vec<Value>,
+    pub volatile: bool,
+    pub last_write_time: u64,
+    pub deleted: bool,
+    /// Open key objects (`!reg openkeys`).
+    pub open_count: u32,
+    /// Pending `NtNotifyChangeKey` requests: (filter, watch subtree, event object id).
+    pub notify: Vec<(u32, bool, u32)>,
+}
+
+pub struct Registry {
+    pub keys: Vec<Key>,
+}
+
+impl Registry {
+    fn child(&self, k: usize, name: &str) -> Option<usize> {
+        self.keys[k]
+            .subkeys
+            .iter()
+            .copied()
+            .find(|&c| !self.keys[c].deleted && self.keys[c].name.eq_ignore_ascii_case(name))
+    }
+
+    /// Walks `path` (relative, backslash-separated) from key `from`.
+    pub fn walk(&self, from: usize, path: &str) -> Result<usize, NtStatus> {
+        let mut k = from;
+        for part in path.split('\\').filter(|p| !p.is_empty()) {
+            k = self.child(k, part).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+        }
+        Ok(k)
+    }
+
+    /// The full name (`\REGISTRY\...`).
+    pub fn full_name(&self, mut k: usize) -> String {
+        let mut parts = Vec::new();
+        loop {
+            parts.push(self.keys[k].name.clone());
+            match self.keys[k].parent {
+                Some(p) => k = p,
+                None => break,
+            }
+        }
+        parts.reverse();
+        let mut s = String::new();
+        for p in parts {
+            s.push('\\');
+            s.push_str(&p);
+        }
+        s
+    }
+
+    fn add(&mut self, parent: usize, name: &str, volatile: bool) -> usize {
+        self.keys.push(Key {
+            name: name.into(),
+            parent: Some(parent),
+            subkeys: Vec::new(),
+            values: Vec::new(),
+            volatile,
+            last_write_time: crate::ke::clock::ke_query_system_time(),
+            deleted: false,
+            open_count: 0,
+            notify: Vec::new(),
+        });
+        let id = self.keys.len() - 1;
+        self.keys[parent].subkeys.push(id);
+        id
+    }
+
+    /// Fires notifications on `k` and (subtree watchers) its ancestors.
+    fn changed(&mut self, k: usize, filter: u32) -> Vec<u32> {
+        self.keys[k].last_write_time = crate::ke::clock::ke_query_system_time();
+        let mut events = Vec::new();
+        let mut cur = Some(k);
+        let mut direct = true;
+        while let Some(c) = cur {
+            let key = &mut self.keys[c];
+            key.notify.retain(|&(f, subtree, ev)| {
+                if f & filter != 0 && (direct || subtree) {
+                    events.push(ev);
+                    false
+                } else {
+                    true
+                }
+            });
+            direct = false;
+            cur = key.parent;
+        }
+        events
+    }
+}
+
+/// The registry (`CmpRegistryLock`-style single lock).
+pub static REGISTRY: SpinLocked<Option<Registry>, DISPATCH_LEVEL> = SpinLocked::new(None);
+
+fn with_reg<R>(f: impl FnOnce(&mut Registry) -> R) -> Result<R, NtStatus> {
+    REGISTRY
+        .with(|r| r.as_mut().map(f))
+        .ok_or(STATUS_UNSUCCESSFUL)
+}
+
+const ROOT: usize = 0;
+
+/// The key object's body: the key it refers to.
+fn key_of(
+    handle: u64,
+    desired: u32,
+    mode: Mode,
+) -> Result<(crate::ob::handle::ObjectRef, usize), NtStatus> {
+    let ty = crate::ob::system_type("Key");
+    let r = crate::ob::handle::ob_reference_object_by_handle(handle, desired, ty, mode)?;
+    let k = with_body(r.id, |b| match b.body {
+        ObjectBody::Key(k) => Some(k),
+        _ => None,
+    })
+    .flatten()
+    .ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    let deleted = with_reg(|reg| reg.keys.get(k).is_none_or(|x| x.deleted))?;
+    if deleted {
+        return Err(STATUS_KEY_DELETED);
+    }
+    Ok((r, k))
+}
+
+/// A new unnamed key object for key `k`, referenced once.
+fn key_object(k: usize) -> Result<::ob::namespace::ObjectId, NtStatus> {
+    let (id, _) = ob_create_object(CreateSpec {
+        type_name: "Key",
+        name: None,
+        attributes: 0,
+        body: ObjectBody::Key(k),
+        sd: None,
+    })?;
+    with_reg(|r| r.keys[k].open_count += 1)?;
+    Ok(id)
+}
+
+/// The Key type's parse procedure (`CmpParseKey`): the object manager
+/// reached `\REGISTRY`; the rest of the path names a key.
+fn parse_key(
+    _object: ::ob::namespace::ObjectId,
+    remaining: &str,
+    _attributes: u32,
+    desired: u32,
+) -> Result<(::ob::namespace::ObjectId, u32), NtStatus> {
+    let k = with_reg(|r| r.walk(ROOT, remaining))??;
+    let map = generic_mapping("Key");
+    Ok((key_object(k)?, security::access::map_generic(desired, &map)))
+}
+
+/// `CmInitSystem1`: the `\REGISTRY` root object, `MACHINE`, `USER`, the
+/// empty `SYSTEM`/`SOFTWARE` (until hives load), and the volatile
+/// `HARDWARE\DESCRIPTION` tree from CPUID and the processor count.
+pub fn cm_initialize() -> Result<(), NtStatus> {
+    let mut reg = Registry {
+        keys: alloc::vec![Key {
+            name: "REGISTRY".into(),
+            parent: None,
+            subkeys: Vec::new(),
+            values: Vec::new(),
+            volatile: true,
+            last_write_time: crate::ke::clock::ke_query_system_time(),
+            deleted: false,
+            open_count: 0,
+            notify: Vec::new(),
+        }],
+    };
+    let machine = reg.add(ROOT, "MACHINE", true);
+    reg.add(ROOT, "USER", true);
+    reg.add(machine, "SYSTEM", false);
+    reg.add(machine, "SOFTWARE", false);
+    let hw = reg.add(machine, "HARDWARE", true);
+    let desc = reg.add(hw, "DESCRIPTION", true);
+    let system = reg.add(desc, "System", true);
+    reg.keys[system].values.push(Value {
+        name: "Identifier".into(),
+        value_type: REG_SZ,
+        data: utf16z("AT/AT COMPATIBLE"),
+    });
+    let cpus = reg.add(system, "CentralProcessor", true);
+    let brand = cpu_brand();
+    let mhz = (crate::loader_block().tsc_frequency / 1_000_000) as u32;
+    for n in 0..crate::ke::processor_count() {
+        let c = reg.add(cpus, &alloc::format!("{n}"), true);
+        reg.keys[c].values.push(Value {
+            name: "ProcessorNameString".into(),
+            value_type: REG_SZ,
+            data: utf16z(&brand),
+        });
+        reg.keys[c].values.push(Value {
+            name: "~MHz".into(),
+            value_type: REG_DWORD,
+            data: mhz.to_le_bytes().to_vec(),
+        });
+    }
+    reg.add(hw, "DEVICEMAP", true);
+    reg.add(hw, "RESOURCEMAP", true);
+    REGISTRY.with(|r| *r = Some(reg));
+    // The key type's parse procedure and the \REGISTRY object.
+    let key_type = crate::ob::system_type("Key").ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    crate::ob::types::set_procedures(
+        key_type,
+        crate::ob::types::TypeInitializer {
+            parse: Some(parse_key),
+            close: Some(|id, _| {
+                if let Some(Some(k)) = with_body(id, |b| match b.body {
+                    ObjectBody::Key(k) => Some(k),
+                    _ => None,
+                }) {
+                    let _ =
+                        with_reg(|r| r.keys[k].open_count = r.keys[k].open_count.saturating_sub(1));
+                }
+            }),
+            ..Default::default()
+        },
+    );
+    ob_create_object(CreateSpec {
+        type_name: "Key",
+        name: Some("\\REGISTRY"),
+        attributes: ::ob::OBJ_PERMANENT,
+        body: ObjectBody::Key(ROOT),
+        sd: None,
+    })?;
+    Ok(())
+}
+
+fn utf16z(s: &str) -> Vec<u8> {
+    s.encode_utf16()
+        .chain([0])
+        .flat_map(|c| c.to_le_bytes())
+        .collect()
+}
+
+/// Decodes a REG_SZ value for display.
+pub fn utf16_string(d: &[u8]) -> String {
+    let units: Vec<u16> = d
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&c| c != 0)
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+fn cpu_brand() -> String {
+    let max = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+    if max < 0x8000_0004 {
+        return String::from("Unknown x86-64 processor");
+    }
+    let mut b = Vec::new();
+    for leaf in 0x8000_0002u32..=0x8000_0004 {
+        let r = core::arch::x86_64::__cpuid(leaf);
+        for v in [r.eax, r.ebx, r.ecx, r.edx] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    String::from_utf8_lossy(&b)
+        .trim_matches(char::from(0))
+        .trim()
+        .into()
+}
+
+/// Splits `\REGISTRY\...` into the path below the root.
+fn below_root(path: &str) -> Result<&str, NtStatus> {
+    let p = path.trim_start_matches('\\');
+    let (first, rest) = p.split_once('\\').unwrap_or((p, ""));
+    if !first.eq_ignore_ascii_case("REGISTRY") {
+        return Err(STATUS_OBJECT_PATH_SYNTAX_BAD);
+    }
+    Ok(rest)
+}
+
+/// `NtCreateKey`: opens or creates the key; returns the handle and the
+/// disposition. The parent must exist (STATUS_OBJECT_NAME_NOT_FOUND), and a
+/// stable key cannot go under a volatile one (STATUS_CHILD_MUST_BE_VOLATILE).
+pub fn nt_create_key(
+    path: &str,
+    desired: u32,
+    options: u32,
+    mode: Mode,
+) -> Result<(u64, u32), NtStatus> {
+    let rel = below_root(path)?;
+    let (parent_path, name) = rel.rsplit_once('\\').unwrap_or(("", rel));
+    if name.is_empty() {
+        return Err(STATUS_OBJECT_NAME_INVALID);
+    }
+    let volatile = options & REG_OPTION_VOLATILE != 0;
+    let (k, disposition, events) = with_reg(|r| {
+        let parent = r
+            .walk(ROOT, parent_path)
+            .map_err(|_| STATUS_OBJECT_NAME_NOT_FOUND)?;
+        if let Some(k) = r.child(parent, name) {
+            return Ok((k, REG_OPENED_EXISTING_KEY, Vec::new()));
+        }
+        if r.keys[parent].volatile && !volatile && parent != ROOT {
+            return Err(STATUS_CHILD_MUST_BE_VOLATILE);
+        }
+        let k = r.add(parent, name, volatile);
+        let ev = r.changed(parent, REG_NOTIFY_CHANGE_NAME);
+        Ok((k, REG_CREATED_NEW_KEY, ev))
+    })??;
+    signal(events);
+    let id = key_object(k)?;
+    let granted = ob_check_object_access(
+        None,
+        "Key",
+        desired,
+        mode,
+        0,
+        &security::token::Token::system(),
+    );
+    let h = granted.and_then(|g| crate::ob::handle::ob_create_handle(id, g, 0));
+    ob_dereference_object(id);
+    Ok((h?, disposition))
+}
+
+/// `NtOpenKey` (through the object manager and the key parse procedure).
+pub fn nt_open_key(path: &str, desired: u32, mode: Mode) -> Result<u64, NtStatus> {
+    let token = security::token::Token::system();
+    let (id, granted) = ob_open_object_by_name(
+        path,
+        None,
+        ::ob::OBJ_CASE_INSENSITIVE,
+        desired,
+        mode,
+        &token,
+    )?;
+    let h = crate::ob::handle::ob_create_handle(id, granted, 0);
+    ob_dereference_object(id);
+    h
+}
+
+fn signal(events: Vec<u32>) {
+    for e in events {
+        crate::ke::wait::with_db(|st| {
+            let _ = st
+                .db
+                .set_event(::ke::objects::ObjectId(e), 1, &mut st.unwaits);
+        });
+    }
+}
+
+/// `NtSetValueKey`.
+pub fn nt_set_value_key(
+    handle: u64,
+    name: &str,
+    value_type: u32,
+    data: &[u8],
+    mode: Mode,
+) -> NtStatus {
+    let (_r, k) = match key_of(handle, KEY_SET_VALUE, mode) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let events = with_reg(|r| {
+        let key = &mut r.keys[k];
+        match key
+            .values
+            .iter_mut()
+            .find(|v| v.name.eq_ignore_ascii_case(name))
+        {
+            Some(v) => {
+                v.value_type = value_type;
+                v.data = data.to_vec();
+            }
+            None => key.values.push(Value {
+                name: name.into(),
+                value_type,
+                data: data.to_vec(),
+            }),
+        }
+        r.changed(k, REG_NOTIFY_CHANGE_LAST_SET)
+    });
+    match events {
+        Ok(ev) => {
+            signal(ev);
+            STATUS_SUCCESS
+        }
+        Err(e) => e,
+    }
+}
+
+/// `NtQueryValueKey(KeyValuePartialInformation)`: (type, data).
+pub fn nt_query_value_key(handle: u64, name: &str, mode: Mode) -> Result<(u32, Vec<u8>), NtStatus> {
+    let (_r, k) = key_of(handle, KEY_QUERY_VALUE, mode)?;
+    with_reg(|r| {
+        r.keys[k]
+            .values
+            .iter()
+            .find(|v| v.name.eq_ignore_ascii_case(name))
+            .map(|v| (v.value_type, v.data.clone()))
+            .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)
+    })?
+}
+
+/// `NtDeleteValueKey`.
+pub fn nt_delete_value_key(handle: u64, name: &str, mode: Mode) -> NtStatus {
+    let (_r, k) = match key_of(handle, KEY_SET_VALUE, mode) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let r = with_reg(|r| {
+        let before = r.keys[k].values.len();
+        r.keys[k]
+            .values
+            .retain(|v| !v.name.eq_ignore_ascii_case(name));
+        if r.keys[k].values.len() == before {
+            Err(STATUS_OBJECT_NAME_NOT_FOUND)
+        } else {
+            Ok(r.changed(k, REG_NOTIFY_CHANGE_LAST_SET))
+        }
+    });
+    match r {
+        Ok(Ok(ev)) => {
+            signal(ev);
+            STATUS_SUCCESS
+        }
+        Ok(Err(e)) | Err(e) => e,
+    }
+}
+
+/// `NtEnumerateKey(KeyBasicInformation)`: the name of subkey `index`, in
+/// name order; STATUS_NO_MORE_ENTRIES past the end.
+pub fn nt_enumerate_key(handle: u64, index: u32, mode: Mode) -> Result<String, NtStatus> {
+    let (_r, k) = key_of(handle, KEY_ENUMERATE_SUB_KEYS, mode)?;
+    with_reg(|r| {
+        let mut names: Vec<String> = r.keys[k]
+            .subkeys
+            .iter()
+            .filter(|&&c| !r.keys[c].deleted)
+            .map(|&c| r.keys[c].name.clone())
+            .collect();
+        names.sort_by_key(|n| n.to_uppercase());
+        names
+            .get(index as usize)
+            .cloned()
+            .ok_or(STATUS_NO_MORE_ENTRIES)
+    })?
+}
+
+/// `NtEnumerateValueKey(KeyValueFullInformation)`: value `index`.
+pub fn nt_enumerate_value_key(handle: u64, index: u32, mode: Mode) -> Result<Value, NtStatus> {
+    let (_r, k) = key_of(handle, KEY_QUERY_VALUE, mode)?;
+    with_reg(|r| {
+        r.keys[k]
+            .values
+            .get(index as usize)
+            .cloned()
+            .ok_or(STATUS_NO_MORE_ENTRIES)
+    })?
+}
+
+/// `KEY_FULL_INFORMATION` essentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInformation {
+    pub name: String,
+    pub last_write_time: u64,
+    pub subkeys: u32,
+    pub values: u32,
+    pub volatile: bool,
+}
+
+/// `NtQueryKey(KeyFullInformation)`.
+pub fn nt_query_key(handle: u64, mode: Mode) -> Result<KeyInformation, NtStatus> {
+    let (_r, k) = key_of(handle, KEY_QUERY_VALUE, mode)?;
+    with_reg(|r| {
+        let key = &r.keys[k];
+        KeyInformation {
+            name: key.name.clone(),
+            last_write_time: key.last_write_time,
+            subkeys: key.subkeys.iter().filter(|&&c| !r.keys[c].deleted).count() as u32,
+            values: key.values.len() as u32,
+            volatile: key.volatile,
+        }
+    })
+}
+
+/// `NtDeleteKey`: STATUS_CANNOT_DELETE while it has subkeys or for the
+/// predefined roots; open handles then see STATUS_KEY_DELETED.
+pub fn nt_delete_key(handle: u64, mode: Mode) -> NtStatus {
+    let (_r, k) = match key_of(handle, 0x0001_0000, mode) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let r = with_reg(|r| {
+        if k == ROOT
+            || r.keys[k].parent == Some(ROOT)
+            || r.keys[k].subkeys.iter().any(|&c| !r.keys[c].deleted)
+        {
+            return Err(STATUS_CANNOT_DELETE);
+        }
+        r.keys[k].deleted = true;
+        let parent = r.keys[k].parent.unwrap_or(ROOT);
+        Ok(r.changed(parent, REG_NOTIFY_CHANGE_NAME))
+    });
+    match r {
+        Ok(Ok(ev)) => {
+            signal(ev);
+            STATUS_SUCCESS
+        }
+        Ok(Err(e)) | Err(e) => e,
+    }
+}
+
+/// `NtFlushKey`: nothing to write while keys live only in memory.
+pub fn nt_flush_key(handle: u64, mode: Mode) -> NtStatus {
+    match key_of(handle, 0, mode) {
+        Ok(_) => STATUS_SUCCESS,
+        Err(e) => e,
+    }
+}
+
+/// `NtNotifyChangeKey` with an event: the event is set when the key (or,
+/// with `watch_tree`, anything below it) changes as `filter` asks.
+pub fn nt_notify_change_key(
+    handle: u64,
+    event: &crate::ke::wait::KEvent,
+    filter: u32,
+    watch_tree: bool,
+    mode: Mode,
+) -> NtStatus {
+    let (_r, k) = match key_of(handle, KEY_NOTIFY, mode) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let id = crate::ke::wait::with_db(|st| crate::ke::wait::Waitable::object_id(event, st));
+    match with_reg(|r| r.keys[k].notify.push((filter, watch_tree, id.0))) {
+        Ok(()) => STATUS_PENDING,
+        Err(e) => e,
+    }
+}
