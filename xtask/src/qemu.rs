@@ -265,6 +265,7 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "!thread",
         "!pte fffff80000400000",
         "!acl D:(A;;GA;;;SY)",
+        "!reg querykey \\REGISTRY\\MACHINE",
         ".crash",
         "shutdown",
     ];
@@ -353,6 +354,13 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 has("ACL is: ->Ace[0]: ->AceType: ACCESS_ALLOWED_ACE_TYPE")
                     && has("ACL is: ->Ace[0]: ->SID: S-1-5-18"),
                 "!acl does not show the ACE",
+            );
+            check(
+                tally,
+                errors,
+                "kd/reg-querykey",
+                has("Found KCB") && has("\\REGISTRY\\MACHINE") && has("HARDWARE"),
+                "!reg querykey \\REGISTRY\\MACHINE does not list its subkeys",
             );
             check(
                 tally,
