@@ -13,6 +13,7 @@ pub mod dpc;
 pub mod objects;
 pub mod priority;
 pub mod ready;
+pub mod sched;
 pub mod timer;
 
 #[cfg(test)]
