@@ -1,0 +1,401 @@
+extern crate std;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use crate::bcd::*;
+use crate::regtext::*;
+use crate::*;
+
+fn clean(b: &[u8]) {
+    let p = check(b);
+    assert!(p.is_empty(), "check problems: {:#?}", p);
+}
+
+#[test]
+fn empty_hive_roundtrip() {
+    let h = Hive::new_empty("ROOT").unwrap();
+    let b = h.to_bytes();
+    assert_eq!(&b[0..4], b"regf");
+    assert_eq!(b.len(), 8192);
+    clean(&b);
+    let h2 = Hive::from_bytes(&b).unwrap();
+    assert_eq!(h2.key_name(h2.root()).unwrap(), "ROOT");
+    assert_eq!(base_checksum(&b[..4096]), rd32(&b, 508).unwrap());
+}
+
+#[test]
+fn keys_values_roundtrip() {
+    let mut h = Hive::new_empty("ROOT").unwrap();
+    h.set_time(132_000_000_000_000_000);
+    let k = h.create_key_path("Software\\Vendor\\App").unwrap();
+    h.set_value(k, "", REG_SZ, &utf16z("default")).unwrap();
+    h.set_value(k, "Count", REG_DWORD, &7u32.to_le_bytes())
+        .unwrap();
+    h.set_value(k, "Big", REG_BINARY, &alloc::vec![0xAB; 40000])
+        .unwrap();
+    h.set_value(k, "Mid", REG_BINARY, &alloc::vec![1; 100])
+        .unwrap();
+    h.set_value(k, "Empty", REG_NONE, &[]).unwrap();
+    h.set_value(k, "Q", REG_QWORD, &u64::MAX.to_le_bytes())
+        .unwrap();
+    h.set_value(k, "Ünïcode名", REG_MULTI_SZ, &utf16z("a"))
+        .unwrap();
+    let b = h.to_bytes();
+    clean(&b);
+    let h2 = Hive::from_bytes(&b).unwrap();
+    let k2 = h2.open_key("SOFTWARE\\vendor\\APP").unwrap();
+    assert_eq!(h2.query_value(k2, "big").unwrap().data.len(), 40000);
+    assert_eq!(
+        h2.query_value(k2, "count").unwrap().data,
+        7u32.to_le_bytes()
+    );
+    assert_eq!(h2.query_value(k2, "ünïcode名").unwrap().ty, REG_MULTI_SZ);
+    assert_eq!(h2.key_last_write(k2).unwrap(), 132_000_000_000_000_000);
+    assert_eq!(h.dump().unwrap(), h2.dump().unwrap());
+    assert_eq!(h2.key_max_lengths(k2).unwrap().3, 40000);
+}
+
+#[test]
+fn delete_semantics() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let a = h.create_key_path("A\\B").unwrap();
+    let pa = h.open_key("A").unwrap();
+    assert_eq!(h.delete_key(pa).unwrap_err().status(), STATUS_CANNOT_DELETE);
+    assert_eq!(
+        h.delete_key(h.root()).unwrap_err().status(),
+        STATUS_CANNOT_DELETE
+    );
+    h.delete_key(a).unwrap();
+    assert_eq!(h.key_name(a).unwrap_err().status(), STATUS_KEY_DELETED);
+    assert_eq!(
+        h.open_key("A\\B").unwrap_err().status(),
+        STATUS_OBJECT_NAME_NOT_FOUND
+    );
+    assert_eq!(
+        h.delete_value(pa, "x").unwrap_err().status(),
+        STATUS_OBJECT_NAME_NOT_FOUND
+    );
+    h.delete_key(pa).unwrap();
+    clean(&h.to_bytes());
+    // Everything freed and coalesced: one free cell fills the bin again.
+    assert_eq!(h.to_bytes().len(), 8192);
+}
+
+#[test]
+fn many_subkeys_use_ri_and_stay_sorted() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    for i in (0..1200).rev() {
+        h.create_key(root, &std::format!("key{:05}", i)).unwrap();
+    }
+    let b = h.to_bytes();
+    clean(&b);
+    let h2 = Hive::from_bytes(&b).unwrap();
+    let subs = h2.enum_subkeys(h2.root()).unwrap();
+    assert_eq!(subs.len(), 1200);
+    assert_eq!(h2.key_name(subs[0]).unwrap(), "key00000");
+    assert_eq!(h2.key_name(subs[1199]).unwrap(), "key01199");
+    assert!(h2.open_key("KEY00777").is_ok());
+}
+
+#[test]
+fn volatile_keys_are_not_written() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    let (v, created) = h.create_key_ex(root, "Vol", None, true).unwrap();
+    assert!(created);
+    assert!(v & VOLATILE_BIT != 0);
+    h.set_value(v, "x", REG_DWORD, &1u32.to_le_bytes()).unwrap();
+    assert_eq!(
+        h.create_key_ex(v, "Stable", None, false)
+            .unwrap_err()
+            .status(),
+        STATUS_CHILD_MUST_BE_VOLATILE
+    );
+    h.create_key_ex(v, "Sub", None, true).unwrap();
+    assert!(h.open_key("Vol\\Sub").is_ok());
+    let b = h.to_bytes();
+    clean(&b);
+    let h2 = Hive::from_bytes(&b).unwrap();
+    assert!(h2.open_key("Vol").is_err());
+}
+
+#[test]
+fn symbolic_link_and_class_and_security_sharing() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    h.create_key(root, "ControlSet001").unwrap();
+    let l = h
+        .create_link(
+            root,
+            "CurrentControlSet",
+            "\\Registry\\Machine\\System\\ControlSet001",
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        h.link_target(l).unwrap().unwrap(),
+        "\\Registry\\Machine\\System\\ControlSet001"
+    );
+    let (c, _) = h
+        .create_key_ex(root, "WithClass", Some("MyClass"), false)
+        .unwrap();
+    assert_eq!(h.key_class(c).unwrap().unwrap(), "MyClass");
+    let mut sd = DEFAULT_SD.to_vec();
+    sd[76] = 0x3F;
+    h.set_key_security(c, &sd).unwrap();
+    let c2 = h.create_key(root, "Other").unwrap();
+    h.set_key_security(c2, &sd).unwrap();
+    assert_eq!(h.key_security(c2).unwrap(), sd);
+    assert_eq!(h.nk(c).unwrap().sk, h.nk(c2).unwrap().sk);
+    let b = h.to_bytes();
+    clean(&b);
+    h.delete_key(c).unwrap();
+    h.delete_key(c2).unwrap();
+    clean(&h.to_bytes());
+}
+
+#[test]
+fn checker_reports_problems() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    for n in ["a", "b", "c"] {
+        h.create_key(root, n).unwrap();
+    }
+    let mut b = h.to_bytes();
+    // Bump the root's subkey count (nk at root+4, count at +20).
+    let off = 4096 + h.root() as usize + 4 + 20;
+    b[off] = 4;
+    let p = check(&b);
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("subkey count 4 but list has 3")),
+        "{:?}",
+        p
+    );
+    assert!(!p.iter().any(|p| p.message.contains("checksum")));
+    // Break the checksum.
+    b[100] ^= 1;
+    assert!(check(&b).iter().any(|p| p.message.contains("checksum")));
+    assert!(Hive::from_bytes(&b).is_err());
+}
+
+#[test]
+fn regtext_import_export() {
+    let text = "Windows Registry Editor Version 5.00\r\n\r\n\
+[HKEY_LOCAL_MACHINE\\SYSTEM\\Select]\r\n\
+\"Current\"=dword:00000001\r\n\
+@=\"def \\\"q\\\" \\\\ x\"\r\n\
+\"Bin\"=hex:01,02,\\\r\n  03,04,05\r\n\
+\"Multi\"=hex(7):61,00,00,00,62,00,00,00,00,00\r\n\
+\"Gone\"=dword:2\r\n\
+\"Gone\"=-\r\n\
+[HKEY_LOCAL_MACHINE\\SYSTEM\\Tmp\\Deep]\r\n\
+[-HKEY_LOCAL_MACHINE\\SYSTEM\\Tmp]\r\n";
+    let mut h = Hive::new_empty("SYSTEM").unwrap();
+    import_reg_text(&mut h, text).unwrap();
+    let k = h.open_key("Select").unwrap();
+    assert_eq!(
+        h.query_value(k, "current").unwrap().data,
+        1u32.to_le_bytes()
+    );
+    assert_eq!(
+        from_utf16z(&h.query_value(k, "").unwrap().data),
+        "def \"q\" \\ x"
+    );
+    assert_eq!(h.query_value(k, "Bin").unwrap().data, [1, 2, 3, 4, 5]);
+    assert!(h.query_value(k, "Gone").is_err());
+    assert!(h.open_key("Tmp").is_err());
+    let out = export_reg_text(&h, h.root(), "HKEY_LOCAL_MACHINE\\SYSTEM").unwrap();
+    let mut h2 = Hive::new_empty("SYSTEM").unwrap();
+    import_reg_text(&mut h2, &out).unwrap();
+    assert_eq!(h.dump().unwrap(), h2.dump().unwrap());
+    // UTF-16 with BOM decodes.
+    let enc = encode_utf16_bom(&out);
+    assert_eq!(decode_reg_file(&enc).unwrap(), out);
+    // REGEDIT4 strings are widened.
+    let mut h3 = Hive::new_empty("X").unwrap();
+    import_reg_text(&mut h3, "REGEDIT4\n[\\K]\n\"e\"=hex(2):41,42,00\n").unwrap();
+    let k3 = h3.open_key("K").unwrap();
+    assert_eq!(
+        h3.query_value(k3, "e").unwrap().data,
+        [0x41, 0, 0x42, 0, 0, 0]
+    );
+    // Errors carry line numbers.
+    let e = import_reg_text(&mut h3, "REGEDIT4\n[\\K]\n\"e\"=dword:xyz\n").unwrap_err();
+    assert_eq!(e.line, 3);
+}
+
+#[test]
+fn bcd_roundtrip() {
+    let spec = BcdSpec {
+        key_name: "BCD00000001".to_string(),
+        bootmgr_path: "\\EFI\\Microsoft\\Boot\\bootmgfw.efi".to_string(),
+        bootmgr_device: alloc::vec![1, 2, 3],
+        timeout: 5,
+        default: 1,
+        entries: alloc::vec![
+            BcdEntrySpec {
+                guid: "{11111111-2222-3333-4444-555555555555}".to_string(),
+                description: "ntrs".to_string(),
+                path: "\\Windows\\system32\\winload.efi".to_string(),
+                systemroot: "\\Windows".to_string(),
+                load_options: None,
+                device: alloc::vec![9; 16],
+            },
+            BcdEntrySpec {
+                guid: "{00000000-2222-3333-4444-555555555555}".to_string(),
+                description: "ntrs (test)".to_string(),
+                path: "\\Windows\\system32\\winload.efi".to_string(),
+                systemroot: "\\Windows".to_string(),
+                load_options: Some("/TESTMODE".to_string()),
+                device: Vec::new(),
+            },
+        ],
+    };
+    let h = build_bcd(&spec).unwrap();
+    let b = h.to_bytes();
+    clean(&b);
+    let h2 = Hive::from_bytes(&b).unwrap();
+    let st = read_bcd(&h2).unwrap();
+    assert_eq!(st.timeout, Some(5));
+    assert_eq!(
+        st.default.as_deref(),
+        Some("{00000000-2222-3333-4444-555555555555}")
+    );
+    assert_eq!(st.entries.len(), 2);
+    assert_eq!(st.entries[0].description.as_deref(), Some("ntrs"));
+    assert_eq!(st.entries[1].load_options.as_deref(), Some("/TESTMODE"));
+    assert_eq!(st.entries[0].device.as_deref(), Some(&[9u8; 16][..]));
+    assert_eq!(st.bootmgr.unwrap().object_type, BCD_TYPE_BOOTMGR);
+    let d = h2
+        .open_key("Objects\\{9dea862c-5cdd-4e70-acc1-f32b344d4795}\\Elements\\25000004")
+        .unwrap();
+    assert_eq!(
+        h2.query_value(d, "Element").unwrap().data,
+        5u64.to_le_bytes()
+    );
+}
+
+#[test]
+fn corrupt_inputs_never_panic() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let k = h.create_key_path("A\\B").unwrap();
+    h.set_value(k, "v", REG_BINARY, &alloc::vec![5; 20000])
+        .unwrap();
+    let b = h.to_bytes();
+    for cut in [0, 100, 4096, 5000, b.len() - 1] {
+        fuzz_one(&b[..cut]);
+    }
+    let mut x = b.clone();
+    for i in (4096..x.len()).step_by(7) {
+        x[i] = x[i].wrapping_add(0x5B);
+        let sum = base_checksum(&x[..4096]);
+        x[508..512].copy_from_slice(&sum.to_le_bytes());
+        fuzz_one(&x);
+    }
+}
+
+#[test]
+fn fuzz_corpus_replays() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/hive");
+    if std::env::var("REGF_WRITE_CORPUS").is_ok() {
+        let mut h = Hive::new_empty("R").unwrap();
+        std::fs::write(std::format!("{}/empty", dir), h.to_bytes()).unwrap();
+        let k = h.create_key_path("A\\B").unwrap();
+        h.set_value(k, "s", REG_SZ, &utf16z("text")).unwrap();
+        h.set_value(k, "d", REG_DWORD, &1u32.to_le_bytes()).unwrap();
+        h.create_link(h.root(), "L", "\\Registry\\Machine\\X", false)
+            .unwrap();
+        let b = h.to_bytes();
+        std::fs::write(std::format!("{}/small", dir), &b).unwrap();
+        std::fs::write(std::format!("{}/small_trunc", dir), &b[..b.len() - 2000]).unwrap();
+        h.set_value(k, "big", REG_BINARY, &alloc::vec![7; 17000])
+            .unwrap();
+        let root = h.root();
+        for i in 0..40 {
+            h.create_key(root, &std::format!("k{}", i)).unwrap();
+        }
+        std::fs::write(std::format!("{}/bigdata", dir), h.to_bytes()).unwrap();
+    }
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        fuzz_one(&data);
+        n += 1;
+    }
+    assert!(n >= 3, "corpus has {} files", n);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create(u8, u8),
+    Set(u8, u8, u16),
+    DelValue(u8, u8),
+    DelKey(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..6, 0u8..6).prop_map(|(a, b)| Op::Create(a, b)),
+        (0u8..6, 0u8..4, 0u16..20000).prop_map(|(a, b, c)| Op::Set(a, b, c)),
+        (0u8..6, 0u8..4).prop_map(|(a, b)| Op::DelValue(a, b)),
+        (0u8..6).prop_map(Op::DelKey),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("REGF_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)))]
+    #[test]
+    fn model_matches(batches in proptest::collection::vec(proptest::collection::vec(op(), 1..20), 1..5)) {
+        let mut h = Hive::new_empty("R").unwrap();
+        let mut model: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+        model.insert(String::new(), BTreeMap::new());
+        let kname = |a: u8| std::format!("K{}", a);
+        for batch in batches {
+            for o in batch {
+                match o {
+                    Op::Create(a, b) => {
+                        let p = std::format!("{}\\S{}", kname(a), b);
+                        h.create_key_path(&p).unwrap();
+                        model.entry(kname(a).to_uppercase()).or_default();
+                        model.entry(p.to_uppercase()).or_default();
+                    }
+                    Op::Set(a, b, len) => {
+                        let k = h.create_key_path(&kname(a)).unwrap();
+                        let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ b).collect();
+                        h.set_value(k, &std::format!("v{}", b), REG_BINARY, &data).unwrap();
+                        model.entry(kname(a).to_uppercase()).or_default().insert(std::format!("V{}", b), data);
+                    }
+                    Op::DelValue(a, b) => {
+                        let r = h.open_key(&kname(a)).and_then(|k| h.delete_value(k, &std::format!("V{}", b)));
+                        let m = model.get_mut(&kname(a).to_uppercase()).and_then(|m| m.remove(&std::format!("V{}", b)));
+                        prop_assert_eq!(r.is_ok(), m.is_some());
+                    }
+                    Op::DelKey(a) => {
+                        let r = h.open_key(&kname(a)).and_then(|k| h.delete_key(k));
+                        let ka = kname(a).to_uppercase();
+                        let has_children = model.keys().any(|k| k.starts_with(&std::format!("{}\\", ka)));
+                        let exists = model.contains_key(&ka);
+                        prop_assert_eq!(r.is_ok(), exists && !has_children);
+                        if exists && !has_children { model.remove(&ka); }
+                    }
+                }
+            }
+            let b = h.to_bytes();
+            let p = check(&b);
+            prop_assert!(p.is_empty(), "{:?}", p);
+            let h2 = Hive::from_bytes(&b).unwrap();
+            let dump: BTreeMap<String, BTreeMap<String, Vec<u8>>> = h2.dump().unwrap().into_iter()
+                .map(|(k, v)| (k.to_uppercase(), v.into_iter().map(|v| (v.name.to_uppercase(), v.data)).collect()))
+                .collect();
+            prop_assert_eq!(&dump, &model);
+            h = h2;
+        }
+    }
+}
