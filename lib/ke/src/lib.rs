@@ -18,6 +18,8 @@ pub mod timer;
 
 #[cfg(test)]
 mod objects_tests;
+#[cfg(test)]
+mod sim_tests;
 
 /// `MAXIMUM_PRIORITY`: priorities run 0..=31.
 pub const MAXIMUM_PRIORITY: u8 = 32;
