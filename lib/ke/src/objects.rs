@@ -84,6 +84,8 @@ struct Object {
     owner: Option<ThreadId>,
     /// Mutant `Abandoned`.
     abandoned: bool,
+    /// Mutant `ApcDisable`: 1 for a kernel mutex (`KeInitializeMutex`).
+    apc_disable: bool,
     /// `WaitListHead`: (thread, index of this object in its wait).
     waiters: VecDeque<(ThreadId, u8)>,
 }
@@ -167,6 +169,7 @@ impl Dispatcher {
             limit,
             owner: None,
             abandoned: false,
+            apc_disable: false,
             waiters: VecDeque::new(),
         }
     }
@@ -193,6 +196,29 @@ impl Dispatcher {
             self.thread_mut(t).owned.push(id);
         }
         id
+    }
+
+    /// `KeInitializeMutex`: a free kernel mutex, a mutant whose
+    /// `ApcDisable` is 1: while a thread owns it, normal kernel APCs are
+    /// disabled for that thread (see [`Dispatcher::mutex_apc_disable`]).
+    pub fn create_mutex(&mut self) -> ObjectId {
+        let mut o = Self::new_object(ObjectKind::Mutant, 1, 0);
+        o.apc_disable = true;
+        self.alloc(o)
+    }
+
+    /// The part of `t`'s `KernelApcDisable` that comes from kernel mutexes
+    /// it owns (`KiWaitSatisfyMutant` decrements it on the first
+    /// acquisition, `KeReleaseMutant` restores it on the last release): the
+    /// number of kernel mutexes `t` owns. The kernel adds it to the
+    /// thread's own critical-region count when deciding APC delivery.
+    pub fn mutex_apc_disable(&self, t: ThreadId) -> u32 {
+        self.threads.get(t.0 as usize).map_or(0, |w| {
+            w.owned
+                .iter()
+                .filter(|&&m| self.object(m).is_ok_and(|o| o.apc_disable))
+                .count() as u32
+        })
     }
 
     /// `KeInitializeSemaphore`: STATUS_INVALID_PARAMETER unless

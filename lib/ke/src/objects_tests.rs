@@ -634,3 +634,37 @@ mod alerts_and_apcs {
         assert_eq!(d.query(s).unwrap().state, 1);
     }
 }
+
+#[test]
+fn kernel_mutex_disables_kernel_apcs_while_owned() {
+    let mut d = Dispatcher::new();
+    let m = d.create_mutex();
+    let plain = d.create_mutant(None);
+    assert_eq!(d.mutex_apc_disable(T1), 0);
+    assert_eq!(
+        d.wait(T1, &[m], WaitType::WaitAny, false),
+        sat(STATUS_WAIT_0)
+    );
+    assert_eq!(
+        d.wait(T1, &[plain], WaitType::WaitAny, false),
+        sat(STATUS_WAIT_0)
+    );
+    assert_eq!(d.mutex_apc_disable(T1), 1, "only the kernel mutex counts");
+    assert_eq!(
+        d.wait(T1, &[m], WaitType::WaitAny, false),
+        sat(STATUS_WAIT_0)
+    );
+    assert_eq!(d.mutex_apc_disable(T1), 1, "recursion does not count twice");
+    let mut out = Vec::new();
+    d.release_mutant(m, T1, false, &mut out).unwrap();
+    assert_eq!(d.mutex_apc_disable(T1), 1);
+    assert_eq!(
+        d.wait(T2, &[m], WaitType::WaitAny, false),
+        Ok(WaitStart::Blocked)
+    );
+    d.release_mutant(m, T1, false, &mut out).unwrap();
+    assert_eq!(d.mutex_apc_disable(T1), 0);
+    assert_eq!(out[0].thread, T2);
+    assert_eq!(d.mutex_apc_disable(T2), 1, "the woken waiter owns it now");
+    assert_eq!(d.query(m).unwrap().kind, ObjectKind::Mutant);
+}
