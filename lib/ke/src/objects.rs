@@ -97,6 +97,70 @@ struct ThreadWait {
     waiting: bool,
     /// Mutants this thread owns (`MutantListHead`), for abandonment at exit.
     owned: Vec<ObjectId>,
+    /// Mode, alertability, timeout and reason of the current wait.
+    params: WaitParams,
+}
+
+/// `KWAIT_REASON` (the values phnt lists).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WaitReason {
+    #[default]
+    Executive = 0,
+    FreePage = 1,
+    PageIn = 2,
+    PoolAllocation = 3,
+    DelayExecution = 4,
+    Suspended = 5,
+    UserRequest = 6,
+    WrExecutive = 7,
+    WrFreePage = 8,
+    WrPageIn = 9,
+    WrPoolAllocation = 10,
+    WrDelayExecution = 11,
+    WrSuspended = 12,
+    WrUserRequest = 13,
+    WrEventPair = 14,
+    WrQueue = 15,
+    WrLpcReceive = 16,
+    WrLpcReply = 17,
+    WrVirtualMemory = 18,
+    WrPageOut = 19,
+    WrRendezvous = 20,
+}
+
+/// The parameters of `KeWaitForMultipleObjects` besides the objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitParams {
+    /// `WaitMode`.
+    pub mode: ProcessorMode,
+    /// `Alertable`.
+    pub alertable: bool,
+    /// The timeout as an absolute interrupt time (the kernel converts NT's
+    /// relative/absolute `Timeout`); a due time at or before `now` polls.
+    /// None waits forever.
+    pub due: Option<u64>,
+    /// `WaitReason`.
+    pub reason: WaitReason,
+}
+
+impl Default for WaitParams {
+    fn default() -> Self {
+        WaitParams {
+            mode: ProcessorMode::KernelMode,
+            alertable: false,
+            due: None,
+            reason: WaitReason::Executive,
+        }
+    }
+}
+
+/// A blocked thread's wait, for `!thread`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitInfo {
+    pub wait_type: WaitType,
+    pub objects: usize,
+    pub params: WaitParams,
 }
 
 /// How a wait started.
@@ -400,6 +464,49 @@ impl Dispatcher {
         self.wait_inner(t, objects, wait_type, poll, Some((apc, mode, alertable)))
     }
 
+    /// `KeWaitForSingleObject` / `KeWaitForMultipleObjects` with all their
+    /// parameters: as [`Dispatcher::wait_alertable`], with the timeout as an
+    /// absolute due time (`params.due <= now` polls: STATUS_TIMEOUT) and the
+    /// wait reason; a blocked wait records them ([`Dispatcher::wait_info`]).
+    /// The kernel arms the thread's timeout timer for `params.due` and calls
+    /// [`Dispatcher::timeout_expired`] when it fires.
+    pub fn wait_ex(
+        &mut self,
+        t: ThreadId,
+        objects: &[ObjectId],
+        wait_type: WaitType,
+        params: &WaitParams,
+        now: u64,
+        apc: &mut ApcState,
+    ) -> Result<WaitStart, NtStatus> {
+        let poll = params.due.is_some_and(|d| d <= now);
+        let r = self.wait_inner(
+            t,
+            objects,
+            wait_type,
+            poll,
+            Some((apc, params.mode, params.alertable)),
+        )?;
+        if r == WaitStart::Blocked {
+            self.thread_mut(t).params = *params;
+        }
+        Ok(r)
+    }
+
+    /// The current wait of `t` (`!thread`), if it is blocked.
+    pub fn wait_info(&self, t: ThreadId) -> Option<WaitInfo> {
+        let w = self.threads.get(t.0 as usize).filter(|w| w.waiting)?;
+        Some(WaitInfo {
+            wait_type: if w.wait_all {
+                WaitType::WaitAll
+            } else {
+                WaitType::WaitAny
+            },
+            objects: w.objects.len(),
+            params: w.params,
+        })
+    }
+
     fn wait_inner(
         &mut self,
         t: ThreadId,
@@ -451,6 +558,7 @@ impl Dispatcher {
         w.objects.clear();
         w.objects.extend_from_slice(objects);
         w.wait_all = wait_type == WaitType::WaitAll;
+        w.params = WaitParams::default();
         w.waiting = true;
         Ok(WaitStart::Blocked)
     }

@@ -668,3 +668,47 @@ fn kernel_mutex_disables_kernel_apcs_while_owned() {
     assert_eq!(d.mutex_apc_disable(T2), 1, "the woken waiter owns it now");
     assert_eq!(d.query(m).unwrap().kind, ObjectKind::Mutant);
 }
+
+#[test]
+fn wait_ex_polls_past_due_and_records_the_wait() {
+    use crate::apc::{ApcState, ProcessorMode};
+    let mut d = Dispatcher::new();
+    let e = d.create_event(false, false);
+    let f = d.create_event(true, false);
+    let mut apc = ApcState::new();
+    let params = WaitParams {
+        mode: ProcessorMode::UserMode,
+        alertable: true,
+        due: Some(1000),
+        reason: WaitReason::UserRequest,
+    };
+    assert_eq!(
+        d.wait_ex(T1, &[e, f], WaitType::WaitAll, &params, 1000, &mut apc),
+        sat(STATUS_TIMEOUT),
+        "due time reached: a poll"
+    );
+    assert_eq!(d.wait_info(T1), None);
+    assert_eq!(
+        d.wait_ex(T1, &[e, f], WaitType::WaitAll, &params, 999, &mut apc),
+        Ok(WaitStart::Blocked)
+    );
+    assert_eq!(
+        d.wait_info(T1),
+        Some(WaitInfo {
+            wait_type: WaitType::WaitAll,
+            objects: 2,
+            params
+        })
+    );
+    assert_eq!(WaitReason::UserRequest as u8, 6);
+    let mut out = Vec::new();
+    assert!(d.timeout_expired(T1, &mut out));
+    assert_eq!(d.wait_info(T1), None);
+    let forever = WaitParams::default();
+    assert_eq!(
+        d.wait_ex(T1, &[e], WaitType::WaitAny, &forever, u64::MAX, &mut apc),
+        Ok(WaitStart::Blocked),
+        "no due time never polls"
+    );
+    assert_eq!(d.wait_info(T1).unwrap().params.due, None);
+}

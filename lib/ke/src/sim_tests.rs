@@ -93,21 +93,25 @@ impl Sim {
                 let alertable = b % 5 < 2;
                 let poll = b.is_multiple_of(7);
                 let apc = &mut self.apcs[t.0 as usize];
-                let r = self
-                    .d
-                    .wait_alertable(t, &objs, wt, poll, apc, mode, alertable)
-                    .unwrap();
+                let due = (b % 4 == 1).then(|| self.now + u64::from(a) * 100_000);
+                let r = if due.is_some() {
+                    let params = WaitParams {
+                        mode,
+                        alertable,
+                        due,
+                        reason: WaitReason::UserRequest,
+                    };
+                    self.d.wait_ex(t, &objs, wt, &params, self.now, apc)
+                } else {
+                    self.d
+                        .wait_alertable(t, &objs, wt, poll, apc, mode, alertable)
+                }
+                .unwrap();
                 if r == WaitStart::Blocked {
                     self.wait_kind[t.0 as usize] = (mode, alertable);
-                    if b % 4 == 1 {
+                    if let Some(due) = due {
                         self.timers
-                            .set(
-                                TimerId(t.0),
-                                self.now,
-                                DueTime::Relative(u64::from(a) * 100_000),
-                                0,
-                                None,
-                            )
+                            .set(TimerId(t.0), self.now, DueTime::Absolute(due), 0, None)
                             .unwrap();
                     }
                     self.s.wait(p).unwrap();
@@ -203,6 +207,12 @@ impl Sim {
                 assert!(!self.timers.is_inserted(TimerId(i)), "stale timeout");
                 continue;
             }
+            let info = self.d.wait_info(t).unwrap();
+            assert_eq!(
+                info.params.due.is_some(),
+                self.timers.is_inserted(TimerId(i)),
+                "timeout timer armed exactly for waits with a due time"
+            );
             let signaled = |o: &ObjectId| {
                 let q = self.d.query(*o).unwrap();
                 q.state > 0 || q.owner == Some(t)
