@@ -32,6 +32,10 @@ fn spawn(img: &Path, load_options: &str, smp: u32, extra: &[&str]) -> Result<Chi
         .arg("-drive")
         .arg(format!("format=raw,file={}", img.display()))
         .args(extra);
+    // Extra QEMU arguments for experiments (e.g. NTRS_QEMU_ARGS="-cpu max").
+    if let Ok(more) = std::env::var("NTRS_QEMU_ARGS") {
+        cmd.args(more.split_whitespace());
+    }
     if !load_options.is_empty() {
         cmd.arg("-fw_cfg").arg(format!(
             "name=opt/org.ntrs/loadoptions,string={load_options}"
