@@ -353,6 +353,15 @@ impl Dispatcher {
         &mut self.threads[i]
     }
 
+    /// Test hook: forces an object's signal state (e.g. a mutant's
+    /// recursion count near its limit).
+    #[cfg(test)]
+    pub(crate) fn force_state(&mut self, id: ObjectId, state: i32) {
+        if let Ok(o) = self.object_mut(id) {
+            o.state = state;
+        }
+    }
+
     /// Live objects (for leak checks).
     pub fn object_count(&self) -> usize {
         self.objects.iter().filter(|o| o.is_some()).count()
@@ -572,7 +581,16 @@ impl Dispatcher {
         Ok(true)
     }
 
+    /// Satisfies every object of a wait-all, or none: a mutant whose
+    /// recursion count is at its limit fails the whole wait before any
+    /// object changes.
     fn satisfy_all(&mut self, objects: &[ObjectId], t: ThreadId) -> Result<bool, NtStatus> {
+        for &id in objects {
+            let o = self.object(id)?;
+            if o.kind == ObjectKind::Mutant && o.state == i32::MIN {
+                return Err(STATUS_MUTANT_LIMIT_EXCEEDED);
+            }
+        }
         let mut abandoned = false;
         for &id in objects {
             abandoned |= self.satisfy(id, t)?;
@@ -656,8 +674,13 @@ impl Dispatcher {
             if wait_all {
                 let objs = self.threads[t.0 as usize].objects.clone();
                 if self.all_signaled(&objs, t)? {
-                    let abandoned = self.satisfy_all(&objs, t)?;
-                    self.end_wait(t, wait_status(0, abandoned), increment, out);
+                    // A recursion overflow ends that wait with the error
+                    // (NT raises it in the waiter) instead of losing it.
+                    let status = match self.satisfy_all(&objs, t) {
+                        Ok(abandoned) => wait_status(0, abandoned),
+                        Err(e) => e,
+                    };
+                    self.end_wait(t, status, increment, out);
                     i = 0;
                 } else {
                     i += 1;

@@ -712,3 +712,52 @@ fn wait_ex_polls_past_due_and_records_the_wait() {
     );
     assert_eq!(d.wait_info(T1).unwrap().params.due, None);
 }
+
+#[test]
+fn mutant_recursion_limit() {
+    let mut d = Dispatcher::new();
+    let m = d.create_mutant(Some(T1));
+    // Owned recursively 2^31 times: one more acquisition overflows the count.
+    d.force_state(m, i32::MIN);
+    assert_eq!(
+        d.wait(T1, &[m], WaitType::WaitAny, false),
+        Err(STATUS_MUTANT_LIMIT_EXCEEDED)
+    );
+    assert_eq!(d.query(m).unwrap().state, i32::MIN, "state unchanged");
+    assert!(!d.is_waiting(T1));
+    d.force_state(m, i32::MIN + 1);
+    assert_eq!(
+        d.wait(T1, &[m], WaitType::WaitAny, false),
+        sat(STATUS_WAIT_0)
+    );
+    let mut out = Vec::new();
+    assert_eq!(d.release_mutant(m, T1, false, &mut out), Ok(i32::MIN));
+    assert_eq!(
+        d.release_mutant(m, T2, false, &mut out),
+        Err(STATUS_MUTANT_NOT_OWNED)
+    );
+}
+
+#[test]
+fn mutant_limit_in_a_wait_all_changes_nothing() {
+    let mut d = Dispatcher::new();
+    let m = d.create_mutant(Some(T1));
+    let e = d.create_event(false, true);
+    d.force_state(m, i32::MIN);
+    assert_eq!(
+        d.wait(T1, &[e, m], WaitType::WaitAll, false),
+        Err(STATUS_MUTANT_LIMIT_EXCEEDED)
+    );
+    assert_eq!(d.query(e).unwrap().state, 1, "the event was not consumed");
+    // Blocked first, then the overflow is found when the wait is satisfied.
+    d.reset_event(e).unwrap();
+    assert_eq!(
+        d.wait(T1, &[e, m], WaitType::WaitAll, false),
+        Ok(WaitStart::Blocked)
+    );
+    let mut out = Vec::new();
+    d.set_event(e, 1, &mut out).unwrap();
+    assert_eq!(out[0].status, STATUS_MUTANT_LIMIT_EXCEEDED);
+    assert!(!d.is_waiting(T1));
+    assert_eq!(d.query(e).unwrap().state, 1);
+}
