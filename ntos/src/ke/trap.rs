@@ -328,7 +328,7 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
                 frame.rip - 1
             );
         }
-        8 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, 8, frame.rsp, 0, 0),
+        8 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, 8, frame.rsp, frame.rip, 0),
         14 if crate::hal::read_cr2() >= 0x0000_8000_0000_0000 => ke_bug_check_ex(
             PAGE_FAULT_IN_NONPAGED_AREA,
             crate::hal::read_cr2(),
@@ -336,7 +336,7 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
             frame.rip,
             0,
         ),
-        2 | 18 | 255 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, vector as u64, 0, 0, 0),
+        2 | 18 | 255 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, vector as u64, frame.rsp, frame.rip, 0),
         _ => ke_bug_check_ex(
             KMODE_EXCEPTION_NOT_HANDLED,
             status as u64,
