@@ -37,12 +37,13 @@ impl Sim {
             d.create_mutant(None),
             d.create_semaphore(0, 2).unwrap(),
             d.create_timer(false),
+            // Thread objects of threads 0 and 1.
+            d.create_thread_object(false),
+            d.create_thread_object(false),
         ];
         let mut s = Scheduler::with_capacity(CPUS, THREADS).unwrap();
         for i in 0..THREADS {
-            let affinity = if i == 0 { 0b01 } else { 0b11 };
-            s.create_thread(ThreadId(i), 6 + (i % 3) as u8, affinity, i % CPUS, 6)
-                .unwrap();
+            Self::create(&mut s, i);
             s.ready_thread(ThreadId(i), 0).unwrap();
         }
         for p in 0..CPUS {
@@ -58,6 +59,12 @@ impl Sim {
             now: 0,
             next_apc: 0,
         }
+    }
+
+    fn create(s: &mut Scheduler, i: u32) {
+        let affinity = if i == 0 { 0b01 } else { 0b11 };
+        s.create_thread(ThreadId(i), 6 + (i % 3) as u8, affinity, i % CPUS, 6)
+            .unwrap();
     }
 
     /// Readies what the dispatcher released, as the kernel does.
@@ -184,6 +191,17 @@ impl Sim {
             (8, Some(_)) => {
                 self.s.yield_execution(p).unwrap();
             }
+            (9, Some(t)) if a.is_multiple_of(4) => {
+                // The running thread exits (abandoning its mutants, signalling
+                // its thread object); a new thread reuses the id.
+                let obj = (t.0 < 2).then(|| self.objects[5 + t.0 as usize]);
+                self.d.thread_exit(t, obj, &mut out).unwrap();
+                self.s.terminate(p).unwrap();
+                self.s.delete_thread(t).unwrap();
+                Self::create(&mut self.s, t.0);
+                self.apcs[t.0 as usize] = ApcState::new();
+                self.s.ready_thread(t, p).unwrap();
+            }
             _ => {}
         }
         self.unwait(&mut out, p);
@@ -247,7 +265,7 @@ impl Sim {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
-    fn kernel_simulation(ops in proptest::collection::vec((0u8..9, 0u32..64, 0u32..64, 0u32..CPUS), 1..400)) {
+    fn kernel_simulation(ops in proptest::collection::vec((0u8..10, 0u32..64, 0u32..64, 0u32..CPUS), 1..400)) {
         let mut sim = Sim::new();
         sim.check();
         for (op, a, b, p) in ops {
