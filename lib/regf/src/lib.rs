@@ -16,6 +16,7 @@ extern crate alloc;
 
 pub mod bcd;
 pub mod check;
+pub mod log;
 pub mod regtext;
 #[cfg(test)]
 mod tests;
@@ -722,14 +723,22 @@ impl Hive {
     /// Serializes the stable part of the hive: base block and hive bins. Volatile keys are left
     /// out (the volatile subkey fields of stable keys are written as zero / -1).
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.base_block(self.base.seq1, self.base.seq2, 0);
+        out.extend_from_slice(&self.stable_image());
+        out
+    }
+
+    /// A base block (4096 bytes) for the current hive with the given sequence numbers and file
+    /// type (0 primary, 6 new-format log).
+    pub fn base_block(&self, seq1: u32, seq2: u32, file_type: u32) -> Vec<u8> {
         let mut out = alloc::vec![0u8; PAGE];
         out[0..4].copy_from_slice(b"regf");
-        wr32(&mut out, 4, self.base.seq1);
-        wr32(&mut out, 8, self.base.seq2);
+        wr32(&mut out, 4, seq1);
+        wr32(&mut out, 8, seq2);
         wr64(&mut out, 12, self.now.max(self.base.timestamp));
         wr32(&mut out, 20, self.base.major);
         wr32(&mut out, 24, self.base.minor);
-        wr32(&mut out, 28, 0);
+        wr32(&mut out, 28, file_type);
         wr32(&mut out, 32, 1);
         wr32(&mut out, 36, self.root);
         wr32(&mut out, 40, self.stable.data.len() as u32);
@@ -741,8 +750,34 @@ impl Hive {
         }
         let sum = base_checksum(&out);
         wr32(&mut out, CHECKSUM_OFF, sum);
-        out.extend_from_slice(&self.stable.data);
         out
+    }
+
+    /// The hive bins as written to the file: stable storage with the volatile subkey fields of
+    /// every key cleared.
+    pub fn stable_image(&self) -> Vec<u8> {
+        let mut data = self.stable.data.clone();
+        let mut stack = alloc::vec![self.root];
+        let mut guard = 0usize;
+        while let Some(k) = stack.pop() {
+            guard += 1;
+            if guard > 10_000_000 {
+                break;
+            }
+            let Ok(nk) = self.nk(k) else { continue };
+            wr32(&mut data, k as usize + 4 + NK_VSUBKEYS, 0);
+            wr32(&mut data, k as usize + 4 + NK_VLIST, NIL);
+            if let Ok(e) = self.list_entries(nk.list) {
+                stack.extend(e);
+            }
+        }
+        data
+    }
+
+    /// Sets the sequence numbers kept for the next serialization.
+    pub fn set_sequence(&mut self, seq: u32) {
+        self.base.seq1 = seq;
+        self.base.seq2 = seq;
     }
 
     // ---- cell access ----

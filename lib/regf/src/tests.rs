@@ -399,3 +399,148 @@ proptest! {
         }
     }
 }
+
+mod logs {
+    use super::*;
+    use crate::log::*;
+
+    fn state(h: &mut Hive, step: u32) {
+        let root = h.root();
+        match step {
+            0 => {
+                let k = h.create_key_path("Services\\disk").unwrap();
+                h.set_value(k, "Start", REG_DWORD, &0u32.to_le_bytes())
+                    .unwrap();
+            }
+            1 => {
+                // Growth (new bins) and big data.
+                for i in 0..120 {
+                    let k = h.create_key(root, &std::format!("Grow{:03}", i)).unwrap();
+                    h.set_value(k, "v", REG_BINARY, &alloc::vec![i as u8; 300])
+                        .unwrap();
+                }
+                let k = h.open_key("Services\\disk").unwrap();
+                h.set_value(k, "Big", REG_BINARY, &alloc::vec![3; 30000])
+                    .unwrap();
+            }
+            _ => {
+                // Deletions and rewrites.
+                for i in 0..60 {
+                    let k = h.open_key(&std::format!("Grow{:03}", i)).unwrap();
+                    h.delete_key(k).unwrap();
+                }
+                let k = h.open_key("Services\\disk").unwrap();
+                h.set_value(k, "Start", REG_DWORD, &3u32.to_le_bytes())
+                    .unwrap();
+                h.delete_value(k, "Big").unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn marvin32_properties() {
+        assert_eq!(marvin32(MARVIN_SEED, b"abc"), marvin32(MARVIN_SEED, b"abc"));
+        assert_ne!(marvin32(MARVIN_SEED, b"abc"), marvin32(MARVIN_SEED, b"abd"));
+        assert_ne!(marvin32(MARVIN_SEED, b""), marvin32(1, b""));
+        // Different lengths of zeros hash differently (the length-dependent final block).
+        let hs: Vec<u64> = (0..9)
+            .map(|n| marvin32(MARVIN_SEED, &alloc::vec![0u8; n]))
+            .collect();
+        for i in 0..hs.len() {
+            for j in 0..i {
+                assert_ne!(hs[i], hs[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn flush_and_reopen() {
+        let mut files = MemFiles::default();
+        let mut lh = LoggedHive::create(&mut files, Hive::new_empty("SYSTEM").unwrap()).unwrap();
+        for step in 0..3 {
+            state(&mut lh.hive, step);
+            lh.flush(&mut files).unwrap();
+            clean(&files.files[0]);
+            let (h2, r) = LoggedHive::open(&files).unwrap();
+            assert_eq!(r, Recovery::Clean);
+            assert_eq!(h2.hive.dump().unwrap(), lh.hive.dump().unwrap());
+            assert_eq!(h2.sequence(), step + 2);
+        }
+        assert!(!files.files[1].is_empty() && !files.files[2].is_empty());
+    }
+
+    #[test]
+    fn crash_at_every_write_boundary() {
+        let mut files = MemFiles::default();
+        let mut lh = LoggedHive::create(&mut files, Hive::new_empty("SYSTEM").unwrap()).unwrap();
+        for step in 0..3 {
+            let old = lh.hive.dump().unwrap();
+            let mut next = lh.clone();
+            state(&mut next.hive, step);
+            let new = next.hive.dump().unwrap();
+            // Count the writes of an uninterrupted flush.
+            let mut probe = files.clone();
+            probe.writes = 0;
+            next.clone().flush(&mut probe).unwrap();
+            let total = probe.writes;
+            let mut seen_new = false;
+            for k in 0..=total {
+                let mut f = files.clone();
+                f.writes = 0;
+                f.fail_after = Some(k);
+                let r = next.clone().flush(&mut f);
+                assert_eq!(r.is_ok(), k == total, "k={}", k);
+                f.fail_after = None;
+                let (got, rec) =
+                    LoggedHive::open(&f).unwrap_or_else(|e| panic!("k={} of {}: {}", k, total, e));
+                let d = got.hive.dump().unwrap();
+                assert!(
+                    d == old || d == new,
+                    "step {} k={}: neither old nor new",
+                    step,
+                    k
+                );
+                if d == new {
+                    seen_new = true;
+                }
+                if k == 0 {
+                    assert!(d == old);
+                }
+                if k == total {
+                    assert!(d == new);
+                    assert_eq!(rec, Recovery::Clean);
+                }
+                // What a recovered hive would write is clean.
+                clean(&got.hive.to_bytes());
+                if rec == Recovery::Clean {
+                    clean(&f.files[0]);
+                }
+                // Flushing the recovered hive yields a consistent primary again.
+                let (mut again, _) = LoggedHive::open(&f).unwrap();
+                again.flush(&mut f).unwrap();
+                clean(&f.files[0]);
+            }
+            assert!(seen_new);
+            lh = next;
+            lh.flush(&mut files).unwrap();
+        }
+    }
+
+    #[test]
+    fn corrupt_log_entry_is_not_replayed() {
+        let mut files = MemFiles::default();
+        let mut lh = LoggedHive::create(&mut files, Hive::new_empty("R").unwrap()).unwrap();
+        state(&mut lh.hive, 0);
+        // Crash right after the primary's first base block write (log complete).
+        let mut f = files.clone();
+        f.writes = 0;
+        f.fail_after = Some(4);
+        assert!(lh.clone().flush(&mut f).is_err());
+        let (_, r) = load_with_logs(&f.files[0], &f.files[1], &f.files[2]).unwrap();
+        assert_eq!(r, Recovery::Recovered(2));
+        // Damage the entry: its hash no longer matches, so recovery fails cleanly.
+        f.files[1][LOG_ENTRIES_OFFSET + 100] ^= 0xFF;
+        let e = load_with_logs(&f.files[0], &f.files[1], &f.files[2]).unwrap_err();
+        assert_eq!(e.status(), STATUS_REGISTRY_CORRUPT);
+    }
+}

@@ -1,0 +1,420 @@
+//! Transaction logs (new format, `.LOG1` / `.LOG2`) and crash-safe flushing.
+//!
+//! A flush ([`LoggedHive::flush`]) is write-ahead: it first writes the pages that changed since
+//! the last flush into one log file (a base block copy of file type 6 followed by one `HvLE` log
+//! entry, hashed with Marvin32), alternating between the two logs; then it writes the primary
+//! file's base block with the primary sequence number incremented, the dirty pages, and finally
+//! the base block with the secondary sequence number equal to the primary. A primary whose
+//! sequence numbers differ was interrupted and is repaired on load ([`load_with_logs`]) by
+//! replaying the log entries of the matching log whose hashes are valid.
+//!
+//! Files are modelled by the [`HiveFiles`] trait; [`MemFiles`] keeps them in memory and can fail
+//! every write after a given number, which is how the crash tests interrupt a flush at each write
+//! boundary. Old-format (`DIRT`) logs are not read (`STATUS_NOT_IMPLEMENTED` is never returned;
+//! such a log simply does not match and recovery fails with `STATUS_REGISTRY_CORRUPT`).
+
+use alloc::vec::Vec;
+
+use crate::*;
+
+/// Log entries start at this offset of a log file (after the 512-byte base block copy).
+pub const LOG_ENTRIES_OFFSET: usize = 512;
+/// File type of a new-format transaction log in its base block.
+pub const HFILE_TYPE_LOG_NEW: u32 = 6;
+/// Marvin32 seed used for log entry hashes.
+pub const MARVIN_SEED: u64 = 0x82EF_4D88_7A4E_55C5;
+/// Dirty page granularity.
+const DIRTY_PAGE: usize = PAGE;
+
+/// The Marvin32 hash of `data` with `seed` (64-bit result: high half `s1`, low half `s0`).
+pub fn marvin32(seed: u64, data: &[u8]) -> u64 {
+    fn block(s0: &mut u32, s1: &mut u32) {
+        *s1 ^= *s0;
+        *s0 = s0.rotate_left(20);
+        *s0 = s0.wrapping_add(*s1);
+        *s1 = s1.rotate_left(9);
+        *s1 ^= *s0;
+        *s0 = s0.rotate_left(27);
+        *s0 = s0.wrapping_add(*s1);
+        *s1 = s1.rotate_left(19);
+    }
+    let mut s0 = seed as u32;
+    let mut s1 = (seed >> 32) as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        s0 = s0.wrapping_add(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        block(&mut s0, &mut s1);
+    }
+    let r = chunks.remainder();
+    let fin: u32 = match r.len() {
+        0 => 0x80,
+        1 => 0x8000 | r[0] as u32,
+        2 => 0x0080_0000 | r[0] as u32 | (r[1] as u32) << 8,
+        _ => 0x8000_0000 | r[0] as u32 | (r[1] as u32) << 8 | (r[2] as u32) << 16,
+    };
+    s0 = s0.wrapping_add(fin);
+    block(&mut s0, &mut s1);
+    block(&mut s0, &mut s1);
+    ((s1 as u64) << 32) | s0 as u64
+}
+
+/// The three files of a hive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HiveFile {
+    /// The primary hive file.
+    Primary,
+    /// `.LOG1`.
+    Log1,
+    /// `.LOG2`.
+    Log2,
+}
+
+/// Storage for a hive's files. Each `write` / `set_len` call is one write boundary.
+pub trait HiveFiles {
+    /// The whole contents of a file.
+    fn read(&self, f: HiveFile) -> Vec<u8>;
+    /// Writes `data` at `offset`, extending the file with zeros if needed.
+    fn write(&mut self, f: HiveFile, offset: usize, data: &[u8]) -> Result<()>;
+    /// Truncates or extends a file.
+    fn set_len(&mut self, f: HiveFile, len: usize) -> Result<()>;
+}
+
+/// In-memory hive files. With `fail_after = Some(n)`, the first `n` writes succeed and every later
+/// one fails with `STATUS_REGISTRY_IO_FAILED` without changing anything (a crash).
+#[derive(Clone, Debug, Default)]
+pub struct MemFiles {
+    /// Primary, LOG1, LOG2.
+    pub files: [Vec<u8>; 3],
+    /// Crash after this many more writes.
+    pub fail_after: Option<usize>,
+    /// Writes performed so far.
+    pub writes: usize,
+}
+
+impl MemFiles {
+    fn idx(f: HiveFile) -> usize {
+        match f {
+            HiveFile::Primary => 0,
+            HiveFile::Log1 => 1,
+            HiveFile::Log2 => 2,
+        }
+    }
+    fn boundary(&mut self) -> Result<()> {
+        if let Some(n) = self.fail_after {
+            if self.writes >= n {
+                return Err(Error::Status(STATUS_REGISTRY_IO_FAILED));
+            }
+        }
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+impl HiveFiles for MemFiles {
+    fn read(&self, f: HiveFile) -> Vec<u8> {
+        self.files[Self::idx(f)].clone()
+    }
+    fn write(&mut self, f: HiveFile, offset: usize, data: &[u8]) -> Result<()> {
+        self.boundary()?;
+        let v = &mut self.files[Self::idx(f)];
+        let end = offset
+            .checked_add(data.len())
+            .ok_or(Error::Status(STATUS_INVALID_PARAMETER))?;
+        if v.len() < end {
+            v.resize(end, 0);
+        }
+        v[offset..end].copy_from_slice(data);
+        Ok(())
+    }
+    fn set_len(&mut self, f: HiveFile, len: usize) -> Result<()> {
+        self.boundary()?;
+        self.files[Self::idx(f)].resize(len, 0);
+        Ok(())
+    }
+}
+
+/// Builds one `HvLE` log entry holding `pages` (offset relative to the hive bins, page bytes).
+pub fn build_log_entry(seq: u32, bins_len: u32, pages: &[(u32, &[u8])]) -> Vec<u8> {
+    let mut e = alloc::vec![0u8; 40];
+    e[0..4].copy_from_slice(b"HvLE");
+    wr32(&mut e, 8, 0);
+    wr32(&mut e, 12, seq);
+    wr32(&mut e, 16, bins_len);
+    wr32(&mut e, 20, pages.len() as u32);
+    for (off, p) in pages {
+        e.extend_from_slice(&off.to_le_bytes());
+        e.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    }
+    for (_, p) in pages {
+        e.extend_from_slice(p);
+    }
+    let size = e.len().div_ceil(512) * 512;
+    e.resize(size, 0);
+    wr32(&mut e, 4, size as u32);
+    let h1 = marvin32(MARVIN_SEED, &e[40..]);
+    wr64(&mut e, 24, h1);
+    let h2 = marvin32(MARVIN_SEED, &e[..32]);
+    wr64(&mut e, 32, h2);
+    e
+}
+
+/// One parsed, hash-verified log entry.
+struct Entry {
+    seq: u32,
+    bins_len: u32,
+    pages: Vec<(u32, Vec<u8>)>,
+}
+
+/// Parses the valid entries of a new-format log, stopping at the first bad one.
+fn log_entries(log: &[u8]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut pos = LOG_ENTRIES_OFFSET;
+    while let Some(h) = log.get(pos..pos + 40) {
+        if &h[0..4] != b"HvLE" {
+            break;
+        }
+        let size = rd32(h, 4).unwrap_or(0) as usize;
+        if size < 512 || !size.is_multiple_of(512) {
+            break;
+        }
+        let Some(e) = log.get(pos..pos + size) else {
+            break;
+        };
+        if rd64(e, 24) != Some(marvin32(MARVIN_SEED, &e[40..]))
+            || rd64(e, 32) != Some(marvin32(MARVIN_SEED, &e[..32]))
+        {
+            break;
+        }
+        let bins_len = rd32(e, 16).unwrap_or(0);
+        let n = rd32(e, 20).unwrap_or(0) as usize;
+        if !(bins_len as usize).is_multiple_of(PAGE) || n == 0 || n > size / 8 {
+            break;
+        }
+        let mut pages = Vec::new();
+        let mut dp = 40 + n * 8;
+        let mut ok = true;
+        for i in 0..n {
+            let off = rd32(e, 40 + i * 8).unwrap_or(0);
+            let len = rd32(e, 44 + i * 8).unwrap_or(0) as usize;
+            match e.get(dp..dp.saturating_add(len)) {
+                Some(p) if (off as usize).saturating_add(len) <= bins_len as usize => {
+                    pages.push((off, p.to_vec()))
+                }
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+            dp += len;
+        }
+        if !ok {
+            break;
+        }
+        out.push(Entry {
+            seq: rd32(e, 12).unwrap_or(0),
+            bins_len,
+            pages,
+        });
+        pos += size;
+    }
+    out
+}
+
+fn base_valid(b: &[u8]) -> bool {
+    b.len() >= 512 && &b[0..4] == b"regf" && rd32(b, 508) == Some(base_checksum(&b[..512]))
+}
+
+/// How a hive was loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// The primary file was consistent.
+    Clean,
+    /// Log entries were replayed (`STATUS_REGISTRY_RECOVERED`): up to this sequence number.
+    Recovered(u32),
+}
+
+/// Loads a hive from its primary file and logs (`HvLoadHive` with recovery): a primary whose
+/// sequence numbers differ (or whose base block is damaged) is repaired by replaying, in sequence
+/// order, the hash-valid entries of the log that continues it.
+pub fn load_with_logs(primary: &[u8], log1: &[u8], log2: &[u8]) -> Result<(Hive, Recovery)> {
+    let pbase = primary.get(..PAGE).unwrap_or(&[]);
+    let pvalid = base_valid(pbase);
+    if pvalid && rd32(pbase, 4) == rd32(pbase, 8) {
+        return Ok((Hive::from_bytes(primary)?, Recovery::Clean));
+    }
+    // The secondary sequence number says which state the primary last completed.
+    let done = if pvalid {
+        rd32(pbase, 8).unwrap_or(0)
+    } else {
+        0
+    };
+    let mut best: Option<(Vec<u8>, Vec<Entry>)> = None;
+    for log in [log1, log2] {
+        if !base_valid(log) || rd32(log, 28) != Some(HFILE_TYPE_LOG_NEW) {
+            continue;
+        }
+        let lseq = rd32(log, 4).unwrap_or(0);
+        let entries = log_entries(log);
+        // Entries must start at the log's sequence number and continue without gaps.
+        let mut keep = Vec::new();
+        let mut want = lseq;
+        for e in entries {
+            if e.seq != want {
+                break;
+            }
+            want = want.wrapping_add(1);
+            keep.push(e);
+        }
+        let last = match keep.last() {
+            Some(e) => e.seq,
+            None => continue,
+        };
+        if pvalid && last <= done {
+            continue;
+        }
+        let better = match &best {
+            None => true,
+            Some((_, b)) => b.last().map(|e| e.seq < last).unwrap_or(true),
+        };
+        if better {
+            let mut base = log[..512].to_vec();
+            base.resize(PAGE, 0);
+            best = Some((base, keep));
+        }
+    }
+    let (lbase, entries) = best.ok_or(Error::Corrupt {
+        offset: 4,
+        what: "primary needs recovery but no transaction log continues it".into(),
+    })?;
+    let mut base = if pvalid { pbase.to_vec() } else { lbase };
+    let mut bins = primary.get(PAGE..).unwrap_or(&[]).to_vec();
+    let mut seq = 0;
+    for e in &entries {
+        bins.resize(e.bins_len as usize, 0);
+        for (off, p) in &e.pages {
+            let o = *off as usize;
+            bins[o..o + p.len()].copy_from_slice(p);
+        }
+        wr32(&mut base, 40, e.bins_len);
+        seq = e.seq;
+    }
+    wr32(&mut base, 4, seq);
+    wr32(&mut base, 8, seq);
+    wr32(&mut base, 28, 0);
+    let sum = base_checksum(&base);
+    wr32(&mut base, 508, sum);
+    base.extend_from_slice(&bins);
+    let mut h = Hive::from_bytes(&base)?;
+    h.set_sequence(seq);
+    Ok((h, Recovery::Recovered(seq)))
+}
+
+/// A hive bound to its files, flushed with write-ahead logging.
+#[derive(Clone, Debug)]
+pub struct LoggedHive {
+    /// The hive; mutate it freely between flushes.
+    pub hive: Hive,
+    flushed: Vec<u8>,
+    seq: u32,
+    next_log: HiveFile,
+}
+
+impl LoggedHive {
+    /// Writes `hive` as a new primary file (sequence 1) with empty logs.
+    pub fn create(files: &mut dyn HiveFiles, mut hive: Hive) -> Result<LoggedHive> {
+        hive.set_sequence(1);
+        let image = hive.stable_image();
+        files.set_len(HiveFile::Log1, 0)?;
+        files.set_len(HiveFile::Log2, 0)?;
+        files.set_len(HiveFile::Primary, 0)?;
+        files.write(HiveFile::Primary, PAGE, &image)?;
+        files.write(HiveFile::Primary, 0, &hive.base_block(1, 1, 0))?;
+        Ok(LoggedHive {
+            hive,
+            flushed: image,
+            seq: 1,
+            next_log: HiveFile::Log1,
+        })
+    }
+
+    /// Opens a hive from its files, recovering from the logs if needed.
+    pub fn open(files: &dyn HiveFiles) -> Result<(LoggedHive, Recovery)> {
+        let (hive, r) = load_with_logs(
+            &files.read(HiveFile::Primary),
+            &files.read(HiveFile::Log1),
+            &files.read(HiveFile::Log2),
+        )?;
+        let seq = hive.base_info().seq1;
+        // A recovered hive's primary is stale: force every page dirty on the next flush.
+        let flushed = match r {
+            Recovery::Clean => hive.stable_image(),
+            Recovery::Recovered(_) => Vec::new(),
+        };
+        Ok((
+            LoggedHive {
+                hive,
+                flushed,
+                seq,
+                next_log: HiveFile::Log1,
+            },
+            r,
+        ))
+    }
+
+    /// The sequence number of the last completed flush.
+    pub fn sequence(&self) -> u32 {
+        self.seq
+    }
+
+    /// Flushes the hive (`HvSyncHive`): log first, then the primary with sequence discipline.
+    /// On an error the files hold either the previous or the new state once recovered, and the
+    /// in-memory hive is unchanged (the flush can be retried).
+    pub fn flush(&mut self, files: &mut dyn HiveFiles) -> Result<()> {
+        let image = self.hive.stable_image();
+        let mut dirty: Vec<(u32, &[u8])> = Vec::new();
+        for (i, page) in image.chunks(DIRTY_PAGE).enumerate() {
+            let off = i * DIRTY_PAGE;
+            if self.flushed.get(off..off + page.len()) != Some(page) {
+                dirty.push((off as u32, page));
+            }
+        }
+        if dirty.is_empty() && image.len() == self.flushed.len() {
+            return Ok(());
+        }
+        let new = self
+            .seq
+            .checked_add(1)
+            .ok_or(Error::Status(STATUS_REGISTRY_IO_FAILED))?;
+        let bins_len = image.len() as u32;
+        if dirty.is_empty() {
+            dirty.push((0, &image[..PAGE.min(image.len())]));
+        }
+        // 1. The log: base block copy (file type 6) and one entry.
+        let log = self.next_log;
+        let entry = build_log_entry(new, bins_len, &dirty);
+        let mut lbase = self.hive.base_block(new, new, HFILE_TYPE_LOG_NEW);
+        lbase.truncate(512);
+        files.set_len(log, 0)?;
+        files.write(log, LOG_ENTRIES_OFFSET, &entry)?;
+        files.write(log, 0, &lbase)?;
+        // 2. The primary: sequence 1 first, the pages, then sequence 2.
+        files.write(
+            HiveFile::Primary,
+            0,
+            &self.hive.base_block(new, self.seq, 0),
+        )?;
+        files.set_len(HiveFile::Primary, PAGE + image.len())?;
+        for (off, page) in &dirty {
+            files.write(HiveFile::Primary, PAGE + *off as usize, page)?;
+        }
+        files.write(HiveFile::Primary, 0, &self.hive.base_block(new, new, 0))?;
+        self.seq = new;
+        self.hive.set_sequence(new);
+        self.flushed = image;
+        self.next_log = match log {
+            HiveFile::Log1 => HiveFile::Log2,
+            _ => HiveFile::Log1,
+        };
+        Ok(())
+    }
+}
