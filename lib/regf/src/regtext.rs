@@ -286,6 +286,17 @@ pub fn import_reg_text(hive: &mut Hive, text: &str) -> core::result::Result<(), 
     import_reg_text_prefix(hive, text, None)
 }
 
+/// Builds a new hive (root key `root_name`, e.g. `ROOT`) from `.reg` text: what xtask uses to make
+/// `SYSTEM` and `SOFTWARE` from `image/registry/*.reg`. Serialize it with [`Hive::to_bytes`].
+pub fn hive_from_reg_text(root_name: &str, text: &str) -> core::result::Result<Hive, RegTextError> {
+    let mut h = Hive::new_empty(root_name).map_err(|e| RegTextError {
+        line: 0,
+        message: e.to_string(),
+    })?;
+    import_reg_text(&mut h, text)?;
+    Ok(h)
+}
+
 /// Applies `.reg` text to a hive, stripping `prefix` (e.g. `HKEY_LOCAL_MACHINE\SYSTEM`) from
 /// every key path when given.
 pub fn import_reg_text_prefix(

@@ -544,3 +544,56 @@ mod logs {
         assert_eq!(e.status(), STATUS_REGISTRY_CORRUPT);
     }
 }
+
+#[test]
+fn marvin32_reference_vectors() {
+    // Published Marvin32 test vectors (seed 0x004FB61A001BDBCC).
+    let seed = 0x004F_B61A_001B_DBCC;
+    let cases: [(&[u8], u64); 3] = [
+        (&[0xAF], 0x48E7_3FC7_7D75_DDC1),
+        (&[0xE7, 0x0F], 0xB5F6_E1FC_485D_BFF8),
+        (&[0x37, 0xF4, 0x95], 0xF0B0_7C78_9B8C_F7E8),
+    ];
+    for (data, want) in cases {
+        assert_eq!(crate::log::marvin32(seed, data), want, "{:x?}", data);
+    }
+}
+
+#[test]
+fn image_registry_sources_build() {
+    let sys =
+        hive_from_reg_text("ROOT", include_str!("../../../image/registry/SYSTEM.reg")).unwrap();
+    let b = sys.to_bytes();
+    clean(&b);
+    let h = Hive::from_bytes(&b).unwrap();
+    let sel = h.open_key("Select").unwrap();
+    assert_eq!(
+        h.query_value(sel, "Current").unwrap().data,
+        1u32.to_le_bytes()
+    );
+    assert!(
+        h.open_key("CurrentControlSet").is_err(),
+        "CurrentControlSet must not be stored"
+    );
+    let services = h.open_key("ControlSet001\\Services").unwrap();
+    let mut boot = Vec::new();
+    for s in h.enum_subkeys(services).unwrap() {
+        if h.query_value(s, "Start").unwrap().data == 0u32.to_le_bytes() {
+            boot.push(h.key_name(s).unwrap());
+        }
+        for v in ["Type", "ErrorControl", "ImagePath"] {
+            h.query_value(s, v).unwrap();
+        }
+    }
+    assert_eq!(boot, ["disk", "Ntfs"]);
+    let sw =
+        hive_from_reg_text("ROOT", include_str!("../../../image/registry/SOFTWARE.reg")).unwrap();
+    clean(&sw.to_bytes());
+    let cv = sw
+        .open_key("Microsoft\\Windows NT\\CurrentVersion")
+        .unwrap();
+    assert_eq!(
+        from_utf16z(&sw.query_value(cv, "SystemRoot").unwrap().data),
+        "C:\\Windows"
+    );
+}
