@@ -73,7 +73,7 @@ fn fill_fat32(
     file: &mut File,
     (start, len): (u64, u64),
     label: &[u8; 11],
-    files: &[(&str, &Path)],
+    files: &[(&str, Vec<u8>)],
 ) -> Result<()> {
     let mut slice = Slice {
         file,
@@ -91,8 +91,7 @@ fn fill_fat32(
     slice.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
     let fs =
         fatfs::FileSystem::new(slice, fatfs::FsOptions::new()).map_err(io_err("mount FAT32"))?;
-    for (dest, src) in files {
-        let data = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    for (dest, data) in files {
         let parts: Vec<&str> = dest.split('\\').filter(|p| !p.is_empty()).collect();
         let mut dir = fs.root_dir();
         for p in &parts[..parts.len() - 1] {
@@ -105,7 +104,7 @@ fn fill_fat32(
             .create_file(parts[parts.len() - 1])
             .map_err(io_err("create"))?;
         f.truncate().map_err(io_err("truncate"))?;
-        f.write_all(&data).map_err(io_err("write"))?;
+        f.write_all(data).map_err(io_err("write"))?;
     }
     fs.unmount().map_err(io_err("unmount"))?;
     Ok(())
@@ -117,7 +116,7 @@ fn fill_ntfs(
     file: &mut File,
     (start, len): (u64, u64),
     label: &str,
-    files: &[(&str, &Path)],
+    files: &[(&str, Vec<u8>)],
 ) -> Result<()> {
     let dev = ntfs::device::MemDevice::new(len as usize);
     let opts = ntfs::format::FormatOptions {
@@ -126,8 +125,7 @@ fn fill_ntfs(
         ..Default::default()
     };
     let mut vol = ntfs::format::format(dev, &opts).map_err(|e| format!("format NTFS: {e}"))?;
-    for (dest, src) in files {
-        let data = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    for (dest, data) in files {
         let path = format!("\\{dest}");
         if let Some((dir, _)) = path.rsplit_once('\\') {
             if !dir.is_empty() {
@@ -135,7 +133,7 @@ fn fill_ntfs(
                     .map_err(|e| format!("NTFS mkdir {dir}: {e}"))?;
             }
         }
-        vol.write_file(&path, &data)
+        vol.write_file(&path, data)
             .map_err(|e| format!("NTFS write {path}: {e}"))?;
     }
     let problems = ntfs::check::check(&mut vol).map_err(|e| format!("NTFS check: {e}"))?;
@@ -146,6 +144,44 @@ fn fill_ntfs(
     file.seek(SeekFrom::Start(start)).map_err(io_err("seek"))?;
     file.write_all(&data).map_err(io_err("write NTFS volume"))?;
     Ok(())
+}
+
+/// A registry hive file built from a `.reg` source with the regf crate.
+fn build_hive(src: &Path, name: &str) -> Result<Vec<u8>> {
+    let bytes = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    let text = regf::regtext::decode_reg_file(&bytes)
+        .map_err(|e| format!("{}:{}: {}", src.display(), e.line, e.message))?;
+    let mut hive = regf::Hive::new_empty("ROOT").map_err(|e| format!("{name} hive: {e}"))?;
+    hive.set_file_name(&format!("\\SystemRoot\\System32\\Config\\{name}"));
+    regf::regtext::import_reg_text(&mut hive, &text)
+        .map_err(|e| format!("{}:{}: {}", src.display(), e.line, e.message))?;
+    let out = hive.to_bytes();
+    let problems = regf::check(&out);
+    if let Some(p) = problems.first() {
+        return Err(format!("{name} hive check: {p}"));
+    }
+    Ok(out)
+}
+
+/// The BCD store on the ESP: the boot manager object and one OS loader entry.
+fn build_bcd() -> Result<Vec<u8>> {
+    let spec = regf::bcd::BcdSpec {
+        key_name: "BCD00000001".into(),
+        bootmgr_path: "\\EFI\\Microsoft\\Boot\\bootmgfw.efi".into(),
+        bootmgr_device: Vec::new(),
+        timeout: 0,
+        default: 0,
+        entries: vec![regf::bcd::BcdEntrySpec {
+            guid: "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f01}".into(),
+            description: "ntrs".into(),
+            path: "\\Windows\\System32\\winload.efi".into(),
+            systemroot: "\\Windows".into(),
+            load_options: None,
+            device: Vec::new(),
+        }],
+    };
+    let h = regf::bcd::build_bcd(&spec).map_err(|e| format!("BCD: {e}"))?;
+    Ok(h.to_bytes())
 }
 
 /// Writes the whole disk image to `out`.
@@ -198,25 +234,34 @@ pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
         Ok((start, len))
     };
 
+    let read = |p: &Path| fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let bootmgr = read(&images.bootmgr)?;
     fill_fat32(
         &mut file,
         range(esp)?,
         b"SYSTEM     ",
         &[
-            ("EFI\\BOOT\\BOOTX64.EFI", images.bootmgr.as_path()),
-            (
-                "EFI\\Microsoft\\Boot\\bootmgfw.efi",
-                images.bootmgr.as_path(),
-            ),
+            ("EFI\\BOOT\\BOOTX64.EFI", bootmgr.clone()),
+            ("EFI\\Microsoft\\Boot\\bootmgfw.efi", bootmgr),
+            ("EFI\\Microsoft\\Boot\\BCD", build_bcd()?),
         ],
     )?;
+    let hives = crate::root().join("image/registry");
     fill_ntfs(
         &mut file,
         range(sys)?,
         "NTRS",
         &[
-            ("Windows\\System32\\winload.efi", images.winload.as_path()),
-            ("Windows\\System32\\ntoskrnl.exe", images.kernel.as_path()),
+            ("Windows\\System32\\winload.efi", read(&images.winload)?),
+            ("Windows\\System32\\ntoskrnl.exe", read(&images.kernel)?),
+            (
+                "Windows\\System32\\config\\SYSTEM",
+                build_hive(&hives.join("SYSTEM.reg"), "SYSTEM")?,
+            ),
+            (
+                "Windows\\System32\\config\\SOFTWARE",
+                build_hive(&hives.join("SOFTWARE.reg"), "SOFTWARE")?,
+            ),
         ],
     )?;
     drop(file);
@@ -275,6 +320,33 @@ pub fn check_system_volume_with_ntfs3g(img: &Path, images: &Images) -> Vec<(Stri
             Err(e) => rows.push((check, false, e.to_string())),
         }
     }
+    // The SYSTEM hive we wrote, read back through ntfs-3g and hivex.
+    let hive_tmp = img.with_extension("SYSTEM.hive");
+    let ok = std::process::Command::new("ntfscat")
+        .arg(&part)
+        .arg("Windows/System32/config/SYSTEM")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| fs::write(&hive_tmp, o.stdout).ok())
+        .is_some();
+    let got = if ok {
+        std::process::Command::new("hivexget")
+            .arg(&hive_tmp)
+            .arg("\\ControlSet001\\Services\\Ntfs")
+            .arg("Group")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    rows.push((
+        "image/hivex-reads-system-hive".to_string(),
+        got == "Boot File System",
+        format!("hivexget returned '{got}'"),
+    ));
+    let _ = fs::remove_file(&hive_tmp);
     let _ = fs::remove_file(&part);
     rows
 }

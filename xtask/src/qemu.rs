@@ -270,6 +270,7 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "!pte fffff80000400000",
         "!acl D:(A;;GA;;;SY)",
         "!reg querykey \\REGISTRY\\MACHINE",
+        "!reg querykey \\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services",
         ".crash",
         "shutdown",
     ];
@@ -365,6 +366,13 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 "kd/reg-querykey",
                 has("Found KCB") && has("\\REGISTRY\\MACHINE") && has("HARDWARE"),
                 "!reg querykey \\REGISTRY\\MACHINE does not list its subkeys",
+            );
+            check(
+                tally,
+                errors,
+                "kd/reg-services-from-the-system-hive",
+                has("ControlSet001\\Services") && has("Beep") && has("Ntfs"),
+                "!reg querykey ...\\CurrentControlSet\\Services does not list the SYSTEM hive's services",
             );
             check(
                 tally,

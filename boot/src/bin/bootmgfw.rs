@@ -1,6 +1,7 @@
-//! The Windows Boot Manager (bootmgfw.efi): finds the system volume, loads the
-//! OS loader `\Windows\System32\winload.efi` and starts it. BCD parsing and the
-//! boot menu come with the registry work; until then the one entry is implicit.
+//! The Windows Boot Manager (bootmgfw.efi): reads the BCD store from its own
+//! volume (`\EFI\Microsoft\Boot\BCD`, a registry hive), finds the system
+//! volume, loads the default entry's OS loader (`\Windows\System32\winload.efi`)
+//! and starts it. With one entry there is no menu.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -19,6 +20,8 @@ fn main() -> Status {
     let handoff_tsc = bootlib::rdtsc();
     uefi::helpers::init().unwrap();
     println!("ntrs boot manager");
+    let loader_path =
+        read_bcd_default_path().unwrap_or_else(|| "\\Windows\\System32\\winload.efi".into());
     let mut vol = match find_system_volume() {
         Ok(v) => v,
         Err(s) => {
@@ -26,7 +29,7 @@ fn main() -> Status {
             return Status::NOT_FOUND;
         }
     };
-    let winload = match vol.read_file("\\Windows\\System32\\winload.efi") {
+    let winload = match vol.read_file(&loader_path) {
         Ok(d) => d,
         Err(s) => {
             println!("bootmgr: cannot read winload.efi ({s})");
@@ -61,4 +64,48 @@ fn main() -> Status {
             e.status()
         }
     }
+}
+
+/// Reads the BCD store from the boot manager's own volume and returns the
+/// default OS loader entry's path (printing what it found).
+fn read_bcd_default_path() -> Option<alloc::string::String> {
+    use uefi::proto::media::fs::SimpleFileSystem;
+    let li = uboot::open_protocol_exclusive::<LoadedImage>(uboot::image_handle()).ok()?;
+    let device = li.device()?;
+    drop(li);
+    let sfs = uboot::open_protocol_exclusive::<SimpleFileSystem>(device).ok()?;
+    let mut fs = uefi::fs::FileSystem::new(sfs);
+    let path = uefi::CString16::try_from("\\EFI\\Microsoft\\Boot\\BCD").ok()?;
+    let bytes = match fs.read(path.as_ref()) {
+        Ok(b) => b,
+        Err(_) => {
+            println!("bootmgr: no BCD store; using the default OS loader path");
+            return None;
+        }
+    };
+    let store = match regf::Hive::from_bytes(&bytes).and_then(|h| regf::bcd::read_bcd(&h)) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("bootmgr: the BCD store is unusable ({e})");
+            return None;
+        }
+    };
+    let default = store
+        .default
+        .as_ref()
+        .and_then(|g| {
+            store
+                .entries
+                .iter()
+                .find(|e| e.guid.eq_ignore_ascii_case(g))
+        })
+        .or_else(|| store.entries.first())?;
+    println!(
+        "bootmgr: BCD: {} entr{}, default {} '{}'",
+        store.entries.len(),
+        if store.entries.len() == 1 { "y" } else { "ies" },
+        default.guid,
+        default.description.as_deref().unwrap_or("")
+    );
+    default.path.clone()
 }

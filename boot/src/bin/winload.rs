@@ -143,7 +143,26 @@ fn main() -> Status {
             return Status::NOT_FOUND;
         }
     };
+    // The SYSTEM hive (`OslLoadSystemHive`): handed to the kernel as is.
+    let system_hive = match vol.read_file("\\Windows\\System32\\config\\SYSTEM") {
+        Ok(h) => h,
+        Err(s) => {
+            println!("winload: no SYSTEM hive ({s}); booting without it");
+            alloc::vec::Vec::new()
+        }
+    };
     drop(vol);
+    let (registry_base, registry_length) = if system_hive.is_empty() {
+        (0, 0)
+    } else {
+        let pages = system_hive.len().div_ceil(PAGE as usize);
+        let pa = alloc_pages(MemoryType::RegistryData, pages);
+        // SAFETY: `pa` is `pages` freshly allocated, identity-mapped pages.
+        unsafe {
+            core::ptr::copy_nonoverlapping(system_hive.as_ptr(), pa as *mut u8, system_hive.len())
+        };
+        (PHYSICAL_MAP_BASE + pa, system_hive.len() as u64)
+    };
     let pe = match pe::PeFile::parse(&file) {
         Ok(p) => p,
         Err(s) => {
@@ -273,8 +292,8 @@ fn main() -> Status {
             load_options: leak_str(&load_options),
             arc_boot_device_name: leak_str("multi(0)disk(0)rdisk(0)partition(2)"),
             nt_boot_path_name: leak_str("\\Windows\\"),
-            registry_base: 0,
-            registry_length: 0,
+            registry_base,
+            registry_length,
             acpi_rsdp,
             framebuffer,
             pml4_physical: pml4,

@@ -136,6 +136,16 @@ fn openkeys() {
 }
 
 fn hivelist() {
+    let hives: Vec<(String, String, usize)> = REGISTRY
+        .with(|r| {
+            r.as_ref().map(|r| {
+                r.hives
+                    .iter()
+                    .map(|(k, f, n)| (r.full_name(*k), f.clone(), *n))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
     crate::dbg_println!(
         "-------------------------------------------------------------------------------"
     );
@@ -144,6 +154,7 @@ fn hivelist() {
         "-------------------------------------------------------------------------------"
     );
     crate::dbg_println!("| 00000000 |           0 |        (memory)| \\REGISTRY\\MACHINE\\HARDWARE (volatile, built at boot)");
-    crate::dbg_println!("| 00000000 |           0 |        (memory)| \\REGISTRY\\MACHINE\\SYSTEM (no hive file loaded yet)");
-    crate::dbg_println!("| 00000000 |           0 |        (memory)| \\REGISTRY\\MACHINE\\SOFTWARE (no hive file loaded yet)");
+    for (mount, file, len) in hives {
+        crate::dbg_println!("| 00000000 | {len:>11} |               | {file} at {mount}");
+    }
 }

@@ -65,10 +65,14 @@ pub struct Key {
     pub open_count: u32,
     /// Pending `NtNotifyChangeKey` requests: (filter, watch subtree, event object id).
     pub notify: Vec<(u32, bool, u32)>,
+    /// A symbolic link key (`KEY_SYM_LINK`): lookups continue at this key.
+    pub link: Option<usize>,
 }
 
 pub struct Registry {
     pub keys: Vec<Key>,
+    /// Hives loaded from files: (mount point key, file name, stable length).
+    pub hives: Vec<(usize, String, usize)>,
 }
 
 impl Registry {
@@ -85,6 +89,15 @@ impl Registry {
         let mut k = from;
         for part in path.split('\\').filter(|p| !p.is_empty()) {
             k = self.child(k, part).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+            // Symbolic link keys (CurrentControlSet) are followed.
+            let mut hops = 0;
+            while let Some(t) = self.keys[k].link {
+                k = t;
+                hops += 1;
+                if hops > 16 {
+                    return Err(STATUS_REPARSE_POINT_NOT_RESOLVED);
+                }
+            }
         }
         Ok(k)
     }
@@ -119,6 +132,7 @@ impl Registry {
             deleted: false,
             open_count: 0,
             notify: Vec::new(),
+            link: None,
         });
         let id = self.keys.len() - 1;
         self.keys[parent].subkeys.push(id);
@@ -221,12 +235,15 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
             deleted: false,
             open_count: 0,
             notify: Vec::new(),
+            link: None,
         }],
+        hives: Vec::new(),
     };
     let machine = reg.add(ROOT, "MACHINE", true);
     reg.add(ROOT, "USER", true);
-    reg.add(machine, "SYSTEM", false);
+    let system_key = reg.add(machine, "SYSTEM", false);
     reg.add(machine, "SOFTWARE", false);
+    load_system_hive(&mut reg, system_key);
     let hw = reg.add(machine, "HARDWARE", true);
     let desc = reg.add(hw, "DESCRIPTION", true);
     let system = reg.add(desc, "System", true);
@@ -280,6 +297,88 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
         sd: None,
     })?;
     Ok(())
+}
+
+/// `CmpInitializeSystemHive` + `CmpCreateControlSet`: the SYSTEM hive the
+/// loader handed over (`LoaderBlock->RegistryBase`) is copied under
+/// `\REGISTRY\MACHINE\SYSTEM`, and the volatile `CurrentControlSet` link is
+/// created to the control set `Select\Current` names. A missing or corrupt
+/// hive leaves SYSTEM empty (and says why on the debug port).
+fn load_system_hive(reg: &mut Registry, system_key: usize) {
+    let lb = crate::loader_block();
+    if lb.registry_base == 0 || lb.registry_length == 0 {
+        return;
+    }
+    // SAFETY: winload copied the hive into RegistryData pages, reachable
+    // through the direct map for the whole boot.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(lb.registry_base as *const u8, lb.registry_length as usize)
+    };
+    let hive = match regf::Hive::from_bytes(bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            crate::dbg_println!("cm: the SYSTEM hive is unusable ({e}); SYSTEM stays empty");
+            return;
+        }
+    };
+    let mut stack = alloc::vec![(hive.root(), system_key)];
+    while let Some((hk, rk)) = stack.pop() {
+        if let Ok(values) = hive.enum_values(hk) {
+            reg.keys[rk].values = values
+                .into_iter()
+                .map(|v| Value {
+                    name: v.name,
+                    value_type: v.ty,
+                    data: v.data,
+                })
+                .collect();
+        }
+        if let Ok(subs) = hive.enum_subkeys(hk) {
+            for s in subs {
+                if let Ok(name) = hive.key_name(s) {
+                    let child = reg.add(rk, &name, false);
+                    stack.push((s, child));
+                }
+            }
+        }
+    }
+    reg.hives.push((
+        system_key,
+        String::from("\\SystemRoot\\System32\\Config\\SYSTEM"),
+        bytes.len(),
+    ));
+    // CurrentControlSet -> ControlSet00n.
+    let current = reg
+        .walk(system_key, "Select")
+        .ok()
+        .and_then(|s| {
+            reg.keys[s]
+                .values
+                .iter()
+                .find(|v| v.name.eq_ignore_ascii_case("Current"))
+                .cloned()
+        })
+        .and_then(|v| {
+            v.data
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        });
+    if let Some(n) = current {
+        let name = alloc::format!("ControlSet{n:03}");
+        if let Ok(target) = reg.walk(system_key, &name) {
+            let link = reg.add(system_key, "CurrentControlSet", true);
+            reg.keys[link].link = Some(target);
+            reg.keys[link].values.push(Value {
+                name: "SymbolicLinkValue".into(),
+                value_type: REG_LINK,
+                // REG_LINK data has no terminating NUL.
+                data: alloc::format!("\\REGISTRY\\MACHINE\\SYSTEM\\{name}")
+                    .encode_utf16()
+                    .flat_map(|c| c.to_le_bytes())
+                    .collect(),
+            });
+        }
+    }
 }
 
 fn utf16z(s: &str) -> Vec<u8> {

@@ -336,7 +336,13 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
             frame.rip,
             0,
         ),
-        2 | 18 | 255 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, vector as u64, frame.rsp, frame.rip, 0),
+        2 | 18 | 255 => ke_bug_check_ex(
+            UNEXPECTED_KERNEL_MODE_TRAP,
+            vector as u64,
+            frame.rsp,
+            frame.rip,
+            0,
+        ),
         _ => ke_bug_check_ex(
             KMODE_EXCEPTION_NOT_HANDLED,
             status as u64,
