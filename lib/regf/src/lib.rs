@@ -1086,21 +1086,6 @@ impl Hive {
         Ok(())
     }
 
-    fn free_list(&mut self, list: u32) -> Result<()> {
-        if list == NIL {
-            return Ok(());
-        }
-        let d = self.cell(list)?;
-        if d.get(0..2) == Some(b"ri") {
-            let n = rd16(d, 2).unwrap_or(0) as usize;
-            let subs: Vec<u32> = (0..n).filter_map(|i| rd32(d, 4 + i * 4)).collect();
-            for s in subs {
-                self.free(s)?;
-            }
-        }
-        self.free(list)
-    }
-
     fn build_leaf(&mut self, volatile: bool, entries: &[u32]) -> Result<u32> {
         let c = self.alloc(volatile, 4 + 8 * entries.len())?;
         let mut hashes = Vec::with_capacity(entries.len());
@@ -1138,6 +1123,129 @@ impl Hive {
         Ok(c)
     }
 
+    /// Leaf offsets of an `ri` list, or `None` if `list` is a leaf.
+    fn ri_leaves(&self, list: u32) -> Result<Option<Vec<u32>>> {
+        let d = self.cell(list)?;
+        if d.get(0..2) != Some(b"ri") {
+            return Ok(None);
+        }
+        let n = rd16(d, 2).unwrap_or(0) as usize;
+        if 4 + n * 4 > d.len() {
+            return corrupt(list, alloc::format!("{} entries overrun the cell", n));
+        }
+        Ok(Some((0..n).filter_map(|i| rd32(d, 4 + i * 4)).collect()))
+    }
+
+    /// In an `ri` list: the first leaf whose last name sorts at or after `name` (else the last).
+    fn find_leaf(&self, leaves: &[u32], name: &str) -> Result<usize> {
+        let want = upcase_name(name);
+        let (mut lo, mut hi) = (0usize, leaves.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let d = self.cell(leaves[mid])?;
+            let n = rd16(d, 2).unwrap_or(0) as usize;
+            let stride = if d.get(0..2) == Some(b"li") { 4 } else { 8 };
+            let last = match n.checked_sub(1).and_then(|i| rd32(d, 4 + i * stride)) {
+                Some(l) => l,
+                None => return corrupt(leaves[mid], "empty or short leaf in an ri list"),
+            };
+            if upcase_name(&self.nk(last)?.name) >= want {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo.min(leaves.len().saturating_sub(1)))
+    }
+
+    fn build_ri(&mut self, volatile: bool, leaves: &[u32]) -> Result<u32> {
+        if leaves.is_empty() {
+            return Ok(NIL);
+        }
+        let c = self.alloc(volatile, 4 + 4 * leaves.len())?;
+        let d = self.cell_mut(c)?;
+        d[0..2].copy_from_slice(b"ri");
+        wr16(d, 2, leaves.len() as u16);
+        for (i, l) in leaves.iter().enumerate() {
+            wr32(d, 4 + i * 4, *l);
+        }
+        Ok(c)
+    }
+
+    /// Inserts nk `key` (named `name`) into a sorted subkey list, rebuilding only the leaf it
+    /// lands in (split in two when it grows past [`MAX_LEAF`]); returns the new list offset.
+    fn list_insert(&mut self, volatile: bool, list: u32, key: u32, name: &str) -> Result<u32> {
+        if list == NIL {
+            return self.build_leaf(volatile, &[key]);
+        }
+        let Some(mut leaves) = self.ri_leaves(list)? else {
+            let mut e = self.list_entries(list)?;
+            let pos = match self.search_list(&e, name)? {
+                Ok(i) | Err(i) => i,
+            };
+            e.insert(pos, key);
+            let nl = self.build_list(volatile, &e)?;
+            self.free(list)?;
+            return Ok(nl);
+        };
+        if leaves.is_empty() {
+            return corrupt(list, "empty ri list");
+        }
+        let li = self.find_leaf(&leaves, name)?;
+        let leaf = leaves[li];
+        let mut e = self.list_entries(leaf)?;
+        let pos = match self.search_list(&e, name)? {
+            Ok(i) | Err(i) => i,
+        };
+        e.insert(pos, key);
+        let new_leaves = if e.len() > MAX_LEAF {
+            let half = e.len() / 2;
+            alloc::vec![
+                self.build_leaf(volatile, &e[..half])?,
+                self.build_leaf(volatile, &e[half..])?
+            ]
+        } else {
+            alloc::vec![self.build_leaf(volatile, &e)?]
+        };
+        leaves.splice(li..li + 1, new_leaves);
+        let nl = self.build_ri(volatile, &leaves)?;
+        self.free(leaf)?;
+        self.free(list)?;
+        Ok(nl)
+    }
+
+    /// Removes nk `key` from a subkey list, rebuilding only its leaf; returns the new list offset.
+    fn list_remove(&mut self, volatile: bool, list: u32, key: u32, name: &str) -> Result<u32> {
+        let Some(mut leaves) = self.ri_leaves(list)? else {
+            let mut e = self.list_entries(list)?;
+            let Some(pos) = e.iter().position(|&x| x == key) else {
+                return corrupt(list, "key missing from its parent's subkey list");
+            };
+            e.remove(pos);
+            let nl = self.build_list(volatile, &e)?;
+            self.free(list)?;
+            return Ok(nl);
+        };
+        let first = self.find_leaf(&leaves, name)?;
+        for li in first..leaves.len() {
+            let leaf = leaves[li];
+            let mut e = self.list_entries(leaf)?;
+            if let Some(pos) = e.iter().position(|&x| x == key) {
+                e.remove(pos);
+                if e.is_empty() {
+                    leaves.remove(li);
+                } else {
+                    leaves[li] = self.build_leaf(volatile, &e)?;
+                }
+                let nl = self.build_ri(volatile, &leaves)?;
+                self.free(leaf)?;
+                self.free(list)?;
+                return Ok(nl);
+            }
+        }
+        corrupt(list, "key missing from its parent's subkey list")
+    }
+
     /// Finds a subkey by name (case-insensitive) in a sorted list: (index, nk) or insertion index.
     fn search_list(
         &self,
@@ -1165,7 +1273,14 @@ impl Hive {
     pub fn open_subkey(&self, key: KeyRef, name: &str) -> Result<KeyRef> {
         let nk = self.nk_checked(key)?;
         for list in [nk.list, nk.vlist] {
-            let e = self.list_entries(list)?;
+            if list == NIL {
+                continue;
+            }
+            let leaf = match self.ri_leaves(list)? {
+                Some(leaves) if !leaves.is_empty() => leaves[self.find_leaf(&leaves, name)?],
+                _ => list,
+            };
+            let e = self.list_entries(leaf)?;
             if let Ok(i) = self.search_list(&e, name)? {
                 return Ok(e[i]);
             }
@@ -1232,16 +1347,11 @@ impl Hive {
             (NK_LIST, NK_SUBKEYS)
         };
         let list = if volatile { pnk.vlist } else { pnk.list };
-        let mut e = self.list_entries(list)?;
-        let pos = match self.search_list(&e, name)? {
-            Ok(i) | Err(i) => i,
-        };
-        e.insert(pos, k);
         let pvol = parent & VOLATILE_BIT != 0;
-        let nl = self.build_list(pvol || volatile, &e)?;
-        self.free_list(list)?;
+        let nl = self.list_insert(pvol || volatile, list, k, name)?;
+        let count = if volatile { pnk.vsubkeys } else { pnk.subkeys };
         self.nk_mut_u32(parent, lf, nl)?;
-        self.nk_mut_u32(parent, cf, e.len() as u32)?;
+        self.nk_mut_u32(parent, cf, count.saturating_add(1))?;
         let ml = utf16_len(name).max(pnk.max_name);
         self.nk_mut_u32(parent, NK_MAXNAME, ml)?;
         let cl = class.map(utf16_len).unwrap_or(0).max(pnk.max_class);
@@ -1299,12 +1409,14 @@ impl Hive {
         } else {
             (pnk.list, NK_LIST, NK_SUBKEYS)
         };
-        let mut e = self.list_entries(list)?;
-        let pos = match e.iter().position(|&x| x == key) {
-            Some(p) => p,
-            None => return corrupt(parent, "key missing from its parent's subkey list"),
-        };
-        e.remove(pos);
+        let count = if volatile { pnk.vsubkeys } else { pnk.subkeys };
+        if !self.list_entries(list)?.contains(&key) {
+            return corrupt(parent, "key missing from its parent's subkey list");
+        }
+        let pvol = parent & VOLATILE_BIT != 0;
+        let nl = self.list_remove(pvol || volatile, list, key, &nk.name)?;
+        self.nk_mut_u32(parent, lf, nl)?;
+        self.nk_mut_u32(parent, cf, count.saturating_sub(1))?;
         // Values, class, security, then the nk itself.
         for v in self.value_offsets(key)? {
             self.free_value(v)?;
@@ -1317,12 +1429,13 @@ impl Hive {
         }
         self.sk_ref(nk.sk, -1)?;
         self.free(key)?;
-        let pvol = parent & VOLATILE_BIT != 0;
-        let nl = self.build_list(pvol || volatile, &e)?;
-        self.free_list(list)?;
-        self.nk_mut_u32(parent, lf, nl)?;
-        self.nk_mut_u32(parent, cf, e.len() as u32)?;
-        self.recompute_max_names(parent)?;
+        // The maxima are upper bounds (as in Windows); shrink them exactly only when cheap.
+        if count <= MAX_LEAF as u32
+            && (utf16_len(&nk.name) >= pnk.max_name & 0xFFFF
+                || nk.class_len as u32 >= pnk.max_class)
+        {
+            self.recompute_max_names(parent)?;
+        }
         self.touch(parent)
     }
 

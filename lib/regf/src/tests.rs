@@ -597,3 +597,30 @@ fn image_registry_sources_build() {
         "C:\\Windows"
     );
 }
+
+#[test]
+fn large_flat_key_insert_delete() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    let n = 20_000u32;
+    // A scrambled insertion order.
+    let names: Vec<String> = (0..n)
+        .map(|i| std::format!("k{:06}", (i * 7919) % n))
+        .collect();
+    for nm in &names {
+        h.create_key(root, nm).unwrap();
+    }
+    for nm in names.iter().step_by(2) {
+        let k = h.open_key(nm).unwrap();
+        h.delete_key(k).unwrap();
+    }
+    let b = h.to_bytes();
+    clean(&b);
+    let h2 = Hive::from_bytes(&b).unwrap();
+    let subs = h2.enum_subkeys(h2.root()).unwrap();
+    assert_eq!(subs.len(), (n / 2) as usize);
+    for nm in names.iter().skip(1).step_by(2) {
+        assert!(h2.open_key(nm).is_ok(), "{}", nm);
+    }
+    assert!(h2.open_key(&names[0]).is_err());
+}
