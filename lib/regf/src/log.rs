@@ -10,8 +10,9 @@
 //!
 //! Files are modelled by the [`HiveFiles`] trait; [`MemFiles`] keeps them in memory and can fail
 //! every write after a given number, which is how the crash tests interrupt a flush at each write
-//! boundary. Old-format (`DIRT`) logs are not read (`STATUS_NOT_IMPLEMENTED` is never returned;
-//! such a log simply does not match and recovery fails with `STATUS_REGISTRY_CORRUPT`).
+//! boundary. Old-format logs (file type 1 or 2: a `DIRT` bitmap of dirty 512-byte sectors followed
+//! by the sectors) are read during recovery when no new-format log continues the primary; they
+//! are never written.
 
 use alloc::vec::Vec;
 
@@ -282,10 +283,17 @@ pub fn load_with_logs(primary: &[u8], log1: &[u8], log2: &[u8]) -> Result<(Hive,
             best = Some((base, keep));
         }
     }
-    let (lbase, entries) = best.ok_or(Error::Corrupt {
-        offset: 4,
-        what: "primary needs recovery but no transaction log continues it".into(),
-    })?;
+    let Some((lbase, entries)) = best else {
+        for log in [log1, log2] {
+            if let Some((h, seq)) = recover_old_format(primary, log, pvalid, done) {
+                return Ok((h, Recovery::Recovered(seq)));
+            }
+        }
+        return corrupt(
+            4,
+            "primary needs recovery but no transaction log continues it",
+        );
+    };
     let mut base = if pvalid { pbase.to_vec() } else { lbase };
     let mut bins = primary.get(PAGE..).unwrap_or(&[]).to_vec();
     let mut seq = 0;
@@ -417,4 +425,48 @@ impl LoggedHive {
         };
         Ok(())
     }
+}
+
+/// Signature of the dirty vector in an old-format log.
+pub const DIRT: &[u8; 4] = b"DIRT";
+
+/// Replays an old-format log: its base block (file type 1 or 2, equal sequence numbers newer than
+/// the primary's secondary) is followed at offset 512 by `DIRT`, a bitmap with one bit per 512-byte
+/// sector of the hive bins, and (from the next 512-byte boundary) the dirty sectors in bit order.
+fn recover_old_format(primary: &[u8], log: &[u8], pvalid: bool, done: u32) -> Option<(Hive, u32)> {
+    if !base_valid(log) || !matches!(rd32(log, 28), Some(1) | Some(2)) {
+        return None;
+    }
+    let seq = rd32(log, 4)?;
+    if rd32(log, 8)? != seq || (pvalid && seq <= done) {
+        return None;
+    }
+    if log.get(512..516)? != DIRT {
+        return None;
+    }
+    let bins_len = rd32(log, 40)? as usize;
+    if bins_len == 0 || !bins_len.is_multiple_of(PAGE) {
+        return None;
+    }
+    let sectors = bins_len / 512;
+    let bitmap = log.get(516..516 + sectors.div_ceil(8))?;
+    let mut data = (516 + bitmap.len()).div_ceil(512) * 512;
+    let mut bins = primary.get(PAGE..).unwrap_or(&[]).to_vec();
+    bins.resize(bins_len, 0);
+    for i in 0..sectors {
+        if bitmap[i / 8] & (1 << (i % 8)) != 0 {
+            let s = log.get(data..data + 512)?;
+            bins[i * 512..i * 512 + 512].copy_from_slice(s);
+            data += 512;
+        }
+    }
+    let mut base = log[..512].to_vec();
+    base.resize(PAGE, 0);
+    wr32(&mut base, 28, 0);
+    let sum = base_checksum(&base);
+    wr32(&mut base, 508, sum);
+    base.extend_from_slice(&bins);
+    let mut h = Hive::from_bytes(&base).ok()?;
+    h.set_sequence(seq);
+    Some((h, seq))
 }

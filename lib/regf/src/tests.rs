@@ -624,3 +624,42 @@ fn large_flat_key_insert_delete() {
     }
     assert!(h2.open_key(&names[0]).is_err());
 }
+
+#[test]
+fn old_format_dirt_log_recovers() {
+    use crate::log::*;
+    let mut files = MemFiles::default();
+    let mut lh = LoggedHive::create(&mut files, Hive::new_empty("R").unwrap()).unwrap();
+    let k = lh.hive.create_key_path("Old\\Format").unwrap();
+    lh.hive.set_value(k, "v", REG_SZ, &utf16z("dirt")).unwrap();
+    let want = lh.hive.dump().unwrap();
+    // Build an old-format log by hand: base block (type 1, seq 2/2), DIRT + bitmap, sectors.
+    let bins = lh.hive.stable_image();
+    let old_bins = &files.files[0][4096..];
+    let mut base = lh.hive.base_block(2, 2, 1);
+    base.truncate(512);
+    let sectors = bins.len() / 512;
+    let mut bitmap = alloc::vec![0u8; sectors.div_ceil(8)];
+    let mut pages = Vec::new();
+    for i in 0..sectors {
+        let s = &bins[i * 512..i * 512 + 512];
+        if old_bins.get(i * 512..i * 512 + 512) != Some(s) {
+            bitmap[i / 8] |= 1 << (i % 8);
+            pages.extend_from_slice(s);
+        }
+    }
+    let mut log = base;
+    log.extend_from_slice(b"DIRT");
+    log.extend_from_slice(&bitmap);
+    log.resize(log.len().div_ceil(512) * 512, 0);
+    log.extend_from_slice(&pages);
+    // The primary was interrupted after its first base block write (seq1 = 2, seq2 = 1).
+    let mut primary = files.files[0].clone();
+    let pb = lh.hive.base_block(2, 1, 0);
+    primary[..4096].copy_from_slice(&pb);
+    assert!(Hive::from_bytes(&primary).is_err());
+    let (h, r) = load_with_logs(&primary, &log, &[]).unwrap();
+    assert_eq!(r, Recovery::Recovered(2));
+    assert_eq!(h.dump().unwrap(), want);
+    clean(&h.to_bytes());
+}
