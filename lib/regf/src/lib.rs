@@ -1810,6 +1810,9 @@ impl Hive {
 /// Runs one fuzz input: parse, check, then walk and mutate; must never panic.
 pub fn fuzz_one(data: &[u8]) {
     let _ = check(data);
+    // The second half as a transaction log for the first.
+    let half = data.len() / 2;
+    let _ = log::load_with_logs(&data[..half], &data[half..], &[]);
     if let Ok(mut h) = Hive::from_bytes(data) {
         let _ = h.dump();
         let root = h.root();

@@ -99,7 +99,16 @@ fn now_filetime() -> u64 {
 
 fn load(path: &str) -> Result<Hive, String> {
     let b = std::fs::read(path).map_err(|e| format!("{}: {}", path, e))?;
-    let mut h = Hive::from_bytes(&b).map_err(|e| format!("{}: {}", path, e))?;
+    let log = |ext: &str| std::fs::read(format!("{}.{}", path, ext)).unwrap_or_default();
+    // A primary left inconsistent by an interrupted flush is repaired from <hive>.LOG1/.LOG2.
+    let (mut h, rec) = regf::log::load_with_logs(&b, &log("LOG1"), &log("LOG2"))
+        .map_err(|e| format!("{}: {}", path, e))?;
+    if let regf::log::Recovery::Recovered(seq) = rec {
+        eprintln!(
+            "ntrs-reg: {}: recovered from its transaction logs (sequence {})",
+            path, seq
+        );
+    }
     h.set_time(now_filetime());
     Ok(h)
 }
