@@ -392,7 +392,7 @@ impl Space {
                 _ => break,
             };
             let z = s.unsigned_abs();
-            if p + z == off {
+            if p.checked_add(z) == Some(off) {
                 if s > 0 && self.free.remove(&(z, p)) {
                     start = p;
                     len += z;
