@@ -107,6 +107,42 @@ fn leak_str(s: &str) -> LoaderString {
     }
 }
 
+/// (service name, image path) of every boot-start (Start = 0) service in the
+/// control set `Select\Current` names, in key order (`OslGetBootDrivers`).
+fn boot_start_drivers(hive_bytes: &[u8]) -> Vec<(alloc::string::String, alloc::string::String)> {
+    let mut out = Vec::new();
+    let Ok(h) = regf::Hive::from_bytes(hive_bytes) else {
+        return out;
+    };
+    let dword = |v: &regf::Value| {
+        v.data
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let current = h
+        .open_key("Select")
+        .and_then(|k| h.query_value(k, "Current"))
+        .ok()
+        .and_then(|v| dword(&v))
+        .unwrap_or(1);
+    let Ok(services) = h.open_key(&alloc::format!("ControlSet{current:03}\\Services")) else {
+        return out;
+    };
+    for s in h.enum_subkeys(services).unwrap_or_default() {
+        let start = h.query_value(s, "Start").ok().and_then(|v| dword(&v));
+        if start != Some(0) {
+            continue;
+        }
+        let name = h.key_name(s).unwrap_or_default();
+        let image = h
+            .query_value(s, "ImagePath")
+            .map(|v| regf::from_utf16z(&v.data))
+            .unwrap_or_else(|_| alloc::format!("System32\\drivers\\{name}.sys"));
+        out.push((name, image));
+    }
+    out
+}
+
 fn handoff_tsc() -> Option<u64> {
     let li = uboot::open_protocol_exclusive::<LoadedImage>(uboot::image_handle()).ok()?;
     let bytes = li.load_options_as_bytes()?;
@@ -151,6 +187,15 @@ fn main() -> Status {
             alloc::vec::Vec::new()
         }
     };
+    // Boot-start drivers (`OslLoadDrivers`): Start = 0 under the current
+    // control set's Services. ntrs has no driver images yet: each is looked
+    // up and reported; a present image would be loaded like the kernel.
+    for (name, image) in boot_start_drivers(&system_hive) {
+        match vol.read_file(&alloc::format!("\\Windows\\{image}")) {
+            Ok(d) => println!("winload: boot driver {name} ({image}): {} bytes, not loaded (no driver loader yet)", d.len()),
+            Err(_) => println!("winload: boot driver {name}: \\Windows\\{image} not present; skipped"),
+        }
+    }
     drop(vol);
     let (registry_base, registry_length) = if system_hive.is_empty() {
         (0, 0)
