@@ -321,6 +321,22 @@ fn fuzz_corpus_replays() {
             h.create_key(root, &std::format!("k{}", i)).unwrap();
         }
         std::fs::write(std::format!("{}/bigdata", dir), h.to_bytes()).unwrap();
+        // An interrupted flush: primary (seq1 != seq2) + its log, padded to equal halves.
+        let mut files = crate::log::MemFiles::default();
+        let mut lh = crate::log::LoggedHive::create(&mut files, h.clone()).unwrap();
+        let k = lh.hive.create_key_path("Recovered").unwrap();
+        lh.hive
+            .set_value(k, "x", REG_DWORD, &5u32.to_le_bytes())
+            .unwrap();
+        files.writes = 0;
+        files.fail_after = Some(4);
+        assert!(lh.flush(&mut files).is_err());
+        let (mut p, mut l) = (files.files[0].clone(), files.files[1].clone());
+        let n = p.len().max(l.len());
+        p.resize(n, 0);
+        l.resize(n, 0);
+        p.extend_from_slice(&l);
+        std::fs::write(std::format!("{}/primary_and_log", dir), p).unwrap();
     }
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
@@ -329,6 +345,11 @@ fn fuzz_corpus_replays() {
         n += 1;
     }
     assert!(n >= 3, "corpus has {} files", n);
+    let pl = std::fs::read(std::format!("{}/primary_and_log", dir)).unwrap();
+    let (a, b) = pl.split_at(pl.len() / 2);
+    let (h, r) = crate::log::load_with_logs(a, b, &[]).unwrap();
+    assert!(matches!(r, crate::log::Recovery::Recovered(_)));
+    assert!(h.open_key("Recovered").is_ok());
 }
 
 #[derive(Debug, Clone)]
