@@ -169,16 +169,28 @@ fn build_bcd() -> Result<Vec<u8>> {
         key_name: "BCD00000001".into(),
         bootmgr_path: "\\EFI\\Microsoft\\Boot\\bootmgfw.efi".into(),
         bootmgr_device: Vec::new(),
-        timeout: 0,
+        // One second of menu: long enough to pick the test entry by hand,
+        // short enough for the boot tests.
+        timeout: 1,
         default: 0,
-        entries: vec![regf::bcd::BcdEntrySpec {
-            guid: "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f01}".into(),
-            description: "ntrs".into(),
-            path: "\\Windows\\System32\\winload.efi".into(),
-            systemroot: "\\Windows".into(),
-            load_options: None,
-            device: Vec::new(),
-        }],
+        entries: vec![
+            regf::bcd::BcdEntrySpec {
+                guid: "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f01}".into(),
+                description: "ntrs".into(),
+                path: "\\Windows\\System32\\winload.efi".into(),
+                systemroot: "\\Windows".into(),
+                load_options: None,
+                device: Vec::new(),
+            },
+            regf::bcd::BcdEntrySpec {
+                guid: "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f02}".into(),
+                description: "ntrs (kernel tests)".into(),
+                path: "\\Windows\\System32\\winload.efi".into(),
+                systemroot: "\\Windows".into(),
+                load_options: Some("/TESTS".into()),
+                device: Vec::new(),
+            },
+        ],
     };
     let h = regf::bcd::build_bcd(&spec).map_err(|e| format!("BCD: {e}"))?;
     Ok(h.to_bytes())

@@ -50,8 +50,13 @@ fn spawn(img: &Path, load_options: &str, smp: u32, extra: &[&str]) -> Result<Chi
 
 enum Event {
     Prompt,
+    /// The boot manager's menu is on the screen.
+    Menu,
     Exited,
 }
+
+/// Printed by the boot manager after its menu.
+const MENU_END: &str = "(kernel tests)";
 
 /// Relays QEMU's serial output to `echo` while collecting it; sends `Prompt`
 /// whenever the output ends with `kd> `.
@@ -72,9 +77,17 @@ fn pump_output(
                         let _ = stdout.write_all(&buf[..n]);
                         let _ = stdout.flush();
                     }
+                    let before = all.len();
                     all.extend_from_slice(&buf[..n]);
                     if all.ends_with(PROMPT.as_bytes()) {
                         let _ = tx.send(Event::Prompt);
+                    }
+                    let from = before.saturating_sub(MENU_END.len());
+                    if all[from..]
+                        .windows(MENU_END.len())
+                        .any(|w| w == MENU_END.as_bytes())
+                    {
+                        let _ = tx.send(Event::Menu);
                     }
                 }
             }
@@ -119,6 +132,12 @@ fn run_session(
                     break;
                 }
             },
+            Ok(Event::Menu) => {
+                if let Some(key) = std::env::var("NTRS_BOOT_MENU_KEY").ok().filter(|_| echo) {
+                    let _ = stdin.write_all(key.as_bytes());
+                    let _ = stdin.flush();
+                }
+            }
             Ok(Event::Exited) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 timed_out = true;
@@ -227,7 +246,10 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         }
     }
 
-    // 2. A bad pool free stops the system with BAD_POOL_HEADER (0x19); the
+    // 2. The boot manager's menu: choosing the test entry runs the kernel tests.
+    boot_menu_test(img, tally, errors);
+
+    // 3. A bad pool free stops the system with BAD_POOL_HEADER (0x19); the
     //    stop screen then breaks into kd, where `shutdown` ends the run.
     let mut lines = ["shutdown".to_string()].into_iter();
     match run_session(
@@ -255,7 +277,7 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         Err(e) => check(tally, errors, "kernel/bad-pool-free-boot", false, &e),
     }
 
-    // 3. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
+    // 4. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
     let script = [
         "dg 10 50",
         "lm",
@@ -430,6 +452,52 @@ pub fn bench(img: &Path) -> Result<()> {
         Ok(())
     } else {
         Err("no BENCH lines in the kernel's output".to_string())
+    }
+}
+
+/// Boots and picks the boot manager's second entry ("ntrs (kernel tests)")
+/// by typing `2` at its menu; the kernel must then run the boot tests.
+pub fn boot_menu_test(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
+    let r = (|| -> Result<(i32, String)> {
+        let mut child = spawn(img, "", 1, &[])?;
+        let mut stdin = child.stdin.take().unwrap();
+        let (rx, reader) = pump_output(child.stdout.take().unwrap(), false);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Event::Menu) => {
+                    let _ = stdin.write_all(b"2");
+                    let _ = stdin.flush();
+                }
+                Ok(Event::Prompt) => {
+                    let _ = stdin.write_all(b"shutdown\r");
+                }
+                Ok(Event::Exited) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    break;
+                }
+            }
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        Ok((
+            status.code().unwrap_or(-1),
+            reader.join().unwrap_or_default(),
+        ))
+    })();
+    match r {
+        Ok((code, out)) => {
+            let ok = code == EXIT_TESTS_PASSED
+                && out.contains("starting {6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f02}");
+            check(
+                tally,
+                errors,
+                "boot/bcd-menu-picks-the-test-entry",
+                ok,
+                &format!("exit code {code}; the BCD menu choice did not start the kernel tests"),
+            );
+        }
+        Err(e) => check(tally, errors, "boot/bcd-menu", false, &e),
     }
 }
 

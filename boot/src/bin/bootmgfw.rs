@@ -20,8 +20,12 @@ fn main() -> Status {
     let handoff_tsc = bootlib::rdtsc();
     uefi::helpers::init().unwrap();
     println!("ntrs boot manager");
-    let loader_path =
-        read_bcd_default_path().unwrap_or_else(|| "\\Windows\\System32\\winload.efi".into());
+    let (loader_path, os_options) = read_bcd_choice().unwrap_or_else(|| {
+        (
+            "\\Windows\\System32\\winload.efi".into(),
+            alloc::string::String::new(),
+        )
+    });
     let mut vol = match find_system_volume() {
         Ok(v) => v,
         Err(s) => {
@@ -51,8 +55,9 @@ fn main() -> Status {
         }
     };
     // Hand the firmware hand-off time to winload through its load options.
-    let opts: &'static str =
-        alloc::boxed::Box::leak(format!("handoff_tsc={handoff_tsc}\0").into_boxed_str());
+    let opts: &'static str = alloc::boxed::Box::leak(
+        format!("handoff_tsc={handoff_tsc};osloadoptions={os_options}\0").into_boxed_str(),
+    );
     if let Ok(mut li) = uboot::open_protocol_exclusive::<LoadedImage>(child) {
         // SAFETY: `opts` is leaked, so it outlives the child image.
         unsafe { li.set_load_options(opts.as_ptr(), opts.len() as u32) };
@@ -66,9 +71,11 @@ fn main() -> Status {
     }
 }
 
-/// Reads the BCD store from the boot manager's own volume and returns the
-/// default OS loader entry's path (printing what it found).
-fn read_bcd_default_path() -> Option<alloc::string::String> {
+/// Reads the BCD store from the boot manager's own volume; with more than one
+/// OS loader entry shows the menu ("Windows Boot Manager") and waits up to the
+/// store's timeout for a digit, else takes the default. Returns the chosen
+/// entry's loader path and load options.
+fn read_bcd_choice() -> Option<(alloc::string::String, alloc::string::String)> {
     use uefi::proto::media::fs::SimpleFileSystem;
     let li = uboot::open_protocol_exclusive::<LoadedImage>(uboot::image_handle()).ok()?;
     let device = li.device()?;
@@ -90,22 +97,50 @@ fn read_bcd_default_path() -> Option<alloc::string::String> {
             return None;
         }
     };
+    let entries: alloc::vec::Vec<&regf::bcd::BcdEntry> = store.entries.iter().collect();
     let default = store
         .default
         .as_ref()
-        .and_then(|g| {
-            store
-                .entries
-                .iter()
-                .find(|e| e.guid.eq_ignore_ascii_case(g))
-        })
-        .or_else(|| store.entries.first())?;
+        .and_then(|g| entries.iter().position(|e| e.guid.eq_ignore_ascii_case(g)))
+        .unwrap_or(0);
+    let mut chosen = default;
+    let timeout = store.timeout.unwrap_or(0);
+    if entries.len() > 1 && timeout > 0 {
+        println!("Windows Boot Manager: choose an operating system to start:");
+        for (i, e) in entries.iter().enumerate() {
+            println!(
+                "  {}. {}{}",
+                i + 1,
+                e.description.as_deref().unwrap_or("?"),
+                if i == default { " (default)" } else { "" }
+            );
+        }
+        let mut left = timeout * 10;
+        while left > 0 {
+            let key = uefi::system::with_stdin(|i| i.read_key().ok().flatten());
+            if let Some(uefi::proto::console::text::Key::Printable(c)) = key {
+                let c = char::from(c);
+                if let Some(d) = c.to_digit(10) {
+                    if (1..=entries.len() as u32).contains(&d) {
+                        chosen = d as usize - 1;
+                        break;
+                    }
+                }
+                if c == '\r' {
+                    break;
+                }
+            }
+            uboot::stall(core::time::Duration::from_millis(100));
+            left -= 1;
+        }
+    }
+    let e = entries.get(chosen)?;
     println!(
-        "bootmgr: BCD: {} entr{}, default {} '{}'",
-        store.entries.len(),
-        if store.entries.len() == 1 { "y" } else { "ies" },
-        default.guid,
-        default.description.as_deref().unwrap_or("")
+        "bootmgr: BCD: {} entr{}, starting {} '{}'",
+        entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" },
+        e.guid,
+        e.description.as_deref().unwrap_or("")
     );
-    default.path.clone()
+    Some((e.path.clone()?, e.load_options.clone().unwrap_or_default()))
 }

@@ -143,27 +143,43 @@ fn boot_start_drivers(hive_bytes: &[u8]) -> Vec<(alloc::string::String, alloc::s
     out
 }
 
-fn handoff_tsc() -> Option<u64> {
-    let li = uboot::open_protocol_exclusive::<LoadedImage>(uboot::image_handle()).ok()?;
-    let bytes = li.load_options_as_bytes()?;
-    let s = core::str::from_utf8(bytes).ok()?;
-    s.trim_end_matches('\0')
-        .strip_prefix("handoff_tsc=")?
-        .parse()
-        .ok()
+/// The boot manager's hand-off: `handoff_tsc=<n>;osloadoptions=<BCD options>`.
+fn bootmgr_options() -> (Option<u64>, alloc::string::String) {
+    let Ok(li) = uboot::open_protocol_exclusive::<LoadedImage>(uboot::image_handle()) else {
+        return (None, alloc::string::String::new());
+    };
+    let Some(s) = li
+        .load_options_as_bytes()
+        .and_then(|b| core::str::from_utf8(b).ok())
+    else {
+        return (None, alloc::string::String::new());
+    };
+    let mut tsc = None;
+    let mut opts = alloc::string::String::new();
+    for part in s.trim_end_matches('\0').split(';') {
+        if let Some(v) = part.strip_prefix("handoff_tsc=") {
+            tsc = v.parse().ok();
+        } else if let Some(v) = part.strip_prefix("osloadoptions=") {
+            opts = v.into();
+        }
+    }
+    (tsc, opts)
 }
 
 #[entry]
 fn main() -> Status {
     let entry_tsc = bootlib::rdtsc();
     uefi::helpers::init().unwrap();
-    let handoff = handoff_tsc().unwrap_or(entry_tsc);
+    let (handoff, bcd_options) = bootmgr_options();
+    let handoff = handoff.unwrap_or(entry_tsc);
     // Calibrate the TSC against the firmware's stall service.
     let t0 = bootlib::rdtsc();
     uboot::stall(core::time::Duration::from_millis(10));
     let tsc_frequency = (bootlib::rdtsc() - t0) * 100;
 
-    let load_options = bootlib::fwcfg::load_options();
+    // BCD's load options, then the one-time options from fw_cfg.
+    let fw = bootlib::fwcfg::load_options();
+    let load_options: alloc::string::String = alloc::format!("{bcd_options} {fw}").trim().into();
     println!("winload: loading \\Windows\\System32\\ntoskrnl.exe (options: '{load_options}')");
     let mut vol = match find_system_volume() {
         Ok(v) => v,
