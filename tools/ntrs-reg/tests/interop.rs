@@ -275,3 +275,52 @@ fn cli_roundtrip_and_errors() {
     }
     assert!(run(&["check", ps]).status.success());
 }
+
+#[test]
+fn hivex_reads_our_bcd_and_system_hives() {
+    if !have("hivexregedit") {
+        return;
+    }
+    use regf::bcd::*;
+    let spec = BcdSpec {
+        key_name: "BCD00000001".into(),
+        bootmgr_path: "\\EFI\\Microsoft\\Boot\\bootmgfw.efi".into(),
+        bootmgr_device: vec![1, 0, 0, 0],
+        timeout: 3,
+        default: 0,
+        entries: vec![BcdEntrySpec {
+            guid: "{6f0b3d52-6b9a-4b39-9a4f-2f1f0a1d3c11}".into(),
+            description: "ntrs".into(),
+            path: "\\Windows\\system32\\winload.efi".into(),
+            systemroot: "\\Windows".into(),
+            load_options: Some("/DEBUG".into()),
+            device: vec![2; 8],
+        }],
+    };
+    let system = regf::regtext::hive_from_reg_text(
+        "ROOT",
+        include_str!("../../../image/registry/SYSTEM.reg"),
+    )
+    .unwrap();
+    for (name, h) in [
+        ("bcd.hive", build_bcd(&spec).unwrap()),
+        ("system.hive", system),
+    ] {
+        let p = tmp(name);
+        std::fs::write(&p, h.to_bytes()).unwrap();
+        let out = Command::new("hivexregedit")
+            .arg("--export")
+            .arg(&p)
+            .arg("\\")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut back = Hive::new_empty("ROOT").unwrap();
+        import_reg_text(&mut back, &String::from_utf8(out.stdout).unwrap()).unwrap();
+        assert_eq!(norm(&back), norm(&h), "{}", name);
+    }
+}
