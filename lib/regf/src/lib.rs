@@ -1257,14 +1257,34 @@ impl Hive {
         let mut hi = entries.len();
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let n = upcase_name(&self.nk(entries[mid])?.name);
-            match n.cmp(&want) {
+            match self.cmp_key_name(entries[mid], &want)? {
                 core::cmp::Ordering::Less => lo = mid + 1,
                 core::cmp::Ordering::Greater => hi = mid,
                 core::cmp::Ordering::Equal => return Ok(Ok(mid)),
             }
         }
         Ok(Err(lo))
+    }
+
+    /// Compares the upper-cased name of nk `off` with `want` (upper-cased UTF-16) without
+    /// allocating.
+    fn cmp_key_name(&self, off: u32, want: &[u16]) -> Result<core::cmp::Ordering> {
+        let d = self.cell(off)?;
+        if d.get(0..2) != Some(b"nk") {
+            return corrupt(off, "not an nk record");
+        }
+        let flags = rd16(d, NK_FLAGS).unwrap_or(0);
+        let nlen = rd16(d, NK_NAMELEN).unwrap_or(0) as usize;
+        let Some(name) = d.get(NK_NAME..NK_NAME + nlen) else {
+            return corrupt(off, "nk name runs past the cell");
+        };
+        if flags & KEY_COMP_NAME != 0 {
+            let units = name.iter().map(|&b| upcase_unit(b as u16));
+            Ok(units.cmp(want.iter().copied()))
+        } else {
+            // Decode through char so that invalid UTF-16 compares as the other paths do.
+            Ok(upcase_name(&decode_name(name, false)).as_slice().cmp(want))
+        }
     }
 
     // ---- public key API ----
