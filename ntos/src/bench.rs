@@ -23,6 +23,65 @@ pub fn run_all() {
     bench_handles();
     bench_waits();
     bench_memory();
+    bench_registry();
+}
+
+/// `BENCH cm_open_query_close_100k_keys`: open + query a value + close on a
+/// key among 100,000 (100 keys of 1,000 subkeys each).
+fn bench_registry() {
+    use crate::cm::*;
+    use crate::ob::object::Mode;
+    let base = "\\REGISTRY\\MACHINE\\SOFTWARE\\Bench";
+    let (h, _) = match nt_create_key(base, KEY_ALL_ACCESS, 0, Mode::KernelMode) {
+        Ok(v) => v,
+        Err(e) => {
+            crate::dbg_println!("BENCH cm_open_query_close_100k_keys setup-failed {e:?}");
+            return;
+        }
+    };
+    crate::ob::handle::nt_close(h);
+    for i in 0..100 {
+        let Ok((p, _)) = nt_create_key(
+            &alloc::format!("{base}\\K{i:03}"),
+            KEY_ALL_ACCESS,
+            0,
+            Mode::KernelMode,
+        ) else {
+            crate::dbg_println!("BENCH cm_open_query_close_100k_keys setup-failed at {i}");
+            return;
+        };
+        crate::ob::handle::nt_close(p);
+        for j in 0..1000 {
+            if let Ok((k, _)) = nt_create_key(
+                &alloc::format!("{base}\\K{i:03}\\S{j:04}"),
+                KEY_ALL_ACCESS,
+                0,
+                Mode::KernelMode,
+            ) {
+                nt_set_value_key(
+                    k,
+                    "Value",
+                    REG_DWORD,
+                    &(j as u32).to_le_bytes(),
+                    Mode::KernelMode,
+                );
+                crate::ob::handle::nt_close(k);
+            }
+        }
+    }
+    const N: u64 = 2000;
+    let t0 = crate::hal::rdtsc();
+    for n in 0..N {
+        let path = alloc::format!("{base}\\K{:03}\\S{:04}", n % 100, (n * 7) % 1000);
+        if let Ok(k) = nt_open_key(&path, KEY_READ, Mode::KernelMode) {
+            let _ = nt_query_value_key(k, "Value", Mode::KernelMode);
+            crate::ob::handle::nt_close(k);
+        }
+    }
+    crate::dbg_println!(
+        "BENCH cm_open_query_close_100k_keys {} ns",
+        ns(crate::hal::rdtsc() - t0) / N
+    );
 }
 
 /// `BENCH mm_pool_alloc_free`, `mm_virtual_alloc_free`, `mm_demand_zero_fault`.

@@ -54,7 +54,9 @@ fn main() -> Status {
             return e.status();
         }
     };
-    // Hand the firmware hand-off time to winload through its load options.
+    // Hand the firmware hand-off time to winload through its load options
+    // (shifted by the time the menu waited for the user).
+    let handoff_tsc = handoff_tsc + MENU_TICKS.load(core::sync::atomic::Ordering::Relaxed);
     let opts: &'static str = alloc::boxed::Box::leak(
         format!("handoff_tsc={handoff_tsc};osloadoptions={os_options}\0").into_boxed_str(),
     );
@@ -70,6 +72,9 @@ fn main() -> Status {
         }
     }
 }
+
+/// TSC ticks spent waiting at the menu (left out of the boot-time figure).
+static MENU_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Reads the BCD store from the boot manager's own volume; with more than one
 /// OS loader entry shows the menu ("Windows Boot Manager") and waits up to the
@@ -115,6 +120,7 @@ fn read_bcd_choice() -> Option<(alloc::string::String, alloc::string::String)> {
                 if i == default { " (default)" } else { "" }
             );
         }
+        let waited_from = bootlib::rdtsc();
         let mut left = timeout * 10;
         while left > 0 {
             let key = uefi::system::with_stdin(|i| i.read_key().ok().flatten());
@@ -133,6 +139,10 @@ fn read_bcd_choice() -> Option<(alloc::string::String, alloc::string::String)> {
             uboot::stall(core::time::Duration::from_millis(100));
             left -= 1;
         }
+        MENU_TICKS.store(
+            bootlib::rdtsc() - waited_from,
+            core::sync::atomic::Ordering::Relaxed,
+        );
     }
     let e = entries.get(chosen)?;
     println!(

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use nt::arc::MemoryType;
 
 /// Bytes taken for the early pool.
-pub const EARLY_POOL_SIZE: u64 = 32 << 20;
+pub const EARLY_POOL_SIZE: u64 = 128 << 20;
 /// Page-granular blocks up to this many pages are recycled through per-size free lists.
 const LARGE_CLASSES: usize = 64;
 const CLASSES: usize = 9; // 16 .. 4096 bytes

@@ -76,6 +76,7 @@ pub struct Namespace {
     global_dos_devices: ObjectId,
     object_types_dir: ObjectId,
     pending_delete: Vec<ObjectId>,
+    free_ids: Vec<ObjectId>,
     /// Objects whose delete procedure ran, in order (the kernel frees their bodies).
     pub deleted: Vec<(ObjectId, TypeIndex)>,
 }
@@ -109,6 +110,7 @@ impl Namespace {
             global_dos_devices: 0,
             object_types_dir: 0,
             pending_delete: Vec::new(),
+            free_ids: Vec::new(),
             deleted: Vec::new(),
         };
         for name in ["Type", "Directory", "SymbolicLink"] {
@@ -156,6 +158,12 @@ impl Namespace {
     }
 
     fn alloc(&mut self, h: ObjectHeader) -> ObjectId {
+        // Slots of deleted objects are reused (their last reference is gone,
+        // so nothing can still name them).
+        if let Some(id) = self.free_ids.pop() {
+            self.objects[id] = Some(h);
+            return id;
+        }
         self.objects.push(Some(h));
         self.objects.len() - 1
     }
@@ -477,6 +485,7 @@ impl Namespace {
                 }
             }
             self.deleted.push((id, h.type_index));
+            self.free_ids.push(id);
         }
     }
 
@@ -566,6 +575,11 @@ impl Namespace {
     }
 
     /// Live objects (for leak tests).
+    /// Object slots in use or free for reuse (grows only with live objects).
+    pub fn slots(&self) -> usize {
+        self.objects.len()
+    }
+
     pub fn live_objects(&self) -> usize {
         self.objects.iter().filter(|o| o.is_some()).count()
     }

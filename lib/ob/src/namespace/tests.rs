@@ -372,3 +372,15 @@ fn duplicate_type_names_collide() {
     );
     assert_eq!(ns.object_type(TYPE_DIRECTORY).unwrap().name, "Directory");
 }
+
+#[test]
+fn deleted_object_slots_are_reused() {
+    let mut ns = Namespace::new();
+    let t = ns.create_type("Event", false).unwrap();
+    let before = ns.slots();
+    for _ in 0..10_000 {
+        let id = ns.create_unnamed(t, Body::Opaque);
+        ns.dereference(id, false).unwrap();
+    }
+    assert!(ns.slots() <= before + 1, "object slots grew with churn");
+}
