@@ -213,4 +213,73 @@ pub const TESTS: &[Test] = &[
     ("cm.keys_values_enumeration_delete", t_keys_and_values),
     ("cm.notify_change_key", t_notify),
     ("cm.hardware_description", t_hardware_key),
+    ("cm.system_hive_flush_and_recovery", t_system_hive_flush),
 ];
+
+/// Changes to SYSTEM keys reach the SYSTEM hive and its files: after
+/// `NtFlushKey` the primary holds them; a flush interrupted after the log
+/// write is recovered from the log.
+fn t_system_hive_flush() -> TestResult {
+    let h = nt_open_key(
+        "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Control",
+        KEY_ALL_ACCESS,
+        U,
+    )
+    .map_err(|_| "open CurrentControlSet\\Control")?;
+    check(
+        nt_set_value_key(h, "NtrsFlushTest", REG_DWORD, &0x1234u32.to_le_bytes(), U)
+            == STATUS_SUCCESS,
+        "set value",
+    )?;
+    let (k, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Control\\NtrsNewKey",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create key")?;
+    nt_close(k);
+    check(nt_flush_key(h, U) == STATUS_SUCCESS, "NtFlushKey")?;
+    let files = SYSTEM_HIVE
+        .with(|s| s.as_ref().map(|s| (s.files.clone(), s.logged.clone())))
+        .ok_or("the SYSTEM hive is not bound to files")?;
+    // The primary alone has the change (the flush completed).
+    let (hive, _) =
+        regf::log::load_with_logs(&files.0.files[0], &[], &[]).map_err(|_| "primary unreadable")?;
+    let key = hive
+        .open_key("ControlSet001\\Control")
+        .map_err(|_| "ControlSet001\\Control missing")?;
+    let v = hive
+        .query_value(key, "NtrsFlushTest")
+        .map_err(|_| "value not flushed")?;
+    check(v.data == 0x1234u32.to_le_bytes(), "flushed value differs")?;
+    check(
+        hive.open_key("ControlSet001\\Control\\NtrsNewKey").is_ok(),
+        "a key created through CurrentControlSet did not reach ControlSet001 in the hive",
+    )?;
+    // A crash after the log write: the primary is stale, the log recovers it.
+    let (mut mem, mut logged) = files;
+    let kk = logged
+        .hive
+        .open_key("ControlSet001\\Control")
+        .map_err(|_| "key")?;
+    logged
+        .hive
+        .set_value(kk, "NtrsCrash", REG_DWORD, &7u32.to_le_bytes())
+        .map_err(|_| "set in copy")?;
+    mem.writes = 0;
+    mem.fail_after = Some(2);
+    check(
+        logged.flush(&mut mem).is_err(),
+        "the simulated crash did not interrupt the flush",
+    )?;
+    let (rec, _) = regf::log::load_with_logs(&mem.files[0], &mem.files[1], &mem.files[2])
+        .map_err(|_| "recovery failed")?;
+    let rk = rec
+        .open_key("ControlSet001\\Control")
+        .map_err(|_| "key after recovery")?;
+    let old = rec.query_value(rk, "NtrsFlushTest").is_ok();
+    check(old, "recovery lost the previously flushed state")?;
+    nt_close(h);
+    Ok(())
+}

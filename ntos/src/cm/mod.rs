@@ -162,6 +162,86 @@ impl Registry {
     }
 }
 
+/// The SYSTEM hive as a regf hive bound to its files (`CMHIVE` +
+/// `HvSyncHive`): changes to stable SYSTEM keys are written through to it,
+/// and flushes go log-first into the files. Until the I/O manager can write
+/// `\Windows\System32\config\SYSTEM`, the files are in memory.
+pub struct SystemHive {
+    pub logged: regf::log::LoggedHive,
+    pub files: regf::log::MemFiles,
+    pub dirty: bool,
+    pub flushes: u64,
+}
+
+pub static SYSTEM_HIVE: SpinLocked<Option<SystemHive>, DISPATCH_LEVEL> = SpinLocked::new(None);
+
+/// The SYSTEM mount point's key id (set when the hive is mounted).
+static SYSTEM_KEY: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// The path of key `k` inside the SYSTEM hive, if it is a stable key there.
+fn system_relative(r: &Registry, k: usize) -> Option<String> {
+    let mount = SYSTEM_KEY.load(core::sync::atomic::Ordering::Relaxed);
+    let mut parts = Vec::new();
+    let mut cur = k;
+    loop {
+        if cur == mount {
+            parts.reverse();
+            return Some(parts.join("\\"));
+        }
+        let key = &r.keys[cur];
+        if key.volatile {
+            return None;
+        }
+        parts.push(key.name.clone());
+        cur = key.parent?;
+    }
+}
+
+/// Applies a change to the SYSTEM hive (write-through) and marks it dirty.
+fn hive_write(f: impl FnOnce(&mut regf::Hive) -> regf::Result<()>) {
+    SYSTEM_HIVE.with(|h| {
+        if let Some(h) = h.as_mut() {
+            // A key the in-memory tree has but the hive lacks (or a full
+            // hive) leaves the hive as it was; the tree stays authoritative.
+            if f(&mut h.logged.hive).is_ok() {
+                h.dirty = true;
+            }
+        }
+    });
+}
+
+/// `HvSyncHive` for the SYSTEM hive: log first, then the primary.
+pub fn flush_system_hive() -> NtStatus {
+    SYSTEM_HIVE.with(|h| match h.as_mut() {
+        Some(h) if h.dirty => match h.logged.flush(&mut h.files) {
+            Ok(()) => {
+                h.dirty = false;
+                h.flushes += 1;
+                STATUS_SUCCESS
+            }
+            Err(e) => e.status(),
+        },
+        _ => STATUS_SUCCESS,
+    })
+}
+
+static LAZY_TIMER: crate::ke::timer::KTimer = crate::ke::timer::KTimer::new();
+static LAZY_DPC: crate::ke::dpc::KDpc = crate::ke::dpc::KDpc::new(
+    |_, _, _, _| {
+        crate::ex::worker::ex_queue_work_item(
+            crate::ex::worker::WorkQueueItem {
+                routine: |_| {
+                    flush_system_hive();
+                },
+                parameter: 0,
+            },
+            crate::ex::worker::WorkQueueType::DelayedWorkQueue,
+        );
+    },
+    0,
+);
+
 /// The registry (`CmpRegistryLock`-style single lock).
 pub static REGISTRY: SpinLocked<Option<Registry>, DISPATCH_LEVEL> = SpinLocked::new(None);
 
@@ -296,6 +376,8 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
         body: ObjectBody::Key(ROOT),
         sd: None,
     })?;
+    // CmpLazyFlush: every 5 seconds a dirty SYSTEM hive is flushed by a worker.
+    crate::ke::timer::ke_set_timer_ex(&LAZY_TIMER, -50_000_000, 5000, Some(&LAZY_DPC));
     Ok(())
 }
 
@@ -347,6 +429,7 @@ fn load_system_hive(reg: &mut Registry, system_key: usize) {
         String::from("\\SystemRoot\\System32\\Config\\SYSTEM"),
         bytes.len(),
     ));
+    SYSTEM_KEY.store(system_key, core::sync::atomic::Ordering::Relaxed);
     // CurrentControlSet -> ControlSet00n.
     let current = reg
         .walk(system_key, "Select")
@@ -378,6 +461,18 @@ fn load_system_hive(reg: &mut Registry, system_key: usize) {
                     .collect(),
             });
         }
+    }
+    let mut files = regf::log::MemFiles::default();
+    match regf::log::LoggedHive::create(&mut files, hive) {
+        Ok(logged) => SYSTEM_HIVE.with(|h| {
+            *h = Some(SystemHive {
+                logged,
+                files,
+                dirty: false,
+                flushes: 0,
+            })
+        }),
+        Err(e) => crate::dbg_println!("cm: the SYSTEM hive cannot be bound to its files ({e})"),
     }
 }
 
@@ -452,6 +547,9 @@ pub fn nt_create_key(
             return Err(STATUS_CHILD_MUST_BE_VOLATILE);
         }
         let k = r.add(parent, name, volatile);
+        if let Some(rel) = system_relative(r, k) {
+            hive_write(|h| h.create_key_path(&rel).map(|_| ()));
+        }
         let ev = r.changed(parent, REG_NOTIFY_CHANGE_NAME);
         Ok((k, REG_CREATED_NEW_KEY, ev))
     })??;
@@ -509,6 +607,12 @@ pub fn nt_set_value_key(
         Err(e) => return e,
     };
     let events = with_reg(|r| {
+        if let Some(rel) = system_relative(r, k) {
+            hive_write(|h| {
+                let hk = h.open_key(&rel)?;
+                h.set_value(hk, name, value_type, data)
+            });
+        }
         let key = &mut r.keys[k];
         match key
             .values
@@ -556,6 +660,12 @@ pub fn nt_delete_value_key(handle: u64, name: &str, mode: Mode) -> NtStatus {
         Err(e) => return e,
     };
     let r = with_reg(|r| {
+        if let Some(rel) = system_relative(r, k) {
+            hive_write(|h| {
+                let hk = h.open_key(&rel)?;
+                h.delete_value(hk, name)
+            });
+        }
         let before = r.keys[k].values.len();
         r.keys[k]
             .values
@@ -645,6 +755,12 @@ pub fn nt_delete_key(handle: u64, mode: Mode) -> NtStatus {
         {
             return Err(STATUS_CANNOT_DELETE);
         }
+        if let Some(rel) = system_relative(r, k) {
+            hive_write(|h| {
+                let hk = h.open_key(&rel)?;
+                h.delete_key(hk)
+            });
+        }
         r.keys[k].deleted = true;
         let parent = r.keys[k].parent.unwrap_or(ROOT);
         Ok(r.changed(parent, REG_NOTIFY_CHANGE_NAME))
@@ -658,11 +774,18 @@ pub fn nt_delete_key(handle: u64, mode: Mode) -> NtStatus {
     }
 }
 
-/// `NtFlushKey`: nothing to write while keys live only in memory.
+/// `NtFlushKey`: a key of the SYSTEM hive flushes the hive now (log first,
+/// then the primary); other keys are volatile or not backed by a file.
 pub fn nt_flush_key(handle: u64, mode: Mode) -> NtStatus {
-    match key_of(handle, 0, mode) {
-        Ok(_) => STATUS_SUCCESS,
-        Err(e) => e,
+    let (_r, k) = match key_of(handle, 0, mode) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let in_system = with_reg(|r| system_relative(r, k).is_some()).unwrap_or(false);
+    if in_system {
+        flush_system_hive()
+    } else {
+        STATUS_SUCCESS
     }
 }
 
