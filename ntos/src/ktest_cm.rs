@@ -214,6 +214,7 @@ pub const TESTS: &[Test] = &[
     ("cm.notify_change_key", t_notify),
     ("cm.hardware_description", t_hardware_key),
     ("cm.system_hive_flush_and_recovery", t_system_hive_flush),
+    ("cm.key_security", t_key_security),
 ];
 
 /// Changes to SYSTEM keys reach the SYSTEM hive and its files: after
@@ -280,6 +281,57 @@ fn t_system_hive_flush() -> TestResult {
         .map_err(|_| "key after recovery")?;
     let old = rec.query_value(rk, "NtrsFlushTest").is_ok();
     check(old, "recovery lost the previously flushed state")?;
+    nt_close(h);
+    Ok(())
+}
+
+/// Key security: a key whose DACL denies a user refuses that user's open and
+/// grants SYSTEM's.
+fn t_key_security() -> TestResult {
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSecured",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create")?;
+    nt_close(h);
+    let sd = security::sddl::parse("O:SYG:SYD:(D;;GA;;;S-1-5-21-1-2-3-1001)(A;;GA;;;WD)")
+        .map_err(|_| "sddl")?;
+    check(
+        set_key_security("\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSecured", &sd) == STATUS_SUCCESS,
+        "set key security",
+    )?;
+    let user = security::sddl::parse_sid("S-1-5-21-1-2-3-1001").map_err(|_| "sid")?;
+    let user_token = security::token::Token::standard_user(user);
+    check(
+        nt_open_key_as(
+            "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSecured",
+            KEY_READ,
+            U,
+            &user_token,
+        )
+        .err()
+            == Some(STATUS_ACCESS_DENIED),
+        "a denied user opened the key",
+    )?;
+    let system = security::token::Token::system();
+    let h = nt_open_key_as(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSecured",
+        KEY_READ,
+        U,
+        &system,
+    )
+    .map_err(|_| "SYSTEM was refused")?;
+    nt_close(h);
+    // Keys of the SYSTEM hive carry the hive's descriptors and open for SYSTEM.
+    let h = nt_open_key_as(
+        "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services",
+        KEY_READ,
+        U,
+        &system,
+    )
+    .map_err(|_| "SYSTEM could not open Services")?;
     nt_close(h);
     Ok(())
 }

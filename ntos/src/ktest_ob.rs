@@ -226,7 +226,8 @@ fn t_type_procedures() -> TestResult {
         delete: Some(|_| {
             DELETES.fetch_add(1, Ordering::SeqCst);
         }),
-        parse: Some(|_, remaining, _, desired| {
+        parse: Some(|_, remaining, ctx| {
+            let desired = ctx.desired;
             // The remaining path must arrive without the leading separator.
             PARSED.store(remaining.len() as u64, Ordering::SeqCst);
             if remaining != "alpha\\beta" {

@@ -67,6 +67,8 @@ pub struct Key {
     pub notify: Vec<(u32, bool, u32)>,
     /// A symbolic link key (`KEY_SYM_LINK`): lookups continue at this key.
     pub link: Option<usize>,
+    /// The key's security descriptor (self-relative), from the hive's `sk` cell.
+    pub sd: Option<Vec<u8>>,
 }
 
 pub struct Registry {
@@ -133,6 +135,7 @@ impl Registry {
             open_count: 0,
             notify: Vec::new(),
             link: None,
+            sd: None,
         });
         let id = self.keys.len() - 1;
         self.keys[parent].subkeys.push(id);
@@ -292,12 +295,52 @@ fn key_object(k: usize) -> Result<::ob::namespace::ObjectId, NtStatus> {
 fn parse_key(
     _object: ::ob::namespace::ObjectId,
     remaining: &str,
-    _attributes: u32,
-    desired: u32,
+    ctx: &crate::ob::types::ParseContext,
 ) -> Result<(::ob::namespace::ObjectId, u32), NtStatus> {
-    let k = with_reg(|r| r.walk(ROOT, remaining))??;
-    let map = generic_mapping("Key");
-    Ok((key_object(k)?, security::access::map_generic(desired, &map)))
+    let (k, sd) = with_reg(|r| r.walk(ROOT, remaining).map(|k| (k, r.keys[k].sd.clone())))??;
+    // Key security (`CmpCheckKeyAccess` through `SeAccessCheck`).
+    let sd = match sd {
+        Some(b) => {
+            Some(security::sd::SecurityDescriptor::parse(&b).map_err(|_| STATUS_REGISTRY_CORRUPT)?)
+        }
+        None => None,
+    };
+    let granted = ob_check_object_access(
+        sd.as_ref(),
+        "Key",
+        ctx.desired,
+        ctx.mode,
+        ctx.attributes,
+        ctx.token,
+    )?;
+    Ok((key_object(k)?, granted))
+}
+
+/// Sets a key's security descriptor (`NtSetSecurityObject` on a key).
+pub fn set_key_security(path: &str, sd: &security::sd::SecurityDescriptor) -> NtStatus {
+    let Ok(rel) = below_root(path) else {
+        return STATUS_OBJECT_PATH_SYNTAX_BAD;
+    };
+    let bytes = sd.to_bytes();
+    match with_reg(|r| r.walk(ROOT, rel).map(|k| r.keys[k].sd = Some(bytes))) {
+        Ok(Ok(())) => STATUS_SUCCESS,
+        Ok(Err(e)) | Err(e) => e,
+    }
+}
+
+/// `NtOpenKey` for a caller with its own token (user-mode opens are checked
+/// against the key's security descriptor).
+pub fn nt_open_key_as(
+    path: &str,
+    desired: u32,
+    mode: Mode,
+    token: &security::token::Token,
+) -> Result<u64, NtStatus> {
+    let (id, granted) =
+        ob_open_object_by_name(path, None, ::ob::OBJ_CASE_INSENSITIVE, desired, mode, token)?;
+    let h = crate::ob::handle::ob_create_handle(id, granted, 0);
+    ob_dereference_object(id);
+    h
 }
 
 /// `CmInitSystem1`: the `\REGISTRY` root object, `MACHINE`, `USER`, the
@@ -316,6 +359,7 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
             open_count: 0,
             notify: Vec::new(),
             link: None,
+            sd: None,
         }],
         hives: Vec::new(),
     };
@@ -419,6 +463,7 @@ fn load_system_hive(reg: &mut Registry, system_key: usize) {
             for s in subs {
                 if let Ok(name) = hive.key_name(s) {
                     let child = reg.add(rk, &name, false);
+                    reg.keys[child].sd = hive.key_security(s).ok().filter(|b| !b.is_empty());
                     stack.push((s, child));
                 }
             }

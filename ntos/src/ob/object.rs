@@ -254,7 +254,16 @@ pub fn ob_open_object_by_name(
         Found::Object(id, granted) => Ok((id, granted)),
         Found::Parse(object, remaining, ty) => {
             let r = match super::types::procedures(ty).parse {
-                Some(parse) => parse(object, &remaining, attributes, desired),
+                Some(parse) => parse(
+                    object,
+                    &remaining,
+                    &super::types::ParseContext {
+                        attributes,
+                        desired,
+                        mode,
+                        token,
+                    },
+                ),
                 None => Err(STATUS_OBJECT_TYPE_MISMATCH),
             };
             ob_dereference_object(object);

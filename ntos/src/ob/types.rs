@@ -21,9 +21,18 @@ pub enum OpenReason {
     ObDuplicateHandle,
 }
 
-/// `ParseProcedure`: (object reached, remaining path, attributes, desired
-/// access) → the object found (referenced once) and the access granted.
-pub type ParseProcedure = fn(ObjectId, &str, u32, u32) -> Result<(ObjectId, u32), NtStatus>;
+/// What a parse procedure gets besides the object and the remaining path
+/// (`ACCESS_STATE` and the open's mode and attributes).
+pub struct ParseContext<'a> {
+    pub attributes: u32,
+    pub desired: u32,
+    pub mode: super::object::Mode,
+    pub token: &'a security::token::Token,
+}
+
+/// `ParseProcedure`: (object reached, remaining path, context) → the object
+/// found (referenced once) and the access granted.
+pub type ParseProcedure = fn(ObjectId, &str, &ParseContext) -> Result<(ObjectId, u32), NtStatus>;
 
 /// `OpenProcedure`: (reason, object, granted access); an error refuses the handle.
 pub type OpenProcedure = fn(OpenReason, ObjectId, u32) -> Result<(), NtStatus>;
