@@ -203,6 +203,9 @@ fn main() -> Status {
             alloc::vec::Vec::new()
         }
     };
+    let software_hive = vol
+        .read_file("\\Windows\\System32\\config\\SOFTWARE")
+        .unwrap_or_default();
     // Boot-start drivers (`OslLoadDrivers`): Start = 0 under the current
     // control set's Services. ntrs has no driver images yet: each is looked
     // up and reported; a present image would be loaded like the kernel.
@@ -223,6 +226,21 @@ fn main() -> Status {
             core::ptr::copy_nonoverlapping(system_hive.as_ptr(), pa as *mut u8, system_hive.len())
         };
         (PHYSICAL_MAP_BASE + pa, system_hive.len() as u64)
+    };
+    let (software_hive_base, software_hive_length) = if software_hive.is_empty() {
+        (0, 0)
+    } else {
+        let pages = software_hive.len().div_ceil(PAGE as usize);
+        let pa = alloc_pages(MemoryType::RegistryData, pages);
+        // SAFETY: `pa` is `pages` freshly allocated, identity-mapped pages.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                software_hive.as_ptr(),
+                pa as *mut u8,
+                software_hive.len(),
+            )
+        };
+        (PHYSICAL_MAP_BASE + pa, software_hive.len() as u64)
     };
     let pe = match pe::PeFile::parse(&file) {
         Ok(p) => p,
@@ -361,6 +379,8 @@ fn main() -> Status {
             tsc_frequency,
             firmware_handoff_tsc: handoff,
             physical_map_size: max_pa,
+            software_hive_base,
+            software_hive_length,
         }));
     let entry = KERNEL_IMAGE_BASE + pe.address_of_entry_point as u64;
     drop(file);

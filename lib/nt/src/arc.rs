@@ -9,7 +9,7 @@
 /// "NTRSLDR1": identifies a loader block of this layout.
 pub const LOADER_BLOCK_SIGNATURE: u64 = u64::from_le_bytes(*b"NTRSLDR1");
 /// Bumped whenever `LoaderParameterBlock`'s layout changes.
-pub const LOADER_BLOCK_VERSION: u32 = 1;
+pub const LOADER_BLOCK_VERSION: u32 = 2;
 
 /// Where all physical memory is mapped 1:1 in kernel space (ntrs deviation:
 /// NT has no direct map; see docs/mm.md).
@@ -216,6 +216,10 @@ pub struct LoaderParameterBlock {
     pub firmware_handoff_tsc: u64,
     /// Highest physical address covered by the direct map.
     pub physical_map_size: u64,
+    /// The SOFTWARE hive image (ntrs: loaded by winload too, since the
+    /// kernel cannot read files yet; NT loads it in phase 1).
+    pub software_hive_base: u64,
+    pub software_hive_length: u64,
 }
 
 impl LoaderParameterBlock {

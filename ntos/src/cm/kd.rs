@@ -4,9 +4,12 @@ use super::*;
 
 /// `!reg <subcommand> [args]`.
 pub fn kd_reg(args: &str) {
-    let mut it = args.split_whitespace();
-    match it.next() {
-        Some("querykey") | Some("q") => querykey(it.next().unwrap_or("\\REGISTRY")),
+    let args = args.trim();
+    let (sub, rest) = args.split_once(' ').unwrap_or((args, ""));
+    let rest = rest.trim();
+    match Some(sub) {
+        // Key names may contain spaces: the path is the rest of the line.
+        Some("querykey") | Some("q") => querykey(if rest.is_empty() { "\\REGISTRY" } else { rest }),
         Some("openkeys") => openkeys(),
         Some("hivelist") => hivelist(),
         _ => crate::dbg_println!(

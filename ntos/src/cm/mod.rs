@@ -366,8 +366,9 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
     let machine = reg.add(ROOT, "MACHINE", true);
     reg.add(ROOT, "USER", true);
     let system_key = reg.add(machine, "SYSTEM", false);
-    reg.add(machine, "SOFTWARE", false);
+    let software_key = reg.add(machine, "SOFTWARE", false);
     load_system_hive(&mut reg, system_key);
+    load_software_hive(&mut reg, software_key);
     let hw = reg.add(machine, "HARDWARE", true);
     let desc = reg.add(hw, "DESCRIPTION", true);
     let system = reg.add(desc, "System", true);
@@ -425,6 +426,59 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
     Ok(())
 }
 
+/// Copies a hive's keys, values and security under key `into`.
+fn copy_hive_into(reg: &mut Registry, hive: &regf::Hive, into: usize) {
+    let mut stack = alloc::vec![(hive.root(), into)];
+    while let Some((hk, rk)) = stack.pop() {
+        if let Ok(values) = hive.enum_values(hk) {
+            reg.keys[rk].values = values
+                .into_iter()
+                .map(|v| Value {
+                    name: v.name,
+                    value_type: v.ty,
+                    data: v.data,
+                })
+                .collect();
+        }
+        if let Ok(subs) = hive.enum_subkeys(hk) {
+            for s in subs {
+                if let Ok(name) = hive.key_name(s) {
+                    let child = reg.add(rk, &name, false);
+                    reg.keys[child].sd = hive.key_security(s).ok().filter(|b| !b.is_empty());
+                    stack.push((s, child));
+                }
+            }
+        }
+    }
+}
+
+/// Mounts the SOFTWARE hive the loader handed over at `\\REGISTRY\\MACHINE\\SOFTWARE`
+/// (read-only mount: changes stay in memory).
+fn load_software_hive(reg: &mut Registry, software_key: usize) {
+    let lb = crate::loader_block();
+    if lb.software_hive_base == 0 || lb.software_hive_length == 0 {
+        return;
+    }
+    // SAFETY: as for the SYSTEM hive (RegistryData pages, direct map).
+    let bytes = unsafe {
+        core::slice::from_raw_parts(
+            lb.software_hive_base as *const u8,
+            lb.software_hive_length as usize,
+        )
+    };
+    match regf::Hive::from_bytes(bytes) {
+        Ok(h) => {
+            copy_hive_into(reg, &h, software_key);
+            reg.hives.push((
+                software_key,
+                String::from("\\SystemRoot\\System32\\Config\\SOFTWARE"),
+                bytes.len(),
+            ));
+        }
+        Err(e) => crate::dbg_println!("cm: the SOFTWARE hive is unusable ({e})"),
+    }
+}
+
 /// `CmpInitializeSystemHive` + `CmpCreateControlSet`: the SYSTEM hive the
 /// loader handed over (`LoaderBlock->RegistryBase`) is copied under
 /// `\REGISTRY\MACHINE\SYSTEM`, and the volatile `CurrentControlSet` link is
@@ -447,28 +501,7 @@ fn load_system_hive(reg: &mut Registry, system_key: usize) {
             return;
         }
     };
-    let mut stack = alloc::vec![(hive.root(), system_key)];
-    while let Some((hk, rk)) = stack.pop() {
-        if let Ok(values) = hive.enum_values(hk) {
-            reg.keys[rk].values = values
-                .into_iter()
-                .map(|v| Value {
-                    name: v.name,
-                    value_type: v.ty,
-                    data: v.data,
-                })
-                .collect();
-        }
-        if let Ok(subs) = hive.enum_subkeys(hk) {
-            for s in subs {
-                if let Ok(name) = hive.key_name(s) {
-                    let child = reg.add(rk, &name, false);
-                    reg.keys[child].sd = hive.key_security(s).ok().filter(|b| !b.is_empty());
-                    stack.push((s, child));
-                }
-            }
-        }
-    }
+    copy_hive_into(reg, &hive, system_key);
     reg.hives.push((
         system_key,
         String::from("\\SystemRoot\\System32\\Config\\SYSTEM"),
