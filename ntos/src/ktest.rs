@@ -7,16 +7,38 @@ use crate::ke::{self, gdt};
 use crate::{dbg_println, hal};
 use core::sync::atomic::Ordering;
 
-type TestResult = Result<(), &'static str>;
+/// A boot test's outcome: `Err` carries the reason printed after FAIL.
+pub type TestResult = Result<(), &'static str>;
 /// A named boot test.
-type Test = (&'static str, fn() -> TestResult);
+pub type Test = (&'static str, fn() -> TestResult);
 
-fn check(cond: bool, why: &'static str) -> TestResult {
+/// `Ok` if `cond` holds, else the reason.
+pub fn check(cond: bool, why: &'static str) -> TestResult {
     if cond {
         Ok(())
     } else {
         Err(why)
     }
+}
+
+/// 100 ns units per millisecond.
+pub const MS: u64 = 10_000;
+
+/// `KeDelayExecutionThread` for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    ke::sched::ke_delay_execution_thread(ms * MS);
+}
+
+/// Waits (sleeping) until `cond` holds or `ms` elapse.
+pub fn wait_until(ms: u64, cond: impl Fn() -> bool) -> bool {
+    let end = ke::clock::ke_query_interrupt_time() + ms * MS;
+    while !cond() {
+        if ke::clock::ke_query_interrupt_time() > end {
+            return false;
+        }
+        sleep_ms(2);
+    }
+    true
 }
 
 /// Resets the probe record before a probe runs.

@@ -1,20 +1,10 @@
 //! Boot tests of the configuration manager.
 
 use crate::cm::*;
+use crate::ktest::{check, Test, TestResult};
 use crate::ob::handle::nt_close;
 use crate::ob::object::Mode;
 use nt::status::*;
-
-type TestResult = Result<(), &'static str>;
-type Test = (&'static str, fn() -> TestResult);
-
-fn check(cond: bool, why: &'static str) -> TestResult {
-    if cond {
-        Ok(())
-    } else {
-        Err(why)
-    }
-}
 
 const U: Mode = Mode::UserMode;
 

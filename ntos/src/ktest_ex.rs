@@ -5,37 +5,10 @@ use crate::ex::event::*;
 use crate::ex::sync::*;
 use crate::ex::worker::*;
 use crate::ke::{self, clock, sched, thread};
+use crate::ktest::{check, sleep_ms, wait_until, Test, TestResult, MS};
 use crate::ob::object::Mode;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use nt::status::*;
-
-type TestResult = Result<(), &'static str>;
-type Test = (&'static str, fn() -> TestResult);
-
-fn check(cond: bool, why: &'static str) -> TestResult {
-    if cond {
-        Ok(())
-    } else {
-        Err(why)
-    }
-}
-
-const MS: u64 = 10_000;
-
-fn sleep_ms(ms: u64) {
-    sched::ke_delay_execution_thread(ms * MS);
-}
-
-fn wait_until(ms: u64, cond: impl Fn() -> bool) -> bool {
-    let end = clock::ke_query_interrupt_time() + ms * MS;
-    while !cond() {
-        if clock::ke_query_interrupt_time() > end {
-            return false;
-        }
-        sleep_ms(2);
-    }
-    true
-}
 
 fn spawn(priority: u8, f: fn(usize), ctx: usize) -> u32 {
     let t = thread::create_system_thread("ex-test", priority, u64::MAX, f, ctx);

@@ -2,37 +2,8 @@
 //! Each runs in the System thread at PASSIVE_LEVEL with the clock ticking.
 
 use crate::ke::{self, clock, dpc, sched, thread, timer};
+use crate::ktest::{check, sleep_ms, wait_until, Test, TestResult, MS};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-
-type TestResult = Result<(), &'static str>;
-/// A named boot test.
-type Test = (&'static str, fn() -> TestResult);
-
-fn check(cond: bool, why: &'static str) -> TestResult {
-    if cond {
-        Ok(())
-    } else {
-        Err(why)
-    }
-}
-
-const MS: u64 = 10_000; // 100 ns units per millisecond
-
-fn sleep_ms(ms: u64) {
-    sched::ke_delay_execution_thread(ms * MS);
-}
-
-/// Waits (sleeping) until `cond` holds or `ms` elapse.
-fn wait_until(ms: u64, cond: impl Fn() -> bool) -> bool {
-    let end = clock::ke_query_interrupt_time() + ms * MS;
-    while !cond() {
-        if clock::ke_query_interrupt_time() > end {
-            return false;
-        }
-        sleep_ms(5);
-    }
-    true
-}
 
 fn spawn(name: &str, priority: u8, affinity: u64, f: fn(usize), ctx: usize) -> u32 {
     let tid = thread::create_system_thread(name, priority, affinity, f, ctx);

@@ -1,18 +1,8 @@
 //! Boot tests of the memory manager in the kernel.
 
+use crate::ktest::{check, Test, TestResult};
 use crate::mm::pfn;
 use core::sync::atomic::Ordering;
-
-type TestResult = Result<(), &'static str>;
-type Test = (&'static str, fn() -> TestResult);
-
-fn check(cond: bool, why: &'static str) -> TestResult {
-    if cond {
-        Ok(())
-    } else {
-        Err(why)
-    }
-}
 
 fn t_pfn_database() -> TestResult {
     let ok = pfn::PFN_DB.with(|d| d.as_ref().map(|db| db.verify().is_ok()));

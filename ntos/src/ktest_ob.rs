@@ -1,20 +1,10 @@
 //! Boot tests of the object manager in the kernel: handles, references,
 //! types, access, lifetime.
 
+use crate::ktest::{check, Test, TestResult};
 use crate::ob::handle::*;
 use crate::ob::object::*;
 use nt::status::*;
-
-type TestResult = Result<(), &'static str>;
-type Test = (&'static str, fn() -> TestResult);
-
-fn check(cond: bool, why: &'static str) -> TestResult {
-    if cond {
-        Ok(())
-    } else {
-        Err(why)
-    }
-}
 
 fn make(
     name: Option<&str>,

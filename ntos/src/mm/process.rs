@@ -218,23 +218,10 @@ impl FaultHost for Host {
             .page_written(vpn, pfn, slot)
     }
     fn set_pte(&mut self, vpn: Vpn, pte: Option<HardwarePte>) {
-        let va = vpn << 12;
-        match pte {
-            Some(p) => {
-                let mut flags = PTE_USER;
-                if p.writable {
-                    flags |= PTE_WRITE;
-                }
-                if !p.executable {
-                    flags |= PTE_NX;
-                }
-                let _ = super::map::set_user_pte(va, p.pfn, flags);
-            }
-            None => {
-                PAGES_TRIMMED.fetch_add(1, Ordering::Relaxed);
-                super::map::clear_user_pte(va);
-            }
+        if pte.is_none() {
+            PAGES_TRIMMED.fetch_add(1, Ordering::Relaxed);
         }
+        write_user_pte(vpn, pte);
     }
 }
 
@@ -342,8 +329,7 @@ fn with_current<R>(
         Ok::<_, NtStatus>((r, ptes))
     })??;
     for (vpn, pte) in rewrite {
-        let mut h = NullHost;
-        h.set(vpn, pte);
+        write_user_pte(vpn, pte);
     }
     if crate::ke::processor_count() > 1 {
         crate::ke::mp::ke_flush_entire_tb();
@@ -351,24 +337,22 @@ fn with_current<R>(
     Ok(r)
 }
 
-struct NullHost;
-impl NullHost {
-    fn set(&mut self, vpn: Vpn, pte: Option<HardwarePte>) {
-        let va = vpn << 12;
-        match pte {
-            Some(p) => {
-                let mut flags = PTE_USER;
-                if p.writable {
-                    flags |= PTE_WRITE;
-                }
-                if !p.executable {
-                    flags |= PTE_NX;
-                }
-                super::map::clear_user_pte(va);
-                let _ = super::map::set_user_pte(va, p.pfn, flags);
+/// Writes the hardware PTE for user page `vpn` of the current address space
+/// as the model describes it (`None`: not present).
+fn write_user_pte(vpn: Vpn, pte: Option<HardwarePte>) {
+    let va = vpn << 12;
+    match pte {
+        Some(p) => {
+            let mut flags = PTE_USER;
+            if p.writable {
+                flags |= PTE_WRITE;
             }
-            None => super::map::clear_user_pte(va),
+            if !p.executable {
+                flags |= PTE_NX;
+            }
+            let _ = super::map::set_user_pte(va, p.pfn, flags);
         }
+        None => super::map::clear_user_pte(va),
     }
 }
 
