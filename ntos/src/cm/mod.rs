@@ -336,11 +336,14 @@ pub fn nt_open_key_as(
     mode: Mode,
     token: &security::token::Token,
 ) -> Result<u64, NtStatus> {
-    let (id, granted) =
-        ob_open_object_by_name(path, None, ::ob::OBJ_CASE_INSENSITIVE, desired, mode, token)?;
-    let h = crate::ob::handle::ob_create_handle(id, granted, 0);
-    ob_dereference_object(id);
-    h
+    crate::ob::handle::ob_open_object_by_name_handle(
+        path,
+        None,
+        ::ob::OBJ_CASE_INSENSITIVE,
+        desired,
+        mode,
+        token,
+    )
 }
 
 /// `CmInitSystem1`: the `\REGISTRY` root object, `MACHINE`, `USER`, the
@@ -633,33 +636,13 @@ pub fn nt_create_key(
     })??;
     signal(events);
     let id = key_object(k)?;
-    let granted = ob_check_object_access(
-        None,
-        "Key",
-        desired,
-        mode,
-        0,
-        &security::token::Token::system(),
-    );
-    let h = granted.and_then(|g| crate::ob::handle::ob_create_handle(id, g, 0));
-    ob_dereference_object(id);
-    Ok((h?, disposition))
+    let h = crate::ob::handle::ob_insert_object_handle(id, "Key", desired, 0, mode)?;
+    Ok((h, disposition))
 }
 
 /// `NtOpenKey` (through the object manager and the key parse procedure).
 pub fn nt_open_key(path: &str, desired: u32, mode: Mode) -> Result<u64, NtStatus> {
-    let token = security::token::Token::system();
-    let (id, granted) = ob_open_object_by_name(
-        path,
-        None,
-        ::ob::OBJ_CASE_INSENSITIVE,
-        desired,
-        mode,
-        &token,
-    )?;
-    let h = crate::ob::handle::ob_create_handle(id, granted, 0);
-    ob_dereference_object(id);
-    h
+    nt_open_key_as(path, desired, mode, &security::token::Token::system())
 }
 
 fn signal(events: Vec<u32>) {

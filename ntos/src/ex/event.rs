@@ -6,7 +6,9 @@
 
 use crate::ke::thread::WaitReason;
 use crate::ke::wait::{self as kw, RawObject, Waitable};
-use crate::ob::handle::{ob_create_handle, ob_reference_object_by_handle};
+use crate::ob::handle::{
+    ob_insert_object_handle, ob_open_object_by_name_handle, ob_reference_object_by_handle,
+};
 use crate::ob::object::*;
 use ::ke::objects::{ObjectId, WaitType};
 use alloc::vec::Vec;
@@ -57,11 +59,7 @@ fn create_named(
         // OBJ_OPENIF found an existing object: ours was never used.
         kw::delete_object(obj.0);
     }
-    let token = security::token::Token::system();
-    let granted = ob_check_object_access(None, type_name, desired, mode, attributes, &token);
-    let r = granted.and_then(|g| ob_create_handle(id, g, attributes));
-    ob_dereference_object(id);
-    r.map(|h| (h, status))
+    ob_insert_object_handle(id, type_name, desired, attributes, mode).map(|h| (h, status))
 }
 
 fn open_named(
@@ -72,11 +70,7 @@ fn open_named(
     mode: Mode,
 ) -> Result<u64, NtStatus> {
     let token = security::token::Token::system();
-    let (id, granted) =
-        ob_open_object_by_name(path, Some(type_name), attributes, desired, mode, &token)?;
-    let r = ob_create_handle(id, granted, attributes);
-    ob_dereference_object(id);
-    r
+    ob_open_object_by_name_handle(path, Some(type_name), attributes, desired, mode, &token)
 }
 
 /// The dispatcher object behind a handle, checked for type and access.
@@ -318,11 +312,7 @@ pub fn nt_create_timer(
             alloc::boxed::Box::from_raw(t as *const _ as *mut crate::ke::timer::KTimer)
         });
     }
-    let token = security::token::Token::system();
-    let granted = ob_check_object_access(None, "Timer", desired, mode, attributes, &token);
-    let r = granted.and_then(|g| ob_create_handle(id, g, attributes));
-    ob_dereference_object(id);
-    r.map(|h| (h, status))
+    ob_insert_object_handle(id, "Timer", desired, attributes, mode).map(|h| (h, status))
 }
 
 /// `NtOpenTimer`.

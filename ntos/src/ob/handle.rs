@@ -93,6 +93,41 @@ pub fn ob_create_handle(id: ObjectId, granted: u32, attributes: u32) -> Result<u
     }
 }
 
+/// `ObInsertObject`'s handle for a new object the caller holds one reference
+/// to: the access a creator gets (no descriptor yet) is checked, the handle
+/// is created, and the caller's reference is dropped (the handle keeps the object).
+pub fn ob_insert_object_handle(
+    id: ObjectId,
+    type_name: &str,
+    desired: u32,
+    attributes: u32,
+    mode: Mode,
+) -> Result<u64, NtStatus> {
+    let token = security::token::Token::system();
+    let granted =
+        super::object::ob_check_object_access(None, type_name, desired, mode, attributes, &token);
+    let r = granted.and_then(|g| ob_create_handle(id, g, attributes));
+    ob_dereference_object(id);
+    r
+}
+
+/// `ObOpenObjectByName`: looks the name up (checking type and access for
+/// `token`) and returns a handle.
+pub fn ob_open_object_by_name_handle(
+    path: &str,
+    type_name: Option<&str>,
+    attributes: u32,
+    desired: u32,
+    mode: Mode,
+    token: &security::token::Token,
+) -> Result<u64, NtStatus> {
+    let (id, granted) =
+        super::object::ob_open_object_by_name(path, type_name, attributes, desired, mode, token)?;
+    let r = ob_create_handle(id, granted, attributes);
+    ob_dereference_object(id);
+    r
+}
+
 /// `ObReferenceObjectByHandle`: the object behind `handle`, referenced.
 /// STATUS_INVALID_HANDLE for a handle not in the table (or a kernel handle
 /// used from user mode), STATUS_OBJECT_TYPE_MISMATCH for the wrong type,
