@@ -20,7 +20,7 @@ pub fn kd_reg(args: &str) {
 
 fn format_value(v: &Value) -> String {
     match v.value_type {
-        REG_SZ | REG_EXPAND_SZ | REG_LINK => alloc::format!("\"{}\"", utf16_string(&v.data)),
+        REG_SZ | REG_EXPAND_SZ | REG_LINK => alloc::format!("\"{}\"", regf::from_utf16z(&v.data)),
         REG_DWORD if v.data.len() >= 4 => alloc::format!(
             "0x{:x}",
             u32::from_le_bytes([v.data[0], v.data[1], v.data[2], v.data[3]])

@@ -378,7 +378,7 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
     reg.keys[system].values.push(Value {
         name: "Identifier".into(),
         value_type: REG_SZ,
-        data: utf16z("AT/AT COMPATIBLE"),
+        data: regf::utf16z("AT/AT COMPATIBLE"),
     });
     let cpus = reg.add(system, "CentralProcessor", true);
     let brand = cpu_brand();
@@ -388,7 +388,7 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
         reg.keys[c].values.push(Value {
             name: "ProcessorNameString".into(),
             value_type: REG_SZ,
-            data: utf16z(&brand),
+            data: regf::utf16z(&brand),
         });
         reg.keys[c].values.push(Value {
             name: "~MHz".into(),
@@ -555,23 +555,6 @@ fn load_system_hive(reg: &mut Registry, system_key: usize) {
         }),
         Err(e) => crate::dbg_println!("cm: the SYSTEM hive cannot be bound to its files ({e})"),
     }
-}
-
-fn utf16z(s: &str) -> Vec<u8> {
-    s.encode_utf16()
-        .chain([0])
-        .flat_map(|c| c.to_le_bytes())
-        .collect()
-}
-
-/// Decodes a REG_SZ value for display.
-pub fn utf16_string(d: &[u8]) -> String {
-    let units: Vec<u16> = d
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|&c| c != 0)
-        .collect();
-    String::from_utf16_lossy(&units)
 }
 
 fn cpu_brand() -> String {
