@@ -113,43 +113,34 @@ pub fn unmap_page(va: u64) -> Option<u64> {
     Some(frame)
 }
 
-/// A bitmap of the system PTE range (`MiSystemPteBitmap`).
-static SYSTEM_PTES: SpinLocked<Option<alloc::vec::Vec<u64>>, DISPATCH_LEVEL> =
+/// The system PTE range (`MiSystemPteInfo`), over the host-tested allocator.
+static SYSTEM_PTES: SpinLocked<Option<::mm::syspte::SystemPtes>, DISPATCH_LEVEL> =
     SpinLocked::new(None);
+
+fn with_system_ptes<R>(f: impl FnOnce(&mut ::mm::syspte::SystemPtes) -> R) -> R {
+    SYSTEM_PTES.with(|p| {
+        f(
+            p.get_or_insert_with(|| {
+                ::mm::syspte::SystemPtes::new(SYSTEM_PTE_BASE, SYSTEM_PTE_PAGES)
+            }),
+        )
+    })
+}
 
 /// `MiReserveSystemPtes`: `pages` consecutive free system PTEs; returns the VA.
 pub fn reserve_system_ptes(pages: u64) -> Option<u64> {
     if pages == 0 || pages > 4096 {
         return None;
     }
-    SYSTEM_PTES.with(|bm| {
-        let bm = bm.get_or_insert_with(|| alloc::vec![0u64; (SYSTEM_PTE_PAGES / 64) as usize]);
-        let mut run = 0;
-        for i in 0..SYSTEM_PTE_PAGES {
-            let used = bm[(i / 64) as usize] & (1 << (i % 64)) != 0;
-            run = if used { 0 } else { run + 1 };
-            if run == pages {
-                let first = i + 1 - pages;
-                for j in first..=i {
-                    bm[(j / 64) as usize] |= 1 << (j % 64);
-                }
-                return Some(SYSTEM_PTE_BASE + first * 4096);
-            }
-        }
-        None
-    })
+    with_system_ptes(|p| p.reserve(pages, 1))
 }
 
-/// `MiReleaseSystemPtes`.
+/// `MiReleaseSystemPtes`: releasing what was not reserved, or a run of
+/// another size, is SYSTEM_PTE_MISUSE as on NT.
 pub fn release_system_ptes(va: u64, pages: u64) {
-    SYSTEM_PTES.with(|bm| {
-        if let Some(bm) = bm.as_mut() {
-            let first = (va - SYSTEM_PTE_BASE) / 4096;
-            for j in first..first + pages {
-                bm[(j / 64) as usize] &= !(1 << (j % 64));
-            }
-        }
-    })
+    if with_system_ptes(|p| p.release(va, pages)).is_err() {
+        crate::ke::bugcheck::ke_bug_check_ex(nt::bugcheck::SYSTEM_PTE_MISUSE, 0x100, va, pages, 0);
+    }
 }
 
 /// `MmMapIoSpace`: maps `size` bytes of physical memory at `pa` uncached
@@ -197,30 +188,31 @@ pub fn mm_allocate_system_pages(pages: u64) -> Result<u64, NtStatus> {
             })
         });
         if let Err(e) = r {
-            mm_free_system_pages(va, i);
-            release_system_ptes(va + i * 4096, pages - i);
+            unmap_and_free(va, i);
+            release_system_ptes(va, pages);
             return Err(e);
         }
     }
     Ok(va)
 }
 
-/// Frees what `mm_allocate_system_pages` mapped.
-pub fn mm_free_system_pages(va: u64, pages: u64) {
+fn unmap_and_free(va: u64, pages: u64) {
     for i in 0..pages {
         if let Some(f) = unmap_page(va + i * 4096) {
             let _ = pfn::mm_free_page(f);
         }
     }
+}
+
+/// Frees what `mm_allocate_system_pages` mapped.
+pub fn mm_free_system_pages(va: u64, pages: u64) {
+    unmap_and_free(va, pages);
     release_system_ptes(va, pages);
 }
 
 /// System PTEs reserved now (`!vm`, `!sysptes`).
 pub fn system_ptes_in_use() -> u64 {
-    SYSTEM_PTES.with(|bm| {
-        bm.as_ref()
-            .map_or(0, |bm| bm.iter().map(|w| w.count_ones() as u64).sum())
-    })
+    with_system_ptes(|p| p.used())
 }
 
 /// Makes sure the page tables for user address `va` exist in the current
