@@ -110,6 +110,10 @@ pub struct KThread {
     pub attached_process: u32,
     /// CR3 while running (0: the system address space).
     pub cr3: u64,
+    /// The thread's heap allocation scope (`ex::pool::PoolTag`): pool tag in
+    /// the low 32 bits, bit 32 for the paged pool; 0 = none. Only the thread
+    /// itself reads or writes it.
+    pub pool_tag: u64,
 }
 
 impl KThread {
@@ -205,12 +209,52 @@ fn set_name(t: &mut KThread, name: &str) {
     t.name[..n].copy_from_slice(&name.as_bytes()[..n]);
 }
 
+/// The running thread's `KThread`, or null before this processor runs one.
+#[inline]
+fn current_ptr() -> *mut KThread {
+    if !super::gs_ready() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: `Prcb.CurrentThread` is a plain word only this processor writes.
+    unsafe {
+        core::ptr::addr_of!(super::current_prcb().current_thread).read_volatile() as *mut KThread
+    }
+}
+
+/// The current thread's heap allocation scope (`KThread::pool_tag`), or
+/// `None` before this processor runs a thread.
+#[inline]
+pub fn current_pool_tag() -> Option<u64> {
+    let t = current_ptr();
+    // SAFETY: the running thread's KThread lives while it runs, and only
+    // the thread itself writes `pool_tag`.
+    (!t.is_null()).then(|| unsafe { core::ptr::addr_of!((*t).pool_tag).read_volatile() })
+}
+
+/// Sets the current thread's heap allocation scope and returns the previous
+/// one; `None` (and nothing set) before this processor runs a thread.
+#[inline]
+pub fn swap_current_pool_tag(v: u64) -> Option<u64> {
+    let t = current_ptr();
+    if t.is_null() {
+        return None;
+    }
+    // SAFETY: as in `current_pool_tag`; this is the thread itself.
+    unsafe {
+        let old = core::ptr::addr_of!((*t).pool_tag).read_volatile();
+        core::ptr::addr_of_mut!((*t).pool_tag).write_volatile(v);
+        Some(old)
+    }
+}
+
 fn new_thread(
     name: &str,
     priority: u8,
     affinity: u64,
     stack: Option<(u64, u64)>,
 ) -> &'static mut KThread {
+    // A thread's memory is charged to `Thre`, the tag of NT's thread objects.
+    let scope = swap_current_pool_tag(u32::from_le_bytes(*b"Thre") as u64);
     let id = FREE_IDS
         .with(|f| f.pop())
         .unwrap_or_else(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
@@ -251,6 +295,7 @@ fn new_thread(
         dispatcher_object: 0,
         attached_process: 0,
         cr3: 0,
+        pool_tag: 0,
         wake_time: 0,
         context_switches: 0,
         kernel_time: 0,
@@ -262,6 +307,9 @@ fn new_thread(
     set_name(&mut t, name);
     let p = Box::leak(t);
     THREADS[id as usize].store(p, Ordering::Release);
+    if let Some(s) = scope {
+        swap_current_pool_tag(s);
+    }
     p
 }
 

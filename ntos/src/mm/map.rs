@@ -210,6 +210,16 @@ pub fn mm_free_system_pages(va: u64, pages: u64) {
     release_system_ptes(va, pages);
 }
 
+/// Whether this processor holds a lock that `mm_allocate_system_pages` or
+/// `mm_free_system_pages` take (the executive pools then must not grow or
+/// shrink: they would wait on themselves). Keep it in step with those paths.
+pub fn system_page_locks_owned() -> bool {
+    let me = crate::ke::current_processor_number() as u64 + 1;
+    [PT_LOCK.raw(), SYSTEM_PTES.raw(), pfn::PFN_DB.raw()]
+        .iter()
+        .any(|l| l.owner() == me)
+}
+
 /// System PTEs reserved now (`!vm`, `!sysptes`).
 pub fn system_ptes_in_use() -> u64 {
     with_system_ptes(|p| p.used())
