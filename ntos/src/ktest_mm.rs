@@ -471,8 +471,10 @@ fn t_heap_is_pool() -> TestResult {
         "a Box is not a pool block in system PTEs",
     )?;
     let u = tag_usage(NonPaged, t(b"KtSc"));
+    // 100 bytes + header = 8 units, or 9 when the block absorbed a
+    // remainder too small to stay free.
     check(
-        u.outstanding() == 1 && u.bytes == 128,
+        u.outstanding() == 1 && (128..=144).contains(&u.bytes),
         "the thread scope's tag was not charged 1 block of 128 bytes",
     )?;
     drop(b);
