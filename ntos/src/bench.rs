@@ -84,21 +84,46 @@ fn bench_registry() {
     );
 }
 
-/// `BENCH mm_pool_alloc_free`, `mm_virtual_alloc_free`, `mm_demand_zero_fault`.
+/// `BENCH mm_pool_alloc_free` (`ExAllocatePool2` + `ExFreePoolWithTag` of
+/// 64 bytes: the per-processor lookaside fast path), `ex_heap_box_alloc_free`
+/// (a 48-byte `Box` through the kernel heap, the same path with the scope's
+/// tag), `mm_virtual_alloc_free`, `mm_demand_zero_fault`.
 fn bench_memory() {
     use crate::mm::process::*;
     use ::mm::{MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_READWRITE};
     let tag = u32::from_le_bytes(*b"Bnch");
     const N: u64 = 20_000;
+    let mut failed = 0;
     let t0 = crate::hal::rdtsc();
     for _ in 0..N {
         let p = crate::ex::xpool::ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 64, tag);
+        if p == 0 {
+            failed += 1;
+            continue;
+        }
         crate::ex::xpool::ex_free_pool_with_tag(p, tag);
     }
-    crate::dbg_println!(
-        "BENCH mm_pool_alloc_free {} ns",
-        ns(crate::hal::rdtsc() - t0) / N
-    );
+    let span = crate::hal::rdtsc() - t0;
+    if failed == 0 && crate::ex::xpool::nonpaged_usage(tag) == (0, 0) {
+        crate::dbg_println!("BENCH mm_pool_alloc_free {} ns", ns(span) / N);
+    } else {
+        crate::dbg_println!("BENCH mm_pool_alloc_free FAILED ({failed} allocations failed)");
+    }
+    let before = crate::ex::xpool::tag_usage(::mm::pool::PoolType::NonPaged, tag);
+    let t0 = crate::hal::rdtsc();
+    {
+        let _tag = crate::ex::pool::PoolTag::enter(*b"Bnch");
+        for i in 0..N {
+            drop(core::hint::black_box(alloc::boxed::Box::new([i; 6])));
+        }
+    }
+    let span = crate::hal::rdtsc() - t0;
+    let after = crate::ex::xpool::tag_usage(::mm::pool::PoolType::NonPaged, tag);
+    if after.allocs - before.allocs == N && after.bytes == before.bytes {
+        crate::dbg_println!("BENCH ex_heap_box_alloc_free {} ns", ns(span) / N);
+    } else {
+        crate::dbg_println!("BENCH ex_heap_box_alloc_free FAILED (the boxes were not pool blocks of the scope's tag)");
+    }
     let Ok(pid) = mm_create_process_address_space() else {
         return;
     };
