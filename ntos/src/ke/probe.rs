@@ -42,15 +42,19 @@ core::arch::global_asm!(
     "mov qword ptr [rip + KI_PROBE_RESUME], 0",
     "2: ret",
     // rcx = unmapped stack pointer: the #PF cannot be delivered, so the CPU
-    // raises #DF, which runs on IST1.
+    // raises #DF, which runs on IST1. Interrupts stay off while RSP is bad
+    // (an interrupt taken on the way back from the #DF would fault again).
     ".global KiProbeDoubleFault",
     "KiProbeDoubleFault:",
+    "pushfq",
+    "cli",
     "lea rax, [rip + 2f]",
     "mov [rip + KI_PROBE_RESUME], rax",
     "mov [rip + KI_PROBE_RSP], rsp",
     "mov rsp, rcx",
     "push rax",
     "2: mov rsp, [rip + KI_PROBE_RSP]",
+    "popfq",
     "ret",
 );
 
