@@ -390,9 +390,14 @@ pub fn tag_string(tag: u32) -> [char; 4] {
     })
 }
 
+/// The order `!poolused` sorts tags in: by their characters.
+pub fn tag_order(tag: u32) -> u32 {
+    tag.swap_bytes()
+}
+
 /// `!poolused` in WinDbg's default layout: per tag, the allocations
 /// outstanding and bytes used in the nonpaged and the paged pool. Both
-/// lists are sorted by tag.
+/// lists are sorted by [`tag_order`].
 pub fn format_pool_used(
     nonpaged: &[(u32, TagUsage)],
     paged: &[(u32, TagUsage)],
@@ -406,7 +411,13 @@ pub fn format_pool_used(
         let tn = nonpaged.get(i).map(|e| e.0);
         let tp = paged.get(j).map(|e| e.0);
         let tag = match (tn, tp) {
-            (Some(a), Some(b)) => a.min(b),
+            (Some(a), Some(b)) => {
+                if tag_order(a) <= tag_order(b) {
+                    a
+                } else {
+                    b
+                }
+            }
             (Some(a), None) => a,
             (None, Some(b)) => b,
             (None, None) => break,
@@ -631,11 +642,11 @@ impl PoolShared {
         n
     }
 
-    /// Per-tag usage, sorted by tag (`!poolused`).
+    /// Per-tag usage, sorted by tag characters (`!poolused`).
     pub fn tag_usage<M: PoolMemory + ?Sized>(&self, mem: &M) -> alloc::vec::Vec<(u32, TagUsage)> {
         let mut v = alloc::vec::Vec::new();
         self.for_each_tag(mem, |t, u| v.push((t, u)));
-        v.sort_unstable_by_key(|e| e.0);
+        v.sort_unstable_by_key(|e| tag_order(e.0));
         v.dedup_by(|b, a| {
             if a.0 == b.0 {
                 a.1.add(b.1);
@@ -793,7 +804,7 @@ impl PoolShared {
         tag: u32,
     ) -> bool {
         let tag = tag & TAG_MASK;
-        if va % PAGE_SIZE == 0 || !va.is_multiple_of(POOL_BLOCK_SIZE) {
+        if va.is_multiple_of(PAGE_SIZE) || !va.is_multiple_of(POOL_BLOCK_SIZE) {
             return false;
         }
         let header = va - POOL_BLOCK_SIZE;

@@ -115,10 +115,10 @@ impl PoolMemory for Arena {
 
 impl PageSupply for Arena {
     fn allocate_pages(&mut self, pages: u64) -> Option<u64> {
-        (&*self).allocate_run(pages)
+        self.allocate_run(pages)
     }
     fn free_pages(&mut self, va: u64, pages: u64) {
-        (&*self).free_run(va, pages)
+        self.free_run(va, pages)
     }
 }
 
@@ -852,6 +852,33 @@ fn pool_used_lists_both_pools() {
          Bbbb        0        0         5      800\n \
          Cccc        1     4096         0        0\n"
     );
+}
+
+#[test]
+fn tags_sort_by_their_characters() {
+    let mut mem = Arena::new(BASE, 8);
+    let mut pool = pool_over(PoolType::NonPaged, &mem);
+    // Numerically "Baaa" (0x61616142) < "Azzz" (0x7A7A7A41).
+    for t in [b"Baaa", b"Azzz", b"Abcd"] {
+        pool.allocate(&mut mem, 32, u32::from_le_bytes(*t), false)
+            .unwrap();
+    }
+    let order: Vec<[char; 4]> = pool
+        .tag_usage(&mem)
+        .iter()
+        .map(|e| tag_string(e.0))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ['A', 'b', 'c', 'd'],
+            ['A', 'z', 'z', 'z'],
+            ['B', 'a', 'a', 'a']
+        ]
+    );
+    let out = format_pool_used(&pool.tag_usage(&mem), &[]);
+    let a = out.find(" Azzz").unwrap();
+    assert!(out.find(" Abcd").unwrap() < a && a < out.find(" Baaa").unwrap());
 }
 
 #[test]
