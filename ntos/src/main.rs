@@ -160,6 +160,12 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     {
         crash_test_bad_pool_free();
     }
+    if opts
+        .split_whitespace()
+        .any(|o| o.eq_ignore_ascii_case("/CRASHTEST=POOLEMPTY"))
+    {
+        ex::pool::crash_test_pool_empty();
+    }
     if test_mode() {
         ktest::run_all();
     }

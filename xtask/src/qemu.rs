@@ -277,6 +277,34 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         Err(e) => check(tally, errors, "kernel/bad-pool-free-boot", false, &e),
     }
 
+    // 3b. An infallible allocation with the pools and the must-succeed
+    //     reserve exhausted stops with MUST_SUCCEED_POOL_EMPTY (0x41).
+    let mut lines = ["shutdown".to_string()].into_iter();
+    match run_session(
+        img,
+        "/CRASHTEST=POOLEMPTY",
+        1,
+        &[],
+        &mut lines,
+        false,
+        Duration::from_secs(300),
+    ) {
+        Ok((code, out)) => {
+            let ok = out.contains("*** STOP: 0x00000041 (MUST_SUCCEED_POOL_EMPTY)") && code == 0;
+            if !ok {
+                println!("{out}");
+            }
+            check(
+                tally,
+                errors,
+                "kernel/pool-empty-bugchecks-0x41",
+                ok,
+                &format!("exit code {code}; no MUST_SUCCEED_POOL_EMPTY stop screen"),
+            );
+        }
+        Err(e) => check(tally, errors, "kernel/pool-empty-boot", false, &e),
+    }
+
     // 4. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
     let script = [
         "dg 10 50",

@@ -618,3 +618,18 @@ pub fn check_allocation_failure(info: &core::panic::PanicInfo) {
         available,
     );
 }
+
+/// `/CRASHTEST=POOLEMPTY`: with the nonpaged pool capped at what it holds,
+/// infallible 1 MiB heap allocations use up the must-succeed reserve; the
+/// next one must stop the system with `MUST_SUCCEED_POOL_EMPTY` (0x41).
+pub fn crash_test_pool_empty() {
+    let pages = crate::ex::xpool::pool_stats(PoolType::NonPaged).pages;
+    crate::ex::xpool::ex_set_pool_maximum(PoolType::NonPaged, pages);
+    crate::dbg_println!(
+        "crash test: nonpaged pool capped at {pages} pages; allocating 1 MiB blocks until the reserve is gone"
+    );
+    let mut keep = Vec::new();
+    loop {
+        keep.push(core::hint::black_box(alloc::vec![1u8; 1 << 20]));
+    }
+}

@@ -504,12 +504,12 @@ fn ex_allocate_pool2_slow(flags: u64, bytes: u64, tag: u32) -> u64 {
 
 /// `ExFreePoolWithTag`: a bad free (wrong tag, corrupted header, double
 /// free, an address no pool owns) bug checks as NT does; above
-/// DISPATCH_LEVEL it is `BAD_POOL_CALLER` 0x09 (current IRQL, pool type,
-/// address).
+/// DISPATCH_LEVEL (above APC_LEVEL for paged pool) it is `BAD_POOL_CALLER`
+/// 0x09 (current IRQL, pool type, address).
 pub fn ex_free_pool_with_tag(va: u64, tag: u32) {
     let irql = ke::irql();
-    if irql > DISPATCH_LEVEL {
-        free_at_bad_irql(va, irql);
+    if irql > ke::APC_LEVEL {
+        check_free_irql(va, irql);
     }
     if !free_to_lookaside(va, tag) {
         ex_free_pool_slow(va, tag);
@@ -524,9 +524,27 @@ fn ex_free_pool_slow(va: u64, tag: u32) {
 }
 
 #[cold]
-fn free_at_bad_irql(va: u64, irql: u8) -> ! {
-    let ty = small_block_pool(va).map_or(0, |p| p.shared.pool_type() as u64);
-    ke::bugcheck::ke_bug_check_ex(nt::bugcheck::BAD_POOL_CALLER, 0x09, irql as u64, ty, va)
+fn check_free_irql(va: u64, irql: u8) {
+    let paged = &POOLS[PoolType::Paged as usize];
+    let pool_type = match small_block_pool(va) {
+        Some(p) => p.shared.pool_type(),
+        None if paged
+            .descriptor
+            .with(|d| d.query(&paged.shared, &SystemPages, va).is_some()) =>
+        {
+            PoolType::Paged
+        }
+        None => PoolType::NonPaged,
+    };
+    if irql > DISPATCH_LEVEL || pool_type == PoolType::Paged {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::BAD_POOL_CALLER,
+            0x09,
+            irql as u64,
+            pool_type as u64,
+            va,
+        );
+    }
 }
 
 /// `ExAllocatePool2`, exported for drivers.
