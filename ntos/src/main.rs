@@ -177,6 +177,9 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
 /// started, and interrupts are enabled at PASSIVE_LEVEL (`KiInitializeKernel`,
 /// `HalInitSystem`, `KeStartAllProcessors`).
 fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
+    // The kernel's own structures (dispatcher database, DPC and timer
+    // queues) are charged to `Ke  `; the scope ends before the IRQL drops.
+    let ke_tag = ex::pool::PoolTag::enter(*b"Ke  ");
     let madt = hal::apic::parse_madt(lb.acpi_rsdp);
     ke::set_madt(madt);
     let Some(madt) = madt else {
@@ -190,6 +193,7 @@ fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
     ke::sched::start_processor_threads(0, "System", 8, lb.kernel_stack);
     ke::sched::SCHEDULER_RUNNING.store(true, Ordering::Release);
     hal::apic::start_clock();
+    drop(ke_tag);
     ke::irql::set_irql(ke::PASSIVE_LEVEL);
     hal::restore_interrupts(0x200);
     ke::mp::ke_start_all_processors();

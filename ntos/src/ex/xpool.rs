@@ -626,7 +626,9 @@ pub fn kd_poolused() {
     crate::dbg_print!("{}", ::mm::pool::format_pool_used(&np, &pp));
     let (used, size) = crate::ex::pool::early_pool_usage();
     crate::dbg_println!(
-        " (early boot pool, outside the executive pools: {used} of {size} bytes in use)"
+        " (early boot pool, outside the executive pools: {used} of {size} bytes in use; \
+         {} must-succeed allocations served from it since the pools took over)",
+        crate::ex::pool::early_fallbacks()
     );
 }
 

@@ -81,8 +81,13 @@ static AP_STACKS: [[AtomicU64; 4]; MAX_PROCESSORS] =
 
 fn alloc_stack(size: usize) -> u64 {
     let layout = core::alloc::Layout::from_size_align(size, 16).expect("layout");
+    // Charged to `Thre` like thread stacks.
+    let scope = super::thread::swap_current_pool_tag(u32::from_le_bytes(*b"Thre") as u64);
     // SAFETY: non-zero size; stacks live for the whole boot.
     let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    if let Some(s) = scope {
+        super::thread::swap_current_pool_tag(s);
+    }
     if p.is_null() {
         super::bugcheck::ke_bug_check_ex(nt::bugcheck::INSTALL_MORE_MEMORY, size as u64, 0, 0, 0);
     }
