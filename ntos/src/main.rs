@@ -119,6 +119,26 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    // The application processors' start-up page, taken before anything else
+    // can use up the few free pages below 1 MiB.
+    let startup_page = mm::pfn::mm_allocate_page_in_range(1, 0x9E);
+    // The loader's identity map goes; every kernel PML4 entry is made now so
+    // all address spaces share the kernel half; kernel stacks come from the
+    // memory manager (system PTEs with guard pages).
+    mm::map::mm_remove_boot_identity_map();
+    if let Err(s) = mm::map::mm_create_kernel_top_level_tables() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::INSTALL_MORE_MEMORY,
+            s.as_u32() as u64,
+            3,
+            0,
+            0,
+        );
+    }
+    ke::stack::register(ke::stack::StackRoutines {
+        create: mm::map::mm_create_kernel_stack,
+        delete: mm::map::mm_delete_kernel_stack,
+    });
     if let Err(s) = ob::ob_init_system() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
@@ -128,7 +148,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
-    ki_initialize_kernel(lb);
+    ki_initialize_kernel(lb, startup_page);
     if let Err(s) = cm::cm_initialize() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::CONFIG_INITIALIZATION_FAILED,
@@ -169,7 +189,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
 /// path becomes the System process's first thread, every other processor is
 /// started, and interrupts are enabled at PASSIVE_LEVEL (`KiInitializeKernel`,
 /// `HalInitSystem`, `KeStartAllProcessors`).
-fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
+fn ki_initialize_kernel(lb: &LoaderParameterBlock, startup_page: Option<u64>) {
     let madt = hal::apic::parse_madt(lb.acpi_rsdp);
     ke::set_madt(madt);
     let Some(madt) = madt else {
@@ -185,9 +205,30 @@ fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
     hal::apic::start_clock();
     ke::irql::set_irql(ke::PASSIVE_LEVEL);
     hal::restore_interrupts(0x200);
-    ke::mp::ke_start_all_processors();
+    start_application_processors(startup_page);
     mm::pfn::start_zero_page_thread();
     ex::worker::initialize();
+}
+
+/// `KeStartAllProcessors` with the memory manager's help: a trampoline
+/// page below 1 MiB, mapped at VA == PA only while the processors start.
+fn start_application_processors(startup_page: Option<u64>) {
+    if ke::madt().is_none_or(|m| m.processor_count <= 1) {
+        return;
+    }
+    let Some(page) = startup_page else {
+        dbg_println!("ntrs kernel: no free page below 1 MiB; application processors not started");
+        return;
+    };
+    if let Err(s) = mm::map::mm_map_startup_page(page << 12) {
+        dbg_println!(
+            "ntrs kernel: cannot map the start-up page ({:#x}); application processors not started",
+            s.as_u32()
+        );
+        return;
+    }
+    ke::mp::ke_start_all_processors(page);
+    mm::map::mm_unmap_startup_page(page << 12);
 }
 
 /// `/CRASHTEST=BADPOOLFREE`: overruns a pool block into the next block's

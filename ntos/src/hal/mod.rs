@@ -79,6 +79,43 @@ pub fn read_cr3() -> u64 {
     v
 }
 
+/// `KiFlushSingleTb` on this processor: `INVLPG` drops the translation of
+/// `va`, global or not, and the paging-structure entries used for it.
+pub fn invlpg(va: u64) {
+    // SAFETY: invalidating a TLB entry has no other architectural effect.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack)) };
+}
+
+/// `KeFlushCurrentTbImmediately`: drops every translation on this
+/// processor, global ones included. With CR4.PGE set, clearing and setting
+/// it again flushes global entries too (a CR3 reload keeps them); without
+/// it a CR3 reload is a full flush.
+pub fn flush_tb_entire() {
+    const CR4_PGE: u64 = 1 << 7;
+    let flags = disable_interrupts();
+    let cr4: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack)) };
+    if cr4 & CR4_PGE != 0 {
+        // SAFETY: toggling PGE only flushes the TLB; the same CR4 is restored
+        // at once, with interrupts off so nothing runs in between.
+        unsafe {
+            core::arch::asm!(
+                "mov cr4, {off}",
+                "mov cr4, {on}",
+                off = in(reg) cr4 & !CR4_PGE,
+                on = in(reg) cr4,
+                options(nostack)
+            )
+        };
+    } else {
+        let cr3 = read_cr3();
+        // SAFETY: reloading the current CR3 only flushes the TLB.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack)) };
+    }
+    restore_interrupts(flags);
+}
+
 pub fn halt_forever() -> ! {
     loop {
         // SAFETY: stopping the processor with interrupts off is the intended end state.

@@ -12,6 +12,7 @@ pub mod kdext;
 pub mod mp;
 pub mod probe;
 pub mod sched;
+pub mod stack;
 pub mod thread;
 pub mod timer;
 pub mod trap;
