@@ -303,8 +303,8 @@ fn ki_flush_tb(list: Option<&[u64]>) {
         }
         FLUSH_COUNT.store(count as u64, Ordering::Relaxed);
         if count != FLUSH_ENTIRE {
-            for i in 0..count {
-                FLUSH_LIST[i].store(va(i), Ordering::Relaxed);
+            for (i, slot) in FLUSH_LIST.iter().enumerate().take(count) {
+                slot.store(va(i), Ordering::Relaxed);
             }
         }
         FLUSH_TARGETS.store(targets, Ordering::Release);
