@@ -532,13 +532,13 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "dg 10 50",
         "lm",
         "!pcr",
+        "!thread",
         "!irql",
         "r",
         "!object \\",
         "!running",
         "~1",
         "!prcb",
-        "!thread",
         "!pte fffff80000400000",
         "!acl D:(A;;GA;;;SY)",
         "!reg querykey \\REGISTRY\\MACHINE",
@@ -577,12 +577,13 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 has("ntoskrnl.exe") && has("fffff800`00400000"),
                 "lm does not list ntoskrnl",
             );
+            let pcr = check_pcr(&out);
             check(
                 tally,
                 errors,
                 "kd/pcr",
-                has("KPCR for Processor 0 at"),
-                "!pcr missing",
+                pcr.is_ok(),
+                pcr.as_ref().err().map_or("", |e| e),
             );
             check(
                 tally,
@@ -602,19 +603,21 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                         .any(|l| l.trim_start().starts_with("1 ") && l.contains("fffff8")),
                 "!running does not show both processors",
             );
+            let prcb1 = check_prcb1(&out);
             check(
                 tally,
                 errors,
                 "kd/prcb-after-processor-switch",
-                has("Switched to processor 1") && has("PRCB for Processor 1 at"),
-                "~1 then !prcb did not show processor 1",
+                prcb1.is_ok(),
+                prcb1.as_ref().err().map_or("", |e| e),
             );
+            let thread = check_thread(&out);
             check(
                 tally,
                 errors,
                 "kd/thread",
-                has("RUNNING on processor 0") && has("Context Switch Count"),
-                "!thread does not describe the kd thread",
+                thread.is_ok(),
+                thread.as_ref().err().map_or("", |e| e),
             );
             check(
                 tally,
@@ -659,6 +662,100 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         }
         Err(e) => check(tally, errors, "kd/boot", false, &e),
     }
+}
+
+/// The output of the kd command `cmd` in a session transcript: the text
+/// after the echoed `kd> cmd` up to the next prompt.
+pub fn kd_output<'a>(out: &'a str, cmd: &str) -> Option<&'a str> {
+    let echo = format!("{PROMPT}{cmd}\r");
+    let echo2 = format!("{PROMPT}{cmd}\n");
+    let start = out.find(&echo).or_else(|| out.find(&echo2))? + echo.len();
+    let rest = &out[start..];
+    Some(&rest[..rest.find(PROMPT).unwrap_or(rest.len())])
+}
+
+/// The hexadecimal number after `label` on the first line of `block` that
+/// contains it (WinDbg's backtick separator allowed).
+pub fn kd_field(block: &str, label: &str) -> Option<u64> {
+    let line = block.lines().find(|l| l.contains(label))?;
+    let after = &line[line.find(label)? + label.len()..];
+    let word = after
+        .trim_start_matches(|c: char| c == ':' || c.is_whitespace())
+        .split(|c: char| c.is_whitespace() || c == ':' || c == ',')
+        .next()?;
+    u64::from_str_radix(&word.replace('`', ""), 16).ok()
+}
+
+/// `!pcr` on processor 0: the header names KPCR.Self, the PRCB is at
+/// KPCR+0x180, the current thread is the one `!thread` shows (not the idle
+/// thread), and RspBase is that thread's initial stack.
+pub fn check_pcr(out: &str) -> std::result::Result<(), String> {
+    let pcr = kd_output(out, "!pcr").ok_or("no !pcr output")?;
+    let thread = kd_output(out, "!thread").ok_or("no !thread output")?;
+    let at = kd_field(pcr, "KPCR for Processor 0 at").ok_or("no KPCR header")?;
+    let field = |f: &str| kd_field(pcr, f).ok_or(format!("!pcr has no {f}"));
+    if field("Self")? != at {
+        return Err(format!("Self is not the KPCR's address {at:x}"));
+    }
+    if field("Prcb")? != at + 0x180 {
+        return Err("Prcb is not KPCR+0x180".into());
+    }
+    let current = field("CurrentThread")?;
+    let idle = field("IdleThread")?;
+    if current == 0 || idle == 0 || current == idle {
+        return Err(format!(
+            "CurrentThread {current:x} and IdleThread {idle:x} should be two threads"
+        ));
+    }
+    if kd_field(thread, "THREAD") != Some(current) {
+        return Err("CurrentThread is not the thread !thread shows".into());
+    }
+    if kd_field(thread, "Stack Init") != Some(field("RspBase")?) {
+        return Err("RspBase is not the current thread's Stack Init".into());
+    }
+    Ok(())
+}
+
+/// `!thread` (the kd thread on processor 0): System's thread (Cid 0004.),
+/// running on processor 0, its stack pointer between Limit and Init.
+pub fn check_thread(out: &str) -> std::result::Result<(), String> {
+    let t = kd_output(out, "!thread").ok_or("no !thread output")?;
+    if !t.contains("RUNNING on processor 0") {
+        return Err("!thread does not say RUNNING on processor 0".into());
+    }
+    if !t.contains("Cid 0004.") {
+        return Err("the kd thread is not in the System process (Cid 0004)".into());
+    }
+    let stack = t
+        .lines()
+        .find(|l| l.contains("Stack Init"))
+        .ok_or("no Stack Init")?;
+    let init = kd_field(stack, "Stack Init").ok_or("no Stack Init")?;
+    let current = kd_field(stack, "Current").ok_or("no stack Current")?;
+    let limit = kd_field(stack, "Limit").ok_or("no stack Limit")?;
+    if !(limit < current && current < init) {
+        return Err(format!(
+            "stack Current {current:x} is not between Limit {limit:x} and Init {init:x}"
+        ));
+    }
+    Ok(())
+}
+
+/// `~1` then `!prcb`: processor 1's PRCB, not processor 0's.
+pub fn check_prcb1(out: &str) -> std::result::Result<(), String> {
+    if !out.contains("Switched to processor 1") {
+        return Err("~1 did not switch".into());
+    }
+    let p = kd_output(out, "!prcb").ok_or("no !prcb output")?;
+    let at = kd_field(p, "PRCB for Processor 1 at").ok_or("!prcb shows no processor 1 header")?;
+    let pcr0 = kd_output(out, "!pcr").and_then(|b| kd_field(b, "Prcb"));
+    if pcr0 == Some(at) {
+        return Err("processor 1's PRCB is processor 0's".into());
+    }
+    if kd_field(p, "Processor Index") != Some(1) {
+        return Err("Processor Index is not 1".into());
+    }
+    Ok(())
 }
 
 /// `cargo xtask bench`: boot-time line first, then the in-kernel benchmarks,
@@ -884,5 +981,72 @@ mod tests {
         e.stop_code = 0x50;
         assert!(stop_matches(&e, stop).unwrap_err().contains("0x00000050"));
         assert!(stop_matches(&e, None).is_err());
+    }
+
+    const KD: &str = "kd> !pcr\r\n\
+KPCR for Processor 0 at fffff800004b0000:\r\n\
+    Major 1 Minor 1\r\n\
+\t              Self: fffff800004b0000\r\n\
+\t              Prcb: fffff800004b0180\r\n\
+\t              Irql: 0000000000000000\r\n\
+\t     CurrentThread: ffff800016209200\r\n\
+\t        NextThread: 0000000000000000\r\n\
+\t        IdleThread: ffff800016212200\r\n\
+\t           RspBase: ffff80001de69000\r\n\
+kd> !thread\r\n\
+THREAD ffff800016209200  Cid 0004.0004  Teb: 0000000000000000 Win32Thread: 0000000000000000 RUNNING on processor 0\r\n\
+    Context Switch Count      4\r\n\
+    Stack Init ffff80001de69000 Current ffff80001de68a58 Base ffff80001de69000 Limit ffff80001de59000\r\n\
+kd> ~1\r\n\
+Switched to processor 1\r\n\
+kd> !prcb\r\n\
+PRCB for Processor 1 at fffff800004c0180:\r\n\
+Processor Index 1 Number (0, 1) GroupSetMember 2\r\n\
+kd> shutdown\r\n";
+
+    #[test]
+    fn kd_checks_accept_consistent_output() {
+        assert_eq!(
+            kd_field(kd_output(KD, "!pcr").unwrap(), "Prcb"),
+            Some(0xfffff800004b0180)
+        );
+        assert_eq!(check_pcr(KD), Ok(()));
+        assert_eq!(check_thread(KD), Ok(()));
+        assert_eq!(check_prcb1(KD), Ok(()));
+    }
+
+    #[test]
+    fn kd_checks_reject_canned_or_inconsistent_output() {
+        // A header alone (what the old check matched) is not enough.
+        assert!(
+            check_pcr("kd> !pcr\r\nKPCR for Processor 0 at fffff800004b0000:\r\nkd> ").is_err()
+        );
+        // The current thread must be the one !thread shows.
+        assert!(
+            check_pcr(&KD.replace("THREAD ffff800016209200", "THREAD ffff800016209300")).is_err()
+        );
+        // ... and not the idle thread.
+        assert!(check_pcr(&KD.replace(
+            "IdleThread: ffff800016212200",
+            "IdleThread: ffff800016209200"
+        ))
+        .is_err());
+        // RspBase is the current thread's initial stack.
+        assert!(
+            check_pcr(&KD.replace("RspBase: ffff80001de69000", "RspBase: 0000000000000000"))
+                .is_err()
+        );
+        assert!(
+            check_pcr(&KD.replace("Prcb: fffff800004b0180", "Prcb: fffff800004b0100")).is_err()
+        );
+        // A stack pointer outside the stack.
+        assert!(
+            check_thread(&KD.replace("Current ffff80001de68a58", "Current ffff80001de70000"))
+                .is_err()
+        );
+        assert!(check_thread(&KD.replace("Cid 0004.0004", "Cid 0008.0004")).is_err());
+        // Processor 1's PRCB must differ from processor 0's.
+        assert!(check_prcb1(&KD.replace("fffff800004c0180", "fffff800004b0180")).is_err());
+        assert!(check_prcb1(&KD.replace("Processor Index 1", "Processor Index 0")).is_err());
     }
 }
