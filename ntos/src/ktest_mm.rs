@@ -673,3 +673,71 @@ pub const TESTS: &[Test] = &[
     ("mm.pfn.allocate_zeroed_pages", t_allocate_zeroed_pages),
     ("mm.pfn.zero_page_thread", t_zero_page_thread),
 ];
+
+/// Crash test `NULLREAD`: a kernel read of address 0 on a system thread
+/// (no user address space) stops with PAGE_FAULT_IN_NONPAGED_AREA.
+pub fn crash_null_read() {
+    let p = core::hint::black_box(0usize) as *const u64;
+    // SAFETY: not safe at all: the read of address 0 must fault and stop
+    // the system; nothing is mapped there since the identity map is gone.
+    let v = unsafe { p.read_volatile() };
+    crate::dbg_println!("crash test: read {v:#x} at address 0");
+}
+
+/// The user address `USERFAULTATDISPATCH` writes.
+pub const DISPATCH_FAULT_VA: u64 = 0x20_0000;
+
+/// Crash test `USERFAULTATDISPATCH`: a write to committed but untouched
+/// user memory (a demand-zero fault the memory manager would resolve at
+/// PASSIVE_LEVEL) at DISPATCH_LEVEL stops with IRQL_NOT_LESS_OR_EQUAL.
+pub fn crash_user_fault_at_dispatch() {
+    let Ok(pid) = mm_create_process_address_space() else {
+        return;
+    };
+    if ke_stack_attach_process(pid).is_err() {
+        return;
+    }
+    let mut base = DISPATCH_FAULT_VA;
+    let mut size = 0x1000u64;
+    if nt_allocate_virtual_memory(
+        &mut base,
+        &mut size,
+        MEM_COMMIT | MEM_RESERVE,
+        PAGE_READWRITE,
+    ) != STATUS_SUCCESS
+        || base != DISPATCH_FAULT_VA
+    {
+        return;
+    }
+    let _old = crate::ke::irql::ke_raise_irql(crate::ke::DISPATCH_LEVEL);
+    // SAFETY: the page is committed user memory of the attached process;
+    // the write faults at DISPATCH_LEVEL, which must stop the system.
+    unsafe { (base as *mut u64).write_volatile(1) };
+}
+
+#[inline(never)]
+fn overflow(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    if depth < u64::MAX {
+        overflow(depth + 1).wrapping_add(frame[7])
+    } else {
+        frame[0]
+    }
+}
+
+/// Crash test `STACKOVERFLOW`: a thread recurses without bound; its stack's
+/// guard page makes the overflow a double fault (UNEXPECTED_KERNEL_MODE_TRAP
+/// with EXCEPTION_DOUBLE_FAULT) instead of silent corruption.
+pub fn crash_stack_overflow() {
+    let t = crate::ke::thread::create_system_thread(
+        "Overflow",
+        9,
+        1,
+        |_| {
+            core::hint::black_box(overflow(0));
+        },
+        0,
+    );
+    crate::ke::sched::ready_thread(t);
+    crate::ktest::sleep_ms(2000);
+}

@@ -173,11 +173,11 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         let ok = ktest_ke::stress(secs);
         hal::debug_exit(if ok { 0x10 } else { 0x11 });
     }
-    if opts
+    if let Some(name) = opts
         .split_whitespace()
-        .any(|o| o.eq_ignore_ascii_case("/CRASHTEST=BADPOOLFREE"))
+        .find_map(|o| o.strip_prefix("/CRASHTEST="))
     {
-        crash_test_bad_pool_free();
+        ktest::run_crash_test(name);
     }
     if test_mode() {
         ktest::run_all();
@@ -229,27 +229,6 @@ fn start_application_processors(startup_page: Option<u64>) {
     }
     ke::mp::ke_start_all_processors(page);
     mm::map::mm_unmap_startup_page(page << 12);
-}
-
-/// `/CRASHTEST=BADPOOLFREE`: overruns a pool block into the next block's
-/// header and frees it; the neighbour check must stop the system with
-/// BAD_POOL_HEADER (0x19, subtype 5) as NT does.
-fn crash_test_bad_pool_free() {
-    let tag = u32::from_le_bytes(*b"Tst1");
-    let a = ex::xpool::ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
-    let b = ex::xpool::ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
-    if a == 0 || b == 0 {
-        return;
-    }
-    dbg_println!(
-        "crash test: block {a:#x} overruns by 16 bytes into {b:#x}'s POOL_HEADER, then is freed"
-    );
-    // SAFETY: 48 bytes round up to a 48-byte block; the next 16 bytes are
-    // the following block's POOL_HEADER on the same pool page. Smashing it
-    // is the point of the test.
-    unsafe { core::ptr::write_bytes(a as *mut u8, 0x41, 48 + 16) };
-    ex::xpool::ex_free_pool_with_tag(a, tag);
-    dbg_println!("crash test: the bad free was not detected");
 }
 
 /// `DbgPrint`, exported for drivers: prints a NUL-terminated string (no format expansion yet).

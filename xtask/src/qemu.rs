@@ -206,16 +206,261 @@ fn check(tally: &mut Tally, errors: &mut Vec<String>, name: &str, ok: bool, why:
     }
 }
 
-/// Boot tests: the in-kernel test run, then the kd shell driven by a script.
-pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
-    // 1. In-kernel tests (`/TESTS`) on one and on four processors: one KTEST
-    //    line per test, then isa-debug-exit.
-    // The four-processor run uses `-cpu max`, whose XSAVE (x87/SSE/AVX)
-    // context switches the extended-state test then exercises.
-    for (smp, prefix, extra) in [
-        (1, "kernel", &[][..]),
-        (4, "kernel-smp4", &["-cpu", "max"][..]),
-    ] {
+/// Component prefixes every in-kernel test run must include at least one
+/// test of; a whole table dropped from the kernel's `run_all` shows here.
+const KTEST_COMPONENTS: &[&str] = &["ke.", "hal.", "mm.", "ob.", "se.", "ex.", "cm."];
+
+/// What one `/TESTS` boot reported.
+#[derive(Debug, Default)]
+pub struct KtestRun {
+    /// `KTEST <name> PASS|FAIL <detail>` lines, in order.
+    pub results: Vec<(String, bool, String)>,
+    /// `KTEST-BEGIN <n> tests`: how many tests the kernel's tables hold.
+    pub listed: Option<usize>,
+    /// `KTEST-SUMMARY <n> total, <p> passed, <f> failed`.
+    pub summary: Option<(usize, usize, usize)>,
+}
+
+/// Parses the kernel's `/TESTS` output.
+pub fn parse_ktest_run(out: &str) -> KtestRun {
+    let mut run = KtestRun {
+        results: ktest_lines(out),
+        ..Default::default()
+    };
+    for l in out.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(rest) = l.strip_prefix("KTEST-BEGIN ") {
+            run.listed = rest.split_whitespace().next().and_then(|n| n.parse().ok());
+        } else if let Some(rest) = l.strip_prefix("KTEST-SUMMARY ") {
+            let n: Vec<usize> = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            if let [total, passed, failed] = n[..] {
+                run.summary = Some((total, passed, failed));
+            }
+        }
+    }
+    run
+}
+
+/// Checks that a `/TESTS` run is complete: the kernel announced its list and
+/// printed its summary, every listed test reported exactly once, the summary
+/// agrees with the lines, and every component has tests. `Err` says what is
+/// wrong.
+pub fn ktest_run_complete(run: &KtestRun) -> std::result::Result<(), String> {
+    let listed = run
+        .listed
+        .ok_or("no KTEST-BEGIN line (the kernel did not list its tests)")?;
+    let reported = run.results.len();
+    let last = run.results.last().map(|r| r.0.as_str()).unwrap_or("none");
+    let (total, passed, failed) = run.summary.ok_or_else(|| {
+        format!("no KTEST-SUMMARY line: {reported} of {listed} tests reported, the last was {last}")
+    })?;
+    let mut names: Vec<&str> = run.results.iter().map(|r| r.0.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("test {} reported twice", w[0]));
+    }
+    if total != listed || reported != listed {
+        return Err(format!(
+            "the kernel lists {listed} tests, its summary counts {total}, {reported} reported"
+        ));
+    }
+    let fails = run.results.iter().filter(|r| !r.1).count();
+    if (passed, failed) != (reported - fails, fails) {
+        return Err(format!(
+            "summary says {passed} passed, {failed} failed; the KTEST lines say {} and {fails}",
+            reported - fails
+        ));
+    }
+    let missing: Vec<&str> = KTEST_COMPONENTS
+        .iter()
+        .copied()
+        .filter(|c| !names.iter().any(|n| n.starts_with(c)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("no tests of {}", missing.join(", ")));
+    }
+    Ok(())
+}
+
+/// One entry of the kernel's crash-test table (`CRASHTEST-ENTRY` lines).
+#[derive(Debug, PartialEq)]
+pub struct CrashEntry {
+    pub name: String,
+    pub stop_code: u32,
+    /// Expected bugcheck parameters; `None` accepts any value.
+    pub params: [Option<u64>; 4],
+}
+
+fn hex(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.trim_start_matches("0x").trim_start_matches("0X"), 16).ok()
+}
+
+/// Parses the crash-test table the kernel prints in a `/TESTS` run:
+/// `CRASHTEST-ENTRY <name> 0x<code> <p1> <p2> <p3> <p4>` lines (`*` for any
+/// parameter), then `CRASHTEST-COUNT <n>`, which must match.
+pub fn parse_crash_table(out: &str) -> std::result::Result<Vec<CrashEntry>, String> {
+    let mut entries = Vec::new();
+    let mut count = None;
+    for l in out.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(rest) = l.strip_prefix("CRASHTEST-ENTRY ") {
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            let [name, code, p @ ..] = w.as_slice() else {
+                return Err(format!("bad line '{l}'"));
+            };
+            if p.len() != 4 {
+                return Err(format!("bad line '{l}'"));
+            }
+            let mut params = [None; 4];
+            for (slot, v) in params.iter_mut().zip(p) {
+                if *v != "*" {
+                    *slot = Some(hex(v).ok_or_else(|| format!("bad parameter in '{l}'"))?);
+                }
+            }
+            entries.push(CrashEntry {
+                name: name.to_string(),
+                stop_code: hex(code)
+                    .and_then(|c| u32::try_from(c).ok())
+                    .ok_or_else(|| format!("bad stop code in '{l}'"))?,
+                params,
+            });
+        } else if let Some(rest) = l.strip_prefix("CRASHTEST-COUNT ") {
+            count = rest.trim().parse::<usize>().ok();
+        }
+    }
+    match count {
+        None => Err("no CRASHTEST-COUNT line (the kernel did not print its crash tests)".into()),
+        Some(n) if n != entries.len() => Err(format!(
+            "CRASHTEST-COUNT says {n}, {} CRASHTEST-ENTRY lines",
+            entries.len()
+        )),
+        Some(0) => Err("the crash-test table is empty".into()),
+        Some(_) => Ok(entries),
+    }
+}
+
+/// The first stop screen in `out`: its code and four parameters.
+pub fn parse_stop(out: &str) -> Option<(u32, [u64; 4])> {
+    let mut lines = out.lines().map(|l| l.trim_end_matches('\r'));
+    while let Some(l) = lines.next() {
+        let Some(rest) = l.strip_prefix("*** STOP: ") else {
+            continue;
+        };
+        let code = hex(rest.split_whitespace().next()?)?;
+        let params: Vec<u64> = lines
+            .next()?
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .split(',')
+            .filter_map(hex)
+            .collect();
+        return Some((u32::try_from(code).ok()?, params.try_into().ok()?));
+    }
+    None
+}
+
+/// Whether a stop matches a crash-test entry; `Err` says how it differs.
+pub fn stop_matches(
+    e: &CrashEntry,
+    stop: Option<(u32, [u64; 4])>,
+) -> std::result::Result<(), String> {
+    let (code, params) = stop.ok_or("no `*** STOP` line")?;
+    if code != e.stop_code {
+        return Err(format!(
+            "stopped with 0x{code:08X}, expected 0x{:08X}",
+            e.stop_code
+        ));
+    }
+    for (i, (want, got)) in e.params.iter().zip(params).enumerate() {
+        if let Some(w) = want {
+            if *w != got {
+                return Err(format!(
+                    "parameter {} is 0x{got:X}, expected 0x{w:X}",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Boots `/CRASHTEST=LIST` and reads the kernel's crash-test table.
+pub fn crash_table_from_kernel(img: &Path) -> std::result::Result<Vec<CrashEntry>, String> {
+    let mut lines = ["shutdown".to_string()].into_iter();
+    let (_, out) = run_session(
+        img,
+        "/CRASHTEST=LIST",
+        1,
+        &[],
+        &mut lines,
+        false,
+        Duration::from_secs(180),
+    )?;
+    parse_crash_table(&out)
+}
+
+/// Boots `/CRASHTEST=<name>` for every entry of the kernel's table and checks
+/// the stop screen, then that kd's `shutdown` ends the machine with status 0.
+pub fn crash_tests(
+    img: &Path,
+    table: &std::result::Result<Vec<CrashEntry>, String>,
+    tally: &mut Tally,
+    errors: &mut Vec<String>,
+) {
+    let entries = match table {
+        Ok(e) => e,
+        Err(e) => return check(tally, errors, "crash/table", false, e),
+    };
+    for e in entries {
+        let name = format!("crash/{}", e.name);
+        let mut lines = ["shutdown".to_string()].into_iter();
+        match run_session(
+            img,
+            &format!("/CRASHTEST={}", e.name),
+            2,
+            &[],
+            &mut lines,
+            false,
+            Duration::from_secs(180),
+        ) {
+            Ok((code, out)) => {
+                let mut verdict = stop_matches(e, parse_stop(&out));
+                if verdict.is_ok() && code != 0 {
+                    verdict = Err(format!("kd's shutdown after the stop exited with {code}"));
+                }
+                if verdict.is_err() {
+                    println!("{out}");
+                }
+                let why = verdict.err().unwrap_or_default();
+                check(tally, errors, &name, why.is_empty(), &why);
+            }
+            Err(err) => check(tally, errors, &name, false, &err),
+        }
+    }
+}
+
+/// The `/TESTS` configurations of `cargo xtask test`: one processor with
+/// QEMU's default CPU model, and four with `-cpu max`, whose XSAVE
+/// (x87/SSE/AVX) context switches the extended-state test then exercises.
+pub const KTEST_CONFIGS: &[(u32, &[&str])] = &[(1, &[]), (4, &["-cpu", "max"])];
+
+/// Boots the in-kernel tests (`/TESTS`) once per configuration `(processors,
+/// extra QEMU arguments)`: one KTEST line per test, then isa-debug-exit.
+/// Each line becomes `BOOTTEST smp<n>/<name>`, and `smp<n>/complete` checks
+/// that every test the kernel lists reported (and that every run reported
+/// the same set). Returns the crash-test table the first run printed.
+pub fn ktest_runs(
+    img: &Path,
+    configs: &[(u32, &[&str])],
+    tally: &mut Tally,
+    errors: &mut Vec<String>,
+) -> std::result::Result<Vec<CrashEntry>, String> {
+    let mut crash_table = Err("the /TESTS run did not boot".to_string());
+    let mut first_names: Option<Vec<String>> = None;
+    for &(smp, extra) in configs {
+        let prefix = format!("smp{smp}");
         match run_session(
             img,
             "/TESTS",
@@ -226,69 +471,74 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
             Duration::from_secs(300),
         ) {
             Ok((code, out)) => {
-                let results = ktest_lines(&out);
-                for (name, ok, detail) in &results {
+                let run = parse_ktest_run(&out);
+                for (name, ok, detail) in &run.results {
                     check(tally, errors, &format!("{prefix}/{name}"), *ok, detail);
                 }
-                let summary_ok = code == EXIT_TESTS_PASSED && !results.is_empty();
-                if !summary_ok {
+                let mut names: Vec<String> = run.results.iter().map(|r| r.0.clone()).collect();
+                names.sort();
+                let mut verdict = ktest_run_complete(&run);
+                if verdict.is_ok() && code != EXIT_TESTS_PASSED {
+                    verdict = Err(format!("QEMU exit code {code}"));
+                }
+                if let (Ok(()), Some(first)) = (&verdict, &first_names) {
+                    if *first != names {
+                        let odd: Vec<&String> = names
+                            .iter()
+                            .filter(|n| !first.contains(n))
+                            .chain(first.iter().filter(|n| !names.contains(n)))
+                            .collect();
+                        verdict = Err(format!("the runs differ in {odd:?}"));
+                    }
+                }
+                if verdict.is_err() {
                     println!("{out}");
                 }
+                let why = verdict.err().unwrap_or_default();
                 check(
                     tally,
                     errors,
-                    &format!("{prefix}/exit-status"),
-                    summary_ok,
-                    &format!("QEMU exit code {code}, {} KTEST lines", results.len()),
+                    &format!("{prefix}/complete"),
+                    why.is_empty(),
+                    &why,
                 );
+                if first_names.is_none() {
+                    crash_table = parse_crash_table(&out);
+                    first_names = Some(names);
+                }
             }
             Err(e) => check(tally, errors, &format!("{prefix}/boot"), false, &e),
         }
     }
+    crash_table
+}
+
+/// Boot tests: the in-kernel test runs, the boot menu, the crash tests, then
+/// the kd shell driven by a script.
+pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
+    // 1. In-kernel tests on one and on four processors.
+    let crash_table = ktest_runs(img, KTEST_CONFIGS, tally, errors);
 
     // 2. The boot manager's menu: choosing the test entry runs the kernel tests.
     boot_menu_test(img, tally, errors);
 
-    // 3. A bad pool free stops the system with BAD_POOL_HEADER (0x19); the
-    //    stop screen then breaks into kd, where `shutdown` ends the run.
-    let mut lines = ["shutdown".to_string()].into_iter();
-    match run_session(
-        img,
-        "/CRASHTEST=BADPOOLFREE",
-        1,
-        &[],
-        &mut lines,
-        false,
-        Duration::from_secs(300),
-    ) {
-        Ok((code, out)) => {
-            let ok = out.contains("*** STOP: 0x00000019 (BAD_POOL_HEADER)") && code == 0;
-            if !ok {
-                println!("{out}");
-            }
-            check(
-                tally,
-                errors,
-                "kernel/bad-pool-free-bugchecks-0x19",
-                ok,
-                &format!("exit code {code}; no BAD_POOL_HEADER stop screen"),
-            );
-        }
-        Err(e) => check(tally, errors, "kernel/bad-pool-free-boot", false, &e),
-    }
+    // 3. The kernel's crash-test table: each entry must stop the machine
+    //    with its stop code; the stop screen then breaks into kd, where
+    //    `shutdown` ends the run.
+    crash_tests(img, &crash_table, tally, errors);
 
     // 4. The kd shell driven through the console, as `printf ... | cargo xtask run` does.
     let script = [
         "dg 10 50",
         "lm",
         "!pcr",
+        "!thread",
         "!irql",
         "r",
         "!object \\",
         "!running",
         "~1",
         "!prcb",
-        "!thread",
         "!pte fffff80000400000",
         "!acl D:(A;;GA;;;SY)",
         "!reg querykey \\REGISTRY\\MACHINE",
@@ -327,12 +577,13 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 has("ntoskrnl.exe") && has("fffff800`00400000"),
                 "lm does not list ntoskrnl",
             );
+            let pcr = check_pcr(&out);
             check(
                 tally,
                 errors,
                 "kd/pcr",
-                has("KPCR for Processor 0 at"),
-                "!pcr missing",
+                pcr.is_ok(),
+                pcr.as_ref().err().map_or("", |e| e),
             );
             check(
                 tally,
@@ -352,19 +603,21 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                         .any(|l| l.trim_start().starts_with("1 ") && l.contains("fffff8")),
                 "!running does not show both processors",
             );
+            let prcb1 = check_prcb1(&out);
             check(
                 tally,
                 errors,
                 "kd/prcb-after-processor-switch",
-                has("Switched to processor 1") && has("PRCB for Processor 1 at"),
-                "~1 then !prcb did not show processor 1",
+                prcb1.is_ok(),
+                prcb1.as_ref().err().map_or("", |e| e),
             );
+            let thread = check_thread(&out);
             check(
                 tally,
                 errors,
                 "kd/thread",
-                has("RUNNING on processor 0") && has("Context Switch Count"),
-                "!thread does not describe the kd thread",
+                thread.is_ok(),
+                thread.as_ref().err().map_or("", |e| e),
             );
             check(
                 tally,
@@ -409,6 +662,100 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         }
         Err(e) => check(tally, errors, "kd/boot", false, &e),
     }
+}
+
+/// The output of the kd command `cmd` in a session transcript: the text
+/// after the echoed `kd> cmd` up to the next prompt.
+pub fn kd_output<'a>(out: &'a str, cmd: &str) -> Option<&'a str> {
+    let echo = format!("{PROMPT}{cmd}\r");
+    let echo2 = format!("{PROMPT}{cmd}\n");
+    let start = out.find(&echo).or_else(|| out.find(&echo2))? + echo.len();
+    let rest = &out[start..];
+    Some(&rest[..rest.find(PROMPT).unwrap_or(rest.len())])
+}
+
+/// The hexadecimal number after `label` on the first line of `block` that
+/// contains it (WinDbg's backtick separator allowed).
+pub fn kd_field(block: &str, label: &str) -> Option<u64> {
+    let line = block.lines().find(|l| l.contains(label))?;
+    let after = &line[line.find(label)? + label.len()..];
+    let word = after
+        .trim_start_matches(|c: char| c == ':' || c.is_whitespace())
+        .split(|c: char| c.is_whitespace() || c == ':' || c == ',')
+        .next()?;
+    u64::from_str_radix(&word.replace('`', ""), 16).ok()
+}
+
+/// `!pcr` on processor 0: the header names KPCR.Self, the PRCB is at
+/// KPCR+0x180, the current thread is the one `!thread` shows (not the idle
+/// thread), and RspBase is that thread's initial stack.
+pub fn check_pcr(out: &str) -> std::result::Result<(), String> {
+    let pcr = kd_output(out, "!pcr").ok_or("no !pcr output")?;
+    let thread = kd_output(out, "!thread").ok_or("no !thread output")?;
+    let at = kd_field(pcr, "KPCR for Processor 0 at").ok_or("no KPCR header")?;
+    let field = |f: &str| kd_field(pcr, f).ok_or(format!("!pcr has no {f}"));
+    if field("Self")? != at {
+        return Err(format!("Self is not the KPCR's address {at:x}"));
+    }
+    if field("Prcb")? != at + 0x180 {
+        return Err("Prcb is not KPCR+0x180".into());
+    }
+    let current = field("CurrentThread")?;
+    let idle = field("IdleThread")?;
+    if current == 0 || idle == 0 || current == idle {
+        return Err(format!(
+            "CurrentThread {current:x} and IdleThread {idle:x} should be two threads"
+        ));
+    }
+    if kd_field(thread, "THREAD") != Some(current) {
+        return Err("CurrentThread is not the thread !thread shows".into());
+    }
+    if kd_field(thread, "Stack Init") != Some(field("RspBase")?) {
+        return Err("RspBase is not the current thread's Stack Init".into());
+    }
+    Ok(())
+}
+
+/// `!thread` (the kd thread on processor 0): System's thread (Cid 0004.),
+/// running on processor 0, its stack pointer between Limit and Init.
+pub fn check_thread(out: &str) -> std::result::Result<(), String> {
+    let t = kd_output(out, "!thread").ok_or("no !thread output")?;
+    if !t.contains("RUNNING on processor 0") {
+        return Err("!thread does not say RUNNING on processor 0".into());
+    }
+    if !t.contains("Cid 0004.") {
+        return Err("the kd thread is not in the System process (Cid 0004)".into());
+    }
+    let stack = t
+        .lines()
+        .find(|l| l.contains("Stack Init"))
+        .ok_or("no Stack Init")?;
+    let init = kd_field(stack, "Stack Init").ok_or("no Stack Init")?;
+    let current = kd_field(stack, "Current").ok_or("no stack Current")?;
+    let limit = kd_field(stack, "Limit").ok_or("no stack Limit")?;
+    if !(limit < current && current < init) {
+        return Err(format!(
+            "stack Current {current:x} is not between Limit {limit:x} and Init {init:x}"
+        ));
+    }
+    Ok(())
+}
+
+/// `~1` then `!prcb`: processor 1's PRCB, not processor 0's.
+pub fn check_prcb1(out: &str) -> std::result::Result<(), String> {
+    if !out.contains("Switched to processor 1") {
+        return Err("~1 did not switch".into());
+    }
+    let p = kd_output(out, "!prcb").ok_or("no !prcb output")?;
+    let at = kd_field(p, "PRCB for Processor 1 at").ok_or("!prcb shows no processor 1 header")?;
+    let pcr0 = kd_output(out, "!pcr").and_then(|b| kd_field(b, "Prcb"));
+    if pcr0 == Some(at) {
+        return Err("processor 1's PRCB is processor 0's".into());
+    }
+    if kd_field(p, "Processor Index") != Some(1) {
+        return Err("Processor Index is not 1".into());
+    }
+    Ok(())
 }
 
 /// `cargo xtask bench`: boot-time line first, then the in-kernel benchmarks,
@@ -521,4 +868,185 @@ pub fn stress(img: &Path, secs: u64, smp: u32) -> Result<u8> {
         None => println!("{out}"),
     }
     Ok(if code == EXIT_TESTS_PASSED { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_text(lines: &[&str]) -> String {
+        lines.join("\r\n")
+    }
+
+    const COMPLETE: &[&str] = &[
+        "KTEST-BEGIN 7 tests",
+        "KTEST ke.a PASS",
+        "KTEST hal.b PASS",
+        "KTEST mm.c PASS",
+        "KTEST ob.d FAIL handle leaked",
+        "KTEST se.e PASS",
+        "KTEST ex.f PASS",
+        "KTEST cm.g PASS",
+        "KTEST-SUMMARY 7 total, 6 passed, 1 failed",
+    ];
+
+    #[test]
+    fn a_complete_run_passes_the_completeness_check() {
+        let run = parse_ktest_run(&run_text(COMPLETE));
+        assert_eq!(run.listed, Some(7));
+        assert_eq!(run.summary, Some((7, 6, 1)));
+        assert_eq!(run.results.len(), 7);
+        assert_eq!(
+            run.results[3],
+            ("ob.d".into(), false, "handle leaked".into())
+        );
+        assert_eq!(ktest_run_complete(&run), Ok(()));
+    }
+
+    #[test]
+    fn a_missing_test_or_summary_fails_the_completeness_check() {
+        // A test that never reported (the machine hung or the line was lost).
+        let mut lines = COMPLETE.to_vec();
+        lines.remove(4);
+        let e = ktest_run_complete(&parse_ktest_run(&run_text(&lines))).unwrap_err();
+        assert!(e.contains("lists 7") && e.contains("6 reported"), "{e}");
+        // No summary: the run died after cm.g.
+        let e = ktest_run_complete(&parse_ktest_run(&run_text(&COMPLETE[..8]))).unwrap_err();
+        assert!(e.contains("no KTEST-SUMMARY") && e.contains("cm.g"), "{e}");
+        // No list.
+        let e = ktest_run_complete(&parse_ktest_run(&run_text(&COMPLETE[1..]))).unwrap_err();
+        assert!(e.contains("KTEST-BEGIN"), "{e}");
+        // The same test twice hides a missing one.
+        let mut lines = COMPLETE.to_vec();
+        lines[2] = "KTEST ke.a PASS";
+        let e = ktest_run_complete(&parse_ktest_run(&run_text(&lines))).unwrap_err();
+        assert!(e.contains("ke.a reported twice"), "{e}");
+        // A summary that disagrees with the lines.
+        let mut lines = COMPLETE.to_vec();
+        lines[8] = "KTEST-SUMMARY 7 total, 7 passed, 0 failed";
+        assert!(ktest_run_complete(&parse_ktest_run(&run_text(&lines))).is_err());
+    }
+
+    #[test]
+    fn a_component_without_tests_fails_the_completeness_check() {
+        let mut lines = COMPLETE.to_vec();
+        lines[7] = "KTEST ke.g PASS";
+        let e = ktest_run_complete(&parse_ktest_run(&run_text(&lines))).unwrap_err();
+        assert!(e.contains("no tests of cm."), "{e}");
+    }
+
+    #[test]
+    fn parses_the_crash_table_and_checks_its_count() {
+        let out = run_text(&[
+            "CRASHTEST-ENTRY BADPOOLFREE 0x00000019 0x5 * * *",
+            "CRASHTEST-ENTRY NULLDEREF 0x00000050 0x0 0x0 * *",
+            "CRASHTEST-COUNT 2",
+        ]);
+        let t = parse_crash_table(&out).unwrap();
+        assert_eq!(
+            t[0],
+            CrashEntry {
+                name: "BADPOOLFREE".into(),
+                stop_code: 0x19,
+                params: [Some(5), None, None, None]
+            }
+        );
+        assert_eq!(t[1].params, [Some(0), Some(0), None, None]);
+        assert!(parse_crash_table(&out.replace("COUNT 2", "COUNT 3")).is_err());
+        assert!(parse_crash_table("CRASHTEST-ENTRY X 0x1 * * * *").is_err());
+        assert!(parse_crash_table("CRASHTEST-COUNT 0").is_err());
+    }
+
+    #[test]
+    fn checks_the_stop_screen_against_the_entry() {
+        let out = run_text(&[
+            "crash test: block ...",
+            "",
+            "*** STOP: 0x00000019 (BAD_POOL_HEADER)",
+            "    (0x0000000000000005,0xFFFF800000001000,0x0000000000000000,0xFFFF800000001030)",
+        ]);
+        let stop = parse_stop(&out);
+        assert_eq!(
+            stop,
+            Some((0x19, [5, 0xFFFF_8000_0000_1000, 0, 0xFFFF_8000_0000_1030]))
+        );
+        let mut e = CrashEntry {
+            name: "BADPOOLFREE".into(),
+            stop_code: 0x19,
+            params: [Some(5), None, None, None],
+        };
+        assert_eq!(stop_matches(&e, stop), Ok(()));
+        e.params[0] = Some(3);
+        assert!(stop_matches(&e, stop).unwrap_err().contains("parameter 1"));
+        e.stop_code = 0x50;
+        assert!(stop_matches(&e, stop).unwrap_err().contains("0x00000050"));
+        assert!(stop_matches(&e, None).is_err());
+    }
+
+    const KD: &str = "kd> !pcr\r\n\
+KPCR for Processor 0 at fffff800004b0000:\r\n\
+    Major 1 Minor 1\r\n\
+\t              Self: fffff800004b0000\r\n\
+\t              Prcb: fffff800004b0180\r\n\
+\t              Irql: 0000000000000000\r\n\
+\t     CurrentThread: ffff800016209200\r\n\
+\t        NextThread: 0000000000000000\r\n\
+\t        IdleThread: ffff800016212200\r\n\
+\t           RspBase: ffff80001de69000\r\n\
+kd> !thread\r\n\
+THREAD ffff800016209200  Cid 0004.0004  Teb: 0000000000000000 Win32Thread: 0000000000000000 RUNNING on processor 0\r\n\
+    Context Switch Count      4\r\n\
+    Stack Init ffff80001de69000 Current ffff80001de68a58 Base ffff80001de69000 Limit ffff80001de59000\r\n\
+kd> ~1\r\n\
+Switched to processor 1\r\n\
+kd> !prcb\r\n\
+PRCB for Processor 1 at fffff800004c0180:\r\n\
+Processor Index 1 Number (0, 1) GroupSetMember 2\r\n\
+kd> shutdown\r\n";
+
+    #[test]
+    fn kd_checks_accept_consistent_output() {
+        assert_eq!(
+            kd_field(kd_output(KD, "!pcr").unwrap(), "Prcb"),
+            Some(0xfffff800004b0180)
+        );
+        assert_eq!(check_pcr(KD), Ok(()));
+        assert_eq!(check_thread(KD), Ok(()));
+        assert_eq!(check_prcb1(KD), Ok(()));
+    }
+
+    #[test]
+    fn kd_checks_reject_canned_or_inconsistent_output() {
+        // A header alone (what the old check matched) is not enough.
+        assert!(
+            check_pcr("kd> !pcr\r\nKPCR for Processor 0 at fffff800004b0000:\r\nkd> ").is_err()
+        );
+        // The current thread must be the one !thread shows.
+        assert!(
+            check_pcr(&KD.replace("THREAD ffff800016209200", "THREAD ffff800016209300")).is_err()
+        );
+        // ... and not the idle thread.
+        assert!(check_pcr(&KD.replace(
+            "IdleThread: ffff800016212200",
+            "IdleThread: ffff800016209200"
+        ))
+        .is_err());
+        // RspBase is the current thread's initial stack.
+        assert!(
+            check_pcr(&KD.replace("RspBase: ffff80001de69000", "RspBase: 0000000000000000"))
+                .is_err()
+        );
+        assert!(
+            check_pcr(&KD.replace("Prcb: fffff800004b0180", "Prcb: fffff800004b0100")).is_err()
+        );
+        // A stack pointer outside the stack.
+        assert!(
+            check_thread(&KD.replace("Current ffff80001de68a58", "Current ffff80001de70000"))
+                .is_err()
+        );
+        assert!(check_thread(&KD.replace("Cid 0004.0004", "Cid 0008.0004")).is_err());
+        // Processor 1's PRCB must differ from processor 0's.
+        assert!(check_prcb1(&KD.replace("fffff800004c0180", "fffff800004b0180")).is_err());
+        assert!(check_prcb1(&KD.replace("Processor Index 1", "Processor Index 0")).is_err());
+    }
 }

@@ -56,6 +56,8 @@ impl EarlyPool {
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
+            // Interrupts are off: serve TB flush requests meanwhile.
+            crate::ke::mp::ki_flush_target_tb();
             core::hint::spin_loop();
         }
         // SAFETY: the lock is held.

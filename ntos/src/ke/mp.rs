@@ -246,7 +246,10 @@ pub fn ipi_received() {
 
 /// Serves the pending flush request addressed to this processor, if any,
 /// and acknowledges it (`KiFlushTargetMultipleTb` + `KiIpiSignalPacketDone`).
-fn ki_flush_target_tb() {
+/// Code that spins with interrupts disabled calls it in its loop (as NT's
+/// spin loops process IPI requests), so a sender never waits on a
+/// processor that cannot take the IPI.
+pub fn ki_flush_target_tb() {
     let me = 1u64 << super::current_processor_number();
     if FLUSH_TARGETS.load(Ordering::Acquire) & me == 0 {
         return;

@@ -219,8 +219,18 @@ fn new_thread(
     }
     OWNS_STACK[id as usize].store(stack.is_none(), Ordering::Relaxed);
     let (limit, top) = stack.unwrap_or_else(|| {
-        let base = alloc_aligned(THREAD_STACK_SIZE, 16);
-        (base, base + THREAD_STACK_SIZE as u64)
+        // `MmCreateKernelStack`: system PTEs with a guard page below.
+        let top = match super::stack::create_kernel_stack(THREAD_STACK_SIZE as u64) {
+            Ok(top) => top,
+            Err(s) => super::bugcheck::ke_bug_check_ex(
+                nt::bugcheck::INSTALL_MORE_MEMORY,
+                THREAD_STACK_SIZE as u64,
+                s.as_u32() as u64,
+                0,
+                0,
+            ),
+        };
+        (top - THREAD_STACK_SIZE as u64, top)
     });
     let xsize = XSAVE_SIZE.load(Ordering::Relaxed) as usize;
     let npx = alloc_aligned(xsize, 64);
@@ -286,12 +296,9 @@ pub fn reap(id: u32) {
             t.npx_save_area as *mut u8,
             Layout::from_size_align(xsize, 64).expect("layout"),
         );
-        if OWNS_STACK[id as usize].load(Ordering::Relaxed) {
-            alloc::alloc::dealloc(
-                t.stack_limit as *mut u8,
-                Layout::from_size_align(THREAD_STACK_SIZE, 16).expect("layout"),
-            );
-        }
+    }
+    if OWNS_STACK[id as usize].load(Ordering::Relaxed) {
+        super::stack::delete_kernel_stack(t.initial_stack, THREAD_STACK_SIZE as u64);
     }
     drop(t);
     FREE_IDS.with(|f| f.push(id));
