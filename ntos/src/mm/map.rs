@@ -274,24 +274,32 @@ pub fn ensure_user_tables(
 
 /// Writes the user PTE for `va` in the current address space, replacing
 /// whatever was there (memory manager lock held; tables made by
-/// `ensure_user_tables` first when the PFN lock is held).
-pub fn set_user_pte(va: u64, frame: u64, flags: u64) -> Result<(), NtStatus> {
+/// `ensure_user_tables` first when the PFN lock is held). Returns whether a
+/// valid translation was replaced by a different one, which other
+/// processors may still cache (the caller flushes them).
+pub fn set_user_pte(va: u64, frame: u64, flags: u64) -> Result<bool, NtStatus> {
     ensure_tables(va, true)?;
-    write(
-        pte_address(va),
-        (frame << 12) | flags | PTE_VALID | PTE_USER,
-    );
+    let a = pte_address(va);
+    let old = read(a);
+    let new = (frame << 12) | flags | PTE_VALID | PTE_USER;
+    write(a, new);
     invlpg(va);
-    Ok(())
+    Ok(old & PTE_VALID != 0 && old & !(PTE_ACCESSED | PTE_DIRTY) != new)
 }
 
-/// Clears the user PTE for `va` in the current address space, if its tables exist.
-pub fn clear_user_pte(va: u64) {
+/// Clears the user PTE for `va` in the current address space, if its
+/// tables exist. Returns whether a valid translation was removed (other
+/// processors may still cache it: the caller flushes them).
+pub fn clear_user_pte(va: u64) -> bool {
     let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
-    if levels.iter().all(|&a| read(a) & PTE_VALID != 0) {
-        write(pte_address(va), 0);
-        invlpg(va);
+    if !levels.iter().all(|&a| read(a) & PTE_VALID != 0) {
+        return false;
     }
+    let a = pte_address(va);
+    let old = read(a);
+    write(a, 0);
+    invlpg(va);
+    old & PTE_VALID != 0
 }
 
 /// Every page-table page under a PXE's table (`table` at `level`: 3 for a
