@@ -540,6 +540,7 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "~1",
         "!prcb",
         "!pte fffff80000400000",
+        "!pte 0",
         "!acl D:(A;;GA;;;SY)",
         "!reg querykey \\REGISTRY\\MACHINE",
         "!reg querykey \\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services",
@@ -626,6 +627,18 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 has("PXE at FFFFF6FB7DBEDF80    PPE at FFFFF6FB7DBF0000    PDE at FFFFF6FB7E000010    PTE at FFFFF6FC00002000")
                     && out.lines().any(|l| l.starts_with("pfn ") && l.trim_end().ends_with("-G-----KR-V")),
                 "!pte of the kernel base does not walk the self-map to a global read-only page",
+            );
+            check(
+                tally,
+                errors,
+                "kd/pte-null-not-mapped",
+                out.split("VA 0000000000000000").nth(1).is_some_and(|rest| {
+                    let l: Vec<&str> = rest.lines().map(str::trim).collect();
+                    l.len() > 3
+                        && l[1].starts_with("PXE at FFFFF6FB7DBED000")
+                        && l[3].starts_with("not valid")
+                }),
+                "!pte 0 shows a valid PXE: the loader's identity map is still there",
             );
             check(
                 tally,
