@@ -6,7 +6,7 @@ use crate::ke::{self, clock, dpc, sched, thread, timer};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 fn ns(ticks: u64) -> u64 {
-    let freq = crate::loader_block().tsc_frequency.max(1);
+    let freq = crate::rtl::loader_block().tsc_frequency.max(1);
     (ticks as u128 * 1_000_000_000 / freq as u128) as u64
 }
 

@@ -9,7 +9,7 @@ static FIRST_PROMPT: AtomicBool = AtomicBool::new(true);
 
 /// Milliseconds from the firmware hand-off to now.
 pub fn ms_since_handoff() -> u64 {
-    let lb = crate::loader_block();
+    let lb = crate::rtl::loader_block();
     if lb.tsc_frequency == 0 {
         return 0;
     }
@@ -33,7 +33,7 @@ fn wait_for_input() {
 fn read_line(buf: &mut [u8; 256]) -> &str {
     let mut n = 0;
     loop {
-        let Some(c) = hal::serial_read_byte() else {
+        let Some(c) = crate::rtl::debug::serial_read_byte() else {
             wait_for_input();
             continue;
         };
@@ -49,7 +49,7 @@ fn read_line(buf: &mut [u8; 256]) -> &str {
             c if (0x20..0x7F).contains(&c) && n < buf.len() => {
                 buf[n] = c;
                 n += 1;
-                hal::serial_write_byte(c);
+                crate::rtl::debug::serial_write_byte(c);
             }
             _ => {}
         }
@@ -62,7 +62,7 @@ pub fn kd_loop() -> ! {
     if FIRST_PROMPT.swap(false, Ordering::SeqCst) {
         let ms = ms_since_handoff();
         dbg_println!("ntrs: firmware hand-off to kd prompt: {ms} ms");
-        if crate::load_options()
+        if crate::rtl::load_options()
             .split_whitespace()
             .any(|o| o.eq_ignore_ascii_case("/BENCH"))
         {
@@ -184,11 +184,11 @@ pub fn execute(line: &str) {
         "!handle" => crate::ob::handle::kd_handle(args[0], args[1]),
         "shutdown" => {
             dbg_println!("Shutting down.");
-            hal::power_off(crate::acpi())
+            hal::power_off(crate::hal::acpi())
         }
         "reboot" => {
             dbg_println!("Rebooting.");
-            hal::reboot(crate::acpi())
+            hal::reboot(crate::hal::acpi())
         }
         _ => dbg_println!("       ^ Syntax error in '{line}' (type 'help' for commands)"),
     }
@@ -348,7 +348,7 @@ fn registers() {
 fn lm() {
     dbg_println!("start             end                 module name");
     // SAFETY: the module array lives in loader MemoryData pages that stay mapped.
-    for m in unsafe { crate::loader_block().modules() } {
+    for m in unsafe { crate::rtl::loader_block().modules() } {
         let short = if m.name().eq_ignore_ascii_case("ntoskrnl.exe") {
             "nt"
         } else {
@@ -365,7 +365,7 @@ fn lm() {
 }
 
 fn memory_map() {
-    let lb = crate::loader_block();
+    let lb = crate::rtl::loader_block();
     dbg_println!("Base       Pages      Type");
     // SAFETY: the descriptor array lives in loader MemoryData pages that stay mapped.
     for d in unsafe { lb.memory_descriptors() } {

@@ -161,14 +161,14 @@ const TESTS: &[Test] = &[
         unsafe { KiProbeDoubleFault(UNMAPPED + 0x1000) };
         check(vector() == 8, "#DF not delivered to vector 8")?;
         let rsp = KI_PROBE_HANDLER_RSP.load(Ordering::SeqCst);
-        let ist_base = crate::loader_block().ist_stacks[0];
+        let ist_base = crate::rtl::loader_block().ist_stacks[0];
         check(
             rsp > ist_base && rsp <= ist_base + nt::arc::KERNEL_STACK_SIZE,
             "#DF handler did not run on the IST1 stack",
         )
     }),
     ("hal.acpi.fadt", || {
-        let a = crate::acpi().ok_or("no FADT found through the RSDP")?;
+        let a = crate::hal::acpi().ok_or("no FADT found through the RSDP")?;
         check(a.pm1a_control != 0, "FADT has no PM1a control block")
     }),
     ("ob.named_objects", || {
@@ -261,7 +261,7 @@ const TESTS: &[Test] = &[
         )
     }),
     ("ke.loader_block", || {
-        let lb = crate::loader_block();
+        let lb = crate::rtl::loader_block();
         // SAFETY: loader arrays stay mapped.
         let (mds, mods) = unsafe { (lb.memory_descriptors(), lb.modules()) };
         check(!mds.is_empty(), "no memory descriptors")?;

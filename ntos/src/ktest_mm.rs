@@ -12,7 +12,7 @@ fn t_pfn_database() -> TestResult {
     )?;
     // The early pool and the kernel image are active, never on a list.
     let (base, _) = crate::ex::pool::region();
-    let kernel = crate::loader_block();
+    let kernel = crate::rtl::loader_block();
     // SAFETY: loader arrays stay mapped.
     let kpfn = unsafe { kernel.modules() }[0].physical_base / 4096;
     let states = pfn::PFN_DB.with(|d| {
@@ -489,7 +489,7 @@ fn tb_probe_read(va: u64) -> Option<u64> {
 /// with interrupts on until the read faults.
 fn tb_reader(_: usize) {
     let va = TB_VA.load(Ordering::SeqCst);
-    let tsc_ms = crate::loader_block().tsc_frequency.max(1_000_000) / 1000;
+    let tsc_ms = crate::rtl::loader_block().tsc_frequency.max(1_000_000) / 1000;
     let flags = crate::hal::disable_interrupts();
     let look = |v: Option<u64>| match v {
         Some(TB_NEW) => {
@@ -557,13 +557,14 @@ fn t_tb_shootdown() -> TestResult {
     // SAFETY: the frame is ours (unmapped above, not yet freed).
     unsafe { (crate::hal::phys_to_virt(frame << 12) as *mut u64).write_volatile(TB_NEW) };
     TB_REUSED.store(true, Ordering::SeqCst);
-    let local_fault = tb_probe_read(va).is_none();
     if two {
         check(
             crate::ktest::wait_until(3000, || TB_DONE.load(Ordering::SeqCst)),
             "the reader on processor 1 did not finish",
         )?;
     }
+    // Probes share one resume slot: processor 0 probes only after the reader is done.
+    let local_fault = tb_probe_read(va).is_none();
     pfn::mm_free_page(frame).map_err(|_| "free the frame")?;
     map::release_system_ptes(va, 1);
     check(local_fault, "processor 0 still reads the unmapped page")?;
@@ -623,7 +624,7 @@ fn t_no_identity_map() -> TestResult {
             "a read of a low address did not fault",
         )?;
     }
-    let sys = crate::loader_block().pml4_physical;
+    let sys = crate::rtl::loader_block().pml4_physical;
     let pml4 = crate::hal::phys_to_virt(sys) as *const u64;
     // SAFETY: the system PML4 through the direct map.
     let user_half = (0..256).all(|i| unsafe { pml4.add(i).read_volatile() } == 0);

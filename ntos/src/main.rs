@@ -25,38 +25,11 @@ pub mod ktest_mm;
 pub mod ktest_ob;
 pub mod mm;
 pub mod ob;
+pub mod rtl;
 pub mod se;
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use nt::arc::{LoaderParameterBlock, LOADER_BLOCK_SIGNATURE, LOADER_BLOCK_VERSION};
-
-static TEST_MODE: AtomicBool = AtomicBool::new(false);
-static LOADER_BLOCK: AtomicPtr<LoaderParameterBlock> = AtomicPtr::new(core::ptr::null_mut());
-static mut ACPI: Option<hal::AcpiInfo> = None;
-
-/// Whether this boot runs the in-kernel tests (`/TESTS` in the load options).
-pub fn test_mode() -> bool {
-    TEST_MODE.load(Ordering::Relaxed)
-}
-
-/// `KeLoaderBlock`: the block winload passed (valid for the whole boot; ntrs
-/// never frees loader memory yet).
-pub fn loader_block() -> &'static LoaderParameterBlock {
-    // SAFETY: set once in KiSystemStartup from the loader's (kept) MemoryData pages.
-    unsafe { &*LOADER_BLOCK.load(Ordering::Relaxed) }
-}
-
-/// The HAL's ACPI information, once phase 0 parsed it.
-pub fn acpi() -> Option<hal::AcpiInfo> {
-    // SAFETY: written once in phase 0 before any reader runs.
-    unsafe { *core::ptr::addr_of!(ACPI) }
-}
-
-/// Load options (`/TESTS /BENCH ...`), upper-cased by the loader convention.
-pub fn load_options() -> &'static str {
-    // SAFETY: the loader string lives in MemoryData pages that stay mapped.
-    unsafe { loader_block().load_options.as_str() }
-}
+use core::sync::atomic::Ordering;
+use nt::arc::LoaderParameterBlock;
 
 /// The kernel entry point (`KiSystemStartup`), called by winload with RCX = loader block.
 ///
@@ -64,34 +37,28 @@ pub fn load_options() -> &'static str {
 /// Only winload calls this, once, with a valid loader block and interrupts off.
 #[no_mangle]
 pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock) -> ! {
-    hal::serial_init();
+    rtl::debug::serial_init();
+    ke::bugcheck::register_debugger(kd::kd_loop);
     dbg_println!("\nntrs kernel: KiSystemStartup");
-    // SAFETY: winload passes a pointer into the direct map; checked below.
-    let lb = unsafe { &*loader_block };
-    if lb.signature != LOADER_BLOCK_SIGNATURE || lb.version != LOADER_BLOCK_VERSION {
+    // SAFETY: winload passes its loader block, in MemoryData pages reached
+    // through the direct map that stay mapped for the whole boot.
+    if let Err((signature, version)) = unsafe { rtl::boot::set_loader_block(loader_block) } {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::PHASE0_INITIALIZATION_FAILED,
-            lb.signature,
-            lb.version as u64,
+            signature,
+            version as u64,
             0,
             0,
         );
     }
-    LOADER_BLOCK.store(loader_block, Ordering::Relaxed);
-    let opts = load_options();
-    TEST_MODE.store(
-        opts.split_whitespace()
-            .any(|o| o.eq_ignore_ascii_case("/TESTS")),
-        Ordering::Relaxed,
-    );
+    let lb = rtl::loader_block();
+    let opts = rtl::load_options();
     let ist = lb.ist_stacks.map(|b| b + nt::arc::KERNEL_STACK_SIZE);
     // SAFETY: phase 0 on the boot processor with interrupts disabled.
     unsafe { ke::ki_initialize_processor(0, ist, lb.kernel_stack) };
     ke::irql::set_irql(ke::HIGH_LEVEL);
     ke::thread::init_extended_state(true);
-    let acpi = hal::acpi_init(lb.acpi_rsdp);
-    // SAFETY: single writer in phase 0.
-    unsafe { *core::ptr::addr_of_mut!(ACPI) = acpi };
+    hal::acpi_init(lb.acpi_rsdp);
     if let Err(s) = ex::pool::initialize(lb) {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::INSTALL_MORE_MEMORY,
@@ -135,6 +102,11 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    ke::trap::register_page_fault_routines(ke::trap::PageFaultRoutines {
+        access_fault: mm::process::mm_access_fault,
+        user_space_current: || mm::process::current_process() != 0,
+        nonpaged_fault_type: mm::pte::nonpaged_fault_type,
+    });
     ke::stack::register(ke::stack::StackRoutines {
         create: mm::map::mm_create_kernel_stack,
         delete: mm::map::mm_delete_kernel_stack,
@@ -179,7 +151,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     {
         ktest::run_crash_test(name);
     }
-    if test_mode() {
+    if rtl::test_mode() {
         ktest::run_all();
     }
     kd::kd_loop()

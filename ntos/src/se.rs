@@ -62,7 +62,7 @@ pub fn bench_access_check() {
         crate::dbg_println!("BENCH se_access_check_10_ace setup-failed");
         return;
     };
-    let freq = crate::loader_block().tsc_frequency.max(1);
+    let freq = crate::rtl::loader_block().tsc_frequency.max(1);
     const N: u64 = 2000;
     let t0 = crate::hal::rdtsc();
     let mut granted = 0;

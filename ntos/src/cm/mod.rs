@@ -382,7 +382,7 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
     });
     let cpus = reg.add(system, "CentralProcessor", true);
     let brand = cpu_brand();
-    let mhz = (crate::loader_block().tsc_frequency / 1_000_000) as u32;
+    let mhz = (crate::rtl::loader_block().tsc_frequency / 1_000_000) as u32;
     for n in 0..crate::ke::processor_count() {
         let c = reg.add(cpus, &alloc::format!("{n}"), true);
         reg.keys[c].values.push(Value {
@@ -458,7 +458,7 @@ fn copy_hive_into(reg: &mut Registry, hive: &regf::Hive, into: usize) {
 /// Mounts the SOFTWARE hive the loader handed over at `\\REGISTRY\\MACHINE\\SOFTWARE`
 /// (read-only mount: changes stay in memory).
 fn load_software_hive(reg: &mut Registry, software_key: usize) {
-    let lb = crate::loader_block();
+    let lb = crate::rtl::loader_block();
     if lb.software_hive_base == 0 || lb.software_hive_length == 0 {
         return;
     }
@@ -488,7 +488,7 @@ fn load_software_hive(reg: &mut Registry, software_key: usize) {
 /// created to the control set `Select\Current` names. A missing or corrupt
 /// hive leaves SYSTEM empty (and says why on the debug port).
 fn load_system_hive(reg: &mut Registry, system_key: usize) {
-    let lb = crate::loader_block();
+    let lb = crate::rtl::loader_block();
     if lb.registry_base == 0 || lb.registry_length == 0 {
         return;
     }

@@ -229,7 +229,7 @@ pub fn process(args: &str) {
     crate::dbg_println!("**** NT ACTIVE PROCESS DUMP ****");
     crate::dbg_println!(
         "PROCESS ffffffffffffffff\n    SessionId: none  Cid: 0004    Peb: 00000000  ParentCid: 0000\n    DirBase: {:08x}  ObjectTable: System  HandleCount: {:>4}.\n    Image: System",
-        crate::loader_block().pml4_physical,
+        crate::rtl::loader_block().pml4_physical,
         crate::ob::handle::handle_counts().0
     );
     if brief {

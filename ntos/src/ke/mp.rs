@@ -159,7 +159,7 @@ pub fn ke_start_all_processors(page: u64) {
         apic::start_processor(id, page as u8, hal::stall_execution_processor);
         // Wait up to 1 s for it to check in before reusing the page.
         let t0 = hal::rdtsc();
-        let limit = crate::loader_block().tsc_frequency.max(1_000_000);
+        let limit = crate::rtl::loader_block().tsc_frequency.max(1_000_000);
         while STARTED.load(Ordering::Acquire) == before && hal::rdtsc() - t0 < limit {
             core::hint::spin_loop();
         }

@@ -4,8 +4,6 @@
 //! does not import the memory manager, which registers its routines here in
 //! phase 0 before the first thread or processor needs a stack.
 
-use super::irql::SpinLocked;
-use super::HIGH_LEVEL;
 use nt::NtStatus;
 
 /// The memory manager's stack routines.
@@ -17,11 +15,11 @@ pub struct StackRoutines {
     pub delete: fn(u64, u64),
 }
 
-static ROUTINES: SpinLocked<Option<StackRoutines>, HIGH_LEVEL> = SpinLocked::new(None);
+static ROUTINES: crate::rtl::Once<StackRoutines> = crate::rtl::Once::new();
 
-/// Registers the memory manager's stack routines (phase 0).
+/// Registers the memory manager's stack routines (phase 0, once).
 pub fn register(r: StackRoutines) {
-    ROUTINES.with(|s| *s = Some(r));
+    ROUTINES.set(r);
 }
 
 /// Pages in a stack of `bytes` bytes.
@@ -33,14 +31,14 @@ pub fn pages_of(bytes: u64) -> u64 {
 /// bytes with a guard page; returns its top (`InitialStack`).
 pub fn create_kernel_stack(bytes: u64) -> Result<u64, NtStatus> {
     let r = ROUTINES
-        .with(|s| *s)
+        .get()
         .ok_or(nt::status::STATUS_INSUFFICIENT_RESOURCES)?;
     (r.create)(pages_of(bytes))
 }
 
 /// `MmDeleteKernelStack` for a stack `create_kernel_stack` made.
 pub fn delete_kernel_stack(top: u64, bytes: u64) {
-    if let Some(r) = ROUTINES.with(|s| *s) {
+    if let Some(r) = ROUTINES.get() {
         (r.delete)(top, pages_of(bytes));
     }
 }

@@ -463,7 +463,7 @@ pub unsafe fn swap_context(old: &mut KThread, new: &mut KThread) {
     let want = if new.cr3 != 0 {
         new.cr3
     } else {
-        crate::loader_block().pml4_physical
+        crate::rtl::loader_block().pml4_physical
     };
     if crate::hal::read_cr3() & !0xFFF != want {
         load_cr3(want);

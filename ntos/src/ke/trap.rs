@@ -259,6 +259,28 @@ pub fn exception_code(vector: u32) -> u32 {
     }
 }
 
+/// The memory manager's page-fault entry points, registered in phase 0
+/// (the kernel does not import the memory manager; NT's `KiPageFault`
+/// calls `MmAccessFault` the same way, one layer up).
+#[derive(Clone, Copy)]
+pub struct PageFaultRoutines {
+    /// `MmAccessFault` for a user address of the current process: `Ok` when
+    /// resolved, else the exception status.
+    pub access_fault: fn(u64, bool, bool) -> Result<(), nt::NtStatus>,
+    /// Whether a user address space is current (the thread runs in, or is
+    /// attached to, a process).
+    pub user_space_current: fn() -> bool,
+    /// PAGE_FAULT_IN_NONPAGED_AREA parameter 4 for an address.
+    pub nonpaged_fault_type: fn(u64) -> u64,
+}
+
+static PAGE_FAULT: crate::rtl::Once<PageFaultRoutines> = crate::rtl::Once::new();
+
+/// Registers the memory manager's page-fault routines (phase 0).
+pub fn register_page_fault_routines(r: PageFaultRoutines) {
+    PAGE_FAULT.set(r);
+}
+
 /// Page-fault error code bits (the hardware's, which NT's 0x50 reports as
 /// parameter 2 on x64: 0 read, 2 write, 0x10 execute).
 const PF_WRITE: u64 = 1 << 1;
@@ -324,7 +346,10 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
             if frame.eflags & 0x200 != 0 {
                 crate::hal::restore_interrupts(0x200);
             }
-            let r = crate::mm::process::mm_access_fault(va, write, execute);
+            let r = match PAGE_FAULT.get() {
+                Some(pf) => (pf.access_fault)(va, write, execute),
+                None => Err(nt::status::STATUS_ACCESS_VIOLATION),
+            };
             if !f {
                 crate::hal::disable_interrupts();
             }
@@ -362,7 +387,7 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
         // address space is current (a system thread not attached to a
         // process, e.g. a kernel NULL dereference).
         14 if crate::hal::read_cr2() >= 0x0000_8000_0000_0000
-            || crate::mm::process::current_process() == 0 =>
+            || !PAGE_FAULT.get().is_some_and(|pf| (pf.user_space_current)()) =>
         {
             let va = crate::hal::read_cr2();
             ke_bug_check_ex(
@@ -370,7 +395,9 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
                 va,
                 frame.error_code & (PF_WRITE | PF_EXECUTE),
                 frame.rip,
-                crate::mm::pte::nonpaged_fault_type(va),
+                PAGE_FAULT
+                    .get()
+                    .map_or(2, |pf| (pf.nonpaged_fault_type)(va)),
             )
         }
         2 | 18 | 255 => ke_bug_check_ex(

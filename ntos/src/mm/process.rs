@@ -62,7 +62,7 @@ pub static PAGES_READ: AtomicU64 = AtomicU64::new(0);
 pub static PAGES_TRIMMED: AtomicU64 = AtomicU64::new(0);
 
 fn system_cr3() -> u64 {
-    crate::loader_block().pml4_physical
+    crate::rtl::loader_block().pml4_physical
 }
 
 /// `MmInitSystem` (process part): reserves the paging file's frames and
