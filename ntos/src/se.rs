@@ -50,43 +50,6 @@ pub fn kd_sd(sddl: &str) {
     }
 }
 
-/// `BENCH se_access_check_10_ace`: nanoseconds per access check on a 10-ACE
-/// DACL where the granting ACE is last (TSC time, calibrated by winload).
-pub fn bench_access_check() {
-    use security::access::GenericMapping;
-    use security::check::{access_check, CheckFlags};
-    let sddl = "O:SYG:SYD:(A;;FR;;;S-1-5-21-9-9-9-1)(A;;FR;;;S-1-5-21-9-9-9-2)(A;;FR;;;S-1-5-21-9-9-9-3)\
-                (A;;FR;;;S-1-5-21-9-9-9-4)(A;;FR;;;S-1-5-21-9-9-9-5)(A;;FR;;;S-1-5-21-9-9-9-6)\
-                (A;;FR;;;S-1-5-21-9-9-9-7)(A;;FR;;;S-1-5-21-9-9-9-8)(A;;FR;;;S-1-5-21-9-9-9-9)(A;;FR;;;BU)";
-    let (Ok(sd), Some(token)) = (security::sddl::parse(sddl), boot_token("user")) else {
-        crate::dbg_println!("BENCH se_access_check_10_ace setup-failed");
-        return;
-    };
-    let freq = crate::rtl::loader_block().tsc_frequency.max(1);
-    const N: u64 = 2000;
-    let t0 = crate::hal::rdtsc();
-    let mut granted = 0;
-    for _ in 0..N {
-        if access_check(
-            &sd,
-            &token,
-            0x0012_0089,
-            &GenericMapping::FILE,
-            CheckFlags::default(),
-        )
-        .is_ok()
-        {
-            granted += 1;
-        }
-    }
-    let ns = (crate::hal::rdtsc() - t0) * 1_000_000_000 / freq / N;
-    if granted == N {
-        crate::dbg_println!("BENCH se_access_check_10_ace {ns} ns");
-    } else {
-        crate::dbg_println!("BENCH se_access_check_10_ace denied-unexpectedly");
-    }
-}
-
 /// The `AceType` names WinDbg prints.
 fn ace_type_name(t: u8) -> &'static str {
     match t {

@@ -319,7 +319,7 @@ fn cmd_stress(args: &[String]) -> Result<u8> {
 fn cmd_bench() -> Result<u8> {
     setup::ensure_packages()?;
     let img = build_all()?;
-    qemu::bench(&img)?;
+    let mut failed = qemu::bench(&img)?;
     // Host-side benchmarks of the format crates (release builds).
     for tool in ["ntrs-ntfs", "ntrs-reg"] {
         let has_bench = root().join("tools").join(tool).join("src/main.rs");
@@ -337,13 +337,17 @@ fn cmd_bench() -> Result<u8> {
             println!("{l}");
         }
         if !out.status.success() {
+            failed += 1;
             eprintln!(
                 "xtask: {tool} bench failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
     }
-    Ok(0)
+    if failed > 0 {
+        println!("xtask: {failed} benchmarks FAILED");
+    }
+    Ok(u8::from(failed > 0))
 }
 
 #[cfg(test)]
