@@ -173,16 +173,23 @@ fn bench_waits() {
             },
             0,
         );
-        let mine = thread::thread(me).map(|t| t.affinity).unwrap_or(u64::MAX);
-        if let Some(th) = thread::thread(me) {
-            th.affinity = 1;
-        }
+        let Ok(t) = t else {
+            crate::dbg_println!("BENCH ke_event_pingpong_{name} setup-failed");
+            sched::ke_set_priority_thread(me, old);
+            continue;
+        };
+        let mine = sched::ke_set_system_affinity_thread(1);
         // Get onto processor 0 before timing.
         while ke::current_processor_number() != 0 {
             sched::ke_yield_execution();
             sleep_ms(1);
         }
-        sched::ready_thread(t);
+        if sched::ready_thread(t).is_err() {
+            crate::dbg_println!("BENCH ke_event_pingpong_{name} setup-failed");
+            sched::ke_revert_to_user_affinity_thread(mine);
+            sched::ke_set_priority_thread(me, old);
+            continue;
+        }
         let t0 = crate::hal::rdtsc();
         for _ in 0..ROUNDS {
             ke_set_event(&BPING, 0);
@@ -192,9 +199,7 @@ fn bench_waits() {
         while !PONG_DONE.load(Ordering::SeqCst) {
             sleep_ms(1);
         }
-        if let Some(th) = thread::thread(me) {
-            th.affinity = mine;
-        }
+        sched::ke_revert_to_user_affinity_thread(mine);
         sched::ke_set_priority_thread(me, old);
         crate::dbg_println!("BENCH ke_event_pingpong_{name} {} ns", ns(span) / ROUNDS);
     }
@@ -280,7 +285,7 @@ fn bench_yield_switch() {
     let me = sched::current_thread_id();
     let old = sched::ke_set_priority_thread(me, 20);
     for _ in 0..2 {
-        let t = thread::create_system_thread(
+        let t = sched::start_system_thread(
             "bench-yield",
             15,
             1,
@@ -299,7 +304,11 @@ fn bench_yield_switch() {
             },
             0,
         );
-        sched::ready_thread(t);
+        if t.is_err() {
+            crate::dbg_println!("BENCH ke_context_switch_yield setup-failed");
+            sched::ke_set_priority_thread(me, old);
+            return;
+        }
     }
     sched::ke_set_priority_thread(me, old);
     while YIELD_DONE.load(Ordering::SeqCst) < 2 {
