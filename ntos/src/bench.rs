@@ -381,8 +381,11 @@ fn bench_waits() {
                 },
                 0,
             );
-            sched::ready_thread(pong);
-            sched::ready_thread(ping);
+            for t in [pong, ping] {
+                let t = t.map_err(|s| format!("thread creation failed: {:#x}", s.as_u32()))?;
+                sched::ready_thread(t)
+                    .map_err(|s| format!("readying a thread failed: {:#x}", s.as_u32()))?;
+            }
             if !wait_for(60_000, || PP_DONE.load(Ordering::SeqCst) == 2) {
                 return Err("the ping-pong threads did not finish in 60 s".into());
             }
@@ -530,7 +533,14 @@ fn bench_yield_switch() {
                 },
                 0,
             );
-            sched::ready_thread(t);
+            let started = t.and_then(sched::ready_thread);
+            if let Err(s) = started {
+                sched::ke_set_priority_thread(me, old);
+                return Err(format!(
+                    "starting a yielding thread failed: {:#x}",
+                    s.as_u32()
+                ));
+            }
         }
         sched::ke_set_priority_thread(me, old);
         if !wait_for(60_000, || YIELD_DONE.load(Ordering::SeqCst) == 2) {

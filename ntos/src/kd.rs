@@ -122,25 +122,22 @@ pub fn execute(line: &str) {
     let mut words = line.split_whitespace();
     let Some(cmd) = words.next() else { return };
     let args: [Option<&str>; 2] = [words.next(), words.next()];
+    let rest = line.trim_start()[cmd.len()..].trim();
     match cmd {
         "help" | "?" => help(),
         "dg" => dg(args[0].and_then(parse_hex), args[1].and_then(parse_hex)),
         "!pcr" => pcr(args[0]
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(kd_processor)),
-        "!prcb" => ke::kdext::prcb(
-            args[0]
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(kd_processor),
-        ),
-        "!running" => ke::kdext::running(),
-        "!ready" => ke::kdext::ready(),
-        "!thread" => ke::kdext::thread_cmd(args[0]),
-        "!process" => ke::kdext::process(line.trim_start_matches("!process")),
-        "!dpcs" => ke::dpc::kd_dpcs(),
-        "!timer" => ke::timer::kd_timer(),
-        "!apic" => ke::kdext::apic(),
-        c if c.starts_with('~') && c.len() > 1 => ke::kdext::switch_processor(&c[1..]),
+        "!prcb" => ke::kdext::kd_prcb(rest),
+        "!running" => ke::kdext::kd_running(rest),
+        "!ready" => ke::kdext::kd_ready(rest),
+        "!thread" => ke::kdext::kd_thread(rest),
+        "!process" => ke::kdext::kd_process(rest),
+        "!dpcs" => ke::dpc::kd_dpcs(rest),
+        "!timer" => ke::timer::kd_timer(rest),
+        "!apic" => ke::kdext::kd_apic(rest),
+        c if c.starts_with('~') && c.len() > 1 => ke::kdext::kd_switch_processor(&c[1..]),
         "r" => registers(),
         "lm" => lm(),
         "!irql" => {
@@ -150,7 +147,7 @@ pub fn execute(line: &str) {
             let irql = if n == ke::current_processor_number() {
                 ke::irql()
             } else {
-                ke::pcr_of(n).map_or(0, |p| p.irql)
+                ke::pcr_of(n).map_or(0, |p| p.irql.load(Ordering::Relaxed))
             };
             dbg_println!(
                 "Debugger saved IRQL for processor 0x{n:x} -- {irql} ({})",
@@ -298,15 +295,24 @@ fn pcr(n: u32) {
     let irql = if n == ke::current_processor_number() {
         ke::irql()
     } else {
-        p.irql
+        p.irql.load(Ordering::Relaxed)
     };
     dbg_println!("\t              Irql: {:016x}", irql);
     dbg_println!("\t               IDT: {:016x}", p.idt_base);
     dbg_println!("\t               GDT: {:016x}", p.gdt_base);
     dbg_println!("\t               TSS: {:016x}", p.tss_base);
-    dbg_println!("\t     CurrentThread: {:016x}", p.prcb.current_thread);
-    dbg_println!("\t        NextThread: {:016x}", p.prcb.next_thread);
-    dbg_println!("\t        IdleThread: {:016x}", p.prcb.idle_thread);
+    dbg_println!(
+        "\t     CurrentThread: {:016x}",
+        p.prcb.current_thread.load(Ordering::Relaxed)
+    );
+    dbg_println!(
+        "\t        NextThread: {:016x}",
+        p.prcb.next_thread.load(Ordering::Relaxed)
+    );
+    dbg_println!(
+        "\t        IdleThread: {:016x}",
+        p.prcb.idle_thread.load(Ordering::Relaxed)
+    );
     dbg_println!("\t           RspBase: {:016x}", p.prcb.rsp_base);
 }
 

@@ -5,10 +5,16 @@ use crate::ke::{self, clock, dpc, sched, thread, timer};
 use crate::ktest::{check, sleep_ms, wait_until, Test, TestResult, MS};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+/// Creates and starts a test thread; 0 (no thread) if that failed, which
+/// the test then notices as a thread that never ran.
 fn spawn(name: &str, priority: u8, affinity: u64, f: fn(usize), ctx: usize) -> u32 {
-    let tid = thread::create_system_thread(name, priority, affinity, f, ctx);
-    sched::ready_thread(tid);
-    tid
+    match sched::start_system_thread(name, priority, affinity, f, ctx) {
+        Ok(t) => t,
+        Err(s) => {
+            crate::dbg_println!("KTEST-NOTE thread {name} not created: {:#x}", s.as_u32());
+            0
+        }
+    }
 }
 
 fn me_mask() -> u64 {
@@ -582,6 +588,7 @@ fn t_interrupt_object() -> TestResult {
     let b = crate::hal::inb(0x71);
     crate::hal::outb(0x70, 0x8B);
     crate::hal::outb(0x71, b & !0x40);
+    let count = obj.count.load(Ordering::SeqCst);
     ke::intr::io_disconnect_interrupt(obj);
     check(
         ok,
@@ -591,10 +598,7 @@ fn t_interrupt_object() -> TestResult {
         RTC_ISR_IRQL.load(Ordering::SeqCst) == 8,
         "the service routine did not run at its device IRQL",
     )?;
-    check(
-        obj.count.load(Ordering::SeqCst) >= 3,
-        "interrupt object count wrong",
-    )
+    check(count >= 3, "interrupt object count wrong")
 }
 
 static QLOCK: ke::irql::KQueuedSpinLock = ke::irql::KQueuedSpinLock::new();
@@ -971,7 +975,7 @@ fn t_event_ping_pong() -> TestResult {
     }
     check(
         wait_until(2000, || {
-            thread::thread(ponger).is_none_or(|t| t.state == thread::ThreadState::Terminated)
+            sched::thread_state(ponger).is_none_or(|s| s == thread::ThreadState::Terminated)
         }),
         "ponger did not finish",
     )?;
@@ -992,19 +996,25 @@ fn t_boost_then_decay() -> TestResult {
         cpu,
         |_| {
             kw::ke_wait_for_single_object(&WAKER_EVENT, WaitReason::Executive, false, false, None);
-            BOOSTED_TO.store(sched::current_thread().priority, Ordering::SeqCst);
+            BOOSTED_TO.store(
+                sched::ke_query_priority_thread(sched::current_thread_id()).unwrap_or(0),
+                Ordering::SeqCst,
+            );
             // Spin several quanta: quantum end decays the boost back to base.
             let t0 = clock::ke_query_interrupt_time();
             while clock::ke_query_interrupt_time() < t0 + 8 * clock::TIME_INCREMENT {
                 core::hint::spin_loop();
             }
-            DECAYED_TO.store(sched::current_thread().priority, Ordering::SeqCst);
+            DECAYED_TO.store(
+                sched::ke_query_priority_thread(sched::current_thread_id()).unwrap_or(0),
+                Ordering::SeqCst,
+            );
         },
         0,
     );
     sleep_ms(30);
     check(
-        thread::thread(tid).is_some_and(|t| t.state == thread::ThreadState::Waiting),
+        sched::thread_state(tid) == Some(thread::ThreadState::Waiting),
         "thread is not waiting",
     )?;
     kw::ke_set_event(&WAKER_EVENT, 2); // EVENT_INCREMENT-style boost of 2
@@ -1135,8 +1145,9 @@ fn t_wait_statuses() -> TestResult {
     check(s == STATUS_TIMEOUT, "semaphore went below zero")?;
     // A thread is signaled when it terminates (join).
     let t = spawn("joinee", 8, u64::MAX, |_| sleep_ms(20), 0);
+    let joinee = ThreadObject::new(t).ok_or("joinee thread not found")?;
     let s = kw::ke_wait_for_single_object(
-        &ThreadObject(t),
+        &joinee,
         WaitReason::Executive,
         false,
         false,

@@ -544,8 +544,8 @@ fn t_tb_shootdown() -> TestResult {
     TB_VA.store(va, Ordering::SeqCst);
     let two = crate::ke::processor_count() >= 2;
     if two {
-        let t = crate::ke::thread::create_system_thread("TbReader", 9, 1 << 1, tb_reader, 0);
-        crate::ke::sched::ready_thread(t);
+        crate::ke::sched::start_system_thread("TbReader", 9, 1 << 1, tb_reader, 0)
+            .map_err(|_| "cannot start the reader thread")?;
         check(
             crate::ktest::wait_until(2000, || TB_READING.load(Ordering::SeqCst)),
             "the reader on processor 1 did not start",
@@ -730,7 +730,7 @@ fn overflow(depth: u64) -> u64 {
 /// guard page makes the overflow a double fault (UNEXPECTED_KERNEL_MODE_TRAP
 /// with EXCEPTION_DOUBLE_FAULT) instead of silent corruption.
 pub fn crash_stack_overflow() {
-    let t = crate::ke::thread::create_system_thread(
+    let started = crate::ke::sched::start_system_thread(
         "Overflow",
         9,
         1,
@@ -739,6 +739,8 @@ pub fn crash_stack_overflow() {
         },
         0,
     );
-    crate::ke::sched::ready_thread(t);
+    if started.is_err() {
+        return;
+    }
     crate::ktest::sleep_ms(2000);
 }

@@ -126,8 +126,17 @@ pub fn zero_page_thread(_: usize) {
 
 /// Starts the zero page thread (phase 1).
 pub fn start_zero_page_thread() {
-    let t = crate::ke::thread::create_system_thread("ZeroPage", 0, u64::MAX, zero_page_thread, 0);
-    crate::ke::sched::ready_thread(t);
+    if let Err(s) =
+        crate::ke::sched::start_system_thread("ZeroPage", 0, u64::MAX, zero_page_thread, 0)
+    {
+        crate::ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0x5A,
+            0,
+            0,
+        );
+    }
 }
 
 /// `!pfn <pfn>`.
