@@ -249,6 +249,7 @@ static LAZY_DPC: crate::ke::dpc::KDpc = crate::ke::dpc::KDpc::new(
 pub static REGISTRY: SpinLocked<Option<Registry>, DISPATCH_LEVEL> = SpinLocked::new(None);
 
 fn with_reg<R>(f: impl FnOnce(&mut Registry) -> R) -> Result<R, NtStatus> {
+    let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMkb");
     REGISTRY
         .with(|r| r.as_mut().map(f))
         .ok_or(STATUS_UNSUCCESSFUL)
@@ -350,6 +351,7 @@ pub fn nt_open_key_as(
 /// empty `SYSTEM`/`SOFTWARE` (until hives load), and the volatile
 /// `HARDWARE\DESCRIPTION` tree from CPUID and the processor count.
 pub fn cm_initialize() -> Result<(), NtStatus> {
+    let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMhv");
     let mut reg = Registry {
         keys: alloc::vec![Key {
             name: "REGISTRY".into(),

@@ -85,6 +85,10 @@ pub struct KThread {
     /// `mm::process`), and the CR3 it runs on (0: the system's).
     attached_process: AtomicU32,
     cr3: AtomicU64,
+    /// The thread's heap allocation scope (`ex::pool::PoolTag`): pool tag in
+    /// the low 32 bits, bit 32 for the paged pool; 0 = none. Only the thread
+    /// itself writes it.
+    pool_tag: AtomicU64,
 }
 
 impl KThread {
@@ -216,6 +220,20 @@ pub fn try_current_thread() -> Option<CurrentThread> {
         t,
         _not_send: core::marker::PhantomData,
     })
+}
+
+/// The current thread's heap allocation scope (`KThread::pool_tag`), or
+/// `None` before this processor runs a thread.
+#[inline]
+pub fn current_pool_tag() -> Option<u64> {
+    try_current_thread().map(|t| t.pool_tag.load(Ordering::Relaxed))
+}
+
+/// Sets the current thread's heap allocation scope and returns the previous
+/// one; `None` (and nothing set) before this processor runs a thread.
+#[inline]
+pub fn swap_current_pool_tag(v: u64) -> Option<u64> {
+    try_current_thread().map(|t| t.pool_tag.swap(v, Ordering::Relaxed))
 }
 
 /// Size of the extended-state area (set by `init_extended_state`).
@@ -384,7 +402,13 @@ pub(super) fn create_thread(
         Start::Adopt { stack_top } => Some((stack_top - nt::arc::KERNEL_STACK_SIZE, stack_top)),
         Start::Routine(..) => None,
     };
-    let mem = ThreadMemory::allocate(adopted)?;
+    // A thread's memory is charged to `Thre`, the tag of NT's thread objects.
+    let scope = swap_current_pool_tag(u32::from_le_bytes(*b"Thre") as u64);
+    let mem = ThreadMemory::allocate(adopted);
+    if let Some(saved) = scope {
+        swap_current_pool_tag(saved);
+    }
+    let mem = mem?;
     let (limit, top) = mem.stack.unwrap_or((0, 0));
     let owns_stack = adopted.is_none();
     let (routine, context, sp) = match start {
@@ -450,6 +474,7 @@ pub(super) fn create_thread(
                     kernel_apc_pending: AtomicBool::new(false),
                     attached_process: AtomicU32::new(0),
                     cr3: AtomicU64::new(0),
+                    pool_tag: AtomicU64::new(0),
                 })
             };
             if let Err(e) = init(st, id) {

@@ -197,7 +197,6 @@ pub fn kd_vm() {
     })
     .unwrap_or(0);
     let avail = c.zeroed + c.free + c.standby;
-    let pool = crate::ex::pool::POOL.bytes_in_use();
     let kb = |p: u64| p * 4;
     crate::dbg_println!("Page File: none");
     crate::dbg_println!();
@@ -226,11 +225,7 @@ pub fn kd_vm() {
         c.zeroed,
         kb(c.zeroed)
     );
-    crate::dbg_println!(
-        "NonPagedPool Usage:       {:>10} (   {:>10} Kb)",
-        pool.div_ceil(4096),
-        pool / 1024
-    );
+    crate::ex::xpool::kd_vm_lines();
     crate::dbg_println!(
         "System PTEs in use:       {:>10} (   {:>10} Kb)",
         super::map::system_ptes_in_use(),

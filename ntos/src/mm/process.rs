@@ -92,6 +92,7 @@ pub fn initialize() -> Result<(), NtStatus> {
 }
 
 fn with_mm<R>(f: impl FnOnce(&mut MmState) -> R) -> Result<R, NtStatus> {
+    let _tag = crate::ex::pool::PoolTag::enter(*b"Mm  ");
     MM.with(|m| m.as_mut().map(f)).ok_or(STATUS_UNSUCCESSFUL)
 }
 

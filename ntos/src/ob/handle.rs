@@ -41,6 +41,7 @@ fn table_of(handle: u64) -> (&'static Table, Handle) {
 }
 
 fn with_table<R>(t: &Table, f: impl FnOnce(&mut HandleTable<ObjectId>) -> R) -> R {
+    let _tag = crate::ex::pool::PoolTag::enter(*b"Obtb");
     t.with(|t| f(t.get_or_insert_with(HandleTable::new)))
 }
 

@@ -73,7 +73,7 @@ impl ObState {
     pub fn reap(&mut self) {
         for (id, ty) in core::mem::take(&mut self.ns.deleted) {
             if let Some(ext) = self.bodies.0.remove(&id) {
-                object::delete_procedure(ext);
+                object::delete_procedure(*ext);
             }
             if types::procedures(ty).delete.is_some() {
                 self.type_deletes.push((id, ty));
@@ -116,6 +116,7 @@ pub fn with_namespace<R>(f: impl FnOnce(&mut Namespace) -> R) -> R {
 
 /// `ObInitSystem`: the initial directories and the executive's types.
 pub fn ob_init_system() -> Result<(), nt::NtStatus> {
+    let _tag = crate::ex::pool::PoolTag::enter(*b"ObjT");
     with_ob(|st| {
         for (i, &(name, parse)) in SYSTEM_TYPES.iter().enumerate() {
             let t = st.ns.create_type(name, parse)?;

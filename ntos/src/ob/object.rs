@@ -118,7 +118,18 @@ pub fn generic_mapping(type_name: &str) -> GenericMapping {
 }
 
 /// Bodies by object id (beside the namespace, under the same lock).
-pub struct Bodies(pub BTreeMap<ObjectId, ObjectExt>);
+/// Bodies are pool blocks tagged with their type's key, as NT's objects are.
+pub struct Bodies(pub BTreeMap<ObjectId, alloc::boxed::Box<ObjectExt>>);
+
+/// An object type's pool tag (`ObjectType->Key`): the first four characters
+/// of its name, padded with spaces.
+pub fn type_key(type_name: &str) -> [u8; 4] {
+    let mut k = *b"    ";
+    for (d, s) in k.iter_mut().zip(type_name.bytes()) {
+        *d = s;
+    }
+    k
+}
 
 /// Access decisions of the last opens (the hook records what was asked,
 /// for `!object` and tests).
@@ -179,6 +190,16 @@ pub struct CreateSpec<'a> {
 /// STATUS_OBJECT_NAME_EXISTS), an unnamed one just exists. The caller owns
 /// one pointer reference.
 pub fn ob_create_object(spec: CreateSpec) -> Result<(ObjectId, NtStatus), NtStatus> {
+    // `ObpAllocateObject`: the body is a pool block; an exhausted pool fails
+    // the service with STATUS_INSUFFICIENT_RESOURCES.
+    let ext = crate::ex::pool::try_box_tagged(
+        ObjectExt {
+            body: spec.body,
+            sd: spec.sd,
+        },
+        type_key(spec.type_name),
+    )?;
+    let _tag = crate::ex::pool::PoolTag::enter(*b"Obj ");
     super::with_ob(|st| {
         let ty = st.type_index(spec.type_name)?;
         let (id, status) = match spec.name {
@@ -186,13 +207,7 @@ pub fn ob_create_object(spec: CreateSpec) -> Result<(ObjectId, NtStatus), NtStat
             None => (st.ns.create_unnamed(ty, Body::Opaque), STATUS_SUCCESS),
         };
         if status == STATUS_SUCCESS {
-            st.bodies.0.insert(
-                id,
-                ObjectExt {
-                    body: spec.body,
-                    sd: spec.sd,
-                },
-            );
+            st.bodies.0.insert(id, ext);
         }
         Ok((id, status))
     })
@@ -315,7 +330,7 @@ pub fn object_type_of(id: ObjectId) -> Option<TypeIndex> {
 
 /// Runs `f` on the object's kernel body.
 pub fn with_body<R>(id: ObjectId, f: impl FnOnce(&mut ObjectExt) -> R) -> Option<R> {
-    super::with_ob(|st| st.bodies.0.get_mut(&id).map(f))
+    super::with_ob(|st| st.bodies.0.get_mut(&id).map(|b| f(b)))
 }
 
 /// The type's delete procedure for a kernel body (`ObpDeleteObject`).
