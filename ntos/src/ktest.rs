@@ -296,6 +296,7 @@ pub fn run_all() -> ! {
         crate::ktest_mm::TESTS,
         crate::ktest_ex::TESTS,
         crate::ktest_cm::TESTS,
+        crate::kd::TESTS,
     ];
     let total: usize = all.iter().map(|t| t.len()).sum();
     for (name, test) in all.iter().flat_map(|t| t.iter()) {

@@ -33,7 +33,7 @@ fn thread_line(t: &KThread) -> alloc::string::String {
 
 /// `~N`: switch the processor kd shows.
 pub fn switch_processor(arg: &str) {
-    match arg.trim_end_matches('s').parse::<u32>() {
+    match nt::kd::parse_u32(arg.trim_end_matches('s')) {
         Ok(n) if n < super::processor_count() => {
             KD_PROCESSOR.store(n, Ordering::Relaxed);
             dbg_println!("Switched to processor {n}");
@@ -116,8 +116,7 @@ pub fn thread_cmd(arg: Option<&str>) {
     let t = match arg {
         None => Some(sched::current_thread()),
         Some(a) => {
-            let v =
-                u64::from_str_radix(a.trim_start_matches("0x").replace('`', "").as_str(), 16).ok();
+            let v = nt::kd::parse_number(a).ok();
             v.and_then(|v| {
                 thread::thread_ids()
                     .filter_map(thread::thread)

@@ -275,7 +275,7 @@ pub fn handle_counts() -> (usize, usize) {
 pub fn kd_handle(arg: Option<&str>, which: Option<&str>) {
     let one = arg
         .filter(|a| *a != "0")
-        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+        .and_then(|a| nt::kd::parse_number(a).ok());
     let kernel = which.is_some_and(|w| w.eq_ignore_ascii_case("kernel"))
         || one.is_some_and(|h| h & KERNEL_HANDLE_MASK == KERNEL_HANDLE_MASK);
     let table = if kernel { &KERNEL_TABLE } else { &SYSTEM_TABLE };
