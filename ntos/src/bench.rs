@@ -214,7 +214,7 @@ fn bench_handles() {
     use crate::ob::handle::*;
     use crate::ob::object::*;
     let Ok((id, _)) = ob_create_object(CreateSpec {
-        type_name: "Event",
+        object_type: &crate::ex::event::EX_EVENT_OBJECT_TYPE,
         name: Some("\\BaseNamedObjects\\BenchEvent"),
         attributes: 0,
         body: ObjectBody::Plain,
@@ -234,7 +234,7 @@ fn bench_handles() {
         "BENCH ob_handle_create_close {} ns",
         ns(crate::hal::rdtsc() - t0) / N
     );
-    let event = crate::ob::system_type("Event");
+    let event = Some(&crate::ex::event::EX_EVENT_OBJECT_TYPE);
     if let Ok(h) = ob_create_handle(id, 0x1F0003, 0) {
         let t0 = crate::hal::rdtsc();
         for _ in 0..N {
@@ -249,7 +249,7 @@ fn bench_handles() {
         for _ in 0..N {
             if let Ok((oid, _)) = ob_open_object_by_name(
                 "\\BaseNamedObjects\\BenchEvent",
-                Some("Event"),
+                event,
                 ::ob::OBJ_CASE_INSENSITIVE,
                 1,
                 Mode::UserMode,
