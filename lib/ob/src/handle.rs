@@ -42,9 +42,11 @@ pub const HANDLE_AUDIT_ON_CLOSE: u8 = 0x04;
 pub struct Handle(pub u64);
 
 impl Handle {
+    #[inline]
     fn index(self) -> usize {
         (self.0 >> 2) as usize
     }
+    #[inline]
     fn from_index(i: usize) -> Self {
         Handle((i as u64) << 2)
     }
@@ -58,25 +60,31 @@ pub trait HandleObject: Copy {
 }
 
 impl HandleObject for u64 {
+    #[inline]
     fn to_bits(self) -> u64 {
         self
     }
+    #[inline]
     fn from_bits(bits: u64) -> Self {
         bits
     }
 }
 impl HandleObject for usize {
+    #[inline]
     fn to_bits(self) -> u64 {
         self as u64
     }
+    #[inline]
     fn from_bits(bits: u64) -> Self {
         bits as usize
     }
 }
 impl HandleObject for u32 {
+    #[inline]
     fn to_bits(self) -> u64 {
         self as u64
     }
+    #[inline]
     fn from_bits(bits: u64) -> Self {
         bits as u32
     }
@@ -108,12 +116,14 @@ pub struct Entry {
     access: AtomicU64,
 }
 
+#[inline]
 fn encode<O: HandleObject>(e: &HandleEntry<O>) -> u64 {
     (e.object.to_bits() << OBJECT_SHIFT)
         | ((e.attributes as u64 & ATTR_MASK) << ATTR_SHIFT)
         | IN_USE
 }
 
+#[inline]
 fn decode<O: HandleObject>(value: u64, access: u64) -> HandleEntry<O> {
     HandleEntry {
         object: O::from_bits(value >> OBJECT_SHIFT),
@@ -125,6 +135,7 @@ fn decode<O: HandleObject>(value: u64, access: u64) -> HandleEntry<O> {
 impl Entry {
     /// `ExpLockHandleTableEntry`: sets the lock bit of a used entry and
     /// returns its value (unlocked form); STATUS_INVALID_HANDLE if free.
+    #[inline]
     fn lock(&self) -> Result<u64, NtStatus> {
         loop {
             let v = self.value.load(Ordering::Relaxed);
@@ -146,6 +157,7 @@ impl Entry {
     }
 
     /// `ExUnlockHandleTableEntry` (storing `v`, which may carry new attributes).
+    #[inline]
     fn unlock(&self, v: u64) {
         self.value.store(v & !LOCKED, Ordering::Release);
     }
@@ -193,6 +205,7 @@ impl<O: HandleObject> HandleTable<O> {
     }
 
     /// The entry at index `i` (a valid handle's index).
+    #[inline]
     fn entry(&self, h: Handle) -> Result<&Entry, NtStatus> {
         let i = h.index();
         if i == 0 {
@@ -206,6 +219,7 @@ impl<O: HandleObject> HandleTable<O> {
         self.entry(h).ok().map(|e| e as *const Entry as usize)
     }
 
+    #[inline]
     fn pop_free(&self) -> Option<usize> {
         let mut head = self.first_free.load(Ordering::Acquire);
         loop {
@@ -230,6 +244,7 @@ impl<O: HandleObject> HandleTable<O> {
         }
     }
 
+    #[inline]
     fn push_free(&self, i: usize, e: &Entry) {
         let mut head = self.first_free.load(Ordering::Acquire);
         loop {
@@ -251,6 +266,7 @@ impl<O: HandleObject> HandleTable<O> {
     /// STATUS_INSUFFICIENT_RESOURCES when the table is full or a page
     /// cannot be allocated; STATUS_INVALID_PARAMETER for an object value
     /// wider than an entry holds.
+    #[inline]
     pub fn create(&self, entry: HandleEntry<O>) -> Result<Handle, NtStatus> {
         if entry.object.to_bits() > MAX_OBJECT {
             return Err(STATUS_INVALID_PARAMETER);
@@ -277,6 +293,7 @@ impl<O: HandleObject> HandleTable<O> {
     /// (`ExMapHandleToPointer` ... `ExUnlockHandleTableEntry`): while `f`
     /// runs, the handle cannot be closed, so the object it names keeps the
     /// handle's reference. STATUS_INVALID_HANDLE for a free entry.
+    #[inline]
     pub fn with_entry<R>(
         &self,
         h: Handle,
@@ -315,6 +332,7 @@ impl<O: HandleObject> HandleTable<O> {
     /// `okay` (the type's `OkayToCloseProcedure`) decides: refuses protected
     /// handles and those `okay` refuses with STATUS_HANDLE_NOT_CLOSABLE;
     /// returns the entry so the caller drops its object reference.
+    #[inline]
     pub fn close_if(
         &self,
         h: Handle,
@@ -388,6 +406,7 @@ impl<O: HandleObject> HandleTable<O> {
 mod tests {
     use super::*;
 
+    #[inline]
     fn entry(o: u32) -> HandleEntry<u32> {
         HandleEntry {
             object: o,

@@ -36,6 +36,40 @@ pub struct HeaderSlot {
     _reserved: u64,
 }
 
+impl HeaderSlot {
+    /// `TypeIndex`.
+    #[inline]
+    pub fn type_index(&self) -> TypeIndex {
+        self.type_index.load(Ordering::Relaxed) as TypeIndex
+    }
+
+    /// `ObReferenceObject` (the caller holds a reference already).
+    #[inline]
+    pub fn reference(&self) {
+        self.pointer_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `ObDereferenceObject`: `Ok(true)` for the last reference.
+    #[inline]
+    pub fn dereference(&self) -> Result<bool, NtStatus> {
+        let mut c = self.pointer_count.load(Ordering::Relaxed);
+        loop {
+            if c == 0 {
+                return Err(STATUS_INVALID_PARAMETER);
+            }
+            match self.pointer_count.compare_exchange_weak(
+                c,
+                c - 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(c == 1),
+                Err(now) => c = now,
+            }
+        }
+    }
+}
+
 /// Objects per table page (4096 / 32).
 pub const SLOTS_PER_PAGE: usize = 128;
 
@@ -65,8 +99,16 @@ impl ObjectHeaders {
         }
     }
 
+    #[inline]
     fn slot(&self, id: ObjectId) -> Result<&HeaderSlot, NtStatus> {
         self.slots.get(id).ok_or(STATUS_INVALID_PARAMETER)
+    }
+
+    /// The counted header of object `id` (one lookup for several uses on
+    /// a hot path).
+    #[inline]
+    pub fn header(&self, id: ObjectId) -> Option<&HeaderSlot> {
+        self.slots.get(id)
     }
 
     /// Prepares the slot of a new object (one pointer reference, the
@@ -83,8 +125,9 @@ impl ObjectHeaders {
 
     /// `ObReferenceObject`: one more pointer reference to an object the
     /// caller holds a reference to.
+    #[inline]
     pub fn reference(&self, id: ObjectId) -> Result<(), NtStatus> {
-        self.slot(id)?.pointer_count.fetch_add(1, Ordering::Relaxed);
+        self.slot(id)?.reference();
         Ok(())
     }
 
@@ -112,27 +155,14 @@ impl ObjectHeaders {
     /// `ObDereferenceObject`: `Ok(true)` when this was the last reference
     /// (the caller deletes the object). STATUS_INVALID_PARAMETER for a
     /// count already at zero (the count is left alone).
+    #[inline]
     pub fn dereference(&self, id: ObjectId) -> Result<bool, NtStatus> {
-        let s = self.slot(id)?;
-        let mut c = s.pointer_count.load(Ordering::Relaxed);
-        loop {
-            if c == 0 {
-                return Err(STATUS_INVALID_PARAMETER);
-            }
-            match s.pointer_count.compare_exchange_weak(
-                c,
-                c - 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(c == 1),
-                Err(now) => c = now,
-            }
-        }
+        self.slot(id)?.dereference()
     }
 
     /// `ObpIncrementHandleCount`: a new handle (one more handle and one more
     /// pointer reference); the caller holds a reference.
+    #[inline]
     pub fn open_handle(&self, id: ObjectId) -> Result<(), NtStatus> {
         let s = self.slot(id)?;
         s.pointer_count.fetch_add(1, Ordering::Relaxed);
@@ -144,6 +174,7 @@ impl ObjectHeaders {
     /// pointer reference is still held; the caller drops it with
     /// `dereference` after any name check. STATUS_INVALID_HANDLE for a
     /// handle count already at zero.
+    #[inline]
     pub fn close_handle(&self, id: ObjectId) -> Result<HandleClosed, NtStatus> {
         let s = self.slot(id)?;
         let mut c = s.handle_count.load(Ordering::Relaxed);
@@ -180,10 +211,9 @@ impl ObjectHeaders {
     }
 
     /// `TypeIndex` of a live object.
+    #[inline]
     pub fn type_index(&self, id: ObjectId) -> Option<TypeIndex> {
-        self.slot(id)
-            .ok()
-            .map(|s| s.type_index.load(Ordering::Relaxed) as TypeIndex)
+        self.slot(id).ok().map(|s| s.type_index())
     }
 
     /// `FLAG_*` bits.

@@ -54,11 +54,13 @@ impl<T: Default + Send + Sync, const LOW: usize> PagedArray<T, LOW> {
         }
     }
 
+    #[inline]
     fn split(i: usize) -> (usize, usize, usize) {
         (i / (LOW * FANOUT), (i / LOW) % FANOUT, i % LOW)
     }
 
     /// The element at `i`, if its page exists.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<&T> {
         if i >= Self::CAPACITY {
             return None;

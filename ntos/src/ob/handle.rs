@@ -51,14 +51,17 @@ fn table_of(handle: u64) -> (&'static Table, Handle) {
 /// Runs `f` at DISPATCH_LEVEL at least (a handle entry lock is held only
 /// there, so no thread on the same processor can preempt its holder and
 /// spin on it).
+#[inline(always)]
 fn at_dispatch<R>(f: impl FnOnce() -> R) -> R {
     let old = crate::ke::irql();
     if old >= DISPATCH_LEVEL {
         return f();
     }
-    crate::ke::irql::ke_raise_irql(DISPATCH_LEVEL);
+    // KeRaiseIrql/KeLowerIrql without their checks: `old` was read here
+    // and is below DISPATCH_LEVEL.
+    crate::ke::irql::set_irql(DISPATCH_LEVEL);
     let r = f();
-    crate::ke::irql::ke_lower_irql(old);
+    crate::ke::irql::set_irql(old);
     r
 }
 
@@ -200,7 +203,8 @@ pub fn ob_reference_object_by_handle(
     let (table, h) = table_of(handle);
     at_dispatch(|| {
         table.with_entry(h, |e| {
-            if want.is_some_and(|w| OB_HEADERS.type_index(e.object) != Some(w)) {
+            let header = OB_HEADERS.header(e.object).ok_or(STATUS_INVALID_HANDLE)?;
+            if want.is_some_and(|w| header.type_index() != w) {
                 return Err(STATUS_OBJECT_TYPE_MISMATCH);
             }
             if mode == Mode::UserMode && desired & !e.granted_access != 0 {
@@ -208,7 +212,7 @@ pub fn ob_reference_object_by_handle(
             }
             // The locked entry holds the handle's reference: the count is
             // above zero.
-            OB_HEADERS.reference(e.object)?;
+            header.reference();
             Ok(ObjectRef {
                 id: e.object,
                 granted_access: e.granted_access,

@@ -235,6 +235,7 @@ pub fn ob_reference_object(id: ObjectId) -> Result<(), NtStatus> {
 /// takes the object manager's lock, to delete the object — or, above
 /// APC_LEVEL, to queue it (`ObDereferenceObjectDeferDelete`: a delayed
 /// worker deletes it).
+#[inline]
 pub fn ob_dereference_object(id: ObjectId) {
     if OB_HEADERS.dereference(id) == Ok(true) {
         last_reference_gone(id);
@@ -242,6 +243,8 @@ pub fn ob_dereference_object(id: ObjectId) {
 }
 
 /// `ObpRemoveObjectRoutine` or its deferral.
+#[cold]
+#[inline(never)]
 fn last_reference_gone(id: ObjectId) {
     let defer = crate::ke::irql() > crate::ke::APC_LEVEL;
     let deletes = super::with_ob(|st| {
