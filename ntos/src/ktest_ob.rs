@@ -404,7 +404,120 @@ fn t_impersonation_decides_opens() -> TestResult {
     Ok(())
 }
 
+static SMP_SLOTS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+static SMP_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static SMP_FINISHED: AtomicU32 = AtomicU32::new(0);
+static SMP_TAKEN: AtomicU64 = AtomicU64::new(0);
+static SMP_BAD: AtomicU64 = AtomicU64::new(0);
+
+/// `ObReferenceObjectByHandle` on every processor while this thread closes
+/// the handles, which hold their objects' only other reference: a
+/// reference taken through a handle always finds the handle's reference
+/// still there (pointer count at least 2 while both are held), and every
+/// object is deleted exactly once.
+fn t_reference_racing_close_on_all_processors() -> TestResult {
+    const OBJECTS: u64 = 4000;
+    SMP_DONE.store(false, Ordering::SeqCst);
+    SMP_FINISHED.store(0, Ordering::SeqCst);
+    SMP_TAKEN.store(0, Ordering::SeqCst);
+    SMP_BAD.store(0, Ordering::SeqCst);
+    let workers = crate::ke::processor_count().max(2);
+    for w in 0..workers {
+        let t = crate::ke::thread::create_system_thread(
+            "ob-smp",
+            8,
+            u64::MAX,
+            |seed| {
+                let mut x = (seed as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                while !SMP_DONE.load(Ordering::Acquire) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let h = SMP_SLOTS[(x % 32) as usize].load(Ordering::Acquire);
+                    if h == 0 {
+                        core::hint::spin_loop();
+                        continue;
+                    }
+                    if let Ok(r) = ob_reference_object_by_handle(
+                        h,
+                        0,
+                        Some(&EX_EVENT_OBJECT_TYPE),
+                        Mode::KernelMode,
+                    ) {
+                        SMP_TAKEN.fetch_add(1, Ordering::Relaxed);
+                        if crate::ob::OB_HEADERS.pointer_count(r.id) < 2
+                            && crate::ob::OB_HEADERS.handle_count(r.id) > 0
+                        {
+                            SMP_BAD.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                SMP_FINISHED.fetch_add(1, Ordering::SeqCst);
+            },
+            w as usize,
+        );
+        crate::ke::sched::ready_thread(t);
+    }
+    let (p0, _) = handle_counts();
+    // Objects the namespace deleted for earlier tests are counted when
+    // reaped: reap them before taking the baseline.
+    let deleted = crate::ob::with_ob(|st| {
+        st.reap();
+        st.deleted_total
+    });
+    let mut x = 12345u64;
+    for i in 0..OBJECTS {
+        let id = make(None, &EX_EVENT_OBJECT_TYPE, None)?;
+        let h = ob_create_handle(id, EVENT_QUERY_STATE, 0).map_err(|_| "create handle")?;
+        ob_dereference_object(id);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let old = SMP_SLOTS[((x >> 33) % 32) as usize].swap(h, Ordering::AcqRel);
+        if old != 0 && nt_close(old) != STATUS_SUCCESS {
+            return Err("close of a published handle failed");
+        }
+        if i % 64 == 0 {
+            // Let the workers run on a single processor too.
+            crate::ktest::sleep_ms(1);
+        }
+    }
+    for s in &SMP_SLOTS {
+        let h = s.swap(0, Ordering::AcqRel);
+        if h != 0 && nt_close(h) != STATUS_SUCCESS {
+            return Err("final close failed");
+        }
+    }
+    SMP_DONE.store(true, Ordering::Release);
+    check(
+        crate::ktest::wait_until(5000, || SMP_FINISHED.load(Ordering::SeqCst) == workers),
+        "the workers did not finish",
+    )?;
+    check(
+        SMP_BAD.load(Ordering::SeqCst) == 0,
+        "a reference through a handle found the handle's reference gone",
+    )?;
+    check(
+        SMP_TAKEN.load(Ordering::SeqCst) > 0,
+        "the workers never referenced an object",
+    )?;
+    check(handle_counts().0 == p0, "handle count changed")?;
+    let now = crate::ob::with_ob(|st| st.deleted_total);
+    if now != deleted + OBJECTS {
+        let msg = alloc::format!(
+            "objects were not each deleted exactly once: {} deletions for {OBJECTS} objects",
+            now - deleted
+        );
+        return Err(alloc::boxed::Box::leak(msg.into_boxed_str()));
+    }
+    Ok(())
+}
+
 pub const TESTS: &[Test] = &[
+    (
+        "ob.reference_racing_close_on_all_processors",
+        t_reference_racing_close_on_all_processors,
+    ),
     ("ob.type_procedures_and_parse", t_type_procedures),
     (
         "ob.handle_paths_take_no_ob_lock",
