@@ -316,6 +316,13 @@ pub fn set_protect_from_close(handle: u64, protect: bool) -> NtStatus {
     }
 }
 
+/// A process's handle table (`EPROCESS.ObjectTable`) as kd shows it: its
+/// address and handle count. Only the System process has one today.
+pub fn process_handle_table(process_id: u32) -> Option<(u64, usize)> {
+    (process_id == SYSTEM_PROCESS_ID)
+        .then(|| (&SYSTEM_TABLE as *const Table as u64, SYSTEM_TABLE.count()))
+}
+
 /// Handles open in the System process and the kernel table.
 pub fn handle_counts() -> (usize, usize) {
     (SYSTEM_TABLE.count(), KERNEL_TABLE.count())
