@@ -292,16 +292,21 @@ pub fn nt_duplicate_token(
     let (_r, t) = token_by_handle(existing, TOKEN_DUPLICATE, mode)?;
     let new = t.duplicate(token_type, level)?;
     let id = se_create_token_object(new)?;
-    let granted = security::access::map_generic(desired, &TOKEN_MAPPING);
+    // The creator of a token gets the access it asks for.
+    let granted = if desired & security::access::MAXIMUM_ALLOWED != 0 {
+        TOKEN_ALL_ACCESS
+    } else {
+        security::access::map_generic(desired, &TOKEN_MAPPING)
+    };
     let h = ob_create_handle(id, granted, 0);
     ob_dereference_object(id);
     h
 }
 
 /// `NtFilterToken` with restricting SIDs only (`CreateRestrictedToken`):
-/// a new token that every access check also checks against `restricted`.
-/// Disabling SIDs and deleting privileges is not implemented
-/// (the other `NtFilterToken` inputs).
+/// a new token that every access check also checks against `restricted`;
+/// the new handle has TOKEN_ALL_ACCESS. Disabling SIDs and deleting
+/// privileges (the other `NtFilterToken` inputs) are not implemented.
 pub fn nt_filter_token(existing: u64, restricted: &[Sid], mode: Mode) -> Result<u64, NtStatus> {
     let (_r, t) = token_by_handle(existing, TOKEN_DUPLICATE, mode)?;
     let id = se_create_token_object(t.restrict(restricted))?;
