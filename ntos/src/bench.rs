@@ -417,7 +417,7 @@ fn bench_handles() {
     use crate::ob::object::*;
     use nt::status::STATUS_SUCCESS;
     let Ok((id, _)) = ob_create_object(CreateSpec {
-        type_name: "Event",
+        object_type: &crate::ex::event::EX_EVENT_OBJECT_TYPE,
         name: Some("\\BaseNamedObjects\\BenchEvent"),
         attributes: 0,
         body: ObjectBody::Plain,
@@ -445,7 +445,7 @@ fn bench_handles() {
         }
         Ok((crate::hal::rdtsc() - t0, N))
     });
-    let event = crate::ob::system_type("Event");
+    let event = Some(&crate::ex::event::EX_EVENT_OBJECT_TYPE);
     match ob_create_handle(id, 0x1F0003, 0) {
         Ok(h) => {
             bench("ob_reference_object_by_handle", || {
@@ -472,7 +472,7 @@ fn bench_handles() {
         for _ in 0..N {
             let (oid, _) = ob_open_object_by_name(
                 "\\BaseNamedObjects\\BenchEvent",
-                Some("Event"),
+                Some(&crate::ex::event::EX_EVENT_OBJECT_TYPE),
                 ::ob::OBJ_CASE_INSENSITIVE,
                 1,
                 Mode::UserMode,

@@ -486,7 +486,7 @@ fn t_worker_threads() -> TestResult {
 fn t_deferred_delete() -> TestResult {
     use crate::ob::object::*;
     let (id, _) = ob_create_object(CreateSpec {
-        type_name: "Event",
+        object_type: &crate::ex::event::EX_EVENT_OBJECT_TYPE,
         name: None,
         attributes: 0,
         body: ObjectBody::Plain,

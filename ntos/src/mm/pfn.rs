@@ -141,8 +141,7 @@ pub fn start_zero_page_thread() {
 
 /// `!pfn <pfn>`.
 pub fn kd_pfn(arg: Option<&str>) {
-    let Some(pfn) = arg.and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
-    else {
+    let Some(pfn) = arg.and_then(|a| nt::kd::parse_number(a).ok()) else {
         crate::dbg_println!("usage: !pfn <page frame number (hex)>");
         return;
     };

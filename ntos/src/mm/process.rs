@@ -606,7 +606,7 @@ pub fn kd_stats() {
 
 fn pid_arg(arg: Option<&str>) -> Option<u32> {
     match arg {
-        Some(a) => u32::from_str_radix(a.trim_start_matches("0x"), 16).ok(),
+        Some(a) => nt::kd::parse_u32(a).ok(),
         None => Some(current_process()).filter(|&p| p != 0),
     }
 }
