@@ -156,9 +156,14 @@ const TESTS: &[Test] = &[
     }),
     ("ke.trap.double_fault_ist", || {
         arm();
+        // With interrupts off: an interrupt taken on the unmapped stack (in
+        // the probe, or pending when the dispatcher resumes it) would be a
+        // second #DF the probe no longer expects.
+        let flags = hal::disable_interrupts();
         // SAFETY: the probe runs with an unmapped stack; #DF arrives on IST1 and
         // the dispatcher resumes at the probe's label, which restores RSP.
         unsafe { KiProbeDoubleFault(UNMAPPED + 0x1000) };
+        hal::restore_interrupts(flags);
         check(vector() == 8, "#DF not delivered to vector 8")?;
         let rsp = KI_PROBE_HANDLER_RSP.load(Ordering::SeqCst);
         let ist_base = crate::loader_block().ist_stacks[0];

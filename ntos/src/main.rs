@@ -160,6 +160,12 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     {
         crash_test_bad_pool_free();
     }
+    if let Some(name) = opts
+        .split_whitespace()
+        .find_map(|o| o.strip_prefix("/CRASHTEST="))
+    {
+        ktest_ke::run_crash_test(name);
+    }
     if test_mode() {
         ktest::run_all();
     }

@@ -502,6 +502,27 @@ pub fn kd_process(args: &str) {
     }
 }
 
+/// The walk `!process` makes (every thread of the System process
+/// snapshot under the locks, references dropped after), without printing:
+/// the number of threads seen. For the boot test that runs it while threads
+/// die on other processors.
+pub fn walk_threads_for_test() -> usize {
+    let ids = process::KI_SYSTEM_PROCESS.thread_ids();
+    let Some(g) = sched::try_lock(KD_LOCK_SPINS) else {
+        return 0;
+    };
+    let snaps: Vec<ThreadSnapshot> = ids
+        .iter()
+        .filter_map(|&i| g.thread_table.get(i).map(|e| e.thread.clone()))
+        .map(|t| snapshot(&g, t))
+        .collect();
+    drop(g);
+    snaps
+        .iter()
+        .filter(|s| !s.thread.name().is_empty() && s.thread.stack_limit < s.thread.initial_stack)
+        .count()
+}
+
 /// `!prcb [n]`: processor `n`'s block (default: the one `~N` chose).
 pub fn kd_prcb(args: &str) {
     let n = args

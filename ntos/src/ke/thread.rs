@@ -254,6 +254,21 @@ pub fn init_extended_state(boot: bool) {
     }
 }
 
+/// Whether AVX state (the upper halves of YMM0-15) is enabled in XCR0 and
+/// so switched with the threads.
+pub fn avx_enabled() -> bool {
+    // CPUID.1:ECX.OSXSAVE mirrors CR4.OSXSAVE.
+    if core::arch::x86_64::__cpuid(1).ecx & (1 << 27) == 0 {
+        return false;
+    }
+    let (lo, _hi): (u32, u32);
+    // SAFETY: XGETBV 0 is valid once CR4.OSXSAVE is set (checked above).
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") _hi, options(nomem, nostack))
+    };
+    lo & 0b110 == 0b110
+}
+
 /// Whether context switches use XSAVE (else FXSAVE), and the area size.
 pub fn extended_state_format() -> (&'static str, u32) {
     let size = XSAVE_SIZE.load(Ordering::Relaxed);
