@@ -75,6 +75,8 @@ struct ThreadSnapshot {
     live: bool,
     kernel_apcs: usize,
     user_apcs: usize,
+    /// `Alerted[KernelMode]`, `Alerted[UserMode]`.
+    alerted: (bool, bool),
 }
 
 fn snapshot(g: &DispatcherGuard, t: ThreadRef) -> ThreadSnapshot {
@@ -118,6 +120,12 @@ fn snapshot(g: &DispatcherGuard, t: ThreadRef) -> ThreadSnapshot {
             .count();
         (k, e.apc.queued().count() - k)
     });
+    let alerted = entry.map_or((false, false), |e| {
+        (
+            e.apc.is_alerted(ProcessorMode::KernelMode),
+            e.apc.is_alerted(ProcessorMode::UserMode),
+        )
+    });
     ThreadSnapshot {
         thread: t,
         sched,
@@ -127,6 +135,7 @@ fn snapshot(g: &DispatcherGuard, t: ThreadRef) -> ThreadSnapshot {
         live,
         kernel_apcs,
         user_apcs,
+        alerted,
     }
 }
 
@@ -292,6 +301,13 @@ fn print_thread(s: &ThreadSnapshot, indent: &str) {
         t.kernel_apc_disable(),
         t.special_apc_disable()
     );
+    if s.alerted.0 || s.alerted.1 {
+        dbg_println!(
+            "{indent}    Alerted:{}{}",
+            if s.alerted.0 { " KernelMode" } else { "" },
+            if s.alerted.1 { " UserMode" } else { "" }
+        );
+    }
 }
 
 /// `~N`: switch the processor kd shows.

@@ -302,8 +302,11 @@ impl core::ops::Deref for DispatcherGuard {
     type Target = DispatcherState;
     fn deref(&self) -> &DispatcherState {
         // SAFETY: the pointer came from the initialized state in the static
-        // (never moved, never set back to None); this processor holds the
-        // lock while the guard lives, and the reference borrows the guard.
+        // (never moved, never set back to None). Whenever code holding the
+        // guard runs, its processor holds the lock: the lock is only handed
+        // from the thread switched out to the one switched in, so a guard
+        // on a switched-out thread's stack is not used until the lock comes
+        // back with it. The reference borrows the guard.
         unsafe { self.state.as_ref() }
     }
 }

@@ -241,8 +241,9 @@ pub fn init_extended_state(boot: bool) {
     }
     if has_xsave {
         let d = core::arch::x86_64::__cpuid_count(0xD, 0);
-        let mask = d.eax as u64 & 0x7; // x87 | SSE | AVX
-                                       // SAFETY: XCR0 takes a subset of the supported components, with x87 set.
+        // x87 | SSE | AVX
+        let mask = d.eax as u64 & 0x7;
+        // SAFETY: XCR0 takes a subset of the supported components, with x87 set.
         unsafe {
             core::arch::asm!("xsetbv", in("ecx") 0, in("eax") mask as u32, in("edx") 0u32);
         }
