@@ -408,10 +408,12 @@ fn t_extended_state() -> TestResult {
     )
 }
 
-/// Aligned buffers the new thread of `t_initial_extended_state` fills.
+/// An FXSAVE image (64-byte aligned).
 #[repr(C, align(64))]
 struct FxArea([u8; 512]);
-static mut INITIAL_FX: FxArea = FxArea([0; 512]);
+/// What the new thread of `t_initial_extended_state` saw: FCW, FSW, the
+/// abridged tag word, MXCSR, and YMM8 (XMM8 without AVX).
+static INITIAL_X87: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
 static INITIAL_YMM: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 static INITIAL_DONE: AtomicBool = AtomicBool::new(false);
 static INITIAL_TID: AtomicU32 = AtomicU32::new(0);
@@ -419,10 +421,9 @@ static INITIAL_TID: AtomicU32 = AtomicU32::new(0);
 /// The new thread: records its x87/SSE state as it starts.
 fn initial_state_body(_: usize) {
     let mut ymm = [0u64; 4];
-    let fx = core::ptr::addr_of_mut!(INITIAL_FX);
-    // SAFETY: FXSAVE into a 64-byte aligned 512-byte static only this test
-    // thread writes (the test waits for INITIAL_DONE before reading it).
-    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) fx, options(nostack)) };
+    let mut fx = FxArea([0; 512]);
+    // SAFETY: FXSAVE into a 64-byte aligned 512-byte local.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) fx.0.as_mut_ptr(), options(nostack)) };
     if thread::avx_enabled() {
         // SAFETY: AVX is enabled; stores YMM8 into a local array.
         unsafe {
@@ -433,6 +434,16 @@ fn initial_state_body(_: usize) {
         unsafe {
             core::arch::asm!("movdqu [{}], xmm8", in(reg) ymm.as_mut_ptr(), options(nostack))
         };
+    }
+    let f = &fx.0;
+    let seen = [
+        u32::from(u16::from_le_bytes([f[0], f[1]])),
+        u32::from(u16::from_le_bytes([f[2], f[3]])),
+        u32::from(f[4]),
+        u32::from_le_bytes([f[24], f[25], f[26], f[27]]),
+    ];
+    for (a, v) in INITIAL_X87.iter().zip(seen) {
+        a.store(v, Ordering::SeqCst);
     }
     for (a, v) in INITIAL_YMM.iter().zip(ymm) {
         a.store(v, Ordering::SeqCst);
@@ -526,13 +537,7 @@ fn t_initial_extended_state() -> TestResult {
         wait_until(2000, || INITIAL_DONE.load(Ordering::SeqCst)),
         "the new thread never ran",
     )?;
-    // SAFETY: the thread that wrote INITIAL_FX has finished writing
-    // (INITIAL_DONE, SeqCst) and nobody writes it again during this read.
-    let fx = unsafe { &(*core::ptr::addr_of!(INITIAL_FX)).0 };
-    let fcw = u16::from_le_bytes([fx[0], fx[1]]);
-    let fsw = u16::from_le_bytes([fx[2], fx[3]]);
-    let ftw = fx[4];
-    let mxcsr = u32::from_le_bytes([fx[24], fx[25], fx[26], fx[27]]);
+    let [fcw, fsw, ftw, mxcsr] = [0, 1, 2, 3].map(|i| INITIAL_X87[i].load(Ordering::SeqCst));
     let ymm: [u64; 4] = core::array::from_fn(|i| INITIAL_YMM[i].load(Ordering::SeqCst));
     crate::dbg_println!(
         "KTEST-NOTE new thread FCW {fcw:#06x} FSW {fsw:#06x} FTW {ftw:#04x} MXCSR {mxcsr:#x} YMM8 {ymm:x?}"
