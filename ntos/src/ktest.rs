@@ -156,9 +156,14 @@ const TESTS: &[Test] = &[
     }),
     ("ke.trap.double_fault_ist", || {
         arm();
+        // With interrupts off: an interrupt taken on the unmapped stack (in
+        // the probe, or pending when the dispatcher resumes it) would be a
+        // second #DF the probe no longer expects.
+        let flags = hal::disable_interrupts();
         // SAFETY: the probe runs with an unmapped stack; #DF arrives on IST1 and
         // the dispatcher resumes at the probe's label, which restores RSP.
         unsafe { KiProbeDoubleFault(UNMAPPED + 0x1000) };
+        hal::restore_interrupts(flags);
         check(vector() == 8, "#DF not delivered to vector 8")?;
         let rsp = KI_PROBE_HANDLER_RSP.load(Ordering::SeqCst);
         let ist_base = crate::rtl::loader_block().ist_stacks[0];
@@ -370,6 +375,19 @@ pub const CRASH_TESTS: &[CrashTest] = &[
             None,
         ],
         run: crate::ktest_mm::crash_user_fault_at_dispatch,
+    },
+    CrashTest {
+        name: "DELAYATDISPATCH",
+        stop_code: nt::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+        params: [Some(0), Some(2), Some(0), None],
+        run: crate::ktest_ke::crash_delay_at_dispatch,
+    },
+    CrashTest {
+        name: "YIELDINDPC",
+        stop_code: nt::bugcheck::ATTEMPTED_SWITCH_FROM_DPC,
+        // The current thread, no new thread, the stack pointer, 0.
+        params: [None, Some(0), None, Some(0)],
+        run: crate::ktest_ke::crash_yield_in_dpc,
     },
     CrashTest {
         name: "STACKOVERFLOW",

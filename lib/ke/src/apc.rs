@@ -142,11 +142,6 @@ impl<T: Copy + PartialEq> ApcState<T> {
         !self.kernel.is_empty()
     }
 
-    /// Whether user APCs are queued.
-    pub fn user_apcs_queued(&self) -> bool {
-        !self.user.is_empty()
-    }
-
     /// The queues in delivery order (kd `!apc`): kernel queue, then user queue.
     pub fn queued(&self) -> impl Iterator<Item = (T, ApcKind)> + '_ {
         self.kernel
@@ -238,7 +233,7 @@ impl<T: Copy + PartialEq> ApcState<T> {
 
     /// The APC `KiDeliverApc` would run next, if any: `irql` is the level
     /// being returned to, `mode` whether the return is to user mode.
-    pub fn next_deliverable(
+    fn next_deliverable(
         &self,
         irql: u8,
         special_apc_disable: bool,

@@ -332,7 +332,7 @@ impl Scheduler {
     /// processor if idle, else any idle processor in the affinity (lowest
     /// number first), else the ideal processor (or, outside the affinity,
     /// the lowest processor in it).
-    pub fn select_processor(&self, t: ThreadId) -> Result<u32, SchedError> {
+    fn select_processor(&self, t: ThreadId) -> Result<u32, SchedError> {
         let th = self.thread(t)?;
         let allowed = th.affinity & self.active;
         if allowed == 0 {

@@ -133,11 +133,6 @@ impl<D: Copy> TimerTable<D> {
         }
     }
 
-    /// Timer ids the table takes (`0..capacity`).
-    pub fn capacity(&self) -> u32 {
-        self.timers.len() as u32
-    }
-
     /// Makes room for timer ids `0..capacity` (never shrinks).
     pub fn grow(&mut self, capacity: u32) {
         if capacity as usize > self.timers.len() {
@@ -411,7 +406,11 @@ mod tests {
             .unwrap();
         t.grow(8);
         t.grow(4);
-        assert_eq!(t.capacity(), 8);
+        assert_eq!(
+            t.set(TimerId(8), 0, DueTime::Relative(MS), 0, None),
+            Err(TimerError::BadTimer(TimerId(8))),
+            "grown to 8 ids, never shrunk"
+        );
         t.set(TimerId(5), 0, DueTime::Relative(MS), 0, Some(9))
             .unwrap();
         assert_eq!(t.next_due(), Some(MS));

@@ -93,6 +93,8 @@ pub fn ke_insert_queue_dpc(dpc: &'static KDpc, arg1: usize, arg2: usize) -> bool
     if dpc.inserted.swap(true, Ordering::AcqRel) {
         return false;
     }
+    // At HIGH_LEVEL (as NT inserts) the processor number stays ours.
+    let old = super::irql::ke_raise_irql(HIGH_LEVEL.max(super::irql()));
     let me = current_processor_number();
     let target = match dpc.target {
         Some(t) if t < super::processor_count() => t,
@@ -107,6 +109,7 @@ pub fn ke_insert_queue_dpc(dpc: &'static KDpc, arg1: usize, arg2: usize) -> bool
     if request {
         super::sched::request_dispatch(target);
     }
+    super::irql::ke_lower_irql(old);
     true
 }
 
@@ -130,7 +133,12 @@ pub fn clock_tick() -> bool {
 }
 
 /// `DpcRoutineActive` of this processor: a DPC routine is running here.
+/// Below DISPATCH_LEVEL none can be (and the processor number could change
+/// under the caller, so it is not read there).
 pub fn dpc_routine_active() -> bool {
+    if super::irql() < super::DISPATCH_LEVEL {
+        return false;
+    }
     DPC_QUEUES[current_processor_number() as usize].with(|q| q.routine_active())
 }
 

@@ -72,26 +72,38 @@ pub fn io_connect_interrupt(
     if !(3..CLOCK_LEVEL).contains(&irql) {
         return Err(nt::status::STATUS_INVALID_PARAMETER);
     }
-    let vector = NEXT_VECTOR.with(|_| {
-        (0..16u8).map(|n| (irql << 4) | n).find(|&v| {
-            v >= apic::FIRST_DEVICE_VECTOR
-                && CONNECTED[v as usize].load(Ordering::Relaxed).is_null()
-        })
-    });
-    let Some(vector) = vector else {
+    let layout = core::alloc::Layout::new::<KInterrupt>();
+    // SAFETY: KInterrupt has a non-zero size.
+    let Some(obj) = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<KInterrupt>())
+    else {
         return Err(nt::status::STATUS_INSUFFICIENT_RESOURCES);
     };
-    let obj = NonNull::from(alloc::boxed::Box::leak(alloc::boxed::Box::new(
-        KInterrupt {
-            vector,
-            irql,
-            gsi,
-            routine,
-            context,
-            count: AtomicU64::new(0),
-        },
-    )));
-    CONNECTED[vector as usize].store(obj.as_ptr(), Ordering::SeqCst);
+    // The vector is chosen and connected under one lock, so two connects
+    // never share it.
+    let vector = NEXT_VECTOR.with(|_| {
+        let v = (0..16u8).map(|n| (irql << 4) | n).find(|&v| {
+            v >= apic::FIRST_DEVICE_VECTOR
+                && CONNECTED[v as usize].load(Ordering::Relaxed).is_null()
+        })?;
+        // SAFETY: a fresh allocation with KInterrupt's layout, owned here.
+        unsafe {
+            obj.as_ptr().write(KInterrupt {
+                vector: v,
+                irql,
+                gsi,
+                routine,
+                context,
+                count: AtomicU64::new(0),
+            })
+        };
+        CONNECTED[v as usize].store(obj.as_ptr(), Ordering::SeqCst);
+        Some(v)
+    });
+    let Some(vector) = vector else {
+        // SAFETY: allocated above with this layout and never published.
+        unsafe { alloc::alloc::dealloc(obj.as_ptr().cast::<u8>(), layout) };
+        return Err(nt::status::STATUS_INSUFFICIENT_RESOURCES);
+    };
     if let Some(m) = super::madt() {
         apic::ioapic_route(
             &m,
@@ -121,10 +133,16 @@ fn disconnect(obj: NonNull<KInterrupt>) {
     while ACTIVE[vector as usize].load(Ordering::SeqCst) != 0 {
         core::hint::spin_loop();
     }
-    // SAFETY: the object came from `Box::leak` in `io_connect_interrupt`; it
-    // is no longer reachable from CONNECTED and no dispatch still uses it
-    // (each counts itself in ACTIVE before reading CONNECTED).
-    drop(unsafe { alloc::boxed::Box::from_raw(obj.as_ptr()) });
+    // SAFETY: the object was allocated with this layout in
+    // `io_connect_interrupt`; it is no longer reachable from CONNECTED and
+    // no dispatch still uses it (each counts itself in ACTIVE before reading
+    // CONNECTED). KInterrupt needs no drop.
+    unsafe {
+        alloc::alloc::dealloc(
+            obj.as_ptr().cast::<u8>(),
+            core::alloc::Layout::new::<KInterrupt>(),
+        )
+    };
 }
 
 /// Entry from the trap dispatcher for vectors 0x1F..0xFF.

@@ -17,8 +17,9 @@ fn write_cr8(v: u8) {
     // SAFETY: CR8 only changes which interrupt classes are masked.
     unsafe { core::arch::asm!("mov cr8, {}", in(reg) v as u64, options(nomem, nostack)) };
     if super::gs_ready() {
-        // SAFETY: GS:[0x50] is KPCR.Irql of this processor (a copy kd reads
-        // for other processors; CR8 stays authoritative).
+        // SAFETY: GS:[0x50] is KPCR.Irql of this processor, an AtomicU8 that
+        // other processors load (kd); a byte store is atomic on x86. CR8
+        // stays authoritative.
         unsafe { core::arch::asm!("mov gs:[0x50], {}", in(reg_byte) v, options(nostack)) };
     }
 }

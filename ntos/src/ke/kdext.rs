@@ -75,6 +75,8 @@ struct ThreadSnapshot {
     live: bool,
     kernel_apcs: usize,
     user_apcs: usize,
+    /// `Alerted[KernelMode]`, `Alerted[UserMode]`.
+    alerted: (bool, bool),
 }
 
 fn snapshot(g: &DispatcherGuard, t: ThreadRef) -> ThreadSnapshot {
@@ -118,6 +120,12 @@ fn snapshot(g: &DispatcherGuard, t: ThreadRef) -> ThreadSnapshot {
             .count();
         (k, e.apc.queued().count() - k)
     });
+    let alerted = entry.map_or((false, false), |e| {
+        (
+            e.apc.is_alerted(ProcessorMode::KernelMode),
+            e.apc.is_alerted(ProcessorMode::UserMode),
+        )
+    });
     ThreadSnapshot {
         thread: t,
         sched,
@@ -127,6 +135,7 @@ fn snapshot(g: &DispatcherGuard, t: ThreadRef) -> ThreadSnapshot {
         live,
         kernel_apcs,
         user_apcs,
+        alerted,
     }
 }
 
@@ -292,6 +301,13 @@ fn print_thread(s: &ThreadSnapshot, indent: &str) {
         t.kernel_apc_disable(),
         t.special_apc_disable()
     );
+    if s.alerted.0 || s.alerted.1 {
+        dbg_println!(
+            "{indent}    Alerted:{}{}",
+            if s.alerted.0 { " KernelMode" } else { "" },
+            if s.alerted.1 { " UserMode" } else { "" }
+        );
+    }
 }
 
 /// `~N`: switch the processor kd shows.
@@ -500,6 +516,27 @@ pub fn kd_process(args: &str) {
             None => dbg_println!("No current thread"),
         },
     }
+}
+
+/// The walk `!process` makes (every thread of the System process
+/// snapshot under the locks, references dropped after), without printing:
+/// the number of threads seen. For the boot test that runs it while threads
+/// die on other processors.
+pub fn walk_threads_for_test() -> usize {
+    let ids = process::KI_SYSTEM_PROCESS.thread_ids();
+    let Some(g) = sched::try_lock(KD_LOCK_SPINS) else {
+        return 0;
+    };
+    let snaps: Vec<ThreadSnapshot> = ids
+        .iter()
+        .filter_map(|&i| g.thread_table.get(i).map(|e| e.thread.clone()))
+        .map(|t| snapshot(&g, t))
+        .collect();
+    drop(g);
+    snaps
+        .iter()
+        .filter(|s| !s.thread.name().is_empty() && s.thread.stack_limit < s.thread.initial_stack)
+        .count()
 }
 
 /// `!prcb [n]`: processor `n`'s block (default: the one `~N` chose).

@@ -228,7 +228,10 @@ pub fn pcr_of(n: u32) -> Option<&'static Kpcr> {
 
 /// Processor `n`'s block (kd inspects it).
 pub fn processor_block(n: u32) -> Option<&'static ProcessorBlock> {
-    // SAFETY: blocks below PROCESSOR_COUNT are initialized.
+    // SAFETY: processors start one at a time and each counts itself in
+    // PROCESSOR_COUNT (Release) only after initializing its block, so blocks
+    // below the count (Acquire) are initialized; see `Processors` for why a
+    // shared reference to one is sound afterwards.
     (n < PROCESSOR_COUNT.load(Ordering::Acquire)).then(|| unsafe { &*block_ptr(n) })
 }
 

@@ -302,8 +302,11 @@ impl core::ops::Deref for DispatcherGuard {
     type Target = DispatcherState;
     fn deref(&self) -> &DispatcherState {
         // SAFETY: the pointer came from the initialized state in the static
-        // (never moved, never set back to None); this processor holds the
-        // lock while the guard lives, and the reference borrows the guard.
+        // (never moved, never set back to None). Whenever code holding the
+        // guard runs, its processor holds the lock: the lock is only handed
+        // from the thread switched out to the one switched in, so a guard
+        // on a switched-out thread's stack is not used until the lock comes
+        // back with it. The reference borrows the guard.
         unsafe { self.state.as_ref() }
     }
 }
@@ -430,7 +433,8 @@ pub fn current_thread() -> thread::CurrentThread {
 }
 
 /// Asks processor `p` to run its dispatch interrupt (a self software
-/// interrupt, or an IPI at the DPC vector for another processor).
+/// interrupt, or an IPI at the DPC vector for another processor). Callers
+/// run at DISPATCH_LEVEL or above, so "self" is where they stay.
 pub fn request_dispatch(p: u32) {
     if p == current_processor_number() {
         apic::request_software_interrupt(apic::DPC_VECTOR);
@@ -805,8 +809,9 @@ pub fn ke_delay_execution_thread_ex(user_mode: bool, alertable: bool, interval: 
 /// Yields this processor to a ready thread of at least the current
 /// thread's priority (`same_or_higher`) or of any priority.
 fn yield_at_least(same_or_higher: bool) -> NtStatus {
-    let me = current_processor_number();
     let mut g = lock();
+    // Only now (at SYNCH_LEVEL) is the processor number stable.
+    let me = current_processor_number();
     sync_quantum_out(&mut g, me);
     let min = match g.sched.running(me) {
         Some(r) if same_or_higher => g.sched.thread(r).map_or(0, |t| t.priority),
@@ -873,9 +878,9 @@ pub fn thread_state(tid: u32) -> Option<ThreadState> {
 /// An affinity with no active processor stops the system with
 /// INVALID_AFFINITY_SET (0x02: the affinity, the active processors), as NT does.
 pub fn ke_set_system_affinity_thread(affinity: u64) -> u64 {
-    let me = current_processor_number();
     let tid = current_thread_id();
     let mut g = lock();
+    let me = current_processor_number();
     let prev = match g.sched.thread(ThreadId(tid)) {
         Ok(t) => t.affinity,
         Err(e) => scheduler_error(e, 12),
@@ -914,9 +919,9 @@ pub fn ke_revert_to_user_affinity_thread(previous: u64) {
 /// and flushed, and it switches away for the last time; the next thread on
 /// this processor reaps it.
 pub fn terminate_current_thread() -> ! {
-    let me = current_processor_number();
     let tid = current_thread_id();
     let mut g = lock();
+    let me = current_processor_number();
     {
         let st = &mut *g;
         let obj = st.thread_table.get(tid).map(|e| e.thread.dispatcher_object);
@@ -1059,6 +1064,19 @@ pub fn become_idle(me: u32, stack_top: u64) -> ! {
         .active
         .store(true, Ordering::Release);
     idle_loop()
+}
+
+/// The wait thread `tid` is blocked in (None when it does not wait): what
+/// `!thread` shows.
+pub fn wait_record(tid: u32) -> Option<WaitRecord> {
+    let g = lock();
+    let waiting = g
+        .sched
+        .thread(ThreadId(tid))
+        .is_ok_and(|t| t.state == ThreadState::Waiting);
+    waiting
+        .then(|| g.thread_table.get(tid).map(|e| e.wait))
+        .flatten()
 }
 
 /// Threads in the thread table (leak checks).

@@ -259,8 +259,9 @@ pub fn init_extended_state(boot: bool) {
     }
     if has_xsave {
         let d = core::arch::x86_64::__cpuid_count(0xD, 0);
-        let mask = d.eax as u64 & 0x7; // x87 | SSE | AVX
-                                       // SAFETY: XCR0 takes a subset of the supported components, with x87 set.
+        // x87 | SSE | AVX
+        let mask = d.eax as u64 & 0x7;
+        // SAFETY: XCR0 takes a subset of the supported components, with x87 set.
         unsafe {
             core::arch::asm!("xsetbv", in("ecx") 0, in("eax") mask as u32, in("edx") 0u32);
         }
@@ -270,6 +271,21 @@ pub fn init_extended_state(boot: bool) {
             USE_XSAVE.store(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Whether AVX state (the upper halves of YMM0-15) is enabled in XCR0 and
+/// so switched with the threads.
+pub fn avx_enabled() -> bool {
+    // CPUID.1:ECX.OSXSAVE mirrors CR4.OSXSAVE.
+    if core::arch::x86_64::__cpuid(1).ecx & (1 << 27) == 0 {
+        return false;
+    }
+    let (lo, _hi): (u32, u32);
+    // SAFETY: XGETBV 0 is valid once CR4.OSXSAVE is set (checked above).
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") _hi, options(nomem, nostack))
+    };
+    lo & 0b110 == 0b110
 }
 
 /// Whether context switches use XSAVE (else FXSAVE), and the area size.

@@ -172,6 +172,11 @@ impl ThreadObject {
     pub fn from_ref(t: ThreadRef) -> ThreadObject {
         ThreadObject(t)
     }
+
+    /// The thread object it holds.
+    pub fn thread(&self) -> &super::thread::KThread {
+        &self.0
+    }
 }
 
 impl Waitable for ThreadObject {
