@@ -432,6 +432,23 @@ fn bench_handles() {
         }
         return;
     };
+    // One handle stays open throughout: the event is a temporary named
+    // object, so closing its last handle would delete its name.
+    let h = match ob_create_handle(id, 0x1F0003, 0) {
+        Ok(h) => h,
+        Err(e) => {
+            let why = format!("ObpCreateHandle: {e:?}");
+            for n in [
+                "ob_handle_create_close",
+                "ob_reference_object_by_handle",
+                "ob_open_by_name",
+            ] {
+                fail(n, &why);
+            }
+            ob_dereference_object(id);
+            return;
+        }
+    };
     const N: u64 = 20_000;
     bench("ob_handle_create_close", || {
         let t0 = crate::hal::rdtsc();
@@ -446,26 +463,17 @@ fn bench_handles() {
         Ok((crate::hal::rdtsc() - t0, N))
     });
     let event = Some(&crate::ex::event::EX_EVENT_OBJECT_TYPE);
-    match ob_create_handle(id, 0x1F0003, 0) {
-        Ok(h) => {
-            bench("ob_reference_object_by_handle", || {
-                let t0 = crate::hal::rdtsc();
-                for _ in 0..N {
-                    let r = ob_reference_object_by_handle(h, 1, event, Mode::UserMode)
-                        .map_err(|e| format!("ObReferenceObjectByHandle: {e:?}"))?;
-                    if r.id != id {
-                        return Err("the handle referenced another object".into());
-                    }
-                }
-                Ok((crate::hal::rdtsc() - t0, N))
-            });
-            nt_close(h);
+    bench("ob_reference_object_by_handle", || {
+        let t0 = crate::hal::rdtsc();
+        for _ in 0..N {
+            let r = ob_reference_object_by_handle(h, 1, event, Mode::UserMode)
+                .map_err(|e| format!("ObReferenceObjectByHandle: {e:?}"))?;
+            if r.id != id {
+                return Err("the handle referenced another object".into());
+            }
         }
-        Err(e) => fail(
-            "ob_reference_object_by_handle",
-            &format!("ObpCreateHandle: {e:?}"),
-        ),
-    }
+        Ok((crate::hal::rdtsc() - t0, N))
+    });
     let token = security::token::Token::system();
     bench("ob_open_by_name", || {
         let t0 = crate::hal::rdtsc();
@@ -486,6 +494,7 @@ fn bench_handles() {
         }
         Ok((crate::hal::rdtsc() - t0, N))
     });
+    nt_close(h);
     ob_dereference_object(id);
 }
 
