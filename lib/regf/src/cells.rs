@@ -1,63 +1,196 @@
-//! Storage: hive bins and cells of the stable and the volatile space, the free-cell index,
-//! cell allocation (best fit, split, coalesce) and bounds-checked cell access.
+//! Storage: hive bins and cells of the stable and the volatile space, the cell map, the
+//! free-cell index, cell allocation (best fit, split, coalesce), dirty-page tracking and
+//! bounds-checked cell access.
+//!
+//! As in NT (*Windows Internals*, "Cell maps"), a space is not one contiguous buffer: each hive
+//! bin is its own allocation and a per-page map turns a cell offset into (bin, offset in bin).
+//! Growing a hive therefore allocates only the new bin (fallibly: `STATUS_INSUFFICIENT_RESOURCES`
+//! when memory or the space's size limit runs out) and never moves existing cells.
 
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use crate::*;
 
-/// One storage space (stable or volatile): hive bins and a free-cell index.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Space {
+/// Largest size of a storage space: cell offsets keep the top bit for the storage type.
+pub const MAX_SPACE: u32 = 0x8000_0000 - PAGE as u32;
+
+/// One hive bin of a space.
+#[derive(Clone, Debug)]
+pub(crate) struct Bin {
+    /// Offset of the bin in its space.
+    pub(crate) start: u32,
+    /// The bin: 32-byte header followed by cells.
     pub(crate) data: Vec<u8>,
-    /// (start, size) of each hive bin, ascending.
-    pub(crate) bins: Vec<(u32, u32)>,
+}
+
+/// One storage space (stable or volatile): hive bins, the cell map, a free-cell index and the
+/// pages changed since the last flush.
+#[derive(Clone, Debug)]
+pub(crate) struct Space {
+    pub(crate) bins: Vec<Bin>,
+    /// Bin index of every 4 KiB page of the space (the cell map).
+    pages: Vec<u32>,
     /// Free cells as (size, offset).
     pub(crate) free: BTreeSet<(u32, u32)>,
+    /// One bit per page: changed since the last [`Space::clear_dirty`] (`HvMarkCellDirty`).
+    dirty: Vec<u64>,
+    /// Growth beyond this many bytes fails with `STATUS_INSUFFICIENT_RESOURCES`.
+    pub(crate) limit: u32,
+}
+
+impl Default for Space {
+    fn default() -> Self {
+        Space {
+            bins: Vec::new(),
+            pages: Vec::new(),
+            free: BTreeSet::new(),
+            dirty: Vec::new(),
+            limit: MAX_SPACE,
+        }
+    }
+}
+
+fn no_memory<T>(_: T) -> Error {
+    Error::Status(STATUS_INSUFFICIENT_RESOURCES)
 }
 
 impl Space {
+    /// Size of the space in bytes (the sum of its bins).
+    pub(crate) fn len(&self) -> usize {
+        self.pages.len() * PAGE
+    }
+
+    fn bin_index(&self, off: u32) -> Option<usize> {
+        Some(*self.pages.get(off as usize / PAGE)? as usize)
+    }
+
+    /// (start, size) of the bin holding `off`.
     pub(crate) fn bin_of(&self, off: u32) -> Option<(u32, u32)> {
-        let i = self.bins.partition_point(|&(s, _)| s <= off);
-        let (s, z) = *self.bins.get(i.checked_sub(1)?)?;
-        if off < s.checked_add(z)? {
-            Some((s, z))
-        } else {
-            None
-        }
+        let b = self.bins.get(self.bin_index(off)?)?;
+        Some((b.start, b.data.len() as u32))
+    }
+
+    /// The bytes from `off` to the end of its bin.
+    pub(crate) fn bytes(&self, off: u32) -> Option<&[u8]> {
+        let b = self.bins.get(self.bin_index(off)?)?;
+        b.data.get((off - b.start) as usize..)
+    }
+
+    /// The bytes from `off` to the end of its bin, marking nothing dirty.
+    fn bytes_mut_clean(&mut self, off: u32) -> Option<&mut [u8]> {
+        let i = self.bin_index(off)?;
+        let b = self.bins.get_mut(i)?;
+        b.data.get_mut((off - b.start) as usize..)
+    }
+
+    /// The bytes from `off` to the end of its bin; the pages of `off..off + len` become dirty.
+    pub(crate) fn bytes_mut(&mut self, off: u32, len: usize) -> Option<&mut [u8]> {
+        self.mark_dirty(off, len);
+        self.bytes_mut_clean(off)
     }
 
     pub(crate) fn size_at(&self, off: u32) -> Option<i32> {
-        rd32(&self.data, off as usize).map(|v| v as i32)
+        rd32(self.bytes(off)?, 0).map(|v| v as i32)
     }
 
-    pub(crate) fn add_bin(&mut self, need: u32, time: u64) -> Result<u32> {
-        let start = self.data.len() as u32;
+    fn write_size(&mut self, off: u32, v: u32) {
+        if let Some(b) = self.bytes_mut(off, 4) {
+            wr32(b, 0, v);
+        }
+    }
+
+    /// Marks the pages of `off..off + len` dirty.
+    pub(crate) fn mark_dirty(&mut self, off: u32, len: usize) {
+        let first = off as usize / PAGE;
+        let last = (off as usize + len.max(1) - 1) / PAGE;
+        for p in first..=last.min(self.pages.len().saturating_sub(1)) {
+            if let Some(w) = self.dirty.get_mut(p / 64) {
+                *w |= 1 << (p % 64);
+            }
+        }
+    }
+
+    /// Every page dirty (a recovered hive's primary is stale).
+    pub(crate) fn mark_all_dirty(&mut self) {
+        let n = self.pages.len();
+        self.mark_dirty(0, n * PAGE);
+    }
+
+    /// Forgets the dirty pages (after a completed flush).
+    pub(crate) fn clear_dirty(&mut self) {
+        self.dirty.fill(0);
+    }
+
+    /// Offsets of the dirty pages, ascending.
+    pub(crate) fn dirty_pages(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.pages.len())
+            .filter(|p| self.dirty[p / 64] & (1 << (p % 64)) != 0)
+            .map(|p| (p * PAGE) as u32)
+    }
+
+    /// The 4 KiB page at `off` (a multiple of 4096 below [`Space::len`]).
+    pub(crate) fn page(&self, off: u32) -> Option<&[u8]> {
+        self.bytes(off)?.get(..PAGE)
+    }
+
+    /// Appends a bin of `size` bytes (a multiple of 4096) holding `contents` (or a fresh header and
+    /// one free cell when `None`); fails without changing anything when memory or the limit runs
+    /// out.
+    fn push_bin(&mut self, size: usize, contents: Option<&[u8]>, time: u64) -> Result<u32> {
+        let start = self.len();
+        let end = start.checked_add(size).ok_or(no_memory(()))?;
+        if end > self.limit as usize || end > MAX_SPACE as usize {
+            return Err(Error::Status(STATUS_INSUFFICIENT_RESOURCES));
+        }
+        let npages = size / PAGE;
+        let mut data = Vec::new();
+        data.try_reserve_exact(size).map_err(no_memory)?;
+        self.bins.try_reserve(1).map_err(no_memory)?;
+        self.pages.try_reserve(npages).map_err(no_memory)?;
+        let words = (self.pages.len() + npages).div_ceil(64);
+        self.dirty
+            .try_reserve(words.saturating_sub(self.dirty.len()))
+            .map_err(no_memory)?;
+        match contents {
+            Some(c) => data.extend_from_slice(c),
+            None => {
+                data.resize(size, 0);
+                data[0..4].copy_from_slice(b"hbin");
+                wr32(&mut data, 4, start as u32);
+                wr32(&mut data, 8, size as u32);
+                wr64(&mut data, 20, time);
+                wr32(&mut data, 32, size as u32 - 32);
+            }
+        }
+        let index = self.bins.len() as u32;
+        self.bins.push(Bin {
+            start: start as u32,
+            data,
+        });
+        self.pages.resize(self.pages.len() + npages, index);
+        self.dirty.resize(words, 0);
+        self.mark_dirty(start as u32, size);
+        Ok(start as u32)
+    }
+
+    fn add_bin(&mut self, need: u32, time: u64) -> Result<u32> {
         let size = (need as usize + 32).div_ceil(PAGE) * PAGE;
-        let size32 =
-            u32::try_from(size).map_err(|_| Error::Status(STATUS_INSUFFICIENT_RESOURCES))?;
-        start
-            .checked_add(size32)
-            .ok_or(Error::Status(STATUS_INSUFFICIENT_RESOURCES))?;
-        let mut hdr = [0u8; 32];
-        hdr[0..4].copy_from_slice(b"hbin");
-        wr32(&mut hdr, 4, start);
-        wr32(&mut hdr, 8, size32);
-        wr64(&mut hdr, 20, time);
-        self.data.extend_from_slice(&hdr);
-        self.data.resize(start as usize + size, 0);
-        self.bins.push((start, size32));
+        let start = self.push_bin(size, None, time)?;
         let cell = start + 32;
-        wr32(&mut self.data, cell as usize, size32 - 32);
-        self.free.insert((size32 - 32, cell));
+        self.free.insert((size as u32 - 32, cell));
         Ok(cell)
     }
 
     /// Allocates a cell with room for `len` data bytes; returns its offset (zero-filled data).
+    /// On failure (`STATUS_INSUFFICIENT_RESOURCES`) the space is unchanged.
     pub(crate) fn alloc(&mut self, len: usize, time: u64) -> Result<u32> {
-        let total = (len + 4).div_ceil(8) * 8;
-        let total =
-            u32::try_from(total).map_err(|_| Error::Status(STATUS_INSUFFICIENT_RESOURCES))?;
+        let total = len
+            .checked_add(4)
+            .map(|t| t.div_ceil(8) * 8)
+            .and_then(|t| u32::try_from(t).ok())
+            .filter(|&t| t < MAX_SPACE)
+            .ok_or(Error::Status(STATUS_INSUFFICIENT_RESOURCES))?;
         let found = self.free.range((total, 0)..).next().copied();
         let (size, off) = match found {
             Some(f) => f,
@@ -71,19 +204,17 @@ impl Space {
         let rest = size - total;
         let used = if rest >= 8 {
             let r = off + total;
-            wr32(&mut self.data, r as usize, rest);
+            self.write_size(r, rest);
             self.free.insert((rest, r));
             total
         } else {
             size
         };
-        wr32(
-            &mut self.data,
-            off as usize,
-            (used as i32).wrapping_neg() as u32,
-        );
-        if let Some(s) = self.data.get_mut(off as usize + 4..(off + used) as usize) {
-            s.fill(0);
+        if let Some(b) = self.bytes_mut(off, used as usize) {
+            wr32(b, 0, (used as i32).wrapping_neg() as u32);
+            if let Some(s) = b.get_mut(4..used as usize) {
+                s.fill(0);
+            }
         }
         Ok(off)
     }
@@ -129,35 +260,31 @@ impl Space {
                 None => break,
             };
         }
-        wr32(&mut self.data, start as usize, len);
+        self.write_size(start, len);
         self.free.insert((len, start));
         Ok(())
     }
 
-    /// Parses the hive bins of `data` (stable storage) and indexes its free cells.
-    pub(crate) fn parse(data: Vec<u8>) -> Result<Space> {
-        let mut sp = Space {
-            data,
-            bins: Vec::new(),
-            free: BTreeSet::new(),
-        };
+    /// Parses the hive bins of `data` (stable storage) into bins and indexes its free cells.
+    pub(crate) fn parse(data: &[u8]) -> Result<Space> {
+        let mut sp = Space::default();
         let mut pos = 0usize;
-        while pos < sp.data.len() {
+        while pos < data.len() {
             let p32 = pos as u32;
-            if sp.data.get(pos..pos + 4) != Some(b"hbin") {
+            if data.get(pos..pos + 4) != Some(b"hbin") {
                 return corrupt(p32, "hive bin signature is not \"hbin\"");
             }
-            let off = rd32(&sp.data, pos + 4).unwrap_or(NIL);
+            let off = rd32(data, pos + 4).unwrap_or(NIL);
             if off as usize != pos {
                 return corrupt(p32, alloc::format!("hive bin offset field is 0x{:x}", off));
             }
-            let size = rd32(&sp.data, pos + 8).unwrap_or(0) as usize;
-            if size < PAGE || !size.is_multiple_of(PAGE) || pos + size > sp.data.len() {
+            let size = rd32(data, pos + 8).unwrap_or(0) as usize;
+            if size < PAGE || !size.is_multiple_of(PAGE) || pos + size > data.len() {
                 return corrupt(p32, alloc::format!("bad hive bin size 0x{:x}", size));
             }
             let mut c = pos + 32;
             while c < pos + size {
-                let s = rd32(&sp.data, c).unwrap_or(0) as i32;
+                let s = rd32(data, c).unwrap_or(0) as i32;
                 let z = s.unsigned_abs() as usize;
                 if z < 8 || !z.is_multiple_of(8) || c + z > pos + size {
                     return corrupt(c as u32, alloc::format!("bad cell size {}", s));
@@ -167,28 +294,40 @@ impl Space {
                 }
                 c += z;
             }
-            sp.bins.push((pos as u32, size as u32));
+            sp.push_bin(size, Some(&data[pos..pos + size]), 0)?;
             pos += size;
         }
+        sp.clear_dirty();
         Ok(sp)
+    }
+
+    /// The whole space as one buffer (the hive bins as written to a file).
+    pub(crate) fn image(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(self.len()).map_err(no_memory)?;
+        for b in &self.bins {
+            out.extend_from_slice(&b.data);
+        }
+        Ok(out)
     }
 }
 
 impl Hive {
-    // ---- cell access ----
-
-    pub(crate) fn space(&self, off: u32) -> (&Space, usize) {
+    pub(crate) fn space(&self, off: u32) -> (&Space, u32) {
         if off & VOLATILE_BIT != 0 {
-            (&self.volatile, (off & !VOLATILE_BIT) as usize)
+            (&self.volatile, off & !VOLATILE_BIT)
         } else {
-            (&self.stable, off as usize)
+            (&self.stable, off)
         }
     }
 
     /// The data of the allocated cell at `off` (after the size field, including padding).
     pub fn cell(&self, off: u32) -> Result<&[u8]> {
         let (sp, o) = self.space(off);
-        let s = match rd32(&sp.data, o) {
+        let Some(b) = sp.bytes(o) else {
+            return corrupt(off, "cell offset beyond the hive bins");
+        };
+        let s = match rd32(b, 0) {
             Some(s) => s as i32,
             None => return corrupt(off, "cell offset beyond the hive bins"),
         };
@@ -196,7 +335,7 @@ impl Hive {
             return corrupt(off, "cell is not allocated");
         }
         let z = s.unsigned_abs() as usize;
-        match sp.data.get(o + 4..o.saturating_add(z)) {
+        match b.get(4..z) {
             Some(d) if z >= 8 => Ok(d),
             _ => corrupt(
                 off,
@@ -205,14 +344,19 @@ impl Hive {
         }
     }
 
+    /// The data of the allocated cell at `off`, for writing; its pages become dirty.
     pub(crate) fn cell_mut(&mut self, off: u32) -> Result<&mut [u8]> {
         let len = self.cell(off)?.len();
-        let (sp, o) = if off & VOLATILE_BIT != 0 {
-            (&mut self.volatile, (off & !VOLATILE_BIT) as usize)
+        let sp = if off & VOLATILE_BIT != 0 {
+            &mut self.volatile
         } else {
-            (&mut self.stable, off as usize)
+            &mut self.stable
         };
-        Ok(&mut sp.data[o + 4..o + 4 + len])
+        let o = off & !VOLATILE_BIT;
+        match sp.bytes_mut(o, len + 4) {
+            Some(b) => Ok(&mut b[4..4 + len]),
+            None => corrupt(off, "cell offset beyond the hive bins"),
+        }
     }
 
     pub(crate) fn alloc(&mut self, volatile: bool, len: usize) -> Result<u32> {
@@ -235,5 +379,41 @@ impl Hive {
         let c = self.alloc(volatile, bytes.len())?;
         self.cell_mut(c)?[..bytes.len()].copy_from_slice(bytes);
         Ok(c)
+    }
+
+    /// Limits the growth of each storage space to `bytes` (rounded down to whole pages):
+    /// allocations that would need more fail with `STATUS_INSUFFICIENT_RESOURCES` and change
+    /// nothing (the quota a configuration manager puts on a hive; also how tests provoke a
+    /// failed growth).
+    pub fn set_size_limit(&mut self, bytes: u32) {
+        let l = (bytes / PAGE as u32 * PAGE as u32).min(MAX_SPACE);
+        self.stable.limit = l;
+        self.volatile.limit = l;
+    }
+
+    /// Offsets (in the hive bins) of the stable pages changed since the last
+    /// [`Hive::clear_dirty`], ascending.
+    pub fn dirty_pages(&self) -> Vec<u32> {
+        self.stable.dirty_pages().collect()
+    }
+
+    /// Whether any stable page changed since the last [`Hive::clear_dirty`].
+    pub fn is_dirty(&self) -> bool {
+        self.stable.dirty_pages().next().is_some()
+    }
+
+    /// The stable 4 KiB page at `off` (a page offset from [`Hive::dirty_pages`]).
+    pub fn stable_page(&self, off: u32) -> Option<&[u8]> {
+        self.stable.page(off)
+    }
+
+    /// Forgets the dirty pages (the files now hold the stable storage).
+    pub fn clear_dirty(&mut self) {
+        self.stable.clear_dirty();
+    }
+
+    /// Marks every stable page dirty.
+    pub fn mark_all_dirty(&mut self) {
+        self.stable.mark_all_dirty();
     }
 }

@@ -32,6 +32,10 @@ pub struct Hive {
     pub(crate) base: BaseInfo,
     /// Current time (FILETIME) used for last-write stamps; set with [`Hive::set_time`].
     pub(crate) now: u64,
+    /// Volatile subkeys of stable keys: key → (count, list). NT keeps these in the nk cell's
+    /// volatile fields; keeping them beside the cell means stable storage always equals the file
+    /// image (nothing to clear before a flush writes a page).
+    pub(crate) vol: BTreeMap<u32, (u32, u32)>,
 }
 
 impl Hive {
@@ -50,6 +54,7 @@ impl Hive {
                 file_name: String::new(),
             },
             now: 0,
+            vol: BTreeMap::new(),
         };
         let sk = h.alloc_sk(false, &DEFAULT_SD)?;
         let root = h.alloc_nk(false, root_name, NIL, sk, None)?;
@@ -59,6 +64,7 @@ impl Hive {
             KEY_HIVE_ENTRY | KEY_NO_DELETE | h.nk_flags(root)?,
         )?;
         h.root = root;
+        h.stable.mark_all_dirty();
         Ok(h)
     }
 
@@ -137,7 +143,7 @@ impl Hive {
             what: alloc::format!("hive bins data size 0x{:x} exceeds the file", len),
         })?;
         let name = from_utf16z(base.get(48..112).unwrap_or(&[]));
-        let stable = Space::parse(bins.to_vec())?;
+        let stable = Space::parse(bins)?;
         let mut h = Hive {
             stable,
             volatile: Space::default(),
@@ -151,6 +157,7 @@ impl Hive {
                 file_name: name,
             },
             now: 0,
+            vol: BTreeMap::new(),
         };
         if root & VOLATILE_BIT != 0 {
             return corrupt(root, "root cell offset out of range");
@@ -171,11 +178,12 @@ impl Hive {
                 stack.push(c);
             }
         }
+        h.stable.clear_dirty();
         Ok(h)
     }
 
     /// Serializes the stable part of the hive: base block and hive bins. Volatile keys are left
-    /// out (the volatile subkey fields of stable keys are written as zero / -1).
+    /// out (the volatile subkey fields of stable keys are zero / -1 in stable storage).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.base_block(self.base.seq1, self.base.seq2, 0);
         out.extend_from_slice(&self.stable_image());
@@ -195,7 +203,7 @@ impl Hive {
         wr32(&mut out, 28, file_type);
         wr32(&mut out, 32, 1);
         wr32(&mut out, 36, self.root);
-        wr32(&mut out, 40, self.stable.data.len() as u32);
+        wr32(&mut out, 40, self.stable.len() as u32);
         wr32(&mut out, 44, 1);
         let name: Vec<u16> = self.base.file_name.encode_utf16().collect();
         let tail = &name[name.len().saturating_sub(31)..];
@@ -207,25 +215,18 @@ impl Hive {
         out
     }
 
-    /// The hive bins as written to the file: stable storage with the volatile subkey fields of
-    /// every key cleared.
+    /// The hive bins as written to the file (stable storage).
     pub fn stable_image(&self) -> Vec<u8> {
-        let mut data = self.stable.data.clone();
-        let mut stack = alloc::vec![self.root];
-        let mut guard = 0usize;
-        while let Some(k) = stack.pop() {
-            guard += 1;
-            if guard > 10_000_000 {
-                break;
-            }
-            let Ok(nk) = self.nk(k) else { continue };
-            wr32(&mut data, k as usize + 4 + NK_VSUBKEYS, 0);
-            wr32(&mut data, k as usize + 4 + NK_VLIST, NIL);
-            if let Ok(e) = self.list_entries(nk.list) {
-                stack.extend(e);
-            }
+        let mut out = Vec::with_capacity(self.stable.len());
+        for b in &self.stable.bins {
+            out.extend_from_slice(&b.data);
         }
-        data
+        out
+    }
+
+    /// [`Hive::stable_image`], failing with `STATUS_INSUFFICIENT_RESOURCES` when memory runs out.
+    pub fn try_stable_image(&self) -> Result<Vec<u8>> {
+        self.stable.image()
     }
 
     /// Sets the sequence numbers kept for the next serialization.
@@ -236,7 +237,7 @@ impl Hive {
 
     /// Total stable storage in bytes (hive bins).
     pub fn stable_len(&self) -> usize {
-        self.stable.data.len()
+        self.stable.len()
     }
 
     /// A snapshot of the whole tree: path → sorted values, for comparisons.

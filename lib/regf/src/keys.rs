@@ -122,7 +122,6 @@ impl Hive {
         class: Option<&str>,
     ) -> Result<u32> {
         let (nb, comp) = encode_name(name);
-        let c = self.alloc(volatile, NK_NAME + nb.len())?;
         let class_cell = match class {
             Some(cl) if !cl.is_empty() => {
                 let mut v = utf16z(cl);
@@ -130,6 +129,15 @@ impl Hive {
                 Some((self.alloc_bytes(volatile, &v)?, v.len() as u16))
             }
             _ => None,
+        };
+        let c = match self.alloc(volatile, NK_NAME + nb.len()) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some((cc, _)) = class_cell {
+                    self.free(cc)?;
+                }
+                return Err(e);
+            }
         };
         let now = self.now;
         let d = self.cell_mut(c)?;
@@ -155,25 +163,57 @@ impl Hive {
         Ok(c)
     }
 
+    /// Frees an nk that is in no list: its class, its security reference and the cell.
+    fn free_nk_cells(&mut self, key: u32, nk: &Nk) -> Result<()> {
+        if nk.class != NIL {
+            self.free(nk.class)?;
+        }
+        if nk.sk != NIL {
+            self.sk_ref(nk.sk, -1)?;
+        }
+        self.free(key)
+    }
+
+    /// (count, list) of the volatile subkeys of `key`.
+    pub(crate) fn vol_subkeys(&self, key: KeyRef, nk: &Nk) -> (u32, u32) {
+        if key & VOLATILE_BIT != 0 {
+            (nk.vsubkeys, nk.vlist)
+        } else {
+            self.vol.get(&key).copied().unwrap_or((0, NIL))
+        }
+    }
+
+    fn set_vol_subkeys(&mut self, key: KeyRef, count: u32, list: u32) -> Result<()> {
+        if key & VOLATILE_BIT != 0 {
+            self.nk_mut_u32(key, NK_VSUBKEYS, count)?;
+            self.nk_mut_u32(key, NK_VLIST, list)
+        } else {
+            if count == 0 {
+                self.vol.remove(&key);
+            } else {
+                self.vol.insert(key, (count, list));
+            }
+            Ok(())
+        }
+    }
+
     // ---- public key API ----
+
+    /// Finds a direct subkey (stable, then volatile) by a prepared name; never allocates.
+    pub fn find_subkey(&self, key: KeyRef, want: &NameKey) -> Result<Option<KeyRef>> {
+        let nk = self.nk_checked(key)?;
+        if let Some(k) = self.list_find(nk.list, want)? {
+            return Ok(Some(k));
+        }
+        let (_, vlist) = self.vol_subkeys(key, &nk);
+        self.list_find(vlist, want)
+    }
 
     /// Opens a direct subkey by name (case-insensitive), stable or volatile.
     pub fn open_subkey(&self, key: KeyRef, name: &str) -> Result<KeyRef> {
-        let nk = self.nk_checked(key)?;
-        for list in [nk.list, nk.vlist] {
-            if list == NIL {
-                continue;
-            }
-            let leaf = match self.ri_leaves(list)? {
-                Some(leaves) if !leaves.is_empty() => leaves[self.find_leaf(&leaves, name)?],
-                _ => list,
-            };
-            let e = self.list_entries(leaf)?;
-            if let Ok(i) = self.search_list(&e, name)? {
-                return Ok(e[i]);
-            }
-        }
-        Err(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+        let want = NameKey::new(name).map_err(|_| Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))?;
+        self.find_subkey(key, &want)?
+            .ok_or(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
     }
 
     /// Opens a key by a backslash-separated path relative to the root ("" is the root).
@@ -203,6 +243,7 @@ impl Hive {
     /// Creates a subkey (`NtCreateKey` semantics for one path component): returns the key and
     /// whether it was created (false: it existed and is opened). A stable key under a volatile
     /// parent gives `STATUS_CHILD_MUST_BE_VOLATILE`; a bad name `STATUS_OBJECT_NAME_INVALID`.
+    /// When the hive cannot grow (`STATUS_INSUFFICIENT_RESOURCES`) nothing has changed.
     pub fn create_key_ex(
         &mut self,
         parent: KeyRef,
@@ -211,35 +252,49 @@ impl Hive {
         volatile: bool,
     ) -> Result<(KeyRef, bool)> {
         let pnk = self.nk_checked(parent)?;
-        if name.is_empty() || name.contains('\\') || name.encode_utf16().count() > 255 {
-            return Err(Error::Status(STATUS_OBJECT_NAME_INVALID));
-        }
-        if let Ok(k) = self.open_subkey(parent, name) {
+        let want = NameKey::new(name)?;
+        if let Some(k) = self.find_subkey(parent, &want)? {
             return Ok((k, false));
         }
         if pnk.flags & KEY_IS_VOLATILE != 0 && !volatile {
             return Err(Error::Status(STATUS_CHILD_MUST_BE_VOLATILE));
         }
         // Security: inherit the parent's descriptor (shared in the same storage).
-        let sk = if (pnk.sk & VOLATILE_BIT != 0) == volatile {
-            pnk.sk
+        let (sk, new_sk) = if (pnk.sk & VOLATILE_BIT != 0) == volatile {
+            (pnk.sk, false)
         } else {
             let sd = self.key_security(parent)?;
-
-            self.alloc_sk(volatile, &sd)?
+            (self.alloc_sk(volatile, &sd)?, true)
         };
-        let k = self.alloc_nk(volatile, name, parent, sk, class)?;
-        let (lf, cf) = if volatile {
-            (NK_VLIST, NK_VSUBKEYS)
+        let k = match self.alloc_nk(volatile, name, parent, sk, class) {
+            Ok(k) => k,
+            Err(e) => {
+                if new_sk {
+                    self.free(sk)?;
+                }
+                return Err(e);
+            }
+        };
+        let (count, list) = if volatile {
+            self.vol_subkeys(parent, &pnk)
         } else {
-            (NK_LIST, NK_SUBKEYS)
+            (pnk.subkeys, pnk.list)
         };
-        let list = if volatile { pnk.vlist } else { pnk.list };
         let pvol = parent & VOLATILE_BIT != 0;
-        let nl = self.list_insert(pvol || volatile, list, k, name)?;
-        let count = if volatile { pnk.vsubkeys } else { pnk.subkeys };
-        self.nk_mut_u32(parent, lf, nl)?;
-        self.nk_mut_u32(parent, cf, count.saturating_add(1))?;
+        let nl = match self.list_insert(pvol || volatile, list, k, &want) {
+            Ok(l) => l,
+            Err(e) => {
+                let nk = self.nk(k)?;
+                self.free_nk_cells(k, &nk)?;
+                return Err(e);
+            }
+        };
+        if volatile {
+            self.set_vol_subkeys(parent, count.saturating_add(1), nl)?;
+        } else {
+            self.nk_mut_u32(parent, NK_LIST, nl)?;
+            self.nk_mut_u32(parent, NK_SUBKEYS, count.saturating_add(1))?;
+        }
         let ml = utf16_len(name).max(pnk.max_name);
         self.nk_mut_u32(parent, NK_MAXNAME, ml)?;
         let cl = class.map(utf16_len).unwrap_or(0).max(pnk.max_class);
@@ -262,11 +317,14 @@ impl Hive {
         if !created {
             return Err(Error::Status(STATUS_OBJECT_NAME_COLLISION));
         }
-        let f = self.nk(k)?.flags | KEY_SYM_LINK;
-        self.nk_mut_u16(k, NK_FLAGS, f)?;
         let mut v = utf16z(target);
         v.truncate(v.len() - 2);
-        self.set_value(k, SYMBOLIC_LINK_VALUE, REG_LINK, &v)?;
+        if let Err(e) = self.set_value(k, SYMBOLIC_LINK_VALUE, REG_LINK, &v) {
+            self.delete_key(k)?;
+            return Err(e);
+        }
+        let f = self.nk(k)?.flags | KEY_SYM_LINK;
+        self.nk_mut_u16(k, NK_FLAGS, f)?;
         Ok(k)
     }
 
@@ -279,44 +337,53 @@ impl Hive {
         Ok(Some(from_utf16z(&v.data)))
     }
 
+    /// Sets nk flags of a key (`KEY_NO_DELETE`, `KEY_HIVE_EXIT`, `KEY_IS_VOLATILE` on the root of
+    /// a hive that lives only in memory, ...); other flags are left as they are.
+    pub fn set_key_flags(&mut self, key: KeyRef, flags: u16) -> Result<()> {
+        let f = self.nk_checked(key)?.flags | flags;
+        self.nk_mut_u16(key, NK_FLAGS, f)
+    }
+
     /// Deletes a key (`NtDeleteKey`). A key with subkeys, or the root / a KEY_NO_DELETE key,
-    /// gives `STATUS_CANNOT_DELETE`.
+    /// gives `STATUS_CANNOT_DELETE`. Deleting never allocates: subkey and value lists are edited
+    /// in place.
     pub fn delete_key(&mut self, key: KeyRef) -> Result<()> {
         let nk = self.nk_checked(key)?;
         if key == self.root || nk.flags & (KEY_NO_DELETE | KEY_HIVE_ENTRY) != 0 {
             return Err(Error::Status(STATUS_CANNOT_DELETE));
         }
-        if nk.subkeys != 0 || nk.vsubkeys != 0 {
+        if nk.subkeys != 0 || self.vol_subkeys(key, &nk).0 != 0 {
             return Err(Error::Status(STATUS_CANNOT_DELETE));
         }
+        let want = NameKey::new(&nk.name).map_err(|_| Error::Corrupt {
+            offset: key,
+            what: "key name is not a valid name".into(),
+        })?;
         let parent = nk.parent;
         let pnk = self.nk(parent)?;
         let volatile = key & VOLATILE_BIT != 0;
-        let (list, lf, cf) = if volatile {
-            (pnk.vlist, NK_VLIST, NK_VSUBKEYS)
+        let (count, list) = if volatile {
+            self.vol_subkeys(parent, &pnk)
         } else {
-            (pnk.list, NK_LIST, NK_SUBKEYS)
+            (pnk.subkeys, pnk.list)
         };
-        let count = if volatile { pnk.vsubkeys } else { pnk.subkeys };
-        if !self.list_entries(list)?.contains(&key) {
-            return corrupt(parent, "key missing from its parent's subkey list");
+        let nl = self.list_remove(list, key, &want)?;
+        if volatile {
+            self.set_vol_subkeys(parent, count.saturating_sub(1), nl)?;
+        } else {
+            self.nk_mut_u32(parent, NK_LIST, nl)?;
+            self.nk_mut_u32(parent, NK_SUBKEYS, count.saturating_sub(1))?;
         }
-        let pvol = parent & VOLATILE_BIT != 0;
-        let nl = self.list_remove(pvol || volatile, list, key, &nk.name)?;
-        self.nk_mut_u32(parent, lf, nl)?;
-        self.nk_mut_u32(parent, cf, count.saturating_sub(1))?;
         // Values, class, security, then the nk itself.
-        for v in self.value_offsets(key)? {
+        for i in 0..nk.nvalues as usize {
+            let v = rd32(self.cell(nk.values)?, i * 4).unwrap_or(NIL);
             self.free_value(v)?;
         }
-        if nk.values != NIL {
+        if nk.values != NIL && nk.nvalues != 0 {
             self.free(nk.values)?;
         }
-        if nk.class != NIL {
-            self.free(nk.class)?;
-        }
-        self.sk_ref(nk.sk, -1)?;
-        self.free(key)?;
+        self.free_nk_cells(key, &nk)?;
+        self.vol.remove(&key);
         // The maxima are upper bounds (as in Windows); shrink them exactly only when cheap.
         if count <= MAX_LEAF as u32
             && (utf16_len(&nk.name) >= pnk.max_name & 0xFFFF
@@ -351,8 +418,19 @@ impl Hive {
     pub fn enum_subkeys(&self, key: KeyRef) -> Result<Vec<KeyRef>> {
         let nk = self.nk_checked(key)?;
         let mut e = self.list_entries(nk.list)?;
-        e.extend(self.list_entries(nk.vlist)?);
+        e.extend(self.list_entries(self.vol_subkeys(key, &nk).1)?);
         Ok(e)
+    }
+
+    /// The `index`th subkey in `NtEnumerateKey` order (stable keys by name, then volatile keys
+    /// by name), without building the list.
+    pub fn subkey_at(&self, key: KeyRef, index: usize) -> Result<Option<KeyRef>> {
+        let nk = self.nk_checked(key)?;
+        let stable = self.list_count(nk.list)?;
+        if index < stable {
+            return self.list_nth(nk.list, index);
+        }
+        self.list_nth(self.vol_subkeys(key, &nk).1, index - stable)
     }
 
     /// A key's name.
@@ -391,6 +469,24 @@ impl Hive {
         Ok(self.nk_checked(key)?.flags)
     }
 
+    /// Counts and sizes of a key (`KEY_FULL_INFORMATION` essentials).
+    pub fn key_info(&self, key: KeyRef) -> Result<KeyInfo> {
+        let n = self.nk_checked(key)?;
+        let (vcount, _) = self.vol_subkeys(key, &n);
+        Ok(KeyInfo {
+            flags: n.flags,
+            last_write: n.last_write,
+            subkeys: n.subkeys,
+            volatile_subkeys: vcount,
+            values: n.nvalues,
+            max_name: n.max_name & 0xFFFF,
+            max_class: n.max_class,
+            max_value_name: n.max_vname,
+            max_value_data: n.max_vdata,
+            security: n.sk,
+        })
+    }
+
     /// The full path of a key below the root (components joined by `\`, "" for the root).
     pub fn key_path(&self, key: KeyRef) -> Result<String> {
         let mut parts = Vec::new();
@@ -415,4 +511,29 @@ impl Hive {
         let n = self.nk_checked(key)?;
         Ok((n.max_name & 0xFFFF, n.max_class, n.max_vname, n.max_vdata))
     }
+}
+
+/// What [`Hive::key_info`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// nk flags (`KEY_*`).
+    pub flags: u16,
+    /// Last write time (FILETIME).
+    pub last_write: u64,
+    /// Stable subkeys.
+    pub subkeys: u32,
+    /// Volatile subkeys.
+    pub volatile_subkeys: u32,
+    /// Values.
+    pub values: u32,
+    /// Longest subkey name (UTF-16 bytes).
+    pub max_name: u32,
+    /// Longest subkey class (UTF-16 bytes).
+    pub max_class: u32,
+    /// Longest value name (UTF-16 bytes).
+    pub max_value_name: u32,
+    /// Largest value data (bytes).
+    pub max_value_data: u32,
+    /// The key's security cell (`sk`).
+    pub security: u32,
 }
