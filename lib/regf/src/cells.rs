@@ -381,6 +381,32 @@ impl Hive {
         Ok(c)
     }
 
+    /// The address in memory of the data of cell `off` (what `!reg` prints as a key node
+    /// address).
+    pub fn cell_address(&self, off: u32) -> Option<usize> {
+        self.cell(off).ok().map(|d| d.as_ptr() as usize)
+    }
+
+    /// The cell whose data starts at memory address `addr` (the inverse of
+    /// [`Hive::cell_address`]).
+    pub fn cell_at_address(&self, addr: usize) -> Option<u32> {
+        for (space, bit) in [(&self.stable, 0), (&self.volatile, VOLATILE_BIT)] {
+            for b in &space.bins {
+                let base = b.data.as_ptr() as usize;
+                if addr >= base + 4 && addr < base + b.data.len() {
+                    let off = (b.start + (addr - base) as u32 - 4) | bit;
+                    return self.cell_address(off).filter(|&a| a == addr).map(|_| off);
+                }
+            }
+        }
+        None
+    }
+
+    /// Bytes of volatile storage.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.len()
+    }
+
     /// Limits the growth of each storage space to `bytes` (rounded down to whole pages):
     /// allocations that would need more fail with `STATUS_INSUFFICIENT_RESOURCES` and change
     /// nothing (the quota a configuration manager puts on a hive; also how tests provoke a

@@ -50,7 +50,17 @@ pub(crate) const NK_NAME: usize = 76;
 impl Hive {
     // ---- nk ----
 
+    /// The fixed fields of nk `off` (`name` left empty: see [`Hive::nk_named`]).
     pub(crate) fn nk(&self, off: u32) -> Result<Nk> {
+        self.parse_nk(off, false)
+    }
+
+    /// The nk at `off` with its name decoded.
+    pub(crate) fn nk_named(&self, off: u32) -> Result<Nk> {
+        self.parse_nk(off, true)
+    }
+
+    fn parse_nk(&self, off: u32, named: bool) -> Result<Nk> {
         let d = self.cell(off)?;
         if d.get(0..2) != Some(b"nk") {
             return corrupt(off, "not an nk record");
@@ -59,7 +69,8 @@ impl Hive {
         let nlen = rd16(d, NK_NAMELEN).unwrap_or(0) as usize;
         let flags = rd16(d, NK_FLAGS).unwrap_or(0);
         let name = match d.get(NK_NAME..NK_NAME + nlen) {
-            Some(n) => decode_name(n, flags & KEY_COMP_NAME != 0),
+            Some(n) if named => decode_name(n, flags & KEY_COMP_NAME != 0),
+            Some(_) => String::new(),
             None => return corrupt(off, "nk name runs past the cell"),
         };
         Ok(Nk {
@@ -83,6 +94,7 @@ impl Hive {
         })
     }
 
+    /// [`Hive::nk`] for a key reached through a handle: a freed cell is `STATUS_KEY_DELETED`.
     pub(crate) fn nk_checked(&self, key: KeyRef) -> Result<Nk> {
         match self.nk(key) {
             Ok(n) => Ok(n),
@@ -91,6 +103,14 @@ impl Hive {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn nk_checked_named(&self, key: KeyRef) -> Result<Nk> {
+        let n = self.nk_checked(key)?;
+        self.nk_named(key).map(|full| Nk {
+            name: full.name,
+            ..n
+        })
     }
 
     pub(crate) fn nk_flags(&self, off: u32) -> Result<u16> {
@@ -348,7 +368,7 @@ impl Hive {
     /// gives `STATUS_CANNOT_DELETE`. Deleting never allocates: subkey and value lists are edited
     /// in place.
     pub fn delete_key(&mut self, key: KeyRef) -> Result<()> {
-        let nk = self.nk_checked(key)?;
+        let nk = self.nk_checked_named(key)?;
         if key == self.root || nk.flags & (KEY_NO_DELETE | KEY_HIVE_ENTRY) != 0 {
             return Err(Error::Status(STATUS_CANNOT_DELETE));
         }
@@ -406,7 +426,7 @@ impl Hive {
         let mut mn = 0;
         let mut mc = 0;
         for s in self.enum_subkeys(key)? {
-            let n = self.nk(s)?;
+            let n = self.nk_named(s)?;
             mn = mn.max(utf16_len(&n.name));
             mc = mc.max(n.class_len as u32);
         }
@@ -435,7 +455,7 @@ impl Hive {
 
     /// A key's name.
     pub fn key_name(&self, key: KeyRef) -> Result<String> {
-        Ok(self.nk_checked(key)?.name)
+        Ok(self.nk_checked_named(key)?.name)
     }
 
     /// A key's class name, if any.
@@ -493,7 +513,7 @@ impl Hive {
         let mut k = key;
         let mut guard = 0;
         while k != self.root {
-            let nk = self.nk_checked(k)?;
+            let nk = self.nk_checked_named(k)?;
             parts.push(nk.name);
             k = nk.parent;
             guard += 1;

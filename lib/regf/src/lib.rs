@@ -22,10 +22,13 @@ mod hive;
 mod keys;
 mod lists;
 pub mod log;
+pub mod registry;
 pub mod regtext;
 mod security;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_registry;
 mod values;
 
 use alloc::string::String;

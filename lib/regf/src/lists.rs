@@ -69,24 +69,38 @@ impl NameKey {
     /// Prepares `name`; `STATUS_OBJECT_NAME_INVALID` when it is empty, longer than 255 UTF-16
     /// units or contains a backslash.
     pub fn new(name: &str) -> Result<NameKey> {
-        let mut k = NameKey {
+        let mut k = NameKey::empty();
+        k.set(name)?;
+        Ok(k)
+    }
+
+    /// An empty name, to be [`NameKey::set`].
+    pub fn empty() -> NameKey {
+        NameKey {
             units: [0; MAX_KEY_NAME],
             len: 0,
             hash: 0,
-        };
+        }
+    }
+
+    /// Prepares `name` in place (see [`NameKey::new`]).
+    pub fn set(&mut self, name: &str) -> Result<()> {
+        self.len = 0;
+        self.hash = 0;
         for u in name.encode_utf16() {
-            if k.len == MAX_KEY_NAME || u == b'\\' as u16 {
+            if self.len == MAX_KEY_NAME || u == b'\\' as u16 {
+                self.len = 0;
                 return Err(Error::Status(STATUS_OBJECT_NAME_INVALID));
             }
             let up = upcase_unit(u);
-            k.units[k.len] = up;
-            k.len += 1;
-            k.hash = k.hash.wrapping_mul(37).wrapping_add(up as u32);
+            self.units[self.len] = up;
+            self.len += 1;
+            self.hash = self.hash.wrapping_mul(37).wrapping_add(up as u32);
         }
-        if k.len == 0 {
+        if self.len == 0 {
             return Err(Error::Status(STATUS_OBJECT_NAME_INVALID));
         }
-        Ok(k)
+        Ok(())
     }
 
     /// The upper-cased UTF-16 units.
@@ -362,7 +376,7 @@ impl Hive {
             let h = if sig == *b"lh" {
                 rd32(d, 8 + i * stride).unwrap_or(0)
             } else {
-                lh_hash(&self.nk(e)?.name)
+                lh_hash(&self.nk_named(e)?.name)
             };
             v.push((e, h));
         }
