@@ -78,7 +78,7 @@ pub enum Storage {
         /// The hive and its flush state.
         logged: LoggedHive,
         /// Its files.
-        files: Box<dyn HiveFiles + Send>,
+        files: Box<dyn HiveFiles + Send + Sync>,
     },
 }
 
@@ -756,6 +756,18 @@ impl<S: Clone, N> Registry<S, N> {
             }
         }
         Ok(self.report(parent, REG_NOTIFY_CHANGE_NAME))
+    }
+
+    /// Sets nk flags of KCB `k`'s key (`KEY_NO_DELETE` on the predefined keys).
+    pub fn set_key_flags(&mut self, k: KcbIndex, flags: u16) -> Result<()> {
+        let (hi, cell) = {
+            let x = self.key(k)?;
+            (x.hive, x.cell)
+        };
+        self.hives[hi as usize]
+            .storage
+            .hive_mut()
+            .set_key_flags(cell, flags)
     }
 
     // ---- values and information ----

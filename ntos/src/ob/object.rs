@@ -32,7 +32,7 @@ pub enum ObjectBody {
     /// A dispatcher object of the kernel (event, mutant, semaphore, timer):
     /// its index in the dispatcher database.
     Dispatcher(u32),
-    /// A registry key object (`CM_KEY_BODY`): the key it refers to.
+    /// A registry key object (`CM_KEY_BODY`): the index of its key control block.
     Key(usize),
     /// A timer object (`ETIMER`): the kernel timer it wraps.
     Timer(&'static crate::ke::timer::KTimer),
@@ -322,6 +322,7 @@ pub fn with_body<R>(id: ObjectId, f: impl FnOnce(&mut ObjectExt) -> R) -> Option
 pub fn delete_procedure(ext: ObjectExt) {
     match ext.body {
         ObjectBody::Dispatcher(index) => crate::ke::wait::delete_object(index),
+        ObjectBody::Key(kcb) => crate::cm::cm_delete_key_object(kcb),
         ObjectBody::Timer(t) => {
             crate::ke::timer::ke_cancel_timer(t);
             t.destroy();
