@@ -30,7 +30,7 @@ pub(crate) struct Bin {
 pub(crate) struct Space {
     pub(crate) bins: Vec<Bin>,
     /// Bin index of every 4 KiB page of the space (the cell map).
-    pages: Vec<u32>,
+    pub(crate) pages: Vec<u32>,
     /// Free cells as (size, offset).
     pub(crate) free: BTreeSet<(u32, u32)>,
     /// One bit per page: changed since the last [`Space::clear_dirty`] (`HvMarkCellDirty`).
@@ -323,6 +323,32 @@ impl Hive {
 
     /// The data of the allocated cell at `off` (after the size field, including padding).
     pub fn cell(&self, off: u32) -> Result<&[u8]> {
+        match self.cell_fast(off) {
+            Some(d) => Ok(d),
+            None => self.cell_error(off),
+        }
+    }
+
+    /// The cell map walk of [`Hive::cell`] (hot: every hive access goes through it).
+    #[inline]
+    fn cell_fast(&self, off: u32) -> Option<&[u8]> {
+        let (sp, o) = self.space(off);
+        let bin = sp.bins.get(*sp.pages.get(o as usize / PAGE)? as usize)?;
+        let local = o.checked_sub(bin.start)? as usize;
+        let b = bin.data.get(local..)?;
+        let s = i32::from_le_bytes(b.get(..4)?.try_into().ok()?);
+        if s >= 0 {
+            return None;
+        }
+        let z = s.unsigned_abs() as usize;
+        if z < 8 {
+            return None;
+        }
+        b.get(4..z)
+    }
+
+    #[cold]
+    fn cell_error(&self, off: u32) -> Result<&[u8]> {
         let (sp, o) = self.space(off);
         let Some(b) = sp.bytes(o) else {
             return corrupt(off, "cell offset beyond the hive bins");
@@ -334,14 +360,10 @@ impl Hive {
         if s >= 0 {
             return corrupt(off, "cell is not allocated");
         }
-        let z = s.unsigned_abs() as usize;
-        match b.get(4..z) {
-            Some(d) if z >= 8 => Ok(d),
-            _ => corrupt(
-                off,
-                alloc::format!("cell size {} runs past the hive bins", s),
-            ),
-        }
+        corrupt(
+            off,
+            alloc::format!("cell size {} runs past the hive bins", s),
+        )
     }
 
     /// The data of the allocated cell at `off`, for writing; its pages become dirty.

@@ -221,11 +221,26 @@ impl Hive {
 
     /// Finds a direct subkey (stable, then volatile) by a prepared name; never allocates.
     pub fn find_subkey(&self, key: KeyRef, want: &NameKey) -> Result<Option<KeyRef>> {
-        let nk = self.nk_checked(key)?;
-        if let Some(k) = self.list_find(nk.list, want)? {
+        let (list, vlist) = match self.cell(key) {
+            Ok(d) if d.get(0..2) == Some(b"nk") => {
+                let list = rd32(d, NK_LIST).unwrap_or(NIL);
+                let vlist = if key & VOLATILE_BIT != 0 {
+                    rd32(d, NK_VLIST).unwrap_or(NIL)
+                } else if self.vol.is_empty() {
+                    NIL
+                } else {
+                    self.vol.get(&key).map_or(NIL, |v| v.1)
+                };
+                (list, vlist)
+            }
+            _ => {
+                let nk = self.nk_checked(key)?;
+                (nk.list, self.vol_subkeys(key, &nk).1)
+            }
+        };
+        if let Some(k) = self.list_find(list, want)? {
             return Ok(Some(k));
         }
-        let (_, vlist) = self.vol_subkeys(key, &nk);
         self.list_find(vlist, want)
     }
 
@@ -484,9 +499,12 @@ impl Hive {
         Ok(Some(self.nk_checked(key)?.parent))
     }
 
-    /// A key's nk flags (KEY_*).
+    /// A key's nk flags (KEY_*), read without parsing the rest of the nk.
     pub fn key_flags(&self, key: KeyRef) -> Result<u16> {
-        Ok(self.nk_checked(key)?.flags)
+        match self.cell(key) {
+            Ok(d) if d.get(0..2) == Some(b"nk") => Ok(rd16(d, NK_FLAGS).unwrap_or(0)),
+            _ => Ok(self.nk_checked(key)?.flags),
+        }
     }
 
     /// Counts and sizes of a key (`KEY_FULL_INFORMATION` essentials).

@@ -41,7 +41,7 @@ pub use codec::{base_checksum, from_utf16z, utf16z};
 pub use hive::{BaseInfo, Hive};
 pub use keys::KeyInfo;
 pub(crate) use keys::*;
-pub use lists::{lh_hash, lh_hash_units, upcase_name, upcase_unit, NameKey, MAX_KEY_NAME};
+pub use lists::{lh_hash, upcase_name, upcase_unit, NameKey, MAX_KEY_NAME};
 pub use security::DEFAULT_SD;
 
 use nt::status::*;

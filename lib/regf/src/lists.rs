@@ -1,10 +1,10 @@
 //! Subkey lists (`lf`, `lh`, `li`, `ri`) and name hashing: sorted leaves of at most
 //! [`MAX_LEAF`] entries, an `ri` index above that, case-insensitive ordering by upper-cased UTF-16.
 //!
-//! Lookups never allocate: a wanted name is prepared once as a [`NameKey`] (upper-cased UTF-16
-//! units and `lh` hash); an `ri` index is binary-searched for the leaf (by each leaf's last name),
-//! then an `lh` leaf is scanned for the name's hash and only entries with an equal hash are
-//! compared by name (`lf` / `li` leaves, which have no hashes, are binary-searched by name).
+//! Lookups never allocate: a wanted name is prepared once as a [`NameKey`] (UTF-16 length and
+//! `lh` hash); an `ri` index is binary-searched for the leaf (by each leaf's last name); an `lh`
+//! leaf is scanned for the name's hash and only entries with an equal hash are compared by name
+//! (`lf` / `li` leaves, which have no hashes, are binary-searched by name).
 //!
 //! Leaves are edited in place as NT edits them: an insert shifts the entries of its leaf when
 //! the leaf's cell has room (otherwise the leaf moves to a cell twice as large); a full leaf
@@ -46,71 +46,153 @@ pub fn lh_hash(name: &str) -> u32 {
     })
 }
 
-/// The `lh` hash of already upper-cased UTF-16 units.
-pub fn lh_hash_units(units: &[u16]) -> u32 {
-    units
-        .iter()
-        .fold(0u32, |h, &c| h.wrapping_mul(37).wrapping_add(c as u32))
-}
-
 /// Longest key name, in UTF-16 units.
 pub const MAX_KEY_NAME: usize = 255;
 
-/// A key name prepared for lookups: its upper-cased UTF-16 units and `lh` hash, held inline
-/// (no heap allocation).
-#[derive(Clone)]
-pub struct NameKey {
-    units: [u16; MAX_KEY_NAME],
+/// A key name prepared for lookups: the name with its UTF-16 length and `lh` hash, computed
+/// once; comparisons upper-case its units on the fly (no buffer, no allocation), byte by byte
+/// for the common all-ASCII name.
+#[derive(Clone, Copy, Debug)]
+pub struct NameKey<'a> {
+    name: &'a str,
     len: usize,
     hash: u32,
+    fold: u32,
+    ascii: bool,
 }
 
-impl NameKey {
+/// One step of [`NameKey::fold_hash`] over a UTF-16 unit: ASCII letters fold to lower case by
+/// setting bit 5 (cheap, and equal for both cases), other units are upper-cased.
+#[inline]
+pub fn fold_step(h: u32, u: u16) -> u32 {
+    let f = if u < 0x80 { u | 0x20 } else { upcase_unit(u) };
+    h.wrapping_mul(31).wrapping_add(f as u32)
+}
+
+const fn ascii_upper(c: u8) -> u8 {
+    if c.is_ascii_lowercase() {
+        c - 32
+    } else {
+        c
+    }
+}
+
+impl<'a> NameKey<'a> {
     /// Prepares `name`; `STATUS_OBJECT_NAME_INVALID` when it is empty, longer than 255 UTF-16
     /// units or contains a backslash.
-    pub fn new(name: &str) -> Result<NameKey> {
-        let mut k = NameKey::empty();
-        k.set(name)?;
-        Ok(k)
-    }
-
-    /// An empty name, to be [`NameKey::set`].
-    pub fn empty() -> NameKey {
-        NameKey {
-            units: [0; MAX_KEY_NAME],
-            len: 0,
-            hash: 0,
-        }
-    }
-
-    /// Prepares `name` in place (see [`NameKey::new`]).
-    pub fn set(&mut self, name: &str) -> Result<()> {
-        self.len = 0;
-        self.hash = 0;
-        for u in name.encode_utf16() {
-            if self.len == MAX_KEY_NAME || u == b'\\' as u16 {
-                self.len = 0;
+    pub fn new(name: &'a str) -> Result<NameKey<'a>> {
+        let mut hash = 0u32;
+        let mut fold = 0u32;
+        let mut ascii = true;
+        for &b in name.as_bytes() {
+            if b >= 0x80 {
+                ascii = false;
+                break;
+            }
+            if b == b'\\' {
                 return Err(Error::Status(STATUS_OBJECT_NAME_INVALID));
             }
-            let up = upcase_unit(u);
-            self.units[self.len] = up;
-            self.len += 1;
-            self.hash = self.hash.wrapping_mul(37).wrapping_add(up as u32);
+            hash = hash.wrapping_mul(37).wrapping_add(ascii_upper(b) as u32);
+            fold = fold_step(fold, b as u16);
         }
-        if self.len == 0 {
+        let len = if ascii {
+            name.len()
+        } else {
+            hash = 0;
+            fold = 0;
+            let mut len = 0usize;
+            for u in name.encode_utf16() {
+                if u == b'\\' as u16 {
+                    return Err(Error::Status(STATUS_OBJECT_NAME_INVALID));
+                }
+                hash = hash.wrapping_mul(37).wrapping_add(upcase_unit(u) as u32);
+                fold = fold_step(fold, u);
+                len += 1;
+            }
+            len
+        };
+        if len == 0 || len > MAX_KEY_NAME {
             return Err(Error::Status(STATUS_OBJECT_NAME_INVALID));
         }
-        Ok(())
+        Ok(NameKey {
+            name,
+            len,
+            hash,
+            fold,
+            ascii,
+        })
     }
 
     /// The upper-cased UTF-16 units.
-    pub fn units(&self) -> &[u16] {
-        &self.units[..self.len]
+    pub fn units(&self) -> impl Iterator<Item = u16> + 'a {
+        self.name.encode_utf16().map(upcase_unit)
+    }
+
+    /// The number of UTF-16 units.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true: a `NameKey` is not empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The `lh` hash.
     pub fn hash(&self) -> u32 {
         self.hash
+    }
+
+    /// A case-insensitive hash that is cheaper than the `lh` hash to compute over a whole path
+    /// ([`fold_step`] over the units); the KCB cache keys paths by it.
+    pub fn fold_hash(&self) -> u32 {
+        self.fold
+    }
+
+    /// Whether `units` (upper-cased UTF-16) is this name.
+    pub fn matches(&self, units: &[u16]) -> bool {
+        if units.len() != self.len {
+            return false;
+        }
+        if self.ascii {
+            units
+                .iter()
+                .zip(self.name.as_bytes())
+                .all(|(&u, &c)| u == ascii_upper(c) as u16)
+        } else {
+            units.iter().copied().eq(self.units())
+        }
+    }
+
+    /// Compares a compressed (one Latin-1 byte per character) stored name with this one,
+    /// both upper-cased.
+    pub(crate) fn cmp_compressed(&self, stored: &[u8]) -> Ordering {
+        if self.ascii {
+            let want = self.name.as_bytes();
+            let n = stored.len().min(want.len());
+            let (stored_n, want_n) = (&stored[..n], &want[..n]);
+            for i in 0..n {
+                let (s, w) = (stored_n[i], want_n[i]);
+                if s == w {
+                    continue;
+                }
+                let su = if s < 0x80 {
+                    ascii_upper(s) as u16
+                } else {
+                    upcase_unit(s as u16)
+                };
+                let wu = ascii_upper(w) as u16;
+                if su != wu {
+                    return su.cmp(&wu);
+                }
+            }
+            stored.len().cmp(&want.len())
+        } else {
+            stored
+                .iter()
+                .map(|&b| upcase_unit(b as u16))
+                .cmp(self.units())
+        }
     }
 }
 
@@ -240,9 +322,8 @@ impl Hive {
         Ok(None)
     }
 
-    /// Compares the upper-cased name of nk `off` with `want` (upper-cased UTF-16) without
-    /// allocating.
-    pub(crate) fn cmp_key_name(&self, off: u32, want: &[u16]) -> Result<Ordering> {
+    /// Compares the upper-cased name of nk `off` with `want` without allocating.
+    pub(crate) fn cmp_key_name(&self, off: u32, want: &NameKey) -> Result<Ordering> {
         let d = self.cell(off)?;
         if d.get(0..2) != Some(b"nk") {
             return corrupt(off, "not an nk record");
@@ -252,7 +333,11 @@ impl Hive {
         let Some(name) = d.get(NK_NAME..NK_NAME + nlen) else {
             return corrupt(off, "nk name runs past the cell");
         };
-        Ok(stored_name_units(name, flags & KEY_COMP_NAME != 0).cmp(want.iter().copied()))
+        if flags & KEY_COMP_NAME != 0 {
+            Ok(want.cmp_compressed(name))
+        } else {
+            Ok(stored_name_units(name, false).cmp(want.units()))
+        }
     }
 
     /// Binary search of a leaf (lf, lh or li) for `want` by name: `Ok(index)` of the key, or
@@ -271,7 +356,7 @@ impl Hive {
         while lo < hi {
             let mid = (lo + hi) / 2;
             let e = rd32(d, 4 + mid * stride).unwrap_or(NIL);
-            match self.cmp_key_name(e, want.units())? {
+            match self.cmp_key_name(e, want)? {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Ok(Ok(mid)),
@@ -280,18 +365,18 @@ impl Hive {
         Ok(Err(lo))
     }
 
-    /// Finds `want` in a leaf: an `lh` leaf is scanned for the name's hash and only entries with
-    /// that hash are compared by name (`lf` and `li` leaves are binary-searched by name).
+    /// Finds `want` in a leaf (`CmpFindSubKeyInLeaf`): an `lh` leaf is scanned for the name's
+    /// hash and only entries with that hash are compared by name; `lf` / `li` leaves, which have
+    /// no hashes, are binary-searched by name.
     pub(crate) fn leaf_find(&self, leaf: u32, want: &NameKey) -> Result<Option<u32>> {
         let (sig, n, stride) = self.list_header(leaf)?;
         let d = self.cell(leaf)?;
         if sig == *b"lh" {
-            let h = want.hash().to_le_bytes();
             let entries = &d[4..4 + n * 8];
             for e in entries.chunks_exact(8) {
-                if e[4..8] == h {
+                if u32::from_le_bytes([e[4], e[5], e[6], e[7]]) == want.hash() {
                     let k = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
-                    if self.cmp_key_name(k, want.units())? == Ordering::Equal {
+                    if self.cmp_key_name(k, want)? == Ordering::Equal {
                         return Ok(Some(k));
                     }
                 }
@@ -327,7 +412,7 @@ impl Hive {
                 Some(l) => l,
                 None => return corrupt(leaf, "empty leaf in an ri list"),
             };
-            if self.cmp_key_name(last, want.units())? != Ordering::Less {
+            if self.cmp_key_name(last, want)? != Ordering::Less {
                 hi = mid;
             } else {
                 lo = mid + 1;

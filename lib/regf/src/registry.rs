@@ -132,16 +132,21 @@ pub struct Kcb<S> {
     pub parent: KcbIndex,
     /// `lh` hash of the upper-cased name.
     name_hash: u32,
+    /// Hash of the path from `\REGISTRY` (NT's `ConvKey`): [`conv_key`] of the parent's and
+    /// this name's [`NameKey::fold_hash`]. The cache is hashed by it, so a whole path is found with one probe.
+    conv: u32,
     /// Upper-cased UTF-16 name.
-    name: Vec<u16>,
-    /// The name as stored.
-    pub display: String,
+    name: KcbName,
+    /// The name a hive root is mounted under (other keys' names are read from their nk).
+    mount_name: Option<String>,
+    /// The key's nk flags when the KCB was made (`KEY_SYM_LINK`, `KEY_HIVE_EXIT`, ...).
+    pub flags: u16,
     /// The key was deleted; handles to it get `STATUS_KEY_DELETED`.
     pub deleted: bool,
     /// Next KCB in the hash bucket.
     next: KcbIndex,
-    /// Used since the cache last looked for entries to free.
-    used: bool,
+    /// When the KCB was last looked up (the cache frees the least recently used first).
+    stamp: u64,
     /// The resolved target of a symbolic link (referenced), or `NO_KCB`.
     link: KcbIndex,
     /// The parsed security descriptor, once asked for.
@@ -150,6 +155,38 @@ pub struct Kcb<S> {
     live: bool,
     /// Never freed (the root and hive roots).
     pinned: bool,
+}
+
+/// Longest name a KCB keeps inline (longer names are allocated).
+const INLINE_NAME: usize = 20;
+
+/// A KCB's upper-cased UTF-16 name (NT's name control block), inline when short.
+enum KcbName {
+    Inline(u8, [u16; INLINE_NAME]),
+    Heap(Vec<u16>),
+}
+
+impl KcbName {
+    fn new(want: &NameKey) -> Result<KcbName> {
+        if want.len() <= INLINE_NAME {
+            let mut a = [0u16; INLINE_NAME];
+            for (d, u) in a.iter_mut().zip(want.units()) {
+                *d = u;
+            }
+            return Ok(KcbName::Inline(want.len() as u8, a));
+        }
+        let mut v = Vec::new();
+        v.try_reserve_exact(want.len()).map_err(no_memory)?;
+        v.extend(want.units());
+        Ok(KcbName::Heap(v))
+    }
+
+    fn units(&self) -> &[u16] {
+        match self {
+            KcbName::Inline(n, a) => &a[..*n as usize],
+            KcbName::Heap(v) => v,
+        }
+    }
 }
 
 /// A pending change notification.
@@ -186,14 +223,16 @@ pub struct Registry<S, N> {
     refs: &'static [AtomicU32],
     buckets: Vec<KcbIndex>,
     live: usize,
+    /// Slots handed out from the chunks (live or on the free list).
+    slots: usize,
     limit: usize,
     /// The cache is trimmed when it holds more KCBs than this.
     trim_at: usize,
     notifications: Vec<Notification<N>>,
     parse_sd: fn(&[u8]) -> Option<S>,
     now: u64,
-    /// A reusable lookup name (no allocation per component).
-    scratch: NameKey,
+    /// Lookup clock for [`Kcb::stamp`].
+    clock: u64,
 }
 
 impl<S: Clone, N> Registry<S, N> {
@@ -215,17 +254,19 @@ impl<S: Clone, N> Registry<S, N> {
             refs,
             buckets,
             live: 0,
+            slots: 0,
             limit: DEFAULT_CACHE_LIMIT,
             trim_at: DEFAULT_CACHE_LIMIT,
             notifications: Vec::new(),
             parse_sd,
             now: 0,
-            scratch: NameKey::empty(),
+            clock: 0,
         };
         let master = Hive::new_empty(root_name)?;
         let root_cell = master.root();
         let want = NameKey::new(root_name)?;
-        let k = r.new_kcb(0, root_cell, NO_KCB, &want, root_name)?;
+        let flags = master.key_flags(root_cell)?;
+        let k = r.new_kcb(0, root_cell, NO_KCB, &want, flags, Some(root_name))?;
         r.kcb_mut(k).pinned = true;
         r.hives.try_reserve(1).map_err(no_memory)?;
         r.hives.push(Box::new(MountedHive {
@@ -338,37 +379,54 @@ impl<S: Clone, N> Registry<S, N> {
         self.refs
     }
 
-    fn bucket(parent: KcbIndex, hash: u32) -> usize {
-        (hash ^ parent.wrapping_mul(0x9E37_79B9)) as usize & (BUCKETS - 1)
+    fn bucket(conv: u32) -> usize {
+        (conv.wrapping_mul(0x9E37_79B9) >> 20) as usize & (BUCKETS - 1)
     }
 
-    /// Allocates a KCB for (hive, cell) named `name` under `parent` (which gains a reference) and
-    /// enters it in the hash table. Fails without changing anything.
+    fn conv_of(&self, k: KcbIndex) -> u32 {
+        self.chunks[k as usize / CHUNK][k as usize % CHUNK].conv
+    }
+
+    /// Allocates a KCB for (hive, cell) named `want` under `parent` (which gains a reference)
+    /// and enters it in the hash table. Fails without changing anything.
     fn new_kcb(
         &mut self,
         hive: u16,
         cell: KeyRef,
         parent: KcbIndex,
         want: &NameKey,
-        display: &str,
+        flags: u16,
+        mount_name: Option<&str>,
     ) -> Result<KcbIndex> {
-        let mut name = Vec::new();
-        name.try_reserve_exact(want.units().len())
-            .map_err(no_memory)?;
-        name.extend_from_slice(want.units());
-        let mut disp = String::new();
-        disp.try_reserve_exact(display.len()).map_err(no_memory)?;
-        disp.push_str(display);
+        let name = KcbName::new(want)?;
+        let mount_name = match mount_name {
+            Some(m) => {
+                let mut d = String::new();
+                d.try_reserve_exact(m.len()).map_err(no_memory)?;
+                d.push_str(m);
+                Some(d)
+            }
+            None => None,
+        };
+        self.reserve_kcb()?;
+        self.clock += 1;
+        let conv = if parent == NO_KCB {
+            conv_key(0, want.fold_hash())
+        } else {
+            conv_key(self.conv_of(parent), want.fold_hash())
+        };
         let kcb = Kcb {
             hive,
             cell,
             parent,
             name_hash: want.hash(),
+            conv,
             name,
-            display: disp,
+            mount_name,
+            flags,
             deleted: false,
             next: NO_KCB,
-            used: true,
+            stamp: self.clock,
             link: NO_KCB,
             sd: None,
             live: true,
@@ -380,25 +438,16 @@ impl<S: Clone, N> Registry<S, N> {
                 k
             }
             None => {
-                let total = self.chunks.iter().map(|c| c.len()).sum::<usize>();
-                if total >= self.refs.len() {
-                    return status(STATUS_INSUFFICIENT_RESOURCES);
-                }
-                if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-                    let mut c = Vec::new();
-                    c.try_reserve_exact(CHUNK).map_err(no_memory)?;
-                    self.chunks.try_reserve(1).map_err(no_memory)?;
-                    self.free.try_reserve(CHUNK).map_err(no_memory)?;
-                    self.chunks.push(c);
-                }
                 let last = self.chunks.len() - 1;
-                // The chunk's capacity is CHUNK: this push never moves the chunk.
+                // reserve_kcb left room in the last chunk, whose capacity is CHUNK: this push
+                // never moves the chunk.
                 self.chunks[last].push(kcb);
+                self.slots += 1;
                 (last * CHUNK + self.chunks[last].len() - 1) as KcbIndex
             }
         };
         self.refs[k as usize].store(0, Ordering::Release);
-        let b = Self::bucket(parent, want.hash());
+        let b = Self::bucket(conv);
         self.kcb_mut(k).next = self.buckets[b];
         self.buckets[b] = k;
         if parent != NO_KCB {
@@ -409,11 +458,7 @@ impl<S: Clone, N> Registry<S, N> {
     }
 
     fn unhash(&mut self, k: KcbIndex) {
-        let (parent, hash) = {
-            let x = &self.chunks[k as usize / CHUNK][k as usize % CHUNK];
-            (x.parent, x.name_hash)
-        };
-        let b = Self::bucket(parent, hash);
+        let b = Self::bucket(self.conv_of(k));
         let mut prev = NO_KCB;
         let mut cur = self.buckets[b];
         while cur != NO_KCB {
@@ -434,10 +479,15 @@ impl<S: Clone, N> Registry<S, N> {
 
     /// The cached child of `parent` named `want`.
     fn cache_find(&self, parent: KcbIndex, want: &NameKey) -> Option<KcbIndex> {
-        let mut cur = self.buckets[Self::bucket(parent, want.hash())];
+        let conv = conv_key(self.conv_of(parent), want.fold_hash());
+        let mut cur = self.buckets[Self::bucket(conv)];
         while cur != NO_KCB {
             let x = &self.chunks[cur as usize / CHUNK][cur as usize % CHUNK];
-            if x.parent == parent && x.name_hash == want.hash() && x.name == want.units() {
+            if x.conv == conv
+                && x.parent == parent
+                && x.name_hash == want.hash()
+                && want.matches(x.name.units())
+            {
                 return Some(cur);
             }
             cur = x.next;
@@ -445,35 +495,125 @@ impl<S: Clone, N> Registry<S, N> {
         None
     }
 
-    /// Frees unreferenced KCBs (least recently used first: a second-chance sweep) until the
-    /// cache is back to three quarters of its limit.
+    /// `CmpCacheLookup`: the deepest cached key along `path` below `start`, found by probing
+    /// the cache with the path's conv keys from the longest prefix down and checking the
+    /// candidate's names up to `start`. Returns the KCB and the bytes of `path` it covers
+    /// (`(start, 0)` when nothing is cached, or the path is not all ASCII or too deep for the
+    /// fast path; the caller then walks component by component).
+    fn cache_lookup(&mut self, start: KcbIndex, path: &str) -> (KcbIndex, usize) {
+        const MAX: usize = 24;
+        let bytes = path.as_bytes();
+        // (start, end) of each component in `path` and the conv key of the prefix ending there.
+        let mut comps = [(0u32, 0u32, 0u32); MAX];
+        let mut n = 0;
+        let mut conv = self.conv_of(start);
+        let mut h = 0u32;
+        let mut first = 0usize;
+        for (i, &c) in bytes.iter().enumerate() {
+            if c == b'\\' {
+                if i > first {
+                    if n == MAX {
+                        return (start, 0);
+                    }
+                    conv = conv_key(conv, h);
+                    comps[n] = (first as u32, i as u32, conv);
+                    n += 1;
+                }
+                h = 0;
+                first = i + 1;
+            } else if c < 0x80 {
+                h = lists::fold_step(h, c as u16);
+            } else {
+                return (start, 0);
+            }
+        }
+        if bytes.len() > first {
+            if n == MAX {
+                return (start, 0);
+            }
+            conv = conv_key(conv, h);
+            comps[n] = (first as u32, bytes.len() as u32, conv);
+            n += 1;
+        }
+        for i in (0..n).rev() {
+            let conv = comps[i].2;
+            let mut cur = self.buckets[Self::bucket(conv)];
+            while cur != NO_KCB {
+                let x = &self.chunks[cur as usize / CHUNK][cur as usize % CHUNK];
+                if x.conv == conv && self.names_match(cur, start, bytes, &comps[..=i]) {
+                    self.clock += 1;
+                    let c = self.clock;
+                    self.kcb_mut(cur).stamp = c;
+                    return (cur, comps[i].1 as usize);
+                }
+                cur = x.next;
+            }
+        }
+        (start, 0)
+    }
+
+    /// Whether the KCBs from `k` up to (not including) `start` are named by `comps` (ranges of
+    /// the ASCII `path`), last component first.
+    fn names_match(
+        &self,
+        mut k: KcbIndex,
+        start: KcbIndex,
+        path: &[u8],
+        comps: &[(u32, u32, u32)],
+    ) -> bool {
+        for &(s, e, _) in comps.iter().rev() {
+            if k == NO_KCB {
+                return false;
+            }
+            let x = &self.chunks[k as usize / CHUNK][k as usize % CHUNK];
+            let b = &path[s as usize..e as usize];
+            let name = x.name.units();
+            if name.len() != b.len()
+                || !name
+                    .iter()
+                    .zip(b)
+                    .all(|(&u, &c)| u == c.to_ascii_uppercase() as u16)
+            {
+                return false;
+            }
+            k = x.parent;
+        }
+        k == start
+    }
+
+    /// Frees unreferenced KCBs, least recently used first, until the cache is back to three
+    /// quarters of its limit.
     fn trim(&mut self) {
         if self.live <= self.trim_at {
             return;
         }
         let target = self.limit * 3 / 4;
-        let total = self.chunks.iter().map(|c| c.len()).sum::<usize>();
         // When referenced KCBs alone exceed the limit, sweep again only after more growth.
         self.trim_at = self.limit.max(self.live + self.limit / 4);
-        for _pass in 0..2 {
-            for k in 0..total as KcbIndex {
-                if self.live <= target {
-                    self.trim_at = self.limit;
-                    return;
-                }
-                let (live, pinned, used) = {
-                    let x = &self.chunks[k as usize / CHUNK][k as usize % CHUNK];
-                    (x.live, x.pinned, x.used)
-                };
-                if !live || pinned || self.kcb_refs(k) != 0 {
-                    continue;
-                }
-                if used {
-                    self.kcb_mut(k).used = false;
-                    continue;
-                }
-                self.free_kcb(k);
+        let total = self.slots;
+        let mut candidates: Vec<(u64, KcbIndex)> = Vec::new();
+        if candidates.try_reserve_exact(self.live).is_err() {
+            // No memory for the sweep: the cache stays larger until the next one.
+            return;
+        }
+        for k in 0..total as KcbIndex {
+            let x = &self.chunks[k as usize / CHUNK][k as usize % CHUNK];
+            if x.live && !x.pinned && self.kcb_refs(k) == 0 {
+                candidates.push((x.stamp, k));
             }
+        }
+        let excess = self.live.saturating_sub(target).min(candidates.len());
+        if excess == 0 {
+            return;
+        }
+        if excess < candidates.len() {
+            candidates.select_nth_unstable(excess);
+        }
+        for &(_, k) in &candidates[..excess] {
+            self.free_kcb(k);
+        }
+        if self.live <= target {
+            self.trim_at = self.limit;
         }
     }
 
@@ -485,8 +625,8 @@ impl<S: Clone, N> Registry<S, N> {
             let x = self.kcb_mut(k);
             x.live = false;
             x.sd = None;
-            x.name = Vec::new();
-            x.display = String::new();
+            x.name = KcbName::Inline(0, [0; INLINE_NAME]);
+            x.mount_name = None;
             (x.parent, core::mem::replace(&mut x.link, NO_KCB))
         };
         if parent != NO_KCB {
@@ -555,7 +695,8 @@ impl<S: Clone, N> Registry<S, N> {
         }
         ph.set_key_flags(exit, KEY_HIVE_EXIT | KEY_NO_DELETE)?;
         let root_cell = storage.hive().root();
-        let k = match self.new_kcb(index, root_cell, parent, &want, name) {
+        let flags = storage.hive().key_flags(root_cell)?;
+        let k = match self.new_kcb(index, root_cell, parent, &want, flags, Some(name)) {
             Ok(k) => k,
             Err(e) => {
                 let _ = self.hives[phive as usize]
@@ -585,7 +726,9 @@ impl<S: Clone, N> Registry<S, N> {
     /// leads to the mounted hive's root).
     fn child(&mut self, parent: KcbIndex, want: &NameKey) -> Result<KcbIndex> {
         if let Some(k) = self.cache_find(parent, want) {
-            self.kcb_mut(k).used = true;
+            self.clock += 1;
+            let c = self.clock;
+            self.kcb_mut(k).stamp = c;
             return Ok(k);
         }
         let (hi, cell) = {
@@ -599,15 +742,15 @@ impl<S: Clone, N> Registry<S, N> {
         let Some(c) = hive.find_subkey(cell, want)? else {
             return status(STATUS_OBJECT_NAME_NOT_FOUND);
         };
-        if hive.key_flags(c)? & KEY_HIVE_EXIT != 0 {
+        let flags = hive.key_flags(c)?;
+        if flags & KEY_HIVE_EXIT != 0 {
             // Mounted hive roots are pinned in the cache: a miss means the link is broken.
             return match self.hives.iter().find(|h| h.exit == Some((hi, c))) {
                 Some(h) => Ok(h.root),
                 None => corrupt(c, "hive exit without a mounted hive"),
             };
         }
-        let display = hive.key_name(c)?;
-        self.new_kcb(hi, c, parent, want, &display)
+        self.new_kcb(hi, c, parent, want, flags, None)
     }
 
     /// Follows KCB `k` if its key is a symbolic link (`KEY_SYM_LINK`): the target named by its
@@ -615,15 +758,15 @@ impl<S: Clone, N> Registry<S, N> {
     fn resolve_link(&mut self, k: KcbIndex, depth: u32) -> Result<KcbIndex> {
         let (hi, cell, cached) = {
             let x = self.kcb(k)?;
+            if x.flags & KEY_SYM_LINK == 0 {
+                return Ok(k);
+            }
             (x.hive, x.cell, x.link)
         };
         if cached != NO_KCB {
             return Ok(cached);
         }
         let hive = self.hives[hi as usize].hive();
-        if hive.key_flags(cell)? & KEY_SYM_LINK == 0 {
-            return Ok(k);
-        }
         if depth >= MAX_LINK_DEPTH {
             return status(STATUS_REPARSE_POINT_NOT_RESOLVED);
         }
@@ -632,30 +775,40 @@ impl<S: Clone, N> Registry<S, N> {
             return status(STATUS_OBJECT_NAME_NOT_FOUND);
         }
         let target = from_utf16z(&data);
-        let rest = below_root(&target, &self.kcb(ROOT_KCB)?.display)
-            .ok_or(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))?;
+        let root = self.key_name(ROOT_KCB)?;
+        let rest = below_root(&target, &root).ok_or(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))?;
         let t = self.walk(ROOT_KCB, rest, depth + 1)?;
         self.reference(t);
         self.kcb_mut(k).link = t;
         Ok(t)
     }
 
-    /// Walks `path` (backslash-separated, relative) from `start`, following symbolic links.
+    /// Walks `path` (backslash-separated, relative) from `start`, following symbolic links:
+    /// the deepest cached prefix in one probe, then component by component.
     fn walk(&mut self, start: KcbIndex, path: &str, depth: u32) -> Result<KcbIndex> {
         self.key(start)?;
-        let mut cur = start;
-        let mut want = core::mem::replace(&mut self.scratch, NameKey::empty());
-        let r = (|| {
-            for part in path.split('\\').filter(|p| !p.is_empty()) {
-                want.set(part)
+        let (mut cur, mut pos) = self.cache_lookup(start, path);
+        if pos > 0 && self.kcb(cur)?.flags & KEY_SYM_LINK != 0 {
+            cur = self.resolve_link(cur, depth)?;
+        }
+        let bytes = path.as_bytes();
+        while pos < bytes.len() {
+            // The separator is ASCII, so byte positions around it are character boundaries.
+            let end = bytes[pos..]
+                .iter()
+                .position(|&b| b == b'\\')
+                .map_or(bytes.len(), |e| pos + e);
+            if end > pos {
+                let want = NameKey::new(&path[pos..end])
                     .map_err(|_| Error::Status(STATUS_OBJECT_NAME_INVALID))?;
                 cur = self.child(cur, &want)?;
-                cur = self.resolve_link(cur, depth)?;
+                if self.kcb(cur)?.flags & KEY_SYM_LINK != 0 {
+                    cur = self.resolve_link(cur, depth)?;
+                }
             }
-            Ok(cur)
-        })();
-        self.scratch = want;
-        r
+            pos = end + 1;
+        }
+        Ok(cur)
     }
 
     /// Opens `path` below KCB `start` (`CmpParseKey`): the key's KCB with a reference for the
@@ -698,21 +851,25 @@ impl<S: Clone, N> Registry<S, N> {
         self.reserve_kcb()?;
         let hive = self.hives[hi as usize].storage.hive_mut();
         let (cell, _) = hive.create_key_ex(pcell, name, None, volatile)?;
-        let k = self.new_kcb(hi, cell, parent, &want, name)?;
+        let flags = hive.key_flags(cell)?;
+        let k = self.new_kcb(hi, cell, parent, &want, flags, None)?;
         self.reference(k);
         let fired = self.report(parent, REG_NOTIFY_CHANGE_NAME);
         self.trim();
         Ok((k, true, fired))
     }
 
-    /// Makes sure the next [`Registry::new_kcb`] finds a slot.
+    /// Makes sure the next [`Registry::new_kcb`] finds a slot (a free one, or room in the last
+    /// chunk within the reference table's size).
     fn reserve_kcb(&mut self) -> Result<()> {
-        if !self.free.is_empty() || self.chunks.last().is_some_and(|c| c.len() < CHUNK) {
+        if !self.free.is_empty() {
             return Ok(());
         }
-        let total = self.chunks.len() * CHUNK;
-        if total >= self.refs.len() {
+        if self.slots >= self.refs.len() {
             return status(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        if self.chunks.last().is_some_and(|c| c.len() < CHUNK) {
+            return Ok(());
         }
         let mut c = Vec::new();
         c.try_reserve_exact(CHUNK).map_err(no_memory)?;
@@ -748,7 +905,7 @@ impl<S: Clone, N> Registry<S, N> {
             self.release(link);
         }
         // Links resolved to this key resolve again (and fail) next time.
-        let total = self.chunks.iter().map(|c| c.len()).sum::<usize>();
+        let total = self.slots;
         for i in 0..total as KcbIndex {
             let x = &self.chunks[i as usize / CHUNK][i as usize % CHUNK];
             if x.live && x.link == k {
@@ -764,10 +921,11 @@ impl<S: Clone, N> Registry<S, N> {
             let x = self.key(k)?;
             (x.hive, x.cell)
         };
-        self.hives[hi as usize]
-            .storage
-            .hive_mut()
-            .set_key_flags(cell, flags)
+        let h = self.hives[hi as usize].storage.hive_mut();
+        h.set_key_flags(cell, flags)?;
+        let f = h.key_flags(cell)?;
+        self.kcb_mut(k).flags = f;
+        Ok(())
     }
 
     // ---- values and information ----
@@ -778,6 +936,20 @@ impl<S: Clone, N> Registry<S, N> {
         self.hives[x.hive as usize]
             .hive()
             .query_value_data(x.cell, name)
+    }
+
+    /// `NtQueryValueKey` into a caller's buffer: (type, data length); the data is copied as far
+    /// as it fits.
+    pub fn query_value_into(
+        &self,
+        k: KcbIndex,
+        name: &str,
+        buf: &mut [u8],
+    ) -> Result<(u32, usize)> {
+        let x = self.key(k)?;
+        self.hives[x.hive as usize]
+            .hive()
+            .query_value_into(x.cell, name, buf)
     }
 
     /// `NtSetValueKey`.
@@ -840,11 +1012,8 @@ impl<S: Clone, N> Registry<S, N> {
     pub fn query_key(&self, k: KcbIndex) -> Result<KeyInformation> {
         let x = self.key(k)?;
         let i = self.hives[x.hive as usize].hive().key_info(x.cell)?;
-        let mut name = String::new();
-        name.try_reserve_exact(x.display.len()).map_err(no_memory)?;
-        name.push_str(&x.display);
         Ok(KeyInformation {
-            name,
+            name: self.key_name(k)?,
             last_write_time: i.last_write,
             subkeys: i.subkeys + i.volatile_subkeys,
             values: i.values,
@@ -852,12 +1021,26 @@ impl<S: Clone, N> Registry<S, N> {
         })
     }
 
+    /// The name of KCB `k`'s key: the mount name of a hive root, else the name in its nk.
+    pub fn key_name(&self, k: KcbIndex) -> Result<String> {
+        let x = self.kcb(k)?;
+        match &x.mount_name {
+            Some(m) => {
+                let mut s = String::new();
+                s.try_reserve_exact(m.len()).map_err(no_memory)?;
+                s.push_str(m);
+                Ok(s)
+            }
+            None => self.hives[x.hive as usize].hive().key_name(x.cell),
+        }
+    }
+
     /// The full name of KCB `k` (`\REGISTRY\MACHINE\...`).
     pub fn full_name(&self, k: KcbIndex) -> String {
         let mut parts = Vec::new();
         let mut cur = k;
         while let Ok(x) = self.kcb(cur) {
-            parts.push(x.display.as_str());
+            parts.push(self.key_name(cur).unwrap_or_default());
             cur = x.parent;
             if parts.len() > 512 {
                 break;
@@ -1049,6 +1232,11 @@ impl<S: Clone, N> Registry<S, N> {
         }
         false
     }
+}
+
+/// Combines a parent's conv key with a name's `lh` hash.
+fn conv_key(parent: u32, name_hash: u32) -> u32 {
+    parent.wrapping_mul(0x0100_0193) ^ name_hash
 }
 
 /// The part of a full registry path below the root named `root` (`\REGISTRY\MACHINE\X` →

@@ -847,7 +847,8 @@ fn find_subkey_and_subkey_at_follow_enumeration_order() {
     for (i, n) in names.iter().enumerate() {
         let k = h.subkey_at(root, i).unwrap().unwrap();
         assert_eq!(&h.key_name(k).unwrap(), n);
-        let want = NameKey::new(&n.to_lowercase()).unwrap();
+        let lower = n.to_lowercase();
+        let want = NameKey::new(&lower).unwrap();
         assert_eq!(h.find_subkey(root, &want).unwrap(), Some(k));
     }
     let last = h.subkey_at(root, names.len()).unwrap().unwrap();
@@ -858,6 +859,12 @@ fn find_subkey_and_subkey_at_follow_enumeration_order() {
             .unwrap(),
         None
     );
+    for n in ["Key00001", "résumé", "ÄÖÜ straße", "x"] {
+        let k = NameKey::new(n).unwrap();
+        assert_eq!(k.hash(), lh_hash(n));
+        assert_eq!(k.len(), n.encode_utf16().count());
+        assert!(k.matches(&upcase_name(n)));
+    }
     assert_eq!(
         NameKey::new("a\\b").err(),
         Some(Error::Status(STATUS_OBJECT_NAME_INVALID))
@@ -881,6 +888,29 @@ fn find_subkey_and_subkey_at_follow_enumeration_order() {
     assert_eq!(
         h.query_value_data(k, "V9").unwrap(),
         (REG_DWORD, 9u32.to_le_bytes().to_vec())
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        h.query_value_into(k, "v9", &mut buf).unwrap(),
+        (REG_DWORD, 4)
+    );
+    assert_eq!(buf[..4], 9u32.to_le_bytes());
+    h.set_value(k, "long", REG_BINARY, &[7u8; 100]).unwrap();
+    h.set_value(k, "big", REG_BINARY, &alloc::vec![9u8; 40_000])
+        .unwrap();
+    assert_eq!(
+        h.query_value_into(k, "long", &mut buf).unwrap(),
+        (REG_BINARY, 100)
+    );
+    assert_eq!(buf, [7u8; 8]);
+    assert_eq!(
+        h.query_value_into(k, "big", &mut buf).unwrap(),
+        (REG_BINARY, 40_000)
+    );
+    assert_eq!(buf, [9u8; 8]);
+    assert_eq!(
+        h.query_value_into(k, "none", &mut buf).err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
     );
     clean(&h.to_bytes());
 }

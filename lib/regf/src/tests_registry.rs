@@ -393,3 +393,47 @@ fn flushing_writes_the_hive_files() {
     let hw = r.lookup(ROOT_KCB, "MACHINE\\HARDWARE").unwrap();
     r.flush(hw).unwrap();
 }
+
+/// Paths are found through the cache whatever their case or script; non-ASCII names take the
+/// component-by-component path and reach the same KCBs.
+#[test]
+fn cached_paths_match_case_insensitively_and_non_ascii_names_work() {
+    let mut r = registry();
+    let (a, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Ünïcode", false)
+        .unwrap();
+    let (b, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Ünïcode\\Sub", false)
+        .unwrap();
+    assert_eq!(r.lookup(ROOT_KCB, "machine\\system\\ÜNÏCODE").unwrap(), a);
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\ünïcode\\SUB").unwrap(),
+        b
+    );
+    assert_eq!(
+        r.create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Plain\\Deeper\\Deepest", false)
+            .err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+    let (p, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Plain", false)
+        .unwrap();
+    let (d, _, _) = r.create_key(p, "Deeper", false).unwrap();
+    // Same key by the whole path (one probe), by a prefix plus a walk, and from another start.
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\PLAIN\\deeper")
+            .unwrap(),
+        d
+    );
+    assert_eq!(
+        r.lookup(ROOT_KCB, "\\MACHINE\\\\SYSTEM\\Plain\\Deeper\\")
+            .unwrap(),
+        d
+    );
+    assert_eq!(r.lookup(p, "deeper").unwrap(), d);
+    // A name that differs only after a prefix that is cached is not found.
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Plain\\Deepe").err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+}

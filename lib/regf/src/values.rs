@@ -38,19 +38,27 @@ impl Hive {
 
     /// The value list of a key as (list cell, count), checked against the cell size.
     fn value_list(&self, key: KeyRef) -> Result<(u32, usize)> {
-        let nk = self.nk_checked(key)?;
-        let n = nk.nvalues as usize;
+        let (n, values) = match self.cell(key) {
+            Ok(d) if d.get(0..2) == Some(b"nk") => (
+                rd32(d, NK_NVALUES).unwrap_or(0) as usize,
+                rd32(d, NK_VALUES).unwrap_or(NIL),
+            ),
+            _ => {
+                let nk = self.nk_checked(key)?;
+                (nk.nvalues as usize, nk.values)
+            }
+        };
         if n == 0 {
-            return Ok((nk.values, 0));
+            return Ok((values, 0));
         }
-        let d = self.cell(nk.values)?;
+        let d = self.cell(values)?;
         if n.saturating_mul(4) > d.len() {
             return corrupt(
-                nk.values,
-                alloc::format!("value list too small for {} values", nk.nvalues),
+                values,
+                alloc::format!("value list too small for {} values", n),
             );
         }
-        Ok((nk.values, n))
+        Ok((values, n))
     }
 
     pub(crate) fn value_offsets(&self, key: KeyRef) -> Result<Vec<u32>> {
@@ -266,6 +274,55 @@ impl Hive {
                 Ok((ty, self.read_data(size, data)?))
             }
             None => Err(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND)),
+        }
+    }
+
+    /// `NtQueryValueKey` into a caller's buffer: the value's type and data length; as much of
+    /// the data as fits is copied to `buf` (the caller reports `STATUS_BUFFER_OVERFLOW` when the
+    /// length exceeds it). No allocation.
+    pub fn query_value_into(
+        &self,
+        key: KeyRef,
+        name: &str,
+        buf: &mut [u8],
+    ) -> Result<(u32, usize)> {
+        let Some((_, v)) = self.find_value(key, name)? else {
+            return Err(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND));
+        };
+        let d = self.cell(v)?;
+        let (size, off, ty) = (
+            rd32(d, 4).unwrap_or(0),
+            rd32(d, 8).unwrap_or(0),
+            rd32(d, 12).unwrap_or(0),
+        );
+        if size & 0x8000_0000 != 0 {
+            let len = (size & 0x7FFF_FFFF) as usize;
+            if len > 4 {
+                return corrupt(off, alloc::format!("inline data size {} > 4", len));
+            }
+            let n = len.min(buf.len());
+            buf[..n].copy_from_slice(&off.to_le_bytes()[..n]);
+            return Ok((ty, len));
+        }
+        let len = size as usize;
+        if len == 0 {
+            return Ok((ty, 0));
+        }
+        let c = self.cell(off)?;
+        if len > BIG_DATA_THRESHOLD && self.base.minor >= 4 && c.get(0..2) == Some(b"db") {
+            // Big data: assemble through the allocating reader (rare, large values).
+            let all = self.read_data(size, off)?;
+            let n = len.min(buf.len());
+            buf[..n].copy_from_slice(&all[..n]);
+            return Ok((ty, len));
+        }
+        match c.get(..len) {
+            Some(b) => {
+                let n = len.min(buf.len());
+                buf[..n].copy_from_slice(&b[..n]);
+                Ok((ty, len))
+            }
+            None => corrupt(off, alloc::format!("data size {} exceeds its cell", len)),
         }
     }
 

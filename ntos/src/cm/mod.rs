@@ -27,7 +27,7 @@ use ::ob::namespace::ObjectId;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering};
 use lock::RegistryLock;
 use nt::status::*;
 use nt::NtStatus;
@@ -105,15 +105,22 @@ fn status_of(e: regf::Error) -> NtStatus {
     e.status()
 }
 
-/// Runs `f` on the registry with the lock held exclusively (the FILETIME of
-/// changes is the current system time).
+/// Runs `f` on the registry with the lock held exclusively.
 fn with_exclusive<R>(
     f: impl FnOnce(&mut CmRegistry) -> Result<R, NtStatus>,
 ) -> Result<R, NtStatus> {
     let mut g = REGISTRY.exclusive();
     let r = g.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
-    r.set_time(crate::ke::clock::ke_query_system_time());
     f(r)
+}
+
+/// [`with_exclusive`] for a change: the keys it touches get the current
+/// system time as their last write time.
+fn with_change<R>(f: impl FnOnce(&mut CmRegistry) -> Result<R, NtStatus>) -> Result<R, NtStatus> {
+    with_exclusive(|r| {
+        r.set_time(crate::ke::clock::ke_query_system_time());
+        f(r)
+    })
 }
 
 /// Runs `f` on the registry with the lock held shared.
@@ -130,13 +137,16 @@ pub fn cm_delete_key_object(kcb: usize) {
     CmRegistry::release_ref(&KCB_REFS, kcb as KcbIndex);
 }
 
+/// The Key object type's index (`CmKeyObjectType`), set by `cm_initialize`.
+static KEY_TYPE: AtomicU16 = AtomicU16::new(u16::MAX);
+
 /// The KCB of a key handle, checked for type and access.
 fn key_of(
     handle: u64,
     desired: u32,
     mode: Mode,
 ) -> Result<(crate::ob::handle::ObjectRef, KcbIndex), NtStatus> {
-    let ty = crate::ob::system_type("Key");
+    let ty = Some(KEY_TYPE.load(Ordering::Relaxed)).filter(|&t| t != u16::MAX);
     let r = crate::ob::handle::ob_reference_object_by_handle(handle, desired, ty, mode)?;
     let k = with_body(r.id, |b| match b.body {
         ObjectBody::Key(k) => Some(k),
@@ -213,19 +223,24 @@ fn parse_key(
 /// handle goes, the notifications posted through the key are cancelled and
 /// their references dropped.
 fn close_key(id: ObjectId, handles_left: u64) {
-    if handles_left != 0 {
+    if handles_left != 0 || POSTED.load(Ordering::Acquire) == 0 {
         return;
     }
     let posts =
         with_exclusive(|r| Ok(r.cancel_notifications(|p| p.key_object == id))).unwrap_or_default();
+    POSTED.fetch_sub(posts.len(), Ordering::AcqRel);
     for p in posts {
         ob_dereference_object(p.event);
         ob_dereference_object(p.key_object);
     }
 }
 
+/// Notifications posted and not yet fired or cancelled.
+static POSTED: AtomicUsize = AtomicUsize::new(0);
+
 /// Sets the events of fired notifications and drops their references.
 fn signal(posts: Vec<NotifyPost>) {
+    POSTED.fetch_sub(posts.len(), Ordering::AcqRel);
     for p in posts {
         if let Some(Some(i)) = with_body(p.event, |b| match b.body {
             ObjectBody::Dispatcher(i) => Some(i),
@@ -350,6 +365,7 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
     *REGISTRY.exclusive() = Some(r);
     // The key type's procedures and the \REGISTRY object (its body is the root KCB).
     let key_type = crate::ob::system_type("Key").ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    KEY_TYPE.store(key_type, Ordering::Relaxed);
     crate::ob::types::set_procedures(
         key_type,
         crate::ob::types::TypeInitializer {
@@ -472,7 +488,7 @@ pub fn nt_create_key(
     let rel = below_root(path)?;
     let volatile = options & REG_OPTION_VOLATILE != 0;
     let (k, created, fired) =
-        with_exclusive(|r| r.create_key(ROOT_KCB, rel, volatile).map_err(status_of))?;
+        with_change(|r| r.create_key(ROOT_KCB, rel, volatile).map_err(status_of))?;
     if created {
         hive_changed();
     }
@@ -507,9 +523,20 @@ pub fn nt_open_key_as(
     )
 }
 
-/// `NtOpenKey` (through the object manager and the key parse procedure).
+/// The SYSTEM token [`nt_open_key`] opens with, built once.
+static SYSTEM_TOKEN: crate::ke::irql::SpinLocked<
+    Option<Arc<security::token::Token>>,
+    { crate::ke::DISPATCH_LEVEL },
+> = crate::ke::irql::SpinLocked::new(None);
+
+/// `NtOpenKey` (through the object manager and the key parse procedure), as
+/// SYSTEM.
 pub fn nt_open_key(path: &str, desired: u32, mode: Mode) -> Result<u64, NtStatus> {
-    nt_open_key_as(path, desired, mode, &security::token::Token::system())
+    let token = SYSTEM_TOKEN.with(|t| {
+        t.get_or_insert_with(|| Arc::new(security::token::Token::system()))
+            .clone()
+    });
+    nt_open_key_as(path, desired, mode, &token)
 }
 
 /// Sets a key's security descriptor (`NtSetSecurityObject` on a key).
@@ -518,7 +545,7 @@ pub fn set_key_security(path: &str, sd: &SecurityDescriptor) -> NtStatus {
         return STATUS_OBJECT_PATH_SYNTAX_BAD;
     };
     let bytes = sd.to_bytes();
-    let r = with_exclusive(|r| {
+    let r = with_change(|r| {
         let k = r.lookup(ROOT_KCB, rel).map_err(status_of)?;
         let res = r.set_security(k, &bytes).map_err(status_of);
         r.release(k);
@@ -546,7 +573,7 @@ pub fn nt_set_value_key(
         Ok(v) => v,
         Err(e) => return e,
     };
-    match with_exclusive(|r| r.set_value(k, name, value_type, data).map_err(status_of)) {
+    match with_change(|r| r.set_value(k, name, value_type, data).map_err(status_of)) {
         Ok(fired) => {
             hive_changed();
             signal(fired);
@@ -562,13 +589,32 @@ pub fn nt_query_value_key(handle: u64, name: &str, mode: Mode) -> Result<(u32, V
     with_shared(|r| r.query_value(k, name).map_err(status_of))
 }
 
+/// `NtQueryValueKey(KeyValuePartialInformation)` into the caller's buffer:
+/// (type, data length). A buffer too small for the data gets what fits and
+/// `Err((STATUS_BUFFER_OVERFLOW, length needed))`, as NT returns the length
+/// with that status.
+pub fn nt_query_value_key_into(
+    handle: u64,
+    name: &str,
+    buf: &mut [u8],
+    mode: Mode,
+) -> Result<(u32, usize), (NtStatus, usize)> {
+    let (_r, k) = key_of(handle, KEY_QUERY_VALUE, mode).map_err(|e| (e, 0))?;
+    let (ty, len) =
+        with_shared(|r| r.query_value_into(k, name, buf).map_err(status_of)).map_err(|e| (e, 0))?;
+    if len > buf.len() {
+        return Err((STATUS_BUFFER_OVERFLOW, len));
+    }
+    Ok((ty, len))
+}
+
 /// `NtDeleteValueKey`.
 pub fn nt_delete_value_key(handle: u64, name: &str, mode: Mode) -> NtStatus {
     let (_r, k) = match key_of(handle, KEY_SET_VALUE, mode) {
         Ok(v) => v,
         Err(e) => return e,
     };
-    match with_exclusive(|r| r.delete_value(k, name).map_err(status_of)) {
+    match with_change(|r| r.delete_value(k, name).map_err(status_of)) {
         Ok(fired) => {
             hive_changed();
             signal(fired);
@@ -613,7 +659,7 @@ pub fn nt_delete_key(handle: u64, mode: Mode) -> NtStatus {
         Ok(v) => v,
         Err(e) => return e,
     };
-    match with_exclusive(|r| r.delete_key(k).map_err(status_of)) {
+    match with_change(|r| r.delete_key(k).map_err(status_of)) {
         Ok(fired) => {
             hive_changed();
             signal(fired);
@@ -664,6 +710,7 @@ pub fn nt_notify_change_key(
         event: ev.id,
         key_object: key.id,
     };
+    POSTED.fetch_add(1, Ordering::AcqRel);
     match with_exclusive(|r| r.notify(k, filter, watch_tree, post).map_err(status_of)) {
         Ok(()) => {
             // The notification owns both references now.
@@ -671,7 +718,10 @@ pub fn nt_notify_change_key(
             core::mem::forget(key);
             STATUS_PENDING
         }
-        Err(e) => e,
+        Err(e) => {
+            POSTED.fetch_sub(1, Ordering::AcqRel);
+            e
+        }
     }
 }
 
