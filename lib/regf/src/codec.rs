@@ -53,17 +53,26 @@ pub(crate) fn encode_name(name: &str) -> (Vec<u8>, bool) {
 }
 
 pub(crate) fn decode_name(b: &[u8], compressed: bool) -> String {
+    try_decode_name(b, compressed).unwrap_or_default()
+}
+
+/// Decodes a stored name (compressed Latin-1 or UTF-16LE, unpaired surrogates as U+FFFD) into a
+/// string allocated fallibly (`STATUS_INSUFFICIENT_RESOURCES`).
+pub(crate) fn try_decode_name(b: &[u8], compressed: bool) -> Result<String> {
+    let mut s = String::new();
+    // Every unit becomes at most 3 UTF-8 bytes (a surrogate pair, 2 units, becomes 4).
+    let bound = if compressed { b.len() * 2 } else { b.len() / 2 * 3 };
+    s.try_reserve_exact(bound)
+        .map_err(|_| Error::Status(STATUS_INSUFFICIENT_RESOURCES))?;
     if compressed {
-        b.iter().map(|&c| c as char).collect()
+        s.extend(b.iter().map(|&c| c as char));
     } else {
-        let units: Vec<u16> = b
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        char::decode_utf16(units)
-            .map(|r| r.unwrap_or('\u{FFFD}'))
-            .collect()
+        s.extend(
+            char::decode_utf16(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])))
+                .map(|r| r.unwrap_or('\u{FFFD}')),
+        );
     }
+    Ok(s)
 }
 
 /// UTF-16 byte length of a name (the unit Windows keeps the maximum name lengths in).

@@ -69,7 +69,7 @@ impl Hive {
         let nlen = rd16(d, NK_NAMELEN).unwrap_or(0) as usize;
         let flags = rd16(d, NK_FLAGS).unwrap_or(0);
         let name = match d.get(NK_NAME..NK_NAME + nlen) {
-            Some(n) if named => decode_name(n, flags & KEY_COMP_NAME != 0),
+            Some(n) if named => try_decode_name(n, flags & KEY_COMP_NAME != 0)?,
             Some(_) => String::new(),
             None => return corrupt(off, "nk name runs past the cell"),
         };
@@ -481,7 +481,7 @@ impl Hive {
         }
         let d = self.cell(nk.class)?;
         match d.get(..nk.class_len as usize) {
-            Some(b) => Ok(Some(decode_name(b, false))),
+            Some(b) => Ok(Some(try_decode_name(b, false)?)),
             None => corrupt(nk.class, "class name runs past its cell"),
         }
     }

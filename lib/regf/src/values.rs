@@ -78,7 +78,7 @@ impl Hive {
         let nlen = rd16(d, 2).unwrap_or(0) as usize;
         let flags = rd16(d, 16).unwrap_or(0);
         let name = match d.get(20..20 + nlen) {
-            Some(n) => decode_name(n, flags & VALUE_COMP_NAME != 0),
+            Some(n) => try_decode_name(n, flags & VALUE_COMP_NAME != 0)?,
             None => return corrupt(off, "vk name runs past the cell"),
         };
         Ok(Vk {

@@ -8,6 +8,12 @@ use regf::registry::MountedHive;
 
 /// `!reg <subcommand> [args]`.
 pub fn kd_reg(args: &str) {
+    if REGISTRY.is_held() {
+        crate::dbg_println!(
+            "The registry lock is held by a thread; !reg does not wait for it (try again)."
+        );
+        return;
+    }
     let args = args.trim();
     let (sub, rest) = args.split_once(' ').unwrap_or((args, ""));
     let rest = rest.trim();

@@ -8,7 +8,7 @@ use crate::ex::sync::PushLock;
 use crate::ke::apc::{ke_enter_critical_region, ke_leave_critical_region};
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 /// The IRQL the last registry-lock holder ran at (read by the boot test that proves registry
 /// services run at PASSIVE_LEVEL).
@@ -17,8 +17,12 @@ pub static LAST_HOLDER_IRQL: AtomicU8 = AtomicU8::new(0xFF);
 /// Data guarded by a push lock taken at PASSIVE_LEVEL.
 pub struct RegistryLock<T> {
     lock: PushLock,
+    /// Holders: the exclusive owner counts `EXCLUSIVE`, each shared owner 1 (for kd).
+    holders: AtomicU32,
     data: UnsafeCell<T>,
 }
+
+const EXCLUSIVE: u32 = 1 << 31;
 
 // SAFETY: the data is reached only through the guards: `Shared` (many readers, `&T`, needs
 // `T: Sync`) while the push lock is held shared, `Exclusive` (`&mut T`, needs `T: Send`) while it
@@ -30,14 +34,22 @@ impl<T> RegistryLock<T> {
     pub const fn new(v: T) -> Self {
         RegistryLock {
             lock: PushLock::new(),
+            holders: AtomicU32::new(0),
             data: UnsafeCell::new(v),
         }
+    }
+
+    /// Whether some thread holds the lock (kd refuses to wait for it: after a bugcheck the
+    /// holder may be frozen on another processor).
+    pub fn is_held(&self) -> bool {
+        self.holders.load(Ordering::Acquire) != 0
     }
 
     /// `CmpLockRegistry`: shared access.
     pub fn shared(&self) -> Shared<'_, T> {
         ke_enter_critical_region();
         self.lock.acquire_shared();
+        self.holders.fetch_add(1, Ordering::AcqRel);
         LAST_HOLDER_IRQL.store(crate::ke::irql(), Ordering::Relaxed);
         Shared { lock: self }
     }
@@ -46,6 +58,7 @@ impl<T> RegistryLock<T> {
     pub fn exclusive(&self) -> Exclusive<'_, T> {
         ke_enter_critical_region();
         self.lock.acquire_exclusive();
+        self.holders.fetch_add(EXCLUSIVE, Ordering::AcqRel);
         LAST_HOLDER_IRQL.store(crate::ke::irql(), Ordering::Relaxed);
         Exclusive { lock: self }
     }
@@ -67,6 +80,7 @@ impl<T> Deref for Shared<'_, T> {
 
 impl<T> Drop for Shared<'_, T> {
     fn drop(&mut self) {
+        self.lock.holders.fetch_sub(1, Ordering::AcqRel);
         self.lock.lock.release_shared();
         ke_leave_critical_region();
     }
@@ -95,6 +109,7 @@ impl<T> DerefMut for Exclusive<'_, T> {
 
 impl<T> Drop for Exclusive<'_, T> {
     fn drop(&mut self) {
+        self.lock.holders.fetch_sub(EXCLUSIVE, Ordering::AcqRel);
         self.lock.lock.release_exclusive();
         ke_leave_critical_region();
     }
