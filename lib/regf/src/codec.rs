@@ -61,7 +61,11 @@ pub(crate) fn decode_name(b: &[u8], compressed: bool) -> String {
 pub(crate) fn try_decode_name(b: &[u8], compressed: bool) -> Result<String> {
     let mut s = String::new();
     // Every unit becomes at most 3 UTF-8 bytes (a surrogate pair, 2 units, becomes 4).
-    let bound = if compressed { b.len() * 2 } else { b.len() / 2 * 3 };
+    let bound = if compressed {
+        b.len() * 2
+    } else {
+        b.len() / 2 * 3
+    };
     s.try_reserve_exact(bound)
         .map_err(|_| Error::Status(STATUS_INSUFFICIENT_RESOURCES))?;
     if compressed {

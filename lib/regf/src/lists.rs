@@ -262,7 +262,11 @@ impl Hive {
 
     /// (signature, entry count, entry stride) of a subkey list, checked against its cell.
     pub(crate) fn list_header(&self, list: u32) -> Result<([u8; 2], usize, usize)> {
-        let d = self.cell(list)?;
+        Self::header_of(list, self.cell(list)?)
+    }
+
+    /// [`Hive::list_header`] of the list cell `d` (at `list`).
+    fn header_of(list: u32, d: &[u8]) -> Result<([u8; 2], usize, usize)> {
         let sig = [d[0], d[1]];
         let n = rd16(d, 2).unwrap_or(0) as usize;
         let stride = match &sig {
@@ -369,8 +373,8 @@ impl Hive {
     /// hash and only entries with that hash are compared by name; `lf` / `li` leaves, which have
     /// no hashes, are binary-searched by name.
     pub(crate) fn leaf_find(&self, leaf: u32, want: &NameKey) -> Result<Option<u32>> {
-        let (sig, n, stride) = self.list_header(leaf)?;
         let d = self.cell(leaf)?;
+        let (sig, n, stride) = Self::header_of(leaf, d)?;
         if sig == *b"lh" {
             let entries = &d[4..4 + n * 8];
             for e in entries.chunks_exact(8) {
@@ -401,16 +405,16 @@ impl Hive {
         while lo < hi {
             let mid = (lo + hi) / 2;
             let leaf = rd32(d, 4 + mid * 4).unwrap_or(NIL);
-            let (lsig, ln, ls) = self.list_header(leaf)?;
-            if lsig == *b"ri" {
-                return corrupt(ri, "nested ri list");
-            }
-            let last = match ln
-                .checked_sub(1)
-                .and_then(|i| rd32(self.cell(leaf).ok()?, 4 + i * ls))
-            {
-                Some(l) => l,
-                None => return corrupt(leaf, "empty leaf in an ri list"),
+            let l = self.cell(leaf)?;
+            let stride = match l.get(0..2) {
+                Some(b"lf") | Some(b"lh") => 8,
+                Some(b"li") => 4,
+                _ => return corrupt(leaf, "not a subkey leaf in an ri list"),
+            };
+            let ln = rd16(l, 2).unwrap_or(0) as usize;
+            let last = match ln.checked_sub(1).and_then(|i| rd32(l, 4 + i * stride)) {
+                Some(k) if 4 + ln * stride <= l.len() => k,
+                _ => return corrupt(leaf, "empty or short leaf in an ri list"),
             };
             if self.cmp_key_name(last, want)? != Ordering::Less {
                 hi = mid;
@@ -426,10 +430,10 @@ impl Hive {
         if list == NIL {
             return Ok(None);
         }
-        let (sig, _, _) = self.list_header(list)?;
-        let leaf = if sig == *b"ri" {
+        let d = self.cell(list)?;
+        let leaf = if d[0..2] == *b"ri" {
             let i = self.ri_find_leaf(list, want)?;
-            rd32(self.cell(list)?, 4 + i * 4).unwrap_or(NIL)
+            rd32(d, 4 + i * 4).unwrap_or(NIL)
         } else {
             list
         };
