@@ -381,8 +381,11 @@ fn bench_waits() {
                 },
                 0,
             );
-            sched::ready_thread(pong);
-            sched::ready_thread(ping);
+            for t in [pong, ping] {
+                let t = t.map_err(|s| format!("thread creation failed: {:#x}", s.as_u32()))?;
+                sched::ready_thread(t)
+                    .map_err(|s| format!("readying a thread failed: {:#x}", s.as_u32()))?;
+            }
             if !wait_for(60_000, || PP_DONE.load(Ordering::SeqCst) == 2) {
                 return Err("the ping-pong threads did not finish in 60 s".into());
             }
@@ -414,7 +417,7 @@ fn bench_handles() {
     use crate::ob::object::*;
     use nt::status::STATUS_SUCCESS;
     let Ok((id, _)) = ob_create_object(CreateSpec {
-        type_name: "Event",
+        object_type: &crate::ex::event::EX_EVENT_OBJECT_TYPE,
         name: Some("\\BaseNamedObjects\\BenchEvent"),
         attributes: 0,
         body: ObjectBody::Plain,
@@ -459,7 +462,7 @@ fn bench_handles() {
         }
         Ok((crate::hal::rdtsc() - t0, N))
     });
-    let event = crate::ob::system_type("Event");
+    let event = Some(&crate::ex::event::EX_EVENT_OBJECT_TYPE);
     bench("ob_reference_object_by_handle", || {
         let t0 = crate::hal::rdtsc();
         for _ in 0..N {
@@ -477,7 +480,7 @@ fn bench_handles() {
         for _ in 0..N {
             let (oid, _) = ob_open_object_by_name(
                 "\\BaseNamedObjects\\BenchEvent",
-                Some("Event"),
+                Some(&crate::ex::event::EX_EVENT_OBJECT_TYPE),
                 ::ob::OBJ_CASE_INSENSITIVE,
                 1,
                 Mode::UserMode,
@@ -539,7 +542,14 @@ fn bench_yield_switch() {
                 },
                 0,
             );
-            sched::ready_thread(t);
+            let started = t.and_then(sched::ready_thread);
+            if let Err(s) = started {
+                sched::ke_set_priority_thread(me, old);
+                return Err(format!(
+                    "starting a yielding thread failed: {:#x}",
+                    s.as_u32()
+                ));
+            }
         }
         sched::ke_set_priority_thread(me, old);
         if !wait_for(60_000, || YIELD_DONE.load(Ordering::SeqCst) == 2) {

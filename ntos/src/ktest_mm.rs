@@ -544,8 +544,8 @@ fn t_tb_shootdown() -> TestResult {
     TB_VA.store(va, Ordering::SeqCst);
     let two = crate::ke::processor_count() >= 2;
     if two {
-        let t = crate::ke::thread::create_system_thread("TbReader", 9, 1 << 1, tb_reader, 0);
-        crate::ke::sched::ready_thread(t);
+        crate::ke::sched::start_system_thread("TbReader", 9, 1 << 1, tb_reader, 0)
+            .map_err(|_| "cannot start the reader thread")?;
         check(
             crate::ktest::wait_until(2000, || TB_READING.load(Ordering::SeqCst)),
             "the reader on processor 1 did not start",
@@ -655,11 +655,224 @@ fn t_no_identity_map() -> TestResult {
     )
 }
 
+/// The kernel heap is the executive pool: `Box`/`Vec` blocks are pool
+/// blocks charged to the allocation scope's tag (thread scope below
+/// DISPATCH_LEVEL, processor scope at DISPATCH_LEVEL, paged scopes from the
+/// paged pool), and a big block's pages go back to the memory manager when
+/// it is freed.
+fn t_heap_is_pool() -> TestResult {
+    use crate::ex::pool::PoolTag;
+    use crate::ex::xpool::{pool_stats, tag_usage};
+    use ::mm::pool::PoolType::{NonPaged, Paged};
+    let t = |s: &[u8; 4]| u32::from_le_bytes(*s);
+    let b = {
+        let _tag = PoolTag::enter(*b"KtSc");
+        alloc::boxed::Box::new([7u8; 100])
+    };
+    let addr = &*b as *const _ as u64;
+    let base = crate::mm::map::SYSTEM_PTE_BASE;
+    check(
+        (base..base + crate::mm::map::SYSTEM_PTE_PAGES * 4096).contains(&addr),
+        "a Box is not a pool block in system PTEs",
+    )?;
+    let u = tag_usage(NonPaged, t(b"KtSc"));
+    // 100 bytes + header = 8 units, or 9 when the block absorbed a
+    // remainder too small to stay free.
+    check(
+        u.outstanding() == 1 && (128..=144).contains(&u.bytes),
+        "the thread scope's tag was not charged 1 block of 128 bytes",
+    )?;
+    drop(b);
+    check(
+        tag_usage(NonPaged, t(b"KtSc")).bytes == 0,
+        "freeing the Box did not uncharge its tag",
+    )?;
+    // A processor scope at DISPATCH_LEVEL wins over the thread's.
+    let old = crate::ke::irql::ke_raise_irql(crate::ke::DISPATCH_LEVEL);
+    let (v, w) = {
+        let _outer = PoolTag::enter(*b"KtTh");
+        let v: alloc::vec::Vec<u8> = alloc::vec![1; 300];
+        let _inner = PoolTag::enter(*b"KtDp");
+        (v, alloc::vec![2u8; 300])
+    };
+    crate::ke::irql::ke_lower_irql(old);
+    check(
+        tag_usage(NonPaged, t(b"KtTh")).outstanding() == 1
+            && tag_usage(NonPaged, t(b"KtDp")).outstanding() == 1,
+        "scopes at DISPATCH_LEVEL were not charged",
+    )?;
+    drop((v, w));
+    // A paged scope allocates from the paged pool.
+    let p = {
+        let _tag = PoolTag::enter_paged(*b"KtPg");
+        alloc::vec![3u8; 1000]
+    };
+    check(
+        tag_usage(Paged, t(b"KtPg")).outstanding() == 1
+            && tag_usage(NonPaged, t(b"KtPg")).outstanding() == 0,
+        "a paged scope did not use the paged pool",
+    )?;
+    drop(p);
+    // Kernel components are charged under their own tags.
+    for (tag, why) in [
+        (b"Thre", "no thread memory under Thre"),
+        (b"ObjT", "no object types under ObjT"),
+        (b"Obj ", "no object manager memory under Obj "),
+        (b"Obtb", "no handle table memory under Obtb"),
+    ] {
+        check(tag_usage(NonPaged, t(tag)).bytes > 0, why)?;
+    }
+    check(
+        tag_usage(NonPaged, t(b"CMhv")).bytes + tag_usage(Paged, t(b"CMhv")).bytes > 0,
+        "no registry memory under CMhv",
+    )?;
+    // A big block (256 pages) is really freed: its pages leave the pool.
+    let before = pool_stats(NonPaged);
+    let big = alloc::vec![0u8; 1 << 20];
+    let during = pool_stats(NonPaged);
+    drop(big);
+    let after = pool_stats(NonPaged);
+    check(
+        during.big_pages >= before.big_pages + 256,
+        "a 1 MiB Vec is not a big pool allocation",
+    )?;
+    check(
+        after.pages + 256 <= during.pages,
+        "freeing a 1 MiB Vec did not return its pages",
+    )
+}
+
+/// Messages of the exhaustion test's thread (index + 2 in `EXHAUST`).
+const EXHAUST_FAILURES: [&str; 5] = [
+    "NtCreateEvent did not return STATUS_INSUFFICIENT_RESOURCES with the nonpaged pool exhausted",
+    "NtCreateEvent failed after the pool blocks were freed",
+    "the exhausting blocks were not all freed",
+    "the pool did not run out within the lowered maximum",
+    "ExAllocatePool2 succeeded again while the pool was exhausted",
+];
+static EXHAUST: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Exhausts the nonpaged pool (its maximum lowered to 64 pages above what it
+/// holds) with `ExAllocatePool2`, then calls `NtCreateEvent`, which must
+/// fail with STATUS_INSUFFICIENT_RESOURCES while the rest of the kernel
+/// keeps running; then frees the blocks, and the service works again.
+/// Runs on one processor, whose lookaside lists the fill drains.
+fn t_pool_exhaustion() -> TestResult {
+    EXHAUST.store(0, Ordering::SeqCst);
+    let me = crate::ke::current_processor_number();
+    crate::ke::sched::start_system_thread(
+        "PoolExhaust",
+        16,
+        1 << me,
+        |_| {
+            let r = exhaust_nonpaged_pool();
+            EXHAUST.store(r.map_or_else(|i| i + 2, |_| 1), Ordering::SeqCst);
+        },
+        0,
+    )
+    .map_err(|_| "cannot start the exhaustion thread")?;
+    check(
+        crate::ktest::wait_until(60_000, || EXHAUST.load(Ordering::SeqCst) != 0),
+        "the exhaustion thread did not finish",
+    )?;
+    match EXHAUST.load(Ordering::SeqCst) {
+        1 => Ok(()),
+        i => Err(EXHAUST_FAILURES[i - 2]),
+    }
+}
+
+fn exhaust_nonpaged_pool() -> Result<(), usize> {
+    use crate::ex::event::{nt_create_event, EventType, EVENT_ALL_ACCESS};
+    use crate::ex::xpool::*;
+    use crate::ob::object::Mode;
+    use ::mm::pool::{PoolType::NonPaged, POOL_FLAG_NON_PAGED, POOL_FLAG_UNINITIALIZED};
+    let tag = u32::from_le_bytes(*b"KtEx");
+    let create = || {
+        nt_create_event(
+            EVENT_ALL_ACCESS,
+            None,
+            0,
+            EventType::NotificationEvent,
+            false,
+            Mode::KernelMode,
+        )
+    };
+    // Room for every block, reserved before the pool is lowered.
+    let mut blocks: alloc::vec::Vec<u64> = alloc::vec::Vec::with_capacity(64 * 256 + 1024);
+    flush_current_lookasides();
+    let old_max = ex_set_pool_maximum(NonPaged, pool_stats(NonPaged).pages + 64);
+    let mut refused = false;
+    // Whole pages first, then every lookaside size down to the smallest
+    // block, each until the pool refuses: nothing is left that fits.
+    let fill = |blocks: &mut alloc::vec::Vec<u64>| {
+        for bytes in [4 * 4096, 4096]
+            .into_iter()
+            .chain((2..=32u64).rev().map(|u| (u - 1) * 16))
+        {
+            while blocks.len() < blocks.capacity() {
+                let p =
+                    ex_allocate_pool2(POOL_FLAG_NON_PAGED | POOL_FLAG_UNINITIALIZED, bytes, tag);
+                if p == 0 {
+                    break;
+                }
+                blocks.push(p);
+            }
+        }
+        blocks.len() < blocks.capacity()
+    };
+    // Another processor may free a block of the service's size meanwhile:
+    // fill again and retry a few times.
+    let mut status: Result<(), usize> = Ok(());
+    for _ in 0..4 {
+        if !fill(&mut blocks) {
+            status = Err(3);
+            break;
+        }
+        if ex_allocate_pool2(POOL_FLAG_NON_PAGED, 16, tag) != 0 {
+            status = Err(4);
+            break;
+        }
+        match create() {
+            Err(STATUS_INSUFFICIENT_RESOURCES) => {
+                refused = true;
+                break;
+            }
+            Ok((h, _)) => {
+                crate::ob::handle::nt_close(h);
+            }
+            Err(_) => break,
+        }
+    }
+    for p in blocks.drain(..) {
+        ex_free_pool_with_tag(p, tag);
+    }
+    ex_set_pool_maximum(NonPaged, old_max);
+    status?;
+    if !refused {
+        return Err(0);
+    }
+    match create() {
+        Ok((h, _)) => {
+            crate::ob::handle::nt_close(h);
+        }
+        Err(_) => return Err(1),
+    }
+    if nonpaged_usage(tag) != (0, 0) {
+        return Err(2);
+    }
+    Ok(())
+}
+
 pub const TESTS: &[Test] = &[
     ("mm.tb.shootdown_before_frame_reuse", t_tb_shootdown),
     ("mm.map.kernel_top_level_shared", t_kernel_top_level_shared),
     ("mm.map.no_identity_map", t_no_identity_map),
     ("mm.pool.tags_zeroing_big_pages", t_pool),
+    ("mm.pool.kernel_heap_is_the_pool", t_heap_is_pool),
+    (
+        "mm.pool.exhaustion_fails_services_then_recovers",
+        t_pool_exhaustion,
+    ),
     ("mm.vm.touch_more_than_available", t_more_than_available),
     (
         "mm.vm.guard_readonly_and_reserved_faults",
@@ -730,7 +943,7 @@ fn overflow(depth: u64) -> u64 {
 /// guard page makes the overflow a double fault (UNEXPECTED_KERNEL_MODE_TRAP
 /// with EXCEPTION_DOUBLE_FAULT) instead of silent corruption.
 pub fn crash_stack_overflow() {
-    let t = crate::ke::thread::create_system_thread(
+    let started = crate::ke::sched::start_system_thread(
         "Overflow",
         9,
         1,
@@ -739,6 +952,8 @@ pub fn crash_stack_overflow() {
         },
         0,
     );
-    crate::ke::sched::ready_thread(t);
+    if started.is_err() {
+        return;
+    }
     crate::ktest::sleep_ms(2000);
 }

@@ -8,6 +8,7 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -77,6 +78,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    ex::pool::ex_initialize_pool(lb);
     if let Err(s) = mm::process::initialize() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::INSTALL_MORE_MEMORY,
@@ -221,6 +223,7 @@ pub unsafe extern "C" fn DbgPrint(s: *const u8) -> u32 {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     dbg_println!("\nntrs kernel panic: {info}");
+    ex::pool::check_allocation_failure(info);
     ke::bugcheck::ke_bug_check_ex(
         nt::bugcheck::KMODE_EXCEPTION_NOT_HANDLED,
         0xC000_0420,

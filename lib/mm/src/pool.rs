@@ -2,16 +2,57 @@
 //! "Kernel-mode heaps (system memory pools)"): `ExAllocatePool2`,
 //! `ExFreePoolWithTag`, the x64 `POOL_HEADER`, per-size free lists inside
 //! 4 KiB pages, big-page allocations tracked in a big-page table
-//! (`PoolBigPageTable`), per-size lookaside lists, per-tag usage for
-//! `!poolused`, and the corruption checks that end in `BAD_POOL_HEADER`
-//! (0x19) or `BAD_POOL_CALLER` (0xC2).
+//! (`PoolBigPageTable`), per-processor lookaside lists (`PPNPagedLookasideList`
+//! and `PPPagedLookasideList`), per-tag usage in a pool tracker table
+//! (`PoolTrackTable`) for `!poolused`, and the corruption checks that end in
+//! `BAD_POOL_HEADER` (0x19) or `BAD_POOL_CALLER` (0xC2).
 //!
 //! This is the segment-free pre-Windows 10 19H1 design (NT 6.x "buddy" pool),
 //! which is what *Windows Internals* still describes as the pool's logical
 //! model; the segment heap backing of modern pools is not modelled.
 //!
+//! # No heap inside the pool
+//!
+//! The pool is the kernel's heap, so it never allocates from a heap itself:
+//! every table it keeps lives in pool pages, as in NT.
+//! - Which pages are carved into small blocks: a bitmap over the pool's
+//!   virtual range, one page of bitmap per 128 MiB, added as pages appear.
+//! - `PoolTrackTable` (per-tag usage): open-addressed tables of 32-byte
+//!   entries (tag, allocations, frees, bytes). It grows by adding a segment
+//!   twice the size of the last one; entries never move, so the per-tag
+//!   counters are updated with atomic adds and the table is read and
+//!   extended without the pool lock (a new tag claims a slot with a
+//!   compare-exchange).
+//! - `PoolBigPageTable` (big allocations by address): an open-addressed hash
+//!   table of 32-byte entries (address, pages, bytes, tag) with tombstones,
+//!   rehashed into a table twice the size when three quarters full (under
+//!   the pool lock).
+//!
+//! The pool does not obtain pages either: an operation that needs pages it
+//! does not hold returns [`PoolError::NeedPages`]; the caller gets a run of
+//! that many pages from the memory manager without holding the pool lock
+//! (the memory manager may itself allocate), hands it over with
+//! [`PoolDescriptor::add_pages`] and retries. Pages the pool no longer needs
+//! wait in a small cache and [`PoolDescriptor::take_surplus`] gives back
+//! what exceeds [`RETAINED_PAGES`] (and every multi-page run at once), again
+//! for the caller to return outside the lock. Runs are never split or
+//! merged, so each run goes back to the memory manager exactly as it came.
+//!
+//! # Locking
+//!
+//! [`PoolDescriptor`] (free lists, page cache, big-page table) is guarded by
+//! the pool lock. [`PoolShared`] (bitmap, tracker table) is read and updated
+//! without it. The per-processor lookaside lists ([`PpLookaside`]) belong to
+//! one processor each and are used without the pool lock, with that
+//! processor unable to be interrupted by another user of the same list: the
+//! fast path of an allocation or free of up to [`POOL_SMALL_LISTS`] units
+//! takes no lock. Pool headers are read and written as one 8-byte word;
+//! the fast path changes a header with a compare-exchange and the locked
+//! path changes the `PreviousSize` of a neighbour it does not own the same
+//! way, so neither loses the other's update.
+//!
 //! The pool never dereferences pointers itself: it reads and writes pool
-//! memory through a [`PoolMemory`] provider (a byte arena on the host, real
+//! memory through a [`PoolMemory`] provider (an arena on the host, real
 //! kernel virtual memory in ntrs).
 //!
 //! Header layout (16 bytes, x64 `POOL_HEADER`): byte 0 `PreviousSize`,
@@ -40,10 +81,13 @@
 //!   `BlockSize` is not our `PreviousSize`): P2 one header, P4 the other.
 //! - `BAD_POOL_HEADER` 0x06 (`PreviousSize` reaches before the page start):
 //!   P2 the header address, P4 the header address.
+//!
+//! The lock-free fast path of a free hands every block that fails any of
+//! these checks to the locked path, which makes the same checks again on a
+//! stable heap and raises the bug check; so both paths report the same way.
 
-use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use nt::bugcheck::{BAD_POOL_CALLER, BAD_POOL_HEADER};
 
@@ -62,10 +106,28 @@ const MAX_SMALL_UNITS: u64 = 254;
 const MIN_FREE_UNITS: u64 = 2;
 /// Small sizes served by lookaside lists (`POOL_SMALL_LISTS`: up to 32 units, 512 bytes).
 pub const POOL_SMALL_LISTS: u64 = 32;
-/// Maximum depth of each lookaside list.
-pub const LOOKASIDE_DEPTH: usize = 64;
+/// Maximum depth of each per-processor lookaside list.
+pub const LOOKASIDE_DEPTH: u16 = 64;
 /// `PoolIndex` value ntrs uses to mark a free block parked on a lookaside list.
 const LOOKASIDE_INDEX: u8 = 1;
+/// Single free pages the pool keeps for reuse instead of returning them.
+pub const RETAINED_PAGES: u64 = 16;
+/// Pages one page of the small-page bitmap covers (128 MiB of pool).
+const BITMAP_PAGES_PER_CHUNK: u64 = PAGE_SIZE * 8;
+/// Bitmap pages at most (a pool range of up to 8 GiB).
+const MAX_BITMAP_CHUNKS: usize = 64;
+/// Segments of the tracker table; segment k has 128 << k entries.
+pub const TRACKER_SEGMENTS: usize = 12;
+/// Bytes of a `POOL_TRACKER_TABLE` entry: tag, allocations, frees, bytes.
+const TRACKER_ENTRY: u64 = 32;
+const TRACKERS_PER_PAGE: u64 = PAGE_SIZE / TRACKER_ENTRY;
+/// Bytes of a `POOL_TRACKER_BIG_PAGES` entry: address, pages, bytes, tag.
+const BIG_ENTRY: u64 = 32;
+const BIG_ENTRIES_PER_PAGE: u64 = PAGE_SIZE / BIG_ENTRY;
+/// A deleted big-page table entry (NT marks free entries with the low bit of `Va`).
+const BIG_FREE: u64 = 1;
+/// The tag bits (the high bit is `PROTECTED_POOL`, not part of the tag).
+const TAG_MASK: u32 = 0x7FFF_FFFF;
 
 /// `POOL_FLAG_USE_QUOTA`.
 pub const POOL_FLAG_USE_QUOTA: u64 = 0x1;
@@ -98,19 +160,30 @@ pub enum PoolType {
 }
 
 /// Access to the memory the pool manages (the kernel implements it over
-/// kernel virtual memory; tests over a byte arena).
+/// kernel virtual memory; tests over an arena). Every address is inside a
+/// page the pool obtained and still holds; word accesses are 8-byte aligned.
 pub trait PoolMemory {
+    /// Reads the word at `va` as one access.
+    fn read_u64(&self, va: u64) -> u64;
+    /// Writes the word at `va` as one access.
+    fn write_u64(&self, va: u64, value: u64);
+    /// Atomically replaces the word at `va` with `new` if it holds
+    /// `current`: `Ok(current)` if replaced, `Err(actual)` otherwise.
+    fn compare_exchange_u64(&self, va: u64, current: u64, new: u64) -> Result<u64, u64>;
+    /// Atomically adds `delta` (wrapping) to the word at `va`.
+    fn fetch_add_u64(&self, va: u64, delta: u64) -> u64;
+    /// Sets `len` bytes at `va` to `byte`.
+    fn fill(&self, va: u64, len: u64, byte: u8);
+}
+
+/// Where pages come from when the caller grows the pool directly (host
+/// tests, [`Pool`]); the kernel obtains them itself outside the pool lock.
+pub trait PageSupply {
     /// Maps `pages` contiguous fresh pages of pool and returns the virtual
     /// address of the first (page aligned), or `None` when out of memory.
     fn allocate_pages(&mut self, pages: u64) -> Option<u64>;
-    /// Returns pages obtained from `allocate_pages`.
+    /// Returns a run obtained from `allocate_pages`, whole.
     fn free_pages(&mut self, va: u64, pages: u64);
-    /// Reads `buf.len()` bytes at `va`.
-    fn read(&self, va: u64, buf: &mut [u8]);
-    /// Writes `data` at `va`.
-    fn write(&mut self, va: u64, data: &[u8]);
-    /// Sets `len` bytes at `va` to `byte`.
-    fn fill(&mut self, va: u64, len: u64, byte: u8);
 }
 
 /// A bug check the caller must raise (`KeBugCheckEx`).
@@ -145,6 +218,11 @@ pub enum PoolError {
     /// The flags ask for something ntrs does not implement
     /// (`POOL_FLAG_SESSION`, `POOL_FLAG_USE_QUOTA`, special pool).
     NotImplemented,
+    /// The operation needs a run of `pages` fresh pages: obtain it (outside
+    /// the pool lock), hand it over with [`PoolDescriptor::add_pages`] and
+    /// retry. Nothing was changed. Only [`PoolDescriptor::try_allocate`]
+    /// returns it, and only while the pool stays within its maximum.
+    NeedPages { pages: u64 },
 }
 
 impl fmt::Display for PoolError {
@@ -154,9 +232,12 @@ impl fmt::Display for PoolError {
             PoolError::InsufficientResources { .. } => write!(f, "pool exhausted"),
             PoolError::InvalidFlags => write!(f, "invalid pool flags"),
             PoolError::NotImplemented => write!(f, "pool flag not implemented"),
+            PoolError::NeedPages { pages } => write!(f, "pool needs {pages} more pages"),
         }
     }
 }
+
+const EXHAUSTED: PoolError = PoolError::InsufficientResources { raise: false };
 
 fn bad_header(p1: u64, p2: u64, p3: u64, p4: u64) -> PoolError {
     PoolError::BugCheck(BugCheck {
@@ -177,17 +258,42 @@ fn bad_caller(p1: u64, p2: u64, p3: u64, p4: u64) -> PoolError {
 pub struct TagUsage {
     pub allocs: u64,
     pub frees: u64,
-    /// Bytes currently allocated (requested sizes).
+    /// Bytes currently allocated: block sizes for small blocks, requested
+    /// sizes for big allocations.
     pub bytes: u64,
+}
+
+impl TagUsage {
+    /// Allocations outstanding.
+    pub fn outstanding(&self) -> u64 {
+        self.allocs.wrapping_sub(self.frees)
+    }
+
+    fn add(&mut self, o: TagUsage) {
+        self.allocs = self.allocs.wrapping_add(o.allocs);
+        self.frees = self.frees.wrapping_add(o.frees);
+        self.bytes = self.bytes.wrapping_add(o.bytes);
+    }
 }
 
 /// Pool statistics for `!vm` / `!poolused`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Pages obtained from the provider (small-block pages + big pages).
+    /// Pages the pool holds: small-block pages, big allocations, its own
+    /// tables and free pages it keeps.
     pub pages: u64,
+    /// Pages carved into small blocks.
+    pub small_pages: u64,
+    /// Big allocations and their pages.
     pub big_allocations: u64,
-    pub lookaside_blocks: u64,
+    pub big_pages: u64,
+    /// Pages of the small-page bitmap, tracker table and big-page table.
+    pub table_pages: u64,
+    /// Free pages kept for reuse or waiting to be returned.
+    pub cached_pages: u64,
+    /// The most pages the pool may hold (`MmMaximumNonPagedPoolInPages` /
+    /// `MmSizeOfPagedPoolInPages`); `u64::MAX` when unlimited.
+    pub maximum_pages: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,79 +306,81 @@ struct Header {
 }
 
 impl Header {
-    fn encode(&self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        b[0] = self.previous_size;
-        b[1] = self.pool_index;
-        b[2] = self.block_size;
-        b[3] = self.pool_type;
-        b[4..8].copy_from_slice(&self.tag.to_le_bytes());
-        b
-    }
-    fn decode(b: &[u8; 16]) -> Self {
+    fn from_raw(v: u64) -> Self {
         Header {
-            previous_size: b[0],
-            pool_index: b[1],
-            block_size: b[2],
-            pool_type: b[3],
-            tag: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            previous_size: v as u8,
+            pool_index: (v >> 8) as u8,
+            block_size: (v >> 16) as u8,
+            pool_type: (v >> 24) as u8,
+            tag: (v >> 32) as u32,
         }
     }
+
+    /// The first 8 header bytes as one little-endian word.
     fn raw(&self) -> u64 {
-        let e = self.encode();
-        u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]])
+        self.previous_size as u64
+            | (self.pool_index as u64) << 8
+            | (self.block_size as u64) << 16
+            | (self.pool_type as u64) << 24
+            | (self.tag as u64) << 32
+    }
+
+    /// Free and on a free list (not parked on a lookaside list).
+    fn is_listed_free(&self) -> bool {
+        self.pool_type == 0 && self.pool_index == 0 && self.block_size != 0
+    }
+
+    fn is_parked(&self, units: u64) -> bool {
+        self.pool_type == 0 && self.pool_index == LOOKASIDE_INDEX && self.block_size as u64 == units
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct BigPage {
-    pages: u64,
-    tag: u32,
-    bytes: u64,
+fn read_header<M: PoolMemory + ?Sized>(mem: &M, at: u64) -> Header {
+    Header::from_raw(mem.read_u64(at))
 }
 
-/// A free list head (`ListHeads[n]` of `POOL_DESCRIPTOR`): first and last
-/// block header addresses, 0 when empty. The links themselves live in the
-/// free blocks (see [`Pool`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct ListHead {
-    first: u64,
-    last: u64,
+fn write_header<M: PoolMemory + ?Sized>(mem: &M, at: u64, h: Header) {
+    mem.write_u64(at, h.raw());
 }
 
-/// A lookaside list head (`GENERAL_LOOKASIDE`: an S-list head and its depth).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Lookaside {
-    head: u64,
-    depth: usize,
+/// Writes the header of a block that did not exist before (both words).
+fn write_new_header<M: PoolMemory + ?Sized>(mem: &M, at: u64, h: Header) {
+    mem.write_u64(at, h.raw());
+    mem.write_u64(at + 8, 0);
 }
 
-/// One pool (`POOL_DESCRIPTOR`): nonpaged or paged.
-///
-/// As in NT, free blocks carry their list links in their body: a block on a
-/// free list has `Flink` at body offset 0 and `Blink` at offset 8 (header
-/// addresses of the neighbours on the list, 0 for the list head); a block
-/// on a lookaside list has the next block's header address at offset 0.
-/// Links are checked before every unlink (`BAD_POOL_HEADER` 0x3), so a write
-/// after free that clobbers them is caught.
-#[derive(Clone, Debug)]
-pub struct Pool {
-    pool_type: PoolType,
-    /// `ListHeads[n]`: free blocks of n units.
-    free_lists: Vec<ListHead>,
-    /// Per-size lookaside lists.
-    lookaside: Vec<Lookaside>,
-    /// Pages carved into small blocks.
-    small_pages: BTreeSet<u64>,
-    /// `PoolBigPageTable`: big allocations by address.
-    big_pages: BTreeMap<u64, BigPage>,
-    /// `PoolTrackTable`.
-    tags: BTreeMap<u32, TagUsage>,
+/// Changes `PreviousSize` of a header another processor may be changing at
+/// the same time (the fast path flips type and index with a compare-exchange).
+fn set_previous_size<M: PoolMemory + ?Sized>(mem: &M, at: u64, units: u8) {
+    let mut cur = mem.read_u64(at);
+    loop {
+        let new = Header {
+            previous_size: units,
+            ..Header::from_raw(cur)
+        };
+        match mem.compare_exchange_u64(at, cur, new.raw()) {
+            Ok(_) => return,
+            Err(v) => cur = v,
+        }
+    }
+}
+
+/// Units (header included) of a small request, at least 2; `None` on overflow.
+fn units_for(bytes: u64) -> Option<u64> {
+    bytes
+        .checked_add(2 * POOL_BLOCK_SIZE - 1)
+        .map(|b| (b / POOL_BLOCK_SIZE).max(MIN_FREE_UNITS))
+}
+
+/// Whether a request of `bytes` is a big allocation (whole pages, page
+/// aligned) rather than a small block (16-byte aligned).
+pub fn is_big_allocation(bytes: u64) -> bool {
+    units_for(bytes).is_none_or(|u| u > MAX_SMALL_UNITS)
 }
 
 /// Prints a tag as four characters the way `!poolused` does.
 pub fn tag_string(tag: u32) -> [char; 4] {
-    let b = (tag & 0x7FFF_FFFF).to_le_bytes();
+    let b = (tag & TAG_MASK).to_le_bytes();
     b.map(|c| {
         if c.is_ascii_graphic() || c == b' ' {
             c as char
@@ -282,16 +390,78 @@ pub fn tag_string(tag: u32) -> [char; 4] {
     })
 }
 
-impl Pool {
-    /// An empty pool of `pool_type` (`ExInitializePoolDescriptor`).
-    pub fn new(pool_type: PoolType) -> Self {
-        Pool {
+/// `!poolused` in WinDbg's default layout: per tag, the allocations
+/// outstanding and bytes used in the nonpaged and the paged pool. Both
+/// lists are sorted by tag.
+pub fn format_pool_used(
+    nonpaged: &[(u32, TagUsage)],
+    paged: &[(u32, TagUsage)],
+) -> alloc::string::String {
+    use core::fmt::Write as _;
+    let mut s = alloc::string::String::from(
+        "   Sorting by Tag\n\n  Pool Used:\n            NonPaged            Paged\n Tag    Allocs     Used    Allocs     Used\n",
+    );
+    let (mut i, mut j) = (0, 0);
+    while i < nonpaged.len() || j < paged.len() {
+        let tn = nonpaged.get(i).map(|e| e.0);
+        let tp = paged.get(j).map(|e| e.0);
+        let tag = match (tn, tp) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => break,
+        };
+        let mut n = TagUsage::default();
+        let mut p = TagUsage::default();
+        if tn == Some(tag) {
+            n = nonpaged[i].1;
+            i += 1;
+        }
+        if tp == Some(tag) {
+            p = paged[j].1;
+            j += 1;
+        }
+        let t: alloc::string::String = tag_string(tag).iter().collect();
+        let _ = writeln!(
+            s,
+            " {t}{:>9}{:>9}{:>10}{:>9}",
+            n.outstanding(),
+            n.bytes,
+            p.outstanding(),
+            p.bytes
+        );
+    }
+    s
+}
+
+/// The part of a pool used without its lock: the small-page bitmap and the
+/// tracker table (both in pool pages), and the fast paths over the
+/// per-processor lookaside lists.
+pub struct PoolShared {
+    pool_type: PoolType,
+    /// The virtual range the pool's pages come from.
+    base: u64,
+    pages: u64,
+    /// Address of each bitmap page (0: none yet).
+    bitmap: [AtomicU64; MAX_BITMAP_CHUNKS],
+    /// Address of each tracker-table segment (0: none yet).
+    trackers: [AtomicU64; TRACKER_SEGMENTS],
+    /// Slots claimed in each segment (at most three quarters of it).
+    claimed: [AtomicU64; TRACKER_SEGMENTS],
+}
+
+impl PoolShared {
+    /// The shared part of a pool whose pages lie in `pages` pages from `base`.
+    pub const fn new(pool_type: PoolType, base: u64, pages: u64) -> Self {
+        assert!(base.is_multiple_of(PAGE_SIZE));
+        assert!(pages <= MAX_BITMAP_CHUNKS as u64 * BITMAP_PAGES_PER_CHUNK);
+        PoolShared {
             pool_type,
-            free_lists: alloc::vec![ListHead::default(); MAX_BLOCK_UNITS as usize + 1],
-            lookaside: alloc::vec![Lookaside::default(); POOL_SMALL_LISTS as usize + 1],
-            small_pages: BTreeSet::new(),
-            big_pages: BTreeMap::new(),
-            tags: BTreeMap::new(),
+            base,
+            pages,
+            bitmap: [const { AtomicU64::new(0) }; MAX_BITMAP_CHUNKS],
+            trackers: [const { AtomicU64::new(0) }; TRACKER_SEGMENTS],
+            claimed: [const { AtomicU64::new(0) }; TRACKER_SEGMENTS],
         }
     }
 
@@ -304,59 +474,680 @@ impl Pool {
         self.pool_type as u8 + 1
     }
 
-    fn read_header(&self, mem: &dyn PoolMemory, at: u64) -> Header {
-        let mut b = [0u8; 16];
-        mem.read(at, &mut b);
-        Header::decode(&b)
+    fn page_index(&self, page: u64) -> Option<u64> {
+        page.checked_sub(self.base)
+            .map(|o| o / PAGE_SIZE)
+            .filter(|&i| i < self.pages)
     }
 
-    fn write_header(mem: &mut dyn PoolMemory, at: u64, h: Header) {
-        mem.write(at, &h.encode());
-    }
-
-    fn read_u64(mem: &dyn PoolMemory, at: u64) -> u64 {
-        let mut b = [0u8; 8];
-        mem.read(at, &mut b);
-        u64::from_le_bytes(b)
-    }
-
-    fn write_u64(mem: &mut dyn PoolMemory, at: u64, v: u64) {
-        mem.write(at, &v.to_le_bytes());
+    /// Whether `page` is carved into small blocks of this pool.
+    pub fn is_small_page<M: PoolMemory + ?Sized>(&self, mem: &M, page: u64) -> bool {
+        let Some(i) = self.page_index(page) else {
+            return false;
+        };
+        let chunk = self.bitmap[(i / BITMAP_PAGES_PER_CHUNK) as usize].load(Ordering::Acquire);
+        if chunk == 0 {
+            return false;
+        }
+        let bit = i % BITMAP_PAGES_PER_CHUNK;
+        mem.read_u64(chunk + bit / 64 * 8) >> (bit % 64) & 1 != 0
     }
 
     /// Whether `h` can be a block header of this pool (so reading it is safe).
-    fn is_block_address(&self, h: u64) -> bool {
+    fn is_block_address<M: PoolMemory + ?Sized>(&self, mem: &M, h: u64) -> bool {
         h.is_multiple_of(POOL_BLOCK_SIZE)
-            && self.small_pages.contains(&(h & !(PAGE_SIZE - 1)))
             && h % PAGE_SIZE <= PAGE_SIZE - 2 * POOL_BLOCK_SIZE
+            && self.is_small_page(mem, h & !(PAGE_SIZE - 1))
     }
 
-    fn links(mem: &dyn PoolMemory, h: u64) -> (u64, u64) {
+    /// Sets or clears the bitmap bit of `page` (pool lock held; its bitmap page exists).
+    fn mark_small_page<M: PoolMemory + ?Sized>(&self, mem: &M, page: u64, small: bool) {
+        let Some(i) = self.page_index(page) else {
+            return;
+        };
+        let chunk = self.bitmap[(i / BITMAP_PAGES_PER_CHUNK) as usize].load(Ordering::Acquire);
+        let bit = i % BITMAP_PAGES_PER_CHUNK;
+        let at = chunk + bit / 64 * 8;
+        let w = mem.read_u64(at);
+        let m = 1u64 << (bit % 64);
+        mem.write_u64(at, if small { w | m } else { w & !m });
+    }
+
+    fn tracker_slot(tag: u32, entries: u64) -> u64 {
+        ((tag as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) & (entries - 1)
+    }
+
+    /// The tracker entry of `tag`, claiming a free slot for a new tag; `None`
+    /// when every existing segment is full (the locked path adds one).
+    ///
+    /// Two processors adding the same new tag while a segment fills up may
+    /// each end up with an entry, in consecutive segments; every reader
+    /// sums the entries of a tag, so the counts stay right.
+    fn tracker<M: PoolMemory + ?Sized>(&self, mem: &M, tag: u32) -> Option<u64> {
+        for k in 0..TRACKER_SEGMENTS {
+            let seg = self.trackers[k].load(Ordering::Acquire);
+            if seg == 0 {
+                return None;
+            }
+            let entries = TRACKERS_PER_PAGE << k;
+            let mut i = Self::tracker_slot(tag, entries);
+            loop {
+                let e = seg + i * TRACKER_ENTRY;
+                let key = mem.read_u64(e) as u32;
+                if key == tag {
+                    return Some(e);
+                }
+                if key == 0 {
+                    // Claim room first so the segment never fills up and
+                    // every probe ends at an empty slot.
+                    if self.claimed[k].fetch_add(1, Ordering::AcqRel) >= entries * 3 / 4 {
+                        self.claimed[k].fetch_sub(1, Ordering::AcqRel);
+                        break;
+                    }
+                    match mem.compare_exchange_u64(e, 0, tag as u64) {
+                        Ok(_) => return Some(e),
+                        Err(v) => {
+                            self.claimed[k].fetch_sub(1, Ordering::AcqRel);
+                            if v as u32 == tag {
+                                return Some(e);
+                            }
+                        }
+                    }
+                }
+                i = (i + 1) & (entries - 1);
+            }
+        }
+        None
+    }
+
+    fn account<M: PoolMemory + ?Sized>(mem: &M, entry: u64, bytes: u64, allocated: bool) {
+        if allocated {
+            mem.fetch_add_u64(entry + 8, 1);
+            mem.fetch_add_u64(entry + 24, bytes);
+        } else {
+            mem.fetch_add_u64(entry + 16, 1);
+            mem.fetch_add_u64(entry + 24, bytes.wrapping_neg());
+        }
+    }
+
+    /// Calls `f` for every tracker entry (a tag can appear twice, see
+    /// [`PoolShared::tracker`]). Reads without the pool lock.
+    pub fn for_each_tag<M: PoolMemory + ?Sized>(&self, mem: &M, mut f: impl FnMut(u32, TagUsage)) {
+        for k in 0..TRACKER_SEGMENTS {
+            let seg = self.trackers[k].load(Ordering::Acquire);
+            if seg == 0 {
+                return;
+            }
+            for i in 0..TRACKERS_PER_PAGE << k {
+                let e = seg + i * TRACKER_ENTRY;
+                let tag = mem.read_u64(e) as u32;
+                if tag != 0 {
+                    f(
+                        tag,
+                        TagUsage {
+                            allocs: mem.read_u64(e + 8),
+                            frees: mem.read_u64(e + 16),
+                            bytes: mem.read_u64(e + 24),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Usage of one tag.
+    pub fn usage<M: PoolMemory + ?Sized>(&self, mem: &M, tag: u32) -> TagUsage {
+        let tag = tag & TAG_MASK;
+        let mut u = TagUsage::default();
+        self.for_each_tag(mem, |t, v| {
+            if t == tag {
+                u.add(v);
+            }
+        });
+        u
+    }
+
+    /// Bytes allocated now, all tags together.
+    pub fn bytes_in_use<M: PoolMemory + ?Sized>(&self, mem: &M) -> u64 {
+        let mut n = 0u64;
+        self.for_each_tag(mem, |_, v| n = n.wrapping_add(v.bytes));
+        n
+    }
+
+    /// Per-tag usage, sorted by tag (`!poolused`).
+    pub fn tag_usage<M: PoolMemory + ?Sized>(&self, mem: &M) -> alloc::vec::Vec<(u32, TagUsage)> {
+        let mut v = alloc::vec::Vec::new();
+        self.for_each_tag(mem, |t, u| v.push((t, u)));
+        v.sort_unstable_by_key(|e| e.0);
+        v.dedup_by(|b, a| {
+            if a.0 == b.0 {
+                a.1.add(b.1);
+                true
+            } else {
+                false
+            }
+        });
+        v
+    }
+
+    /// Pops a block of `units` from `la` (header address), checking the
+    /// next link like a checked S-list pop: it must be 0 or a block parked
+    /// on a lookaside list with the same size (`BAD_POOL_HEADER` 0x3 otherwise).
+    fn lookaside_pop<M: PoolMemory + ?Sized>(
+        &self,
+        la: &mut PpLookaside,
+        mem: &M,
+        units: u64,
+    ) -> Result<Option<u64>, PoolError> {
+        let n = units as usize;
+        let head = la.heads[n];
+        if head == 0 {
+            return Ok(None);
+        }
+        let next = mem.read_u64(head + POOL_BLOCK_SIZE);
+        let next_ok = next == 0
+            || (self.is_block_address(mem, next) && read_header(mem, next).is_parked(units));
+        if !next_ok || la.depth[n] == 0 {
+            return Err(bad_header(0x3, head, next, 0));
+        }
+        la.heads[n] = next;
+        la.depth[n] -= 1;
+        Ok(Some(head))
+    }
+
+    /// The fast path of `ExAllocatePoolWithTag` (`ExAllocatePoolWithTag`
+    /// popping `Prcb->PPNPagedLookasideList`): a block of up to
+    /// [`POOL_SMALL_LISTS`] units from this processor's lookaside list,
+    /// without the pool lock. `Ok(None)`: nothing parked for this size (or a
+    /// new tag that needs a tracker segment): take the locked path.
+    pub fn allocate_from_lookaside<M: PoolMemory + ?Sized>(
+        &self,
+        la: &mut PpLookaside,
+        mem: &M,
+        bytes: u64,
+        tag: u32,
+        zero: bool,
+    ) -> Result<Option<u64>, PoolError> {
+        let tag = tag & TAG_MASK;
+        if tag == 0 {
+            return Err(bad_caller(0x9B, self.pool_type as u64, bytes, 0));
+        }
+        let Some(units) = units_for(bytes).filter(|&u| u <= POOL_SMALL_LISTS) else {
+            return Ok(None);
+        };
+        if la.heads[units as usize] == 0 {
+            return Ok(None);
+        }
+        let Some(entry) = self.tracker(mem, tag) else {
+            return Ok(None);
+        };
+        let Some(header) = self.lookaside_pop(la, mem, units)? else {
+            return Ok(None);
+        };
+        let ty = self.type_byte();
+        let mut cur = mem.read_u64(header);
+        loop {
+            let h = Header::from_raw(cur);
+            if !h.is_parked(units) {
+                return Err(bad_header(0x3, header, cur, 0));
+            }
+            let new = Header {
+                pool_index: 0,
+                pool_type: ty,
+                tag,
+                ..h
+            };
+            match mem.compare_exchange_u64(header, cur, new.raw()) {
+                Ok(_) => break,
+                Err(v) => cur = v,
+            }
+        }
+        Self::account(mem, entry, units * POOL_BLOCK_SIZE, true);
+        if zero {
+            mem.fill(header + POOL_BLOCK_SIZE, (units - 1) * POOL_BLOCK_SIZE, 0);
+        }
+        Ok(Some(header + POOL_BLOCK_SIZE))
+    }
+
+    /// Whether a block's neighbours agree with its header, read without the
+    /// pool lock (a mismatch may be a concurrent change; the locked path
+    /// decides).
+    fn neighbours_agree<M: PoolMemory + ?Sized>(&self, mem: &M, header: u64, h: Header) -> bool {
+        let page = header & !(PAGE_SIZE - 1);
+        let next = header + h.block_size as u64 * POOL_BLOCK_SIZE;
+        if next > page + PAGE_SIZE
+            || (next < page + PAGE_SIZE && read_header(mem, next).previous_size != h.block_size)
+        {
+            return false;
+        }
+        let prev = h.previous_size as u64 * POOL_BLOCK_SIZE;
+        if header == page {
+            return prev == 0;
+        }
+        prev != 0
+            && prev <= header - page
+            && read_header(mem, header - prev).block_size == h.previous_size
+    }
+
+    /// The fast path of `ExFreePoolWithTag`: parks a small block on this
+    /// processor's lookaside list without the pool lock. `Ok(false)`: the
+    /// block is not a healthy small block of this pool with room on its
+    /// list, or has the wrong tag; the locked path ([`PoolDescriptor::free`])
+    /// must take it (and raises the bug check if it is bad).
+    pub fn free_to_lookaside<M: PoolMemory + ?Sized>(
+        &self,
+        la: &mut PpLookaside,
+        mem: &M,
+        va: u64,
+        tag: u32,
+    ) -> Result<bool, PoolError> {
+        let tag = tag & TAG_MASK;
+        let page = va & !(PAGE_SIZE - 1);
+        if va == page || !va.is_multiple_of(POOL_BLOCK_SIZE) || !self.is_small_page(mem, page) {
+            return Ok(false);
+        }
+        let header = va - POOL_BLOCK_SIZE;
+        let h = read_header(mem, header);
+        let units = h.block_size as u64;
+        if h.pool_type != self.type_byte()
+            || units == 0
+            || units > POOL_SMALL_LISTS
+            || la.depth[units as usize] >= LOOKASIDE_DEPTH
+            || (tag != 0 && h.tag != tag)
+            || !self.neighbours_agree(mem, header, h)
+        {
+            return Ok(false);
+        }
+        let Some(entry) = self.tracker(mem, h.tag) else {
+            return Ok(false);
+        };
+        let mut cur = h.raw();
+        loop {
+            let c = Header::from_raw(cur);
+            if c.pool_type != h.pool_type || c.block_size != h.block_size || c.tag != h.tag {
+                // Freed or changed meanwhile: the locked path tells which.
+                return Ok(false);
+            }
+            let parked = Header {
+                pool_type: 0,
+                pool_index: LOOKASIDE_INDEX,
+                ..c
+            };
+            match mem.compare_exchange_u64(header, cur, parked.raw()) {
+                Ok(_) => break,
+                Err(v) => cur = v,
+            }
+        }
+        mem.write_u64(header + POOL_BLOCK_SIZE, la.heads[units as usize]);
+        la.heads[units as usize] = header;
+        la.depth[units as usize] += 1;
+        Self::account(mem, entry, units * POOL_BLOCK_SIZE, false);
+        Ok(true)
+    }
+}
+
+/// One processor's lookaside lists for one pool (`GENERAL_LOOKASIDE` per
+/// block size: an S-list head and its depth). A parked block keeps its
+/// header with `PoolType` 0 and `PoolIndex` 1 (so a second free is caught)
+/// and the next block's header address at body offset 0.
+#[derive(Clone, Debug)]
+pub struct PpLookaside {
+    heads: [u64; POOL_SMALL_LISTS as usize + 1],
+    depth: [u16; POOL_SMALL_LISTS as usize + 1],
+}
+
+impl Default for PpLookaside {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PpLookaside {
+    pub const fn new() -> Self {
+        PpLookaside {
+            heads: [0; POOL_SMALL_LISTS as usize + 1],
+            depth: [0; POOL_SMALL_LISTS as usize + 1],
+        }
+    }
+
+    /// Blocks parked on these lists.
+    pub fn blocks(&self) -> u64 {
+        self.depth.iter().map(|&d| d as u64).sum()
+    }
+}
+
+/// A free list head (`ListHeads[n]` of `POOL_DESCRIPTOR`): first and last
+/// block header addresses, 0 when empty. The links themselves live in the
+/// free blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ListHead {
+    first: u64,
+    last: u64,
+}
+
+/// One pool (`POOL_DESCRIPTOR`) as the pool lock guards it: free lists,
+/// free pages, the big-page table, counts.
+///
+/// As in NT, free blocks carry their list links in their body: a block on a
+/// free list has `Flink` at body offset 0 and `Blink` at offset 8 (header
+/// addresses of the neighbours on the list, 0 for the list head). Links are
+/// checked before every unlink (`BAD_POOL_HEADER` 0x3), so a write after
+/// free that clobbers them is caught.
+///
+/// A cached page run keeps the next run's address at offset 0 and its page
+/// count at offset 8.
+#[derive(Clone, Debug)]
+pub struct PoolDescriptor {
+    /// `ListHeads[n]`: free blocks of n units.
+    free_lists: [ListHead; MAX_BLOCK_UNITS as usize + 1],
+    /// Free runs kept for reuse (first run, 0: none).
+    cache: u64,
+    cached_pages: u64,
+    /// `PoolBigPageTable`, its size in entries, live entries and tombstones.
+    big_table: u64,
+    big_entries: u64,
+    big_used: u64,
+    big_tombstones: u64,
+    small_pages: u64,
+    big_allocations: u64,
+    big_pages: u64,
+    table_pages: u64,
+    maximum_pages: u64,
+}
+
+impl Default for PoolDescriptor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PoolDescriptor {
+    /// An empty pool (`ExInitializePoolDescriptor`), without a maximum.
+    pub const fn new() -> Self {
+        PoolDescriptor {
+            free_lists: [ListHead { first: 0, last: 0 }; MAX_BLOCK_UNITS as usize + 1],
+            cache: 0,
+            cached_pages: 0,
+            big_table: 0,
+            big_entries: 0,
+            big_used: 0,
+            big_tombstones: 0,
+            small_pages: 0,
+            big_allocations: 0,
+            big_pages: 0,
+            table_pages: 0,
+            maximum_pages: u64::MAX,
+        }
+    }
+
+    /// Sets the most pages the pool may hold; past it, allocations fail
+    /// with `InsufficientResources` instead of asking for pages.
+    pub fn set_maximum_pages(&mut self, pages: u64) {
+        self.maximum_pages = pages;
+    }
+
+    fn held_pages(&self) -> u64 {
+        self.small_pages + self.big_pages + self.table_pages + self.cached_pages
+    }
+
+    /// Page and block counts.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            pages: self.held_pages(),
+            small_pages: self.small_pages,
+            big_allocations: self.big_allocations,
+            big_pages: self.big_pages,
+            table_pages: self.table_pages,
+            cached_pages: self.cached_pages,
+            maximum_pages: self.maximum_pages,
+        }
+    }
+
+    /// The error for "a run of `pages` is missing": ask for it, unless the
+    /// pool would grow past its maximum.
+    fn need(&self, pages: u64) -> PoolError {
+        if self.held_pages().saturating_add(pages) > self.maximum_pages {
+            EXHAUSTED
+        } else {
+            PoolError::NeedPages { pages }
+        }
+    }
+
+    /// Hands the pool a run of `pages` fresh pages (after [`PoolError::NeedPages`]).
+    pub fn add_pages<M: PoolMemory + ?Sized>(&mut self, mem: &M, va: u64, pages: u64) {
+        self.cache_push(mem, va, pages);
+    }
+
+    fn cache_push<M: PoolMemory + ?Sized>(&mut self, mem: &M, va: u64, pages: u64) {
+        mem.write_u64(va, self.cache);
+        mem.write_u64(va + 8, pages);
+        self.cache = va;
+        self.cached_pages += pages;
+    }
+
+    /// Takes a cached run of exactly `pages`.
+    fn cache_take<M: PoolMemory + ?Sized>(&mut self, mem: &M, pages: u64) -> Option<u64> {
+        self.cache_unlink(mem, |n| n == pages).map(|(va, _)| va)
+    }
+
+    fn cache_unlink<M: PoolMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        want: impl Fn(u64) -> bool,
+    ) -> Option<(u64, u64)> {
+        let mut prev = 0u64;
+        let mut cur = self.cache;
+        while cur != 0 {
+            let next = mem.read_u64(cur);
+            let n = mem.read_u64(cur + 8);
+            if want(n) {
+                if prev == 0 {
+                    self.cache = next;
+                } else {
+                    mem.write_u64(prev, next);
+                }
+                self.cached_pages -= n;
+                return Some((cur, n));
+            }
+            prev = cur;
+            cur = next;
+        }
+        None
+    }
+
+    /// A free run the pool does not keep (every multi-page run, and single
+    /// pages beyond [`RETAINED_PAGES`]), for the caller to return to the
+    /// memory manager outside the pool lock.
+    pub fn take_surplus<M: PoolMemory + ?Sized>(&mut self, mem: &M) -> Option<(u64, u64)> {
+        if self.cached_pages > RETAINED_PAGES {
+            return self.cache_unlink(mem, |_| true);
+        }
+        self.cache_unlink(mem, |n| n > 1)
+    }
+
+    /// Any free run (trimming the pool completely).
+    pub fn take_cached<M: PoolMemory + ?Sized>(&mut self, mem: &M) -> Option<(u64, u64)> {
+        self.cache_unlink(mem, |_| true)
+    }
+
+    /// The tracker entry for `tag`, adding a tracker segment if all are full.
+    fn tracker<M: PoolMemory + ?Sized>(
+        &mut self,
+        shared: &PoolShared,
+        mem: &M,
+        tag: u32,
+    ) -> Result<u64, PoolError> {
+        loop {
+            if let Some(e) = shared.tracker(mem, tag) {
+                return Ok(e);
+            }
+            let k = (0..TRACKER_SEGMENTS)
+                .find(|&k| shared.trackers[k].load(Ordering::Acquire) == 0)
+                .ok_or(EXHAUSTED)?;
+            let pages = 1u64 << k;
+            let va = self
+                .cache_take(mem, pages)
+                .ok_or_else(|| self.need(pages))?;
+            self.table_pages += pages;
+            mem.fill(va, pages * PAGE_SIZE, 0);
+            shared.trackers[k].store(va, Ordering::Release);
+        }
+    }
+
+    /// Makes sure the bitmap page covering `page` exists, taking a cached
+    /// page for it; false if none is cached. A page outside the pool's
+    /// range (the page supplier's bug) cannot be tracked: it stays unused.
+    fn bitmap_for<M: PoolMemory + ?Sized>(
+        &mut self,
+        shared: &PoolShared,
+        mem: &M,
+        page: u64,
+    ) -> bool {
+        let Some(i) = shared.page_index(page) else {
+            return false;
+        };
+        let slot = &shared.bitmap[(i / BITMAP_PAGES_PER_CHUNK) as usize];
+        if slot.load(Ordering::Acquire) != 0 {
+            return true;
+        }
+        let Some(va) = self.cache_take(mem, 1) else {
+            return false;
+        };
+        self.table_pages += 1;
+        mem.fill(va, PAGE_SIZE, 0);
+        slot.store(va, Ordering::Release);
+        true
+    }
+
+    fn big_slot_of(&self, va: u64) -> u64 {
+        ((va >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) & (self.big_entries - 1)
+    }
+
+    /// The big-page table entry of the allocation at `va`.
+    fn big_find<M: PoolMemory + ?Sized>(&self, mem: &M, va: u64) -> Option<u64> {
+        if self.big_table == 0 || va <= BIG_FREE {
+            return None;
+        }
+        let mut i = self.big_slot_of(va);
+        for _ in 0..self.big_entries {
+            let e = self.big_table + i * BIG_ENTRY;
+            match mem.read_u64(e) {
+                0 => return None,
+                k if k == va => return Some(e),
+                _ => i = (i + 1) & (self.big_entries - 1),
+            }
+        }
+        None
+    }
+
+    /// Whether `va` lies inside a big allocation.
+    fn big_containing<M: PoolMemory + ?Sized>(&self, mem: &M, va: u64) -> bool {
+        (0..self.big_entries).any(|i| {
+            let e = self.big_table + i * BIG_ENTRY;
+            let start = mem.read_u64(e);
+            start > BIG_FREE && va >= start && va < start + mem.read_u64(e + 8) * PAGE_SIZE
+        })
+    }
+
+    fn big_insert<M: PoolMemory + ?Sized>(&mut self, mem: &M, va: u64, entry: [u64; 3]) {
+        let mut i = self.big_slot_of(va);
+        loop {
+            let e = self.big_table + i * BIG_ENTRY;
+            let k = mem.read_u64(e);
+            if k <= BIG_FREE {
+                if k == BIG_FREE {
+                    self.big_tombstones -= 1;
+                }
+                mem.write_u64(e + 8, entry[0]);
+                mem.write_u64(e + 16, entry[1]);
+                mem.write_u64(e + 24, entry[2]);
+                mem.write_u64(e, va);
+                self.big_used += 1;
+                return;
+            }
+            i = (i + 1) & (self.big_entries - 1);
+        }
+    }
+
+    /// Room for one more big allocation: a first table, or a rehash into a
+    /// table twice the size (or the same size, to drop tombstones) when
+    /// three quarters would be taken (`ExpExpandBigPageTable`).
+    fn big_reserve<M: PoolMemory + ?Sized>(&mut self, mem: &M) -> Result<(), PoolError> {
+        if self.big_table != 0
+            && (self.big_used + self.big_tombstones + 1) * 4 <= self.big_entries * 3
+        {
+            return Ok(());
+        }
+        let entries = if self.big_table == 0 {
+            BIG_ENTRIES_PER_PAGE
+        } else if (self.big_used + 1) * 2 > self.big_entries {
+            self.big_entries * 2
+        } else {
+            self.big_entries
+        };
+        let pages = entries / BIG_ENTRIES_PER_PAGE;
+        let va = self
+            .cache_take(mem, pages)
+            .ok_or_else(|| self.need(pages))?;
+        mem.fill(va, pages * PAGE_SIZE, 0);
+        let (old, old_entries) = (self.big_table, self.big_entries);
+        self.big_table = va;
+        self.big_entries = entries;
+        self.big_used = 0;
+        self.big_tombstones = 0;
+        self.table_pages += pages;
+        for i in 0..old_entries {
+            let e = old + i * BIG_ENTRY;
+            let k = mem.read_u64(e);
+            if k > BIG_FREE {
+                let entry = [
+                    mem.read_u64(e + 8),
+                    mem.read_u64(e + 16),
+                    mem.read_u64(e + 24),
+                ];
+                self.big_insert(mem, k, entry);
+            }
+        }
+        if old != 0 {
+            let old_pages = old_entries / BIG_ENTRIES_PER_PAGE;
+            self.table_pages -= old_pages;
+            self.cache_push(mem, old, old_pages);
+        }
+        Ok(())
+    }
+
+    fn links<M: PoolMemory + ?Sized>(mem: &M, h: u64) -> (u64, u64) {
         (
-            Self::read_u64(mem, h + POOL_BLOCK_SIZE),
-            Self::read_u64(mem, h + POOL_BLOCK_SIZE + 8),
+            mem.read_u64(h + POOL_BLOCK_SIZE),
+            mem.read_u64(h + POOL_BLOCK_SIZE + 8),
         )
     }
 
-    fn set_links(mem: &mut dyn PoolMemory, h: u64, flink: u64, blink: u64) {
-        Self::write_u64(mem, h + POOL_BLOCK_SIZE, flink);
-        Self::write_u64(mem, h + POOL_BLOCK_SIZE + 8, blink);
+    fn set_links<M: PoolMemory + ?Sized>(mem: &M, h: u64, flink: u64, blink: u64) {
+        mem.write_u64(h + POOL_BLOCK_SIZE, flink);
+        mem.write_u64(h + POOL_BLOCK_SIZE + 8, blink);
     }
 
     /// `ExpCheckListEntry`-style safe-unlink check of block `h` on list `n`:
     /// its neighbours must point back at it. `BAD_POOL_HEADER` 0x3 with the
     /// entry and the two read-back values otherwise.
-    fn check_entry(&self, mem: &dyn PoolMemory, n: usize, h: u64) -> Result<(), PoolError> {
+    fn check_entry<M: PoolMemory + ?Sized>(
+        &self,
+        shared: &PoolShared,
+        mem: &M,
+        n: usize,
+        h: u64,
+    ) -> Result<(), PoolError> {
         let (flink, blink) = Self::links(mem, h);
         let head = self.free_lists[n];
         let back = match flink {
             0 => head.last,
-            f if self.is_block_address(f) => Self::links(mem, f).1,
+            f if shared.is_block_address(mem, f) => Self::links(mem, f).1,
             f => f,
         };
         let fwd = match blink {
             0 => head.first,
-            b if self.is_block_address(b) => Self::links(mem, b).0,
+            b if shared.is_block_address(mem, b) => Self::links(mem, b).0,
             b => b,
         };
         if back != h || fwd != h {
@@ -366,177 +1157,116 @@ impl Pool {
     }
 
     /// Unlinks a checked entry.
-    fn unlink(&mut self, mem: &mut dyn PoolMemory, n: usize, h: u64) {
+    fn unlink<M: PoolMemory + ?Sized>(&mut self, mem: &M, n: usize, h: u64) {
         let (flink, blink) = Self::links(mem, h);
         if blink == 0 {
             self.free_lists[n].first = flink;
         } else {
-            Self::write_u64(mem, blink + POOL_BLOCK_SIZE, flink);
+            mem.write_u64(blink + POOL_BLOCK_SIZE, flink);
         }
         if flink == 0 {
             self.free_lists[n].last = blink;
         } else {
-            Self::write_u64(mem, flink + POOL_BLOCK_SIZE + 8, blink);
+            mem.write_u64(flink + POOL_BLOCK_SIZE + 8, blink);
         }
     }
 
     /// `InsertHeadList` on list `n`.
-    fn link_head(&mut self, mem: &mut dyn PoolMemory, n: usize, h: u64) {
+    fn link_head<M: PoolMemory + ?Sized>(&mut self, mem: &M, n: usize, h: u64) {
         let first = self.free_lists[n].first;
         Self::set_links(mem, h, first, 0);
         if first == 0 {
             self.free_lists[n].last = h;
         } else {
-            Self::write_u64(mem, first + POOL_BLOCK_SIZE + 8, h);
+            mem.write_u64(first + POOL_BLOCK_SIZE + 8, h);
         }
         self.free_lists[n].first = h;
     }
 
-    /// Per-tag usage, sorted by tag (`!poolused`).
-    pub fn tag_usage(&self) -> Vec<(u32, TagUsage)> {
-        self.tags.iter().map(|(&t, &u)| (t, u)).collect()
-    }
-
-    /// Usage of one tag.
-    pub fn usage(&self, tag: u32) -> TagUsage {
-        self.tags
-            .get(&(tag & 0x7FFF_FFFF))
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// `!poolused`: one line per tag (allocations outstanding, frees, bytes
-    /// in use: block sizes for small blocks, requested sizes for big pages).
-    pub fn format_pool_used(&self) -> alloc::string::String {
-        use core::fmt::Write as _;
-        let name = match self.pool_type {
-            PoolType::NonPaged => "NonPaged",
-            PoolType::Paged => "Paged",
-        };
-        let mut s =
-            alloc::format!(" Sorting by Tag ({name})\n Tag      Allocs      Frees       Used\n");
-        for (tag, u) in &self.tags {
-            let t: alloc::string::String = tag_string(*tag).iter().collect();
-            let _ = writeln!(
-                s,
-                " {t}  {:>9}  {:>9}  {:>9}",
-                u.allocs - u.frees.min(u.allocs),
-                u.frees,
-                u.bytes
-            );
-        }
-        s
-    }
-
-    /// Page and big-page counts.
-    pub fn stats(&self) -> PoolStats {
-        PoolStats {
-            pages: self.small_pages.len() as u64
-                + self.big_pages.values().map(|b| b.pages).sum::<u64>(),
-            big_allocations: self.big_pages.len() as u64,
-            lookaside_blocks: self.lookaside.iter().map(|l| l.depth as u64).sum(),
-        }
-    }
-
-    /// `ExAllocatePoolWithTag` on this pool: `bytes` bytes tagged `tag`,
-    /// zeroed when `zero` is set. Returns the block address (16-byte
-    /// aligned; page aligned for big allocations). A tag of 0 bug checks
+    /// `ExAllocatePoolWithTag` on this pool, locked path: `bytes` bytes
+    /// tagged `tag`, zeroed when `zero` is set. Returns the block address
+    /// (16-byte aligned; page aligned for big allocations), or
+    /// [`PoolError::NeedPages`] with nothing changed. A tag of 0 bug checks
     /// with `BAD_POOL_CALLER` 0x9B; a corrupted free list with
     /// `BAD_POOL_HEADER` 0x3. Size 0 gets a minimal block.
-    pub fn allocate(
+    pub fn try_allocate<M: PoolMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn PoolMemory,
+        shared: &PoolShared,
+        mem: &M,
         bytes: u64,
         tag: u32,
         zero: bool,
     ) -> Result<u64, PoolError> {
-        let tag = tag & 0x7FFF_FFFF; // PROTECTED_POOL bit is not part of the tag
+        let tag = tag & TAG_MASK;
         if tag == 0 {
-            return Err(bad_caller(0x9B, self.pool_type as u64, bytes, 0));
+            return Err(bad_caller(0x9B, shared.pool_type as u64, bytes, 0));
         }
-        let units = bytes
-            .checked_add(2 * POOL_BLOCK_SIZE - 1)
-            .map(|b| b / POOL_BLOCK_SIZE)
-            .ok_or(PoolError::InsufficientResources { raise: false })?
-            .max(2);
-        let (va, used) = if units > MAX_SMALL_UNITS {
+        let units = units_for(bytes).ok_or(EXHAUSTED)?;
+        let entry = self.tracker(shared, mem, tag)?;
+        if units > MAX_SMALL_UNITS {
             // Big page allocation (MiAllocatePoolPages + ExpAddTagForBigPages).
             let pages = bytes.div_ceil(PAGE_SIZE);
-            let va = mem
-                .allocate_pages(pages)
-                .ok_or(PoolError::InsufficientResources { raise: false })?;
-            self.big_pages.insert(va, BigPage { pages, tag, bytes });
+            self.big_reserve(mem)?;
+            let va = self
+                .cache_take(mem, pages)
+                .ok_or_else(|| self.need(pages))?;
+            self.big_insert(mem, va, [pages, bytes, tag as u64]);
+            self.big_pages += pages;
+            self.big_allocations += 1;
             if zero {
                 mem.fill(va, pages * PAGE_SIZE, 0);
             }
-            (va, bytes)
-        } else {
-            let header = self.allocate_small(mem, units)?;
-            let h = self.read_header(mem, header);
-            let units = h.block_size as u64;
-            Self::write_header(
-                mem,
-                header,
-                Header {
-                    pool_index: 0,
-                    pool_type: self.type_byte(),
-                    tag,
-                    ..h
-                },
-            );
-            let va = header + POOL_BLOCK_SIZE;
-            if zero {
-                mem.fill(va, (units - 1) * POOL_BLOCK_SIZE, 0);
-            }
-            (va, units * POOL_BLOCK_SIZE)
-        };
-        let u = self.tags.entry(tag).or_default();
-        u.allocs += 1;
-        u.bytes += used;
-        Ok(va)
+            PoolShared::account(mem, entry, bytes, true);
+            return Ok(va);
+        }
+        let header = self.allocate_small(shared, mem, units)?;
+        let h = read_header(mem, header);
+        write_header(
+            mem,
+            header,
+            Header {
+                pool_index: 0,
+                pool_type: shared.type_byte(),
+                tag,
+                ..h
+            },
+        );
+        let units = h.block_size as u64;
+        if zero {
+            mem.fill(header + POOL_BLOCK_SIZE, (units - 1) * POOL_BLOCK_SIZE, 0);
+        }
+        PoolShared::account(mem, entry, units * POOL_BLOCK_SIZE, true);
+        Ok(header + POOL_BLOCK_SIZE)
     }
 
-    /// Takes a block of exactly `units` units (header address); its header
-    /// has the right `BlockSize`/`PreviousSize`, type and tag not yet set.
-    fn allocate_small(&mut self, mem: &mut dyn PoolMemory, units: u64) -> Result<u64, PoolError> {
-        if units <= POOL_SMALL_LISTS {
-            let l = self.lookaside[units as usize];
-            if l.head != 0 {
-                // Pop, validating the next pointer like a checked S-list pop.
-                let next = Self::read_u64(mem, l.head + POOL_BLOCK_SIZE);
-                let next_ok = next == 0
-                    || (self.is_block_address(next) && {
-                        let n = self.read_header(mem, next);
-                        n.pool_type == 0
-                            && n.pool_index == LOOKASIDE_INDEX
-                            && n.block_size as u64 == units
-                    });
-                if !next_ok || l.depth == 0 {
-                    return Err(bad_header(0x3, l.head, next, 0));
-                }
-                self.lookaside[units as usize] = Lookaside {
-                    head: next,
-                    depth: l.depth - 1,
-                };
-                return Ok(l.head);
-            }
-        }
+    /// Takes a free block of at least `units` units (header address) off the
+    /// free lists or a fresh page; its header has the right
+    /// `BlockSize`/`PreviousSize`, type and tag not yet set.
+    fn allocate_small<M: PoolMemory + ?Sized>(
+        &mut self,
+        shared: &PoolShared,
+        mem: &M,
+        units: u64,
+    ) -> Result<u64, PoolError> {
         let found =
             (units as usize..=MAX_BLOCK_UNITS as usize).find(|&n| self.free_lists[n].first != 0);
         let (header, have) = match found {
             Some(n) => {
                 let h = self.free_lists[n].first;
-                self.check_entry(mem, n, h)?;
+                self.check_entry(shared, mem, n, h)?;
                 self.unlink(mem, n, h);
                 (h, n as u64)
             }
             None => {
                 // ExpAllocateNewPage: the whole page, head block = request.
-                let page = mem
-                    .allocate_pages(1)
-                    .ok_or(PoolError::InsufficientResources { raise: false })?;
-                self.small_pages.insert(page);
-                Self::write_header(
+                let page = self.cache_take(mem, 1).ok_or_else(|| self.need(1))?;
+                if !self.bitmap_for(shared, mem, page) {
+                    self.cache_push(mem, page, 1);
+                    return Err(self.need(1));
+                }
+                shared.mark_small_page(mem, page, true);
+                self.small_pages += 1;
+                write_new_header(
                     mem,
                     page,
                     Header {
@@ -549,7 +1279,7 @@ impl Pool {
                 );
                 let rest = UNITS_PER_PAGE - units;
                 let at = page + units * POOL_BLOCK_SIZE;
-                Self::write_header(
+                write_new_header(
                     mem,
                     at,
                     Header {
@@ -564,13 +1294,13 @@ impl Pool {
                 return Ok(page);
             }
         };
-        let mut h = self.read_header(mem, header);
+        let mut h = read_header(mem, header);
         // A remainder too small to hold list links stays part of the block.
         if have >= units + MIN_FREE_UNITS {
             // Split: the front is ours, the remainder stays free.
             let rest = have - units;
             let at = header + units * POOL_BLOCK_SIZE;
-            Self::write_header(
+            write_new_header(
                 mem,
                 at,
                 Header {
@@ -581,48 +1311,60 @@ impl Pool {
                     tag: 0,
                 },
             );
-            self.fix_next_previous(mem, at, rest);
+            Self::fix_next_previous(mem, at, rest);
             self.link_head(mem, rest as usize, at);
             h.block_size = units as u8;
         }
-        Self::write_header(mem, header, h);
+        write_header(mem, header, h);
         Ok(header)
     }
 
     /// Sets the `PreviousSize` of the block after `at` (size `units`), if any in the page.
-    fn fix_next_previous(&self, mem: &mut dyn PoolMemory, at: u64, units: u64) {
+    fn fix_next_previous<M: PoolMemory + ?Sized>(mem: &M, at: u64, units: u64) {
         let next = at + units * POOL_BLOCK_SIZE;
         if !next.is_multiple_of(PAGE_SIZE) {
-            let mut n = self.read_header(mem, next);
-            n.previous_size = units as u8;
-            Self::write_header(mem, next, n);
+            set_previous_size(mem, next, units as u8);
         }
     }
 
-    /// `ExFreePoolWithTag`: frees `va`. `tag` 0 skips the tag check (as
-    /// `ExFreePool`). All checks listed in the module documentation happen
-    /// before anything is modified.
-    pub fn free(&mut self, mem: &mut dyn PoolMemory, va: u64, tag: u32) -> Result<(), PoolError> {
-        let tag = tag & 0x7FFF_FFFF;
+    /// `ExFreePoolWithTag`, locked path: frees `va`. `tag` 0 skips the tag
+    /// check (as `ExFreePool`). All checks listed in the module
+    /// documentation happen before anything is modified. Pages that become
+    /// free are kept; see [`PoolDescriptor::take_surplus`].
+    pub fn free<M: PoolMemory + ?Sized>(
+        &mut self,
+        shared: &PoolShared,
+        mem: &M,
+        va: u64,
+        tag: u32,
+    ) -> Result<(), PoolError> {
+        let tag = tag & TAG_MASK;
         if va.is_multiple_of(PAGE_SIZE) {
-            if let Some(b) = self.big_pages.get(&va).copied() {
-                if tag != 0 && b.tag != tag {
-                    return Err(bad_caller(0x0A, va, b.tag as u64, tag as u64));
+            if let Some(e) = self.big_find(mem, va) {
+                let (pages, bytes, btag) = (
+                    mem.read_u64(e + 8),
+                    mem.read_u64(e + 16),
+                    mem.read_u64(e + 24) as u32,
+                );
+                if tag != 0 && btag != tag {
+                    return Err(bad_caller(0x0A, va, btag as u64, tag as u64));
                 }
-                self.big_pages.remove(&va);
-                mem.free_pages(va, b.pages);
-                self.account_free(b.tag, b.bytes);
+                let entry = self.tracker(shared, mem, btag).ok();
+                mem.write_u64(e, BIG_FREE);
+                self.big_used -= 1;
+                self.big_tombstones += 1;
+                self.big_pages -= pages;
+                self.big_allocations -= 1;
+                self.cache_push(mem, va, pages);
+                if let Some(entry) = entry {
+                    PoolShared::account(mem, entry, bytes, false);
+                }
                 return Ok(());
             }
         }
         let page = va & !(PAGE_SIZE - 1);
-        if !self.small_pages.contains(&page) {
-            let in_big = self
-                .big_pages
-                .range(..=va)
-                .next_back()
-                .is_some_and(|(&s, b)| va < s + b.pages * PAGE_SIZE);
-            return Err(if in_big {
+        if !shared.is_small_page(mem, page) {
+            return Err(if self.big_containing(mem, va) {
                 bad_caller(0x46, va, 0, 0)
             } else {
                 bad_caller(0x42, va, 0, 0)
@@ -632,52 +1374,29 @@ impl Pool {
             return Err(bad_caller(0x46, va, 0, 0));
         }
         let header = va - POOL_BLOCK_SIZE;
-        let h = self.read_header(mem, header);
+        let h = read_header(mem, header);
         if h.pool_type == 0 {
             return Err(bad_caller(0x07, 0, h.raw(), va));
         }
-        if h.pool_type != self.type_byte() {
+        if h.pool_type != shared.type_byte() {
             return Err(bad_caller(0x01, header, h.raw(), 0));
         }
         self.check_neighbours(mem, header, &h)?;
         if tag != 0 && h.tag != tag {
             return Err(bad_caller(0x0A, va, h.tag as u64, tag as u64));
         }
-        let units = h.block_size as u64;
-        if units <= POOL_SMALL_LISTS && self.lookaside[units as usize].depth < LOOKASIDE_DEPTH {
-            // Park on the lookaside list: marked free so a second free is caught.
-            Self::write_header(
-                mem,
-                header,
-                Header {
-                    pool_type: 0,
-                    pool_index: LOOKASIDE_INDEX,
-                    ..h
-                },
-            );
-            let l = self.lookaside[units as usize];
-            Self::write_u64(mem, header + POOL_BLOCK_SIZE, l.head);
-            self.lookaside[units as usize] = Lookaside {
-                head: header,
-                depth: l.depth + 1,
-            };
-        } else {
-            self.insert_free(mem, header, h)?;
+        let entry = self.tracker(shared, mem, h.tag).ok();
+        self.insert_free(shared, mem, header, h)?;
+        if let Some(entry) = entry {
+            PoolShared::account(mem, entry, h.block_size as u64 * POOL_BLOCK_SIZE, false);
         }
-        self.account_free(h.tag, units * POOL_BLOCK_SIZE);
         Ok(())
     }
 
-    fn account_free(&mut self, tag: u32, bytes: u64) {
-        let u = self.tags.entry(tag).or_default();
-        u.frees += 1;
-        u.bytes = u.bytes.saturating_sub(bytes);
-    }
-
     /// The `BAD_POOL_HEADER` checks of `ExFreePoolWithTag`.
-    fn check_neighbours(
+    fn check_neighbours<M: PoolMemory + ?Sized>(
         &self,
-        mem: &dyn PoolMemory,
+        mem: &M,
         header: u64,
         h: &Header,
     ) -> Result<(), PoolError> {
@@ -691,7 +1410,7 @@ impl Pool {
             return Err(bad_header(0x9, header, 0, header));
         }
         if next < page + PAGE_SIZE {
-            let n = self.read_header(mem, next);
+            let n = read_header(mem, next);
             if n.previous_size != h.block_size {
                 return Err(bad_header(0x5, header, 0, next));
             }
@@ -706,7 +1425,7 @@ impl Pool {
                 return Err(bad_header(0x6, header, 0, header));
             }
             let prev = header - prev_units * POOL_BLOCK_SIZE;
-            let p = self.read_header(mem, prev);
+            let p = read_header(mem, prev);
             if p.block_size != h.previous_size {
                 return Err(bad_header(0x5, prev, 0, header));
             }
@@ -714,49 +1433,59 @@ impl Pool {
         Ok(())
     }
 
-    /// Puts a block on its free list, coalescing with free (non-lookaside)
-    /// neighbours; a page that becomes entirely free goes back to the
-    /// provider. The neighbours' list links are checked before anything is
-    /// written.
-    fn insert_free(
+    /// Puts a block (allocated, or parked on a lookaside list: `h` is its
+    /// header as checked) on its free list, coalescing with free
+    /// (non-lookaside) neighbours; a page that becomes entirely free goes to
+    /// the page cache. The neighbours' list links are checked before
+    /// anything is written.
+    fn insert_free<M: PoolMemory + ?Sized>(
         &mut self,
-        mem: &mut dyn PoolMemory,
+        shared: &PoolShared,
+        mem: &M,
         header: u64,
         h: Header,
     ) -> Result<(), PoolError> {
         let page = header & !(PAGE_SIZE - 1);
         let next = header + h.block_size as u64 * POOL_BLOCK_SIZE;
         let merge_next = if next < page + PAGE_SIZE {
-            let n = self.read_header(mem, next);
-            (n.pool_type == 0 && n.pool_index == 0 && n.block_size != 0).then_some(n)
+            let n = read_header(mem, next);
+            n.is_listed_free().then_some(n)
         } else {
             None
         };
         let prev = header - h.previous_size as u64 * POOL_BLOCK_SIZE;
         let merge_prev = if header != page && h.previous_size != 0 {
-            let p = self.read_header(mem, prev);
-            (p.pool_type == 0 && p.pool_index == 0 && p.block_size != 0).then_some(p)
+            let p = read_header(mem, prev);
+            p.is_listed_free().then_some(p)
         } else {
             None
         };
         if let Some(n) = merge_next {
-            self.check_entry(mem, n.block_size as usize, next)?;
+            self.check_entry(shared, mem, n.block_size as usize, next)?;
         }
         if let Some(p) = merge_prev {
-            self.check_entry(mem, p.block_size as usize, prev)?;
+            self.check_entry(shared, mem, p.block_size as usize, prev)?;
         }
         // Mark the block free first, so that if it is merged into its
-        // predecessor a second free still finds a free header.
-        Self::write_header(
-            mem,
-            header,
-            Header {
+        // predecessor a second free still finds a free header. A fast-path
+        // free of the same block on another processor may have won the race.
+        let mut cur = h.raw();
+        loop {
+            let c = Header::from_raw(cur);
+            if c.pool_type != h.pool_type || c.pool_index != h.pool_index {
+                return Err(bad_caller(0x07, 0, cur, header + POOL_BLOCK_SIZE));
+            }
+            let free = Header {
                 pool_type: 0,
                 pool_index: 0,
                 tag: 0,
-                ..h
-            },
-        );
+                ..c
+            };
+            match mem.compare_exchange_u64(header, cur, free.raw()) {
+                Ok(_) => break,
+                Err(v) => cur = v,
+            }
+        }
         let mut start = header;
         let mut units = h.block_size as u64;
         let mut previous = h.previous_size;
@@ -771,11 +1500,12 @@ impl Pool {
             previous = p.previous_size;
         }
         if units >= UNITS_PER_PAGE {
-            self.small_pages.remove(&page);
-            mem.free_pages(page, 1);
+            shared.mark_small_page(mem, page, false);
+            self.small_pages -= 1;
+            self.cache_push(mem, page, 1);
             return Ok(());
         }
-        Self::write_header(
+        write_header(
             mem,
             start,
             Header {
@@ -786,20 +1516,28 @@ impl Pool {
                 tag: 0,
             },
         );
-        self.fix_next_previous(mem, start, units);
+        Self::fix_next_previous(mem, start, units);
         self.link_head(mem, units as usize, start);
         Ok(())
     }
 
-    /// Empties the lookaside lists into the free lists (what NT's balance
-    /// set manager does when it shrinks lookaside depths); pages that become
-    /// free go back to the provider.
-    pub fn flush_lookaside(&mut self, mem: &mut dyn PoolMemory) -> Result<(), PoolError> {
-        for n in 1..self.lookaside.len() {
-            while self.lookaside[n].head != 0 {
-                let header = self.allocate_small(mem, n as u64)?;
-                let h = self.read_header(mem, header);
-                self.insert_free(mem, header, Header { pool_index: 0, ..h })?;
+    /// Empties a lookaside list into the free lists (what NT's balance set
+    /// manager does when it shrinks lookaside depths); pages that become
+    /// free go to the page cache. `la` must be the caller's own (or its
+    /// processor must not be using it).
+    pub fn flush_lookaside<M: PoolMemory + ?Sized>(
+        &mut self,
+        shared: &PoolShared,
+        mem: &M,
+        la: &mut PpLookaside,
+    ) -> Result<(), PoolError> {
+        for n in 1..=POOL_SMALL_LISTS {
+            while let Some(header) = shared.lookaside_pop(la, mem, n)? {
+                let h = read_header(mem, header);
+                if !h.is_parked(n) {
+                    return Err(bad_header(0x3, header, h.raw(), 0));
+                }
+                self.insert_free(shared, mem, header, h)?;
             }
         }
         Ok(())
@@ -807,126 +1545,155 @@ impl Pool {
 
     /// The tag and size in use of a live allocation (`!pool <address>`):
     /// the requested size for big pages, the block size for small blocks.
-    pub fn query(&self, mem: &dyn PoolMemory, va: u64) -> Option<(u32, u64)> {
-        if let Some(b) = self.big_pages.get(&va) {
-            return Some((b.tag, b.bytes));
+    pub fn query<M: PoolMemory + ?Sized>(
+        &self,
+        shared: &PoolShared,
+        mem: &M,
+        va: u64,
+    ) -> Option<(u32, u64)> {
+        if let Some(e) = self.big_find(mem, va) {
+            return Some((mem.read_u64(e + 24) as u32, mem.read_u64(e + 16)));
         }
-        if va < POOL_BLOCK_SIZE || !self.is_block_address(va - POOL_BLOCK_SIZE) {
+        if va < POOL_BLOCK_SIZE || !shared.is_block_address(mem, va - POOL_BLOCK_SIZE) {
             return None;
         }
-        let h = self.read_header(mem, va - POOL_BLOCK_SIZE);
-        (h.pool_type == self.type_byte()).then_some((h.tag, h.block_size as u64 * POOL_BLOCK_SIZE))
-    }
-
-    /// Walks every small-block page and checks that the blocks tile it with
-    /// consistent `PreviousSize` links, and every free list and lookaside
-    /// list: links consistent both ways, entries free blocks of the right
-    /// size, and every free block on exactly one list (`!poolval`).
-    pub fn verify(&self, mem: &dyn PoolMemory) -> Result<(), alloc::string::String> {
-        let mut free_found = BTreeSet::new();
-        let mut lookaside_found = BTreeSet::new();
-        for &page in &self.small_pages {
-            let mut at = page;
-            let mut prev = 0u8;
-            while at < page + PAGE_SIZE {
-                let h = self.read_header(mem, at);
-                if h.block_size == 0 || h.previous_size != prev {
-                    return Err(alloc::format!("bad header at {at:#x}: {h:?}"));
-                }
-                if h.pool_type == 0 && h.pool_index == 0 {
-                    free_found.insert(at);
-                } else if h.pool_type == 0 {
-                    lookaside_found.insert(at);
-                } else if h.pool_type != self.type_byte() {
-                    return Err(alloc::format!("foreign pool type at {at:#x}"));
-                }
-                prev = h.block_size;
-                at += h.block_size as u64 * POOL_BLOCK_SIZE;
-            }
-            if at != page + PAGE_SIZE {
-                return Err(alloc::format!("blocks overrun page {page:#x}"));
-            }
-        }
-        let mut listed = BTreeSet::new();
-        for (n, head) in self.free_lists.iter().enumerate() {
-            let mut prev = 0u64;
-            let mut cur = head.first;
-            while cur != 0 {
-                if !free_found.contains(&cur) || !listed.insert(cur) {
-                    return Err(alloc::format!("list {n}: bad or repeated entry {cur:#x}"));
-                }
-                if self.read_header(mem, cur).block_size as usize != n {
-                    return Err(alloc::format!("list {n}: entry {cur:#x} has another size"));
-                }
-                let (f, b) = Self::links(mem, cur);
-                if b != prev {
-                    return Err(alloc::format!("list {n}: blink of {cur:#x} is {b:#x}"));
-                }
-                prev = cur;
-                cur = f;
-            }
-            if head.last != prev {
-                return Err(alloc::format!("list {n}: tail mismatch"));
-            }
-        }
-        if listed != free_found {
-            return Err(alloc::format!(
-                "{} listed free blocks, {} found",
-                listed.len(),
-                free_found.len()
-            ));
-        }
-        let mut parked = BTreeSet::new();
-        for (n, l) in self.lookaside.iter().enumerate() {
-            let mut cur = l.head;
-            let mut depth = 0;
-            while cur != 0 {
-                if !lookaside_found.contains(&cur) || !parked.insert(cur) {
-                    return Err(alloc::format!("lookaside {n}: bad entry {cur:#x}"));
-                }
-                if self.read_header(mem, cur).block_size as usize != n {
-                    return Err(alloc::format!(
-                        "lookaside {n}: entry {cur:#x} has another size"
-                    ));
-                }
-                depth += 1;
-                cur = Self::read_u64(mem, cur + POOL_BLOCK_SIZE);
-            }
-            if depth != l.depth {
-                return Err(alloc::format!(
-                    "lookaside {n}: depth {} but {depth} linked",
-                    l.depth
-                ));
-            }
-        }
-        if parked != lookaside_found {
-            return Err(alloc::format!(
-                "{} parked blocks, {} found",
-                parked.len(),
-                lookaside_found.len()
-            ));
-        }
-        Ok(())
+        let h = read_header(mem, va - POOL_BLOCK_SIZE);
+        (h.pool_type == shared.type_byte())
+            .then_some((h.tag, h.block_size as u64 * POOL_BLOCK_SIZE))
     }
 }
 
-/// `ExAllocatePool2(Flags, NumberOfBytes, Tag)` over a nonpaged and a
-/// paged pool: exactly one of `POOL_FLAG_NON_PAGED`,
+/// A whole pool under one owner: the shared part, the locked part and one
+/// lookaside list, growing from and shrinking into a [`PageSupply`] (host
+/// tests and single-threaded users; the kernel drives the parts itself).
+pub struct Pool {
+    pub shared: PoolShared,
+    pub descriptor: PoolDescriptor,
+    pub lookaside: PpLookaside,
+}
+
+impl Pool {
+    /// An empty pool whose pages come from `pages` pages at `base`.
+    pub fn new(pool_type: PoolType, base: u64, pages: u64) -> Self {
+        Pool {
+            shared: PoolShared::new(pool_type, base, pages),
+            descriptor: PoolDescriptor::new(),
+            lookaside: PpLookaside::new(),
+        }
+    }
+
+    /// This pool's type.
+    pub fn pool_type(&self) -> PoolType {
+        self.shared.pool_type
+    }
+
+    /// `ExAllocatePoolWithTag`: the lookaside list first, then the locked
+    /// path, growing from `mem` when it asks for pages.
+    pub fn allocate<M: PoolMemory + PageSupply>(
+        &mut self,
+        mem: &mut M,
+        bytes: u64,
+        tag: u32,
+        zero: bool,
+    ) -> Result<u64, PoolError> {
+        if let Some(va) =
+            self.shared
+                .allocate_from_lookaside(&mut self.lookaside, &*mem, bytes, tag, zero)?
+        {
+            return Ok(va);
+        }
+        loop {
+            match self
+                .descriptor
+                .try_allocate(&self.shared, &*mem, bytes, tag, zero)
+            {
+                Err(PoolError::NeedPages { pages }) => {
+                    let va = mem.allocate_pages(pages).ok_or(EXHAUSTED)?;
+                    self.descriptor.add_pages(&*mem, va, pages);
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// `ExFreePoolWithTag`: the lookaside list if it takes the block, the
+    /// locked path otherwise; surplus pages go back to `mem`.
+    pub fn free<M: PoolMemory + PageSupply>(
+        &mut self,
+        mem: &mut M,
+        va: u64,
+        tag: u32,
+    ) -> Result<(), PoolError> {
+        if !self
+            .shared
+            .free_to_lookaside(&mut self.lookaside, &*mem, va, tag)?
+        {
+            self.descriptor.free(&self.shared, &*mem, va, tag)?;
+        }
+        while let Some((va, pages)) = self.descriptor.take_surplus(&*mem) {
+            mem.free_pages(va, pages);
+        }
+        Ok(())
+    }
+
+    /// Empties the lookaside list into the free lists and returns surplus pages.
+    pub fn flush_lookaside<M: PoolMemory + PageSupply>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<(), PoolError> {
+        self.descriptor
+            .flush_lookaside(&self.shared, &*mem, &mut self.lookaside)?;
+        while let Some((va, pages)) = self.descriptor.take_surplus(&*mem) {
+            mem.free_pages(va, pages);
+        }
+        Ok(())
+    }
+
+    /// Returns every cached free page to `mem`.
+    pub fn trim<M: PoolMemory + PageSupply>(&mut self, mem: &mut M) {
+        while let Some((va, pages)) = self.descriptor.take_cached(&*mem) {
+            mem.free_pages(va, pages);
+        }
+    }
+
+    /// Usage of one tag.
+    pub fn usage<M: PoolMemory + ?Sized>(&self, mem: &M, tag: u32) -> TagUsage {
+        self.shared.usage(mem, tag)
+    }
+
+    /// Per-tag usage, sorted by tag.
+    pub fn tag_usage<M: PoolMemory + ?Sized>(&self, mem: &M) -> alloc::vec::Vec<(u32, TagUsage)> {
+        self.shared.tag_usage(mem)
+    }
+
+    /// Page and block counts.
+    pub fn stats(&self) -> PoolStats {
+        self.descriptor.stats()
+    }
+
+    /// `!pool <address>`.
+    pub fn query<M: PoolMemory + ?Sized>(&self, mem: &M, va: u64) -> Option<(u32, u64)> {
+        self.descriptor.query(&self.shared, mem, va)
+    }
+}
+
+/// What `ExAllocatePool2`'s flags ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2Request {
+    pub pool_type: PoolType,
+    /// Zero the memory (no `POOL_FLAG_UNINITIALIZED`).
+    pub zero: bool,
+    /// `POOL_FLAG_RAISE_ON_FAILURE`.
+    pub raise: bool,
+}
+
+/// Checks `ExAllocatePool2` flags: exactly one of `POOL_FLAG_NON_PAGED`,
 /// `POOL_FLAG_NON_PAGED_EXECUTE`, `POOL_FLAG_PAGED` selects the pool; the
 /// memory is zeroed unless `POOL_FLAG_UNINITIALIZED`. Unknown required flags
 /// fail with [`PoolError::InvalidFlags`]; `POOL_FLAG_USE_QUOTA`,
 /// `POOL_FLAG_SESSION` and `POOL_FLAG_SPECIAL_POOL` are not implemented.
-/// On exhaustion the error says whether `POOL_FLAG_RAISE_ON_FAILURE` asked
-/// for an exception.
-pub fn ex_allocate_pool2(
-    nonpaged: &mut Pool,
-    nonpaged_mem: &mut dyn PoolMemory,
-    paged: &mut Pool,
-    paged_mem: &mut dyn PoolMemory,
-    flags: u64,
-    bytes: u64,
-    tag: u32,
-) -> Result<u64, PoolError> {
+/// Unknown optional flags (above bit 31) are ignored.
+pub fn pool2_request(flags: u64) -> Result<Pool2Request, PoolError> {
     let known_required = POOL_FLAG_USE_QUOTA
         | POOL_FLAG_UNINITIALIZED
         | POOL_FLAG_SESSION
@@ -946,15 +1713,38 @@ pub fn ex_allocate_pool2(
     if flags & (POOL_FLAG_USE_QUOTA | POOL_FLAG_SESSION | POOL_FLAG_SPECIAL_POOL) != 0 {
         return Err(PoolError::NotImplemented);
     }
-    let raise = flags & POOL_FLAG_RAISE_ON_FAILURE != 0;
-    let zero = flags & POOL_FLAG_UNINITIALIZED == 0;
-    let r = if types == POOL_FLAG_PAGED {
-        paged.allocate(paged_mem, bytes, tag, zero)
-    } else {
-        nonpaged.allocate(nonpaged_mem, bytes, tag, zero)
+    Ok(Pool2Request {
+        pool_type: if types == POOL_FLAG_PAGED {
+            PoolType::Paged
+        } else {
+            PoolType::NonPaged
+        },
+        zero: flags & POOL_FLAG_UNINITIALIZED == 0,
+        raise: flags & POOL_FLAG_RAISE_ON_FAILURE != 0,
+    })
+}
+
+/// `ExAllocatePool2(Flags, NumberOfBytes, Tag)` over a nonpaged and a paged
+/// pool (see [`pool2_request`]). On exhaustion the error says whether
+/// `POOL_FLAG_RAISE_ON_FAILURE` asked for an exception.
+pub fn ex_allocate_pool2<M: PoolMemory + PageSupply>(
+    nonpaged: &mut Pool,
+    nonpaged_mem: &mut M,
+    paged: &mut Pool,
+    paged_mem: &mut M,
+    flags: u64,
+    bytes: u64,
+    tag: u32,
+) -> Result<u64, PoolError> {
+    let req = pool2_request(flags)?;
+    let r = match req.pool_type {
+        PoolType::Paged => paged.allocate(paged_mem, bytes, tag, req.zero),
+        PoolType::NonPaged => nonpaged.allocate(nonpaged_mem, bytes, tag, req.zero),
     };
     r.map_err(|e| match e {
-        PoolError::InsufficientResources { .. } => PoolError::InsufficientResources { raise },
+        PoolError::InsufficientResources { .. } => {
+            PoolError::InsufficientResources { raise: req.raise }
+        }
         e => e,
     })
 }

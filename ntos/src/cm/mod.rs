@@ -249,6 +249,7 @@ static LAZY_DPC: crate::ke::dpc::KDpc = crate::ke::dpc::KDpc::new(
 pub static REGISTRY: SpinLocked<Option<Registry>, DISPATCH_LEVEL> = SpinLocked::new(None);
 
 fn with_reg<R>(f: impl FnOnce(&mut Registry) -> R) -> Result<R, NtStatus> {
+    let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMkb");
     REGISTRY
         .with(|r| r.as_mut().map(f))
         .ok_or(STATUS_UNSUCCESSFUL)
@@ -256,14 +257,22 @@ fn with_reg<R>(f: impl FnOnce(&mut Registry) -> R) -> Result<R, NtStatus> {
 
 const ROOT: usize = 0;
 
+/// `CmKeyObjectType`.
+pub static CM_KEY_OBJECT_TYPE: crate::ob::types::ObjectTypeRef =
+    crate::ob::types::ObjectTypeRef::new();
+
 /// The key object's body: the key it refers to.
 fn key_of(
     handle: u64,
     desired: u32,
     mode: Mode,
 ) -> Result<(crate::ob::handle::ObjectRef, usize), NtStatus> {
-    let ty = crate::ob::system_type("Key");
-    let r = crate::ob::handle::ob_reference_object_by_handle(handle, desired, ty, mode)?;
+    let r = crate::ob::handle::ob_reference_object_by_handle(
+        handle,
+        desired,
+        Some(&CM_KEY_OBJECT_TYPE),
+        mode,
+    )?;
     let k = with_body(r.id, |b| match b.body {
         ObjectBody::Key(k) => Some(k),
         _ => None,
@@ -280,7 +289,7 @@ fn key_of(
 /// A new unnamed key object for key `k`, referenced once.
 fn key_object(k: usize) -> Result<::ob::namespace::ObjectId, NtStatus> {
     let (id, _) = ob_create_object(CreateSpec {
-        type_name: "Key",
+        object_type: &CM_KEY_OBJECT_TYPE,
         name: None,
         attributes: 0,
         body: ObjectBody::Key(k),
@@ -307,7 +316,7 @@ fn parse_key(
     };
     let granted = ob_check_object_access(
         sd.as_ref(),
-        "Key",
+        &CM_KEY_OBJECT_TYPE,
         ctx.desired,
         ctx.mode,
         ctx.attributes,
@@ -350,6 +359,7 @@ pub fn nt_open_key_as(
 /// empty `SYSTEM`/`SOFTWARE` (until hives load), and the volatile
 /// `HARDWARE\DESCRIPTION` tree from CPUID and the processor count.
 pub fn cm_initialize() -> Result<(), NtStatus> {
+    let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMhv");
     let mut reg = Registry {
         keys: alloc::vec![Key {
             name: "REGISTRY".into(),
@@ -400,10 +410,10 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
     reg.add(hw, "RESOURCEMAP", true);
     REGISTRY.with(|r| *r = Some(reg));
     // The key type's parse procedure and the \REGISTRY object.
-    let key_type = crate::ob::system_type("Key").ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
-    crate::ob::types::set_procedures(
-        key_type,
+    crate::ob::types::ob_create_object_type(
+        "Key",
         crate::ob::types::TypeInitializer {
+            generic_mapping: security::access::GenericMapping::KEY,
             parse: Some(parse_key),
             close: Some(|id, _| {
                 if let Some(Some(k)) = with_body(id, |b| match b.body {
@@ -416,9 +426,10 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
             }),
             ..Default::default()
         },
-    );
+        &CM_KEY_OBJECT_TYPE,
+    )?;
     ob_create_object(CreateSpec {
-        type_name: "Key",
+        object_type: &CM_KEY_OBJECT_TYPE,
         name: Some("\\REGISTRY"),
         attributes: ::ob::OBJ_PERMANENT,
         body: ObjectBody::Key(ROOT),
@@ -619,13 +630,14 @@ pub fn nt_create_key(
     })??;
     signal(events);
     let id = key_object(k)?;
-    let h = crate::ob::handle::ob_insert_object_handle(id, "Key", desired, 0, mode)?;
+    let h = crate::ob::handle::ob_insert_object_handle(id, desired, 0, mode)?;
     Ok((h, disposition))
 }
 
 /// `NtOpenKey` (through the object manager and the key parse procedure).
 pub fn nt_open_key(path: &str, desired: u32, mode: Mode) -> Result<u64, NtStatus> {
-    nt_open_key_as(path, desired, mode, &security::token::Token::system())
+    let subject = crate::se::se_capture_subject_context();
+    nt_open_key_as(path, desired, mode, subject.effective_token())
 }
 
 fn signal(events: Vec<u32>) {

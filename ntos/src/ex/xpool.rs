@@ -1,48 +1,331 @@
 //! Executive pools (*Windows Internals*, Part 1, ch. 5, "Kernel-mode heaps
-//! (system memory pools)"): `ExAllocatePool2` / `ExFreePoolWithTag` over the
-//! host-tested `::mm::pool::Pool` (x64 `POOL_HEADER`s, big pages, lookaside
-//! lists, per-tag usage, corruption checks that bug check with
-//! `BAD_POOL_HEADER` 0x19 / `BAD_POOL_CALLER` 0xC2), backed by zeroed pages
-//! mapped in system PTEs.
+//! (system memory pools)"): the nonpaged and paged pool over the
+//! host-tested `::mm::pool` (x64 `POOL_HEADER`s, big pages,
+//! per-processor lookaside lists, `PoolTrackTable`, corruption checks that
+//! bug check with `BAD_POOL_HEADER` 0x19 / `BAD_POOL_CALLER` 0xC2), backed
+//! by pages mapped in system PTEs; `ExAllocatePool2`, `ExFreePoolWithTag`,
+//! `!poolused` and the pool lines of `!vm`. The kernel heap
+//! (`ex::pool`, Rust's `GlobalAlloc`) allocates from these pools.
+//!
+//! Locking: each pool's `POOL_DESCRIPTOR` is behind its own spin lock, held
+//! with interrupts disabled (ntrs's dispatcher, DPC and worker queues still
+//! allocate at raised IRQL, up to HIGH_LEVEL, so an interrupt must not find
+//! the lock held by the code it interrupted). Small blocks are allocated and
+//! freed through the current processor's lookaside lists without that lock.
+//! The lock is never held while the memory manager is called: pages are
+//! obtained and returned between two lock holds (see [`grow`] and
+//! [`release_surplus`]).
 //!
 //! ntrs deviation: nothing in the kernel is paged out yet, so the paged pool
-//! is resident like the nonpaged one (separate pool, separate accounting).
-//! The Rust heap (`GlobalAlloc`) stays on the early pool.
+//! is resident like the nonpaged one (separate pool, separate accounting,
+//! NT's IRQL rules for `ExAllocatePool2` callers).
 
-use crate::ke::irql::SpinLocked;
-use crate::ke::DISPATCH_LEVEL;
-use ::mm::pool::{Pool, PoolError, PoolMemory, PoolType};
+use crate::hal::{self, MAX_PROCESSORS};
+use crate::ke::{self, DISPATCH_LEVEL};
+use ::mm::pool::{
+    PoolDescriptor, PoolError, PoolMemory, PoolShared, PoolStats, PoolType, PpLookaside, TagUsage,
+};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-/// Pool pages from the memory manager (system PTEs).
-struct SystemPages;
+/// Pool memory: kernel virtual addresses of pages mapped in system PTEs.
+pub struct SystemPages;
+
+fn word(va: u64) -> &'static AtomicU64 {
+    // SAFETY: the pool only names 8-byte aligned words inside pages it holds
+    // (mapped, never unmapped while it holds them); every processor touches
+    // them only through atomic accesses or as block memory it owns.
+    unsafe { AtomicU64::from_ptr(va as *mut u64) }
+}
 
 impl PoolMemory for SystemPages {
-    fn allocate_pages(&mut self, pages: u64) -> Option<u64> {
-        crate::mm::map::mm_allocate_system_pages(pages).ok()
+    #[inline]
+    fn read_u64(&self, va: u64) -> u64 {
+        word(va).load(Ordering::Acquire)
     }
-    fn free_pages(&mut self, va: u64, pages: u64) {
-        crate::mm::map::mm_free_system_pages(va, pages);
+    #[inline]
+    fn write_u64(&self, va: u64, value: u64) {
+        word(va).store(value, Ordering::Release)
     }
-    fn read(&self, va: u64, buf: &mut [u8]) {
-        // SAFETY: the pool only reads pages it obtained from `allocate_pages`.
-        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, buf.as_mut_ptr(), buf.len()) };
+    #[inline]
+    fn compare_exchange_u64(&self, va: u64, current: u64, new: u64) -> Result<u64, u64> {
+        word(va).compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
     }
-    fn write(&mut self, va: u64, data: &[u8]) {
-        // SAFETY: as for `read`.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) };
+    #[inline]
+    fn fetch_add_u64(&self, va: u64, delta: u64) -> u64 {
+        word(va).fetch_add(delta, Ordering::AcqRel)
     }
-    fn fill(&mut self, va: u64, len: u64, byte: u8) {
-        // SAFETY: as for `read`.
-        unsafe { core::ptr::write_bytes(va as *mut u8, byte, len as usize) };
+    #[inline]
+    fn fill(&self, va: u64, len: u64, byte: u8) {
+        if len <= 512 && byte == 0 && va.is_multiple_of(8) && len.is_multiple_of(8) {
+            // Block bodies: plain stores (a `rep stosb` costs an
+            // instruction per byte under QEMU's instruction count).
+            for i in (0..len).step_by(8) {
+                // SAFETY: the pool fills only block memory it owns.
+                unsafe { ((va + i) as *mut u64).write_volatile(0) };
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_bytes(va as *mut u8, byte, len as usize) };
+        }
     }
 }
 
-static NONPAGED: SpinLocked<Option<Pool>, DISPATCH_LEVEL> = SpinLocked::new(None);
-static PAGED: SpinLocked<Option<Pool>, DISPATCH_LEVEL> = SpinLocked::new(None);
+/// A spin lock held with interrupts disabled (see the module comment);
+/// waiters spin with interrupts as they were.
+struct PoolLock<T> {
+    /// Owner's processor number + 1, 0 when free.
+    owner: AtomicU32,
+    data: UnsafeCell<T>,
+}
 
-fn raise(e: PoolError) -> u64 {
+// SAFETY: `data` is only reached with the lock held.
+unsafe impl<T: Send> Sync for PoolLock<T> {}
+
+impl<T> PoolLock<T> {
+    const fn new(v: T) -> Self {
+        PoolLock {
+            owner: AtomicU32::new(0),
+            data: UnsafeCell::new(v),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let flags = hal::disable_interrupts();
+        loop {
+            let me = ke::current_processor_number() + 1;
+            match self
+                .owner
+                .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(o) if o == me => ke::bugcheck::ke_bug_check_ex(
+                    nt::bugcheck::SPIN_LOCK_ALREADY_OWNED,
+                    self as *const Self as u64,
+                    0,
+                    0,
+                    0,
+                ),
+                Err(_) => {
+                    hal::restore_interrupts(flags);
+                    while self.owner.load(Ordering::Relaxed) != 0 {
+                        core::hint::spin_loop();
+                    }
+                    hal::disable_interrupts();
+                }
+            }
+        }
+        // SAFETY: the lock is held; interrupts are off, so nothing else on
+        // this processor can reach it until it is released.
+        let r = f(unsafe { &mut *self.data.get() });
+        self.owner.store(0, Ordering::Release);
+        hal::restore_interrupts(flags);
+        r
+    }
+}
+
+/// One executive pool: the lock-free part and the locked descriptor.
+struct ExPool {
+    shared: PoolShared,
+    descriptor: PoolLock<PoolDescriptor>,
+}
+
+const fn ex_pool(pool_type: PoolType) -> ExPool {
+    ExPool {
+        shared: PoolShared::new(
+            pool_type,
+            crate::mm::map::SYSTEM_PTE_BASE,
+            crate::mm::map::SYSTEM_PTE_PAGES,
+        ),
+        descriptor: PoolLock::new(PoolDescriptor::new()),
+    }
+}
+
+/// `NonPagedPoolDescriptor` and `PagedPoolDescriptor`, by `PoolType`.
+static POOLS: [ExPool; 2] = [ex_pool(PoolType::NonPaged), ex_pool(PoolType::Paged)];
+
+/// One processor's lookaside lists (`Prcb->PPNPagedLookasideList`,
+/// `Prcb->PPPagedLookasideList`).
+struct Lookasides(UnsafeCell<[PpLookaside; 2]>);
+
+// SAFETY: each processor reaches only its own entry, with interrupts off
+// (see `with_lookaside`).
+unsafe impl Sync for Lookasides {}
+
+static LOOKASIDES: [Lookasides; MAX_PROCESSORS] =
+    [const { Lookasides(UnsafeCell::new([PpLookaside::new(), PpLookaside::new()])) };
+        MAX_PROCESSORS];
+
+/// Runs `f` on this processor's lookaside list of `pool_type`.
+#[inline]
+fn with_lookaside<R>(pool_type: PoolType, f: impl FnOnce(&mut PpLookaside) -> R) -> R {
+    let flags = hal::disable_interrupts();
+    let n = ke::current_processor_number() as usize;
+    // SAFETY: interrupts are off, so this code cannot be interrupted or
+    // moved to another processor; only this processor uses entry `n`.
+    let r = f(unsafe { &mut (*LOOKASIDES[n].0.get())[pool_type as usize] });
+    hal::restore_interrupts(flags);
+    r
+}
+
+/// Set while this processor is inside the memory manager for a pool (at
+/// DISPATCH_LEVEL or above, so the thread cannot move): allocations made
+/// meanwhile must not grow the pools again.
+static IN_PAGE_SUPPLY: [AtomicBool; MAX_PROCESSORS] =
+    [const { AtomicBool::new(false) }; MAX_PROCESSORS];
+
+/// Largest request the lookaside lists serve (32 units, header included).
+const LOOKASIDE_BYTES: u64 = ::mm::pool::POOL_SMALL_LISTS * ::mm::pool::POOL_BLOCK_SIZE - 16;
+
+const EXHAUSTED: PoolError = PoolError::InsufficientResources { raise: false };
+
+/// Whether this code may call the memory manager for pool pages: not from
+/// inside such a call, not while this processor holds one of the locks the
+/// memory manager takes, and not where another processor's flush request
+/// (an IPI, after `max_irql`) could not be answered while it waits on those
+/// locks, unless no other processor runs yet (phase 0).
+fn may_call_memory_manager(max_irql: u8) -> bool {
+    if IN_PAGE_SUPPLY[ke::current_processor_number() as usize].load(Ordering::Relaxed)
+        || crate::mm::map::system_page_locks_owned()
+    {
+        return false;
+    }
+    ke::processor_count() <= 1 || (hal::interrupts_enabled() && ke::irql() <= max_irql)
+}
+
+/// Calls the memory manager for the pool at DISPATCH_LEVEL or above, marked
+/// so allocations it makes do not grow the pools.
+fn page_supply<R>(f: impl FnOnce() -> R) -> R {
+    let old = ke::irql();
+    if old < DISPATCH_LEVEL {
+        ke::irql::ke_raise_irql(DISPATCH_LEVEL);
+    }
+    let n = ke::current_processor_number() as usize;
+    IN_PAGE_SUPPLY[n].store(true, Ordering::Relaxed);
+    let r = f();
+    IN_PAGE_SUPPLY[n].store(false, Ordering::Relaxed);
+    if old < DISPATCH_LEVEL {
+        ke::irql::ke_lower_irql(old);
+    }
+    r
+}
+
+impl ExPool {
+    /// The locked path of an allocation, growing the pool when it asks for
+    /// pages and that is safe here (`MiAllocatePoolPages`, expansion).
+    fn allocate_locked(&self, bytes: u64, tag: u32, zero: bool) -> Result<u64, PoolError> {
+        let mem = &SystemPages;
+        let mut r = self
+            .descriptor
+            .with(|d| d.try_allocate(&self.shared, mem, bytes, tag, zero));
+        for _ in 0..8 {
+            match r {
+                Err(PoolError::NeedPages { pages }) => {
+                    r = grow(pages).and_then(|va| {
+                        self.descriptor.with(|d| {
+                            d.add_pages(mem, va, pages);
+                            d.try_allocate(&self.shared, mem, bytes, tag, zero)
+                        })
+                    });
+                }
+                r => return r,
+            }
+        }
+        // Other processors kept taking the pages this one obtained.
+        Err(EXHAUSTED)
+    }
+
+    fn stats(&self) -> PoolStats {
+        self.descriptor.with(|d| d.stats())
+    }
+}
+
+/// Obtains a run of `pages` pages for a pool, outside its lock.
+fn grow(pages: u64) -> Result<u64, PoolError> {
+    if !may_call_memory_manager(ke::IPI_LEVEL - 1) {
+        return Err(EXHAUSTED);
+    }
+    page_supply(|| crate::mm::map::mm_allocate_system_pages(pages)).map_err(|_| EXHAUSTED)
+}
+
+/// Returns the pool's surplus free runs to the memory manager, if that is
+/// safe here (`MiFreePoolPages`); otherwise they wait in the pool's cache
+/// for the next free that can.
+fn release_surplus(pool: &ExPool) {
+    if !may_call_memory_manager(DISPATCH_LEVEL) {
+        return;
+    }
+    while let Some((va, pages)) = pool.descriptor.with(|d| d.take_surplus(&SystemPages)) {
+        page_supply(|| crate::mm::map::mm_free_system_pages(va, pages));
+    }
+}
+
+/// Allocates `bytes` from `pool_type` tagged `tag`: the processor's
+/// lookaside list, else the locked path. `InsufficientResources` when the
+/// pool is at its maximum, memory is exhausted, or the pool would have to
+/// grow where it cannot (see [`may_call_memory_manager`]).
+#[inline]
+pub fn allocate(pool_type: PoolType, bytes: u64, tag: u32, zero: bool) -> Result<u64, PoolError> {
+    let pool = &POOLS[pool_type as usize];
+    if bytes <= LOOKASIDE_BYTES {
+        if let Some(va) = with_lookaside(pool_type, |la| {
+            pool.shared
+                .allocate_from_lookaside(la, &SystemPages, bytes, tag, zero)
+        })? {
+            return Ok(va);
+        }
+    }
+    pool.allocate_locked(bytes, tag, zero)
+}
+
+/// The pool whose small-block page holds `va`, if any.
+#[inline]
+fn small_block_pool(va: u64) -> Option<&'static ExPool> {
+    let page = va & !0xFFF;
+    if va == page {
+        return None;
+    }
+    POOLS
+        .iter()
+        .find(|p| p.shared.is_small_page(&SystemPages, page))
+}
+
+/// Frees `va` (tag 0: any tag): the processor's lookaside list, else the
+/// locked path of its pool; big allocations and addresses no pool owns go
+/// to the nonpaged pool and then the paged one, which report
+/// `BAD_POOL_CALLER` 0x42 when neither owns it.
+#[inline]
+pub fn free(va: u64, tag: u32) -> Result<(), PoolError> {
+    if let Some(pool) = small_block_pool(va) {
+        let pool_type = pool.shared.pool_type();
+        if with_lookaside(pool_type, |la| {
+            pool.shared.free_to_lookaside(la, &SystemPages, va, tag)
+        })? {
+            return Ok(());
+        }
+        pool.descriptor
+            .with(|d| d.free(&pool.shared, &SystemPages, va, tag))?;
+        release_surplus(pool);
+        return Ok(());
+    }
+    let not_ours = |r: &Result<(), PoolError>| matches!(r, Err(PoolError::BugCheck(b)) if b.code == nt::bugcheck::BAD_POOL_CALLER && b.parameters[0] == 0x42);
+    for (i, pool) in POOLS.iter().enumerate() {
+        let r = pool
+            .descriptor
+            .with(|d| d.free(&pool.shared, &SystemPages, va, tag));
+        if r.is_ok() {
+            release_surplus(pool);
+        }
+        if i + 1 == POOLS.len() || !not_ours(&r) {
+            return r;
+        }
+    }
+    unreachable!()
+}
+
+fn raise(e: PoolError) {
     if let PoolError::BugCheck(b) = e {
-        crate::ke::bugcheck::ke_bug_check_ex(
+        ke::bugcheck::ke_bug_check_ex(
             b.code,
             b.parameters[0],
             b.parameters[1],
@@ -50,52 +333,62 @@ fn raise(e: PoolError) -> u64 {
             b.parameters[3],
         );
     }
-    0
 }
 
 /// `ExAllocatePool2`: a block of `bytes` tagged `tag` (zeroed unless
-/// `POOL_FLAG_UNINITIALIZED`), or 0 when out of memory or the flags are invalid.
+/// `POOL_FLAG_UNINITIALIZED`), or 0 when out of memory or the flags are
+/// invalid. Above DISPATCH_LEVEL (above APC_LEVEL for paged pool) it bug
+/// checks with `BAD_POOL_CALLER` 0x08 (current IRQL, pool type, size). An
+/// exhausted pool with `POOL_FLAG_RAISE_ON_FAILURE` raises
+/// STATUS_INSUFFICIENT_RESOURCES; ntrs has no exception dispatching for it,
+/// so that ends as an unhandled kernel-mode exception
+/// (`KMODE_EXCEPTION_NOT_HANDLED`, 0xC000009A).
 pub fn ex_allocate_pool2(flags: u64, bytes: u64, tag: u32) -> u64 {
-    let r = NONPAGED.with(|np| {
-        PAGED.with(|pp| {
-            let np = np.get_or_insert_with(|| Pool::new(PoolType::NonPaged));
-            let pp = pp.get_or_insert_with(|| Pool::new(PoolType::Paged));
-            ::mm::pool::ex_allocate_pool2(
-                np,
-                &mut SystemPages,
-                pp,
-                &mut SystemPages,
-                flags,
-                bytes,
-                tag,
-            )
-        })
-    });
-    match r {
+    let req = match ::mm::pool::pool2_request(flags) {
+        Ok(r) => r,
+        Err(_) => return 0,
+    };
+    let irql = ke::irql();
+    let max = match req.pool_type {
+        PoolType::NonPaged => DISPATCH_LEVEL,
+        PoolType::Paged => ke::APC_LEVEL,
+    };
+    if irql > max {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::BAD_POOL_CALLER,
+            0x08,
+            irql as u64,
+            req.pool_type as u64,
+            bytes,
+        );
+    }
+    match allocate(req.pool_type, bytes, tag, req.zero) {
         Ok(va) => va,
-        Err(e) => raise(e),
+        Err(PoolError::InsufficientResources { .. }) if req.raise => ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::KMODE_EXCEPTION_NOT_HANDLED,
+            nt::status::STATUS_INSUFFICIENT_RESOURCES.as_u32() as u64,
+            0,
+            0,
+            0,
+        ),
+        Err(e) => {
+            raise(e);
+            0
+        }
     }
 }
 
 /// `ExFreePoolWithTag`: a bad free (wrong tag, corrupted header, double
-/// free, an address no pool owns) bug checks as NT does.
+/// free, an address no pool owns) bug checks as NT does; above
+/// DISPATCH_LEVEL it is `BAD_POOL_CALLER` 0x09 (current IRQL, pool type,
+/// address).
 pub fn ex_free_pool_with_tag(va: u64, tag: u32) {
-    // The nonpaged pool first; an address it does not own (BAD_POOL_CALLER
-    // 0x42 before anything was touched) belongs to the paged pool, or nobody.
-    let r = NONPAGED.with(|np| {
-        let np = np.get_or_insert_with(|| Pool::new(PoolType::NonPaged));
-        np.free(&mut SystemPages, va, tag)
-    });
-    let not_ours = |r: &Result<(), PoolError>| matches!(r, Err(PoolError::BugCheck(b)) if b.code == nt::bugcheck::BAD_POOL_CALLER && b.parameters[0] == 0x42);
-    let r = if not_ours(&r) {
-        PAGED.with(|pp| {
-            let pp = pp.get_or_insert_with(|| Pool::new(PoolType::Paged));
-            pp.free(&mut SystemPages, va, tag)
-        })
-    } else {
-        r
-    };
-    if let Err(e) = r {
+    let irql = ke::irql();
+    if irql > DISPATCH_LEVEL {
+        let ty = small_block_pool(va).map_or(0, |p| p.shared.pool_type() as u64);
+        ke::bugcheck::ke_bug_check_ex(nt::bugcheck::BAD_POOL_CALLER, 0x09, irql as u64, ty, va);
+    }
+    if let Err(e) = free(va, tag) {
         raise(e);
     }
 }
@@ -112,26 +405,91 @@ pub extern "C" fn ExFreePoolWithTag(p: *mut u8, tag: u32) {
     ex_free_pool_with_tag(p as u64, tag)
 }
 
-/// `!poolused`: usage per tag of both pools.
-pub fn kd_poolused() {
-    let np = NONPAGED.with(|p| p.as_ref().map(|p| p.format_pool_used()));
-    let pp = PAGED.with(|p| p.as_ref().map(|p| p.format_pool_used()));
-    crate::dbg_println!("NonPaged pool:");
-    crate::dbg_println!("{}", np.unwrap_or_default());
-    crate::dbg_println!("Paged pool:");
-    crate::dbg_println!("{}", pp.unwrap_or_default());
-    crate::dbg_println!(
-        "(kernel heap in the early pool: {} bytes)",
-        crate::ex::pool::POOL.bytes_in_use()
-    );
+/// Sets the pools' maximum sizes from the amount of RAM (phase 0):
+/// three quarters of it each (`MmMaximumNonPagedPoolInBytes` on x64 is
+/// 75% of RAM; the paged pool, resident in ntrs, gets the same bound).
+pub fn ex_initialize_pool_sizes(ram_pages: u64) {
+    for p in &POOLS {
+        p.descriptor
+            .with(|d| d.set_maximum_pages(ram_pages / 4 * 3));
+    }
+}
+
+/// Sets the maximum size of a pool in pages (the boot tests lower it to
+/// exhaust the pool quickly); returns the previous maximum.
+pub fn ex_set_pool_maximum(pool_type: PoolType, pages: u64) -> u64 {
+    POOLS[pool_type as usize].descriptor.with(|d| {
+        let old = d.stats().maximum_pages;
+        d.set_maximum_pages(pages);
+        old
+    })
+}
+
+/// Page counts of a pool.
+pub fn pool_stats(pool_type: PoolType) -> PoolStats {
+    POOLS[pool_type as usize].stats()
+}
+
+/// Usage of `tag` in a pool.
+pub fn tag_usage(pool_type: PoolType, tag: u32) -> TagUsage {
+    POOLS[pool_type as usize].shared.usage(&SystemPages, tag)
+}
+
+/// Bytes allocated from a pool now, all tags.
+pub fn bytes_in_use(pool_type: PoolType) -> u64 {
+    POOLS[pool_type as usize].shared.bytes_in_use(&SystemPages)
 }
 
 /// Bytes and allocations outstanding for `tag` in the nonpaged pool.
 pub fn nonpaged_usage(tag: u32) -> (u64, u64) {
-    NONPAGED.with(|p| {
-        p.as_ref().map_or((0, 0), |p| {
-            let u = p.usage(tag);
-            (u.bytes, u.allocs.saturating_sub(u.frees))
-        })
-    })
+    let u = tag_usage(PoolType::NonPaged, tag);
+    (u.bytes, u.outstanding())
+}
+
+/// Empties this processor's lookaside lists into the pools' free lists
+/// (what the balance set manager does when it trims lookaside depths).
+pub fn flush_current_lookasides() {
+    for pool in &POOLS {
+        let pool_type = pool.shared.pool_type();
+        let r = with_lookaside(pool_type, |la| {
+            pool.descriptor
+                .with(|d| d.flush_lookaside(&pool.shared, &SystemPages, la))
+        });
+        if let Err(e) = r {
+            raise(e);
+        }
+        release_surplus(pool);
+    }
+}
+
+/// `!poolused`: usage per tag of both pools, in WinDbg's layout.
+pub fn kd_poolused() {
+    let np = POOLS[0].shared.tag_usage(&SystemPages);
+    let pp = POOLS[1].shared.tag_usage(&SystemPages);
+    crate::dbg_print!("{}", ::mm::pool::format_pool_used(&np, &pp));
+    let (used, size) = crate::ex::pool::early_pool_usage();
+    crate::dbg_println!(
+        " (early boot pool, outside the executive pools: {used} of {size} bytes in use)"
+    );
+}
+
+/// The pool lines of `!vm`.
+pub fn kd_vm_lines() {
+    let kb = |p: u64| p * 4;
+    for (name, max_name, t) in [
+        (
+            "NonPagedPool Usage:",
+            "NonPagedPool Max:",
+            PoolType::NonPaged,
+        ),
+        ("PagedPool Usage:", "PagedPool Maximum:", PoolType::Paged),
+    ] {
+        let s = pool_stats(t);
+        crate::dbg_println!("{name:<26}{:>10} (   {:>10} Kb)", s.pages, kb(s.pages));
+        crate::dbg_println!(
+            "{max_name:<26}{:>10} (   {:>10} Kb)",
+            s.maximum_pages,
+            kb(s.maximum_pages)
+        );
+    }
 }

@@ -117,34 +117,40 @@ pub fn unmap_page(va: u64) -> Option<u64> {
     Some(frame)
 }
 
-/// Unmaps `pages` pages from `va` and returns the frames they mapped:
-/// every PTE is cleared first, then one flush on every processor
-/// (`KeFlushMultipleTb`, or the whole TB for long runs) that returns only
-/// when all have acknowledged, so the frames may be reused afterwards.
-fn unmap_range(va: u64, pages: u64) -> alloc::vec::Vec<u64> {
-    let mut frames = alloc::vec::Vec::new();
-    let mut vas = alloc::vec::Vec::new();
-    for i in 0..pages {
-        if let Some(f) = clear_pte(va + i * 4096) {
-            frames.push(f);
-            if vas.len() <= crate::ke::mp::FLUSH_MULTIPLE_MAXIMUM {
-                vas.push(va + i * 4096);
+/// Unmaps `pages` pages from `va` and hands each frame they mapped to
+/// `freed`, in chunks of up to `FLUSH_MULTIPLE_MAXIMUM` pages: the chunk's
+/// PTEs are cleared, every processor flushes them and acknowledges
+/// (`KeFlushMultipleTb`), and only then are its frames handed over. No heap
+/// allocation: the executive pool itself frees its pages through here.
+fn unmap_range(va: u64, pages: u64, mut freed: impl FnMut(u64)) {
+    const CHUNK: usize = crate::ke::mp::FLUSH_MULTIPLE_MAXIMUM;
+    let mut done = 0;
+    while done < pages {
+        let mut vas = [0u64; CHUNK];
+        let mut frames = [0u64; CHUNK];
+        let mut n = 0;
+        let end = (done + CHUNK as u64).min(pages);
+        for i in done..end {
+            let v = va + i * 4096;
+            if let Some(f) = clear_pte(v) {
+                vas[n] = v;
+                frames[n] = f;
+                n += 1;
             }
         }
+        if n > 0 {
+            crate::ke::mp::ke_flush_multiple_tb(&vas[..n]);
+            frames[..n].iter().for_each(|&f| freed(f));
+        }
+        done = end;
     }
-    if vas.len() > crate::ke::mp::FLUSH_MULTIPLE_MAXIMUM {
-        crate::ke::mp::ke_flush_entire_tb();
-    } else if !vas.is_empty() {
-        crate::ke::mp::ke_flush_multiple_tb(&vas);
-    }
-    frames
 }
 
 /// Unmaps `pages` pages from `va`, then frees their frames (after the flush).
 fn unmap_and_free(va: u64, pages: u64) {
-    for f in unmap_range(va, pages) {
+    unmap_range(va, pages, |f| {
         let _ = pfn::mm_free_page(f);
-    }
+    });
 }
 
 /// The system PTE range (`MiSystemPteInfo`), over the host-tested allocator.
@@ -189,7 +195,7 @@ pub fn mm_map_io_space(pa: u64, size: u64) -> Result<u64, NtStatus> {
             (first >> 12) + i,
             PTE_WRITE | PTE_CACHE_DISABLE | PTE_NX | PTE_GLOBAL,
         ) {
-            unmap_range(va, i);
+            unmap_range(va, i, |_| {});
             release_system_ptes(va, pages);
             return Err(e);
         }
@@ -201,7 +207,7 @@ pub fn mm_map_io_space(pa: u64, size: u64) -> Result<u64, NtStatus> {
 pub fn mm_unmap_io_space(va: u64, size: u64) {
     let first = va & !0xFFF;
     let pages = (va + size - first).div_ceil(4096);
-    unmap_range(first, pages);
+    unmap_range(first, pages, |_| {});
     release_system_ptes(first, pages);
 }
 
@@ -254,6 +260,16 @@ pub fn mm_delete_kernel_stack(top: u64, pages: u64) {
     let va = top - (pages + 1) * 4096;
     unmap_and_free(va + 4096, pages);
     release_system_ptes(va, pages + 1);
+}
+
+/// Whether this processor holds a lock that `mm_allocate_system_pages` or
+/// `mm_free_system_pages` take (the executive pools then must not grow or
+/// shrink: they would wait on themselves). Keep it in step with those paths.
+pub fn system_page_locks_owned() -> bool {
+    let me = crate::ke::current_processor_number() as u64 + 1;
+    [PT_LOCK.raw(), SYSTEM_PTES.raw(), pfn::PFN_DB.raw()]
+        .iter()
+        .any(|l| l.owner() == me)
 }
 
 /// System PTEs reserved now (`!vm`, `!sysptes`).

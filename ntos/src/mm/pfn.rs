@@ -126,14 +126,22 @@ pub fn zero_page_thread(_: usize) {
 
 /// Starts the zero page thread (phase 1).
 pub fn start_zero_page_thread() {
-    let t = crate::ke::thread::create_system_thread("ZeroPage", 0, u64::MAX, zero_page_thread, 0);
-    crate::ke::sched::ready_thread(t);
+    if let Err(s) =
+        crate::ke::sched::start_system_thread("ZeroPage", 0, u64::MAX, zero_page_thread, 0)
+    {
+        crate::ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0x5A,
+            0,
+            0,
+        );
+    }
 }
 
 /// `!pfn <pfn>`.
 pub fn kd_pfn(arg: Option<&str>) {
-    let Some(pfn) = arg.and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
-    else {
+    let Some(pfn) = arg.and_then(|a| nt::kd::parse_number(a).ok()) else {
         crate::dbg_println!("usage: !pfn <page frame number (hex)>");
         return;
     };
@@ -188,7 +196,6 @@ pub fn kd_vm() {
     })
     .unwrap_or(0);
     let avail = c.zeroed + c.free + c.standby;
-    let pool = crate::ex::pool::POOL.bytes_in_use();
     let kb = |p: u64| p * 4;
     crate::dbg_println!("Page File: none");
     crate::dbg_println!();
@@ -217,11 +224,7 @@ pub fn kd_vm() {
         c.zeroed,
         kb(c.zeroed)
     );
-    crate::dbg_println!(
-        "NonPagedPool Usage:       {:>10} (   {:>10} Kb)",
-        pool.div_ceil(4096),
-        pool / 1024
-    );
+    crate::ex::xpool::kd_vm_lines();
     crate::dbg_println!(
         "System PTEs in use:       {:>10} (   {:>10} Kb)",
         super::map::system_ptes_in_use(),

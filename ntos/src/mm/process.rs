@@ -92,6 +92,7 @@ pub fn initialize() -> Result<(), NtStatus> {
 }
 
 fn with_mm<R>(f: impl FnOnce(&mut MmState) -> R) -> Result<R, NtStatus> {
+    let _tag = crate::ex::pool::PoolTag::enter(*b"Mm  ");
     MM.with(|m| m.as_mut().map(f)).ok_or(STATUS_UNSUCCESSFUL)
 }
 
@@ -124,7 +125,7 @@ pub fn mm_create_process_address_space() -> Result<u32, NtStatus> {
 
 /// The process the current thread is attached to (0 = none: system space).
 pub fn current_process() -> u32 {
-    sched::current_thread().attached_process
+    sched::current_thread().attached_process()
 }
 
 /// `KeStackAttachProcess`: the current thread runs in `pid`'s address space
@@ -134,8 +135,7 @@ pub fn ke_stack_attach_process(pid: u32) -> Result<(), NtStatus> {
         .ok_or(STATUS_INVALID_PARAMETER)?;
     let t = sched::current_thread();
     let f = crate::hal::disable_interrupts();
-    t.attached_process = pid;
-    t.cr3 = cr3;
+    t.set_address_space(pid, cr3);
     thread::load_cr3(cr3);
     crate::hal::restore_interrupts(f);
     Ok(())
@@ -145,8 +145,7 @@ pub fn ke_stack_attach_process(pid: u32) -> Result<(), NtStatus> {
 pub fn ke_unstack_detach_process() {
     let t = sched::current_thread();
     let f = crate::hal::disable_interrupts();
-    t.attached_process = 0;
-    t.cr3 = 0;
+    t.set_address_space(0, 0);
     thread::load_cr3(system_cr3());
     crate::hal::restore_interrupts(f);
 }
@@ -607,7 +606,7 @@ pub fn kd_stats() {
 
 fn pid_arg(arg: Option<&str>) -> Option<u32> {
     match arg {
-        Some(a) => u32::from_str_radix(a.trim_start_matches("0x"), 16).ok(),
+        Some(a) => nt::kd::parse_u32(a).ok(),
         None => Some(current_process()).filter(|&p| p != 0),
     }
 }

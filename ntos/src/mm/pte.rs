@@ -133,9 +133,7 @@ pub fn nonpaged_fault_type(va: u64) -> u64 {
 
 /// `!pte <va>`.
 pub fn kd_pte(arg: Option<&str>) {
-    let Some(va) = arg.and_then(|a| {
-        u64::from_str_radix(a.trim_start_matches("0x").replace('`', "").as_str(), 16).ok()
-    }) else {
+    let Some(va) = arg.and_then(|a| nt::kd::parse_number(a).ok()) else {
         crate::dbg_println!("usage: !pte <virtual address>");
         return;
     };
