@@ -921,26 +921,24 @@ pub fn check_pcr(out: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// `!thread` (the kd thread on processor 0): System's thread (Cid 0004.),
-/// running on processor 0, its stack pointer between Limit and Init.
+/// `!thread` (the kd thread on processor 0): running on processor 0, in a
+/// process, with a stack whose Limit is below its Init and that holds the
+/// stack pointer `r` shows for processor 0.
 pub fn check_thread(out: &str) -> std::result::Result<(), String> {
     let t = kd_output(out, "!thread").ok_or("no !thread output")?;
     if !t.contains("RUNNING on processor 0") {
         return Err("!thread does not say RUNNING on processor 0".into());
     }
-    if !t.contains("Cid 0004.") {
-        return Err("the kd thread is not in the System process (Cid 0004)".into());
+    if kd_field(t, "Owning Process").unwrap_or(0) == 0 {
+        return Err("!thread shows no owning process".into());
     }
-    let stack = t
-        .lines()
-        .find(|l| l.contains("Stack Init"))
-        .ok_or("no Stack Init")?;
-    let init = kd_field(stack, "Stack Init").ok_or("no Stack Init")?;
-    let current = kd_field(stack, "Current").ok_or("no stack Current")?;
-    let limit = kd_field(stack, "Limit").ok_or("no stack Limit")?;
-    if !(limit < current && current < init) {
+    let init = kd_field(t, "Stack Init").ok_or("no Stack Init")?;
+    let limit = kd_field(t, "Limit").ok_or("no stack Limit")?;
+    let regs = kd_output(out, "r").ok_or("no r output")?;
+    let rsp = kd_field(regs, "rsp=").ok_or("r shows no rsp")?;
+    if !(limit < rsp && rsp < init) {
         return Err(format!(
-            "stack Current {current:x} is not between Limit {limit:x} and Init {init:x}"
+            "rsp {rsp:x} is not between the stack's Limit {limit:x} and Init {init:x}"
         ));
     }
     Ok(())
@@ -1268,9 +1266,13 @@ KPCR for Processor 0 at fffff800004b0000:\r\n\
 \t        IdleThread: ffff800016212200\r\n\
 \t           RspBase: ffff80001de69000\r\n\
 kd> !thread\r\n\
-THREAD ffff800016209200  Cid 0004.0004  Teb: 0000000000000000 Win32Thread: 0000000000000000 RUNNING on processor 0\r\n\
+THREAD ffff800016209200  Id 0001  RUNNING on processor 0\r\n\
+    Owning Process            fffff800004d25d0\r\n\
     Context Switch Count      4\r\n\
-    Stack Init ffff80001de69000 Current ffff80001de68a58 Base ffff80001de69000 Limit ffff80001de59000\r\n\
+    Stack Init ffff80001de69000\r\n\
+    Limit ffff80001de59000\r\n\
+kd> r\r\n\
+rsp=ffff80001de68a58 rbp=fffff800004bfc48 rip=fffff8000042cdd0\r\n\
 kd> ~1\r\n\
 Switched to processor 1\r\n\
 kd> !prcb\r\n\
@@ -1314,11 +1316,11 @@ kd> shutdown\r\n";
             check_pcr(&KD.replace("Prcb: fffff800004b0180", "Prcb: fffff800004b0100")).is_err()
         );
         // A stack pointer outside the stack.
+        assert!(check_thread(&KD.replace("rsp=ffff80001de68a58", "rsp=ffff80001de70000")).is_err());
         assert!(
-            check_thread(&KD.replace("Current ffff80001de68a58", "Current ffff80001de70000"))
-                .is_err()
+            check_thread(&KD.replace("Limit ffff80001de59000", "Limit ffff80001de69000")).is_err()
         );
-        assert!(check_thread(&KD.replace("Cid 0004.0004", "Cid 0008.0004")).is_err());
+        assert!(check_thread(&KD.replace("fffff800004d25d0", "0000000000000000")).is_err());
         // Processor 1's PRCB must differ from processor 0's.
         assert!(check_prcb1(&KD.replace("fffff800004c0180", "fffff800004b0180")).is_err());
         assert!(check_prcb1(&KD.replace("Processor Index 1", "Processor Index 0")).is_err());
