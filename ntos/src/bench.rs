@@ -234,7 +234,10 @@ fn bench_registry() {
     });
 }
 
-/// `BENCH mm_pool_alloc_free`, `mm_virtual_alloc_free`, `mm_demand_zero_fault`.
+/// `BENCH mm_pool_alloc_free` (`ExAllocatePool2` + `ExFreePoolWithTag` of
+/// 64 bytes: the per-processor lookaside fast path), `ex_heap_box_alloc_free`
+/// (a 48-byte `Box` through the kernel heap, the same path with the scope's
+/// tag), `mm_virtual_alloc_free`, `mm_demand_zero_fault`.
 fn bench_memory() {
     use crate::mm::process::*;
     use ::mm::{MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_READWRITE};
@@ -251,6 +254,23 @@ fn bench_memory() {
             crate::ex::xpool::ex_free_pool_with_tag(p, tag);
         }
         Ok((crate::hal::rdtsc() - t0, N))
+    });
+    bench("ex_heap_box_alloc_free", || {
+        const N: u64 = 20_000;
+        let before = crate::ex::xpool::tag_usage(::mm::pool::PoolType::NonPaged, tag);
+        let t0 = crate::hal::rdtsc();
+        {
+            let _tag = crate::ex::pool::PoolTag::enter(*b"Bnch");
+            for i in 0..N {
+                drop(core::hint::black_box(alloc::boxed::Box::new([i; 6])));
+            }
+        }
+        let span = crate::hal::rdtsc() - t0;
+        let after = crate::ex::xpool::tag_usage(::mm::pool::PoolType::NonPaged, tag);
+        if after.allocs - before.allocs != N || after.bytes != before.bytes {
+            return Err("the boxes were not pool blocks of the scope's tag".into());
+        }
+        Ok((span, N))
     });
     let pid = match mm_create_process_address_space() {
         Ok(pid) => pid,

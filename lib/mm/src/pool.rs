@@ -448,6 +448,10 @@ pub struct PoolShared {
     trackers: [AtomicU64; TRACKER_SEGMENTS],
     /// Slots claimed in each segment (at most three quarters of it).
     claimed: [AtomicU64; TRACKER_SEGMENTS],
+    /// Lookaside links are stored XORed with this value (NT encodes its
+    /// pool links with a per-boot cookie too), so a stray write into a
+    /// parked block rarely decodes to a plausible address.
+    cookie: AtomicU64,
 }
 
 impl PoolShared {
@@ -462,7 +466,13 @@ impl PoolShared {
             bitmap: [const { AtomicU64::new(0) }; MAX_BITMAP_CHUNKS],
             trackers: [const { AtomicU64::new(0) }; TRACKER_SEGMENTS],
             claimed: [const { AtomicU64::new(0) }; TRACKER_SEGMENTS],
+            cookie: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the lookaside link cookie; only before any block was freed.
+    pub fn set_cookie(&self, cookie: u64) {
+        self.cookie.store(cookie, Ordering::Relaxed);
     }
 
     /// This pool's type.
@@ -470,10 +480,12 @@ impl PoolShared {
         self.pool_type
     }
 
+    #[inline]
     fn type_byte(&self) -> u8 {
         self.pool_type as u8 + 1
     }
 
+    #[inline]
     fn page_index(&self, page: u64) -> Option<u64> {
         page.checked_sub(self.base)
             .map(|o| o / PAGE_SIZE)
@@ -481,6 +493,7 @@ impl PoolShared {
     }
 
     /// Whether `page` is carved into small blocks of this pool.
+    #[inline]
     pub fn is_small_page<M: PoolMemory + ?Sized>(&self, mem: &M, page: u64) -> bool {
         let Some(i) = self.page_index(page) else {
             return false;
@@ -494,6 +507,7 @@ impl PoolShared {
     }
 
     /// Whether `h` can be a block header of this pool (so reading it is safe).
+    #[inline]
     fn is_block_address<M: PoolMemory + ?Sized>(&self, mem: &M, h: u64) -> bool {
         h.is_multiple_of(POOL_BLOCK_SIZE)
             && h % PAGE_SIZE <= PAGE_SIZE - 2 * POOL_BLOCK_SIZE
@@ -513,6 +527,7 @@ impl PoolShared {
         mem.write_u64(at, if small { w | m } else { w & !m });
     }
 
+    #[inline]
     fn tracker_slot(tag: u32, entries: u64) -> u64 {
         ((tag as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) & (entries - 1)
     }
@@ -523,6 +538,7 @@ impl PoolShared {
     /// Two processors adding the same new tag while a segment fills up may
     /// each end up with an entry, in consecutive segments; every reader
     /// sums the entries of a tag, so the counts stay right.
+    #[inline(never)]
     fn tracker<M: PoolMemory + ?Sized>(&self, mem: &M, tag: u32) -> Option<u64> {
         for k in 0..TRACKER_SEGMENTS {
             let seg = self.trackers[k].load(Ordering::Acquire);
@@ -560,6 +576,7 @@ impl PoolShared {
         None
     }
 
+    #[inline]
     fn account<M: PoolMemory + ?Sized>(mem: &M, entry: u64, bytes: u64, allocated: bool) {
         if allocated {
             mem.fetch_add_u64(entry + 8, 1);
@@ -630,36 +647,65 @@ impl PoolShared {
         v
     }
 
+    /// The tracker entry of `tag`, from `la`'s one-entry cache when the
+    /// processor allocates or frees the same tag again (entries never move).
+    #[inline(always)]
+    fn cached_tracker<M: PoolMemory + ?Sized>(
+        &self,
+        la: &mut PpLookaside,
+        mem: &M,
+        tag: u32,
+    ) -> Option<u64> {
+        // `cached_tag` starts as a value no (masked) tag has.
+        if la.cached_tag == tag {
+            return Some(la.cached_entry);
+        }
+        let e = self.tracker(mem, tag)?;
+        la.cached_tag = tag;
+        la.cached_entry = e;
+        Some(e)
+    }
+
     /// Pops a block of `units` from `la` (header address), checking the
-    /// next link like a checked S-list pop: it must be 0 or a block parked
-    /// on a lookaside list with the same size (`BAD_POOL_HEADER` 0x3 otherwise).
+    /// next link like a checked S-list pop: it must decode to 0 or a block
+    /// address inside the pool's range (`BAD_POOL_HEADER` 0x3 with the raw
+    /// link otherwise). The block it names is checked when it is popped in
+    /// turn: it must still be parked, with the same size.
+    #[inline(always)]
     fn lookaside_pop<M: PoolMemory + ?Sized>(
         &self,
         la: &mut PpLookaside,
         mem: &M,
         units: u64,
-    ) -> Result<Option<u64>, PoolError> {
+    ) -> Result<u64, PoolError> {
         let n = units as usize;
         let head = la.heads[n];
         if head == 0 {
-            return Ok(None);
+            return Ok(0);
         }
-        let next = mem.read_u64(head + POOL_BLOCK_SIZE);
+        let raw = mem.read_u64(head + POOL_BLOCK_SIZE);
+        let next = raw ^ self.cookie.load(Ordering::Relaxed);
+        // 0, or a 16-byte aligned header with room for a block in its page,
+        // inside the pool's range.
         let next_ok = next == 0
-            || (self.is_block_address(mem, next) && read_header(mem, next).is_parked(units));
-        if !next_ok || la.depth[n] == 0 {
-            return Err(bad_header(0x3, head, next, 0));
+            || (next.wrapping_sub(self.base) < self.pages * PAGE_SIZE
+                && next & 0xF == 0
+                && next % PAGE_SIZE <= PAGE_SIZE - 2 * POOL_BLOCK_SIZE);
+        if !next_ok {
+            return Err(bad_header(0x3, head, raw, 0));
         }
         la.heads[n] = next;
         la.depth[n] -= 1;
-        Ok(Some(head))
+        Ok(head)
     }
 
-    /// The fast path of `ExAllocatePoolWithTag` (`ExAllocatePoolWithTag`
-    /// popping `Prcb->PPNPagedLookasideList`): a block of up to
-    /// [`POOL_SMALL_LISTS`] units from this processor's lookaside list,
-    /// without the pool lock. `Ok(None)`: nothing parked for this size (or a
-    /// new tag that needs a tracker segment): take the locked path.
+    /// The fast path of `ExAllocatePoolWithTag` (popping
+    /// `Prcb->PPNPagedLookasideList`): a block of up to [`POOL_SMALL_LISTS`]
+    /// units from this processor's lookaside list, without the pool lock.
+    /// 0: not served (nothing parked for this size, a tag of 0, or a new
+    /// tag that needs a tracker segment): take the locked path. A corrupted
+    /// list also returns 0, with the bug check in [`PpLookaside::take_error`].
+    #[inline(always)]
     pub fn allocate_from_lookaside<M: PoolMemory + ?Sized>(
         &self,
         la: &mut PpLookaside,
@@ -667,37 +713,31 @@ impl PoolShared {
         bytes: u64,
         tag: u32,
         zero: bool,
-    ) -> Result<Option<u64>, PoolError> {
+    ) -> u64 {
         let tag = tag & TAG_MASK;
-        if tag == 0 {
-            return Err(bad_caller(0x9B, self.pool_type as u64, bytes, 0));
-        }
         let Some(units) = units_for(bytes).filter(|&u| u <= POOL_SMALL_LISTS) else {
-            return Ok(None);
+            return 0;
         };
-        if la.heads[units as usize] == 0 {
-            return Ok(None);
+        if tag == 0 || la.heads[units as usize] == 0 {
+            return 0;
         }
-        let Some(entry) = self.tracker(mem, tag) else {
-            return Ok(None);
+        let Some(entry) = self.cached_tracker(la, mem, tag) else {
+            return 0;
         };
-        let Some(header) = self.lookaside_pop(la, mem, units)? else {
-            return Ok(None);
+        let header = match self.lookaside_pop(la, mem, units) {
+            Ok(h) => h,
+            Err(e) => return la.fail(e),
         };
-        let ty = self.type_byte();
+        // Parked: PoolIndex 1, BlockSize `units`, PoolType 0 (bytes 1..4).
+        let parked = LOOKASIDE_INDEX as u64 | units << 8;
+        let allocated = units << 16 | (self.type_byte() as u64) << 24 | (tag as u64) << 32;
         let mut cur = mem.read_u64(header);
         loop {
-            let h = Header::from_raw(cur);
-            if !h.is_parked(units) {
-                return Err(bad_header(0x3, header, cur, 0));
+            if (cur >> 8) & 0xFF_FFFF != parked {
+                return la.fail(bad_header(0x3, header, cur, 0));
             }
-            let new = Header {
-                pool_index: 0,
-                pool_type: ty,
-                tag,
-                ..h
-            };
-            match mem.compare_exchange_u64(header, cur, new.raw()) {
+            // Only `PreviousSize` (byte 0) may change meanwhile.
+            match mem.compare_exchange_u64(header, cur, cur & 0xFF | allocated) {
                 Ok(_) => break,
                 Err(v) => cur = v,
             }
@@ -706,45 +746,55 @@ impl PoolShared {
         if zero {
             mem.fill(header + POOL_BLOCK_SIZE, (units - 1) * POOL_BLOCK_SIZE, 0);
         }
-        Ok(Some(header + POOL_BLOCK_SIZE))
+        header + POOL_BLOCK_SIZE
     }
 
-    /// Whether a block's neighbours agree with its header, read without the
-    /// pool lock (a mismatch may be a concurrent change; the locked path
-    /// decides).
-    fn neighbours_agree<M: PoolMemory + ?Sized>(&self, mem: &M, header: u64, h: Header) -> bool {
-        let page = header & !(PAGE_SIZE - 1);
+    /// Whether the next block's `PreviousSize` agrees with this block's
+    /// `BlockSize`, read without the pool lock (NT's check on free, which
+    /// catches an overrun into the next header; a mismatch may also be a
+    /// concurrent change, so the locked path decides).
+    #[inline]
+    fn next_agrees<M: PoolMemory + ?Sized>(mem: &M, header: u64, h: Header) -> bool {
+        let end = (header & !(PAGE_SIZE - 1)) + PAGE_SIZE;
         let next = header + h.block_size as u64 * POOL_BLOCK_SIZE;
-        if next > page + PAGE_SIZE
-            || (next < page + PAGE_SIZE && read_header(mem, next).previous_size != h.block_size)
-        {
-            return false;
-        }
-        let prev = h.previous_size as u64 * POOL_BLOCK_SIZE;
-        if header == page {
-            return prev == 0;
-        }
-        prev != 0
-            && prev <= header - page
-            && read_header(mem, header - prev).block_size == h.previous_size
+        next == end || (next < end && read_header(mem, next).previous_size == h.block_size)
     }
 
     /// The fast path of `ExFreePoolWithTag`: parks a small block on this
-    /// processor's lookaside list without the pool lock. `Ok(false)`: the
+    /// processor's lookaside list without the pool lock. `false`: the
     /// block is not a healthy small block of this pool with room on its
-    /// list, or has the wrong tag; the locked path ([`PoolDescriptor::free`])
-    /// must take it (and raises the bug check if it is bad).
+    /// list, has the wrong tag, or its next neighbour's `PreviousSize`
+    /// disagrees; the locked path ([`PoolDescriptor::free`]) must take it
+    /// (it makes every check of the module documentation and raises the
+    /// bug check if the block is bad). The previous neighbour is checked
+    /// when the block reaches the locked path.
+    #[inline]
     pub fn free_to_lookaside<M: PoolMemory + ?Sized>(
         &self,
         la: &mut PpLookaside,
         mem: &M,
         va: u64,
         tag: u32,
-    ) -> Result<bool, PoolError> {
-        let tag = tag & TAG_MASK;
+    ) -> bool {
         let page = va & !(PAGE_SIZE - 1);
-        if va == page || !va.is_multiple_of(POOL_BLOCK_SIZE) || !self.is_small_page(mem, page) {
-            return Ok(false);
+        va != page
+            && self.is_small_page(mem, page)
+            && self.free_small_to_lookaside(la, mem, va, tag)
+    }
+
+    /// [`PoolShared::free_to_lookaside`] for an address the caller found in
+    /// a small-block page of this pool ([`PoolShared::is_small_page`]).
+    #[inline(always)]
+    pub fn free_small_to_lookaside<M: PoolMemory + ?Sized>(
+        &self,
+        la: &mut PpLookaside,
+        mem: &M,
+        va: u64,
+        tag: u32,
+    ) -> bool {
+        let tag = tag & TAG_MASK;
+        if va.is_multiple_of(PAGE_SIZE) || !va.is_multiple_of(POOL_BLOCK_SIZE) {
+            return false;
         }
         let header = va - POOL_BLOCK_SIZE;
         let h = read_header(mem, header);
@@ -754,35 +804,33 @@ impl PoolShared {
             || units > POOL_SMALL_LISTS
             || la.depth[units as usize] >= LOOKASIDE_DEPTH
             || (tag != 0 && h.tag != tag)
-            || !self.neighbours_agree(mem, header, h)
+            || !Self::next_agrees(mem, header, h)
         {
-            return Ok(false);
+            return false;
         }
-        let Some(entry) = self.tracker(mem, h.tag) else {
-            return Ok(false);
+        let Some(entry) = self.cached_tracker(la, mem, h.tag) else {
+            return false;
         };
+        // Allocated -> parked: PoolIndex 0 -> 1, PoolType -> 0. Only
+        // `PreviousSize` (byte 0) may change meanwhile; anything else means
+        // another free won the race, and the locked path tells which.
         let mut cur = h.raw();
         loop {
-            let c = Header::from_raw(cur);
-            if c.pool_type != h.pool_type || c.block_size != h.block_size || c.tag != h.tag {
-                // Freed or changed meanwhile: the locked path tells which.
-                return Ok(false);
-            }
-            let parked = Header {
-                pool_type: 0,
-                pool_index: LOOKASIDE_INDEX,
-                ..c
-            };
-            match mem.compare_exchange_u64(header, cur, parked.raw()) {
+            let parked = (cur & !0xFF00_FF00) | (LOOKASIDE_INDEX as u64) << 8;
+            match mem.compare_exchange_u64(header, cur, parked) {
                 Ok(_) => break,
-                Err(v) => cur = v,
+                Err(v) if v & !0xFF == h.raw() & !0xFF => cur = v,
+                Err(_) => return false,
             }
         }
-        mem.write_u64(header + POOL_BLOCK_SIZE, la.heads[units as usize]);
+        mem.write_u64(
+            header + POOL_BLOCK_SIZE,
+            la.heads[units as usize] ^ self.cookie.load(Ordering::Relaxed),
+        );
         la.heads[units as usize] = header;
         la.depth[units as usize] += 1;
         Self::account(mem, entry, units * POOL_BLOCK_SIZE, false);
-        Ok(true)
+        true
     }
 }
 
@@ -794,6 +842,11 @@ impl PoolShared {
 pub struct PpLookaside {
     heads: [u64; POOL_SMALL_LISTS as usize + 1],
     depth: [u16; POOL_SMALL_LISTS as usize + 1],
+    /// The tracker entry last used here, and its tag.
+    cached_tag: u32,
+    cached_entry: u64,
+    /// Corruption the fast path found (a bug check to raise).
+    error: Option<PoolError>,
 }
 
 impl Default for PpLookaside {
@@ -807,7 +860,21 @@ impl PpLookaside {
         PpLookaside {
             heads: [0; POOL_SMALL_LISTS as usize + 1],
             depth: [0; POOL_SMALL_LISTS as usize + 1],
+            cached_tag: u32::MAX,
+            cached_entry: 0,
+            error: None,
         }
+    }
+
+    #[cold]
+    fn fail(&mut self, e: PoolError) -> u64 {
+        self.error = Some(e);
+        0
+    }
+
+    /// The bug check the fast path found, if any (the caller raises it).
+    pub fn take_error(&mut self) -> Option<PoolError> {
+        self.error.take()
     }
 
     /// Blocks parked on these lists.
@@ -1532,7 +1599,11 @@ impl PoolDescriptor {
         la: &mut PpLookaside,
     ) -> Result<(), PoolError> {
         for n in 1..=POOL_SMALL_LISTS {
-            while let Some(header) = shared.lookaside_pop(la, mem, n)? {
+            loop {
+                let header = shared.lookaside_pop(la, mem, n)?;
+                if header == 0 {
+                    break;
+                }
                 let h = read_header(mem, header);
                 if !h.is_parked(n) {
                     return Err(bad_header(0x3, header, h.raw(), 0));
@@ -1596,11 +1667,14 @@ impl Pool {
         tag: u32,
         zero: bool,
     ) -> Result<u64, PoolError> {
-        if let Some(va) =
-            self.shared
-                .allocate_from_lookaside(&mut self.lookaside, &*mem, bytes, tag, zero)?
-        {
+        let va = self
+            .shared
+            .allocate_from_lookaside(&mut self.lookaside, &*mem, bytes, tag, zero);
+        if va != 0 {
             return Ok(va);
+        }
+        if let Some(e) = self.lookaside.take_error() {
+            return Err(e);
         }
         loop {
             match self
@@ -1626,7 +1700,7 @@ impl Pool {
     ) -> Result<(), PoolError> {
         if !self
             .shared
-            .free_to_lookaside(&mut self.lookaside, &*mem, va, tag)?
+            .free_to_lookaside(&mut self.lookaside, &*mem, va, tag)
         {
             self.descriptor.free(&self.shared, &*mem, va, tag)?;
         }

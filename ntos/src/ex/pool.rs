@@ -303,29 +303,26 @@ impl Drop for PoolTag {
     }
 }
 
-/// The scope in effect here: the processor's at DISPATCH_LEVEL and above
-/// if one is set, else the thread's. (Below DISPATCH_LEVEL this
-/// processor's slot is always clear: scopes that set it end before the
-/// IRQL drops.)
-#[inline]
-fn current_scope() -> u64 {
-    if ke::irql() >= DISPATCH_LEVEL || !ke::gs_ready() {
-        let s = PROCESSOR_SCOPE[ke::current_processor_number() as usize].load(Ordering::Relaxed);
-        if s != 0 {
-            return s;
-        }
+/// The pool and tag of the scope in effect here: the processor's at
+/// DISPATCH_LEVEL and above if one is set, else the thread's; `None` and
+/// the nonpaged pool when unscoped, and the nonpaged pool for a paged scope
+/// at DISPATCH_LEVEL and above. (Below DISPATCH_LEVEL this processor's slot
+/// is always clear: scopes that set it end before the IRQL drops.)
+#[inline(always)]
+fn current_scope() -> (PoolType, u32) {
+    let raised = ke::irql() >= DISPATCH_LEVEL;
+    let mut scope = 0;
+    if raised {
+        scope = PROCESSOR_SCOPE[crate::ex::xpool::processor_index()].load(Ordering::Relaxed);
     }
-    ke::thread::current_pool_tag().unwrap_or(0)
-}
-
-/// Pool type and tag of a scope (`None` when unscoped).
-#[inline]
-fn pool_and_tag(scope: u64) -> (PoolType, u32) {
+    if scope == 0 {
+        scope = ke::thread::current_pool_tag().unwrap_or(0);
+    }
     let tag = match scope as u32 {
         0 => TAG_NONE,
         t => t,
     };
-    if scope & PAGED_SCOPE != 0 && ke::irql() < DISPATCH_LEVEL {
+    if scope & PAGED_SCOPE != 0 && !raised {
         (PoolType::Paged, tag)
     } else {
         (PoolType::NonPaged, tag)
@@ -366,9 +363,24 @@ fn raise(e: PoolError) -> ! {
 
 /// A block from the executive pools for `layout` in `scope`, or `None` when
 /// they refuse it.
-#[inline]
-fn pool_alloc(layout: Layout, zero: bool, scope: u64) -> Option<*mut u8> {
-    let (pool_type, tag) = pool_and_tag(scope);
+#[inline(always)]
+fn pool_alloc(layout: Layout, zero: bool, scope: (PoolType, u32)) -> Option<*mut u8> {
+    if layout.align() <= 16 {
+        let va =
+            crate::ex::xpool::allocate_from_lookaside(scope.0, layout.size() as u64, scope.1, zero);
+        if va != 0 {
+            return Some(va as *mut u8);
+        }
+    }
+    pool_alloc_slow(layout, zero, scope)
+}
+
+#[inline(never)]
+fn pool_alloc_slow(
+    layout: Layout,
+    zero: bool,
+    (pool_type, tag): (PoolType, u32),
+) -> Option<*mut u8> {
     let over = over_aligned(&layout);
     let size = layout.size() as u64;
     let bytes = if over {
@@ -398,7 +410,7 @@ fn pool_free(ptr: *mut u8, layout: Layout) {
     } else {
         ptr as u64
     };
-    if let Err(e) = crate::ex::xpool::free(va, 0) {
+    if let Err(e) = crate::ex::xpool::free_heap_block(va) {
         raise(e);
     }
 }
@@ -490,7 +502,7 @@ pub fn early_fallbacks() -> u64 {
 /// must-succeed reserve: STATUS_INSUFFICIENT_RESOURCES when the pool
 /// refuses (at its maximum, out of memory, or unable to grow here).
 /// Non-zero sizes only.
-fn try_alloc_in(layout: Layout, scope: u64) -> Result<NonNull<u8>, NtStatus> {
+fn try_alloc_in(layout: Layout, scope: (PoolType, u32)) -> Result<NonNull<u8>, NtStatus> {
     let p = if EXECUTIVE.load(Ordering::Relaxed) {
         pool_alloc(layout, false, scope).unwrap_or(core::ptr::null_mut())
     } else {
@@ -508,10 +520,10 @@ pub fn try_box<T>(v: T) -> Result<Box<T>, NtStatus> {
 /// [`try_box`] from the nonpaged pool tagged `tag` (as `ExAllocatePoolWithTag`
 /// names its tag), whatever the scope.
 pub fn try_box_tagged<T>(v: T, tag: [u8; 4]) -> Result<Box<T>, NtStatus> {
-    try_box_in(v, u32::from_le_bytes(tag) as u64)
+    try_box_in(v, (PoolType::NonPaged, u32::from_le_bytes(tag)))
 }
 
-fn try_box_in<T>(v: T, scope: u64) -> Result<Box<T>, NtStatus> {
+fn try_box_in<T>(v: T, scope: (PoolType, u32)) -> Result<Box<T>, NtStatus> {
     let layout = Layout::new::<T>();
     if layout.size() == 0 {
         return Ok(Box::new(v));

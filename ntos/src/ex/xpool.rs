@@ -57,13 +57,18 @@ impl PoolMemory for SystemPages {
     }
     #[inline]
     fn fill(&self, va: u64, len: u64, byte: u8) {
-        if len <= 512 && byte == 0 && va.is_multiple_of(8) && len.is_multiple_of(8) {
-            // Block bodies: plain stores (a `rep stosb` costs an
-            // instruction per byte under QEMU's instruction count).
-            for i in (0..len).step_by(8) {
-                // SAFETY: the pool fills only block memory it owns.
-                unsafe { ((va + i) as *mut u64).write_volatile(0) };
-            }
+        if byte == 0 && va.is_multiple_of(8) && len.is_multiple_of(8) {
+            // SAFETY: the pool fills only memory it owns (block bodies,
+            // fresh table pages), 8-byte aligned here.
+            unsafe {
+                core::arch::asm!(
+                    "rep stosq",
+                    inout("rdi") va => _,
+                    inout("rcx") len / 8 => _,
+                    in("rax") 0u64,
+                    options(nostack, preserves_flags)
+                )
+            };
         } else {
             // SAFETY: as above.
             unsafe { core::ptr::write_bytes(va as *mut u8, byte, len as usize) };
@@ -156,16 +161,40 @@ static LOOKASIDES: [Lookasides; MAX_PROCESSORS] =
     [const { Lookasides(UnsafeCell::new([PpLookaside::new(), PpLookaside::new()])) };
         MAX_PROCESSORS];
 
+/// This processor's number, for indexing per-processor pool data.
+#[inline(always)]
+pub(crate) fn processor_index() -> usize {
+    let n: u32;
+    // SAFETY: GS:[0x1A4] is `Prcb.Number`: the executive pools exist only
+    // after the boot processor set up its PCR, and other processors set up
+    // theirs before they allocate.
+    unsafe { core::arch::asm!("mov {:e}, gs:[0x1A4]", out(reg) n, options(nostack, readonly)) };
+    n as usize % MAX_PROCESSORS
+}
+
 /// Runs `f` on this processor's lookaside list of `pool_type`.
-#[inline]
+#[inline(always)]
 fn with_lookaside<R>(pool_type: PoolType, f: impl FnOnce(&mut PpLookaside) -> R) -> R {
     let flags = hal::disable_interrupts();
-    let n = ke::current_processor_number() as usize;
-    // SAFETY: interrupts are off, so this code cannot be interrupted or
-    // moved to another processor; only this processor uses entry `n`.
-    let r = f(unsafe { &mut (*LOOKASIDES[n].0.get())[pool_type as usize] });
+    // SAFETY: interrupts are off until `restore_interrupts`, and the
+    // reference is not used after it.
+    let r = f(unsafe { lookaside_mut(pool_type) });
     hal::restore_interrupts(flags);
     r
+}
+
+/// This processor's lookaside list of `pool_type` (the fast paths use it
+/// directly so that it compiles to a few instructions).
+///
+/// # Safety
+/// Interrupts must be disabled from before the call until the reference is
+/// last used: then this code cannot be interrupted or moved to another
+/// processor, and only this processor uses entry `n`.
+#[inline(always)]
+unsafe fn lookaside_mut(pool_type: PoolType) -> &'static mut PpLookaside {
+    let n = processor_index();
+    // SAFETY: per the contract above.
+    unsafe { &mut (*LOOKASIDES[n].0.get())[pool_type as usize] }
 }
 
 /// Set while this processor is inside the memory manager for a pool (at
@@ -266,16 +295,37 @@ fn release_surplus(pool: &ExPool) {
 /// grow where it cannot (see [`may_call_memory_manager`]).
 #[inline]
 pub fn allocate(pool_type: PoolType, bytes: u64, tag: u32, zero: bool) -> Result<u64, PoolError> {
-    let pool = &POOLS[pool_type as usize];
-    if bytes <= LOOKASIDE_BYTES {
-        if let Some(va) = with_lookaside(pool_type, |la| {
-            pool.shared
-                .allocate_from_lookaside(la, &SystemPages, bytes, tag, zero)
-        })? {
-            return Ok(va);
-        }
+    let va = allocate_from_lookaside(pool_type, bytes, tag, zero);
+    if va != 0 {
+        return Ok(va);
     }
-    pool.allocate_locked(bytes, tag, zero)
+    allocate_slow(pool_type, bytes, tag, zero)
+}
+
+/// The fast path of an allocation: a block from this processor's
+/// lookaside list, or 0 if the locked path must serve it.
+#[inline(always)]
+pub fn allocate_from_lookaside(pool_type: PoolType, bytes: u64, tag: u32, zero: bool) -> u64 {
+    if bytes > LOOKASIDE_BYTES {
+        return 0;
+    }
+    let pool = &POOLS[pool_type as usize];
+    let flags = hal::disable_interrupts();
+    // SAFETY: interrupts are off until after the last use.
+    let la = unsafe { lookaside_mut(pool_type) };
+    let va = pool
+        .shared
+        .allocate_from_lookaside(la, &SystemPages, bytes, tag, zero);
+    hal::restore_interrupts(flags);
+    va
+}
+
+#[inline(never)]
+fn allocate_slow(pool_type: PoolType, bytes: u64, tag: u32, zero: bool) -> Result<u64, PoolError> {
+    if let Some(e) = with_lookaside(pool_type, |la| la.take_error()) {
+        return Err(e);
+    }
+    POOLS[pool_type as usize].allocate_locked(bytes, tag, zero)
 }
 
 /// The pool whose small-block page holds `va`, if any.
@@ -296,33 +346,92 @@ fn small_block_pool(va: u64) -> Option<&'static ExPool> {
 /// `BAD_POOL_CALLER` 0x42 when neither owns it.
 #[inline]
 pub fn free(va: u64, tag: u32) -> Result<(), PoolError> {
-    if let Some(pool) = small_block_pool(va) {
-        let pool_type = pool.shared.pool_type();
-        if with_lookaside(pool_type, |la| {
-            pool.shared.free_to_lookaside(la, &SystemPages, va, tag)
-        })? {
-            return Ok(());
-        }
-        pool.descriptor
-            .with(|d| d.free(&pool.shared, &SystemPages, va, tag))?;
-        release_surplus(pool);
+    if free_to_lookaside(va, tag) {
         return Ok(());
     }
+    free_slow(va, tag)
+}
+
+/// Frees a block the kernel heap allocated. Rust hands back only blocks it
+/// was given, so a small block's header (in the block's own page) names
+/// its pool without the small-page bitmap; anything unexpected takes the
+/// checked path.
+#[inline]
+pub fn free_heap_block(va: u64) -> Result<(), PoolError> {
+    if va & 0xFFF != 0 {
+        // SAFETY: a live small block: its header is the 16 bytes below it,
+        // in the same page.
+        let ty = unsafe { ((va - 16 + 3) as *const u8).read_volatile() };
+        let pool_type = match ty {
+            1 => PoolType::NonPaged,
+            2 => PoolType::Paged,
+            _ => return free_slow(va, 0),
+        };
+        if park(&POOLS[pool_type as usize], va, 0) {
+            return Ok(());
+        }
+    }
+    free_slow(va, 0)
+}
+
+/// Parks a small block of `pool` on this processor's lookaside list.
+#[inline(always)]
+fn park(pool: &ExPool, va: u64, tag: u32) -> bool {
+    let flags = hal::disable_interrupts();
+    // SAFETY: interrupts are off until after the last use.
+    let la = unsafe { lookaside_mut(pool.shared.pool_type()) };
+    let done = pool
+        .shared
+        .free_small_to_lookaside(la, &SystemPages, va, tag);
+    hal::restore_interrupts(flags);
+    done
+}
+
+/// The fast path of a free: a small block parked on this processor's
+/// lookaside list; false if the locked path must take it.
+#[inline(always)]
+fn free_to_lookaside(va: u64, tag: u32) -> bool {
+    let Some(pool) = small_block_pool(va) else {
+        return false;
+    };
+    park(pool, va, tag)
+}
+
+#[inline(never)]
+fn free_slow(va: u64, tag: u32) -> Result<(), PoolError> {
+    match small_block_pool(va) {
+        Some(pool) => free_small_slow(pool, va, tag),
+        None => free_other(va, tag),
+    }
+}
+
+#[inline(never)]
+fn free_small_slow(pool: &ExPool, va: u64, tag: u32) -> Result<(), PoolError> {
+    pool.descriptor
+        .with(|d| d.free(&pool.shared, &SystemPages, va, tag))?;
+    release_surplus(pool);
+    Ok(())
+}
+
+#[inline(never)]
+fn free_other(va: u64, tag: u32) -> Result<(), PoolError> {
     let not_ours = |r: &Result<(), PoolError>| matches!(r, Err(PoolError::BugCheck(b)) if b.code == nt::bugcheck::BAD_POOL_CALLER && b.parameters[0] == 0x42);
-    for (i, pool) in POOLS.iter().enumerate() {
-        let r = pool
+    let mut r = Ok(());
+    for pool in &POOLS {
+        r = pool
             .descriptor
             .with(|d| d.free(&pool.shared, &SystemPages, va, tag));
         if r.is_ok() {
             release_surplus(pool);
         }
-        if i + 1 == POOLS.len() || !not_ours(&r) {
-            return r;
+        if !not_ours(&r) {
+            break;
         }
     }
-    unreachable!()
+    r
 }
 
+#[cold]
 fn raise(e: PoolError) {
     if let PoolError::BugCheck(b) = e {
         ke::bugcheck::ke_bug_check_ex(
@@ -344,6 +453,21 @@ fn raise(e: PoolError) {
 /// so that ends as an unhandled kernel-mode exception
 /// (`KMODE_EXCEPTION_NOT_HANDLED`, 0xC000009A).
 pub fn ex_allocate_pool2(flags: u64, bytes: u64, tag: u32) -> u64 {
+    // The common case first: a small nonpaged block from the lookaside list.
+    if flags == ::mm::pool::POOL_FLAG_NON_PAGED
+        && ke::irql() <= DISPATCH_LEVEL
+        && bytes <= LOOKASIDE_BYTES
+    {
+        let va = allocate_from_lookaside(PoolType::NonPaged, bytes, tag, true);
+        if va != 0 {
+            return va;
+        }
+    }
+    ex_allocate_pool2_slow(flags, bytes, tag)
+}
+
+#[inline(never)]
+fn ex_allocate_pool2_slow(flags: u64, bytes: u64, tag: u32) -> u64 {
     let req = match ::mm::pool::pool2_request(flags) {
         Ok(r) => r,
         Err(_) => return 0,
@@ -385,12 +509,24 @@ pub fn ex_allocate_pool2(flags: u64, bytes: u64, tag: u32) -> u64 {
 pub fn ex_free_pool_with_tag(va: u64, tag: u32) {
     let irql = ke::irql();
     if irql > DISPATCH_LEVEL {
-        let ty = small_block_pool(va).map_or(0, |p| p.shared.pool_type() as u64);
-        ke::bugcheck::ke_bug_check_ex(nt::bugcheck::BAD_POOL_CALLER, 0x09, irql as u64, ty, va);
+        free_at_bad_irql(va, irql);
     }
-    if let Err(e) = free(va, tag) {
+    if !free_to_lookaside(va, tag) {
+        ex_free_pool_slow(va, tag);
+    }
+}
+
+#[inline(never)]
+fn ex_free_pool_slow(va: u64, tag: u32) {
+    if let Err(e) = free_slow(va, tag) {
         raise(e);
     }
+}
+
+#[cold]
+fn free_at_bad_irql(va: u64, irql: u8) -> ! {
+    let ty = small_block_pool(va).map_or(0, |p| p.shared.pool_type() as u64);
+    ke::bugcheck::ke_bug_check_ex(nt::bugcheck::BAD_POOL_CALLER, 0x09, irql as u64, ty, va)
 }
 
 /// `ExAllocatePool2`, exported for drivers.
@@ -409,7 +545,10 @@ pub extern "C" fn ExFreePoolWithTag(p: *mut u8, tag: u32) {
 /// three quarters of it each (`MmMaximumNonPagedPoolInBytes` on x64 is
 /// 75% of RAM; the paged pool, resident in ntrs, gets the same bound).
 pub fn ex_initialize_pool_sizes(ram_pages: u64) {
+    // The lookaside link cookie, different on every boot.
+    let cookie = hal::rdtsc().wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 << 63;
     for p in &POOLS {
+        p.shared.set_cookie(cookie);
         p.descriptor
             .with(|d| d.set_maximum_pages(ram_pages / 4 * 3));
     }

@@ -169,7 +169,8 @@ fn with_system_ptes<R>(f: impl FnOnce(&mut ::mm::syspte::SystemPtes) -> R) -> R 
 
 /// `MiReserveSystemPtes`: `pages` consecutive free system PTEs; returns the VA.
 pub fn reserve_system_ptes(pages: u64) -> Option<u64> {
-    if pages == 0 || pages > 4096 {
+    // Big pool allocations (the kernel heap's large vectors) need long runs.
+    if pages == 0 || pages > SYSTEM_PTE_PAGES / 4 {
         return None;
     }
     with_system_ptes(|p| p.reserve(pages, 1))

@@ -115,10 +115,10 @@ impl PoolMemory for Arena {
 
 impl PageSupply for Arena {
     fn allocate_pages(&mut self, pages: u64) -> Option<u64> {
-        (&*self).allocate_run(pages)
+        self.allocate_run(pages)
     }
     fn free_pages(&mut self, va: u64, pages: u64) {
-        (&*self).free_run(va, pages)
+        self.free_run(va, pages)
     }
 }
 
@@ -251,7 +251,7 @@ fn verify(pool: &Pool, mem: &Arena, lookasides: &[&PpLookaside]) -> Result<(), S
                     return Err(format!("lookaside {n}: entry {cur:#x} has another size"));
                 }
                 depth += 1;
-                cur = mem.read_u64(cur + POOL_BLOCK_SIZE);
+                cur = mem.read_u64(cur + POOL_BLOCK_SIZE) ^ sh.cookie.load(Ordering::Relaxed);
             }
             if depth != la.depth[n] {
                 return Err(format!(
@@ -565,6 +565,50 @@ fn write_after_free_is_caught() {
 }
 
 #[test]
+fn lookaside_links_are_encoded_and_checked() {
+    let mut mem = Arena::new(BASE, 8);
+    let mut pool = pool_over(PoolType::NonPaged, &mem);
+    pool.shared.set_cookie(0x5A5A_0000_1234_0000);
+    let x = pool.allocate(&mut mem, 40, TAG, false).unwrap();
+    let y = pool.allocate(&mut mem, 40, TAG, false).unwrap();
+    let live = pool.allocate(&mut mem, 40, TAG, false).unwrap();
+    pool.free(&mut mem, x, TAG).unwrap();
+    pool.free(&mut mem, y, TAG).unwrap();
+    // y's link names x, encoded.
+    assert_eq!(mem.read_u64(y), (x - 16) ^ 0x5A5A_0000_1234_0000);
+    check(&pool, &mem);
+    // A stray write that makes y's link name a live block: the pop of y
+    // succeeds (the link decodes to a pool address), the next pop finds a
+    // block that is not parked.
+    mem.write_u64(y, (live - 16) ^ 0x5A5A_0000_1234_0000);
+    // The live block's first word, as a link, must decode to a pool address.
+    mem.write_u64(live, 0x5A5A_0000_1234_0000);
+    assert_eq!(pool.allocate(&mut mem, 40, TAG, false), Ok(y));
+    let hdr = mem.read_u64(live - 16);
+    assert_eq!(
+        pool.allocate(&mut mem, 40, TAG, false),
+        Err(PoolError::BugCheck(BugCheck {
+            code: BAD_POOL_HEADER,
+            parameters: [0x3, live - 16, hdr, 0]
+        }))
+    );
+    // A link that decodes outside the pool is caught at once.
+    let mut mem = Arena::new(BASE, 8);
+    let mut pool = pool_over(PoolType::NonPaged, &mem);
+    pool.shared.set_cookie(0x5A5A_0000_1234_0000);
+    let a = pool.allocate(&mut mem, 40, TAG, false).unwrap();
+    pool.free(&mut mem, a, TAG).unwrap();
+    mem.write_u64(a, 0);
+    assert_eq!(
+        pool.allocate(&mut mem, 40, TAG, false),
+        Err(PoolError::BugCheck(BugCheck {
+            code: BAD_POOL_HEADER,
+            parameters: [0x3, a - 16, 0, 0]
+        }))
+    );
+}
+
+#[test]
 fn ex_allocate_pool2_flags() {
     let mut npm = Arena::new(BASE, 8);
     let mut ppm = Arena::new(BASE + 0x100000, 3);
@@ -840,10 +884,8 @@ fn processors_share_the_pool_without_its_lock_on_the_fast_path() {
                             let tag = TAG + (r >> 16) as u32 % 4;
                             let va = match shared
                                 .allocate_from_lookaside(&mut la, mem, size, tag, false)
-                                .unwrap()
                             {
-                                Some(va) => va,
-                                None => loop {
+                                0 => loop {
                                     let r = desc
                                         .lock()
                                         .unwrap()
@@ -856,6 +898,7 @@ fn processors_share_the_pool_without_its_lock_on_the_fast_path() {
                                         r => break r.unwrap(),
                                     }
                                 },
+                                va => va,
                             };
                             let fill = (i as u8) ^ cpu;
                             mem.fill(va, size, fill);
@@ -874,13 +917,13 @@ fn processors_share_the_pool_without_its_lock_on_the_fast_path() {
                             for o in 0..size {
                                 assert_eq!(mem.byte(va + o), fill, "block contents clobbered");
                             }
-                            if !shared.free_to_lookaside(&mut la, mem, va, 0).unwrap() {
+                            if !shared.free_to_lookaside(&mut la, mem, va, 0) {
                                 desc.lock().unwrap().free(shared, mem, va, 0).unwrap();
                             }
                         }
                     }
                     for (va, _, _) in mine {
-                        if !shared.free_to_lookaside(&mut la, mem, va, 0).unwrap() {
+                        if !shared.free_to_lookaside(&mut la, mem, va, 0) {
                             desc.lock().unwrap().free(shared, mem, va, 0).unwrap();
                         }
                     }
