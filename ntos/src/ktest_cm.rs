@@ -407,6 +407,7 @@ pub const TESTS: &[Test] = &[
         t_failed_hive_write_fails_the_service,
     ),
     ("cm.software_hive_flush", t_software_hive_flush),
+    ("cm.lazy_flush_writes_the_files", t_lazy_flush),
     ("cm.hardware_description", t_hardware_key),
     ("cm.system_hive_flush_and_recovery", t_system_hive_flush),
     ("cm.key_security", t_key_security),
@@ -563,4 +564,34 @@ fn t_software_hive_flush() -> TestResult {
         .map_err(|_| "the key did not reach the SOFTWARE file")?;
     let v = hive.query_value(k, "v").map_err(|_| "value not flushed")?;
     check(v.data == 0xBEEFu32.to_le_bytes(), "flushed value differs")
+}
+
+/// `CmpLazyFlush`: a change reaches the hive's primary file within seconds
+/// without `NtFlushKey` (the worker runs 5 s after the first unflushed change).
+fn t_lazy_flush() -> TestResult {
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsLazyFlush",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create")?;
+    check(
+        nt_set_value_key(h, "v", REG_DWORD, &0x1A2Bu32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set value",
+    )?;
+    nt_close(h);
+    let flushed = || {
+        hive_file_images("\\REGISTRY\\MACHINE\\SOFTWARE")
+            .and_then(|f| regf::log::load_with_logs(&f[0], &[], &[]).ok())
+            .and_then(|(hive, _)| {
+                let k = hive.open_key("NtrsLazyFlush").ok()?;
+                hive.query_value(k, "v").ok()
+            })
+            .is_some_and(|v| v.data == 0x1A2Bu32.to_le_bytes())
+    };
+    check(
+        wait_until(8000, flushed),
+        "the change did not reach the SOFTWARE file within 8 s",
+    )
 }
