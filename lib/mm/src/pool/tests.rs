@@ -115,10 +115,10 @@ impl PoolMemory for Arena {
 
 impl PageSupply for Arena {
     fn allocate_pages(&mut self, pages: u64) -> Option<u64> {
-        (&*self).allocate_run(pages)
+        self.allocate_run(pages)
     }
     fn free_pages(&mut self, va: u64, pages: u64) {
-        (&*self).free_run(va, pages)
+        self.free_run(va, pages)
     }
 }
 
