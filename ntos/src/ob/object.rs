@@ -34,7 +34,7 @@ pub enum ObjectBody {
     /// A dispatcher object of the kernel (event, mutant, semaphore):
     /// its index in the dispatcher database.
     Dispatcher(u32),
-    /// A registry key object (`CM_KEY_BODY`): the key it refers to.
+    /// A registry key object (`CM_KEY_BODY`): the index of its key control block.
     Key(usize),
     /// A timer object (`ETIMER`): the kernel timer it wraps.
     Timer(&'static crate::ke::timer::KTimer),
@@ -343,6 +343,7 @@ pub fn ob_set_object_security(id: ObjectId, sd: &SecurityDescriptor) -> Result<(
 pub fn delete_procedure(ext: ObjectExt) {
     match ext.body {
         ObjectBody::Dispatcher(index) => crate::ke::wait::delete_object(index),
+        ObjectBody::Key(kcb) => crate::cm::cm_delete_key_object(kcb),
         ObjectBody::Timer(t) => {
             crate::ke::timer::ke_cancel_timer(t);
             t.destroy();
