@@ -299,11 +299,11 @@ const TESTS: &[Test] = &[
 /// never reported from one that was never listed.
 const ALL: &[&[Test]] = &[
     TESTS,
-    crate::ktest_ke::TESTS,
-    crate::ktest_ob::TESTS,
-    crate::ktest_mm::TESTS,
-    crate::ktest_ex::TESTS,
-    crate::ktest_cm::TESTS,
+    crate::ke::tests::TESTS,
+    crate::ob::tests::TESTS,
+    crate::mm::tests::TESTS,
+    crate::ex::tests::TESTS,
+    crate::cm::tests::TESTS,
     crate::kd::TESTS,
 ];
 
@@ -362,39 +362,39 @@ pub const CRASH_TESTS: &[CrashTest] = &[
         stop_code: nt::bugcheck::PAGE_FAULT_IN_NONPAGED_AREA,
         // Address 0, a read, the faulting instruction (any), no page table.
         params: [Some(0), Some(0), None, Some(2)],
-        run: crate::ktest_mm::crash_null_read,
+        run: crate::mm::tests::crash_null_read,
     },
     CrashTest {
         name: "USERFAULTATDISPATCH",
         stop_code: nt::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
         // The user address, DISPATCH_LEVEL, a write.
         params: [
-            Some(crate::ktest_mm::DISPATCH_FAULT_VA),
+            Some(crate::mm::tests::DISPATCH_FAULT_VA),
             Some(2),
             Some(1),
             None,
         ],
-        run: crate::ktest_mm::crash_user_fault_at_dispatch,
+        run: crate::mm::tests::crash_user_fault_at_dispatch,
     },
     CrashTest {
         name: "DELAYATDISPATCH",
         stop_code: nt::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
         params: [Some(0), Some(2), Some(0), None],
-        run: crate::ktest_ke::crash_delay_at_dispatch,
+        run: crate::ke::tests::crash_delay_at_dispatch,
     },
     CrashTest {
         name: "YIELDINDPC",
         stop_code: nt::bugcheck::ATTEMPTED_SWITCH_FROM_DPC,
         // The current thread, no new thread, the stack pointer, 0.
         params: [None, Some(0), None, Some(0)],
-        run: crate::ktest_ke::crash_yield_in_dpc,
+        run: crate::ke::tests::crash_yield_in_dpc,
     },
     CrashTest {
         name: "STACKOVERFLOW",
         stop_code: nt::bugcheck::UNEXPECTED_KERNEL_MODE_TRAP,
         // EXCEPTION_DOUBLE_FAULT: the #PF on the guard page cannot be delivered.
         params: [Some(8), None, None, None],
-        run: crate::ktest_mm::crash_stack_overflow,
+        run: crate::mm::tests::crash_stack_overflow,
     },
 ];
 

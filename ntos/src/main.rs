@@ -19,11 +19,6 @@ pub mod hal;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
-pub mod ktest_cm;
-pub mod ktest_ex;
-pub mod ktest_ke;
-pub mod ktest_mm;
-pub mod ktest_ob;
 pub mod mm;
 pub mod ob;
 pub mod rtl;
@@ -144,7 +139,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         .find_map(|o| o.strip_prefix("/STRESS="))
         .and_then(|v| v.parse::<u64>().ok())
     {
-        let ok = ktest_ke::stress(secs);
+        let ok = ke::tests::stress(secs);
         hal::debug_exit(if ok { 0x10 } else { 0x11 });
     }
     if let Some(name) = opts

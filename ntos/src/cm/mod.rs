@@ -21,6 +21,8 @@
 
 pub mod kd;
 pub mod lock;
+/// Boot tests (`/TESTS`) of this component.
+pub mod tests;
 
 use crate::ob::object::*;
 use ::ob::namespace::ObjectId;

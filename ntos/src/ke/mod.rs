@@ -14,6 +14,8 @@ pub mod probe;
 pub mod process;
 pub mod sched;
 pub mod stack;
+/// Boot tests (`/TESTS`) of this component.
+pub mod tests;
 pub mod thread;
 pub mod timer;
 pub mod trap;

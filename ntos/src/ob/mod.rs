@@ -5,6 +5,8 @@
 
 pub mod handle;
 pub mod object;
+/// Boot tests (`/TESTS`) of this component.
+pub mod tests;
 pub mod types;
 
 use crate::ke::irql::SpinLocked;
