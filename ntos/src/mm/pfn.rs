@@ -197,7 +197,17 @@ pub fn kd_vm() {
     .unwrap_or(0);
     let avail = c.zeroed + c.free + c.standby;
     let kb = |p: u64| p * 4;
-    crate::dbg_println!("Page File: none");
+    // ntrs's paging file is physical pages reserved at boot (no storage
+    // driver yet), so it has no file name or minimum/maximum: only its size
+    // and what is free.
+    if let Some((size, used)) = super::process::paging_file_usage() {
+        crate::dbg_println!("Page File: (physical pages reserved at boot; no file yet)");
+        crate::dbg_println!(
+            "  Current: {:>10} Kb  Free Space: {:>10} Kb",
+            kb(size),
+            kb(size.saturating_sub(used))
+        );
+    }
     crate::dbg_println!();
     crate::dbg_println!(
         "Physical Memory:          {:>10} (   {:>10} Kb)",

@@ -591,6 +591,11 @@ fn free_table(db: &mut ::mm::pfn::PfnDatabase, table: Pfn, level: u32) {
     let _ = db.free_page(table);
 }
 
+/// The paging file's size and slots in use, in pages (`!vm`).
+pub fn paging_file_usage() -> Option<(u64, u64)> {
+    with_mm(|st| (st.paging_file.size(), st.paging_file.used())).ok()
+}
+
 /// Fault statistics line for `!vm`.
 pub fn kd_stats() {
     crate::dbg_println!(
