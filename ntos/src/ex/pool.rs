@@ -315,7 +315,10 @@ fn current_scope() -> (PoolType, u32) {
     if raised {
         scope = PROCESSOR_SCOPE[crate::ex::xpool::processor_index()].load(Ordering::Relaxed);
     }
-    if scope == 0 {
+    // Interrupt service (ISRs, the dispatch interrupt and its DPCs) runs on
+    // whatever thread it interrupted: its allocations are not that thread's,
+    // so only a processor scope applies there.
+    if scope == 0 && !(raised && ke::intr::in_interrupt()) {
         scope = ke::thread::current_pool_tag().unwrap_or(0);
     }
     let tag = match scope as u32 {
@@ -388,7 +391,15 @@ fn pool_alloc_slow(
     } else {
         size
     };
-    let va = match crate::ex::xpool::allocate(pool_type, bytes, tag, zero) {
+    // `pool_alloc` already tried this processor's lookaside list for blocks
+    // of at most 16-byte alignment: go straight to the locked path, which
+    // also consumes any error that attempt left.
+    let r = if layout.align() <= 16 {
+        crate::ex::xpool::allocate_slow(pool_type, bytes, tag, zero)
+    } else {
+        crate::ex::xpool::allocate(pool_type, bytes, tag, zero)
+    };
+    let va = match r {
         Ok(va) => va,
         Err(PoolError::InsufficientResources { .. }) => return None,
         Err(e) => raise(e),

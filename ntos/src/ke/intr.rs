@@ -147,6 +147,25 @@ fn disconnect(obj: NonNull<KInterrupt>) {
 
 /// Entry from the trap dispatcher for vectors 0x1F..0xFF.
 pub fn dispatch_interrupt(vector: u8) {
+    let me = super::current_processor_number() as usize;
+    INTERRUPT_DEPTH[me].fetch_add(1, Ordering::Relaxed);
+    dispatch_interrupt_inner(vector);
+    INTERRUPT_DEPTH[me].fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Per processor: interrupts being serviced (the DPC/dispatch interrupt
+/// included), written only by that processor.
+static INTERRUPT_DEPTH: [core::sync::atomic::AtomicU32; crate::hal::MAX_PROCESSORS] =
+    [const { core::sync::atomic::AtomicU32::new(0) }; crate::hal::MAX_PROCESSORS];
+
+/// Whether this processor is servicing an interrupt (an ISR, the clock, or
+/// the dispatch interrupt with its DPCs): code running there does not act
+/// for the thread it interrupted. Lock-free, for the allocator.
+pub fn in_interrupt() -> bool {
+    INTERRUPT_DEPTH[super::current_processor_number() as usize].load(Ordering::Relaxed) != 0
+}
+
+fn dispatch_interrupt_inner(vector: u8) {
     COUNTS[vector as usize].fetch_add(1, Ordering::Relaxed);
     if vector == apic::SPURIOUS_VECTOR {
         return; // no EOI for spurious interrupts
