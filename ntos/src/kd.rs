@@ -9,7 +9,7 @@ static FIRST_PROMPT: AtomicBool = AtomicBool::new(true);
 
 /// Milliseconds from the firmware hand-off to now.
 pub fn ms_since_handoff() -> u64 {
-    let lb = crate::loader_block();
+    let lb = crate::rtl::loader_block();
     if lb.tsc_frequency == 0 {
         return 0;
     }
@@ -33,7 +33,7 @@ fn wait_for_input() {
 fn read_line(buf: &mut [u8; 256]) -> &str {
     let mut n = 0;
     loop {
-        let Some(c) = hal::serial_read_byte() else {
+        let Some(c) = crate::rtl::debug::serial_read_byte() else {
             wait_for_input();
             continue;
         };
@@ -49,7 +49,7 @@ fn read_line(buf: &mut [u8; 256]) -> &str {
             c if (0x20..0x7F).contains(&c) && n < buf.len() => {
                 buf[n] = c;
                 n += 1;
-                hal::serial_write_byte(c);
+                crate::rtl::debug::serial_write_byte(c);
             }
             _ => {}
         }
@@ -62,7 +62,7 @@ pub fn kd_loop() -> ! {
     if FIRST_PROMPT.swap(false, Ordering::SeqCst) {
         let ms = ms_since_handoff();
         dbg_println!("ntrs: firmware hand-off to kd prompt: {ms} ms");
-        if crate::load_options()
+        if crate::rtl::load_options()
             .split_whitespace()
             .any(|o| o.eq_ignore_ascii_case("/BENCH"))
         {
@@ -78,35 +78,10 @@ pub fn kd_loop() -> ! {
     }
 }
 
-fn parse_hex(s: &str) -> Option<u64> {
-    let s = s
-        .trim_start_matches("0x")
-        .trim_start_matches("0X")
-        .replace_backtick();
-    u64::from_str_radix(s.as_str(), 16).ok()
-}
-
-trait Backtick {
-    fn replace_backtick(&self) -> HexBuf;
-}
-/// A small fixed buffer for a hex number with WinDbg's ` separators removed.
-struct HexBuf([u8; 32], usize);
-impl HexBuf {
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.0[..self.1]).unwrap_or("")
-    }
-}
-impl Backtick for str {
-    fn replace_backtick(&self) -> HexBuf {
-        let mut b = HexBuf([0; 32], 0);
-        for c in self.bytes().filter(|&c| c != b'`') {
-            if b.1 < 32 {
-                b.0[b.1] = c;
-                b.1 += 1;
-            }
-        }
-        b
-    }
+/// The one number parser every kd command uses (`nt::kd::parse_number`:
+/// hex by default, optional `0x`, backtick separators, `0n` decimal).
+pub fn parse_number(s: &str) -> Option<u64> {
+    nt::kd::parse_number(s).ok()
 }
 
 /// Formats a 64-bit value as WinDbg does: `fffff800`00400000`.
@@ -117,80 +92,259 @@ impl core::fmt::Display for Q {
     }
 }
 
-/// Runs one kd command line.
-pub fn execute(line: &str) {
-    let mut words = line.split_whitespace();
-    let Some(cmd) = words.next() else { return };
-    let args: [Option<&str>; 2] = [words.next(), words.next()];
-    match cmd {
-        "help" | "?" => help(),
-        "dg" => dg(args[0].and_then(parse_hex), args[1].and_then(parse_hex)),
-        "!pcr" => pcr(args[0]
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(kd_processor)),
-        "!prcb" => ke::kdext::prcb(
-            args[0]
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(kd_processor),
-        ),
-        "!running" => ke::kdext::running(),
-        "!ready" => ke::kdext::ready(),
-        "!thread" => ke::kdext::thread_cmd(args[0]),
-        "!process" => ke::kdext::process(line.trim_start_matches("!process")),
-        "!dpcs" => ke::dpc::kd_dpcs(),
-        "!timer" => ke::timer::kd_timer(),
-        "!apic" => ke::kdext::apic(),
-        c if c.starts_with('~') && c.len() > 1 => ke::kdext::switch_processor(&c[1..]),
-        "r" => registers(),
-        "lm" => lm(),
-        "!irql" => {
-            let n = args[0]
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(kd_processor);
-            let irql = if n == ke::current_processor_number() {
-                ke::irql()
-            } else {
-                ke::pcr_of(n).map_or(0, |p| p.irql)
-            };
-            dbg_println!(
-                "Debugger saved IRQL for processor 0x{n:x} -- {irql} ({})",
-                irql_name(irql)
-            )
-        }
-        "rdmsr" => match args[0].and_then(parse_hex) {
-            Some(m) => dbg_println!("msr[{:x}] = {}", m, Q(hal::rdmsr(m as u32))),
-            None => dbg_println!("usage: rdmsr <msr>"),
+/// A kd command handler: gets the command line after the command word.
+pub type Handler = fn(&str);
+
+/// The first argument, if any.
+fn first(args: &str) -> Option<&str> {
+    args.split_whitespace().next()
+}
+
+/// A processor number argument (default: the one kd shows); prints the
+/// parse error and returns `None` for a bad one.
+fn processor_arg(args: &str) -> Option<u32> {
+    match first(args) {
+        None => Some(kd_processor()),
+        Some(a) => match nt::kd::parse_u32(a) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                dbg_println!("{e} in '{a}'");
+                None
+            }
         },
-        ".crash" => {
-            ke::bugcheck::ke_bug_check_ex(nt::bugcheck::MANUALLY_INITIATED_CRASH, 0, 0, 0, 0)
-        }
-        "!memusage" => {
-            crate::mm::pfn::kd_lists();
-        }
-        "!loaderblock" => memory_map(),
-        "!pfn" => crate::mm::pfn::kd_pfn(args[0]),
-        "!vm" => crate::mm::pfn::kd_vm(),
-        "!reg" => crate::cm::kd::kd_reg(line.trim_start_matches("!reg")),
-        "!vad" => crate::mm::process::kd_vad(args[0]),
-        "!address" => crate::mm::process::kd_address(args[0]),
-        "!locks" => crate::ex::sync::kd_locks(),
-        "!poolused" => crate::ex::xpool::kd_poolused(),
-        "!exqueue" => crate::ex::worker::kd_exqueue(),
-        "!sd" => crate::se::kd_sd(line.trim_start_matches("!sd").trim()),
-        "!token" => crate::se::kd_token(args[0].unwrap_or("system")),
-        "!object" => crate::ob::kd_object(args[0].unwrap_or("\\")),
-        "!pte" => crate::mm::pte::kd_pte(args[0]),
-        "!acl" => crate::se::kd_acl(line.trim_start_matches("!acl").trim()),
-        "!handle" => crate::ob::handle::kd_handle(args[0], args[1]),
-        "shutdown" => {
-            dbg_println!("Shutting down.");
-            hal::power_off(crate::acpi())
-        }
-        "reboot" => {
-            dbg_println!("Rebooting.");
-            hal::reboot(crate::acpi())
-        }
-        _ => dbg_println!("       ^ Syntax error in '{line}' (type 'help' for commands)"),
+    }
+}
+
+/// The kd command table: dispatch (`execute`) and `help` both read it.
+pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
+    cmd("help", &["?"], "", "this list", |_| help()),
+    cmd("dg", &[], "<first> [last]", "display GDT selectors", dg),
+    cmd(
+        "!pcr",
+        &[],
+        "[n]",
+        "processor control region of processor n",
+        |a| {
+            if let Some(n) = processor_arg(a) {
+                pcr(n)
+            }
+        },
+    ),
+    cmd(
+        "!prcb",
+        &[],
+        "[n]",
+        "processor control block of processor n",
+        ke::kdext::kd_prcb,
+    ),
+    cmd(
+        "~",
+        &[],
+        "<n>",
+        "make processor n the one kd shows (~1)",
+        ke::kdext::kd_switch_processor,
+    ),
+    cmd(
+        "!running",
+        &[],
+        "",
+        "what every processor is running",
+        ke::kdext::kd_running,
+    ),
+    cmd(
+        "!ready",
+        &[],
+        "",
+        "ready threads by processor and priority",
+        ke::kdext::kd_ready,
+    ),
+    cmd(
+        "!thread",
+        &[],
+        "[addr|cid]",
+        "a thread (default: the current one)",
+        ke::kdext::kd_thread,
+    ),
+    cmd(
+        "!process",
+        &[],
+        "[0 0]",
+        "the System process and its threads",
+        ke::kdext::kd_process,
+    ),
+    cmd(
+        "!dpcs",
+        &[],
+        "",
+        "queued DPCs per processor",
+        ke::dpc::kd_dpcs,
+    ),
+    cmd("!timer", &[], "", "the timer table", ke::timer::kd_timer),
+    cmd(
+        "!apic",
+        &[],
+        "",
+        "local APIC, clock and extended-state setup",
+        ke::kdext::kd_apic,
+    ),
+    cmd("r", &[], "", "current registers", |_| registers()),
+    cmd("lm", &[], "", "loaded modules", |_| lm()),
+    cmd("!irql", &[], "[n]", "the IRQL of processor n", irql_cmd),
+    cmd(
+        "rdmsr",
+        &[],
+        "<msr>",
+        "read a model-specific register",
+        rdmsr,
+    ),
+    cmd(
+        "!memusage",
+        &[],
+        "",
+        "physical page lists (zeroed, free, standby, ...)",
+        |_| crate::mm::pfn::kd_lists(),
+    ),
+    cmd(
+        "!loaderblock",
+        &[],
+        "",
+        "loader memory descriptors by type",
+        |_| memory_map(),
+    ),
+    cmd("!pfn", &[], "<pfn>", "a PFN database entry", |a| {
+        crate::mm::pfn::kd_pfn(first(a))
+    }),
+    cmd("!vm", &[], "", "physical and kernel memory usage", |_| {
+        crate::mm::pfn::kd_vm()
+    }),
+    cmd(
+        "!pte",
+        &[],
+        "<va>",
+        "the PXE, PPE, PDE and PTE mapping an address",
+        |a| crate::mm::pte::kd_pte(first(a)),
+    ),
+    cmd(
+        "!vad",
+        &[],
+        "[pid]",
+        "a process's VAD tree (no pid: the address spaces)",
+        |a| crate::mm::process::kd_vad(first(a)),
+    ),
+    cmd(
+        "!address",
+        &[],
+        "<pid>",
+        "every region of a process's user address space",
+        |a| crate::mm::process::kd_address(first(a)),
+    ),
+    cmd(
+        "!reg",
+        &[],
+        "querykey <p> | openkeys | hivelist",
+        "the registry",
+        crate::cm::kd::kd_reg,
+    ),
+    cmd(
+        "!locks",
+        &[],
+        "",
+        "executive resources, owners and waiters",
+        |_| crate::ex::sync::kd_locks(),
+    ),
+    cmd("!poolused", &[], "", "pool usage per tag", |_| {
+        crate::ex::xpool::kd_poolused()
+    }),
+    cmd("!exqueue", &[], "", "executive worker queues", |_| {
+        crate::ex::worker::kd_exqueue()
+    }),
+    cmd(
+        "!object",
+        &[],
+        "[\\path|address]",
+        "an object, or a directory's entries (default \\)",
+        |a| crate::ob::kd_object(first(a).unwrap_or("\\")),
+    ),
+    cmd(
+        "!handle",
+        &[],
+        "[h] [kernel]",
+        "handles of the System process (or the kernel table)",
+        |a| {
+            let mut w = a.split_whitespace();
+            crate::ob::handle::kd_handle(w.next(), w.next())
+        },
+    ),
+    cmd(
+        "!acl",
+        &[],
+        "<sddl-acl>",
+        "an ACL's ACEs, e.g. !acl D:(A;;GA;;;SY)",
+        crate::se::kd_acl,
+    ),
+    cmd(
+        "!sd",
+        &[],
+        "<address|\\path>",
+        "an object's security descriptor",
+        crate::se::kd_sd,
+    ),
+    cmd(
+        "!sddl",
+        &[],
+        "<sddl>",
+        "parse an SDDL security descriptor and dump it",
+        crate::se::kd_sddl,
+    ),
+    cmd(
+        "!token",
+        &[],
+        "[address]",
+        "a token (default: the current thread's effective token)",
+        crate::se::kd_token,
+    ),
+    cmd(
+        ".crash",
+        &[],
+        "",
+        "bugcheck 0xE2 MANUALLY_INITIATED_CRASH",
+        |_| ke::bugcheck::ke_bug_check_ex(nt::bugcheck::MANUALLY_INITIATED_CRASH, 0, 0, 0, 0),
+    ),
+    cmd("shutdown", &[], "", "ACPI power off", |_| {
+        dbg_println!("Shutting down.");
+        hal::power_off(crate::hal::acpi())
+    }),
+    cmd("reboot", &[], "", "reset the machine", |_| {
+        dbg_println!("Rebooting.");
+        hal::reboot(crate::hal::acpi())
+    }),
+];
+
+const fn cmd(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    syntax: &'static str,
+    help: &'static str,
+    handler: Handler,
+) -> nt::kd::Command<Handler> {
+    nt::kd::Command {
+        name,
+        aliases,
+        syntax,
+        help,
+        handler,
+    }
+}
+
+/// Runs one kd command line: looks the command word up in `COMMANDS`.
+pub fn execute(line: &str) {
+    let (word, args) = nt::kd::split_command(line);
+    if word.is_empty() {
+        return;
+    }
+    match nt::kd::find(COMMANDS, word) {
+        Some(c) => (c.handler)(args),
+        None => dbg_println!("       ^ Syntax error in '{line}' (type 'help' for commands)"),
     }
 }
 
@@ -198,41 +352,49 @@ fn kd_processor() -> u32 {
     ke::kdext::KD_PROCESSOR.load(Ordering::Relaxed)
 }
 
+/// Writes kd output through `dbg_print!`.
+struct DbgWriter;
+impl core::fmt::Write for DbgWriter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        dbg_print!("{s}");
+        Ok(())
+    }
+}
+
+/// `help`: one line per entry of `COMMANDS`.
 fn help() {
-    dbg_println!("ntrs kernel debugger commands:");
-    dbg_println!("  dg <first> [last]   display GDT selectors (hex)");
-    dbg_println!("  !pcr [n]            processor control region of processor n");
-    dbg_println!("  !prcb [n]           processor control block of processor n");
-    dbg_println!("  ~n                  make processor n the one kd shows");
-    dbg_println!("  !running            what every processor is running");
-    dbg_println!("  !ready              ready threads by processor and priority");
-    dbg_println!("  !thread [addr|cid]  a thread (default: the current one)");
-    dbg_println!("  !process [0 0]      the System process and its threads");
-    dbg_println!("  !dpcs               queued DPCs per processor");
-    dbg_println!("  !timer              the timer table");
-    dbg_println!("  !apic               local APIC, clock and extended-state setup");
-    dbg_println!("  r                   current registers");
-    dbg_println!("  lm                  loaded modules");
-    dbg_println!("  !irql               current IRQL");
-    dbg_println!("  rdmsr <msr>         read a model-specific register");
-    dbg_println!("  !memusage           physical page lists (zeroed, free, standby, ...)");
-    dbg_println!("  !loaderblock        loader memory descriptors by type");
-    dbg_println!("  !pfn <pfn>          a PFN database entry");
-    dbg_println!("  !vm                 physical and kernel memory usage");
-    dbg_println!("  !reg querykey <p> | openkeys | hivelist   the registry");
-    dbg_println!("  !vad [pid]          a process's VAD tree (no pid: the address spaces)");
-    dbg_println!("  !address <pid>      every region of a process's user address space");
-    dbg_println!("  !locks              executive resources, owners and waiters");
-    dbg_println!("  !poolused           pool usage per tag");
-    dbg_println!("  !exqueue            executive worker queues");
-    dbg_println!("  !object [path]      an object, or a directory's entries (default \\)");
-    dbg_println!("  !handle [h] [kernel] handles of the System process (or the kernel table)");
-    dbg_println!("  !pte <va>           the PXE, PPE, PDE and PTE mapping an address");
-    dbg_println!("  !acl <sddl-acl>     an ACL's ACEs, e.g. !acl D:(A;;GA;;;SY)");
-    dbg_println!("  !sd <sddl>          parse and show a security descriptor");
-    dbg_println!("  !token [system|admin|user]  show one of the boot tokens");
-    dbg_println!("  .crash              bugcheck 0xE2 MANUALLY_INITIATED_CRASH");
-    dbg_println!("  shutdown | reboot   ACPI power off / reset");
+    dbg_println!("ntrs kernel debugger commands (numbers are hex; 0n10 is decimal):");
+    for c in COMMANDS {
+        let _ = nt::kd::write_help_line(&mut DbgWriter, c);
+        dbg_println!();
+    }
+}
+
+fn irql_cmd(args: &str) {
+    let Some(n) = processor_arg(args) else { return };
+    let irql = if n == ke::current_processor_number() {
+        ke::irql()
+    } else {
+        match ke::pcr_of(n) {
+            Some(p) => p.irql.load(Ordering::Relaxed),
+            None => {
+                dbg_println!("Cannot get PRCB address for processor {n}");
+                return;
+            }
+        }
+    };
+    dbg_println!(
+        "Debugger saved IRQL for processor 0x{n:x} -- {irql} ({})",
+        irql_name(irql)
+    )
+}
+
+fn rdmsr(args: &str) {
+    match first(args).map(nt::kd::parse_u32) {
+        Some(Ok(m)) => dbg_println!("msr[{:x}] = {}", m, Q(hal::rdmsr(m))),
+        Some(Err(e)) => dbg_println!("{e}"),
+        None => dbg_println!("usage: rdmsr <msr>"),
+    }
 }
 
 fn irql_name(i: u8) -> &'static str {
@@ -247,8 +409,9 @@ fn irql_name(i: u8) -> &'static str {
     }
 }
 
-fn dg(first: Option<u64>, last: Option<u64>) {
-    let Some(first) = first else {
+fn dg(args: &str) {
+    let mut w = args.split_whitespace().map(parse_number);
+    let (Some(Some(first)), last) = (w.next(), w.next().flatten()) else {
         dbg_println!("usage: dg <first selector> [last selector]");
         return;
     };
@@ -298,15 +461,24 @@ fn pcr(n: u32) {
     let irql = if n == ke::current_processor_number() {
         ke::irql()
     } else {
-        p.irql
+        p.irql.load(Ordering::Relaxed)
     };
     dbg_println!("\t              Irql: {:016x}", irql);
     dbg_println!("\t               IDT: {:016x}", p.idt_base);
     dbg_println!("\t               GDT: {:016x}", p.gdt_base);
     dbg_println!("\t               TSS: {:016x}", p.tss_base);
-    dbg_println!("\t     CurrentThread: {:016x}", p.prcb.current_thread);
-    dbg_println!("\t        NextThread: {:016x}", p.prcb.next_thread);
-    dbg_println!("\t        IdleThread: {:016x}", p.prcb.idle_thread);
+    dbg_println!(
+        "\t     CurrentThread: {:016x}",
+        p.prcb.current_thread.load(Ordering::Relaxed)
+    );
+    dbg_println!(
+        "\t        NextThread: {:016x}",
+        p.prcb.next_thread.load(Ordering::Relaxed)
+    );
+    dbg_println!(
+        "\t        IdleThread: {:016x}",
+        p.prcb.idle_thread.load(Ordering::Relaxed)
+    );
     dbg_println!("\t           RspBase: {:016x}", p.prcb.rsp_base);
 }
 
@@ -348,7 +520,7 @@ fn registers() {
 fn lm() {
     dbg_println!("start             end                 module name");
     // SAFETY: the module array lives in loader MemoryData pages that stay mapped.
-    for m in unsafe { crate::loader_block().modules() } {
+    for m in unsafe { crate::rtl::loader_block().modules() } {
         let short = if m.name().eq_ignore_ascii_case("ntoskrnl.exe") {
             "nt"
         } else {
@@ -365,7 +537,7 @@ fn lm() {
 }
 
 fn memory_map() {
-    let lb = crate::loader_block();
+    let lb = crate::rtl::loader_block();
     dbg_println!("Base       Pages      Type");
     // SAFETY: the descriptor array lives in loader MemoryData pages that stay mapped.
     for d in unsafe { lb.memory_descriptors() } {
@@ -377,3 +549,59 @@ fn memory_map() {
         );
     }
 }
+
+/// Boot tests of the command table.
+pub const TESTS: &[crate::ktest::Test] = &[("kd.command_table", || {
+    use crate::ktest::check;
+    nt::kd::validate(COMMANDS).map_err(|_| "a kd command name is used twice or lacks help")?;
+    // Every command word dispatch accepts is in the table `help` prints.
+    for w in [
+        "help",
+        "?",
+        "dg",
+        "!pcr",
+        "!prcb",
+        "~",
+        "!running",
+        "!ready",
+        "!thread",
+        "!process",
+        "!dpcs",
+        "!timer",
+        "!apic",
+        "r",
+        "lm",
+        "!irql",
+        "rdmsr",
+        ".crash",
+        "!memusage",
+        "!loaderblock",
+        "!pfn",
+        "!vm",
+        "!reg",
+        "!vad",
+        "!address",
+        "!locks",
+        "!poolused",
+        "!exqueue",
+        "!sd",
+        "!sddl",
+        "!token",
+        "!object",
+        "!pte",
+        "!acl",
+        "!handle",
+        "shutdown",
+        "reboot",
+    ] {
+        check(
+            nt::kd::find(COMMANDS, w).is_some(),
+            "a kd command is missing from the table",
+        )?;
+    }
+    check(
+        nt::kd::split_command("~1") == ("~", "1")
+            && parse_number("fffff800`00400000") == Some(0xFFFF_F800_0040_0000),
+        "kd number parsing",
+    )
+})];

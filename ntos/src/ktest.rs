@@ -156,26 +156,31 @@ const TESTS: &[Test] = &[
     }),
     ("ke.trap.double_fault_ist", || {
         arm();
+        // With interrupts off: an interrupt taken on the unmapped stack (in
+        // the probe, or pending when the dispatcher resumes it) would be a
+        // second #DF the probe no longer expects.
+        let flags = hal::disable_interrupts();
         // SAFETY: the probe runs with an unmapped stack; #DF arrives on IST1 and
         // the dispatcher resumes at the probe's label, which restores RSP.
         unsafe { KiProbeDoubleFault(UNMAPPED + 0x1000) };
+        hal::restore_interrupts(flags);
         check(vector() == 8, "#DF not delivered to vector 8")?;
         let rsp = KI_PROBE_HANDLER_RSP.load(Ordering::SeqCst);
-        let ist_base = crate::loader_block().ist_stacks[0];
+        let ist_base = crate::rtl::loader_block().ist_stacks[0];
         check(
             rsp > ist_base && rsp <= ist_base + nt::arc::KERNEL_STACK_SIZE,
             "#DF handler did not run on the IST1 stack",
         )
     }),
     ("hal.acpi.fadt", || {
-        let a = crate::acpi().ok_or("no FADT found through the RSDP")?;
+        let a = crate::hal::acpi().ok_or("no FADT found through the RSDP")?;
         check(a.pm1a_control != 0, "FADT has no PM1a control block")
     }),
     ("ob.named_objects", || {
         use ::ob::namespace::{Body, Lookup};
         crate::ob::with_namespace(|ns| {
-            let event = (0..64u16)
-                .find(|&t| ns.object_type(t).is_some_and(|ty| ty.name == "Event"))
+            let event = crate::ex::event::EX_EVENT_OBJECT_TYPE
+                .index()
                 .ok_or("Event type not registered")?;
             let (id, st) = ns
                 .insert("\\BaseNamedObjects\\KTestEvent", 0, event, Body::Opaque)
@@ -207,7 +212,7 @@ const TESTS: &[Test] = &[
         for round in 0..3 {
             let before = crate::ex::pool::POOL.bytes_in_use();
             {
-                let mut t: HandleTable<u32> = HandleTable::new();
+                let t: HandleTable<u32> = HandleTable::new();
                 let mut live = alloc::vec::Vec::new();
                 for i in 0..20_000u32 {
                     live.push(
@@ -222,7 +227,10 @@ const TESTS: &[Test] = &[
                 for h in live.drain(..) {
                     t.close(h).map_err(|_| "close")?;
                 }
-                check(t.count() == 0 && t.levels() == 2, "table shape after churn")?;
+                check(
+                    t.count() == 0 && t.capacity() == 20_224,
+                    "table shape after churn",
+                )?;
             }
             if crate::ex::pool::POOL.bytes_in_use() <= before {
                 return Ok(());
@@ -261,7 +269,7 @@ const TESTS: &[Test] = &[
         )
     }),
     ("ke.loader_block", || {
-        let lb = crate::loader_block();
+        let lb = crate::rtl::loader_block();
         // SAFETY: loader arrays stay mapped.
         let (mds, mods) = unsafe { (lb.memory_descriptors(), lb.modules()) };
         check(!mds.is_empty(), "no memory descriptors")?;
@@ -286,19 +294,29 @@ const TESTS: &[Test] = &[
     }),
 ];
 
+/// Every boot-test table, one per component. `run_all` prints how many
+/// tests these hold before it runs them, so the harness can tell a test that
+/// never reported from one that was never listed.
+const ALL: &[&[Test]] = &[
+    TESTS,
+    crate::ke::tests::TESTS,
+    crate::ob::tests::TESTS,
+    crate::mm::tests::TESTS,
+    crate::ex::tests::TESTS,
+    crate::cm::tests::TESTS,
+    crate::kd::TESTS,
+];
+
 /// Runs every test and exits QEMU with the verdict.
+///
+/// Output: `KTEST-BEGIN <n> tests`, one `KTEST <name> PASS|FAIL <detail>`
+/// line per test, the crash-test table (`CRASHTEST-ENTRY` lines, see
+/// [`print_crash_tests`]), then `KTEST-SUMMARY <n> total, <p> passed, <f> failed`.
 pub fn run_all() -> ! {
     let mut failed = 0;
-    let all = [
-        TESTS,
-        crate::ktest_ke::TESTS,
-        crate::ktest_ob::TESTS,
-        crate::ktest_mm::TESTS,
-        crate::ktest_ex::TESTS,
-        crate::ktest_cm::TESTS,
-    ];
-    let total: usize = all.iter().map(|t| t.len()).sum();
-    for (name, test) in all.iter().flat_map(|t| t.iter()) {
+    let total: usize = ALL.iter().map(|t| t.len()).sum();
+    dbg_println!("KTEST-BEGIN {total} tests");
+    for (name, test) in ALL.iter().flat_map(|t| t.iter()) {
         match test() {
             Ok(()) => dbg_println!("KTEST {name} PASS"),
             Err(why) => {
@@ -307,6 +325,143 @@ pub fn run_all() -> ! {
             }
         }
     }
-    dbg_println!("KTEST-SUMMARY {} passed, {} failed", total - failed, failed);
+    print_crash_tests();
+    dbg_println!(
+        "KTEST-SUMMARY {total} total, {} passed, {failed} failed",
+        total - failed
+    );
     hal::debug_exit(if failed == 0 { 0x10 } else { 0x11 })
+}
+
+/// A boot test that must stop the machine: `/CRASHTEST=<name>` runs `run`,
+/// which must end in `KeBugCheckEx(stop_code, ...)`. The harness boots every
+/// entry and compares the `*** STOP:` line with `stop_code` and with each
+/// parameter given in `params` (`None`: any value).
+pub struct CrashTest {
+    /// The name after `/CRASHTEST=` (upper case, no spaces).
+    pub name: &'static str,
+    /// The stop code the test must end in.
+    pub stop_code: u32,
+    /// Expected bugcheck parameters 1-4; `None` accepts any value.
+    pub params: [Option<u64>; 4],
+    /// Provokes the stop. Returning at all means the test failed.
+    pub run: fn(),
+}
+
+/// The crash tests, in the order the harness boots them.
+pub const CRASH_TESTS: &[CrashTest] = &[
+    CrashTest {
+        name: "BADPOOLFREE",
+        stop_code: nt::bugcheck::BAD_POOL_HEADER,
+        // Subtype 5: the neighbouring headers disagree.
+        params: [Some(5), None, None, None],
+        run: crash_bad_pool_free,
+    },
+    CrashTest {
+        name: "NULLREAD",
+        stop_code: nt::bugcheck::PAGE_FAULT_IN_NONPAGED_AREA,
+        // Address 0, a read, the faulting instruction (any), no page table.
+        params: [Some(0), Some(0), None, Some(2)],
+        run: crate::mm::tests::crash_null_read,
+    },
+    CrashTest {
+        name: "USERFAULTATDISPATCH",
+        stop_code: nt::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+        // The user address, DISPATCH_LEVEL, a write.
+        params: [
+            Some(crate::mm::tests::DISPATCH_FAULT_VA),
+            Some(2),
+            Some(1),
+            None,
+        ],
+        run: crate::mm::tests::crash_user_fault_at_dispatch,
+    },
+    CrashTest {
+        name: "DELAYATDISPATCH",
+        stop_code: nt::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+        params: [Some(0), Some(2), Some(0), None],
+        run: crate::ke::tests::crash_delay_at_dispatch,
+    },
+    CrashTest {
+        name: "YIELDINDPC",
+        stop_code: nt::bugcheck::ATTEMPTED_SWITCH_FROM_DPC,
+        // The current thread, no new thread, the stack pointer, 0.
+        params: [None, Some(0), None, Some(0)],
+        run: crate::ke::tests::crash_yield_in_dpc,
+    },
+    CrashTest {
+        name: "POOLEMPTY",
+        stop_code: nt::bugcheck::MUST_SUCCEED_POOL_EMPTY,
+        // The 1 MiB request; nonpaged pool pages, its big allocations and
+        // the available pages depend on the boot.
+        params: [Some(1 << 20), None, None, None],
+        run: crate::ex::pool::crash_test_pool_empty,
+    },
+    CrashTest {
+        name: "STACKOVERFLOW",
+        stop_code: nt::bugcheck::UNEXPECTED_KERNEL_MODE_TRAP,
+        // EXCEPTION_DOUBLE_FAULT: the #PF on the guard page cannot be delivered.
+        params: [Some(8), None, None, None],
+        run: crate::mm::tests::crash_stack_overflow,
+    },
+];
+
+/// Prints the crash-test table for the harness: one
+/// `CRASHTEST-ENTRY <name> 0x<code> <p1> <p2> <p3> <p4>` line per entry
+/// (a parameter is `*` when any value is accepted), then `CRASHTEST-COUNT <n>`.
+pub fn print_crash_tests() {
+    for t in CRASH_TESTS {
+        let mut params = alloc::string::String::new();
+        for p in t.params {
+            match p {
+                Some(v) => params.push_str(&alloc::format!(" 0x{v:X}")),
+                None => params.push_str(" *"),
+            }
+        }
+        dbg_println!("CRASHTEST-ENTRY {} 0x{:08X}{params}", t.name, t.stop_code);
+    }
+    dbg_println!("CRASHTEST-COUNT {}", CRASH_TESTS.len());
+}
+
+/// `/CRASHTEST=<name>`: runs that crash test. If it returns (no stop), says
+/// so and returns, and the boot goes on to kd, where the harness sees no
+/// `*** STOP` line. `/CRASHTEST=LIST` prints the table; an unknown name says
+/// so and prints it.
+pub fn run_crash_test(name: &str) {
+    if name.eq_ignore_ascii_case("LIST") {
+        return print_crash_tests();
+    }
+    let Some(t) = CRASH_TESTS
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+    else {
+        dbg_println!("CRASHTEST {name} unknown; the table is:");
+        print_crash_tests();
+        return;
+    };
+    dbg_println!("CRASHTEST {} expects stop 0x{:08X}", t.name, t.stop_code);
+    (t.run)();
+    dbg_println!("CRASHTEST {} FAIL the test returned without a stop", t.name);
+}
+
+/// `BADPOOLFREE`: overruns a pool block into the next block's header and
+/// frees it; the neighbour check must stop the system with BAD_POOL_HEADER
+/// (0x19, subtype 5) as NT does.
+fn crash_bad_pool_free() {
+    use crate::ex::xpool::{ex_allocate_pool2, ex_free_pool_with_tag};
+    let tag = u32::from_le_bytes(*b"Tst1");
+    let a = ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
+    let b = ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
+    if a == 0 || b == 0 {
+        dbg_println!("crash test: pool allocation failed");
+        return;
+    }
+    dbg_println!(
+        "crash test: block {a:#x} overruns by 16 bytes into {b:#x}'s POOL_HEADER, then is freed"
+    );
+    // SAFETY: 48 bytes round up to a 48-byte block; the next 16 bytes are
+    // the following block's POOL_HEADER on the same pool page. Smashing it
+    // is the point of the test.
+    unsafe { core::ptr::write_bytes(a as *mut u8, 0x41, 48 + 16) };
+    ex_free_pool_with_tag(a, tag);
 }

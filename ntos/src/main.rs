@@ -8,6 +8,7 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -18,45 +19,13 @@ pub mod hal;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
-pub mod ktest_cm;
-pub mod ktest_ex;
-pub mod ktest_ke;
-pub mod ktest_mm;
-pub mod ktest_ob;
 pub mod mm;
 pub mod ob;
+pub mod rtl;
 pub mod se;
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use nt::arc::{LoaderParameterBlock, LOADER_BLOCK_SIGNATURE, LOADER_BLOCK_VERSION};
-
-static TEST_MODE: AtomicBool = AtomicBool::new(false);
-static LOADER_BLOCK: AtomicPtr<LoaderParameterBlock> = AtomicPtr::new(core::ptr::null_mut());
-static mut ACPI: Option<hal::AcpiInfo> = None;
-
-/// Whether this boot runs the in-kernel tests (`/TESTS` in the load options).
-pub fn test_mode() -> bool {
-    TEST_MODE.load(Ordering::Relaxed)
-}
-
-/// `KeLoaderBlock`: the block winload passed (valid for the whole boot; ntrs
-/// never frees loader memory yet).
-pub fn loader_block() -> &'static LoaderParameterBlock {
-    // SAFETY: set once in KiSystemStartup from the loader's (kept) MemoryData pages.
-    unsafe { &*LOADER_BLOCK.load(Ordering::Relaxed) }
-}
-
-/// The HAL's ACPI information, once phase 0 parsed it.
-pub fn acpi() -> Option<hal::AcpiInfo> {
-    // SAFETY: written once in phase 0 before any reader runs.
-    unsafe { *core::ptr::addr_of!(ACPI) }
-}
-
-/// Load options (`/TESTS /BENCH ...`), upper-cased by the loader convention.
-pub fn load_options() -> &'static str {
-    // SAFETY: the loader string lives in MemoryData pages that stay mapped.
-    unsafe { loader_block().load_options.as_str() }
-}
+use core::sync::atomic::Ordering;
+use nt::arc::LoaderParameterBlock;
 
 /// The kernel entry point (`KiSystemStartup`), called by winload with RCX = loader block.
 ///
@@ -64,34 +33,28 @@ pub fn load_options() -> &'static str {
 /// Only winload calls this, once, with a valid loader block and interrupts off.
 #[no_mangle]
 pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock) -> ! {
-    hal::serial_init();
+    rtl::debug::serial_init();
+    ke::bugcheck::register_debugger(kd::kd_loop);
     dbg_println!("\nntrs kernel: KiSystemStartup");
-    // SAFETY: winload passes a pointer into the direct map; checked below.
-    let lb = unsafe { &*loader_block };
-    if lb.signature != LOADER_BLOCK_SIGNATURE || lb.version != LOADER_BLOCK_VERSION {
+    // SAFETY: winload passes its loader block, in MemoryData pages reached
+    // through the direct map that stay mapped for the whole boot.
+    if let Err((signature, version)) = unsafe { rtl::boot::set_loader_block(loader_block) } {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::PHASE0_INITIALIZATION_FAILED,
-            lb.signature,
-            lb.version as u64,
+            signature,
+            version as u64,
             0,
             0,
         );
     }
-    LOADER_BLOCK.store(loader_block, Ordering::Relaxed);
-    let opts = load_options();
-    TEST_MODE.store(
-        opts.split_whitespace()
-            .any(|o| o.eq_ignore_ascii_case("/TESTS")),
-        Ordering::Relaxed,
-    );
+    let lb = rtl::loader_block();
+    let opts = rtl::load_options();
     let ist = lb.ist_stacks.map(|b| b + nt::arc::KERNEL_STACK_SIZE);
     // SAFETY: phase 0 on the boot processor with interrupts disabled.
     unsafe { ke::ki_initialize_processor(0, ist, lb.kernel_stack) };
     ke::irql::set_irql(ke::HIGH_LEVEL);
     ke::thread::init_extended_state(true);
-    let acpi = hal::acpi_init(lb.acpi_rsdp);
-    // SAFETY: single writer in phase 0.
-    unsafe { *core::ptr::addr_of_mut!(ACPI) = acpi };
+    hal::acpi_init(lb.acpi_rsdp);
     if let Err(s) = ex::pool::initialize(lb) {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::INSTALL_MORE_MEMORY,
@@ -120,6 +83,31 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    // The application processors' start-up page, taken before anything else
+    // can use up the few free pages below 1 MiB.
+    let startup_page = mm::pfn::mm_allocate_page_in_range(1, 0x9E);
+    // The loader's identity map goes; every kernel PML4 entry is made now so
+    // all address spaces share the kernel half; kernel stacks come from the
+    // memory manager (system PTEs with guard pages).
+    mm::map::mm_remove_boot_identity_map();
+    if let Err(s) = mm::map::mm_create_kernel_top_level_tables() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::INSTALL_MORE_MEMORY,
+            s.as_u32() as u64,
+            3,
+            0,
+            0,
+        );
+    }
+    ke::trap::register_page_fault_routines(ke::trap::PageFaultRoutines {
+        access_fault: mm::process::mm_access_fault,
+        user_space_current: || mm::process::current_process() != 0,
+        nonpaged_fault_type: mm::pte::nonpaged_fault_type,
+    });
+    ke::stack::register(ke::stack::StackRoutines {
+        create: mm::map::mm_create_kernel_stack,
+        delete: mm::map::mm_delete_kernel_stack,
+    });
     if let Err(s) = ob::ob_init_system() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
@@ -129,7 +117,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
-    ki_initialize_kernel(lb);
+    ki_initialize_kernel(lb, startup_page);
     if let Err(s) = cm::cm_initialize() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::CONFIG_INITIALIZATION_FAILED,
@@ -151,22 +139,16 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         .find_map(|o| o.strip_prefix("/STRESS="))
         .and_then(|v| v.parse::<u64>().ok())
     {
-        let ok = ktest_ke::stress(secs);
+        let ok = ke::tests::stress(secs);
         hal::debug_exit(if ok { 0x10 } else { 0x11 });
     }
-    if opts
+    if let Some(name) = opts
         .split_whitespace()
-        .any(|o| o.eq_ignore_ascii_case("/CRASHTEST=BADPOOLFREE"))
+        .find_map(|o| o.strip_prefix("/CRASHTEST="))
     {
-        crash_test_bad_pool_free();
+        ktest::run_crash_test(name);
     }
-    if opts
-        .split_whitespace()
-        .any(|o| o.eq_ignore_ascii_case("/CRASHTEST=POOLEMPTY"))
-    {
-        ex::pool::crash_test_pool_empty();
-    }
-    if test_mode() {
+    if rtl::test_mode() {
         ktest::run_all();
     }
     kd::kd_loop()
@@ -176,7 +158,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
 /// path becomes the System process's first thread, every other processor is
 /// started, and interrupts are enabled at PASSIVE_LEVEL (`KiInitializeKernel`,
 /// `HalInitSystem`, `KeStartAllProcessors`).
-fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
+fn ki_initialize_kernel(lb: &LoaderParameterBlock, startup_page: Option<u64>) {
     // The kernel's own structures (dispatcher database, DPC and timer
     // queues) are charged to `Ke  `; the scope ends before the IRQL drops.
     let ke_tag = ex::pool::PoolTag::enter(*b"Ke  ");
@@ -196,30 +178,30 @@ fn ki_initialize_kernel(lb: &LoaderParameterBlock) {
     drop(ke_tag);
     ke::irql::set_irql(ke::PASSIVE_LEVEL);
     hal::restore_interrupts(0x200);
-    ke::mp::ke_start_all_processors();
+    start_application_processors(startup_page);
     mm::pfn::start_zero_page_thread();
     ex::worker::initialize();
 }
 
-/// `/CRASHTEST=BADPOOLFREE`: overruns a pool block into the next block's
-/// header and frees it; the neighbour check must stop the system with
-/// BAD_POOL_HEADER (0x19, subtype 5) as NT does.
-fn crash_test_bad_pool_free() {
-    let tag = u32::from_le_bytes(*b"Tst1");
-    let a = ex::xpool::ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
-    let b = ex::xpool::ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
-    if a == 0 || b == 0 {
+/// `KeStartAllProcessors` with the memory manager's help: a trampoline
+/// page below 1 MiB, mapped at VA == PA only while the processors start.
+fn start_application_processors(startup_page: Option<u64>) {
+    if ke::madt().is_none_or(|m| m.processor_count <= 1) {
         return;
     }
-    dbg_println!(
-        "crash test: block {a:#x} overruns by 16 bytes into {b:#x}'s POOL_HEADER, then is freed"
-    );
-    // SAFETY: 48 bytes round up to a 48-byte block; the next 16 bytes are
-    // the following block's POOL_HEADER on the same pool page. Smashing it
-    // is the point of the test.
-    unsafe { core::ptr::write_bytes(a as *mut u8, 0x41, 48 + 16) };
-    ex::xpool::ex_free_pool_with_tag(a, tag);
-    dbg_println!("crash test: the bad free was not detected");
+    let Some(page) = startup_page else {
+        dbg_println!("ntrs kernel: no free page below 1 MiB; application processors not started");
+        return;
+    };
+    if let Err(s) = mm::map::mm_map_startup_page(page << 12) {
+        dbg_println!(
+            "ntrs kernel: cannot map the start-up page ({:#x}); application processors not started",
+            s.as_u32()
+        );
+        return;
+    }
+    ke::mp::ke_start_all_processors(page);
+    mm::map::mm_unmap_startup_page(page << 12);
 }
 
 /// `DbgPrint`, exported for drivers: prints a NUL-terminated string (no format expansion yet).

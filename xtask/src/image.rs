@@ -163,19 +163,26 @@ fn build_hive(src: &Path, name: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The BCD store on the ESP: the boot manager object and one OS loader entry.
+/// The BCD entry that starts ntrs (the default).
+pub const BCD_DEFAULT_ENTRY: &str = "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f01}";
+/// The BCD entry that starts ntrs with `/TESTS`.
+pub const BCD_TESTS_ENTRY: &str = "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f02}";
+
+/// The BCD store on the ESP: the boot manager object and two OS loader
+/// entries, ntrs (default) and ntrs with the kernel tests.
 fn build_bcd() -> Result<Vec<u8>> {
     let spec = regf::bcd::BcdSpec {
         key_name: "BCD00000001".into(),
         bootmgr_path: "\\EFI\\Microsoft\\Boot\\bootmgfw.efi".into(),
         bootmgr_device: Vec::new(),
-        // One second of menu: long enough to pick the test entry by hand,
-        // short enough for the boot tests.
+        // The menu shows only when a person can choose (`cargo xtask run`
+        // on a terminal, where the digit can also be typed ahead); the
+        // harness names the entry in a one-time boot sequence instead.
         timeout: 1,
         default: 0,
         entries: vec![
             regf::bcd::BcdEntrySpec {
-                guid: "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f01}".into(),
+                guid: BCD_DEFAULT_ENTRY.into(),
                 description: "ntrs".into(),
                 path: "\\Windows\\System32\\winload.efi".into(),
                 systemroot: "\\Windows".into(),
@@ -183,7 +190,7 @@ fn build_bcd() -> Result<Vec<u8>> {
                 device: Vec::new(),
             },
             regf::bcd::BcdEntrySpec {
-                guid: "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f02}".into(),
+                guid: BCD_TESTS_ENTRY.into(),
                 description: "ntrs (kernel tests)".into(),
                 path: "\\Windows\\System32\\winload.efi".into(),
                 systemroot: "\\Windows".into(),

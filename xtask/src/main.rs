@@ -16,6 +16,8 @@ fn usage() -> ExitCode {
         "usage: cargo xtask <command>\n\
          \n  run      build everything, make the disk image, boot it in QEMU (serial on stdio)\
          \n  test     clippy, fmt check, host tests, then boot tests in QEMU\
+         \n  ktest [SMP]  boot only the in-kernel tests (on 1 and 4 processors, or on SMP)\
+         \n  crashtest [NAME...]  boot each crash test of the kernel's table (or the named ones)\
          \n  bench    micro-benchmarks, one `BENCH name value unit` line each\
          \n  image    build everything and write build/ntrs.img only"
     );
@@ -29,6 +31,8 @@ fn main() -> ExitCode {
         Some("test") => cmd_test(),
         Some("bench") => cmd_bench(),
         Some("stress") => cmd_stress(&args[1..]),
+        Some("ktest") => cmd_ktest(&args[1..]),
+        Some("crashtest") => cmd_crashtest(&args[1..]),
         Some("image") => build_all().map(|_| 0),
         _ => return usage(),
     };
@@ -177,12 +181,16 @@ fn cmd_test() -> Result<u8> {
         ("clippy (boot)", lint("boot", &clippy_uefi)),
         ("clippy (ntos)", lint("ntos", &clippy_uefi)),
     ];
+    // Lint results are reported on their own lines (`LINT <name> PASS|FAIL`)
+    // and are not test cases: they stay out of the final `N passed` count,
+    // but a failed lint fails the run.
+    let mut lints = Vec::new();
     for (name, mut cmd) in checks {
         println!("xtask: {name}");
         match run(&mut cmd) {
-            Ok(()) => tally.passed += 1,
+            Ok(()) => lints.push(format!("LINT {name} PASS")),
             Err(e) => {
-                tally.failed += 1;
+                lints.push(format!("LINT {name} FAIL"));
                 errors.push(format!("{name}: {e}"));
             }
         }
@@ -227,6 +235,9 @@ fn cmd_test() -> Result<u8> {
         }
     }
 
+    for l in &lints {
+        println!("{l}");
+    }
     for e in &errors {
         println!("xtask: FAILED: {e}");
     }
@@ -236,6 +247,57 @@ fn cmd_test() -> Result<u8> {
     } else {
         1
     })
+}
+
+/// `cargo xtask ktest [SMP]`: only the in-kernel tests, on the test
+/// harness's configurations or on SMP processors.
+fn cmd_ktest(args: &[String]) -> Result<u8> {
+    let custom: Vec<(u32, &[&str])>;
+    let configs = match args.first() {
+        Some(a) => {
+            let smp: u32 = a
+                .parse()
+                .ok()
+                .filter(|n| (1..=16).contains(n))
+                .ok_or_else(|| format!("bad processor count '{a}'"))?;
+            custom = vec![(smp, &[][..])];
+            &custom[..]
+        }
+        None => qemu::KTEST_CONFIGS,
+    };
+    setup::ensure_packages()?;
+    let img = build_all()?;
+    let mut tally = Tally::default();
+    let mut errors = Vec::new();
+    let _ = qemu::ktest_runs(&img, configs, &mut tally, &mut errors);
+    for e in &errors {
+        println!("xtask: FAILED: {e}");
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(u8::from(tally.failed > 0))
+}
+
+/// `cargo xtask crashtest [NAME...]`: reads the kernel's crash-test table
+/// (`/CRASHTEST=LIST`) and boots every entry, or the named ones.
+fn cmd_crashtest(names: &[String]) -> Result<u8> {
+    setup::ensure_packages()?;
+    let img = build_all()?;
+    let mut table = qemu::crash_table_from_kernel(&img);
+    if let Ok(entries) = &mut table {
+        if !names.is_empty() {
+            for n in names {
+                if !entries.iter().any(|e| e.name.eq_ignore_ascii_case(n)) {
+                    return Err(format!("the kernel has no crash test {n}"));
+                }
+            }
+            entries.retain(|e| names.iter().any(|n| e.name.eq_ignore_ascii_case(n)));
+        }
+    }
+    let mut tally = Tally::default();
+    let mut errors = Vec::new();
+    qemu::crash_tests(&img, &table, &mut tally, &mut errors);
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(u8::from(tally.failed > 0))
 }
 
 fn cmd_stress(args: &[String]) -> Result<u8> {
@@ -257,7 +319,7 @@ fn cmd_stress(args: &[String]) -> Result<u8> {
 fn cmd_bench() -> Result<u8> {
     setup::ensure_packages()?;
     let img = build_all()?;
-    qemu::bench(&img)?;
+    let mut failed = qemu::bench(&img)?;
     // Host-side benchmarks of the format crates (release builds).
     for tool in ["ntrs-ntfs", "ntrs-reg"] {
         let has_bench = root().join("tools").join(tool).join("src/main.rs");
@@ -275,13 +337,17 @@ fn cmd_bench() -> Result<u8> {
             println!("{l}");
         }
         if !out.status.success() {
+            failed += 1;
             eprintln!(
                 "xtask: {tool} bench failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
     }
-    Ok(0)
+    if failed > 0 {
+        println!("xtask: {failed} benchmarks FAILED");
+    }
+    Ok(u8::from(failed > 0))
 }
 
 #[cfg(test)]

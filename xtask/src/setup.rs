@@ -8,6 +8,7 @@ use std::process::Command;
 const PACKAGES: &[(&str, &str)] = &[
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"),
+    ("/usr/share/ovmf/OVMF.fd", "ovmf"),
     ("/usr/bin/ntfscat", "ntfs-3g"),
     ("/usr/bin/hivexsh", "libhivex-bin"),
     ("/usr/bin/hivexregedit", "libwin-hivex-perl"),
@@ -19,7 +20,12 @@ pub fn ensure_packages() -> Result<()> {
         .iter()
         .filter(|(probe, _)| !Path::new(probe).exists())
         .map(|&(_, pkg)| pkg)
-        .collect();
+        .fold(Vec::new(), |mut v, pkg| {
+            if !v.contains(&pkg) {
+                v.push(pkg);
+            }
+            v
+        });
     if missing.is_empty() {
         return Ok(());
     }

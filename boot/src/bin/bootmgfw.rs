@@ -1,7 +1,14 @@
 //! The Windows Boot Manager (bootmgfw.efi): reads the BCD store from its own
 //! volume (`\EFI\Microsoft\Boot\BCD`, a registry hive), finds the system
 //! volume, loads the default entry's OS loader (`\Windows\System32\winload.efi`)
-//! and starts it. With one entry there is no menu.
+//! and starts it.
+//!
+//! With more than one entry the boot manager shows its menu and waits up to
+//! the store's timeout, unless a one-time boot sequence names the entry to
+//! start (as `bcdedit /bootsequence` does on NT): the test harness and
+//! non-interactive `cargo xtask run` pass the entry's GUID in the QEMU
+//! fw_cfg file `opt/org.ntrs/bootsequence`, so nobody waits for a menu that
+//! no person can answer.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -73,6 +80,10 @@ fn main() -> Status {
     }
 }
 
+/// The fw_cfg file holding a one-time boot sequence: the GUID of the entry
+/// to start without showing the menu.
+const BOOT_SEQUENCE: &str = "opt/org.ntrs/bootsequence";
+
 /// TSC ticks spent waiting at the menu (left out of the boot-time figure).
 static MENU_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -110,7 +121,22 @@ fn read_bcd_choice() -> Option<(alloc::string::String, alloc::string::String)> {
         .unwrap_or(0);
     let mut chosen = default;
     let timeout = store.timeout.unwrap_or(0);
-    if entries.len() > 1 && timeout > 0 {
+    let sequence: Option<alloc::string::String> =
+        bootlib::fwcfg::read_file(BOOT_SEQUENCE).map(|d| {
+            alloc::string::String::from_utf8_lossy(&d)
+                .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                .into()
+        });
+    if let Some(guid) = sequence {
+        // A one-time boot sequence: start that entry, show no menu.
+        match entries
+            .iter()
+            .position(|e| e.guid.eq_ignore_ascii_case(&guid))
+        {
+            Some(i) => chosen = i,
+            None => println!("bootmgr: the boot sequence names no entry {guid}; using the default"),
+        }
+    } else if entries.len() > 1 && timeout > 0 {
         println!("Windows Boot Manager: choose an operating system to start:");
         for (i, e) in entries.iter().enumerate() {
             println!(
@@ -121,7 +147,9 @@ fn read_bcd_choice() -> Option<(alloc::string::String, alloc::string::String)> {
             );
         }
         let waited_from = bootlib::rdtsc();
-        let mut left = timeout * 10;
+        // Tenths of a second; a hostile BCD's huge timeout saturates
+        // instead of wrapping.
+        let mut left = timeout.saturating_mul(10);
         while left > 0 {
             let key = uefi::system::with_stdin(|i| i.read_key().ok().flatten());
             if let Some(uefi::proto::console::text::Key::Printable(c)) = key {

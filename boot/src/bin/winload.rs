@@ -31,13 +31,20 @@ fn efi_type(t: MemoryType) -> EfiType {
     EfiType::custom(0x8000_0000 | t as u32)
 }
 
-fn alloc_pages(t: MemoryType, pages: usize) -> u64 {
-    let p: NonNull<u8> =
-        uboot::allocate_pages(AllocateType::AnyPages, efi_type(t), pages).expect("out of memory");
+/// Zeroed pages of NT memory type `t`, or `None` when the firmware has none
+/// (sizes can come from disk data: the image's SizeOfImage, hive sizes).
+fn alloc_pages(t: MemoryType, pages: usize) -> Option<u64> {
+    let p: NonNull<u8> = uboot::allocate_pages(AllocateType::AnyPages, efi_type(t), pages).ok()?;
     let a = p.as_ptr() as u64;
     // SAFETY: freshly allocated, identity-mapped pages of the requested size.
     unsafe { core::ptr::write_bytes(a as *mut u8, 0, pages * PAGE as usize) };
-    a
+    Some(a)
+}
+
+/// Reports an allocation failure the way the loader reports load errors.
+fn out_of_memory(what: &str, pages: usize) -> Status {
+    println!("winload: cannot allocate {pages} pages for {what}");
+    Status::OUT_OF_RESOURCES
 }
 
 /// Page-table builder over pages the loader owns (identity mapped now).
@@ -56,7 +63,14 @@ impl Tables {
         // SAFETY: `table` is a page-table page the loader allocated and identity maps.
         unsafe {
             if *e & PTE_P == 0 {
-                let t = alloc_pages(MemoryType::MemoryData, 1);
+                // A page-table page: the firmware running out of single
+                // pages here leaves nothing to boot with.
+                let Some(t) = alloc_pages(MemoryType::MemoryData, 1) else {
+                    println!("winload: out of memory for page tables");
+                    loop {
+                        core::hint::spin_loop();
+                    }
+                };
                 *e = t | PTE_P | PTE_W;
             }
             *e & 0x000F_FFFF_FFFF_F000
@@ -220,7 +234,9 @@ fn main() -> Status {
         (0, 0)
     } else {
         let pages = system_hive.len().div_ceil(PAGE as usize);
-        let pa = alloc_pages(MemoryType::RegistryData, pages);
+        let Some(pa) = alloc_pages(MemoryType::RegistryData, pages) else {
+            return out_of_memory("a registry hive", pages);
+        };
         // SAFETY: `pa` is `pages` freshly allocated, identity-mapped pages.
         unsafe {
             core::ptr::copy_nonoverlapping(system_hive.as_ptr(), pa as *mut u8, system_hive.len())
@@ -231,7 +247,9 @@ fn main() -> Status {
         (0, 0)
     } else {
         let pages = software_hive.len().div_ceil(PAGE as usize);
-        let pa = alloc_pages(MemoryType::RegistryData, pages);
+        let Some(pa) = alloc_pages(MemoryType::RegistryData, pages) else {
+            return out_of_memory("a registry hive", pages);
+        };
         // SAFETY: `pa` is `pages` freshly allocated, identity-mapped pages.
         unsafe {
             core::ptr::copy_nonoverlapping(
@@ -250,7 +268,13 @@ fn main() -> Status {
         }
     };
     let image_pages = (pe.size_of_image as u64).div_ceil(PAGE) as usize;
-    let image_pa = alloc_pages(MemoryType::SystemCode, image_pages);
+    let Some(image_pa) = alloc_pages(MemoryType::SystemCode, image_pages) else {
+        println!(
+            "winload: ntoskrnl.exe's SizeOfImage {:#x} cannot be allocated",
+            pe.size_of_image
+        );
+        return Status::LOAD_ERROR;
+    };
     // SAFETY: `image_pa` is `image_pages` freshly allocated identity-mapped pages.
     let image = unsafe {
         core::slice::from_raw_parts_mut(image_pa as *mut u8, image_pages * PAGE as usize)
@@ -269,9 +293,16 @@ fn main() -> Status {
     }
 
     let stack_pages = (KERNEL_STACK_SIZE / PAGE) as usize;
-    let kernel_stack = alloc_pages(MemoryType::StartupKernelStack, stack_pages);
-    let ist: [u64; 3] =
-        core::array::from_fn(|_| alloc_pages(MemoryType::StartupPanicStack, stack_pages));
+    let Some(kernel_stack) = alloc_pages(MemoryType::StartupKernelStack, stack_pages) else {
+        return out_of_memory("the boot stack", stack_pages);
+    };
+    let mut ist = [0u64; 3];
+    for slot in ist.iter_mut() {
+        let Some(p) = alloc_pages(MemoryType::StartupPanicStack, stack_pages) else {
+            return out_of_memory("the panic stacks", stack_pages);
+        };
+        *slot = p;
+    }
 
     // ACPI RSDP.
     let acpi_rsdp = uefi::system::with_config_table(|t| {
@@ -308,7 +339,10 @@ fn main() -> Status {
     }
 
     // Page tables. Highest physical address: all of RAM, and at least 4 GiB for MMIO.
-    let map = uboot::memory_map(EfiType::LOADER_DATA).expect("memory map");
+    let Ok(map) = uboot::memory_map(EfiType::LOADER_DATA) else {
+        println!("winload: the firmware returned no memory map");
+        return Status::LOAD_ERROR;
+    };
     let max_pa = map
         .entries()
         .map(|d| d.phys_start + d.page_count * PAGE)
@@ -318,7 +352,9 @@ fn main() -> Status {
         .next_multiple_of(2 << 20);
     let map_entries = map.entries().count();
     drop(map);
-    let pml4 = alloc_pages(MemoryType::MemoryData, 1);
+    let Some(pml4) = alloc_pages(MemoryType::MemoryData, 1) else {
+        return out_of_memory("the PML4", 1);
+    };
     let mut tables = Tables { pml4 };
     let mut pa = 0;
     while pa < max_pa {

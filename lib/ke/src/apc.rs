@@ -17,8 +17,9 @@
 //!   in progress; user APCs only on the way back to user mode with
 //!   `UserApcPending` set and no kernel APC left.
 //!
-//! APCs are named by an [`ApcId`] the kernel chooses (its `KAPC`); the queue
-//! only orders them.
+//! The queues hold whatever the kernel names an APC by (`T`: the kernel
+//! queues a reference to its `KAPC` with the insertion's system arguments;
+//! the host tests use [`ApcId`]); they only order them.
 
 use alloc::collections::VecDeque;
 use nt::status::{STATUS_ALERTED, STATUS_KERNEL_APC, STATUS_USER_APC};
@@ -29,7 +30,7 @@ pub const PASSIVE_LEVEL: u8 = 0;
 /// `APC_LEVEL`.
 pub const APC_LEVEL: u8 = 1;
 
-/// An APC object.
+/// An APC object (the host tests' name for one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ApcId(pub u32);
 
@@ -98,12 +99,12 @@ pub struct ApcInsert {
     pub unwait: Option<NtStatus>,
 }
 
-/// `KAPC_STATE` plus the thread's alert flags.
+/// `KAPC_STATE` plus the thread's alert flags, over APCs named by `T`.
 #[derive(Clone, Debug)]
-pub struct ApcState {
+pub struct ApcState<T = ApcId> {
     /// Kernel queue: (apc, special).
-    kernel: VecDeque<(ApcId, bool)>,
-    user: VecDeque<ApcId>,
+    kernel: VecDeque<(T, bool)>,
+    user: VecDeque<T>,
     /// `ApcQueueable`.
     pub queueable: bool,
     /// `UserApcPending`.
@@ -112,7 +113,7 @@ pub struct ApcState {
     alerted: [bool; 2],
 }
 
-impl Default for ApcState {
+impl<T: Copy + PartialEq> Default for ApcState<T> {
     fn default() -> Self {
         Self::new()
     }
@@ -125,8 +126,8 @@ fn mode_index(m: ProcessorMode) -> usize {
     }
 }
 
-impl ApcState {
-    pub fn new() -> Self {
+impl<T: Copy + PartialEq> ApcState<T> {
+    pub const fn new() -> Self {
         ApcState {
             kernel: VecDeque::new(),
             user: VecDeque::new(),
@@ -141,13 +142,8 @@ impl ApcState {
         !self.kernel.is_empty()
     }
 
-    /// Whether user APCs are queued.
-    pub fn user_apcs_queued(&self) -> bool {
-        !self.user.is_empty()
-    }
-
     /// The queues in delivery order (kd `!apc`): kernel queue, then user queue.
-    pub fn queued(&self) -> impl Iterator<Item = (ApcId, ApcKind)> + '_ {
+    pub fn queued(&self) -> impl Iterator<Item = (T, ApcKind)> + '_ {
         self.kernel
             .iter()
             .map(|&(a, special)| {
@@ -165,7 +161,7 @@ impl ApcState {
 
     /// `KeInsertQueueApc` / `KiInsertQueueApc`: queues `apc` and reports
     /// whether the target's wait must end or an APC interrupt is needed.
-    pub fn insert(&mut self, apc: ApcId, kind: ApcKind, target: &ApcTarget) -> ApcInsert {
+    pub fn insert(&mut self, apc: T, kind: ApcKind, target: &ApcTarget) -> ApcInsert {
         let mut r = ApcInsert {
             inserted: false,
             request_interrupt: false,
@@ -208,7 +204,7 @@ impl ApcState {
     }
 
     /// `KeRemoveQueueApc`: returns whether `apc` was queued.
-    pub fn remove(&mut self, apc: ApcId) -> bool {
+    pub fn remove(&mut self, apc: T) -> bool {
         if let Some(i) = self.kernel.iter().position(|k| k.0 == apc) {
             self.kernel.remove(i);
             return true;
@@ -223,16 +219,28 @@ impl ApcState {
         false
     }
 
+    /// Thread termination (`KeTerminateThread` clearing `ApcQueueable`,
+    /// then `KeFlushQueueApc` for both modes): no APC is queued any more,
+    /// and every APC still queued is returned, kernel queue first, so the
+    /// kernel can mark them no longer inserted.
+    pub fn close(&mut self) -> alloc::vec::Vec<T> {
+        self.queueable = false;
+        self.user_apc_pending = false;
+        let mut v: alloc::vec::Vec<T> = self.kernel.drain(..).map(|k| k.0).collect();
+        v.extend(self.user.drain(..));
+        v
+    }
+
     /// The APC `KiDeliverApc` would run next, if any: `irql` is the level
     /// being returned to, `mode` whether the return is to user mode.
-    pub fn next_deliverable(
+    fn next_deliverable(
         &self,
         irql: u8,
         special_apc_disable: bool,
         kernel_apc_disable: bool,
         kernel_apc_in_progress: bool,
         mode: ProcessorMode,
-    ) -> Option<(ApcId, ApcKind)> {
+    ) -> Option<(T, ApcKind)> {
         if irql >= APC_LEVEL {
             return None;
         }
@@ -265,7 +273,7 @@ impl ApcState {
         kernel_apc_disable: bool,
         kernel_apc_in_progress: bool,
         mode: ProcessorMode,
-    ) -> Option<(ApcId, ApcKind)> {
+    ) -> Option<(T, ApcKind)> {
         let next = self.next_deliverable(
             irql,
             special_apc_disable,
@@ -388,10 +396,14 @@ mod tests {
     #[test]
     fn closed_queue_refuses() {
         let mut s = ApcState::new();
-        s.queueable = false;
-        let r = s.insert(ApcId(1), ApcKind::User, &ApcTarget::IDLE);
+        s.insert(ApcId(1), ApcKind::User, &ApcTarget::IDLE);
+        s.insert(ApcId(2), ApcKind::NormalKernel, &ApcTarget::IDLE);
+        assert_eq!(s.close(), [ApcId(2), ApcId(1)], "flushed at termination");
+        assert!(!s.queueable);
+        let r = s.insert(ApcId(3), ApcKind::User, &ApcTarget::IDLE);
         assert!(!r.inserted);
         assert_eq!(s.queued().count(), 0);
+        assert!(!s.kernel_apc_pending());
     }
 
     #[test]

@@ -450,7 +450,7 @@ impl Dispatcher {
         wait_type: WaitType,
         poll: bool,
     ) -> Result<WaitStart, NtStatus> {
-        self.wait_inner(t, objects, wait_type, poll, None)
+        self.wait_inner::<crate::apc::ApcId>(t, objects, wait_type, poll, None)
     }
 
     /// `KeWaitForMultipleObjects` with a wait mode and alertability: as
@@ -460,13 +460,13 @@ impl Dispatcher {
     /// end the wait at once. An object that is signaled wins over an alert,
     /// as in NT.
     #[allow(clippy::too_many_arguments)] // KeWaitForMultipleObjects' own parameters
-    pub fn wait_alertable(
+    pub fn wait_alertable<T: Copy + PartialEq>(
         &mut self,
         t: ThreadId,
         objects: &[ObjectId],
         wait_type: WaitType,
         poll: bool,
-        apc: &mut ApcState,
+        apc: &mut ApcState<T>,
         mode: ProcessorMode,
         alertable: bool,
     ) -> Result<WaitStart, NtStatus> {
@@ -479,14 +479,14 @@ impl Dispatcher {
     /// wait reason; a blocked wait records them ([`Dispatcher::wait_info`]).
     /// The kernel arms the thread's timeout timer for `params.due` and calls
     /// [`Dispatcher::timeout_expired`] when it fires.
-    pub fn wait_ex(
+    pub fn wait_ex<T: Copy + PartialEq>(
         &mut self,
         t: ThreadId,
         objects: &[ObjectId],
         wait_type: WaitType,
         params: &WaitParams,
         now: u64,
-        apc: &mut ApcState,
+        apc: &mut ApcState<T>,
     ) -> Result<WaitStart, NtStatus> {
         let poll = params.due.is_some_and(|d| d <= now);
         let r = self.wait_inner(
@@ -516,13 +516,13 @@ impl Dispatcher {
         })
     }
 
-    fn wait_inner(
+    fn wait_inner<T: Copy + PartialEq>(
         &mut self,
         t: ThreadId,
         objects: &[ObjectId],
         wait_type: WaitType,
         poll: bool,
-        alert: Option<(&mut ApcState, ProcessorMode, bool)>,
+        alert: Option<(&mut ApcState<T>, ProcessorMode, bool)>,
     ) -> Result<WaitStart, NtStatus> {
         if objects.is_empty() || objects.len() > MAXIMUM_WAIT_OBJECTS {
             return Err(STATUS_INVALID_PARAMETER);

@@ -503,7 +503,7 @@ mod alerts_and_apcs {
     fn signaled_object_wins_over_alert_then_alert_then_poll() {
         let mut d = Dispatcher::new();
         let e = d.create_event(true, true);
-        let mut apc = ApcState::new();
+        let mut apc = ApcState::<crate::apc::ApcId>::new();
         apc.alert(ProcessorMode::UserMode, None);
         assert_eq!(
             d.wait_alertable(
@@ -576,7 +576,7 @@ mod alerts_and_apcs {
     fn apc_insert_aborts_the_wait_and_the_object_stays_unsatisfied() {
         let mut d = Dispatcher::new();
         let m = d.create_mutant(Some(T2));
-        let mut apc = ApcState::new();
+        let mut apc = ApcState::<crate::apc::ApcId>::new();
         assert_eq!(
             d.wait_alertable(
                 T1,
@@ -675,7 +675,7 @@ fn wait_ex_polls_past_due_and_records_the_wait() {
     let mut d = Dispatcher::new();
     let e = d.create_event(false, false);
     let f = d.create_event(true, false);
-    let mut apc = ApcState::new();
+    let mut apc = ApcState::<crate::apc::ApcId>::new();
     let params = WaitParams {
         mode: ProcessorMode::UserMode,
         alertable: true,

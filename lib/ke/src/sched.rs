@@ -19,7 +19,9 @@ use core::fmt;
 use nt::status::{STATUS_NO_YIELD_PERFORMED, STATUS_SUCCESS};
 use nt::NtStatus;
 
-/// Processors supported (one affinity word; no processor groups).
+/// The most processors a [`Scheduler`] takes: one 64-bit affinity word (no
+/// processor groups). The kernel configures as many as its processor
+/// blocks allow (`hal::MAX_PROCESSORS`).
 pub const MAX_PROCESSORS: u32 = 64;
 
 /// `KTHREAD_STATE`.
@@ -35,6 +37,24 @@ pub enum ThreadState {
     DeferredReady,
     GateWaitObsolete,
     WaitingForProcessInSwap,
+}
+
+impl ThreadState {
+    /// The name `!thread` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadState::Initialized => "INITIALIZED",
+            ThreadState::Ready => "READY",
+            ThreadState::Running => "RUNNING",
+            ThreadState::Standby => "STANDBY",
+            ThreadState::Terminated => "TERMINATED",
+            ThreadState::Waiting => "WAIT",
+            ThreadState::Transition => "TRANSITION",
+            ThreadState::DeferredReady => "DEFERREDREADY",
+            ThreadState::GateWaitObsolete => "GATEWAIT",
+            ThreadState::WaitingForProcessInSwap => "WAITINGFORPROCESSINSWAP",
+        }
+    }
 }
 
 /// The scheduling part of a `KTHREAD`.
@@ -65,6 +85,18 @@ pub enum ReadyAction {
     Queued { processor: u32 },
 }
 
+impl ReadyAction {
+    /// The processor whose dispatch interrupt must run (None: queued only).
+    pub fn interrupt(self) -> Option<u32> {
+        match self {
+            ReadyAction::RunIdle { processor, .. } | ReadyAction::Preempt { processor, .. } => {
+                Some(processor)
+            }
+            ReadyAction::Queued { .. } => None,
+        }
+    }
+}
+
 /// A context switch the kernel must perform on a processor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Switch {
@@ -81,7 +113,7 @@ pub enum SchedError {
     BadProcessor(u32),
     /// The thread is not in a state the operation applies to.
     WrongState(ThreadId, ThreadState),
-    /// An affinity with no configured processor.
+    /// An affinity with no active processor.
     BadAffinity(u64),
     BadPriority(u8),
 }
@@ -94,6 +126,29 @@ impl fmt::Display for SchedError {
             SchedError::WrongState(t, s) => write!(f, "thread {} is {:?}", t.0, s),
             SchedError::BadAffinity(a) => write!(f, "affinity {a:#x} names no processor"),
             SchedError::BadPriority(p) => write!(f, "priority {p} outside 0..=31"),
+        }
+    }
+}
+
+impl SchedError {
+    /// A number for the error kind (bugcheck parameters).
+    pub fn code(&self) -> u64 {
+        match self {
+            SchedError::BadThread(_) => 1,
+            SchedError::BadProcessor(_) => 2,
+            SchedError::WrongState(..) => 3,
+            SchedError::BadAffinity(_) => 4,
+            SchedError::BadPriority(_) => 5,
+        }
+    }
+
+    /// The thread, processor, affinity or priority the error names.
+    pub fn subject(&self) -> u64 {
+        match *self {
+            SchedError::BadThread(t) | SchedError::WrongState(t, _) => u64::from(t.0),
+            SchedError::BadProcessor(p) => u64::from(p),
+            SchedError::BadAffinity(a) => a,
+            SchedError::BadPriority(p) => u64::from(p),
         }
     }
 }
@@ -113,8 +168,17 @@ pub struct Scheduler {
     active: u64,
 }
 
+fn bit(p: u32) -> u64 {
+    if p < 64 {
+        1u64 << p
+    } else {
+        0
+    }
+}
+
 impl Scheduler {
-    /// `processors` processors (at most 64) and thread ids `0..threads`.
+    /// `processors` processors (at most 64), all active, and thread ids
+    /// `0..threads`.
     pub fn with_capacity(processors: u32, threads: u32) -> Result<Self, SchedError> {
         if processors == 0 || processors > MAX_PROCESSORS {
             return Err(SchedError::BadProcessor(processors));
@@ -134,6 +198,24 @@ impl Scheduler {
                 (1u64 << processors) - 1
             },
         })
+    }
+
+    /// Processor `p` starts or stops taking threads (`KeActiveProcessors`):
+    /// the kernel activates each processor once it runs its idle thread.
+    /// Threads already placed on an inactive processor stay there.
+    pub fn set_active(&mut self, p: u32, active: bool) -> Result<(), SchedError> {
+        self.prcb(p)?;
+        if active {
+            self.active |= bit(p);
+        } else {
+            self.active &= !bit(p);
+        }
+        Ok(())
+    }
+
+    /// `KeActiveProcessors`.
+    pub fn active_processors(&self) -> u64 {
+        self.active
     }
 
     fn prcb(&self, p: u32) -> Result<&Prcb, SchedError> {
@@ -164,7 +246,8 @@ impl Scheduler {
     }
 
     /// `KeInitializeThread` (scheduling part): the thread is Initialized;
-    /// `ready_thread` starts it.
+    /// `ready_thread` starts it. The quantum is in units
+    /// ([`crate::priority::CLIENT_QUANTUM`]).
     pub fn create_thread(
         &mut self,
         t: ThreadId,
@@ -211,7 +294,7 @@ impl Scheduler {
         self.prcbs.get(p as usize).and_then(|c| c.running)
     }
 
-    /// The standby thread of processor `p`.
+    /// The standby thread of processor `p` (`Prcb->NextThread`).
     pub fn standby(&self, p: u32) -> Option<ThreadId> {
         self.prcbs.get(p as usize).and_then(|c| c.standby)
     }
@@ -249,10 +332,13 @@ impl Scheduler {
     /// processor if idle, else any idle processor in the affinity (lowest
     /// number first), else the ideal processor (or, outside the affinity,
     /// the lowest processor in it).
-    pub fn select_processor(&self, t: ThreadId) -> Result<u32, SchedError> {
+    fn select_processor(&self, t: ThreadId) -> Result<u32, SchedError> {
         let th = self.thread(t)?;
         let allowed = th.affinity & self.active;
-        let ok = |p: u32| p < 64 && allowed & (1u64 << p) != 0;
+        if allowed == 0 {
+            return Err(SchedError::BadAffinity(th.affinity));
+        }
+        let ok = |p: u32| allowed & bit(p) != 0;
         for p in [th.ideal_processor, th.last_processor] {
             if ok(p) && self.is_idle(p) {
                 return Ok(p);
@@ -337,26 +423,42 @@ impl Scheduler {
     }
 
     /// `KiSearchForNewThread` / `KiSelectReadyThread`: takes the best thread
-    /// for processor `p`: its standby thread, else the highest-priority
-    /// thread in its own queue, else (idle search) the highest-priority
-    /// thread in another processor's queue whose affinity includes `p`.
-    pub fn find_ready_thread(&mut self, p: u32) -> Result<Option<ThreadId>, SchedError> {
-        if let Some(t) = self.prcb_mut(p)?.standby.take() {
+    /// of at least `min_priority` for processor `p`: its standby thread or
+    /// the highest-priority thread in its own queue, whichever ranks higher
+    /// (the standby thread on a tie), else, if `steal` (idle search), the
+    /// highest-priority thread in another processor's queue whose affinity
+    /// includes `p`.
+    fn find_ready_thread(
+        &mut self,
+        p: u32,
+        min_priority: u8,
+        steal: bool,
+    ) -> Result<Option<ThreadId>, SchedError> {
+        let queued = self.prcb(p)?.ready.highest_priority();
+        if let Some(t) = self.prcb(p)?.standby {
+            let sp = self.thread(t)?.priority;
+            if sp >= min_priority && queued.is_none_or(|q| sp >= q) {
+                self.prcb_mut(p)?.standby = None;
+                return Ok(Some(t));
+            }
+        }
+        if let Some((t, _)) = self.prcb_mut(p)?.ready.select(min_priority) {
             return Ok(Some(t));
         }
-        if let Some((t, _)) = self.prcb_mut(p)?.ready.select(0) {
-            return Ok(Some(t));
+        if !steal {
+            return Ok(None);
         }
         let mut best: Option<(u8, u32, ThreadId)> = None;
         for (q, c) in self.prcbs.iter().enumerate() {
-            for prio in (0..32u8).rev() {
+            for prio in (min_priority..32u8).rev() {
                 if best.is_some_and(|b| b.0 >= prio) {
                     break;
                 }
-                let found = c.ready.queue(prio).copied().find(|&t| {
-                    self.thread(t)
-                        .is_ok_and(|th| p < 64 && th.affinity & (1u64 << p) != 0)
-                });
+                let found = c
+                    .ready
+                    .queue(prio)
+                    .copied()
+                    .find(|&t| self.thread(t).is_ok_and(|th| th.affinity & bit(p) != 0));
                 if let Some(t) = found {
                     best = Some((prio, q as u32, t));
                     break;
@@ -379,55 +481,57 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Starts processor `p`'s first thread (or after idle): the standby or
-    /// best ready thread becomes running. None when nothing is ready.
-    pub fn dispatch_idle(&mut self, p: u32) -> Result<Option<Switch>, SchedError> {
-        if self.prcb(p)?.running.is_some() {
+    /// `KiDispatchInterrupt` on `p` (the DISPATCH_LEVEL software interrupt
+    /// after DPCs): quantum end if the clock said so; else an idle
+    /// processor takes the best ready thread it may run (its standby thread
+    /// first); else the standby thread or a thread of the processor's own
+    /// queue that strictly outranks the running thread preempts it (the
+    /// preempted thread keeps its turn at the head of its queue). Returns
+    /// the context switch to make, if any.
+    pub fn dispatch(&mut self, p: u32, quantum_end: bool) -> Result<Option<Switch>, SchedError> {
+        if quantum_end {
+            if let Some(sw) = self.quantum_end(p)? {
+                return Ok(Some(sw));
+            }
+        }
+        let Some(old) = self.prcb(p)?.running else {
+            let new = self.find_ready_thread(p, 0, true)?;
+            self.run(p, new)?;
+            return Ok(new.map(|n| Switch {
+                old: None,
+                new: Some(n),
+            }));
+        };
+        let prio = self.thread(old)?.priority;
+        if prio == 31 {
             return Ok(None);
         }
-        let new = self.find_ready_thread(p)?;
-        self.run(p, new)?;
-        Ok(new.map(|n| Switch {
-            old: None,
-            new: Some(n),
-        }))
-    }
-
-    /// The dispatch interrupt on `p` with a standby thread (preemption):
-    /// the running thread is preempted and re-enters its ready queue at the
-    /// head (it keeps the rest of its quantum), the standby thread runs.
-    pub fn preempt(&mut self, p: u32) -> Result<Option<Switch>, SchedError> {
-        let Some(new) = self.prcb_mut(p)?.standby.take() else {
+        let Some(new) = self.find_ready_thread(p, prio + 1, false)? else {
             return Ok(None);
         };
-        let old = self.prcb(p)?.running;
-        if let Some(o) = old {
-            let prio = self.thread(o)?.priority;
-            self.thread_mut(o)?.state = ThreadState::Ready;
-            self.prcb_mut(p)?.ready.insert(o, prio, true);
-        }
+        self.thread_mut(old)?.state = ThreadState::Ready;
+        self.prcb_mut(p)?.ready.insert(old, prio, true);
         self.run(p, Some(new))?;
         Ok(Some(Switch {
-            old,
+            old: Some(old),
             new: Some(new),
         }))
     }
 
-    /// The clock tick on `p` (`KiUpdateRunTime`): charges the running
-    /// thread one tick of quantum; true when its quantum has ended (the
-    /// kernel requests the dispatch interrupt and calls `quantum_end`).
-    pub fn clock_tick(&mut self, p: u32) -> Result<bool, SchedError> {
-        match self.prcb(p)?.running {
-            Some(t) => Ok(self.thread_mut(t)?.quantum.tick()),
-            None => Ok(false),
-        }
+    /// The running thread's quantum as the kernel's clock charged it
+    /// (the clock interrupt counts without the dispatcher lock and the
+    /// kernel hands the count back here before each scheduling decision).
+    pub fn set_quantum(&mut self, t: ThreadId, remaining: u8) -> Result<(), SchedError> {
+        let th = self.thread_mut(t)?;
+        th.quantum.remaining = remaining.min(th.quantum.reset);
+        Ok(())
     }
 
     /// Quantum end on `p` (`KiQuantumEnd`): the quantum is refilled, a
     /// boosted priority decays one level, and if a thread of at least the
     /// (new) priority is ready, the running thread goes to the tail of its
     /// queue and that thread runs (round robin). Returns the switch, if any.
-    pub fn quantum_end(&mut self, p: u32) -> Result<Option<Switch>, SchedError> {
+    fn quantum_end(&mut self, p: u32) -> Result<Option<Switch>, SchedError> {
         let Some(old) = self.prcb(p)?.running else {
             return Ok(None);
         };
@@ -441,7 +545,7 @@ impl Scheduler {
         }
         self.thread_mut(old)?.state = ThreadState::Ready;
         self.prcb_mut(p)?.ready.insert(old, prio, false);
-        let new = self.find_ready_thread(p)?;
+        let new = self.find_ready_thread(p, 0, true)?;
         self.run(p, new)?;
         Ok(Some(Switch {
             old: Some(old),
@@ -449,15 +553,21 @@ impl Scheduler {
         }))
     }
 
-    /// `NtYieldExecution` on `p`: if another thread is ready (on this
-    /// processor, or one it could take from another), the running thread
-    /// goes to the tail of its ready queue with a fresh quantum and the best
-    /// ready thread runs (`STATUS_SUCCESS`); else `STATUS_NO_YIELD_PERFORMED`.
-    pub fn yield_execution(&mut self, p: u32) -> Result<(NtStatus, Option<Switch>), SchedError> {
+    /// A voluntary yield on `p` (`NtYieldExecution`, and
+    /// `KeDelayExecutionThread` with a zero interval): if a thread of at
+    /// least `min_priority` is ready (on this processor, or one it could
+    /// take from another), the running thread goes to the tail of its ready
+    /// queue with a fresh quantum and that thread runs (`STATUS_SUCCESS`);
+    /// else `STATUS_NO_YIELD_PERFORMED`.
+    pub fn yield_execution(
+        &mut self,
+        p: u32,
+        min_priority: u8,
+    ) -> Result<(NtStatus, Option<Switch>), SchedError> {
         let Some(old) = self.prcb(p)?.running else {
             return Ok((STATUS_NO_YIELD_PERFORMED, None));
         };
-        let Some(new) = self.find_ready_thread(p)? else {
+        let Some(new) = self.find_ready_thread(p, min_priority, true)? else {
             return Ok((STATUS_NO_YIELD_PERFORMED, None));
         };
         let th = self.thread_mut(old)?;
@@ -491,27 +601,112 @@ impl Scheduler {
         if let Some(o) = old {
             self.thread_mut(o)?.state = state;
         }
-        let new = self.find_ready_thread(p)?;
+        let new = self.find_ready_thread(p, 0, true)?;
         self.run(p, new)?;
         Ok(Switch { old, new })
     }
 
-    /// `KeSetPriorityThread` (ready queue bookkeeping only; the kernel
-    /// re-readies a running thread's processor if it should be preempted).
-    pub fn set_priority(&mut self, t: ThreadId, priority: u8) -> Result<(), SchedError> {
+    /// `KeSetPriorityThread`: sets the base and current priority. A ready
+    /// or standby thread is readied again at its new priority (it may
+    /// preempt where it goes); a running thread whose own processor now has
+    /// a higher-priority thread ready must be preempted. Returns the
+    /// processor whose dispatch interrupt must run, if any.
+    pub fn set_priority(
+        &mut self,
+        t: ThreadId,
+        priority: u8,
+        current: u32,
+    ) -> Result<Option<u32>, SchedError> {
         if priority > 31 {
             return Err(SchedError::BadPriority(priority));
         }
         let th = *self.thread(t)?;
-        if th.state == ThreadState::Ready {
-            let p = th.last_processor;
-            self.prcb_mut(p)?.ready.remove(t, th.priority);
-            self.prcb_mut(p)?.ready.insert(t, priority, false);
+        let p = th.last_processor;
+        match th.state {
+            ThreadState::Ready => {
+                self.prcb_mut(p)?.ready.remove(t, th.priority);
+            }
+            ThreadState::Standby => {
+                self.prcb_mut(p)?.standby = None;
+            }
+            _ => {}
         }
-        let th = self.thread_mut(t)?;
-        th.priority = priority;
-        th.base_priority = priority;
-        Ok(())
+        let x = self.thread_mut(t)?;
+        x.priority = priority;
+        x.base_priority = priority;
+        match th.state {
+            ThreadState::Ready | ThreadState::Standby => {
+                self.thread_mut(t)?.state = ThreadState::DeferredReady;
+                Ok(self.ready_thread(t, current)?.interrupt())
+            }
+            ThreadState::Running => {
+                let c = self.prcb(p)?;
+                let outranked =
+                    c.standby.is_none() && c.ready.highest_priority().is_some_and(|h| h > priority);
+                Ok(outranked.then_some(p))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `KeSetSystemAffinityThreadEx` / `KeSetAffinityThread`: sets the
+    /// processors `t` may run on. A ready or standby thread queued on a
+    /// processor outside the new set is readied again (returns the processor
+    /// to interrupt, if any); a running thread outside it stays until the
+    /// kernel calls [`Scheduler::migrate`] for its processor.
+    pub fn set_affinity(
+        &mut self,
+        t: ThreadId,
+        affinity: u64,
+        current: u32,
+    ) -> Result<Option<u32>, SchedError> {
+        if affinity & self.active == 0 {
+            return Err(SchedError::BadAffinity(affinity));
+        }
+        let th = *self.thread(t)?;
+        let p = th.last_processor;
+        self.thread_mut(t)?.affinity = affinity;
+        if affinity & bit(p) != 0 {
+            return Ok(None);
+        }
+        match th.state {
+            ThreadState::Ready => {
+                self.prcb_mut(p)?.ready.remove(t, th.priority);
+            }
+            ThreadState::Standby => {
+                self.prcb_mut(p)?.standby = None;
+            }
+            ThreadState::Running => return Ok(Some(p)),
+            _ => return Ok(None),
+        }
+        self.thread_mut(t)?.state = ThreadState::DeferredReady;
+        Ok(self.ready_thread(t, current)?.interrupt())
+    }
+
+    /// The running thread of `p` may no longer run there (its affinity
+    /// changed): it is readied on a processor it may use, and `p` runs its
+    /// best ready thread. Returns the switch on `p` and the processor whose
+    /// dispatch interrupt must run for the moved thread, or None when the
+    /// running thread may stay.
+    pub fn migrate(&mut self, p: u32) -> Result<Option<(Switch, Option<u32>)>, SchedError> {
+        let Some(old) = self.prcb(p)?.running else {
+            return Ok(None);
+        };
+        if self.thread(old)?.affinity & bit(p) != 0 {
+            return Ok(None);
+        }
+        self.thread_mut(old)?.state = ThreadState::DeferredReady;
+        self.prcb_mut(p)?.running = None;
+        let new = self.find_ready_thread(p, 0, true)?;
+        self.run(p, new)?;
+        let kick = self.ready_thread(old, p)?.interrupt();
+        Ok(Some((
+            Switch {
+                old: Some(old),
+                new,
+            },
+            kick,
+        )))
     }
 }
 
@@ -530,6 +725,26 @@ mod tests {
         Scheduler::with_capacity(processors, 16).unwrap()
     }
 
+    /// One clock tick charged to `p`'s running thread, as the kernel's
+    /// clock interrupt does: true when the quantum ended.
+    fn tick(s: &mut Scheduler, p: u32) -> bool {
+        let Some(r) = s.running(p) else {
+            return false;
+        };
+        let mut q = s.thread(r).unwrap().quantum;
+        let end = q.tick();
+        s.set_quantum(r, q.remaining).unwrap();
+        end
+    }
+
+    impl Scheduler {
+        /// A dispatch interrupt on an idle processor.
+        fn dispatch_test(&mut self, p: u32) -> Result<Option<Switch>, SchedError> {
+            assert!(self.running(p).is_none());
+            self.dispatch(p, false)
+        }
+    }
+
     #[test]
     fn idle_ideal_then_last_then_any_idle_then_ideal() {
         let mut s = sched(4);
@@ -541,7 +756,7 @@ mod tests {
                 ipi: true
             })
         );
-        s.dispatch_idle(2).unwrap();
+        s.dispatch_test(2).unwrap();
         s.create_thread(t(2), 8, 0b1111, 2, Q).unwrap();
         assert_eq!(
             s.ready_thread(t(2), 0),
@@ -551,7 +766,7 @@ mod tests {
             }),
             "ideal busy: lowest idle processor"
         );
-        s.dispatch_idle(0).unwrap();
+        s.dispatch_test(0).unwrap();
         s.create_thread(t(3), 8, 0b1111, 1, Q).unwrap();
         s.thread_mut(t(3)).unwrap().last_processor = 3;
         // Ideal 1 idle: chosen over last 3.
@@ -572,7 +787,7 @@ mod tests {
         s.create_thread(t(2), 8, 1, 0, Q).unwrap();
         s.create_thread(t(3), 12, 1, 0, Q).unwrap();
         s.ready_thread(t(1), 0).unwrap();
-        s.dispatch_idle(0).unwrap();
+        s.dispatch_test(0).unwrap();
         assert_eq!(s.running(0), Some(t(1)));
         assert_eq!(
             s.ready_thread(t(2), 0),
@@ -588,7 +803,7 @@ mod tests {
         );
         assert_eq!(s.thread(t(3)).unwrap().state, ThreadState::Standby);
         assert_eq!(
-            s.preempt(0),
+            s.dispatch(0, false),
             Ok(Some(Switch {
                 old: Some(t(1)),
                 new: Some(t(3))
@@ -599,7 +814,7 @@ mod tests {
             [(t(1), 8), (t(2), 8)],
             "preempted thread keeps its turn at the head"
         );
-        assert_eq!(s.preempt(0), Ok(None));
+        assert_eq!(s.dispatch(0, false), Ok(None));
     }
 
     #[test]
@@ -609,12 +824,12 @@ mod tests {
             s.create_thread(t(i), 8, 1, 0, Q).unwrap();
             s.ready_thread(t(i), 0).unwrap();
         }
-        s.dispatch_idle(0).unwrap();
+        s.dispatch_test(0).unwrap();
         let mut order = Vec::new();
         for _ in 0..6 {
             order.push(s.running(0).unwrap().0);
-            assert!(!s.clock_tick(0).unwrap());
-            assert!(s.clock_tick(0).unwrap(), "2 ticks per client quantum");
+            assert!(!tick(&mut s, 0));
+            assert!(tick(&mut s, 0), "2 ticks per client quantum");
             s.quantum_end(0).unwrap();
         }
         assert_eq!(order, [1, 2, 3, 1, 2, 3]);
@@ -627,7 +842,7 @@ mod tests {
         s.create_thread(t(2), 7, 1, 0, Q).unwrap();
         s.ready_thread(t(1), 0).unwrap();
         s.ready_thread(t(2), 0).unwrap();
-        s.dispatch_idle(0).unwrap();
+        s.dispatch_test(0).unwrap();
         assert_eq!(s.quantum_end(0), Ok(None), "only a lower thread is ready");
         assert_eq!(s.running(0), Some(t(1)));
     }
@@ -638,17 +853,17 @@ mod tests {
         s.create_thread(t(1), 8, 1, 0, Q).unwrap();
         s.create_thread(t(2), 8, 1, 0, Q).unwrap();
         s.ready_thread(t(1), 0).unwrap();
-        s.dispatch_idle(0).unwrap();
+        s.dispatch_test(0).unwrap();
         s.wait(0).unwrap();
         s.ready_thread(t(2), 0).unwrap();
-        s.dispatch_idle(0).unwrap();
+        s.dispatch_test(0).unwrap();
         assert_eq!(s.running(0), Some(t(2)));
         // An event set with IO_KEYBOARD_INCREMENT (6) boosts t1 to 14: preempts.
         assert!(matches!(
             s.unwait_thread(t(1), 6, 0),
             Ok(ReadyAction::Preempt { .. })
         ));
-        s.preempt(0).unwrap();
+        s.dispatch(0, false).unwrap();
         let mut seen = Vec::new();
         for _ in 0..5 {
             seen.push(s.thread(t(1)).unwrap().priority);
@@ -670,11 +885,19 @@ mod tests {
         let mut s = sched(2);
         s.create_thread(t(1), 8, 0b11, 0, Q).unwrap();
         s.ready_thread(t(1), 0).unwrap();
-        s.dispatch_idle(0).unwrap();
-        assert_eq!(s.yield_execution(0).unwrap().0, STATUS_NO_YIELD_PERFORMED);
+        s.dispatch_test(0).unwrap();
+        assert_eq!(
+            s.yield_execution(0, 0).unwrap().0,
+            STATUS_NO_YIELD_PERFORMED
+        );
         s.create_thread(t(2), 4, 0b01, 0, Q).unwrap();
         s.ready_thread(t(2), 0).unwrap();
-        let (st, sw) = s.yield_execution(0).unwrap();
+        assert_eq!(
+            s.yield_execution(0, 8).unwrap(),
+            (STATUS_NO_YIELD_PERFORMED, None),
+            "only a lower-priority thread is ready"
+        );
+        let (st, sw) = s.yield_execution(0, 0).unwrap();
         assert_eq!(st, STATUS_SUCCESS);
         assert_eq!(sw.unwrap().new, Some(t(2)));
         assert_eq!(s.ready_list(0), [(t(1), 8)]);
@@ -688,7 +911,7 @@ mod tests {
         s.create_thread(t(2), 9, 0b01, 0, Q).unwrap();
         s.create_thread(t(3), 6, 0b11, 0, Q).unwrap();
         s.ready_thread(t(1), 0).unwrap();
-        s.dispatch_idle(0).unwrap();
+        s.dispatch_test(0).unwrap();
         s.ready_thread(t(2), 0).unwrap();
         // t3's ideal is 0 (busy); processor 1 is idle: goes there directly.
         assert_eq!(
@@ -698,15 +921,121 @@ mod tests {
                 ipi: true
             })
         );
-        s.dispatch_idle(1).unwrap();
+        s.dispatch_test(1).unwrap();
         assert_eq!(s.running(1), Some(t(3)));
         s.wait(1).unwrap();
         assert_eq!(s.running(1), None, "t2 is bound to processor 0: not stolen");
         // Put t3 on processor 0's queue by hand, as if readied while 1 was busy.
         s.thread_mut(t(3)).unwrap().state = ThreadState::Ready;
         s.prcbs[0].ready.insert(t(3), 6, false);
-        assert_eq!(s.dispatch_idle(1).unwrap().unwrap().new, Some(t(3)));
+        assert_eq!(s.dispatch_test(1).unwrap().unwrap().new, Some(t(3)));
         assert_eq!(s.ready_list(0), [(t(2), 9)]);
+    }
+
+    #[test]
+    fn priority_changes_preempt_where_they_should() {
+        let mut s = sched(1);
+        s.create_thread(t(1), 10, 1, 0, Q).unwrap();
+        s.create_thread(t(2), 8, 1, 0, Q).unwrap();
+        s.ready_thread(t(1), 0).unwrap();
+        s.dispatch_test(0).unwrap();
+        s.ready_thread(t(2), 0).unwrap();
+        // Raising a ready thread above the running one preempts it.
+        assert_eq!(s.set_priority(t(2), 12, 0), Ok(Some(0)));
+        assert_eq!(s.thread(t(2)).unwrap().state, ThreadState::Standby);
+        assert_eq!(
+            s.dispatch(0, false),
+            Ok(Some(Switch {
+                old: Some(t(1)),
+                new: Some(t(2))
+            }))
+        );
+        // Lowering the running thread below a ready one: its processor reschedules.
+        assert_eq!(s.set_priority(t(2), 9, 0), Ok(Some(0)));
+        assert_eq!(
+            s.running(0),
+            Some(t(2)),
+            "not before the dispatch interrupt"
+        );
+        assert_eq!(
+            s.dispatch(0, false),
+            Ok(Some(Switch {
+                old: Some(t(2)),
+                new: Some(t(1))
+            }))
+        );
+        assert_eq!(s.ready_list(0), [(t(2), 9)]);
+        assert_eq!(s.set_priority(t(1), 11, 0), Ok(None), "raising the runner");
+        assert_eq!(
+            s.set_priority(t(1), 32, 0),
+            Err(SchedError::BadPriority(32))
+        );
+        assert_eq!(
+            (
+                s.thread(t(1)).unwrap().priority,
+                s.thread(t(1)).unwrap().base_priority
+            ),
+            (11, 11)
+        );
+    }
+
+    #[test]
+    fn affinity_change_moves_a_running_thread() {
+        let mut s = sched(2);
+        s.create_thread(t(1), 8, 0b11, 0, Q).unwrap();
+        s.create_thread(t(2), 8, 0b01, 0, Q).unwrap();
+        s.ready_thread(t(1), 0).unwrap();
+        s.dispatch_test(0).unwrap();
+        s.ready_thread(t(2), 0).unwrap();
+        assert_eq!(s.ready_list(0), [(t(2), 8)]);
+        assert_eq!(
+            s.set_affinity(t(1), 0b100, 0),
+            Err(SchedError::BadAffinity(0b100))
+        );
+        // The running thread of processor 0 may only use processor 1 now.
+        assert_eq!(s.set_affinity(t(1), 0b10, 0), Ok(Some(0)));
+        assert_eq!(
+            s.migrate(0),
+            Ok(Some((
+                Switch {
+                    old: Some(t(1)),
+                    new: Some(t(2))
+                },
+                Some(1)
+            )))
+        );
+        assert_eq!(s.standby(1), Some(t(1)));
+        assert_eq!(s.dispatch_test(1).unwrap().unwrap().new, Some(t(1)));
+        assert_eq!(s.migrate(1), Ok(None), "allowed where it runs");
+        // A ready thread queued outside its new affinity is readied again.
+        s.create_thread(t(3), 4, 0b01, 0, Q).unwrap();
+        s.ready_thread(t(3), 0).unwrap();
+        assert_eq!(s.ready_list(0), [(t(3), 4)]);
+        s.set_active(1, true).unwrap();
+        assert_eq!(s.set_affinity(t(3), 0b10, 0), Ok(None));
+        assert_eq!(s.ready_list(1), [(t(3), 4)]);
+        assert!(s.ready_list(0).is_empty());
+    }
+
+    #[test]
+    fn inactive_processors_get_no_threads() {
+        let mut s = sched(2);
+        s.set_active(1, false).unwrap();
+        assert_eq!(s.active_processors(), 0b01);
+        assert_eq!(
+            s.create_thread(t(1), 8, 0b10, 1, Q),
+            Err(SchedError::BadAffinity(0b10))
+        );
+        s.create_thread(t(1), 8, 0b11, 1, Q).unwrap();
+        assert_eq!(
+            s.ready_thread(t(1), 0),
+            Ok(ReadyAction::RunIdle {
+                processor: 0,
+                ipi: false
+            }),
+            "its ideal processor is not running yet"
+        );
+        assert_eq!(s.set_active(5, true), Err(SchedError::BadProcessor(5)));
     }
 
     #[test]
@@ -741,19 +1070,20 @@ mod tests {
             s.delete_thread(t(1)),
             Err(SchedError::WrongState(t(1), ThreadState::Standby))
         );
-        s.dispatch_idle(0).unwrap();
+        s.dispatch_test(0).unwrap();
         s.terminate(0).unwrap();
         assert_eq!(s.delete_thread(t(1)), Ok(()));
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
-        /// Random readies, ticks, waits, yields and dispatches on 3
-        /// processors: every thread is in exactly one place matching its
-        /// state, affinity is respected, and no processor runs a thread of
-        /// lower priority than one in its own ready queue at a dispatch point.
+        /// Random readies, ticks, waits, yields, priority and affinity
+        /// changes and dispatches on 3 processors: every thread is in
+        /// exactly one place matching its state, affinity is respected, and
+        /// no processor runs a thread of lower priority than one in its own
+        /// ready queue after its dispatch interrupt.
         #[test]
-        fn invariants(ops in proptest::collection::vec((0u8..6, 0u32..8, 0u32..3), 1..200)) {
+        fn invariants(ops in proptest::collection::vec((0u8..9, 0u32..8, 0u32..3), 1..200)) {
             let mut s = Scheduler::with_capacity(3, 8).unwrap();
             for i in 0..8u32 {
                 let aff = [0b001, 0b010, 0b100, 0b011, 0b111][i as usize % 5];
@@ -763,10 +1093,46 @@ mod tests {
                 match op {
                     0 => { let _ = s.ready_thread(t(th), p); }
                     1 => { let _ = s.unwait_thread(t(th), 2, p); }
-                    2 => { if s.clock_tick(p).unwrap() { s.quantum_end(p).unwrap(); } }
+                    2 => { if tick(&mut s, p) { s.dispatch(p, true).unwrap(); } }
                     3 => { if s.running(p).is_some() { s.wait(p).unwrap(); } }
-                    4 => { s.yield_execution(p).unwrap(); }
-                    _ => { s.preempt(p).unwrap(); s.dispatch_idle(p).unwrap(); }
+                    4 => { s.yield_execution(p, 0).unwrap(); }
+                    5 => {
+                        s.dispatch(p, false).unwrap();
+                        if let Some(r) = s.running(p) {
+                            let prio = s.thread(r).unwrap().priority;
+                            prop_assert!(s.ready_list(p).first().is_none_or(|&(_, q)| q <= prio),
+                                "processor {} runs priority {} below its queue {:?}", p, prio, s.ready_list(p));
+                        }
+                    }
+                    6 => {
+                        let prio = ((th * 7 + p * 3) % 32) as u8;
+                        if let Some(q) = s.set_priority(t(th), prio, p).unwrap() {
+                            s.dispatch(q, false).unwrap();
+                        }
+                    }
+                    7 => {
+                        let aff = [0b001, 0b010, 0b100, 0b110, 0b111][(th + p) as usize % 5];
+                        if let Some(q) = s.set_affinity(t(th), aff, p).unwrap() {
+                            if let Some((_, kick)) = s.migrate(q).unwrap() {
+                                if let Some(k) = kick {
+                                    s.dispatch(k, false).unwrap();
+                                }
+                            } else {
+                                s.dispatch(q, false).unwrap();
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(r) = s.running(p) {
+                            let min = s.thread(r).unwrap().priority;
+                            let (st, sw) = s.yield_execution(p, min).unwrap();
+                            if let Some(sw) = sw {
+                                prop_assert_eq!(st, STATUS_SUCCESS);
+                                let n = s.thread(sw.new.unwrap()).unwrap().priority;
+                                prop_assert!(n >= min, "yielded to a lower priority");
+                            }
+                        }
+                    }
                 }
                 let mut seen = [0u8; 8];
                 for q in 0..3u32 {

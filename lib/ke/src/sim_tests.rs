@@ -47,12 +47,12 @@ impl Sim {
             s.ready_thread(ThreadId(i), 0).unwrap();
         }
         for p in 0..CPUS {
-            s.dispatch_idle(p).unwrap();
+            s.dispatch(p, false).unwrap();
         }
         Sim {
             d,
             s,
-            timers: TimerTable::with_capacity(THREADS),
+            timers: TimerTable::<u32>::with_capacity(THREADS),
             apcs: (0..THREADS).map(|_| ApcState::new()).collect(),
             wait_kind: alloc::vec![(ProcessorMode::KernelMode, false); THREADS as usize],
             objects,
@@ -184,12 +184,24 @@ impl Sim {
                 for x in expired {
                     self.d.timeout_expired(ThreadId(x.timer.0), &mut out);
                 }
-                if self.s.clock_tick(p).unwrap() {
-                    self.s.quantum_end(p).unwrap();
+                if let Some(r) = self.s.running(p) {
+                    // The clock interrupt charges the quantum without the
+                    // dispatcher lock and hands it back, as the kernel does.
+                    let mut q = self.s.thread(r).unwrap().quantum;
+                    let end = q.tick();
+                    self.s.set_quantum(r, q.remaining).unwrap();
+                    if end {
+                        self.s.dispatch(p, true).unwrap();
+                    }
                 }
             }
-            (8, Some(_)) => {
-                self.s.yield_execution(p).unwrap();
+            (8, Some(t)) => {
+                let min = if a.is_multiple_of(2) {
+                    self.s.thread(t).unwrap().priority
+                } else {
+                    0
+                };
+                self.s.yield_execution(p, min).unwrap();
             }
             (9, Some(t)) if a.is_multiple_of(4) => {
                 // The running thread exits (abandoning its mutants, signalling
@@ -207,8 +219,7 @@ impl Sim {
         self.unwait(&mut out, p);
         // The dispatch interrupt on every processor.
         for q in 0..CPUS {
-            self.s.preempt(q).unwrap();
-            self.s.dispatch_idle(q).unwrap();
+            self.s.dispatch(q, false).unwrap();
         }
     }
 

@@ -8,8 +8,11 @@
 //! periodic timers are re-inserted one period later.
 //!
 //! Times are interrupt time in 100 ns units (`KeQueryInterruptTime`). A
-//! timer is named by a [`TimerId`] the kernel chooses (for instance the
-//! index of its dispatcher object); the table is an arena indexed by it.
+//! timer is named by a [`TimerId`] the kernel chooses (ntrs: a thread's id
+//! for the timeout of its wait — NT's `KTHREAD.Timer` —, or a slot past the
+//! thread ids for a `KTIMER`); the table is an arena indexed by it. What a
+//! timer queues at expiry (`KTIMER.Dpc`) is the kernel's own name for the
+//! DPC (`D`; the host tests use numbers).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -38,40 +41,40 @@ pub enum DueTime {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
+struct Entry<D> {
     due: u64,
     /// Period in 100 ns units (0: one-shot).
     period: u64,
-    dpc: Option<u32>,
+    dpc: Option<D>,
     /// The list head it hangs on.
     list: usize,
 }
 
 /// A timer that expired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expired {
+pub struct Expired<D = u32> {
     pub timer: TimerId,
     /// The due time it expired for.
     pub due: u64,
     /// The DPC to queue (`KTIMER.Dpc`).
-    pub dpc: Option<u32>,
+    pub dpc: Option<D>,
     /// Its period in 100 ns units; non-zero means it was re-inserted.
     pub period: u64,
 }
 
 /// One line of the `!timer` dump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimerInfo {
+pub struct TimerInfo<D = u32> {
     pub timer: TimerId,
     pub due: u64,
     /// Period in 100 ns units (0: one-shot).
     pub period: u64,
-    pub dpc: Option<u32>,
+    pub dpc: Option<D>,
     /// The list head it hangs on.
     pub hand: usize,
 }
 
-impl fmt::Display for TimerInfo {
+impl<D: fmt::Display> fmt::Display for TimerInfo<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -81,7 +84,7 @@ impl fmt::Display for TimerInfo {
             self.due,
             self.period / UNITS_PER_MS
         )?;
-        match self.dpc {
+        match &self.dpc {
             Some(d) => write!(f, " dpc {d}"),
             None => write!(f, " no dpc"),
         }
@@ -105,11 +108,11 @@ impl fmt::Display for TimerError {
 
 /// The timer table.
 #[derive(Clone, Debug)]
-pub struct TimerTable {
+pub struct TimerTable<D = u32> {
     /// `KiTimerTableListHead`: per list, timers sorted by due time.
     lists: [Vec<TimerId>; TIMER_TABLE_SIZE],
     /// Per timer: its entry while inserted.
-    timers: Vec<Option<Entry>>,
+    timers: Vec<Option<Entry<D>>>,
     /// The tick up to which expiry has been processed.
     last_tick: u64,
     inserted: usize,
@@ -119,7 +122,7 @@ fn hand(due: u64) -> usize {
     ((due / CLOCK_TICK) % TIMER_TABLE_SIZE as u64) as usize
 }
 
-impl TimerTable {
+impl<D: Copy> TimerTable<D> {
     /// A table for timer ids `0..capacity`.
     pub fn with_capacity(capacity: u32) -> Self {
         TimerTable {
@@ -127,6 +130,13 @@ impl TimerTable {
             timers: alloc::vec![None; capacity as usize],
             last_tick: 0,
             inserted: 0,
+        }
+    }
+
+    /// Makes room for timer ids `0..capacity` (never shrinks).
+    pub fn grow(&mut self, capacity: u32) {
+        if capacity as usize > self.timers.len() {
+            self.timers.resize(capacity as usize, None);
         }
     }
 
@@ -139,7 +149,7 @@ impl TimerTable {
         self.inserted == 0
     }
 
-    fn slot(&mut self, t: TimerId) -> Result<&mut Option<Entry>, TimerError> {
+    fn slot(&mut self, t: TimerId) -> Result<&mut Option<Entry<D>>, TimerError> {
         self.timers
             .get_mut(t.0 as usize)
             .ok_or(TimerError::BadTimer(t))
@@ -160,7 +170,7 @@ impl TimerTable {
 
     /// Links `t` due at `due`. A timer already due hangs on the list of the
     /// last processed tick so the next expiry scan sees it.
-    fn link(&mut self, t: TimerId, due: u64, period: u64, dpc: Option<u32>) {
+    fn link(&mut self, t: TimerId, due: u64, period: u64, dpc: Option<D>) {
         let list = hand(due.max(self.last_tick * CLOCK_TICK));
         let e = Entry {
             due,
@@ -194,7 +204,7 @@ impl TimerTable {
         now: u64,
         due: DueTime,
         period_ms: u32,
-        dpc: Option<u32>,
+        dpc: Option<D>,
     ) -> Result<bool, TimerError> {
         let was = self.cancel(t)?;
         let due = match due {
@@ -218,9 +228,15 @@ impl TimerTable {
     }
 
     /// The earliest due time (for the clock interrupt's "is anything due"
-    /// check and for tick skipping).
+    /// check and for tick skipping): the least first entry of the 256
+    /// lists, each being sorted by due time.
     pub fn next_due(&self) -> Option<u64> {
-        self.timers.iter().flatten().map(|e| e.due).min()
+        self.lists
+            .iter()
+            .filter_map(|l| l.first())
+            .filter_map(|t| self.timers.get(t.0 as usize).copied().flatten())
+            .map(|e| e.due)
+            .min()
     }
 
     /// `KiTimerExpiration`: removes every timer due at or before `now`,
@@ -228,7 +244,7 @@ impl TimerTable {
     /// re-inserts periodic ones one period after `now`
     /// (`KiTimerListExpire`). Only the lists for the ticks since the last
     /// call are scanned (all 256 after a long gap).
-    pub fn expire(&mut self, now: u64, out: &mut Vec<Expired>) {
+    pub fn expire(&mut self, now: u64, out: &mut Vec<Expired<D>>) {
         let start = out.len();
         let now_tick = now / CLOCK_TICK;
         let first = self.last_tick.min(now_tick);
@@ -267,8 +283,8 @@ impl TimerTable {
     }
 
     /// The `!timer` dump: every inserted timer in due order.
-    pub fn dump(&self) -> Vec<TimerInfo> {
-        let mut v: Vec<TimerInfo> = self
+    pub fn dump(&self) -> Vec<TimerInfo<D>> {
+        let mut v: Vec<TimerInfo<D>> = self
             .timers
             .iter()
             .enumerate()
@@ -302,7 +318,7 @@ mod tests {
 
     #[test]
     fn expires_in_due_order_only_when_due() {
-        let mut t = TimerTable::with_capacity(8);
+        let mut t = TimerTable::<u32>::with_capacity(8);
         assert_eq!(
             t.set(TimerId(1), 0, DueTime::Relative(30 * MS), 0, None),
             Ok(false)
@@ -334,7 +350,7 @@ mod tests {
 
     #[test]
     fn cancel_reports_whether_queued_and_set_replaces() {
-        let mut t = TimerTable::with_capacity(4);
+        let mut t = TimerTable::<u32>::with_capacity(4);
         assert_eq!(t.cancel(TimerId(0)), Ok(false));
         t.set(TimerId(0), 0, DueTime::Relative(MS), 0, None)
             .unwrap();
@@ -356,7 +372,7 @@ mod tests {
 
     #[test]
     fn periodic_timers_rearm_one_period_after_expiry() {
-        let mut t = TimerTable::with_capacity(2);
+        let mut t = TimerTable::<u32>::with_capacity(2);
         t.set(TimerId(1), 0, DueTime::Relative(20 * MS), 100, Some(3))
             .unwrap();
         let mut out = Vec::new();
@@ -372,7 +388,7 @@ mod tests {
 
     #[test]
     fn timer_set_in_the_past_expires_at_the_next_scan() {
-        let mut t = TimerTable::with_capacity(2);
+        let mut t = TimerTable::<u32>::with_capacity(2);
         assert_eq!(expire(&mut t, 1000 * MS), []);
         t.set(TimerId(0), 1000 * MS, DueTime::Absolute(3 * MS), 0, None)
             .unwrap();
@@ -380,8 +396,35 @@ mod tests {
     }
 
     #[test]
+    fn the_table_grows_for_more_timer_ids() {
+        let mut t = TimerTable::<u32>::with_capacity(2);
+        assert_eq!(
+            t.set(TimerId(5), 0, DueTime::Relative(MS), 0, None),
+            Err(TimerError::BadTimer(TimerId(5)))
+        );
+        t.set(TimerId(1), 0, DueTime::Relative(2 * MS), 0, None)
+            .unwrap();
+        t.grow(8);
+        t.grow(4);
+        assert_eq!(
+            t.set(TimerId(8), 0, DueTime::Relative(MS), 0, None),
+            Err(TimerError::BadTimer(TimerId(8))),
+            "grown to 8 ids, never shrunk"
+        );
+        t.set(TimerId(5), 0, DueTime::Relative(MS), 0, Some(9))
+            .unwrap();
+        assert_eq!(t.next_due(), Some(MS));
+        let mut out = Vec::new();
+        t.expire(3 * MS, &mut out);
+        assert_eq!(
+            out.iter().map(|x| (x.timer.0, x.dpc)).collect::<Vec<_>>(),
+            [(5, Some(9)), (1, None)]
+        );
+    }
+
+    #[test]
     fn dump_lists_due_period_and_dpc() {
-        let mut t = TimerTable::with_capacity(4);
+        let mut t = TimerTable::<u32>::with_capacity(4);
         t.set(
             TimerId(2),
             0,
@@ -411,7 +454,7 @@ mod tests {
         /// or after its due time, never earlier, in due order.
         #[test]
         fn matches_a_model(ops in proptest::collection::vec((0u8..3, 0u32..8, 0u64..600_000_000, 0u32..3), 1..120)) {
-            let mut t = TimerTable::with_capacity(8);
+            let mut t = TimerTable::<u32>::with_capacity(8);
             let mut model: [Option<(u64, u64)>; 8] = [None; 8];
             let mut now = 0u64;
             for (op, id, v, per) in ops {

@@ -6,6 +6,7 @@
 
 pub mod arc;
 pub mod bugcheck;
+pub mod kd;
 pub mod status;
 
 pub use status::NtStatus;

@@ -1,19 +1,32 @@
-//! Handle tables (`HANDLE_TABLE`), multi-level as NT builds them: a level-0
-//! page holds 256 16-byte `HANDLE_TABLE_ENTRY`s; a level-1 page points to 512
-//! level-0 pages; a level-2 page to 512 level-1 pages. Handle values are
-//! multiples of 4 (the low two bits are tag bits and ignored on lookup),
-//! value 0 is never handed out, and freed entries are reused first-in,
-//! last-out like NT's free list. Lookup is two or three index operations.
+//! Handle tables (`HANDLE_TABLE`) as NT builds them (*Windows Internals*,
+//! Part 2, ch. 8, "Object handles and the process handle table"): 16-byte
+//! `HANDLE_TABLE_ENTRY`s in 4 KiB pages of 256, under mid- and top-level
+//! pages of 512 pointers (`PagedArray`). Handle values are multiples of 4
+//! (the low two bits are tag bits and ignored on lookup), value 0 is never
+//! handed out, and freed entries are reused last-in, first-out.
+//!
+//! The table takes no lock. Each entry is two atomic words: the object with
+//! the attributes and a lock bit (`HANDLE_TABLE_ENTRY.ObjectPointerBits`
+//! with `Unlocked`), and the granted access (`GrantedAccessBits`), which
+//! holds the next free index while the entry is free. Referencing by handle
+//! locks only its entry (`ExpLockHandleTableEntry`) so that a concurrent
+//! close cannot drop the handle's object reference before the caller has
+//! taken its own; create and close pop and push a free list whose head
+//! carries a sequence number against ABA (`HANDLE_TABLE.FirstFree`).
+//! The caller keeps the holder of an entry lock from being preempted by a
+//! spinner on the same processor (the kernel raises to DISPATCH_LEVEL).
 
-use alloc::boxed::Box;
+use crate::paged::PagedArray;
 use alloc::vec::Vec;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use nt::status::*;
 use nt::NtStatus;
 
 /// Entries in one level-0 table page (4096 / 16).
 pub const LOWLEVEL_COUNT: usize = 256;
 /// Pointers in one mid/top-level page (4096 / 8).
-pub const MIDLEVEL_COUNT: usize = 512;
+pub const MIDLEVEL_COUNT: usize = crate::paged::FANOUT;
 /// Largest number of entries a three-level table can hold.
 pub const MAX_HANDLES: usize = LOWLEVEL_COUNT * MIDLEVEL_COUNT * MIDLEVEL_COUNT;
 
@@ -29,11 +42,51 @@ pub const HANDLE_AUDIT_ON_CLOSE: u8 = 0x04;
 pub struct Handle(pub u64);
 
 impl Handle {
+    #[inline]
     fn index(self) -> usize {
         (self.0 >> 2) as usize
     }
+    #[inline]
     fn from_index(i: usize) -> Self {
         Handle((i as u64) << 2)
+    }
+}
+
+/// What a handle entry can point to: a value that fits the entry's 56
+/// object bits (an object id or an aligned address shifted down).
+pub trait HandleObject: Copy {
+    fn to_bits(self) -> u64;
+    fn from_bits(bits: u64) -> Self;
+}
+
+impl HandleObject for u64 {
+    #[inline]
+    fn to_bits(self) -> u64 {
+        self
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        bits
+    }
+}
+impl HandleObject for usize {
+    #[inline]
+    fn to_bits(self) -> u64 {
+        self as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        bits as usize
+    }
+}
+impl HandleObject for u32 {
+    #[inline]
+    fn to_bits(self) -> u64 {
+        self as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        bits as u32
     }
 }
 
@@ -45,245 +98,304 @@ pub struct HandleEntry<O> {
     pub attributes: u8,
 }
 
-type Low<O> = Box<[Option<HandleEntry<O>>; LOWLEVEL_COUNT]>;
-type Mid<O> = Box<[Option<Low<O>>]>;
+/// Entry word: lock bit, three attribute bits, in-use bit, object bits.
+const LOCKED: u64 = 1;
+const ATTR_SHIFT: u32 = 1;
+const ATTR_MASK: u64 = 0x7;
+const IN_USE: u64 = 1 << 4;
+const OBJECT_SHIFT: u32 = 8;
+/// The largest object value an entry holds.
+pub const MAX_OBJECT: u64 = u64::MAX >> OBJECT_SHIFT;
 
-enum Levels<O> {
-    One(Low<O>),
-    Two(Mid<O>),
-    Three(Box<[Option<Mid<O>>]>),
+/// One 16-byte entry.
+#[derive(Default)]
+pub struct Entry {
+    /// 0 while free; else object bits, attributes, IN_USE and the lock bit.
+    value: AtomicU64,
+    /// The granted access while in use; the next free index while free.
+    access: AtomicU64,
 }
 
-/// A process's (or the kernel's) handle table.
+#[inline]
+fn encode<O: HandleObject>(e: &HandleEntry<O>) -> u64 {
+    (e.object.to_bits() << OBJECT_SHIFT)
+        | ((e.attributes as u64 & ATTR_MASK) << ATTR_SHIFT)
+        | IN_USE
+}
+
+#[inline]
+fn decode<O: HandleObject>(value: u64, access: u64) -> HandleEntry<O> {
+    HandleEntry {
+        object: O::from_bits(value >> OBJECT_SHIFT),
+        granted_access: access as u32,
+        attributes: ((value >> ATTR_SHIFT) & ATTR_MASK) as u8,
+    }
+}
+
+impl Entry {
+    /// `ExpLockHandleTableEntry`: sets the lock bit of a used entry and
+    /// returns its value (unlocked form); STATUS_INVALID_HANDLE if free.
+    #[inline]
+    fn lock(&self) -> Result<u64, NtStatus> {
+        loop {
+            let v = self.value.load(Ordering::Relaxed);
+            if v == 0 {
+                return Err(STATUS_INVALID_HANDLE);
+            }
+            if v & LOCKED != 0 {
+                core::hint::spin_loop();
+                continue;
+            }
+            if self
+                .value
+                .compare_exchange_weak(v, v | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// `ExUnlockHandleTableEntry` (storing `v`, which may carry new attributes).
+    #[inline]
+    fn unlock(&self, v: u64) {
+        self.value.store(v & !LOCKED, Ordering::Release);
+    }
+}
+
+/// A process's (or the kernel's) handle table. Every operation takes
+/// `&self`: the table is shared by all processors without a lock.
 pub struct HandleTable<O> {
-    levels: Levels<O>,
-    /// Entries the table has room for without growing.
-    capacity: usize,
-    /// Freed indices, most recent last.
-    free: Vec<usize>,
+    entries: PagedArray<Entry, LOWLEVEL_COUNT>,
+    /// Free-list head: sequence number (high 32 bits) and index (low 32; 0 = empty).
+    first_free: AtomicU64,
     /// Next never-used index.
-    next: usize,
-    count: usize,
+    next: AtomicUsize,
+    count: AtomicUsize,
+    _object: PhantomData<fn() -> O>,
 }
 
-fn new_low<O: Copy>() -> Low<O> {
-    Box::new([None; LOWLEVEL_COUNT])
-}
-
-fn new_mid<O>() -> Mid<O> {
-    (0..MIDLEVEL_COUNT).map(|_| None).collect()
-}
-
-impl<O: Copy> Default for HandleTable<O> {
+impl<O: HandleObject> Default for HandleTable<O> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<O: Copy> HandleTable<O> {
-    /// `ExCreateHandleTable`: one level-0 page; index 0 is reserved, so the
-    /// first handle is 4.
-    pub fn new() -> Self {
+impl<O: HandleObject> HandleTable<O> {
+    /// `ExCreateHandleTable`: empty; index 0 is reserved, so the first
+    /// handle is 4. Pages come with the first handles.
+    pub const fn new() -> Self {
         HandleTable {
-            levels: Levels::One(new_low()),
-            capacity: LOWLEVEL_COUNT,
-            free: Vec::new(),
-            next: 1,
-            count: 0,
+            entries: PagedArray::new(),
+            first_free: AtomicU64::new(0),
+            next: AtomicUsize::new(1),
+            count: AtomicUsize::new(0),
+            _object: PhantomData,
         }
     }
 
     /// Number of live handles (`HandleCount`).
     pub fn count(&self) -> usize {
-        self.count
+        self.count.load(Ordering::Relaxed)
     }
 
-    /// Table depth: 1, 2 or 3 levels.
-    pub fn levels(&self) -> u32 {
-        match self.levels {
-            Levels::One(_) => 1,
-            Levels::Two(_) => 2,
-            Levels::Three(_) => 3,
+    /// Entries the table has pages for.
+    pub fn capacity(&self) -> usize {
+        self.entries.pages() * LOWLEVEL_COUNT
+    }
+
+    /// The entry at index `i` (a valid handle's index).
+    #[inline]
+    fn entry(&self, h: Handle) -> Result<&Entry, NtStatus> {
+        let i = h.index();
+        if i == 0 {
+            return Err(STATUS_INVALID_HANDLE);
+        }
+        self.entries.get(i).ok_or(STATUS_INVALID_HANDLE)
+    }
+
+    /// The address of a handle's entry (`!handle` prints it as `Entry:`).
+    pub fn entry_address(&self, h: Handle) -> Option<usize> {
+        self.entry(h).ok().map(|e| e as *const Entry as usize)
+    }
+
+    #[inline]
+    fn pop_free(&self) -> Option<usize> {
+        let mut head = self.first_free.load(Ordering::Acquire);
+        loop {
+            let i = (head & 0xFFFF_FFFF) as usize;
+            if i == 0 {
+                return None;
+            }
+            // The entry was used once, so its page exists. If another
+            // processor pops it first, its link may be stale, but the
+            // sequence number in the head has moved and the exchange fails.
+            let next = self.entries.get(i)?.access.load(Ordering::Acquire) & 0xFFFF_FFFF;
+            let new = (((head >> 32).wrapping_add(1)) << 32) | next;
+            match self.first_free.compare_exchange_weak(
+                head,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(i),
+                Err(h) => head = h,
+            }
         }
     }
 
-    fn slot(&self, i: usize) -> Option<&Option<HandleEntry<O>>> {
-        match &self.levels {
-            Levels::One(l) => l.get(i),
-            Levels::Two(m) => m.get(i / LOWLEVEL_COUNT)?.as_ref()?.get(i % LOWLEVEL_COUNT),
-            Levels::Three(t) => {
-                let per_mid = LOWLEVEL_COUNT * MIDLEVEL_COUNT;
-                t.get(i / per_mid)?
-                    .as_ref()?
-                    .get((i % per_mid) / LOWLEVEL_COUNT)?
-                    .as_ref()?
-                    .get(i % LOWLEVEL_COUNT)
+    #[inline]
+    fn push_free(&self, i: usize, e: &Entry) {
+        let mut head = self.first_free.load(Ordering::Acquire);
+        loop {
+            e.access.store(head & 0xFFFF_FFFF, Ordering::Release);
+            let new = (((head >> 32).wrapping_add(1)) << 32) | i as u64;
+            match self.first_free.compare_exchange_weak(
+                head,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(h) => head = h,
             }
         }
-    }
-
-    fn slot_mut(&mut self, i: usize) -> Option<&mut Option<HandleEntry<O>>> {
-        match &mut self.levels {
-            Levels::One(l) => l.get_mut(i),
-            Levels::Two(m) => m
-                .get_mut(i / LOWLEVEL_COUNT)?
-                .as_mut()?
-                .get_mut(i % LOWLEVEL_COUNT),
-            Levels::Three(t) => {
-                let per_mid = LOWLEVEL_COUNT * MIDLEVEL_COUNT;
-                t.get_mut(i / per_mid)?
-                    .as_mut()?
-                    .get_mut((i % per_mid) / LOWLEVEL_COUNT)?
-                    .as_mut()?
-                    .get_mut(i % LOWLEVEL_COUNT)
-            }
-        }
-    }
-
-    /// Makes room for index `i` (`ExpAllocateHandleTableEntrySlow`): adds a
-    /// level-0 page, and a level when the current top is full.
-    fn grow_to(&mut self, i: usize) -> Result<(), NtStatus> {
-        if i >= MAX_HANDLES {
-            return Err(STATUS_INSUFFICIENT_RESOURCES);
-        }
-        // Add a level when needed.
-        if let Levels::One(_) = self.levels {
-            if i >= LOWLEVEL_COUNT {
-                let Levels::One(low) = core::mem::replace(&mut self.levels, Levels::Two(new_mid()))
-                else {
-                    unreachable!()
-                };
-                if let Levels::Two(m) = &mut self.levels {
-                    m[0] = Some(low);
-                }
-            }
-        }
-        if let Levels::Two(_) = self.levels {
-            if i >= LOWLEVEL_COUNT * MIDLEVEL_COUNT {
-                let Levels::Two(mid) = core::mem::replace(
-                    &mut self.levels,
-                    Levels::Three((0..MIDLEVEL_COUNT).map(|_| None).collect()),
-                ) else {
-                    unreachable!()
-                };
-                if let Levels::Three(t) = &mut self.levels {
-                    t[0] = Some(mid);
-                }
-            }
-        }
-        match &mut self.levels {
-            Levels::One(_) => {}
-            Levels::Two(m) => {
-                let slot = &mut m[i / LOWLEVEL_COUNT];
-                if slot.is_none() {
-                    *slot = Some(new_low());
-                    self.capacity += LOWLEVEL_COUNT;
-                }
-            }
-            Levels::Three(t) => {
-                let per_mid = LOWLEVEL_COUNT * MIDLEVEL_COUNT;
-                let mid = t[i / per_mid].get_or_insert_with(new_mid);
-                let slot = &mut mid[(i % per_mid) / LOWLEVEL_COUNT];
-                if slot.is_none() {
-                    *slot = Some(new_low());
-                    self.capacity += LOWLEVEL_COUNT;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// `ExCreateHandle`: stores an entry and returns its handle.
-    pub fn create(&mut self, entry: HandleEntry<O>) -> Result<Handle, NtStatus> {
-        let i = match self.free.pop() {
-            Some(i) => i,
+    /// STATUS_INSUFFICIENT_RESOURCES when the table is full or a page
+    /// cannot be allocated; STATUS_INVALID_PARAMETER for an object value
+    /// wider than an entry holds.
+    #[inline]
+    pub fn create(&self, entry: HandleEntry<O>) -> Result<Handle, NtStatus> {
+        if entry.object.to_bits() > MAX_OBJECT {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        let (i, e) = match self.pop_free() {
+            Some(i) => (i, self.entries.get(i).ok_or(STATUS_INSUFFICIENT_RESOURCES)?),
             None => {
-                let i = self.next;
-                if self.slot(i).is_none() {
-                    self.grow_to(i)?;
+                let i = self.next.fetch_add(1, Ordering::Relaxed);
+                if i >= MAX_HANDLES {
+                    self.next.fetch_sub(1, Ordering::Relaxed);
+                    return Err(STATUS_INSUFFICIENT_RESOURCES);
                 }
-                self.next += 1;
-                i
+                (i, self.entries.get_or_alloc(i)?)
             }
         };
-        *self.slot_mut(i).ok_or(STATUS_INSUFFICIENT_RESOURCES)? = Some(entry);
-        self.count += 1;
+        e.access
+            .store(entry.granted_access as u64, Ordering::Relaxed);
+        e.value.store(encode(&entry), Ordering::Release);
+        self.count.fetch_add(1, Ordering::Relaxed);
         Ok(Handle::from_index(i))
     }
 
-    /// `ExMapHandleToPointer`: the entry for a handle, ignoring its tag bits.
-    pub fn lookup(&self, h: Handle) -> Result<&HandleEntry<O>, NtStatus> {
-        let i = h.index();
-        if i == 0 {
-            return Err(STATUS_INVALID_HANDLE);
-        }
-        self.slot(i)
-            .and_then(|e| e.as_ref())
-            .ok_or(STATUS_INVALID_HANDLE)
+    /// Runs `f` on a handle's entry with the entry locked
+    /// (`ExMapHandleToPointer` ... `ExUnlockHandleTableEntry`): while `f`
+    /// runs, the handle cannot be closed, so the object it names keeps the
+    /// handle's reference. STATUS_INVALID_HANDLE for a free entry.
+    #[inline]
+    pub fn with_entry<R>(
+        &self,
+        h: Handle,
+        f: impl FnOnce(&HandleEntry<O>) -> R,
+    ) -> Result<R, NtStatus> {
+        let e = self.entry(h)?;
+        let v = e.lock()?;
+        let r = f(&decode(v, e.access.load(Ordering::Relaxed)));
+        e.unlock(v);
+        Ok(r)
+    }
+
+    /// `ExMapHandleToPointer`: a copy of the entry for a handle, ignoring
+    /// its tag bits.
+    pub fn lookup(&self, h: Handle) -> Result<HandleEntry<O>, NtStatus> {
+        self.with_entry(h, |e| *e)
     }
 
     /// Changes a handle's attributes (`ObSetHandleAttributes`).
-    pub fn set_attributes(&mut self, h: Handle, attributes: u8) -> Result<(), NtStatus> {
-        let i = h.index();
-        if i == 0 {
-            return Err(STATUS_INVALID_HANDLE);
-        }
-        let e = self
-            .slot_mut(i)
-            .and_then(|e| e.as_mut())
-            .ok_or(STATUS_INVALID_HANDLE)?;
-        e.attributes = attributes;
+    pub fn set_attributes(&self, h: Handle, attributes: u8) -> Result<(), NtStatus> {
+        self.update_attributes(h, |_| attributes)
+    }
+
+    /// Changes a handle's attributes from their current value, with the
+    /// entry locked.
+    pub fn update_attributes(&self, h: Handle, f: impl FnOnce(u8) -> u8) -> Result<(), NtStatus> {
+        let e = self.entry(h)?;
+        let v = e.lock()?;
+        let a = f(((v >> ATTR_SHIFT) & ATTR_MASK) as u8);
+        let v = (v & !(ATTR_MASK << ATTR_SHIFT)) | ((a as u64 & ATTR_MASK) << ATTR_SHIFT);
+        e.unlock(v);
         Ok(())
     }
 
-    /// `ExDestroyHandle` as `NtClose` uses it: refuses protected handles with
-    /// `STATUS_HANDLE_NOT_CLOSABLE`; returns the entry so the caller drops its
-    /// object reference.
-    pub fn close(&mut self, h: Handle) -> Result<HandleEntry<O>, NtStatus> {
-        let i = h.index();
-        if i == 0 {
-            return Err(STATUS_INVALID_HANDLE);
+    /// `ExDestroyHandle` as `NtClose` uses it, with the entry locked while
+    /// `okay` (the type's `OkayToCloseProcedure`) decides: refuses protected
+    /// handles and those `okay` refuses with STATUS_HANDLE_NOT_CLOSABLE;
+    /// returns the entry so the caller drops its object reference.
+    #[inline]
+    pub fn close_if(
+        &self,
+        h: Handle,
+        okay: impl FnOnce(&HandleEntry<O>) -> bool,
+    ) -> Result<HandleEntry<O>, NtStatus> {
+        let e = self.entry(h)?;
+        let v = e.lock()?;
+        let entry = decode(v, e.access.load(Ordering::Relaxed));
+        if entry.attributes & HANDLE_PROTECT_FROM_CLOSE != 0 || !okay(&entry) {
+            e.unlock(v);
+            return Err(STATUS_HANDLE_NOT_CLOSABLE);
         }
-        let slot = self.slot_mut(i).ok_or(STATUS_INVALID_HANDLE)?;
-        match slot {
-            None => Err(STATUS_INVALID_HANDLE),
-            Some(e) if e.attributes & HANDLE_PROTECT_FROM_CLOSE != 0 => {
-                Err(STATUS_HANDLE_NOT_CLOSABLE)
-            }
-            Some(_) => {
-                let e = slot.take().unwrap();
-                self.free.push(i);
-                self.count -= 1;
-                Ok(e)
-            }
-        }
+        e.value.store(0, Ordering::Release);
+        self.push_free(h.index(), e);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        Ok(entry)
     }
 
-    /// Every live handle in index order (`ExEnumHandleTable`, used by `!handle`).
-    pub fn iter(&self) -> impl Iterator<Item = (Handle, &HandleEntry<O>)> + '_ {
-        (1..self.next).filter_map(move |i| {
-            self.slot(i)
-                .and_then(|e| e.as_ref())
-                .map(|e| (Handle::from_index(i), e))
+    /// [`close_if`](Self::close_if) with no type procedure.
+    pub fn close(&self, h: Handle) -> Result<HandleEntry<O>, NtStatus> {
+        self.close_if(h, |_| true)
+    }
+
+    /// Every live handle in index order (`ExEnumHandleTable`, used by
+    /// `!handle`): a snapshot of each entry as it was when read.
+    pub fn iter(&self) -> impl Iterator<Item = (Handle, HandleEntry<O>)> + '_ {
+        (1..self.next.load(Ordering::Acquire)).filter_map(move |i| {
+            let e = self.entries.get(i)?;
+            let v = e.value.load(Ordering::Acquire);
+            (v != 0).then(|| {
+                (
+                    Handle::from_index(i),
+                    decode(v, e.access.load(Ordering::Relaxed)),
+                )
+            })
         })
     }
 
     /// `ExDupHandleTable` for process creation: copies inheritable handles at
     /// the same values.
     pub fn duplicate_inheritable(&self) -> Result<HandleTable<O>, NtStatus> {
-        let mut t = HandleTable::new();
+        let t = HandleTable::new();
+        let next = self.next.load(Ordering::Acquire);
+        let mut used: Vec<bool> = Vec::new();
+        used.try_reserve_exact(next)
+            .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+        used.resize(next, false);
         for (h, e) in self.iter() {
             if e.attributes & HANDLE_INHERIT != 0 {
-                let i = h.index();
-                t.grow_to(i)?;
-                *t.slot_mut(i).ok_or(STATUS_INSUFFICIENT_RESOURCES)? = Some(*e);
-                t.count += 1;
+                let slot = t.entries.get_or_alloc(h.index())?;
+                slot.access
+                    .store(e.granted_access as u64, Ordering::Relaxed);
+                slot.value.store(encode(&e), Ordering::Release);
+                t.count.fetch_add(1, Ordering::Relaxed);
+                used[h.index()] = true;
             }
         }
-        t.next = self.next;
-        for i in (1..t.next).rev() {
-            if t.slot(i).is_none_or(|e| e.is_none()) {
-                t.free.push(i);
+        t.next.store(next, Ordering::Relaxed);
+        // Holes go on the free list lowest-first.
+        for i in (1..next).rev() {
+            if !used[i] {
+                let e = t.entries.get_or_alloc(i)?;
+                t.push_free(i, e);
             }
         }
         Ok(t)
@@ -294,6 +406,7 @@ impl<O: Copy> HandleTable<O> {
 mod tests {
     use super::*;
 
+    #[inline]
     fn entry(o: u32) -> HandleEntry<u32> {
         HandleEntry {
             object: o,
@@ -304,7 +417,7 @@ mod tests {
 
     #[test]
     fn handles_are_multiples_of_four_starting_at_four() {
-        let mut t = HandleTable::new();
+        let t = HandleTable::new();
         assert_eq!(t.create(entry(1)).unwrap(), Handle(4));
         assert_eq!(t.create(entry(2)).unwrap(), Handle(8));
         assert_eq!(t.lookup(Handle(8)).unwrap().object, 2);
@@ -320,7 +433,7 @@ mod tests {
 
     #[test]
     fn close_and_reuse_most_recent_first() {
-        let mut t = HandleTable::new();
+        let t = HandleTable::new();
         let hs: Vec<_> = (0..5).map(|i| t.create(entry(i)).unwrap()).collect();
         t.close(hs[1]).unwrap();
         t.close(hs[3]).unwrap();
@@ -333,7 +446,7 @@ mod tests {
 
     #[test]
     fn protect_from_close() {
-        let mut t = HandleTable::new();
+        let t = HandleTable::<u32>::new();
         let h = t
             .create(HandleEntry {
                 object: 1,
@@ -348,17 +461,21 @@ mod tests {
 
     #[test]
     fn grows_past_two_levels() {
-        let mut t = HandleTable::new();
-        assert_eq!(t.levels(), 1);
+        let t = HandleTable::new();
+        assert_eq!(t.capacity(), 0);
         let n = LOWLEVEL_COUNT * MIDLEVEL_COUNT + 1000;
         let mut last = Handle(0);
         for i in 0..n {
             last = t.create(entry(i as u32)).unwrap();
             if i == LOWLEVEL_COUNT {
-                assert_eq!(t.levels(), 2);
+                assert_eq!(t.capacity(), 2 * LOWLEVEL_COUNT);
             }
         }
-        assert_eq!(t.levels(), 3);
+        // Past one mid-level page's worth: the second top-level slot is in use.
+        assert_eq!(
+            t.capacity(),
+            (n + 1).div_ceil(LOWLEVEL_COUNT) * LOWLEVEL_COUNT
+        );
         assert_eq!(last, Handle(n as u64 * 4));
         assert_eq!(t.lookup(last).unwrap().object, n as u32 - 1);
         assert_eq!(t.lookup(Handle(4 * 300)).unwrap().object, 299);
@@ -371,7 +488,7 @@ mod tests {
 
     #[test]
     fn inheritable_handles_keep_their_values() {
-        let mut t = HandleTable::new();
+        let t = HandleTable::new();
         let a = t.create(entry(1)).unwrap();
         let b = t
             .create(HandleEntry {
@@ -387,7 +504,7 @@ mod tests {
                 attributes: HANDLE_INHERIT,
             })
             .unwrap();
-        let mut child = t.duplicate_inheritable().unwrap();
+        let child = t.duplicate_inheritable().unwrap();
         assert_eq!(child.count(), 2);
         assert_eq!(child.lookup(a).unwrap_err(), STATUS_INVALID_HANDLE);
         assert_eq!(child.lookup(b).unwrap().object, 2);
@@ -405,7 +522,7 @@ mod tests {
         proptest! {
             #[test]
             fn matches_a_map(ops in proptest::collection::vec((0u8..3, 0usize..64), 1..400)) {
-                let mut t = HandleTable::new();
+                let t = HandleTable::new();
                 let mut model: BTreeMap<Handle, u32> = BTreeMap::new();
                 let mut live: Vec<Handle> = Vec::new();
                 for (n, (op, pick)) in ops.into_iter().enumerate() {

@@ -10,6 +10,8 @@ extern crate alloc;
 
 pub mod handle;
 pub mod namespace;
+pub mod object;
+pub mod paged;
 
 /// `OBJ_INHERIT`.
 pub const OBJ_INHERIT: u32 = 0x0000_0002;

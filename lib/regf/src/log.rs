@@ -24,8 +24,6 @@ pub const LOG_ENTRIES_OFFSET: usize = 512;
 pub const HFILE_TYPE_LOG_NEW: u32 = 6;
 /// Marvin32 seed used for log entry hashes.
 pub const MARVIN_SEED: u64 = 0x82EF_4D88_7A4E_55C5;
-/// Dirty page granularity.
-const DIRTY_PAGE: usize = PAGE;
 
 /// The Marvin32 hash of `data` with `seed` (64-bit result: high half `s1`, low half `s0`).
 pub fn marvin32(seed: u64, data: &[u8]) -> u64 {
@@ -136,7 +134,17 @@ impl HiveFiles for MemFiles {
 
 /// Builds one `HvLE` log entry holding `pages` (offset relative to the hive bins, page bytes).
 pub fn build_log_entry(seq: u32, bins_len: u32, pages: &[(u32, &[u8])]) -> Vec<u8> {
-    let mut e = alloc::vec![0u8; 40];
+    try_build_log_entry(seq, bins_len, pages).unwrap_or_default()
+}
+
+/// [`build_log_entry`], allocating the entry fallibly (`STATUS_INSUFFICIENT_RESOURCES`).
+pub fn try_build_log_entry(seq: u32, bins_len: u32, pages: &[(u32, &[u8])]) -> Result<Vec<u8>> {
+    let data: usize = pages.iter().map(|(_, p)| p.len()).sum();
+    let size = (40 + pages.len() * 8 + data).div_ceil(512) * 512;
+    let mut e = Vec::new();
+    e.try_reserve_exact(size)
+        .map_err(|_| Error::Status(STATUS_INSUFFICIENT_RESOURCES))?;
+    e.resize(40, 0);
     e[0..4].copy_from_slice(b"HvLE");
     wr32(&mut e, 8, 0);
     wr32(&mut e, 12, seq);
@@ -149,14 +157,13 @@ pub fn build_log_entry(seq: u32, bins_len: u32, pages: &[(u32, &[u8])]) -> Vec<u
     for (_, p) in pages {
         e.extend_from_slice(p);
     }
-    let size = e.len().div_ceil(512) * 512;
     e.resize(size, 0);
     wr32(&mut e, 4, size as u32);
     let h1 = marvin32(MARVIN_SEED, &e[40..]);
     wr64(&mut e, 24, h1);
     let h2 = marvin32(MARVIN_SEED, &e[..32]);
     wr64(&mut e, 32, h2);
-    e
+    Ok(e)
 }
 
 /// One parsed, hash-verified log entry.
@@ -317,12 +324,15 @@ pub fn load_with_logs(primary: &[u8], log1: &[u8], log2: &[u8]) -> Result<(Hive,
     Ok((h, Recovery::Recovered(seq)))
 }
 
-/// A hive bound to its files, flushed with write-ahead logging.
+/// A hive bound to its files, flushed with write-ahead logging. The pages to write are the
+/// hive's dirty pages (`HvMarkCellDirty` marks them as cells change), so a flush touches only what
+/// changed and needs no copy of the whole hive.
 #[derive(Clone, Debug)]
 pub struct LoggedHive {
     /// The hive; mutate it freely between flushes.
     pub hive: Hive,
-    flushed: Vec<u8>,
+    /// Length of the hive bins the files hold.
+    flushed_len: usize,
     seq: u32,
     next_log: HiveFile,
 }
@@ -331,15 +341,16 @@ impl LoggedHive {
     /// Writes `hive` as a new primary file (sequence 1) with empty logs.
     pub fn create(files: &mut dyn HiveFiles, mut hive: Hive) -> Result<LoggedHive> {
         hive.set_sequence(1);
-        let image = hive.stable_image();
+        let image = hive.try_stable_image()?;
         files.set_len(HiveFile::Log1, 0)?;
         files.set_len(HiveFile::Log2, 0)?;
         files.set_len(HiveFile::Primary, 0)?;
         files.write(HiveFile::Primary, PAGE, &image)?;
         files.write(HiveFile::Primary, 0, &hive.base_block(1, 1, 0))?;
+        hive.clear_dirty();
         Ok(LoggedHive {
             hive,
-            flushed: image,
+            flushed_len: image.len(),
             seq: 1,
             next_log: HiveFile::Log1,
         })
@@ -347,21 +358,27 @@ impl LoggedHive {
 
     /// Opens a hive from its files, recovering from the logs if needed.
     pub fn open(files: &dyn HiveFiles) -> Result<(LoggedHive, Recovery)> {
-        let (hive, r) = load_with_logs(
+        let (mut hive, r) = load_with_logs(
             &files.read(HiveFile::Primary),
             &files.read(HiveFile::Log1),
             &files.read(HiveFile::Log2),
         )?;
         let seq = hive.base_info().seq1;
-        // A recovered hive's primary is stale: force every page dirty on the next flush.
-        let flushed = match r {
-            Recovery::Clean => hive.stable_image(),
-            Recovery::Recovered(_) => Vec::new(),
+        // A recovered hive's primary is stale: every page is written on the next flush.
+        let flushed_len = match r {
+            Recovery::Clean => {
+                hive.clear_dirty();
+                hive.stable_len()
+            }
+            Recovery::Recovered(_) => {
+                hive.mark_all_dirty();
+                0
+            }
         };
         Ok((
             LoggedHive {
                 hive,
-                flushed,
+                flushed_len,
                 seq,
                 next_log: HiveFile::Log1,
             },
@@ -374,36 +391,48 @@ impl LoggedHive {
         self.seq
     }
 
+    /// Whether the hive changed since the last flush.
+    pub fn is_dirty(&self) -> bool {
+        self.hive.is_dirty() || self.hive.stable_len() != self.flushed_len
+    }
+
     /// Flushes the hive (`HvSyncHive`): log first, then the primary with sequence discipline.
     /// On an error the files hold either the previous or the new state once recovered, and the
     /// in-memory hive is unchanged (the flush can be retried).
     pub fn flush(&mut self, files: &mut dyn HiveFiles) -> Result<()> {
-        let image = self.hive.stable_image();
-        let mut dirty: Vec<(u32, &[u8])> = Vec::new();
-        for (i, page) in image.chunks(DIRTY_PAGE).enumerate() {
-            let off = i * DIRTY_PAGE;
-            if self.flushed.get(off..off + page.len()) != Some(page) {
-                dirty.push((off as u32, page));
-            }
-        }
-        if dirty.is_empty() && image.len() == self.flushed.len() {
+        if !self.is_dirty() {
             return Ok(());
+        }
+        let offs = self.hive.dirty_pages();
+        let mut dirty: Vec<(u32, &[u8])> = Vec::new();
+        dirty
+            .try_reserve_exact(offs.len().max(1))
+            .map_err(|_| Error::Status(STATUS_INSUFFICIENT_RESOURCES))?;
+        for off in offs {
+            match self.hive.stable_page(off) {
+                Some(p) => dirty.push((off, p)),
+                None => return corrupt(off, "dirty page outside the hive bins"),
+            }
         }
         let new = self
             .seq
             .checked_add(1)
             .ok_or(Error::Status(STATUS_REGISTRY_IO_FAILED))?;
-        let bins_len = image.len() as u32;
+        let bins_len = self.hive.stable_len();
         if dirty.is_empty() {
-            dirty.push((0, &image[..PAGE.min(image.len())]));
+            match self.hive.stable_page(0) {
+                Some(p) => dirty.push((0, p)),
+                None => return corrupt(0, "hive without bins"),
+            }
         }
         // 1. The log: base block copy (file type 6) and one entry.
         let log = self.next_log;
-        let entry = build_log_entry(new, bins_len, &dirty);
+        let entry = try_build_log_entry(new, bins_len as u32, &dirty)?;
         let mut lbase = self.hive.base_block(new, new, HFILE_TYPE_LOG_NEW);
         lbase.truncate(512);
         files.set_len(log, 0)?;
         files.write(log, LOG_ENTRIES_OFFSET, &entry)?;
+        drop(entry);
         files.write(log, 0, &lbase)?;
         // 2. The primary: sequence 1 first, the pages, then sequence 2.
         files.write(
@@ -411,14 +440,16 @@ impl LoggedHive {
             0,
             &self.hive.base_block(new, self.seq, 0),
         )?;
-        files.set_len(HiveFile::Primary, PAGE + image.len())?;
+        files.set_len(HiveFile::Primary, PAGE + bins_len)?;
         for (off, page) in &dirty {
             files.write(HiveFile::Primary, PAGE + *off as usize, page)?;
         }
         files.write(HiveFile::Primary, 0, &self.hive.base_block(new, new, 0))?;
+        drop(dirty);
         self.seq = new;
         self.hive.set_sequence(new);
-        self.flushed = image;
+        self.hive.clear_dirty();
+        self.flushed_len = bins_len;
         self.next_log = match log {
             HiveFile::Log1 => HiveFile::Log2,
             _ => HiveFile::Log1,

@@ -684,3 +684,233 @@ fn old_format_dirt_log_recovers() {
     assert_eq!(h.dump().unwrap(), want);
     clean(&h.to_bytes());
 }
+
+/// A hive that cannot grow fails every change that needs a new cell with
+/// `STATUS_INSUFFICIENT_RESOURCES` and is left exactly as it was (no leaked or half-linked cells).
+#[test]
+fn growth_failure_is_an_error_and_changes_nothing() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    // Fill most of the first bins, then cap the hive at its current size.
+    let parent = h.create_key(root, "Flat").unwrap();
+    for i in 0..400 {
+        let k = h.create_key(parent, &std::format!("k{:04}", i)).unwrap();
+        h.set_value(k, "v", REG_DWORD, &(i as u32).to_le_bytes())
+            .unwrap();
+    }
+    h.set_size_limit(h.stable_len() as u32);
+    let before = h.dump().unwrap();
+    let image = h.to_bytes();
+    let mut failures = 0;
+    for i in 0..2000 {
+        let name = std::format!("new{:05}", i);
+        match h.create_key(parent, &name) {
+            Ok(k) => {
+                // Fits in a free cell: undo it so the state stays comparable.
+                h.delete_key(k).unwrap();
+            }
+            Err(e) => {
+                assert_eq!(e, Error::Status(STATUS_INSUFFICIENT_RESOURCES));
+                failures += 1;
+            }
+        }
+        let big = alloc::vec![i as u8; 40_000];
+        let k = h.open_key("Flat\\k0001").unwrap();
+        match h.set_value(k, "big", REG_BINARY, &big) {
+            Ok(()) => h.delete_value(k, "big").unwrap(),
+            Err(e) => {
+                assert_eq!(e, Error::Status(STATUS_INSUFFICIENT_RESOURCES));
+                failures += 1;
+            }
+        }
+        match h.set_value(k, &std::format!("n{:05}", i), REG_SZ, &utf16z("some text")) {
+            Ok(()) => h.delete_value(k, &std::format!("n{:05}", i)).unwrap(),
+            Err(e) => {
+                assert_eq!(e, Error::Status(STATUS_INSUFFICIENT_RESOURCES));
+                failures += 1;
+            }
+        }
+    }
+    assert!(failures > 0, "the size limit never made an allocation fail");
+    assert_eq!(h.dump().unwrap(), before);
+    let after = h.to_bytes();
+    clean(&after);
+    assert_eq!(after.len(), image.len());
+    // Raising the limit lets the same changes succeed.
+    h.set_size_limit(u32::MAX);
+    let k = h.create_key(parent, "now fits").unwrap();
+    h.set_value(k, "big", REG_BINARY, &alloc::vec![7; 40_000])
+        .unwrap();
+    clean(&h.to_bytes());
+}
+
+/// Splitting a full leaf needs three new cells; when the hive cannot grow the split fails as a
+/// whole and the list is unchanged.
+#[test]
+fn leaf_split_failure_leaves_the_list_intact() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    for i in 0..MAX_LEAF {
+        h.create_key(root, &std::format!("k{:04}", i)).unwrap();
+    }
+    h.set_size_limit(h.stable_len() as u32);
+    let before = h.dump().unwrap();
+    let mut n = 0;
+    loop {
+        match h.create_key(root, &std::format!("z{:04}", n)) {
+            Ok(_) => n += 1,
+            Err(e) => {
+                assert_eq!(e, Error::Status(STATUS_INSUFFICIENT_RESOURCES));
+                break;
+            }
+        }
+        assert!(n < 10_000);
+    }
+    let b = h.to_bytes();
+    clean(&b);
+    let h2 = Hive::from_bytes(&b).unwrap();
+    assert_eq!(h2.enum_subkeys(h2.root()).unwrap().len(), MAX_LEAF + n);
+    for (k, v) in before {
+        assert_eq!(h2.dump().unwrap().get(&k), Some(&v));
+    }
+}
+
+/// A flush writes only the pages that changed, and the primary then equals the serialized hive.
+#[test]
+fn flush_writes_the_dirty_pages_only() {
+    use crate::log::*;
+    let mut files = MemFiles::default();
+    let mut h = Hive::new_empty("R").unwrap();
+    for i in 0..300 {
+        let k = h.create_key_path(&std::format!("A\\k{:03}", i)).unwrap();
+        h.set_value(k, "v", REG_BINARY, &[i as u8; 100]).unwrap();
+    }
+    let mut lh = LoggedHive::create(&mut files, h).unwrap();
+    assert!(!lh.is_dirty());
+    assert!(lh.hive.stable_len() > 8 * PAGE);
+    let k = lh.hive.open_key("A\\k150").unwrap();
+    lh.hive.set_value(k, "v", REG_BINARY, &[0xEE; 100]).unwrap();
+    let pages = lh.hive.dirty_pages();
+    assert!(!pages.is_empty() && pages.len() <= 2, "{:?}", pages);
+    files.writes = 0;
+    lh.flush(&mut files).unwrap();
+    assert!(!lh.is_dirty());
+    // Log (set_len, entry, base) + primary (base, set_len, pages, base).
+    assert_eq!(files.writes, 3 + 3 + pages.len());
+    let image = lh.hive.to_bytes();
+    assert_eq!(files.files[0][PAGE..], image[PAGE..]);
+    clean(&files.files[0]);
+    // Nothing changed: a flush writes nothing.
+    files.writes = 0;
+    lh.flush(&mut files).unwrap();
+    assert_eq!(files.writes, 0);
+}
+
+/// Volatile keys under stable keys never reach stable storage, so every stable page equals the
+/// file image without any clearing pass.
+#[test]
+fn volatile_subkeys_of_stable_keys_stay_out_of_stable_storage() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    let s = h.create_key(root, "Stable").unwrap();
+    let image = h.stable_image();
+    let v = h.create_key_ex(s, "Vol", None, true).unwrap().0;
+    h.create_link(root, "Link", "\\Registry\\Machine\\X", true)
+        .unwrap();
+    assert_eq!(h.stable_image().len(), image.len());
+    assert_eq!(h.key_info(s).unwrap().volatile_subkeys, 1);
+    assert_eq!(h.key_info(root).unwrap().volatile_subkeys, 1);
+    assert_eq!(h.subkey_at(s, 0).unwrap(), Some(v));
+    assert_eq!(h.subkey_at(s, 1).unwrap(), None);
+    // The nk cells of Stable and R still say "no volatile subkeys".
+    let b = h.to_bytes();
+    clean(&b);
+    let d = h.cell(s).unwrap();
+    assert_eq!(rd32(d, NK_VSUBKEYS), Some(0));
+    assert_eq!(rd32(d, NK_VLIST), Some(NIL));
+    h.delete_key(v).unwrap();
+    assert_eq!(h.key_info(s).unwrap().volatile_subkeys, 0);
+}
+
+#[test]
+fn find_subkey_and_subkey_at_follow_enumeration_order() {
+    let mut h = Hive::new_empty("R").unwrap();
+    let root = h.root();
+    let mut names: Vec<String> = (0..1200)
+        .map(|i| std::format!("Key{:05}", i * 7 % 1200))
+        .collect();
+    for n in &names {
+        h.create_key(root, n).unwrap();
+    }
+    h.create_key_ex(root, "aVolatile", None, true).unwrap();
+    names.sort_by_key(|n| upcase_name(n));
+    for (i, n) in names.iter().enumerate() {
+        let k = h.subkey_at(root, i).unwrap().unwrap();
+        assert_eq!(&h.key_name(k).unwrap(), n);
+        let lower = n.to_lowercase();
+        let want = NameKey::new(&lower).unwrap();
+        assert_eq!(h.find_subkey(root, &want).unwrap(), Some(k));
+    }
+    let last = h.subkey_at(root, names.len()).unwrap().unwrap();
+    assert_eq!(h.key_name(last).unwrap(), "aVolatile");
+    assert_eq!(h.subkey_at(root, names.len() + 1).unwrap(), None);
+    assert_eq!(
+        h.find_subkey(root, &NameKey::new("missing").unwrap())
+            .unwrap(),
+        None
+    );
+    for n in ["Key00001", "résumé", "ÄÖÜ straße", "x"] {
+        let k = NameKey::new(n).unwrap();
+        assert_eq!(k.hash(), lh_hash(n));
+        assert_eq!(k.len(), n.encode_utf16().count());
+        assert!(k.matches(&upcase_name(n)));
+    }
+    assert_eq!(
+        NameKey::new("a\\b").err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_INVALID))
+    );
+    assert_eq!(
+        NameKey::new(&"x".repeat(256)).err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_INVALID))
+    );
+    // Value lookups by index and data queries.
+    let k = h.open_key("Key00001").unwrap();
+    for i in 0..10u32 {
+        h.set_value(k, &std::format!("v{}", i), REG_DWORD, &i.to_le_bytes())
+            .unwrap();
+    }
+    h.delete_value(k, "V3").unwrap();
+    assert_eq!(
+        h.value_by_index(k, 3).unwrap().unwrap().name,
+        "v4".to_string()
+    );
+    assert_eq!(h.value_by_index(k, 9).unwrap(), None);
+    assert_eq!(
+        h.query_value_data(k, "V9").unwrap(),
+        (REG_DWORD, 9u32.to_le_bytes().to_vec())
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        h.query_value_into(k, "v9", &mut buf).unwrap(),
+        (REG_DWORD, 4)
+    );
+    assert_eq!(buf[..4], 9u32.to_le_bytes());
+    h.set_value(k, "long", REG_BINARY, &[7u8; 100]).unwrap();
+    h.set_value(k, "big", REG_BINARY, &alloc::vec![9u8; 40_000])
+        .unwrap();
+    assert_eq!(
+        h.query_value_into(k, "long", &mut buf).unwrap(),
+        (REG_BINARY, 100)
+    );
+    assert_eq!(buf, [7u8; 8]);
+    assert_eq!(
+        h.query_value_into(k, "big", &mut buf).unwrap(),
+        (REG_BINARY, 40_000)
+    );
+    assert_eq!(buf, [9u8; 8]);
+    assert_eq!(
+        h.query_value_into(k, "none", &mut buf).err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+    clean(&h.to_bytes());
+}

@@ -10,6 +10,7 @@ pub mod access;
 pub mod acl;
 pub mod check;
 pub mod inherit;
+pub mod kd;
 pub mod sd;
 pub mod sddl;
 pub mod sid;

@@ -91,6 +91,48 @@ pub mod privilege {
     pub const TIME_ZONE: u32 = 34;
     /// `SeCreateSymbolicLinkPrivilege`.
     pub const CREATE_SYMBOLIC_LINK: u32 = 35;
+
+    /// The privilege's name (`LookupPrivilegeName`), as `!token` prints it.
+    pub fn name(luid: u32) -> Option<&'static str> {
+        Some(match luid {
+            2 => "SeCreateTokenPrivilege",
+            3 => "SeAssignPrimaryTokenPrivilege",
+            4 => "SeLockMemoryPrivilege",
+            5 => "SeIncreaseQuotaPrivilege",
+            6 => "SeMachineAccountPrivilege",
+            7 => "SeTcbPrivilege",
+            8 => "SeSecurityPrivilege",
+            9 => "SeTakeOwnershipPrivilege",
+            10 => "SeLoadDriverPrivilege",
+            11 => "SeSystemProfilePrivilege",
+            12 => "SeSystemtimePrivilege",
+            13 => "SeProfileSingleProcessPrivilege",
+            14 => "SeIncreaseBasePriorityPrivilege",
+            15 => "SeCreatePagefilePrivilege",
+            16 => "SeCreatePermanentPrivilege",
+            17 => "SeBackupPrivilege",
+            18 => "SeRestorePrivilege",
+            19 => "SeShutdownPrivilege",
+            20 => "SeDebugPrivilege",
+            21 => "SeAuditPrivilege",
+            22 => "SeSystemEnvironmentPrivilege",
+            23 => "SeChangeNotifyPrivilege",
+            24 => "SeRemoteShutdownPrivilege",
+            25 => "SeUndockPrivilege",
+            26 => "SeSyncAgentPrivilege",
+            27 => "SeEnableDelegationPrivilege",
+            28 => "SeManageVolumePrivilege",
+            29 => "SeImpersonatePrivilege",
+            30 => "SeCreateGlobalPrivilege",
+            31 => "SeTrustedCredManAccessPrivilege",
+            32 => "SeRelabelPrivilege",
+            33 => "SeIncreaseWorkingSetPrivilege",
+            34 => "SeTimeZonePrivilege",
+            35 => "SeCreateSymbolicLinkPrivilege",
+            36 => "SeDelegateSessionUserImpersonatePrivilege",
+            _ => return None,
+        })
+    }
 }
 
 /// `SID_AND_ATTRIBUTES`.
@@ -154,7 +196,15 @@ pub struct Token {
     pub default_owner_index: usize,
     /// `PrimaryGroup`.
     pub primary_group: Sid,
+    /// `AuthenticationId`: the logon session's LUID (`SYSTEM_LUID` for
+    /// SYSTEM; 0 for a token made without a logon session).
+    pub authentication_id: u64,
+    /// `TokenId`: the LUID the kernel gives each token object (0 until then).
+    pub token_id: u64,
 }
+
+/// `SYSTEM_LUID`: the logon session of LocalSystem.
+pub const SYSTEM_LUID: u64 = 0x3e7;
 
 /// `TOKEN_MANDATORY_POLICY_NO_WRITE_UP`.
 pub const TOKEN_MANDATORY_POLICY_NO_WRITE_UP: u32 = 1;
@@ -243,6 +293,8 @@ impl Token {
                 | TOKEN_MANDATORY_POLICY_NEW_PROCESS_MIN,
             default_owner_index: 1,
             primary_group: Sid::local_system(),
+            authentication_id: SYSTEM_LUID,
+            token_id: 0,
         }
     }
     /// An elevated administrator's token (high integrity, admin privileges
@@ -309,6 +361,8 @@ impl Token {
                 | TOKEN_MANDATORY_POLICY_NEW_PROCESS_MIN,
             default_owner_index: 0,
             primary_group: Sid::builtin_users(),
+            authentication_id: 0,
+            token_id: 0,
         }
     }
     /// The token's integrity level RID (`SeQueryTokenIntegrity`); tokens
@@ -422,6 +476,17 @@ impl Token {
                     || for_deny
                         && g.attributes & (SE_GROUP_USE_FOR_DENY_ONLY | SE_GROUP_ENABLED) != 0)
         })
+    }
+    /// `SeAccessCheck`'s rule for a subject impersonating: an impersonation
+    /// token below `SecurityImpersonation` (anonymous or identification)
+    /// cannot be used to open objects: STATUS_BAD_IMPERSONATION_LEVEL.
+    pub fn check_usable_for_access(&self) -> Result<(), NtStatus> {
+        if self.token_type == TokenType::Impersonation
+            && self.impersonation_level < ImpersonationLevel::Impersonation
+        {
+            return Err(STATUS_BAD_IMPERSONATION_LEVEL);
+        }
+        Ok(())
     }
     /// Matches against the restricted SID list.
     pub fn sid_in_restricted(&self, sid: &Sid) -> bool {
@@ -542,6 +607,33 @@ mod tests {
         assert!(imp2
             .duplicate(TokenType::Primary, ImpersonationLevel::Anonymous)
             .is_ok());
+    }
+    #[test]
+    fn identification_tokens_cannot_open_objects() {
+        let t = Token::system();
+        assert_eq!(t.check_usable_for_access(), Ok(()));
+        let id = t
+            .duplicate(TokenType::Impersonation, ImpersonationLevel::Identification)
+            .unwrap();
+        assert_eq!(
+            id.check_usable_for_access(),
+            Err(STATUS_BAD_IMPERSONATION_LEVEL)
+        );
+        let imp = t
+            .duplicate(TokenType::Impersonation, ImpersonationLevel::Impersonation)
+            .unwrap();
+        assert_eq!(imp.check_usable_for_access(), Ok(()));
+        assert_eq!(imp.authentication_id, SYSTEM_LUID);
+    }
+    #[test]
+    fn privilege_names() {
+        assert_eq!(privilege::name(2), Some("SeCreateTokenPrivilege"));
+        assert_eq!(
+            privilege::name(CHANGE_NOTIFY),
+            Some("SeChangeNotifyPrivilege")
+        );
+        assert_eq!(privilege::name(IMPERSONATE), Some("SeImpersonatePrivilege"));
+        assert_eq!(privilege::name(1), None);
     }
     #[test]
     fn deny_only_group() {

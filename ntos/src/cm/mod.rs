@@ -1,32 +1,55 @@
 //! The configuration manager (*Windows Internals*, Part 2, ch. 10, "The
-//! registry"): the key tree under `\REGISTRY`, key objects opened through
-//! the object manager's parse procedure, the native registry services, change
-//! notification, and the volatile `HARDWARE` key filled at boot.
+//! registry"): the hives mounted under `\REGISTRY`, key objects opened
+//! through the object manager's parse procedure, the native registry
+//! services, change notification, lazy flushing, and the volatile `HARDWARE`
+//! hive filled at boot.
 //!
-//! ntrs today: keys live in memory (as a volatile hive does in NT). Loading
-//! the SYSTEM and SOFTWARE hives from disk and flushing them back arrives
-//! with the regf format crate; until then `\REGISTRY\MACHINE\SYSTEM` and
-//! `SOFTWARE` exist empty, and `NtFlushKey` has nothing to write.
+//! The registry is the host-tested `regf::registry::Registry`: every key is
+//! a cell of a mounted hive (the master hive for `\REGISTRY`, `MACHINE` and
+//! `USER`; the SYSTEM and SOFTWARE hives the loader handed over; the
+//! memory-only HARDWARE hive), reached through a cache of key control blocks.
+//! There is no second key tree: a service that cannot change the hive (it
+//! cannot grow, memory is short) fails with that status and nothing changes.
+//! Volatile keys (`CurrentControlSet`, `HARDWARE\...`) live in the volatile
+//! storage of their hive. SYSTEM and SOFTWARE are flushed log-first to their
+//! files; until the I/O manager can write `\Windows\System32\config`, those
+//! files are in memory (`regf::log::MemFiles`).
+//!
+//! This file is the kernel glue: the registry lock (a push lock at
+//! PASSIVE_LEVEL, `lock.rs`), key objects and their procedures, the `Nt*`
+//! services, notification events, the lazy flush worker and `CmInitSystem1`.
 
 pub mod kd;
+pub mod lock;
+/// Boot tests (`/TESTS`) of this component.
+pub mod tests;
 
-use crate::ke::irql::SpinLocked;
-use crate::ke::DISPATCH_LEVEL;
 use crate::ob::object::*;
+use ::ob::namespace::ObjectId;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use lock::RegistryLock;
 use nt::status::*;
 use nt::NtStatus;
+use regf::registry::{KcbIndex, Registry, Storage, ROOT_KCB};
+use security::sd::SecurityDescriptor;
+
+pub use regf::registry::{
+    KeyInformation, REG_NOTIFY_CHANGE_ATTRIBUTES, REG_NOTIFY_CHANGE_LAST_SET,
+    REG_NOTIFY_CHANGE_NAME, REG_NOTIFY_CHANGE_SECURITY,
+};
 
 /// Value types (`REG_*`).
-pub const REG_NONE: u32 = 0;
-pub const REG_SZ: u32 = 1;
-pub const REG_EXPAND_SZ: u32 = 2;
-pub const REG_BINARY: u32 = 3;
-pub const REG_DWORD: u32 = 4;
-pub const REG_LINK: u32 = 6;
-pub const REG_MULTI_SZ: u32 = 7;
-pub const REG_QWORD: u32 = 11;
+pub const REG_NONE: u32 = regf::REG_NONE;
+pub const REG_SZ: u32 = regf::REG_SZ;
+pub const REG_EXPAND_SZ: u32 = regf::REG_EXPAND_SZ;
+pub const REG_BINARY: u32 = regf::REG_BINARY;
+pub const REG_DWORD: u32 = regf::REG_DWORD;
+pub const REG_LINK: u32 = regf::REG_LINK;
+pub const REG_MULTI_SZ: u32 = regf::REG_MULTI_SZ;
+pub const REG_QWORD: u32 = regf::REG_QWORD;
 /// `REG_OPTION_VOLATILE`.
 pub const REG_OPTION_VOLATILE: u32 = 1;
 /// `REG_CREATED_NEW_KEY`, `REG_OPENED_EXISTING_KEY`.
@@ -40,11 +63,12 @@ pub const KEY_ENUMERATE_SUB_KEYS: u32 = 0x0008;
 pub const KEY_NOTIFY: u32 = 0x0010;
 pub const KEY_READ: u32 = 0x0002_0019;
 pub const KEY_ALL_ACCESS: u32 = 0x000F_003F;
-/// `REG_NOTIFY_CHANGE_NAME`, `REG_NOTIFY_CHANGE_LAST_SET`.
-pub const REG_NOTIFY_CHANGE_NAME: u32 = 1;
-pub const REG_NOTIFY_CHANGE_LAST_SET: u32 = 4;
+/// `DELETE`.
+const DELETE: u32 = 0x0001_0000;
+/// `EVENT_MODIFY_STATE`.
+const EVENT_MODIFY_STATE: u32 = 0x0002;
 
-/// A value (`CM_KEY_VALUE`).
+/// A value (`KEY_VALUE_FULL_INFORMATION` essentials).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Value {
     pub name: String,
@@ -52,191 +76,213 @@ pub struct Value {
     pub data: Vec<u8>,
 }
 
-/// A key (`CM_KEY_NODE`).
-pub struct Key {
-    pub name: String,
-    pub parent: Option<usize>,
-    pub subkeys: Vec<usize>,
-    pub values: Vec<Value>,
-    pub volatile: bool,
-    pub last_write_time: u64,
-    pub deleted: bool,
-    /// Open key objects (`!reg openkeys`).
-    pub open_count: u32,
-    /// Pending `NtNotifyChangeKey` requests: (filter, watch subtree, event object id).
-    pub notify: Vec<(u32, bool, u32)>,
-    /// A symbolic link key (`KEY_SYM_LINK`): lookups continue at this key.
-    pub link: Option<usize>,
-    /// The key's security descriptor (self-relative), from the hive's `sk` cell.
-    pub sd: Option<Vec<u8>>,
+/// A pending `NtNotifyChangeKey`: the event to set and the key object it was
+/// posted through, both referenced until the notification fires or the key's
+/// last handle closes (so neither can be deleted and its id reused meanwhile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotifyPost {
+    pub event: ObjectId,
+    pub key_object: ObjectId,
 }
 
-pub struct Registry {
-    pub keys: Vec<Key>,
-    /// Hives loaded from files: (mount point key, file name, stable length).
-    pub hives: Vec<(usize, String, usize)>,
+/// The registry with security descriptors parsed into the kernel's form.
+pub type CmRegistry = Registry<Arc<SecurityDescriptor>, NotifyPost>;
+
+/// The most KCBs that can exist at once.
+pub const MAX_KCBS: usize = 1 << 16;
+
+/// KCB reference counts. A key object's delete procedure runs under the
+/// object manager's spin lock (DISPATCH_LEVEL), where the registry lock cannot
+/// be taken; it only decrements its KCB's count here.
+static KCB_REFS: [AtomicU32; MAX_KCBS] = [const { AtomicU32::new(0) }; MAX_KCBS];
+
+/// The registry and its lock.
+pub static REGISTRY: RegistryLock<Option<CmRegistry>> = RegistryLock::new(None);
+
+fn parse_sd(b: &[u8]) -> Option<Arc<SecurityDescriptor>> {
+    SecurityDescriptor::parse(b).ok().map(Arc::new)
 }
 
-impl Registry {
-    fn child(&self, k: usize, name: &str) -> Option<usize> {
-        self.keys[k]
-            .subkeys
-            .iter()
-            .copied()
-            .find(|&c| !self.keys[c].deleted && self.keys[c].name.eq_ignore_ascii_case(name))
-    }
-
-    /// Walks `path` (relative, backslash-separated) from key `from`.
-    pub fn walk(&self, from: usize, path: &str) -> Result<usize, NtStatus> {
-        let mut k = from;
-        for part in path.split('\\').filter(|p| !p.is_empty()) {
-            k = self.child(k, part).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
-            // Symbolic link keys (CurrentControlSet) are followed.
-            let mut hops = 0;
-            while let Some(t) = self.keys[k].link {
-                k = t;
-                hops += 1;
-                if hops > 16 {
-                    return Err(STATUS_REPARSE_POINT_NOT_RESOLVED);
-                }
-            }
-        }
-        Ok(k)
-    }
-
-    /// The full name (`\REGISTRY\...`).
-    pub fn full_name(&self, mut k: usize) -> String {
-        let mut parts = Vec::new();
-        loop {
-            parts.push(self.keys[k].name.clone());
-            match self.keys[k].parent {
-                Some(p) => k = p,
-                None => break,
-            }
-        }
-        parts.reverse();
-        let mut s = String::new();
-        for p in parts {
-            s.push('\\');
-            s.push_str(&p);
-        }
-        s
-    }
-
-    fn add(&mut self, parent: usize, name: &str, volatile: bool) -> usize {
-        self.keys.push(Key {
-            name: name.into(),
-            parent: Some(parent),
-            subkeys: Vec::new(),
-            values: Vec::new(),
-            volatile,
-            last_write_time: crate::ke::clock::ke_query_system_time(),
-            deleted: false,
-            open_count: 0,
-            notify: Vec::new(),
-            link: None,
-            sd: None,
-        });
-        let id = self.keys.len() - 1;
-        self.keys[parent].subkeys.push(id);
-        id
-    }
-
-    /// Fires notifications on `k` and (subtree watchers) its ancestors.
-    fn changed(&mut self, k: usize, filter: u32) -> Vec<u32> {
-        self.keys[k].last_write_time = crate::ke::clock::ke_query_system_time();
-        let mut events = Vec::new();
-        let mut cur = Some(k);
-        let mut direct = true;
-        while let Some(c) = cur {
-            let key = &mut self.keys[c];
-            key.notify.retain(|&(f, subtree, ev)| {
-                if f & filter != 0 && (direct || subtree) {
-                    events.push(ev);
-                    false
-                } else {
-                    true
-                }
-            });
-            direct = false;
-            cur = key.parent;
-        }
-        events
-    }
+fn status_of(e: regf::Error) -> NtStatus {
+    e.status()
 }
 
-/// The SYSTEM hive as a regf hive bound to its files (`CMHIVE` +
-/// `HvSyncHive`): changes to stable SYSTEM keys are written through to it,
-/// and flushes go log-first into the files. Until the I/O manager can write
-/// `\Windows\System32\config\SYSTEM`, the files are in memory.
-pub struct SystemHive {
-    pub logged: regf::log::LoggedHive,
-    pub files: regf::log::MemFiles,
-    pub dirty: bool,
-    pub flushes: u64,
+/// Runs `f` on the registry with the lock held exclusively.
+fn with_exclusive<R>(
+    f: impl FnOnce(&mut CmRegistry) -> Result<R, NtStatus>,
+) -> Result<R, NtStatus> {
+    // KCBs and hive growth are the registry's paged-pool memory.
+    let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMkb");
+    let mut g = REGISTRY.exclusive();
+    let r = g.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
+    f(r)
 }
 
-pub static SYSTEM_HIVE: SpinLocked<Option<SystemHive>, DISPATCH_LEVEL> = SpinLocked::new(None);
-
-/// The SYSTEM mount point's key id (set when the hive is mounted).
-static SYSTEM_KEY: core::sync::atomic::AtomicUsize =
-    core::sync::atomic::AtomicUsize::new(usize::MAX);
-
-/// The path of key `k` inside the SYSTEM hive, if it is a stable key there.
-fn system_relative(r: &Registry, k: usize) -> Option<String> {
-    let mount = SYSTEM_KEY.load(core::sync::atomic::Ordering::Relaxed);
-    let mut parts = Vec::new();
-    let mut cur = k;
-    loop {
-        if cur == mount {
-            parts.reverse();
-            return Some(parts.join("\\"));
-        }
-        let key = &r.keys[cur];
-        if key.volatile {
-            return None;
-        }
-        parts.push(key.name.clone());
-        cur = key.parent?;
-    }
-}
-
-/// Applies a change to the SYSTEM hive (write-through) and marks it dirty.
-fn hive_write(f: impl FnOnce(&mut regf::Hive) -> regf::Result<()>) {
-    SYSTEM_HIVE.with(|h| {
-        if let Some(h) = h.as_mut() {
-            // A key the in-memory tree has but the hive lacks (or a full
-            // hive) leaves the hive as it was; the tree stays authoritative.
-            if f(&mut h.logged.hive).is_ok() {
-                h.dirty = true;
-            }
-        }
-    });
-}
-
-/// `HvSyncHive` for the SYSTEM hive: log first, then the primary.
-pub fn flush_system_hive() -> NtStatus {
-    SYSTEM_HIVE.with(|h| match h.as_mut() {
-        Some(h) if h.dirty => match h.logged.flush(&mut h.files) {
-            Ok(()) => {
-                h.dirty = false;
-                h.flushes += 1;
-                STATUS_SUCCESS
-            }
-            Err(e) => e.status(),
-        },
-        _ => STATUS_SUCCESS,
+/// [`with_exclusive`] for a change: the keys it touches get the current
+/// system time as their last write time.
+fn with_change<R>(f: impl FnOnce(&mut CmRegistry) -> Result<R, NtStatus>) -> Result<R, NtStatus> {
+    with_exclusive(|r| {
+        r.set_time(crate::ke::clock::ke_query_system_time());
+        f(r)
     })
 }
 
+/// Runs `f` on the registry with the lock held shared.
+fn with_shared<R>(f: impl FnOnce(&CmRegistry) -> Result<R, NtStatus>) -> Result<R, NtStatus> {
+    let g = REGISTRY.shared();
+    let r = g.as_ref().ok_or(STATUS_UNSUCCESSFUL)?;
+    f(r)
+}
+
+/// The delete procedure of a key object (`CmpDeleteKeyObject`): drops the
+/// object's KCB reference. Called by the object manager with its lock held, so
+/// it takes no lock; the KCB stays cached until the cache frees it.
+pub fn cm_delete_key_object(kcb: usize) {
+    CmRegistry::release_ref(&KCB_REFS, kcb as KcbIndex);
+}
+
+/// `CmKeyObjectType`, created by `cm_initialize`.
+pub static CM_KEY_OBJECT_TYPE: crate::ob::types::ObjectTypeRef =
+    crate::ob::types::ObjectTypeRef::new();
+
+/// The KCB of a key handle, checked for type and access.
+fn key_of(
+    handle: u64,
+    desired: u32,
+    mode: Mode,
+) -> Result<(crate::ob::handle::ObjectRef, KcbIndex), NtStatus> {
+    let r = crate::ob::handle::ob_reference_object_by_handle(
+        handle,
+        desired,
+        Some(&CM_KEY_OBJECT_TYPE),
+        mode,
+    )?;
+    let k = with_body(r.id, |b| match b.body {
+        ObjectBody::Key(k) => Some(k),
+        _ => None,
+    })
+    .flatten()
+    .ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    Ok((r, k as KcbIndex))
+}
+
+/// A new unnamed key object for KCB `k`, which the caller referenced for it
+/// (on failure the reference is dropped).
+fn key_object(k: KcbIndex) -> Result<ObjectId, NtStatus> {
+    match ob_create_object(CreateSpec {
+        object_type: &CM_KEY_OBJECT_TYPE,
+        name: None,
+        attributes: 0,
+        body: ObjectBody::Key(k as usize),
+        sd: None,
+    }) {
+        Ok((id, _)) => Ok(id),
+        Err(e) => {
+            CmRegistry::release_ref(&KCB_REFS, k);
+            Err(e)
+        }
+    }
+}
+
+/// The Key type's parse procedure (`CmpParseKey`): the object manager
+/// reached `\REGISTRY`; the rest of the path names a key. The access check
+/// uses the key's security descriptor, parsed once per security cell.
+fn parse_key(
+    _object: ObjectId,
+    remaining: &str,
+    ctx: &crate::ob::types::ParseContext,
+) -> Result<(ObjectId, u32), NtStatus> {
+    let (k, granted) = with_exclusive(|r| {
+        let k = r.lookup(ROOT_KCB, remaining).map_err(status_of)?;
+        let checked =
+            if ctx.mode == Mode::KernelMode && ctx.attributes & OBJ_FORCE_ACCESS_CHECK == 0 {
+                // Kernel-mode opens are granted what they ask for: no descriptor needed.
+                ob_check_object_access(
+                    None,
+                    &CM_KEY_OBJECT_TYPE,
+                    ctx.desired,
+                    ctx.mode,
+                    ctx.attributes,
+                    ctx.token,
+                )
+            } else {
+                r.security(k).map_err(status_of).and_then(|sd| {
+                    ob_check_object_access(
+                        sd.as_deref(),
+                        &CM_KEY_OBJECT_TYPE,
+                        ctx.desired,
+                        ctx.mode,
+                        ctx.attributes,
+                        ctx.token,
+                    )
+                })
+            };
+        match checked {
+            Ok(g) => Ok((k, g)),
+            Err(e) => {
+                r.release(k);
+                Err(e)
+            }
+        }
+    })?;
+    Ok((key_object(k)?, granted))
+}
+
+/// The Key type's close procedure (`CmpCloseKeyObject`): when the last
+/// handle goes, the notifications posted through the key are cancelled and
+/// their references dropped.
+fn close_key(id: ObjectId, handles_left: u64) {
+    if handles_left != 0 || POSTED.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let posts =
+        with_exclusive(|r| Ok(r.cancel_notifications(|p| p.key_object == id))).unwrap_or_default();
+    POSTED.fetch_sub(posts.len(), Ordering::AcqRel);
+    for p in posts {
+        ob_dereference_object(p.event);
+        ob_dereference_object(p.key_object);
+    }
+}
+
+/// Notifications posted and not yet fired or cancelled.
+static POSTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the events of fired notifications and drops their references.
+fn signal(posts: Vec<NotifyPost>) {
+    POSTED.fetch_sub(posts.len(), Ordering::AcqRel);
+    for p in posts {
+        if let Some(Some(i)) = with_body(p.event, |b| match b.body {
+            ObjectBody::Dispatcher(i) => Some(i),
+            _ => None,
+        }) {
+            crate::ke::wait::with_db(|st| {
+                let _ = st.db.set_event(
+                    ::ke::objects::ObjectId(i),
+                    ::ke::priority::EVENT_INCREMENT,
+                    &mut st.unwaits,
+                );
+            });
+        }
+        ob_dereference_object(p.event);
+        ob_dereference_object(p.key_object);
+    }
+}
+
+/// Splits `\REGISTRY\...` into the path below the root.
+fn below_root(path: &str) -> Result<&str, NtStatus> {
+    regf::registry::below_root(path, "REGISTRY").ok_or(STATUS_OBJECT_PATH_SYNTAX_BAD)
+}
+
+// ---- lazy flushing ----
+
+/// A lazy flush is queued (`CmpLazyFlushPending`).
+static LAZY_ARMED: AtomicBool = AtomicBool::new(false);
 static LAZY_TIMER: crate::ke::timer::KTimer = crate::ke::timer::KTimer::new();
 static LAZY_DPC: crate::ke::dpc::KDpc = crate::ke::dpc::KDpc::new(
     |_, _, _, _| {
         crate::ex::worker::ex_queue_work_item(
             crate::ex::worker::WorkQueueItem {
-                routine: |_| {
-                    flush_system_hive();
-                },
+                routine: |_| cm_lazy_flush_worker(),
                 parameter: 0,
             },
             crate::ex::worker::WorkQueueType::DelayedWorkQueue,
@@ -245,317 +291,177 @@ static LAZY_DPC: crate::ke::dpc::KDpc = crate::ke::dpc::KDpc::new(
     0,
 );
 
-/// The registry (`CmpRegistryLock`-style single lock).
-pub static REGISTRY: SpinLocked<Option<Registry>, DISPATCH_LEVEL> = SpinLocked::new(None);
-
-fn with_reg<R>(f: impl FnOnce(&mut Registry) -> R) -> Result<R, NtStatus> {
-    let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMkb");
-    REGISTRY
-        .with(|r| r.as_mut().map(f))
-        .ok_or(STATUS_UNSUCCESSFUL)
-}
-
-const ROOT: usize = 0;
-
-/// The key object's body: the key it refers to.
-fn key_of(
-    handle: u64,
-    desired: u32,
-    mode: Mode,
-) -> Result<(crate::ob::handle::ObjectRef, usize), NtStatus> {
-    let ty = crate::ob::system_type("Key");
-    let r = crate::ob::handle::ob_reference_object_by_handle(handle, desired, ty, mode)?;
-    let k = with_body(r.id, |b| match b.body {
-        ObjectBody::Key(k) => Some(k),
-        _ => None,
-    })
-    .flatten()
-    .ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
-    let deleted = with_reg(|reg| reg.keys.get(k).is_none_or(|x| x.deleted))?;
-    if deleted {
-        return Err(STATUS_KEY_DELETED);
-    }
-    Ok((r, k))
-}
-
-/// A new unnamed key object for key `k`, referenced once.
-fn key_object(k: usize) -> Result<::ob::namespace::ObjectId, NtStatus> {
-    let (id, _) = ob_create_object(CreateSpec {
-        type_name: "Key",
-        name: None,
-        attributes: 0,
-        body: ObjectBody::Key(k),
-        sd: None,
-    })?;
-    with_reg(|r| r.keys[k].open_count += 1)?;
-    Ok(id)
-}
-
-/// The Key type's parse procedure (`CmpParseKey`): the object manager
-/// reached `\REGISTRY`; the rest of the path names a key.
-fn parse_key(
-    _object: ::ob::namespace::ObjectId,
-    remaining: &str,
-    ctx: &crate::ob::types::ParseContext,
-) -> Result<(::ob::namespace::ObjectId, u32), NtStatus> {
-    let (k, sd) = with_reg(|r| r.walk(ROOT, remaining).map(|k| (k, r.keys[k].sd.clone())))??;
-    // Key security (`CmpCheckKeyAccess` through `SeAccessCheck`).
-    let sd = match sd {
-        Some(b) => {
-            Some(security::sd::SecurityDescriptor::parse(&b).map_err(|_| STATUS_REGISTRY_CORRUPT)?)
-        }
-        None => None,
-    };
-    let granted = ob_check_object_access(
-        sd.as_ref(),
-        "Key",
-        ctx.desired,
-        ctx.mode,
-        ctx.attributes,
-        ctx.token,
-    )?;
-    Ok((key_object(k)?, granted))
-}
-
-/// Sets a key's security descriptor (`NtSetSecurityObject` on a key).
-pub fn set_key_security(path: &str, sd: &security::sd::SecurityDescriptor) -> NtStatus {
-    let Ok(rel) = below_root(path) else {
-        return STATUS_OBJECT_PATH_SYNTAX_BAD;
-    };
-    let bytes = sd.to_bytes();
-    match with_reg(|r| r.walk(ROOT, rel).map(|k| r.keys[k].sd = Some(bytes))) {
-        Ok(Ok(())) => STATUS_SUCCESS,
-        Ok(Err(e)) | Err(e) => e,
+/// `CmpLazyFlush`: a change arms a one-shot 5-second timer whose DPC queues
+/// the flush worker.
+fn hive_changed() {
+    if !LAZY_ARMED.swap(true, Ordering::AcqRel) {
+        crate::ke::timer::ke_set_timer_ex(&LAZY_TIMER, -50_000_000, 0, Some(&LAZY_DPC));
     }
 }
 
-/// `NtOpenKey` for a caller with its own token (user-mode opens are checked
-/// against the key's security descriptor).
-pub fn nt_open_key_as(
-    path: &str,
-    desired: u32,
-    mode: Mode,
-    token: &security::token::Token,
-) -> Result<u64, NtStatus> {
-    crate::ob::handle::ob_open_object_by_name_handle(
-        path,
-        None,
-        ::ob::OBJ_CASE_INSENSITIVE,
-        desired,
-        mode,
-        token,
-    )
+/// `CmpLazyFlushWorker`: flushes every dirty hive (log first) at
+/// PASSIVE_LEVEL under the registry lock.
+fn cm_lazy_flush_worker() {
+    LAZY_ARMED.store(false, Ordering::Release);
+    if let Err(s) = with_exclusive(|r| r.flush_all().map_err(status_of)) {
+        crate::dbg_println!("cm: lazy flush failed ({s})");
+    }
 }
 
-/// `CmInitSystem1`: the `\REGISTRY` root object, `MACHINE`, `USER`, the
-/// empty `SYSTEM`/`SOFTWARE` (until hives load), and the volatile
-/// `HARDWARE\DESCRIPTION` tree from CPUID and the processor count.
+// ---- initialization ----
+
+/// `CmInitSystem1`: the master hive (`\REGISTRY`, `MACHINE`, `USER`), the
+/// SYSTEM and SOFTWARE hives the loader handed over (with the volatile
+/// `CurrentControlSet` link), the memory-only HARDWARE hive with
+/// `DESCRIPTION\System` from CPUID and the processor count, the Key type's
+/// procedures and the `\REGISTRY` object.
 pub fn cm_initialize() -> Result<(), NtStatus> {
     let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMhv");
-    let mut reg = Registry {
-        keys: alloc::vec![Key {
-            name: "REGISTRY".into(),
-            parent: None,
-            subkeys: Vec::new(),
-            values: Vec::new(),
-            volatile: true,
-            last_write_time: crate::ke::clock::ke_query_system_time(),
-            deleted: false,
-            open_count: 0,
-            notify: Vec::new(),
-            link: None,
-            sd: None,
-        }],
-        hives: Vec::new(),
+    let mut r = CmRegistry::new("REGISTRY", &KCB_REFS, parse_sd).map_err(status_of)?;
+    r.set_time(crate::ke::clock::ke_query_system_time());
+    let new_key = |r: &mut CmRegistry, path: &str, volatile: bool| -> Result<KcbIndex, NtStatus> {
+        let (k, _, _) = r.create_key(ROOT_KCB, path, volatile).map_err(status_of)?;
+        Ok(k)
     };
-    let machine = reg.add(ROOT, "MACHINE", true);
-    reg.add(ROOT, "USER", true);
-    let system_key = reg.add(machine, "SYSTEM", false);
-    let software_key = reg.add(machine, "SOFTWARE", false);
-    load_system_hive(&mut reg, system_key);
-    load_software_hive(&mut reg, software_key);
-    let hw = reg.add(machine, "HARDWARE", true);
-    let desc = reg.add(hw, "DESCRIPTION", true);
-    let system = reg.add(desc, "System", true);
-    reg.keys[system].values.push(Value {
-        name: "Identifier".into(),
-        value_type: REG_SZ,
-        data: regf::utf16z("AT/AT COMPATIBLE"),
-    });
-    let cpus = reg.add(system, "CentralProcessor", true);
-    let brand = cpu_brand();
-    let mhz = (crate::loader_block().tsc_frequency / 1_000_000) as u32;
-    for n in 0..crate::ke::processor_count() {
-        let c = reg.add(cpus, &alloc::format!("{n}"), true);
-        reg.keys[c].values.push(Value {
-            name: "ProcessorNameString".into(),
-            value_type: REG_SZ,
-            data: regf::utf16z(&brand),
-        });
-        reg.keys[c].values.push(Value {
-            name: "~MHz".into(),
-            value_type: REG_DWORD,
-            data: mhz.to_le_bytes().to_vec(),
-        });
+    let machine = new_key(&mut r, "MACHINE", true)?;
+    let user = new_key(&mut r, "USER", true)?;
+    for k in [machine, user] {
+        r.set_key_flags(k, regf::KEY_NO_DELETE).map_err(status_of)?;
     }
-    reg.add(hw, "DEVICEMAP", true);
-    reg.add(hw, "RESOURCEMAP", true);
-    REGISTRY.with(|r| *r = Some(reg));
-    // The key type's parse procedure and the \REGISTRY object.
-    let key_type = crate::ob::system_type("Key").ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
-    crate::ob::types::set_procedures(
-        key_type,
+    mount_loader_hive(&mut r, machine, "SYSTEM", true);
+    mount_loader_hive(&mut r, machine, "SOFTWARE", false);
+    // HARDWARE: a hive in memory only; its root is volatile, so every key below is.
+    let mut hw = regf::Hive::new_empty("HARDWARE").map_err(status_of)?;
+    let root = hw.root();
+    hw.set_key_flags(root, regf::KEY_IS_VOLATILE)
+        .map_err(status_of)?;
+    let hwk = r
+        .mount(machine, "HARDWARE", Storage::Memory(hw), "")
+        .map_err(status_of)?;
+    let desc = new_key(&mut r, "MACHINE\\HARDWARE\\DESCRIPTION", true)?;
+    let system = new_key(&mut r, "MACHINE\\HARDWARE\\DESCRIPTION\\System", true)?;
+    r.set_value(
+        system,
+        "Identifier",
+        REG_SZ,
+        &regf::utf16z("AT/AT COMPATIBLE"),
+    )
+    .map_err(status_of)?;
+    let cpus = new_key(
+        &mut r,
+        "MACHINE\\HARDWARE\\DESCRIPTION\\System\\CentralProcessor",
+        true,
+    )?;
+    let brand = cpu_brand();
+    let mhz = (crate::rtl::loader_block().tsc_frequency / 1_000_000) as u32;
+    for n in 0..crate::ke::processor_count() {
+        let (c, _, _) = r
+            .create_key(cpus, &alloc::format!("{n}"), true)
+            .map_err(status_of)?;
+        r.set_value(c, "ProcessorNameString", REG_SZ, &regf::utf16z(&brand))
+            .map_err(status_of)?;
+        r.set_value(c, "~MHz", REG_DWORD, &mhz.to_le_bytes())
+            .map_err(status_of)?;
+        r.release(c);
+    }
+    for k in ["DEVICEMAP", "RESOURCEMAP"] {
+        let (x, _, _) = r.create_key(hwk, k, true).map_err(status_of)?;
+        r.release(x);
+    }
+    // The KCBs created here were referenced for callers that do not exist.
+    for k in [machine, user, desc, system, cpus] {
+        r.release(k);
+    }
+    *REGISTRY.exclusive() = Some(r);
+    // The key type's procedures and the \REGISTRY object (its body is the root KCB).
+    crate::ob::types::ob_create_object_type(
+        "Key",
         crate::ob::types::TypeInitializer {
+            generic_mapping: security::access::GenericMapping::KEY,
             parse: Some(parse_key),
-            close: Some(|id, _| {
-                if let Some(Some(k)) = with_body(id, |b| match b.body {
-                    ObjectBody::Key(k) => Some(k),
-                    _ => None,
-                }) {
-                    let _ =
-                        with_reg(|r| r.keys[k].open_count = r.keys[k].open_count.saturating_sub(1));
-                }
-            }),
+            close: Some(close_key),
             ..Default::default()
         },
-    );
+        &CM_KEY_OBJECT_TYPE,
+    )?;
+    KCB_REFS[ROOT_KCB as usize].fetch_add(1, Ordering::AcqRel);
     ob_create_object(CreateSpec {
-        type_name: "Key",
+        object_type: &CM_KEY_OBJECT_TYPE,
         name: Some("\\REGISTRY"),
         attributes: ::ob::OBJ_PERMANENT,
-        body: ObjectBody::Key(ROOT),
+        body: ObjectBody::Key(ROOT_KCB as usize),
         sd: None,
     })?;
-    // CmpLazyFlush: every 5 seconds a dirty SYSTEM hive is flushed by a worker.
-    crate::ke::timer::ke_set_timer_ex(&LAZY_TIMER, -50_000_000, 5000, Some(&LAZY_DPC));
     Ok(())
 }
 
-/// Copies a hive's keys, values and security under key `into`.
-fn copy_hive_into(reg: &mut Registry, hive: &regf::Hive, into: usize) {
-    let mut stack = alloc::vec![(hive.root(), into)];
-    while let Some((hk, rk)) = stack.pop() {
-        if let Ok(values) = hive.enum_values(hk) {
-            reg.keys[rk].values = values
-                .into_iter()
-                .map(|v| Value {
-                    name: v.name,
-                    value_type: v.ty,
-                    data: v.data,
-                })
-                .collect();
-        }
-        if let Ok(subs) = hive.enum_subkeys(hk) {
-            for s in subs {
-                if let Ok(name) = hive.key_name(s) {
-                    let child = reg.add(rk, &name, false);
-                    reg.keys[child].sd = hive.key_security(s).ok().filter(|b| !b.is_empty());
-                    stack.push((s, child));
-                }
-            }
-        }
-    }
-}
-
-/// Mounts the SOFTWARE hive the loader handed over at `\\REGISTRY\\MACHINE\\SOFTWARE`
-/// (read-only mount: changes stay in memory).
-fn load_software_hive(reg: &mut Registry, software_key: usize) {
-    let lb = crate::loader_block();
-    if lb.software_hive_base == 0 || lb.software_hive_length == 0 {
+/// `CmpInitializeHiveList` for one hive the loader handed over
+/// (`LoaderBlock->RegistryBase` for SYSTEM, the second pair for SOFTWARE):
+/// parsed, bound to its (in-memory) files and mounted at
+/// `\REGISTRY\MACHINE\<name>`. For SYSTEM, `CmpCreateControlSet` adds the
+/// volatile `CurrentControlSet` link to the control set `Select\Current`
+/// names. A missing or corrupt hive is left out (and the debug port says why).
+fn mount_loader_hive(r: &mut CmRegistry, machine: KcbIndex, name: &str, system: bool) {
+    let lb = crate::rtl::loader_block();
+    let (base, len) = if system {
+        (lb.registry_base, lb.registry_length)
+    } else {
+        (lb.software_hive_base, lb.software_hive_length)
+    };
+    if base == 0 || len == 0 {
         return;
     }
-    // SAFETY: as for the SYSTEM hive (RegistryData pages, direct map).
-    let bytes = unsafe {
-        core::slice::from_raw_parts(
-            lb.software_hive_base as *const u8,
-            lb.software_hive_length as usize,
-        )
-    };
-    match regf::Hive::from_bytes(bytes) {
-        Ok(h) => {
-            copy_hive_into(reg, &h, software_key);
-            reg.hives.push((
-                software_key,
-                String::from("\\SystemRoot\\System32\\Config\\SOFTWARE"),
-                bytes.len(),
-            ));
-        }
-        Err(e) => crate::dbg_println!("cm: the SOFTWARE hive is unusable ({e})"),
-    }
-}
-
-/// `CmpInitializeSystemHive` + `CmpCreateControlSet`: the SYSTEM hive the
-/// loader handed over (`LoaderBlock->RegistryBase`) is copied under
-/// `\REGISTRY\MACHINE\SYSTEM`, and the volatile `CurrentControlSet` link is
-/// created to the control set `Select\Current` names. A missing or corrupt
-/// hive leaves SYSTEM empty (and says why on the debug port).
-fn load_system_hive(reg: &mut Registry, system_key: usize) {
-    let lb = crate::loader_block();
-    if lb.registry_base == 0 || lb.registry_length == 0 {
-        return;
-    }
-    // SAFETY: winload copied the hive into RegistryData pages, reachable
-    // through the direct map for the whole boot.
-    let bytes = unsafe {
-        core::slice::from_raw_parts(lb.registry_base as *const u8, lb.registry_length as usize)
-    };
-    let hive = match regf::Hive::from_bytes(bytes) {
+    // SAFETY: winload copied the hive into LoaderRegistryData pages, reachable
+    // through the direct map for the whole boot and never reused by the kernel.
+    let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, len as usize) };
+    let mut hive = match regf::Hive::from_bytes(bytes) {
         Ok(h) => h,
         Err(e) => {
-            crate::dbg_println!("cm: the SYSTEM hive is unusable ({e}); SYSTEM stays empty");
+            crate::dbg_println!("cm: the {name} hive is unusable ({e}); {name} is left out");
             return;
         }
     };
-    copy_hive_into(reg, &hive, system_key);
-    reg.hives.push((
-        system_key,
-        String::from("\\SystemRoot\\System32\\Config\\SYSTEM"),
-        bytes.len(),
-    ));
-    SYSTEM_KEY.store(system_key, core::sync::atomic::Ordering::Relaxed);
-    // CurrentControlSet -> ControlSet00n.
-    let current = reg
-        .walk(system_key, "Select")
-        .ok()
-        .and_then(|s| {
-            reg.keys[s]
-                .values
-                .iter()
-                .find(|v| v.name.eq_ignore_ascii_case("Current"))
-                .cloned()
-        })
-        .and_then(|v| {
-            v.data
-                .get(..4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        });
-    if let Some(n) = current {
-        let name = alloc::format!("ControlSet{n:03}");
-        if let Ok(target) = reg.walk(system_key, &name) {
-            let link = reg.add(system_key, "CurrentControlSet", true);
-            reg.keys[link].link = Some(target);
-            reg.keys[link].values.push(Value {
-                name: "SymbolicLinkValue".into(),
-                value_type: REG_LINK,
-                // REG_LINK data has no terminating NUL.
-                data: alloc::format!("\\REGISTRY\\MACHINE\\SYSTEM\\{name}")
-                    .encode_utf16()
-                    .flat_map(|c| c.to_le_bytes())
-                    .collect(),
-            });
-        }
+    hive.set_time(crate::ke::clock::ke_query_system_time());
+    if system {
+        create_control_set_link(&mut hive);
     }
     let mut files = regf::log::MemFiles::default();
-    match regf::log::LoggedHive::create(&mut files, hive) {
-        Ok(logged) => SYSTEM_HIVE.with(|h| {
-            *h = Some(SystemHive {
-                logged,
-                files,
-                dirty: false,
-                flushes: 0,
-            })
-        }),
-        Err(e) => crate::dbg_println!("cm: the SYSTEM hive cannot be bound to its files ({e})"),
+    let logged = match regf::log::LoggedHive::create(&mut files, hive) {
+        Ok(l) => l,
+        Err(e) => {
+            crate::dbg_println!("cm: the {name} hive cannot be bound to its files ({e})");
+            return;
+        }
+    };
+    let file = alloc::format!("\\SystemRoot\\System32\\Config\\{name}");
+    let storage = Storage::Files {
+        logged,
+        files: alloc::boxed::Box::new(files),
+    };
+    if let Err(e) = r.mount(machine, name, storage, &file) {
+        crate::dbg_println!("cm: the {name} hive cannot be mounted ({e})");
+    }
+}
+
+/// `CmpCreateControlSet`: `CurrentControlSet` → `ControlSet00n`, n from `Select\Current`.
+fn create_control_set_link(hive: &mut regf::Hive) {
+    let current = hive
+        .open_key("Select")
+        .and_then(|s| hive.query_value_data(s, "Current"))
+        .ok()
+        .and_then(|(_, d)| {
+            d.get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        });
+    let Some(n) = current else { return };
+    let set = alloc::format!("ControlSet{n:03}");
+    if hive.open_key(&set).is_err() {
+        return;
+    }
+    let root = hive.root();
+    let target = alloc::format!("\\REGISTRY\\MACHINE\\SYSTEM\\{set}");
+    if let Err(e) = hive.create_link(root, "CurrentControlSet", &target, true) {
+        crate::dbg_println!("cm: CurrentControlSet cannot be created ({e})");
     }
 }
 
@@ -577,19 +483,12 @@ fn cpu_brand() -> String {
         .into()
 }
 
-/// Splits `\REGISTRY\...` into the path below the root.
-fn below_root(path: &str) -> Result<&str, NtStatus> {
-    let p = path.trim_start_matches('\\');
-    let (first, rest) = p.split_once('\\').unwrap_or((p, ""));
-    if !first.eq_ignore_ascii_case("REGISTRY") {
-        return Err(STATUS_OBJECT_PATH_SYNTAX_BAD);
-    }
-    Ok(rest)
-}
+// ---- services ----
 
 /// `NtCreateKey`: opens or creates the key; returns the handle and the
 /// disposition. The parent must exist (STATUS_OBJECT_NAME_NOT_FOUND), and a
-/// stable key cannot go under a volatile one (STATUS_CHILD_MUST_BE_VOLATILE).
+/// stable key cannot go under a volatile one (STATUS_CHILD_MUST_BE_VOLATILE);
+/// a hive that cannot grow gives STATUS_INSUFFICIENT_RESOURCES.
 pub fn nt_create_key(
     path: &str,
     desired: u32,
@@ -597,46 +496,69 @@ pub fn nt_create_key(
     mode: Mode,
 ) -> Result<(u64, u32), NtStatus> {
     let rel = below_root(path)?;
-    let (parent_path, name) = rel.rsplit_once('\\').unwrap_or(("", rel));
-    if name.is_empty() {
-        return Err(STATUS_OBJECT_NAME_INVALID);
-    }
     let volatile = options & REG_OPTION_VOLATILE != 0;
-    let (k, disposition, events) = with_reg(|r| {
-        let parent = r
-            .walk(ROOT, parent_path)
-            .map_err(|_| STATUS_OBJECT_NAME_NOT_FOUND)?;
-        if let Some(k) = r.child(parent, name) {
-            return Ok((k, REG_OPENED_EXISTING_KEY, Vec::new()));
-        }
-        if r.keys[parent].volatile && !volatile && parent != ROOT {
-            return Err(STATUS_CHILD_MUST_BE_VOLATILE);
-        }
-        let k = r.add(parent, name, volatile);
-        if let Some(rel) = system_relative(r, k) {
-            hive_write(|h| h.create_key_path(&rel).map(|_| ()));
-        }
-        let ev = r.changed(parent, REG_NOTIFY_CHANGE_NAME);
-        Ok((k, REG_CREATED_NEW_KEY, ev))
-    })??;
-    signal(events);
+    let (k, created, fired) =
+        with_change(|r| r.create_key(ROOT_KCB, rel, volatile).map_err(status_of))?;
+    if created {
+        hive_changed();
+    }
+    signal(fired);
     let id = key_object(k)?;
-    let h = crate::ob::handle::ob_insert_object_handle(id, "Key", desired, 0, mode)?;
-    Ok((h, disposition))
+    let h = crate::ob::handle::ob_insert_object_handle(id, desired, 0, mode)?;
+    Ok((
+        h,
+        if created {
+            REG_CREATED_NEW_KEY
+        } else {
+            REG_OPENED_EXISTING_KEY
+        },
+    ))
 }
 
-/// `NtOpenKey` (through the object manager and the key parse procedure).
+/// `NtOpenKey` for a caller with its own token (user-mode opens are checked
+/// against the key's security descriptor).
+pub fn nt_open_key_as(
+    path: &str,
+    desired: u32,
+    mode: Mode,
+    token: &security::token::Token,
+) -> Result<u64, NtStatus> {
+    crate::ob::handle::ob_open_object_by_name_handle(
+        path,
+        None,
+        ::ob::OBJ_CASE_INSENSITIVE,
+        desired,
+        mode,
+        token,
+    )
+}
+
+/// `NtOpenKey` (through the object manager and the key parse procedure),
+/// checked against the caller's effective token.
 pub fn nt_open_key(path: &str, desired: u32, mode: Mode) -> Result<u64, NtStatus> {
-    nt_open_key_as(path, desired, mode, &security::token::Token::system())
+    let subject = crate::se::se_capture_subject_context();
+    nt_open_key_as(path, desired, mode, subject.effective_token())
 }
 
-fn signal(events: Vec<u32>) {
-    for e in events {
-        crate::ke::wait::with_db(|st| {
-            let _ = st
-                .db
-                .set_event(::ke::objects::ObjectId(e), 1, &mut st.unwaits);
-        });
+/// Sets a key's security descriptor (`NtSetSecurityObject` on a key).
+pub fn set_key_security(path: &str, sd: &SecurityDescriptor) -> NtStatus {
+    let Ok(rel) = below_root(path) else {
+        return STATUS_OBJECT_PATH_SYNTAX_BAD;
+    };
+    let bytes = sd.to_bytes();
+    let r = with_change(|r| {
+        let k = r.lookup(ROOT_KCB, rel).map_err(status_of)?;
+        let res = r.set_security(k, &bytes).map_err(status_of);
+        r.release(k);
+        res
+    });
+    match r {
+        Ok(fired) => {
+            hive_changed();
+            signal(fired);
+            STATUS_SUCCESS
+        }
+        Err(e) => e,
     }
 }
 
@@ -652,34 +574,10 @@ pub fn nt_set_value_key(
         Ok(v) => v,
         Err(e) => return e,
     };
-    let events = with_reg(|r| {
-        if let Some(rel) = system_relative(r, k) {
-            hive_write(|h| {
-                let hk = h.open_key(&rel)?;
-                h.set_value(hk, name, value_type, data)
-            });
-        }
-        let key = &mut r.keys[k];
-        match key
-            .values
-            .iter_mut()
-            .find(|v| v.name.eq_ignore_ascii_case(name))
-        {
-            Some(v) => {
-                v.value_type = value_type;
-                v.data = data.to_vec();
-            }
-            None => key.values.push(Value {
-                name: name.into(),
-                value_type,
-                data: data.to_vec(),
-            }),
-        }
-        r.changed(k, REG_NOTIFY_CHANGE_LAST_SET)
-    });
-    match events {
-        Ok(ev) => {
-            signal(ev);
+    match with_change(|r| r.set_value(k, name, value_type, data).map_err(status_of)) {
+        Ok(fired) => {
+            hive_changed();
+            signal(fired);
             STATUS_SUCCESS
         }
         Err(e) => e,
@@ -689,14 +587,26 @@ pub fn nt_set_value_key(
 /// `NtQueryValueKey(KeyValuePartialInformation)`: (type, data).
 pub fn nt_query_value_key(handle: u64, name: &str, mode: Mode) -> Result<(u32, Vec<u8>), NtStatus> {
     let (_r, k) = key_of(handle, KEY_QUERY_VALUE, mode)?;
-    with_reg(|r| {
-        r.keys[k]
-            .values
-            .iter()
-            .find(|v| v.name.eq_ignore_ascii_case(name))
-            .map(|v| (v.value_type, v.data.clone()))
-            .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)
-    })?
+    with_shared(|r| r.query_value(k, name).map_err(status_of))
+}
+
+/// `NtQueryValueKey(KeyValuePartialInformation)` into the caller's buffer:
+/// (type, data length). A buffer too small for the data gets what fits and
+/// `Err((STATUS_BUFFER_OVERFLOW, length needed))`, as NT returns the length
+/// with that status.
+pub fn nt_query_value_key_into(
+    handle: u64,
+    name: &str,
+    buf: &mut [u8],
+    mode: Mode,
+) -> Result<(u32, usize), (NtStatus, usize)> {
+    let (_r, k) = key_of(handle, KEY_QUERY_VALUE, mode).map_err(|e| (e, 0))?;
+    let (ty, len) =
+        with_shared(|r| r.query_value_into(k, name, buf).map_err(status_of)).map_err(|e| (e, 0))?;
+    if len > buf.len() {
+        return Err((STATUS_BUFFER_OVERFLOW, len));
+    }
+    Ok((ty, len))
 }
 
 /// `NtDeleteValueKey`.
@@ -705,152 +615,178 @@ pub fn nt_delete_value_key(handle: u64, name: &str, mode: Mode) -> NtStatus {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let r = with_reg(|r| {
-        if let Some(rel) = system_relative(r, k) {
-            hive_write(|h| {
-                let hk = h.open_key(&rel)?;
-                h.delete_value(hk, name)
-            });
-        }
-        let before = r.keys[k].values.len();
-        r.keys[k]
-            .values
-            .retain(|v| !v.name.eq_ignore_ascii_case(name));
-        if r.keys[k].values.len() == before {
-            Err(STATUS_OBJECT_NAME_NOT_FOUND)
-        } else {
-            Ok(r.changed(k, REG_NOTIFY_CHANGE_LAST_SET))
-        }
-    });
-    match r {
-        Ok(Ok(ev)) => {
-            signal(ev);
+    match with_change(|r| r.delete_value(k, name).map_err(status_of)) {
+        Ok(fired) => {
+            hive_changed();
+            signal(fired);
             STATUS_SUCCESS
         }
-        Ok(Err(e)) | Err(e) => e,
+        Err(e) => e,
     }
 }
 
-/// `NtEnumerateKey(KeyBasicInformation)`: the name of subkey `index`, in
-/// name order; STATUS_NO_MORE_ENTRIES past the end.
+/// `NtEnumerateKey(KeyBasicInformation)`: the name of subkey `index`
+/// (stable subkeys in name order, then volatile ones, as NT enumerates);
+/// STATUS_NO_MORE_ENTRIES past the end.
 pub fn nt_enumerate_key(handle: u64, index: u32, mode: Mode) -> Result<String, NtStatus> {
     let (_r, k) = key_of(handle, KEY_ENUMERATE_SUB_KEYS, mode)?;
-    with_reg(|r| {
-        let mut names: Vec<String> = r.keys[k]
-            .subkeys
-            .iter()
-            .filter(|&&c| !r.keys[c].deleted)
-            .map(|&c| r.keys[c].name.clone())
-            .collect();
-        names.sort_by_key(|n| n.to_uppercase());
-        names
-            .get(index as usize)
-            .cloned()
-            .ok_or(STATUS_NO_MORE_ENTRIES)
-    })?
+    with_shared(|r| r.enumerate_key(k, index).map_err(status_of))
 }
 
 /// `NtEnumerateValueKey(KeyValueFullInformation)`: value `index`.
 pub fn nt_enumerate_value_key(handle: u64, index: u32, mode: Mode) -> Result<Value, NtStatus> {
     let (_r, k) = key_of(handle, KEY_QUERY_VALUE, mode)?;
-    with_reg(|r| {
-        r.keys[k]
-            .values
-            .get(index as usize)
-            .cloned()
-            .ok_or(STATUS_NO_MORE_ENTRIES)
-    })?
-}
-
-/// `KEY_FULL_INFORMATION` essentials.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyInformation {
-    pub name: String,
-    pub last_write_time: u64,
-    pub subkeys: u32,
-    pub values: u32,
-    pub volatile: bool,
+    with_shared(|r| {
+        r.enumerate_value(k, index)
+            .map(|v| Value {
+                name: v.name,
+                value_type: v.ty,
+                data: v.data,
+            })
+            .map_err(status_of)
+    })
 }
 
 /// `NtQueryKey(KeyFullInformation)`.
 pub fn nt_query_key(handle: u64, mode: Mode) -> Result<KeyInformation, NtStatus> {
     let (_r, k) = key_of(handle, KEY_QUERY_VALUE, mode)?;
-    with_reg(|r| {
-        let key = &r.keys[k];
-        KeyInformation {
-            name: key.name.clone(),
-            last_write_time: key.last_write_time,
-            subkeys: key.subkeys.iter().filter(|&&c| !r.keys[c].deleted).count() as u32,
-            values: key.values.len() as u32,
-            volatile: key.volatile,
-        }
-    })
+    with_shared(|r| r.query_key(k).map_err(status_of))
 }
 
-/// `NtDeleteKey`: STATUS_CANNOT_DELETE while it has subkeys or for the
-/// predefined roots; open handles then see STATUS_KEY_DELETED.
+/// `NtDeleteKey`: STATUS_CANNOT_DELETE while it has subkeys, for hive roots
+/// and the predefined keys; open handles then see STATUS_KEY_DELETED.
 pub fn nt_delete_key(handle: u64, mode: Mode) -> NtStatus {
-    let (_r, k) = match key_of(handle, 0x0001_0000, mode) {
+    let (_r, k) = match key_of(handle, DELETE, mode) {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let r = with_reg(|r| {
-        if k == ROOT
-            || r.keys[k].parent == Some(ROOT)
-            || r.keys[k].subkeys.iter().any(|&c| !r.keys[c].deleted)
-        {
-            return Err(STATUS_CANNOT_DELETE);
-        }
-        if let Some(rel) = system_relative(r, k) {
-            hive_write(|h| {
-                let hk = h.open_key(&rel)?;
-                h.delete_key(hk)
-            });
-        }
-        r.keys[k].deleted = true;
-        let parent = r.keys[k].parent.unwrap_or(ROOT);
-        Ok(r.changed(parent, REG_NOTIFY_CHANGE_NAME))
-    });
-    match r {
-        Ok(Ok(ev)) => {
-            signal(ev);
+    match with_change(|r| r.delete_key(k).map_err(status_of)) {
+        Ok(fired) => {
+            hive_changed();
+            signal(fired);
             STATUS_SUCCESS
         }
-        Ok(Err(e)) | Err(e) => e,
+        Err(e) => e,
     }
 }
 
-/// `NtFlushKey`: a key of the SYSTEM hive flushes the hive now (log first,
-/// then the primary); other keys are volatile or not backed by a file.
+/// `NtFlushKey`: flushes the key's hive now (log first, then the primary);
+/// keys of memory-only hives have nothing to write.
 pub fn nt_flush_key(handle: u64, mode: Mode) -> NtStatus {
     let (_r, k) = match key_of(handle, 0, mode) {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let in_system = with_reg(|r| system_relative(r, k).is_some()).unwrap_or(false);
-    if in_system {
-        flush_system_hive()
-    } else {
-        STATUS_SUCCESS
+    match with_exclusive(|r| r.flush(k).map_err(status_of)) {
+        Ok(()) => STATUS_SUCCESS,
+        Err(e) => e,
     }
 }
 
 /// `NtNotifyChangeKey` with an event: the event is set when the key (or,
-/// with `watch_tree`, anything below it) changes as `filter` asks.
+/// with `watch_tree`, anything below it) changes as `filter` asks. The event
+/// object and the key object stay referenced until then, or until the key's
+/// last handle closes.
 pub fn nt_notify_change_key(
     handle: u64,
-    event: &crate::ke::wait::KEvent,
+    event: u64,
     filter: u32,
     watch_tree: bool,
     mode: Mode,
 ) -> NtStatus {
-    let (_r, k) = match key_of(handle, KEY_NOTIFY, mode) {
+    let (key, k) = match key_of(handle, KEY_NOTIFY, mode) {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let id = crate::ke::wait::with_db(|st| crate::ke::wait::Waitable::object_id(event, st));
-    match with_reg(|r| r.keys[k].notify.push((filter, watch_tree, id.0))) {
-        Ok(()) => STATUS_PENDING,
+    let ev = match crate::ob::handle::ob_reference_object_by_handle(
+        event,
+        EVENT_MODIFY_STATE,
+        Some(&crate::ex::event::EX_EVENT_OBJECT_TYPE),
+        mode,
+    ) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let post = NotifyPost {
+        event: ev.id,
+        key_object: key.id,
+    };
+    POSTED.fetch_add(1, Ordering::AcqRel);
+    match with_exclusive(|r| r.notify(k, filter, watch_tree, post).map_err(status_of)) {
+        Ok(()) => {
+            // The notification owns both references now.
+            core::mem::forget(ev);
+            core::mem::forget(key);
+            STATUS_PENDING
+        }
+        Err(e) => {
+            POSTED.fetch_sub(1, Ordering::AcqRel);
+            e
+        }
+    }
+}
+
+// ---- support for the boot tests and the kernel debugger ----
+
+/// The primary, `.LOG1` and `.LOG2` files of the file-backed hive mounted at
+/// `mount` (a full name such as `\REGISTRY\MACHINE\SYSTEM`).
+pub fn hive_file_images(mount: &str) -> Option<[Vec<u8>; 3]> {
+    use regf::log::HiveFile;
+    with_shared(|r| {
+        for h in r.hives() {
+            if r.full_name(h.root).eq_ignore_ascii_case(mount) {
+                if let Storage::Files { files, .. } = &h.storage {
+                    return Ok(Some([
+                        files.read(HiveFile::Primary),
+                        files.read(HiveFile::Log1),
+                        files.read(HiveFile::Log2),
+                    ]));
+                }
+            }
+        }
+        Ok(None)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Limits the growth of the hive holding `path` (`\REGISTRY\...`) to `bytes`
+/// per storage space (a quota; boot tests use it to make a hive unable to grow).
+pub fn cm_set_hive_size_limit(path: &str, bytes: u32) -> NtStatus {
+    let Ok(rel) = below_root(path) else {
+        return STATUS_OBJECT_PATH_SYNTAX_BAD;
+    };
+    match with_exclusive(|r| {
+        let k = r.lookup(ROOT_KCB, rel).map_err(status_of)?;
+        let res = r.set_hive_size_limit(k, bytes).map_err(status_of);
+        r.release(k);
+        res
+    }) {
+        Ok(()) => STATUS_SUCCESS,
         Err(e) => e,
     }
+}
+
+/// Bytes of stable storage of the hive holding `path`.
+pub fn cm_hive_stable_len(path: &str) -> Option<usize> {
+    let rel = below_root(path).ok()?;
+    with_exclusive(|r| {
+        let k = r.lookup(ROOT_KCB, rel).map_err(status_of)?;
+        let len = r.hive_of(k).map(|h| h.hive().stable_len());
+        r.release(k);
+        len.map_err(status_of)
+    })
+    .ok()
+}
+
+/// Holds the registry lock exclusively for `ms` milliseconds, sleeping
+/// (`KeDelayExecutionThread`) while holding it, and returns the IRQL it ran
+/// at. Only legal because registry work runs at PASSIVE_LEVEL under a push
+/// lock; the boot test that proves it uses this.
+pub fn cm_hold_registry_for_test(ms: u64) -> u8 {
+    let g = REGISTRY.exclusive();
+    let irql = crate::ke::irql();
+    crate::ke::sched::ke_delay_execution_thread(ms * 10_000);
+    drop(g);
+    irql
 }

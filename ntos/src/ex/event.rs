@@ -10,6 +10,7 @@ use crate::ob::handle::{
     ob_insert_object_handle, ob_open_object_by_name_handle, ob_reference_object_by_handle,
 };
 use crate::ob::object::*;
+use crate::ob::types::{ob_create_object_type, ObjectTypeRef, TypeInitializer};
 use ::ke::objects::{ObjectId, WaitType};
 use alloc::vec::Vec;
 use nt::status::*;
@@ -25,6 +26,48 @@ pub const SEMAPHORE_MODIFY_STATE: u32 = 0x0002;
 pub const SEMAPHORE_ALL_ACCESS: u32 = 0x001F_0003;
 pub const SYNCHRONIZE: u32 = 0x0010_0000;
 
+/// `ExEventObjectType`, `ExMutantObjectType`, `ExSemaphoreObjectType`,
+/// `ExTimerObjectType`.
+pub static EX_EVENT_OBJECT_TYPE: ObjectTypeRef = ObjectTypeRef::new();
+pub static EX_MUTANT_OBJECT_TYPE: ObjectTypeRef = ObjectTypeRef::new();
+pub static EX_SEMAPHORE_OBJECT_TYPE: ObjectTypeRef = ObjectTypeRef::new();
+pub static EX_TIMER_OBJECT_TYPE: ObjectTypeRef = ObjectTypeRef::new();
+
+/// `ExpEventInitialization`, `ExpMutantInitialization`,
+/// `ExpSemaphoreInitialization`, `ExpTimerInitialization`: the four types
+/// with NT's generic mappings.
+pub fn ex_init_object_types() -> Result<(), NtStatus> {
+    use security::access::GenericMapping;
+    let types: [(&str, u32, &ObjectTypeRef); 4] = [
+        // EVENT_QUERY_STATE 1, EVENT_MODIFY_STATE 2.
+        ("Event", EVENT_ALL_ACCESS, &EX_EVENT_OBJECT_TYPE),
+        // MUTANT_QUERY_STATE 1.
+        ("Mutant", MUTANT_ALL_ACCESS, &EX_MUTANT_OBJECT_TYPE),
+        // SEMAPHORE_QUERY_STATE 1, SEMAPHORE_MODIFY_STATE 2.
+        ("Semaphore", SEMAPHORE_ALL_ACCESS, &EX_SEMAPHORE_OBJECT_TYPE),
+        // TIMER_QUERY_STATE 1, TIMER_MODIFY_STATE 2.
+        ("Timer", TIMER_ALL_ACCESS, &EX_TIMER_OBJECT_TYPE),
+    ];
+    for (name, all, out) in types {
+        let modify = if all & 2 != 0 {
+            0x0002_0002
+        } else {
+            0x0002_0000
+        };
+        let init = TypeInitializer {
+            generic_mapping: GenericMapping {
+                read: 0x0002_0001,
+                write: modify,
+                execute: SYNCHRONIZE,
+                all,
+            },
+            ..Default::default()
+        };
+        ob_create_object_type(name, init, out)?;
+    }
+    Ok(())
+}
+
 /// `EVENT_TYPE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
@@ -33,7 +76,7 @@ pub enum EventType {
 }
 
 fn create_named(
-    type_name: &str,
+    object_type: &'static ObjectTypeRef,
     name: Option<&str>,
     attributes: u32,
     desired: u32,
@@ -42,7 +85,7 @@ fn create_named(
 ) -> Result<(u64, NtStatus), NtStatus> {
     let obj = kw::create_object(make)?;
     let created = ob_create_object(CreateSpec {
-        type_name,
+        object_type,
         name,
         attributes,
         body: ObjectBody::Dispatcher(obj.0),
@@ -59,29 +102,37 @@ fn create_named(
         // OBJ_OPENIF found an existing object: ours was never used.
         kw::delete_object(obj.0);
     }
-    ob_insert_object_handle(id, type_name, desired, attributes, mode).map(|h| (h, status))
+    ob_insert_object_handle(id, desired, attributes, mode).map(|h| (h, status))
 }
 
+/// `ObOpenObjectByName` with the caller's effective token
+/// (`SeCaptureSubjectContext`).
 fn open_named(
-    type_name: &str,
+    object_type: &ObjectTypeRef,
     path: &str,
     attributes: u32,
     desired: u32,
     mode: Mode,
 ) -> Result<u64, NtStatus> {
-    let token = security::token::Token::system();
-    ob_open_object_by_name_handle(path, Some(type_name), attributes, desired, mode, &token)
+    let subject = crate::se::se_capture_subject_context();
+    ob_open_object_by_name_handle(
+        path,
+        Some(object_type),
+        attributes,
+        desired,
+        mode,
+        subject.effective_token(),
+    )
 }
 
 /// The dispatcher object behind a handle, checked for type and access.
 fn dispatcher_of(
     handle: u64,
-    type_name: &str,
+    object_type: &ObjectTypeRef,
     desired: u32,
     mode: Mode,
 ) -> Result<(crate::ob::handle::ObjectRef, ObjectId), NtStatus> {
-    let ty = crate::ob::system_type(type_name);
-    let r = ob_reference_object_by_handle(handle, desired, ty, mode)?;
+    let r = ob_reference_object_by_handle(handle, desired, Some(object_type), mode)?;
     let idx = with_body(r.id, |b| match b.body {
         ObjectBody::Dispatcher(i) => Some(i),
         _ => None,
@@ -100,9 +151,14 @@ pub fn nt_create_event(
     initial_state: bool,
     mode: Mode,
 ) -> Result<(u64, NtStatus), NtStatus> {
-    create_named("Event", name, attributes, desired, mode, |db| {
-        Ok(db.create_event(event_type == EventType::NotificationEvent, initial_state))
-    })
+    create_named(
+        &EX_EVENT_OBJECT_TYPE,
+        name,
+        attributes,
+        desired,
+        mode,
+        |db| Ok(db.create_event(event_type == EventType::NotificationEvent, initial_state)),
+    )
 }
 
 /// `NtOpenEvent`.
@@ -112,12 +168,12 @@ pub fn nt_open_event(
     attributes: u32,
     mode: Mode,
 ) -> Result<u64, NtStatus> {
-    open_named("Event", path, attributes, desired, mode)
+    open_named(&EX_EVENT_OBJECT_TYPE, path, attributes, desired, mode)
 }
 
 /// `NtSetEvent`: returns the previous state.
 pub fn nt_set_event(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
-    let (_r, id) = dispatcher_of(handle, "Event", EVENT_MODIFY_STATE, mode)?;
+    let (_r, id) = dispatcher_of(handle, &EX_EVENT_OBJECT_TYPE, EVENT_MODIFY_STATE, mode)?;
     kw::with_db(|st| {
         st.db
             .set_event(id, ::ke::priority::EVENT_INCREMENT, &mut st.unwaits)
@@ -126,13 +182,13 @@ pub fn nt_set_event(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
 
 /// `NtResetEvent`.
 pub fn nt_reset_event(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
-    let (_r, id) = dispatcher_of(handle, "Event", EVENT_MODIFY_STATE, mode)?;
+    let (_r, id) = dispatcher_of(handle, &EX_EVENT_OBJECT_TYPE, EVENT_MODIFY_STATE, mode)?;
     kw::with_db(|st| st.db.reset_event(id))
 }
 
 /// `NtPulseEvent`.
 pub fn nt_pulse_event(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
-    let (_r, id) = dispatcher_of(handle, "Event", EVENT_MODIFY_STATE, mode)?;
+    let (_r, id) = dispatcher_of(handle, &EX_EVENT_OBJECT_TYPE, EVENT_MODIFY_STATE, mode)?;
     kw::with_db(|st| {
         st.db
             .pulse_event(id, ::ke::priority::EVENT_INCREMENT, &mut st.unwaits)
@@ -148,9 +204,14 @@ pub fn nt_create_mutant(
     mode: Mode,
 ) -> Result<(u64, NtStatus), NtStatus> {
     let me = crate::ke::sched::current_thread_id();
-    create_named("Mutant", name, attributes, desired, mode, |db| {
-        Ok(db.create_mutant(initial_owner.then_some(::ke::objects::ThreadId(me))))
-    })
+    create_named(
+        &EX_MUTANT_OBJECT_TYPE,
+        name,
+        attributes,
+        desired,
+        mode,
+        |db| Ok(db.create_mutant(initial_owner.then_some(::ke::objects::ThreadId(me)))),
+    )
 }
 
 /// `NtOpenMutant`.
@@ -160,12 +221,12 @@ pub fn nt_open_mutant(
     attributes: u32,
     mode: Mode,
 ) -> Result<u64, NtStatus> {
-    open_named("Mutant", path, attributes, desired, mode)
+    open_named(&EX_MUTANT_OBJECT_TYPE, path, attributes, desired, mode)
 }
 
 /// `NtReleaseMutant`: returns the previous count; STATUS_MUTANT_NOT_OWNED.
 pub fn nt_release_mutant(handle: u64, mode: Mode) -> Result<i32, NtStatus> {
-    let (_r, id) = dispatcher_of(handle, "Mutant", 0, mode)?;
+    let (_r, id) = dispatcher_of(handle, &EX_MUTANT_OBJECT_TYPE, 0, mode)?;
     let me = ::ke::objects::ThreadId(crate::ke::sched::current_thread_id());
     kw::with_db(|st| st.db.release_mutant(id, me, false, &mut st.unwaits))
 }
@@ -179,9 +240,14 @@ pub fn nt_create_semaphore(
     maximum: i32,
     mode: Mode,
 ) -> Result<(u64, NtStatus), NtStatus> {
-    create_named("Semaphore", name, attributes, desired, mode, |db| {
-        db.create_semaphore(initial, maximum)
-    })
+    create_named(
+        &EX_SEMAPHORE_OBJECT_TYPE,
+        name,
+        attributes,
+        desired,
+        mode,
+        |db| db.create_semaphore(initial, maximum),
+    )
 }
 
 /// `NtOpenSemaphore`.
@@ -191,12 +257,17 @@ pub fn nt_open_semaphore(
     attributes: u32,
     mode: Mode,
 ) -> Result<u64, NtStatus> {
-    open_named("Semaphore", path, attributes, desired, mode)
+    open_named(&EX_SEMAPHORE_OBJECT_TYPE, path, attributes, desired, mode)
 }
 
 /// `NtReleaseSemaphore`: returns the previous count.
 pub fn nt_release_semaphore(handle: u64, count: i32, mode: Mode) -> Result<i32, NtStatus> {
-    let (_r, id) = dispatcher_of(handle, "Semaphore", SEMAPHORE_MODIFY_STATE, mode)?;
+    let (_r, id) = dispatcher_of(
+        handle,
+        &EX_SEMAPHORE_OBJECT_TYPE,
+        SEMAPHORE_MODIFY_STATE,
+        mode,
+    )?;
     kw::with_db(|st| st.db.release_semaphore(id, count, 1, &mut st.unwaits))
 }
 
@@ -290,7 +361,7 @@ pub fn nt_create_timer(
         },
     ));
     let created = ob_create_object(CreateSpec {
-        type_name: "Timer",
+        object_type: &EX_TIMER_OBJECT_TYPE,
         name,
         attributes,
         body: ObjectBody::Timer(t),
@@ -312,7 +383,7 @@ pub fn nt_create_timer(
             alloc::boxed::Box::from_raw(t as *const _ as *mut crate::ke::timer::KTimer)
         });
     }
-    ob_insert_object_handle(id, "Timer", desired, attributes, mode).map(|h| (h, status))
+    ob_insert_object_handle(id, desired, attributes, mode).map(|h| (h, status))
 }
 
 /// `NtOpenTimer`.
@@ -322,7 +393,7 @@ pub fn nt_open_timer(
     attributes: u32,
     mode: Mode,
 ) -> Result<u64, NtStatus> {
-    open_named("Timer", path, attributes, desired, mode)
+    open_named(&EX_TIMER_OBJECT_TYPE, path, attributes, desired, mode)
 }
 
 fn timer_of(
@@ -336,8 +407,7 @@ fn timer_of(
     ),
     NtStatus,
 > {
-    let ty = crate::ob::system_type("Timer");
-    let r = ob_reference_object_by_handle(handle, desired, ty, mode)?;
+    let r = ob_reference_object_by_handle(handle, desired, Some(&EX_TIMER_OBJECT_TYPE), mode)?;
     let t = with_body(r.id, |b| match b.body {
         ObjectBody::Timer(t) => Some(t),
         _ => None,

@@ -4,5 +4,7 @@
 pub mod event;
 pub mod pool;
 pub mod sync;
+/// Boot tests (`/TESTS`) of this component.
+pub mod tests;
 pub mod worker;
 pub mod xpool;

@@ -110,6 +110,8 @@ impl EarlyPool {
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
+            // Interrupts are off: serve TB flush requests meanwhile.
+            crate::ke::mp::ki_flush_target_tb();
             core::hint::spin_loop();
         }
         // SAFETY: the lock is held.
@@ -313,7 +315,10 @@ fn current_scope() -> (PoolType, u32) {
     if raised {
         scope = PROCESSOR_SCOPE[crate::ex::xpool::processor_index()].load(Ordering::Relaxed);
     }
-    if scope == 0 {
+    // Interrupt service (ISRs, the dispatch interrupt and its DPCs) runs on
+    // whatever thread it interrupted: its allocations are not that thread's,
+    // so only a processor scope applies there.
+    if scope == 0 && !(raised && ke::intr::in_interrupt()) {
         scope = ke::thread::current_pool_tag().unwrap_or(0);
     }
     let tag = match scope as u32 {
@@ -386,7 +391,15 @@ fn pool_alloc_slow(
     } else {
         size
     };
-    let va = match crate::ex::xpool::allocate(pool_type, bytes, tag, zero) {
+    // `pool_alloc` already tried this processor's lookaside list for blocks
+    // of at most 16-byte alignment: go straight to the locked path, which
+    // also consumes any error that attempt left.
+    let r = if layout.align() <= 16 {
+        crate::ex::xpool::allocate_slow(pool_type, bytes, tag, zero)
+    } else {
+        crate::ex::xpool::allocate(pool_type, bytes, tag, zero)
+    };
+    let va = match r {
         Ok(va) => va,
         Err(PoolError::InsufficientResources { .. }) => return None,
         Err(e) => raise(e),
@@ -628,7 +641,8 @@ pub fn crash_test_pool_empty() {
     crate::dbg_println!(
         "crash test: nonpaged pool capped at {pages} pages; allocating 1 MiB blocks until the reserve is gone"
     );
-    let mut keep = Vec::new();
+    // Room for every block, so that the 1 MiB request is the one that fails.
+    let mut keep = Vec::with_capacity(1024);
     loop {
         keep.push(core::hint::black_box(alloc::vec![1u8; 1 << 20]));
     }

@@ -7,7 +7,7 @@
 use crate::ke::irql::SpinLocked;
 use crate::ke::thread::WaitReason;
 use crate::ke::wait::{ke_release_semaphore, ke_wait_for_single_object, KSemaphore};
-use crate::ke::{sched, thread, HIGH_LEVEL};
+use crate::ke::{sched, HIGH_LEVEL};
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -70,8 +70,15 @@ pub fn initialize() {
                 1 => "DelayedWorker",
                 _ => "HyperCritWorker",
             };
-            let t = thread::create_system_thread(name, PRIORITIES[qi], u64::MAX, worker, qi);
-            sched::ready_thread(t);
+            if let Err(s) = sched::start_system_thread(name, PRIORITIES[qi], u64::MAX, worker, qi) {
+                crate::ke::bugcheck::ke_bug_check_ex(
+                    nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+                    s.as_u32() as u64,
+                    0x57,
+                    qi as u64,
+                    0,
+                );
+            }
         }
     }
 }

@@ -320,8 +320,18 @@ pub fn allocate_from_lookaside(pool_type: PoolType, bytes: u64, tag: u32, zero: 
     va
 }
 
+/// The locked path of an allocation whose lookaside attempt (if any) just
+/// returned 0: that attempt's out-of-band error, if it left one, is the
+/// result; otherwise the pool descriptor serves the block. Callers that made
+/// their own lookaside attempt come here directly, so no error is left
+/// pending for a later, unrelated allocation.
 #[inline(never)]
-fn allocate_slow(pool_type: PoolType, bytes: u64, tag: u32, zero: bool) -> Result<u64, PoolError> {
+pub fn allocate_slow(
+    pool_type: PoolType,
+    bytes: u64,
+    tag: u32,
+    zero: bool,
+) -> Result<u64, PoolError> {
     if let Some(e) = with_lookaside(pool_type, |la| la.take_error()) {
         return Err(e);
     }

@@ -1,16 +1,14 @@
-//! Hardware abstraction: port I/O, MSRs, the COM1 debug port, physical
-//! memory access through the direct map, and ACPI power-off
+//! Hardware abstraction: port I/O, MSRs, interrupt flags, TLB control,
+//! physical memory access through the direct map, and ACPI power-off
 //! (*Windows Internals*, Part 2, ch. 8, "Hardware abstraction layer").
 
 pub mod apic;
 
-use core::fmt;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Processors ntrs supports (`MAXIMUM_PROCESSORS` is larger on Windows).
 pub const MAX_PROCESSORS: usize = 16;
 
-pub const COM1: u16 = 0x3F8;
 /// QEMU's isa-debug-exit device (test harness only).
 pub const DEBUG_EXIT_PORT: u16 = 0xF4;
 
@@ -79,80 +77,48 @@ pub fn read_cr3() -> u64 {
     v
 }
 
+/// `KiFlushSingleTb` on this processor: `INVLPG` drops the translation of
+/// `va`, global or not, and the paging-structure entries used for it.
+pub fn invlpg(va: u64) {
+    // SAFETY: invalidating a TLB entry has no other architectural effect.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack)) };
+}
+
+/// `KeFlushCurrentTbImmediately`: drops every translation on this
+/// processor, global ones included. With CR4.PGE set, clearing and setting
+/// it again flushes global entries too (a CR3 reload keeps them); without
+/// it a CR3 reload is a full flush.
+pub fn flush_tb_entire() {
+    const CR4_PGE: u64 = 1 << 7;
+    let flags = disable_interrupts();
+    let cr4: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack)) };
+    if cr4 & CR4_PGE != 0 {
+        // SAFETY: toggling PGE only flushes the TLB; the same CR4 is restored
+        // at once, with interrupts off so nothing runs in between.
+        unsafe {
+            core::arch::asm!(
+                "mov cr4, {off}",
+                "mov cr4, {on}",
+                off = in(reg) cr4 & !CR4_PGE,
+                on = in(reg) cr4,
+                options(nostack)
+            )
+        };
+    } else {
+        let cr3 = read_cr3();
+        // SAFETY: reloading the current CR3 only flushes the TLB.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack)) };
+    }
+    restore_interrupts(flags);
+}
+
 pub fn halt_forever() -> ! {
     loop {
         // SAFETY: stopping the processor with interrupts off is the intended end state.
         unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
     }
-}
-
-/// Initializes COM1 at 115200 baud, 8N1, FIFOs on (`KdComPortInUse`).
-pub fn serial_init() {
-    outb(COM1 + 1, 0x00);
-    outb(COM1 + 3, 0x80);
-    outb(COM1, 0x01);
-    outb(COM1 + 1, 0x00);
-    outb(COM1 + 3, 0x03);
-    outb(COM1 + 2, 0xC7);
-    outb(COM1 + 4, 0x03);
-}
-
-pub fn serial_write_byte(b: u8) {
-    while inb(COM1 + 5) & 0x20 == 0 {
-        core::hint::spin_loop();
-    }
-    outb(COM1, b);
-}
-
-/// A byte from COM1, if one has arrived.
-pub fn serial_read_byte() -> Option<u8> {
-    (inb(COM1 + 5) & 1 != 0).then(|| inb(COM1))
-}
-
-/// The debug port as a `fmt::Write` sink (`DbgPrint` ends up here).
-pub struct DebugPort;
-
-impl fmt::Write for DebugPort {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                serial_write_byte(b'\r');
-            }
-            serial_write_byte(b);
-        }
-        Ok(())
-    }
-}
-
-/// Owner of the debug-port lock: processor number + 1, 0 when free.
-static PRINT_OWNER: AtomicU32 = AtomicU32::new(0);
-
-/// Writes formatted text to the debug port as one unit: other processors wait,
-/// and a nested print on the same processor (an interrupt or a bugcheck while
-/// printing) goes straight through instead of deadlocking.
-pub fn debug_print(args: fmt::Arguments) {
-    use fmt::Write as _;
-    let flags = disable_interrupts();
-    let me = crate::ke::current_processor_number() + 1;
-    let nested = PRINT_OWNER.load(Ordering::Relaxed) == me;
-    if !nested {
-        while PRINT_OWNER
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            core::hint::spin_loop();
-        }
-    }
-    let _ = DebugPort.write_fmt(args);
-    if !nested {
-        PRINT_OWNER.store(0, Ordering::Release);
-    }
-    restore_interrupts(flags);
-}
-
-/// Frees the debug port's lock whoever holds it (bugcheck: the holder may be frozen).
-pub fn break_print_lock() {
-    PRINT_OWNER.store(0, Ordering::SeqCst);
 }
 
 /// Clears IF and returns the previous RFLAGS (`_disable` + saved state).
@@ -181,7 +147,7 @@ pub fn interrupts_enabled() -> bool {
 
 /// `KeStallExecutionProcessor`: busy-waits `us` microseconds on the TSC.
 pub fn stall_execution_processor(us: u64) {
-    let freq = crate::loader_block().tsc_frequency.max(1_000_000);
+    let freq = crate::rtl::loader_block().tsc_frequency.max(1_000_000);
     let start = rdtsc();
     let wait = freq / 1_000_000 * us;
     while rdtsc().wrapping_sub(start) < wait {
@@ -231,19 +197,6 @@ pub fn query_real_time_clock() -> u64 {
     }
     let days = days_before(year) - days_before(1601) + yday;
     ((days * 24 + hour) * 60 + min) * 60 * 10_000_000 + sec * 10_000_000
-}
-
-#[macro_export]
-macro_rules! dbg_print {
-    ($($arg:tt)*) => {{
-        $crate::hal::debug_print(format_args!($($arg)*));
-    }};
-}
-
-#[macro_export]
-macro_rules! dbg_println {
-    () => { $crate::dbg_print!("\n") };
-    ($($arg:tt)*) => {{ $crate::dbg_print!($($arg)*); $crate::dbg_print!("\n"); }};
 }
 
 /// Base of the physical direct map (from the loader block).
@@ -304,8 +257,22 @@ pub fn acpi_find_table(rsdp: u64, sig: &[u8; 4]) -> Option<u64> {
         .find(|&t| &phys_read::<4>(t) == sig)
 }
 
+/// The ACPI facts phase 0 found.
+static ACPI: crate::rtl::Once<Option<AcpiInfo>> = crate::rtl::Once::new();
+
+/// `HalInitSystem`'s ACPI part (phase 0, once): parses the tables and
+/// keeps what `acpi()` reports.
+pub fn acpi_init(rsdp: u64) {
+    ACPI.set(acpi_parse(rsdp));
+}
+
+/// The HAL's ACPI information, once phase 0 parsed it.
+pub fn acpi() -> Option<AcpiInfo> {
+    ACPI.get().flatten()
+}
+
 /// Parses the FADT and the `\_S5` package of the DSDT (`HalpAcpiPreSleep` needs both).
-pub fn acpi_init(rsdp: u64) -> Option<AcpiInfo> {
+fn acpi_parse(rsdp: u64) -> Option<AcpiInfo> {
     let fadt = acpi_find_table(rsdp, b"FACP")?;
     let fadt_len = phys_u32(fadt + 4) as u64;
     let mut dsdt = phys_u32(fadt + 40) as u64;

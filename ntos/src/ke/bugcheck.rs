@@ -16,7 +16,7 @@ pub fn ke_bug_check_ex(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
     }
     if crate::hal::apic::is_initialized() {
         super::mp::freeze_other_processors();
-        crate::hal::break_print_lock();
+        crate::rtl::debug::break_print_lock();
     }
     let name = nt::bugcheck::name(code).unwrap_or("UNKNOWN_BUGCHECK_CODE");
     crate::dbg_println!();
@@ -28,13 +28,25 @@ pub fn ke_bug_check_ex(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
     );
     crate::dbg_println!("to your computer. Bugcheck analysis: stop code {name}.");
     crate::dbg_println!();
-    if crate::test_mode() {
+    if crate::rtl::test_mode() {
         crate::dbg_println!("KTEST bugcheck FAIL 0x{code:08X} {name}");
         crate::hal::debug_exit(0x11);
     }
     crate::dbg_println!("Break instruction exception after bugcheck; kd is waiting.");
     IN_BUGCHECK.store(false, Ordering::SeqCst);
-    crate::kd::kd_loop()
+    match DEBUGGER.get() {
+        Some(kd) => kd(),
+        None => crate::hal::halt_forever(),
+    }
+}
+
+/// The kernel debugger's command loop, registered in phase 0 (`KdInitSystem`):
+/// the stop screen breaks into it (the kernel does not import kd).
+static DEBUGGER: crate::rtl::Once<fn() -> !> = crate::rtl::Once::new();
+
+/// Registers the debugger the stop screen breaks into.
+pub fn register_debugger(kd: fn() -> !) {
+    DEBUGGER.set(kd);
 }
 
 /// `KeBugCheckEx`, exported for drivers.

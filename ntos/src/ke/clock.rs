@@ -39,7 +39,11 @@ pub fn ke_query_time_increment() -> u32 {
     TIME_INCREMENT as u32
 }
 
-/// `KeUpdateSystemTime` / `KeUpdateRunTime`, at CLOCK_LEVEL with interrupts off.
+/// `KeUpdateSystemTime` / `KeUpdateRunTime`, at CLOCK_LEVEL with interrupts
+/// off: processor 0 advances time and notices due timers; every processor
+/// charges its running thread a tick of time and of quantum (the counter
+/// the scheduler hands over at each decision) and requests the dispatch
+/// interrupt at quantum end or when DPCs wait for a drain.
 pub fn clock_interrupt() {
     let me = current_processor_number();
     let mut dispatch = false;
@@ -50,25 +54,25 @@ pub fn clock_interrupt() {
             super::timer::LAST_EXPIRY_TSC.store(crate::hal::rdtsc(), Ordering::Relaxed);
             dispatch = true;
         }
-        if sched::NEXT_WAKE.load(Ordering::Relaxed) <= now {
-            dispatch = true;
-        }
     }
     let ps = &PROCESSOR_SCHED[me as usize];
     ps.ticks.fetch_add(1, Ordering::Relaxed);
     if sched::SCHEDULER_RUNNING.load(Ordering::Relaxed) {
-        let cur = sched::current_thread();
-        if ps.idle_thread.load(Ordering::Relaxed) == cur.id {
+        if ps.idle.load(Ordering::Relaxed) {
             ps.idle_ticks.fetch_add(1, Ordering::Relaxed);
         } else {
-            cur.kernel_time += 1;
-            if cur.quantum.tick() {
-                ps.quantum_end.store(true, Ordering::Relaxed);
+            if let Some(t) = super::thread::try_current_thread() {
+                t.charge_tick();
+            }
+            if ps.charge_quantum() {
                 dispatch = true;
             }
         }
     }
-    if dispatch || super::dpc::pending() {
+    if super::dpc::clock_tick() {
+        dispatch = true;
+    }
+    if dispatch {
         sched::request_dispatch(me);
     }
 }

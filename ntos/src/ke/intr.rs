@@ -3,12 +3,14 @@
 //! level (`vector >> 4`), signals end of interrupt, runs the service routine
 //! with interrupts enabled so higher levels can nest, then restores IRQL.
 //! Interrupt objects (`KINTERRUPT`) let drivers connect a service routine
-//! to a device vector (`IoConnectInterrupt`).
+//! to a device vector (`IoConnectInterrupt`); disconnecting waits until no
+//! processor runs the routine any more, then frees the object.
 
 use super::irql::{set_irql, SpinLocked};
 use super::{APC_LEVEL, CLOCK_LEVEL, DISPATCH_LEVEL, HIGH_LEVEL};
 use crate::hal::{apic, disable_interrupts, restore_interrupts};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// `PKSERVICE_ROUTINE`: (Interrupt, ServiceContext) → whether the device interrupted.
 pub type ServiceRoutine = fn(&KInterrupt, usize) -> bool;
@@ -25,6 +27,33 @@ pub struct KInterrupt {
 
 static CONNECTED: [AtomicPtr<KInterrupt>; 256] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; 256];
+/// Processors inside the dispatch of each vector (counted before the
+/// connected object is read, so a disconnect can wait them out).
+static ACTIVE: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+
+/// A connected interrupt object (what `IoConnectInterrupt` returns): it
+/// stays connected until `io_disconnect_interrupt` (or drop) disconnects
+/// and frees it.
+pub struct InterruptObject(NonNull<KInterrupt>);
+
+// SAFETY: KInterrupt is immutable apart from its atomic count.
+unsafe impl Send for InterruptObject {}
+// SAFETY: as above.
+unsafe impl Sync for InterruptObject {}
+
+impl core::ops::Deref for InterruptObject {
+    type Target = KInterrupt;
+    fn deref(&self) -> &KInterrupt {
+        // SAFETY: the object is freed only when this handle disconnects it.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for InterruptObject {
+    fn drop(&mut self) {
+        disconnect(self.0);
+    }
+}
 /// Interrupts taken per vector (for `!idt`-style statistics).
 pub static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 static NEXT_VECTOR: SpinLocked<u8, HIGH_LEVEL> = SpinLocked::new(apic::FIRST_DEVICE_VECTOR);
@@ -39,29 +68,42 @@ pub fn io_connect_interrupt(
     mps_flags: u16,
     routine: ServiceRoutine,
     context: usize,
-) -> Result<&'static KInterrupt, nt::status::NtStatus> {
+) -> Result<InterruptObject, nt::status::NtStatus> {
     if !(3..CLOCK_LEVEL).contains(&irql) {
         return Err(nt::status::STATUS_INVALID_PARAMETER);
     }
-    let vector = NEXT_VECTOR.with(|_| {
-        (0..16u8).map(|n| (irql << 4) | n).find(|&v| {
-            v >= apic::FIRST_DEVICE_VECTOR
-                && CONNECTED[v as usize].load(Ordering::Relaxed).is_null()
-        })
-    });
-    let Some(vector) = vector else {
+    let layout = core::alloc::Layout::new::<KInterrupt>();
+    // SAFETY: KInterrupt has a non-zero size.
+    let Some(obj) = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<KInterrupt>())
+    else {
         return Err(nt::status::STATUS_INSUFFICIENT_RESOURCES);
     };
-    let obj: &'static mut KInterrupt =
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(KInterrupt {
-            vector,
-            irql,
-            gsi,
-            routine,
-            context,
-            count: AtomicU64::new(0),
-        }));
-    CONNECTED[vector as usize].store(obj, Ordering::Release);
+    // The vector is chosen and connected under one lock, so two connects
+    // never share it.
+    let vector = NEXT_VECTOR.with(|_| {
+        let v = (0..16u8).map(|n| (irql << 4) | n).find(|&v| {
+            v >= apic::FIRST_DEVICE_VECTOR
+                && CONNECTED[v as usize].load(Ordering::Relaxed).is_null()
+        })?;
+        // SAFETY: a fresh allocation with KInterrupt's layout, owned here.
+        unsafe {
+            obj.as_ptr().write(KInterrupt {
+                vector: v,
+                irql,
+                gsi,
+                routine,
+                context,
+                count: AtomicU64::new(0),
+            })
+        };
+        CONNECTED[v as usize].store(obj.as_ptr(), Ordering::SeqCst);
+        Some(v)
+    });
+    let Some(vector) = vector else {
+        // SAFETY: allocated above with this layout and never published.
+        unsafe { alloc::alloc::dealloc(obj.as_ptr().cast::<u8>(), layout) };
+        return Err(nt::status::STATUS_INSUFFICIENT_RESOURCES);
+    };
     if let Some(m) = super::madt() {
         apic::ioapic_route(
             &m,
@@ -71,19 +113,59 @@ pub fn io_connect_interrupt(
             mps_flags,
         );
     }
-    Ok(obj)
+    Ok(InterruptObject(obj))
 }
 
-/// `IoDisconnectInterrupt`.
-pub fn io_disconnect_interrupt(obj: &'static KInterrupt) {
+/// `IoDisconnectInterrupt`: masks the input, disconnects the routine, waits
+/// until no processor runs it, and frees the object (PASSIVE_LEVEL: not
+/// from the routine itself).
+pub fn io_disconnect_interrupt(obj: InterruptObject) {
+    drop(obj);
+}
+
+fn disconnect(obj: NonNull<KInterrupt>) {
+    // SAFETY: the handle being dropped owns the object; it is still allocated.
+    let (vector, gsi) = unsafe { (obj.as_ref().vector, obj.as_ref().gsi) };
     if let Some(m) = super::madt() {
-        apic::ioapic_mask(&m, obj.gsi);
+        apic::ioapic_mask(&m, gsi);
     }
-    CONNECTED[obj.vector as usize].store(core::ptr::null_mut(), Ordering::Release);
+    CONNECTED[vector as usize].store(core::ptr::null_mut(), Ordering::SeqCst);
+    while ACTIVE[vector as usize].load(Ordering::SeqCst) != 0 {
+        core::hint::spin_loop();
+    }
+    // SAFETY: the object was allocated with this layout in
+    // `io_connect_interrupt`; it is no longer reachable from CONNECTED and
+    // no dispatch still uses it (each counts itself in ACTIVE before reading
+    // CONNECTED). KInterrupt needs no drop.
+    unsafe {
+        alloc::alloc::dealloc(
+            obj.as_ptr().cast::<u8>(),
+            core::alloc::Layout::new::<KInterrupt>(),
+        )
+    };
 }
 
 /// Entry from the trap dispatcher for vectors 0x1F..0xFF.
 pub fn dispatch_interrupt(vector: u8) {
+    let me = super::current_processor_number() as usize;
+    INTERRUPT_DEPTH[me].fetch_add(1, Ordering::Relaxed);
+    dispatch_interrupt_inner(vector);
+    INTERRUPT_DEPTH[me].fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Per processor: interrupts being serviced (the DPC/dispatch interrupt
+/// included), written only by that processor.
+static INTERRUPT_DEPTH: [core::sync::atomic::AtomicU32; crate::hal::MAX_PROCESSORS] =
+    [const { core::sync::atomic::AtomicU32::new(0) }; crate::hal::MAX_PROCESSORS];
+
+/// Whether this processor is servicing an interrupt (an ISR, the clock, or
+/// the dispatch interrupt with its DPCs): code running there does not act
+/// for the thread it interrupted. Lock-free, for the allocator.
+pub fn in_interrupt() -> bool {
+    INTERRUPT_DEPTH[super::current_processor_number() as usize].load(Ordering::Relaxed) != 0
+}
+
+fn dispatch_interrupt_inner(vector: u8) {
     COUNTS[vector as usize].fetch_add(1, Ordering::Relaxed);
     if vector == apic::SPURIOUS_VECTOR {
         return; // no EOI for spurious interrupts
@@ -118,15 +200,20 @@ pub fn dispatch_interrupt(vector: u8) {
         }
         v => {
             set_irql(v >> 4);
-            let obj = CONNECTED[v as usize].load(Ordering::Acquire);
+            ACTIVE[v as usize].fetch_add(1, Ordering::SeqCst);
+            let obj = CONNECTED[v as usize].load(Ordering::SeqCst);
             if !obj.is_null() {
-                // SAFETY: connected interrupt objects are leaked and never freed.
+                // SAFETY: this dispatch is counted in ACTIVE before it read
+                // the pointer, so `disconnect` (which clears the pointer
+                // first, then waits for ACTIVE to drain) cannot free the
+                // object until the routine has returned.
                 let obj = unsafe { &*obj };
                 enable();
                 obj.count.fetch_add(1, Ordering::Relaxed);
                 (obj.routine)(obj, obj.context);
                 disable_interrupts();
             }
+            ACTIVE[v as usize].fetch_sub(1, Ordering::SeqCst);
             apic::eoi();
         }
     }

@@ -17,8 +17,9 @@ fn write_cr8(v: u8) {
     // SAFETY: CR8 only changes which interrupt classes are masked.
     unsafe { core::arch::asm!("mov cr8, {}", in(reg) v as u64, options(nomem, nostack)) };
     if super::gs_ready() {
-        // SAFETY: GS:[0x50] is KPCR.Irql of this processor (a copy kd reads
-        // for other processors; CR8 stays authoritative).
+        // SAFETY: GS:[0x50] is KPCR.Irql of this processor, an AtomicU8 that
+        // other processors load (kd); a byte store is atomic on x86. CR8
+        // stays authoritative.
         unsafe { core::arch::asm!("mov gs:[0x50], {}", in(reg_byte) v, options(nostack)) };
     }
 }
@@ -163,11 +164,43 @@ impl<T, const LEVEL: u8> SpinLocked<T, LEVEL> {
 
     /// Raises to `LEVEL`, takes the lock, runs `f`, releases and lowers.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut g = self.lock();
+        f(&mut g)
+    }
+
+    /// Raises to `LEVEL` and takes the lock; the guard releases it and
+    /// returns to the previous IRQL when dropped.
+    pub fn lock(&self) -> SpinGuard<'_, T, LEVEL> {
         let old = self.lock.acquire_raise(LEVEL);
-        // SAFETY: the lock is held.
-        let r = f(unsafe { &mut *self.data.get() });
-        self.lock.release(old);
-        r
+        SpinGuard {
+            owner: self,
+            old_irql: old,
+            _not_send: core::marker::PhantomData,
+        }
+    }
+
+    /// Like [`SpinLocked::lock`], but gives up (returning None, IRQL
+    /// unchanged) when the lock is held by this processor or stays held
+    /// for `spins` attempts — for the debugger, which must not deadlock on
+    /// a lock a frozen or interrupted processor holds.
+    pub fn try_lock(&self, spins: u32) -> Option<SpinGuard<'_, T, LEVEL>> {
+        let me = super::current_processor_number() as u64 + 1;
+        if self.lock.owner() == me {
+            return None;
+        }
+        let old = ke_raise_irql(LEVEL.max(super::irql()));
+        for _ in 0..spins.max(1) {
+            if self.lock.try_acquire_at_dpc_level() {
+                return Some(SpinGuard {
+                    owner: self,
+                    old_irql: old,
+                    _not_send: core::marker::PhantomData,
+                });
+            }
+            core::hint::spin_loop();
+        }
+        ke_lower_irql(old);
+        None
     }
 
     /// The raw lock (the dispatcher keeps it held across a context switch).
@@ -183,6 +216,44 @@ impl<T, const LEVEL: u8> SpinLocked<T, LEVEL> {
     pub unsafe fn get_locked(&self) -> &mut T {
         // SAFETY: per the contract above.
         unsafe { &mut *self.data.get() }
+    }
+}
+
+/// A held [`SpinLocked`]: derefs to the data; dropping it releases the lock
+/// and lowers IRQL to where `lock` found it. Not `Send`: a spin lock is
+/// released on the processor (and by the thread) that took it.
+pub struct SpinGuard<'a, T, const LEVEL: u8> {
+    owner: &'a SpinLocked<T, LEVEL>,
+    old_irql: u8,
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl<T, const LEVEL: u8> SpinGuard<'_, T, LEVEL> {
+    /// The IRQL the lock was taken at.
+    pub fn old_irql(&self) -> u8 {
+        self.old_irql
+    }
+}
+
+impl<T, const LEVEL: u8> core::ops::Deref for SpinGuard<'_, T, LEVEL> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while this processor holds the lock,
+        // and the returned reference borrows the guard.
+        unsafe { &*self.owner.data.get() }
+    }
+}
+
+impl<T, const LEVEL: u8> core::ops::DerefMut for SpinGuard<'_, T, LEVEL> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`; the mutable borrow of the guard makes it unique.
+        unsafe { &mut *self.owner.data.get() }
+    }
+}
+
+impl<T, const LEVEL: u8> Drop for SpinGuard<'_, T, LEVEL> {
+    fn drop(&mut self) {
+        self.owner.lock.release(self.old_irql);
     }
 }
 

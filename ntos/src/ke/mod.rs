@@ -11,7 +11,11 @@ pub mod irql;
 pub mod kdext;
 pub mod mp;
 pub mod probe;
+pub mod process;
 pub mod sched;
+pub mod stack;
+/// Boot tests (`/TESTS`) of this component.
+pub mod tests;
 pub mod thread;
 pub mod timer;
 pub mod trap;
@@ -19,7 +23,7 @@ pub mod wait;
 
 use crate::hal::MAX_PROCESSORS;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use gdt::{Ktss64, GDT_ENTRIES};
 use trap::KIdtEntry64;
 
@@ -34,7 +38,10 @@ pub const CLOCK_LEVEL: u8 = 13;
 pub const IPI_LEVEL: u8 = 14;
 pub const HIGH_LEVEL: u8 = 15;
 
-/// `KPRCB` (the fields ntrs uses so far, at NT's offsets).
+/// `KPRCB` (the fields ntrs uses so far, at NT's offsets). The thread
+/// pointers are written by their own processor and read by others (kd, the
+/// scheduler's bookkeeping), hence atomics; the rest is set once when the
+/// processor initializes, before it is counted in `processor_count`.
 #[repr(C)]
 pub struct Kprcb {
     pub mx_csr: u32,
@@ -42,9 +49,12 @@ pub struct Kprcb {
     pub reserved_must_be_zero: u8,
     pub interrupt_request: u8,
     pub idle_halt: u8,
-    pub current_thread: u64,
-    pub next_thread: u64,
-    pub idle_thread: u64,
+    /// `CurrentThread` (GS:[0x188]).
+    pub current_thread: AtomicU64,
+    /// `NextThread`: the standby thread chosen for this processor.
+    pub next_thread: AtomicU64,
+    /// `IdleThread`.
+    pub idle_thread: AtomicU64,
     pub nesting_level: u8,
     pub clock_owner: u8,
     pub pending_tick_flags: u8,
@@ -65,7 +75,9 @@ pub struct Kpcr {
     pub used_self: u64,
     pub idt_base: u64,
     pub unused: [u64; 2],
-    pub irql: u8,
+    /// `Irql`: a copy of CR8 that `irql::write_cr8` keeps for other
+    /// processors (kd); CR8 stays authoritative.
+    pub irql: AtomicU8,
     pub second_level_cache_associativity: u8,
     pub obsolete_number: u8,
     pub fill0: u8,
@@ -86,19 +98,38 @@ pub struct Kpcr {
 
 const _: () = assert!(core::mem::offset_of!(Kpcr, irql) == 0x50);
 const _: () = assert!(core::mem::offset_of!(Kpcr, prcb) == 0x180);
+const _: () = assert!(
+    core::mem::offset_of!(Kpcr, prcb) + core::mem::offset_of!(Kprcb, current_thread) == 0x188
+);
+const _: () =
+    assert!(core::mem::offset_of!(Kpcr, prcb) + core::mem::offset_of!(Kprcb, number) == 0x1A4);
 
 /// Everything one processor owns: PCR, GDT, TSS, IDT.
 #[repr(C, align(4096))]
 pub struct ProcessorBlock {
     pub pcr: Kpcr,
     pub gdt: [u64; GDT_ENTRIES],
-    pub tss: Ktss64,
+    /// The TSS: its `Rsp0` is rewritten on every context switch by its own
+    /// processor (and read by the hardware), so it is only reached through
+    /// this cell, never through a shared reference.
+    tss: UnsafeCell<Ktss64>,
     pub idt: [KIdtEntry64; 256],
 }
 
+impl ProcessorBlock {
+    /// Address of the TSS (`KPCR.TssBase`).
+    pub fn tss_address(&self) -> u64 {
+        self.tss.get() as u64
+    }
+}
+
 struct Processors(UnsafeCell<core::mem::MaybeUninit<[ProcessorBlock; MAX_PROCESSORS]>>);
-// SAFETY: each processor initializes and then mutates only its own block;
-// other processors only read (kd, the scheduler's running-priority check).
+// SAFETY: each processor initializes its own block once, before it counts in
+// `PROCESSOR_COUNT` (which `processor_block` checks, with Acquire against the
+// initializer's Release); afterwards only atomics (`Kpcr.irql`, the PRCB's
+// thread pointers) and the TSS (behind its own `UnsafeCell`, touched only
+// by its processor) change, so shared references to a block never see a
+// plain write.
 unsafe impl Sync for Processors {}
 
 static PROCESSORS: Processors = Processors(UnsafeCell::new(core::mem::MaybeUninit::zeroed()));
@@ -107,16 +138,58 @@ static PROCESSOR_COUNT: AtomicU32 = AtomicU32::new(0);
 /// Local APIC id of each processor.
 static APIC_IDS: [AtomicU8; MAX_PROCESSORS] = [const { AtomicU8::new(0) }; MAX_PROCESSORS];
 static GS_READY: AtomicBool = AtomicBool::new(false);
-static mut MADT: Option<crate::hal::apic::Madt> = None;
+static MADT: SetOnce<crate::hal::apic::Madt> = SetOnce::new();
 
-fn block_ptr(n: u32) -> *mut ProcessorBlock {
-    // SAFETY: the array is static; indexing stays in bounds (callers check n).
-    unsafe {
-        (*PROCESSORS.0.get())
-            .as_mut_ptr()
-            .cast::<ProcessorBlock>()
-            .add(n as usize)
+/// A value set once (phase 0) and read afterwards without a lock.
+struct SetOnce<T> {
+    /// 0 empty, 1 being written, 2 set.
+    state: AtomicU8,
+    value: UnsafeCell<core::mem::MaybeUninit<T>>,
+}
+
+// SAFETY: the value is written only by the single caller that moved `state`
+// from 0 to 1, and read only after `state` is 2 (Release/Acquire), after
+// which it never changes; `T: Send + Sync` so sharing the read is sound.
+unsafe impl<T: Send + Sync> Sync for SetOnce<T> {}
+
+impl<T: Copy> SetOnce<T> {
+    const fn new() -> Self {
+        SetOnce {
+            state: AtomicU8::new(0),
+            value: UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+        }
     }
+
+    /// Stores `v` unless a value was stored already; returns whether it did.
+    fn set(&self, v: T) -> bool {
+        if self
+            .state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        // SAFETY: this caller won the 0 -> 1 transition: nobody else writes,
+        // and readers wait for state 2.
+        unsafe { (*self.value.get()).write(v) };
+        self.state.store(2, Ordering::Release);
+        true
+    }
+
+    fn get(&self) -> Option<T> {
+        if self.state.load(Ordering::Acquire) != 2 {
+            return None;
+        }
+        // SAFETY: state 2 means the value was fully written and never changes again.
+        Some(unsafe { (*self.value.get()).assume_init() })
+    }
+}
+
+/// Processor `n`'s block, by address (no reference is formed).
+fn block_ptr(n: u32) -> *mut ProcessorBlock {
+    let n = (n as usize).min(MAX_PROCESSORS - 1);
+    // Pointer arithmetic inside the static array (`n` is clamped to it).
+    PROCESSORS.0.get().cast::<ProcessorBlock>().wrapping_add(n)
 }
 
 /// The current processor's PCR (`KeGetPcr`): read from GS:[0x18] (`Self`).
@@ -150,13 +223,6 @@ pub fn current_prcb() -> &'static Kprcb {
     &ke_get_pcr().prcb
 }
 
-/// The current processor's PRCB, mutable (scheduler only).
-pub fn current_prcb_mut() -> &'static mut Kprcb {
-    let n = current_processor_number();
-    // SAFETY: only this processor mutates its own PRCB, at raised IRQL.
-    unsafe { &mut (*block_ptr(n)).pcr.prcb }
-}
-
 /// Processor `n`'s PCR, if it was initialized (`!pcr N`).
 pub fn pcr_of(n: u32) -> Option<&'static Kpcr> {
     processor_block(n).map(|b| &b.pcr)
@@ -164,7 +230,10 @@ pub fn pcr_of(n: u32) -> Option<&'static Kpcr> {
 
 /// Processor `n`'s block (kd inspects it).
 pub fn processor_block(n: u32) -> Option<&'static ProcessorBlock> {
-    // SAFETY: blocks below PROCESSOR_COUNT are initialized.
+    // SAFETY: processors start one at a time and each counts itself in
+    // PROCESSOR_COUNT (Release) only after initializing its block, so blocks
+    // below the count (Acquire) are initialized; see `Processors` for why a
+    // shared reference to one is sound afterwards.
     (n < PROCESSOR_COUNT.load(Ordering::Acquire)).then(|| unsafe { &*block_ptr(n) })
 }
 
@@ -180,21 +249,23 @@ pub fn apic_id_of(n: u32) -> Option<u8> {
 
 /// The MADT the HAL parsed in phase 0.
 pub fn madt() -> Option<crate::hal::apic::Madt> {
-    // SAFETY: written once by the boot processor before other processors start.
-    unsafe { *core::ptr::addr_of!(MADT) }
+    MADT.get()
 }
 
-/// Records the MADT (phase 0, boot processor).
+/// Records the MADT (phase 0, boot processor); later calls change nothing.
 pub fn set_madt(m: Option<crate::hal::apic::Madt>) {
-    // SAFETY: phase 0, single writer before any reader.
-    unsafe { *core::ptr::addr_of_mut!(MADT) = m };
+    if let Some(m) = m {
+        MADT.set(m);
+    }
 }
 
 /// Sets this processor's TSS RSP0 (the running thread's InitialStack).
 pub fn set_tss_rsp0(top: u64) {
     let n = current_processor_number();
-    // SAFETY: only this processor writes its own TSS.
-    unsafe { (*block_ptr(n)).tss.rsp[0] = top };
+    // SAFETY: only this processor writes its own TSS, through the cell's
+    // raw pointer; no reference to the TSS is ever formed outside
+    // `ki_initialize_processor` (which runs before the processor switches).
+    unsafe { (*(*block_ptr(n)).tss.get()).rsp[0] = top };
 }
 
 /// Current IRQL: CR8 on x64 (`KeGetCurrentIrql`).
@@ -225,15 +296,17 @@ struct DescriptorTablePointer {
 /// Must run once per processor `number`, on that processor, with interrupts
 /// disabled, processors numbered in order from 0.
 pub unsafe fn ki_initialize_processor(number: u32, ist_tops: [u64; 3], kernel_stack_top: u64) {
-    // SAFETY: each processor initializes only its own block, once.
+    // SAFETY: each processor initializes only its own block, once, before
+    // it counts in PROCESSOR_COUNT, so nobody else references it yet.
     let block = unsafe { &mut *block_ptr(number) };
     let pcr_addr = &block.pcr as *const Kpcr as u64;
-    block.tss.rsp[0] = kernel_stack_top;
-    block.tss.ist[0] = ist_tops[0];
-    block.tss.ist[1] = ist_tops[1];
-    block.tss.ist[2] = ist_tops[2];
-    block.tss.io_map_base = core::mem::size_of::<Ktss64>() as u16;
-    let tss_addr = &block.tss as *const Ktss64 as u64;
+    let tss = block.tss.get_mut();
+    tss.rsp[0] = kernel_stack_top;
+    tss.ist[0] = ist_tops[0];
+    tss.ist[1] = ist_tops[1];
+    tss.ist[2] = ist_tops[2];
+    tss.io_map_base = core::mem::size_of::<Ktss64>() as u16;
+    let tss_addr = block.tss.get() as u64;
     block.gdt = gdt::build(tss_addr, core::mem::size_of::<Ktss64>() as u32 - 1);
     trap::build_idt(&mut block.idt);
     let pcr = &mut block.pcr;

@@ -3,9 +3,17 @@
 //!
 //! Each application processor is started with INIT-SIPI-SIPI into a
 //! real-mode trampoline copied to a free page below 1 MiB; the trampoline
-//! enters long mode on the kernel's page tables (the loader's identity map
-//! of low memory is still present) and jumps to `KiSystemStartupAp` with its
-//! processor number, stack and IST stacks prepared by the boot processor.
+//! enters long mode on the kernel's page tables (where the memory manager
+//! mapped that one page at VA == PA for the switch; the loader's identity
+//! map is gone by then) and jumps to `KiSystemStartupAp` with its processor
+//! number, stack and IST stacks (kernel stacks with guard pages) prepared by
+//! the boot processor.
+//!
+//! TLB shootdown (`KeFlushSingleTb`, `KeFlushMultipleTb`,
+//! `KeFlushEntireTb`): the caller has cleared the PTEs; the sender flushes
+//! its own TB, publishes one flush packet (a list of addresses, or "all"),
+//! IPIs every other running processor and waits until each one has
+//! flushed and acknowledged. Only then may the caller free the frames.
 
 use crate::dbg_println;
 use crate::hal::{self, apic, MAX_PROCESSORS};
@@ -79,37 +87,29 @@ static STARTED: AtomicU32 = AtomicU32::new(0);
 static AP_STACKS: [[AtomicU64; 4]; MAX_PROCESSORS] =
     [const { [const { AtomicU64::new(0) }; 4] }; MAX_PROCESSORS];
 
+/// A kernel stack (with its guard page) for a starting processor; lives for
+/// the whole boot.
 fn alloc_stack(size: usize) -> u64 {
-    let layout = core::alloc::Layout::from_size_align(size, 16).expect("layout");
-    // Charged to `Thre` like thread stacks.
-    let scope = super::thread::swap_current_pool_tag(u32::from_le_bytes(*b"Thre") as u64);
-    // SAFETY: non-zero size; stacks live for the whole boot.
-    let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
-    if let Some(s) = scope {
-        super::thread::swap_current_pool_tag(s);
+    match super::stack::create_kernel_stack(size as u64) {
+        Ok(top) => top,
+        Err(s) => super::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::INSTALL_MORE_MEMORY,
+            size as u64,
+            s.as_u32() as u64,
+            0,
+            0,
+        ),
     }
-    if p.is_null() {
-        super::bugcheck::ke_bug_check_ex(nt::bugcheck::INSTALL_MORE_MEMORY, size as u64, 0, 0, 0);
-    }
-    p as u64 + size as u64
 }
 
-/// A page below 1 MiB (not page 0) from the PFN database, for the real-mode
-/// trampoline (kept for the whole boot: processors may be restarted later).
-fn trampoline_page() -> Option<u64> {
-    crate::mm::pfn::mm_allocate_page_in_range(1, 0x9E)
-}
-
-/// `KeStartAllProcessors`: starts every enabled processor in the MADT.
-pub fn ke_start_all_processors() {
+/// `KeStartAllProcessors`: starts every enabled processor in the MADT
+/// through the real-mode trampoline copied to `page` (a page frame below
+/// 1 MiB that the caller identity-mapped for the switch to paging).
+pub fn ke_start_all_processors(page: u64) {
     let Some(madt) = super::madt() else { return };
     if madt.processor_count <= 1 {
         return;
     }
-    let Some(page) = trampoline_page() else {
-        dbg_println!("ntrs kernel: no free page below 1 MiB; application processors not started");
-        return;
-    };
     let cr3 = hal::read_cr3();
     if cr3 >= 1 << 32 {
         dbg_println!("ntrs kernel: page tables above 4 GiB; application processors not started");
@@ -159,7 +159,7 @@ pub fn ke_start_all_processors() {
         apic::start_processor(id, page as u8, hal::stall_execution_processor);
         // Wait up to 1 s for it to check in before reusing the page.
         let t0 = hal::rdtsc();
-        let limit = crate::loader_block().tsc_frequency.max(1_000_000);
+        let limit = crate::rtl::loader_block().tsc_frequency.max(1_000_000);
         while STARTED.load(Ordering::Acquire) == before && hal::rdtsc() - t0 < limit {
             core::hint::spin_loop();
         }
@@ -201,8 +201,7 @@ extern "C" fn KiSystemStartupAp(number: u32) -> ! {
     super::sched::become_idle(number, stack)
 }
 
-/// Inter-processor requests (`KiIpiServiceRoutine`): TLB flushes requested
-/// by the memory manager.
+/// TLB flush requests this processor served for others (`!prcb`, tests).
 pub static TLB_FLUSH_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 /// Set by `KeBugCheckEx`: every processor that takes the IPI stops (`KiFreezeTargetExecution`).
@@ -221,26 +220,125 @@ pub fn freeze_other_processors() {
     }
 }
 
+/// Most addresses one flush request lists (NT's `FLUSH_MULTIPLE_MAXIMUM`
+/// idea); a longer list becomes a full flush.
+pub const FLUSH_MULTIPLE_MAXIMUM: usize = 32;
+/// `FLUSH_COUNT` value that asks for a full flush.
+const FLUSH_ENTIRE: usize = usize::MAX;
+
+/// The one flush packet (`KiIpiSendPacket` for `KiFlushTargetMultipleTb`):
+/// written only by the holder of `FLUSH_OWNER`, read by the targets while
+/// their bit in `FLUSH_TARGETS` is set.
+static FLUSH_OWNER: AtomicU32 = AtomicU32::new(0);
+static FLUSH_COUNT: AtomicU64 = AtomicU64::new(0);
+static FLUSH_LIST: [AtomicU64; FLUSH_MULTIPLE_MAXIMUM] =
+    [const { AtomicU64::new(0) }; FLUSH_MULTIPLE_MAXIMUM];
+/// Processors that have not yet acknowledged the current packet.
+static FLUSH_TARGETS: AtomicU64 = AtomicU64::new(0);
+
+/// `KiIpiServiceRoutine`: the IPI vector's handler (at IPI_LEVEL).
 pub fn ipi_received() {
     if FREEZE.load(Ordering::SeqCst) {
         hal::halt_forever();
     }
-    // A full flush: reload CR3 (ntrs has no global-page shootdown list yet).
-    let cr3 = hal::read_cr3();
-    // SAFETY: reloading the same CR3 only flushes non-global TLB entries.
-    unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack)) };
-    TLB_FLUSH_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    ki_flush_target_tb();
 }
 
-/// `KeFlushEntireTb` across processors: flushes here and IPIs every other processor.
-pub fn ke_flush_entire_tb() {
-    ipi_received();
-    let me = super::current_processor_number();
-    for p in 0..super::processor_count() {
-        if p != me {
-            if let Some(id) = super::apic_id_of(p) {
-                apic::send_ipi(id, apic::IPI_VECTOR);
-            }
+/// Serves the pending flush request addressed to this processor, if any,
+/// and acknowledges it (`KiFlushTargetMultipleTb` + `KiIpiSignalPacketDone`).
+/// Code that spins with interrupts disabled calls it in its loop (as NT's
+/// spin loops process IPI requests), so a sender never waits on a
+/// processor that cannot take the IPI.
+pub fn ki_flush_target_tb() {
+    let me = 1u64 << super::current_processor_number();
+    if FLUSH_TARGETS.load(Ordering::Acquire) & me == 0 {
+        return;
+    }
+    flush_local(FLUSH_COUNT.load(Ordering::Relaxed) as usize, |i| {
+        FLUSH_LIST[i].load(Ordering::Relaxed)
+    });
+    TLB_FLUSH_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    FLUSH_TARGETS.fetch_and(!me, Ordering::Release);
+}
+
+fn flush_local(count: usize, va: impl Fn(usize) -> u64) {
+    if count == FLUSH_ENTIRE {
+        hal::flush_tb_entire();
+    } else {
+        for i in 0..count {
+            hal::invlpg(va(i));
         }
     }
+}
+
+/// Flushes `list` (or everything, for `None` or a list longer than
+/// `FLUSH_MULTIPLE_MAXIMUM`) on this processor and on every other running
+/// processor, and returns only when all of them have acknowledged: after
+/// it, no processor holds a stale translation, so the frames behind the
+/// cleared PTEs may be reused. The caller cleared the PTEs first.
+fn ki_flush_tb(list: Option<&[u64]>) {
+    let count = match list {
+        Some(l) if l.len() <= FLUSH_MULTIPLE_MAXIMUM => l.len(),
+        _ => FLUSH_ENTIRE,
+    };
+    let va = |i: usize| list.map_or(0, |l| l[i]);
+    // Stay on this processor (no preemption) until the acknowledgements are in.
+    let raised = super::irql() < super::DISPATCH_LEVEL;
+    let old = if raised {
+        super::irql::ke_raise_irql(super::DISPATCH_LEVEL)
+    } else {
+        0
+    };
+    flush_local(count, va);
+    let me = super::current_processor_number();
+    let targets = (0..super::processor_count())
+        .filter(|&p| p != me)
+        .fold(0u64, |m, p| m | 1 << p);
+    if targets != 0 {
+        // Another sender may be waiting for us: serve its request while we
+        // wait for the packet (interrupts may be off here).
+        while FLUSH_OWNER
+            .compare_exchange(0, me + 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            ki_flush_target_tb();
+            core::hint::spin_loop();
+        }
+        FLUSH_COUNT.store(count as u64, Ordering::Relaxed);
+        if count != FLUSH_ENTIRE {
+            for (i, slot) in FLUSH_LIST.iter().enumerate().take(count) {
+                slot.store(va(i), Ordering::Relaxed);
+            }
+        }
+        FLUSH_TARGETS.store(targets, Ordering::Release);
+        for p in 0..super::processor_count() {
+            if targets & (1 << p) != 0 {
+                if let Some(id) = super::apic_id_of(p) {
+                    apic::send_ipi(id, apic::IPI_VECTOR);
+                }
+            }
+        }
+        while FLUSH_TARGETS.load(Ordering::Acquire) != 0 {
+            core::hint::spin_loop();
+        }
+        FLUSH_OWNER.store(0, Ordering::Release);
+    }
+    if raised {
+        super::irql::ke_lower_irql(old);
+    }
+}
+
+/// `KeFlushEntireTb` on every processor, waiting for all of them.
+pub fn ke_flush_entire_tb() {
+    ki_flush_tb(None);
+}
+
+/// `KeFlushSingleTb` on every processor, waiting for all of them.
+pub fn ke_flush_single_tb(va: u64) {
+    ki_flush_tb(Some(&[va]));
+}
+
+/// `KeFlushMultipleTb` on every processor, waiting for all of them.
+pub fn ke_flush_multiple_tb(list: &[u64]) {
+    ki_flush_tb(Some(list));
 }

@@ -1,119 +1,94 @@
-//! Kernel threads (`KTHREAD`), their stacks and extended state, and the
-//! context switch (*Windows Internals*, Part 1, ch. 4, "Thread internals"
-//! and "Context switching").
+//! Kernel threads (`KTHREAD`), their lifetime, stacks and extended state,
+//! and the context switch (*Windows Internals*, Part 1, ch. 4, "Thread
+//! internals" and "Context switching").
 //!
 //! ntrs's `KThread` is a Rust structure, not NT's binary `KTHREAD` layout
-//! (drivers never see it: they get opaque `PKTHREAD`s); threads are also
-//! named by a small index (`ThreadId`) that the ready queues and the
-//! host-tested dispatcher use.
+//! (drivers never see it: they get opaque `PKTHREAD`s). A thread is also
+//! named by a small id (its slot in the thread table, reused after the
+//! thread is reaped, as client ids are) that the scheduler, the dispatcher
+//! database and the timer table use.
+//!
+//! Lifetime: a `KThread` is reference counted ([`ThreadRef`], NT's object
+//! pointer count). The thread table holds one reference from creation until
+//! the thread is reaped (after its last switch out); the debugger, waiters on
+//! the thread ([`super::wait::ThreadObject`]) and anyone else who keeps a
+//! thread beyond the dispatcher lock hold their own. The last reference
+//! frees the stack, the extended-state area, the thread's dispatcher object
+//! and the `KThread`.
+//!
+//! What in a `KThread` can change is either atomic or belongs to the
+//! scheduler: the scheduling state lives in the host-tested
+//! `ke::sched::Scheduler`, the APC queues and the current wait in the
+//! dispatcher state's thread table (both under the dispatcher lock).
 
-use alloc::alloc::{alloc_zeroed, Layout};
-use alloc::boxed::Box;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use super::process::KProcess;
+use alloc::alloc::Layout;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use nt::status::{STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER};
+use nt::NtStatus;
 
-/// Most threads alive at once (the thread table is a fixed array of pointers
-/// so lookups by id never take a lock).
+pub use super::sched::live_threads;
+pub use ::ke::objects::WaitReason;
+pub use ::ke::sched::ThreadState;
+
+/// Most threads alive at once (the size of the thread table).
 pub const MAX_THREADS: usize = 1024;
 /// Kernel stack per thread.
 pub const THREAD_STACK_SIZE: usize = 32 * 1024;
 
-/// `KTHREAD_STATE`.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ThreadState {
-    Initialized = 0,
-    Ready = 1,
-    Running = 2,
-    Standby = 3,
-    Terminated = 4,
-    Waiting = 5,
-    Transition = 6,
-    DeferredReady = 7,
-}
-
-impl ThreadState {
-    pub fn name(self) -> &'static str {
-        match self {
-            ThreadState::Initialized => "INITIALIZED",
-            ThreadState::Ready => "READY",
-            ThreadState::Running => "RUNNING",
-            ThreadState::Standby => "STANDBY",
-            ThreadState::Terminated => "TERMINATED",
-            ThreadState::Waiting => "WAIT",
-            ThreadState::Transition => "TRANSITION",
-            ThreadState::DeferredReady => "DEFERREDREADY",
-        }
-    }
-}
-
-/// `KWAIT_REASON` values ntrs uses.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitReason {
-    Executive = 0,
-    DelayExecution = 4,
-    UserRequest = 6,
-    WrQueue = 15,
-    WrDispatchInt = 31,
-}
-
 /// A thread's start routine: runs at PASSIVE_LEVEL with its context argument.
 pub type StartRoutine = fn(usize);
 
-/// The kernel thread object (`KTHREAD`, the fields ntrs uses).
+/// The kernel thread object (`KTHREAD`, the fields ntrs has).
 #[repr(C)]
 pub struct KThread {
-    /// Saved RSP while not running (offset 0: the switch code relies on it).
-    pub kernel_stack: u64,
+    /// Saved RSP while not running (offset 0: `KiSwapContext` writes it).
+    kernel_stack: AtomicU64,
     /// Top of the kernel stack (`InitialStack`; the TSS RSP0 while running).
     pub initial_stack: u64,
     /// Lowest stack address (`StackLimit`).
     pub stack_limit: u64,
-    /// XSAVE/FXSAVE area (64-byte aligned).
-    pub npx_save_area: u64,
+    /// XSAVE/FXSAVE area, 64-byte aligned (offset 24: `KiSwapContext` reads it).
+    npx_save_area: u64,
+    /// The thread id (thread-table slot).
     pub id: u32,
-    pub state: ThreadState,
-    pub priority: u8,
-    pub base_priority: u8,
-    pub priority_decrement: u8,
-    pub quantum: ::ke::priority::Quantum,
-    /// Processor the thread last ran on / is queued for (`NextProcessor`).
-    pub next_processor: u32,
-    pub ideal_processor: u32,
-    /// `Affinity`: processors it may run on.
-    pub affinity: u64,
-    pub wait_reason: WaitReason,
-    /// IRQL the thread returns to after a wait (`WaitIrql`).
-    pub wait_irql: u8,
-    /// Status the satisfied wait returns (`WaitStatus`).
-    pub wait_status: i32,
-    pub alertable: bool,
-    /// Interrupt time at which a timed wait ends (0: none).
-    pub wake_time: u64,
-    pub context_switches: u64,
-    /// Clock ticks charged while running (`KernelTime`).
-    pub kernel_time: u64,
+    /// References (`PointerCount` of the thread object).
+    ref_count: AtomicU32,
+    /// `Process`: the owning kernel process object.
+    pub process: &'static KProcess,
+    /// The thread as a waitable object in the dispatcher database
+    /// (signaled when it terminates), created with the thread.
+    pub(super) dispatcher_object: ::ke::objects::ObjectId,
+    /// `StartAddress` and its context.
     pub start_routine: Option<StartRoutine>,
     pub start_context: usize,
-    pub name: [u8; 24],
-    /// Owning process id (`Process->UniqueProcessId`; 4 is System).
-    pub process_id: u32,
-    /// `WaitMode` of the current wait (user-mode waits can take user APCs).
-    pub wait_mode_user: bool,
-    /// `Alerted[KernelMode]`, `Alerted[UserMode]`.
-    pub alerted: [bool; 2],
-    /// `ApcState`: queues, pending flags, disable counts.
-    pub apc: super::apc::ApcState,
-    /// The thread's waitable object in the dispatcher database (id + 1; 0 = none yet).
-    pub dispatcher_object: u32,
-    /// Process whose address space the thread is attached to (0: none).
-    pub attached_process: u32,
-    /// CR3 while running (0: the system address space).
-    pub cr3: u64,
+    name: [u8; 24],
+    /// Whether the stack was allocated here (boot and AP stacks are adopted).
+    owns_stack: bool,
+    /// `ContextSwitches`.
+    context_switches: AtomicU64,
+    /// `KernelTime`: clock ticks charged while running.
+    kernel_time: AtomicU64,
+    /// `KernelApcDisable` (critical regions; NT counts down, ntrs up):
+    /// changed only by the thread itself, read by APC inserters.
+    pub(super) kernel_apc_disable: AtomicU16,
+    /// `SpecialApcDisable` (guarded regions), likewise.
+    pub(super) special_apc_disable: AtomicU16,
+    /// `ApcState.KernelApcInProgress`, likewise.
+    pub(super) kernel_apc_in_progress: AtomicBool,
+    /// `ApcState.KernelApcPending`: a mirror of "kernel APCs are queued"
+    /// kept under the dispatcher lock, read by the thread when it leaves a
+    /// critical or guarded region.
+    pub(super) kernel_apc_pending: AtomicBool,
+    /// Address space the thread is attached to (0: none; an id of
+    /// `mm::process`), and the CR3 it runs on (0: the system's).
+    attached_process: AtomicU32,
+    cr3: AtomicU64,
     /// The thread's heap allocation scope (`ex::pool::PoolTag`): pool tag in
     /// the low 32 bits, bit 32 for the paged pool; 0 = none. Only the thread
-    /// itself reads or writes it.
-    pub pool_tag: u64,
+    /// itself writes it.
+    pool_tag: AtomicU64,
 }
 
 impl KThread {
@@ -121,20 +96,147 @@ impl KThread {
         let n = self.name.iter().position(|&b| b == 0).unwrap_or(24);
         core::str::from_utf8(&self.name[..n]).unwrap_or("?")
     }
+
+    /// The object's address (what `!thread` prints and accepts).
+    pub fn address(&self) -> u64 {
+        self as *const KThread as u64
+    }
+
+    /// Saved stack pointer while switched out (`KernelStack`).
+    pub fn kernel_stack(&self) -> u64 {
+        self.kernel_stack.load(Ordering::Relaxed)
+    }
+
+    pub fn context_switches(&self) -> u64 {
+        self.context_switches.load(Ordering::Relaxed)
+    }
+
+    /// Clock ticks charged to the thread.
+    pub fn kernel_time(&self) -> u64 {
+        self.kernel_time.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn charge_tick(&self) {
+        self.kernel_time.fetch_add(1, Ordering::Relaxed);
+        self.process.charge_tick();
+    }
+
+    /// The address space the thread is attached to (0: none).
+    pub fn attached_process(&self) -> u32 {
+        self.attached_process.load(Ordering::Relaxed)
+    }
+
+    /// `KeStackAttachProcess`'s bookkeeping: the thread now runs in address
+    /// space `pid` on `cr3` (0, 0: the system's again). Only the thread
+    /// itself calls it (the caller loads CR3).
+    pub fn set_address_space(&self, pid: u32, cr3: u64) {
+        self.attached_process.store(pid, Ordering::Relaxed);
+        self.cr3.store(cr3, Ordering::Relaxed);
+    }
+
+    /// `KernelApcDisable` (critical-region depth).
+    pub fn kernel_apc_disable(&self) -> u16 {
+        self.kernel_apc_disable.load(Ordering::Relaxed)
+    }
+
+    /// `SpecialApcDisable` (guarded-region depth).
+    pub fn special_apc_disable(&self) -> u16 {
+        self.special_apc_disable.load(Ordering::Relaxed)
+    }
 }
 
-/// Pointer table indexed by thread id.
-static THREADS: [AtomicPtr<KThread>; MAX_THREADS] =
-    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_THREADS];
-static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-/// Ids of reaped threads, reused before new ones (`PspCidTable` reuses CIDs too).
-static FREE_IDS: super::irql::SpinLocked<alloc::vec::Vec<u32>, { super::HIGH_LEVEL }> =
-    super::irql::SpinLocked::new(alloc::vec::Vec::new());
-/// Whether the stack was allocated by `new_thread` (adopted boot/AP stacks are not freed).
-static OWNS_STACK: [core::sync::atomic::AtomicBool; MAX_THREADS] =
-    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_THREADS];
+/// A counted reference to a thread (`ObReferenceObject` on a thread): the
+/// thread stays allocated while any exists.
+pub struct ThreadRef(NonNull<KThread>);
 
-/// Size and alignment of the extended-state area (set by `init_extended_state`).
+// SAFETY: a KThread's fields are immutable after creation or atomic, so it
+// may be shared between processors; the count keeps it allocated.
+unsafe impl Send for ThreadRef {}
+// SAFETY: as above.
+unsafe impl Sync for ThreadRef {}
+
+impl ThreadRef {
+    /// Whether two references name the same thread object.
+    pub fn same(&self, other: &ThreadRef) -> bool {
+        self.0 == other.0
+    }
+
+    pub(super) fn as_ptr(&self) -> *const KThread {
+        self.0.as_ptr()
+    }
+}
+
+impl core::ops::Deref for ThreadRef {
+    type Target = KThread;
+    fn deref(&self) -> &KThread {
+        // SAFETY: this reference holds one count, so the KThread is allocated
+        // (it is freed only when the count drops to zero in `drop`).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Clone for ThreadRef {
+    fn clone(&self) -> Self {
+        self.ref_count.fetch_add(1, Ordering::Relaxed);
+        ThreadRef(self.0)
+    }
+}
+
+impl Drop for ThreadRef {
+    fn drop(&mut self) {
+        if self.ref_count.fetch_sub(1, Ordering::Release) == 1 {
+            core::sync::atomic::fence(Ordering::Acquire);
+            delete_thread(self.0);
+        }
+    }
+}
+
+/// The thread running on this processor (`KeGetCurrentThread`), as a
+/// guard that cannot leave this thread (not `Send`).
+pub struct CurrentThread {
+    t: NonNull<KThread>,
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl core::ops::Deref for CurrentThread {
+    type Target = KThread;
+    fn deref(&self) -> &KThread {
+        // SAFETY: `t` is the thread executing this code. A thread is freed
+        // only after it is reaped, which happens after its last switch out,
+        // so it is allocated for as long as code runs on it; the guard is
+        // not Send, so no other thread can hold it.
+        unsafe { self.t.as_ref() }
+    }
+}
+
+/// `KeGetCurrentThread`, or None before the scheduler has made the boot
+/// path a thread (phase 0).
+pub fn try_current_thread() -> Option<CurrentThread> {
+    if !super::gs_ready() {
+        return None;
+    }
+    let p = super::current_prcb().current_thread.load(Ordering::Relaxed);
+    NonNull::new(p as *mut KThread).map(|t| CurrentThread {
+        t,
+        _not_send: core::marker::PhantomData,
+    })
+}
+
+/// The current thread's heap allocation scope (`KThread::pool_tag`), or
+/// `None` before this processor runs a thread.
+#[inline]
+pub fn current_pool_tag() -> Option<u64> {
+    try_current_thread().map(|t| t.pool_tag.load(Ordering::Relaxed))
+}
+
+/// Sets the current thread's heap allocation scope and returns the previous
+/// one; `None` (and nothing set) before this processor runs a thread.
+#[inline]
+pub fn swap_current_pool_tag(v: u64) -> Option<u64> {
+    try_current_thread().map(|t| t.pool_tag.swap(v, Ordering::Relaxed))
+}
+
+/// Size of the extended-state area (set by `init_extended_state`).
 static XSAVE_SIZE: AtomicU32 = AtomicU32::new(512);
 #[no_mangle]
 static KI_USE_XSAVE: AtomicU32 = AtomicU32::new(0);
@@ -157,8 +259,9 @@ pub fn init_extended_state(boot: bool) {
     }
     if has_xsave {
         let d = core::arch::x86_64::__cpuid_count(0xD, 0);
-        let mask = d.eax as u64 & 0x7; // x87 | SSE | AVX
-                                       // SAFETY: XCR0 takes a subset of the supported components, with x87 set.
+        // x87 | SSE | AVX
+        let mask = d.eax as u64 & 0x7;
+        // SAFETY: XCR0 takes a subset of the supported components, with x87 set.
         unsafe {
             core::arch::asm!("xsetbv", in("ecx") 0, in("eax") mask as u32, in("edx") 0u32);
         }
@@ -168,6 +271,21 @@ pub fn init_extended_state(boot: bool) {
             USE_XSAVE.store(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Whether AVX state (the upper halves of YMM0-15) is enabled in XCR0 and
+/// so switched with the threads.
+pub fn avx_enabled() -> bool {
+    // CPUID.1:ECX.OSXSAVE mirrors CR4.OSXSAVE.
+    if core::arch::x86_64::__cpuid(1).ecx & (1 << 27) == 0 {
+        return false;
+    }
+    let (lo, _hi): (u32, u32);
+    // SAFETY: XGETBV 0 is valid once CR4.OSXSAVE is set (checked above).
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") _hi, options(nomem, nostack))
+    };
+    lo & 0b110 == 0b110
 }
 
 /// Whether context switches use XSAVE (else FXSAVE), and the area size.
@@ -180,230 +298,290 @@ pub fn extended_state_format() -> (&'static str, u32) {
     }
 }
 
-/// The thread with id `id`.
-pub fn thread(id: u32) -> Option<&'static mut KThread> {
-    let p = THREADS.get(id as usize)?.load(Ordering::Acquire);
-    // SAFETY: entries point at leaked, never-freed KThread boxes; mutation
-    // follows the dispatcher's rules (the dispatcher lock or the owning processor).
-    (!p.is_null()).then(|| unsafe { &mut *p })
-}
+/// The x87 control word after `FNINIT`.
+pub const DEFAULT_FCW: u16 = 0x037F;
+/// MXCSR at reset: all SSE exceptions masked, round to nearest.
+pub const DEFAULT_MXCSR: u32 = 0x1F80;
 
-/// Every live thread id (for `!thread`, `!process`).
-pub fn thread_ids() -> impl Iterator<Item = u32> {
-    (0..NEXT_ID.load(Ordering::Relaxed).min(MAX_THREADS as u32))
-        .filter(|&i| !THREADS[i as usize].load(Ordering::Relaxed).is_null())
-}
-
-fn alloc_aligned(size: usize, align: usize) -> u64 {
-    let layout = Layout::from_size_align(size, align).expect("layout");
-    // SAFETY: non-zero size; freed by `reap` with the same layout.
-    let p = unsafe { alloc_zeroed(layout) };
-    if p.is_null() {
-        super::bugcheck::ke_bug_check_ex(nt::bugcheck::INSTALL_MORE_MEMORY, size as u64, 0, 0, 0);
-    }
-    p as u64
-}
-
-fn set_name(t: &mut KThread, name: &str) {
-    let n = name.len().min(23);
-    t.name[..n].copy_from_slice(&name.as_bytes()[..n]);
-}
-
-/// The running thread's `KThread`, or null before this processor runs one.
-#[inline]
-fn current_ptr() -> *mut KThread {
-    if !super::gs_ready() {
-        return core::ptr::null_mut();
-    }
-    // SAFETY: `Prcb.CurrentThread` is a plain word only this processor writes.
+/// Fills a new thread's extended-state area with the default image: the
+/// legacy region as `FNINIT` and reset leave it (FCW 0x037F, everything
+/// else zero, MXCSR 0x1F80) and a zeroed XSAVE header, so `XRSTOR` puts
+/// every component in its initial state (`FXRSTOR` loads the same legacy
+/// image). Nothing of the creating thread's registers reaches the new one.
+fn initialize_extended_state(area: *mut u8, size: usize) {
+    // SAFETY: `area` is a fresh allocation of `size` (>= 512) bytes.
     unsafe {
-        core::ptr::addr_of!(super::current_prcb().current_thread).read_volatile() as *mut KThread
+        core::ptr::write_bytes(area, 0, size);
+        area.cast::<u16>().write(DEFAULT_FCW);
+        area.add(24).cast::<u32>().write(DEFAULT_MXCSR);
     }
 }
 
-/// The current thread's heap allocation scope (`KThread::pool_tag`), or
-/// `None` before this processor runs a thread.
-#[inline]
-pub fn current_pool_tag() -> Option<u64> {
-    let t = current_ptr();
-    // SAFETY: the running thread's KThread lives while it runs, and only
-    // the thread itself writes `pool_tag`.
-    (!t.is_null()).then(|| unsafe { core::ptr::addr_of!((*t).pool_tag).read_volatile() })
+fn alloc_zeroed(size: usize, align: usize) -> Option<NonNull<u8>> {
+    let layout = Layout::from_size_align(size, align).ok()?;
+    // SAFETY: `size` is non-zero for every caller.
+    NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })
 }
 
-/// Sets the current thread's heap allocation scope and returns the previous
-/// one; `None` (and nothing set) before this processor runs a thread.
-#[inline]
-pub fn swap_current_pool_tag(v: u64) -> Option<u64> {
-    let t = current_ptr();
-    if t.is_null() {
-        return None;
-    }
-    // SAFETY: as in `current_pool_tag`; this is the thread itself.
-    unsafe {
-        let old = core::ptr::addr_of!((*t).pool_tag).read_volatile();
-        core::ptr::addr_of_mut!((*t).pool_tag).write_volatile(v);
-        Some(old)
+/// # Safety
+/// `p` was returned by `alloc_zeroed(size, align)` and is not used afterwards.
+unsafe fn free(p: u64, size: usize, align: usize) {
+    if let Ok(layout) = Layout::from_size_align(size, align) {
+        // SAFETY: per the contract, same layout as the allocation.
+        unsafe { alloc::alloc::dealloc(p as *mut u8, layout) };
     }
 }
 
-fn new_thread(
-    name: &str,
-    priority: u8,
-    affinity: u64,
+/// Allocates a kernel stack: (StackLimit, InitialStack). `MmCreateKernelStack`
+/// through `ke::stack`: system PTEs with an unmapped guard page below, so an
+/// overflow faults instead of corrupting a neighbour.
+fn allocate_kernel_stack() -> Option<(u64, u64)> {
+    let top = super::stack::create_kernel_stack(THREAD_STACK_SIZE as u64).ok()?;
+    Some((top - THREAD_STACK_SIZE as u64, top))
+}
+
+/// Frees a stack from `allocate_kernel_stack` (`MmDeleteKernelStack`).
+fn free_kernel_stack(_limit: u64, top: u64) {
+    super::stack::delete_kernel_stack(top, THREAD_STACK_SIZE as u64);
+}
+
+/// Memory for a thread before it gets its id: the object, its stack and
+/// its extended-state area. Dropping it frees what was allocated.
+struct ThreadMemory {
+    object: NonNull<KThread>,
     stack: Option<(u64, u64)>,
-) -> &'static mut KThread {
-    // A thread's memory is charged to `Thre`, the tag of NT's thread objects.
-    let scope = swap_current_pool_tag(u32::from_le_bytes(*b"Thre") as u64);
-    let id = FREE_IDS
-        .with(|f| f.pop())
-        .unwrap_or_else(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
-    if id as usize >= MAX_THREADS {
-        super::bugcheck::ke_bug_check_ex(nt::bugcheck::NO_MORE_SYSTEM_PTES, id as u64, 0, 0, 0);
-    }
-    OWNS_STACK[id as usize].store(stack.is_none(), Ordering::Relaxed);
-    let (limit, top) = stack.unwrap_or_else(|| {
-        let base = alloc_aligned(THREAD_STACK_SIZE, 16);
-        (base, base + THREAD_STACK_SIZE as u64)
-    });
-    let xsize = XSAVE_SIZE.load(Ordering::Relaxed) as usize;
-    let npx = alloc_aligned(xsize, 64);
-    // Start from the processor's current (default) x87/SSE state.
-    // SAFETY: `npx` is a fresh 64-byte aligned area of the size XSAVE/FXSAVE need.
-    unsafe { save_extended_state(npx) };
-    let mut t = Box::new(KThread {
-        kernel_stack: 0,
-        initial_stack: top,
-        stack_limit: limit,
-        npx_save_area: npx,
-        id,
-        state: ThreadState::Initialized,
-        priority,
-        base_priority: priority,
-        priority_decrement: 0,
-        quantum: ::ke::priority::Quantum::new(::ke::priority::CLIENT_QUANTUM),
-        next_processor: 0,
-        ideal_processor: id % super::processor_count().max(1),
-        affinity,
-        wait_reason: WaitReason::Executive,
-        wait_irql: 0,
-        wait_status: 0,
-        alertable: false,
-        wait_mode_user: false,
-        alerted: [false; 2],
-        apc: super::apc::ApcState::new(),
-        dispatcher_object: 0,
-        attached_process: 0,
-        cr3: 0,
-        pool_tag: 0,
-        wake_time: 0,
-        context_switches: 0,
-        kernel_time: 0,
-        start_routine: None,
-        start_context: 0,
-        name: [0; 24],
-        process_id: 4,
-    });
-    set_name(&mut t, name);
-    let p = Box::leak(t);
-    THREADS[id as usize].store(p, Ordering::Release);
-    if let Some(s) = scope {
-        swap_current_pool_tag(s);
-    }
-    p
+    npx: NonNull<u8>,
+    npx_size: usize,
 }
 
-/// Frees a terminated thread that is no longer running anywhere (called by
-/// the thread that was switched in after it): its stack, extended-state area,
-/// `KThread` and id.
-pub fn reap(id: u32) {
-    let Some(slot) = THREADS.get(id as usize) else {
-        return;
-    };
-    let p = slot.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if p.is_null() {
-        return;
+impl ThreadMemory {
+    /// `stack`: an adopted stack, or None to allocate one.
+    fn allocate(stack: Option<(u64, u64)>) -> Result<ThreadMemory, NtStatus> {
+        let npx_size = XSAVE_SIZE.load(Ordering::Relaxed) as usize;
+        let npx = alloc_zeroed(npx_size, 64).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+        initialize_extended_state(npx.as_ptr(), npx_size);
+        let Some(object) = alloc_zeroed(
+            core::mem::size_of::<KThread>(),
+            core::mem::align_of::<KThread>(),
+        ) else {
+            // SAFETY: allocated just above with this size and alignment.
+            unsafe { free(npx.as_ptr() as u64, npx_size, 64) };
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        };
+        let mut m = ThreadMemory {
+            object: object.cast(),
+            stack: None,
+            npx,
+            npx_size,
+        };
+        m.stack = match stack {
+            Some(s) => Some(s),
+            None => Some(allocate_kernel_stack().ok_or(STATUS_INSUFFICIENT_RESOURCES)?),
+        };
+        Ok(m)
     }
-    // SAFETY: the pointer came from `Box::leak` in `new_thread`; the thread
-    // is terminated and off every processor, and its table slot is cleared.
-    let t = unsafe { Box::from_raw(p) };
-    let xsize = XSAVE_SIZE.load(Ordering::Relaxed) as usize;
-    // SAFETY: allocated in `new_thread` with exactly these layouts.
-    unsafe {
-        alloc::alloc::dealloc(
-            t.npx_save_area as *mut u8,
-            Layout::from_size_align(xsize, 64).expect("layout"),
-        );
-        if OWNS_STACK[id as usize].load(Ordering::Relaxed) {
-            alloc::alloc::dealloc(
-                t.stack_limit as *mut u8,
-                Layout::from_size_align(THREAD_STACK_SIZE, 16).expect("layout"),
+}
+
+impl Drop for ThreadMemory {
+    fn drop(&mut self) {
+        // SAFETY: these were allocated in `allocate` and never published
+        // (a published thread's memory is taken out with `mem::forget`).
+        unsafe {
+            free(self.npx.as_ptr() as u64, self.npx_size, 64);
+            free(
+                self.object.as_ptr() as u64,
+                core::mem::size_of::<KThread>(),
+                core::mem::align_of::<KThread>(),
             );
         }
     }
-    drop(t);
-    FREE_IDS.with(|f| f.push(id));
 }
 
-/// Threads alive now (for leak checks).
-pub fn live_threads() -> usize {
-    thread_ids().count()
+/// How a new thread starts.
+pub(super) enum Start {
+    /// A system thread: the first switch to it enters `KiStartSystemThread`.
+    Routine(StartRoutine, usize),
+    /// The code running now (the boot path, an AP's startup) becomes the thread.
+    Adopt { stack_top: u64 },
 }
 
-/// Makes the code running now (the boot or an AP's startup path) a thread,
-/// running on `stack` (`KiInitializeKernel`'s initial/idle threads).
-pub fn adopt_current(name: &str, priority: u8, stack_top: u64, processor: u32) -> u32 {
-    let t = new_thread(
-        name,
-        priority,
-        1 << processor,
-        Some((stack_top - nt::arc::KERNEL_STACK_SIZE, stack_top)),
-    );
-    t.state = ThreadState::Running;
-    t.next_processor = processor;
-    t.ideal_processor = processor;
-    t.id
+/// Builds a thread: allocates its memory, takes an id and its dispatcher
+/// object under the dispatcher lock (`init` there adds it to the scheduler)
+/// and links it into its process. Returns its id.
+pub(super) fn create_thread(
+    name: &str,
+    process: &'static KProcess,
+    start: Start,
+    init: impl FnOnce(&mut super::sched::DispatcherState, u32) -> Result<(), NtStatus>,
+) -> Result<u32, NtStatus> {
+    let adopted = match start {
+        Start::Adopt { stack_top } => Some((stack_top - nt::arc::KERNEL_STACK_SIZE, stack_top)),
+        Start::Routine(..) => None,
+    };
+    // A thread's memory is charged to `Thre`, the tag of NT's thread objects.
+    let scope = swap_current_pool_tag(u32::from_le_bytes(*b"Thre") as u64);
+    let mem = ThreadMemory::allocate(adopted);
+    if let Some(saved) = scope {
+        swap_current_pool_tag(saved);
+    }
+    let mem = mem?;
+    let (limit, top) = mem.stack.unwrap_or((0, 0));
+    let owns_stack = adopted.is_none();
+    let (routine, context, sp) = match start {
+        Start::Routine(r, c) => {
+            // Switch frame (see `KiSwapContext`): rflags, r15..r12, rsi, rdi, rbp, rbx, return address.
+            let frame = [
+                0x2u64, // RFLAGS: IF clear until the start routine lowers IRQL
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                KiStartSystemThread as *const () as u64,
+                // A return-address slot and the 32-byte home area the x64 ABI gives
+                // every callee (RSP % 16 == 8 at entry, as after a call).
+                0,
+                0,
+                0,
+                0,
+                0,
+            ];
+            let sp = top - (frame.len() as u64 * 8);
+            // SAFETY: the stack was just allocated, is THREAD_STACK_SIZE bytes
+            // and nobody else uses it; the frame fits at its top.
+            unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), sp as *mut u64, frame.len()) };
+            (Some(r), c, sp)
+        }
+        Start::Adopt { .. } => (None, 0, 0),
+    };
+    let mut n = [0u8; 24];
+    let len = name.len().min(23);
+    n[..len].copy_from_slice(&name.as_bytes()[..len]);
+    let object = mem.object;
+    let npx = mem.npx.as_ptr() as u64;
+    let published = {
+        let mut g = super::sched::lock();
+        let st = &mut *g;
+        let r = st.thread_table.allocate_id().and_then(|id| {
+            let obj = st.db.create_thread_object(false);
+            // SAFETY: `object` is a fresh, exclusively owned allocation of a KThread.
+            unsafe {
+                object.as_ptr().write(KThread {
+                    kernel_stack: AtomicU64::new(sp),
+                    initial_stack: top,
+                    stack_limit: limit,
+                    npx_save_area: npx,
+                    id,
+                    ref_count: AtomicU32::new(1),
+                    process,
+                    dispatcher_object: obj,
+                    start_routine: routine,
+                    start_context: context,
+                    name: n,
+                    owns_stack,
+                    context_switches: AtomicU64::new(0),
+                    kernel_time: AtomicU64::new(0),
+                    kernel_apc_disable: AtomicU16::new(0),
+                    special_apc_disable: AtomicU16::new(0),
+                    kernel_apc_in_progress: AtomicBool::new(false),
+                    kernel_apc_pending: AtomicBool::new(false),
+                    attached_process: AtomicU32::new(0),
+                    cr3: AtomicU64::new(0),
+                    pool_tag: AtomicU64::new(0),
+                })
+            };
+            if let Err(e) = init(st, id) {
+                let mut unwaits = alloc::vec::Vec::new();
+                let _ = st.db.delete(obj, &mut unwaits);
+                st.thread_table.release_id(id);
+                return Err(e);
+            }
+            st.thread_table.insert(id, ThreadRef(object));
+            Ok(id)
+        });
+        drop(g);
+        r
+    };
+    match published {
+        Ok(id) => {
+            // The table's reference owns the memory now.
+            core::mem::forget(mem);
+            process.add_thread(id);
+            Ok(id)
+        }
+        Err(e) => {
+            if owns_stack {
+                free_kernel_stack(limit, top);
+            }
+            Err(e)
+        }
+    }
 }
 
-/// `KeInitThread`/`PspCreateThread` for a system thread: allocates the stack
-/// and extended-state area and builds the first switch frame so the first
-/// switch to it enters `KiStartSystemThread`. The thread is left Initialized;
-/// `sched::ready_thread` makes it runnable.
+/// The last reference to a thread went away: its dispatcher object, stack,
+/// extended-state area and object are freed. Never called with the
+/// dispatcher lock held (references are dropped after it is released).
+fn delete_thread(t: NonNull<KThread>) {
+    // SAFETY: the count reached zero: this is the only access left.
+    let th = unsafe { t.as_ref() };
+    {
+        let mut g = super::sched::lock();
+        let st = &mut *g;
+        let _ = st.db.delete(th.dispatcher_object, &mut st.unwaits);
+        super::wait::process_unwaits(st);
+    }
+    let npx_size = XSAVE_SIZE.load(Ordering::Relaxed) as usize;
+    if th.owns_stack {
+        free_kernel_stack(th.stack_limit, th.initial_stack);
+    }
+    // SAFETY: the area and the object were allocated in `ThreadMemory::allocate`
+    // with these layouts; nothing references them any more.
+    unsafe {
+        free(th.npx_save_area, npx_size, 64);
+        free(
+            t.as_ptr() as u64,
+            core::mem::size_of::<KThread>(),
+            core::mem::align_of::<KThread>(),
+        );
+    }
+}
+
+/// `PsCreateSystemThread` (the kernel part, `KeInitThread`): a thread of
+/// the System process that runs `routine(context)` at PASSIVE_LEVEL and
+/// terminates when it returns. It is left Initialized; `sched::ready_thread`
+/// starts it. STATUS_INVALID_PARAMETER for a priority above 31 or an
+/// affinity with no active processor, STATUS_INSUFFICIENT_RESOURCES when
+/// memory or thread ids run out.
 pub fn create_system_thread(
     name: &str,
     priority: u8,
     affinity: u64,
     routine: StartRoutine,
     context: usize,
-) -> u32 {
-    let t = new_thread(name, priority, affinity, None);
-    t.start_routine = Some(routine);
-    t.start_context = context;
-    // Switch frame (see `KiSwapContext`): rflags, r15..r12, rsi, rdi, rbp, rbx, return address.
-    let frame = [
-        0x2u64, // RFLAGS: IF clear until the start routine lowers IRQL
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        KiStartSystemThread as *const () as u64,
-        // A return-address slot and the 32-byte home area the x64 ABI gives
-        // every callee (RSP % 16 == 8 at entry, as after a call).
-        0,
-        0,
-        0,
-        0,
-        0,
-    ];
-    let sp = t.initial_stack - (frame.len() as u64 * 8);
-    // SAFETY: the stack is freshly allocated and large enough.
-    unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), sp as *mut u64, frame.len()) };
-    t.kernel_stack = sp;
-    t.id
+) -> Result<u32, NtStatus> {
+    if priority > 31 || affinity == 0 {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    create_thread(
+        name,
+        &super::process::KI_SYSTEM_PROCESS,
+        Start::Routine(routine, context),
+        |st, id| {
+            let ideal = id % super::processor_count().max(1);
+            st.sched
+                .create_thread(
+                    ::ke::objects::ThreadId(id),
+                    priority,
+                    affinity,
+                    ideal,
+                    super::process::KI_SYSTEM_PROCESS.quantum_reset,
+                )
+                .map_err(|_| STATUS_INVALID_PARAMETER)
+        },
+    )
 }
 
 /// Saves this processor's extended state to `area`.
@@ -438,7 +616,7 @@ pub unsafe fn restore_extended_state(area: u64) {
     }
 }
 
-// `KiSwapContext(old: *mut KThread /* rcx */, new: *mut KThread /* rdx */)`:
+// `KiSwapContext(old: *const KThread /* rcx */, new: *const KThread /* rdx */)`:
 // saves the callee-saved registers and RFLAGS on the old stack and the full
 // extended state (XSAVE, or FXSAVE without it) in old->NpxSaveArea, stores RSP
 // in old->KernelStack, then loads the new thread's state the same way.
@@ -486,31 +664,41 @@ core::arch::global_asm!(
 
 #[allow(improper_ctypes)]
 extern "C" {
-    fn KiSwapContext(old: *mut KThread, new: *mut KThread);
+    fn KiSwapContext(old: *const KThread, new: *const KThread);
 }
 
-/// Switches this processor from `old` to `new` (`SwapContext`): extended
-/// state, TSS RSP0, `Prcb.CurrentThread`, then the register switch.
+/// Switches this processor from `old` to `new` (`SwapContext`):
+/// `Prcb.CurrentThread`, TSS RSP0, address space, then the register and
+/// extended-state switch. Returns when `old` is switched back in.
 ///
 /// # Safety
-/// Called by the scheduler only, with the dispatcher lock held and both
-/// threads valid; returns when `old` is switched back in.
-pub unsafe fn swap_context(old: &mut KThread, new: &mut KThread) {
-    let prcb = super::current_prcb_mut();
-    prcb.current_thread = new as *mut KThread as u64;
-    new.context_switches += 1;
-    super::set_tss_rsp0(new.initial_stack);
+/// Called by the scheduler only, on the processor where `old` runs, with
+/// the dispatcher lock held (so `new`, switched out and in the thread
+/// table, stays allocated and nobody else switches to it); `old` is the
+/// current thread. No reference into the dispatcher state may be live
+/// across the call (other threads change it meanwhile).
+pub(super) unsafe fn swap_context(old: *const KThread, new: *const KThread) {
+    // SAFETY: per the contract both point at allocated threads.
+    let (oldt, newt) = unsafe { (&*old, &*new) };
+    super::current_prcb()
+        .current_thread
+        .store(new as u64, Ordering::Relaxed);
+    newt.context_switches.fetch_add(1, Ordering::Relaxed);
+    super::set_tss_rsp0(newt.initial_stack);
     // Address space: the new thread's process, or the system's.
-    let want = if new.cr3 != 0 {
-        new.cr3
+    let cr3 = newt.cr3.load(Ordering::Relaxed);
+    let want = if cr3 != 0 {
+        cr3
     } else {
-        crate::loader_block().pml4_physical
+        crate::rtl::loader_block().pml4_physical
     };
     if crate::hal::read_cr3() & !0xFFF != want {
         load_cr3(want);
     }
-    // SAFETY: `new.kernel_stack` holds a switch frame built by `create_system_thread`
-    // or by an earlier `KiSwapContext` of that thread.
+    let _ = oldt;
+    // SAFETY: `new.kernel_stack` holds a switch frame built by `create_thread`
+    // or by an earlier `KiSwapContext` of that thread; both save areas are
+    // 64-byte aligned and XSAVE_SIZE long.
     unsafe { KiSwapContext(old, new) };
 }
 
@@ -530,9 +718,9 @@ extern "C" fn KiStartSystemThread() -> ! {
     super::irql::set_irql(super::PASSIVE_LEVEL);
     // SAFETY: a fresh thread starts with interrupts enabled at PASSIVE_LEVEL.
     unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
-    let t = super::sched::current_thread();
-    if let Some(f) = t.start_routine {
-        f(t.start_context);
+    let start = try_current_thread().and_then(|t| t.start_routine.map(|f| (f, t.start_context)));
+    if let Some((f, ctx)) = start {
+        f(ctx);
     }
     super::sched::terminate_current_thread()
 }

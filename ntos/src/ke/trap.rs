@@ -259,6 +259,45 @@ pub fn exception_code(vector: u32) -> u32 {
     }
 }
 
+/// The memory manager's page-fault entry points, registered in phase 0
+/// (the kernel does not import the memory manager; NT's `KiPageFault`
+/// calls `MmAccessFault` the same way, one layer up).
+#[derive(Clone, Copy)]
+pub struct PageFaultRoutines {
+    /// `MmAccessFault` for a user address of the current process: `Ok` when
+    /// resolved, else the exception status.
+    pub access_fault: fn(u64, bool, bool) -> Result<(), nt::NtStatus>,
+    /// Whether a user address space is current (the thread runs in, or is
+    /// attached to, a process).
+    pub user_space_current: fn() -> bool,
+    /// PAGE_FAULT_IN_NONPAGED_AREA parameter 4 for an address.
+    pub nonpaged_fault_type: fn(u64) -> u64,
+}
+
+static PAGE_FAULT: crate::rtl::Once<PageFaultRoutines> = crate::rtl::Once::new();
+
+/// Registers the memory manager's page-fault routines (phase 0).
+pub fn register_page_fault_routines(r: PageFaultRoutines) {
+    PAGE_FAULT.set(r);
+}
+
+/// Page-fault error code bits (the hardware's, which NT's 0x50 reports as
+/// parameter 2 on x64: 0 read, 2 write, 0x10 execute).
+const PF_WRITE: u64 = 1 << 1;
+const PF_EXECUTE: u64 = 1 << 4;
+
+/// IRQL_NOT_LESS_OR_EQUAL parameter 3: bit 0 set for a write, bit 3 for an execute.
+fn irql_fault_kind(error_code: u64) -> u64 {
+    let mut k = 0;
+    if error_code & PF_WRITE != 0 {
+        k |= 1;
+    }
+    if error_code & PF_EXECUTE != 0 {
+        k |= 1 << 3;
+    }
+    k
+}
+
 /// Probe support for the boot tests: a probe stores its resume address here
 /// before executing a faulting instruction; the dispatcher records the fault
 /// in `KI_PROBE_*` and resumes there instead of bugchecking.
@@ -283,10 +322,22 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
         crate::ke::intr::dispatch_interrupt(vector as u8);
         return;
     }
-    // Page faults on user addresses go to the memory manager first.
+    // Page faults on user addresses go to the memory manager first, but
+    // only below DISPATCH_LEVEL: the memory manager may have to wait
+    // (paging file, locks), so at DISPATCH_LEVEL or above a fault on
+    // pageable or user memory stops the system as on NT.
     let mut status = exception_code(vector);
     if vector == 14 {
         let va = crate::hal::read_cr2();
+        if va < 0x0000_8000_0000_0000 && frame.previous_irql >= crate::ke::DISPATCH_LEVEL {
+            ke_bug_check_ex(
+                IRQL_NOT_LESS_OR_EQUAL,
+                va,
+                frame.previous_irql as u64,
+                irql_fault_kind(frame.error_code),
+                frame.rip,
+            );
+        }
         if va < 0x0000_8000_0000_0000 {
             let write = frame.error_code & 2 != 0;
             let execute = frame.error_code & 0x10 != 0;
@@ -295,7 +346,10 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
             if frame.eflags & 0x200 != 0 {
                 crate::hal::restore_interrupts(0x200);
             }
-            let r = crate::mm::process::mm_access_fault(va, write, execute);
+            let r = match PAGE_FAULT.get() {
+                Some(pf) => (pf.access_fault)(va, write, execute),
+                None => Err(nt::status::STATUS_ACCESS_VIOLATION),
+            };
             if !f {
                 crate::hal::disable_interrupts();
             }
@@ -329,13 +383,23 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
             );
         }
         8 => ke_bug_check_ex(UNEXPECTED_KERNEL_MODE_TRAP, 8, frame.rsp, frame.rip, 0),
-        14 if crate::hal::read_cr2() >= 0x0000_8000_0000_0000 => ke_bug_check_ex(
-            PAGE_FAULT_IN_NONPAGED_AREA,
-            crate::hal::read_cr2(),
-            (frame.error_code >> 1) & 1,
-            frame.rip,
-            0,
-        ),
+        // An invalid system address, or a user address while no user
+        // address space is current (a system thread not attached to a
+        // process, e.g. a kernel NULL dereference).
+        14 if crate::hal::read_cr2() >= 0x0000_8000_0000_0000
+            || !PAGE_FAULT.get().is_some_and(|pf| (pf.user_space_current)()) =>
+        {
+            let va = crate::hal::read_cr2();
+            ke_bug_check_ex(
+                PAGE_FAULT_IN_NONPAGED_AREA,
+                va,
+                frame.error_code & (PF_WRITE | PF_EXECUTE),
+                frame.rip,
+                PAGE_FAULT
+                    .get()
+                    .map_or(2, |pf| (pf.nonpaged_fault_type)(va)),
+            )
+        }
         2 | 18 | 255 => ke_bug_check_ex(
             UNEXPECTED_KERNEL_MODE_TRAP,
             vector as u64,

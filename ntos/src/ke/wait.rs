@@ -8,8 +8,9 @@
 //! the priority increment (the wait boost).
 
 use super::sched::{self, DispatcherState};
-use super::thread::{self, ThreadState, WaitReason};
-use ::ke::objects::{ObjectId, ThreadId, WaitStart, WaitType};
+use super::thread::{ThreadRef, WaitReason};
+use ::ke::apc::ProcessorMode;
+use ::ke::objects::{ObjectId, ThreadId, WaitParams, WaitStart, WaitType};
 use core::sync::atomic::{AtomicU32, Ordering};
 use nt::status::*;
 use nt::NtStatus;
@@ -45,6 +46,18 @@ impl Lazy {
         match self.0.load(Ordering::Acquire) {
             0 => None,
             v => Some(ObjectId(v - 1)),
+        }
+    }
+}
+
+impl Drop for Lazy {
+    /// An object embedded in a structure that goes away takes its
+    /// dispatcher object with it (so the id is not left to be reused under
+    /// a stale name). Never dropped with the dispatcher lock held.
+    fn drop(&mut self) {
+        let v = *self.0.get_mut();
+        if v != 0 {
+            delete_object(v - 1);
         }
     }
 }
@@ -144,103 +157,64 @@ impl Waitable for RawObject {
     }
 }
 
-/// A thread as a waitable object (signaled when it terminates).
-pub struct ThreadObject(pub u32);
+/// A thread as a waitable object (signaled when it terminates). It holds a
+/// reference, so the thread object (and its dispatcher object) outlives
+/// the wait even if the thread is reaped and its id reused meanwhile.
+pub struct ThreadObject(ThreadRef);
 
-impl Waitable for ThreadObject {
-    fn object_id(&self, st: &mut DispatcherState) -> ObjectId {
-        thread_object_locked(st, self.0)
+impl ThreadObject {
+    /// The thread `tid` as a waitable object, if it exists now.
+    pub fn new(tid: u32) -> Option<ThreadObject> {
+        sched::reference_thread(tid).map(ThreadObject)
+    }
+
+    /// From a reference already held.
+    pub fn from_ref(t: ThreadRef) -> ThreadObject {
+        ThreadObject(t)
+    }
+
+    /// The thread object it holds.
+    pub fn thread(&self) -> &super::thread::KThread {
+        &self.0
     }
 }
 
-/// The dispatcher object of thread `tid`, created on first use.
-fn thread_object_locked(st: &mut DispatcherState, tid: u32) -> ObjectId {
-    let Some(t) = thread::thread(tid) else {
-        // Gone already: a signaled notification event stands in.
-        return st.db.create_event(true, true);
-    };
-    if t.dispatcher_object == 0 {
-        let id = st.db.create_thread_object(false);
-        t.dispatcher_object = id.0 + 1;
-        if t.state == ThreadState::Terminated {
-            let _ = st.db.thread_exit(ThreadId(tid), Some(id), &mut st.unwaits);
-        }
+impl Waitable for ThreadObject {
+    fn object_id(&self, _st: &mut DispatcherState) -> ObjectId {
+        self.0.dispatcher_object
     }
-    ObjectId(t.dispatcher_object - 1)
 }
 
 /// Readies every thread in the unwait list (`KiUnwaitThread` for each):
-/// wait status, timed wait disarmed, boost, `KiReadyThread`.
+/// wait status, timeout cancelled, boost, `KiReadyThread`.
 pub fn process_unwaits(st: &mut DispatcherState) {
     while let Some(u) = st.unwaits.pop() {
-        let tid = u.thread.0;
-        let Some(t) = thread::thread(tid) else {
-            continue;
-        };
-        if t.state != ThreadState::Waiting {
-            continue;
-        }
-        t.wait_status = u.status.0;
-        sched::disarm_timeout_locked(st, tid);
-        t.priority = ::ke::priority::boosted_priority(t.base_priority, t.priority, u.increment);
-        sched::ready_thread_locked(st, tid, false);
-    }
-}
-
-/// A timed wait of `tid` ended (lock held): its wait blocks are removed.
-pub fn timeout_locked(st: &mut DispatcherState, tid: u32) {
-    st.db.cancel_wait(ThreadId(tid));
-}
-
-/// `tid`'s wait was ended by an APC or an alert (lock held): its wait
-/// blocks leave the objects' wait lists.
-pub fn abort_wait_locked(st: &mut DispatcherState, tid: u32) {
-    st.db.cancel_wait(ThreadId(tid));
-}
-
-/// `tid` terminated (lock held): its mutants are abandoned and threads
-/// waiting on it are released.
-pub fn thread_terminated_locked(st: &mut DispatcherState, tid: u32) {
-    let obj = thread::thread(tid)
-        .filter(|t| t.dispatcher_object != 0)
-        .map(|t| ObjectId(t.dispatcher_object - 1));
-    let _ = st.db.thread_exit(ThreadId(tid), obj, &mut st.unwaits);
-    process_unwaits(st);
-}
-
-/// A reaped thread's dispatcher object goes away (lock held).
-pub fn thread_reaped_locked(st: &mut DispatcherState, object: u32) {
-    if object != 0 {
-        let _ = st.db.delete(ObjectId(object - 1), &mut st.unwaits);
-        process_unwaits(st);
+        sched::unwait_thread(st, u.thread.0, u.status, u.increment);
     }
 }
 
 /// The delete procedure of a dispatcher object owned by the object manager.
 pub fn delete_object(index: u32) {
-    let (old, st) = sched::lock();
+    let mut g = sched::lock();
+    let st = &mut *g;
     let _ = st.db.delete(ObjectId(index), &mut st.unwaits);
     process_unwaits(st);
-    sched::unlock(old);
 }
 
 /// Creates a dispatcher object for the object manager (NtCreateEvent & co.).
 pub fn create_object(
     f: impl FnOnce(&mut ::ke::objects::Dispatcher) -> Result<ObjectId, NtStatus>,
 ) -> Result<ObjectId, NtStatus> {
-    let (old, st) = sched::lock();
-    let r = f(&mut st.db);
-    sched::unlock(old);
-    r
+    let mut g = sched::lock();
+    f(&mut g.db)
 }
 
 /// Runs a dispatcher operation that may satisfy waits, then readies the
 /// woken threads.
 pub fn with_db<R>(f: impl FnOnce(&mut DispatcherState) -> R) -> R {
-    let (old, st) = sched::lock();
-    let r = f(st);
-    process_unwaits(st);
-    sched::unlock(old);
+    let mut g = sched::lock();
+    let r = f(&mut g);
+    process_unwaits(&mut g);
     r
 }
 
@@ -249,7 +223,12 @@ pub fn with_db<R>(f: impl FnOnce(&mut DispatcherState) -> R) -> R {
 /// Returns `STATUS_WAIT_0 + n`, `STATUS_ABANDONED_WAIT_0 + n`,
 /// `STATUS_TIMEOUT`, `STATUS_ALERTED`, `STATUS_USER_APC`, or an error for a
 /// bad wait (too many objects, a duplicate in a wait-all). Kernel APCs that
-/// arrive during the wait are delivered and the wait resumes.
+/// arrive during the wait are delivered and the wait resumes. An object
+/// that is signaled wins over an alert or a user APC (`KiCheckAlertability`
+/// after the objects, as NT orders them). A wait that can block (timeout
+/// other than zero) needs IRQL <= APC_LEVEL outside a DPC routine, a poll
+/// IRQL <= DISPATCH_LEVEL; otherwise the system stops (see
+/// `sched::check_switch_allowed`).
 pub fn ke_wait_for_multiple_objects(
     objects: &[&dyn Waitable],
     wait_type: WaitType,
@@ -261,68 +240,78 @@ pub fn ke_wait_for_multiple_objects(
     if objects.len() > ::ke::objects::MAXIMUM_WAIT_OBJECTS {
         return STATUS_INVALID_PARAMETER;
     }
-    if super::irql() > super::DISPATCH_LEVEL
-        || (super::irql() == super::DISPATCH_LEVEL && timeout != Some(0))
-    {
-        super::bugcheck::ke_bug_check_ex(
-            nt::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
-            0,
-            super::irql() as u64,
-            0,
-            0,
-        );
+    if timeout == Some(0) {
+        if super::irql() > super::DISPATCH_LEVEL {
+            super::bugcheck::ke_bug_check_ex(
+                nt::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+                0,
+                super::irql() as u64,
+                0,
+                ke_wait_for_multiple_objects as *const () as u64,
+            );
+        }
+    } else {
+        sched::check_switch_allowed(ke_wait_for_multiple_objects as *const () as u64);
     }
+    let mode = if user_mode {
+        ProcessorMode::UserMode
+    } else {
+        ProcessorMode::KernelMode
+    };
     let due = timeout.map(|t| sched::interrupt_time().saturating_add(t));
+    let tid = sched::current_thread_id();
     let mut ids = [ObjectId(0); ::ke::objects::MAXIMUM_WAIT_OBJECTS];
     loop {
-        let (old, st) = sched::lock();
-        let me = sched::current_thread();
-        if alertable {
-            if let Some(s) = super::apc::alertable_wait_status(me, user_mode) {
-                sched::unlock(old);
-                if s == STATUS_USER_APC.0 {
-                    super::apc::ki_deliver_user_apcs();
-                }
-                return NtStatus(s);
-            }
-        }
+        let mut g = sched::lock();
+        let st = &mut *g;
         for (i, o) in objects.iter().enumerate() {
             ids[i] = o.object_id(st);
         }
-        let poll = due.is_some_and(|d| d <= sched::interrupt_time());
-        let start = st
-            .db
-            .wait(ThreadId(me.id), &ids[..objects.len()], wait_type, poll);
+        let params = WaitParams {
+            mode,
+            alertable,
+            due,
+            reason,
+        };
+        let now = sched::interrupt_time();
+        let Some(entry) = st.thread_table.get_mut(tid) else {
+            return STATUS_INVALID_PARAMETER;
+        };
+        let start = st.db.wait_ex(
+            ThreadId(tid),
+            &ids[..objects.len()],
+            wait_type,
+            &params,
+            now,
+            &mut entry.apc,
+        );
         match start {
-            Err(e) => {
-                sched::unlock(old);
-                return e;
-            }
+            Err(e) => return e,
             Ok(WaitStart::Satisfied(s)) => {
                 process_unwaits(st);
-                sched::unlock(old);
+                drop(g);
+                if s == STATUS_USER_APC {
+                    super::apc::ki_deliver_user_apcs();
+                }
                 return s;
             }
             Ok(WaitStart::Blocked) => {}
         }
+        let irql = g.old_irql();
+        sched::record_wait(&mut g, tid, reason, mode, alertable, irql);
         if let Some(d) = due {
-            sched::arm_timeout_locked(st, d);
+            sched::arm_timeout(&mut g, tid, d);
         }
-        me.wait_irql = old;
-        me.alertable = alertable;
-        me.wait_mode_user = user_mode;
-        sched::block_current_locked(st, reason);
-        let me = sched::current_thread();
-        me.alertable = false;
-        let status = me.wait_status;
-        sched::unlock(old);
-        if status == STATUS_KERNEL_APC.0 {
+        sched::block_current(&mut g);
+        let status = sched::wait_status(&g, tid);
+        drop(g);
+        if status == STATUS_KERNEL_APC {
             continue;
         }
-        if status == STATUS_USER_APC.0 {
+        if status == STATUS_USER_APC {
             super::apc::ki_deliver_user_apcs();
         }
-        return NtStatus(status);
+        return status;
     }
 }
 
@@ -401,13 +390,6 @@ pub fn ke_release_semaphore(
     })
 }
 
-/// Signals a timer's dispatcher object at expiry (dispatch interrupt).
-pub fn signal_timer(id: ObjectId) {
-    with_db(|st| {
-        let _ = st.db.signal_timer(id, &mut st.unwaits);
-    });
-}
-
 /// The dispatcher object of a kernel timer (`KTIMER` is waitable).
 pub struct TimerObject(Lazy, bool);
 
@@ -421,9 +403,9 @@ impl TimerObject {
     }
     /// Deletes the dispatcher object, if one was created (timer deletion).
     pub fn destroy(&self) {
-        if let Some(id) = self.0.existing() {
-            self.0 .0.store(0, Ordering::Release);
-            delete_object(id.0);
+        let id = self.0 .0.swap(0, Ordering::AcqRel);
+        if id != 0 {
+            delete_object(id - 1);
         }
     }
     /// The id if the timer has been used as a wait object.

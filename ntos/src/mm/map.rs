@@ -28,8 +28,7 @@ fn write(a: u64, v: u64) {
 }
 
 fn invlpg(va: u64) {
-    // SAFETY: invalidating a TLB entry has no other effect.
-    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack)) };
+    crate::hal::invlpg(va);
 }
 
 /// Makes sure the PXE, PPE and PDE for `va` are present, allocating zeroed
@@ -87,10 +86,11 @@ pub fn map_page(va: u64, frame: u64, flags: u64) -> Result<(), NtStatus> {
     })
 }
 
-/// Unmaps `va` and returns the frame it mapped (`MiDeletePte`); other
-/// processors flush their TLBs (`KeFlushEntireTb`-style shootdown).
-pub fn unmap_page(va: u64) -> Option<u64> {
-    let frame = PT_LOCK.with(|_| {
+/// Clears the PTE of `va` in the current address space and returns the
+/// frame it mapped, without flushing other processors (the caller flushes
+/// before it reuses the frame).
+fn clear_pte(va: u64) -> Option<u64> {
+    PT_LOCK.with(|_| {
         let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
         if levels
             .iter()
@@ -104,13 +104,53 @@ pub fn unmap_page(va: u64) -> Option<u64> {
             return None;
         }
         write(a, 0);
-        invlpg(va);
         Some((e & 0x000F_FFFF_FFFF_F000) >> 12)
-    })?;
-    if crate::ke::processor_count() > 1 {
-        crate::ke::mp::ke_flush_entire_tb();
-    }
+    })
+}
+
+/// Unmaps `va` and returns the frame it mapped (`MiDeletePte`): the PTE is
+/// cleared, then every processor flushes the translation and acknowledges
+/// (`KeFlushSingleTb`) before this returns, so the caller may free the frame.
+pub fn unmap_page(va: u64) -> Option<u64> {
+    let frame = clear_pte(va)?;
+    crate::ke::mp::ke_flush_single_tb(va);
     Some(frame)
+}
+
+/// Unmaps `pages` pages from `va` and hands each frame they mapped to
+/// `freed`, in chunks of up to `FLUSH_MULTIPLE_MAXIMUM` pages: the chunk's
+/// PTEs are cleared, every processor flushes them and acknowledges
+/// (`KeFlushMultipleTb`), and only then are its frames handed over. No heap
+/// allocation: the executive pool itself frees its pages through here.
+fn unmap_range(va: u64, pages: u64, mut freed: impl FnMut(u64)) {
+    const CHUNK: usize = crate::ke::mp::FLUSH_MULTIPLE_MAXIMUM;
+    let mut done = 0;
+    while done < pages {
+        let mut vas = [0u64; CHUNK];
+        let mut frames = [0u64; CHUNK];
+        let mut n = 0;
+        let end = (done + CHUNK as u64).min(pages);
+        for i in done..end {
+            let v = va + i * 4096;
+            if let Some(f) = clear_pte(v) {
+                vas[n] = v;
+                frames[n] = f;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            crate::ke::mp::ke_flush_multiple_tb(&vas[..n]);
+            frames[..n].iter().for_each(|&f| freed(f));
+        }
+        done = end;
+    }
+}
+
+/// Unmaps `pages` pages from `va`, then frees their frames (after the flush).
+fn unmap_and_free(va: u64, pages: u64) {
+    unmap_range(va, pages, |f| {
+        let _ = pfn::mm_free_page(f);
+    });
 }
 
 /// The system PTE range (`MiSystemPteInfo`), over the host-tested allocator.
@@ -156,9 +196,7 @@ pub fn mm_map_io_space(pa: u64, size: u64) -> Result<u64, NtStatus> {
             (first >> 12) + i,
             PTE_WRITE | PTE_CACHE_DISABLE | PTE_NX | PTE_GLOBAL,
         ) {
-            for j in 0..i {
-                unmap_page(va + j * 4096);
-            }
+            unmap_range(va, i, |_| {});
             release_system_ptes(va, pages);
             return Err(e);
         }
@@ -170,16 +208,13 @@ pub fn mm_map_io_space(pa: u64, size: u64) -> Result<u64, NtStatus> {
 pub fn mm_unmap_io_space(va: u64, size: u64) {
     let first = va & !0xFFF;
     let pages = (va + size - first).div_ceil(4096);
-    for i in 0..pages {
-        unmap_page(first + i * 4096);
-    }
+    unmap_range(first, pages, |_| {});
     release_system_ptes(first, pages);
 }
 
-/// `MmAllocateMappingAddress` + pages: `pages` fresh zeroed pages mapped
-/// read/write, non-executable in system PTEs (for kernel stacks and buffers).
-pub fn mm_allocate_system_pages(pages: u64) -> Result<u64, NtStatus> {
-    let va = reserve_system_ptes(pages).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+/// Maps `pages` fresh zeroed frames read/write, non-executable and global
+/// at `va` (reserved system PTEs); on failure nothing stays mapped.
+fn map_fresh_pages(va: u64, pages: u64) -> Result<(), NtStatus> {
     for i in 0..pages {
         let v = va + i * 4096;
         let frame = pfn::mm_allocate_zeroed_page(pte_address(v));
@@ -190,25 +225,42 @@ pub fn mm_allocate_system_pages(pages: u64) -> Result<u64, NtStatus> {
         });
         if let Err(e) = r {
             unmap_and_free(va, i);
-            release_system_ptes(va, pages);
             return Err(e);
         }
     }
-    Ok(va)
+    Ok(())
 }
 
-fn unmap_and_free(va: u64, pages: u64) {
-    for i in 0..pages {
-        if let Some(f) = unmap_page(va + i * 4096) {
-            let _ = pfn::mm_free_page(f);
-        }
-    }
+/// `MmAllocateMappingAddress` + pages: `pages` fresh zeroed pages mapped
+/// read/write, non-executable in system PTEs (pool pages and buffers).
+pub fn mm_allocate_system_pages(pages: u64) -> Result<u64, NtStatus> {
+    let va = reserve_system_ptes(pages).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    map_fresh_pages(va, pages).inspect_err(|_| release_system_ptes(va, pages))?;
+    Ok(va)
 }
 
 /// Frees what `mm_allocate_system_pages` mapped.
 pub fn mm_free_system_pages(va: u64, pages: u64) {
     unmap_and_free(va, pages);
     release_system_ptes(va, pages);
+}
+
+/// `MmCreateKernelStack`: `pages` pages of kernel stack in system PTEs with
+/// one unmapped guard page below them (`KERNEL_STACK_GUARD`), so an overflow
+/// faults instead of running into the neighbour; returns the stack top
+/// (`InitialStack`).
+pub fn mm_create_kernel_stack(pages: u64) -> Result<u64, NtStatus> {
+    let va = reserve_system_ptes(pages + 1).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    map_fresh_pages(va + 4096, pages).inspect_err(|_| release_system_ptes(va, pages + 1))?;
+    Ok(va + (pages + 1) * 4096)
+}
+
+/// `MmDeleteKernelStack`: frees a stack `mm_create_kernel_stack` made
+/// (`top` is the value it returned).
+pub fn mm_delete_kernel_stack(top: u64, pages: u64) {
+    let va = top - (pages + 1) * 4096;
+    unmap_and_free(va + 4096, pages);
+    release_system_ptes(va, pages + 1);
 }
 
 /// Whether this processor holds a lock that `mm_allocate_system_pages` or
@@ -239,22 +291,112 @@ pub fn ensure_user_tables(
 
 /// Writes the user PTE for `va` in the current address space, replacing
 /// whatever was there (memory manager lock held; tables made by
-/// `ensure_user_tables` first when the PFN lock is held).
-pub fn set_user_pte(va: u64, frame: u64, flags: u64) -> Result<(), NtStatus> {
+/// `ensure_user_tables` first when the PFN lock is held). Returns whether a
+/// valid translation was replaced by a different one, which other
+/// processors may still cache (the caller flushes them).
+pub fn set_user_pte(va: u64, frame: u64, flags: u64) -> Result<bool, NtStatus> {
     ensure_tables(va, true)?;
-    write(
-        pte_address(va),
-        (frame << 12) | flags | PTE_VALID | PTE_USER,
-    );
+    let a = pte_address(va);
+    let old = read(a);
+    let new = (frame << 12) | flags | PTE_VALID | PTE_USER;
+    write(a, new);
     invlpg(va);
-    Ok(())
+    Ok(old & PTE_VALID != 0 && old & !(PTE_ACCESSED | PTE_DIRTY) != new)
 }
 
-/// Clears the user PTE for `va` in the current address space, if its tables exist.
-pub fn clear_user_pte(va: u64) {
+/// Clears the user PTE for `va` in the current address space, if its
+/// tables exist. Returns whether a valid translation was removed (other
+/// processors may still cache it: the caller flushes them).
+pub fn clear_user_pte(va: u64) -> bool {
     let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
-    if levels.iter().all(|&a| read(a) & PTE_VALID != 0) {
-        write(pte_address(va), 0);
-        invlpg(va);
+    if !levels.iter().all(|&a| read(a) & PTE_VALID != 0) {
+        return false;
+    }
+    let a = pte_address(va);
+    let old = read(a);
+    write(a, 0);
+    invlpg(va);
+    old & PTE_VALID != 0
+}
+
+/// Every page-table page under a PXE's table (`table` at `level`: 3 for a
+/// PDPT, 2 for a page directory, 1 for a page table), the table itself
+/// included; data frames are not listed.
+fn table_tree(table: u64, level: u32, out: &mut alloc::vec::Vec<u64>) {
+    if level > 1 {
+        let va = crate::hal::phys_to_virt(table << 12) as *const u64;
+        for i in 0..512 {
+            // SAFETY: a page-table page reached through the direct map; its
+            // entries are plain u64 values.
+            let e = unsafe { va.add(i).read_volatile() };
+            if e & PTE_VALID != 0 && e & PTE_LARGE == 0 {
+                table_tree((e & 0x000F_FFFF_FFFF_F000) >> 12, level - 1, out);
+            }
+        }
+    }
+    out.push(table);
+}
+
+/// Removes the loader's identity map from the system address space
+/// (`MiInitializeBootProcess`-time cleanup): winload maps low memory at
+/// VA == PA only for its switch to the kernel's page tables. Afterwards the
+/// whole user half of the system PML4 is empty, so kernel NULL and
+/// small-pointer dereferences fault and nothing maps a frame executable
+/// behind the kernel's back. The loader's table pages stay loader memory.
+pub fn mm_remove_boot_identity_map() {
+    PT_LOCK.with(|_| {
+        for i in 0..256u64 {
+            write(pxe_address(i << 39), 0);
+        }
+    });
+    crate::ke::mp::ke_flush_entire_tb();
+}
+
+/// Creates every kernel-half PML4 entry of the system address space now
+/// (phase 0), as NT does, so the top level never changes afterwards and
+/// every process, which copies the kernel half when it is created, sees
+/// every later kernel mapping.
+pub fn mm_create_kernel_top_level_tables() -> Result<(), NtStatus> {
+    PT_LOCK.with(|_| {
+        for i in 256..512u64 {
+            if i == nt::arc::SELF_MAP_PML4_INDEX as u64 {
+                continue;
+            }
+            let va = 0xFFFF_0000_0000_0000 | (i << 39);
+            let a = pxe_address(va);
+            if read(a) & PTE_VALID == 0 {
+                let p = pfn::mm_allocate_zeroed_page(a).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+                write(a, (p << 12) | PTE_VALID | PTE_WRITE);
+                invlpg(ppe_address(va) & !0xFFF);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Maps the processor start-up trampoline page at VA == PA (executable,
+/// not global) for the application processors' switch to paging
+/// (`KeStartAllProcessors`); `mm_unmap_startup_page` removes it again.
+pub fn mm_map_startup_page(pa: u64) -> Result<(), NtStatus> {
+    map_page(pa, pa >> 12, PTE_WRITE)
+}
+
+/// Removes the start-up trampoline's identity mapping and frees the page
+/// tables it needed (after every processor flushed); the trampoline frame
+/// itself stays with its owner.
+pub fn mm_unmap_startup_page(pa: u64) {
+    let tables = PT_LOCK.with(|_| {
+        let a = pxe_address(pa);
+        let e = read(a);
+        let mut tables = alloc::vec::Vec::new();
+        if e & PTE_VALID != 0 {
+            write(a, 0);
+            table_tree((e & 0x000F_FFFF_FFFF_F000) >> 12, 3, &mut tables);
+        }
+        tables
+    });
+    crate::ke::mp::ke_flush_entire_tb();
+    for t in tables {
+        let _ = pfn::mm_free_page(t);
     }
 }

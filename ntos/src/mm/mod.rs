@@ -6,3 +6,5 @@ pub mod map;
 pub mod pfn;
 pub mod process;
 pub mod pte;
+/// Boot tests (`/TESTS`) of this component.
+pub mod tests;

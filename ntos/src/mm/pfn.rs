@@ -126,14 +126,22 @@ pub fn zero_page_thread(_: usize) {
 
 /// Starts the zero page thread (phase 1).
 pub fn start_zero_page_thread() {
-    let t = crate::ke::thread::create_system_thread("ZeroPage", 0, u64::MAX, zero_page_thread, 0);
-    crate::ke::sched::ready_thread(t);
+    if let Err(s) =
+        crate::ke::sched::start_system_thread("ZeroPage", 0, u64::MAX, zero_page_thread, 0)
+    {
+        crate::ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0x5A,
+            0,
+            0,
+        );
+    }
 }
 
 /// `!pfn <pfn>`.
 pub fn kd_pfn(arg: Option<&str>) {
-    let Some(pfn) = arg.and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
-    else {
+    let Some(pfn) = arg.and_then(|a| nt::kd::parse_number(a).ok()) else {
         crate::dbg_println!("usage: !pfn <page frame number (hex)>");
         return;
     };
@@ -189,7 +197,17 @@ pub fn kd_vm() {
     .unwrap_or(0);
     let avail = c.zeroed + c.free + c.standby;
     let kb = |p: u64| p * 4;
-    crate::dbg_println!("Page File: none");
+    // ntrs's paging file is physical pages reserved at boot (no storage
+    // driver yet), so it has no file name or minimum/maximum: only its size
+    // and what is free.
+    if let Some((size, used)) = super::process::paging_file_usage() {
+        crate::dbg_println!("Page File: (physical pages reserved at boot; no file yet)");
+        crate::dbg_println!(
+            "  Current: {:>10} Kb  Free Space: {:>10} Kb",
+            kb(size),
+            kb(size.saturating_sub(used))
+        );
+    }
     crate::dbg_println!();
     crate::dbg_println!(
         "Physical Memory:          {:>10} (   {:>10} Kb)",

@@ -62,7 +62,7 @@ pub static PAGES_READ: AtomicU64 = AtomicU64::new(0);
 pub static PAGES_TRIMMED: AtomicU64 = AtomicU64::new(0);
 
 fn system_cr3() -> u64 {
-    crate::loader_block().pml4_physical
+    crate::rtl::loader_block().pml4_physical
 }
 
 /// `MmInitSystem` (process part): reserves the paging file's frames and
@@ -125,7 +125,7 @@ pub fn mm_create_process_address_space() -> Result<u32, NtStatus> {
 
 /// The process the current thread is attached to (0 = none: system space).
 pub fn current_process() -> u32 {
-    sched::current_thread().attached_process
+    sched::current_thread().attached_process()
 }
 
 /// `KeStackAttachProcess`: the current thread runs in `pid`'s address space
@@ -135,8 +135,7 @@ pub fn ke_stack_attach_process(pid: u32) -> Result<(), NtStatus> {
         .ok_or(STATUS_INVALID_PARAMETER)?;
     let t = sched::current_thread();
     let f = crate::hal::disable_interrupts();
-    t.attached_process = pid;
-    t.cr3 = cr3;
+    t.set_address_space(pid, cr3);
     thread::load_cr3(cr3);
     crate::hal::restore_interrupts(f);
     Ok(())
@@ -146,8 +145,7 @@ pub fn ke_stack_attach_process(pid: u32) -> Result<(), NtStatus> {
 pub fn ke_unstack_detach_process() {
     let t = sched::current_thread();
     let f = crate::hal::disable_interrupts();
-    t.attached_process = 0;
-    t.cr3 = 0;
+    t.set_address_space(0, 0);
     thread::load_cr3(system_cr3());
     crate::hal::restore_interrupts(f);
 }
@@ -222,7 +220,11 @@ impl FaultHost for Host {
         if pte.is_none() {
             PAGES_TRIMMED.fetch_add(1, Ordering::Relaxed);
         }
-        write_user_pte(vpn, pte);
+        // A trimmed or replaced translation is flushed everywhere before
+        // the fault handler can hand its frame to anyone else.
+        if write_user_pte(vpn, pte) {
+            crate::ke::mp::ke_flush_single_tb(vpn << 12);
+        }
     }
 }
 
@@ -301,15 +303,38 @@ pub fn mm_access_fault(va: u64, write: bool, execute: bool) -> Result<(), NtStat
     })
 }
 
-/// Runs `f` on the current process's address space, then rewrites the PTEs it names.
+/// What one address-space operation asks of the hardware side: pages whose
+/// PTEs must be rewritten from the model, and frames to release once no
+/// processor can reach them any more.
+struct Change<R> {
+    result: R,
+    rewrite: Vec<Vpn>,
+    freed: Vec<::mm::vm::FreedFrame>,
+}
+
+impl<R> Change<R> {
+    fn only(result: R) -> Self {
+        Change {
+            result,
+            rewrite: Vec::new(),
+            freed: Vec::new(),
+        }
+    }
+}
+
+/// Runs `f` on the current process's address space; then, still under the
+/// memory manager's lock, rewrites the PTEs it names, flushes every
+/// processor's TB for the translations that changed (`KeFlushMultipleTb`,
+/// acknowledged before it returns), and only then releases the frames the
+/// operation freed (`MiDeletePte` order: clear, flush, free).
 fn with_current<R>(
-    f: impl FnOnce(&mut MmProcess, &mut MmStateParts) -> Result<(R, Vec<Vpn>), NtStatus>,
+    f: impl FnOnce(&mut MmProcess, &mut MmStateParts) -> Result<Change<R>, NtStatus>,
 ) -> Result<R, NtStatus> {
     let pid = current_process();
     if pid == 0 {
         return Err(STATUS_INVALID_PARAMETER);
     }
-    let (r, rewrite) = with_mm(|st| {
+    with_mm(|st| {
         let MmState {
             processes,
             sections,
@@ -324,23 +349,39 @@ fn with_current<R>(
             sections,
             paging_file,
         };
-        let (r, vpns) = f(p, &mut parts)?;
-        let ptes: Vec<(Vpn, Option<HardwarePte>)> =
-            vpns.iter().map(|&v| (v, p.space.hardware_pte(v))).collect();
-        Ok::<_, NtStatus>((r, ptes))
-    })??;
-    for (vpn, pte) in rewrite {
-        write_user_pte(vpn, pte);
-    }
-    if crate::ke::processor_count() > 1 {
+        let c = f(p, &mut parts)?;
+        let mut stale = Vec::new();
+        for &vpn in &c.rewrite {
+            if write_user_pte(vpn, p.space.hardware_pte(vpn)) {
+                stale.push(vpn << 12);
+            }
+        }
+        flush_user_translations(&stale);
+        if !c.freed.is_empty() {
+            PFN_DB.with(|d| {
+                if let Some(db) = d.as_mut() {
+                    let _ = ::mm::vm::release_frames(db, parts.paging_file, &c.freed);
+                }
+            });
+        }
+        Ok(c.result)
+    })?
+}
+
+/// Flushes `vas` (user addresses whose valid translations changed) on every
+/// processor, waiting for all of them; nothing to do for an empty list.
+fn flush_user_translations(vas: &[u64]) {
+    if vas.len() > crate::ke::mp::FLUSH_MULTIPLE_MAXIMUM {
         crate::ke::mp::ke_flush_entire_tb();
+    } else if !vas.is_empty() {
+        crate::ke::mp::ke_flush_multiple_tb(vas);
     }
-    Ok(r)
 }
 
 /// Writes the hardware PTE for user page `vpn` of the current address space
-/// as the model describes it (`None`: not present).
-fn write_user_pte(vpn: Vpn, pte: Option<HardwarePte>) {
+/// as the model describes it (`None`: not present). Returns whether a valid
+/// translation changed, so other processors' TBs must be flushed.
+fn write_user_pte(vpn: Vpn, pte: Option<HardwarePte>) -> bool {
     let va = vpn << 12;
     match pte {
         Some(p) => {
@@ -351,7 +392,7 @@ fn write_user_pte(vpn: Vpn, pte: Option<HardwarePte>) {
             if !p.executable {
                 flags |= PTE_NX;
             }
-            let _ = super::map::set_user_pte(va, p.pfn, flags);
+            super::map::set_user_pte(va, p.pfn, flags).unwrap_or(false)
         }
         None => super::map::clear_user_pte(va),
     }
@@ -373,7 +414,7 @@ pub fn nt_allocate_virtual_memory(
     let r = with_current(|p, _| {
         p.space
             .allocate_virtual_memory(&COMMIT, &mut b, 0, &mut s, allocation_type, protect)
-            .map(|()| ((), Vec::new()))
+            .map(Change::only)
     });
     if r.is_ok() {
         *base = b;
@@ -382,24 +423,24 @@ pub fn nt_allocate_virtual_memory(
     r.err().unwrap_or(STATUS_SUCCESS)
 }
 
-/// `NtFreeVirtualMemory` in the current process: frames go back to the PFN
-/// database (and paging-file slots are released), PTEs are cleared.
+/// `NtFreeVirtualMemory` in the current process: the PTEs are cleared and
+/// every processor flushed before the frames go back to the PFN database
+/// (and paging-file slots are released).
 pub fn nt_free_virtual_memory(base: &mut u64, size: &mut u64, free_type: u32) -> NtStatus {
     let (mut b, mut s) = (*base, *size);
-    let r = with_current(|p, parts| {
+    let r = with_current(|p, _| {
         let freed = p
             .space
             .free_virtual_memory(&COMMIT, &mut b, &mut s, free_type)?;
-        PFN_DB.with(|d| {
-            if let Some(db) = d.as_mut() {
-                let _ = ::mm::vm::release_frames(db, parts.paging_file, &freed);
-            }
-        });
         let vpns: Vec<Vpn> = freed.iter().map(|f| f.vpn).collect();
         for v in &vpns {
             p.ws.remove(*v);
         }
-        Ok(((), vpns))
+        Ok(Change {
+            result: (),
+            rewrite: vpns,
+            freed,
+        })
     });
     if r.is_ok() {
         *base = b;
@@ -420,7 +461,11 @@ pub fn nt_protect_virtual_memory(
         let vpns = p
             .space
             .protect_virtual_memory(&mut b, &mut s, new_protect, &mut old)?;
-        Ok(((), vpns))
+        Ok(Change {
+            result: (),
+            rewrite: vpns,
+            freed: Vec::new(),
+        })
     })?;
     *base = b;
     *size = s;
@@ -429,7 +474,7 @@ pub fn nt_protect_virtual_memory(
 
 /// `NtQueryVirtualMemory(MemoryBasicInformation)` in the current process.
 pub fn nt_query_virtual_memory(address: u64) -> Result<MemoryBasicInformation, NtStatus> {
-    with_current(|p, _| Ok((p.space.query_virtual_memory(address)?, Vec::new())))
+    with_current(|p, _| Ok(Change::only(p.space.query_virtual_memory(address)?)))
 }
 
 /// `NtCreateSection` (pagefile-backed, `SEC_COMMIT`): returns the section id.
@@ -460,7 +505,7 @@ pub fn nt_map_view_of_section(
             0,
             protect,
         )?;
-        Ok(((), Vec::new()))
+        Ok(Change::only(()))
     });
     if r.is_ok() {
         *base = b;
@@ -469,20 +514,28 @@ pub fn nt_map_view_of_section(
     r.err().unwrap_or(STATUS_SUCCESS)
 }
 
-/// `NtUnmapViewOfSection` in the current process.
+/// `NtUnmapViewOfSection` in the current process: the view's PTEs are
+/// cleared and every processor flushed before the section code releases
+/// the frames.
 pub fn nt_unmap_view_of_section(base: u64) -> NtStatus {
     let r = with_current(|p, parts| {
+        if let Some((start, end)) = p.space.vads().find(base >> 12).map(|v| (v.start, v.end)) {
+            let stale: Vec<u64> = (start..=end)
+                .filter(|&v| write_user_pte(v, None))
+                .map(|v| v << 12)
+                .collect();
+            flush_user_translations(&stale);
+        }
         let freed = PFN_DB.with(|d| {
             let db = d.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
             parts
                 .sections
                 .unmap_view_of_section(&mut p.space, base, &COMMIT, db, parts.paging_file)
         })?;
-        let vpns: Vec<Vpn> = freed.iter().map(|f| f.vpn).collect();
-        for v in &vpns {
-            p.ws.remove(*v);
+        for f in &freed {
+            p.ws.remove(f.vpn);
         }
-        Ok(((), vpns))
+        Ok(Change::only(()))
     });
     r.err().unwrap_or(STATUS_SUCCESS)
 }
@@ -505,6 +558,11 @@ pub fn mm_delete_process_address_space(pid: u32) -> NtStatus {
             let freed =
                 st.sections
                     .delete_address_space(&mut p.space, &COMMIT, db, &mut st.paging_file)?;
+            // No processor runs in this address space (the caller is not
+            // attached to it); flush every TB anyway before its frames and
+            // page-table pages can be reused, so no stale translation or
+            // paging-structure cache entry survives them.
+            crate::ke::mp::ke_flush_entire_tb();
             let _ = ::mm::vm::release_frames(db, &mut st.paging_file, &freed);
             // User page tables: PML4 0..256 and everything below them.
             free_table(db, p.cr3 >> 12, 4);
@@ -533,6 +591,11 @@ fn free_table(db: &mut ::mm::pfn::PfnDatabase, table: Pfn, level: u32) {
     let _ = db.free_page(table);
 }
 
+/// The paging file's size and slots in use, in pages (`!vm`).
+pub fn paging_file_usage() -> Option<(u64, u64)> {
+    with_mm(|st| (st.paging_file.size(), st.paging_file.used())).ok()
+}
+
 /// Fault statistics line for `!vm`.
 pub fn kd_stats() {
     crate::dbg_println!(
@@ -548,7 +611,7 @@ pub fn kd_stats() {
 
 fn pid_arg(arg: Option<&str>) -> Option<u32> {
     match arg {
-        Some(a) => u32::from_str_radix(a.trim_start_matches("0x"), 16).ok(),
+        Some(a) => nt::kd::parse_u32(a).ok(),
         None => Some(current_process()).filter(|&p| p != 0),
     }
 }

@@ -115,11 +115,25 @@ pub fn physical_address(va: u64) -> Option<u64> {
     None
 }
 
+/// PAGE_FAULT_IN_NONPAGED_AREA parameter 4 for a fault on `va`:
+/// `NONPAGED_BUGCHECK_NOT_PRESENT_PAGE_TABLE` (2) when a paging structure
+/// above the PTE is missing, `NONPAGED_BUGCHECK_FREED_PTE` (0) when the
+/// tables exist and the PTE itself is empty or not valid.
+pub fn nonpaged_fault_type(va: u64) -> u64 {
+    let w = walk(va);
+    let tables_present = w[..3]
+        .iter()
+        .all(|(_, e)| e.is_some_and(|v| v & PTE_VALID != 0));
+    if tables_present && w[3].1.is_some() {
+        0
+    } else {
+        2
+    }
+}
+
 /// `!pte <va>`.
 pub fn kd_pte(arg: Option<&str>) {
-    let Some(va) = arg.and_then(|a| {
-        u64::from_str_radix(a.trim_start_matches("0x").replace('`', "").as_str(), 16).ok()
-    }) else {
+    let Some(va) = arg.and_then(|a| nt::kd::parse_number(a).ok()) else {
         crate::dbg_println!("usage: !pte <virtual address>");
         return;
     };

@@ -1,13 +1,18 @@
 //! Handles (*Windows Internals*, Part 2, ch. 8, "Object handles and the
 //! process handle table"): the kernel handle table (`ObpKernelHandleTable`,
-//! handles with the sign bit set, `OBJ_KERNEL_HANDLE`) and each process's
-//! table, over the host-tested multi-level `::ob::handle::HandleTable`.
+//! handles with the sign bit set, `OBJ_KERNEL_HANDLE`) and the System
+//! process's table, over the host-tested lock-free `::ob::handle::HandleTable`.
+//! No path here takes the object manager's lock unless an object loses its
+//! name or its last reference: `ObReferenceObjectByHandle` locks one handle
+//! entry (at DISPATCH_LEVEL, so the holder is never preempted by a spinner)
+//! and counts with atomic operations.
 
-use super::object::{ob_dereference_object, Mode, OBJ_KERNEL_HANDLE};
-use crate::ke::irql::SpinLocked;
+use super::object::{handle_closed, ob_dereference_object, Mode, OBJ_KERNEL_HANDLE};
+use super::types::ObjectTypeRef;
+use super::OB_HEADERS;
 use crate::ke::DISPATCH_LEVEL;
 use ::ob::handle::{Handle, HandleEntry, HandleTable, HANDLE_INHERIT, HANDLE_PROTECT_FROM_CLOSE};
-use ::ob::namespace::{ObjectId, TypeIndex};
+use ::ob::namespace::ObjectId;
 use alloc::vec::Vec;
 use nt::status::*;
 use nt::NtStatus;
@@ -24,12 +29,15 @@ pub const DUPLICATE_CLOSE_SOURCE: u32 = 1;
 pub const DUPLICATE_SAME_ACCESS: u32 = 2;
 pub const DUPLICATE_SAME_ATTRIBUTES: u32 = 4;
 
-type Table = SpinLocked<Option<HandleTable<ObjectId>>, DISPATCH_LEVEL>;
+type Table = HandleTable<ObjectId>;
 
 /// `ObpKernelHandleTable`.
-static KERNEL_TABLE: Table = SpinLocked::new(None);
-/// The System process's handle table (the only process until process creation lands).
-static SYSTEM_TABLE: Table = SpinLocked::new(None);
+static KERNEL_TABLE: Table = HandleTable::new();
+/// The System process's handle table (the only process with one until
+/// process creation lands).
+static SYSTEM_TABLE: Table = HandleTable::new();
+/// The System process's id (`PsInitialSystemProcess->UniqueProcessId`).
+pub const SYSTEM_PROCESS_ID: u32 = 4;
 
 /// Which table a handle value belongs to, and its index part.
 fn table_of(handle: u64) -> (&'static Table, Handle) {
@@ -40,9 +48,21 @@ fn table_of(handle: u64) -> (&'static Table, Handle) {
     }
 }
 
-fn with_table<R>(t: &Table, f: impl FnOnce(&mut HandleTable<ObjectId>) -> R) -> R {
-    let _tag = crate::ex::pool::PoolTag::enter(*b"Obtb");
-    t.with(|t| f(t.get_or_insert_with(HandleTable::new)))
+/// Runs `f` at DISPATCH_LEVEL at least (a handle entry lock is held only
+/// there, so no thread on the same processor can preempt its holder and
+/// spin on it).
+#[inline(always)]
+fn at_dispatch<R>(f: impl FnOnce() -> R) -> R {
+    let old = crate::ke::irql();
+    if old >= DISPATCH_LEVEL {
+        return f();
+    }
+    // KeRaiseIrql/KeLowerIrql without their checks: `old` was read here
+    // and is below DISPATCH_LEVEL.
+    crate::ke::irql::set_irql(DISPATCH_LEVEL);
+    let r = f();
+    crate::ke::irql::set_irql(old);
+    r
 }
 
 /// A referenced object from `ob_reference_object_by_handle`; dropping it is
@@ -58,15 +78,17 @@ impl Drop for ObjectRef {
     }
 }
 
-/// `ObInsertObject`'s handle half (`ObpCreateHandle`): stores the object
-/// with the granted access in the kernel table (`OBJ_KERNEL_HANDLE`) or the
-/// process's, counts the handle on the object (one more pointer reference).
+/// `ObInsertObject`'s handle half (`ObpCreateHandle`): the type's open
+/// procedure may refuse; the handle is counted on the object (one more
+/// handle and pointer reference) and stored with the granted access in the
+/// kernel table (`OBJ_KERNEL_HANDLE`) or the process's. The caller holds a
+/// reference to `id`.
 pub fn ob_create_handle(id: ObjectId, granted: u32, attributes: u32) -> Result<u64, NtStatus> {
-    let ty = super::object::object_type_of(id).ok_or(STATUS_INVALID_HANDLE)?;
-    if let Some(open) = super::types::procedures(ty).open {
+    let ty = OB_HEADERS.type_index(id).ok_or(STATUS_INVALID_HANDLE)?;
+    if let Some(open) = super::types::info(ty).open {
         open(super::types::OpenReason::ObOpenHandle, id, granted)?;
     }
-    super::with_ob(|st| st.ns.open_handle(id))?;
+    OB_HEADERS.open_handle(id)?;
     let kernel = attributes & OBJ_KERNEL_HANDLE != 0;
     let table = if kernel { &KERNEL_TABLE } else { &SYSTEM_TABLE };
     let entry = HandleEntry {
@@ -78,52 +100,83 @@ pub fn ob_create_handle(id: ObjectId, granted: u32, attributes: u32) -> Result<u
             0
         },
     };
-    match with_table(table, |t| t.create(entry)) {
+    // A table that grows takes its new page from the pool, charged to Obtb.
+    let created = {
+        let _tag = crate::ex::pool::PoolTag::enter(*b"Obtb");
+        table.create(entry)
+    };
+    match created {
         Ok(h) => Ok(if kernel {
             h.0 | KERNEL_HANDLE_MASK
         } else {
             h.0
         }),
         Err(e) => {
-            super::with_ob(|st| {
-                let _ = st.ns.close_handle(id, false);
-                st.reap();
-            });
+            handle_closed(id);
             Err(e)
         }
     }
 }
 
 /// `ObInsertObject`'s handle for a new object the caller holds one reference
-/// to: the access a creator gets (no descriptor yet) is checked, the handle
-/// is created, and the caller's reference is dropped (the handle keeps the object).
+/// to: the access the creator gets is checked against the object's
+/// descriptor with the caller's effective token (an object without one
+/// grants what is asked), the handle is created, and the caller's reference
+/// is dropped (the handle keeps the object).
 pub fn ob_insert_object_handle(
     id: ObjectId,
-    type_name: &str,
     desired: u32,
     attributes: u32,
     mode: Mode,
 ) -> Result<u64, NtStatus> {
-    let token = security::token::Token::system();
-    let granted =
-        super::object::ob_check_object_access(None, type_name, desired, mode, attributes, &token);
-    let r = granted.and_then(|g| ob_create_handle(id, g, attributes));
+    let r = (|| {
+        let ty = OB_HEADERS.type_index(id).ok_or(STATUS_INVALID_HANDLE)?;
+        let sd = super::object::with_body(id, |b| b.sd.clone()).flatten();
+        let map = super::types::info(ty).generic_mapping;
+        let granted = match sd {
+            Some(sd)
+                if mode == Mode::UserMode
+                    || attributes & super::object::OBJ_FORCE_ACCESS_CHECK != 0 =>
+            {
+                let subject = crate::se::se_capture_subject_context();
+                security::check::access_check(
+                    &sd,
+                    subject.effective_token(),
+                    desired,
+                    &map,
+                    security::check::CheckFlags::default(),
+                )?
+            }
+            _ => {
+                if desired & security::access::MAXIMUM_ALLOWED != 0 {
+                    map.all
+                        | security::access::map_generic(
+                            desired & !security::access::MAXIMUM_ALLOWED,
+                            &map,
+                        )
+                } else {
+                    security::access::map_generic(desired, &map)
+                }
+            }
+        };
+        ob_create_handle(id, granted, attributes)
+    })();
     ob_dereference_object(id);
     r
 }
 
 /// `ObOpenObjectByName`: looks the name up (checking type and access for
-/// `token`) and returns a handle.
+/// `token`, the caller's effective token) and returns a handle.
 pub fn ob_open_object_by_name_handle(
     path: &str,
-    type_name: Option<&str>,
+    object_type: Option<&ObjectTypeRef>,
     attributes: u32,
     desired: u32,
     mode: Mode,
     token: &security::token::Token,
 ) -> Result<u64, NtStatus> {
     let (id, granted) =
-        super::object::ob_open_object_by_name(path, type_name, attributes, desired, mode, token)?;
+        super::object::ob_open_object_by_name(path, object_type, attributes, desired, mode, token)?;
     let r = ob_create_handle(id, granted, attributes);
     ob_dereference_object(id);
     r
@@ -133,11 +186,12 @@ pub fn ob_open_object_by_name_handle(
 /// STATUS_INVALID_HANDLE for a handle not in the table (or a kernel handle
 /// used from user mode), STATUS_OBJECT_TYPE_MISMATCH for the wrong type,
 /// STATUS_ACCESS_DENIED when a user-mode caller asks for rights the handle
-/// was not granted (kernel-mode callers are trusted, as in NT).
+/// was not granted (kernel-mode callers are trusted, as in NT). Takes no
+/// lock but the handle's entry.
 pub fn ob_reference_object_by_handle(
     handle: u64,
     desired: u32,
-    object_type: Option<TypeIndex>,
+    object_type: Option<&ObjectTypeRef>,
     mode: Mode,
 ) -> Result<ObjectRef, NtStatus> {
     if handle & KERNEL_HANDLE_MASK == KERNEL_HANDLE_MASK
@@ -147,61 +201,50 @@ pub fn ob_reference_object_by_handle(
     {
         return Err(STATUS_INVALID_HANDLE);
     }
+    let want = match object_type {
+        Some(t) => Some(t.index().ok_or(STATUS_OBJECT_TYPE_MISMATCH)?),
+        None => None,
+    };
     let (table, h) = table_of(handle);
-    let entry = with_table(table, |t| t.lookup(h).copied())?;
-    super::with_ob(|st| {
-        let ty = st
-            .ns
-            .header(entry.object)
-            .map(|hd| hd.type_index)
-            .ok_or(STATUS_INVALID_HANDLE)?;
-        if object_type.is_some_and(|want| want != ty) {
-            return Err(STATUS_OBJECT_TYPE_MISMATCH);
-        }
-        if mode == Mode::UserMode && desired & !entry.granted_access != 0 {
-            return Err(STATUS_ACCESS_DENIED);
-        }
-        st.ns.reference(entry.object)?;
-        Ok(ObjectRef {
-            id: entry.object,
-            granted_access: entry.granted_access,
+    at_dispatch(|| {
+        table.with_entry(h, |e| {
+            let header = OB_HEADERS.header(e.object).ok_or(STATUS_INVALID_HANDLE)?;
+            if want.is_some_and(|w| header.type_index() != w) {
+                return Err(STATUS_OBJECT_TYPE_MISMATCH);
+            }
+            if mode == Mode::UserMode && desired & !e.granted_access != 0 {
+                return Err(STATUS_ACCESS_DENIED);
+            }
+            // The locked entry holds the handle's reference: the count is
+            // above zero.
+            header.reference();
+            Ok(ObjectRef {
+                id: e.object,
+                granted_access: e.granted_access,
+            })
         })
-    })
+    })?
 }
 
 /// `NtClose` (`ObCloseHandle`): STATUS_INVALID_HANDLE for a bad handle,
-/// STATUS_HANDLE_NOT_CLOSABLE for a protected one.
+/// STATUS_HANDLE_NOT_CLOSABLE for a protected one or one the type's
+/// okay-to-close procedure keeps.
 pub fn nt_close(handle: u64) -> NtStatus {
     let (table, h) = table_of(handle);
-    // OkayToCloseProcedure may refuse.
-    if let Ok(e) = with_table(table, |t| t.lookup(h).copied()) {
-        if let Some(ty) = super::object::object_type_of(e.object) {
-            if let Some(ok) = super::types::procedures(ty).okay_to_close {
-                if !ok(e.object, handle) {
-                    return STATUS_HANDLE_NOT_CLOSABLE;
-                }
+    let r = at_dispatch(|| {
+        table.close_if(h, |e| {
+            match OB_HEADERS
+                .type_index(e.object)
+                .and_then(|t| super::types::info(t).okay_to_close)
+            {
+                Some(ok) => ok(e.object, handle),
+                None => true,
             }
-        }
-    }
-    match with_table(table, |t| t.close(h)) {
+        })
+    });
+    match r {
         Ok(e) => {
-            let ty = super::object::object_type_of(e.object);
-            let close = ty.and_then(|t| super::types::procedures(t).close);
-            let defer = crate::ke::irql() > crate::ke::APC_LEVEL;
-            let queue = super::with_ob(|st| {
-                let _ = st.ns.close_handle(e.object, defer);
-                st.reap();
-                defer && st.ns.pending_deletes() > 0
-            });
-            if let Some(f) = close {
-                let left =
-                    super::with_ob(|st| st.ns.header(e.object).map_or(0, |h| h.handle_count));
-                f(e.object, left);
-            }
-            if queue {
-                super::object::queue_deferred_deletes();
-            }
-            super::run_type_deletes();
+            handle_closed(e.object);
             STATUS_SUCCESS
         }
         Err(s) => s,
@@ -220,7 +263,21 @@ pub fn nt_duplicate_object(
     mode: Mode,
 ) -> Result<u64, NtStatus> {
     let (table, h) = table_of(source);
-    let entry = with_table(table, |t| t.lookup(h).copied())?;
+    // Referenced while the source entry is locked, so a concurrent close of
+    // the source cannot free the object before the new handle holds it.
+    let (entry, r) = at_dispatch(|| {
+        table.with_entry(h, |e| {
+            OB_HEADERS.reference(e.object).map(|_| {
+                (
+                    *e,
+                    ObjectRef {
+                        id: e.object,
+                        granted_access: e.granted_access,
+                    },
+                )
+            })
+        })
+    })??;
     let access = if options & DUPLICATE_SAME_ACCESS != 0 {
         entry.granted_access
     } else {
@@ -238,7 +295,8 @@ pub fn nt_duplicate_object(
     } else {
         attributes
     } | (attributes & OBJ_KERNEL_HANDLE);
-    let new = ob_create_handle(entry.object, access, attrs)?;
+    let new = ob_create_handle(r.id, access, attrs)?;
+    drop(r);
     if options & DUPLICATE_CLOSE_SOURCE != 0 {
         let _ = nt_close(source);
     }
@@ -248,102 +306,96 @@ pub fn nt_duplicate_object(
 /// `NtSetInformationObject(ObjectHandleFlagInformation)`: protect from close.
 pub fn set_protect_from_close(handle: u64, protect: bool) -> NtStatus {
     let (table, h) = table_of(handle);
-    with_table(table, |t| {
-        let Ok(e) = t.lookup(h) else {
-            return STATUS_INVALID_HANDLE;
-        };
-        let a = if protect {
-            e.attributes | HANDLE_PROTECT_FROM_CLOSE
-        } else {
-            e.attributes & !HANDLE_PROTECT_FROM_CLOSE
-        };
-        match t.set_attributes(h, a) {
-            Ok(()) => STATUS_SUCCESS,
-            Err(s) => s,
-        }
-    })
+    let r = at_dispatch(|| {
+        table.update_attributes(h, |a| {
+            if protect {
+                a | HANDLE_PROTECT_FROM_CLOSE
+            } else {
+                a & !HANDLE_PROTECT_FROM_CLOSE
+            }
+        })
+    });
+    match r {
+        Ok(()) => STATUS_SUCCESS,
+        Err(s) => s,
+    }
+}
+
+/// A process's handle table (`EPROCESS.ObjectTable`) as kd shows it: its
+/// address and handle count. Only the System process has one today.
+pub fn process_handle_table(process_id: u32) -> Option<(u64, usize)> {
+    (process_id == SYSTEM_PROCESS_ID)
+        .then(|| (&SYSTEM_TABLE as *const Table as u64, SYSTEM_TABLE.count()))
 }
 
 /// Handles open in the System process and the kernel table.
 pub fn handle_counts() -> (usize, usize) {
-    (
-        with_table(&SYSTEM_TABLE, |t| t.count()),
-        with_table(&KERNEL_TABLE, |t| t.count()),
-    )
+    (SYSTEM_TABLE.count(), KERNEL_TABLE.count())
 }
 
-/// `!handle [handle] [kernel]`: the System process's (or kernel) handle table, like WinDbg.
+/// `!handle [handle] [kernel]`: the System process's (or the kernel's)
+/// handle table, like WinDbg's: which table, its address and handle count,
+/// then each handle with its entry and object.
 pub fn kd_handle(arg: Option<&str>, which: Option<&str>) {
-    let one = arg
-        .filter(|a| *a != "0")
-        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+    let one = arg.filter(|a| *a != "0").and_then(crate::kd::parse_number);
     let kernel = which.is_some_and(|w| w.eq_ignore_ascii_case("kernel"))
         || one.is_some_and(|h| h & KERNEL_HANDLE_MASK == KERNEL_HANDLE_MASK);
-    let table = if kernel { &KERNEL_TABLE } else { &SYSTEM_TABLE };
-    let entries: Vec<(u64, HandleEntry<ObjectId>)> = with_table(table, |t| {
-        t.iter()
-            .map(|(h, e)| {
-                (
-                    if kernel {
-                        h.0 | KERNEL_HANDLE_MASK
-                    } else {
-                        h.0
-                    },
-                    *e,
-                )
-            })
-            .filter(|(h, _)| one.is_none_or(|o| o == *h))
-            .collect()
-    });
-    let levels = with_table(table, |t| t.levels());
-    crate::dbg_println!(
-        "PROCESS ffffffffffffffff  SessionId: none  Cid: 0004  Peb: 00000000  ParentCid: 0000"
-    );
-    crate::dbg_println!(
-        "    Image: System\n\n{} version of handle table at {} with {} entries in use ({} level{})\n",
-        if kernel { "Kernel" } else { "Process" },
-        if kernel { "ObpKernelHandleTable" } else { "System" },
-        entries.len(),
-        levels,
-        if levels == 1 { "" } else { "s" }
-    );
-    for (h, e) in entries {
-        let (ty, name, hc, pc) = super::with_ob(|st| {
-            let hd = st.ns.header(e.object);
+    let table: &Table = if kernel { &KERNEL_TABLE } else { &SYSTEM_TABLE };
+    let entries: Vec<(u64, Handle, HandleEntry<ObjectId>)> = table
+        .iter()
+        .map(|(h, e)| {
             (
-                hd.and_then(|hd| st.ns.object_type(hd.type_index))
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default(),
-                st.ns.full_name(e.object),
-                hd.map_or(0, |hd| hd.handle_count),
-                hd.map_or(0, |hd| hd.pointer_count),
+                if kernel {
+                    h.0 | KERNEL_HANDLE_MASK
+                } else {
+                    h.0
+                },
+                h,
+                e,
             )
-        });
+        })
+        .filter(|(v, _, _)| one.is_none_or(|o| o & !3 == *v))
+        .collect();
+    if kernel {
+        crate::dbg_println!(
+            "Kernel handle table (ObpKernelHandleTable) at {:016x} with {} entries in use\n",
+            table as *const Table as u64,
+            table.count()
+        );
+    } else {
+        crate::dbg_println!(
+            "Handle table of the System process (Cid: {:04x}) at {:016x} with {} entries in use\n",
+            SYSTEM_PROCESS_ID,
+            table as *const Table as u64,
+            table.count()
+        );
+    }
+    if one.is_some() && entries.is_empty() {
+        crate::dbg_println!(
+            "{:04x}: free handle",
+            one.unwrap_or(0) & !KERNEL_HANDLE_MASK
+        );
+        return;
+    }
+    for (v, h, e) in entries {
         crate::dbg_println!(
             "{:04x}: Object: {:016x}  GrantedAccess: {:08x}{}{} Entry: {:016x}",
-            h & !KERNEL_HANDLE_MASK,
-            e.object,
+            v & !KERNEL_HANDLE_MASK,
+            super::object_address(e.object),
             e.granted_access,
-            if e.attributes & HANDLE_INHERIT != 0 {
-                " (Inherit)"
-            } else {
-                ""
-            },
             if e.attributes & HANDLE_PROTECT_FROM_CLOSE != 0 {
                 " (Protected)"
             } else {
                 ""
             },
-            h
+            if e.attributes & HANDLE_INHERIT != 0 {
+                " (Inherit)"
+            } else {
+                ""
+            },
+            table.entry_address(h).unwrap_or(0)
         );
-        crate::dbg_println!(
-            "Object: {:016x}  Type: ({}) {}\n    ObjectHeader: HandleCount: {}  PointerCount: {}\n    Directory Object: - Name: {}\n",
-            e.object,
-            ty,
-            ty,
-            hc,
-            pc,
-            if name.is_empty() { "<unnamed>" } else { name.as_str() }
-        );
+        super::kd_print_object(e.object);
+        crate::dbg_println!();
     }
 }

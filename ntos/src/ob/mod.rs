@@ -1,46 +1,32 @@
-//! The object manager in the kernel: the system's namespace (rules in the
-//! host-tested `ob` crate) behind a spin lock, its object types, and the
-//! `!object` kd command.
+//! The object manager in the kernel (*Windows Internals*, Part 2, ch. 8,
+//! "Object Manager"): the host-tested `ob` crate's namespace behind a spin
+//! lock, its counted object headers and handle tables without one, the type
+//! objects, and the `!object` kd command.
 
 pub mod handle;
 pub mod object;
+/// Boot tests (`/TESTS`) of this component.
+pub mod tests;
 pub mod types;
 
 use crate::ke::irql::SpinLocked;
 use ::ob::namespace::{Lookup, Namespace, ObjectId, TypeIndex};
-use core::sync::atomic::{AtomicU16, Ordering};
+use ::ob::object::ObjectHeaders;
+use security::access::GenericMapping;
+use types::{ObjectTypeRef, TypeInitializer};
 
-/// The executive's object types, registered in phase 1 (`\ObjectTypes`):
-/// (name, has a parse procedure).
-pub const SYSTEM_TYPES: &[(&str, bool)] = &[
-    ("Event", false),
-    ("Mutant", false),
-    ("Semaphore", false),
-    ("Timer", false),
-    ("Process", false),
-    ("Thread", false),
-    ("Job", false),
-    ("Section", false),
-    ("File", true),
-    ("Device", true),
-    ("Driver", false),
-    ("Key", true),
-    ("Token", false),
-];
+/// The counted part of every object's header (pointer count, handle count,
+/// type index): updated with atomic operations and no lock.
+pub static OB_HEADERS: ObjectHeaders = ObjectHeaders::new();
 
-/// Type indices of `SYSTEM_TYPES`, in that order (`ExEventObjectType`, ...).
-pub static TYPE_INDICES: [AtomicU16; 13] = [const { AtomicU16::new(u16::MAX) }; 13];
-
-/// The index of a system type by name.
-pub fn system_type(name: &str) -> Option<TypeIndex> {
-    let i = SYSTEM_TYPES.iter().position(|(n, _)| *n == name)?;
-    let t = TYPE_INDICES[i].load(Ordering::Relaxed);
-    (t != u16::MAX).then_some(t)
-}
+/// `ObpTypeObjectType`, `ObpDirectoryObjectType`, `ObpSymbolicLinkObjectType`.
+pub static OB_TYPE_OBJECT_TYPE: ObjectTypeRef = ObjectTypeRef::new();
+pub static OB_DIRECTORY_OBJECT_TYPE: ObjectTypeRef = ObjectTypeRef::new();
+pub static OB_SYMBOLIC_LINK_OBJECT_TYPE: ObjectTypeRef = ObjectTypeRef::new();
 
 /// Everything the object manager's lock protects.
 pub struct ObState {
-    pub ns: Namespace,
+    pub ns: Namespace<'static>,
     pub bodies: object::Bodies,
     pub last_access: Option<object::LastAccess>,
     /// Objects whose last reference went away (their bodies were released).
@@ -50,13 +36,6 @@ pub struct ObState {
 }
 
 impl ObState {
-    /// A type's index by name (`\ObjectTypes\<name>`).
-    pub fn type_index(&self, name: &str) -> Result<TypeIndex, nt::NtStatus> {
-        (0..64u16)
-            .find(|&t| self.ns.object_type(t).is_some_and(|ty| ty.name == name))
-            .ok_or(nt::status::STATUS_OBJECT_TYPE_MISMATCH)
-    }
-
     fn record_access(&mut self, desired: u32, r: &Result<u32, nt::NtStatus>) {
         self.last_access = Some(object::LastAccess {
             desired,
@@ -75,7 +54,7 @@ impl ObState {
             if let Some(ext) = self.bodies.0.remove(&id) {
                 object::delete_procedure(*ext);
             }
-            if types::procedures(ty).delete.is_some() {
+            if types::info(ty).delete.is_some() {
                 self.type_deletes.push((id, ty));
             }
             self.deleted_total += 1;
@@ -88,14 +67,30 @@ static OB: SpinLocked<Option<ObState>, { crate::ke::DISPATCH_LEVEL }> = SpinLock
 /// Runs `f` with the object manager's lock held (at DISPATCH_LEVEL).
 pub fn with_ob<R>(f: impl FnOnce(&mut ObState) -> R) -> R {
     OB.with(|o| {
-        let st = o.get_or_insert_with(|| ObState {
-            ns: Namespace::new(),
-            bodies: object::Bodies(alloc::collections::BTreeMap::new()),
-            last_access: None,
-            deleted_total: 0,
-            type_deletes: alloc::vec::Vec::new(),
-        });
-        f(st)
+        if o.is_none() {
+            match Namespace::new(&OB_HEADERS) {
+                Ok(ns) => {
+                    *o = Some(ObState {
+                        ns,
+                        bodies: object::Bodies(alloc::collections::BTreeMap::new()),
+                        last_access: None,
+                        deleted_total: 0,
+                        type_deletes: alloc::vec::Vec::new(),
+                    })
+                }
+                Err(s) => crate::ke::bugcheck::ke_bug_check_ex(
+                    nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+                    s.as_u32() as u64,
+                    1,
+                    0,
+                    0,
+                ),
+            }
+        }
+        match o.as_mut() {
+            Some(st) => f(st),
+            None => unreachable!("created above"),
+        }
     })
 }
 
@@ -103,65 +98,166 @@ pub fn with_ob<R>(f: impl FnOnce(&mut ObState) -> R) -> R {
 pub fn run_type_deletes() {
     let list = with_ob(|st| core::mem::take(&mut st.type_deletes));
     for (id, ty) in list {
-        if let Some(f) = types::procedures(ty).delete {
+        if let Some(f) = types::info(ty).delete {
             f(id);
         }
     }
 }
 
 /// Runs `f` on the namespace with the object manager's lock held.
-pub fn with_namespace<R>(f: impl FnOnce(&mut Namespace) -> R) -> R {
+pub fn with_namespace<R>(f: impl FnOnce(&mut Namespace<'static>) -> R) -> R {
     with_ob(|st| f(&mut st.ns))
 }
 
-/// `ObInitSystem`: the initial directories and the executive's types.
+/// `ObInitSystem`: the initial directories, the type objects of the
+/// namespace's own types, then the executive's types and the boot token
+/// (`ExInitSystem`, `SeInitSystem`).
 pub fn ob_init_system() -> Result<(), nt::NtStatus> {
+    // Type objects and the namespace's own structures are charged to ObjT.
     let _tag = crate::ex::pool::PoolTag::enter(*b"ObjT");
-    with_ob(|st| {
-        for (i, &(name, parse)) in SYSTEM_TYPES.iter().enumerate() {
-            let t = st.ns.create_type(name, parse)?;
-            TYPE_INDICES[i].store(t, Ordering::Relaxed);
-        }
-        Ok(())
-    })
+    use ::ob::namespace::{TYPE_DIRECTORY, TYPE_SYMBOLIC_LINK, TYPE_TYPE};
+    with_ob(|_| ());
+    types::ob_register_namespace_type(
+        TYPE_TYPE,
+        TypeInitializer {
+            generic_mapping: GenericMapping {
+                read: 0x0002_0000,
+                write: 0x0002_0000,
+                execute: 0x0002_0000,
+                all: 0x000F_0001,
+            },
+            ..Default::default()
+        },
+        &OB_TYPE_OBJECT_TYPE,
+    )?;
+    // DIRECTORY_QUERY 1, DIRECTORY_TRAVERSE 2, CREATE_OBJECT 4, CREATE_SUBDIRECTORY 8.
+    types::ob_register_namespace_type(
+        TYPE_DIRECTORY,
+        TypeInitializer {
+            generic_mapping: GenericMapping {
+                read: 0x0002_0003,
+                write: 0x0002_000C,
+                execute: 0x0002_0003,
+                all: 0x000F_000F,
+            },
+            ..Default::default()
+        },
+        &OB_DIRECTORY_OBJECT_TYPE,
+    )?;
+    // SYMBOLIC_LINK_QUERY 1.
+    types::ob_register_namespace_type(
+        TYPE_SYMBOLIC_LINK,
+        TypeInitializer {
+            generic_mapping: GenericMapping {
+                read: 0x0002_0001,
+                write: 0x0002_0000,
+                execute: 0x0002_0001,
+                all: 0x000F_0001,
+            },
+            ..Default::default()
+        },
+        &OB_SYMBOLIC_LINK_OBJECT_TYPE,
+    )?;
+    crate::ex::event::ex_init_object_types()?;
+    crate::se::se_init_system()?;
+    Ok(())
 }
 
-/// `!object <path>`: the object and, for a directory, its entries like WinObj.
-pub fn kd_object(path: &str) {
-    with_ob(|st| {
-        let ns = &st.ns;
-        let id: ObjectId = match ns.lookup(path, ::ob::OBJ_CASE_INSENSITIVE, None) {
+/// `ObQueryNameString`: the type's query-name procedure, else the
+/// namespace name (empty for an unnamed object).
+pub fn ob_query_name_string(id: ObjectId) -> alloc::string::String {
+    let (ty, name) = with_ob(|st| (st.ns.header(id).map(|h| h.type_index), st.ns.full_name(id)));
+    if name.is_empty() {
+        if let Some(q) = ty.and_then(|t| types::info(t).query_name) {
+            return q(id).unwrap_or_default();
+        }
+    }
+    name
+}
+
+/// The address kd shows for an object: its header's.
+pub fn object_address(id: ObjectId) -> u64 {
+    OB_HEADERS.address_of(id).unwrap_or(0) as u64
+}
+
+/// The live object whose header is at `addr` (kd commands that take an
+/// object address).
+pub fn object_at(addr: u64) -> Option<ObjectId> {
+    let id = OB_HEADERS.id_of_address(addr as usize)?;
+    with_ob(|st| st.ns.header(id).is_some()).then_some(id)
+}
+
+/// The address of a type object (kd prints it beside the type's name).
+fn type_address(t: TypeIndex) -> u64 {
+    types::object_type(t).map_or(0, |o| o as *const _ as u64)
+}
+
+/// The object header lines `!object` and `!handle` print, as WinDbg does.
+pub fn kd_print_object(id: ObjectId) {
+    let (ty, parent) = with_ob(|st| {
+        let h = st.ns.header(id);
+        (h.map(|h| h.type_index), h.and_then(|h| h.parent))
+    });
+    let Some(ty) = ty else {
+        crate::dbg_println!("{:016x}: not a live object", object_address(id));
+        return;
+    };
+    let ty_name = types::object_type(ty).map_or("?", |t| t.name.as_str());
+    let (pointers, handles) = (OB_HEADERS.pointer_count(id), OB_HEADERS.handle_count(id));
+    crate::dbg_println!(
+        "Object: {:016x}  Type: ({:016x}) {}",
+        object_address(id),
+        type_address(ty),
+        ty_name
+    );
+    crate::dbg_println!("    HandleCount: {handles}  PointerCount: {pointers}");
+    let name = ob_query_name_string(id);
+    let leaf = name.rsplit('\\').next().unwrap_or("");
+    match parent {
+        Some(p) => crate::dbg_println!(
+            "    Directory Object: {:016x}  Name: {leaf}",
+            object_address(p)
+        ),
+        None if !name.is_empty() => crate::dbg_println!("    Name: {name}"),
+        None => {}
+    }
+}
+
+/// `!object <path|address>`: the object and, for a directory, its entries
+/// like WinObj.
+pub fn kd_object(arg: &str) {
+    let id: ObjectId = if arg.starts_with('\\') {
+        match with_ob(|st| st.ns.lookup(arg, ::ob::OBJ_CASE_INSENSITIVE, None)) {
             Ok(Lookup::Found(id)) => id,
             Ok(Lookup::Parse { object, remaining }) => {
                 crate::dbg_println!(
-                    "{path}: parsed by object {object:#x} with remaining path '{remaining}'"
+                    "{arg}: reaches {:016x}, whose type parses the rest '{remaining}'",
+                    object_address(object)
                 );
                 return;
             }
             Err(s) => {
-                crate::dbg_println!("{path} is not a valid object path ({s})");
+                crate::dbg_println!("{arg} is not a valid object path ({s})");
                 return;
             }
-        };
-        let Some(h) = ns.header(id) else { return };
-        let ty = ns
-            .object_type(h.type_index)
-            .map(|t| t.name.as_str())
-            .unwrap_or("?");
-        crate::dbg_println!("Object: {id:#x}  Type: {ty}");
-        crate::dbg_println!(
-            "    HandleCount: {}  PointerCount: {}",
-            h.handle_count,
-            h.pointer_count
-        );
-        crate::dbg_println!("    Name: {}", ns.full_name(id));
-        if let Ok(entries) = ns.list_directory(id) {
-            crate::dbg_println!();
-            crate::dbg_println!("    {:<25} Name", "Type");
-            crate::dbg_println!("    {:<25} ----", "----");
-            for (name, ty) in entries {
-                crate::dbg_println!("    {ty:<25} {name}");
+        }
+    } else {
+        match crate::kd::parse_number(arg).and_then(object_at) {
+            Some(id) => id,
+            None => {
+                crate::dbg_println!("{arg} is not a valid object path or object address");
+                return;
             }
         }
-    })
+    };
+    kd_print_object(id);
+    let entries = with_ob(|st| st.ns.list_directory(id));
+    if let Ok(entries) = entries {
+        crate::dbg_println!();
+        crate::dbg_println!("    {:<25} Name", "Type");
+        crate::dbg_println!("    {:<25} ----", "----");
+        for (name, ty) in entries {
+            crate::dbg_println!("    {ty:<25} {name}");
+        }
+    }
 }

@@ -1,15 +1,17 @@
 //! Objects in the kernel (*Windows Internals*, Part 2, ch. 8, "Object
-//! Manager"): each object's header lives in the host-tested namespace
-//! (`::ob::namespace`, pointer and handle counts, name, type); the kernel
-//! keeps the type-specific body and the security descriptor beside it, and
-//! every open goes through one access-check call (`ob_check_object_access`).
+//! Manager"): each object's header is split between the host-tested crate's
+//! lock-free counted headers (`OB_HEADERS`: pointer and handle counts, type)
+//! and its namespace (name, directory); the kernel keeps the type-specific
+//! body and the security descriptor beside them, and every open goes through
+//! one access-check call (`ob_check_object_access`).
 
+use super::types::ObjectTypeRef;
+use super::OB_HEADERS;
 use ::ob::namespace::{Body, Lookup, ObjectId, TypeIndex};
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use nt::status::*;
 use nt::NtStatus;
-use security::access::GenericMapping;
 use security::sd::SecurityDescriptor;
 use security::token::Token;
 
@@ -29,19 +31,16 @@ pub const OBJ_FORCE_ACCESS_CHECK: u32 = 0x400;
 pub enum ObjectBody {
     /// Directories, symbolic links and types: the namespace holds them.
     Namespace,
-    /// A dispatcher object of the kernel (event, mutant, semaphore, timer):
+    /// A dispatcher object of the kernel (event, mutant, semaphore):
     /// its index in the dispatcher database.
     Dispatcher(u32),
-    /// A registry key object (`CM_KEY_BODY`): the key it refers to.
+    /// A registry key object (`CM_KEY_BODY`): the index of its key control block.
     Key(usize),
     /// A timer object (`ETIMER`): the kernel timer it wraps.
     Timer(&'static crate::ke::timer::KTimer),
-    /// A thread (`ETHREAD`): its kernel thread id.
-    Thread(u32),
-    /// A process (`EPROCESS`): its id.
-    Process(u32),
-    /// An access token.
-    Token(Box<Token>),
+    /// An access token (`TOKEN`). Changing a token replaces the `Arc`, so
+    /// a subject context captured earlier keeps the token it saw.
+    Token(Arc<Token>),
     /// A test object with no state of its own.
     Plain,
 }
@@ -49,72 +48,6 @@ pub enum ObjectBody {
 pub struct ObjectExt {
     pub body: ObjectBody,
     pub sd: Option<SecurityDescriptor>,
-}
-
-/// Generic mappings of the executive's types (`ObjectType->TypeInfo.GenericMapping`).
-pub fn generic_mapping(type_name: &str) -> GenericMapping {
-    match type_name {
-        // EVENT_QUERY_STATE 1, EVENT_MODIFY_STATE 2.
-        "Event" => GenericMapping {
-            read: 0x0002_0001,
-            write: 0x0002_0002,
-            execute: 0x0010_0000,
-            all: 0x001F_0003,
-        },
-        // MUTANT_QUERY_STATE 1.
-        "Mutant" => GenericMapping {
-            read: 0x0002_0001,
-            write: 0x0002_0000,
-            execute: 0x0010_0000,
-            all: 0x001F_0001,
-        },
-        // SEMAPHORE_QUERY_STATE 1, SEMAPHORE_MODIFY_STATE 2.
-        "Semaphore" => GenericMapping {
-            read: 0x0002_0001,
-            write: 0x0002_0002,
-            execute: 0x0010_0000,
-            all: 0x001F_0003,
-        },
-        // TIMER_QUERY_STATE 1, TIMER_MODIFY_STATE 2.
-        "Timer" => GenericMapping {
-            read: 0x0002_0001,
-            write: 0x0002_0002,
-            execute: 0x0010_0000,
-            all: 0x001F_0003,
-        },
-        "Directory" => GenericMapping {
-            read: 0x0002_0003,
-            write: 0x0002_000C,
-            execute: 0x0002_0003,
-            all: 0x000F_000F,
-        },
-        "SymbolicLink" => GenericMapping {
-            read: 0x0002_0001,
-            write: 0x0002_0000,
-            execute: 0x0002_0001,
-            all: 0x000F_0001,
-        },
-        "File" | "Device" => GenericMapping::FILE,
-        "Key" => GenericMapping::KEY,
-        "Process" => GenericMapping {
-            read: 0x0002_0410,
-            write: 0x0002_0BEA,
-            execute: 0x0012_1000,
-            all: 0x001F_FFFF,
-        },
-        "Thread" => GenericMapping {
-            read: 0x0002_0048,
-            write: 0x0002_0437,
-            execute: 0x0012_1800,
-            all: 0x001F_FFFF,
-        },
-        _ => GenericMapping {
-            read: 0x0002_0000,
-            write: 0x0002_0000,
-            execute: 0x0002_0000,
-            all: 0x001F_0001,
-        },
-    }
 }
 
 /// Bodies by object id (beside the namespace, under the same lock).
@@ -140,45 +73,59 @@ pub struct LastAccess {
 }
 
 /// The one access check every open goes through (`ObCheckObjectAccess` →
-/// `SeAccessCheck`). Kernel-mode opens without `OBJ_FORCE_ACCESS_CHECK` are
-/// granted what they ask for (generic rights mapped; MAXIMUM_ALLOWED gives
-/// all the type's rights), as NT does; otherwise the object's security
-/// descriptor is checked against `token`. An object without a descriptor
-/// grants everything.
+/// `SeAccessCheck`) with the type's generic mapping. Kernel-mode opens
+/// without `OBJ_FORCE_ACCESS_CHECK` are granted what they ask for (generic
+/// rights mapped; MAXIMUM_ALLOWED gives all the type's rights), as NT does;
+/// otherwise the object's security descriptor is checked against `token`
+/// (the caller's effective token). An object without a descriptor grants
+/// everything.
 pub fn ob_check_object_access(
     sd: Option<&SecurityDescriptor>,
-    type_name: &str,
+    object_type: &ObjectTypeRef,
     desired: u32,
     mode: Mode,
     attributes: u32,
     token: &Token,
 ) -> Result<u32, NtStatus> {
-    let map = generic_mapping(type_name);
+    let map = object_type.generic_mapping()?;
+    check_access(sd, &map, desired, mode, attributes, token)
+}
+
+fn check_access(
+    sd: Option<&SecurityDescriptor>,
+    map: &security::access::GenericMapping,
+    desired: u32,
+    mode: Mode,
+    attributes: u32,
+    token: &Token,
+) -> Result<u32, NtStatus> {
     let all = |d: u32| {
         if d & security::access::MAXIMUM_ALLOWED != 0 {
-            map.all | security::access::map_generic(d & !security::access::MAXIMUM_ALLOWED, &map)
+            map.all | security::access::map_generic(d & !security::access::MAXIMUM_ALLOWED, map)
         } else {
-            security::access::map_generic(d, &map)
+            security::access::map_generic(d, map)
         }
     };
     if mode == Mode::KernelMode && attributes & OBJ_FORCE_ACCESS_CHECK == 0 {
         return Ok(all(desired));
     }
+    // An identification-level impersonation token opens nothing.
+    token.check_usable_for_access()?;
     match sd {
         None => Ok(all(desired)),
         Some(sd) => security::check::access_check(
             sd,
             token,
             desired,
-            &map,
+            map,
             security::check::CheckFlags::default(),
         ),
     }
 }
 
-/// What `create_object` makes.
+/// What `ob_create_object` makes.
 pub struct CreateSpec<'a> {
-    pub type_name: &'a str,
+    pub object_type: &'static ObjectTypeRef,
     pub name: Option<&'a str>,
     pub attributes: u32,
     pub body: ObjectBody,
@@ -190,21 +137,22 @@ pub struct CreateSpec<'a> {
 /// STATUS_OBJECT_NAME_EXISTS), an unnamed one just exists. The caller owns
 /// one pointer reference.
 pub fn ob_create_object(spec: CreateSpec) -> Result<(ObjectId, NtStatus), NtStatus> {
-    // `ObpAllocateObject`: the body is a pool block; an exhausted pool fails
-    // the service with STATUS_INSUFFICIENT_RESOURCES.
+    let object_type = spec.object_type.get().ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    let ty = object_type.index;
+    // `ObpAllocateObject`: the body is a pool block tagged with the type's
+    // key; an exhausted pool fails the service with STATUS_INSUFFICIENT_RESOURCES.
     let ext = crate::ex::pool::try_box_tagged(
         ObjectExt {
             body: spec.body,
             sd: spec.sd,
         },
-        type_key(spec.type_name),
+        type_key(&object_type.name),
     )?;
     let _tag = crate::ex::pool::PoolTag::enter(*b"Obj ");
     super::with_ob(|st| {
-        let ty = st.type_index(spec.type_name)?;
         let (id, status) = match spec.name {
             Some(path) => st.ns.insert(path, spec.attributes, ty, Body::Opaque)?,
-            None => (st.ns.create_unnamed(ty, Body::Opaque), STATUS_SUCCESS),
+            None => (st.ns.create_unnamed(ty, Body::Opaque)?, STATUS_SUCCESS),
         };
         if status == STATUS_SUCCESS {
             st.bodies.0.insert(id, ext);
@@ -214,13 +162,14 @@ pub fn ob_create_object(spec: CreateSpec) -> Result<(ObjectId, NtStatus), NtStat
 }
 
 /// `ObOpenObjectByName` (without the handle): looks the path up, checks the
-/// type and the access; returns the object referenced once and the access
-/// granted. A lookup that reaches an object whose type has a parse procedure
-/// hands it the rest of the path (`ObpLookupObjectName` → `ParseProcedure`);
-/// a type without one there is STATUS_OBJECT_TYPE_MISMATCH.
+/// type and the access for `token` (the caller's effective token); returns
+/// the object referenced once and the access granted. A lookup that reaches
+/// an object whose type has a parse procedure hands it the rest of the path
+/// (`ObpLookupObjectName` → `ParseProcedure`); a type without one there is
+/// STATUS_OBJECT_TYPE_MISMATCH.
 pub fn ob_open_object_by_name(
     path: &str,
-    type_name: Option<&str>,
+    object_type: Option<&ObjectTypeRef>,
     attributes: u32,
     desired: u32,
     mode: Mode,
@@ -230,6 +179,10 @@ pub fn ob_open_object_by_name(
         Object(ObjectId, u32),
         Parse(ObjectId, alloc::string::String, TypeIndex),
     }
+    let want = match object_type {
+        Some(t) => Some(t.index().ok_or(STATUS_OBJECT_TYPE_MISMATCH)?),
+        None => None,
+    };
     let found = super::with_ob(|st| {
         let id = match st.ns.lookup(path, attributes, None)? {
             Lookup::Found(id) => id,
@@ -239,36 +192,35 @@ pub fn ob_open_object_by_name(
                     .header(object)
                     .map(|h| h.type_index)
                     .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
-                st.ns.reference(object)?;
+                st.ns
+                    .reference(object)
+                    .map_err(|_| STATUS_OBJECT_NAME_NOT_FOUND)?;
                 return Ok(Found::Parse(object, remaining, ty));
             }
         };
-        let ty_index = st
+        let ty = st
             .ns
             .header(id)
             .map(|h| h.type_index)
             .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
-        let ty_name = st
-            .ns
-            .object_type(ty_index)
-            .map(|t| t.name.clone())
-            .unwrap_or_default();
-        if let Some(want) = type_name {
-            if !ty_name.eq_ignore_ascii_case(want) {
-                return Err(STATUS_OBJECT_TYPE_MISMATCH);
-            }
+        if want.is_some_and(|w| w != ty) {
+            return Err(STATUS_OBJECT_TYPE_MISMATCH);
         }
+        let map = super::types::info(ty).generic_mapping;
         let sd = st.bodies.0.get(&id).and_then(|b| b.sd.as_ref());
-        let granted = ob_check_object_access(sd, &ty_name, desired, mode, attributes, token);
+        let granted = check_access(sd, &map, desired, mode, attributes, token);
         st.record_access(desired, &granted);
         let granted = granted?;
-        st.ns.reference(id)?;
+        // A name whose object's last reference just went is gone.
+        st.ns
+            .reference(id)
+            .map_err(|_| STATUS_OBJECT_NAME_NOT_FOUND)?;
         Ok(Found::Object(id, granted))
     })?;
     match found {
         Found::Object(id, granted) => Ok((id, granted)),
         Found::Parse(object, remaining, ty) => {
-            let r = match super::types::procedures(ty).parse {
+            let r = match super::types::info(ty).parse {
                 Some(parse) => parse(
                     object,
                     &remaining,
@@ -287,24 +239,56 @@ pub fn ob_open_object_by_name(
     }
 }
 
-/// `ObReferenceObject`.
+/// `ObReferenceObject` (the caller holds a reference already).
 pub fn ob_reference_object(id: ObjectId) -> Result<(), NtStatus> {
-    super::with_ob(|st| st.ns.reference(id))
+    OB_HEADERS.reference(id)
 }
 
-/// `ObDereferenceObject` (deferred above APC_LEVEL, `ObDereferenceObjectDeferDelete`:
-/// the deletion runs later in a delayed worker thread).
+/// `ObDereferenceObject`: an atomic decrement; only the last reference
+/// takes the object manager's lock, to delete the object — or, above
+/// APC_LEVEL, to queue it (`ObDereferenceObjectDeferDelete`: a delayed
+/// worker deletes it).
+#[inline]
 pub fn ob_dereference_object(id: ObjectId) {
-    let defer = crate::ke::irql() > crate::ke::APC_LEVEL;
-    let queue = super::with_ob(|st| {
-        let _ = st.ns.dereference(id, defer);
-        st.reap();
-        defer && st.ns.pending_deletes() > 0
-    });
-    if queue {
-        queue_deferred_deletes();
+    if OB_HEADERS.dereference(id) == Ok(true) {
+        last_reference_gone(id);
     }
-    super::run_type_deletes();
+}
+
+/// `ObpRemoveObjectRoutine` or its deferral.
+#[cold]
+#[inline(never)]
+fn last_reference_gone(id: ObjectId) {
+    let defer = crate::ke::irql() > crate::ke::APC_LEVEL;
+    let deletes = super::with_ob(|st| {
+        st.ns.object_dead(id, defer);
+        st.reap();
+        !st.type_deletes.is_empty()
+    });
+    if defer {
+        queue_deferred_deletes();
+    } else if deletes {
+        super::run_type_deletes();
+    }
+}
+
+/// `ObpDecrementHandleCount` for a handle that went away: the temporary
+/// object's name goes with its last handle (taking the lock only then),
+/// the type's close procedure runs, and the handle's reference is dropped.
+pub fn handle_closed(id: ObjectId) {
+    let Ok(closed) = OB_HEADERS.close_handle(id) else {
+        return;
+    };
+    if closed.name_check {
+        super::with_ob(|st| st.ns.delete_name_check(id));
+    }
+    if let Some(close) = OB_HEADERS
+        .type_index(id)
+        .and_then(|t| super::types::info(t).close)
+    {
+        close(id, OB_HEADERS.handle_count(id));
+    }
+    ob_dereference_object(id);
 }
 
 /// `ObpProcessRemoveObjectQueue` as a work item.
@@ -316,6 +300,7 @@ pub fn queue_deferred_deletes() {
                     st.ns.process_deferred_deletes();
                     st.reap();
                 });
+                super::run_type_deletes();
             },
             parameter: 0,
         },
@@ -323,7 +308,7 @@ pub fn queue_deferred_deletes() {
     );
 }
 
-/// The type index of an object.
+/// The type index of a live object.
 pub fn object_type_of(id: ObjectId) -> Option<TypeIndex> {
     super::with_ob(|st| st.ns.header(id).map(|h| h.type_index))
 }
@@ -333,10 +318,32 @@ pub fn with_body<R>(id: ObjectId, f: impl FnOnce(&mut ObjectExt) -> R) -> Option
     super::with_ob(|st| st.bodies.0.get_mut(&id).map(|b| f(b)))
 }
 
+/// `ObGetObjectSecurity` / `NtQuerySecurityObject`: the type's security
+/// procedure, or (`SeDefaultObjectMethod`) the descriptor kept with the
+/// object. `Ok(None)`: the object has none.
+pub fn ob_query_object_security(id: ObjectId) -> Result<Option<SecurityDescriptor>, NtStatus> {
+    let ty = object_type_of(id).ok_or(STATUS_INVALID_PARAMETER)?;
+    match super::types::info(ty).security {
+        Some(f) => f(id, super::types::SecurityOperation::Query),
+        None => with_body(id, |b| b.sd.clone()).ok_or(STATUS_INVALID_PARAMETER),
+    }
+}
+
+/// `NtSetSecurityObject` (the whole descriptor): the type's security
+/// procedure, or the descriptor kept with the object.
+pub fn ob_set_object_security(id: ObjectId, sd: &SecurityDescriptor) -> Result<(), NtStatus> {
+    let ty = object_type_of(id).ok_or(STATUS_INVALID_PARAMETER)?;
+    match super::types::info(ty).security {
+        Some(f) => f(id, super::types::SecurityOperation::Set(sd)).map(|_| ()),
+        None => with_body(id, |b| b.sd = Some(sd.clone())).ok_or(STATUS_INVALID_PARAMETER),
+    }
+}
+
 /// The type's delete procedure for a kernel body (`ObpDeleteObject`).
 pub fn delete_procedure(ext: ObjectExt) {
     match ext.body {
         ObjectBody::Dispatcher(index) => crate::ke::wait::delete_object(index),
+        ObjectBody::Key(kcb) => crate::cm::cm_delete_key_object(kcb),
         ObjectBody::Timer(t) => {
             crate::ke::timer::ke_cancel_timer(t);
             t.destroy();

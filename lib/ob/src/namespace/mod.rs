@@ -1,8 +1,11 @@
 //! The object namespace: directory objects, symbolic links, name lookup
 //! (`ObpLookupObjectName`), insertion (`ObInsertObject`), and object
 //! lifetime by pointer and handle counts, including temporary objects losing
-//! their names and deferred deletion.
+//! their names and deferred deletion. The counts live in the lock-free
+//! `ObjectHeaders` table beside the namespace; the namespace itself (names,
+//! directories, links) is changed under its owner's lock.
 
+use crate::object::{ObjectHeaders, FLAG_NAMED, FLAG_PERMANENT};
 use crate::{OBJ_CASE_INSENSITIVE, OBJ_OPENIF, OBJ_OPENLINK, OBJ_PERMANENT};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -46,14 +49,13 @@ pub enum Body {
     Opaque,
 }
 
-/// `OBJECT_HEADER` fields the object manager keeps.
+/// `OBJECT_HEADER` fields the namespace keeps (the counts are in
+/// `ObjectHeaders`).
 #[derive(Clone, Debug)]
 pub struct ObjectHeader {
     pub name: String,
     pub parent: Option<ObjectId>,
     pub type_index: TypeIndex,
-    pub pointer_count: u64,
-    pub handle_count: u64,
     pub permanent: bool,
     pub body: Body,
 }
@@ -69,7 +71,8 @@ pub enum Lookup {
 }
 
 /// The object namespace rooted at `\`.
-pub struct Namespace {
+pub struct Namespace<'h> {
+    headers: &'h ObjectHeaders,
     objects: Vec<Option<ObjectHeader>>,
     types: Vec<ObjectType>,
     root: ObjectId,
@@ -92,18 +95,15 @@ fn eq_name(a: &str, b: &str, insensitive: bool) -> bool {
     }
 }
 
-impl Default for Namespace {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Namespace {
+impl<'h> Namespace<'h> {
     /// `ObInitSystem`: `\`, `\ObjectTypes` with Type/Directory/SymbolicLink,
     /// `\Device`, `\Driver`, `\KernelObjects`, `\BaseNamedObjects`, `\GLOBAL??`.
     /// `\??` resolves to `\GLOBAL??` (ntrs has one session's DosDevices).
-    pub fn new() -> Self {
+    /// The objects' counts go into `headers`. STATUS_INSUFFICIENT_RESOURCES
+    /// without memory for them.
+    pub fn new(headers: &'h ObjectHeaders) -> Result<Self, NtStatus> {
         let mut ns = Namespace {
+            headers,
             objects: Vec::new(),
             types: Vec::new(),
             root: 0,
@@ -123,11 +123,9 @@ impl Namespace {
             name: String::new(),
             parent: None,
             type_index: TYPE_DIRECTORY,
-            pointer_count: 1,
-            handle_count: 0,
             permanent: true,
             body: Body::Directory(Vec::new()),
-        });
+        })?;
         let dir = |ns: &mut Namespace, path: &str| {
             ns.insert(
                 path,
@@ -135,14 +133,12 @@ impl Namespace {
                 TYPE_DIRECTORY,
                 Body::Directory(Vec::new()),
             )
-            .expect("initial namespace")
-            .0
+            .map(|r| r.0)
         };
-        ns.object_types_dir = dir(&mut ns, "\\ObjectTypes");
+        ns.object_types_dir = dir(&mut ns, "\\ObjectTypes")?;
         for name in ["Type", "Directory", "SymbolicLink"] {
             let path = alloc::format!("\\ObjectTypes\\{name}");
-            ns.insert(&path, OBJ_PERMANENT, TYPE_TYPE, Body::Opaque)
-                .expect("type object");
+            ns.insert(&path, OBJ_PERMANENT, TYPE_TYPE, Body::Opaque)?;
         }
         for d in [
             "\\Device",
@@ -151,21 +147,39 @@ impl Namespace {
             "\\BaseNamedObjects",
             "\\Callback",
         ] {
-            dir(&mut ns, d);
+            dir(&mut ns, d)?;
         }
-        ns.global_dos_devices = dir(&mut ns, "\\GLOBAL??");
-        ns
+        ns.global_dos_devices = dir(&mut ns, "\\GLOBAL??")?;
+        Ok(ns)
     }
 
-    fn alloc(&mut self, h: ObjectHeader) -> ObjectId {
+    /// The counted headers of this namespace's objects.
+    pub fn headers(&self) -> &'h ObjectHeaders {
+        self.headers
+    }
+
+    fn alloc(&mut self, h: ObjectHeader) -> Result<ObjectId, NtStatus> {
         // Slots of deleted objects are reused (their last reference is gone,
         // so nothing can still name them).
-        if let Some(id) = self.free_ids.pop() {
-            self.objects[id] = Some(h);
-            return id;
+        let id = match self.free_ids.last() {
+            Some(&id) => id,
+            None => self.objects.len(),
+        };
+        let mut flags = if h.permanent { FLAG_PERMANENT } else { 0 };
+        if h.parent.is_some() {
+            flags |= FLAG_NAMED;
         }
-        self.objects.push(Some(h));
-        self.objects.len() - 1
+        self.headers.init(id, h.type_index, flags)?;
+        if id == self.objects.len() {
+            self.objects
+                .try_reserve(1)
+                .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+            self.objects.push(Some(h));
+        } else {
+            self.free_ids.pop();
+            self.objects[id] = Some(h);
+        }
+        Ok(id)
     }
 
     /// The root directory `\`.
@@ -380,25 +394,31 @@ impl Namespace {
         if let Some(existing) =
             self.find_child(parent, name, attributes & OBJ_CASE_INSENSITIVE != 0)
         {
-            if attributes & OBJ_OPENIF == 0 {
-                return Err(STATUS_OBJECT_NAME_COLLISION);
+            let same_type = self
+                .header(existing)
+                .is_some_and(|h| h.type_index == type_index);
+            if attributes & OBJ_OPENIF != 0 && same_type {
+                if self.headers.reference_if_alive(existing) {
+                    return Ok((existing, STATUS_OBJECT_NAME_EXISTS));
+                }
+            } else if self.headers.pointer_count(existing) != 0 {
+                return Err(if attributes & OBJ_OPENIF == 0 {
+                    STATUS_OBJECT_NAME_COLLISION
+                } else {
+                    STATUS_OBJECT_TYPE_MISMATCH
+                });
             }
-            let h = self.header_mut(existing)?;
-            if h.type_index != type_index {
-                return Err(STATUS_OBJECT_TYPE_MISMATCH);
-            }
-            h.pointer_count += 1;
-            return Ok((existing, STATUS_OBJECT_NAME_EXISTS));
+            // Its last reference is gone and its deleter waits for the
+            // lock: the name is free now.
+            self.unlink_name(existing);
         }
         let id = self.alloc(ObjectHeader {
             name: name.into(),
             parent: Some(parent),
             type_index,
-            pointer_count: 1,
-            handle_count: 0,
             permanent: attributes & OBJ_PERMANENT != 0,
             body,
-        });
+        })?;
         if let Some(Body::Directory(kids)) = self.objects[parent].as_mut().map(|h| &mut h.body) {
             kids.push(id);
         }
@@ -406,41 +426,54 @@ impl Namespace {
     }
 
     /// Creates an unnamed object (one pointer reference).
-    pub fn create_unnamed(&mut self, type_index: TypeIndex, body: Body) -> ObjectId {
+    pub fn create_unnamed(
+        &mut self,
+        type_index: TypeIndex,
+        body: Body,
+    ) -> Result<ObjectId, NtStatus> {
+        if type_index as usize >= self.types.len() {
+            return Err(STATUS_OBJECT_TYPE_MISMATCH);
+        }
         self.alloc(ObjectHeader {
             name: String::new(),
             parent: None,
             type_index,
-            pointer_count: 1,
-            handle_count: 0,
             permanent: false,
             body,
         })
     }
 
-    /// `ObReferenceObject`.
+    /// `ObReferenceObject` of an object found under the lock (by name or
+    /// id): STATUS_INVALID_PARAMETER for no object or one being deleted.
     pub fn reference(&mut self, id: ObjectId) -> Result<(), NtStatus> {
-        self.header_mut(id)?.pointer_count += 1;
-        Ok(())
+        self.header(id).ok_or(STATUS_INVALID_PARAMETER)?;
+        if self.headers.reference_if_alive(id) {
+            Ok(())
+        } else {
+            Err(STATUS_INVALID_PARAMETER)
+        }
     }
 
     /// `ObDereferenceObject` (`ObDereferenceObjectDeferDelete` when
     /// `defer`, as NT does above APC_LEVEL): the last reference deletes the
     /// object now, or queues it for `process_deferred_deletes`.
     pub fn dereference(&mut self, id: ObjectId, defer: bool) -> Result<(), NtStatus> {
-        let h = self.header_mut(id)?;
-        if h.pointer_count == 0 {
-            return Err(STATUS_INVALID_PARAMETER);
-        }
-        h.pointer_count -= 1;
-        if h.pointer_count == 0 {
-            if defer {
-                self.pending_delete.push(id);
-            } else {
-                self.delete(id);
-            }
+        self.header(id).ok_or(STATUS_INVALID_PARAMETER)?;
+        if self.headers.dereference(id)? {
+            self.object_dead(id, defer);
         }
         Ok(())
+    }
+
+    /// The rest of a last dereference done without the lock
+    /// (`ObjectHeaders::dereference` returned `true`): deletes the object
+    /// now, or queues it for `process_deferred_deletes`.
+    pub fn object_dead(&mut self, id: ObjectId, defer: bool) {
+        if defer {
+            self.pending_delete.push(id);
+        } else {
+            self.delete(id);
+        }
     }
 
     /// Runs deferred deletions (the work item `ObpProcessRemoveObjectQueue` queues).
@@ -472,6 +505,7 @@ impl Namespace {
         if let Some(Some(h)) = self.objects.get_mut(id) {
             h.parent = None;
         }
+        self.headers.set_flag(id, FLAG_NAMED, false);
     }
 
     fn delete(&mut self, id: ObjectId) {
@@ -481,6 +515,7 @@ impl Namespace {
                 for &k in kids {
                     if let Some(Some(c)) = self.objects.get_mut(k) {
                         c.parent = None;
+                        self.headers.set_flag(k, FLAG_NAMED, false);
                     }
                 }
             }
@@ -492,41 +527,50 @@ impl Namespace {
     /// A handle was opened to the object (`ObpIncrementHandleCount`): one more
     /// handle and one more pointer reference.
     pub fn open_handle(&mut self, id: ObjectId) -> Result<(), NtStatus> {
-        let h = self.header_mut(id)?;
-        h.handle_count += 1;
-        h.pointer_count += 1;
-        Ok(())
+        self.header(id).ok_or(STATUS_INVALID_PARAMETER)?;
+        self.headers.open_handle(id)
     }
 
     /// A handle was closed (`ObpDecrementHandleCount`): a temporary object
     /// loses its name with its last handle (`ObpDeleteNameCheck`), then the
     /// handle's pointer reference is dropped.
     pub fn close_handle(&mut self, id: ObjectId, defer: bool) -> Result<(), NtStatus> {
-        let h = self.header_mut(id)?;
-        if h.handle_count == 0 {
-            return Err(STATUS_INVALID_HANDLE);
-        }
-        h.handle_count -= 1;
-        if h.handle_count == 0 && !h.permanent {
-            self.unlink_name(id);
+        self.header(id).ok_or(STATUS_INVALID_PARAMETER)?;
+        if self.headers.close_handle(id)?.name_check {
+            self.delete_name_check(id);
         }
         self.dereference(id, defer)
     }
 
-    /// `NtMakeTemporaryObject`.
-    pub fn make_temporary(&mut self, id: ObjectId) -> Result<(), NtStatus> {
-        let h = self.header_mut(id)?;
-        h.permanent = false;
-        if h.handle_count == 0 {
+    /// `ObpDeleteNameCheck`: a temporary object without handles loses its
+    /// name (checked again under the lock: a handle may have come since).
+    pub fn delete_name_check(&mut self, id: ObjectId) {
+        if self.header(id).is_some_and(|h| !h.permanent) && self.headers.handle_count(id) == 0 {
             self.unlink_name(id);
         }
+    }
+
+    /// `NtMakeTemporaryObject`.
+    pub fn make_temporary(&mut self, id: ObjectId) -> Result<(), NtStatus> {
+        self.header_mut(id)?.permanent = false;
+        self.headers.set_flag(id, FLAG_PERMANENT, false);
+        self.delete_name_check(id);
         Ok(())
     }
 
     /// `NtMakePermanentObject`.
     pub fn make_permanent(&mut self, id: ObjectId) -> Result<(), NtStatus> {
         self.header_mut(id)?.permanent = true;
+        self.headers.set_flag(id, FLAG_PERMANENT, true);
         Ok(())
+    }
+
+    /// `PointerCount` and `HandleCount` of an object.
+    pub fn counts(&self, id: ObjectId) -> (u64, u64) {
+        (
+            self.headers.pointer_count(id),
+            self.headers.handle_count(id),
+        )
     }
 
     /// The object's full name (`ObQueryNameString`), empty when unnamed.

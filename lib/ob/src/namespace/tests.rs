@@ -1,8 +1,13 @@
 use super::*;
 use crate::*;
 
-fn ns_with_event() -> (Namespace, TypeIndex) {
-    let mut ns = Namespace::new();
+/// A header table for one test (leaked: tests are short-lived processes).
+fn headers() -> &'static ObjectHeaders {
+    alloc::boxed::Box::leak(alloc::boxed::Box::new(ObjectHeaders::new()))
+}
+
+fn ns_with_event() -> (Namespace<'static>, TypeIndex) {
+    let mut ns = Namespace::new(headers()).unwrap();
     let ev = ns.create_type("Event", false).unwrap();
     (ns, ev)
 }
@@ -16,7 +21,7 @@ fn found(r: Result<Lookup, NtStatus>) -> ObjectId {
 
 #[test]
 fn initial_namespace_has_nt_directories() {
-    let ns = Namespace::new();
+    let ns = Namespace::new(headers()).unwrap();
     let root: Vec<String> = ns
         .list_directory(ns.root())
         .unwrap()
@@ -83,7 +88,7 @@ fn collision_openif_and_type_mismatch() {
         .insert("\\BaseNamedObjects\\X", OBJ_OPENIF, ev, Body::Opaque)
         .unwrap();
     assert_eq!((again, st), (id, STATUS_OBJECT_NAME_EXISTS));
-    assert_eq!(ns.header(id).unwrap().pointer_count, 2);
+    assert_eq!(ns.counts(id).0, 2);
     assert_eq!(
         ns.insert("\\BaseNamedObjects\\X", OBJ_OPENIF, mutant, Body::Opaque)
             .unwrap_err(),
@@ -184,7 +189,7 @@ fn relative_to_root_directory() {
 
 #[test]
 fn symbolic_links_and_dos_devices() {
-    let mut ns = Namespace::new();
+    let mut ns = Namespace::new(headers()).unwrap();
     let dev = ns.create_type("Device", true).unwrap();
     let (vol, _) = ns
         .insert(
@@ -231,7 +236,7 @@ fn symbolic_links_and_dos_devices() {
 
 #[test]
 fn symbolic_link_loops_are_cut() {
-    let mut ns = Namespace::new();
+    let mut ns = Namespace::new(headers()).unwrap();
     ns.insert(
         "\\GLOBAL??\\A",
         0,
@@ -255,7 +260,7 @@ fn symbolic_link_loops_are_cut() {
         STATUS_REPARSE_POINT_NOT_RESOLVED
     );
     // A chain of MAX_REPARSE links still resolves.
-    let mut ns = Namespace::new();
+    let mut ns = Namespace::new(headers()).unwrap();
     let (target, _) = ns
         .insert(
             "\\KernelObjects\\T",
@@ -332,7 +337,7 @@ fn permanent_objects_keep_their_name() {
 #[test]
 fn deferred_delete_runs_later() {
     let (mut ns, ev) = ns_with_event();
-    let id = ns.create_unnamed(ev, Body::Opaque);
+    let id = ns.create_unnamed(ev, Body::Opaque).unwrap();
     ns.dereference(id, true).unwrap();
     assert!(ns.header(id).is_some());
     assert_eq!(ns.pending_deletes(), 1);
@@ -375,12 +380,35 @@ fn duplicate_type_names_collide() {
 
 #[test]
 fn deleted_object_slots_are_reused() {
-    let mut ns = Namespace::new();
+    let mut ns = Namespace::new(headers()).unwrap();
     let t = ns.create_type("Event", false).unwrap();
     let before = ns.slots();
     for _ in 0..10_000 {
-        let id = ns.create_unnamed(t, Body::Opaque);
+        let id = ns.create_unnamed(t, Body::Opaque).unwrap();
         ns.dereference(id, false).unwrap();
     }
     assert!(ns.slots() <= before + 1, "object slots grew with churn");
+}
+
+#[test]
+fn a_dying_object_is_not_found_and_frees_its_name() {
+    let (mut ns, ev) = ns_with_event();
+    let (old, _) = ns
+        .insert("\\BaseNamedObjects\\Dying", 0, ev, Body::Opaque)
+        .unwrap();
+    // Another processor drops the last reference without the lock; its
+    // deletion waits for the lock.
+    assert_eq!(ns.headers().dereference(old), Ok(true));
+    assert_eq!(ns.reference(old), Err(STATUS_INVALID_PARAMETER));
+    // OBJ_OPENIF does not hand out the dying object: a new one takes the name.
+    let (new, st) = ns
+        .insert("\\BaseNamedObjects\\Dying", OBJ_OPENIF, ev, Body::Opaque)
+        .unwrap();
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_ne!(new, old);
+    // The deleter gets the lock at last: the new object keeps the name.
+    ns.object_dead(old, false);
+    assert_eq!(found(ns.lookup("\\BaseNamedObjects\\Dying", 0, None)), new);
+    assert!(ns.header(old).is_none());
+    assert_eq!(ns.counts(new), (1, 0));
 }

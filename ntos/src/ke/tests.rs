@@ -5,10 +5,16 @@ use crate::ke::{self, clock, dpc, sched, thread, timer};
 use crate::ktest::{check, sleep_ms, wait_until, Test, TestResult, MS};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+/// Creates and starts a test thread; 0 (no thread) if that failed, which
+/// the test then notices as a thread that never ran.
 fn spawn(name: &str, priority: u8, affinity: u64, f: fn(usize), ctx: usize) -> u32 {
-    let tid = thread::create_system_thread(name, priority, affinity, f, ctx);
-    sched::ready_thread(tid);
-    tid
+    match sched::start_system_thread(name, priority, affinity, f, ctx) {
+        Ok(t) => t,
+        Err(s) => {
+            crate::dbg_println!("KTEST-NOTE thread {name} not created: {:#x}", s.as_u32());
+            0
+        }
+    }
 }
 
 fn me_mask() -> u64 {
@@ -229,39 +235,332 @@ fn t_every_processor() -> TestResult {
     )
 }
 
-static XMM_OK: AtomicU32 = AtomicU32::new(0);
+/// What one extended-state round sets and reads back: the 256 bits of
+/// YMM8 (only the low 128, XMM8, without AVX), the x87 control word, MXCSR
+/// and two integers on the x87 register stack. Layout shared with the asm.
+#[repr(C, align(32))]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+struct FpState {
+    ymm: [u64; 4],
+    fcw: u16,
+    _pad: u16,
+    mxcsr: u32,
+    st1: i64,
+    st0: i64,
+}
 
-fn xmm_body(v: usize) {
-    // Keep a value in xmm6 across many context switches (yields + sleeps).
-    let mut ok = true;
-    for i in 0..20u64 {
-        let x = v as u64 ^ (i << 32);
-        let back: u64;
-        // SAFETY: moves through xmm6 only; the register is declared clobbered.
-        unsafe {
-            core::arch::asm!("movq xmm6, {}", in(reg) x, out("xmm6") _);
-        }
-        sched::ke_yield_execution();
-        if i % 5 == 0 {
-            sched::ke_delay_execution_thread(MS);
-        }
-        // SAFETY: reads xmm6 back.
-        unsafe { core::arch::asm!("movq {}, xmm6", out(reg) back) };
-        ok &= back == x;
+static XSTATE_OK: AtomicU32 = AtomicU32::new(0);
+static XSTATE_BAD: AtomicU32 = AtomicU32::new(0);
+static XSTATE_ROUND: AtomicU32 = AtomicU32::new(0);
+
+/// Called from inside the asm below with the test state in the registers:
+/// gives the processor away (a yield, every fourth time a short sleep) so
+/// the other thread loads its own state meanwhile.
+extern "C" fn xstate_switch() {
+    sched::ke_yield_execution();
+    if XSTATE_ROUND
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(4)
+    {
+        sched::ke_delay_execution_thread(MS);
     }
-    if ok {
-        XMM_OK.fetch_add(1, Ordering::SeqCst);
+    sched::ke_yield_execution();
+}
+
+/// Loads `set` into YMM8 (or XMM8), FCW, MXCSR and the x87 stack, calls
+/// `xstate_switch`, and stores what the registers hold afterwards in `got`;
+/// the caller's YMM8, FCW and MXCSR are saved and restored around it, and
+/// the x87 stack is empty again at the end.
+fn fp_round_trip(set: &FpState, got: &mut FpState, avx: bool) {
+    let s = set as *const FpState;
+    let g = got as *mut FpState;
+    if avx {
+        // SAFETY: AVX is enabled (XCR0 has it); only memory in `set`, `got`
+        // and the asm's own stack space is touched; every register changed
+        // is restored or declared (the call clobbers what the C ABI lets it).
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 96",
+                "vmovdqu [rsp + 32], ymm8",
+                "fnstcw [rsp + 64]",
+                "stmxcsr [rsp + 68]",
+                "vmovdqu ymm8, [r12]",
+                "fldcw [r12 + 32]",
+                "ldmxcsr [r12 + 36]",
+                "fild qword ptr [r12 + 40]",
+                "fild qword ptr [r12 + 48]",
+                "call {f}",
+                "vmovdqu [r13], ymm8",
+                "fnstcw [r13 + 32]",
+                "stmxcsr [r13 + 36]",
+                "fistp qword ptr [r13 + 48]",
+                "fistp qword ptr [r13 + 40]",
+                "fldcw [rsp + 64]",
+                "ldmxcsr [rsp + 68]",
+                "vmovdqu ymm8, [rsp + 32]",
+                "add rsp, 96",
+                f = sym xstate_switch,
+                in("r12") s,
+                in("r13") g,
+                clobber_abi("C"),
+            )
+        }
+    } else {
+        // SAFETY: as above, with XMM8 in place of YMM8 (SSE only).
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 96",
+                "movdqu [rsp + 32], xmm8",
+                "fnstcw [rsp + 64]",
+                "stmxcsr [rsp + 68]",
+                "movdqu xmm8, [r12]",
+                "fldcw [r12 + 32]",
+                "ldmxcsr [r12 + 36]",
+                "fild qword ptr [r12 + 40]",
+                "fild qword ptr [r12 + 48]",
+                "call {f}",
+                "movdqu [r13], xmm8",
+                "fnstcw [r13 + 32]",
+                "stmxcsr [r13 + 36]",
+                "fistp qword ptr [r13 + 48]",
+                "fistp qword ptr [r13 + 40]",
+                "fldcw [rsp + 64]",
+                "ldmxcsr [rsp + 68]",
+                "movdqu xmm8, [rsp + 32]",
+                "add rsp, 96",
+                f = sym xstate_switch,
+                in("r12") s,
+                in("r13") g,
+                clobber_abi("C"),
+            )
+        }
     }
 }
 
+/// One of two threads on one processor: 24 rounds, each with thread- and
+/// round-specific YMM, x87 and MXCSR contents held across context switches.
+fn xstate_body(which: usize) {
+    let avx = thread::avx_enabled();
+    let tag = 0x5A5A_0000_0000_0000u64 ^ ((which as u64 + 1) << 40);
+    let mut ok = true;
+    for i in 0..24u64 {
+        let set = FpState {
+            ymm: [
+                tag ^ i,
+                !tag ^ i,
+                (tag << 1) ^ (i << 8),
+                tag.rotate_left(17) ^ i,
+            ],
+            // Thread 0 rounds down, thread 1 toward zero (x87 and SSE alike).
+            fcw: if which == 0 { 0x077F } else { 0x0F7F },
+            _pad: 0,
+            mxcsr: if which == 0 { 0x3F80 } else { 0x7F80 },
+            st1: (tag >> 20) as i64 + i as i64,
+            st0: -((tag >> 24) as i64) - 2 * i as i64,
+        };
+        let mut want = set;
+        if !avx {
+            want.ymm[2] = 0;
+            want.ymm[3] = 0;
+        }
+        let mut got = FpState::default();
+        fp_round_trip(&set, &mut got, avx);
+        if got != want {
+            ok = false;
+            crate::dbg_println!("KTEST-NOTE thread {which} round {i}: set {want:x?} got {got:x?}");
+        }
+    }
+    if ok {
+        XSTATE_OK.fetch_add(1, Ordering::SeqCst);
+    } else {
+        XSTATE_BAD.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Two threads on one processor each keep their own YMM (upper halves
+/// included, when AVX is on), x87 stack and control word, and MXCSR across
+/// many context switches: a switch that saved only FXSAVE's state would
+/// lose the YMM upper halves, one that saved none would mix the threads.
 fn t_extended_state() -> TestResult {
-    XMM_OK.store(0, Ordering::SeqCst);
+    XSTATE_OK.store(0, Ordering::SeqCst);
+    XSTATE_BAD.store(0, Ordering::SeqCst);
     let cpu = me_mask();
-    spawn("xmm1", 8, cpu, xmm_body, 0x1111_1111);
-    spawn("xmm2", 8, cpu, xmm_body, 0x2222_2222);
+    if !thread::avx_enabled() {
+        crate::dbg_println!(
+            "KTEST-NOTE no AVX on this processor: XMM8, x87 and MXCSR are checked, not YMM"
+        );
+    }
+    // Start both before either runs: stay above them while readying.
+    let me = sched::current_thread_id();
+    let old = sched::ke_set_priority_thread(me, 10);
+    spawn("xstate0", 9, cpu, xstate_body, 0);
+    spawn("xstate1", 9, cpu, xstate_body, 1);
+    sched::ke_set_priority_thread(me, old);
     check(
-        wait_until(5000, || XMM_OK.load(Ordering::SeqCst) == 2),
-        "SSE register contents were not preserved across context switches",
+        wait_until(10_000, || {
+            XSTATE_OK.load(Ordering::SeqCst) + XSTATE_BAD.load(Ordering::SeqCst) == 2
+        }),
+        "extended-state threads did not finish",
+    )?;
+    check(
+        XSTATE_OK.load(Ordering::SeqCst) == 2,
+        "YMM/x87/MXCSR contents were not preserved across context switches",
+    )
+}
+
+/// An FXSAVE image (64-byte aligned).
+#[repr(C, align(64))]
+struct FxArea([u8; 512]);
+/// What the new thread of `t_initial_extended_state` saw: FCW, FSW, the
+/// abridged tag word, MXCSR, and YMM8 (XMM8 without AVX).
+static INITIAL_X87: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
+static INITIAL_YMM: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static INITIAL_DONE: AtomicBool = AtomicBool::new(false);
+static INITIAL_TID: AtomicU32 = AtomicU32::new(0);
+
+/// The new thread: records its x87/SSE state as it starts.
+fn initial_state_body(_: usize) {
+    let mut ymm = [0u64; 4];
+    let mut fx = FxArea([0; 512]);
+    // SAFETY: FXSAVE into a 64-byte aligned 512-byte local.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) fx.0.as_mut_ptr(), options(nostack)) };
+    if thread::avx_enabled() {
+        // SAFETY: AVX is enabled; stores YMM8 into a local array.
+        unsafe {
+            core::arch::asm!("vmovdqu [{}], ymm8", in(reg) ymm.as_mut_ptr(), options(nostack))
+        };
+    } else {
+        // SAFETY: stores XMM8 into a local array.
+        unsafe {
+            core::arch::asm!("movdqu [{}], xmm8", in(reg) ymm.as_mut_ptr(), options(nostack))
+        };
+    }
+    let f = &fx.0;
+    let seen = [
+        u32::from(u16::from_le_bytes([f[0], f[1]])),
+        u32::from(u16::from_le_bytes([f[2], f[3]])),
+        u32::from(f[4]),
+        u32::from_le_bytes([f[24], f[25], f[26], f[27]]),
+    ];
+    for (a, v) in INITIAL_X87.iter().zip(seen) {
+        a.store(v, Ordering::SeqCst);
+    }
+    for (a, v) in INITIAL_YMM.iter().zip(ymm) {
+        a.store(v, Ordering::SeqCst);
+    }
+    INITIAL_DONE.store(true, Ordering::SeqCst);
+}
+
+/// Called from inside the asm of `t_initial_extended_state`, with unusual
+/// state in the creator's registers: creates and starts the new thread.
+extern "C" fn initial_state_spawn() {
+    INITIAL_TID.store(
+        spawn("initial-state", 20, u64::MAX, initial_state_body, 0),
+        Ordering::SeqCst,
+    );
+}
+
+/// A new thread starts with the default extended state — x87 as FNINIT
+/// leaves it (control word 0x037F, empty stack), MXCSR 0x1F80, XMM/YMM
+/// zero — not with its creator's registers.
+fn t_initial_extended_state() -> TestResult {
+    INITIAL_DONE.store(false, Ordering::SeqCst);
+    let creator = FpState {
+        ymm: [
+            0x1111_2222_3333_4444,
+            0x5555_6666_7777_8888,
+            0x9999_aaaa_bbbb_cccc,
+            0xdddd_eeee_ffff_0001,
+        ],
+        fcw: 0x0F7F,
+        _pad: 0,
+        mxcsr: 0x7F80,
+        st1: 12345,
+        st0: -678,
+    };
+    let avx = thread::avx_enabled();
+    let s = &creator as *const FpState;
+    if avx {
+        // SAFETY: AVX is enabled; the creator's YMM8, FCW and MXCSR are
+        // saved and restored around the call, the x87 stack is popped again;
+        // only `creator` and the asm's stack space are read or written.
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 96",
+                "vmovdqu [rsp + 32], ymm8",
+                "fnstcw [rsp + 64]",
+                "stmxcsr [rsp + 68]",
+                "vmovdqu ymm8, [r12]",
+                "fldcw [r12 + 32]",
+                "ldmxcsr [r12 + 36]",
+                "fild qword ptr [r12 + 40]",
+                "call {f}",
+                "fstp st(0)",
+                "fldcw [rsp + 64]",
+                "ldmxcsr [rsp + 68]",
+                "vmovdqu ymm8, [rsp + 32]",
+                "add rsp, 96",
+                f = sym initial_state_spawn,
+                in("r12") s,
+                clobber_abi("C"),
+            )
+        }
+    } else {
+        // SAFETY: as above with XMM8 (SSE only).
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 96",
+                "movdqu [rsp + 32], xmm8",
+                "fnstcw [rsp + 64]",
+                "stmxcsr [rsp + 68]",
+                "movdqu xmm8, [r12]",
+                "fldcw [r12 + 32]",
+                "ldmxcsr [r12 + 36]",
+                "fild qword ptr [r12 + 40]",
+                "call {f}",
+                "fstp st(0)",
+                "fldcw [rsp + 64]",
+                "ldmxcsr [rsp + 68]",
+                "movdqu xmm8, [rsp + 32]",
+                "add rsp, 96",
+                f = sym initial_state_spawn,
+                in("r12") s,
+                clobber_abi("C"),
+            )
+        }
+    }
+    check(
+        INITIAL_TID.load(Ordering::SeqCst) != 0,
+        "thread not created",
+    )?;
+    check(
+        wait_until(2000, || INITIAL_DONE.load(Ordering::SeqCst)),
+        "the new thread never ran",
+    )?;
+    let [fcw, fsw, ftw, mxcsr] = [0, 1, 2, 3].map(|i| INITIAL_X87[i].load(Ordering::SeqCst));
+    let ymm: [u64; 4] = core::array::from_fn(|i| INITIAL_YMM[i].load(Ordering::SeqCst));
+    crate::dbg_println!(
+        "KTEST-NOTE new thread FCW {fcw:#06x} FSW {fsw:#06x} FTW {ftw:#04x} MXCSR {mxcsr:#x} YMM8 {ymm:x?}"
+    );
+    check(
+        fcw == 0x037F,
+        "new thread's x87 control word is not FNINIT's",
+    )?;
+    check(
+        fsw & 0x3800 == 0 && ftw == 0,
+        "new thread's x87 stack is not empty",
+    )?;
+    check(
+        mxcsr == 0x1F80,
+        "new thread's MXCSR is not the default 0x1F80",
+    )?;
+    check(
+        ymm[0] != creator.ymm[0] && ymm[1] != creator.ymm[1],
+        "the creator's XMM8 leaked into the new thread",
+    )?;
+    check(
+        !avx || ymm[2..] == [0, 0],
+        "the new thread's YMM8 upper half is not zero",
     )
 }
 
@@ -510,6 +809,10 @@ pub const TESTS: &[Test] = &[
     ("ke.sched.round_robin_on_quantum_end", t_round_robin),
     ("ke.sched.yield_nothing_ready", t_yield),
     ("ke.sched.extended_state_preserved", t_extended_state),
+    (
+        "ke.thread.initial_extended_state_is_default",
+        t_initial_extended_state,
+    ),
     ("ke.sched.every_processor_runs_threads", t_every_processor),
     ("ke.dpc.runs_at_dispatch_level", t_dpc),
     ("ke.dpc.targeted", t_targeted_dpc),
@@ -531,6 +834,13 @@ pub const TESTS: &[Test] = &[
     ("ke.wait.boost_then_decay", t_boost_then_decay),
     ("ke.wait.statuses", t_wait_statuses),
     ("ke.wait.alertable_object_wait", t_alertable_object_wait),
+    (
+        "ke.thread.reference_outlives_reaping",
+        t_thread_reference_outlives_reaping,
+    ),
+    ("ke.wait.recorded_for_kd", t_wait_record),
+    ("ke.dpc_apc.remove_queued", t_remove_queued_dpc_and_apc),
+    ("ke.kd.walk_while_threads_die", t_kd_walk_while_threads_die),
 ];
 
 static RTC_ISR_IRQL: AtomicU8 = AtomicU8::new(0xFF);
@@ -582,6 +892,7 @@ fn t_interrupt_object() -> TestResult {
     let b = crate::hal::inb(0x71);
     crate::hal::outb(0x70, 0x8B);
     crate::hal::outb(0x71, b & !0x40);
+    let count = obj.count.load(Ordering::SeqCst);
     ke::intr::io_disconnect_interrupt(obj);
     check(
         ok,
@@ -591,10 +902,7 @@ fn t_interrupt_object() -> TestResult {
         RTC_ISR_IRQL.load(Ordering::SeqCst) == 8,
         "the service routine did not run at its device IRQL",
     )?;
-    check(
-        obj.count.load(Ordering::SeqCst) >= 3,
-        "interrupt object count wrong",
-    )
+    check(count >= 3, "interrupt object count wrong")
 }
 
 static QLOCK: ke::irql::KQueuedSpinLock = ke::irql::KQueuedSpinLock::new();
@@ -971,7 +1279,7 @@ fn t_event_ping_pong() -> TestResult {
     }
     check(
         wait_until(2000, || {
-            thread::thread(ponger).is_none_or(|t| t.state == thread::ThreadState::Terminated)
+            sched::thread_state(ponger).is_none_or(|s| s == thread::ThreadState::Terminated)
         }),
         "ponger did not finish",
     )?;
@@ -992,19 +1300,25 @@ fn t_boost_then_decay() -> TestResult {
         cpu,
         |_| {
             kw::ke_wait_for_single_object(&WAKER_EVENT, WaitReason::Executive, false, false, None);
-            BOOSTED_TO.store(sched::current_thread().priority, Ordering::SeqCst);
+            BOOSTED_TO.store(
+                sched::ke_query_priority_thread(sched::current_thread_id()).unwrap_or(0),
+                Ordering::SeqCst,
+            );
             // Spin several quanta: quantum end decays the boost back to base.
             let t0 = clock::ke_query_interrupt_time();
             while clock::ke_query_interrupt_time() < t0 + 8 * clock::TIME_INCREMENT {
                 core::hint::spin_loop();
             }
-            DECAYED_TO.store(sched::current_thread().priority, Ordering::SeqCst);
+            DECAYED_TO.store(
+                sched::ke_query_priority_thread(sched::current_thread_id()).unwrap_or(0),
+                Ordering::SeqCst,
+            );
         },
         0,
     );
     sleep_ms(30);
     check(
-        thread::thread(tid).is_some_and(|t| t.state == thread::ThreadState::Waiting),
+        sched::thread_state(tid) == Some(thread::ThreadState::Waiting),
         "thread is not waiting",
     )?;
     kw::ke_set_event(&WAKER_EVENT, 2); // EVENT_INCREMENT-style boost of 2
@@ -1135,8 +1449,9 @@ fn t_wait_statuses() -> TestResult {
     check(s == STATUS_TIMEOUT, "semaphore went below zero")?;
     // A thread is signaled when it terminates (join).
     let t = spawn("joinee", 8, u64::MAX, |_| sleep_ms(20), 0);
+    let joinee = ThreadObject::new(t).ok_or("joinee thread not found")?;
     let s = kw::ke_wait_for_single_object(
-        &ThreadObject(t),
+        &joinee,
         WaitReason::Executive,
         false,
         false,
@@ -1201,4 +1516,241 @@ fn t_alertable_object_wait() -> TestResult {
         APC_STATUS.load(Ordering::SeqCst) == nt::status::STATUS_USER_APC.0 as u32,
         "object wait did not return STATUS_USER_APC",
     )
+}
+
+static SHORT_RAN: AtomicBool = AtomicBool::new(false);
+
+/// A reference to a thread keeps the thread object: after the thread has
+/// exited, been reaped and its id been given to a new thread, waiting on the
+/// old reference is satisfied at once (the old thread terminated) and the
+/// object still reads as the old thread.
+fn t_thread_reference_outlives_reaping() -> TestResult {
+    SHORT_RAN.store(false, Ordering::SeqCst);
+    let before = thread::live_threads();
+    let t1 = thread::create_system_thread(
+        "short-lived",
+        9,
+        u64::MAX,
+        |_| SHORT_RAN.store(true, Ordering::SeqCst),
+        0,
+    )
+    .map_err(|_| "thread not created")?;
+    let old = ThreadObject::new(t1).ok_or("no reference to a created thread")?;
+    sched::ready_thread(t1).map_err(|_| "thread not started")?;
+    check(
+        wait_until(2000, || {
+            SHORT_RAN.load(Ordering::SeqCst) && thread::live_threads() == before
+        }),
+        "the thread did not run, exit and get reaped",
+    )?;
+    check(
+        sched::reference_thread(t1).is_none(),
+        "a reaped thread is still in the thread table",
+    )?;
+    // Thread ids are reused, most recently freed first.
+    let t2 = thread::create_system_thread("id-reuser", 8, u64::MAX, |_| sleep_ms(10), 0)
+        .map_err(|_| "second thread not created")?;
+    let reused = t2 == t1;
+    let s = kw::ke_wait_for_single_object(&old, WaitReason::Executive, false, false, Some(0));
+    let name_ok = old.thread().name() == "short-lived" && old.thread().id == t1;
+    sched::ready_thread(t2).map_err(|_| "second thread not started")?;
+    drop(old);
+    check(reused, "the freed thread id was not reused")?;
+    check(
+        s == nt::status::STATUS_SUCCESS,
+        "a wait on an exited thread did not see it terminated (it waited on the id's new owner)",
+    )?;
+    check(
+        name_ok,
+        "the referenced thread object changed under the reference",
+    )?;
+    check(
+        wait_until(2000, || thread::live_threads() == before),
+        "threads left behind",
+    )
+}
+
+static RECORD_EVENT: KEvent = KEvent::new(true, false);
+static RECORD_STATUS: AtomicU32 = AtomicU32::new(0);
+
+/// A waiting thread's wait is recorded as it is (what `!thread` prints):
+/// reason, mode, alertability, the IRQL and the tick count when it blocked.
+fn t_wait_record() -> TestResult {
+    RECORD_STATUS.store(u32::MAX, Ordering::SeqCst);
+    kw::ke_reset_event(&RECORD_EVENT);
+    let t0 = clock::ke_query_tick_count();
+    let tid = spawn(
+        "recorded",
+        9,
+        u64::MAX,
+        |_| {
+            let s = kw::ke_wait_for_single_object(
+                &RECORD_EVENT,
+                WaitReason::UserRequest,
+                true,
+                true,
+                None,
+            );
+            RECORD_STATUS.store(s.0 as u32, Ordering::SeqCst);
+        },
+        0,
+    );
+    sleep_ms(100);
+    let r = sched::wait_record(tid);
+    let now = clock::ke_query_tick_count();
+    apc::ke_alert_thread(tid, ApcMode::UserMode);
+    check(
+        wait_until(1000, || RECORD_STATUS.load(Ordering::SeqCst) != u32::MAX),
+        "the waiting thread did not wake",
+    )?;
+    let r = r.ok_or("the thread was not waiting")?;
+    check(
+        r.reason == WaitReason::UserRequest,
+        "wait reason not recorded",
+    )?;
+    check(
+        r.mode == ::ke::apc::ProcessorMode::UserMode && r.alertable,
+        "wait mode and alertability not recorded",
+    )?;
+    check(r.irql == ke::PASSIVE_LEVEL, "wait IRQL not recorded")?;
+    check(
+        (t0..=t0 + 2).contains(&r.start_tick) && now >= r.start_tick + 4,
+        "the wait start tick is not when the thread blocked",
+    )?;
+    check(
+        RECORD_STATUS.load(Ordering::SeqCst) == nt::status::STATUS_ALERTED.0 as u32,
+        "a user-mode alert did not end the alertable user-mode wait",
+    )
+}
+
+static REMOVED_DPC_RAN: AtomicBool = AtomicBool::new(false);
+static REMOVED_DPC: dpc::KDpc = dpc::KDpc::new(
+    |_, _, _, _| REMOVED_DPC_RAN.store(true, Ordering::SeqCst),
+    0,
+);
+static REMOVED_APC_RAN: AtomicBool = AtomicBool::new(false);
+static REMOVED_APC: KApc = KApc::new(
+    |_, _, _| {},
+    Some(|_, _, _| REMOVED_APC_RAN.store(true, Ordering::SeqCst)),
+    0,
+    ApcMode::KernelMode,
+);
+static REMOVE_TARGET_GO: AtomicBool = AtomicBool::new(false);
+static REMOVE_TARGET_DONE: AtomicBool = AtomicBool::new(false);
+
+/// `KeRemoveQueueDpc` and `KeRemoveQueueApc` take a queued DPC or APC out
+/// before it runs; removing it again reports FALSE.
+fn t_remove_queued_dpc_and_apc() -> TestResult {
+    REMOVED_DPC_RAN.store(false, Ordering::SeqCst);
+    let old = ke::irql::ke_raise_irql(ke::DISPATCH_LEVEL);
+    let queued = dpc::ke_insert_queue_dpc(&REMOVED_DPC, 0, 0);
+    let removed = dpc::ke_remove_queue_dpc(&REMOVED_DPC);
+    let again = dpc::ke_remove_queue_dpc(&REMOVED_DPC);
+    ke::irql::ke_lower_irql(old);
+    check(queued && removed && !again, "KeRemoveQueueDpc results")?;
+    check(
+        !REMOVED_DPC_RAN.load(Ordering::SeqCst) && !REMOVED_DPC.is_inserted(),
+        "a removed DPC ran or stayed queued",
+    )?;
+    REMOVED_APC_RAN.store(false, Ordering::SeqCst);
+    REMOVE_TARGET_GO.store(false, Ordering::SeqCst);
+    REMOVE_TARGET_DONE.store(false, Ordering::SeqCst);
+    let tid = spawn(
+        "apc-removal",
+        8,
+        u64::MAX,
+        |_| {
+            apc::ke_enter_critical_region();
+            while !REMOVE_TARGET_GO.load(Ordering::SeqCst) {
+                sched::ke_delay_execution_thread(MS);
+            }
+            apc::ke_leave_critical_region();
+            sleep_ms(20);
+            REMOVE_TARGET_DONE.store(true, Ordering::SeqCst);
+        },
+        0,
+    );
+    sleep_ms(20);
+    let queued = apc::ke_insert_queue_apc(&REMOVED_APC, tid, 0, 0, 0);
+    let removed = apc::ke_remove_queue_apc(&REMOVED_APC);
+    let again = apc::ke_remove_queue_apc(&REMOVED_APC);
+    REMOVE_TARGET_GO.store(true, Ordering::SeqCst);
+    check(
+        wait_until(2000, || REMOVE_TARGET_DONE.load(Ordering::SeqCst)),
+        "APC target did not finish",
+    )?;
+    check(queued && removed && !again, "KeRemoveQueueApc results")?;
+    check(
+        !REMOVED_APC_RAN.load(Ordering::SeqCst) && !REMOVED_APC.is_inserted(),
+        "a removed APC ran or stayed queued",
+    )
+}
+
+static KD_WALK_STOP: AtomicBool = AtomicBool::new(false);
+static KD_WALK_SPAWNED: AtomicU32 = AtomicU32::new(0);
+
+/// kd walks the thread list while other processors create threads that
+/// exit at once and are reaped: every walk reads each thread under a
+/// reference, so none is freed under it (run with many processors).
+fn t_kd_walk_while_threads_die() -> TestResult {
+    KD_WALK_STOP.store(false, Ordering::SeqCst);
+    KD_WALK_SPAWNED.store(0, Ordering::SeqCst);
+    let before = thread::live_threads();
+    let spawner = spawn(
+        "spawner",
+        9,
+        !me_mask(),
+        |_| {
+            while !KD_WALK_STOP.load(Ordering::SeqCst) {
+                if sched::start_system_thread("ephemeral", 9, u64::MAX, |_| {}, 0).is_ok() {
+                    KD_WALK_SPAWNED.fetch_add(1, Ordering::SeqCst);
+                }
+                sched::ke_yield_execution();
+            }
+        },
+        0,
+    );
+    let mut walks = 0u32;
+    let mut seen = 0usize;
+    let end = clock::ke_query_interrupt_time() + 300 * MS;
+    while clock::ke_query_interrupt_time() < end {
+        seen += ke::kdext::walk_threads_for_test();
+        walks += 1;
+    }
+    KD_WALK_STOP.store(true, Ordering::SeqCst);
+    let _ = spawner;
+    check(walks > 0 && seen > 0, "no walks")?;
+    check(
+        ke::processor_count() < 2 || KD_WALK_SPAWNED.load(Ordering::SeqCst) > 0,
+        "no threads were created meanwhile",
+    )?;
+    check(
+        wait_until(3000, || thread::live_threads() == before),
+        "threads left behind",
+    )
+}
+
+/// `/CRASHTEST=DELAYATDISPATCH`: `KeDelayExecutionThread` at DISPATCH_LEVEL
+/// must stop the system with IRQL_NOT_LESS_OR_EQUAL (0xA): parameters 0,
+/// the IRQL (2), 0, the routine's address.
+pub fn crash_delay_at_dispatch() {
+    let _old = ke::irql::ke_raise_irql(ke::DISPATCH_LEVEL);
+    crate::dbg_println!("crash test: KeDelayExecutionThread at DISPATCH_LEVEL");
+    sched::ke_delay_execution_thread(MS);
+}
+
+static CRASH_DPC: dpc::KDpc = dpc::KDpc::new(
+    |_, _, _, _| {
+        crate::dbg_println!("crash test: NtYieldExecution inside a DPC routine");
+        sched::ke_yield_execution();
+    },
+    0,
+);
+
+/// `/CRASHTEST=YIELDINDPC`: a yield from a DPC routine must stop the system
+/// with ATTEMPTED_SWITCH_FROM_DPC (0xB8): parameters the current thread, 0
+/// (no new thread), the stack pointer, 0.
+pub fn crash_yield_in_dpc() {
+    dpc::ke_insert_queue_dpc(&CRASH_DPC, 0, 0);
+    sleep_ms(100);
 }

@@ -4,16 +4,14 @@
 use crate::ex::event::*;
 use crate::ex::sync::*;
 use crate::ex::worker::*;
-use crate::ke::{self, clock, sched, thread};
+use crate::ke::{self, clock, sched};
 use crate::ktest::{check, sleep_ms, wait_until, Test, TestResult, MS};
 use crate::ob::object::Mode;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use nt::status::*;
 
 fn spawn(priority: u8, f: fn(usize), ctx: usize) -> u32 {
-    let t = thread::create_system_thread("ex-test", priority, u64::MAX, f, ctx);
-    sched::ready_thread(t);
-    t
+    sched::start_system_thread("ex-test", priority, u64::MAX, f, ctx).unwrap_or(0)
 }
 
 static OPENER_STATUS: AtomicU32 = AtomicU32::new(u32::MAX);
@@ -454,7 +452,10 @@ fn t_worker_threads() -> TestResult {
             WorkQueueItem {
                 routine: |q| {
                     WORK_IRQL.store(ke::irql(), Ordering::SeqCst);
-                    WORK_PRIORITY[q].store(sched::current_thread().priority, Ordering::SeqCst);
+                    WORK_PRIORITY[q].store(
+                        sched::ke_query_priority_thread(sched::current_thread_id()).unwrap_or(0),
+                        Ordering::SeqCst,
+                    );
                 },
                 parameter: q as usize,
             },
@@ -485,7 +486,7 @@ fn t_worker_threads() -> TestResult {
 fn t_deferred_delete() -> TestResult {
     use crate::ob::object::*;
     let (id, _) = ob_create_object(CreateSpec {
-        type_name: "Event",
+        object_type: &crate::ex::event::EX_EVENT_OBJECT_TYPE,
         name: None,
         attributes: 0,
         body: ObjectBody::Plain,

@@ -12,7 +12,7 @@ fn t_pfn_database() -> TestResult {
     )?;
     // The early pool and the kernel image are active, never on a list.
     let (base, _) = crate::ex::pool::region();
-    let kernel = crate::loader_block();
+    let kernel = crate::rtl::loader_block();
     // SAFETY: loader arrays stay mapped.
     let kpfn = unsafe { kernel.modules() }[0].physical_base / 4096;
     let states = pfn::PFN_DB.with(|d| {
@@ -450,6 +450,211 @@ fn t_pool() -> TestResult {
     )
 }
 
+/// State shared with the TB-shootdown reader thread.
+static TB_VA: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static TB_READING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static TB_UNMAPPING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static TB_REUSED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static TB_STALE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static TB_FAULTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static TB_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+const TB_OLD: u64 = 0xAAAA_AAAA_0000_0001;
+const TB_NEW: u64 = 0x5555_5555_0000_0002;
+
+/// One fault-safe read of `va`: `Some(value)`, or `None` if it faulted.
+fn tb_probe_read(va: u64) -> Option<u64> {
+    use crate::ke::trap::KI_PROBE_VECTOR;
+    KI_PROBE_VECTOR.store(u64::MAX, Ordering::SeqCst);
+    let v: u64;
+    // SAFETY: KiProbeRead reads `va` with the trap dispatcher armed to resume
+    // after a fault; it returns the value read in RAX and clobbers only RAX
+    // and the flags (win64 ABI: volatile registers may change).
+    unsafe {
+        core::arch::asm!(
+            "call {f}",
+            f = sym crate::ke::probe::KiProbeRead,
+            in("rcx") va,
+            out("rax") v,
+            clobber_abi("win64"),
+        )
+    };
+    (KI_PROBE_VECTOR.load(Ordering::SeqCst) == u64::MAX).then_some(v)
+}
+
+/// The reader on processor 1: it caches the translation, then keeps
+/// reading with interrupts off until the frame was reused or 50 ms passed
+/// (so a sender that does not wait for the flush acknowledgement reuses the
+/// frame while this processor still holds the stale translation), then
+/// with interrupts on until the read faults.
+fn tb_reader(_: usize) {
+    let va = TB_VA.load(Ordering::SeqCst);
+    let tsc_ms = crate::rtl::loader_block().tsc_frequency.max(1_000_000) / 1000;
+    let flags = crate::hal::disable_interrupts();
+    let look = |v: Option<u64>| match v {
+        Some(TB_NEW) => {
+            TB_STALE.fetch_add(1, Ordering::SeqCst);
+            true
+        }
+        Some(_) => true,
+        None => {
+            TB_FAULTED.store(true, Ordering::SeqCst);
+            false
+        }
+    };
+    look(tb_probe_read(va));
+    TB_READING.store(true, Ordering::SeqCst);
+    while !TB_UNMAPPING.load(Ordering::SeqCst) {
+        look(tb_probe_read(va));
+    }
+    let t0 = crate::hal::rdtsc();
+    let mut live = true;
+    while live && !TB_REUSED.load(Ordering::SeqCst) && crate::hal::rdtsc() - t0 < 50 * tsc_ms {
+        live = look(tb_probe_read(va));
+    }
+    if live {
+        live = look(tb_probe_read(va));
+    }
+    crate::hal::restore_interrupts(flags);
+    let t1 = crate::hal::rdtsc();
+    while live && crate::hal::rdtsc() - t1 < 1000 * tsc_ms {
+        live = look(tb_probe_read(va));
+    }
+    TB_DONE.store(true, Ordering::SeqCst);
+}
+
+/// TB shootdown (`KeFlushSingleTb`): processor 0 unmaps a pool page that
+/// processor 1 keeps reading, then reuses the frame; processor 1 must fault
+/// afterwards and never read the reused frame's new contents.
+fn t_tb_shootdown() -> TestResult {
+    use crate::mm::map;
+    let va = map::mm_allocate_system_pages(1).map_err(|_| "allocate a system page")?;
+    // SAFETY: the page was just mapped read/write at `va`.
+    unsafe { (va as *mut u64).write_volatile(TB_OLD) };
+    for f in [
+        &TB_READING,
+        &TB_UNMAPPING,
+        &TB_REUSED,
+        &TB_FAULTED,
+        &TB_DONE,
+    ] {
+        f.store(false, Ordering::SeqCst);
+    }
+    TB_STALE.store(0, Ordering::SeqCst);
+    TB_VA.store(va, Ordering::SeqCst);
+    let two = crate::ke::processor_count() >= 2;
+    if two {
+        crate::ke::sched::start_system_thread("TbReader", 9, 1 << 1, tb_reader, 0)
+            .map_err(|_| "cannot start the reader thread")?;
+        check(
+            crate::ktest::wait_until(2000, || TB_READING.load(Ordering::SeqCst)),
+            "the reader on processor 1 did not start",
+        )?;
+    }
+    TB_UNMAPPING.store(true, Ordering::SeqCst);
+    let frame = map::unmap_page(va).ok_or("the page was not mapped")?;
+    // Reuse the frame at once: new contents through the direct map.
+    // SAFETY: the frame is ours (unmapped above, not yet freed).
+    unsafe { (crate::hal::phys_to_virt(frame << 12) as *mut u64).write_volatile(TB_NEW) };
+    TB_REUSED.store(true, Ordering::SeqCst);
+    if two {
+        check(
+            crate::ktest::wait_until(3000, || TB_DONE.load(Ordering::SeqCst)),
+            "the reader on processor 1 did not finish",
+        )?;
+    }
+    // Probes share one resume slot: processor 0 probes only after the reader is done.
+    let local_fault = tb_probe_read(va).is_none();
+    pfn::mm_free_page(frame).map_err(|_| "free the frame")?;
+    map::release_system_ptes(va, 1);
+    check(local_fault, "processor 0 still reads the unmapped page")?;
+    check(
+        TB_STALE.load(Ordering::SeqCst) == 0,
+        "another processor read the reused frame through a stale translation",
+    )?;
+    check(
+        !two || TB_FAULTED.load(Ordering::SeqCst),
+        "the reader never faulted on the unmapped page",
+    )
+}
+
+/// Kernel mappings made after a process was created are visible in it:
+/// every kernel PML4 entry exists from boot on and all address spaces share them.
+fn t_kernel_top_level_shared() -> TestResult {
+    use crate::mm::map;
+    use crate::mm::pte::{PTE_NX, PTE_WRITE};
+    let pid = mm_create_process_address_space().map_err(|_| "create address space")?;
+    // A PML4 slot nothing else uses (0x1F6), mapped only now.
+    let va = 0xFFFF_FB00_0000_0000u64 + 0x1234_5000;
+    let frame = pfn::mm_allocate_zeroed_page(0).ok_or("no page")?;
+    // SAFETY: the frame is ours; written through the direct map.
+    unsafe { (crate::hal::phys_to_virt(frame << 12) as *mut u64).write_volatile(0x600D_F00D) };
+    map::map_page(va, frame, PTE_WRITE | PTE_NX).map_err(|_| "map the page")?;
+    let r = (|| {
+        ke_stack_attach_process(pid).map_err(|_| "attach")?;
+        let v = tb_probe_read(va);
+        ke_unstack_detach_process();
+        check(
+            v == Some(0x600D_F00D),
+            "a kernel mapping made after the process was created is missing in it",
+        )
+    })();
+    let f = map::unmap_page(va);
+    if let Some(f) = f {
+        let _ = pfn::mm_free_page(f);
+    }
+    check(
+        mm_delete_process_address_space(pid) == STATUS_SUCCESS,
+        "delete address space",
+    )?;
+    r
+}
+
+/// The loader's identity map is gone: nothing is mapped at 0 (or anywhere
+/// in the low 4 GiB) in the system address space, and the first 64 KiB of
+/// a process stay unmapped.
+fn t_no_identity_map() -> TestResult {
+    for va in [0u64, 0x1000, 0x9_F000, 0x10_0000, 0x4000_0000, 0xFFFF_F000] {
+        check(
+            crate::mm::pte::physical_address(va).is_none(),
+            "a low address is still mapped in the system address space",
+        )?;
+        check(
+            tb_probe_read(va).is_none(),
+            "a read of a low address did not fault",
+        )?;
+    }
+    let sys = crate::rtl::loader_block().pml4_physical;
+    let pml4 = crate::hal::phys_to_virt(sys) as *const u64;
+    // SAFETY: the system PML4 through the direct map.
+    let user_half = (0..256).all(|i| unsafe { pml4.add(i).read_volatile() } == 0);
+    check(user_half, "the system PML4's user half is not empty")?;
+    let mut base = 0u64;
+    let mut size = 0x1000u64;
+    let pid = mm_create_process_address_space().map_err(|_| "create address space")?;
+    ke_stack_attach_process(pid).map_err(|_| "attach")?;
+    let mut b = 0x1000u64;
+    let low =
+        nt_allocate_virtual_memory(&mut b, &mut size, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
+    size = 0x1000;
+    let any = nt_allocate_virtual_memory(
+        &mut base,
+        &mut size,
+        MEM_COMMIT | MEM_RESERVE,
+        PAGE_READWRITE,
+    );
+    ke_unstack_detach_process();
+    let _ = mm_delete_process_address_space(pid);
+    check(
+        low != STATUS_SUCCESS,
+        "memory was allocated inside the first 64 KiB",
+    )?;
+    check(
+        any == STATUS_SUCCESS && base >= 0x1_0000,
+        "an allocation anywhere landed below 64 KiB",
+    )
+}
+
 /// The kernel heap is the executive pool: `Box`/`Vec` blocks are pool
 /// blocks charged to the allocation scope's tag (thread scope below
 /// DISPATCH_LEVEL, processor scope at DISPATCH_LEVEL, paged scopes from the
@@ -555,7 +760,7 @@ static EXHAUST: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsiz
 fn t_pool_exhaustion() -> TestResult {
     EXHAUST.store(0, Ordering::SeqCst);
     let me = crate::ke::current_processor_number();
-    let t = crate::ke::thread::create_system_thread(
+    crate::ke::sched::start_system_thread(
         "PoolExhaust",
         16,
         1 << me,
@@ -564,8 +769,8 @@ fn t_pool_exhaustion() -> TestResult {
             EXHAUST.store(r.map_or_else(|i| i + 2, |_| 1), Ordering::SeqCst);
         },
         0,
-    );
-    crate::ke::sched::ready_thread(t);
+    )
+    .map_err(|_| "cannot start the exhaustion thread")?;
     check(
         crate::ktest::wait_until(60_000, || EXHAUST.load(Ordering::SeqCst) != 0),
         "the exhaustion thread did not finish",
@@ -659,6 +864,9 @@ fn exhaust_nonpaged_pool() -> Result<(), usize> {
 }
 
 pub const TESTS: &[Test] = &[
+    ("mm.tb.shootdown_before_frame_reuse", t_tb_shootdown),
+    ("mm.map.kernel_top_level_shared", t_kernel_top_level_shared),
+    ("mm.map.no_identity_map", t_no_identity_map),
     ("mm.pool.tags_zeroing_big_pages", t_pool),
     ("mm.pool.kernel_heap_is_the_pool", t_heap_is_pool),
     (
@@ -679,3 +887,73 @@ pub const TESTS: &[Test] = &[
     ("mm.pfn.allocate_zeroed_pages", t_allocate_zeroed_pages),
     ("mm.pfn.zero_page_thread", t_zero_page_thread),
 ];
+
+/// Crash test `NULLREAD`: a kernel read of address 0 on a system thread
+/// (no user address space) stops with PAGE_FAULT_IN_NONPAGED_AREA.
+pub fn crash_null_read() {
+    let p = core::hint::black_box(0usize) as *const u64;
+    // SAFETY: not safe at all: the read of address 0 must fault and stop
+    // the system; nothing is mapped there since the identity map is gone.
+    let v = unsafe { p.read_volatile() };
+    crate::dbg_println!("crash test: read {v:#x} at address 0");
+}
+
+/// The user address `USERFAULTATDISPATCH` writes.
+pub const DISPATCH_FAULT_VA: u64 = 0x20_0000;
+
+/// Crash test `USERFAULTATDISPATCH`: a write to committed but untouched
+/// user memory (a demand-zero fault the memory manager would resolve at
+/// PASSIVE_LEVEL) at DISPATCH_LEVEL stops with IRQL_NOT_LESS_OR_EQUAL.
+pub fn crash_user_fault_at_dispatch() {
+    let Ok(pid) = mm_create_process_address_space() else {
+        return;
+    };
+    if ke_stack_attach_process(pid).is_err() {
+        return;
+    }
+    let mut base = DISPATCH_FAULT_VA;
+    let mut size = 0x1000u64;
+    if nt_allocate_virtual_memory(
+        &mut base,
+        &mut size,
+        MEM_COMMIT | MEM_RESERVE,
+        PAGE_READWRITE,
+    ) != STATUS_SUCCESS
+        || base != DISPATCH_FAULT_VA
+    {
+        return;
+    }
+    let _old = crate::ke::irql::ke_raise_irql(crate::ke::DISPATCH_LEVEL);
+    // SAFETY: the page is committed user memory of the attached process;
+    // the write faults at DISPATCH_LEVEL, which must stop the system.
+    unsafe { (base as *mut u64).write_volatile(1) };
+}
+
+#[inline(never)]
+fn overflow(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    if depth < u64::MAX {
+        overflow(depth + 1).wrapping_add(frame[7])
+    } else {
+        frame[0]
+    }
+}
+
+/// Crash test `STACKOVERFLOW`: a thread recurses without bound; its stack's
+/// guard page makes the overflow a double fault (UNEXPECTED_KERNEL_MODE_TRAP
+/// with EXCEPTION_DOUBLE_FAULT) instead of silent corruption.
+pub fn crash_stack_overflow() {
+    let started = crate::ke::sched::start_system_thread(
+        "Overflow",
+        9,
+        1,
+        |_| {
+            core::hint::black_box(overflow(0));
+        },
+        0,
+    );
+    if started.is_err() {
+        return;
+    }
+    crate::ktest::sleep_ms(2000);
+}

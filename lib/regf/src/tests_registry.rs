@@ -1,0 +1,439 @@
+//! Host tests of the registry over hives (KCB cache, mounting, links, notification, security
+//! caching, failures).
+
+extern crate std;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use crate::log::{LoggedHive, MemFiles};
+use crate::registry::*;
+use crate::*;
+
+fn refs(n: usize) -> &'static [AtomicU32] {
+    (0..n).map(|_| AtomicU32::new(0)).collect::<Vec<_>>().leak()
+}
+
+static PARSES: AtomicUsize = AtomicUsize::new(0);
+
+fn parse(b: &[u8]) -> Option<Vec<u8>> {
+    PARSES.fetch_add(1, Ordering::Relaxed);
+    (b.len() >= 20).then(|| b.to_vec())
+}
+
+type Reg = Registry<Vec<u8>, u32>;
+
+/// `\REGISTRY` with MACHINE, USER, a SYSTEM hive in files (ControlSet001\Services\Beep,
+/// Select\Current = 1, a volatile CurrentControlSet link) and a memory-only HARDWARE hive.
+fn registry() -> Reg {
+    let mut r = Reg::new("REGISTRY", refs(1 << 14), parse).unwrap();
+    let (machine, _, _) = r.create_key(ROOT_KCB, "MACHINE", true).unwrap();
+    r.create_key(ROOT_KCB, "USER", true).unwrap();
+    let mut sys = Hive::new_empty("SYSTEM").unwrap();
+    let b = sys
+        .create_key_path("ControlSet001\\Services\\Beep")
+        .unwrap();
+    sys.set_value(b, "Start", REG_DWORD, &1u32.to_le_bytes())
+        .unwrap();
+    let sel = sys.create_key_path("Select").unwrap();
+    sys.set_value(sel, "Current", REG_DWORD, &1u32.to_le_bytes())
+        .unwrap();
+    let root = sys.root();
+    sys.create_link(
+        root,
+        "CurrentControlSet",
+        "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001",
+        true,
+    )
+    .unwrap();
+    let mut files = MemFiles::default();
+    let logged = LoggedHive::create(&mut files, sys).unwrap();
+    r.mount(
+        machine,
+        "SYSTEM",
+        Storage::Files {
+            logged,
+            files: Box::new(files),
+        },
+        "\\SystemRoot\\System32\\Config\\SYSTEM",
+    )
+    .unwrap();
+    let mut hw = Hive::new_empty("HARDWARE").unwrap();
+    let hr = hw.root();
+    hw.set_key_flags(hr, KEY_IS_VOLATILE).unwrap();
+    r.mount(machine, "HARDWARE", Storage::Memory(hw), "")
+        .unwrap();
+    r.release(machine);
+    r
+}
+
+#[test]
+fn mounted_hives_are_reached_through_their_link_nodes() {
+    let mut r = registry();
+    let k = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\ControlSet001\\Services\\Beep")
+        .unwrap();
+    assert_eq!(
+        r.full_name(k),
+        "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\Beep"
+    );
+    assert_eq!(
+        r.query_value(k, "start").unwrap(),
+        (REG_DWORD, 1u32.to_le_bytes().to_vec())
+    );
+    // MACHINE lists its link nodes by name.
+    let m = r.lookup(ROOT_KCB, "machine").unwrap();
+    let names: Vec<String> = (0..).map_while(|i| r.enumerate_key(m, i).ok()).collect();
+    assert_eq!(names, ["HARDWARE", "SYSTEM"]);
+    assert_eq!(r.query_key(m).unwrap().subkeys, 2);
+    let s = r.lookup(ROOT_KCB, "MACHINE\\System").unwrap();
+    let info = r.query_key(s).unwrap();
+    assert_eq!(info.name, "SYSTEM");
+    assert!(!info.volatile);
+    // The hive root's KCB is the one the mount created.
+    assert_eq!(r.hives().nth(1).unwrap().root, s);
+    assert_eq!(
+        r.delete_key(s).err(),
+        Some(Error::Status(STATUS_CANNOT_DELETE))
+    );
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Nope").err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+}
+
+#[test]
+fn one_kcb_per_key_and_references_count() {
+    let mut r = registry();
+    let a = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\ControlSet001\\Services")
+        .unwrap();
+    let b = r
+        .lookup(ROOT_KCB, "machine\\system\\CONTROLSET001\\services")
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(r.kcb_refs(a), 2);
+    let beep = r.lookup(a, "Beep").unwrap();
+    // Beep's KCB references Services.
+    assert_eq!(r.kcb_refs(a), 3);
+    assert_eq!(r.kcb(beep).unwrap().parent, a);
+    assert!(r.kcb_address(a).is_some());
+    assert_ne!(r.kcb_address(a), r.kcb_address(beep));
+}
+
+#[test]
+fn symbolic_links_resolve_and_creation_goes_through_them() {
+    let mut r = registry();
+    let via = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\CurrentControlSet\\Services")
+        .unwrap();
+    let direct = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\ControlSet001\\Services")
+        .unwrap();
+    assert_eq!(via, direct);
+    let (k, created, _) = r
+        .create_key(
+            ROOT_KCB,
+            "MACHINE\\SYSTEM\\CurrentControlSet\\Services\\New",
+            false,
+        )
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        r.full_name(k),
+        "\\REGISTRY\\MACHINE\\SYSTEM\\ControlSet001\\Services\\New"
+    );
+    let (k2, created2, _) = r
+        .create_key(
+            ROOT_KCB,
+            "MACHINE\\SYSTEM\\ControlSet001\\Services\\NEW",
+            false,
+        )
+        .unwrap();
+    assert!(!created2);
+    assert_eq!(k, k2);
+    let h = r.storage(1).unwrap().hive();
+    assert!(h.open_key("ControlSet001\\Services\\New").is_ok());
+}
+
+#[test]
+fn create_rules_and_volatility() {
+    let mut r = registry();
+    assert_eq!(
+        r.create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Missing\\Child", false)
+            .err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+    assert_eq!(
+        r.create_key(ROOT_KCB, "MACHINE\\HARDWARE\\Stable", false)
+            .err(),
+        Some(Error::Status(STATUS_CHILD_MUST_BE_VOLATILE))
+    );
+    let (v, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\HARDWARE\\Vol", true)
+        .unwrap();
+    assert!(r.query_key(v).unwrap().volatile);
+    assert_eq!(
+        r.create_key(ROOT_KCB, "MACHINE\\SYSTEM\\bad\\", false)
+            .err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_INVALID))
+    );
+}
+
+#[test]
+fn deleted_keys_fail_their_handles() {
+    let mut r = registry();
+    let (k, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Gone", false)
+        .unwrap();
+    let (c, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Gone\\Child", false)
+        .unwrap();
+    assert_eq!(
+        r.delete_key(k).err(),
+        Some(Error::Status(STATUS_CANNOT_DELETE))
+    );
+    r.delete_key(c).unwrap();
+    let other = r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Gone").unwrap();
+    assert_eq!(other, k);
+    r.delete_key(k).unwrap();
+    assert_eq!(
+        r.query_key(other).err(),
+        Some(Error::Status(STATUS_KEY_DELETED))
+    );
+    assert_eq!(
+        r.set_value(other, "x", REG_DWORD, &[0; 4]).err(),
+        Some(Error::Status(STATUS_KEY_DELETED))
+    );
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Gone").err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+    // A new key of the same name gets a new KCB.
+    let (n, created, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Gone", false)
+        .unwrap();
+    assert!(created);
+    assert_ne!(n, k);
+}
+
+#[test]
+fn the_cache_frees_unreferenced_kcbs_and_keeps_referenced_ones() {
+    let mut r = registry();
+    r.set_cache_limit(64);
+    let (base, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Many", false)
+        .unwrap();
+    let mut held = Vec::new();
+    for i in 0..500 {
+        let (k, _, _) = r
+            .create_key(base, &std::format!("K{:03}", i), false)
+            .unwrap();
+        if i % 100 == 0 {
+            held.push(k);
+        } else {
+            // The key object went away (as the kernel's delete procedure does it: no lock).
+            Reg::release_ref(r.refs_table(), k);
+        }
+    }
+    assert!(r.kcb_count() <= 64 + held.len() + 16, "{}", r.kcb_count());
+    for &k in &held {
+        assert!(r.kcb(k).is_ok());
+        assert!(r.query_key(k).is_ok());
+    }
+    // Freed KCBs come back on the next lookup.
+    let k = r.lookup(base, "K001").unwrap();
+    assert_eq!(r.full_name(k), "\\REGISTRY\\MACHINE\\SYSTEM\\Many\\K001");
+}
+
+#[test]
+fn notifications_fire_once_for_the_key_or_its_subtree() {
+    let mut r = registry();
+    let (w, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Watch", false)
+        .unwrap();
+    let (s, _, _) = r.create_key(w, "Sub", false).unwrap();
+    r.notify(w, REG_NOTIFY_CHANGE_LAST_SET, false, 1).unwrap();
+    r.notify(w, REG_NOTIFY_CHANGE_LAST_SET, true, 2).unwrap();
+    r.notify(w, REG_NOTIFY_CHANGE_NAME, false, 3).unwrap();
+    assert_eq!(r.set_value(s, "v", REG_DWORD, &[1, 0, 0, 0]).unwrap(), [2]);
+    assert_eq!(
+        r.set_value(s, "v", REG_DWORD, &[1, 0, 0, 0]).unwrap(),
+        Vec::<u32>::new()
+    );
+    let (_, _, fired) = r.create_key(w, "Sub2", false).unwrap();
+    assert_eq!(fired, [3]);
+    assert_eq!(r.notification_count(), 1);
+    assert_eq!(r.cancel_notifications(|&t| t == 1), [1]);
+    assert_eq!(r.notification_count(), 0);
+}
+
+#[test]
+fn security_is_parsed_once_per_security_cell() {
+    let mut r = registry();
+    let before = PARSES.load(Ordering::Relaxed);
+    let mut keys = Vec::new();
+    for i in 0..20 {
+        let (k, _, _) = r
+            .create_key(ROOT_KCB, &std::format!("MACHINE\\SYSTEM\\Sec{}", i), false)
+            .unwrap();
+        keys.push(k);
+    }
+    for &k in &keys {
+        assert!(r.security(k).unwrap().is_some());
+        assert!(r.security(k).unwrap().is_some());
+    }
+    // All twenty share the SYSTEM root's sk cell (other tests may parse in parallel, so only
+    // bound the count).
+    let parses = PARSES.load(Ordering::Relaxed) - before;
+    assert!(
+        parses < 20,
+        "{} parses for 20 keys sharing one descriptor",
+        parses
+    );
+    let mut sd = DEFAULT_SD.to_vec();
+    sd[76] = 0x3F;
+    r.set_security(keys[0], &sd).unwrap();
+    assert_eq!(r.security(keys[0]).unwrap().unwrap(), sd);
+    assert_eq!(r.security(keys[1]).unwrap().unwrap(), DEFAULT_SD.to_vec());
+    assert_eq!(
+        r.set_security(keys[0], &[1, 2]).err(),
+        Some(Error::Status(STATUS_INVALID_SECURITY_DESCR))
+    );
+}
+
+#[test]
+fn a_hive_that_cannot_grow_fails_the_service_and_changes_nothing() {
+    let mut r = registry();
+    let s = r.lookup(ROOT_KCB, "MACHINE\\SYSTEM").unwrap();
+    let len = r.storage(1).unwrap().hive().stable_len() as u32;
+    r.set_hive_size_limit(s, len).unwrap();
+    let mut failed = None;
+    for i in 0..2000 {
+        let before = r.storage(1).unwrap().hive().dump().unwrap();
+        let kcbs = r.kcb_count();
+        let r1 = r.create_key(s, &std::format!("Fill{:04}", i), false);
+        let r2 = r1
+            .as_ref()
+            .map_err(|e| e.clone())
+            .and_then(|(k, _, _)| r.set_value(*k, "big", REG_BINARY, &alloc::vec![7u8; 3000]));
+        match (r1, r2) {
+            (Ok(_), Ok(_)) => continue,
+            (Err(e), _) => {
+                assert_eq!(r.storage(1).unwrap().hive().dump().unwrap(), before);
+                assert_eq!(r.kcb_count(), kcbs);
+                assert_eq!(
+                    r.lookup(s, &std::format!("Fill{:04}", i)).err(),
+                    Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+                );
+                failed = Some(e);
+            }
+            (Ok((k, _, _)), Err(e)) => {
+                assert_eq!(
+                    r.query_value(k, "big").err(),
+                    Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+                );
+                failed = Some(e);
+            }
+        }
+        break;
+    }
+    assert_eq!(
+        failed.expect("the limit never stopped the hive from growing"),
+        Error::Status(STATUS_INSUFFICIENT_RESOURCES)
+    );
+    assert!(check(&r.storage(1).unwrap().hive().to_bytes()).is_empty());
+}
+
+#[test]
+fn kcb_storage_exhaustion_is_a_status() {
+    let mut r = Reg::new("REGISTRY", refs(40), parse).unwrap();
+    r.set_cache_limit(16);
+    let mut last = Ok(());
+    let mut held = Vec::new();
+    for i in 0..100 {
+        match r.create_key(ROOT_KCB, &std::format!("K{}", i), true) {
+            Ok((k, _, _)) => held.push(k),
+            Err(e) => {
+                last = Err(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(last, Err(Error::Status(STATUS_INSUFFICIENT_RESOURCES)));
+    assert!(held.len() < 40);
+}
+
+#[test]
+fn flushing_writes_the_hive_files() {
+    let mut r = registry();
+    assert!(!r.is_dirty());
+    let (k, _, _) = r
+        .create_key(
+            ROOT_KCB,
+            "MACHINE\\SYSTEM\\CurrentControlSet\\Flushed",
+            false,
+        )
+        .unwrap();
+    r.set_value(k, "v", REG_DWORD, &5u32.to_le_bytes()).unwrap();
+    assert!(r.is_dirty());
+    r.flush(k).unwrap();
+    assert!(!r.is_dirty());
+    assert_eq!(r.hives().nth(1).unwrap().flushes, 1);
+    // Volatile keys (the link) are not in the files; the stable change is.
+    let Some(Storage::Files { logged, .. }) = r.storage(1) else {
+        panic!("SYSTEM is not file-backed");
+    };
+    let again = Hive::from_bytes(&logged.hive.to_bytes()).unwrap();
+    assert!(again.open_key("ControlSet001\\Flushed").is_ok());
+    assert!(again.open_key("CurrentControlSet").is_err());
+    // Memory hives have nothing to flush.
+    let hw = r.lookup(ROOT_KCB, "MACHINE\\HARDWARE").unwrap();
+    r.flush(hw).unwrap();
+}
+
+/// Paths are found through the cache whatever their case or script; non-ASCII names take the
+/// component-by-component path and reach the same KCBs.
+#[test]
+fn cached_paths_match_case_insensitively_and_non_ascii_names_work() {
+    let mut r = registry();
+    let (a, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Ünïcode", false)
+        .unwrap();
+    let (b, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Ünïcode\\Sub", false)
+        .unwrap();
+    assert_eq!(r.lookup(ROOT_KCB, "machine\\system\\ÜNÏCODE").unwrap(), a);
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\ünïcode\\SUB").unwrap(),
+        b
+    );
+    assert_eq!(
+        r.create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Plain\\Deeper\\Deepest", false)
+            .err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+    let (p, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Plain", false)
+        .unwrap();
+    let (d, _, _) = r.create_key(p, "Deeper", false).unwrap();
+    // Same key by the whole path (one probe), by a prefix plus a walk, and from another start.
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\PLAIN\\deeper")
+            .unwrap(),
+        d
+    );
+    assert_eq!(
+        r.lookup(ROOT_KCB, "\\MACHINE\\\\SYSTEM\\Plain\\Deeper\\")
+            .unwrap(),
+        d
+    );
+    assert_eq!(r.lookup(p, "deeper").unwrap(), d);
+    // A name that differs only after a prefix that is cached is not found.
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Plain\\Deepe").err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+}

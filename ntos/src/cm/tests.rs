@@ -1,0 +1,597 @@
+//! Boot tests of the configuration manager.
+
+use crate::cm::*;
+use crate::ex::event::*;
+use crate::ktest::{check, wait_until, Test, TestResult, MS};
+use crate::ob::handle::nt_close;
+use crate::ob::object::Mode;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use nt::status::*;
+
+const U: Mode = Mode::UserMode;
+
+fn t_keys_and_values() -> TestResult {
+    let (h, d) = nt_create_key("\\REGISTRY\\MACHINE\\SOFTWARE\\Ntrs", KEY_ALL_ACCESS, 0, U)
+        .map_err(|_| "NtCreateKey")?;
+    check(d == REG_CREATED_NEW_KEY, "disposition of a new key")?;
+    let (h2, d2) = nt_create_key("\\Registry\\Machine\\Software\\NTRS", KEY_ALL_ACCESS, 0, U)
+        .map_err(|_| "reopen")?;
+    check(
+        d2 == REG_OPENED_EXISTING_KEY,
+        "disposition of an existing key (case-insensitive)",
+    )?;
+    nt_close(h2);
+    check(
+        nt_create_key(
+            "\\REGISTRY\\MACHINE\\SOFTWARE\\Missing\\Child",
+            KEY_ALL_ACCESS,
+            0,
+            U,
+        )
+        .err()
+            == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "create under a missing parent",
+    )?;
+    check(
+        nt_create_key(
+            "\\REGISTRY\\MACHINE\\HARDWARE\\Stable",
+            KEY_ALL_ACCESS,
+            0,
+            U,
+        )
+        .err()
+            == Some(STATUS_CHILD_MUST_BE_VOLATILE),
+        "stable key under a volatile one",
+    )?;
+    check(
+        nt_set_value_key(h, "Name", REG_SZ, &[b'n', 0, b't', 0, 0, 0], U) == STATUS_SUCCESS,
+        "set REG_SZ",
+    )?;
+    check(
+        nt_set_value_key(h, "Count", REG_DWORD, &7u32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set REG_DWORD",
+    )?;
+    check(
+        nt_query_value_key(h, "count", U) == Ok((REG_DWORD, 7u32.to_le_bytes().to_vec())),
+        "query value",
+    )?;
+    check(
+        nt_query_value_key(h, "nope", U).err() == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "missing value",
+    )?;
+    for name in ["Zeta", "alpha", "Mid"] {
+        let (k, _) = nt_create_key(
+            &alloc::format!("\\REGISTRY\\MACHINE\\SOFTWARE\\Ntrs\\{name}"),
+            KEY_ALL_ACCESS,
+            0,
+            U,
+        )
+        .map_err(|_| "subkey")?;
+        nt_close(k);
+    }
+    let names: alloc::vec::Vec<_> = (0..3)
+        .filter_map(|i| nt_enumerate_key(h, i, U).ok())
+        .collect();
+    check(
+        names == ["alpha", "Mid", "Zeta"],
+        "NtEnumerateKey is not in name order",
+    )?;
+    check(
+        nt_enumerate_key(h, 3, U).err() == Some(STATUS_NO_MORE_ENTRIES),
+        "enumeration end",
+    )?;
+    check(
+        nt_enumerate_value_key(h, 1, U)
+            .map(|v| v.name)
+            .ok()
+            .as_deref()
+            == Some("Count"),
+        "NtEnumerateValueKey",
+    )?;
+    let info = nt_query_key(h, U).map_err(|_| "NtQueryKey")?;
+    check(
+        info.subkeys == 3 && info.values == 2 && !info.volatile,
+        "NtQueryKey counts",
+    )?;
+    // Opening by name goes through the object manager's parse procedure.
+    let o = nt_open_key("\\registry\\machine\\software\\ntrs\\MID", KEY_READ, U)
+        .map_err(|_| "NtOpenKey")?;
+    check(
+        nt_query_key(o, U).map(|i| i.name).ok().as_deref() == Some("Mid"),
+        "opened the wrong key",
+    )?;
+    check(
+        nt_set_value_key(o, "x", REG_DWORD, &[0; 4], U) == STATUS_ACCESS_DENIED,
+        "KEY_READ handle could set a value",
+    )?;
+    check(
+        nt_open_key("\\REGISTRY\\MACHINE\\SOFTWARE\\Ntrs\\Nope", KEY_READ, U).err()
+            == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "open missing key",
+    )?;
+    // Delete rules.
+    check(
+        nt_delete_key(h, U) == STATUS_CANNOT_DELETE,
+        "deleted a key with subkeys",
+    )?;
+    let mid = nt_open_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\Ntrs\\Mid",
+        KEY_ALL_ACCESS,
+        U,
+    )
+    .map_err(|_| "open Mid")?;
+    check(nt_delete_key(mid, U) == STATUS_SUCCESS, "NtDeleteKey")?;
+    check(
+        nt_query_key(o, U).err() == Some(STATUS_KEY_DELETED),
+        "a handle to a deleted key still works",
+    )?;
+    check(
+        nt_enumerate_key(h, 2, U).err() == Some(STATUS_NO_MORE_ENTRIES),
+        "deleted key still enumerated",
+    )?;
+    check(
+        nt_delete_value_key(h, "Name", U) == STATUS_SUCCESS,
+        "NtDeleteValueKey",
+    )?;
+    check(nt_flush_key(h, U) == STATUS_SUCCESS, "NtFlushKey")?;
+    for x in [o, mid, h] {
+        nt_close(x);
+    }
+    Ok(())
+}
+
+fn new_event() -> Result<u64, &'static str> {
+    nt_create_event(
+        EVENT_ALL_ACCESS,
+        None,
+        0,
+        EventType::NotificationEvent,
+        false,
+        U,
+    )
+    .map(|(h, _)| h)
+    .map_err(|_| "NtCreateEvent")
+}
+
+fn signalled(event: u64) -> bool {
+    nt_wait_for_single_object(event, false, Some(0), Mode::KernelMode) == STATUS_SUCCESS
+}
+
+fn t_notify() -> TestResult {
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsNotify",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create")?;
+    let (sub, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsNotify\\Sub",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "sub")?;
+    let ev = new_event()?;
+    check(
+        nt_notify_change_key(h, ev, REG_NOTIFY_CHANGE_LAST_SET, true, U) == STATUS_PENDING,
+        "NtNotifyChangeKey did not pend",
+    )?;
+    check(!signalled(ev), "notification fired before any change")?;
+    nt_set_value_key(sub, "v", REG_DWORD, &1u32.to_le_bytes(), U);
+    let s = nt_wait_for_single_object(ev, false, Some(10_000_000), Mode::KernelMode);
+    check(
+        s == STATUS_SUCCESS,
+        "a change below a watched tree did not signal",
+    )?;
+    // A notification fires once.
+    nt_reset_event(ev, Mode::KernelMode).map_err(|_| "reset")?;
+    nt_set_value_key(sub, "v", REG_DWORD, &2u32.to_le_bytes(), U);
+    check(!signalled(ev), "a fired notification fired again")?;
+    for x in [ev, sub, h] {
+        nt_close(x);
+    }
+    Ok(())
+}
+
+/// A notification keeps its event object referenced (F14): the event's
+/// handle is closed and a new event created (on the old code it got the
+/// closed event's dispatcher slot); the change must not signal the new one.
+fn t_notify_keeps_its_event() -> TestResult {
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsNotifyRef",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create")?;
+    let first = new_event()?;
+    check(
+        nt_notify_change_key(h, first, REG_NOTIFY_CHANGE_LAST_SET, false, U) == STATUS_PENDING,
+        "NtNotifyChangeKey did not pend",
+    )?;
+    nt_close(first);
+    let second = new_event()?;
+    let watch = new_event()?;
+    check(
+        nt_notify_change_key(h, watch, REG_NOTIFY_CHANGE_LAST_SET, false, U) == STATUS_PENDING,
+        "second NtNotifyChangeKey did not pend",
+    )?;
+    check(
+        nt_set_value_key(h, "v", REG_DWORD, &1u32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set value",
+    )?;
+    check(signalled(watch), "the live notification did not fire")?;
+    check(
+        !signalled(second),
+        "the change signalled an event that was never registered",
+    )?;
+    // Closing the key cancels what is still pending and drops its references.
+    check(
+        nt_notify_change_key(h, second, REG_NOTIFY_CHANGE_NAME, false, U) == STATUS_PENDING,
+        "third NtNotifyChangeKey did not pend",
+    )?;
+    nt_close(h);
+    check(
+        !signalled(second),
+        "closing the key signalled its notification",
+    )?;
+    for x in [second, watch] {
+        nt_close(x);
+    }
+    Ok(())
+}
+
+static WAITER_DONE_AT: AtomicU64 = AtomicU64::new(0);
+static WAITER_STATUS: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Registry services run at PASSIVE_LEVEL under a push lock (item 7): a
+/// holder of the registry lock can sleep, another thread's service waits for
+/// it (a blocking wait, not a spin at DISPATCH_LEVEL), and the services'
+/// lock holders ran at PASSIVE_LEVEL.
+fn t_registry_work_runs_at_passive() -> TestResult {
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsPassive",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create")?;
+    check(
+        nt_set_value_key(h, "v", REG_DWORD, &3u32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set value",
+    )?;
+    check(
+        lock::LAST_HOLDER_IRQL.load(Ordering::Relaxed) == crate::ke::PASSIVE_LEVEL,
+        "NtSetValueKey held the registry lock above PASSIVE_LEVEL",
+    )?;
+    WAITER_DONE_AT.store(0, Ordering::SeqCst);
+    WAITER_STATUS.store(u32::MAX, Ordering::SeqCst);
+    let t = crate::ke::thread::create_system_thread(
+        "cm-test",
+        8,
+        u64::MAX,
+        |h| {
+            let r = nt_query_value_key(h as u64, "v", U);
+            WAITER_DONE_AT.store(
+                crate::ke::clock::ke_query_interrupt_time(),
+                Ordering::SeqCst,
+            );
+            WAITER_STATUS.store(
+                if r == Ok((REG_DWORD, 3u32.to_le_bytes().to_vec())) {
+                    0
+                } else {
+                    1
+                },
+                Ordering::SeqCst,
+            );
+        },
+        h as usize,
+    );
+    // The waiter starts while this thread holds the lock and sleeps with it.
+    let start = crate::ke::clock::ke_query_interrupt_time();
+    let t = t.map_err(|_| "cannot create the waiter thread")?;
+    crate::ke::sched::ready_thread(t).map_err(|_| "cannot start the waiter thread")?;
+    let irql = cm_hold_registry_for_test(30);
+    let released = crate::ke::clock::ke_query_interrupt_time();
+    check(
+        irql == crate::ke::PASSIVE_LEVEL,
+        "the registry lock is held above PASSIVE_LEVEL",
+    )?;
+    check(released - start >= 30 * MS, "the lock holder did not sleep")?;
+    check(
+        wait_until(2000, || WAITER_STATUS.load(Ordering::SeqCst) != u32::MAX),
+        "the waiting service never finished",
+    )?;
+    check(
+        WAITER_STATUS.load(Ordering::SeqCst) == 0,
+        "the waiting service failed",
+    )?;
+    check(
+        WAITER_DONE_AT.load(Ordering::SeqCst) >= released,
+        "a service ran while another thread held the registry lock",
+    )?;
+    check(
+        lock::LAST_HOLDER_IRQL.load(Ordering::Relaxed) == crate::ke::PASSIVE_LEVEL,
+        "NtQueryValueKey held the registry lock above PASSIVE_LEVEL",
+    )?;
+    nt_close(h);
+    Ok(())
+}
+
+/// A hive that cannot grow fails the service with its status and nothing
+/// changes (no key half-created, the next create works once it may grow).
+fn t_failed_hive_write_fails_the_service() -> TestResult {
+    const BASE: &str = "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsFull";
+    let (h, _) = nt_create_key(BASE, KEY_ALL_ACCESS, 0, U).map_err(|_| "create")?;
+    let len = cm_hive_stable_len(BASE).ok_or("hive size")?;
+    check(
+        cm_set_hive_size_limit(BASE, len as u32) == STATUS_SUCCESS,
+        "set the hive size limit",
+    )?;
+    let mut failed = None;
+    for i in 0..5000 {
+        let path = alloc::format!("{BASE}\\Key{i:04}");
+        match nt_create_key(&path, KEY_ALL_ACCESS, 0, U) {
+            Ok((k, _)) => {
+                let s = nt_set_value_key(k, "data", REG_BINARY, &[0x5A; 2000], U);
+                nt_close(k);
+                if s != STATUS_SUCCESS {
+                    failed = Some((s, path, true));
+                    break;
+                }
+            }
+            Err(e) => {
+                failed = Some((e, path, false));
+                break;
+            }
+        }
+    }
+    let (s, path, key_created) = failed.ok_or("the hive never ran out of room")?;
+    check(
+        s == STATUS_INSUFFICIENT_RESOURCES,
+        "the failure is not STATUS_INSUFFICIENT_RESOURCES",
+    )?;
+    match nt_open_key(&path, KEY_READ, U) {
+        Ok(k) => {
+            check(key_created, "a key whose creation failed exists")?;
+            let q = nt_query_value_key(k, "data", U);
+            nt_close(k);
+            check(
+                q.err() == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+                "a value whose write failed exists",
+            )?;
+        }
+        Err(e) => check(
+            !key_created && e == STATUS_OBJECT_NAME_NOT_FOUND,
+            "a created key cannot be opened",
+        )?,
+    }
+    check(
+        cm_set_hive_size_limit(BASE, u32::MAX) == STATUS_SUCCESS,
+        "lift the limit",
+    )?;
+    let (k, _) = nt_create_key(&alloc::format!("{BASE}\\AfterLimit"), KEY_ALL_ACCESS, 0, U)
+        .map_err(|_| "create after the limit was lifted")?;
+    nt_close(k);
+    nt_close(h);
+    Ok(())
+}
+
+fn t_hardware_key() -> TestResult {
+    let h = nt_open_key(
+        "\\REGISTRY\\MACHINE\\HARDWARE\\DESCRIPTION\\System\\CentralProcessor\\0",
+        KEY_READ,
+        U,
+    )
+    .map_err(|_| "open CentralProcessor\\0")?;
+    let (t, d) =
+        nt_query_value_key(h, "ProcessorNameString", U).map_err(|_| "ProcessorNameString")?;
+    nt_close(h);
+    check(t == REG_SZ && d.len() > 2, "processor name missing")
+}
+
+pub const TESTS: &[Test] = &[
+    ("cm.keys_values_enumeration_delete", t_keys_and_values),
+    ("cm.notify_change_key", t_notify),
+    (
+        "cm.notify_keeps_its_event_referenced",
+        t_notify_keeps_its_event,
+    ),
+    (
+        "cm.registry_work_runs_at_passive",
+        t_registry_work_runs_at_passive,
+    ),
+    (
+        "cm.failed_hive_write_fails_the_service",
+        t_failed_hive_write_fails_the_service,
+    ),
+    ("cm.software_hive_flush", t_software_hive_flush),
+    ("cm.lazy_flush_writes_the_files", t_lazy_flush),
+    ("cm.hardware_description", t_hardware_key),
+    ("cm.system_hive_flush_and_recovery", t_system_hive_flush),
+    ("cm.key_security", t_key_security),
+];
+
+/// Changes to SYSTEM keys reach the SYSTEM hive and its files: after
+/// `NtFlushKey` the primary holds them; a flush interrupted after the log
+/// write is recovered from the log.
+fn t_system_hive_flush() -> TestResult {
+    let h = nt_open_key(
+        "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Control",
+        KEY_ALL_ACCESS,
+        U,
+    )
+    .map_err(|_| "open CurrentControlSet\\Control")?;
+    check(
+        nt_set_value_key(h, "NtrsFlushTest", REG_DWORD, &0x1234u32.to_le_bytes(), U)
+            == STATUS_SUCCESS,
+        "set value",
+    )?;
+    let (k, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Control\\NtrsNewKey",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create key")?;
+    nt_close(k);
+    check(nt_flush_key(h, U) == STATUS_SUCCESS, "NtFlushKey")?;
+    let files = hive_file_images("\\REGISTRY\\MACHINE\\SYSTEM")
+        .ok_or("the SYSTEM hive is not bound to files")?;
+    // The primary alone has the change (the flush completed).
+    let (hive, _) =
+        regf::log::load_with_logs(&files[0], &[], &[]).map_err(|_| "primary unreadable")?;
+    let key = hive
+        .open_key("ControlSet001\\Control")
+        .map_err(|_| "ControlSet001\\Control missing")?;
+    let v = hive
+        .query_value(key, "NtrsFlushTest")
+        .map_err(|_| "value not flushed")?;
+    check(v.data == 0x1234u32.to_le_bytes(), "flushed value differs")?;
+    check(
+        hive.open_key("ControlSet001\\Control\\NtrsNewKey").is_ok(),
+        "a key created through CurrentControlSet did not reach ControlSet001 in the hive",
+    )?;
+    check(
+        hive.open_key("CurrentControlSet").is_err(),
+        "the volatile CurrentControlSet link reached the file",
+    )?;
+    // A crash after the log write: the primary is stale, the log recovers it.
+    let mut mem = regf::log::MemFiles {
+        files: files.clone(),
+        ..Default::default()
+    };
+    let (mut logged, _) = regf::log::LoggedHive::open(&mem).map_err(|_| "reopen")?;
+    let kk = logged
+        .hive
+        .open_key("ControlSet001\\Control")
+        .map_err(|_| "key")?;
+    logged
+        .hive
+        .set_value(kk, "NtrsCrash", REG_DWORD, &7u32.to_le_bytes())
+        .map_err(|_| "set in copy")?;
+    mem.writes = 0;
+    mem.fail_after = Some(2);
+    check(
+        logged.flush(&mut mem).is_err(),
+        "the simulated crash did not interrupt the flush",
+    )?;
+    let (rec, _) = regf::log::load_with_logs(&mem.files[0], &mem.files[1], &mem.files[2])
+        .map_err(|_| "recovery failed")?;
+    let rk = rec
+        .open_key("ControlSet001\\Control")
+        .map_err(|_| "key after recovery")?;
+    let old = rec.query_value(rk, "NtrsFlushTest").is_ok();
+    check(old, "recovery lost the previously flushed state")?;
+    nt_close(h);
+    Ok(())
+}
+
+/// Key security: a key whose DACL denies a user refuses that user's open and
+/// grants SYSTEM's.
+fn t_key_security() -> TestResult {
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSecured",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create")?;
+    nt_close(h);
+    let sd = security::sddl::parse("O:SYG:SYD:(D;;GA;;;S-1-5-21-1-2-3-1001)(A;;GA;;;WD)")
+        .map_err(|_| "sddl")?;
+    check(
+        set_key_security("\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSecured", &sd) == STATUS_SUCCESS,
+        "set key security",
+    )?;
+    let user = security::sddl::parse_sid("S-1-5-21-1-2-3-1001").map_err(|_| "sid")?;
+    let user_token = security::token::Token::standard_user(user);
+    check(
+        nt_open_key_as(
+            "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSecured",
+            KEY_READ,
+            U,
+            &user_token,
+        )
+        .err()
+            == Some(STATUS_ACCESS_DENIED),
+        "a denied user opened the key",
+    )?;
+    let system = security::token::Token::system();
+    let h = nt_open_key_as(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSecured",
+        KEY_READ,
+        U,
+        &system,
+    )
+    .map_err(|_| "SYSTEM was refused")?;
+    nt_close(h);
+    // Keys of the SYSTEM hive carry the hive's descriptors and open for SYSTEM.
+    let h = nt_open_key_as(
+        "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services",
+        KEY_READ,
+        U,
+        &system,
+    )
+    .map_err(|_| "SYSTEM could not open Services")?;
+    nt_close(h);
+    Ok(())
+}
+
+/// SOFTWARE is flushed like SYSTEM: after `NtFlushKey` its primary file holds
+/// the change (until the I/O manager exists, the files are in memory).
+fn t_software_hive_flush() -> TestResult {
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSoftwareFlush",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create")?;
+    check(
+        nt_set_value_key(h, "v", REG_DWORD, &0xBEEFu32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set value",
+    )?;
+    check(nt_flush_key(h, U) == STATUS_SUCCESS, "NtFlushKey")?;
+    nt_close(h);
+    let files = hive_file_images("\\REGISTRY\\MACHINE\\SOFTWARE")
+        .ok_or("the SOFTWARE hive is not bound to files")?;
+    let (hive, _) =
+        regf::log::load_with_logs(&files[0], &[], &[]).map_err(|_| "primary unreadable")?;
+    let k = hive
+        .open_key("NtrsSoftwareFlush")
+        .map_err(|_| "the key did not reach the SOFTWARE file")?;
+    let v = hive.query_value(k, "v").map_err(|_| "value not flushed")?;
+    check(v.data == 0xBEEFu32.to_le_bytes(), "flushed value differs")
+}
+
+/// `CmpLazyFlush`: a change reaches the hive's primary file within seconds
+/// without `NtFlushKey` (the worker runs 5 s after the first unflushed change).
+fn t_lazy_flush() -> TestResult {
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsLazyFlush",
+        KEY_ALL_ACCESS,
+        0,
+        U,
+    )
+    .map_err(|_| "create")?;
+    check(
+        nt_set_value_key(h, "v", REG_DWORD, &0x1A2Bu32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set value",
+    )?;
+    nt_close(h);
+    let flushed = || {
+        hive_file_images("\\REGISTRY\\MACHINE\\SOFTWARE")
+            .and_then(|f| regf::log::load_with_logs(&f[0], &[], &[]).ok())
+            .and_then(|(hive, _)| {
+                let k = hive.open_key("NtrsLazyFlush").ok()?;
+                hive.query_value(k, "v").ok()
+            })
+            .is_some_and(|v| v.data == 0x1A2Bu32.to_le_bytes())
+    };
+    check(
+        wait_until(8000, flushed),
+        "the change did not reach the SOFTWARE file within 8 s",
+    )
+}
