@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cm;
 pub mod ex;
 pub mod hal;
+pub mod io;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
@@ -123,6 +124,15 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             nt::bugcheck::CONFIG_INITIALIZATION_FAILED,
             s.as_u32() as u64,
             0,
+            0,
+            0,
+        );
+    }
+    if let Err(s) = io::io_init_system() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            2,
             0,
             0,
         );
