@@ -7,18 +7,16 @@
 #![no_main]
 
 use core::sync::atomic::{AtomicPtr, Ordering};
-use rt::ntoskrnl::*;
+use rt::wdk::*;
 
 /// The pool tag, 'Ntst' as the bytes appear in memory.
 const TAG: u32 = u32::from_le_bytes(*b"Ntst");
 /// `POOL_FLAG_NON_PAGED`.
 const POOL_FLAG_NON_PAGED: u64 = 0x40;
-/// Offset of `DRIVER_OBJECT.DriverUnload` (x64).
-const DRIVER_UNLOAD_OFFSET: usize = 0x68;
 
-static BLOCK: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
+static BLOCK: AtomicPtr<core::ffi::c_void> = AtomicPtr::new(core::ptr::null_mut());
 
-extern "system" fn driver_unload(_driver: *mut u8) {
+unsafe extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     let p = BLOCK.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if !p.is_null() {
         // SAFETY: p came from ExAllocatePool2 with TAG and is freed once.
@@ -32,25 +30,21 @@ extern "system" fn driver_unload(_driver: *mut u8) {
 /// # Safety
 /// Called by the I/O manager with a valid driver object.
 #[no_mangle]
-pub unsafe extern "system" fn DriverEntry(driver: *mut u8, _registry_path: *const u8) -> i32 {
+pub unsafe extern "system" fn DriverEntry(
+    driver: *mut DRIVER_OBJECT,
+    _registry_path: *mut UNICODE_STRING,
+) -> nt::NtStatus {
     // SAFETY: plain call; returns null on failure.
     let p = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, 200, TAG) };
     if p.is_null() {
-        return 0xC000_009Au32 as i32; // STATUS_INSUFFICIENT_RESOURCES
+        return nt::status::STATUS_INSUFFICIENT_RESOURCES;
     }
     BLOCK.store(p, Ordering::Release);
-    // SAFETY: the I/O manager passes a DRIVER_OBJECT; DriverUnload is a
-    // pointer-sized field at 0x68.
-    unsafe {
-        driver
-            .add(DRIVER_UNLOAD_OFFSET)
-            .cast::<usize>()
-            .write_unaligned(driver_unload as *const () as usize)
-    };
-    // SAFETY: plain call.
-    let irql = unsafe { KeGetCurrentIrql() };
-    // SAFETY: plain call.
-    let increment = unsafe { KeQueryTimeIncrement() };
+    // SAFETY: the I/O manager passes a valid DRIVER_OBJECT it owns for the
+    // driver's lifetime.
+    unsafe { (*driver).DriverUnload = Some(driver_unload) };
+    // SAFETY: plain calls.
+    let (irql, increment) = unsafe { (KeGetCurrentIrql(), KeQueryTimeIncrement()) };
     rt::kprintln!("ntrstest: DriverEntry at IRQL {irql}, time increment {increment}");
-    0
+    nt::status::STATUS_SUCCESS
 }

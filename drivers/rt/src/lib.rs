@@ -1,11 +1,12 @@
 //! The runtime every ntrs driver links: the panic handler (a driver panic
 //! is a bug check, as an unhandled kernel-mode exception is on Windows),
 //! the import library's search path (build.rs), and `dbg!`-style printing of
-//! Rust formatting through `DbgPrint`.
+//! Rust formatting through `DbgPrint`. The ntoskrnl imports themselves
+//! come from lib/wdk (feature `driver`), re-exported as `rt::wdk`.
 #![no_std]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod ntoskrnl;
+pub use wdk;
 
 use core::fmt::{self, Write};
 
@@ -19,7 +20,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     print(format_args!("driver panic: {info}\n"));
     // SAFETY: KeBugCheckEx takes plain integers and does not return.
     unsafe {
-        ntoskrnl::KeBugCheckEx(
+        wdk::KeBugCheckEx(
             KMODE_EXCEPTION_NOT_HANDLED,
             STATUS_ASSERTION_FAILURE as usize,
             0,
@@ -63,7 +64,7 @@ pub fn print(args: fmt::Arguments<'_>) {
     let _ = line.write_fmt(args);
     line.buf[line.len] = 0;
     // SAFETY: the buffer is NUL-terminated.
-    unsafe { ntoskrnl::DbgPrint(line.buf.as_ptr()) };
+    unsafe { wdk::DbgPrint(line.buf.as_ptr()) };
 }
 
 /// `println!` for drivers: one DbgPrint line.
