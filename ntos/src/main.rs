@@ -137,6 +137,11 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    // The PnP manager enumerates the machine's devices once the registry
+    // is up (`IoInitSystem`'s PnP part); a failure leaves the tree empty.
+    if let Err(s) = io::pnp::pnp_initialize() {
+        dbg_println!("ntrs kernel: PnP initialization failed: {:#x}", s.as_u32());
+    }
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,

@@ -18,6 +18,7 @@ pub mod file;
 pub mod irp;
 pub mod kd;
 pub mod mdl;
+pub mod pnp;
 /// Boot tests (`/TESTS`) of the I/O manager.
 pub mod tests;
 
