@@ -564,6 +564,98 @@ mod logs {
         let e = load_with_logs(&f.files[0], &f.files[1], &f.files[2]).unwrap_err();
         assert_eq!(e.status(), STATUS_REGISTRY_CORRUPT);
     }
+    /// A clean hive file made dirty as Windows leaves a primary whose flush did not finish:
+    /// primary sequence number one ahead of the secondary, checksum recomputed.
+    pub(crate) fn make_dirty(mut b: Vec<u8>) -> Vec<u8> {
+        let s2 = rd32(&b, 8).unwrap();
+        wr32(&mut b, 4, s2 + 1);
+        let sum = base_checksum(&b[..PAGE]);
+        wr32(&mut b, 508, sum);
+        b
+    }
+
+    fn sample() -> Hive {
+        let mut h = Hive::new_empty("SOFTWARE").unwrap();
+        let k = h.create_key_path("Vendor\\App").unwrap();
+        h.set_value(k, "Version", REG_SZ, &utf16z("1.2")).unwrap();
+        h
+    }
+
+    #[test]
+    fn dirty_hive_without_logs_is_read_as_is_unless_strict() {
+        let b = make_dirty(sample().to_bytes());
+        // The configuration manager's behaviour (and the default options): refused.
+        let e = load_with_logs(&b, &[], &[]).unwrap_err();
+        assert_eq!(e.status(), STATUS_REGISTRY_CORRUPT);
+        let e = open(&b, &[], &[], OpenOptions::default()).unwrap_err();
+        assert_eq!(e.status(), STATUS_REGISTRY_CORRUPT);
+        assert!(Hive::from_bytes(&b).is_err());
+        // Forensic reading: as it is, reported dirty.
+        let lax = OpenOptions {
+            apply_logs: true,
+            strict: false,
+        };
+        let (h, r) = open(&b, &[], &[], lax).unwrap();
+        assert_eq!(r, Recovery::Dirty { seq1: 2, seq2: 1 });
+        let k = h.open_key("Vendor\\App").unwrap();
+        assert_eq!(h.query_value(k, "Version").unwrap().data, utf16z("1.2"));
+        // What it writes back is consistent.
+        clean(&h.to_bytes());
+        // A clean hive opens Clean in every mode; a damaged base block is not "dirty".
+        let c = sample().to_bytes();
+        assert_eq!(open(&c, &[], &[], lax).unwrap().1, Recovery::Clean);
+        let mut bad = b.clone();
+        bad[508] ^= 1;
+        assert!(open(&bad, &[], &[], lax).is_err());
+    }
+
+    #[test]
+    fn dirty_hive_with_logs_is_recovered_or_read_as_is() {
+        let mut files = MemFiles::default();
+        let mut lh = LoggedHive::create(&mut files, Hive::new_empty("R").unwrap()).unwrap();
+        let old = lh.hive.dump().unwrap();
+        state(&mut lh.hive, 0);
+        let new = lh.hive.dump().unwrap();
+        // Crash right after the primary's first base block write: log complete, primary dirty.
+        let mut f = files.clone();
+        f.writes = 0;
+        f.fail_after = Some(4);
+        assert!(lh.clone().flush(&mut f).is_err());
+        let [p, l1, l2] = &f.files;
+        let (h, r) = open(p, l1, l2, OpenOptions::default()).unwrap();
+        assert_eq!(r, Recovery::Recovered(2));
+        assert_eq!(h.dump().unwrap(), new);
+        // Logs not applied: strict refuses, lax reads the primary's old state.
+        let no_logs = OpenOptions {
+            apply_logs: false,
+            strict: true,
+        };
+        assert!(open(p, l1, l2, no_logs).is_err());
+        let (h, r) = open(
+            p,
+            l1,
+            l2,
+            OpenOptions {
+                strict: false,
+                ..no_logs
+            },
+        )
+        .unwrap();
+        assert_eq!(r, Recovery::Dirty { seq1: 2, seq2: 1 });
+        assert_eq!(h.dump().unwrap(), old);
+        // Logs that do not continue the primary: lax falls back to reading it as it is.
+        let (_, r) = open(
+            p,
+            &files.files[1],
+            &files.files[2],
+            OpenOptions {
+                apply_logs: true,
+                strict: false,
+            },
+        )
+        .unwrap();
+        assert!(matches!(r, Recovery::Dirty { .. }));
+    }
 }
 
 #[test]

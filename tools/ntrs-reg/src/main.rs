@@ -12,11 +12,44 @@ use regf::{
     REG_NONE, REG_QWORD, REG_SZ,
 };
 
+const EXAMPLES: &str = "\
+Examples:
+  ntrs-reg query SYSTEM 'ControlSet001\\Services\\disk'
+  ntrs-reg query SYSTEM 'ControlSet001\\Services\\disk' Start
+  ntrs-reg export SYSTEM '' --prefix 'HKEY_LOCAL_MACHINE\\SYSTEM' -o system.reg
+  ntrs-reg set NTUSER.DAT 'Software\\Test' Count dword 0x10
+  ntrs-reg check SOFTWARE
+  ntrs-reg --strict query SAM ''      (refuse a dirty hive that its logs do not repair)
+
+Transaction logs: a hive whose sequence numbers differ (an interrupted flush, or a copy taken from
+a running system) is repaired from <hive>.LOG1/<hive>.LOG2 when they are beside it. Without logs
+that continue it the hive is read as it is, with a warning on stderr; --strict refuses it instead.";
+
 #[derive(Parser)]
-#[command(name = "ntrs-reg", about = "Registry hive (regf) tool")]
+#[command(
+    name = "ntrs-reg",
+    about = "Registry hive (regf) tool: query, export, import, edit and check hive files",
+    after_help = EXAMPLES
+)]
 struct Cli {
+    #[command(flatten)]
+    open: OpenArgs,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// How a dirty hive (sequence numbers differ) is opened.
+#[derive(clap::Args, Clone, Copy, Default)]
+struct OpenArgs {
+    /// Apply the transaction logs <hive>.LOG1/.LOG2 (the default when they exist); fail if none is found.
+    #[arg(long, global = true, conflicts_with = "no_logs")]
+    logs: bool,
+    /// Do not apply transaction logs even when they are beside the hive.
+    #[arg(long, global = true)]
+    no_logs: bool,
+    /// Refuse a dirty hive that no transaction log repairs (the configuration manager's rule).
+    #[arg(long, global = true)]
+    strict: bool,
 }
 
 #[derive(Subcommand)]
@@ -97,17 +130,59 @@ fn now_filetime() -> u64 {
     116_444_736_000_000_000 + d.as_nanos() as u64 / 100
 }
 
-fn load(path: &str) -> Result<Hive, String> {
+/// The transaction log `<hive>.<ext>` beside a hive (also lower-case `.log1`), if present.
+fn read_log(path: &str, ext: &str) -> Option<Vec<u8>> {
+    [ext.to_string(), ext.to_ascii_lowercase()]
+        .iter()
+        .find_map(|e| std::fs::read(format!("{}.{}", path, e)).ok())
+}
+
+/// Opens a hive file with its logs as `o` says; a dirty hive read as it is gets one warning line.
+fn load_with(path: &str, o: OpenArgs) -> Result<Hive, String> {
+    use regf::log::{OpenOptions, Recovery};
     let b = std::fs::read(path).map_err(|e| format!("{}: {}", path, e))?;
-    let log = |ext: &str| std::fs::read(format!("{}.{}", path, ext)).unwrap_or_default();
-    // A primary left inconsistent by an interrupted flush is repaired from <hive>.LOG1/.LOG2.
-    let (mut h, rec) = regf::log::load_with_logs(&b, &log("LOG1"), &log("LOG2"))
-        .map_err(|e| format!("{}: {}", path, e))?;
-    if let regf::log::Recovery::Recovered(seq) = rec {
-        eprintln!(
+    let (l1, l2) = if o.no_logs {
+        (None, None)
+    } else {
+        (read_log(path, "LOG1"), read_log(path, "LOG2"))
+    };
+    let found = l1.is_some() || l2.is_some();
+    if o.logs && !found {
+        return Err(format!(
+            "{}: --logs: no transaction log {}.LOG1 or {}.LOG2",
+            path, path, path
+        ));
+    }
+    let opts = OpenOptions {
+        apply_logs: found,
+        strict: o.strict,
+    };
+    let (mut h, rec) = regf::log::open(
+        &b,
+        l1.as_deref().unwrap_or(&[]),
+        l2.as_deref().unwrap_or(&[]),
+        opts,
+    )
+    .map_err(|e| format!("{}: {}", path, e))?;
+    match rec {
+        Recovery::Clean => {}
+        Recovery::Recovered(seq) => eprintln!(
             "ntrs-reg: {}: recovered from its transaction logs (sequence {})",
             path, seq
-        );
+        ),
+        Recovery::Dirty { seq1, seq2 } => eprintln!(
+            "ntrs-reg: warning: {}: the hive is dirty (sequence numbers {} and {}) and transaction logs were not applied ({}); read as it is, the last changes may be missing",
+            path,
+            seq1,
+            seq2,
+            if o.no_logs {
+                "--no-logs"
+            } else if found {
+                "no log continues it"
+            } else {
+                "none beside it"
+            }
+        ),
     }
     h.set_time(now_filetime());
     Ok(h)
@@ -173,6 +248,8 @@ fn value_data(ty: &str, data: &str) -> Result<(u32, Vec<u8>), String> {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let o = cli.open;
+    let load = |p: &str| load_with(p, o);
     match cli.cmd {
         Cmd::Create { hive, root } => {
             let mut h = Hive::new_empty(&root).map_err(|e| e.to_string())?;

@@ -1,0 +1,108 @@
+//! The ntrs-reg binary: opening dirty hives, deleted-key recovery, query/export formats.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use regf::log::{LoggedHive, MemFiles};
+use regf::*;
+
+const TOOL: &str = env!("CARGO_BIN_EXE_ntrs-reg");
+
+fn dir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ntrs-reg-cli-{}-{}", std::process::id(), test));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(TOOL).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A clean hive file made dirty as Windows leaves it mid-flush: primary sequence number one
+/// ahead of the secondary, checksum recomputed.
+fn make_dirty(mut b: Vec<u8>) -> Vec<u8> {
+    let s2 = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    b[4..8].copy_from_slice(&(s2 + 1).to_le_bytes());
+    let sum = base_checksum(&b[..PAGE]);
+    b[508..512].copy_from_slice(&sum.to_le_bytes());
+    b
+}
+
+fn sample() -> Hive {
+    let mut h = Hive::new_empty("SOFTWARE").unwrap();
+    h.set_time(133_000_000_000_000_000);
+    let k = h.create_key_path("Vendor\\App").unwrap();
+    h.set_value(k, "Version", REG_SZ, &utf16z("1.2")).unwrap();
+    h
+}
+
+#[test]
+fn dirty_hive_without_logs_is_read_with_one_warning() {
+    let d = dir("dirty");
+    let p = d.join("SOFTWARE");
+    std::fs::write(&p, make_dirty(sample().to_bytes())).unwrap();
+    let ps = p.to_str().unwrap();
+    let o = run(&["query", ps, "Vendor\\App", "Version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"Version\"=\"1.2\""), "{}", stdout(&o));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{}", e);
+    assert!(
+        e.contains("warning") && e.contains("dirty") && e.contains("not applied"),
+        "{}",
+        e
+    );
+    // --strict keeps the configuration manager's refusal: one line, non-zero exit.
+    let o = run(&["--strict", "query", ps, "Vendor\\App"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{}", e);
+    assert!(e.contains("STATUS_REGISTRY_CORRUPT"), "{}", e);
+    // --logs without logs beside the hive is an error.
+    let o = run(&["query", ps, "Vendor\\App", "--logs"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no transaction log"), "{}", stderr(&o));
+}
+
+#[test]
+fn dirty_hive_with_logs_beside_it_is_recovered() {
+    let d = dir("logs");
+    let mut files = MemFiles::default();
+    let mut lh = LoggedHive::create(&mut files, sample()).unwrap();
+    let k = lh.hive.open_key("Vendor\\App").unwrap();
+    lh.hive
+        .set_value(k, "Version", REG_SZ, &utf16z("2.0"))
+        .unwrap();
+    // Interrupt the flush after the log and the primary's first base block write.
+    files.writes = 0;
+    files.fail_after = Some(4);
+    assert!(lh.flush(&mut files).is_err());
+    let p = d.join("SOFTWARE");
+    let ps = p.to_str().unwrap();
+    std::fs::write(&p, &files.files[0]).unwrap();
+    std::fs::write(d.join("SOFTWARE.LOG1"), &files.files[1]).unwrap();
+    std::fs::write(d.join("SOFTWARE.LOG2"), &files.files[2]).unwrap();
+    let o = run(&["query", ps, "Vendor\\App", "Version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"2.0\""), "{}", stdout(&o));
+    assert!(stderr(&o).contains("recovered"), "{}", stderr(&o));
+    let o = run(&["--strict", "query", ps, "Vendor\\App", "Version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // --no-logs: the primary as it is (the old value), with the warning.
+    let o = run(&["--no-logs", "query", ps, "Vendor\\App", "Version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"1.2\""), "{}", stdout(&o));
+    assert!(stderr(&o).contains("dirty"), "{}", stderr(&o));
+    assert!(!run(&["--no-logs", "--strict", "query", ps, ""])
+        .status
+        .success());
+}
