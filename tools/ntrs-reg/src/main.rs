@@ -108,6 +108,14 @@ enum Cmd {
     },
     /// Check every structure of a hive.
     Check { hive: String },
+    /// Recover deleted keys and values from the hive's free cells (nk/vk records whose fields
+    /// are plausible); a key's path is shown when its parent chain still resolves, else `?\name`.
+    Deleted {
+        hive: String,
+        /// JSON output (one object: "keys" and "values").
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmark open+query+close of a value on a hive with 100k keys.
     Bench {
         #[arg(long, default_value_t = 200_000)]
@@ -360,7 +368,157 @@ fn run(cli: Cli) -> Result<(), String> {
                 Err(format!("{}: {} problem(s)", hive, p.len()))
             }
         }
+        Cmd::Deleted { hive, json } => {
+            let h = load(&hive)?;
+            deleted(&h, json);
+            Ok(())
+        }
         Cmd::Bench { iterations } => bench(iterations),
+    }
+}
+
+/// The `REG_*` name of a value type.
+fn type_name(ty: u32) -> String {
+    const NAMES: [&str; 12] = [
+        "REG_NONE",
+        "REG_SZ",
+        "REG_EXPAND_SZ",
+        "REG_BINARY",
+        "REG_DWORD",
+        "REG_DWORD_BIG_ENDIAN",
+        "REG_LINK",
+        "REG_MULTI_SZ",
+        "REG_RESOURCE_LIST",
+        "REG_FULL_RESOURCE_DESCRIPTOR",
+        "REG_RESOURCE_REQUIREMENTS_LIST",
+        "REG_QWORD",
+    ];
+    match NAMES.get(ty as usize) {
+        Some(n) => n.to_string(),
+        None => format!("0x{:x}", ty),
+    }
+}
+
+fn hex_string(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+/// A value as JSON: name, type, size and data (strings decoded for the string types, numbers for
+/// DWORD/QWORD, hex otherwise).
+fn value_json(name: &str, ty: u32, data: Option<&[u8]>) -> serde_json::Value {
+    use serde_json::json;
+    let mut o = json!({ "name": name, "type": type_name(ty) });
+    let Some(d) = data else {
+        o["data"] = serde_json::Value::Null;
+        return o;
+    };
+    o["size"] = json!(d.len());
+    o["data"] = match ty {
+        REG_SZ | REG_EXPAND_SZ | REG_LINK if d.len() % 2 == 0 => json!(regf::from_utf16z(d)),
+        REG_MULTI_SZ if d.len() % 2 == 0 => {
+            let units: Vec<u16> = d
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let items: Vec<String> = units
+                .split(|&u| u == 0)
+                .filter(|s| !s.is_empty())
+                .map(String::from_utf16_lossy)
+                .collect();
+            json!(items)
+        }
+        REG_DWORD if d.len() == 4 => json!(u32::from_le_bytes([d[0], d[1], d[2], d[3]])),
+        REG_QWORD if d.len() == 8 => json!(u64::from_le_bytes(d.try_into().unwrap_or([0; 8]))),
+        _ => json!(hex_string(d)),
+    };
+    o
+}
+
+/// Prints what [`Hive::recover_deleted`] finds, as `.reg`-like text or JSON.
+fn deleted(h: &Hive, json: bool) {
+    let r = h.recover_deleted();
+    let path = |k: &regf::DeletedKey| match &k.path {
+        Some(p) => p.clone(),
+        None => format!("?\\{}", k.name),
+    };
+    if json {
+        let val = |v: &regf::DeletedValue| {
+            let mut o = value_json(&v.name, v.ty, v.data.as_deref());
+            o["cell"] = serde_json::json!(format!("0x{:x}", v.offset));
+            o["recorded_size"] = serde_json::json!(v.size & 0x7FFF_FFFF);
+            o
+        };
+        let keys: Vec<_> = r
+            .keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "path": path(k),
+                    "path_resolved": k.path.is_some(),
+                    "name": k.name,
+                    "cell": format!("0x{:x}", k.offset),
+                    "parent_cell": format!("0x{:x}", k.parent),
+                    "last_write": nt::time::Iso8601(k.last_write).to_string(),
+                    "values": k.values.iter().map(val).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let values: Vec<_> = r.values.iter().map(val).collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "keys": keys, "values": values }))
+                .unwrap_or_default()
+        );
+        return;
+    }
+    let value = |v: &regf::DeletedValue| match &v.data {
+        Some(d) => {
+            outln!("; cell 0x{:x}", v.offset);
+            outln!(
+                "{}",
+                format_value(&regf::Value {
+                    name: v.name.clone(),
+                    ty: v.ty,
+                    data: d.clone(),
+                })
+            );
+        }
+        None => outln!(
+            "; cell 0x{:x}: \"{}\" {} of {} bytes: data cells reused",
+            v.offset,
+            v.name,
+            type_name(v.ty),
+            v.size & 0x7FFF_FFFF
+        ),
+    };
+    outln!(
+        "; {} deleted key(s), {} deleted value(s) without a key",
+        r.keys.len(),
+        r.values.len()
+    );
+    for k in &r.keys {
+        outln!("");
+        outln!("[{}]", path(k));
+        outln!(
+            "; deleted key: cell 0x{:x}, last write {}{}",
+            k.offset,
+            nt::time::Iso8601(k.last_write),
+            if k.path.is_none() {
+                format!(", parent cell 0x{:x} does not resolve", k.parent)
+            } else {
+                String::new()
+            }
+        );
+        for v in &k.values {
+            value(v);
+        }
+    }
+    if !r.values.is_empty() {
+        outln!("");
+        outln!("; deleted values whose key is unknown");
+        for v in &r.values {
+            value(v);
+        }
     }
 }
 

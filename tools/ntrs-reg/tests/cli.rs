@@ -106,3 +106,30 @@ fn dirty_hive_with_logs_beside_it_is_recovered() {
         .status
         .success());
 }
+
+#[test]
+fn deleted_recovers_a_key_deleted_by_the_tool() {
+    let d = dir("deleted");
+    let p = d.join("SOFTWARE");
+    std::fs::write(&p, sample().to_bytes()).unwrap();
+    let ps = p.to_str().unwrap();
+    let o = run(&["deleted", ps]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("; 0 deleted key(s), 0 deleted value(s)"));
+    assert!(
+        run(&["set", ps, "Vendor\\App\\Sub", "Name", "sz", "secret"])
+            .status
+            .success()
+    );
+    assert!(run(&["delete", ps, "Vendor\\App\\Sub"]).status.success());
+    let o = run(&["deleted", ps]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("[Vendor\\App\\Sub]"), "{}", out);
+    assert!(out.contains("\"Name\"=\"secret\""), "{}", out);
+    let o = run(&["deleted", ps, "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["keys"][0]["path"], "Vendor\\App\\Sub");
+    assert_eq!(j["keys"][0]["values"][0]["data"], "secret");
+    assert_eq!(j["keys"][0]["values"][0]["type"], "REG_SZ");
+}
