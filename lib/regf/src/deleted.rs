@@ -67,7 +67,7 @@ pub struct Recovered {
 
 /// Known nk flag bits (KEY_IS_VOLATILE .. KEY_VIRTUAL_STORE, 0x0001..0x0080) and the user flag /
 /// virtualization bits 0x0F00 / 0xF000 newer Windows stores in the upper byte.
-const NK_ALLOWED: u16 = 0xFFFF & !(KEY_HIVE_ENTRY | KEY_HIVE_EXIT);
+const NK_ALLOWED: u16 = !(KEY_HIVE_ENTRY | KEY_HIVE_EXIT);
 /// Longest value name in UTF-16 units.
 const MAX_VALUE_NAME: usize = 16383;
 
@@ -90,7 +90,7 @@ impl Unallocated {
 impl Hive {
     /// The raw bytes of stable storage from `off` to the end of its bin (allocated or not).
     fn raw(&self, off: u32) -> Option<&[u8]> {
-        if off & VOLATILE_BIT != 0 || off % 8 != 0 {
+        if off & VOLATILE_BIT != 0 || !off.is_multiple_of(8) {
             return None;
         }
         self.stable.bytes(off)
@@ -120,7 +120,7 @@ impl Hive {
     fn free_record<'a>(&'a self, free: &Unallocated, off: u32, sig: &[u8; 2]) -> Option<&'a [u8]> {
         let b = self.raw(off)?;
         let z = (rd32(b, 0)? as i32).unsigned_abs();
-        if z < 8 || z % 8 != 0 || !free.contains(off, z) {
+        if z < 8 || !z.is_multiple_of(8) || !free.contains(off, z) {
             return None;
         }
         let d = b.get(4..z as usize)?;
@@ -144,7 +144,7 @@ impl Hive {
         let nlen = rd16(d, NK_NAMELEN)? as usize;
         let comp = flags & KEY_COMP_NAME != 0;
         let units = if comp { nlen } else { nlen / 2 };
-        if nlen == 0 || units > MAX_KEY_NAME || (!comp && nlen % 2 != 0) {
+        if nlen == 0 || units > MAX_KEY_NAME || (!comp && !nlen.is_multiple_of(2)) {
             return None;
         }
         let name = try_decode_name(d.get(NK_NAME..NK_NAME + nlen)?, comp).ok()?;
@@ -176,7 +176,7 @@ impl Hive {
         }
         let comp = flags & VALUE_COMP_NAME != 0;
         let units = if comp { nlen } else { nlen / 2 };
-        if units > MAX_VALUE_NAME || (!comp && nlen % 2 != 0) {
+        if units > MAX_VALUE_NAME || (!comp && !nlen.is_multiple_of(2)) {
             return None;
         }
         let name = try_decode_name(d.get(20..20 + nlen)?, comp).ok()?;
