@@ -1006,3 +1006,65 @@ fn find_subkey_and_subkey_at_follow_enumeration_order() {
     );
     clean(&h.to_bytes());
 }
+
+/// `reg export` layout, byte for byte, for values whose wrapping is known from files Windows
+/// wrote (a 32-byte `Wordness0` puts 21 bytes on its first line and 11 on the next; a 164-byte
+/// `DigitalProductId` puts 18 on the first line, then 25 per line): UTF-16LE with a BOM, CRLF,
+/// a blank line after the header and after each key.
+#[test]
+fn reg_export_matches_windows_layout() {
+    let mut h = Hive::new_empty("SOFTWARE").unwrap();
+    let k = h.create_key_path("Test").unwrap();
+    h.set_value(k, "Wordness0", REG_BINARY, &[0; 32]).unwrap();
+    h.set_value(k, "DigitalProductId", REG_BINARY, &[0; 164])
+        .unwrap();
+    h.set_value(k, "", REG_SZ, &utf16z("x \"y\" \\z")).unwrap();
+    h.set_value(k, "Path", REG_EXPAND_SZ, &utf16z("%A%"))
+        .unwrap();
+    h.set_value(k, "D", REG_DWORD, &0x2au32.to_le_bytes())
+        .unwrap();
+    h.set_value(k, "Q", REG_QWORD, &0x0102030405060708u64.to_le_bytes())
+        .unwrap();
+    h.set_value(k, "Empty", REG_SZ, &[]).unwrap();
+    h.set_value(k, "B", REG_BINARY, &[]).unwrap();
+    h.create_key_path("Test\\Sub").unwrap();
+    let zeros = |n: usize| alloc::vec!["00"; n].join(",");
+    let mut want = String::new();
+    want += "Windows Registry Editor Version 5.00\r\n\r\n";
+    want += "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Test]\r\n";
+    want += &std::format!("\"Wordness0\"=hex:{},\\\r\n  {}\r\n", zeros(21), zeros(11));
+    want += &std::format!("\"DigitalProductId\"=hex:{},\\\r\n", zeros(18));
+    for _ in 0..5 {
+        want += &std::format!("  {},\\\r\n", zeros(25));
+    }
+    want += &std::format!("  {}\r\n", zeros(21));
+    want += "@=\"x \\\"y\\\" \\\\z\"\r\n";
+    want += "\"Path\"=hex(2):25,00,41,00,25,00,00,00\r\n";
+    want += "\"D\"=dword:0000002a\r\n";
+    want += "\"Q\"=hex(b):08,07,06,05,04,03,02,01\r\n";
+    want += "\"Empty\"=\"\"\r\n";
+    want += "\"B\"=hex:\r\n";
+    want += "\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Test\\Sub]\r\n\r\n";
+    // Every line stays within 80 characters, the backslash included.
+    assert!(want.split("\r\n").all(|l| l.len() <= 80));
+    let key = h.open_key("Test").unwrap();
+    let got = export_reg_file(&h, key, "HKEY_LOCAL_MACHINE\\SOFTWARE").unwrap();
+    let mut bytes = alloc::vec![0xFF, 0xFE];
+    for u in want.encode_utf16() {
+        bytes.extend_from_slice(&u.to_le_bytes());
+    }
+    if got != bytes {
+        let g = decode_reg_file(&got).unwrap();
+        panic!("got:\n{}\nwant:\n{}", g, want);
+    }
+    // And it imports back to the same content (an empty REG_SZ comes back as "" with its NUL,
+    // as regedit imports it).
+    let mut h2 = Hive::new_empty("SOFTWARE").unwrap();
+    import_reg_text(&mut h2, &decode_reg_file(&got).unwrap()).unwrap();
+    let k2 = h2.open_key("Test").unwrap();
+    let mut orig = h.enum_values(key).unwrap();
+    orig.iter_mut()
+        .filter(|v| v.name == "Empty")
+        .for_each(|v| v.data = alloc::vec![0, 0]);
+    assert_eq!(h2.enum_values(k2).unwrap(), orig);
+}

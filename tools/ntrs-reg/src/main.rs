@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use regf::regtext::{
-    decode_reg_file, encode_utf16_bom, export_reg_text, format_value, import_reg_text_prefix,
+    decode_reg_file, export_reg_file, export_reg_text, format_value, import_reg_text_prefix,
 };
 use regf::{
     check, utf16z, Error, Hive, REG_BINARY, REG_DWORD, REG_EXPAND_SZ, REG_LINK, REG_MULTI_SZ,
@@ -80,15 +80,23 @@ enum Cmd {
         /// Prefix for key lines (e.g. HKEY_LOCAL_MACHINE\SYSTEM); default: `\path`.
         #[arg(long, default_value = "")]
         prefix: String,
-        /// Write to this file as UTF-16LE with a BOM and CRLF (as regedit does) instead of stdout.
+        /// Write to this file as `reg export` does (UTF-16LE with a BOM, CRLF, hex data wrapped at
+        /// Windows' column) instead of UTF-8 text to stdout.
         #[arg(short, long)]
         output: Option<String>,
+        /// JSON instead of .reg text: every key (pre-order) with its path, last write time,
+        /// class, security descriptor in SDDL and values.
+        #[arg(long, conflicts_with = "output")]
+        json: bool,
     },
-    /// Show a key (values and subkeys) or one value.
+    /// Show a key (last write time, security descriptor as SDDL, values, subkeys) or one value.
     Query {
         hive: String,
         key: String,
         value: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Set a value: TYPE is sz, expand_sz, multi_sz (items separated by '|'), dword, qword, binary (hex), none, link.
     Set {
@@ -288,38 +296,87 @@ fn run(cli: Cli) -> Result<(), String> {
             key,
             prefix,
             output,
+            json,
         } => {
             let h = load(&hive)?;
             let k = h.open_key(&key).map_err(|e| format!("{}: {}", key, e))?;
-            let t = export_reg_text(&h, k, &prefix).map_err(|e| e.to_string())?;
+            if json {
+                let mut keys = Vec::new();
+                let mut stack = vec![k];
+                while let Some(k) = stack.pop() {
+                    keys.push(key_json(&h, k, false)?);
+                    let mut subs = h.enum_subkeys(k).map_err(|e| e.to_string())?;
+                    subs.reverse();
+                    stack.extend(subs);
+                }
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "keys": keys }))
+                        .unwrap_or_default()
+                );
+                return Ok(());
+            }
             match output {
-                Some(o) => std::fs::write(&o, encode_utf16_bom(&t.replace('\n', "\r\n")))
-                    .map_err(|e| format!("{}: {}", o, e)),
+                Some(o) => {
+                    let b = export_reg_file(&h, k, &prefix).map_err(|e| e.to_string())?;
+                    std::fs::write(&o, b).map_err(|e| format!("{}: {}", o, e))
+                }
                 None => {
+                    let t = export_reg_text(&h, k, &prefix).map_err(|e| e.to_string())?;
                     use std::io::Write;
                     let _ = std::io::stdout().write_all(t.as_bytes());
                     Ok(())
                 }
             }
         }
-        Cmd::Query { hive, key, value } => {
+        Cmd::Query {
+            hive,
+            key,
+            value,
+            json,
+        } => {
             let h = load(&hive)?;
             let k = h.open_key(&key).map_err(|e| format!("{}: {}", key, e))?;
             match value {
                 Some(v) => {
                     let val = h.query_value(k, &v).map_err(|e| format!("{}: {}", v, e))?;
-                    outln!("{}", format_value(&val));
+                    if json {
+                        outln!(
+                            "{}",
+                            serde_json::to_string_pretty(&value_json(
+                                &val.name,
+                                val.ty,
+                                Some(&val.data)
+                            ))
+                            .unwrap_or_default()
+                        );
+                    } else {
+                        outln!("{}", format_value(&val));
+                    }
                 }
+                None if json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&key_json(&h, k, true)?).unwrap_or_default()
+                ),
                 None => {
-                    outln!("[{}]", h.key_path(k).map_err(|e| e.to_string())?);
-                    if let Some(t) = h.link_target(k).map_err(|e| e.to_string())? {
+                    let e = |x: Error| x.to_string();
+                    outln!("[{}]", h.key_path(k).map_err(e)?);
+                    outln!(
+                        "; last write {}",
+                        nt::time::Iso8601(h.key_last_write(k).map_err(e)?)
+                    );
+                    outln!("; security {}", key_sddl(&h, k));
+                    if let Some(c) = h.key_class(k).map_err(e)? {
+                        outln!("; class {}", c);
+                    }
+                    if let Some(t) = h.link_target(k).map_err(e)? {
                         outln!("; symbolic link to {}", t);
                     }
-                    for v in h.enum_values(k).map_err(|e| e.to_string())? {
+                    for v in h.enum_values(k).map_err(e)? {
                         outln!("{}", format_value(&v));
                     }
-                    for s in h.enum_subkeys(k).map_err(|e| e.to_string())? {
-                        outln!("  {}\\", h.key_name(s).map_err(|e| e.to_string())?);
+                    for s in h.enum_subkeys(k).map_err(e)? {
+                        outln!("  {}\\", h.key_name(s).map_err(e)?);
                     }
                 }
             }
@@ -432,6 +489,49 @@ fn value_json(name: &str, ty: u32, data: Option<&[u8]>) -> serde_json::Value {
         _ => json!(hex_string(d)),
     };
     o
+}
+
+/// A key's security descriptor in SDDL (or why it cannot be shown).
+fn key_sddl(h: &Hive, k: regf::KeyRef) -> String {
+    match h.key_security(k) {
+        Ok(b) => match security::sd::SecurityDescriptor::parse(&b)
+            .and_then(|sd| security::sddl::format(&sd))
+        {
+            Ok(s) => s,
+            Err(st) => format!("(descriptor not decoded: {})", st),
+        },
+        Err(e) => format!("(no descriptor: {})", e),
+    }
+}
+
+/// A key as JSON: path, name, last write time, class, flags, SDDL, link target, values (and the
+/// subkey names when `subkeys`).
+fn key_json(h: &Hive, k: regf::KeyRef, subkeys: bool) -> Result<serde_json::Value, String> {
+    let e = |x: Error| x.to_string();
+    let mut o = serde_json::json!({
+        "path": h.key_path(k).map_err(e)?,
+        "name": h.key_name(k).map_err(e)?,
+        "last_write": nt::time::Iso8601(h.key_last_write(k).map_err(e)?).to_string(),
+        "class": h.key_class(k).map_err(e)?,
+        "security": key_sddl(h, k),
+        "values": h
+            .enum_values(k)
+            .map_err(e)?
+            .iter()
+            .map(|v| value_json(&v.name, v.ty, Some(&v.data)))
+            .collect::<Vec<_>>(),
+    });
+    if let Some(t) = h.link_target(k).map_err(e)? {
+        o["symbolic_link"] = serde_json::json!(t);
+    }
+    if subkeys {
+        let mut names = Vec::new();
+        for s in h.enum_subkeys(k).map_err(e)? {
+            names.push(h.key_name(s).map_err(e)?);
+        }
+        o["subkeys"] = serde_json::json!(names);
+    }
+    Ok(o)
 }
 
 /// Prints what [`Hive::recover_deleted`] finds, as `.reg`-like text or JSON.

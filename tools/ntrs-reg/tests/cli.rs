@@ -133,3 +133,78 @@ fn deleted_recovers_a_key_deleted_by_the_tool() {
     assert_eq!(j["keys"][0]["values"][0]["data"], "secret");
     assert_eq!(j["keys"][0]["values"][0]["type"], "REG_SZ");
 }
+
+#[test]
+fn query_and_export_show_times_sddl_and_json() {
+    let d = dir("query");
+    let p = d.join("SOFTWARE");
+    let mut h = sample();
+    let k = h.open_key("Vendor\\App").unwrap();
+    h.set_value(k, "Count", REG_DWORD, &42u32.to_le_bytes())
+        .unwrap();
+    h.set_value(
+        k,
+        "List",
+        REG_MULTI_SZ,
+        &[utf16z("a"), utf16z("b"), vec![0, 0]].concat(),
+    )
+    .unwrap();
+    std::fs::write(&p, h.to_bytes()).unwrap();
+    let ps = p.to_str().unwrap();
+    // 133000000000000000 is 2022-06-18T04:26:40Z.
+    let o = run(&["query", ps, "Vendor\\App"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("; last write 2022-06-18T04:26:40.0000000Z"),
+        "{}",
+        out
+    );
+    // The default descriptor of a new hive: Administrators and SYSTEM full, Everyone read.
+    assert!(
+        out.contains("; security O:BAG:SYD:(A;CI;KA;;;BA)(A;CI;KA;;;SY)(A;CI;KR;;;WD)"),
+        "{}",
+        out
+    );
+    let o = run(&["query", ps, "Vendor\\App", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["path"], "Vendor\\App");
+    assert_eq!(j["last_write"], "2022-06-18T04:26:40.0000000Z");
+    assert_eq!(j["values"][0]["data"], "1.2");
+    assert_eq!(j["values"][1]["data"], 42);
+    assert_eq!(j["values"][2]["data"], serde_json::json!(["a", "b"]));
+    let o = run(&["query", ps, "Vendor\\App", "Count", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["type"], "REG_DWORD");
+    let o = run(&["export", ps, "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let paths: Vec<&str> = j["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["", "Vendor", "Vendor\\App"]);
+    // export -o writes what regf::regtext::export_reg_file makes: UTF-16LE, BOM, CRLF.
+    let reg = d.join("out.reg");
+    let o = run(&[
+        "export",
+        ps,
+        "Vendor",
+        "--prefix",
+        "HKEY_LOCAL_MACHINE\\SOFTWARE",
+        "-o",
+    ]
+    .iter()
+    .copied()
+    .chain([reg.to_str().unwrap()])
+    .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b = std::fs::read(&reg).unwrap();
+    assert_eq!(&b[..2], &[0xFF, 0xFE]);
+    let text = regf::regtext::decode_reg_file(&b).unwrap();
+    assert!(text.starts_with(
+        "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Vendor]\r\n\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Vendor\\App]\r\n\"Version\"=\"1.2\"\r\n"
+    ), "{}", text);
+    assert!(text.ends_with("\r\n\r\n"));
+}
