@@ -15,7 +15,7 @@ side from the host side); '\\' separates components too, and file:stream names a
 
 Examples:
   ntrs-ntfs disk.img --partition 2 ls -l /Windows/System32
-  ntrs-ntfs vol.img ls -a /                       (also the metafiles $MFT, $Bitmap, ... and .)
+  ntrs-ntfs vol.img ls -a /        # also the metafiles $MFT, $Bitmap, ... and .
   ntrs-ntfs vol.img cp ./ntoskrnl.exe :/Windows/System32/ntoskrnl.exe
   ntrs-ntfs vol.img cp :/Windows/System32/config/SYSTEM ./SYSTEM
   ntrs-ntfs vol.img mkdir :/Windows/Temp

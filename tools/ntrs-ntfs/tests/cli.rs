@@ -375,3 +375,66 @@ fn timeline_lists_macb_times_of_standard_information_and_file_names() {
     // The deleted file's record is reported as deleted.
     assert!(rows.iter().any(|r| r[2] == "deleted"), "{csv}");
 }
+
+/// Every example of `ntrs-ntfs --help` runs (through `sh`, as typed) on images that have the
+/// files they name.
+#[test]
+fn help_examples_work() {
+    let d = scratch("examples");
+    // disk.img: partition 2 of a GPT disk with /Windows/System32.
+    let disk = d.join("disk.img");
+    gpt_disk(&disk);
+    let di = disk.to_str().unwrap();
+    ok(&[di, "--partition", "2", "format"]);
+    ok(&[di, "--partition", "2", "mkdir", "/Windows/System32"]);
+    // vol.img: /Windows/System32/config/SYSTEM, /file.txt with a Zone.Identifier stream, /bootmgr.
+    let opts = FormatOptions::default();
+    let mut v = ntfs::format(MemDevice::new(16 << 20), &opts).unwrap();
+    v.create_dir_all("/Windows/System32/config").unwrap();
+    v.write_file("/Windows/System32/config/SYSTEM", b"regf")
+        .unwrap();
+    v.write_file("/file.txt", b"text").unwrap();
+    v.write_file(
+        "/file.txt:Zone.Identifier",
+        b"[ZoneTransfer]\r\nZoneId=3\r\n",
+    )
+    .unwrap();
+    v.write_file("/bootmgr", b"MZ").unwrap();
+    std::fs::write(d.join("vol.img"), &v.into_device().data).unwrap();
+    std::fs::write(d.join("ntoskrnl.exe"), b"MZ kernel").unwrap();
+    let help = ok(&["--help"]);
+    let examples: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Examples:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.trim())
+        .collect();
+    assert!(examples.len() >= 8, "{help}");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ntrs-ntfs"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for e in examples {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(e)
+            .current_dir(&d)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{e}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(std::fs::read(d.join("SYSTEM")).unwrap(), b"regf");
+    assert!(std::fs::read_to_string(d.join("timeline.csv"))
+        .unwrap()
+        .contains("\\bootmgr"));
+}

@@ -15,11 +15,13 @@ use regf::{
 const EXAMPLES: &str = "\
 Examples:
   ntrs-reg query SYSTEM 'ControlSet001\\Services\\disk'
-  ntrs-reg query SYSTEM 'ControlSet001\\Services\\disk' Start
+  ntrs-reg query SYSTEM 'ControlSet001\\Services\\disk' Start --json
   ntrs-reg export SYSTEM '' --prefix 'HKEY_LOCAL_MACHINE\\SYSTEM' -o system.reg
+  ntrs-reg export SYSTEM ControlSet001 --json
   ntrs-reg set NTUSER.DAT 'Software\\Test' Count dword 0x10
+  ntrs-reg deleted NTUSER.DAT
   ntrs-reg check SOFTWARE
-  ntrs-reg --strict query SAM ''      (refuse a dirty hive that its logs do not repair)
+  ntrs-reg --strict query SAM ''      # refuse a dirty hive that its logs do not repair
 
 Transaction logs: a hive whose sequence numbers differ (an interrupted flush, or a copy taken from
 a running system) is repaired from <hive>.LOG1/<hive>.LOG2 when they are beside it. Without logs

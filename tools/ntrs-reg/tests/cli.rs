@@ -208,3 +208,47 @@ fn query_and_export_show_times_sddl_and_json() {
     ), "{}", text);
     assert!(text.ends_with("\r\n\r\n"));
 }
+
+/// Every example of `ntrs-reg --help` runs (through `sh`, as typed) on hives that have the keys
+/// they name.
+#[test]
+fn help_examples_work() {
+    let d = dir("examples");
+    let mut system = Hive::new_empty("SYSTEM").unwrap();
+    let k = system
+        .create_key_path("ControlSet001\\Services\\disk")
+        .unwrap();
+    system
+        .set_value(k, "Start", REG_DWORD, &0u32.to_le_bytes())
+        .unwrap();
+    std::fs::write(d.join("SYSTEM"), system.to_bytes()).unwrap();
+    for h in ["SOFTWARE", "NTUSER.DAT", "SAM"] {
+        std::fs::write(d.join(h), Hive::new_empty(h).unwrap().to_bytes()).unwrap();
+    }
+    let help = stdout(&run(&["--help"]));
+    let examples: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Examples:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.trim())
+        .collect();
+    assert!(examples.len() >= 6, "{help}");
+    let bin = std::path::Path::new(TOOL).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for e in examples {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(e)
+            .current_dir(&d)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{e}: {}", stderr(&o));
+    }
+    assert!(d.join("system.reg").exists());
+}
