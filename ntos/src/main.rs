@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cm;
 pub mod ex;
 pub mod hal;
+pub mod io;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
@@ -127,6 +128,11 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    // The PnP manager enumerates the machine's devices once the registry
+    // is up (`IoInitSystem`'s PnP part); a failure leaves the tree empty.
+    if let Err(s) = io::pnp::pnp_initialize() {
+        dbg_println!("ntrs kernel: PnP initialization failed: {:#x}", s.as_u32());
+    }
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,
@@ -202,21 +208,6 @@ fn start_application_processors(startup_page: Option<u64>) {
     }
     ke::mp::ke_start_all_processors(page);
     mm::map::mm_unmap_startup_page(page << 12);
-}
-
-/// `DbgPrint`, exported for drivers: prints a NUL-terminated string (no format expansion yet).
-///
-/// # Safety
-/// `s` must point to a NUL-terminated string.
-#[no_mangle]
-pub unsafe extern "C" fn DbgPrint(s: *const u8) -> u32 {
-    if s.is_null() {
-        return nt::status::STATUS_INVALID_PARAMETER.as_u32();
-    }
-    // SAFETY: the caller passes a NUL-terminated string.
-    let c = unsafe { core::ffi::CStr::from_ptr(s.cast()) };
-    dbg_print!("{}", c.to_str().unwrap_or("<non-UTF-8 DbgPrint>"));
-    0
 }
 
 #[panic_handler]
