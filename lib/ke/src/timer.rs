@@ -21,6 +21,8 @@ use core::fmt;
 pub const TIMER_TABLE_SIZE: usize = 256;
 /// `KeMaximumIncrement`: one clock tick, 15.625 ms in 100 ns units.
 pub const CLOCK_TICK: u64 = 156_250;
+/// Timers each list has room for without allocating.
+const LIST_CAPACITY: usize = 4;
 /// 100 ns units per millisecond (periods are given in ms, as `KeSetTimerEx`).
 const UNITS_PER_MS: u64 = 10_000;
 
@@ -130,7 +132,11 @@ impl<D: Copy> TimerTable<D> {
     /// A table for timer ids `0..capacity`.
     pub fn with_capacity(capacity: u32) -> Self {
         TimerTable {
-            lists: core::array::from_fn(|_| Vec::new()),
+            // Room for a few timers per list from the start, so that
+            // expiry (which re-links periodic timers, in the dispatch
+            // interrupt) does not allocate as timers move to lists they
+            // have not used before.
+            lists: core::array::from_fn(|_| Vec::with_capacity(LIST_CAPACITY)),
             timers: alloc::vec![None; capacity as usize],
             last_tick: 0,
             inserted: 0,
