@@ -71,7 +71,8 @@ pub enum Walk {
 /// one now current, or null above the top) — if the IRP's outcome matches
 /// its `SL_INVOKE_ON_*` bits. Where no routine runs, a pending return is
 /// propagated to the location above (`IoMarkIrpPending` on its behalf). The
-/// locations passed are cleared.
+/// locations passed are cleared; a completed IRP is left one location past
+/// the top (`StackCount + 2`), so a second completion is detected.
 ///
 /// # Safety
 /// `irp` must be an initialised IRP the caller owns; completion routines
@@ -119,6 +120,9 @@ pub unsafe fn complete_walk(irp: *mut IRP) -> Result<Walk, IrpError> {
                 }
             }
         }
+        // One past the top, as NT leaves a completed IRP: completing it
+        // again is MULTIPLE_IRP_COMPLETE_REQUESTS.
+        IoSkipCurrentIrpStackLocation(irp);
         Ok(Walk::Completed)
     }
 }

@@ -17,3 +17,6 @@ extern crate alloc;
 pub mod irp;
 pub mod queue;
 pub mod share;
+
+#[cfg(test)]
+mod tests;
