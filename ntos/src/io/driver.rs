@@ -143,8 +143,19 @@ pub fn create_driver_object(
         ob_dereference_object(id);
         return Err(status);
     }
-    // SAFETY: the driver object is live (permanent).
-    unsafe { (*driver).Flags |= DRVO_INITIALIZED };
+    // `IopReadyDeviceObjects`: devices created in DriverEntry are ready.
+    device::DATABASE_LOCK.with(|_| {
+        // SAFETY: the driver object is live (permanent); its device list
+        // changes only under the database lock.
+        unsafe {
+            (*driver).Flags |= DRVO_INITIALIZED;
+            let mut dev = (*driver).DeviceObject;
+            while !dev.is_null() {
+                (*dev).Flags &= !DO_DEVICE_INITIALIZING;
+                dev = (*dev).NextDevice;
+            }
+        }
+    });
     Ok(DriverHandle { driver, id })
 }
 
