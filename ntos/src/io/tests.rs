@@ -1076,6 +1076,34 @@ fn t_kevent() -> TestResult {
     Ok(())
 }
 
+/// The kd commands on the test objects, with a read pending in the driver
+/// (their output goes to the debug port; a bad pointer walk would crash).
+fn t_kd_commands() -> TestResult {
+    setup()?;
+    let h = open("\\Device\\KTestNeither", 0).map_err(|_| "open")?;
+    let mut buf = [0u8; 4];
+    let mut iosb = IO_STATUS_BLOCK::zeroed();
+    let s = read(h, &mut buf, PEND_OFFSET, &mut iosb).map_err(|_| "read")?;
+    check(s == STATUS_PENDING, "pending")?;
+    let irp = PENDING
+        .with(|p| p.first().copied())
+        .ok_or("no pending IRP")?;
+    super::kd::kd_drvobj("\\Driver\\KTest 2");
+    super::kd::kd_devobj("\\Device\\KTestBuffered");
+    super::kd::kd_devstack("\\Device\\KTestBuffered");
+    super::kd::kd_irpfind("");
+    super::kd::kd_irp(&alloc::format!("{irp:x}"));
+    crate::ob::kd_object("\\Driver");
+    let mut ci = IO_STATUS_BLOCK::zeroed();
+    nt_cancel_io_file(h, Some(&mut ci), K).map_err(|_| "cancel")?;
+    check(
+        wait_until(500, || iosb.Status == STATUS_CANCELLED),
+        "cancelled",
+    )?;
+    nt_close(h);
+    Ok(())
+}
+
 pub const TESTS: &[Test] = &[
     ("io.kevent.caller_memory", t_kevent),
     ("io.driver.objects", t_driver_objects),
@@ -1093,4 +1121,5 @@ pub const TESTS: &[Test] = &[
     ("io.file.bad_handles", t_bad_handles),
     ("io.driver.init_failure", t_failing_driver),
     ("io.pool.no_leaks", t_no_leaks),
+    ("io.kd.commands", t_kd_commands),
 ];
