@@ -110,6 +110,7 @@ pub fn run_all() {
     bench_waits();
     bench_memory();
     bench_registry();
+    bench_io();
     dbg_println!("BENCH-END");
 }
 
@@ -690,4 +691,93 @@ fn bench_timer_dpc_latency() {
         let n = TIMER_N.load(Ordering::SeqCst);
         Ok((TIMER_LAT_SUM.load(Ordering::SeqCst), n))
     });
+}
+
+/// `BENCH io_null_read`: `NtReadFile` of 8 bytes on a synchronous handle to
+/// the I/O test driver's `\Device\KTestNeither` (neither I/O; the driver
+/// completes at once): a full IRP round trip (allocation, `IofCallDriver`,
+/// dispatch, `IofCompleteRequest`, the status block, freeing). Each read
+/// must return STATUS_SUCCESS with 8 bytes.
+/// `BENCH io_completion_port_post_remove`: `NtSetIoCompletion` +
+/// `NtRemoveIoCompletion` of that packet; each must come back.
+fn bench_io() {
+    use crate::io::completion::*;
+    use crate::io::file::*;
+    use crate::ob::object::Mode;
+    let dev = match crate::io::tests::bench_device() {
+        Ok(d) => d,
+        Err(why) => {
+            fail("io_null_read", why);
+            return fail("io_completion_port_post_remove", why);
+        }
+    };
+    let p = OpenPacket {
+        desired: wdk::FILE_READ_DATA,
+        share: wdk::FILE_SHARE_VALID_FLAGS,
+        disposition: wdk::FILE_OPEN,
+        options: wdk::FILE_SYNCHRONOUS_IO_NONALERT,
+        file_attributes: 0,
+        attributes: ::ob::OBJ_CASE_INSENSITIVE,
+        mode: Mode::KernelMode,
+    };
+    match nt_create_file(dev, &p) {
+        Ok((h, _)) => {
+            bench("io_null_read", || {
+                const N: u64 = 5_000;
+                let mut buf = [0u8; 8];
+                let mut iosb = wdk::IO_STATUS_BLOCK::zeroed();
+                let args = RequestArgs {
+                    event: None,
+                    apc_context: 0,
+                    iosb: &mut iosb,
+                    mode: Mode::KernelMode,
+                };
+                let t0 = crate::hal::rdtsc();
+                for _ in 0..N {
+                    let st = nt_read_file(
+                        h,
+                        &args,
+                        buf.as_mut_ptr() as *mut core::ffi::c_void,
+                        8,
+                        Some(0),
+                        0,
+                    );
+                    if st != Ok(nt::status::STATUS_SUCCESS) {
+                        return Err(format!("NtReadFile returned {st:?}"));
+                    }
+                }
+                let span = crate::hal::rdtsc() - t0;
+                if iosb.Information != 8 {
+                    return Err(format!("the status block says {} bytes", iosb.Information));
+                }
+                Ok((span, N))
+            });
+            crate::ob::handle::nt_close(h);
+        }
+        Err(e) => fail("io_null_read", &format!("NtCreateFile({dev}): {e:?}")),
+    }
+    let port = match nt_create_io_completion(IO_COMPLETION_ALL_ACCESS, None, 0, 0, Mode::KernelMode)
+    {
+        Ok(h) => h,
+        Err(e) => {
+            return fail(
+                "io_completion_port_post_remove",
+                &format!("NtCreateIoCompletion: {e:?}"),
+            )
+        }
+    };
+    bench("io_completion_port_post_remove", || {
+        const N: u64 = 10_000;
+        let t0 = crate::hal::rdtsc();
+        for i in 0..N as usize {
+            nt_set_io_completion(port, 7, i, nt::status::STATUS_SUCCESS, 0, Mode::KernelMode)
+                .map_err(|e| format!("NtSetIoCompletion: {e:?}"))?;
+            match nt_remove_io_completion(port, None, Mode::KernelMode) {
+                Ok(Some(p)) if p.key == 7 && p.apc_context == i => {}
+                r => return Err(format!("NtRemoveIoCompletion returned {r:?}")),
+            }
+        }
+        Ok((crate::hal::rdtsc() - t0, N))
+    });
+    crate::ob::handle::nt_close(port);
 }
