@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+pub mod csq;
 pub mod irp;
 pub mod queue;
 pub mod share;

@@ -351,3 +351,180 @@ fn completion_queue_is_fifo() {
     assert_eq!(q.remove(), None);
     assert_eq!(q.posted, 5);
 }
+
+// ---------------------------------------------------------------------------
+// Cancel-safe queues
+
+use core::cell::RefCell;
+std::thread_local! {
+    static QUEUE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    static CANCELLED: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    static LOCKED: RefCell<u32> = const { RefCell::new(0) };
+}
+
+unsafe extern "system" fn q_insert(_c: *mut IO_CSQ, irp: *mut IRP) {
+    assert_eq!(
+        LOCKED.with(|l| *l.borrow()),
+        1,
+        "insert under the queue lock"
+    );
+    QUEUE.with(|q| q.borrow_mut().push(irp as usize));
+}
+unsafe extern "system" fn q_remove(_c: *mut IO_CSQ, irp: *mut IRP) {
+    assert_eq!(
+        LOCKED.with(|l| *l.borrow()),
+        1,
+        "remove under the queue lock"
+    );
+    QUEUE.with(|q| q.borrow_mut().retain(|&x| x != irp as usize));
+}
+unsafe extern "system" fn q_peek(_c: *mut IO_CSQ, irp: *mut IRP, _ctx: *mut c_void) -> *mut IRP {
+    QUEUE.with(|q| {
+        let q = q.borrow();
+        let start = if irp.is_null() {
+            0
+        } else {
+            q.iter()
+                .position(|&x| x == irp as usize)
+                .map_or(q.len(), |i| i + 1)
+        };
+        q.get(start)
+            .map_or(core::ptr::null_mut(), |&x| x as *mut IRP)
+    })
+}
+unsafe extern "system" fn q_acquire(_c: *mut IO_CSQ, _irql: *mut KIRQL) {
+    LOCKED.with(|l| *l.borrow_mut() += 1);
+}
+unsafe extern "system" fn q_release(_c: *mut IO_CSQ, _irql: KIRQL) {
+    LOCKED.with(|l| *l.borrow_mut() -= 1);
+}
+unsafe extern "system" fn q_cancelled(_c: *mut IO_CSQ, irp: *mut IRP) {
+    assert_eq!(
+        LOCKED.with(|l| *l.borrow()),
+        0,
+        "completed outside the lock"
+    );
+    CANCELLED.with(|q| q.borrow_mut().push(irp as usize));
+}
+unsafe extern "system" fn q_cancel_routine(_d: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    // SAFETY: the IRP was queued by csq::insert and handed to us.
+    unsafe { crate::csq::cancel(irp) }
+}
+
+/// What `IoCancelIrp` does, without the cancel spin lock.
+unsafe fn cancel_irp(irp: *mut IRP) -> bool {
+    // SAFETY: a live IRP.
+    unsafe {
+        (*irp).Cancel = 1;
+        match IoSetCancelRoutine(irp, None) {
+            Some(r) => {
+                r(core::ptr::null_mut(), irp);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn new_csq() -> Box<IO_CSQ> {
+    let mut csq: Box<IO_CSQ> = zeroed();
+    // SAFETY: a writable IO_CSQ.
+    let s = unsafe {
+        crate::csq::initialize(
+            &mut *csq,
+            q_insert,
+            q_remove,
+            q_peek,
+            q_acquire,
+            q_release,
+            q_cancelled,
+        )
+    };
+    assert_eq!(s, STATUS_SUCCESS);
+    assert_eq!(csq.Type, IO_TYPE_CSQ);
+    csq
+}
+
+#[test]
+fn csq_insert_remove_next_and_cancel() {
+    let mut csq = new_csq();
+    let (_m1, a) = irp(1);
+    let (_m2, b) = irp(1);
+    let (_m3, c) = irp(1);
+    // SAFETY: IRPs of the test, each at its single location.
+    unsafe {
+        for i in [a, b, c] {
+            IoSetNextIrpStackLocation(i);
+            crate::csq::insert(&mut *csq, i, core::ptr::null_mut(), q_cancel_routine);
+            assert_eq!(
+                (*IoGetCurrentIrpStackLocation(i)).Control & SL_PENDING_RETURNED,
+                SL_PENDING_RETURNED
+            );
+            assert!((*i).CancelRoutine.is_some());
+        }
+        // Cancelling b takes it out and completes it as cancelled.
+        assert!(cancel_irp(b));
+        assert_eq!(CANCELLED.with(|q| q.borrow().clone()), vec![b as usize]);
+        assert_eq!(QUEUE.with(|q| q.borrow().len()), 2);
+        // The driver gets a, then c; a cancel afterwards finds no routine.
+        assert_eq!(crate::csq::remove_next(&mut *csq, core::ptr::null_mut()), a);
+        assert!((*a).CancelRoutine.is_none());
+        assert!(!cancel_irp(a));
+        assert_eq!(crate::csq::remove_next(&mut *csq, core::ptr::null_mut()), c);
+        assert!(crate::csq::remove_next(&mut *csq, core::ptr::null_mut()).is_null());
+        assert_eq!(LOCKED.with(|l| *l.borrow()), 0);
+    }
+}
+
+#[test]
+fn csq_skips_an_irp_whose_cancel_routine_is_running_and_handles_contexts() {
+    let mut csq = new_csq();
+    let (_m1, a) = irp(1);
+    let (_m2, b) = irp(1);
+    let mut ctx_a: Box<IO_CSQ_IRP_CONTEXT> = zeroed();
+    let mut ctx_b: Box<IO_CSQ_IRP_CONTEXT> = zeroed();
+    // SAFETY: IRPs and contexts of the test.
+    unsafe {
+        IoSetNextIrpStackLocation(a);
+        IoSetNextIrpStackLocation(b);
+        crate::csq::insert(&mut *csq, a, &mut *ctx_a, q_cancel_routine);
+        crate::csq::insert(&mut *csq, b, &mut *ctx_b, q_cancel_routine);
+        assert_eq!(ctx_a.Irp, a);
+        assert_eq!(ctx_a.Csq, &mut *csq as *mut IO_CSQ);
+        // a's cancel routine has been taken (IoCancelIrp is about to call it):
+        // the driver must not get a.
+        (*a).Cancel = 1;
+        let r = IoSetCancelRoutine(a, None).unwrap();
+        assert_eq!(crate::csq::remove_next(&mut *csq, core::ptr::null_mut()), b);
+        assert!(ctx_b.Irp.is_null(), "the context no longer names b");
+        r(core::ptr::null_mut(), a);
+        assert!(CANCELLED.with(|q| q.borrow().contains(&(a as usize))));
+        assert!(ctx_a.Irp.is_null());
+        assert!(
+            crate::csq::remove(&mut *csq, &mut *ctx_a).is_null(),
+            "already gone"
+        );
+    }
+}
+
+#[test]
+fn csq_insert_of_a_cancelled_irp_completes_it_at_once() {
+    let mut csq = new_csq();
+    let (_m, a) = irp(1);
+    let mut ctx: Box<IO_CSQ_IRP_CONTEXT> = zeroed();
+    // SAFETY: an IRP and context of the test.
+    unsafe {
+        IoSetNextIrpStackLocation(a);
+        (*a).Cancel = 1;
+        crate::csq::insert(&mut *csq, a, &mut *ctx, q_cancel_routine);
+        assert_eq!(QUEUE.with(|q| q.borrow().len()), 0);
+        assert_eq!(CANCELLED.with(|q| q.borrow().clone()), vec![a as usize]);
+        assert!(ctx.Irp.is_null());
+        // IoCsqRemoveIrp of a queued IRP by its context.
+        let (_m2, b) = irp(1);
+        IoSetNextIrpStackLocation(b);
+        crate::csq::insert(&mut *csq, b, &mut *ctx, q_cancel_routine);
+        assert_eq!(crate::csq::remove(&mut *csq, &mut *ctx), b);
+        assert!((*b).CancelRoutine.is_none());
+    }
+}

@@ -582,3 +582,88 @@ pub unsafe extern "system" fn IoRemoveShareAccess(
         ::io::share::remove_share_access(&a, &mut *share_access);
     }
 }
+
+/// The cancel routine of IRPs in a cancel-safe queue: releases the cancel
+/// spin lock and lets `lib/io::csq` take the IRP out and hand it to the
+/// driver's `CsqCompleteCanceledIrp`.
+///
+/// # Safety
+/// Called by `IoCancelIrp` with an IRP queued by `IoCsqInsertIrp`.
+unsafe extern "system" fn csq_cancel_routine(_dev: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    // SAFETY: the cancel routine owns the IRP; the cancel lock is held.
+    unsafe {
+        io_release_cancel_spin_lock((*irp).CancelIrql);
+        ::io::csq::cancel(irp);
+    }
+}
+
+/// `IoCsqInitialize`.
+///
+/// # Safety
+/// `csq` writable.
+#[no_mangle]
+pub unsafe extern "system" fn IoCsqInitialize(
+    csq: *mut IO_CSQ,
+    insert: IO_CSQ_INSERT_IRP,
+    remove: IO_CSQ_REMOVE_IRP,
+    peek: IO_CSQ_PEEK_NEXT_IRP,
+    acquire: IO_CSQ_ACQUIRE_LOCK,
+    release: IO_CSQ_RELEASE_LOCK,
+    complete_canceled: IO_CSQ_COMPLETE_CANCELED_IRP,
+) -> NtStatus {
+    if csq.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        ::io::csq::initialize(
+            csq,
+            insert,
+            remove,
+            peek,
+            acquire,
+            release,
+            complete_canceled,
+        )
+    }
+}
+
+/// `IoCsqInsertIrp`.
+///
+/// # Safety
+/// An initialised queue, the driver's IRP, a writable context or null.
+#[no_mangle]
+pub unsafe extern "system" fn IoCsqInsertIrp(
+    csq: *mut IO_CSQ,
+    irp: *mut IRP,
+    context: *mut IO_CSQ_IRP_CONTEXT,
+) {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { ::io::csq::insert(csq, irp, context, csq_cancel_routine) }
+}
+
+/// `IoCsqRemoveNextIrp`.
+///
+/// # Safety
+/// An initialised queue.
+#[no_mangle]
+pub unsafe extern "system" fn IoCsqRemoveNextIrp(
+    csq: *mut IO_CSQ,
+    peek_context: *mut c_void,
+) -> *mut IRP {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { ::io::csq::remove_next(csq, peek_context) }
+}
+
+/// `IoCsqRemoveIrp`.
+///
+/// # Safety
+/// An initialised queue and a context from `IoCsqInsertIrp`.
+#[no_mangle]
+pub unsafe extern "system" fn IoCsqRemoveIrp(
+    csq: *mut IO_CSQ,
+    context: *mut IO_CSQ_IRP_CONTEXT,
+) -> *mut IRP {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { ::io::csq::remove(csq, context) }
+}

@@ -72,35 +72,57 @@ unsafe fn complete(irp: *mut IRP, status: NtStatus, info: usize) -> NtStatus {
     status
 }
 
-unsafe extern "system" fn kt_cancel(_dev: *mut DEVICE_OBJECT, irp: *mut IRP) {
-    // SAFETY: the cancel routine owns the IRP; the cancel lock is held.
-    unsafe {
-        io_release_cancel_spin_lock((*irp).CancelIrql);
-        PENDING.with(|p| p.retain(|&x| x != irp as u64));
-        CANCELS.fetch_add(1, Ordering::SeqCst);
-        complete(irp, STATUS_CANCELLED, 0);
-    }
+/// The test driver's cancel-safe queue (`IoCsq*`): its lock and callbacks.
+static CSQ_LOCK: crate::ke::irql::KSpinLock = crate::ke::irql::KSpinLock::new();
+static mut CSQ: core::mem::MaybeUninit<IO_CSQ> = core::mem::MaybeUninit::zeroed();
+
+fn csq() -> *mut IO_CSQ {
+    // Only a raw pointer to the static is formed; the queue's own routines
+    // and lock serialise every access through it.
+    core::ptr::addr_of_mut!(CSQ) as *mut IO_CSQ
 }
 
-/// Completes every pending IRP whose cancel routine the driver can still
-/// take back (the others belong to their cancel routine).
+unsafe extern "system" fn q_insert(_c: *mut IO_CSQ, irp: *mut IRP) {
+    PENDING.with(|p| p.push(irp as u64));
+}
+unsafe extern "system" fn q_remove(_c: *mut IO_CSQ, irp: *mut IRP) {
+    PENDING.with(|p| p.retain(|&x| x != irp as u64));
+}
+unsafe extern "system" fn q_peek(_c: *mut IO_CSQ, irp: *mut IRP, _ctx: *mut c_void) -> *mut IRP {
+    PENDING.with(|p| {
+        let start = if irp.is_null() {
+            0
+        } else {
+            p.iter()
+                .position(|&x| x == irp as u64)
+                .map_or(p.len(), |i| i + 1)
+        };
+        p.get(start)
+            .map_or(core::ptr::null_mut(), |&x| x as *mut IRP)
+    })
+}
+unsafe extern "system" fn q_acquire(_c: *mut IO_CSQ, irql: *mut u8) {
+    // SAFETY: the queue's caller passes a writable IRQL.
+    unsafe { *irql = CSQ_LOCK.acquire() };
+}
+unsafe extern "system" fn q_release(_c: *mut IO_CSQ, irql: u8) {
+    CSQ_LOCK.release(irql);
+}
+unsafe extern "system" fn q_complete_canceled(_c: *mut IO_CSQ, irp: *mut IRP) {
+    CANCELS.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the queue handed us the cancelled IRP.
+    unsafe { complete(irp, STATUS_CANCELLED, 0) };
+}
+
+/// Completes every queued IRP the driver can take out of its queue.
 fn complete_pending(_: usize) {
-    let taken: Vec<u64> = PENDING.with(|p| {
-        let mut t = Vec::new();
-        p.retain(|&x| {
-            // SAFETY: IRPs on the list are pending in this driver.
-            if unsafe { IoSetCancelRoutine(x as *mut IRP, None) }.is_some() {
-                t.push(x);
-                false
-            } else {
-                true
-            }
-        });
-        t
-    });
-    for x in taken {
-        let irp = x as *mut IRP;
-        // SAFETY: taken back from the cancel routine: the driver owns it.
+    loop {
+        // SAFETY: the queue was initialised by DriverEntry.
+        let irp = unsafe { crate::io::exports::IoCsqRemoveNextIrp(csq(), core::ptr::null_mut()) };
+        if irp.is_null() {
+            break;
+        }
+        // SAFETY: removed from the queue: the driver owns it.
         unsafe {
             let s = IoGetCurrentIrpStackLocation(irp);
             let len = (*s).Parameters.Read.Length as usize;
@@ -112,19 +134,8 @@ fn complete_pending(_: usize) {
 /// # Safety
 /// The IRP is at the driver's location.
 unsafe fn pend(irp: *mut IRP) -> NtStatus {
-    // SAFETY: the driver owns the IRP until the cancel routine is set.
-    unsafe {
-        IoMarkIrpPending(irp);
-        let cancelled = PENDING.with(|p| {
-            p.push(irp as u64);
-            IoSetCancelRoutine(irp, Some(kt_cancel));
-            (*irp).Cancel != 0 && IoSetCancelRoutine(irp, None).is_some()
-        });
-        if cancelled {
-            PENDING.with(|p| p.retain(|&x| x != irp as u64));
-            complete(irp, STATUS_CANCELLED, 0);
-        }
-    }
+    // SAFETY: the queue marks the IRP pending and owns its cancellation.
+    unsafe { crate::io::exports::IoCsqInsertIrp(csq(), irp, core::ptr::null_mut()) };
     STATUS_PENDING
 }
 
@@ -212,8 +223,21 @@ unsafe extern "system" fn kt_entry(
     driver: *mut DRIVER_OBJECT,
     _reg: *mut UNICODE_STRING,
 ) -> NtStatus {
-    // SAFETY: DriverEntry owns its driver object.
+    // SAFETY: DriverEntry owns its driver object; the queue is initialised
+    // before any IRP can reach it.
     unsafe {
+        let st = crate::io::exports::IoCsqInitialize(
+            csq(),
+            q_insert,
+            q_remove,
+            q_peek,
+            q_acquire,
+            q_release,
+            q_complete_canceled,
+        );
+        if !st.is_success() {
+            return st;
+        }
         for mj in [
             IRP_MJ_CREATE,
             IRP_MJ_CLEANUP,
