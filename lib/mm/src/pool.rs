@@ -514,7 +514,10 @@ impl PoolShared {
         let Some(i) = self.page_index(page) else {
             return false;
         };
-        let chunk = self.bitmap[(i / BITMAP_PAGES_PER_CHUNK) as usize].load(Ordering::Acquire);
+        // `i` < `pages` <= MAX_BITMAP_CHUNKS * BITMAP_PAGES_PER_CHUNK (checked
+        // in `new`), so the mask only spares the bounds check.
+        let k = (i / BITMAP_PAGES_PER_CHUNK) as usize % MAX_BITMAP_CHUNKS;
+        let chunk = self.bitmap[k].load(Ordering::Acquire);
         if chunk == 0 {
             return false;
         }
@@ -849,7 +852,10 @@ impl PoolShared {
         tag: u32,
     ) -> bool {
         let tag = tag & TAG_MASK;
-        if va.is_multiple_of(PAGE_SIZE) || !va.is_multiple_of(POOL_BLOCK_SIZE) {
+        // A block address: 16-byte aligned and not at a page start (the
+        // rotation turns a misaligned low nibble into a huge value, and a
+        // page start into 0 - 1).
+        if (va % PAGE_SIZE).rotate_right(4).wrapping_sub(1) >= UNITS_PER_PAGE - 1 {
             return false;
         }
         let header = va - POOL_BLOCK_SIZE;
