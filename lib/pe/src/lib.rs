@@ -292,6 +292,34 @@ impl<'a> PeFile<'a> {
     }
 }
 
+/// A data directory of an image already mapped in memory (headers at
+/// offset 0, everything at its RVA): what the kernel reads from its own
+/// image (`RtlImageDirectoryEntryToData` with `MappedAsImage`).
+pub fn mapped_directory(image: &[u8], index: usize) -> Result<DataDirectory, NtStatus> {
+    if rd16(image, 0)? != IMAGE_DOS_SIGNATURE {
+        return Err(STATUS_INVALID_IMAGE_NOT_MZ);
+    }
+    let nt = rd32(image, 0x3C)? as usize;
+    if rd32(image, nt)? != IMAGE_NT_SIGNATURE {
+        return Err(STATUS_INVALID_IMAGE_FORMAT);
+    }
+    let oh = nt + 24;
+    if rd16(image, oh)? != IMAGE_NT_OPTIONAL_HDR64_MAGIC {
+        return Err(STATUS_INVALID_IMAGE_FORMAT);
+    }
+    if index >= (rd32(image, oh + 108)? as usize).min(16) {
+        return Ok(DataDirectory::default());
+    }
+    let d = DataDirectory {
+        virtual_address: rd32(image, oh + 112 + index * 8)?,
+        size: rd32(image, oh + 116 + index * 8)?,
+    };
+    if d.virtual_address as u64 + d.size as u64 > image.len() as u64 {
+        return Err(STATUS_INVALID_IMAGE_FORMAT);
+    }
+    Ok(d)
+}
+
 /// Applies base relocations (`LdrProcessRelocationBlock`) to a mapped image.
 pub fn relocate(
     image: &mut [u8],
@@ -515,6 +543,7 @@ pub fn fuzz_one(data: &[u8]) {
         return;
     }
     let _ = pe.kernel_page_protections();
+    let _ = mapped_directory(&image, IMAGE_DIRECTORY_ENTRY_EXPORT);
     let exp_dir = pe.directory(IMAGE_DIRECTORY_ENTRY_EXPORT);
     let own: Vec<(Option<Vec<u8>>, u32, u32)> = match exports(&image, exp_dir) {
         Ok(ex) => ex

@@ -149,6 +149,12 @@ fn exports_and_imports() {
     let pe = PeFile::parse(&f).unwrap();
     let mut img = vec![0u8; 0x3000];
     pe.load(&mut img, pe.image_base).unwrap();
+    assert_eq!(mapped_directory(&img, 0).unwrap(), pe.directory(0));
+    assert_eq!(mapped_directory(&img, 1).unwrap(), pe.directory(1));
+    assert_eq!(
+        mapped_directory(&img[..0x100], 0).unwrap_err(),
+        STATUS_INVALID_IMAGE_FORMAT
+    );
     let ex = exports(&img, pe.directory(0)).unwrap();
     assert_eq!(ex.len(), 2);
     assert_eq!(ex[1].name, Some(&b"KeBugCheckEx"[..]));
