@@ -274,6 +274,20 @@ impl<'a> PeFile<'a> {
                 });
             }
         }
+        // SizeOfImage ends where the last section (or the headers) ends,
+        // rounded to the section alignment: a larger one only asks for
+        // memory no section uses.
+        let align = self.section_alignment.max(1) as u64;
+        let end = self
+            .sections
+            .iter()
+            .map(|s| s.virtual_address as u64 + s.virtual_size.max(s.size_of_raw_data) as u64)
+            .chain([self.size_of_headers as u64])
+            .max()
+            .unwrap_or(0);
+        if self.size_of_image as u64 > end.div_ceil(align) * align {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
         Ok(out
             .into_iter()
             .map(|p| p.unwrap_or(PageProtection::ReadOnly))

@@ -268,6 +268,15 @@ fn kernel_page_protections_reject_sections_outside_the_image() {
         pe.kernel_page_protections().unwrap_err(),
         STATUS_INVALID_IMAGE_FORMAT
     );
+    // SizeOfImage far beyond the last section.
+    let mut f = build(&[0xC3; 16], &[]);
+    let oh = 0x84 + 20;
+    f[oh + 56..oh + 60].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    let pe = PeFile::parse(&f).unwrap();
+    assert_eq!(
+        pe.kernel_page_protections().unwrap_err(),
+        STATUS_INVALID_IMAGE_FORMAT
+    );
 }
 
 #[test]
