@@ -305,6 +305,7 @@ const ALL: &[&[Test]] = &[
     crate::mm::ldr_tests::TESTS,
     crate::ex::tests::TESTS,
     crate::cm::tests::TESTS,
+    crate::io::tests::TESTS,
     crate::io::pnp::tests::TESTS,
     crate::kd::TESTS,
 ];
