@@ -18,6 +18,7 @@ pub mod io;
 pub mod kernel;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
+pub mod pnp;
 
 pub use base::*;
 pub use consts::*;
@@ -27,6 +28,7 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+pub use pnp::*;
 
 #[cfg(test)]
 mod tests;
