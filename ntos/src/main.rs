@@ -204,21 +204,6 @@ fn start_application_processors(startup_page: Option<u64>) {
     mm::map::mm_unmap_startup_page(page << 12);
 }
 
-/// `DbgPrint`, exported for drivers: prints a NUL-terminated string (no format expansion yet).
-///
-/// # Safety
-/// `s` must point to a NUL-terminated string.
-#[no_mangle]
-pub unsafe extern "C" fn DbgPrint(s: *const u8) -> u32 {
-    if s.is_null() {
-        return nt::status::STATUS_INVALID_PARAMETER.as_u32();
-    }
-    // SAFETY: the caller passes a NUL-terminated string.
-    let c = unsafe { core::ffi::CStr::from_ptr(s.cast()) };
-    dbg_print!("{}", c.to_str().unwrap_or("<non-UTF-8 DbgPrint>"));
-    0
-}
-
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     dbg_println!("\nntrs kernel panic: {info}");

@@ -559,14 +559,45 @@ fn check_free_irql(va: u64, irql: u8) {
 
 /// `ExAllocatePool2`, exported for drivers.
 #[no_mangle]
-pub extern "C" fn ExAllocatePool2(flags: u64, bytes: u64, tag: u32) -> *mut u8 {
-    ex_allocate_pool2(flags, bytes, tag) as *mut u8
+pub extern "system" fn ExAllocatePool2(flags: u64, bytes: usize, tag: u32) -> *mut u8 {
+    ex_allocate_pool2(flags, bytes as u64, tag) as *mut u8
+}
+
+/// `ExAllocatePoolWithTag` (`POOL_TYPE`, size, tag): the old interface,
+/// uninitialized memory. The pool type's low bit selects paged pool
+/// (`PagedPool` 1, `PagedPoolCacheAligned` 5, ...); every other type is
+/// nonpaged (`NonPagedPool` 0, `NonPagedPoolNx` 512, ...). ntrs maps all
+/// nonpaged pool NX, which is what `NonPagedPoolNx` asks for; `NonPagedPool`
+/// executable memory is not provided (documented in docs/mm.md).
+pub fn ex_allocate_pool_with_tag(pool_type: u32, bytes: u64, tag: u32) -> u64 {
+    let base = if pool_type & 1 != 0 {
+        ::mm::pool::POOL_FLAG_PAGED
+    } else {
+        ::mm::pool::POOL_FLAG_NON_PAGED
+    };
+    let mut flags = base | ::mm::pool::POOL_FLAG_UNINITIALIZED;
+    if pool_type & 4 != 0 {
+        flags |= ::mm::pool::POOL_FLAG_CACHE_ALIGNED;
+    }
+    ex_allocate_pool2(flags, bytes, tag)
+}
+
+/// `ExAllocatePoolWithTag`, exported for drivers.
+#[no_mangle]
+pub extern "system" fn ExAllocatePoolWithTag(pool_type: u32, bytes: usize, tag: u32) -> *mut u8 {
+    ex_allocate_pool_with_tag(pool_type, bytes as u64, tag) as *mut u8
 }
 
 /// `ExFreePoolWithTag`, exported for drivers.
 #[no_mangle]
-pub extern "C" fn ExFreePoolWithTag(p: *mut u8, tag: u32) {
+pub extern "system" fn ExFreePoolWithTag(p: *mut u8, tag: u32) {
     ex_free_pool_with_tag(p as u64, tag)
+}
+
+/// `ExFreePool`: `ExFreePoolWithTag` without a tag check (tag 0).
+#[no_mangle]
+pub extern "system" fn ExFreePool(p: *mut u8) {
+    ex_free_pool_with_tag(p as u64, 0)
 }
 
 /// Sets the pools' maximum sizes from the amount of RAM (phase 0):

@@ -155,6 +155,12 @@ pub fn stall_execution_processor(us: u64) {
     }
 }
 
+/// `KeStallExecutionProcessor`, exported for drivers.
+#[no_mangle]
+pub extern "system" fn KeStallExecutionProcessor(microseconds: u32) {
+    stall_execution_processor(microseconds as u64)
+}
+
 fn cmos(reg: u8) -> u8 {
     outb(0x70, reg);
     inb(0x71)

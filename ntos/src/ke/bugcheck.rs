@@ -51,6 +51,6 @@ pub fn register_debugger(kd: fn() -> !) {
 
 /// `KeBugCheckEx`, exported for drivers.
 #[no_mangle]
-pub extern "C" fn KeBugCheckEx(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
+pub extern "system" fn KeBugCheckEx(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
     ke_bug_check_ex(code, p1, p2, p3, p4)
 }

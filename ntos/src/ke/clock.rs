@@ -76,3 +76,35 @@ pub fn clock_interrupt() {
         sched::request_dispatch(me);
     }
 }
+
+/// `KeQuerySystemTimePrecise`, exported for drivers (`KeQuerySystemTime` is
+/// a macro over KUSER_SHARED_DATA on x64, not an export). ntrs's system
+/// time advances by the tick, so "precise" is tick-precise here.
+///
+/// # Safety
+/// `time` points to a writable `LARGE_INTEGER`.
+#[no_mangle]
+pub unsafe extern "system" fn KeQuerySystemTimePrecise(time: *mut i64) {
+    // SAFETY: the caller passes a writable LARGE_INTEGER.
+    unsafe { time.write_unaligned(ke_query_system_time() as i64) }
+}
+
+/// `KeQueryInterruptTimePrecise`, exported for drivers: the interrupt
+/// time; `qpc` (optional) receives the TSC, ntrs's performance counter.
+///
+/// # Safety
+/// `qpc` is null or points to a writable `ULONG64`.
+#[no_mangle]
+pub unsafe extern "system" fn KeQueryInterruptTimePrecise(qpc: *mut u64) -> u64 {
+    if !qpc.is_null() {
+        // SAFETY: the caller passes a writable ULONG64 or null.
+        unsafe { qpc.write_unaligned(crate::hal::rdtsc()) }
+    }
+    ke_query_interrupt_time()
+}
+
+/// `KeQueryTimeIncrement`, exported for drivers.
+#[no_mangle]
+pub extern "system" fn KeQueryTimeIncrement() -> u32 {
+    ke_query_time_increment()
+}

@@ -372,3 +372,46 @@ impl KQueuedSpinLock {
         !self.tail.load(Ordering::Relaxed).is_null()
     }
 }
+
+/// `KeAcquireSpinLockRaiseToDpc` (what `KeAcquireSpinLock` expands to on
+/// x64), exported for drivers: raises to DISPATCH_LEVEL, takes the lock and
+/// returns the old IRQL.
+///
+/// # Safety
+/// `lock` points to a `KSPIN_LOCK` (a pointer-sized word) that stays valid.
+#[no_mangle]
+pub unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut u64) -> u8 {
+    // SAFETY: KSpinLock is repr(transparent) over an AtomicU64, the layout
+    // of KSPIN_LOCK; the caller passes a valid one.
+    unsafe { &*(lock as *const KSpinLock) }.acquire()
+}
+
+/// `KeReleaseSpinLock`, exported for drivers.
+///
+/// # Safety
+/// `lock` points to a `KSPIN_LOCK` this processor holds.
+#[no_mangle]
+pub unsafe extern "system" fn KeReleaseSpinLock(lock: *mut u64, old_irql: u8) {
+    // SAFETY: as in KeAcquireSpinLockRaiseToDpc.
+    unsafe { &*(lock as *const KSpinLock) }.release(old_irql)
+}
+
+/// `KeAcquireSpinLockAtDpcLevel`, exported for drivers.
+///
+/// # Safety
+/// `lock` points to a valid `KSPIN_LOCK`; the caller is at DISPATCH_LEVEL.
+#[no_mangle]
+pub unsafe extern "system" fn KeAcquireSpinLockAtDpcLevel(lock: *mut u64) {
+    // SAFETY: as in KeAcquireSpinLockRaiseToDpc.
+    unsafe { &*(lock as *const KSpinLock) }.acquire_at_dpc_level()
+}
+
+/// `KeReleaseSpinLockFromDpcLevel`, exported for drivers.
+///
+/// # Safety
+/// `lock` points to a `KSPIN_LOCK` this processor holds.
+#[no_mangle]
+pub unsafe extern "system" fn KeReleaseSpinLockFromDpcLevel(lock: *mut u64) {
+    // SAFETY: as in KeAcquireSpinLockRaiseToDpc.
+    unsafe { &*(lock as *const KSpinLock) }.release_from_dpc_level()
+}

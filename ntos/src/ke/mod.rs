@@ -278,7 +278,7 @@ pub fn irql() -> u8 {
 
 /// `KeGetCurrentIrql`, exported for drivers.
 #[no_mangle]
-pub extern "C" fn KeGetCurrentIrql() -> u8 {
+pub extern "system" fn KeGetCurrentIrql() -> u8 {
     irql()
 }
 

@@ -119,3 +119,51 @@ macro_rules! dbg_println {
     () => { $crate::dbg_print!("\n") };
     ($($arg:tt)*) => {{ $crate::dbg_print!($($arg)*); $crate::dbg_print!("\n"); }};
 }
+
+fn print_c_string(s: *const u8) {
+    // SAFETY: the callers pass a NUL-terminated string (checked non-null).
+    let c = unsafe { core::ffi::CStr::from_ptr(s.cast()) };
+    crate::dbg_print!("{}", c.to_str().unwrap_or("<non-UTF-8 DbgPrint>"));
+}
+
+/// `DbgPrint`, exported for drivers: prints the NUL-terminated format string
+/// as it is. The variadic arguments are not expanded yet (a driver formats
+/// its message itself); the Windows x64 calling convention lets the
+/// variadic caller pass them to this non-variadic definition.
+///
+/// # Safety
+/// `format` is null or points to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "system" fn DbgPrint(format: *const u8) -> u32 {
+    if format.is_null() {
+        return nt::status::STATUS_INVALID_PARAMETER.as_u32();
+    }
+    print_c_string(format);
+    0
+}
+
+/// `DPFLTR_ERROR_LEVEL`: the level `DbgPrintEx` always prints.
+pub const DPFLTR_ERROR_LEVEL: u32 = 0;
+
+/// `DbgPrintEx`, exported for drivers: `DbgPrint` with the component
+/// filter. ntrs has no per-component masks (`Kd_<component>_Mask`): it
+/// prints what Windows prints by default, `DPFLTR_ERROR_LEVEL` messages (a
+/// level above 31 is a mask; its bit 0 is the error level).
+///
+/// # Safety
+/// `format` is null or points to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "system" fn DbgPrintEx(_component: u32, level: u32, format: *const u8) -> u32 {
+    let error = if level > 31 {
+        level & 1 != 0
+    } else {
+        level == DPFLTR_ERROR_LEVEL
+    };
+    if format.is_null() {
+        return nt::status::STATUS_INVALID_PARAMETER.as_u32();
+    }
+    if error {
+        print_c_string(format);
+    }
+    0
+}

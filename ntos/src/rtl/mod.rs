@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod debug;
 pub mod once;
+pub mod string;
 
 pub use boot::{load_options, loader_block, test_mode};
 pub use once::Once;

@@ -1,0 +1,829 @@
+//! wdm.h/ntifs.h constants of the I/O system: major and minor function
+//! codes, device and file object flags, device types and characteristics,
+//! I/O control codes, stack location flags, priority boosts, access rights
+//! and create options.
+
+// Major function codes
+/// `IRP_MJ_CREATE`.
+pub const IRP_MJ_CREATE: u8 = 0x0;
+/// `IRP_MJ_CREATE_NAMED_PIPE`.
+pub const IRP_MJ_CREATE_NAMED_PIPE: u8 = 0x1;
+/// `IRP_MJ_CLOSE`.
+pub const IRP_MJ_CLOSE: u8 = 0x2;
+/// `IRP_MJ_READ`.
+pub const IRP_MJ_READ: u8 = 0x3;
+/// `IRP_MJ_WRITE`.
+pub const IRP_MJ_WRITE: u8 = 0x4;
+/// `IRP_MJ_QUERY_INFORMATION`.
+pub const IRP_MJ_QUERY_INFORMATION: u8 = 0x5;
+/// `IRP_MJ_SET_INFORMATION`.
+pub const IRP_MJ_SET_INFORMATION: u8 = 0x6;
+/// `IRP_MJ_QUERY_EA`.
+pub const IRP_MJ_QUERY_EA: u8 = 0x7;
+/// `IRP_MJ_SET_EA`.
+pub const IRP_MJ_SET_EA: u8 = 0x8;
+/// `IRP_MJ_FLUSH_BUFFERS`.
+pub const IRP_MJ_FLUSH_BUFFERS: u8 = 0x9;
+/// `IRP_MJ_QUERY_VOLUME_INFORMATION`.
+pub const IRP_MJ_QUERY_VOLUME_INFORMATION: u8 = 0xa;
+/// `IRP_MJ_SET_VOLUME_INFORMATION`.
+pub const IRP_MJ_SET_VOLUME_INFORMATION: u8 = 0xb;
+/// `IRP_MJ_DIRECTORY_CONTROL`.
+pub const IRP_MJ_DIRECTORY_CONTROL: u8 = 0xc;
+/// `IRP_MJ_FILE_SYSTEM_CONTROL`.
+pub const IRP_MJ_FILE_SYSTEM_CONTROL: u8 = 0xd;
+/// `IRP_MJ_DEVICE_CONTROL`.
+pub const IRP_MJ_DEVICE_CONTROL: u8 = 0xe;
+/// `IRP_MJ_INTERNAL_DEVICE_CONTROL`.
+pub const IRP_MJ_INTERNAL_DEVICE_CONTROL: u8 = 0xf;
+/// `IRP_MJ_SHUTDOWN`.
+pub const IRP_MJ_SHUTDOWN: u8 = 0x10;
+/// `IRP_MJ_LOCK_CONTROL`.
+pub const IRP_MJ_LOCK_CONTROL: u8 = 0x11;
+/// `IRP_MJ_CLEANUP`.
+pub const IRP_MJ_CLEANUP: u8 = 0x12;
+/// `IRP_MJ_CREATE_MAILSLOT`.
+pub const IRP_MJ_CREATE_MAILSLOT: u8 = 0x13;
+/// `IRP_MJ_QUERY_SECURITY`.
+pub const IRP_MJ_QUERY_SECURITY: u8 = 0x14;
+/// `IRP_MJ_SET_SECURITY`.
+pub const IRP_MJ_SET_SECURITY: u8 = 0x15;
+/// `IRP_MJ_POWER`.
+pub const IRP_MJ_POWER: u8 = 0x16;
+/// `IRP_MJ_SYSTEM_CONTROL`.
+pub const IRP_MJ_SYSTEM_CONTROL: u8 = 0x17;
+/// `IRP_MJ_DEVICE_CHANGE`.
+pub const IRP_MJ_DEVICE_CHANGE: u8 = 0x18;
+/// `IRP_MJ_QUERY_QUOTA`.
+pub const IRP_MJ_QUERY_QUOTA: u8 = 0x19;
+/// `IRP_MJ_SET_QUOTA`.
+pub const IRP_MJ_SET_QUOTA: u8 = 0x1a;
+/// `IRP_MJ_PNP`.
+pub const IRP_MJ_PNP: u8 = 0x1b;
+/// `IRP_MJ_MAXIMUM_FUNCTION`.
+pub const IRP_MJ_MAXIMUM_FUNCTION: u8 = 0x1b;
+/// `IRP_MJ_SCSI`.
+pub const IRP_MJ_SCSI: u8 = IRP_MJ_INTERNAL_DEVICE_CONTROL;
+
+// Minor function codes of IRP_MJ_PNP
+/// `IRP_MN_START_DEVICE`.
+pub const IRP_MN_START_DEVICE: u8 = 0x0;
+/// `IRP_MN_QUERY_REMOVE_DEVICE`.
+pub const IRP_MN_QUERY_REMOVE_DEVICE: u8 = 0x1;
+/// `IRP_MN_REMOVE_DEVICE`.
+pub const IRP_MN_REMOVE_DEVICE: u8 = 0x2;
+/// `IRP_MN_CANCEL_REMOVE_DEVICE`.
+pub const IRP_MN_CANCEL_REMOVE_DEVICE: u8 = 0x3;
+/// `IRP_MN_STOP_DEVICE`.
+pub const IRP_MN_STOP_DEVICE: u8 = 0x4;
+/// `IRP_MN_QUERY_STOP_DEVICE`.
+pub const IRP_MN_QUERY_STOP_DEVICE: u8 = 0x5;
+/// `IRP_MN_CANCEL_STOP_DEVICE`.
+pub const IRP_MN_CANCEL_STOP_DEVICE: u8 = 0x6;
+/// `IRP_MN_QUERY_DEVICE_RELATIONS`.
+pub const IRP_MN_QUERY_DEVICE_RELATIONS: u8 = 0x7;
+/// `IRP_MN_QUERY_INTERFACE`.
+pub const IRP_MN_QUERY_INTERFACE: u8 = 0x8;
+/// `IRP_MN_QUERY_CAPABILITIES`.
+pub const IRP_MN_QUERY_CAPABILITIES: u8 = 0x9;
+/// `IRP_MN_QUERY_RESOURCES`.
+pub const IRP_MN_QUERY_RESOURCES: u8 = 0xa;
+/// `IRP_MN_QUERY_RESOURCE_REQUIREMENTS`.
+pub const IRP_MN_QUERY_RESOURCE_REQUIREMENTS: u8 = 0xb;
+/// `IRP_MN_QUERY_DEVICE_TEXT`.
+pub const IRP_MN_QUERY_DEVICE_TEXT: u8 = 0xc;
+/// `IRP_MN_FILTER_RESOURCE_REQUIREMENTS`.
+pub const IRP_MN_FILTER_RESOURCE_REQUIREMENTS: u8 = 0xd;
+/// `IRP_MN_READ_CONFIG`.
+pub const IRP_MN_READ_CONFIG: u8 = 0xf;
+/// `IRP_MN_WRITE_CONFIG`.
+pub const IRP_MN_WRITE_CONFIG: u8 = 0x10;
+/// `IRP_MN_EJECT`.
+pub const IRP_MN_EJECT: u8 = 0x11;
+/// `IRP_MN_SET_LOCK`.
+pub const IRP_MN_SET_LOCK: u8 = 0x12;
+/// `IRP_MN_QUERY_ID`.
+pub const IRP_MN_QUERY_ID: u8 = 0x13;
+/// `IRP_MN_QUERY_PNP_DEVICE_STATE`.
+pub const IRP_MN_QUERY_PNP_DEVICE_STATE: u8 = 0x14;
+/// `IRP_MN_QUERY_BUS_INFORMATION`.
+pub const IRP_MN_QUERY_BUS_INFORMATION: u8 = 0x15;
+/// `IRP_MN_DEVICE_USAGE_NOTIFICATION`.
+pub const IRP_MN_DEVICE_USAGE_NOTIFICATION: u8 = 0x16;
+/// `IRP_MN_SURPRISE_REMOVAL`.
+pub const IRP_MN_SURPRISE_REMOVAL: u8 = 0x17;
+/// `IRP_MN_DEVICE_ENUMERATED`.
+pub const IRP_MN_DEVICE_ENUMERATED: u8 = 0x19;
+
+// Minor function codes of IRP_MJ_POWER
+/// `IRP_MN_WAIT_WAKE`.
+pub const IRP_MN_WAIT_WAKE: u8 = 0x0;
+/// `IRP_MN_POWER_SEQUENCE`.
+pub const IRP_MN_POWER_SEQUENCE: u8 = 0x1;
+/// `IRP_MN_SET_POWER`.
+pub const IRP_MN_SET_POWER: u8 = 0x2;
+/// `IRP_MN_QUERY_POWER`.
+pub const IRP_MN_QUERY_POWER: u8 = 0x3;
+
+// Minor function codes of IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MJ_DIRECTORY_CONTROL, reads and writes
+/// `IRP_MN_USER_FS_REQUEST`.
+pub const IRP_MN_USER_FS_REQUEST: u8 = 0x0;
+/// `IRP_MN_MOUNT_VOLUME`.
+pub const IRP_MN_MOUNT_VOLUME: u8 = 0x1;
+/// `IRP_MN_VERIFY_VOLUME`.
+pub const IRP_MN_VERIFY_VOLUME: u8 = 0x2;
+/// `IRP_MN_LOAD_FILE_SYSTEM`.
+pub const IRP_MN_LOAD_FILE_SYSTEM: u8 = 0x3;
+/// `IRP_MN_KERNEL_CALL`.
+pub const IRP_MN_KERNEL_CALL: u8 = 0x4;
+/// `IRP_MN_QUERY_DIRECTORY`.
+pub const IRP_MN_QUERY_DIRECTORY: u8 = 0x1;
+/// `IRP_MN_NOTIFY_CHANGE_DIRECTORY`.
+pub const IRP_MN_NOTIFY_CHANGE_DIRECTORY: u8 = 0x2;
+/// `IRP_MN_NORMAL`.
+pub const IRP_MN_NORMAL: u8 = 0x0;
+/// `IRP_MN_DPC`.
+pub const IRP_MN_DPC: u8 = 0x1;
+/// `IRP_MN_MDL`.
+pub const IRP_MN_MDL: u8 = 0x2;
+/// `IRP_MN_COMPLETE`.
+pub const IRP_MN_COMPLETE: u8 = 0x4;
+/// `IRP_MN_COMPRESSED`.
+pub const IRP_MN_COMPRESSED: u8 = 0x8;
+/// `IRP_MN_SCSI_CLASS`.
+pub const IRP_MN_SCSI_CLASS: u8 = 0x1;
+
+// DEVICE_OBJECT.Flags
+/// `DO_VERIFY_VOLUME`.
+pub const DO_VERIFY_VOLUME: u32 = 0x2;
+/// `DO_BUFFERED_IO`.
+pub const DO_BUFFERED_IO: u32 = 0x4;
+/// `DO_EXCLUSIVE`.
+pub const DO_EXCLUSIVE: u32 = 0x8;
+/// `DO_DIRECT_IO`.
+pub const DO_DIRECT_IO: u32 = 0x10;
+/// `DO_MAP_IO_BUFFER`.
+pub const DO_MAP_IO_BUFFER: u32 = 0x20;
+/// `DO_DEVICE_HAS_NAME`.
+pub const DO_DEVICE_HAS_NAME: u32 = 0x40;
+/// `DO_DEVICE_INITIALIZING`.
+pub const DO_DEVICE_INITIALIZING: u32 = 0x80;
+/// `DO_SYSTEM_BOOT_PARTITION`.
+pub const DO_SYSTEM_BOOT_PARTITION: u32 = 0x100;
+/// `DO_LONG_TERM_REQUESTS`.
+pub const DO_LONG_TERM_REQUESTS: u32 = 0x200;
+/// `DO_NEVER_LAST_DEVICE`.
+pub const DO_NEVER_LAST_DEVICE: u32 = 0x400;
+/// `DO_SHUTDOWN_REGISTERED`.
+pub const DO_SHUTDOWN_REGISTERED: u32 = 0x800;
+/// `DO_BUS_ENUMERATED_DEVICE`.
+pub const DO_BUS_ENUMERATED_DEVICE: u32 = 0x1000;
+/// `DO_POWER_PAGABLE`.
+pub const DO_POWER_PAGABLE: u32 = 0x2000;
+/// `DO_POWER_INRUSH`.
+pub const DO_POWER_INRUSH: u32 = 0x4000;
+/// `DO_LOW_PRIORITY_FILESYSTEM`.
+pub const DO_LOW_PRIORITY_FILESYSTEM: u32 = 0x10000;
+/// `DO_SUPPORTS_TRANSACTIONS`.
+pub const DO_SUPPORTS_TRANSACTIONS: u32 = 0x40000;
+/// `DO_FORCE_NEITHER_IO`.
+pub const DO_FORCE_NEITHER_IO: u32 = 0x80000;
+/// `DO_VOLUME_DEVICE_OBJECT`.
+pub const DO_VOLUME_DEVICE_OBJECT: u32 = 0x100000;
+/// `DO_SYSTEM_SYSTEM_PARTITION`.
+pub const DO_SYSTEM_SYSTEM_PARTITION: u32 = 0x200000;
+/// `DO_SYSTEM_CRITICAL_PARTITION`.
+pub const DO_SYSTEM_CRITICAL_PARTITION: u32 = 0x400000;
+/// `DO_DISALLOW_EXECUTE`.
+pub const DO_DISALLOW_EXECUTE: u32 = 0x800000;
+/// `DO_DEVICE_TO_BE_RESET`.
+pub const DO_DEVICE_TO_BE_RESET: u32 = 0x4000000;
+/// `DO_DEVICE_IRP_REQUIRES_EXTENSION`.
+pub const DO_DEVICE_IRP_REQUIRES_EXTENSION: u32 = 0x8000000;
+
+// DEVICE_OBJECT.Characteristics
+/// `FILE_REMOVABLE_MEDIA`.
+pub const FILE_REMOVABLE_MEDIA: u32 = 0x1;
+/// `FILE_READ_ONLY_DEVICE`.
+pub const FILE_READ_ONLY_DEVICE: u32 = 0x2;
+/// `FILE_FLOPPY_DISKETTE`.
+pub const FILE_FLOPPY_DISKETTE: u32 = 0x4;
+/// `FILE_WRITE_ONCE_MEDIA`.
+pub const FILE_WRITE_ONCE_MEDIA: u32 = 0x8;
+/// `FILE_REMOTE_DEVICE`.
+pub const FILE_REMOTE_DEVICE: u32 = 0x10;
+/// `FILE_DEVICE_IS_MOUNTED`.
+pub const FILE_DEVICE_IS_MOUNTED: u32 = 0x20;
+/// `FILE_VIRTUAL_VOLUME`.
+pub const FILE_VIRTUAL_VOLUME: u32 = 0x40;
+/// `FILE_AUTOGENERATED_DEVICE_NAME`.
+pub const FILE_AUTOGENERATED_DEVICE_NAME: u32 = 0x80;
+/// `FILE_DEVICE_SECURE_OPEN`.
+pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
+/// `FILE_CHARACTERISTIC_PNP_DEVICE`.
+pub const FILE_CHARACTERISTIC_PNP_DEVICE: u32 = 0x800;
+/// `FILE_CHARACTERISTIC_TS_DEVICE`.
+pub const FILE_CHARACTERISTIC_TS_DEVICE: u32 = 0x1000;
+/// `FILE_CHARACTERISTIC_WEBDAV_DEVICE`.
+pub const FILE_CHARACTERISTIC_WEBDAV_DEVICE: u32 = 0x2000;
+/// `FILE_DEVICE_ALLOW_APPCONTAINER_TRAVERSAL`.
+pub const FILE_DEVICE_ALLOW_APPCONTAINER_TRAVERSAL: u32 = 0x20000;
+
+// Device types (DEVICE_TYPE)
+/// `FILE_DEVICE_BEEP`.
+pub const FILE_DEVICE_BEEP: u32 = 0x1;
+/// `FILE_DEVICE_CD_ROM`.
+pub const FILE_DEVICE_CD_ROM: u32 = 0x2;
+/// `FILE_DEVICE_CD_ROM_FILE_SYSTEM`.
+pub const FILE_DEVICE_CD_ROM_FILE_SYSTEM: u32 = 0x3;
+/// `FILE_DEVICE_CONTROLLER`.
+pub const FILE_DEVICE_CONTROLLER: u32 = 0x4;
+/// `FILE_DEVICE_DATALINK`.
+pub const FILE_DEVICE_DATALINK: u32 = 0x5;
+/// `FILE_DEVICE_DFS`.
+pub const FILE_DEVICE_DFS: u32 = 0x6;
+/// `FILE_DEVICE_DISK`.
+pub const FILE_DEVICE_DISK: u32 = 0x7;
+/// `FILE_DEVICE_DISK_FILE_SYSTEM`.
+pub const FILE_DEVICE_DISK_FILE_SYSTEM: u32 = 0x8;
+/// `FILE_DEVICE_FILE_SYSTEM`.
+pub const FILE_DEVICE_FILE_SYSTEM: u32 = 0x9;
+/// `FILE_DEVICE_INPORT_PORT`.
+pub const FILE_DEVICE_INPORT_PORT: u32 = 0xa;
+/// `FILE_DEVICE_KEYBOARD`.
+pub const FILE_DEVICE_KEYBOARD: u32 = 0xb;
+/// `FILE_DEVICE_MAILSLOT`.
+pub const FILE_DEVICE_MAILSLOT: u32 = 0xc;
+/// `FILE_DEVICE_MIDI_IN`.
+pub const FILE_DEVICE_MIDI_IN: u32 = 0xd;
+/// `FILE_DEVICE_MIDI_OUT`.
+pub const FILE_DEVICE_MIDI_OUT: u32 = 0xe;
+/// `FILE_DEVICE_MOUSE`.
+pub const FILE_DEVICE_MOUSE: u32 = 0xf;
+/// `FILE_DEVICE_MULTI_UNC_PROVIDER`.
+pub const FILE_DEVICE_MULTI_UNC_PROVIDER: u32 = 0x10;
+/// `FILE_DEVICE_NAMED_PIPE`.
+pub const FILE_DEVICE_NAMED_PIPE: u32 = 0x11;
+/// `FILE_DEVICE_NETWORK`.
+pub const FILE_DEVICE_NETWORK: u32 = 0x12;
+/// `FILE_DEVICE_NETWORK_BROWSER`.
+pub const FILE_DEVICE_NETWORK_BROWSER: u32 = 0x13;
+/// `FILE_DEVICE_NETWORK_FILE_SYSTEM`.
+pub const FILE_DEVICE_NETWORK_FILE_SYSTEM: u32 = 0x14;
+/// `FILE_DEVICE_NULL`.
+pub const FILE_DEVICE_NULL: u32 = 0x15;
+/// `FILE_DEVICE_PARALLEL_PORT`.
+pub const FILE_DEVICE_PARALLEL_PORT: u32 = 0x16;
+/// `FILE_DEVICE_PHYSICAL_NETCARD`.
+pub const FILE_DEVICE_PHYSICAL_NETCARD: u32 = 0x17;
+/// `FILE_DEVICE_PRINTER`.
+pub const FILE_DEVICE_PRINTER: u32 = 0x18;
+/// `FILE_DEVICE_SCANNER`.
+pub const FILE_DEVICE_SCANNER: u32 = 0x19;
+/// `FILE_DEVICE_SERIAL_MOUSE_PORT`.
+pub const FILE_DEVICE_SERIAL_MOUSE_PORT: u32 = 0x1a;
+/// `FILE_DEVICE_SERIAL_PORT`.
+pub const FILE_DEVICE_SERIAL_PORT: u32 = 0x1b;
+/// `FILE_DEVICE_SCREEN`.
+pub const FILE_DEVICE_SCREEN: u32 = 0x1c;
+/// `FILE_DEVICE_SOUND`.
+pub const FILE_DEVICE_SOUND: u32 = 0x1d;
+/// `FILE_DEVICE_STREAMS`.
+pub const FILE_DEVICE_STREAMS: u32 = 0x1e;
+/// `FILE_DEVICE_TAPE`.
+pub const FILE_DEVICE_TAPE: u32 = 0x1f;
+/// `FILE_DEVICE_TAPE_FILE_SYSTEM`.
+pub const FILE_DEVICE_TAPE_FILE_SYSTEM: u32 = 0x20;
+/// `FILE_DEVICE_TRANSPORT`.
+pub const FILE_DEVICE_TRANSPORT: u32 = 0x21;
+/// `FILE_DEVICE_UNKNOWN`.
+pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
+/// `FILE_DEVICE_VIDEO`.
+pub const FILE_DEVICE_VIDEO: u32 = 0x23;
+/// `FILE_DEVICE_VIRTUAL_DISK`.
+pub const FILE_DEVICE_VIRTUAL_DISK: u32 = 0x24;
+/// `FILE_DEVICE_WAVE_IN`.
+pub const FILE_DEVICE_WAVE_IN: u32 = 0x25;
+/// `FILE_DEVICE_WAVE_OUT`.
+pub const FILE_DEVICE_WAVE_OUT: u32 = 0x26;
+/// `FILE_DEVICE_8042_PORT`.
+pub const FILE_DEVICE_8042_PORT: u32 = 0x27;
+/// `FILE_DEVICE_NETWORK_REDIRECTOR`.
+pub const FILE_DEVICE_NETWORK_REDIRECTOR: u32 = 0x28;
+/// `FILE_DEVICE_BATTERY`.
+pub const FILE_DEVICE_BATTERY: u32 = 0x29;
+/// `FILE_DEVICE_BUS_EXTENDER`.
+pub const FILE_DEVICE_BUS_EXTENDER: u32 = 0x2a;
+/// `FILE_DEVICE_MODEM`.
+pub const FILE_DEVICE_MODEM: u32 = 0x2b;
+/// `FILE_DEVICE_VDM`.
+pub const FILE_DEVICE_VDM: u32 = 0x2c;
+/// `FILE_DEVICE_MASS_STORAGE`.
+pub const FILE_DEVICE_MASS_STORAGE: u32 = 0x2d;
+/// `FILE_DEVICE_SMB`.
+pub const FILE_DEVICE_SMB: u32 = 0x2e;
+/// `FILE_DEVICE_KS`.
+pub const FILE_DEVICE_KS: u32 = 0x2f;
+/// `FILE_DEVICE_CHANGER`.
+pub const FILE_DEVICE_CHANGER: u32 = 0x30;
+/// `FILE_DEVICE_SMARTCARD`.
+pub const FILE_DEVICE_SMARTCARD: u32 = 0x31;
+/// `FILE_DEVICE_ACPI`.
+pub const FILE_DEVICE_ACPI: u32 = 0x32;
+/// `FILE_DEVICE_DVD`.
+pub const FILE_DEVICE_DVD: u32 = 0x33;
+/// `FILE_DEVICE_FULLSCREEN_VIDEO`.
+pub const FILE_DEVICE_FULLSCREEN_VIDEO: u32 = 0x34;
+/// `FILE_DEVICE_DFS_FILE_SYSTEM`.
+pub const FILE_DEVICE_DFS_FILE_SYSTEM: u32 = 0x35;
+/// `FILE_DEVICE_DFS_VOLUME`.
+pub const FILE_DEVICE_DFS_VOLUME: u32 = 0x36;
+/// `FILE_DEVICE_SERENUM`.
+pub const FILE_DEVICE_SERENUM: u32 = 0x37;
+/// `FILE_DEVICE_TERMSRV`.
+pub const FILE_DEVICE_TERMSRV: u32 = 0x38;
+/// `FILE_DEVICE_KSEC`.
+pub const FILE_DEVICE_KSEC: u32 = 0x39;
+/// `FILE_DEVICE_FIPS`.
+pub const FILE_DEVICE_FIPS: u32 = 0x3a;
+/// `FILE_DEVICE_INFINIBAND`.
+pub const FILE_DEVICE_INFINIBAND: u32 = 0x3b;
+
+// I/O control code transfer types and required access
+/// `METHOD_BUFFERED`.
+pub const METHOD_BUFFERED: u32 = 0;
+/// `METHOD_IN_DIRECT`.
+pub const METHOD_IN_DIRECT: u32 = 1;
+/// `METHOD_OUT_DIRECT`.
+pub const METHOD_OUT_DIRECT: u32 = 2;
+/// `METHOD_NEITHER`.
+pub const METHOD_NEITHER: u32 = 3;
+/// `METHOD_DIRECT_TO_HARDWARE`.
+pub const METHOD_DIRECT_TO_HARDWARE: u32 = METHOD_IN_DIRECT;
+/// `METHOD_DIRECT_FROM_HARDWARE`.
+pub const METHOD_DIRECT_FROM_HARDWARE: u32 = METHOD_OUT_DIRECT;
+/// `FILE_ANY_ACCESS`.
+pub const FILE_ANY_ACCESS: u32 = 0;
+/// `FILE_SPECIAL_ACCESS`.
+pub const FILE_SPECIAL_ACCESS: u32 = FILE_ANY_ACCESS;
+/// `FILE_READ_ACCESS`.
+pub const FILE_READ_ACCESS: u32 = 1;
+/// `FILE_WRITE_ACCESS`.
+pub const FILE_WRITE_ACCESS: u32 = 2;
+
+// IO_STACK_LOCATION.Control
+/// `SL_PENDING_RETURNED`.
+pub const SL_PENDING_RETURNED: u8 = 0x01;
+/// `SL_ERROR_RETURNED`.
+pub const SL_ERROR_RETURNED: u8 = 0x02;
+/// `SL_INVOKE_ON_CANCEL`.
+pub const SL_INVOKE_ON_CANCEL: u8 = 0x20;
+/// `SL_INVOKE_ON_SUCCESS`.
+pub const SL_INVOKE_ON_SUCCESS: u8 = 0x40;
+/// `SL_INVOKE_ON_ERROR`.
+pub const SL_INVOKE_ON_ERROR: u8 = 0x80;
+
+// IO_STACK_LOCATION.Flags
+/// `SL_FORCE_ACCESS_CHECK`.
+pub const SL_FORCE_ACCESS_CHECK: u8 = 0x01;
+/// `SL_OPEN_PAGING_FILE`.
+pub const SL_OPEN_PAGING_FILE: u8 = 0x02;
+/// `SL_OPEN_TARGET_DIRECTORY`.
+pub const SL_OPEN_TARGET_DIRECTORY: u8 = 0x04;
+/// `SL_STOP_ON_SYMLINK`.
+pub const SL_STOP_ON_SYMLINK: u8 = 0x08;
+/// `SL_CASE_SENSITIVE`.
+pub const SL_CASE_SENSITIVE: u8 = 0x80;
+/// `SL_KEY_SPECIFIED`.
+pub const SL_KEY_SPECIFIED: u8 = 0x01;
+/// `SL_OVERRIDE_VERIFY_VOLUME`.
+pub const SL_OVERRIDE_VERIFY_VOLUME: u8 = 0x02;
+/// `SL_WRITE_THROUGH`.
+pub const SL_WRITE_THROUGH: u8 = 0x04;
+/// `SL_FT_SEQUENTIAL_WRITE`.
+pub const SL_FT_SEQUENTIAL_WRITE: u8 = 0x08;
+/// `SL_FORCE_DIRECT_WRITE`.
+pub const SL_FORCE_DIRECT_WRITE: u8 = 0x10;
+/// `SL_RESTART_SCAN`.
+pub const SL_RESTART_SCAN: u8 = 0x01;
+/// `SL_RETURN_SINGLE_ENTRY`.
+pub const SL_RETURN_SINGLE_ENTRY: u8 = 0x02;
+/// `SL_INDEX_SPECIFIED`.
+pub const SL_INDEX_SPECIFIED: u8 = 0x04;
+/// `SL_ALLOW_RAW_MOUNT`.
+pub const SL_ALLOW_RAW_MOUNT: u8 = 0x01;
+
+// IRP.Flags
+/// `IRP_NOCACHE`.
+pub const IRP_NOCACHE: u32 = 0x1;
+/// `IRP_PAGING_IO`.
+pub const IRP_PAGING_IO: u32 = 0x2;
+/// `IRP_MOUNT_COMPLETION`.
+pub const IRP_MOUNT_COMPLETION: u32 = 0x2;
+/// `IRP_SYNCHRONOUS_API`.
+pub const IRP_SYNCHRONOUS_API: u32 = 0x4;
+/// `IRP_ASSOCIATED_IRP`.
+pub const IRP_ASSOCIATED_IRP: u32 = 0x8;
+/// `IRP_BUFFERED_IO`.
+pub const IRP_BUFFERED_IO: u32 = 0x10;
+/// `IRP_DEALLOCATE_BUFFER`.
+pub const IRP_DEALLOCATE_BUFFER: u32 = 0x20;
+/// `IRP_INPUT_OPERATION`.
+pub const IRP_INPUT_OPERATION: u32 = 0x40;
+/// `IRP_SYNCHRONOUS_PAGING_IO`.
+pub const IRP_SYNCHRONOUS_PAGING_IO: u32 = 0x40;
+/// `IRP_CREATE_OPERATION`.
+pub const IRP_CREATE_OPERATION: u32 = 0x80;
+/// `IRP_READ_OPERATION`.
+pub const IRP_READ_OPERATION: u32 = 0x100;
+/// `IRP_WRITE_OPERATION`.
+pub const IRP_WRITE_OPERATION: u32 = 0x200;
+/// `IRP_CLOSE_OPERATION`.
+pub const IRP_CLOSE_OPERATION: u32 = 0x400;
+/// `IRP_DEFER_IO_COMPLETION`.
+pub const IRP_DEFER_IO_COMPLETION: u32 = 0x800;
+/// `IRP_OB_QUERY_NAME`.
+pub const IRP_OB_QUERY_NAME: u32 = 0x1000;
+/// `IRP_HOLD_DEVICE_QUEUE`.
+pub const IRP_HOLD_DEVICE_QUEUE: u32 = 0x2000;
+
+// IRP.AllocationFlags
+/// `IRP_QUOTA_CHARGED`.
+pub const IRP_QUOTA_CHARGED: u8 = 0x01;
+/// `IRP_ALLOCATED_MUST_SUCCEED`.
+pub const IRP_ALLOCATED_MUST_SUCCEED: u8 = 0x02;
+/// `IRP_ALLOCATED_FIXED_SIZE`.
+pub const IRP_ALLOCATED_FIXED_SIZE: u8 = 0x04;
+/// `IRP_LOOKASIDE_ALLOCATION`.
+pub const IRP_LOOKASIDE_ALLOCATION: u8 = 0x08;
+
+// Object type codes in the Type field of I/O structures
+/// `IO_TYPE_ADAPTER`.
+pub const IO_TYPE_ADAPTER: i16 = 0x1;
+/// `IO_TYPE_CONTROLLER`.
+pub const IO_TYPE_CONTROLLER: i16 = 0x2;
+/// `IO_TYPE_DEVICE`.
+pub const IO_TYPE_DEVICE: i16 = 0x3;
+/// `IO_TYPE_DRIVER`.
+pub const IO_TYPE_DRIVER: i16 = 0x4;
+/// `IO_TYPE_FILE`.
+pub const IO_TYPE_FILE: i16 = 0x5;
+/// `IO_TYPE_IRP`.
+pub const IO_TYPE_IRP: i16 = 0x6;
+/// `IO_TYPE_MASTER_ADAPTER`.
+pub const IO_TYPE_MASTER_ADAPTER: i16 = 0x7;
+/// `IO_TYPE_OPEN_PACKET`.
+pub const IO_TYPE_OPEN_PACKET: i16 = 0x8;
+/// `IO_TYPE_TIMER`.
+pub const IO_TYPE_TIMER: i16 = 0x9;
+/// `IO_TYPE_VPB`.
+pub const IO_TYPE_VPB: i16 = 0xa;
+/// `IO_TYPE_ERROR_LOG`.
+pub const IO_TYPE_ERROR_LOG: i16 = 0xb;
+/// `IO_TYPE_ERROR_MESSAGE`.
+pub const IO_TYPE_ERROR_MESSAGE: i16 = 0xc;
+/// `IO_TYPE_DEVICE_OBJECT_EXTENSION`.
+pub const IO_TYPE_DEVICE_OBJECT_EXTENSION: i16 = 0xd;
+
+// Priority boosts for IoCompleteRequest and KeSetEvent
+/// `IO_NO_INCREMENT`.
+pub const IO_NO_INCREMENT: i8 = 0;
+/// `IO_CD_ROM_INCREMENT`.
+pub const IO_CD_ROM_INCREMENT: i8 = 1;
+/// `IO_DISK_INCREMENT`.
+pub const IO_DISK_INCREMENT: i8 = 1;
+/// `IO_KEYBOARD_INCREMENT`.
+pub const IO_KEYBOARD_INCREMENT: i8 = 6;
+/// `IO_MAILSLOT_INCREMENT`.
+pub const IO_MAILSLOT_INCREMENT: i8 = 2;
+/// `IO_MOUSE_INCREMENT`.
+pub const IO_MOUSE_INCREMENT: i8 = 6;
+/// `IO_NAMED_PIPE_INCREMENT`.
+pub const IO_NAMED_PIPE_INCREMENT: i8 = 2;
+/// `IO_NETWORK_INCREMENT`.
+pub const IO_NETWORK_INCREMENT: i8 = 2;
+/// `IO_PARALLEL_INCREMENT`.
+pub const IO_PARALLEL_INCREMENT: i8 = 1;
+/// `IO_SERIAL_INCREMENT`.
+pub const IO_SERIAL_INCREMENT: i8 = 2;
+/// `IO_SOUND_INCREMENT`.
+pub const IO_SOUND_INCREMENT: i8 = 8;
+/// `IO_VIDEO_INCREMENT`.
+pub const IO_VIDEO_INCREMENT: i8 = 1;
+/// `EVENT_INCREMENT`.
+pub const EVENT_INCREMENT: i8 = 1;
+/// `SEMAPHORE_INCREMENT`.
+pub const SEMAPHORE_INCREMENT: i8 = 1;
+
+// FILE_OBJECT.Flags
+/// `FO_FILE_OPEN`.
+pub const FO_FILE_OPEN: u32 = 0x1;
+/// `FO_SYNCHRONOUS_IO`.
+pub const FO_SYNCHRONOUS_IO: u32 = 0x2;
+/// `FO_ALERTABLE_IO`.
+pub const FO_ALERTABLE_IO: u32 = 0x4;
+/// `FO_NO_INTERMEDIATE_BUFFERING`.
+pub const FO_NO_INTERMEDIATE_BUFFERING: u32 = 0x8;
+/// `FO_WRITE_THROUGH`.
+pub const FO_WRITE_THROUGH: u32 = 0x10;
+/// `FO_SEQUENTIAL_ONLY`.
+pub const FO_SEQUENTIAL_ONLY: u32 = 0x20;
+/// `FO_CACHE_SUPPORTED`.
+pub const FO_CACHE_SUPPORTED: u32 = 0x40;
+/// `FO_NAMED_PIPE`.
+pub const FO_NAMED_PIPE: u32 = 0x80;
+/// `FO_STREAM_FILE`.
+pub const FO_STREAM_FILE: u32 = 0x100;
+/// `FO_MAILSLOT`.
+pub const FO_MAILSLOT: u32 = 0x200;
+/// `FO_GENERATE_AUDIT_ON_CLOSE`.
+pub const FO_GENERATE_AUDIT_ON_CLOSE: u32 = 0x400;
+/// `FO_QUEUE_IRP_TO_THREAD`.
+pub const FO_QUEUE_IRP_TO_THREAD: u32 = 0x400;
+/// `FO_DIRECT_DEVICE_OPEN`.
+pub const FO_DIRECT_DEVICE_OPEN: u32 = 0x800;
+/// `FO_FILE_MODIFIED`.
+pub const FO_FILE_MODIFIED: u32 = 0x1000;
+/// `FO_FILE_SIZE_CHANGED`.
+pub const FO_FILE_SIZE_CHANGED: u32 = 0x2000;
+/// `FO_CLEANUP_COMPLETE`.
+pub const FO_CLEANUP_COMPLETE: u32 = 0x4000;
+/// `FO_TEMPORARY_FILE`.
+pub const FO_TEMPORARY_FILE: u32 = 0x8000;
+/// `FO_DELETE_ON_CLOSE`.
+pub const FO_DELETE_ON_CLOSE: u32 = 0x10000;
+/// `FO_OPENED_CASE_SENSITIVE`.
+pub const FO_OPENED_CASE_SENSITIVE: u32 = 0x20000;
+/// `FO_HANDLE_CREATED`.
+pub const FO_HANDLE_CREATED: u32 = 0x40000;
+/// `FO_FILE_FAST_IO_READ`.
+pub const FO_FILE_FAST_IO_READ: u32 = 0x80000;
+/// `FO_RANDOM_ACCESS`.
+pub const FO_RANDOM_ACCESS: u32 = 0x100000;
+/// `FO_FILE_OPEN_CANCELLED`.
+pub const FO_FILE_OPEN_CANCELLED: u32 = 0x200000;
+/// `FO_VOLUME_OPEN`.
+pub const FO_VOLUME_OPEN: u32 = 0x400000;
+
+// File access rights
+/// `FILE_READ_DATA`.
+pub const FILE_READ_DATA: u32 = 0x1;
+/// `FILE_LIST_DIRECTORY`.
+pub const FILE_LIST_DIRECTORY: u32 = 0x1;
+/// `FILE_WRITE_DATA`.
+pub const FILE_WRITE_DATA: u32 = 0x2;
+/// `FILE_ADD_FILE`.
+pub const FILE_ADD_FILE: u32 = 0x2;
+/// `FILE_APPEND_DATA`.
+pub const FILE_APPEND_DATA: u32 = 0x4;
+/// `FILE_ADD_SUBDIRECTORY`.
+pub const FILE_ADD_SUBDIRECTORY: u32 = 0x4;
+/// `FILE_READ_EA`.
+pub const FILE_READ_EA: u32 = 0x8;
+/// `FILE_WRITE_EA`.
+pub const FILE_WRITE_EA: u32 = 0x10;
+/// `FILE_EXECUTE`.
+pub const FILE_EXECUTE: u32 = 0x20;
+/// `FILE_TRAVERSE`.
+pub const FILE_TRAVERSE: u32 = 0x20;
+/// `FILE_DELETE_CHILD`.
+pub const FILE_DELETE_CHILD: u32 = 0x40;
+/// `FILE_READ_ATTRIBUTES`.
+pub const FILE_READ_ATTRIBUTES: u32 = 0x80;
+/// `FILE_WRITE_ATTRIBUTES`.
+pub const FILE_WRITE_ATTRIBUTES: u32 = 0x100;
+/// `DELETE`.
+pub const DELETE: u32 = 0x10000;
+/// `READ_CONTROL`.
+pub const READ_CONTROL: u32 = 0x20000;
+/// `WRITE_DAC`.
+pub const WRITE_DAC: u32 = 0x40000;
+/// `WRITE_OWNER`.
+pub const WRITE_OWNER: u32 = 0x80000;
+/// `SYNCHRONIZE`.
+pub const SYNCHRONIZE: u32 = 0x100000;
+/// `STANDARD_RIGHTS_REQUIRED`.
+pub const STANDARD_RIGHTS_REQUIRED: u32 = 0xf0000;
+/// `FILE_ALL_ACCESS`.
+pub const FILE_ALL_ACCESS: u32 = 0x1f01ff;
+/// `FILE_GENERIC_READ`.
+pub const FILE_GENERIC_READ: u32 = 0x120089;
+/// `FILE_GENERIC_WRITE`.
+pub const FILE_GENERIC_WRITE: u32 = 0x120116;
+/// `FILE_GENERIC_EXECUTE`.
+pub const FILE_GENERIC_EXECUTE: u32 = 0x1200a0;
+/// `GENERIC_READ`.
+pub const GENERIC_READ: u32 = 0x80000000;
+/// `GENERIC_WRITE`.
+pub const GENERIC_WRITE: u32 = 0x40000000;
+/// `GENERIC_EXECUTE`.
+pub const GENERIC_EXECUTE: u32 = 0x20000000;
+/// `GENERIC_ALL`.
+pub const GENERIC_ALL: u32 = 0x10000000;
+/// `MAXIMUM_ALLOWED`.
+pub const MAXIMUM_ALLOWED: u32 = 0x2000000;
+
+// Share access
+/// `FILE_SHARE_READ`.
+pub const FILE_SHARE_READ: u32 = 1;
+/// `FILE_SHARE_WRITE`.
+pub const FILE_SHARE_WRITE: u32 = 2;
+/// `FILE_SHARE_DELETE`.
+pub const FILE_SHARE_DELETE: u32 = 4;
+/// `FILE_SHARE_VALID_FLAGS`.
+pub const FILE_SHARE_VALID_FLAGS: u32 = 7;
+
+// Create dispositions
+/// `FILE_SUPERSEDE`.
+pub const FILE_SUPERSEDE: u32 = 0;
+/// `FILE_OPEN`.
+pub const FILE_OPEN: u32 = 1;
+/// `FILE_CREATE`.
+pub const FILE_CREATE: u32 = 2;
+/// `FILE_OPEN_IF`.
+pub const FILE_OPEN_IF: u32 = 3;
+/// `FILE_OVERWRITE`.
+pub const FILE_OVERWRITE: u32 = 4;
+/// `FILE_OVERWRITE_IF`.
+pub const FILE_OVERWRITE_IF: u32 = 5;
+/// `FILE_MAXIMUM_DISPOSITION`.
+pub const FILE_MAXIMUM_DISPOSITION: u32 = 5;
+
+// Create options
+/// `FILE_DIRECTORY_FILE`.
+pub const FILE_DIRECTORY_FILE: u32 = 0x1;
+/// `FILE_WRITE_THROUGH`.
+pub const FILE_WRITE_THROUGH: u32 = 0x2;
+/// `FILE_SEQUENTIAL_ONLY`.
+pub const FILE_SEQUENTIAL_ONLY: u32 = 0x4;
+/// `FILE_NO_INTERMEDIATE_BUFFERING`.
+pub const FILE_NO_INTERMEDIATE_BUFFERING: u32 = 0x8;
+/// `FILE_SYNCHRONOUS_IO_ALERT`.
+pub const FILE_SYNCHRONOUS_IO_ALERT: u32 = 0x10;
+/// `FILE_SYNCHRONOUS_IO_NONALERT`.
+pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x20;
+/// `FILE_NON_DIRECTORY_FILE`.
+pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
+/// `FILE_CREATE_TREE_CONNECTION`.
+pub const FILE_CREATE_TREE_CONNECTION: u32 = 0x80;
+/// `FILE_COMPLETE_IF_OPLOCKED`.
+pub const FILE_COMPLETE_IF_OPLOCKED: u32 = 0x100;
+/// `FILE_NO_EA_KNOWLEDGE`.
+pub const FILE_NO_EA_KNOWLEDGE: u32 = 0x200;
+/// `FILE_OPEN_REMOTE_INSTANCE`.
+pub const FILE_OPEN_REMOTE_INSTANCE: u32 = 0x400;
+/// `FILE_RANDOM_ACCESS`.
+pub const FILE_RANDOM_ACCESS: u32 = 0x800;
+/// `FILE_DELETE_ON_CLOSE`.
+pub const FILE_DELETE_ON_CLOSE: u32 = 0x1000;
+/// `FILE_OPEN_BY_FILE_ID`.
+pub const FILE_OPEN_BY_FILE_ID: u32 = 0x2000;
+/// `FILE_OPEN_FOR_BACKUP_INTENT`.
+pub const FILE_OPEN_FOR_BACKUP_INTENT: u32 = 0x4000;
+/// `FILE_NO_COMPRESSION`.
+pub const FILE_NO_COMPRESSION: u32 = 0x8000;
+/// `FILE_OPEN_REPARSE_POINT`.
+pub const FILE_OPEN_REPARSE_POINT: u32 = 0x200000;
+/// `FILE_OPEN_NO_RECALL`.
+pub const FILE_OPEN_NO_RECALL: u32 = 0x400000;
+
+// IO_STATUS_BLOCK.Information of a create
+/// `FILE_SUPERSEDED`.
+pub const FILE_SUPERSEDED: usize = 0;
+/// `FILE_OPENED`.
+pub const FILE_OPENED: usize = 1;
+/// `FILE_CREATED`.
+pub const FILE_CREATED: usize = 2;
+/// `FILE_OVERWRITTEN`.
+pub const FILE_OVERWRITTEN: usize = 3;
+/// `FILE_EXISTS`.
+pub const FILE_EXISTS: usize = 4;
+/// `FILE_DOES_NOT_EXIST`.
+pub const FILE_DOES_NOT_EXIST: usize = 5;
+
+/// `FILE_INFORMATION_CLASS` values (named as in wdm.h).
+#[allow(non_upper_case_globals)]
+pub mod file_information_class {
+    /// `FileDirectoryInformation`.
+    pub const FileDirectoryInformation: u32 = 1;
+    /// `FileBasicInformation`.
+    pub const FileBasicInformation: u32 = 4;
+    /// `FileStandardInformation`.
+    pub const FileStandardInformation: u32 = 5;
+    /// `FileInternalInformation`.
+    pub const FileInternalInformation: u32 = 6;
+    /// `FileEaInformation`.
+    pub const FileEaInformation: u32 = 7;
+    /// `FileAccessInformation`.
+    pub const FileAccessInformation: u32 = 8;
+    /// `FileNameInformation`.
+    pub const FileNameInformation: u32 = 9;
+    /// `FileRenameInformation`.
+    pub const FileRenameInformation: u32 = 10;
+    /// `FilePositionInformation`.
+    pub const FilePositionInformation: u32 = 14;
+    /// `FileFullEaInformation`.
+    pub const FileFullEaInformation: u32 = 15;
+    /// `FileModeInformation`.
+    pub const FileModeInformation: u32 = 16;
+    /// `FileAlignmentInformation`.
+    pub const FileAlignmentInformation: u32 = 17;
+    /// `FileAllInformation`.
+    pub const FileAllInformation: u32 = 18;
+    /// `FileAllocationInformation`.
+    pub const FileAllocationInformation: u32 = 19;
+    /// `FileEndOfFileInformation`.
+    pub const FileEndOfFileInformation: u32 = 20;
+    /// `FileCompletionInformation`.
+    pub const FileCompletionInformation: u32 = 30;
+    /// `FileIoCompletionNotificationInformation`.
+    pub const FileIoCompletionNotificationInformation: u32 = 41;
+}
+
+// DEVICE_RELATION_TYPE
+/// `BUS_RELATIONS`.
+pub const BUS_RELATIONS: u32 = 0;
+/// `EJECTION_RELATIONS`.
+pub const EJECTION_RELATIONS: u32 = 1;
+/// `POWER_RELATIONS`.
+pub const POWER_RELATIONS: u32 = 2;
+/// `REMOVAL_RELATIONS`.
+pub const REMOVAL_RELATIONS: u32 = 3;
+/// `TARGET_DEVICE_RELATION`.
+pub const TARGET_DEVICE_RELATION: u32 = 4;
+/// `SINGLE_BUS_RELATIONS`.
+pub const SINGLE_BUS_RELATIONS: u32 = 5;
+/// `TRANSPORT_RELATIONS`.
+pub const TRANSPORT_RELATIONS: u32 = 6;
+
+// BUS_QUERY_ID_TYPE
+/// `BUS_QUERY_DEVICE_ID`.
+pub const BUS_QUERY_DEVICE_ID: u32 = 0;
+/// `BUS_QUERY_HARDWARE_IDS`.
+pub const BUS_QUERY_HARDWARE_IDS: u32 = 1;
+/// `BUS_QUERY_COMPATIBLE_IDS`.
+pub const BUS_QUERY_COMPATIBLE_IDS: u32 = 2;
+/// `BUS_QUERY_INSTANCE_ID`.
+pub const BUS_QUERY_INSTANCE_ID: u32 = 3;
+/// `BUS_QUERY_DEVICE_SERIAL_NUMBER`.
+pub const BUS_QUERY_DEVICE_SERIAL_NUMBER: u32 = 4;
+/// `BUS_QUERY_CONTAINER_ID`.
+pub const BUS_QUERY_CONTAINER_ID: u32 = 5;
+
+/// `CTL_CODE`: builds an I/O control code from its device type, function,
+/// transfer method and required access.
+pub const fn CTL_CODE(device_type: u32, function: u32, method: u32, access: u32) -> u32 {
+    (device_type << 16) | (access << 14) | (function << 2) | method
+}
+
+/// `METHOD_FROM_CTL_CODE`.
+pub const fn METHOD_FROM_CTL_CODE(code: u32) -> u32 {
+    code & 3
+}
+
+/// `DEVICE_TYPE_FROM_CTL_CODE`.
+pub const fn DEVICE_TYPE_FROM_CTL_CODE(code: u32) -> u32 {
+    (code & 0xFFFF_0000) >> 16
+}
+
+/// The required access of an I/O control code (bits 14..15).
+pub const fn ACCESS_FROM_CTL_CODE(code: u32) -> u32 {
+    (code >> 14) & 3
+}
+
+/// The function number of an I/O control code (bits 2..13).
+pub const fn FUNCTION_FROM_CTL_CODE(code: u32) -> u32 {
+    (code >> 2) & 0xFFF
+}
+
+/// `IRP_MJ_*` names as `!irp` and `!drvobj` print them.
+pub const IRP_MJ_NAMES: [&str; 28] = [
+    "IRP_MJ_CREATE",
+    "IRP_MJ_CREATE_NAMED_PIPE",
+    "IRP_MJ_CLOSE",
+    "IRP_MJ_READ",
+    "IRP_MJ_WRITE",
+    "IRP_MJ_QUERY_INFORMATION",
+    "IRP_MJ_SET_INFORMATION",
+    "IRP_MJ_QUERY_EA",
+    "IRP_MJ_SET_EA",
+    "IRP_MJ_FLUSH_BUFFERS",
+    "IRP_MJ_QUERY_VOLUME_INFORMATION",
+    "IRP_MJ_SET_VOLUME_INFORMATION",
+    "IRP_MJ_DIRECTORY_CONTROL",
+    "IRP_MJ_FILE_SYSTEM_CONTROL",
+    "IRP_MJ_DEVICE_CONTROL",
+    "IRP_MJ_INTERNAL_DEVICE_CONTROL",
+    "IRP_MJ_SHUTDOWN",
+    "IRP_MJ_LOCK_CONTROL",
+    "IRP_MJ_CLEANUP",
+    "IRP_MJ_CREATE_MAILSLOT",
+    "IRP_MJ_QUERY_SECURITY",
+    "IRP_MJ_SET_SECURITY",
+    "IRP_MJ_POWER",
+    "IRP_MJ_SYSTEM_CONTROL",
+    "IRP_MJ_DEVICE_CHANGE",
+    "IRP_MJ_QUERY_QUOTA",
+    "IRP_MJ_SET_QUOTA",
+    "IRP_MJ_PNP",
+];

@@ -1,0 +1,28 @@
+//! The NT driver interface in Rust: the structures drivers and the I/O
+//! manager share, in the layouts of the Windows x64 headers (wdm.h, ntddk.h,
+//! ntifs.h; sizes and offsets are checked at compile time), the constants,
+//! the routines wdm.h defines inline, and — with feature `driver` — the
+//! ntoskrnl exports drivers link against (*Windows Internals*, Part 1, ch. 6).
+//!
+//! Names are Windows' (types, fields and routines) so driver code reads like
+//! the documentation. `STATUS_*` codes come from the `nt` crate.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![allow(non_camel_case_types, non_snake_case)]
+
+pub mod base;
+pub mod consts;
+pub mod helpers;
+pub mod io;
+#[cfg(feature = "driver")]
+pub mod ntoskrnl;
+
+pub use base::*;
+pub use consts::*;
+pub use helpers::*;
+pub use io::*;
+#[cfg(feature = "driver")]
+pub use ntoskrnl::*;
+
+#[cfg(test)]
+mod tests;
