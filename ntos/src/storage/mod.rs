@@ -492,13 +492,16 @@ fn mount_volumes(volumes: &[Volume], system: Option<u32>) -> Result<Plan, NtStat
 pub fn initialize() -> Result<&'static Stack, NtStatus> {
     let _tag = crate::ex::pool::PoolTag::enter(*b"Disk");
     let c = storahci::find_controller().ok_or(STATUS_NO_SUCH_DEVICE)?;
-    let mmio = Mmio::map(c.abar)?;
-    let page = DmaPage::allocate()?;
-    let mut port = Port::new(mmio, 0, page);
-    let pi = {
+    let mut mmio = Mmio::map(c.abar)?;
+    let (pi, cap) = {
         use storage::ahci::Hba;
-        port.hba.read32(storage::ahci::reg::PI)
+        (
+            mmio.read32(storage::ahci::reg::PI),
+            mmio.read32(storage::ahci::reg::CAP),
+        )
     };
+    let page = DmaPage::allocate(cap & storage::ahci::reg::CAP_S64A != 0)?;
+    let mut port = Port::new(mmio, 0, page);
     if pi & 1 == 0 {
         return Err(STATUS_NO_SUCH_DEVICE);
     }

@@ -131,10 +131,13 @@ pub struct DmaPage {
 }
 
 impl DmaPage {
-    /// Allocates and zeroes the page. The ICH9 does 64-bit DMA (CAP.S64A),
-    /// so any frame will do.
-    pub fn allocate() -> Result<DmaPage, NtStatus> {
-        let va = crate::mm::map::mm_allocate_system_pages(1)?;
+    /// Allocates the zeroed page with `MmAllocateContiguousMemorySpecifyCache`
+    /// (cached: AHCI DMA is cache-coherent on x86). Below 4 GiB unless the
+    /// HBA does 64-bit DMA (`s64a`).
+    pub fn allocate(s64a: bool) -> Result<DmaPage, NtStatus> {
+        use crate::mm::contig::*;
+        let high = if s64a { u64::MAX } else { 0xFFFF_FFFF };
+        let va = mm_allocate_contiguous_memory(4096, 0, high, 0, MM_CACHED)?;
         let pa = crate::mm::pte::physical_address(va).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
         Ok(DmaPage { va, pa })
     }

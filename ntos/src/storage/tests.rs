@@ -20,7 +20,60 @@ pub const TESTS: &[Test] = &[
     ("storage_scratch_write_read", t_scratch_write_read),
     ("storage_bad_requests", t_bad_requests),
     ("storage_mount_manager", t_mount_manager),
+    ("storage_contiguous_dma_memory", t_contiguous),
 ];
+
+/// `MmAllocateContiguousMemorySpecifyCache` gives zeroed, physically
+/// contiguous pages in range and within the boundary; bad arguments fail;
+/// `MmFreeContiguousMemory` takes them back once.
+fn t_contiguous() -> TestResult {
+    use crate::mm::contig::*;
+    let va = mm_allocate_contiguous_memory(5 * 4096, 0, 0xFFFF_FFFF, 0x10_0000, MM_CACHED)
+        .map_err(|_| "allocating 20 KiB below 4 GiB failed")?;
+    let pa = crate::mm::pte::physical_address(va).ok_or("not mapped")?;
+    let mut r = check(
+        pa + 5 * 4096 - 1 <= 0xFFFF_FFFF,
+        "above the highest acceptable address",
+    )
+    .and(check(
+        pa / 0x10_0000 == (pa + 5 * 4096 - 1) / 0x10_0000,
+        "crosses the boundary",
+    ));
+    for i in 0..5u64 {
+        r = r.and(check(
+            crate::mm::pte::physical_address(va + i * 4096) == Some(pa + i * 4096),
+            "pages are not physically contiguous",
+        ));
+    }
+    // SAFETY: va maps 5 pages this test owns until it frees them below.
+    let zero = unsafe { core::slice::from_raw_parts(va as *const u8, 5 * 4096) }
+        .iter()
+        .all(|&b| b == 0);
+    let e = MmGetPhysicalAddress(va as *mut core::ffi::c_void) as u64;
+    let freed = mm_free_contiguous_memory(va);
+    r?;
+    check(zero, "not zeroed")?;
+    check(e == pa, "MmGetPhysicalAddress disagrees")?;
+    check(freed == STATUS_SUCCESS, "free failed")?;
+    check(
+        mm_free_contiguous_memory(va) == STATUS_INVALID_PARAMETER,
+        "a double free was accepted",
+    )?;
+    check(
+        mm_allocate_contiguous_memory(0, 0, u64::MAX, 0, MM_CACHED)
+            == Err(STATUS_INVALID_PARAMETER),
+        "size 0",
+    )?;
+    check(
+        mm_allocate_contiguous_memory(8192, 0, u64::MAX, 4096, MM_CACHED)
+            == Err(STATUS_INVALID_PARAMETER),
+        "a run larger than its boundary",
+    )?;
+    check(
+        MmAllocateContiguousMemorySpecifyCache(4096, 0x1000, 0x1FFF, 0, 9).is_null(),
+        "a bad cache type",
+    )
+}
 
 fn st() -> Result<&'static Stack, &'static str> {
     stack().ok_or("the storage stack did not start")

@@ -404,7 +404,7 @@ impl PortError {
 }
 
 /// Poll interval while waiting on the HBA, microseconds.
-pub const POLL_US: u32 = 10;
+pub const POLL_US: u32 = 1;
 /// Engine start/stop limit (the spec allows 500 ms).
 pub const ENGINE_TIMEOUT_US: u32 = 500_000;
 /// Command completion limit.
