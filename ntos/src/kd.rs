@@ -304,6 +304,13 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
         crate::se::kd_token,
     ),
     cmd(
+        "!devnode",
+        &[],
+        "[address [flags]]",
+        "device nodes (0 = the root; flags 1 children, 2 raw, 8 translated resources)",
+        crate::io::pnp::kd::kd_devnode,
+    ),
+    cmd(
         ".crash",
         &[],
         "",

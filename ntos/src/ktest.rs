@@ -304,6 +304,7 @@ const ALL: &[&[Test]] = &[
     crate::mm::tests::TESTS,
     crate::ex::tests::TESTS,
     crate::cm::tests::TESTS,
+    crate::io::pnp::tests::TESTS,
     crate::storage::tests::TESTS,
     crate::kd::TESTS,
 ];

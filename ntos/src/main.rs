@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cm;
 pub mod ex;
 pub mod hal;
+pub mod io;
 pub mod kd;
 pub mod ke;
 pub mod ktest;
@@ -127,6 +128,11 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
             0,
         );
+    }
+    // The PnP manager enumerates the machine's devices once the registry
+    // is up (`IoInitSystem`'s PnP part); a failure leaves the tree empty.
+    if let Err(s) = io::pnp::pnp_initialize() {
+        dbg_println!("ntrs kernel: PnP initialization failed: {:#x}", s.as_u32());
     }
     // The storage stack (interim: built in; docs/storage.md). A boot disk
     // that cannot be reached is logged and the boot goes on.

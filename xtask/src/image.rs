@@ -266,23 +266,29 @@ pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
         ],
     )?;
     let hives = crate::root().join("image/registry");
-    fill_ntfs(
-        &mut file,
-        range(sys)?,
-        "NTRS",
-        &[
-            ("Windows\\System32\\winload.efi", read(&images.winload)?),
-            ("Windows\\System32\\ntoskrnl.exe", read(&images.kernel)?),
-            (
-                "Windows\\System32\\config\\SYSTEM",
-                build_hive(&hives.join("SYSTEM.reg"), "SYSTEM")?,
-            ),
-            (
-                "Windows\\System32\\config\\SOFTWARE",
-                build_hive(&hives.join("SOFTWARE.reg"), "SOFTWARE")?,
-            ),
-        ],
-    )?;
+    let mut files = vec![
+        (
+            "Windows\\System32\\winload.efi".to_string(),
+            read(&images.winload)?,
+        ),
+        (
+            "Windows\\System32\\ntoskrnl.exe".to_string(),
+            read(&images.kernel)?,
+        ),
+        (
+            "Windows\\System32\\config\\SYSTEM".to_string(),
+            build_hive(&hives.join("SYSTEM.reg"), "SYSTEM")?,
+        ),
+        (
+            "Windows\\System32\\config\\SOFTWARE".to_string(),
+            build_hive(&hives.join("SOFTWARE.reg"), "SOFTWARE")?,
+        ),
+    ];
+    for (name, data) in &images.drivers {
+        files.push((format!("Windows\\System32\\drivers\\{name}"), data.clone()));
+    }
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    fill_ntfs(&mut file, range(sys)?, "NTRS", &files)?;
     drop(file);
     fs::rename(&tmp, out).map_err(io_err("rename image"))?;
     Ok(())

@@ -4,6 +4,7 @@
 //! builds the host crates and the UEFI images, writes the GPT disk image and
 //! runs QEMU.
 
+mod drivers;
 mod image;
 mod qemu;
 mod setup;
@@ -19,7 +20,8 @@ fn usage() -> ExitCode {
          \n  ktest [SMP]  boot only the in-kernel tests (on 1 and 4 processors, or on SMP)\
          \n  crashtest [NAME...]  boot each crash test of the kernel's table (or the named ones)\
          \n  bench    micro-benchmarks, one `BENCH name value unit` line each\
-         \n  image    build everything and write build/ntrs.img only"
+         \n  image    build everything and write build/ntrs.img only\
+         \n  drivers  build the kernel and drivers, check the .sys images (imports, subsystem)"
     );
     ExitCode::from(2)
 }
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Some("ktest") => cmd_ktest(&args[1..]),
         Some("crashtest") => cmd_crashtest(&args[1..]),
         Some("image") => build_all().map(|_| 0),
+        Some("drivers") => cmd_drivers(),
         _ => return usage(),
     };
     match result {
@@ -94,10 +97,13 @@ pub struct Images {
     pub bootmgr: PathBuf,
     pub winload: PathBuf,
     pub kernel: PathBuf,
+    /// The drivers (`name.sys` in `\Windows\System32\drivers`, contents).
+    pub drivers: Vec<(String, Vec<u8>)>,
 }
 
 fn build_uefi() -> Result<Images> {
-    for dir in ["boot", "ntos"] {
+    // The kernel before the drivers: its link writes ntoskrnl.lib.
+    for dir in ["boot", "ntos", "drivers"] {
         run(cargo()
             .current_dir(root().join(dir))
             .args(["build", "--release", "--quiet"]))?;
@@ -108,6 +114,7 @@ fn build_uefi() -> Result<Images> {
         bootmgr: boot.join("bootmgfw.efi"),
         winload: boot.join("winload.efi"),
         kernel: ntos.join("ntoskrnl.efi"),
+        drivers: drivers::images()?,
     })
 }
 
@@ -163,6 +170,7 @@ fn cmd_test() -> Result<u8> {
         ("fmt (host)", lint(".", &fmt)),
         ("fmt (boot)", lint("boot", &fmt)),
         ("fmt (ntos)", lint("ntos", &fmt)),
+        ("fmt (drivers)", lint("drivers", &fmt)),
         (
             "clippy (host)",
             lint(
@@ -180,6 +188,7 @@ fn cmd_test() -> Result<u8> {
         ),
         ("clippy (boot)", lint("boot", &clippy_uefi)),
         ("clippy (ntos)", lint("ntos", &clippy_uefi)),
+        ("clippy (drivers)", lint("drivers", &clippy_uefi)),
     ];
     // Lint results are reported on their own lines (`LINT <name> PASS|FAIL`)
     // and are not test cases: they stay out of the final `N passed` count,
@@ -217,7 +226,9 @@ fn cmd_test() -> Result<u8> {
     println!("xtask: boot tests");
     match build_all_with_images() {
         Ok((img, images)) => {
-            for (name, ok, detail) in image::check_system_volume_with_ntfs3g(&img, &images) {
+            let mut rows = drivers::check(&images);
+            rows.extend(image::check_system_volume_with_ntfs3g(&img, &images));
+            for (name, ok, detail) in rows {
                 if ok {
                     println!("BOOTTEST {name} PASS");
                     tally.passed += 1;
@@ -247,6 +258,18 @@ fn cmd_test() -> Result<u8> {
     } else {
         1
     })
+}
+
+/// `cargo xtask drivers`: builds the UEFI images and runs the driver checks.
+fn cmd_drivers() -> Result<u8> {
+    setup::ensure_rust_targets()?;
+    let images = build_uefi()?;
+    let mut failed = 0;
+    for (name, ok, detail) in drivers::check(&images) {
+        println!("{} {name}: {detail}", if ok { "PASS" } else { "FAIL" });
+        failed += usize::from(!ok);
+    }
+    Ok(u8::from(failed > 0))
 }
 
 /// `cargo xtask ktest [SMP]`: only the in-kernel tests, on the test

@@ -16,12 +16,16 @@ pub mod disk;
 pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
+pub mod kernel;
+#[cfg(feature = "driver")]
 pub mod ntoskrnl;
 
 pub use base::*;
 pub use consts::*;
 pub use helpers::*;
 pub use io::*;
+#[cfg(feature = "driver")]
+pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
 

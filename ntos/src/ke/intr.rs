@@ -19,6 +19,7 @@ pub type ServiceRoutine = fn(&KInterrupt, usize) -> bool;
 pub struct KInterrupt {
     pub vector: u8,
     pub irql: u8,
+    /// The I/O APIC input, or [`NO_GSI`] for a message-signaled interrupt.
     pub gsi: u32,
     pub routine: ServiceRoutine,
     pub context: usize,
@@ -54,6 +55,93 @@ impl Drop for InterruptObject {
         disconnect(self.0);
     }
 }
+/// `KInterrupt::gsi` of a message-signaled interrupt (no I/O APIC input).
+pub const NO_GSI: u32 = u32::MAX;
+
+/// Vectors the PnP manager assigned to a device (`IoConnectInterrupt`'s
+/// automatic choice skips them; connecting one takes the reservation).
+static RESERVED: [core::sync::atomic::AtomicBool; 256] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; 256];
+
+/// Reserves a free device vector at `irql` (vector = irql << 4 | n) for a
+/// device's resource assignment (the HAL's vector allocation for
+/// `IoGetDeviceProperty`/`IRP_MN_START_DEVICE` translated resources).
+pub fn reserve_vector(irql: u8) -> Option<u8> {
+    if !(3..CLOCK_LEVEL).contains(&irql) {
+        return None;
+    }
+    NEXT_VECTOR.with(|_| {
+        let v = (0..16u8).map(|n| (irql << 4) | n).find(|&v| {
+            v >= apic::FIRST_DEVICE_VECTOR
+                && !RESERVED[v as usize].load(Ordering::Relaxed)
+                && CONNECTED[v as usize].load(Ordering::Relaxed).is_null()
+        })?;
+        RESERVED[v as usize].store(true, Ordering::Relaxed);
+        Some(v)
+    })
+}
+
+/// Connects `routine` at `vector`, which `reserve_vector` handed out
+/// (`KeConnectInterrupt` for PnP-assigned resources): for a line-based
+/// interrupt `gsi` is routed to the boot processor with `mps_flags`'
+/// polarity and trigger; for a message-signaled one (`gsi` = [`NO_GSI`])
+/// the device's MSI capability already names the vector.
+/// STATUS_INVALID_PARAMETER for a vector that was not reserved or whose
+/// level is not `irql`; STATUS_SHARING_VIOLATION if it is connected.
+pub fn connect_reserved(
+    vector: u8,
+    irql: u8,
+    gsi: u32,
+    mps_flags: u16,
+    routine: ServiceRoutine,
+    context: usize,
+) -> Result<InterruptObject, nt::status::NtStatus> {
+    if vector >> 4 != irql || !RESERVED[vector as usize].load(Ordering::Relaxed) {
+        return Err(nt::status::STATUS_INVALID_PARAMETER);
+    }
+    let layout = core::alloc::Layout::new::<KInterrupt>();
+    // SAFETY: KInterrupt has a non-zero size.
+    let Some(obj) = NonNull::new(unsafe { alloc::alloc::alloc(layout) }.cast::<KInterrupt>())
+    else {
+        return Err(nt::status::STATUS_INSUFFICIENT_RESOURCES);
+    };
+    let ok = NEXT_VECTOR.with(|_| {
+        if !CONNECTED[vector as usize].load(Ordering::Relaxed).is_null() {
+            return false;
+        }
+        // SAFETY: a fresh allocation with KInterrupt's layout, owned here.
+        unsafe {
+            obj.as_ptr().write(KInterrupt {
+                vector,
+                irql,
+                gsi,
+                routine,
+                context,
+                count: AtomicU64::new(0),
+            })
+        };
+        CONNECTED[vector as usize].store(obj.as_ptr(), Ordering::SeqCst);
+        true
+    });
+    if !ok {
+        // SAFETY: allocated above with this layout and never published.
+        unsafe { alloc::alloc::dealloc(obj.as_ptr().cast::<u8>(), layout) };
+        return Err(nt::status::STATUS_SHARING_VIOLATION);
+    }
+    if gsi != NO_GSI {
+        if let Some(m) = super::madt() {
+            apic::ioapic_route(
+                &m,
+                gsi,
+                vector,
+                super::apic_id_of(0).unwrap_or(0),
+                mps_flags,
+            );
+        }
+    }
+    Ok(InterruptObject(obj))
+}
+
 /// Interrupts taken per vector (for `!idt`-style statistics).
 pub static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 static NEXT_VECTOR: SpinLocked<u8, HIGH_LEVEL> = SpinLocked::new(apic::FIRST_DEVICE_VECTOR);
@@ -83,6 +171,7 @@ pub fn io_connect_interrupt(
     let vector = NEXT_VECTOR.with(|_| {
         let v = (0..16u8).map(|n| (irql << 4) | n).find(|&v| {
             v >= apic::FIRST_DEVICE_VECTOR
+                && !RESERVED[v as usize].load(Ordering::Relaxed)
                 && CONNECTED[v as usize].load(Ordering::Relaxed).is_null()
         })?;
         // SAFETY: a fresh allocation with KInterrupt's layout, owned here.
@@ -126,8 +215,10 @@ pub fn io_disconnect_interrupt(obj: InterruptObject) {
 fn disconnect(obj: NonNull<KInterrupt>) {
     // SAFETY: the handle being dropped owns the object; it is still allocated.
     let (vector, gsi) = unsafe { (obj.as_ref().vector, obj.as_ref().gsi) };
-    if let Some(m) = super::madt() {
-        apic::ioapic_mask(&m, gsi);
+    if gsi != NO_GSI {
+        if let Some(m) = super::madt() {
+            apic::ioapic_mask(&m, gsi);
+        }
     }
     CONNECTED[vector as usize].store(core::ptr::null_mut(), Ordering::SeqCst);
     while ACTIVE[vector as usize].load(Ordering::SeqCst) != 0 {

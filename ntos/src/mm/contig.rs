@@ -1,7 +1,7 @@
 //! Physically contiguous nonpaged memory and physical address queries for
 //! drivers' DMA (`MmAllocateContiguousMemorySpecifyCache`,
-//! `MmFreeContiguousMemory`, `MmGetPhysicalAddress`) and device register
-//! mapping (`MmMapIoSpace`, `MmUnmapIoSpace`), with their ntoskrnl exports
+//! `MmFreeContiguousMemory`, `MmGetPhysicalAddress`), with their ntoskrnl
+//! exports (`MmMapIoSpace` lives in map.rs)
 //! (*Windows Internals* Part 1 ch. 5, "Physical memory"; Part 1 ch. 6 for
 //! drivers' use).
 
@@ -188,27 +188,4 @@ pub extern "system" fn MmFreeContiguousMemory(BaseAddress: *mut c_void) {
 #[allow(non_snake_case)]
 pub extern "system" fn MmGetPhysicalAddress(BaseAddress: *mut c_void) -> i64 {
     physical_address(BaseAddress as u64).unwrap_or(0) as i64
-}
-
-/// `MmMapIoSpace` export: uncached whatever `CacheType` (ntrs maps device
-/// memory uncached only); NULL on failure.
-#[no_mangle]
-#[allow(non_snake_case)]
-pub extern "system" fn MmMapIoSpace(
-    PhysicalAddress: i64,
-    NumberOfBytes: usize,
-    _CacheType: u32,
-) -> *mut c_void {
-    if NumberOfBytes == 0 {
-        return core::ptr::null_mut();
-    }
-    super::map::mm_map_io_space(PhysicalAddress as u64, NumberOfBytes as u64)
-        .map_or(core::ptr::null_mut(), |va| va as *mut c_void)
-}
-
-/// `MmUnmapIoSpace` export.
-#[no_mangle]
-#[allow(non_snake_case)]
-pub extern "system" fn MmUnmapIoSpace(BaseAddress: *mut c_void, NumberOfBytes: usize) {
-    super::map::mm_unmap_io_space(BaseAddress as u64, NumberOfBytes as u64)
 }

@@ -212,6 +212,36 @@ pub fn mm_unmap_io_space(va: u64, size: u64) {
     release_system_ptes(first, pages);
 }
 
+/// `MmMapIoSpace` for drivers: `CacheType` (MmNonCached 0, MmCached 1,
+/// MmWriteCombined 2) is accepted and every mapping is uncached (device
+/// registers are what drivers map). Returns NULL on failure.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub extern "system" fn MmMapIoSpace(
+    physical_address: u64,
+    number_of_bytes: usize,
+    _cache_type: u32,
+) -> *mut core::ffi::c_void {
+    if number_of_bytes == 0
+        || physical_address
+            .checked_add(number_of_bytes as u64)
+            .is_none()
+    {
+        return core::ptr::null_mut();
+    }
+    mm_map_io_space(physical_address, number_of_bytes as u64)
+        .map_or(core::ptr::null_mut(), |va| va as *mut core::ffi::c_void)
+}
+
+/// `MmUnmapIoSpace` for drivers: `base`/`number_of_bytes` as mapped.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub extern "system" fn MmUnmapIoSpace(base: *mut core::ffi::c_void, number_of_bytes: usize) {
+    if !base.is_null() && number_of_bytes != 0 {
+        mm_unmap_io_space(base as u64, number_of_bytes as u64);
+    }
+}
+
 /// Maps `pages` fresh zeroed frames read/write, non-executable and global
 /// at `va` (reserved system PTEs); on failure nothing stays mapped.
 fn map_fresh_pages(va: u64, pages: u64) -> Result<(), NtStatus> {

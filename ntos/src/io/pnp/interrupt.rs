@@ -1,0 +1,740 @@
+//! Device interrupts: assignment at resource time (an IDT vector, and MSI
+//! programmed into the function's capability to the boot processor's local
+//! APIC, or its INTx line through the I/O APIC), and the driver interface:
+//! `IoConnectInterrupt`, `IoConnectInterruptEx` (fully specified, line
+//! based, message based), `IoDisconnectInterrupt(Ex)`,
+//! `KeSynchronizeExecution`, `KeAcquireInterruptSpinLock` /
+//! `KeReleaseInterruptSpinLock`.
+//!
+//! A driver's `PKINTERRUPT` points at a [`DriverInterrupt`], which owns the
+//! kernel's interrupt object; the kernel's dispatcher calls
+//! [`DriverInterrupt`]'s trampoline at the device IRQL, which raises to the
+//! synchronize IRQL, takes the interrupt spin lock and calls the driver's
+//! service routine, as `KiInterruptDispatch` does.
+
+use super::resource::CmPartialResourceDescriptor;
+use crate::ke::intr::{self, InterruptObject, KInterrupt, NO_GSI};
+use crate::ke::irql::{KSpinLock, SpinLocked};
+use crate::ke::{DISPATCH_LEVEL, PASSIVE_LEVEL};
+use ::pci::enumerate::Function;
+use ::pci::Address;
+use alloc::boxed::Box;
+use core::ffi::c_void;
+use nt::status::*;
+use nt::NtStatus;
+
+/// The interrupt a device was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptAssignment {
+    /// Message signaled: the MSI capability holds `address`/`data`.
+    Message {
+        vector: u8,
+        irql: u8,
+        apic_id: u8,
+        address: u64,
+        data: u16,
+    },
+    /// The function's INTx pin, wired to I/O APIC input `gsi`.
+    Line {
+        gsi: u32,
+        mps_flags: u16,
+        vector: u8,
+        irql: u8,
+    },
+}
+
+/// Processors an interrupt goes to (`KAFFINITY`): the boot processor.
+pub const AFFINITY: u64 = 1;
+
+impl InterruptAssignment {
+    pub fn vector(&self) -> u8 {
+        match *self {
+            InterruptAssignment::Message { vector, .. }
+            | InterruptAssignment::Line { vector, .. } => vector,
+        }
+    }
+
+    pub fn irql(&self) -> u8 {
+        self.vector() >> 4
+    }
+
+    pub fn is_message(&self) -> bool {
+        matches!(self, InterruptAssignment::Message { .. })
+    }
+
+    /// The raw and translated resource descriptors.
+    pub fn descriptors(&self) -> (CmPartialResourceDescriptor, CmPartialResourceDescriptor) {
+        match *self {
+            InterruptAssignment::Message { vector, irql, .. } => (
+                CmPartialResourceDescriptor::message_raw(1, AFFINITY),
+                CmPartialResourceDescriptor::message_translated(irql, vector as u32, AFFINITY),
+            ),
+            InterruptAssignment::Line {
+                gsi, vector, irql, ..
+            } => (
+                CmPartialResourceDescriptor::interrupt_line(gsi as u16, gsi, AFFINITY),
+                CmPartialResourceDescriptor::interrupt_line(irql as u16, vector as u32, AFFINITY),
+            ),
+        }
+    }
+}
+
+/// Device IRQLs the PnP manager hands out, tried from the top (vectors at
+/// 0xB0..0xBF first, down to 0x40).
+const DEVICE_IRQLS: core::ops::RangeInclusive<u8> = 4..=11;
+
+fn reserve_vector() -> Result<u8, NtStatus> {
+    DEVICE_IRQLS
+        .rev()
+        .find_map(intr::reserve_vector)
+        .ok_or(STATUS_INSUFFICIENT_RESOURCES)
+}
+
+/// Chooses and sets up the function's interrupt: MSI (one message, to the
+/// boot processor) when it has the capability, else its INTx line if
+/// firmware routed one (Interrupt Line 1..254, taken as an ISA IRQ through
+/// the MADT's source overrides; ntrs has no AML interpreter for `_PRT`),
+/// else none.
+pub fn assign(
+    f: &Function,
+    cs: &dyn ::pci::ConfigSpace,
+) -> Result<Option<InterruptAssignment>, NtStatus> {
+    let apic_id = crate::ke::apic_id_of(0).unwrap_or(0);
+    if let Some(msi) = f.msi {
+        let vector = reserve_vector()?;
+        let address = ::pci::cap::x86_msi_address(apic_id);
+        let data = ::pci::cap::x86_msi_data(vector);
+        if msi.enable(cs, f.address, address, data) {
+            return Ok(Some(InterruptAssignment::Message {
+                vector,
+                irql: vector >> 4,
+                apic_id,
+                address,
+                data,
+            }));
+        }
+    }
+    let line = f.header.interrupt_line;
+    if f.header.interrupt_pin == 0 || line == 0 || line == 0xFF {
+        return Ok(None);
+    }
+    let (gsi, mut flags) = match crate::ke::madt() {
+        Some(m) if (line as usize) < 16 => m.isa_override[line as usize],
+        _ => (line as u32, 0),
+    };
+    if flags == 0 {
+        // Conforming to the bus: PCI INTx is level triggered, active low.
+        flags = 0xF;
+    }
+    let vector = reserve_vector()?;
+    Ok(Some(InterruptAssignment::Line {
+        gsi,
+        mps_flags: flags,
+        vector,
+        irql: vector >> 4,
+    }))
+}
+
+/// `PKSERVICE_ROUTINE`.
+pub type KServiceRoutine = extern "system" fn(*mut DriverInterrupt, *mut c_void) -> u8;
+/// `PKMESSAGE_SERVICE_ROUTINE`.
+pub type KMessageServiceRoutine = extern "system" fn(*mut DriverInterrupt, *mut c_void, u32) -> u8;
+/// `PKSYNCHRONIZE_ROUTINE`.
+pub type KSynchronizeRoutine = extern "system" fn(*mut c_void) -> u8;
+
+#[derive(Clone, Copy)]
+enum Isr {
+    Line(KServiceRoutine),
+    Message(KMessageServiceRoutine),
+    /// Kernel-internal connections (boot tests).
+    Kernel(fn(usize) -> bool),
+}
+
+/// What a driver's `PKINTERRUPT` points at: the service routine, its
+/// context, the interrupt spin lock and the kernel's interrupt object.
+pub struct DriverInterrupt {
+    isr: Isr,
+    context: usize,
+    /// The driver's spin lock (`SpinLock` parameter), or null for `own_lock`.
+    external_lock: *const KSpinLock,
+    own_lock: KSpinLock,
+    pub irql: u8,
+    pub synchronize_irql: u8,
+    pub vector: u8,
+    object: SpinLocked<Option<InterruptObject>, DISPATCH_LEVEL>,
+}
+
+// SAFETY: the fields are read-only after connection except `object` (under
+// its lock) and the spin locks (atomics); `external_lock` points at the
+// driver's KSPIN_LOCK, which the driver keeps until it disconnects.
+unsafe impl Send for DriverInterrupt {}
+// SAFETY: as above.
+unsafe impl Sync for DriverInterrupt {}
+
+impl DriverInterrupt {
+    fn lock(&self) -> &KSpinLock {
+        if self.external_lock.is_null() {
+            &self.own_lock
+        } else {
+            // SAFETY: the driver passed a KSPIN_LOCK it keeps valid while
+            // the interrupt is connected (IoConnectInterrupt's contract).
+            unsafe { &*self.external_lock }
+        }
+    }
+
+    /// Interrupts the kernel object took (for tests and kd).
+    pub fn count(&self) -> u64 {
+        self.object.with(|o| {
+            o.as_ref()
+                .map_or(0, |o| o.count.load(core::sync::atomic::Ordering::Relaxed))
+        })
+    }
+
+    /// `KeSynchronizeExecution` for kernel callers.
+    pub fn synchronize<R>(&self, f: impl FnOnce() -> R) -> R {
+        let old = self.lock().acquire_raise(self.synchronize_irql);
+        let r = f();
+        self.lock().release(old);
+        r
+    }
+}
+
+/// The kernel interrupt object's service routine for a driver connection.
+fn trampoline(k: &KInterrupt, ctx: usize) -> bool {
+    // SAFETY: `ctx` is the DriverInterrupt this connection was made for; it
+    // is freed only after the kernel object is disconnected, which waits
+    // until no processor runs this routine.
+    let di = unsafe { &*(ctx as *const DriverInterrupt) };
+    let old = di.lock().acquire_raise(di.synchronize_irql.max(k.irql));
+    let me = ctx as *mut DriverInterrupt;
+    let claimed = match di.isr {
+        Isr::Line(f) => f(me, di.context as *mut c_void) != 0,
+        Isr::Message(f) => f(me, di.context as *mut c_void, 0) != 0,
+        Isr::Kernel(f) => f(di.context),
+    };
+    di.lock().release(old);
+    claimed
+}
+
+/// Where an assigned vector comes from: (gsi or NO_GSI, MPS flags), found
+/// through the device tree.
+fn source_of(vector: u8) -> Option<(u32, u16)> {
+    let tree = super::device_tree()?;
+    tree.nodes
+        .iter()
+        .find_map(|n| match n.resources()?.interrupt? {
+            InterruptAssignment::Message { vector: v, .. } if v == vector => Some((NO_GSI, 0)),
+            InterruptAssignment::Line {
+                vector: v,
+                gsi,
+                mps_flags,
+                ..
+            } if v == vector => Some((gsi, mps_flags)),
+            _ => None,
+        })
+}
+
+/// Connects `isr` to an assigned `vector` (the core of every connect
+/// routine). The returned pointer is the driver's `PKINTERRUPT`.
+fn connect(
+    vector: u8,
+    irql: u8,
+    synchronize_irql: u8,
+    isr: Isr,
+    context: usize,
+    lock: *const KSpinLock,
+) -> Result<*mut DriverInterrupt, NtStatus> {
+    if crate::ke::irql() > PASSIVE_LEVEL {
+        return Err(STATUS_INVALID_DEVICE_REQUEST);
+    }
+    let (gsi, flags) = source_of(vector).ok_or(STATUS_INVALID_PARAMETER)?;
+    if irql != vector >> 4 || synchronize_irql < irql {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    let di = Box::into_raw(crate::ex::pool::try_box(DriverInterrupt {
+        isr,
+        context,
+        external_lock: lock,
+        own_lock: KSpinLock::new(),
+        irql,
+        synchronize_irql,
+        vector,
+        object: SpinLocked::new(None),
+    })?);
+    match intr::connect_reserved(vector, irql, gsi, flags, trampoline, di as usize) {
+        Ok(obj) => {
+            // SAFETY: `di` was just allocated; the dispatcher only reads it
+            // through shared references, and `object` is behind its lock.
+            unsafe { (*di).object.with(|o| *o = Some(obj)) };
+            Ok(di)
+        }
+        Err(s) => {
+            // SAFETY: never published (the connect failed).
+            drop(unsafe { Box::from_raw(di) });
+            Err(s)
+        }
+    }
+}
+
+/// Disconnects and frees what `connect` made.
+///
+/// # Safety
+/// `di` came from `connect` and is not used afterwards.
+unsafe fn disconnect(di: *mut DriverInterrupt) {
+    // SAFETY: the caller passes a live connection.
+    let obj = unsafe { (*di).object.with(|o| o.take()) };
+    // Disconnecting waits until no processor runs the trampoline.
+    drop(obj);
+    // SAFETY: no dispatch can reach `di` any more.
+    drop(unsafe { Box::from_raw(di) });
+}
+
+/// A kernel connection to a device node's assigned interrupt (boot tests):
+/// `isr(context)` runs at the device IRQL under the interrupt lock.
+pub struct KernelConnection(*mut DriverInterrupt);
+
+// SAFETY: the connection is a handle to a Sync DriverInterrupt.
+unsafe impl Send for KernelConnection {}
+
+impl KernelConnection {
+    pub fn interrupt(&self) -> &DriverInterrupt {
+        // SAFETY: alive until this handle drops.
+        unsafe { &*self.0 }
+    }
+}
+
+impl Drop for KernelConnection {
+    fn drop(&mut self) {
+        // SAFETY: this handle owns the connection.
+        unsafe { disconnect(self.0) }
+    }
+}
+
+/// Connects a kernel routine to `node`'s assigned interrupt.
+pub fn connect_kernel(
+    node: &super::DeviceNode,
+    isr: fn(usize) -> bool,
+    context: usize,
+) -> Result<KernelConnection, NtStatus> {
+    let a = node
+        .resources()
+        .and_then(|r| r.interrupt)
+        .ok_or(STATUS_INVALID_DEVICE_REQUEST)?;
+    connect(
+        a.vector(),
+        a.irql(),
+        a.irql(),
+        Isr::Kernel(isr),
+        context,
+        core::ptr::null(),
+    )
+    .map(KernelConnection)
+}
+
+// ---- driver interface ----
+
+/// `IoConnectInterrupt`: `vector` and `irql` as the translated interrupt
+/// resource gave them. Sharing and processor masks beyond the boot
+/// processor are accepted and ignored (ntrs routes each vector to the boot
+/// processor, exclusively); FloatingSave is ignored (x64 kernels never
+/// save floating state for ISRs).
+///
+/// # Safety
+/// Pointers as `IoConnectInterrupt` requires.
+#[no_mangle]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+pub unsafe extern "system" fn IoConnectInterrupt(
+    interrupt_object: *mut *mut DriverInterrupt,
+    service_routine: Option<KServiceRoutine>,
+    service_context: *mut c_void,
+    spin_lock: *const KSpinLock,
+    vector: u32,
+    irql: u8,
+    synchronize_irql: u8,
+    _interrupt_mode: u32,
+    _share_vector: u8,
+    _processor_enable_mask: u64,
+    _floating_save: u8,
+) -> NtStatus {
+    let (Some(isr), false) = (service_routine, interrupt_object.is_null()) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let Ok(vector) = u8::try_from(vector) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    match connect(
+        vector,
+        irql,
+        synchronize_irql,
+        Isr::Line(isr),
+        service_context as usize,
+        spin_lock,
+    ) {
+        Ok(di) => {
+            // SAFETY: checked non-null; the caller passes writable storage.
+            unsafe { interrupt_object.write(di) };
+            STATUS_SUCCESS
+        }
+        Err(s) => s,
+    }
+}
+
+/// `IoDisconnectInterrupt`.
+///
+/// # Safety
+/// `interrupt_object` came from `IoConnectInterrupt` and is not used again.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn IoDisconnectInterrupt(interrupt_object: *mut DriverInterrupt) {
+    if !interrupt_object.is_null() {
+        // SAFETY: per the contract above.
+        unsafe { disconnect(interrupt_object) }
+    }
+}
+
+pub const CONNECT_FULLY_SPECIFIED: u32 = 1;
+pub const CONNECT_LINE_BASED: u32 = 2;
+pub const CONNECT_MESSAGE_BASED: u32 = 3;
+
+/// `IO_CONNECT_INTERRUPT_PARAMETERS` (x64: Version, then the union at 8).
+/// The union's three members share their leading fields; each is read as
+/// its own layout below.
+#[repr(C)]
+pub struct IoConnectInterruptParameters {
+    pub version: u32,
+    pub u: IoConnectUnion,
+}
+
+/// The parameter union (largest member: FullySpecified, 0x48 bytes).
+#[repr(C)]
+pub union IoConnectUnion {
+    pub fully_specified: FullySpecified,
+    pub line_based: LineBased,
+    pub message_based: MessageBased,
+}
+
+/// `IO_CONNECT_INTERRUPT_FULLY_SPECIFIED_PARAMETERS`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FullySpecified {
+    pub physical_device_object: *mut c_void,
+    pub interrupt_object: *mut *mut DriverInterrupt,
+    pub service_routine: Option<KServiceRoutine>,
+    pub service_context: *mut c_void,
+    pub spin_lock: *const KSpinLock,
+    pub synchronize_irql: u8,
+    pub floating_save: u8,
+    pub share_vector: u8,
+    pub vector: u32,
+    pub irql: u8,
+    pub interrupt_mode: u32,
+    pub processor_enable_mask: u64,
+    pub group: u16,
+}
+
+/// `IO_CONNECT_INTERRUPT_LINE_BASED_PARAMETERS`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct LineBased {
+    pub physical_device_object: *mut c_void,
+    pub interrupt_object: *mut *mut DriverInterrupt,
+    pub service_routine: Option<KServiceRoutine>,
+    pub service_context: *mut c_void,
+    pub spin_lock: *const KSpinLock,
+    pub synchronize_irql: u8,
+    pub floating_save: u8,
+}
+
+/// `IO_CONNECT_INTERRUPT_MESSAGE_BASED_PARAMETERS`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MessageBased {
+    pub physical_device_object: *mut c_void,
+    /// `ConnectionContext`: receives a `PIO_INTERRUPT_MESSAGE_INFO`.
+    pub connection_context: *mut *mut IoInterruptMessageInfo,
+    pub message_service_routine: Option<KMessageServiceRoutine>,
+    pub service_context: *mut c_void,
+    pub spin_lock: *const KSpinLock,
+    pub synchronize_irql: u8,
+    pub floating_save: u8,
+    pub fall_back_service_routine: Option<KServiceRoutine>,
+}
+
+const _: () = assert!(core::mem::size_of::<FullySpecified>() == 0x48);
+const _: () = assert!(core::mem::offset_of!(FullySpecified, vector) == 0x2C);
+const _: () = assert!(core::mem::offset_of!(FullySpecified, processor_enable_mask) == 0x38);
+const _: () = assert!(core::mem::size_of::<IoConnectInterruptParameters>() == 0x50);
+const _: () = assert!(core::mem::offset_of!(MessageBased, fall_back_service_routine) == 0x30);
+
+/// `IO_INTERRUPT_MESSAGE_INFO_ENTRY`.
+#[repr(C)]
+pub struct IoInterruptMessageInfoEntry {
+    pub message_address: u64,
+    pub target_processor_set: u64,
+    pub interrupt_object: *mut DriverInterrupt,
+    pub message_data: u32,
+    pub vector: u32,
+    pub irql: u8,
+    /// `KINTERRUPT_MODE`: 1 = Latched.
+    pub mode: u32,
+    /// `KINTERRUPT_POLARITY`: 0 = InterruptPolarityUnknown.
+    pub polarity: u32,
+}
+
+/// `IO_INTERRUPT_MESSAGE_INFO` with its one entry (ntrs gives one message).
+#[repr(C)]
+pub struct IoInterruptMessageInfo {
+    pub unified_irql: u8,
+    pub message_count: u32,
+    pub message_info: [IoInterruptMessageInfoEntry; 1],
+}
+
+const _: () = assert!(core::mem::size_of::<IoInterruptMessageInfoEntry>() == 0x30);
+const _: () = assert!(core::mem::size_of::<IoInterruptMessageInfo>() == 0x38);
+
+/// The device node whose PDO is `pdo`.
+fn node_of_pdo(pdo: *mut c_void) -> Option<&'static super::DeviceNode> {
+    let tree = super::device_tree()?;
+    let pdo = pdo as u64;
+    if pdo == 0 {
+        return None;
+    }
+    tree.nodes
+        .iter()
+        .map(|n| &**n)
+        .find(|n| n.pdo.load(core::sync::atomic::Ordering::Acquire) == pdo)
+}
+
+/// `IoConnectInterruptEx`: CONNECT_FULLY_SPECIFIED as `IoConnectInterrupt`;
+/// CONNECT_LINE_BASED and CONNECT_MESSAGE_BASED find the interrupt in the
+/// resources assigned to the PDO's device node. A message-based request for
+/// a device given a line interrupt connects the fallback routine and sets
+/// `Version` to CONNECT_LINE_BASED, as Windows does. Other versions
+/// (group and passive-level variants) are STATUS_NOT_IMPLEMENTED.
+///
+/// # Safety
+/// `parameters` as `IoConnectInterruptEx` requires.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn IoConnectInterruptEx(
+    parameters: *mut IoConnectInterruptParameters,
+) -> NtStatus {
+    if parameters.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the caller passes a valid parameter block.
+    let p = unsafe { &mut *parameters };
+    match p.version {
+        CONNECT_FULLY_SPECIFIED => {
+            // SAFETY: the version says which union member is valid.
+            let f = unsafe { p.u.fully_specified };
+            // SAFETY: forwarded with the caller's pointers.
+            unsafe {
+                IoConnectInterrupt(
+                    f.interrupt_object,
+                    f.service_routine,
+                    f.service_context,
+                    f.spin_lock,
+                    f.vector,
+                    f.irql,
+                    f.synchronize_irql,
+                    f.interrupt_mode,
+                    f.share_vector,
+                    f.processor_enable_mask,
+                    f.floating_save,
+                )
+            }
+        }
+        CONNECT_LINE_BASED | CONNECT_MESSAGE_BASED => {
+            // SAFETY: both members start with the PDO.
+            let pdo = unsafe { p.u.line_based.physical_device_object };
+            let Some(a) = node_of_pdo(pdo)
+                .and_then(|n| n.resources())
+                .and_then(|r| r.interrupt)
+            else {
+                return STATUS_INVALID_DEVICE_REQUEST;
+            };
+            if p.version == CONNECT_MESSAGE_BASED {
+                // SAFETY: the version says which union member is valid.
+                let m = unsafe { p.u.message_based };
+                if let InterruptAssignment::Message {
+                    vector,
+                    irql,
+                    address,
+                    data,
+                    ..
+                } = a
+                {
+                    let (Some(isr), false) =
+                        (m.message_service_routine, m.connection_context.is_null())
+                    else {
+                        return STATUS_INVALID_PARAMETER;
+                    };
+                    let sync = m.synchronize_irql.max(irql);
+                    let di = match connect(
+                        vector,
+                        irql,
+                        sync,
+                        Isr::Message(isr),
+                        m.service_context as usize,
+                        m.spin_lock,
+                    ) {
+                        Ok(di) => di,
+                        Err(s) => return s,
+                    };
+                    let info = IoInterruptMessageInfo {
+                        unified_irql: sync,
+                        message_count: 1,
+                        message_info: [IoInterruptMessageInfoEntry {
+                            message_address: address,
+                            target_processor_set: AFFINITY,
+                            interrupt_object: di,
+                            message_data: data as u32,
+                            vector: vector as u32,
+                            irql,
+                            mode: 1,
+                            polarity: 0,
+                        }],
+                    };
+                    let Ok(b) = crate::ex::pool::try_box(info) else {
+                        // SAFETY: just connected, not handed out.
+                        unsafe { disconnect(di) };
+                        return STATUS_INSUFFICIENT_RESOURCES;
+                    };
+                    // SAFETY: checked non-null; the caller's storage.
+                    unsafe { m.connection_context.write(Box::into_raw(b)) };
+                    return STATUS_SUCCESS;
+                }
+                // No MSI: the fallback routine on the line.
+                let Some(fallback) = m.fall_back_service_routine else {
+                    return STATUS_INVALID_PARAMETER;
+                };
+                p.version = CONNECT_LINE_BASED;
+                p.u.line_based = LineBased {
+                    physical_device_object: m.physical_device_object,
+                    interrupt_object: m.connection_context.cast(),
+                    service_routine: Some(fallback),
+                    service_context: m.service_context,
+                    spin_lock: m.spin_lock,
+                    synchronize_irql: m.synchronize_irql,
+                    floating_save: m.floating_save,
+                };
+            }
+            // SAFETY: the version (possibly just rewritten) is line based.
+            let l = unsafe { p.u.line_based };
+            let (Some(isr), false) = (l.service_routine, l.interrupt_object.is_null()) else {
+                return STATUS_INVALID_PARAMETER;
+            };
+            match connect(
+                a.vector(),
+                a.irql(),
+                l.synchronize_irql.max(a.irql()),
+                Isr::Line(isr),
+                l.service_context as usize,
+                l.spin_lock,
+            ) {
+                Ok(di) => {
+                    // SAFETY: checked non-null; the caller's storage.
+                    unsafe { l.interrupt_object.write(di) };
+                    STATUS_SUCCESS
+                }
+                Err(s) => s,
+            }
+        }
+        _ => STATUS_NOT_IMPLEMENTED,
+    }
+}
+
+/// `IO_DISCONNECT_INTERRUPT_PARAMETERS`: Version, then the connection
+/// context (a `PKINTERRUPT` or a `PIO_INTERRUPT_MESSAGE_INFO`).
+#[repr(C)]
+pub struct IoDisconnectInterruptParameters {
+    pub version: u32,
+    pub connection_context: *mut c_void,
+}
+
+/// `IoDisconnectInterruptEx`.
+///
+/// # Safety
+/// `parameters` names a connection `IoConnectInterruptEx` made, with the
+/// version it returned.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn IoDisconnectInterruptEx(
+    parameters: *mut IoDisconnectInterruptParameters,
+) {
+    if parameters.is_null() {
+        return;
+    }
+    // SAFETY: the caller passes a valid parameter block.
+    let p = unsafe { &*parameters };
+    if p.connection_context.is_null() {
+        return;
+    }
+    match p.version {
+        CONNECT_MESSAGE_BASED => {
+            // SAFETY: a message table IoConnectInterruptEx allocated.
+            let info =
+                unsafe { Box::from_raw(p.connection_context.cast::<IoInterruptMessageInfo>()) };
+            // SAFETY: its one entry's interrupt object is live.
+            unsafe { disconnect(info.message_info[0].interrupt_object) };
+        }
+        // SAFETY: a PKINTERRUPT from a fully specified or line-based connect.
+        _ => unsafe { disconnect(p.connection_context.cast()) },
+    }
+}
+
+/// `KeSynchronizeExecution`: runs `routine(context)` at the interrupt's
+/// synchronize IRQL holding its spin lock, so it never overlaps the ISR.
+///
+/// # Safety
+/// `interrupt` is a connected `PKINTERRUPT`.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn KeSynchronizeExecution(
+    interrupt: *mut DriverInterrupt,
+    routine: KSynchronizeRoutine,
+    context: *mut c_void,
+) -> u8 {
+    // SAFETY: per the contract.
+    let di = unsafe { &*interrupt };
+    di.synchronize(|| routine(context))
+}
+
+/// `KeAcquireInterruptSpinLock`: raises to the synchronize IRQL, takes the
+/// interrupt's lock and returns the old IRQL.
+///
+/// # Safety
+/// `interrupt` is a connected `PKINTERRUPT`.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn KeAcquireInterruptSpinLock(interrupt: *mut DriverInterrupt) -> u8 {
+    // SAFETY: per the contract.
+    let di = unsafe { &*interrupt };
+    di.lock().acquire_raise(di.synchronize_irql)
+}
+
+/// `KeReleaseInterruptSpinLock`.
+///
+/// # Safety
+/// `interrupt` is the interrupt whose lock `KeAcquireInterruptSpinLock` took.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn KeReleaseInterruptSpinLock(
+    interrupt: *mut DriverInterrupt,
+    old_irql: u8,
+) {
+    // SAFETY: per the contract.
+    let di = unsafe { &*interrupt };
+    di.lock().release(old_irql);
+}
+
+/// Reads the MSI state of a PCI function (for kd and tests).
+pub fn msi_state(cs: &dyn ::pci::ConfigSpace, f: &Function) -> Option<(u64, u16)> {
+    f.msi?.current(cs, f.address)
+}
+
+/// The address of a node's function (tests).
+pub fn address_of(node: &super::DeviceNode) -> Option<Address> {
+    node.pci.as_ref().map(|f| f.address)
+}
