@@ -76,6 +76,8 @@ pub struct Stack {
     pub volumes: Vec<Volume>,
     /// What the mount manager created.
     pub mount: Plan,
+    /// The connected interrupt's vector (None: polled).
+    pub interrupt: Option<u8>,
 }
 
 static STACK: OnceBox<Stack> = OnceBox::new();
@@ -491,7 +493,11 @@ fn mount_volumes(volumes: &[Volume], system: Option<u32>) -> Result<Plan, NtStat
 /// partition table, the partition/volume names and the mount manager's.
 pub fn initialize() -> Result<&'static Stack, NtStatus> {
     let _tag = crate::ex::pool::PoolTag::enter(*b"Disk");
-    let c = storahci::find_controller().ok_or(STATUS_NO_SUCH_DEVICE)?;
+    let pnp = storahci::pnp_controller();
+    let c = match pnp {
+        Some((_, c)) => c,
+        None => storahci::find_controller().ok_or(STATUS_NO_SUCH_DEVICE)?,
+    };
     let mut mmio = Mmio::map(c.abar)?;
     let (pi, cap) = {
         use storage::ahci::Hba;
@@ -527,12 +533,13 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
         (id, g)
     };
     dbg_println!(
-        "storage: AHCI {:04x}:{:04x} at 00:{:02x}.{} ABAR {:#x}; port 0: {} ({} sectors of {} bytes)",
+        "storage: AHCI {:04x}:{:04x} at 00:{:02x}.{} ABAR {:#x} ({}); port 0: {} ({} sectors of {} bytes)",
         c.id & 0xFFFF,
         c.id >> 16,
         c.device,
         c.function,
         c.abar,
+        if pnp.is_some() { "from the PnP manager" } else { "bus 0 scan" },
         identify.model,
         identify.sectors,
         identify.sector_size
@@ -579,6 +586,28 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
             Some(&vol),
         )?;
     }
+    // The interrupt, once the port works polled: the PnP manager's
+    // assignment (MSI on the ICH9), connected like IoConnectInterruptEx.
+    // Without it requests keep polling.
+    let interrupt = match pnp.map(|(node, _)| {
+        let va = lock.lock().hba.va();
+        crate::io::pnp::interrupt::connect_kernel(node, storahci::ahci_isr, va as usize)
+    }) {
+        Some(Ok(conn)) => {
+            let vector = conn.interrupt().vector;
+            // The stack lives as long as the system: the connection is never undone.
+            core::mem::forget(conn);
+            let mut p = lock.lock();
+            p.hba.interrupts = true;
+            p.enable_interrupts();
+            Some(vector)
+        }
+        Some(Err(s)) => {
+            dbg_println!("storage: no interrupt ({s:?}); polling");
+            None
+        }
+        None => None,
+    };
     let system = boot_partition_number();
     let mount = match mount_volumes(&volumes, system) {
         Ok(p) => p,
@@ -589,6 +618,10 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
     };
     for (leaf, target) in mount.links.iter().filter(|l| l.0.len() == 2) {
         dbg_println!("storage: \\GLOBAL??\\{leaf} -> {target}");
+    }
+    match interrupt {
+        Some(v) => dbg_println!("storage: port 0 interrupt connected (vector {v:#x})"),
+        None => dbg_println!("storage: port 0 polled"),
     }
     let stack = Stack {
         controller: c,
@@ -601,6 +634,7 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
         },
         volumes,
         mount,
+        interrupt,
     };
     let boxed = crate::ex::pool::try_box(stack)?;
     let _ = STACK.set(boxed);

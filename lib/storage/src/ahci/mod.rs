@@ -109,6 +109,9 @@ pub mod reg {
     pub const IS_TFES: u32 = 1 << 30;
     /// The error bits that stop the command engine.
     pub const IS_ERRORS: u32 = IS_TFES | IS_HBFS | IS_HBDS | IS_IFS | IS_INFS | IS_OFS;
+    /// The PxIE bits storahci enables: command completion (D2H register,
+    /// PIO setup, DMA setup, set device bits FISes) and every error.
+    pub const IE_ENABLED: u32 = IS_DHRS | IS_PSS | IS_DSS | IS_SDBS | IS_ERRORS;
 
     /// `PxTFD.STS.ERR`.
     pub const TFD_ERR: u32 = 1 << 0;
@@ -151,6 +154,14 @@ pub trait Hba {
     fn write32(&mut self, offset: u32, value: u32);
     /// Waits about `us` microseconds (hardware settle times, poll intervals).
     fn stall(&mut self, us: u32);
+    /// Waits up to `max_us` microseconds for the port's interrupt while a
+    /// command runs; returns the microseconds waited (at least 1). Without an
+    /// interrupt (the default) this is one poll interval's stall.
+    fn wait_interrupt(&mut self, max_us: u32) -> u32 {
+        let us = POLL_US.min(max_us).max(1);
+        self.stall(us);
+        us
+    }
 }
 
 /// The port's DMA memory: one physically contiguous page holding the command
@@ -535,6 +546,20 @@ impl<H: Hba, M: PortMemory> Port<H, M> {
         self.start()
     }
 
+    /// Enables the port's completion and error interrupts (PxIE) and the
+    /// HBA's interrupt (GHC.IE), once a service routine is connected.
+    pub fn enable_interrupts(&mut self) {
+        self.w(PXIE, IE_ENABLED);
+        let ghc = self.hba.read32(GHC);
+        self.hba.write32(GHC, ghc | GHC_IE);
+    }
+
+    /// Masks the port's interrupts again (PxIE = 0; GHC.IE is left to the
+    /// other ports).
+    pub fn disable_interrupts(&mut self) {
+        self.w(PXIE, 0);
+    }
+
     fn clear_errors(&mut self) {
         let serr = self.r(PXSERR);
         self.w(PXSERR, serr);
@@ -646,18 +671,24 @@ impl<H: Hba, M: PortMemory> Port<H, M> {
         let mut last = PortError::Timeout;
         for _ in 0..=MAX_RETRIES {
             let slot = self.issue(fis, write, segments)?;
-            let mut result = None;
-            let done = self.wait(COMMAND_TIMEOUT_US, |p| {
-                result = p.poll(slot);
-                result.is_some()
-            });
-            match (done, result) {
-                (true, Some(Ok(()))) => {
+            let mut waited = 0u32;
+            let result = loop {
+                if let Some(r) = self.poll(slot) {
+                    break Some(r);
+                }
+                if waited >= COMMAND_TIMEOUT_US {
+                    break None;
+                }
+                waited = waited
+                    .saturating_add(self.hba.wait_interrupt(COMMAND_TIMEOUT_US - waited).max(1));
+            };
+            match result {
+                Some(Ok(())) => {
                     self.stats.completed += 1;
                     return Ok(self.transferred(slot));
                 }
-                (_, Some(Err(e))) => last = e,
-                _ => {
+                Some(Err(e)) => last = e,
+                None => {
                     self.busy &= !(1 << slot);
                     last = PortError::Timeout;
                 }

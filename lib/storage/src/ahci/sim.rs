@@ -81,6 +81,11 @@ pub struct SimHba {
     pub stalled_us: u64,
     /// Set when the port logic violated the spec (e.g. issued while not running).
     pub violation: Option<&'static str>,
+    /// Commands never complete (PxCI stays set, no FIS): a lost command.
+    pub stuck: bool,
+    /// Interrupt waits: the simulated wait returns at once (the command
+    /// already ran) after "waiting" up to 1 ms.
+    pub interrupt_waits: u32,
 }
 
 const P0: u32 = 0x100;
@@ -98,6 +103,8 @@ impl SimHba {
             commands: 0,
             stalled_us: 0,
             violation: None,
+            stuck: false,
+            interrupt_waits: 0,
         };
         h.set(CAP, CAP_S64A | (31 << 8));
         h.set(PI, 1);
@@ -175,6 +182,9 @@ impl SimHba {
             let dba = u64::from_le_bytes(e[..8].try_into().unwrap());
             let dbc = (u32::from_le_bytes(e[12..16].try_into().unwrap()) & 0x3F_FFFF) + 1;
             prdt.push((dba, dbc as usize));
+        }
+        if self.stuck {
+            return;
         }
         if self.fail_next > 0 {
             self.fail_next -= 1;
@@ -304,5 +314,11 @@ impl Hba for SimHba {
     }
     fn stall(&mut self, us: u32) {
         self.stalled_us += us as u64;
+    }
+    fn wait_interrupt(&mut self, max_us: u32) -> u32 {
+        self.interrupt_waits += 1;
+        let us = max_us.clamp(1, 1000);
+        self.stalled_us += us as u64;
+        us
     }
 }

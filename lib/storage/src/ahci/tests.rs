@@ -276,3 +276,47 @@ fn bad_requests_and_slots() {
     assert_eq!(p.poll(a), Some(Ok(())));
     assert_eq!(p.poll(b), Some(Ok(())));
 }
+
+#[test]
+fn interrupts_enabled_and_a_lost_command_times_out() {
+    let mut p = setup(4096);
+    p.init().unwrap();
+    p.enable_interrupts();
+    assert_eq!(p.hba.read32(port(0) + PXIE), IE_ENABLED);
+    assert_ne!(p.hba.read32(GHC) & GHC_IE, 0);
+    // A command that never completes: each attempt waits COMMAND_TIMEOUT_US
+    // in interrupt waits, then the engine is restarted and it is retried.
+    p.hba.stuck = true;
+    let e = p
+        .transfer(
+            false,
+            0,
+            1,
+            &[Segment {
+                phys: BUF,
+                len: 512,
+            }],
+        )
+        .unwrap_err();
+    assert_eq!(e, PortError::Timeout);
+    assert_eq!(e.status(), STATUS_IO_TIMEOUT);
+    assert_eq!(p.hba.commands, MAX_RETRIES + 1);
+    assert_eq!(p.stats.restarts, (MAX_RETRIES + 1) as u64);
+    assert!(p.hba.stalled_us >= (MAX_RETRIES as u64 + 1) * COMMAND_TIMEOUT_US as u64);
+    p.hba.stuck = false;
+    assert_eq!(
+        p.transfer(
+            false,
+            0,
+            1,
+            &[Segment {
+                phys: BUF,
+                len: 512
+            }]
+        ),
+        Ok(512)
+    );
+    p.disable_interrupts();
+    assert_eq!(p.hba.read32(port(0) + PXIE), 0);
+    assert_eq!(p.hba.violation, None);
+}
