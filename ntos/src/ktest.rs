@@ -304,6 +304,7 @@ const ALL: &[&[Test]] = &[
     crate::mm::tests::TESTS,
     crate::ex::tests::TESTS,
     crate::cm::tests::TESTS,
+    crate::io::tests::TESTS,
     crate::io::pnp::tests::TESTS,
     crate::storage::tests::TESTS,
     crate::kd::TESTS,
@@ -398,6 +399,27 @@ pub const CRASH_TESTS: &[CrashTest] = &[
         // the available pages depend on the boot.
         params: [Some(1 << 20), None, None, None],
         run: crate::ex::pool::crash_test_pool_empty,
+    },
+    CrashTest {
+        name: "POOLPAGEDATDISPATCH",
+        stop_code: nt::bugcheck::BAD_POOL_CALLER,
+        // Allocation at too high an IRQL: DISPATCH_LEVEL, PagedPool, 64 bytes.
+        params: [Some(0x08), Some(2), Some(1), Some(64)],
+        run: crate::ex::tests::crash_paged_alloc_at_dispatch,
+    },
+    CrashTest {
+        name: "POOLALLOCATCLOCK",
+        stop_code: nt::bugcheck::BAD_POOL_CALLER,
+        // Allocation at too high an IRQL: CLOCK_LEVEL, NonPagedPool, 64 bytes.
+        params: [Some(0x08), Some(13), Some(0), Some(64)],
+        run: crate::ex::tests::crash_nonpaged_alloc_at_clock_level,
+    },
+    CrashTest {
+        name: "POOLFREEPAGEDATDISPATCH",
+        stop_code: nt::bugcheck::BAD_POOL_CALLER,
+        // Free at too high an IRQL: DISPATCH_LEVEL, PagedPool, the block.
+        params: [Some(0x09), Some(2), Some(1), None],
+        run: crate::ex::tests::crash_paged_free_at_dispatch,
     },
     CrashTest {
         name: "STACKOVERFLOW",

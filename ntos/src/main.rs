@@ -129,6 +129,15 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    if let Err(s) = io::io_init_system() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            2,
+            0,
+            0,
+        );
+    }
     // The PnP manager enumerates the machine's devices once the registry
     // is up (`IoInitSystem`'s PnP part); a failure leaves the tree empty.
     if let Err(s) = io::pnp::pnp_initialize() {

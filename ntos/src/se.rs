@@ -10,9 +10,9 @@
 //! process's `Token` field and the thread's impersonation information
 //! (`ClientSecurity`, `ActiveImpersonationInfo`) are kept here in two maps
 //! keyed by process id and thread id. `ps_thread_exited` drops a thread's
-//! impersonation; the thread-exit path has to call it (or the kernel core
-//! register it) — until then a thread that exits while impersonating leaves
-//! its token referenced under its id.
+//! impersonation when it exits: `se_init_system` registers it as the
+//! kernel's thread-exit routine (`ke::sched::register_thread_exit_routine`),
+//! which `terminate_current_thread` calls before the kernel's own part.
 
 use crate::ke::irql::SpinLocked;
 use crate::ke::DISPATCH_LEVEL;
@@ -110,6 +110,7 @@ pub fn se_init_system() -> Result<(), NtStatus> {
         },
         &SE_TOKEN_OBJECT_TYPE,
     )?;
+    crate::ke::sched::register_thread_exit_routine(ps_thread_exited);
     let system = se_create_token_object(Token::system())?;
     if let Some(old) = PRIMARY_TOKENS.with(|m| m.insert(SYSTEM_PROCESS_ID, system)) {
         ob_dereference_object(old);
@@ -205,7 +206,8 @@ pub fn ps_revert_to_self() {
     ps_impersonate_client(current_thread_and_process().0, None);
 }
 
-/// Drops a thread's impersonation when it exits (`PspExitThread`).
+/// Drops a thread's impersonation when it exits (`PspExitThread`): the
+/// kernel's thread-exit routine, called by the exiting thread itself.
 pub fn ps_thread_exited(thread_id: u32) {
     ps_impersonate_client(thread_id, None);
 }

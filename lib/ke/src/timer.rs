@@ -21,6 +21,8 @@ use core::fmt;
 pub const TIMER_TABLE_SIZE: usize = 256;
 /// `KeMaximumIncrement`: one clock tick, 15.625 ms in 100 ns units.
 pub const CLOCK_TICK: u64 = 156_250;
+/// Timers each list has room for without allocating.
+const LIST_CAPACITY: usize = 4;
 /// 100 ns units per millisecond (periods are given in ms, as `KeSetTimerEx`).
 const UNITS_PER_MS: u64 = 10_000;
 
@@ -116,6 +118,10 @@ pub struct TimerTable<D = u32> {
     /// The tick up to which expiry has been processed.
     last_tick: u64,
     inserted: usize,
+    /// One bit per list head: set while the list holds a timer, so that
+    /// [`TimerTable::next_due`] looks only at non-empty lists (the clock
+    /// path computes it after every expiry).
+    occupied: [u64; TIMER_TABLE_SIZE / 64],
 }
 
 fn hand(due: u64) -> usize {
@@ -126,10 +132,25 @@ impl<D: Copy> TimerTable<D> {
     /// A table for timer ids `0..capacity`.
     pub fn with_capacity(capacity: u32) -> Self {
         TimerTable {
-            lists: core::array::from_fn(|_| Vec::new()),
+            // Room for a few timers per list from the start, so that
+            // expiry (which re-links periodic timers, in the dispatch
+            // interrupt) does not allocate as timers move to lists they
+            // have not used before.
+            lists: core::array::from_fn(|_| Vec::with_capacity(LIST_CAPACITY)),
             timers: alloc::vec![None; capacity as usize],
             last_tick: 0,
             inserted: 0,
+            occupied: [0; TIMER_TABLE_SIZE / 64],
+        }
+    }
+
+    /// Updates list `h`'s bit in `occupied` after a change to it.
+    fn note_list(&mut self, h: usize) {
+        let bit = 1u64 << (h % 64);
+        if self.lists[h].is_empty() {
+            self.occupied[h / 64] &= !bit;
+        } else {
+            self.occupied[h / 64] |= bit;
         }
     }
 
@@ -160,11 +181,12 @@ impl<D: Copy> TimerTable<D> {
         self.timers.get(t.0 as usize).is_some_and(|e| e.is_some())
     }
 
-    fn unlink(&mut self, t: TimerId, list: usize) {
-        let list = &mut self.lists[list];
+    fn unlink(&mut self, t: TimerId, h: usize) {
+        let list = &mut self.lists[h];
         if let Some(i) = list.iter().position(|&x| x == t) {
             list.remove(i);
         }
+        self.note_list(h);
         self.inserted -= 1;
     }
 
@@ -179,7 +201,8 @@ impl<D: Copy> TimerTable<D> {
             list,
         };
         let timers = &self.timers;
-        let list = &mut self.lists[list];
+        let h = list;
+        let list = &mut self.lists[h];
         // After every timer due at or before it: equal due times expire in insertion order.
         let at = list.partition_point(|x| {
             timers
@@ -188,6 +211,7 @@ impl<D: Copy> TimerTable<D> {
                 .is_some_and(|o| o.due <= e.due)
         });
         list.insert(at, t);
+        self.occupied[h / 64] |= 1 << (h % 64);
         self.timers[t.0 as usize] = Some(e);
         self.inserted += 1;
     }
@@ -231,12 +255,23 @@ impl<D: Copy> TimerTable<D> {
     /// check and for tick skipping): the least first entry of the 256
     /// lists, each being sorted by due time.
     pub fn next_due(&self) -> Option<u64> {
-        self.lists
-            .iter()
-            .filter_map(|l| l.first())
-            .filter_map(|t| self.timers.get(t.0 as usize).copied().flatten())
-            .map(|e| e.due)
-            .min()
+        let mut min = None;
+        for (w, &bits) in self.occupied.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let h = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let due = self.lists[h]
+                    .first()
+                    .and_then(|t| self.timers.get(t.0 as usize).copied().flatten())
+                    .map(|e| e.due);
+                min = match (min, due) {
+                    (Some(m), Some(d)) => Some(core::cmp::min(m, d)),
+                    (m, d) => m.or(d),
+                };
+            }
+        }
+        min
     }
 
     /// `KiTimerExpiration`: removes every timer due at or before `now`,
@@ -262,6 +297,7 @@ impl<D: Copy> TimerTable<D> {
                     break;
                 }
                 self.lists[h].remove(i);
+                self.note_list(h);
                 self.timers[t.0 as usize] = None;
                 self.inserted -= 1;
                 out.push(Expired {

@@ -8,5 +8,6 @@ pub mod arc;
 pub mod bugcheck;
 pub mod kd;
 pub mod status;
+pub mod time;
 
 pub use status::NtStatus;

@@ -92,6 +92,18 @@ impl Hive {
     /// sequence numbers must match (a hive left inconsistent needs its logs) and the checksum must
     /// be right. Volatile fields of the file are cleared, as the configuration manager does.
     pub fn from_bytes(b: &[u8]) -> Result<Hive> {
+        Self::parse_file(b, false)
+    }
+
+    /// Parses a hive file image as it is, also when its sequence numbers differ (a "dirty" hive:
+    /// a flush was interrupted, or the file was copied from a running system, and its logs were
+    /// not replayed). The hive bins are read as the primary holds them; the structures are
+    /// validated exactly as [`Hive::from_bytes`] does. [`BaseInfo`] keeps both sequence numbers.
+    pub fn from_bytes_dirty(b: &[u8]) -> Result<Hive> {
+        Self::parse_file(b, true)
+    }
+
+    fn parse_file(b: &[u8], allow_dirty: bool) -> Result<Hive> {
         let base = b.get(..PAGE).ok_or(Error::Corrupt {
             offset: 0,
             what: "file shorter than a base block".into(),
@@ -112,7 +124,7 @@ impl Hive {
         }
         let seq1 = rd32(base, 4).unwrap_or(0);
         let seq2 = rd32(base, 8).unwrap_or(0);
-        if seq1 != seq2 {
+        if seq1 != seq2 && !allow_dirty {
             return corrupt(
                 4,
                 alloc::format!(

@@ -18,6 +18,7 @@ pub mod bcd;
 mod cells;
 pub mod check;
 mod codec;
+pub mod deleted;
 mod hive;
 mod keys;
 mod lists;
@@ -27,6 +28,8 @@ pub mod regtext;
 mod security;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_deleted;
 #[cfg(test)]
 mod tests_registry;
 mod values;
@@ -38,6 +41,7 @@ use core::fmt;
 pub(crate) use cells::Space;
 pub(crate) use codec::*;
 pub use codec::{base_checksum, from_utf16z, utf16z};
+pub use deleted::{DeletedKey, DeletedValue, Recovered};
 pub use hive::{BaseInfo, Hive};
 pub use keys::KeyInfo;
 pub(crate) use keys::*;
@@ -178,6 +182,7 @@ pub fn fuzz_one(data: &[u8]) {
     let _ = log::load_with_logs(&data[..half], &data[half..], &[]);
     if let Ok(mut h) = Hive::from_bytes(data) {
         let _ = h.dump();
+        let _ = h.recover_deleted();
         let root = h.root();
         let _ = h.create_key(root, "FuzzKey");
         if let Ok(subs) = h.enum_subkeys(root) {
@@ -188,6 +193,7 @@ pub fn fuzz_one(data: &[u8]) {
                 let _ = h.delete_key(s);
             }
         }
+        let _ = h.recover_deleted();
         let _ = h.to_bytes();
     }
 }

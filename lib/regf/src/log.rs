@@ -239,6 +239,67 @@ pub enum Recovery {
     Clean,
     /// Log entries were replayed (`STATUS_REGISTRY_RECOVERED`): up to this sequence number.
     Recovered(u32),
+    /// The primary's sequence numbers differ and no log repaired it; it was read as it is
+    /// ([`OpenOptions::strict`] off). Changes of the interrupted flush may be missing.
+    Dirty {
+        /// Primary sequence number.
+        seq1: u32,
+        /// Secondary sequence number.
+        seq2: u32,
+    },
+}
+
+/// How [`open`] treats a primary whose sequence numbers differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Replay the transaction logs given, when one continues the primary.
+    pub apply_logs: bool,
+    /// Refuse a dirty primary that no log repairs (`STATUS_REGISTRY_CORRUPT`), as the
+    /// configuration manager does. Off: read it as it is and report [`Recovery::Dirty`] (what
+    /// forensic readers do with hives copied from a running system without their logs).
+    pub strict: bool,
+}
+
+impl Default for OpenOptions {
+    /// Logs applied, strict: the configuration manager's behaviour.
+    fn default() -> Self {
+        OpenOptions {
+            apply_logs: true,
+            strict: true,
+        }
+    }
+}
+
+/// Opens a hive from its primary file and logs as `opts` says. A dirty primary is first repaired
+/// from the logs (when `apply_logs`); if no log continues it, a strict open fails as
+/// [`load_with_logs`] does, otherwise the primary is read as it is ([`Recovery::Dirty`]; its
+/// sequence numbers are made equal so that a later write produces a consistent file).
+pub fn open(
+    primary: &[u8],
+    log1: &[u8],
+    log2: &[u8],
+    opts: OpenOptions,
+) -> Result<(Hive, Recovery)> {
+    let (l1, l2) = if opts.apply_logs {
+        (log1, log2)
+    } else {
+        (&[][..], &[][..])
+    };
+    match load_with_logs(primary, l1, l2) {
+        Ok(r) => Ok(r),
+        Err(e) if opts.strict => Err(e),
+        Err(e) => {
+            let base = primary.get(..PAGE).unwrap_or(&[]);
+            let (seq1, seq2) = (rd32(base, 4).unwrap_or(0), rd32(base, 8).unwrap_or(0));
+            if !base_valid(base) || seq1 == seq2 {
+                // Not a dirty hive: the error is about something else.
+                return Err(e);
+            }
+            let mut h = Hive::from_bytes_dirty(primary)?;
+            h.set_sequence(seq1.max(seq2));
+            Ok((h, Recovery::Dirty { seq1, seq2 }))
+        }
+    }
 }
 
 /// Loads a hive from its primary file and logs (`HvLoadHive` with recovery): a primary whose
@@ -370,7 +431,7 @@ impl LoggedHive {
                 hive.clear_dirty();
                 hive.stable_len()
             }
-            Recovery::Recovered(_) => {
+            Recovery::Recovered(_) | Recovery::Dirty { .. } => {
                 hive.mark_all_dirty();
                 0
             }

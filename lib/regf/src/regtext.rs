@@ -367,27 +367,52 @@ fn quote(s: &str) -> String {
     o
 }
 
-/// Formats one value as a `.reg` line (Version 5.00 syntax, hex lines wrapped at 80 columns).
+/// Column after which `reg export` / regedit continue hex data on the next line: once a
+/// byte and its comma bring the line to this many characters (or more) and more bytes follow,
+/// the line ends with `\` and the next starts with two spaces. So a continuation line holds 25
+/// bytes (77 characters before the backslash) and a first line `"name"=hex:` plus as many bytes
+/// as keep it below 77 characters, plus the one that reaches it.
+pub const REG_HEX_WRAP: usize = 77;
+
+/// Formats one value as a `.reg` line (Version 5.00 syntax), hex data wrapped as `reg export`
+/// does ([`REG_HEX_WRAP`]); continuation lines are joined with "\n".
 pub fn format_value(v: &Value) -> String {
+    format_value_nl(v, "\n")
+}
+
+/// Whether REG_SZ data is written as a quoted string: NUL-terminated UTF-16 with no other NUL
+/// and no line break (anything else would not survive import) or empty. Others become `hex(1)`.
+fn sz_text(data: &[u8]) -> Option<String> {
+    if data.is_empty() {
+        return Some(String::new());
+    }
+    if !data.len().is_multiple_of(2) {
+        return None;
+    }
+    let units: Vec<u16> = data
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    if units.last() != Some(&0) || units[..units.len() - 1].contains(&0) {
+        return None;
+    }
+    String::from_utf16(&units[..units.len() - 1])
+        .ok()
+        .filter(|t| !t.contains(['\n', '\r']))
+}
+
+/// [`format_value`] with `nl` as the line break inside wrapped hex data.
+pub fn format_value_nl(v: &Value, nl: &str) -> String {
     let name = if v.name.is_empty() {
         String::from("@")
     } else {
         quote(&v.name)
     };
     let mut s = format!("{}=", name);
-    if v.ty == REG_SZ && v.data.len().is_multiple_of(2) && v.data.len() >= 2 {
-        let units: Vec<u16> = v
-            .data
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        if units.last() == Some(&0) && !units[..units.len() - 1].contains(&0) {
-            if let Ok(t) = String::from_utf16(&units[..units.len() - 1]) {
-                if !t.contains(['\n', '\r']) {
-                    s.push_str(&quote(&t));
-                    return s;
-                }
-            }
+    if v.ty == REG_SZ {
+        if let Some(t) = sz_text(&v.data) {
+            s.push_str(&quote(&t));
+            return s;
         }
     }
     if v.ty == REG_DWORD && v.data.len() == 4 {
@@ -400,28 +425,40 @@ pub fn format_value(v: &Value) -> String {
     } else {
         s.push_str(&format!("hex({:x}):", v.ty));
     }
-    let mut col = s.len();
+    let mut col = s.encode_utf16().count();
     for (i, b) in v.data.iter().enumerate() {
-        let last = i + 1 == v.data.len();
-        let item = if last {
-            format!("{:02x}", b)
-        } else {
-            format!("{:02x},", b)
-        };
-        if col + item.len() > 78 && !last {
-            s.push_str("\\\n  ");
+        s.push_str(&format!("{:02x}", b));
+        if i + 1 == v.data.len() {
+            break;
+        }
+        s.push(',');
+        col += 3;
+        if col >= REG_HEX_WRAP {
+            s.push('\\');
+            s.push_str(nl);
+            s.push_str("  ");
             col = 2;
         }
-        s.push_str(&item);
-        col += item.len();
     }
     s
 }
 
 /// Exports `key` and everything below it as "Windows Registry Editor Version 5.00" text
-/// (LF line ends). Key lines are `[prefix\path]`; with an empty prefix, `[\path]`.
+/// with LF line ends, laid out as `reg export` writes it: the header, a blank line, then per key
+/// its `[path]` line, its values in value-list order and a blank line; subkeys in enumeration
+/// order, depth first. Key lines are `[prefix\path]`; with an empty prefix, `[\path]`.
 pub fn export_reg_text(hive: &Hive, key: KeyRef, prefix: &str) -> Result<String> {
-    let mut out = String::from("Windows Registry Editor Version 5.00\n");
+    export_with(hive, key, prefix, "\n")
+}
+
+/// What `reg export` writes to a file: [`export_reg_text`] with CRLF line ends, as UTF-16LE
+/// with a byte order mark.
+pub fn export_reg_file(hive: &Hive, key: KeyRef, prefix: &str) -> Result<Vec<u8>> {
+    Ok(encode_utf16_bom(&export_with(hive, key, prefix, "\r\n")?))
+}
+
+fn export_with(hive: &Hive, key: KeyRef, prefix: &str, nl: &str) -> Result<String> {
+    let mut out = format!("Windows Registry Editor Version 5.00{nl}{nl}");
     let mut stack = alloc::vec![key];
     while let Some(k) = stack.pop() {
         let p = hive.key_path(k)?;
@@ -432,11 +469,12 @@ pub fn export_reg_text(hive: &Hive, key: KeyRef, prefix: &str) -> Result<String>
         } else {
             format!("{}\\{}", prefix, p)
         };
-        out.push_str(&format!("\n[{}]\n", full));
+        out.push_str(&format!("[{}]{nl}", full));
         for v in hive.enum_values(k)? {
-            out.push_str(&format_value(&v));
-            out.push('\n');
+            out.push_str(&format_value_nl(&v, nl));
+            out.push_str(nl);
         }
+        out.push_str(nl);
         let mut subs = hive.enum_subkeys(k)?;
         subs.reverse();
         stack.extend(subs);

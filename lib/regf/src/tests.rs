@@ -564,6 +564,98 @@ mod logs {
         let e = load_with_logs(&f.files[0], &f.files[1], &f.files[2]).unwrap_err();
         assert_eq!(e.status(), STATUS_REGISTRY_CORRUPT);
     }
+    /// A clean hive file made dirty as Windows leaves a primary whose flush did not finish:
+    /// primary sequence number one ahead of the secondary, checksum recomputed.
+    pub(crate) fn make_dirty(mut b: Vec<u8>) -> Vec<u8> {
+        let s2 = rd32(&b, 8).unwrap();
+        wr32(&mut b, 4, s2 + 1);
+        let sum = base_checksum(&b[..PAGE]);
+        wr32(&mut b, 508, sum);
+        b
+    }
+
+    fn sample() -> Hive {
+        let mut h = Hive::new_empty("SOFTWARE").unwrap();
+        let k = h.create_key_path("Vendor\\App").unwrap();
+        h.set_value(k, "Version", REG_SZ, &utf16z("1.2")).unwrap();
+        h
+    }
+
+    #[test]
+    fn dirty_hive_without_logs_is_read_as_is_unless_strict() {
+        let b = make_dirty(sample().to_bytes());
+        // The configuration manager's behaviour (and the default options): refused.
+        let e = load_with_logs(&b, &[], &[]).unwrap_err();
+        assert_eq!(e.status(), STATUS_REGISTRY_CORRUPT);
+        let e = open(&b, &[], &[], OpenOptions::default()).unwrap_err();
+        assert_eq!(e.status(), STATUS_REGISTRY_CORRUPT);
+        assert!(Hive::from_bytes(&b).is_err());
+        // Forensic reading: as it is, reported dirty.
+        let lax = OpenOptions {
+            apply_logs: true,
+            strict: false,
+        };
+        let (h, r) = open(&b, &[], &[], lax).unwrap();
+        assert_eq!(r, Recovery::Dirty { seq1: 2, seq2: 1 });
+        let k = h.open_key("Vendor\\App").unwrap();
+        assert_eq!(h.query_value(k, "Version").unwrap().data, utf16z("1.2"));
+        // What it writes back is consistent.
+        clean(&h.to_bytes());
+        // A clean hive opens Clean in every mode; a damaged base block is not "dirty".
+        let c = sample().to_bytes();
+        assert_eq!(open(&c, &[], &[], lax).unwrap().1, Recovery::Clean);
+        let mut bad = b.clone();
+        bad[508] ^= 1;
+        assert!(open(&bad, &[], &[], lax).is_err());
+    }
+
+    #[test]
+    fn dirty_hive_with_logs_is_recovered_or_read_as_is() {
+        let mut files = MemFiles::default();
+        let mut lh = LoggedHive::create(&mut files, Hive::new_empty("R").unwrap()).unwrap();
+        let old = lh.hive.dump().unwrap();
+        state(&mut lh.hive, 0);
+        let new = lh.hive.dump().unwrap();
+        // Crash right after the primary's first base block write: log complete, primary dirty.
+        let mut f = files.clone();
+        f.writes = 0;
+        f.fail_after = Some(4);
+        assert!(lh.clone().flush(&mut f).is_err());
+        let [p, l1, l2] = &f.files;
+        let (h, r) = open(p, l1, l2, OpenOptions::default()).unwrap();
+        assert_eq!(r, Recovery::Recovered(2));
+        assert_eq!(h.dump().unwrap(), new);
+        // Logs not applied: strict refuses, lax reads the primary's old state.
+        let no_logs = OpenOptions {
+            apply_logs: false,
+            strict: true,
+        };
+        assert!(open(p, l1, l2, no_logs).is_err());
+        let (h, r) = open(
+            p,
+            l1,
+            l2,
+            OpenOptions {
+                strict: false,
+                ..no_logs
+            },
+        )
+        .unwrap();
+        assert_eq!(r, Recovery::Dirty { seq1: 2, seq2: 1 });
+        assert_eq!(h.dump().unwrap(), old);
+        // Logs that do not continue the primary: lax falls back to reading it as it is.
+        let (_, r) = open(
+            p,
+            &files.files[1],
+            &files.files[2],
+            OpenOptions {
+                apply_logs: true,
+                strict: false,
+            },
+        )
+        .unwrap();
+        assert!(matches!(r, Recovery::Dirty { .. }));
+    }
 }
 
 #[test]
@@ -913,4 +1005,66 @@ fn find_subkey_and_subkey_at_follow_enumeration_order() {
         Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
     );
     clean(&h.to_bytes());
+}
+
+/// `reg export` layout, byte for byte, for values whose wrapping is known from files Windows
+/// wrote (a 32-byte `Wordness0` puts 21 bytes on its first line and 11 on the next; a 164-byte
+/// `DigitalProductId` puts 18 on the first line, then 25 per line): UTF-16LE with a BOM, CRLF,
+/// a blank line after the header and after each key.
+#[test]
+fn reg_export_matches_windows_layout() {
+    let mut h = Hive::new_empty("SOFTWARE").unwrap();
+    let k = h.create_key_path("Test").unwrap();
+    h.set_value(k, "Wordness0", REG_BINARY, &[0; 32]).unwrap();
+    h.set_value(k, "DigitalProductId", REG_BINARY, &[0; 164])
+        .unwrap();
+    h.set_value(k, "", REG_SZ, &utf16z("x \"y\" \\z")).unwrap();
+    h.set_value(k, "Path", REG_EXPAND_SZ, &utf16z("%A%"))
+        .unwrap();
+    h.set_value(k, "D", REG_DWORD, &0x2au32.to_le_bytes())
+        .unwrap();
+    h.set_value(k, "Q", REG_QWORD, &0x0102030405060708u64.to_le_bytes())
+        .unwrap();
+    h.set_value(k, "Empty", REG_SZ, &[]).unwrap();
+    h.set_value(k, "B", REG_BINARY, &[]).unwrap();
+    h.create_key_path("Test\\Sub").unwrap();
+    let zeros = |n: usize| alloc::vec!["00"; n].join(",");
+    let mut want = String::new();
+    want += "Windows Registry Editor Version 5.00\r\n\r\n";
+    want += "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Test]\r\n";
+    want += &std::format!("\"Wordness0\"=hex:{},\\\r\n  {}\r\n", zeros(21), zeros(11));
+    want += &std::format!("\"DigitalProductId\"=hex:{},\\\r\n", zeros(18));
+    for _ in 0..5 {
+        want += &std::format!("  {},\\\r\n", zeros(25));
+    }
+    want += &std::format!("  {}\r\n", zeros(21));
+    want += "@=\"x \\\"y\\\" \\\\z\"\r\n";
+    want += "\"Path\"=hex(2):25,00,41,00,25,00,00,00\r\n";
+    want += "\"D\"=dword:0000002a\r\n";
+    want += "\"Q\"=hex(b):08,07,06,05,04,03,02,01\r\n";
+    want += "\"Empty\"=\"\"\r\n";
+    want += "\"B\"=hex:\r\n";
+    want += "\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Test\\Sub]\r\n\r\n";
+    // Every line stays within 80 characters, the backslash included.
+    assert!(want.split("\r\n").all(|l| l.len() <= 80));
+    let key = h.open_key("Test").unwrap();
+    let got = export_reg_file(&h, key, "HKEY_LOCAL_MACHINE\\SOFTWARE").unwrap();
+    let mut bytes = alloc::vec![0xFF, 0xFE];
+    for u in want.encode_utf16() {
+        bytes.extend_from_slice(&u.to_le_bytes());
+    }
+    if got != bytes {
+        let g = decode_reg_file(&got).unwrap();
+        panic!("got:\n{}\nwant:\n{}", g, want);
+    }
+    // And it imports back to the same content (an empty REG_SZ comes back as "" with its NUL,
+    // as regedit imports it).
+    let mut h2 = Hive::new_empty("SOFTWARE").unwrap();
+    import_reg_text(&mut h2, &decode_reg_file(&got).unwrap()).unwrap();
+    let k2 = h2.open_key("Test").unwrap();
+    let mut orig = h.enum_values(key).unwrap();
+    orig.iter_mut()
+        .filter(|v| v.name == "Empty")
+        .for_each(|v| v.data = alloc::vec![0, 0]);
+    assert_eq!(h2.enum_values(k2).unwrap(), orig);
 }

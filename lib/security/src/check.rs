@@ -77,7 +77,7 @@ fn dacl_pass(
     let owner_rights_present = dacl
         .aces
         .iter()
-        .any(|a| a.sid == Sid::owner_rights() && !a.inherit_only());
+        .any(|a| a.sid.is_owner_rights() && !a.inherit_only());
     if is_owner && !owner_rights_present {
         granted |= OWNER_IMPLICIT;
     }
@@ -97,7 +97,7 @@ fn dacl_pass(
             ACCESS_DENIED_ACE_TYPE | ACCESS_DENIED_OBJECT_ACE_TYPE => true,
             _ => continue,
         };
-        let hit = if ace.sid == Sid::owner_rights() {
+        let hit = if ace.sid.is_owner_rights() {
             is_owner
         } else {
             matches(&ace.sid, deny)

@@ -44,6 +44,15 @@ impl Sid {
     pub fn sub_authorities(&self) -> &[u32] {
         &self.subs
     }
+    /// Whether this SID is S-1-`authority`-`subs`... (`RtlEqualSid` against
+    /// a well-known SID without building it: no allocation).
+    pub fn is(&self, authority: u64, subs: &[u32]) -> bool {
+        self.subs == subs && self.authority() == authority
+    }
+    /// Whether this is OWNER RIGHTS (S-1-3-4), without allocating.
+    pub fn is_owner_rights(&self) -> bool {
+        self.is(3, &[4])
+    }
     /// `RtlLengthSid`: 8 + 4 * count.
     pub fn len(&self) -> usize {
         8 + 4 * self.subs.len()
@@ -232,6 +241,11 @@ mod tests {
         assert_eq!(Sid::creator_owner().to_string(), "S-1-3-0");
         assert_eq!(Sid::creator_group().to_string(), "S-1-3-1");
         assert_eq!(Sid::owner_rights().to_string(), "S-1-3-4");
+        assert!(Sid::owner_rights().is_owner_rights());
+        assert!(!Sid::creator_owner().is_owner_rights());
+        assert!(!Sid::mandatory_label(4).is_owner_rights());
+        assert!(Sid::builtin_users().is(5, &[32, 545]));
+        assert!(!Sid::builtin_users().is(5, &[32]));
         assert_eq!(Sid::mandatory_label(LOW_RID).to_string(), "S-1-16-4096");
         assert_eq!(Sid::mandatory_label(MEDIUM_RID).to_string(), "S-1-16-8192");
         assert_eq!(Sid::mandatory_label(HIGH_RID).to_string(), "S-1-16-12288");

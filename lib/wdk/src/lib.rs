@@ -19,6 +19,7 @@ pub mod io;
 pub mod kernel;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
+pub mod pnp;
 
 pub use base::*;
 pub use consts::*;
@@ -28,6 +29,7 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+pub use pnp::*;
 
 #[cfg(test)]
 mod tests;

@@ -483,28 +483,65 @@ fn t_worker_threads() -> TestResult {
 
 /// An object whose last reference is dropped at DISPATCH_LEVEL is deleted
 /// later by a worker thread.
+/// The object the deferred-delete test dereferences, and where its delete
+/// procedure ran: the thread id and IRQL (0 / 0xFF until it ran).
+static DEFERRED_OBJECT: AtomicU64 = AtomicU64::new(u64::MAX);
+static DEFERRED_DELETED_BY: AtomicU32 = AtomicU32::new(0);
+static DEFERRED_DELETED_IRQL: AtomicU8 = AtomicU8::new(0xFF);
+
+/// The last dereference of an object at DISPATCH_LEVEL does not delete it
+/// there: its type's delete procedure runs later, at PASSIVE_LEVEL, in a
+/// worker thread (`ObpDeferObjectDeletion`). Judged by where the delete
+/// procedure ran, so a worker on another processor that deletes at once
+/// does not make the test fail.
 fn t_deferred_delete() -> TestResult {
     use crate::ob::object::*;
+    use crate::ob::types::*;
+    static KT_DEFERRED_TYPE: ObjectTypeRef = ObjectTypeRef::new();
+    if KT_DEFERRED_TYPE.get().is_none() {
+        let init = TypeInitializer {
+            delete: Some(|id| {
+                if id as u64 == DEFERRED_OBJECT.load(Ordering::SeqCst) {
+                    DEFERRED_DELETED_IRQL.store(ke::irql(), Ordering::SeqCst);
+                    DEFERRED_DELETED_BY.store(sched::current_thread_id(), Ordering::SeqCst);
+                }
+            }),
+            ..Default::default()
+        };
+        ob_create_object_type("KtDeferredDelete", init, &KT_DEFERRED_TYPE)
+            .map_err(|_| "ObCreateObjectType")?;
+    }
     let (id, _) = ob_create_object(CreateSpec {
-        object_type: &crate::ex::event::EX_EVENT_OBJECT_TYPE,
+        object_type: &KT_DEFERRED_TYPE,
         name: None,
         attributes: 0,
         body: ObjectBody::Plain,
         sd: None,
     })
     .map_err(|_| "create")?;
+    DEFERRED_DELETED_BY.store(0, Ordering::SeqCst);
+    DEFERRED_DELETED_IRQL.store(0xFF, Ordering::SeqCst);
+    DEFERRED_OBJECT.store(id as u64, Ordering::SeqCst);
     let before = crate::ob::with_ob(|st| st.deleted_total);
+    let me = sched::current_thread_id();
     let old = ke::irql::ke_raise_irql(ke::DISPATCH_LEVEL);
     ob_dereference_object(id);
-    let pending = crate::ob::with_ob(|st| st.ns.pending_deletes());
     ke::irql::ke_lower_irql(old);
     check(
-        pending >= 1,
-        "a dereference at DISPATCH_LEVEL deleted at once",
+        wait_until(2000, || DEFERRED_DELETED_BY.load(Ordering::SeqCst) != 0),
+        "the deferred delete never ran",
     )?;
     check(
-        wait_until(2000, || crate::ob::with_ob(|st| st.deleted_total) > before),
-        "the deferred delete never ran",
+        DEFERRED_DELETED_BY.load(Ordering::SeqCst) != me,
+        "a dereference at DISPATCH_LEVEL deleted in the dereferencing thread",
+    )?;
+    check(
+        DEFERRED_DELETED_IRQL.load(Ordering::SeqCst) == ke::PASSIVE_LEVEL,
+        "the delete procedure did not run at PASSIVE_LEVEL",
+    )?;
+    check(
+        crate::ob::with_ob(|st| st.deleted_total) > before,
+        "the object was not counted as deleted",
     )
 }
 
@@ -577,3 +614,45 @@ pub const TESTS: &[Test] = &[
     ("ex.worker_threads", t_worker_threads),
     ("ob.deferred_delete_in_worker", t_deferred_delete),
 ];
+
+/// `/CRASHTEST=POOLPAGEDATDISPATCH`: `ExAllocatePool2` of paged pool at
+/// DISPATCH_LEVEL stops with `BAD_POOL_CALLER` 0x08 (IRQL 2, `PagedPool`,
+/// 64 bytes).
+pub fn crash_paged_alloc_at_dispatch() {
+    ke::irql::ke_raise_irql(ke::DISPATCH_LEVEL);
+    let p = crate::ex::xpool::ex_allocate_pool2(
+        ::mm::pool::POOL_FLAG_PAGED,
+        64,
+        u32::from_le_bytes(*b"KtPg"),
+    );
+    crate::dbg_println!("crash test: a paged allocation at DISPATCH_LEVEL returned {p:#x}");
+}
+
+/// `/CRASHTEST=POOLALLOCATCLOCK`: `ExAllocatePool2` of nonpaged pool above
+/// DISPATCH_LEVEL (at CLOCK_LEVEL) stops with `BAD_POOL_CALLER` 0x08
+/// (IRQL 13, `NonPagedPool`, 64 bytes).
+pub fn crash_nonpaged_alloc_at_clock_level() {
+    ke::irql::ke_raise_irql(ke::CLOCK_LEVEL);
+    let p = crate::ex::xpool::ex_allocate_pool2(
+        ::mm::pool::POOL_FLAG_NON_PAGED,
+        64,
+        u32::from_le_bytes(*b"KtNp"),
+    );
+    crate::dbg_println!("crash test: a nonpaged allocation at CLOCK_LEVEL returned {p:#x}");
+}
+
+/// `/CRASHTEST=POOLFREEPAGEDATDISPATCH`: `ExFreePoolWithTag` of a paged
+/// block at DISPATCH_LEVEL stops with `BAD_POOL_CALLER` 0x09 (IRQL 2,
+/// `PagedPool`, the block's address).
+pub fn crash_paged_free_at_dispatch() {
+    let tag = u32::from_le_bytes(*b"KtPg");
+    let p = crate::ex::xpool::ex_allocate_pool2(::mm::pool::POOL_FLAG_PAGED, 64, tag);
+    if p == 0 {
+        crate::dbg_println!("crash test: the paged allocation failed");
+        return;
+    }
+    crate::dbg_println!("crash test: freeing paged block {p:#x} at DISPATCH_LEVEL");
+    ke::irql::ke_raise_irql(ke::DISPATCH_LEVEL);
+    crate::ex::xpool::ex_free_pool_with_tag(p, tag);
+    crate::dbg_println!("crash test: the free at DISPATCH_LEVEL returned");
+}

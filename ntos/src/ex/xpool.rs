@@ -150,16 +150,23 @@ const fn ex_pool(pool_type: PoolType) -> ExPool {
 static POOLS: [ExPool; 2] = [ex_pool(PoolType::NonPaged), ex_pool(PoolType::Paged)];
 
 /// One processor's lookaside lists (`Prcb->PPNPagedLookasideList`,
-/// `Prcb->PPPagedLookasideList`).
-struct Lookasides(UnsafeCell<[PpLookaside; 2]>);
+/// `Prcb->PPPagedLookasideList`), and whether a [`LookasideGuard`] holds
+/// them.
+struct Lookasides {
+    busy: UnsafeCell<bool>,
+    lists: UnsafeCell<[PpLookaside; 2]>,
+}
 
-// SAFETY: each processor reaches only its own entry, with interrupts off
-// (see `with_lookaside`).
+// SAFETY: each processor reaches only its own entry, with interrupts off,
+// and its lists only through the one `LookasideGuard` that set `busy`.
 unsafe impl Sync for Lookasides {}
 
-static LOOKASIDES: [Lookasides; MAX_PROCESSORS] =
-    [const { Lookasides(UnsafeCell::new([PpLookaside::new(), PpLookaside::new()])) };
-        MAX_PROCESSORS];
+static LOOKASIDES: [Lookasides; MAX_PROCESSORS] = [const {
+    Lookasides {
+        busy: UnsafeCell::new(false),
+        lists: UnsafeCell::new([PpLookaside::new(), PpLookaside::new()]),
+    }
+}; MAX_PROCESSORS];
 
 /// This processor's number, for indexing per-processor pool data.
 #[inline(always)]
@@ -172,29 +179,72 @@ pub(crate) fn processor_index() -> usize {
     n as usize % MAX_PROCESSORS
 }
 
-/// Runs `f` on this processor's lookaside list of `pool_type`.
-#[inline(always)]
-fn with_lookaside<R>(pool_type: PoolType, f: impl FnOnce(&mut PpLookaside) -> R) -> R {
-    let flags = hal::disable_interrupts();
-    // SAFETY: interrupts are off until `restore_interrupts`, and the
-    // reference is not used after it.
-    let r = f(unsafe { lookaside_mut(pool_type) });
-    hal::restore_interrupts(flags);
-    r
+/// Exclusive use of this processor's lookaside lists: interrupts stay
+/// disabled from [`LookasideGuard::acquire`] until the guard drops, so the
+/// code holding it is neither interrupted nor moved to another processor,
+/// and the lists it hands out ([`LookasideGuard::list`]) are borrowed from
+/// the guard, so no reference outlives it.
+struct LookasideGuard {
+    flags: u64,
+    n: usize,
+    /// Stays on the processor whose interrupts it disabled.
+    _local: core::marker::PhantomData<*const ()>,
 }
 
-/// This processor's lookaside list of `pool_type` (the fast paths use it
-/// directly so that it compiles to a few instructions).
-///
-/// # Safety
-/// Interrupts must be disabled from before the call until the reference is
-/// last used: then this code cannot be interrupted or moved to another
-/// processor, and only this processor uses entry `n`.
+impl LookasideGuard {
+    /// Disables interrupts and takes this processor's lists; `None` (and
+    /// interrupts as they were) if a guard already holds them here (code
+    /// running under a guard that allocated again): the caller then takes
+    /// the pool's locked path.
+    #[inline(always)]
+    fn acquire() -> Option<LookasideGuard> {
+        let flags = hal::disable_interrupts();
+        let n = processor_index();
+        let busy = LOOKASIDES[n].busy.get();
+        // SAFETY: `busy` of entry `n` is touched only by processor `n` with
+        // interrupts disabled, which this code now is (it cannot be
+        // interrupted or moved until it restores them).
+        if unsafe { busy.read() } {
+            hal::restore_interrupts(flags);
+            return None;
+        }
+        // SAFETY: as above.
+        unsafe { busy.write(true) };
+        Some(LookasideGuard {
+            flags,
+            n,
+            _local: core::marker::PhantomData,
+        })
+    }
+
+    /// The lists of `pool_type`, for as long as this guard is borrowed.
+    #[inline(always)]
+    fn list(&mut self, pool_type: PoolType) -> &mut PpLookaside {
+        // SAFETY: this guard set `busy` of entry `n` on processor `n` with
+        // interrupts disabled, and keeps both until it drops: no other
+        // guard (here or in an interrupt, which cannot come) and no other
+        // processor reaches these lists meanwhile, and the returned borrow
+        // of `self` ends before the drop.
+        unsafe { &mut (*LOOKASIDES[self.n].lists.get())[pool_type as usize] }
+    }
+}
+
+impl Drop for LookasideGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: still on processor `n` with interrupts disabled (see
+        // `acquire`); no borrow from `list` is alive (they borrow `self`).
+        unsafe { LOOKASIDES[self.n].busy.get().write(false) };
+        hal::restore_interrupts(self.flags);
+    }
+}
+
+/// Runs `f` on this processor's lookaside list of `pool_type` under a
+/// [`LookasideGuard`]; `None` if one already holds them here.
 #[inline(always)]
-unsafe fn lookaside_mut(pool_type: PoolType) -> &'static mut PpLookaside {
-    let n = processor_index();
-    // SAFETY: per the contract above.
-    unsafe { &mut (*LOOKASIDES[n].0.get())[pool_type as usize] }
+fn with_lookaside<R>(pool_type: PoolType, f: impl FnOnce(&mut PpLookaside) -> R) -> Option<R> {
+    let mut g = LookasideGuard::acquire()?;
+    Some(f(g.list(pool_type)))
 }
 
 /// Set while this processor is inside the memory manager for a pool (at
@@ -310,14 +360,11 @@ pub fn allocate_from_lookaside(pool_type: PoolType, bytes: u64, tag: u32, zero: 
         return 0;
     }
     let pool = &POOLS[pool_type as usize];
-    let flags = hal::disable_interrupts();
-    // SAFETY: interrupts are off until after the last use.
-    let la = unsafe { lookaside_mut(pool_type) };
-    let va = pool
-        .shared
-        .allocate_from_lookaside(la, &SystemPages, bytes, tag, zero);
-    hal::restore_interrupts(flags);
-    va
+    let Some(mut g) = LookasideGuard::acquire() else {
+        return 0;
+    };
+    pool.shared
+        .allocate_from_lookaside(g.list(pool_type), &SystemPages, bytes, tag, zero)
 }
 
 /// The locked path of an allocation whose lookaside attempt (if any) just
@@ -332,7 +379,7 @@ pub fn allocate_slow(
     tag: u32,
     zero: bool,
 ) -> Result<u64, PoolError> {
-    if let Some(e) = with_lookaside(pool_type, |la| la.take_error()) {
+    if let Some(e) = with_lookaside(pool_type, |la| la.take_error()).flatten() {
         return Err(e);
     }
     POOLS[pool_type as usize].allocate_locked(bytes, tag, zero)
@@ -387,14 +434,11 @@ pub fn free_heap_block(va: u64) -> Result<(), PoolError> {
 /// Parks a small block of `pool` on this processor's lookaside list.
 #[inline(always)]
 fn park(pool: &ExPool, va: u64, tag: u32) -> bool {
-    let flags = hal::disable_interrupts();
-    // SAFETY: interrupts are off until after the last use.
-    let la = unsafe { lookaside_mut(pool.shared.pool_type()) };
-    let done = pool
-        .shared
-        .free_small_to_lookaside(la, &SystemPages, va, tag);
-    hal::restore_interrupts(flags);
-    done
+    let Some(mut g) = LookasideGuard::acquire() else {
+        return false;
+    };
+    pool.shared
+        .free_small_to_lookaside(g.list(pool.shared.pool_type()), &SystemPages, va, tag)
 }
 
 /// The fast path of a free: a small block parked on this processor's
@@ -653,7 +697,7 @@ pub fn flush_current_lookasides() {
             pool.descriptor
                 .with(|d| d.flush_lookaside(&pool.shared, &SystemPages, la))
         });
-        if let Err(e) = r {
+        if let Some(Err(e)) = r {
             raise(e);
         }
         release_surplus(pool);

@@ -236,24 +236,44 @@ fn disconnect(obj: NonNull<KInterrupt>) {
     };
 }
 
-/// Entry from the trap dispatcher for vectors 0x1F..0xFF.
+/// Entry from the trap dispatcher for vectors 0x1F..0xFF (interrupts
+/// disabled on entry and on return).
 pub fn dispatch_interrupt(vector: u8) {
-    let me = super::current_processor_number() as usize;
-    INTERRUPT_DEPTH[me].fetch_add(1, Ordering::Relaxed);
+    depth_of_this_processor().fetch_add(1, Ordering::Relaxed);
     dispatch_interrupt_inner(vector);
-    INTERRUPT_DEPTH[me].fetch_sub(1, Ordering::Relaxed);
+    // The dispatch interrupt may have switched threads: this thread may now
+    // run on another processor, whose counter it brought along (see
+    // `exchange_interrupt_depth`), so this is the counter to decrement.
+    depth_of_this_processor().fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Per processor: interrupts being serviced (the DPC/dispatch interrupt
-/// included), written only by that processor.
-static INTERRUPT_DEPTH: [core::sync::atomic::AtomicU32; crate::hal::MAX_PROCESSORS] =
-    [const { core::sync::atomic::AtomicU32::new(0) }; crate::hal::MAX_PROCESSORS];
+/// included) by the thread running there, written only by that processor.
+/// A context switch saves it in the outgoing thread and loads the incoming
+/// thread's ([`exchange_interrupt_depth`]): a thread switched out inside the
+/// dispatch interrupt resumes there, wherever it runs next, and a thread
+/// switched in that blocked outside any interrupt runs with 0.
+static INTERRUPT_DEPTH: [AtomicU32; crate::hal::MAX_PROCESSORS] =
+    [const { AtomicU32::new(0) }; crate::hal::MAX_PROCESSORS];
+
+fn depth_of_this_processor() -> &'static AtomicU32 {
+    &INTERRUPT_DEPTH[super::current_processor_number() as usize % crate::hal::MAX_PROCESSORS]
+}
 
 /// Whether this processor is servicing an interrupt (an ISR, the clock, or
 /// the dispatch interrupt with its DPCs): code running there does not act
 /// for the thread it interrupted. Lock-free, for the allocator.
 pub fn in_interrupt() -> bool {
-    INTERRUPT_DEPTH[super::current_processor_number() as usize].load(Ordering::Relaxed) != 0
+    depth_of_this_processor().load(Ordering::Relaxed) != 0
+}
+
+/// The context switch's part (`SwapContext`, interrupts disabled or the
+/// dispatcher lock held at DISPATCH_LEVEL on this processor): sets this
+/// processor's interrupt depth to the incoming thread's saved `depth` and
+/// returns the outgoing thread's, to save in it. An interrupt arriving in
+/// between increments and decrements symmetrically, so nothing is lost.
+pub fn exchange_interrupt_depth(depth: u32) -> u32 {
+    depth_of_this_processor().swap(depth, Ordering::Relaxed)
 }
 
 fn dispatch_interrupt_inner(vector: u8) {

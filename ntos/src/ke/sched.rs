@@ -914,12 +914,28 @@ pub fn ke_revert_to_user_affinity_thread(previous: u64) {
     ke_set_system_affinity_thread(previous);
 }
 
+/// The executive's thread-exit routine (the kernel does not import the
+/// executive): called with the exiting thread's id by
+/// [`terminate_current_thread`] before the kernel's own part.
+static THREAD_EXIT_ROUTINE: crate::rtl::Once<fn(u32)> = crate::rtl::Once::new();
+
+/// Registers the executive's thread-exit routine (phase 0; the first
+/// registration stays).
+pub fn register_thread_exit_routine(routine: fn(u32)) {
+    THREAD_EXIT_ROUTINE.set(routine);
+}
+
 /// `PsTerminateSystemThread` for the current thread (`KeTerminateThread`):
 /// its mutants are abandoned, waiters on it released, its APC queues closed
 /// and flushed, and it switches away for the last time; the next thread on
 /// this processor reaps it.
 pub fn terminate_current_thread() -> ! {
     let tid = current_thread_id();
+    // The executive's part of thread exit (`PspExitThread`), while the
+    // thread still runs at PASSIVE_LEVEL in its own context.
+    if let Some(exit) = THREAD_EXIT_ROUTINE.get() {
+        exit(tid);
+    }
     let mut g = lock();
     let me = current_processor_number();
     {

@@ -804,6 +804,76 @@ fn t_smp_stress() -> TestResult {
 }
 
 /// The kernel-core tests, run after the phase-0 tests.
+static DEPTH_DPC_SAW: AtomicU32 = AtomicU32::new(0);
+static DEPTH_DPC: dpc::KDpc = dpc::KDpc::new(
+    |_, _, _, _| {
+        DEPTH_DPC_SAW.store(1 + ke::intr::in_interrupt() as u32, Ordering::SeqCst);
+    },
+    0,
+);
+/// Per processor: rounds done, and rounds where a thread switched in by
+/// the dispatch interrupt believed it was inside an interrupt.
+static DEPTH_ROUNDS: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
+static DEPTH_WRONG: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
+const DEPTH_ROUNDS_WANTED: u32 = 30;
+
+/// The interrupt depth is exact across context switches: a thread pinned to
+/// each processor (up to 4) sleeps a tick at a time, so the dispatch
+/// interrupt switches it in each round, having switched out another thread
+/// (or the idle thread) inside that interrupt; at PASSIVE_LEVEL and at
+/// DISPATCH_LEVEL it must not count as interrupt service, while a DPC must.
+fn t_interrupt_depth_follows_threads() -> TestResult {
+    DEPTH_DPC_SAW.store(0, Ordering::SeqCst);
+    check(
+        dpc::ke_insert_queue_dpc(&DEPTH_DPC, 0, 0),
+        "KeInsertQueueDpc returned FALSE for an idle DPC",
+    )?;
+    check(
+        wait_until(1000, || DEPTH_DPC_SAW.load(Ordering::SeqCst) != 0),
+        "the DPC did not run",
+    )?;
+    check(
+        DEPTH_DPC_SAW.load(Ordering::SeqCst) == 2,
+        "a DPC did not count as interrupt service",
+    )?;
+    check(
+        !ke::intr::in_interrupt(),
+        "the test thread counts as interrupt service",
+    )?;
+    let n = (ke::processor_count() as usize).min(4);
+    for cpu in 0..n {
+        DEPTH_ROUNDS[cpu].store(0, Ordering::SeqCst);
+        DEPTH_WRONG[cpu].store(0, Ordering::SeqCst);
+        spawn(
+            "intr-depth",
+            12,
+            1 << cpu,
+            |cpu| {
+                for _ in 0..DEPTH_ROUNDS_WANTED {
+                    sleep_ms(1);
+                    let passive = ke::intr::in_interrupt();
+                    let old = ke::irql::ke_raise_irql(ke::DISPATCH_LEVEL);
+                    let raised = ke::intr::in_interrupt();
+                    ke::irql::ke_lower_irql(old);
+                    if passive || raised {
+                        DEPTH_WRONG[cpu].fetch_add(1, Ordering::SeqCst);
+                    }
+                    DEPTH_ROUNDS[cpu].fetch_add(1, Ordering::SeqCst);
+                }
+            },
+            cpu,
+        );
+    }
+    let done = wait_until(20_000, || {
+        (0..n).all(|c| DEPTH_ROUNDS[c].load(Ordering::SeqCst) == DEPTH_ROUNDS_WANTED)
+    });
+    check(done, "the pinned threads did not finish their rounds")?;
+    check(
+        (0..n).all(|c| DEPTH_WRONG[c].load(Ordering::SeqCst) == 0),
+        "a thread switched in by the dispatch interrupt counted as interrupt service",
+    )
+}
+
 pub const TESTS: &[Test] = &[
     ("ke.sched.preemption", t_preemption),
     ("ke.sched.round_robin_on_quantum_end", t_round_robin),
@@ -816,6 +886,10 @@ pub const TESTS: &[Test] = &[
     ("ke.sched.every_processor_runs_threads", t_every_processor),
     ("ke.dpc.runs_at_dispatch_level", t_dpc),
     ("ke.dpc.targeted", t_targeted_dpc),
+    (
+        "ke.intr.depth_follows_threads",
+        t_interrupt_depth_follows_threads,
+    ),
     ("ke.timer.one_shot_dpc", t_timer_dpc),
     ("ke.timer.periodic", t_periodic_timer),
     ("ke.delay_execution", t_delay),

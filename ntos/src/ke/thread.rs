@@ -89,6 +89,10 @@ pub struct KThread {
     /// the low 32 bits, bit 32 for the paged pool; 0 = none. Only the thread
     /// itself writes it.
     pool_tag: AtomicU64,
+    /// The processor's interrupt depth (`ke::intr`) while the thread is
+    /// switched out: non-zero when it was switched out by the dispatch
+    /// interrupt.
+    interrupt_depth: AtomicU32,
 }
 
 impl KThread {
@@ -491,6 +495,7 @@ pub(super) fn create_thread(
                     attached_process: AtomicU32::new(0),
                     cr3: AtomicU64::new(0),
                     pool_tag: AtomicU64::new(0),
+                    interrupt_depth: AtomicU32::new(0),
                 })
             };
             if let Err(e) = init(st, id) {
@@ -695,7 +700,9 @@ pub(super) unsafe fn swap_context(old: *const KThread, new: *const KThread) {
     if crate::hal::read_cr3() & !0xFFF != want {
         load_cr3(want);
     }
-    let _ = oldt;
+    // The interrupt depth travels with the thread.
+    let depth = super::intr::exchange_interrupt_depth(newt.interrupt_depth.load(Ordering::Relaxed));
+    oldt.interrupt_depth.store(depth, Ordering::Relaxed);
     // SAFETY: `new.kernel_stack` holds a switch frame built by `create_thread`
     // or by an earlier `KiSwapContext` of that thread; both save areas are
     // 64-byte aligned and XSAVE_SIZE long.

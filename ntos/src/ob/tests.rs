@@ -404,6 +404,84 @@ fn t_impersonation_decides_opens() -> TestResult {
     Ok(())
 }
 
+/// The impersonation token handle the exiting thread impersonates, its
+/// thread id, and its verdict (1 impersonated, 2 failed).
+static EXIT_IMP_HANDLE: AtomicU64 = AtomicU64::new(0);
+static EXIT_IMP_TID: AtomicU32 = AtomicU32::new(0);
+static EXIT_IMP_STATE: AtomicU32 = AtomicU32::new(0);
+
+/// A thread that exits while impersonating gives up its impersonation
+/// (`PspExitThread`): the slot is gone and the token's reference released.
+fn t_impersonation_released_at_exit() -> TestResult {
+    use crate::se::*;
+    use security::token::{ImpersonationLevel, TokenType};
+    let primary = nt_open_process_token(NT_CURRENT_PROCESS, TOKEN_DUPLICATE, Mode::KernelMode)
+        .map_err(|_| "NtOpenProcessToken")?;
+    let imp = nt_duplicate_token(
+        primary,
+        TOKEN_IMPERSONATE | TOKEN_QUERY,
+        TokenType::Impersonation,
+        ImpersonationLevel::Impersonation,
+        Mode::KernelMode,
+    )
+    .map_err(|_| "NtDuplicateToken")?;
+    check(nt_close(primary) == STATUS_SUCCESS, "close process token")?;
+    let token_ref = ob_reference_object_by_handle(imp, 0, None, Mode::KernelMode)
+        .map_err(|_| "referencing the token")?;
+    let token = token_ref.id;
+    // The handle's reference and this test's.
+    let baseline = crate::ob::OB_HEADERS.pointer_count(token);
+    EXIT_IMP_HANDLE.store(imp, Ordering::SeqCst);
+    EXIT_IMP_STATE.store(0, Ordering::SeqCst);
+    let tid = crate::ke::thread::create_system_thread(
+        "ktest-impersonate-exit",
+        8,
+        u64::MAX,
+        |_| {
+            let me = crate::ke::sched::current_thread_id();
+            EXIT_IMP_TID.store(me, Ordering::SeqCst);
+            let st = nt_set_information_thread_impersonation_token(
+                NT_CURRENT_THREAD,
+                EXIT_IMP_HANDLE.load(Ordering::SeqCst),
+                Mode::KernelMode,
+            );
+            let impersonating = ps_reference_impersonation_token(me).map(|(id, _)| {
+                ob_dereference_object(id);
+                id
+            });
+            let ok = st == STATUS_SUCCESS && impersonating.is_some();
+            EXIT_IMP_STATE.store(if ok { 1 } else { 2 }, Ordering::SeqCst);
+            // Returns while impersonating: the thread exits.
+        },
+        0,
+    )
+    .map_err(|_| "thread creation")?;
+    crate::ke::sched::ready_thread(tid).map_err(|_| "readying the thread")?;
+    let ran = crate::ktest::wait_until(5000, || EXIT_IMP_STATE.load(Ordering::SeqCst) != 0);
+    let released = crate::ktest::wait_until(5000, || {
+        match ps_reference_impersonation_token(EXIT_IMP_TID.load(Ordering::SeqCst)) {
+            Some((id, _)) => {
+                ob_dereference_object(id);
+                false
+            }
+            None => true,
+        }
+    });
+    let count = crate::ob::OB_HEADERS.pointer_count(token);
+    drop(token_ref);
+    check(nt_close(imp) == STATUS_SUCCESS, "close impersonation token")?;
+    check(ran, "the thread did not run")?;
+    check(
+        EXIT_IMP_STATE.load(Ordering::SeqCst) == 1,
+        "the thread could not impersonate",
+    )?;
+    check(released, "the exited thread still impersonates")?;
+    check(
+        count == baseline,
+        "the exited thread's token reference was not released",
+    )
+}
+
 static SMP_SLOTS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
 static SMP_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 static SMP_FINISHED: AtomicU32 = AtomicU32::new(0);
@@ -530,6 +608,10 @@ pub const TESTS: &[Test] = &[
     (
         "se.impersonation_decides_opens",
         t_impersonation_decides_opens,
+    ),
+    (
+        "se.impersonation_released_at_thread_exit",
+        t_impersonation_released_at_exit,
     ),
     ("ob.reference_by_handle_statuses", t_reference_by_handle),
     ("ob.open_by_name_checks_access", t_open_checks_access),

@@ -9,8 +9,30 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
+const EXAMPLES: &str = "\
+Volume paths: /dir/file or :/dir/file in every subcommand (`cp` needs the ':' to tell the volume
+side from the host side); '\\' separates components too, and file:stream names a data stream.
+
+Examples:
+  ntrs-ntfs disk.img --partition 2 ls -l /Windows/System32
+  ntrs-ntfs vol.img ls -a /        # also the metafiles $MFT, $Bitmap, ... and .
+  ntrs-ntfs vol.img cp ./ntoskrnl.exe :/Windows/System32/ntoskrnl.exe
+  ntrs-ntfs vol.img cp :/Windows/System32/config/SYSTEM ./SYSTEM
+  ntrs-ntfs vol.img mkdir :/Windows/Temp
+  ntrs-ntfs vol.img cat /file.txt:Zone.Identifier
+  ntrs-ntfs vol.img stat /bootmgr
+  ntrs-ntfs vol.img timeline > timeline.csv
+  ntrs-ntfs vol.img format --label SYSTEM --size-mib 64
+
+Every failure prints one line naming the problem and exits with status 1; a closed output pipe
+(`ntrs-ntfs vol.img ls | head -1`) ends the command quietly.";
+
 #[derive(Parser)]
-#[command(name = "ntrs-ntfs", about = "ntrs NTFS tool")]
+#[command(
+    name = "ntrs-ntfs",
+    about = "NTFS volume tool (the ntrs NTFS driver's code, on an image file or a GPT partition)",
+    after_help = EXAMPLES
+)]
 struct Cli {
     /// Disk or volume image.
     image: String,
@@ -23,17 +45,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// List a directory.
+    /// List a directory: metafiles ($MFT, ..., records below 16) and `.` are hidden unless -a.
     Ls {
         #[arg(default_value = "/")]
         path: String,
-        /// Long listing (record number, size).
+        /// Long listing: mode (d a r h s l c p e: directory, archive, read-only, hidden, system,
+        /// reparse point, compressed, sparse, encrypted), file reference (record and sequence
+        /// number, hex), size, created and modified times ($STANDARD_INFORMATION, UTC), the
+        /// 8.3 short name ("-" when none), name.
         #[arg(short, long)]
         long: bool,
+        /// Also the metafiles and `.`.
+        #[arg(short, long)]
+        all: bool,
     },
     /// Print a file (`path` or `path:stream`) to stdout.
     Cat { path: String },
-    /// Copy: `cp HOSTFILE :path` (into the volume) or `cp :path HOSTFILE` (out).
+    /// Copy: `cp HOSTFILE :path` (into the volume), `cp :path HOSTFILE` (out) or
+    /// `cp :path :path` (inside the volume).
     Cp { from: String, to: String },
     /// Create a directory (and missing parents).
     Mkdir { path: String },
@@ -43,6 +72,9 @@ enum Cmd {
     Mv { from: String, to: String },
     /// Show attributes, runs and the security descriptor (SDDL).
     Stat { path: String },
+    /// MACB timeline of every file record as CSV: one row per $STANDARD_INFORMATION and per
+    /// $FILE_NAME attribute (times in ISO 8601 UTC).
+    Timeline,
     /// Format the image (or partition) as NTFS.
     Format {
         /// Volume label.
@@ -62,6 +94,110 @@ enum Cmd {
     /// Benchmarks on in-memory volumes (the image argument is ignored; plain
     /// `ntrs-ntfs bench` works too).
     Bench,
+}
+
+/// Why a command stopped.
+enum Fail {
+    /// A problem, one line.
+    Msg(String),
+    /// Standard output was closed (`| head`): stop quietly.
+    Pipe,
+}
+
+impl From<String> for Fail {
+    fn from(m: String) -> Self {
+        Fail::Msg(m)
+    }
+}
+
+impl From<&str> for Fail {
+    fn from(m: &str) -> Self {
+        Fail::Msg(m.into())
+    }
+}
+
+fn io_fail(e: std::io::Error) -> Fail {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Fail::Pipe
+    } else {
+        Fail::Msg(format!("writing the output: {e}"))
+    }
+}
+
+/// `println!` that stops the command on a closed pipe instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout(), $($t)*).map_err(io_fail)?
+    };
+}
+
+/// `println!` for the benchmark figures: a closed pipe is ignored.
+macro_rules! benchln {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// The volume path of a command argument: `:/p` and `/p` (and `p`) name the same file.
+fn vpath(s: &str) -> &str {
+    s.strip_prefix(':').unwrap_or(s)
+}
+
+/// The last failed device access, for the error line (what was read where, and why).
+static LAST_IO: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// A device that remembers its last failed access.
+struct Traced<D>(D);
+
+impl<D: BlockDevice> Traced<D> {
+    fn note(&self, what: &str, offset: u64, len: usize, e: &ntfs::Error) {
+        let size = self.0.size();
+        let m = if offset.saturating_add(len as u64) > size {
+            format!("{what} of {len} bytes at offset {offset:#x} is past the end of the image or partition ({size:#x} bytes): truncated image or corrupt volume")
+        } else {
+            format!("{what} of {len} bytes at offset {offset:#x} failed: {e}")
+        };
+        if let Ok(mut g) = LAST_IO.lock() {
+            *g = Some(m);
+        }
+    }
+}
+
+impl<D: BlockDevice> BlockDevice for Traced<D> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> ntfs::Result<()> {
+        let r = self.0.read_at(offset, buf);
+        if let Err(e) = &r {
+            self.note("read", offset, buf.len(), e);
+        }
+        r
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> ntfs::Result<()> {
+        let r = self.0.write_at(offset, buf);
+        if let Err(e) = &r {
+            self.note("write", offset, buf.len(), e);
+        }
+        r
+    }
+    fn flush(&mut self) -> ntfs::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// One line for an NTFS error: the error, its NTSTATUS, and for device errors what failed.
+fn ntfs_msg(x: ntfs::Error) -> String {
+    let detail = match x {
+        ntfs::Error::Io | ntfs::Error::OutOfRange => LAST_IO
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    format!("{x} ({}){detail}", x.status())
 }
 
 /// A file-backed block device.
@@ -94,7 +230,8 @@ impl BlockDevice for FileDevice {
 /// Finds partition `n` (1-based) in a GPT disk: (first byte, length).
 fn gpt_partition(dev: &mut FileDevice, n: u32) -> Result<(u64, u64), String> {
     let mut h = [0u8; 512];
-    dev.read_at(512, &mut h).map_err(|e| e.to_string())?;
+    dev.read_at(512, &mut h)
+        .map_err(|_| "no GPT header at LBA 1 (the image is shorter than 1 KiB)")?;
     if &h[0..8] != b"EFI PART" {
         return Err("no GPT header at LBA 1".into());
     }
@@ -103,30 +240,51 @@ fn gpt_partition(dev: &mut FileDevice, n: u32) -> Result<(u64, u64), String> {
     let entries_lba = le64(&h, 0x48);
     let count = le32(&h, 0x50);
     let esize = le32(&h, 0x54) as u64;
-    if n == 0 || n > count || esize < 128 {
+    if n == 0 || n > count || !(128..=4096).contains(&esize) {
         return Err(format!("partition {n} out of range (1..={count})"));
     }
     let mut e = vec![0u8; esize as usize];
-    dev.read_at(entries_lba * 512 + (n as u64 - 1) * esize, &mut e)
-        .map_err(|e| e.to_string())?;
+    let at = entries_lba
+        .checked_mul(512)
+        .and_then(|o| o.checked_add((n as u64 - 1) * esize))
+        .ok_or("GPT partition entry array offset overflows")?;
+    dev.read_at(at, &mut e)
+        .map_err(|x| format!("GPT partition entry {n} at byte {at:#x}: {x}"))?;
     let first = le64(&e, 0x20);
     let last = le64(&e, 0x28);
     if e[0..16].iter().all(|b| *b == 0) || last < first {
         return Err(format!("partition {n} is unused"));
     }
-    Ok((first * 512, (last - first + 1) * 512))
+    match (
+        first.checked_mul(512),
+        (last - first)
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(512)),
+    ) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(format!(
+            "partition {n}: LBA range {first}..={last} overflows"
+        )),
+    }
 }
 
-fn open_dev(cli: &Cli, create_mib: Option<u64>) -> Result<OffsetDevice<FileDevice>, String> {
+fn open_dev(
+    cli: &Cli,
+    create_mib: Option<u64>,
+    write: bool,
+) -> Result<Traced<OffsetDevice<FileDevice>>, String> {
     let f = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(write)
         .create(create_mib.is_some())
         .truncate(false)
         .open(&cli.image)
-        .map_err(|e| format!("{}: {e}", cli.image))?;
+        .map_err(|e| e.to_string())?;
     if let Some(m) = create_mib {
-        f.set_len(m * 1024 * 1024).map_err(|e| e.to_string())?;
+        let bytes = m
+            .checked_mul(1024 * 1024)
+            .ok_or("--size-mib is too large")?;
+        f.set_len(bytes).map_err(|e| e.to_string())?;
     }
     let size = f.metadata().map_err(|e| e.to_string())?.len();
     let mut dev = FileDevice { f, size };
@@ -134,7 +292,15 @@ fn open_dev(cli: &Cli, create_mib: Option<u64>) -> Result<OffsetDevice<FileDevic
         Some(n) => gpt_partition(&mut dev, n)?,
         None => (0, size),
     };
-    OffsetDevice::new(dev, start, len).map_err(|e| e.to_string())
+    if start.saturating_add(len) > size {
+        return Err(format!(
+            "partition ends at byte {:#x}, past the end of the image ({size:#x} bytes)",
+            start.saturating_add(len)
+        ));
+    }
+    OffsetDevice::new(dev, start, len)
+        .map(Traced)
+        .map_err(|e| e.to_string())
 }
 
 fn now() -> u64 {
@@ -144,10 +310,49 @@ fn now() -> u64 {
     116_444_736_000_000_000 + d.as_nanos() as u64 / 100
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let e = |x: ntfs::Error| format!("{x} ({})", x.status());
+/// Mode letters of `ls -l`: directory, archive, read-only, hidden, system, reparse point,
+/// compressed, sparse, encrypted.
+fn mode(attrs: u32, dir: bool) -> String {
+    use ntfs::attr::*;
+    let flags = [
+        (dir, 'd'),
+        (attrs & FILE_ATTRIBUTE_ARCHIVE != 0, 'a'),
+        (attrs & FILE_ATTRIBUTE_READONLY != 0, 'r'),
+        (attrs & FILE_ATTRIBUTE_HIDDEN != 0, 'h'),
+        (attrs & FILE_ATTRIBUTE_SYSTEM != 0, 's'),
+        (attrs & FILE_ATTRIBUTE_REPARSE_POINT != 0, 'l'),
+        (attrs & FILE_ATTRIBUTE_COMPRESSED != 0, 'c'),
+        (attrs & FILE_ATTRIBUTE_SPARSE_FILE != 0, 'p'),
+        (attrs & 0x4000 != 0, 'e'),
+    ];
+    flags
+        .iter()
+        .map(|&(on, c)| if on { c } else { '-' })
+        .collect()
+}
+
+/// A time as `2026-01-01 12:00:00` (UTC, seconds).
+fn short_time(t: u64) -> String {
+    let f = nt::time::time_to_time_fields(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        f.year, f.month, f.day, f.hour, f.minute, f.second
+    )
+}
+
+/// Whether a command changes the volume (the image is opened for writing only then).
+fn writes(cmd: &Cmd) -> bool {
+    match cmd {
+        Cmd::Cp { to, .. } => to.starts_with(':'),
+        Cmd::Mkdir { .. } | Cmd::Rm { .. } | Cmd::Mv { .. } | Cmd::Format { .. } => true,
+        _ => false,
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Fail> {
+    let e = ntfs_msg;
     if let Cmd::Bench = cli.cmd {
-        return bench().map_err(e);
+        return bench().map_err(|x| Fail::Msg(e(x)));
     }
     if let Cmd::Format {
         label,
@@ -155,7 +360,7 @@ fn run(cli: Cli) -> Result<(), String> {
         size_mib,
     } = &cli.cmd
     {
-        let dev = open_dev(&cli, *size_mib)?;
+        let dev = open_dev(&cli, *size_mib, true)?;
         let opts = FormatOptions {
             label: label.clone(),
             cluster_size: *cluster_size,
@@ -163,38 +368,60 @@ fn run(cli: Cli) -> Result<(), String> {
             ..Default::default()
         };
         let v = ntfs::format(dev, &opts).map_err(e)?;
-        println!(
+        outln!(
             "formatted: {} clusters of {} bytes",
             v.total_clusters(),
             v.cluster_size()
         );
         return Ok(());
     }
-    let dev = open_dev(&cli, None)?;
+    let dev = open_dev(&cli, None, writes(&cli.cmd))?;
     let mut v = Volume::open(dev).map_err(e)?;
     v.clock = now;
     match cli.cmd {
-        Cmd::Ls { path, long } => {
-            let n = v.lookup(&path).map_err(e)?;
-            for d in v.read_dir(n).map_err(e)? {
-                if long {
-                    let kind = if d.is_dir() { "d" } else { "-" };
-                    println!(
-                        "{kind} {:>8} {:>12} {}",
-                        d.mft_no(),
-                        d.file_name.data_size,
-                        d.name
-                    );
-                } else {
-                    println!("{}", d.name);
+        Cmd::Ls { path, long, all } => {
+            let path = vpath(&path);
+            let n = v.lookup(path).map_err(e)?;
+            let mut entries = v.read_dir(n).map_err(e)?;
+            if !all {
+                // As Windows enumerates: the metafiles (records 0..15, `.` is the root's own
+                // entry, record 5) are not listed.
+                entries.retain(|d| d.mft_no() >= 16);
+            }
+            for d in entries {
+                if !long {
+                    outln!("{}", d.name);
+                    continue;
                 }
+                let info = v.stat(d.mft_no()).map_err(e)?;
+                let dir = info.is_dir();
+                let short = info
+                    .names
+                    .iter()
+                    .find(|f| f.namespace == ntfs::attr::NS_DOS && f.parent == d.file_name.parent)
+                    .map(|f| f.name_string())
+                    .unwrap_or_else(|| "-".into());
+                let fref = (info.seq as u64) << 48 | info.mft_no;
+                let size = if dir {
+                    "-".to_string()
+                } else {
+                    info.size().to_string()
+                };
+                outln!(
+                    "{} {:#018x} {:>12} {} {} {:<12} {}",
+                    mode(info.std_info.file_attributes, dir),
+                    fref,
+                    size,
+                    short_time(info.std_info.creation),
+                    short_time(info.std_info.modification),
+                    short,
+                    d.name
+                );
             }
         }
         Cmd::Cat { path } => {
-            let data = v.read_file(&path).map_err(e)?;
-            std::io::stdout()
-                .write_all(&data)
-                .map_err(|x| x.to_string())?;
+            let data = v.read_file(vpath(&path)).map_err(e)?;
+            std::io::stdout().write_all(&data).map_err(io_fail)?;
         }
         Cmd::Cp { from, to } => match (from.strip_prefix(':'), to.strip_prefix(':')) {
             (None, Some(dst)) => {
@@ -212,27 +439,38 @@ fn run(cli: Cli) -> Result<(), String> {
                 let data = v.read_file(src).map_err(e)?;
                 std::fs::write(&to, data).map_err(|x| format!("{to}: {x}"))?;
             }
-            _ => return Err("exactly one of FROM and TO must be :path inside the volume".into()),
+            (Some(src), Some(dst)) => {
+                let data = v.read_file(src).map_err(e)?;
+                v.write_file(dst, &data).map_err(e)?;
+            }
+            (None, None) => {
+                return Err(
+                    "cp: one of FROM and TO must be a volume path written :/path (the other is a host file)".into(),
+                )
+            }
         },
         Cmd::Mkdir { path } => {
-            v.create_dir_all(&path).map_err(e)?;
+            v.create_dir_all(vpath(&path)).map_err(e)?;
         }
-        Cmd::Rm { path } => v.remove(&path).map_err(e)?,
-        Cmd::Mv { from, to } => v.rename(&from, &to).map_err(e)?,
+        Cmd::Rm { path } => v.remove(vpath(&path)).map_err(e)?,
+        Cmd::Mv { from, to } => v.rename(vpath(&from), vpath(&to)).map_err(e)?,
         Cmd::Stat { path } => {
-            let n = v.lookup(&path).map_err(e)?;
+            let n = v.lookup(vpath(&path)).map_err(e)?;
             let info = v.stat(n).map_err(e)?;
-            println!(
+            outln!(
                 "record {} seq {} flags {:#x} links {}",
-                info.mft_no, info.seq, info.record_flags, info.link_count
+                info.mft_no,
+                info.seq,
+                info.record_flags,
+                info.link_count
             );
             let si = &info.std_info;
-            println!(
+            outln!(
                 "attributes {:#x} created {} modified {} mft-changed {} accessed {} security id {:#x}",
                 si.file_attributes, si.creation, si.modification, si.mft_change, si.access, si.security_id
             );
             for f in &info.names {
-                println!(
+                outln!(
                     "name {:?} namespace {} parent {}",
                     f.name_string(),
                     f.namespace,
@@ -240,7 +478,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             for s in &info.streams {
-                println!(
+                outln!(
                     "attr {:#x} {:?} size {} allocated {} {} flags {:#x}",
                     s.ty,
                     s.name,
@@ -255,8 +493,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
                 for r in &s.runs {
                     match r.lcn {
-                        Some(l) => println!("  vcn {} len {} lcn {}", r.vcn, r.len, l),
-                        None => println!("  vcn {} len {} sparse", r.vcn, r.len),
+                        Some(l) => outln!("  vcn {} len {} lcn {}", r.vcn, r.len, l),
+                        None => outln!("  vcn {} len {} sparse", r.vcn, r.len),
                     }
                 }
             }
@@ -267,15 +505,15 @@ fn run(cli: Cli) -> Result<(), String> {
                         print,
                         relative,
                     }) => {
-                        println!(
+                        outln!(
                             "reparse symlink -> {target:?} (print {print:?}, relative {relative})"
                         )
                     }
                     Some(ntfs::reparse::ReparsePoint::MountPoint { target, print }) => {
-                        println!("reparse junction -> {target:?} (print {print:?})")
+                        outln!("reparse junction -> {target:?} (print {print:?})")
                     }
                     Some(ntfs::reparse::ReparsePoint::Other { tag, data }) => {
-                        println!("reparse tag {tag:#x} ({} bytes)", data.len())
+                        outln!("reparse tag {tag:#x} ({} bytes)", data.len())
                     }
                     None => {}
                 }
@@ -284,42 +522,214 @@ fn run(cli: Cli) -> Result<(), String> {
                 Some(sd) => match security::sd::SecurityDescriptor::parse(&sd)
                     .and_then(|d| security::sddl::format(&d))
                 {
-                    Ok(s) => println!("security {s}"),
+                    Ok(s) => outln!("security {s}"),
                     Err(st) => {
-                        println!("security descriptor ({} bytes) not parsed: {st}", sd.len())
+                        outln!("security descriptor ({} bytes) not parsed: {st}", sd.len())
                     }
                 },
-                None => println!("security none"),
+                None => outln!("security none"),
             }
-            let _ = AT_DATA;
         }
+        Cmd::Timeline => timeline(&mut v)?,
         Cmd::Check => {
             let problems = ntfs::check(&mut v).map_err(e)?;
             for p in &problems {
-                println!("{p}");
+                outln!("{p}");
             }
             if !problems.is_empty() {
-                return Err(format!("{} problem(s)", problems.len()));
+                return Err(format!("{} problem(s)", problems.len()).into());
             }
-            println!("no problems found");
+            outln!("no problems found");
         }
         Cmd::Info => {
             let (maj, min, flags) = v.volume_version().map_err(e)?;
-            println!("label {:?}", v.volume_name().map_err(e)?);
-            println!("NTFS {maj}.{min} flags {flags:#x}");
-            println!(
+            outln!("label {:?}", v.volume_name().map_err(e)?);
+            outln!("NTFS {maj}.{min} flags {flags:#x}");
+            outln!(
                 "cluster size {} record size {} clusters {} MFT records {}",
                 v.cluster_size(),
                 v.record_size(),
                 v.total_clusters(),
                 v.mft_records()
             );
-            println!("free clusters {}", v.free_cluster_count().map_err(e)?);
+            outln!("free clusters {}", v.free_cluster_count().map_err(e)?);
         }
         Cmd::Bench | Cmd::Format { .. } => unreachable!(),
     }
     Ok(())
 }
+
+/// One file record's time sources, for `timeline`.
+struct TimelineRecord {
+    seq: u16,
+    in_use: bool,
+    dir: bool,
+    size: u64,
+    si: Option<ntfs::attr::StandardInformation>,
+    names: Vec<ntfs::attr::FileName>,
+}
+
+/// A CSV field (RFC 4180 quoting when needed).
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The path of record `n` from the names collected, `\` separated; a parent that is missing or
+/// whose sequence number no longer matches the reference makes the path start with `?`.
+fn timeline_path(
+    recs: &std::collections::BTreeMap<u64, TimelineRecord>,
+    n: u64,
+    name: &str,
+    parent: u64,
+) -> String {
+    let mut parts = vec![name.to_string()];
+    let mut cur = parent;
+    for _ in 0..256 {
+        let pn = mft_no(cur);
+        if pn == 5 {
+            parts.reverse();
+            return format!("\\{}", parts.join("\\"));
+        }
+        let Some(p) = recs
+            .get(&pn)
+            .filter(|p| p.seq as u64 == cur >> 48 && pn != n)
+        else {
+            break;
+        };
+        let Some(f) = p.names.iter().find(|f| f.namespace != ntfs::attr::NS_DOS) else {
+            break;
+        };
+        parts.push(f.name_string());
+        cur = f.parent;
+    }
+    parts.reverse();
+    format!("?\\{}", parts.join("\\"))
+}
+
+/// `timeline`: for every file record (in use or deleted, whose record still parses), one CSV
+/// row for its `$STANDARD_INFORMATION` and one per `$FILE_NAME`, with the four MACB times
+/// (modified, accessed, MFT entry changed, born) as ISO 8601 UTC.
+fn timeline<D: BlockDevice>(v: &mut Volume<D>) -> Result<(), Fail> {
+    use ntfs::attr::{FileName, StandardInformation, AT_FILE_NAME, AT_STANDARD_INFORMATION};
+    let mut recs = std::collections::BTreeMap::new();
+    let mut unreadable = 0u64;
+    for n in 0..v.mft_records() {
+        let Ok(r) = v.read_record(n) else {
+            // Never-used records are skipped; a record with a signature that does not parse is
+            // damaged and counted.
+            if v.read_record_raw(n)
+                .is_ok_and(|b| b.starts_with(b"FILE") || b.starts_with(b"BAAD"))
+            {
+                unreadable += 1;
+            }
+            continue;
+        };
+        if r.base != 0 {
+            continue;
+        }
+        let dir = r.flags & ntfs::record::MFT_RECORD_IS_DIRECTORY != 0;
+        let t = match v.stat(n) {
+            Ok(info) if r.in_use() => TimelineRecord {
+                seq: info.seq,
+                in_use: true,
+                dir,
+                size: info.size(),
+                si: Some(info.std_info.clone()),
+                names: info.names.clone(),
+            },
+            _ => {
+                // A deleted record (or one whose attributes do not all load): its resident
+                // $STANDARD_INFORMATION and $FILE_NAMEs as the record holds them.
+                let si = r
+                    .find(AT_STANDARD_INFORMATION, &[])
+                    .and_then(|a| a.value())
+                    .and_then(|b| StandardInformation::parse(b).ok());
+                let names: Vec<FileName> = r
+                    .attrs
+                    .iter()
+                    .filter(|a| a.ty == AT_FILE_NAME)
+                    .filter_map(|a| a.value().and_then(|b| FileName::parse(b).ok()))
+                    .collect();
+                if si.is_none() && names.is_empty() {
+                    continue;
+                }
+                TimelineRecord {
+                    seq: r.seq,
+                    in_use: r.in_use(),
+                    dir,
+                    size: r.find(AT_DATA, &[]).map(|a| a.data_size()).unwrap_or(0),
+                    si,
+                    names,
+                }
+            }
+        };
+        recs.insert(n, t);
+    }
+    outln!("{}", TIMELINE_HEADER);
+    let iso = |t: u64| nt::time::Iso8601(t).to_string();
+    for (&n, t) in &recs {
+        let main = t
+            .names
+            .iter()
+            .find(|f| f.namespace != ntfs::attr::NS_DOS)
+            .or(t.names.first());
+        let path = |f: &FileName| {
+            if n == 5 {
+                "\\".to_string()
+            } else {
+                timeline_path(&recs, n, &f.name_string(), f.parent)
+            }
+        };
+        let common = format!(
+            "{n},{},{},{}",
+            t.seq,
+            if t.in_use { "yes" } else { "deleted" },
+            if t.dir { "dir" } else { "file" }
+        );
+        if let Some(si) = &t.si {
+            outln!(
+                "{common},SI,,{},{},{},{},{},{},{:#x}",
+                csv(&main.map(path).unwrap_or_default()),
+                iso(si.modification),
+                iso(si.access),
+                iso(si.mft_change),
+                iso(si.creation),
+                t.size,
+                si.file_attributes
+            );
+        }
+        for f in &t.names {
+            let ns = match f.namespace {
+                ntfs::attr::NS_POSIX => "posix",
+                ntfs::attr::NS_WIN32 => "win32",
+                ntfs::attr::NS_DOS => "dos",
+                _ => "win32+dos",
+            };
+            outln!(
+                "{common},FN,{ns},{},{},{},{},{},{},{:#x}",
+                csv(&path(f)),
+                iso(f.modification),
+                iso(f.access),
+                iso(f.mft_change),
+                iso(f.creation),
+                f.data_size,
+                f.flags
+            );
+        }
+    }
+    if unreadable > 0 {
+        eprintln!("ntrs-ntfs: warning: timeline: {unreadable} damaged MFT record(s) left out");
+    }
+    Ok(())
+}
+
+/// Columns of `timeline`: MACB = modified, accessed, changed (MFT entry), born.
+const TIMELINE_HEADER: &str =
+    "record,sequence,state,type,source,namespace,path,modified,accessed,changed,born,size,attributes";
 
 fn bench() -> ntfs::Result<()> {
     // Create 10,000 small files.
@@ -330,7 +740,7 @@ fn bench() -> ntfs::Result<()> {
     for i in 0..10_000 {
         v.write_file(&format!("/d/file{i:05}.txt"), b"hello")?;
     }
-    println!(
+    benchln!(
         "BENCH ntfs_create_10000_files {} ms",
         t.elapsed().as_millis()
     );
@@ -364,7 +774,7 @@ fn bench() -> ntfs::Result<()> {
     if off != data.len() as u64 || sum != want {
         return Err(ntfs::Error::Corrupt("bench: read back differs"));
     }
-    println!("BENCH ntfs_read_64mib {:.0} MB/s", 64.0 * 1.048576 / s);
+    benchln!("BENCH ntfs_read_64mib {:.0} MB/s", 64.0 * 1.048576 / s);
     // The same read by ntfs-3g's ntfscat on the same image, when installed.
     if std::path::Path::new("/usr/bin/ntfscat").exists() {
         let img = std::env::temp_dir().join(format!("ntrs-ntfs-bench-{}.img", std::process::id()));
@@ -379,7 +789,7 @@ fn bench() -> ntfs::Result<()> {
                 .status();
             let s = t.elapsed().as_secs_f64();
             if st.is_ok_and(|s| s.success()) {
-                println!(
+                benchln!(
                     "BENCH ntfs3g_ntfscat_read_64mib {:.0} MB/s",
                     64.0 * 1.048576 / s
                 );
@@ -403,7 +813,7 @@ fn bench() -> ntfs::Result<()> {
             return Err(ntfs::Error::NotFound);
         }
     }
-    println!(
+    benchln!(
         "BENCH ntfs_lookup_100000_dir {} ns",
         t.elapsed().as_nanos() / rounds as u128
     );
@@ -421,11 +831,29 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            eprintln!("ntrs-ntfs: {e}");
+            // Usage errors: the one line that names the problem.
+            let r = e.render().to_string();
+            let line = r.lines().next().unwrap_or("bad arguments");
+            eprintln!(
+                "ntrs-ntfs: {} (see ntrs-ntfs --help)",
+                line.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let image = cli.image.clone();
+    match run(cli) {
+        Ok(()) | Err(Fail::Pipe) => ExitCode::SUCCESS,
+        Err(Fail::Msg(m)) => {
+            eprintln!("ntrs-ntfs: {image}: {m}");
             ExitCode::FAILURE
         }
     }

@@ -103,3 +103,338 @@ fn format_copy_list_stat_remove_check_in_a_gpt_partition() {
     assert!(!s && out.contains("STATUS_OBJECT_NAME_NOT_FOUND"), "{out}");
     assert!(p(&["check"]).contains("no problems"));
 }
+
+use ntfs::{FormatOptions, MemDevice};
+
+/// 2022-06-18T04:26:40Z.
+const T0: u64 = 133_000_000_000_000_000;
+
+/// A 16 MiB volume image with `/Dir/a.txt`, `/Dir/b.bin` (1 MiB), `/Many` with `many` files.
+fn volume(path: &std::path::Path, many: usize) {
+    fn clock() -> u64 {
+        T0
+    }
+    let opts = FormatOptions {
+        label: "TEST".into(),
+        time: T0,
+        ..Default::default()
+    };
+    let mut v = ntfs::format(MemDevice::new(16 << 20), &opts).unwrap();
+    v.clock = clock;
+    v.create_dir_all("/Dir").unwrap();
+    let a = v.write_file("/Dir/a.txt", b"hello\n").unwrap();
+    v.set_times(a, T0 + 10_000_000, T0 + 20_000_000, T0 + 30_000_000)
+        .unwrap();
+    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    v.write_file("/Dir/b.bin", &big).unwrap();
+    v.create_dir_all("/Many").unwrap();
+    for i in 0..many {
+        v.write_file(&format!("/Many/a-rather-long-file-name-{i:05}.txt"), b"x")
+            .unwrap();
+    }
+    std::fs::write(path, &v.into_device().data).unwrap();
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ntrs-ntfs"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A failure: non-zero exit and exactly one stderr line naming the problem, no panic.
+fn one_line_failure(o: &std::process::Output, what: &str) -> String {
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{what}: succeeded");
+    assert!(!e.contains("panicked"), "{what}: {e}");
+    assert_eq!(e.lines().count(), 1, "{what}: {e}");
+    assert!(e.starts_with("ntrs-ntfs: "), "{what}: {e}");
+    e
+}
+
+#[test]
+fn every_subcommand_takes_both_path_forms() {
+    let d = scratch("paths");
+    let img = d.join("v.img");
+    volume(&img, 0);
+    let img = img.to_str().unwrap();
+    ok(&[img, "mkdir", ":/A/B"]);
+    ok(&[img, "mkdir", "/C"]);
+    for p in ["/", ":/"] {
+        let ls = ok(&[img, "ls", p]);
+        assert!(
+            ls.contains("A\n") && ls.contains("C\n") && ls.contains("Dir\n"),
+            "{ls}"
+        );
+    }
+    assert!(ok(&[img, "ls", ":/A"]).contains("B"));
+    assert_eq!(ok(&[img, "cat", ":/Dir/a.txt"]), "hello\n");
+    assert_eq!(ok(&[img, "cat", "/Dir/a.txt"]), "hello\n");
+    assert!(ok(&[img, "stat", ":/Dir/a.txt"]).contains("record"));
+    ok(&[img, "mv", ":/C", "/D"]);
+    ok(&[img, "cp", ":/Dir/a.txt", ":/D/copy.txt"]);
+    assert_eq!(ok(&[img, "cat", "/D/copy.txt"]), "hello\n");
+    ok(&[img, "rm", ":/D/copy.txt"]);
+    ok(&[img, "rm", "/D"]);
+    ok(&[img, "rm", ":/A/B"]);
+    let (s, out) = tool(&[img, "ls", ":/D"]);
+    assert!(!s && out.contains("STATUS_OBJECT_NAME_NOT_FOUND"), "{out}");
+    // cp with no volume side says what it wants.
+    let o = run(&[img, "cp", "x", "y"]);
+    assert!(one_line_failure(&o, "cp x y").contains(":/path"));
+    // --help documents the syntax and has examples.
+    let h = ok(&["--help"]);
+    assert!(h.contains(":/dir/file") && h.contains("Examples:"), "{h}");
+}
+
+#[test]
+fn ls_hides_metafiles_unless_all_and_long_shows_details() {
+    let d = scratch("ls");
+    let img = d.join("v.img");
+    volume(&img, 0);
+    let img = img.to_str().unwrap();
+    let ls = ok(&[img, "ls", "/"]);
+    let names: Vec<&str> = ls.lines().collect();
+    assert_eq!(names, ["Dir", "Many"], "{ls}");
+    let all = ok(&[img, "ls", "-a", "/"]);
+    for m in [
+        "$MFT", "$MFTMirr", "$LogFile", "$Bitmap", "$UpCase", "$Secure", ".",
+    ] {
+        assert!(all.lines().any(|l| l == m), "{m} missing: {all}");
+    }
+    let long = ok(&[img, "ls", "-l", "/Dir"]);
+    let a = long.lines().find(|l| l.ends_with(" a.txt")).unwrap();
+    let f: Vec<&str> = a.split_whitespace().collect();
+    // mode, file reference, size, created (date time), modified (date time), short name, name
+    assert_eq!(f[0], "-a-------", "{a}");
+    assert!(f[1].starts_with("0x0001") && f[1].len() == 18, "{a}");
+    assert_eq!(f[2], "6");
+    assert_eq!(
+        &f[3..7],
+        ["2022-06-18", "04:26:41", "2022-06-18", "04:26:42"],
+        "{a}"
+    );
+    assert_eq!(f[7], "-");
+    let dir = ok(&[img, "ls", "-l", "/"]);
+    assert!(
+        dir.lines()
+            .any(|l| l.starts_with("d") && l.ends_with(" Dir")),
+        "{dir}"
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let d = scratch("pipe");
+    let img = d.join("v.img");
+    volume(&img, 3000);
+    let img = img.to_str().unwrap();
+    for args in [
+        vec![img, "ls", "/Many"],
+        vec![img, "ls", "-l", "/Many"],
+        vec![img, "cat", "/Dir/b.bin"],
+        vec![img, "timeline"],
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ntrs-ntfs"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        c.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+        drop(c.stdout.take()); // `| head -c 16`
+        let o = c.wait_with_output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{args:?}: {:?} {e}", o.status);
+        assert!(e.is_empty(), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn corrupt_and_truncated_images_fail_with_one_line() {
+    let d = scratch("corrupt");
+    let img = d.join("v.img");
+    volume(&img, 40);
+    let good = std::fs::read(&img).unwrap();
+    let bad = d.join("bad.img");
+    let badp = bad.to_str().unwrap();
+    let cmds: [&[&str]; 7] = [
+        &["ls", "-a", "/"],
+        &["ls", "-l", "/Many"],
+        &["cat", "/Dir/b.bin"],
+        &["stat", "/Dir/a.txt"],
+        &["timeline"],
+        &["check"],
+        &["info"],
+    ];
+    // Truncated copies: each command fails with one line or succeeds, never panics; reading
+    // beyond the end is named as such.
+    for len in [0usize, 100, 512, 4096, 1 << 20, good.len() / 2] {
+        std::fs::write(&bad, &good[..len]).unwrap();
+        for c in cmds {
+            let mut a = vec![badp];
+            a.extend_from_slice(c);
+            let o = run(&a);
+            if !o.status.success() {
+                let e = one_line_failure(&o, &format!("truncated to {len}: {c:?}"));
+                assert!(
+                    e.contains("not an NTFS volume")
+                        || e.contains("past the end")
+                        || e.contains("corrupt"),
+                    "{len} {c:?}: {e}"
+                );
+            } else {
+                assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+            }
+        }
+    }
+    let o = run(&[badp, "--partition", "1", "ls"]);
+    one_line_failure(&o, "GPT on a truncated image");
+    // Damaged copies: bytes of the boot sector, the MFT and directory indexes overwritten.
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut failures = 0;
+    for round in 0..40 {
+        let mut b = good.clone();
+        for _ in 0..(1 + round % 8) {
+            // Half the hits in the first 64 KiB (boot sector), the rest anywhere in the first
+            // 4 MiB, where the MFT and the small directories live.
+            let span = if rnd() % 2 == 0 { 1 << 16 } else { 4 << 20 };
+            let at = (rnd() % span) as usize;
+            let n = (rnd() % 64 + 1) as usize;
+            for i in at..(at + n).min(b.len()) {
+                b[i] = rnd() as u8;
+            }
+        }
+        std::fs::write(&bad, &b).unwrap();
+        for c in cmds {
+            let mut a = vec![badp];
+            a.extend_from_slice(c);
+            let o = run(&a);
+            if o.status.success() {
+                assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+            } else {
+                one_line_failure(&o, &format!("round {round}: {c:?}"));
+                failures += 1;
+            }
+        }
+    }
+    assert!(failures > 0, "no corruption was noticed at all");
+    // A missing image and bad arguments: one line too.
+    one_line_failure(&run(&["/nonexistent.img", "ls"]), "missing image");
+    one_line_failure(&run(&[badp, "frobnicate"]), "unknown subcommand");
+}
+
+#[test]
+fn timeline_lists_macb_times_of_standard_information_and_file_names() {
+    let d = scratch("timeline");
+    let img = d.join("v.img");
+    volume(&img, 0);
+    let img = img.to_str().unwrap();
+    let (s, _) = tool(&[img, "rm", "/Dir/b.bin"]);
+    assert!(s);
+    let csv = ok(&[img, "timeline"]);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "record,sequence,state,type,source,namespace,path,modified,accessed,changed,born,size,attributes"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == 13), "{csv}");
+    // set_times(a, created T0+1s, modified T0+2s, accessed T0+3s): $STANDARD_INFORMATION.
+    let si = rows
+        .iter()
+        .find(|r| r[4] == "SI" && r[6] == "\\Dir\\a.txt")
+        .unwrap();
+    assert_eq!(si[2], "yes");
+    assert_eq!(si[3], "file");
+    assert_eq!(si[7], "2022-06-18T04:26:42.0000000Z"); // M
+    assert_eq!(si[8], "2022-06-18T04:26:43.0000000Z"); // A
+    assert_eq!(si[10], "2022-06-18T04:26:41.0000000Z"); // B
+    assert_eq!(si[11], "6");
+    // Its $FILE_NAME row names the same path, in its namespace.
+    let fname = rows
+        .iter()
+        .find(|r| r[4] == "FN" && r[6] == "\\Dir\\a.txt")
+        .unwrap();
+    assert_eq!(fname[0], si[0]);
+    assert!(["win32", "win32+dos", "posix"].contains(&fname[5]));
+    // Metafiles and directories are in it; the root is `\`.
+    assert!(rows.iter().any(|r| r[6] == "\\$MFT"));
+    assert!(rows
+        .iter()
+        .any(|r| r[0] == "5" && r[6] == "\\" && r[3] == "dir"));
+    // The deleted file's record is reported as deleted.
+    assert!(rows.iter().any(|r| r[2] == "deleted"), "{csv}");
+}
+
+/// Every example of `ntrs-ntfs --help` runs (through `sh`, as typed) on images that have the
+/// files they name.
+#[test]
+fn help_examples_work() {
+    let d = scratch("examples");
+    // disk.img: partition 2 of a GPT disk with /Windows/System32.
+    let disk = d.join("disk.img");
+    gpt_disk(&disk);
+    let di = disk.to_str().unwrap();
+    ok(&[di, "--partition", "2", "format"]);
+    ok(&[di, "--partition", "2", "mkdir", "/Windows/System32"]);
+    // vol.img: /Windows/System32/config/SYSTEM, /file.txt with a Zone.Identifier stream, /bootmgr.
+    let opts = FormatOptions::default();
+    let mut v = ntfs::format(MemDevice::new(16 << 20), &opts).unwrap();
+    v.create_dir_all("/Windows/System32/config").unwrap();
+    v.write_file("/Windows/System32/config/SYSTEM", b"regf")
+        .unwrap();
+    v.write_file("/file.txt", b"text").unwrap();
+    v.write_file(
+        "/file.txt:Zone.Identifier",
+        b"[ZoneTransfer]\r\nZoneId=3\r\n",
+    )
+    .unwrap();
+    v.write_file("/bootmgr", b"MZ").unwrap();
+    std::fs::write(d.join("vol.img"), &v.into_device().data).unwrap();
+    std::fs::write(d.join("ntoskrnl.exe"), b"MZ kernel").unwrap();
+    let help = ok(&["--help"]);
+    let examples: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Examples:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.trim())
+        .collect();
+    assert!(examples.len() >= 8, "{help}");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ntrs-ntfs"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for e in examples {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(e)
+            .current_dir(&d)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{e}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(std::fs::read(d.join("SYSTEM")).unwrap(), b"regf");
+    assert!(std::fs::read_to_string(d.join("timeline.csv"))
+        .unwrap()
+        .contains("\\bootmgr"));
+}

@@ -5,18 +5,53 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use regf::regtext::{
-    decode_reg_file, encode_utf16_bom, export_reg_text, format_value, import_reg_text_prefix,
+    decode_reg_file, export_reg_file, export_reg_text, format_value, import_reg_text_prefix,
 };
 use regf::{
     check, utf16z, Error, Hive, REG_BINARY, REG_DWORD, REG_EXPAND_SZ, REG_LINK, REG_MULTI_SZ,
     REG_NONE, REG_QWORD, REG_SZ,
 };
 
+const EXAMPLES: &str = "\
+Examples:
+  ntrs-reg query SYSTEM 'ControlSet001\\Services\\disk'
+  ntrs-reg query SYSTEM 'ControlSet001\\Services\\disk' Start --json
+  ntrs-reg export SYSTEM '' --prefix 'HKEY_LOCAL_MACHINE\\SYSTEM' -o system.reg
+  ntrs-reg export SYSTEM ControlSet001 --json
+  ntrs-reg set NTUSER.DAT 'Software\\Test' Count dword 0x10
+  ntrs-reg deleted NTUSER.DAT
+  ntrs-reg check SOFTWARE
+  ntrs-reg --strict query SAM ''      # refuse a dirty hive that its logs do not repair
+
+Transaction logs: a hive whose sequence numbers differ (an interrupted flush, or a copy taken from
+a running system) is repaired from <hive>.LOG1/<hive>.LOG2 when they are beside it. Without logs
+that continue it the hive is read as it is, with a warning on stderr; --strict refuses it instead.";
+
 #[derive(Parser)]
-#[command(name = "ntrs-reg", about = "Registry hive (regf) tool")]
+#[command(
+    name = "ntrs-reg",
+    about = "Registry hive (regf) tool: query, export, import, edit and check hive files",
+    after_help = EXAMPLES
+)]
 struct Cli {
+    #[command(flatten)]
+    open: OpenArgs,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// How a dirty hive (sequence numbers differ) is opened.
+#[derive(clap::Args, Clone, Copy, Default)]
+struct OpenArgs {
+    /// Apply the transaction logs <hive>.LOG1/.LOG2 (the default when they exist); fail if none is found.
+    #[arg(long, global = true, conflicts_with = "no_logs")]
+    logs: bool,
+    /// Do not apply transaction logs even when they are beside the hive.
+    #[arg(long, global = true)]
+    no_logs: bool,
+    /// Refuse a dirty hive that no transaction log repairs (the configuration manager's rule).
+    #[arg(long, global = true)]
+    strict: bool,
 }
 
 #[derive(Subcommand)]
@@ -47,15 +82,23 @@ enum Cmd {
         /// Prefix for key lines (e.g. HKEY_LOCAL_MACHINE\SYSTEM); default: `\path`.
         #[arg(long, default_value = "")]
         prefix: String,
-        /// Write to this file as UTF-16LE with a BOM and CRLF (as regedit does) instead of stdout.
+        /// Write to this file as `reg export` does (UTF-16LE with a BOM, CRLF, hex data wrapped at
+        /// Windows' column) instead of UTF-8 text to stdout.
         #[arg(short, long)]
         output: Option<String>,
+        /// JSON instead of .reg text: every key (pre-order) with its path, last write time,
+        /// class, security descriptor in SDDL and values.
+        #[arg(long, conflicts_with = "output")]
+        json: bool,
     },
-    /// Show a key (values and subkeys) or one value.
+    /// Show a key (last write time, security descriptor as SDDL, values, subkeys) or one value.
     Query {
         hive: String,
         key: String,
         value: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Set a value: TYPE is sz, expand_sz, multi_sz (items separated by '|'), dword, qword, binary (hex), none, link.
     Set {
@@ -75,6 +118,14 @@ enum Cmd {
     },
     /// Check every structure of a hive.
     Check { hive: String },
+    /// Recover deleted keys and values from the hive's free cells (nk/vk records whose fields
+    /// are plausible); a key's path is shown when its parent chain still resolves, else `?\name`.
+    Deleted {
+        hive: String,
+        /// JSON output (one object: "keys" and "values").
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmark open+query+close of a value on a hive with 100k keys.
     Bench {
         #[arg(long, default_value_t = 200_000)]
@@ -97,17 +148,59 @@ fn now_filetime() -> u64 {
     116_444_736_000_000_000 + d.as_nanos() as u64 / 100
 }
 
-fn load(path: &str) -> Result<Hive, String> {
+/// The transaction log `<hive>.<ext>` beside a hive (also lower-case `.log1`), if present.
+fn read_log(path: &str, ext: &str) -> Option<Vec<u8>> {
+    [ext.to_string(), ext.to_ascii_lowercase()]
+        .iter()
+        .find_map(|e| std::fs::read(format!("{}.{}", path, e)).ok())
+}
+
+/// Opens a hive file with its logs as `o` says; a dirty hive read as it is gets one warning line.
+fn load_with(path: &str, o: OpenArgs) -> Result<Hive, String> {
+    use regf::log::{OpenOptions, Recovery};
     let b = std::fs::read(path).map_err(|e| format!("{}: {}", path, e))?;
-    let log = |ext: &str| std::fs::read(format!("{}.{}", path, ext)).unwrap_or_default();
-    // A primary left inconsistent by an interrupted flush is repaired from <hive>.LOG1/.LOG2.
-    let (mut h, rec) = regf::log::load_with_logs(&b, &log("LOG1"), &log("LOG2"))
-        .map_err(|e| format!("{}: {}", path, e))?;
-    if let regf::log::Recovery::Recovered(seq) = rec {
-        eprintln!(
+    let (l1, l2) = if o.no_logs {
+        (None, None)
+    } else {
+        (read_log(path, "LOG1"), read_log(path, "LOG2"))
+    };
+    let found = l1.is_some() || l2.is_some();
+    if o.logs && !found {
+        return Err(format!(
+            "{}: --logs: no transaction log {}.LOG1 or {}.LOG2",
+            path, path, path
+        ));
+    }
+    let opts = OpenOptions {
+        apply_logs: found,
+        strict: o.strict,
+    };
+    let (mut h, rec) = regf::log::open(
+        &b,
+        l1.as_deref().unwrap_or(&[]),
+        l2.as_deref().unwrap_or(&[]),
+        opts,
+    )
+    .map_err(|e| format!("{}: {}", path, e))?;
+    match rec {
+        Recovery::Clean => {}
+        Recovery::Recovered(seq) => eprintln!(
             "ntrs-reg: {}: recovered from its transaction logs (sequence {})",
             path, seq
-        );
+        ),
+        Recovery::Dirty { seq1, seq2 } => eprintln!(
+            "ntrs-reg: warning: {}: the hive is dirty (sequence numbers {} and {}) and transaction logs were not applied ({}); read as it is, the last changes may be missing",
+            path,
+            seq1,
+            seq2,
+            if o.no_logs {
+                "--no-logs"
+            } else if found {
+                "no log continues it"
+            } else {
+                "none beside it"
+            }
+        ),
     }
     h.set_time(now_filetime());
     Ok(h)
@@ -173,6 +266,8 @@ fn value_data(ty: &str, data: &str) -> Result<(u32, Vec<u8>), String> {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let o = cli.open;
+    let load = |p: &str| load_with(p, o);
     match cli.cmd {
         Cmd::Create { hive, root } => {
             let mut h = Hive::new_empty(&root).map_err(|e| e.to_string())?;
@@ -203,38 +298,87 @@ fn run(cli: Cli) -> Result<(), String> {
             key,
             prefix,
             output,
+            json,
         } => {
             let h = load(&hive)?;
             let k = h.open_key(&key).map_err(|e| format!("{}: {}", key, e))?;
-            let t = export_reg_text(&h, k, &prefix).map_err(|e| e.to_string())?;
+            if json {
+                let mut keys = Vec::new();
+                let mut stack = vec![k];
+                while let Some(k) = stack.pop() {
+                    keys.push(key_json(&h, k, false)?);
+                    let mut subs = h.enum_subkeys(k).map_err(|e| e.to_string())?;
+                    subs.reverse();
+                    stack.extend(subs);
+                }
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "keys": keys }))
+                        .unwrap_or_default()
+                );
+                return Ok(());
+            }
             match output {
-                Some(o) => std::fs::write(&o, encode_utf16_bom(&t.replace('\n', "\r\n")))
-                    .map_err(|e| format!("{}: {}", o, e)),
+                Some(o) => {
+                    let b = export_reg_file(&h, k, &prefix).map_err(|e| e.to_string())?;
+                    std::fs::write(&o, b).map_err(|e| format!("{}: {}", o, e))
+                }
                 None => {
+                    let t = export_reg_text(&h, k, &prefix).map_err(|e| e.to_string())?;
                     use std::io::Write;
                     let _ = std::io::stdout().write_all(t.as_bytes());
                     Ok(())
                 }
             }
         }
-        Cmd::Query { hive, key, value } => {
+        Cmd::Query {
+            hive,
+            key,
+            value,
+            json,
+        } => {
             let h = load(&hive)?;
             let k = h.open_key(&key).map_err(|e| format!("{}: {}", key, e))?;
             match value {
                 Some(v) => {
                     let val = h.query_value(k, &v).map_err(|e| format!("{}: {}", v, e))?;
-                    outln!("{}", format_value(&val));
+                    if json {
+                        outln!(
+                            "{}",
+                            serde_json::to_string_pretty(&value_json(
+                                &val.name,
+                                val.ty,
+                                Some(&val.data)
+                            ))
+                            .unwrap_or_default()
+                        );
+                    } else {
+                        outln!("{}", format_value(&val));
+                    }
                 }
+                None if json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&key_json(&h, k, true)?).unwrap_or_default()
+                ),
                 None => {
-                    outln!("[{}]", h.key_path(k).map_err(|e| e.to_string())?);
-                    if let Some(t) = h.link_target(k).map_err(|e| e.to_string())? {
+                    let e = |x: Error| x.to_string();
+                    outln!("[{}]", h.key_path(k).map_err(e)?);
+                    outln!(
+                        "; last write {}",
+                        nt::time::Iso8601(h.key_last_write(k).map_err(e)?)
+                    );
+                    outln!("; security {}", key_sddl(&h, k));
+                    if let Some(c) = h.key_class(k).map_err(e)? {
+                        outln!("; class {}", c);
+                    }
+                    if let Some(t) = h.link_target(k).map_err(e)? {
                         outln!("; symbolic link to {}", t);
                     }
-                    for v in h.enum_values(k).map_err(|e| e.to_string())? {
+                    for v in h.enum_values(k).map_err(e)? {
                         outln!("{}", format_value(&v));
                     }
-                    for s in h.enum_subkeys(k).map_err(|e| e.to_string())? {
-                        outln!("  {}\\", h.key_name(s).map_err(|e| e.to_string())?);
+                    for s in h.enum_subkeys(k).map_err(e)? {
+                        outln!("  {}\\", h.key_name(s).map_err(e)?);
                     }
                 }
             }
@@ -283,7 +427,200 @@ fn run(cli: Cli) -> Result<(), String> {
                 Err(format!("{}: {} problem(s)", hive, p.len()))
             }
         }
+        Cmd::Deleted { hive, json } => {
+            let h = load(&hive)?;
+            deleted(&h, json);
+            Ok(())
+        }
         Cmd::Bench { iterations } => bench(iterations),
+    }
+}
+
+/// The `REG_*` name of a value type.
+fn type_name(ty: u32) -> String {
+    const NAMES: [&str; 12] = [
+        "REG_NONE",
+        "REG_SZ",
+        "REG_EXPAND_SZ",
+        "REG_BINARY",
+        "REG_DWORD",
+        "REG_DWORD_BIG_ENDIAN",
+        "REG_LINK",
+        "REG_MULTI_SZ",
+        "REG_RESOURCE_LIST",
+        "REG_FULL_RESOURCE_DESCRIPTOR",
+        "REG_RESOURCE_REQUIREMENTS_LIST",
+        "REG_QWORD",
+    ];
+    match NAMES.get(ty as usize) {
+        Some(n) => n.to_string(),
+        None => format!("0x{:x}", ty),
+    }
+}
+
+fn hex_string(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+/// A value as JSON: name, type, size and data (strings decoded for the string types, numbers for
+/// DWORD/QWORD, hex otherwise).
+fn value_json(name: &str, ty: u32, data: Option<&[u8]>) -> serde_json::Value {
+    use serde_json::json;
+    let mut o = json!({ "name": name, "type": type_name(ty) });
+    let Some(d) = data else {
+        o["data"] = serde_json::Value::Null;
+        return o;
+    };
+    o["size"] = json!(d.len());
+    o["data"] = match ty {
+        REG_SZ | REG_EXPAND_SZ | REG_LINK if d.len() % 2 == 0 => json!(regf::from_utf16z(d)),
+        REG_MULTI_SZ if d.len() % 2 == 0 => {
+            let units: Vec<u16> = d
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let items: Vec<String> = units
+                .split(|&u| u == 0)
+                .filter(|s| !s.is_empty())
+                .map(String::from_utf16_lossy)
+                .collect();
+            json!(items)
+        }
+        REG_DWORD if d.len() == 4 => json!(u32::from_le_bytes([d[0], d[1], d[2], d[3]])),
+        REG_QWORD if d.len() == 8 => json!(u64::from_le_bytes(d.try_into().unwrap_or([0; 8]))),
+        _ => json!(hex_string(d)),
+    };
+    o
+}
+
+/// A key's security descriptor in SDDL (or why it cannot be shown).
+fn key_sddl(h: &Hive, k: regf::KeyRef) -> String {
+    match h.key_security(k) {
+        Ok(b) => match security::sd::SecurityDescriptor::parse(&b)
+            .and_then(|sd| security::sddl::format(&sd))
+        {
+            Ok(s) => s,
+            Err(st) => format!("(descriptor not decoded: {})", st),
+        },
+        Err(e) => format!("(no descriptor: {})", e),
+    }
+}
+
+/// A key as JSON: path, name, last write time, class, flags, SDDL, link target, values (and the
+/// subkey names when `subkeys`).
+fn key_json(h: &Hive, k: regf::KeyRef, subkeys: bool) -> Result<serde_json::Value, String> {
+    let e = |x: Error| x.to_string();
+    let mut o = serde_json::json!({
+        "path": h.key_path(k).map_err(e)?,
+        "name": h.key_name(k).map_err(e)?,
+        "last_write": nt::time::Iso8601(h.key_last_write(k).map_err(e)?).to_string(),
+        "class": h.key_class(k).map_err(e)?,
+        "security": key_sddl(h, k),
+        "values": h
+            .enum_values(k)
+            .map_err(e)?
+            .iter()
+            .map(|v| value_json(&v.name, v.ty, Some(&v.data)))
+            .collect::<Vec<_>>(),
+    });
+    if let Some(t) = h.link_target(k).map_err(e)? {
+        o["symbolic_link"] = serde_json::json!(t);
+    }
+    if subkeys {
+        let mut names = Vec::new();
+        for s in h.enum_subkeys(k).map_err(e)? {
+            names.push(h.key_name(s).map_err(e)?);
+        }
+        o["subkeys"] = serde_json::json!(names);
+    }
+    Ok(o)
+}
+
+/// Prints what [`Hive::recover_deleted`] finds, as `.reg`-like text or JSON.
+fn deleted(h: &Hive, json: bool) {
+    let r = h.recover_deleted();
+    let path = |k: &regf::DeletedKey| match &k.path {
+        Some(p) => p.clone(),
+        None => format!("?\\{}", k.name),
+    };
+    if json {
+        let val = |v: &regf::DeletedValue| {
+            let mut o = value_json(&v.name, v.ty, v.data.as_deref());
+            o["cell"] = serde_json::json!(format!("0x{:x}", v.offset));
+            o["recorded_size"] = serde_json::json!(v.size & 0x7FFF_FFFF);
+            o
+        };
+        let keys: Vec<_> = r
+            .keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "path": path(k),
+                    "path_resolved": k.path.is_some(),
+                    "name": k.name,
+                    "cell": format!("0x{:x}", k.offset),
+                    "parent_cell": format!("0x{:x}", k.parent),
+                    "last_write": nt::time::Iso8601(k.last_write).to_string(),
+                    "values": k.values.iter().map(val).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let values: Vec<_> = r.values.iter().map(val).collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "keys": keys, "values": values }))
+                .unwrap_or_default()
+        );
+        return;
+    }
+    let value = |v: &regf::DeletedValue| match &v.data {
+        Some(d) => {
+            outln!("; cell 0x{:x}", v.offset);
+            outln!(
+                "{}",
+                format_value(&regf::Value {
+                    name: v.name.clone(),
+                    ty: v.ty,
+                    data: d.clone(),
+                })
+            );
+        }
+        None => outln!(
+            "; cell 0x{:x}: \"{}\" {} of {} bytes: data cells reused",
+            v.offset,
+            v.name,
+            type_name(v.ty),
+            v.size & 0x7FFF_FFFF
+        ),
+    };
+    outln!(
+        "; {} deleted key(s), {} deleted value(s) without a key",
+        r.keys.len(),
+        r.values.len()
+    );
+    for k in &r.keys {
+        outln!("");
+        outln!("[{}]", path(k));
+        outln!(
+            "; deleted key: cell 0x{:x}, last write {}{}",
+            k.offset,
+            nt::time::Iso8601(k.last_write),
+            if k.path.is_none() {
+                format!(", parent cell 0x{:x} does not resolve", k.parent)
+            } else {
+                String::new()
+            }
+        );
+        for v in &k.values {
+            value(v);
+        }
+    }
+    if !r.values.is_empty() {
+        outln!("");
+        outln!("; deleted values whose key is unknown");
+        for v in &r.values {
+            value(v);
+        }
     }
 }
 

@@ -324,3 +324,41 @@ fn hivex_reads_our_bcd_and_system_hives() {
         assert_eq!(norm(&back), norm(&h), "{}", name);
     }
 }
+
+/// `ntrs-reg export -o` (the `reg export` format) and `hivexregedit --export` describe the same
+/// keys and values: both import back to the same content.
+#[test]
+fn our_reg_export_agrees_with_hivexregedit() {
+    if !have("hivexregedit") {
+        return;
+    }
+    let h = sample_hive();
+    let p = tmp("agree.hive");
+    std::fs::write(&p, h.to_bytes()).unwrap();
+    let reg = tmp("agree.reg");
+    let o = Command::new(TOOL)
+        .arg("export")
+        .arg(&p)
+        .args(["", "--prefix", "HKEY_LOCAL_MACHINE\\SOFTWARE", "-o"])
+        .arg(&reg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ours = regf::regtext::decode_reg_file(&std::fs::read(&reg).unwrap()).unwrap();
+    assert!(ours.starts_with("Windows Registry Editor Version 5.00\r\n\r\n"));
+    assert!(ours.split("\r\n").all(|l| l.chars().count() <= 80));
+    let out = Command::new("hivexregedit")
+        .args(["--export", "--prefix", "HKEY_LOCAL_MACHINE\\SOFTWARE"])
+        .arg(&p)
+        .arg("\\")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let theirs = String::from_utf8(out.stdout).unwrap();
+    let mut a = Hive::new_empty("ROOT").unwrap();
+    import_reg_text(&mut a, &ours).unwrap();
+    let mut b = Hive::new_empty("ROOT").unwrap();
+    import_reg_text(&mut b, &theirs).unwrap();
+    assert_eq!(norm(&a), norm(&b));
+    assert_eq!(norm(&a), norm(&h));
+}

@@ -178,28 +178,28 @@ fn t_ahci_msi() -> TestResult {
     let abar = f.bar(5).ok_or("no ABAR")?;
     check(
         tr.iter().any(|d| {
-            d.type_ == CM_RESOURCE_TYPE_MEMORY
-                && d.start() == abar.base
-                && d.length() as u64 == abar.size
+            d.Type == CM_RESOURCE_TYPE_MEMORY
+                && d.Start() == abar.base
+                && d.Length() as u64 == abar.size
         }),
         "translated list lacks the ABAR",
     )?;
     let ti = tr
         .iter()
-        .find(|d| d.type_ == CM_RESOURCE_TYPE_INTERRUPT)
+        .find(|d| d.Type == CM_RESOURCE_TYPE_INTERRUPT)
         .ok_or("no interrupt")?;
     let ri = raw
         .iter()
-        .find(|d| d.type_ == CM_RESOURCE_TYPE_INTERRUPT)
+        .find(|d| d.Type == CM_RESOURCE_TYPE_INTERRUPT)
         .ok_or("no raw interrupt")?;
     check(
-        ti.vector() == vector as u32
-            && ti.level() as u8 == vector >> 4
-            && ti.flags & CM_RESOURCE_INTERRUPT_MESSAGE != 0,
+        ti.Vector() == vector as u32
+            && ti.Level() as u8 == vector >> 4
+            && ti.Flags & CM_RESOURCE_INTERRUPT_MESSAGE != 0,
         "translated interrupt descriptor",
     )?;
     check(
-        ri.vector() == CM_RESOURCE_INTERRUPT_MESSAGE_TOKEN,
+        ri.Vector() == CM_RESOURCE_INTERRUPT_MESSAGE_TOKEN,
         "raw message descriptor's vector is not the message token",
     )?;
     check(
@@ -277,10 +277,10 @@ fn t_intx() -> TestResult {
 }
 
 fn t_connect_checks() -> TestResult {
-    extern "system" fn isr(_: *mut interrupt::DriverInterrupt, _: *mut core::ffi::c_void) -> u8 {
+    unsafe extern "system" fn isr(_: wdk::pnp::PKINTERRUPT, _: *mut core::ffi::c_void) -> u8 {
         0
     }
-    let mut obj: *mut interrupt::DriverInterrupt = core::ptr::null_mut();
+    let mut obj: wdk::pnp::PKINTERRUPT = core::ptr::null_mut();
     // Vector 0xD1 is the clock; no device has it.
     // SAFETY: valid out pointer, a real routine.
     let s = unsafe {
@@ -288,7 +288,7 @@ fn t_connect_checks() -> TestResult {
             &mut obj,
             Some(isr),
             core::ptr::null_mut(),
-            core::ptr::null(),
+            core::ptr::null_mut(),
             0xD1,
             0xD,
             0xD,
@@ -316,7 +316,7 @@ fn t_connect_checks() -> TestResult {
             &mut obj,
             Some(isr),
             core::ptr::null_mut(),
-            core::ptr::null(),
+            core::ptr::null_mut(),
             a.vector() as u32,
             a.irql() - 1,
             a.irql(),
@@ -335,7 +335,7 @@ fn t_connect_checks() -> TestResult {
             &mut obj,
             Some(isr),
             core::ptr::null_mut(),
-            core::ptr::null(),
+            core::ptr::null_mut(),
             a.vector() as u32,
             a.irql(),
             a.irql(),
@@ -350,12 +350,12 @@ fn t_connect_checks() -> TestResult {
         "IoConnectInterrupt failed",
     )?;
     static SEEN: AtomicU64 = AtomicU64::new(0);
-    extern "system" fn sync(_: *mut core::ffi::c_void) -> u8 {
+    unsafe extern "system" fn sync(_: *mut core::ffi::c_void) -> u8 {
         SEEN.store(crate::ke::irql() as u64, Ordering::SeqCst);
         1
     }
     // SAFETY: `obj` is connected.
-    let r = unsafe { interrupt::KeSynchronizeExecution(obj, sync, core::ptr::null_mut()) };
+    let r = unsafe { interrupt::KeSynchronizeExecution(obj, Some(sync), core::ptr::null_mut()) };
     // SAFETY: `obj` came from IoConnectInterrupt.
     unsafe { interrupt::IoDisconnectInterrupt(obj) };
     check(r == 1, "KeSynchronizeExecution result")?;
