@@ -302,6 +302,7 @@ const ALL: &[&[Test]] = &[
     crate::ke::tests::TESTS,
     crate::ob::tests::TESTS,
     crate::mm::tests::TESTS,
+    crate::mm::ldr_tests::TESTS,
     crate::ex::tests::TESTS,
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,

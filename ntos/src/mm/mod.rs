@@ -3,6 +3,9 @@
 //! address spaces arrive on top of the host-tested `mm` crate.
 
 pub mod contig;
+pub mod ldr;
+/// Boot tests of the image loader.
+pub mod ldr_tests;
 pub mod map;
 pub mod pfn;
 pub mod process;
