@@ -24,6 +24,7 @@ pub mod mm;
 pub mod ob;
 pub mod rtl;
 pub mod se;
+pub mod storage;
 
 use core::sync::atomic::Ordering;
 use nt::arc::LoaderParameterBlock;
@@ -128,10 +129,24 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
+    if let Err(s) = io::io_init_system() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            2,
+            0,
+            0,
+        );
+    }
     // The PnP manager enumerates the machine's devices once the registry
     // is up (`IoInitSystem`'s PnP part); a failure leaves the tree empty.
     if let Err(s) = io::pnp::pnp_initialize() {
         dbg_println!("ntrs kernel: PnP initialization failed: {:#x}", s.as_u32());
+    }
+    // The storage stack (interim: built in; docs/storage.md). A boot disk
+    // that cannot be reached is logged and the boot goes on.
+    if let Err(s) = storage::initialize() {
+        dbg_println!("storage: the storage stack did not start: {s:?}");
     }
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",

@@ -12,12 +12,14 @@
 
 pub mod base;
 pub mod consts;
+pub mod disk;
 pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
 pub mod kernel;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
+pub mod pnp;
 
 pub use base::*;
 pub use consts::*;
@@ -27,6 +29,7 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+pub use pnp::*;
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ pub mod apc;
 pub mod bugcheck;
 pub mod clock;
 pub mod dpc;
+pub mod event;
 pub mod gdt;
 pub mod intr;
 pub mod irql;

@@ -41,6 +41,9 @@ pub enum ObjectBody {
     /// An access token (`TOKEN`). Changing a token replaces the `Arc`, so
     /// a subject context captured earlier keeps the token it saw.
     Token(Arc<Token>),
+    /// An I/O manager object (driver, device, file, I/O completion): the
+    /// address of its body in nonpaged pool (see `crate::io`).
+    Io(u64),
     /// A test object with no state of its own.
     Plain,
 }

@@ -17,11 +17,16 @@ use crate::ke::intr::{self, InterruptObject, KInterrupt, NO_GSI};
 use crate::ke::irql::{KSpinLock, SpinLocked};
 use crate::ke::{DISPATCH_LEVEL, PASSIVE_LEVEL};
 use ::pci::enumerate::Function;
-use ::pci::Address;
 use alloc::boxed::Box;
 use core::ffi::c_void;
 use nt::status::*;
 use nt::NtStatus;
+use wdk::pnp::{CONNECT_FULLY_SPECIFIED, CONNECT_LINE_BASED, CONNECT_MESSAGE_BASED};
+use wdk::pnp::{
+    IO_CONNECT_INTERRUPT_LINE_BASED_PARAMETERS, IO_CONNECT_INTERRUPT_PARAMETERS,
+    IO_DISCONNECT_INTERRUPT_PARAMETERS, IO_INTERRUPT_MESSAGE_INFO, IO_INTERRUPT_MESSAGE_INFO_ENTRY,
+    PKINTERRUPT, PKSERVICE_ROUTINE, PKSYNCHRONIZE_ROUTINE,
+};
 
 /// The interrupt a device was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,12 +140,10 @@ pub fn assign(
     }))
 }
 
-/// `PKSERVICE_ROUTINE`.
-pub type KServiceRoutine = extern "system" fn(*mut DriverInterrupt, *mut c_void) -> u8;
-/// `PKMESSAGE_SERVICE_ROUTINE`.
-pub type KMessageServiceRoutine = extern "system" fn(*mut DriverInterrupt, *mut c_void, u32) -> u8;
-/// `PKSYNCHRONIZE_ROUTINE`.
-pub type KSynchronizeRoutine = extern "system" fn(*mut c_void) -> u8;
+/// `KSERVICE_ROUTINE`.
+type KServiceRoutine = unsafe extern "system" fn(PKINTERRUPT, *mut c_void) -> u8;
+/// `KMESSAGE_SERVICE_ROUTINE`.
+type KMessageServiceRoutine = unsafe extern "system" fn(PKINTERRUPT, *mut c_void, u32) -> u8;
 
 #[derive(Clone, Copy)]
 enum Isr {
@@ -206,10 +209,14 @@ fn trampoline(k: &KInterrupt, ctx: usize) -> bool {
     // until no processor runs this routine.
     let di = unsafe { &*(ctx as *const DriverInterrupt) };
     let old = di.lock().acquire_raise(di.synchronize_irql.max(k.irql));
-    let me = ctx as *mut DriverInterrupt;
+    let me = ctx as PKINTERRUPT;
     let claimed = match di.isr {
-        Isr::Line(f) => f(me, di.context as *mut c_void) != 0,
-        Isr::Message(f) => f(me, di.context as *mut c_void, 0) != 0,
+        // SAFETY: the driver's service routine, called as its contract
+        // says: at the device IRQL (or the synchronize IRQL) with the
+        // interrupt object and its context.
+        Isr::Line(f) => unsafe { f(me, di.context as *mut c_void) != 0 },
+        // SAFETY: as above, with message 0 (ntrs gives one message).
+        Isr::Message(f) => unsafe { f(me, di.context as *mut c_void, 0) != 0 },
         Isr::Kernel(f) => f(di.context),
     };
     di.lock().release(old);
@@ -333,6 +340,16 @@ pub fn connect_kernel(
 
 // ---- driver interface ----
 
+/// The `DriverInterrupt` behind a driver's `PKINTERRUPT`.
+///
+/// # Safety
+/// `interrupt` is a `PKINTERRUPT` a connect routine returned and that is
+/// still connected.
+unsafe fn driver_interrupt<'a>(interrupt: PKINTERRUPT) -> &'a DriverInterrupt {
+    // SAFETY: per the contract, it points at a live DriverInterrupt.
+    unsafe { &*(interrupt as *const DriverInterrupt) }
+}
+
 /// `IoConnectInterrupt`: `vector` and `irql` as the translated interrupt
 /// resource gave them. Sharing and processor masks beyond the boot
 /// processor are accepted and ignored (ntrs routes each vector to the boot
@@ -344,16 +361,16 @@ pub fn connect_kernel(
 #[no_mangle]
 #[allow(non_snake_case, clippy::too_many_arguments)]
 pub unsafe extern "system" fn IoConnectInterrupt(
-    interrupt_object: *mut *mut DriverInterrupt,
-    service_routine: Option<KServiceRoutine>,
+    interrupt_object: *mut PKINTERRUPT,
+    service_routine: PKSERVICE_ROUTINE,
     service_context: *mut c_void,
-    spin_lock: *const KSpinLock,
+    spin_lock: *mut wdk::KSPIN_LOCK,
     vector: u32,
     irql: u8,
     synchronize_irql: u8,
     _interrupt_mode: u32,
     _share_vector: u8,
-    _processor_enable_mask: u64,
+    _processor_enable_mask: usize,
     _floating_save: u8,
 ) -> NtStatus {
     let (Some(isr), false) = (service_routine, interrupt_object.is_null()) else {
@@ -368,11 +385,11 @@ pub unsafe extern "system" fn IoConnectInterrupt(
         synchronize_irql,
         Isr::Line(isr),
         service_context as usize,
-        spin_lock,
+        spin_lock.cast::<KSpinLock>(),
     ) {
         Ok(di) => {
             // SAFETY: checked non-null; the caller passes writable storage.
-            unsafe { interrupt_object.write(di) };
+            unsafe { interrupt_object.write(di.cast()) };
             STATUS_SUCCESS
         }
         Err(s) => s,
@@ -385,112 +402,12 @@ pub unsafe extern "system" fn IoConnectInterrupt(
 /// `interrupt_object` came from `IoConnectInterrupt` and is not used again.
 #[no_mangle]
 #[allow(non_snake_case)]
-pub unsafe extern "system" fn IoDisconnectInterrupt(interrupt_object: *mut DriverInterrupt) {
+pub unsafe extern "system" fn IoDisconnectInterrupt(interrupt_object: PKINTERRUPT) {
     if !interrupt_object.is_null() {
         // SAFETY: per the contract above.
-        unsafe { disconnect(interrupt_object) }
+        unsafe { disconnect(interrupt_object.cast()) }
     }
 }
-
-pub const CONNECT_FULLY_SPECIFIED: u32 = 1;
-pub const CONNECT_LINE_BASED: u32 = 2;
-pub const CONNECT_MESSAGE_BASED: u32 = 3;
-
-/// `IO_CONNECT_INTERRUPT_PARAMETERS` (x64: Version, then the union at 8).
-/// The union's three members share their leading fields; each is read as
-/// its own layout below.
-#[repr(C)]
-pub struct IoConnectInterruptParameters {
-    pub version: u32,
-    pub u: IoConnectUnion,
-}
-
-/// The parameter union (largest member: FullySpecified, 0x48 bytes).
-#[repr(C)]
-pub union IoConnectUnion {
-    pub fully_specified: FullySpecified,
-    pub line_based: LineBased,
-    pub message_based: MessageBased,
-}
-
-/// `IO_CONNECT_INTERRUPT_FULLY_SPECIFIED_PARAMETERS`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct FullySpecified {
-    pub physical_device_object: *mut c_void,
-    pub interrupt_object: *mut *mut DriverInterrupt,
-    pub service_routine: Option<KServiceRoutine>,
-    pub service_context: *mut c_void,
-    pub spin_lock: *const KSpinLock,
-    pub synchronize_irql: u8,
-    pub floating_save: u8,
-    pub share_vector: u8,
-    pub vector: u32,
-    pub irql: u8,
-    pub interrupt_mode: u32,
-    pub processor_enable_mask: u64,
-    pub group: u16,
-}
-
-/// `IO_CONNECT_INTERRUPT_LINE_BASED_PARAMETERS`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct LineBased {
-    pub physical_device_object: *mut c_void,
-    pub interrupt_object: *mut *mut DriverInterrupt,
-    pub service_routine: Option<KServiceRoutine>,
-    pub service_context: *mut c_void,
-    pub spin_lock: *const KSpinLock,
-    pub synchronize_irql: u8,
-    pub floating_save: u8,
-}
-
-/// `IO_CONNECT_INTERRUPT_MESSAGE_BASED_PARAMETERS`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct MessageBased {
-    pub physical_device_object: *mut c_void,
-    /// `ConnectionContext`: receives a `PIO_INTERRUPT_MESSAGE_INFO`.
-    pub connection_context: *mut *mut IoInterruptMessageInfo,
-    pub message_service_routine: Option<KMessageServiceRoutine>,
-    pub service_context: *mut c_void,
-    pub spin_lock: *const KSpinLock,
-    pub synchronize_irql: u8,
-    pub floating_save: u8,
-    pub fall_back_service_routine: Option<KServiceRoutine>,
-}
-
-const _: () = assert!(core::mem::size_of::<FullySpecified>() == 0x48);
-const _: () = assert!(core::mem::offset_of!(FullySpecified, vector) == 0x2C);
-const _: () = assert!(core::mem::offset_of!(FullySpecified, processor_enable_mask) == 0x38);
-const _: () = assert!(core::mem::size_of::<IoConnectInterruptParameters>() == 0x50);
-const _: () = assert!(core::mem::offset_of!(MessageBased, fall_back_service_routine) == 0x30);
-
-/// `IO_INTERRUPT_MESSAGE_INFO_ENTRY`.
-#[repr(C)]
-pub struct IoInterruptMessageInfoEntry {
-    pub message_address: u64,
-    pub target_processor_set: u64,
-    pub interrupt_object: *mut DriverInterrupt,
-    pub message_data: u32,
-    pub vector: u32,
-    pub irql: u8,
-    /// `KINTERRUPT_MODE`: 1 = Latched.
-    pub mode: u32,
-    /// `KINTERRUPT_POLARITY`: 0 = InterruptPolarityUnknown.
-    pub polarity: u32,
-}
-
-/// `IO_INTERRUPT_MESSAGE_INFO` with its one entry (ntrs gives one message).
-#[repr(C)]
-pub struct IoInterruptMessageInfo {
-    pub unified_irql: u8,
-    pub message_count: u32,
-    pub message_info: [IoInterruptMessageInfoEntry; 1],
-}
-
-const _: () = assert!(core::mem::size_of::<IoInterruptMessageInfoEntry>() == 0x30);
-const _: () = assert!(core::mem::size_of::<IoInterruptMessageInfo>() == 0x38);
 
 /// The device node whose PDO is `pdo`.
 fn node_of_pdo(pdo: *mut c_void) -> Option<&'static super::DeviceNode> {
@@ -517,46 +434,46 @@ fn node_of_pdo(pdo: *mut c_void) -> Option<&'static super::DeviceNode> {
 #[no_mangle]
 #[allow(non_snake_case)]
 pub unsafe extern "system" fn IoConnectInterruptEx(
-    parameters: *mut IoConnectInterruptParameters,
+    parameters: *mut IO_CONNECT_INTERRUPT_PARAMETERS,
 ) -> NtStatus {
     if parameters.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
     // SAFETY: the caller passes a valid parameter block.
     let p = unsafe { &mut *parameters };
-    match p.version {
+    match p.Version {
         CONNECT_FULLY_SPECIFIED => {
             // SAFETY: the version says which union member is valid.
-            let f = unsafe { p.u.fully_specified };
+            let f = unsafe { p.u.FullySpecified };
             // SAFETY: forwarded with the caller's pointers.
             unsafe {
                 IoConnectInterrupt(
-                    f.interrupt_object,
-                    f.service_routine,
-                    f.service_context,
-                    f.spin_lock,
-                    f.vector,
-                    f.irql,
-                    f.synchronize_irql,
-                    f.interrupt_mode,
-                    f.share_vector,
-                    f.processor_enable_mask,
-                    f.floating_save,
+                    f.InterruptObject,
+                    f.ServiceRoutine,
+                    f.ServiceContext,
+                    f.SpinLock,
+                    f.Vector,
+                    f.Irql,
+                    f.SynchronizeIrql,
+                    f.InterruptMode,
+                    f.ShareVector,
+                    f.ProcessorEnableMask,
+                    f.FloatingSave,
                 )
             }
         }
         CONNECT_LINE_BASED | CONNECT_MESSAGE_BASED => {
             // SAFETY: both members start with the PDO.
-            let pdo = unsafe { p.u.line_based.physical_device_object };
+            let pdo = unsafe { p.u.LineBased.PhysicalDeviceObject };
             let Some(a) = node_of_pdo(pdo)
                 .and_then(|n| n.resources())
                 .and_then(|r| r.interrupt)
             else {
                 return STATUS_INVALID_DEVICE_REQUEST;
             };
-            if p.version == CONNECT_MESSAGE_BASED {
+            if p.Version == CONNECT_MESSAGE_BASED {
                 // SAFETY: the version says which union member is valid.
-                let m = unsafe { p.u.message_based };
+                let m = unsafe { p.u.MessageBased };
                 if let InterruptAssignment::Message {
                     vector,
                     irql,
@@ -566,34 +483,34 @@ pub unsafe extern "system" fn IoConnectInterruptEx(
                 } = a
                 {
                     let (Some(isr), false) =
-                        (m.message_service_routine, m.connection_context.is_null())
+                        (m.MessageServiceRoutine, m.ConnectionContext.is_null())
                     else {
                         return STATUS_INVALID_PARAMETER;
                     };
-                    let sync = m.synchronize_irql.max(irql);
+                    let sync = m.SynchronizeIrql.max(irql);
                     let di = match connect(
                         vector,
                         irql,
                         sync,
                         Isr::Message(isr),
-                        m.service_context as usize,
-                        m.spin_lock,
+                        m.ServiceContext as usize,
+                        m.SpinLock.cast::<KSpinLock>(),
                     ) {
                         Ok(di) => di,
                         Err(s) => return s,
                     };
-                    let info = IoInterruptMessageInfo {
-                        unified_irql: sync,
-                        message_count: 1,
-                        message_info: [IoInterruptMessageInfoEntry {
-                            message_address: address,
-                            target_processor_set: AFFINITY,
-                            interrupt_object: di,
-                            message_data: data as u32,
-                            vector: vector as u32,
-                            irql,
-                            mode: 1,
-                            polarity: 0,
+                    let info = IO_INTERRUPT_MESSAGE_INFO {
+                        UnifiedIrql: sync,
+                        MessageCount: 1,
+                        MessageInfo: [IO_INTERRUPT_MESSAGE_INFO_ENTRY {
+                            MessageAddress: address as i64,
+                            TargetProcessorSet: AFFINITY as usize,
+                            InterruptObject: di.cast(),
+                            MessageData: data as u32,
+                            Vector: vector as u32,
+                            Irql: irql,
+                            Mode: wdk::pnp::Latched,
+                            Polarity: 0,
                         }],
                     };
                     let Ok(b) = crate::ex::pool::try_box(info) else {
@@ -602,40 +519,40 @@ pub unsafe extern "system" fn IoConnectInterruptEx(
                         return STATUS_INSUFFICIENT_RESOURCES;
                     };
                     // SAFETY: checked non-null; the caller's storage.
-                    unsafe { m.connection_context.write(Box::into_raw(b)) };
+                    unsafe { m.ConnectionContext.write(Box::into_raw(b).cast()) };
                     return STATUS_SUCCESS;
                 }
                 // No MSI: the fallback routine on the line.
-                let Some(fallback) = m.fall_back_service_routine else {
+                let Some(fallback) = m.FallBackServiceRoutine else {
                     return STATUS_INVALID_PARAMETER;
                 };
-                p.version = CONNECT_LINE_BASED;
-                p.u.line_based = LineBased {
-                    physical_device_object: m.physical_device_object,
-                    interrupt_object: m.connection_context.cast(),
-                    service_routine: Some(fallback),
-                    service_context: m.service_context,
-                    spin_lock: m.spin_lock,
-                    synchronize_irql: m.synchronize_irql,
-                    floating_save: m.floating_save,
+                p.Version = CONNECT_LINE_BASED;
+                p.u.LineBased = IO_CONNECT_INTERRUPT_LINE_BASED_PARAMETERS {
+                    PhysicalDeviceObject: m.PhysicalDeviceObject,
+                    InterruptObject: m.ConnectionContext.cast(),
+                    ServiceRoutine: Some(fallback),
+                    ServiceContext: m.ServiceContext,
+                    SpinLock: m.SpinLock,
+                    SynchronizeIrql: m.SynchronizeIrql,
+                    FloatingSave: m.FloatingSave,
                 };
             }
             // SAFETY: the version (possibly just rewritten) is line based.
-            let l = unsafe { p.u.line_based };
-            let (Some(isr), false) = (l.service_routine, l.interrupt_object.is_null()) else {
+            let l = unsafe { p.u.LineBased };
+            let (Some(isr), false) = (l.ServiceRoutine, l.InterruptObject.is_null()) else {
                 return STATUS_INVALID_PARAMETER;
             };
             match connect(
                 a.vector(),
                 a.irql(),
-                l.synchronize_irql.max(a.irql()),
+                l.SynchronizeIrql.max(a.irql()),
                 Isr::Line(isr),
-                l.service_context as usize,
-                l.spin_lock,
+                l.ServiceContext as usize,
+                l.SpinLock.cast::<KSpinLock>(),
             ) {
                 Ok(di) => {
                     // SAFETY: checked non-null; the caller's storage.
-                    unsafe { l.interrupt_object.write(di) };
+                    unsafe { l.InterruptObject.write(di.cast()) };
                     STATUS_SUCCESS
                 }
                 Err(s) => s,
@@ -643,14 +560,6 @@ pub unsafe extern "system" fn IoConnectInterruptEx(
         }
         _ => STATUS_NOT_IMPLEMENTED,
     }
-}
-
-/// `IO_DISCONNECT_INTERRUPT_PARAMETERS`: Version, then the connection
-/// context (a `PKINTERRUPT` or a `PIO_INTERRUPT_MESSAGE_INFO`).
-#[repr(C)]
-pub struct IoDisconnectInterruptParameters {
-    pub version: u32,
-    pub connection_context: *mut c_void,
 }
 
 /// `IoDisconnectInterruptEx`.
@@ -661,44 +570,49 @@ pub struct IoDisconnectInterruptParameters {
 #[no_mangle]
 #[allow(non_snake_case)]
 pub unsafe extern "system" fn IoDisconnectInterruptEx(
-    parameters: *mut IoDisconnectInterruptParameters,
+    parameters: *mut IO_DISCONNECT_INTERRUPT_PARAMETERS,
 ) {
     if parameters.is_null() {
         return;
     }
     // SAFETY: the caller passes a valid parameter block.
     let p = unsafe { &*parameters };
-    if p.connection_context.is_null() {
+    if p.ConnectionContext.is_null() {
         return;
     }
-    match p.version {
+    match p.Version {
         CONNECT_MESSAGE_BASED => {
             // SAFETY: a message table IoConnectInterruptEx allocated.
             let info =
-                unsafe { Box::from_raw(p.connection_context.cast::<IoInterruptMessageInfo>()) };
+                unsafe { Box::from_raw(p.ConnectionContext.cast::<IO_INTERRUPT_MESSAGE_INFO>()) };
             // SAFETY: its one entry's interrupt object is live.
-            unsafe { disconnect(info.message_info[0].interrupt_object) };
+            unsafe { disconnect(info.MessageInfo[0].InterruptObject.cast()) };
         }
         // SAFETY: a PKINTERRUPT from a fully specified or line-based connect.
-        _ => unsafe { disconnect(p.connection_context.cast()) },
+        _ => unsafe { disconnect(p.ConnectionContext.cast()) },
     }
 }
 
 /// `KeSynchronizeExecution`: runs `routine(context)` at the interrupt's
 /// synchronize IRQL holding its spin lock, so it never overlaps the ISR.
+/// A NULL routine returns FALSE.
 ///
 /// # Safety
 /// `interrupt` is a connected `PKINTERRUPT`.
 #[no_mangle]
 #[allow(non_snake_case)]
 pub unsafe extern "system" fn KeSynchronizeExecution(
-    interrupt: *mut DriverInterrupt,
-    routine: KSynchronizeRoutine,
+    interrupt: PKINTERRUPT,
+    routine: PKSYNCHRONIZE_ROUTINE,
     context: *mut c_void,
 ) -> u8 {
+    let Some(routine) = routine else {
+        return 0;
+    };
     // SAFETY: per the contract.
-    let di = unsafe { &*interrupt };
-    di.synchronize(|| routine(context))
+    let di = unsafe { driver_interrupt(interrupt) };
+    // SAFETY: the driver's synchronize routine with its context.
+    di.synchronize(|| unsafe { routine(context) })
 }
 
 /// `KeAcquireInterruptSpinLock`: raises to the synchronize IRQL, takes the
@@ -708,9 +622,9 @@ pub unsafe extern "system" fn KeSynchronizeExecution(
 /// `interrupt` is a connected `PKINTERRUPT`.
 #[no_mangle]
 #[allow(non_snake_case)]
-pub unsafe extern "system" fn KeAcquireInterruptSpinLock(interrupt: *mut DriverInterrupt) -> u8 {
+pub unsafe extern "system" fn KeAcquireInterruptSpinLock(interrupt: PKINTERRUPT) -> u8 {
     // SAFETY: per the contract.
-    let di = unsafe { &*interrupt };
+    let di = unsafe { driver_interrupt(interrupt) };
     di.lock().acquire_raise(di.synchronize_irql)
 }
 
@@ -720,21 +634,13 @@ pub unsafe extern "system" fn KeAcquireInterruptSpinLock(interrupt: *mut DriverI
 /// `interrupt` is the interrupt whose lock `KeAcquireInterruptSpinLock` took.
 #[no_mangle]
 #[allow(non_snake_case)]
-pub unsafe extern "system" fn KeReleaseInterruptSpinLock(
-    interrupt: *mut DriverInterrupt,
-    old_irql: u8,
-) {
+pub unsafe extern "system" fn KeReleaseInterruptSpinLock(interrupt: PKINTERRUPT, old_irql: u8) {
     // SAFETY: per the contract.
-    let di = unsafe { &*interrupt };
+    let di = unsafe { driver_interrupt(interrupt) };
     di.lock().release(old_irql);
 }
 
 /// Reads the MSI state of a PCI function (for kd and tests).
 pub fn msi_state(cs: &dyn ::pci::ConfigSpace, f: &Function) -> Option<(u64, u16)> {
     f.msi?.current(cs, f.address)
-}
-
-/// The address of a node's function (tests).
-pub fn address_of(node: &super::DeviceNode) -> Option<Address> {
-    node.pci.as_ref().map(|f| f.address)
 }

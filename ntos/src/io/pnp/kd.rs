@@ -87,27 +87,27 @@ fn dump_list(pad: &str, what: &str, l: &CmResourceList, translated: bool) {
         v[2]
     );
     for (i, d) in l.descriptors().iter().enumerate() {
-        let (ty, share) = (type_name(d.type_), share_name(d.share_disposition));
+        let (ty, share) = (type_name(d.Type), share_name(d.ShareDisposition));
         dbg_println!(
             "{pad}    Entry {i} - {ty} ({:#x}) {share} ({:#x})",
-            d.type_,
-            d.share_disposition
+            d.Type,
+            d.ShareDisposition
         );
-        match d.type_ {
+        match d.Type {
             CM_RESOURCE_TYPE_MEMORY | CM_RESOURCE_TYPE_PORT => {
-                dbg_println!("{pad}      Flags ({:#06x})", d.flags);
+                dbg_println!("{pad}      Flags ({:#06x})", d.Flags);
                 dbg_println!(
                     "{pad}      Range starts at {:#018x} for {:#x} bytes",
-                    d.start(),
-                    d.length()
+                    d.Start(),
+                    d.Length()
                 );
             }
             CM_RESOURCE_TYPE_INTERRUPT => {
-                let latched = d.flags & CM_RESOURCE_INTERRUPT_LATCHED != 0;
-                let message = d.flags & CM_RESOURCE_INTERRUPT_MESSAGE != 0;
+                let latched = d.Flags & CM_RESOURCE_INTERRUPT_LATCHED != 0;
+                let message = d.Flags & CM_RESOURCE_INTERRUPT_MESSAGE != 0;
                 dbg_println!(
                     "{pad}      Flags ({:#06x}) - {}{}",
-                    d.flags,
+                    d.Flags,
                     if latched {
                         "LATCHED"
                     } else {
@@ -120,17 +120,17 @@ fn dump_list(pad: &str, what: &str, l: &CmResourceList, translated: bool) {
                     dbg_println!(
                         "{pad}      MessageCount {:#x}, Vector {:#x}, Group {}, Affinity {:#x}",
                         d.u[0] >> 16,
-                        d.vector(),
+                        d.Vector(),
                         d.u[0] & 0xFFFF,
-                        d.affinity()
+                        d.Affinity()
                     );
                 } else {
                     dbg_println!(
                         "{pad}      Level {:#x}, Vector {:#x}, Group {}, Affinity {:#x}",
-                        d.level(),
-                        d.vector(),
+                        d.Level(),
+                        d.Vector(),
                         d.u[0] >> 16,
-                        d.affinity()
+                        d.Affinity()
                     );
                 }
             }

@@ -1,0 +1,645 @@
+//! IRPs: allocation (`IoAllocateIrp`, `IoFreeIrp`, `IoBuild*Request`),
+//! sending (`IofCallDriver`), completion (`IofCompleteRequest`: the stack
+//! walk of the `io` crate, then the I/O manager's own completion for
+//! requests a thread issued), and cancellation (`IoCancelIrp`, the cancel
+//! spin lock).
+//!
+//! Every IRP `IoAllocateIrp` makes carries an ntrs extension after its
+//! stack locations (marked by `IRP_ALLOCATED_BY_IO` in `AllocationFlags`):
+//! the links of the list of live IRPs (`!irpfind`, `NtCancelIoFile`) and
+//! what the completion of a thread's request needs (the event object, the
+//! completion port, the length of a buffered read).
+
+use super::*;
+use crate::ke::irql::KSpinLock;
+use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// ntrs's `AllocationFlags` bit: the IRP came from `IoAllocateIrp` and has
+/// an [`IrpExt`] after its stack locations.
+pub const IRP_ALLOCATED_BY_IO: u8 = 0x80;
+
+/// [`IrpExt::flags`]: a thread's request (`Nt*File`, `IoBuild*Request`):
+/// the I/O manager finishes it after the stack walk.
+pub const EXT_THREAD: u32 = 0x1;
+/// The request came from an `Nt*File` service (errors returned at once
+/// are not reported through the I/O status block or the event).
+pub const EXT_SERVICE: u32 = 0x2;
+/// The issuer waits for the request and frees the IRP itself (the I/O
+/// manager's own create, cleanup and close requests): completion only
+/// stores the status block and signals the event.
+pub const EXT_LOCAL: u32 = 0x4;
+
+/// The ntrs extension of an IRP from `IoAllocateIrp`.
+#[repr(C)]
+pub struct IrpExt {
+    prev: u64,
+    next: u64,
+    pub flags: u32,
+    /// Bytes of a buffered read's system buffer (copied back on completion).
+    pub buffer_length: u32,
+    /// Issuing thread's id.
+    pub thread: u32,
+    /// An event object (`NtReadFile`'s `Event`) to signal: object id + 1.
+    pub event_object: usize,
+    /// `ApcContext` of an `Nt*File` call (the completion packet's context).
+    pub apc_context: usize,
+}
+
+/// The live IRPs: the head's address; IRPs link through their extension.
+struct IrpList {
+    first: u64,
+    count: u64,
+}
+
+static IRPS: SpinLocked<IrpList, { crate::ke::DISPATCH_LEVEL }> =
+    SpinLocked::new(IrpList { first: 0, count: 0 });
+
+/// IRPs allocated and freed (benchmarks and tests).
+pub static IRPS_ALLOCATED: AtomicU64 = AtomicU64::new(0);
+
+/// The extension of an IRP from `IoAllocateIrp`.
+///
+/// # Safety
+/// `irp` must be a live IRP.
+pub unsafe fn ext_of(irp: *mut IRP) -> Option<*mut IrpExt> {
+    // SAFETY: the caller guarantees `irp` is live.
+    unsafe {
+        if (*irp).AllocationFlags & IRP_ALLOCATED_BY_IO == 0 {
+            return None;
+        }
+        Some((irp as usize + IoSizeOfIrp((*irp).StackCount)) as *mut IrpExt)
+    }
+}
+
+/// `IoAllocateIrp`: an IRP with `stack_size` stack locations from
+/// nonpaged pool, or null without memory.
+pub fn io_allocate_irp(stack_size: i8, _charge_quota: bool) -> *mut IRP {
+    if stack_size <= 0 {
+        return ptr::null_mut();
+    }
+    let size = IoSizeOfIrp(stack_size) + core::mem::size_of::<IrpExt>();
+    let Ok(va) = xpool::allocate(PoolType::NonPaged, size as u64, TAG_IRP, false) else {
+        return ptr::null_mut();
+    };
+    let irp = va as *mut IRP;
+    // SAFETY: a fresh block large enough for the IRP, its stack and the extension.
+    unsafe {
+        initialize_irp(irp, IoSizeOfIrp(stack_size) as u16, stack_size);
+        (*irp).AllocationFlags = IRP_ALLOCATED_BY_IO;
+        (*irp).AllocationProcessorNumber = crate::ke::current_processor_number() as u16;
+        let ext = (va as usize + IoSizeOfIrp(stack_size)) as *mut IrpExt;
+        ext.write(IrpExt {
+            prev: 0,
+            next: 0,
+            flags: 0,
+            buffer_length: 0,
+            thread: 0,
+            event_object: 0,
+            apc_context: 0,
+        });
+        IRPS.with(|l| {
+            (*ext).next = l.first;
+            if l.first != 0 {
+                let f = ext_of(l.first as *mut IRP).unwrap_or(ptr::null_mut());
+                if !f.is_null() {
+                    (*f).prev = va;
+                }
+            }
+            l.first = va;
+            l.count += 1;
+        });
+    }
+    IRPS_ALLOCATED.fetch_add(1, Ordering::Relaxed);
+    irp
+}
+
+/// `IoFreeIrp`.
+///
+/// # Safety
+/// `irp` must be an IRP from `io_allocate_irp` nobody uses any more.
+pub unsafe fn io_free_irp(irp: *mut IRP) {
+    // SAFETY: the caller guarantees the IRP is ours and unused.
+    unsafe {
+        let Some(ext) = ext_of(irp) else {
+            return;
+        };
+        IRPS.with(|l| {
+            let (prev, next) = ((*ext).prev, (*ext).next);
+            if prev != 0 {
+                if let Some(p) = ext_of(prev as *mut IRP) {
+                    (*p).next = next;
+                }
+            } else {
+                l.first = next;
+            }
+            if next != 0 {
+                if let Some(n) = ext_of(next as *mut IRP) {
+                    (*n).prev = prev;
+                }
+            }
+            l.count -= 1;
+        });
+        (*irp).Type = 0;
+        let _ = xpool::free(irp as u64, TAG_IRP);
+    }
+}
+
+/// Every live IRP from `IoAllocateIrp` (kd `!irpfind`, `NtCancelIoFile`).
+/// `f` runs with the list locked (at DISPATCH_LEVEL) for each.
+pub fn for_each_irp(mut f: impl FnMut(*mut IRP)) {
+    IRPS.with(|l| {
+        let mut cur = l.first;
+        while cur != 0 {
+            f(cur as *mut IRP);
+            // SAFETY: IRPs on the list are live while it is locked.
+            cur = unsafe { ext_of(cur as *mut IRP).map_or(0, |e| (*e).next) };
+        }
+    });
+}
+
+/// Live IRPs from `IoAllocateIrp`.
+pub fn live_irps() -> u64 {
+    IRPS.with(|l| l.count)
+}
+
+fn bugcheck_irp(code: u32, irp: *mut IRP) -> ! {
+    crate::ke::bugcheck::ke_bug_check_ex(code, irp as u64, 0, 0, 0)
+}
+
+/// `IofCallDriver`: sends the IRP to `device`'s driver. An IRP with no
+/// stack location left stops the system with NO_MORE_IRP_STACK_LOCATIONS.
+///
+/// # Safety
+/// `device` must be a live device object and `irp` an IRP the caller owns.
+pub unsafe fn iof_call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
+    // SAFETY: the caller guarantees both are valid.
+    match unsafe { ::io::irp::call_driver(device, irp, driver::invalid_device_request) } {
+        Ok(s) => s,
+        Err(_) => bugcheck_irp(nt::bugcheck::NO_MORE_IRP_STACK_LOCATIONS, irp),
+    }
+}
+
+/// `IofCompleteRequest`: runs the completion routines up the stack (the
+/// `io` crate's walk); unless one keeps the IRP
+/// (`STATUS_MORE_PROCESSING_REQUIRED`), a thread's request is finished
+/// (`IopCompleteRequest`). Completing an IRP twice stops the system with
+/// MULTIPLE_IRP_COMPLETE_REQUESTS.
+///
+/// # Safety
+/// The caller owns `irp` and gives it up.
+pub unsafe fn iof_complete_request(irp: *mut IRP, boost: i8) {
+    // SAFETY: the caller owns the IRP.
+    match unsafe { ::io::irp::complete_walk(irp) } {
+        Ok(::io::irp::Walk::MoreProcessingRequired) => {}
+        Ok(::io::irp::Walk::Completed) => {
+            // SAFETY: the walk is done; the IRP is the I/O manager's again.
+            unsafe {
+                if let Some(ext) = ext_of(irp) {
+                    if (*ext).flags & EXT_THREAD != 0 {
+                        complete_thread_request(irp, ext, boost);
+                    } else if (*ext).flags & EXT_LOCAL != 0 {
+                        if !(*irp).UserIosb.is_null() {
+                            (*irp).UserIosb.write((*irp).IoStatus);
+                        }
+                        if !(*irp).UserEvent.is_null() {
+                            crate::ke::event::ke_set_event((*irp).UserEvent, boost.max(0) as u8);
+                        }
+                    }
+                }
+            }
+        }
+        Err(_) => bugcheck_irp(nt::bugcheck::MULTIPLE_IRP_COMPLETE_REQUESTS, irp),
+    }
+}
+
+/// `IopCompleteRequest` for a thread's request: copies a buffered read's
+/// data to the caller's buffer, frees the system buffer and the MDLs,
+/// stores the I/O status block, signals the events, queues the completion
+/// packet to the file's completion port, and frees the IRP.
+///
+/// NT does this in a special kernel APC in the issuing thread (so user
+/// buffers are addressable); ntrs's callers are all kernel mode for now
+/// and it runs here, in the completing context (see docs/io.md).
+///
+/// # Safety
+/// The IRP is a thread's request whose stack walk is done.
+unsafe fn complete_thread_request(irp: *mut IRP, ext: *mut IrpExt, boost: i8) {
+    // SAFETY: the IRP and its extension are ours now.
+    unsafe {
+        let status = (*irp).IoStatus.Status;
+        let flags = (*irp).Flags;
+        if flags & IRP_BUFFERED_IO != 0 && flags & IRP_INPUT_OPERATION != 0 {
+            let sys = (*irp).AssociatedIrp.SystemBuffer;
+            if !status.is_error() && !sys.is_null() && !(*irp).UserBuffer.is_null() {
+                let n = (*irp)
+                    .IoStatus
+                    .Information
+                    .min((*ext).buffer_length as usize);
+                ptr::copy_nonoverlapping(sys as *const u8, (*irp).UserBuffer as *mut u8, n);
+            }
+        }
+        release_buffers(irp);
+        let file = (*irp).Tail.Overlay.OriginalFileObject;
+        // An error a service returned at once is the caller's result: the
+        // status block, events and port are left alone (as NT does).
+        let report =
+            !((*ext).flags & EXT_SERVICE != 0 && status.is_error() && (*irp).PendingReturned == 0);
+        if report {
+            if !(*irp).UserIosb.is_null() {
+                (*irp).UserIosb.write((*irp).IoStatus);
+            }
+            let b = boost.max(0) as u8;
+            if !file.is_null() && (*file).Flags & FO_SYNCHRONOUS_IO != 0 {
+                (*file).FinalStatus = status;
+                crate::ke::event::ke_set_event(ptr::addr_of_mut!((*file).Event), b);
+            }
+            if !(*irp).UserEvent.is_null() {
+                crate::ke::event::ke_set_event((*irp).UserEvent, b);
+            }
+            if (*ext).event_object != 0 {
+                set_event_object((*ext).event_object - 1, b);
+            }
+            if !file.is_null()
+                && !(*file).CompletionContext.is_null()
+                && (*irp)
+                    .Overlay
+                    .AsynchronousParameters
+                    .UserApcRoutine
+                    .is_null()
+            {
+                let cc = (*file).CompletionContext;
+                let _ = super::completion::post(
+                    (*cc).Port as u64,
+                    ::io::queue::CompletionPacket {
+                        key: (*cc).Key as usize,
+                        apc_context: (*ext).apc_context,
+                        status,
+                        information: (*irp).IoStatus.Information,
+                    },
+                );
+            }
+        }
+        if (*ext).event_object != 0 {
+            ob_dereference_object((*ext).event_object - 1);
+        }
+        if !file.is_null() {
+            if let Some(id) = object_of(file as u64, IoKind::File) {
+                ob_dereference_object(id);
+            }
+        }
+        io_free_irp(irp);
+    }
+}
+
+/// Frees an IRP's system buffer (`IRP_DEALLOCATE_BUFFER`) and unlocks and
+/// frees its MDLs.
+///
+/// # Safety
+/// The IRP is ours and no driver uses its buffers any more.
+pub unsafe fn release_buffers(irp: *mut IRP) {
+    // SAFETY: the caller guarantees the IRP is ours.
+    unsafe {
+        let sys = (*irp).AssociatedIrp.SystemBuffer;
+        if (*irp).Flags & IRP_DEALLOCATE_BUFFER != 0 && !sys.is_null() {
+            let _ = xpool::free(sys as u64, TAG_BUFFER);
+            (*irp).AssociatedIrp.SystemBuffer = ptr::null_mut();
+            (*irp).Flags &= !IRP_DEALLOCATE_BUFFER;
+        }
+        let mut mdl = (*irp).MdlAddress;
+        while !mdl.is_null() {
+            let next = (*mdl).Next;
+            if (*mdl).MdlFlags & MDL_PAGES_LOCKED != 0 {
+                super::mdl::mm_unlock_pages(mdl);
+            }
+            super::mdl::io_free_mdl(mdl);
+            mdl = next;
+        }
+        (*irp).MdlAddress = ptr::null_mut();
+    }
+}
+
+/// `IopCancelSpinLock`.
+static CANCEL_LOCK: KSpinLock = KSpinLock::new();
+
+/// `IoAcquireCancelSpinLock`: returns the IRQL to restore.
+pub fn io_acquire_cancel_spin_lock() -> u8 {
+    CANCEL_LOCK.acquire()
+}
+
+/// `IoReleaseCancelSpinLock`.
+pub fn io_release_cancel_spin_lock(irql: u8) {
+    CANCEL_LOCK.release(irql)
+}
+
+/// `IoCancelIrp`: marks the IRP cancelled and, if its holder set a cancel
+/// routine, calls it (with the cancel spin lock held, `CancelIrql` the
+/// IRQL to restore); true if a routine was called.
+///
+/// # Safety
+/// `irp` must be a live IRP.
+pub unsafe fn io_cancel_irp(irp: *mut IRP) -> bool {
+    let old = CANCEL_LOCK.acquire();
+    // SAFETY: the caller guarantees the IRP is live; the cancel routine
+    // taken out atomically makes the IRP ours to hand to it.
+    unsafe {
+        (*irp).Cancel = 1;
+        match IoSetCancelRoutine(irp, None) {
+            Some(routine) => {
+                (*irp).CancelIrql = old;
+                let stack = IoGetCurrentIrpStackLocation(irp);
+                let dev = if (*irp).CurrentLocation <= (*irp).StackCount {
+                    (*stack).DeviceObject
+                } else {
+                    ptr::null_mut()
+                };
+                routine(dev, irp);
+                true
+            }
+            None => {
+                CANCEL_LOCK.release(old);
+                false
+            }
+        }
+    }
+}
+
+/// Cancels the thread requests of `file` (`NtCancelIoFile`) issued by
+/// `thread` (None: any thread); returns how many had a cancel routine.
+pub fn cancel_file_requests(file: *mut FILE_OBJECT, thread: Option<u32>) -> usize {
+    let mut taken: Vec<(*mut IRP, DRIVER_CANCEL)> = Vec::new();
+    let _ = crate::ex::pool::try_reserve(&mut taken, 64);
+    for_each_irp(|irp| {
+        // SAFETY: IRPs on the locked list are live; taking the cancel
+        // routine out atomically makes the IRP ours to hand to it.
+        unsafe {
+            let Some(ext) = ext_of(irp) else { return };
+            if (*ext).flags & EXT_THREAD == 0
+                || (*irp).Tail.Overlay.OriginalFileObject != file
+                || thread.is_some_and(|t| t != (*ext).thread)
+            {
+                return;
+            }
+            (*irp).Cancel = 1;
+            if taken.len() < taken.capacity() {
+                if let Some(r) = IoSetCancelRoutine(irp, None) {
+                    taken.push((irp, r));
+                }
+            }
+        }
+    });
+    let n = taken.len();
+    for (irp, routine) in taken {
+        let old = CANCEL_LOCK.acquire();
+        // SAFETY: the cancel routine was ours to call (see above).
+        unsafe {
+            (*irp).CancelIrql = old;
+            let stack = IoGetCurrentIrpStackLocation(irp);
+            routine((*stack).DeviceObject, irp);
+        }
+    }
+    n
+}
+
+/// The common part of `IoBuildSynchronousFsdRequest`,
+/// `IoBuildAsynchronousFsdRequest`, `IoBuildDeviceIoControlRequest`: an IRP
+/// for the top of `device`'s stack... (the device given, as NT does) with
+/// the next location filled by `fill`. Buffers follow the device's
+/// `DO_BUFFERED_IO` / `DO_DIRECT_IO` for reads and writes.
+///
+/// # Safety
+/// `device` must be a live device object; buffers valid for their lengths.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn build_request(
+    major: u8,
+    device: *mut DEVICE_OBJECT,
+    buffer: *mut core::ffi::c_void,
+    length: u32,
+    offset: Option<i64>,
+    event: *mut KEVENT,
+    iosb: *mut IO_STATUS_BLOCK,
+    thread: bool,
+) -> *mut IRP {
+    // SAFETY: the caller guarantees the device is live.
+    let irp = io_allocate_irp(unsafe { (*device).StackSize }, false);
+    if irp.is_null() {
+        return irp;
+    }
+    // SAFETY: a fresh IRP; the caller's buffers are valid.
+    unsafe {
+        let ext = ext_of(irp).unwrap_or(ptr::null_mut());
+        if thread && !ext.is_null() {
+            (*ext).flags = EXT_THREAD;
+            (*ext).thread = crate::ke::sched::current_thread_id();
+        }
+        (*irp).UserIosb = iosb;
+        (*irp).UserEvent = event;
+        (*irp).Tail.Overlay.Thread =
+            crate::ke::sched::current_thread_id() as usize as *mut core::ffi::c_void;
+        let stack = IoGetNextIrpStackLocation(irp);
+        (*stack).MajorFunction = major;
+        if major == IRP_MJ_READ || major == IRP_MJ_WRITE {
+            (*stack).Parameters.Read.Length = length;
+            (*stack).Parameters.Read.ByteOffset = offset.unwrap_or(0);
+            if setup_transfer(irp, device, buffer, length, major == IRP_MJ_READ).is_err() {
+                release_buffers(irp);
+                io_free_irp(irp);
+                return ptr::null_mut();
+            }
+        }
+    }
+    irp
+}
+
+/// Sets up the buffers of a read (`input`) or write by the device's I/O
+/// method: a system buffer (`DO_BUFFERED_IO`), a locked MDL
+/// (`DO_DIRECT_IO`), or the caller's buffer as it is (neither).
+///
+/// # Safety
+/// `irp` is a fresh IRP of ours; `buffer` valid for `length` bytes.
+pub unsafe fn setup_transfer(
+    irp: *mut IRP,
+    device: *mut DEVICE_OBJECT,
+    buffer: *mut core::ffi::c_void,
+    length: u32,
+    input: bool,
+) -> Result<(), NtStatus> {
+    // SAFETY: the caller guarantees the IRP, device and buffer.
+    unsafe {
+        let flags = (*device).Flags;
+        (*irp).UserBuffer = buffer;
+        if flags & DO_BUFFERED_IO != 0 {
+            if length != 0 {
+                let sys = xpool::allocate(PoolType::NonPaged, length as u64, TAG_BUFFER, false)
+                    .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+                if !input {
+                    ptr::copy_nonoverlapping(buffer as *const u8, sys as *mut u8, length as usize);
+                }
+                (*irp).AssociatedIrp.SystemBuffer = sys as *mut core::ffi::c_void;
+                (*irp).Flags |= IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER;
+                if let Some(ext) = ext_of(irp) {
+                    (*ext).buffer_length = length;
+                }
+            }
+            if input {
+                (*irp).Flags |= IRP_INPUT_OPERATION;
+            }
+        } else if flags & DO_DIRECT_IO != 0 && length != 0 {
+            let mdl = super::mdl::io_allocate_mdl(buffer, length, false, irp);
+            if mdl.is_null() {
+                return Err(STATUS_INSUFFICIENT_RESOURCES);
+            }
+            let op = if input {
+                IO_WRITE_ACCESS
+            } else {
+                IO_READ_ACCESS
+            };
+            if let Err(e) = super::mdl::mm_probe_and_lock_pages(mdl, op) {
+                (*irp).MdlAddress = ptr::null_mut();
+                super::mdl::io_free_mdl(mdl);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `IoBuildDeviceIoControlRequest`: a thread's device I/O control request
+/// (`IRP_MJ_DEVICE_CONTROL` or, `internal`, `IRP_MJ_INTERNAL_DEVICE_CONTROL`)
+/// with buffers set up by the code's transfer method.
+///
+/// # Safety
+/// `device` live; buffers valid for their lengths; `event`/`iosb` live until completion.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn io_build_device_io_control_request(
+    code: u32,
+    device: *mut DEVICE_OBJECT,
+    input: *mut core::ffi::c_void,
+    input_length: u32,
+    output: *mut core::ffi::c_void,
+    output_length: u32,
+    internal: bool,
+    event: *mut KEVENT,
+    iosb: *mut IO_STATUS_BLOCK,
+) -> *mut IRP {
+    let major = if internal {
+        IRP_MJ_INTERNAL_DEVICE_CONTROL
+    } else {
+        IRP_MJ_DEVICE_CONTROL
+    };
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        let irp = build_request(major, device, ptr::null_mut(), 0, None, event, iosb, true);
+        if irp.is_null() {
+            return irp;
+        }
+        if setup_ioctl(irp, code, input, input_length, output, output_length).is_err() {
+            release_buffers(irp);
+            io_free_irp(irp);
+            return ptr::null_mut();
+        }
+        irp
+    }
+}
+
+/// Fills the next stack location of an I/O control request and sets up
+/// its buffers by the code's method: `METHOD_BUFFERED` one system buffer
+/// for both (input copied in, output copied back), `METHOD_IN_DIRECT` /
+/// `METHOD_OUT_DIRECT` the input in a system buffer and the output
+/// described by a locked MDL, `METHOD_NEITHER` the caller's pointers
+/// (`Type3InputBuffer`, `UserBuffer`).
+///
+/// # Safety
+/// A fresh IRP of ours; buffers valid for their lengths.
+pub unsafe fn setup_ioctl(
+    irp: *mut IRP,
+    code: u32,
+    input: *mut core::ffi::c_void,
+    input_length: u32,
+    output: *mut core::ffi::c_void,
+    output_length: u32,
+) -> Result<(), NtStatus> {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        let stack = IoGetNextIrpStackLocation(irp);
+        (*stack).Parameters.DeviceIoControl.IoControlCode = code;
+        (*stack).Parameters.DeviceIoControl.InputBufferLength = input_length;
+        (*stack).Parameters.DeviceIoControl.OutputBufferLength = output_length;
+        let ext = ext_of(irp);
+        match METHOD_FROM_CTL_CODE(code) {
+            METHOD_BUFFERED => {
+                let len = input_length.max(output_length);
+                if len != 0 {
+                    let sys = xpool::allocate(PoolType::NonPaged, len as u64, TAG_BUFFER, true)
+                        .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+                    if input_length != 0 && !input.is_null() {
+                        ptr::copy_nonoverlapping(
+                            input as *const u8,
+                            sys as *mut u8,
+                            input_length as usize,
+                        );
+                    }
+                    (*irp).AssociatedIrp.SystemBuffer = sys as *mut core::ffi::c_void;
+                    (*irp).Flags |= IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER;
+                    if output_length != 0 {
+                        (*irp).Flags |= IRP_INPUT_OPERATION;
+                    }
+                    if let Some(e) = ext {
+                        (*e).buffer_length = output_length;
+                    }
+                }
+                (*irp).UserBuffer = output;
+            }
+            METHOD_IN_DIRECT | METHOD_OUT_DIRECT => {
+                if input_length != 0 && !input.is_null() {
+                    let sys =
+                        xpool::allocate(PoolType::NonPaged, input_length as u64, TAG_BUFFER, false)
+                            .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+                    ptr::copy_nonoverlapping(
+                        input as *const u8,
+                        sys as *mut u8,
+                        input_length as usize,
+                    );
+                    (*irp).AssociatedIrp.SystemBuffer = sys as *mut core::ffi::c_void;
+                    (*irp).Flags |= IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER;
+                    if let Some(e) = ext {
+                        (*e).buffer_length = 0;
+                    }
+                }
+                if output_length != 0 && !output.is_null() {
+                    let mdl = super::mdl::io_allocate_mdl(output, output_length, false, irp);
+                    if mdl.is_null() {
+                        return Err(STATUS_INSUFFICIENT_RESOURCES);
+                    }
+                    let op = if METHOD_FROM_CTL_CODE(code) == METHOD_IN_DIRECT {
+                        IO_READ_ACCESS
+                    } else {
+                        IO_WRITE_ACCESS
+                    };
+                    super::mdl::mm_probe_and_lock_pages(mdl, op)?;
+                }
+            }
+            _ => {
+                (*stack).Parameters.DeviceIoControl.Type3InputBuffer = input;
+                (*irp).UserBuffer = output;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Signals an event object (`NtReadFile`'s `Event`) by its object id.
+pub fn set_event_object(id: ObjectId, boost: u8) {
+    let idx = crate::ob::object::with_body(id, |b| match b.body {
+        ObjectBody::Dispatcher(i) => Some(i),
+        _ => None,
+    })
+    .flatten();
+    if let Some(i) = idx {
+        crate::ke::wait::with_db(|st| {
+            let _ = st
+                .db
+                .set_event(::ke::objects::ObjectId(i), boost, &mut st.unwaits);
+        });
+    }
+}

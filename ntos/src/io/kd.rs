@@ -1,0 +1,1 @@
+//! kd commands of the I/O manager.

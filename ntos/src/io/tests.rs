@@ -1,0 +1,5 @@
+//! Boot tests of the I/O manager.
+
+use crate::ktest::Test;
+
+pub const TESTS: &[Test] = &[];
