@@ -85,7 +85,7 @@ pub fn parse_number(s: &str) -> Option<u64> {
 }
 
 /// Formats a 64-bit value as WinDbg does: `fffff800`00400000`.
-struct Q(u64);
+pub struct Q(pub u64);
 impl core::fmt::Display for Q {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{:08x}`{:08x}", self.0 >> 32, self.0 as u32)
@@ -188,7 +188,7 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
         ke::kdext::kd_apic,
     ),
     cmd("r", &[], "", "current registers", |_| registers()),
-    cmd("lm", &[], "", "loaded modules", |_| lm()),
+    cmd("lm", &[], "", "loaded modules", |_| crate::mm::ldr::kd_lm()),
     cmd("!irql", &[], "[n]", "the IRQL of processor n", irql_cmd),
     cmd(
         "rdmsr",
@@ -557,25 +557,6 @@ fn registers() {
         hal::rdmsr(ke::MSR_GS_BASE),
         hal::rdmsr(ke::MSR_KERNEL_GS_BASE)
     );
-}
-
-fn lm() {
-    dbg_println!("start             end                 module name");
-    // SAFETY: the module array lives in loader MemoryData pages that stay mapped.
-    for m in unsafe { crate::rtl::loader_block().modules() } {
-        let short = if m.name().eq_ignore_ascii_case("ntoskrnl.exe") {
-            "nt"
-        } else {
-            m.name().trim_end_matches(".sys")
-        };
-        dbg_println!(
-            "{} {}   {:<10} {}",
-            Q(m.dll_base),
-            Q(m.dll_base + m.size_of_image as u64),
-            short,
-            m.name()
-        );
-    }
 }
 
 fn memory_map() {

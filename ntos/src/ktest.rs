@@ -302,10 +302,12 @@ const ALL: &[&[Test]] = &[
     crate::ke::tests::TESTS,
     crate::ob::tests::TESTS,
     crate::mm::tests::TESTS,
+    crate::mm::ldr_tests::TESTS,
     crate::ex::tests::TESTS,
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,
     crate::io::pnp::tests::TESTS,
+    crate::storage::tests::TESTS,
     crate::kd::TESTS,
 ];
 

@@ -121,9 +121,12 @@ fn leak_str(s: &str) -> LoaderString {
     }
 }
 
-/// (service name, image path) of every boot-start (Start = 0) service in the
-/// control set `Select\Current` names, in key order (`OslGetBootDrivers`).
-fn boot_start_drivers(hive_bytes: &[u8]) -> Vec<(alloc::string::String, alloc::string::String)> {
+/// (service name, image path under the system root, Start) of every driver
+/// service (Type 1 kernel driver or 2 file system driver) that is not
+/// disabled (Start 0..=3) in the control set `Select\Current` names, in key
+/// order (`OslGetBootDrivers` takes Start = 0 only; ntrs's winload also
+/// brings the others' files, which the kernel cannot read yet).
+fn service_drivers(hive_bytes: &[u8]) -> Vec<(alloc::string::String, alloc::string::String, u32)> {
     let mut out = Vec::new();
     let Ok(h) = regf::Hive::from_bytes(hive_bytes) else {
         return out;
@@ -144,15 +147,25 @@ fn boot_start_drivers(hive_bytes: &[u8]) -> Vec<(alloc::string::String, alloc::s
     };
     for s in h.enum_subkeys(services).unwrap_or_default() {
         let start = h.query_value(s, "Start").ok().and_then(|v| dword(&v));
-        if start != Some(0) {
+        let ty = h.query_value(s, "Type").ok().and_then(|v| dword(&v));
+        let (Some(start @ 0..=3), Some(1 | 2)) = (start, ty) else {
             continue;
-        }
+        };
         let name = h.key_name(s).unwrap_or_default();
         let image = h
             .query_value(s, "ImagePath")
             .map(|v| regf::from_utf16z(&v.data))
             .unwrap_or_else(|_| alloc::format!("System32\\drivers\\{name}.sys"));
-        out.push((name, image));
+        // `\SystemRoot\System32\...` and `System32\...` both name a file
+        // under the system root.
+        let rel = alloc::string::String::from(image.strip_prefix('\\').unwrap_or(&image));
+        let rel = match rel.get(..11) {
+            Some(p) if p.eq_ignore_ascii_case("SystemRoot\\") => {
+                alloc::string::String::from(&rel[11..])
+            }
+            _ => rel,
+        };
+        out.push((name, rel, start));
     }
     out
 }
@@ -220,15 +233,41 @@ fn main() -> Status {
     let software_hive = vol
         .read_file("\\Windows\\System32\\config\\SOFTWARE")
         .unwrap_or_default();
-    // Boot-start drivers (`OslLoadDrivers`): Start = 0 under the current
-    // control set's Services. ntrs has no driver images yet: each is looked
-    // up and reported; a present image would be loaded like the kernel.
-    for (name, image) in boot_start_drivers(&system_hive) {
-        match vol.read_file(&alloc::format!("\\Windows\\{image}")) {
-            Ok(d) => println!("winload: boot driver {name} ({image}): {} bytes, not loaded (no driver loader yet)", d.len()),
-            Err(_) => println!("winload: boot driver {name}: \\Windows\\{image} not present; skipped"),
-        }
+    // Boot drivers (`OslLoadDrivers`): Start = 0 under the current control
+    // set's Services, and (ntrs) the files of the other driver services,
+    // handed to the kernel as bytes in the boot driver list; the kernel's
+    // MmLoadSystemImage maps them (docs/io.md, "Driver loading").
+    let mut driver_files: Vec<BootDriverFile> = Vec::new();
+    for (name, image, start) in service_drivers(&system_hive) {
+        let d = match vol.read_file(&alloc::format!("\\Windows\\{image}")) {
+            Ok(d) => d,
+            Err(_) => {
+                if start == 0 {
+                    println!(
+                        "winload: boot driver {name}: \\Windows\\{image} not present; skipped"
+                    );
+                }
+                continue;
+            }
+        };
+        let pages = d.len().div_ceil(PAGE as usize).max(1);
+        let Some(pa) = alloc_pages(MemoryType::BootDriver, pages) else {
+            return out_of_memory("a driver file", pages);
+        };
+        // SAFETY: `pa` is `pages` freshly allocated, identity-mapped pages.
+        unsafe { core::ptr::copy_nonoverlapping(d.as_ptr(), pa as *mut u8, d.len()) };
+        println!(
+            "winload: driver {name} ({image}, Start={start}): {} bytes",
+            d.len()
+        );
+        driver_files.push(BootDriverFile {
+            service_name: leak_str(&name),
+            file_path: leak_str(&image),
+            data: PHYSICAL_MAP_BASE + pa,
+            length: d.len() as u64,
+        });
     }
+    let driver_files: &'static mut [BootDriverFile] = driver_files.leak();
     drop(vol);
     let (registry_base, registry_length) = if system_hive.is_empty() {
         (0, 0)
@@ -417,6 +456,12 @@ fn main() -> Status {
             physical_map_size: max_pa,
             software_hive_base,
             software_hive_length,
+            boot_drivers: if driver_files.is_empty() {
+                0
+            } else {
+                driver_files.as_ptr() as u64 + PHYSICAL_MAP_BASE
+            },
+            boot_driver_count: driver_files.len() as u64,
         }));
     let entry = KERNEL_IMAGE_BASE + pe.address_of_entry_point as u64;
     drop(file);

@@ -9,7 +9,7 @@
 /// "NTRSLDR1": identifies a loader block of this layout.
 pub const LOADER_BLOCK_SIGNATURE: u64 = u64::from_le_bytes(*b"NTRSLDR1");
 /// Bumped whenever `LoaderParameterBlock`'s layout changes.
-pub const LOADER_BLOCK_VERSION: u32 = 2;
+pub const LOADER_BLOCK_VERSION: u32 = 3;
 
 /// Where all physical memory is mapped 1:1 in kernel space (ntrs deviation:
 /// NT has no direct map; see docs/mm.md).
@@ -141,6 +141,38 @@ impl LoadedModule {
     }
 }
 
+/// `BOOT_DRIVER_LIST_ENTRY`, ntrs's way: a driver file winload read for
+/// the kernel. NT's winload maps and binds boot drivers itself and lists
+/// their loader entries; ntrs's winload hands over the file bytes and the
+/// kernel maps them with `MmLoadSystemImage`, one loader for every driver.
+/// Until the kernel has a storage stack and a file system, winload brings
+/// every driver file the `Services` keys name (see docs/io.md, "Driver
+/// loading"), and the I/O manager decides from the registry which start.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BootDriverFile {
+    /// The service key's name (`Null`), the last component of `RegistryPath`.
+    pub service_name: LoaderString,
+    /// `FilePath`: the file under the system root, as `ImagePath` names it
+    /// (`System32\drivers\null.sys`).
+    pub file_path: LoaderString,
+    /// The file's bytes (kernel virtual address in the direct map) and size.
+    pub data: u64,
+    pub length: u64,
+}
+
+impl BootDriverFile {
+    /// # Safety
+    /// `data..data+length` must be mapped for the returned lifetime.
+    pub unsafe fn bytes<'a>(&self) -> &'a [u8] {
+        if self.data == 0 {
+            return &[];
+        }
+        // SAFETY: the caller guarantees the loader's pages are mapped.
+        unsafe { core::slice::from_raw_parts(self.data as *const u8, self.length as usize) }
+    }
+}
+
 /// Framebuffer the firmware's GOP left us (`BgContext` in NT terms).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -220,6 +252,9 @@ pub struct LoaderParameterBlock {
     /// kernel cannot read files yet; NT loads it in phase 1).
     pub software_hive_base: u64,
     pub software_hive_length: u64,
+    /// `BootDriverListHead`, flattened: the driver files winload read.
+    pub boot_drivers: u64,
+    pub boot_driver_count: u64,
 }
 
 impl LoaderParameterBlock {
@@ -234,6 +269,21 @@ impl LoaderParameterBlock {
             core::slice::from_raw_parts(
                 self.memory_descriptors as *const MemoryDescriptor,
                 self.memory_descriptor_count as usize,
+            )
+        }
+    }
+
+    /// # Safety
+    /// The boot driver array must be mapped for the returned lifetime.
+    pub unsafe fn boot_driver_files<'a>(&self) -> &'a [BootDriverFile] {
+        if self.boot_drivers == 0 {
+            return &[];
+        }
+        // SAFETY: the caller guarantees the loader's array is mapped.
+        unsafe {
+            core::slice::from_raw_parts(
+                self.boot_drivers as *const BootDriverFile,
+                self.boot_driver_count as usize,
             )
         }
     }

@@ -25,6 +25,24 @@ pub const IMAGE_SCN_MEM_EXECUTE: u32 = 0x2000_0000;
 pub const IMAGE_SCN_MEM_READ: u32 = 0x4000_0000;
 pub const IMAGE_SCN_MEM_WRITE: u32 = 0x8000_0000;
 pub const IMAGE_SCN_CNT_UNINITIALIZED_DATA: u32 = 0x0000_0080;
+pub const IMAGE_SCN_MEM_DISCARDABLE: u32 = 0x0200_0000;
+pub const IMAGE_FILE_RELOCS_STRIPPED: u16 = 0x0001;
+pub const IMAGE_FILE_DLL: u16 = 0x2000;
+pub const IMAGE_SUBSYSTEM_NATIVE: u16 = 1;
+/// The page size kernel images are protected in.
+pub const PAGE_SIZE: u32 = 0x1000;
+
+/// How the kernel maps one page of a system image (W^X): code read+execute,
+/// read-only data and headers read-only, writable data read+write, and
+/// discardable sections (`.reloc`, `INIT`-like) freed once the image is
+/// relocated and bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageProtection {
+    ReadOnly,
+    ReadWrite,
+    ReadExecute,
+    Discard,
+}
 
 fn rd16(b: &[u8], off: usize) -> Result<u16, NtStatus> {
     b.get(off..off + 2)
@@ -206,6 +224,76 @@ impl<'a> PeFile<'a> {
         Ok(())
     }
 
+    /// The W^X protection of every 4 KiB page of the image as the kernel
+    /// maps a system image (`MiSetSystemCodeProtection`-like): headers and
+    /// pages no section covers are read-only; a section's pages take its
+    /// characteristics (execute -> ReadExecute, write -> ReadWrite, else
+    /// ReadOnly; discardable -> Discard). A page two sections share keeps
+    /// the stronger need (a kept section beats a discardable one, write or
+    /// execute beats read-only); a section that is both writable and
+    /// executable, or a page shared by code and writable data, is
+    /// `STATUS_INVALID_IMAGE_PROTECT` (ntrs loads no W+X kernel pages).
+    pub fn kernel_page_protections(&self) -> Result<Vec<PageProtection>, NtStatus> {
+        let pages = self.size_of_image.div_ceil(PAGE_SIZE) as usize;
+        let mut out = alloc::vec![None::<PageProtection>; pages];
+        for s in &self.sections {
+            let c = s.characteristics;
+            let w = c & IMAGE_SCN_MEM_WRITE != 0;
+            let x = c & IMAGE_SCN_MEM_EXECUTE != 0;
+            if w && x {
+                return Err(STATUS_INVALID_IMAGE_PROTECT);
+            }
+            let prot = if c & IMAGE_SCN_MEM_DISCARDABLE != 0 {
+                PageProtection::Discard
+            } else if x {
+                PageProtection::ReadExecute
+            } else if w {
+                PageProtection::ReadWrite
+            } else {
+                PageProtection::ReadOnly
+            };
+            let size = s.virtual_size.max(s.size_of_raw_data) as u64;
+            if size == 0 {
+                continue;
+            }
+            let start = s.virtual_address as u64;
+            let end = start + size;
+            if end > self.size_of_image as u64 || start < self.size_of_headers as u64 {
+                return Err(STATUS_INVALID_IMAGE_FORMAT);
+            }
+            let first = (start / PAGE_SIZE as u64) as usize;
+            let last = end.div_ceil(PAGE_SIZE as u64) as usize;
+            for slot in &mut out[first..last] {
+                *slot = Some(match (*slot, prot) {
+                    (None, p) | (Some(PageProtection::Discard), p) => p,
+                    (Some(old), PageProtection::Discard) => old,
+                    (Some(old), p) if old == p => p,
+                    (Some(PageProtection::ReadOnly), p) | (Some(p), PageProtection::ReadOnly) => p,
+                    // ReadWrite with ReadExecute in one page.
+                    _ => return Err(STATUS_INVALID_IMAGE_PROTECT),
+                });
+            }
+        }
+        // SizeOfImage ends where the last section (or the headers) ends,
+        // rounded to the section alignment: a larger one only asks for
+        // memory no section uses.
+        let align = self.section_alignment.max(1) as u64;
+        let end = self
+            .sections
+            .iter()
+            .map(|s| s.virtual_address as u64 + s.virtual_size.max(s.size_of_raw_data) as u64)
+            .chain([self.size_of_headers as u64])
+            .max()
+            .unwrap_or(0);
+        if self.size_of_image as u64 > end.div_ceil(align) * align {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        Ok(out
+            .into_iter()
+            .map(|p| p.unwrap_or(PageProtection::ReadOnly))
+            .collect())
+    }
+
     /// Maps the image and rebases it to `new_base` (`LdrRelocateImage`).
     pub fn load(&self, image: &mut [u8], new_base: u64) -> Result<(), NtStatus> {
         self.map_into(image)?;
@@ -216,6 +304,34 @@ impl<'a> PeFile<'a> {
             new_base,
         )
     }
+}
+
+/// A data directory of an image already mapped in memory (headers at
+/// offset 0, everything at its RVA): what the kernel reads from its own
+/// image (`RtlImageDirectoryEntryToData` with `MappedAsImage`).
+pub fn mapped_directory(image: &[u8], index: usize) -> Result<DataDirectory, NtStatus> {
+    if rd16(image, 0)? != IMAGE_DOS_SIGNATURE {
+        return Err(STATUS_INVALID_IMAGE_NOT_MZ);
+    }
+    let nt = rd32(image, 0x3C)? as usize;
+    if rd32(image, nt)? != IMAGE_NT_SIGNATURE {
+        return Err(STATUS_INVALID_IMAGE_FORMAT);
+    }
+    let oh = nt + 24;
+    if rd16(image, oh)? != IMAGE_NT_OPTIONAL_HDR64_MAGIC {
+        return Err(STATUS_INVALID_IMAGE_FORMAT);
+    }
+    if index >= (rd32(image, oh + 108)? as usize).min(16) {
+        return Ok(DataDirectory::default());
+    }
+    let d = DataDirectory {
+        virtual_address: rd32(image, oh + 112 + index * 8)?,
+        size: rd32(image, oh + 116 + index * 8)?,
+    };
+    if d.virtual_address as u64 + d.size as u64 > image.len() as u64 {
+        return Err(STATUS_INVALID_IMAGE_FORMAT);
+    }
+    Ok(d)
 }
 
 /// Applies base relocations (`LdrProcessRelocationBlock`) to a mapped image.
@@ -314,6 +430,37 @@ pub fn find_export(image: &[u8], dir: DataDirectory, name: &[u8]) -> Result<u32,
         .ok_or(STATUS_ENTRYPOINT_NOT_FOUND)
 }
 
+/// Resolves a driver's import against the export list of the module it
+/// names, with the kernel loader's statuses (`MiSnapThunk`): a missing name
+/// is `STATUS_DRIVER_ENTRYPOINT_NOT_FOUND`, a missing ordinal
+/// `STATUS_DRIVER_ORDINAL_NOT_FOUND`. `dir` is the exporter's export
+/// directory: an export whose RVA falls inside it is a forwarder, which
+/// ntrs does not follow (`STATUS_DRIVER_ENTRYPOINT_NOT_FOUND`; ntoskrnl has
+/// none). Returns the export's RVA.
+pub fn resolve_import(
+    exports: &[Export<'_>],
+    dir: DataDirectory,
+    import: &Import<'_>,
+) -> Result<u32, NtStatus> {
+    let (found, missing) = match import.name {
+        Some(n) => (
+            exports.iter().find(|e| e.name == Some(n)),
+            STATUS_DRIVER_ENTRYPOINT_NOT_FOUND,
+        ),
+        None => (
+            exports.iter().find(|e| e.ordinal == import.ordinal as u32),
+            STATUS_DRIVER_ORDINAL_NOT_FOUND,
+        ),
+    };
+    let rva = found.map(|e| e.rva).filter(|&r| r != 0).ok_or(missing)?;
+    let forwarder =
+        rva >= dir.virtual_address && (rva as u64) < dir.virtual_address as u64 + dir.size as u64;
+    if forwarder {
+        return Err(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND);
+    }
+    Ok(rva)
+}
+
 /// One imported symbol: which DLL, by name or ordinal, and the IAT slot to fill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Import<'a> {
@@ -409,11 +556,28 @@ pub fn fuzz_one(data: &[u8]) {
     if pe.load(&mut image, 0xFFFF_F800_0040_0000).is_err() {
         return;
     }
-    let _ = exports(&image, pe.directory(IMAGE_DIRECTORY_ENTRY_EXPORT));
+    let _ = pe.kernel_page_protections();
+    let _ = mapped_directory(&image, IMAGE_DIRECTORY_ENTRY_EXPORT);
+    let exp_dir = pe.directory(IMAGE_DIRECTORY_ENTRY_EXPORT);
+    let own: Vec<(Option<Vec<u8>>, u32, u32)> = match exports(&image, exp_dir) {
+        Ok(ex) => ex
+            .iter()
+            .map(|e| (e.name.map(|n| n.to_vec()), e.ordinal, e.rva))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let own: Vec<Export<'_>> = own
+        .iter()
+        .map(|(n, o, r)| Export {
+            name: n.as_deref(),
+            ordinal: *o,
+            rva: *r,
+        })
+        .collect();
     let _ = bind_imports(
         &mut image,
         pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT),
-        |_| Ok(0),
+        |i| resolve_import(&own, exp_dir, i).map(u64::from),
     );
 }
 

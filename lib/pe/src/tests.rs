@@ -149,6 +149,12 @@ fn exports_and_imports() {
     let pe = PeFile::parse(&f).unwrap();
     let mut img = vec![0u8; 0x3000];
     pe.load(&mut img, pe.image_base).unwrap();
+    assert_eq!(mapped_directory(&img, 0).unwrap(), pe.directory(0));
+    assert_eq!(mapped_directory(&img, 1).unwrap(), pe.directory(1));
+    assert_eq!(
+        mapped_directory(&img[..0x100], 0).unwrap_err(),
+        STATUS_INVALID_IMAGE_FORMAT
+    );
     let ex = exports(&img, pe.directory(0)).unwrap();
     assert_eq!(ex.len(), 2);
     assert_eq!(ex[1].name, Some(&b"KeBugCheckEx"[..]));
@@ -194,4 +200,196 @@ fn seed_corpus_matches_builder() {
         on_disk, seed,
         "regenerate seed-minimal.bin if the builder changed"
     );
+}
+
+/// Rewrites the characteristics of the single section of a `build` image.
+fn with_section_flags(mut f: Vec<u8>, flags: u32) -> Vec<u8> {
+    let sh = 0x84 + 20 + 240;
+    f[sh + 36..sh + 40].copy_from_slice(&flags.to_le_bytes());
+    f
+}
+
+#[test]
+fn kernel_page_protections_are_w_xor_x() {
+    use PageProtection::*;
+    // Headers page, the 2-page .text section (RX), nothing else.
+    let f = build(&[0xC3; 16], &[]);
+    let pe = PeFile::parse(&f).unwrap();
+    assert_eq!(
+        pe.kernel_page_protections().unwrap(),
+        [ReadOnly, ReadExecute, ReadExecute]
+    );
+    let rw = with_section_flags(f.clone(), IMAGE_SCN_MEM_READ | IMAGE_SCN_MEM_WRITE);
+    assert_eq!(
+        PeFile::parse(&rw)
+            .unwrap()
+            .kernel_page_protections()
+            .unwrap(),
+        [ReadOnly, ReadWrite, ReadWrite]
+    );
+    let ro = with_section_flags(f.clone(), IMAGE_SCN_MEM_READ);
+    assert_eq!(
+        PeFile::parse(&ro)
+            .unwrap()
+            .kernel_page_protections()
+            .unwrap(),
+        [ReadOnly, ReadOnly, ReadOnly]
+    );
+    let disc = with_section_flags(f.clone(), IMAGE_SCN_MEM_READ | IMAGE_SCN_MEM_DISCARDABLE);
+    assert_eq!(
+        PeFile::parse(&disc)
+            .unwrap()
+            .kernel_page_protections()
+            .unwrap(),
+        [ReadOnly, Discard, Discard]
+    );
+    // Writable and executable at once is refused.
+    let wx = with_section_flags(
+        f,
+        IMAGE_SCN_MEM_READ | IMAGE_SCN_MEM_WRITE | IMAGE_SCN_MEM_EXECUTE,
+    );
+    assert_eq!(
+        PeFile::parse(&wx)
+            .unwrap()
+            .kernel_page_protections()
+            .unwrap_err(),
+        STATUS_INVALID_IMAGE_PROTECT
+    );
+}
+
+#[test]
+fn kernel_page_protections_reject_sections_outside_the_image() {
+    let mut f = build(&[0xC3; 16], &[]);
+    let sh = 0x84 + 20 + 240;
+    // Virtual size 0x3000 at RVA 0x1000 in a 0x3000-byte image.
+    f[sh + 8..sh + 12].copy_from_slice(&0x3000u32.to_le_bytes());
+    let pe = PeFile::parse(&f).unwrap();
+    assert_eq!(
+        pe.kernel_page_protections().unwrap_err(),
+        STATUS_INVALID_IMAGE_FORMAT
+    );
+    // SizeOfImage far beyond the last section.
+    let mut f = build(&[0xC3; 16], &[]);
+    let oh = 0x84 + 20;
+    f[oh + 56..oh + 60].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    let pe = PeFile::parse(&f).unwrap();
+    assert_eq!(
+        pe.kernel_page_protections().unwrap_err(),
+        STATUS_INVALID_IMAGE_FORMAT
+    );
+}
+
+#[test]
+fn resolves_imports_with_kernel_statuses() {
+    let dir = DataDirectory {
+        virtual_address: 0x5000,
+        size: 0x100,
+    };
+    let ex = [
+        Export {
+            name: Some(&b"IoCreateDevice"[..]),
+            ordinal: 1,
+            rva: 0x1000,
+        },
+        Export {
+            name: None,
+            ordinal: 2,
+            rva: 0x1100,
+        },
+        Export {
+            name: Some(&b"Forwarded"[..]),
+            ordinal: 3,
+            rva: 0x5010,
+        },
+        Export {
+            name: Some(&b"Gap"[..]),
+            ordinal: 4,
+            rva: 0,
+        },
+    ];
+    let imp = |name: Option<&'static [u8]>, ordinal: u16| Import {
+        dll: b"ntoskrnl.exe",
+        name,
+        ordinal,
+        iat_rva: 0,
+    };
+    assert_eq!(
+        resolve_import(&ex, dir, &imp(Some(b"IoCreateDevice"), 0)),
+        Ok(0x1000)
+    );
+    assert_eq!(resolve_import(&ex, dir, &imp(None, 2)), Ok(0x1100));
+    assert_eq!(
+        resolve_import(&ex, dir, &imp(Some(b"IoCreateDevic"), 0)),
+        Err(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND)
+    );
+    assert_eq!(
+        resolve_import(&ex, dir, &imp(None, 9)),
+        Err(STATUS_DRIVER_ORDINAL_NOT_FOUND)
+    );
+    assert_eq!(
+        resolve_import(&ex, dir, &imp(Some(b"Forwarded"), 0)),
+        Err(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND)
+    );
+    assert_eq!(
+        resolve_import(&ex, dir, &imp(Some(b"Gap"), 0)),
+        Err(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND)
+    );
+}
+
+/// A real driver image (ntrstest.sys as the drivers workspace links it,
+/// kept in the fuzz corpus): W^X pages per section, `.reloc` discarded,
+/// every import from ntoskrnl.exe by name.
+#[test]
+fn real_driver_image() {
+    extern crate std;
+    use PageProtection::*;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/pe_load");
+    let data = std::fs::read(dir.join("driver-ntrstest.bin")).unwrap();
+    let pe = PeFile::parse(&data).unwrap();
+    assert_eq!(pe.subsystem, IMAGE_SUBSYSTEM_NATIVE);
+    let prot = pe.kernel_page_protections().unwrap();
+    assert_eq!(prot[0], ReadOnly, "headers");
+    for s in &pe.sections {
+        let p = prot[(s.virtual_address / PAGE_SIZE) as usize];
+        let want = match s.name() {
+            ".text" => ReadExecute,
+            ".rdata" => ReadOnly,
+            ".data" => ReadWrite,
+            ".reloc" => Discard,
+            _ => continue,
+        };
+        assert_eq!(p, want, "{}", s.name());
+    }
+    let mut img = vec![0u8; pe.size_of_image as usize];
+    pe.load(&mut img, 0xFFFF_FA00_0010_0000).unwrap();
+    let im = imports(&img, pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT)).unwrap();
+    assert!(!im.is_empty());
+    assert!(im
+        .iter()
+        .all(|i| i.dll == b"ntoskrnl.exe" && i.name.is_some()));
+    // The copy with one import renamed fails to bind against the real names.
+    let bad = std::fs::read(dir.join("driver-noimp.bin")).unwrap();
+    let pe = PeFile::parse(&bad).unwrap();
+    let mut img = vec![0u8; pe.size_of_image as usize];
+    pe.load(&mut img, 0xFFFF_FA00_0010_0000).unwrap();
+    let names: Vec<Vec<u8>> = imports(&img, pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT))
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.name.map(|n| n.to_vec()))
+        .filter(|n| n != b"KeQueryTimeIncremenX")
+        .chain([b"KeQueryTimeIncrement".to_vec()])
+        .collect();
+    let ex: Vec<Export<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Export {
+            name: Some(n),
+            ordinal: i as u32 + 1,
+            rva: 0x1000 + i as u32,
+        })
+        .collect();
+    let r = bind_imports(&mut img, pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT), |i| {
+        resolve_import(&ex, DataDirectory::default(), i).map(u64::from)
+    });
+    assert_eq!(r, Err(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND));
 }

@@ -293,6 +293,52 @@ pub fn mm_delete_kernel_stack(top: u64, pages: u64) {
     release_system_ptes(va, pages + 1);
 }
 
+/// Sets the protection bits (`flags`: `PTE_WRITE`, `PTE_NX`, `PTE_GLOBAL`,
+/// ...) of `pages` mapped system pages from `va`, keeping their frames, then
+/// has every processor flush them (`KeFlushMultipleTb`) before returning.
+/// Pages not mapped are skipped. Used by the image loader for W^X.
+pub fn protect_system_pages(va: u64, pages: u64, flags: u64) {
+    const CHUNK: usize = crate::ke::mp::FLUSH_MULTIPLE_MAXIMUM;
+    let mut done = 0;
+    while done < pages {
+        let mut vas = [0u64; CHUNK];
+        let mut n = 0;
+        let end = (done + CHUNK as u64).min(pages);
+        PT_LOCK.with(|_| {
+            for i in done..end {
+                let v = va + i * 4096;
+                let levels = [pxe_address(v), ppe_address(v), pde_address(v)];
+                if levels
+                    .iter()
+                    .enumerate()
+                    .any(|(l, &a)| read(a) & PTE_VALID == 0 || (l > 0 && read(a) & PTE_LARGE != 0))
+                {
+                    continue;
+                }
+                let a = pte_address(v);
+                let e = read(a);
+                if e & PTE_VALID == 0 {
+                    continue;
+                }
+                write(a, (e & 0x000F_FFFF_FFFF_F000) | flags | PTE_VALID);
+                vas[n] = v;
+                n += 1;
+            }
+        });
+        if n > 0 {
+            crate::ke::mp::ke_flush_multiple_tb(&vas[..n]);
+        }
+        done = end;
+    }
+}
+
+/// Unmaps `pages` system pages from `va` and frees their frames, keeping
+/// the system PTEs reserved (the image loader discards `.reloc`-like
+/// sections this way; `mm_free_system_pages` later skips the holes).
+pub fn mm_free_system_page_frames(va: u64, pages: u64) {
+    unmap_and_free(va, pages);
+}
+
 /// Whether this processor holds a lock that `mm_allocate_system_pages` or
 /// `mm_free_system_pages` take (the executive pools then must not grow or
 /// shrink: they would wait on themselves). Keep it in step with those paths.
