@@ -307,6 +307,7 @@ const ALL: &[&[Test]] = &[
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,
     crate::io::pnp::tests::TESTS,
+    crate::storage::tests::TESTS,
     crate::kd::TESTS,
 ];
 

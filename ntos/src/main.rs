@@ -24,6 +24,7 @@ pub mod mm;
 pub mod ob;
 pub mod rtl;
 pub mod se;
+pub mod storage;
 
 use core::sync::atomic::Ordering;
 use nt::arc::LoaderParameterBlock;
@@ -141,6 +142,11 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     // is up (`IoInitSystem`'s PnP part); a failure leaves the tree empty.
     if let Err(s) = io::pnp::pnp_initialize() {
         dbg_println!("ntrs kernel: PnP initialization failed: {:#x}", s.as_u32());
+    }
+    // The storage stack (interim: built in; docs/storage.md). A boot disk
+    // that cannot be reached is logged and the boot goes on.
+    if let Err(s) = storage::initialize() {
+        dbg_println!("storage: the storage stack did not start: {s:?}");
     }
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
