@@ -308,6 +308,7 @@ const ALL: &[&[Test]] = &[
     crate::io::tests::TESTS,
     crate::io::tests_load::TESTS,
     crate::io::pnp::tests::TESTS,
+    crate::storage::tests::TESTS,
     crate::kd::TESTS,
 ];
 

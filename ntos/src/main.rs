@@ -24,6 +24,7 @@ pub mod mm;
 pub mod ob;
 pub mod rtl;
 pub mod se;
+pub mod storage;
 
 use core::sync::atomic::Ordering;
 use nt::arc::LoaderParameterBlock;
@@ -143,6 +144,11 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     io::load::io_initialize_boot_drivers();
     if let Err(s) = io::pnp::pnp_initialize() {
         dbg_println!("ntrs kernel: PnP initialization failed: {:#x}", s.as_u32());
+    }
+    // The storage stack (interim: built in; docs/storage.md). A boot disk
+    // that cannot be reached is logged and the boot goes on.
+    if let Err(s) = storage::initialize() {
+        dbg_println!("storage: the storage stack did not start: {s:?}");
     }
     io::load::io_initialize_system_drivers();
     dbg_println!(

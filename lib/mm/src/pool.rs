@@ -174,6 +174,11 @@ pub trait PoolMemory {
     fn fetch_add_u64(&self, va: u64, delta: u64) -> u64;
     /// Sets `len` bytes at `va` to `byte`.
     fn fill(&self, va: u64, len: u64, byte: u8);
+    /// Zeroes `len` bytes at `va`, both multiples of 8 (block bodies: the
+    /// fast path's zeroing, which implementations can do without checks).
+    fn zero_words(&self, va: u64, len: u64) {
+        self.fill(va, len, 0);
+    }
 }
 
 /// Where pages come from when the caller grows the pool directly (host
@@ -509,7 +514,10 @@ impl PoolShared {
         let Some(i) = self.page_index(page) else {
             return false;
         };
-        let chunk = self.bitmap[(i / BITMAP_PAGES_PER_CHUNK) as usize].load(Ordering::Acquire);
+        // `i` < `pages` <= MAX_BITMAP_CHUNKS * BITMAP_PAGES_PER_CHUNK (checked
+        // in `new`), so the mask only spares the bounds check.
+        let k = (i / BITMAP_PAGES_PER_CHUNK) as usize % MAX_BITMAP_CHUNKS;
+        let chunk = self.bitmap[k].load(Ordering::Acquire);
         if chunk == 0 {
             return false;
         }
@@ -658,23 +666,26 @@ impl PoolShared {
         v
     }
 
-    /// The tracker entry of `tag`, from `la`'s one-entry cache when the
-    /// processor allocates or frees the same tag again (entries never move).
-    #[inline(always)]
-    fn cached_tracker<M: PoolMemory + ?Sized>(
+    /// Fills `la`'s one-entry tracker cache with `tag`'s entry; false when
+    /// every tracker segment is full (the locked path adds one). Out of line,
+    /// so the fast paths that call it on a miss keep no values across it but
+    /// their arguments.
+    #[cold]
+    #[inline(never)]
+    fn prime_tracker_cache<M: PoolMemory + ?Sized>(
         &self,
         la: &mut PpLookaside,
         mem: &M,
         tag: u32,
-    ) -> Option<u64> {
-        // `cached_tag` starts as a value no (masked) tag has.
-        if la.cached_tag == tag {
-            return Some(la.cached_entry);
+    ) -> bool {
+        match self.tracker(mem, tag) {
+            Some(e) => {
+                la.cached_tag = tag;
+                la.cached_entry = e;
+                true
+            }
+            None => false,
         }
-        let e = self.tracker(mem, tag)?;
-        la.cached_tag = tag;
-        la.cached_entry = e;
-        Some(e)
     }
 
     /// Pops a block of `units` from `la` (header address), checking the
@@ -697,11 +708,13 @@ impl PoolShared {
         let raw = mem.read_u64(head + POOL_BLOCK_SIZE);
         let next = raw ^ self.cookie.load(Ordering::Relaxed);
         // 0, or a 16-byte aligned header with room for a block in its page,
-        // inside the pool's range.
-        let next_ok = next == 0
-            || (next.wrapping_sub(self.base) < self.pages * PAGE_SIZE
-                && next & 0xF == 0
-                && next % PAGE_SIZE <= PAGE_SIZE - 2 * POOL_BLOCK_SIZE);
+        // inside the pool's range. Rotating the page offset right by 4 moves
+        // a misaligned low nibble into the top bits, so one compare checks
+        // both the alignment and the offset limit.
+        let offset_ok = (next % PAGE_SIZE).rotate_right(4)
+            <= (PAGE_SIZE - 2 * POOL_BLOCK_SIZE) / POOL_BLOCK_SIZE;
+        let next_ok =
+            next == 0 || (next.wrapping_sub(self.base) < self.pages * PAGE_SIZE && offset_ok);
         if !next_ok {
             return Err(bad_header(0x3, head, raw, 0));
         }
@@ -732,9 +745,11 @@ impl PoolShared {
         if tag == 0 || la.heads[units as usize] == 0 {
             return 0;
         }
-        let Some(entry) = self.cached_tracker(la, mem, tag) else {
-            return 0;
-        };
+        // `cached_tag` starts as a value no (masked) tag has.
+        if la.cached_tag != tag {
+            return self.allocate_from_lookaside_uncached(la, mem, bytes, tag, zero);
+        }
+        let entry = la.cached_entry;
         let header = match self.lookaside_pop(la, mem, units) {
             Ok(h) => h,
             Err(e) => return la.fail(e),
@@ -755,9 +770,28 @@ impl PoolShared {
         }
         Self::account(mem, entry, units * POOL_BLOCK_SIZE, true);
         if zero {
-            mem.fill(header + POOL_BLOCK_SIZE, (units - 1) * POOL_BLOCK_SIZE, 0);
+            mem.zero_words(header + POOL_BLOCK_SIZE, (units - 1) * POOL_BLOCK_SIZE);
         }
         header + POOL_BLOCK_SIZE
+    }
+
+    /// [`PoolShared::allocate_from_lookaside`] when the tracker cache holds
+    /// another tag: fills it, then allocates (out of line, see
+    /// [`PoolShared::prime_tracker_cache`]).
+    #[cold]
+    #[inline(never)]
+    fn allocate_from_lookaside_uncached<M: PoolMemory + ?Sized>(
+        &self,
+        la: &mut PpLookaside,
+        mem: &M,
+        bytes: u64,
+        tag: u32,
+        zero: bool,
+    ) -> u64 {
+        if !self.prime_tracker_cache(la, mem, tag) {
+            return 0;
+        }
+        self.allocate_from_lookaside(la, mem, bytes, tag, zero)
     }
 
     /// Whether the next block's `PreviousSize` agrees with this block's
@@ -803,8 +837,25 @@ impl PoolShared {
         va: u64,
         tag: u32,
     ) -> bool {
+        self.free_small_to_lookaside_with::<M, true>(la, mem, va, tag)
+    }
+
+    /// The body of [`PoolShared::free_small_to_lookaside`]; on a tracker
+    /// cache miss it fills the cache and retries once when `PRIME`, and
+    /// leaves the block to the locked path otherwise.
+    #[inline(always)]
+    fn free_small_to_lookaside_with<M: PoolMemory + ?Sized, const PRIME: bool>(
+        &self,
+        la: &mut PpLookaside,
+        mem: &M,
+        va: u64,
+        tag: u32,
+    ) -> bool {
         let tag = tag & TAG_MASK;
-        if va.is_multiple_of(PAGE_SIZE) || !va.is_multiple_of(POOL_BLOCK_SIZE) {
+        // A block address: 16-byte aligned and not at a page start (the
+        // rotation turns a misaligned low nibble into a huge value, and a
+        // page start into 0 - 1).
+        if (va % PAGE_SIZE).rotate_right(4).wrapping_sub(1) >= UNITS_PER_PAGE - 1 {
             return false;
         }
         let header = va - POOL_BLOCK_SIZE;
@@ -819,9 +870,10 @@ impl PoolShared {
         {
             return false;
         }
-        let Some(entry) = self.cached_tracker(la, mem, h.tag) else {
-            return false;
-        };
+        if la.cached_tag != h.tag {
+            return PRIME && self.free_small_to_lookaside_uncached(la, mem, va, tag, h.tag);
+        }
+        let entry = la.cached_entry;
         // Allocated -> parked: PoolIndex 0 -> 1, PoolType -> 0. Only
         // `PreviousSize` (byte 0) may change meanwhile; anything else means
         // another free won the race, and the locked path tells which.
@@ -842,6 +894,25 @@ impl PoolShared {
         la.depth[units as usize] += 1;
         Self::account(mem, entry, units * POOL_BLOCK_SIZE, false);
         true
+    }
+}
+
+impl PoolShared {
+    /// [`PoolShared::free_small_to_lookaside`] when the tracker cache holds
+    /// another tag than the block's `block_tag`: fills it, then frees (out
+    /// of line, see [`PoolShared::prime_tracker_cache`]).
+    #[cold]
+    #[inline(never)]
+    fn free_small_to_lookaside_uncached<M: PoolMemory + ?Sized>(
+        &self,
+        la: &mut PpLookaside,
+        mem: &M,
+        va: u64,
+        tag: u32,
+        block_tag: u32,
+    ) -> bool {
+        self.prime_tracker_cache(la, mem, block_tag)
+            && self.free_small_to_lookaside_with::<M, false>(la, mem, va, tag)
     }
 }
 

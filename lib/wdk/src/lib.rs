@@ -12,6 +12,7 @@
 
 pub mod base;
 pub mod consts;
+pub mod disk;
 pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]

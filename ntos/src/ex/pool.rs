@@ -305,22 +305,31 @@ impl Drop for PoolTag {
 
 /// The pool and tag of the scope in effect here: the processor's at
 /// DISPATCH_LEVEL and above if one is set, else the thread's; `None` and
-/// the nonpaged pool when unscoped, and the nonpaged pool for a paged scope
-/// at DISPATCH_LEVEL and above. (Below DISPATCH_LEVEL this processor's slot
-/// is always clear: scopes that set it end before the IRQL drops.)
+/// the nonpaged pool when unscoped (and before the executive pools serve
+/// the heap, when scopes do not matter), and the nonpaged pool for a paged
+/// scope at DISPATCH_LEVEL and above. (Below DISPATCH_LEVEL this
+/// processor's slot is always clear: scopes that set it end before the
+/// IRQL drops.)
 #[inline(always)]
 fn current_scope() -> (PoolType, u32) {
+    if !EXECUTIVE.load(Ordering::Relaxed) {
+        return (PoolType::NonPaged, TAG_NONE);
+    }
+    current_scope_executive()
+}
+
+/// [`current_scope`] once the executive pools serve the heap ([`EXECUTIVE`]
+/// set, which happens after the boot processor's PCR is set up; other
+/// processors set up theirs before they allocate).
+#[inline(always)]
+fn current_scope_executive() -> (PoolType, u32) {
     let raised = ke::irql() >= DISPATCH_LEVEL;
-    let mut scope = 0;
-    if raised {
-        scope = PROCESSOR_SCOPE[crate::ex::xpool::processor_index()].load(Ordering::Relaxed);
-    }
-    // Interrupt service (ISRs, the dispatch interrupt and its DPCs) runs on
-    // whatever thread it interrupted: its allocations are not that thread's,
-    // so only a processor scope applies there.
-    if scope == 0 && !(raised && ke::intr::in_interrupt()) {
-        scope = ke::thread::current_pool_tag().unwrap_or(0);
-    }
+    let scope = if raised {
+        raised_scope()
+    } else {
+        // SAFETY: GS points at this processor's KPCR (see above).
+        unsafe { ke::thread::current_pool_tag_unchecked() }
+    };
     let tag = match scope as u32 {
         0 => TAG_NONE,
         t => t,
@@ -330,6 +339,22 @@ fn current_scope() -> (PoolType, u32) {
     } else {
         (PoolType::NonPaged, tag)
     }
+}
+
+/// The scope at DISPATCH_LEVEL and above: the processor's if set; else,
+/// outside interrupt service, the thread's. Interrupt service (ISRs, the
+/// dispatch interrupt and its DPCs) runs on whatever thread it interrupted:
+/// its allocations are not that thread's, so only a processor scope
+/// applies there.
+#[inline(never)]
+fn raised_scope() -> u64 {
+    let scope = PROCESSOR_SCOPE[crate::ex::xpool::processor_index()].load(Ordering::Relaxed);
+    if scope != 0 || ke::intr::in_interrupt() {
+        return scope;
+    }
+    // SAFETY: only reached with the executive pools serving the heap, so GS
+    // points at this processor's KPCR (see `current_scope_executive`).
+    unsafe { ke::thread::current_pool_tag_unchecked() }
 }
 
 // ---------------------------------------------------------------------
@@ -451,7 +476,7 @@ unsafe impl GlobalAlloc for KernelHeap {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if EXECUTIVE.load(Ordering::Relaxed) {
-            if let Some(p) = pool_alloc(layout, false, current_scope()) {
+            if let Some(p) = pool_alloc(layout, false, current_scope_executive()) {
                 return p;
             }
             EARLY_FALLBACKS.fetch_add(1, Ordering::Relaxed);
@@ -462,7 +487,7 @@ unsafe impl GlobalAlloc for KernelHeap {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if EXECUTIVE.load(Ordering::Relaxed) {
-            if let Some(p) = pool_alloc(layout, true, current_scope()) {
+            if let Some(p) = pool_alloc(layout, true, current_scope_executive()) {
                 return p;
             }
             EARLY_FALLBACKS.fetch_add(1, Ordering::Relaxed);

@@ -55,6 +55,20 @@ impl PoolMemory for SystemPages {
     fn fetch_add_u64(&self, va: u64, delta: u64) -> u64 {
         word(va).fetch_add(delta, Ordering::AcqRel)
     }
+    #[inline(always)]
+    fn zero_words(&self, va: u64, len: u64) {
+        // SAFETY: the pool zeroes only block bodies it just allocated: 16-byte
+        // aligned, `len` a multiple of 16, inside the block.
+        unsafe {
+            core::arch::asm!(
+                "rep stosq",
+                inout("rdi") va => _,
+                inout("rcx") len / 8 => _,
+                in("rax") 0u64,
+                options(nostack, preserves_flags)
+            )
+        };
+    }
     #[inline]
     fn fill(&self, va: u64, len: u64, byte: u8) {
         if byte == 0 && va.is_multiple_of(8) && len.is_multiple_of(8) {

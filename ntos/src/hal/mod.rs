@@ -38,6 +38,14 @@ pub fn outl(port: u16, v: u32) {
         core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
     };
 }
+pub fn inl(port: u16) -> u32 {
+    let v: u32;
+    // SAFETY: as for `inb` (PCI configuration data reads have no memory effects).
+    unsafe {
+        core::arch::asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
 
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);

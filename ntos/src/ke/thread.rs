@@ -233,6 +233,27 @@ pub fn current_pool_tag() -> Option<u64> {
     try_current_thread().map(|t| t.pool_tag.load(Ordering::Relaxed))
 }
 
+/// [`current_pool_tag`] in one GS-relative read of `Prcb.CurrentThread`
+/// (0 before this processor runs a thread): the kernel heap's fast path.
+///
+/// # Safety
+/// GS must point at this processor's KPCR (`ki_initialize_processor` ran
+/// on it).
+#[inline(always)]
+pub unsafe fn current_pool_tag_unchecked() -> u64 {
+    let t: u64;
+    // SAFETY: per the contract GS:[0x188] is this processor's
+    // `Prcb.CurrentThread` (offset asserted in ke/mod.rs).
+    unsafe { core::arch::asm!("mov {}, gs:[0x188]", out(reg) t, options(nostack, readonly)) };
+    if t == 0 {
+        return 0;
+    }
+    // SAFETY: a non-zero `CurrentThread` is the thread running this code: it
+    // is not freed while it runs (threads are reaped after their last switch
+    // out).
+    unsafe { (*(t as *const KThread)).pool_tag.load(Ordering::Relaxed) }
+}
+
 /// Sets the current thread's heap allocation scope and returns the previous
 /// one; `None` (and nothing set) before this processor runs a thread.
 #[inline]

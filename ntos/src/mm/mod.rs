@@ -2,6 +2,7 @@
 //! page-table inspection through the self-map. The PFN database, pools and
 //! address spaces arrive on top of the host-tested `mm` crate.
 
+pub mod contig;
 pub mod ldr;
 /// Boot tests of the image loader.
 pub mod ldr_tests;

@@ -509,6 +509,33 @@ fn lookaside_sized_blocks_get_every_check() {
 }
 
 #[test]
+fn fast_path_refuses_addresses_that_are_not_block_starts() {
+    let mem = Arena::new(BASE, 8);
+    let mut pool = pool_over(PoolType::NonPaged, &mem);
+    let mut m = mem;
+    let a = pool.allocate(&mut m, 40, TAG, false).unwrap();
+    let page = a & !(PAGE_SIZE - 1);
+    let mut la = PpLookaside::new();
+    for bad in [a + 8, a + 1, page, page + PAGE_SIZE] {
+        assert!(
+            !pool.shared.free_small_to_lookaside(&mut la, &m, bad, 0),
+            "{bad:#x} taken by the fast path"
+        );
+    }
+    assert!(pool.shared.free_small_to_lookaside(&mut la, &m, a, TAG));
+    assert_eq!(la.blocks(), 1);
+    // The parked block comes back from the list, and can be parked again.
+    let b = pool
+        .shared
+        .allocate_from_lookaside(&mut la, &m, 40, TAG, false);
+    assert_eq!(b, a);
+    assert!(pool.shared.free_small_to_lookaside(&mut la, &m, a, TAG));
+    pool.descriptor
+        .flush_lookaside(&pool.shared, &m, &mut la)
+        .unwrap();
+}
+
+#[test]
 fn lookaside_depth_is_bounded() {
     let mut mem = Arena::new(BASE, 16);
     let mut pool = pool_over(PoolType::NonPaged, &mem);

@@ -20,6 +20,7 @@
 //!    capability, else its INTx line through the I/O APIC), as raw and
 //!    translated `CM_RESOURCE_LIST`s.
 
+pub mod devices;
 pub mod ecam;
 pub mod interrupt;
 pub mod kd;
@@ -121,8 +122,10 @@ pub struct DeviceNode {
     state: AtomicU32,
     previous_state: AtomicU32,
     problem: AtomicU32,
-    /// `PhysicalDeviceObject` (0 until the I/O manager makes PDOs).
+    /// `PhysicalDeviceObject` (0 until its bus driver reported it).
     pub pdo: AtomicU64,
+    /// Whether `AddDevice` was called for the node.
+    pub added: core::sync::atomic::AtomicBool,
     resources: SpinLocked<Option<&'static Resources>, DISPATCH_LEVEL>,
 }
 
@@ -144,6 +147,7 @@ impl DeviceNode {
             previous_state: AtomicU32::new(DEVICE_NODE_UNINITIALIZED),
             problem: AtomicU32::new(0),
             pdo: AtomicU64::new(0),
+            added: core::sync::atomic::AtomicBool::new(false),
             resources: SpinLocked::new(None),
         }
     }
@@ -294,7 +298,10 @@ pub fn pnp_initialize() -> Result<(), NtStatus> {
         pci,
         tree.windows.len()
     );
-    TREE.set(Box::new(tree)).map_err(|_| STATUS_UNSUCCESSFUL)
+    TREE.set(Box::new(tree)).map_err(|_| STATUS_UNSUCCESSFUL)?;
+    // Device objects: PDOs, AddDevice, IRP_MN_START_DEVICE, bus relations.
+    let tree = device_tree().ok_or(STATUS_UNSUCCESSFUL)?;
+    devices::initialize(tree)
 }
 
 fn build_tree() -> Result<DeviceTree, NtStatus> {
@@ -354,28 +361,11 @@ fn build_tree() -> Result<DeviceTree, NtStatus> {
             nodes.push(crate::ex::pool::try_box(n)?);
             nodes[parent].children.push(index);
         }
-        // The bus is enumerated: its driver (built in) is running.
-        nodes[bus_index].set_state(DEVICE_NODE_ENUMERATE_COMPLETION);
-        nodes[bus_index].set_state(DEVICE_NODE_STARTED);
-        // Bridges are buses too: enumerated and running.
-        for &c in &nodes[bus_index].children.clone() {
-            mark_bridges_started(&nodes, c);
-        }
+        nodes[bus_index].set_state(DEVICE_NODE_INITIALIZED);
     }
     nodes[0].set_state(DEVICE_NODE_ENUMERATE_COMPLETION);
     nodes[0].set_state(DEVICE_NODE_STARTED);
     Ok(DeviceTree { nodes, windows })
-}
-
-fn mark_bridges_started(nodes: &[Box<DeviceNode>], i: usize) {
-    let n = &nodes[i];
-    if n.pci.as_ref().is_some_and(|f| f.header.is_bridge()) {
-        n.set_state(DEVICE_NODE_ENUMERATE_COMPLETION);
-        n.set_state(DEVICE_NODE_STARTED);
-        for &c in &n.children {
-            mark_bridges_started(nodes, c);
-        }
-    }
 }
 
 /// Assigns a PCI node's resources (`IopAssignResourcesToDevices` with the

@@ -14,6 +14,8 @@ pub const TESTS: &[Test] = &[
     ("pnp.ahci_msi_and_resources", t_ahci_msi),
     ("pnp.intx_interrupt_through_ioapic", t_intx),
     ("pnp.connect_checks_vector", t_connect_checks),
+    ("pnp.bus_relations_give_pdos", t_bus_relations),
+    ("pnp.add_device_and_start_device", t_add_device),
 ];
 
 fn ahci() -> Result<&'static DeviceNode, &'static str> {
@@ -302,11 +304,14 @@ fn t_connect_checks() -> TestResult {
         s == STATUS_INVALID_PARAMETER,
         "a vector no device owns was connected",
     )?;
-    // The AHCI controller's vector at the wrong IRQL is refused too.
-    let a = ahci()?
+    // A device's vector at the wrong IRQL is refused too. (The SMBus
+    // controller's, assigned by pnp.intx_interrupt_through_ioapic: the AHCI
+    // controller's belongs to storahci once the storage stack is up.)
+    let a = find_pci_device(0x8086, 0x2930)
+        .ok_or("no ICH9 SMBus controller")?
         .resources()
         .and_then(|r| r.interrupt)
-        .ok_or("no AHCI interrupt")?;
+        .ok_or("no SMBus interrupt")?;
     // SAFETY: as above.
     let s = unsafe {
         interrupt::IoConnectInterrupt(
@@ -361,4 +366,160 @@ fn t_connect_checks() -> TestResult {
         "the synchronize routine did not run at the synchronize IRQL",
     )?;
     check(crate::ke::irql() == 0, "IRQL not restored")
+}
+
+fn t_bus_relations() -> TestResult {
+    use wdk::*;
+    let tree = device_tree().ok_or("no tree")?;
+    let pci = crate::io::driver::find_driver("\\Driver\\PCI").ok_or("no \\Driver\\PCI")?;
+    let pnpmgr =
+        crate::io::driver::find_driver("\\Driver\\PnpManager").ok_or("no \\Driver\\PnpManager")?;
+    let root_pdo = tree.root().pdo.load(Ordering::Acquire) as *mut DEVICE_OBJECT;
+    check(!root_pdo.is_null(), "the root has no PDO")?;
+    // SAFETY: device objects of live device nodes stay allocated.
+    let root_driver = unsafe { (*root_pdo).DriverObject };
+    check(root_driver == pnpmgr, "root PDO's driver")?;
+    let bus = &tree.nodes[tree.root().children[0]];
+    check(
+        bus.state() == DEVICE_NODE_STARTED,
+        "the PCI root bus is not started",
+    )?;
+    let bus_pdo = bus.pdo.load(Ordering::Acquire) as *mut DEVICE_OBJECT;
+    // SAFETY: as above; the stack is live.
+    unsafe {
+        check((*bus_pdo).DriverObject == pnpmgr, "bus PDO's driver")?;
+        let fdo = (*bus_pdo).AttachedDevice;
+        check(
+            !fdo.is_null() && (*fdo).DriverObject == pci,
+            "no PCI FDO over the bus PDO",
+        )?;
+    }
+    for n in tree.pci_nodes() {
+        let pdo = n.pdo.load(Ordering::Acquire) as *mut DEVICE_OBJECT;
+        check(!pdo.is_null(), "a PCI function has no PDO")?;
+        // SAFETY: as above.
+        unsafe {
+            check(
+                (*pdo).DriverObject == pci,
+                "a PCI PDO not owned by \\Driver\\PCI",
+            )?;
+            check(
+                (*pdo).Flags & DO_BUS_ENUMERATED_DEVICE != 0
+                    && (*pdo).Flags & DO_DEVICE_INITIALIZING == 0,
+                "PDO flags",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+static TEST_PDO: AtomicU64 = AtomicU64::new(0);
+static TEST_LOWER: AtomicU64 = AtomicU64::new(0);
+static TEST_START_PORT: AtomicU64 = AtomicU64::new(0);
+static TEST_START_COUNTS: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "system" fn test_entry(
+    d: *mut wdk::DRIVER_OBJECT,
+    _r: *mut wdk::UNICODE_STRING,
+) -> NtStatus {
+    // SAFETY: the I/O manager passes the new driver object.
+    unsafe {
+        (*(*d).DriverExtension).AddDevice = Some(test_add_device);
+        (*d).MajorFunction[wdk::IRP_MJ_PNP as usize] = Some(test_pnp);
+    }
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn test_add_device(
+    d: *mut wdk::DRIVER_OBJECT,
+    pdo: *mut wdk::DEVICE_OBJECT,
+) -> NtStatus {
+    TEST_PDO.store(pdo as u64, Ordering::SeqCst);
+    // SAFETY: `d` is this driver's object, `pdo` a live PDO.
+    unsafe {
+        let fdo = match crate::io::device::io_create_device(d, 8, None, 0x22, 0, false) {
+            Ok(f) => f,
+            Err(s) => return s,
+        };
+        let lower = crate::io::device::io_attach_device_to_device_stack(fdo, pdo);
+        TEST_LOWER.store(lower as u64, Ordering::SeqCst);
+        (*fdo).Flags &= !wdk::DO_DEVICE_INITIALIZING;
+    }
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn test_pnp(_dev: *mut wdk::DEVICE_OBJECT, irp: *mut wdk::IRP) -> NtStatus {
+    // SAFETY: the dispatch routine owns the IRP.
+    unsafe {
+        let sl = wdk::IoGetCurrentIrpStackLocation(irp);
+        if (*sl).MinorFunction == wdk::IRP_MN_START_DEVICE {
+            let p = (*sl).Parameters.StartDevice;
+            let raw = wdk::pnp::partial_descriptors(p.AllocatedResources.cast());
+            let tr = wdk::pnp::partial_descriptors(p.AllocatedResourcesTranslated.cast());
+            TEST_START_COUNTS.store((raw.len() as u64) << 32 | tr.len() as u64, Ordering::SeqCst);
+            if let Some(d) = tr.iter().find(|d| d.Type == wdk::pnp::CmResourceTypePort) {
+                TEST_START_PORT.store(d.Start(), Ordering::SeqCst);
+            }
+        }
+        // A function driver passes PnP IRPs down to the bus driver's PDO.
+        wdk::IoSkipCurrentIrpStackLocation(irp);
+        crate::io::irp::iof_call_driver(
+            TEST_LOWER.load(Ordering::SeqCst) as *mut wdk::DEVICE_OBJECT,
+            irp,
+        )
+    }
+}
+
+/// A driver's AddDevice gets the node's PDO and its FDO receives
+/// IRP_MN_START_DEVICE with the node's raw and translated resources; the
+/// PCI PDO below turns on decoding and bus mastering; the node is started.
+fn t_add_device() -> TestResult {
+    let tree = device_tree().ok_or("no tree")?;
+    let n = find_pci_device(0x8086, 0x2930).ok_or("no SMBus controller")?;
+    let io = n
+        .pci
+        .as_ref()
+        .and_then(|f| f.bar(4))
+        .ok_or("no I/O BAR")?
+        .base;
+    let h = crate::io::driver::create_driver_object(
+        "\\Driver\\PnpTest",
+        test_entry,
+        "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\PnpTest",
+        (0, 0),
+        core::ptr::null_mut(),
+    )
+    .map_err(|_| "cannot create the test driver")?;
+    // SAFETY: a live driver object just created.
+    unsafe { devices::add_and_start(tree, n, h.driver) }.map_err(|_| "add/start failed")?;
+    check(
+        TEST_PDO.load(Ordering::SeqCst) == n.pdo.load(Ordering::Acquire),
+        "AddDevice did not get the node's PDO",
+    )?;
+    let counts = TEST_START_COUNTS.load(Ordering::SeqCst);
+    let r = n.resources().ok_or("no resources")?;
+    check(
+        counts >> 32 == r.raw.descriptors().len() as u64
+            && counts & 0xFFFF_FFFF == r.translated.descriptors().len() as u64
+            && counts != 0,
+        "START_DEVICE did not carry the node's resource lists",
+    )?;
+    check(
+        TEST_START_PORT.load(Ordering::SeqCst) == io,
+        "the translated port is not the SMBus BAR",
+    )?;
+    check(n.state() == DEVICE_NODE_STARTED, "node not started")?;
+    let cs = tree.config_space(n).ok_or("no config")?;
+    use ::pci::ConfigSpace;
+    let cmd = cs.read16(n.pci.as_ref().ok_or("no fn")?.address, ::pci::reg::COMMAND);
+    check(
+        cmd & (::pci::reg::COMMAND_IO | ::pci::reg::COMMAND_BUS_MASTER)
+            == (::pci::reg::COMMAND_IO | ::pci::reg::COMMAND_BUS_MASTER),
+        "the PCI PDO did not enable I/O decoding and bus mastering",
+    )?;
+    // SAFETY: as above.
+    check(
+        unsafe { devices::add_and_start(tree, n, h.driver) }.is_err(),
+        "AddDevice ran twice for one node",
+    )
 }

@@ -1,0 +1,642 @@
+//! The storage stack (*Windows Internals* 7th ed., Part 1 ch. 6 "I/O
+//! system"/"Storage" and Part 2 ch. 11 "The mount manager") — interim form,
+//! built into the kernel until the I/O manager's device objects and the
+//! driver loader land (docs/storage.md lists every difference):
+//!
+//! - **storahci** ([`storahci`]): the AHCI port driver for port 0 of the
+//!   ICH9 controller, running `lib/storage`'s port logic;
+//! - **disk** (class driver): `\Device\Harddisk0\DR0`, its geometry and
+//!   layout IOCTLs, sector-checked reads and writes;
+//! - **partmgr**: the GPT, validated by `lib/storage::gpt`, one partition per
+//!   used entry (`\Device\Harddisk0\PartitionN` links);
+//! - **volmgr**: `\Device\HarddiskVolumeN` for partition N;
+//! - **mountmgr**: `\GLOBAL??\C:` and `\GLOBAL??\Volume{guid}` links and the
+//!   `MountedDevices` values.
+//!
+//! The request interface between the class layer and the port is a direct
+//! call (`Port::transfer`) under the port's fast mutex, in place of
+//! `IRP_MJ_SCSI` with an SRB.
+
+pub mod storahci;
+pub mod tests;
+
+use crate::dbg_println;
+use crate::ob::object::Mode;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use nt::status::*;
+use nt::NtStatus;
+use once_cell::race::OnceBox;
+use storage::ahci::{Identify, Port, Segment};
+use storage::disk::{self as dk, as_bytes};
+use storage::gpt::{self, Gpt, SectorSource};
+use storage::mountmgr::{self, Plan};
+use storage::request;
+use storahci::{DmaPage, Mmio, PortGuard, PortLock};
+
+/// A device of the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// `\Device\Harddisk<n>\DR<n>`.
+    Disk(u32),
+    /// `\Device\HarddiskVolume<n>`.
+    Volume(u32),
+}
+
+/// The disk class driver's state for disk 0.
+pub struct Disk {
+    /// N of HarddiskN.
+    pub number: u32,
+    /// What IDENTIFY DEVICE said.
+    pub identify: Identify,
+    /// The partition table (None: not a GPT disk, or corrupt).
+    pub gpt: Option<Gpt>,
+    /// Set by a surprise removal: every request fails with STATUS_NO_SUCH_DEVICE.
+    pub removed: AtomicBool,
+}
+
+/// A volume (one GPT partition).
+pub struct Volume {
+    /// N of HarddiskVolumeN (= the partition number).
+    pub number: u32,
+    /// Its partition entry.
+    pub partition: gpt::Partition,
+}
+
+/// The storage stack of the boot disk.
+pub struct Stack {
+    /// The AHCI controller.
+    pub controller: storahci::Controller,
+    port: PortLock,
+    /// Disk 0.
+    pub disk: Disk,
+    /// Its volumes.
+    pub volumes: Vec<Volume>,
+    /// What the mount manager created.
+    pub mount: Plan,
+    /// The connected interrupt's vector (None: polled).
+    pub interrupt: Option<u8>,
+}
+
+static STACK: OnceBox<Stack> = OnceBox::new();
+
+/// The stack, once [`initialize`] succeeded.
+pub fn stack() -> Option<&'static Stack> {
+    STACK.get()
+}
+
+/// Largest transfer handed to the port at once: what 32 PRDT entries of
+/// (at worst) one page each describe.
+const MAX_CHUNK: usize = storage::ahci::layout::PRDT_ENTRIES * 4096;
+
+/// Builds the PRDT segments of `len` bytes at kernel address `va`
+/// (`MmGetPhysicalAddress` page by page, physically adjacent pages merged).
+fn segments(va: u64, len: usize) -> Result<Vec<Segment>, NtStatus> {
+    let mut segs: Vec<Segment> = crate::ex::pool::try_vec_with_capacity(8)?;
+    let mut off = 0usize;
+    while off < len {
+        let v = va + off as u64;
+        let n = (4096 - (v & 0xFFF) as usize).min(len - off);
+        let pa = crate::mm::pte::physical_address(v).ok_or(STATUS_INVALID_PARAMETER)?;
+        match segs.last_mut() {
+            Some(s) if s.phys + s.len as u64 == pa && s.len as usize + n <= 1 << 22 => {
+                s.len += n as u32
+            }
+            _ => crate::ex::pool::try_push(
+                &mut segs,
+                Segment {
+                    phys: pa,
+                    len: n as u32,
+                },
+            )?,
+        }
+        off += n;
+    }
+    Ok(segs)
+}
+
+/// Moves `len` bytes between the disk at `lba` and kernel memory at `va`
+/// (even address), in chunks the PRDT can describe.
+fn dma(
+    port: &mut PortGuard,
+    write: bool,
+    lba: u64,
+    va: u64,
+    len: usize,
+    ss: usize,
+) -> Result<(), NtStatus> {
+    let mut done = 0usize;
+    while done < len {
+        let v = va + done as u64;
+        // Stay within 32 pages and a whole number of sectors.
+        let room = MAX_CHUNK - (v & 0xFFF) as usize;
+        let n = (len - done).min(room) / ss * ss;
+        let n = if n == 0 { ss.min(len - done) } else { n };
+        let segs = segments(v, n)?;
+        if segs.len() > storage::ahci::layout::PRDT_ENTRIES {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        let sectors = (n / ss) as u16;
+        let moved = port
+            .transfer(write, lba + (done / ss) as u64, sectors, &segs)
+            .map_err(|e| e.status())?;
+        if moved as usize != n {
+            return Err(STATUS_IO_DEVICE_ERROR);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Reads or writes through a bounce buffer when `buf` is at an odd address
+/// (PRDT data addresses must be even).
+fn transfer(
+    port: &mut PortGuard,
+    write: bool,
+    lba: u64,
+    buf: *mut u8,
+    len: usize,
+    ss: usize,
+) -> Result<(), NtStatus> {
+    if len == 0 {
+        return Ok(());
+    }
+    if (buf as u64) & 1 == 0 {
+        return dma(port, write, lba, buf as u64, len, ss);
+    }
+    let pages = len.div_ceil(4096) as u64;
+    let bounce = crate::mm::map::mm_allocate_system_pages(pages)?;
+    if write {
+        // SAFETY: `buf` holds `len` readable bytes (the caller's slice) and
+        // the bounce pages are `pages` fresh pages, at least `len` bytes.
+        unsafe { core::ptr::copy_nonoverlapping(buf, bounce as *mut u8, len) };
+    }
+    let r = dma(port, write, lba, bounce, len, ss);
+    if !write && r.is_ok() {
+        // SAFETY: as above, in the other direction; `buf` is writable.
+        unsafe { core::ptr::copy_nonoverlapping(bounce as *const u8, buf, len) };
+    }
+    crate::mm::map::mm_free_system_pages(bounce, pages);
+    r
+}
+
+/// The disk read by sectors for the GPT parser.
+struct PortSource<'a, 'b> {
+    port: &'a mut PortGuard<'b>,
+    ss: usize,
+}
+
+impl SectorSource for PortSource<'_, '_> {
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), NtStatus> {
+        let len = buf.len();
+        transfer(self.port, false, lba, buf.as_mut_ptr(), len, self.ss)
+    }
+}
+
+/// Writes `out` with as much of `answer` as fits when `out` holds at least
+/// `fixed` bytes; `STATUS_BUFFER_TOO_SMALL` otherwise.
+fn answer_fixed(answer: &[u8], fixed: usize, out: &mut [u8]) -> (NtStatus, usize) {
+    match dk::fit(answer, fixed, out.len()) {
+        Err(s) => (s, 0),
+        Ok((n, _)) => {
+            out[..n].copy_from_slice(&answer[..n]);
+            (STATUS_SUCCESS, n)
+        }
+    }
+}
+
+/// A `MOUNTDEV_NAME`/`MOUNTDEV_UNIQUE_ID` answer: u16 length then the bytes;
+/// a buffer that holds only the header gets the length and
+/// `STATUS_BUFFER_OVERFLOW`, as the mount manager expects.
+fn answer_mountdev(data: &[u8], out: &mut [u8]) -> (NtStatus, usize) {
+    if out.len() < 2 {
+        return (STATUS_BUFFER_TOO_SMALL, 0);
+    }
+    out[..2].copy_from_slice(&(data.len() as u16).to_le_bytes());
+    if out.len() < 2 + data.len() {
+        return (STATUS_BUFFER_OVERFLOW, 2);
+    }
+    out[2..2 + data.len()].copy_from_slice(data);
+    (STATUS_SUCCESS, 2 + data.len())
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|c| c.to_le_bytes()).collect()
+}
+
+impl Stack {
+    /// Sector size of the disk.
+    pub fn sector_size(&self) -> u32 {
+        self.disk.identify.sector_size
+    }
+
+    /// Bytes on the disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk.identify.sectors * self.sector_size() as u64
+    }
+
+    fn volume(&self, n: u32) -> Result<&Volume, NtStatus> {
+        self.volumes
+            .iter()
+            .find(|v| v.number == n)
+            .ok_or(STATUS_NO_SUCH_DEVICE)
+    }
+
+    /// (first LBA, bytes) of a device.
+    fn extent(&self, dev: Device) -> Result<(u64, u64), NtStatus> {
+        match dev {
+            Device::Disk(0) => Ok((0, self.disk_bytes())),
+            Device::Disk(_) => Err(STATUS_NO_SUCH_DEVICE),
+            Device::Volume(n) => {
+                let v = self.volume(n)?;
+                Ok((
+                    v.partition.first_lba,
+                    v.partition.sectors() * self.sector_size() as u64,
+                ))
+            }
+        }
+    }
+
+    fn rw(
+        &self,
+        dev: Device,
+        write: bool,
+        offset: i64,
+        buf: *mut u8,
+        len: usize,
+    ) -> Result<usize, NtStatus> {
+        let (start, bytes) = self.extent(dev)?;
+        let ss = self.sector_size();
+        let t = request::check(
+            offset,
+            len as u64,
+            ss,
+            start,
+            bytes,
+            self.disk.removed.load(Ordering::Acquire),
+        )?;
+        let mut port = self.port.lock();
+        transfer(&mut port, write, t.lba, buf, len, ss as usize)?;
+        Ok(len)
+    }
+
+    /// `IRP_MJ_READ`: reads `buf.len()` bytes at byte `offset` of the device.
+    pub fn read(&self, dev: Device, offset: i64, buf: &mut [u8]) -> Result<usize, NtStatus> {
+        self.rw(dev, false, offset, buf.as_mut_ptr(), buf.len())
+    }
+
+    /// `IRP_MJ_WRITE`.
+    pub fn write(&self, dev: Device, offset: i64, buf: &[u8]) -> Result<usize, NtStatus> {
+        self.rw(dev, true, offset, buf.as_ptr() as *mut u8, buf.len())
+    }
+
+    /// `IRP_MJ_FLUSH_BUFFERS`: FLUSH CACHE EXT.
+    pub fn flush(&self) -> NtStatus {
+        if self.disk.removed.load(Ordering::Acquire) {
+            return STATUS_NO_SUCH_DEVICE;
+        }
+        match self.port.lock().flush() {
+            Ok(()) => STATUS_SUCCESS,
+            Err(e) => e.status(),
+        }
+    }
+
+    /// `IRP_MJ_DEVICE_CONTROL` with a METHOD_BUFFERED output buffer: the
+    /// status and `IoStatus.Information`.
+    pub fn ioctl(&self, dev: Device, code: u32, out: &mut [u8]) -> (NtStatus, usize) {
+        if self.disk.removed.load(Ordering::Acquire) {
+            return (STATUS_NO_SUCH_DEVICE, 0);
+        }
+        let ss = self.sector_size();
+        let gpt = self.disk.gpt.as_ref();
+        match (dev, code) {
+            (Device::Disk(0), dk::IOCTL_DISK_GET_DRIVE_GEOMETRY) => {
+                let g = dk::geometry(self.disk.identify.sectors, ss);
+                answer_fixed(as_bytes(&g), as_bytes(&g).len(), out)
+            }
+            (Device::Disk(0), dk::IOCTL_DISK_GET_DRIVE_GEOMETRY_EX) => {
+                let g = dk::geometry_ex(self.disk.identify.sectors, ss, gpt);
+                answer_fixed(as_bytes(&g), dk::DISK_GEOMETRY_EX_DATA_OFFSET, out)
+            }
+            (Device::Disk(0), dk::IOCTL_DISK_GET_PARTITION_INFO_EX) => {
+                let p = dk::whole_disk_info(gpt, self.disk_bytes());
+                answer_fixed(as_bytes(&p), as_bytes(&p).len(), out)
+            }
+            (Device::Disk(0), dk::IOCTL_DISK_GET_DRIVE_LAYOUT_EX) => match gpt {
+                Some(g) => {
+                    let l = dk::drive_layout_ex(g);
+                    answer_fixed(&l, l.len(), out)
+                }
+                None => (STATUS_UNRECOGNIZED_MEDIA, 0),
+            },
+            (Device::Volume(n), dk::IOCTL_DISK_GET_PARTITION_INFO_EX) => match self.volume(n) {
+                Ok(v) => {
+                    let p = dk::partition_info(&v.partition, ss);
+                    answer_fixed(as_bytes(&p), as_bytes(&p).len(), out)
+                }
+                Err(s) => (s, 0),
+            },
+            (_, dk::IOCTL_DISK_GET_LENGTH_INFO) => match self.extent(dev) {
+                Ok((_, bytes)) => {
+                    let l = dk::GET_LENGTH_INFORMATION {
+                        Length: bytes as i64,
+                    };
+                    answer_fixed(as_bytes(&l), 8, out)
+                }
+                Err(s) => (s, 0),
+            },
+            (_, dk::IOCTL_STORAGE_GET_DEVICE_NUMBER) => {
+                let n = dk::STORAGE_DEVICE_NUMBER {
+                    DeviceType: wdk::consts::FILE_DEVICE_DISK,
+                    DeviceNumber: self.disk.number,
+                    PartitionNumber: match dev {
+                        Device::Disk(_) => 0,
+                        Device::Volume(n) => n,
+                    },
+                };
+                answer_fixed(as_bytes(&n), 12, out)
+            }
+            (Device::Volume(n), dk::IOCTL_MOUNTDEV_QUERY_UNIQUE_ID) => match self.volume(n) {
+                Ok(v) => answer_mountdev(&mountmgr::gpt_unique_id(&v.partition.unique_guid), out),
+                Err(s) => (s, 0),
+            },
+            (Device::Volume(n), dk::IOCTL_MOUNTDEV_QUERY_DEVICE_NAME) => {
+                answer_mountdev(&utf16(&mountmgr::volume_device_name(n)), out)
+            }
+            _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
+        }
+    }
+
+    /// Surprise removal (`IRP_MN_SURPRISE_REMOVAL` as the class driver sees
+    /// it) or its undoing, for tests: requests fail with STATUS_NO_SUCH_DEVICE.
+    pub fn set_removed(&self, removed: bool) {
+        self.disk.removed.store(removed, Ordering::Release);
+    }
+
+    /// The device a name denotes: a device name of the stack, or a symbolic
+    /// link (followed, at most `MAX_REPARSE` times) that leads to one.
+    pub fn resolve(&self, name: &str) -> Result<Device, NtStatus> {
+        let mut path = String::from(name);
+        for _ in 0..::ob::namespace::MAX_REPARSE {
+            if path.eq_ignore_ascii_case(&mountmgr::disk_device_name(self.disk.number)) {
+                return Ok(Device::Disk(self.disk.number));
+            }
+            if let Some(v) = self
+                .volumes
+                .iter()
+                .find(|v| path.eq_ignore_ascii_case(&mountmgr::volume_device_name(v.number)))
+            {
+                return Ok(Device::Volume(v.number));
+            }
+            path = symbolic_link_target(&path)?;
+        }
+        Err(STATUS_REPARSE_POINT_NOT_RESOLVED)
+    }
+}
+
+/// The target of the symbolic link object `path`.
+pub fn symbolic_link_target(path: &str) -> Result<String, NtStatus> {
+    use ::ob::namespace::{Body, Lookup};
+    crate::ob::with_namespace(|ns| {
+        match ns.lookup(path, ::ob::OBJ_CASE_INSENSITIVE | ::ob::OBJ_OPENLINK, None)? {
+            Lookup::Found(id) => match ns.header(id).map(|h| &h.body) {
+                Some(Body::SymbolicLink(t)) => Ok(t.clone()),
+                _ => Err(STATUS_OBJECT_TYPE_MISMATCH),
+            },
+            Lookup::Parse { .. } => Err(STATUS_OBJECT_TYPE_MISMATCH),
+        }
+    })
+}
+
+/// Creates a permanent directory or symbolic link object (an existing one
+/// of the same kind is kept).
+fn create_object(path: &str, link: Option<&str>) -> Result<(), NtStatus> {
+    use ::ob::namespace::{Body, TYPE_DIRECTORY, TYPE_SYMBOLIC_LINK};
+    let (ty, body) = match link {
+        Some(t) => (TYPE_SYMBOLIC_LINK, Body::SymbolicLink(String::from(t))),
+        None => (TYPE_DIRECTORY, Body::Directory(Vec::new())),
+    };
+    crate::ob::with_namespace(|ns| {
+        let (id, st) = ns.insert(
+            path,
+            ::ob::OBJ_PERMANENT | ::ob::OBJ_CASE_INSENSITIVE | ::ob::OBJ_OPENIF,
+            ty,
+            body,
+        )?;
+        if st == STATUS_OBJECT_NAME_EXISTS {
+            // OBJ_OPENIF referenced the existing object; ours is not needed.
+            let _ = ns.dereference(id, true);
+        }
+        Ok(())
+    })
+}
+
+/// The system partition number from the loader's ARC boot device name
+/// (`multi(0)disk(0)rdisk(0)partition(N)`).
+fn boot_partition_number() -> Option<u32> {
+    // SAFETY: the loader string lives in MemoryData pages that stay mapped.
+    let arc = unsafe { crate::rtl::loader_block().arc_boot_device_name.as_str() };
+    let lower = arc.to_ascii_lowercase();
+    let rest = &lower[lower.find("partition(")? + "partition(".len()..];
+    rest[..rest.find(')')?].parse().ok()
+}
+
+const MOUNTED_DEVICES: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\MountedDevices";
+
+/// The mount manager: reads its database (`MountedDevices`), plans the
+/// names for the volumes, creates the `\GLOBAL??` links and writes the values.
+fn mount_volumes(volumes: &[Volume], system: Option<u32>) -> Result<Plan, NtStatus> {
+    use crate::cm::*;
+    let (h, _) = nt_create_key(MOUNTED_DEVICES, KEY_ALL_ACCESS, 0, Mode::KernelMode)?;
+    let mut existing = Vec::new();
+    let mut i = 0;
+    while let Ok(v) = nt_enumerate_value_key(h, i, Mode::KernelMode) {
+        if v.value_type == REG_BINARY {
+            existing.push((v.name, v.data));
+        }
+        i += 1;
+    }
+    let vols: Vec<mountmgr::Volume> = volumes
+        .iter()
+        .map(|v| mountmgr::Volume {
+            device: mountmgr::volume_device_name(v.number),
+            unique_id: mountmgr::gpt_unique_id(&v.partition.unique_guid).to_vec(),
+            partition_guid: Some(v.partition.unique_guid),
+            partition_type: v.partition.type_guid,
+            attributes: v.partition.attributes,
+            system: Some(v.number) == system,
+        })
+        .collect();
+    let plan = mountmgr::plan(&vols, &existing);
+    let mut status = STATUS_SUCCESS;
+    for (leaf, target) in &plan.links {
+        if let Err(s) = create_object(&alloc::format!("\\GLOBAL??\\{leaf}"), Some(target)) {
+            status = s;
+        }
+    }
+    for (name, data) in &plan.values {
+        let s = nt_set_value_key(h, name, REG_BINARY, data, Mode::KernelMode);
+        if s != STATUS_SUCCESS {
+            status = s;
+        }
+    }
+    crate::ob::handle::nt_close(h);
+    if status != STATUS_SUCCESS {
+        return Err(status);
+    }
+    Ok(plan)
+}
+
+/// Brings the stack up at the end of phase 1: the port, IDENTIFY, the
+/// partition table, the partition/volume names and the mount manager's.
+pub fn initialize() -> Result<&'static Stack, NtStatus> {
+    let _tag = crate::ex::pool::PoolTag::enter(*b"Disk");
+    let pnp = storahci::pnp_controller();
+    let c = match pnp {
+        Some((_, c)) => c,
+        None => storahci::find_controller().ok_or(STATUS_NO_SUCH_DEVICE)?,
+    };
+    let mut mmio = Mmio::map(c.abar)?;
+    let (pi, cap) = {
+        use storage::ahci::Hba;
+        (
+            mmio.read32(storage::ahci::reg::PI),
+            mmio.read32(storage::ahci::reg::CAP),
+        )
+    };
+    let page = DmaPage::allocate(cap & storage::ahci::reg::CAP_S64A != 0)?;
+    let mut port = Port::new(mmio, 0, page);
+    if pi & 1 == 0 {
+        return Err(STATUS_NO_SUCH_DEVICE);
+    }
+    port.init().map_err(|e| e.status())?;
+    let lock = PortLock::new(port);
+    let (identify, gpt) = {
+        let mut p = lock.lock();
+        let buf = crate::mm::map::mm_allocate_system_pages(1)?;
+        let pa = crate::mm::pte::physical_address(buf).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+        let r = p.identify(Segment { phys: pa, len: 512 });
+        let mut data = vec![0u8; 512];
+        // SAFETY: `buf` is a mapped page; the HBA finished writing it
+        // (the command completed) before this copy.
+        unsafe { core::ptr::copy_nonoverlapping(buf as *const u8, data.as_mut_ptr(), 512) };
+        crate::mm::map::mm_free_system_pages(buf, 1);
+        r.map_err(|e| e.status())?;
+        let id = Identify::parse(&data)?;
+        let mut src = PortSource {
+            port: &mut p,
+            ss: id.sector_size as usize,
+        };
+        let g = gpt::read(&mut src, id.sector_size, id.sectors);
+        (id, g)
+    };
+    dbg_println!(
+        "storage: AHCI {:04x}:{:04x} at 00:{:02x}.{} ABAR {:#x} ({}); port 0: {} ({} sectors of {} bytes)",
+        c.id & 0xFFFF,
+        c.id >> 16,
+        c.device,
+        c.function,
+        c.abar,
+        if pnp.is_some() { "from the PnP manager" } else { "bus 0 scan" },
+        identify.model,
+        identify.sectors,
+        identify.sector_size
+    );
+    let gpt = match gpt {
+        Ok(g) => {
+            if let Some(e) = &g.primary_error {
+                dbg_println!("storage: primary GPT bad ({e}), using the backup");
+            }
+            if let Some(e) = &g.backup_error {
+                dbg_println!("storage: backup GPT bad ({e})");
+            }
+            Some(g)
+        }
+        Err(e) => {
+            dbg_println!("storage: no usable partition table: {e}");
+            None
+        }
+    };
+    let volumes: Vec<Volume> = gpt
+        .as_ref()
+        .map(|g| {
+            g.partitions
+                .iter()
+                .map(|p| Volume {
+                    number: p.number,
+                    partition: p.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // partmgr/disk names: \Device\Harddisk0 with Partition0 -> DR0 and
+    // PartitionN -> HarddiskVolumeN; \GLOBAL??\PhysicalDrive0 and
+    // \GLOBAL??\Harddisk0PartitionN.
+    create_object("\\Device\\Harddisk0", None)?;
+    let dr0 = mountmgr::disk_device_name(0);
+    create_object(&mountmgr::partition_device_name(0, 0), Some(&dr0))?;
+    create_object("\\GLOBAL??\\PhysicalDrive0", Some(&dr0))?;
+    for v in &volumes {
+        let vol = mountmgr::volume_device_name(v.number);
+        create_object(&mountmgr::partition_device_name(0, v.number), Some(&vol))?;
+        create_object(
+            &alloc::format!("\\GLOBAL??\\Harddisk0Partition{}", v.number),
+            Some(&vol),
+        )?;
+    }
+    // The interrupt, once the port works polled: the PnP manager's
+    // assignment (MSI on the ICH9), connected like IoConnectInterruptEx.
+    // Without it requests keep polling.
+    let interrupt = match pnp.map(|(node, _)| {
+        let va = lock.lock().hba.va();
+        crate::io::pnp::interrupt::connect_kernel(node, storahci::ahci_isr, va as usize)
+    }) {
+        Some(Ok(conn)) => {
+            let vector = conn.interrupt().vector;
+            // The stack lives as long as the system: the connection is never undone.
+            core::mem::forget(conn);
+            let mut p = lock.lock();
+            p.hba.interrupts = true;
+            p.enable_interrupts();
+            Some(vector)
+        }
+        Some(Err(s)) => {
+            dbg_println!("storage: no interrupt ({s:?}); polling");
+            None
+        }
+        None => None,
+    };
+    let system = boot_partition_number();
+    let mount = match mount_volumes(&volumes, system) {
+        Ok(p) => p,
+        Err(s) => {
+            dbg_println!("storage: mount manager: {s:?}");
+            Plan::default()
+        }
+    };
+    for (leaf, target) in mount.links.iter().filter(|l| l.0.len() == 2) {
+        dbg_println!("storage: \\GLOBAL??\\{leaf} -> {target}");
+    }
+    match interrupt {
+        Some(v) => dbg_println!("storage: port 0 interrupt connected (vector {v:#x})"),
+        None => dbg_println!("storage: port 0 polled"),
+    }
+    let stack = Stack {
+        controller: c,
+        port: lock,
+        disk: Disk {
+            number: 0,
+            identify,
+            gpt,
+            removed: AtomicBool::new(false),
+        },
+        volumes,
+        mount,
+        interrupt,
+    };
+    let boxed = crate::ex::pool::try_box(stack)?;
+    let _ = STACK.set(boxed);
+    STACK.get().ok_or(STATUS_UNSUCCESSFUL)
+}

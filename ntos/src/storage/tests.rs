@@ -1,0 +1,523 @@
+//! Boot tests of the storage stack: the GPT through `\Device\Harddisk0\DR0`,
+//! the NTFS system volume through `\Device\HarddiskVolume2` and `C:`, a
+//! scratch write/read outside every partition, the disk IOCTLs, bad
+//! requests' statuses, and the mount manager's names and values.
+
+use super::*;
+use crate::ktest::{check, Test, TestResult};
+
+/// What xtask/src/image.rs lays out: 1 MiB, the ESP (40 MiB), the system
+/// partition (64 MiB), 1 MiB.
+const MIB: u64 = 1 << 20;
+const ESP_SIZE: u64 = 40 * MIB;
+const SYSTEM_SIZE: u64 = 64 * MIB;
+const DISK_SIZE: u64 = MIB + ESP_SIZE + SYSTEM_SIZE + MIB;
+
+pub const TESTS: &[Test] = &[
+    ("storage_gpt_through_dr0", t_gpt_through_dr0),
+    ("storage_disk_ioctls", t_disk_ioctls),
+    ("storage_ntfs_through_volume2", t_ntfs_through_volume2),
+    ("storage_scratch_write_read", t_scratch_write_read),
+    ("storage_bad_requests", t_bad_requests),
+    ("storage_mount_manager", t_mount_manager),
+    ("storage_contiguous_dma_memory", t_contiguous),
+    ("storage_interrupt_completion", t_interrupt),
+];
+
+/// The port's message-signaled interrupt (assigned by the PnP manager) is
+/// connected and completes requests: reads raise it, and the waiter is
+/// woken by the ISR's DPC.
+fn t_interrupt() -> TestResult {
+    let s = st()?;
+    check(
+        s.interrupt.is_some(),
+        "no interrupt connected: the port polls",
+    )?;
+    let before = storahci::IRQ.count.load(Ordering::Relaxed);
+    let mut b = vec![0u8; 4096];
+    for i in 0..8 {
+        s.read(Device::Disk(0), i * 4096, &mut b)
+            .map_err(|_| "a read failed")?;
+    }
+    let after = storahci::IRQ.count.load(Ordering::Relaxed);
+    check(after >= before + 8, "fewer interrupts than completed reads")?;
+    check(s.port.lock().stats.errors == 0, "the port saw errors")
+}
+
+/// `MmAllocateContiguousMemorySpecifyCache` gives zeroed, physically
+/// contiguous pages in range and within the boundary; bad arguments fail;
+/// `MmFreeContiguousMemory` takes them back once.
+fn t_contiguous() -> TestResult {
+    use crate::mm::contig::*;
+    let va = mm_allocate_contiguous_memory(5 * 4096, 0, 0xFFFF_FFFF, 0x10_0000, MM_CACHED)
+        .map_err(|_| "allocating 20 KiB below 4 GiB failed")?;
+    let pa = crate::mm::pte::physical_address(va).ok_or("not mapped")?;
+    let mut r = check(
+        pa + 5 * 4096 - 1 <= 0xFFFF_FFFF,
+        "above the highest acceptable address",
+    )
+    .and(check(
+        pa / 0x10_0000 == (pa + 5 * 4096 - 1) / 0x10_0000,
+        "crosses the boundary",
+    ));
+    for i in 0..5u64 {
+        r = r.and(check(
+            crate::mm::pte::physical_address(va + i * 4096) == Some(pa + i * 4096),
+            "pages are not physically contiguous",
+        ));
+    }
+    // SAFETY: va maps 5 pages this test owns until it frees them below.
+    let zero = unsafe { core::slice::from_raw_parts(va as *const u8, 5 * 4096) }
+        .iter()
+        .all(|&b| b == 0);
+    let e = MmGetPhysicalAddress(va as *mut core::ffi::c_void) as u64;
+    let freed = mm_free_contiguous_memory(va);
+    r?;
+    check(zero, "not zeroed")?;
+    check(e == pa, "MmGetPhysicalAddress disagrees")?;
+    check(freed == STATUS_SUCCESS, "free failed")?;
+    check(
+        mm_free_contiguous_memory(va) == STATUS_INVALID_PARAMETER,
+        "a double free was accepted",
+    )?;
+    check(
+        mm_allocate_contiguous_memory(0, 0, u64::MAX, 0, MM_CACHED)
+            == Err(STATUS_INVALID_PARAMETER),
+        "size 0",
+    )?;
+    check(
+        mm_allocate_contiguous_memory(8192, 0, u64::MAX, 4096, MM_CACHED)
+            == Err(STATUS_INVALID_PARAMETER),
+        "a run larger than its boundary",
+    )?;
+    check(
+        MmAllocateContiguousMemorySpecifyCache(4096, 0x1000, 0x1FFF, 0, 9).is_null(),
+        "a bad cache type",
+    )
+}
+
+fn st() -> Result<&'static Stack, &'static str> {
+    stack().ok_or("the storage stack did not start")
+}
+
+fn t_gpt_through_dr0() -> TestResult {
+    let s = st()?;
+    check(s.disk_bytes() == DISK_SIZE, "disk size is not the image's")?;
+    for name in [
+        "\\Device\\Harddisk0\\DR0",
+        "\\Device\\Harddisk0\\Partition0",
+        "\\GLOBAL??\\PhysicalDrive0",
+    ] {
+        let dev = s
+            .resolve(name)
+            .map_err(|_| "a disk name does not resolve")?;
+        check(
+            dev == Device::Disk(0),
+            "a disk name resolves to another device",
+        )?;
+        let mut lba1 = vec![0u8; 512];
+        s.read(dev, 512, &mut lba1)
+            .map_err(|_| "reading LBA 1 failed")?;
+        check(&lba1[..8] == b"EFI PART", "no EFI PART signature at LBA 1")?;
+        let h = gpt::Header::parse(&lba1, 1, 512, s.disk.identify.sectors)
+            .map_err(|_| "the header read through DR0 is invalid (CRC or fields)")?;
+        let g = s.disk.gpt.as_ref().ok_or("no GPT parsed at start")?;
+        check(
+            h == g.header,
+            "the header differs from the one parsed at start",
+        )?;
+        let mut arr = vec![0u8; (h.array_bytes() as usize).div_ceil(512) * 512];
+        s.read(dev, (h.entries_lba * 512) as i64, &mut arr)
+            .map_err(|_| "reading the entry array failed")?;
+        let parts = gpt::check_entries(&h, &arr).map_err(|_| "entry array CRC mismatch")?;
+        check(parts.len() == 2, "the image has two partitions")?;
+        check(
+            parts[0].type_guid == storage::guid::types::EFI_SYSTEM
+                && parts[1].type_guid == storage::guid::types::BASIC_DATA,
+            "partition types are not ESP, basic data",
+        )?;
+        check(
+            parts[0].sectors() * 512 == ESP_SIZE && parts[1].sectors() * 512 == SYSTEM_SIZE,
+            "partition sizes are not the image's",
+        )?;
+        check(
+            parts
+                .iter()
+                .map(|p| p.unique_guid)
+                .eq(s.volumes.iter().map(|v| v.partition.unique_guid)),
+            "partition GUIDs differ from the volumes'",
+        )?;
+    }
+    // The backup header at the last LBA agrees.
+    let g = s.disk.gpt.as_ref().ok_or("no GPT")?;
+    check(
+        g.primary_error.is_none() && g.backup_error.is_none(),
+        "a GPT copy is bad",
+    )?;
+    let mut last = vec![0u8; 512];
+    s.read(Device::Disk(0), (DISK_SIZE - 512) as i64, &mut last)
+        .map_err(|_| "reading the last LBA failed")?;
+    let b = gpt::Header::parse(&last, DISK_SIZE / 512 - 1, 512, DISK_SIZE / 512)
+        .map_err(|_| "the backup header is invalid")?;
+    check(
+        b.alternate_lba == 1
+            && b.disk_guid == g.header.disk_guid
+            && b.entries_crc32 == g.header.entries_crc32,
+        "the backup header disagrees with the primary",
+    )
+}
+
+fn t_disk_ioctls() -> TestResult {
+    let s = st()?;
+    let g = s.disk.gpt.as_ref().ok_or("no GPT")?;
+    let mut out = vec![0u8; 4096];
+    let (status, n) = s.ioctl(
+        Device::Disk(0),
+        dk::IOCTL_DISK_GET_DRIVE_GEOMETRY_EX,
+        &mut out,
+    );
+    check(
+        status == STATUS_SUCCESS && n == 0x70,
+        "GET_DRIVE_GEOMETRY_EX failed",
+    )?;
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    check(u32_at(&out, 0x14) == 512, "BytesPerSector")?;
+    check(u32_at(&out, 0x08) == dk::FixedMedia, "MediaType")?;
+    check(u64_at(&out, 0x18) == DISK_SIZE, "DiskSize")?;
+    check(
+        u32_at(&out, 0x24) == dk::PARTITION_STYLE_GPT,
+        "PartitionStyle",
+    )?;
+    check(out[0x28..0x38] == g.header.disk_guid.to_bytes(), "DiskId")?;
+    let (status, _) = s.ioctl(
+        Device::Disk(0),
+        dk::IOCTL_DISK_GET_DRIVE_GEOMETRY_EX,
+        &mut out[..0x1F],
+    );
+    check(
+        status == STATUS_BUFFER_TOO_SMALL,
+        "a short GET_DRIVE_GEOMETRY_EX buffer",
+    )?;
+
+    let (status, n) = s.ioctl(
+        Device::Disk(0),
+        dk::IOCTL_DISK_GET_DRIVE_LAYOUT_EX,
+        &mut out,
+    );
+    check(
+        status == STATUS_SUCCESS && n == 0x30 + 2 * 0x90,
+        "GET_DRIVE_LAYOUT_EX",
+    )?;
+    check(u32_at(&out, 4) == 2, "PartitionCount")?;
+    let e2 = 0x30 + 0x90;
+    check(
+        u32_at(&out, e2 + 0x18) == 2,
+        "second entry's PartitionNumber",
+    )?;
+    check(
+        out[e2 + 0x30..e2 + 0x40] == s.volumes[1].partition.unique_guid.to_bytes(),
+        "second entry's PartitionId",
+    )?;
+    let (status, _) = s.ioctl(
+        Device::Disk(0),
+        dk::IOCTL_DISK_GET_DRIVE_LAYOUT_EX,
+        &mut out[..0x30 + 0x90],
+    );
+    check(
+        status == STATUS_BUFFER_TOO_SMALL,
+        "a layout buffer for one entry",
+    )?;
+
+    let (status, n) = s.ioctl(
+        Device::Volume(2),
+        dk::IOCTL_DISK_GET_PARTITION_INFO_EX,
+        &mut out,
+    );
+    check(
+        status == STATUS_SUCCESS && n == 0x90,
+        "GET_PARTITION_INFO_EX on volume 2",
+    )?;
+    check(
+        u64_at(&out, 8) == s.volumes[1].partition.first_lba * 512,
+        "StartingOffset",
+    )?;
+    check(u64_at(&out, 0x10) == SYSTEM_SIZE, "PartitionLength")?;
+    check(u32_at(&out, 0x18) == 2, "PartitionNumber")?;
+    check(
+        out[0x20..0x30] == storage::guid::types::BASIC_DATA.to_bytes(),
+        "PartitionType",
+    )?;
+
+    let (status, n) = s.ioctl(Device::Disk(0), dk::IOCTL_DISK_GET_LENGTH_INFO, &mut out);
+    check(
+        status == STATUS_SUCCESS && n == 8 && u64_at(&out, 0) == DISK_SIZE,
+        "GET_LENGTH_INFO on DR0",
+    )?;
+    let (status, _) = s.ioctl(Device::Volume(1), dk::IOCTL_DISK_GET_LENGTH_INFO, &mut out);
+    check(
+        status == STATUS_SUCCESS && u64_at(&out, 0) == ESP_SIZE,
+        "GET_LENGTH_INFO on volume 1",
+    )?;
+    let (status, n) = s.ioctl(
+        Device::Volume(2),
+        dk::IOCTL_STORAGE_GET_DEVICE_NUMBER,
+        &mut out,
+    );
+    check(
+        status == STATUS_SUCCESS
+            && n == 12
+            && u32_at(&out, 0) == 7
+            && u32_at(&out, 4) == 0
+            && u32_at(&out, 8) == 2,
+        "STORAGE_GET_DEVICE_NUMBER",
+    )?;
+    let (status, n) = s.ioctl(
+        Device::Volume(2),
+        dk::IOCTL_MOUNTDEV_QUERY_UNIQUE_ID,
+        &mut out,
+    );
+    check(
+        status == STATUS_SUCCESS && n == 26 && out[..2] == [24, 0],
+        "QUERY_UNIQUE_ID",
+    )?;
+    check(
+        out[2..26] == mountmgr::gpt_unique_id(&s.volumes[1].partition.unique_guid),
+        "unique ID is not DMIO:ID:<partition GUID>",
+    )?;
+    let (status, n) = s.ioctl(
+        Device::Volume(2),
+        dk::IOCTL_MOUNTDEV_QUERY_UNIQUE_ID,
+        &mut out[..2],
+    );
+    check(
+        status == STATUS_BUFFER_OVERFLOW && n == 2 && out[..2] == [24, 0],
+        "QUERY_UNIQUE_ID header only",
+    )?;
+    let (status, _) = s.ioctl(
+        Device::Volume(2),
+        dk::IOCTL_MOUNTDEV_QUERY_DEVICE_NAME,
+        &mut out,
+    );
+    let name: Vec<u8> = "\\Device\\HarddiskVolume2"
+        .encode_utf16()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    check(
+        status == STATUS_SUCCESS && out[2..2 + name.len()] == name[..],
+        "QUERY_DEVICE_NAME",
+    )?;
+    let (status, _) = s.ioctl(Device::Disk(0), 0x0007_FFFC, &mut out);
+    check(status == STATUS_INVALID_DEVICE_REQUEST, "an unknown IOCTL")
+}
+
+fn t_ntfs_through_volume2() -> TestResult {
+    let s = st()?;
+    for name in [
+        "\\Device\\HarddiskVolume2",
+        "\\Device\\Harddisk0\\Partition2",
+        "\\GLOBAL??\\C:",
+    ] {
+        let dev = s
+            .resolve(name)
+            .map_err(|_| "a volume name does not resolve")?;
+        check(
+            dev == Device::Volume(2),
+            "a system volume name resolves elsewhere",
+        )?;
+        let mut boot = vec![0u8; 512];
+        s.read(dev, 0, &mut boot)
+            .map_err(|_| "reading the boot sector failed")?;
+        check(
+            &boot[3..11] == b"NTFS    ",
+            "no NTFS OEM ID in the volume's boot sector",
+        )?;
+        let bps = u16::from_le_bytes([boot[0x0B], boot[0x0C]]) as u64;
+        let spc = boot[0x0D] as u64;
+        let mft_lcn = u64::from_le_bytes(boot[0x30..0x38].try_into().unwrap());
+        check(bps == 512 && spc != 0, "NTFS geometry")?;
+        let mut rec = vec![0u8; 1024];
+        s.read(dev, (mft_lcn * bps * spc) as i64, &mut rec)
+            .map_err(|_| "reading $MFT record 0 failed")?;
+        check(
+            &rec[..4] == b"FILE",
+            "$MFT record 0 does not start with FILE",
+        )?;
+    }
+    Ok(())
+}
+
+/// The scratch area: the sectors after the last partition up to the last
+/// usable LBA (the image leaves 1 MiB there less the backup table). It is
+/// computed from the GPT and checked to lie outside every partition.
+fn scratch(s: &Stack) -> Result<(u64, u64), &'static str> {
+    let g = s.disk.gpt.as_ref().ok_or("no GPT")?;
+    let first = g
+        .partitions
+        .iter()
+        .map(|p| p.last_lba + 1)
+        .max()
+        .ok_or("no partitions")?;
+    let last = g.header.last_usable_lba;
+    check(
+        last >= first + 128,
+        "less than 64 KiB free after the partitions",
+    )?;
+    check(
+        g.partitions.iter().all(|p| p.last_lba < first),
+        "the scratch area overlaps a partition",
+    )?;
+    Ok((first, last - first + 1))
+}
+
+fn t_scratch_write_read() -> TestResult {
+    let s = st()?;
+    let (lba, _) = scratch(s)?;
+    let off = (lba * 512) as i64;
+    const LEN: usize = 64 * 1024;
+    let mut saved = vec![0u8; LEN];
+    s.read(Device::Disk(0), off, &mut saved)
+        .map_err(|_| "reading the scratch area failed")?;
+    let seed = crate::hal::rdtsc();
+    let pattern: Vec<u8> = (0..LEN)
+        .map(|i| (seed.wrapping_mul(i as u64 + 1) >> 13) as u8 ^ i as u8)
+        .collect();
+    s.write(Device::Disk(0), off, &pattern)
+        .map_err(|_| "writing the scratch area failed")?;
+    let mut back = vec![0u8; LEN];
+    s.read(Device::Disk(0), off, &mut back)
+        .map_err(|_| "reading it back failed")?;
+    check(
+        back == pattern,
+        "the data read back differs from what was written",
+    )?;
+    // An odd buffer address goes through a bounce buffer.
+    let mut odd = vec![0u8; 4096 + 1];
+    s.read(Device::Disk(0), off, &mut odd[1..])
+        .map_err(|_| "reading into an odd address failed")?;
+    check(odd[1..] == pattern[..4096], "read into an odd address")?;
+    odd[1..].fill(0x5A);
+    s.write(Device::Disk(0), off, &odd[1..])
+        .map_err(|_| "writing from an odd address failed")?;
+    s.read(Device::Disk(0), off, &mut back[..4096])
+        .map_err(|_| "reading back")?;
+    check(
+        back[..4096].iter().all(|&b| b == 0x5A),
+        "write from an odd address",
+    )?;
+    s.write(Device::Disk(0), off, &saved)
+        .map_err(|_| "restoring the scratch area failed")?;
+    check(s.flush() == STATUS_SUCCESS, "FLUSH CACHE EXT failed")?;
+    check(s.port.lock().stats.errors == 0, "the port saw errors")
+}
+
+fn t_bad_requests() -> TestResult {
+    let s = st()?;
+    let mut b = vec![0u8; 1024];
+    check(
+        s.read(Device::Disk(0), 100, &mut b[..512]) == Err(STATUS_INVALID_PARAMETER),
+        "unaligned offset",
+    )?;
+    check(
+        s.read(Device::Disk(0), 0, &mut b[..100]) == Err(STATUS_INVALID_PARAMETER),
+        "unaligned length",
+    )?;
+    check(
+        s.read(Device::Disk(0), -512, &mut b[..512]) == Err(STATUS_INVALID_PARAMETER),
+        "negative offset",
+    )?;
+    let vol_end = SYSTEM_SIZE as i64;
+    check(
+        s.read(Device::Volume(2), vol_end - 512, &mut b[..1024]) == Err(STATUS_INVALID_PARAMETER),
+        "a read running past the volume's end",
+    )?;
+    check(
+        s.read(Device::Volume(2), vol_end, &mut b[..512]) == Err(STATUS_INVALID_PARAMETER),
+        "a read at the volume's end",
+    )?;
+    check(
+        s.read(Device::Volume(2), vol_end - 512, &mut b[..512]) == Ok(512),
+        "the volume's last sector",
+    )?;
+    check(
+        s.write(Device::Disk(0), DISK_SIZE as i64, &b[..512]) == Err(STATUS_INVALID_PARAMETER),
+        "a write past the disk's end",
+    )?;
+    check(
+        s.read(Device::Disk(0), 0, &mut b[..0]) == Ok(0),
+        "a zero-length read",
+    )?;
+    check(
+        s.resolve("\\Device\\HarddiskVolume9").is_err(),
+        "a missing volume resolves",
+    )?;
+    check(
+        s.resolve("\\GLOBAL??\\Q:").is_err(),
+        "a missing drive letter resolves",
+    )?;
+    s.set_removed(true);
+    let r = s.read(Device::Disk(0), 0, &mut b[..512]);
+    let (io, _) = s.ioctl(Device::Disk(0), dk::IOCTL_DISK_GET_LENGTH_INFO, &mut b);
+    let w = s.write(Device::Volume(2), 0, &b[..512]);
+    s.set_removed(false);
+    check(r == Err(STATUS_NO_SUCH_DEVICE), "a read of a removed disk")?;
+    check(
+        w == Err(STATUS_NO_SUCH_DEVICE),
+        "a write to a removed disk's volume",
+    )?;
+    check(io == STATUS_NO_SUCH_DEVICE, "an IOCTL to a removed disk")?;
+    check(
+        s.read(Device::Disk(0), 0, &mut b[..512]) == Ok(512),
+        "reads work again",
+    )
+}
+
+fn t_mount_manager() -> TestResult {
+    use crate::cm::*;
+    let s = st()?;
+    check(
+        symbolic_link_target("\\GLOBAL??\\C:").as_deref() == Ok("\\Device\\HarddiskVolume2"),
+        "\\GLOBAL??\\C: is not a link to \\Device\\HarddiskVolume2",
+    )?;
+    check(
+        s.resolve("\\??\\C:") == Ok(Device::Volume(2)),
+        "\\??\\C: does not reach volume 2",
+    )?;
+    check(
+        symbolic_link_target("\\Device\\Harddisk0\\Partition1").as_deref()
+            == Ok("\\Device\\HarddiskVolume1"),
+        "Partition1 is not a link to HarddiskVolume1",
+    )?;
+    let h = nt_open_key(MOUNTED_DEVICES, KEY_READ, Mode::KernelMode)
+        .map_err(|_| "no MountedDevices key")?;
+    let mut r = Ok(());
+    for v in &s.volumes {
+        let leaf = mountmgr::volume_guid_leaf(&v.partition.unique_guid);
+        let target = symbolic_link_target(&alloc::format!("\\GLOBAL??\\{leaf}"));
+        let want = mountmgr::volume_device_name(v.number);
+        let id = mountmgr::gpt_unique_id(&v.partition.unique_guid).to_vec();
+        let val = nt_query_value_key(h, &alloc::format!("\\??\\{leaf}"), Mode::KernelMode);
+        r = r
+            .and(check(
+                target.as_deref() == Ok(want.as_str()),
+                "a Volume{GUID} link is wrong or missing",
+            ))
+            .and(check(
+                val == Ok((REG_BINARY, id)),
+                "a \\??\\Volume{GUID} value is wrong or missing",
+            ));
+    }
+    // The ESP has no drive letter; C: is the system volume's unique ID.
+    let c = nt_query_value_key(h, "\\DosDevices\\C:", Mode::KernelMode);
+    let d = nt_query_value_key(h, "\\DosDevices\\D:", Mode::KernelMode);
+    crate::ob::handle::nt_close(h);
+    r?;
+    check(
+        c == Ok((
+            REG_BINARY,
+            mountmgr::gpt_unique_id(&s.volumes[1].partition.unique_guid).to_vec(),
+        )),
+        "\\DosDevices\\C: is not DMIO:ID:<system partition GUID>",
+    )?;
+    check(d.is_err(), "the ESP got a drive letter")
+}
