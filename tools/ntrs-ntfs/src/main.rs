@@ -24,6 +24,8 @@ Examples:
   ntrs-ntfs vol.img stat /bootmgr
   ntrs-ntfs vol.img timeline > timeline.csv
   ntrs-ntfs vol.img format --label SYSTEM --size-mib 64
+  ntrs-ntfs man > ntrs-ntfs.1                 # manual page (no image needed)
+  ntrs-ntfs completions bash > ntrs-ntfs.bash # shell completions: bash, zsh, fish, ...
 
 Every failure prints one line naming the problem and exits with status 1; a closed output pipe
 (`ntrs-ntfs vol.img ls | head -1`) ends the command quietly.";
@@ -1010,6 +1012,37 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    // `ntrs-ntfs man` / `ntrs-ntfs completions SHELL` need no image either.
+    let args: Vec<String> = std::env::args().collect();
+    match (args.get(1).map(String::as_str), args.len()) {
+        (Some("man"), 2) => {
+            use clap::CommandFactory;
+            let mut b = Vec::new();
+            if clap_mangen::Man::new(Cli::command())
+                .render(&mut b)
+                .is_err()
+            {
+                return ExitCode::FAILURE;
+            }
+            let _ = std::io::stdout().write_all(&b);
+            return ExitCode::SUCCESS;
+        }
+        (Some("completions"), 3) => {
+            use clap::{CommandFactory, ValueEnum};
+            let Ok(shell) = clap_complete::Shell::from_str(&args[2], true) else {
+                eprintln!("ntrs-ntfs: completions: unknown shell {} (bash, elvish, fish, powershell, zsh)", args[2]);
+                return ExitCode::from(2);
+            };
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ntrs-ntfs",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

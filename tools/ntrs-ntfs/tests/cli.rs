@@ -461,3 +461,22 @@ fn ads_lists_named_data_streams() {
     );
     assert_eq!(ok(&[img, "ads", "/Many"]), "");
 }
+
+#[test]
+fn man_page_and_completions() {
+    let man = ok(&["man"]);
+    assert!(man.contains(".TH ntrs-ntfs 1"), "{man}");
+    assert!(
+        man.contains("timeline") && man.contains("Examples:"),
+        "{man}"
+    );
+    for (shell, mark) in [
+        ("bash", "complete "),
+        ("zsh", "#compdef ntrs-ntfs"),
+        ("fish", "complete -c ntrs-ntfs"),
+    ] {
+        let s = ok(&["completions", shell]);
+        assert!(s.contains(mark) && s.contains("timeline"), "{shell}: {s}");
+    }
+    one_line_failure(&run(&["completions", "cmd.exe"]), "unknown shell");
+}

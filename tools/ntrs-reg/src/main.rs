@@ -22,6 +22,7 @@ Examples:
   ntrs-reg deleted NTUSER.DAT
   ntrs-reg check SOFTWARE
   ntrs-reg --strict query SAM ''      # refuse a dirty hive that its logs do not repair
+  ntrs-reg man > ntrs-reg.1           # manual page; `ntrs-reg completions bash` for completions
 
 Transaction logs: a hive whose sequence numbers differ (an interrupted flush, or a copy taken from
 a running system) is repaired from <hive>.LOG1/<hive>.LOG2 when they are beside it. Without logs
@@ -126,6 +127,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write the manual page (roff) to stdout: `ntrs-reg man > ntrs-reg.1`.
+    Man,
+    /// Write a completion script for SHELL to stdout:
+    /// `ntrs-reg completions bash > /usr/share/bash-completion/completions/ntrs-reg`.
+    Completions { shell: clap_complete::Shell },
     /// Benchmark open+query+close of a value on a hive with 100k keys.
     Bench {
         #[arg(long, default_value_t = 200_000)]
@@ -433,6 +439,26 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Bench { iterations } => bench(iterations),
+        Cmd::Man => {
+            use clap::CommandFactory;
+            let mut b = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut b)
+                .map_err(|x| x.to_string())?;
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&b);
+            Ok(())
+        }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ntrs-reg",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
