@@ -17,6 +17,7 @@
 //! call (`Port::transfer`) under the port's fast mutex, in place of
 //! `IRP_MJ_SCSI` with an SRB.
 
+pub mod devices;
 pub mod storahci;
 pub mod tests;
 
@@ -638,5 +639,11 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
     };
     let boxed = crate::ex::pool::try_box(stack)?;
     let _ = STACK.set(boxed);
-    STACK.get().ok_or(STATUS_UNSUCCESSFUL)
+    let s = STACK.get().ok_or(STATUS_UNSUCCESSFUL)?;
+    // The device objects (\Driver\disk: DR0, \Driver\volmgr: the volumes);
+    // without them the stack still serves kernel callers.
+    if let Err(e) = devices::create_devices() {
+        dbg_println!("storage: device objects: {e:?}");
+    }
+    Ok(s)
 }
