@@ -1,7 +1,8 @@
 //! The storage stack (*Windows Internals* 7th ed., Part 1 ch. 6 "I/O
 //! system"/"Storage" and Part 2 ch. 11 "The mount manager") — interim form,
-//! built into the kernel until the I/O manager's device objects and the
-//! driver loader land (docs/storage.md lists every difference):
+//! built into the kernel (with built-in `\Driver\disk` and `\Driver\volmgr`
+//! objects, [`devices`]) rather than loaded `.sys` images; docs/storage.md
+//! lists every difference:
 //!
 //! - **storahci** ([`storahci`]): the AHCI port driver for port 0 of the
 //!   ICH9 controller, running `lib/storage`'s port logic;
