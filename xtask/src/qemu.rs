@@ -730,6 +730,7 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "!acl D:(A;;GA;;;SY)",
         "!reg querykey \\REGISTRY\\MACHINE",
         "!reg querykey \\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services",
+        "!devnode 0 1",
         ".crash",
         "shutdown",
     ];
@@ -853,6 +854,19 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 "kd/reg-services-from-the-system-hive",
                 has("ControlSet001\\Services") && has("Beep") && has("Ntfs"),
                 "!reg querykey ...\\CurrentControlSet\\Services does not list the SYSTEM hive's services",
+            );
+            check(
+                tally,
+                errors,
+                "kd/devnode",
+                kd_output(&out, "!devnode 0 1").is_some_and(|o| {
+                    o.contains("Dumping IopRootDeviceNode")
+                        && o.contains("InstancePath is \"HTREE\\ROOT\\0\"")
+                        && o.contains("InstancePath is \"PCI\\VEN_8086&DEV_2922&")
+                        && o.contains("ServiceName is \"storahci\"")
+                        && o.contains(" for PDO ")
+                }),
+                "!devnode 0 1 does not show the tree with the AHCI controller",
             );
             check(
                 tally,

@@ -309,7 +309,10 @@ impl<D: Copy> TimerTable<D> {
             }
         }
         self.last_tick = now_tick;
-        out[start..].sort_by_key(|x| x.due);
+        // Usually one list was scanned, and it is sorted already.
+        if !out[start..].is_sorted_by_key(|x| x.due) {
+            out[start..].sort_by_key(|x| x.due);
+        }
         for x in &out[start..] {
             if x.period != 0 {
                 let due = now.saturating_add(x.period);

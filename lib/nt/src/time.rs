@@ -61,17 +61,37 @@ pub struct Iso8601(pub u64);
 impl fmt::Display for Iso8601 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = time_to_time_fields(self.0);
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
-            t.year,
-            t.month,
-            t.day,
-            t.hour,
-            t.minute,
-            t.second,
-            self.0 % 10_000_000
-        )
+        if t.year > 9999 {
+            // Past year 9999 (FILETIMEs reach 30828): the plain form.
+            return write!(
+                f,
+                "{:05}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+                t.year,
+                t.month,
+                t.day,
+                t.hour,
+                t.minute,
+                t.second,
+                self.0 % 10_000_000
+            );
+        }
+        // Digits placed directly: timelines print millions of these.
+        let mut b = *b"0000-00-00T00:00:00.0000000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, t.year as u64);
+        put(5, 2, t.month as u64);
+        put(8, 2, t.day as u64);
+        put(11, 2, t.hour as u64);
+        put(14, 2, t.minute as u64);
+        put(17, 2, t.second as u64);
+        put(20, 7, self.0 % 10_000_000);
+        // The buffer holds ASCII digits and separators only.
+        f.write_str(core::str::from_utf8(&b).map_err(|_| fmt::Error)?)
     }
 }
 

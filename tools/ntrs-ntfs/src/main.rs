@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use ntfs::attr::{mft_no, AT_DATA};
 use ntfs::{BlockDevice, FormatOptions, MemDevice, OffsetDevice, Volume};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -19,10 +19,13 @@ Examples:
   ntrs-ntfs vol.img cp ./ntoskrnl.exe :/Windows/System32/ntoskrnl.exe
   ntrs-ntfs vol.img cp :/Windows/System32/config/SYSTEM ./SYSTEM
   ntrs-ntfs vol.img mkdir :/Windows/Temp
+  ntrs-ntfs vol.img ads /                     # every alternate data stream on the volume
   ntrs-ntfs vol.img cat /file.txt:Zone.Identifier
   ntrs-ntfs vol.img stat /bootmgr
   ntrs-ntfs vol.img timeline > timeline.csv
   ntrs-ntfs vol.img format --label SYSTEM --size-mib 64
+  ntrs-ntfs man > ntrs-ntfs.1                 # manual page (no image needed)
+  ntrs-ntfs completions bash > ntrs-ntfs.bash # shell completions: bash, zsh, fish, ...
 
 Every failure prints one line naming the problem and exits with status 1; a closed output pipe
 (`ntrs-ntfs vol.img ls | head -1`) ends the command quietly.";
@@ -72,6 +75,12 @@ enum Cmd {
     Mv { from: String, to: String },
     /// Show attributes, runs and the security descriptor (SDDL).
     Stat { path: String },
+    /// List alternate data streams (named $DATA attributes) of a file, or of every file below a
+    /// directory: `path:stream size` per line.
+    Ads {
+        #[arg(default_value = "/")]
+        path: String,
+    },
     /// MACB timeline of every file record as CSV: one row per $STANDARD_INFORMATION and per
     /// $FILE_NAME attribute (times in ISO 8601 UTC).
     Timeline,
@@ -124,10 +133,11 @@ fn io_fail(e: std::io::Error) -> Fail {
     }
 }
 
-/// `println!` that stops the command on a closed pipe instead of panicking.
+/// `writeln!` to the (buffered) output that stops the command on a closed pipe instead of
+/// panicking.
 macro_rules! outln {
-    ($($t:tt)*) => {
-        writeln!(std::io::stdout(), $($t)*).map_err(io_fail)?
+    ($w:expr, $($t:tt)*) => {
+        writeln!($w, $($t)*).map_err(io_fail)?
     };
 }
 
@@ -200,10 +210,28 @@ fn ntfs_msg(x: ntfs::Error) -> String {
     format!("{x} ({}){detail}", x.status())
 }
 
-/// A file-backed block device.
+/// A file-backed block device. Small reads are served from a 1 MiB read-ahead window (a
+/// timeline reads every MFT record in order: one system call per window instead of per record);
+/// writes go to the file and update the window.
 struct FileDevice {
     f: File,
     size: u64,
+    window: Vec<u8>,
+    window_at: u64,
+}
+
+/// Size of [`FileDevice`]'s read-ahead window.
+const WINDOW: u64 = 1 << 20;
+
+impl FileDevice {
+    fn new(f: File, size: u64) -> Self {
+        FileDevice {
+            f,
+            size,
+            window: Vec::new(),
+            window_at: 0,
+        }
+    }
 }
 
 impl BlockDevice for FileDevice {
@@ -211,16 +239,43 @@ impl BlockDevice for FileDevice {
         self.size
     }
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> ntfs::Result<()> {
-        self.f
-            .seek(SeekFrom::Start(offset))
-            .map_err(|_| ntfs::Error::Io)?;
-        self.f.read_exact(buf).map_err(|_| ntfs::Error::Io)
+        use std::os::unix::fs::FileExt;
+        let len = buf.len() as u64;
+        let end = offset.checked_add(len).ok_or(ntfs::Error::OutOfRange)?;
+        if len > WINDOW / 4 || end > self.size {
+            return self
+                .f
+                .read_exact_at(buf, offset)
+                .map_err(|_| ntfs::Error::Io);
+        }
+        let inside = offset >= self.window_at && end <= self.window_at + self.window.len() as u64;
+        if !inside {
+            let start = offset & !(4096 - 1);
+            let n = WINDOW.min(self.size - start) as usize;
+            self.window.resize(n, 0);
+            if self.f.read_exact_at(&mut self.window, start).is_err() {
+                self.window.clear();
+                return Err(ntfs::Error::Io);
+            }
+            self.window_at = start;
+        }
+        let o = (offset - self.window_at) as usize;
+        buf.copy_from_slice(&self.window[o..o + buf.len()]);
+        Ok(())
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> ntfs::Result<()> {
+        use std::os::unix::fs::FileExt;
         self.f
-            .seek(SeekFrom::Start(offset))
+            .write_all_at(buf, offset)
             .map_err(|_| ntfs::Error::Io)?;
-        self.f.write_all(buf).map_err(|_| ntfs::Error::Io)
+        // Keep the window equal to the file where they overlap.
+        let (ws, we) = (self.window_at, self.window_at + self.window.len() as u64);
+        let (s, e) = (offset.max(ws), (offset + buf.len() as u64).min(we));
+        if s < e {
+            self.window[(s - ws) as usize..(e - ws) as usize]
+                .copy_from_slice(&buf[(s - offset) as usize..(e - offset) as usize]);
+        }
+        Ok(())
     }
     fn flush(&mut self) -> ntfs::Result<()> {
         self.f.flush().map_err(|_| ntfs::Error::Io)
@@ -287,7 +342,7 @@ fn open_dev(
         f.set_len(bytes).map_err(|e| e.to_string())?;
     }
     let size = f.metadata().map_err(|e| e.to_string())?.len();
-    let mut dev = FileDevice { f, size };
+    let mut dev = FileDevice::new(f, size);
     let (start, len) = match cli.partition {
         Some(n) => gpt_partition(&mut dev, n)?,
         None => (0, size),
@@ -350,6 +405,17 @@ fn writes(cmd: &Cmd) -> bool {
 }
 
 fn run(cli: Cli) -> Result<(), Fail> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let r = run_cmd(cli, &mut out);
+    // What was written before a failure is shown; a closed pipe ends quietly either way.
+    let f = out.flush().map_err(io_fail);
+    match (r, f) {
+        (Err(Fail::Msg(m)), _) => Err(Fail::Msg(m)),
+        (r, f) => r.and(f),
+    }
+}
+
+fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
     let e = ntfs_msg;
     if let Cmd::Bench = cli.cmd {
         return bench().map_err(|x| Fail::Msg(e(x)));
@@ -369,6 +435,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         };
         let v = ntfs::format(dev, &opts).map_err(e)?;
         outln!(
+            out,
             "formatted: {} clusters of {} bytes",
             v.total_clusters(),
             v.cluster_size()
@@ -390,7 +457,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             }
             for d in entries {
                 if !long {
-                    outln!("{}", d.name);
+                    outln!(out, "{}", d.name);
                     continue;
                 }
                 let info = v.stat(d.mft_no()).map_err(e)?;
@@ -408,6 +475,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
                     info.size().to_string()
                 };
                 outln!(
+                    out,
                     "{} {:#018x} {:>12} {} {} {:<12} {}",
                     mode(info.std_info.file_attributes, dir),
                     fref,
@@ -421,7 +489,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         }
         Cmd::Cat { path } => {
             let data = v.read_file(vpath(&path)).map_err(e)?;
-            std::io::stdout().write_all(&data).map_err(io_fail)?;
+            out.write_all(&data).map_err(io_fail)?;
         }
         Cmd::Cp { from, to } => match (from.strip_prefix(':'), to.strip_prefix(':')) {
             (None, Some(dst)) => {
@@ -458,6 +526,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             let n = v.lookup(vpath(&path)).map_err(e)?;
             let info = v.stat(n).map_err(e)?;
             outln!(
+                out,
                 "record {} seq {} flags {:#x} links {}",
                 info.mft_no,
                 info.seq,
@@ -466,11 +535,13 @@ fn run(cli: Cli) -> Result<(), Fail> {
             );
             let si = &info.std_info;
             outln!(
+                out,
                 "attributes {:#x} created {} modified {} mft-changed {} accessed {} security id {:#x}",
                 si.file_attributes, si.creation, si.modification, si.mft_change, si.access, si.security_id
             );
             for f in &info.names {
                 outln!(
+                    out,
                     "name {:?} namespace {} parent {}",
                     f.name_string(),
                     f.namespace,
@@ -479,6 +550,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             }
             for s in &info.streams {
                 outln!(
+                    out,
                     "attr {:#x} {:?} size {} allocated {} {} flags {:#x}",
                     s.ty,
                     s.name,
@@ -493,8 +565,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 );
                 for r in &s.runs {
                     match r.lcn {
-                        Some(l) => outln!("  vcn {} len {} lcn {}", r.vcn, r.len, l),
-                        None => outln!("  vcn {} len {} sparse", r.vcn, r.len),
+                        Some(l) => outln!(out, "  vcn {} len {} lcn {}", r.vcn, r.len, l),
+                        None => outln!(out, "  vcn {} len {} sparse", r.vcn, r.len),
                     }
                 }
             }
@@ -506,14 +578,15 @@ fn run(cli: Cli) -> Result<(), Fail> {
                         relative,
                     }) => {
                         outln!(
+                            out,
                             "reparse symlink -> {target:?} (print {print:?}, relative {relative})"
                         )
                     }
                     Some(ntfs::reparse::ReparsePoint::MountPoint { target, print }) => {
-                        outln!("reparse junction -> {target:?} (print {print:?})")
+                        outln!(out, "reparse junction -> {target:?} (print {print:?})")
                     }
                     Some(ntfs::reparse::ReparsePoint::Other { tag, data }) => {
-                        outln!("reparse tag {tag:#x} ({} bytes)", data.len())
+                        outln!(out, "reparse tag {tag:#x} ({} bytes)", data.len())
                     }
                     None => {}
                 }
@@ -522,37 +595,63 @@ fn run(cli: Cli) -> Result<(), Fail> {
                 Some(sd) => match security::sd::SecurityDescriptor::parse(&sd)
                     .and_then(|d| security::sddl::format(&d))
                 {
-                    Ok(s) => outln!("security {s}"),
+                    Ok(s) => outln!(out, "security {s}"),
                     Err(st) => {
-                        outln!("security descriptor ({} bytes) not parsed: {st}", sd.len())
+                        outln!(out, "security descriptor ({} bytes) not parsed: {st}", sd.len())
                     }
                 },
-                None => outln!("security none"),
+                None => outln!(out, "security none"),
             }
         }
-        Cmd::Timeline => timeline(&mut v)?,
+        Cmd::Timeline => timeline(&mut v, out)?,
+        Cmd::Ads { path } => {
+            let p = vpath(&path).trim_end_matches(['/', '\\']);
+            let n = v.lookup(p).map_err(e)?;
+            // Depth-first over the tree (a file is its own tree); metafiles are left out.
+            let mut stack = vec![(n, p.to_string())];
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some((n, p)) = stack.pop() {
+                if !seen.insert(n) {
+                    continue;
+                }
+                let info = v.stat(n).map_err(e)?;
+                for s in &info.streams {
+                    if s.ty == AT_DATA && !s.name.is_empty() {
+                        outln!(out, "{}:{} {}", if p.is_empty() { "/" } else { &p }, s.name, s.size);
+                    }
+                }
+                if info.is_dir() {
+                    let mut subs = v.read_dir(n).map_err(e)?;
+                    subs.retain(|d| d.mft_no() >= 16);
+                    for d in subs.into_iter().rev() {
+                        stack.push((d.mft_no(), format!("{p}/{}", d.name)));
+                    }
+                }
+            }
+        }
         Cmd::Check => {
             let problems = ntfs::check(&mut v).map_err(e)?;
             for p in &problems {
-                outln!("{p}");
+                outln!(out, "{p}");
             }
             if !problems.is_empty() {
                 return Err(format!("{} problem(s)", problems.len()).into());
             }
-            outln!("no problems found");
+            outln!(out, "no problems found");
         }
         Cmd::Info => {
             let (maj, min, flags) = v.volume_version().map_err(e)?;
-            outln!("label {:?}", v.volume_name().map_err(e)?);
-            outln!("NTFS {maj}.{min} flags {flags:#x}");
+            outln!(out, "label {:?}", v.volume_name().map_err(e)?);
+            outln!(out, "NTFS {maj}.{min} flags {flags:#x}");
             outln!(
+                out,
                 "cluster size {} record size {} clusters {} MFT records {}",
                 v.cluster_size(),
                 v.record_size(),
                 v.total_clusters(),
                 v.mft_records()
             );
-            outln!("free clusters {}", v.free_cluster_count().map_err(e)?);
+            outln!(out, "free clusters {}", v.free_cluster_count().map_err(e)?);
         }
         Cmd::Bench | Cmd::Format { .. } => unreachable!(),
     }
@@ -613,7 +712,7 @@ fn timeline_path(
 /// `timeline`: for every file record (in use or deleted, whose record still parses), one CSV
 /// row for its `$STANDARD_INFORMATION` and one per `$FILE_NAME`, with the four MACB times
 /// (modified, accessed, MFT entry changed, born) as ISO 8601 UTC.
-fn timeline<D: BlockDevice>(v: &mut Volume<D>) -> Result<(), Fail> {
+fn timeline<D: BlockDevice>(v: &mut Volume<D>, out: &mut impl Write) -> Result<(), Fail> {
     use ntfs::attr::{FileName, StandardInformation, AT_FILE_NAME, AT_STANDARD_INFORMATION};
     let mut recs = std::collections::BTreeMap::new();
     let mut unreadable = 0u64;
@@ -632,18 +731,25 @@ fn timeline<D: BlockDevice>(v: &mut Volume<D>) -> Result<(), Fail> {
             continue;
         }
         let dir = r.flags & ntfs::record::MFT_RECORD_IS_DIRECTORY != 0;
-        let t = match v.stat(n) {
-            Ok(info) if r.in_use() => TimelineRecord {
+        // $STANDARD_INFORMATION and $FILE_NAME are always resident: the base record holds them,
+        // unless an $ATTRIBUTE_LIST moved some to extension records (then stat gathers them).
+        let listed = r.find(ntfs::attr::AT_ATTRIBUTE_LIST, &[]).is_some();
+        let from_stat = if r.in_use() && listed {
+            v.stat(n).ok().map(|info| TimelineRecord {
                 seq: info.seq,
                 in_use: true,
                 dir,
                 size: info.size(),
-                si: Some(info.std_info.clone()),
-                names: info.names.clone(),
-            },
-            _ => {
-                // A deleted record (or one whose attributes do not all load): its resident
-                // $STANDARD_INFORMATION and $FILE_NAMEs as the record holds them.
+                si: Some(info.std_info),
+                names: info.names,
+            })
+        } else {
+            None
+        };
+        let t = match from_stat {
+            Some(t) => t,
+            None => {
+                // As the record holds them (for a deleted record: what is left of it).
                 let si = r
                     .find(AT_STANDARD_INFORMATION, &[])
                     .and_then(|a| a.value())
@@ -669,8 +775,8 @@ fn timeline<D: BlockDevice>(v: &mut Volume<D>) -> Result<(), Fail> {
         };
         recs.insert(n, t);
     }
-    outln!("{}", TIMELINE_HEADER);
-    let iso = |t: u64| nt::time::Iso8601(t).to_string();
+    outln!(out, "{}", TIMELINE_HEADER);
+    let iso = nt::time::Iso8601;
     for (&n, t) in &recs {
         let main = t
             .names
@@ -692,6 +798,7 @@ fn timeline<D: BlockDevice>(v: &mut Volume<D>) -> Result<(), Fail> {
         );
         if let Some(si) = &t.si {
             outln!(
+                out,
                 "{common},SI,,{},{},{},{},{},{},{:#x}",
                 csv(&main.map(path).unwrap_or_default()),
                 iso(si.modification),
@@ -710,6 +817,7 @@ fn timeline<D: BlockDevice>(v: &mut Volume<D>) -> Result<(), Fail> {
                 _ => "win32+dos",
             };
             outln!(
+                out,
                 "{common},FN,{ns},{},{},{},{},{},{},{:#x}",
                 csv(&path(f)),
                 iso(f.modification),
@@ -817,6 +925,80 @@ fn bench() -> ntfs::Result<()> {
         "BENCH ntfs_lookup_100000_dir {} ns",
         t.elapsed().as_nanos() / rounds as u128
     );
+    bench_timeline()
+}
+
+/// Median of three timed runs of `f` in milliseconds; each run must succeed.
+fn median3_ms(mut f: impl FnMut() -> Result<(), String>) -> Result<u128, String> {
+    let mut t = Vec::new();
+    for _ in 0..3 {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_millis());
+    }
+    t.sort();
+    Ok(t[1])
+}
+
+/// `ntfs_timeline_5000_files`: `ntrs-ntfs IMAGE timeline` (a process, output read from a pipe)
+/// on a volume image with 5000 files in 50 directories, against ntfs-3g's `ntfsls -R` on the
+/// same image when installed. The timeline must have a row per `$STANDARD_INFORMATION` and
+/// `$FILE_NAME` of every file, ntfsls a line per file.
+fn bench_timeline() -> ntfs::Result<()> {
+    let opts = FormatOptions::default();
+    let mut v = ntfs::format(MemDevice::new(64 << 20), &opts)?;
+    for d in 0..50 {
+        v.create(&format!("/dir{d:02}"), true)?;
+        for f in 0..100 {
+            v.write_file(&format!("/dir{d:02}/file{f:03}.txt"), b"data")?;
+        }
+    }
+    let img = std::env::temp_dir().join(format!("ntrs-ntfs-timeline-{}.img", std::process::id()));
+    std::fs::write(&img, &v.into_device().data).map_err(|_| ntfs::Error::Io)?;
+    let run = |prog: &std::path::Path, args: &[&std::ffi::OsStr], min_lines: usize| {
+        median3_ms(|| {
+            let o = std::process::Command::new(prog)
+                .args(args)
+                .output()
+                .map_err(|x| x.to_string())?;
+            let lines = o.stdout.split(|&b| b == b'\n').count();
+            if !o.status.success() || lines < min_lines {
+                return Err(format!(
+                    "{} exited {}, {lines} lines",
+                    prog.display(),
+                    o.status
+                ));
+            }
+            Ok(())
+        })
+    };
+    let mut failed = false;
+    let me = std::env::current_exe().map_err(|_| ntfs::Error::Io)?;
+    match run(&me, &[img.as_os_str(), "timeline".as_ref()], 1 + 2 * 5000) {
+        Ok(ms) => benchln!("BENCH ntfs_timeline_5000_files {ms} ms"),
+        Err(x) => {
+            benchln!("BENCH ntfs_timeline_5000_files FAILED {x}");
+            failed = true;
+        }
+    }
+    let ntfsls = std::path::Path::new("/usr/bin/ntfsls");
+    if ntfsls.exists() {
+        match run(ntfsls, &["-R".as_ref(), img.as_os_str()], 5000) {
+            Ok(ms) => benchln!("BENCH ntfs3g_ntfsls_R_5000_files {ms} ms"),
+            Err(x) => {
+                benchln!("BENCH ntfs3g_ntfsls_R_5000_files FAILED {x}");
+                failed = true;
+            }
+        }
+    }
+    if std::env::var_os("NTRS_KEEP_BENCH_IMAGE").is_some() {
+        eprintln!("ntrs-ntfs: bench: image kept: {}", img.display());
+    } else {
+        let _ = std::fs::remove_file(&img);
+    }
+    if failed {
+        return Err(ntfs::Error::Corrupt("timeline benchmark failed"));
+    }
     Ok(())
 }
 
@@ -830,6 +1012,37 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    // `ntrs-ntfs man` / `ntrs-ntfs completions SHELL` need no image either.
+    let args: Vec<String> = std::env::args().collect();
+    match (args.get(1).map(String::as_str), args.len()) {
+        (Some("man"), 2) => {
+            use clap::CommandFactory;
+            let mut b = Vec::new();
+            if clap_mangen::Man::new(Cli::command())
+                .render(&mut b)
+                .is_err()
+            {
+                return ExitCode::FAILURE;
+            }
+            let _ = std::io::stdout().write_all(&b);
+            return ExitCode::SUCCESS;
+        }
+        (Some("completions"), 3) => {
+            use clap::{CommandFactory, ValueEnum};
+            let Ok(shell) = clap_complete::Shell::from_str(&args[2], true) else {
+                eprintln!("ntrs-ntfs: completions: unknown shell {} (bash, elvish, fish, powershell, zsh)", args[2]);
+                return ExitCode::from(2);
+            };
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ntrs-ntfs",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -856,5 +1069,44 @@ fn main() -> ExitCode {
             eprintln!("ntrs-ntfs: {image}: {m}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read-ahead window returns what the file holds: across window boundaries, after
+    /// writes inside and outside it, and fails past the end.
+    #[test]
+    fn file_device_window_matches_the_file() {
+        let p = std::env::temp_dir().join(format!("ntrs-ntfs-window-{}", std::process::id()));
+        let size = 3 * WINDOW as usize + 1000;
+        let mut model: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(&p, &model).unwrap();
+        let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        let mut d = FileDevice::new(f, size as u64);
+        let mut x = 12345u64;
+        for i in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (x >> 33) as usize % 9000 + 1;
+            let off = (x >> 13) as usize % (size - len);
+            if i % 5 == 0 {
+                let data: Vec<u8> = (0..len).map(|j| (j + i) as u8).collect();
+                d.write_at(off as u64, &data).unwrap();
+                model[off..off + len].copy_from_slice(&data);
+            } else {
+                let mut b = vec![0; len];
+                d.read_at(off as u64, &mut b).unwrap();
+                assert_eq!(b, &model[off..off + len], "read {len} at {off}");
+            }
+        }
+        let mut b = [0u8; 16];
+        assert!(d.read_at(size as u64 - 8, &mut b).is_err());
+        drop(d);
+        assert_eq!(std::fs::read(&p).unwrap(), model);
+        let _ = std::fs::remove_file(&p);
     }
 }

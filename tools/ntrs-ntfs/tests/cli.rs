@@ -261,8 +261,9 @@ fn corrupt_and_truncated_images_fail_with_one_line() {
     let good = std::fs::read(&img).unwrap();
     let bad = d.join("bad.img");
     let badp = bad.to_str().unwrap();
-    let cmds: [&[&str]; 7] = [
+    let cmds: [&[&str]; 8] = [
         &["ls", "-a", "/"],
+        &["ads", "/"],
         &["ls", "-l", "/Many"],
         &["cat", "/Dir/b.bin"],
         &["stat", "/Dir/a.txt"],
@@ -437,4 +438,45 @@ fn help_examples_work() {
     assert!(std::fs::read_to_string(d.join("timeline.csv"))
         .unwrap()
         .contains("\\bootmgr"));
+}
+
+#[test]
+fn ads_lists_named_data_streams() {
+    let d = scratch("ads");
+    let img = d.join("v.img");
+    volume(&img, 0);
+    let img = img.to_str().unwrap();
+    let host = d.join("zone");
+    std::fs::write(&host, b"[ZoneTransfer]\r\nZoneId=3\r\n").unwrap();
+    let h = host.to_str().unwrap();
+    ok(&[img, "cp", h, ":/Dir/a.txt:Zone.Identifier"]);
+    ok(&[img, "cp", h, ":/Dir:OnTheDirectory"]);
+    assert_eq!(
+        ok(&[img, "ads"]),
+        "/Dir:OnTheDirectory 26\n/Dir/a.txt:Zone.Identifier 26\n"
+    );
+    assert_eq!(
+        ok(&[img, "ads", ":/Dir/a.txt"]),
+        "/Dir/a.txt:Zone.Identifier 26\n"
+    );
+    assert_eq!(ok(&[img, "ads", "/Many"]), "");
+}
+
+#[test]
+fn man_page_and_completions() {
+    let man = ok(&["man"]);
+    assert!(man.contains(".TH ntrs-ntfs 1"), "{man}");
+    assert!(
+        man.contains("timeline") && man.contains("Examples:"),
+        "{man}"
+    );
+    for (shell, mark) in [
+        ("bash", "complete "),
+        ("zsh", "#compdef ntrs-ntfs"),
+        ("fish", "complete -c ntrs-ntfs"),
+    ] {
+        let s = ok(&["completions", shell]);
+        assert!(s.contains(mark) && s.contains("timeline"), "{shell}: {s}");
+    }
+    one_line_failure(&run(&["completions", "cmd.exe"]), "unknown shell");
 }

@@ -22,6 +22,7 @@ Examples:
   ntrs-reg deleted NTUSER.DAT
   ntrs-reg check SOFTWARE
   ntrs-reg --strict query SAM ''      # refuse a dirty hive that its logs do not repair
+  ntrs-reg man > ntrs-reg.1           # manual page; `ntrs-reg completions bash` for completions
 
 Transaction logs: a hive whose sequence numbers differ (an interrupted flush, or a copy taken from
 a running system) is repaired from <hive>.LOG1/<hive>.LOG2 when they are beside it. Without logs
@@ -126,6 +127,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write the manual page (roff) to stdout: `ntrs-reg man > ntrs-reg.1`.
+    Man,
+    /// Write a completion script for SHELL to stdout:
+    /// `ntrs-reg completions bash > /usr/share/bash-completion/completions/ntrs-reg`.
+    Completions { shell: clap_complete::Shell },
     /// Benchmark open+query+close of a value on a hive with 100k keys.
     Bench {
         #[arg(long, default_value_t = 200_000)]
@@ -433,6 +439,26 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Bench { iterations } => bench(iterations),
+        Cmd::Man => {
+            use clap::CommandFactory;
+            let mut b = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut b)
+                .map_err(|x| x.to_string())?;
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&b);
+            Ok(())
+        }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ntrs-reg",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -646,7 +672,8 @@ fn bench(iterations: u32) -> Result<(), String> {
             }
         }
     }
-    let h = Hive::from_bytes(&h.to_bytes()).map_err(e)?;
+    let file = h.to_bytes();
+    let h = Hive::from_bytes(&file).map_err(e)?;
     let iterations = iterations.max(1);
     let paths: Vec<String> = (0..997u32)
         .map(|i| {
@@ -670,6 +697,101 @@ fn bench(iterations: u32) -> Result<(), String> {
     let ns = start.elapsed().as_nanos() / iterations as u128;
     std::hint::black_box(sum);
     outln!("BENCH regf_query_value_100k_keys {} ns", ns);
+    bench_export(&file)
+}
+
+/// Median of three timed runs of `f` in milliseconds; each run must succeed.
+fn median3_ms(mut f: impl FnMut() -> Result<(), String>) -> Result<u128, String> {
+    let mut t = Vec::new();
+    for _ in 0..3 {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_millis());
+    }
+    t.sort();
+    Ok(t[1])
+}
+
+/// Number of key lines (`[...]`) in `.reg` text.
+fn key_lines(text: &str) -> usize {
+    text.lines().filter(|l| l.starts_with('[')).count()
+}
+
+/// `reg_export_large_hive`: `ntrs-reg export HIVE -o FILE` (a process, reading and parsing the
+/// hive file, writing the `reg export` format) on the 100,000-key hive, against
+/// `hivexregedit --export` of the same file when hivex is installed. Both outputs must list
+/// every key.
+fn bench_export(file: &[u8]) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("ntrs-reg-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|x| x.to_string())?;
+    let hive = dir.join("large.hive");
+    let out = dir.join("large.reg");
+    std::fs::write(&hive, file).map_err(|x| x.to_string())?;
+    let keys = 1 + 10 + 1000 + 100_000;
+    let me = std::env::current_exe().map_err(|x| x.to_string())?;
+    let ms = median3_ms(|| {
+        let st = std::process::Command::new(&me)
+            .arg("export")
+            .arg(&hive)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .map_err(|x| x.to_string())?;
+        if !st.success() {
+            return Err(format!("ntrs-reg export: {st}"));
+        }
+        Ok(())
+    });
+    let check = std::fs::read(&out)
+        .map_err(|x| x.to_string())
+        .and_then(|b| decode_reg_file(&b).map_err(|x| x.to_string()))
+        .map(|t| key_lines(&t));
+    let mut failed = true;
+    match (ms, check) {
+        (Ok(ms), Ok(n)) if n == keys => {
+            outln!("BENCH reg_export_large_hive {} ms", ms);
+            failed = false;
+        }
+        (Ok(_), Ok(n)) => outln!("BENCH reg_export_large_hive FAILED {} of {} keys", n, keys),
+        (Err(x), _) | (_, Err(x)) => outln!("BENCH reg_export_large_hive FAILED {}", x),
+    }
+    if std::path::Path::new("/usr/bin/hivexregedit").exists() {
+        let mut lines = 0;
+        let ms = median3_ms(|| {
+            let o = std::process::Command::new("/usr/bin/hivexregedit")
+                .arg("--export")
+                .arg(&hive)
+                .arg("\\")
+                .output()
+                .map_err(|x| x.to_string())?;
+            if !o.status.success() {
+                return Err(format!("hivexregedit --export: {}", o.status));
+            }
+            lines = key_lines(&String::from_utf8_lossy(&o.stdout));
+            Ok(())
+        });
+        match ms {
+            Ok(ms) if lines == keys => {
+                outln!("BENCH hivexregedit_export_large_hive {} ms", ms)
+            }
+            Ok(_) => {
+                outln!(
+                    "BENCH hivexregedit_export_large_hive FAILED {} of {} keys",
+                    lines,
+                    keys
+                );
+                failed = true;
+            }
+            Err(x) => {
+                outln!("BENCH hivexregedit_export_large_hive FAILED {}", x);
+                failed = true;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if failed {
+        return Err("the export benchmark failed".into());
+    }
     Ok(())
 }
 

@@ -252,3 +252,23 @@ fn help_examples_work() {
     }
     assert!(d.join("system.reg").exists());
 }
+
+#[test]
+fn man_page_and_completions() {
+    let man = stdout(&run(&["man"]));
+    assert!(man.contains(".TH ntrs-reg 1"), "{man}");
+    assert!(
+        man.contains("deleted") && man.contains("Examples:"),
+        "{man}"
+    );
+    for (shell, mark) in [
+        ("bash", "complete "),
+        ("zsh", "#compdef ntrs-reg"),
+        ("fish", "complete -c ntrs-reg"),
+    ] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success());
+        let s = stdout(&o);
+        assert!(s.contains(mark) && s.contains("deleted"), "{shell}: {s}");
+    }
+}

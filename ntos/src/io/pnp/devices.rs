@@ -253,6 +253,18 @@ unsafe extern "system" fn pci_dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IR
                 }
                 complete(irp, STATUS_SUCCESS, 0)
             }
+            IRP_MN_QUERY_ID => {
+                let node = &tree.nodes[e.node];
+                match node
+                    .pci
+                    .as_ref()
+                    .map(|f| query_id(f, (*sl).Parameters.QueryId.IdType))
+                {
+                    Some(Some(Ok(p))) => complete(irp, STATUS_SUCCESS, p as usize),
+                    Some(Some(Err(s))) => complete(irp, s, 0),
+                    _ => complete_unhandled(irp),
+                }
+            }
             IRP_MN_QUERY_DEVICE_RELATIONS
                 if (*sl).Parameters.QueryDeviceRelations.Type == TARGET_DEVICE_RELATION =>
             {
@@ -264,6 +276,78 @@ unsafe extern "system" fn pci_dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IR
             _ => complete_unhandled(irp),
         }
     }
+}
+
+/// pci.sys's `IRP_MN_QUERY_ID` answer for a function: the device ID, the
+/// hardware or compatible IDs (REG_MULTI_SZ form) or the instance ID, in a
+/// pool buffer the receiver frees with `ExFreePool`. `None` for ID types a
+/// PCI function does not report (the IRP keeps its status).
+fn query_id(f: &::pci::enumerate::Function, id_type: u32) -> Option<Result<*mut u16, NtStatus>> {
+    let h = &f.header;
+    let bytes = match id_type {
+        BUS_QUERY_DEVICE_ID => super::registry::reg_sz(&::pci::ids::device_id(h)),
+        BUS_QUERY_HARDWARE_IDS => ::pci::ids::multi_sz(&::pci::ids::hardware_ids(h)),
+        BUS_QUERY_COMPATIBLE_IDS => ::pci::ids::multi_sz(&::pci::ids::compatible_ids(h)),
+        BUS_QUERY_INSTANCE_ID => {
+            super::registry::reg_sz(&::pci::ids::instance_id(f.address.devfn()))
+        }
+        _ => return None,
+    };
+    let p = crate::ex::xpool::ExAllocatePool2(
+        ::mm::pool::POOL_FLAG_NON_PAGED,
+        bytes.len(),
+        u32::from_le_bytes(*b"PciI"),
+    );
+    if p.is_null() {
+        return Some(Err(STATUS_INSUFFICIENT_RESOURCES));
+    }
+    // SAFETY: a fresh allocation of `bytes.len()` bytes.
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+    Some(Ok(p.cast()))
+}
+
+/// Sends `IRP_MN_QUERY_ID(id_type)` to `pdo`'s stack and returns the
+/// string list it answered (`None` if it did not), freeing the buffer.
+///
+/// # Safety
+/// `pdo` is a live PDO.
+pub unsafe fn query_ids(
+    pdo: *mut DEVICE_OBJECT,
+    id_type: u32,
+) -> Option<alloc::vec::Vec<alloc::string::String>> {
+    let params = IO_STACK_LOCATION_PARAMETERS {
+        QueryId: QueryIdParameters { IdType: id_type },
+    };
+    // SAFETY: per the contract.
+    let (s, info) = unsafe { send_pnp_irp(pdo, IRP_MN_QUERY_ID, params) };
+    if !s.is_success() || info == 0 {
+        return None;
+    }
+    let mut out = alloc::vec::Vec::new();
+    let mut cur = alloc::vec::Vec::new();
+    let mut p = info as *const u16;
+    // SAFETY: the bus driver returned a NUL-terminated string (or a
+    // double-NUL-terminated list) in pool; read up to the terminator.
+    unsafe {
+        loop {
+            let u = p.read();
+            p = p.add(1);
+            if u != 0 {
+                cur.push(u);
+                continue;
+            }
+            if cur.is_empty() {
+                break;
+            }
+            out.push(alloc::string::String::from_utf16_lossy(&cur));
+            cur.clear();
+            if id_type == BUS_QUERY_DEVICE_ID || id_type == BUS_QUERY_INSTANCE_ID {
+                break;
+            }
+        }
+        crate::ex::xpool::ExFreePool(info as *mut u8);
+    }
+    Some(out)
 }
 
 /// The PCI FDO's bus relations: a PDO for each child of its bus node
@@ -517,16 +601,40 @@ pub unsafe fn add_and_start(
         // SAFETY: a DEVICE_RELATIONS the bus driver allocated for us.
         let pdos = unsafe { free_relations(info as *mut DEVICE_RELATIONS) };
         for p in pdos {
-            if !n
+            let child = n
                 .children
                 .iter()
-                .any(|&c| tree.nodes[c].pdo.load(Ordering::Acquire) == p as u64)
-            {
+                .map(|&c| &tree.nodes[c])
+                .find(|c| c.pdo.load(Ordering::Acquire) == p as u64);
+            let Some(child) = child else {
                 crate::dbg_println!(
                     "PnP: {} reported a device {:#x} the tree does not know",
                     n.instance_path,
                     p as u64
                 );
+                continue;
+            };
+            // The node's instance path must be what its bus driver reports:
+            // <device ID>\<parent prefix>&<instance ID> (IRP_MN_QUERY_ID).
+            // SAFETY: a PDO the bus driver just reported.
+            let (dev, inst) = unsafe {
+                (
+                    query_ids(p, BUS_QUERY_DEVICE_ID),
+                    query_ids(p, BUS_QUERY_INSTANCE_ID),
+                )
+            };
+            if let (Some(d), Some(i)) = (dev, inst) {
+                let ok = d.len() == 1
+                    && i.len() == 1
+                    && child.instance_path.len() > d[0].len()
+                    && child.instance_path[..d[0].len()].eq_ignore_ascii_case(&d[0])
+                    && child.instance_path.ends_with(&alloc::format!("&{}", i[0]));
+                if !ok {
+                    crate::dbg_println!(
+                        "PnP: {} does not match the IDs its bus reports ({d:?}, {i:?})",
+                        child.instance_path
+                    );
+                }
             }
         }
     }

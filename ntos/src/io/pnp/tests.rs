@@ -397,6 +397,30 @@ fn t_bus_relations() -> TestResult {
     for n in tree.pci_nodes() {
         let pdo = n.pdo.load(Ordering::Acquire) as *mut DEVICE_OBJECT;
         check(!pdo.is_null(), "a PCI function has no PDO")?;
+        // The bus driver's IRP_MN_QUERY_ID answers are the node's IDs.
+        // SAFETY: a live PDO.
+        let (hw, compat, dev, inst) = unsafe {
+            (
+                devices::query_ids(pdo, BUS_QUERY_HARDWARE_IDS),
+                devices::query_ids(pdo, BUS_QUERY_COMPATIBLE_IDS),
+                devices::query_ids(pdo, BUS_QUERY_DEVICE_ID),
+                devices::query_ids(pdo, BUS_QUERY_INSTANCE_ID),
+            )
+        };
+        check(
+            hw.as_ref() == Some(&n.hardware_ids),
+            "QUERY_ID hardware IDs",
+        )?;
+        check(
+            compat.as_ref() == Some(&n.compatible_ids),
+            "QUERY_ID compatible IDs",
+        )?;
+        let (dev, inst) = (dev.ok_or("no device ID")?, inst.ok_or("no instance ID")?);
+        check(
+            n.instance_path.starts_with(&alloc::format!("{}\\", dev[0]))
+                && n.instance_path.ends_with(&alloc::format!("&{}", inst[0])),
+            "QUERY_ID device/instance ID do not form the instance path",
+        )?;
         // SAFETY: as above.
         unsafe {
             check(
