@@ -138,8 +138,10 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
             0,
         );
     }
-    // The PnP manager enumerates the machine's devices once the registry
-    // is up (`IoInitSystem`'s PnP part); a failure leaves the tree empty.
+    // Boot-start drivers, then the PnP manager enumerates the machine's
+    // devices once the registry is up (`IoInitSystem`'s PnP part; a failure
+    // leaves the tree empty), then the system-start drivers.
+    io::load::io_initialize_boot_drivers();
     if let Err(s) = io::pnp::pnp_initialize() {
         dbg_println!("ntrs kernel: PnP initialization failed: {:#x}", s.as_u32());
     }
@@ -148,6 +150,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     if let Err(s) = storage::initialize() {
         dbg_println!("storage: the storage stack did not start: {s:?}");
     }
+    io::load::io_initialize_system_drivers();
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,

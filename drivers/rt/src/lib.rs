@@ -72,3 +72,29 @@ pub fn print(args: fmt::Arguments<'_>) {
 macro_rules! kprintln {
     ($($arg:tt)*) => { $crate::print(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+/// UTF-16 of an ASCII string literal, for `UNICODE_STRING` names
+/// (`const NAME: [u16; 13] = rt::utf16("\\Device\\Null\0");`).
+pub const fn utf16<const N: usize>(s: &str) -> [u16; N] {
+    let b = s.as_bytes();
+    assert!(b.len() == N, "length mismatch");
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        assert!(b[i] < 0x80, "not ASCII");
+        out[i] = b[i] as u16;
+        i += 1;
+    }
+    out
+}
+
+/// A `UNICODE_STRING` over a NUL-terminated UTF-16 array (Length without
+/// the NUL).
+pub fn unicode_string(s: &'static [u16]) -> wdk::UNICODE_STRING {
+    let n = s.len().saturating_sub(1) as u16 * 2;
+    wdk::UNICODE_STRING {
+        Length: n,
+        MaximumLength: n + 2,
+        Buffer: s.as_ptr() as *mut u16,
+    }
+}

@@ -17,10 +17,13 @@ pub mod exports;
 pub mod file;
 pub mod irp;
 pub mod kd;
+pub mod load;
 pub mod mdl;
 pub mod pnp;
 /// Boot tests (`/TESTS`) of the I/O manager.
 pub mod tests;
+/// Boot tests (`/TESTS`) of driver loading.
+pub mod tests_load;
 
 use crate::ex::xpool;
 use crate::ke::irql::SpinLocked;

@@ -1,0 +1,216 @@
+//! Boot tests of driver loading: the boot's load results (null.sys
+//! loaded, the broken images logged and skipped), NtLoadDriver /
+//! NtUnloadDriver / reload of ntrstest.sys with no leaked pool, a failing
+//! DriverEntry that leaves nothing behind, and null.sys's semantics.
+
+use super::load::*;
+use crate::ex::xpool::nonpaged_usage;
+use crate::ktest::{check, Test, TestResult};
+use crate::mm::ldr::loaded_modules;
+use crate::mm::map::system_ptes_in_use;
+use crate::ob::object::Mode;
+use alloc::vec::Vec;
+use nt::status::*;
+use wdk::*;
+
+const TEST_KEY: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\ntrstest";
+const FAIL_KEY: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\ntrsfail";
+const NULL_KEY: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\Null";
+
+fn exists(path: &str) -> bool {
+    matches!(
+        crate::ob::with_namespace(|ns| ns.lookup(path, ::ob::OBJ_CASE_INSENSITIVE, None)),
+        Ok(::ob::namespace::Lookup::Found(_))
+    )
+}
+
+fn module_loaded(name: &str) -> bool {
+    loaded_modules()
+        .iter()
+        .any(|m| m.base_dll_name.eq_ignore_ascii_case(name))
+}
+
+/// Outstanding nonpaged allocations of the tags a driver load touches
+/// (the driver's own 'Ntst', the I/O manager's driver, device and name
+/// tags), and the system PTEs in use (the image).
+fn footprint() -> (Vec<u64>, u64) {
+    let tags = [*b"Ntst", *b"Driv", *b"Devi", *b"IoNm"];
+    (
+        tags.iter()
+            .map(|t| nonpaged_usage(u32::from_le_bytes(*t)).1)
+            .collect(),
+        system_ptes_in_use(),
+    )
+}
+
+fn t_boot_results() -> TestResult {
+    check(
+        boot_result("Null") == Some(STATUS_SUCCESS) && loaded_driver("Null").is_some(),
+        "null.sys (system start) was not loaded at boot",
+    )?;
+    check(exists("\\Driver\\Null"), "no \\Driver\\Null")?;
+    check(
+        module_loaded("null.sys"),
+        "null.sys not in PsLoadedModuleList",
+    )?;
+    check(
+        boot_result("ntrsbadhdr") == Some(STATUS_INVALID_IMAGE_FORMAT),
+        "the corrupt image's failure was not STATUS_INVALID_IMAGE_FORMAT",
+    )?;
+    check(
+        boot_result("ntrsnoimp") == Some(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND),
+        "the missing import's failure was not STATUS_DRIVER_ENTRYPOINT_NOT_FOUND",
+    )?;
+    check(
+        boot_result("Beep") == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "Beep (no image file) was not STATUS_OBJECT_NAME_NOT_FOUND",
+    )?;
+    check(
+        !exists("\\Driver\\ntrsbadhdr") && !exists("\\Driver\\ntrsnoimp"),
+        "a failed driver left its driver object",
+    )?;
+    check(
+        boot_result("ntrstest").is_none(),
+        "a demand-start driver was loaded at boot",
+    )
+}
+
+fn t_load_unload_reload_no_leak() -> TestResult {
+    let before = footprint();
+    let ntst = u32::from_le_bytes(*b"Ntst");
+    for round in 0..2 {
+        check(
+            nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+            "NtLoadDriver(ntrstest) failed",
+        )?;
+        check(exists("\\Driver\\ntrstest"), "no \\Driver\\ntrstest")?;
+        check(module_loaded("ntrstest.sys"), "ntrstest.sys not in lm")?;
+        check(
+            nonpaged_usage(ntst).1 == before.0[0] + 1,
+            "DriverEntry's 'Ntst' block is not outstanding",
+        )?;
+        check(
+            nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_IMAGE_ALREADY_LOADED,
+            "a second NtLoadDriver was not STATUS_IMAGE_ALREADY_LOADED",
+        )?;
+        check(
+            nt_unload_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+            "NtUnloadDriver(ntrstest) failed",
+        )?;
+        check(!exists("\\Driver\\ntrstest"), "\\Driver\\ntrstest left")?;
+        check(!module_loaded("ntrstest.sys"), "ntrstest.sys still in lm")?;
+        check(
+            footprint() == before,
+            if round == 0 {
+                "pool or system PTEs leaked by load+unload"
+            } else {
+                "pool or system PTEs leaked by reload+unload"
+            },
+        )?;
+    }
+    check(
+        nt_unload_driver(TEST_KEY, Mode::KernelMode) == STATUS_OBJECT_NAME_NOT_FOUND,
+        "unloading a driver not loaded was not STATUS_OBJECT_NAME_NOT_FOUND",
+    )?;
+    check(
+        nt_load_driver(
+            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\NoSuchDriver",
+            Mode::KernelMode,
+        ) == STATUS_OBJECT_NAME_NOT_FOUND,
+        "a missing service key was not STATUS_OBJECT_NAME_NOT_FOUND",
+    )
+}
+
+fn t_failing_driver_entry_leaves_nothing() -> TestResult {
+    let before = footprint();
+    check(
+        nt_load_driver(FAIL_KEY, Mode::KernelMode) == STATUS_UNSUCCESSFUL,
+        "NtLoadDriver(ntrsfail) did not return DriverEntry's status",
+    )?;
+    check(
+        !exists("\\Device\\NtrsFail"),
+        "the failed driver's device is left",
+    )?;
+    check(
+        !exists("\\Driver\\ntrsfail"),
+        "the failed driver's object is left",
+    )?;
+    check(
+        !module_loaded("ntrsfail.sys"),
+        "the failed driver's image is left",
+    )?;
+    check(footprint() == before, "the failed load leaked pool or PTEs")
+}
+
+fn t_null_device() -> TestResult {
+    use super::file::{nt_open_file, nt_read_file, nt_write_file, RequestArgs};
+    let h = nt_open_file(
+        "\\Device\\Null",
+        FILE_GENERIC_READ | FILE_GENERIC_WRITE,
+        ::ob::OBJ_CASE_INSENSITIVE,
+        0,
+        FILE_SYNCHRONOUS_IO_NONALERT,
+        Mode::KernelMode,
+    )
+    .map_err(|_| "cannot open \\Device\\Null")?;
+    let mut iosb = IO_STATUS_BLOCK {
+        Status: STATUS_PENDING,
+        Information: 99,
+    };
+    let args = RequestArgs {
+        event: None,
+        apc_context: 0,
+        iosb: &mut iosb,
+        mode: Mode::KernelMode,
+    };
+    let mut buf = [0xA5u8; 64];
+    let r = nt_read_file(h, &args, buf.as_mut_ptr().cast(), 64, None, 0);
+    let read_status = r.unwrap_or_else(|e| e);
+    // An error completed at once is the service's result; NT leaves the
+    // status block alone then. Nothing was transferred.
+    let read_ok = read_status == STATUS_END_OF_FILE
+        && iosb.Status == STATUS_PENDING
+        && iosb.Information == 99
+        && buf == [0xA5; 64];
+    iosb.Information = 0;
+    let args = RequestArgs {
+        event: None,
+        apc_context: 0,
+        iosb: &mut iosb,
+        mode: Mode::KernelMode,
+    };
+    let w = nt_write_file(h, &args, buf.as_mut_ptr().cast(), 40, None, 0);
+    let write_ok =
+        w == Ok(STATUS_SUCCESS) && iosb.Status == STATUS_SUCCESS && iosb.Information == 40;
+    let _ = crate::ob::handle::nt_close(h);
+    check(
+        read_ok,
+        "a read of \\Device\\Null was not STATUS_END_OF_FILE with 0 bytes",
+    )?;
+    check(
+        write_ok,
+        "a write to \\Device\\Null did not take every byte",
+    )?;
+    check(
+        nt_unload_driver(NULL_KEY, Mode::KernelMode) == STATUS_INVALID_DEVICE_REQUEST,
+        "unloading null.sys (no DriverUnload) was not STATUS_INVALID_DEVICE_REQUEST",
+    )?;
+    check(
+        loaded_driver("Null").is_some() && exists("\\Device\\Null"),
+        "null.sys went away after a refused unload",
+    )
+}
+
+/// Boot tests of driver loading.
+pub const TESTS: &[Test] = &[
+    ("io.load.boot_results", t_boot_results),
+    (
+        "io.load.load_unload_reload_no_leak",
+        t_load_unload_reload_no_leak,
+    ),
+    (
+        "io.load.failing_driver_entry_leaves_nothing",
+        t_failing_driver_entry_leaves_nothing,
+    ),
+    ("io.load.null_device", t_null_device),
+];
