@@ -151,6 +151,9 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         dbg_println!("storage: the storage stack did not start: {s:?}");
     }
     io::load::io_initialize_system_drivers();
+    // Devices whose drivers the system-start phase loaded: AddDevice and
+    // IRP_MN_START_DEVICE now.
+    io::pnp::pnp_start_devices();
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,

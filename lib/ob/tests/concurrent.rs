@@ -84,15 +84,18 @@ fn reference_by_handle_never_revives_a_closed_object() {
     let published: Arc<Vec<AtomicU64>> = Arc::new((0..64).map(|_| AtomicU64::new(0)).collect());
     let done = Arc::new(AtomicU32::new(0));
     let started = Arc::new(AtomicU32::new(0));
+    // References the readers took so far (read before the teardown).
+    let taken_so_far = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3u64)
         .map(|t| {
-            let (headers, table, deaths, published, done, started) = (
+            let (headers, table, deaths, published, done, started, taken_so_far) = (
                 Arc::clone(&headers),
                 Arc::clone(&table),
                 Arc::clone(&deaths),
                 Arc::clone(&published),
                 Arc::clone(&done),
                 Arc::clone(&started),
+                Arc::clone(&taken_so_far),
             );
             thread::spawn(move || {
                 let mut x = (t + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
@@ -112,6 +115,7 @@ fn reference_by_handle_never_revives_a_closed_object() {
                     });
                     if let Ok(id) = r {
                         taken += 1;
+                        taken_so_far.fetch_add(1, Ordering::Relaxed);
                         if headers.dereference(id).unwrap() {
                             deaths[id].fetch_add(1, Ordering::SeqCst);
                         }
@@ -150,6 +154,13 @@ fn reference_by_handle_never_revives_a_closed_object() {
                 deaths[e.object].fetch_add(1, Ordering::SeqCst);
             }
         }
+    }
+    // The published handles stay open until the readers have taken at least
+    // one reference, however the host schedules them (the check below fails
+    // on a table that refuses lookups, not on a busy machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while taken_so_far.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < deadline {
+        thread::yield_now();
     }
     for p in published.iter() {
         let h = p.swap(0, Ordering::AcqRel);

@@ -1,7 +1,8 @@
 //! The storage stack (*Windows Internals* 7th ed., Part 1 ch. 6 "I/O
 //! system"/"Storage" and Part 2 ch. 11 "The mount manager") — interim form,
-//! built into the kernel until the I/O manager's device objects and the
-//! driver loader land (docs/storage.md lists every difference):
+//! built into the kernel (with built-in `\Driver\disk` and `\Driver\volmgr`
+//! objects, [`devices`]) rather than loaded `.sys` images; docs/storage.md
+//! lists every difference:
 //!
 //! - **storahci** ([`storahci`]): the AHCI port driver for port 0 of the
 //!   ICH9 controller, running `lib/storage`'s port logic;
@@ -17,6 +18,7 @@
 //! call (`Port::transfer`) under the port's fast mutex, in place of
 //! `IRP_MJ_SCSI` with an SRB.
 
+pub mod devices;
 pub mod storahci;
 pub mod tests;
 
@@ -638,5 +640,11 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
     };
     let boxed = crate::ex::pool::try_box(stack)?;
     let _ = STACK.set(boxed);
-    STACK.get().ok_or(STATUS_UNSUCCESSFUL)
+    let s = STACK.get().ok_or(STATUS_UNSUCCESSFUL)?;
+    // The device objects (\Driver\disk: DR0, \Driver\volmgr: the volumes);
+    // without them the stack still serves kernel callers.
+    if let Err(e) = devices::create_devices() {
+        dbg_println!("storage: device objects: {e:?}");
+    }
+    Ok(s)
 }

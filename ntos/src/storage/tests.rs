@@ -22,7 +22,82 @@ pub const TESTS: &[Test] = &[
     ("storage_mount_manager", t_mount_manager),
     ("storage_contiguous_dma_memory", t_contiguous),
     ("storage_interrupt_completion", t_interrupt),
+    ("storage_nt_file_io", t_nt_file_io),
 ];
+
+/// Through the I/O manager: NtOpenFile of `\GLOBAL??\C:` and of
+/// `\Device\Harddisk0\DR0` (the link is followed to volmgr's/disk's device
+/// object), NtReadFile of the NTFS boot sector and of the GPT header,
+/// NtDeviceIoControlFile, an unaligned read's status, and a name below the
+/// volume (no file system mounted yet).
+fn t_nt_file_io() -> TestResult {
+    use crate::io::file::*;
+    use wdk::*;
+    let open = |path: &str| {
+        nt_open_file(
+            path,
+            FILE_READ_DATA | SYNCHRONIZE,
+            ::ob::OBJ_CASE_INSENSITIVE,
+            FILE_SHARE_READ | FILE_SHARE_WRITE,
+            FILE_SYNCHRONOUS_IO_NONALERT,
+            Mode::KernelMode,
+        )
+    };
+    let mut iosb = IO_STATUS_BLOCK::zeroed();
+    let args = RequestArgs {
+        event: None,
+        apc_context: 0,
+        iosb: &mut iosb,
+        mode: Mode::KernelMode,
+    };
+    let mut buf = vec![0u8; 4096];
+    let h = open("\\GLOBAL??\\C:").map_err(|e| {
+        crate::dbg_println!(
+            "storage_nt_file_io: NtOpenFile \\GLOBAL??\\C: {e:?}; DR0: {:?}",
+            open("\\Device\\Harddisk0\\DR0").err()
+        );
+        "NtOpenFile \\GLOBAL??\\C: failed"
+    })?;
+    let r1 = nt_read_file(h, &args, buf.as_mut_ptr() as _, 512, Some(0), 0);
+    let got1 = (r1, iosb.Information, buf[3..11] == *b"NTFS    ");
+    let r2 = nt_read_file(h, &args, buf.as_mut_ptr() as _, 100, Some(0), 0);
+    let mut li = [0u8; 8];
+    let r3 = nt_device_io_control_file(
+        h,
+        &args,
+        dk::IOCTL_DISK_GET_LENGTH_INFO,
+        core::ptr::null_mut(),
+        0,
+        li.as_mut_ptr() as _,
+        8,
+    );
+    let len = u64::from_le_bytes(li);
+    crate::ob::handle::nt_close(h);
+    check(
+        got1 == (Ok(STATUS_SUCCESS), 512, true),
+        "NtReadFile of C:'s boot sector",
+    )?;
+    check(
+        matches!(r2, Ok(s) | Err(s) if s == STATUS_INVALID_PARAMETER),
+        "an unaligned NtReadFile is not STATUS_INVALID_PARAMETER",
+    )?;
+    check(
+        r3 == Ok(STATUS_SUCCESS) && len == SYSTEM_SIZE,
+        "IOCTL_DISK_GET_LENGTH_INFO on C:",
+    )?;
+    let h = open("\\Device\\Harddisk0\\DR0").map_err(|_| "NtOpenFile DR0 failed")?;
+    let r4 = nt_read_file(h, &args, buf.as_mut_ptr() as _, 512, Some(512), 0);
+    let got4 = buf[..8] == *b"EFI PART";
+    crate::ob::handle::nt_close(h);
+    check(
+        r4 == Ok(STATUS_SUCCESS) && got4,
+        "NtReadFile of DR0's LBA 1",
+    )?;
+    check(
+        open("\\GLOBAL??\\C:\\x").is_err(),
+        "a file below C: opened with no file system",
+    )
+}
 
 /// The port's message-signaled interrupt (assigned by the PnP manager) is
 /// connected and completes requests: reads raise it, and the waiter is

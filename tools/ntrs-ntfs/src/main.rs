@@ -22,6 +22,7 @@ Examples:
   ntrs-ntfs vol.img ads /                     # every alternate data stream on the volume
   ntrs-ntfs vol.img cat /file.txt:Zone.Identifier
   ntrs-ntfs vol.img stat /bootmgr
+  ntrs-ntfs vol.img mft 0                     # MFT record 0 ($MFT), every attribute decoded
   ntrs-ntfs vol.img timeline > timeline.csv
   ntrs-ntfs vol.img format --label SYSTEM --size-mib 64
   ntrs-ntfs man > ntrs-ntfs.1                 # manual page (no image needed)
@@ -75,6 +76,9 @@ enum Cmd {
     Mv { from: String, to: String },
     /// Show attributes, runs and the security descriptor (SDDL).
     Stat { path: String },
+    /// Dump MFT record N (in use or not) with every attribute of the record decoded: header,
+    /// $STANDARD_INFORMATION, $FILE_NAME, $VOLUME_NAME, resident sizes, non-resident runs.
+    Mft { record: u64 },
     /// List alternate data streams (named $DATA attributes) of a file, or of every file below a
     /// directory: `path:stream size` per line.
     Ads {
@@ -604,6 +608,10 @@ fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
             }
         }
         Cmd::Timeline => timeline(&mut v, out)?,
+        Cmd::Mft { record } => {
+            let r = v.read_record(record).map_err(e)?;
+            mft_dump(&r, out)?;
+        }
         Cmd::Ads { path } => {
             let p = vpath(&path).trim_end_matches(['/', '\\']);
             let n = v.lookup(p).map_err(e)?;
@@ -654,6 +662,152 @@ fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
             outln!(out, "free clusters {}", v.free_cluster_count().map_err(e)?);
         }
         Cmd::Bench | Cmd::Format { .. } => unreachable!(),
+    }
+    Ok(())
+}
+
+/// Name of a standard attribute type (`$AttrDef`).
+fn attr_type_name(ty: u32) -> &'static str {
+    match ty {
+        0x10 => "$STANDARD_INFORMATION",
+        0x20 => "$ATTRIBUTE_LIST",
+        0x30 => "$FILE_NAME",
+        0x40 => "$OBJECT_ID",
+        0x50 => "$SECURITY_DESCRIPTOR",
+        0x60 => "$VOLUME_NAME",
+        0x70 => "$VOLUME_INFORMATION",
+        0x80 => "$DATA",
+        0x90 => "$INDEX_ROOT",
+        0xA0 => "$INDEX_ALLOCATION",
+        0xB0 => "$BITMAP",
+        0xC0 => "$REPARSE_POINT",
+        0xD0 => "$EA_INFORMATION",
+        0xE0 => "$EA",
+        0x100 => "$LOGGED_UTILITY_STREAM",
+        _ => "(unknown)",
+    }
+}
+
+/// `mft N`: the record header and each attribute the record holds, decoded.
+fn mft_dump(r: &ntfs::record::Record, out: &mut impl Write) -> Result<(), Fail> {
+    use ntfs::attr::{FileName, StandardInformation, AT_FILE_NAME, AT_STANDARD_INFORMATION};
+    use ntfs::record::Body;
+    let iso = nt::time::Iso8601;
+    outln!(
+        out,
+        "record {} sequence {} ({}{}) links {} base {:#018x} lsn {:#x}",
+        r.number,
+        r.seq,
+        if r.in_use() { "in use" } else { "not in use" },
+        if r.flags & ntfs::record::MFT_RECORD_IS_DIRECTORY != 0 {
+            ", directory"
+        } else {
+            ""
+        },
+        r.link_count,
+        r.base,
+        r.lsn
+    );
+    for a in &r.attrs {
+        let name = String::from_utf16_lossy(&a.name);
+        let body = match &a.body {
+            Body::Resident { value, .. } => format!("resident, {} bytes", value.len()),
+            Body::NonResident(n) => format!(
+                "non-resident, vcn {}..={}, size {} allocated {} initialized {}{}",
+                n.start_vcn,
+                n.last_vcn,
+                n.data_size,
+                n.allocated_size,
+                n.initialized_size,
+                if n.compression_unit != 0 {
+                    format!(", compression unit 2^{}", n.compression_unit)
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        outln!(
+            out,
+            "attribute {:#x} {}{} instance {} flags {:#x}: {}",
+            a.ty,
+            attr_type_name(a.ty),
+            if name.is_empty() {
+                String::new()
+            } else {
+                format!(" \"{name}\"")
+            },
+            a.instance,
+            a.flags,
+            body
+        );
+        let value = a.value();
+        match a.ty {
+            AT_STANDARD_INFORMATION => {
+                if let Some(si) = value.and_then(|b| StandardInformation::parse(b).ok()) {
+                    outln!(
+                        out,
+                        "  modified {} accessed {} changed {} born {}",
+                        iso(si.modification),
+                        iso(si.access),
+                        iso(si.mft_change),
+                        iso(si.creation)
+                    );
+                    outln!(
+                        out,
+                        "  attributes {:#x} owner id {} security id {:#x} usn {:#x}",
+                        si.file_attributes,
+                        si.owner_id,
+                        si.security_id,
+                        si.usn
+                    );
+                }
+            }
+            AT_FILE_NAME => {
+                if let Some(f) = value.and_then(|b| FileName::parse(b).ok()) {
+                    outln!(
+                        out,
+                        "  name {:?} namespace {} parent {} (sequence {})",
+                        f.name_string(),
+                        f.namespace,
+                        mft_no(f.parent),
+                        f.parent >> 48
+                    );
+                    outln!(
+                        out,
+                        "  modified {} accessed {} changed {} born {}",
+                        iso(f.modification),
+                        iso(f.access),
+                        iso(f.mft_change),
+                        iso(f.creation)
+                    );
+                    outln!(
+                        out,
+                        "  size {} allocated {} flags {:#x}",
+                        f.data_size,
+                        f.allocated_size,
+                        f.flags
+                    );
+                }
+            }
+            0x60 => {
+                if let Some(b) = value {
+                    let u: Vec<u16> = b
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect();
+                    outln!(out, "  label {:?}", String::from_utf16_lossy(&u));
+                }
+            }
+            _ => {}
+        }
+        if let Some(n) = a.nonres() {
+            for run in &n.runs {
+                match run.lcn {
+                    Some(l) => outln!(out, "  vcn {} len {} lcn {}", run.vcn, run.len, l),
+                    None => outln!(out, "  vcn {} len {} sparse", run.vcn, run.len),
+                }
+            }
+        }
     }
     Ok(())
 }

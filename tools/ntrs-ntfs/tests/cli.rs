@@ -261,8 +261,9 @@ fn corrupt_and_truncated_images_fail_with_one_line() {
     let good = std::fs::read(&img).unwrap();
     let bad = d.join("bad.img");
     let badp = bad.to_str().unwrap();
-    let cmds: [&[&str]; 8] = [
+    let cmds: [&[&str]; 9] = [
         &["ls", "-a", "/"],
+        &["mft", "0"],
         &["ads", "/"],
         &["ls", "-l", "/Many"],
         &["cat", "/Dir/b.bin"],
@@ -479,4 +480,34 @@ fn man_page_and_completions() {
         assert!(s.contains(mark) && s.contains("timeline"), "{shell}: {s}");
     }
     one_line_failure(&run(&["completions", "cmd.exe"]), "unknown shell");
+}
+
+#[test]
+fn mft_dumps_a_record_in_use_or_not() {
+    let d = scratch("mft");
+    let img = d.join("v.img");
+    volume(&img, 0);
+    let img = img.to_str().unwrap();
+    let st = ok(&[img, "stat", "/Dir/a.txt"]);
+    let rec = st.split_whitespace().nth(1).unwrap().to_string();
+    let m = ok(&[img, "mft", &rec]);
+    assert!(
+        m.starts_with(&format!("record {rec} sequence 1 (in use)")),
+        "{m}"
+    );
+    assert!(
+        m.contains("$STANDARD_INFORMATION") && m.contains("name \"a.txt\""),
+        "{m}"
+    );
+    assert!(m.contains("modified 2022-06-18T04:26:42.0000000Z"), "{m}");
+    let big = ok(&[img, "stat", "/Dir/b.bin"]);
+    let brec = big.split_whitespace().nth(1).unwrap().to_string();
+    assert!(ok(&[img, "mft", &brec]).contains(" lcn "));
+    ok(&[img, "rm", "/Dir/a.txt"]);
+    let m = ok(&[img, "mft", &rec]);
+    assert!(
+        m.starts_with(&format!("record {rec} sequence 2 (not in use)")),
+        "{m}"
+    );
+    one_line_failure(&run(&[img, "mft", "99999999"]), "record beyond the MFT");
 }

@@ -304,6 +304,14 @@ pub fn pnp_initialize() -> Result<(), NtStatus> {
     devices::initialize(tree)
 }
 
+/// Adds and starts the devices whose drivers were loaded since the last
+/// pass (after the system-start drivers: `devices::start_devices`).
+pub fn pnp_start_devices() {
+    if let Some(tree) = device_tree() {
+        devices::start_devices(tree);
+    }
+}
+
 fn build_tree() -> Result<DeviceTree, NtStatus> {
     let mut nodes: Vec<Box<DeviceNode>> = Vec::new();
     let root = DeviceNode::new(0, None, 0, "HTREE\\ROOT\\0".into());
