@@ -112,6 +112,7 @@ pub fn run_all() {
     bench_registry();
     bench_io();
     bench_disk();
+    bench_io_null_read();
     dbg_println!("BENCH-END");
 }
 
@@ -882,4 +883,53 @@ fn bench_disk() {
     } else {
         dbg_println!("BENCH {} {} MB/s", NAMES[2], median(&mut per));
     }
+}
+
+/// `BENCH io_null_read`: `NtReadFile` of 64 bytes on `\Device\Null` (a
+/// synchronous handle), a full IRP round trip through null.sys, the
+/// loaded driver image: IRP allocation, `IofCallDriver`, null.sys's
+/// dispatch routine completing with STATUS_END_OF_FILE, the completion.
+/// Every read must return STATUS_END_OF_FILE.
+fn bench_io_null_read() {
+    use crate::io::file::{nt_open_file, nt_read_file, RequestArgs};
+    use crate::ob::object::Mode;
+    const N: u64 = 1000;
+    let h = match nt_open_file(
+        "\\Device\\Null",
+        wdk::FILE_GENERIC_READ,
+        ::ob::OBJ_CASE_INSENSITIVE,
+        0,
+        wdk::FILE_SYNCHRONOUS_IO_NONALERT,
+        Mode::KernelMode,
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            return fail(
+                "io_null_read",
+                &format!("cannot open \\Device\\Null: {e:?}"),
+            )
+        }
+    };
+    let mut iosb = wdk::IO_STATUS_BLOCK {
+        Status: nt::status::STATUS_SUCCESS,
+        Information: 0,
+    };
+    let mut buf = [0u8; 64];
+    bench("io_null_read", || {
+        let args = RequestArgs {
+            event: None,
+            apc_context: 0,
+            iosb: &mut iosb,
+            mode: Mode::KernelMode,
+        };
+        let t0 = crate::hal::rdtsc();
+        for _ in 0..N {
+            let r = nt_read_file(h, &args, buf.as_mut_ptr().cast(), 64, None, 0);
+            if r.unwrap_or_else(|e| e) != nt::status::STATUS_END_OF_FILE {
+                return Err(format!("NtReadFile returned {r:?}"));
+            }
+        }
+        Ok((crate::hal::rdtsc() - t0, N))
+    });
+    let _ = crate::ob::handle::nt_close(h);
 }
