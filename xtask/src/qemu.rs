@@ -383,7 +383,9 @@ fn check(tally: &mut Tally, errors: &mut Vec<String>, name: &str, ok: bool, why:
 
 /// Component prefixes every in-kernel test run must include at least one
 /// test of; a whole table dropped from the kernel's `run_all` shows here.
-const KTEST_COMPONENTS: &[&str] = &["ke.", "hal.", "mm.", "ob.", "se.", "ex.", "cm."];
+const KTEST_COMPONENTS: &[&str] = &[
+    "ke.", "hal.", "mm.", "ob.", "se.", "ex.", "cm.", "io.", "pnp.", "storage.",
+];
 
 /// What one `/TESTS` boot reported.
 #[derive(Debug, Default)]

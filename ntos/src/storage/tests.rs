@@ -14,15 +14,15 @@ const SYSTEM_SIZE: u64 = 64 * MIB;
 const DISK_SIZE: u64 = MIB + ESP_SIZE + SYSTEM_SIZE + MIB;
 
 pub const TESTS: &[Test] = &[
-    ("storage_gpt_through_dr0", t_gpt_through_dr0),
-    ("storage_disk_ioctls", t_disk_ioctls),
-    ("storage_ntfs_through_volume2", t_ntfs_through_volume2),
-    ("storage_scratch_write_read", t_scratch_write_read),
-    ("storage_bad_requests", t_bad_requests),
-    ("storage_mount_manager", t_mount_manager),
-    ("storage_contiguous_dma_memory", t_contiguous),
-    ("storage_interrupt_completion", t_interrupt),
-    ("storage_nt_file_io", t_nt_file_io),
+    ("storage.gpt_through_dr0", t_gpt_through_dr0),
+    ("storage.disk_ioctls", t_disk_ioctls),
+    ("storage.ntfs_through_volume2", t_ntfs_through_volume2),
+    ("storage.scratch_write_read", t_scratch_write_read),
+    ("storage.bad_requests", t_bad_requests),
+    ("storage.mount_manager", t_mount_manager),
+    ("storage.contiguous_dma_memory", t_contiguous),
+    ("storage.interrupt_completion", t_interrupt),
+    ("storage.nt_file_io", t_nt_file_io),
 ];
 
 /// Through the I/O manager: NtOpenFile of `\GLOBAL??\C:` and of
@@ -53,7 +53,7 @@ fn t_nt_file_io() -> TestResult {
     let mut buf = vec![0u8; 4096];
     let h = open("\\GLOBAL??\\C:").map_err(|e| {
         crate::dbg_println!(
-            "storage_nt_file_io: NtOpenFile \\GLOBAL??\\C: {e:?}; DR0: {:?}",
+            "storage.nt_file_io: NtOpenFile \\GLOBAL??\\C: {e:?}; DR0: {:?}",
             open("\\Device\\Harddisk0\\DR0").err()
         );
         "NtOpenFile \\GLOBAL??\\C: failed"
