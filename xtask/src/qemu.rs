@@ -1174,7 +1174,7 @@ mod tests {
     }
 
     const COMPLETE: &[&str] = &[
-        "KTEST-BEGIN 7 tests",
+        "KTEST-BEGIN 10 tests",
         "KTEST ke.a PASS",
         "KTEST hal.b PASS",
         "KTEST mm.c PASS",
@@ -1182,15 +1182,18 @@ mod tests {
         "KTEST se.e PASS",
         "KTEST ex.f PASS",
         "KTEST cm.g PASS",
-        "KTEST-SUMMARY 7 total, 6 passed, 1 failed",
+        "KTEST io.h PASS",
+        "KTEST pnp.i PASS",
+        "KTEST storage.j PASS",
+        "KTEST-SUMMARY 10 total, 9 passed, 1 failed",
     ];
 
     #[test]
     fn a_complete_run_passes_the_completeness_check() {
         let run = parse_ktest_run(&run_text(COMPLETE));
-        assert_eq!(run.listed, Some(7));
-        assert_eq!(run.summary, Some((7, 6, 1)));
-        assert_eq!(run.results.len(), 7);
+        assert_eq!(run.listed, Some(10));
+        assert_eq!(run.summary, Some((10, 9, 1)));
+        assert_eq!(run.results.len(), 10);
         assert_eq!(
             run.results[3],
             ("ob.d".into(), false, "handle leaked".into())
@@ -1204,7 +1207,7 @@ mod tests {
         let mut lines = COMPLETE.to_vec();
         lines.remove(4);
         let e = ktest_run_complete(&parse_ktest_run(&run_text(&lines))).unwrap_err();
-        assert!(e.contains("lists 7") && e.contains("6 reported"), "{e}");
+        assert!(e.contains("lists 10") && e.contains("9 reported"), "{e}");
         // No summary: the run died after cm.g.
         let e = ktest_run_complete(&parse_ktest_run(&run_text(&COMPLETE[..8]))).unwrap_err();
         assert!(e.contains("no KTEST-SUMMARY") && e.contains("cm.g"), "{e}");
@@ -1218,7 +1221,7 @@ mod tests {
         assert!(e.contains("ke.a reported twice"), "{e}");
         // A summary that disagrees with the lines.
         let mut lines = COMPLETE.to_vec();
-        lines[8] = "KTEST-SUMMARY 7 total, 7 passed, 0 failed";
+        lines[11] = "KTEST-SUMMARY 10 total, 10 passed, 0 failed";
         assert!(ktest_run_complete(&parse_ktest_run(&run_text(&lines))).is_err());
     }
 
