@@ -139,12 +139,33 @@ enum Cmd {
     },
 }
 
-/// `println!` that ignores a closed stdout (e.g. piped into `head`).
+/// `println!` that ends the program quietly when stdout is closed (e.g. piped
+/// into `head`), and with one error line on any other write failure.
 macro_rules! outln {
     ($($t:tt)*) => {{
         use std::io::Write;
-        let _ = writeln!(std::io::stdout(), $($t)*);
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            output_failed(e);
+        }
     }};
+}
+
+/// The end of a command whose output cannot be written: a closed pipe is
+/// the reader's choice (exit 0, as `ntrs-ntfs` does); anything else fails.
+fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("ntrs-reg: writing the output: {e}");
+    std::process::exit(1);
+}
+
+/// Writes raw bytes to stdout, ending the program as `outln!` does on failure.
+fn write_stdout(bytes: &[u8]) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().write_all(bytes) {
+        output_failed(e);
+    }
 }
 
 fn now_filetime() -> u64 {
@@ -331,8 +352,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 None => {
                     let t = export_reg_text(&h, k, &prefix).map_err(|e| e.to_string())?;
-                    use std::io::Write;
-                    let _ = std::io::stdout().write_all(t.as_bytes());
+                    write_stdout(t.as_bytes());
                     Ok(())
                 }
             }
@@ -445,8 +465,7 @@ fn run(cli: Cli) -> Result<(), String> {
             clap_mangen::Man::new(Cli::command())
                 .render(&mut b)
                 .map_err(|x| x.to_string())?;
-            use std::io::Write;
-            let _ = std::io::stdout().write_all(&b);
+            write_stdout(&b);
             Ok(())
         }
         Cmd::Completions { shell } => {

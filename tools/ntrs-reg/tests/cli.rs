@@ -272,3 +272,55 @@ fn man_page_and_completions() {
         assert!(s.contains(mark) && s.contains("deleted"), "{shell}: {s}");
     }
 }
+
+#[test]
+fn an_output_that_cannot_be_written_fails_with_one_line() {
+    // `ntrs-reg ... > /dev/full`: every write fails with ENOSPC; the tool
+    // must say so and fail rather than exit 0 with the output lost.
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // not a Linux host
+    };
+    let d = dir("full");
+    let p = d.join("SOFTWARE");
+    std::fs::write(&p, sample().to_bytes()).unwrap();
+    let ps = p.to_str().unwrap();
+    for args in [vec!["export", ps], vec!["query", ps, "Vendor\\App"]] {
+        let o = Command::new(TOOL)
+            .args(&args)
+            .stdout(std::process::Stdio::from(full.try_clone().unwrap()))
+            .output()
+            .unwrap();
+        let e = stderr(&o);
+        assert!(!o.status.success(), "{args:?}: exit 0 with the output lost");
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(e.contains("writing the output"), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    let d = dir("pipe");
+    let p = d.join("SOFTWARE");
+    let mut h = sample();
+    for i in 0..3000 {
+        h.create_key_path(&format!("Many\\Key{i:05}")).unwrap();
+    }
+    std::fs::write(&p, h.to_bytes()).unwrap();
+    let ps = p.to_str().unwrap();
+    for args in [vec!["export", ps], vec!["query", ps, "Many"]] {
+        let mut c = Command::new(TOOL)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        c.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+        drop(c.stdout.take()); // `| head -c 16`
+        let o = c.wait_with_output().unwrap();
+        let e = stderr(&o);
+        assert!(o.status.success(), "{args:?}: {:?} {e}", o.status);
+        assert!(e.is_empty(), "{args:?}: {e}");
+    }
+}
