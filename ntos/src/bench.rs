@@ -715,7 +715,7 @@ fn bench_timer_dpc_latency() {
     });
 }
 
-/// `BENCH io_null_read`: `NtReadFile` of 8 bytes on a synchronous handle to
+/// `BENCH io_test_device_read`: `NtReadFile` of 8 bytes on a synchronous handle to
 /// the I/O test driver's `\Device\KTestNeither` (neither I/O; the driver
 /// completes at once): a full IRP round trip (allocation, `IofCallDriver`,
 /// dispatch, `IofCompleteRequest`, the status block, freeing). Each read
@@ -729,7 +729,7 @@ fn bench_io() {
     let dev = match crate::io::tests::bench_device() {
         Ok(d) => d,
         Err(why) => {
-            fail("io_null_read", why);
+            fail("io_test_device_read", why);
             return fail("io_completion_port_post_remove", why);
         }
     };
@@ -744,7 +744,7 @@ fn bench_io() {
     };
     match nt_create_file(dev, &p) {
         Ok((h, _)) => {
-            bench("io_null_read", || {
+            bench("io_test_device_read", || {
                 const N: u64 = 5_000;
                 let mut buf = [0u8; 8];
                 let mut iosb = wdk::IO_STATUS_BLOCK::zeroed();
@@ -776,7 +776,10 @@ fn bench_io() {
             });
             crate::ob::handle::nt_close(h);
         }
-        Err(e) => fail("io_null_read", &format!("NtCreateFile({dev}): {e:?}")),
+        Err(e) => fail(
+            "io_test_device_read",
+            &format!("NtCreateFile({dev}): {e:?}"),
+        ),
     }
     let port = match nt_create_io_completion(IO_COMPLETION_ALL_ACCESS, None, 0, 0, Mode::KernelMode)
     {

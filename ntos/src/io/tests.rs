@@ -384,7 +384,7 @@ fn setup() -> TestResult {
     Ok(())
 }
 
-/// The device `io_null_read` reads (the test drivers are created on first use).
+/// The device `io_test_device_read` reads (the test drivers are created on first use).
 pub fn bench_device() -> Result<&'static str, &'static str> {
     setup()?;
     Ok("\\Device\\KTestNeither")
