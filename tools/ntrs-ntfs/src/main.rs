@@ -1179,8 +1179,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::FAILURE;
             }
-            let _ = std::io::stdout().write_all(&b);
-            return ExitCode::SUCCESS;
+            return write_generated(&b);
         }
         (Some("completions"), 3) => {
             use clap::{CommandFactory, ValueEnum};
@@ -1188,13 +1187,10 @@ fn main() -> ExitCode {
                 eprintln!("ntrs-ntfs: completions: unknown shell {} (bash, elvish, fish, powershell, zsh)", args[2]);
                 return ExitCode::from(2);
             };
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "ntrs-ntfs",
-                &mut std::io::stdout(),
-            );
-            return ExitCode::SUCCESS;
+            // Generated into memory: clap_complete panics when its writer fails.
+            let mut b = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ntrs-ntfs", &mut b);
+            return write_generated(&b);
         }
         _ => {}
     }
@@ -1221,6 +1217,18 @@ fn main() -> ExitCode {
         Ok(()) | Err(Fail::Pipe) => ExitCode::SUCCESS,
         Err(Fail::Msg(m)) => {
             eprintln!("ntrs-ntfs: {image}: {m}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes a generated manual page or completion script to stdout, ending as
+/// every command does: quietly on a closed pipe, one line on another failure.
+fn write_generated(b: &[u8]) -> ExitCode {
+    match std::io::stdout().write_all(b).map_err(io_fail) {
+        Ok(()) | Err(Fail::Pipe) => ExitCode::SUCCESS,
+        Err(Fail::Msg(m)) => {
+            eprintln!("ntrs-ntfs: {m}");
             ExitCode::FAILURE
         }
     }

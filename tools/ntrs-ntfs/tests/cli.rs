@@ -511,3 +511,22 @@ fn mft_dumps_a_record_in_use_or_not() {
     );
     one_line_failure(&run(&[img, "mft", "99999999"]), "record beyond the MFT");
 }
+
+#[test]
+fn generated_text_that_cannot_be_written_fails_with_one_line() {
+    // `ntrs-ntfs man > /dev/full`: one error line and a failure, no panic.
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // not a Linux host
+    };
+    for args in [vec!["man"], vec!["completions", "bash"]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_ntrs-ntfs"))
+            .args(&args)
+            .stdout(std::process::Stdio::from(full.try_clone().unwrap()))
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}: exit 0 with the output lost");
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(e.contains("writing the output"), "{args:?}: {e}");
+    }
+}

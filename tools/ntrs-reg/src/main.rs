@@ -470,12 +470,10 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "ntrs-reg",
-                &mut std::io::stdout(),
-            );
+            // Generated into memory: clap_complete panics when its writer fails.
+            let mut b = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ntrs-reg", &mut b);
+            write_stdout(&b);
             Ok(())
         }
     }

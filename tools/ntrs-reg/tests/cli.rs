@@ -284,7 +284,12 @@ fn an_output_that_cannot_be_written_fails_with_one_line() {
     let p = d.join("SOFTWARE");
     std::fs::write(&p, sample().to_bytes()).unwrap();
     let ps = p.to_str().unwrap();
-    for args in [vec!["export", ps], vec!["query", ps, "Vendor\\App"]] {
+    for args in [
+        vec!["export", ps],
+        vec!["query", ps, "Vendor\\App"],
+        vec!["man"],
+        vec!["completions", "bash"],
+    ] {
         let o = Command::new(TOOL)
             .args(&args)
             .stdout(std::process::Stdio::from(full.try_clone().unwrap()))
