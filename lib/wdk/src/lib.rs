@@ -19,7 +19,10 @@ pub mod io;
 pub mod kernel;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
+#[cfg(feature = "driver")]
+pub mod ntoskrnl_storage;
 pub mod pnp;
+pub mod scsi;
 
 pub use base::*;
 pub use consts::*;
@@ -29,6 +32,8 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+#[cfg(feature = "driver")]
+pub use ntoskrnl_storage::*;
 pub use pnp::*;
 
 #[cfg(test)]

@@ -728,6 +728,8 @@ impl<H: Hba, M: PortMemory> Port<H, M> {
     }
 }
 
+pub mod engine;
+
 #[cfg(test)]
 pub mod sim;
 #[cfg(test)]

@@ -320,3 +320,113 @@ fn interrupts_enabled_and_a_lost_command_times_out() {
     assert_eq!(p.hba.read32(port(0) + PXIE), 0);
     assert_eq!(p.hba.violation, None);
 }
+
+mod engine_tests {
+    use super::*;
+    use crate::ahci::engine::*;
+    use alloc::vec::Vec;
+
+    fn read(lba: u64, tag: u32) -> Command<u32> {
+        Command {
+            fis: H2dFis::dma_ext(false, lba, 1),
+            write: false,
+            segments: alloc::vec![Segment {
+                phys: BUF + tag as u64 * 512,
+                len: 512,
+            }],
+            tag,
+            failures: 0,
+        }
+    }
+
+    #[test]
+    fn several_in_flight_then_queued() {
+        let mut p = setup(4096);
+        p.init().unwrap();
+        for lba in 0..8u64 {
+            p.hba.disk[lba as usize * 512] = 0xA0 + lba as u8;
+        }
+        let mut e = Engine::new();
+        let mut done = Vec::new();
+        for t in 0..6 {
+            e.submit(&mut p, read(t as u64, t), &mut done);
+        }
+        assert!(done.is_empty());
+        assert_eq!(e.in_flight(), layout::SLOTS as usize);
+        assert_eq!(e.queued(), 6 - layout::SLOTS as usize);
+        e.service(&mut p, &mut done);
+        assert_eq!(done.len(), layout::SLOTS as usize);
+        assert_eq!(e.in_flight(), 2);
+        e.service(&mut p, &mut done);
+        assert_eq!(done.len(), 6);
+        assert_eq!((e.in_flight(), e.queued()), (0, 0));
+        let mut tags: Vec<u32> = done.iter().map(|d| d.0).collect();
+        tags.sort();
+        assert_eq!(tags, [0, 1, 2, 3, 4, 5]);
+        assert!(done.iter().all(|d| d.1 == Ok(512)));
+        for t in 0..6u64 {
+            assert_eq!(buf_read(&p, t * 512, 1)[0], 0xA0 + t as u8);
+        }
+        assert_eq!(p.stats.completed, 6);
+        assert_eq!(p.hba.violation, None);
+    }
+
+    #[test]
+    fn an_error_is_recovered_and_retried() {
+        let mut p = setup(4096);
+        p.init().unwrap();
+        p.hba.fail_next = 1;
+        let mut e = Engine::new();
+        let mut done = Vec::new();
+        e.submit(&mut p, read(1, 1), &mut done);
+        e.submit(&mut p, read(2, 2), &mut done);
+        // The first failed (TFES), the second waits behind the error.
+        e.service(&mut p, &mut done);
+        assert!(done.is_empty());
+        assert_eq!(p.stats.restarts, 1);
+        e.service(&mut p, &mut done);
+        assert_eq!(done.len(), 2);
+        assert!(done.iter().all(|d| d.1 == Ok(512)));
+        assert_eq!(p.stats.errors, 1);
+        assert_eq!(p.hba.violation, None);
+    }
+
+    #[test]
+    fn persistent_and_out_of_range_errors_complete_with_the_error() {
+        let mut p = setup(16);
+        p.init().unwrap();
+        let mut e = Engine::new();
+        let mut done = Vec::new();
+        // Beyond the disk: IDNF|ABRT, not retried.
+        e.submit(&mut p, read(100, 7), &mut done);
+        e.service(&mut p, &mut done);
+        assert_eq!(done.len(), 1);
+        let Err(err) = done[0].1 else { panic!() };
+        assert_eq!(
+            crate::scsi::port_error(&err).1,
+            Some(crate::scsi::Sense::LBA_OUT_OF_RANGE)
+        );
+        assert_eq!(p.hba.commands, 1);
+        // Failing every time: 1 + MAX_RETRIES attempts.
+        done.clear();
+        p.hba.fail_next = 100;
+        e.submit(&mut p, read(1, 8), &mut done);
+        for _ in 0..10 {
+            e.service(&mut p, &mut done);
+        }
+        assert_eq!(done.len(), 1);
+        assert!(matches!(done[0].1, Err(PortError::Device(..))));
+        assert_eq!(p.hba.commands, 1 + 1 + MAX_RETRIES);
+        // Failing everything outstanding.
+        p.hba.fail_next = 0;
+        p.hba.stuck = true;
+        done.clear();
+        e.submit(&mut p, read(1, 9), &mut done);
+        e.service(&mut p, &mut done);
+        assert!(done.is_empty());
+        e.fail_all(&mut p, PortError::Timeout, &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].1, Err(PortError::Timeout));
+        assert_eq!(p.hba.violation, None);
+    }
+}
