@@ -8,6 +8,9 @@
 
 pub use wdk;
 
+#[cfg(feature = "alloc")]
+pub mod pool_alloc;
+
 use core::fmt::{self, Write};
 
 /// `KMODE_EXCEPTION_NOT_HANDLED`.

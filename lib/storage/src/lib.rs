@@ -12,6 +12,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod ahci;
+pub mod class;
 pub mod crc32;
 pub mod disk;
 pub mod gpt;

@@ -370,19 +370,14 @@ fn id_chars(b: &[u8]) -> String {
 
 /// The disk PDO's `IRP_MN_QUERY_ID` answers from INQUIRY's strings, as
 /// storport forms them for a disk: the device ID
-/// `SCSI\Disk&Ven_<v>&Prod_<p>&Rev_<r>`, the hardware IDs
+/// `SCSI\Disk&Ven_<v>&Prod_<p>`, the hardware IDs
 /// `SCSI\Disk<v8><p16><r4>`, `SCSI\Disk<v8><p16>`, `SCSI\Disk<v8>`,
 /// `SCSI\<v8><p16><r1>`, `<v8><p16><r1>`, `GenDisk`, and the compatible
 /// IDs `SCSI\Disk`, `SCSI\RAW` (spaces as `_`).
 pub fn disk_ids(v: &[u8; 8], p: &[u8; 16], r: &[u8; 4]) -> (String, Vec<String>, Vec<String>) {
     let (v8, p16, r4) = (id_chars(v), id_chars(p), id_chars(r));
     let trim = |s: &[u8]| id_chars(String::from_utf8_lossy(s).trim_end().as_bytes());
-    let device = format!(
-        "SCSI\\Disk&Ven_{}&Prod_{}&Rev_{}",
-        trim(v),
-        trim(p),
-        trim(r)
-    );
+    let device = format!("SCSI\\Disk&Ven_{}&Prod_{}", trim(v), trim(p));
     let hw = vec![
         format!("SCSI\\Disk{v8}{p16}{r4}"),
         format!("SCSI\\Disk{v8}{p16}"),

@@ -21,6 +21,7 @@ pub mod kernel;
 pub mod ntoskrnl;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl_storage;
+pub mod ob;
 pub mod pnp;
 pub mod scsi;
 
@@ -34,6 +35,7 @@ pub use kernel::*;
 pub use ntoskrnl::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl_storage::*;
+pub use ob::*;
 pub use pnp::*;
 
 #[cfg(test)]

@@ -1,19 +1,17 @@
 //! The ntoskrnl.exe routines the storage drivers (storahci.sys, disk.sys)
-//! import beyond the I/O manager's: device memory and DMA (`MmMapIoSpace`,
-//! contiguous memory, physical addresses; ntos/exports/mm.txt), interrupts
-//! (ntos/exports/pnp.txt), DPCs (ntos/exports/ke-dpc.txt) and
-//! `IoGetConfigurationInformation` (ntos/exports/io-config.txt).
+//! import beyond the I/O manager's and the PnP interface's (pnp.rs:
+//! interrupts, `MmMapIoSpace`): contiguous DMA memory and physical
+//! addresses (ntos/exports/mm.txt), DPCs (ntos/exports/ke-dpc.txt),
+//! `IoGetConfigurationInformation` (ntos/exports/io-config.txt) and
+//! `ZwCreateDirectoryObject`/`ZwClose` (ntos/exports/ob-directory.txt).
 
 use crate::base::*;
-use crate::pnp::*;
+use crate::ob::OBJECT_ATTRIBUTES;
 use crate::scsi::CONFIGURATION_INFORMATION;
 use core::ffi::c_void;
-use nt::NtStatus;
 
 #[link(name = "ntoskrnl")]
 extern "system" {
-    pub fn MmMapIoSpace(PhysicalAddress: u64, NumberOfBytes: usize, CacheType: u32) -> *mut c_void;
-    pub fn MmUnmapIoSpace(BaseAddress: *mut c_void, NumberOfBytes: usize);
     pub fn MmAllocateContiguousMemorySpecifyCache(
         NumberOfBytes: usize,
         LowestAcceptableAddress: i64,
@@ -23,9 +21,6 @@ extern "system" {
     ) -> *mut c_void;
     pub fn MmFreeContiguousMemory(BaseAddress: *mut c_void);
     pub fn MmGetPhysicalAddress(BaseAddress: *mut c_void) -> i64;
-
-    pub fn IoConnectInterruptEx(Parameters: *mut IO_CONNECT_INTERRUPT_PARAMETERS) -> NtStatus;
-    pub fn IoDisconnectInterruptEx(Parameters: *mut IO_DISCONNECT_INTERRUPT_PARAMETERS);
 
     pub fn KeInitializeDpc(
         Dpc: *mut KDPC,
@@ -39,4 +34,11 @@ extern "system" {
     ) -> BOOLEAN;
 
     pub fn IoGetConfigurationInformation() -> *mut CONFIGURATION_INFORMATION;
+
+    pub fn ZwCreateDirectoryObject(
+        DirectoryHandle: *mut HANDLE,
+        DesiredAccess: ACCESS_MASK,
+        ObjectAttributes: *mut OBJECT_ATTRIBUTES,
+    ) -> nt::NtStatus;
+    pub fn ZwClose(Handle: HANDLE) -> nt::NtStatus;
 }

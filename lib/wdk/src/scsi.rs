@@ -7,6 +7,8 @@
 //! and the `CONFIGURATION_INFORMATION` record (ntddk.h) whose `DiskCount`
 //! numbers disks. Offsets are checked at compile time.
 
+#![allow(non_upper_case_globals)]
+
 use core::ffi::c_void;
 use core::mem::{offset_of, size_of};
 
@@ -272,4 +274,81 @@ const _: () = {
     assert!(offset_of!(CONFIGURATION_INFORMATION, ScsiPortCount) == 16);
     assert!(offset_of!(CONFIGURATION_INFORMATION, AtDiskPrimaryAddressClaimed) == 28);
     assert!(offset_of!(CONFIGURATION_INFORMATION, Version) == 32);
+};
+
+/// `IOCTL_STORAGE_QUERY_PROPERTY` (ntddstor.h): CTL_CODE(IOCTL_STORAGE_BASE,
+/// 0x500, METHOD_BUFFERED, FILE_ANY_ACCESS).
+pub const IOCTL_STORAGE_QUERY_PROPERTY: u32 = 0x002D_1400;
+/// `STORAGE_PROPERTY_ID` `StorageDeviceProperty`.
+pub const StorageDeviceProperty: u32 = 0;
+/// `StorageAdapterProperty`.
+pub const StorageAdapterProperty: u32 = 1;
+/// `STORAGE_QUERY_TYPE` `PropertyStandardQuery`.
+pub const PropertyStandardQuery: u32 = 0;
+/// `PropertyExistsQuery`.
+pub const PropertyExistsQuery: u32 = 1;
+/// `STORAGE_BUS_TYPE` `BusTypeAta`.
+pub const BusTypeAta: u32 = 0x03;
+/// `BusTypeSata`.
+pub const BusTypeSata: u32 = 0x0B;
+
+/// `STORAGE_PROPERTY_QUERY` (the input; `AdditionalParameters` follow).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct STORAGE_PROPERTY_QUERY {
+    pub PropertyId: u32,
+    pub QueryType: u32,
+    pub AdditionalParameters: [u8; 1],
+}
+
+/// `STORAGE_DEVICE_DESCRIPTOR` (its strings follow at the offsets).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct STORAGE_DEVICE_DESCRIPTOR {
+    pub Version: u32,
+    pub Size: u32,
+    pub DeviceType: u8,
+    pub DeviceTypeModifier: u8,
+    pub RemovableMedia: u8,
+    pub CommandQueueing: u8,
+    pub VendorIdOffset: u32,
+    pub ProductIdOffset: u32,
+    pub ProductRevisionOffset: u32,
+    pub SerialNumberOffset: u32,
+    /// `STORAGE_BUS_TYPE`.
+    pub BusType: u32,
+    pub RawPropertiesLength: u32,
+    pub RawDeviceProperties: [u8; 1],
+}
+
+/// `STORAGE_ADAPTER_DESCRIPTOR`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct STORAGE_ADAPTER_DESCRIPTOR {
+    pub Version: u32,
+    pub Size: u32,
+    pub MaximumTransferLength: u32,
+    pub MaximumPhysicalPages: u32,
+    pub AlignmentMask: u32,
+    pub AdapterUsesPio: u8,
+    pub AdapterScansDown: u8,
+    pub CommandQueueing: u8,
+    pub AcceleratedTransfer: u8,
+    pub BusType: u8,
+    pub BusMajorVersion: u16,
+    pub BusMinorVersion: u16,
+    pub SrbType: u8,
+    pub AddressType: u8,
+}
+
+const _: () = {
+    assert!(size_of::<STORAGE_PROPERTY_QUERY>() == 12);
+    assert!(size_of::<STORAGE_DEVICE_DESCRIPTOR>() == 40);
+    assert!(offset_of!(STORAGE_DEVICE_DESCRIPTOR, VendorIdOffset) == 12);
+    assert!(offset_of!(STORAGE_DEVICE_DESCRIPTOR, BusType) == 28);
+    assert!(offset_of!(STORAGE_DEVICE_DESCRIPTOR, RawDeviceProperties) == 36);
+    assert!(size_of::<STORAGE_ADAPTER_DESCRIPTOR>() == 32);
+    assert!(offset_of!(STORAGE_ADAPTER_DESCRIPTOR, BusType) == 24);
+    assert!(offset_of!(STORAGE_ADAPTER_DESCRIPTOR, BusMajorVersion) == 26);
+    assert!(offset_of!(STORAGE_ADAPTER_DESCRIPTOR, SrbType) == 30);
 };
