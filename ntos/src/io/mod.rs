@@ -11,6 +11,7 @@
 //! body pointer finds its object (`ObfDereferenceObject(DeviceObject)`).
 
 pub mod completion;
+pub mod config;
 pub mod device;
 pub mod driver;
 pub mod exports;

@@ -55,6 +55,18 @@ impl Drop for InterruptObject {
         disconnect(self.0);
     }
 }
+/// Interrupts dispatched to the object connected at `vector` (None when
+/// nothing is connected there): `!idt`-style statistics and tests.
+pub fn interrupt_count(vector: u8) -> Option<u64> {
+    ACTIVE[vector as usize].fetch_add(1, Ordering::SeqCst);
+    let obj = CONNECTED[vector as usize].load(Ordering::SeqCst);
+    // SAFETY: counted in ACTIVE before reading the pointer, so a disconnect
+    // waits for this read (as in the dispatch).
+    let n = (!obj.is_null()).then(|| unsafe { (*obj).count.load(Ordering::Relaxed) });
+    ACTIVE[vector as usize].fetch_sub(1, Ordering::SeqCst);
+    n
+}
+
 /// `KInterrupt::gsi` of a message-signaled interrupt (no I/O APIC input).
 pub const NO_GSI: u32 = u32::MAX;
 

@@ -5,6 +5,7 @@ pub mod apc;
 pub mod bugcheck;
 pub mod clock;
 pub mod dpc;
+pub mod dpc_export;
 pub mod event;
 pub mod gdt;
 pub mod intr;

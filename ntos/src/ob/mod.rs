@@ -3,6 +3,7 @@
 //! lock, its counted object headers and handle tables without one, the type
 //! objects, and the `!object` kd command.
 
+pub mod directory_export;
 pub mod handle;
 pub mod object;
 /// Boot tests (`/TESTS`) of this component.
