@@ -808,16 +808,18 @@ fn bench_io() {
 }
 
 /// `BENCH io_disk_read_4k_random`: one 4 KiB read at a random 4 KiB-aligned
-/// offset of `\Device\Harddisk0\DR0` (class checks, PRDT build, AHCI command
-/// issue and completion), minus the time the port spent stalling between
-/// polls for the device (`storahci::WAIT_TICKS`): the driver path's own
-/// instructions. `io_disk_read_4k_random_with_wait` is the same loop with
-/// the polling wait included. `io_disk_read_seq_mb_s` (timed pass) /
+/// offset of `\Device\Harddisk0\DR0` (an IRP to disk.sys: sector checks,
+/// a READ(16) SRB to storahci.sys's disk PDO, CDB-to-ATA translation, PRDT
+/// build, AHCI command issue, the interrupt, the DPC completing the SRB and
+/// the IRP), minus the time the requester was blocked waiting for the
+/// pended IRP (`storage::WAIT_TICKS`): the driver path's own instructions.
+/// `io_disk_read_4k_random_with_wait` is the same loop with the wait
+/// included. `io_disk_read_seq_mb_s` (timed pass) /
 /// `io_disk_read_seq_per_mib` (instruction pass): 16 MiB read from the
 /// disk's start in 128 KiB requests, wait included. Every read must return
 /// its full length.
 fn bench_disk() {
-    use crate::storage::{stack, storahci::WAIT_TICKS, Device};
+    use crate::storage::{stack, Device, WAIT_TICKS};
     const NAMES: [&str; 3] = [
         "io_disk_read_4k_random",
         "io_disk_read_4k_random_with_wait",

@@ -733,6 +733,7 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "!reg querykey \\REGISTRY\\MACHINE",
         "!reg querykey \\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services",
         "!devnode 0 1",
+        "!devstack \\Device\\Harddisk0\\DR0",
         ".crash",
         "shutdown",
     ];
@@ -772,6 +773,27 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 "kd/lm",
                 has("ntoskrnl.exe") && has("fffff800`00400000"),
                 "lm does not list ntoskrnl",
+            );
+            check(
+                tally,
+                errors,
+                "kd/lm-storage-drivers",
+                kd_output(&out, "lm").is_some_and(|o| {
+                    o.contains("\\System32\\drivers\\storahci.sys")
+                        && o.contains("\\System32\\drivers\\disk.sys")
+                }),
+                "lm does not list storahci.sys and disk.sys",
+            );
+            check(
+                tally,
+                errors,
+                "kd/devstack-dr0",
+                kd_output(&out, "!devstack \\Device\\Harddisk0\\DR0").is_some_and(|o| {
+                    let disk = o.find("\\Driver\\disk");
+                    let ahci = o.find("\\Driver\\storahci");
+                    o.contains("> ") && matches!((disk, ahci), (Some(d), Some(a)) if d < a)
+                }),
+                "!devstack of DR0 does not show disk's FDO over storahci's PDO",
             );
             let pcr = check_pcr(&out);
             check(
@@ -873,6 +895,8 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                         && o.contains("InstancePath is \"HTREE\\ROOT\\0\"")
                         && o.contains("InstancePath is \"PCI\\VEN_8086&DEV_2922&")
                         && o.contains("ServiceName is \"storahci\"")
+                        && o.contains("InstancePath is \"SCSI\\Disk&Ven_QEMU&Prod_HARDDISK\\")
+                        && o.contains("ServiceName is \"disk\"")
                         && o.contains(" for PDO ")
                 }),
                 "!devnode 0 1 does not show the tree with the AHCI controller",

@@ -1,11 +1,13 @@
-//! The stack's device objects and dispatch routines: `\Driver\disk` owns
-//! `\Device\Harddisk0\DR0`, `\Driver\volmgr` owns `\Device\HarddiskVolumeN`
-//! (built-in driver objects made with the I/O manager's `IoCreateDriver`
-//! path), both `DO_DIRECT_IO`. `IRP_MJ_READ`/`IRP_MJ_WRITE` map the MDL and
-//! run [`Stack::read`]/[`Stack::write`], `IRP_MJ_DEVICE_CONTROL` runs
-//! [`Stack::ioctl`] on the METHOD_BUFFERED system buffer,
-//! `IRP_MJ_FLUSH_BUFFERS` issues FLUSH CACHE EXT. Requests complete
-//! synchronously with `IO_DISK_INCREMENT`.
+//! The built-in volume manager's device objects and dispatch routines:
+//! `\Driver\volmgr` (a built-in driver object made with the I/O manager's
+//! `IoCreateDriver` path) owns `\Device\HarddiskVolumeN`, `DO_DIRECT_IO`.
+//! `IRP_MJ_READ`/`IRP_MJ_WRITE` map the MDL and run
+//! [`Stack::read`]/[`Stack::write`] (a request to disk.sys's
+//! `\Device\Harddisk0\DR0` at the partition's offset),
+//! `IRP_MJ_DEVICE_CONTROL` runs [`Stack::ioctl`] on the METHOD_BUFFERED
+//! system buffer, `IRP_MJ_FLUSH_BUFFERS` flushes DR0. Requests complete
+//! synchronously with `IO_DISK_INCREMENT`. (`\Device\Harddisk0\DR0` itself
+//! is disk.sys's.)
 
 use super::*;
 use wdk::*;
@@ -176,23 +178,6 @@ fn create_device(driver: *mut DRIVER_OBJECT, name: &str, kind: u32, number: u32)
     STATUS_SUCCESS
 }
 
-/// disk.sys's `DriverEntry` (built in): `\Device\Harddisk0\DR0`.
-unsafe extern "system" fn disk_entry(
-    driver: *mut DRIVER_OBJECT,
-    _: *mut UNICODE_STRING,
-) -> NtStatus {
-    set_dispatch(driver);
-    let Some(s) = stack() else {
-        return STATUS_NO_SUCH_DEVICE;
-    };
-    create_device(
-        driver,
-        &mountmgr::disk_device_name(s.disk.number),
-        KIND_DISK,
-        s.disk.number,
-    )
-}
-
 /// volmgr.sys's `DriverEntry` (built in): `\Device\HarddiskVolumeN` per partition.
 unsafe extern "system" fn volmgr_entry(
     driver: *mut DRIVER_OBJECT,
@@ -218,15 +203,8 @@ unsafe extern "system" fn volmgr_entry(
 
 const SERVICES: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\";
 
-/// Creates the built-in disk and volmgr driver objects and their devices.
+/// Creates the built-in volmgr driver object and its devices.
 pub fn create_devices() -> Result<(), NtStatus> {
-    crate::io::driver::create_driver_object(
-        "\\Driver\\disk",
-        disk_entry,
-        &alloc::format!("{SERVICES}disk"),
-        (0, 0),
-        core::ptr::null_mut(),
-    )?;
     crate::io::driver::create_driver_object(
         "\\Driver\\volmgr",
         volmgr_entry,

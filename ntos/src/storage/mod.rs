@@ -1,42 +1,36 @@
-//! The storage stack (*Windows Internals* 7th ed., Part 1 ch. 6 "I/O
-//! system"/"Storage" and Part 2 ch. 11 "The mount manager") — interim form,
-//! built into the kernel (with built-in `\Driver\disk` and `\Driver\volmgr`
-//! objects, [`devices`]) rather than loaded `.sys` images; docs/storage.md
-//! lists every difference:
+//! The storage stack's upper half (*Windows Internals* 7th ed., Part 1
+//! ch. 6 "I/O system"/"Storage" and Part 2 ch. 11 "The mount manager").
+//! The port and class drivers are loaded images on a PnP device stack:
+//! storahci.sys (the AHCI controller's FDO, one PDO per disk, `IRP_MJ_SCSI`)
+//! and disk.sys (`\Device\Harddisk0\DR0`, an FDO on storahci's disk PDO);
+//! see drivers/storahci and drivers/disk. What is still built into the
+//! kernel (interim, docs/storage.md lists every difference) works over
+//! `\Device\Harddisk0\DR0` by sending it IRPs:
 //!
-//! - **storahci** ([`storahci`]): the AHCI port driver for port 0 of the
-//!   ICH9 controller, running `lib/storage`'s port logic;
-//! - **disk** (class driver): `\Device\Harddisk0\DR0`, its geometry and
-//!   layout IOCTLs, sector-checked reads and writes;
-//! - **partmgr**: the GPT, validated by `lib/storage::gpt`, one partition per
-//!   used entry (`\Device\Harddisk0\PartitionN` links);
-//! - **volmgr**: `\Device\HarddiskVolumeN` for partition N;
-//! - **mountmgr**: `\GLOBAL??\C:` and `\GLOBAL??\Volume{guid}` links and the
-//!   `MountedDevices` values.
-//!
-//! The request interface between the class layer and the port is a direct
-//! call (`Port::transfer`) under the port's fast mutex, in place of
-//! `IRP_MJ_SCSI` with an SRB.
+//! - **partmgr**: the GPT, read through DR0 and validated by
+//!   `lib/storage::gpt`, one partition per used entry
+//!   (`\Device\Harddisk0\PartitionN` links);
+//! - **volmgr**: `\Device\HarddiskVolumeN` for partition N (reads and
+//!   writes become DR0 requests at the partition's offset);
+//! - **mountmgr**: `\GLOBAL??\C:` and `\GLOBAL??\Volume{guid}` links and
+//!   the `MountedDevices` values.
 
 pub mod devices;
-pub mod storahci;
 pub mod tests;
 
 use crate::dbg_println;
 use crate::ob::object::Mode;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use nt::status::*;
 use nt::NtStatus;
 use once_cell::race::OnceBox;
-use storage::ahci::{Identify, Port, Segment};
 use storage::disk::{self as dk, as_bytes};
 use storage::gpt::{self, Gpt, SectorSource};
 use storage::mountmgr::{self, Plan};
 use storage::request;
-use storahci::{DmaPage, Mmio, PortGuard, PortLock};
+use wdk::{DEVICE_OBJECT, IO_STATUS_BLOCK, KEVENT};
 
 /// A device of the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,15 +41,18 @@ pub enum Device {
     Volume(u32),
 }
 
-/// The disk class driver's state for disk 0.
+/// Disk 0 as the upper half sees it (from disk.sys's answers).
 pub struct Disk {
     /// N of HarddiskN.
     pub number: u32,
-    /// What IDENTIFY DEVICE said.
-    pub identify: Identify,
+    /// Sectors (`IOCTL_DISK_GET_LENGTH_INFO` / sector size).
+    pub sectors: u64,
+    /// Bytes per sector (`IOCTL_DISK_GET_DRIVE_GEOMETRY`).
+    pub sector_size: u32,
     /// The partition table (None: not a GPT disk, or corrupt).
     pub gpt: Option<Gpt>,
-    /// Set by a surprise removal: every request fails with STATUS_NO_SUCH_DEVICE.
+    /// Set by a simulated surprise removal: every request through the
+    /// built-in layers fails with STATUS_NO_SUCH_DEVICE.
     pub removed: AtomicBool,
 }
 
@@ -69,18 +66,23 @@ pub struct Volume {
 
 /// The storage stack of the boot disk.
 pub struct Stack {
-    /// The AHCI controller.
-    pub controller: storahci::Controller,
-    port: PortLock,
+    /// The top of `\Device\Harddisk0\DR0`'s device stack.
+    dr0: usize,
+    /// The file object that keeps DR0 referenced (never closed).
+    _dr0_file: usize,
     /// Disk 0.
     pub disk: Disk,
     /// Its volumes.
     pub volumes: Vec<Volume>,
     /// What the mount manager created.
     pub mount: Plan,
-    /// The connected interrupt's vector (None: polled).
-    pub interrupt: Option<u8>,
 }
+
+// SAFETY: the raw pointers name a device and file object that stay
+// referenced (and so alive) for the system's lifetime.
+unsafe impl Sync for Stack {}
+// SAFETY: as above.
+unsafe impl Send for Stack {}
 
 static STACK: OnceBox<Stack> = OnceBox::new();
 
@@ -89,93 +91,91 @@ pub fn stack() -> Option<&'static Stack> {
     STACK.get()
 }
 
-/// Largest transfer handed to the port at once: what 32 PRDT entries of
-/// (at worst) one page each describe.
-const MAX_CHUNK: usize = storage::ahci::layout::PRDT_ENTRIES * 4096;
+/// Ticks (TSC) requesters spent blocked waiting for a pended DR0 read or
+/// write to complete (the device's time), for the benchmarks.
+pub static WAIT_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Builds the PRDT segments of `len` bytes at kernel address `va`
-/// (`MmGetPhysicalAddress` page by page, physically adjacent pages merged).
-fn segments(va: u64, len: usize) -> Result<Vec<Segment>, NtStatus> {
-    let mut segs: Vec<Segment> = crate::ex::pool::try_vec_with_capacity(8)?;
-    let mut off = 0usize;
-    while off < len {
-        let v = va + off as u64;
-        let n = (4096 - (v & 0xFFF) as usize).min(len - off);
-        let pa = crate::mm::pte::physical_address(v).ok_or(STATUS_INVALID_PARAMETER)?;
-        match segs.last_mut() {
-            Some(s) if s.phys + s.len as u64 == pa && s.len as usize + n <= 1 << 22 => {
-                s.len += n as u32
-            }
-            _ => crate::ex::pool::try_push(
-                &mut segs,
-                Segment {
-                    phys: pa,
-                    len: n as u32,
-                },
-            )?,
-        }
-        off += n;
-    }
-    Ok(segs)
-}
-
-/// Moves `len` bytes between the disk at `lba` and kernel memory at `va`
-/// (even address), in chunks the PRDT can describe.
-fn dma(
-    port: &mut PortGuard,
+/// Sends a read or write of `len` bytes at byte `offset` of DR0 (the top of
+/// its stack) and waits: `IoBuildSynchronousFsdRequest`, `IoCallDriver`,
+/// the event. `buf` must be even (the port's PRDT); [`transfer`] bounces
+/// odd buffers.
+fn dr0_rw(
+    dr0: usize,
     write: bool,
-    lba: u64,
-    va: u64,
-    len: usize,
-    ss: usize,
-) -> Result<(), NtStatus> {
-    let mut done = 0usize;
-    while done < len {
-        let v = va + done as u64;
-        // Stay within 32 pages and a whole number of sectors.
-        let room = MAX_CHUNK - (v & 0xFFF) as usize;
-        let n = (len - done).min(room) / ss * ss;
-        let n = if n == 0 { ss.min(len - done) } else { n };
-        let segs = segments(v, n)?;
-        if segs.len() > storage::ahci::layout::PRDT_ENTRIES {
-            return Err(STATUS_INSUFFICIENT_RESOURCES);
-        }
-        let sectors = (n / ss) as u16;
-        let moved = port
-            .transfer(write, lba + (done / ss) as u64, sectors, &segs)
-            .map_err(|e| e.status())?;
-        if moved as usize != n {
-            return Err(STATUS_IO_DEVICE_ERROR);
-        }
-        done += n;
-    }
-    Ok(())
-}
-
-/// Reads or writes through a bounce buffer when `buf` is at an odd address
-/// (PRDT data addresses must be even).
-fn transfer(
-    port: &mut PortGuard,
-    write: bool,
-    lba: u64,
+    offset: i64,
     buf: *mut u8,
     len: usize,
-    ss: usize,
-) -> Result<(), NtStatus> {
+) -> Result<usize, NtStatus> {
+    let major = if write {
+        wdk::IRP_MJ_WRITE
+    } else {
+        wdk::IRP_MJ_READ
+    };
+    // SAFETY: DR0 stays referenced; the event and status block live on this
+    // stack until the I/O manager signalled the event; `buf` holds `len` bytes.
+    unsafe {
+        let mut ev: KEVENT = core::mem::zeroed();
+        crate::ke::event::ke_initialize_event(&mut ev, wdk::NOTIFICATION_EVENT, false);
+        let mut iosb: IO_STATUS_BLOCK = core::mem::zeroed();
+        let dev = dr0 as *mut DEVICE_OBJECT;
+        let irp = crate::io::irp::build_request(
+            major,
+            dev,
+            buf.cast(),
+            len as u32,
+            Some(offset),
+            &mut ev,
+            &mut iosb,
+            true,
+        );
+        if irp.is_null() {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        let s = crate::io::irp::iof_call_driver(dev, irp);
+        if s == STATUS_PENDING {
+            let t0 = crate::hal::rdtsc();
+            crate::ke::event::ke_wait_for_event(
+                &mut ev,
+                ::ke::objects::WaitReason::Executive,
+                false,
+                false,
+                None,
+            );
+            WAIT_TICKS.fetch_add(crate::hal::rdtsc() - t0, Ordering::Relaxed);
+        } else if !s.is_success() && iosb.Status == STATUS_SUCCESS {
+            return Err(s);
+        }
+        if iosb.Status.is_success() {
+            Ok(iosb.Information)
+        } else {
+            Err(iosb.Status)
+        }
+    }
+}
+
+/// Reads or writes DR0, through a bounce buffer when `buf` is at an odd
+/// address (the device's alignment requirement), in pieces of at most 1 MiB.
+fn transfer(
+    dr0: usize,
+    write: bool,
+    offset: i64,
+    buf: *mut u8,
+    len: usize,
+) -> Result<usize, NtStatus> {
     if len == 0 {
-        return Ok(());
+        return dr0_rw(dr0, write, offset, buf, 0);
     }
     if (buf as u64) & 1 == 0 {
-        return dma(port, write, lba, buf as u64, len, ss);
+        return dr0_rw(dr0, write, offset, buf, len);
     }
     let pages = len.div_ceil(4096) as u64;
     let bounce = crate::mm::map::mm_allocate_system_pages(pages)?;
     if write {
-        // SAFETY: `buf` holds `len` readable bytes (the caller's slice) and
-        // the bounce pages are `pages` fresh pages, at least `len` bytes.
+        // SAFETY: `buf` holds `len` readable bytes and the bounce pages at
+        // least `len`.
         unsafe { core::ptr::copy_nonoverlapping(buf, bounce as *mut u8, len) };
     }
-    let r = dma(port, write, lba, bounce, len, ss);
+    let r = dr0_rw(dr0, write, offset, bounce as *mut u8, len);
     if !write && r.is_ok() {
         // SAFETY: as above, in the other direction; `buf` is writable.
         unsafe { core::ptr::copy_nonoverlapping(bounce as *const u8, buf, len) };
@@ -184,16 +184,88 @@ fn transfer(
     r
 }
 
-/// The disk read by sectors for the GPT parser.
-struct PortSource<'a, 'b> {
-    port: &'a mut PortGuard<'b>,
-    ss: usize,
+/// Sends a METHOD_BUFFERED `IRP_MJ_DEVICE_CONTROL` to DR0 and waits.
+fn dr0_ioctl(dr0: usize, code: u32, input: &[u8], out: &mut [u8]) -> (NtStatus, usize) {
+    // SAFETY: as in dr0_rw; the buffers live across the wait.
+    unsafe {
+        let mut ev: KEVENT = core::mem::zeroed();
+        crate::ke::event::ke_initialize_event(&mut ev, wdk::NOTIFICATION_EVENT, false);
+        let mut iosb: IO_STATUS_BLOCK = core::mem::zeroed();
+        let dev = dr0 as *mut DEVICE_OBJECT;
+        let irp = crate::io::irp::io_build_device_io_control_request(
+            code,
+            dev,
+            input.as_ptr() as *mut _,
+            input.len() as u32,
+            out.as_mut_ptr().cast(),
+            out.len() as u32,
+            false,
+            &mut ev,
+            &mut iosb,
+        );
+        if irp.is_null() {
+            return (STATUS_INSUFFICIENT_RESOURCES, 0);
+        }
+        if crate::io::irp::iof_call_driver(dev, irp) == STATUS_PENDING {
+            crate::ke::event::ke_wait_for_event(
+                &mut ev,
+                ::ke::objects::WaitReason::Executive,
+                false,
+                false,
+                None,
+            );
+        }
+        (iosb.Status, iosb.Information)
+    }
 }
 
-impl SectorSource for PortSource<'_, '_> {
+/// `IRP_MJ_FLUSH_BUFFERS` to DR0.
+fn dr0_flush(dr0: usize) -> NtStatus {
+    // SAFETY: as in dr0_rw.
+    unsafe {
+        let mut ev: KEVENT = core::mem::zeroed();
+        crate::ke::event::ke_initialize_event(&mut ev, wdk::NOTIFICATION_EVENT, false);
+        let mut iosb: IO_STATUS_BLOCK = core::mem::zeroed();
+        let dev = dr0 as *mut DEVICE_OBJECT;
+        let irp = crate::io::irp::build_request(
+            wdk::IRP_MJ_FLUSH_BUFFERS,
+            dev,
+            core::ptr::null_mut(),
+            0,
+            None,
+            &mut ev,
+            &mut iosb,
+            true,
+        );
+        if irp.is_null() {
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
+        if crate::io::irp::iof_call_driver(dev, irp) == STATUS_PENDING {
+            crate::ke::event::ke_wait_for_event(
+                &mut ev,
+                ::ke::objects::WaitReason::Executive,
+                false,
+                false,
+                None,
+            );
+        }
+        iosb.Status
+    }
+}
+
+/// The disk read by sectors through DR0, for the GPT parser.
+struct Dr0Source {
+    dr0: usize,
+    ss: u32,
+}
+
+impl SectorSource for Dr0Source {
     fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), NtStatus> {
+        let off = lba
+            .checked_mul(self.ss as u64)
+            .ok_or(STATUS_INVALID_PARAMETER)?;
         let len = buf.len();
-        transfer(self.port, false, lba, buf.as_mut_ptr(), len, self.ss)
+        transfer(self.dr0, false, off as i64, buf.as_mut_ptr(), len).map(|_| ())
     }
 }
 
@@ -231,12 +303,12 @@ fn utf16(s: &str) -> Vec<u8> {
 impl Stack {
     /// Sector size of the disk.
     pub fn sector_size(&self) -> u32 {
-        self.disk.identify.sector_size
+        self.disk.sector_size
     }
 
     /// Bytes on the disk.
     pub fn disk_bytes(&self) -> u64 {
-        self.disk.identify.sectors * self.sector_size() as u64
+        self.disk.sectors * self.sector_size() as u64
     }
 
     fn volume(&self, n: u32) -> Result<&Volume, NtStatus> {
@@ -279,8 +351,14 @@ impl Stack {
             bytes,
             self.disk.removed.load(Ordering::Acquire),
         )?;
-        let mut port = self.port.lock();
-        transfer(&mut port, write, t.lba, buf, len, ss as usize)?;
+        let off = t
+            .lba
+            .checked_mul(ss as u64)
+            .ok_or(STATUS_INVALID_PARAMETER)?;
+        let n = transfer(self.dr0, write, off as i64, buf, len)?;
+        if n != len {
+            return Err(STATUS_IO_DEVICE_ERROR);
+        }
         Ok(len)
     }
 
@@ -294,15 +372,17 @@ impl Stack {
         self.rw(dev, true, offset, buf.as_ptr() as *mut u8, buf.len())
     }
 
-    /// `IRP_MJ_FLUSH_BUFFERS`: FLUSH CACHE EXT.
+    /// `IRP_MJ_FLUSH_BUFFERS` to DR0 (disk.sys: SYNCHRONIZE CACHE).
     pub fn flush(&self) -> NtStatus {
         if self.disk.removed.load(Ordering::Acquire) {
             return STATUS_NO_SUCH_DEVICE;
         }
-        match self.port.lock().flush() {
-            Ok(()) => STATUS_SUCCESS,
-            Err(e) => e.status(),
-        }
+        dr0_flush(self.dr0)
+    }
+
+    /// The top of DR0's device stack.
+    pub fn dr0(&self) -> *mut DEVICE_OBJECT {
+        self.dr0 as *mut DEVICE_OBJECT
     }
 
     /// `IRP_MJ_DEVICE_CONTROL` with a METHOD_BUFFERED output buffer: the
@@ -312,27 +392,9 @@ impl Stack {
             return (STATUS_NO_SUCH_DEVICE, 0);
         }
         let ss = self.sector_size();
-        let gpt = self.disk.gpt.as_ref();
         match (dev, code) {
-            (Device::Disk(0), dk::IOCTL_DISK_GET_DRIVE_GEOMETRY) => {
-                let g = dk::geometry(self.disk.identify.sectors, ss);
-                answer_fixed(as_bytes(&g), as_bytes(&g).len(), out)
-            }
-            (Device::Disk(0), dk::IOCTL_DISK_GET_DRIVE_GEOMETRY_EX) => {
-                let g = dk::geometry_ex(self.disk.identify.sectors, ss, gpt);
-                answer_fixed(as_bytes(&g), dk::DISK_GEOMETRY_EX_DATA_OFFSET, out)
-            }
-            (Device::Disk(0), dk::IOCTL_DISK_GET_PARTITION_INFO_EX) => {
-                let p = dk::whole_disk_info(gpt, self.disk_bytes());
-                answer_fixed(as_bytes(&p), as_bytes(&p).len(), out)
-            }
-            (Device::Disk(0), dk::IOCTL_DISK_GET_DRIVE_LAYOUT_EX) => match gpt {
-                Some(g) => {
-                    let l = dk::drive_layout_ex(g);
-                    answer_fixed(&l, l.len(), out)
-                }
-                None => (STATUS_UNRECOGNIZED_MEDIA, 0),
-            },
+            // The whole disk: disk.sys answers.
+            (Device::Disk(0), _) => dr0_ioctl(self.dr0, code, &[], out),
             (Device::Volume(n), dk::IOCTL_DISK_GET_PARTITION_INFO_EX) => match self.volume(n) {
                 Ok(v) => {
                     let p = dk::partition_info(&v.partition, ss);
@@ -491,61 +553,38 @@ fn mount_volumes(volumes: &[Volume], system: Option<u32>) -> Result<Plan, NtStat
     Ok(plan)
 }
 
-/// Brings the stack up at the end of phase 1: the port, IDENTIFY, the
-/// partition table, the partition/volume names and the mount manager's.
+/// Brings the built-in upper half up once disk.sys started DR0: opens
+/// `\Device\Harddisk0\DR0`, reads its geometry and length (disk.sys's
+/// IOCTLs) and the partition table (reads through DR0), and creates the
+/// partition and volume names and the mount manager's.
 pub fn initialize() -> Result<&'static Stack, NtStatus> {
     let _tag = crate::ex::pool::PoolTag::enter(*b"Disk");
-    let pnp = storahci::pnp_controller();
-    let c = match pnp {
-        Some((_, c)) => c,
-        None => storahci::find_controller().ok_or(STATUS_NO_SUCH_DEVICE)?,
-    };
-    let mut mmio = Mmio::map(c.abar)?;
-    let (pi, cap) = {
-        use storage::ahci::Hba;
-        (
-            mmio.read32(storage::ahci::reg::PI),
-            mmio.read32(storage::ahci::reg::CAP),
-        )
-    };
-    let page = DmaPage::allocate(cap & storage::ahci::reg::CAP_S64A != 0)?;
-    let mut port = Port::new(mmio, 0, page);
-    if pi & 1 == 0 {
-        return Err(STATUS_NO_SUCH_DEVICE);
+    let dr0_name = mountmgr::disk_device_name(0);
+    // FILE_READ_DATA | FILE_WRITE_DATA.
+    let (file, dev) = crate::io::file::io_get_device_object_pointer(&dr0_name, 0x3)?;
+    // SAFETY: the file object keeps the device referenced.
+    let dr0 = unsafe { crate::io::device::io_get_attached_device(dev) } as usize;
+    let mut geo = [0u8; 24];
+    let (st, n) = dr0_ioctl(dr0, dk::IOCTL_DISK_GET_DRIVE_GEOMETRY, &[], &mut geo);
+    if !st.is_success() || n < 24 {
+        return Err(if st.is_success() {
+            STATUS_IO_DEVICE_ERROR
+        } else {
+            st
+        });
     }
-    port.init().map_err(|e| e.status())?;
-    let lock = PortLock::new(port);
-    let (identify, gpt) = {
-        let mut p = lock.lock();
-        let buf = crate::mm::map::mm_allocate_system_pages(1)?;
-        let pa = crate::mm::pte::physical_address(buf).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
-        let r = p.identify(Segment { phys: pa, len: 512 });
-        let mut data = vec![0u8; 512];
-        // SAFETY: `buf` is a mapped page; the HBA finished writing it
-        // (the command completed) before this copy.
-        unsafe { core::ptr::copy_nonoverlapping(buf as *const u8, data.as_mut_ptr(), 512) };
-        crate::mm::map::mm_free_system_pages(buf, 1);
-        r.map_err(|e| e.status())?;
-        let id = Identify::parse(&data)?;
-        let mut src = PortSource {
-            port: &mut p,
-            ss: id.sector_size as usize,
-        };
-        let g = gpt::read(&mut src, id.sector_size, id.sectors);
-        (id, g)
-    };
-    dbg_println!(
-        "storage: AHCI {:04x}:{:04x} at 00:{:02x}.{} ABAR {:#x} ({}); port 0: {} ({} sectors of {} bytes)",
-        c.id & 0xFFFF,
-        c.id >> 16,
-        c.device,
-        c.function,
-        c.abar,
-        if pnp.is_some() { "from the PnP manager" } else { "bus 0 scan" },
-        identify.model,
-        identify.sectors,
-        identify.sector_size
-    );
+    let ss = u32::from_le_bytes([geo[20], geo[21], geo[22], geo[23]]);
+    let mut len = [0u8; 8];
+    let (st, n) = dr0_ioctl(dr0, dk::IOCTL_DISK_GET_LENGTH_INFO, &[], &mut len);
+    if !st.is_success() || n < 8 || ss < 512 {
+        return Err(if st.is_success() {
+            STATUS_IO_DEVICE_ERROR
+        } else {
+            st
+        });
+    }
+    let sectors = u64::from_le_bytes(len) / ss as u64;
+    let gpt = gpt::read(&mut Dr0Source { dr0, ss }, ss, sectors);
     let gpt = match gpt {
         Ok(g) => {
             if let Some(e) = &g.primary_error {
@@ -573,13 +612,9 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
                 .collect()
         })
         .unwrap_or_default();
-    // partmgr/disk names: \Device\Harddisk0 with Partition0 -> DR0 and
-    // PartitionN -> HarddiskVolumeN; \GLOBAL??\PhysicalDrive0 and
+    // partmgr's names (disk.sys made \Device\Harddisk0, Partition0 and
+    // \GLOBAL??\PhysicalDrive0): PartitionN -> HarddiskVolumeN and
     // \GLOBAL??\Harddisk0PartitionN.
-    create_object("\\Device\\Harddisk0", None)?;
-    let dr0 = mountmgr::disk_device_name(0);
-    create_object(&mountmgr::partition_device_name(0, 0), Some(&dr0))?;
-    create_object("\\GLOBAL??\\PhysicalDrive0", Some(&dr0))?;
     for v in &volumes {
         let vol = mountmgr::volume_device_name(v.number);
         create_object(&mountmgr::partition_device_name(0, v.number), Some(&vol))?;
@@ -588,28 +623,6 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
             Some(&vol),
         )?;
     }
-    // The interrupt, once the port works polled: the PnP manager's
-    // assignment (MSI on the ICH9), connected like IoConnectInterruptEx.
-    // Without it requests keep polling.
-    let interrupt = match pnp.map(|(node, _)| {
-        let va = lock.lock().hba.va();
-        crate::io::pnp::interrupt::connect_kernel(node, storahci::ahci_isr, va as usize)
-    }) {
-        Some(Ok(conn)) => {
-            let vector = conn.interrupt().vector;
-            // The stack lives as long as the system: the connection is never undone.
-            core::mem::forget(conn);
-            let mut p = lock.lock();
-            p.hba.interrupts = true;
-            p.enable_interrupts();
-            Some(vector)
-        }
-        Some(Err(s)) => {
-            dbg_println!("storage: no interrupt ({s:?}); polling");
-            None
-        }
-        None => None,
-    };
     let system = boot_partition_number();
     let mount = match mount_volumes(&volumes, system) {
         Ok(p) => p,
@@ -621,28 +634,23 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
     for (leaf, target) in mount.links.iter().filter(|l| l.0.len() == 2) {
         dbg_println!("storage: \\GLOBAL??\\{leaf} -> {target}");
     }
-    match interrupt {
-        Some(v) => dbg_println!("storage: port 0 interrupt connected (vector {v:#x})"),
-        None => dbg_println!("storage: port 0 polled"),
-    }
     let stack = Stack {
-        controller: c,
-        port: lock,
+        dr0,
+        _dr0_file: file as usize,
         disk: Disk {
             number: 0,
-            identify,
+            sectors,
+            sector_size: ss,
             gpt,
             removed: AtomicBool::new(false),
         },
         volumes,
         mount,
-        interrupt,
     };
     let boxed = crate::ex::pool::try_box(stack)?;
     let _ = STACK.set(boxed);
     let s = STACK.get().ok_or(STATUS_UNSUCCESSFUL)?;
-    // The device objects (\Driver\disk: DR0, \Driver\volmgr: the volumes);
-    // without them the stack still serves kernel callers.
+    // \Driver\volmgr and its volume devices.
     if let Err(e) = devices::create_devices() {
         dbg_println!("storage: device objects: {e:?}");
     }

@@ -70,6 +70,9 @@ fn dump(tree: &DeviceTree, n: &DeviceNode, flags: u64, depth: usize) {
         for &c in &n.children {
             dump(tree, &tree.nodes[c], flags, depth + 1);
         }
+        for c in super::devices::dynamic_children(n) {
+            dump(tree, c, flags, depth + 1);
+        }
     }
 }
 
