@@ -34,7 +34,10 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.what, self.status)
+        match self.status.name() {
+            Some(n) => write!(f, "{} ({})", self.what, n),
+            None => write!(f, "{} ({:#010x})", self.what, self.status.0),
+        }
     }
 }
 
