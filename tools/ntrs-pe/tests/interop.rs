@@ -70,9 +70,14 @@ struct Objdump {
     export_names: Vec<(u64, String)>,
     /// (type, size, RVA, file offset, "RSDS <signature> age <n> pdb <path>")
     debug: Vec<(u64, u64, u64, u64, Option<String>)>,
+    /// Base relocation blocks: (page RVA, block size, [(offset, type name)]).
+    relocs: Vec<RelocBlock>,
     /// UNWIND_INFO RVA -> decoded fields and codes, from the ".xdata" dump.
     unwind: BTreeMap<u64, Unwind>,
 }
+
+/// (page RVA, block size, [(offset, type name)]).
+type RelocBlock = (u64, u64, Vec<(u64, String)>);
 
 /// One UNWIND_INFO as objdump shows it: version, flags, number of codes,
 /// prologue size, frame offset (raw), frame register, (pc offset, operation)
@@ -135,6 +140,29 @@ fn parse_objdump(text: &str) -> Objdump {
         if l.starts_with("[Ordinal/Name Pointer] Table") {
             mode = "names";
             continue;
+        }
+        if l.starts_with("PE File Base Relocations") {
+            mode = "relocs";
+            continue;
+        }
+        if mode == "relocs" {
+            if let Some(x) = l.strip_prefix("Virtual Address: ") {
+                // "<page> Chunk size <n> (0x..) Number of fixups <m>"
+                let f: Vec<&str> = x.split_whitespace().collect();
+                d.relocs
+                    .push((hex(f[0]), f[3].parse().unwrap(), Vec::new()));
+                continue;
+            }
+            if let ["reloc", _, "offset", off, _, ty] = t.as_slice() {
+                let b = d.relocs.last_mut().expect("fixup before its block");
+                b.2.push((hex(off), ty.to_string()));
+                continue;
+            }
+            if !l.is_empty() {
+                mode = "";
+            } else {
+                continue;
+            }
         }
         if l.starts_with("The Function Table")
             || l.starts_with("PE File Base Relocations")
@@ -418,6 +446,24 @@ fn compare_with_objdump(files: &[PathBuf]) -> (BTreeMap<&'static str, usize>, us
             .collect();
         assert_eq!(dbg, od.debug, "{ctx}: debug directory");
         *compared.entry("debug").or_default() += dbg.len();
+        // Base relocations, block by block.
+        let rx = ntrs(&["--json", "relocations"], std::slice::from_ref(f));
+        let ours: Vec<RelocBlock> = rx[0]["relocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let e = b["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| (u(&e["offset"]), e["type"].as_str().unwrap().to_string()))
+                    .collect();
+                (u(&b["page_rva"]), u(&b["block_size"]), e)
+            })
+            .collect();
+        assert_eq!(ours, od.relocs, "{ctx}: base relocations");
+        *compared.entry("relocation").or_default() += ours.iter().map(|b| b.2.len()).sum::<usize>();
         // The exception directory's UNWIND_INFOs, decoded.
         let ux = ntrs(&["--json", "unwindinfo"], std::slice::from_ref(f));
         let mut ours = BTreeMap::new();
@@ -534,8 +580,9 @@ fn agrees_with_mingw_objdump_on_debian_pe_files() {
     );
     let (compared, checksummed) = compare_with_objdump(&files);
     assert!(
-        compared.get("unwind_info").copied().unwrap_or(0) >= 10_000,
-        "too few UNWIND_INFOs compared: {compared:?}"
+        compared.get("unwind_info").copied().unwrap_or(0) >= 10_000
+            && compared.get("relocation").copied().unwrap_or(0) >= 10_000,
+        "too few UNWIND_INFOs or relocations compared: {compared:?}"
     );
     assert!(
         checksummed >= 5,
