@@ -37,6 +37,11 @@ pub struct FormatOptions {
     pub hidden_sectors: u32,
     /// Timestamp for all system files (100 ns units since 1601).
     pub time: u64,
+    /// Generate 8.3 short names for long names (`format /S:enable`). The
+    /// default is off, as Windows 8 and later format data volumes; Windows
+    /// setup turns it on for the system volume. Stored in `$Volume`
+    /// (`$VOLUME_INFORMATION` flag 0x80 set when off).
+    pub short_names: bool,
 }
 
 impl Default for FormatOptions {
@@ -50,6 +55,7 @@ impl Default for FormatOptions {
             serial: 0x6E74_7273_4E54_4653,
             hidden_sectors: 0,
             time: crate::volume::fixed_clock(),
+            short_names: false,
         }
     }
 }
@@ -462,6 +468,9 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
     let mut vi = alloc::vec![0u8; 12];
     vi[8] = 3;
     vi[9] = 1;
+    if !o.short_names {
+        put16(&mut vi, 10, VOLUME_DISABLE_SHORT_NAMES);
+    }
     r.add(Attr::resident(AT_VOLUME_INFORMATION, &[], vi));
     r.add(Attr::resident(AT_DATA, &[], Vec::new()));
     root_names.push((make_ref(3, 3), f));

@@ -76,7 +76,10 @@ fn fixups_detect_torn_writes() {
 fn format_then_mount() {
     let mut v = fresh(16);
     assert_eq!(v.volume_name().unwrap(), "T");
-    assert_eq!(v.volume_version().unwrap(), (3, 1, 0));
+    assert_eq!(
+        v.volume_version().unwrap(),
+        (3, 1, VOLUME_DISABLE_SHORT_NAMES)
+    );
     let names: Vec<_> = v.read_dir(5).unwrap().into_iter().map(|d| d.name).collect();
     for n in [
         "$MFT", "$MFTMirr", "$LogFile", "$Volume", "$AttrDef", ".", "$Bitmap", "$Boot", "$BadClus",
@@ -776,4 +779,102 @@ fn emptied_leaves_borrow_and_merge() {
         assert_eq!(got.iter().collect::<Vec<_>>(), want);
         assert!(check(&mut v).unwrap().is_empty());
     }
+}
+
+fn names_of(v: &mut Volume<MemDevice>, n: u64) -> Vec<(String, u8)> {
+    let mut x: Vec<(String, u8)> = v
+        .stat(n)
+        .unwrap()
+        .names
+        .iter()
+        .map(|f| (f.name_string(), f.namespace))
+        .collect();
+    x.sort();
+    x
+}
+
+fn assert_clean(v: &mut Volume<MemDevice>) {
+    let p = check(v).unwrap();
+    assert!(p.is_empty(), "{p:?}");
+}
+
+#[test]
+fn names_get_windows_namespaces_and_short_names() {
+    let mut v = fresh(16);
+    assert!(!v.short_name_creation());
+    // 8.3 creation off (the default): long names are POSIX, 8.3 names Win32&DOS.
+    let a = v.write_file("/lower case.txt", b"a").unwrap();
+    let b = v.write_file("/UP.TXT", b"b").unwrap();
+    assert_eq!(names_of(&mut v, a), [("lower case.txt".into(), NS_POSIX)]);
+    assert_eq!(names_of(&mut v, b), [("UP.TXT".into(), NS_WIN32_AND_DOS)]);
+    // On: Win32 + generated DOS name; the setting is kept in $Volume.
+    v.set_short_name_creation(true).unwrap();
+    let mut v = Volume::open(v.into_device()).unwrap();
+    assert!(v.short_name_creation());
+    let mut files = Vec::new();
+    for i in 0..7 {
+        files.push(
+            v.write_file(&format!("/Some Stuff {i}.aspx"), b"x")
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        names_of(&mut v, files[0]),
+        [
+            ("SOMEST~1.ASP".into(), NS_DOS),
+            ("Some Stuff 0.aspx".into(), NS_WIN32)
+        ]
+    );
+    assert_eq!(names_of(&mut v, files[3])[0].0, "SOMEST~4.ASP");
+    let h = format!(
+        "{:04X}",
+        names::checksum(&"Some Stuff 4.aspx".encode_utf16().collect::<Vec<_>>())
+    );
+    assert_eq!(names_of(&mut v, files[4])[0].0, format!("SO{h}~1.ASP"));
+    // Lookups match either name, case-insensitively; listings hide DOS names.
+    assert_eq!(v.lookup("/somest~2.asp").unwrap(), files[1]);
+    assert_eq!(v.lookup("/SOME STUFF 1.ASPX").unwrap(), files[1]);
+    let listed: Vec<String> = v.read_dir(5).unwrap().into_iter().map(|d| d.name).collect();
+    assert!(!listed.iter().any(|n| n.contains('~')), "{listed:?}");
+    assert_clean(&mut v);
+    // Rename keeps the pair: a new short name for the new long name.
+    v.rename("/Some Stuff 0.aspx", "/Other name.html").unwrap();
+    assert_eq!(
+        names_of(&mut v, files[0]),
+        [
+            ("OTHERN~1.HTM".into(), NS_DOS),
+            ("Other name.html".into(), NS_WIN32)
+        ]
+    );
+    assert!(v.lookup("/SOMEST~1.ASP").is_err());
+    // Renamed to its own short name: one Win32&DOS name.
+    v.rename("/Other name.html", "/OTHERN~1.HTM").unwrap();
+    assert_eq!(
+        names_of(&mut v, files[0]),
+        [("OTHERN~1.HTM".into(), NS_WIN32_AND_DOS)]
+    );
+    // A case change of a long name.
+    v.rename("/Some Stuff 1.aspx", "/some stuff 1.aspx")
+        .unwrap();
+    assert_eq!(names_of(&mut v, files[1])[1].0, "some stuff 1.aspx");
+    assert_clean(&mut v);
+    // Delete through the short name removes both names.
+    v.remove("/SOMEST~3.ASP").unwrap();
+    assert!(v.lookup("/Some Stuff 2.aspx").is_err());
+    // Hard links are POSIX names; removing the Win32 name keeps the link.
+    v.link("/Some Stuff 3.aspx", "/hard link").unwrap();
+    v.remove("/Some Stuff 3.aspx").unwrap();
+    assert_eq!(names_of(&mut v, files[3]), [("hard link".into(), NS_POSIX)]);
+    // A directory with a long name gets a short name too.
+    let d = v.create("/Program Files", true).unwrap();
+    assert_eq!(names_of(&mut v, d)[0].0, "PROGRA~1");
+    v.write_file("/Program Files/readme.txt", b"r").unwrap();
+    // A lower-case name that fits 8.3 is its own short name.
+    let rd = v.lookup("/Program Files/readme.txt").unwrap();
+    assert_eq!(
+        names_of(&mut v, rd),
+        [("readme.txt".into(), NS_WIN32_AND_DOS)]
+    );
+    assert_eq!(v.read_file("/PROGRA~1/README.TXT").unwrap(), b"r");
+    assert_clean(&mut v);
 }
