@@ -878,3 +878,144 @@ fn names_get_windows_namespaces_and_short_names() {
     assert_eq!(v.read_file("/PROGRA~1/README.TXT").unwrap(), b"r");
     assert_clean(&mut v);
 }
+
+/// A fresh volume's metadata files laid out as Windows' format writes them
+/// (field by field, from Microsoft's and the libyal NTFS documentation and
+/// the tables mkntfs copies from Windows).
+#[test]
+fn format_matches_windows_layout() {
+    let mut v = fresh(16);
+    // $MFT:$BITMAP: records 0-15 and $Extend's 24-26 in use, 16-23 free.
+    let bm = v.read_stream_all(0, AT_BITMAP, &[]).unwrap();
+    assert_eq!(&bm[..4], &[0xFF, 0xFF, 0x00, 0x07]);
+    for n in 16..24 {
+        assert!(!v.read_record(n).unwrap().in_use(), "record {n}");
+    }
+    // $AttrDef: Windows' table, row by row (name, type, display rule,
+    // collation rule, flags, min, max).
+    let want: &[(&str, u32, u32, u32, i64, i64)] = &[
+        ("$STANDARD_INFORMATION", 0x10, 0, 0x40, 0x30, 0x48),
+        ("$ATTRIBUTE_LIST", 0x20, 0, 0x80, 0, -1),
+        ("$FILE_NAME", 0x30, 0, 0x42, 0x44, 0x242),
+        ("$OBJECT_ID", 0x40, 0, 0x40, 0, 0x100),
+        ("$SECURITY_DESCRIPTOR", 0x50, 0, 0x80, 0, -1),
+        ("$VOLUME_NAME", 0x60, 0, 0x40, 2, 0x100),
+        ("$VOLUME_INFORMATION", 0x70, 0, 0x40, 0xC, 0xC),
+        ("$DATA", 0x80, 0, 0, 0, -1),
+        ("$INDEX_ROOT", 0x90, 0, 0x40, 0, -1),
+        ("$INDEX_ALLOCATION", 0xA0, 0, 0x80, 0, -1),
+        ("$BITMAP", 0xB0, 0, 0x80, 0, -1),
+        ("$REPARSE_POINT", 0xC0, 0, 0x80, 0, 0x4000),
+        ("$EA_INFORMATION", 0xD0, 0, 0x40, 8, 8),
+        ("$EA", 0xE0, 0, 0, 0, 0x10000),
+        ("$LOGGED_UTILITY_STREAM", 0x100, 0, 0x80, 0, 0x10000),
+    ];
+    let ad = v.read_stream_all(4, AT_DATA, &[]).unwrap();
+    assert_eq!(ad.len(), 2560);
+    let u32at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let i64at = |b: &[u8], o: usize| i64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    for (i, (name, ty, coll, flags, min, max)) in want.iter().enumerate() {
+        let e = &ad[i * 160..(i + 1) * 160];
+        let got: Vec<u16> = e[..128]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|c| *c != 0)
+            .collect();
+        assert_eq!(String::from_utf16(&got).unwrap(), *name);
+        assert_eq!(
+            (
+                u32at(e, 0x80),
+                u32at(e, 0x84),
+                u32at(e, 0x88),
+                u32at(e, 0x8C)
+            ),
+            (*ty, 0, *coll, *flags),
+            "{name}"
+        );
+        assert_eq!((i64at(e, 0x90), i64at(e, 0x98)), (*min, *max), "{name}");
+    }
+    assert!(ad[want.len() * 160..].iter().all(|b| *b == 0));
+    // $Volume: a security descriptor (owner SYSTEM, group Administrators).
+    // The bytes of Windows' descriptor (as mkntfs writes it): O:SY G:BA
+    // D:(A;;0x12019f;;;SY)(A;;0x12019f;;;BA), DACL first.
+    let hex = "010004804800000054000000000000001400000002003400020000000000\
+               14009f011200010100000000000512000000000018009f011200010200\
+               0000000005200000002002000001010000000000051200000001020000\
+               000000052000000020020000";
+    let want: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let r3 = v.read_record(3).unwrap();
+    assert_eq!(
+        r3.find(AT_SECURITY_DESCRIPTOR, &[])
+            .unwrap()
+            .value()
+            .unwrap(),
+        want
+    );
+    assert_eq!(v.security_descriptor(3).unwrap().unwrap(), want);
+    // $UpCase:$Info: length 32, CRC-64 of the table, version fields 0.
+    let info = v.read_file("/$UpCase:$Info").unwrap();
+    let up = v.read_file("/$UpCase").unwrap();
+    assert_eq!(info.len(), 32);
+    assert_eq!(u32at(&info, 0), 32);
+    assert_eq!(
+        u64::from_le_bytes(info[8..16].try_into().unwrap()),
+        format::crc64(&up)
+    );
+    assert!(info[16..].iter().all(|b| *b == 0));
+    // $Secure:$SDH entries end in "I\0I\0".
+    let r9 = v.read_record(9).unwrap();
+    let sdh = r9
+        .find(AT_INDEX_ROOT, &"$SDH".encode_utf16().collect::<Vec<_>>())
+        .unwrap()
+        .value()
+        .unwrap()
+        .to_vec();
+    let e0 = 32; // root header 16 + node header 16
+    assert_eq!(u16::from_le_bytes([sdh[e0 + 8], sdh[e0 + 9]]), 0x30);
+    assert_eq!(u16::from_le_bytes([sdh[e0 + 2], sdh[e0 + 3]]), 20);
+    assert_eq!(&sdh[e0 + 0x2C..e0 + 0x30], b"I\0I\0");
+    // $Extend\$Quota: $O maps Administrators to owner 0x100; $Q has the
+    // defaults entry (owner 1) and owner 0x100 with its SID.
+    let q = v.lookup("/$Extend/$Quota").unwrap();
+    let rq = v.read_record(q).unwrap();
+    let root = |r: &record::Record, n: &str| {
+        let (_, e, _) = index::parse_root(
+            r.find(AT_INDEX_ROOT, &n.encode_utf16().collect::<Vec<_>>())
+                .unwrap()
+                .value()
+                .unwrap(),
+        )
+        .unwrap();
+        e
+    };
+    let o = root(&rq, "$O");
+    assert_eq!(o.len(), 2);
+    assert_eq!(o[0].key, format::administrators_sid());
+    assert_eq!(o[0].data, 0x100u32.to_le_bytes());
+    let qe = root(&rq, "$Q");
+    assert_eq!(qe.len(), 3);
+    assert_eq!(qe[0].key, 1u32.to_le_bytes());
+    assert_eq!(qe[0].data.len(), 48);
+    assert_eq!(qe[1].key, 0x100u32.to_le_bytes());
+    assert_eq!(&qe[1].data[48..], format::administrators_sid());
+    for e in &qe[..2] {
+        assert_eq!((u32at(&e.data, 0), u32at(&e.data, 4)), (2, 1)); // version, default limits
+        assert_eq!(i64at(&e.data, 24), -1); // threshold
+        assert_eq!(i64at(&e.data, 32), -1); // limit
+    }
+    // The serial comes from the format time: two volumes differ.
+    let s1 = v.boot.serial;
+    let v2 = format(
+        MemDevice::new(16 << 20),
+        &FormatOptions {
+            time: volume::fixed_clock() + 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_ne!(s1, v2.boot.serial);
+    assert_ne!(s1, 0);
+    assert_clean(&mut v);
+}
