@@ -17,6 +17,7 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::fmt;
 
 use nt::status::*;
@@ -174,6 +175,11 @@ pub struct Image<'a> {
     pub opt: OptionalHeader,
     pub directories: Vec<DataDirectory>,
     pub sections: Vec<SectionHeader>,
+    /// The file ranges `data` really holds, when the caller read only part
+    /// of the file (see [`Image::with_loaded_ranges`]); `None`: all of it.
+    loaded: Option<Vec<(usize, usize)>>,
+    /// A read fell outside `loaded`.
+    missed: Cell<bool>,
 }
 
 impl<'a> Image<'a> {
@@ -323,7 +329,40 @@ impl<'a> Image<'a> {
             opt,
             directories,
             sections,
+            loaded: None,
+            missed: Cell::new(false),
         })
+    }
+
+    /// Declares that only `ranges` (file offsets, end exclusive) of `data`
+    /// hold the file's bytes: a caller that read the headers and some
+    /// sections into a zero-filled buffer of the file's length. Every read
+    /// outside them then fails as if the bytes were absent and sets
+    /// [`Image::missed`], so the caller knows to read the whole file and
+    /// ask again; nothing is ever decoded from bytes that were not read.
+    /// The headers and section table (and the COFF string table, for long
+    /// section names) must be in the ranges before [`Image::parse`].
+    pub fn with_loaded_ranges(mut self, ranges: Vec<(usize, usize)>) -> Self {
+        self.loaded = Some(ranges);
+        self
+    }
+
+    /// Whether a read fell outside the ranges given to
+    /// [`Image::with_loaded_ranges`] (the answers may then be incomplete).
+    pub fn missed(&self) -> bool {
+        self.missed.get()
+    }
+
+    /// The file bytes `start..end`, if the file has them (and they were read).
+    pub fn file_bytes(&self, start: usize, end: usize) -> Option<&'a [u8]> {
+        let b = self.data.get(start..end)?;
+        if let Some(l) = &self.loaded {
+            if !l.iter().any(|&(a, z)| a <= start && end <= z) {
+                self.missed.set(true);
+                return None;
+            }
+        }
+        Some(b)
     }
 
     /// PE32+ (64-bit pointers in the optional header, TLS, thunks, load config).
@@ -348,8 +387,13 @@ impl<'a> Image<'a> {
         self.e_lfanew as usize + 24 + 64
     }
 
-    /// The checksum `CheckSumMappedFile` computes for this file.
+    /// The checksum `CheckSumMappedFile` computes for this file (it reads
+    /// every byte: with [`Image::with_loaded_ranges`] it sets
+    /// [`Image::missed`] unless one range covers the whole file).
     pub fn computed_checksum(&self) -> u32 {
+        if self.file_bytes(0, self.data.len()).is_none() {
+            return 0;
+        }
         pe_checksum(self.data, self.checksum_offset())
     }
 
@@ -376,7 +420,7 @@ impl<'a> Image<'a> {
             let end = (s.pointer_to_raw_data as usize)
                 .saturating_add(raw)
                 .min(data.len());
-            return data.get(start..end);
+            return self.file_bytes(start, end);
         }
         let headers = (self.opt.size_of_headers as usize).min(data.len());
         let first_section = self
@@ -386,7 +430,7 @@ impl<'a> Image<'a> {
             .min()
             .unwrap_or(usize::MAX);
         if (rva as usize) < headers && (rva as usize) < first_section {
-            return data.get(rva as usize..headers);
+            return self.file_bytes(rva as usize, headers);
         }
         None
     }
@@ -1568,8 +1612,7 @@ impl<'a> Image<'a> {
             let (debug_type, size, addr, ptr) = (r(12), r(16), r(20), r(24));
             let codeview = if debug_type == IMAGE_DEBUG_TYPE_CODEVIEW && size != 0 {
                 let raw = if ptr != 0 {
-                    self.data
-                        .get(ptr as usize..(ptr as usize).saturating_add(size as usize))
+                    self.file_bytes(ptr as usize, (ptr as usize).saturating_add(size as usize))
                 } else {
                     self.bytes_at(addr, size as usize)
                 };
@@ -1658,8 +1701,7 @@ impl<'a> Image<'a> {
         }
         let start = d.virtual_address as usize;
         let table = self
-            .data
-            .get(start..start.saturating_add(d.size as usize))
+            .file_bytes(start, start.saturating_add(d.size as usize))
             .ok_or_else(|| {
                 bad(format!(
                     "certificate table ({} bytes at file offset {:#x}) runs past the end of the file ({} bytes)",

@@ -1189,22 +1189,116 @@ enum Rendered {
     Failed(String),
 }
 
+/// File ranges read (start, end exclusive).
+type Ranges = Vec<(usize, usize)>;
+
+/// Files at least this large are read in part (see [`read_image`]).
+const PARTIAL_READ_MIN: usize = 1 << 20;
+
+/// Reads `path` for parsing. A large file is read in part unless `whole`:
+/// the headers, the COFF string table and every section but DWARF
+/// `.debug*` ones (most of a MinGW or Wine image), into a zero-filled
+/// buffer of the file's length, with the ranges read; `Image::missed` then
+/// says whether the parsers needed anything else.
+fn read_image(path: &Path, whole: bool) -> std::io::Result<(Vec<u8>, Option<Ranges>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len() as usize;
+    let read_all = |mut f: std::fs::File| {
+        let mut v = Vec::with_capacity(len);
+        f.read_to_end(&mut v).map(|_| (v, None))
+    };
+    if whole || len < PARTIAL_READ_MIN {
+        return read_all(f);
+    }
+    // Zero-filled (fresh pages from the allocator): what is not read is never touched.
+    let mut buf = vec![0u8; len];
+    let mut ranges = Vec::new();
+    let mut read = |buf: &mut [u8], start: usize, end: usize| -> std::io::Result<()> {
+        let end = end.min(len);
+        if start < end {
+            f.seek(SeekFrom::Start(start as u64))?;
+            f.read_exact(&mut buf[start..end])?;
+            ranges.push((start, end));
+        }
+        Ok(())
+    };
+    const HEAD: usize = 64 << 10;
+    read(&mut buf, 0, HEAD)?;
+    let r16 = |b: &[u8], o: usize| {
+        b.get(o..o + 2)
+            .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let r32 = |b: &[u8], o: usize| {
+        b.get(o..o + 4)
+            .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
+    };
+    let nt = r32(&buf, 0x3C);
+    let headers_end = nt + 24 + r16(&buf, nt + 20) + r16(&buf, nt + 6) * 40;
+    if headers_end > HEAD {
+        return read_all(f);
+    }
+    let (symtab, nsyms) = (r32(&buf, nt + 12), r32(&buf, nt + 16));
+    if symtab != 0 {
+        let strtab = symtab.saturating_add(nsyms.saturating_mul(18));
+        read(&mut buf, strtab, strtab.saturating_add(4))?;
+        let size = r32(&buf, strtab).min(len);
+        read(&mut buf, strtab, strtab.saturating_add(size))?;
+    }
+    let wanted: Vec<(usize, usize)> = match Image::parse(&buf) {
+        Ok(img) => img
+            .sections
+            .iter()
+            .filter(|s| !s.name.starts_with(".debug"))
+            .map(|s| {
+                let p = s.pointer_to_raw_data as usize;
+                (p, p.saturating_add(s.size_of_raw_data as usize))
+            })
+            .collect(),
+        Err(_) => {
+            return read_all(f);
+        }
+    };
+    for (a, z) in wanted {
+        read(&mut buf, a, z)?;
+    }
+    Ok((buf, Some(ranges)))
+}
+
 fn render(path: &Path, parts: &[Part], json_out: bool) -> Rendered {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(x) => return Rendered::Failed(x.to_string()),
-    };
-    let img = match Image::parse(&data) {
-        Ok(i) => i,
-        Err(x) => return Rendered::Failed(x.to_string()),
-    };
+    let mut whole = parts.contains(&Part::Checksum);
+    loop {
+        let (data, ranges) = match read_image(path, whole) {
+            Ok(d) => d,
+            Err(x) => return Rendered::Failed(x.to_string()),
+        };
+        let partial = ranges.is_some();
+        let img = match Image::parse(&data) {
+            Ok(i) => i,
+            Err(x) => return Rendered::Failed(x.to_string()),
+        };
+        let img = match ranges {
+            Some(r) => img.with_loaded_ranges(r),
+            None => img,
+        };
+        let out = render_image(path, &img, parts, json_out);
+        if partial && img.missed() {
+            // The parsers wanted bytes that were not read: read it all.
+            whole = true;
+            continue;
+        }
+        return out;
+    }
+}
+
+fn render_image(path: &Path, img: &Image, parts: &[Part], json_out: bool) -> Rendered {
     let mut ok = true;
     let ck = Checksum::default();
     if json_out {
         let mut m = serde_json::Map::new();
         m.insert("file".into(), Value::from(path.display().to_string()));
         for &p in parts {
-            match json_part(&img, &ck, p, &mut m) {
+            match json_part(img, &ck, p, &mut m) {
                 Ok(good) => ok &= good,
                 Err(x) => return Rendered::Failed(x),
             }
@@ -1213,7 +1307,7 @@ fn render(path: &Path, parts: &[Part], json_out: bool) -> Rendered {
     } else {
         let mut o = format!("\nDump of file {}\n\n", path.display());
         for &p in parts {
-            match text_part(&img, &ck, p, &mut o) {
+            match text_part(img, &ck, p, &mut o) {
                 Ok(good) => ok &= good,
                 Err(x) => return Rendered::Failed(x),
             }

@@ -302,3 +302,58 @@ fn a_closed_pipe_ends_the_command_quietly() {
     assert!(o.status.success(), "{:?} {e}", o.status);
     assert!(e.is_empty(), "{e}");
 }
+
+/// A large file is read in part (headers and non-debug sections); when a
+/// structure points into a section that was not read, ntrs-pe reads the
+/// whole file and shows the same thing as for a small file.
+#[test]
+fn large_files_read_in_part_show_everything() {
+    let mut b = std::fs::read(corpus("seed-rich64.bin")).unwrap();
+    let certs = b.split_off(0x1400); // headers + .text; the certificate table is dropped
+    drop(certs);
+    let dd = 0x84 + 20 + 112;
+    b[dd + 4 * 8..dd + 4 * 8 + 8].fill(0); // no certificate directory
+                                           // A second section, ".debug_a", 1 MiB at RVA 0x2000, holding the imported DLL's name.
+    b[0x86..0x88].copy_from_slice(&2u16.to_le_bytes());
+    let sh = 0x84 + 20 + 240 + 40;
+    b[sh..sh + 8].copy_from_slice(b".debug_a");
+    for (o, v) in [
+        (8, 0x10_0000u32),
+        (12, 0x2000),
+        (16, 0x10_0000),
+        (20, 0x1400),
+        (36, 0x4200_0040),
+    ] {
+        b[sh + o..sh + o + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    b.resize(0x1400 + 0x10_0000, 0);
+    b[0x1400..0x1400 + 9].copy_from_slice(b"FAR32.dll");
+    let small_imports = ok(&["imports", &corpus("seed-rich64.bin")]);
+    let dir = std::env::temp_dir().join(format!("ntrs-pe-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("large.dll");
+    std::fs::write(&p, &b).unwrap();
+    let ps = p.to_str().unwrap();
+    // Exports are all in .text: read in part.
+    let small = ok(&["exports", &corpus("seed-rich64.bin")]);
+    let large = ok(&["exports", ps]);
+    assert_eq!(
+        small.lines().skip(2).collect::<Vec<_>>(),
+        large.lines().skip(2).collect::<Vec<_>>()
+    );
+    assert!(ok(&["headers", ps]).contains(".debug_a name"));
+    // The import descriptor's name moves into .debug_a: only the whole file has it.
+    let desc = 0x400 + 0x200 + 12;
+    b[desc..desc + 4].copy_from_slice(&0x2000u32.to_le_bytes());
+    std::fs::write(&p, &b).unwrap();
+    let i = ok(&["imports", ps]);
+    assert!(i.contains("    FAR32.dll\n"), "{i}");
+    assert_eq!(
+        i.replace("FAR32.dll", "KERNEL32.dll")
+            .lines()
+            .skip(2)
+            .collect::<Vec<_>>(),
+        small_imports.lines().skip(2).collect::<Vec<_>>()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

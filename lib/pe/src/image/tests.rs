@@ -703,3 +703,42 @@ fn inspect_fuzz_corpus_replays_without_panic() {
     }
     assert!(n >= 10, "corpus at {} has only {n} files", dir.display());
 }
+
+#[test]
+fn partially_read_files_report_what_they_miss() {
+    let f = rich(true);
+    let full = Image::parse(&f).unwrap();
+    // Only the headers were read: the section's bytes are zeros the parsers never see.
+    let mut part = f.clone();
+    part[SEC..SEC + 0x1000].fill(0);
+    let img = Image::parse(&part)
+        .unwrap()
+        .with_loaded_ranges(vec![(0, SEC)]);
+    assert!(!img.missed());
+    assert!(img.imports().is_err());
+    assert!(img.missed());
+    // Headers and the section: everything but the certificate table and checksum.
+    let img = Image::parse(&f)
+        .unwrap()
+        .with_loaded_ranges(vec![(0, SEC), (SEC, SEC + 0x1000)]);
+    assert_eq!(img.imports().unwrap(), full.imports().unwrap());
+    assert_eq!(img.exports().unwrap(), full.exports().unwrap());
+    assert_eq!(
+        img.debug_directory().unwrap(),
+        full.debug_directory().unwrap()
+    );
+    assert!(!img.missed());
+    assert!(img.certificates().is_err());
+    assert!(img.missed());
+    let img = Image::parse(&f)
+        .unwrap()
+        .with_loaded_ranges(vec![(0, SEC + 0x1000)]);
+    let _ = img.computed_checksum();
+    assert!(img.missed());
+    let img = Image::parse(&f)
+        .unwrap()
+        .with_loaded_ranges(vec![(0, f.len())]);
+    assert_eq!(img.computed_checksum(), full.computed_checksum());
+    assert_eq!(img.certificates().unwrap(), full.certificates().unwrap());
+    assert!(!img.missed());
+}
