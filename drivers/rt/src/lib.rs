@@ -9,7 +9,8 @@
 pub use wdk;
 
 #[cfg(feature = "alloc")]
-pub mod pool_alloc;
+pub mod heap;
+pub mod request;
 
 use core::fmt::{self, Write};
 

@@ -20,3 +20,4 @@ pub mod guid;
 pub mod mountmgr;
 pub mod request;
 pub mod scsi;
+pub mod volume;

@@ -17,13 +17,19 @@ pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
 pub mod kernel;
+pub mod mountdev;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
+#[cfg(feature = "driver")]
+pub mod ntoskrnl_pnp;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl_storage;
 pub mod ob;
 pub mod pnp;
+pub mod pnpnotify;
+pub mod registry;
 pub mod scsi;
+pub mod volmgr;
 
 pub use base::*;
 pub use consts::*;
@@ -33,6 +39,8 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+#[cfg(feature = "driver")]
+pub use ntoskrnl_pnp::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl_storage::*;
 pub use ob::*;

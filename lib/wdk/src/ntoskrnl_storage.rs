@@ -3,10 +3,11 @@
 //! interrupts, `MmMapIoSpace`): contiguous DMA memory and physical
 //! addresses (ntos/exports/mm.txt), DPCs (ntos/exports/ke-dpc.txt),
 //! `IoGetConfigurationInformation` (ntos/exports/io-config.txt) and
-//! `ZwCreateDirectoryObject`/`ZwClose` (ntos/exports/ob-directory.txt).
+//! `ZwCreateDirectoryObject` (ntos/exports/ob-directory.txt; `ZwClose` is
+//! cm-zw.txt's).
 
 use crate::base::*;
-use crate::ob::OBJECT_ATTRIBUTES;
+use crate::registry::OBJECT_ATTRIBUTES;
 use crate::scsi::CONFIGURATION_INFORMATION;
 use core::ffi::c_void;
 
@@ -40,5 +41,4 @@ extern "system" {
         DesiredAccess: ACCESS_MASK,
         ObjectAttributes: *mut OBJECT_ATTRIBUTES,
     ) -> nt::NtStatus;
-    pub fn ZwClose(Handle: HANDLE) -> nt::NtStatus;
 }

@@ -1,4 +1,4 @@
-//! `ZwCreateDirectoryObject` and `ZwClose` for drivers (class drivers
+//! `ZwCreateDirectoryObject` for drivers (class drivers
 //! create `\Device\Harddisk<n>` this way). Kernel-mode callers only: the
 //! name is absolute (a `RootDirectory` is `STATUS_NOT_IMPLEMENTED`), the
 //! attributes `OBJ_PERMANENT`, `OBJ_OPENIF`, `OBJ_CASE_INSENSITIVE` and
@@ -87,11 +87,4 @@ pub unsafe extern "system" fn ZwCreateDirectoryObject(
         }
         Err(e) => e,
     }
-}
-
-/// `ZwClose` export (kernel handles and the system process's).
-#[no_mangle]
-#[allow(non_snake_case)]
-pub extern "system" fn ZwClose(Handle: HANDLE) -> NtStatus {
-    super::handle::nt_close(Handle as u64)
 }

@@ -1,34 +1,27 @@
-//! The storage stack's upper half (*Windows Internals* 7th ed., Part 1
-//! ch. 6 "I/O system"/"Storage" and Part 2 ch. 11 "The mount manager").
-//! The port and class drivers are loaded images on a PnP device stack:
-//! storahci.sys (the AHCI controller's FDO, one PDO per disk, `IRP_MJ_SCSI`)
-//! and disk.sys (`\Device\Harddisk0\DR0`, an FDO on storahci's disk PDO);
-//! see drivers/storahci and drivers/disk. What is still built into the
-//! kernel (interim, docs/storage.md lists every difference) works over
-//! `\Device\Harddisk0\DR0` by sending it IRPs:
-//!
-//! - **partmgr**: the GPT, read through DR0 and validated by
-//!   `lib/storage::gpt`, one partition per used entry
-//!   (`\Device\Harddisk0\PartitionN` links);
-//! - **volmgr**: `\Device\HarddiskVolumeN` for partition N (reads and
-//!   writes become DR0 requests at the partition's offset);
-//! - **mountmgr**: `\GLOBAL??\C:` and `\GLOBAL??\Volume{guid}` links and
-//!   the `MountedDevices` values.
+//! The storage stack (*Windows Internals* 7th ed., Part 1 ch. 6 "I/O
+//! system"/"Storage" and Part 2 ch. 11 "The mount manager") is loaded
+//! drivers on PnP device stacks (docs/storage.md): storahci.sys (the AHCI
+//! controller's FDO, one PDO per disk, `IRP_MJ_SCSI`), disk.sys
+//! (`\Device\Harddisk0\DR0`, the FDO on storahci's disk PDO) with
+//! partmgr.sys as the disk class's upper filter, volmgr.sys and
+//! mountmgr.sys. What stays here is the kernel's own use of the disk: the
+//! boot device record mountmgr reads, and [`Stack`], which opens
+//! `\Device\Harddisk0\DR0` and sends it IRPs (for the boot tests and the
+//! benchmarks).
 
-pub mod devices;
 pub mod tests;
+pub mod tests_volume;
 
 use crate::dbg_println;
 use crate::ob::object::Mode;
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use nt::status::*;
 use nt::NtStatus;
 use once_cell::race::OnceBox;
-use storage::disk::{self as dk, as_bytes};
+use storage::disk as dk;
 use storage::gpt::{self, Gpt, SectorSource};
-use storage::mountmgr::{self, Plan};
+use storage::mountmgr;
 use storage::request;
 use wdk::{DEVICE_OBJECT, IO_STATUS_BLOCK, KEVENT};
 
@@ -37,8 +30,6 @@ use wdk::{DEVICE_OBJECT, IO_STATUS_BLOCK, KEVENT};
 pub enum Device {
     /// `\Device\Harddisk<n>\DR<n>`.
     Disk(u32),
-    /// `\Device\HarddiskVolume<n>`.
-    Volume(u32),
 }
 
 /// Disk 0 as the upper half sees it (from disk.sys's answers).
@@ -56,14 +47,6 @@ pub struct Disk {
     pub removed: AtomicBool,
 }
 
-/// A volume (one GPT partition).
-pub struct Volume {
-    /// N of HarddiskVolumeN (= the partition number).
-    pub number: u32,
-    /// Its partition entry.
-    pub partition: gpt::Partition,
-}
-
 /// The storage stack of the boot disk.
 pub struct Stack {
     /// The top of `\Device\Harddisk0\DR0`'s device stack.
@@ -72,10 +55,6 @@ pub struct Stack {
     _dr0_file: usize,
     /// Disk 0.
     pub disk: Disk,
-    /// Its volumes.
-    pub volumes: Vec<Volume>,
-    /// What the mount manager created.
-    pub mount: Plan,
 }
 
 // SAFETY: the raw pointers name a device and file object that stay
@@ -269,37 +248,6 @@ impl SectorSource for Dr0Source {
     }
 }
 
-/// Writes `out` with as much of `answer` as fits when `out` holds at least
-/// `fixed` bytes; `STATUS_BUFFER_TOO_SMALL` otherwise.
-fn answer_fixed(answer: &[u8], fixed: usize, out: &mut [u8]) -> (NtStatus, usize) {
-    match dk::fit(answer, fixed, out.len()) {
-        Err(s) => (s, 0),
-        Ok((n, _)) => {
-            out[..n].copy_from_slice(&answer[..n]);
-            (STATUS_SUCCESS, n)
-        }
-    }
-}
-
-/// A `MOUNTDEV_NAME`/`MOUNTDEV_UNIQUE_ID` answer: u16 length then the bytes;
-/// a buffer that holds only the header gets the length and
-/// `STATUS_BUFFER_OVERFLOW`, as the mount manager expects.
-fn answer_mountdev(data: &[u8], out: &mut [u8]) -> (NtStatus, usize) {
-    if out.len() < 2 {
-        return (STATUS_BUFFER_TOO_SMALL, 0);
-    }
-    out[..2].copy_from_slice(&(data.len() as u16).to_le_bytes());
-    if out.len() < 2 + data.len() {
-        return (STATUS_BUFFER_OVERFLOW, 2);
-    }
-    out[2..2 + data.len()].copy_from_slice(data);
-    (STATUS_SUCCESS, 2 + data.len())
-}
-
-fn utf16(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(|c| c.to_le_bytes()).collect()
-}
-
 impl Stack {
     /// Sector size of the disk.
     pub fn sector_size(&self) -> u32 {
@@ -311,25 +259,11 @@ impl Stack {
         self.disk.sectors * self.sector_size() as u64
     }
 
-    fn volume(&self, n: u32) -> Result<&Volume, NtStatus> {
-        self.volumes
-            .iter()
-            .find(|v| v.number == n)
-            .ok_or(STATUS_NO_SUCH_DEVICE)
-    }
-
     /// (first LBA, bytes) of a device.
     fn extent(&self, dev: Device) -> Result<(u64, u64), NtStatus> {
         match dev {
             Device::Disk(0) => Ok((0, self.disk_bytes())),
             Device::Disk(_) => Err(STATUS_NO_SUCH_DEVICE),
-            Device::Volume(n) => {
-                let v = self.volume(n)?;
-                Ok((
-                    v.partition.first_lba,
-                    v.partition.sectors() * self.sector_size() as u64,
-                ))
-            }
         }
     }
 
@@ -385,51 +319,15 @@ impl Stack {
         self.dr0 as *mut DEVICE_OBJECT
     }
 
-    /// `IRP_MJ_DEVICE_CONTROL` with a METHOD_BUFFERED output buffer: the
-    /// status and `IoStatus.Information`.
+    /// `IRP_MJ_DEVICE_CONTROL` with a METHOD_BUFFERED output buffer to DR0
+    /// (disk.sys answers): the status and `IoStatus.Information`.
     pub fn ioctl(&self, dev: Device, code: u32, out: &mut [u8]) -> (NtStatus, usize) {
         if self.disk.removed.load(Ordering::Acquire) {
             return (STATUS_NO_SUCH_DEVICE, 0);
         }
-        let ss = self.sector_size();
-        match (dev, code) {
-            // The whole disk: disk.sys answers.
-            (Device::Disk(0), _) => dr0_ioctl(self.dr0, code, &[], out),
-            (Device::Volume(n), dk::IOCTL_DISK_GET_PARTITION_INFO_EX) => match self.volume(n) {
-                Ok(v) => {
-                    let p = dk::partition_info(&v.partition, ss);
-                    answer_fixed(as_bytes(&p), as_bytes(&p).len(), out)
-                }
-                Err(s) => (s, 0),
-            },
-            (_, dk::IOCTL_DISK_GET_LENGTH_INFO) => match self.extent(dev) {
-                Ok((_, bytes)) => {
-                    let l = dk::GET_LENGTH_INFORMATION {
-                        Length: bytes as i64,
-                    };
-                    answer_fixed(as_bytes(&l), 8, out)
-                }
-                Err(s) => (s, 0),
-            },
-            (_, dk::IOCTL_STORAGE_GET_DEVICE_NUMBER) => {
-                let n = dk::STORAGE_DEVICE_NUMBER {
-                    DeviceType: wdk::consts::FILE_DEVICE_DISK,
-                    DeviceNumber: self.disk.number,
-                    PartitionNumber: match dev {
-                        Device::Disk(_) => 0,
-                        Device::Volume(n) => n,
-                    },
-                };
-                answer_fixed(as_bytes(&n), 12, out)
-            }
-            (Device::Volume(n), dk::IOCTL_MOUNTDEV_QUERY_UNIQUE_ID) => match self.volume(n) {
-                Ok(v) => answer_mountdev(&mountmgr::gpt_unique_id(&v.partition.unique_guid), out),
-                Err(s) => (s, 0),
-            },
-            (Device::Volume(n), dk::IOCTL_MOUNTDEV_QUERY_DEVICE_NAME) => {
-                answer_mountdev(&utf16(&mountmgr::volume_device_name(n)), out)
-            }
-            _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
+        match dev {
+            Device::Disk(0) => dr0_ioctl(self.dr0, code, &[], out),
+            Device::Disk(_) => (STATUS_NO_SUCH_DEVICE, 0),
         }
     }
 
@@ -446,13 +344,6 @@ impl Stack {
         for _ in 0..::ob::namespace::MAX_REPARSE {
             if path.eq_ignore_ascii_case(&mountmgr::disk_device_name(self.disk.number)) {
                 return Ok(Device::Disk(self.disk.number));
-            }
-            if let Some(v) = self
-                .volumes
-                .iter()
-                .find(|v| path.eq_ignore_ascii_case(&mountmgr::volume_device_name(v.number)))
-            {
-                return Ok(Device::Volume(v.number));
             }
             path = symbolic_link_target(&path)?;
         }
@@ -474,89 +365,36 @@ pub fn symbolic_link_target(path: &str) -> Result<String, NtStatus> {
     })
 }
 
-/// Creates a permanent directory or symbolic link object (an existing one
-/// of the same kind is kept).
-fn create_object(path: &str, link: Option<&str>) -> Result<(), NtStatus> {
-    use ::ob::namespace::{Body, TYPE_DIRECTORY, TYPE_SYMBOLIC_LINK};
-    let (ty, body) = match link {
-        Some(t) => (TYPE_SYMBOLIC_LINK, Body::SymbolicLink(String::from(t))),
-        None => (TYPE_DIRECTORY, Body::Directory(Vec::new())),
-    };
-    crate::ob::with_namespace(|ns| {
-        let (id, st) = ns.insert(
-            path,
-            ::ob::OBJ_PERMANENT | ::ob::OBJ_CASE_INSENSITIVE | ::ob::OBJ_OPENIF,
-            ty,
-            body,
-        )?;
-        if st == STATUS_OBJECT_NAME_EXISTS {
-            // OBJ_OPENIF referenced the existing object; ours is not needed.
-            let _ = ns.dereference(id, true);
-        }
-        Ok(())
-    })
-}
+/// Where Windows records the ARC name of the boot partition.
+const CONTROL_KEY: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Control";
 
-/// The system partition number from the loader's ARC boot device name
-/// (`multi(0)disk(0)rdisk(0)partition(N)`).
-fn boot_partition_number() -> Option<u32> {
+/// Records the loader's ARC boot device name
+/// (`multi(0)disk(0)rdisk(0)partition(N)`) as `Control\SystemBootDevice`
+/// (REG_SZ), as Windows does; mountmgr.sys reads it to find the system
+/// volume. Runs before the boot drivers load.
+pub fn record_boot_device() -> NtStatus {
+    use crate::cm::*;
     // SAFETY: the loader string lives in MemoryData pages that stay mapped.
     let arc = unsafe { crate::rtl::loader_block().arc_boot_device_name.as_str() };
-    let lower = arc.to_ascii_lowercase();
-    let rest = &lower[lower.find("partition(")? + "partition(".len()..];
-    rest[..rest.find(')')?].parse().ok()
-}
-
-const MOUNTED_DEVICES: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\MountedDevices";
-
-/// The mount manager: reads its database (`MountedDevices`), plans the
-/// names for the volumes, creates the `\GLOBAL??` links and writes the values.
-fn mount_volumes(volumes: &[Volume], system: Option<u32>) -> Result<Plan, NtStatus> {
-    use crate::cm::*;
-    let (h, _) = nt_create_key(MOUNTED_DEVICES, KEY_ALL_ACCESS, 0, Mode::KernelMode)?;
-    let mut existing = Vec::new();
-    let mut i = 0;
-    while let Ok(v) = nt_enumerate_value_key(h, i, Mode::KernelMode) {
-        if v.value_type == REG_BINARY {
-            existing.push((v.name, v.data));
-        }
-        i += 1;
-    }
-    let vols: Vec<mountmgr::Volume> = volumes
-        .iter()
-        .map(|v| mountmgr::Volume {
-            device: mountmgr::volume_device_name(v.number),
-            unique_id: mountmgr::gpt_unique_id(&v.partition.unique_guid).to_vec(),
-            partition_guid: Some(v.partition.unique_guid),
-            partition_type: v.partition.type_guid,
-            attributes: v.partition.attributes,
-            system: Some(v.number) == system,
-        })
-        .collect();
-    let plan = mountmgr::plan(&vols, &existing);
-    let mut status = STATUS_SUCCESS;
-    for (leaf, target) in &plan.links {
-        if let Err(s) = create_object(&alloc::format!("\\GLOBAL??\\{leaf}"), Some(target)) {
-            status = s;
-        }
-    }
-    for (name, data) in &plan.values {
-        let s = nt_set_value_key(h, name, REG_BINARY, data, Mode::KernelMode);
-        if s != STATUS_SUCCESS {
-            status = s;
-        }
-    }
+    let (h, _) = match nt_create_key(CONTROL_KEY, KEY_ALL_ACCESS, 0, Mode::KernelMode) {
+        Ok(v) => v,
+        Err(s) => return s,
+    };
+    let s = nt_set_value_key(
+        h,
+        "SystemBootDevice",
+        REG_SZ,
+        &crate::io::pnp::registry::reg_sz(arc),
+        Mode::KernelMode,
+    );
     crate::ob::handle::nt_close(h);
-    if status != STATUS_SUCCESS {
-        return Err(status);
-    }
-    Ok(plan)
+    s
 }
 
-/// Brings the built-in upper half up once disk.sys started DR0: opens
-/// `\Device\Harddisk0\DR0`, reads its geometry and length (disk.sys's
-/// IOCTLs) and the partition table (reads through DR0), and creates the
-/// partition and volume names and the mount manager's.
+/// Opens `\\Device\\Harddisk0\\DR0` once disk.sys started it (the PnP
+/// manager built the disk's stack: storahci's PDO, disk's FDO, partmgr
+/// above) and reads its geometry, length (disk.sys's IOCTLs) and partition
+/// table (reads through DR0), for the kernel's tests and benchmarks.
 pub fn initialize() -> Result<&'static Stack, NtStatus> {
     let _tag = crate::ex::pool::PoolTag::enter(*b"Disk");
     let dr0_name = mountmgr::disk_device_name(0);
@@ -584,56 +422,13 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
         });
     }
     let sectors = u64::from_le_bytes(len) / ss as u64;
-    let gpt = gpt::read(&mut Dr0Source { dr0, ss }, ss, sectors);
-    let gpt = match gpt {
-        Ok(g) => {
-            if let Some(e) = &g.primary_error {
-                dbg_println!("storage: primary GPT bad ({e}), using the backup");
-            }
-            if let Some(e) = &g.backup_error {
-                dbg_println!("storage: backup GPT bad ({e})");
-            }
-            Some(g)
-        }
+    let gpt = match gpt::read(&mut Dr0Source { dr0, ss }, ss, sectors) {
+        Ok(g) => Some(g),
         Err(e) => {
             dbg_println!("storage: no usable partition table: {e}");
             None
         }
     };
-    let volumes: Vec<Volume> = gpt
-        .as_ref()
-        .map(|g| {
-            g.partitions
-                .iter()
-                .map(|p| Volume {
-                    number: p.number,
-                    partition: p.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    // partmgr's names (disk.sys made \Device\Harddisk0, Partition0 and
-    // \GLOBAL??\PhysicalDrive0): PartitionN -> HarddiskVolumeN and
-    // \GLOBAL??\Harddisk0PartitionN.
-    for v in &volumes {
-        let vol = mountmgr::volume_device_name(v.number);
-        create_object(&mountmgr::partition_device_name(0, v.number), Some(&vol))?;
-        create_object(
-            &alloc::format!("\\GLOBAL??\\Harddisk0Partition{}", v.number),
-            Some(&vol),
-        )?;
-    }
-    let system = boot_partition_number();
-    let mount = match mount_volumes(&volumes, system) {
-        Ok(p) => p,
-        Err(s) => {
-            dbg_println!("storage: mount manager: {s:?}");
-            Plan::default()
-        }
-    };
-    for (leaf, target) in mount.links.iter().filter(|l| l.0.len() == 2) {
-        dbg_println!("storage: \\GLOBAL??\\{leaf} -> {target}");
-    }
     let stack = Stack {
         dr0,
         _dr0_file: file as usize,
@@ -644,15 +439,8 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
             gpt,
             removed: AtomicBool::new(false),
         },
-        volumes,
-        mount,
     };
     let boxed = crate::ex::pool::try_box(stack)?;
     let _ = STACK.set(boxed);
-    let s = STACK.get().ok_or(STATUS_UNSUCCESSFUL)?;
-    // \Driver\volmgr and its volume devices.
-    if let Err(e) = devices::create_devices() {
-        dbg_println!("storage: device objects: {e:?}");
-    }
-    Ok(s)
+    STACK.get().ok_or(STATUS_UNSUCCESSFUL)
 }
