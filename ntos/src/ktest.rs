@@ -306,6 +306,7 @@ const ALL: &[&[Test]] = &[
     crate::ex::tests::TESTS,
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,
+    crate::io::tests_apc::TESTS,
     crate::io::tests_load::TESTS,
     crate::io::pnp::tests::TESTS,
     crate::storage::tests::TESTS,
