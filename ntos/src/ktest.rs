@@ -300,6 +300,7 @@ const TESTS: &[Test] = &[
 const ALL: &[&[Test]] = &[
     TESTS,
     crate::ke::tests::TESTS,
+    crate::ke::tests_dispobj::TESTS,
     crate::ob::tests::TESTS,
     crate::mm::tests::TESTS,
     crate::mm::ldr_tests::TESTS,

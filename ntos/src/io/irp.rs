@@ -444,11 +444,23 @@ unsafe fn finish_thread_request(irp: *mut IRP, ext: *mut IrpExt, boost: i8) {
 /// Heads of the threads' IRP lists (`ETHREAD.IrpList`), by thread id: the
 /// first IRP's address. IRPs link through `ThreadListEntry`, whose
 /// `Flink`/`Blink` hold the next/previous IRP's address (ntrs has no
-/// `ETHREAD` to hold a `LIST_ENTRY` head).
-static THREAD_IRPS: SpinLocked<
-    [u64; crate::ke::thread::MAX_THREADS],
-    { crate::ke::DISPATCH_LEVEL },
-> = SpinLocked::new([0; crate::ke::thread::MAX_THREADS]);
+/// `ETHREAD` to hold a `LIST_ENTRY` head). As in NT, only the thread itself
+/// changes its list (issuing a request, its completion APC, its exit), with
+/// its APCs held off (a guarded region, or at APC_LEVEL in the APC), so no
+/// lock is needed; the slots are atomics because the array is shared.
+static THREAD_IRPS: [AtomicU64; crate::ke::thread::MAX_THREADS] =
+    [const { AtomicU64::new(0) }; crate::ke::thread::MAX_THREADS];
+
+/// Runs `f` with the current thread's APCs held off (its IRP list's lock).
+fn with_apcs_held_off<R>(f: impl FnOnce() -> R) -> R {
+    if crate::ke::irql() >= crate::ke::APC_LEVEL {
+        return f();
+    }
+    crate::ke::apc::ke_enter_guarded_region();
+    let r = f();
+    crate::ke::apc::ke_leave_guarded_region();
+    r
+}
 
 /// `IopQueueThreadIrp`: puts a thread's request on the issuing thread's IRP
 /// list (before it is sent), so thread exit can cancel it.
@@ -460,17 +472,21 @@ pub unsafe fn queue_thread_irp(irp: *mut IRP) {
     unsafe {
         let Some(ext) = ext_of(irp) else { return };
         let tid = (*ext).thread as usize;
-        if tid == 0 || tid >= crate::ke::thread::MAX_THREADS || (*ext).on_thread_list {
+        if tid != crate::ke::sched::current_thread_id() as usize
+            || tid >= crate::ke::thread::MAX_THREADS
+            || (*ext).on_thread_list
+        {
             return;
         }
-        THREAD_IRPS.with(|h| {
-            let first = h[tid];
+        with_apcs_held_off(|| {
+            let head = &THREAD_IRPS[tid];
+            let first = head.load(Ordering::Relaxed);
             (*irp).ThreadListEntry.Flink = first as *mut LIST_ENTRY;
             (*irp).ThreadListEntry.Blink = ptr::null_mut();
             if first != 0 {
                 (*(first as *mut IRP)).ThreadListEntry.Blink = irp as *mut LIST_ENTRY;
             }
-            h[tid] = irp as u64;
+            head.store(irp as u64, Ordering::Relaxed);
             (*ext).on_thread_list = true;
         });
     }
@@ -484,14 +500,16 @@ unsafe fn dequeue_thread_irp(irp: *mut IRP) {
     // SAFETY: the caller guarantees the IRP; list members are live IRPs.
     unsafe {
         let Some(ext) = ext_of(irp) else { return };
-        THREAD_IRPS.with(|h| {
-            if !(*ext).on_thread_list {
-                return;
-            }
+        if !(*ext).on_thread_list {
+            return;
+        }
+        with_apcs_held_off(|| {
             let next = (*irp).ThreadListEntry.Flink as *mut IRP;
             let prev = (*irp).ThreadListEntry.Blink as *mut IRP;
             if prev.is_null() {
-                h[(*ext).thread as usize] = next as u64;
+                if let Some(h) = THREAD_IRPS.get((*ext).thread as usize) {
+                    h.store(next as u64, Ordering::Relaxed);
+                }
             } else {
                 (*prev).ThreadListEntry.Flink = next as *mut LIST_ENTRY;
             }
@@ -504,17 +522,21 @@ unsafe fn dequeue_thread_irp(irp: *mut IRP) {
     }
 }
 
-/// The IRPs on thread `tid`'s list (newest first).
-pub fn thread_irps(tid: u32) -> Vec<*mut IRP> {
+/// The IRPs on the current thread's list (newest first).
+pub fn thread_irps() -> Vec<*mut IRP> {
+    let tid = crate::ke::sched::current_thread_id() as usize;
     let mut v = Vec::new();
-    THREAD_IRPS.with(|h| {
-        let mut cur = h.get(tid as usize).copied().unwrap_or(0);
+    with_apcs_held_off(|| {
+        let mut cur = THREAD_IRPS
+            .get(tid)
+            .map_or(0, |h| h.load(Ordering::Relaxed));
         while cur != 0 {
             if crate::ex::pool::try_reserve(&mut v, 1).is_err() {
                 break;
             }
             v.push(cur as *mut IRP);
-            // SAFETY: list members are live IRPs while the list is locked.
+            // SAFETY: members of this thread's list are live IRPs while its
+            // APCs (which finish them) are held off.
             cur = unsafe { (*(cur as *mut IRP)).ThreadListEntry.Flink as u64 };
         }
     });
@@ -528,7 +550,10 @@ pub fn thread_irps(tid: u32) -> Vec<*mut IRP> {
 /// they complete in their completing context, their status block
 /// untouched).
 pub fn io_cancel_thread_io(tid: u32) {
-    for irp in thread_irps(tid) {
+    if tid != crate::ke::sched::current_thread_id() {
+        return;
+    }
+    for irp in thread_irps() {
         // SAFETY: the IRP was on the list a moment ago and is still live:
         // a request on this thread's list is finished only in this thread
         // (its completion APC, or the short cut on this thread), and this
@@ -536,16 +561,20 @@ pub fn io_cancel_thread_io(tid: u32) {
         unsafe { io_cancel_irp(irp) };
     }
     for _ in 0..500 {
-        if thread_irps(tid).is_empty() {
+        if thread_irps().is_empty() {
             return;
         }
         crate::ke::sched::ke_delay_execution_thread(100_000);
     }
-    THREAD_IRPS.with(|h| {
-        let mut cur = h.get(tid as usize).copied().unwrap_or(0);
+    with_apcs_held_off(|| {
+        let Some(head) = THREAD_IRPS.get(tid as usize) else {
+            return;
+        };
+        let mut cur = head.swap(0, Ordering::Relaxed);
         while cur != 0 {
             let irp = cur as *mut IRP;
-            // SAFETY: list members are live IRPs while the list is locked.
+            // SAFETY: members of this thread's list are live IRPs while
+            // its APCs are held off.
             unsafe {
                 cur = (*irp).ThreadListEntry.Flink as u64;
                 InitializeListHead(ptr::addr_of_mut!((*irp).ThreadListEntry));
@@ -558,9 +587,6 @@ pub fn io_cancel_thread_io(tid: u32) {
                     (*ext).thread = 0;
                 }
             }
-        }
-        if let Some(h) = h.get_mut(tid as usize) {
-            *h = 0;
         }
     });
 }

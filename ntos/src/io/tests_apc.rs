@@ -81,7 +81,7 @@ fn t_completion_apc() -> TestResult {
     let r = (|| {
         let s = nt_read_file(h, &a, buf.as_mut_ptr().cast(), 4, Some(PEND_OFFSET), 0);
         check(s == Ok(STATUS_PENDING), "the read is not pending")?;
-        let irps = thread_irps(me);
+        let irps = thread_irps();
         check(irps.len() == 1, "the IRP is not on the thread's IRP list")?;
         // SAFETY: the IRP is pending in the test driver.
         let thread = unsafe { (*irps[0]).Tail.Overlay.Thread } as u64;
@@ -104,7 +104,7 @@ fn t_completion_apc() -> TestResult {
             "the status block was written outside the issuing thread",
         )?;
         check(
-            thread_irps(me).len() == 1,
+            thread_irps().len() == 1,
             "the IRP left the thread's list before its APC ran",
         )
     })();
@@ -129,7 +129,7 @@ fn t_completion_apc() -> TestResult {
         "ApcRoutine ran outside the issuing thread",
     )?;
     check(
-        thread_irps(me).is_empty(),
+        thread_irps().is_empty(),
         "the IRP stayed on the thread's list",
     )?;
     let _ = nt_close(h);

@@ -330,6 +330,12 @@ fn deliver_pending(t: &thread::KThread) {
     }
 }
 
+/// Asks for the APC interrupt if kernel APCs wait for the current thread
+/// (after it gave up something that held them off, e.g. a kernel mutex).
+pub fn ke_deliver_pending_kernel_apcs() {
+    deliver_pending(&sched::current_thread());
+}
+
 /// `KeEnterCriticalRegion`: disables normal kernel APCs.
 pub fn ke_enter_critical_region() {
     sched::current_thread()
