@@ -428,6 +428,14 @@ pub const CRASH_TESTS: &[CrashTest] = &[
         run: crate::ex::tests::crash_paged_free_at_dispatch,
     },
     CrashTest {
+        name: "CRITICALDRIVER",
+        stop_code: nt::bugcheck::IO1_INITIALIZATION_FAILED,
+        // A critical driver's image fails to load: its status
+        // (STATUS_INVALID_IMAGE_FORMAT) and start type (3).
+        params: [Some(0xC000_007B), Some(3), Some(0), Some(0)],
+        run: crate::io::load::crash_critical_driver_fails,
+    },
+    CrashTest {
         name: "STACKOVERFLOW",
         stop_code: nt::bugcheck::UNEXPECTED_KERNEL_MODE_TRAP,
         // EXCEPTION_DOUBLE_FAULT: the #PF on the guard page cannot be delivered.
