@@ -338,7 +338,7 @@ fn gen_seeds() {
 }
 
 /// Splits a file's `$DATA` into two extents, the second in an extension
-/// record named by a new `$ATTRIBUTE_LIST`, and reads it back.
+/// record named by a new `$ATTRIBUTE_LIST`, reads it back and rewrites it.
 #[test]
 fn attribute_list_and_extension_records_are_read() {
     use crate::record::{Attr, Body, Record, MFT_RECORD_IN_USE};
@@ -418,10 +418,13 @@ fn attribute_list_and_extension_records_are_read() {
         "{:?}",
         check(&mut v).unwrap()
     );
-    assert!(matches!(
-        v.write_file("/split", b"x"),
-        Err(Error::Unsupported(_))
-    ));
+    // Written again: the whole file fits in its base record, so the list
+    // and the extension record go.
+    v.write_file("/split", b"x").unwrap();
+    assert_eq!(v.read_file("/split").unwrap(), b"x");
+    assert!(!v.stat(n).unwrap().has_attr_list);
+    assert!(!v.read_record(en).unwrap().in_use());
+    assert_clean(&mut v);
 }
 
 /// A sparse run reads as zeros; a compression unit stored LZNT1-compressed
@@ -1018,4 +1021,124 @@ fn format_matches_windows_layout() {
     assert_ne!(s1, v2.boot.serial);
     assert_ne!(s1, 0);
     assert_clean(&mut v);
+}
+
+fn has_list(v: &mut Volume<MemDevice>, n: u64) -> bool {
+    v.stat(n).unwrap().has_attr_list
+}
+
+/// Files whose attributes outgrow their record get an `$ATTRIBUTE_LIST`
+/// and extension records (many hard links, many named streams, a run list
+/// longer than a record, a directory whose index root moves out); they
+/// shrink back, and deleting them frees every record and cluster.
+#[test]
+fn attribute_lists_are_written_when_a_record_overflows() {
+    let mut v = fresh(32);
+    v.create_dir_all("/d").unwrap();
+    let body = pattern_bytes(1, 3000);
+    let f = v.write_file("/d/file", &body).unwrap();
+    let link = |i: u32| format!("/d/hard link with a long name to fill the record {i:03}");
+    for i in 0..40 {
+        v.link("/d/file", &link(i)).unwrap();
+    }
+    assert!(has_list(&mut v, f));
+    assert_eq!(v.stat(f).unwrap().names.len(), 41);
+    assert_clean(&mut v);
+    for i in 0..40 {
+        assert_eq!(v.read_file(&link(i)).unwrap(), body);
+    }
+    // Written through a link after the split: data and sizes stay right.
+    let more = pattern_bytes(2, 9000);
+    v.write_file(&link(7), &more).unwrap();
+    assert_eq!(v.read_file("/d/file").unwrap(), more);
+    for i in 0..38 {
+        v.remove(&link(i)).unwrap();
+    }
+    assert!(!has_list(&mut v, f), "back in one record");
+    assert_clean(&mut v);
+    // Named streams.
+    let g = v.write_file("/d/streams", b"main").unwrap();
+    for i in 0..40 {
+        v.write_file(
+            &format!("/d/streams:stream number {i}"),
+            &pattern_bytes(i, 1500),
+        )
+        .unwrap();
+    }
+    assert!(has_list(&mut v, g));
+    assert_clean(&mut v);
+    for i in 0..40 {
+        assert_eq!(
+            v.read_file(&format!("/d/streams:stream number {i}"))
+                .unwrap(),
+            pattern_bytes(i, 1500)
+        );
+    }
+    // A run list longer than a record: every other cluster of two files.
+    let a = v.write_file("/d/frag a", b"").unwrap();
+    let b = v.write_file("/d/frag b", b"").unwrap();
+    let cs = v.cluster_size() as usize;
+    let mut want_a = Vec::new();
+    for i in 0..300 {
+        let chunk = pattern_bytes(100 + i, cs);
+        v.write_at(a, &[], (i as usize * cs) as u64, &chunk)
+            .unwrap();
+        want_a.extend_from_slice(&chunk);
+        v.write_at(b, &[], (i as usize * cs) as u64, &chunk)
+            .unwrap();
+    }
+    assert!(v
+        .stat(a)
+        .unwrap()
+        .streams
+        .iter()
+        .any(|s| s.runs.len() > 150));
+    assert!(has_list(&mut v, a));
+    assert_eq!(v.read_file("/d/frag a").unwrap(), want_a);
+    assert_clean(&mut v);
+    // A directory with its index root in an extension record.
+    let dir = v.create_dir_all("/spill").unwrap();
+    for i in 0..30 {
+        v.write_at(
+            dir,
+            &"s".repeat(i + 1).encode_utf16().collect::<Vec<_>>(),
+            0,
+            &pattern_bytes(i as u32, 800),
+        )
+        .unwrap();
+    }
+    for i in 0..200 {
+        v.write_file(&format!("/spill/entry {i:04}"), b"e").unwrap();
+    }
+    assert!(has_list(&mut v, dir));
+    assert_eq!(v.read_dir(dir).unwrap().len(), 200);
+    for i in (0..200).step_by(3) {
+        v.remove(&format!("/spill/entry {i:04}")).unwrap();
+    }
+    assert_clean(&mut v);
+    // Deleting frees everything: the volume's free space comes back.
+    let free_before = free_clusters(&mut v);
+    for p in ["/d/frag a", "/d/frag b", "/d/streams", &link(38), &link(39)] {
+        v.remove(p).unwrap();
+    }
+    assert!(free_clusters(&mut v) > free_before);
+    assert_clean(&mut v);
+}
+
+fn pattern_bytes(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn free_clusters(v: &mut Volume<MemDevice>) -> u64 {
+    (0..v.total_clusters())
+        .filter(|c| !v.cluster_in_use(*c).unwrap())
+        .count() as u64
 }
