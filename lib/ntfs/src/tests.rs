@@ -1142,3 +1142,95 @@ fn free_clusters(v: &mut Volume<MemDevice>) -> u64 {
         .filter(|c| !v.cluster_in_use(*c).unwrap())
         .count() as u64
 }
+
+/// Writes the attribute-list and `$UpCase:$Info` seeds of the fuzz corpus
+/// (run by hand: `cargo test -p ntfs -- --ignored gen_attr_list_seeds`).
+/// `NTFS_ATTRLIST_IMAGE` may name an ntfs-3g volume with a directory whose
+/// index root is in an extension record (see the interop tests).
+#[test]
+#[ignore]
+fn gen_attr_list_seeds() {
+    let dir = corpus_dir();
+    let mut v = fresh(4);
+    v.create_dir_all("/d").unwrap();
+    v.write_file("/d/file", &pattern_bytes(1, 5000)).unwrap();
+    for i in 0..30 {
+        v.link(
+            "/d/file",
+            &format!("/d/link with a long name number {i:03}"),
+        )
+        .unwrap();
+    }
+    let s = v.write_file("/d/s", b"m").unwrap();
+    for i in 0..30 {
+        v.write_at(
+            s,
+            &format!("stream {i}").encode_utf16().collect::<Vec<_>>(),
+            0,
+            &[i as u8; 700],
+        )
+        .unwrap();
+    }
+    let n = v.lookup("/d/file").unwrap();
+    assert!(has_list(&mut v, n) && has_list(&mut v, s));
+    // Byte offset on the device of attribute `ty`'s value in record `rn`.
+    let mut value_at = |rn: u64, ty: u32| {
+        let raw = v.read_record_raw(rn).unwrap();
+        let mut o = u16::from_le_bytes([raw[0x14], raw[0x15]]) as usize;
+        loop {
+            let t = u32::from_le_bytes(raw[o..o + 4].try_into().unwrap());
+            let len = u32::from_le_bytes(raw[o + 4..o + 8].try_into().unwrap()) as usize;
+            if t == ty {
+                let vo = u16::from_le_bytes([raw[o + 0x14], raw[o + 0x15]]) as usize;
+                return v.boot.mft_lcn * v.cluster_size()
+                    + rn * v.record_size() as u64
+                    + (o + vo) as u64;
+            }
+            assert!(t != 0xFFFF_FFFF);
+            o += len;
+        }
+    };
+    let list_at = value_at(n, AT_ATTRIBUTE_LIST);
+    // $UpCase:$Info: found by its CRC (bytes 8..16 of the value).
+    let info_at = {
+        let raw = v.read_record_raw(10).unwrap();
+        let up: Vec<u8> = v.upcase().iter().flat_map(|u| u.to_le_bytes()).collect();
+        let crc = format::crc64(&up).to_le_bytes();
+        let pos = raw.windows(8).position(|w| w == crc).unwrap();
+        v.boot.mft_lcn * v.cluster_size() + 10 * v.record_size() as u64 + pos as u64 - 8
+    };
+    let img = v.into_device().data;
+    let mut images: Vec<(String, Vec<u8>)> = vec![("ours-4m-attr-lists".into(), img.clone())];
+    let mut m = img.clone();
+    m[info_at as usize + 9] ^= 0x5A; // $Info CRC
+    images.push(("ours-4m-bad-upcase-info".into(), m));
+    for off in [0x20usize, 0x30, 0x40, 0x48] {
+        let mut m = img.clone();
+        m[list_at as usize + off] ^= 0x77 ^ off as u8; // inside the list value
+        images.push((format!("ours-4m-bad-attr-list-{off:x}"), m));
+    }
+    if let Ok(p) = std::env::var("NTFS_ATTRLIST_IMAGE") {
+        let img = std::fs::read(p).unwrap();
+        images.push(("ntfs3g-4m-attr-list-dir".into(), img));
+    }
+    for (name, img) in images {
+        std::fs::write(dir.join(format!("{name}.ntfz")), fuzz::encode_image(&img)).unwrap();
+    }
+}
+
+/// The attribute-list seeds are in the corpus (and replayed by
+/// `fuzz_corpus_replays_without_panic`); the clean ones check clean and
+/// the damaged ones are reported, not panicked on.
+#[test]
+fn attribute_list_seeds_check_as_expected() {
+    for (name, clean) in [
+        ("ours-4m-attr-lists", true),
+        ("ntfs3g-4m-attr-list-dir", true),
+        ("ours-4m-bad-upcase-info", false),
+    ] {
+        let data = std::fs::read(corpus_dir().join(format!("{name}.ntfz"))).unwrap();
+        let mut v = Volume::open(MemDevice::from_vec(fuzz::decode_image(&data).unwrap())).unwrap();
+        let p = check(&mut v).unwrap();
+        assert_eq!(p.is_empty(), clean, "{name}: {p:?}");
+    }
+}
