@@ -8,6 +8,9 @@
 
 pub use wdk;
 
+#[cfg(feature = "alloc")]
+pub mod heap;
+
 use core::fmt::{self, Write};
 
 /// `KMODE_EXCEPTION_NOT_HANDLED`.
