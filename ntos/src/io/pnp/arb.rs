@@ -3,8 +3,9 @@
 //! bus shares its root's, as bridges forward their parent's windows),
 //! set up from what ntrs knows of the platform:
 //!
-//! - memory: every range of the firmware memory map (RAM and firmware
-//!   regions, tag `Ram `) and each ECAM window (`Ecam`) are reserved, as
+//! - memory: every range of the firmware memory map (RAM, tag `Ram `;
+//!   memory-mapped firmware regions, `Firm`) and each ECAM window
+//!   (`Ecam`) are reserved, as
 //!   is the platform area 0xFEC00000..4 GiB (I/O APIC, local APIC,
 //!   flash: `Plat`); searches place ranges between the top of RAM below
 //!   4 GiB and 0xFEC00000, or between the top of RAM above 4 GiB and
@@ -28,6 +29,9 @@ use nt::NtStatus;
 
 /// Reservation tags (`!arbiter` prints them).
 pub const TAG_RAM: u32 = u32::from_le_bytes(*b"Ram ");
+/// Memory-mapped ranges the firmware's memory map reports
+/// (`LoaderSpecialMemory`).
+pub const TAG_FIRMWARE: u32 = u32::from_le_bytes(*b"Firm");
 pub const TAG_ECAM: u32 = u32::from_le_bytes(*b"Ecam");
 pub const TAG_PLATFORM: u32 = u32::from_le_bytes(*b"Plat");
 pub const TAG_TEST: u32 = u32::from_le_bytes(*b"Test");
@@ -44,7 +48,11 @@ pub fn initialize(mcfg: &[::pci::mcfg::McfgEntry]) -> Result<(), NtStatus> {
     let descs = unsafe { lb.memory_descriptors() };
     let mut top_low = 0u64;
     let mut top_high = 1u64 << 32;
-    for d in descs {
+    // Adjacent descriptors of one kind are one reservation.
+    let mut runs: Vec<(u64, u64, u32)> = Vec::new();
+    let mut sorted: Vec<_> = descs.to_vec();
+    sorted.sort_unstable_by_key(|d| d.base_page);
+    for d in &sorted {
         let start = d.base_page << 12;
         let Some(end) = (d.base_page + d.page_count)
             .checked_shl(12)
@@ -52,12 +60,22 @@ pub fn initialize(mcfg: &[::pci::mcfg::McfgEntry]) -> Result<(), NtStatus> {
         else {
             continue;
         };
-        a.memory.reserve(start, end, TAG_RAM);
-        if end < 1 << 32 {
-            top_low = top_low.max(end + 1);
-        } else {
-            top_high = top_high.max(end + 1);
+        let firmware = d.memory_type == nt::arc::MemoryType::SpecialMemory;
+        let tag = if firmware { TAG_FIRMWARE } else { TAG_RAM };
+        match runs.last_mut() {
+            Some(r) if r.2 == tag && r.1.checked_add(1) == Some(start) => r.1 = end,
+            _ => runs.push((start, end, tag)),
         }
+        if !firmware {
+            if end < 1 << 32 {
+                top_low = top_low.max(end + 1);
+            } else {
+                top_high = top_high.max(end + 1);
+            }
+        }
+    }
+    for (s, e, tag) in runs {
+        a.memory.reserve(s, e, tag);
     }
     for e in mcfg {
         let size = ((e.end_bus as u64 - e.start_bus as u64) + 1) << 20;
