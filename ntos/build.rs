@@ -34,6 +34,15 @@ fn no_mangle_functions(src: &Path) -> Vec<String> {
         let mut pending = false;
         for line in text.lines() {
             let l = line.trim();
+            // A global_asm! entry (`".globl DbgPrint",`) defines the symbol too.
+            if let Some(rest) = l.strip_prefix("\".globl ") {
+                names.push(
+                    rest.chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect(),
+                );
+                continue;
+            }
             if l.starts_with("#[no_mangle]") || l.starts_with("#[unsafe(no_mangle)]") {
                 pending = true;
                 continue;

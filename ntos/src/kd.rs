@@ -1,6 +1,8 @@
 //! The kernel debugger shell (`kd>`), on the debug port. Commands are named
 //! and formatted as WinDbg's so the book's experiments read the same.
 
+pub mod print;
+
 use crate::ke::{self, gdt};
 use crate::{dbg_print, dbg_println, hal};
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -122,6 +122,8 @@ fn fill_ntfs(
     let opts = ntfs::format::FormatOptions {
         label: label.to_string(),
         hidden_sectors: (start / 512) as u32,
+        // The system volume has 8.3 names, as Windows setup leaves it.
+        short_names: true,
         ..Default::default()
     };
     let mut vol = ntfs::format::format(dev, &opts).map_err(|e| format!("format NTFS: {e}"))?;
@@ -397,4 +399,57 @@ fn extract_partition(img: &Path, n: u32) -> Result<std::path::PathBuf> {
     let out = img.with_extension(format!("part{n}"));
     fs::write(&out, &buf).map_err(io_err("write partition"))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod bcd_store_tests {
+    use super::*;
+    use regf::bcdedit as be;
+
+    /// The store the image's ESP gets, as `ntrs-reg bcd` shows it, and after the edits
+    /// `ntrs-reg bcd /create`, `/set`, `/displayorder`, `/default` make, still read by the boot
+    /// manager's parser (`regf::bcd::read_bcd`, what bootmgfw runs).
+    #[test]
+    fn image_bcd_store_shows_and_edits() {
+        let bytes = build_bcd().unwrap();
+        let mut h = regf::Hive::from_bytes(&bytes).unwrap();
+        let objs = be::read_objects(&h).unwrap();
+        let shown: Vec<&be::Object> = objs.iter().collect();
+        let t = be::enum_text(&objs, &shown, false);
+        assert!(t.contains("identifier              {bootmgr}\n"), "{t}");
+        assert!(t.contains("identifier              {default}\n"), "{t}");
+        assert!(t.contains("loadoptions             /TESTS\n"), "{t}");
+        assert!(
+            t.contains(&format!("identifier              {BCD_TESTS_ENTRY}\n")),
+            "{t}"
+        );
+        let new = "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f03}";
+        be::create_object(&mut h, new, be::TYPE_OSLOADER, Some("edited")).unwrap();
+        for (name, v) in [
+            ("path", "\\Windows\\System32\\winload.efi"),
+            ("systemroot", "\\Windows"),
+            ("loadoptions", "/X"),
+        ] {
+            let et = be::element_type(be::TYPE_OSLOADER, name).unwrap();
+            let (rt, d) = be::encode_value(&h, be::TYPE_OSLOADER, et, &[v]).unwrap();
+            be::put_element(&mut h, new, et, rt, &d).unwrap();
+        }
+        let bm = regf::bcd::BOOTMGR_GUID;
+        be::edit_list(
+            &mut h,
+            bm,
+            0x2400_0001,
+            &[new.to_string()],
+            be::ListEdit::AddLast,
+        )
+        .unwrap();
+        be::put_element(&mut h, bm, 0x2300_0003, regf::REG_SZ, &regf::utf16z(new)).unwrap();
+        let h = regf::Hive::from_bytes(&h.to_bytes()).unwrap();
+        let st = regf::bcd::read_bcd(&h).unwrap();
+        assert_eq!(st.default.as_deref(), Some(new));
+        assert_eq!(st.display_order, [BCD_DEFAULT_ENTRY, BCD_TESTS_ENTRY, new]);
+        let e = st.entries.iter().find(|e| e.guid == new).unwrap();
+        assert_eq!(e.load_options.as_deref(), Some("/X"));
+        assert_eq!(e.description.as_deref(), Some("edited"));
+    }
 }

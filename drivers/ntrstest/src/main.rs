@@ -25,6 +25,50 @@ unsafe extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     rt::kprintln!("ntrstest: DriverUnload");
 }
 
+/// "wide" as a NUL-terminated UTF-16 string, for `%S`.
+const WIDE: [u16; 5] = rt::utf16("wide\0");
+
+/// DbgPrint/DbgPrintEx with format arguments, as C drivers use them; the
+/// boot test `io.dbgprint.driver_arguments` captures and checks the text
+/// (and that the trace-level line is filtered unless its bit is set).
+fn print_with_arguments(registry_path: *const UNICODE_STRING) {
+    use nt::dpfltr::*;
+    // SAFETY: every conversion has an argument of its C type (int, unsigned,
+    // pointer-sized, 64-bit, NUL-terminated strings, a UNICODE_STRING the
+    // I/O manager passed).
+    unsafe {
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID,
+            DPFLTR_ERROR_LEVEL,
+            c"ntrstest: %s %d %u %#x %05i %-3c| %p %I64d %.3s %S %wZ %%\n"
+                .as_ptr()
+                .cast(),
+            c"args".as_ptr(),
+            -42i32,
+            42u32,
+            255u32,
+            7i32,
+            b'k' as i32,
+            0xFFFF_F800_1234_5678usize,
+            i64::MIN,
+            c"abcdef".as_ptr(),
+            WIDE.as_ptr(),
+            registry_path,
+        );
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID,
+            DPFLTR_TRACE_LEVEL,
+            c"ntrstest: trace level %d\n".as_ptr().cast(),
+            2i32,
+        );
+        DbgPrint(
+            c"ntrstest: DbgPrint %s %lu\n".as_ptr().cast(),
+            c"default".as_ptr(),
+            7u32,
+        );
+    }
+}
+
 /// `DriverEntry(DriverObject, RegistryPath)`.
 ///
 /// # Safety
@@ -32,7 +76,7 @@ unsafe extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
 #[no_mangle]
 pub unsafe extern "system" fn DriverEntry(
     driver: *mut DRIVER_OBJECT,
-    _registry_path: *mut UNICODE_STRING,
+    registry_path: *mut UNICODE_STRING,
 ) -> nt::NtStatus {
     // SAFETY: plain call; returns null on failure.
     let p = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, 200, TAG) };
@@ -46,5 +90,6 @@ pub unsafe extern "system" fn DriverEntry(
     // SAFETY: plain calls.
     let (irql, increment) = unsafe { (KeGetCurrentIrql(), KeQueryTimeIncrement()) };
     rt::kprintln!("ntrstest: DriverEntry at IRQL {irql}, time increment {increment}");
+    print_with_arguments(registry_path);
     nt::status::STATUS_SUCCESS
 }

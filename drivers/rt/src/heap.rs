@@ -1,61 +1,45 @@
 //! The global allocator of drivers built with feature `alloc`: nonpaged
-//! pool through `ExAllocatePool2(POOL_FLAG_NON_PAGED)` / `ExFreePool`,
-//! tagged `Rust` (visible in `!poolused`). Pool blocks are 16-byte
-//! aligned; a larger alignment is served by over-allocating and keeping
-//! the pool pointer just below the aligned block. A failed allocation
-//! returns null, which `alloc` turns into its allocation-error handler
-//! (a bug check through the panic handler); code that must survive
-//! exhaustion uses the fallible `try_reserve` forms.
+//! pool through `ExAllocatePool2` (tag `Rust`), freed with `ExFreePool`.
+//! Pool blocks are 16-byte aligned; a request for more alignment fails
+//! (returns null) rather than being given a misaligned block. Drivers use
+//! the fallible forms (`try_reserve`, `Box::try_new`-style helpers) where
+//! a failure must become an NTSTATUS; an infallible allocation that fails
+//! panics, which is a bug check.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::ffi::c_void;
 
 /// `POOL_FLAG_NON_PAGED`.
 const POOL_FLAG_NON_PAGED: u64 = 0x40;
-/// Pool tag `Rust`.
+/// `POOL_FLAG_UNINITIALIZED`: the allocator hands out uninitialized memory.
+const POOL_FLAG_UNINITIALIZED: u64 = 0x2;
 const TAG: u32 = u32::from_le_bytes(*b"Rust");
-/// What the pool guarantees.
-const POOL_ALIGN: usize = 16;
 
-/// The pool allocator.
-pub struct PoolAllocator;
+struct Pool;
 
-// SAFETY: ExAllocatePool2 returns a fresh block of at least the requested
-// size (16-byte aligned) or null; over-aligned blocks are carved so the
-// returned pointer is aligned and the stored pool pointer lies inside the
-// same allocation; dealloc frees exactly the pool pointer alloc got.
-unsafe impl GlobalAlloc for PoolAllocator {
+// SAFETY: ExAllocatePool2 returns distinct live blocks of at least the
+// size asked, 16-byte aligned (alignments above 16 are refused), until
+// ExFreePool; both may be called at any IRQL <= DISPATCH_LEVEL.
+unsafe impl GlobalAlloc for Pool {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= POOL_ALIGN {
-            // SAFETY: plain pool allocation.
-            return unsafe { wdk::ExAllocatePool2(POOL_FLAG_NON_PAGED, layout.size(), TAG) }.cast();
-        }
-        let Some(total) = layout.size().checked_add(layout.align() + 8) else {
-            return core::ptr::null_mut();
-        };
-        // SAFETY: plain pool allocation.
-        let p = unsafe { wdk::ExAllocatePool2(POOL_FLAG_NON_PAGED, total, TAG) } as usize;
-        if p == 0 {
+        if layout.align() > 16 {
             return core::ptr::null_mut();
         }
-        let aligned = (p + 8 + layout.align() - 1) & !(layout.align() - 1);
-        // SAFETY: `aligned - 8 >= p` and `aligned + size <= p + total`:
-        // both the stored pointer and the block lie in the allocation.
-        unsafe { ((aligned - 8) as *mut usize).write(p) };
-        aligned as *mut u8
+        // SAFETY: plain arguments; a null return is a failed allocation.
+        unsafe {
+            wdk::ExAllocatePool2(
+                POOL_FLAG_NON_PAGED | POOL_FLAG_UNINITIALIZED,
+                layout.size().max(1),
+                TAG,
+            )
+            .cast()
+        }
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let p = if layout.align() <= POOL_ALIGN {
-            ptr as *mut c_void
-        } else {
-            // SAFETY: alloc stored the pool pointer just below the block.
-            unsafe { ((ptr as usize - 8) as *const usize).read() as *mut c_void }
-        };
-        // SAFETY: a block this allocator got from the pool.
-        unsafe { wdk::ExFreePool(p) }
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above.
+        unsafe { wdk::ExFreePool(ptr.cast()) }
     }
 }
 
 #[global_allocator]
-static GLOBAL: PoolAllocator = PoolAllocator;
+static POOL: Pool = Pool;

@@ -10,6 +10,7 @@ pub use wdk;
 
 #[cfg(feature = "alloc")]
 pub mod heap;
+pub mod request;
 
 use core::fmt::{self, Write};
 

@@ -6,7 +6,9 @@
 
 pub mod arc;
 pub mod bugcheck;
+pub mod dpfltr;
 pub mod kd;
+pub mod printf;
 pub mod status;
 pub mod time;
 

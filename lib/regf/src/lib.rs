@@ -15,6 +15,7 @@
 extern crate alloc;
 
 pub mod bcd;
+pub mod bcdedit;
 mod cells;
 pub mod check;
 mod codec;
@@ -28,6 +29,8 @@ pub mod regtext;
 mod security;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bcdedit;
 #[cfg(test)]
 mod tests_deleted;
 #[cfg(test)]
@@ -183,6 +186,23 @@ pub fn fuzz_one(data: &[u8]) {
     if let Ok(mut h) = Hive::from_bytes(data) {
         let _ = h.dump();
         let _ = h.recover_deleted();
+        // BCD stores: the boot manager's reader, the whole-store reader and bcdedit's text.
+        let _ = bcd::read_bcd(&h);
+        if let Ok(objs) = bcdedit::read_objects(&h) {
+            let shown: Vec<&bcdedit::Object> = objs.iter().collect();
+            let _ = bcdedit::enum_text(&objs, &shown, false);
+            if let Some(o) = objs.first() {
+                let g = o.guid.clone();
+                let _ = bcdedit::edit_list(
+                    &mut h,
+                    &g,
+                    0x2400_0001,
+                    core::slice::from_ref(&g),
+                    bcdedit::ListEdit::AddLast,
+                );
+                let _ = bcdedit::delete_object(&mut h, &g);
+            }
+        }
         let root = h.root();
         let _ = h.create_key(root, "FuzzKey");
         if let Ok(subs) = h.enum_subkeys(root) {

@@ -321,6 +321,9 @@ pub fn nt_unload_driver(registry_path: &str, mode: Mode) -> NtStatus {
 /// load order (before the PnP manager enumerates, so bus and storage
 /// drivers are there for the devices it finds).
 pub fn io_initialize_boot_drivers() {
+    // The debug print filter comes from the registry before the first
+    // driver can print (Windows reads it at boot too).
+    crate::kd::print::kd_update_debug_filter_from_registry();
     initialize_drivers(drvload::SERVICE_BOOT_START);
 }
 

@@ -201,6 +201,142 @@ fn t_null_device() -> TestResult {
     )
 }
 
+/// What the debug print callback saw (the test's capture of the debug
+/// output path).
+static CAPTURE: crate::ke::irql::SpinLocked<([u8; 2048], usize), { crate::ke::HIGH_LEVEL }> =
+    crate::ke::irql::SpinLocked::new(([0; 2048], 0));
+
+unsafe extern "system" fn capture(s: *const crate::kd::print::AnsiString, _c: u32, _l: u32) {
+    // SAFETY: the print path passes a STRING over its message buffer, valid
+    // for the call.
+    let msg = unsafe { core::slice::from_raw_parts((*s).buffer, (*s).length as usize) };
+    CAPTURE.with(|(buf, len)| {
+        let n = msg.len().min(buf.len() - *len);
+        buf[*len..*len + n].copy_from_slice(&msg[..n]);
+        *len += n;
+    });
+}
+
+fn captured() -> alloc::string::String {
+    CAPTURE.with(|(buf, len)| alloc::string::String::from_utf8_lossy(&buf[..*len]).into_owned())
+}
+
+fn clear_capture() {
+    CAPTURE.with(|(_, len)| *len = 0);
+}
+
+extern "C" {
+    fn DbgPrint(format: *const u8, ...) -> u32;
+    fn DbgPrintEx(component: u32, level: u32, format: *const u8, ...) -> u32;
+}
+
+fn t_dbgprint_driver_arguments() -> TestResult {
+    use crate::kd::print::*;
+    use nt::dpfltr::*;
+    check(
+        DbgSetDebugPrintCallback(Some(capture), 1) == 0,
+        "DbgSetDebugPrintCallback(Enable) failed",
+    )?;
+    let r = dbgprint_checks();
+    let _ = DbgSetDebugPrintCallback(Some(capture), 0);
+    set_component_mask(DPFLTR_IHVDRIVER_ID, 0);
+    r?;
+    check(
+        DbgSetDebugPrintCallback(Some(capture), 0) == STATUS_INVALID_PARAMETER.as_u32(),
+        "removing a callback twice was not STATUS_INVALID_PARAMETER",
+    )
+}
+
+fn dbgprint_checks() -> TestResult {
+    use crate::kd::print::*;
+    use nt::dpfltr::*;
+    let saved = component_mask(DPFLTR_IHVDRIVER_ID);
+    set_component_mask(DPFLTR_IHVDRIVER_ID, 0);
+    // The driver's DriverEntry prints with arguments (ntrstest.sys).
+    clear_capture();
+    check(
+        nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtLoadDriver(ntrstest) failed",
+    )?;
+    let _ = nt_unload_driver(TEST_KEY, Mode::KernelMode);
+    let out = captured();
+    check(
+        out.contains(
+            "ntrstest: args -42 42 0xff 00007 k  | FFFFF80012345678 -9223372036854775808 abc wide \\Registry\\Machine\\System\\CurrentControlSet\\Services\\ntrstest %\n",
+        ),
+        "the driver's DbgPrintEx line was not formatted as Windows formats it",
+    )?;
+    check(
+        out.contains("ntrstest: DbgPrint default 7\n"),
+        "the driver's DbgPrint line (DEFAULT component, INFO level) is missing",
+    )?;
+    check(
+        !out.contains("trace level"),
+        "a TRACE-level DbgPrintEx went out with Kd_IHVDRIVER_Mask 0",
+    )?;
+    // DbgSetDebugFilterState turns the driver's trace level on.
+    check(
+        DbgSetDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL, 1) == 0
+            && DbgQueryDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL) == 1
+            && DbgQueryDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_INFO_LEVEL) == 0
+            && DbgQueryDebugFilterState(DPFLTR_ENDOFTABLE_ID, 0)
+                == STATUS_INVALID_PARAMETER_1.as_u32(),
+        "DbgSetDebugFilterState/DbgQueryDebugFilterState",
+    )?;
+    clear_capture();
+    check(
+        nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtLoadDriver(ntrstest) failed the second time",
+    )?;
+    let _ = nt_unload_driver(TEST_KEY, Mode::KernelMode);
+    check(
+        captured().contains("ntrstest: trace level 2\n"),
+        "the TRACE-level line did not go out once its bit was set",
+    )?;
+    set_component_mask(DPFLTR_IHVDRIVER_ID, saved);
+    // Bad and NULL pointers never fault; a mask level; the 512-byte cut.
+    clear_capture();
+    let bad_kernel = 0xFFFF_F900_0000_0000u64;
+    // SAFETY: the arguments match the conversions; the bad pointers are
+    // only ever checked by the print path, never dereferenced.
+    unsafe {
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID,
+            DPFLTR_ERROR_LEVEL,
+            c"k:%s|%s|%wZ|%S|%s|%-6x|%c\n".as_ptr().cast(),
+            0usize,
+            bad_kernel,
+            bad_kernel,
+            0x1000usize,
+            c"ok".as_ptr(),
+            0xabu32,
+            b'!' as i32,
+        );
+        DbgPrintEx(DPFLTR_SYSTEM_ID, 0x30, c"k:mask %d\n".as_ptr().cast(), 1i32);
+        DbgPrintEx(DPFLTR_SYSTEM_ID, 0x31, c"k:mask %d\n".as_ptr().cast(), 2i32);
+        DbgPrint(c"k:%0600d\n".as_ptr().cast(), 5i32);
+        // The cut message has no line end of its own.
+        DbgPrint(c"\n".as_ptr().cast());
+    }
+    let out = captured();
+    check(
+        out.contains("k:(null)|(invalid)|(invalid)|(invalid)|ok|ab    |!\n"),
+        "NULL/unmapped/user pointers were not printed as (null)/(invalid)",
+    )?;
+    check(
+        !out.contains("k:mask 1") && out.contains("k:mask 2"),
+        "a mask level (> 31) was not filtered against Kd_WIN2000_Mask",
+    )?;
+    let long = out
+        .find("k:0000")
+        .map(|i| out[i..].trim_end_matches('\n'))
+        .unwrap_or("");
+    check(
+        long.len() == MAX_MESSAGE && long.bytes().all(|b| b == b':' || b == b'k' || b == b'0'),
+        "a long message was not cut at 512 bytes",
+    )
+}
+
 /// Boot tests of driver loading.
 pub const TESTS: &[Test] = &[
     ("io.load.boot_results", t_boot_results),
@@ -213,4 +349,5 @@ pub const TESTS: &[Test] = &[
         t_failing_driver_entry_leaves_nothing,
     ),
     ("io.load.null_device", t_null_device),
+    ("io.dbgprint.driver_arguments", t_dbgprint_driver_arguments),
 ];

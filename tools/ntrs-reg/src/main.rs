@@ -1,5 +1,7 @@
 //! `ntrs-reg`: a host tool for registry hive files (see docs/registry.md).
 
+mod bcd;
+
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +22,8 @@ Examples:
   ntrs-reg export SYSTEM ControlSet001 --json
   ntrs-reg set NTUSER.DAT 'Software\\Test' Count dword 0x10
   ntrs-reg deleted NTUSER.DAT
+  ntrs-reg bcd BCD /enum all /v       # a BCD store as `bcdedit /store BCD /enum all /v` shows it
+  ntrs-reg bcd BCD /set {default} loadoptions /DEBUG
   ntrs-reg check SOFTWARE
   ntrs-reg --strict query SAM ''      # refuse a dirty hive that its logs do not repair
   ntrs-reg man > ntrs-reg.1           # manual page; `ntrs-reg completions bash` for completions
@@ -126,6 +130,16 @@ enum Cmd {
         /// JSON output (one object: "keys" and "values").
         #[arg(long)]
         json: bool,
+    },
+    /// Show or edit a BCD store (Boot Configuration Data) as `bcdedit /store STORE` does:
+    /// `/enum`, `/set`, `/deletevalue`, `/create`, `/delete`, `/default`, `/timeout`,
+    /// `/displayorder` (see the list below).
+    #[command(after_help = bcd::HELP)]
+    Bcd {
+        store: String,
+        /// bcdedit's switches and their arguments (default: `/enum active`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Write the manual page (roff) to stdout: `ntrs-reg man > ntrs-reg.1`.
     Man,
@@ -456,6 +470,16 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Deleted { hive, json } => {
             let h = load(&hive)?;
             deleted(&h, json);
+            Ok(())
+        }
+        Cmd::Bcd { store, args } => {
+            let mut h = load(&store)?;
+            let (text, changed) =
+                bcd::run(&mut h, &args).map_err(|m| format!("{}: {}", store, m))?;
+            if changed {
+                save(&store, &h)?;
+            }
+            write_stdout(text.as_bytes());
             Ok(())
         }
         Cmd::Bench { iterations } => bench(iterations),

@@ -225,6 +225,7 @@ fn help_examples_work() {
     for h in ["SOFTWARE", "NTUSER.DAT", "SAM"] {
         std::fs::write(d.join(h), Hive::new_empty(h).unwrap().to_bytes()).unwrap();
     }
+    std::fs::write(d.join("BCD"), bcd_store().to_bytes()).unwrap();
     let help = stdout(&run(&["--help"]));
     let examples: Vec<&str> = help
         .lines()
@@ -328,4 +329,121 @@ fn a_closed_pipe_ends_the_command_quietly() {
         assert!(o.status.success(), "{args:?}: {:?} {e}", o.status);
         assert!(e.is_empty(), "{args:?}: {e}");
     }
+}
+
+pub const LOADER: &str = "{6b9a7d36-0c2f-4a39-8d1c-4e8c1b2a7f01}";
+
+/// A store shaped as the image builder's: a boot manager and one OS loader (the default).
+fn bcd_store() -> Hive {
+    use regf::bcd::*;
+    build_bcd(&BcdSpec {
+        key_name: "BCD00000001".into(),
+        bootmgr_path: "\\EFI\\Microsoft\\Boot\\bootmgfw.efi".into(),
+        bootmgr_device: regf::bcdedit::boot_device(),
+        timeout: 1,
+        default: 0,
+        entries: vec![BcdEntrySpec {
+            guid: LOADER.into(),
+            description: "ntrs".into(),
+            path: "\\Windows\\System32\\winload.efi".into(),
+            systemroot: "\\Windows".into(),
+            load_options: None,
+            device: regf::bcdedit::boot_device(),
+        }],
+    })
+    .unwrap()
+}
+
+/// `ntrs-reg bcd`: /enum as bcdedit prints it, the edits, and the boot manager's parser
+/// (`regf::bcd::read_bcd`) reading the edited file; bad arguments fail with one line.
+#[test]
+fn bcd_enum_and_edits() {
+    let d = dir("bcd");
+    let p = d.join("BCD");
+    std::fs::write(&p, bcd_store().to_bytes()).unwrap();
+    let ps = p.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let mut a = vec!["bcd", ps];
+        a.extend_from_slice(args);
+        let o = run(&a);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let t = ok(&[]);
+    assert!(t.starts_with("Windows Boot Manager\n--------------------\nidentifier              {bootmgr}\ndevice                  boot\n"), "{t}");
+    assert!(t.contains("Windows Boot Loader\n-------------------\nidentifier              {default}\ndevice                  boot\npath                    \\Windows\\System32\\winload.efi\ndescription             ntrs\nosdevice                boot\nsystemroot              \\Windows\n"), "{t}");
+    let created = ok(&["/create", "/d", "Second OS", "/application", "osloader"]);
+    let guid = created
+        .strip_prefix("The entry ")
+        .and_then(|r| r.strip_suffix(" was successfully created.\n"))
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    assert!(regf::bcdedit::is_guid(&guid), "{guid}");
+    ok(&["/set", &guid, "path", "\\Windows\\System32\\winload.efi"]);
+    ok(&["/set", &guid, "systemroot", "\\Windows"]);
+    ok(&["/set", &guid, "loadoptions", "/DEBUG"]);
+    ok(&["/set", &guid, "nx", "OptIn"]);
+    ok(&["/set", &guid, "bootmenupolicy", "Standard"]);
+    ok(&["/set", &guid, "custom:26000027", "yes"]);
+    ok(&["/displayorder", &guid, "/addfirst"]);
+    ok(&["/default", &guid]);
+    ok(&["/timeout", "12"]);
+    let st = regf::bcd::read_bcd(&Hive::from_bytes(&std::fs::read(&p).unwrap()).unwrap()).unwrap();
+    assert_eq!(st.default.as_deref(), Some(guid.as_str()));
+    assert_eq!(st.timeout, Some(12));
+    assert_eq!(st.display_order, [guid.clone(), LOADER.to_string()]);
+    assert_eq!(st.entries[0].load_options.as_deref(), Some("/DEBUG"));
+    let t = ok(&["/enum", "{default}"]);
+    assert!(t.contains("description             Second OS\n"), "{t}");
+    assert!(t.contains("nx                      OptIn\n"), "{t}");
+    assert!(t.contains("bootmenupolicy          Standard\n"), "{t}");
+    assert!(t.contains("osltestsigning          Yes\n"), "{t}");
+    let v = ok(&["/enum", "all", "/v"]);
+    assert!(
+        v.contains(&format!("identifier              {guid}\n")),
+        "{v}"
+    );
+    assert!(
+        v.contains(&format!("default                 {guid}\n")),
+        "{v}"
+    );
+    ok(&["/deletevalue", &guid, "nx"]);
+    assert!(!ok(&["/enum", &guid]).contains("nx "));
+    ok(&["/delete", &guid]);
+    let st = regf::bcd::read_bcd(&Hive::from_bytes(&std::fs::read(&p).unwrap()).unwrap()).unwrap();
+    assert_eq!(st.display_order, [LOADER]);
+    assert_eq!(st.entries.len(), 1);
+    assert!(check(&std::fs::read(&p).unwrap()).is_empty());
+    // Failures: one line, non-zero exit, the store unchanged.
+    let before = std::fs::read(&p).unwrap();
+    for bad in [
+        &["/set", "{bootmgr}", "osdevice", "boot"][..],
+        &["/set", LOADER, "nx", "Sometimes"],
+        &["/set", LOADER, "osdevice", "partition=C:"],
+        &["/set", "{current}", "nx", "OptIn"],
+        &["/delete", "{bootmgr}"],
+        &["/default", "{12345678-0000-0000-0000-000000000000}"],
+        &["/timeout", "soon"],
+        &["/create", "/d", "x"],
+        &["/displayorder", "{memdiag}", "/addlast"],
+        &["/enum", "nonsense"],
+        &["/frobnicate"],
+    ] {
+        let mut a = vec!["bcd", ps];
+        a.extend_from_slice(bad);
+        let o = run(&a);
+        assert!(!o.status.success(), "{bad:?}");
+        assert_eq!(stderr(&o).lines().count(), 1, "{bad:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+    // A hive that is no BCD store.
+    let q = d.join("NOTBCD");
+    std::fs::write(&q, sample().to_bytes()).unwrap();
+    let o = run(&["bcd", q.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not a BCD store"),
+        "{}",
+        stderr(&o)
+    );
 }

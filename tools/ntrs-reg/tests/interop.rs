@@ -362,3 +362,80 @@ fn our_reg_export_agrees_with_hivexregedit() {
     assert_eq!(norm(&a), norm(&b));
     assert_eq!(norm(&a), norm(&h));
 }
+
+/// A store edited by `ntrs-reg bcd` (create, set, displayorder, default, timeout, delete) stays
+/// readable by hivex with the same content.
+#[test]
+fn hivex_reads_a_store_edited_by_ntrs_reg_bcd() {
+    if !have("hivexregedit") {
+        return;
+    }
+    use regf::bcd::*;
+    let loader = "{6f0b3d52-6b9a-4b39-9a4f-2f1f0a1d3c11}";
+    let spec = BcdSpec {
+        key_name: "BCD00000001".into(),
+        bootmgr_path: "\\EFI\\Microsoft\\Boot\\bootmgfw.efi".into(),
+        bootmgr_device: regf::bcdedit::boot_device(),
+        timeout: 3,
+        default: 0,
+        entries: vec![BcdEntrySpec {
+            guid: loader.into(),
+            description: "ntrs".into(),
+            path: "\\Windows\\system32\\winload.efi".into(),
+            systemroot: "\\Windows".into(),
+            load_options: None,
+            device: vec![],
+        }],
+    };
+    let p = tmp("edited-bcd.hive");
+    std::fs::write(&p, build_bcd(&spec).unwrap().to_bytes()).unwrap();
+    let ps = p.to_str().unwrap();
+    let new = "{0a0b0c0d-1111-2222-3333-444455556666}";
+    for args in [
+        &["/create", new, "/d", "Two", "/application", "osloader"][..],
+        &["/set", new, "path", "\\Windows\\system32\\winload.efi"],
+        &["/set", new, "loadoptions", "/DEBUG /SOS"],
+        &["/set", new, "device", "boot"],
+        &["/set", loader, "detecthal", "yes"],
+        &["/displayorder", new, "/addlast"],
+        &["/default", new],
+        &["/timeout", "30"],
+        &[
+            "/create",
+            "{0a0b0c0d-1111-2222-3333-444455556667}",
+            "/d",
+            "Gone",
+            "/application",
+            "resume",
+        ],
+        &["/delete", "{0a0b0c0d-1111-2222-3333-444455556667}"],
+    ] {
+        let mut a = vec!["bcd", ps];
+        a.extend_from_slice(args);
+        let o = Command::new(TOOL).args(&a).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let ours = Hive::from_bytes(&std::fs::read(&p).unwrap()).unwrap();
+    let out = Command::new("hivexregedit")
+        .arg("--export")
+        .arg(&p)
+        .arg("\\")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut back = Hive::new_empty("ROOT").unwrap();
+    import_reg_text(&mut back, &String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(norm(&back), norm(&ours));
+    let st = read_bcd(&ours).unwrap();
+    assert_eq!(st.default.as_deref(), Some(new));
+    assert_eq!(st.timeout, Some(30));
+    assert_eq!(st.display_order, [loader, new]);
+}
