@@ -14,6 +14,7 @@
 //! count read from the file is trusted before the bytes it describes are
 //! known to be present.
 
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -829,78 +830,137 @@ pub struct ExportDirectory<'a> {
     pub names: Vec<ExportName<'a>>,
 }
 
-impl ExportDirectory<'_> {
+/// One step of following an export: where function `idx` leads.
+enum Step<'a> {
+    /// Forwarded to another export of this same module (its function index).
+    Next(u32),
+    Done(ResolvedExport<'a>),
+}
+
+impl<'a> ExportDirectory<'a> {
     /// The first name of function `index`, if it has one.
-    pub fn name_of(&self, index: u32) -> Option<&ExportName<'_>> {
+    pub fn name_of(&self, index: u32) -> Option<&ExportName<'a>> {
         self.names.iter().find(|n| n.index == index)
+    }
+
+    /// Names to function indexes (the first name wins, as the loader's
+    /// binary search over a sorted table would find one of them).
+    fn name_map(&self) -> BTreeMap<&'a [u8], u32> {
+        let mut m = BTreeMap::new();
+        for n in &self.names {
+            m.entry(n.name).or_insert(n.index);
+        }
+        m
+    }
+
+    fn step(&self, idx: u32, names: &BTreeMap<&'a [u8], u32>) -> Result<Step<'a>> {
+        let f = self
+            .functions
+            .get(idx as usize)
+            .ok_or_else(|| bad(format!("export index {idx} is outside the address table")))?;
+        let Some(fw) = f.forwarder else {
+            return Ok(Step::Done(ResolvedExport::Function(idx)));
+        };
+        let Some(dot) = fw.iter().rposition(|&c| c == b'.') else {
+            return Err(bad(format!(
+                "forwarder {} has no module name",
+                String::from_utf8_lossy(fw)
+            )));
+        };
+        if !fw[..dot].eq_ignore_ascii_case(module_stem(self.name)) {
+            return Ok(Step::Done(ResolvedExport::Forwarder(fw)));
+        }
+        let target = &fw[dot + 1..];
+        let next = if let Some(ord) = target.strip_prefix(b"#") {
+            let o: u32 = core::str::from_utf8(ord)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "forwarder {} has a bad ordinal",
+                        String::from_utf8_lossy(fw)
+                    ))
+                })?;
+            o.wrapping_sub(self.ordinal_base)
+        } else {
+            *names.get(target).ok_or_else(|| {
+                bad(format!(
+                    "forwarder {} names no export of this module",
+                    String::from_utf8_lossy(fw)
+                ))
+            })?
+        };
+        Ok(Step::Next(next))
     }
 
     /// Follows `name` through forwarders to this same module (`KERNEL32`
     /// exporting `A` as `KERNEL32.B`), as the loader would, and returns the
     /// export it ends at: its function index, or the forwarder into another
-    /// module. A chain that comes back to an export it passed is an error.
-    pub fn resolve(&self, name: &[u8]) -> Result<ResolvedExport<'_>> {
-        let own = module_stem(self.name);
-        let mut idx = self
-            .names
-            .iter()
-            .find(|n| n.name == name)
-            .map(|n| n.index)
-            .ok_or_else(|| Error {
-                status: STATUS_ENTRYPOINT_NOT_FOUND,
-                what: format!("no export named {}", String::from_utf8_lossy(name)),
-            })?;
-        let mut seen = Vec::new();
-        loop {
-            let f = self
-                .functions
-                .get(idx as usize)
-                .ok_or_else(|| bad(format!("export index {idx} is outside the address table")))?;
-            let Some(fw) = f.forwarder else {
-                return Ok(ResolvedExport::Function(idx));
-            };
-            let Some(dot) = fw.iter().rposition(|&c| c == b'.') else {
-                return Err(bad(format!(
-                    "forwarder {} has no module name",
-                    String::from_utf8_lossy(fw)
-                )));
-            };
-            if !fw[..dot].eq_ignore_ascii_case(own) {
-                return Ok(ResolvedExport::Forwarder(fw));
+    /// module. A chain longer than the address table has come back to an
+    /// export it passed: an error.
+    pub fn resolve(&self, name: &[u8]) -> Result<ResolvedExport<'a>> {
+        let names = self.name_map();
+        let mut idx = *names.get(name).ok_or_else(|| Error {
+            status: STATUS_ENTRYPOINT_NOT_FOUND,
+            what: format!("no export named {}", String::from_utf8_lossy(name)),
+        })?;
+        for _ in 0..=self.functions.len() {
+            match self.step(idx, &names)? {
+                Step::Done(r) => return Ok(r),
+                Step::Next(n) => idx = n,
             }
-            if seen.contains(&idx) {
+        }
+        Err(bad(format!(
+            "export {} forwards in a loop",
+            String::from_utf8_lossy(name)
+        )))
+    }
+
+    /// Checks that no forwarder chain inside this module is a loop: each
+    /// function is walked once (a chain stops at a function already
+    /// finished), so a table of n exports costs O(n log n).
+    fn check_forwarder_loops(&self) -> Result<()> {
+        let names = self.name_map();
+        // 0: not seen, 1: on the chain being walked, 2: finished.
+        let mut state = alloc::vec![0u8; self.functions.len()];
+        let mut chain = Vec::new();
+        for start in 0..self.functions.len() {
+            let mut i = start;
+            let mut looped = false;
+            loop {
+                match state[i] {
+                    2 => break,
+                    1 => {
+                        looped = true;
+                        break;
+                    }
+                    _ => {}
+                }
+                state[i] = 1;
+                chain.push(i);
+                match self.step(i as u32, &names) {
+                    Ok(Step::Next(n)) if (n as usize) < state.len() => i = n as usize,
+                    // Out-of-module, unforwarded or broken: the chain ends
+                    // (a broken one is reported when it is resolved).
+                    _ => break,
+                }
+            }
+            if looped {
+                let who = match self.name_of(i as u32) {
+                    Some(n) => String::from_utf8_lossy(n.name).into_owned(),
+                    None => format!("#{}", self.functions[i].ordinal),
+                };
                 return Err(bad(format!(
                     "export {} forwards in a loop (through {})",
-                    String::from_utf8_lossy(name),
-                    String::from_utf8_lossy(fw)
+                    who,
+                    String::from_utf8_lossy(self.functions[i].forwarder.unwrap_or_default())
                 )));
             }
-            seen.push(idx);
-            let target = &fw[dot + 1..];
-            idx = if let Some(ord) = target.strip_prefix(b"#") {
-                let o: u32 = core::str::from_utf8(ord)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "forwarder {} has a bad ordinal",
-                            String::from_utf8_lossy(fw)
-                        ))
-                    })?;
-                o.wrapping_sub(self.ordinal_base)
-            } else {
-                self.names
-                    .iter()
-                    .find(|n| n.name == target)
-                    .map(|n| n.index)
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "forwarder {} names no export of this module",
-                            String::from_utf8_lossy(fw)
-                        ))
-                    })?
-            };
+            for c in chain.drain(..) {
+                state[c] = 2;
+            }
         }
+        Ok(())
     }
 }
 
@@ -998,19 +1058,7 @@ impl<'a> Image<'a> {
             names,
         };
         // Forwarders back into this module must end somewhere.
-        let own = module_stem(dir.name);
-        for n in &dir.names {
-            let f = &dir.functions[n.index as usize];
-            if let Some(fw) = f.forwarder {
-                if fw.len() > own.len() && fw[..own.len()].eq_ignore_ascii_case(own) {
-                    if let Err(e) = dir.resolve(n.name) {
-                        if e.what.contains("loop") {
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-        }
+        dir.check_forwarder_loops()?;
         Ok(Some(dir))
     }
 }

@@ -996,17 +996,24 @@ fn json_part(
         Part::Exports => {
             let v = match img.exports().map_err(e)? {
                 None => Value::Null,
-                Some(x) => json!({
-                    "name": s(x.name), "characteristics": x.characteristics, "time_date_stamp": x.time_date_stamp,
-                    "version": format!("{}.{:02}", x.major_version, x.minor_version),
-                    "ordinal_base": x.ordinal_base, "number_of_functions": x.number_of_functions,
-                    "number_of_names": x.number_of_names,
-                    "functions": x.functions.iter().enumerate().filter(|(_, f)| f.rva != 0).map(|(i, f)| {
-                        let names: Vec<Value> = x.names.iter().filter(|n| n.index as usize == i)
-                            .map(|n| json!({"name": s(n.name), "hint": n.hint})).collect();
-                        json!({"ordinal": f.ordinal, "rva": f.rva, "forwarder": f.forwarder.map(s), "names": names})
-                    }).collect::<Vec<_>>(),
-                }),
+                Some(x) => {
+                    // Names by function index, in one pass (a name table may have 65536 entries).
+                    let mut by_index: Vec<Vec<Value>> = vec![Vec::new(); x.functions.len()];
+                    for n in &x.names {
+                        if let Some(v) = by_index.get_mut(n.index as usize) {
+                            v.push(json!({"name": s(n.name), "hint": n.hint}));
+                        }
+                    }
+                    json!({
+                        "name": s(x.name), "characteristics": x.characteristics, "time_date_stamp": x.time_date_stamp,
+                        "version": format!("{}.{:02}", x.major_version, x.minor_version),
+                        "ordinal_base": x.ordinal_base, "number_of_functions": x.number_of_functions,
+                        "number_of_names": x.number_of_names,
+                        "functions": x.functions.iter().zip(by_index).filter(|(f, _)| f.rva != 0).map(|(f, names)| {
+                            json!({"ordinal": f.ordinal, "rva": f.rva, "forwarder": f.forwarder.map(s), "names": names})
+                        }).collect::<Vec<_>>(),
+                    })
+                }
             };
             o.insert("exports".into(), v);
         }

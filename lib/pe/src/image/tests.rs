@@ -742,3 +742,73 @@ fn partially_read_files_report_what_they_miss() {
     assert_eq!(img.certificates().unwrap(), full.certificates().unwrap());
     assert!(!img.missed());
 }
+
+/// An export directory of `n` functions `F0..F{n-1}` where each `Fi`
+/// forwards to `self.F{i+1}`; the last goes to `last` (a name or `#ordinal`).
+fn chain_directory(names: &[Vec<u8>], fwds: &[Vec<u8>]) -> ExportDirectory<'static> {
+    let names: &'static [Vec<u8>] = Vec::leak(names.to_vec());
+    let fwds: &'static [Vec<u8>] = Vec::leak(fwds.to_vec());
+    ExportDirectory {
+        characteristics: 0,
+        time_date_stamp: 0,
+        major_version: 0,
+        minor_version: 0,
+        name_rva: 0,
+        name: b"self.dll",
+        ordinal_base: 1,
+        number_of_functions: names.len() as u32,
+        number_of_names: names.len() as u32,
+        address_of_functions: 0,
+        address_of_names: 0,
+        address_of_name_ordinals: 0,
+        functions: fwds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| ExportedFunction {
+                ordinal: 1 + i as u32,
+                rva: 0x2000,
+                forwarder: if f.is_empty() { None } else { Some(&f[..]) },
+            })
+            .collect(),
+        names: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ExportName {
+                hint: i as u32,
+                name: &n[..],
+                index: i as u32,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn long_forwarder_chains_and_loops_cost_linear_time() {
+    let n = 50_000;
+    let names: Vec<Vec<u8>> = (0..n).map(|i| format!("F{i}").into_bytes()).collect();
+    // F0 -> F1 -> ... -> F{n-1}, which is a real function.
+    let mut fwds: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("SELF.F{}", i + 1).into_bytes())
+        .collect();
+    fwds[n - 1].clear();
+    let d = chain_directory(&names, &fwds);
+    d.check_forwarder_loops().unwrap();
+    assert_eq!(
+        d.resolve(b"F0").unwrap(),
+        ResolvedExport::Function(n as u32 - 1)
+    );
+    // The last one forwards back to F0 by ordinal: one loop through every export.
+    fwds[n - 1] = b"self.#1".to_vec();
+    let d = chain_directory(&names, &fwds);
+    let e = d.check_forwarder_loops().unwrap_err();
+    assert!(e.what.contains("loop"), "{e}");
+    assert!(d.resolve(b"F7").unwrap_err().what.contains("loop"));
+    // Forwarding out of the module ends the chain.
+    fwds[n - 1] = b"NTDLL.RtlX".to_vec();
+    let d = chain_directory(&names, &fwds);
+    d.check_forwarder_loops().unwrap();
+    assert_eq!(
+        d.resolve(b"F0").unwrap(),
+        ResolvedExport::Forwarder(b"NTDLL.RtlX")
+    );
+}
