@@ -604,6 +604,7 @@ impl<D: BlockDevice> Volume<D> {
             }
         }
         // Drop this name (and its DOS twin) from the record and the index.
+        let all_attrs = r.attrs.clone();
         let mut dropped = 0u16;
         let fnames: Vec<(u16, FileName)> = r
             .attrs
@@ -651,6 +652,9 @@ impl<D: BlockDevice> Volume<D> {
                     }
                 }
             }
+            // As Windows and ntfs-3g leave it: the freed record keeps its attributes (names,
+            // times, runs) until reused, which is what undelete tools read.
+            r.attrs = all_attrs;
             self.free_record(r)?;
         } else {
             self.write_record(&r)?;
