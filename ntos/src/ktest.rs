@@ -308,7 +308,9 @@ const ALL: &[&[Test]] = &[
     crate::io::tests::TESTS,
     crate::io::tests_load::TESTS,
     crate::io::pnp::tests::TESTS,
+    crate::io::pnp::tests_interface::TESTS,
     crate::storage::tests::TESTS,
+    crate::storage::tests_volume::TESTS,
     crate::kd::TESTS,
 ];
 

@@ -141,6 +141,12 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     // Boot-start drivers, then the PnP manager enumerates the machine's
     // devices once the registry is up (`IoInitSystem`'s PnP part; a failure
     // leaves the tree empty), then the system-start drivers.
+    // Control\SystemBootDevice (the boot partition's ARC name) before the
+    // boot drivers load: mountmgr.sys reads it to find the system volume.
+    let s = storage::record_boot_device();
+    if s != nt::status::STATUS_SUCCESS {
+        dbg_println!("storage: SystemBootDevice not recorded: {s:?}");
+    }
     io::load::io_initialize_boot_drivers();
     if let Err(s) = io::pnp::pnp_initialize() {
         dbg_println!("ntrs kernel: PnP initialization failed: {:#x}", s.as_u32());

@@ -122,6 +122,8 @@ fn fill_ntfs(
     let opts = ntfs::format::FormatOptions {
         label: label.to_string(),
         hidden_sectors: (start / 512) as u32,
+        // The system volume has 8.3 names, as Windows setup leaves it.
+        short_names: true,
         ..Default::default()
     };
     let mut vol = ntfs::format::format(dev, &opts).map_err(|e| format!("format NTFS: {e}"))?;

@@ -358,7 +358,7 @@ fn cmd_bench() -> Result<u8> {
     let img = build_all()?;
     let mut failed = qemu::bench(&img)?;
     // Host-side benchmarks of the format crates (release builds).
-    for tool in ["ntrs-ntfs", "ntrs-reg"] {
+    for tool in ["ntrs-ntfs", "ntrs-reg", "ntrs-pe"] {
         let has_bench = root().join("tools").join(tool).join("src/main.rs");
         let src = std::fs::read_to_string(&has_bench).unwrap_or_default();
         if !src.contains("\"bench\"") && !src.contains("Bench") {

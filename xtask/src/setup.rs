@@ -13,6 +13,21 @@ const PACKAGES: &[(&str, &str)] = &[
     ("/usr/bin/hivexsh", "libhivex-bin"),
     ("/usr/bin/hivexregedit", "libwin-hivex-perl"),
     ("/usr/bin/mdir", "mtools"),
+    // ntrs-pe's interop test and benchmark: MinGW's objdump, and the PE
+    // files of Debian's MinGW runtime and Wine packages it compares against.
+    (
+        "/usr/bin/x86_64-w64-mingw32-objdump",
+        "binutils-mingw-w64-x86-64",
+    ),
+    (
+        "/usr/lib/gcc/x86_64-w64-mingw32/12-win32/libgcc_s_seh-1.dll",
+        "gcc-mingw-w64-x86-64-win32-runtime",
+    ),
+    ("/usr/x86_64-w64-mingw32/lib/zlib1.dll", "libz-mingw-w64"),
+    (
+        "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows/kernel32.dll",
+        "libwine",
+    ),
 ];
 
 pub fn ensure_packages() -> Result<()> {

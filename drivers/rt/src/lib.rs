@@ -8,6 +8,10 @@
 
 pub use wdk;
 
+#[cfg(feature = "alloc")]
+pub mod heap;
+pub mod request;
+
 use core::fmt::{self, Write};
 
 /// `KMODE_EXCEPTION_NOT_HANDLED`.

@@ -66,6 +66,10 @@ pub const FILE_ATTR_DUP_FILE_NAME_INDEX_PRESENT: u32 = 0x1000_0000;
 /// NTFS's "has a view index" bit.
 pub const FILE_ATTR_DUP_VIEW_INDEX_PRESENT: u32 = 0x2000_0000;
 
+/// `$VOLUME_INFORMATION` flag: 8.3 short name creation disabled on this
+/// volume (the per-volume state of `fsutil 8dot3name`).
+pub const VOLUME_DISABLE_SHORT_NAMES: u16 = 0x0080;
+
 /// `$FILE_NAME` namespace: POSIX (case-sensitive, any character but NUL and '/').
 pub const NS_POSIX: u8 = 0;
 /// `$FILE_NAME` namespace: Win32.

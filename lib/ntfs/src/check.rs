@@ -171,6 +171,15 @@ pub fn check<D: BlockDevice>(v: &mut Volume<D>) -> Result<Vec<Problem>> {
         if r.base != 0 {
             continue;
         }
+        // A file with an $ATTRIBUTE_LIST: its names and its index root may
+        // live in extension records; look at all of its attributes.
+        let mut r = r;
+        if r.find(AT_ATTRIBUTE_LIST, &[]).is_some() {
+            match v.load(n) {
+                Ok((_, all)) => r.attrs = all,
+                Err(e) => p(&mut out, Some(n), format!("attribute list: {e}")),
+            }
+        }
         let mut links = 0u16;
         let mut all = 0u16;
         for a in r.attrs.iter().filter(|a| a.ty == AT_FILE_NAME) {

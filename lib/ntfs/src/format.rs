@@ -31,12 +31,19 @@ pub struct FormatOptions {
     pub record_size: u32,
     /// Bytes per index block (4096).
     pub index_size: u32,
-    /// Volume serial number.
+    /// Volume serial number; 0 derives one from `time` (as Windows'
+    /// format derives it from the clock), so volumes formatted at different
+    /// times get different serials.
     pub serial: u64,
     /// Sectors before the partition (the boot sector's hidden sectors field).
     pub hidden_sectors: u32,
     /// Timestamp for all system files (100 ns units since 1601).
     pub time: u64,
+    /// Generate 8.3 short names for long names (`format /S:enable`). The
+    /// default is off, as Windows 8 and later format data volumes; Windows
+    /// setup turns it on for the system volume. Stored in `$Volume`
+    /// (`$VOLUME_INFORMATION` flag 0x80 set when off).
+    pub short_names: bool,
 }
 
 impl Default for FormatOptions {
@@ -47,18 +54,21 @@ impl Default for FormatOptions {
             sector_size: 512,
             record_size: 1024,
             index_size: 4096,
-            serial: 0x6E74_7273_4E54_4653,
+            serial: 0,
             hidden_sectors: 0,
             time: crate::volume::fixed_clock(),
+            short_names: false,
         }
     }
 }
 
-/// `$AttrDef` rows: name, type, collation, flags, min size, max size.
+/// `$AttrDef` rows as Windows writes them (and mkntfs copies): name, type,
+/// collation rule, flags (0x02 indexable, 0x40 always resident, 0x80 may be
+/// non-resident and is logged), min size, max size (-1: no limit).
 const ATTR_DEFS: &[(&str, u32, u32, u32, i64, i64)] = &[
     ("$STANDARD_INFORMATION", 0x10, 0, 0x40, 0x30, 0x48),
     ("$ATTRIBUTE_LIST", 0x20, 0, 0x80, 0, -1),
-    ("$FILE_NAME", 0x30, 1, 0x42, 0x44, 0x242),
+    ("$FILE_NAME", 0x30, 0, 0x42, 0x44, 0x242),
     ("$OBJECT_ID", 0x40, 0, 0x40, 0, 0x100),
     ("$SECURITY_DESCRIPTOR", 0x50, 0, 0x80, 0, -1),
     ("$VOLUME_NAME", 0x60, 0, 0x40, 2, 0x100),
@@ -290,6 +300,11 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
     let mirr_lcn = core::cmp::max(total / 2, lay.next);
     lay.take(mirr_lcn, mirr_cl)?;
 
+    let serial = if o.serial != 0 {
+        o.serial
+    } else {
+        volume_serial(o.time, size)
+    };
     let boot = BootSector {
         bytes_per_sector: bps as u32,
         cluster_size: cs as u32,
@@ -298,7 +313,7 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
         mftmirr_lcn: mirr_lcn,
         record_size: rs as u32,
         index_record_size: ibs as u32,
-        serial: o.serial,
+        serial,
         hidden_sectors: o.hidden_sectors,
     };
     let bs = boot.build();
@@ -343,8 +358,11 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
     }
     // The mirror copy's header records its primary's offset.
     dev.write_at(sds_lcn * cs, &sds)?;
+    // Records 0-15 (system files and reserved) and 24-26 ($Extend's files)
+    // are in use; 16-23, kept for MFT extension records, are free, as
+    // Windows leaves them.
     let mut mftbmp = alloc::vec![0u8; cs as usize];
-    for n in 0..27u64 {
+    for n in (0..16u64).chain(24..27) {
         mftbmp[(n / 8) as usize] |= 1 << (n % 8);
     }
     dev.write_at(mftbmp_lcn * cs, &mftbmp)?;
@@ -458,10 +476,18 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
         .encode_utf16()
         .flat_map(|u| u.to_le_bytes())
         .collect();
+    r.add(Attr::resident(
+        AT_SECURITY_DESCRIPTOR,
+        &[],
+        volume_security_descriptor(),
+    ));
     r.add(Attr::resident(AT_VOLUME_NAME, &[], label));
     let mut vi = alloc::vec![0u8; 12];
     vi[8] = 3;
     vi[9] = 1;
+    if !o.short_names {
+        put16(&mut vi, 10, VOLUME_DISABLE_SHORT_NAMES);
+    }
     r.add(Attr::resident(AT_VOLUME_INFORMATION, &[], vi));
     r.add(Attr::resident(AT_DATA, &[], Vec::new()));
     root_names.push((make_ref(3, 3), f));
@@ -592,6 +618,7 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
         131072,
         cs,
     ));
+    r.add(Attr::resident(AT_DATA, &u16s("$Info"), upcase_info(&up)));
     root_names.push((make_ref(10, 10), f));
     records.push(r);
     // 11 $Extend
@@ -620,7 +647,7 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
         r.add(Attr::resident(AT_DATA, &[], Vec::new()));
         records.push(r);
     }
-    // 16..23: reserved for MFT extension records, marked used in the bitmap.
+    // 16..23: reserved for MFT extension records, formatted, not in use.
     for n in 16..24u64 {
         let mut r = Record::new(n, n as u16);
         r.flags = 0;
@@ -633,14 +660,21 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
     r.add(Attr::resident(
         AT_INDEX_ROOT,
         &u16s("$O"),
-        index::build_root(&view(index::COLLATION_NTOFS_SID), &[IndexEntry::end(None)]),
+        index::build_root(
+            &view(index::COLLATION_NTOFS_SID),
+            &[quota_owner_entry(), IndexEntry::end(None)],
+        ),
     ));
     r.add(Attr::resident(
         AT_INDEX_ROOT,
         &u16s("$Q"),
         index::build_root(
             &view(index::COLLATION_NTOFS_ULONG),
-            &[IndexEntry::end(None)],
+            &[
+                quota_entry(QUOTA_DEFAULTS_ID, t, None),
+                quota_entry(QUOTA_FIRST_USER_ID, t, Some(&administrators_sid())),
+                IndexEntry::end(None),
+            ],
         ),
     ));
     ext_names.push((make_ref(24, 1), f));
@@ -711,6 +745,126 @@ pub fn format<D: BlockDevice>(mut dev: D, o: &FormatOptions) -> Result<Volume<D>
     }
     v.flush()?;
     Ok(v)
+}
+
+/// A volume serial number from the format time and the volume size
+/// (splitmix64 of both).
+pub fn volume_serial(time: u64, size: u64) -> u64 {
+    let mut z = time ^ size.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn sid(auth: u8, subs: &[u32]) -> Vec<u8> {
+    let mut s = alloc::vec![1u8, subs.len() as u8, 0, 0, 0, 0, 0, auth];
+    for x in subs {
+        s.extend_from_slice(&x.to_le_bytes());
+    }
+    s
+}
+
+/// S-1-5-32-544 (BUILTIN\Administrators).
+pub fn administrators_sid() -> Vec<u8> {
+    sid(5, &[32, 544])
+}
+
+/// The `$SECURITY_DESCRIPTOR` Windows gives `$Volume`: owner SYSTEM, group
+/// Administrators, DACL allowing SYSTEM and Administrators 0x0012019F
+/// (read, write, synchronize).
+pub fn volume_security_descriptor() -> Vec<u8> {
+    let sy = sid(5, &[18]);
+    let ba = administrators_sid();
+    let mut aces = Vec::new();
+    for s in [&sy, &ba] {
+        aces.extend_from_slice(&[0, 0]); // ACCESS_ALLOWED_ACE_TYPE, no flags
+        aces.extend_from_slice(&((8 + s.len()) as u16).to_le_bytes());
+        aces.extend_from_slice(&0x0012_019Fu32.to_le_bytes());
+        aces.extend_from_slice(s);
+    }
+    let mut sd = alloc::vec![0u8; 20];
+    sd[0] = 1;
+    put16(&mut sd, 2, 0x8004); // SE_SELF_RELATIVE | SE_DACL_PRESENT
+    put32(&mut sd, 16, 20); // DACL right after the header
+    sd.extend_from_slice(&[2, 0]);
+    sd.extend_from_slice(&((8 + aces.len()) as u16).to_le_bytes());
+    sd.extend_from_slice(&2u16.to_le_bytes());
+    sd.extend_from_slice(&[0, 0]);
+    sd.extend_from_slice(&aces);
+    let owner = sd.len();
+    sd.extend_from_slice(&sy);
+    let group = sd.len();
+    sd.extend_from_slice(&ba);
+    put32(&mut sd, 4, owner as u32);
+    put32(&mut sd, 8, group as u32);
+    sd
+}
+
+/// CRC-64 as `$UpCase:$Info` uses it: the Jones polynomial, reflected
+/// (0x9A6C9329AC4BC9B5), initial value and final xor all ones.
+pub fn crc64(data: &[u8]) -> u64 {
+    let mut c = u64::MAX;
+    for &b in data {
+        c ^= b as u64;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x9A6C_9329_AC4B_C9B5
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// The `$UpCase:$Info` stream Windows 8 and later write (32 bytes): its
+/// length, a reserved ULONG, the CRC-64 of the `$UpCase` data, then the
+/// version of the system that wrote the table (major, minor, build,
+/// service pack major/minor). Left 0, as mkntfs leaves them: no Windows
+/// version wrote it.
+pub fn upcase_info(upcase: &[u8]) -> Vec<u8> {
+    let mut b = alloc::vec![0u8; 32];
+    put32(&mut b, 0, 32);
+    put64(&mut b, 8, crc64(upcase));
+    b
+}
+
+/// `$Quota:$Q` owner id of the defaults entry.
+pub const QUOTA_DEFAULTS_ID: u32 = 1;
+/// `$Quota:$Q` first owner id given to a SID (Administrators at format).
+pub const QUOTA_FIRST_USER_ID: u32 = 0x100;
+
+/// A `$Quota:$Q` entry (key: owner id; data: QUOTA_CONTROL_ENTRY version 2,
+/// flags 1 = default limits, bytes used 0, change time, threshold and limit
+/// -1 (none), exceeded time 0, then the owner's SID, none for the defaults).
+fn quota_entry(id: u32, time: u64, sid: Option<&[u8]>) -> IndexEntry {
+    let mut d = alloc::vec![0u8; 48];
+    put32(&mut d, 0, 2);
+    put32(&mut d, 4, 1);
+    put64(&mut d, 16, time);
+    put64(&mut d, 24, u64::MAX);
+    put64(&mut d, 32, u64::MAX);
+    if let Some(s) = sid {
+        d.extend_from_slice(s);
+    }
+    IndexEntry {
+        fref: 0,
+        key: id.to_le_bytes().to_vec(),
+        data: d,
+        child: None,
+        last: false,
+    }
+}
+
+/// The `$Quota:$O` entry mapping Administrators' SID to owner id 0x100.
+fn quota_owner_entry() -> IndexEntry {
+    IndexEntry {
+        fref: 0,
+        key: administrators_sid(),
+        data: QUOTA_FIRST_USER_ID.to_le_bytes().to_vec(),
+        child: None,
+        last: false,
+    }
 }
 
 /// LFS page size used for `$LogFile` restart and log record pages.

@@ -90,6 +90,12 @@ impl IndexEntry {
             b[16..16 + self.key.len()].copy_from_slice(&self.key);
             let d = 16 + self.key.len();
             b[d..d + self.data.len()].copy_from_slice(&self.data);
+            // `$Secure:$SDH` entries (key: hash + id, data: the 20-byte
+            // `$SDS` header) end in the 4 padding bytes "I\0I\0", as
+            // Windows writes them; no other index has that shape.
+            if view && self.key.len() == 8 && self.data.len() == 20 && b.len() >= d + 24 {
+                b[d + 20..d + 24].copy_from_slice(b"I\0I\0");
+            }
         }
         if let Some(c) = self.child {
             put64(b, len - 8, c);

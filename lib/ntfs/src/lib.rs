@@ -24,6 +24,7 @@ pub mod format;
 pub mod fuzz;
 pub mod index;
 pub mod lznt1;
+pub mod names;
 pub mod record;
 pub mod recover;
 pub mod reparse;

@@ -76,7 +76,10 @@ fn fixups_detect_torn_writes() {
 fn format_then_mount() {
     let mut v = fresh(16);
     assert_eq!(v.volume_name().unwrap(), "T");
-    assert_eq!(v.volume_version().unwrap(), (3, 1, 0));
+    assert_eq!(
+        v.volume_version().unwrap(),
+        (3, 1, VOLUME_DISABLE_SHORT_NAMES)
+    );
     let names: Vec<_> = v.read_dir(5).unwrap().into_iter().map(|d| d.name).collect();
     for n in [
         "$MFT", "$MFTMirr", "$LogFile", "$Volume", "$AttrDef", ".", "$Bitmap", "$Boot", "$BadClus",
@@ -776,4 +779,243 @@ fn emptied_leaves_borrow_and_merge() {
         assert_eq!(got.iter().collect::<Vec<_>>(), want);
         assert!(check(&mut v).unwrap().is_empty());
     }
+}
+
+fn names_of(v: &mut Volume<MemDevice>, n: u64) -> Vec<(String, u8)> {
+    let mut x: Vec<(String, u8)> = v
+        .stat(n)
+        .unwrap()
+        .names
+        .iter()
+        .map(|f| (f.name_string(), f.namespace))
+        .collect();
+    x.sort();
+    x
+}
+
+fn assert_clean(v: &mut Volume<MemDevice>) {
+    let p = check(v).unwrap();
+    assert!(p.is_empty(), "{p:?}");
+}
+
+#[test]
+fn names_get_windows_namespaces_and_short_names() {
+    let mut v = fresh(16);
+    assert!(!v.short_name_creation());
+    // 8.3 creation off (the default): long names are POSIX, 8.3 names Win32&DOS.
+    let a = v.write_file("/lower case.txt", b"a").unwrap();
+    let b = v.write_file("/UP.TXT", b"b").unwrap();
+    assert_eq!(names_of(&mut v, a), [("lower case.txt".into(), NS_POSIX)]);
+    assert_eq!(names_of(&mut v, b), [("UP.TXT".into(), NS_WIN32_AND_DOS)]);
+    // On: Win32 + generated DOS name; the setting is kept in $Volume.
+    v.set_short_name_creation(true).unwrap();
+    let mut v = Volume::open(v.into_device()).unwrap();
+    assert!(v.short_name_creation());
+    let mut files = Vec::new();
+    for i in 0..7 {
+        files.push(
+            v.write_file(&format!("/Some Stuff {i}.aspx"), b"x")
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        names_of(&mut v, files[0]),
+        [
+            ("SOMEST~1.ASP".into(), NS_DOS),
+            ("Some Stuff 0.aspx".into(), NS_WIN32)
+        ]
+    );
+    assert_eq!(names_of(&mut v, files[3])[0].0, "SOMEST~4.ASP");
+    let h = format!(
+        "{:04X}",
+        names::checksum(&"Some Stuff 4.aspx".encode_utf16().collect::<Vec<_>>())
+    );
+    assert_eq!(names_of(&mut v, files[4])[0].0, format!("SO{h}~1.ASP"));
+    // Lookups match either name, case-insensitively; listings hide DOS names.
+    assert_eq!(v.lookup("/somest~2.asp").unwrap(), files[1]);
+    assert_eq!(v.lookup("/SOME STUFF 1.ASPX").unwrap(), files[1]);
+    let listed: Vec<String> = v.read_dir(5).unwrap().into_iter().map(|d| d.name).collect();
+    assert!(!listed.iter().any(|n| n.contains('~')), "{listed:?}");
+    assert_clean(&mut v);
+    // Rename keeps the pair: a new short name for the new long name.
+    v.rename("/Some Stuff 0.aspx", "/Other name.html").unwrap();
+    assert_eq!(
+        names_of(&mut v, files[0]),
+        [
+            ("OTHERN~1.HTM".into(), NS_DOS),
+            ("Other name.html".into(), NS_WIN32)
+        ]
+    );
+    assert!(v.lookup("/SOMEST~1.ASP").is_err());
+    // Renamed to its own short name: one Win32&DOS name.
+    v.rename("/Other name.html", "/OTHERN~1.HTM").unwrap();
+    assert_eq!(
+        names_of(&mut v, files[0]),
+        [("OTHERN~1.HTM".into(), NS_WIN32_AND_DOS)]
+    );
+    // A case change of a long name.
+    v.rename("/Some Stuff 1.aspx", "/some stuff 1.aspx")
+        .unwrap();
+    assert_eq!(names_of(&mut v, files[1])[1].0, "some stuff 1.aspx");
+    assert_clean(&mut v);
+    // Delete through the short name removes both names.
+    v.remove("/SOMEST~3.ASP").unwrap();
+    assert!(v.lookup("/Some Stuff 2.aspx").is_err());
+    // Hard links are POSIX names; removing the Win32 name keeps the link.
+    v.link("/Some Stuff 3.aspx", "/hard link").unwrap();
+    v.remove("/Some Stuff 3.aspx").unwrap();
+    assert_eq!(names_of(&mut v, files[3]), [("hard link".into(), NS_POSIX)]);
+    // A directory with a long name gets a short name too.
+    let d = v.create("/Program Files", true).unwrap();
+    assert_eq!(names_of(&mut v, d)[0].0, "PROGRA~1");
+    v.write_file("/Program Files/readme.txt", b"r").unwrap();
+    // A lower-case name that fits 8.3 is its own short name.
+    let rd = v.lookup("/Program Files/readme.txt").unwrap();
+    assert_eq!(
+        names_of(&mut v, rd),
+        [("readme.txt".into(), NS_WIN32_AND_DOS)]
+    );
+    assert_eq!(v.read_file("/PROGRA~1/README.TXT").unwrap(), b"r");
+    assert_clean(&mut v);
+}
+
+/// A fresh volume's metadata files laid out as Windows' format writes them
+/// (field by field, from Microsoft's and the libyal NTFS documentation and
+/// the tables mkntfs copies from Windows).
+#[test]
+fn format_matches_windows_layout() {
+    let mut v = fresh(16);
+    // $MFT:$BITMAP: records 0-15 and $Extend's 24-26 in use, 16-23 free.
+    let bm = v.read_stream_all(0, AT_BITMAP, &[]).unwrap();
+    assert_eq!(&bm[..4], &[0xFF, 0xFF, 0x00, 0x07]);
+    for n in 16..24 {
+        assert!(!v.read_record(n).unwrap().in_use(), "record {n}");
+    }
+    // $AttrDef: Windows' table, row by row (name, type, display rule,
+    // collation rule, flags, min, max).
+    let want: &[(&str, u32, u32, u32, i64, i64)] = &[
+        ("$STANDARD_INFORMATION", 0x10, 0, 0x40, 0x30, 0x48),
+        ("$ATTRIBUTE_LIST", 0x20, 0, 0x80, 0, -1),
+        ("$FILE_NAME", 0x30, 0, 0x42, 0x44, 0x242),
+        ("$OBJECT_ID", 0x40, 0, 0x40, 0, 0x100),
+        ("$SECURITY_DESCRIPTOR", 0x50, 0, 0x80, 0, -1),
+        ("$VOLUME_NAME", 0x60, 0, 0x40, 2, 0x100),
+        ("$VOLUME_INFORMATION", 0x70, 0, 0x40, 0xC, 0xC),
+        ("$DATA", 0x80, 0, 0, 0, -1),
+        ("$INDEX_ROOT", 0x90, 0, 0x40, 0, -1),
+        ("$INDEX_ALLOCATION", 0xA0, 0, 0x80, 0, -1),
+        ("$BITMAP", 0xB0, 0, 0x80, 0, -1),
+        ("$REPARSE_POINT", 0xC0, 0, 0x80, 0, 0x4000),
+        ("$EA_INFORMATION", 0xD0, 0, 0x40, 8, 8),
+        ("$EA", 0xE0, 0, 0, 0, 0x10000),
+        ("$LOGGED_UTILITY_STREAM", 0x100, 0, 0x80, 0, 0x10000),
+    ];
+    let ad = v.read_stream_all(4, AT_DATA, &[]).unwrap();
+    assert_eq!(ad.len(), 2560);
+    let u32at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let i64at = |b: &[u8], o: usize| i64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    for (i, (name, ty, coll, flags, min, max)) in want.iter().enumerate() {
+        let e = &ad[i * 160..(i + 1) * 160];
+        let got: Vec<u16> = e[..128]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|c| *c != 0)
+            .collect();
+        assert_eq!(String::from_utf16(&got).unwrap(), *name);
+        assert_eq!(
+            (
+                u32at(e, 0x80),
+                u32at(e, 0x84),
+                u32at(e, 0x88),
+                u32at(e, 0x8C)
+            ),
+            (*ty, 0, *coll, *flags),
+            "{name}"
+        );
+        assert_eq!((i64at(e, 0x90), i64at(e, 0x98)), (*min, *max), "{name}");
+    }
+    assert!(ad[want.len() * 160..].iter().all(|b| *b == 0));
+    // $Volume: a security descriptor (owner SYSTEM, group Administrators).
+    // The bytes of Windows' descriptor (as mkntfs writes it): O:SY G:BA
+    // D:(A;;0x12019f;;;SY)(A;;0x12019f;;;BA), DACL first.
+    let hex = "010004804800000054000000000000001400000002003400020000000000\
+               14009f011200010100000000000512000000000018009f011200010200\
+               0000000005200000002002000001010000000000051200000001020000\
+               000000052000000020020000";
+    let want: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let r3 = v.read_record(3).unwrap();
+    assert_eq!(
+        r3.find(AT_SECURITY_DESCRIPTOR, &[])
+            .unwrap()
+            .value()
+            .unwrap(),
+        want
+    );
+    assert_eq!(v.security_descriptor(3).unwrap().unwrap(), want);
+    // $UpCase:$Info: length 32, CRC-64 of the table, version fields 0.
+    let info = v.read_file("/$UpCase:$Info").unwrap();
+    let up = v.read_file("/$UpCase").unwrap();
+    assert_eq!(info.len(), 32);
+    assert_eq!(u32at(&info, 0), 32);
+    assert_eq!(
+        u64::from_le_bytes(info[8..16].try_into().unwrap()),
+        format::crc64(&up)
+    );
+    assert!(info[16..].iter().all(|b| *b == 0));
+    // $Secure:$SDH entries end in "I\0I\0".
+    let r9 = v.read_record(9).unwrap();
+    let sdh = r9
+        .find(AT_INDEX_ROOT, &"$SDH".encode_utf16().collect::<Vec<_>>())
+        .unwrap()
+        .value()
+        .unwrap()
+        .to_vec();
+    let e0 = 32; // root header 16 + node header 16
+    assert_eq!(u16::from_le_bytes([sdh[e0 + 8], sdh[e0 + 9]]), 0x30);
+    assert_eq!(u16::from_le_bytes([sdh[e0 + 2], sdh[e0 + 3]]), 20);
+    assert_eq!(&sdh[e0 + 0x2C..e0 + 0x30], b"I\0I\0");
+    // $Extend\$Quota: $O maps Administrators to owner 0x100; $Q has the
+    // defaults entry (owner 1) and owner 0x100 with its SID.
+    let q = v.lookup("/$Extend/$Quota").unwrap();
+    let rq = v.read_record(q).unwrap();
+    let root = |r: &record::Record, n: &str| {
+        let (_, e, _) = index::parse_root(
+            r.find(AT_INDEX_ROOT, &n.encode_utf16().collect::<Vec<_>>())
+                .unwrap()
+                .value()
+                .unwrap(),
+        )
+        .unwrap();
+        e
+    };
+    let o = root(&rq, "$O");
+    assert_eq!(o.len(), 2);
+    assert_eq!(o[0].key, format::administrators_sid());
+    assert_eq!(o[0].data, 0x100u32.to_le_bytes());
+    let qe = root(&rq, "$Q");
+    assert_eq!(qe.len(), 3);
+    assert_eq!(qe[0].key, 1u32.to_le_bytes());
+    assert_eq!(qe[0].data.len(), 48);
+    assert_eq!(qe[1].key, 0x100u32.to_le_bytes());
+    assert_eq!(&qe[1].data[48..], format::administrators_sid());
+    for e in &qe[..2] {
+        assert_eq!((u32at(&e.data, 0), u32at(&e.data, 4)), (2, 1)); // version, default limits
+        assert_eq!(i64at(&e.data, 24), -1); // threshold
+        assert_eq!(i64at(&e.data, 32), -1); // limit
+    }
+    // The serial comes from the format time: two volumes differ.
+    let s1 = v.boot.serial;
+    let v2 = format(
+        MemDevice::new(16 << 20),
+        &FormatOptions {
+            time: volume::fixed_clock() + 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_ne!(s1, v2.boot.serial);
+    assert_ne!(s1, 0);
+    assert_clean(&mut v);
 }

@@ -168,6 +168,8 @@ pub struct Volume<D> {
     pub clock: fn() -> u64,
     /// Times `set_times` is copying into `$FILE_NAME`s.
     pub(crate) times: Option<(u64, u64, u64)>,
+    /// 8.3 short names are generated for new long names (from `$Volume`).
+    pub(crate) short_names: bool,
 }
 
 /// Default clock: a fixed instant (2026-01-01), since `no_std` has no time.
@@ -208,6 +210,7 @@ impl<D: BlockDevice> Volume<D> {
             state: Default::default(),
             clock: fixed_clock,
             times: None,
+            short_names: true,
         };
         // Bootstrap: record 0 is at the MFT LCN.
         let mut raw = alloc::vec![0u8; rs];
@@ -264,6 +267,15 @@ impl<D: BlockDevice> Volume<D> {
             return Err(Error::Corrupt("$UpCase is not 128 KiB"));
         }
         v.upcase = utf16_units(&up);
+        // The per-volume 8.3 state; a volume without $VOLUME_INFORMATION
+        // mounts with short names on (NTFS's default when not disabled).
+        if let Ok(r) = v.read_record(rec::VOLUME) {
+            if let Some(vi) = r.find(AT_VOLUME_INFORMATION, &[]).and_then(|a| a.value()) {
+                if let Ok(f) = u16_at(vi, 10) {
+                    v.short_names = f & VOLUME_DISABLE_SHORT_NAMES == 0;
+                }
+            }
+        }
         Ok(v)
     }
 

@@ -6,6 +6,7 @@ use crate::attr::*;
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
 use crate::index::{self, IndexEntry, RootHeader};
+use crate::names;
 use crate::record::{Attr, Body, NonResident, Record, MFT_RECORD_IN_USE, MFT_RECORD_IS_DIRECTORY};
 use crate::upcase;
 use crate::volume::{rec, split_stream, IndexCtx, Volume, I30};
@@ -40,37 +41,6 @@ pub fn check_name(n: &[u16]) -> Result<()> {
         return Err(Error::InvalidName);
     }
     Ok(())
-}
-
-/// Whether a name is a valid upper-case 8.3 name (then it is its own DOS name).
-fn is_dos_name(n: &[u16]) -> bool {
-    let s: Vec<u16> = n.to_vec();
-    let dot = s.iter().position(|&c| c == b'.' as u16);
-    let (base, ext) = match dot {
-        Some(i) => (&s[..i], &s[i + 1..]),
-        None => (&s[..], &[][..]),
-    };
-    let ok = |c: &u16| {
-        (*c as u8 as u16 == *c)
-            && (c.is_ascii_uppercase_u16()
-                || (*c as u8).is_ascii_digit()
-                || b"$%'-_@~`!(){}^#&".contains(&(*c as u8)))
-    };
-    !base.is_empty()
-        && base.len() <= 8
-        && ext.len() <= 3
-        && base.iter().all(ok)
-        && ext.iter().all(ok)
-        && (dot.is_none() || !ext.is_empty())
-}
-
-trait AsciiU16 {
-    fn is_ascii_uppercase_u16(&self) -> bool;
-}
-impl AsciiU16 for u16 {
-    fn is_ascii_uppercase_u16(&self) -> bool {
-        (b'A' as u16..=b'Z' as u16).contains(self)
-    }
 }
 
 /// Splits a path into (parent path, last component).
@@ -181,14 +151,17 @@ impl<D: BlockDevice> Volume<D> {
             data_size: data.len() as u64,
             flags: attrs,
             reparse: 0,
-            namespace: if is_dos_name(name) {
-                NS_WIN32_AND_DOS
-            } else {
-                NS_WIN32
-            },
+            namespace: NS_POSIX,
             name: name.to_vec(),
         };
-        r.add(Attr::resident(AT_FILE_NAME, &[], fname.build()));
+        let fnames = self.new_names(parent, name, &fname)?;
+        for f in &fnames {
+            r.add(Attr::resident(AT_FILE_NAME, &[], f.build()));
+        }
+        // The record's link count counts every $FILE_NAME, the DOS name
+        // too, as Windows writes it (ntfs-3g frees the record when the
+        // count reaches 0 while removing the names one by one).
+        r.link_count = fnames.len() as u16;
         if dir {
             r.flags = MFT_RECORD_IN_USE | MFT_RECORD_IS_DIRECTORY;
             let h = self.i30_header();
@@ -201,14 +174,7 @@ impl<D: BlockDevice> Volume<D> {
             r.add(Attr::resident(AT_DATA, &[], data.to_vec()));
         }
         self.write_record(&r)?;
-        let e = IndexEntry {
-            fref: make_ref(n, seq),
-            key: fname.build(),
-            data: Vec::new(),
-            child: None,
-            last: false,
-        };
-        if let Err(err) = self.i30_insert(parent, e) {
+        if let Err(err) = self.insert_names(parent, make_ref(n, seq), &fnames) {
             // Not reachable by name: give the record back.
             r.flags = 0;
             let _ = self.write_record(&r);
@@ -216,6 +182,106 @@ impl<D: BlockDevice> Volume<D> {
         }
         self.flush()?;
         Ok(n)
+    }
+
+    /// The `$FILE_NAME`s a new name `name` in directory `parent` gets, as
+    /// Windows writes them (see [`crate::names`]): one Win32&DOS name when
+    /// `name` upper-cased is a valid 8.3 name; with 8.3 creation enabled a
+    /// Win32 name plus a generated DOS name unique in `parent`; otherwise
+    /// one POSIX name. `tmpl` gives every field but name and namespace.
+    pub(crate) fn new_names(
+        &mut self,
+        parent: u64,
+        name: &[u16],
+        tmpl: &FileName,
+    ) -> Result<Vec<FileName>> {
+        let mut f = tmpl.clone();
+        f.name = name.to_vec();
+        if names::fits_8dot3(&self.upcase, name) {
+            f.namespace = NS_WIN32_AND_DOS;
+            return Ok(alloc::vec![f]);
+        }
+        if !self.short_names {
+            f.namespace = NS_POSIX;
+            return Ok(alloc::vec![f]);
+        }
+        f.namespace = NS_WIN32;
+        let mut k = 1;
+        loop {
+            let c =
+                names::short_name_candidate(&self.upcase, name, k).ok_or(Error::NameCollision)?;
+            if self.lookup_in(parent, &c)?.is_none() {
+                let mut d = f.clone();
+                d.name = c;
+                d.namespace = NS_DOS;
+                return Ok(alloc::vec![f, d]);
+            }
+            k += 1;
+        }
+    }
+
+    /// Indexes `names` of file `fref` in `parent`; on failure the ones
+    /// already inserted are taken out again.
+    fn insert_names(&mut self, parent: u64, fref: u64, names: &[FileName]) -> Result<()> {
+        for (i, f) in names.iter().enumerate() {
+            let e = IndexEntry {
+                fref,
+                key: f.build(),
+                data: Vec::new(),
+                child: None,
+                last: false,
+            };
+            if let Err(err) = self.i30_insert(parent, e) {
+                for g in &names[..i] {
+                    let _ = self.i30_remove(parent, &g.name, mft_no(fref));
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether 8.3 short names are generated for new long names on this
+    /// volume (`$VOLUME_INFORMATION` flag 0x80 clear).
+    pub fn short_name_creation(&self) -> bool {
+        self.short_names
+    }
+
+    /// Enables or disables 8.3 short name creation on this volume and
+    /// records it in `$Volume` (`$VOLUME_INFORMATION` flag 0x80, the
+    /// per-volume state `fsutil 8dot3name set` changes). Existing names stay.
+    pub fn set_short_name_creation(&mut self, enabled: bool) -> Result<()> {
+        self.op(|v| {
+            let mut r = v.read_record(rec::VOLUME)?;
+            let a = r
+                .find_mut(AT_VOLUME_INFORMATION, &[])
+                .ok_or(Error::BadRecord {
+                    record: rec::VOLUME,
+                    reason: "no $VOLUME_INFORMATION",
+                })?;
+            let Body::Resident { value, .. } = &mut a.body else {
+                return Err(Error::BadRecord {
+                    record: rec::VOLUME,
+                    reason: "non-resident $VOLUME_INFORMATION",
+                });
+            };
+            if value.len() < 12 {
+                return Err(Error::BadRecord {
+                    record: rec::VOLUME,
+                    reason: "short $VOLUME_INFORMATION",
+                });
+            }
+            let mut flags = u16::from_le_bytes([value[10], value[11]]);
+            if enabled {
+                flags &= !VOLUME_DISABLE_SHORT_NAMES;
+            } else {
+                flags |= VOLUME_DISABLE_SHORT_NAMES;
+            }
+            value[10..12].copy_from_slice(&flags.to_le_bytes());
+            v.write_record(&r)?;
+            v.short_names = enabled;
+            v.flush()
+        })
     }
 
     pub(crate) fn i30_header(&self) -> RootHeader {
@@ -603,39 +669,13 @@ impl<D: BlockDevice> Volume<D> {
                 return Err(Error::DirectoryNotEmpty);
             }
         }
-        // Drop this name (and its DOS twin) from the record and the index.
+        // Drop this name (and its Win32/DOS twin) from the record and the index.
         let all_attrs = r.attrs.clone();
         let mut dropped = 0u16;
-        let fnames: Vec<(u16, FileName)> = r
-            .attrs
-            .iter()
-            .filter(|a| a.ty == AT_FILE_NAME)
-            .filter_map(|a| {
-                a.value()
-                    .and_then(|v| FileName::parse(v).ok())
-                    .map(|f| (a.instance, f))
-            })
-            .collect();
-        let target_long = fnames
-            .iter()
-            .find(|(_, f)| {
-                mft_no(f.parent) == parent
-                    && upcase::cmp_ignore_case(&self.upcase, &f.name, &e.file_name.name)
-                        == Ordering::Equal
-            })
-            .map(|(_, f)| f.namespace);
-        for (inst, f) in &fnames {
-            let same = mft_no(f.parent) == parent
-                && (upcase::cmp_ignore_case(&self.upcase, &f.name, &e.file_name.name)
-                    == Ordering::Equal
-                    || (f.namespace == NS_DOS && target_long == Some(NS_WIN32)));
-            if same {
-                self.i30_remove(parent, &f.name, n)?;
-                r.attrs.retain(|a| a.instance != *inst);
-                if f.namespace != NS_DOS {
-                    dropped += 1;
-                }
-            }
+        for (inst, f) in Self::link_names(&r, parent, &e.file_name.name) {
+            self.i30_remove(parent, &f.name, n)?;
+            r.attrs.retain(|a| a.instance != inst);
+            dropped += 1;
         }
         r.link_count = r.link_count.saturating_sub(dropped.max(1));
         let names_left = r.attrs.iter().any(|a| a.ty == AT_FILE_NAME);
@@ -660,6 +700,37 @@ impl<D: BlockDevice> Volume<D> {
             self.write_record(&r)?;
         }
         self.flush()
+    }
+
+    /// The `$FILE_NAME`s (instance, value) that make up the link named
+    /// `name` (exactly as indexed) in `parent`: that name, plus its DOS
+    /// twin when it is the Win32 name or its Win32 twin when it is the DOS
+    /// name (Windows keeps the pair together).
+    fn link_names(r: &Record, parent: u64, name: &[u16]) -> Vec<(u16, FileName)> {
+        let all: Vec<(u16, FileName)> = r
+            .attrs
+            .iter()
+            .filter(|a| a.ty == AT_FILE_NAME)
+            .filter_map(|a| {
+                a.value()
+                    .and_then(|v| FileName::parse(v).ok())
+                    .map(|f| (a.instance, f))
+            })
+            .filter(|(_, f)| mft_no(f.parent) == parent)
+            .collect();
+        let Some(ns) = all
+            .iter()
+            .find(|(_, f)| f.name == name)
+            .map(|(_, f)| f.namespace)
+        else {
+            return Vec::new();
+        };
+        all.into_iter()
+            .filter(|(_, f)| {
+                f.name == name
+                    || (matches!(ns, NS_WIN32 | NS_DOS) && matches!(f.namespace, NS_WIN32 | NS_DOS))
+            })
+            .collect()
     }
 
     /// Renames or moves `from` to `to` (which must not exist).
@@ -714,60 +785,69 @@ impl<D: BlockDevice> Volume<D> {
         let mut r = self.read_record(n)?;
         Self::writable(&r)?;
         let (_, tref) = self.dir_ref(tparent)?;
-        // Remove every name of this link in the old parent (long + DOS).
-        let fnames: Vec<(u16, FileName)> = r
-            .attrs
-            .iter()
-            .filter(|a| a.ty == AT_FILE_NAME)
-            .filter_map(|a| {
-                a.value()
-                    .and_then(|v| FileName::parse(v).ok())
-                    .map(|f| (a.instance, f))
-            })
-            .collect();
         if fparent == tparent && e.file_name.name == tname {
             return Ok(());
         }
-        let mut template = None;
-        let mut old_names = Vec::new();
-        for (inst, f) in &fnames {
-            let is_this = mft_no(f.parent) == fparent
-                && (upcase::cmp_ignore_case(&self.upcase, &f.name, &e.file_name.name)
-                    == Ordering::Equal
-                    || f.namespace == NS_DOS);
-            if is_this {
-                old_names.push(f.name.clone());
-                r.attrs.retain(|a| a.instance != *inst);
-                if f.namespace != NS_DOS {
-                    template = Some(f.clone());
-                }
-            }
+        // Every name of this link in the old parent (long + DOS) goes.
+        let old = Self::link_names(&r, fparent, &e.file_name.name);
+        let template = old
+            .iter()
+            .find(|(_, f)| f.namespace != NS_DOS)
+            .or(old.first())
+            .map(|(_, f)| f.clone())
+            .ok_or(Error::BadRecord {
+                record: n,
+                reason: "name not in record",
+            })?;
+        for (inst, _) in &old {
+            r.attrs.retain(|a| a.instance != *inst);
         }
-        let mut nf = template.ok_or(Error::BadRecord {
-            record: n,
-            reason: "name not in record",
-        })?;
+        // Out of the old directory first, so a case change or taking the
+        // file's own short name does not collide with itself.
+        let fref = make_ref(n, r.seq);
+        let old_names: Vec<FileName> = old.into_iter().map(|(_, f)| f).collect();
+        for f in &old_names {
+            self.i30_remove(fparent, &f.name, n)?;
+        }
+        let mut nf = template;
         nf.parent = tref;
-        nf.name = tname.clone();
-        nf.namespace = if is_dos_name(&tname) {
-            NS_WIN32_AND_DOS
-        } else {
-            NS_WIN32
-        };
         nf.mft_change = self.now();
-        r.add(Attr::resident(AT_FILE_NAME, &[], nf.build()));
-        self.fit(&mut r)?;
-        // New name first: if the index cannot take it, nothing has changed.
-        let ie = IndexEntry {
-            fref: make_ref(n, r.seq),
-            key: nf.build(),
-            data: Vec::new(),
-            child: None,
-            last: false,
+        // A hard link's POSIX name stays POSIX when the file keeps its
+        // Win32/DOS names elsewhere (a file has at most one DOS name).
+        let keeps_win32 = r
+            .attrs
+            .iter()
+            .filter(|a| a.ty == AT_FILE_NAME)
+            .filter_map(|a| a.value().and_then(|v| FileName::parse(v).ok()))
+            .any(|f| f.namespace != NS_POSIX);
+        let new_names = if keeps_win32 {
+            nf.name = tname.clone();
+            nf.namespace = NS_POSIX;
+            Ok(alloc::vec![nf])
+        } else {
+            self.new_names(tparent, &tname, &nf)
         };
-        self.i30_insert(tparent, ie)?;
-        for name in &old_names {
-            self.i30_remove(fparent, name, n)?;
+        let result = new_names.and_then(|names| {
+            let mut trial = r.clone();
+            for f in &names {
+                trial.add(Attr::resident(AT_FILE_NAME, &[], f.build()));
+            }
+            trial.link_count = trial
+                .link_count
+                .saturating_sub(old_names.len() as u16)
+                .saturating_add(names.len() as u16)
+                .max(1);
+            self.fit(&mut trial)?;
+            self.insert_names(tparent, fref, &names)?;
+            Ok(trial)
+        });
+        match result {
+            Ok(t) => r = t,
+            Err(err) => {
+                // Put the old names back: nothing has changed on disk.
+                let _ = self.insert_names(fparent, fref, &old_names);
+                return Err(err);
+            }
         }
         self.write_record(&r)?;
         self.flush()

@@ -8,6 +8,8 @@
 
 extern crate alloc;
 
+pub mod image;
+
 use alloc::vec::Vec;
 use nt::status::*;
 use nt::NtStatus;

@@ -18,3 +18,4 @@ pub mod gpt;
 pub mod guid;
 pub mod mountmgr;
 pub mod request;
+pub mod volume;

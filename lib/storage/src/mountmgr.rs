@@ -164,6 +164,146 @@ pub fn plan(volumes: &[Volume], existing: &[(String, Vec<u8>)]) -> Plan {
     p
 }
 
+/// One mount point the mount manager answers `IOCTL_MOUNTMGR_QUERY_POINTS`
+/// with: a name from its database (`\DosDevices\C:`, `\??\Volume{...}`),
+/// the volume's unique ID and its (nonpersistent) device name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountPoint {
+    /// The symbolic link name, as the `MountedDevices` value is named.
+    pub link: String,
+    /// The volume's unique ID.
+    pub unique_id: Vec<u8>,
+    /// `\Device\HarddiskVolumeN`.
+    pub device: String,
+}
+
+/// The mount points of a plan: one per `MountedDevices` value, with the
+/// device of the volume whose unique ID it holds.
+pub fn mount_points(plan: &Plan, volumes: &[Volume]) -> Vec<MountPoint> {
+    plan.values
+        .iter()
+        .filter_map(|(name, id)| {
+            let v = volumes.iter().find(|v| v.unique_id == *id)?;
+            Some(MountPoint {
+                link: name.clone(),
+                unique_id: id.clone(),
+                device: v.device.clone(),
+            })
+        })
+        .collect()
+}
+
+fn utf16_bytes(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+fn u16le(b: &[u8], at: usize) -> usize {
+    u16::from_le_bytes([b[at], b[at + 1]]) as usize
+}
+
+fn u32le(b: &[u8], at: usize) -> usize {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
+}
+
+/// `IOCTL_MOUNTMGR_QUERY_POINTS`: `input` is a `MOUNTMGR_MOUNT_POINT` whose
+/// non-empty members (offsets from the start of the input) select the
+/// points whose link name (case-insensitive), unique ID or device name
+/// (case-insensitive) equal them; all empty selects every point. The answer
+/// is `MOUNTMGR_MOUNT_POINTS` (offsets from the start of the output; the
+/// names and IDs after the array, not NUL-terminated). Statuses: input
+/// shorter than `MOUNTMGR_MOUNT_POINT` or a member outside it, or output
+/// shorter than `sizeof(MOUNTMGR_MOUNT_POINTS)`: `STATUS_INVALID_PARAMETER`;
+/// criteria matching nothing: `STATUS_OBJECT_NAME_NOT_FOUND`; output too
+/// small for the answer: `Size` and `NumberOfMountPoints` only, with
+/// `STATUS_BUFFER_OVERFLOW`. Returns (status, `Information`).
+pub fn query_points(points: &[MountPoint], input: &[u8], out: &mut [u8]) -> (nt::NtStatus, usize) {
+    use nt::status::*;
+    use wdk::mountdev::*;
+    const MP: usize = core::mem::size_of::<MOUNTMGR_MOUNT_POINT>();
+    if input.len() < MP || out.len() < MOUNTMGR_MOUNT_POINTS_SIZE {
+        return (STATUS_INVALID_PARAMETER, 0);
+    }
+    let member = |off: usize, len: usize| -> Result<Option<&[u8]>, ()> {
+        if len == 0 {
+            return Ok(None);
+        }
+        match off.checked_add(len) {
+            Some(end) if end <= input.len() => Ok(Some(&input[off..end])),
+            _ => Err(()),
+        }
+    };
+    let (Ok(link), Ok(id), Ok(dev)) = (
+        member(u32le(input, 0), u16le(input, 4)),
+        member(u32le(input, 8), u16le(input, 12)),
+        member(u32le(input, 16), u16le(input, 20)),
+    ) else {
+        return (STATUS_INVALID_PARAMETER, 0);
+    };
+    let text = |b: &[u8]| -> String {
+        let u: Vec<u16> = b
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16_lossy(&u)
+    };
+    let (link, dev) = (link.map(text), dev.map(text));
+    let selected: Vec<&MountPoint> = points
+        .iter()
+        .filter(|p| link.as_ref().is_none_or(|l| p.link.eq_ignore_ascii_case(l)))
+        .filter(|p| id.is_none_or(|i| p.unique_id == i))
+        .filter(|p| {
+            dev.as_ref()
+                .is_none_or(|d| p.device.eq_ignore_ascii_case(d))
+        })
+        .collect();
+    if selected.is_empty() && (link.is_some() || id.is_some() || dev.is_some()) {
+        return (STATUS_OBJECT_NAME_NOT_FOUND, 0);
+    }
+    let mut data = Vec::new();
+    let mut entries = Vec::new();
+    let data_start = MOUNTMGR_MOUNT_POINTS_ENTRIES_OFFSET + MP * selected.len();
+    for p in &selected {
+        let l = utf16_bytes(&p.link);
+        let d = utf16_bytes(&p.device);
+        let lo = data_start + data.len();
+        data.extend_from_slice(&l);
+        let io = data_start + data.len();
+        data.extend_from_slice(&p.unique_id);
+        let dof = data_start + data.len();
+        data.extend_from_slice(&d);
+        entries.push(MOUNTMGR_MOUNT_POINT {
+            SymbolicLinkNameOffset: lo as u32,
+            SymbolicLinkNameLength: l.len() as u16,
+            Reserved1: 0,
+            UniqueIdOffset: io as u32,
+            UniqueIdLength: p.unique_id.len() as u16,
+            Reserved2: 0,
+            DeviceNameOffset: dof as u32,
+            DeviceNameLength: d.len() as u16,
+            Reserved3: 0,
+        });
+    }
+    let size = data_start + data.len();
+    out[..4].copy_from_slice(&(size as u32).to_le_bytes());
+    out[4..8].copy_from_slice(&(selected.len() as u32).to_le_bytes());
+    if out.len() < size {
+        return (STATUS_BUFFER_OVERFLOW, MOUNTMGR_MOUNT_POINTS_SIZE);
+    }
+    for (k, e) in entries.iter().enumerate() {
+        let at = MOUNTMGR_MOUNT_POINTS_ENTRIES_OFFSET + k * MP;
+        let mut b = [0u8; MP];
+        b[0..4].copy_from_slice(&e.SymbolicLinkNameOffset.to_le_bytes());
+        b[4..6].copy_from_slice(&e.SymbolicLinkNameLength.to_le_bytes());
+        b[8..12].copy_from_slice(&e.UniqueIdOffset.to_le_bytes());
+        b[12..14].copy_from_slice(&e.UniqueIdLength.to_le_bytes());
+        b[16..20].copy_from_slice(&e.DeviceNameOffset.to_le_bytes());
+        b[20..22].copy_from_slice(&e.DeviceNameLength.to_le_bytes());
+        out[at..at + MP].copy_from_slice(&b);
+    }
+    out[data_start..size].copy_from_slice(&data);
+    (STATUS_SUCCESS, size.max(MOUNTMGR_MOUNT_POINTS_SIZE))
+}
+
 /// `C` from `\DosDevices\C:`.
 pub fn parse_dos_devices_letter(name: &str) -> Option<u8> {
     let rest = name.strip_prefix("\\DosDevices\\")?.as_bytes();
@@ -296,5 +436,107 @@ mod tests {
         let p = plan(&[v], &[]);
         assert_eq!(p.links.len(), 1);
         assert!(p.links[0].0.starts_with("Volume{"));
+    }
+    #[test]
+    fn query_points_layout_and_criteria() {
+        use nt::status::*;
+        let v1 = vol(
+            1,
+            "11111111-2222-3333-4444-555555555555",
+            types::EFI_SYSTEM,
+            false,
+        );
+        let v2 = vol(
+            2,
+            "01234567-89ab-cdef-0123-456789abcdef",
+            types::BASIC_DATA,
+            true,
+        );
+        let vols = vec![v1.clone(), v2.clone()];
+        let p = plan(&vols, &[]);
+        let pts = mount_points(&p, &vols);
+        assert_eq!(pts.len(), 3);
+        let all = [0u8; 24];
+        let mut out = vec![0u8; 4096];
+        let (s, n) = query_points(&pts, &all, &mut out);
+        assert_eq!(s, STATUS_SUCCESS);
+        let size = u32::from_le_bytes(out[0..4].try_into().unwrap()) as usize;
+        assert_eq!(size, n);
+        assert_eq!(u32::from_le_bytes(out[4..8].try_into().unwrap()), 3);
+        // Each entry's names lie in the answer and read back.
+        let mut links = Vec::new();
+        for k in 0..3 {
+            let e = &out[8 + 24 * k..8 + 24 * (k + 1)];
+            let (lo, ll) = (u32le(e, 0), u16le(e, 4));
+            let (io, il) = (u32le(e, 8), u16le(e, 12));
+            let (dof, dl) = (u32le(e, 16), u16le(e, 20));
+            assert!(lo + ll <= size && io + il <= size && dof + dl <= size);
+            let s16 = |o: usize, l: usize| {
+                let u: Vec<u16> = out[o..o + l]
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                String::from_utf16(&u).unwrap()
+            };
+            links.push((s16(lo, ll), out[io..io + il].to_vec(), s16(dof, dl)));
+        }
+        assert!(links.contains(&(
+            "\\DosDevices\\C:".to_string(),
+            v2.unique_id.clone(),
+            v2.device.clone()
+        )));
+        assert!(links
+            .iter()
+            .any(|l| l.0.starts_with("\\??\\Volume{11111111") && l.2 == v1.device));
+        // Criteria: a device name selects its points only.
+        let dev: Vec<u8> = v2
+            .device
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        let mut input = vec![0u8; 24];
+        input[16..20].copy_from_slice(&24u32.to_le_bytes());
+        input[20..22].copy_from_slice(&(dev.len() as u16).to_le_bytes());
+        input.extend_from_slice(&dev);
+        let (s, _) = query_points(&pts, &input, &mut out);
+        assert_eq!(s, STATUS_SUCCESS);
+        assert_eq!(u32::from_le_bytes(out[4..8].try_into().unwrap()), 2);
+        // A unique ID matching nothing.
+        let mut input = vec![0u8; 24];
+        input[8..12].copy_from_slice(&24u32.to_le_bytes());
+        input[12..14].copy_from_slice(&2u16.to_le_bytes());
+        input.extend_from_slice(b"zz");
+        assert_eq!(
+            query_points(&pts, &input, &mut out).0,
+            STATUS_OBJECT_NAME_NOT_FOUND
+        );
+        // A member outside the input, short buffers.
+        let mut bad = vec![0u8; 24];
+        bad[0..4].copy_from_slice(&20u32.to_le_bytes());
+        bad[4..6].copy_from_slice(&8u16.to_le_bytes());
+        assert_eq!(
+            query_points(&pts, &bad, &mut out).0,
+            STATUS_INVALID_PARAMETER
+        );
+        assert_eq!(
+            query_points(&pts, &all[..23], &mut out).0,
+            STATUS_INVALID_PARAMETER
+        );
+        assert_eq!(
+            query_points(&pts, &all, &mut out[..31]).0,
+            STATUS_INVALID_PARAMETER
+        );
+        let mut small = vec![0u8; 32];
+        assert_eq!(
+            query_points(&pts, &all, &mut small),
+            (STATUS_BUFFER_OVERFLOW, 32)
+        );
+        assert_eq!(
+            u32::from_le_bytes(small[0..4].try_into().unwrap()) as usize,
+            size
+        );
+        // No volumes: an empty answer.
+        assert_eq!(query_points(&[], &all, &mut out), (STATUS_SUCCESS, 32));
+        assert_eq!(&out[..8], &[8, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

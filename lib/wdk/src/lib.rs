@@ -17,9 +17,15 @@ pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
 pub mod kernel;
+pub mod mountdev;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
+#[cfg(feature = "driver")]
+pub mod ntoskrnl_pnp;
 pub mod pnp;
+pub mod pnpnotify;
+pub mod registry;
+pub mod volmgr;
 
 pub use base::*;
 pub use consts::*;
@@ -29,6 +35,8 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+#[cfg(feature = "driver")]
+pub use ntoskrnl_pnp::*;
 pub use pnp::*;
 
 #[cfg(test)]

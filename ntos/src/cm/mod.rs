@@ -23,6 +23,7 @@ pub mod kd;
 pub mod lock;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
+pub mod zw;
 
 use crate::ob::object::*;
 use ::ob::namespace::ObjectId;

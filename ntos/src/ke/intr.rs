@@ -239,6 +239,7 @@ fn disconnect(obj: NonNull<KInterrupt>) {
 /// Entry from the trap dispatcher for vectors 0x1F..0xFF (interrupts
 /// disabled on entry and on return).
 pub fn dispatch_interrupt(vector: u8) {
+    super::sched::note_halt_end(super::current_processor_number() as usize);
     depth_of_this_processor().fetch_add(1, Ordering::Relaxed);
     dispatch_interrupt_inner(vector);
     // The dispatch interrupt may have switched threads: this thread may now

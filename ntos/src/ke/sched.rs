@@ -198,6 +198,14 @@ pub struct ProcessorSched {
     pub dispatch_interrupts: AtomicU64,
     pub ticks: AtomicU64,
     pub idle_ticks: AtomicU64,
+    /// Time stamp at which the idle loop last halted this processor, 0 when
+    /// it is not halted: the first interrupt out of the halt closes the
+    /// interval ([`note_halt_end`]).
+    halt_start: AtomicU64,
+    /// Time stamp counter ticks this processor spent halted in the idle
+    /// loop since boot (for benchmarks that report a request's busy
+    /// instructions under `-icount`, where QEMU's clock jumps over a halt).
+    pub halted_tsc: AtomicU64,
 }
 
 impl ProcessorSched {
@@ -231,8 +239,31 @@ pub static PROCESSOR_SCHED: [ProcessorSched; MAX_PROCESSORS] = [const {
         dispatch_interrupts: AtomicU64::new(0),
         ticks: AtomicU64::new(0),
         idle_ticks: AtomicU64::new(0),
+        halt_start: AtomicU64::new(0),
+        halted_tsc: AtomicU64::new(0),
     }
 }; MAX_PROCESSORS];
+
+/// Closes this processor's halted interval, if the idle loop halted it
+/// (called on entry to every interrupt).
+#[inline]
+pub(super) fn note_halt_end(me: usize) {
+    let p = &PROCESSOR_SCHED[me];
+    if p.halt_start.load(Ordering::Relaxed) != 0 {
+        let start = p.halt_start.swap(0, Ordering::Relaxed);
+        let now = crate::hal::rdtsc();
+        p.halted_tsc
+            .fetch_add(now.saturating_sub(start), Ordering::Relaxed);
+    }
+}
+
+/// Time stamp counter ticks processor `cpu` has spent halted in its idle
+/// loop since boot.
+pub fn halted_tsc(cpu: usize) -> u64 {
+    PROCESSOR_SCHED
+        .get(cpu)
+        .map_or(0, |p| p.halted_tsc.load(Ordering::Relaxed))
+}
 
 /// Set once the scheduler runs (threads exist, the clock ticks).
 pub static SCHEDULER_RUNNING: AtomicBool = AtomicBool::new(false);
@@ -973,7 +1004,14 @@ pub fn terminate_current_thread() -> ! {
 /// interrupt switches to any thread readied for this processor.
 pub fn idle_loop() -> ! {
     irql::set_irql(PASSIVE_LEVEL);
+    let me = current_processor_number() as usize;
     loop {
+        // The halt's start is recorded with interrupts off, so the
+        // interrupt that ends this halt is the one that closes it.
+        crate::hal::disable_interrupts();
+        PROCESSOR_SCHED[me]
+            .halt_start
+            .store(crate::hal::rdtsc().max(1), Ordering::Relaxed);
         // SAFETY: enabling interrupts then halting atomically (STI shadow).
         unsafe { core::arch::asm!("sti; hlt", options(nomem, nostack)) };
     }

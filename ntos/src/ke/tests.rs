@@ -186,6 +186,29 @@ fn t_periodic_timer() -> TestResult {
     )
 }
 
+/// The idle loop's halted time (`sched::halted_tsc`) grows while this
+/// thread sleeps and its processor has nothing else to run, and stays below
+/// the time stamps that passed. (Early in boot the zero page thread keeps
+/// idle processors busy, so the sleep is repeated, up to 4 s, until the
+/// processor halts.)
+fn t_idle_halt_time() -> TestResult {
+    for _ in 0..80 {
+        let me = ke::current_processor_number() as usize;
+        let h0 = sched::halted_tsc(me);
+        let t0 = crate::hal::rdtsc();
+        sched::ke_delay_execution_thread(50 * MS);
+        // The sleep may have ended on another processor; the counter read
+        // is the one where it began.
+        let halted = sched::halted_tsc(me) - h0;
+        let span = crate::hal::rdtsc() - t0;
+        check(halted <= span, "more halted time than time passed")?;
+        if halted > 0 {
+            return Ok(());
+        }
+    }
+    Err("no halted time counted across 80 sleeps of 50 ms")
+}
+
 fn t_delay() -> TestResult {
     let start = clock::ke_query_interrupt_time();
     let status = sched::ke_delay_execution_thread(100 * MS);
@@ -893,6 +916,7 @@ pub const TESTS: &[Test] = &[
     ("ke.timer.one_shot_dpc", t_timer_dpc),
     ("ke.timer.periodic", t_periodic_timer),
     ("ke.delay_execution", t_delay),
+    ("ke.idle_halt_time_counted", t_idle_halt_time),
     ("ke.smp.stress", t_smp_stress),
     ("ke.smp.stress_mixed", t_smp_stress_mixed),
     ("ke.intr.connect_rtc_interrupt", t_interrupt_object),

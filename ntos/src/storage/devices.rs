@@ -1,7 +1,7 @@
-//! The stack's device objects and dispatch routines: `\Driver\disk` owns
-//! `\Device\Harddisk0\DR0`, `\Driver\volmgr` owns `\Device\HarddiskVolumeN`
-//! (built-in driver objects made with the I/O manager's `IoCreateDriver`
-//! path), both `DO_DIRECT_IO`. `IRP_MJ_READ`/`IRP_MJ_WRITE` map the MDL and
+//! The stack's device object and dispatch routines: `\Driver\disk` owns
+//! `\Device\Harddisk0\DR0` (a built-in driver object made with the I/O
+//! manager's `IoCreateDriver` path), `DO_DIRECT_IO`. The volumes are
+//! volmgr.sys's (`drivers/volmgr`). `IRP_MJ_READ`/`IRP_MJ_WRITE` map the MDL and
 //! run [`Stack::read`]/[`Stack::write`], `IRP_MJ_DEVICE_CONTROL` runs
 //! [`Stack::ioctl`] on the METHOD_BUFFERED system buffer,
 //! `IRP_MJ_FLUSH_BUFFERS` issues FLUSH CACHE EXT. Requests complete
@@ -18,7 +18,6 @@ struct Extension {
 }
 
 const KIND_DISK: u32 = 1;
-const KIND_VOLUME: u32 = 2;
 
 /// The stack device behind a device object.
 ///
@@ -29,7 +28,6 @@ unsafe fn device_of(dev: *mut DEVICE_OBJECT) -> Option<Device> {
     let e = unsafe { &*((*dev).DeviceExtension as *const Extension) };
     match e.kind {
         KIND_DISK => Some(Device::Disk(e.number)),
-        KIND_VOLUME => Some(Device::Volume(e.number)),
         _ => None,
     }
 }
@@ -135,6 +133,21 @@ unsafe extern "system" fn flush(_dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtSt
     unsafe { complete(irp, status, 0) }
 }
 
+/// `IRP_MJ_PNP`: disk.sys's part of `IRP_MN_START_DEVICE` (the built-in
+/// disk is ready once the stack exists); other minor codes keep the status
+/// the PnP manager set (the disk is the bottom of its stack here).
+unsafe extern "system" fn pnp(_dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
+    // SAFETY: we own the IRP; its current location is ours.
+    unsafe {
+        let stack = IoGetCurrentIrpStackLocation(irp);
+        if (*stack).MinorFunction == IRP_MN_START_DEVICE {
+            return complete(irp, STATUS_SUCCESS, 0);
+        }
+        let (s, i) = ((*irp).IoStatus.Status, (*irp).IoStatus.Information);
+        complete(irp, s, i)
+    }
+}
+
 fn set_dispatch(driver: *mut DRIVER_OBJECT) {
     // SAFETY: called from DriverEntry with the driver object being initialized.
     unsafe {
@@ -146,6 +159,7 @@ fn set_dispatch(driver: *mut DRIVER_OBJECT) {
         mf[IRP_MJ_WRITE as usize] = Some(read_write);
         mf[IRP_MJ_DEVICE_CONTROL as usize] = Some(device_control);
         mf[IRP_MJ_FLUSH_BUFFERS as usize] = Some(flush);
+        mf[IRP_MJ_PNP as usize] = Some(pnp);
     }
 }
 
@@ -193,46 +207,50 @@ unsafe extern "system" fn disk_entry(
     )
 }
 
-/// volmgr.sys's `DriverEntry` (built in): `\Device\HarddiskVolumeN` per partition.
-unsafe extern "system" fn volmgr_entry(
-    driver: *mut DRIVER_OBJECT,
-    _: *mut UNICODE_STRING,
-) -> NtStatus {
-    set_dispatch(driver);
-    let Some(s) = stack() else {
-        return STATUS_NO_SUCH_DEVICE;
-    };
-    for v in &s.volumes {
-        let st = create_device(
-            driver,
-            &mountmgr::volume_device_name(v.number),
-            KIND_VOLUME,
-            v.number,
-        );
-        if st != STATUS_SUCCESS {
-            return st;
-        }
-    }
-    STATUS_SUCCESS
-}
-
 const SERVICES: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\";
 
-/// Creates the built-in disk and volmgr driver objects and their devices.
-pub fn create_devices() -> Result<(), NtStatus> {
-    crate::io::driver::create_driver_object(
+/// Creates the built-in disk driver object and DR0; returns DR0.
+pub fn create_devices() -> Result<*mut DEVICE_OBJECT, NtStatus> {
+    let h = crate::io::driver::create_driver_object(
         "\\Driver\\disk",
         disk_entry,
         &alloc::format!("{SERVICES}disk"),
         (0, 0),
         core::ptr::null_mut(),
     )?;
-    crate::io::driver::create_driver_object(
-        "\\Driver\\volmgr",
-        volmgr_entry,
-        &alloc::format!("{SERVICES}volmgr"),
-        (0, 0),
-        core::ptr::null_mut(),
-    )?;
-    Ok(())
+    // SAFETY: the driver object just created; DriverEntry made DR0 its
+    // only device.
+    let dr0 = unsafe { (*h.driver).DeviceObject };
+    if dr0.is_null() {
+        return Err(STATUS_NO_SUCH_DEVICE);
+    }
+    Ok(dr0)
+}
+
+/// Builds the rest of the disk's stack as the PnP manager builds a disk
+/// stack: the disk class's upper filters (`Control\Class\{4d36e967-...}`
+/// `UpperFilters` = partmgr) attach above DR0, then `IRP_MN_START_DEVICE`
+/// goes to the top of the stack (partmgr passes it down, then reports the
+/// partitions to volmgr.sys).
+///
+/// # Safety
+/// `dr0` is the live DR0 device object.
+pub unsafe fn start_disk_stack(dr0: *mut DEVICE_OBJECT) {
+    let class = crate::io::pnp::interface::guid_string(&wdk::mountdev::GUID_DEVCLASS_DISKDRIVE);
+    // SAFETY: DR0 is live (the caller's guarantee; disk never deletes it).
+    let n = unsafe { crate::io::pnp::filters::add_filters(None, Some(&class), dr0, true) };
+    if n == 0 {
+        dbg_println!("storage: no upper filter on DR0 (partmgr not loaded?)");
+    }
+    let params = IO_STACK_LOCATION_PARAMETERS {
+        StartDevice: StartDeviceParameters {
+            AllocatedResources: core::ptr::null_mut(),
+            AllocatedResourcesTranslated: core::ptr::null_mut(),
+        },
+    };
+    // SAFETY: as above.
+    let (s, _) = unsafe { crate::io::pnp::devices::send_pnp_irp(dr0, IRP_MN_START_DEVICE, params) };
+    if !s.is_success() {
+        dbg_println!("storage: the disk stack did not start: {s:?}");
+    }
 }

@@ -7,12 +7,11 @@
 //! - **storahci** ([`storahci`]): the AHCI port driver for port 0 of the
 //!   ICH9 controller, running `lib/storage`'s port logic;
 //! - **disk** (class driver): `\Device\Harddisk0\DR0`, its geometry and
-//!   layout IOCTLs, sector-checked reads and writes;
-//! - **partmgr**: the GPT, validated by `lib/storage::gpt`, one partition per
-//!   used entry (`\Device\Harddisk0\PartitionN` links);
-//! - **volmgr**: `\Device\HarddiskVolumeN` for partition N;
-//! - **mountmgr**: `\GLOBAL??\C:` and `\GLOBAL??\Volume{guid}` links and the
-//!   `MountedDevices` values.
+//!   layout IOCTLs, sector-checked reads and writes. Once DR0 exists, the
+//!   disk class's upper filters (partmgr.sys) attach above it and the stack
+//!   gets `IRP_MN_START_DEVICE`, as the PnP manager does for a disk stack:
+//!   partmgr.sys, volmgr.sys and mountmgr.sys (loaded drivers, `drivers/`)
+//!   then make the partitions, volumes and drive letters.
 //!
 //! The request interface between the class layer and the port is a direct
 //! call (`Port::transfer`) under the port's fast mutex, in place of
@@ -21,6 +20,7 @@
 pub mod devices;
 pub mod storahci;
 pub mod tests;
+pub mod tests_volume;
 
 use crate::dbg_println;
 use crate::ob::object::Mode;
@@ -34,7 +34,7 @@ use once_cell::race::OnceBox;
 use storage::ahci::{Identify, Port, Segment};
 use storage::disk::{self as dk, as_bytes};
 use storage::gpt::{self, Gpt, SectorSource};
-use storage::mountmgr::{self, Plan};
+use storage::mountmgr;
 use storage::request;
 use storahci::{DmaPage, Mmio, PortGuard, PortLock};
 
@@ -43,8 +43,6 @@ use storahci::{DmaPage, Mmio, PortGuard, PortLock};
 pub enum Device {
     /// `\Device\Harddisk<n>\DR<n>`.
     Disk(u32),
-    /// `\Device\HarddiskVolume<n>`.
-    Volume(u32),
 }
 
 /// The disk class driver's state for disk 0.
@@ -59,14 +57,6 @@ pub struct Disk {
     pub removed: AtomicBool,
 }
 
-/// A volume (one GPT partition).
-pub struct Volume {
-    /// N of HarddiskVolumeN (= the partition number).
-    pub number: u32,
-    /// Its partition entry.
-    pub partition: gpt::Partition,
-}
-
 /// The storage stack of the boot disk.
 pub struct Stack {
     /// The AHCI controller.
@@ -74,10 +64,6 @@ pub struct Stack {
     port: PortLock,
     /// Disk 0.
     pub disk: Disk,
-    /// Its volumes.
-    pub volumes: Vec<Volume>,
-    /// What the mount manager created.
-    pub mount: Plan,
     /// The connected interrupt's vector (None: polled).
     pub interrupt: Option<u8>,
 }
@@ -209,25 +195,6 @@ fn answer_fixed(answer: &[u8], fixed: usize, out: &mut [u8]) -> (NtStatus, usize
     }
 }
 
-/// A `MOUNTDEV_NAME`/`MOUNTDEV_UNIQUE_ID` answer: u16 length then the bytes;
-/// a buffer that holds only the header gets the length and
-/// `STATUS_BUFFER_OVERFLOW`, as the mount manager expects.
-fn answer_mountdev(data: &[u8], out: &mut [u8]) -> (NtStatus, usize) {
-    if out.len() < 2 {
-        return (STATUS_BUFFER_TOO_SMALL, 0);
-    }
-    out[..2].copy_from_slice(&(data.len() as u16).to_le_bytes());
-    if out.len() < 2 + data.len() {
-        return (STATUS_BUFFER_OVERFLOW, 2);
-    }
-    out[2..2 + data.len()].copy_from_slice(data);
-    (STATUS_SUCCESS, 2 + data.len())
-}
-
-fn utf16(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(|c| c.to_le_bytes()).collect()
-}
-
 impl Stack {
     /// Sector size of the disk.
     pub fn sector_size(&self) -> u32 {
@@ -239,25 +206,11 @@ impl Stack {
         self.disk.identify.sectors * self.sector_size() as u64
     }
 
-    fn volume(&self, n: u32) -> Result<&Volume, NtStatus> {
-        self.volumes
-            .iter()
-            .find(|v| v.number == n)
-            .ok_or(STATUS_NO_SUCH_DEVICE)
-    }
-
     /// (first LBA, bytes) of a device.
     fn extent(&self, dev: Device) -> Result<(u64, u64), NtStatus> {
         match dev {
             Device::Disk(0) => Ok((0, self.disk_bytes())),
             Device::Disk(_) => Err(STATUS_NO_SUCH_DEVICE),
-            Device::Volume(n) => {
-                let v = self.volume(n)?;
-                Ok((
-                    v.partition.first_lba,
-                    v.partition.sectors() * self.sector_size() as u64,
-                ))
-            }
         }
     }
 
@@ -333,13 +286,6 @@ impl Stack {
                 }
                 None => (STATUS_UNRECOGNIZED_MEDIA, 0),
             },
-            (Device::Volume(n), dk::IOCTL_DISK_GET_PARTITION_INFO_EX) => match self.volume(n) {
-                Ok(v) => {
-                    let p = dk::partition_info(&v.partition, ss);
-                    answer_fixed(as_bytes(&p), as_bytes(&p).len(), out)
-                }
-                Err(s) => (s, 0),
-            },
             (_, dk::IOCTL_DISK_GET_LENGTH_INFO) => match self.extent(dev) {
                 Ok((_, bytes)) => {
                     let l = dk::GET_LENGTH_INFORMATION {
@@ -353,19 +299,9 @@ impl Stack {
                 let n = dk::STORAGE_DEVICE_NUMBER {
                     DeviceType: wdk::consts::FILE_DEVICE_DISK,
                     DeviceNumber: self.disk.number,
-                    PartitionNumber: match dev {
-                        Device::Disk(_) => 0,
-                        Device::Volume(n) => n,
-                    },
+                    PartitionNumber: 0,
                 };
                 answer_fixed(as_bytes(&n), 12, out)
-            }
-            (Device::Volume(n), dk::IOCTL_MOUNTDEV_QUERY_UNIQUE_ID) => match self.volume(n) {
-                Ok(v) => answer_mountdev(&mountmgr::gpt_unique_id(&v.partition.unique_guid), out),
-                Err(s) => (s, 0),
-            },
-            (Device::Volume(n), dk::IOCTL_MOUNTDEV_QUERY_DEVICE_NAME) => {
-                answer_mountdev(&utf16(&mountmgr::volume_device_name(n)), out)
             }
             _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
         }
@@ -384,13 +320,6 @@ impl Stack {
         for _ in 0..::ob::namespace::MAX_REPARSE {
             if path.eq_ignore_ascii_case(&mountmgr::disk_device_name(self.disk.number)) {
                 return Ok(Device::Disk(self.disk.number));
-            }
-            if let Some(v) = self
-                .volumes
-                .iter()
-                .find(|v| path.eq_ignore_ascii_case(&mountmgr::volume_device_name(v.number)))
-            {
-                return Ok(Device::Volume(v.number));
             }
             path = symbolic_link_target(&path)?;
         }
@@ -435,60 +364,30 @@ fn create_object(path: &str, link: Option<&str>) -> Result<(), NtStatus> {
     })
 }
 
-/// The system partition number from the loader's ARC boot device name
-/// (`multi(0)disk(0)rdisk(0)partition(N)`).
-fn boot_partition_number() -> Option<u32> {
+/// Where Windows records the ARC name of the boot partition.
+const CONTROL_KEY: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Control";
+
+/// Records the loader's ARC boot device name
+/// (`multi(0)disk(0)rdisk(0)partition(N)`) as `Control\SystemBootDevice`
+/// (REG_SZ), as Windows does; mountmgr.sys reads it to find the system
+/// volume. Runs before the boot drivers load.
+pub fn record_boot_device() -> NtStatus {
+    use crate::cm::*;
     // SAFETY: the loader string lives in MemoryData pages that stay mapped.
     let arc = unsafe { crate::rtl::loader_block().arc_boot_device_name.as_str() };
-    let lower = arc.to_ascii_lowercase();
-    let rest = &lower[lower.find("partition(")? + "partition(".len()..];
-    rest[..rest.find(')')?].parse().ok()
-}
-
-const MOUNTED_DEVICES: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\MountedDevices";
-
-/// The mount manager: reads its database (`MountedDevices`), plans the
-/// names for the volumes, creates the `\GLOBAL??` links and writes the values.
-fn mount_volumes(volumes: &[Volume], system: Option<u32>) -> Result<Plan, NtStatus> {
-    use crate::cm::*;
-    let (h, _) = nt_create_key(MOUNTED_DEVICES, KEY_ALL_ACCESS, 0, Mode::KernelMode)?;
-    let mut existing = Vec::new();
-    let mut i = 0;
-    while let Ok(v) = nt_enumerate_value_key(h, i, Mode::KernelMode) {
-        if v.value_type == REG_BINARY {
-            existing.push((v.name, v.data));
-        }
-        i += 1;
-    }
-    let vols: Vec<mountmgr::Volume> = volumes
-        .iter()
-        .map(|v| mountmgr::Volume {
-            device: mountmgr::volume_device_name(v.number),
-            unique_id: mountmgr::gpt_unique_id(&v.partition.unique_guid).to_vec(),
-            partition_guid: Some(v.partition.unique_guid),
-            partition_type: v.partition.type_guid,
-            attributes: v.partition.attributes,
-            system: Some(v.number) == system,
-        })
-        .collect();
-    let plan = mountmgr::plan(&vols, &existing);
-    let mut status = STATUS_SUCCESS;
-    for (leaf, target) in &plan.links {
-        if let Err(s) = create_object(&alloc::format!("\\GLOBAL??\\{leaf}"), Some(target)) {
-            status = s;
-        }
-    }
-    for (name, data) in &plan.values {
-        let s = nt_set_value_key(h, name, REG_BINARY, data, Mode::KernelMode);
-        if s != STATUS_SUCCESS {
-            status = s;
-        }
-    }
+    let (h, _) = match nt_create_key(CONTROL_KEY, KEY_ALL_ACCESS, 0, Mode::KernelMode) {
+        Ok(v) => v,
+        Err(s) => return s,
+    };
+    let s = nt_set_value_key(
+        h,
+        "SystemBootDevice",
+        REG_SZ,
+        &crate::io::pnp::registry::reg_sz(arc),
+        Mode::KernelMode,
+    );
     crate::ob::handle::nt_close(h);
-    if status != STATUS_SUCCESS {
-        return Err(status);
-    }
-    Ok(plan)
+    s
 }
 
 /// Brings the stack up at the end of phase 1: the port, IDENTIFY, the
@@ -561,33 +460,12 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
             None
         }
     };
-    let volumes: Vec<Volume> = gpt
-        .as_ref()
-        .map(|g| {
-            g.partitions
-                .iter()
-                .map(|p| Volume {
-                    number: p.number,
-                    partition: p.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    // partmgr/disk names: \Device\Harddisk0 with Partition0 -> DR0 and
-    // PartitionN -> HarddiskVolumeN; \GLOBAL??\PhysicalDrive0 and
-    // \GLOBAL??\Harddisk0PartitionN.
+    // disk.sys's names: \Device\Harddisk0 with Partition0 -> DR0;
+    // \GLOBAL??\PhysicalDrive0. (volmgr.sys links PartitionN to its volumes.)
     create_object("\\Device\\Harddisk0", None)?;
     let dr0 = mountmgr::disk_device_name(0);
     create_object(&mountmgr::partition_device_name(0, 0), Some(&dr0))?;
     create_object("\\GLOBAL??\\PhysicalDrive0", Some(&dr0))?;
-    for v in &volumes {
-        let vol = mountmgr::volume_device_name(v.number);
-        create_object(&mountmgr::partition_device_name(0, v.number), Some(&vol))?;
-        create_object(
-            &alloc::format!("\\GLOBAL??\\Harddisk0Partition{}", v.number),
-            Some(&vol),
-        )?;
-    }
     // The interrupt, once the port works polled: the PnP manager's
     // assignment (MSI on the ICH9), connected like IoConnectInterruptEx.
     // Without it requests keep polling.
@@ -610,17 +488,6 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
         }
         None => None,
     };
-    let system = boot_partition_number();
-    let mount = match mount_volumes(&volumes, system) {
-        Ok(p) => p,
-        Err(s) => {
-            dbg_println!("storage: mount manager: {s:?}");
-            Plan::default()
-        }
-    };
-    for (leaf, target) in mount.links.iter().filter(|l| l.0.len() == 2) {
-        dbg_println!("storage: \\GLOBAL??\\{leaf} -> {target}");
-    }
     match interrupt {
         Some(v) => dbg_println!("storage: port 0 interrupt connected (vector {v:#x})"),
         None => dbg_println!("storage: port 0 polled"),
@@ -634,17 +501,20 @@ pub fn initialize() -> Result<&'static Stack, NtStatus> {
             gpt,
             removed: AtomicBool::new(false),
         },
-        volumes,
-        mount,
         interrupt,
     };
     let boxed = crate::ex::pool::try_box(stack)?;
     let _ = STACK.set(boxed);
     let s = STACK.get().ok_or(STATUS_UNSUCCESSFUL)?;
-    // The device objects (\Driver\disk: DR0, \Driver\volmgr: the volumes);
-    // without them the stack still serves kernel callers.
-    if let Err(e) = devices::create_devices() {
-        dbg_println!("storage: device objects: {e:?}");
+    // The device object (\Driver\disk: DR0); without it the stack still
+    // serves kernel callers. Then the disk stack is built and started as the
+    // PnP manager would: the disk class's upper filters (partmgr.sys) attach
+    // above DR0 and IRP_MN_START_DEVICE goes to the top; partmgr reads the
+    // partition table and reports the partitions to volmgr.sys.
+    match devices::create_devices() {
+        // SAFETY: DR0 was just created and the disk driver never deletes it.
+        Ok(dr0) => unsafe { devices::start_disk_stack(dr0) },
+        Err(e) => dbg_println!("storage: device objects: {e:?}"),
     }
     Ok(s)
 }

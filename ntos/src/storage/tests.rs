@@ -1,25 +1,24 @@
-//! Boot tests of the storage stack: the GPT through `\Device\Harddisk0\DR0`,
-//! the NTFS system volume through `\Device\HarddiskVolume2` and `C:`, a
-//! scratch write/read outside every partition, the disk IOCTLs, bad
-//! requests' statuses, and the mount manager's names and values.
+//! Boot tests of the storage stack's disk part: the GPT through
+//! `\Device\Harddisk0\DR0`, a scratch write/read outside every partition,
+//! the disk IOCTLs, bad requests' statuses, and the file I/O path to `C:`.
+//! The volume and mount manager tests (partmgr.sys, volmgr.sys,
+//! mountmgr.sys) are in `tests_volume.rs`.
 
 use super::*;
 use crate::ktest::{check, Test, TestResult};
 
 /// What xtask/src/image.rs lays out: 1 MiB, the ESP (40 MiB), the system
 /// partition (64 MiB), 1 MiB.
-const MIB: u64 = 1 << 20;
-const ESP_SIZE: u64 = 40 * MIB;
-const SYSTEM_SIZE: u64 = 64 * MIB;
-const DISK_SIZE: u64 = MIB + ESP_SIZE + SYSTEM_SIZE + MIB;
+pub const MIB: u64 = 1 << 20;
+pub const ESP_SIZE: u64 = 40 * MIB;
+pub const SYSTEM_SIZE: u64 = 64 * MIB;
+pub const DISK_SIZE: u64 = MIB + ESP_SIZE + SYSTEM_SIZE + MIB;
 
 pub const TESTS: &[Test] = &[
     ("storage.gpt_through_dr0", t_gpt_through_dr0),
     ("storage.disk_ioctls", t_disk_ioctls),
-    ("storage.ntfs_through_volume2", t_ntfs_through_volume2),
     ("storage.scratch_write_read", t_scratch_write_read),
     ("storage.bad_requests", t_bad_requests),
-    ("storage.mount_manager", t_mount_manager),
     ("storage.contiguous_dma_memory", t_contiguous),
     ("storage.interrupt_completion", t_interrupt),
     ("storage.nt_file_io", t_nt_file_io),
@@ -219,8 +218,8 @@ fn t_gpt_through_dr0() -> TestResult {
             parts
                 .iter()
                 .map(|p| p.unique_guid)
-                .eq(s.volumes.iter().map(|v| v.partition.unique_guid)),
-            "partition GUIDs differ from the volumes'",
+                .eq(g.partitions.iter().map(|p| p.unique_guid)),
+            "partition GUIDs differ from those parsed at start",
         )?;
     }
     // The backup header at the last LBA agrees.
@@ -291,7 +290,7 @@ fn t_disk_ioctls() -> TestResult {
         "second entry's PartitionNumber",
     )?;
     check(
-        out[e2 + 0x30..e2 + 0x40] == s.volumes[1].partition.unique_guid.to_bytes(),
+        out[e2 + 0x30..e2 + 0x40] == g.partitions[1].unique_guid.to_bytes(),
         "second entry's PartitionId",
     )?;
     let (status, _) = s.ioctl(
@@ -304,122 +303,13 @@ fn t_disk_ioctls() -> TestResult {
         "a layout buffer for one entry",
     )?;
 
-    let (status, n) = s.ioctl(
-        Device::Volume(2),
-        dk::IOCTL_DISK_GET_PARTITION_INFO_EX,
-        &mut out,
-    );
-    check(
-        status == STATUS_SUCCESS && n == 0x90,
-        "GET_PARTITION_INFO_EX on volume 2",
-    )?;
-    check(
-        u64_at(&out, 8) == s.volumes[1].partition.first_lba * 512,
-        "StartingOffset",
-    )?;
-    check(u64_at(&out, 0x10) == SYSTEM_SIZE, "PartitionLength")?;
-    check(u32_at(&out, 0x18) == 2, "PartitionNumber")?;
-    check(
-        out[0x20..0x30] == storage::guid::types::BASIC_DATA.to_bytes(),
-        "PartitionType",
-    )?;
-
     let (status, n) = s.ioctl(Device::Disk(0), dk::IOCTL_DISK_GET_LENGTH_INFO, &mut out);
     check(
         status == STATUS_SUCCESS && n == 8 && u64_at(&out, 0) == DISK_SIZE,
         "GET_LENGTH_INFO on DR0",
     )?;
-    let (status, _) = s.ioctl(Device::Volume(1), dk::IOCTL_DISK_GET_LENGTH_INFO, &mut out);
-    check(
-        status == STATUS_SUCCESS && u64_at(&out, 0) == ESP_SIZE,
-        "GET_LENGTH_INFO on volume 1",
-    )?;
-    let (status, n) = s.ioctl(
-        Device::Volume(2),
-        dk::IOCTL_STORAGE_GET_DEVICE_NUMBER,
-        &mut out,
-    );
-    check(
-        status == STATUS_SUCCESS
-            && n == 12
-            && u32_at(&out, 0) == 7
-            && u32_at(&out, 4) == 0
-            && u32_at(&out, 8) == 2,
-        "STORAGE_GET_DEVICE_NUMBER",
-    )?;
-    let (status, n) = s.ioctl(
-        Device::Volume(2),
-        dk::IOCTL_MOUNTDEV_QUERY_UNIQUE_ID,
-        &mut out,
-    );
-    check(
-        status == STATUS_SUCCESS && n == 26 && out[..2] == [24, 0],
-        "QUERY_UNIQUE_ID",
-    )?;
-    check(
-        out[2..26] == mountmgr::gpt_unique_id(&s.volumes[1].partition.unique_guid),
-        "unique ID is not DMIO:ID:<partition GUID>",
-    )?;
-    let (status, n) = s.ioctl(
-        Device::Volume(2),
-        dk::IOCTL_MOUNTDEV_QUERY_UNIQUE_ID,
-        &mut out[..2],
-    );
-    check(
-        status == STATUS_BUFFER_OVERFLOW && n == 2 && out[..2] == [24, 0],
-        "QUERY_UNIQUE_ID header only",
-    )?;
-    let (status, _) = s.ioctl(
-        Device::Volume(2),
-        dk::IOCTL_MOUNTDEV_QUERY_DEVICE_NAME,
-        &mut out,
-    );
-    let name: Vec<u8> = "\\Device\\HarddiskVolume2"
-        .encode_utf16()
-        .flat_map(|c| c.to_le_bytes())
-        .collect();
-    check(
-        status == STATUS_SUCCESS && out[2..2 + name.len()] == name[..],
-        "QUERY_DEVICE_NAME",
-    )?;
     let (status, _) = s.ioctl(Device::Disk(0), 0x0007_FFFC, &mut out);
     check(status == STATUS_INVALID_DEVICE_REQUEST, "an unknown IOCTL")
-}
-
-fn t_ntfs_through_volume2() -> TestResult {
-    let s = st()?;
-    for name in [
-        "\\Device\\HarddiskVolume2",
-        "\\Device\\Harddisk0\\Partition2",
-        "\\GLOBAL??\\C:",
-    ] {
-        let dev = s
-            .resolve(name)
-            .map_err(|_| "a volume name does not resolve")?;
-        check(
-            dev == Device::Volume(2),
-            "a system volume name resolves elsewhere",
-        )?;
-        let mut boot = vec![0u8; 512];
-        s.read(dev, 0, &mut boot)
-            .map_err(|_| "reading the boot sector failed")?;
-        check(
-            &boot[3..11] == b"NTFS    ",
-            "no NTFS OEM ID in the volume's boot sector",
-        )?;
-        let bps = u16::from_le_bytes([boot[0x0B], boot[0x0C]]) as u64;
-        let spc = boot[0x0D] as u64;
-        let mft_lcn = u64::from_le_bytes(boot[0x30..0x38].try_into().unwrap());
-        check(bps == 512 && spc != 0, "NTFS geometry")?;
-        let mut rec = vec![0u8; 1024];
-        s.read(dev, (mft_lcn * bps * spc) as i64, &mut rec)
-            .map_err(|_| "reading $MFT record 0 failed")?;
-        check(
-            &rec[..4] == b"FILE",
-            "$MFT record 0 does not start with FILE",
-        )?;
-    }
-    Ok(())
 }
 
 /// The scratch area: the sectors after the last partition up to the last
@@ -501,19 +391,6 @@ fn t_bad_requests() -> TestResult {
         s.read(Device::Disk(0), -512, &mut b[..512]) == Err(STATUS_INVALID_PARAMETER),
         "negative offset",
     )?;
-    let vol_end = SYSTEM_SIZE as i64;
-    check(
-        s.read(Device::Volume(2), vol_end - 512, &mut b[..1024]) == Err(STATUS_INVALID_PARAMETER),
-        "a read running past the volume's end",
-    )?;
-    check(
-        s.read(Device::Volume(2), vol_end, &mut b[..512]) == Err(STATUS_INVALID_PARAMETER),
-        "a read at the volume's end",
-    )?;
-    check(
-        s.read(Device::Volume(2), vol_end - 512, &mut b[..512]) == Ok(512),
-        "the volume's last sector",
-    )?;
     check(
         s.write(Device::Disk(0), DISK_SIZE as i64, &b[..512]) == Err(STATUS_INVALID_PARAMETER),
         "a write past the disk's end",
@@ -523,8 +400,8 @@ fn t_bad_requests() -> TestResult {
         "a zero-length read",
     )?;
     check(
-        s.resolve("\\Device\\HarddiskVolume9").is_err(),
-        "a missing volume resolves",
+        s.resolve("\\Device\\Harddisk0\\DR9").is_err(),
+        "a missing disk resolves",
     )?;
     check(
         s.resolve("\\GLOBAL??\\Q:").is_err(),
@@ -533,7 +410,9 @@ fn t_bad_requests() -> TestResult {
     s.set_removed(true);
     let r = s.read(Device::Disk(0), 0, &mut b[..512]);
     let (io, _) = s.ioctl(Device::Disk(0), dk::IOCTL_DISK_GET_LENGTH_INFO, &mut b);
-    let w = s.write(Device::Volume(2), 0, &b[..512]);
+    // Through volmgr's volume and partmgr: the disk's status comes back.
+    let w =
+        super::tests_volume::volume_transfer("\\Device\\HarddiskVolume2", true, 0, &mut b[..512]);
     s.set_removed(false);
     check(r == Err(STATUS_NO_SUCH_DEVICE), "a read of a removed disk")?;
     check(
@@ -545,54 +424,4 @@ fn t_bad_requests() -> TestResult {
         s.read(Device::Disk(0), 0, &mut b[..512]) == Ok(512),
         "reads work again",
     )
-}
-
-fn t_mount_manager() -> TestResult {
-    use crate::cm::*;
-    let s = st()?;
-    check(
-        symbolic_link_target("\\GLOBAL??\\C:").as_deref() == Ok("\\Device\\HarddiskVolume2"),
-        "\\GLOBAL??\\C: is not a link to \\Device\\HarddiskVolume2",
-    )?;
-    check(
-        s.resolve("\\??\\C:") == Ok(Device::Volume(2)),
-        "\\??\\C: does not reach volume 2",
-    )?;
-    check(
-        symbolic_link_target("\\Device\\Harddisk0\\Partition1").as_deref()
-            == Ok("\\Device\\HarddiskVolume1"),
-        "Partition1 is not a link to HarddiskVolume1",
-    )?;
-    let h = nt_open_key(MOUNTED_DEVICES, KEY_READ, Mode::KernelMode)
-        .map_err(|_| "no MountedDevices key")?;
-    let mut r = Ok(());
-    for v in &s.volumes {
-        let leaf = mountmgr::volume_guid_leaf(&v.partition.unique_guid);
-        let target = symbolic_link_target(&alloc::format!("\\GLOBAL??\\{leaf}"));
-        let want = mountmgr::volume_device_name(v.number);
-        let id = mountmgr::gpt_unique_id(&v.partition.unique_guid).to_vec();
-        let val = nt_query_value_key(h, &alloc::format!("\\??\\{leaf}"), Mode::KernelMode);
-        r = r
-            .and(check(
-                target.as_deref() == Ok(want.as_str()),
-                "a Volume{GUID} link is wrong or missing",
-            ))
-            .and(check(
-                val == Ok((REG_BINARY, id)),
-                "a \\??\\Volume{GUID} value is wrong or missing",
-            ));
-    }
-    // The ESP has no drive letter; C: is the system volume's unique ID.
-    let c = nt_query_value_key(h, "\\DosDevices\\C:", Mode::KernelMode);
-    let d = nt_query_value_key(h, "\\DosDevices\\D:", Mode::KernelMode);
-    crate::ob::handle::nt_close(h);
-    r?;
-    check(
-        c == Ok((
-            REG_BINARY,
-            mountmgr::gpt_unique_id(&s.volumes[1].partition.unique_guid).to_vec(),
-        )),
-        "\\DosDevices\\C: is not DMIO:ID:<system partition GUID>",
-    )?;
-    check(d.is_err(), "the ESP got a drive letter")
 }

@@ -126,6 +126,10 @@ enum Cmd {
         /// Create the image with this size in MiB first.
         #[arg(long)]
         size_mib: Option<u64>,
+        /// Generate 8.3 short names for long names (off by default, as Windows formats data
+        /// volumes; `format /S:enable`).
+        #[arg(long)]
+        short_names: bool,
     },
     /// Verify the volume (read-only chkdsk).
     Check,
@@ -457,6 +461,7 @@ fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
         label,
         cluster_size,
         size_mib,
+        short_names,
     } = &cli.cmd
     {
         let dev = open_dev(&cli, *size_mib, true)?;
@@ -464,6 +469,7 @@ fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
             label: label.clone(),
             cluster_size: *cluster_size,
             time: now(),
+            short_names: *short_names,
             ..Default::default()
         };
         let v = ntfs::format(dev, &opts).map_err(e)?;

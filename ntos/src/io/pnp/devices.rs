@@ -560,11 +560,20 @@ pub unsafe fn add_and_start(
     if n.added.swap(true, Ordering::AcqRel) {
         return Err(STATUS_DEVICE_ALREADY_ATTACHED);
     }
+    // Lower filters, the function driver, upper filters (filters.rs).
+    // SAFETY: the node's live PDO; its stack is being built.
+    unsafe {
+        super::filters::add_filters(Some(&n.instance_path), n.class_guid.as_deref(), pdo, false)
+    };
     // SAFETY: the driver's AddDevice with its object and the PDO.
     let s = unsafe { add(driver, pdo) };
     if !s.is_success() {
         return Err(s);
     }
+    // SAFETY: as above.
+    unsafe {
+        super::filters::add_filters(Some(&n.instance_path), n.class_guid.as_deref(), pdo, true)
+    };
     n.set_state(super::DEVICE_NODE_DRIVERS_ADDED);
     if n.pci.is_some() && n.resources().is_none() {
         if let Some(cs) = tree.config_space(n) {

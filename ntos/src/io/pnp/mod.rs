@@ -22,11 +22,14 @@
 
 pub mod devices;
 pub mod ecam;
+pub mod filters;
+pub mod interface;
 pub mod interrupt;
 pub mod kd;
 pub mod registry;
 pub mod resource;
 pub mod tests;
+pub mod tests_interface;
 
 use crate::ke::irql::SpinLocked;
 use crate::ke::DISPATCH_LEVEL;
