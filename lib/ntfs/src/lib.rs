@@ -16,6 +16,7 @@
 extern crate alloc;
 
 pub mod attr;
+pub mod attrlist;
 pub mod boot;
 pub mod check;
 pub mod device;
