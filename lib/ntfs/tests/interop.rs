@@ -410,8 +410,14 @@ struct Mount {
 
 impl Mount {
     /// Mounts `img` at `dir`; `None` (after a skip message) when FUSE
-    /// mounting is not possible here, unless NTRS_REQUIRE_INTEROP=1.
+    /// mounting is not possible here: always when the machine has no
+    /// `/dev/fuse` (a kernel device no package installs), otherwise unless
+    /// NTRS_REQUIRE_INTEROP=1.
     fn new(img: &Path, dir: &Path) -> Option<Mount> {
+        if !Path::new("/dev/fuse").exists() {
+            eprintln!("SKIP: no /dev/fuse on this machine: ntfs-3g cannot mount");
+            return None;
+        }
         std::fs::create_dir_all(dir).unwrap();
         let o = Command::new("/usr/bin/ntfs-3g")
             .args([img.to_str().unwrap(), dir.to_str().unwrap()])

@@ -52,18 +52,24 @@ pub struct Controller {
 }
 
 /// The controller as the PnP manager enumerated it: its device node (for
-/// the interrupt) and BAR5.
+/// the interrupt) and ABAR, the memory range the arbiters assigned (BAR5,
+/// the function's only memory BAR) in the node's raw resources.
 pub fn pnp_controller() -> Option<(&'static crate::io::pnp::DeviceNode, Controller)> {
     let node = crate::io::pnp::find_pci_device(0x8086, 0x2922)?;
-    let f = node.pci.as_ref()?;
-    let abar = f.bar(5).filter(|b| b.is_memory() && b.base != 0)?;
+    let a = node.pci_address()?;
+    let abar = node
+        .resources()?
+        .raw
+        .descriptors()
+        .into_iter()
+        .find(|d| d.Type == wdk::pnp::CmResourceTypeMemory && d.Start() != 0)?;
     Some((
         node,
         Controller {
-            device: f.address.device,
-            function: f.address.function,
+            device: a.device,
+            function: a.function,
             id: 0x2922_8086,
-            abar: abar.base,
+            abar: abar.Start(),
         },
     ))
 }
