@@ -657,6 +657,7 @@ impl<D: BlockDevice> Volume<D> {
             }
         }
         // Drop this name (and its Win32/DOS twin) from the record and the index.
+        let all_attrs = r.attrs.clone();
         let mut dropped = 0u16;
         for (inst, f) in Self::link_names(&r, parent, &e.file_name.name) {
             self.i30_remove(parent, &f.name, n)?;
@@ -678,6 +679,9 @@ impl<D: BlockDevice> Volume<D> {
                     }
                 }
             }
+            // As Windows and ntfs-3g leave it: the freed record keeps its attributes (names,
+            // times, runs) until reused, which is what undelete tools read.
+            r.attrs = all_attrs;
             self.free_record(r)?;
         } else {
             self.write_record(&r)?;
