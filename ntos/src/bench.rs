@@ -751,6 +751,7 @@ fn bench_io() {
                 let args = RequestArgs {
                     event: None,
                     apc_context: 0,
+                    apc_routine: None,
                     iosb: &mut iosb,
                     mode: Mode::KernelMode,
                 };
@@ -924,6 +925,7 @@ fn bench_io_null_read() {
         let args = RequestArgs {
             event: None,
             apc_context: 0,
+            apc_routine: None,
             iosb: &mut iosb,
             mode: Mode::KernelMode,
         };

@@ -309,8 +309,15 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
         "!devnode",
         &[],
         "[address [flags]]",
-        "device nodes (0 = the root; flags 1 children, 2 raw, 8 translated resources)",
+        "device nodes (0 = the root; flags 1 children, 2 raw resources, 4 requirements, 8 translated resources)",
         crate::io::pnp::kd::kd_devnode,
+    ),
+    cmd(
+        "!arbiter",
+        &[],
+        "[flags]",
+        "the PnP resource arbiters' allocated ranges (flags 1 port, 2 memory, 4 interrupt, 0x10 bus number; default all)",
+        crate::io::pnp::kd::kd_arbiter,
     ),
     cmd(
         "!drvobj",

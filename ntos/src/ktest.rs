@@ -300,12 +300,14 @@ const TESTS: &[Test] = &[
 const ALL: &[&[Test]] = &[
     TESTS,
     crate::ke::tests::TESTS,
+    crate::ke::tests_dispobj::TESTS,
     crate::ob::tests::TESTS,
     crate::mm::tests::TESTS,
     crate::mm::ldr_tests::TESTS,
     crate::ex::tests::TESTS,
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,
+    crate::io::tests_apc::TESTS,
     crate::io::tests_load::TESTS,
     crate::io::pnp::tests::TESTS,
     crate::io::pnp::tests_interface::TESTS,
@@ -424,6 +426,14 @@ pub const CRASH_TESTS: &[CrashTest] = &[
         // Free at too high an IRQL: DISPATCH_LEVEL, PagedPool, the block.
         params: [Some(0x09), Some(2), Some(1), None],
         run: crate::ex::tests::crash_paged_free_at_dispatch,
+    },
+    CrashTest {
+        name: "CRITICALDRIVER",
+        stop_code: nt::bugcheck::IO1_INITIALIZATION_FAILED,
+        // A critical driver's image fails to load: its status
+        // (STATUS_INVALID_IMAGE_FORMAT) and start type (3).
+        params: [Some(0xC000_007B), Some(3), Some(0), Some(0)],
+        run: crate::io::load::crash_critical_driver_fails,
     },
     CrashTest {
         name: "STACKOVERFLOW",

@@ -734,6 +734,7 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "!reg querykey \\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services",
         "!devnode 0 1",
         "!devstack \\Device\\Harddisk0\\DR0",
+        "!arbiter",
         ".crash",
         "shutdown",
     ];
@@ -900,6 +901,26 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                         && o.contains(" for PDO ")
                 }),
                 "!devnode 0 1 does not show the tree with the AHCI controller",
+            );
+            check(
+                tally,
+                errors,
+                "kd/arbiter",
+                kd_output(&out, "!arbiter").is_some_and(|o| {
+                    o.contains("Memory Arbiter")
+                        && o.contains("Port Arbiter")
+                        && o.contains("<Reserved Ecam>")
+                        && o.contains("(PCI\\VEN_8086&DEV_2922&")
+                        && o.contains("(ACPI\\PNP0A08\\0)")
+                }),
+                "!arbiter does not show the AHCI controller's ranges and the root bus's bus numbers",
+            );
+            check(
+                tally,
+                errors,
+                "kd/lm-pci-sys",
+                kd_output(&out, "lm").is_some_and(|o| o.contains("drivers\\pci.sys")),
+                "lm does not list pci.sys",
             );
             check(
                 tally,

@@ -174,7 +174,8 @@ pub fn check<D: BlockDevice>(v: &mut Volume<D>) -> Result<Vec<Problem>> {
         // A file with an $ATTRIBUTE_LIST: its names and its index root may
         // live in extension records; look at all of its attributes.
         let mut r = r;
-        if r.find(AT_ATTRIBUTE_LIST, &[]).is_some() {
+        if let Some(al) = r.find(AT_ATTRIBUTE_LIST, &[]).cloned() {
+            check_attr_list(v, &r, &al, &mut out);
             match v.load(n) {
                 Ok((_, all)) => r.attrs = all,
                 Err(e) => p(&mut out, Some(n), format!("attribute list: {e}")),
@@ -377,6 +378,21 @@ pub fn check<D: BlockDevice>(v: &mut Volume<D>) -> Result<Vec<Problem>> {
             ),
         }
     }
+    // $UpCase:$Info (Windows 8 and later): length 32 and the CRC-64 of $UpCase.
+    let info_name: Vec<u16> = "$Info".encode_utf16().collect();
+    if let Ok(info) = v.read_stream_all(rec::UPCASE, AT_DATA, &info_name) {
+        let up: Vec<u8> = v.upcase().iter().flat_map(|u| u.to_le_bytes()).collect();
+        let ok = info.len() == 32
+            && crate::util::u32_at(&info, 0) == Ok(32)
+            && crate::util::u64_at(&info, 8) == Ok(crate::format::crc64(&up));
+        if !ok {
+            p(
+                &mut out,
+                Some(rec::UPCASE),
+                "$UpCase:$Info does not match the table (length or CRC-64)".into(),
+            );
+        }
+    }
     // $MFTMirr.
     let mirr = v.read_stream_all(rec::MFTMIRR, AT_DATA, &[])?;
     let rs = v.record_size();
@@ -393,4 +409,73 @@ pub fn check<D: BlockDevice>(v: &mut Volume<D>) -> Result<Vec<Problem>> {
         }
     }
     Ok(out)
+}
+
+/// Each `$ATTRIBUTE_LIST` entry of base record `r` names an attribute that
+/// is there: in `r` or in an extension record of `r` (sequence number
+/// matching), with that type, name, lowest VCN and instance.
+fn check_attr_list<D: BlockDevice>(
+    v: &mut Volume<D>,
+    r: &Record,
+    al: &crate::record::Attr,
+    out: &mut Vec<Problem>,
+) {
+    let n = r.number;
+    let list = match v.attr_value(al, n).and_then(|b| parse_attr_list(&b)) {
+        Ok(l) => l,
+        Err(e) => {
+            p(out, Some(n), format!("attribute list: {e}"));
+            return;
+        }
+    };
+    let mut cache: Vec<Record> = Vec::new();
+    for e in &list {
+        let no = mft_no(e.fref);
+        let rec = if no == n {
+            Some(r.clone())
+        } else if let Some(x) = cache.iter().find(|x| x.number == no) {
+            Some(x.clone())
+        } else {
+            match v.read_record(no) {
+                Ok(x) => {
+                    if mft_no(x.base) != n || !x.in_use() || x.seq != seq_no(e.fref) {
+                        p(
+                            out,
+                            Some(n),
+                            format!("attribute list names record {no}, not an extension record of this file"),
+                        );
+                        None
+                    } else {
+                        cache.push(x.clone());
+                        Some(x)
+                    }
+                }
+                Err(err) => {
+                    p(
+                        out,
+                        Some(n),
+                        format!("attribute list names record {no}: {err}"),
+                    );
+                    None
+                }
+            }
+        };
+        let Some(rec) = rec else { continue };
+        let found = rec.attrs.iter().any(|a| {
+            a.ty == e.ty
+                && a.name == e.name
+                && a.instance == e.instance
+                && a.nonres().map(|x| x.start_vcn).unwrap_or(0) == e.start_vcn
+        });
+        if !found {
+            p(
+                out,
+                Some(n),
+                format!(
+                    "attribute list entry {:#x} instance {} not in record {no}",
+                    e.ty, e.instance
+                ),
+            );
+        }
+    }
 }

@@ -158,6 +158,13 @@ pub fn fuzz_one(data: &[u8]) {
         }
     }
     let _ = v.lookup("/a/b/c");
+    // Forensic readers: deleted records (and their data) and $Secure whole.
+    if let Ok(deleted) = v.deleted_files() {
+        for d in deleted.iter().take(20) {
+            let _ = v.recover_data(d.record, &mut |_| Ok(()));
+        }
+    }
+    let _ = v.secure_audit();
     let _ = check(&mut v);
     let _ = v.write_file("/fuzz-new", b"data");
     let _ = v.create_dir_all("/fuzz/dir");

@@ -16,6 +16,7 @@
 extern crate alloc;
 
 pub mod attr;
+pub mod attrlist;
 pub mod boot;
 pub mod check;
 pub mod device;
@@ -26,8 +27,10 @@ pub mod index;
 pub mod lznt1;
 pub mod names;
 pub mod record;
+pub mod recover;
 pub mod reparse;
 pub mod runlist;
+pub mod sds;
 pub mod secure;
 pub mod txn;
 pub mod upcase;

@@ -296,6 +296,10 @@ pub struct Record {
     pub usn: u16,
     /// Attributes, sorted by type and name.
     pub attrs: Vec<Attr>,
+    /// A whole file's attributes read by `Volume::read_file_record` from a
+    /// base record with an `$ATTRIBUTE_LIST` (extension records merged in):
+    /// writing it lays the attributes out over records again.
+    pub has_ext: bool,
 }
 
 impl Record {
@@ -311,6 +315,7 @@ impl Record {
             next_instance: 0,
             usn: 1,
             attrs: Vec::new(),
+            has_ext: false,
         }
     }
 
@@ -338,6 +343,7 @@ impl Record {
             next_instance: u16_at(b, 0x28)?,
             usn: u16_at(b, u16_at(b, 4)? as usize)?,
             attrs: Vec::new(),
+            has_ext: false,
         };
         let mut o = ao;
         loop {

@@ -64,7 +64,13 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Writes a file record (and its `$MFTMirr` copy for the first records).
+    /// A whole file read by [`Volume::read_file_record`], or a record whose
+    /// attributes do not fit, is laid out over extension records behind an
+    /// `$ATTRIBUTE_LIST` (`attrlist.rs`).
     pub fn write_record(&mut self, r: &Record) -> Result<()> {
+        if self.needs_layout(r) {
+            return self.write_file_layout(r);
+        }
         self.log_update(Update::Record(r.number));
         let mut b = r.build(self.rs)?;
         fixup(&mut b)?;
@@ -430,9 +436,21 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Frees a record: clears its in-use flag, bumps its sequence number.
+    /// A base record's extension records and list clusters go with it.
     pub(crate) fn free_record(&mut self, mut r: Record) -> Result<()> {
+        if r.base == 0
+            && r.number != rec::MFT
+            && (r.has_ext || r.find(AT_ATTRIBUTE_LIST, &[]).is_some())
+        {
+            self.free_layout(r.number)?;
+        }
         r.flags = 0;
         r.seq = r.seq.wrapping_add(1).max(1);
+        r.has_ext = false;
+        r.attrs.retain(|a| a.ty != AT_ATTRIBUTE_LIST);
+        while r.encoded_len(self.rs) > self.rs {
+            r.attrs.pop();
+        }
         self.write_record(&r)?;
         self.set_mft_bit(r.number, false)
     }

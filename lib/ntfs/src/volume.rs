@@ -635,7 +635,15 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     fn index_ctx_ex(&mut self, n: u64, name: &[u16], with_bitmap: bool) -> Result<IndexCtx> {
-        let (rec, attrs) = self.load(n)?;
+        let (mut rec, attrs) = self.load(n)?;
+        // With an $ATTRIBUTE_LIST the root may be in an extension record:
+        // the context holds the whole file (merged), written back as one.
+        let attrs = if rec.find(AT_ATTRIBUTE_LIST, &[]).is_some() && n != rec::MFT {
+            rec = self.read_file_record(n)?;
+            rec.attrs.clone()
+        } else {
+            attrs
+        };
         let root = attrs
             .iter()
             .find(|a| a.ty == AT_INDEX_ROOT && a.name == name)

@@ -66,15 +66,6 @@ impl<D: BlockDevice> Volume<D> {
         Ok((r, fref))
     }
 
-    fn writable(r: &Record) -> Result<()> {
-        if r.find(AT_ATTRIBUTE_LIST, &[]).is_some() {
-            return Err(Error::Unsupported(
-                "modifying files with an $ATTRIBUTE_LIST",
-            ));
-        }
-        Ok(())
-    }
-
     /// Creates an empty file (`dir == false`) or directory at `path`; the
     /// parent must exist. Returns the new MFT record number.
     pub fn create(&mut self, path: &str, dir: bool) -> Result<u64> {
@@ -364,8 +355,7 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     fn write_at_op(&mut self, n: u64, stream: &[u16], offset: u64, data: &[u8]) -> Result<()> {
-        let mut r = self.read_record(n)?;
-        Self::writable(&r)?;
+        let mut r = self.read_file_record(n)?;
         if stream.is_empty() && r.is_dir() {
             return Err(Error::IsADirectory);
         }
@@ -423,8 +413,7 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     fn set_len_op(&mut self, n: u64, stream: &[u16], len: u64) -> Result<()> {
-        let mut r = self.read_record(n)?;
-        Self::writable(&r)?;
+        let mut r = self.read_file_record(n)?;
         if stream.is_empty() && r.is_dir() {
             return Err(Error::IsADirectory);
         }
@@ -473,7 +462,8 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Makes a record fit: moves its largest resident `$DATA` values to
-    /// clusters until the attributes fit (attribute lists are not written).
+    /// clusters until the attributes fit or none is left (what still does
+    /// not fit goes to extension records when the record is written).
     pub(crate) fn fit(&mut self, r: &mut Record) -> Result<()> {
         while r.encoded_len(self.rs) > self.rs {
             let victim = r
@@ -484,9 +474,9 @@ impl<D: BlockDevice> Volume<D> {
                 .filter(|(len, _)| *len > 0)
                 .max_by_key(|(len, _)| *len);
             let Some((len, name)) = victim else {
-                return Err(Error::Unsupported(
-                    "attributes do not fit in the file record (attribute lists are not written)",
-                ));
+                // Still too large: `write_record` moves attributes to
+                // extension records behind an $ATTRIBUTE_LIST.
+                return Ok(());
             };
             self.resize_attr(r, AT_DATA, &name, len as u64, true)?;
         }
@@ -517,8 +507,7 @@ impl<D: BlockDevice> Volume<D> {
         modification: u64,
         access: u64,
     ) -> Result<()> {
-        let mut r = self.read_record(n)?;
-        Self::writable(&r)?;
+        let mut r = self.read_file_record(n)?;
         let a = r
             .find_mut(AT_STANDARD_INFORMATION, &[])
             .ok_or(Error::BadRecord {
@@ -607,8 +596,7 @@ impl<D: BlockDevice> Volume<D> {
     /// `$FILE_NAME` copy.
     pub fn set_attributes(&mut self, n: u64, attributes: u32) -> Result<()> {
         self.op(|v| {
-            let mut r = v.read_record(n)?;
-            Self::writable(&r)?;
+            let mut r = v.read_file_record(n)?;
             let keep = FILE_ATTRIBUTE_SPARSE_FILE
                 | FILE_ATTRIBUTE_REPARSE_POINT
                 | FILE_ATTRIBUTE_COMPRESSED;
@@ -661,8 +649,7 @@ impl<D: BlockDevice> Volume<D> {
         if n < rec::FIRST_USER && n != 0 && n < 24 {
             return Err(Error::InvalidParameter("cannot remove a system file"));
         }
-        let mut r = self.read_record(n)?;
-        Self::writable(&r)?;
+        let mut r = self.read_file_record(n)?;
         if r.is_dir() {
             let ctx = self.index_ctx(n, &I30)?;
             if ctx.root.len() > 1 || ctx.root.iter().any(|e| e.child.is_some()) {
@@ -670,6 +657,7 @@ impl<D: BlockDevice> Volume<D> {
             }
         }
         // Drop this name (and its Win32/DOS twin) from the record and the index.
+        let all_attrs = r.attrs.clone();
         let mut dropped = 0u16;
         for (inst, f) in Self::link_names(&r, parent, &e.file_name.name) {
             self.i30_remove(parent, &f.name, n)?;
@@ -691,6 +679,9 @@ impl<D: BlockDevice> Volume<D> {
                     }
                 }
             }
+            // As Windows and ntfs-3g leave it: the freed record keeps its attributes (names,
+            // times, runs) until reused, which is what undelete tools read.
+            r.attrs = all_attrs;
             self.free_record(r)?;
         } else {
             self.write_record(&r)?;
@@ -778,8 +769,7 @@ impl<D: BlockDevice> Volume<D> {
                 .unwrap_or(rec::ROOT);
             cur = p;
         }
-        let mut r = self.read_record(n)?;
-        Self::writable(&r)?;
+        let mut r = self.read_file_record(n)?;
         let (_, tref) = self.dir_ref(tparent)?;
         if fparent == tparent && e.file_name.name == tname {
             return Ok(());
@@ -867,8 +857,7 @@ impl<D: BlockDevice> Volume<D> {
         if self.lookup_in(tparent, &tname)?.is_some() {
             return Err(Error::NameCollision);
         }
-        let mut r = self.read_record(n)?;
-        Self::writable(&r)?;
+        let mut r = self.read_file_record(n)?;
         if r.is_dir() {
             return Err(Error::IsADirectory);
         }
@@ -926,6 +915,13 @@ impl<D: BlockDevice> Volume<D> {
     /// Whether the root with `entries` fits in the directory's record.
     fn root_fits(&self, ctx: &IndexCtx, entries: &[IndexEntry]) -> bool {
         let nm = ctx.name.clone();
+        if ctx.record.has_ext {
+            // A file laid out over extension records: the root only has to
+            // fit in a record of its own.
+            let root = Attr::resident(AT_INDEX_ROOT, &nm, index::build_root(&ctx.hdr, entries));
+            let rs = self.rs;
+            return root.encoded_len() + crate::record::attrs_offset(rs) + 8 <= rs;
+        }
         let mut r = ctx.record.clone();
         if let Some(a) = r.find_mut(AT_INDEX_ROOT, &nm) {
             a.body = Body::Resident {
@@ -1067,7 +1063,6 @@ impl<D: BlockDevice> Volume<D> {
 
     fn load_dir_ctx(&mut self, dir: u64) -> Result<IndexCtx> {
         let ctx = self.index_ctx(dir, &I30)?;
-        Self::writable(&ctx.record)?;
         if ctx.hdr.ty != AT_FILE_NAME {
             return Err(Error::NotADirectory);
         }

@@ -43,6 +43,30 @@ pub fn capabilities(cs: &dyn ConfigSpace, addr: Address, hdr: &Header) -> Vec<Ca
     caps
 }
 
+/// The power management capability's facts (PCI Bus Power Management
+/// Interface 1.2, 3.2.3: PMC bits 9 and 10 = D1/D2 support, bits 15:11 =
+/// the D0, D1, D2, D3hot, D3cold states PME# can be asserted from).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PowerManagement {
+    pub offset: u8,
+    pub d1: bool,
+    pub d2: bool,
+    /// PME support, bit 0 = D0 ... bit 4 = D3cold.
+    pub pme_support: u8,
+}
+
+impl PowerManagement {
+    pub fn read(cs: &dyn ConfigSpace, addr: Address, offset: u8) -> PowerManagement {
+        let pmc = cs.read16(addr, offset as u16 + 2);
+        PowerManagement {
+            offset,
+            d1: pmc & (1 << 9) != 0,
+            d2: pmc & (1 << 10) != 0,
+            pme_support: (pmc >> 11) as u8 & 0x1F,
+        }
+    }
+}
+
 /// The MSI capability's fixed facts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Msi {

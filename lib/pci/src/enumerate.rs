@@ -8,6 +8,7 @@
 use crate::bar::{read_bars, Bar};
 use crate::cap::CAP_ID_PCI_EXPRESS;
 use crate::cap::{capabilities, Capability, Msi, MsiX, PciExpress, CAP_ID_MSI, CAP_ID_MSIX};
+use crate::cap::{PowerManagement, CAP_ID_POWER_MANAGEMENT};
 use crate::header::Header;
 use crate::{Address, ConfigSpace};
 use alloc::vec::Vec;
@@ -22,6 +23,7 @@ pub struct Function {
     pub msi: Option<Msi>,
     pub msix: Option<MsiX>,
     pub pcie: Option<PciExpress>,
+    pub pm: Option<PowerManagement>,
     /// Index (in the enumeration's list) of the bridge this function sits
     /// behind; `None` on the root bus.
     pub parent: Option<usize>,
@@ -37,6 +39,7 @@ impl Function {
         let msi = find(CAP_ID_MSI).map(|o| Msi::read(cs, addr, o));
         let msix = find(CAP_ID_MSIX).map(|o| MsiX::read(cs, addr, o));
         let pcie = find(CAP_ID_PCI_EXPRESS).map(|o| PciExpress::read(cs, addr, o));
+        let pm = find(CAP_ID_POWER_MANAGEMENT).map(|o| PowerManagement::read(cs, addr, o));
         Some(Function {
             address: addr,
             header,
@@ -45,6 +48,7 @@ impl Function {
             msi,
             msix,
             pcie,
+            pm,
             parent,
         })
     }
@@ -107,6 +111,28 @@ fn scan_bus(
             }
         }
     }
+}
+
+/// The functions of one bus, in device/function order, without going
+/// behind bridges (what pci.sys's FDO of that bus answers to
+/// `BusRelations`: each bridge gets its own FDO, which scans its secondary
+/// bus).
+pub fn scan_one_bus(cs: &dyn ConfigSpace, segment: u16, bus: u8) -> Vec<Function> {
+    let mut out = Vec::new();
+    for device in 0..32u8 {
+        let Some(f0) = Function::probe(cs, Address::new(segment, bus, device, 0), None) else {
+            continue;
+        };
+        let functions = if f0.header.multi_function { 8 } else { 1 };
+        out.push(f0);
+        for function in 1..functions {
+            if let Some(f) = Function::probe(cs, Address::new(segment, bus, device, function), None)
+            {
+                out.push(f);
+            }
+        }
+    }
+    out
 }
 
 /// Counts the functions that answer on every bus/device/function of

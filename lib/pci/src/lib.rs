@@ -15,12 +15,16 @@
 //!   bus through bridges, giving each function its parent bridge;
 //! - [`ids`]: hardware IDs, compatible IDs and instance-ID pieces in the
 //!   formats Windows' PCI bus driver reports;
-//! - [`mcfg`]: the ACPI MCFG table (ECAM base, segment, bus range).
+//! - [`mcfg`]: the ACPI MCFG table (ECAM base, segment, bus range);
+//! - [`answers`]: what pci.sys answers for a function's PDO (resource
+//!   requirements, boot configuration, capabilities, device text) and how
+//!   it applies assigned resources at `IRP_MN_START_DEVICE`.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
 
+pub mod answers;
 pub mod bar;
 pub mod cap;
 pub mod enumerate;

@@ -131,6 +131,16 @@ impl SimFn {
         self.cap(crate::cap::CAP_ID_MSIX, &body, &[0xC000_0000])
     }
 
+    /// A power management capability with PMC `pmc`.
+    pub fn pm(self, pmc: u16) -> SimFn {
+        let b = pmc.to_le_bytes();
+        self.cap(
+            crate::cap::CAP_ID_POWER_MANAGEMENT,
+            &[b[0], b[1], 0, 0, 0, 0],
+            &[],
+        )
+    }
+
     /// A PCI Express capability (version 2) of port type `t`.
     pub fn pcie(self, t: u8) -> SimFn {
         let caps = (2u16 | (t as u16) << 4).to_le_bytes();
@@ -245,6 +255,7 @@ pub fn q35() -> SimConfig {
             .subsys(0x1AF4, 0x1100)
             .bar_mem32(1, 0x8120_0000, 0x1000, false)
             .bar_mem64(4, 0x8_0000_0000, 0x4000, true)
+            .pm(0x4E03)
             .pcie(0)
             .msix(3, 1, 0),
     );

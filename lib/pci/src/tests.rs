@@ -320,3 +320,123 @@ fn mcfg_parse() {
         Err(mcfg::McfgError::BadBusRange)
     );
 }
+
+// ---- pci.sys's answers ----
+
+#[test]
+fn one_bus_scan_stops_at_bridges() {
+    let cs = q35();
+    let root = crate::enumerate::scan_one_bus(&cs, 0, 0);
+    assert!(root
+        .iter()
+        .all(|f| f.address.bus == 0 && f.parent.is_none()));
+    assert_eq!(root.len(), 5);
+    let behind = crate::enumerate::scan_one_bus(&cs, 0, 1);
+    assert_eq!(behind.len(), 1);
+    assert_eq!(behind[0].header.vendor_id, 0x1AF4);
+}
+
+#[test]
+fn ahci_requirements_match_its_bars() {
+    use crate::answers::*;
+    use wdk::pnp::*;
+    let cs = q35();
+    let list = enumerate(&cs, 0, 0, 255);
+    let ahci = find(&list, 0x8086, 0x2922);
+    let r = requirements(ahci);
+    assert_eq!(r.slot_number, 0x1F | 2 << 5);
+    let l = &r.lists[0];
+    assert_eq!(l.len(), 4);
+    // BAR4: 32 ports anywhere below 64 KiB, aligned to their size.
+    assert_eq!(
+        (l[0].ty, l[0].length, l[0].alignment, l[0].max),
+        (CmResourceTypePort, 0x20, 0x20, 0xFFFF)
+    );
+    // BAR5 (ABAR): 4 KiB of 32-bit memory.
+    assert_eq!(
+        (l[1].ty, l[1].length, l[1].alignment, l[1].max),
+        (CmResourceTypeMemory, 0x1000, 0x1000, 0xFFFF_FFFF)
+    );
+    // MSI, with the INTx line (10) as the alternative.
+    assert!(l[2].is_message_interrupt() && !l[2].is_alternative());
+    assert!(l[3].is_alternative() && l[3].min == 10 && l[3].max == 10);
+    assert_eq!(l[3].share, CmResourceShareShared);
+    // Round trip through the binary form the PnP manager parses.
+    let b = pnp::reslist::encode_requirements(&r);
+    assert_eq!(pnp::reslist::parse_requirements(&b).unwrap(), r);
+    // Boot configuration = firmware's BARs.
+    let boot = boot_config(ahci);
+    assert_eq!(boot.descriptors.len(), 2);
+    assert_eq!(boot.descriptors[1].Start(), 0x8100_0000);
+    // The 64-bit prefetchable BAR of the device behind the bridge.
+    let v = find(&list, 0x1AF4, 0x1041);
+    let r = requirements(v);
+    let m64 = r.lists[0].iter().find(|d| d.length == 0x4000).unwrap();
+    assert_eq!(m64.max, u64::MAX);
+    assert_eq!(m64.flags, CM_RESOURCE_MEMORY_PREFETCHABLE);
+    // No MSI (only MSI-X) and no pin: no interrupt requirement.
+    assert!(r.lists[0].iter().all(|d| d.ty != CmResourceTypeInterrupt));
+}
+
+#[test]
+fn capabilities_from_power_management() {
+    use wdk::pnp::*;
+    let cs = q35();
+    let list = enumerate(&cs, 0, 0, 255);
+    let mut c = DEVICE_CAPABILITIES {
+        UINumber: u32::MAX,
+        ..Default::default()
+    };
+    crate::answers::capabilities(find(&list, 0x1AF4, 0x1041), &mut c);
+    assert_eq!(c.Address, 0);
+    assert_eq!(c.UINumber, u32::MAX);
+    // PMC 0x4E03: D1, D2, PME from D0 and D3hot.
+    assert_eq!(
+        c.Bits,
+        caps::DeviceD1 | caps::DeviceD2 | caps::WakeFromD0 | caps::WakeFromD3
+    );
+    assert_eq!(c.DeviceState[PowerSystemWorking as usize], PowerDeviceD0);
+    assert_eq!(c.DeviceState[PowerSystemShutdown as usize], PowerDeviceD3);
+    crate::answers::capabilities(find(&list, 0x8086, 0x2922), &mut c);
+    assert_eq!(c.Address, 0x1F << 16 | 2);
+    assert_eq!(c.Bits, 0, "no PM capability: no D1/D2, no wake");
+    assert_eq!(
+        crate::answers::location(find(&list, 0x8086, 0x2922).address),
+        "PCI bus 0, device 31, function 2"
+    );
+}
+
+#[test]
+fn start_moves_a_bar_and_refuses_bad_plans() {
+    use crate::answers::*;
+    use wdk::pnp::CM_PARTIAL_RESOURCE_DESCRIPTOR as D;
+    let cs = q35();
+    let list = enumerate(&cs, 0, 0, 255);
+    let ahci = find(&list, 0x8086, 0x2922).clone();
+    let raw = [D::port(0xC040, 0x20), D::memory(0x8200_0000, 0x1000, false)];
+    let plan = start_plan(&ahci, &raw).unwrap();
+    assert_eq!(plan[1].1, 0x8200_0000);
+    for (b, base) in &plan {
+        assert!(program_bar(&cs, ahci.address, b, *base));
+    }
+    let again = Function::probe(&cs, ahci.address, None).unwrap();
+    assert_eq!(again.bar(5).unwrap().base, 0x8200_0000);
+    assert_eq!(again.bar(4).unwrap().base, 0xC040);
+    assert_eq!(
+        again.header.command, ahci.header.command,
+        "command restored"
+    );
+    // Wrong length, missing descriptor, misaligned or out-of-range base.
+    assert!(start_plan(
+        &ahci,
+        &[D::port(0xC040, 0x20), D::memory(0x8200_0000, 0x2000, false)]
+    )
+    .is_none());
+    assert!(start_plan(&ahci, &[D::port(0xC040, 0x20)]).is_none());
+    let abar = *ahci.bar(5).unwrap();
+    assert!(!program_bar(&cs, ahci.address, &abar, 0x8200_0800));
+    assert!(!program_bar(&cs, ahci.address, &abar, 0x1_0000_0000));
+    enable_decoding(&cs, &ahci);
+    disable_decoding(&cs, ahci.address);
+    assert_eq!(cs.read16(ahci.address, crate::reg::COMMAND) & 7, 0);
+}

@@ -628,6 +628,7 @@ impl<'a> Image<'a> {
         lookup: u32,
         iat: u32,
         va_based: bool,
+        budget: &mut usize,
         who: &dyn Fn() -> String,
     ) -> Result<Vec<ImportedFunction<'a>>> {
         let ps = self.ptr_size() as u32;
@@ -638,9 +639,16 @@ impl<'a> Image<'a> {
         };
         let mut out = Vec::new();
         for i in 0.. {
-            if i >= MAX_ENTRIES as u32 {
-                return Err(bad(format!("{}: more than {} imports", who(), MAX_ENTRIES)));
+            // One budget for the whole directory: descriptors may share
+            // one long lookup table.
+            if *budget == 0 {
+                return Err(bad(format!(
+                    "{}: more than {} imported functions in the directory",
+                    who(),
+                    MAX_ENTRIES
+                )));
             }
+            *budget -= 1;
             let thunk_rva = lookup
                 .checked_add(i * ps)
                 .ok_or_else(|| bad(format!("{}: lookup table wraps", who())))?;
@@ -698,6 +706,7 @@ impl<'a> Image<'a> {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
+        let mut budget = MAX_ENTRIES;
         for n in 0.. {
             if n >= MAX_ENTRIES as u32 {
                 return Err(bad("more than 2^20 import descriptors".into()));
@@ -712,7 +721,9 @@ impl<'a> Image<'a> {
             let dll = self.cstr(name_rva, &|| format!("import descriptor {n} DLL name"))?;
             let lookup = if oft != 0 { oft } else { ft };
             let dll_s = String::from_utf8_lossy(dll);
-            let functions = self.thunks(lookup, ft, false, &|| format!("imports of {dll_s}"))?;
+            let functions = self.thunks(lookup, ft, false, &mut budget, &|| {
+                format!("imports of {dll_s}")
+            })?;
             out.push(ImportDescriptor {
                 rva,
                 original_first_thunk: oft,
@@ -733,6 +744,7 @@ impl<'a> Image<'a> {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
+        let mut budget = MAX_ENTRIES;
         for n in 0.. {
             if n >= MAX_ENTRIES as u32 {
                 return Err(bad("more than 2^20 delay-load descriptors".into()));
@@ -766,7 +778,7 @@ impl<'a> Image<'a> {
             })?;
             let dll_s = String::from_utf8_lossy(dll);
             let functions = if int_rva != 0 {
-                self.thunks(int_rva, iat_rva, va_based, &|| {
+                self.thunks(int_rva, iat_rva, va_based, &mut budget, &|| {
                     format!("delay-load imports of {dll_s}")
                 })?
             } else {

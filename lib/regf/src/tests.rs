@@ -698,7 +698,10 @@ fn image_registry_sources_build() {
             h.query_value(s, v).unwrap();
         }
     }
-    assert_eq!(boot, ["disk", "Ntfs"]);
+    assert_eq!(
+        boot,
+        ["disk", "mountmgr", "Ntfs", "partmgr", "pci", "volmgr"]
+    );
     let sw =
         hive_from_reg_text("ROOT", include_str!("../../../image/registry/SOFTWARE.reg")).unwrap();
     clean(&sw.to_bytes());

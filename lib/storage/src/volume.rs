@@ -180,4 +180,39 @@ mod tests {
         );
         assert_eq!(translate(0, 0, 512, start, len), Ok(start));
     }
+    #[test]
+    fn well_known_guids_read_as_documented() {
+        use alloc::string::ToString;
+        use wdk::mountdev::*;
+        use wdk::pnpnotify::*;
+        let text = |g: GUID| Guid::from(g).to_string();
+        assert_eq!(
+            text(GUID_DEVINTERFACE_VOLUME),
+            "53f5630d-b6bf-11d0-94f2-00a0c91efb8b"
+        );
+        assert_eq!(
+            text(MOUNTDEV_MOUNTED_DEVICE_GUID),
+            "53f5630d-b6bf-11d0-94f2-00a0c91efb8b"
+        );
+        assert_eq!(
+            text(GUID_DEVINTERFACE_DISK),
+            "53f56307-b6bf-11d0-94f2-00a0c91efb8b"
+        );
+        assert_eq!(
+            text(GUID_DEVINTERFACE_PARTITION),
+            "53f5630a-b6bf-11d0-94f2-00a0c91efb8b"
+        );
+        assert_eq!(
+            text(GUID_DEVCLASS_DISKDRIVE),
+            "4d36e967-e325-11ce-bfc1-08002be10318"
+        );
+        assert_eq!(
+            text(GUID_DEVICE_INTERFACE_ARRIVAL),
+            "cb3a4004-46f0-11d0-b08f-00609713053f"
+        );
+        assert_eq!(
+            text(GUID_DEVICE_INTERFACE_REMOVAL),
+            "cb3a4005-46f0-11d0-b08f-00609713053f"
+        );
+    }
 }

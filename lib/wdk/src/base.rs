@@ -157,6 +157,36 @@ impl KEVENT {
     }
 }
 
+/// `KOBJECTS` values of `DISPATCHER_HEADER.Type` for the other dispatcher
+/// objects drivers embed.
+pub const MUTANT_OBJECT: u8 = 2;
+pub const SEMAPHORE_OBJECT: u8 = 5;
+pub const TIMER_NOTIFICATION_OBJECT: u8 = 8;
+pub const TIMER_SYNCHRONIZATION_OBJECT: u8 = 9;
+
+/// `KSEMAPHORE` (0x20 bytes).
+#[repr(C)]
+#[derive(Debug)]
+pub struct KSEMAPHORE {
+    pub Header: DISPATCHER_HEADER,
+    pub Limit: i32,
+}
+
+/// `KMUTANT` / `KMUTEX` (0x38 bytes).
+#[repr(C)]
+#[derive(Debug)]
+pub struct KMUTANT {
+    pub Header: DISPATCHER_HEADER,
+    pub MutantListEntry: LIST_ENTRY,
+    pub OwnerThread: *mut core::ffi::c_void,
+    /// `MutantFlags` (bit 0: `Abandoned`).
+    pub MutantFlags: u8,
+    pub ApcDisable: u8,
+}
+
+/// `KMUTEX` is a `KMUTANT`.
+pub type KMUTEX = KMUTANT;
+
 /// `EVENT_TYPE`: `NotificationEvent`.
 pub const NOTIFICATION_EVENT: u32 = 0;
 /// `EVENT_TYPE`: `SynchronizationEvent`.
@@ -362,6 +392,12 @@ const _: () = {
     assert!(offset_of!(DISPATCHER_HEADER, SignalState) == 4);
     assert!(offset_of!(DISPATCHER_HEADER, WaitListHead) == 8);
     assert!(size_of::<KEVENT>() == 0x18);
+    assert!(size_of::<KSEMAPHORE>() == 0x20);
+    assert!(offset_of!(KSEMAPHORE, Limit) == 0x18);
+    assert!(size_of::<KMUTANT>() == 0x38);
+    assert!(offset_of!(KMUTANT, OwnerThread) == 0x28);
+    assert!(offset_of!(KMUTANT, MutantFlags) == 0x30);
+    assert!(offset_of!(KMUTANT, ApcDisable) == 0x31);
     assert!(size_of::<KDPC>() == 0x40);
     assert!(offset_of!(KDPC, DeferredRoutine) == 0x18);
     assert!(offset_of!(KDPC, DpcData) == 0x38);

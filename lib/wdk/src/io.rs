@@ -473,6 +473,17 @@ pub struct DeviceCapabilitiesParameters {
     pub Capabilities: *mut c_void,
 }
 
+/// `Parameters.QueryDeviceText` (`IRP_MN_QUERY_DEVICE_TEXT`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct QueryDeviceTextParameters {
+    /// `DEVICE_TEXT_TYPE`: `DeviceTextDescription` (0) or
+    /// `DeviceTextLocationInformation` (1).
+    pub DeviceTextType: u32,
+    /// `LCID`.
+    pub LocaleId: u32,
+}
+
 /// `Parameters.Scsi`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -509,6 +520,7 @@ pub union IO_STACK_LOCATION_PARAMETERS {
     pub QueryDeviceRelations: QueryDeviceRelationsParameters,
     pub QueryId: QueryIdParameters,
     pub DeviceCapabilities: DeviceCapabilitiesParameters,
+    pub QueryDeviceText: QueryDeviceTextParameters,
     pub StartDevice: StartDeviceParameters,
     pub Others: OthersParameters,
 }

@@ -20,6 +20,24 @@ extern "system" {
     pub fn KeQueryTimeIncrement() -> u32;
     pub fn KeStallExecutionProcessor(MicroSeconds: u32);
 
+    // HAL bus data (PCI configuration space: BusDataType PCIConfiguration).
+    pub fn HalGetBusDataByOffset(
+        BusDataType: u32,
+        BusNumber: u32,
+        SlotNumber: u32,
+        Buffer: *mut c_void,
+        Offset: u32,
+        Length: u32,
+    ) -> u32;
+    pub fn HalSetBusDataByOffset(
+        BusDataType: u32,
+        BusNumber: u32,
+        SlotNumber: u32,
+        Buffer: *mut c_void,
+        Offset: u32,
+        Length: u32,
+    ) -> u32;
+
     // Pool.
     pub fn ExAllocatePool2(Flags: u64, NumberOfBytes: usize, Tag: u32) -> *mut c_void;
     pub fn ExAllocatePoolWithTag(PoolType: u32, NumberOfBytes: usize, Tag: u32) -> *mut c_void;

@@ -486,3 +486,219 @@ mod tests {
         assert!(unsafe { partial_descriptors(empty.as_ptr().cast()) }.is_empty());
     }
 }
+
+// ---- Requirements, capabilities, bus information (wdm.h, x64) ----
+
+/// `IO_RESOURCE_DESCRIPTOR.Option`: the preferred choice.
+pub const IO_RESOURCE_PREFERRED: u8 = 0x1;
+/// `IO_RESOURCE_DESCRIPTOR.Option`: the default choice.
+pub const IO_RESOURCE_DEFAULT: u8 = 0x2;
+/// `IO_RESOURCE_DESCRIPTOR.Option`: an alternative to the descriptor
+/// before it (the arbiter takes one of the group).
+pub const IO_RESOURCE_ALTERNATIVE: u8 = 0x8;
+
+/// `CM_RESOURCE_PORT_16_BIT_DECODE`.
+pub const CM_RESOURCE_PORT_16_BIT_DECODE: u16 = 0x4;
+/// `CM_RESOURCE_PORT_POSITIVE_DECODE`.
+pub const CM_RESOURCE_PORT_POSITIVE_DECODE: u16 = 0x20;
+/// `CM_RESOURCE_MEMORY_24`.
+pub const CM_RESOURCE_MEMORY_24: u16 = 0x10;
+
+/// `u.Port` / `u.Memory` of an `IO_RESOURCE_DESCRIPTOR`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IO_RESOURCE_RANGE {
+    pub Length: u32,
+    pub Alignment: u32,
+    pub MinimumAddress: i64,
+    pub MaximumAddress: i64,
+}
+
+/// `u.Interrupt` of an `IO_RESOURCE_DESCRIPTOR` (processor-group form).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IO_RESOURCE_INTERRUPT {
+    pub MinimumVector: u32,
+    pub MaximumVector: u32,
+    /// `IRQ_DEVICE_POLICY` (as a USHORT with processor groups).
+    pub AffinityPolicy: u16,
+    pub Group: u16,
+    /// `IRQ_PRIORITY`.
+    pub PriorityPolicy: u32,
+    /// `KAFFINITY`.
+    pub TargetedProcessors: u64,
+}
+
+/// `u.BusNumber` of an `IO_RESOURCE_DESCRIPTOR`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IO_RESOURCE_BUS_NUMBER {
+    pub Length: u32,
+    pub MinBusNumber: u32,
+    pub MaxBusNumber: u32,
+    pub Reserved: u32,
+}
+
+/// The `u` union of an `IO_RESOURCE_DESCRIPTOR` (24 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union IO_RESOURCE_DESCRIPTOR_u {
+    pub Port: IO_RESOURCE_RANGE,
+    pub Memory: IO_RESOURCE_RANGE,
+    pub Interrupt: IO_RESOURCE_INTERRUPT,
+    pub BusNumber: IO_RESOURCE_BUS_NUMBER,
+    pub Generic: IO_RESOURCE_RANGE,
+}
+
+/// `IO_RESOURCE_DESCRIPTOR` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IO_RESOURCE_DESCRIPTOR {
+    pub Option: u8,
+    pub Type: u8,
+    pub ShareDisposition: u8,
+    pub Spare1: u8,
+    pub Flags: u16,
+    pub Spare2: u16,
+    pub u: IO_RESOURCE_DESCRIPTOR_u,
+}
+
+/// `IO_RESOURCE_LIST` (its descriptors follow the header; the declared
+/// array has one).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IO_RESOURCE_LIST {
+    pub Version: u16,
+    pub Revision: u16,
+    pub Count: u32,
+    pub Descriptors: [IO_RESOURCE_DESCRIPTOR; 1],
+}
+
+/// `IO_RESOURCE_REQUIREMENTS_LIST` (`AlternativeLists` lists follow one
+/// another from `List`; `ListSize` is the byte size of the whole).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IO_RESOURCE_REQUIREMENTS_LIST {
+    pub ListSize: u32,
+    /// `INTERFACE_TYPE`.
+    pub InterfaceType: i32,
+    pub BusNumber: u32,
+    pub SlotNumber: u32,
+    pub Reserved: [u32; 3],
+    pub AlternativeLists: u32,
+    pub List: [IO_RESOURCE_LIST; 1],
+}
+
+/// `DEVICE_POWER_STATE` values.
+pub const PowerDeviceUnspecified: u32 = 0;
+pub const PowerDeviceD0: u32 = 1;
+pub const PowerDeviceD1: u32 = 2;
+pub const PowerDeviceD2: u32 = 3;
+pub const PowerDeviceD3: u32 = 4;
+/// `SYSTEM_POWER_STATE` values.
+pub const PowerSystemUnspecified: u32 = 0;
+pub const PowerSystemWorking: u32 = 1;
+pub const PowerSystemSleeping1: u32 = 2;
+pub const PowerSystemSleeping2: u32 = 3;
+pub const PowerSystemSleeping3: u32 = 4;
+pub const PowerSystemHibernate: u32 = 5;
+pub const PowerSystemShutdown: u32 = 6;
+/// `POWER_SYSTEM_MAXIMUM`.
+pub const POWER_SYSTEM_MAXIMUM: usize = 7;
+
+/// `DEVICE_CAPABILITIES` bit-field bits (the ULONG at offset 4).
+pub mod caps {
+    pub const DeviceD1: u32 = 1 << 0;
+    pub const DeviceD2: u32 = 1 << 1;
+    pub const LockSupported: u32 = 1 << 2;
+    pub const EjectSupported: u32 = 1 << 3;
+    pub const Removable: u32 = 1 << 4;
+    pub const DockDevice: u32 = 1 << 5;
+    pub const UniqueID: u32 = 1 << 6;
+    pub const SilentInstall: u32 = 1 << 7;
+    pub const RawDeviceOK: u32 = 1 << 8;
+    pub const SurpriseRemovalOK: u32 = 1 << 9;
+    pub const WakeFromD0: u32 = 1 << 10;
+    pub const WakeFromD1: u32 = 1 << 11;
+    pub const WakeFromD2: u32 = 1 << 12;
+    pub const WakeFromD3: u32 = 1 << 13;
+    pub const HardwareDisabled: u32 = 1 << 14;
+    pub const NonDynamic: u32 = 1 << 15;
+    pub const WarmEjectSupported: u32 = 1 << 16;
+    pub const NoDisplayInUI: u32 = 1 << 17;
+}
+
+/// `DEVICE_CAPABILITIES` (64 bytes, Version 1). The bit fields after
+/// `Version` are one ULONG (`Bits`, see [`caps`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DEVICE_CAPABILITIES {
+    pub Size: u16,
+    pub Version: u16,
+    pub Bits: u32,
+    /// The device's address on its bus (PCI: device << 16 | function).
+    pub Address: u32,
+    /// A number for the user interface (0xFFFFFFFF when unknown).
+    pub UINumber: u32,
+    /// `DEVICE_POWER_STATE` per `SYSTEM_POWER_STATE`.
+    pub DeviceState: [u32; POWER_SYSTEM_MAXIMUM],
+    pub SystemWake: u32,
+    pub DeviceWake: u32,
+    pub D1Latency: u32,
+    pub D2Latency: u32,
+    pub D3Latency: u32,
+}
+
+/// `PNP_BUS_INFORMATION`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PNP_BUS_INFORMATION {
+    pub BusTypeGuid: crate::disk::GUID,
+    /// `INTERFACE_TYPE`.
+    pub LegacyBusType: i32,
+    pub BusNumber: u32,
+}
+
+/// `GUID_BUS_TYPE_PCI` {c8ebdfb0-b510-11d0-80e5-00a0c92542e3} (wdmguid.h).
+pub const GUID_BUS_TYPE_PCI: crate::disk::GUID = crate::disk::GUID {
+    Data1: 0xc8eb_dfb0,
+    Data2: 0xb510,
+    Data3: 0x11d0,
+    Data4: [0x80, 0xe5, 0x00, 0xa0, 0xc9, 0x25, 0x42, 0xe3],
+};
+
+/// `DEVICE_TEXT_TYPE` values (`IRP_MN_QUERY_DEVICE_TEXT`).
+pub const DeviceTextDescription: u32 = 0;
+pub const DeviceTextLocationInformation: u32 = 1;
+
+/// `BUS_DATA_TYPE` `PCIConfiguration` (`HalGetBusDataByOffset`).
+pub const PCIConfiguration: u32 = 4;
+
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<IO_RESOURCE_DESCRIPTOR>() == 0x20);
+    assert!(offset_of!(IO_RESOURCE_DESCRIPTOR, Flags) == 4);
+    assert!(offset_of!(IO_RESOURCE_DESCRIPTOR, u) == 8);
+    assert!(offset_of!(IO_RESOURCE_RANGE, MinimumAddress) == 8);
+    assert!(offset_of!(IO_RESOURCE_RANGE, MaximumAddress) == 16);
+    assert!(offset_of!(IO_RESOURCE_INTERRUPT, PriorityPolicy) == 12);
+    assert!(offset_of!(IO_RESOURCE_INTERRUPT, TargetedProcessors) == 16);
+    assert!(offset_of!(IO_RESOURCE_BUS_NUMBER, MaxBusNumber) == 8);
+    assert!(size_of::<IO_RESOURCE_LIST>() == 0x28);
+    assert!(offset_of!(IO_RESOURCE_LIST, Descriptors) == 8);
+    assert!(size_of::<IO_RESOURCE_REQUIREMENTS_LIST>() == 0x48);
+    assert!(offset_of!(IO_RESOURCE_REQUIREMENTS_LIST, SlotNumber) == 0xc);
+    assert!(offset_of!(IO_RESOURCE_REQUIREMENTS_LIST, Reserved) == 0x10);
+    assert!(offset_of!(IO_RESOURCE_REQUIREMENTS_LIST, AlternativeLists) == 0x1c);
+    assert!(offset_of!(IO_RESOURCE_REQUIREMENTS_LIST, List) == 0x20);
+    assert!(size_of::<DEVICE_CAPABILITIES>() == 0x40);
+    assert!(offset_of!(DEVICE_CAPABILITIES, Address) == 0x8);
+    assert!(offset_of!(DEVICE_CAPABILITIES, UINumber) == 0xc);
+    assert!(offset_of!(DEVICE_CAPABILITIES, DeviceState) == 0x10);
+    assert!(offset_of!(DEVICE_CAPABILITIES, SystemWake) == 0x2c);
+    assert!(offset_of!(DEVICE_CAPABILITIES, DeviceWake) == 0x30);
+    assert!(offset_of!(DEVICE_CAPABILITIES, D3Latency) == 0x3c);
+    assert!(size_of::<PNP_BUS_INFORMATION>() == 0x18);
+    assert!(offset_of!(PNP_BUS_INFORMATION, LegacyBusType) == 0x10);
+    assert!(offset_of!(PNP_BUS_INFORMATION, BusNumber) == 0x14);
+};

@@ -72,7 +72,7 @@ unsafe fn send_local(
         (*irp).UserEvent = &mut ev;
         (*irp).UserIosb = &mut iosb;
         (*irp).Tail.Overlay.OriginalFileObject = file;
-        (*irp).Tail.Overlay.Thread = crate::ke::sched::current_thread_id() as usize as *mut c_void;
+        (*irp).Tail.Overlay.Thread = crate::ke::sched::current_thread().address() as *mut c_void;
         (*irp).Flags = IRP_SYNCHRONOUS_API
             | match major {
                 IRP_MJ_CREATE => IRP_CREATE_OPERATION,
@@ -417,6 +417,10 @@ pub struct RequestArgs {
     /// The caller's I/O status block (written on completion).
     pub iosb: *mut IO_STATUS_BLOCK,
     pub mode: Mode,
+    /// `ApcRoutine`: queued as an APC to the calling thread when the
+    /// request completes, with `apc_context` and the status block (not
+    /// allowed on a file associated with a completion port).
+    pub apc_routine: Option<super::irp::IoApcRoutine>,
 }
 
 /// Builds and sends a thread's request on a file (the common part of the
@@ -434,6 +438,11 @@ fn file_request(
         return Err(STATUS_ACCESS_VIOLATION);
     }
     let f = reference_file(handle, access, args.mode)?;
+    // SAFETY: the handle's reference keeps the file object.
+    if args.apc_routine.is_some() && unsafe { !(*f.file).CompletionContext.is_null() } {
+        // A file with a completion port reports there, not by APC.
+        return Err(STATUS_INVALID_PARAMETER);
+    }
     let event = reference_event(args.event, args.mode)?;
     let drop_event = || {
         if event != 0 {
@@ -461,7 +470,11 @@ fn file_request(
         };
         (*irp).UserIosb = args.iosb;
         (*irp).Tail.Overlay.OriginalFileObject = file;
-        (*irp).Tail.Overlay.Thread = (*ext).thread as usize as *mut c_void;
+        (*irp).Tail.Overlay.Thread = crate::ke::sched::current_thread().address() as *mut c_void;
+        if let Some(r) = args.apc_routine {
+            (*irp).Overlay.AsynchronousParameters.UserApcRoutine = r as usize as *mut c_void;
+            (*irp).Overlay.AsynchronousParameters.UserApcContext = args.apc_context as *mut c_void;
+        }
         let stack = IoGetNextIrpStackLocation(irp);
         (*stack).MajorFunction = major;
         (*stack).FileObject = file;
@@ -477,6 +490,7 @@ fn file_request(
         }
         // The IRP's own reference on the file, dropped by its completion.
         let _ = ob_reference_object(f.r.id);
+        queue_thread_irp(irp);
         let mut status = iof_call_driver(top, irp);
         if sync && status == STATUS_PENDING {
             crate::ke::event::ke_wait_for_event(
@@ -652,6 +666,7 @@ pub fn nt_flush_buffers_file(
     let args = RequestArgs {
         event: None,
         apc_context: 0,
+        apc_routine: None,
         iosb,
         mode,
     };

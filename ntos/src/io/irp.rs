@@ -11,6 +11,7 @@
 //! completion port, the length of a buffered read).
 
 use super::*;
+use crate::ke::apc::{ApcMode, KApc, NormalRoutine};
 use crate::ke::irql::KSpinLock;
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +45,35 @@ pub struct IrpExt {
     pub event_object: usize,
     /// `ApcContext` of an `Nt*File` call (the completion packet's context).
     pub apc_context: usize,
+    /// The IRP this extension belongs to (for the APC routines).
+    irp: u64,
+    /// The priority boost `IoCompleteRequest` was given (for the APC).
+    boost: i8,
+    /// The IRP is on its thread's IRP list.
+    on_thread_list: bool,
+    /// `IopCompleteRequest`'s special kernel APC (NT uses `Tail.Apc`, which
+    /// overlays `Tail.Overlay` and so cannot hold ntrs's APC object).
+    completion_apc: KApc,
+    /// The caller's APC (`ApcRoutine` of `NtReadFile`...), queued by the
+    /// completion.
+    user_apc: KApc,
+}
+
+/// `PIO_APC_ROUTINE`: `(ApcContext, IoStatusBlock, Reserved)`.
+pub type IoApcRoutine =
+    unsafe extern "system" fn(*mut core::ffi::c_void, *mut IO_STATUS_BLOCK, u32);
+
+/// The IRP of an APC embedded in its extension.
+fn irp_of_apc(apc: &KApc, user: bool) -> *mut IRP {
+    let off = if user {
+        core::mem::offset_of!(IrpExt, user_apc)
+    } else {
+        core::mem::offset_of!(IrpExt, completion_apc)
+    };
+    let ext = (apc as *const KApc as usize - off) as *const IrpExt;
+    // SAFETY: ntrs queues these APCs only from inside a live IRP's extension
+    // (see `iof_complete_request` and `finish_thread_request`).
+    unsafe { (*ext).irp as *mut IRP }
 }
 
 /// The live IRPs: the head's address; IRPs link through their extension.
@@ -97,6 +127,11 @@ pub fn io_allocate_irp(stack_size: i8, _charge_quota: bool) -> *mut IRP {
             thread: 0,
             event_object: 0,
             apc_context: 0,
+            irp: va,
+            boost: 0,
+            on_thread_list: false,
+            completion_apc: KApc::new(iop_complete_request_apc, None, 0, ApcMode::KernelMode),
+            user_apc: KApc::new(iop_user_completion, None, 0, ApcMode::KernelMode),
         });
         IRPS.with(|l| {
             (*ext).next = l.first;
@@ -124,6 +159,7 @@ pub unsafe fn io_free_irp(irp: *mut IRP) {
         let Some(ext) = ext_of(irp) else {
             return;
         };
+        dequeue_thread_irp(irp);
         IRPS.with(|l| {
             let (prev, next) = ((*ext).prev, (*ext).next);
             if prev != 0 {
@@ -197,7 +233,7 @@ pub unsafe fn iof_complete_request(irp: *mut IRP, boost: i8) {
             unsafe {
                 if let Some(ext) = ext_of(irp) {
                     if (*ext).flags & EXT_THREAD != 0 {
-                        complete_thread_request(irp, ext, boost);
+                        iop_complete_thread_request(irp, ext, boost);
                     } else if (*ext).flags & EXT_LOCAL != 0 {
                         if !(*irp).UserIosb.is_null() {
                             (*irp).UserIosb.write((*irp).IoStatus);
@@ -213,20 +249,107 @@ pub unsafe fn iof_complete_request(irp: *mut IRP, boost: i8) {
     }
 }
 
-/// `IopCompleteRequest` for a thread's request: copies a buffered read's
-/// data to the caller's buffer, frees the system buffer and the MDLs,
-/// stores the I/O status block, signals the events, queues the completion
-/// packet to the file's completion port, and frees the IRP.
-///
-/// NT does this in a special kernel APC in the issuing thread (so user
-/// buffers are addressable); ntrs's callers are all kernel mode for now
-/// and it runs here, in the completing context (see docs/io.md).
+/// The second stage of `IofCompleteRequest` for a thread's request: it
+/// runs in the context of the issuing thread (`Irp->Tail.Overlay.Thread`),
+/// where the caller's buffers and status block are addressable, as a
+/// special kernel APC (`IopCompleteRequest`). Completion on the issuing
+/// thread itself below APC_LEVEL takes the short cut and finishes at once
+/// (the APC would run right away anyway); so does a request whose thread
+/// has gone (`IopDisassociateThreadIrp` cleared it) or takes no APCs.
 ///
 /// # Safety
 /// The IRP is a thread's request whose stack walk is done.
-unsafe fn complete_thread_request(irp: *mut IRP, ext: *mut IrpExt, boost: i8) {
+unsafe fn iop_complete_thread_request(irp: *mut IRP, ext: *mut IrpExt, boost: i8) {
+    // SAFETY: the IRP and its extension are ours until the APC (or the
+    // short cut) frees them.
+    unsafe {
+        let tid = (*ext).thread;
+        let here = tid == 0
+            || (tid == crate::ke::sched::current_thread_id()
+                && crate::ke::irql() < crate::ke::APC_LEVEL);
+        if !here {
+            (*ext).boost = boost;
+            // SAFETY (lifetime): the APC lives in the IRP's extension, and
+            // the IRP stays allocated until the APC's kernel routine frees it
+            // (KiDeliverApc does not touch the APC after calling it); a
+            // thread that exits first cancels and waits for its IRPs.
+            let apc: &'static KApc = &*ptr::addr_of!((*ext).completion_apc);
+            if crate::ke::apc::ke_insert_queue_apc(apc, tid, 0, 0, boost.max(0) as u8) {
+                return;
+            }
+        }
+        finish_thread_request(irp, ext, boost);
+    }
+}
+
+/// `IopCompleteRequest`, the special kernel APC's kernel routine: runs in
+/// the issuing thread at APC_LEVEL.
+fn iop_complete_request_apc(apc: &KApc, _normal: &mut Option<NormalRoutine>, _ctx: &mut usize) {
+    let irp = irp_of_apc(apc, false);
+    // SAFETY: the APC was queued by iop_complete_thread_request for this
+    // IRP, whose stack walk is done; the IRP is the I/O manager's.
+    unsafe {
+        if let Some(ext) = ext_of(irp) {
+            finish_thread_request(irp, ext, (*ext).boost);
+        }
+    }
+}
+
+/// `IopUserCompletion`: the kernel routine of the caller's APC; frees the
+/// IRP (its normal routine, the caller's `ApcRoutine`, runs next).
+fn iop_user_completion(apc: &KApc, _normal: &mut Option<NormalRoutine>, _ctx: &mut usize) {
+    // SAFETY: the user APC lives in this IRP's extension; nothing uses the
+    // IRP after its APC was delivered.
+    unsafe { io_free_irp(irp_of_apc(apc, true)) };
+}
+
+/// `IopUserRundown`: the caller's APC was flushed at thread exit.
+fn iop_user_rundown(apc: &KApc) {
+    // SAFETY: as for iop_user_completion; the APC will not run.
+    unsafe { io_free_irp(irp_of_apc(apc, true)) };
+}
+
+/// The normal routine of the caller's APC for a kernel-mode request: the
+/// caller's `ApcRoutine(ApcContext, IoStatusBlock, 0)` at PASSIVE_LEVEL.
+/// SystemArgument1 is the status block (as in NT); SystemArgument2 carries
+/// the routine's address (ntrs's `KAPC` normal routine is a Rust function,
+/// so the caller's routine travels as an argument).
+fn iop_kernel_apc_routine(context: usize, iosb: usize, routine: usize) {
+    if routine == 0 {
+        return;
+    }
+    // SAFETY: `routine` is the `PIO_APC_ROUTINE` a kernel-mode caller passed
+    // to the service, called with its context and status block as NT does.
+    unsafe {
+        let f: IoApcRoutine = core::mem::transmute(routine);
+        f(
+            context as *mut core::ffi::c_void,
+            iosb as *mut IO_STATUS_BLOCK,
+            0,
+        );
+    }
+}
+
+/// The normal routine of the caller's APC for a user-mode request. The APC
+/// is a user-mode APC (it ends an alertable user-mode wait and is taken by
+/// `KeTestAlertThread`); running the user's routine needs the return to
+/// user mode (`KiUserApcDispatcher`, issue 15), so this kernel stand-in
+/// calls nothing. The routine address is SystemArgument2, the status block
+/// SystemArgument1, the context NormalContext.
+fn iop_user_mode_apc_routine(_context: usize, _iosb: usize, _routine: usize) {}
+
+/// Finishes a thread's request in the issuing thread's context: copies a
+/// buffered read's data to the caller's buffer, frees the system buffer
+/// and the MDLs, stores the I/O status block, signals the events, queues
+/// the completion packet to the file's completion port or the caller's APC
+/// routine, and frees the IRP (the caller's APC frees it after running).
+///
+/// # Safety
+/// The IRP is a thread's request whose stack walk is done.
+unsafe fn finish_thread_request(irp: *mut IRP, ext: *mut IrpExt, boost: i8) {
     // SAFETY: the IRP and its extension are ours now.
     unsafe {
+        dequeue_thread_irp(irp);
         let status = (*irp).IoStatus.Status;
         let flags = (*irp).Flags;
         if flags & IRP_BUFFERED_IO != 0 && flags & IRP_INPUT_OPERATION != 0 {
@@ -288,8 +411,184 @@ unsafe fn complete_thread_request(irp: *mut IRP, ext: *mut IrpExt, boost: i8) {
                 ob_dereference_object(id);
             }
         }
+        let routine = (*irp).Overlay.AsynchronousParameters.UserApcRoutine as usize;
+        if report && routine != 0 && (*ext).thread != 0 {
+            let user = (*irp).RequestorMode == USER_MODE;
+            let (mode, normal): (ApcMode, NormalRoutine) = if user {
+                (ApcMode::UserMode, iop_user_mode_apc_routine)
+            } else {
+                (ApcMode::KernelMode, iop_kernel_apc_routine)
+            };
+            let context = (*irp).Overlay.AsynchronousParameters.UserApcContext as usize;
+            ptr::addr_of_mut!((*ext).user_apc).write(
+                KApc::new(iop_user_completion, Some(normal), context, mode)
+                    .with_rundown(iop_user_rundown),
+            );
+            // SAFETY (lifetime): the APC lives in the IRP's extension; the
+            // IRP is freed by the APC's kernel or rundown routine only.
+            let apc: &'static KApc = &*ptr::addr_of!((*ext).user_apc);
+            if crate::ke::apc::ke_insert_queue_apc(
+                apc,
+                (*ext).thread,
+                (*irp).UserIosb as usize,
+                routine,
+                boost.max(0) as u8,
+            ) {
+                return;
+            }
+        }
         io_free_irp(irp);
     }
+}
+
+/// Heads of the threads' IRP lists (`ETHREAD.IrpList`), by thread id: the
+/// first IRP's address. IRPs link through `ThreadListEntry`, whose
+/// `Flink`/`Blink` hold the next/previous IRP's address (ntrs has no
+/// `ETHREAD` to hold a `LIST_ENTRY` head). As in NT, only the thread itself
+/// changes its list (issuing a request, its completion APC, its exit), with
+/// its APCs held off (a guarded region, or at APC_LEVEL in the APC), so no
+/// lock is needed; the slots are atomics because the array is shared.
+static THREAD_IRPS: [AtomicU64; crate::ke::thread::MAX_THREADS] =
+    [const { AtomicU64::new(0) }; crate::ke::thread::MAX_THREADS];
+
+/// Runs `f` with the current thread's APCs held off (its IRP list's lock).
+fn with_apcs_held_off<R>(f: impl FnOnce() -> R) -> R {
+    if crate::ke::irql() >= crate::ke::APC_LEVEL {
+        return f();
+    }
+    crate::ke::apc::ke_enter_guarded_region();
+    let r = f();
+    crate::ke::apc::ke_leave_guarded_region();
+    r
+}
+
+/// `IopQueueThreadIrp`: puts a thread's request on the issuing thread's IRP
+/// list (before it is sent), so thread exit can cancel it.
+///
+/// # Safety
+/// `irp` is a live thread request of ours, not on a list.
+pub unsafe fn queue_thread_irp(irp: *mut IRP) {
+    // SAFETY: the caller guarantees the IRP.
+    unsafe {
+        let Some(ext) = ext_of(irp) else { return };
+        let tid = (*ext).thread as usize;
+        if tid != crate::ke::sched::current_thread_id() as usize
+            || tid >= crate::ke::thread::MAX_THREADS
+            || (*ext).on_thread_list
+        {
+            return;
+        }
+        with_apcs_held_off(|| {
+            let head = &THREAD_IRPS[tid];
+            let first = head.load(Ordering::Relaxed);
+            (*irp).ThreadListEntry.Flink = first as *mut LIST_ENTRY;
+            (*irp).ThreadListEntry.Blink = ptr::null_mut();
+            if first != 0 {
+                (*(first as *mut IRP)).ThreadListEntry.Blink = irp as *mut LIST_ENTRY;
+            }
+            head.store(irp as u64, Ordering::Relaxed);
+            (*ext).on_thread_list = true;
+        });
+    }
+}
+
+/// `IopDequeueThreadIrp`: takes the IRP off its thread's list (if on one).
+///
+/// # Safety
+/// `irp` is a live IRP from `io_allocate_irp`.
+unsafe fn dequeue_thread_irp(irp: *mut IRP) {
+    // SAFETY: the caller guarantees the IRP; list members are live IRPs.
+    unsafe {
+        let Some(ext) = ext_of(irp) else { return };
+        if !(*ext).on_thread_list {
+            return;
+        }
+        with_apcs_held_off(|| {
+            let next = (*irp).ThreadListEntry.Flink as *mut IRP;
+            let prev = (*irp).ThreadListEntry.Blink as *mut IRP;
+            if prev.is_null() {
+                if let Some(h) = THREAD_IRPS.get((*ext).thread as usize) {
+                    h.store(next as u64, Ordering::Relaxed);
+                }
+            } else {
+                (*prev).ThreadListEntry.Flink = next as *mut LIST_ENTRY;
+            }
+            if !next.is_null() {
+                (*next).ThreadListEntry.Blink = prev as *mut LIST_ENTRY;
+            }
+            InitializeListHead(ptr::addr_of_mut!((*irp).ThreadListEntry));
+            (*ext).on_thread_list = false;
+        });
+    }
+}
+
+/// The IRPs on the current thread's list (newest first).
+pub fn thread_irps() -> Vec<*mut IRP> {
+    let tid = crate::ke::sched::current_thread_id() as usize;
+    let mut v = Vec::new();
+    with_apcs_held_off(|| {
+        let mut cur = THREAD_IRPS
+            .get(tid)
+            .map_or(0, |h| h.load(Ordering::Relaxed));
+        while cur != 0 {
+            if crate::ex::pool::try_reserve(&mut v, 1).is_err() {
+                break;
+            }
+            v.push(cur as *mut IRP);
+            // SAFETY: members of this thread's list are live IRPs while its
+            // APCs (which finish them) are held off.
+            cur = unsafe { (*(cur as *mut IRP)).ThreadListEntry.Flink as u64 };
+        }
+    });
+    v
+}
+
+/// `IoCancelThreadIo`: at thread exit, cancels every request on the
+/// thread's IRP list and waits for them to complete (their completion APCs
+/// run in this wait); after about five seconds (NT: five minutes) the ones
+/// left are disassociated from the thread (`IopDisassociateThreadIrp`:
+/// they complete in their completing context, their status block
+/// untouched).
+pub fn io_cancel_thread_io(tid: u32) {
+    if tid != crate::ke::sched::current_thread_id() {
+        return;
+    }
+    for irp in thread_irps() {
+        // SAFETY: the IRP was on the list a moment ago and is still live:
+        // a request on this thread's list is finished only in this thread
+        // (its completion APC, or the short cut on this thread), and this
+        // thread is here, not in a wait that would deliver the APC.
+        unsafe { io_cancel_irp(irp) };
+    }
+    for _ in 0..500 {
+        if thread_irps().is_empty() {
+            return;
+        }
+        crate::ke::sched::ke_delay_execution_thread(100_000);
+    }
+    with_apcs_held_off(|| {
+        let Some(head) = THREAD_IRPS.get(tid as usize) else {
+            return;
+        };
+        let mut cur = head.swap(0, Ordering::Relaxed);
+        while cur != 0 {
+            let irp = cur as *mut IRP;
+            // SAFETY: members of this thread's list are live IRPs while
+            // its APCs are held off.
+            unsafe {
+                cur = (*irp).ThreadListEntry.Flink as u64;
+                InitializeListHead(ptr::addr_of_mut!((*irp).ThreadListEntry));
+                (*irp).Tail.Overlay.Thread = ptr::null_mut();
+                (*irp).UserIosb = ptr::null_mut();
+                (*irp).UserEvent = ptr::null_mut();
+                (*irp).UserBuffer = ptr::null_mut();
+                if let Some(ext) = ext_of(irp) {
+                    (*ext).on_thread_list = false;
+                    (*ext).thread = 0;
+                }
+            }
+        }
+    });
 }
 
 /// Frees an IRP's system buffer (`IRP_DEALLOCATE_BUFFER`) and unlocks and
@@ -431,11 +730,12 @@ pub unsafe fn build_request(
         if thread && !ext.is_null() {
             (*ext).flags = EXT_THREAD;
             (*ext).thread = crate::ke::sched::current_thread_id();
+            queue_thread_irp(irp);
         }
         (*irp).UserIosb = iosb;
         (*irp).UserEvent = event;
         (*irp).Tail.Overlay.Thread =
-            crate::ke::sched::current_thread_id() as usize as *mut core::ffi::c_void;
+            crate::ke::sched::current_thread().address() as *mut core::ffi::c_void;
         let stack = IoGetNextIrpStackLocation(irp);
         (*stack).MajorFunction = major;
         if major == IRP_MJ_READ || major == IRP_MJ_WRITE {

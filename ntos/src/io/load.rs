@@ -333,6 +333,17 @@ pub fn io_initialize_system_drivers() {
     initialize_drivers(drvload::SERVICE_SYSTEM_START);
 }
 
+/// The crash test CRITICALDRIVER: the boot's load path on the service
+/// `ntrscrit` (ErrorControl 3, a corrupt image) must stop the system with
+/// `IO1_INITIALIZATION_FAILED` (STATUS_INVALID_IMAGE_FORMAT, its start
+/// type 3). Returns only if it did not.
+pub fn crash_critical_driver_fails() {
+    match read_service(&alloc::format!("{SERVICES_KEY}\\ntrscrit")) {
+        Ok(s) => boot_load(&s),
+        Err(e) => dbg_println!("io: no ntrscrit service: {e:?}"),
+    }
+}
+
 /// Loads the drivers of one start type in load order; logs each failure
 /// (ErrorControl 1 and 2) and goes on; a critical driver's failure stops
 /// the system with `IO1_INITIALIZATION_FAILED` (parameters, ntrs's: the
@@ -347,6 +358,14 @@ fn initialize_drivers(start: u32) {
     };
     let order = group_order();
     for s in drvload::load_order(&services, start, &order, &group_tags) {
+        boot_load(s);
+    }
+}
+
+/// Loads one driver as the boot does: records the result, logs a failure
+/// per `ErrorControl`, and stops the system for a critical driver.
+fn boot_load(s: &Service) {
+    {
         let r = iop_load_driver(s);
         let status = r.map(|_| STATUS_SUCCESS).unwrap_or_else(|e| e);
         BOOT_RESULTS.with(|b| b.push((s.name.clone(), status)));

@@ -23,6 +23,8 @@ pub mod mdl;
 pub mod pnp;
 /// Boot tests (`/TESTS`) of the I/O manager.
 pub mod tests;
+/// Boot tests (`/TESTS`) of completion in the issuing thread.
+pub mod tests_apc;
 /// Boot tests (`/TESTS`) of driver loading.
 pub mod tests_load;
 
@@ -203,6 +205,8 @@ fn delete_procedure(id: ObjectId) {
 /// types and `\FileSystem` (`\Device` and `\Driver` come with the namespace).
 pub fn io_init_system() -> Result<(), NtStatus> {
     let _tag = crate::ex::pool::PoolTag::enter(*b"IoIn");
+    // Thread exit cancels the thread's requests (`IoCancelThreadIo`).
+    crate::ke::sched::register_thread_exit_routine(irp::io_cancel_thread_io);
     let sync = 0x0010_0000;
     type TypeRow<'a> = (
         &'a str,

@@ -20,7 +20,7 @@ const K: Mode = Mode::KernelMode;
 
 /// Reads at this offset stay pending until cancelled or completed by
 /// [`complete_pending`].
-const PEND_OFFSET: i64 = 0x7000_0000;
+pub(super) const PEND_OFFSET: i64 = 0x7000_0000;
 /// A buffered I/O control code: the output is the input with every byte + 1.
 const IOCTL_KTEST_BUFFERED: u32 =
     CTL_CODE(FILE_DEVICE_UNKNOWN, 0x800, METHOD_BUFFERED, FILE_ANY_ACCESS);
@@ -47,13 +47,13 @@ static DEV_BUFFERED: AtomicU64 = AtomicU64::new(0);
 static FILTER_DEV: AtomicU64 = AtomicU64::new(0);
 static FILTER_SEEN: AtomicU32 = AtomicU32::new(0);
 static CLOSES: AtomicU32 = AtomicU32::new(0);
-static CANCELS: AtomicU32 = AtomicU32::new(0);
+pub(super) static CANCELS: AtomicU32 = AtomicU32::new(0);
 static LAST_NAME: crate::ke::irql::SpinLocked<
     alloc::string::String,
     { crate::ke::DISPATCH_LEVEL },
 > = crate::ke::irql::SpinLocked::new(alloc::string::String::new());
 /// IRPs pending in the test driver (addresses).
-static PENDING: crate::ke::irql::SpinLocked<Vec<u64>, { crate::ke::DISPATCH_LEVEL }> =
+pub(super) static PENDING: crate::ke::irql::SpinLocked<Vec<u64>, { crate::ke::DISPATCH_LEVEL }> =
     crate::ke::irql::SpinLocked::new(Vec::new());
 
 fn pattern(offset: i64, i: usize) -> u8 {
@@ -115,7 +115,7 @@ unsafe extern "system" fn q_complete_canceled(_c: *mut IO_CSQ, irp: *mut IRP) {
 }
 
 /// Completes every queued IRP the driver can take out of its queue.
-fn complete_pending(_: usize) {
+pub(super) fn complete_pending(_: usize) {
     loop {
         // SAFETY: the queue was initialised by DriverEntry.
         let irp = unsafe { crate::io::exports::IoCsqRemoveNextIrp(csq(), core::ptr::null_mut()) };
@@ -360,7 +360,7 @@ unsafe extern "system" fn failing_entry(
 static SETUP: AtomicBool = AtomicBool::new(false);
 
 /// Creates the test drivers once.
-fn setup() -> TestResult {
+pub(super) fn setup() -> TestResult {
     if SETUP.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
@@ -402,7 +402,7 @@ fn packet(desired: u32, share: u32, options: u32) -> OpenPacket {
     }
 }
 
-fn open(path: &str, options: u32) -> Result<u64, NtStatus> {
+pub(super) fn open(path: &str, options: u32) -> Result<u64, NtStatus> {
     nt_create_file(
         path,
         &packet(
@@ -418,6 +418,7 @@ fn args(iosb: &mut IO_STATUS_BLOCK) -> RequestArgs {
     RequestArgs {
         event: None,
         apc_context: 0,
+        apc_routine: None,
         iosb,
         mode: K,
     }
@@ -655,6 +656,7 @@ fn t_cancel() -> TestResult {
     let a = RequestArgs {
         event: Some(ev),
         apc_context: 0,
+        apc_routine: None,
         iosb: &mut iosb,
         mode: K,
     };
@@ -743,6 +745,7 @@ fn t_completion_port() -> TestResult {
         let a = RequestArgs {
             event: None,
             apc_context: 1000 + i,
+            apc_routine: None,
             iosb: &mut iosbs[i],
             mode: K,
         };

@@ -160,6 +160,7 @@ fn t_null_device() -> TestResult {
     let args = RequestArgs {
         event: None,
         apc_context: 0,
+        apc_routine: None,
         iosb: &mut iosb,
         mode: Mode::KernelMode,
     };
@@ -176,6 +177,7 @@ fn t_null_device() -> TestResult {
     let args = RequestArgs {
         event: None,
         apc_context: 0,
+        apc_routine: None,
         iosb: &mut iosb,
         mode: Mode::KernelMode,
     };

@@ -45,6 +45,9 @@ impl ApcMode {
 pub type NormalRoutine = fn(usize, usize, usize);
 /// `PKKERNEL_ROUTINE`: runs at APC_LEVEL first; may change or cancel the normal routine.
 pub type KernelRoutine = fn(&KApc, &mut Option<NormalRoutine>, &mut usize);
+/// `PKRUNDOWN_ROUTINE`: called instead of the routines for an APC flushed
+/// from a terminating thread's queue (it may free the APC's memory).
+pub type RundownRoutine = fn(&KApc);
 
 /// `KAPC`. The system arguments of an insertion travel in the queue entry.
 pub struct KApc {
@@ -52,6 +55,8 @@ pub struct KApc {
     pub normal_routine: Option<NormalRoutine>,
     pub normal_context: usize,
     pub mode: ApcMode,
+    /// `RundownRoutine`.
+    pub rundown_routine: Option<RundownRoutine>,
     /// `Thread`: the thread it was last queued to.
     thread: AtomicU32,
     /// `Inserted`.
@@ -71,9 +76,16 @@ impl KApc {
             normal_routine,
             normal_context,
             mode,
+            rundown_routine: None,
             thread: AtomicU32::new(0),
             inserted: AtomicBool::new(false),
         }
+    }
+
+    /// The APC with a rundown routine (`KeInitializeApc`'s `RundownRoutine`).
+    pub const fn with_rundown(mut self, rundown: RundownRoutine) -> Self {
+        self.rundown_routine = Some(rundown);
+        self
     }
 
     /// Whether the APC is queued.
@@ -194,6 +206,53 @@ pub fn ke_remove_queue_apc(apc: &'static KApc) -> bool {
     removed
 }
 
+/// `KeFlushQueueApc(Thread, UserMode)` followed by the rundown routines, as
+/// thread exit does (`PspExitThread`): takes every user APC off `tid`'s
+/// queue and calls each one's rundown routine (outside the dispatcher
+/// lock). Returns how many were flushed.
+pub fn ke_flush_user_apcs(tid: u32) -> usize {
+    let mut flushed: alloc::vec::Vec<&'static KApc> = alloc::vec::Vec::new();
+    {
+        let mut g = sched::lock();
+        let Some(e) = g.thread_table.get_mut(tid) else {
+            return 0;
+        };
+        let user: alloc::vec::Vec<QueuedApc> = e
+            .apc
+            .queued()
+            .filter(|(_, k)| *k == ApcKind::User)
+            .map(|(q, _)| q)
+            .collect();
+        for q in user {
+            if e.apc.remove(q) {
+                q.apc.inserted.store(false, Ordering::Release);
+                flushed.push(q.apc);
+            }
+        }
+    }
+    for a in &flushed {
+        if let Some(r) = a.rundown_routine {
+            r(a);
+        }
+    }
+    flushed.len()
+}
+
+/// The APCs queued to thread `tid` in delivery order, with their system
+/// arguments (kd `!apc`, tests): (APC, kind, SystemArgument1, SystemArgument2).
+pub fn ke_queued_apcs(tid: u32) -> alloc::vec::Vec<(&'static KApc, ApcKind, usize, usize)> {
+    let g = sched::lock();
+    g.thread_table
+        .get(tid)
+        .map(|e| {
+            e.apc
+                .queued()
+                .map(|(q, k)| (q.apc, k, q.arg1, q.arg2))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Takes the next APC the current thread may run now (`KiDeliverApc`'s
 /// choice), `mode` being where it returns to.
 fn next_apc(previous_irql: u8, mode: ProcessorMode) -> Option<(QueuedApc, ApcKind)> {
@@ -269,6 +328,12 @@ fn deliver_pending(t: &thread::KThread) {
     if t.kernel_apc_pending.load(Ordering::Relaxed) {
         apic::request_software_interrupt(apic::APC_VECTOR);
     }
+}
+
+/// Asks for the APC interrupt if kernel APCs wait for the current thread
+/// (after it gave up something that held them off, e.g. a kernel mutex).
+pub fn ke_deliver_pending_kernel_apcs() {
+    deliver_pending(&sched::current_thread());
 }
 
 /// `KeEnterCriticalRegion`: disables normal kernel APCs.

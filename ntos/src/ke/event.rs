@@ -275,11 +275,12 @@ pub unsafe extern "system" fn KeReadStateEvent(event: *mut KEVENT) -> i32 {
 }
 
 /// `KeWaitForSingleObject` export: events (notification and
-/// synchronization) only; other dispatcher headers are
-/// STATUS_INVALID_PARAMETER.
+/// synchronization) here, semaphores and mutexes in `ke/dispobj.rs`;
+/// other dispatcher headers are STATUS_INVALID_PARAMETER.
 ///
 /// # Safety
-/// `object` must be an initialised `KEVENT`; `timeout` null or readable.
+/// `object` must be an initialised `KEVENT`, `KSEMAPHORE` or `KMUTEX`;
+/// `timeout` null or readable.
 #[no_mangle]
 #[allow(non_snake_case)]
 pub unsafe extern "system" fn KeWaitForSingleObject(
@@ -291,6 +292,21 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
 ) -> NtStatus {
     if object.is_null() {
         return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the caller guarantees a dispatcher object: its header's type
+    // byte is readable.
+    if unsafe { (*(object as *mut wdk::DISPATCHER_HEADER)).Type } > 1 {
+        // SAFETY: forwarded caller guarantees.
+        return unsafe {
+            super::dispobj::ke_wait_for_headers(
+                &[object as *mut wdk::DISPATCHER_HEADER],
+                ::ke::objects::WaitType::WaitAny,
+                WaitReason::Executive,
+                mode != 0,
+                alertable != 0,
+                timeout_from(timeout),
+            )
+        };
     }
     // SAFETY: forwarded caller guarantees.
     unsafe {

@@ -4,6 +4,7 @@
 pub mod apc;
 pub mod bugcheck;
 pub mod clock;
+pub mod dispobj;
 pub mod dpc;
 pub mod dpc_export;
 pub mod event;
@@ -18,6 +19,8 @@ pub mod sched;
 pub mod stack;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
+/// Boot tests of dispatcher objects in caller memory.
+pub mod tests_dispobj;
 pub mod thread;
 pub mod timer;
 pub mod trap;

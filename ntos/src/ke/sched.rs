@@ -948,12 +948,15 @@ pub fn ke_revert_to_user_affinity_thread(previous: u64) {
 /// The executive's thread-exit routine (the kernel does not import the
 /// executive): called with the exiting thread's id by
 /// [`terminate_current_thread`] before the kernel's own part.
-static THREAD_EXIT_ROUTINE: crate::rtl::Once<fn(u32)> = crate::rtl::Once::new();
+/// The executive's thread-exit routines (the process manager's, the I/O
+/// manager's `IoCancelThreadIo`), called in registration order.
+static THREAD_EXIT_ROUTINES: [crate::rtl::Once<fn(u32)>; 4] =
+    [const { crate::rtl::Once::new() }; 4];
 
-/// Registers the executive's thread-exit routine (phase 0; the first
-/// registration stays).
-pub fn register_thread_exit_routine(routine: fn(u32)) {
-    THREAD_EXIT_ROUTINE.set(routine);
+/// Registers a thread-exit routine of the executive (phase 0; at most four,
+/// a fifth is ignored and false).
+pub fn register_thread_exit_routine(routine: fn(u32)) -> bool {
+    THREAD_EXIT_ROUTINES.iter().any(|o| o.set(routine))
 }
 
 /// `PsTerminateSystemThread` for the current thread (`KeTerminateThread`):
@@ -964,9 +967,11 @@ pub fn terminate_current_thread() -> ! {
     let tid = current_thread_id();
     // The executive's part of thread exit (`PspExitThread`), while the
     // thread still runs at PASSIVE_LEVEL in its own context.
-    if let Some(exit) = THREAD_EXIT_ROUTINE.get() {
+    for exit in THREAD_EXIT_ROUTINES.iter().filter_map(|o| o.get()) {
         exit(tid);
     }
+    // `KeFlushQueueApc(UserMode)` with the rundown routines, as PspExitThread.
+    super::apc::ke_flush_user_apcs(tid);
     let mut g = lock();
     let me = current_processor_number();
     {

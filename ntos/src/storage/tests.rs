@@ -48,6 +48,7 @@ fn t_nt_file_io() -> TestResult {
     let args = RequestArgs {
         event: None,
         apc_context: 0,
+        apc_routine: None,
         iosb: &mut iosb,
         mode: Mode::KernelMode,
     };

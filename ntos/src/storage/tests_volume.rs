@@ -52,6 +52,7 @@ pub fn volume_transfer(
     let args = RequestArgs {
         event: None,
         apc_context: 0,
+        apc_routine: None,
         iosb: &mut iosb,
         mode: Mode::KernelMode,
     };
@@ -91,6 +92,7 @@ fn device_ioctl(path: &str, code: u32, input: &[u8], out: &mut [u8]) -> (NtStatu
     let args = RequestArgs {
         event: None,
         apc_context: 0,
+        apc_routine: None,
         iosb: &mut iosb,
         mode: Mode::KernelMode,
     };

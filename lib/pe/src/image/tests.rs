@@ -812,3 +812,38 @@ fn long_forwarder_chains_and_loops_cost_linear_time() {
         ResolvedExport::Forwarder(b"NTDLL.RtlX")
     );
 }
+
+#[test]
+fn descriptors_sharing_one_long_lookup_table_hit_the_directory_budget() {
+    let mut b = B::new(true);
+    let size = 0x10_0000u32;
+    b.f.resize(SEC + size as usize, 0);
+    let sh = 0x84 + 20 + 240;
+    b.w32(sh + 8, size);
+    b.w32(sh + 16, size);
+    // One 32768-entry lookup table at 0x11000, every entry naming "A" at 0x1800.
+    b.rs(0x1802, b"A");
+    for i in 0..0x8000u32 {
+        b.r64(0x11000 + i * 8, 0x1800);
+    }
+    b.rs(0x1900, b"X.dll");
+    // 40 descriptors all using it: 1.3 million imports from 1 MiB.
+    for n in 0..40u32 {
+        let d = 0x1000 + n * 20;
+        b.r32(d, 0x11000);
+        b.r32(d + 12, 0x1900);
+        b.r32(d + 16, 0x11000);
+    }
+    b.dir(1, 0x1000, 41 * 20);
+    let e = Image::parse(&b.f).unwrap().imports().unwrap_err();
+    assert!(
+        e.what.contains("more than 1048576 imported functions"),
+        "{e}"
+    );
+    // 20 of them (655,360 imports) are fine.
+    b.r32(0x1000 + 20 * 20 + 12, 0);
+    b.r32(0x1000 + 20 * 20 + 16, 0);
+    let imps = Image::parse(&b.f).unwrap().imports().unwrap();
+    assert_eq!(imps.len(), 20);
+    assert_eq!(imps[19].functions.len(), 0x8000);
+}

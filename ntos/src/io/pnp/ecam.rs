@@ -108,3 +108,169 @@ pub fn brute_force_count(entry: &McfgEntry) -> Result<usize, nt::NtStatus> {
     }
     Ok(n)
 }
+
+/// The MCFG's ECAM windows, set once by the PnP manager.
+static WINDOWS: once_cell::race::OnceBox<alloc::vec::Vec<Ecam>> = once_cell::race::OnceBox::new();
+
+/// Publishes the ECAM windows (once).
+pub fn set_windows(w: alloc::vec::Vec<Ecam>) -> Result<(), nt::NtStatus> {
+    WINDOWS
+        .set(crate::ex::pool::try_box(w)?)
+        .map_err(|_| nt::status::STATUS_UNSUCCESSFUL)
+}
+
+/// The ECAM windows (empty before the PnP manager read the MCFG).
+pub fn windows() -> &'static [Ecam] {
+    WINDOWS.get().map_or(&[], |w| &w[..])
+}
+
+/// The window holding `segment`:`bus`.
+pub fn window_for(segment: u16, bus: u8) -> Option<&'static Ecam> {
+    windows().iter().find(|w| {
+        w.entry.segment == segment && (w.entry.start_bus..=w.entry.end_bus).contains(&bus)
+    })
+}
+
+/// The configuration space of every window (an address outside all of
+/// them reads as all ones: no function answers there).
+pub struct AllWindows;
+
+impl ConfigSpace for AllWindows {
+    fn read32(&self, a: Address, offset: u16) -> u32 {
+        window_for(a.segment, a.bus).map_or(u32::MAX, |w| w.read32(a, offset))
+    }
+    fn write32(&self, a: Address, offset: u16, value: u32) {
+        if let Some(w) = window_for(a.segment, a.bus) {
+            w.write32(a, offset, value)
+        }
+    }
+}
+
+/// `PCI_SLOT_NUMBER` (device in bits 4:0, function in 7:5) to an address
+/// on segment 0.
+fn slot_address(bus: u32, slot: u32) -> Option<Address> {
+    let bus = u8::try_from(bus).ok()?;
+    if slot >> 8 != 0 {
+        return None;
+    }
+    Some(Address::new(
+        0,
+        bus,
+        (slot & 0x1F) as u8,
+        ((slot >> 5) & 7) as u8,
+    ))
+}
+
+/// `HalGetBusDataByOffset` / `HalSetBusDataByOffset` for
+/// `PCIConfiguration`: `length` bytes at `offset` of the function's
+/// configuration space, through the ECAM mapping (bytes moved one dword
+/// read-modify-write at a time). Returns the bytes transferred: 0 for
+/// another bus data type, a bus no window covers, or a range beyond the
+/// 4 KiB of the function; for an absent function a read returns 2 with
+/// the vendor ID `PCI_INVALID_VENDORID` (0xFFFF) in the buffer, as the
+/// routine is documented to.
+fn bus_data(
+    bus_data_type: u32,
+    bus: u32,
+    slot: u32,
+    buf: &mut [u8],
+    offset: u32,
+    write: bool,
+) -> u32 {
+    if bus_data_type != wdk::pnp::PCIConfiguration {
+        return 0;
+    }
+    let Some(a) = slot_address(bus, slot) else {
+        return 0;
+    };
+    let Some(w) = window_for(0, a.bus) else {
+        return 0;
+    };
+    let len = buf.len() as u32;
+    if offset.checked_add(len).is_none_or(|e| e > 4096) {
+        return 0;
+    }
+    if !write && w.read32(a, 0) as u16 == 0xFFFF {
+        for b in buf.iter_mut().take(2) {
+            *b = 0xFF;
+        }
+        return 2.min(len);
+    }
+    // Whole aligned dwords as one access (a register's bytes change
+    // together); the ragged edges one byte at a time.
+    let mut i = 0usize;
+    while i < buf.len() {
+        let off = offset + i as u32;
+        let dw = (off & !3) as u16;
+        if off & 3 == 0 && buf.len() - i >= 4 {
+            if write {
+                let v = u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+                w.write32(a, dw, v);
+            } else {
+                buf[i..i + 4].copy_from_slice(&w.read32(a, dw).to_le_bytes());
+            }
+            i += 4;
+            continue;
+        }
+        let shift = (off & 3) * 8;
+        let cur = w.read32(a, dw);
+        if write {
+            let new = (cur & !(0xFF << shift)) | ((buf[i] as u32) << shift);
+            w.write32(a, dw, new);
+        } else {
+            buf[i] = (cur >> shift) as u8;
+        }
+        i += 1;
+    }
+    len
+}
+
+/// `HalGetBusDataByOffset` (exported; the PCI bus driver's configuration
+/// access: see `bus_data`).
+///
+/// # Safety
+/// `buffer` is valid for `length` bytes of writes.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn HalGetBusDataByOffset(
+    BusDataType: u32,
+    BusNumber: u32,
+    SlotNumber: u32,
+    Buffer: *mut core::ffi::c_void,
+    Offset: u32,
+    Length: u32,
+) -> u32 {
+    if Buffer.is_null() || Length == 0 {
+        return 0;
+    }
+    // SAFETY: per the contract, the caller's buffer of `Length` bytes.
+    let buf = unsafe { core::slice::from_raw_parts_mut(Buffer.cast::<u8>(), Length as usize) };
+    bus_data(BusDataType, BusNumber, SlotNumber, buf, Offset, false)
+}
+
+/// `HalSetBusDataByOffset` (exported; see `bus_data`).
+///
+/// # Safety
+/// `buffer` is valid for `length` bytes of reads.
+#[no_mangle]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn HalSetBusDataByOffset(
+    BusDataType: u32,
+    BusNumber: u32,
+    SlotNumber: u32,
+    Buffer: *mut core::ffi::c_void,
+    Offset: u32,
+    Length: u32,
+) -> u32 {
+    if Buffer.is_null() || Length == 0 {
+        return 0;
+    }
+    // SAFETY: per the contract, the caller's buffer of `Length` bytes;
+    // copied so the writes below never alias it.
+    let src = unsafe { core::slice::from_raw_parts(Buffer.cast::<u8>(), Length as usize) };
+    let Ok(mut copy) = crate::ex::pool::try_vec_with_capacity(src.len()) else {
+        return 0;
+    };
+    copy.extend_from_slice(src);
+    bus_data(BusDataType, BusNumber, SlotNumber, &mut copy, Offset, true)
+}

@@ -99,11 +99,7 @@ pub fn guid_string(g: &GUID) -> String {
 /// bus driver reported without a device node (volmgr's volumes), the bus
 /// driver's `IRP_MN_QUERY_ID` answers `<device ID>\<instance ID>`.
 fn instance_path_of(pdo: *mut DEVICE_OBJECT) -> Result<String, NtStatus> {
-    if let Some(n) = super::device_tree().and_then(|t| {
-        t.nodes
-            .iter()
-            .find(|n| n.pdo.load(core::sync::atomic::Ordering::Acquire) == pdo as u64)
-    }) {
+    if let Some(n) = super::device_tree().and_then(|t| t.by_pdo(pdo as u64)) {
         return Ok(n.instance_path.clone());
     }
     // SAFETY: the caller checked that `pdo` is a live device object.

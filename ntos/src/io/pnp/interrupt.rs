@@ -16,7 +16,6 @@ use super::resource::CmPartialResourceDescriptor;
 use crate::ke::intr::{self, InterruptObject, KInterrupt, NO_GSI};
 use crate::ke::irql::{KSpinLock, SpinLocked};
 use crate::ke::{DISPATCH_LEVEL, PASSIVE_LEVEL};
-use ::pci::enumerate::Function;
 use alloc::boxed::Box;
 use core::ffi::c_void;
 use nt::status::*;
@@ -39,8 +38,10 @@ pub enum InterruptAssignment {
         address: u64,
         data: u16,
     },
-    /// The function's INTx pin, wired to I/O APIC input `gsi`.
+    /// The function's INTx pin: bus-relative `line` (the raw resource),
+    /// wired to I/O APIC input `gsi`.
     Line {
+        line: u8,
         gsi: u32,
         mps_flags: u16,
         vector: u8,
@@ -75,9 +76,9 @@ impl InterruptAssignment {
                 CmPartialResourceDescriptor::message_translated(irql, vector as u32, AFFINITY),
             ),
             InterruptAssignment::Line {
-                gsi, vector, irql, ..
+                line, vector, irql, ..
             } => (
-                CmPartialResourceDescriptor::interrupt_line(gsi as u16, gsi, AFFINITY),
+                CmPartialResourceDescriptor::interrupt_line(line as u16, line as u32, AFFINITY),
                 CmPartialResourceDescriptor::interrupt_line(irql as u16, vector as u32, AFFINITY),
             ),
         }
@@ -95,34 +96,49 @@ fn reserve_vector() -> Result<u8, NtStatus> {
         .ok_or(STATUS_INSUFFICIENT_RESOURCES)
 }
 
-/// Chooses and sets up the function's interrupt: MSI (one message, to the
-/// boot processor) when it has the capability, else its INTx line if
-/// firmware routed one (Interrupt Line 1..254, taken as an ISA IRQ through
-/// the MADT's source overrides; ntrs has no AML interpreter for `_PRT`),
-/// else none.
-pub fn assign(
-    f: &Function,
-    cs: &dyn ::pci::ConfigSpace,
-) -> Result<Option<InterruptAssignment>, NtStatus> {
+/// The MSI capability of the PCI function at `addr`, read through the
+/// ECAM mapping (the HAL's part of message translation).
+fn msi_of(addr: ::pci::Address) -> Option<::pci::cap::Msi> {
+    let cs = super::ecam::AllWindows;
+    let hdr = ::pci::header::Header::read(&cs, addr)?;
+    let off = ::pci::cap::capabilities(&cs, addr, &hdr)
+        .into_iter()
+        .find(|c| c.id == ::pci::cap::CAP_ID_MSI)?
+        .offset;
+    Some(::pci::cap::Msi::read(&cs, addr, off))
+}
+
+/// Translates the interrupt the arbiter assigned (the HAL's interrupt
+/// translator, `HalpInterruptTranslateBusInterrupt` in spirit): a
+/// message-signaled interrupt gets a vector at a device IRQL and its
+/// message (to the boot processor's local APIC) is written into the
+/// function's MSI capability, INTx disabled; a line gets a vector and the
+/// I/O APIC input the line maps to through the MADT's interrupt source
+/// overrides (the Interrupt Line register is an ISA IRQ: ntrs has no AML
+/// interpreter for `_PRT`).
+pub fn translate(
+    node: &super::DeviceNode,
+    a: &::pnp::arbiter::Assigned,
+) -> Result<InterruptAssignment, NtStatus> {
     let apic_id = crate::ke::apic_id_of(0).unwrap_or(0);
-    if let Some(msi) = f.msi {
+    if a.message {
+        let addr = node.pci_address().ok_or(STATUS_NOT_IMPLEMENTED)?;
+        let msi = msi_of(addr).ok_or(super::STATUS_DEVICE_CONFIGURATION_ERROR)?;
         let vector = reserve_vector()?;
         let address = ::pci::cap::x86_msi_address(apic_id);
         let data = ::pci::cap::x86_msi_data(vector);
-        if msi.enable(cs, f.address, address, data) {
-            return Ok(Some(InterruptAssignment::Message {
-                vector,
-                irql: vector >> 4,
-                apic_id,
-                address,
-                data,
-            }));
+        if !msi.enable(&super::ecam::AllWindows, addr, address, data) {
+            return Err(super::STATUS_DEVICE_CONFIGURATION_ERROR);
         }
+        return Ok(InterruptAssignment::Message {
+            vector,
+            irql: vector >> 4,
+            apic_id,
+            address,
+            data,
+        });
     }
-    let line = f.header.interrupt_line;
-    if f.header.interrupt_pin == 0 || line == 0 || line == 0xFF {
-        return Ok(None);
-    }
+    let line = u8::try_from(a.start).map_err(|_| STATUS_INVALID_PARAMETER)?;
     let (gsi, mut flags) = match crate::ke::madt() {
         Some(m) if (line as usize) < 16 => m.isa_override[line as usize],
         _ => (line as u32, 0),
@@ -132,12 +148,13 @@ pub fn assign(
         flags = 0xF;
     }
     let vector = reserve_vector()?;
-    Ok(Some(InterruptAssignment::Line {
+    Ok(InterruptAssignment::Line {
+        line,
         gsi,
         mps_flags: flags,
         vector,
         irql: vector >> 4,
-    }))
+    })
 }
 
 /// `KSERVICE_ROUTINE`.
@@ -227,18 +244,16 @@ fn trampoline(k: &KInterrupt, ctx: usize) -> bool {
 /// through the device tree.
 fn source_of(vector: u8) -> Option<(u32, u16)> {
     let tree = super::device_tree()?;
-    tree.nodes
-        .iter()
-        .find_map(|n| match n.resources()?.interrupt? {
-            InterruptAssignment::Message { vector: v, .. } if v == vector => Some((NO_GSI, 0)),
-            InterruptAssignment::Line {
-                vector: v,
-                gsi,
-                mps_flags,
-                ..
-            } if v == vector => Some((gsi, mps_flags)),
-            _ => None,
-        })
+    tree.nodes().find_map(|n| match n.resources()?.interrupt? {
+        InterruptAssignment::Message { vector: v, .. } if v == vector => Some((NO_GSI, 0)),
+        InterruptAssignment::Line {
+            vector: v,
+            gsi,
+            mps_flags,
+            ..
+        } if v == vector => Some((gsi, mps_flags)),
+        _ => None,
+    })
 }
 
 /// Connects `isr` to an assigned `vector` (the core of every connect
@@ -416,10 +431,7 @@ fn node_of_pdo(pdo: *mut c_void) -> Option<&'static super::DeviceNode> {
     if pdo == 0 {
         return None;
     }
-    tree.nodes
-        .iter()
-        .map(|n| &**n)
-        .find(|n| n.pdo.load(core::sync::atomic::Ordering::Acquire) == pdo)
+    tree.by_pdo(pdo)
 }
 
 /// `IoConnectInterruptEx`: CONNECT_FULLY_SPECIFIED as `IoConnectInterrupt`;
@@ -641,6 +653,6 @@ pub unsafe extern "system" fn KeReleaseInterruptSpinLock(interrupt: PKINTERRUPT,
 }
 
 /// Reads the MSI state of a PCI function (for kd and tests).
-pub fn msi_state(cs: &dyn ::pci::ConfigSpace, f: &Function) -> Option<(u64, u16)> {
-    f.msi?.current(cs, f.address)
+pub fn msi_state(addr: ::pci::Address) -> Option<(u64, u16)> {
+    msi_of(addr)?.current(&super::ecam::AllWindows, addr)
 }

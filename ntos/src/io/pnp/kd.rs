@@ -1,8 +1,10 @@
-//! `!devnode` in kd, shaped as WinDbg's: `!devnode 0 1` dumps the tree
-//! from `IopRootDeviceNode`, `!devnode <addr> [flags]` one node. Flags:
-//! 1 = children too, 2 = the allocated (raw) CM_RESOURCE_LIST, 8 = the
-//! translated one. Only fields ntrs has are printed: `for PDO` appears
-//! once the I/O manager gave the node a PDO.
+//! `!devnode` and `!arbiter` in kd, shaped as WinDbg's: `!devnode 0 1`
+//! dumps the tree from `IopRootDeviceNode`, `!devnode <addr> [flags]` one
+//! node. Flags: 1 = children too, 2 = the allocated (raw)
+//! CM_RESOURCE_LIST, 4 = the IO_RESOURCE_REQUIREMENTS_LIST, 8 = the
+//! translated CM_RESOURCE_LIST. Only fields ntrs has are printed: `for
+//! PDO` appears once the node has a PDO. `!arbiter [flags]` prints each
+//! arbiter's allocated ranges with their owners.
 
 use super::resource::{CmResourceList, *};
 use super::{device_tree, problem_name, state_name, DeviceNode, DeviceTree};
@@ -62,13 +64,20 @@ fn dump(tree: &DeviceTree, n: &DeviceNode, flags: u64, depth: usize) {
         if flags & 2 != 0 {
             dump_list(&pad, "CmResourceList", &r.raw, false);
         }
+    }
+    if flags & 4 != 0 {
+        if let Some(req) = &n.bus.requirements {
+            dump_requirements(&pad, req);
+        }
+    }
+    if let Some(r) = n.resources() {
         if flags & 8 != 0 {
             dump_list(&pad, "TranslatedResourceList", &r.translated, true);
         }
     }
     if flags & 1 != 0 {
-        for &c in &n.children {
-            dump(tree, &tree.nodes[c], flags, depth + 1);
+        for c in tree.children(n.index) {
+            dump(tree, c, flags, depth + 1);
         }
         for c in super::devices::dynamic_children(n) {
             dump(tree, c, flags, depth + 1);
@@ -137,7 +146,147 @@ fn dump_list(pad: &str, what: &str, l: &CmResourceList, translated: bool) {
                     );
                 }
             }
+            wdk::pnp::CmResourceTypeBusNumber => {
+                dbg_println!(
+                    "{pad}      Range starts at {:#x} for {:#x} buses",
+                    d.u[0],
+                    d.u[1]
+                );
+            }
             _ => {}
+        }
+    }
+}
+
+/// The requirements list as `!devnode` flag 4 prints it.
+fn dump_requirements(pad: &str, r: &::pnp::reslist::Requirements) {
+    dbg_println!(
+        "{pad}  IoResList  Interface {:#x}  Bus #{}  Slot {:#x}  AlternativeLists {}",
+        r.interface_type,
+        r.bus_number,
+        r.slot_number,
+        r.lists.len()
+    );
+    for (i, l) in r.lists.iter().enumerate() {
+        dbg_println!("{pad}    Alternative {i} (Version 1.1)");
+        for d in l {
+            let opt = if d.is_alternative() {
+                "Alternative"
+            } else {
+                ""
+            };
+            dbg_println!(
+                "{pad}      {} {} ({:#x}) {} Flags ({:#06x}) {opt}",
+                type_name(d.ty),
+                share_name(d.share),
+                d.share,
+                if d.option & wdk::pnp::IO_RESOURCE_PREFERRED != 0 {
+                    "Preferred"
+                } else {
+                    ""
+                },
+                d.flags
+            );
+            match d.ty {
+                CM_RESOURCE_TYPE_INTERRUPT => dbg_println!(
+                    "{pad}        MinimumVector {:#x}, MaximumVector {:#x}",
+                    d.min,
+                    d.max
+                ),
+                _ => dbg_println!(
+                    "{pad}        {:#x} byte range with alignment {:#x}\n{pad}        {:#018x} - {:#018x}",
+                    d.length,
+                    d.alignment,
+                    d.min,
+                    d.max
+                ),
+            }
+        }
+    }
+}
+
+/// `!arbiter [flags]`: every arbiter's allocated ranges (`S` = shared),
+/// owned by a device node or reserved (RAM, firmware, ECAM, a test
+/// reservation). Flags as WinDbg's: 1 port, 2 memory, 4 interrupt,
+/// 0x10 bus number (0 = all).
+pub fn kd_arbiter(args: &str) {
+    use ::pnp::arbiter::Owner;
+    use ::pnp::ResourceKind;
+    let flags = match args.split_whitespace().next().map(crate::kd::parse_number) {
+        None => 0,
+        Some(Some(f)) => f,
+        Some(None) => {
+            dbg_println!("usage: !arbiter [flags]");
+            return;
+        }
+    };
+    let tree = device_tree();
+    let root = tree.map(|t| t.root().address()).unwrap_or(0);
+    dbg_println!("DEVNODE {root:#x} (HTREE\\ROOT\\0)");
+    for (bit, kind) in [
+        (1, ResourceKind::Port),
+        (2, ResourceKind::Memory),
+        (4, ResourceKind::Interrupt),
+        (0x10, ResourceKind::BusNumber),
+    ] {
+        if flags != 0 && flags & bit == 0 {
+            continue;
+        }
+        // The debugger must not wait on a lock a frozen processor holds.
+        let snapshot = super::arb::try_snapshot(kind);
+        let Some((ranges, windows)) = snapshot else {
+            dbg_println!("  {} Arbiter: busy or not set up", kind.arbiter_name());
+            continue;
+        };
+        dbg_println!(
+            "  {} Arbiter \"Root{}\"",
+            kind.arbiter_name(),
+            kind.arbiter_name()
+        );
+        for (s, e) in &windows {
+            dbg_println!("    Window {s:016x} - {e:016x}");
+        }
+        dbg_println!("    Allocated ranges:");
+        for a in &ranges {
+            let owner = match a.owner {
+                Owner::Device(d) => {
+                    let path = tree
+                        .and_then(|t| t.by_address(d))
+                        .map(|n| n.instance_path.as_str())
+                        .unwrap_or("?");
+                    alloc::format!("{d:#x} ({path})")
+                }
+                Owner::Reserved(tag) => {
+                    let t = tag.to_le_bytes();
+                    alloc::format!(
+                        "<Reserved {}>",
+                        core::str::from_utf8(&t).unwrap_or("?").trim_end()
+                    )
+                }
+            };
+            dbg_println!(
+                "      {:016x} - {:016x} {} {owner}",
+                a.start,
+                a.end,
+                if a.shared { "S" } else { " " }
+            );
+        }
+        if kind == ResourceKind::Interrupt {
+            // Messages are not line ranges: their vectors, per device.
+            for n in tree.iter().flat_map(|t| t.nodes()) {
+                if let Some(i) = n
+                    .resources()
+                    .and_then(|r| r.interrupt)
+                    .filter(|i| i.is_message())
+                {
+                    dbg_println!(
+                        "      message vector {:#04x} {:#x} ({})",
+                        i.vector(),
+                        n.address(),
+                        n.instance_path
+                    );
+                }
+            }
         }
     }
 }
@@ -148,6 +297,7 @@ fn type_name(t: u8) -> &'static str {
         CM_RESOURCE_TYPE_PORT => "Port",
         CM_RESOURCE_TYPE_INTERRUPT => "Interrupt",
         CM_RESOURCE_TYPE_MEMORY => "Memory",
+        wdk::pnp::CmResourceTypeBusNumber => "BusNumber",
         _ => "?",
     }
 }

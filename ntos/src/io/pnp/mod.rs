@@ -1,25 +1,29 @@
 //! The Plug and Play manager (*Windows Internals*, Part 1, ch. 6, "Plug
 //! and Play"): device enumeration, the device tree of device nodes,
 //! identification, driver matching through the registry, resource
-//! assignment and interrupts. See docs/pnp.md for where ntrs differs.
+//! arbitration and assignment, interrupts. See docs/pnp.md for where ntrs
+//! differs.
 //!
-//! At boot (`pnp_initialize`, after the registry is up):
+//! At boot (`pnp_initialize`, after the registry is up and the boot-start
+//! drivers, pci.sys among them, are loaded):
 //! 1. the root device node `HTREE\ROOT\0` is made;
 //! 2. each ECAM window of the ACPI MCFG table becomes a PCI root bus node
-//!    `ACPI\PNP0A08\<segment>` (the ID ACPI gives a PCI Express root
-//!    bridge); the built-in PCI bus driver (lib/pci over the ECAM mapping)
-//!    enumerates it, bridges included, and every function becomes a node
-//!    with its hardware and compatible IDs and its instance path
-//!    `PCI\VEN_v&DEV_d&SUBSYS_sn&REV_r\<ParentIdPrefix>&<devfn>`;
-//! 3. each node's key is written under `CurrentControlSet\Enum`, and its
-//!    driver (`Service`) is found in the Enum key or, failing that, in the
-//!    critical device database (`Control\CriticalDeviceDatabase`) by
-//!    hardware ID then compatible ID;
-//! 4. devices with a driver get their resources: the BARs as memory and
-//!    port descriptors, and an interrupt (MSI when the function has the
-//!    capability, else its INTx line through the I/O APIC), as raw and
-//!    translated `CM_RESOURCE_LIST`s.
+//!    `ACPI\PNP0A08\<n>` (the ID ACPI gives a PCI Express root bridge),
+//!    whose PDO `\Driver\PnpManager` owns (ACPI's role on Windows) and whose
+//!    boot configuration is the window's bus-number range;
+//! 3. the arbiters are set up from the memory map and the MCFG (`arb.rs`);
+//! 4. `devices.rs` adds and starts every node whose driver is loaded:
+//!    pci.sys attaches to a root bus, and its answer to
+//!    `IRP_MN_QUERY_DEVICE_RELATIONS(BusRelations)` gives PDOs from which
+//!    the PnP manager builds child nodes with `IRP_MN_QUERY_ID`,
+//!    `QUERY_CAPABILITIES`, `QUERY_DEVICE_TEXT`, `QUERY_BUS_INFORMATION`,
+//!    `QUERY_RESOURCES` and `QUERY_RESOURCE_REQUIREMENTS`;
+//! 5. each node's key is written under `CurrentControlSet\Enum` and its
+//!    driver (`Service`) is found in the Enum key or the critical device
+//!    database; nodes with a driver get resources from the arbiters
+//!    (raw and translated `CM_RESOURCE_LIST`s for `IRP_MN_START_DEVICE`).
 
+pub mod arb;
 pub mod devices;
 pub mod ecam;
 pub mod filters;
@@ -37,8 +41,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use ecam::Ecam;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use interrupt::InterruptAssignment;
 use nt::status::*;
 use nt::NtStatus;
@@ -51,10 +54,14 @@ pub const DEVICE_NODE_DRIVERS_ADDED: u32 = 0x303;
 pub const DEVICE_NODE_RESOURCES_ASSIGNED: u32 = 0x304;
 pub const DEVICE_NODE_START_PENDING: u32 = 0x305;
 pub const DEVICE_NODE_STARTED: u32 = 0x308;
+pub const DEVICE_NODE_QUERY_STOPPED: u32 = 0x309;
+pub const DEVICE_NODE_STOPPED: u32 = 0x30A;
 pub const DEVICE_NODE_ENUMERATE_COMPLETION: u32 = 0x30D;
 
 /// `STATUS_DEVICE_CONFIGURATION_ERROR`: a damaged MCFG table.
 pub const STATUS_DEVICE_CONFIGURATION_ERROR: NtStatus = NtStatus::from_u32(0xC000_0182);
+/// `STATUS_CONFLICTING_ADDRESSES`: the arbiters could not satisfy a device.
+pub const STATUS_CONFLICTING_ADDRESSES: NtStatus = NtStatus::from_u32(0xC000_0018);
 
 /// WinDbg's name for a `PNP_DEVNODE_STATE`.
 pub fn state_name(s: u32) -> &'static str {
@@ -83,6 +90,11 @@ pub fn state_name(s: u32) -> &'static str {
     }
 }
 
+/// `CM_PROB_FAILED_START` (10).
+pub const CM_PROB_FAILED_START: u32 = 0x0A;
+/// `CM_PROB_NORMAL_CONFLICT` (12): the arbiters could not satisfy the
+/// device's requirements.
+pub const CM_PROB_NORMAL_CONFLICT: u32 = 0x0C;
 /// `CM_PROB_FAILED_INSTALL` (28): no driver is installed for the device.
 pub const CM_PROB_FAILED_INSTALL: u32 = 0x1C;
 
@@ -90,7 +102,8 @@ pub const CM_PROB_FAILED_INSTALL: u32 = 0x1C;
 pub fn problem_name(p: u32) -> &'static str {
     match p {
         CM_PROB_FAILED_INSTALL => "CM_PROB_FAILED_INSTALL",
-        0x0A => "CM_PROB_FAILED_START",
+        CM_PROB_FAILED_START => "CM_PROB_FAILED_START",
+        CM_PROB_NORMAL_CONFLICT => "CM_PROB_NORMAL_CONFLICT",
         _ => "?",
     }
 }
@@ -102,13 +115,28 @@ pub struct Resources {
     pub interrupt: Option<InterruptAssignment>,
 }
 
+/// What the bus driver told the PnP manager about a device it enumerated.
+#[derive(Default)]
+pub struct BusAnswers {
+    /// `IRP_MN_QUERY_CAPABILITIES`.
+    pub capabilities: Option<wdk::pnp::DEVICE_CAPABILITIES>,
+    /// `IRP_MN_QUERY_BUS_INFORMATION`.
+    pub bus_information: Option<wdk::pnp::PNP_BUS_INFORMATION>,
+    /// `IRP_MN_QUERY_DEVICE_TEXT`: description, location information.
+    pub description: Option<String>,
+    pub location: Option<String>,
+    /// `IRP_MN_QUERY_RESOURCES`: the boot configuration (raw).
+    pub boot_config: Vec<CmPartialResourceDescriptor>,
+    /// `IRP_MN_QUERY_RESOURCE_REQUIREMENTS`, decoded.
+    pub requirements: Option<::pnp::reslist::Requirements>,
+}
+
 /// A device node (`DEVICE_NODE`): one device in the device tree.
 pub struct DeviceNode {
-    /// Index in the tree (the node's own position; parents and children
-    /// refer to each other by index).
+    /// Index in the tree (the node's own position; parents refer to
+    /// children and back by index).
     pub index: usize,
     pub parent: Option<usize>,
-    pub children: Vec<usize>,
     /// Depth below the root (the root is 0).
     pub level: u32,
     /// `InstancePath`: `<enumerator>\<device ID>\<instance ID>`.
@@ -118,9 +146,9 @@ pub struct DeviceNode {
     /// `ServiceName`: the function driver matched through the registry.
     pub service: Option<String>,
     pub class_guid: Option<String>,
-    /// The PCI function this node stands for (None for the root and buses).
-    pub pci: Option<::pci::enumerate::Function>,
-    /// The ECAM window (index into the tree's windows) of a PCI node.
+    /// The bus driver's answers (empty for the root and the root buses).
+    pub bus: BusAnswers,
+    /// For a PCI root bus: its ECAM window (index into `ecam::windows()`).
     pub window: Option<usize>,
     state: AtomicU32,
     previous_state: AtomicU32,
@@ -128,8 +156,11 @@ pub struct DeviceNode {
     /// `PhysicalDeviceObject` (0 until its bus driver reported it).
     pub pdo: AtomicU64,
     /// Whether `AddDevice` was called for the node.
-    pub added: core::sync::atomic::AtomicBool,
+    pub added: AtomicBool,
     resources: SpinLocked<Option<&'static Resources>, DISPATCH_LEVEL>,
+    /// The interrupt translation last made for the node (kept across a
+    /// rebalance, so the vector and MSI programming stay the same).
+    translation: SpinLocked<Option<InterruptAssignment>, DISPATCH_LEVEL>,
 }
 
 impl DeviceNode {
@@ -137,21 +168,21 @@ impl DeviceNode {
         DeviceNode {
             index,
             parent,
-            children: Vec::new(),
             level,
             instance_path,
             hardware_ids: Vec::new(),
             compatible_ids: Vec::new(),
             service: None,
             class_guid: None,
-            pci: None,
+            bus: BusAnswers::default(),
             window: None,
             state: AtomicU32::new(DEVICE_NODE_UNINITIALIZED),
             previous_state: AtomicU32::new(DEVICE_NODE_UNINITIALIZED),
             problem: AtomicU32::new(0),
             pdo: AtomicU64::new(0),
-            added: core::sync::atomic::AtomicBool::new(false),
+            added: AtomicBool::new(false),
             resources: SpinLocked::new(None),
+            translation: SpinLocked::new(None),
         }
     }
 
@@ -179,6 +210,11 @@ impl DeviceNode {
         self.problem.load(Ordering::Acquire)
     }
 
+    /// `PipSetDevNodeProblem` / `PipClearDevNodeProblem`.
+    pub fn set_problem(&self, p: u32) {
+        self.problem.store(p, Ordering::Release);
+    }
+
     /// The resources assigned, if any.
     pub fn resources(&self) -> Option<&'static Resources> {
         self.resources.with(|r| *r)
@@ -188,48 +224,136 @@ impl DeviceNode {
     pub fn service_name(&self) -> Option<&str> {
         self.service.as_deref()
     }
+
+    /// Whether the node's bus is PCI (`GUID_BUS_TYPE_PCI`).
+    pub fn is_pci(&self) -> bool {
+        self.bus
+            .bus_information
+            .is_some_and(|b| b.BusTypeGuid == wdk::pnp::GUID_BUS_TYPE_PCI)
+    }
+
+    /// A PCI node's configuration-space address, from its bus number
+    /// (`QUERY_BUS_INFORMATION`) and address (`QUERY_CAPABILITIES`:
+    /// device << 16 | function). ntrs's PCI is segment 0.
+    pub fn pci_address(&self) -> Option<::pci::Address> {
+        if !self.is_pci() {
+            return None;
+        }
+        let bus = self.bus.bus_information?.BusNumber;
+        let a = self.bus.capabilities?.Address;
+        Some(::pci::Address::new(
+            0,
+            u8::try_from(bus).ok()?,
+            u8::try_from(a >> 16).ok().filter(|&d| d < 32)?,
+            u8::try_from(a & 0xFFFF).ok().filter(|&f| f < 8)?,
+        ))
+    }
+
+    /// The PCI vendor and device ID from the device ID
+    /// (`PCI\VEN_vvvv&DEV_dddd...`).
+    pub fn pci_ids(&self) -> Option<(u16, u16)> {
+        let id = self.hardware_ids.first()?;
+        let rest = id.strip_prefix("PCI\\VEN_")?;
+        let v = u16::from_str_radix(rest.get(..4)?, 16).ok()?;
+        let d = u16::from_str_radix(rest.get(4..)?.strip_prefix("&DEV_")?.get(..4)?, 16).ok()?;
+        Some((v, d))
+    }
 }
 
-/// The device tree: every node, the root first, and the ECAM windows.
+/// Most device nodes the tree holds (a q35 machine has about ten).
+pub const MAX_NODES: usize = 512;
+
+/// The device tree: every node, the root first. Nodes are appended as bus
+/// drivers report them and never removed (no surprise removal yet), so a
+/// `&DeviceNode` stays valid for the life of the system.
 pub struct DeviceTree {
-    pub nodes: Vec<Box<DeviceNode>>,
-    pub windows: Vec<Ecam>,
+    slots: Vec<once_cell::race::OnceBox<DeviceNode>>,
+    count: AtomicUsize,
+    add_lock: SpinLocked<(), DISPATCH_LEVEL>,
 }
 
 impl DeviceTree {
+    fn new() -> Result<Self, NtStatus> {
+        let mut slots = crate::ex::pool::try_vec_with_capacity(MAX_NODES)?;
+        slots.resize_with(MAX_NODES, once_cell::race::OnceBox::new);
+        Ok(DeviceTree {
+            slots,
+            count: AtomicUsize::new(0),
+            add_lock: SpinLocked::new(()),
+        })
+    }
+
+    /// Appends a node made by `make(index)`.
+    fn add(&self, node: DeviceNode) -> Result<&DeviceNode, NtStatus> {
+        let b = crate::ex::pool::try_box(node)?;
+        self.add_lock.with(|_| {
+            let i = self.count.load(Ordering::Acquire);
+            let slot = self.slots.get(i).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+            let mut b = b;
+            b.index = i;
+            slot.set(b).map_err(|_| STATUS_UNSUCCESSFUL)?;
+            self.count.store(i + 1, Ordering::Release);
+            slot.get().ok_or(STATUS_UNSUCCESSFUL)
+        })
+    }
+
+    /// How many nodes there are.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The node at `index`.
+    pub fn node(&self, index: usize) -> Option<&DeviceNode> {
+        if index < self.len() {
+            self.slots[index].get()
+        } else {
+            None
+        }
+    }
+
+    /// Every node, in creation order (parents before children).
+    pub fn nodes(&self) -> impl Iterator<Item = &DeviceNode> {
+        (0..self.len()).filter_map(|i| self.slots[i].get())
+    }
+
+    /// The children of `index`, in enumeration order.
+    pub fn children(&self, index: usize) -> impl Iterator<Item = &DeviceNode> {
+        self.nodes().filter(move |n| n.parent == Some(index))
+    }
+
     /// `IopRootDeviceNode`.
     pub fn root(&self) -> &DeviceNode {
-        &self.nodes[0]
+        self.slots[0].get().expect("the root node is made first")
     }
 
     /// The node at `address`, if it is one.
     pub fn by_address(&self, address: u64) -> Option<&DeviceNode> {
-        self.nodes
-            .iter()
-            .map(|n| &**n)
-            .find(|n| n.address() == address)
+        self.nodes().find(|n| n.address() == address)
     }
 
     /// The node whose instance path is `path` (case-insensitive).
     pub fn by_instance_path(&self, path: &str) -> Option<&DeviceNode> {
-        self.nodes
-            .iter()
-            .map(|n| &**n)
+        self.nodes()
             .find(|n| n.instance_path.eq_ignore_ascii_case(path))
     }
 
-    /// Every node standing for a PCI function, in enumeration order.
-    pub fn pci_nodes(&self) -> impl Iterator<Item = &DeviceNode> {
-        self.nodes.iter().map(|n| &**n).filter(|n| n.pci.is_some())
+    /// The node whose PDO is `pdo`.
+    pub fn by_pdo(&self, pdo: u64) -> Option<&DeviceNode> {
+        self.nodes()
+            .find(|n| pdo != 0 && n.pdo.load(Ordering::Acquire) == pdo)
     }
 
-    /// The ECAM configuration space a PCI node lives in.
-    pub fn config_space(&self, node: &DeviceNode) -> Option<&Ecam> {
-        self.windows.get(node.window?)
+    /// Every node on a PCI bus, in enumeration order.
+    pub fn pci_nodes(&self) -> impl Iterator<Item = &DeviceNode> {
+        self.nodes().filter(|n| n.is_pci())
     }
 }
 
-/// The tree, published once `pnp_initialize` built it.
+/// The tree, published once `pnp_initialize` made the root.
 static TREE: once_cell::race::OnceBox<DeviceTree> = once_cell::race::OnceBox::new();
 
 /// The device tree, once the PnP manager built it.
@@ -237,21 +361,17 @@ pub fn device_tree() -> Option<&'static DeviceTree> {
     TREE.get()
 }
 
-/// Every PCI function the PnP manager found (for drivers and tests that
-/// need a device before device objects exist: the node carries its BARs,
-/// capabilities, instance path and, for devices with a driver, their
-/// resources and interrupt).
+/// Every PCI function the PnP manager knows (for kernel components and
+/// tests that look devices up before or beside device objects).
 pub fn pci_devices() -> Vec<&'static DeviceNode> {
     device_tree().map_or(Vec::new(), |t| t.pci_nodes().collect())
 }
 
 /// The first PCI function with `vendor`:`device`.
 pub fn find_pci_device(vendor: u16, device: u16) -> Option<&'static DeviceNode> {
-    device_tree()?.pci_nodes().find(|n| {
-        n.pci
-            .as_ref()
-            .is_some_and(|f| f.header.vendor_id == vendor && f.header.device_id == device)
-    })
+    device_tree()?
+        .pci_nodes()
+        .find(|n| n.pci_ids() == Some((vendor, device)))
 }
 
 /// The ACPI MCFG table's ECAM windows, through the HAL's table lookup.
@@ -270,41 +390,53 @@ pub fn read_mcfg() -> Result<Vec<::pci::mcfg::McfgEntry>, NtStatus> {
 }
 
 /// `IopInitializePlugPlayServices` + the first enumeration of the root
-/// (phase 1, after the registry): builds the device tree, writes the Enum
-/// keys, matches drivers and assigns resources. A machine without an MCFG
-/// table gets a tree with the root alone.
+/// (phase 1, after the registry and the boot-start drivers): the root and
+/// root bus nodes, the arbiters, then device objects, AddDevice, START and
+/// bus relations for everything whose driver is loaded. A machine without
+/// an MCFG table gets a tree with the root alone.
 pub fn pnp_initialize() -> Result<(), NtStatus> {
     let _tag = crate::ex::pool::PoolTag::enter(*b"PpDn");
-    let tree = build_tree()?;
-    for node in &tree.nodes {
-        registry::write_enum_key(node);
-    }
-    // Resources for every PCI device that has a driver.
-    for node in tree.nodes.iter().filter(|n| n.pci.is_some()) {
-        if node.service.is_some() {
-            if let Some(cs) = tree.config_space(node) {
-                match assign_resources(node, cs) {
-                    Ok(()) => node.set_state(DEVICE_NODE_RESOURCES_ASSIGNED),
-                    Err(s) => crate::dbg_println!(
-                        "PnP: no resources for {}: {:#x}",
-                        node.instance_path,
-                        s.as_u32()
-                    ),
-                }
-            }
+    let entries = match read_mcfg() {
+        Ok(e) => e,
+        Err(s) => {
+            crate::dbg_println!(
+                "PnP: no usable MCFG table ({:#x}); no PCI enumeration",
+                s.as_u32()
+            );
+            Vec::new()
         }
+    };
+    ecam::set_windows(entries.iter().copied().map(ecam::Ecam::new).collect())?;
+    arb::initialize(&entries)?;
+    TREE.set(Box::new(DeviceTree::new()?))
+        .map_err(|_| STATUS_UNSUCCESSFUL)?;
+    let tree = device_tree().ok_or(STATUS_UNSUCCESSFUL)?;
+    let root = tree.add(DeviceNode::new(0, None, 0, "HTREE\\ROOT\\0".into()))?;
+    registry::write_enum_key(root);
+    for (w, e) in entries.iter().enumerate() {
+        let mut bus = DeviceNode::new(0, Some(0), 1, format!("ACPI\\PNP0A08\\{w}"));
+        bus.hardware_ids = alloc::vec!["ACPI\\PNP0A08".into(), "*PNP0A08".into()];
+        bus.compatible_ids = alloc::vec!["ACPI\\PNP0A03".into(), "*PNP0A03".into()];
+        bus.window = Some(w);
+        registry::match_driver(&mut bus);
+        let bus = tree.add(bus)?;
+        registry::write_enum_key(bus);
+        // The root bus's resources are its bus numbers (ACPI's _CRS on
+        // Windows; here the MCFG range), taken in the bus-number arbiter.
+        arb::take_root_bus(bus, e)?;
+        bus.set_state(DEVICE_NODE_INITIALIZED);
     }
-    let pci = tree.nodes.iter().filter(|n| n.pci.is_some()).count();
+    root.set_state(DEVICE_NODE_ENUMERATE_COMPLETION);
+    root.set_state(DEVICE_NODE_STARTED);
+    // Device objects: PDOs, AddDevice, IRP_MN_START_DEVICE, bus relations.
+    devices::initialize(tree)?;
     crate::dbg_println!(
         "PnP: {} device nodes, {} PCI functions on {} ECAM windows",
-        tree.nodes.len(),
-        pci,
-        tree.windows.len()
+        tree.len(),
+        tree.pci_nodes().count(),
+        entries.len()
     );
-    TREE.set(Box::new(tree)).map_err(|_| STATUS_UNSUCCESSFUL)?;
-    // Device objects: PDOs, AddDevice, IRP_MN_START_DEVICE, bus relations.
-    let tree = device_tree().ok_or(STATUS_UNSUCCESSFUL)?;
-    devices::initialize(tree)
+    Ok(())
 }
 
 /// Adds and starts the devices whose drivers were loaded since the last
@@ -315,110 +447,129 @@ pub fn pnp_start_devices() {
     }
 }
 
-fn build_tree() -> Result<DeviceTree, NtStatus> {
-    let mut nodes: Vec<Box<DeviceNode>> = Vec::new();
-    let root = DeviceNode::new(0, None, 0, "HTREE\\ROOT\\0".into());
-    nodes.push(crate::ex::pool::try_box(root)?);
-    let windows: Vec<Ecam> = match read_mcfg() {
-        Ok(entries) => entries.into_iter().map(Ecam::new).collect(),
-        Err(s) => {
-            crate::dbg_println!(
-                "PnP: no usable MCFG table ({:#x}); no PCI enumeration",
-                s.as_u32()
-            );
-            Vec::new()
-        }
-    };
-    for (w, ecam) in windows.iter().enumerate() {
-        let e = ecam.entry;
-        let bus_index = nodes.len();
-        let mut bus = DeviceNode::new(bus_index, Some(0), 1, format!("ACPI\\PNP0A08\\{w}"));
-        bus.hardware_ids = alloc::vec!["ACPI\\PNP0A08".into(), "*PNP0A08".into()];
-        bus.compatible_ids = alloc::vec!["ACPI\\PNP0A03".into(), "*PNP0A03".into()];
-        bus.window = Some(w);
-        registry::match_driver(&mut bus);
-        nodes.push(crate::ex::pool::try_box(bus)?);
-        nodes[0].children.push(bus_index);
-        // The built-in PCI bus driver enumerates the root bus
-        // (IRP_MN_QUERY_DEVICE_RELATIONS / BusRelations).
-        let functions = ::pci::enumerate::enumerate(ecam, e.segment, e.start_bus, e.end_bus);
-        let first = nodes.len();
-        for f in functions {
-            let parent = match f.parent {
-                Some(i) => first + i,
-                None => bus_index,
-            };
-            let level = nodes[parent].level + 1;
-            let prefix = ::pci::ids::parent_id_prefix(level, &nodes[parent].instance_path, 0);
-            let path = format!(
-                "PCI\\{}\\{}&{}",
-                ::pci::ids::device_id(&f.header)
-                    .strip_prefix("PCI\\")
-                    .unwrap_or_default(),
-                prefix,
-                ::pci::ids::instance_id(f.address.devfn())
-            );
-            let index = nodes.len();
-            let mut n = DeviceNode::new(index, Some(parent), level, path);
-            n.hardware_ids = ::pci::ids::hardware_ids(&f.header);
-            n.compatible_ids = ::pci::ids::compatible_ids(&f.header);
-            n.window = Some(w);
-            n.pci = Some(f);
-            registry::match_driver(&mut n);
-            n.set_state(DEVICE_NODE_INITIALIZED);
-            if n.service.is_none() {
-                n.problem.store(CM_PROB_FAILED_INSTALL, Ordering::Release);
-            }
-            nodes.push(crate::ex::pool::try_box(n)?);
-            nodes[parent].children.push(index);
-        }
-        nodes[bus_index].set_state(DEVICE_NODE_INITIALIZED);
+/// Records a node's resources (once; a node whose resources are replaced
+/// by a rebalance gets a new record, the old one stays allocated since
+/// drivers may still hold pointers into it).
+fn set_resources(node: &DeviceNode, r: Resources) -> Result<(), NtStatus> {
+    let res = Box::leak(crate::ex::pool::try_box(r)?);
+    if let Some(i) = res.interrupt {
+        node.translation.with(|t| *t = Some(i));
     }
-    nodes[0].set_state(DEVICE_NODE_ENUMERATE_COMPLETION);
-    nodes[0].set_state(DEVICE_NODE_STARTED);
-    Ok(DeviceTree { nodes, windows })
+    node.resources.with(|x| *x = Some(res));
+    Ok(())
 }
 
-/// Assigns a PCI node's resources (`IopAssignResourcesToDevices` with the
-/// arbiters' work reduced to keeping firmware's BAR assignment): memory and
-/// port descriptors from the BARs and an interrupt (MSI if offered, else
-/// the INTx line). Resources are assigned once; a second call is a no-op.
-pub fn assign_resources(node: &DeviceNode, cs: &Ecam) -> Result<(), NtStatus> {
-    let Some(f) = node.pci.as_ref() else {
-        return Err(STATUS_INVALID_PARAMETER);
-    };
+/// Assigns a node's resources (`IopAssignResourcesToDevices`): the
+/// arbiters satisfy its requirements (`arb::assign`), the interrupt is
+/// translated (a vector, MSI programmed or the line routed), and the raw
+/// and translated `CM_RESOURCE_LIST`s are recorded. A node that already
+/// has resources keeps them. A device the arbiters cannot satisfy gets
+/// `CM_PROB_NORMAL_CONFLICT` and `STATUS_CONFLICTING_ADDRESSES`; nothing
+/// stays allocated for it.
+pub fn assign_resources(node: &DeviceNode) -> Result<(), NtStatus> {
     if node.resources().is_some() {
         return Ok(());
     }
+    let Some(req) = node.bus.requirements.as_ref() else {
+        return Err(STATUS_INVALID_PARAMETER);
+    };
+    let assigned = match arb::assign(node, req) {
+        Ok(a) => a,
+        Err(s) => {
+            node.set_problem(CM_PROB_NORMAL_CONFLICT);
+            return Err(s);
+        }
+    };
+    let r = match build_lists(node, req, &assigned, None) {
+        Ok(r) => r,
+        Err(s) => {
+            arb::release(node);
+            node.set_problem(CM_PROB_NORMAL_CONFLICT);
+            return Err(s);
+        }
+    };
+    set_resources(node, r)?;
+    if node.problem() == CM_PROB_NORMAL_CONFLICT {
+        node.set_problem(0);
+    }
+    Ok(())
+}
+
+/// Re-arbitrates a node whose resources must move (`IopRebalance` for one
+/// device): its ranges are released, the arbiters assign again (a range
+/// now taken by someone else moves), and the interrupt translation is
+/// kept. The caller stops the device before and starts it after.
+pub fn reassign_resources(node: &DeviceNode) -> Result<(), NtStatus> {
+    let Some(req) = node.bus.requirements.as_ref() else {
+        return Err(STATUS_INVALID_PARAMETER);
+    };
+    let kept = node.translation.with(|t| *t);
+    arb::release(node);
+    // Until the new assignment the device has no resources.
+    node.resources.with(|x| *x = None);
+    let assigned = match arb::assign(node, req) {
+        Ok(a) => a,
+        Err(s) => {
+            node.set_problem(CM_PROB_NORMAL_CONFLICT);
+            return Err(s);
+        }
+    };
+    let r = match build_lists(node, req, &assigned, kept) {
+        Ok(r) => r,
+        Err(s) => {
+            arb::release(node);
+            node.set_problem(CM_PROB_NORMAL_CONFLICT);
+            return Err(s);
+        }
+    };
+    set_resources(node, r)?;
+    node.set_problem(0);
+    Ok(())
+}
+
+/// The raw and translated lists from the arbiters' assignment: memory and
+/// ports as they are (x86: bus addresses are CPU physical addresses), the
+/// interrupt through `interrupt::translate`.
+fn build_lists(
+    node: &DeviceNode,
+    req: &::pnp::reslist::Requirements,
+    assigned: &[::pnp::arbiter::Assigned],
+    keep_interrupt: Option<InterruptAssignment>,
+) -> Result<Resources, NtStatus> {
+    use ::pnp::ResourceKind;
     let mut raw = Vec::new();
     let mut translated = Vec::new();
-    for b in &f.bars {
-        // Memory ranges of 4 GiB and more need CmResourceTypeMemoryLarge,
-        // which ntrs does not produce: such a BAR is left out.
-        let Ok(len) = u32::try_from(b.size) else {
-            continue;
-        };
-        let d = if b.is_memory() {
-            CmPartialResourceDescriptor::memory(b.base, len, b.prefetchable)
-        } else {
-            CmPartialResourceDescriptor::port(b.base, len)
-        };
-        // x86: bus addresses are CPU physical addresses, ports are ports.
-        raw.push(d);
-        translated.push(d);
+    let mut intr = None;
+    for a in assigned {
+        match a.kind {
+            ResourceKind::Memory | ResourceKind::Port => {
+                let len = u32::try_from(a.length).map_err(|_| STATUS_NOT_IMPLEMENTED)?;
+                let mut d =
+                    CmPartialResourceDescriptor::range(a.kind.cm_type(), a.flags, a.start, len);
+                d.ShareDisposition = a.share;
+                raw.push(d);
+                translated.push(d);
+            }
+            ResourceKind::BusNumber => {
+                let d = resource::bus_number(a.start as u32, a.length as u32);
+                raw.push(d);
+                translated.push(d);
+            }
+            ResourceKind::Interrupt => {
+                let i = match keep_interrupt {
+                    Some(k) if k.is_message() == a.message => k,
+                    _ => interrupt::translate(node, a)?,
+                };
+                let (r, t) = i.descriptors();
+                raw.push(r);
+                translated.push(t);
+                intr = Some(i);
+            }
+        }
     }
-    let intr = interrupt::assign(f, cs)?;
-    if let Some(i) = &intr {
-        let (r, t) = i.descriptors();
-        raw.push(r);
-        translated.push(t);
-    }
-    let bus = f.address.bus as u32;
-    let res = Box::leak(crate::ex::pool::try_box(Resources {
-        raw: CmResourceList::new(resource::PCI_BUS, bus, &raw),
-        translated: CmResourceList::new(resource::PCI_BUS, bus, &translated),
+    Ok(Resources {
+        raw: CmResourceList::new(req.interface_type as u32, req.bus_number, &raw),
+        translated: CmResourceList::new(req.interface_type as u32, req.bus_number, &translated),
         interrupt: intr,
-    })?);
-    node.resources.with(|r| *r = Some(res));
-    Ok(())
+    })
 }

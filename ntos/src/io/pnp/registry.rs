@@ -119,15 +119,8 @@ pub fn write_enum_key(node: &DeviceNode) {
     if let Some(g) = &node.class_guid {
         set("ClassGUID", REG_SZ, &reg_sz(g));
     }
-    if let Some(f) = &node.pci {
-        let a = f.address;
-        set(
-            "LocationInformation",
-            REG_SZ,
-            &reg_sz(&::pci::ids::location_information(
-                a.bus, a.device, a.function,
-            )),
-        );
+    if let Some(l) = &node.bus.location {
+        set("LocationInformation", REG_SZ, &reg_sz(l));
     }
     nt_close(h);
 }

@@ -83,3 +83,13 @@ impl CmResourceList {
             .collect()
     }
 }
+
+/// A `CmResourceTypeBusNumber` descriptor (`u.BusNumber`: Start, Length).
+pub fn bus_number(start: u32, length: u32) -> CmPartialResourceDescriptor {
+    CmPartialResourceDescriptor {
+        Type: wdk::pnp::CmResourceTypeBusNumber,
+        ShareDisposition: CM_RESOURCE_SHARE_SHARED,
+        Flags: 0,
+        u: [start, length, 0, 0],
+    }
+}

@@ -246,6 +246,27 @@ fn t_interfaces() -> TestResult {
             && io_get_device_interfaces(&TEST_CLASS, 1, 0).is_empty(),
         "IoGetDeviceInterfaces does not filter by PDO",
     )?;
+    // The export: a double-NUL-terminated list in pool, one name.
+    let mut list: *mut u16 = core::ptr::null_mut();
+    // SAFETY: a valid GUID and out pointer; the list is read up to its
+    // double NUL and freed with ExFreePool as drivers do.
+    let listed = unsafe {
+        let s = IoGetDeviceInterfaces(&TEST_CLASS, core::ptr::null_mut(), 0, &mut list);
+        let mut units = Vec::new();
+        let mut p = list;
+        while s == STATUS_SUCCESS && !(p.read() == 0 && units.last() == Some(&0)) {
+            units.push(p.read());
+            p = p.add(1);
+        }
+        if !list.is_null() {
+            crate::ex::xpool::ExFreePool(list.cast());
+        }
+        (s, String::from_utf16_lossy(&units))
+    };
+    check(
+        listed.0 == STATUS_SUCCESS && listed.1 == alloc::format!("{name}\0"),
+        "IoGetDeviceInterfaces' list is not the name and a double NUL",
+    )?;
     check(
         io_unregister_plug_play_notification(e2) == STATUS_SUCCESS
             && io_unregister_plug_play_notification(e2) == STATUS_INVALID_PARAMETER,
