@@ -359,22 +359,6 @@ pub fn initialize(tree: &'static DeviceTree) -> Result<(), NtStatus> {
 /// children are appended when it is enumerated, so they come later in the
 /// same pass). Safe to call again after more drivers load.
 pub fn start_devices(tree: &DeviceTree) {
-    // Nodes found by loaded bus drivers whose own drivers were not loaded
-    // when they appeared.
-    for n in dynamic_nodes() {
-        if n.added.load(Ordering::Acquire) {
-            continue;
-        }
-        if let Some(driver) = n
-            .service_name()
-            .and_then(|s| find_driver(&format!("\\Driver\\{s}")))
-        {
-            // SAFETY: `find_driver` returned a live driver object.
-            if let Err(s) = unsafe { add_and_start(tree, n, driver) } {
-                crate::dbg_println!("PnP: {} did not start: {:#x}", n.instance_path, s.as_u32());
-            }
-        }
-    }
     let mut i = 1;
     while let Some(n) = tree.node(i) {
         i += 1;
@@ -511,55 +495,6 @@ fn enumerate(tree: &DeviceTree, n: &DeviceNode, pdo: *mut DEVICE_OBJECT) {
     };
     // SAFETY: the node's PDO is live.
     let (s, info) = unsafe { send_pnp_irp(pdo, IRP_MN_QUERY_DEVICE_RELATIONS, params) };
-<<<<<<< HEAD
-    if s.is_success() && info != 0 {
-        n.set_state(super::DEVICE_NODE_ENUMERATE_COMPLETION);
-        n.set_state(super::DEVICE_NODE_STARTED);
-        // SAFETY: a DEVICE_RELATIONS the bus driver allocated for us.
-        let pdos = unsafe { free_relations(info as *mut DEVICE_RELATIONS) };
-        for p in pdos {
-            let child = n
-                .children
-                .iter()
-                .map(|&c| &tree.nodes[c])
-                .find(|c| c.pdo.load(Ordering::Acquire) == p as u64);
-            let Some(child) = child else {
-                // A device its bus driver found (storahci's disks): a new
-                // device node from its IDs, then its driver.
-                // SAFETY: a PDO the bus driver just reported.
-                if let Err(s) = unsafe { new_child(tree, n, p) } {
-                    crate::dbg_println!(
-                        "PnP: {} reported a device {:#x} that did not start: {:#x}",
-                        n.instance_path,
-                        p as u64,
-                        s.as_u32()
-                    );
-                }
-                continue;
-            };
-            // The node's instance path must be what its bus driver reports:
-            // <device ID>\<parent prefix>&<instance ID> (IRP_MN_QUERY_ID).
-            // SAFETY: a PDO the bus driver just reported.
-            let (dev, inst) = unsafe {
-                (
-                    query_ids(p, BUS_QUERY_DEVICE_ID),
-                    query_ids(p, BUS_QUERY_INSTANCE_ID),
-                )
-            };
-            if let (Some(d), Some(i)) = (dev, inst) {
-                let ok = d.len() == 1
-                    && i.len() == 1
-                    && child.instance_path.len() > d[0].len()
-                    && child.instance_path[..d[0].len()].eq_ignore_ascii_case(&d[0])
-                    && child.instance_path.ends_with(&alloc::format!("&{}", i[0]));
-                if !ok {
-                    crate::dbg_println!(
-                        "PnP: {} does not match the IDs its bus reports ({d:?}, {i:?})",
-                        child.instance_path
-                    );
-                }
-            }
-=======
     if !s.is_success() || info == 0 {
         return;
     }
@@ -580,7 +515,6 @@ fn enumerate(tree: &DeviceTree, n: &DeviceNode, pdo: *mut DEVICE_OBJECT) {
                 n.instance_path,
                 s.as_u32()
             ),
->>>>>>> main
         }
     }
 }
@@ -785,100 +719,4 @@ unsafe fn read_requirements(p: usize) -> Result<::pnp::reslist::Requirements, Nt
     // SAFETY: per the contract, ListSize bytes are the driver's list.
     let bytes = unsafe { core::slice::from_raw_parts(p as *const u8, size) };
     ::pnp::reslist::parse_requirements(bytes).map_err(|_| STATUS_INVALID_PARAMETER)
-}
-
-// ---- device nodes reported by loaded bus drivers ----
-
-/// Device nodes created from the bus relations of drivers other than the
-/// built-in PCI driver (the tree of `mod.rs` is built once, from the PCI
-/// enumeration; these hang below it). Never removed.
-static DYNAMIC: crate::ke::irql::SpinLocked<
-    alloc::vec::Vec<&'static DeviceNode>,
-    { crate::ke::DISPATCH_LEVEL },
-> = crate::ke::irql::SpinLocked::new(alloc::vec::Vec::new());
-
-/// Every node created from a loaded bus driver's relations.
-pub fn dynamic_nodes() -> alloc::vec::Vec<&'static DeviceNode> {
-    DYNAMIC.with(|d| d.clone())
-}
-
-/// The nodes created below `parent` (for `!devnode`).
-pub fn dynamic_children(parent: &DeviceNode) -> alloc::vec::Vec<&'static DeviceNode> {
-    DYNAMIC.with(|d| {
-        d.iter()
-            .copied()
-            .filter(|c| c.parent == Some(parent.index) && c.level == parent.level + 1)
-            .collect()
-    })
-}
-
-/// The device node whose PDO is `pdo`, among the dynamic ones.
-pub fn dynamic_node_of(pdo: *mut DEVICE_OBJECT) -> Option<&'static DeviceNode> {
-    DYNAMIC.with(|d| {
-        d.iter()
-            .copied()
-            .find(|n| n.pdo.load(Ordering::Acquire) == pdo as u64)
-    })
-}
-
-/// A device a bus driver reported that the PnP manager did not know
-/// (`PipProcessNewDeviceNode`): its IDs (`IRP_MN_QUERY_ID`), the instance
-/// path `<device ID>\<parent's prefix>&<instance ID>`, the Enum key and
-/// driver matching, then `AddDevice`/`START_DEVICE` when its driver is
-/// loaded.
-///
-/// # Safety
-/// `pdo` is a live PDO the bus driver of `parent` reported.
-unsafe fn new_child(
-    tree: &DeviceTree,
-    parent: &DeviceNode,
-    pdo: *mut DEVICE_OBJECT,
-) -> Result<(), NtStatus> {
-    if dynamic_node_of(pdo).is_some() {
-        return Ok(());
-    }
-    // SAFETY: per the contract.
-    let (dev, inst, hw, compat) = unsafe {
-        (
-            query_ids(pdo, BUS_QUERY_DEVICE_ID),
-            query_ids(pdo, BUS_QUERY_INSTANCE_ID),
-            query_ids(pdo, BUS_QUERY_HARDWARE_IDS),
-            query_ids(pdo, BUS_QUERY_COMPATIBLE_IDS),
-        )
-    };
-    let (Some(dev), Some(inst)) = (dev, inst) else {
-        return Err(STATUS_INVALID_DEVICE_REQUEST);
-    };
-    let (Some(dev), Some(inst)) = (dev.into_iter().next(), inst.into_iter().next()) else {
-        return Err(STATUS_INVALID_DEVICE_REQUEST);
-    };
-    let level = parent.level + 1;
-    let prefix = ::pci::ids::parent_id_prefix(level, &parent.instance_path, 0);
-    let index = tree.nodes.len() + DYNAMIC.with(|d| d.len());
-    let mut node = super::DeviceNode::new(
-        index,
-        Some(parent.index),
-        level,
-        format!("{dev}\\{prefix}&{inst}"),
-    );
-    node.hardware_ids = hw.unwrap_or_default();
-    node.compatible_ids = compat.unwrap_or_default();
-    super::registry::match_driver(&mut node);
-    super::registry::write_enum_key(&node);
-    node.set_state(super::DEVICE_NODE_INITIALIZED);
-    if node.service.is_none() {
-        node.problem
-            .store(super::CM_PROB_FAILED_INSTALL, Ordering::Release);
-    }
-    node.pdo.store(pdo as u64, Ordering::Release);
-    let node: &'static DeviceNode = alloc::boxed::Box::leak(crate::ex::pool::try_box(node)?);
-    DYNAMIC.with(|d| crate::ex::pool::try_push(d, node))?;
-    let Some(driver) = node
-        .service_name()
-        .and_then(|s| find_driver(&format!("\\Driver\\{s}")))
-    else {
-        return Ok(());
-    };
-    // SAFETY: `find_driver` returned a live driver object.
-    unsafe { add_and_start(tree, node, driver) }
 }

@@ -79,9 +79,6 @@ fn dump(tree: &DeviceTree, n: &DeviceNode, flags: u64, depth: usize) {
         for c in tree.children(n.index) {
             dump(tree, c, flags, depth + 1);
         }
-        for c in super::devices::dynamic_children(n) {
-            dump(tree, c, flags, depth + 1);
-        }
     }
 }
 
