@@ -221,6 +221,21 @@ unsafe extern "system" fn add_device(
     STATUS_SUCCESS
 }
 
+/// Completes `irp` as it came: a PDO that does not handle a PnP IRP leaves
+/// `IoStatus` (status and information) as the drivers above set them, so a
+/// function driver's answer passed down (its `BusRelations`, say) survives.
+///
+/// # Safety
+/// The caller owns `irp`.
+unsafe fn complete_unchanged(irp: *mut IRP) -> NtStatus {
+    // SAFETY: per the contract.
+    unsafe {
+        let status = (*irp).IoStatus.Status;
+        IoCompleteRequest(irp, IO_NO_INCREMENT);
+        status
+    }
+}
+
 /// Completes `irp`.
 ///
 /// # Safety
@@ -512,7 +527,7 @@ unsafe fn pdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
             }
             IRP_MN_QUERY_ID => match query_id(f, (*sl).Parameters.QueryId.IdType) {
                 Some(b) => answer(pool_copy(&b, b"PciI")),
-                None => complete(irp, (*irp).IoStatus.Status, 0),
+                None => complete_unchanged(irp),
             },
             IRP_MN_QUERY_CAPABILITIES => {
                 let c =
@@ -557,7 +572,7 @@ unsafe fn pdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
                 };
                 match text {
                     Some(t) => answer(pool_copy(&utf16z(&[&t], false), b"PciT")),
-                    None => complete(irp, (*irp).IoStatus.Status, 0),
+                    None => complete_unchanged(irp),
                 }
             }
             IRP_MN_QUERY_DEVICE_RELATIONS
@@ -576,7 +591,7 @@ unsafe fn pdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
                     .write(dev);
                 complete(irp, STATUS_SUCCESS, rel as usize)
             }
-            _ => complete(irp, (*irp).IoStatus.Status, 0),
+            _ => complete_unchanged(irp),
         }
     }
 }
