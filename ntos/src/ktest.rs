@@ -488,18 +488,34 @@ pub fn run_crash_test(name: &str) {
 fn crash_bad_pool_free() {
     use crate::ex::xpool::{ex_allocate_pool2, ex_free_pool_with_tag};
     let tag = u32::from_le_bytes(*b"Tst1");
-    let a = ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
-    let b = ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
-    if a == 0 || b == 0 {
-        dbg_println!("crash test: pool allocation failed");
-        return;
+    // Two blocks where the second directly follows the first on one pool
+    // page (its POOL_HEADER in the 16 bytes after the first's 48). Where
+    // the pool hands them out depends on what was allocated before, so
+    // pairs are taken (and kept, so they are not handed out again) until
+    // one is adjacent.
+    let mut pair = None;
+    for _ in 0..256 {
+        let a = ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
+        let b = ex_allocate_pool2(::mm::pool::POOL_FLAG_NON_PAGED, 48, tag);
+        if a == 0 || b == 0 {
+            dbg_println!("crash test: pool allocation failed");
+            return;
+        }
+        if b == a + 48 + 16 {
+            pair = Some((a, b));
+            break;
+        }
     }
+    let Some((a, b)) = pair else {
+        dbg_println!("crash test: no two adjacent pool blocks in 256 pairs");
+        return;
+    };
     dbg_println!(
         "crash test: block {a:#x} overruns by 16 bytes into {b:#x}'s POOL_HEADER, then is freed"
     );
-    // SAFETY: 48 bytes round up to a 48-byte block; the next 16 bytes are
-    // the following block's POOL_HEADER on the same pool page. Smashing it
-    // is the point of the test.
+    // SAFETY: the two blocks are adjacent on one pool page (checked above):
+    // the 16 bytes after `a`'s 48 are `b`'s POOL_HEADER. Smashing it is the
+    // point of the test.
     unsafe { core::ptr::write_bytes(a as *mut u8, 0x41, 48 + 16) };
     ex_free_pool_with_tag(a, tag);
 }
