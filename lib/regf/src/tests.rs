@@ -700,7 +700,7 @@ fn image_registry_sources_build() {
     }
     assert_eq!(
         boot,
-        ["disk", "mountmgr", "Ntfs", "partmgr", "pci", "volmgr"]
+        ["disk", "mountmgr", "Ntfs", "partmgr", "pci", "storahci", "volmgr"]
     );
     let sw =
         hive_from_reg_text("ROOT", include_str!("../../../image/registry/SOFTWARE.reg")).unwrap();
