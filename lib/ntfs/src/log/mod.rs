@@ -14,6 +14,7 @@ pub mod layout;
 pub mod ntfs;
 pub mod ops;
 pub mod read;
+pub mod volume;
 pub mod write;
 
 pub use layout::LsnMath;

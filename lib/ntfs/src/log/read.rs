@@ -428,6 +428,42 @@ impl<'a> Log<'a> {
         }
     }
 
+    /// Every record that can still be read, older ones than
+    /// [`Log::start_lsn`] too (for forensic dumps): walks from each log page
+    /// that begins with a record, oldest first, skipping what was seen.
+    pub fn all_records(&self) -> Vec<LogRecord> {
+        let mut starts = Vec::new();
+        let mut p = self.first_page;
+        while p < self.file_size {
+            if let Some((_, b)) = self.page(p) {
+                if let Ok(h) = RecordHeader::parse(&b, self.data_offset as usize) {
+                    if h.this_lsn != 0 && self.math.offset(h.this_lsn) == p + self.data_offset {
+                        starts.push(h.this_lsn);
+                    }
+                }
+            }
+            p += self.page_size;
+        }
+        starts.extend(self.start_lsn());
+        starts.sort_unstable();
+        let mut out: Vec<LogRecord> = Vec::new();
+        for s in starts {
+            if out.last().is_some_and(|r| r.header.this_lsn >= s) {
+                continue;
+            }
+            for r in self.records_from(s) {
+                if out
+                    .last()
+                    .is_some_and(|l| l.header.this_lsn >= r.header.this_lsn)
+                {
+                    break;
+                }
+                out.push(r);
+            }
+        }
+        out
+    }
+
     /// Every record still in the log ([`Log::start_lsn`] onwards).
     pub fn records(&self) -> Records<'_, 'a> {
         Records {

@@ -259,6 +259,8 @@ impl LogWriter {
             last_len: 0,
         };
         w.page_hdr_init();
+        // Readers start here until a checkpoint or commit moves it on.
+        w.client.oldest_lsn = w.next_lsn();
         Ok(w)
     }
 
@@ -457,4 +459,15 @@ impl LogWriter {
             s.write_log(off, &page)
         }
     }
+}
+
+/// Rewrites both restart pages clean and empty, with the current LSN set to
+/// `last_lsn` so a later writer continues past it (after recovery).
+pub fn reset_clean<S: LogStore>(s: &mut S, last_lsn: u64) -> Result<()> {
+    let g = Geometry::new(s.log_size())?;
+    let mut area = empty_restart_area(&g, true);
+    area.current_lsn = last_lsn;
+    let p = restart_page(&g, &area, &ClientRecord::ntfs(), 0)?;
+    s.write_log(0, &p)?;
+    s.write_log(g.system_page_size as u64, &p)
 }
