@@ -233,8 +233,16 @@ mod tests {
             }
             // Queue order: 5, 20 (e2), 20 (e4), 30, 40.
             assert_eq!(remove_by_key(&mut *q, 25), ptr(&mut e[1]));
-            assert_eq!(remove_by_key(&mut *q, 20), ptr(&mut e[2]), "equal keys FIFO");
-            assert_eq!(remove_by_key(&mut *q, 50), ptr(&mut e[5]), "none >= 50: the first");
+            assert_eq!(
+                remove_by_key(&mut *q, 20),
+                ptr(&mut e[2]),
+                "equal keys FIFO"
+            );
+            assert_eq!(
+                remove_by_key(&mut *q, 50),
+                ptr(&mut e[5]),
+                "none >= 50: the first"
+            );
             assert_eq!(remove(&mut *q), ptr(&mut e[4]));
             assert_eq!(remove_by_key(&mut *q, 0), ptr(&mut e[3]));
             assert!(remove_by_key(&mut *q, 0).is_null());
@@ -249,7 +257,10 @@ mod tests {
         // SAFETY: as above.
         unsafe {
             assert!(!insert(&mut *q, ptr(&mut e[0])));
-            assert!(!remove_entry(&mut *q, ptr(&mut e[0])), "started, not queued");
+            assert!(
+                !remove_entry(&mut *q, ptr(&mut e[0])),
+                "started, not queued"
+            );
             assert!(insert(&mut *q, ptr(&mut e[1])));
             assert!(insert(&mut *q, ptr(&mut e[2])));
             assert!(remove_entry(&mut *q, ptr(&mut e[1])));
