@@ -177,17 +177,15 @@ mod tests {
         q
     }
 
-    fn entries(n: usize) -> Vec<Box<KDEVICE_QUEUE_ENTRY>> {
+    fn entries(n: usize) -> Vec<KDEVICE_QUEUE_ENTRY> {
         (0..n)
-            .map(|_| {
-                Box::new(KDEVICE_QUEUE_ENTRY {
-                    DeviceListEntry: LIST_ENTRY {
-                        Flink: core::ptr::null_mut(),
-                        Blink: core::ptr::null_mut(),
-                    },
-                    SortKey: 0,
-                    Inserted: 0,
-                })
+            .map(|_| KDEVICE_QUEUE_ENTRY {
+                DeviceListEntry: LIST_ENTRY {
+                    Flink: core::ptr::null_mut(),
+                    Blink: core::ptr::null_mut(),
+                },
+                SortKey: 0,
+                Inserted: 0,
             })
             .collect()
     }
