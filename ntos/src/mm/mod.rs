@@ -12,3 +12,4 @@ pub mod process;
 pub mod pte;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
+pub mod user;
