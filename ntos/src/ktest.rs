@@ -304,6 +304,7 @@ const ALL: &[&[Test]] = &[
     crate::ob::tests::TESTS,
     crate::mm::tests::TESTS,
     crate::mm::ldr_tests::TESTS,
+    crate::mm::tests_file::TESTS,
     crate::ex::tests::TESTS,
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,

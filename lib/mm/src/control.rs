@@ -358,7 +358,7 @@ impl FileMappings {
     /// `STATUS_NO_MEMORY` (the cache manager unmaps an unused view and
     /// retries).
     pub fn map_cache_view(&mut self, id: u32, offset: u64) -> Result<(usize, CacheView), NtStatus> {
-        if offset % SYSTEM_CACHE_VIEW_SIZE != 0 {
+        if !offset.is_multiple_of(SYSTEM_CACHE_VIEW_SIZE) {
             return Err(STATUS_MAPPED_ALIGNMENT);
         }
         let ca = self.areas.get_mut(&id).ok_or(STATUS_INVALID_PARAMETER)?;
@@ -462,7 +462,10 @@ mod tests {
         assert_eq!(ca.complete_page_in(1, true), None);
         assert_eq!(ca.begin_fault(1, || None), Ok(PageIn::Resident(40)));
         // A failed read gives the frame back and leaves the page in the file.
-        assert!(matches!(ca.begin_fault(2, || Some(41)), Ok(PageIn::Read { .. })));
+        assert!(matches!(
+            ca.begin_fault(2, || Some(41)),
+            Ok(PageIn::Read { .. })
+        ));
         assert_eq!(ca.complete_page_in(2, false), Some(41));
         assert_eq!(ca.proto(2), Some(Proto::File));
         assert_eq!(ca.complete_page_in(2, true), None);
@@ -500,8 +503,7 @@ mod tests {
     #[test]
     fn system_cache_views() {
         let mut m = FileMappings::new(2);
-        let id = m
-            .insert(ControlArea::new(5, SYSTEM_CACHE_VIEW_SIZE + 3 * PAGE_SIZE).unwrap());
+        let id = m.insert(ControlArea::new(5, SYSTEM_CACHE_VIEW_SIZE + 3 * PAGE_SIZE).unwrap());
         assert_eq!(
             m.map_cache_view(id, PAGE_SIZE),
             Err(STATUS_MAPPED_ALIGNMENT)

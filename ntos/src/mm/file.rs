@@ -125,7 +125,12 @@ fn page_va(pfn: Pfn) -> *mut u8 {
 /// # Safety
 /// `file` must be a live, referenced file object; `pfn` a frame the caller
 /// owns for the duration.
-unsafe fn paging_io(file: *mut FILE_OBJECT, write: bool, pfn: Pfn, offset: u64) -> (NtStatus, usize) {
+unsafe fn paging_io(
+    file: *mut FILE_OBJECT,
+    write: bool,
+    pfn: Pfn,
+    offset: u64,
+) -> (NtStatus, usize) {
     use crate::io::irp::*;
     // SAFETY: guaranteed by the caller; the event and status block live on
     // this stack until the IRP is freed below.
@@ -135,7 +140,8 @@ unsafe fn paging_io(file: *mut FILE_OBJECT, write: bool, pfn: Pfn, offset: u64) 
         if irp.is_null() {
             return (STATUS_INSUFFICIENT_RESOURCES, 0);
         }
-        let mdl = crate::io::mdl::io_allocate_mdl(page_va(pfn).cast(), PAGE_SIZE as u32, false, irp);
+        let mdl =
+            crate::io::mdl::io_allocate_mdl(page_va(pfn).cast(), PAGE_SIZE as u32, false, irp);
         if mdl.is_null() {
             io_free_irp(irp);
             return (STATUS_INSUFFICIENT_RESOURCES, 0);
@@ -192,8 +198,8 @@ unsafe fn paging_io(file: *mut FILE_OBJECT, write: bool, pfn: Pfn, offset: u64) 
 unsafe fn query_file_size(file: *mut FILE_OBJECT) -> Result<u64, NtStatus> {
     use crate::io::irp::*;
     let mut info = [0u64; 3]; // FILE_STANDARD_INFORMATION (0x18 bytes)
-    // SAFETY: guaranteed by the caller; buffers live on this stack until
-    // the IRP is freed.
+                              // SAFETY: guaranteed by the caller; buffers live on this stack until
+                              // the IRP is freed.
     let status = unsafe {
         let top = crate::io::file::related_device(file);
         let irp = io_allocate_irp((*top).StackSize, false);
@@ -243,9 +249,12 @@ unsafe fn query_file_size(file: *mut FILE_OBJECT) -> Result<u64, NtStatus> {
 /// manager's `CcInitializeCacheMap`): the file's data section, created on
 /// first use and referenced (`NumberOfSectionReferences`) on every call.
 /// `size` extends the segment (`MaximumSize`); None takes the file's size
-/// from the file system. Errors: no `SectionObjectPointer`
+/// from the file system. `file` is checked to be a live file object of the
+/// I/O manager (`STATUS_INVALID_HANDLE` otherwise) before it is read.
+/// Errors: no `SectionObjectPointer`
 /// (`STATUS_INVALID_FILE_FOR_SECTION`), an empty file with no size
 /// (`STATUS_MAPPED_FILE_SIZE_ZERO`), the size query's failure.
+#[allow(clippy::not_unsafe_ptr_arg_deref)] // validated by `object_of` first
 pub fn mm_create_data_section(
     file: *mut FILE_OBJECT,
     size: Option<u64>,
@@ -330,7 +339,10 @@ pub fn mm_create_data_section(
 
 /// The data section of a file that has one, referenced (cache manager:
 /// `SharedCacheMap->Section` for an already cached file).
-pub fn mm_reference_data_section(sop: *mut SECTION_OBJECT_POINTERS) -> Option<DataSection> {
+///
+/// # Safety
+/// `sop` must be null or the live section object pointers of a file.
+pub unsafe fn mm_reference_data_section(sop: *mut SECTION_OBJECT_POINTERS) -> Option<DataSection> {
     if sop.is_null() {
         return None;
     }
@@ -525,7 +537,11 @@ fn make_valid(va: u64) -> Result<(), NtStatus> {
             }
             let id = view.control_area;
             let page = view.first_page + index;
-            let file = st.records.get(&id).map(|r| r.file).ok_or(STATUS_NOT_MAPPED_VIEW)?;
+            let file = st
+                .records
+                .get(&id)
+                .map(|r| r.file)
+                .ok_or(STATUS_NOT_MAPPED_VIEW)?;
             let ca = st.m.get_mut(id).ok_or(STATUS_NOT_MAPPED_VIEW)?;
             let owner = CONTROL_AREA_OWNER | (u64::from(id) << 32) | (page & 0xFFFF_FFFF);
             let r = ca.begin_fault(page, || super::pfn::mm_allocate_zeroed_page(owner))?;
@@ -554,7 +570,8 @@ fn make_valid(va: u64) -> Result<(), NtStatus> {
                 // page past the end of the file reads as zeros.
                 let ok = status.is_success() || status == STATUS_END_OF_FILE;
                 let freed = with_files(|st| {
-                    st.m.get_mut(id).and_then(|ca| ca.complete_page_in(page, ok))
+                    st.m.get_mut(id)
+                        .and_then(|ca| ca.complete_page_in(page, ok))
                 });
                 if let Some(f) = freed {
                     let _ = super::pfn::mm_free_page(f);
@@ -645,12 +662,16 @@ fn write_dirty(id: u32, first: u64, count: u64) -> Result<u64, NtStatus> {
 /// flushes the whole section. A file with no data section has nothing to
 /// write (success, 0 bytes). Returns the bytes written or the first
 /// write's failure.
-pub fn mm_flush_section(
+///
+/// # Safety
+/// `sop` must be null or the live section object pointers of a file.
+pub unsafe fn mm_flush_section(
     sop: *mut SECTION_OBJECT_POINTERS,
     offset: Option<u64>,
     length: u64,
 ) -> Result<u64, NtStatus> {
-    let Some(s) = mm_reference_data_section(sop) else {
+    // SAFETY: forwarded caller guarantee.
+    let Some(s) = (unsafe { mm_reference_data_section(sop) }) else {
         return Ok(0);
     };
     let (first, count) = match offset {
@@ -670,8 +691,16 @@ pub fn mm_flush_section(
 /// section in the range (the next access reads the file). False when views
 /// are mapped or a page in the range is dirty (the cache manager flushes
 /// and unmaps first), true otherwise (also when there is no section).
-pub fn mm_purge_section(sop: *mut SECTION_OBJECT_POINTERS, offset: Option<u64>, length: u64) -> bool {
-    let Some(s) = mm_reference_data_section(sop) else {
+///
+/// # Safety
+/// `sop` must be null or the live section object pointers of a file.
+pub unsafe fn mm_purge_section(
+    sop: *mut SECTION_OBJECT_POINTERS,
+    offset: Option<u64>,
+    length: u64,
+) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    let Some(s) = (unsafe { mm_reference_data_section(sop) }) else {
         return true;
     };
     let (first, count) = match offset {
@@ -753,7 +782,11 @@ pub fn kd_ca(arg: Option<&str>) {
         s += &alloc::format!("  File Object  {:016x}\n", r.file as u64);
         s += &alloc::format!(
             "  Flags  File{}\n\n",
-            if ca.being_deleted { " BeingDeleted" } else { "" }
+            if ca.being_deleted {
+                " BeingDeleted"
+            } else {
+                ""
+            }
         );
         s += &alloc::format!(
             "Segment @ {:016x}\n  Total Ptes  {:>8x}\n  Segment Size {:>8x}\n  Valid Ptes  {:>8x}  Dirty {:x}  In-page {:x}\n",

@@ -13,3 +13,5 @@ pub mod process;
 pub mod pte;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
+/// Boot tests of file-backed sections.
+pub mod tests_file;
