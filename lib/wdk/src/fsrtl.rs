@@ -1,7 +1,8 @@
 //! File-system-visible structures shared by file systems, the cache
 //! manager and the memory manager: `FSRTL_COMMON_FCB_HEADER` (what a file
 //! object's `FsContext` starts with) and the file information classes'
-//! buffers (`FILE_BASIC_INFORMATION`, `FILE_STANDARD_INFORMATION`, ...),
+//! buffers (position, end-of-file, allocation; basic and standard are in
+//! `fastio`),
 //! in the Windows x64 layouts.
 
 use crate::base::*;
@@ -29,28 +30,6 @@ pub struct FSRTL_COMMON_FCB_HEADER {
     pub AllocationSize: LARGE_INTEGER,
     pub FileSize: LARGE_INTEGER,
     pub ValidDataLength: LARGE_INTEGER,
-}
-
-/// `FILE_BASIC_INFORMATION` (0x28 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FILE_BASIC_INFORMATION {
-    pub CreationTime: LARGE_INTEGER,
-    pub LastAccessTime: LARGE_INTEGER,
-    pub LastWriteTime: LARGE_INTEGER,
-    pub ChangeTime: LARGE_INTEGER,
-    pub FileAttributes: u32,
-}
-
-/// `FILE_STANDARD_INFORMATION` (0x18 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FILE_STANDARD_INFORMATION {
-    pub AllocationSize: LARGE_INTEGER,
-    pub EndOfFile: LARGE_INTEGER,
-    pub NumberOfLinks: u32,
-    pub DeletePending: BOOLEAN,
-    pub Directory: BOOLEAN,
 }
 
 /// `FILE_POSITION_INFORMATION` (8 bytes).
@@ -81,12 +60,6 @@ const _: () = {
     assert!(offset_of!(FSRTL_COMMON_FCB_HEADER, AllocationSize) == 0x18);
     assert!(offset_of!(FSRTL_COMMON_FCB_HEADER, FileSize) == 0x20);
     assert!(offset_of!(FSRTL_COMMON_FCB_HEADER, ValidDataLength) == 0x28);
-    assert!(size_of::<FILE_BASIC_INFORMATION>() == 0x28);
-    assert!(offset_of!(FILE_BASIC_INFORMATION, FileAttributes) == 0x20);
-    assert!(size_of::<FILE_STANDARD_INFORMATION>() == 0x18);
-    assert!(offset_of!(FILE_STANDARD_INFORMATION, EndOfFile) == 0x08);
-    assert!(offset_of!(FILE_STANDARD_INFORMATION, NumberOfLinks) == 0x10);
-    assert!(offset_of!(FILE_STANDARD_INFORMATION, Directory) == 0x15);
     assert!(size_of::<FILE_POSITION_INFORMATION>() == 8);
     assert!(size_of::<FILE_END_OF_FILE_INFORMATION>() == 8);
     assert!(size_of::<FILE_ALLOCATION_INFORMATION>() == 8);

@@ -13,6 +13,7 @@
 pub mod base;
 pub mod consts;
 pub mod disk;
+pub mod fastio;
 pub mod fsrtl;
 pub mod helpers;
 pub mod io;
@@ -34,6 +35,7 @@ pub mod volmgr;
 
 pub use base::*;
 pub use consts::*;
+pub use fastio::*;
 pub use fsrtl::*;
 pub use helpers::*;
 pub use io::*;
