@@ -313,6 +313,7 @@ const ALL: &[&[Test]] = &[
     crate::io::pnp::tests_interface::TESTS,
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
+    crate::io::tests_fs::TESTS,
     crate::kd::TESTS,
 ];
 

@@ -16,6 +16,7 @@ pub mod device;
 pub mod driver;
 pub mod exports;
 pub mod file;
+pub mod fs;
 pub mod irp;
 pub mod kd;
 pub mod load;
@@ -25,6 +26,8 @@ pub mod pnp;
 pub mod tests;
 /// Boot tests (`/TESTS`) of completion in the issuing thread.
 pub mod tests_apc;
+/// Boot tests (`/TESTS`) of the mount path and ntfs.sys.
+pub mod tests_fs;
 /// Boot tests (`/TESTS`) of driver loading.
 pub mod tests_load;
 
