@@ -105,7 +105,7 @@ pub unsafe fn query(
         let links = stat.names.iter().filter(|n| n.namespace != 2).count() as u32;
         let standard = fsinfo::standard(alloc, eof, links, delete_pending, dir_view);
         let basic = fsinfo::basic(&t, attrs);
-        let mode = (*fo).Flags & (FO_SYNCHRONOUS_IO | FO_ALERTABLE_IO) as u32;
+        let mode = (*fo).Flags & (FO_SYNCHRONOUS_IO | FO_ALERTABLE_IO);
         let mode = if mode & FO_ALERTABLE_IO != 0 {
             FILE_SYNCHRONOUS_IO_ALERT
         } else if mode & FO_SYNCHRONOUS_IO != 0 {

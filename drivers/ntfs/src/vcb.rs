@@ -104,6 +104,9 @@ pub struct Fcb {
     pub refs: u32,
     /// Delete when the last handle goes (disposition or delete-on-close).
     pub delete_pending: bool,
+    /// Boxed: `FILE_OBJECT.FsContext` points at an SCB, which must not
+    /// move when the vector grows.
+    #[allow(clippy::vec_box)]
     pub scbs: Vec<Box<Scb>>,
 }
 

@@ -262,9 +262,9 @@ unsafe fn mount_volume(dev: *mut DEVICE_OBJECT) -> Result<bool, NtStatus> {
     };
     lock();
     // Someone else may have mounted it while we waited.
-    // SAFETY: the VPB lives as long as its device.
     let mounted = {
         let irql = io_acquire_vpb_spin_lock();
+        // SAFETY: the VPB lives as long as its device; read under its lock.
         let m = unsafe { (*vpb).Flags & VPB_MOUNTED != 0 };
         io_release_vpb_spin_lock(irql);
         m
@@ -536,7 +536,10 @@ unsafe fn setup_buffered(
 /// `FileAlignmentInformation` are answered by the file system here as by
 /// NTFS (NT's I/O manager answers some itself; ntrs leaves them all to
 /// the file system).
-pub fn nt_query_information_file(
+///
+/// # Safety
+/// `buffer` is valid for `length` bytes until the request completes.
+pub unsafe fn nt_query_information_file(
     handle: u64,
     args: &super::file::RequestArgs,
     buffer: *mut c_void,
@@ -560,7 +563,10 @@ pub fn nt_query_information_file(
 /// `NtSetInformationFile` (`IRP_MJ_SET_INFORMATION`, buffered), for the
 /// classes the file system implements (not `FileCompletionInformation`,
 /// which the I/O manager keeps: `file::nt_set_completion_information`).
-pub fn nt_set_information_file(
+///
+/// # Safety
+/// `buffer` is valid for `length` bytes.
+pub unsafe fn nt_set_information_file(
     handle: u64,
     args: &super::file::RequestArgs,
     buffer: *mut c_void,
@@ -585,7 +591,10 @@ pub fn nt_set_information_file(
 }
 
 /// `NtQueryVolumeInformationFile` (`IRP_MJ_QUERY_VOLUME_INFORMATION`).
-pub fn nt_query_volume_information_file(
+///
+/// # Safety
+/// `buffer` is valid for `length` bytes until the request completes.
+pub unsafe fn nt_query_volume_information_file(
     handle: u64,
     args: &super::file::RequestArgs,
     buffer: *mut c_void,
@@ -616,8 +625,11 @@ pub fn nt_query_volume_information_file(
 /// `IRP_MN_QUERY_DIRECTORY`; buffered here, where NT passes NTFS the
 /// caller's buffer): `pattern` None is every entry; `restart` sets
 /// `SL_RESTART_SCAN`, `single` `SL_RETURN_SINGLE_ENTRY`.
+///
+/// # Safety
+/// `buffer` is valid for `length` bytes until the request completes.
 #[allow(clippy::too_many_arguments)]
-pub fn nt_query_directory_file(
+pub unsafe fn nt_query_directory_file(
     handle: u64,
     args: &super::file::RequestArgs,
     buffer: *mut c_void,

@@ -110,7 +110,8 @@ fn query(h: u64, class: u32, len: usize) -> (NtStatus, Vec<u8>) {
     let mut buf = vec![0u8; len];
     let mut iosb = IO_STATUS_BLOCK::zeroed();
     let a = args(&mut iosb);
-    let s = nt_query_information_file(h, &a, buf.as_mut_ptr().cast(), len as u32, class)
+    // SAFETY: the buffer outlives the synchronous request.
+    let s = unsafe { nt_query_information_file(h, &a, buf.as_mut_ptr().cast(), len as u32, class) }
         .unwrap_or_else(|e| e);
     buf.truncate(iosb.Information.min(len));
     (s, buf)
@@ -120,7 +121,8 @@ fn set(h: u64, class: u32, data: &[u8]) -> NtStatus {
     let mut d = data.to_vec();
     let mut iosb = IO_STATUS_BLOCK::zeroed();
     let a = args(&mut iosb);
-    nt_set_information_file(h, &a, d.as_mut_ptr().cast(), d.len() as u32, class)
+    // SAFETY: the buffer outlives the synchronous request.
+    unsafe { nt_set_information_file(h, &a, d.as_mut_ptr().cast(), d.len() as u32, class) }
         .unwrap_or_else(|e| e)
 }
 
@@ -128,8 +130,11 @@ fn query_volume(h: u64, class: u32, len: usize) -> (NtStatus, Vec<u8>) {
     let mut buf = vec![0u8; len];
     let mut iosb = IO_STATUS_BLOCK::zeroed();
     let a = args(&mut iosb);
-    let s = nt_query_volume_information_file(h, &a, buf.as_mut_ptr().cast(), len as u32, class)
-        .unwrap_or_else(|e| e);
+    // SAFETY: the buffer outlives the synchronous request.
+    let s = unsafe {
+        nt_query_volume_information_file(h, &a, buf.as_mut_ptr().cast(), len as u32, class)
+    }
+    .unwrap_or_else(|e| e);
     buf.truncate(iosb.Information.min(len));
     (s, buf)
 }
@@ -390,16 +395,19 @@ fn list(h: u64, class: u32, pattern: Option<&str>, restart: bool) -> (NtStatus, 
     let mut buf = vec![0u8; 4096];
     let mut iosb = IO_STATUS_BLOCK::zeroed();
     let a = args(&mut iosb);
-    let s = nt_query_directory_file(
-        h,
-        &a,
-        buf.as_mut_ptr().cast(),
-        buf.len() as u32,
-        class,
-        false,
-        pattern,
-        restart,
-    )
+    // SAFETY: the buffer outlives the synchronous request.
+    let s = unsafe {
+        nt_query_directory_file(
+            h,
+            &a,
+            buf.as_mut_ptr().cast(),
+            buf.len() as u32,
+            class,
+            false,
+            pattern,
+            restart,
+        )
+    }
     .unwrap_or_else(|e| e);
     let mut names = Vec::new();
     if s.is_success() {
