@@ -6,7 +6,6 @@ use alloc::vec::Vec;
 use nt::status::*;
 use nt::NtStatus;
 use ntfs::attr::AT_DATA;
-use rt::wdk::file_information_class::*;
 use rt::wdk::*;
 use wdk::fs::{self as fsinfo, class::*, FileTimes};
 

@@ -8,17 +8,17 @@
 
 use alloc::vec::Vec;
 
-/// More `FILE_INFORMATION_CLASS` values (ntifs.h).
+/// More `FILE_INFORMATION_CLASS` values (ntifs.h; the query classes are
+/// `wdk::fastio`'s, the first ones `consts::file_information_class`).
 #[allow(non_upper_case_globals)]
 pub mod class {
+    pub const FileDirectoryInformation: u32 = 1;
     pub const FileFullDirectoryInformation: u32 = 2;
     pub const FileBothDirectoryInformation: u32 = 3;
     pub const FileLinkInformation: u32 = 11;
     pub const FileNamesInformation: u32 = 12;
     pub const FileDispositionInformation: u32 = 13;
-    pub const FileStreamInformation: u32 = 22;
-    pub const FileNetworkOpenInformation: u32 = 34;
-    pub const FileAttributeTagInformation: u32 = 35;
+    pub const FileEndOfFileInformation: u32 = 20;
     pub const FileIdBothDirectoryInformation: u32 = 37;
     pub const FileDispositionInformationEx: u32 = 64;
     // FS_INFORMATION_CLASS
@@ -106,7 +106,7 @@ fn put_times(v: &mut [u8], off: usize, t: &FileTimes) {
 /// class this module does not encode.
 pub fn dir_name_offset(class: u32) -> Option<usize> {
     match class {
-        crate::consts::file_information_class::FileDirectoryInformation => Some(0x40),
+        class::FileDirectoryInformation => Some(0x40),
         class::FileFullDirectoryInformation => Some(0x44),
         class::FileBothDirectoryInformation => Some(0x5E),
         class::FileNamesInformation => Some(0x0C),
@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn layouts() {
-        use crate::consts::file_information_class::FileDirectoryInformation;
+        use class::FileDirectoryInformation;
         let name = w("ntfs.sys");
         let sn = w("NTFS.SYS");
         let e = DirEntryInfo {

@@ -16,8 +16,10 @@ extern crate alloc;
 pub mod base;
 pub mod consts;
 pub mod disk;
+pub mod fastio;
 #[cfg(any(feature = "alloc", test))]
 pub mod fs;
+pub mod fsrtl;
 pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
@@ -38,6 +40,8 @@ pub mod volmgr;
 
 pub use base::*;
 pub use consts::*;
+pub use fastio::*;
+pub use fsrtl::*;
 pub use helpers::*;
 pub use io::*;
 #[cfg(feature = "driver")]

@@ -531,35 +531,6 @@ unsafe fn setup_buffered(
     }
 }
 
-/// `NtQueryInformationFile` (`IRP_MJ_QUERY_INFORMATION`, buffered).
-/// `FilePositionInformation`, `FileModeInformation` and
-/// `FileAlignmentInformation` are answered by the file system here as by
-/// NTFS (NT's I/O manager answers some itself; ntrs leaves them all to
-/// the file system).
-///
-/// # Safety
-/// `buffer` is valid for `length` bytes until the request completes.
-pub unsafe fn nt_query_information_file(
-    handle: u64,
-    args: &super::file::RequestArgs,
-    buffer: *mut c_void,
-    length: u32,
-    class: u32,
-) -> Result<NtStatus, NtStatus> {
-    super::file::file_request(handle, 0, args, IRP_MJ_QUERY_INFORMATION, |irp, _, _| {
-        // SAFETY: the IRP is ours; the caller's buffer is valid for `length`.
-        unsafe {
-            let s = IoGetNextIrpStackLocation(irp);
-            (*s).Parameters.QueryFile = QueryFileParameters {
-                Length: length,
-                Reserved0: 0,
-                FileInformationClass: class,
-            };
-            setup_buffered(irp, buffer, length, true)
-        }
-    })
-}
-
 /// `NtSetInformationFile` (`IRP_MJ_SET_INFORMATION`, buffered), for the
 /// classes the file system implements (not `FileCompletionInformation`,
 /// which the I/O manager keeps: `file::nt_set_completion_information`).

@@ -15,21 +15,28 @@ pub mod config;
 pub mod device;
 pub mod driver;
 pub mod exports;
+pub mod fastio;
 pub mod file;
 pub mod fs;
+pub mod info;
 pub mod irp;
 pub mod kd;
 pub mod load;
 pub mod mdl;
 pub mod pnp;
+pub mod queue;
 /// Boot tests (`/TESTS`) of the I/O manager.
 pub mod tests;
 /// Boot tests (`/TESTS`) of completion in the issuing thread.
 pub mod tests_apc;
+/// Boot tests (`/TESTS`) of fast I/O and file information queries.
+pub mod tests_fastio;
 /// Boot tests (`/TESTS`) of the mount path and ntfs.sys.
 pub mod tests_fs;
 /// Boot tests (`/TESTS`) of driver loading.
 pub mod tests_load;
+/// Boot tests (`/TESTS`) of device queues and `StartIo`.
+pub mod tests_queue;
 
 use crate::ex::xpool;
 use crate::ke::irql::SpinLocked;

@@ -9,7 +9,6 @@ use super::*;
 use crate::ktest::{check, Test, TestResult};
 use crate::ob::object::Mode;
 use alloc::vec;
-use wdk::file_information_class::*;
 use wdk::fs::class::*;
 
 pub const TESTS: &[Test] = &[
@@ -105,14 +104,23 @@ fn write(h: u64, offset: i64, buf: &[u8]) -> (NtStatus, usize) {
     }
 }
 
-/// `NtQueryInformationFile` into a fresh buffer of `len`: (status, bytes).
+/// `NtQueryInformationFile` (io/info.rs) into a fresh buffer of `len`:
+/// (status, bytes).
 fn query(h: u64, class: u32, len: usize) -> (NtStatus, Vec<u8>) {
     let mut buf = vec![0u8; len];
     let mut iosb = IO_STATUS_BLOCK::zeroed();
-    let a = args(&mut iosb);
-    // SAFETY: the buffer outlives the synchronous request.
-    let s = unsafe { nt_query_information_file(h, &a, buf.as_mut_ptr().cast(), len as u32, class) }
-        .unwrap_or_else(|e| e);
+    // SAFETY: the buffer and status block outlive the synchronous request.
+    let s = unsafe {
+        super::info::nt_query_information_file(
+            h,
+            &mut iosb,
+            buf.as_mut_ptr().cast(),
+            len as u32,
+            class,
+            Mode::KernelMode,
+        )
+    }
+    .unwrap_or_else(|e| e);
     buf.truncate(iosb.Information.min(len));
     (s, buf)
 }
