@@ -314,6 +314,7 @@ const ALL: &[&[Test]] = &[
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
     crate::kd::TESTS,
+    crate::ps::tests::TESTS,
 ];
 
 /// Runs every test and exits QEMU with the verdict.
