@@ -13,6 +13,7 @@
 pub mod base;
 pub mod consts;
 pub mod disk;
+pub mod fastio;
 pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
@@ -33,6 +34,7 @@ pub mod volmgr;
 
 pub use base::*;
 pub use consts::*;
+pub use fastio::*;
 pub use helpers::*;
 pub use io::*;
 #[cfg(feature = "driver")]
