@@ -1049,6 +1049,9 @@ pub fn ps_create_thread(
 /// then runs its start routine.
 fn psp_system_thread_startup(_: usize) {
     crate::ke::apc::ke_deliver_pending_kernel_apcs();
+    // The APC interrupt may come a few instructions late: a thread created
+    // suspended waits here until resumed, before its start routine runs.
+    suspend_normal_routine(0, 0, 0);
     let start = with_current_thread(|t| t.map(|t| (t.start_routine, t.start_context)));
     if let Some((routine, context)) = start {
         routine(context);
