@@ -317,6 +317,7 @@ const ALL: &[&[Test]] = &[
     crate::io::pnp::tests_interface::TESTS,
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
+    crate::storage::tests_srb::TESTS,
     crate::kd::TESTS,
     crate::ps::tests::TESTS,
 ];
