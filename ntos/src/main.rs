@@ -105,6 +105,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         access_fault: mm::process::mm_access_fault,
         user_space_current: || mm::process::current_process() != 0,
         nonpaged_fault_type: mm::pte::nonpaged_fault_type,
+        system_fault: mm::file::mm_system_cache_fault,
     });
     ke::stack::register(ke::stack::StackRoutines {
         create: mm::map::mm_create_kernel_stack,
@@ -161,6 +162,12 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     // Devices whose drivers the system-start phase loaded: AddDevice and
     // IRP_MN_START_DEVICE now.
     io::pnp::pnp_start_devices();
+    // User mode: KUSER_SHARED_DATA, the service table, the user exception
+    // handler (the system call entry itself is set per processor).
+    if let Err(s) = mm::user::initialize_shared_user_data() {
+        dbg_println!("ntrs kernel: KUSER_SHARED_DATA not mapped: {s:?}");
+    }
+    ex::uproc::initialize();
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,

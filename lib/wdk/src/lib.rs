@@ -14,6 +14,7 @@ pub mod base;
 pub mod consts;
 pub mod disk;
 pub mod fastio;
+pub mod fsrtl;
 pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
@@ -35,6 +36,7 @@ pub mod volmgr;
 pub use base::*;
 pub use consts::*;
 pub use fastio::*;
+pub use fsrtl::*;
 pub use helpers::*;
 pub use io::*;
 #[cfg(feature = "driver")]

@@ -91,6 +91,11 @@ core::arch::global_asm!(
     "mov edx, eax",
     "cld",
     "call KiDispatchTrap",
+    // The trap exit (`KiExceptionExit`/`KiSystemServiceExit`'s iretq path):
+    // restores the frame and returns; user threads also enter ring 3 here.
+    ".global KiTrapExit",
+    "KiTrapExit:",
+    "cli",
     "ldmxcsr [rsp + 0x2C]",
     "movaps xmm0, [rsp + 0x70]",
     "movaps xmm1, [rsp + 0x80]",
@@ -272,6 +277,10 @@ pub struct PageFaultRoutines {
     pub user_space_current: fn() -> bool,
     /// PAGE_FAULT_IN_NONPAGED_AREA parameter 4 for an address.
     pub nonpaged_fault_type: fn(u64) -> u64,
+    /// `MmAccessFault` for a pageable system address (the system cache's
+    /// views of mapped files), below DISPATCH_LEVEL: `None` when the
+    /// address is not in such a range, else whether the page was made valid.
+    pub system_fault: fn(u64, bool) -> Option<Result<(), nt::NtStatus>>,
 }
 
 static PAGE_FAULT: crate::rtl::Once<PageFaultRoutines> = crate::rtl::Once::new();
@@ -338,6 +347,23 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
                 frame.rip,
             );
         }
+        if va >= 0xFFFF_8000_0000_0000 && frame.previous_irql < crate::ke::DISPATCH_LEVEL {
+            // A pageable system address (a system cache view): resolved with
+            // interrupts on, like a user fault; paging I/O may wait.
+            if let Some(pf) = PAGE_FAULT.get() {
+                let f = crate::hal::interrupts_enabled();
+                if frame.eflags & 0x200 != 0 {
+                    crate::hal::restore_interrupts(0x200);
+                }
+                let r = (pf.system_fault)(va, frame.error_code & 2 != 0);
+                if !f {
+                    crate::hal::disable_interrupts();
+                }
+                if let Some(Ok(())) = r {
+                    return;
+                }
+            }
+        }
         if va < 0x0000_8000_0000_0000 {
             let write = frame.error_code & 2 != 0;
             let execute = frame.error_code & 0x10 != 0;
@@ -357,6 +383,22 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
                 Ok(()) => return,
                 Err(s) => status = s.as_u32(),
             }
+        }
+    }
+    // A fault on a user buffer inside the kernel's user-copy routine
+    // returns the status to the service; a fault in user mode is the
+    // process's exception (`KiDispatchException` with PreviousMode UserMode).
+    if crate::ke::user::fixup_user_copy_fault(frame, status) {
+        return;
+    }
+    if frame.seg_cs & 1 != 0 {
+        let address = if vector == 14 {
+            crate::hal::read_cr2()
+        } else {
+            frame.rip
+        };
+        if crate::ke::user::dispatch_user_exception(frame, status, address) {
+            return;
         }
     }
     KI_PROBE_STATUS.store(status as u64, Ordering::SeqCst);
