@@ -318,7 +318,9 @@ const ALL: &[&[Test]] = &[
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
     crate::storage::tests_srb::TESTS,
+    crate::io::tests_fs::TESTS,
     crate::kd::TESTS,
+    crate::ps::tests::TESTS,
 ];
 
 /// Runs every test and exits QEMU with the verdict.
