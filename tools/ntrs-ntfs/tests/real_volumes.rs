@@ -244,3 +244,32 @@ fn ntfs3g_agrees() {
         let _ = std::fs::remove_file(&part);
     }
 }
+
+/// `logfile` reads the `$LogFile` Windows 10 left on each volume: LFS 1.1, clean, the last
+/// checkpoint, and hundreds of records with Windows' operation names, walked to the end.
+#[test]
+fn windows_logfiles_are_read() {
+    for name in IMAGES {
+        let out = ok(image(name), &["--partition", "1", "logfile"]);
+        assert!(out.contains(": RSTR LFS 1.1 "), "{name}: {out}");
+        assert!(
+            out.contains("(clean)") && out.contains("client 0 \"NTFS\""),
+            "{name}"
+        );
+        assert!(out.contains("checkpoint 0x"), "{name}");
+        for op in [
+            "OpenNonresidentAttribute",
+            "UpdateNonresidentValue",
+            "CreateAttribute",
+        ] {
+            assert!(out.contains(&format!("redo {op}")), "{name}: no {op}");
+        }
+        assert!(!out.contains("Unknown("), "{name}");
+        let n: usize = out
+            .lines()
+            .last()
+            .and_then(|l| l.split(' ').next()?.parse().ok())
+            .unwrap();
+        assert!(n > 300, "{name}: {n} records");
+    }
+}
