@@ -317,7 +317,9 @@ const ALL: &[&[Test]] = &[
     crate::io::pnp::tests_interface::TESTS,
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
+    crate::storage::tests_srb::TESTS,
     crate::kd::TESTS,
+    crate::ps::tests::TESTS,
 ];
 
 /// Runs every test and exits QEMU with the verdict.
