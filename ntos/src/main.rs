@@ -22,6 +22,7 @@ pub mod ke;
 pub mod ktest;
 pub mod mm;
 pub mod ob;
+pub mod ps;
 pub mod rtl;
 pub mod se;
 pub mod storage;
@@ -121,6 +122,15 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         );
     }
     ki_initialize_kernel(lb, startup_page);
+    if let Err(s) = ps::ps_init_system() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PROCESS1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0,
+            0,
+            0,
+        );
+    }
     if let Err(s) = cm::cm_initialize() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::CONFIG_INITIALIZATION_FAILED,
@@ -162,6 +172,12 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     // Devices whose drivers the system-start phase loaded: AddDevice and
     // IRP_MN_START_DEVICE now.
     io::pnp::pnp_start_devices();
+    // User mode: KUSER_SHARED_DATA, the service table, the user exception
+    // handler (the system call entry itself is set per processor).
+    if let Err(s) = mm::user::initialize_shared_user_data() {
+        dbg_println!("ntrs kernel: KUSER_SHARED_DATA not mapped: {s:?}");
+    }
+    ex::uproc::initialize();
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,
