@@ -42,6 +42,13 @@ fn views_hit_reuse_and_budget() {
     );
     assert!(cc.map(a).unwrap().vacbs.get(1).is_none());
     assert!(cc.verify());
+    // A view that could not be mapped is given back.
+    cc.release_view(gb.vacb());
+    let g2 = cc.get_view(a, 2 * V).unwrap();
+    assert!(cc.abandon_view(g2.vacb()));
+    assert!(cc.map(a).unwrap().vacbs.get(2).is_none());
+    assert!(matches!(cc.get_view(a, 2 * V), Ok(ViewGrant::Map(_))));
+    assert!(cc.verify());
 }
 
 #[test]

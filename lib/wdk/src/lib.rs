@@ -11,6 +11,7 @@
 #![allow(non_camel_case_types, non_snake_case)]
 
 pub mod base;
+pub mod cc;
 pub mod consts;
 pub mod disk;
 pub mod helpers;
@@ -20,6 +21,8 @@ pub mod kernel;
 pub mod mountdev;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
+#[cfg(feature = "driver")]
+pub mod ntoskrnl_cc;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl_pnp;
 #[cfg(feature = "driver")]
@@ -32,6 +35,7 @@ pub mod scsi;
 pub mod volmgr;
 
 pub use base::*;
+pub use cc::*;
 pub use consts::*;
 pub use helpers::*;
 pub use io::*;
@@ -39,6 +43,8 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+#[cfg(feature = "driver")]
+pub use ntoskrnl_cc::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl_pnp::*;
 #[cfg(feature = "driver")]
