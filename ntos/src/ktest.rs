@@ -309,6 +309,7 @@ const ALL: &[&[Test]] = &[
     crate::io::tests::TESTS,
     crate::io::tests_apc::TESTS,
     crate::io::tests_load::TESTS,
+    crate::io::tests_fastio::TESTS,
     crate::io::pnp::tests::TESTS,
     crate::io::pnp::tests_interface::TESTS,
     crate::storage::tests::TESTS,

@@ -57,7 +57,8 @@ pub struct DRIVER_OBJECT {
     pub DriverExtension: *mut DRIVER_EXTENSION,
     pub DriverName: UNICODE_STRING,
     pub HardwareDatabase: *mut UNICODE_STRING,
-    pub FastIoDispatch: *mut c_void,
+    /// The driver's fast I/O table (`crate::fastio`), or null.
+    pub FastIoDispatch: *mut crate::fastio::FAST_IO_DISPATCH,
     pub DriverInit: Option<DRIVER_INITIALIZE>,
     pub DriverStartIo: Option<DRIVER_STARTIO>,
     pub DriverUnload: Option<DRIVER_UNLOAD>,

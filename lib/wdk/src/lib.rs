@@ -14,6 +14,7 @@ pub mod base;
 pub mod cc;
 pub mod consts;
 pub mod disk;
+pub mod fastio;
 pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
@@ -37,6 +38,7 @@ pub mod volmgr;
 pub use base::*;
 pub use cc::*;
 pub use consts::*;
+pub use fastio::*;
 pub use helpers::*;
 pub use io::*;
 #[cfg(feature = "driver")]

@@ -371,12 +371,12 @@ pub(super) fn delete_file(body: u64) {
 }
 
 /// A referenced file object from a handle.
-struct FileRef {
-    r: crate::ob::handle::ObjectRef,
-    file: *mut FILE_OBJECT,
+pub(super) struct FileRef {
+    pub(super) r: crate::ob::handle::ObjectRef,
+    pub(super) file: *mut FILE_OBJECT,
 }
 
-fn reference_file(handle: u64, access: u32, mode: Mode) -> Result<FileRef, NtStatus> {
+pub(super) fn reference_file(handle: u64, access: u32, mode: Mode) -> Result<FileRef, NtStatus> {
     let r = ob_reference_object_by_handle(handle, access, Some(&IO_FILE_OBJECT_TYPE), mode)?;
     let file = file_of(r.id).ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
     Ok(FileRef { r, file })
@@ -384,7 +384,7 @@ fn reference_file(handle: u64, access: u32, mode: Mode) -> Result<FileRef, NtSta
 
 /// The event object of an `Nt*File` call: referenced (the IRP keeps the
 /// reference until completion) and reset. Returns its id + 1, or 0.
-fn reference_event(event: Option<u64>, mode: Mode) -> Result<usize, NtStatus> {
+pub(super) fn reference_event(event: Option<u64>, mode: Mode) -> Result<usize, NtStatus> {
     let Some(h) = event else { return Ok(0) };
     let r = ob_reference_object_by_handle(
         h,
@@ -438,6 +438,17 @@ fn file_request(
         return Err(STATUS_ACCESS_VIOLATION);
     }
     let f = reference_file(handle, access, args.mode)?;
+    file_request_on(f, args, major, setup)
+}
+
+/// [`file_request`] on a file object the caller referenced (its reference
+/// is dropped on return).
+pub(super) fn file_request_on(
+    f: FileRef,
+    args: &RequestArgs,
+    major: u8,
+    setup: impl FnOnce(*mut IRP, *mut DEVICE_OBJECT, *mut FILE_OBJECT) -> Result<(), NtStatus>,
+) -> Result<NtStatus, NtStatus> {
     // SAFETY: the handle's reference keeps the file object.
     if args.apc_routine.is_some() && unsafe { !(*f.file).CompletionContext.is_null() } {
         // A file with a completion port reports there, not by APC.
@@ -523,9 +534,18 @@ fn read_write(
     } else {
         (FILE_READ_DATA, IRP_MJ_READ)
     };
+    if args.iosb.is_null() {
+        return Err(STATUS_ACCESS_VIOLATION);
+    }
+    let f = reference_file(handle, access, args.mode)?;
+    // NT's "turbo" path: a cached synchronous file asks the driver's fast
+    // I/O routine first and builds an IRP only if it declines.
+    if let Some(st) = super::fastio::try_read_write(&f, args, buffer, length, offset, key, write)? {
+        return Ok(st);
+    }
     let mut used = 0i64;
     let mut file_used: *mut FILE_OBJECT = ptr::null_mut();
-    let r = file_request(handle, access, args, major, |irp, top, file| {
+    let r = file_request_on(f, args, major, |irp, top, file| {
         // SAFETY: the IRP is ours; the caller's buffer is valid for `length`.
         unsafe {
             let off = match offset {

@@ -15,7 +15,9 @@ pub mod config;
 pub mod device;
 pub mod driver;
 pub mod exports;
+pub mod fastio;
 pub mod file;
+pub mod info;
 pub mod irp;
 pub mod kd;
 pub mod load;
@@ -25,6 +27,8 @@ pub mod pnp;
 pub mod tests;
 /// Boot tests (`/TESTS`) of completion in the issuing thread.
 pub mod tests_apc;
+/// Boot tests (`/TESTS`) of fast I/O and file information queries.
+pub mod tests_fastio;
 /// Boot tests (`/TESTS`) of driver loading.
 pub mod tests_load;
 
