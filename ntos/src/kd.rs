@@ -234,6 +234,13 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
         |a| crate::mm::process::kd_vad(first(a)),
     ),
     cmd(
+        "!ca",
+        &[],
+        "[address]",
+        "a control area and its segment (no address: the control areas)",
+        |a| crate::mm::file::kd_ca(first(a)),
+    ),
+    cmd(
         "!address",
         &[],
         "<pid>",

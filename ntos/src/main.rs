@@ -105,6 +105,7 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         access_fault: mm::process::mm_access_fault,
         user_space_current: || mm::process::current_process() != 0,
         nonpaged_fault_type: mm::pte::nonpaged_fault_type,
+        system_fault: mm::file::mm_system_cache_fault,
     });
     ke::stack::register(ke::stack::StackRoutines {
         create: mm::map::mm_create_kernel_stack,

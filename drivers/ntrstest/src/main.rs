@@ -1,10 +1,16 @@
 //! ntrstest.sys: the driver the kernel's boot tests load and unload. Its
 //! DriverEntry allocates a tagged pool block (tag 'Ntst') it frees in
 //! DriverUnload, so a leak after unload shows in the tag's usage, and
-//! prints a line the tests and the boot log can see.
+//! prints a line the tests and the boot log can see. It also serves
+//! `\Device\NtrsTestFile` (module `testfile`), an in-memory file device for
+//! the memory and cache managers' boot tests.
 #![no_std]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![no_main]
+
+extern crate alloc;
+
+mod testfile;
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 use rt::wdk::*;
@@ -22,6 +28,7 @@ unsafe extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
         // SAFETY: p came from ExAllocatePool2 with TAG and is freed once.
         unsafe { ExFreePoolWithTag(p, TAG) };
     }
+    testfile::delete_device();
     rt::kprintln!("ntrstest: DriverUnload");
 }
 
@@ -84,6 +91,14 @@ pub unsafe extern "system" fn DriverEntry(
         return nt::status::STATUS_INSUFFICIENT_RESOURCES;
     }
     BLOCK.store(p, Ordering::Release);
+    // SAFETY: the driver object is ours during DriverEntry.
+    let status = unsafe { testfile::create_device(driver) };
+    if !status.is_success() {
+        BLOCK.store(core::ptr::null_mut(), Ordering::Release);
+        // SAFETY: p came from ExAllocatePool2 with TAG just above.
+        unsafe { ExFreePoolWithTag(p, TAG) };
+        return status;
+    }
     // SAFETY: the I/O manager passes a valid DRIVER_OBJECT it owns for the
     // driver's lifetime.
     unsafe { (*driver).DriverUnload = Some(driver_unload) };

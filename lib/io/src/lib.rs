@@ -8,13 +8,15 @@
 //!   `STATUS_MORE_PROCESSING_REQUIRED`, `PendingReturned` propagation);
 //! - `share`: the share-access rules of `IoCheckShareAccess`,
 //!   `IoSetShareAccess`, `IoUpdateShareAccess`, `IoRemoveShareAccess`;
-//! - `queue`: the FIFO of an I/O completion object.
+//! - `queue`: the FIFO of an I/O completion object;
+//! - `devqueue`: device queues (`KDEVICE_QUEUE`) behind `IoStartPacket`.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
 
 pub mod csq;
+pub mod devqueue;
 pub mod irp;
 pub mod queue;
 pub mod share;

@@ -23,6 +23,7 @@
 
 extern crate alloc;
 
+pub mod control;
 pub mod fault;
 pub mod pagefile;
 pub mod pfn;

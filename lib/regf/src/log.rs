@@ -303,8 +303,18 @@ pub fn open(
 }
 
 /// Loads a hive from its primary file and logs (`HvLoadHive` with recovery): a primary whose
-/// sequence numbers differ (or whose base block is damaged) is repaired by replaying, in sequence
-/// order, the hash-valid entries of the log that continues it.
+/// sequence numbers differ (or whose base block is damaged) is repaired by replaying the
+/// hash-valid entries of its new-format logs in sequence order.
+///
+/// The writer alternates between `.LOG1` and `.LOG2`, so the entries to replay can be split
+/// between them. With a valid primary base block both logs are used: the one whose entries are
+/// earlier first, then the other where it continues the sequence (its first entry numbered one
+/// past the last entry applied). A log whose entries all precede the primary's secondary sequence
+/// number was already written to the primary and is skipped. Since Windows 8.1 the first entry
+/// to replay can be numbered past the primary's secondary sequence number: when the writer
+/// switched logs twice before the primary was written in full, it wrote the primary's hive bins
+/// without updating its base block, and the skipped entries are gone. With a damaged primary base
+/// block only the log with the latest entries is used, with that log's copy of the base block.
 pub fn load_with_logs(primary: &[u8], log1: &[u8], log2: &[u8]) -> Result<(Hive, Recovery)> {
     let pbase = primary.get(..PAGE).unwrap_or(&[]);
     let pvalid = base_valid(pbase);
@@ -317,41 +327,55 @@ pub fn load_with_logs(primary: &[u8], log1: &[u8], log2: &[u8]) -> Result<(Hive,
     } else {
         0
     };
-    let mut best: Option<(Vec<u8>, Vec<Entry>)> = None;
+    // Each log's entries from its own sequence number on, without gaps; with its base block.
+    let mut logs: Vec<(Vec<u8>, Vec<Entry>)> = Vec::new();
     for log in [log1, log2] {
         if !base_valid(log) || rd32(log, 28) != Some(HFILE_TYPE_LOG_NEW) {
             continue;
         }
         let lseq = rd32(log, 4).unwrap_or(0);
-        let entries = log_entries(log);
-        // Entries must start at the log's sequence number and continue without gaps.
         let mut keep = Vec::new();
         let mut want = lseq;
-        for e in entries {
+        for e in log_entries(log) {
             if e.seq != want {
                 break;
             }
             want = want.wrapping_add(1);
             keep.push(e);
         }
-        let last = match keep.last() {
-            Some(e) => e.seq,
-            None => continue,
+        let Some(last) = keep.last().map(|e| e.seq) else {
+            continue;
         };
-        if pvalid && last <= done {
+        if pvalid && last < done {
             continue;
         }
-        let better = match &best {
-            None => true,
-            Some((_, b)) => b.last().map(|e| e.seq < last).unwrap_or(true),
-        };
-        if better {
-            let mut base = log[..512].to_vec();
-            base.resize(PAGE, 0);
-            best = Some((base, keep));
-        }
+        let mut base = log[..512].to_vec();
+        base.resize(PAGE, 0);
+        logs.push((base, keep));
     }
-    let Some((lbase, entries)) = best else {
+    let first_seq = |l: &(Vec<u8>, Vec<Entry>)| l.1.first().map_or(0, |e| e.seq);
+    let last_seq = |l: &(Vec<u8>, Vec<Entry>)| l.1.last().map_or(0, |e| e.seq);
+    let chosen = if pvalid {
+        logs.sort_by_key(first_seq);
+        let mut it = logs.into_iter();
+        match it.next() {
+            None => None,
+            Some((lbase, mut entries)) => {
+                for (_, next) in it {
+                    let after = entries.last().map_or(0, |e| e.seq).wrapping_add(1);
+                    // Continue with the entries of the other log from `after` on, if it has it.
+                    let Some(at) = next.iter().position(|e| e.seq == after) else {
+                        break;
+                    };
+                    entries.extend(next.into_iter().skip(at));
+                }
+                Some((lbase, entries))
+            }
+        }
+    } else {
+        logs.into_iter().max_by_key(last_seq)
+    };
+    let Some((lbase, entries)) = chosen else {
         for log in [log1, log2] {
             if let Some((h, seq)) = recover_old_format(primary, log, pvalid, done) {
                 return Ok((h, Recovery::Recovered(seq)));

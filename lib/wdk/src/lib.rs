@@ -15,6 +15,7 @@ pub mod cc;
 pub mod consts;
 pub mod disk;
 pub mod fastio;
+pub mod fsrtl;
 pub mod helpers;
 pub mod io;
 #[cfg(feature = "driver")]
@@ -39,6 +40,7 @@ pub use base::*;
 pub use cc::*;
 pub use consts::*;
 pub use fastio::*;
+pub use fsrtl::*;
 pub use helpers::*;
 pub use io::*;
 #[cfg(feature = "driver")]

@@ -150,6 +150,35 @@ extern "system" {
         Alertable: BOOLEAN,
         Timeout: *mut LARGE_INTEGER,
     ) -> NtStatus;
+
+    // Device queues and StartIo.
+    pub fn KeInitializeDeviceQueue(DeviceQueue: *mut KDEVICE_QUEUE);
+    pub fn KeInsertDeviceQueue(
+        DeviceQueue: *mut KDEVICE_QUEUE,
+        DeviceQueueEntry: *mut KDEVICE_QUEUE_ENTRY,
+    ) -> BOOLEAN;
+    pub fn KeInsertByKeyDeviceQueue(
+        DeviceQueue: *mut KDEVICE_QUEUE,
+        DeviceQueueEntry: *mut KDEVICE_QUEUE_ENTRY,
+        SortKey: u32,
+    ) -> BOOLEAN;
+    pub fn KeRemoveDeviceQueue(DeviceQueue: *mut KDEVICE_QUEUE) -> *mut KDEVICE_QUEUE_ENTRY;
+    pub fn KeRemoveByKeyDeviceQueue(
+        DeviceQueue: *mut KDEVICE_QUEUE,
+        SortKey: u32,
+    ) -> *mut KDEVICE_QUEUE_ENTRY;
+    pub fn KeRemoveEntryDeviceQueue(
+        DeviceQueue: *mut KDEVICE_QUEUE,
+        DeviceQueueEntry: *mut KDEVICE_QUEUE_ENTRY,
+    ) -> BOOLEAN;
+    pub fn IoStartPacket(
+        DeviceObject: *mut DEVICE_OBJECT,
+        Irp: *mut IRP,
+        Key: *const u32,
+        CancelFunction: Option<DRIVER_CANCEL>,
+    );
+    pub fn IoStartNextPacket(DeviceObject: *mut DEVICE_OBJECT, Cancelable: BOOLEAN);
+    pub fn IoStartNextPacketByKey(DeviceObject: *mut DEVICE_OBJECT, Cancelable: BOOLEAN, Key: u32);
 }
 
 /// `IoCallDriver` (a macro for `IofCallDriver`).

@@ -71,6 +71,7 @@ pub unsafe fn io_create_device(
             _ => 0,
         };
         InitializeListHead(ptr::addr_of_mut!((*dev).Queue.ListEntry));
+        ::io::devqueue::initialize(ptr::addr_of_mut!((*dev).DeviceQueue));
         crate::ke::event::ke_initialize_event(
             ptr::addr_of_mut!((*dev).DeviceLock),
             SYNCHRONIZATION_EVENT,

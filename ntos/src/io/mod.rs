@@ -23,6 +23,7 @@ pub mod kd;
 pub mod load;
 pub mod mdl;
 pub mod pnp;
+pub mod queue;
 /// Boot tests (`/TESTS`) of the I/O manager.
 pub mod tests;
 /// Boot tests (`/TESTS`) of completion in the issuing thread.
@@ -31,6 +32,8 @@ pub mod tests_apc;
 pub mod tests_fastio;
 /// Boot tests (`/TESTS`) of driver loading.
 pub mod tests_load;
+/// Boot tests (`/TESTS`) of device queues and `StartIo`.
+pub mod tests_queue;
 
 use crate::ex::xpool;
 use crate::ke::irql::SpinLocked;

@@ -272,6 +272,10 @@ pub struct PageFaultRoutines {
     pub user_space_current: fn() -> bool,
     /// PAGE_FAULT_IN_NONPAGED_AREA parameter 4 for an address.
     pub nonpaged_fault_type: fn(u64) -> u64,
+    /// `MmAccessFault` for a pageable system address (the system cache's
+    /// views of mapped files), below DISPATCH_LEVEL: `None` when the
+    /// address is not in such a range, else whether the page was made valid.
+    pub system_fault: fn(u64, bool) -> Option<Result<(), nt::NtStatus>>,
 }
 
 static PAGE_FAULT: crate::rtl::Once<PageFaultRoutines> = crate::rtl::Once::new();
@@ -337,6 +341,23 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
                 irql_fault_kind(frame.error_code),
                 frame.rip,
             );
+        }
+        if va >= 0xFFFF_8000_0000_0000 && frame.previous_irql < crate::ke::DISPATCH_LEVEL {
+            // A pageable system address (a system cache view): resolved with
+            // interrupts on, like a user fault; paging I/O may wait.
+            if let Some(pf) = PAGE_FAULT.get() {
+                let f = crate::hal::interrupts_enabled();
+                if frame.eflags & 0x200 != 0 {
+                    crate::hal::restore_interrupts(0x200);
+                }
+                let r = (pf.system_fault)(va, frame.error_code & 2 != 0);
+                if !f {
+                    crate::hal::disable_interrupts();
+                }
+                if let Some(Ok(())) = r {
+                    return;
+                }
+            }
         }
         if va < 0x0000_8000_0000_0000 {
             let write = frame.error_code & 2 != 0;

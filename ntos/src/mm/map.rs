@@ -108,6 +108,52 @@ fn clear_pte(va: u64) -> Option<u64> {
     })
 }
 
+/// Clears the PTE of system address `va` and returns the entry it held
+/// (frame and the hardware's accessed/dirty bits), without flushing: the
+/// caller flushes every processor before it reuses the frame or trusts the
+/// dirty bit (the system cache's view unmap).
+pub fn take_system_pte(va: u64) -> Option<u64> {
+    PT_LOCK.with(|_| {
+        let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
+        if levels
+            .iter()
+            .any(|&a| read(a) & PTE_VALID == 0 || (a != levels[0] && read(a) & PTE_LARGE != 0))
+        {
+            return None;
+        }
+        let a = pte_address(va);
+        let e = read(a);
+        if e & PTE_VALID == 0 {
+            return None;
+        }
+        write(a, 0);
+        Some(e)
+    })
+}
+
+/// Clears the hardware dirty bit of the valid PTE of system address `va`
+/// and says whether it was set (`MiCaptureDirtyBit`-style harvesting for a
+/// flush). The caller flushes every processor's TB for `va` before it
+/// reads the page, so a later write sets the bit again.
+pub fn clear_system_pte_dirty(va: u64) -> bool {
+    PT_LOCK.with(|_| {
+        let levels = [pxe_address(va), ppe_address(va), pde_address(va)];
+        if levels
+            .iter()
+            .any(|&a| read(a) & PTE_VALID == 0 || (a != levels[0] && read(a) & PTE_LARGE != 0))
+        {
+            return false;
+        }
+        let a = pte_address(va);
+        let e = read(a);
+        if e & PTE_VALID == 0 || e & PTE_DIRTY == 0 {
+            return false;
+        }
+        write(a, e & !PTE_DIRTY);
+        true
+    })
+}
+
 /// Unmaps `va` and returns the frame it mapped (`MiDeletePte`): the PTE is
 /// cleared, then every processor flushes the translation and acknowledges
 /// (`KeFlushSingleTb`) before this returns, so the caller may free the frame.

@@ -3,6 +3,7 @@
 //! address spaces arrive on top of the host-tested `mm` crate.
 
 pub mod contig;
+pub mod file;
 pub mod ldr;
 /// Boot tests of the image loader.
 pub mod ldr_tests;
@@ -12,3 +13,5 @@ pub mod process;
 pub mod pte;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
+/// Boot tests of file-backed sections.
+pub mod tests_file;

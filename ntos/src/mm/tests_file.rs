@@ -1,0 +1,351 @@
+//! Boot tests of file-backed data sections (`mm.file.*`) over ntrstest.sys's
+//! `\Device\NtrsTestFile`: one control area per file, system cache views
+//! paged in by paging read IRPs, pages shared between views, dirty pages
+//! written back by `MmFlushSection`, purge, and the error statuses.
+
+use super::file::*;
+use crate::io::file::{nt_create_file, nt_read_file, nt_write_file, OpenPacket, RequestArgs};
+use crate::io::load::{nt_load_driver, nt_unload_driver};
+use crate::ktest::{check, Test, TestResult};
+use crate::ob::handle::{nt_close, ob_reference_object_by_handle};
+use crate::ob::object::Mode;
+use ::mm::control::Proto;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::Ordering;
+use nt::status::*;
+use wdk::*;
+
+const KEY: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\ntrstest";
+
+fn open(name: &str, disposition: u32) -> Result<u64, NtStatus> {
+    let path = alloc::format!("\\Device\\NtrsTestFile{name}");
+    nt_create_file(
+        &path,
+        &OpenPacket {
+            desired: FILE_READ_DATA | FILE_WRITE_DATA,
+            share: FILE_SHARE_VALID_FLAGS,
+            disposition,
+            options: 0,
+            file_attributes: 0,
+            attributes: ::ob::OBJ_CASE_INSENSITIVE,
+            mode: Mode::KernelMode,
+        },
+    )
+    .map(|(h, _)| h)
+}
+
+fn io(h: u64, buf: &mut [u8], offset: i64, write: bool) -> Result<usize, NtStatus> {
+    let mut iosb = IO_STATUS_BLOCK::zeroed();
+    let args = RequestArgs {
+        event: None,
+        apc_context: 0,
+        apc_routine: None,
+        iosb: &mut iosb,
+        mode: Mode::KernelMode,
+    };
+    let p = buf.as_mut_ptr() as *mut c_void;
+    let s = if write {
+        nt_write_file(h, &args, p, buf.len() as u32, Some(offset), 0)?
+    } else {
+        nt_read_file(h, &args, p, buf.len() as u32, Some(offset), 0)?
+    };
+    if !s.is_success() {
+        return Err(s);
+    }
+    Ok(iosb.Information)
+}
+
+/// The file object behind a handle (the handle keeps it alive).
+fn file_object(h: u64) -> Result<*mut FILE_OBJECT, &'static str> {
+    let r = ob_reference_object_by_handle(
+        h,
+        0,
+        Some(&crate::io::IO_FILE_OBJECT_TYPE),
+        Mode::KernelMode,
+    )
+    .map_err(|_| "no file object behind the handle")?;
+    crate::io::file::file_of(r.id).ok_or("not a file object")
+}
+
+// The test keeps a handle to the file for as long as it uses `sop`, so its
+// section object pointers stay live.
+fn flush(
+    sop: *mut SECTION_OBJECT_POINTERS,
+    offset: Option<u64>,
+    len: u64,
+) -> Result<u64, NtStatus> {
+    // SAFETY: see above.
+    unsafe { mm_flush_section(sop, offset, len) }
+}
+
+fn purge(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
+    // SAFETY: see above.
+    unsafe { mm_purge_section(sop, None, 0) }
+}
+
+fn reference(sop: *mut SECTION_OBJECT_POINTERS) -> Option<DataSection> {
+    // SAFETY: see above.
+    unsafe { mm_reference_data_section(sop) }
+}
+
+fn pattern(i: usize) -> u8 {
+    (i * 7 + i / 4096) as u8
+}
+
+fn read_va(va: u64, len: usize) -> Vec<u8> {
+    // SAFETY: `va` lies in a mapped system cache view of at least `len`
+    // bytes; touching it faults the pages in.
+    (0..len)
+        .map(|i| unsafe { ((va + i as u64) as *const u8).read_volatile() })
+        .collect()
+}
+
+fn body(
+    handles: &mut Vec<u64>,
+    sections: &mut Vec<DataSection>,
+    views: &mut Vec<u64>,
+) -> TestResult {
+    const SIZE: usize = 3 * 4096 + 100;
+    let h =
+        open("\\mmfile", FILE_OVERWRITE_IF).map_err(|_| "open \\Device\\NtrsTestFile\\mmfile")?;
+    handles.push(h);
+    let mut data: Vec<u8> = (0..SIZE).map(pattern).collect();
+    check(
+        io(h, &mut data, 0, true) == Ok(SIZE),
+        "NtWriteFile of the test file",
+    )?;
+    let f = file_object(h)?;
+    // SAFETY: the handle keeps the file object.
+    let sop = unsafe { (*f).SectionObjectPointer };
+    check(
+        !sop.is_null(),
+        "the test file has no SECTION_OBJECT_POINTERS",
+    )?;
+
+    // One control area per file, shared by every creator and every open.
+    let s = mm_create_data_section(f, None).map_err(|_| "MmCreateSection for the file")?;
+    sections.push(s);
+    check(
+        mm_section_size(s) == Some(SIZE as u64),
+        "segment size is not the file size",
+    )?;
+    let h2 = open("\\MMFILE", FILE_OPEN).map_err(|_| "second open of the file")?;
+    handles.push(h2);
+    let s2 =
+        mm_create_data_section(file_object(h2)?, None).map_err(|_| "second MmCreateSection")?;
+    sections.push(s2);
+    check(
+        s2 == s,
+        "a second file object of the file got another control area",
+    )?;
+    check(
+        // SAFETY: the handle keeps the file and its section object pointers.
+        unsafe { !(*sop).DataSectionObject.is_null() },
+        "DataSectionObject not set",
+    )?;
+    let r = reference(sop);
+    if let Some(x) = r {
+        sections.push(x);
+    }
+    check(
+        r == Some(s),
+        "no reference through the section object pointers",
+    )?;
+
+    // A view pages in through paging reads; the tail of the last page is zero.
+    let reads = PAGING_READS.load(Ordering::Relaxed);
+    let (va, vsize) = mm_map_view_in_system_cache(s, 0).map_err(|_| "MmMapViewInSystemCache")?;
+    views.push(va);
+    check(vsize == 4 * 4096, "view size is not the segment's 4 pages")?;
+    check(
+        prototype(s, 1) == Some(Proto::File),
+        "a page was resident before any touch",
+    )?;
+    let seen = read_va(va, 4 * 4096);
+    check(
+        seen[..SIZE] == data[..],
+        "the view does not show the file's data",
+    )?;
+    check(
+        seen[SIZE..].iter().all(|&b| b == 0),
+        "bytes past the end of file are not zero",
+    )?;
+    check(
+        PAGING_READS.load(Ordering::Relaxed) - reads == 4,
+        "not one paging read per page touched",
+    )?;
+    let _ = read_va(va, 4 * 4096);
+    check(
+        PAGING_READS.load(Ordering::Relaxed) - reads == 4,
+        "a resident page was read again",
+    )?;
+
+    // A second view shares the frames (prototype PTEs).
+    let (vb, _) = mm_map_view_in_system_cache(s, 0).map_err(|_| "second view")?;
+    views.push(vb);
+    check(vb != va, "two views at one address")?;
+    // SAFETY: both are mapped views of the segment.
+    unsafe {
+        ((va + 4096 + 5) as *mut u8).write_volatile(0xA5);
+        check(
+            ((vb + 4096 + 5) as *const u8).read_volatile() == 0xA5,
+            "a write through one view is not seen through the other",
+        )?;
+    }
+    check(
+        matches!(prototype(s, 1), Some(Proto::Valid { .. })),
+        "page 1's prototype PTE is not valid",
+    )?;
+
+    // The file does not change until the flush; then a paging write carries it.
+    let mut one = [0u8; 1];
+    io(h, &mut one, 4096 + 5, false).map_err(|_| "NtReadFile")?;
+    check(
+        one[0] == pattern(4096 + 5),
+        "the file changed before the flush",
+    )?;
+    let writes = PAGING_WRITES.load(Ordering::Relaxed);
+    let n = flush(sop, None, 0).map_err(|_| "MmFlushSection")?;
+    check(
+        n == 4096,
+        "MmFlushSection did not write exactly the one dirty page",
+    )?;
+    check(
+        PAGING_WRITES.load(Ordering::Relaxed) - writes == 1,
+        "not one paging write",
+    )?;
+    io(h, &mut one, 4096 + 5, false).map_err(|_| "NtReadFile after flush")?;
+    check(one[0] == 0xA5, "the flushed page is not in the file")?;
+    check(flush(sop, None, 0) == Ok(0), "a clean section wrote pages")?;
+    // A write into the partial last page is written, clipped at the end of file.
+    // SAFETY: a mapped view.
+    unsafe { ((vb + 3 * 4096 + 99) as *mut u8).write_volatile(0x5A) };
+    check(
+        flush(sop, Some(3 * 4096), 100) == Ok(100),
+        "partial page flush",
+    )?;
+    let mut tail = [0u8; 8];
+    check(
+        io(h, &mut tail, SIZE as i64 - 1, false) == Ok(1),
+        "the paging write extended the file",
+    )?;
+    check(tail[0] == 0x5A, "the last byte was not written back")?;
+
+    // Errors.
+    check(
+        mm_map_view_in_system_cache(s, 4096) == Err(STATUS_MAPPED_ALIGNMENT),
+        "an unaligned view offset was not STATUS_MAPPED_ALIGNMENT",
+    )?;
+    check(
+        mm_map_view_in_system_cache(s, 256 * 1024) == Err(STATUS_INVALID_VIEW_SIZE),
+        "a view beyond the segment was not STATUS_INVALID_VIEW_SIZE",
+    )?;
+    check(
+        mm_unmap_view_in_system_cache(SYSTEM_CACHE_END - 4096) == Err(STATUS_NOT_MAPPED_VIEW)
+            && mm_unmap_view_in_system_cache(0x1000) == Err(STATUS_NOT_MAPPED_VIEW),
+        "unmapping a non-view was not STATUS_NOT_MAPPED_VIEW",
+    )?;
+    check(!purge(sop), "purge succeeded with views mapped")?;
+
+    // Growth: the segment follows the file.
+    check(
+        mm_extend_section(s, 5 * 4096).is_ok() && mm_section_size(s) == Some(5 * 4096),
+        "MmExtendSection",
+    )?;
+
+    // Unmapping harvests dirty bits: the write is flushed after the unmap.
+    // SAFETY: a mapped view.
+    unsafe { ((va + 2 * 4096) as *mut u8).write_volatile(0x77) };
+    for v in views.drain(..) {
+        mm_unmap_view_in_system_cache(v).map_err(|_| "MmUnmapViewInSystemCache")?;
+    }
+    check(
+        flush(sop, Some(2 * 4096), 1) == Ok(4096),
+        "a write seen only at unmap was not flushed",
+    )?;
+    io(h, &mut one, 2 * 4096, false).map_err(|_| "NtReadFile")?;
+    check(
+        one[0] == 0x77,
+        "the unmapped view's write is not in the file",
+    )?;
+
+    // Purge drops clean pages: the next view reads the file again.
+    check(purge(sop), "purge of a clean, unmapped section failed")?;
+    check(
+        prototype(s, 0) == Some(Proto::File),
+        "purge left page 0 resident",
+    )?;
+    let mut new = [0x33u8; 16];
+    io(h, &mut new, 0, true).map_err(|_| "NtWriteFile")?;
+    let (vc, _) = mm_map_view_in_system_cache(s, 0).map_err(|_| "view after purge")?;
+    views.push(vc);
+    check(
+        read_va(vc, 16) == new[..],
+        "after purge the view does not read the file again",
+    )?;
+    mm_unmap_view_in_system_cache(vc).map_err(|_| "unmap")?;
+    views.clear();
+
+    // Bad input.
+    let e = open("\\mmempty", FILE_OVERWRITE_IF).map_err(|_| "open mmempty")?;
+    handles.push(e);
+    check(
+        mm_create_data_section(file_object(e)?, None) == Err(STATUS_MAPPED_FILE_SIZE_ZERO),
+        "an empty file was not STATUS_MAPPED_FILE_SIZE_ZERO",
+    )?;
+    let d = open("", FILE_OPEN).map_err(|_| "open the device")?;
+    handles.push(d);
+    check(
+        mm_create_data_section(file_object(d)?, None) == Err(STATUS_INVALID_FILE_FOR_SECTION),
+        "a file object without section pointers was not STATUS_INVALID_FILE_FOR_SECTION",
+    )?;
+    check(
+        mm_create_data_section(0x1000 as *mut FILE_OBJECT, None).is_err(),
+        "a bogus file object pointer was accepted",
+    )?;
+
+    // The last reference deletes the control area and clears the pointer.
+    let before = control_areas();
+    for s in sections.drain(..) {
+        mm_dereference_data_section(s);
+    }
+    check(
+        control_areas() + 1 == before,
+        "the control area outlived its references",
+    )?;
+    // SAFETY: the handle keeps the file and its section object pointers.
+    check(
+        unsafe { (*sop).DataSectionObject.is_null() },
+        "DataSectionObject not cleared",
+    )
+}
+
+fn t_cache_views() -> TestResult {
+    check(
+        nt_load_driver(KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtLoadDriver(ntrstest)",
+    )?;
+    let views_before = system_cache_views_in_use();
+    let (mut handles, mut sections, mut views) = (Vec::new(), Vec::new(), Vec::new());
+    let r = body(&mut handles, &mut sections, &mut views);
+    for v in views {
+        let _ = mm_unmap_view_in_system_cache(v);
+    }
+    for s in sections {
+        mm_dereference_data_section(s);
+    }
+    for h in handles {
+        nt_close(h);
+    }
+    let unloaded = nt_unload_driver(KEY, Mode::KernelMode) == STATUS_SUCCESS;
+    r?;
+    check(
+        system_cache_views_in_use() == views_before,
+        "system cache views leaked",
+    )?;
+    check(unloaded, "NtUnloadDriver(ntrstest)")
+}
+
+/// The `mm.file.*` boot tests.
+pub const TESTS: &[Test] = &[("mm.file.cache_views_paging_io_flush_purge", t_cache_views)];
