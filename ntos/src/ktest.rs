@@ -316,6 +316,7 @@ const ALL: &[&[Test]] = &[
     crate::io::pnp::tests_interface::TESTS,
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
+    crate::cc::tests::TESTS,
     crate::kd::TESTS,
 ];
 

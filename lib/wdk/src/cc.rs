@@ -1,7 +1,7 @@
 //! The cache manager's and FsRtl's structures file systems see (ntifs.h):
 //! `CC_FILE_SIZES`, `CACHE_MANAGER_CALLBACKS`, `CACHE_UNINITIALIZE_EVENT`,
-//! the deferred-write post routine and `FSRTL_COMMON_FCB_HEADER`, in their
-//! Windows x64 layouts.
+//! the deferred-write post routine and the `FAST_IO_POSSIBLE` values, in
+//! their Windows x64 layouts.
 
 use crate::base::*;
 use core::ffi::c_void;
@@ -49,29 +49,8 @@ pub struct CACHE_UNINITIALIZE_EVENT {
 pub type PCC_POST_DEFERRED_WRITE =
     unsafe extern "system" fn(Context1: *mut c_void, Context2: *mut c_void);
 
-/// `FSRTL_COMMON_FCB_HEADER` (0x30 bytes): the start of every FCB a file
-/// system puts in `FILE_OBJECT.FsContext` for the FsRtl fast I/O helpers.
-#[repr(C)]
-#[derive(Debug)]
-pub struct FSRTL_COMMON_FCB_HEADER {
-    pub NodeTypeCode: i16,
-    pub NodeByteSize: i16,
-    pub Flags: u8,
-    /// `FAST_IO_POSSIBLE`: [`FastIoIsNotPossible`], [`FastIoIsPossible`],
-    /// [`FastIoIsQuestionable`].
-    pub IsFastIoPossible: u8,
-    pub Flags2: u8,
-    /// `Reserved : 4`, `Version : 4`.
-    pub Version: u8,
-    /// `PERESOURCE`.
-    pub Resource: *mut c_void,
-    /// `PERESOURCE`.
-    pub PagingIoResource: *mut c_void,
-    pub AllocationSize: LARGE_INTEGER,
-    pub FileSize: LARGE_INTEGER,
-    pub ValidDataLength: LARGE_INTEGER,
-}
-
+// `FAST_IO_POSSIBLE` values of `FSRTL_COMMON_FCB_HEADER.IsFastIoPossible`
+// (the header itself is in `fsrtl`).
 #[allow(non_upper_case_globals)]
 /// `FastIoIsNotPossible`.
 pub const FastIoIsNotPossible: u8 = 0;
@@ -87,8 +66,4 @@ const _: () = {
     assert!(size_of::<CACHE_MANAGER_CALLBACKS>() == 0x20);
     assert!(size_of::<CACHE_UNINITIALIZE_EVENT>() == 0x20);
     assert!(offset_of!(CACHE_UNINITIALIZE_EVENT, Event) == 0x8);
-    assert!(size_of::<FSRTL_COMMON_FCB_HEADER>() == 0x30);
-    assert!(offset_of!(FSRTL_COMMON_FCB_HEADER, Resource) == 0x8);
-    assert!(offset_of!(FSRTL_COMMON_FCB_HEADER, FileSize) == 0x20);
-    assert!(offset_of!(FSRTL_COMMON_FCB_HEADER, ValidDataLength) == 0x28);
 };

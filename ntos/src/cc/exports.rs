@@ -12,8 +12,8 @@
 use super::*;
 use nt::status::{STATUS_END_OF_FILE, STATUS_SUCCESS};
 use wdk::{
-    DEVICE_OBJECT, FastIoIsPossible, FSRTL_COMMON_FCB_HEADER, FO_FILE_FAST_IO_READ,
-    FO_FILE_MODIFIED, IO_STATUS_BLOCK,
+    FastIoIsPossible, DEVICE_OBJECT, FO_FILE_FAST_IO_READ, FO_FILE_MODIFIED,
+    FSRTL_COMMON_FCB_HEADER, IO_STATUS_BLOCK,
 };
 
 /// # Safety
@@ -214,7 +214,10 @@ pub unsafe extern "system" fn CcPurgeCacheSection(
 /// # Safety
 /// Driver-supplied pointers must be valid.
 #[no_mangle]
-pub unsafe extern "system" fn CcSetFileSizes(FileObject: *mut FILE_OBJECT, FileSizes: *const CC_FILE_SIZES) {
+pub unsafe extern "system" fn CcSetFileSizes(
+    FileObject: *mut FILE_OBJECT,
+    FileSizes: *const CC_FILE_SIZES,
+) {
     if FileObject.is_null() || FileSizes.is_null() {
         return;
     }
@@ -274,7 +277,10 @@ pub unsafe extern "system" fn CcDeferWrite(
 /// # Safety
 /// `FileObject` must be a live file object.
 #[no_mangle]
-pub unsafe extern "system" fn CcSetDirtyPageThreshold(FileObject: *mut FILE_OBJECT, DirtyPageThreshold: u32) {
+pub unsafe extern "system" fn CcSetDirtyPageThreshold(
+    FileObject: *mut FILE_OBJECT,
+    DirtyPageThreshold: u32,
+) {
     if !FileObject.is_null() {
         // SAFETY: forwarded caller guarantee.
         unsafe { cc_set_dirty_page_threshold(FileObject, DirtyPageThreshold as u64) };
@@ -286,7 +292,10 @@ pub unsafe extern "system" fn CcSetDirtyPageThreshold(FileObject: *mut FILE_OBJE
 /// # Safety
 /// `FileObject` must be a live file object.
 #[no_mangle]
-pub unsafe extern "system" fn CcSetReadAheadGranularity(FileObject: *mut FILE_OBJECT, Granularity: u32) {
+pub unsafe extern "system" fn CcSetReadAheadGranularity(
+    FileObject: *mut FILE_OBJECT,
+    Granularity: u32,
+) {
     if !FileObject.is_null() {
         // SAFETY: forwarded caller guarantee.
         unsafe { cc_set_read_ahead_granularity(FileObject, Granularity as u64) };

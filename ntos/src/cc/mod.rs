@@ -16,7 +16,7 @@
 //! copies run on referenced views (an active view is never reused).
 
 pub mod exports;
-#[cfg(feature = "ktest")]
+/// Boot tests (`/TESTS`) of the cache manager.
 pub mod tests;
 
 use crate::ex::sync::GuardedMutex;
@@ -37,7 +37,7 @@ use nt::status::*;
 use nt::NtStatus;
 use wdk::{
     CACHE_MANAGER_CALLBACKS, CACHE_UNINITIALIZE_EVENT, CC_FILE_SIZES, FILE_OBJECT,
-    FO_RANDOM_ACCESS, FO_SEQUENTIAL_ONLY, FO_WRITE_THROUGH, KEVENT, PCC_POST_DEFERRED_WRITE,
+    FO_RANDOM_ACCESS, FO_SEQUENTIAL_ONLY, FO_WRITE_THROUGH, PCC_POST_DEFERRED_WRITE,
     SECTION_OBJECT_POINTERS,
 };
 
@@ -150,7 +150,9 @@ fn err_status(e: CcError) -> NtStatus {
 }
 
 fn mm_available() -> (u64, u64) {
-    crate::mm::pfn::counts().map_or((u64::MAX, 0), |c| (c.zeroed + c.free + c.standby, c.modified))
+    crate::mm::pfn::counts().map_or((u64::MAX, 0), |c| {
+        (c.zeroed + c.free + c.standby, c.modified)
+    })
 }
 
 /// The shared cache map of a file object's stream.
@@ -205,9 +207,15 @@ fn start_lazy_writer() {
     if LAZY_STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
-    if crate::ke::thread::create_system_thread("CcLazyWriter", 12, u64::MAX, lazy_writer_thread, 0)
-        .is_err()
-    {
+    let r = crate::ke::thread::create_system_thread(
+        "CcLazyWriter",
+        12,
+        u64::MAX,
+        lazy_writer_thread,
+        0,
+    )
+    .and_then(|t| crate::ke::sched::ready_thread(t).map_err(|_| STATUS_UNSUCCESSFUL));
+    if r.is_err() {
         LAZY_STARTED.store(false, Ordering::Release);
     }
 }
@@ -257,13 +265,14 @@ pub unsafe fn cc_initialize_cache_map(
         None => {
             let section_size = sizes.allocation_size.max(sizes.file_size);
             let section = mmf::mm_create_data_section(file, Some(section_size.max(1)))?;
-            let block = match crate::ex::pool::try_box_tagged(SharedCacheMapBlock { map: 0 }, *b"CcSc") {
-                Ok(b) => Box::into_raw(b),
-                Err(s) => {
-                    mmf::mm_dereference_data_section(section);
-                    return Err(s);
-                }
-            };
+            let block =
+                match crate::ex::pool::try_box_tagged(SharedCacheMapBlock { map: 0 }, *b"CcSc") {
+                    Ok(b) => Box::into_raw(b),
+                    Err(s) => {
+                        mmf::mm_dereference_data_section(section);
+                        return Err(s);
+                    }
+                };
             // SAFETY: a valid callbacks pointer or null (caller).
             let callbacks = unsafe { callbacks.as_ref().copied() };
             let m = with(|st| {
@@ -363,7 +372,7 @@ fn delete_stream(map: MapId, views: Vec<(u64, VacbMapping)>) {
         // until it is signaled.
         unsafe {
             crate::ke::event::ke_set_event(
-                core::ptr::addr_of_mut!((*(e as *mut CACHE_UNINITIALIZE_EVENT)).Event) as *mut KEVENT,
+                core::ptr::addr_of_mut!((*(e as *mut CACHE_UNINITIALIZE_EVENT)).Event),
                 0,
             );
         }
@@ -387,12 +396,7 @@ pub unsafe fn cc_uninitialize_cache_map(
     let Some((private, map)) = (unsafe { private_of(file) }) else {
         if !event.is_null() {
             // SAFETY: the caller guarantees `event`.
-            unsafe {
-                crate::ke::event::ke_set_event(
-                    core::ptr::addr_of_mut!((*event).Event) as *mut KEVENT,
-                    0,
-                )
-            };
+            unsafe { crate::ke::event::ke_set_event(core::ptr::addr_of_mut!((*event).Event), 0) };
         }
         return false;
     };
@@ -432,10 +436,7 @@ pub unsafe fn cc_uninitialize_cache_map(
             if !event.is_null() {
                 // SAFETY: the caller guarantees `event`.
                 unsafe {
-                    crate::ke::event::ke_set_event(
-                        core::ptr::addr_of_mut!((*event).Event) as *mut KEVENT,
-                        0,
-                    )
+                    crate::ke::event::ke_set_event(core::ptr::addr_of_mut!((*event).Event), 0)
                 };
             }
         }
@@ -523,7 +524,12 @@ fn copy(map: MapId, offset: u64, buf: *mut u8, length: u64, write: bool) -> Resu
 ///
 /// # Safety
 /// `file` a cached, live file object; `buf` writable for `length` bytes.
-pub unsafe fn cc_copy_read(file: *mut FILE_OBJECT, offset: u64, length: u64, buf: *mut u8) -> Result<u64, NtStatus> {
+pub unsafe fn cc_copy_read(
+    file: *mut FILE_OBJECT,
+    offset: u64,
+    length: u64,
+    buf: *mut u8,
+) -> Result<u64, NtStatus> {
     // SAFETY: the caller guarantees `file`.
     let Some((private, map)) = (unsafe { private_of(file) }) else {
         return Err(STATUS_INVALID_PARAMETER);
@@ -542,7 +548,12 @@ pub unsafe fn cc_copy_read(file: *mut FILE_OBJECT, offset: u64, length: u64, buf
 ///
 /// # Safety
 /// `file` a cached, live file object; `buf` readable for `length` bytes.
-pub unsafe fn cc_copy_write(file: *mut FILE_OBJECT, offset: u64, length: u64, buf: *const u8) -> Result<(), NtStatus> {
+pub unsafe fn cc_copy_write(
+    file: *mut FILE_OBJECT,
+    offset: u64,
+    length: u64,
+    buf: *const u8,
+) -> Result<(), NtStatus> {
     // SAFETY: the caller guarantees `file`.
     let Some((_, map)) = (unsafe { private_of(file) }) else {
         return Err(STATUS_INVALID_PARAMETER);
@@ -571,11 +582,15 @@ fn write_runs(map: MapId, sop: u64, runs: &[::cc::dirty::PageRun]) -> Result<u64
     let mut total = 0u64;
     let mut first_err = None;
     for r in runs {
-        let res = mmf::mm_flush_section(
-            sop as *mut SECTION_OBJECT_POINTERS,
-            Some(r.first << 12),
-            r.count << 12,
-        );
+        // SAFETY: `sop` is the stream's section object pointers, live
+        // while the cache map holds the data section (and so the file).
+        let res = unsafe {
+            mmf::mm_flush_section(
+                sop as *mut SECTION_OBJECT_POINTERS,
+                Some(r.first << 12),
+                r.count << 12,
+            )
+        };
         with(|st| st.cc.write_done(map, *r, res.is_ok())).ok();
         match res {
             Ok(n) => total += n,
@@ -596,12 +611,17 @@ fn write_runs(map: MapId, sop: u64, runs: &[::cc::dirty::PageRun]) -> Result<u64
 ///
 /// # Safety
 /// `sop` a live `SECTION_OBJECT_POINTERS`.
-pub unsafe fn cc_flush_cache(sop: *mut SECTION_OBJECT_POINTERS, range: Option<(u64, u64)>) -> Result<u64, NtStatus> {
+pub unsafe fn cc_flush_cache(
+    sop: *mut SECTION_OBJECT_POINTERS,
+    range: Option<(u64, u64)>,
+) -> Result<u64, NtStatus> {
     // SAFETY: the caller guarantees `sop`.
     let Some(map) = (unsafe { map_of_sop(sop) }) else {
         return match range {
-            Some((o, l)) => mmf::mm_flush_section(sop, Some(o), l),
-            None => mmf::mm_flush_section(sop, None, 0),
+            // SAFETY: the caller guarantees `sop`.
+            Some((o, l)) => unsafe { mmf::mm_flush_section(sop, Some(o), l) },
+            // SAFETY: as above.
+            None => unsafe { mmf::mm_flush_section(sop, None, 0) },
         };
     };
     let runs = with(|st| st.cc.take_for_flush(map, range)).map_err(err_status)?;
@@ -616,7 +636,10 @@ pub unsafe fn cc_flush_cache(sop: *mut SECTION_OBJECT_POINTERS, range: Option<(u
 ///
 /// # Safety
 /// `sop` a live `SECTION_OBJECT_POINTERS`.
-pub unsafe fn cc_purge_cache_section(sop: *mut SECTION_OBJECT_POINTERS, range: Option<(u64, u64)>) -> bool {
+pub unsafe fn cc_purge_cache_section(
+    sop: *mut SECTION_OBJECT_POINTERS,
+    range: Option<(u64, u64)>,
+) -> bool {
     // SAFETY: the caller guarantees `sop`.
     if let Some(map) = unsafe { map_of_sop(sop) } {
         let r = with(|st| st.cc.purge(map, range).map(|v| take_vas(st, &v)));
@@ -626,14 +649,20 @@ pub unsafe fn cc_purge_cache_section(sop: *mut SECTION_OBJECT_POINTERS, range: O
         }
     }
     match range {
-        Some((o, l)) => mmf::mm_purge_section(sop, Some(o), l),
-        None => mmf::mm_purge_section(sop, None, 0),
+        // SAFETY: the caller guarantees `sop`.
+        Some((o, l)) => unsafe { mmf::mm_purge_section(sop, Some(o), l) },
+        // SAFETY: as above.
+        None => unsafe { mmf::mm_purge_section(sop, None, 0) },
     }
 }
 
 /// # Safety
 /// `sop` the stream's live section object pointers.
-unsafe fn cc_set_file_sizes_map(map: MapId, sop: *mut SECTION_OBJECT_POINTERS, sizes: FileSizes) -> Result<(), NtStatus> {
+unsafe fn cc_set_file_sizes_map(
+    map: MapId,
+    sop: *mut SECTION_OBJECT_POINTERS,
+    sizes: FileSizes,
+) -> Result<(), NtStatus> {
     let (section, old) = with(|st| {
         (
             st.streams.get(&map.0).map(|s| s.section),
@@ -664,7 +693,10 @@ unsafe fn cc_set_file_sizes_map(map: MapId, sop: *mut SECTION_OBJECT_POINTERS, s
 ///
 /// # Safety
 /// `file` a cached, live file object.
-pub unsafe fn cc_set_file_sizes(file: *mut FILE_OBJECT, sizes: &CC_FILE_SIZES) -> Result<(), NtStatus> {
+pub unsafe fn cc_set_file_sizes(
+    file: *mut FILE_OBJECT,
+    sizes: &CC_FILE_SIZES,
+) -> Result<(), NtStatus> {
     // SAFETY: the caller guarantees `file`.
     let Some(map) = (unsafe { map_of_file(file) }) else {
         return Err(STATUS_INVALID_PARAMETER);
@@ -683,8 +715,15 @@ pub unsafe fn cc_throttle(file: *mut FILE_OBJECT, bytes: u64, retrying: bool) ->
     let map = map?;
     let (avail, _) = mm_available();
     with(|st| {
-        st.cc
-            .can_i_write(map, 0, bytes, flags & FO_WRITE_THROUGH != 0, retrying, avail, 0)
+        st.cc.can_i_write(
+            map,
+            0,
+            bytes,
+            flags & FO_WRITE_THROUGH != 0,
+            retrying,
+            avail,
+            0,
+        )
     })
 }
 
@@ -694,7 +733,12 @@ pub unsafe fn cc_throttle(file: *mut FILE_OBJECT, bytes: u64, retrying: bool) ->
 ///
 /// # Safety
 /// `file` a live file object.
-pub unsafe fn cc_can_i_write(file: *mut FILE_OBJECT, bytes: u64, wait: bool, retrying: bool) -> bool {
+pub unsafe fn cc_can_i_write(
+    file: *mut FILE_OBJECT,
+    bytes: u64,
+    wait: bool,
+    retrying: bool,
+) -> bool {
     // SAFETY: the caller guarantees `file`.
     if unsafe { cc_throttle(file, bytes, retrying) }.is_none() {
         return true;
@@ -709,7 +753,8 @@ pub unsafe fn cc_can_i_write(file: *mut FILE_OBJECT, bytes: u64, wait: bool, ret
     let token = with(|st| {
         let t = st.next_token;
         st.next_token += 1;
-        st.deferred.insert(t, Deferred::Wake(&event as *const KEvent));
+        st.deferred
+            .insert(t, Deferred::Wake(&event as *const KEvent));
         st.cc.defer_write(
             DeferredWrite {
                 token: t,
@@ -752,7 +797,8 @@ pub unsafe fn cc_defer_write(
     with(|st| {
         let t = st.next_token;
         st.next_token += 1;
-        st.deferred.insert(t, Deferred::Post(post, context1, context2));
+        st.deferred
+            .insert(t, Deferred::Post(post, context1, context2));
         st.cc.defer_write(
             DeferredWrite {
                 token: t,
@@ -780,9 +826,9 @@ fn post_deferred_writes() {
         match d {
             // SAFETY: the routine and contexts `CcDeferWrite` was given.
             Deferred::Post(f, a, b) => unsafe { f(a as *mut c_void, b as *mut c_void) },
-            // SAFETY: the waiter blocks on the event until it is set, so
-            // it is live.
             Deferred::Wake(e) => {
+                // SAFETY: the waiter blocks on the event until it is set,
+                // so it is live.
                 crate::ke::wait::ke_set_event(unsafe { &*e }, 0);
             }
         }
@@ -815,7 +861,9 @@ pub unsafe fn cc_set_read_ahead_granularity(file: *mut FILE_OBJECT, g: u64) {
 ///
 /// # Safety
 /// `sop` a live `SECTION_OBJECT_POINTERS`.
-pub unsafe fn cc_get_file_object_from_section_ptrs(sop: *mut SECTION_OBJECT_POINTERS) -> *mut FILE_OBJECT {
+pub unsafe fn cc_get_file_object_from_section_ptrs(
+    sop: *mut SECTION_OBJECT_POINTERS,
+) -> *mut FILE_OBJECT {
     // SAFETY: the caller guarantees `sop`.
     let Some(map) = (unsafe { map_of_sop(sop) }) else {
         return core::ptr::null_mut();
@@ -927,11 +975,15 @@ fn lazy_writer_pass() -> bool {
     let plan = with(|st| st.cc.lazy_pass());
     let mut wrote = false;
     for (map, runs) in &plan.writes {
-        let s = with(|st| st.streams.get(&map.0).map(|s| (s.sop, s.callbacks, s.lazy_write_context)));
+        let s = with(|st| {
+            st.streams
+                .get(&map.0)
+                .map(|s| (s.sop, s.callbacks, s.lazy_write_context))
+        });
         let Some((sop, cb, ctx)) = s else { continue };
         let acquired = match cb.and_then(|c| c.AcquireForLazyWrite) {
             // SAFETY: the file system's callback and context.
-            Some(acq) => unsafe { acq(ctx as *mut c_void, 1) } != 0,
+            Some(acq) => (unsafe { acq(ctx as *mut c_void, 1) }) != 0,
             None => true,
         };
         if !acquired {
