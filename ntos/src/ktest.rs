@@ -306,6 +306,7 @@ const ALL: &[&[Test]] = &[
     crate::mm::ldr_tests::TESTS,
     crate::mm::tests_file::TESTS,
     crate::ex::tests::TESTS,
+    crate::ex::uproc_tests::TESTS,
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,
     crate::io::tests_apc::TESTS,
@@ -316,6 +317,7 @@ const ALL: &[&[Test]] = &[
     crate::io::pnp::tests_interface::TESTS,
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
+    crate::storage::tests_srb::TESTS,
     crate::cc::tests::TESTS,
     crate::kd::TESTS,
 ];
@@ -327,9 +329,20 @@ const ALL: &[&[Test]] = &[
 /// [`print_crash_tests`]), then `KTEST-SUMMARY <n> total, <p> passed, <f> failed`.
 pub fn run_all() -> ! {
     let mut failed = 0;
-    let total: usize = ALL.iter().map(|t| t.len()).sum();
+    // `/TESTFILTER=<prefix>` (a developer's run): only the tests whose
+    // names start with it; the count says how many that is.
+    let filter = crate::rtl::load_options()
+        .split_whitespace()
+        .find_map(|o| o.strip_prefix("/TESTFILTER="))
+        .unwrap_or("");
+    let selected = || {
+        ALL.iter()
+            .flat_map(|t| t.iter())
+            .filter(|(name, _)| name.starts_with(filter))
+    };
+    let total = selected().count();
     dbg_println!("KTEST-BEGIN {total} tests");
-    for (name, test) in ALL.iter().flat_map(|t| t.iter()) {
+    for (name, test) in selected() {
         match test() {
             Ok(()) => dbg_println!("KTEST {name} PASS"),
             Err(why) => {

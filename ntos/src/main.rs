@@ -163,6 +163,12 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     // Devices whose drivers the system-start phase loaded: AddDevice and
     // IRP_MN_START_DEVICE now.
     io::pnp::pnp_start_devices();
+    // User mode: KUSER_SHARED_DATA, the service table, the user exception
+    // handler (the system call entry itself is set per processor).
+    if let Err(s) = mm::user::initialize_shared_user_data() {
+        dbg_println!("ntrs kernel: KUSER_SHARED_DATA not mapped: {s:?}");
+    }
+    ex::uproc::initialize();
     dbg_println!(
         "ntrs kernel: phase 0 done; {} memory descriptors, {} modules, {} processors, options '{}'",
         lb.memory_descriptor_count,

@@ -289,6 +289,9 @@ pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
     for (name, data) in &images.drivers {
         files.push((format!("Windows\\System32\\drivers\\{name}"), data.clone()));
     }
+    for (name, data) in &images.user {
+        files.push((format!("Windows\\System32\\{name}"), data.clone()));
+    }
     let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
     fill_ntfs(&mut file, range(sys)?, "NTRS", &files)?;
     drop(file);

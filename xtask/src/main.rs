@@ -99,11 +99,29 @@ pub struct Images {
     pub kernel: PathBuf,
     /// The drivers (`name.sys` in `\Windows\System32\drivers`, contents).
     pub drivers: Vec<(String, Vec<u8>)>,
+    /// The user-mode images (`name.exe` in `\Windows\System32`, contents).
+    pub user: Vec<(String, Vec<u8>)>,
+}
+
+/// The user workspace's images: every `.exe` the release build wrote.
+fn user_images() -> Result<Vec<(String, Vec<u8>)>> {
+    let dir = root().join("user/target/x86_64-pc-windows-msvc/release");
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if p.extension().is_some_and(|x| x == "exe") {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            let data = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            v.push((name, data));
+        }
+    }
+    v.sort();
+    Ok(v)
 }
 
 fn build_uefi() -> Result<Images> {
     // The kernel before the drivers: its link writes ntoskrnl.lib.
-    for dir in ["boot", "ntos", "drivers"] {
+    for dir in ["boot", "ntos", "drivers", "user"] {
         run(cargo()
             .current_dir(root().join(dir))
             .args(["build", "--release", "--quiet"]))?;
@@ -115,6 +133,7 @@ fn build_uefi() -> Result<Images> {
         winload: boot.join("winload.efi"),
         kernel: ntos.join("ntoskrnl.efi"),
         drivers: drivers::images()?,
+        user: user_images()?,
     })
 }
 
@@ -171,6 +190,7 @@ fn cmd_test() -> Result<u8> {
         ("fmt (boot)", lint("boot", &fmt)),
         ("fmt (ntos)", lint("ntos", &fmt)),
         ("fmt (drivers)", lint("drivers", &fmt)),
+        ("fmt (user)", lint("user", &fmt)),
         (
             "clippy (host)",
             lint(
@@ -196,6 +216,7 @@ fn cmd_test() -> Result<u8> {
             lint("ntos", &["build", "--release", "--quiet"]),
         ),
         ("clippy (drivers)", lint("drivers", &clippy_uefi)),
+        ("clippy (user)", lint("user", &clippy_uefi)),
     ];
     // Lint results are reported on their own lines (`LINT <name> PASS|FAIL`)
     // and are not test cases: they stay out of the final `N passed` count,

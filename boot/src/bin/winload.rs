@@ -193,6 +193,10 @@ fn bootmgr_options() -> (Option<u64>, alloc::string::String) {
     (tsc, opts)
 }
 
+/// User-mode images handed to the kernel with the boot drivers (paths
+/// under the system root).
+const BOOT_USER_IMAGES: &[&str] = &["System32\\ntrsuser.exe"];
+
 #[entry]
 fn main() -> Status {
     let entry_tsc = bootlib::rdtsc();
@@ -263,6 +267,26 @@ fn main() -> Status {
         driver_files.push(BootDriverFile {
             service_name: leak_str(&name),
             file_path: leak_str(&image),
+            data: PHYSICAL_MAP_BASE + pa,
+            length: d.len() as u64,
+        });
+    }
+    // ntrs (until the kernel reads files through ntfs.sys and maps image
+    // sections): the user-mode test images come along in the same list,
+    // with no service name; the kernel copies them into new processes.
+    for image in BOOT_USER_IMAGES {
+        let Ok(d) = vol.read_file(&alloc::format!("\\Windows\\{image}")) else {
+            continue;
+        };
+        let pages = d.len().div_ceil(PAGE as usize).max(1);
+        let Some(pa) = alloc_pages(MemoryType::BootDriver, pages) else {
+            return out_of_memory("a user image", pages);
+        };
+        // SAFETY: `pa` is `pages` freshly allocated, identity-mapped pages.
+        unsafe { core::ptr::copy_nonoverlapping(d.as_ptr(), pa as *mut u8, d.len()) };
+        driver_files.push(BootDriverFile {
+            service_name: leak_str(""),
+            file_path: leak_str(image),
             data: PHYSICAL_MAP_BASE + pa,
             length: d.len() as u64,
         });

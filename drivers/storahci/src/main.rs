@@ -340,7 +340,7 @@ unsafe fn complete_srb(
     srb_status: u8,
     sense: Option<scsi::Sense>,
     transferred: u32,
-) {
+) -> NtStatus {
     // SAFETY: per the contract; the SRB and its sense buffer are the
     // class driver's, valid until the IRP completes.
     unsafe {
@@ -368,7 +368,7 @@ unsafe fn complete_srb(
         } else {
             scsi::srb_ntstatus(st, sense)
         };
-        complete(irp, status, transferred as usize);
+        complete(irp, status, transferred as usize)
     }
 }
 
@@ -380,10 +380,12 @@ unsafe fn finish(irp: *mut IRP, r: Result<u32, PortError>) {
     // SAFETY: forwarded.
     unsafe {
         match r {
-            Ok(n) => complete_srb(irp, SRB_STATUS_SUCCESS, None, n),
+            Ok(n) => {
+                complete_srb(irp, SRB_STATUS_SUCCESS, None, n);
+            }
             Err(e) => {
                 let (st, sense) = scsi::port_error(&e);
-                complete_srb(irp, st, sense, 0)
+                complete_srb(irp, st, sense, 0);
             }
         }
     }
@@ -452,12 +454,10 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
                 if (*srb).Function == SRB_FUNCTION_CLAIM_DEVICE {
                     (*srb).DataBuffer = dev.cast();
                 }
-                complete_srb(irp, SRB_STATUS_SUCCESS, None, 0);
-                return STATUS_SUCCESS;
+                return complete_srb(irp, SRB_STATUS_SUCCESS, None, 0);
             }
             _ => {
-                complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
-                return STATUS_INVALID_DEVICE_REQUEST;
+                return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
             }
         }
         let cdb_len = ((*srb).CdbLength as usize).min(16);
@@ -469,41 +469,27 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
                 .get(index)
                 .map(|d| scsi::translate(&cdb[..cdb_len], &d.identify, transfer))
         }) else {
-            complete_srb(irp, SRB_STATUS_NO_DEVICE, None, 0);
-            return STATUS_NO_SUCH_DEVICE;
+            return complete_srb(irp, SRB_STATUS_NO_DEVICE, None, 0);
         };
         let buf = (*srb).DataBuffer as usize;
         match action {
-            Action::Good => {
-                complete_srb(irp, SRB_STATUS_SUCCESS, None, 0);
-                STATUS_SUCCESS
-            }
-            Action::Check(s) => {
-                complete_srb(irp, SRB_STATUS_ERROR, Some(s), 0);
-                STATUS_INVALID_DEVICE_REQUEST
-            }
-            Action::Reject(st) => {
-                complete_srb(irp, st, None, 0);
-                STATUS_INVALID_DEVICE_REQUEST
-            }
+            Action::Good => complete_srb(irp, SRB_STATUS_SUCCESS, None, 0),
+            Action::Check(s) => complete_srb(irp, SRB_STATUS_ERROR, Some(s), 0),
+            Action::Reject(st) => complete_srb(irp, st, None, 0),
             Action::Data(d) => {
                 let n = d.len().min(transfer as usize);
                 if n > 0 && buf == 0 {
-                    complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
-                    return STATUS_INVALID_PARAMETER;
+                    return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
                 }
                 ptr::copy_nonoverlapping(d.as_ptr(), buf as *mut u8, n);
-                complete_srb(irp, SRB_STATUS_SUCCESS, None, n as u32);
-                STATUS_SUCCESS
+                complete_srb(irp, SRB_STATUS_SUCCESS, None, n as u32)
             }
             Action::Ata { fis, write, bytes } => {
                 if bytes > MAX_TRANSFER || (bytes > 0 && (buf == 0 || buf & 1 != 0)) {
-                    complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
-                    return STATUS_INVALID_PARAMETER;
+                    return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
                 }
                 let Some(segments) = segments(buf, bytes as usize) else {
-                    complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
-                    return STATUS_INSUFFICIENT_RESOURCES;
+                    return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
                 };
                 (*srb).SrbStatus = SRB_STATUS_PENDING;
                 IoMarkIrpPending(irp);

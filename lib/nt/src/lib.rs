@@ -10,6 +10,8 @@ pub mod dpfltr;
 pub mod kd;
 pub mod printf;
 pub mod status;
+pub mod syscalls;
 pub mod time;
+pub mod user;
 
 pub use status::NtStatus;

@@ -875,50 +875,8 @@ pub const RESTART_VOLUME_IS_CLEAN: u16 = 0x0002;
 /// One `$LogFile` restart page ("RSTR", LFS version 1.1) with a restart
 /// area saying the volume is clean and one client, "NTFS", whose log is
 /// empty. Both restart pages of a freshly formatted volume carry it; the
-/// log record pages after them are all 0xFF (never written).
+/// log record pages after them are all 0xFF (never written). Built by the
+/// log file service ([`crate::log::write::empty_restart_page`]).
 pub fn restart_page(log_size: u64) -> Result<Vec<u8>> {
-    let ps = LOG_PAGE_SIZE;
-    let mut b = alloc::vec![0u8; ps];
-    b[0..4].copy_from_slice(b"RSTR");
-    let usa_ofs = 0x1Eusize;
-    let usa_cnt = ps / USA_STRIDE + 1;
-    put16(&mut b, 4, usa_ofs as u16);
-    put16(&mut b, 6, usa_cnt as u16);
-    put64(&mut b, 8, 0); // chkdsk LSN
-    put32(&mut b, 0x10, ps as u32); // system page size
-    put32(&mut b, 0x14, ps as u32); // log page size
-    let ra = align8(usa_ofs + 2 * usa_cnt);
-    put16(&mut b, 0x18, ra as u16);
-    put16(&mut b, 0x1A, 1); // minor version
-    put16(&mut b, 0x1C, 1); // major version
-                            // Restart area.
-    let client_array = 0x30usize;
-    let client_len = 0xA0usize;
-    put64(&mut b, ra, 0); // current LSN
-    put16(&mut b, ra + 0x08, 1); // log clients
-    put16(&mut b, ra + 0x0A, 0xFFFF); // free list: none
-    put16(&mut b, ra + 0x0C, 0); // in-use list: client 0
-    put16(&mut b, ra + 0x0E, RESTART_VOLUME_IS_CLEAN);
-    let bits = 64 - log_size.leading_zeros();
-    put32(&mut b, ra + 0x10, 67 - bits); // sequence number bits
-    put16(&mut b, ra + 0x14, (client_array + client_len) as u16); // restart area length
-    put16(&mut b, ra + 0x16, client_array as u16);
-    put64(&mut b, ra + 0x18, log_size);
-    put32(&mut b, ra + 0x20, 0); // last LSN data length
-    put16(&mut b, ra + 0x24, 0x30); // log record header length
-    put16(
-        &mut b,
-        ra + 0x26,
-        align8(0x28 + 2 * (ps / USA_STRIDE + 1)) as u16,
-    ); // log page data offset
-       // Client record 0: "NTFS", no LSNs yet.
-    let c = ra + client_array;
-    put16(&mut b, c + 0x10, 0xFFFF); // previous client
-    put16(&mut b, c + 0x12, 0xFFFF); // next client
-    put32(&mut b, c + 0x1C, 8); // name length in bytes
-    for (i, u) in "NTFS".encode_utf16().enumerate() {
-        put16(&mut b, c + 0x20 + 2 * i, u);
-    }
-    fixup(&mut b)?;
-    Ok(b)
+    crate::log::write::empty_restart_page(log_size)
 }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod format;
 pub mod fuzz;
 pub mod index;
+pub mod log;
 pub mod lznt1;
 pub mod names;
 pub mod record;

@@ -30,6 +30,10 @@ pub struct WriteState {
     pub updates: u64,
     /// Allocator changes of the operation in progress, undone if it fails.
     undo: Option<Vec<Undo>>,
+    /// `$LogFile` journaling state when logging is on (`log/volume.rs`).
+    pub(crate) log: Option<alloc::boxed::Box<crate::log::volume::VolumeLog>>,
+    /// The next `write_runs` carries file data (not logged).
+    pub(crate) data_write: bool,
 }
 
 /// An allocator change to undo when an operation fails.
@@ -92,13 +96,14 @@ impl<D: BlockDevice> Volume<D> {
                 .checked_mul(self.cs)
                 .and_then(|o| o.checked_add(n * self.rs as u64))
                 .ok_or(Error::Corrupt("$MFTMirr LCN"))?;
-            self.dev.write_at(o, b)?;
+            self.meta_write(o, (n * self.rs as u64) / self.cs, b)?;
         }
         Ok(())
     }
 
     /// Writes bytes at `offset` of a run-mapped stream (all clusters must be allocated).
     pub(crate) fn write_runs(&mut self, runs: &[Run], offset: u64, buf: &[u8]) -> Result<()> {
+        let data = core::mem::take(&mut self.state.data_write);
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset + done as u64;
@@ -117,8 +122,12 @@ impl<D: BlockDevice> Volume<D> {
                 left.saturating_mul(self.cs) - in_cl,
                 (buf.len() - done) as u64,
             ) as usize;
-            self.dev
-                .write_at(lcn * self.cs + in_cl, &buf[done..done + n])?;
+            if data {
+                self.dev
+                    .write_at(lcn * self.cs + in_cl, &buf[done..done + n])?;
+            } else {
+                self.meta_write(lcn * self.cs + in_cl, vcn, &buf[done..done + n])?;
+            }
             done += n;
         }
         Ok(())
@@ -180,8 +189,13 @@ impl<D: BlockDevice> Volume<D> {
         if outer {
             self.state.undo = Some(Vec::new());
         }
-        let r = f(self);
+        let mut r = f(self);
         if outer {
+            if r.is_ok() && self.state.log.is_some() {
+                if let Err(e) = self.flush().and_then(|_| self.log_commit()) {
+                    r = Err(e);
+                }
+            }
             let undo = self.state.undo.take().unwrap_or_default();
             if r.is_err() {
                 for u in undo.into_iter().rev() {
@@ -191,6 +205,8 @@ impl<D: BlockDevice> Volume<D> {
                     };
                 }
                 let _ = self.flush();
+                // The rollback is consistent: it ends the transaction.
+                let _ = self.log_commit();
             }
         }
         r

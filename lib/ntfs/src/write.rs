@@ -398,6 +398,7 @@ impl<D: BlockDevice> Volume<D> {
                 .and_then(|a| a.nonres())
                 .map(|n| n.runs.clone())
                 .unwrap_or_default();
+            self.state.data_write = true;
             self.write_runs(&runs, offset, data)?;
         }
         self.touch(&mut r)?;

@@ -3,8 +3,12 @@
 
 pub mod event;
 pub mod pool;
+pub mod services;
 pub mod sync;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
+pub mod uproc;
+/// Boot tests of user mode and the system services.
+pub mod uproc_tests;
 pub mod worker;
 pub mod xpool;

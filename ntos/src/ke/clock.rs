@@ -48,8 +48,9 @@ pub fn clock_interrupt() {
     let me = current_processor_number();
     let mut dispatch = false;
     if me == 0 {
-        TICK_COUNT.fetch_add(1, Ordering::Relaxed);
+        let ticks = TICK_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
         let now = INTERRUPT_TIME.fetch_add(TIME_INCREMENT, Ordering::Relaxed) + TIME_INCREMENT;
+        super::user::update_shared_data(now, BOOT_SYSTEM_TIME.load(Ordering::Relaxed) + now, ticks);
         if super::timer::due(now) {
             super::timer::LAST_EXPIRY_TSC.store(crate::hal::rdtsc(), Ordering::Relaxed);
             dispatch = true;

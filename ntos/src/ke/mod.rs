@@ -17,6 +17,7 @@ pub mod probe;
 pub mod process;
 pub mod sched;
 pub mod stack;
+pub mod syscall;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
 /// Boot tests of dispatcher objects in caller memory.
@@ -24,6 +25,7 @@ pub mod tests_dispobj;
 pub mod thread;
 pub mod timer;
 pub mod trap;
+pub mod user;
 pub mod wait;
 
 use crate::hal::MAX_PROCESSORS;
@@ -365,6 +367,7 @@ pub unsafe fn ki_initialize_processor(number: u32, ist_tops: [u64; 3], kernel_st
         crate::hal::wrmsr(MSR_GS_BASE, pcr_addr);
         crate::hal::wrmsr(MSR_KERNEL_GS_BASE, 0);
     }
+    syscall::initialize_processor();
     APIC_IDS[number as usize].store(crate::hal::apic::current_apic_id_raw(), Ordering::Relaxed);
     PROCESSOR_COUNT.fetch_max(number + 1, Ordering::AcqRel);
     GS_READY.store(true, Ordering::Relaxed);

@@ -93,9 +93,24 @@ pub struct KThread {
     /// switched out: non-zero when it was switched out by the dispatch
     /// interrupt.
     interrupt_depth: AtomicU32,
+    /// `Teb`: the user-mode thread environment block (0 for a thread that
+    /// never runs in user mode); the user GS base, loaded into
+    /// KERNEL_GS_BASE whenever the thread is switched in.
+    teb: AtomicU64,
 }
 
 impl KThread {
+    /// `Teb` (0: a kernel-only thread).
+    pub fn teb(&self) -> u64 {
+        self.teb.load(Ordering::Relaxed)
+    }
+
+    /// Makes the thread a user thread with this TEB (the thread itself,
+    /// before it first enters user mode).
+    pub fn set_teb(&self, teb: u64) {
+        self.teb.store(teb, Ordering::Relaxed);
+    }
+
     pub fn name(&self) -> &str {
         let n = self.name.iter().position(|&b| b == 0).unwrap_or(24);
         core::str::from_utf8(&self.name[..n]).unwrap_or("?")
@@ -517,6 +532,7 @@ pub(super) fn create_thread(
                     cr3: AtomicU64::new(0),
                     pool_tag: AtomicU64::new(0),
                     interrupt_depth: AtomicU32::new(0),
+                    teb: AtomicU64::new(0),
                 })
             };
             if let Err(e) = init(st, id) {
@@ -720,6 +736,13 @@ pub(super) unsafe fn swap_context(old: *const KThread, new: *const KThread) {
     };
     if crate::hal::read_cr3() & !0xFFF != want {
         load_cr3(want);
+    }
+    // A user thread's GS base for user mode (`swapgs` exchanges it in).
+    let teb = newt.teb.load(Ordering::Relaxed);
+    if teb != 0 {
+        // SAFETY: KERNEL_GS_BASE is only used by swapgs on the way to user
+        // mode; the new thread's TEB is what it must see there.
+        unsafe { crate::hal::wrmsr(super::MSR_KERNEL_GS_BASE, teb) };
     }
     // The interrupt depth travels with the thread.
     let depth = super::intr::exchange_interrupt_depth(newt.interrupt_depth.load(Ordering::Relaxed));

@@ -91,6 +91,11 @@ core::arch::global_asm!(
     "mov edx, eax",
     "cld",
     "call KiDispatchTrap",
+    // The trap exit (`KiExceptionExit`/`KiSystemServiceExit`'s iretq path):
+    // restores the frame and returns; user threads also enter ring 3 here.
+    ".global KiTrapExit",
+    "KiTrapExit:",
+    "cli",
     "ldmxcsr [rsp + 0x2C]",
     "movaps xmm0, [rsp + 0x70]",
     "movaps xmm1, [rsp + 0x80]",
@@ -378,6 +383,22 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
                 Ok(()) => return,
                 Err(s) => status = s.as_u32(),
             }
+        }
+    }
+    // A fault on a user buffer inside the kernel's user-copy routine
+    // returns the status to the service; a fault in user mode is the
+    // process's exception (`KiDispatchException` with PreviousMode UserMode).
+    if crate::ke::user::fixup_user_copy_fault(frame, status) {
+        return;
+    }
+    if frame.seg_cs & 1 != 0 {
+        let address = if vector == 14 {
+            crate::hal::read_cr2()
+        } else {
+            frame.rip
+        };
+        if crate::ke::user::dispatch_user_exception(frame, status, address) {
+            return;
         }
     }
     KI_PROBE_STATUS.store(status as u64, Ordering::SeqCst);

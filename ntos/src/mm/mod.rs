@@ -15,3 +15,4 @@ pub mod pte;
 pub mod tests;
 /// Boot tests of file-backed sections.
 pub mod tests_file;
+pub mod user;

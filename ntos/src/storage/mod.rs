@@ -10,6 +10,7 @@
 //! benchmarks).
 
 pub mod tests;
+pub mod tests_srb;
 pub mod tests_volume;
 
 use crate::dbg_println;

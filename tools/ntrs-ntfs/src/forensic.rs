@@ -337,3 +337,209 @@ pub fn secaudit<D: BlockDevice>(
     }
     Ok(())
 }
+
+/// `logfile`: the restart pages, the last checkpoint and the records of a `$LogFile`.
+pub fn logfile(bytes: &[u8], limit: Option<usize>, out: &mut impl Write) -> Result<(), Fail> {
+    use ntfs::log::layout::{LFS_CLIENT_RESTART, LOG_RECORD_MULTI_PAGE};
+    use ntfs::log::ntfs::{analyze, Checkpoint, NtfsRecord};
+    use ntfs::log::{Log, RestartPage};
+    let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(io_fail);
+    let show = |out: &mut dyn Write, name: &str, p: &Result<RestartPage, ntfs::Error>| match p {
+        Err(x) => w(out, format!("restart page {name}: invalid ({x})")),
+        Ok(p) => {
+            let (h, a) = (&p.header, &p.area);
+            w(
+                out,
+                format!(
+                    "restart page {name} at {:#x}: {} LFS {}.{} system page {} log page {} \
+                         current LSN {:#x} flags {:#x}{} seq bits {} file size {:#x} \
+                         open count {} record header {:#x} page data {:#x}",
+                    p.offset,
+                    String::from_utf8_lossy(&h.magic),
+                    h.major_version,
+                    h.minor_version,
+                    h.system_page_size,
+                    h.log_page_size,
+                    a.current_lsn,
+                    a.flags,
+                    if p.clean() { " (clean)" } else { "" },
+                    a.seq_number_bits,
+                    a.file_size,
+                    a.restart_log_open_count,
+                    a.log_record_header_length,
+                    a.log_page_data_offset
+                ),
+            )?;
+            for (i, c) in p.clients.iter().enumerate() {
+                w(
+                    out,
+                    format!(
+                        "  client {i} {:?}: oldest LSN {:#x} restart LSN {:#x} seq {}",
+                        c.name(),
+                        c.oldest_lsn,
+                        c.client_restart_lsn,
+                        c.seq_number
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+    };
+    let log = match Log::open(bytes) {
+        Ok(l) => l,
+        Err(x) => {
+            let p0 = bytes
+                .get(..4096)
+                .map(|b| ntfs::log::read::parse_restart_page(b, 0))
+                .unwrap_or(Err(ntfs::Error::OutOfRange));
+            show(out, "0", &p0)?;
+            return Err(Fail::Msg(format!("$LogFile: {x}")));
+        }
+    };
+    show(out, "0", &log.first)?;
+    show(out, "1", &log.second)?;
+    w(
+        out,
+        format!(
+            "in effect: restart page at {:#x}; first log page {:#x}",
+            log.current.offset, log.first_page
+        ),
+    )?;
+    if let Some(c) = log.current.clients.first() {
+        if c.client_restart_lsn != 0 {
+            match Checkpoint::read(&log, c.client_restart_lsn) {
+                Ok((ra, cp)) => {
+                    w(
+                        out,
+                        format!(
+                            "checkpoint {:#x}: NTFS restart {}.{} start {:#x}: {} open attributes, \
+                             {} names, {} dirty pages, {} transactions",
+                            c.client_restart_lsn,
+                            ra.major_version,
+                            ra.minor_version,
+                            ra.start_of_checkpoint,
+                            cp.open_attributes.len(),
+                            cp.attribute_names.len(),
+                            cp.dirty_pages.len(),
+                            cp.transactions.len()
+                        ),
+                    )?;
+                    for (o, a) in &cp.open_attributes {
+                        let name = cp
+                            .attribute_names
+                            .iter()
+                            .find(|n| n.0 as u32 == *o)
+                            .map(|n| String::from_utf16_lossy(&n.1))
+                            .unwrap_or_default();
+                        w(
+                            out,
+                            format!(
+                                "  open attribute {o:#x}: file {:#x} type {:#x} {name}",
+                                a.file_reference, a.attribute_type_code
+                            ),
+                        )?;
+                    }
+                    for (d, l) in &cp.dirty_pages {
+                        w(
+                            out,
+                            format!(
+                                "  dirty page: attribute {:#x} VCN {:#x} oldest LSN {:#x} LCNs {l:x?}",
+                                d.target_attribute, d.vcn, d.oldest_lsn
+                            ),
+                        )?;
+                    }
+                    for (id, t) in &cp.transactions {
+                        w(
+                            out,
+                            format!(
+                                "  transaction {id:#x}: state {} first {:#x} previous {:#x} undo next {:#x}",
+                                t.transaction_state, t.first_lsn, t.previous_lsn, t.undo_next_lsn
+                            ),
+                        )?;
+                    }
+                }
+                Err(x) => w(
+                    out,
+                    format!("checkpoint {:#x}: unreadable ({x})", c.client_restart_lsn),
+                )?,
+            }
+        }
+    }
+    let mut n = 0usize;
+    let start = log.start_lsn().unwrap_or(u64::MAX);
+    for r in log.all_records() {
+        if limit.is_some_and(|l| n >= l) {
+            break;
+        }
+        n += 1;
+        let h = &r.header;
+        let mut line = format!(
+            "{}LSN {:#x} prev {:#x} undo-next {:#x} txn {:#x} len {}{}",
+            if h.this_lsn < start { "(old) " } else { "" },
+            h.this_lsn,
+            h.client_previous_lsn,
+            h.client_undo_next_lsn,
+            h.transaction_id,
+            h.client_data_length,
+            if h.flags & LOG_RECORD_MULTI_PAGE != 0 {
+                " multi-page"
+            } else {
+                ""
+            }
+        );
+        if h.record_type == LFS_CLIENT_RESTART {
+            line.push_str(" client restart");
+            if let Ok(ra) = ntfs::log::layout::NtfsRestartArea::parse(&r.data) {
+                line.push_str(&format!(
+                    " (checkpoint start {:#x})",
+                    ra.start_of_checkpoint
+                ));
+            }
+        } else {
+            match NtfsRecord::parse(&r.data) {
+                Ok(x) => {
+                    let nm = |c: u16| {
+                        ntfs::log::ops::op_name(c)
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("Unknown({c:#x})"))
+                    };
+                    let hh = &x.header;
+                    line.push_str(&format!(
+                        " redo {} ({}) undo {} ({}) target {:#x} VCN {:#x} record offset {:#x} \
+                         attribute offset {:#x} cluster block {:#x} LCNs {:x?}",
+                        nm(hh.redo_operation),
+                        hh.redo_length,
+                        nm(hh.undo_operation),
+                        hh.undo_length,
+                        hh.target_attribute,
+                        hh.target_vcn,
+                        hh.record_offset,
+                        hh.attribute_offset,
+                        hh.cluster_block_offset,
+                        x.lcns
+                    ));
+                }
+                Err(x) => line.push_str(&format!(" client data unreadable ({x})")),
+            }
+        }
+        w(out, line)?;
+    }
+    w(
+        out,
+        format!("{n} record(s); those marked (old) precede the oldest LSN the client needs"),
+    )?;
+    if let Ok(a) = analyze(&log) {
+        if !a.uncommitted.is_empty() {
+            let t: Vec<String> = a
+                .uncommitted
+                .iter()
+                .map(|(t, l)| format!("{t:#x} (last LSN {l:#x})"))
+                .collect();
+            w(
+                out,
+                format!("transactions without ForgetTransaction: {}", t.join(", ")),
+            )?;
+        }
+    }
+    Ok(())
+}

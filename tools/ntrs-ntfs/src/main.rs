@@ -115,6 +115,23 @@ enum Cmd {
         #[arg(long)]
         all_files: bool,
     },
+    /// Dump $LogFile: both restart pages (version, sizes, current LSN, flags, clients), the
+    /// last checkpoint's tables, then every record still in the log by LSN: type, transaction,
+    /// previous/undo-next LSN, redo/undo operation names, target attribute, VCN, offsets, LCNs.
+    /// With --raw, IMAGE is an extracted $LogFile instead of a volume; --recover replays a
+    /// dirty log written by ntrs (redo, then undo of transactions that did not commit) and marks
+    /// it clean.
+    Logfile {
+        /// IMAGE is a $LogFile copied out of a volume.
+        #[arg(long)]
+        raw: bool,
+        /// Run restart recovery on the volume (writes to the image).
+        #[arg(long, conflicts_with = "raw")]
+        recover: bool,
+        /// Print at most N records.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Format the image (or partition) as NTFS.
     Format {
         /// Volume label.
@@ -437,6 +454,7 @@ fn writes(cmd: &Cmd) -> bool {
     match cmd {
         Cmd::Cp { to, .. } => to.starts_with(':'),
         Cmd::Mkdir { .. } | Cmd::Rm { .. } | Cmd::Mv { .. } | Cmd::Format { .. } => true,
+        Cmd::Logfile { recover, .. } => *recover,
         _ => false,
     }
 }
@@ -480,6 +498,13 @@ fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
             v.cluster_size()
         );
         return Ok(());
+    }
+    if let Cmd::Logfile {
+        raw: true, limit, ..
+    } = cli.cmd
+    {
+        let bytes = std::fs::read(&cli.image).map_err(|x| Fail::Msg(x.to_string()))?;
+        return forensic::logfile(&bytes, limit, out);
     }
     let dev = open_dev(&cli, None, writes(&cli.cmd))?;
     let mut v = Volume::open(dev).map_err(e)?;
@@ -657,6 +682,19 @@ fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
             out,
         )?,
         Cmd::Secaudit { all_files } => forensic::secaudit(&mut v, all_files, out)?,
+        Cmd::Logfile {
+            recover: true,
+            ..
+        } => {
+            let (redone, undone) = v.recover().map_err(e)?;
+            outln!(out, "recovery: {redone} record(s) redone, {undone} undone; log clean");
+        }
+        Cmd::Logfile { limit, .. } => {
+            let bytes = v
+                .read_stream_all(ntfs::volume::rec::LOGFILE, AT_DATA, &[])
+                .map_err(e)?;
+            forensic::logfile(&bytes, limit, out)?
+        }
         Cmd::Mft { record } => {
             let r = v.read_record(record).map_err(e)?;
             mft_dump(&r, out)?;

@@ -261,8 +261,9 @@ fn corrupt_and_truncated_images_fail_with_one_line() {
     let good = std::fs::read(&img).unwrap();
     let bad = d.join("bad.img");
     let badp = bad.to_str().unwrap();
-    let cmds: [&[&str]; 11] = [
+    let cmds: [&[&str]; 12] = [
         &["ls", "-a", "/"],
+        &["logfile"],
         &["recover", "--list"],
         &["secaudit"],
         &["mft", "0"],
@@ -785,4 +786,48 @@ fn secaudit_shows_descriptors_and_finds_damage() {
         "{out}"
     );
     one_line_failure(&o, "damaged $SDS");
+}
+
+#[test]
+fn logfile_dumps_records_and_recovery_makes_the_volume_clean() {
+    use ntfs::{BlockDevice, MemDevice, Volume};
+    let d = scratch("logfile");
+    let img = d.join("v.img");
+    let im = img.to_str().unwrap();
+    ok(&[im, "format", "--size-mib", "16"]);
+    // Write with journaling on and "crash" (no clean shutdown), through the library.
+    let mut v = Volume::open(MemDevice::from_vec(std::fs::read(&img).unwrap())).unwrap();
+    v.enable_logging().unwrap();
+    v.create_dir_all("/d").unwrap();
+    v.write_file("/d/a.txt", b"journaled").unwrap();
+    let mut dev = v.into_device();
+    dev.flush().unwrap();
+    std::fs::write(&img, &dev.data).unwrap();
+
+    let t = ok(&[im, "logfile"]);
+    assert!(t.contains("restart page 0 at 0x0: RSTR LFS 1.1"), "{t}");
+    assert!(t.contains("client 0 \"NTFS\""), "{t}");
+    assert!(!t.contains("(clean)"), "{t}");
+    assert!(t.contains("redo UpdateNonresidentValue"), "{t}");
+    assert!(t.contains("redo ForgetTransaction"), "{t}");
+    // The checker sees the dirty log; recovery replays it and the checker is satisfied.
+    let (good, out) = tool(&[im, "check"]);
+    assert!(!good && out.contains("not marked clean"), "{out}");
+    let r = ok(&[im, "logfile", "--recover"]);
+    assert!(r.contains("recovery:"), "{r}");
+    ok(&[im, "check"]);
+    assert_eq!(ok(&[im, "cat", "/d/a.txt"]), "journaled");
+    let t = ok(&[im, "logfile", "--limit", "1"]);
+    assert!(t.contains("(clean)") && t.contains("1 record(s)"), "{t}");
+    // Raw mode on random bytes fails with one line, no panic.
+    let raw = d.join("raw.bin");
+    std::fs::write(
+        &raw,
+        (0..100_000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let o = run(&[raw.to_str().unwrap(), "logfile", "--raw"]);
+    one_line_failure(&o, "random $LogFile");
 }

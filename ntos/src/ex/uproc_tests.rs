@@ -1,0 +1,150 @@
+//! Boot tests of user mode and the system call interface (`user.*`): the
+//! test image `ntrsuser.exe` (user/ntrsuser) runs in its own process and
+//! checks the TEB, PEB, KUSER_SHARED_DATA and the services from ring 3;
+//! the kernel checks its exit status, what it displayed, and that its
+//! address space and commit are gone afterwards.
+
+use super::uproc::{boot_image, create_user_process, reap, UserProcess};
+use crate::ke::wait::{ke_wait_for_single_object, ThreadObject};
+use crate::ktest::{check, Test, TestResult, MS};
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+use nt::status::*;
+use nt::NtStatus;
+
+/// Runs `ntrsuser.exe <command>` to its end (10 s at most); returns the
+/// exit status and what it displayed. Also checks that the commit charge
+/// is back where it was (the address space was deleted).
+fn run(command: &str) -> Result<(NtStatus, String), &'static str> {
+    let image = boot_image("ntrsuser.exe").ok_or("winload did not hand over ntrsuser.exe")?;
+    let commit = crate::mm::process::COMMIT.used();
+    let p: Arc<UserProcess> = create_user_process(
+        image,
+        "\\SystemRoot\\System32\\ntrsuser.exe",
+        &alloc::format!("ntrsuser.exe {command}"),
+    )
+    .map_err(|_| "creating the process failed")?;
+    let tid = p.thread.load(Ordering::Relaxed);
+    if let Some(t) = ThreadObject::new(tid) {
+        let s = ke_wait_for_single_object(
+            &t,
+            crate::ke::thread::WaitReason::Executive,
+            false,
+            false,
+            Some(10_000 * MS),
+        );
+        if s != STATUS_SUCCESS {
+            return Err("the process did not end within 10 s");
+        }
+    }
+    let status = p
+        .exit_status()
+        .ok_or("the thread ended but the process has no exit status")?;
+    let out = p.output();
+    reap(&p);
+    if crate::mm::process::COMMIT.used() != commit {
+        return Err("commit charge not returned after the process ended");
+    }
+    Ok((status, out))
+}
+
+fn t_service_table() -> TestResult {
+    check(
+        super::services::missing_routines().is_empty(),
+        "a listed service has no routine",
+    )?;
+    let lstar = crate::hal::rdmsr(0xC000_0082);
+    let star = crate::hal::rdmsr(0xC000_0081);
+    check(
+        lstar >= 0xFFFF_8000_0000_0000,
+        "LSTAR is not a kernel address",
+    )?;
+    check(
+        star >> 32 == 0x0023_0010,
+        "STAR selectors are not 0x10 / 0x23",
+    )?;
+    check(crate::hal::rdmsr(0xC000_0080) & 1 != 0, "EFER.SCE is clear")
+}
+
+fn t_shared_data() -> TestResult {
+    crate::mm::user::initialize_shared_user_data().map_err(|_| "not mapped")?;
+    let d = nt::user::KI_USER_SHARED_DATA as *const nt::user::KUserSharedData;
+    // SAFETY: the kernel's mapping of the shared page, never unmapped.
+    let (major, build, t0) = unsafe {
+        (
+            (*d).nt_major_version,
+            (*d).nt_build_number,
+            nt::user::read_system_time(&(*d).tick_count),
+        )
+    };
+    check(
+        major == 10 && build == 19045,
+        "NtMajorVersion/NtBuildNumber",
+    )?;
+    crate::ktest::sleep_ms(50);
+    // SAFETY: as above.
+    let (t1, it) = unsafe {
+        (
+            nt::user::read_system_time(&(*d).tick_count),
+            nt::user::read_system_time(&(*d).interrupt_time),
+        )
+    };
+    check(t1 > t0, "TickCount does not advance")?;
+    let now = crate::ke::clock::ke_query_interrupt_time();
+    check(
+        now >= it && now - it <= 2 * crate::ke::clock::TIME_INCREMENT,
+        "InterruptTime is not the clock's",
+    )
+}
+
+fn t_basic() -> TestResult {
+    let (status, out) = run("basic")?;
+    if status != STATUS_SUCCESS {
+        crate::dbg_println!(
+            "user.ntrsuser_basic: exit status {:#x}; output:\n{out}",
+            status.as_u32()
+        );
+        return Err("ntrsuser's checks failed (exit status names the check)");
+    }
+    check(
+        out.contains("hello from user mode") && out.contains("all checks passed"),
+        "ntrsuser's output is not what it displayed",
+    )
+}
+
+fn t_access_violation(command: &str) -> TestResult {
+    let (status, out) = run(command)?;
+    check(
+        out.contains("ntrsuser:"),
+        "nothing displayed before the fault",
+    )?;
+    check(
+        status == STATUS_ACCESS_VIOLATION,
+        "the process did not end with STATUS_ACCESS_VIOLATION",
+    )
+}
+
+fn t_invalid_image() -> TestResult {
+    let r = create_user_process(b"MZ not a PE file", "\\x.exe", "x");
+    check(r.is_err(), "a corrupt image became a process")
+}
+
+pub const TESTS: &[Test] = &[
+    ("user.service_table", t_service_table),
+    ("user.kuser_shared_data", t_shared_data),
+    ("user.ntrsuser_basic", t_basic),
+    ("user.kernel_read_access_violation", || {
+        t_access_violation("kread")
+    }),
+    ("user.kernel_write_access_violation", || {
+        t_access_violation("kwrite")
+    }),
+    ("user.kernel_execute_access_violation", || {
+        t_access_violation("kexec")
+    }),
+    ("user.kuser_shared_data_read_only", || {
+        t_access_violation("kuserwrite")
+    }),
+    ("user.invalid_image", t_invalid_image),
+];
