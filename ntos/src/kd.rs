@@ -170,9 +170,9 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
     cmd(
         "!process",
         &[],
-        "[0 0]",
-        "the System process and its threads",
-        ke::kdext::kd_process,
+        "[0 | address [flags]]",
+        "processes (0: every one) and, with flags, their threads",
+        crate::ps::kd::kd_process,
     ),
     cmd(
         "!dpcs",
@@ -283,11 +283,11 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
     cmd(
         "!handle",
         &[],
-        "[h] [kernel]",
-        "handles of the System process (or the kernel table)",
+        "[h [flags [process]]] | [h] kernel",
+        "handles of a process (default the current one) or the kernel table",
         |a| {
             let mut w = a.split_whitespace();
-            crate::ob::handle::kd_handle(w.next(), w.next())
+            crate::ob::handle::kd_handle(w.next(), w.next(), w.next())
         },
     ),
     cmd(

@@ -320,6 +320,7 @@ const ALL: &[&[Test]] = &[
     crate::storage::tests_srb::TESTS,
     crate::cc::tests::TESTS,
     crate::kd::TESTS,
+    crate::ps::tests::TESTS,
 ];
 
 /// Runs every test and exits QEMU with the verdict.

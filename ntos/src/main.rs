@@ -23,6 +23,7 @@ pub mod ke;
 pub mod ktest;
 pub mod mm;
 pub mod ob;
+pub mod ps;
 pub mod rtl;
 pub mod se;
 pub mod storage;
@@ -122,6 +123,15 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
         );
     }
     ki_initialize_kernel(lb, startup_page);
+    if let Err(s) = ps::ps_init_system() {
+        ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PROCESS1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0,
+            0,
+            0,
+        );
+    }
     if let Err(s) = cm::cm_initialize() {
         ke::bugcheck::ke_bug_check_ex(
             nt::bugcheck::CONFIG_INITIALIZATION_FAILED,

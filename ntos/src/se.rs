@@ -6,10 +6,11 @@
 //! effective token (`SeCaptureSubjectContext`). kd: `!token`, `!sd`,
 //! `!sddl`, `!acl`.
 //!
-//! Where ntrs differs: there is no `EPROCESS` or `ETHREAD` yet, so the
-//! process's `Token` field and the thread's impersonation information
-//! (`ClientSecurity`, `ActiveImpersonationInfo`) are kept here in two maps
-//! keyed by process id and thread id. `ps_thread_exited` drops a thread's
+//! Where ntrs differs: the process's `Token` field and the thread's
+//! impersonation information (`ClientSecurity`, `ActiveImpersonationInfo`)
+//! are kept here in two maps keyed by process id (`crate::ps` assigns a new
+//! process its token and removes it when the process is deleted) and
+//! kernel thread id. `ps_thread_exited` drops a thread's
 //! impersonation when it exits: `se_init_system` registers it as the
 //! kernel's thread-exit routine (`ke::sched::register_thread_exit_routine`),
 //! which `terminate_current_thread` calls before the kernel's own part.
@@ -118,16 +119,36 @@ pub fn se_init_system() -> Result<(), NtStatus> {
     Ok(())
 }
 
-/// The current thread's id and its process's client id: 4 for the System
-/// process (its idle threads count as System's too), the only process with
-/// threads so far.
+/// The current thread's kernel id and its process's client id (the idle
+/// threads count as System's).
 fn current_thread_and_process() -> (u32, u32) {
     let t = crate::ke::sched::current_thread();
-    (t.id, SYSTEM_PROCESS_CID)
+    let pid = crate::ps::ps_get_current_process_id();
+    (t.id, if pid == 0 { SYSTEM_PROCESS_ID } else { pid })
 }
 
-/// `PsInitialSystemProcess`'s client id.
-const SYSTEM_PROCESS_CID: u32 = 4;
+/// `SeSubProcessToken`: process `pid` gets a primary token duplicated from
+/// process `parent`'s (a new token object with a fresh token id).
+pub fn se_assign_process_token(pid: u32, parent: u32) -> Result<(), NtStatus> {
+    let src = ps_reference_primary_token(parent).ok_or(STATUS_NO_TOKEN)?;
+    let t = token_of(src);
+    ob_dereference_object(src);
+    let mut t = (*t.ok_or(STATUS_NO_TOKEN)?).clone();
+    t.token_type = TokenType::Primary;
+    let id = se_create_token_object(t)?;
+    if let Some(old) = PRIMARY_TOKENS.with(|m| m.insert(pid, id)) {
+        ob_dereference_object(old);
+    }
+    Ok(())
+}
+
+/// The process `pid` is deleted (`PspProcessDelete` → `PspDeleteProcessSecurity`):
+/// its primary token reference goes.
+pub fn se_remove_process_token(pid: u32) {
+    if let Some(old) = PRIMARY_TOKENS.with(|m| m.remove(&pid)) {
+        ob_dereference_object(old);
+    }
+}
 
 /// `PsReferencePrimaryToken`: the process's primary token object,
 /// referenced (the caller dereferences it). A process without its own token

@@ -863,6 +863,21 @@ impl Dispatcher {
     }
 }
 
+impl Dispatcher {
+    /// A process (or an executive thread object) becomes signaled when it
+    /// terminates (`KeTerminateProcess`'s `SignalState = 1`), satisfying
+    /// its waiters; it stays signaled.
+    pub fn signal_terminated(
+        &mut self,
+        id: ObjectId,
+        out: &mut Vec<Unwait>,
+    ) -> Result<(), NtStatus> {
+        self.expect_kind(id, &[ObjectKind::Process, ObjectKind::Thread])?;
+        self.object_mut(id)?.state = 1;
+        self.wait_test(id, EVENT_INCREMENT, out)
+    }
+}
+
 fn wait_status(index: usize, abandoned: bool) -> NtStatus {
     let base = if abandoned {
         STATUS_ABANDONED_WAIT_0

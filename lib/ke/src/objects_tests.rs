@@ -761,3 +761,30 @@ fn mutant_limit_in_a_wait_all_changes_nothing() {
     assert!(!d.is_waiting(T1));
     assert_eq!(d.query(e).unwrap().state, 1);
 }
+
+#[test]
+fn process_object_signals_every_waiter_at_termination_and_stays_signaled() {
+    let mut d = Dispatcher::new();
+    let p = d.create_thread_object(true);
+    let e = d.create_event(true, false);
+    assert_eq!(
+        d.wait(T1, &[p], WaitType::WaitAny, false),
+        Ok(WaitStart::Blocked)
+    );
+    assert_eq!(
+        d.wait(T2, &[p], WaitType::WaitAny, false),
+        Ok(WaitStart::Blocked)
+    );
+    let mut out = Vec::new();
+    assert_eq!(
+        d.signal_terminated(e, &mut out),
+        Err(STATUS_OBJECT_TYPE_MISMATCH)
+    );
+    d.signal_terminated(p, &mut out).unwrap();
+    assert_eq!(out.len(), 2, "both waiters released");
+    assert!(out.iter().all(|u| u.status == STATUS_WAIT_0));
+    assert_eq!(
+        d.wait(T3, &[p], WaitType::WaitAny, false),
+        sat(STATUS_WAIT_0)
+    );
+}

@@ -194,6 +194,7 @@ fn io_object_id(p: *mut c_void) -> Option<ObjectId> {
     ]
     .into_iter()
     .find_map(|k| object_of(p as u64, k))
+    .or_else(|| crate::ps::exports::object_of_pointer(p as u64))
 }
 
 /// `ObfReferenceObject` for I/O objects (the objects drivers hold pointers

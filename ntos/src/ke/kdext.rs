@@ -204,7 +204,7 @@ fn thread_line(s: &ThreadSnapshot) -> String {
 }
 
 /// Ticks as WinDbg prints times: `h:mm:ss.mmm`.
-fn ticks_as_time(ticks: u64) -> String {
+pub fn ticks_as_time(ticks: u64) -> String {
     let ms = ticks * super::clock::TIME_INCREMENT / 10_000;
     alloc::format!(
         "{:02}:{:02}:{:02}.{:03}",
@@ -515,6 +515,24 @@ pub fn kd_process(args: &str) {
             Some(t) => print_process(t.process, threads),
             None => dbg_println!("No current thread"),
         },
+    }
+}
+
+/// The threads `ids` as `!process <addr> 7` lists them (snapshots under the
+/// dispatcher lock, printed after), each line prefixed by `indent`.
+pub fn print_threads(ids: &[u32], indent: &str) {
+    let Some(g) = dispatcher_or_say() else {
+        return;
+    };
+    let snaps: Vec<ThreadSnapshot> = ids
+        .iter()
+        .filter_map(|&i| g.thread_table.get(i).map(|e| e.thread.clone()))
+        .map(|t| snapshot(&g, t))
+        .collect();
+    drop(g);
+    for s in &snaps {
+        print_thread(s, indent);
+        dbg_println!();
     }
 }
 

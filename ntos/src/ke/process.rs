@@ -3,13 +3,13 @@
 //! process the kernel schedules by — its address space, base priority,
 //! affinity, quantum, accumulated time and thread list.
 //!
-//! ntrs has no executive processes yet (no `EPROCESS`: no process id, image
-//! name, handle table, PEB or token in here). The kernel has two process
-//! objects, as NT does at boot: the idle process (`KiInitialProcess`, which
-//! owns each processor's idle thread) and the System process (the kernel
-//! part of `PsInitialSystemProcess`, which owns every other thread). Both
-//! are static; `KiProcessListHead` lists the System process (the idle
-//! process is not on it, as in NT).
+//! The executive's process (`EPROCESS`, `crate::ps`) wraps one of these and
+//! names itself in its `executive` value; the kernel never looks inside it.
+//! Two are static, as at NT boot: the idle process (`KiInitialProcess`,
+//! which owns each processor's idle thread) and the System process (the
+//! kernel part of `PsInitialSystemProcess`, which owns the system threads).
+//! `KiProcessListHead` lists the System process (the idle process is not on
+//! it, as in NT); the process manager keeps the list of the others.
 
 use super::irql::{SpinLocked, SYNCH_LEVEL};
 use alloc::vec::Vec;
@@ -30,6 +30,10 @@ pub struct KProcess {
     /// `ThreadListHead` under `ProcessLock`: ids of its threads (taken
     /// after the dispatcher lock when both are held).
     threads: SpinLocked<Vec<u32>, SYNCH_LEVEL>,
+    /// The executive's process (`CONTAINING_RECORD(Pcb, EPROCESS, Pcb)` in
+    /// NT): an opaque value the process manager sets once (0: none). The
+    /// kernel never interprets it.
+    executive: AtomicU64,
 }
 
 impl KProcess {
@@ -40,7 +44,29 @@ impl KProcess {
             quantum_reset: ::ke::priority::CLIENT_QUANTUM,
             kernel_time: AtomicU64::new(0),
             threads: SpinLocked::new(Vec::new()),
+            executive: AtomicU64::new(0),
         }
+    }
+
+    /// `KeInitializeProcess`: a process object for the process manager
+    /// (`PspCreateProcess`) with its base priority and address space.
+    pub fn new_process(base_priority: u8, directory_table_base: u64) -> Self {
+        let p = KProcess::new(base_priority);
+        p.directory_table_base
+            .store(directory_table_base, Ordering::Relaxed);
+        p
+    }
+
+    /// The executive's value set by `set_executive` (0: none).
+    pub fn executive(&self) -> u64 {
+        self.executive.load(Ordering::Acquire)
+    }
+
+    /// Sets the executive's value once; false if one was set already.
+    pub fn set_executive(&self, v: u64) -> bool {
+        self.executive
+            .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// `DirectoryTableBase`.

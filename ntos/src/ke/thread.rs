@@ -97,6 +97,10 @@ pub struct KThread {
     /// never runs in user mode); the user GS base, loaded into
     /// KERNEL_GS_BASE whenever the thread is switched in.
     teb: AtomicU64,
+    /// The executive's thread (`CONTAINING_RECORD(Tcb, ETHREAD, Tcb)` in
+    /// NT): an opaque value the process manager sets once (0: none) and
+    /// gets back from the thread-delete routine when the thread is freed.
+    executive: AtomicU64,
 }
 
 impl KThread {
@@ -109,6 +113,23 @@ impl KThread {
     /// before it first enters user mode).
     pub fn set_teb(&self, teb: u64) {
         self.teb.store(teb, Ordering::Relaxed);
+    }
+
+    /// The executive's value set by `set_executive` (0: none).
+    pub fn executive(&self) -> u64 {
+        self.executive.load(Ordering::Acquire)
+    }
+
+    /// Sets the executive's value once; false if one was set already.
+    pub fn set_executive(&self, v: u64) -> bool {
+        self.executive
+            .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The thread's dispatcher object (signaled when it terminates).
+    pub fn dispatcher_object_index(&self) -> u32 {
+        self.dispatcher_object.0
     }
 
     pub fn name(&self) -> &str {
@@ -533,6 +554,7 @@ pub(super) fn create_thread(
                     pool_tag: AtomicU64::new(0),
                     interrupt_depth: AtomicU32::new(0),
                     teb: AtomicU64::new(0),
+                    executive: AtomicU64::new(0),
                 })
             };
             if let Err(e) = init(st, id) {
@@ -569,6 +591,7 @@ pub(super) fn create_thread(
 fn delete_thread(t: NonNull<KThread>) {
     // SAFETY: the count reached zero: this is the only access left.
     let th = unsafe { t.as_ref() };
+    let executive = th.executive();
     {
         let mut g = super::sched::lock();
         let st = &mut *g;
@@ -589,6 +612,21 @@ fn delete_thread(t: NonNull<KThread>) {
             core::mem::align_of::<KThread>(),
         );
     }
+    if executive != 0 {
+        if let Some(routine) = THREAD_DELETE_ROUTINE.get() {
+            routine(executive);
+        }
+    }
+}
+
+/// The executive's thread-delete routine (the kernel does not import the
+/// executive): called with a freed thread's `executive` value, outside the
+/// dispatcher lock, possibly at DISPATCH_LEVEL.
+static THREAD_DELETE_ROUTINE: crate::rtl::Once<fn(u64)> = crate::rtl::Once::new();
+
+/// Registers the executive's thread-delete routine (phase 0; once).
+pub fn register_thread_delete_routine(routine: fn(u64)) -> bool {
+    THREAD_DELETE_ROUTINE.set(routine)
 }
 
 /// `PsCreateSystemThread` (the kernel part, `KeInitThread`): a thread of
@@ -604,26 +642,43 @@ pub fn create_system_thread(
     routine: StartRoutine,
     context: usize,
 ) -> Result<u32, NtStatus> {
+    create_thread_in_process(
+        name,
+        &super::process::KI_SYSTEM_PROCESS,
+        priority,
+        affinity,
+        routine,
+        context,
+    )
+}
+
+/// `KeInitThread` for a kernel thread of `process` (the process manager's
+/// `PspCreateThread`): as [`create_system_thread`], in any process. The
+/// caller keeps `process` allocated until the thread is freed (the
+/// thread-delete routine tells it).
+pub fn create_thread_in_process(
+    name: &str,
+    process: &'static KProcess,
+    priority: u8,
+    affinity: u64,
+    routine: StartRoutine,
+    context: usize,
+) -> Result<u32, NtStatus> {
     if priority > 31 || affinity == 0 {
         return Err(STATUS_INVALID_PARAMETER);
     }
-    create_thread(
-        name,
-        &super::process::KI_SYSTEM_PROCESS,
-        Start::Routine(routine, context),
-        |st, id| {
-            let ideal = id % super::processor_count().max(1);
-            st.sched
-                .create_thread(
-                    ::ke::objects::ThreadId(id),
-                    priority,
-                    affinity,
-                    ideal,
-                    super::process::KI_SYSTEM_PROCESS.quantum_reset,
-                )
-                .map_err(|_| STATUS_INVALID_PARAMETER)
-        },
-    )
+    create_thread(name, process, Start::Routine(routine, context), |st, id| {
+        let ideal = id % super::processor_count().max(1);
+        st.sched
+            .create_thread(
+                ::ke::objects::ThreadId(id),
+                priority,
+                affinity,
+                ideal,
+                process.quantum_reset,
+            )
+            .map_err(|_| STATUS_INVALID_PARAMETER)
+    })
 }
 
 /// Saves this processor's extended state to `area`.

@@ -123,6 +123,13 @@ pub fn mm_create_process_address_space() -> Result<u32, NtStatus> {
     })
 }
 
+/// The physical address of address space `pid`'s PML4 (`DirectoryTableBase`).
+pub fn directory_table_base(pid: u32) -> Option<u64> {
+    with_mm(|st| st.processes.iter().find(|p| p.id == pid).map(|p| p.cr3))
+        .ok()
+        .flatten()
+}
+
 /// The process the current thread is attached to (0 = none: system space).
 pub fn current_process() -> u32 {
     sched::current_thread().attached_process()

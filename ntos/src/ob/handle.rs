@@ -1,7 +1,9 @@
 //! Handles (*Windows Internals*, Part 2, ch. 8, "Object handles and the
 //! process handle table"): the kernel handle table (`ObpKernelHandleTable`,
-//! handles with the sign bit set, `OBJ_KERNEL_HANDLE`) and the System
-//! process's table, over the host-tested lock-free `::ob::handle::HandleTable`.
+//! handles with the sign bit set, `OBJ_KERNEL_HANDLE`) and each process's
+//! table (`EPROCESS.ObjectTable`, owned by the process manager; handles
+//! without the sign bit name the current process's), over the host-tested
+//! lock-free `::ob::handle::HandleTable`.
 //! No path here takes the object manager's lock unless an object loses its
 //! name or its last reference: `ObReferenceObjectByHandle` locks one handle
 //! entry (at DISPATCH_LEVEL, so the holder is never preempted by a spinner)
@@ -29,22 +31,28 @@ pub const DUPLICATE_CLOSE_SOURCE: u32 = 1;
 pub const DUPLICATE_SAME_ACCESS: u32 = 2;
 pub const DUPLICATE_SAME_ATTRIBUTES: u32 = 4;
 
-type Table = HandleTable<ObjectId>;
+/// A handle table (`HANDLE_TABLE`).
+pub type Table = HandleTable<ObjectId>;
 
 /// `ObpKernelHandleTable`.
 static KERNEL_TABLE: Table = HandleTable::new();
-/// The System process's handle table (the only process with one until
-/// process creation lands).
+/// The System process's handle table (`PsInitialSystemProcess->ObjectTable`).
 static SYSTEM_TABLE: Table = HandleTable::new();
 /// The System process's id (`PsInitialSystemProcess->UniqueProcessId`).
 pub const SYSTEM_PROCESS_ID: u32 = 4;
 
-/// Which table a handle value belongs to, and its index part.
-fn table_of(handle: u64) -> (&'static Table, Handle) {
+/// The System process's handle table.
+pub fn system_table() -> &'static Table {
+    &SYSTEM_TABLE
+}
+
+/// Runs `f` on the table a handle value belongs to (the kernel table for
+/// kernel handles, else the current process's) and its index part.
+fn with_table<R>(handle: u64, f: impl FnOnce(&Table, Handle) -> R) -> R {
     if handle & KERNEL_HANDLE_MASK == KERNEL_HANDLE_MASK {
-        (&KERNEL_TABLE, Handle(handle & !KERNEL_HANDLE_MASK))
+        f(&KERNEL_TABLE, Handle(handle & !KERNEL_HANDLE_MASK))
     } else {
-        (&SYSTEM_TABLE, Handle(handle))
+        crate::ps::with_current_handle_table(|t| f(t, Handle(handle)))
     }
 }
 
@@ -84,13 +92,27 @@ impl Drop for ObjectRef {
 /// kernel table (`OBJ_KERNEL_HANDLE`) or the process's. The caller holds a
 /// reference to `id`.
 pub fn ob_create_handle(id: ObjectId, granted: u32, attributes: u32) -> Result<u64, NtStatus> {
+    if attributes & OBJ_KERNEL_HANDLE != 0 {
+        ob_create_handle_in(&KERNEL_TABLE, id, granted, attributes)
+    } else {
+        crate::ps::with_current_handle_table(|t| ob_create_handle_in(t, id, granted, attributes))
+    }
+}
+
+/// `ObpCreateHandle` in a given table (the process manager creates handles
+/// in a process other than the current one, e.g. inherited handles).
+pub fn ob_create_handle_in(
+    table: &Table,
+    id: ObjectId,
+    granted: u32,
+    attributes: u32,
+) -> Result<u64, NtStatus> {
     let ty = OB_HEADERS.type_index(id).ok_or(STATUS_INVALID_HANDLE)?;
     if let Some(open) = super::types::info(ty).open {
         open(super::types::OpenReason::ObOpenHandle, id, granted)?;
     }
     OB_HEADERS.open_handle(id)?;
-    let kernel = attributes & OBJ_KERNEL_HANDLE != 0;
-    let table = if kernel { &KERNEL_TABLE } else { &SYSTEM_TABLE };
+    let kernel = core::ptr::eq(table, &KERNEL_TABLE);
     let entry = HandleEntry {
         object: id,
         granted_access: granted,
@@ -205,7 +227,32 @@ pub fn ob_reference_object_by_handle(
         Some(t) => Some(t.index().ok_or(STATUS_OBJECT_TYPE_MISMATCH)?),
         None => None,
     };
-    let (table, h) = table_of(handle);
+    if handle == NT_CURRENT_PROCESS || handle == NT_CURRENT_THREAD {
+        // `NtCurrentProcess()`/`NtCurrentThread()`: the current process or
+        // thread with all access.
+        let (id, granted) = crate::ps::reference_pseudo_handle(handle == NT_CURRENT_PROCESS)?;
+        let r = ObjectRef {
+            id,
+            granted_access: granted,
+        };
+        if want.is_some_and(|w| OB_HEADERS.type_index(id) != Some(w)) {
+            return Err(STATUS_OBJECT_TYPE_MISMATCH);
+        }
+        return Ok(r);
+    }
+    with_table(handle, |table, h| {
+        reference_in(table, h, want, desired, mode)
+    })
+}
+
+/// `ObReferenceObjectByHandle`'s lookup in one table.
+fn reference_in(
+    table: &Table,
+    h: Handle,
+    want: Option<::ob::namespace::TypeIndex>,
+    desired: u32,
+    mode: Mode,
+) -> Result<ObjectRef, NtStatus> {
     at_dispatch(|| {
         table.with_entry(h, |e| {
             let header = OB_HEADERS.header(e.object).ok_or(STATUS_INVALID_HANDLE)?;
@@ -230,7 +277,11 @@ pub fn ob_reference_object_by_handle(
 /// STATUS_HANDLE_NOT_CLOSABLE for a protected one or one the type's
 /// okay-to-close procedure keeps.
 pub fn nt_close(handle: u64) -> NtStatus {
-    let (table, h) = table_of(handle);
+    with_table(handle, |table, h| close_in(table, h, handle))
+}
+
+/// `ObpCloseHandleTableEntry` in one table.
+fn close_in(table: &Table, h: Handle, handle: u64) -> NtStatus {
     let r = at_dispatch(|| {
         table.close_if(h, |e| {
             match OB_HEADERS
@@ -262,19 +313,20 @@ pub fn nt_duplicate_object(
     options: u32,
     mode: Mode,
 ) -> Result<u64, NtStatus> {
-    let (table, h) = table_of(source);
     // Referenced while the source entry is locked, so a concurrent close of
     // the source cannot free the object before the new handle holds it.
-    let (entry, r) = at_dispatch(|| {
-        table.with_entry(h, |e| {
-            OB_HEADERS.reference(e.object).map(|_| {
-                (
-                    *e,
-                    ObjectRef {
-                        id: e.object,
-                        granted_access: e.granted_access,
-                    },
-                )
+    let (entry, r) = with_table(source, |table, h| {
+        at_dispatch(|| {
+            table.with_entry(h, |e| {
+                OB_HEADERS.reference(e.object).map(|_| {
+                    (
+                        *e,
+                        ObjectRef {
+                            id: e.object,
+                            granted_access: e.granted_access,
+                        },
+                    )
+                })
             })
         })
     })??;
@@ -305,14 +357,15 @@ pub fn nt_duplicate_object(
 
 /// `NtSetInformationObject(ObjectHandleFlagInformation)`: protect from close.
 pub fn set_protect_from_close(handle: u64, protect: bool) -> NtStatus {
-    let (table, h) = table_of(handle);
-    let r = at_dispatch(|| {
-        table.update_attributes(h, |a| {
-            if protect {
-                a | HANDLE_PROTECT_FROM_CLOSE
-            } else {
-                a & !HANDLE_PROTECT_FROM_CLOSE
-            }
+    let r = with_table(handle, |table, h| {
+        at_dispatch(|| {
+            table.update_attributes(h, |a| {
+                if protect {
+                    a | HANDLE_PROTECT_FROM_CLOSE
+                } else {
+                    a & !HANDLE_PROTECT_FROM_CLOSE
+                }
+            })
         })
     });
     match r {
@@ -321,26 +374,83 @@ pub fn set_protect_from_close(handle: u64, protect: bool) -> NtStatus {
     }
 }
 
-/// A process's handle table (`EPROCESS.ObjectTable`) as kd shows it: its
-/// address and handle count. Only the System process has one today.
-pub fn process_handle_table(process_id: u32) -> Option<(u64, usize)> {
-    (process_id == SYSTEM_PROCESS_ID)
-        .then(|| (&SYSTEM_TABLE as *const Table as u64, SYSTEM_TABLE.count()))
+/// `ExSweepHandleTable` + `ObpCloseHandleTableEntry` at process exit
+/// (`ObKillProcess`): closes every handle in `table` (protected ones too).
+/// Returns how many were closed.
+pub fn ob_kill_handle_table(table: &Table) -> usize {
+    let mut n = 0;
+    let handles: Vec<Handle> = table.iter().map(|(h, _)| h).collect();
+    for h in handles {
+        let _ = at_dispatch(|| table.update_attributes(h, |a| a & !HANDLE_PROTECT_FROM_CLOSE));
+        if let Ok(e) = at_dispatch(|| table.close(h)) {
+            handle_closed(e.object);
+            n += 1;
+        }
+    }
+    n
 }
 
-/// Handles open in the System process and the kernel table.
+/// `ObInitProcess` with inheritance (`ExDupHandleTable` +
+/// `ObpIncrementHandleCount` for each): a copy of `parent`'s inheritable
+/// handles at the same values, each counted on its object.
+pub fn ob_duplicate_inheritable(parent: &Table) -> Result<Table, NtStatus> {
+    // ntrs differs: NT copies and counts each entry with the parent's entry
+    // locked; here the copy is taken first, and an entry whose object died
+    // meanwhile (the parent closed its last handle) is dropped again.
+    let t = {
+        let _tag = crate::ex::pool::PoolTag::enter(*b"Obtb");
+        parent.duplicate_inheritable()?
+    };
+    for (h, e) in t.iter() {
+        if OB_HEADERS.reference_if_alive(e.object) {
+            let _ = OB_HEADERS.open_handle(e.object);
+            ob_dereference_object(e.object);
+        } else {
+            let _ = t.close(h);
+        }
+    }
+    Ok(t)
+}
+
+/// Handles open in the current process and the kernel table.
 pub fn handle_counts() -> (usize, usize) {
-    (SYSTEM_TABLE.count(), KERNEL_TABLE.count())
+    (
+        crate::ps::with_current_handle_table(|t| t.count()),
+        KERNEL_TABLE.count(),
+    )
 }
 
-/// `!handle [handle] [kernel]`: the System process's (or the kernel's)
-/// handle table, like WinDbg's: which table, its address and handle count,
-/// then each handle with its entry and object.
-pub fn kd_handle(arg: Option<&str>, which: Option<&str>) {
+/// `!handle [h] [flags] [process] | [h] kernel`: a process's handle table
+/// (default the current one) or the kernel's, like WinDbg's: which table,
+/// its address and handle count, then each handle with its entry and
+/// object.
+pub fn kd_handle(arg: Option<&str>, which: Option<&str>, process: Option<&str>) {
     let one = arg.filter(|a| *a != "0").and_then(crate::kd::parse_number);
     let kernel = which.is_some_and(|w| w.eq_ignore_ascii_case("kernel"))
         || one.is_some_and(|h| h & KERNEL_HANDLE_MASK == KERNEL_HANDLE_MASK);
-    let table: &Table = if kernel { &KERNEL_TABLE } else { &SYSTEM_TABLE };
+    if kernel {
+        crate::dbg_println!(
+            "Kernel handle table (ObpKernelHandleTable) at {:016x} with {} entries in use\n",
+            &KERNEL_TABLE as *const Table as u64,
+            KERNEL_TABLE.count()
+        );
+        kd_handle_entries(&KERNEL_TABLE, true, one);
+        return;
+    }
+    let shown = crate::ps::kd::kd_with_process_table(process, |label, table| {
+        crate::dbg_println!(
+            "{label}Handle table at {:016x} with {} entries in use\n",
+            table as *const Table as u64,
+            table.count()
+        );
+        kd_handle_entries(table, false, one);
+    });
+    if !shown {
+        crate::dbg_println!("{} is not a process", process.unwrap_or("?"));
+    }
+}
+
+fn kd_handle_entries(table: &Table, kernel: bool, one: Option<u64>) {
     let entries: Vec<(u64, Handle, HandleEntry<ObjectId>)> = table
         .iter()
         .map(|(h, e)| {
@@ -356,20 +466,6 @@ pub fn kd_handle(arg: Option<&str>, which: Option<&str>) {
         })
         .filter(|(v, _, _)| one.is_none_or(|o| o & !3 == *v))
         .collect();
-    if kernel {
-        crate::dbg_println!(
-            "Kernel handle table (ObpKernelHandleTable) at {:016x} with {} entries in use\n",
-            table as *const Table as u64,
-            table.count()
-        );
-    } else {
-        crate::dbg_println!(
-            "Handle table of the System process (Cid: {:04x}) at {:016x} with {} entries in use\n",
-            SYSTEM_PROCESS_ID,
-            table as *const Table as u64,
-            table.count()
-        );
-    }
     if one.is_some() && entries.is_empty() {
         crate::dbg_println!(
             "{:04x}: free handle",
