@@ -10,11 +10,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_camel_case_types, non_snake_case)]
 
+#[cfg(any(feature = "alloc", test))]
+extern crate alloc;
+
 pub mod base;
 pub mod cc;
 pub mod consts;
 pub mod disk;
 pub mod fastio;
+#[cfg(any(feature = "alloc", test))]
+pub mod fs;
 pub mod fsrtl;
 pub mod helpers;
 pub mod io;
