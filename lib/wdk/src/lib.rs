@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod base;
+pub mod cc;
 pub mod consts;
 pub mod disk;
 pub mod fastio;
@@ -28,6 +29,8 @@ pub mod mountdev;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
 #[cfg(feature = "driver")]
+pub mod ntoskrnl_cc;
+#[cfg(feature = "driver")]
 pub mod ntoskrnl_pnp;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl_storage;
@@ -39,6 +42,7 @@ pub mod scsi;
 pub mod volmgr;
 
 pub use base::*;
+pub use cc::*;
 pub use consts::*;
 pub use fastio::*;
 pub use fsrtl::*;
@@ -48,6 +52,8 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+#[cfg(feature = "driver")]
+pub use ntoskrnl_cc::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl_pnp::*;
 #[cfg(feature = "driver")]
