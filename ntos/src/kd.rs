@@ -264,6 +264,12 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
     cmd("!poolused", &[], "", "pool usage per tag", |_| {
         crate::ex::xpool::kd_poolused()
     }),
+    cmd("!filecache", &[], "", "system cache views and cached streams", |_| {
+        crate::cc::kd_filecache()
+    }),
+    cmd("!defwrites", &[], "", "cache write throttle state", |_| {
+        crate::cc::kd_defwrites()
+    }),
     cmd("!exqueue", &[], "", "executive worker queues", |_| {
         crate::ex::worker::kd_exqueue()
     }),
@@ -623,6 +629,8 @@ pub const TESTS: &[crate::ktest::Test] = &[("kd.command_table", || {
         "!locks",
         "!poolused",
         "!exqueue",
+        "!filecache",
+        "!defwrites",
         "!sd",
         "!sddl",
         "!token",

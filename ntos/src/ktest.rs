@@ -318,6 +318,8 @@ const ALL: &[&[Test]] = &[
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
     crate::storage::tests_srb::TESTS,
+    crate::cc::tests::TESTS,
+    crate::io::tests_fs::TESTS,
     crate::kd::TESTS,
     crate::ps::tests::TESTS,
 ];

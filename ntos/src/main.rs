@@ -13,6 +13,7 @@
 extern crate alloc;
 
 pub mod bench;
+pub mod cc;
 pub mod cm;
 pub mod ex;
 pub mod hal;

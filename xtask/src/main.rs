@@ -273,7 +273,21 @@ fn cmd_test() -> Result<u8> {
                     errors.push(format!("{name}: {detail}"));
                 }
             }
-            qemu::boot_tests(&img, &mut tally, &mut errors)
+            qemu::boot_tests(&img, &mut tally, &mut errors);
+            // The boot tests wrote to the system volume through ntfs.sys
+            // (fs.write.*): ntfs-3g must still accept it and read the OS
+            // files byte-exact.
+            for (name, ok, detail) in image::check_system_volume_with_ntfs3g(&img, &images) {
+                let name = format!("{name}-after-boot-tests");
+                if ok {
+                    println!("BOOTTEST {name} PASS");
+                    tally.passed += 1;
+                } else {
+                    println!("BOOTTEST {name} FAIL {detail}");
+                    tally.failed += 1;
+                    errors.push(format!("{name}: {detail}"));
+                }
+            }
         }
         Err(e) => {
             tally.failed += 1;

@@ -321,6 +321,36 @@ impl CacheManager {
         Ok(grant)
     }
 
+    /// Gives back a VACB just granted whose view could not be mapped: it
+    /// leaves the stream's index and the pool. False if someone else
+    /// references it meanwhile.
+    pub fn abandon_view(&mut self, v: VacbId) -> bool {
+        let vacb = self.views.vacb(v);
+        if vacb.active != 1 {
+            return false;
+        }
+        let mapping = vacb.mapping;
+        self.views.release(v);
+        if let Some(mp) = mapping {
+            if let Some(Some(m)) = self.maps.get_mut(mp.map as usize) {
+                let _ = m.vacbs.set(mp.view, None);
+            }
+        }
+        self.views.free(v)
+    }
+
+    /// `CcSetDirtyPageThreshold`: the stream's own threshold (0: none).
+    pub fn set_dirty_threshold(&mut self, id: MapId, pages: u64) -> Result<(), CcError> {
+        self.map_mut(id)?.dirty_threshold = pages;
+        Ok(())
+    }
+
+    /// `CcSetAdditionalCacheAttributes(DisableWriteBehind)`.
+    pub fn set_disable_write_behind(&mut self, id: MapId, disable: bool) -> Result<(), CcError> {
+        self.map_mut(id)?.disable_write_behind = disable;
+        Ok(())
+    }
+
     /// Drops a view reference (`CcFreeVirtualAddress`).
     pub fn release_view(&mut self, v: VacbId) -> bool {
         self.views.release(v)

@@ -188,16 +188,21 @@ impl DeferredWrites {
     }
 }
 
+/// Fewest pages a lazy writer pass writes when any is dirty (ntrs: one
+/// 64 KiB run, so a few dirty pages are written in one pass instead of one
+/// page a second).
+pub const LAZY_WRITE_MINIMUM: u64 = 16;
+
 /// Pages the lazy writer writes in one pass (`CcCalculatePagesToWrite`):
-/// one eighth of the dirty pages (at least one when any is dirty), plus
+/// one eighth of the dirty pages (at least [`LAZY_WRITE_MINIMUM`]), plus
 /// everything above the threshold's target when the system is over it.
-/// `target` is the dirty page level the lazy writer aims to stay under
+/// The target is the dirty page level the lazy writer aims to stay under
 /// (ntrs: three quarters of the threshold).
 pub fn pages_to_write(total_dirty: u64, threshold: u64) -> u64 {
     if total_dirty == 0 {
         return 0;
     }
-    let mut n = total_dirty.div_ceil(8);
+    let mut n = total_dirty.div_ceil(8).max(LAZY_WRITE_MINIMUM);
     let target = threshold / 4 * 3;
     if total_dirty > target {
         n += total_dirty - target;
@@ -298,7 +303,8 @@ mod tests {
     fn lazy_writer_quota() {
         assert_eq!(pages_to_write(0, 1000), 0);
         assert_eq!(pages_to_write(1, 1000), 1);
-        assert_eq!(pages_to_write(80, 1000), 10);
+        assert_eq!(pages_to_write(80, 1000), 16);
+        assert_eq!(pages_to_write(400, 1000), 50);
         // Over the target (750): one eighth plus the excess.
         assert_eq!(pages_to_write(800, 1000), 100 + 50);
         assert_eq!(pages_to_write(5000, 1000), 625 + 4250);

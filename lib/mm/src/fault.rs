@@ -67,6 +67,15 @@ pub trait FaultHost {
     /// Sets the faulting process's hardware PTE for `vpn` (`None`: not
     /// present) and invalidates the TLB entry as needed.
     fn set_pte(&mut self, vpn: Vpn, pte: Option<HardwarePte>);
+    /// The resident frame of page `page` of the file-backed control area
+    /// `control_area` (the kernel reads the page in with a paging read
+    /// before it takes the locks the fault runs under). `None` when the
+    /// page is not resident, which fails the fault with
+    /// `STATUS_IN_PAGE_ERROR`. Hosts without file sections keep the default.
+    fn file_page(&mut self, control_area: u32, page: u64) -> Option<Pfn> {
+        let _ = (control_area, page);
+        None
+    }
 }
 
 /// The system-wide state the fault handler needs (each behind its lock in the kernel).
@@ -232,6 +241,13 @@ pub fn mm_access_fault(
                 }
             }
             FaultResolution::SectionPage { vpn, section, page } => {
+                if let Some(ca) = g.sections.get(section).and_then(|s| s.file) {
+                    // A file's page: the control area's frame, one more share.
+                    let pfn = host.file_page(ca, page).ok_or(STATUS_IN_PAGE_ERROR)?;
+                    g.pfn.add_share(pfn).map_err(|_| STATUS_INTERNAL_ERROR)?;
+                    process.space.map_page(vpn, pfn)?;
+                    continue;
+                }
                 ensure_available(g, process, host)?;
                 let f = g.sections.resolve_fault(g.pfn, section, page)?;
                 if let Some(r) = f.repurposed {

@@ -55,12 +55,17 @@ pub struct Section {
     pub views: u32,
     /// The object was closed; it goes away with its last view.
     closed: bool,
+    /// A data section of a file: the control area id (`::mm::control`)
+    /// whose prototype PTEs back the pages (the kernel supplies their frames
+    /// through [`FaultHost::file_page`](crate::fault::FaultHost::file_page));
+    /// `None` for a pagefile-backed section.
+    pub file: Option<u32>,
 }
 
 impl Section {
     /// Number of pages.
     pub fn pages(&self) -> u64 {
-        self.prototypes.len() as u64
+        self.size / PAGE_SIZE
     }
     /// The frame behind page `i`, if it has been touched.
     pub fn prototype(&self, i: u64) -> Option<Pfn> {
@@ -86,6 +91,7 @@ pub struct SectionPageFrame {
 pub struct SectionTable {
     sections: BTreeMap<u32, Section>,
     next_id: u32,
+    deleted_files: Vec<u32>,
 }
 
 impl SectionTable {
@@ -157,9 +163,50 @@ impl SectionTable {
                 prototypes,
                 views: 0,
                 closed: false,
+                file: None,
             },
         );
         Ok(id)
+    }
+
+    /// `NtCreateSection(..., FileHandle)` for a data file: a section of
+    /// `size` bytes (the kernel checked it against the file) over control
+    /// area `control_area`. Not charged to the commit limit (the file backs
+    /// it). Size 0 → `STATUS_MAPPED_FILE_SIZE_ZERO`; a bad protection →
+    /// `STATUS_INVALID_PAGE_PROTECTION`.
+    pub fn create_file_section(
+        &mut self,
+        control_area: u32,
+        size: u64,
+        protect: u32,
+    ) -> Result<u32, NtStatus> {
+        if size == 0 {
+            return Err(STATUS_MAPPED_FILE_SIZE_ZERO);
+        }
+        if !is_valid_protection(protect) || protect & PAGE_GUARD != 0 {
+            return Err(STATUS_INVALID_PAGE_PROTECTION);
+        }
+        let pages = size.div_ceil(PAGE_SIZE);
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.sections.insert(
+            id,
+            Section {
+                size: pages * PAGE_SIZE,
+                protect,
+                prototypes: Vec::new(),
+                views: 0,
+                closed: false,
+                file: Some(control_area),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Control areas of file sections deleted since the last call: the
+    /// kernel drops each one's section reference.
+    pub fn take_deleted_files(&mut self) -> Vec<u32> {
+        core::mem::take(&mut self.deleted_files)
     }
 
     /// The last handle to the section was closed. Like `MiSectionDelete`, the
@@ -181,6 +228,10 @@ impl SectionTable {
 
     fn delete(&mut self, id: u32, commit: &CommitCharge, pfn_db: &mut PfnDatabase) {
         if let Some(s) = self.sections.remove(&id) {
+            if let Some(ca) = s.file {
+                self.deleted_files.push(ca);
+                return;
+            }
             for pfn in s.prototypes.iter().flatten() {
                 let _ = pfn_db.free_page(*pfn);
             }
@@ -699,5 +750,62 @@ mod tests {
             .protect_virtual_memory(&mut pb, &mut ps, PAGE_WRITECOPY, &mut old)
             .is_ok());
         assert_eq!(sys.touch(&mut a, 0x500000, AccessKind::Write, 5), Ok(5));
+    }
+
+    #[test]
+    fn file_sections_use_the_control_area() {
+        let mut sys = Sys::new();
+        assert_eq!(
+            sys.sections.create_file_section(5, 0, PAGE_READWRITE),
+            Err(STATUS_MAPPED_FILE_SIZE_ZERO)
+        );
+        let id = sys
+            .sections
+            .create_file_section(5, 0x2001, PAGE_READWRITE)
+            .unwrap();
+        // Not charged: the file backs it.
+        assert_eq!(sys.commit.used(), 0);
+        let s = sys.sections.get(id).unwrap();
+        assert_eq!((s.file, s.pages(), s.size), (Some(5), 3, 0x3000));
+        let mut a = AddressSpace::new();
+        let mut b = AddressSpace::new();
+        let (va, _, vs) = map(&mut sys, id, &mut a, 0, 0, 0, PAGE_READWRITE).unwrap();
+        assert_eq!(vs, 0x3000);
+        let (vb, _, _) = map(&mut sys, id, &mut b, 0, 0, 0, PAGE_WRITECOPY).unwrap();
+        // A fault names the section page; the kernel supplies the control
+        // area's frame (FaultHost::file_page), shared by both views.
+        assert_eq!(
+            a.access(va + 0x2000, AccessKind::Read),
+            FaultResolution::SectionPage {
+                vpn: va / PAGE_SIZE + 2,
+                section: id,
+                page: 2
+            }
+        );
+        let p = sys
+            .pfn
+            .allocate_page(0, AllocationPreference::Zeroed)
+            .unwrap()
+            .pfn;
+        for (space, v) in [(&mut a, va), (&mut b, vb)] {
+            sys.pfn.add_share(p).unwrap();
+            space.map_page(v / PAGE_SIZE + 2, p).unwrap();
+        }
+        assert_eq!(sys.pfn.entry(p).unwrap().share_count, 3);
+        // Closing with views mapped keeps it; the last unmap deletes it and
+        // reports the control area, whose frame keeps the control area's share.
+        sys.sections
+            .close_section(id, &sys.commit, &mut sys.pfn)
+            .unwrap();
+        assert!(sys.sections.take_deleted_files().is_empty());
+        for (space, v) in [(&mut a, va), (&mut b, vb)] {
+            sys.sections
+                .unmap_view_of_section(space, v, &sys.commit, &mut sys.pfn, &mut PagingFile::new(0))
+                .unwrap();
+        }
+        assert!(sys.sections.is_empty());
+        assert_eq!(sys.sections.take_deleted_files(), alloc::vec![5]);
+        assert_eq!(sys.pfn.entry(p).unwrap().share_count, 1);
+        sys.pfn.verify().unwrap();
     }
 }

@@ -17,6 +17,7 @@ pub mod crc32;
 pub mod disk;
 pub mod gpt;
 pub mod guid;
+pub mod mbr;
 pub mod mountmgr;
 pub mod request;
 pub mod scsi;

@@ -503,6 +503,21 @@ pub struct OthersParameters {
     pub Argument4: *mut c_void,
 }
 
+/// `Parameters.QueryDirectory` (`IRP_MN_QUERY_DIRECTORY`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct QueryDirectoryParameters {
+    pub Length: u32,
+    pub Reserved0: u32,
+    /// The search expression (`*.sys`), or null: every entry.
+    pub FileName: *mut UNICODE_STRING,
+    /// `POINTER_ALIGNMENT` (8 on x64).
+    pub FileInformationClass: u32,
+    pub Reserved1: u32,
+    /// `POINTER_ALIGNMENT`.
+    pub FileIndex: u32,
+}
+
 /// `IO_STACK_LOCATION.Parameters` (0x20 bytes).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -512,6 +527,7 @@ pub union IO_STACK_LOCATION_PARAMETERS {
     pub Write: ReadWriteParameters,
     pub QueryFile: QueryFileParameters,
     pub SetFile: SetFileParameters,
+    pub QueryDirectory: QueryDirectoryParameters,
     pub QueryVolume: QueryVolumeParameters,
     pub FileSystemControl: IoControlParameters,
     pub DeviceIoControl: IoControlParameters,
@@ -744,6 +760,9 @@ const _: () = {
     assert!(offset_of!(IoControlParameters, IoControlCode) == 0x10);
     assert!(offset_of!(QueryFileParameters, FileInformationClass) == 0x08);
     assert!(offset_of!(QueryVolumeParameters, FsInformationClass) == 0x08);
+    assert!(offset_of!(QueryDirectoryParameters, FileName) == 0x08);
+    assert!(offset_of!(QueryDirectoryParameters, FileInformationClass) == 0x10);
+    assert!(offset_of!(QueryDirectoryParameters, FileIndex) == 0x18);
     assert!(offset_of!(IoControlParameters, Type3InputBuffer) == 0x18);
     assert!(offset_of!(SetFileParameters, FileInformationClass) == 0x08);
     assert!(offset_of!(SetFileParameters, FileObject) == 0x10);

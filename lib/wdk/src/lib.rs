@@ -10,10 +10,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_camel_case_types, non_snake_case)]
 
+#[cfg(any(feature = "alloc", test))]
+extern crate alloc;
+
 pub mod base;
+pub mod cc;
 pub mod consts;
 pub mod disk;
 pub mod fastio;
+#[cfg(any(feature = "alloc", test))]
+pub mod fs;
 pub mod fsrtl;
 pub mod helpers;
 pub mod io;
@@ -22,6 +28,8 @@ pub mod kernel;
 pub mod mountdev;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl;
+#[cfg(feature = "driver")]
+pub mod ntoskrnl_cc;
 #[cfg(feature = "driver")]
 pub mod ntoskrnl_pnp;
 #[cfg(feature = "driver")]
@@ -34,6 +42,7 @@ pub mod scsi;
 pub mod volmgr;
 
 pub use base::*;
+pub use cc::*;
 pub use consts::*;
 pub use fastio::*;
 pub use fsrtl::*;
@@ -43,6 +52,8 @@ pub use io::*;
 pub use kernel::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl::*;
+#[cfg(feature = "driver")]
+pub use ntoskrnl_cc::*;
 #[cfg(feature = "driver")]
 pub use ntoskrnl_pnp::*;
 #[cfg(feature = "driver")]

@@ -95,6 +95,19 @@ extern "system" {
     pub fn IoCsqRemoveNextIrp(Csq: *mut IO_CSQ, PeekContext: *mut c_void) -> *mut IRP;
     pub fn IoCsqRemoveIrp(Csq: *mut IO_CSQ, Context: *mut IO_CSQ_IRP_CONTEXT) -> *mut IRP;
 
+    // File systems (ntos/exports/fs.txt).
+    pub fn IoRegisterFileSystem(DeviceObject: *mut DEVICE_OBJECT);
+    pub fn IoUnregisterFileSystem(DeviceObject: *mut DEVICE_OBJECT);
+    pub fn IoAcquireVpbSpinLock(Irql: *mut u8);
+    pub fn IoReleaseVpbSpinLock(Irql: u8);
+    pub fn IoGetRelatedDeviceObject(FileObject: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT;
+    pub fn FsRtlIsNameInExpression(
+        Expression: *const UNICODE_STRING,
+        Name: *const UNICODE_STRING,
+        IgnoreCase: BOOLEAN,
+        UpcaseTable: *const u16,
+    ) -> BOOLEAN;
+
     // Share access.
     pub fn IoCheckShareAccess(
         DesiredAccess: ACCESS_MASK,

@@ -82,14 +82,30 @@ pub unsafe fn io_create_device(
         (*doe).DeviceObject = dev;
         (*dev).DeviceObjectExtension = doe;
     }
-    insert_object(
+    // Disk-type devices get a VPB (IopCreateVpb), for the mount path.
+    if super::fs::needs_vpb(device_type) {
+        // SAFETY: the device is ours until inserted.
+        if let Err(e) = unsafe { super::fs::create_vpb(dev) } {
+            free_body(body, TAG_DEVICE);
+            return Err(e);
+        }
+    }
+    // SAFETY: the device is ours until inserted.
+    let vpb = unsafe { (*dev).Vpb };
+    if let Err(e) = insert_object(
         &IO_DEVICE_OBJECT_TYPE,
         IoKind::Device,
         body,
         TAG_DEVICE,
         name,
         ::ob::OBJ_CASE_INSENSITIVE,
-    )?;
+    ) {
+        // insert_object freed the body; the VPB is ours to free.
+        if !vpb.is_null() {
+            let _ = xpool::free(vpb as u64, super::fs::TAG_VPB);
+        }
+        return Err(e);
+    }
     // The device keeps its driver object.
     let _ = ob_reference_object(driver_id);
     DATABASE_LOCK.with(|_| {
@@ -135,6 +151,8 @@ pub unsafe fn io_delete_device(dev: *mut DEVICE_OBJECT) {
 /// The device's delete procedure: its reference on the driver object goes.
 pub(super) fn delete_device(body: u64) {
     let dev = body as *mut DEVICE_OBJECT;
+    // SAFETY: the last reference went: nothing reaches the device or its VPB.
+    unsafe { super::fs::free_vpb(dev) };
     // SAFETY: the last reference went; the driver object outlives its devices.
     let driver = unsafe { (*dev).DriverObject };
     if let Some(id) = object_of(driver as u64, IoKind::Driver) {

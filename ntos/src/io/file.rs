@@ -41,8 +41,8 @@ pub fn file_of(id: ObjectId) -> Option<*mut FILE_OBJECT> {
 /// # Safety
 /// `file` must be a live file object.
 pub unsafe fn related_device(file: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT {
-    // SAFETY: a live file object keeps its device.
-    unsafe { super::device::io_get_attached_device((*file).DeviceObject) }
+    // SAFETY: a live file object keeps its device (and VPB).
+    unsafe { super::fs::io_get_related_device_object(file) }
 }
 
 /// Sends `major` for `file` with an IRP the I/O manager waits for and
@@ -140,10 +140,37 @@ pub fn open_device(
             unsafe { (*dev).ReferenceCount -= 1 }
         })
     };
+    // A path below a volume: mount it if needed and open through its file
+    // system (`IopCheckVpbMounted`); the file object holds a VPB reference.
+    let vpb = if remaining.is_empty() {
+        ptr::null_mut()
+    } else {
+        // SAFETY: the device is referenced by the caller.
+        match unsafe { super::fs::check_vpb_mounted(dev) } {
+            Ok(v) => v,
+            Err(e) => {
+                undo_count();
+                return Err(e);
+            }
+        }
+    };
+    let undo_count = || {
+        if !vpb.is_null() {
+            // SAFETY: referenced above.
+            unsafe { super::fs::dereference_vpb(vpb) };
+        }
+        undo_count();
+    };
     let name = if remaining.is_empty() {
         Ok(UNICODE_STRING::empty())
     } else {
-        alloc_unicode(&alloc::format!("\\{remaining}"))
+        // The parse hands the path without its leading separator, or "\\"
+        // for the device's root (`\??\C:\`).
+        if remaining == "\\" {
+            alloc_unicode(remaining)
+        } else {
+            alloc_unicode(&alloc::format!("\\{remaining}"))
+        }
     };
     let mut name = match name {
         Ok(n) => n,
@@ -166,7 +193,8 @@ pub fn open_device(
         (*file).Type = IO_TYPE_FILE;
         (*file).Size = core::mem::size_of::<FILE_OBJECT>() as i16;
         (*file).DeviceObject = dev;
-        (*file).Vpb = (*dev).Vpb;
+        // Null for a direct device open: its requests go to the device.
+        (*file).Vpb = vpb;
         (*file).FileName = name;
         if p.options & (FILE_SYNCHRONOUS_IO_ALERT | FILE_SYNCHRONOUS_IO_NONALERT) != 0 {
             (*file).Flags |= FO_SYNCHRONOUS_IO;
@@ -362,6 +390,9 @@ pub(super) fn delete_file(body: u64) {
             let _ = xpool::free(cc as u64, TAG_COMPLETION);
             (*file).CompletionContext = ptr::null_mut();
         }
+        if !(*file).Vpb.is_null() {
+            super::fs::dereference_vpb((*file).Vpb);
+        }
         let dev = (*file).DeviceObject;
         super::device::DATABASE_LOCK.with(|_| (*dev).ReferenceCount -= 1);
         if let Some(id) = object_of(dev as u64, IoKind::Device) {
@@ -427,7 +458,7 @@ pub struct RequestArgs {
 /// `Nt*File` services); `setup` fills the stack location and the buffers.
 /// Synchronous files (`FO_SYNCHRONOUS_IO`) wait for the result; otherwise
 /// STATUS_PENDING comes back for a request the driver has not finished.
-fn file_request(
+pub(super) fn file_request(
     handle: u64,
     access: u32,
     args: &RequestArgs,

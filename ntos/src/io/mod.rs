@@ -17,6 +17,7 @@ pub mod driver;
 pub mod exports;
 pub mod fastio;
 pub mod file;
+pub mod fs;
 pub mod info;
 pub mod irp;
 pub mod kd;
@@ -30,6 +31,8 @@ pub mod tests;
 pub mod tests_apc;
 /// Boot tests (`/TESTS`) of fast I/O and file information queries.
 pub mod tests_fastio;
+/// Boot tests (`/TESTS`) of the mount path and ntfs.sys.
+pub mod tests_fs;
 /// Boot tests (`/TESTS`) of driver loading.
 pub mod tests_load;
 /// Boot tests (`/TESTS`) of device queues and `StartIo`.

@@ -529,40 +529,61 @@ pub fn mm_prefault_system_cache(va: u64, length: u64) -> Result<(), NtStatus> {
 fn make_valid(va: u64) -> Result<(), NtStatus> {
     let slot = ((va - SYSTEM_CACHE_START) / SYSTEM_CACHE_VIEW_SIZE) as usize;
     let index = (va - slot_va(slot)) / PAGE_SIZE;
+    let view_page = || {
+        with_files(|st| {
+            st.m.cache_view(slot)
+                .filter(|v| index < v.pages)
+                .map(|v| (v.control_area, v.first_page + index))
+        })
+    };
+    let (id, page) = view_page().ok_or(STATUS_NOT_MAPPED_VIEW)?;
+    page_in(id, page)?;
+    // Map it if the view is still there (an unmap may have raced).
+    with_files(|st| {
+        let view = st.m.cache_view(slot).filter(|v| index < v.pages);
+        let Some(view) = view.filter(|v| (v.control_area, v.first_page + index) == (id, page))
+        else {
+            return Err(STATUS_NOT_MAPPED_VIEW);
+        };
+        let ca = st.m.get(view.control_area).ok_or(STATUS_NOT_MAPPED_VIEW)?;
+        let Some(Proto::Valid { pfn, .. }) = ca.proto(page) else {
+            return Err(STATUS_IN_PAGE_ERROR);
+        };
+        match map::map_page(va, pfn, PTE_WRITE | PTE_NX | PTE_GLOBAL) {
+            // Another processor mapped it first.
+            Ok(()) | Err(STATUS_CONFLICTING_ADDRESSES) => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// Makes page `page` of control area `id` resident (`MiResolveProtoPteFault`
+/// and `IoPageRead`): returns its frame, reading it from the file with a
+/// paging read if needed (no lock held during the read). The caller's
+/// reference (a view or a section) keeps the control area alive.
+pub fn page_in(id: u32, page: u64) -> Result<Pfn, NtStatus> {
     for _ in 0..100_000 {
         let step = with_files(|st| {
-            let view = st.m.cache_view(slot).ok_or(STATUS_NOT_MAPPED_VIEW)?;
-            if index >= view.pages {
-                return Err(STATUS_NOT_MAPPED_VIEW);
-            }
-            let id = view.control_area;
-            let page = view.first_page + index;
             let file = st
                 .records
                 .get(&id)
                 .map(|r| r.file)
-                .ok_or(STATUS_NOT_MAPPED_VIEW)?;
-            let ca = st.m.get_mut(id).ok_or(STATUS_NOT_MAPPED_VIEW)?;
+                .ok_or(STATUS_INVALID_PARAMETER)?;
+            let ca = st.m.get_mut(id).ok_or(STATUS_INVALID_PARAMETER)?;
             let owner = CONTROL_AREA_OWNER | (u64::from(id) << 32) | (page & 0xFFFF_FFFF);
             let r = ca.begin_fault(page, || super::pfn::mm_allocate_zeroed_page(owner))?;
-            if let PageIn::Resident(pfn) = r {
-                match map::map_page(va, pfn, PTE_WRITE | PTE_NX | PTE_GLOBAL) {
-                    // Another processor mapped it first.
-                    Ok(()) | Err(STATUS_CONFLICTING_ADDRESSES) => {}
-                    Err(e) => return Err(e),
-                }
-            } else if let PageIn::Read { .. } = r {
+            if let PageIn::Read { .. } = r {
                 // The read keeps the control area alive.
                 ca.section_references += 1;
             }
-            Ok((r, id, page, file))
+            Ok::<_, NtStatus>((r, file))
         })?;
         match step {
-            (PageIn::Resident(_), ..) => return Ok(()),
-            (PageIn::Busy, ..) => {
+            (PageIn::Resident(pfn), _) => return Ok(pfn),
+            (PageIn::Busy, _) => {
                 crate::ke::sched::ke_delay_execution_thread(0);
             }
-            (PageIn::Read { pfn, offset }, id, page, file) => {
+            (PageIn::Read { pfn, offset }, file) => {
                 // SAFETY: the control area (referenced for the read) holds a
                 // reference on the file object; the frame is ours (InPage).
                 let (status, _) = unsafe { paging_io(file, false, pfn, offset) };
@@ -580,10 +601,74 @@ fn make_valid(va: u64) -> Result<(), NtStatus> {
                 if !ok {
                     return Err(STATUS_IN_PAGE_ERROR);
                 }
+                return Ok(pfn);
             }
         }
     }
     Err(STATUS_IN_PAGE_ERROR)
+}
+
+/// The frame of page `page` of control area `id` if it is resident (the
+/// user fault path's `FaultHost::file_page`).
+pub fn resident_frame(id: u32, page: u64) -> Option<Pfn> {
+    with_files(|st| match st.m.get(id)?.proto(page)? {
+        Proto::Valid { pfn, .. } => Some(pfn),
+        _ => None,
+    })
+}
+
+/// A writable user mapping has (or had) page `page` of control area `id`:
+/// it must be written back by the next flush.
+pub fn mark_dirty(id: u32, page: u64) {
+    with_files(|st| {
+        if let Some(ca) = st.m.get_mut(id) {
+            ca.mark_dirty(page);
+        }
+    });
+}
+
+/// A user view of a section over control area `id` was mapped
+/// (`NumberOfMappedViews`).
+pub fn user_view_mapped(id: u32) {
+    with_files(|st| {
+        if let Some(ca) = st.m.get_mut(id) {
+            ca.mapped_views += 1;
+        }
+    });
+}
+
+/// A user view of control area `id` was unmapped; deletes an unreferenced
+/// control area (may write pages: call with no spin lock held).
+pub fn user_view_unmapped(id: u32) {
+    let delete = with_files(|st| {
+        let ca = st.m.get_mut(id)?;
+        ca.mapped_views = ca.mapped_views.saturating_sub(1);
+        (ca.unreferenced() && !ca.being_deleted).then(|| ca.being_deleted = true)
+    });
+    if delete.is_some() {
+        delete_control_area(id);
+    }
+}
+
+/// `NtCreateSection` made a section object over control area `s`
+/// (`NumberOfUserReferences`); the section holds the reference `s` came with.
+pub fn add_user_reference(s: DataSection) {
+    with_files(|st| {
+        if let Some(ca) = st.m.get_mut(s.0) {
+            ca.user_references += 1;
+        }
+    });
+}
+
+/// The section object over control area `id` was deleted: drops its user
+/// reference and its section reference (no spin lock may be held).
+pub fn release_user_reference(id: u32) {
+    with_files(|st| {
+        if let Some(ca) = st.m.get_mut(id) {
+            ca.user_references = ca.user_references.saturating_sub(1);
+        }
+    });
+    mm_dereference_data_section(DataSection(id));
 }
 
 /// Harvests the dirty bits of control area `id`'s system cache view PTEs

@@ -223,6 +223,9 @@ impl FaultHost for Host {
             .space
             .page_written(vpn, pfn, slot)
     }
+    fn file_page(&mut self, control_area: u32, page: u64) -> Option<Pfn> {
+        super::file::resident_frame(control_area, page)
+    }
     fn set_pte(&mut self, vpn: Vpn, pte: Option<HardwarePte>) {
         if pte.is_none() {
             PAGES_TRIMMED.fetch_add(1, Ordering::Relaxed);
@@ -243,6 +246,12 @@ pub fn mm_access_fault(va: u64, write: bool, execute: bool) -> Result<(), NtStat
         return Err(STATUS_ACCESS_VIOLATION);
     }
     PAGE_FAULTS.fetch_add(1, Ordering::Relaxed);
+    // A page of a file view not mapped yet: make the control area's page
+    // resident first (a paging read, with no lock held), as NT's fault
+    // handler drops its locks around `IoPageRead`.
+    if let Some((ca, page)) = file_view_page(pid, va >> 12)? {
+        super::file::page_in(ca, page)?;
+    }
     let kind = if execute {
         AccessKind::Execute
     } else if write {
@@ -304,6 +313,21 @@ pub fn mm_access_fault(va: u64, write: bool, execute: bool) -> Result<(), NtStat
         });
         if r.is_ok() && zero_fault {
             DEMAND_ZERO_FAULTS.store(before + 1, Ordering::Relaxed);
+        }
+        // A file page mapped writable may be written from now on: the next
+        // flush (or the unmap) writes it back (ntrs does not harvest user
+        // PTE dirty bits yet).
+        if r.is_ok() {
+            if let Some((ca, page)) = file_view_page_of(&st.sections, &p.space, va >> 12) {
+                if p.space.hardware_pte(va >> 12).is_some_and(|h| h.writable)
+                    && matches!(
+                        p.space.frame(va >> 12),
+                        Some(::mm::vm::Frame::Valid { private: false, .. })
+                    )
+                {
+                    super::file::mark_dirty(ca, page);
+                }
+            }
         }
 
         r.map(|_| ())
@@ -492,6 +516,130 @@ pub fn nt_create_section(size: u64, protect: u32) -> Result<u32, NtStatus> {
     })?
 }
 
+/// The (control area, page) behind `vpn` of a view of a file section.
+fn file_view_page_of(
+    sections: &SectionTable,
+    space: &AddressSpace,
+    vpn: Vpn,
+) -> Option<(u32, u64)> {
+    let vad = space.vads().find(vpn)?;
+    let ::mm::vm::RegionKind::Mapped {
+        section,
+        first_page,
+        ..
+    } = vad.data.kind
+    else {
+        return None;
+    };
+    let ca = sections.get(section)?.file?;
+    Some((ca, first_page + (vpn - vad.start)))
+}
+
+/// For the fault pre-pass: the (control area, page) of a file view page of
+/// process `pid` that has no frame yet.
+fn file_view_page(pid: u32, vpn: Vpn) -> Result<Option<(u32, u64)>, NtStatus> {
+    with_mm(|st| {
+        let p = st.processes.iter().find(|p| p.id == pid)?;
+        if p.space.frame(vpn).is_some() {
+            return None;
+        }
+        file_view_page_of(&st.sections, &p.space, vpn)
+    })
+}
+
+/// `NtCreateSection(&Section, DesiredAccess, NULL, MaximumSize,
+/// SectionPageProtection, AllocationAttributes, FileHandle)` for a data
+/// file (`SEC_COMMIT` semantics: the file backs every page): returns the
+/// section id. The handle must be a file handle (`STATUS_INVALID_HANDLE`,
+/// `STATUS_OBJECT_TYPE_MISMATCH`) opened with read access, and with write
+/// access for a writable protection (`STATUS_ACCESS_DENIED`). The size is
+/// the file's (`maximum_size` 0) or `maximum_size`, which may not exceed
+/// the file (`STATUS_SECTION_TOO_BIG`; ntrs does not extend the file for a
+/// writable section as NT does). An empty file is
+/// `STATUS_MAPPED_FILE_SIZE_ZERO`; a file object with no section object
+/// pointers `STATUS_INVALID_FILE_FOR_SECTION`; `SEC_IMAGE` is
+/// `STATUS_NOT_IMPLEMENTED` (no image sections yet); `SEC_RESERVE` and
+/// `SEC_LARGE_PAGES` are invalid for files (`STATUS_INVALID_PARAMETER_6`).
+pub fn nt_create_section_from_file(
+    file_handle: u64,
+    maximum_size: u64,
+    protect: u32,
+    attributes: u32,
+    mode: crate::ob::object::Mode,
+) -> Result<u32, NtStatus> {
+    use ::mm::section::*;
+    let known = SEC_COMMIT | SEC_RESERVE | SEC_IMAGE | SEC_NOCACHE | SEC_LARGE_PAGES;
+    if attributes & !known != 0 || attributes & (SEC_RESERVE | SEC_LARGE_PAGES) != 0 {
+        return Err(STATUS_INVALID_PARAMETER_6);
+    }
+    if !::mm::is_valid_protection(protect) || protect & ::mm::PAGE_GUARD != 0 {
+        return Err(STATUS_INVALID_PAGE_PROTECTION);
+    }
+    if attributes & SEC_IMAGE != 0 {
+        return Err(STATUS_NOT_IMPLEMENTED);
+    }
+    let base = protect & 0xFF;
+    let mut access = wdk::FILE_READ_DATA;
+    if matches!(base, ::mm::PAGE_READWRITE | ::mm::PAGE_EXECUTE_READWRITE) {
+        access |= wdk::FILE_WRITE_DATA;
+    }
+    let r = crate::ob::handle::ob_reference_object_by_handle(
+        file_handle,
+        access,
+        Some(&crate::io::IO_FILE_OBJECT_TYPE),
+        mode,
+    )?;
+    // The handle's granted access decides, for kernel-mode callers too
+    // (whose references skip the access check): a read-only handle gives no
+    // writable section.
+    if r.granted_access & access != access {
+        return Err(STATUS_ACCESS_DENIED);
+    }
+    let file = crate::io::file::file_of(r.id).ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    let ds = super::file::mm_create_data_section(file, None)?;
+    let size = super::file::mm_section_size(ds).unwrap_or(0);
+    let size = match maximum_size {
+        0 => size,
+        m if m > size => {
+            super::file::mm_dereference_data_section(ds);
+            return Err(STATUS_SECTION_TOO_BIG);
+        }
+        m => m,
+    };
+    let id = with_mm(|st| st.sections.create_file_section(ds.id(), size, protect));
+    match id {
+        Ok(Ok(id)) => {
+            super::file::add_user_reference(ds);
+            Ok(id)
+        }
+        Ok(Err(e)) | Err(e) => {
+            super::file::mm_dereference_data_section(ds);
+            Err(e)
+        }
+    }
+}
+
+/// The section's last handle was closed (`MiSectionDelete` once its views
+/// are gone): a file section drops its control area reference.
+pub fn mm_close_section(section: u32) -> NtStatus {
+    let r = with_mm(|st| {
+        let r = PFN_DB.with(|d| {
+            let db = d.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
+            st.sections.close_section(section, &COMMIT, db)
+        });
+        (r, st.sections.take_deleted_files())
+    });
+    match r {
+        Ok((r, deleted)) => {
+            for ca in deleted {
+                super::file::release_user_reference(ca);
+            }
+            r.err().unwrap_or(STATUS_SUCCESS)
+        }
+        Err(e) => e,
+    }
+}
+
 /// `NtMapViewOfSection` into the current process.
 pub fn nt_map_view_of_section(
     section: u32,
@@ -512,6 +660,9 @@ pub fn nt_map_view_of_section(
             0,
             protect,
         )?;
+        if let Some(ca) = parts.sections.get(section).and_then(|s| s.file) {
+            super::file::user_view_mapped(ca);
+        }
         Ok(Change::only(()))
     });
     if r.is_ok() {
@@ -526,6 +677,32 @@ pub fn nt_map_view_of_section(
 /// the frames.
 pub fn nt_unmap_view_of_section(base: u64) -> NtStatus {
     let r = with_current(|p, parts| {
+        // A file view: its writable pages go back to the file at the next
+        // flush; the control area loses a mapped view after the unmap.
+        let file_view = p.space.vads().find(base >> 12).and_then(|v| {
+            let ::mm::vm::RegionKind::Mapped { section, .. } = v.data.kind else {
+                return None;
+            };
+            parts.sections.get(section).and_then(|s| s.file)?;
+            Some((v.start, v.end))
+        });
+        if let Some((start, end)) = file_view {
+            for vpn in start..=end {
+                if p.space.hardware_pte(vpn).is_some_and(|h| h.writable) {
+                    if let Some((ca, page)) = file_view_page_of(parts.sections, &p.space, vpn) {
+                        if matches!(
+                            p.space.frame(vpn),
+                            Some(::mm::vm::Frame::Valid { private: false, .. })
+                        ) {
+                            super::file::mark_dirty(ca, page);
+                        }
+                    }
+                }
+            }
+        }
+        let file_ca = file_view
+            .and_then(|(start, _)| file_view_page_of(parts.sections, &p.space, start))
+            .map(|(ca, _)| ca);
         if let Some((start, end)) = p.space.vads().find(base >> 12).map(|v| (v.start, v.end)) {
             let stale: Vec<u64> = (start..=end)
                 .filter(|&v| write_user_pte(v, None))
@@ -542,9 +719,20 @@ pub fn nt_unmap_view_of_section(base: u64) -> NtStatus {
         for f in &freed {
             p.ws.remove(f.vpn);
         }
-        Ok(Change::only(()))
+        Ok(Change::only((file_ca, parts.sections.take_deleted_files())))
     });
-    r.err().unwrap_or(STATUS_SUCCESS)
+    match r {
+        Ok((file_ca, deleted)) => {
+            if let Some(ca) = file_ca {
+                super::file::user_view_unmapped(ca);
+            }
+            for ca in deleted {
+                super::file::release_user_reference(ca);
+            }
+            STATUS_SUCCESS
+        }
+        Err(e) => e,
+    }
 }
 
 /// `MmDeleteProcessAddressSpace`: frees every view and private page, the
@@ -554,13 +742,31 @@ pub fn mm_delete_process_address_space(pid: u32) -> NtStatus {
         return STATUS_INVALID_PARAMETER;
     }
     let r = with_mm(|st| {
-        let i = st
-            .processes
-            .iter()
-            .position(|p| p.id == pid)
-            .ok_or(STATUS_INVALID_PARAMETER)?;
+        let Some(i) = st.processes.iter().position(|p| p.id == pid) else {
+            return (Err(STATUS_INVALID_PARAMETER), Vec::new(), Vec::new());
+        };
         let mut p = st.processes.swap_remove(i);
-        PFN_DB.with(|d| {
+        // File views: writable pages go back to the file at the next flush;
+        // their control areas lose the mapped view afterwards.
+        let mut file_views = Vec::new();
+        for v in p.space.vads().iter() {
+            if let Some((ca, _)) = file_view_page_of(&st.sections, &p.space, v.start) {
+                file_views.push(ca);
+                for vpn in v.start..=v.end {
+                    if p.space.hardware_pte(vpn).is_some_and(|h| h.writable)
+                        && matches!(
+                            p.space.frame(vpn),
+                            Some(::mm::vm::Frame::Valid { private: false, .. })
+                        )
+                    {
+                        if let Some((ca, page)) = file_view_page_of(&st.sections, &p.space, vpn) {
+                            super::file::mark_dirty(ca, page);
+                        }
+                    }
+                }
+            }
+        }
+        let r = PFN_DB.with(|d| {
             let db = d.as_mut().ok_or(STATUS_UNSUCCESSFUL)?;
             let freed =
                 st.sections
@@ -574,11 +780,20 @@ pub fn mm_delete_process_address_space(pid: u32) -> NtStatus {
             // User page tables: PML4 0..256 and everything below them.
             free_table(db, p.cr3 >> 12, 4);
             Ok::<(), NtStatus>(())
-        })
+        });
+        (r, file_views, st.sections.take_deleted_files())
     });
     match r {
-        Ok(Ok(())) => STATUS_SUCCESS,
-        Ok(Err(e)) | Err(e) => e,
+        Ok((r, file_views, deleted)) => {
+            for ca in file_views {
+                super::file::user_view_unmapped(ca);
+            }
+            for ca in deleted {
+                super::file::release_user_reference(ca);
+            }
+            r.err().unwrap_or(STATUS_SUCCESS)
+        }
+        Err(e) => e,
     }
 }
 

@@ -10,6 +10,8 @@ use crate::ktest::{check, Test, TestResult};
 use crate::ob::handle::{nt_close, ob_reference_object_by_handle};
 use crate::ob::object::Mode;
 use ::mm::control::Proto;
+use ::mm::section::{SEC_COMMIT, SEC_IMAGE};
+use ::mm::{PAGE_READONLY, PAGE_READWRITE, PAGE_WRITECOPY};
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
@@ -347,5 +349,236 @@ fn t_cache_views() -> TestResult {
     check(unloaded, "NtUnloadDriver(ntrstest)")
 }
 
+fn open_access(name: &str, desired: u32) -> Result<u64, NtStatus> {
+    let path = alloc::format!("\\Device\\NtrsTestFile{name}");
+    nt_create_file(
+        &path,
+        &OpenPacket {
+            desired,
+            share: FILE_SHARE_VALID_FLAGS,
+            disposition: FILE_OPEN_IF,
+            options: 0,
+            file_attributes: 0,
+            attributes: ::ob::OBJ_CASE_INSENSITIVE,
+            mode: Mode::KernelMode,
+        },
+    )
+    .map(|(h, _)| h)
+}
+
+/// Runs `f` attached to process `pid` (ntrs's attach does not nest).
+fn attached<R>(pid: u32, f: impl FnOnce() -> R) -> Result<R, &'static str> {
+    use crate::mm::process::*;
+    ke_stack_attach_process(pid).map_err(|_| "attach")?;
+    let r = f();
+    ke_unstack_detach_process();
+    Ok(r)
+}
+
+/// Maps `section` into process `pid`; returns the view's base.
+fn map_in(pid: u32, section: u32, protect: u32) -> Result<u64, &'static str> {
+    attached(pid, || {
+        let (mut base, mut size) = (0, 0);
+        (crate::mm::process::nt_map_view_of_section(section, &mut base, &mut size, protect)
+            == STATUS_SUCCESS)
+            .then_some(base)
+            .ok_or("NtMapViewOfSection of the file section")
+    })?
+}
+
+fn unmap_in(pid: u32, base: u64) -> TestResult {
+    attached(pid, || {
+        check(
+            crate::mm::process::nt_unmap_view_of_section(base) == STATUS_SUCCESS,
+            "NtUnmapViewOfSection",
+        )
+    })?
+}
+
+fn rd(va: u64) -> u8 {
+    // SAFETY: an address in a view mapped in the attached process.
+    unsafe { (va as *const u8).read_volatile() }
+}
+
+fn wr(va: u64, v: u8) {
+    // SAFETY: as above, a writable view.
+    unsafe { (va as *mut u8).write_volatile(v) }
+}
+
+fn user_body(handles: &mut Vec<u64>, sections: &mut Vec<u32>, pids: &mut Vec<u32>) -> TestResult {
+    use crate::mm::process::*;
+    const SIZE: usize = 2 * 4096 + 10;
+    let h = open("\\mmview", FILE_OVERWRITE_IF).map_err(|_| "open mmview")?;
+    handles.push(h);
+    let mut data: Vec<u8> = (0..SIZE).map(pattern).collect();
+    check(io(h, &mut data, 0, true) == Ok(SIZE), "NtWriteFile")?;
+    let k = Mode::KernelMode;
+
+    // Bad input.
+    check(
+        nt_create_section_from_file(0x7777_0000, 0, PAGE_READONLY, SEC_COMMIT, k)
+            == Err(STATUS_INVALID_HANDLE),
+        "a bad handle was not STATUS_INVALID_HANDLE",
+    )?;
+    let (ev, _) = crate::ex::event::nt_create_event(
+        0x1F_0003,
+        None,
+        0,
+        crate::ex::event::EventType::NotificationEvent,
+        false,
+        k,
+    )
+    .map_err(|_| "NtCreateEvent")?;
+    handles.push(ev);
+    check(
+        nt_create_section_from_file(ev, 0, PAGE_READONLY, SEC_COMMIT, k)
+            == Err(STATUS_OBJECT_TYPE_MISMATCH),
+        "an event handle was not STATUS_OBJECT_TYPE_MISMATCH",
+    )?;
+    let e = open("\\mmempty2", FILE_OVERWRITE_IF).map_err(|_| "open mmempty2")?;
+    handles.push(e);
+    check(
+        nt_create_section_from_file(e, 0, PAGE_READONLY, SEC_COMMIT, k)
+            == Err(STATUS_MAPPED_FILE_SIZE_ZERO),
+        "an empty file was not STATUS_MAPPED_FILE_SIZE_ZERO",
+    )?;
+    check(
+        nt_create_section_from_file(h, 0x10_0000, PAGE_READONLY, SEC_COMMIT, k)
+            == Err(STATUS_SECTION_TOO_BIG),
+        "a section larger than the file was not STATUS_SECTION_TOO_BIG",
+    )?;
+    check(
+        nt_create_section_from_file(h, 0, PAGE_READONLY, SEC_IMAGE, k)
+            == Err(STATUS_NOT_IMPLEMENTED),
+        "SEC_IMAGE",
+    )?;
+    let ro = open_access("\\mmview", FILE_READ_DATA).map_err(|_| "read-only open")?;
+    handles.push(ro);
+    check(
+        nt_create_section_from_file(ro, 0, PAGE_READWRITE, SEC_COMMIT, k)
+            == Err(STATUS_ACCESS_DENIED),
+        "a writable section on a read-only handle was not STATUS_ACCESS_DENIED",
+    )?;
+    let areas = control_areas();
+
+    let sec = nt_create_section_from_file(h, 0, PAGE_READWRITE, SEC_COMMIT, k)
+        .map_err(|_| "NtCreateSection on the file handle")?;
+    sections.push(sec);
+    check(
+        control_areas() == areas + 1,
+        "no control area for the section",
+    )?;
+    let a = mm_create_process_address_space().map_err(|_| "process A")?;
+    pids.push(a);
+    let b = mm_create_process_address_space().map_err(|_| "process B")?;
+    pids.push(b);
+
+    // A reads the file through its view and writes page 1; B, mapping the
+    // section at the same time, sees it.
+    let va = map_in(a, sec, PAGE_READWRITE)?;
+    let vb = map_in(b, sec, PAGE_READONLY)?;
+    attached(a, || {
+        check(
+            (0..SIZE).all(|i| rd(va + i as u64) == pattern(i)),
+            "the user view does not show the file",
+        )?;
+        check(
+            rd(va + SIZE as u64) == 0,
+            "past the end of file is not zero",
+        )?;
+        wr(va + 4096 + 1, 0xC3);
+        Ok(())
+    })??;
+    attached(b, || {
+        check(
+            rd(vb + 4096 + 1) == 0xC3,
+            "B does not see A's write (prototype PTEs)",
+        )
+    })??;
+    unmap_in(b, vb)?;
+    // The system cache view of the same file shares the page.
+    let f = file_object(h)?;
+    let ds = mm_create_data_section(f, None).map_err(|_| "MmCreateSection")?;
+    let (cv, _) = mm_map_view_in_system_cache(ds, 0).map_err(|_| "cache view")?;
+    let seen = read_va(cv + 4096 + 1, 1)[0];
+    let _ = mm_unmap_view_in_system_cache(cv);
+    mm_dereference_data_section(ds);
+    check(
+        seen == 0xC3,
+        "the system cache view does not see the user view's write",
+    )?;
+    check(
+        control_areas() == areas + 1,
+        "a second control area for the file",
+    )?;
+
+    // Flush: the write reaches the file through a paging write.
+    // SAFETY: the handle keeps the file object.
+    let sop = unsafe { (*f).SectionObjectPointer };
+    check(
+        flush(sop, None, 0).is_ok_and(|n| n >= 4096),
+        "MmFlushSection wrote nothing",
+    )?;
+    let mut one = [0u8; 1];
+    io(h, &mut one, 4096 + 1, false).map_err(|_| "NtReadFile")?;
+    check(
+        one[0] == 0xC3,
+        "the user view's write is not in the file after the flush",
+    )?;
+
+    // Copy-on-write: B's private copy reaches neither A nor the file.
+    let vc = map_in(b, sec, PAGE_WRITECOPY)?;
+    attached(b, || {
+        wr(vc + 7, 0x11);
+        check(rd(vc + 7) == 0x11, "copy-on-write view lost its write")
+    })??;
+    attached(a, || {
+        check(
+            rd(va + 7) == pattern(7),
+            "a copy-on-write write leaked into the shared page",
+        )
+    })??;
+    unmap_in(b, vc)?;
+    unmap_in(a, va)?;
+    check(flush(sop, None, 0).is_ok(), "flush")?;
+    io(h, &mut one, 7, false).map_err(|_| "NtReadFile")?;
+    check(
+        one[0] == pattern(7),
+        "a copy-on-write write reached the file",
+    )?;
+
+    // Closing the section (no views left) drops the control area.
+    check(mm_close_section(sec) == STATUS_SUCCESS, "close section")?;
+    sections.clear();
+    check(
+        control_areas() == areas,
+        "the control area outlived the section",
+    )
+}
+
+fn t_user_views() -> TestResult {
+    check(
+        nt_load_driver(KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtLoadDriver(ntrstest)",
+    )?;
+    let (mut handles, mut sections, mut pids) = (Vec::new(), Vec::new(), Vec::new());
+    let r = user_body(&mut handles, &mut sections, &mut pids);
+    for s in sections {
+        crate::mm::process::mm_close_section(s);
+    }
+    for p in pids {
+        crate::mm::process::mm_delete_process_address_space(p);
+    }
+    for h in handles {
+        nt_close(h);
+    }
+    let unloaded = nt_unload_driver(KEY, Mode::KernelMode) == STATUS_SUCCESS;
+    r?;
+    check(unloaded, "NtUnloadDriver(ntrstest)")
+}
+
 /// The `mm.file.*` boot tests.
-pub const TESTS: &[Test] = &[("mm.file.cache_views_paging_io_flush_purge", t_cache_views)];
+pub const TESTS: &[Test] = &[
+    ("mm.file.cache_views_paging_io_flush_purge", t_cache_views),
+    ("mm.file.nt_create_section_user_views", t_user_views),
+];

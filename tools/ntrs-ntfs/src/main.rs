@@ -1,5 +1,5 @@
 //! `ntrs-ntfs`: the ntrs NTFS implementation from the host, on an image file
-//! or on a partition of a GPT disk image.
+//! or on a partition of a GPT or MBR disk image.
 
 use clap::{Parser, Subcommand};
 use ntfs::attr::{mft_no, AT_DATA};
@@ -37,13 +37,13 @@ Every failure prints one line naming the problem and exits with status 1; a clos
 #[derive(Parser)]
 #[command(
     name = "ntrs-ntfs",
-    about = "NTFS volume tool (the ntrs NTFS driver's code, on an image file or a GPT partition)",
+    about = "NTFS volume tool (the ntrs NTFS driver's code, on an image file or a partition of a GPT or MBR disk image)",
     after_help = EXAMPLES
 )]
 struct Cli {
     /// Disk or volume image.
     image: String,
-    /// Use partition N (1-based) of a GPT disk image.
+    /// Use partition N (1-based) of a GPT or MBR disk image (MBR: 1-4 primary, 5 on logical).
     #[arg(long)]
     partition: Option<u32>,
     #[command(subcommand)]
@@ -336,44 +336,97 @@ impl BlockDevice for FileDevice {
     }
 }
 
-/// Finds partition `n` (1-based) in a GPT disk: (first byte, length).
-fn gpt_partition(dev: &mut FileDevice, n: u32) -> Result<(u64, u64), String> {
-    let mut h = [0u8; 512];
-    dev.read_at(512, &mut h)
-        .map_err(|_| "no GPT header at LBA 1 (the image is shorter than 1 KiB)")?;
-    if &h[0..8] != b"EFI PART" {
-        return Err("no GPT header at LBA 1".into());
+/// The image as 512-byte sectors for lib/storage's partition table readers.
+struct Sectors<'a>(&'a mut FileDevice);
+
+impl storage::gpt::SectorSource for Sectors<'_> {
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), nt::NtStatus> {
+        let at = lba
+            .checked_mul(512)
+            .ok_or(nt::status::STATUS_INVALID_PARAMETER)?;
+        self.0
+            .read_at(at, buf)
+            .map_err(|_| nt::status::STATUS_DEVICE_DATA_ERROR)
     }
-    let le64 = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-    let le32 = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let entries_lba = le64(&h, 0x48);
-    let count = le32(&h, 0x50);
-    let esize = le32(&h, 0x54) as u64;
-    if n == 0 || n > count || !(128..=4096).contains(&esize) {
-        return Err(format!("partition {n} out of range (1..={count})"));
+}
+
+/// Finds partition `n` (1-based) of a partitioned disk image: (first byte, length). A GPT disk
+/// (the primary table, or the backup when the primary is damaged) numbers its entries in array
+/// order; an MBR disk numbers primary partitions by slot (1-4) and logical partitions from 5.
+fn find_partition(dev: &mut FileDevice, n: u32) -> Result<(u64, u64), String> {
+    use storage::gpt::GptError;
+    let total = dev.size / 512;
+    let gpt = storage::gpt::read(&mut Sectors(dev), 512, total);
+    let (first, sectors, used) = match gpt {
+        Ok(g) => {
+            let used: Vec<u32> = g.partitions.iter().map(|p| p.entry_index + 1).collect();
+            match g.partitions.iter().find(|p| p.entry_index + 1 == n) {
+                Some(p) => (p.first_lba, p.sectors(), used),
+                None => (0, 0, used),
+            }
+        }
+        Err(GptError::NoSignature) | Err(GptError::DiskTooSmall) => {
+            let parts = storage::mbr::read(&mut Sectors(dev), 512, total).map_err(|e| match e {
+                storage::mbr::MbrError::NoSignature => {
+                    "no partition table (neither a GPT nor an MBR)".to_string()
+                }
+                e => format!("MBR: {e}"),
+            })?;
+            let used: Vec<u32> = parts.iter().map(|p| p.number).collect();
+            match parts.iter().find(|p| p.number == n) {
+                Some(p) => (p.first_lba, p.sectors, used),
+                None => (0, 0, used),
+            }
+        }
+        Err(e) => return Err(format!("GPT: {e}")),
+    };
+    if sectors == 0 {
+        let list: Vec<String> = used.iter().map(u32::to_string).collect();
+        return Err(format!(
+            "partition {n} is not used (used: {})",
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        ));
     }
-    let mut e = vec![0u8; esize as usize];
-    let at = entries_lba
-        .checked_mul(512)
-        .and_then(|o| o.checked_add((n as u64 - 1) * esize))
-        .ok_or("GPT partition entry array offset overflows")?;
-    dev.read_at(at, &mut e)
-        .map_err(|x| format!("GPT partition entry {n} at byte {at:#x}: {x}"))?;
-    let first = le64(&e, 0x20);
-    let last = le64(&e, 0x28);
-    if e[0..16].iter().all(|b| *b == 0) || last < first {
-        return Err(format!("partition {n} is unused"));
-    }
-    match (
-        first.checked_mul(512),
-        (last - first)
-            .checked_add(1)
-            .and_then(|n| n.checked_mul(512)),
-    ) {
+    match (first.checked_mul(512), sectors.checked_mul(512)) {
         (Some(a), Some(b)) => Ok((a, b)),
-        _ => Err(format!(
-            "partition {n}: LBA range {first}..={last} overflows"
-        )),
+        _ => Err(format!("partition {n}: sector range overflows")),
+    }
+}
+
+/// For an image that is not a volume: the partitions holding NTFS (by boot sector), as a hint
+/// to pass `--partition`; empty when the image has no partition table.
+fn partition_hint(cli: &Cli) -> String {
+    let Ok(f) = File::open(&cli.image) else {
+        return String::new();
+    };
+    let Ok(size) = f.metadata().map(|m| m.len()) else {
+        return String::new();
+    };
+    let mut dev = FileDevice::new(f, size);
+    let mut found = Vec::new();
+    for n in 1..=128 {
+        let Ok((start, _)) = find_partition(&mut dev, n) else {
+            continue;
+        };
+        let mut boot = [0u8; 11];
+        if dev.read_at(start, &mut boot).is_ok() && &boot[3..11] == b"NTFS    " {
+            found.push(n.to_string());
+        }
+    }
+    match found.len() {
+        0 => String::new(),
+        1 => format!(
+            " (the image is a partitioned disk: use --partition {})",
+            found[0]
+        ),
+        _ => format!(
+            " (the image is a partitioned disk with NTFS in partitions {}: use --partition N)",
+            found.join(", ")
+        ),
     }
 }
 
@@ -398,7 +451,7 @@ fn open_dev(
     let size = f.metadata().map_err(|e| e.to_string())?.len();
     let mut dev = FileDevice::new(f, size);
     let (start, len) = match cli.partition {
-        Some(n) => gpt_partition(&mut dev, n)?,
+        Some(n) => find_partition(&mut dev, n)?,
         None => (0, size),
     };
     if start.saturating_add(len) > size {
@@ -507,7 +560,13 @@ fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
         return forensic::logfile(&bytes, limit, out);
     }
     let dev = open_dev(&cli, None, writes(&cli.cmd))?;
-    let mut v = Volume::open(dev).map_err(e)?;
+    let mut v = match Volume::open(dev) {
+        Ok(v) => v,
+        Err(x @ ntfs::Error::NotNtfs(_)) if cli.partition.is_none() => {
+            return Err(Fail::Msg(format!("{}{}", e(x), partition_hint(&cli))));
+        }
+        Err(x) => return Err(Fail::Msg(e(x))),
+    };
     v.clock = now;
     match cli.cmd {
         Cmd::Ls { path, long, all } => {

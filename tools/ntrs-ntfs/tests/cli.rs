@@ -32,16 +32,17 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// A 24 MiB disk with a GPT whose partition 2 spans LBA 4096..=45055.
+/// A 24 MiB disk with a GPT (protective MBR, primary header and entry array with their CRC32s;
+/// no backup copy) whose partition 2 spans LBA 4096..=45055.
 fn gpt_disk(path: &std::path::Path) {
     let mut disk = vec![0u8; 24 << 20];
-    let h = &mut disk[512..1024];
-    h[0..8].copy_from_slice(b"EFI PART");
-    h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
-    h[12..16].copy_from_slice(&92u32.to_le_bytes());
-    h[0x48..0x50].copy_from_slice(&2u64.to_le_bytes());
-    h[0x50..0x54].copy_from_slice(&128u32.to_le_bytes());
-    h[0x54..0x58].copy_from_slice(&128u32.to_le_bytes());
+    let total = (disk.len() / 512) as u64;
+    // Protective MBR.
+    disk[446 + 4] = 0xEE;
+    disk[446 + 8..446 + 12].copy_from_slice(&1u32.to_le_bytes());
+    disk[446 + 12..446 + 16].copy_from_slice(&((total - 1) as u32).to_le_bytes());
+    disk[510] = 0x55;
+    disk[511] = 0xAA;
     // Entry 2 (index 1): basic data partition type, some unique GUID.
     let e = &mut disk[1024 + 128..1024 + 256];
     e[0..16].copy_from_slice(&[
@@ -51,6 +52,22 @@ fn gpt_disk(path: &std::path::Path) {
     e[16..32].copy_from_slice(&[7; 16]);
     e[0x20..0x28].copy_from_slice(&4096u64.to_le_bytes());
     e[0x28..0x30].copy_from_slice(&45055u64.to_le_bytes());
+    let entries_crc = storage::crc32::crc32(&disk[1024..1024 + 128 * 128]);
+    let h = &mut disk[512..1024];
+    h[0..8].copy_from_slice(b"EFI PART");
+    h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+    h[12..16].copy_from_slice(&92u32.to_le_bytes());
+    h[0x18..0x20].copy_from_slice(&1u64.to_le_bytes());
+    h[0x20..0x28].copy_from_slice(&(total - 1).to_le_bytes());
+    h[0x28..0x30].copy_from_slice(&34u64.to_le_bytes());
+    h[0x30..0x38].copy_from_slice(&(total - 34).to_le_bytes());
+    h[0x38..0x48].copy_from_slice(&[9; 16]);
+    h[0x48..0x50].copy_from_slice(&2u64.to_le_bytes());
+    h[0x50..0x54].copy_from_slice(&128u32.to_le_bytes());
+    h[0x54..0x58].copy_from_slice(&128u32.to_le_bytes());
+    h[0x58..0x5C].copy_from_slice(&entries_crc.to_le_bytes());
+    let header_crc = storage::crc32::crc32(&h[..92]);
+    h[0x10..0x14].copy_from_slice(&header_crc.to_le_bytes());
     std::fs::write(path, disk).unwrap();
 }
 
@@ -61,7 +78,10 @@ fn format_copy_list_stat_remove_check_in_a_gpt_partition() {
     gpt_disk(&img);
     let img = img.to_str().unwrap();
     let (s, out) = tool(&[img, "--partition", "1", "info"]);
-    assert!(!s && out.contains("unused"), "{out}");
+    assert!(
+        !s && out.contains("partition 1 is not used (used: 2)"),
+        "{out}"
+    );
     ok(&[img, "--partition", "2", "format", "--label", "SYSTEM"]);
     // The first 2 MiB (GPT area) is untouched.
     let raw = std::fs::read(img).unwrap();

@@ -22,5 +22,18 @@ pub use ops::Op;
 pub use read::{Log, LogRecord, RestartPage};
 pub use write::{format_log, LogStore, LogWriter, NewRecord};
 
+/// Parses arbitrary bytes as a `$LogFile` and walks everything in it
+/// (restart pages, records, checkpoint, analysis): must never panic. The
+/// cargo-fuzz target `logfile` and the property tests call it.
+pub fn fuzz_one_log(b: &[u8]) {
+    if let Ok(log) = Log::open(b) {
+        let _ = log.all_records();
+        for r in log.records().take(10_000) {
+            let _ = ntfs::NtfsRecord::parse(&r.data);
+        }
+        let _ = ntfs::analyze(&log);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -318,7 +318,9 @@ impl<'h> Namespace<'h> {
                         if !next.starts_with('\\') {
                             return Err(STATUS_OBJECT_PATH_SYNTAX_BAD);
                         }
-                        if !rest.is_empty() {
+                        // A trailing separator stays (`\??\C:\` is the
+                        // volume's root directory, `\??\C:` the volume).
+                        if i + 1 < comps.len() {
                             next.push('\\');
                             next.push_str(&rest);
                         }
@@ -336,9 +338,12 @@ impl<'h> Namespace<'h> {
                     .get(ch.type_index as usize)
                     .is_some_and(|t| t.has_parse)
                 {
+                    // Only a trailing separator left: the device's root
+                    // (`\`), which a file system opens as its root directory.
+                    let rest = comps[i + 1..].join("\\");
                     return Ok(Lookup::Parse {
                         object: child,
-                        remaining: comps[i + 1..].join("\\"),
+                        remaining: if rest.is_empty() { "\\".into() } else { rest },
                     });
                 }
                 cur = child;

@@ -228,6 +228,14 @@ fn symbolic_links_and_dos_devices() {
             remaining: "Windows\\System32\\ntoskrnl.exe".into()
         }
     );
+    // A trailing separator is the device's root: remaining "\\".
+    assert_eq!(
+        ns.lookup("\\??\\C:\\", 0, None).unwrap(),
+        Lookup::Parse {
+            object: vol,
+            remaining: "\\".into()
+        }
+    );
     assert_eq!(
         ns.insert("\\??\\C:\\x", 0, dev, Body::Opaque).unwrap_err(),
         STATUS_NOT_IMPLEMENTED

@@ -1,0 +1,446 @@
+//! `IRP_MJ_CREATE`, `IRP_MJ_CLEANUP`, `IRP_MJ_CLOSE` and `IRP_MJ_WRITE`.
+
+use crate::vcb::*;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use nt::status::*;
+use nt::NtStatus;
+use ntfs::volume::rec;
+use rt::wdk::*;
+
+const BACKSLASH: u16 = b'\\' as u16;
+const COLON: u16 = b':' as u16;
+
+/// A path split for lookup: directory components, the last component, and
+/// the stream named after `:` (empty: the unnamed `$DATA`).
+struct Parsed {
+    dirs: Vec<Vec<u16>>,
+    last: Option<Vec<u16>>,
+    stream: Vec<u16>,
+    trailing_backslash: bool,
+}
+
+fn parse(name: &[u16]) -> Result<Parsed, NtStatus> {
+    let trailing = name.len() > 1 && name.last() == Some(&BACKSLASH);
+    let mut comps: Vec<Vec<u16>> = name
+        .split(|&c| c == BACKSLASH)
+        .filter(|c| !c.is_empty())
+        .map(|c| c.to_vec())
+        .collect();
+    let mut stream = Vec::new();
+    let last = comps.pop();
+    let last = match last {
+        Some(l) => {
+            let mut parts = l.split(|&c| c == COLON);
+            let base = parts.next().unwrap_or(&[]).to_vec();
+            if let Some(s) = parts.next() {
+                stream = s.to_vec();
+                // `name:stream:$DATA` or `name::$DATA`; another type is not supported.
+                if let Some(ty) = parts.next() {
+                    let data: Vec<u16> = "$DATA".encode_utf16().collect();
+                    if !ty.iter().map(|&c| up_ascii(c)).eq(data.iter().copied()) {
+                        return Err(STATUS_NOT_IMPLEMENTED);
+                    }
+                }
+                if parts.next().is_some() {
+                    return Err(STATUS_OBJECT_NAME_INVALID);
+                }
+            }
+            if base.is_empty() {
+                return Err(STATUS_OBJECT_NAME_INVALID);
+            }
+            Some(base)
+        }
+        None => None,
+    };
+    for c in comps.iter().chain(last.iter()) {
+        if c.iter()
+            .any(|&ch| ch < 0x20 || b"*?<>\"|:/".contains(&(ch as u8)) && ch < 0x80)
+        {
+            return Err(STATUS_OBJECT_NAME_INVALID);
+        }
+    }
+    Ok(Parsed {
+        dirs: comps,
+        last,
+        stream,
+        trailing_backslash: trailing,
+    })
+}
+
+fn up_ascii(c: u16) -> u16 {
+    if (b'a' as u16..=b'z' as u16).contains(&c) {
+        c - 0x20
+    } else {
+        c
+    }
+}
+
+fn utf16_string(s: &[u16]) -> String {
+    char::decode_utf16(s.iter().copied())
+        .map(|c| c.unwrap_or('\u{FFFD}'))
+        .collect()
+}
+
+/// `IRP_MJ_CREATE`: opens (or creates) the file or directory named by
+/// `FileObject->FileName` (relative to `RelatedFileObject` when given).
+///
+/// - Lookup is case-insensitive through the volume's `$UpCase` (lib/ntfs);
+///   `SL_CASE_SENSITIVE` is not honoured (NTFS honours it only when the
+///   system is case-sensitive, which Windows is not by default).
+/// - A missing directory on the way is STATUS_OBJECT_PATH_NOT_FOUND, a
+///   missing last component STATUS_OBJECT_NAME_NOT_FOUND (for `FILE_OPEN`
+///   and `FILE_OVERWRITE`); `FILE_DIRECTORY_FILE` on a file is
+///   STATUS_NOT_A_DIRECTORY, `FILE_NON_DIRECTORY_FILE` on a directory
+///   STATUS_FILE_IS_A_DIRECTORY, both together STATUS_INVALID_PARAMETER.
+/// - Dispositions: `FILE_OPEN`, `FILE_OPEN_IF`, `FILE_CREATE`,
+///   `FILE_OVERWRITE(_IF)` and `FILE_SUPERSEDE` (the last three truncate
+///   the stream to 0; attributes are not replaced).
+/// - Named streams `file:stream[:$DATA]`: opened when they exist, created
+///   by the creating dispositions.
+/// - Share access per stream through `IoCheckShareAccess`.
+/// - Not supported (STATUS_NOT_IMPLEMENTED): `FILE_OPEN_BY_FILE_ID` (the
+///   I/O manager cannot pass a binary name yet), opening the volume
+///   itself through the file system (an empty name), stream types other
+///   than `$DATA`. Reparse points are opened as plain files (never
+///   followed, no STATUS_REPARSE). No access check against the file's
+///   security descriptor yet.
+///
+/// # Safety
+/// A create request we own.
+pub unsafe fn create(
+    _vcb: &Vcb,
+    st: &mut VcbState,
+    _irp: *mut IRP,
+    sl: *mut IO_STACK_LOCATION,
+) -> (NtStatus, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let fo = (*sl).FileObject;
+        let p = (*sl).Parameters.Create;
+        let disposition = p.Options >> 24;
+        let options = p.Options & 0x00FF_FFFF;
+        let desired = if p.SecurityContext.is_null() {
+            0
+        } else {
+            (*p.SecurityContext).DesiredAccess
+        };
+        if options & FILE_OPEN_BY_FILE_ID != 0 {
+            return (STATUS_NOT_IMPLEMENTED, 0);
+        }
+        if options & FILE_DIRECTORY_FILE != 0 && options & FILE_NON_DIRECTORY_FILE != 0 {
+            return (STATUS_INVALID_PARAMETER, 0);
+        }
+        let fname = &(*fo).FileName;
+        let mut name: Vec<u16> = if fname.Buffer.is_null() || fname.Length == 0 {
+            Vec::new()
+        } else {
+            core::slice::from_raw_parts(fname.Buffer, fname.Length as usize / 2).to_vec()
+        };
+        let related = (*fo).RelatedFileObject;
+        if !related.is_null() {
+            if let Some((_, rccb)) = contexts(related) {
+                let Some(rf) = fcb(st, (*rccb).fcb) else {
+                    return (STATUS_INVALID_PARAMETER, 0);
+                };
+                let mut full = rf.path.clone();
+                if !name.is_empty() {
+                    if full.last() != Some(&BACKSLASH) {
+                        full.push(BACKSLASH);
+                    }
+                    full.extend_from_slice(&name);
+                }
+                name = full;
+            }
+        }
+        if name.is_empty() {
+            // A volume open through the file system (DASD): not yet.
+            return (STATUS_NOT_IMPLEMENTED, 0);
+        }
+        let parsed = match parse(&name) {
+            Ok(p) => p,
+            Err(e) => return (e, 0),
+        };
+        // Walk the directories.
+        let mut cur = rec::ROOT;
+        let mut path: Vec<u16> = Vec::new();
+        for d in &parsed.dirs {
+            match st.vol.lookup_in(cur, d) {
+                Ok(Some(e)) if e.is_dir() => {
+                    cur = e.mft_no();
+                    path.push(BACKSLASH);
+                    path.extend(e.name.encode_utf16());
+                }
+                Ok(_) => return (STATUS_OBJECT_PATH_NOT_FOUND, 0),
+                Err(ntfs::Error::NotADirectory) => return (STATUS_OBJECT_PATH_NOT_FOUND, 0),
+                Err(e) => return (e.status(), 0),
+            }
+        }
+        let parent = cur;
+        let mut info = FILE_OPENED;
+        let (record, is_dir) = match &parsed.last {
+            None => (rec::ROOT, true),
+            Some(last) => match st.vol.lookup_in(parent, last) {
+                Ok(Some(e)) => {
+                    path.push(BACKSLASH);
+                    path.extend(e.name.encode_utf16());
+                    if disposition == FILE_CREATE && parsed.stream.is_empty() {
+                        return (STATUS_OBJECT_NAME_COLLISION, 0);
+                    }
+                    (e.mft_no(), e.is_dir())
+                }
+                Ok(None) => {
+                    if disposition == FILE_OPEN || disposition == FILE_OVERWRITE {
+                        return (STATUS_OBJECT_NAME_NOT_FOUND, 0);
+                    }
+                    if !parsed.stream.is_empty() {
+                        // Creating the file and its named stream at once: not yet.
+                        return (STATUS_OBJECT_NAME_NOT_FOUND, 0);
+                    }
+                    let dir = options & FILE_DIRECTORY_FILE != 0;
+                    match st.vol.create_in(parent, last, dir) {
+                        Ok(n) => {
+                            path.push(BACKSLASH);
+                            path.extend_from_slice(last);
+                            info = FILE_CREATED;
+                            (n, dir)
+                        }
+                        Err(e) => return (e.status(), 0),
+                    }
+                }
+                Err(e) => return (e.status(), 0),
+            },
+        };
+        if path.is_empty() {
+            path.push(BACKSLASH);
+        }
+        let stream_open = !parsed.stream.is_empty();
+        if !stream_open {
+            if is_dir && options & FILE_NON_DIRECTORY_FILE != 0 {
+                return (STATUS_FILE_IS_A_DIRECTORY, 0);
+            }
+            if !is_dir && (options & FILE_DIRECTORY_FILE != 0 || parsed.trailing_backslash) {
+                return (STATUS_NOT_A_DIRECTORY, 0);
+            }
+        } else if options & FILE_DIRECTORY_FILE != 0 {
+            return (STATUS_NOT_A_DIRECTORY, 0);
+        }
+        if let Some(f) = fcb(st, record) {
+            if f.delete_pending {
+                return (STATUS_DELETE_PENDING, 0);
+            }
+        }
+        // The stream: it must exist unless the disposition creates.
+        if stream_open {
+            let exists = st
+                .vol
+                .open_stream(record, ntfs::attr::AT_DATA, &parsed.stream)
+                .is_ok();
+            if !exists {
+                if disposition == FILE_OPEN || disposition == FILE_OVERWRITE {
+                    return (STATUS_OBJECT_NAME_NOT_FOUND, 0);
+                }
+                if let Err(e) = st.vol.write_at(record, &parsed.stream, 0, &[]) {
+                    return (e.status(), 0);
+                }
+                info = FILE_CREATED;
+            } else if disposition == FILE_CREATE {
+                return (STATUS_OBJECT_NAME_COLLISION, 0);
+            }
+        }
+        let truncate = info == FILE_OPENED
+            && matches!(
+                disposition,
+                FILE_OVERWRITE | FILE_OVERWRITE_IF | FILE_SUPERSEDE
+            );
+        if truncate && is_dir && !stream_open {
+            return (STATUS_INVALID_PARAMETER, 0);
+        }
+        // FCB and SCB.
+        let f = st.fcbs.entry(record).or_insert_with(|| {
+            Box::new(Fcb {
+                path,
+                is_dir,
+                opens: 0,
+                refs: 0,
+                delete_pending: false,
+                scbs: Vec::new(),
+            })
+        });
+        let si = match f.scbs.iter().position(|s| s.stream == parsed.stream) {
+            Some(i) => i,
+            None => {
+                f.scbs.push(Box::new(Scb {
+                    stream: parsed.stream.clone(),
+                    share: SHARE_ACCESS::default(),
+                    refs: 0,
+                    section: SECTION_OBJECT_POINTERS {
+                        DataSectionObject: core::ptr::null_mut(),
+                        SharedCacheMap: core::ptr::null_mut(),
+                        ImageSectionObject: core::ptr::null_mut(),
+                    },
+                }));
+                f.scbs.len() - 1
+            }
+        };
+        let scb: *mut Scb = &mut *f.scbs[si];
+        let s = IoCheckShareAccess(desired, p.ShareAccess as u32, fo, &mut (*scb).share, 1);
+        if !s.is_success() {
+            if f.refs == 0 {
+                st.fcbs.remove(&record);
+            }
+            return (s, 0);
+        }
+        if truncate {
+            if let Err(e) = st.vol.set_len(record, &parsed.stream, 0) {
+                let f = fcb(st, record).unwrap();
+                IoRemoveShareAccess(fo, &mut (*scb).share);
+                if f.refs == 0 {
+                    st.fcbs.remove(&record);
+                }
+                return (e.status(), 0);
+            }
+            info = if disposition == FILE_SUPERSEDE {
+                FILE_SUPERSEDED
+            } else {
+                FILE_OVERWRITTEN
+            };
+        }
+        let f = fcb(st, record).unwrap();
+        f.opens += 1;
+        f.refs += 1;
+        (*scb).refs += 1;
+        let ccb = Box::new(Ccb {
+            fcb: record,
+            delete_on_close: options & FILE_DELETE_ON_CLOSE != 0,
+            dir: None,
+        });
+        (*fo).FsContext = scb.cast();
+        (*fo).FsContext2 = Box::into_raw(ccb).cast();
+        (*fo).SectionObjectPointer = &mut (*scb).section;
+        (STATUS_SUCCESS, info)
+    }
+}
+
+/// `IRP_MJ_CLEANUP` (the last handle of a file object): share access goes;
+/// when the file's last handle goes with a delete pending (or this handle
+/// was delete-on-close), the name is removed (and the file, at its last
+/// link: lib/ntfs frees the record and clusters).
+///
+/// # Safety
+/// A file object of this volume.
+pub unsafe fn cleanup(st: &mut VcbState, fo: *mut FILE_OBJECT) -> (NtStatus, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let Some((scb, ccb)) = contexts(fo) else {
+            return (STATUS_SUCCESS, 0);
+        };
+        IoRemoveShareAccess(fo, &mut (*scb).share);
+        let n = (*ccb).fcb;
+        let Some(f) = fcb(st, n) else {
+            return (STATUS_SUCCESS, 0);
+        };
+        if (*ccb).delete_on_close {
+            f.delete_pending = true;
+        }
+        f.opens = f.opens.saturating_sub(1);
+        if f.opens == 0 && f.delete_pending {
+            let path = utf16_string(&f.path);
+            let stream = (*scb).stream.clone();
+            f.delete_pending = false;
+            let r = if stream.is_empty() {
+                st.vol.remove(&path)
+            } else {
+                Err(ntfs::Error::Unsupported("deleting a named stream"))
+            };
+            if let Err(e) = r {
+                rt::kprintln!("ntfs: delete of {path} failed: {e}");
+            }
+        }
+        (STATUS_SUCCESS, 0)
+    }
+}
+
+/// `IRP_MJ_CLOSE` (the file object's last reference): its CCB goes; the
+/// SCB and FCB go with their last file object.
+///
+/// # Safety
+/// A file object of this volume.
+pub unsafe fn close(st: &mut VcbState, fo: *mut FILE_OBJECT) -> (NtStatus, usize) {
+    // SAFETY: per the contract; the CCB was made by `create`.
+    unsafe {
+        let Some((scb, ccb)) = contexts(fo) else {
+            return (STATUS_SUCCESS, 0);
+        };
+        let ccb = Box::from_raw(ccb);
+        (*fo).FsContext2 = core::ptr::null_mut();
+        (*scb).refs = (*scb).refs.saturating_sub(1);
+        let scb_free = (*scb).refs == 0;
+        if let Some(f) = fcb(st, ccb.fcb) {
+            if scb_free {
+                f.scbs.retain(|s| !core::ptr::eq(&**s, scb));
+            }
+            f.refs = f.refs.saturating_sub(1);
+            if f.refs == 0 {
+                st.fcbs.remove(&ccb.fcb);
+            }
+        }
+        (STATUS_SUCCESS, 0)
+    }
+}
+
+/// `IRP_MJ_WRITE`, non-cached (written through lib/ntfs, which allocates
+/// clusters and moves the stream from resident to non-resident as it
+/// grows). `ByteOffset` = `FILE_WRITE_TO_END_OF_FILE` (-1) appends.
+///
+/// # Safety
+/// A write request we own on one of our file objects.
+pub unsafe fn write(
+    st: &mut VcbState,
+    irp: *mut IRP,
+    sl: *mut IO_STACK_LOCATION,
+) -> (NtStatus, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let fo = (*sl).FileObject;
+        let Some((scb, ccb)) = contexts(fo) else {
+            return (STATUS_INVALID_DEVICE_REQUEST, 0);
+        };
+        let n = (*ccb).fcb;
+        if fcb(st, n).map(|f| f.is_dir).unwrap_or(true) && (*scb).stream.is_empty() {
+            return (STATUS_INVALID_DEVICE_REQUEST, 0);
+        }
+        let p = (*sl).Parameters.Write;
+        let mut off = p.ByteOffset;
+        if off == wdk::fs::FILE_USE_FILE_POINTER_POSITION {
+            off = (*fo).CurrentByteOffset;
+        }
+        if off == -1 {
+            off = match st.vol.open_stream(n, ntfs::attr::AT_DATA, &(*scb).stream) {
+                Ok(s) => s.data_size as i64,
+                Err(e) => return (e.status(), 0),
+            };
+        }
+        if off < 0 {
+            return (STATUS_INVALID_PARAMETER, 0);
+        }
+        if p.Length == 0 {
+            return (STATUS_SUCCESS, 0);
+        }
+        let buf = request_buffer(irp);
+        if buf.is_null() {
+            return (STATUS_INSUFFICIENT_RESOURCES, 0);
+        }
+        let data = core::slice::from_raw_parts(buf, p.Length as usize);
+        match st.vol.write_at(n, &(*scb).stream, off as u64, data) {
+            Ok(()) => {
+                if (*fo).Flags & FO_SYNCHRONOUS_IO != 0 {
+                    (*fo).CurrentByteOffset = off + data.len() as i64;
+                }
+                (STATUS_SUCCESS, data.len())
+            }
+            Err(e) => (e.status(), 0),
+        }
+    }
+}
