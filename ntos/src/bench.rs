@@ -102,17 +102,24 @@ fn fail(name: &str, why: &str) {
 
 /// Runs every benchmark, then prints `BENCH-END`.
 pub fn run_all() {
-    bench_access_check();
-    bench_yield_switch();
-    bench_dpc_latency();
-    bench_timer_dpc_latency();
-    bench_handles();
-    bench_waits();
-    bench_memory();
-    bench_registry();
-    bench_io();
-    bench_disk();
-    bench_io_null_read();
+    // `/BENCHUSER` (a developer's run): only the system-call benchmarks.
+    let user_only = crate::rtl::load_options()
+        .split_whitespace()
+        .any(|o| o.eq_ignore_ascii_case("/BENCHUSER"));
+    if !user_only {
+        bench_access_check();
+        bench_yield_switch();
+        bench_dpc_latency();
+        bench_timer_dpc_latency();
+        bench_handles();
+        bench_waits();
+        bench_memory();
+        bench_registry();
+        bench_io();
+        bench_disk();
+        bench_io_null_read();
+    }
+    bench_user();
     dbg_println!("BENCH-END");
 }
 
@@ -951,4 +958,39 @@ fn bench_io_null_read() {
         Ok((crate::hal::rdtsc() - t0, N))
     });
     let _ = crate::ob::handle::nt_close(h);
+}
+
+/// The system-call benchmarks, measured from user mode by `ntrsuser.exe
+/// bench <name>` (TSC ticks around its loop, every result checked; one
+/// process per repetition): `sys_null_call` (a service number the table
+/// does not have: the whole SYSCALL entry, dispatch and SYSRET exit),
+/// `sys_event_create_close` (NtCreateEvent + NtClose),
+/// `sys_virtual_alloc_free` (64 KiB NtAllocateVirtualMemory MEM_COMMIT +
+/// NtFreeVirtualMemory MEM_RELEASE), `sys_demand_zero_fault_user` (first
+/// write to a committed page from user mode).
+fn bench_user() {
+    for name in [
+        "sys_null_call",
+        "sys_event_create_close",
+        "sys_virtual_alloc_free",
+        "sys_demand_zero_fault_user",
+    ] {
+        bench(name, || {
+            let (status, out) =
+                crate::ex::uproc::run_to_exit("ntrsuser.exe", &format!("bench {name}"), 30_000)
+                    .map_err(|e| format!("running ntrsuser.exe: {:#x}", e.as_u32()))?;
+            if status != nt::status::STATUS_SUCCESS {
+                return Err(format!("ntrsuser.exe ended with {:#x}", status.as_u32()));
+            }
+            let line = out
+                .lines()
+                .find_map(|l| l.strip_prefix("BENCHDATA "))
+                .ok_or("no BENCHDATA line")?;
+            let mut it = line.split_whitespace().map(|v| v.parse::<u64>());
+            match (it.next(), it.next()) {
+                (Some(Ok(t)), Some(Ok(n))) => Ok((t, n)),
+                _ => Err("bad BENCHDATA line".into()),
+            }
+        });
+    }
 }

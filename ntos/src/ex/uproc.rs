@@ -193,3 +193,37 @@ pub fn record_output(text: &str) {
         });
     }
 }
+
+/// Runs the boot image `name` (`System32\<name>`) with `arguments` to its
+/// end, waiting at most `timeout_ms`; returns its exit status and what it
+/// displayed, and forgets the process. STATUS_OBJECT_NAME_NOT_FOUND when
+/// winload did not hand the image over, STATUS_TIMEOUT when it did not end.
+pub fn run_to_exit(
+    name: &str,
+    arguments: &str,
+    timeout_ms: u64,
+) -> Result<(NtStatus, String), NtStatus> {
+    let image = boot_image(name).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+    let p = create_user_process(
+        image,
+        &alloc::format!("\\SystemRoot\\System32\\{name}"),
+        &alloc::format!("{name} {arguments}"),
+    )?;
+    let tid = p.thread.load(Ordering::Relaxed);
+    if let Some(t) = crate::ke::wait::ThreadObject::new(tid) {
+        let s = crate::ke::wait::ke_wait_for_single_object(
+            &t,
+            crate::ke::thread::WaitReason::Executive,
+            false,
+            false,
+            Some(timeout_ms * 10_000),
+        );
+        if s != STATUS_SUCCESS {
+            return Err(STATUS_TIMEOUT);
+        }
+    }
+    let status = p.exit_status().ok_or(STATUS_UNSUCCESSFUL)?;
+    let out = p.output();
+    reap(&p);
+    Ok((status, out))
+}

@@ -4,12 +4,9 @@
 //! the kernel checks its exit status, what it displayed, and that its
 //! address space and commit are gone afterwards.
 
-use super::uproc::{boot_image, create_user_process, reap, UserProcess};
-use crate::ke::wait::{ke_wait_for_single_object, ThreadObject};
-use crate::ktest::{check, Test, TestResult, MS};
+use super::uproc::{create_user_process, run_to_exit};
+use crate::ktest::{check, Test, TestResult};
 use alloc::string::String;
-use alloc::sync::Arc;
-use core::sync::atomic::Ordering;
 use nt::status::*;
 use nt::NtStatus;
 
@@ -17,36 +14,16 @@ use nt::NtStatus;
 /// exit status and what it displayed. Also checks that the commit charge
 /// is back where it was (the address space was deleted).
 fn run(command: &str) -> Result<(NtStatus, String), &'static str> {
-    let image = boot_image("ntrsuser.exe").ok_or("winload did not hand over ntrsuser.exe")?;
     let commit = crate::mm::process::COMMIT.used();
-    let p: Arc<UserProcess> = create_user_process(
-        image,
-        "\\SystemRoot\\System32\\ntrsuser.exe",
-        &alloc::format!("ntrsuser.exe {command}"),
-    )
-    .map_err(|_| "creating the process failed")?;
-    let tid = p.thread.load(Ordering::Relaxed);
-    if let Some(t) = ThreadObject::new(tid) {
-        let s = ke_wait_for_single_object(
-            &t,
-            crate::ke::thread::WaitReason::Executive,
-            false,
-            false,
-            Some(10_000 * MS),
-        );
-        if s != STATUS_SUCCESS {
-            return Err("the process did not end within 10 s");
-        }
-    }
-    let status = p
-        .exit_status()
-        .ok_or("the thread ended but the process has no exit status")?;
-    let out = p.output();
-    reap(&p);
+    let r = run_to_exit("ntrsuser.exe", command, 10_000).map_err(|e| match e {
+        STATUS_OBJECT_NAME_NOT_FOUND => "winload did not hand over ntrsuser.exe",
+        STATUS_TIMEOUT => "the process did not end within 10 s",
+        _ => "creating the process failed",
+    })?;
     if crate::mm::process::COMMIT.used() != commit {
         return Err("commit charge not returned after the process ended");
     }
-    Ok((status, out))
+    Ok(r)
 }
 
 fn t_service_table() -> TestResult {

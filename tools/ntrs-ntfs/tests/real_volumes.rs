@@ -244,3 +244,45 @@ fn ntfs3g_agrees() {
         let _ = std::fs::remove_file(&part);
     }
 }
+
+/// The `$LogFile` Windows left on each volume (LFS 1.1, cleanly shut down): both restart pages
+/// parse with the "NTFS" client, and the record walk from the first log page reaches exactly the
+/// restart area's current LSN (the last checkpoint), through hundreds of records whose
+/// operations all have Windows' names.
+#[test]
+fn windows_logfiles_parse() {
+    for name in IMAGES {
+        let out = ok(image(name), &["--partition", "1", "logfile"]);
+        let lines: Vec<&str> = out.lines().collect();
+        for page in [
+            "restart page 0 at 0x0: RSTR LFS 1.1",
+            "restart page 1 at 0x1000: RSTR LFS 1.1",
+        ] {
+            let l = lines
+                .iter()
+                .find(|l| l.starts_with(page))
+                .unwrap_or_else(|| panic!("{name}: no {page}:\n{out}"));
+            assert!(l.contains("(clean)"), "{name}: {l}");
+        }
+        assert!(out.contains("client 0 \"NTFS\""), "{name}");
+        let current = lines[0]
+            .split("current LSN ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .unwrap();
+        let records: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with("LSN ") || l.starts_with("(old) LSN "))
+            .collect();
+        assert!(records.len() > 100, "{name}: {} records", records.len());
+        let last = records.last().unwrap();
+        assert!(
+            last.contains(&format!("LSN {current} ")) && last.contains("client restart"),
+            "{name}: the walk ends at {last}, the restart area says {current}"
+        );
+        assert!(
+            !out.contains("unknown"),
+            "{name}: an operation without a name"
+        );
+    }
+}
