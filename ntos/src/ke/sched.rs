@@ -896,6 +896,16 @@ pub fn ke_query_priority_thread(tid: u32) -> Option<u8> {
     g.sched.thread(ThreadId(tid)).ok().map(|t| t.priority)
 }
 
+/// Thread `tid`'s current and base priority and its affinity, if it is
+/// schedulable (`NtQueryInformationThread`).
+pub fn thread_priorities(tid: u32) -> Option<(u8, u8, u64)> {
+    let g = lock();
+    g.sched
+        .thread(ThreadId(tid))
+        .ok()
+        .map(|t| (t.priority, t.base_priority, t.affinity))
+}
+
 /// The scheduling state of thread `tid`, if it is schedulable (idle
 /// threads and reaped threads are not).
 pub fn thread_state(tid: u32) -> Option<ThreadState> {

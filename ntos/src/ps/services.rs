@@ -170,3 +170,251 @@ pub fn open_process_object(
     ob_reference_object(p.object())?;
     open_object(p.object(), &PS_PROCESS_TYPE, desired, attributes, mode)
 }
+
+/// Clock ticks as 100 ns units.
+fn ticks_100ns(ticks: u64) -> u64 {
+    ticks * crate::ke::clock::TIME_INCREMENT
+}
+
+/// `NtQueryInformationProcess` into `buffer` (the caller's captured
+/// buffer, which lives at `buffer_address` in its address space):
+/// `ProcessBasicInformation` (PROCESS_QUERY_LIMITED_INFORMATION),
+/// `ProcessTimes`, `ProcessPriorityClass`-less `ProcessHandleCount`,
+/// `ProcessImageFileName` (the image name ntrs keeps; NT gives the NT path
+/// of the image file). Returns the `ReturnLength`; other classes are
+/// STATUS_INVALID_INFO_CLASS. ntrs differs: `PebBaseAddress` is 0 and
+/// `UserTime` 0 (no PEB or user time is kept in the process yet).
+pub fn nt_query_information_process(
+    handle: u64,
+    class: u32,
+    buffer: &mut [u8],
+    buffer_address: u64,
+    mode: Mode,
+) -> Result<usize, NtStatus> {
+    use ::ps::info::*;
+    let (_r, p) = reference_process(handle, PROCESS_QUERY_LIMITED_INFORMATION, mode)?;
+    match class {
+        PROCESS_BASIC_INFORMATION => answer_fixed(
+            &ProcessBasicInformation {
+                exit_status: p.exit_status().0,
+                peb_base_address: 0,
+                affinity_mask: p.affinity.load(Ordering::Relaxed),
+                base_priority: i32::from(p.pcb().base_priority),
+                unique_process_id: u64::from(p.pid()),
+                inherited_from_unique_process_id: u64::from(p.inherited_from),
+            },
+            buffer,
+        ),
+        PROCESS_TIMES => answer_fixed(
+            &KernelUserTimes {
+                create_time: p.create_time,
+                exit_time: p.exit_time(),
+                kernel_time: ticks_100ns(p.pcb().kernel_time()),
+                user_time: 0,
+            },
+            buffer,
+        ),
+        PROCESS_HANDLE_COUNT => {
+            answer_u32(p.handle_table().map_or(0, |t| t.count() as u32), buffer)
+        }
+        PROCESS_IMAGE_FILE_NAME => {
+            answer_unicode_string(&p.image_file_name, buffer_address, buffer).map_err(|(e, _)| e)
+        }
+        _ => Err(STATUS_INVALID_INFO_CLASS),
+    }
+}
+
+/// `NtSetInformationProcess` (PROCESS_SET_INFORMATION):
+/// `ProcessPriorityClass` (`PROCESS_PRIORITY_CLASS`: `Foreground` byte,
+/// `PriorityClass` byte) sets the base priority new threads get and
+/// `ProcessAffinityMask` (a `KAFFINITY`, non-zero) the affinity new threads
+/// get. ntrs differs: running threads keep theirs.
+pub fn nt_set_information_process(handle: u64, class: u32, buffer: &[u8], mode: Mode) -> NtStatus {
+    use ::ps::info::*;
+    let (_r, p) = match reference_process(handle, PROCESS_SET_INFORMATION, mode) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    match class {
+        PROCESS_PRIORITY_CLASS => match input::<2>(buffer) {
+            Ok([_, class]) => {
+                if priority_class_base(class).is_none() {
+                    return STATUS_INVALID_PARAMETER;
+                }
+                p.priority_class.store(class, Ordering::Relaxed);
+                STATUS_SUCCESS
+            }
+            Err(e) => e,
+        },
+        PROCESS_AFFINITY_MASK => match input::<8>(buffer) {
+            Ok(b) => match u64::from_le_bytes(b) {
+                0 => STATUS_INVALID_PARAMETER,
+                a => {
+                    p.affinity.store(a, Ordering::Relaxed);
+                    STATUS_SUCCESS
+                }
+            },
+            Err(e) => e,
+        },
+        _ => STATUS_INVALID_INFO_CLASS,
+    }
+}
+
+/// `NtQueryInformationThread` (THREAD_QUERY_LIMITED_INFORMATION):
+/// `ThreadBasicInformation` (`BasePriority` is the thread's base priority
+/// relative to its process's, as NT reports it; `TebBaseAddress` the TEB
+/// once the thread runs in user mode), `ThreadTimes`, `ThreadSuspendCount`.
+pub fn nt_query_information_thread(
+    handle: u64,
+    class: u32,
+    buffer: &mut [u8],
+    mode: Mode,
+) -> Result<usize, NtStatus> {
+    use ::ps::info::*;
+    let (_r, t) = reference_thread(handle, THREAD_QUERY_LIMITED_INFORMATION, mode)?;
+    let k = t.kernel_thread();
+    let prio = crate::ke::sched::thread_priorities(t.kernel_id.load(Ordering::Acquire))
+        .filter(|_| k.is_some());
+    match class {
+        THREAD_BASIC_INFORMATION => {
+            let (priority, base, affinity) = prio.unwrap_or((0, 0, 0));
+            answer_fixed(
+                &ThreadBasicInformation {
+                    exit_status: t.exit_status().0,
+                    teb_base_address: k.as_ref().map_or(0, |k| k.teb()),
+                    unique_process: u64::from(t.process.pid()),
+                    unique_thread: u64::from(t.tid()),
+                    affinity_mask: affinity,
+                    priority: i32::from(priority),
+                    base_priority: i32::from(base) - i32::from(t.process.pcb().base_priority),
+                },
+                buffer,
+            )
+        }
+        THREAD_TIMES => answer_fixed(
+            &KernelUserTimes {
+                create_time: t.create_time,
+                exit_time: t.exit_time(),
+                kernel_time: k.as_ref().map_or(0, |k| ticks_100ns(k.kernel_time())),
+                user_time: 0,
+            },
+            buffer,
+        ),
+        THREAD_SUSPEND_COUNT => answer_u32(t.suspend_count.load(Ordering::Acquire), buffer),
+        _ => Err(STATUS_INVALID_INFO_CLASS),
+    }
+}
+
+/// `NtSetInformationThread` (THREAD_SET_INFORMATION): `ThreadPriority`
+/// (a `KPRIORITY` 1..31: `KeSetPriorityThread`), `ThreadAffinityMask`
+/// (STATUS_NOT_IMPLEMENTED: the kernel sets only the current thread's
+/// affinity today).
+pub fn nt_set_information_thread(handle: u64, class: u32, buffer: &[u8], mode: Mode) -> NtStatus {
+    use ::ps::info::*;
+    let (_r, t) = match reference_thread(handle, THREAD_SET_INFORMATION, mode) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    match class {
+        THREAD_PRIORITY => match input::<4>(buffer) {
+            Ok(b) => {
+                let p = i32::from_le_bytes(b);
+                if !(1..=31).contains(&p) {
+                    return STATUS_INVALID_PARAMETER;
+                }
+                if t.kernel_thread().is_none() {
+                    return STATUS_THREAD_IS_TERMINATING;
+                }
+                crate::ke::sched::ke_set_priority_thread(
+                    t.kernel_id.load(Ordering::Acquire),
+                    p as u8,
+                );
+                STATUS_SUCCESS
+            }
+            Err(e) => e,
+        },
+        THREAD_AFFINITY_MASK => STATUS_NOT_IMPLEMENTED,
+        _ => STATUS_INVALID_INFO_CLASS,
+    }
+}
+
+/// `NtQuerySystemInformation`: `SystemBasicInformation` and
+/// `SystemProcessInformation` (every process with its threads; Idle first
+/// with its idle threads is left out: ntrs's idle threads have no client
+/// ids). Other classes are STATUS_INVALID_INFO_CLASS. On a short buffer
+/// STATUS_INFO_LENGTH_MISMATCH with the length needed.
+pub fn nt_query_system_information(
+    class: u32,
+    buffer: &mut [u8],
+    buffer_address: u64,
+) -> Result<usize, (NtStatus, usize)> {
+    use ::ps::info::*;
+    match class {
+        SYSTEM_BASIC_INFORMATION => {
+            let n = crate::ke::processor_count();
+            let total = crate::mm::pfn::counts().map_or(0, |c| c.total);
+            let highest = crate::mm::pfn::PFN_DB
+                .with(|d| d.as_ref().map_or(0, |d| d.len()))
+                .saturating_sub(1);
+            answer_fixed(
+                &SystemBasicInformation {
+                    timer_resolution: crate::ke::clock::TIME_INCREMENT as u32,
+                    page_size: 4096,
+                    number_of_physical_pages: total as u32,
+                    lowest_physical_page_number: 0,
+                    highest_physical_page_number: highest as u32,
+                    allocation_granularity: 0x10000,
+                    minimum_user_mode_address: 0x10000,
+                    maximum_user_mode_address: 0x7FFF_FFFE_FFFF,
+                    active_processors_affinity_mask: if n >= 64 { u64::MAX } else { (1 << n) - 1 },
+                    number_of_processors: n as i8,
+                },
+                buffer,
+            )
+            .map_err(|e| (e, SystemBasicInformation::SIZE))
+        }
+        SYSTEM_PROCESS_INFORMATION => {
+            let list: Vec<SystemProcess> = process_list()
+                .iter()
+                .map(|p| {
+                    let (threads, _) = threads_of(p);
+                    SystemProcess {
+                        create_time: p.create_time,
+                        user_time: 0,
+                        kernel_time: ticks_100ns(p.pcb().kernel_time()),
+                        image_name: p.image_file_name.clone(),
+                        base_priority: i32::from(p.pcb().base_priority),
+                        unique_process_id: u64::from(p.pid()),
+                        inherited_from_unique_process_id: u64::from(p.inherited_from),
+                        handle_count: p.handle_table().map_or(0, |t| t.count() as u32),
+                        threads: threads
+                            .iter()
+                            .filter_map(|t| {
+                                let k = t.kernel_thread()?;
+                                let (priority, base, _) =
+                                    crate::ke::sched::thread_priorities(k.id)?;
+                                Some(SystemThreadInformation {
+                                    kernel_time: ticks_100ns(k.kernel_time()),
+                                    user_time: 0,
+                                    create_time: t.create_time,
+                                    wait_time: 0,
+                                    start_address: t.start_address(),
+                                    unique_process: u64::from(p.pid()),
+                                    unique_thread: u64::from(t.tid()),
+                                    priority: i32::from(priority),
+                                    base_priority: i32::from(base),
+                                    context_switches: k.context_switches() as u32,
+                                    thread_state: crate::ke::sched::thread_state(k.id)
+                                        .map_or(4, |s| s as u32),
+                                    wait_reason: 0,
+                                })
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            answer_process_list(&list, buffer_address, buffer)
+        }
+        _ => Err((STATUS_INVALID_INFO_CLASS, 0)),
+    }
+}

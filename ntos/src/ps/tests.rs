@@ -425,7 +425,128 @@ fn per_process_handle_table() -> TestResult {
     check(nt_close(h) == STATUS_SUCCESS, "close")
 }
 
+fn query_information() -> TestResult {
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let h = nt_create_process_ex(
+        None,
+        PROCESS_ALL_ACCESS,
+        0,
+        false,
+        "query.exe",
+        Mode::KernelMode,
+    )
+    .map_err(|_| "create")?;
+    let (_r, p) = reference_process(h, 0, Mode::KernelMode).map_err(|_| "reference")?;
+    let mut b = [0u8; 48];
+    check(
+        nt_query_information_process(h, 0, &mut b[..40], 0, Mode::KernelMode)
+            == Err(STATUS_INFO_LENGTH_MISMATCH),
+        "short ProcessBasicInformation buffer",
+    )?;
+    check(
+        nt_query_information_process(h, 0, &mut b, 0, Mode::KernelMode) == Ok(48),
+        "ProcessBasicInformation",
+    )?;
+    check(
+        u64_at(&b, 32) == u64::from(p.pid()) && u64_at(&b, 40) == 4,
+        "UniqueProcessId/InheritedFromUniqueProcessId",
+    )?;
+    check(
+        i32::from_le_bytes([b[0], b[1], b[2], b[3]]) == STATUS_PENDING.0,
+        "a running process's ExitStatus is STATUS_PENDING",
+    )?;
+    let mut n = [0u8; 64];
+    let len = nt_query_information_process(h, 27, &mut n, 0x1000, Mode::KernelMode)
+        .map_err(|_| "ProcessImageFileName")?;
+    check(len == 16 + 18 + 2 && n[16] == b'q', "image file name")?;
+    let mut c = [0u8; 4];
+    check(
+        nt_query_information_process(h, 20, &mut c, 0, Mode::KernelMode) == Ok(4) && c == [0; 4],
+        "ProcessHandleCount of a new process",
+    )?;
+    check(
+        nt_set_information_process(h, 21, &3u64.to_le_bytes(), Mode::KernelMode) == STATUS_SUCCESS
+            && p.affinity.load(Ordering::Relaxed) == 3,
+        "ProcessAffinityMask",
+    )?;
+    // A thread: basic information and priority.
+    static STOP: AtomicU32 = AtomicU32::new(0);
+    STOP.store(0, Ordering::SeqCst);
+    let t = ps_create_thread(&p, "query", 8, waiter, &STOP as *const _ as usize, false)
+        .map_err(|_| "thread")?;
+    let th = open_object_for_test(&t)?;
+    check(
+        nt_set_information_thread(th, 2, &12i32.to_le_bytes(), Mode::KernelMode) == STATUS_SUCCESS,
+        "ThreadPriority",
+    )?;
+    let mut tb = [0u8; 48];
+    check(
+        nt_query_information_thread(th, 0, &mut tb, Mode::KernelMode) == Ok(48),
+        "ThreadBasicInformation",
+    )?;
+    check(
+        u64_at(&tb, 16) == u64::from(p.pid()) && u64_at(&tb, 24) == u64::from(t.tid()),
+        "ClientId",
+    )?;
+    check(
+        u64_at(&tb, 32) == 3,
+        "the thread got the process's affinity",
+    )?;
+    check(
+        i32::from_le_bytes([tb[40], tb[41], tb[42], tb[43]]) == 12,
+        "Priority after ThreadPriority",
+    )?;
+    // The system process list names the process and its thread.
+    let mut need = 0;
+    let mut buf = alloc::vec::Vec::new();
+    for _ in 0..4 {
+        buf.resize(need, 0u8);
+        match nt_query_system_information(5, &mut buf, 0) {
+            Ok(_) => break,
+            Err((e, n)) if e == STATUS_INFO_LENGTH_MISMATCH => need = n + 4096,
+            Err(_) => return Err("SystemProcessInformation"),
+        }
+    }
+    let mut off = 0usize;
+    let mut found = false;
+    loop {
+        let e = buf.get(off..off + 256).ok_or("entry out of the buffer")?;
+        if u64_at(e, 80) == u64::from(p.pid()) {
+            let threads = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+            let t0 = buf
+                .get(off + 256..off + 336)
+                .ok_or("thread out of the buffer")?;
+            found = threads == 1 && u64_at(t0, 48) == u64::from(t.tid());
+        }
+        let next = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
+        if next == 0 {
+            break;
+        }
+        off += next;
+    }
+    check(found, "the process list lacks the process or its thread")?;
+    let mut sb = [0u8; 64];
+    check(
+        nt_query_system_information(0, &mut sb, 0) == Ok(64)
+            && sb[56] as u32 == crate::ke::processor_count(),
+        "SystemBasicInformation",
+    )?;
+    STOP.store(1, Ordering::SeqCst);
+    check(wait_ms(h, 2000) == STATUS_WAIT_0, "exit")?;
+    check(
+        nt_query_information_process(h, 0, &mut b, 0, Mode::KernelMode) == Ok(48)
+            && b[..4] == [0; 4],
+        "exit status after exit",
+    )?;
+    release(t);
+    check(
+        nt_close(th) == STATUS_SUCCESS && nt_close(h) == STATUS_SUCCESS,
+        "close",
+    )
+}
+
 pub const TESTS: &[crate::ktest::Test] = &[
+    ("ps.query_and_set_information", query_information),
     ("ps.system_and_idle_processes", system_and_idle),
     ("ps.process_create_open_terminate_wait", process_lifecycle),
     ("ps.thread_notify_and_cid", thread_notify_and_cid),
