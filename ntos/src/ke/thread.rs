@@ -255,7 +255,16 @@ pub fn try_current_thread() -> Option<CurrentThread> {
     if !super::gs_ready() {
         return None;
     }
-    let p = super::current_prcb().current_thread.load(Ordering::Relaxed);
+    // One GS-relative read, as `KeGetCurrentThread` does: finding this
+    // processor's PRCB and then loading its field is two steps, and a thread
+    // preempted and moved to another processor between them would read the
+    // first processor's current thread (seen as a wrong current process and
+    // thread on 4 processors).
+    let p: u64;
+    // SAFETY: `gs_ready` says GS holds this processor's KPCR, and GS:[0x188]
+    // is its `Prcb.CurrentThread` (offset asserted in ke/mod.rs); the read has
+    // no other effect.
+    unsafe { core::arch::asm!("mov {}, gs:[0x188]", out(reg) p, options(nostack, readonly)) };
     NonNull::new(p as *mut KThread).map(|t| CurrentThread {
         t,
         _not_send: core::marker::PhantomData,
