@@ -83,17 +83,10 @@ unsafe fn send_local(
         (*stack).MajorFunction = major;
         (*stack).FileObject = file;
         fill(stack);
-        let mut status = iof_call_driver(top, irp);
-        if status == STATUS_PENDING {
-            crate::ke::event::ke_wait_for_event(
-                &mut ev,
-                crate::ke::thread::WaitReason::Executive,
-                false,
-                false,
-                None,
-            );
-            status = iosb.Status;
-        } else if iosb.Status != status && iosb.Status.as_u32() != 0 {
+        let mut status = iof_call_driver_and_wait(top, irp, &mut ev);
+        // Pending: the completion's status; otherwise a completion status
+        // that differs from the one returned wins.
+        if status == STATUS_PENDING || (iosb.Status != status && iosb.Status.as_u32() != 0) {
             status = iosb.Status;
         }
         let info = iosb.Information;

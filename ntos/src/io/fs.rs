@@ -215,15 +215,8 @@ unsafe fn send_mount(
             Vpb: vpb,
             DeviceObject: target,
         };
-        let mut status = iof_call_driver(top, irp);
+        let mut status = iof_call_driver_and_wait(top, irp, &mut ev);
         if status == STATUS_PENDING {
-            crate::ke::event::ke_wait_for_event(
-                &mut ev,
-                crate::ke::thread::WaitReason::Executive,
-                false,
-                false,
-                None,
-            );
             status = iosb.Status;
         }
         io_free_irp(irp);

@@ -216,6 +216,37 @@ pub unsafe fn iof_call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtSt
     }
 }
 
+/// [`iof_call_driver`] for a request its sender waits for: when the driver
+/// returns STATUS_PENDING, waits (kernel mode, not alertable, no timeout)
+/// for `event`, the event the IRP's completion signals. Returns what the
+/// driver returned; the caller reads the final status from its status block.
+///
+/// # Safety
+/// As for [`iof_call_driver`], and `event` must be an initialised `KEVENT`
+/// that stays live until the IRP is completed.
+pub unsafe fn iof_call_driver_and_wait(
+    device: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+    event: *mut KEVENT,
+) -> NtStatus {
+    // SAFETY: per the contract.
+    let status = unsafe { iof_call_driver(device, irp) };
+    if status == STATUS_PENDING {
+        // SAFETY: per the contract `event` is live until the completion
+        // signals it, which ends this wait.
+        unsafe {
+            crate::ke::event::ke_wait_for_event(
+                event,
+                crate::ke::thread::WaitReason::Executive,
+                false,
+                false,
+                None,
+            )
+        };
+    }
+    status
+}
+
 /// `IofCompleteRequest`: runs the completion routines up the stack (the
 /// `io` crate's walk); unless one keeps the IRP
 /// (`STATUS_MORE_PROCESSING_REQUIRED`), a thread's request is finished

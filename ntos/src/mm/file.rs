@@ -164,17 +164,10 @@ unsafe fn paging_io(
         (*stack).FileObject = file;
         (*stack).Parameters.Read.Length = PAGE_SIZE as u32;
         (*stack).Parameters.Read.ByteOffset = offset as i64;
-        let mut status = iof_call_driver(top, irp);
-        if status == STATUS_PENDING {
-            crate::ke::event::ke_wait_for_event(
-                &mut ev,
-                crate::ke::thread::WaitReason::Executive,
-                false,
-                false,
-                None,
-            );
-            status = iosb.Status;
-        } else if iosb.Status != status && iosb.Status.as_u32() != 0 {
+        let mut status = iof_call_driver_and_wait(top, irp, &mut ev);
+        // Pending: the completion's status; otherwise a completion status
+        // that differs from the one returned wins.
+        if status == STATUS_PENDING || (iosb.Status != status && iosb.Status.as_u32() != 0) {
             status = iosb.Status;
         }
         let info = iosb.Information;
@@ -224,15 +217,8 @@ unsafe fn query_file_size(file: *mut FILE_OBJECT) -> Result<u64, NtStatus> {
         (*stack).Parameters.QueryFile.Length = 0x18;
         (*stack).Parameters.QueryFile.FileInformationClass =
             file_information_class::FileStandardInformation;
-        let mut status = iof_call_driver(top, irp);
+        let mut status = iof_call_driver_and_wait(top, irp, &mut ev);
         if status == STATUS_PENDING {
-            crate::ke::event::ke_wait_for_event(
-                &mut ev,
-                crate::ke::thread::WaitReason::Executive,
-                false,
-                false,
-                None,
-            );
             status = iosb.Status;
         }
         io_free_irp(irp);

@@ -186,15 +186,7 @@ fn dr0_ioctl(dr0: usize, code: u32, input: &[u8], out: &mut [u8]) -> (NtStatus, 
         if irp.is_null() {
             return (STATUS_INSUFFICIENT_RESOURCES, 0);
         }
-        if crate::io::irp::iof_call_driver(dev, irp) == STATUS_PENDING {
-            crate::ke::event::ke_wait_for_event(
-                &mut ev,
-                ::ke::objects::WaitReason::Executive,
-                false,
-                false,
-                None,
-            );
-        }
+        crate::io::irp::iof_call_driver_and_wait(dev, irp, &mut ev);
         (iosb.Status, iosb.Information)
     }
 }
@@ -220,15 +212,7 @@ fn dr0_flush(dr0: usize) -> NtStatus {
         if irp.is_null() {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
-        if crate::io::irp::iof_call_driver(dev, irp) == STATUS_PENDING {
-            crate::ke::event::ke_wait_for_event(
-                &mut ev,
-                ::ke::objects::WaitReason::Executive,
-                false,
-                false,
-                None,
-            );
-        }
+        crate::io::irp::iof_call_driver_and_wait(dev, irp, &mut ev);
         iosb.Status
     }
 }

@@ -25,7 +25,9 @@
 use super::{DeviceNode, DeviceTree};
 use crate::io::device::{io_create_device, io_get_attached_device};
 use crate::io::driver::{create_driver_object, find_driver};
-use crate::io::irp::{io_allocate_irp, io_free_irp, iof_call_driver, iof_complete_request};
+use crate::io::irp::{
+    io_allocate_irp, io_free_irp, iof_call_driver_and_wait, iof_complete_request,
+};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -312,16 +314,7 @@ pub unsafe fn send_pnp_irp(
         let mut event: KEVENT = core::mem::zeroed();
         crate::ke::event::ke_initialize_event(&mut event, 0, false);
         IoSetCompletionRoutine(irp, signal_done, (&raw mut event).cast(), true, true, true);
-        let s = iof_call_driver(top, irp);
-        if s == STATUS_PENDING {
-            crate::ke::event::ke_wait_for_event(
-                &mut event,
-                ::ke::objects::WaitReason::Executive,
-                false,
-                false,
-                None,
-            );
-        }
+        iof_call_driver_and_wait(top, irp, &mut event);
         let r = ((*irp).IoStatus.Status, (*irp).IoStatus.Information);
         io_free_irp(irp);
         r
