@@ -354,34 +354,9 @@ impl storage::gpt::SectorSource for Sectors<'_> {
 /// (the primary table, or the backup when the primary is damaged) numbers its entries in array
 /// order; an MBR disk numbers primary partitions by slot (1-4) and logical partitions from 5.
 fn find_partition(dev: &mut FileDevice, n: u32) -> Result<(u64, u64), String> {
-    use storage::gpt::GptError;
-    let total = dev.size / 512;
-    let gpt = storage::gpt::read(&mut Sectors(dev), 512, total);
-    let (first, sectors, used) = match gpt {
-        Ok(g) => {
-            let used: Vec<u32> = g.partitions.iter().map(|p| p.entry_index + 1).collect();
-            match g.partitions.iter().find(|p| p.entry_index + 1 == n) {
-                Some(p) => (p.first_lba, p.sectors(), used),
-                None => (0, 0, used),
-            }
-        }
-        Err(GptError::NoSignature) | Err(GptError::DiskTooSmall) => {
-            let parts = storage::mbr::read(&mut Sectors(dev), 512, total).map_err(|e| match e {
-                storage::mbr::MbrError::NoSignature => {
-                    "no partition table (neither a GPT nor an MBR)".to_string()
-                }
-                e => format!("MBR: {e}"),
-            })?;
-            let used: Vec<u32> = parts.iter().map(|p| p.number).collect();
-            match parts.iter().find(|p| p.number == n) {
-                Some(p) => (p.first_lba, p.sectors, used),
-                None => (0, 0, used),
-            }
-        }
-        Err(e) => return Err(format!("GPT: {e}")),
-    };
-    if sectors == 0 {
-        let list: Vec<String> = used.iter().map(u32::to_string).collect();
+    let parts = partitions(dev)?;
+    let Some(&(_, first, sectors)) = parts.iter().find(|p| p.0 == n) else {
+        let list: Vec<String> = parts.iter().map(|p| p.0.to_string()).collect();
         return Err(format!(
             "partition {n} is not used (used: {})",
             if list.is_empty() {
@@ -390,10 +365,39 @@ fn find_partition(dev: &mut FileDevice, n: u32) -> Result<(u64, u64), String> {
                 list.join(", ")
             }
         ));
-    }
+    };
     match (first.checked_mul(512), sectors.checked_mul(512)) {
         (Some(a), Some(b)) => Ok((a, b)),
         _ => Err(format!("partition {n}: sector range overflows")),
+    }
+}
+
+/// The used partitions of a partitioned disk image, read once: (number as [`find_partition`]
+/// takes it, first sector, sectors).
+fn partitions(dev: &mut FileDevice) -> Result<Vec<(u32, u64, u64)>, String> {
+    use storage::gpt::GptError;
+    let total = dev.size / 512;
+    match storage::gpt::read(&mut Sectors(dev), 512, total) {
+        Ok(g) => Ok(g
+            .partitions
+            .iter()
+            .filter(|p| p.sectors() != 0)
+            .map(|p| (p.entry_index + 1, p.first_lba, p.sectors()))
+            .collect()),
+        Err(GptError::NoSignature) | Err(GptError::DiskTooSmall) => {
+            let parts = storage::mbr::read(&mut Sectors(dev), 512, total).map_err(|e| match e {
+                storage::mbr::MbrError::NoSignature => {
+                    "no partition table (neither a GPT nor an MBR)".to_string()
+                }
+                e => format!("MBR: {e}"),
+            })?;
+            Ok(parts
+                .iter()
+                .filter(|p| p.sectors != 0)
+                .map(|p| (p.number, p.first_lba, p.sectors))
+                .collect())
+        }
+        Err(e) => Err(format!("GPT: {e}")),
     }
 }
 
@@ -407,13 +411,16 @@ fn partition_hint(cli: &Cli) -> String {
         return String::new();
     };
     let mut dev = FileDevice::new(f, size);
+    let Ok(parts) = partitions(&mut dev) else {
+        return String::new();
+    };
     let mut found = Vec::new();
-    for n in 1..=128 {
-        let Ok((start, _)) = find_partition(&mut dev, n) else {
-            continue;
-        };
+    for (n, first, _) in parts {
         let mut boot = [0u8; 11];
-        if dev.read_at(start, &mut boot).is_ok() && &boot[3..11] == b"NTFS    " {
+        let ntfs = first
+            .checked_mul(512)
+            .is_some_and(|at| dev.read_at(at, &mut boot).is_ok() && &boot[3..11] == b"NTFS    ");
+        if ntfs {
             found.push(n.to_string());
         }
     }

@@ -26,13 +26,21 @@ fn corpus(name: &str) -> Vec<u8> {
     out
 }
 
-/// The corpus file `name` decompressed into a temporary directory (for the CLI and hivex).
+/// The corpus file `name` decompressed into the target directory's temporary folder (for the CLI
+/// and hivex), once: a later run reuses it.
 fn corpus_file(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ntrs-reg-real-{}", std::process::id()));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("regipy-hives");
     std::fs::create_dir_all(&d).unwrap();
     let p = d.join(name);
     if !p.exists() {
-        std::fs::write(&p, corpus(name)).unwrap();
+        // Written aside and renamed into place: tests running at once never read a partial file.
+        let part = d.join(format!(
+            "{name}.{}.{:?}.part",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&part, corpus(name)).unwrap();
+        std::fs::rename(&part, &p).unwrap();
     }
     p
 }
