@@ -320,6 +320,7 @@ const ALL: &[&[Test]] = &[
     crate::storage::tests_srb::TESTS,
     crate::cc::tests::TESTS,
     crate::io::tests_fs::TESTS,
+    crate::cc::tests_fs::TESTS,
     crate::kd::TESTS,
     crate::ps::tests::TESTS,
 ];

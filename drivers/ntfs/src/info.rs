@@ -239,10 +239,14 @@ pub unsafe fn set(
                 if fcb(st, n).map(|f| f.is_dir).unwrap_or(true) && (*scb).stream.is_empty() {
                     return (STATUS_INVALID_PARAMETER, 0);
                 }
-                match st.vol.set_len(n, &(*scb).stream, eof as u64) {
-                    Ok(()) => (STATUS_SUCCESS, 0),
-                    Err(e) => (e.status(), 0),
+                if let Err(e) = st.vol.set_len(n, &(*scb).stream, eof as u64) {
+                    return (e.status(), 0);
                 }
+                // The header and the cache manager follow (a smaller size
+                // drops the cached pages past it; no paging I/O is sent).
+                crate::rw::refresh_sizes(st, n, scb);
+                crate::rw::set_cache_sizes(scb);
+                (STATUS_SUCCESS, 0)
             }
             FileDispositionInformation => {
                 let Some(b) = input(1) else {
