@@ -203,7 +203,7 @@ impl ImageLayout {
             return Err(STATUS_INVALID_IMAGE_FORMAT);
         }
         // The spec's rule, which NT enforces: a 64 KiB multiple.
-        if opt.image_base % ALLOCATION_GRANULARITY != 0 {
+        if !opt.image_base.is_multiple_of(ALLOCATION_GRANULARITY) {
             return Err(STATUS_INVALID_IMAGE_FORMAT);
         }
         let size_of_image = u64::from(opt.size_of_image);

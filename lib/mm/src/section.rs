@@ -280,7 +280,7 @@ impl SectionTable {
                 && space.range_is_free(start / PAGE_SIZE, start / PAGE_SIZE + pages - 1)
         };
         let start = if *base != 0 {
-            if *base % ALLOCATION_GRANULARITY != 0 {
+            if !(*base).is_multiple_of(ALLOCATION_GRANULARITY) {
                 return Err(STATUS_MAPPED_ALIGNMENT);
             }
             if !fits(*base) {
