@@ -15,6 +15,7 @@ pub mod kdext;
 pub mod mp;
 pub mod probe;
 pub mod process;
+pub mod queue;
 pub mod sched;
 pub mod stack;
 pub mod syscall;
