@@ -339,6 +339,7 @@ pub unsafe fn create(
         let ccb = Box::new(Ccb {
             fcb: record,
             delete_on_close: options & FILE_DELETE_ON_CLOSE != 0,
+            posix_delete: false,
             dir: None,
         });
         (*fo).FsContext = scb.cast();
@@ -387,6 +388,25 @@ pub unsafe fn cleanup(vcb: &Vcb, fo: *mut FILE_OBJECT) -> (NtStatus, usize) {
                     f.delete_pending = true;
                 }
                 f.opens = f.opens.saturating_sub(1);
+                if f.opens > 0 && f.delete_pending && (*ccb).posix_delete {
+                    // POSIX semantics: the name leaves the namespace now;
+                    // the file lives on in `$Extend\$Deleted` (where
+                    // Windows 10 keeps such files) until its last handle.
+                    let from = utf16_string(&f.path);
+                    let to = alloc::format!("\\$Extend\\$Deleted\\{n:016X}");
+                    let r = deleted_dir(&mut st.vol).and_then(|_| st.vol.rename(&from, &to));
+                    match r {
+                        Ok(()) => {
+                            if let Some(f) = fcb(st, n) {
+                                f.path = to.encode_utf16().collect();
+                            }
+                        }
+                        Err(e) => rt::kprintln!("ntfs: POSIX delete of {from} failed: {e}"),
+                    }
+                }
+                let Some(f) = fcb(st, n) else {
+                    return (STATUS_SUCCESS, 0);
+                };
                 if f.opens == 0 && f.delete_pending {
                     let path = utf16_string(&f.path);
                     let stream = (*scb).stream.clone();
@@ -465,5 +485,14 @@ pub unsafe fn close(st: &mut VcbState, fo: *mut FILE_OBJECT) -> (NtStatus, usize
             }
         }
         (STATUS_SUCCESS, 0)
+    }
+}
+
+/// `\$Extend\$Deleted`, created on first use (as Windows 10 does).
+fn deleted_dir(vol: &mut Vol) -> ntfs::Result<u64> {
+    let name: Vec<u16> = "$Deleted".encode_utf16().collect();
+    match vol.lookup_in(rec::EXTEND, &name)? {
+        Some(e) => Ok(e.mft_no()),
+        None => vol.create_in(rec::EXTEND, &name, true),
     }
 }

@@ -189,6 +189,9 @@ pub struct Fcb {
 pub struct Ccb {
     pub fcb: u64,
     pub delete_on_close: bool,
+    /// `FILE_DISPOSITION_POSIX_SEMANTICS`: the name goes when this handle
+    /// closes, even while other handles keep the file open.
+    pub posix_delete: bool,
     /// Directory enumeration: the matching entries, and the next to return.
     pub dir: Option<crate::dir::Enumeration>,
 }

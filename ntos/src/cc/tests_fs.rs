@@ -1,12 +1,14 @@
 //! Boot tests of cached I/O through ntfs.sys (`fs.cache.*`): the cache
 //! manager under a real file system, through the native services on
-//! `\??\C:` paths (docs/cc.md, docs/ntfs.md "The driver").
+//! `\??\C:` paths (docs/cc.md, docs/ntfs.md "The driver"); and of
+//! ntfs.sys's rename, hard links and dispositions (`fs.set.*`).
 
 use crate::io::file::*;
 use crate::ktest::{check, Test, TestResult};
 use crate::ob::handle::{nt_close, ob_reference_object_by_handle};
 use crate::ob::object::Mode;
 use alloc::vec;
+use alloc::vec::Vec;
 use nt::status::*;
 use wdk::fs::class::*;
 use wdk::*;
@@ -14,6 +16,7 @@ use wdk::*;
 pub const TESTS: &[Test] = &[
     ("fs.cache.large_file_cached_and_noncached", t_large_file),
     ("fs.cache.mapped_view_agrees_with_write", t_mapped_view),
+    ("fs.set.rename_link_disposition_sharing", t_rename_link),
 ];
 
 fn open(path: &str, desired: u32, disposition: u32, options: u32) -> Result<u64, NtStatus> {
@@ -335,4 +338,271 @@ fn t_mapped_view() -> TestResult {
     }
     nt_close(h);
     r
+}
+
+/// A `FILE_RENAME_INFORMATION` / `FILE_LINK_INFORMATION` buffer.
+fn rename_info(replace: bool, name: &str) -> Vec<u8> {
+    let n: Vec<u16> = name.encode_utf16().collect();
+    let mut b = vec![0u8; 20];
+    b[0] = replace as u8;
+    b[16..20].copy_from_slice(&((n.len() * 2) as u32).to_le_bytes());
+    for c in n {
+        b.extend_from_slice(&c.to_le_bytes());
+    }
+    b
+}
+
+const FILE_RENAME_INFORMATION: u32 = 10;
+const FILE_LINK_INFORMATION: u32 = 11;
+const FILE_ALLOCATION_INFORMATION: u32 = 19;
+const FILE_STANDARD_INFORMATION: u32 = 5;
+
+fn links(h: u64) -> Result<u32, &'static str> {
+    let mut buf = [0u8; 0x18];
+    let mut iosb = IO_STATUS_BLOCK::zeroed();
+    // SAFETY: the buffer and status block outlive the synchronous request.
+    let s = unsafe {
+        crate::io::info::nt_query_information_file(
+            h,
+            &mut iosb,
+            buf.as_mut_ptr().cast(),
+            buf.len() as u32,
+            FILE_STANDARD_INFORMATION,
+            Mode::KernelMode,
+        )
+    }
+    .unwrap_or_else(|e| e);
+    if !s.is_success() {
+        return Err("FileStandardInformation");
+    }
+    Ok(u32::from_le_bytes([buf[16], buf[17], buf[18], buf[19]]))
+}
+
+fn read_all(path: &str) -> Result<Vec<u8>, NtStatus> {
+    let h = open(path, FILE_READ_DATA, FILE_OPEN, FILE_NON_DIRECTORY_FILE)?;
+    let mut buf = vec![0u8; 64];
+    let r = io(h, &mut buf, 0, false);
+    nt_close(h);
+    buf.truncate(r?);
+    Ok(buf)
+}
+
+fn t_rename_link() -> TestResult {
+    const D: &str = "\\??\\C:\\ntrs-set";
+    let rw = FILE_READ_DATA | FILE_WRITE_DATA | FILE_READ_ATTRIBUTES | DELETE;
+    let p = |s: &str| alloc::format!("{D}\\{s}");
+    let dir = open(
+        D,
+        FILE_LIST_DIRECTORY | DELETE,
+        FILE_OPEN_IF,
+        FILE_DIRECTORY_FILE,
+    )
+    .map_err(|_| "creating the test directory")?;
+    let sub = open(
+        &p("sub"),
+        FILE_LIST_DIRECTORY | DELETE,
+        FILE_OPEN_IF,
+        FILE_DIRECTORY_FILE,
+    )
+    .map_err(|_| "creating the subdirectory")?;
+    let mut handles: Vec<u64> = Vec::new();
+    let r = (|| {
+        let a = open(&p("a.txt"), rw, FILE_OVERWRITE_IF, FILE_NON_DIRECTORY_FILE)
+            .map_err(|_| "create a.txt")?;
+        handles.push(a);
+        let mut hello = *b"hello";
+        check(io(a, &mut hello, 0, true) == Ok(5), "write a.txt")?;
+        // Rename within the directory (a plain name).
+        check(
+            set(a, FILE_RENAME_INFORMATION, &rename_info(false, "b.txt")).is_success(),
+            "rename a.txt -> b.txt",
+        )?;
+        check(
+            read_all(&p("a.txt")) == Err(STATUS_OBJECT_NAME_NOT_FOUND),
+            "a.txt still opens after the rename",
+        )?;
+        check(
+            read_all(&p("b.txt")).as_deref() == Ok(&b"hello"[..]),
+            "b.txt content",
+        )?;
+        // Across directories (a full path: the I/O manager opens the target directory).
+        check(
+            set(
+                a,
+                FILE_RENAME_INFORMATION,
+                &rename_info(false, &p("sub\\c.txt")),
+            )
+            .is_success(),
+            "rename b.txt -> sub\\c.txt",
+        )?;
+        check(
+            read_all(&p("sub\\c.txt")).as_deref() == Ok(&b"hello"[..]),
+            "sub\\c.txt content",
+        )?;
+        check(
+            read_all(&p("b.txt")) == Err(STATUS_OBJECT_NAME_NOT_FOUND),
+            "b.txt after the move",
+        )?;
+        // ReplaceIfExists.
+        let d = open(&p("d.txt"), rw, FILE_OVERWRITE_IF, FILE_NON_DIRECTORY_FILE)
+            .map_err(|_| "create d.txt")?;
+        let mut other = *b"other";
+        let w = io(d, &mut other, 0, true);
+        nt_close(d);
+        check(w == Ok(5), "write d.txt")?;
+        check(
+            set(a, FILE_RENAME_INFORMATION, &rename_info(false, &p("d.txt")))
+                == STATUS_OBJECT_NAME_COLLISION,
+            "rename onto an existing name without ReplaceIfExists",
+        )?;
+        // An open target cannot be replaced.
+        let e = open(&p("e.txt"), rw, FILE_OVERWRITE_IF, FILE_NON_DIRECTORY_FILE)
+            .map_err(|_| "create e.txt")?;
+        handles.push(e);
+        check(
+            set(a, FILE_RENAME_INFORMATION, &rename_info(true, &p("e.txt")))
+                == STATUS_ACCESS_DENIED,
+            "replacing an open file is not STATUS_ACCESS_DENIED",
+        )?;
+        check(
+            set(a, FILE_RENAME_INFORMATION, &rename_info(true, &p("d.txt"))).is_success(),
+            "rename with ReplaceIfExists",
+        )?;
+        check(
+            read_all(&p("d.txt")).as_deref() == Ok(&b"hello"[..]),
+            "d.txt replaced",
+        )?;
+        // Hard link into the subdirectory.
+        check(
+            set(
+                a,
+                FILE_LINK_INFORMATION,
+                &rename_info(false, &p("sub\\link.txt")),
+            )
+            .is_success(),
+            "FileLinkInformation",
+        )?;
+        check(links(a)? == 2, "two links after FileLinkInformation")?;
+        check(
+            set(a, FILE_LINK_INFORMATION, &rename_info(false, &p("e.txt")))
+                == STATUS_OBJECT_NAME_COLLISION,
+            "a link onto an existing name",
+        )?;
+        let l = open(&p("sub\\link.txt"), rw, FILE_OPEN, FILE_NON_DIRECTORY_FILE)
+            .map_err(|_| "open the link")?;
+        let mut jello = *b"J";
+        let w = io(l, &mut jello, 0, true);
+        nt_close(l);
+        check(w == Ok(1), "write through the link")?;
+        check(
+            read_all(&p("d.txt")).as_deref() == Ok(&b"Jello"[..]),
+            "the link is the same file",
+        )?;
+        // Sharing: an exclusive open, then any other open is a violation.
+        let x = nt_create_file(
+            &p("x.txt"),
+            &OpenPacket {
+                desired: FILE_READ_DATA | SYNCHRONIZE,
+                share: 0,
+                disposition: FILE_OPEN_IF,
+                options: FILE_SYNCHRONOUS_IO_NONALERT,
+                file_attributes: 0,
+                attributes: ::ob::OBJ_CASE_INSENSITIVE,
+                mode: Mode::KernelMode,
+            },
+        );
+        match x {
+            Ok((x, _)) => {
+                let second = read_all(&p("x.txt"));
+                nt_close(x);
+                check(
+                    second == Err(STATUS_SHARING_VIOLATION),
+                    "second open of an exclusive file",
+                )?;
+            }
+            Err(_) => return Err("exclusive open"),
+        }
+        // Allocation below the end of file cuts it.
+        check(
+            set(a, FILE_ALLOCATION_INFORMATION, &2i64.to_le_bytes()).is_success(),
+            "FileAllocationInformation",
+        )?;
+        check(
+            read_all(&p("d.txt")).as_deref() == Ok(&b"Je"[..]),
+            "allocation cut the file",
+        )?;
+        // POSIX delete: the name goes when the handle closes, the other
+        // handle still reads the data.
+        let keep = open(&p("d.txt"), rw, FILE_OPEN, FILE_NON_DIRECTORY_FILE)
+            .map_err(|_| "second handle")?;
+        handles.push(keep);
+        check(
+            set(a, FileDispositionInformationEx, &3u32.to_le_bytes()).is_success(),
+            "FileDispositionInformationEx(DELETE | POSIX_SEMANTICS)",
+        )?;
+        handles.retain(|&h| h != a);
+        nt_close(a);
+        check(
+            read_all(&p("d.txt")) == Err(STATUS_OBJECT_NAME_NOT_FOUND),
+            "the POSIX-deleted name still opens",
+        )?;
+        let mut two = [0u8; 2];
+        check(
+            io(keep, &mut two, 0, false) == Ok(2) && &two == b"Je",
+            "the open handle lost the data",
+        )?;
+        let n = open(&p("d.txt"), rw, FILE_CREATE, FILE_NON_DIRECTORY_FILE)
+            .map_err(|_| "a new file under the POSIX-deleted name")?;
+        nt_close(n);
+        handles.retain(|&h| h != keep);
+        nt_close(keep);
+        // Delete-on-close with a second handle: the file stays until both close.
+        let c1 = open(&p("doc.txt"), rw, FILE_CREATE, FILE_DELETE_ON_CLOSE)
+            .map_err(|_| "delete-on-close create")?;
+        let c2 = open(&p("doc.txt"), rw, FILE_OPEN, 0).map_err(|_| "second open")?;
+        nt_close(c1);
+        let pending = read_all(&p("doc.txt"));
+        nt_close(c2);
+        check(
+            pending == Err(STATUS_DELETE_PENDING),
+            "open during a pending delete",
+        )?;
+        check(
+            read_all(&p("doc.txt")) == Err(STATUS_OBJECT_NAME_NOT_FOUND),
+            "delete-on-close",
+        )?;
+        // A non-empty directory cannot be deleted.
+        check(
+            set(sub, FileDispositionInformation, &[1]) == STATUS_DIRECTORY_NOT_EMPTY,
+            "deleting a non-empty directory",
+        )
+    })();
+    for h in handles {
+        nt_close(h);
+    }
+    // Clean up: every name in the test directory, then the directories.
+    for name in [
+        "d.txt",
+        "e.txt",
+        "x.txt",
+        "sub\\c.txt",
+        "sub\\link.txt",
+        "a.txt",
+        "b.txt",
+    ] {
+        if let Ok(h) = open(&p(name), DELETE, FILE_OPEN, FILE_NON_DIRECTORY_FILE) {
+            let _ = delete(h);
+            nt_close(h);
+        }
+    }
+    let _ = delete(sub);
+    nt_close(sub);
+    let _ = delete(dir);
+    nt_close(dir);
+    r?;
+    check(
+        open(D, FILE_LIST_DIRECTORY, FILE_OPEN, FILE_DIRECTORY_FILE)
+            == Err(STATUS_OBJECT_NAME_NOT_FOUND),
+        "the test directory was not deleted",
+    )
 }
