@@ -102,9 +102,9 @@ fn delete(h: u64) -> TestResult {
     )
 }
 
-/// Size of the large file: 16 MiB (the boot image's system volume is 64
+/// Size of the large file: 4 MiB (the boot image's system volume is 64
 /// MiB, most of it taken by the system files).
-const LARGE: usize = 16 << 20;
+const LARGE: usize = 4 << 20;
 const CHUNK: usize = 256 * 1024;
 
 fn t_large_file() -> TestResult {
