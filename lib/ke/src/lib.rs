@@ -26,6 +26,7 @@ pub mod dpc;
 pub mod except;
 pub mod objects;
 pub mod priority;
+pub mod queue;
 pub mod ready;
 pub mod sched;
 pub mod timer;

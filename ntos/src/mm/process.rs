@@ -557,8 +557,8 @@ fn file_view_page(pid: u32, vpn: Vpn) -> Result<Option<(u32, u64)>, NtStatus> {
 /// the file (`STATUS_SECTION_TOO_BIG`; ntrs does not extend the file for a
 /// writable section as NT does). An empty file is
 /// `STATUS_MAPPED_FILE_SIZE_ZERO`; a file object with no section object
-/// pointers `STATUS_INVALID_FILE_FOR_SECTION`; `SEC_IMAGE` is
-/// `STATUS_NOT_IMPLEMENTED` (no image sections yet); `SEC_RESERVE` and
+/// pointers `STATUS_INVALID_FILE_FOR_SECTION`; `SEC_IMAGE` makes an image
+/// section (`nt_create_image_section_from_file`); `SEC_RESERVE` and
 /// `SEC_LARGE_PAGES` are invalid for files (`STATUS_INVALID_PARAMETER_6`).
 pub fn nt_create_section_from_file(
     file_handle: u64,
@@ -576,7 +576,7 @@ pub fn nt_create_section_from_file(
         return Err(STATUS_INVALID_PAGE_PROTECTION);
     }
     if attributes & SEC_IMAGE != 0 {
-        return Err(STATUS_NOT_IMPLEMENTED);
+        return nt_create_image_section_from_file(file_handle, protect, mode);
     }
     let base = protect & 0xFF;
     let mut access = wdk::FILE_READ_DATA;
@@ -619,6 +619,120 @@ pub fn nt_create_section_from_file(
     }
 }
 
+/// `NtCreateSection(..., SectionPageProtection, SEC_IMAGE, FileHandle)`:
+/// an image section of the PE file (see [`mm_create_image_section`]). The
+/// handle needs the access the protection implies (NT's rule):
+/// `FILE_EXECUTE` for an executable protection, `FILE_READ_DATA` for a
+/// readable one (`STATUS_ACCESS_DENIED` otherwise; `PAGE_EXECUTE` with a
+/// handle opened for `FILE_EXECUTE` alone is what loaders use).
+fn nt_create_image_section_from_file(
+    file_handle: u64,
+    protect: u32,
+    mode: crate::ob::object::Mode,
+) -> Result<u32, NtStatus> {
+    let mut access = 0;
+    if ::mm::protection_executable(protect) {
+        access |= wdk::FILE_EXECUTE;
+    }
+    if ::mm::protection_readable(protect) && protect & 0xFF != ::mm::PAGE_EXECUTE {
+        access |= wdk::FILE_READ_DATA;
+    }
+    if ::mm::protection_writable(protect) && !::mm::protection_copy_on_write(protect) {
+        access |= wdk::FILE_WRITE_DATA;
+    }
+    let r = crate::ob::handle::ob_reference_object_by_handle(
+        file_handle,
+        access,
+        Some(&crate::io::IO_FILE_OBJECT_TYPE),
+        mode,
+    )?;
+    if r.granted_access & access != access {
+        return Err(STATUS_ACCESS_DENIED);
+    }
+    let file = crate::io::file::file_of(r.id).ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    mm_create_image_section(file)
+}
+
+/// Kernel API (`MmCreateSection(SEC_IMAGE)` with a file object, what
+/// `NtCreateUserProcess` and the loader use): an image section object over
+/// the file's image control area (one per file, shared by every image
+/// section of it: two mappings of an image share its pages). The caller
+/// keeps its own reference on `file` for the call; the control area takes
+/// one. Returns the section id for [`mm_map_image_section`],
+/// [`nt_query_section_image_information`] and [`mm_close_section`].
+/// Statuses: see `file::mm_create_image_control_area`.
+pub fn mm_create_image_section(file: *mut wdk::FILE_OBJECT) -> Result<u32, NtStatus> {
+    let (ca, layout) = super::file::mm_create_image_control_area(file)?;
+    let id = with_mm(|st| st.sections.create_image_section(ca.id(), &layout));
+    match id {
+        Ok(Ok(id)) => {
+            super::file::add_user_reference(ca);
+            Ok(id)
+        }
+        Ok(Err(e)) | Err(e) => {
+            super::file::mm_dereference_data_section(ca);
+            Err(e)
+        }
+    }
+}
+
+/// Kernel API (`MmMapViewOfSection` of an image section into a given
+/// process, e.g. the new process of `NtCreateUserProcess`): maps the
+/// whole image into address space `pid` (no attach needed) at `base` (0:
+/// the image's `ImageBase`, or the lowest free range if that is taken and
+/// the image has relocations). Returns `(base, view size, status)` where
+/// status is `STATUS_SUCCESS`, or `STATUS_IMAGE_NOT_AT_BASE` when the view
+/// is not at `ImageBase` (the relocations are NOT applied: the loader
+/// does that, as NT's user-mode loader did before Vista). Errors:
+/// `STATUS_INVALID_HANDLE` (not a section), `STATUS_INVALID_PARAMETER`
+/// (not an image section, or no such process), `STATUS_MAPPED_ALIGNMENT`,
+/// `STATUS_CONFLICTING_ADDRESSES`, `STATUS_NO_MEMORY`.
+pub fn mm_map_image_section(
+    section: u32,
+    pid: u32,
+    base: u64,
+) -> Result<(u64, u64, NtStatus), NtStatus> {
+    let (mut b, mut size) = (base, 0);
+    let (at_base, ca) = with_mm(|st| {
+        let p = st
+            .processes
+            .iter_mut()
+            .find(|p| p.id == pid)
+            .ok_or(STATUS_INVALID_PARAMETER)?;
+        let at_base = st
+            .sections
+            .map_image_view(section, &mut p.space, &mut b, 0, &mut size)?;
+        Ok::<_, NtStatus>((at_base, st.sections.get(section).and_then(|s| s.file)))
+    })??;
+    if let Some(ca) = ca {
+        super::file::user_view_mapped(ca);
+    }
+    let status = if at_base {
+        STATUS_SUCCESS
+    } else {
+        STATUS_IMAGE_NOT_AT_BASE
+    };
+    Ok((b, size, status))
+}
+
+/// `NtQuerySection(Section, SectionImageInformation, ...)`:
+/// `SECTION_IMAGE_INFORMATION` of an image section
+/// (`::mm::image::SectionImageInformation::to_bytes` gives the 0x40 bytes
+/// user mode sees). A section that is not an image:
+/// `STATUS_SECTION_NOT_IMAGE`; not a section: `STATUS_INVALID_HANDLE`.
+pub fn nt_query_section_image_information(
+    section: u32,
+) -> Result<::mm::image::SectionImageInformation, NtStatus> {
+    let ca = with_mm(|st| {
+        let s = st.sections.get(section).ok_or(STATUS_INVALID_HANDLE)?;
+        s.image.as_ref().ok_or(STATUS_SECTION_NOT_IMAGE)?;
+        s.file.ok_or(STATUS_SECTION_NOT_IMAGE)
+    })??;
+    super::file::image_layout(ca)
+        .map(|l| l.info)
+        .ok_or(STATUS_SECTION_NOT_IMAGE)
+}
+
 /// The section's last handle was closed (`MiSectionDelete` once its views
 /// are gone): a file section drops its control area reference.
 pub fn mm_close_section(section: u32) -> NtStatus {
@@ -640,7 +754,10 @@ pub fn mm_close_section(section: u32) -> NtStatus {
     }
 }
 
-/// `NtMapViewOfSection` into the current process.
+/// `NtMapViewOfSection` into the current process. An image section maps
+/// whole (the protection is ignored, each page gets its subsection's) and
+/// returns `STATUS_IMAGE_NOT_AT_BASE` when it is not at its `ImageBase`
+/// (see [`mm_map_image_section`]).
 pub fn nt_map_view_of_section(
     section: u32,
     base: &mut u64,
@@ -648,7 +765,23 @@ pub fn nt_map_view_of_section(
     protect: u32,
 ) -> NtStatus {
     let (mut b, mut v) = (*base, *view_size);
+    let mut not_at_base = false;
     let r = with_current(|p, parts| {
+        if parts
+            .sections
+            .get(section)
+            .is_some_and(|s| s.image.is_some())
+        {
+            // An image: the whole image, per-section protections.
+            not_at_base =
+                !parts
+                    .sections
+                    .map_image_view(section, &mut p.space, &mut b, 0, &mut v)?;
+            if let Some(ca) = parts.sections.get(section).and_then(|s| s.file) {
+                super::file::user_view_mapped(ca);
+            }
+            return Ok(Change::only(()));
+        }
         let mut off = 0;
         parts.sections.map_view_of_section(
             section,
@@ -669,7 +802,11 @@ pub fn nt_map_view_of_section(
         *base = b;
         *view_size = v;
     }
-    r.err().unwrap_or(STATUS_SUCCESS)
+    match r {
+        Ok(()) if not_at_base => STATUS_IMAGE_NOT_AT_BASE,
+        Ok(()) => STATUS_SUCCESS,
+        Err(e) => e,
+    }
 }
 
 /// `NtUnmapViewOfSection` in the current process: the view's PTEs are
@@ -901,4 +1038,25 @@ pub fn kd_address(arg: Option<&str>) {
             r.protect
         );
     }
+}
+
+/// The frame mapped (valid) at user address `va` of address space `pid`
+/// (tests: two mappings of one image page share a frame).
+pub fn user_page_frame(pid: u32, va: u64) -> Option<Pfn> {
+    with_mm(|st| {
+        let p = st.processes.iter().find(|p| p.id == pid)?;
+        match p.space.frame(va >> 12)? {
+            ::mm::vm::Frame::Valid { pfn, .. } => Some(pfn),
+            _ => None,
+        }
+    })
+    .ok()
+    .flatten()
+}
+
+/// The control area behind a file or image section (tests, `!ca`).
+pub fn section_control_area(section: u32) -> Option<u32> {
+    with_mm(|st| st.sections.get(section).and_then(|s| s.file))
+        .ok()
+        .flatten()
 }

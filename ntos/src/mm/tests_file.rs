@@ -449,8 +449,8 @@ fn user_body(handles: &mut Vec<u64>, sections: &mut Vec<u32>, pids: &mut Vec<u32
     )?;
     check(
         nt_create_section_from_file(h, 0, PAGE_READONLY, SEC_IMAGE, k)
-            == Err(STATUS_NOT_IMPLEMENTED),
-        "SEC_IMAGE",
+            == Err(STATUS_INVALID_IMAGE_NOT_MZ),
+        "SEC_IMAGE on a file that is no image was not STATUS_INVALID_IMAGE_NOT_MZ",
     )?;
     let ro = open_access("\\mmview", FILE_READ_DATA).map_err(|_| "read-only open")?;
     handles.push(ro);
