@@ -75,12 +75,10 @@ fn image_export_inner(name: &[u8]) -> Result<u64, &'static str> {
         return Err("dir");
     }
     copy_from_user(&mut image[start..end], base + start as u64).map_err(|_| "copy")?;
-    let exports = pe::exports(&image, dir).map_err(|_| "exports")?;
-    exports
-        .iter()
-        .find(|e| e.name == Some(name))
-        .map(|e| base + e.rva as u64)
-        .ok_or("name")
+    match pe::find_export(&image, dir, name) {
+        Ok(pe::ExportTarget::Code(rva)) => Ok(base + rva as u64),
+        _ => Err("name"),
+    }
 }
 
 /// The lookup registered with the kernel.
