@@ -334,6 +334,43 @@ impl ControlArea {
     }
 }
 
+/// When the mapped page writer (`MiMappedPageWriter`) writes: it wakes
+/// every tick, learns how many pages of mapped files are dirty, and writes
+/// them all when there are at least `threshold` or when some have waited
+/// `max_age_ticks` ticks (the book: the mapped page writer runs when the
+/// modified list passes a threshold, and dirty mapped pages are written
+/// within a bounded time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappedWriterPolicy {
+    pub threshold: u64,
+    pub max_age_ticks: u32,
+    age: u32,
+}
+
+impl MappedWriterPolicy {
+    pub const fn new(threshold: u64, max_age_ticks: u32) -> Self {
+        MappedWriterPolicy {
+            threshold,
+            max_age_ticks,
+            age: 0,
+        }
+    }
+
+    /// One tick with `dirty` dirty mapped pages: whether to write now.
+    pub fn tick(&mut self, dirty: u64) -> bool {
+        if dirty == 0 {
+            self.age = 0;
+            return false;
+        }
+        self.age += 1;
+        if dirty >= self.threshold || self.age >= self.max_age_ticks {
+            self.age = 0;
+            return true;
+        }
+        false
+    }
+}
+
 /// Size of a system cache view (`VACB_MAPPING_GRANULARITY`).
 pub const SYSTEM_CACHE_VIEW_SIZE: u64 = 256 * 1024;
 /// Pages per system cache view.
@@ -394,6 +431,26 @@ impl FileMappings {
 
     pub fn remove(&mut self, id: u32) -> Option<ControlArea> {
         self.areas.remove(&id)
+    }
+
+    /// Data control areas mapped by at least one user view (the mapped
+    /// page writer's candidates; files only in the system cache are the
+    /// cache manager's lazy writer's).
+    pub fn user_mapped_data_ids(&self) -> Vec<u32> {
+        self.areas
+            .iter()
+            .filter(|(_, c)| !c.is_image() && !c.being_deleted)
+            .filter(|(_, c)| c.mapped_views > c.system_cache_views)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Dirty pages of the control areas `ids`.
+    pub fn dirty_pages(&self, ids: &[u32]) -> u64 {
+        ids.iter()
+            .filter_map(|id| self.areas.get(id))
+            .map(|c| c.counts().1)
+            .sum()
     }
 
     /// Every control area id.
@@ -589,6 +646,31 @@ mod tests {
         ca.extend(0x10_0000).unwrap();
         assert_eq!(ca.pages(), 5);
         assert_eq!(ca.begin_fault(5, || Some(1)), Err(STATUS_INVALID_PARAMETER));
+    }
+
+    #[test]
+    fn mapped_writer_policy_and_candidates() {
+        let mut p = MappedWriterPolicy::new(4, 3);
+        assert!(!p.tick(0));
+        assert!(!p.tick(1));
+        assert!(!p.tick(1));
+        assert!(p.tick(1), "dirty pages waited max_age_ticks");
+        assert!(!p.tick(2));
+        assert!(p.tick(4), "threshold reached");
+        assert!(!p.tick(0));
+        assert!(!p.tick(3), "age restarts after a clean tick");
+
+        let mut m = FileMappings::new(1);
+        let a = m.insert(ControlArea::new(1, 2 * PAGE_SIZE).unwrap());
+        let b = m.insert(ControlArea::new(2, PAGE_SIZE).unwrap());
+        m.get_mut(a).unwrap().mapped_views = 1;
+        m.map_cache_view(b, 0).unwrap();
+        assert_eq!(m.user_mapped_data_ids(), alloc::vec![a]);
+        let ca = m.get_mut(a).unwrap();
+        ca.begin_fault(1, || Some(5)).unwrap();
+        ca.complete_page_in(1, true);
+        ca.mark_dirty(1);
+        assert_eq!(m.dirty_pages(&[a, b]), 1);
     }
 
     #[test]

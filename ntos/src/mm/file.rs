@@ -847,7 +847,14 @@ fn harvest_dirty(st: &mut FileMm, id: u32, first: u64, end: u64) {
 /// stay dirty).
 fn write_dirty(id: u32, first: u64, count: u64) -> Result<u64, NtStatus> {
     let end = first.saturating_add(count);
+    // User views' dirty bits first (the memory manager's lock, not ours).
+    let user = super::process::harvest_user_dirty(id, first, end);
     let work = with_files(|st| {
+        if let Some(ca) = st.m.get_mut(id) {
+            for page in user {
+                ca.mark_dirty(page);
+            }
+        }
         harvest_dirty(st, id, first, end);
         let file = st.records.get(&id)?.file;
         let ca = st.m.get_mut(id)?;
@@ -888,6 +895,130 @@ fn write_dirty(id: u32, first: u64, count: u64) -> Result<u64, NtStatus> {
         delete_control_area(id);
     }
     result.map(|()| written)
+}
+
+/// Writes the dirty pages `[first, first + count)` of control area `id`
+/// (`NtFlushVirtualMemory` of a user view): referenced for the writes, so
+/// an unmap meanwhile does not delete it under them. A control area that
+/// is gone or being deleted has nothing to write here (its deletion writes).
+pub fn flush_control_area(id: u32, first: u64, count: u64) -> Result<u64, NtStatus> {
+    let referenced = with_files(|st| {
+        let ca = st.m.get_mut(id).filter(|c| !c.being_deleted)?;
+        ca.section_references += 1;
+        Some(())
+    });
+    if referenced.is_none() {
+        return Ok(0);
+    }
+    let r = write_dirty(id, first, count);
+    mm_dereference_data_section(DataSection(id));
+    r
+}
+
+/// Pages the mapped page writer wrote (`!vm`, tests).
+pub static MAPPED_WRITER_PAGES: AtomicU64 = AtomicU64::new(0);
+/// Times the mapped page writer decided to write.
+pub static MAPPED_WRITER_RUNS: AtomicU64 = AtomicU64::new(0);
+/// Holds (> 0) keep the mapped page writer from writing (boot tests that
+/// count paging writes exactly take one with [`MappedWriterHold`]).
+static MAPPED_WRITER_HOLDS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// While alive, the mapped page writer does not write (test hook).
+pub struct MappedWriterHold(());
+
+impl MappedWriterHold {
+    pub fn new() -> Self {
+        MAPPED_WRITER_HOLDS.fetch_add(1, Ordering::AcqRel);
+        MappedWriterHold(())
+    }
+}
+
+impl Default for MappedWriterHold {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for MappedWriterHold {
+    fn drop(&mut self) {
+        MAPPED_WRITER_HOLDS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Tick of the mapped page writer: 250 ms (in 100 ns units).
+const MAPPED_WRITER_TICK: u64 = 2_500_000;
+/// Dirty mapped pages that make the writer write at once.
+pub const MAPPED_WRITER_THRESHOLD: u64 = 64;
+/// Ticks a dirty mapped page waits at most (1 s).
+const MAPPED_WRITER_MAX_AGE: u32 = 4;
+
+/// `MiMappedPageWriter`: a system thread that, every tick, takes the
+/// hardware dirty bits of the user views of mapped data files (and of their
+/// system cache views) into their control areas and, when
+/// `::mm::control::MappedWriterPolicy` says so (at least
+/// [`MAPPED_WRITER_THRESHOLD`] dirty pages, or dirty pages a second old),
+/// writes them to their files with paging writes. Files that are only in
+/// the system cache are left to the cache manager's lazy writer.
+pub fn mapped_page_writer(_: usize) {
+    let mut policy =
+        ::mm::control::MappedWriterPolicy::new(MAPPED_WRITER_THRESHOLD, MAPPED_WRITER_MAX_AGE);
+    loop {
+        crate::ke::sched::ke_delay_execution_thread(MAPPED_WRITER_TICK);
+        if MAPPED_WRITER_HOLDS.load(Ordering::Acquire) != 0 {
+            continue;
+        }
+        // Reference the candidates so none is deleted under the writer.
+        let ids = with_files(|st| {
+            let ids = st.m.user_mapped_data_ids();
+            for id in &ids {
+                if let Some(ca) = st.m.get_mut(*id) {
+                    ca.section_references += 1;
+                }
+            }
+            ids
+        });
+        for &id in &ids {
+            for page in super::process::harvest_user_dirty(id, 0, u64::MAX) {
+                mark_dirty(id, page);
+            }
+        }
+        let dirty = with_files(|st| {
+            for &id in &ids {
+                harvest_dirty(st, id, 0, u64::MAX);
+            }
+            st.m.dirty_pages(&ids)
+        });
+        if policy.tick(dirty) {
+            MAPPED_WRITER_RUNS.fetch_add(1, Ordering::Relaxed);
+            for &id in &ids {
+                if let Ok(n) = write_dirty(id, 0, u64::MAX) {
+                    MAPPED_WRITER_PAGES.fetch_add(n.div_ceil(PAGE_SIZE), Ordering::Relaxed);
+                }
+            }
+        }
+        for id in ids {
+            mm_dereference_data_section(DataSection(id));
+        }
+    }
+}
+
+/// Starts the mapped page writer thread (phase 1).
+pub fn start_mapped_page_writer() {
+    if let Err(s) = crate::ke::sched::start_system_thread(
+        "MappedPageWriter",
+        17,
+        u64::MAX,
+        mapped_page_writer,
+        0,
+    ) {
+        crate::ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0x4D50,
+            0,
+            0,
+        );
+    }
 }
 
 /// `MmFlushSection(SectionObjectPointer, Offset, Length, IoStatus)`: writes

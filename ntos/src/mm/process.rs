@@ -314,22 +314,8 @@ pub fn mm_access_fault(va: u64, write: bool, execute: bool) -> Result<(), NtStat
         if r.is_ok() && zero_fault {
             DEMAND_ZERO_FAULTS.store(before + 1, Ordering::Relaxed);
         }
-        // A file page mapped writable may be written from now on: the next
-        // flush (or the unmap) writes it back (ntrs does not harvest user
-        // PTE dirty bits yet).
-        if r.is_ok() {
-            if let Some((ca, page)) = file_view_page_of(&st.sections, &p.space, va >> 12) {
-                if p.space.hardware_pte(va >> 12).is_some_and(|h| h.writable)
-                    && matches!(
-                        p.space.frame(va >> 12),
-                        Some(::mm::vm::Frame::Valid { private: false, .. })
-                    )
-                {
-                    super::file::mark_dirty(ca, page);
-                }
-            }
-        }
-
+        // A file page mapped writable is found dirty through its PTE's
+        // hardware dirty bit (`harvest_user_dirty`, unmap, process exit).
         r.map(|_| ())
     })
 }
@@ -825,7 +811,9 @@ pub fn nt_unmap_view_of_section(base: u64) -> NtStatus {
         });
         if let Some((start, end)) = file_view {
             for vpn in start..=end {
-                if p.space.hardware_pte(vpn).is_some_and(|h| h.writable) {
+                if p.space.hardware_pte(vpn).is_some_and(|h| h.writable)
+                    && user_pte_dirty(p.cr3, vpn << 12, false)
+                {
                     if let Some((ca, page)) = file_view_page_of(parts.sections, &p.space, vpn) {
                         if matches!(
                             p.space.frame(vpn),
@@ -891,6 +879,7 @@ pub fn mm_delete_process_address_space(pid: u32) -> NtStatus {
                 file_views.push(ca);
                 for vpn in v.start..=v.end {
                     if p.space.hardware_pte(vpn).is_some_and(|h| h.writable)
+                        && user_pte_dirty(p.cr3, vpn << 12, false)
                         && matches!(
                             p.space.frame(vpn),
                             Some(::mm::vm::Frame::Valid { private: false, .. })
@@ -1059,4 +1048,135 @@ pub fn section_control_area(section: u32) -> Option<u32> {
     with_mm(|st| st.sections.get(section).and_then(|s| s.file))
         .ok()
         .flatten()
+}
+
+/// The hardware dirty bit of user page `va` in the address space whose
+/// PML4 is at physical `cr3`, read through the direct map (any process,
+/// attached or not); with `clear` the bit is cleared atomically (the
+/// caller flushes the TBs before it reads the page). False when the page
+/// is not mapped. Memory manager lock held (user page tables are guarded
+/// by it).
+fn user_pte_dirty(cr3: u64, va: u64, clear: bool) -> bool {
+    use core::sync::atomic::AtomicU64;
+    const ADDR: u64 = 0x000F_FFFF_FFFF_F000;
+    let index = |shift: u32| ((va >> shift) & 511) as usize;
+    let mut table = cr3 & ADDR;
+    for shift in [39, 30, 21] {
+        let t = crate::hal::phys_to_virt(table) as *const u64;
+        // SAFETY: a page-table page of a live address space through the
+        // direct map; the MM lock keeps it from being freed.
+        let e = unsafe { t.add(index(shift)).read_volatile() };
+        if e & PTE_VALID == 0 || e & PTE_LARGE != 0 {
+            return false;
+        }
+        table = e & ADDR;
+    }
+    let pt = crate::hal::phys_to_virt(table) as *const AtomicU64;
+    // SAFETY: as above; the processor sets the dirty bit with a locked
+    // update, so the PTE is accessed atomically here too.
+    let pte = unsafe { &*pt.add(index(12)) };
+    let e = pte.load(Ordering::Acquire);
+    if e & PTE_VALID == 0 || e & PTE_DIRTY == 0 {
+        return false;
+    }
+    if clear {
+        pte.fetch_and(!PTE_DIRTY, Ordering::AcqRel);
+    }
+    true
+}
+
+/// The mapped page writer's and flushes' view of user mappings
+/// (`MiFlushSectionInternal` / the mapped writer reading `MMPFN.Modified`
+/// set from the PTEs): for every process's shared, writable pages of data
+/// control area `ca` in pages `[first, end)`, takes the PTE's hardware
+/// dirty bit (clears it), then flushes every processor's TB for those
+/// pages before returning them, so a write after this sets the bit again
+/// and is written by the next flush.
+pub fn harvest_user_dirty(ca: u32, first: u64, end: u64) -> Vec<u64> {
+    with_mm(|st| {
+        let mut pages = Vec::new();
+        let mut stale = Vec::new();
+        for p in &st.processes {
+            for v in p.space.vads().iter() {
+                let ::mm::vm::RegionKind::Mapped {
+                    section,
+                    first_page,
+                    image: false,
+                    ..
+                } = v.data.kind
+                else {
+                    continue;
+                };
+                if st.sections.get(section).and_then(|s| s.file) != Some(ca) {
+                    continue;
+                }
+                for (k, frame) in v.data.frames() {
+                    let page = first_page + k;
+                    if page < first || page >= end {
+                        continue;
+                    }
+                    if !matches!(frame, ::mm::vm::Frame::Valid { private: false, .. }) {
+                        continue;
+                    }
+                    let va = (v.start + k) << 12;
+                    if user_pte_dirty(p.cr3, va, true) {
+                        stale.push(va);
+                        pages.push(page);
+                    }
+                }
+            }
+        }
+        flush_user_translations(&stale);
+        pages
+    })
+    .unwrap_or_default()
+}
+
+/// `NtFlushVirtualMemory(Process, &BaseAddress, &RegionSize, &IoStatus)`
+/// in the current process: writes the dirty pages of the mapped data file
+/// view holding `base` in `[base, base + size)` (size 0: to the end of the
+/// view) back to the file with paging writes, and waits. Returns the
+/// rounded base and size and the bytes written. Statuses: no view at the
+/// address `STATUS_NOT_MAPPED_VIEW`; private memory or an image view
+/// `STATUS_NOT_MAPPED_DATA`; a pagefile-backed section's view succeeds with
+/// nothing to write; a failed write's status.
+pub fn nt_flush_virtual_memory(base: u64, size: u64) -> Result<(u64, u64, u64), NtStatus> {
+    let (ca, first, count, b, s) = with_current(|p, parts| {
+        let vad = p
+            .space
+            .vads()
+            .find(base >> 12)
+            .ok_or(STATUS_NOT_MAPPED_VIEW)?;
+        let ::mm::vm::RegionKind::Mapped {
+            section,
+            first_page,
+            image,
+            ..
+        } = vad.data.kind
+        else {
+            return Err(STATUS_NOT_MAPPED_DATA);
+        };
+        if image {
+            return Err(STATUS_NOT_MAPPED_DATA);
+        }
+        let start = base >> 12;
+        let end = if size == 0 {
+            vad.end
+        } else {
+            (base.checked_add(size - 1).ok_or(STATUS_INVALID_PARAMETER)? >> 12).min(vad.end)
+        };
+        let ca = parts.sections.get(section).and_then(|s| s.file);
+        Ok(Change::only((
+            ca,
+            first_page + (start - vad.start),
+            end - start + 1,
+            start << 12,
+            (end - start + 1) << 12,
+        )))
+    })?;
+    let written = match ca {
+        Some(ca) => super::file::flush_control_area(ca, first, count)?,
+        None => 0,
+    };
+    Ok((b, s, written))
 }
