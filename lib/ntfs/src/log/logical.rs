@@ -943,9 +943,66 @@ pub fn bitmap_range(off: usize, bits: usize) -> Vec<u8> {
     v
 }
 
+/// A short description of a logical operation's data for log dumps: the
+/// bit range of a bitmap operation, the attribute type of a created or
+/// restored attribute, the file name of an index entry, the new sizes.
+pub fn describe(op: Op, data: &[u8]) -> Option<alloc::string::String> {
+    use alloc::format;
+    match op {
+        Op::SetBitsInNonresidentBitMap | Op::ClearBitsInNonresidentBitMap => Some(format!(
+            "bits {:#x}+{}",
+            u32_at(data, 0).ok()?,
+            u32_at(data, 4).ok()?
+        )),
+        Op::CreateAttribute => Some(format!("attribute type {:#x}", u32_at(data, 0).ok()?)),
+        Op::SetNewAttributeSizes => Some(format!(
+            "allocated {:#x} valid {:#x} size {:#x}",
+            u64_at(data, 0).ok()?,
+            u64_at(data, 8).ok()?,
+            u64_at(data, 16).ok()?
+        )),
+        Op::AddIndexEntryRoot
+        | Op::AddIndexEntryAllocation
+        | Op::DeleteIndexEntryRoot
+        | Op::DeleteIndexEntryAllocation => {
+            let kl = u16_at(data, 10).ok()? as usize;
+            let key = data.get(16..16 + kl)?;
+            let nl = *key.get(0x40)? as usize;
+            let name = key.get(0x42..0x42 + 2 * nl)?;
+            let name = crate::util::utf16_to_string(&crate::util::utf16_units(name));
+            Some(format!(
+                "file {:#x} \"{name}\"",
+                u64_at(data, 0).ok()? & 0xFFFF_FFFF_FFFF
+            ))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describes_bits_and_entries() {
+        assert_eq!(
+            describe(Op::SetBitsInNonresidentBitMap, &bitmap_range(0x10, 3)).as_deref(),
+            Some("bits 0x10+3")
+        );
+        let mut e = alloc::vec![0u8; 16 + 0x42 + 4];
+        put64(&mut e, 0, 0x0001_0000_0000_0024);
+        let el = e.len() as u16;
+        put16(&mut e, 8, el);
+        put16(&mut e, 10, 0x42 + 4);
+        e[16 + 0x40] = 2;
+        e[16 + 0x42] = b'h';
+        e[16 + 0x44] = b'i';
+        assert_eq!(
+            describe(Op::AddIndexEntryAllocation, &e).as_deref(),
+            Some("file 0x24 \"hi\"")
+        );
+        assert_eq!(describe(Op::Noop, &[]), None);
+    }
 
     #[test]
     fn bit_ranges_split_at_pages() {
