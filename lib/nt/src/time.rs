@@ -168,7 +168,9 @@ mod tests {
         let mut t: u64 = 1;
         for i in 0..20_000u64 {
             // A multiplicative sequence over the range up to year 9999.
-            t = t.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            t = t
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let ft = (t >> 8) % 2_650_467_743_999_999_999 + i;
             let f = time_to_time_fields(ft);
             let want = std::format!(
