@@ -36,6 +36,7 @@ use core::ffi::c_void;
 use core::ptr;
 use nt::status::*;
 use nt::NtStatus;
+use rt::request::{complete, dispatch_raw_create_close, forward_irp_synchronously, send_and_wait};
 use rt::wdk::scsi::*;
 use rt::wdk::*;
 use storage::class::DiskInfo;
@@ -70,20 +71,6 @@ fn us(v: &mut [u16]) -> UNICODE_STRING {
     }
 }
 
-/// Completes `irp`.
-///
-/// # Safety
-/// The caller owns `irp`.
-unsafe fn complete(irp: *mut IRP, status: NtStatus, info: usize) -> NtStatus {
-    // SAFETY: per the contract.
-    unsafe {
-        (*irp).IoStatus.Status = status;
-        (*irp).IoStatus.Information = info;
-        IoCompleteRequest(irp, IO_DISK_INCREMENT);
-    }
-    status
-}
-
 /// Our extension of `dev`, if it is one of our FDOs.
 ///
 /// # Safety
@@ -93,50 +80,6 @@ unsafe fn ext(dev: *mut DEVICE_OBJECT) -> Option<&'static mut Ext> {
     unsafe {
         let e = (*dev).DeviceExtension as *mut Ext;
         (!e.is_null() && (*e).magic == MAGIC).then(|| &mut *e)
-    }
-}
-
-unsafe extern "system" fn signal(
-    _d: *mut DEVICE_OBJECT,
-    _i: *mut IRP,
-    ev: *mut c_void,
-) -> NtStatus {
-    // SAFETY: the context is the waiter's event, alive until signalled.
-    unsafe { KeSetEvent(ev.cast(), 0, 0) };
-    STATUS_MORE_PROCESSING_REQUIRED
-}
-
-/// Sends an IRP with `major` and `params` to `lower` and waits for it
-/// (PASSIVE_LEVEL): returns the status and `Information`.
-///
-/// # Safety
-/// `lower` is a live device; `params` are valid for `major`.
-unsafe fn send_and_wait(
-    lower: *mut DEVICE_OBJECT,
-    major: u8,
-    params: IO_STACK_LOCATION_PARAMETERS,
-    system_buffer: *mut c_void,
-) -> (NtStatus, usize) {
-    // SAFETY: per the contract; the event lives on this stack until the
-    // completion routine signalled it.
-    unsafe {
-        let irp = IoAllocateIrp((*lower).StackSize, 0);
-        if irp.is_null() {
-            return (STATUS_INSUFFICIENT_RESOURCES, 0);
-        }
-        (*irp).AssociatedIrp.SystemBuffer = system_buffer;
-        let sl = IoGetNextIrpStackLocation(irp);
-        (*sl).MajorFunction = major;
-        (*sl).Parameters = params;
-        let mut ev: KEVENT = core::mem::zeroed();
-        KeInitializeEvent(&mut ev, NOTIFICATION_EVENT, 0);
-        IoSetCompletionRoutine(irp, signal, (&raw mut ev).cast(), true, true, true);
-        if IoCallDriver(lower, irp) == STATUS_PENDING {
-            KeWaitForSingleObject((&raw mut ev).cast(), EXECUTIVE, 0, 0, ptr::null_mut());
-        }
-        let r = ((*irp).IoStatus.Status, (*irp).IoStatus.Information);
-        IoFreeIrp(irp);
-        r
     }
 }
 
@@ -174,7 +117,7 @@ unsafe fn scsi_sync(
         },
     };
     // SAFETY: per the contract; the SRB and sense live until the IRP is back.
-    let (s, _) = unsafe { send_and_wait(lower, IRP_MJ_SCSI, params, ptr::null_mut()) };
+    let (s, _) = unsafe { send_and_wait(lower, IRP_MJ_SCSI, 0, params, ptr::null_mut()) };
     let st = srb_status_of(&srb, &sense);
     if s.is_success() && st.is_success() {
         (STATUS_SUCCESS, srb.DataTransferLength)
@@ -276,6 +219,7 @@ unsafe fn start(e: &mut Ext) -> NtStatus {
         send_and_wait(
             lower,
             IRP_MJ_DEVICE_CONTROL,
+            0,
             params,
             buf.as_mut_ptr().cast(),
         )
@@ -468,7 +412,7 @@ unsafe fn finish(t: *mut Transfer, status: NtStatus) -> NtStatus {
     unsafe {
         let tr = Box::from_raw(t);
         let info = if status.is_success() { tr.done } else { 0 };
-        complete(tr.irp, status, info)
+        complete(tr.irp, status, info, IO_DISK_INCREMENT)
     }
 }
 
@@ -512,10 +456,10 @@ unsafe extern "system" fn dispatch_read_write(dev: *mut DEVICE_OBJECT, irp: *mut
     // SAFETY: the I/O manager hands us the IRP with a current location.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         let Some(info) = e.info.as_ref() else {
-            return complete(irp, STATUS_DEVICE_NOT_READY, 0);
+            return complete(irp, STATUS_DEVICE_NOT_READY, 0, IO_DISK_INCREMENT);
         };
         let sl = IoGetCurrentIrpStackLocation(irp);
         let len = (*sl).Parameters.Read.Length as usize;
@@ -530,21 +474,21 @@ unsafe extern "system" fn dispatch_read_write(dev: *mut DEVICE_OBJECT, irp: *mut
             false,
         ) {
             Ok(t) => t,
-            Err(s) => return complete(irp, s, 0),
+            Err(s) => return complete(irp, s, 0, IO_DISK_INCREMENT),
         };
         if len == 0 {
-            return complete(irp, STATUS_SUCCESS, 0);
+            return complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT);
         }
         if (*irp).MdlAddress.is_null() {
-            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+            return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT);
         }
         let va = MmGetSystemAddressForMdlSafe((*irp).MdlAddress, 0) as usize;
         if va == 0 {
-            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
+            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_DISK_INCREMENT);
         }
         if va & 1 != 0 {
             // The port needs even addresses (the device's alignment says so).
-            return complete(irp, STATUS_DATATYPE_MISALIGNMENT, 0);
+            return complete(irp, STATUS_DATATYPE_MISALIGNMENT, 0, IO_DISK_INCREMENT);
         }
         let t = Box::into_raw(Box::new(Transfer {
             irp,
@@ -588,7 +532,7 @@ unsafe extern "system" fn flush_done(
             st
         };
         IoFreeIrp(irp);
-        complete(f.irp, s, 0);
+        complete(f.irp, s, 0, IO_DISK_INCREMENT);
     }
     STATUS_MORE_PROCESSING_REQUIRED
 }
@@ -597,7 +541,7 @@ unsafe extern "system" fn dispatch_flush(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
     // SAFETY: as for read/write.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         let f = Box::into_raw(Box::new(Flush {
             irp,
@@ -613,7 +557,7 @@ unsafe extern "system" fn dispatch_flush(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
         let piece = IoAllocateIrp((*e.lower).StackSize, 0);
         if piece.is_null() {
             drop(Box::from_raw(f));
-            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
+            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_DISK_INCREMENT);
         }
         let sl = IoGetNextIrpStackLocation(piece);
         (*sl).MajorFunction = IRP_MJ_SCSI;
@@ -629,20 +573,20 @@ unsafe extern "system" fn dispatch_ioctl(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
     // SAFETY: as for read/write; the system buffer holds max(in, out) bytes.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         let Some(info) = e.info.as_ref() else {
-            return complete(irp, STATUS_DEVICE_NOT_READY, 0);
+            return complete(irp, STATUS_DEVICE_NOT_READY, 0, IO_DISK_INCREMENT);
         };
         let sl = IoGetCurrentIrpStackLocation(irp);
         let p = (*sl).Parameters.DeviceIoControl;
         if METHOD_FROM_CTL_CODE(p.IoControlCode) != METHOD_BUFFERED {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }
         let sys = (*irp).AssociatedIrp.SystemBuffer as *mut u8;
         let (inl, outl) = (p.InputBufferLength as usize, p.OutputBufferLength as usize);
         if sys.is_null() && (inl | outl) != 0 {
-            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+            return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT);
         }
         let whole: &mut [u8] = if sys.is_null() {
             &mut []
@@ -652,30 +596,7 @@ unsafe extern "system" fn dispatch_ioctl(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
         // The input is copied first: the answer is written over it.
         let input = whole[..inl].to_vec();
         let (s, n) = info.ioctl(p.IoControlCode, &input, &mut whole[..outl]);
-        complete(irp, s, n)
-    }
-}
-
-unsafe extern "system" fn dispatch_create_close(
-    _dev: *mut DEVICE_OBJECT,
-    irp: *mut IRP,
-) -> NtStatus {
-    // SAFETY: the I/O manager hands us the IRP with a current location.
-    unsafe {
-        let sl = IoGetCurrentIrpStackLocation(irp);
-        // A name below the disk needs a file system; the raw disk opens.
-        let named = (*sl).MajorFunction == IRP_MJ_CREATE
-            && !(*sl).FileObject.is_null()
-            && (*(*sl).FileObject).FileName.Length != 0;
-        complete(
-            irp,
-            if named {
-                STATUS_OBJECT_NAME_NOT_FOUND
-            } else {
-                STATUS_SUCCESS
-            },
-            0,
-        )
+        complete(irp, s, n, IO_DISK_INCREMENT)
     }
 }
 
@@ -683,7 +604,7 @@ unsafe extern "system" fn dispatch_pass_down(dev: *mut DEVICE_OBJECT, irp: *mut 
     // SAFETY: the IRP is ours to forward; our FDO has a lower device.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         IoSkipCurrentIrpStackLocation(irp);
         IoCallDriver(e.lower, irp)
@@ -694,7 +615,7 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
     // SAFETY: as above.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         let sl = IoGetCurrentIrpStackLocation(irp);
         if (*sl).MinorFunction != IRP_MN_START_DEVICE {
@@ -702,21 +623,14 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
             return IoCallDriver(e.lower, irp);
         }
         // The port's PDO first, then ours.
-        let mut ev: KEVENT = core::mem::zeroed();
-        KeInitializeEvent(&mut ev, NOTIFICATION_EVENT, 0);
-        IoCopyCurrentIrpStackLocationToNext(irp);
-        IoSetCompletionRoutine(irp, signal, (&raw mut ev).cast(), true, true, true);
-        if IoCallDriver(e.lower, irp) == STATUS_PENDING {
-            KeWaitForSingleObject((&raw mut ev).cast(), EXECUTIVE, 0, 0, ptr::null_mut());
-        }
-        let mut s = (*irp).IoStatus.Status;
+        let mut s = forward_irp_synchronously(e.lower, irp);
         if s.is_success() && e.info.is_null() {
             s = start(e);
             if !s.is_success() {
                 rt::kprintln!("disk: DR{} did not start: {:#x}", e.number, s.as_u32());
             }
         }
-        complete(irp, s, 0)
+        complete(irp, s, 0, IO_DISK_INCREMENT)
     }
 }
 
@@ -816,9 +730,9 @@ pub unsafe extern "system" fn DriverEntry(
     // SAFETY: the driver object is ours during DriverEntry.
     unsafe {
         let mf = &mut (*driver).MajorFunction;
-        mf[IRP_MJ_CREATE as usize] = Some(dispatch_create_close);
-        mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_create_close);
-        mf[IRP_MJ_CLOSE as usize] = Some(dispatch_create_close);
+        mf[IRP_MJ_CREATE as usize] = Some(dispatch_raw_create_close);
+        mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_raw_create_close);
+        mf[IRP_MJ_CLOSE as usize] = Some(dispatch_raw_create_close);
         mf[IRP_MJ_READ as usize] = Some(dispatch_read_write);
         mf[IRP_MJ_WRITE as usize] = Some(dispatch_read_write);
         mf[IRP_MJ_FLUSH_BUFFERS as usize] = Some(dispatch_flush);
