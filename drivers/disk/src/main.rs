@@ -21,6 +21,9 @@
 //! - `IRP_MJ_DEVICE_CONTROL`: `lib/storage::class::DiskInfo::ioctl`
 //!   (geometry, length, partition and layout information, device number,
 //!   the device descriptor).
+//! - `IOCTL_STORAGE_RESET_DEVICE` / `IOCTL_STORAGE_RESET_BUS`: an
+//!   `SRB_FUNCTION_RESET_DEVICE` / `_RESET_BUS` to the port, as classpnp
+//!   sends it (storahci resets the port: COMRESET).
 //! - `IRP_MJ_SCSI` from above passes to the port driver unchanged.
 #![no_std]
 #![no_main]
@@ -125,6 +128,34 @@ unsafe fn scsi_sync(
         (st, 0)
     } else {
         (s, 0)
+    }
+}
+
+/// `SRB_FUNCTION_RESET_DEVICE` (or `_RESET_BUS`) to the port, waited for.
+///
+/// # Safety
+/// `lower` is the port's device; PASSIVE_LEVEL.
+unsafe fn reset(lower: *mut DEVICE_OBJECT, bus: bool) -> NtStatus {
+    let mut srb = SCSI_REQUEST_BLOCK::new();
+    srb.Function = if bus {
+        SRB_FUNCTION_RESET_BUS
+    } else {
+        SRB_FUNCTION_RESET_DEVICE
+    };
+    srb.SrbFlags = SRB_FLAGS_NO_DATA_TRANSFER;
+    srb.TimeOutValue = 10;
+    let params = IO_STACK_LOCATION_PARAMETERS {
+        Scsi: ScsiParameters {
+            Srb: (&raw mut srb).cast(),
+        },
+    };
+    // SAFETY: per the contract; the SRB lives until the IRP is back.
+    let (s, _) = unsafe { send_and_wait(lower, IRP_MJ_SCSI, 0, params, ptr::null_mut()) };
+    let st = srb_status_of(&srb, &[]);
+    if !st.is_success() {
+        st
+    } else {
+        s
     }
 }
 
@@ -580,6 +611,17 @@ unsafe extern "system" fn dispatch_ioctl(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
         };
         let sl = IoGetCurrentIrpStackLocation(irp);
         let p = (*sl).Parameters.DeviceIoControl;
+        if p.IoControlCode == rt::wdk::disk::IOCTL_STORAGE_RESET_DEVICE
+            || p.IoControlCode == rt::wdk::disk::IOCTL_STORAGE_RESET_BUS
+        {
+            // As classpnp: the reset goes to the port as an SRB (storport
+            // calls the miniport's HwResetBus; storahci resets the port).
+            let s = reset(
+                e.lower,
+                p.IoControlCode == rt::wdk::disk::IOCTL_STORAGE_RESET_BUS,
+            );
+            return complete(irp, s, 0, IO_DISK_INCREMENT);
+        }
         if METHOD_FROM_CTL_CODE(p.IoControlCode) != METHOD_BUFFERED {
             return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }

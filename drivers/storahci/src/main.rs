@@ -27,6 +27,9 @@
 //!   bits for the port logic and queues the DPC; the DPC completes the
 //!   finished slots (errors: recovery and retries, SRB status and sense)
 //!   and the IRPs, outside the adapter lock.
+//! - `SRB_FUNCTION_RESET_DEVICE` / `_RESET_BUS` reset the disk's port
+//!   (COMRESET, the commands in flight issued again): disk.sys sends it for
+//!   `IOCTL_STORAGE_RESET_DEVICE`.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -413,6 +416,9 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
                 }
                 return complete_srb(irp, SRB_STATUS_SUCCESS, None, 0);
             }
+            SRB_FUNCTION_RESET_DEVICE | SRB_FUNCTION_RESET_BUS => {
+                return reset_port(a, index, irp);
+            }
             _ => {
                 return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
             }
@@ -473,6 +479,36 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
             }
         }
     }
+}
+
+/// `SRB_FUNCTION_RESET_DEVICE` / `SRB_FUNCTION_RESET_BUS` (storport calls
+/// the miniport's `HwResetBus`): the disk's port is reset under the adapter
+/// lock (`lib/storage::ahci::engine::Engine::reset`: engine stopped,
+/// COMRESET, errors cleared, engine started, the commands that were in
+/// flight issued again). A port whose device does not come back fails the
+/// reset with SRB_STATUS_NO_DEVICE and its commands with the port error.
+///
+/// # Safety
+/// The caller owns `irp`, an SRB request for disk `index` of `a`.
+unsafe fn reset_port(a: &Adapter, index: usize, irp: *mut IRP) -> NtStatus {
+    let mut done = Vec::new();
+    let r = a.with(|inner| {
+        inner
+            .disks
+            .get_mut(index)
+            .map(|d| d.engine.reset(&mut d.port, &mut done))
+    });
+    for (i, r) in done {
+        // SAFETY: pended IRPs of ours.
+        unsafe { finish(i, r) };
+    }
+    let st = match r {
+        Some(Ok(())) => SRB_STATUS_SUCCESS,
+        _ => SRB_STATUS_NO_DEVICE,
+    };
+    rt::kprintln!("storahci: port of disk {index} reset: srb status {st:#x}");
+    // SAFETY: per the contract.
+    unsafe { complete_srb(irp, st, None, 0) }
 }
 
 /// Without a connected interrupt: polls the ports until `irp` completed
