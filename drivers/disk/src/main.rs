@@ -426,6 +426,9 @@ unsafe fn send_piece(t: *mut Transfer) -> NtStatus {
         if irp.is_null() {
             return finish(t, STATUS_INSUFFICIENT_RESOURCES);
         }
+        // The original request's MDL (borrowed: cleared before the piece
+        // is freed; the I/O manager frees it with the original IRP).
+        (*irp).MdlAddress = (*tr.irp).MdlAddress;
         let sl = IoGetNextIrpStackLocation(irp);
         (*sl).MajorFunction = IRP_MJ_SCSI;
         (*sl).Parameters.Scsi.Srb = (&raw mut tr.srb).cast();
@@ -463,6 +466,7 @@ unsafe extern "system" fn piece_done(
             (*irp).IoStatus.Status
         };
         let moved = tr.srb.DataTransferLength as usize;
+        (*irp).MdlAddress = ptr::null_mut();
         IoFreeIrp(irp);
         if !status.is_success() {
             finish(t, status);
@@ -513,10 +517,10 @@ unsafe extern "system" fn dispatch_read_write(dev: *mut DEVICE_OBJECT, irp: *mut
         if (*irp).MdlAddress.is_null() {
             return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT);
         }
-        let va = MmGetSystemAddressForMdlSafe((*irp).MdlAddress, 0) as usize;
-        if va == 0 {
-            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_DISK_INCREMENT);
-        }
+        // As classpnp: the SRB's DataBuffer is the MDL's virtual address
+        // (not mapped into system space: the port builds its PRDT from the
+        // MDL's page frames, which the pieces' IRPs carry).
+        let va = MmGetMdlVirtualAddress((*irp).MdlAddress) as usize;
         if va & 1 != 0 {
             // The port needs even addresses (the device's alignment says so).
             return complete(irp, STATUS_DATATYPE_MISALIGNMENT, 0, IO_DISK_INCREMENT);

@@ -351,6 +351,56 @@ unsafe fn finish(irp: *mut IRP, r: Result<u32, PortError>) {
     }
 }
 
+/// The physical pieces of `len` bytes at `va` inside the locked MDL
+/// `mdl` (as storport builds the scatter/gather list from the request's
+/// MDL: the page frames the MDL recorded, no page-table walk, no system
+/// mapping); `None` when the range is not inside the MDL or needs more
+/// PRDT entries than a command table has.
+///
+/// # Safety
+/// `mdl` is a locked MDL (its PFN array filled).
+unsafe fn mdl_segments(mdl: *mut MDL, va: usize, len: usize) -> Option<Vec<Segment>> {
+    // SAFETY: per the contract.
+    let (start, count, pfns, first, flags) = unsafe {
+        (
+            MmGetMdlVirtualAddress(mdl) as usize,
+            MmGetMdlByteCount(mdl) as usize,
+            MmGetMdlPfnArray(mdl),
+            (*mdl).ByteOffset as usize,
+            (*mdl).MdlFlags,
+        )
+    };
+    let rel = va.checked_sub(start)?;
+    if rel.checked_add(len)? > count
+        || flags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) == 0
+    {
+        return None;
+    }
+    let mut segs: Vec<Segment> = Vec::new();
+    segs.try_reserve(storage::ahci::layout::PRDT_ENTRIES).ok()?;
+    let mut pos = first + rel;
+    let end = pos + len;
+    while pos < end {
+        let n = (4096 - (pos & 0xFFF)).min(end - pos);
+        // SAFETY: `pos` is inside the MDL's pages (checked above).
+        let pa = unsafe { *pfns.add(pos >> 12) } as u64 * 4096 + (pos & 0xFFF) as u64;
+        match segs.last_mut() {
+            Some(s) if s.phys + s.len as u64 == pa => s.len += n as u32,
+            _ => {
+                if segs.len() == storage::ahci::layout::PRDT_ENTRIES {
+                    return None;
+                }
+                segs.push(Segment {
+                    phys: pa,
+                    len: n as u32,
+                })
+            }
+        }
+        pos += n;
+    }
+    Some(segs)
+}
+
 /// The physical pieces of `len` bytes at kernel address `va`
 /// (`MmGetPhysicalAddress` page by page, adjacent frames merged).
 fn segments(va: usize, len: usize) -> Option<Vec<Segment>> {
@@ -451,7 +501,12 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
                 if bytes > MAX_TRANSFER || (bytes > 0 && (buf == 0 || buf & 1 != 0)) {
                     return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
                 }
-                let Some(segments) = segments(buf, bytes as usize) else {
+                let segs = if (*irp).MdlAddress.is_null() {
+                    segments(buf, bytes as usize)
+                } else {
+                    mdl_segments((*irp).MdlAddress, buf, bytes as usize)
+                };
+                let Some(segments) = segs else {
                     return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
                 };
                 (*srb).SrbStatus = SRB_STATUS_PENDING;
