@@ -390,7 +390,8 @@ struct Transfer {
     sense: [u8; SENSE_BUFFER_SIZE],
 }
 
-/// Sends the next piece of `t` (an SRB in a new IRP).
+/// Sends the next piece of `t` (an SRB in the original IRP's next stack
+/// location; the port builds its PRDT from the IRP's MDL).
 ///
 /// # Safety
 /// `t` came from `Box::into_raw` and is owned by the transfer.
@@ -422,14 +423,13 @@ unsafe fn send_piece(t: *mut Transfer) -> NtStatus {
         tr.srb.SenseInfoBufferLength = SENSE_BUFFER_SIZE as u8;
         tr.srb.OriginalRequest = tr.irp.cast();
         tr.srb.TimeOutValue = 10;
-        let irp = IoAllocateIrp((*tr.lower).StackSize, 0);
-        if irp.is_null() {
-            return finish(t, STATUS_INSUFFICIENT_RESOURCES);
-        }
-        // The original request's MDL (borrowed: cleared before the piece
-        // is freed; the I/O manager frees it with the original IRP).
-        (*irp).MdlAddress = (*tr.irp).MdlAddress;
+        // Each piece goes down in the original IRP's next stack location
+        // (the completion routine takes the IRP back with
+        // STATUS_MORE_PROCESSING_REQUIRED and sends the next piece in it or
+        // completes it): no IRP is allocated per piece.
+        let irp = tr.irp;
         let sl = IoGetNextIrpStackLocation(irp);
+        *sl = core::mem::zeroed();
         (*sl).MajorFunction = IRP_MJ_SCSI;
         (*sl).Parameters.Scsi.Srb = (&raw mut tr.srb).cast();
         IoSetCompletionRoutine(irp, piece_done, t.cast(), true, true, true);
@@ -456,7 +456,8 @@ unsafe extern "system" fn piece_done(
     ctx: *mut c_void,
 ) -> NtStatus {
     let t = ctx as *mut Transfer;
-    // SAFETY: the context is the transfer; the piece's IRP is ours to free.
+    // SAFETY: the context is the transfer; the IRP is ours again (we return
+    // STATUS_MORE_PROCESSING_REQUIRED).
     unsafe {
         let tr = &mut *t;
         let st = srb_status_of(&tr.srb, &tr.sense);
@@ -466,8 +467,6 @@ unsafe extern "system" fn piece_done(
             (*irp).IoStatus.Status
         };
         let moved = tr.srb.DataTransferLength as usize;
-        (*irp).MdlAddress = ptr::null_mut();
-        IoFreeIrp(irp);
         if !status.is_success() {
             finish(t, status);
         } else if moved == 0 {
