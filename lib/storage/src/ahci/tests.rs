@@ -445,8 +445,10 @@ mod engine_tests {
         assert!(done.is_empty());
         assert_eq!(e.in_flight(), 2);
         p.hba.stuck = false;
+        p.enable_interrupts();
         assert_eq!(e.reset(&mut p, &mut done), Ok(()));
         assert_eq!(p.stats.comresets, 1);
+        assert_eq!(p.hba.read32(port(0) + PXIE), IE_ENABLED);
         e.service(&mut p, &mut done);
         let mut tags: Vec<u32> = done.iter().map(|d| d.0).collect();
         tags.sort();
