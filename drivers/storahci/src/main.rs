@@ -383,7 +383,7 @@ unsafe fn mdl_segments(mdl: *mut MDL, va: usize, len: usize) -> Option<Vec<Segme
     while pos < end {
         let n = (4096 - (pos & 0xFFF)).min(end - pos);
         // SAFETY: `pos` is inside the MDL's pages (checked above).
-        let pa = unsafe { *pfns.add(pos >> 12) } as u64 * 4096 + (pos & 0xFFF) as u64;
+        let pa = unsafe { *pfns.add(pos >> 12) } * 4096 + (pos & 0xFFF) as u64;
         match segs.last_mut() {
             Some(s) if s.phys + s.len as u64 == pa => s.len += n as u32,
             _ => {
