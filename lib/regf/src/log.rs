@@ -472,7 +472,11 @@ impl LoggedHive {
                 next_log: HiveFile::Log1,
             };
         }
-        let seq = if valid { mine.max(seq1).max(seq2) } else { mine };
+        let seq = if valid {
+            mine.max(seq1).max(seq2)
+        } else {
+            mine
+        };
         hive.set_sequence(seq);
         hive.mark_all_dirty();
         LoggedHive {

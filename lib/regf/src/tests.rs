@@ -1145,7 +1145,9 @@ fn attached_loader_hive_flushes_only_its_changes() {
     }
     let mut lh = LoggedHive::create(&mut files, h).unwrap();
     let k = lh.hive.open_key("S\\k010").unwrap();
-    lh.hive.set_value(k, "v", REG_DWORD, &1u32.to_le_bytes()).unwrap();
+    lh.hive
+        .set_value(k, "v", REG_DWORD, &1u32.to_le_bytes())
+        .unwrap();
     lh.flush(&mut files).unwrap();
     // What winload reads and hands over.
     let mut loaded = Hive::from_bytes(&files.files[0]).unwrap();
@@ -1164,7 +1166,10 @@ fn attached_loader_hive_flushes_only_its_changes() {
     assert_eq!(files.writes, 3 + 3 + pages);
     // The log is flushed after its three writes, before the primary's first.
     assert_eq!(files.flushes.first(), Some(&(HiveFile::Log1, 3)));
-    assert_eq!(files.flushes.last(), Some(&(HiveFile::Primary, files.writes)));
+    assert_eq!(
+        files.flushes.last(),
+        Some(&(HiveFile::Primary, files.writes))
+    );
     clean(&files.files[0]);
     let (again, r) = LoggedHive::open(&files).unwrap();
     assert_eq!(r, Recovery::Clean);
@@ -1187,8 +1192,7 @@ fn attached_hive_over_a_dirty_primary_is_written_whole() {
     files.fail_after = Some(4);
     assert!(lh.flush(&mut files).is_err());
     files.fail_after = None;
-    let (recovered, r) =
-        load_with_logs(&files.files[0], &files.files[1], &files.files[2]).unwrap();
+    let (recovered, r) = load_with_logs(&files.files[0], &files.files[1], &files.files[2]).unwrap();
     assert!(matches!(r, Recovery::Recovered(2)));
     let base = files.files[0][..PAGE].to_vec();
     assert_ne!(rd32(&base, 4), rd32(&base, 8));

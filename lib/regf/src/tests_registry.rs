@@ -451,15 +451,21 @@ fn a_loader_hive_bound_to_its_files_is_flushed() {
     let image = files.files[0].clone();
     let machine = r.lookup(ROOT_KCB, "MACHINE").unwrap();
     let loaded = Hive::from_bytes(&image).unwrap();
-    r.mount(machine, "SOFTWARE", Storage::Memory(loaded), "\\SystemRoot\\System32\\Config\\SOFTWARE")
-        .unwrap();
+    r.mount(
+        machine,
+        "SOFTWARE",
+        Storage::Memory(loaded),
+        "\\SystemRoot\\System32\\Config\\SOFTWARE",
+    )
+    .unwrap();
     let (k, _, _) = r
         .create_key(ROOT_KCB, "MACHINE\\SOFTWARE\\Vendor\\Early", false)
         .unwrap();
     r.set_value(k, "x", REG_DWORD, &5u32.to_le_bytes()).unwrap();
     r.flush_all().unwrap();
     let soft_k = r.lookup(ROOT_KCB, "MACHINE\\SOFTWARE").unwrap();
-    r.bind_files(soft_k, Box::new(files), &image[..4096]).unwrap();
+    r.bind_files(soft_k, Box::new(files), &image[..4096])
+        .unwrap();
     assert!(r.is_dirty());
     r.flush(k).unwrap();
     assert!(!r.is_dirty());

@@ -15,8 +15,8 @@
 //! leaves a flushed volume. No `IRP_MJ_SHUTDOWN`, no shutdown notification
 //! list (`IoRegisterShutdownNotification`).
 
-use crate::io::file::{nt_create_file, nt_flush_buffers_file, nt_fs_control_file, OpenPacket};
 use crate::io::file::RequestArgs;
+use crate::io::file::{nt_create_file, nt_flush_buffers_file, nt_fs_control_file, OpenPacket};
 use crate::ob::object::{Mode, OBJ_KERNEL_HANDLE};
 use core::sync::atomic::{AtomicBool, Ordering};
 use nt::status::*;
