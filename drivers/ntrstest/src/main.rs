@@ -3,7 +3,8 @@
 //! DriverUnload, so a leak after unload shows in the tag's usage, and
 //! prints a line the tests and the boot log can see. It also serves
 //! `\Device\NtrsTestFile` (module `testfile`), an in-memory file device for
-//! the memory and cache managers' boot tests.
+//! the memory and cache managers' boot tests, and runs the `KTIMER` test
+//! of `timertest` on a device control.
 #![no_std]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![no_main]
@@ -11,6 +12,7 @@
 extern crate alloc;
 
 mod testfile;
+mod timertest;
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 use rt::wdk::*;

@@ -1037,7 +1037,7 @@ fn t_no_leaks() -> TestResult {
     t_cancel()?;
     t_completion_port()?;
     t_sharing_and_names()?;
-    let ok = wait_until(500, || usage() == before);
+    let ok = wait_until(3000, || usage() == before);
     if !ok {
         let after = usage();
         crate::dbg_println!("io pool before {before:?} after {after:?}");

@@ -24,6 +24,7 @@ pub mod tests;
 pub mod tests_dispobj;
 pub mod thread;
 pub mod timer;
+pub mod timer_export;
 pub mod trap;
 pub mod user;
 pub mod wait;
