@@ -10,7 +10,24 @@ use nt::status::*;
 
 const U: Mode = Mode::UserMode;
 
+/// Deletes `path` and every key below it (the hives are on the disk: a
+/// previous boot's test run leaves its keys for the next one).
+fn delete_tree(path: &str) {
+    let Ok(h) = nt_open_key(path, KEY_ALL_ACCESS, Mode::KernelMode) else {
+        return;
+    };
+    let names: alloc::vec::Vec<_> = (0..)
+        .map_while(|i| nt_enumerate_key(h, i, Mode::KernelMode).ok())
+        .collect();
+    for n in names {
+        delete_tree(&alloc::format!("{path}\\{n}"));
+    }
+    nt_delete_key(h, Mode::KernelMode);
+    nt_close(h);
+}
+
 fn t_keys_and_values() -> TestResult {
+    delete_tree("\\REGISTRY\\MACHINE\\SOFTWARE\\Ntrs");
     let (h, d) = nt_create_key("\\REGISTRY\\MACHINE\\SOFTWARE\\Ntrs", KEY_ALL_ACCESS, 0, U)
         .map_err(|_| "NtCreateKey")?;
     check(d == REG_CREATED_NEW_KEY, "disposition of a new key")?;
