@@ -23,8 +23,10 @@ extern crate alloc;
 
 pub mod apc;
 pub mod dpc;
+pub mod except;
 pub mod objects;
 pub mod priority;
+pub mod queue;
 pub mod ready;
 pub mod sched;
 pub mod timer;

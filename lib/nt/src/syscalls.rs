@@ -44,13 +44,20 @@ macro_rules! nt_services {
             NtQueryPerformanceCounter 0x0031 2,
             NtDelayExecution 0x0034 2,
             NtClearEvent 0x003E 1,
+            NtContinue 0x0043 2,
+            NtQueueApcThread 0x0045 5,
             NtYieldExecution 0x0046 0,
             NtCreateEvent 0x0048 5,
             NtProtectVirtualMemory 0x0050 5,
             NtTerminateThread 0x0053 2,
             NtQuerySystemTime 0x005A 1,
             NtDisplayString 0x00DC 1,
+            NtGetContextThread 0x00F3 2,
+            NtQueueApcThreadEx 0x0166 6,
+            NtRaiseException 0x0168 3,
             NtResetEvent 0x017A 2,
+            NtSetContextThread 0x018D 2,
+            NtTestAlert 0x01C2 0,
         }
     };
 }

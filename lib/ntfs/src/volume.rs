@@ -220,10 +220,20 @@ impl<D: BlockDevice> Volume<D> {
             .checked_mul(cs)
             .ok_or(Error::Corrupt("MFT offset"))?;
         v.dev.read_at(off, &mut raw)?;
-        unfixup(&mut raw, b"FILE").map_err(|_| Error::BadRecord {
-            record: 0,
-            reason: "bad fixups",
-        })?;
+        if unfixup(&mut raw, b"FILE").is_err() {
+            // As NTFS does, fall back to the `$MFTMirr` copy (e.g. a write
+            // of record 0 torn by a power cut, which log recovery repairs).
+            let moff = v
+                .boot
+                .mftmirr_lcn
+                .checked_mul(cs)
+                .ok_or(Error::Corrupt("MFT mirror offset"))?;
+            v.dev.read_at(moff, &mut raw)?;
+            unfixup(&mut raw, b"FILE").map_err(|_| Error::BadRecord {
+                record: 0,
+                reason: "bad fixups",
+            })?;
+        }
         let r0 = Record::parse(&raw, 0)?;
         let d = r0.find(AT_DATA, &[]).ok_or(Error::BadRecord {
             record: 0,
@@ -356,6 +366,24 @@ impl<D: BlockDevice> Volume<D> {
             reason: "bad signature or fixups",
         })?;
         Record::parse(&b, n)
+    }
+
+    /// Reads consecutive MFT records as stored (fixups not applied) from record `first` into
+    /// `buf`, as many whole records as fit and `$MFT` holds, in one pass over the run list;
+    /// returns how many were read (0 past the end). A scan over every record reads with this.
+    pub fn read_records_raw(&mut self, first: u64, buf: &mut [u8]) -> Result<usize> {
+        let rs = self.rs as u64;
+        let total = self.mft_size / rs;
+        let n = (buf.len() as u64 / rs).min(total.saturating_sub(first));
+        if n == 0 {
+            return Ok(0);
+        }
+        let len = (n * rs) as usize;
+        let runs = core::mem::take(&mut self.mft_runs);
+        let r = self.read_runs(&runs, u64::MAX, first * rs, &mut buf[..len]);
+        self.mft_runs = runs;
+        r?;
+        Ok(n as usize)
     }
 
     /// Reads MFT record `n` as stored (fixups not applied).

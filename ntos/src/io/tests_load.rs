@@ -464,6 +464,72 @@ fn t_driver_ktimer() -> TestResult {
     )
 }
 
+/// The image goes with the driver object's last reference, not earlier: a
+/// file open on the driver's device keeps the (deleted) device, the driver
+/// object and the image after NtUnloadDriver; closing it unmaps the image,
+/// leaving no pool, system PTEs or pages behind; a reload then works.
+fn t_image_unloaded_with_last_reference() -> TestResult {
+    use super::file::nt_open_file;
+    let active = || crate::mm::pfn::counts().map_or(0, |c| c.active);
+    let pages_before = active();
+    let before = footprint();
+    check(
+        nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtLoadDriver(ntrstest) failed",
+    )?;
+    let h = nt_open_file(
+        "\\Device\\NtrsTestFile",
+        FILE_GENERIC_READ,
+        ::ob::OBJ_CASE_INSENSITIVE,
+        0,
+        FILE_SYNCHRONOUS_IO_NONALERT,
+        Mode::KernelMode,
+    );
+    let unloaded = nt_unload_driver(TEST_KEY, Mode::KernelMode);
+    let kept = module_loaded("ntrstest.sys");
+    let name_gone = !exists("\\Driver\\ntrstest");
+    let reload = nt_load_driver(TEST_KEY, Mode::KernelMode);
+    if let Ok(h) = h {
+        let _ = crate::ob::handle::nt_close(h);
+    }
+    h.map_err(|_| "cannot open \\Device\\NtrsTestFile")?;
+    check(
+        unloaded == STATUS_SUCCESS,
+        "NtUnloadDriver(ntrstest) failed",
+    )?;
+    check(name_gone, "\\Driver\\ntrstest still named after unload")?;
+    check(
+        kept,
+        "the image was unmapped while a file on its device was open",
+    )?;
+    check(
+        reload == STATUS_IMAGE_ALREADY_LOADED,
+        "a reload while the old image was mapped was not STATUS_IMAGE_ALREADY_LOADED",
+    )?;
+    check(
+        crate::ktest::wait_until(2000, || !module_loaded("ntrstest.sys")),
+        "the image stayed after the last file closed",
+    )?;
+    check(
+        crate::ktest::wait_until(2000, || footprint() == before),
+        "pool or system PTEs leaked by the deferred unload",
+    )?;
+    check(
+        nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS
+            && nt_unload_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "reload+unload after the deferred unload failed",
+    )?;
+    check(
+        footprint() == before,
+        "pool or system PTEs leaked by reload+unload",
+    )?;
+    // The image is more than 4 pages; the pool may keep a page or two.
+    check(
+        active() <= pages_before + 4,
+        "physical pages leaked by load+unload",
+    )
+}
+
 /// Boot tests of driver loading.
 pub const TESTS: &[Test] = &[
     ("io.load.boot_results", t_boot_results),
@@ -478,4 +544,8 @@ pub const TESTS: &[Test] = &[
     ("io.load.null_device", t_null_device),
     ("io.dbgprint.driver_arguments", t_dbgprint_driver_arguments),
     ("io.driver.ktimer", t_driver_ktimer),
+    (
+        "io.load.image_unloaded_with_last_reference",
+        t_image_unloaded_with_last_reference,
+    ),
 ];
