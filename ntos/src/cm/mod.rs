@@ -12,8 +12,8 @@
 //! cannot grow, memory is short) fails with that status and nothing changes.
 //! Volatile keys (`CurrentControlSet`, `HARDWARE\...`) live in the volatile
 //! storage of their hive. SYSTEM and SOFTWARE are flushed log-first to their
-//! files; until the I/O manager can write `\Windows\System32\config`, those
-//! files are in memory (`regf::log::MemFiles`).
+//! files under `\SystemRoot\System32\Config` (`hivefile.rs`), bound once the
+//! system volume is mounted; before that they live on memory files.
 //!
 //! This file is the kernel glue: the registry lock (a push lock at
 //! PASSIVE_LEVEL, `lock.rs`), key objects and their procedures, the `Nt*`
