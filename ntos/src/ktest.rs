@@ -305,6 +305,7 @@ const ALL: &[&[Test]] = &[
     crate::mm::tests::TESTS,
     crate::mm::ldr_tests::TESTS,
     crate::mm::tests_file::TESTS,
+    crate::mm::tests_image::TESTS,
     crate::ex::tests::TESTS,
     crate::ex::uproc_tests::TESTS,
     crate::cm::tests::TESTS,

@@ -232,6 +232,7 @@ fn ki_initialize_kernel(lb: &LoaderParameterBlock, startup_page: Option<u64>) {
     hal::restore_interrupts(0x200);
     start_application_processors(startup_page);
     mm::pfn::start_zero_page_thread();
+    mm::file::start_mapped_page_writer();
     ex::worker::initialize();
 }
 

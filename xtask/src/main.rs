@@ -99,17 +99,18 @@ pub struct Images {
     pub kernel: PathBuf,
     /// The drivers (`name.sys` in `\Windows\System32\drivers`, contents).
     pub drivers: Vec<(String, Vec<u8>)>,
-    /// The user-mode images (`name.exe` in `\Windows\System32`, contents).
+    /// The user-mode images (`name.exe`, `ntdll.dll` in `\Windows\System32`, contents).
     pub user: Vec<(String, Vec<u8>)>,
 }
 
-/// The user workspace's images: every `.exe` the release build wrote.
+/// The user workspace's images: every `.exe` and `.dll` (ntdll.dll) the
+/// release build wrote.
 fn user_images() -> Result<Vec<(String, Vec<u8>)>> {
     let dir = root().join("user/target/x86_64-pc-windows-msvc/release");
     let mut v = Vec::new();
     for e in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let p = e.map_err(|e| e.to_string())?.path();
-        if p.extension().is_some_and(|x| x == "exe") {
+        if p.extension().is_some_and(|x| x == "exe" || x == "dll") {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
             let data = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
             v.push((name, data));
@@ -217,6 +218,11 @@ fn cmd_test() -> Result<u8> {
         ),
         ("clippy (drivers)", lint("drivers", &clippy_uefi)),
         ("clippy (user)", lint("user", &clippy_uefi)),
+        // The host tests read the built ntdll.dll (tools/ntrs-pe/tests/ntdll.rs).
+        (
+            "build (user)",
+            lint("user", &["build", "--release", "--quiet"]),
+        ),
     ];
     // Lint results are reported on their own lines (`LINT <name> PASS|FAIL`)
     // and are not test cases: they stay out of the final `N passed` count,

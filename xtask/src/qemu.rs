@@ -384,7 +384,8 @@ fn check(tally: &mut Tally, errors: &mut Vec<String>, name: &str, ok: bool, why:
 /// Component prefixes every in-kernel test run must include at least one
 /// test of; a whole table dropped from the kernel's `run_all` shows here.
 const KTEST_COMPONENTS: &[&str] = &[
-    "ke.", "hal.", "mm.", "ob.", "se.", "ex.", "cm.", "io.", "pnp.", "storage.", "user.",
+    "ke.", "hal.", "mm.", "ob.", "se.", "ex.", "cm.", "io.", "pnp.", "storage.", "user.", "ps.",
+    "fs.", "cc.", "kd.",
 ];
 
 /// What one `/TESTS` boot reported.
@@ -1219,7 +1220,7 @@ mod tests {
     }
 
     const COMPLETE: &[&str] = &[
-        "KTEST-BEGIN 11 tests",
+        "KTEST-BEGIN 15 tests",
         "KTEST ke.a PASS",
         "KTEST hal.b PASS",
         "KTEST mm.c PASS",
@@ -1231,15 +1232,19 @@ mod tests {
         "KTEST pnp.i PASS",
         "KTEST storage.j PASS",
         "KTEST user.k PASS",
-        "KTEST-SUMMARY 11 total, 10 passed, 1 failed",
+        "KTEST ps.l PASS",
+        "KTEST fs.m PASS",
+        "KTEST cc.n PASS",
+        "KTEST kd.o PASS",
+        "KTEST-SUMMARY 15 total, 14 passed, 1 failed",
     ];
 
     #[test]
     fn a_complete_run_passes_the_completeness_check() {
         let run = parse_ktest_run(&run_text(COMPLETE));
-        assert_eq!(run.listed, Some(11));
-        assert_eq!(run.summary, Some((11, 10, 1)));
-        assert_eq!(run.results.len(), 11);
+        assert_eq!(run.listed, Some(15));
+        assert_eq!(run.summary, Some((15, 14, 1)));
+        assert_eq!(run.results.len(), 15);
         assert_eq!(
             run.results[3],
             ("ob.d".into(), false, "handle leaked".into())
@@ -1253,7 +1258,7 @@ mod tests {
         let mut lines = COMPLETE.to_vec();
         lines.remove(4);
         let e = ktest_run_complete(&parse_ktest_run(&run_text(&lines))).unwrap_err();
-        assert!(e.contains("lists 11") && e.contains("10 reported"), "{e}");
+        assert!(e.contains("lists 15") && e.contains("14 reported"), "{e}");
         // No summary: the run died after cm.g.
         let e = ktest_run_complete(&parse_ktest_run(&run_text(&COMPLETE[..8]))).unwrap_err();
         assert!(e.contains("no KTEST-SUMMARY") && e.contains("cm.g"), "{e}");
@@ -1267,7 +1272,7 @@ mod tests {
         assert!(e.contains("ke.a reported twice"), "{e}");
         // A summary that disagrees with the lines.
         let mut lines = COMPLETE.to_vec();
-        lines[12] = "KTEST-SUMMARY 11 total, 11 passed, 0 failed";
+        lines[16] = "KTEST-SUMMARY 15 total, 15 passed, 0 failed";
         assert!(ktest_run_complete(&parse_ktest_run(&run_text(&lines))).is_err());
     }
 

@@ -3,7 +3,8 @@
 //! DriverUnload, so a leak after unload shows in the tag's usage, and
 //! prints a line the tests and the boot log can see. It also serves
 //! `\Device\NtrsTestFile` (module `testfile`), an in-memory file device for
-//! the memory and cache managers' boot tests.
+//! the memory and cache managers' boot tests, and runs the `KTIMER` test
+//! of `timertest` on a device control.
 #![no_std]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![no_main]
@@ -11,6 +12,7 @@
 extern crate alloc;
 
 mod testfile;
+mod timertest;
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 use rt::wdk::*;
@@ -76,6 +78,32 @@ fn print_with_arguments(registry_path: *const UNICODE_STRING) {
     }
 }
 
+/// Blocks of 64- and 4096-byte alignment from the rt allocator (which
+/// over-allocates pool for them): each must be aligned and fully writable,
+/// and free again (a wrong pool address would stop the system). DriverEntry
+/// fails with STATUS_DATATYPE_MISALIGNMENT otherwise, which the load tests
+/// see.
+fn aligned_allocations_work() -> bool {
+    #[repr(C, align(64))]
+    struct A64([u8; 100]);
+    #[repr(C, align(4096))]
+    struct A4096([u8; 5000]);
+    let a = alloc::boxed::Box::new(A64([0x64; 100]));
+    let b = alloc::boxed::Box::new(A4096([0x40; 5000]));
+    let mut v: alloc::vec::Vec<A64> = alloc::vec::Vec::new();
+    for i in 0..9u8 {
+        v.push(A64([i; 100]));
+    }
+    let ok = (&*a as *const A64 as usize).is_multiple_of(64)
+        && (&*b as *const A4096 as usize).is_multiple_of(4096)
+        && (v.as_ptr() as usize).is_multiple_of(64)
+        && a.0.iter().all(|&x| x == 0x64)
+        && b.0.iter().all(|&x| x == 0x40)
+        && v.iter().enumerate().all(|(i, e)| e.0[99] == i as u8);
+    drop((a, b, v));
+    ok
+}
+
 /// `DriverEntry(DriverObject, RegistryPath)`.
 ///
 /// # Safety
@@ -85,6 +113,10 @@ pub unsafe extern "system" fn DriverEntry(
     driver: *mut DRIVER_OBJECT,
     registry_path: *mut UNICODE_STRING,
 ) -> nt::NtStatus {
+    if !aligned_allocations_work() {
+        rt::kprintln!("ntrstest: an aligned allocation was misaligned or corrupt");
+        return nt::status::STATUS_DATATYPE_MISALIGNMENT;
+    }
     // SAFETY: plain call; returns null on failure.
     let p = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, 200, TAG) };
     if p.is_null() {

@@ -449,6 +449,12 @@ pub unsafe extern "system" fn dispatch(_device: *mut DEVICE_OBJECT, irp: *mut IR
                 }
                 Ok(0)
             }
+            IRP_MJ_DEVICE_CONTROL
+                if (*sl).Parameters.DeviceIoControl.IoControlCode
+                    == crate::timertest::IOCTL_NTRSTEST_TIMERS =>
+            {
+                crate::timertest::ioctl(irp, sl)
+            }
             _ if fcb.is_null() => Err(STATUS_INVALID_DEVICE_REQUEST),
             IRP_MJ_READ => read(
                 fcb,
@@ -503,6 +509,7 @@ pub unsafe fn create_device(driver: *mut DRIVER_OBJECT) -> nt::NtStatus {
             IRP_MJ_QUERY_INFORMATION,
             IRP_MJ_SET_INFORMATION,
             IRP_MJ_FLUSH_BUFFERS,
+            IRP_MJ_DEVICE_CONTROL,
         ] {
             (*driver).MajorFunction[mj as usize] = Some(dispatch);
         }

@@ -25,6 +25,7 @@ pub mod apc;
 pub mod dpc;
 pub mod objects;
 pub mod priority;
+pub mod queue;
 pub mod ready;
 pub mod sched;
 pub mod timer;

@@ -46,8 +46,10 @@ pub enum PageIn {
     /// The page is resident in this frame: map it.
     Resident(Pfn),
     /// Read the file at `offset` (one page) into `pfn` with a paging read,
-    /// then call [`ControlArea::complete_page_in`].
-    Read { pfn: Pfn, offset: u64 },
+    /// then call [`ControlArea::complete_page_in`]. Only the first `length`
+    /// bytes of the page belong to it (an image page: the rest of the
+    /// frame must be zero after the read); a data page has 4096.
+    Read { pfn: Pfn, offset: u64, length: u64 },
     /// Another thread's read of this page is in progress: wait and retry
     /// (NT waits on the in-page support block's event).
     Busy,
@@ -75,6 +77,9 @@ pub struct ControlArea {
     pub being_deleted: bool,
     /// `Segment->PrototypePte[]`.
     protos: Vec<Proto>,
+    /// An image section's layout (`SEC_IMAGE`: subsections, per-page file
+    /// offsets and protections); `None` for a data section.
+    pub image: Option<alloc::boxed::Box<crate::image::ImageLayout>>,
 }
 
 impl ControlArea {
@@ -95,9 +100,39 @@ impl ControlArea {
             user_references: 0,
             being_deleted: false,
             protos: Vec::new(),
+            image: None,
         };
         ca.extend(size)?;
         Ok(ca)
+    }
+
+    /// The control area of an image section (`MiCreateImageFileMap`): one
+    /// prototype PTE per page of the mapped image (`SizeOfImage`), filled
+    /// from the file as `layout` says. Its pages are never dirty (writes go
+    /// to private copy-on-write copies), so nothing is ever written back.
+    pub fn new_image(file: u64, layout: crate::image::ImageLayout) -> Result<Self, NtStatus> {
+        let len = usize::try_from(layout.pages).map_err(|_| STATUS_SECTION_TOO_BIG)?;
+        let mut protos = Vec::new();
+        protos
+            .try_reserve_exact(len)
+            .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+        protos.resize(len, Proto::File);
+        Ok(ControlArea {
+            file,
+            size: layout.pages * PAGE_SIZE,
+            section_references: 0,
+            mapped_views: 0,
+            system_cache_views: 0,
+            user_references: 0,
+            being_deleted: false,
+            protos,
+            image: Some(alloc::boxed::Box::new(layout)),
+        })
+    }
+
+    /// Whether this is an image section's control area (`Flags.Image`).
+    pub fn is_image(&self) -> bool {
+        self.image.is_some()
     }
 
     /// Pages in the segment.
@@ -117,7 +152,7 @@ impl ControlArea {
     /// shrinks; a smaller size is ignored, as NT keeps the segment).
     /// `STATUS_SECTION_TOO_BIG` when the page count does not fit.
     pub fn extend(&mut self, size: u64) -> Result<(), NtStatus> {
-        if size <= self.size {
+        if size <= self.size || self.image.is_some() {
             return Ok(());
         }
         let pages = size.div_ceil(PAGE_SIZE);
@@ -143,22 +178,34 @@ impl ControlArea {
     /// not resident → `allocate` gives a frame, the prototype becomes
     /// [`Proto::InPage`] and the kernel reads the page; a read in progress
     /// → [`PageIn::Busy`]. No frame → `STATUS_INSUFFICIENT_RESOURCES`; a
-    /// page beyond the segment → `STATUS_INVALID_PARAMETER`.
+    /// page beyond the segment → `STATUS_INVALID_PARAMETER`. An image
+    /// page reads from its subsection's file range; an image page with no
+    /// file bytes (`.bss`, a section's uninitialized tail) is demand-zero:
+    /// `allocate` must give a zeroed frame, which becomes valid at once.
     pub fn begin_fault(
         &mut self,
         page: u64,
         allocate: impl FnOnce() -> Option<Pfn>,
     ) -> Result<PageIn, NtStatus> {
+        let source = match &self.image {
+            Some(l) => l.page_source(page).ok_or(STATUS_INVALID_PARAMETER)?,
+            None => (page * PAGE_SIZE, PAGE_SIZE),
+        };
         let slot = self.slot(page)?;
         match *slot {
             Proto::Valid { pfn, .. } => Ok(PageIn::Resident(pfn)),
             Proto::InPage(_) => Ok(PageIn::Busy),
             Proto::File => {
                 let pfn = allocate().ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+                if source.1 == 0 {
+                    *slot = Proto::Valid { pfn, dirty: false };
+                    return Ok(PageIn::Resident(pfn));
+                }
                 *slot = Proto::InPage(pfn);
                 Ok(PageIn::Read {
                     pfn,
-                    offset: page * PAGE_SIZE,
+                    offset: source.0,
+                    length: source.1,
                 })
             }
         }
@@ -184,7 +231,11 @@ impl ControlArea {
 
     /// A mapping wrote the page (the hardware dirty bit was seen, or a
     /// write fault on it): it must be written back.
+    /// Image pages are never written back: ignored for them.
     pub fn mark_dirty(&mut self, page: u64) {
+        if self.image.is_some() {
+            return;
+        }
         if let Ok(Proto::Valid { dirty, .. }) = self.slot(page) {
             *dirty = true;
         }
@@ -283,6 +334,43 @@ impl ControlArea {
     }
 }
 
+/// When the mapped page writer (`MiMappedPageWriter`) writes: it wakes
+/// every tick, learns how many pages of mapped files are dirty, and writes
+/// them all when there are at least `threshold` or when some have waited
+/// `max_age_ticks` ticks (the book: the mapped page writer runs when the
+/// modified list passes a threshold, and dirty mapped pages are written
+/// within a bounded time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappedWriterPolicy {
+    pub threshold: u64,
+    pub max_age_ticks: u32,
+    age: u32,
+}
+
+impl MappedWriterPolicy {
+    pub const fn new(threshold: u64, max_age_ticks: u32) -> Self {
+        MappedWriterPolicy {
+            threshold,
+            max_age_ticks,
+            age: 0,
+        }
+    }
+
+    /// One tick with `dirty` dirty mapped pages: whether to write now.
+    pub fn tick(&mut self, dirty: u64) -> bool {
+        if dirty == 0 {
+            self.age = 0;
+            return false;
+        }
+        self.age += 1;
+        if dirty >= self.threshold || self.age >= self.max_age_ticks {
+            self.age = 0;
+            return true;
+        }
+        false
+    }
+}
+
 /// Size of a system cache view (`VACB_MAPPING_GRANULARITY`).
 pub const SYSTEM_CACHE_VIEW_SIZE: u64 = 256 * 1024;
 /// Pages per system cache view.
@@ -343,6 +431,26 @@ impl FileMappings {
 
     pub fn remove(&mut self, id: u32) -> Option<ControlArea> {
         self.areas.remove(&id)
+    }
+
+    /// Data control areas mapped by at least one user view (the mapped
+    /// page writer's candidates; files only in the system cache are the
+    /// cache manager's lazy writer's).
+    pub fn user_mapped_data_ids(&self) -> Vec<u32> {
+        self.areas
+            .iter()
+            .filter(|(_, c)| !c.is_image() && !c.being_deleted)
+            .filter(|(_, c)| c.mapped_views > c.system_cache_views)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Dirty pages of the control areas `ids`.
+    pub fn dirty_pages(&self, ids: &[u32]) -> u64 {
+        ids.iter()
+            .filter_map(|id| self.areas.get(id))
+            .map(|c| c.counts().1)
+            .sum()
     }
 
     /// Every control area id.
@@ -450,7 +558,8 @@ mod tests {
             ca.begin_fault(1, || Some(40)),
             Ok(PageIn::Read {
                 pfn: 40,
-                offset: PAGE_SIZE
+                offset: PAGE_SIZE,
+                length: PAGE_SIZE
             })
         );
         // A second fault while the read runs waits; it never allocates.
@@ -498,6 +607,70 @@ mod tests {
         let mut frames = ca.into_frames();
         frames.sort();
         assert_eq!(frames, alloc::vec![10, 13]);
+    }
+
+    #[test]
+    fn image_control_area() {
+        let f = crate::image::tests::build_pe(
+            &[
+                (".text", 0x1000, 0x1800, 0x1800, 0x6000_0020),
+                (".data", 0x3000, 0x2000, 0x200, 0xC000_0040),
+            ],
+            0x5000,
+        );
+        let l = crate::image::ImageLayout::from_headers(&f, f.len() as u64).unwrap();
+        let mut ca = ControlArea::new_image(3, l).unwrap();
+        assert!(ca.is_image());
+        assert_eq!(ca.pages(), 5);
+        assert_eq!(
+            ca.begin_fault(2, || Some(20)),
+            Ok(PageIn::Read {
+                pfn: 20,
+                offset: 0x1400,
+                length: 0x800
+            })
+        );
+        assert_eq!(ca.complete_page_in(2, true), None);
+        // .data's second page has no file bytes: valid at once, zero.
+        assert_eq!(ca.begin_fault(4, || Some(21)), Ok(PageIn::Resident(21)));
+        assert_eq!(
+            ca.proto(4),
+            Some(Proto::Valid {
+                pfn: 21,
+                dirty: false
+            })
+        );
+        // Image pages are never dirty, never written back, never extended.
+        ca.mark_dirty(2);
+        assert!(ca.take_dirty(0, 5).is_empty());
+        ca.extend(0x10_0000).unwrap();
+        assert_eq!(ca.pages(), 5);
+        assert_eq!(ca.begin_fault(5, || Some(1)), Err(STATUS_INVALID_PARAMETER));
+    }
+
+    #[test]
+    fn mapped_writer_policy_and_candidates() {
+        let mut p = MappedWriterPolicy::new(4, 3);
+        assert!(!p.tick(0));
+        assert!(!p.tick(1));
+        assert!(!p.tick(1));
+        assert!(p.tick(1), "dirty pages waited max_age_ticks");
+        assert!(!p.tick(2));
+        assert!(p.tick(4), "threshold reached");
+        assert!(!p.tick(0));
+        assert!(!p.tick(3), "age restarts after a clean tick");
+
+        let mut m = FileMappings::new(1);
+        let a = m.insert(ControlArea::new(1, 2 * PAGE_SIZE).unwrap());
+        let b = m.insert(ControlArea::new(2, PAGE_SIZE).unwrap());
+        m.get_mut(a).unwrap().mapped_views = 1;
+        m.map_cache_view(b, 0).unwrap();
+        assert_eq!(m.user_mapped_data_ids(), alloc::vec![a]);
+        let ca = m.get_mut(a).unwrap();
+        ca.begin_fault(1, || Some(5)).unwrap();
+        ca.complete_page_in(1, true);
+        ca.mark_dirty(1);
+        assert_eq!(m.dirty_pages(&[a, b]), 1);
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! - [`pool`]: executive pool logic (`ExAllocatePool2`, `ExFreePoolWithTag`,
 //!   pool headers, big pages, lookaside lists, per-tag usage, corruption checks).
 //! - [`ws`]: per-process working set lists and trimming.
+//! - [`control`], [`image`]: file-backed data and image sections (control
+//!   areas, prototype PTEs, PE image layout).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -25,6 +27,7 @@ extern crate alloc;
 
 pub mod control;
 pub mod fault;
+pub mod image;
 pub mod pagefile;
 pub mod pfn;
 pub mod pool;

@@ -6,7 +6,55 @@
 //! ([`Frame::PagedOut`](crate::vm::Frame)); a later access is a hard fault
 //! that reads the slot back.
 
+use alloc::string::String;
 use alloc::vec::Vec;
+
+/// One entry of `HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\
+/// Memory Management\PagingFiles` (`REG_MULTI_SZ`, one string per paging
+/// file: `"<path> [<initial MB> <maximum MB>]"`, as `smss.exe` reads it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PagingFileSpec {
+    /// The file's DOS path (`C:\pagefile.sys`; `?:` = any drive, which
+    /// Windows resolves to the system drive or the drive with most space).
+    pub path: String,
+    /// Initial and maximum size in pages; `None`: system-managed (no sizes,
+    /// or `0 0`).
+    pub size_pages: Option<(u64, u64)>,
+}
+
+/// Parses one `PagingFiles` string (`SmpParsePagingFile`'s format): the
+/// path, then optionally the initial and maximum sizes in MiB separated by
+/// blanks. A maximum below the initial size is raised to it (as smss does).
+/// None for an empty string, a path that is not `X:\...`, or sizes that are
+/// not decimal numbers (smss ignores such an entry).
+pub fn parse_paging_file_spec(text: &str) -> Option<PagingFileSpec> {
+    let mut parts = text.split_whitespace();
+    let path = parts.next()?;
+    let b = path.as_bytes();
+    if b.len() < 4 || b[1] != b':' || b[2] != b'\\' || !(b[0].is_ascii_alphabetic() || b[0] == b'?')
+    {
+        return None;
+    }
+    let sizes: Vec<&str> = parts.collect();
+    let mb = |s: &str| s.parse::<u64>().ok();
+    let size_pages = match sizes.as_slice() {
+        [] => None,
+        [init] => Some((mb(init)?, mb(init)?)),
+        [init, max] => Some((mb(init)?, mb(max)?)),
+        _ => return None,
+    };
+    let size_pages = match size_pages {
+        None | Some((0, 0)) => None,
+        Some((i, m)) => {
+            let pages = |m: u64| m.saturating_mul(256); // 1 MiB = 256 pages
+            Some((pages(i), pages(m.max(i))))
+        }
+    };
+    Some(PagingFileSpec {
+        path: String::from(path),
+        size_pages,
+    })
+}
 
 /// One paging file's slot allocator.
 #[derive(Clone, Debug, Default)]
@@ -77,6 +125,38 @@ impl PagingFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paging_files_value() {
+        let p = parse_paging_file_spec("C:\\pagefile.sys 16 64").unwrap();
+        assert_eq!(p.path, "C:\\pagefile.sys");
+        assert_eq!(p.size_pages, Some((16 * 256, 64 * 256)));
+        let p = parse_paging_file_spec("  ?:\\pagefile.sys  ").unwrap();
+        assert_eq!((p.path.as_str(), p.size_pages), ("?:\\pagefile.sys", None));
+        assert_eq!(
+            parse_paging_file_spec("C:\\pagefile.sys 0 0")
+                .unwrap()
+                .size_pages,
+            None
+        );
+        assert_eq!(
+            parse_paging_file_spec("D:\\p.sys 32 8").unwrap().size_pages,
+            Some((32 * 256, 32 * 256))
+        );
+        assert_eq!(
+            parse_paging_file_spec("C:\\p.sys 4").unwrap().size_pages,
+            Some((1024, 1024))
+        );
+        for bad in [
+            "",
+            "pagefile.sys 1 2",
+            "C:pagefile.sys",
+            "C:\\p.sys x 2",
+            "C:\\p.sys 1 2 3",
+        ] {
+            assert_eq!(parse_paging_file_spec(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn slots() {

@@ -60,6 +60,20 @@ pub struct Section {
     /// through [`FaultHost::file_page`](crate::fault::FaultHost::file_page));
     /// `None` for a pagefile-backed section.
     pub file: Option<u32>,
+    /// An image section (`SEC_IMAGE`): where it wants to be mapped and
+    /// each page's protection.
+    pub image: Option<ImageView>,
+}
+
+/// What a view of an image section needs from the image's layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageView {
+    /// `ImageBase`.
+    pub image_base: u64,
+    /// Per-page protection runs (`ImageLayout::protection_runs`).
+    pub runs: Vec<(u64, u64, u32)>,
+    /// The image may be mapped elsewhere (it has relocations).
+    pub relocatable: bool,
 }
 
 impl Section {
@@ -164,6 +178,7 @@ impl SectionTable {
                 views: 0,
                 closed: false,
                 file: None,
+                image: None,
             },
         );
         Ok(id)
@@ -198,9 +213,100 @@ impl SectionTable {
                 views: 0,
                 closed: false,
                 file: Some(control_area),
+                image: None,
             },
         );
         Ok(id)
+    }
+
+    /// `NtCreateSection(..., SEC_IMAGE, FileHandle)`: a section over the
+    /// image control area `control_area` whose (validated) layout is
+    /// `layout`. Its page protection is `PAGE_EXECUTE_WRITECOPY` (the most
+    /// any image page allows); not charged to commit (the file backs it;
+    /// NT charges the writable pages, ntrs charges their copies only when
+    /// they are made — a deviation).
+    pub fn create_image_section(
+        &mut self,
+        control_area: u32,
+        layout: &crate::image::ImageLayout,
+    ) -> Result<u32, NtStatus> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.sections.insert(
+            id,
+            Section {
+                size: layout.pages * PAGE_SIZE,
+                protect: PAGE_EXECUTE_WRITECOPY,
+                prototypes: Vec::new(),
+                views: 0,
+                closed: false,
+                file: Some(control_area),
+                image: Some(ImageView {
+                    image_base: layout.image_base,
+                    runs: layout.protection_runs(),
+                    relocatable: !layout.relocs_stripped,
+                }),
+            },
+        );
+        Ok(id)
+    }
+
+    /// `NtMapViewOfSection` of an image section (`MiMapViewOfImageSection`):
+    /// the whole image, each page with its subsection's protection (the
+    /// caller's protection is ignored, as NT ignores it for images). With
+    /// `*base` 0 the view goes at the image's `ImageBase`; if that range is
+    /// taken (or not in the user range) a relocatable image goes at the
+    /// lowest free range and the result is `Ok(false)` (the caller returns
+    /// `STATUS_IMAGE_NOT_AT_BASE`; ntrs does not apply the relocations —
+    /// the loader does), an image without relocations fails with
+    /// `STATUS_CONFLICTING_ADDRESSES`. A base given must be 64 KiB aligned
+    /// (`STATUS_MAPPED_ALIGNMENT`) and free. `Ok(true)`: mapped at
+    /// `ImageBase`.
+    pub fn map_image_view(
+        &mut self,
+        id: u32,
+        space: &mut AddressSpace,
+        base: &mut u64,
+        zero_bits: u64,
+        view_size: &mut u64,
+    ) -> Result<bool, NtStatus> {
+        let s = self.sections.get_mut(&id).ok_or(STATUS_INVALID_HANDLE)?;
+        let img = s.image.as_ref().ok_or(STATUS_INVALID_PARAMETER)?;
+        let highest = zero_bits_limit(zero_bits).map_err(|_| STATUS_INVALID_PARAMETER_4)?;
+        let pages = s.size / PAGE_SIZE;
+        let fits = |start: u64| {
+            start >= MM_LOWEST_USER_ADDRESS
+                && start.checked_add(s.size - 1).is_some_and(|e| e <= highest)
+                && space.range_is_free(start / PAGE_SIZE, start / PAGE_SIZE + pages - 1)
+        };
+        let start = if *base != 0 {
+            if !(*base).is_multiple_of(ALLOCATION_GRANULARITY) {
+                return Err(STATUS_MAPPED_ALIGNMENT);
+            }
+            if !fits(*base) {
+                return Err(STATUS_CONFLICTING_ADDRESSES);
+            }
+            *base
+        } else if fits(img.image_base) {
+            img.image_base
+        } else if img.relocatable {
+            space
+                .find_free_range(pages, highest, SearchDirection::BottomUp)
+                .ok_or(STATUS_NO_MEMORY)?
+                * PAGE_SIZE
+        } else {
+            return Err(STATUS_CONFLICTING_ADDRESSES);
+        };
+        let vpn = start / PAGE_SIZE;
+        space.insert_view(
+            vpn,
+            vpn + pages - 1,
+            Region::image_view(id, pages, &img.runs),
+        )?;
+        s.views += 1;
+        *base = start;
+        *view_size = s.size;
+        Ok(start == img.image_base)
     }
 
     /// Control areas of file sections deleted since the last call: the
@@ -527,6 +633,89 @@ mod tests {
         sys.sections
             .map_view_of_section(id, a, &mut b, 0, &mut o, &mut s, 0, prot)
             .map(|_| (b, o, s))
+    }
+
+    #[test]
+    fn image_views() {
+        use crate::image::tests::build_pe;
+        let f = build_pe(
+            &[
+                (".text", 0x1000, 0x1000, 0x200, 0x6000_0020),
+                (".rdata", 0x2000, 0x100, 0x200, 0x4000_0040),
+                (".data", 0x3000, 0x100, 0x200, 0xC000_0040),
+            ],
+            0x4000,
+        );
+        let layout = crate::image::ImageLayout::from_headers(&f, f.len() as u64).unwrap();
+        let mut t = SectionTable::new();
+        let id = t.create_image_section(9, &layout).unwrap();
+        assert_eq!(t.get(id).unwrap().file, Some(9));
+        let mut a = AddressSpace::new();
+        let (mut base, mut size) = (0, 0);
+        assert_eq!(
+            t.map_image_view(id, &mut a, &mut base, 0, &mut size),
+            Ok(true)
+        );
+        assert_eq!((base, size), (0x1_4000_0000, 0x4000));
+        let q = |a: &AddressSpace, rva: u64| a.query_virtual_memory(0x1_4000_0000 + rva).unwrap();
+        assert_eq!(q(&a, 0).type_, MEM_IMAGE);
+        assert_eq!(q(&a, 0).allocation_protect, PAGE_EXECUTE_WRITECOPY);
+        assert_eq!(
+            [0, 0x1000, 0x2000, 0x3000].map(|r| q(&a, r).protect),
+            [
+                PAGE_READONLY,
+                PAGE_EXECUTE_READ,
+                PAGE_READONLY,
+                PAGE_WRITECOPY
+            ]
+        );
+        // The base is taken now: a second view is relocated.
+        let (mut b2, mut s2) = (0, 0);
+        assert_eq!(t.map_image_view(id, &mut a, &mut b2, 0, &mut s2), Ok(false));
+        assert_ne!(b2, base);
+        assert_eq!(t.get(id).unwrap().views, 2);
+        let (mut b3, mut s3) = (0x1_4000_1000, 0);
+        assert_eq!(
+            t.map_image_view(id, &mut a, &mut b3, 0, &mut s3),
+            Err(STATUS_MAPPED_ALIGNMENT)
+        );
+        // Writes to image pages: copy-on-write, never to the section's frame.
+        let data = 0x1_4000_3000;
+        assert!(matches!(
+            a.access(data, AccessKind::Write),
+            FaultResolution::SectionPage { page: 3, .. }
+        ));
+        a.map_page(data >> 12, 77).unwrap();
+        assert_eq!(
+            a.access(data, AccessKind::Write),
+            FaultResolution::CopyOnWrite {
+                vpn: data >> 12,
+                shared_pfn: 77
+            }
+        );
+        assert_eq!(
+            a.access(0x1_4000_1000, AccessKind::Write),
+            FaultResolution::AccessViolation
+        );
+        assert!(matches!(
+            a.access(0x1_4000_1000, AccessKind::Execute),
+            FaultResolution::SectionPage { page: 1, .. }
+        ));
+        // VirtualProtect(PAGE_READWRITE) on an image page is copy-on-write.
+        let (mut pb, mut ps, mut old) = (0x1_4000_2000, 0x1000, 0);
+        a.protect_virtual_memory(&mut pb, &mut ps, PAGE_READWRITE, &mut old)
+            .unwrap();
+        assert_eq!(old, PAGE_READONLY);
+        assert_eq!(q(&a, 0x2000).protect, PAGE_WRITECOPY);
+        // An image without relocations cannot move.
+        let mut stripped = layout.clone();
+        stripped.relocs_stripped = true;
+        let id2 = t.create_image_section(10, &stripped).unwrap();
+        let (mut b4, mut s4) = (0, 0);
+        assert_eq!(
+            t.map_image_view(id2, &mut a, &mut b4, 0, &mut s4),
+            Err(STATUS_CONFLICTING_ADDRESSES)
+        );
     }
 
     #[test]

@@ -194,6 +194,8 @@ pub enum RegionKind {
         section: u32,
         first_page: u64,
         section_protect: u32,
+        /// A view of an image section (`MEM_IMAGE`, `VadImageMap`).
+        image: bool,
     },
 }
 
@@ -477,6 +479,7 @@ impl AddressSpace {
         for v in self.vad_summary() {
             let kind = match v.kind {
                 RegionKind::Private => "Private",
+                RegionKind::Mapped { image: true, .. } => "Image  ",
                 RegionKind::Mapped { .. } => "Mapped ",
             };
             let _ = writeln!(
@@ -784,7 +787,7 @@ impl AddressSpace {
         &mut self,
         base: &mut u64,
         size: &mut u64,
-        new_protect: u32,
+        mut new_protect: u32,
         old_protect: &mut u32,
     ) -> Result<Vec<Vpn>, NtStatus> {
         if !is_valid_protection(new_protect) {
@@ -817,8 +820,19 @@ impl AddressSpace {
                 }
             }
             RegionKind::Mapped {
-                section_protect, ..
+                section_protect,
+                image,
+                ..
             } => {
+                // An image view's pages stay backed by the image file: a
+                // writable protection becomes copy-on-write, as NT does.
+                if image {
+                    new_protect = match base_protection(new_protect) {
+                        PAGE_READWRITE => (new_protect & !0xFF) | PAGE_WRITECOPY,
+                        PAGE_EXECUTE_READWRITE => (new_protect & !0xFF) | PAGE_EXECUTE_WRITECOPY,
+                        _ => new_protect,
+                    };
+                }
                 if !section_allows(section_protect, new_protect) {
                     return Err(STATUS_SECTION_PROTECTION);
                 }
@@ -856,6 +870,7 @@ impl AddressSpace {
             let run_end = vad.data.protect.run_end(i);
             let type_ = match vad.data.kind {
                 RegionKind::Private => MEM_PRIVATE,
+                RegionKind::Mapped { image: true, .. } => MEM_IMAGE,
                 RegionKind::Mapped { .. } => MEM_MAPPED,
             };
             return Ok(MemoryBasicInformation {
@@ -1211,11 +1226,37 @@ impl Region {
                 section,
                 first_page,
                 section_protect,
+                image: false,
             },
             pages,
             protect,
             protect,
         )
+    }
+
+    /// A view of a whole image section: `runs` gives each page's
+    /// protection (`(first page, pages, protect)`, covering `pages`);
+    /// `AllocationProtect` is `PAGE_EXECUTE_WRITECOPY` as NT reports for
+    /// images.
+    pub(crate) fn image_view(section: u32, pages: u64, runs: &[(u64, u64, u32)]) -> Self {
+        let mut r = Region::new(
+            RegionKind::Mapped {
+                section,
+                first_page: 0,
+                section_protect: PAGE_EXECUTE_WRITECOPY,
+                image: true,
+            },
+            pages,
+            PAGE_EXECUTE_WRITECOPY,
+            PAGE_NOACCESS,
+        );
+        for &(first, n, protect) in runs {
+            let end = first.saturating_add(n).min(pages);
+            if first < end {
+                r.protect.set(first, end, protect);
+            }
+        }
+        r
     }
 
     /// The frames of the region with their page index.

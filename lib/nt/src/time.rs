@@ -58,40 +58,61 @@ pub fn time_to_time_fields(time: u64) -> TimeFields {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Iso8601(pub u64);
 
-impl fmt::Display for Iso8601 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// "00" to "99", for placing two digits at once.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+impl Iso8601 {
+    /// The 28 characters of the form, for years up to 9999 (`None` past it): digits placed
+    /// directly, two at a time, as timelines print millions of these.
+    pub fn digits(&self) -> Option<[u8; 28]> {
         let t = time_to_time_fields(self.0);
         if t.year > 9999 {
-            // Past year 9999 (FILETIMEs reach 30828): the plain form.
-            return write!(
-                f,
-                "{:05}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
-                t.year,
-                t.month,
-                t.day,
-                t.hour,
-                t.minute,
-                t.second,
-                self.0 % 10_000_000
-            );
+            return None;
         }
-        // Digits placed directly: timelines print millions of these.
         let mut b = *b"0000-00-00T00:00:00.0000000Z";
-        let mut put = |at: usize, width: usize, mut v: u64| {
-            for i in (at..at + width).rev() {
-                b[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
+        let mut pair = |at: usize, v: u64| {
+            let i = (v % 100) as usize * 2;
+            b[at..at + 2].copy_from_slice(&PAIRS[i..i + 2]);
         };
-        put(0, 4, t.year as u64);
-        put(5, 2, t.month as u64);
-        put(8, 2, t.day as u64);
-        put(11, 2, t.hour as u64);
-        put(14, 2, t.minute as u64);
-        put(17, 2, t.second as u64);
-        put(20, 7, self.0 % 10_000_000);
-        // The buffer holds ASCII digits and separators only.
-        f.write_str(core::str::from_utf8(&b).map_err(|_| fmt::Error)?)
+        let frac = self.0 % 10_000_000;
+        pair(0, u64::from(t.year) / 100);
+        pair(2, u64::from(t.year));
+        pair(5, t.month.into());
+        pair(8, t.day.into());
+        pair(11, t.hour.into());
+        pair(14, t.minute.into());
+        pair(17, t.second.into());
+        pair(20, frac / 100_000);
+        pair(22, frac / 1000);
+        pair(24, frac / 10);
+        b[26] = b'0' + (frac % 10) as u8;
+        Some(b)
+    }
+}
+
+impl fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(b) = self.digits() {
+            // The buffer holds ASCII digits and separators only.
+            return f.write_str(core::str::from_utf8(&b).map_err(|_| fmt::Error)?);
+        }
+        // Past year 9999 (FILETIMEs reach 30828): the plain form.
+        let t = time_to_time_fields(self.0);
+        write!(
+            f,
+            "{:05}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+            t.year,
+            t.month,
+            t.day,
+            t.hour,
+            t.minute,
+            t.second,
+            self.0 % 10_000_000
+        )
     }
 }
 
@@ -138,5 +159,31 @@ mod tests {
             Iso8601(i64::MAX as u64).to_string(),
             "30828-09-14T02:48:05.4775807Z"
         );
+    }
+
+    /// The digit form agrees with the fields formatted one by one, over times spread across
+    /// the years up to 9999 and every digit position of the fraction.
+    #[test]
+    fn iso8601_digits_agree_with_the_fields() {
+        let mut t: u64 = 1;
+        for i in 0..20_000u64 {
+            // A multiplicative sequence over the range up to year 9999.
+            t = t
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let ft = (t >> 8) % 2_650_467_743_999_999_999 + i;
+            let f = time_to_time_fields(ft);
+            let want = std::format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+                f.year,
+                f.month,
+                f.day,
+                f.hour,
+                f.minute,
+                f.second,
+                ft % 10_000_000
+            );
+            assert_eq!(Iso8601(ft).to_string(), want, "{ft}");
+        }
     }
 }

@@ -2,9 +2,10 @@
 //! `$MFTMirr` copy), index blocks, the cluster bitmap (`$Bitmap`) and the
 //! MFT bitmap (`$MFT:$BITMAP`), plus the cluster and record allocators.
 //!
-//! Every metadata write funnels through [`Volume::log_update`], the hook
-//! where `$LogFile` redo/undo records will be emitted once journaling exists
-//! (today it only counts updates; the log on disk stays clean and empty).
+//! Every metadata write funnels through `Volume::meta_write`, which logs
+//! it to `$LogFile` when journaling is on (`log/volume.rs`); callers say
+//! what they write (`WriteState::meta_kind`) so that file records, index
+//! blocks and bitmap pages are logged as Windows' logical operations.
 
 use crate::attr::*;
 use crate::device::BlockDevice;
@@ -34,6 +35,11 @@ pub struct WriteState {
     pub(crate) log: Option<alloc::boxed::Box<crate::log::volume::VolumeLog>>,
     /// The next `write_runs` carries file data (not logged).
     pub(crate) data_write: bool,
+    /// What the metadata writes in progress are (for logical logging).
+    pub(crate) meta_kind: crate::log::volume::MetaKind,
+    /// The LSN the last logged page write carried (the `$MFTMirr` copy
+    /// of a file record carries the same).
+    pub(crate) page_lsn: Option<u64>,
 }
 
 /// An allocator change to undo when an operation fails.
@@ -86,7 +92,10 @@ impl<D: BlockDevice> Volume<D> {
             .checked_mul(self.rs as u64)
             .ok_or(Error::Corrupt("record number"))?;
         let runs = core::mem::take(&mut self.mft_runs);
+        self.state.meta_kind = crate::log::volume::MetaKind::Record;
+        self.state.page_lsn = None;
         let r = self.write_runs(&runs, off, b);
+        self.state.meta_kind = Default::default();
         self.mft_runs = runs;
         r?;
         if n < self.mirror_records() {
@@ -96,7 +105,11 @@ impl<D: BlockDevice> Volume<D> {
                 .checked_mul(self.cs)
                 .and_then(|o| o.checked_add(n * self.rs as u64))
                 .ok_or(Error::Corrupt("$MFTMirr LCN"))?;
-            self.meta_write(o, (n * self.rs as u64) / self.cs, b)?;
+            let mut m = b.to_vec();
+            if let Some(lsn) = self.state.page_lsn.take() {
+                crate::util::put64(&mut m, 8, lsn);
+            }
+            self.meta_write(o, (n * self.rs as u64) / self.cs, &m)?;
         }
         Ok(())
     }
@@ -147,7 +160,12 @@ impl<D: BlockDevice> Volume<D> {
             .alloc
             .as_ref()
             .ok_or(Error::Corrupt("no $INDEX_ALLOCATION"))?;
-        self.write_runs(&s.runs.clone(), vcn * ctx.vcn_unit, &b)
+        self.state.meta_kind = crate::log::volume::MetaKind::Index {
+            i30: ctx.hdr.ty == AT_FILE_NAME,
+        };
+        let r = self.write_runs(&s.runs.clone(), vcn * ctx.vcn_unit, &b);
+        self.state.meta_kind = Default::default();
+        r
     }
 
     // ----- cluster bitmap -----
@@ -567,7 +585,9 @@ impl<D: BlockDevice> Volume<D> {
                 }
                 let end = core::cmp::min(bm.len(), start + cs as usize);
                 self.log_update(Update::ClusterBitmap);
+                self.state.meta_kind = crate::log::volume::MetaKind::Bitmap;
                 r = r.and(self.write_runs(&runs, start as u64, &bm[start..end]));
+                self.state.meta_kind = Default::default();
             }
             self.state.bitmap = Some(bm);
             r?;
@@ -606,7 +626,10 @@ impl<D: BlockDevice> Volume<D> {
                         continue;
                     }
                     let end = core::cmp::min(bm.len(), start + cs);
-                    self.write_runs(&runs, start as u64, &bm[start..end])?;
+                    self.state.meta_kind = crate::log::volume::MetaKind::Bitmap;
+                    let r = self.write_runs(&runs, start as u64, &bm[start..end]);
+                    self.state.meta_kind = Default::default();
+                    r?;
                 }
                 Ok(())
             }

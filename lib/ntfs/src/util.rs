@@ -64,7 +64,9 @@ pub(crate) fn utf16_units(b: &[u8]) -> alloc::vec::Vec<u16> {
 
 /// Code units to a Rust string (lossy for unpaired surrogates).
 pub fn utf16_to_string(u: &[u16]) -> alloc::string::String {
-    char::decode_utf16(u.iter().copied())
-        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect()
+    let mut s = alloc::string::String::with_capacity(u.len());
+    s.extend(
+        char::decode_utf16(u.iter().copied()).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
+    );
+    s
 }

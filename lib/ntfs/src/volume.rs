@@ -220,10 +220,20 @@ impl<D: BlockDevice> Volume<D> {
             .checked_mul(cs)
             .ok_or(Error::Corrupt("MFT offset"))?;
         v.dev.read_at(off, &mut raw)?;
-        unfixup(&mut raw, b"FILE").map_err(|_| Error::BadRecord {
-            record: 0,
-            reason: "bad fixups",
-        })?;
+        if unfixup(&mut raw, b"FILE").is_err() {
+            // As NTFS does, fall back to the `$MFTMirr` copy (e.g. a write
+            // of record 0 torn by a power cut, which log recovery repairs).
+            let moff = v
+                .boot
+                .mftmirr_lcn
+                .checked_mul(cs)
+                .ok_or(Error::Corrupt("MFT mirror offset"))?;
+            v.dev.read_at(moff, &mut raw)?;
+            unfixup(&mut raw, b"FILE").map_err(|_| Error::BadRecord {
+                record: 0,
+                reason: "bad fixups",
+            })?;
+        }
         let r0 = Record::parse(&raw, 0)?;
         let d = r0.find(AT_DATA, &[]).ok_or(Error::BadRecord {
             record: 0,

@@ -1019,6 +1019,11 @@ impl<'a> Image<'a> {
         })?;
         let dir_end = d.virtual_address as u64 + d.size as u64;
         let base = r(16);
+        if base as u64 + nf as u64 > 1 << 32 {
+            return Err(bad(format!(
+                "export ordinal base {base:#x} plus {nf} functions passes 2^32"
+            )));
+        }
         let mut functions = Vec::with_capacity(nf as usize);
         for (i, e) in ft.chunks_exact(4).enumerate() {
             let rva = u32_at(e, 0).unwrap_or(0);
@@ -1030,7 +1035,7 @@ impl<'a> Image<'a> {
                 None
             };
             functions.push(ExportedFunction {
-                ordinal: base.wrapping_add(i as u32),
+                ordinal: base + i as u32,
                 rva,
                 forwarder,
             });

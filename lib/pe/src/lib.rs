@@ -384,69 +384,316 @@ fn cstr(image: &[u8], rva: usize) -> Result<&[u8], NtStatus> {
     Ok(&tail[..n])
 }
 
-/// One export of a mapped image.
+/// What a forwarder names after its module: an export name
+/// (`NTDLL.RtlAcquireSRWLockExclusive`) or an ordinal (`MSVCRT.#12`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardedTo<'a> {
+    Name(&'a [u8]),
+    Ordinal(u16),
+}
+
+/// A forwarder: an export whose address table entry points inside the
+/// export directory, at the text `DLL.Name` or `DLL.#ordinal` (PE format,
+/// "Export Address Table"). The module is everything before the last dot;
+/// the loader appends `.dll` to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forwarder<'a> {
+    /// The whole string, as stored.
+    pub text: &'a [u8],
+    /// The module part (`NTDLL`).
+    pub dll: &'a [u8],
+    pub target: ForwardedTo<'a>,
+}
+
+impl<'a> Forwarder<'a> {
+    /// Splits `DLL.Name` / `DLL.#ordinal`; an empty module or name, or an
+    /// ordinal that is not a decimal number below 65,536, is
+    /// `STATUS_INVALID_IMAGE_FORMAT`.
+    pub fn parse(text: &'a [u8]) -> Result<Self, NtStatus> {
+        let dot = text
+            .iter()
+            .rposition(|&c| c == b'.')
+            .ok_or(STATUS_INVALID_IMAGE_FORMAT)?;
+        let (dll, what) = (&text[..dot], &text[dot + 1..]);
+        if dll.is_empty() || what.is_empty() {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        let target = match what.strip_prefix(b"#") {
+            Some(digits) => {
+                if digits.is_empty() || digits.len() > 5 {
+                    return Err(STATUS_INVALID_IMAGE_FORMAT);
+                }
+                let mut v = 0u32;
+                for &c in digits {
+                    if !c.is_ascii_digit() {
+                        return Err(STATUS_INVALID_IMAGE_FORMAT);
+                    }
+                    v = v * 10 + (c - b'0') as u32;
+                }
+                ForwardedTo::Ordinal(u16::try_from(v).map_err(|_| STATUS_INVALID_IMAGE_FORMAT)?)
+            }
+            None => ForwardedTo::Name(what),
+        };
+        Ok(Forwarder { text, dll, target })
+    }
+}
+
+/// Where an export leads: code (or data) at an RVA of the exporting image,
+/// or a forwarder the loader must resolve in another module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportTarget<'a> {
+    Code(u32),
+    Forwarder(Forwarder<'a>),
+}
+
+/// The export directory of a mapped image (`IMAGE_EXPORT_DIRECTORY`), with
+/// its three tables checked to lie inside the image: lookups by name and by
+/// ordinal read the tables in place and allocate nothing (what
+/// `LdrGetProcedureAddress` needs before a heap exists).
+///
+/// Ordinals are 16-bit (an import by ordinal carries `IMAGE_ORDINAL64`, the
+/// low 16 bits), so a table whose ordinals `Base .. Base + NumberOfFunctions`
+/// do not fit in 0..=65535 (an ordinal base of 0xFFFFFFFF, say) is
+/// `STATUS_INVALID_IMAGE_FORMAT` rather than wrapping.
+#[derive(Clone, Copy, Debug)]
+pub struct ExportTable<'a> {
+    image: &'a [u8],
+    dir: DataDirectory,
+    /// The module name the directory records (`KERNEL32.dll`), empty if none.
+    pub name: &'a [u8],
+    pub ordinal_base: u32,
+    pub number_of_functions: u32,
+    pub number_of_names: u32,
+    functions: usize,
+    names: usize,
+    name_ordinals: usize,
+}
+
+impl<'a> ExportTable<'a> {
+    /// Reads the directory `dir` of the mapped `image`. An empty directory is
+    /// a table with no exports.
+    pub fn parse(image: &'a [u8], dir: DataDirectory) -> Result<Self, NtStatus> {
+        let mut t = ExportTable {
+            image,
+            dir,
+            name: &[],
+            ordinal_base: 0,
+            number_of_functions: 0,
+            number_of_names: 0,
+            functions: 0,
+            names: 0,
+            name_ordinals: 0,
+        };
+        if dir.size == 0 {
+            return Ok(t);
+        }
+        let d = dir.virtual_address as usize;
+        if (d as u64) + (dir.size as u64) > image.len() as u64 || dir.size < 40 {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        let name_rva = rd32(image, d + 12)? as usize;
+        t.name = if name_rva == 0 {
+            &[]
+        } else {
+            cstr(image, name_rva)?
+        };
+        t.ordinal_base = rd32(image, d + 16)?;
+        t.number_of_functions = rd32(image, d + 20)?;
+        t.number_of_names = rd32(image, d + 24)?;
+        t.functions = rd32(image, d + 28)? as usize;
+        t.names = rd32(image, d + 32)? as usize;
+        t.name_ordinals = rd32(image, d + 36)? as usize;
+        let nf = t.number_of_functions as u64;
+        let nn = t.number_of_names as u64;
+        if t.ordinal_base as u64 + nf > 0x1_0000 || (nf == 0 && t.ordinal_base > 0xFFFF) {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        let len = image.len() as u64;
+        if t.functions as u64 + nf * 4 > len
+            || t.names as u64 + nn * 4 > len
+            || t.name_ordinals as u64 + nn * 2 > len
+        {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        Ok(t)
+    }
+
+    /// Whether `rva` lies inside the export directory (a forwarder string).
+    fn in_directory(&self, rva: u32) -> bool {
+        rva >= self.dir.virtual_address
+            && (rva as u64) < self.dir.virtual_address as u64 + self.dir.size as u64
+    }
+
+    /// The raw address table entry of function `index` (0 for an unused slot).
+    pub fn function_rva(&self, index: u32) -> Result<u32, NtStatus> {
+        if index >= self.number_of_functions {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        rd32(self.image, self.functions + index as usize * 4)
+    }
+
+    /// Where function `index` leads. An unused slot (RVA 0) is
+    /// `STATUS_ENTRYPOINT_NOT_FOUND`; an RVA outside the image, or a
+    /// malformed forwarder, `STATUS_INVALID_IMAGE_FORMAT`.
+    pub fn target(&self, index: u32) -> Result<ExportTarget<'a>, NtStatus> {
+        let rva = self.function_rva(index)?;
+        if rva == 0 {
+            return Err(STATUS_ENTRYPOINT_NOT_FOUND);
+        }
+        if self.in_directory(rva) {
+            return Ok(ExportTarget::Forwarder(Forwarder::parse(cstr(
+                self.image,
+                rva as usize,
+            )?)?));
+        }
+        if rva as usize >= self.image.len() {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        Ok(ExportTarget::Code(rva))
+    }
+
+    /// Name table entry `hint`: the name and the function index it names.
+    pub fn name(&self, hint: u32) -> Result<(&'a [u8], u32), NtStatus> {
+        if hint >= self.number_of_names {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        let p = rd32(self.image, self.names + hint as usize * 4)? as usize;
+        let index = rd16(self.image, self.name_ordinals + hint as usize * 2)? as u32;
+        if index >= self.number_of_functions {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        Ok((cstr(self.image, p)?, index))
+    }
+
+    /// The function index of export `name` (`LdrpNameToOrdinal`): the name
+    /// table entry `hint` first (the import's hint), then a binary search,
+    /// the name table being sorted in byte order as the PE format requires
+    /// (an unsorted table may not find a name, as on Windows). A missing
+    /// name is `STATUS_ENTRYPOINT_NOT_FOUND`.
+    pub fn index_of_name(&self, name: &[u8], hint: u16) -> Result<u32, NtStatus> {
+        if (hint as u32) < self.number_of_names {
+            let (n, i) = self.name(hint as u32)?;
+            if n == name {
+                return Ok(i);
+            }
+        }
+        let (mut lo, mut hi) = (0u32, self.number_of_names);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (n, i) = self.name(mid)?;
+            match n.cmp(name) {
+                core::cmp::Ordering::Equal => return Ok(i),
+                core::cmp::Ordering::Less => lo = mid + 1,
+                core::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        Err(STATUS_ENTRYPOINT_NOT_FOUND)
+    }
+
+    /// Export `name` (hint as in [`ExportTable::index_of_name`]).
+    pub fn by_name(&self, name: &[u8], hint: u16) -> Result<ExportTarget<'a>, NtStatus> {
+        self.target(self.index_of_name(name, hint)?)
+    }
+
+    /// Export `ordinal` (the biased ordinal an import by ordinal names); one
+    /// outside the table is `STATUS_ORDINAL_NOT_FOUND`.
+    pub fn by_ordinal(&self, ordinal: u32) -> Result<ExportTarget<'a>, NtStatus> {
+        let index = ordinal
+            .checked_sub(self.ordinal_base)
+            .filter(|&i| i < self.number_of_functions)
+            .ok_or(STATUS_ORDINAL_NOT_FOUND)?;
+        self.target(index).map_err(|s| {
+            if s == STATUS_ENTRYPOINT_NOT_FOUND {
+                STATUS_ORDINAL_NOT_FOUND
+            } else {
+                s
+            }
+        })
+    }
+}
+
+/// One export of a mapped image: one address table entry, with every name
+/// the name table gives it (a function may have several, or none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Export<'a> {
-    pub name: Option<&'a [u8]>,
+    /// Its names, in name table order.
+    pub names: Vec<&'a [u8]>,
     pub ordinal: u32,
+    /// The raw address table entry (0: unused slot).
     pub rva: u32,
+    /// Set when `rva` points inside the export directory: the entry is the
+    /// forwarder string there, not code.
+    pub forwarder: Option<Forwarder<'a>>,
+}
+
+impl<'a> Export<'a> {
+    /// Whether `name` is one of this export's names.
+    pub fn has_name(&self, name: &[u8]) -> bool {
+        self.names.contains(&name)
+    }
+
+    /// Where this export leads (`None` for an unused slot).
+    pub fn target(&self) -> Option<ExportTarget<'a>> {
+        match (self.forwarder, self.rva) {
+            (Some(f), _) => Some(ExportTarget::Forwarder(f)),
+            (None, 0) => None,
+            (None, rva) => Some(ExportTarget::Code(rva)),
+        }
+    }
 }
 
 /// Lists the export directory of a mapped image (`IMAGE_EXPORT_DIRECTORY`).
 pub fn exports(image: &[u8], dir: DataDirectory) -> Result<Vec<Export<'_>>, NtStatus> {
-    if dir.size == 0 {
-        return Ok(Vec::new());
-    }
-    let d = dir.virtual_address as usize;
-    let base = rd32(image, d + 16)?;
-    let nfuncs = rd32(image, d + 20)? as usize;
-    let nnames = rd32(image, d + 24)? as usize;
-    let funcs = rd32(image, d + 28)? as usize;
-    let names = rd32(image, d + 32)? as usize;
-    let ords = rd32(image, d + 36)? as usize;
-    if nfuncs > 65536 || nnames > nfuncs {
-        return Err(STATUS_INVALID_IMAGE_FORMAT);
-    }
-    let mut out = Vec::with_capacity(nfuncs);
-    for i in 0..nfuncs {
+    let t = ExportTable::parse(image, dir)?;
+    let mut out = Vec::with_capacity(t.number_of_functions as usize);
+    for i in 0..t.number_of_functions {
+        let rva = t.function_rva(i)?;
+        let forwarder = match t.target(i) {
+            Ok(ExportTarget::Forwarder(f)) => Some(f),
+            Ok(ExportTarget::Code(_)) => None,
+            Err(s) if s == STATUS_ENTRYPOINT_NOT_FOUND => None,
+            Err(s) => return Err(s),
+        };
         out.push(Export {
-            name: None,
-            ordinal: base + i as u32,
-            rva: rd32(image, funcs + i * 4)?,
+            names: Vec::new(),
+            ordinal: t.ordinal_base + i,
+            rva,
+            forwarder,
         });
     }
-    for i in 0..nnames {
-        let name = cstr(image, rd32(image, names + i * 4)? as usize)?;
-        let idx = rd16(image, ords + i * 2)? as usize;
-        out.get_mut(idx).ok_or(STATUS_INVALID_IMAGE_FORMAT)?.name = Some(name);
+    for h in 0..t.number_of_names {
+        let (name, index) = t.name(h)?;
+        out[index as usize].names.push(name);
     }
     Ok(out)
 }
 
-/// Finds an export by name (`LdrGetProcedureAddress` / `MmGetSystemRoutineAddress`).
-pub fn find_export(image: &[u8], dir: DataDirectory, name: &[u8]) -> Result<u32, NtStatus> {
-    exports(image, dir)?
-        .into_iter()
-        .find(|e| e.name == Some(name))
-        .map(|e| e.rva)
-        .ok_or(STATUS_ENTRYPOINT_NOT_FOUND)
+/// Finds an export by name (`LdrGetProcedureAddress` /
+/// `MmGetSystemRoutineAddress`): its code RVA, or the forwarder the caller
+/// must follow into another module.
+pub fn find_export<'a>(
+    image: &'a [u8],
+    dir: DataDirectory,
+    name: &[u8],
+) -> Result<ExportTarget<'a>, NtStatus> {
+    ExportTable::parse(image, dir)?.by_name(name, 0)
 }
 
 /// Resolves a driver's import against the export list of the module it
 /// names, with the kernel loader's statuses (`MiSnapThunk`): a missing name
 /// is `STATUS_DRIVER_ENTRYPOINT_NOT_FOUND`, a missing ordinal
-/// `STATUS_DRIVER_ORDINAL_NOT_FOUND`. `dir` is the exporter's export
-/// directory: an export whose RVA falls inside it is a forwarder, which
-/// ntrs does not follow (`STATUS_DRIVER_ENTRYPOINT_NOT_FOUND`; ntoskrnl has
-/// none). Returns the export's RVA.
+/// `STATUS_DRIVER_ORDINAL_NOT_FOUND`. A forwarder is not followed by the
+/// kernel loader (`STATUS_DRIVER_ENTRYPOINT_NOT_FOUND`; ntoskrnl has none).
+/// `dir` is the exporter's export directory (kept for callers; forwarders
+/// are already marked in `exports`). Returns the export's RVA.
 pub fn resolve_import(
     exports: &[Export<'_>],
-    dir: DataDirectory,
+    _dir: DataDirectory,
     import: &Import<'_>,
 ) -> Result<u32, NtStatus> {
     let (found, missing) = match import.name {
         Some(n) => (
-            exports.iter().find(|e| e.name == Some(n)),
+            exports.iter().find(|e| e.has_name(n)),
             STATUS_DRIVER_ENTRYPOINT_NOT_FOUND,
         ),
         None => (
@@ -454,13 +701,11 @@ pub fn resolve_import(
             STATUS_DRIVER_ORDINAL_NOT_FOUND,
         ),
     };
-    let rva = found.map(|e| e.rva).filter(|&r| r != 0).ok_or(missing)?;
-    let forwarder =
-        rva >= dir.virtual_address && (rva as u64) < dir.virtual_address as u64 + dir.size as u64;
-    if forwarder {
-        return Err(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND);
+    match found.and_then(|e| e.target()) {
+        Some(ExportTarget::Code(rva)) => Ok(rva),
+        Some(ExportTarget::Forwarder(_)) => Err(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND),
+        None => Err(missing),
     }
-    Ok(rva)
 }
 
 /// One imported symbol: which DLL, by name or ordinal, and the IAT slot to fill.
@@ -468,8 +713,51 @@ pub fn resolve_import(
 pub struct Import<'a> {
     pub dll: &'a [u8],
     pub name: Option<&'a [u8]>,
+    /// By name: the hint (the name's index in the exporter's name table);
+    /// by ordinal: the ordinal.
     pub ordinal: u16,
     pub iat_rva: u32,
+}
+
+/// Most functions one import directory may list (descriptors can share one
+/// lookup table, so the file size alone does not bound it).
+const MAX_IMPORTS: usize = 1 << 20;
+
+/// Walks one import lookup table (`lookup`) whose address table is at `iat`.
+fn thunks<'a>(
+    image: &'a [u8],
+    dll: &'a [u8],
+    lookup: usize,
+    iat: usize,
+    out: &mut Vec<Import<'a>>,
+) -> Result<(), NtStatus> {
+    for i in 0.. {
+        let e = rd64(image, lookup + i * 8)?;
+        if e == 0 {
+            return Ok(());
+        }
+        if i > 65536 || out.len() >= MAX_IMPORTS {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        let iat_rva = u32::try_from(iat + i * 8).map_err(|_| STATUS_INVALID_IMAGE_FORMAT)?;
+        if e & (1 << 63) != 0 {
+            out.push(Import {
+                dll,
+                name: None,
+                ordinal: e as u16,
+                iat_rva,
+            });
+        } else {
+            let hint_name = (e & 0x7FFF_FFFF) as usize;
+            out.push(Import {
+                dll,
+                name: Some(cstr(image, hint_name + 2)?),
+                ordinal: rd16(image, hint_name)?,
+                iat_rva,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Lists the imports of a mapped image (`IMAGE_IMPORT_DESCRIPTOR` chain).
@@ -488,36 +776,89 @@ pub fn imports(image: &[u8], dir: DataDirectory) -> Result<Vec<Import<'_>>, NtSt
         }
         let dll = cstr(image, name)?;
         let lookup = if ilt != 0 { ilt } else { iat };
-        for i in 0.. {
-            let e = rd64(image, lookup + i * 8)?;
-            if e == 0 {
-                break;
-            }
-            if i > 65536 {
-                return Err(STATUS_INVALID_IMAGE_FORMAT);
-            }
-            let iat_rva = (iat + i * 8) as u32;
-            if e & (1 << 63) != 0 {
-                out.push(Import {
-                    dll,
-                    name: None,
-                    ordinal: e as u16,
-                    iat_rva,
-                });
-            } else {
-                let hint_name = (e & 0x7FFF_FFFF) as usize;
-                out.push(Import {
-                    dll,
-                    name: Some(cstr(image, hint_name + 2)?),
-                    ordinal: 0,
-                    iat_rva,
-                });
-            }
-        }
+        thunks(image, dll, lookup, iat, &mut out)?;
         d += 20;
-        if out.len() > 1 << 20 {
+    }
+    Ok(out)
+}
+
+/// `IMAGE_DELAYLOAD_DESCRIPTOR`: one delay-loaded DLL and its functions.
+/// The image's own helper (`__delayLoadHelper2`, through
+/// `LdrResolveDelayLoadedAPI`) loads the DLL and fills an IAT slot on the
+/// first call through it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelayImport<'a> {
+    /// The descriptor's RVA.
+    pub descriptor_rva: u32,
+    pub attributes: u32,
+    pub dll: &'a [u8],
+    /// Where the helper stores the loaded module's handle.
+    pub module_handle_rva: u32,
+    pub iat_rva: u32,
+    pub name_table_rva: u32,
+    pub bound_iat_rva: u32,
+    pub unload_iat_rva: u32,
+    pub time_date_stamp: u32,
+    /// The functions, each with its slot in the delay IAT.
+    pub functions: Vec<Import<'a>>,
+}
+
+/// `dlattrRva`: the descriptor's addresses are RVAs. Without it they are
+/// Visual C++ 6 VAs, which no x64 linker writes.
+pub const DELAYLOAD_RVA_BASED: u32 = 1;
+pub const IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT: usize = 13;
+
+/// Lists the delay-load import directory of a mapped image
+/// (`IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT`): descriptors of 32 bytes up to one
+/// whose DLL name is 0. A descriptor in the old VA form is
+/// `STATUS_INVALID_IMAGE_FORMAT` (x64 images always use RVAs).
+pub fn delay_imports(image: &[u8], dir: DataDirectory) -> Result<Vec<DelayImport<'_>>, NtStatus> {
+    let mut out: Vec<DelayImport<'_>> = Vec::new();
+    if dir.size == 0 {
+        return Ok(out);
+    }
+    let mut total = 0usize;
+    let mut d = dir.virtual_address as usize;
+    loop {
+        let r = |o: usize| rd32(image, d + o);
+        let attributes = r(0)?;
+        let name = r(4)?;
+        if name == 0 {
+            break;
+        }
+        if attributes & DELAYLOAD_RVA_BASED == 0 {
             return Err(STATUS_INVALID_IMAGE_FORMAT);
         }
+        let dll = cstr(image, name as usize)?;
+        let iat_rva = r(12)?;
+        let name_table_rva = r(16)?;
+        let mut functions = Vec::new();
+        if name_table_rva != 0 {
+            thunks(
+                image,
+                dll,
+                name_table_rva as usize,
+                iat_rva as usize,
+                &mut functions,
+            )?;
+        }
+        total += functions.len();
+        if total > MAX_IMPORTS {
+            return Err(STATUS_INVALID_IMAGE_FORMAT);
+        }
+        out.push(DelayImport {
+            descriptor_rva: d as u32,
+            attributes,
+            dll,
+            module_handle_rva: r(8)?,
+            iat_rva,
+            name_table_rva,
+            bound_iat_rva: r(20)?,
+            unload_iat_rva: r(24)?,
+            time_date_stamp: r(28)?,
+            functions,
+        });
+        d += 32;
     }
     Ok(out)
 }
@@ -561,21 +902,18 @@ pub fn fuzz_one(data: &[u8]) {
     let _ = pe.kernel_page_protections();
     let _ = mapped_directory(&image, IMAGE_DIRECTORY_ENTRY_EXPORT);
     let exp_dir = pe.directory(IMAGE_DIRECTORY_ENTRY_EXPORT);
-    let own: Vec<(Option<Vec<u8>>, u32, u32)> = match exports(&image, exp_dir) {
-        Ok(ex) => ex
-            .iter()
-            .map(|e| (e.name.map(|n| n.to_vec()), e.ordinal, e.rva))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    let own: Vec<Export<'_>> = own
-        .iter()
-        .map(|(n, o, r)| Export {
-            name: n.as_deref(),
-            ordinal: *o,
-            rva: *r,
-        })
-        .collect();
+    let _ = delay_imports(&image, pe.directory(IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT));
+    // The exporter is a copy: binding writes the image being bound.
+    let exporter = image.clone();
+    let own = exports(&exporter, exp_dir).unwrap_or_default();
+    if let Ok(t) = ExportTable::parse(&exporter, exp_dir) {
+        for e in &own {
+            let _ = t.by_ordinal(e.ordinal);
+            for n in &e.names {
+                let _ = t.by_name(n, 0);
+            }
+        }
+    }
     let _ = bind_imports(
         &mut image,
         pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT),

@@ -4,6 +4,11 @@ use alloc::vec;
 /// Builds a small PE32+ file: one section at RVA 0x1000 holding `body`,
 /// with the given data directories.
 fn build(body: &[u8], dirs: &[(usize, u32, u32)]) -> Vec<u8> {
+    tests_build(body, dirs)
+}
+
+/// [`build`], for the other test modules.
+pub(crate) fn tests_build(body: &[u8], dirs: &[(usize, u32, u32)]) -> Vec<u8> {
     let mut f = vec![0u8; 0x400];
     f[0..2].copy_from_slice(b"MZ");
     f[0x3C..0x40].copy_from_slice(&0x80u32.to_le_bytes());
@@ -157,11 +162,11 @@ fn exports_and_imports() {
     );
     let ex = exports(&img, pe.directory(0)).unwrap();
     assert_eq!(ex.len(), 2);
-    assert_eq!(ex[1].name, Some(&b"KeBugCheckEx"[..]));
+    assert_eq!(ex[1].names, vec![&b"KeBugCheckEx"[..]]);
     assert_eq!(ex[1].ordinal, 2);
     assert_eq!(
         find_export(&img, pe.directory(0), b"KeBugCheckEx").unwrap(),
-        0x1108
+        ExportTarget::Code(0x1108)
     );
     assert_eq!(
         find_export(&img, pe.directory(0), b"Nope").unwrap_err(),
@@ -287,24 +292,28 @@ fn resolves_imports_with_kernel_statuses() {
     };
     let ex = [
         Export {
-            name: Some(&b"IoCreateDevice"[..]),
+            names: vec![&b"IoCreateDevice"[..], &b"IoCreateDeviceAlias"[..]],
             ordinal: 1,
             rva: 0x1000,
+            forwarder: None,
         },
         Export {
-            name: None,
+            names: vec![],
             ordinal: 2,
             rva: 0x1100,
+            forwarder: None,
         },
         Export {
-            name: Some(&b"Forwarded"[..]),
+            names: vec![&b"Forwarded"[..]],
             ordinal: 3,
             rva: 0x5010,
+            forwarder: Some(Forwarder::parse(b"HAL.KeStallExecutionProcessor").unwrap()),
         },
         Export {
-            name: Some(&b"Gap"[..]),
+            names: vec![&b"Gap"[..]],
             ordinal: 4,
             rva: 0,
+            forwarder: None,
         },
     ];
     let imp = |name: Option<&'static [u8]>, ordinal: u16| Import {
@@ -315,6 +324,10 @@ fn resolves_imports_with_kernel_statuses() {
     };
     assert_eq!(
         resolve_import(&ex, dir, &imp(Some(b"IoCreateDevice"), 0)),
+        Ok(0x1000)
+    );
+    assert_eq!(
+        resolve_import(&ex, dir, &imp(Some(b"IoCreateDeviceAlias"), 0)),
         Ok(0x1000)
     );
     assert_eq!(resolve_import(&ex, dir, &imp(None, 2)), Ok(0x1100));
@@ -383,9 +396,10 @@ fn real_driver_image() {
         .iter()
         .enumerate()
         .map(|(i, n)| Export {
-            name: Some(n),
+            names: vec![n],
             ordinal: i as u32 + 1,
             rva: 0x1000 + i as u32,
+            forwarder: None,
         })
         .collect();
     let r = bind_imports(&mut img, pe.directory(IMAGE_DIRECTORY_ENTRY_IMPORT), |i| {
@@ -393,3 +407,6 @@ fn real_driver_image() {
     });
     assert_eq!(r, Err(STATUS_DRIVER_ENTRYPOINT_NOT_FOUND));
 }
+
+#[path = "tests_exports.rs"]
+mod exports_tests;

@@ -187,6 +187,24 @@ pub struct KMUTANT {
 /// `KMUTEX` is a `KMUTANT`.
 pub type KMUTEX = KMUTANT;
 
+/// `KTIMER` (0x40 bytes; opaque to drivers, which only pass its address).
+#[repr(C)]
+#[derive(Debug)]
+pub struct KTIMER {
+    pub Header: DISPATCHER_HEADER,
+    /// `ULARGE_INTEGER DueTime`.
+    pub DueTime: u64,
+    pub TimerListEntry: LIST_ENTRY,
+    pub Dpc: *mut KDPC,
+    pub Processor: u32,
+    pub Period: u32,
+}
+
+/// `TIMER_TYPE`: `NotificationTimer`.
+pub const NOTIFICATION_TIMER: u32 = 0;
+/// `TIMER_TYPE`: `SynchronizationTimer`.
+pub const SYNCHRONIZATION_TIMER: u32 = 1;
+
 /// `EVENT_TYPE`: `NotificationEvent`.
 pub const NOTIFICATION_EVENT: u32 = 0;
 /// `EVENT_TYPE`: `SynchronizationEvent`.
@@ -398,6 +416,9 @@ const _: () = {
     assert!(offset_of!(KMUTANT, OwnerThread) == 0x28);
     assert!(offset_of!(KMUTANT, MutantFlags) == 0x30);
     assert!(offset_of!(KMUTANT, ApcDisable) == 0x31);
+    assert!(size_of::<KTIMER>() == 0x40);
+    assert!(offset_of!(KTIMER, Dpc) == 0x30);
+    assert!(offset_of!(KTIMER, Period) == 0x3C);
     assert!(size_of::<KDPC>() == 0x40);
     assert!(offset_of!(KDPC, DeferredRoutine) == 0x18);
     assert!(offset_of!(KDPC, DpcData) == 0x38);

@@ -164,6 +164,19 @@ extern "system" {
         Timeout: *mut LARGE_INTEGER,
     ) -> NtStatus;
 
+    // Timers drivers own (ntos/src/ke/timer_export.rs).
+    pub fn KeInitializeTimer(Timer: *mut KTIMER);
+    pub fn KeInitializeTimerEx(Timer: *mut KTIMER, Type: u32);
+    pub fn KeSetTimer(Timer: *mut KTIMER, DueTime: LARGE_INTEGER, Dpc: *mut KDPC) -> BOOLEAN;
+    pub fn KeSetTimerEx(
+        Timer: *mut KTIMER,
+        DueTime: LARGE_INTEGER,
+        Period: i32,
+        Dpc: *mut KDPC,
+    ) -> BOOLEAN;
+    pub fn KeCancelTimer(Timer: *mut KTIMER) -> BOOLEAN;
+    pub fn KeReadStateTimer(Timer: *mut KTIMER) -> BOOLEAN;
+
     // Device queues and StartIo.
     pub fn KeInitializeDeviceQueue(DeviceQueue: *mut KDEVICE_QUEUE);
     pub fn KeInsertDeviceQueue(

@@ -781,13 +781,16 @@ pub fn cm_hive_stable_len(path: &str) -> Option<usize> {
 }
 
 /// Holds the registry lock exclusively for `ms` milliseconds, sleeping
-/// (`KeDelayExecutionThread`) while holding it, and returns the IRQL it ran
-/// at. Only legal because registry work runs at PASSIVE_LEVEL under a push
-/// lock; the boot test that proves it uses this.
-pub fn cm_hold_registry_for_test(ms: u64) -> u8 {
+/// (`KeDelayExecutionThread`) while holding it, calls `on_held` once it holds
+/// it, and returns the IRQL it ran at and the interrupt time read just before
+/// the lock was released. Only legal because registry work runs at
+/// PASSIVE_LEVEL under a push lock; the boot test that proves it uses this.
+pub fn cm_hold_registry_for_test(ms: u64, on_held: impl FnOnce()) -> (u8, u64) {
     let g = REGISTRY.exclusive();
     let irql = crate::ke::irql();
+    on_held();
     crate::ke::sched::ke_delay_execution_thread(ms * 10_000);
+    let released = crate::ke::clock::ke_query_interrupt_time();
     drop(g);
-    irql
+    (irql, released)
 }

@@ -288,12 +288,18 @@ fn t_registry_work_runs_at_passive() -> TestResult {
         },
         h as usize,
     );
-    // The waiter starts while this thread holds the lock and sleeps with it.
+    // The waiter is started once this thread holds the lock (started
+    // before, it could finish on another processor before the lock is
+    // taken) and this thread sleeps with the lock held. The release time is
+    // read under the lock: read after it, a preemption could let the waiter
+    // finish first and look as if it ran inside.
     let start = crate::ke::clock::ke_query_interrupt_time();
     let t = t.map_err(|_| "cannot create the waiter thread")?;
-    crate::ke::sched::ready_thread(t).map_err(|_| "cannot start the waiter thread")?;
-    let irql = cm_hold_registry_for_test(30);
-    let released = crate::ke::clock::ke_query_interrupt_time();
+    let mut started = Err(());
+    let (irql, released) = cm_hold_registry_for_test(30, || {
+        started = crate::ke::sched::ready_thread(t).map_err(|_| ())
+    });
+    started.map_err(|_| "cannot start the waiter thread")?;
     check(
         irql == crate::ke::PASSIVE_LEVEL,
         "the registry lock is held above PASSIVE_LEVEL",

@@ -569,8 +569,10 @@ fn t_named_timer() -> TestResult {
         nt_set_timer(h2, -(30 * MS as i64), 0, Mode::UserMode) == Err(STATUS_ACCESS_DENIED),
         "set without TIMER_MODIFY_STATE",
     )?;
-    nt_set_timer(h, -(30 * MS as i64), 0, Mode::UserMode).map_err(|_| "NtSetTimer")?;
+    // The start is read before the timer is set: a thread preempted between
+    // the two would otherwise see less than the due time pass.
     let t0 = clock::ke_query_interrupt_time();
+    nt_set_timer(h, -(30 * MS as i64), 0, Mode::UserMode).map_err(|_| "NtSetTimer")?;
     check(
         nt_wait_for_single_object(h2, false, Some(2000 * MS), Mode::UserMode) == STATUS_SUCCESS,
         "timer wait",

@@ -1,16 +1,14 @@
 //! I/O completion objects (`NtCreateIoCompletion`, `NtSetIoCompletion`,
 //! `NtRemoveIoCompletion`, `NtRemoveIoCompletionEx`): a queue of
-//! completion packets (the `io` crate's `CompletionQueue`) and a
-//! dispatcher semaphore counting them, so removers wait like NT's `KQUEUE`
-//! waiters. Files associated with a port (`FileCompletionInformation`)
-//! queue a packet when a request of theirs completes.
-//!
-//! NT's `KQUEUE` also limits how many threads run work from one port at a
-//! time (the concurrency value); ntrs records the value but does not limit
-//! (see docs/io.md).
+//! completion packets (the `io` crate's `CompletionQueue`) and a kernel
+//! queue (`ke/queue.rs`, NT's `KQUEUE`) that hands them to removers under
+//! the port's concurrency value: a waiter is released only while fewer
+//! threads associated with the port run than the value allows; an
+//! associated thread that blocks on anything else lets another waiter go.
+//! Files associated with a port (`FileCompletionInformation`) queue a
+//! packet when a request of theirs completes.
 
 use super::*;
-use crate::ke::wait::{self as kw, RawObject};
 use crate::ob::handle::{ob_insert_object_handle, ob_reference_object_by_handle};
 use crate::ob::object::Mode;
 use ::io::queue::{CompletionPacket, CompletionQueue};
@@ -22,8 +20,8 @@ pub const IO_COMPLETION_ALL_ACCESS: u32 = 0x001F_0003;
 /// The body of an I/O completion object.
 pub struct IoCompletion {
     queue: SpinLocked<CompletionQueue, { crate::ke::DISPATCH_LEVEL }>,
-    /// Dispatcher semaphore: its count is the number of packets queued.
-    semaphore: ::ke::objects::ObjectId,
+    /// The kernel queue (gate) that hands the packets out.
+    kqueue: u32,
     pub concurrency: u32,
 }
 
@@ -35,7 +33,12 @@ pub fn nt_create_io_completion(
     concurrency: u32,
     mode: Mode,
 ) -> Result<u64, NtStatus> {
-    let sem = kw::create_object(|db| db.create_semaphore(0, i32::MAX))?;
+    let concurrency = if concurrency == 0 {
+        crate::ke::processor_count()
+    } else {
+        concurrency
+    };
+    let kq = crate::ke::queue::ke_initialize_queue(concurrency)?;
     let body = match allocate_body(
         IoKind::Completion,
         core::mem::size_of::<IoCompletion>(),
@@ -43,7 +46,7 @@ pub fn nt_create_io_completion(
     ) {
         Ok(b) => b,
         Err(e) => {
-            kw::delete_object(sem.0);
+            crate::ke::queue::ke_rundown_queue(kq);
             return Err(e);
         }
     };
@@ -51,12 +54,8 @@ pub fn nt_create_io_completion(
     unsafe {
         (body as *mut IoCompletion).write(IoCompletion {
             queue: SpinLocked::new(CompletionQueue::new()),
-            semaphore: sem,
-            concurrency: if concurrency == 0 {
-                crate::ke::processor_count()
-            } else {
-                concurrency
-            },
+            kqueue: kq,
+            concurrency,
         })
     };
     let id = match insert_object(
@@ -69,7 +68,7 @@ pub fn nt_create_io_completion(
     ) {
         Ok(id) => id,
         Err(e) => {
-            kw::delete_object(sem.0);
+            crate::ke::queue::ke_rundown_queue(kq);
             return Err(e);
         }
     };
@@ -81,7 +80,7 @@ pub(super) fn delete_completion(body: u64) {
     // SAFETY: the last reference went; the body is ours to drop.
     unsafe {
         let c = body as *mut IoCompletion;
-        kw::delete_object((*c).semaphore.0);
+        crate::ke::queue::ke_rundown_queue((*c).kqueue);
         core::ptr::drop_in_place(c);
     }
 }
@@ -95,9 +94,7 @@ pub fn post(port: u64, p: CompletionPacket) -> Result<(), NtStatus> {
         q.post(p);
         Ok(())
     })?;
-    kw::with_db(|st| {
-        let _ = st.db.release_semaphore(c.semaphore, 1, 0, &mut st.unwaits);
-    });
+    crate::ke::queue::ke_insert_queue(c.kqueue);
     Ok(())
 }
 
@@ -150,23 +147,14 @@ pub fn nt_remove_io_completion_ex(
     let (_r, port) = port_of(handle, IO_COMPLETION_MODIFY_STATE, mode)?;
     // SAFETY: the handle's reference keeps the port.
     let c = unsafe { &*(port as *const IoCompletion) };
+    let s = crate::ke::queue::ke_remove_queue(c.kqueue, mode == Mode::UserMode, alertable, timeout);
+    if s != STATUS_SUCCESS {
+        return if s == STATUS_TIMEOUT { Ok(0) } else { Err(s) };
+    }
+    // A token: a packet is there for this thread; further ones only if
+    // pending (the thread counts once however many it takes).
     let mut n = 0;
-    while n < out.len() {
-        let t = if n == 0 { timeout } else { Some(0) };
-        let s = kw::ke_wait_for_single_object(
-            &RawObject(c.semaphore),
-            crate::ke::thread::WaitReason::WrQueue,
-            mode == Mode::UserMode,
-            alertable && n == 0,
-            t,
-        );
-        if s != STATUS_SUCCESS {
-            if n == 0 && s != STATUS_TIMEOUT {
-                return Err(s);
-            }
-            break;
-        }
-        // The semaphore's count matched the queue: a packet is there.
+    while n < out.len() && (n == 0 || crate::ke::queue::ke_remove_queue_more(c.kqueue)) {
         match c.queue.with(|q| q.remove()) {
             Some(p) => {
                 out[n] = p;

@@ -12,6 +12,11 @@ pub struct DriverExtensionEx {
     pub public: DRIVER_EXTENSION,
     /// The registry path handed to `DriverEntry` (`\Registry\Machine\System\...\Services\X`).
     pub registry_path: UNICODE_STRING,
+    /// The image the I/O manager loaded for the driver (its base), unloaded
+    /// when the driver object's last reference goes (`IopDeleteDriver`'s
+    /// `MmUnloadSystemImage`); 0 while `DriverEntry` runs and for built-in
+    /// drivers.
+    unload_image: u64,
 }
 
 /// The driver object and its extension, allocated together.
@@ -199,13 +204,32 @@ pub fn unload_driver(h: DriverHandle) -> Result<(), NtStatus> {
     Ok(())
 }
 
-/// The driver object's delete procedure: its strings.
+/// Makes the driver's image go with the driver object's last reference
+/// (the load succeeded: from now on the object owns the image).
+pub(super) fn unload_image_on_delete(h: DriverHandle, base: u64) {
+    let block = h.driver as *mut DriverBlock;
+    // SAFETY: the handle names a live driver object, allocated as a
+    // DriverBlock by create_driver_object; only its loader writes this.
+    unsafe { (*block).ext.unload_image = base };
+}
+
+/// The driver object's delete procedure (`IopDeleteDriver`): its strings,
+/// and its image if the I/O manager loaded one. Devices hold a reference on
+/// their driver object, so the image stays mapped while any of its devices
+/// (a deleted one with files still open on it included) can still receive
+/// a request.
 pub(super) fn delete_driver(body: u64) {
     let block = body as *mut DriverBlock;
     // SAFETY: the last reference went: nothing else uses the object.
-    unsafe {
+    let image = unsafe {
         free_unicode(&mut (*block).driver.DriverName);
         free_unicode(&mut (*block).ext.registry_path);
+        (*block).ext.unload_image
+    };
+    if image != 0 {
+        if let Err(e) = crate::mm::ldr::mm_unload_system_image(image) {
+            crate::dbg_println!("io: driver image at {image:#x} did not unload: {e:?}");
+        }
     }
 }
 

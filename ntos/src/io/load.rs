@@ -237,6 +237,7 @@ fn load_locked(service: &Service) -> Result<DriverHandle, NtStatus> {
             return Err(e);
         }
     };
+    super::driver::unload_image_on_delete(handle, img.base);
     LOADED_DRIVERS.with(|l| {
         l.push(LoadedDriver {
             service: service.name.clone(),
@@ -252,10 +253,11 @@ fn load_locked(service: &Service) -> Result<DriverHandle, NtStatus> {
 /// device objects it left, removes its driver object and unloads its
 /// image. `STATUS_OBJECT_NAME_NOT_FOUND` if it is not loaded.
 ///
-/// ntrs unmaps the image as soon as DriverUnload returned and the device
-/// objects are gone (NT waits for the driver object's last reference);
-/// nothing can call into it then, its dispatch routines being reachable
-/// only through its deleted devices.
+/// The image is unmapped when the driver object's last reference goes
+/// (`driver::delete_driver`), as NT's: at once if nothing else refers to
+/// the driver, else when the last file open on one of its (deleted)
+/// devices closes. Until then `lm` lists it and a reload is
+/// STATUS_IMAGE_ALREADY_LOADED.
 pub fn iop_unload_driver(service: &str) -> Result<(), NtStatus> {
     serialized(|| unload_locked(service))
 }
@@ -270,7 +272,7 @@ fn unload_locked(service: &str) -> Result<(), NtStatus> {
         .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
     unload_driver(handle)?;
     LOADED_DRIVERS.with(|l| l.retain(|d| d.image_base != base));
-    mm_unload_system_image(base)
+    Ok(())
 }
 
 /// Checks a caller's right to load or unload drivers: kernel-mode callers

@@ -1037,7 +1037,7 @@ fn t_no_leaks() -> TestResult {
     t_cancel()?;
     t_completion_port()?;
     t_sharing_and_names()?;
-    let ok = wait_until(500, || usage() == before);
+    let ok = wait_until(3000, || usage() == before);
     if !ok {
         let after = usage();
         crate::dbg_println!("io pool before {before:?} after {after:?}");
@@ -1137,6 +1137,133 @@ fn t_kd_commands() -> TestResult {
     Ok(())
 }
 
+static CC_GOT: AtomicU32 = AtomicU32::new(0);
+static CC_GO: AtomicU32 = AtomicU32::new(0);
+static CC_EXITED: AtomicU32 = AtomicU32::new(0);
+static CC_ENTERED: AtomicU32 = AtomicU32::new(0);
+static CC_EV: crate::ke::wait::KEvent = crate::ke::wait::KEvent::new(true, false);
+const CC_QUIT: usize = 31;
+
+/// A worker of `io.completion_port.concurrency_limit`: takes a packet,
+/// records its key, keeps running (yielding) until the test lets it go,
+/// then for key 1 blocks on `CC_EV`, and comes back for the next packet.
+fn cc_worker(port: usize) {
+    use crate::ke::{sched, wait};
+    loop {
+        CC_ENTERED.fetch_add(1, Ordering::AcqRel);
+        let Ok(Some(p)) = nt_remove_io_completion(port as u64, Some(10_000 * crate::ktest::MS), K)
+        else {
+            break;
+        };
+        if p.key == CC_QUIT {
+            break;
+        }
+        CC_GOT.fetch_or(1 << p.key, Ordering::AcqRel);
+        while CC_GO.load(Ordering::Acquire) & (1 << p.key) == 0 {
+            sched::ke_yield_execution();
+        }
+        if p.key == 1 {
+            wait::ke_wait_for_single_object(
+                &CC_EV,
+                crate::ke::thread::WaitReason::Executive,
+                false,
+                false,
+                Some(10_000 * crate::ktest::MS),
+            );
+        }
+    }
+    CC_EXITED.fetch_add(1, Ordering::AcqRel);
+}
+
+fn cc_post(port: u64, key: usize) -> TestResult {
+    nt_set_io_completion(port, key, 0, STATUS_SUCCESS, 0, K).map_err(|_| "NtSetIoCompletion")
+}
+
+fn cc_body(port: u64, workers: &[u32]) -> TestResult {
+    use crate::ke::sched::thread_state;
+    use crate::ke::thread::ThreadState;
+    check(
+        wait_until(2000, || {
+            workers
+                .iter()
+                .all(|&t| thread_state(t) == Some(ThreadState::Waiting))
+        }),
+        "the workers did not wait on the port",
+    )?;
+    cc_post(port, 1)?;
+    cc_post(port, 2)?;
+    crate::ktest::sleep_ms(60);
+    check(
+        CC_GOT.load(Ordering::Acquire) == 1 << 1,
+        "concurrency 1: a second waiter was released while the first ran",
+    )?;
+    // The running worker blocks on an event: the other waiter goes.
+    CC_GO.fetch_or(1 << 1, Ordering::AcqRel);
+    check(
+        wait_until(2000, || {
+            CC_GOT.load(Ordering::Acquire) == (1 << 1) | (1 << 2)
+        }),
+        "the second waiter was not released when the first blocked",
+    )?;
+    // The first wakes (two run, above the limit as NT allows) and comes
+    // back to the port; with the second still running, a third packet waits.
+    crate::ke::wait::ke_set_event(&CC_EV, 0);
+    check(
+        wait_until(2000, || CC_ENTERED.load(Ordering::Acquire) >= 3),
+        "the first worker did not come back to the port",
+    )?;
+    cc_post(port, 3)?;
+    crate::ktest::sleep_ms(60);
+    check(
+        CC_GOT.load(Ordering::Acquire) & (1 << 3) == 0,
+        "a waiter was released while an associated thread ran (concurrency 1)",
+    )?;
+    // The running one comes back for more: the third packet goes.
+    CC_GO.fetch_or((1 << 2) | (1 << 3), Ordering::AcqRel);
+    check(
+        wait_until(2000, || CC_GOT.load(Ordering::Acquire) & (1 << 3) != 0),
+        "the third packet was not released when the running worker waited again",
+    )
+}
+
+/// KQUEUE concurrency: a port with concurrency 1 and two waiting threads
+/// releases the second only once the first blocks or waits again.
+fn t_completion_port_concurrency() -> TestResult {
+    use crate::ke::sched;
+    CC_GOT.store(0, Ordering::Release);
+    CC_GO.store(0, Ordering::Release);
+    CC_EXITED.store(0, Ordering::Release);
+    CC_ENTERED.store(0, Ordering::Release);
+    crate::ke::wait::ke_reset_event(&CC_EV);
+    let port = nt_create_io_completion(IO_COMPLETION_ALL_ACCESS, None, 0, 1, K)
+        .map_err(|_| "NtCreateIoCompletion")?;
+    let me = sched::ke_query_priority_thread(sched::current_thread_id()).unwrap_or(8);
+    let prio = me.saturating_sub(1).max(1);
+    let mut workers = alloc::vec::Vec::new();
+    for _ in 0..2 {
+        match sched::start_system_thread("io-cc", prio, u64::MAX, cc_worker, port as usize) {
+            Ok(t) => workers.push(t),
+            Err(_) => break,
+        }
+    }
+    let r = if workers.len() == 2 {
+        cc_body(port, &workers)
+    } else {
+        Err("cannot start the workers")
+    };
+    // Let everyone go and quit.
+    CC_GO.store(u32::MAX, Ordering::Release);
+    crate::ke::wait::ke_set_event(&CC_EV, 0);
+    for _ in 0..workers.len() {
+        let _ = cc_post(port, CC_QUIT);
+    }
+    let n = workers.len() as u32;
+    let exited = wait_until(5000, || CC_EXITED.load(Ordering::Acquire) == n);
+    nt_close(port);
+    r?;
+    check(exited, "the workers did not exit")
+}
+
 pub const TESTS: &[Test] = &[
     ("io.kevent.caller_memory", t_kevent),
     ("io.driver.objects", t_driver_objects),
@@ -1149,6 +1276,10 @@ pub const TESTS: &[Test] = &[
     ),
     ("io.irp.cancel", t_cancel),
     ("io.completion_port.64_reads", t_completion_port),
+    (
+        "io.completion_port.concurrency_limit",
+        t_completion_port_concurrency,
+    ),
     ("io.irp.ioctl_methods", t_ioctls),
     ("io.file.sharing_and_names", t_sharing_and_names),
     ("io.file.bad_handles", t_bad_handles),

@@ -339,6 +339,197 @@ fn dbgprint_checks() -> TestResult {
     )
 }
 
+/// What ntrstest.sys's `IOCTL_NTRSTEST_TIMERS` reports (drivers/ntrstest/
+/// src/timertest.rs declares the same layout).
+#[repr(C)]
+#[derive(Default, Debug)]
+struct TimerReport {
+    state_initial: u32,
+    set_was_set: u32,
+    periodic_wait: u32,
+    periodic_runs: u32,
+    dpc_irqls: u32,
+    state_after: u32,
+    cancel_periodic: u32,
+    runs_at_cancel: u32,
+    runs_later: u32,
+    cancel_again: u32,
+    oneshot_wait: u32,
+    oneshot_runs: u32,
+    oneshot_cancel: u32,
+    oneshot_state: u32,
+    early_cancel: u32,
+    early_state: u32,
+    early_runs: u32,
+    reset_was_set: u32,
+}
+
+fn timer_report() -> Result<TimerReport, &'static str> {
+    use super::file::{nt_device_io_control_file, nt_open_file, RequestArgs};
+    let h = nt_open_file(
+        "\\Device\\NtrsTestFile",
+        FILE_GENERIC_READ,
+        ::ob::OBJ_CASE_INSENSITIVE,
+        0,
+        FILE_SYNCHRONOUS_IO_NONALERT,
+        Mode::KernelMode,
+    )
+    .map_err(|_| "cannot open \\Device\\NtrsTestFile")?;
+    let mut iosb = IO_STATUS_BLOCK::zeroed();
+    let args = RequestArgs {
+        event: None,
+        apc_context: 0,
+        apc_routine: None,
+        iosb: &mut iosb,
+        mode: Mode::KernelMode,
+    };
+    let mut r = TimerReport::default();
+    let n = core::mem::size_of::<TimerReport>() as u32;
+    let s = nt_device_io_control_file(
+        h,
+        &args,
+        0x0022_2000,
+        core::ptr::null_mut(),
+        0,
+        (&mut r as *mut TimerReport).cast(),
+        n,
+    );
+    let _ = crate::ob::handle::nt_close(h);
+    check(
+        s == Ok(STATUS_SUCCESS) && iosb.Status == STATUS_SUCCESS && iosb.Information == n as usize,
+        "IOCTL_NTRSTEST_TIMERS failed",
+    )?;
+    Ok(r)
+}
+
+/// A driver's KTIMERs through the ntoskrnl exports: a periodic timer whose
+/// DPC runs at DISPATCH_LEVEL every period until KeCancelTimer, a one-shot
+/// timer reset while set and firing once, one cancelled before it is due.
+fn t_driver_ktimer() -> TestResult {
+    check(
+        nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtLoadDriver(ntrstest) failed",
+    )?;
+    let r = timer_report();
+    check(
+        nt_unload_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtUnloadDriver(ntrstest) failed",
+    )?;
+    let r = r?;
+    crate::dbg_println!("io.driver.ktimer: {r:?}");
+    check(r.state_initial == 0, "a new timer reads signaled")?;
+    check(
+        r.set_was_set == 0,
+        "KeSetTimerEx of a new timer said it was set",
+    )?;
+    check(
+        r.periodic_wait == STATUS_SUCCESS.0 as u32 && r.periodic_runs >= 3,
+        "the periodic timer's DPC did not run 3 times within 5 s",
+    )?;
+    check(
+        r.dpc_irqls == 1 << 2,
+        "a timer DPC ran below or above DISPATCH_LEVEL",
+    )?;
+    check(
+        r.state_after == 1,
+        "an expired timer does not read signaled",
+    )?;
+    check(
+        r.cancel_periodic == 1,
+        "KeCancelTimer of a periodic timer said it was not set",
+    )?;
+    check(
+        r.runs_later == r.runs_at_cancel,
+        "the periodic DPC ran after KeCancelTimer",
+    )?;
+    check(
+        r.cancel_again == 0,
+        "a second KeCancelTimer said the timer was set",
+    )?;
+    check(
+        r.reset_was_set == 1,
+        "KeSetTimer of a set timer did not say so",
+    )?;
+    check(
+        r.oneshot_wait == STATUS_SUCCESS.0 as u32 && r.oneshot_runs == 1,
+        "the one-shot timer's DPC did not run exactly once",
+    )?;
+    check(
+        r.oneshot_cancel == 0 && r.oneshot_state == 1,
+        "an expired one-shot timer was still set or not signaled",
+    )?;
+    check(
+        r.early_cancel == 1 && r.early_state == 0 && r.early_runs == 0,
+        "a timer cancelled before its due time fired or was not set",
+    )
+}
+
+/// The image goes with the driver object's last reference, not earlier: a
+/// file open on the driver's device keeps the (deleted) device, the driver
+/// object and the image after NtUnloadDriver; closing it unmaps the image,
+/// leaving no pool, system PTEs or pages behind; a reload then works.
+fn t_image_unloaded_with_last_reference() -> TestResult {
+    use super::file::nt_open_file;
+    let active = || crate::mm::pfn::counts().map_or(0, |c| c.active);
+    let pages_before = active();
+    let before = footprint();
+    check(
+        nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtLoadDriver(ntrstest) failed",
+    )?;
+    let h = nt_open_file(
+        "\\Device\\NtrsTestFile",
+        FILE_GENERIC_READ,
+        ::ob::OBJ_CASE_INSENSITIVE,
+        0,
+        FILE_SYNCHRONOUS_IO_NONALERT,
+        Mode::KernelMode,
+    );
+    let unloaded = nt_unload_driver(TEST_KEY, Mode::KernelMode);
+    let kept = module_loaded("ntrstest.sys");
+    let name_gone = !exists("\\Driver\\ntrstest");
+    let reload = nt_load_driver(TEST_KEY, Mode::KernelMode);
+    if let Ok(h) = h {
+        let _ = crate::ob::handle::nt_close(h);
+    }
+    h.map_err(|_| "cannot open \\Device\\NtrsTestFile")?;
+    check(
+        unloaded == STATUS_SUCCESS,
+        "NtUnloadDriver(ntrstest) failed",
+    )?;
+    check(name_gone, "\\Driver\\ntrstest still named after unload")?;
+    check(
+        kept,
+        "the image was unmapped while a file on its device was open",
+    )?;
+    check(
+        reload == STATUS_IMAGE_ALREADY_LOADED,
+        "a reload while the old image was mapped was not STATUS_IMAGE_ALREADY_LOADED",
+    )?;
+    check(
+        crate::ktest::wait_until(2000, || !module_loaded("ntrstest.sys")),
+        "the image stayed after the last file closed",
+    )?;
+    check(
+        crate::ktest::wait_until(2000, || footprint() == before),
+        "pool or system PTEs leaked by the deferred unload",
+    )?;
+    check(
+        nt_load_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS
+            && nt_unload_driver(TEST_KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "reload+unload after the deferred unload failed",
+    )?;
+    check(
+        footprint() == before,
+        "pool or system PTEs leaked by reload+unload",
+    )?;
+    // The image is more than 4 pages; the pool may keep a page or two.
+    check(
+        active() <= pages_before + 4,
+        "physical pages leaked by load+unload",
+    )
+}
+
 /// Boot tests of driver loading.
 pub const TESTS: &[Test] = &[
     ("io.load.boot_results", t_boot_results),
@@ -352,4 +543,9 @@ pub const TESTS: &[Test] = &[
     ),
     ("io.load.null_device", t_null_device),
     ("io.dbgprint.driver_arguments", t_dbgprint_driver_arguments),
+    ("io.driver.ktimer", t_driver_ktimer),
+    (
+        "io.load.image_unloaded_with_last_reference",
+        t_image_unloaded_with_last_reference,
+    ),
 ];

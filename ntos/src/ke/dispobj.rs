@@ -13,9 +13,8 @@
 //! at thread exit). The last waiter of a free object detaches and deletes
 //! it, after copying its state back. All under the dispatcher lock.
 //!
-//! Not here: `KTIMER` in caller memory (a set timer must fire with nobody
-//! waiting, which needs the timer queue to know the caller's memory;
-//! kernel timers are `ke::timer` objects), threads and processes (ntrs has
+//! Not here: `KTIMER` in caller memory (`ke/timer_export.rs`; waiting on
+//! one is STATUS_NOT_IMPLEMENTED), threads and processes (ntrs has
 //! no `ETHREAD`/`EPROCESS` bodies with a header for drivers), queues.
 
 use super::sched;
@@ -100,6 +99,10 @@ unsafe fn attach(st: &mut sched::DispatcherState, h: Header) -> Result<ObjectId,
             // A mutex is attached whenever it is owned, so an unattached
             // one is free.
             MUTANT_OBJECT if (*h).SignalState == 1 => st.db.create_mutex(),
+            // Waits on a driver's KTIMER are not implemented (ke/timer_export.rs).
+            wdk::TIMER_NOTIFICATION_OBJECT | wdk::TIMER_SYNCHRONIZATION_OBJECT => {
+                return Err(STATUS_NOT_IMPLEMENTED)
+            }
             _ => return Err(STATUS_INVALID_PARAMETER),
         };
         set_attached(h, Some(id), 0);

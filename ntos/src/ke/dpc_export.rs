@@ -30,6 +30,17 @@ fn trampoline(dpc: &KDpc, context: usize, a1: usize, a2: usize) {
     unsafe { ((*d).routine)(d as *mut wdk::KDPC, (*d).context, a1 as _, a2 as _) }
 }
 
+/// The kernel DPC inside a driver's `KDPC` (for `KeSetTimer(Ex)`).
+///
+/// # Safety
+/// `dpc` was initialized by `KeInitializeDpc` and stays valid while it
+/// can be queued (the driver's contract), which is what the 'static
+/// lifetime stands for.
+pub(super) unsafe fn kernel_dpc(dpc: *mut wdk::KDPC) -> &'static KDpc {
+    // SAFETY: per the contract a DriverDpc lives at `dpc`.
+    unsafe { &(*dpc.cast::<DriverDpc>()).dpc }
+}
+
 /// `KeInitializeDpc` of a driver's `KDPC`.
 ///
 /// # Safety

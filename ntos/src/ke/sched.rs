@@ -82,6 +82,10 @@ pub struct ThreadEntry {
     /// `ApcState` and the alert flags (host-tested `ke::apc`).
     pub apc: ApcState<QueuedApc>,
     pub wait: WaitRecord,
+    /// `KTHREAD.Queue`: the queue (`ke/queue.rs` gate) the thread is
+    /// associated with, and whether it now waits on that queue itself.
+    pub queue: Option<u32>,
+    pub queue_wait: bool,
 }
 
 /// The thread table: thread id -> thread (NT's `PspCidTable` for threads,
@@ -126,6 +130,8 @@ impl ThreadTable {
                 thread,
                 apc: ApcState::new(),
                 wait: WaitRecord::NONE,
+                queue: None,
+                queue_wait: false,
             });
         }
     }
@@ -176,6 +182,8 @@ pub struct DispatcherState {
     pub(super) free_timer_slots: Vec<u32>,
     pub(super) expired: Vec<::ke::timer::Expired<super::dpc::DpcRef>>,
     pub thread_table: ThreadTable,
+    /// `KQUEUE` concurrency accounting (`ke/queue.rs`).
+    pub queues: ::ke::queue::Gates<::ke::objects::ObjectId>,
     /// References of reaped threads, dropped once the lock is released
     /// (dropping the last one takes the lock again).
     reaped: Vec<ThreadRef>,
@@ -287,6 +295,7 @@ pub fn initialize() {
         free_timer_slots: Vec::new(),
         expired: Vec::with_capacity(64),
         thread_table: ThreadTable::new(),
+        queues: ::ke::queue::Gates::new(),
         reaped: Vec::with_capacity(2 * MAX_PROCESSORS),
     };
     for p in 1..MAX_PROCESSORS as u32 {
@@ -576,8 +585,15 @@ pub fn unwait_thread(st: &mut DispatcherState, tid: u32, status: NtStatus, incre
     }
     st.db.cancel_wait(ThreadId(tid));
     let _ = st.timers.cancel(::ke::timer::TimerId(tid));
+    let mut queue = None;
     if let Some(e) = st.thread_table.get_mut(tid) {
         e.wait.status = status;
+        if !e.queue_wait {
+            queue = e.queue;
+        }
+    }
+    if let Some(q) = queue {
+        super::queue::thread_wakes(st, q);
     }
     match st
         .sched
@@ -641,6 +657,14 @@ fn kick_pending_apcs() {
 /// wherever its wake-up comes from. Lock held on entry and on return; the
 /// wait's status is in the thread's `WaitRecord` afterwards.
 pub fn block_current(g: &mut DispatcherGuard) {
+    let tid = current_thread_id();
+    if let Some(q) = g
+        .thread_table
+        .get(tid)
+        .and_then(|e| e.queue.filter(|_| !e.queue_wait))
+    {
+        super::queue::thread_blocks(g, q);
+    }
     let me = current_processor_number();
     sync_quantum_out(g, me);
     match g.sched.wait(me) {
@@ -989,6 +1013,7 @@ pub fn terminate_current_thread() -> ! {
         let obj = st.thread_table.get(tid).map(|e| e.thread.dispatcher_object);
         let _ = st.db.thread_exit(ThreadId(tid), obj, &mut st.unwaits);
         let _ = st.timers.cancel(::ke::timer::TimerId(tid));
+        super::queue::thread_exits(st, tid);
         if let Some(e) = st.thread_table.get_mut(tid) {
             for q in e.apc.close() {
                 q.apc.mark_removed();

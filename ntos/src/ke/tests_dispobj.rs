@@ -257,8 +257,13 @@ fn t_multiple() -> TestResult {
         timer_like.Header.Type = TIMER_NOTIFICATION_OBJECT;
         let mut bad: [*mut c_void; 2] = [ep.cast(), addr_of_mut!(timer_like).cast()];
         check(
+            w(&mut bad, WAIT_ANY, &mut zero) == STATUS_NOT_IMPLEMENTED && detached(&(*ep).Header),
+            "a wait on a KTIMER was not refused cleanly (STATUS_NOT_IMPLEMENTED)",
+        )?;
+        (*bad[1].cast::<KEVENT>()).Header.Type = 0x7F;
+        check(
             w(&mut bad, WAIT_ANY, &mut zero) == STATUS_INVALID_PARAMETER && detached(&(*ep).Header),
-            "an unsupported object type was not refused cleanly",
+            "an unknown object type was not refused cleanly",
         )?;
         let mut many = [ep.cast::<c_void>(); 65];
         check(

@@ -177,14 +177,36 @@ pub fn ke_set_timer_ex(
     was
 }
 
+/// Gives the timer's slot back when the table no longer holds it (after a
+/// cancel or a one-shot expiry; lock held), so that a timer in memory a
+/// driver frees without a destructor leaves nothing registered behind.
+fn release_slot(st: &mut DispatcherState, timer: &KTimer) {
+    let slot = timer.slot.load(Ordering::Relaxed);
+    if slot == 0 || st.timers.is_inserted(TimerId(slot)) {
+        return;
+    }
+    if let Some(s) = st.ktimers.get_mut(slot as usize - MAX_THREADS) {
+        *s = None;
+    }
+    st.free_timer_slots.push(slot);
+    timer.slot.store(0, Ordering::Relaxed);
+}
+
 /// `KeCancelTimer`: true if the timer was set.
 pub fn ke_cancel_timer(timer: &'static KTimer) -> bool {
+    if timer.slot.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let mut g = sched::lock();
+    let st = &mut *g;
+    // Read again under the lock: an expiry may have given the slot back.
     let slot = timer.slot.load(Ordering::Relaxed);
     if slot == 0 {
         return false;
     }
-    let mut g = sched::lock();
-    g.timers.cancel(TimerId(slot)).unwrap_or(false)
+    let was = st.timers.cancel(TimerId(slot)).unwrap_or(false);
+    release_slot(st, timer);
+    was
 }
 
 /// Whether a timer is due at `now` (the clock interrupt asks).
@@ -247,6 +269,9 @@ pub fn expire(now: u64) {
                 if let Some(d) = x.dpc {
                     dpcs[n] = Some(d.0);
                     n += 1;
+                }
+                if x.period == 0 {
+                    release_slot(st, t);
                 }
             }
             super::wait::process_unwaits(st);

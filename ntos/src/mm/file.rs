@@ -64,6 +64,9 @@ struct Record {
     file: *mut FILE_OBJECT,
     /// The file object's object id (the control area holds a reference).
     file_id: ::ob::namespace::ObjectId,
+    /// An image control area (`ImageSectionObject` points at the record)
+    /// rather than a data one (`DataSectionObject`).
+    image: bool,
 }
 
 struct FileMm {
@@ -311,6 +314,7 @@ pub fn mm_create_data_section(
                     address: address as u64,
                     file,
                     file_id,
+                    image: false,
                 },
             );
             Some(id)
@@ -321,6 +325,140 @@ pub fn mm_create_data_section(
             return Ok(DataSection(id));
         }
     }
+}
+
+/// `MmCreateSection(SEC_IMAGE, FileObject)` (`MiCreateImageFileMap`): the
+/// file's image control area (`SectionObjectPointer->ImageSectionObject`),
+/// created on first use from the PE headers (read with paging reads and
+/// validated by `::mm::image::ImageLayout::from_headers`) and referenced
+/// (`NumberOfSectionReferences`) on every call. Returns the reference and
+/// the image's layout. The file's data section, if any, is flushed first
+/// so the image sees what was written through mapped views (NT does the
+/// same). Errors: not a live file object (`STATUS_INVALID_HANDLE`), no
+/// section object pointers or an empty file
+/// (`STATUS_INVALID_FILE_FOR_SECTION`), the image statuses of
+/// `from_headers`, a failed read's status.
+#[allow(clippy::not_unsafe_ptr_arg_deref)] // validated by `object_of` first
+pub fn mm_create_image_control_area(
+    file: *mut FILE_OBJECT,
+) -> Result<(DataSection, ::mm::image::ImageLayout), NtStatus> {
+    let file_id =
+        crate::io::object_of(file as u64, crate::io::IoKind::File).ok_or(STATUS_INVALID_HANDLE)?;
+    // SAFETY: a live file object (the caller's reference).
+    let sop = unsafe { (*file).SectionObjectPointer };
+    if sop.is_null() {
+        return Err(STATUS_INVALID_FILE_FOR_SECTION);
+    }
+    loop {
+        let r = with_files(|st| {
+            // SAFETY: the file system keeps the section object pointers with the file.
+            let id = id_of_record(unsafe { (*sop).ImageSectionObject } as u64)?;
+            let ca = st.m.get_mut(id)?;
+            if ca.being_deleted {
+                return Some(Err(STATUS_PENDING));
+            }
+            let layout = ca.image.as_deref()?.clone();
+            ca.section_references += 1;
+            Some(Ok((DataSection(id), layout)))
+        });
+        match r {
+            Some(Err(s)) if s == STATUS_PENDING => {
+                crate::ke::sched::ke_delay_execution_thread(0);
+                continue;
+            }
+            Some(r) => return r,
+            None => {}
+        }
+        // SAFETY: forwarded: the file's live section object pointers.
+        let _ = unsafe { mm_flush_section(sop, None, 0) };
+        // SAFETY: the caller's reference keeps the file object.
+        let size = unsafe { query_file_size(file)? };
+        if size == 0 {
+            return Err(STATUS_INVALID_FILE_FOR_SECTION);
+        }
+        let headers = read_image_headers(file, size)?;
+        let layout = ::mm::image::ImageLayout::from_headers(&headers, size)?;
+        drop(headers);
+        let ca = ControlArea::new_image(file as u64, layout.clone())?;
+        let record = crate::ex::pool::try_box(0u32)?;
+        let created = with_files(|st| {
+            // SAFETY: as above.
+            if unsafe { !(*sop).ImageSectionObject.is_null() } {
+                return None;
+            }
+            let mut ca = ca;
+            ca.section_references = 1;
+            let id = st.m.insert(ca);
+            let address = alloc::boxed::Box::into_raw(record);
+            // SAFETY: a fresh block of ours.
+            unsafe {
+                address.write(id);
+                (*sop).ImageSectionObject = address.cast();
+            }
+            st.records.insert(
+                id,
+                Record {
+                    address: address as u64,
+                    file,
+                    file_id,
+                    image: true,
+                },
+            );
+            Some(id)
+        });
+        if let Some(id) = created {
+            let _ = crate::ob::object::ob_reference_object(file_id);
+            return Ok((DataSection(id), layout));
+        }
+    }
+}
+
+/// Reads the first bytes of an image file (the first page, then as many
+/// pages as its headers and section table need, up to
+/// `::mm::image::MAX_HEADER_BYTES`) with paging reads into a scratch frame.
+fn read_image_headers(file: *mut FILE_OBJECT, size: u64) -> Result<Vec<u8>, NtStatus> {
+    let frame = super::pfn::mm_allocate_zeroed_page(0).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    let mut out: Vec<u8> = Vec::new();
+    let mut need = PAGE_SIZE;
+    let mut off = 0;
+    let mut result = Ok(());
+    while off < need.min(size) {
+        // SAFETY: the scratch frame is ours; the file is referenced by the caller.
+        let status = unsafe {
+            ptr::write_bytes(page_va(frame), 0, PAGE_SIZE as usize);
+            paging_io(file, false, frame, off).0
+        };
+        if !status.is_success() && status != STATUS_END_OF_FILE {
+            result = Err(status);
+            break;
+        }
+        if let Err(e) = crate::ex::pool::try_reserve(&mut out, PAGE_SIZE as usize) {
+            result = Err(e);
+            break;
+        }
+        // SAFETY: the frame's 4096 bytes through the direct map.
+        out.extend_from_slice(unsafe {
+            core::slice::from_raw_parts(page_va(frame), PAGE_SIZE as usize)
+        });
+        off += PAGE_SIZE;
+        if off == PAGE_SIZE {
+            need = ::mm::image::ImageLayout::header_bytes_needed(&out)
+                .unwrap_or(PAGE_SIZE)
+                .div_ceil(PAGE_SIZE)
+                .max(1)
+                * PAGE_SIZE;
+        }
+    }
+    let _ = super::pfn::mm_free_page(frame);
+    result?;
+    out.truncate(size.min(out.len() as u64) as usize);
+    Ok(out)
+}
+
+/// The layout of image control area `id` (`SECTION_IMAGE_INFORMATION`,
+/// `!ca`); `None` for a data control area or one that is gone.
+pub fn image_layout(id: u32) -> Option<::mm::image::ImageLayout> {
+    with_files(|st| st.m.get(id)?.image.as_deref().cloned())
 }
 
 /// The data section of a file that has one, referenced (cache manager:
@@ -369,8 +507,14 @@ fn delete_control_area(id: u32) {
         // section object pointers live with it.
         unsafe {
             let sop = (*rec.file).SectionObjectPointer;
-            if !sop.is_null() && (*sop).DataSectionObject as u64 == rec.address {
-                (*sop).DataSectionObject = ptr::null_mut();
+            if !sop.is_null() {
+                if rec.image {
+                    if (*sop).ImageSectionObject as u64 == rec.address {
+                        (*sop).ImageSectionObject = ptr::null_mut();
+                    }
+                } else if (*sop).DataSectionObject as u64 == rec.address {
+                    (*sop).DataSectionObject = ptr::null_mut();
+                }
             }
         }
         Some((ca.into_frames(), rec))
@@ -569,10 +713,29 @@ pub fn page_in(id: u32, page: u64) -> Result<Pfn, NtStatus> {
             (PageIn::Busy, _) => {
                 crate::ke::sched::ke_delay_execution_thread(0);
             }
-            (PageIn::Read { pfn, offset }, file) => {
+            (
+                PageIn::Read {
+                    pfn,
+                    offset,
+                    length,
+                },
+                file,
+            ) => {
                 // SAFETY: the control area (referenced for the read) holds a
                 // reference on the file object; the frame is ours (InPage).
                 let (status, _) = unsafe { paging_io(file, false, pfn, offset) };
+                // An image page: the bytes after its subsection's data in
+                // the page are zero (the read brought the file's next bytes).
+                if length < PAGE_SIZE {
+                    // SAFETY: the frame is ours until the page is valid.
+                    unsafe {
+                        ptr::write_bytes(
+                            page_va(pfn).add(length as usize),
+                            0,
+                            (PAGE_SIZE - length) as usize,
+                        )
+                    };
+                }
                 // A short read leaves the rest of the (zeroed) page zero; a
                 // page past the end of the file reads as zeros.
                 let ok = status.is_success() || status == STATUS_END_OF_FILE;
@@ -684,7 +847,14 @@ fn harvest_dirty(st: &mut FileMm, id: u32, first: u64, end: u64) {
 /// stay dirty).
 fn write_dirty(id: u32, first: u64, count: u64) -> Result<u64, NtStatus> {
     let end = first.saturating_add(count);
+    // User views' dirty bits first (the memory manager's lock, not ours).
+    let user = super::process::harvest_user_dirty(id, first, end);
     let work = with_files(|st| {
+        if let Some(ca) = st.m.get_mut(id) {
+            for page in user {
+                ca.mark_dirty(page);
+            }
+        }
         harvest_dirty(st, id, first, end);
         let file = st.records.get(&id)?.file;
         let ca = st.m.get_mut(id)?;
@@ -725,6 +895,130 @@ fn write_dirty(id: u32, first: u64, count: u64) -> Result<u64, NtStatus> {
         delete_control_area(id);
     }
     result.map(|()| written)
+}
+
+/// Writes the dirty pages `[first, first + count)` of control area `id`
+/// (`NtFlushVirtualMemory` of a user view): referenced for the writes, so
+/// an unmap meanwhile does not delete it under them. A control area that
+/// is gone or being deleted has nothing to write here (its deletion writes).
+pub fn flush_control_area(id: u32, first: u64, count: u64) -> Result<u64, NtStatus> {
+    let referenced = with_files(|st| {
+        let ca = st.m.get_mut(id).filter(|c| !c.being_deleted)?;
+        ca.section_references += 1;
+        Some(())
+    });
+    if referenced.is_none() {
+        return Ok(0);
+    }
+    let r = write_dirty(id, first, count);
+    mm_dereference_data_section(DataSection(id));
+    r
+}
+
+/// Pages the mapped page writer wrote (`!vm`, tests).
+pub static MAPPED_WRITER_PAGES: AtomicU64 = AtomicU64::new(0);
+/// Times the mapped page writer decided to write.
+pub static MAPPED_WRITER_RUNS: AtomicU64 = AtomicU64::new(0);
+/// Holds (> 0) keep the mapped page writer from writing (boot tests that
+/// count paging writes exactly take one with [`MappedWriterHold`]).
+static MAPPED_WRITER_HOLDS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// While alive, the mapped page writer does not write (test hook).
+pub struct MappedWriterHold(());
+
+impl MappedWriterHold {
+    pub fn new() -> Self {
+        MAPPED_WRITER_HOLDS.fetch_add(1, Ordering::AcqRel);
+        MappedWriterHold(())
+    }
+}
+
+impl Default for MappedWriterHold {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for MappedWriterHold {
+    fn drop(&mut self) {
+        MAPPED_WRITER_HOLDS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Tick of the mapped page writer: 250 ms (in 100 ns units).
+const MAPPED_WRITER_TICK: u64 = 2_500_000;
+/// Dirty mapped pages that make the writer write at once.
+pub const MAPPED_WRITER_THRESHOLD: u64 = 64;
+/// Ticks a dirty mapped page waits at most (1 s).
+const MAPPED_WRITER_MAX_AGE: u32 = 4;
+
+/// `MiMappedPageWriter`: a system thread that, every tick, takes the
+/// hardware dirty bits of the user views of mapped data files (and of their
+/// system cache views) into their control areas and, when
+/// `::mm::control::MappedWriterPolicy` says so (at least
+/// [`MAPPED_WRITER_THRESHOLD`] dirty pages, or dirty pages a second old),
+/// writes them to their files with paging writes. Files that are only in
+/// the system cache are left to the cache manager's lazy writer.
+pub fn mapped_page_writer(_: usize) {
+    let mut policy =
+        ::mm::control::MappedWriterPolicy::new(MAPPED_WRITER_THRESHOLD, MAPPED_WRITER_MAX_AGE);
+    loop {
+        crate::ke::sched::ke_delay_execution_thread(MAPPED_WRITER_TICK);
+        if MAPPED_WRITER_HOLDS.load(Ordering::Acquire) != 0 {
+            continue;
+        }
+        // Reference the candidates so none is deleted under the writer.
+        let ids = with_files(|st| {
+            let ids = st.m.user_mapped_data_ids();
+            for id in &ids {
+                if let Some(ca) = st.m.get_mut(*id) {
+                    ca.section_references += 1;
+                }
+            }
+            ids
+        });
+        for &id in &ids {
+            for page in super::process::harvest_user_dirty(id, 0, u64::MAX) {
+                mark_dirty(id, page);
+            }
+        }
+        let dirty = with_files(|st| {
+            for &id in &ids {
+                harvest_dirty(st, id, 0, u64::MAX);
+            }
+            st.m.dirty_pages(&ids)
+        });
+        if policy.tick(dirty) {
+            MAPPED_WRITER_RUNS.fetch_add(1, Ordering::Relaxed);
+            for &id in &ids {
+                if let Ok(n) = write_dirty(id, 0, u64::MAX) {
+                    MAPPED_WRITER_PAGES.fetch_add(n.div_ceil(PAGE_SIZE), Ordering::Relaxed);
+                }
+            }
+        }
+        for id in ids {
+            mm_dereference_data_section(DataSection(id));
+        }
+    }
+}
+
+/// Starts the mapped page writer thread (phase 1).
+pub fn start_mapped_page_writer() {
+    if let Err(s) = crate::ke::sched::start_system_thread(
+        "MappedPageWriter",
+        17,
+        u64::MAX,
+        mapped_page_writer,
+        0,
+    ) {
+        crate::ke::bugcheck::ke_bug_check_ex(
+            nt::bugcheck::PHASE1_INITIALIZATION_FAILED,
+            s.as_u32() as u64,
+            0x4D50,
+            0,
+            0,
+        );
+    }
 }
 
 /// `MmFlushSection(SectionObjectPointer, Offset, Length, IoStatus)`: writes
@@ -817,15 +1111,16 @@ pub fn kd_ca(arg: Option<&str>) {
     let text = with_files(|st| {
         let mut s = alloc::string::String::new();
         let Some(addr) = addr else {
-            s += "ControlArea       Segment pages  Views  File\n";
+            s += "ControlArea       Segment pages  Views  File              Type\n";
             for (id, r) in &st.records {
                 if let Some(ca) = st.m.get(*id) {
                     s += &alloc::format!(
-                        "{:016x}  {:>13}  {:>5}  {:016x}\n",
+                        "{:016x}  {:>13}  {:>5}  {:016x}  {}\n",
                         r.address,
                         ca.pages(),
                         ca.mapped_views,
-                        r.file as u64
+                        r.file as u64,
+                        if ca.is_image() { "Image" } else { "Data" }
                     );
                 }
             }
@@ -852,7 +1147,8 @@ pub fn kd_ca(arg: Option<&str>) {
         );
         s += &alloc::format!("  File Object  {:016x}\n", r.file as u64);
         s += &alloc::format!(
-            "  Flags  File{}\n\n",
+            "  Flags  File{}{}\n\n",
+            if ca.is_image() { " Image" } else { "" },
             if ca.being_deleted {
                 " BeingDeleted"
             } else {
@@ -868,6 +1164,32 @@ pub fn kd_ca(arg: Option<&str>) {
             dirty,
             inpage
         );
+        if let Some(l) = ca.image.as_deref() {
+            s += &alloc::format!(
+                "  Image base {:016x}  Entry {:016x}{}\n",
+                l.image_base,
+                l.info.transfer_address,
+                if l.relocs_stripped {
+                    "  RelocsStripped"
+                } else {
+                    ""
+                }
+            );
+            s +=
+                "  Subsection  Name      Starting Pte  Ptes  File offset  File bytes  Protection\n";
+            for (i, sub) in l.subsections.iter().enumerate() {
+                s += &alloc::format!(
+                    "  {:>10}  {:<8}  {:>12x}  {:>4x}  {:>11x}  {:>10x}  {:#x}\n",
+                    i,
+                    if i == 0 { "(headers)" } else { sub.name() },
+                    sub.first_page,
+                    sub.pages,
+                    sub.file_offset,
+                    sub.file_bytes,
+                    sub.protect
+                );
+            }
+        }
         for (slot, v) in st.m.cache_views_of(*id) {
             s += &alloc::format!(
                 "  System cache view {:016x} offset {:x} pages {:x}\n",

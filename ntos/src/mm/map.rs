@@ -420,10 +420,15 @@ pub fn set_user_pte(va: u64, frame: u64, flags: u64) -> Result<bool, NtStatus> {
     ensure_tables(va, true)?;
     let a = pte_address(va);
     let old = read(a);
-    let new = (frame << 12) | flags | PTE_VALID | PTE_USER;
+    let mut new = (frame << 12) | flags | PTE_VALID | PTE_USER;
+    // The same frame keeps its dirty bit: it is how a written page of a
+    // mapped file is found (the mapped page writer, flushes, unmap).
+    if old & PTE_VALID != 0 && (old & 0x000F_FFFF_FFFF_F000) >> 12 == frame {
+        new |= old & PTE_DIRTY;
+    }
     write(a, new);
     invlpg(va);
-    Ok(old & PTE_VALID != 0 && old & !(PTE_ACCESSED | PTE_DIRTY) != new)
+    Ok(old & PTE_VALID != 0 && old & !(PTE_ACCESSED | PTE_DIRTY) != new & !PTE_DIRTY)
 }
 
 /// Clears the user PTE for `va` in the current address space, if its

@@ -15,4 +15,6 @@ pub mod pte;
 pub mod tests;
 /// Boot tests of file-backed sections.
 pub mod tests_file;
+/// Boot tests of image sections.
+pub mod tests_image;
 pub mod user;

@@ -314,22 +314,8 @@ pub fn mm_access_fault(va: u64, write: bool, execute: bool) -> Result<(), NtStat
         if r.is_ok() && zero_fault {
             DEMAND_ZERO_FAULTS.store(before + 1, Ordering::Relaxed);
         }
-        // A file page mapped writable may be written from now on: the next
-        // flush (or the unmap) writes it back (ntrs does not harvest user
-        // PTE dirty bits yet).
-        if r.is_ok() {
-            if let Some((ca, page)) = file_view_page_of(&st.sections, &p.space, va >> 12) {
-                if p.space.hardware_pte(va >> 12).is_some_and(|h| h.writable)
-                    && matches!(
-                        p.space.frame(va >> 12),
-                        Some(::mm::vm::Frame::Valid { private: false, .. })
-                    )
-                {
-                    super::file::mark_dirty(ca, page);
-                }
-            }
-        }
-
+        // A file page mapped writable is found dirty through its PTE's
+        // hardware dirty bit (`harvest_user_dirty`, unmap, process exit).
         r.map(|_| ())
     })
 }
@@ -557,8 +543,8 @@ fn file_view_page(pid: u32, vpn: Vpn) -> Result<Option<(u32, u64)>, NtStatus> {
 /// the file (`STATUS_SECTION_TOO_BIG`; ntrs does not extend the file for a
 /// writable section as NT does). An empty file is
 /// `STATUS_MAPPED_FILE_SIZE_ZERO`; a file object with no section object
-/// pointers `STATUS_INVALID_FILE_FOR_SECTION`; `SEC_IMAGE` is
-/// `STATUS_NOT_IMPLEMENTED` (no image sections yet); `SEC_RESERVE` and
+/// pointers `STATUS_INVALID_FILE_FOR_SECTION`; `SEC_IMAGE` makes an image
+/// section (`nt_create_image_section_from_file`); `SEC_RESERVE` and
 /// `SEC_LARGE_PAGES` are invalid for files (`STATUS_INVALID_PARAMETER_6`).
 pub fn nt_create_section_from_file(
     file_handle: u64,
@@ -576,7 +562,7 @@ pub fn nt_create_section_from_file(
         return Err(STATUS_INVALID_PAGE_PROTECTION);
     }
     if attributes & SEC_IMAGE != 0 {
-        return Err(STATUS_NOT_IMPLEMENTED);
+        return nt_create_image_section_from_file(file_handle, protect, mode);
     }
     let base = protect & 0xFF;
     let mut access = wdk::FILE_READ_DATA;
@@ -619,6 +605,120 @@ pub fn nt_create_section_from_file(
     }
 }
 
+/// `NtCreateSection(..., SectionPageProtection, SEC_IMAGE, FileHandle)`:
+/// an image section of the PE file (see [`mm_create_image_section`]). The
+/// handle needs the access the protection implies (NT's rule):
+/// `FILE_EXECUTE` for an executable protection, `FILE_READ_DATA` for a
+/// readable one (`STATUS_ACCESS_DENIED` otherwise; `PAGE_EXECUTE` with a
+/// handle opened for `FILE_EXECUTE` alone is what loaders use).
+fn nt_create_image_section_from_file(
+    file_handle: u64,
+    protect: u32,
+    mode: crate::ob::object::Mode,
+) -> Result<u32, NtStatus> {
+    let mut access = 0;
+    if ::mm::protection_executable(protect) {
+        access |= wdk::FILE_EXECUTE;
+    }
+    if ::mm::protection_readable(protect) && protect & 0xFF != ::mm::PAGE_EXECUTE {
+        access |= wdk::FILE_READ_DATA;
+    }
+    if ::mm::protection_writable(protect) && !::mm::protection_copy_on_write(protect) {
+        access |= wdk::FILE_WRITE_DATA;
+    }
+    let r = crate::ob::handle::ob_reference_object_by_handle(
+        file_handle,
+        access,
+        Some(&crate::io::IO_FILE_OBJECT_TYPE),
+        mode,
+    )?;
+    if r.granted_access & access != access {
+        return Err(STATUS_ACCESS_DENIED);
+    }
+    let file = crate::io::file::file_of(r.id).ok_or(STATUS_OBJECT_TYPE_MISMATCH)?;
+    mm_create_image_section(file)
+}
+
+/// Kernel API (`MmCreateSection(SEC_IMAGE)` with a file object, what
+/// `NtCreateUserProcess` and the loader use): an image section object over
+/// the file's image control area (one per file, shared by every image
+/// section of it: two mappings of an image share its pages). The caller
+/// keeps its own reference on `file` for the call; the control area takes
+/// one. Returns the section id for [`mm_map_image_section`],
+/// [`nt_query_section_image_information`] and [`mm_close_section`].
+/// Statuses: see `file::mm_create_image_control_area`.
+pub fn mm_create_image_section(file: *mut wdk::FILE_OBJECT) -> Result<u32, NtStatus> {
+    let (ca, layout) = super::file::mm_create_image_control_area(file)?;
+    let id = with_mm(|st| st.sections.create_image_section(ca.id(), &layout));
+    match id {
+        Ok(Ok(id)) => {
+            super::file::add_user_reference(ca);
+            Ok(id)
+        }
+        Ok(Err(e)) | Err(e) => {
+            super::file::mm_dereference_data_section(ca);
+            Err(e)
+        }
+    }
+}
+
+/// Kernel API (`MmMapViewOfSection` of an image section into a given
+/// process, e.g. the new process of `NtCreateUserProcess`): maps the
+/// whole image into address space `pid` (no attach needed) at `base` (0:
+/// the image's `ImageBase`, or the lowest free range if that is taken and
+/// the image has relocations). Returns `(base, view size, status)` where
+/// status is `STATUS_SUCCESS`, or `STATUS_IMAGE_NOT_AT_BASE` when the view
+/// is not at `ImageBase` (the relocations are NOT applied: the loader
+/// does that, as NT's user-mode loader did before Vista). Errors:
+/// `STATUS_INVALID_HANDLE` (not a section), `STATUS_INVALID_PARAMETER`
+/// (not an image section, or no such process), `STATUS_MAPPED_ALIGNMENT`,
+/// `STATUS_CONFLICTING_ADDRESSES`, `STATUS_NO_MEMORY`.
+pub fn mm_map_image_section(
+    section: u32,
+    pid: u32,
+    base: u64,
+) -> Result<(u64, u64, NtStatus), NtStatus> {
+    let (mut b, mut size) = (base, 0);
+    let (at_base, ca) = with_mm(|st| {
+        let p = st
+            .processes
+            .iter_mut()
+            .find(|p| p.id == pid)
+            .ok_or(STATUS_INVALID_PARAMETER)?;
+        let at_base = st
+            .sections
+            .map_image_view(section, &mut p.space, &mut b, 0, &mut size)?;
+        Ok::<_, NtStatus>((at_base, st.sections.get(section).and_then(|s| s.file)))
+    })??;
+    if let Some(ca) = ca {
+        super::file::user_view_mapped(ca);
+    }
+    let status = if at_base {
+        STATUS_SUCCESS
+    } else {
+        STATUS_IMAGE_NOT_AT_BASE
+    };
+    Ok((b, size, status))
+}
+
+/// `NtQuerySection(Section, SectionImageInformation, ...)`:
+/// `SECTION_IMAGE_INFORMATION` of an image section
+/// (`::mm::image::SectionImageInformation::to_bytes` gives the 0x40 bytes
+/// user mode sees). A section that is not an image:
+/// `STATUS_SECTION_NOT_IMAGE`; not a section: `STATUS_INVALID_HANDLE`.
+pub fn nt_query_section_image_information(
+    section: u32,
+) -> Result<::mm::image::SectionImageInformation, NtStatus> {
+    let ca = with_mm(|st| {
+        let s = st.sections.get(section).ok_or(STATUS_INVALID_HANDLE)?;
+        s.image.as_ref().ok_or(STATUS_SECTION_NOT_IMAGE)?;
+        s.file.ok_or(STATUS_SECTION_NOT_IMAGE)
+    })??;
+    super::file::image_layout(ca)
+        .map(|l| l.info)
+        .ok_or(STATUS_SECTION_NOT_IMAGE)
+}
+
 /// The section's last handle was closed (`MiSectionDelete` once its views
 /// are gone): a file section drops its control area reference.
 pub fn mm_close_section(section: u32) -> NtStatus {
@@ -640,7 +740,10 @@ pub fn mm_close_section(section: u32) -> NtStatus {
     }
 }
 
-/// `NtMapViewOfSection` into the current process.
+/// `NtMapViewOfSection` into the current process. An image section maps
+/// whole (the protection is ignored, each page gets its subsection's) and
+/// returns `STATUS_IMAGE_NOT_AT_BASE` when it is not at its `ImageBase`
+/// (see [`mm_map_image_section`]).
 pub fn nt_map_view_of_section(
     section: u32,
     base: &mut u64,
@@ -648,7 +751,23 @@ pub fn nt_map_view_of_section(
     protect: u32,
 ) -> NtStatus {
     let (mut b, mut v) = (*base, *view_size);
+    let mut not_at_base = false;
     let r = with_current(|p, parts| {
+        if parts
+            .sections
+            .get(section)
+            .is_some_and(|s| s.image.is_some())
+        {
+            // An image: the whole image, per-section protections.
+            not_at_base =
+                !parts
+                    .sections
+                    .map_image_view(section, &mut p.space, &mut b, 0, &mut v)?;
+            if let Some(ca) = parts.sections.get(section).and_then(|s| s.file) {
+                super::file::user_view_mapped(ca);
+            }
+            return Ok(Change::only(()));
+        }
         let mut off = 0;
         parts.sections.map_view_of_section(
             section,
@@ -669,7 +788,11 @@ pub fn nt_map_view_of_section(
         *base = b;
         *view_size = v;
     }
-    r.err().unwrap_or(STATUS_SUCCESS)
+    match r {
+        Ok(()) if not_at_base => STATUS_IMAGE_NOT_AT_BASE,
+        Ok(()) => STATUS_SUCCESS,
+        Err(e) => e,
+    }
 }
 
 /// `NtUnmapViewOfSection` in the current process: the view's PTEs are
@@ -688,7 +811,9 @@ pub fn nt_unmap_view_of_section(base: u64) -> NtStatus {
         });
         if let Some((start, end)) = file_view {
             for vpn in start..=end {
-                if p.space.hardware_pte(vpn).is_some_and(|h| h.writable) {
+                if p.space.hardware_pte(vpn).is_some_and(|h| h.writable)
+                    && user_pte_dirty(p.cr3, vpn << 12, false)
+                {
                     if let Some((ca, page)) = file_view_page_of(parts.sections, &p.space, vpn) {
                         if matches!(
                             p.space.frame(vpn),
@@ -754,6 +879,7 @@ pub fn mm_delete_process_address_space(pid: u32) -> NtStatus {
                 file_views.push(ca);
                 for vpn in v.start..=v.end {
                     if p.space.hardware_pte(vpn).is_some_and(|h| h.writable)
+                        && user_pte_dirty(p.cr3, vpn << 12, false)
                         && matches!(
                             p.space.frame(vpn),
                             Some(::mm::vm::Frame::Valid { private: false, .. })
@@ -901,4 +1027,156 @@ pub fn kd_address(arg: Option<&str>) {
             r.protect
         );
     }
+}
+
+/// The frame mapped (valid) at user address `va` of address space `pid`
+/// (tests: two mappings of one image page share a frame).
+pub fn user_page_frame(pid: u32, va: u64) -> Option<Pfn> {
+    with_mm(|st| {
+        let p = st.processes.iter().find(|p| p.id == pid)?;
+        match p.space.frame(va >> 12)? {
+            ::mm::vm::Frame::Valid { pfn, .. } => Some(pfn),
+            _ => None,
+        }
+    })
+    .ok()
+    .flatten()
+}
+
+/// The control area behind a file or image section (tests, `!ca`).
+pub fn section_control_area(section: u32) -> Option<u32> {
+    with_mm(|st| st.sections.get(section).and_then(|s| s.file))
+        .ok()
+        .flatten()
+}
+
+/// The hardware dirty bit of user page `va` in the address space whose
+/// PML4 is at physical `cr3`, read through the direct map (any process,
+/// attached or not); with `clear` the bit is cleared atomically (the
+/// caller flushes the TBs before it reads the page). False when the page
+/// is not mapped. Memory manager lock held (user page tables are guarded
+/// by it).
+fn user_pte_dirty(cr3: u64, va: u64, clear: bool) -> bool {
+    use core::sync::atomic::AtomicU64;
+    const ADDR: u64 = 0x000F_FFFF_FFFF_F000;
+    let index = |shift: u32| ((va >> shift) & 511) as usize;
+    let mut table = cr3 & ADDR;
+    for shift in [39, 30, 21] {
+        let t = crate::hal::phys_to_virt(table) as *const u64;
+        // SAFETY: a page-table page of a live address space through the
+        // direct map; the MM lock keeps it from being freed.
+        let e = unsafe { t.add(index(shift)).read_volatile() };
+        if e & PTE_VALID == 0 || e & PTE_LARGE != 0 {
+            return false;
+        }
+        table = e & ADDR;
+    }
+    let pt = crate::hal::phys_to_virt(table) as *const AtomicU64;
+    // SAFETY: as above; the processor sets the dirty bit with a locked
+    // update, so the PTE is accessed atomically here too.
+    let pte = unsafe { &*pt.add(index(12)) };
+    let e = pte.load(Ordering::Acquire);
+    if e & PTE_VALID == 0 || e & PTE_DIRTY == 0 {
+        return false;
+    }
+    if clear {
+        pte.fetch_and(!PTE_DIRTY, Ordering::AcqRel);
+    }
+    true
+}
+
+/// The mapped page writer's and flushes' view of user mappings
+/// (`MiFlushSectionInternal` / the mapped writer reading `MMPFN.Modified`
+/// set from the PTEs): for every process's shared, writable pages of data
+/// control area `ca` in pages `[first, end)`, takes the PTE's hardware
+/// dirty bit (clears it), then flushes every processor's TB for those
+/// pages before returning them, so a write after this sets the bit again
+/// and is written by the next flush.
+pub fn harvest_user_dirty(ca: u32, first: u64, end: u64) -> Vec<u64> {
+    with_mm(|st| {
+        let mut pages = Vec::new();
+        let mut stale = Vec::new();
+        for p in &st.processes {
+            for v in p.space.vads().iter() {
+                let ::mm::vm::RegionKind::Mapped {
+                    section,
+                    first_page,
+                    image: false,
+                    ..
+                } = v.data.kind
+                else {
+                    continue;
+                };
+                if st.sections.get(section).and_then(|s| s.file) != Some(ca) {
+                    continue;
+                }
+                for (k, frame) in v.data.frames() {
+                    let page = first_page + k;
+                    if page < first || page >= end {
+                        continue;
+                    }
+                    if !matches!(frame, ::mm::vm::Frame::Valid { private: false, .. }) {
+                        continue;
+                    }
+                    let va = (v.start + k) << 12;
+                    if user_pte_dirty(p.cr3, va, true) {
+                        stale.push(va);
+                        pages.push(page);
+                    }
+                }
+            }
+        }
+        flush_user_translations(&stale);
+        pages
+    })
+    .unwrap_or_default()
+}
+
+/// `NtFlushVirtualMemory(Process, &BaseAddress, &RegionSize, &IoStatus)`
+/// in the current process: writes the dirty pages of the mapped data file
+/// view holding `base` in `[base, base + size)` (size 0: to the end of the
+/// view) back to the file with paging writes, and waits. Returns the
+/// rounded base and size and the bytes written. Statuses: no view at the
+/// address `STATUS_NOT_MAPPED_VIEW`; private memory or an image view
+/// `STATUS_NOT_MAPPED_DATA`; a pagefile-backed section's view succeeds with
+/// nothing to write; a failed write's status.
+pub fn nt_flush_virtual_memory(base: u64, size: u64) -> Result<(u64, u64, u64), NtStatus> {
+    let (ca, first, count, b, s) = with_current(|p, parts| {
+        let vad = p
+            .space
+            .vads()
+            .find(base >> 12)
+            .ok_or(STATUS_NOT_MAPPED_VIEW)?;
+        let ::mm::vm::RegionKind::Mapped {
+            section,
+            first_page,
+            image,
+            ..
+        } = vad.data.kind
+        else {
+            return Err(STATUS_NOT_MAPPED_DATA);
+        };
+        if image {
+            return Err(STATUS_NOT_MAPPED_DATA);
+        }
+        let start = base >> 12;
+        let end = if size == 0 {
+            vad.end
+        } else {
+            (base.checked_add(size - 1).ok_or(STATUS_INVALID_PARAMETER)? >> 12).min(vad.end)
+        };
+        let ca = parts.sections.get(section).and_then(|s| s.file);
+        Ok(Change::only((
+            ca,
+            first_page + (start - vad.start),
+            end - start + 1,
+            start << 12,
+            (end - start + 1) << 12,
+        )))
+    })?;
+    let written = match ca {
+        Some(ca) => super::file::flush_control_area(ca, first, count)?,
+        None => 0,
+    };
+    Ok((b, s, written))
 }

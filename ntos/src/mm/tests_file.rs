@@ -324,6 +324,7 @@ fn body(
 }
 
 fn t_cache_views() -> TestResult {
+    let _hold = MappedWriterHold::new();
     check(
         nt_load_driver(KEY, Mode::KernelMode) == STATUS_SUCCESS,
         "NtLoadDriver(ntrstest)",
@@ -449,8 +450,8 @@ fn user_body(handles: &mut Vec<u64>, sections: &mut Vec<u32>, pids: &mut Vec<u32
     )?;
     check(
         nt_create_section_from_file(h, 0, PAGE_READONLY, SEC_IMAGE, k)
-            == Err(STATUS_NOT_IMPLEMENTED),
-        "SEC_IMAGE",
+            == Err(STATUS_INVALID_IMAGE_NOT_MZ),
+        "SEC_IMAGE on a file that is no image was not STATUS_INVALID_IMAGE_NOT_MZ",
     )?;
     let ro = open_access("\\mmview", FILE_READ_DATA).map_err(|_| "read-only open")?;
     handles.push(ro);
@@ -557,6 +558,8 @@ fn user_body(handles: &mut Vec<u64>, sections: &mut Vec<u32>, pids: &mut Vec<u32
 }
 
 fn t_user_views() -> TestResult {
+    // Exact paging-write expectations: the mapped page writer waits.
+    let _hold = MappedWriterHold::new();
     check(
         nt_load_driver(KEY, Mode::KernelMode) == STATUS_SUCCESS,
         "NtLoadDriver(ntrstest)",
@@ -577,8 +580,122 @@ fn t_user_views() -> TestResult {
     check(unloaded, "NtUnloadDriver(ntrstest)")
 }
 
+/// Polls (up to 5 s) until byte `offset` of the file reads `want`.
+fn file_reaches(h: u64, offset: i64, want: u8) -> bool {
+    for _ in 0..100 {
+        let mut one = [0u8; 1];
+        if io(h, &mut one, offset, false).is_ok() && one[0] == want {
+            return true;
+        }
+        crate::ke::sched::ke_delay_execution_thread(500_000); // 50 ms
+    }
+    false
+}
+
+fn writer_body(handles: &mut Vec<u64>, sections: &mut Vec<u32>, pids: &mut Vec<u32>) -> TestResult {
+    use crate::mm::process::*;
+    const SIZE: usize = 4 * 4096;
+    let h = open("\\mmwriter", FILE_OVERWRITE_IF).map_err(|_| "open mmwriter")?;
+    handles.push(h);
+    let mut data: Vec<u8> = (0..SIZE).map(pattern).collect();
+    check(io(h, &mut data, 0, true) == Ok(SIZE), "NtWriteFile")?;
+    let sec = nt_create_section_from_file(h, 0, PAGE_READWRITE, SEC_COMMIT, Mode::KernelMode)
+        .map_err(|_| "NtCreateSection on the file")?;
+    sections.push(sec);
+    let a = mm_create_process_address_space().map_err(|_| "process")?;
+    pids.push(a);
+    let va = map_in(a, sec, PAGE_READWRITE)?;
+
+    // No flush, no unmap: the mapped page writer writes the page within
+    // its age limit (1 s), through a paging write.
+    let runs = MAPPED_WRITER_RUNS.load(Ordering::Relaxed);
+    attached(a, || wr(va + 4096 + 3, 0x3C))?;
+    check(
+        file_reaches(h, 4096 + 3, 0x3C),
+        "the mapped page writer did not write a dirty mapped page",
+    )?;
+    check(
+        MAPPED_WRITER_RUNS.load(Ordering::Relaxed) > runs,
+        "the page reached the file without the mapped page writer",
+    )?;
+    // The page was cleaned (dirty bit taken): a second write is seen again.
+    attached(a, || wr(va + 4096 + 3, 0x4D))?;
+    check(
+        file_reaches(h, 4096 + 3, 0x4D),
+        "a second write to a written page was not written again",
+    )?;
+
+    // NtFlushVirtualMemory writes at once, with the writer held.
+    {
+        let _hold = MappedWriterHold::new();
+        attached(a, || wr(va + 2 * 4096 + 9, 0x5E))?;
+        let writes = PAGING_WRITES.load(Ordering::Relaxed);
+        let r = attached(a, || nt_flush_virtual_memory(va + 2 * 4096 + 9, 1))?;
+        check(
+            r == Ok((va + 2 * 4096, 4096, 4096)),
+            "NtFlushVirtualMemory did not write exactly the page",
+        )?;
+        check(
+            PAGING_WRITES.load(Ordering::Relaxed) == writes + 1,
+            "NtFlushVirtualMemory was not one paging write",
+        )?;
+        let mut one = [0u8; 1];
+        io(h, &mut one, 2 * 4096 + 9, false).map_err(|_| "NtReadFile")?;
+        check(one[0] == 0x5E, "the flushed byte is not in the file")?;
+        let r = attached(a, || nt_flush_virtual_memory(va, 0))?;
+        check(
+            r == Ok((va, SIZE as u64, 0)),
+            "a second NtFlushVirtualMemory wrote clean pages",
+        )?;
+        // Private memory is not mapped data.
+        let (mut pb, mut ps) = (0, 4096);
+        attached(a, || {
+            nt_allocate_virtual_memory(
+                &mut pb,
+                &mut ps,
+                ::mm::MEM_COMMIT | ::mm::MEM_RESERVE,
+                PAGE_READWRITE,
+            )
+        })?;
+        check(
+            attached(a, || nt_flush_virtual_memory(pb, 1))? == Err(STATUS_NOT_MAPPED_DATA),
+            "NtFlushVirtualMemory of private memory was not STATUS_NOT_MAPPED_DATA",
+        )?;
+        check(
+            attached(a, || nt_flush_virtual_memory(0x7000_0000, 1))? == Err(STATUS_NOT_MAPPED_VIEW),
+            "NtFlushVirtualMemory of free memory was not STATUS_NOT_MAPPED_VIEW",
+        )?;
+    }
+    unmap_in(a, va)
+}
+
+fn t_mapped_writer() -> TestResult {
+    check(
+        nt_load_driver(KEY, Mode::KernelMode) == STATUS_SUCCESS,
+        "NtLoadDriver(ntrstest)",
+    )?;
+    let (mut handles, mut sections, mut pids) = (Vec::new(), Vec::new(), Vec::new());
+    let r = writer_body(&mut handles, &mut sections, &mut pids);
+    for s in sections {
+        crate::mm::process::mm_close_section(s);
+    }
+    for p in pids {
+        crate::mm::process::mm_delete_process_address_space(p);
+    }
+    for h in handles {
+        nt_close(h);
+    }
+    let unloaded = nt_unload_driver(KEY, Mode::KernelMode) == STATUS_SUCCESS;
+    r?;
+    check(unloaded, "NtUnloadDriver(ntrstest)")
+}
+
 /// The `mm.file.*` boot tests.
 pub const TESTS: &[Test] = &[
     ("mm.file.cache_views_paging_io_flush_purge", t_cache_views),
     ("mm.file.nt_create_section_user_views", t_user_views),
+    (
+        "mm.file.mapped_page_writer_and_flush_virtual_memory",
+        t_mapped_writer,
+    ),
 ];

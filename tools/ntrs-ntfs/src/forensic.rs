@@ -518,6 +518,13 @@ pub fn logfile(bytes: &[u8], limit: Option<usize>, out: &mut impl Write) -> Resu
                         hh.cluster_block_offset,
                         x.lcns
                     ));
+                    let d = x.redo_op().and_then(|o| {
+                        ntfs::log::logical::describe(o, &x.redo)
+                            .or_else(|| ntfs::log::logical::describe(x.undo_op()?, &x.undo))
+                    });
+                    if let Some(d) = d {
+                        line.push_str(&format!(": {d}"));
+                    }
                 }
                 Err(x) => line.push_str(&format!(" client data unreadable ({x})")),
             }

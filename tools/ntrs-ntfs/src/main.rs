@@ -264,18 +264,23 @@ fn ntfs_msg(x: ntfs::Error) -> String {
     format!("{x} ({}){detail}", x.status())
 }
 
-/// A file-backed block device. Small reads are served from a 1 MiB read-ahead window (a
-/// timeline reads every MFT record in order: one system call per window instead of per record);
-/// writes go to the file and update the window.
+/// A file-backed block device. Small reads are served from a read-ahead window (a timeline
+/// reads every MFT record in order: one system call per window instead of per record) that
+/// starts at 16 KiB and doubles, up to 1 MiB, while reads stay sequential, so scattered reads
+/// (opening a volume, one lookup) do not each copy a megabyte; writes go to the file and update
+/// the window.
 struct FileDevice {
     f: File,
     size: u64,
     window: Vec<u8>,
     window_at: u64,
+    /// Length of the next window read.
+    next_window: u64,
 }
 
-/// Size of [`FileDevice`]'s read-ahead window.
+/// Largest and smallest [`FileDevice`] read-ahead window.
 const WINDOW: u64 = 1 << 20;
+const MIN_WINDOW: u64 = 16 << 10;
 
 impl FileDevice {
     fn new(f: File, size: u64) -> Self {
@@ -284,6 +289,7 @@ impl FileDevice {
             size,
             window: Vec::new(),
             window_at: 0,
+            next_window: MIN_WINDOW,
         }
     }
 }
@@ -305,7 +311,15 @@ impl BlockDevice for FileDevice {
         let inside = offset >= self.window_at && end <= self.window_at + self.window.len() as u64;
         if !inside {
             let start = offset & !(4096 - 1);
-            let n = WINDOW.min(self.size - start) as usize;
+            let window_end = self.window_at + self.window.len() as u64;
+            self.next_window =
+                if !self.window.is_empty() && (self.window_at..=window_end).contains(&offset) {
+                    (self.next_window * 2).min(WINDOW)
+                } else {
+                    MIN_WINDOW
+                };
+            let want = self.next_window.max((end - start).next_multiple_of(4096));
+            let n = want.min(self.size - start) as usize;
             self.window.resize(n, 0);
             if self.f.read_exact_at(&mut self.window, start).is_err() {
                 self.window.clear();
@@ -976,44 +990,93 @@ struct TimelineRecord {
 }
 
 /// A CSV field (RFC 4180 quoting when needed).
-fn csv(s: &str) -> String {
+fn csv(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
-        s.to_string()
+        s.into()
     }
 }
 
-/// The path of record `n` from the names collected, `\` separated; a parent that is missing or
-/// whose sequence number no longer matches the reference makes the path start with `?`.
-fn timeline_path(
-    recs: &std::collections::BTreeMap<u64, TimelineRecord>,
-    n: u64,
-    name: &str,
-    parent: u64,
-) -> String {
-    let mut parts = vec![name.to_string()];
-    let mut cur = parent;
-    for _ in 0..256 {
-        let pn = mft_no(cur);
-        if pn == 5 {
-            parts.reverse();
-            return format!("\\{}", parts.join("\\"));
+/// Paths of `timeline` records: each directory's path is built once and kept, so a row's path
+/// is its parent's path and its own name.
+struct TimelinePaths<'a> {
+    recs: &'a [Option<TimelineRecord>],
+    /// The path of a record through its first non-DOS name, once built.
+    memo: Vec<Option<std::rc::Rc<str>>>,
+    /// Records on the walk being built (a loop ends there).
+    visiting: Vec<bool>,
+}
+
+impl<'a> TimelinePaths<'a> {
+    fn new(recs: &'a [Option<TimelineRecord>]) -> Self {
+        TimelinePaths {
+            recs,
+            memo: vec![None; recs.len()],
+            visiting: vec![false; recs.len()],
         }
-        let Some(p) = recs
-            .get(&pn)
-            .filter(|p| p.seq as u64 == cur >> 48 && pn != n)
-        else {
-            break;
-        };
-        let Some(f) = p.names.iter().find(|f| f.namespace != ntfs::attr::NS_DOS) else {
-            break;
-        };
-        parts.push(f.name_string());
-        cur = f.parent;
     }
-    parts.reverse();
-    format!("?\\{}", parts.join("\\"))
+
+    /// The path, `\` separated, of the name `name` of record `n` in directory `parent`: the
+    /// root's children start with `\`; when an ancestor is missing, is not in use under the
+    /// sequence number the reference names, or leads back to a record already on the walk, or
+    /// the chain is longer than 256 names, the path starts with `?` and holds the names that
+    /// could be followed.
+    fn path(&mut self, n: u64, name: &str, parent: u64) -> String {
+        let n = n as usize;
+        let was = self.visiting.get(n).copied();
+        if was.is_some() {
+            self.visiting[n] = true;
+        }
+        let p = self.path_at(name, parent, 0);
+        if let Some(was) = was {
+            self.visiting[n] = was;
+        }
+        p
+    }
+
+    fn path_at(&mut self, name: &str, parent: u64, depth: usize) -> String {
+        let pn = mft_no(parent);
+        let prefix = if pn == 5 {
+            None
+        } else {
+            Some(self.dir_path(pn, parent >> 48, depth + 1))
+        };
+        let head = match &prefix {
+            None => "",
+            Some(Some(p)) => p,
+            Some(None) => "?",
+        };
+        let mut s = String::with_capacity(head.len() + 1 + name.len());
+        s.push_str(head);
+        s.push('\\');
+        s.push_str(name);
+        s
+    }
+
+    /// The path of directory `pn` as a reference with sequence number `seq` names it; `None`
+    /// when it cannot be followed.
+    fn dir_path(&mut self, pn: u64, seq: u64, depth: usize) -> Option<std::rc::Rc<str>> {
+        let recs = self.recs;
+        let i = pn as usize;
+        let p = recs.get(i)?.as_ref().filter(|p| p.seq as u64 == seq)?;
+        if self.visiting[i] || depth > 256 {
+            return None;
+        }
+        if let Some(m) = &self.memo[i] {
+            return Some(m.clone());
+        }
+        let f = p.names.iter().find(|f| f.namespace != ntfs::attr::NS_DOS)?;
+        self.visiting[i] = true;
+        let path: std::rc::Rc<str> = self.path_at(&f.name_string(), f.parent, depth).into();
+        self.visiting[i] = false;
+        // A path that could not be followed to the root depends on where the walk started:
+        // only rooted paths are kept.
+        if path.starts_with('\\') {
+            self.memo[i] = Some(path.clone());
+        }
+        Some(path)
+    }
 }
 
 /// `timeline`: for every file record (in use or deleted, whose record still parses), one CSV
@@ -1021,7 +1084,7 @@ fn timeline_path(
 /// (modified, accessed, MFT entry changed, born) as ISO 8601 UTC.
 fn timeline<D: BlockDevice>(v: &mut Volume<D>, out: &mut impl Write) -> Result<(), Fail> {
     use ntfs::attr::{FileName, StandardInformation, AT_FILE_NAME, AT_STANDARD_INFORMATION};
-    let mut recs = std::collections::BTreeMap::new();
+    let mut recs: Vec<Option<TimelineRecord>> = Vec::new();
     let mut unreadable = 0u64;
     for n in 0..v.mft_records() {
         let Ok(r) = v.read_record(n) else {
@@ -1080,66 +1143,134 @@ fn timeline<D: BlockDevice>(v: &mut Volume<D>, out: &mut impl Write) -> Result<(
                 }
             }
         };
-        recs.insert(n, t);
+        recs.resize_with(n as usize + 1, || None);
+        recs[n as usize] = Some(t);
     }
     outln!(out, "{}", TIMELINE_HEADER);
-    let iso = nt::time::Iso8601;
-    for (&n, t) in &recs {
+    let mut paths = TimelinePaths::new(&recs);
+    // Rows are built in one buffer written out in large pieces.
+    let mut line: Vec<u8> = Vec::with_capacity(64 << 10);
+    for (n, t) in recs.iter().enumerate() {
+        let Some(t) = t else { continue };
         let main = t
             .names
             .iter()
             .find(|f| f.namespace != ntfs::attr::NS_DOS)
             .or(t.names.first());
-        let path = |f: &FileName| {
+        let mut path = |f: &FileName| {
             if n == 5 {
                 "\\".to_string()
             } else {
-                timeline_path(&recs, n, &f.name_string(), f.parent)
+                paths.path(n as u64, &f.name_string(), f.parent)
             }
         };
-        let common = format!(
-            "{n},{},{},{}",
-            t.seq,
-            if t.in_use { "yes" } else { "deleted" },
-            if t.dir { "dir" } else { "file" }
-        );
+        let mut common = Vec::with_capacity(32);
+        push_u64(&mut common, n as u64);
+        common.push(b',');
+        push_u64(&mut common, t.seq.into());
+        common.extend_from_slice(if t.in_use { b",yes," } else { b",deleted," });
+        common.extend_from_slice(if t.dir { b"dir" } else { b"file" });
         if let Some(si) = &t.si {
-            outln!(
-                out,
-                "{common},SI,,{},{},{},{},{},{},{:#x}",
-                csv(&main.map(path).unwrap_or_default()),
-                iso(si.modification),
-                iso(si.access),
-                iso(si.mft_change),
-                iso(si.creation),
+            let p = main.map(&mut path).unwrap_or_default();
+            timeline_row(
+                &mut line,
+                &common,
+                b"SI,",
+                &p,
+                [si.modification, si.access, si.mft_change, si.creation],
                 t.size,
-                si.file_attributes
+                si.file_attributes,
             );
         }
         for f in &t.names {
-            let ns = match f.namespace {
-                ntfs::attr::NS_POSIX => "posix",
-                ntfs::attr::NS_WIN32 => "win32",
-                ntfs::attr::NS_DOS => "dos",
-                _ => "win32+dos",
+            let ns: &[u8] = match f.namespace {
+                ntfs::attr::NS_POSIX => b"FN,posix",
+                ntfs::attr::NS_WIN32 => b"FN,win32",
+                ntfs::attr::NS_DOS => b"FN,dos",
+                _ => b"FN,win32+dos",
             };
-            outln!(
-                out,
-                "{common},FN,{ns},{},{},{},{},{},{},{:#x}",
-                csv(&path(f)),
-                iso(f.modification),
-                iso(f.access),
-                iso(f.mft_change),
-                iso(f.creation),
+            let p = path(f);
+            timeline_row(
+                &mut line,
+                &common,
+                ns,
+                &p,
+                [f.modification, f.access, f.mft_change, f.creation],
                 f.data_size,
-                f.flags
+                f.flags,
             );
         }
+        if line.len() >= 60 << 10 {
+            out.write_all(&line).map_err(io_fail)?;
+            line.clear();
+        }
     }
+    out.write_all(&line).map_err(io_fail)?;
     if unreadable > 0 {
         eprintln!("ntrs-ntfs: warning: timeline: {unreadable} damaged MFT record(s) left out");
     }
     Ok(())
+}
+
+/// Appends `v` in decimal.
+fn push_u64(b: &mut Vec<u8>, mut v: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    b.extend_from_slice(&d[i..]);
+}
+
+/// Appends `v` as `0x` and lower-case hexadecimal digits (as `{:#x}`).
+fn push_hex(b: &mut Vec<u8>, mut v: u64) {
+    let mut d = [0u8; 16];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b"0123456789abcdef"[(v & 15) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    b.extend_from_slice(b"0x");
+    b.extend_from_slice(&d[i..]);
+}
+
+/// Appends one `timeline` row: the record's columns, the source and namespace, the path (CSV
+/// quoted when needed), the four times, the size and the attributes, and a line feed.
+fn timeline_row(
+    b: &mut Vec<u8>,
+    common: &[u8],
+    source: &[u8],
+    path: &str,
+    times: [u64; 4],
+    size: u64,
+    attributes: u32,
+) {
+    b.extend_from_slice(common);
+    b.push(b',');
+    b.extend_from_slice(source);
+    b.push(b',');
+    b.extend_from_slice(csv(path).as_bytes());
+    for t in times {
+        b.push(b',');
+        match nt::time::Iso8601(t).digits() {
+            Some(d) => b.extend_from_slice(&d),
+            None => b.extend_from_slice(nt::time::Iso8601(t).to_string().as_bytes()),
+        }
+    }
+    b.push(b',');
+    push_u64(b, size);
+    b.push(b',');
+    push_hex(b, attributes.into());
+    b.push(b'\n');
 }
 
 /// Columns of `timeline`: MACB = modified, accessed, changed (MFT entry), born.
@@ -1390,6 +1521,57 @@ fn write_generated(b: &[u8]) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tl_rec(seq: u16, names: &[(&str, u64)]) -> Option<TimelineRecord> {
+        Some(TimelineRecord {
+            seq,
+            in_use: true,
+            dir: true,
+            size: 0,
+            si: None,
+            names: names
+                .iter()
+                .map(|&(n, parent)| ntfs::attr::FileName {
+                    parent,
+                    creation: 0,
+                    modification: 0,
+                    mft_change: 0,
+                    access: 0,
+                    allocated_size: 0,
+                    data_size: 0,
+                    flags: 0,
+                    reparse: 0,
+                    namespace: ntfs::attr::NS_WIN32,
+                    name: n.encode_utf16().collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Timeline paths: rooted chains, a parent reused under another sequence number, a
+    /// missing parent, a record that is its own parent and a loop of two directories.
+    #[test]
+    fn timeline_paths_follow_parents_and_stop_at_broken_links() {
+        let r = |n: u64, seq: u64| n | seq << 48;
+        let mut recs: Vec<Option<TimelineRecord>> = (0..64).map(|_| None).collect();
+        recs[5] = tl_rec(5, &[(".", r(5, 5))]);
+        recs[30] = tl_rec(1, &[("a", r(5, 5))]);
+        recs[31] = tl_rec(1, &[("b", r(30, 1))]);
+        recs[40] = tl_rec(1, &[("x", r(41, 1))]);
+        recs[41] = tl_rec(1, &[("y", r(40, 1))]);
+        recs[42] = tl_rec(1, &[("self", r(42, 1))]);
+        let mut p = TimelinePaths::new(&recs);
+        assert_eq!(p.path(32, "f", r(31, 1)), "\\a\\b\\f");
+        // The memo gives the same answer the second time.
+        assert_eq!(p.path(33, "g", r(31, 1)), "\\a\\b\\g");
+        assert_eq!(p.path(34, "h", r(31, 2)), "?\\h", "reused parent");
+        assert_eq!(p.path(35, "i", r(60, 1)), "?\\i", "missing parent");
+        assert_eq!(p.path(42, "self", r(42, 1)), "?\\self");
+        // The loop ends where it comes back to a record on the walk.
+        assert_eq!(p.path(40, "x", r(41, 1)), "?\\y\\x");
+        assert_eq!(p.path(50, "z", r(40, 1)), "?\\y\\x\\z");
+        assert_eq!(p.path(51, "top", r(5, 5)), "\\top");
+    }
 
     /// The read-ahead window returns what the file holds: across window boundaries, after
     /// writes inside and outside it, and fails past the end.

@@ -828,7 +828,17 @@ fn logfile_dumps_records_and_recovery_makes_the_volume_clean() {
     assert!(t.contains("restart page 0 at 0x0: RSTR LFS 1.1"), "{t}");
     assert!(t.contains("client 0 \"NTFS\""), "{t}");
     assert!(!t.contains("(clean)"), "{t}");
-    assert!(t.contains("redo UpdateNonresidentValue"), "{t}");
+    // Windows' logical operations, with their data decoded.
+    assert!(t.contains("redo InitializeFileRecordSegment"), "{t}");
+    assert!(t.contains("redo AddIndexEntryRoot"), "{t}");
+    assert!(t.contains("\"a.txt\""), "{t}");
+    assert!(t.contains("redo SetBitsInNonresidentBitMap"), "{t}");
+    assert!(t.contains(": bits 0x"), "{t}");
+    // A page's image before its transaction's first change.
+    assert!(
+        t.contains("redo Noop (0) undo UpdateNonresidentValue"),
+        "{t}"
+    );
     assert!(t.contains("redo ForgetTransaction"), "{t}");
     // The checker sees the dirty log; recovery replays it and the checker is satisfied.
     let (good, out) = tool(&[im, "check"]);

@@ -11,6 +11,7 @@
 //! - [`ntfs`]: NTFS client records (redo/undo data, LCNs) and checkpoints.
 
 pub mod layout;
+pub mod logical;
 pub mod ntfs;
 pub mod ops;
 pub mod read;

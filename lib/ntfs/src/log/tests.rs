@@ -474,6 +474,35 @@ mod power_cut {
         (0..20000).map(|k| (k * 13 + i) as u8).collect()
     }
 
+    fn ext() -> Vec<u8> {
+        (0..40000).map(|k| (k * 7 + 3) as u8).collect()
+    }
+
+    fn stream() -> Vec<u8> {
+        (0..3000).map(|k| (k * 5 + 1) as u8).collect()
+    }
+
+    fn e_bin(k: usize) -> Vec<u8> {
+        let mut d = big(2);
+        if k >= 10 {
+            d.extend_from_slice(&ext());
+        }
+        if k >= 11 {
+            d.truncate(5000);
+        }
+        d
+    }
+
+    fn big_name(i: usize) -> alloc::string::String {
+        format!("/big/a-rather-long-file-name-to-fill-index-blocks-{i:03}.dat")
+    }
+
+    fn large() -> Vec<u8> {
+        (0..300_000u32)
+            .map(|k| (k.wrapping_mul(2654435761) >> 13) as u8)
+            .collect()
+    }
+
     const STEPS: &[Step] = &[
         |v| v.create_dir_all("/d").map(|_| ()),
         |v| v.write_file("/d/a.txt", b"hello log").map(|_| ()),
@@ -487,6 +516,41 @@ mod power_cut {
         |v| v.rename("/d/a.txt", "/d/c.txt"),
         |v| v.remove("/d/b.bin"),
         |v| v.write_file("/e.bin", &big(2)).map(|_| ()),
+        // 8: a hard link.
+        |v| v.link("/d/c.txt", "/d/hard.txt"),
+        // 9: a named stream.
+        |v| v.write_file("/e.bin:alt", &stream()).map(|_| ()),
+        // 10: extend a non-resident stream (mapping pairs, sizes).
+        |v| {
+            let n = v.lookup("/e.bin")?;
+            v.write_at(n, &[], 20000, &ext())
+        },
+        // 11: truncate it.
+        |v| {
+            let n = v.lookup("/e.bin")?;
+            v.set_len(n, &[], 5000)
+        },
+        // 12: a directory whose index grows over several blocks.
+        |v| {
+            v.create_dir_all("/big")?;
+            for i in 0..60 {
+                v.write_file(&big_name(i), b"y")?;
+            }
+            Ok(())
+        },
+        // 13: deletes from it.
+        |v| {
+            for i in 0..20 {
+                v.remove(&big_name(i))?;
+            }
+            Ok(())
+        },
+        // 14: remove the hard link.
+        |v| v.remove("/d/hard.txt"),
+        // 15: overwrite a file.
+        |v| v.write_file("/d/c.txt", b"changed!").map(|_| ()),
+        // 16: a large file.
+        |v| v.write_file("/large.bin", &large()).map(|_| ()),
     ];
 
     /// What must hold after the first `k` steps, leaving out what step
@@ -517,18 +581,58 @@ mod power_cut {
                             == Some(&b"x"[..])
                     })
             }),
-            (&[5], |v, k| {
-                if k >= 5 {
-                    v.read_file("/d/c.txt").ok().as_deref() == Some(&b"hello log"[..])
+            (&[5, 15], |v, k| {
+                let c = v.read_file("/d/c.txt").ok();
+                if k >= 15 {
+                    c.as_deref() == Some(&b"changed!"[..])
+                } else if k >= 5 {
+                    c.as_deref() == Some(&b"hello log"[..])
                 } else {
-                    v.lookup("/d/c.txt").is_err()
+                    c.is_none()
                 }
             }),
-            (&[7], |v, k| {
+            (&[7, 10, 11], |v, k| {
                 if k >= 7 {
-                    v.read_file("/e.bin").ok() == Some(big(2))
+                    v.read_file("/e.bin").ok() == Some(e_bin(k))
                 } else {
                     v.lookup("/e.bin").is_err()
+                }
+            }),
+            (&[8, 14], |v, k| {
+                let h = v.read_file("/d/hard.txt").ok();
+                if (8..14).contains(&k) {
+                    h.as_deref() == Some(&b"hello log"[..])
+                } else {
+                    h.is_none()
+                }
+            }),
+            (&[9], |v, k| {
+                let s = v.read_file("/e.bin:alt").ok();
+                if k >= 9 {
+                    s == Some(stream())
+                } else {
+                    s.is_none()
+                }
+            }),
+            (&[12, 13], |v, k| {
+                if k < 12 {
+                    return v.lookup("/big").is_err();
+                }
+                (0..60).all(|i| {
+                    let f = v.read_file(&big_name(i)).ok();
+                    if i < 20 && k >= 13 {
+                        f.is_none()
+                    } else {
+                        f.as_deref() == Some(&b"y"[..])
+                    }
+                })
+            }),
+            (&[16], |v, k| {
+                let f = v.read_file("/large.bin").ok();
+                if k >= 16 {
+                    f == Some(large())
+                } else {
+                    f.is_none()
                 }
             }),
         ];
@@ -571,6 +675,36 @@ mod power_cut {
             }
             r.unwrap();
             ends.push(v.device().writes);
+        }
+        if cut == u64::MAX {
+            let (ops, phys, bad_undo) = v.log_op_counts().unwrap();
+            assert_eq!(bad_undo, 0, "logical undo that does not restore its page");
+            // The logical operations carry the workload; few pages go physical.
+            for op in [
+                crate::log::Op::InitializeFileRecordSegment,
+                crate::log::Op::CreateAttribute,
+                crate::log::Op::DeleteAttribute,
+                crate::log::Op::UpdateResidentValue,
+                crate::log::Op::UpdateMappingPairs,
+                crate::log::Op::SetNewAttributeSizes,
+                crate::log::Op::AddIndexEntryRoot,
+                crate::log::Op::AddIndexEntryAllocation,
+                crate::log::Op::DeleteIndexEntryAllocation,
+                crate::log::Op::SetBitsInNonresidentBitMap,
+                crate::log::Op::ClearBitsInNonresidentBitMap,
+            ] {
+                assert!(ops[op as usize] > 0, "no {} record", op.name());
+            }
+            assert!(
+                phys * 4 < ops.iter().sum::<u64>(),
+                "{phys} pages logged physically"
+            );
+            let named: Vec<_> = crate::log::ops::ALL
+                .iter()
+                .filter(|o| ops[**o as usize] > 0)
+                .map(|o| format!("{}={}", o.name(), ops[*o as usize]))
+                .collect();
+            std::println!("records by redo operation: {named:?}; pages logged physically: {phys}");
         }
         (v.into_device().mem.data, ends)
     }

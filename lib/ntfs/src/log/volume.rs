@@ -1,28 +1,32 @@
 //! Journaling a mounted volume (opt-in: [`Volume::enable_logging`]).
 //!
 //! What is logged, and how: every metadata write that passes through
-//! `txn.rs` (file records and their `$MFTMirr` copies, index blocks,
-//! `$Bitmap` and MFT bitmap pages, attribute lists, `$Secure` entries) is
-//! preceded by one log record per contiguous piece (at most 16 KiB): redo
-//! `UpdateNonresidentValue` with the new bytes, undo `UpdateNonresidentValue`
-//! with the bytes on disk before, the target's LCNs, its VCN and the byte
-//! offset in the first cluster (`record_offset`). The log is forced before
-//! the write reaches the device (write-ahead). File data is not logged, as
+//! `txn.rs` is logged before it reaches the device, and the log is forced
+//! first (write-ahead). A whole file record or INDX block is logged as
+//! Windows' logical operations (`logical.rs`: `InitializeFileRecordSegment`,
+//! `CreateAttribute`, `AddIndexEntryAllocation`, ...), preceded — at the
+//! page's first change in the transaction — by its image before (redo
+//! `Noop`, undo `UpdateNonresidentValue`), which lets undo repair a torn
+//! page; the page then carries the LSN of its last record. Bitmap pages
+//! are logged as `SetBitsInNonresidentBitMap`/`ClearBitsInNonresidentBitMap`
+//! ranges. Everything else (`$MFTMirr` copies, attribute lists, `$Secure`
+//! data, page changes no logical sequence reproduces) is logged physically:
+//! redo `UpdateNonresidentValue` with the new bytes, undo with the bytes on
+//! disk before, in pieces of at most 16 KiB. File data is not logged, as
 //! on Windows. Each outermost public operation (`Volume::op`) is one
 //! transaction; when it succeeds, its last record is `ForgetTransaction`
 //! (undo `CompensationLogRecord`), the device is flushed and the restart
-//! area moves the client's oldest LSN past it (writes are write-through,
-//! so nothing older is needed for redo).
+//! area moves the client's oldest LSN past it.
 //!
-//! These are physical images, not yet Windows' logical operations
-//! (`InitializeFileRecordSegment`, `AddIndexEntryRoot`, ...): Windows could
-//! parse our log but its restart would need our open attribute table,
-//! which we do not dump. [`Volume::recover`] replays it: redo of every
-//! record from the oldest LSN in LSN order, then undo of the records of
-//! transactions with no `ForgetTransaction`, newest first; then the log is
-//! reset to clean with LSNs continuing.
+//! No open attribute table is kept yet (`target_attribute` 0), so Windows
+//! could parse our log but not restart from it. [`Volume::recover`]
+//! replays it: redo of every record from the oldest LSN in LSN order (page
+//! LSN checked for file record and index buffer operations), then undo of
+//! the records of transactions with no `ForgetTransaction`, newest first;
+//! then the log is reset to clean with LSNs continuing.
 
 use super::layout::*;
+use super::logical;
 use super::ntfs::{analyze, NtfsRecord};
 use super::ops::Op;
 use super::read::Log;
@@ -30,9 +34,11 @@ use super::write::{LogStore, LogWriter, NewRecord};
 use crate::attr::AT_DATA;
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
+use crate::record::unfixup;
 use crate::runlist::{self, Run};
 use crate::volume::{rec, Volume};
 use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 /// Largest redo (and undo) image in one record.
@@ -54,6 +60,34 @@ pub struct VolumeLog {
     pub records: u64,
     /// Log forces.
     pub forces: u64,
+    /// Records written by redo operation code.
+    pub ops: [u64; 0x26],
+    /// Page writes no logical operation sequence described (logged
+    /// physically).
+    pub physical_pages: u64,
+    /// Logical page changes whose undo operations did not give the page
+    /// back (checked in tests; must stay 0).
+    pub undo_mismatches: u64,
+    /// Device offsets of the pages the open transaction changed (their
+    /// image before it is logged once).
+    touched: BTreeSet<u64>,
+}
+
+/// What a metadata write in progress is (set by `txn.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetaKind {
+    /// Not known: logged physically.
+    #[default]
+    Other,
+    /// A whole file record of `$MFT`.
+    Record,
+    /// A whole INDX block (`i30`: of a `$I30` index).
+    Index {
+        /// A file name index.
+        i30: bool,
+    },
+    /// Bytes of `$Bitmap` or of the MFT bitmap.
+    Bitmap,
 }
 
 struct DevLog<'a, D> {
@@ -136,6 +170,10 @@ impl<D: BlockDevice> Volume<D> {
             prev: 0,
             records: 0,
             forces: 1,
+            ops: [0; 0x26],
+            physical_pages: 0,
+            undo_mismatches: 0,
+            touched: BTreeSet::new(),
         }));
         Ok(())
     }
@@ -143,6 +181,16 @@ impl<D: BlockDevice> Volume<D> {
     /// Whether metadata writes are being logged.
     pub fn logging(&self) -> bool {
         self.state.log.is_some()
+    }
+
+    /// Records written per redo operation, the page writes logged
+    /// physically for want of a logical description, and (tests) the
+    /// logical changes whose undo did not restore the page.
+    pub fn log_op_counts(&self) -> Option<([u64; 0x26], u64, u64)> {
+        self.state
+            .log
+            .as_ref()
+            .map(|l| (l.ops, l.physical_pages, l.undo_mismatches))
     }
 
     /// Log statistics: (records written, log forces).
@@ -192,46 +240,223 @@ impl<D: BlockDevice> Volume<D> {
         r.map(Some)
     }
 
-    /// Writes metadata bytes at device offset `pos` (inside the volume),
-    /// logging them first when journaling is on. `vcn` is the target's VCN
-    /// in its stream (for the record).
-    pub(crate) fn meta_write(&mut self, pos: u64, vcn: u64, buf: &[u8]) -> Result<()> {
-        if self.state.log.is_some() {
-            let cs = self.cs;
-            let mut done = 0;
-            while done < buf.len() {
-                let n = core::cmp::min(PIECE, buf.len() - done);
-                let p = pos + done as u64;
-                let mut old = alloc::vec![0u8; n];
-                self.dev.read_at(p, &mut old)?;
-                let first = p / cs;
-                let last = (p + n as u64 - 1) / cs;
-                let mut r = NtfsRecord::new(
+    fn log_append(&mut self, r: &NtfsRecord) -> Result<u64> {
+        let data = r.to_bytes()?;
+        let lsn = self.with_log(|l, st| {
+            let nr = NewRecord {
+                previous_lsn: l.prev,
+                undo_next_lsn: l.prev,
+                record_type: LFS_CLIENT_RECORD,
+                transaction_id: TXN,
+            };
+            l.prev = l.writer.append(st, &nr, &data)?;
+            l.records += 1;
+            let op = r.header.redo_operation as usize;
+            if let Some(c) = l.ops.get_mut(op) {
+                *c += 1;
+            }
+            Ok(l.prev)
+        })?;
+        lsn.ok_or(Error::InvalidParameter("not logging"))
+    }
+
+    fn log_force(&mut self) -> Result<()> {
+        self.with_log(|l, st| {
+            l.writer.force(st)?;
+            l.forces += 1;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Logs bytes about to be written at `pos` physically: redo
+    /// `UpdateNonresidentValue` (new bytes) / undo `UpdateNonresidentValue`
+    /// (the bytes there now), in pieces of at most 16 KiB; `redo` false
+    /// logs only the undo image (redo `Noop`: a page's image before the
+    /// transaction's first change to it). Returns the last LSN.
+    fn log_physical(&mut self, pos: u64, vcn: u64, buf: &[u8], redo: bool) -> Result<u64> {
+        let cs = self.cs;
+        let mut done = 0;
+        let mut lsn = 0;
+        while done < buf.len() {
+            let n = core::cmp::min(PIECE, buf.len() - done);
+            let p = pos + done as u64;
+            let mut old = alloc::vec![0u8; n];
+            self.dev.read_at(p, &mut old)?;
+            let mut r = if redo {
+                NtfsRecord::new(
                     Op::UpdateNonresidentValue,
                     Op::UpdateNonresidentValue,
                     buf[done..done + n].to_vec(),
                     old,
-                );
-                r.lcns = (first..=last).collect();
-                r.header.target_vcn = vcn + (done as u64) / cs;
-                r.header.record_offset = (p % cs) as u16;
-                let data = r.to_bytes()?;
-                self.with_log(|l, st| {
-                    let nr = NewRecord {
-                        previous_lsn: l.prev,
-                        undo_next_lsn: l.prev,
-                        record_type: LFS_CLIENT_RECORD,
-                        transaction_id: TXN,
-                    };
-                    l.prev = l.writer.append(st, &nr, &data)?;
-                    l.records += 1;
-                    l.writer.force(st)?;
-                    l.forces += 1;
-                    Ok(())
-                })?;
-                done += n;
+                )
+            } else {
+                NtfsRecord::new(Op::Noop, Op::UpdateNonresidentValue, Vec::new(), old)
+            };
+            let first = p / cs;
+            let last = (p + n as u64 - 1) / cs;
+            r.lcns = (first..=last).collect();
+            r.header.target_vcn = vcn + (done as u64 + pos % cs) / cs;
+            r.header.record_offset = (p % cs) as u16;
+            lsn = self.log_append(&r)?;
+            done += n;
+        }
+        Ok(lsn)
+    }
+
+    /// Writes metadata bytes at device offset `pos` (inside the volume),
+    /// logging them first when journaling is on. `vcn` is the target's VCN
+    /// (in clusters) in its stream. File records and index blocks are
+    /// logged as Windows' logical operations (`logical.rs`), bitmap pages
+    /// as set/clear bit ranges, anything else (and a page change no
+    /// logical operation sequence reproduces) physically.
+    pub(crate) fn meta_write(&mut self, pos: u64, vcn: u64, buf: &[u8]) -> Result<()> {
+        if self.state.log.is_none() {
+            return self.dev.write_at(pos, buf);
+        }
+        let kind = self.state.meta_kind;
+        let page = match kind {
+            MetaKind::Record => buf.len() == self.rs && pos.is_multiple_of(512),
+            MetaKind::Index { .. } => {
+                buf.len() >= 512
+                    && buf.len().is_multiple_of(512)
+                    && buf.len() <= PIECE
+                    && pos.is_multiple_of(512)
+            }
+            _ => false,
+        };
+        if page {
+            return self.log_page(pos, vcn, buf, kind);
+        }
+        if kind == MetaKind::Bitmap {
+            return self.log_bits(pos, vcn, buf);
+        }
+        self.log_physical(pos, vcn, buf, true)?;
+        self.log_force()?;
+        self.dev.write_at(pos, buf)
+    }
+
+    fn log_page(&mut self, pos: u64, vcn: u64, buf: &[u8], kind: MetaKind) -> Result<()> {
+        let cs = self.cs;
+        let n = buf.len();
+        let mut old_raw = alloc::vec![0u8; n];
+        self.dev.read_at(pos, &mut old_raw)?;
+        let magic: &[u8; 4] = if kind == MetaKind::Record {
+            b"FILE"
+        } else {
+            b"INDX"
+        };
+        let mut old_un = old_raw.clone();
+        let old_valid = unfixup(&mut old_un, magic).is_ok();
+        if !old_valid {
+            old_un.copy_from_slice(&old_raw);
+        }
+        let mut new_un = buf.to_vec();
+        let changes = if unfixup(&mut new_un, magic).is_err() {
+            None
+        } else if kind == MetaKind::Record {
+            logical::encode_record(&old_un, old_valid, &new_un)
+        } else if let (MetaKind::Index { i30 }, true) = (kind, old_valid) {
+            logical::encode_index(&old_un, &new_un, i30)
+        } else {
+            None
+        };
+        let first_touch = self
+            .state
+            .log
+            .as_mut()
+            .is_some_and(|l| l.touched.insert(pos));
+        if first_touch {
+            // The page as it was before this transaction: what undo puts
+            // back when the page itself cannot be trusted (a torn write).
+            self.log_physical(pos, vcn, &old_raw, false)?;
+        }
+        if changes.as_ref().is_some_and(|c| c.is_empty()) {
+            // Nothing but the LSN or the update sequence number changed:
+            // the page keeps its LSN.
+            let lsn = crate::util::u64_at(&old_un, 8)?;
+            if first_touch {
+                self.log_force()?;
+            }
+            let mut out = buf.to_vec();
+            crate::util::put64(&mut out, 8, lsn);
+            self.state.page_lsn = Some(lsn);
+            return self.dev.write_at(pos, &out);
+        }
+        if cfg!(test) {
+            if let Some(ch) = &changes {
+                if !logical::undo_restores(&old_un, &new_un, ch, kind == MetaKind::Record) {
+                    if let Some(l) = self.state.log.as_mut() {
+                        l.undo_mismatches += 1;
+                    }
+                }
             }
         }
+        let lsn = match changes {
+            Some(ch) => {
+                let mut lsn = 0;
+                for c in ch {
+                    let mut r = NtfsRecord::new(c.redo_op, c.undo_op, c.redo, c.undo);
+                    r.lcns = (pos / cs..=(pos + n as u64 - 1) / cs).collect();
+                    r.header.target_vcn = vcn;
+                    r.header.cluster_block_offset = ((pos % cs) / 512) as u16;
+                    r.header.record_offset = c.record_offset;
+                    r.header.attribute_offset = c.attribute_offset;
+                    lsn = self.log_append(&r)?;
+                }
+                lsn
+            }
+            None => {
+                if let Some(l) = self.state.log.as_mut() {
+                    l.physical_pages += 1;
+                }
+                self.log_physical(pos, vcn, buf, true)?
+            }
+        };
+        self.log_force()?;
+        // The page carries the LSN of its last log record (redo skips
+        // records the page already reflects).
+        let mut out = buf.to_vec();
+        crate::util::put64(&mut out, 8, lsn);
+        self.state.page_lsn = Some(lsn);
+        self.dev.write_at(pos, &out)
+    }
+
+    fn log_bits(&mut self, pos: u64, vcn: u64, buf: &[u8]) -> Result<()> {
+        let cs = self.cs;
+        let mut old = alloc::vec![0u8; buf.len()];
+        self.dev.read_at(pos, &mut old)?;
+        let in_cl = (pos % cs) as usize;
+        let cbits = cs as usize * 8;
+        // Bit offsets from the start of the first cluster.
+        let mut pad_old = alloc::vec![0u8; in_cl];
+        pad_old.extend_from_slice(&old);
+        let mut pad_new = alloc::vec![0u8; in_cl];
+        pad_new.extend_from_slice(buf);
+        let ranges = logical::bit_ranges(&pad_old, &pad_new, cbits);
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        for (bit, count, set) in ranges {
+            let c = (bit / cbits) as u64;
+            let (redo, undo) = if set {
+                (
+                    Op::SetBitsInNonresidentBitMap,
+                    Op::ClearBitsInNonresidentBitMap,
+                )
+            } else {
+                (
+                    Op::ClearBitsInNonresidentBitMap,
+                    Op::SetBitsInNonresidentBitMap,
+                )
+            };
+            let d = logical::bitmap_range(bit % cbits, count);
+            let mut r = NtfsRecord::new(redo, undo, d.clone(), d);
+            r.lcns = alloc::vec![pos / cs + c];
+            r.header.target_vcn = vcn + c;
+            self.log_append(&r)?;
+        }
+        self.log_force()?;
         self.dev.write_at(pos, buf)
     }
 
@@ -261,6 +486,7 @@ impl<D: BlockDevice> Volume<D> {
             l.writer.force(st)?;
             l.forces += 1;
             l.prev = 0;
+            l.touched.clear();
             Ok(())
         })?;
         self.dev.flush()?;
@@ -270,6 +496,114 @@ impl<D: BlockDevice> Volume<D> {
             l.writer.write_restart(st, false)
         })?;
         Ok(())
+    }
+
+    /// Device offset of the page a record names: its first LCN plus
+    /// `cluster_block_offset` sectors, `len` bytes of which must lie in
+    /// the (consecutive) LCNs it lists.
+    fn record_page(&self, r: &NtfsRecord, extra: u64, len: u64) -> Result<u64> {
+        let cs = self.cs;
+        let bad = Error::Corrupt("log record target");
+        let first = *r
+            .lcns
+            .first()
+            .ok_or(Error::Corrupt("log record without LCNs"))?;
+        if r.lcns.windows(2).any(|w| w[1] != w[0] + 1)
+            || r.lcns.last().is_some_and(|l| *l >= self.total_clusters())
+        {
+            return Err(bad);
+        }
+        let start = (r.header.cluster_block_offset as u64) * 512 + extra;
+        if start + len > r.lcns.len() as u64 * cs {
+            return Err(bad);
+        }
+        first
+            .checked_mul(cs)
+            .and_then(|p| p.checked_add(start))
+            .ok_or(bad)
+    }
+
+    /// Applies one record's redo (`redo`) or undo operation during
+    /// recovery. Redo of a file record or index buffer operation is
+    /// skipped when the page's LSN shows it already has it (`lsn`: the
+    /// record's); undo always applies. A page that is torn or not what
+    /// the operation expects is left alone (its image before the
+    /// transaction, logged at its first change, is put back by undo).
+    /// Returns whether the operation was applied.
+    fn replay(&mut self, r: &NtfsRecord, redo: bool, lsn: Option<u64>) -> Result<bool> {
+        let Some(op) = (if redo { r.redo_op() } else { r.undo_op() }) else {
+            return Ok(false);
+        };
+        let data = if redo { &r.redo } else { &r.undo };
+        let same_len = r.redo.len() == r.undo.len();
+        let ro = r.header.record_offset as usize;
+        let ao = r.header.attribute_offset as usize;
+        let cls = class(op);
+        match cls {
+            Class::Physical => {
+                let pos = self.record_page(r, ro as u64, data.len() as u64)?;
+                self.dev.write_at(pos, data)?;
+                Ok(true)
+            }
+            Class::Bits => {
+                let pos = self.record_page(r, 0, 0)?;
+                let len =
+                    r.lcns.len() as u64 * self.cs - (r.header.cluster_block_offset as u64) * 512;
+                let mut p = alloc::vec![0u8; len as usize];
+                self.dev.read_at(pos, &mut p)?;
+                if logical::apply_bits(&mut p, op, data).is_err() {
+                    return Ok(false);
+                }
+                self.dev.write_at(pos, &p)?;
+                Ok(true)
+            }
+            Class::Record | Class::Index => {
+                let (magic, len, extra): (&[u8; 4], u64, u64) = if cls == Class::Record {
+                    (b"FILE", self.rs as u64, 0)
+                } else {
+                    let pos = self.record_page(r, ro as u64, 512)?;
+                    let mut h = [0u8; 512];
+                    self.dev.read_at(pos, &mut h)?;
+                    let cnt = crate::util::u16_at(&h, 6)? as u64;
+                    if !(2..=129).contains(&cnt) {
+                        return Ok(false);
+                    }
+                    (b"INDX", (cnt - 1) * 512, ro as u64)
+                };
+                let pos = self.record_page(r, extra, len)?;
+                let mut raw = alloc::vec![0u8; len as usize];
+                self.dev.read_at(pos, &mut raw)?;
+                let mut p = raw.clone();
+                if unfixup(&mut p, magic).is_err() {
+                    if op != Op::InitializeFileRecordSegment {
+                        return Ok(false);
+                    }
+                    p.copy_from_slice(&raw);
+                }
+                if let Some(lsn) = lsn {
+                    if crate::util::u64_at(&p, 8)? >= lsn {
+                        return Ok(false);
+                    }
+                }
+                let ok = if cls == Class::Record {
+                    logical::apply_record(&mut p, op, data, ro, ao, same_len)
+                } else {
+                    logical::apply_index(&mut p, op, data, ao)
+                };
+                if ok.is_err() {
+                    return Ok(false);
+                }
+                if let Some(lsn) = lsn {
+                    crate::util::put64(&mut p, 8, lsn);
+                }
+                if crate::record::fixup(&mut p).is_err() {
+                    return Ok(false);
+                }
+                self.dev.write_at(pos, &p)?;
+                Ok(true)
+            }
+            Class::None => Ok(false),
+        }
     }
 
     /// Restart recovery: when `$LogFile` is not clean, redoes every logged
@@ -304,30 +638,6 @@ impl<D: BlockDevice> Volume<D> {
                 .unwrap_or(log.current.area.current_lsn);
             (recs, an, last)
         };
-        let total = self.total_clusters();
-        let apply = |dev: &mut D, r: &NtfsRecord, redo: bool| -> Result<bool> {
-            let op = if redo { r.redo_op() } else { r.undo_op() };
-            if op != Some(Op::UpdateNonresidentValue) {
-                return Ok(false);
-            }
-            let img = if redo { &r.redo } else { &r.undo };
-            let first = *r
-                .lcns
-                .first()
-                .ok_or(Error::Corrupt("log record without LCNs"))?;
-            let end = first
-                .checked_mul(cs)
-                .and_then(|p| p.checked_add(r.header.record_offset as u64))
-                .ok_or(Error::Corrupt("log record target"))?;
-            if r.lcns.windows(2).any(|w| w[1] != w[0] + 1)
-                || r.lcns.last().is_some_and(|l| *l >= total)
-                || end + img.len() as u64 > (first + r.lcns.len() as u64) * cs
-            {
-                return Err(Error::Corrupt("log record target"));
-            }
-            dev.write_at(end, img)?;
-            Ok(true)
-        };
         let mut redone = 0;
         let mut parsed = Vec::new();
         for r in &recs {
@@ -335,14 +645,14 @@ impl<D: BlockDevice> Volume<D> {
                 continue;
             }
             let n = NtfsRecord::parse(&r.data)?;
-            if apply(&mut self.dev, &n, true)? {
+            if self.replay(&n, true, Some(r.header.this_lsn))? {
                 redone += 1;
             }
             parsed.push((r.header.transaction_id, n));
         }
         let mut undone = 0;
         for (t, n) in parsed.iter().rev() {
-            if an.uncommitted.contains_key(t) && apply(&mut self.dev, n, false)? {
+            if an.uncommitted.contains_key(t) && self.replay(n, false, None)? {
                 undone += 1;
             }
         }
@@ -365,5 +675,39 @@ impl<D: BlockDevice> Volume<D> {
         super::write::reset_clean(&mut st, last)?;
         self.dev.flush()?;
         Ok((redone, undone))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Record,
+    Index,
+    Bits,
+    Physical,
+    None,
+}
+
+/// Which kind of page an operation works on.
+fn class(op: Op) -> Class {
+    use Op::*;
+    match op {
+        InitializeFileRecordSegment
+        | DeallocateFileRecordSegment
+        | CreateAttribute
+        | DeleteAttribute
+        | UpdateResidentValue
+        | UpdateMappingPairs
+        | SetNewAttributeSizes
+        | AddIndexEntryRoot
+        | DeleteIndexEntryRoot
+        | SetIndexEntryVcnRoot
+        | UpdateFileNameRoot => Class::Record,
+        AddIndexEntryAllocation
+        | DeleteIndexEntryAllocation
+        | SetIndexEntryVcnAllocation
+        | UpdateFileNameAllocation => Class::Index,
+        SetBitsInNonresidentBitMap | ClearBitsInNonresidentBitMap => Class::Bits,
+        UpdateNonresidentValue => Class::Physical,
+        _ => Class::None,
     }
 }
