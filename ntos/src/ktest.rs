@@ -308,6 +308,7 @@ const ALL: &[&[Test]] = &[
     crate::mm::tests_image::TESTS,
     crate::ex::tests::TESTS,
     crate::ex::uproc_tests::TESTS,
+    crate::ex::xcpt_tests::TESTS,
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,
     crate::io::tests_apc::TESTS,
@@ -321,6 +322,7 @@ const ALL: &[&[Test]] = &[
     crate::storage::tests_srb::TESTS,
     crate::cc::tests::TESTS,
     crate::io::tests_fs::TESTS,
+    crate::cc::tests_fs::TESTS,
     crate::kd::TESTS,
     crate::ps::tests::TESTS,
 ];

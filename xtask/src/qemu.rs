@@ -312,7 +312,14 @@ fn run_session_menu(
     let status = child.wait().map_err(|e| e.to_string())?;
     let out = reader.join().unwrap_or_default();
     if timed_out {
-        return Err(format!("QEMU timed out after {timeout:?}"));
+        // The serial log's tail names what hung: without it a timeout
+        // in CI cannot be diagnosed.
+        let tail: Vec<&str> = out.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "QEMU timed out after {timeout:?}; the serial log ended:\n{}",
+            tail.join("\n")
+        ));
     }
     Ok(Session {
         code: status.code().unwrap_or(-1),

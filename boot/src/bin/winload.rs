@@ -195,7 +195,7 @@ fn bootmgr_options() -> (Option<u64>, alloc::string::String) {
 
 /// User-mode images handed to the kernel with the boot drivers (paths
 /// under the system root).
-const BOOT_USER_IMAGES: &[&str] = &["System32\\ntrsuser.exe"];
+const BOOT_USER_IMAGES: &[&str] = &["System32\\ntrsuser.exe", "System32\\ntrsexc.exe"];
 
 #[entry]
 fn main() -> Status {

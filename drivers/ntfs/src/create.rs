@@ -271,19 +271,30 @@ pub unsafe fn create(
         let si = match f.scbs.iter().position(|s| s.stream == parsed.stream) {
             Some(i) => i,
             None => {
-                f.scbs.push(Box::new(Scb {
-                    stream: parsed.stream.clone(),
-                    share: SHARE_ACCESS::default(),
-                    refs: 0,
-                    section: SECTION_OBJECT_POINTERS {
-                        DataSectionObject: core::ptr::null_mut(),
-                        SharedCacheMap: core::ptr::null_mut(),
-                        ImageSectionObject: core::ptr::null_mut(),
-                    },
-                }));
+                let data = !is_dir || stream_open;
+                let sizes = if data {
+                    match st
+                        .vol
+                        .open_stream(record, ntfs::attr::AT_DATA, &parsed.stream)
+                    {
+                        Ok(s) => Some((s.allocated_size, s.data_size)),
+                        Err(e) => {
+                            if fcb(st, record).is_some_and(|f| f.refs == 0) {
+                                st.fcbs.remove(&record);
+                            }
+                            return (e.status(), 0);
+                        }
+                    }
+                } else {
+                    None
+                };
+                let f = fcb(st, record).unwrap();
+                f.scbs
+                    .push(Box::new(Scb::new(parsed.stream.clone(), sizes)));
                 f.scbs.len() - 1
             }
         };
+        let f = fcb(st, record).unwrap();
         let scb: *mut Scb = &mut *f.scbs[si];
         let s = IoCheckShareAccess(desired, p.ShareAccess as u32, fo, &mut (*scb).share, 1);
         if !s.is_success() {
@@ -301,6 +312,20 @@ pub unsafe fn create(
                 }
                 return (e.status(), 0);
             }
+            // The cached pages and the section past 0 go (the memory
+            // manager keeps pages a user view maps).
+            (*scb).set_sizes(0, 0);
+            if !(*scb).section.SharedCacheMap.is_null()
+                || !(*scb).section.DataSectionObject.is_null()
+            {
+                let sizes = (*scb).cc_sizes();
+                if !(*scb).section.SharedCacheMap.is_null() {
+                    if let Some(cfo) = cache_file_object(scb) {
+                        CcSetFileSizes(cfo, &sizes);
+                    }
+                }
+                CcPurgeCacheSection(&mut (*scb).section, core::ptr::null(), 0, 0);
+            }
             info = if disposition == FILE_SUPERSEDE {
                 FILE_SUPERSEDED
             } else {
@@ -314,6 +339,7 @@ pub unsafe fn create(
         let ccb = Box::new(Ccb {
             fcb: record,
             delete_on_close: options & FILE_DELETE_ON_CLOSE != 0,
+            posix_delete: false,
             dir: None,
         });
         (*fo).FsContext = scb.cast();
@@ -323,39 +349,100 @@ pub unsafe fn create(
     }
 }
 
+/// A file object of the stream the cache manager holds (for
+/// `CcSetFileSizes`, which takes a file object).
+///
+/// # Safety
+/// `scb` is a live SCB.
+pub unsafe fn cache_file_object(scb: *mut Scb) -> Option<*mut FILE_OBJECT> {
+    // SAFETY: per the contract.
+    let fo = unsafe { CcGetFileObjectFromSectionPtrs(&mut (*scb).section) };
+    (!fo.is_null()).then_some(fo)
+}
+
 /// `IRP_MJ_CLEANUP` (the last handle of a file object): share access goes;
-/// when the file's last handle goes with a delete pending (or this handle
-/// was delete-on-close), the name is removed (and the file, at its last
-/// link: lib/ntfs frees the record and clusters).
+/// the file object's cache map goes (`CcUninitializeCacheMap`); when the
+/// file's last handle goes with a delete pending (or this handle was
+/// delete-on-close), the name is removed (and the file, at its last link:
+/// lib/ntfs frees the record and clusters). A deleted file's FCB leaves
+/// the FCB table at once (its cached pages are truncated away, paging I/O
+/// still in flight for it is dropped), so that a new file reusing the
+/// record gets a fresh FCB.
 ///
 /// # Safety
 /// A file object of this volume.
-pub unsafe fn cleanup(st: &mut VcbState, fo: *mut FILE_OBJECT) -> (NtStatus, usize) {
+pub unsafe fn cleanup(vcb: &Vcb, fo: *mut FILE_OBJECT) -> (NtStatus, usize) {
     // SAFETY: per the contract.
     unsafe {
         let Some((scb, ccb)) = contexts(fo) else {
             return (STATUS_SUCCESS, 0);
         };
-        IoRemoveShareAccess(fo, &mut (*scb).share);
-        let n = (*ccb).fcb;
-        let Some(f) = fcb(st, n) else {
-            return (STATUS_SUCCESS, 0);
-        };
-        if (*ccb).delete_on_close {
-            f.delete_pending = true;
+        let mut deleted = false;
+        {
+            let mut st = vcb.state.lock();
+            let st = &mut *st;
+            IoRemoveShareAccess(fo, &mut (*scb).share);
+            let n = (*ccb).fcb;
+            if let Some(f) = fcb_of_scb(st, n, scb) {
+                if (*ccb).delete_on_close {
+                    f.delete_pending = true;
+                }
+                f.opens = f.opens.saturating_sub(1);
+                if f.opens > 0 && f.delete_pending && (*ccb).posix_delete {
+                    // POSIX semantics: the name leaves the namespace now;
+                    // the file lives on in `$Extend\$Deleted` (where
+                    // Windows 10 keeps such files) until its last handle.
+                    let from = utf16_string(&f.path);
+                    let to = alloc::format!("\\$Extend\\$Deleted\\{n:016X}");
+                    let r = deleted_dir(&mut st.vol).and_then(|_| st.vol.rename(&from, &to));
+                    match r {
+                        Ok(()) => {
+                            if let Some(f) = fcb(st, n) {
+                                f.path = to.encode_utf16().collect();
+                            }
+                        }
+                        Err(e) => rt::kprintln!("ntfs: POSIX delete of {from} failed: {e}"),
+                    }
+                }
+                let Some(f) = fcb(st, n) else {
+                    return (STATUS_SUCCESS, 0);
+                };
+                if f.opens == 0 && f.delete_pending {
+                    let path = utf16_string(&f.path);
+                    let stream = (*scb).stream.clone();
+                    f.delete_pending = false;
+                    let r = if stream.is_empty() {
+                        st.vol.remove(&path)
+                    } else {
+                        Err(ntfs::Error::Unsupported("deleting a named stream"))
+                    };
+                    match r {
+                        Ok(()) => {
+                            deleted = true;
+                            if let Some(f) = st.fcbs.remove(&n) {
+                                st.orphans.push(f);
+                            }
+                            (*scb).set_sizes(0, 0);
+                        }
+                        Err(e) => rt::kprintln!("ntfs: delete of {path} failed: {e}"),
+                    }
+                }
+            }
         }
-        f.opens = f.opens.saturating_sub(1);
-        if f.opens == 0 && f.delete_pending {
-            let path = utf16_string(&f.path);
-            let stream = (*scb).stream.clone();
-            f.delete_pending = false;
-            let r = if stream.is_empty() {
-                st.vol.remove(&path)
+        // Outside the volume lock: the cache manager may write or drop
+        // pages (paging I/O to this driver).
+        if !(*fo).PrivateCacheMap.is_null() {
+            let zero: LARGE_INTEGER = 0;
+            let truncate = if deleted {
+                &zero as *const _
             } else {
-                Err(ntfs::Error::Unsupported("deleting a named stream"))
+                core::ptr::null()
             };
-            if let Err(e) = r {
-                rt::kprintln!("ntfs: delete of {path} failed: {e}");
+            CcUninitializeCacheMap(fo, truncate, core::ptr::null_mut());
+        } else if deleted && !(*scb).section.SharedCacheMap.is_null() {
+            if let Some(cfo) = cache_file_object(scb) {
+                let sizes = (*scb).cc_sizes();
+                CcSetFileSizes(cfo, &sizes);
             }
         }
         (STATUS_SUCCESS, 0)
@@ -377,70 +464,35 @@ pub unsafe fn close(st: &mut VcbState, fo: *mut FILE_OBJECT) -> (NtStatus, usize
         (*fo).FsContext2 = core::ptr::null_mut();
         (*scb).refs = (*scb).refs.saturating_sub(1);
         let scb_free = (*scb).refs == 0;
-        if let Some(f) = fcb(st, ccb.fcb) {
+        let release = |f: &mut Fcb| {
             if scb_free {
                 f.scbs.retain(|s| !core::ptr::eq(&**s, scb));
             }
             f.refs = f.refs.saturating_sub(1);
-            if f.refs == 0 {
+            f.refs == 0
+        };
+        if let Some(f) = fcb_of_scb(st, ccb.fcb, scb) {
+            if release(f) {
                 st.fcbs.remove(&ccb.fcb);
+            }
+        } else if let Some(i) = st
+            .orphans
+            .iter()
+            .position(|f| f.scbs.iter().any(|s| core::ptr::eq(&**s, scb)))
+        {
+            if release(&mut st.orphans[i]) {
+                st.orphans.swap_remove(i);
             }
         }
         (STATUS_SUCCESS, 0)
     }
 }
 
-/// `IRP_MJ_WRITE`, non-cached (written through lib/ntfs, which allocates
-/// clusters and moves the stream from resident to non-resident as it
-/// grows). `ByteOffset` = `FILE_WRITE_TO_END_OF_FILE` (-1) appends.
-///
-/// # Safety
-/// A write request we own on one of our file objects.
-pub unsafe fn write(
-    st: &mut VcbState,
-    irp: *mut IRP,
-    sl: *mut IO_STACK_LOCATION,
-) -> (NtStatus, usize) {
-    // SAFETY: per the contract.
-    unsafe {
-        let fo = (*sl).FileObject;
-        let Some((scb, ccb)) = contexts(fo) else {
-            return (STATUS_INVALID_DEVICE_REQUEST, 0);
-        };
-        let n = (*ccb).fcb;
-        if fcb(st, n).map(|f| f.is_dir).unwrap_or(true) && (*scb).stream.is_empty() {
-            return (STATUS_INVALID_DEVICE_REQUEST, 0);
-        }
-        let p = (*sl).Parameters.Write;
-        let mut off = p.ByteOffset;
-        if off == wdk::fs::FILE_USE_FILE_POINTER_POSITION {
-            off = (*fo).CurrentByteOffset;
-        }
-        if off == -1 {
-            off = match st.vol.open_stream(n, ntfs::attr::AT_DATA, &(*scb).stream) {
-                Ok(s) => s.data_size as i64,
-                Err(e) => return (e.status(), 0),
-            };
-        }
-        if off < 0 {
-            return (STATUS_INVALID_PARAMETER, 0);
-        }
-        if p.Length == 0 {
-            return (STATUS_SUCCESS, 0);
-        }
-        let buf = request_buffer(irp);
-        if buf.is_null() {
-            return (STATUS_INSUFFICIENT_RESOURCES, 0);
-        }
-        let data = core::slice::from_raw_parts(buf, p.Length as usize);
-        match st.vol.write_at(n, &(*scb).stream, off as u64, data) {
-            Ok(()) => {
-                if (*fo).Flags & FO_SYNCHRONOUS_IO != 0 {
-                    (*fo).CurrentByteOffset = off + data.len() as i64;
-                }
-                (STATUS_SUCCESS, data.len())
-            }
-            Err(e) => (e.status(), 0),
-        }
+/// `\$Extend\$Deleted`, created on first use (as Windows 10 does).
+fn deleted_dir(vol: &mut Vol) -> ntfs::Result<u64> {
+    let name: Vec<u16> = "$Deleted".encode_utf16().collect();
+    match vol.lookup_in(rec::EXTEND, &name)? {
+        Some(e) => Ok(e.mft_no()),
+        None => vol.create_in(rec::EXTEND, &name, true),
     }
 }

@@ -239,34 +239,13 @@ pub unsafe fn set(
                 if fcb(st, n).map(|f| f.is_dir).unwrap_or(true) && (*scb).stream.is_empty() {
                     return (STATUS_INVALID_PARAMETER, 0);
                 }
-                match st.vol.set_len(n, &(*scb).stream, eof as u64) {
-                    Ok(()) => (STATUS_SUCCESS, 0),
-                    Err(e) => (e.status(), 0),
+                if let Err(e) = st.vol.set_len(n, &(*scb).stream, eof as u64) {
+                    return (e.status(), 0);
                 }
-            }
-            FileDispositionInformation => {
-                let Some(b) = input(1) else {
-                    return (STATUS_INFO_LENGTH_MISMATCH, 0);
-                };
-                let delete = b[0] != 0;
-                if n < 24 && delete {
-                    return (STATUS_CANNOT_DELETE, 0);
-                }
-                if delete && (*scb).stream.is_empty() {
-                    if let Some(f) = fcb(st, n) {
-                        if f.is_dir {
-                            match st.vol.read_dir(n) {
-                                Ok(v) if !v.is_empty() => return (STATUS_DIRECTORY_NOT_EMPTY, 0),
-                                Err(e) => return (e.status(), 0),
-                                _ => {}
-                            }
-                        }
-                    }
-                }
-                if let Some(f) = fcb(st, n) {
-                    f.delete_pending = delete;
-                }
-                (*fo).DeletePending = delete as u8;
+                // The header and the cache manager follow (a smaller size
+                // drops the cached pages past it; no paging I/O is sent).
+                crate::rw::refresh_sizes(st, n, scb);
+                crate::rw::set_cache_sizes(scb);
                 (STATUS_SUCCESS, 0)
             }
             FileBasicInformation => {
@@ -303,9 +282,311 @@ pub unsafe fn set(
                 }
                 (STATUS_SUCCESS, 0)
             }
+            FileDispositionInformationEx => {
+                let Some(b) = input(4) else {
+                    return (STATUS_INFO_LENGTH_MISMATCH, 0);
+                };
+                let flags = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                disposition_ex(st, fo, scb, ccb, n, flags)
+            }
+            FileDispositionInformation => {
+                let Some(b) = input(1) else {
+                    return (STATUS_INFO_LENGTH_MISMATCH, 0);
+                };
+                disposition_ex(st, fo, scb, ccb, n, u32::from(b[0] != 0))
+            }
+            FileAllocationInformation => {
+                let Some(b) = input(8) else {
+                    return (STATUS_INFO_LENGTH_MISMATCH, 0);
+                };
+                let size = i64_at(b, 0);
+                if size < 0 {
+                    return (STATUS_INVALID_PARAMETER, 0);
+                }
+                if fcb(st, n).map(|f| f.is_dir).unwrap_or(true) && (*scb).stream.is_empty() {
+                    return (STATUS_INVALID_PARAMETER, 0);
+                }
+                // Below the end of file the file is cut there (NTFS does);
+                // above it nothing is preallocated (lib/ntfs allocates as
+                // data is written).
+                if size < (*scb).header.Common.FileSize {
+                    if let Err(e) = st.vol.set_len(n, &(*scb).stream, size as u64) {
+                        return (e.status(), 0);
+                    }
+                    crate::rw::refresh_sizes(st, n, scb);
+                    crate::rw::set_cache_sizes(scb);
+                }
+                (STATUS_SUCCESS, 0)
+            }
+            FileRenameInformation
+            | FileRenameInformationEx
+            | FileLinkInformation
+            | FileLinkInformationEx => {
+                let Some(b) = input(20) else {
+                    return (STATUS_INFO_LENGTH_MISMATCH, 0);
+                };
+                let name_len = u32::from_le_bytes([b[16], b[17], b[18], b[19]]) as usize;
+                let Some(b) = input(20 + name_len) else {
+                    return (STATUS_INFO_LENGTH_MISMATCH, 0);
+                };
+                let name: Vec<u16> = b[20..]
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                let link = matches!(
+                    p.FileInformationClass,
+                    FileLinkInformation | FileLinkInformationEx
+                );
+                rename_or_link(
+                    st,
+                    scb,
+                    n,
+                    p.FileObject,
+                    p.ReplaceIfExists & 1 != 0,
+                    &name,
+                    link,
+                )
+            }
             _ => (STATUS_NOT_IMPLEMENTED, 0),
         }
     }
+}
+
+const FileRenameInformation: u32 = 10;
+const FileAllocationInformation: u32 = 19;
+const FileRenameInformationEx: u32 = 65;
+const FileLinkInformationEx: u32 = 72;
+/// `FILE_DISPOSITION_*` flags of `FileDispositionInformationEx`.
+const FILE_DISPOSITION_DELETE: u32 = 0x1;
+const FILE_DISPOSITION_POSIX_SEMANTICS: u32 = 0x2;
+const FILE_DISPOSITION_ON_CLOSE: u32 = 0x8;
+const FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE: u32 = 0x10;
+
+/// `FileDispositionInformation(Ex)`: delete pending (or not) for the
+/// file, removed at its last handle's cleanup; `FILE_DISPOSITION_ON_CLOSE`
+/// sets or clears this handle's delete-on-close instead;
+/// `FILE_DISPOSITION_POSIX_SEMANTICS` removes the name when this handle
+/// closes even if others stay open. A non-empty directory is
+/// STATUS_DIRECTORY_NOT_EMPTY, a system file below record 24 and a
+/// read-only file (unless `FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE`)
+/// STATUS_CANNOT_DELETE.
+///
+/// # Safety
+/// Our file object with its SCB and CCB.
+unsafe fn disposition_ex(
+    st: &mut VcbState,
+    fo: *mut FILE_OBJECT,
+    scb: *mut Scb,
+    ccb: *mut Ccb,
+    n: u64,
+    flags: u32,
+) -> (NtStatus, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let delete = flags & FILE_DISPOSITION_DELETE != 0;
+        if delete {
+            if n < 24 {
+                return (STATUS_CANNOT_DELETE, 0);
+            }
+            match st.vol.stat(n) {
+                Ok(s)
+                    if s.std_info.file_attributes & fsinfo::FILE_ATTRIBUTE_READONLY != 0
+                        && flags & FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE == 0 =>
+                {
+                    return (STATUS_CANNOT_DELETE, 0)
+                }
+                Err(e) => return (e.status(), 0),
+                _ => {}
+            }
+            if (*scb).stream.is_empty() && fcb(st, n).is_some_and(|f| f.is_dir) {
+                match st.vol.read_dir(n) {
+                    Ok(v) if !v.is_empty() => return (STATUS_DIRECTORY_NOT_EMPTY, 0),
+                    Err(e) => return (e.status(), 0),
+                    _ => {}
+                }
+            }
+        }
+        if flags & FILE_DISPOSITION_ON_CLOSE != 0 {
+            (*ccb).delete_on_close = delete;
+            return (STATUS_SUCCESS, 0);
+        }
+        if let Some(f) = fcb(st, n) {
+            f.delete_pending = delete;
+        }
+        (*ccb).posix_delete = delete && flags & FILE_DISPOSITION_POSIX_SEMANTICS != 0;
+        (*fo).DeletePending = delete as u8;
+        (STATUS_SUCCESS, 0)
+    }
+}
+
+const BACKSLASH: u16 = b'\\' as u16;
+
+/// `FileRenameInformation(Ex)` / `FileLinkInformation(Ex)`: the target is
+/// the last component of `name` in the directory the I/O manager opened
+/// (`target`), or in the file's own directory when there is none. An
+/// existing target is STATUS_OBJECT_NAME_COLLISION unless `replace`; with
+/// `replace` a directory or a file with open handles is
+/// STATUS_ACCESS_DENIED, otherwise it is deleted first. Renaming a
+/// directory with open files below it is STATUS_ACCESS_DENIED; a link to a
+/// directory STATUS_FILE_IS_A_DIRECTORY; a named stream
+/// STATUS_NOT_IMPLEMENTED.
+///
+/// # Safety
+/// Our SCB of record `n`; `target` null or a file object of this volume.
+unsafe fn rename_or_link(
+    st: &mut VcbState,
+    scb: *mut Scb,
+    n: u64,
+    target: *mut FILE_OBJECT,
+    replace: bool,
+    name: &[u16],
+    link: bool,
+) -> (NtStatus, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        if !(*scb).stream.is_empty() {
+            return (STATUS_NOT_IMPLEMENTED, 0);
+        }
+        let last: Vec<u16> = match name.iter().rposition(|&c| c == BACKSLASH) {
+            Some(i) => name[i + 1..].to_vec(),
+            None => name.to_vec(),
+        };
+        if last.is_empty()
+            || last.len() > 255
+            || last
+                .iter()
+                .any(|&c| c < 0x20 || (c < 0x80 && b"*?<>\"|:/\\".contains(&(c as u8))))
+        {
+            return (STATUS_OBJECT_NAME_INVALID, 0);
+        }
+        let Some(f) = fcb(st, n) else {
+            return (STATUS_INVALID_PARAMETER, 0);
+        };
+        if n == ntfs::volume::rec::ROOT {
+            return (STATUS_ACCESS_DENIED, 0);
+        }
+        let (is_dir, src) = (f.is_dir, f.path.clone());
+        if link && is_dir {
+            return (STATUS_FILE_IS_A_DIRECTORY, 0);
+        }
+        let parent_of = |p: &[u16]| -> Vec<u16> {
+            match p.iter().rposition(|&c| c == BACKSLASH) {
+                Some(i) => p[..i].to_vec(),
+                None => Vec::new(),
+            }
+        };
+        let (dir_rec, dir_path) = if target.is_null() {
+            if name.contains(&BACKSLASH) {
+                return (STATUS_INVALID_PARAMETER, 0);
+            }
+            let pp = parent_of(&src);
+            let r = if pp.is_empty() {
+                Ok(ntfs::volume::rec::ROOT)
+            } else {
+                st.vol.lookup(&utf16(&pp))
+            };
+            match r {
+                Ok(r) => (r, pp),
+                Err(e) => return (e.status(), 0),
+            }
+        } else {
+            let Some((tscb, tccb)) = contexts(target) else {
+                return (STATUS_INVALID_PARAMETER, 0);
+            };
+            let tn = (*tccb).fcb;
+            match fcb_of_scb(st, tn, tscb) {
+                Some(t) if t.is_dir => {
+                    let p = if t.path.as_slice() == [BACKSLASH] {
+                        Vec::new()
+                    } else {
+                        t.path.clone()
+                    };
+                    (tn, p)
+                }
+                _ => return (STATUS_OBJECT_PATH_NOT_FOUND, 0),
+            }
+        };
+        let mut new_path = dir_path.clone();
+        new_path.push(BACKSLASH);
+        new_path.extend_from_slice(&last);
+        match st.vol.lookup_in(dir_rec, &last) {
+            Ok(Some(e)) if e.mft_no() == n => {
+                if link {
+                    return (STATUS_OBJECT_NAME_COLLISION, 0);
+                }
+                // A rename onto one of its own names (a case change).
+            }
+            Ok(Some(e)) => {
+                if !replace {
+                    return (STATUS_OBJECT_NAME_COLLISION, 0);
+                }
+                let t = e.mft_no();
+                if e.is_dir() || fcb(st, t).is_some_and(|f| f.opens > 0) {
+                    return (STATUS_ACCESS_DENIED, 0);
+                }
+                let mut tp = dir_path.clone();
+                tp.push(BACKSLASH);
+                tp.extend(e.name.encode_utf16());
+                if let Err(e) = st.vol.remove(&utf16(&tp)) {
+                    return (e.status(), 0);
+                }
+                // A file gone with its last link: its FCB (kept by a
+                // section) leaves the table.
+                if st
+                    .vol
+                    .stat(t)
+                    .map(|s| s.seq != (e.fref >> 48) as u16)
+                    .unwrap_or(true)
+                {
+                    if let Some(f) = st.fcbs.remove(&t) {
+                        st.orphans.push(f);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return (e.status(), 0),
+        }
+        if !link && is_dir {
+            let mut prefix = src.clone();
+            prefix.push(BACKSLASH);
+            if st
+                .fcbs
+                .values()
+                .any(|f| f.opens > 0 && f.path.starts_with(&prefix))
+            {
+                return (STATUS_ACCESS_DENIED, 0);
+            }
+        }
+        let (from, to) = (utf16(&src), utf16(&new_path));
+        let r = if link {
+            st.vol.link(&from, &to)
+        } else {
+            st.vol.rename(&from, &to)
+        };
+        if let Err(e) = r {
+            return (e.status(), 0);
+        }
+        if !link {
+            let mut prefix = src.clone();
+            prefix.push(BACKSLASH);
+            for f in st.fcbs.values_mut() {
+                if f.path == src {
+                    f.path = new_path.clone();
+                } else if f.path.starts_with(&prefix) {
+                    let mut p = new_path.clone();
+                    p.extend_from_slice(&f.path[src.len()..]);
+                    f.path = p;
+                }
+            }
+        }
+        (STATUS_SUCCESS, 0)
+    }
+}
+
+fn utf16(s: &[u16]) -> alloc::string::String {
+    char::decode_utf16(s.iter().copied())
+        .map(|c| c.unwrap_or('\u{FFFD}'))
+        .collect()
 }
 
 /// `IRP_MJ_QUERY_VOLUME_INFORMATION`: volume (creation time of `$Volume`,

@@ -23,6 +23,7 @@ extern crate alloc;
 mod create;
 mod dir;
 mod info;
+mod rw;
 mod vcb;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -133,6 +134,7 @@ pub unsafe extern "system" fn DriverEntry(
         ] {
             (*driver).MajorFunction[mj as usize] = Some(dispatch);
         }
+        (*driver).FastIoDispatch = core::ptr::addr_of!(rw::FAST_IO).cast_mut();
         IoRegisterFileSystem(device);
     }
     STATUS_SUCCESS

@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 use core::ptr;
 use nt::status::*;
 use nt::NtStatus;
-use ntfs::device::{BlockDevice, SectorIo, Sectored};
+use ntfs::device::{SectorIo, Sectored};
 use ntfs::Volume;
 use rt::request::PassiveLock;
 use rt::wdk::disk::*;
@@ -79,8 +79,20 @@ impl SectorIo for VolumeIo {
 /// The lib/ntfs volume of a mount.
 pub type Vol = Volume<Sectored<VolumeIo>>;
 
-/// A stream control block: one per open stream of a file.
+/// `NodeTypeCode` of an SCB's header (an ntrs value: NT's NTFS node type
+/// codes are not documented).
+pub const NODE_TYPE_SCB: i16 = 0x0705;
+
+/// A stream control block: one per open stream of a file. It starts with
+/// the `FSRTL_ADVANCED_FCB_HEADER` that `FILE_OBJECT.FsContext` points at,
+/// where the cache manager, the memory manager and the fast I/O routines
+/// (`FsRtlCopyRead`/`FsRtlCopyWrite`) read the stream's sizes. `FileSize`
+/// is always the size on disk (a cached write that extends the stream
+/// extends it on disk first); `ValidDataLength` equals it (lib/ntfs zeroes
+/// what an extension allocates); `AllocationSize` is the allocated size.
+#[repr(C)]
 pub struct Scb {
+    pub header: FSRTL_ADVANCED_FCB_HEADER,
     /// The stream's name (empty: the unnamed `$DATA`, or the directory's
     /// index for a directory).
     pub stream: Vec<u16>,
@@ -88,8 +100,71 @@ pub struct Scb {
     /// File objects on this stream.
     pub refs: u32,
     /// What the memory manager and cache manager find through
-    /// `FILE_OBJECT.SectionObjectPointer` (no section or cache map yet).
+    /// `FILE_OBJECT.SectionObjectPointer`.
     pub section: SECTION_OBJECT_POINTERS,
+}
+
+impl Scb {
+    /// A new SCB; `sizes` (allocation, file size) for a data stream, None
+    /// for a directory's index (no fast I/O, no caching).
+    pub fn new(stream: Vec<u16>, sizes: Option<(u64, u64)>) -> Scb {
+        let (alloc, size) = sizes.unwrap_or((0, 0));
+        Scb {
+            header: FSRTL_ADVANCED_FCB_HEADER {
+                Common: FSRTL_COMMON_FCB_HEADER {
+                    NodeTypeCode: NODE_TYPE_SCB,
+                    NodeByteSize: core::mem::size_of::<Scb>() as i16,
+                    Flags: 0,
+                    IsFastIoPossible: if sizes.is_some() {
+                        FastIoIsPossible
+                    } else {
+                        FastIoIsNotPossible
+                    },
+                    Flags2: FSRTL_FLAG2_ADVANCED_FCB,
+                    Reserved: FSRTL_FCB_HEADER_V2 << 4,
+                    Resource: ptr::null_mut(),
+                    PagingIoResource: ptr::null_mut(),
+                    AllocationSize: alloc as i64,
+                    FileSize: size as i64,
+                    ValidDataLength: size as i64,
+                },
+                FastMutex: ptr::null_mut(),
+                FilterContexts: LIST_ENTRY {
+                    Flink: ptr::null_mut(),
+                    Blink: ptr::null_mut(),
+                },
+                PushLock: 0,
+                FileContextSupportPointer: ptr::null_mut(),
+                Oplock: ptr::null_mut(),
+            },
+            stream,
+            share: SHARE_ACCESS::default(),
+            refs: 0,
+            section: SECTION_OBJECT_POINTERS {
+                DataSectionObject: ptr::null_mut(),
+                SharedCacheMap: ptr::null_mut(),
+                ImageSectionObject: ptr::null_mut(),
+            },
+        }
+    }
+
+    /// The sizes as `CcInitializeCacheMap`/`CcSetFileSizes` take them.
+    pub fn cc_sizes(&self) -> CC_FILE_SIZES {
+        let h = &self.header.Common;
+        CC_FILE_SIZES {
+            AllocationSize: h.AllocationSize,
+            FileSize: h.FileSize,
+            ValidDataLength: h.ValidDataLength,
+        }
+    }
+
+    /// Records new on-disk sizes of the stream.
+    pub fn set_sizes(&mut self, alloc: u64, size: u64) {
+        let h = &mut self.header.Common;
+        h.AllocationSize = alloc as i64;
+        h.FileSize = size as i64;
+        h.ValidDataLength = size as i64;
+    }
 }
 
 /// A file control block: one per open file.
@@ -114,6 +189,9 @@ pub struct Fcb {
 pub struct Ccb {
     pub fcb: u64,
     pub delete_on_close: bool,
+    /// `FILE_DISPOSITION_POSIX_SEMANTICS`: the name goes when this handle
+    /// closes, even while other handles keep the file open.
+    pub posix_delete: bool,
     /// Directory enumeration: the matching entries, and the next to return.
     pub dir: Option<crate::dir::Enumeration>,
 }
@@ -122,6 +200,11 @@ pub struct Ccb {
 pub struct VcbState {
     pub vol: Vol,
     pub fcbs: BTreeMap<u64, Box<Fcb>>,
+    /// FCBs of deleted files that still have file objects (a data section
+    /// or cache map keeps one referenced): out of the table so that a new
+    /// file in the same record gets its own; paging I/O on them is dropped.
+    #[allow(clippy::vec_box)]
+    pub orphans: Vec<Box<Fcb>>,
 }
 
 /// The volume control block.
@@ -211,6 +294,7 @@ pub unsafe fn mount(sl: *mut IO_STACK_LOCATION) -> NtStatus {
             state: PassiveLock::new(VcbState {
                 vol,
                 fcbs: BTreeMap::new(),
+                orphans: Vec::new(),
             }),
         });
         vcb.state.init();
@@ -281,24 +365,27 @@ pub unsafe fn dispatch_volume(
     irp: *mut IRP,
     sl: *mut IO_STACK_LOCATION,
 ) -> (NtStatus, usize) {
-    let mut st = vcb.state.lock();
     // SAFETY: per the contract.
     unsafe {
         let fo = (*sl).FileObject;
+        // Requests that call the cache manager take the volume lock
+        // themselves: what the cache manager does may send paging I/O back
+        // to this driver on the same thread.
+        match (*sl).MajorFunction {
+            IRP_MJ_READ => return crate::rw::read(vcb, irp, sl),
+            IRP_MJ_WRITE => return crate::rw::write(vcb, irp, sl),
+            IRP_MJ_CLEANUP => return crate::create::cleanup(vcb, fo),
+            IRP_MJ_FLUSH_BUFFERS => return crate::rw::flush(vcb, fo),
+            _ => {}
+        }
+        let mut st = vcb.state.lock();
         match (*sl).MajorFunction {
             IRP_MJ_CREATE => crate::create::create(vcb, &mut st, irp, sl),
-            IRP_MJ_CLEANUP => crate::create::cleanup(&mut st, fo),
             IRP_MJ_CLOSE => crate::create::close(&mut st, fo),
-            IRP_MJ_READ => read(&mut st, irp, sl),
-            IRP_MJ_WRITE => crate::create::write(&mut st, irp, sl),
             IRP_MJ_QUERY_INFORMATION => crate::info::query(&mut st, irp, sl),
             IRP_MJ_SET_INFORMATION => crate::info::set(&mut st, irp, sl),
             IRP_MJ_QUERY_VOLUME_INFORMATION => crate::info::query_volume(vcb, &mut st, irp, sl),
             IRP_MJ_DIRECTORY_CONTROL => crate::dir::control(&mut st, irp, sl),
-            IRP_MJ_FLUSH_BUFFERS => match st.vol.device().flush() {
-                Ok(()) => (STATUS_SUCCESS, 0),
-                Err(e) => (e.status(), 0),
-            },
             // Dismount, lock and the other FSCTLs: not yet.
             IRP_MJ_FILE_SYSTEM_CONTROL => (STATUS_INVALID_DEVICE_REQUEST, 0),
             _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
@@ -311,58 +398,9 @@ pub fn fcb(st: &mut VcbState, n: u64) -> Option<&mut Fcb> {
     st.fcbs.get_mut(&n).map(|b| &mut **b)
 }
 
-/// `IRP_MJ_READ`, non-cached: the stream's bytes at `ByteOffset` through
-/// lib/ntfs (sparse ranges and bytes past the initialized size read as
-/// zero, compressed streams are decompressed). A read at or past the end
-/// of file is STATUS_END_OF_FILE; a directory is STATUS_INVALID_DEVICE_REQUEST.
-///
-/// # Safety
-/// A read request we own on one of our file objects.
-unsafe fn read(st: &mut VcbState, irp: *mut IRP, sl: *mut IO_STACK_LOCATION) -> (NtStatus, usize) {
-    // SAFETY: per the contract.
-    unsafe {
-        let fo = (*sl).FileObject;
-        let Some((scb, ccb)) = contexts(fo) else {
-            return (STATUS_INVALID_DEVICE_REQUEST, 0);
-        };
-        let n = (*ccb).fcb;
-        let is_dir = fcb(st, n).map(|f| f.is_dir).unwrap_or(true);
-        if is_dir && (*scb).stream.is_empty() {
-            return (STATUS_INVALID_DEVICE_REQUEST, 0);
-        }
-        let p = (*sl).Parameters.Read;
-        let mut off = p.ByteOffset;
-        if off == wdk::fs::FILE_USE_FILE_POINTER_POSITION {
-            off = (*fo).CurrentByteOffset;
-        }
-        if off < 0 {
-            return (STATUS_INVALID_PARAMETER, 0);
-        }
-        if p.Length == 0 {
-            return (STATUS_SUCCESS, 0);
-        }
-        let stream = match st.vol.open_stream(n, ntfs::attr::AT_DATA, &(*scb).stream) {
-            Ok(s) => s,
-            Err(e) => return (e.status(), 0),
-        };
-        let size = stream.data_size;
-        if off as u64 >= size {
-            return (STATUS_END_OF_FILE, 0);
-        }
-        let len = (p.Length as u64).min(size - off as u64) as usize;
-        let buf = request_buffer(irp);
-        if buf.is_null() {
-            return (STATUS_INSUFFICIENT_RESOURCES, 0);
-        }
-        let out = core::slice::from_raw_parts_mut(buf, len);
-        match st.vol.read_stream_at(&stream, off as u64, out) {
-            Ok(got) => {
-                if (*fo).Flags & FO_SYNCHRONOUS_IO != 0 {
-                    (*fo).CurrentByteOffset = off + got as i64;
-                }
-                (STATUS_SUCCESS, got)
-            }
-            Err(e) => (e.status(), 0),
-        }
-    }
+/// The FCB of `scb` when `scb` belongs to the live file of record `n`
+/// (not to a deleted file's orphaned FCB).
+pub fn fcb_of_scb(st: &mut VcbState, n: u64, scb: *const Scb) -> Option<&mut Fcb> {
+    let f = fcb(st, n)?;
+    f.scbs.iter().any(|s| ptr::eq(&**s, scb)).then_some(f)
 }

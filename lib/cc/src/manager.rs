@@ -449,6 +449,24 @@ impl CacheManager {
         Ok(out)
     }
 
+    /// Unmaps the stream's view `view` (a view index) if it is mapped and
+    /// idle, keeping its dirty pages (they are tracked per page, not per
+    /// view). The file system grew the section: a view mapped while the
+    /// section ended inside it covers only the old end, so it is mapped
+    /// afresh at its full size on next use. Returns the freed VACB for the
+    /// kernel to unmap; None when not mapped or in use (`Busy` is not an
+    /// error here: the grown part is then reached when the view is
+    /// reused).
+    pub fn unmap_idle_view(&mut self, id: MapId, view: u64) -> Option<(VacbId, VacbMapping)> {
+        let v = self.map(id)?.vacbs.get(view)?;
+        if self.views.vacb(v).active > 0 {
+            return None;
+        }
+        let _ = self.map_mut(id).ok()?.vacbs.set(view, None);
+        self.views.free(v);
+        Some((v, VacbMapping { map: id.0, view }))
+    }
+
     /// The throttle inputs of a stream.
     pub fn stream_throttle(&self, id: MapId, write_through: bool) -> StreamThrottle {
         self.map(id)

@@ -320,3 +320,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn growth_unmaps_the_idle_short_view_and_keeps_its_dirty_pages() {
+    let mut cc = CacheManager::new(4, 1000);
+    let a = cc.create_map(sizes(100), 1);
+    let g = cc.get_view(a, 0).unwrap();
+    cc.mark_dirty(a, 0, 100).unwrap();
+    // In use: left alone.
+    assert!(cc.unmap_idle_view(a, 0).is_none());
+    cc.release_view(g.vacb());
+    cc.set_file_sizes(a, sizes(20_000)).unwrap();
+    let (v, m) = cc.unmap_idle_view(a, 0).unwrap();
+    assert_eq!((v, m.view), (g.vacb(), 0));
+    assert!(cc.map(a).unwrap().vacbs.get(0).is_none());
+    assert_eq!(cc.total_dirty, 1);
+    // Not mapped any more: nothing to do; the next use maps it again.
+    assert!(cc.unmap_idle_view(a, 0).is_none());
+    assert!(matches!(cc.get_view(a, 0), Ok(ViewGrant::Map(_))));
+    assert!(cc.verify());
+}

@@ -233,7 +233,7 @@ impl<T: Copy + PartialEq> ApcState<T> {
 
     /// The APC `KiDeliverApc` would run next, if any: `irql` is the level
     /// being returned to, `mode` whether the return is to user mode.
-    fn next_deliverable(
+    pub fn next_deliverable(
         &self,
         irql: u8,
         special_apc_disable: bool,

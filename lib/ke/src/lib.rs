@@ -23,6 +23,7 @@ extern crate alloc;
 
 pub mod apc;
 pub mod dpc;
+pub mod except;
 pub mod objects;
 pub mod priority;
 pub mod queue;

@@ -6,6 +6,7 @@
 
 pub mod arc;
 pub mod bugcheck;
+pub mod context;
 pub mod dpfltr;
 pub mod kd;
 pub mod printf;

@@ -47,6 +47,8 @@ macro_rules! nt_services {
             NtQueryPerformanceCounter 0x0031 2,
             NtDelayExecution 0x0034 2,
             NtClearEvent 0x003E 1,
+            NtContinue 0x0043 2,
+            NtQueueApcThread 0x0045 5,
             NtYieldExecution 0x0046 0,
             NtCreateEvent 0x0048 5,
             NtProtectVirtualMemory 0x0050 5,
@@ -56,9 +58,14 @@ macro_rules! nt_services {
             NtCreateThreadEx 0x00C2 11,
             NtCreateUserProcess 0x00C9 11,
             NtDisplayString 0x00DC 1,
+            NtGetContextThread 0x00F3 2,
             NtOpenThread 0x012F 4,
+            NtQueueApcThreadEx 0x0166 6,
+            NtRaiseException 0x0168 3,
             NtResetEvent 0x017A 2,
+            NtSetContextThread 0x018D 2,
             NtSuspendThread 0x01BE 2,
+            NtTestAlert 0x01C2 0,
         }
     };
 }

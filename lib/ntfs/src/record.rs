@@ -223,56 +223,235 @@ impl Attr {
     }
 }
 
-fn parse_attr(b: &[u8], rec: u64) -> Result<Attr> {
+/// Decodes an attribute (its header already checked by [`AttrView::parse`]).
+fn parse_attr(v: &AttrView<'_>, rec: u64) -> Result<Attr> {
     let bad = |reason| Error::BadRecord {
         record: rec,
         reason,
     };
-    let ty = u32_at(b, 0)?;
-    let nonres = u8_at(b, 8)?;
-    let nl = u8_at(b, 9)? as usize;
-    let no = u16_at(b, 0xa)? as usize;
-    let flags = u16_at(b, 0xc)?;
-    let instance = u16_at(b, 0xe)?;
-    let name = utf16_units(sub(b, no, 2 * nl).map_err(|_| bad("attribute name out of bounds"))?);
-    let body = if nonres == 0 {
-        let vl = u32_at(b, 0x10)? as usize;
-        let vo = u16_at(b, 0x14)? as usize;
-        let value = sub(b, vo, vl)
-            .map_err(|_| bad("resident value out of bounds"))?
-            .to_vec();
-        Body::Resident {
-            value,
+    let b = v.b;
+    let body = match v.value {
+        Some(value) => Body::Resident {
+            value: value.to_vec(),
             indexed: u8_at(b, 0x16)? & 1 != 0,
+        },
+        None => {
+            let start_vcn = u64_at(b, 0x10)?;
+            let last_vcn = u64_at(b, 0x18)?;
+            let ro = u16_at(b, 0x20)? as usize;
+            let rl = b.get(ro..).ok_or(bad("run list offset"))?;
+            let runs = runlist::decode(rl, start_vcn).map_err(|_| bad("bad run list"))?;
+            let has_c =
+                v.flags & (ATTR_COMPRESSED | ATTR_SPARSE) != 0 && b.len() >= 0x48 && ro >= 0x48;
+            Body::NonResident(NonResident {
+                start_vcn,
+                last_vcn,
+                runs,
+                compression_unit: u8_at(b, 0x22)?,
+                allocated_size: u64_at(b, 0x28)?,
+                data_size: u64_at(b, 0x30)?,
+                initialized_size: u64_at(b, 0x38)?,
+                compressed_size: if has_c { Some(u64_at(b, 0x40)?) } else { None },
+            })
         }
-    } else {
-        if b.len() < 0x40 {
-            return Err(bad("short non-resident header"));
-        }
-        let start_vcn = u64_at(b, 0x10)?;
-        let last_vcn = u64_at(b, 0x18)?;
-        let ro = u16_at(b, 0x20)? as usize;
-        let rl = b.get(ro..).ok_or(bad("run list offset"))?;
-        let runs = runlist::decode(rl, start_vcn).map_err(|_| bad("bad run list"))?;
-        let has_c = flags & (ATTR_COMPRESSED | ATTR_SPARSE) != 0 && b.len() >= 0x48 && ro >= 0x48;
-        Body::NonResident(NonResident {
-            start_vcn,
-            last_vcn,
-            runs,
-            compression_unit: u8_at(b, 0x22)?,
-            allocated_size: u64_at(b, 0x28)?,
-            data_size: u64_at(b, 0x30)?,
-            initialized_size: u64_at(b, 0x38)?,
-            compressed_size: if has_c { Some(u64_at(b, 0x40)?) } else { None },
-        })
     };
     Ok(Attr {
-        ty,
-        name,
-        flags,
-        instance,
+        ty: v.ty,
+        name: utf16_units(v.name),
+        flags: v.flags,
+        instance: u16_at(b, 0xe)?,
         body,
     })
+}
+
+/// One attribute of a record as stored, borrowed from the record's bytes: what a scan over
+/// many records reads without copying. [`AttrView::to_attr`] decodes it fully.
+#[derive(Clone, Copy, Debug)]
+pub struct AttrView<'a> {
+    /// The attribute's bytes (its header to its length).
+    b: &'a [u8],
+    /// `AT_*`.
+    pub ty: u32,
+    /// `ATTR_*` flags.
+    pub flags: u16,
+    /// Whether the attribute is non-resident.
+    pub non_resident: bool,
+    /// The name as UTF-16 LE bytes.
+    name: &'a [u8],
+    /// The resident value (`None` when non-resident).
+    value: Option<&'a [u8]>,
+}
+
+impl<'a> AttrView<'a> {
+    /// Reads an attribute's header: its name and, when resident, its value must lie inside it.
+    fn parse(b: &'a [u8], rec: u64) -> Result<Self> {
+        let bad = |reason| Error::BadRecord {
+            record: rec,
+            reason,
+        };
+        let nonres = u8_at(b, 8)? != 0;
+        let nl = u8_at(b, 9)? as usize;
+        let no = u16_at(b, 0xa)? as usize;
+        let name = sub(b, no, 2 * nl).map_err(|_| bad("attribute name out of bounds"))?;
+        let value = if nonres {
+            if b.len() < 0x40 {
+                return Err(bad("short non-resident header"));
+            }
+            None
+        } else {
+            let vl = u32_at(b, 0x10)? as usize;
+            let vo = u16_at(b, 0x14)? as usize;
+            Some(sub(b, vo, vl).map_err(|_| bad("resident value out of bounds"))?)
+        };
+        Ok(AttrView {
+            b,
+            ty: u32_at(b, 0)?,
+            flags: u16_at(b, 0xc)?,
+            non_resident: nonres,
+            name,
+            value,
+        })
+    }
+
+    /// The resident value, if resident.
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.value
+    }
+
+    /// Whether the name equals `n` (UTF-16 code units).
+    pub fn named(&self, n: &[u16]) -> bool {
+        self.name.len() == 2 * n.len()
+            && self
+                .name
+                .chunks_exact(2)
+                .zip(n)
+                .all(|(c, &u)| u16::from_le_bytes([c[0], c[1]]) == u)
+    }
+
+    /// Size of the data (value length or data size), as [`Attr::data_size`].
+    pub fn data_size(&self) -> u64 {
+        match self.value {
+            Some(v) => v.len() as u64,
+            None => u64_at(self.b, 0x30).unwrap_or(0),
+        }
+    }
+
+    /// The attribute decoded (run list included).
+    pub fn to_attr(&self, rec: u64) -> Result<Attr> {
+        parse_attr(self, rec)
+    }
+}
+
+/// A record's header fields and attributes as stored, borrowed (fixups already applied).
+/// [`Record::parse`] is this view decoded; a scan that needs a few attributes of many
+/// records reads them here without copying.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordView<'a> {
+    b: &'a [u8],
+    /// Record number.
+    pub number: u64,
+    /// Sequence number.
+    pub seq: u16,
+    /// `MFT_RECORD_*`.
+    pub flags: u16,
+    /// Base record reference (0 for a base record).
+    pub base: u64,
+    /// Offset of the first attribute.
+    attrs_at: usize,
+    /// Bytes in use.
+    used: usize,
+}
+
+impl<'a> RecordView<'a> {
+    /// Checks a record's header (signature, bytes in use, attribute offset).
+    pub fn parse(b: &'a [u8], number: u64) -> Result<Self> {
+        let bad = |reason| Error::BadRecord {
+            record: number,
+            reason,
+        };
+        if b.get(0..4) != Some(b"FILE") {
+            return Err(bad("no FILE signature"));
+        }
+        let ao = u16_at(b, 0x14)? as usize;
+        let used = u32_at(b, 0x18)? as usize;
+        if used > b.len() || ao >= used || ao < 0x2a {
+            return Err(bad("bytes in use / attribute offset"));
+        }
+        Ok(RecordView {
+            b,
+            number,
+            seq: u16_at(b, 0x10)?,
+            flags: u16_at(b, 0x16)?,
+            base: u64_at(b, 0x20)?,
+            attrs_at: ao,
+            used,
+        })
+    }
+
+    /// Whether the record is in use.
+    pub fn in_use(&self) -> bool {
+        self.flags & MFT_RECORD_IN_USE != 0
+    }
+
+    /// The attributes in record order, up to the end marker; an attribute whose length or
+    /// header is bad ends the walk with its error.
+    pub fn attrs(&self) -> AttrViews<'a> {
+        AttrViews {
+            b: self.b,
+            at: self.attrs_at,
+            used: self.used,
+            number: self.number,
+            done: false,
+        }
+    }
+}
+
+/// The attributes of a [`RecordView`].
+pub struct AttrViews<'a> {
+    b: &'a [u8],
+    at: usize,
+    used: usize,
+    number: u64,
+    done: bool,
+}
+
+impl<'a> Iterator for AttrViews<'a> {
+    type Item = Result<AttrView<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let number = self.number;
+        let bad = |reason| Error::BadRecord {
+            record: number,
+            reason,
+        };
+        let r = (|| {
+            let o = self.at;
+            let ty = u32_at(self.b, o).map_err(|_| bad("attributes not terminated"))?;
+            if ty == AT_END {
+                return Ok(None);
+            }
+            let len = u32_at(self.b, o + 4)? as usize;
+            if len < 0x18 || len & 7 != 0 || o + len > self.used {
+                return Err(bad("attribute length"));
+            }
+            self.at = o + len;
+            AttrView::parse(&self.b[o..o + len], number).map(Some)
+        })();
+        match r {
+            Ok(Some(a)) => Some(Ok(a)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 /// A decoded MFT file record.
@@ -321,42 +500,21 @@ impl Record {
 
     /// Parses a record (fixups already applied).
     pub fn parse(b: &[u8], number: u64) -> Result<Record> {
-        let bad = |reason| Error::BadRecord {
-            record: number,
-            reason,
-        };
-        if b.get(0..4) != Some(b"FILE") {
-            return Err(bad("no FILE signature"));
-        }
-        let ao = u16_at(b, 0x14)? as usize;
-        let used = u32_at(b, 0x18)? as usize;
-        if used > b.len() || ao >= used || ao < 0x2a {
-            return Err(bad("bytes in use / attribute offset"));
-        }
+        let view = RecordView::parse(b, number)?;
         let mut r = Record {
             number,
             lsn: u64_at(b, 8)?,
-            seq: u16_at(b, 0x10)?,
+            seq: view.seq,
             link_count: u16_at(b, 0x12)?,
-            flags: u16_at(b, 0x16)?,
-            base: u64_at(b, 0x20)?,
+            flags: view.flags,
+            base: view.base,
             next_instance: u16_at(b, 0x28)?,
             usn: u16_at(b, u16_at(b, 4)? as usize)?,
             attrs: Vec::new(),
             has_ext: false,
         };
-        let mut o = ao;
-        loop {
-            let ty = u32_at(b, o).map_err(|_| bad("attributes not terminated"))?;
-            if ty == AT_END {
-                break;
-            }
-            let len = u32_at(b, o + 4)? as usize;
-            if len < 0x18 || len & 7 != 0 || o + len > used {
-                return Err(bad("attribute length"));
-            }
-            r.attrs.push(parse_attr(&b[o..o + len], number)?);
-            o += len;
+        for a in view.attrs() {
+            r.attrs.push(a?.to_attr(number)?);
         }
         Ok(r)
     }

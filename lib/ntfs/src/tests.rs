@@ -1234,3 +1234,40 @@ fn attribute_list_seeds_check_as_expected() {
         assert_eq!(p.is_empty(), clean, "{name}: {p:?}");
     }
 }
+
+#[test]
+fn write_in_place_leaves_the_record_and_falls_back_outside_the_data() {
+    let mut v = fresh(8);
+    let n = v
+        .create_in(
+            crate::volume::rec::ROOT,
+            &"f.bin".encode_utf16().collect::<Vec<_>>(),
+            false,
+        )
+        .unwrap();
+    v.set_len(n, &[], 64 * 1024).unwrap();
+    let before = v.stat(n).unwrap();
+    let page = vec![0xA5u8; 4096];
+    v.write_in_place(n, &[], 8192, &page).unwrap();
+    let after = v.stat(n).unwrap();
+    // Only the data clusters were written: times and sizes as they were.
+    assert_eq!(before.std_info.modification, after.std_info.modification);
+    let data = v.read_file("/f.bin").unwrap();
+    assert_eq!(data.len(), 64 * 1024);
+    assert!(data[8192..12288].iter().all(|&b| b == 0xA5));
+    assert!(data[..8192].iter().all(|&b| b == 0));
+    // Past the end: the ordinary write path (which extends).
+    v.write_in_place(n, &[], 64 * 1024, &page).unwrap();
+    assert_eq!(v.read_file("/f.bin").unwrap().len(), 68 * 1024);
+    // Resident streams too.
+    let r = v
+        .create_in(
+            crate::volume::rec::ROOT,
+            &"small".encode_utf16().collect::<Vec<_>>(),
+            false,
+        )
+        .unwrap();
+    v.write_in_place(r, &[], 0, b"abc").unwrap();
+    assert_eq!(v.read_file("/small").unwrap(), b"abc");
+    assert!(crate::check::check(&mut v).unwrap().is_empty());
+}

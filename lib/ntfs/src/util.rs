@@ -64,6 +64,11 @@ pub(crate) fn utf16_units(b: &[u8]) -> alloc::vec::Vec<u16> {
 
 /// Code units to a Rust string (lossy for unpaired surrogates).
 pub fn utf16_to_string(u: &[u16]) -> alloc::string::String {
+    // Most names are ASCII: those are their bytes.
+    if u.iter().all(|&c| c < 0x80) {
+        let bytes: alloc::vec::Vec<u8> = u.iter().map(|&c| c as u8).collect();
+        return alloc::string::String::from_utf8(bytes).unwrap_or_default();
+    }
     let mut s = alloc::string::String::with_capacity(u.len());
     s.extend(
         char::decode_utf16(u.iter().copied()).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),

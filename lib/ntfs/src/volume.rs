@@ -368,6 +368,24 @@ impl<D: BlockDevice> Volume<D> {
         Record::parse(&b, n)
     }
 
+    /// Reads consecutive MFT records as stored (fixups not applied) from record `first` into
+    /// `buf`, as many whole records as fit and `$MFT` holds, in one pass over the run list;
+    /// returns how many were read (0 past the end). A scan over every record reads with this.
+    pub fn read_records_raw(&mut self, first: u64, buf: &mut [u8]) -> Result<usize> {
+        let rs = self.rs as u64;
+        let total = self.mft_size / rs;
+        let n = (buf.len() as u64 / rs).min(total.saturating_sub(first));
+        if n == 0 {
+            return Ok(0);
+        }
+        let len = (n * rs) as usize;
+        let runs = core::mem::take(&mut self.mft_runs);
+        let r = self.read_runs(&runs, u64::MAX, first * rs, &mut buf[..len]);
+        self.mft_runs = runs;
+        r?;
+        Ok(n as usize)
+    }
+
     /// Reads MFT record `n` as stored (fixups not applied).
     pub fn read_record_raw(&mut self, n: u64) -> Result<Vec<u8>> {
         let off = n

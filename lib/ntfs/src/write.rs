@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, IndexEntry, RootHeader};
 use crate::names;
 use crate::record::{Attr, Body, NonResident, Record, MFT_RECORD_IN_USE, MFT_RECORD_IS_DIRECTORY};
+use crate::runlist;
 use crate::upcase;
 use crate::volume::{rec, split_stream, IndexCtx, Volume, I30};
 use alloc::vec::Vec;
@@ -406,6 +407,46 @@ impl<D: BlockDevice> Volume<D> {
         self.update_dir_entry_sizes(&mut r)?;
         self.write_record(&r)?;
         self.flush()
+    }
+
+    /// Writes `data` at `offset` of a stream in place: only the data
+    /// clusters are written, the file record (times, sizes) is left as
+    /// it is. This is what paging I/O needs (the cache manager writing
+    /// pages back: NT's NTFS does not touch the record for it either).
+    /// A write that is not wholly inside the stream's initialized data
+    /// of a plain non-resident stream (resident, compressed, sparse hole,
+    /// past the initialized size) goes through [`Volume::write_at`].
+    pub fn write_in_place(
+        &mut self,
+        n: u64,
+        stream: &[u16],
+        offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        let s = self.open_stream(n, AT_DATA, stream)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(Error::InvalidParameter("offset"))?;
+        let plain = s.resident.is_none()
+            && s.compression_unit == 0
+            && end <= s.initialized_size
+            && end <= s.data_size;
+        if !plain {
+            return self.write_at(n, stream, offset, data);
+        }
+        // A hole (sparse run) in the range: let write_at refuse it.
+        let mut vcn = offset / self.cs;
+        let last = (end - 1) / self.cs;
+        while vcn <= last {
+            match runlist::lookup(&s.runs, vcn) {
+                Some((Some(_), left)) => vcn += left.max(1),
+                _ => return self.write_at(n, stream, offset, data),
+            }
+        }
+        self.op(|v| {
+            v.state.data_write = true;
+            v.write_runs(&s.runs, offset, data)
+        })
     }
 
     /// Sets the length of a stream (truncate or zero-extend).

@@ -18,6 +18,8 @@
 pub mod exports;
 /// Boot tests (`/TESTS`) of the cache manager.
 pub mod tests;
+/// Boot tests (`/TESTS`) of cached I/O through ntfs.sys.
+pub mod tests_fs;
 
 use crate::ex::sync::GuardedMutex;
 use crate::ke::thread::WaitReason;
@@ -627,7 +629,27 @@ pub unsafe fn cc_flush_cache(
     let runs = with(|st| st.cc.take_for_flush(map, range)).map_err(err_status)?;
     let r = write_runs(map, sop as u64, &runs);
     post_deferred_writes();
-    r
+    // Writes the lazy writer took before this flush may still be on their
+    // way: the caller (a non-cached read after it, a FLUSH) must find them
+    // on disk, so wait for them (NT waits on the pages being written).
+    for _ in 0..1_000_000 {
+        if with(|st| st.cc.map(map).map_or(0, |m| m.pages_in_flight)) == 0 {
+            break;
+        }
+        crate::ke::sched::ke_delay_execution_thread(0);
+    }
+    // Pages dirtied through mapped views (not through the cache manager)
+    // in the range go too, as NT's CcFlushCache reaches them through
+    // MmFlushSection.
+    // SAFETY: the caller guarantees `sop`.
+    let mapped = unsafe {
+        match range {
+            Some((o, l)) => mmf::mm_flush_section(sop, Some(o), l),
+            None => mmf::mm_flush_section(sop, None, 0),
+        }
+    };
+    let n = r?;
+    Ok(n + mapped?)
 }
 
 /// `CcPurgeCacheSection`: discards the cached data of the range (`None`:
@@ -647,6 +669,22 @@ pub unsafe fn cc_purge_cache_section(
             Ok(views) => unmap_views(&views),
             Err(_) => return false,
         }
+        // The memory manager purges only a section no view maps: the
+        // stream's other idle views go too (they are mapped again on next
+        // use; their pages stay resident and dirty pages stay dirty).
+        let idle = with(|st| {
+            let views: Vec<u64> = st
+                .cc
+                .map(map)
+                .map(|m| m.vacbs.entries().into_iter().map(|(v, _)| v).collect())
+                .unwrap_or_default();
+            let freed: Vec<_> = views
+                .into_iter()
+                .filter_map(|v| st.cc.unmap_idle_view(map, v))
+                .collect();
+            take_vas(st, &freed)
+        });
+        unmap_views(&idle);
     }
     match range {
         // SAFETY: the caller guarantees `sop`.
@@ -673,8 +711,21 @@ unsafe fn cc_set_file_sizes_map(
         return Err(STATUS_INVALID_PARAMETER);
     };
     let want = sizes.allocation_size.max(sizes.file_size);
-    if want > mmf::mm_section_size(section).unwrap_or(0) {
+    let had = mmf::mm_section_size(section).unwrap_or(0);
+    if want > had {
         mmf::mm_extend_section(section, want)?;
+        // The view holding the old end was mapped short (views end at the
+        // segment's end): unmap it so its next use maps all 256 KiB.
+        if !had.is_multiple_of(VACB_MAPPING_GRANULARITY) {
+            let view = had / VACB_MAPPING_GRANULARITY;
+            let freed = with(|st| {
+                st.cc
+                    .unmap_idle_view(map, view)
+                    .map(|v| take_vas(st, &[v]))
+                    .unwrap_or_default()
+            });
+            unmap_views(&freed);
+        }
     }
     with(|st| st.cc.set_file_sizes(map, sizes)).map_err(err_status)?;
     if sizes.file_size < old.file_size {

@@ -11,4 +11,7 @@ pub mod uproc;
 /// Boot tests of user mode and the system services.
 pub mod uproc_tests;
 pub mod worker;
+pub mod xcpt;
+/// Boot tests of exception and APC dispatching to user mode.
+pub mod xcpt_tests;
 pub mod xpool;

@@ -53,7 +53,9 @@ fn routine(name: &str) -> Option<ServiceRoutine> {
         "NtQuerySystemTime" => nt_query_system_time,
         "NtDisplayString" => nt_display_string,
         "NtResetEvent" => nt_reset_event,
-        _ => return crate::ps::syscalls::routine(name),
+        _ => {
+            return crate::ps::syscalls::routine(name).or_else(|| super::xcpt::routine(name));
+        }
     })
 }
 
@@ -73,12 +75,14 @@ pub fn initialize() {
     if TABLE.get().is_some() {
         return;
     }
+    super::xcpt::initialize();
     let mut t = vec![None; table_limit()];
     for s in SERVICES {
         if let Some(r) = routine(s.name) {
             t[s.number as usize] = Some(ServiceEntry {
                 routine: r,
                 arguments: s.arguments,
+                delivers_apcs: matches!(s.name, "NtTestAlert" | "NtContinue"),
             });
         }
     }

@@ -528,6 +528,17 @@ unsafe fn setup_buffered(
 /// classes the file system implements (not `FileCompletionInformation`,
 /// which the I/O manager keeps: `file::nt_set_completion_information`).
 ///
+/// Rename and link (`FileRenameInformation(Ex)`, `FileLinkInformation(Ex)`):
+/// as NT's `IopOpenLinkOrRenameTarget`, a target name with a `\` is a full
+/// path whose directory the I/O manager opens (`FILE_DIRECTORY_FILE`) and
+/// passes as `Parameters.SetFile.FileObject`, with `ReplaceIfExists` from
+/// the caller's structure; a target on another volume is
+/// STATUS_NOT_SAME_DEVICE. A plain name renames within the file's own
+/// directory (no target file object). A `RootDirectory` handle is not
+/// supported yet (STATUS_NOT_IMPLEMENTED). The target directory stays open
+/// until the request returns (synchronous file objects; an asynchronous
+/// request that pends outlives it).
+///
 /// # Safety
 /// `buffer` is valid for `length` bytes.
 pub unsafe fn nt_set_information_file(
@@ -537,21 +548,93 @@ pub unsafe fn nt_set_information_file(
     length: u32,
     class: u32,
 ) -> Result<NtStatus, NtStatus> {
-    super::file::file_request(handle, 0, args, IRP_MJ_SET_INFORMATION, |irp, _, _| {
-        // SAFETY: the IRP is ours; the caller's buffer is valid for `length`.
+    // FileRenameInformation, FileLinkInformation, and their Ex forms.
+    let mut target: Option<(u64, *mut FILE_OBJECT)> = None;
+    let mut replace = 0usize;
+    if matches!(class, 10 | 11 | 65 | 72) {
+        if length < 20 || buffer.is_null() {
+            return Err(STATUS_INFO_LENGTH_MISMATCH);
+        }
+        // SAFETY: per the contract, `buffer` holds `length` >= 20 bytes.
+        let b = unsafe { core::slice::from_raw_parts(buffer as *const u8, length as usize) };
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        replace = if class >= 65 {
+            (u32_at(0) & 1) as usize
+        } else {
+            usize::from(b[0] != 0)
+        };
+        let root = u64::from(u32_at(8)) | (u64::from(u32_at(12)) << 32);
+        let name_len = u32_at(16) as usize;
+        if !name_len.is_multiple_of(2) || 20 + name_len > b.len() {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        let name: Vec<u16> = b[20..20 + name_len]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        if root != 0 {
+            return Err(STATUS_NOT_IMPLEMENTED);
+        }
+        if let Some(i) = name.iter().rposition(|&c| c == b'\\' as u16) {
+            let dir = String::from_utf16_lossy(&name[..=i]);
+            let (h, _) = super::file::nt_create_file(
+                &dir,
+                &super::file::OpenPacket {
+                    desired: FILE_ADD_FILE | SYNCHRONIZE,
+                    share: FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    disposition: FILE_OPEN,
+                    options: FILE_DIRECTORY_FILE | FILE_SYNCHRONOUS_IO_NONALERT,
+                    file_attributes: 0,
+                    attributes: ::ob::OBJ_CASE_INSENSITIVE,
+                    mode: crate::ob::object::Mode::KernelMode,
+                },
+            )?;
+            let fo = crate::ob::handle::ob_reference_object_by_handle(
+                h,
+                0,
+                Some(&super::IO_FILE_OBJECT_TYPE),
+                crate::ob::object::Mode::KernelMode,
+            )
+            .ok()
+            .and_then(|r| super::file::file_of(r.id));
+            match fo {
+                Some(fo) => target = Some((h, fo)),
+                None => {
+                    crate::ob::handle::nt_close(h);
+                    return Err(STATUS_OBJECT_PATH_NOT_FOUND);
+                }
+            }
+        }
+    }
+    let r = super::file::file_request(handle, 0, args, IRP_MJ_SET_INFORMATION, |irp, dev, _| {
+        // SAFETY: the IRP is ours; the caller's buffer is valid for
+        // `length`; the target directory's handle keeps its file object.
         unsafe {
+            let target_fo = match target {
+                Some((_, fo)) => {
+                    if super::file::related_device(fo) != dev {
+                        return Err(STATUS_NOT_SAME_DEVICE);
+                    }
+                    fo
+                }
+                None => ptr::null_mut(),
+            };
             let s = IoGetNextIrpStackLocation(irp);
             (*s).Parameters.SetFile = SetFileParameters {
                 Length: length,
                 Reserved0: 0,
                 FileInformationClass: class,
                 Reserved1: 0,
-                FileObject: ptr::null_mut(),
-                ReplaceIfExists: 0,
+                FileObject: target_fo,
+                ReplaceIfExists: replace,
             };
             setup_buffered(irp, buffer, length, false)
         }
-    })
+    });
+    if let Some((h, _)) = target {
+        crate::ob::handle::nt_close(h);
+    }
+    r
 }
 
 /// `NtQueryVolumeInformationFile` (`IRP_MJ_QUERY_VOLUME_INFORMATION`).

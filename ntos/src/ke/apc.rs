@@ -57,6 +57,13 @@ pub struct KApc {
     pub mode: ApcMode,
     /// `RundownRoutine`.
     pub rundown_routine: Option<RundownRoutine>,
+    /// A user-mode APC's `NormalRoutine` when it is a user address (queued
+    /// by `NtQueueApcThread`): delivered through `KiUserApcDispatcher` on
+    /// the way back to user mode instead of being called in the kernel.
+    pub user_routine: u64,
+    /// The APC was allocated by [`KApc::new_user`] and the kernel frees it
+    /// once it ran or was flushed (NT's `PspQueueApcSpecialApc` frees its APC).
+    pool_allocated: bool,
     /// `Thread`: the thread it was last queued to.
     thread: AtomicU32,
     /// `Inserted`.
@@ -77,9 +84,21 @@ impl KApc {
             normal_context,
             mode,
             rundown_routine: None,
+            user_routine: 0,
+            pool_allocated: false,
             thread: AtomicU32::new(0),
             inserted: AtomicBool::new(false),
         }
+    }
+
+    /// A user APC calling the user-mode `routine(context, arg1, arg2)`
+    /// (the system arguments come with the insertion), allocated from the
+    /// heap and freed by the kernel after delivery or flush.
+    pub fn new_user(routine: u64, context: usize) -> &'static KApc {
+        let mut a = KApc::new(user_apc_kernel_routine, None, context, ApcMode::UserMode);
+        a.user_routine = routine;
+        a.pool_allocated = true;
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(a))
     }
 
     /// The APC with a rundown routine (`KeInitializeApc`'s `RundownRoutine`).
@@ -230,12 +249,14 @@ pub fn ke_flush_user_apcs(tid: u32) -> usize {
             }
         }
     }
-    for a in &flushed {
+    let n = flushed.len();
+    for a in flushed {
         if let Some(r) = a.rundown_routine {
             r(a);
         }
+        free_user_apc(a as *const KApc);
     }
-    flushed.len()
+    n
 }
 
 /// The APCs queued to thread `tid` in delivery order, with their system
@@ -307,13 +328,82 @@ fn run_apc(q: QueuedApc, kernel: bool) {
     }
 }
 
+/// The kernel routine of [`KApc::new_user`] APCs: nothing to do (the
+/// kernel frees the APC after delivery).
+fn user_apc_kernel_routine(_: &KApc, _: &mut Option<NormalRoutine>, _: &mut usize) {}
+
+/// Frees an APC from [`KApc::new_user`] once no reference to it is used
+/// any more; other APCs are left alone.
+fn free_user_apc(apc: *const KApc) {
+    // SAFETY: `apc` points at a live KApc (the caller's queue entry, off
+    // every queue now).
+    if unsafe { (*apc).pool_allocated } {
+        // SAFETY: pool-allocated APCs come from `Box::leak` in `new_user`;
+        // the APC left its queue and its last user is done with it.
+        drop(unsafe { alloc::boxed::Box::from_raw(apc as *mut KApc) });
+    }
+}
+
+/// Frees a [`KApc::new_user`] APC that `ke_insert_queue_apc` refused.
+pub fn ke_free_unqueued_user_apc(apc: &'static KApc) {
+    if !apc.is_inserted() {
+        free_user_apc(apc as *const KApc);
+    }
+}
+
+/// Whether the next user APC of the current thread is a user-mode routine
+/// (then the in-kernel delivery below stops and the system-service exit
+/// delivers it to user mode).
+fn next_is_user_routine() -> bool {
+    let tid = sched::current_thread_id();
+    let g = sched::lock();
+    g.thread_table.get(tid).is_some_and(|e| {
+        e.apc
+            .next_deliverable(PASSIVE_LEVEL, true, true, true, ProcessorMode::UserMode)
+            .is_some_and(|(q, k)| k == ApcKind::User && q.apc.user_routine != 0)
+    })
+}
+
+/// `KiDeliverApc(UserMode)` for an APC with a user-mode routine, at the
+/// system-service exit: dequeues the current thread's next user APC if
+/// `UserApcPending` is set and it has a user routine, runs its kernel
+/// routine and returns (routine, NormalContext, SystemArgument1,
+/// SystemArgument2); the APC is freed if the kernel allocated it.
+pub fn ki_take_user_mode_apc() -> Option<(u64, usize, usize, usize)> {
+    if !next_is_user_routine() {
+        return None;
+    }
+    let (q, kind) = next_apc(PASSIVE_LEVEL, ProcessorMode::UserMode)?;
+    let apc = q.apc;
+    apc.inserted.store(false, Ordering::Release);
+    if kind != ApcKind::User || apc.user_routine == 0 {
+        // Raced with another delivery: run it the in-kernel way.
+        run_apc(q, kind != ApcKind::User);
+        return None;
+    }
+    let mut normal = None;
+    let mut ctx = apc.normal_context;
+    let saved = super::irql();
+    super::irql::set_irql(APC_LEVEL.max(saved));
+    (apc.kernel_routine)(apc, &mut normal, &mut ctx);
+    super::irql::set_irql(saved);
+    let routine = apc.user_routine;
+    free_user_apc(apc as *const KApc);
+    Some((routine, ctx, q.arg1, q.arg2))
+}
+
 /// Delivers the current thread's APCs on "the way back to user mode" after
 /// a wait ended with STATUS_USER_APC (`KiDeliverApc(UserMode)`, one user
 /// APC per return, with `NtContinue`'s test-alert re-arming the next).
+/// APCs with a user-mode routine stay queued (with `UserApcPending`) for
+/// the system-service exit, which enters `KiUserApcDispatcher` with them.
 /// Returns how many user APCs ran.
 pub fn ki_deliver_user_apcs() -> usize {
     let mut n = 0;
-    while let Some((q, kind)) = next_apc(PASSIVE_LEVEL, ProcessorMode::UserMode) {
+    while !next_is_user_routine() {
+        let Some((q, kind)) = next_apc(PASSIVE_LEVEL, ProcessorMode::UserMode) else {
+            break;
+        };
         run_apc(q, kind != ApcKind::User);
         if kind == ApcKind::User {
             n += 1;

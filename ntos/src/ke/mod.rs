@@ -8,6 +8,7 @@ pub mod dispobj;
 pub mod dpc;
 pub mod dpc_export;
 pub mod event;
+pub mod except;
 pub mod gdt;
 pub mod intr;
 pub mod irql;

@@ -41,6 +41,9 @@ pub type ServiceRoutine = fn(&[u64; MAX_SERVICE_ARGUMENTS], &mut KTrapFrame) -> 
 pub struct ServiceEntry {
     pub routine: ServiceRoutine,
     pub arguments: u8,
+    /// The service may make a user APC due without a wait
+    /// (`NtTestAlert`, `NtContinue`): the exit checks for one.
+    pub delivers_apcs: bool,
 }
 
 /// The service table, registered once by the executive (phase 1).
@@ -119,11 +122,29 @@ core::arch::global_asm!(
     "mov word ptr [rsp + 0x2A], 0",
     "sti",
     "cld",
-    "mov rcx, rsp",
+    // The exception frame (R12-R15, XMM6-XMM15) below the trap frame: the
+    // context services and user APC delivery read and change it.
+    "sub rsp, 0xE0",
+    "mov [rsp + 0x20], r12",
+    "mov [rsp + 0x28], r13",
+    "mov [rsp + 0x30], r14",
+    "mov [rsp + 0x38], r15",
+    "movaps [rsp + 0x40], xmm6",
+    "movaps [rsp + 0x50], xmm7",
+    "movaps [rsp + 0x60], xmm8",
+    "movaps [rsp + 0x70], xmm9",
+    "movaps [rsp + 0x80], xmm10",
+    "movaps [rsp + 0x90], xmm11",
+    "movaps [rsp + 0xA0], xmm12",
+    "movaps [rsp + 0xB0], xmm13",
+    "movaps [rsp + 0xC0], xmm14",
+    "movaps [rsp + 0xD0], xmm15",
+    "lea rcx, [rsp + 0xE0]",
     "call KiSystemServiceDispatch",
     "cli",
-    "cmp byte ptr [rsp + 0x2B], 0",
-    "jne 3f",
+    "cmp byte ptr [rsp + 0xE0 + 0x2B], 0",
+    "jne 4f",
+    "add rsp, 0xE0",
     "mov rcx, [rsp + 0x168]",
     // Canonical user RIP? (bits 63..47 all zero)
     "mov rax, rcx",
@@ -153,6 +174,10 @@ core::arch::global_asm!(
     "3:",
     "mov byte ptr [rsp + 0x2B], 0",
     "jmp KiTrapExit",
+    // A changed context: the exception frame's registers too.
+    "4:",
+    "mov byte ptr [rsp + 0xE0 + 0x2B], 0",
+    "jmp KiExceptionFrameExit",
 );
 
 extern "C" {
@@ -191,6 +216,17 @@ extern "C" fn KiSystemServiceDispatch(frame: &mut KTrapFrame) {
             *a = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
         }
     }
+    frame.exception_active = 0;
     let status = (entry.routine)(&args, frame);
-    frame.rax = status.as_u32() as u64;
+    // A service that replaced the context (NtContinue, NtRaiseException,
+    // NtSetContextThread) left RAX as the context's.
+    if frame.exception_active == 0 {
+        frame.rax = status.as_u32() as u64;
+    }
+    // A user APC due on the way out (`KiDeliverApc(UserMode)` at the
+    // service exit): after an alertable wait that it ended, `NtTestAlert`
+    // or `NtContinue(.., TRUE)`.
+    if status == STATUS_USER_APC || entry.delivers_apcs {
+        super::except::deliver_user_apc(frame);
+    }
 }

@@ -58,6 +58,45 @@ const _: () = assert!(core::mem::offset_of!(KTrapFrame, rbx) == 0x140);
 const _: () = assert!(core::mem::offset_of!(KTrapFrame, error_code) == 0x160);
 const _: () = assert!(core::mem::offset_of!(KTrapFrame, rip) == 0x168);
 
+/// The non-volatile registers a trap frame lacks (R12-R15, XMM6-XMM15),
+/// saved below the trap frame by the exception entry and `KiSystemCall64`
+/// and restored from it by their full-restore exits: ntrs's part of NT's
+/// `KEXCEPTION_FRAME` (RBX, RDI, RSI, RBP are in the trap frame here). Its
+/// first 0x20 bytes are the home area of the dispatcher's call.
+#[repr(C, align(16))]
+pub struct KExceptionFrame {
+    pub p1_home: u64,
+    pub p2_home: u64,
+    pub p3_home: u64,
+    pub p4_home: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    /// XMM6 .. XMM15.
+    pub xmm: [[u64; 2]; 10],
+}
+
+const _: () = assert!(core::mem::size_of::<KExceptionFrame>() == 0xE0);
+const _: () = assert!(core::mem::offset_of!(KExceptionFrame, xmm) == 0x40);
+
+impl KTrapFrame {
+    /// This trap frame with the exception frame right below it (user-mode
+    /// trap frames built by an exception entry or `KiSystemCall64` have one).
+    ///
+    /// # Safety
+    /// The frame must have been built by the exception entry (vector < 0x100)
+    /// or `KiSystemCall64`, and still be live.
+    pub unsafe fn with_exception_frame(&mut self) -> (&mut KTrapFrame, &mut KExceptionFrame) {
+        let ef = (self as *mut KTrapFrame as *mut u8)
+            .wrapping_sub(core::mem::size_of::<KExceptionFrame>())
+            as *mut KExceptionFrame;
+        // SAFETY: per the contract, the entry reserved these 0xE0 bytes
+        // below the trap frame; they do not overlap it.
+        (self, unsafe { &mut *ef })
+    }
+}
+
 // Entry stubs (`define_stubs!` below). Vectors without a hardware error code
 // push 0 so every frame has the same shape; the stub then reserves the rest of
 // the KTRAP_FRAME, saves rax, loads the vector number and joins KiTrapCommon.
@@ -90,6 +129,48 @@ core::arch::global_asm!(
     "mov rcx, rsp",
     "mov edx, eax",
     "cld",
+    // Exceptions (not interrupts) also save the non-volatile registers in
+    // an exception frame below the trap frame, so a user-mode exception's
+    // CONTEXT holds them and a changed context restores them.
+    "cmp eax, 0x100",
+    "jae 4f",
+    "sub rsp, 0xE0",
+    "mov [rsp + 0x20], r12",
+    "mov [rsp + 0x28], r13",
+    "mov [rsp + 0x30], r14",
+    "mov [rsp + 0x38], r15",
+    "movaps [rsp + 0x40], xmm6",
+    "movaps [rsp + 0x50], xmm7",
+    "movaps [rsp + 0x60], xmm8",
+    "movaps [rsp + 0x70], xmm9",
+    "movaps [rsp + 0x80], xmm10",
+    "movaps [rsp + 0x90], xmm11",
+    "movaps [rsp + 0xA0], xmm12",
+    "movaps [rsp + 0xB0], xmm13",
+    "movaps [rsp + 0xC0], xmm14",
+    "movaps [rsp + 0xD0], xmm15",
+    "mov r8, rsp",
+    "call KiDispatchTrap",
+    ".global KiExceptionFrameExit",
+    "KiExceptionFrameExit:",
+    "mov r12, [rsp + 0x20]",
+    "mov r13, [rsp + 0x28]",
+    "mov r14, [rsp + 0x30]",
+    "mov r15, [rsp + 0x38]",
+    "movaps xmm6, [rsp + 0x40]",
+    "movaps xmm7, [rsp + 0x50]",
+    "movaps xmm8, [rsp + 0x60]",
+    "movaps xmm9, [rsp + 0x70]",
+    "movaps xmm10, [rsp + 0x80]",
+    "movaps xmm11, [rsp + 0x90]",
+    "movaps xmm12, [rsp + 0xA0]",
+    "movaps xmm13, [rsp + 0xB0]",
+    "movaps xmm14, [rsp + 0xC0]",
+    "movaps xmm15, [rsp + 0xD0]",
+    "add rsp, 0xE0",
+    "jmp KiTrapExit",
+    "4:",
+    "xor r8d, r8d",
     "call KiDispatchTrap",
     // The trap exit (`KiExceptionExit`/`KiSystemServiceExit`'s iretq path):
     // restores the frame and returns; user threads also enter ring 3 here.
@@ -324,7 +405,7 @@ pub static KI_PROBE_STATUS: AtomicU64 = AtomicU64::new(0);
 
 /// The Rust half of every trap (`KiDispatchException` for kernel mode).
 #[no_mangle]
-extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
+extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32, exframe: *mut KExceptionFrame) {
     frame.previous_mode = (frame.seg_cs & 1) as u8;
     frame.previous_irql = crate::ke::irql();
     if vector >= 0x100 {
@@ -336,8 +417,13 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
     // (paging file, locks), so at DISPATCH_LEVEL or above a fault on
     // pageable or user memory stops the system as on NT.
     let mut status = exception_code(vector);
+    let cr2 = if vector == 14 {
+        crate::hal::read_cr2()
+    } else {
+        0
+    };
     if vector == 14 {
-        let va = crate::hal::read_cr2();
+        let va = cr2;
         if va < 0x0000_8000_0000_0000 && frame.previous_irql >= crate::ke::DISPATCH_LEVEL {
             ke_bug_check_ex(
                 IRQL_NOT_LESS_OR_EQUAL,
@@ -391,15 +477,10 @@ extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32) {
     if crate::ke::user::fixup_user_copy_fault(frame, status) {
         return;
     }
-    if frame.seg_cs & 1 != 0 {
-        let address = if vector == 14 {
-            crate::hal::read_cr2()
-        } else {
-            frame.rip
-        };
-        if crate::ke::user::dispatch_user_exception(frame, status, address) {
-            return;
-        }
+    if frame.seg_cs & 1 != 0 && !exframe.is_null() && crate::ke::user::user_exceptions_handled() {
+        // SAFETY: the exception entry built `exframe` below this frame.
+        unsafe { crate::ke::except::dispatch_user_fault(frame, exframe, vector, status, cr2) };
+        return;
     }
     KI_PROBE_STATUS.store(status as u64, Ordering::SeqCst);
     let resume = KI_PROBE_RESUME.load(Ordering::SeqCst);

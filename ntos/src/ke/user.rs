@@ -142,16 +142,18 @@ pub fn register_user_exception_handler(f: fn(&mut KTrapFrame, u32, u64)) {
     USER_EXCEPTION.set(f);
 }
 
-/// Trap dispatcher hook for a fault in user mode: the executive decides
-/// (today: the process ends with the exception code). Returns false when
-/// no handler is registered (then the fault is treated as a kernel fault).
-pub fn dispatch_user_exception(frame: &mut KTrapFrame, status: u32, address: u64) -> bool {
-    match USER_EXCEPTION.get() {
-        Some(f) => {
-            f(frame, status, address);
-            true
-        }
-        None => false,
+/// Whether the executive registered its handler (before that, a user-mode
+/// fault is treated as a kernel fault).
+pub fn user_exceptions_handled() -> bool {
+    USER_EXCEPTION.get().is_some()
+}
+
+/// An exception user mode does not handle (second chance, or no
+/// dispatcher to send it to): the executive ends the process with `code`
+/// (`address` is reported). Does not return when the handler is registered.
+pub fn end_process_for_exception(frame: &mut KTrapFrame, code: u32, address: u64) {
+    if let Some(f) = USER_EXCEPTION.get() {
+        f(frame, code, address);
     }
 }
 

@@ -1121,7 +1121,7 @@ fn ps_thread_freed(executive: u64) {
 /// `PspExitThread` (the kernel's thread-exit routine, on the exiting
 /// thread): exit status and time, the exit notify routines, the Thread
 /// object signaled; the last thread of a process exits the process.
-fn ps_exit_thread(_kernel_id: u32) {
+fn ps_exit_thread(kernel_id: u32) {
     let Some(obj) = with_current_thread(|t| t.map(|t| t.object())) else {
         return;
     };
@@ -1139,6 +1139,10 @@ fn ps_exit_thread(_kernel_id: u32) {
     );
     t.exit_time
         .store(crate::ke::clock::ke_query_system_time(), Ordering::Release);
+    // `KeFlushQueueApc(UserMode)` with the rundown routines before the
+    // thread is counted out: whoever waits on the process or thread sees
+    // its user APCs freed (the kernel's later flush finds the queue empty).
+    crate::ke::apc::ke_flush_user_apcs(kernel_id);
     let p = &t.process;
     // A user thread leaves its process's address space before it is
     // counted out: the last thread's exit deletes it.

@@ -1079,72 +1079,125 @@ impl<'a> TimelinePaths<'a> {
     }
 }
 
-/// `timeline`: for every file record (in use or deleted, whose record still parses), one CSV
-/// row for its `$STANDARD_INFORMATION` and one per `$FILE_NAME`, with the four MACB times
-/// (modified, accessed, MFT entry changed, born) as ISO 8601 UTC.
-fn timeline<D: BlockDevice>(v: &mut Volume<D>, out: &mut impl Write) -> Result<(), Fail> {
-    use ntfs::attr::{FileName, StandardInformation, AT_FILE_NAME, AT_STANDARD_INFORMATION};
-    let mut recs: Vec<Option<TimelineRecord>> = Vec::new();
-    let mut unreadable = 0u64;
-    for n in 0..v.mft_records() {
-        let Ok(r) = v.read_record(n) else {
-            // Never-used records are skipped; a record with a signature that does not parse is
-            // damaged and counted.
-            if v.read_record_raw(n)
-                .is_ok_and(|b| b.starts_with(b"FILE") || b.starts_with(b"BAAD"))
-            {
-                unreadable += 1;
-            }
-            continue;
-        };
-        if r.base != 0 {
-            continue;
+/// One record's `timeline` sources from its bytes as stored (fixups applied here): `Ok(None)`
+/// for an extension record or one with neither `$STANDARD_INFORMATION` nor `$FILE_NAME`,
+/// `Err(signature)` when the record does not parse.
+fn timeline_record<D: BlockDevice>(
+    v: &mut Volume<D>,
+    n: u64,
+    raw: &mut [u8],
+) -> Result<Option<TimelineRecord>, [u8; 4]> {
+    use ntfs::attr::AT_STANDARD_INFORMATION;
+    use ntfs::attr::{FileName, StandardInformation, AT_ATTRIBUTE_LIST, AT_FILE_NAME};
+    let sig: [u8; 4] = raw[..4].try_into().unwrap_or_default();
+    ntfs::record::unfixup(raw, b"FILE").map_err(|_| sig)?;
+    let r = ntfs::record::RecordView::parse(raw, n).map_err(|_| sig)?;
+    // As `Volume::read_record` would: every attribute must decode.
+    // The first unnamed $STANDARD_INFORMATION and $DATA count, as `Record::find` finds them.
+    let mut si = None;
+    let mut names: Vec<FileName> = Vec::new();
+    let mut size = None;
+    let mut listed = false;
+    for a in r.attrs() {
+        let a = a.map_err(|_| sig)?;
+        if a.non_resident {
+            a.to_attr(n).map_err(|_| sig)?;
         }
-        let dir = r.flags & ntfs::record::MFT_RECORD_IS_DIRECTORY != 0;
-        // $STANDARD_INFORMATION and $FILE_NAME are always resident: the base record holds them,
-        // unless an $ATTRIBUTE_LIST moved some to extension records (then stat gathers them).
-        let listed = r.find(ntfs::attr::AT_ATTRIBUTE_LIST, &[]).is_some();
-        let from_stat = if r.in_use() && listed {
-            v.stat(n).ok().map(|info| TimelineRecord {
+        match a.ty {
+            AT_STANDARD_INFORMATION if si.is_none() && a.named(&[]) => {
+                si = Some(a.value().and_then(|b| StandardInformation::parse(b).ok()));
+            }
+            AT_FILE_NAME => {
+                if let Some(f) = a.value().and_then(|b| FileName::parse(b).ok()) {
+                    names.push(f);
+                }
+            }
+            AT_DATA if size.is_none() && a.named(&[]) => size = Some(a.data_size()),
+            AT_ATTRIBUTE_LIST if a.named(&[]) => listed = true,
+            _ => {}
+        }
+    }
+    let (si, size) = (si.flatten(), size.unwrap_or(0));
+    if r.base != 0 {
+        return Ok(None);
+    }
+    let dir = r.flags & ntfs::record::MFT_RECORD_IS_DIRECTORY != 0;
+    // $STANDARD_INFORMATION and $FILE_NAME are always resident: the base record holds them,
+    // unless an $ATTRIBUTE_LIST moved some to extension records (then stat gathers them).
+    if r.in_use() && listed {
+        if let Ok(info) = v.stat(n) {
+            return Ok(Some(TimelineRecord {
                 seq: info.seq,
                 in_use: true,
                 dir,
                 size: info.size(),
                 si: Some(info.std_info),
                 names: info.names,
-            })
-        } else {
-            None
-        };
-        let t = match from_stat {
-            Some(t) => t,
-            None => {
-                // As the record holds them (for a deleted record: what is left of it).
-                let si = r
-                    .find(AT_STANDARD_INFORMATION, &[])
-                    .and_then(|a| a.value())
-                    .and_then(|b| StandardInformation::parse(b).ok());
-                let names: Vec<FileName> = r
-                    .attrs
-                    .iter()
-                    .filter(|a| a.ty == AT_FILE_NAME)
-                    .filter_map(|a| a.value().and_then(|b| FileName::parse(b).ok()))
-                    .collect();
-                if si.is_none() && names.is_empty() {
-                    continue;
+            }));
+        }
+    }
+    // As the record holds them (for a deleted record: what is left of it).
+    if si.is_none() && names.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(TimelineRecord {
+        seq: r.seq,
+        in_use: r.in_use(),
+        dir,
+        size,
+        si,
+        names,
+    }))
+}
+
+/// `timeline`: for every file record (in use or deleted, whose record still parses), one CSV
+/// row for its `$STANDARD_INFORMATION` and one per `$FILE_NAME`, with the four MACB times
+/// (modified, accessed, MFT entry changed, born) as ISO 8601 UTC.
+fn timeline<D: BlockDevice>(v: &mut Volume<D>, out: &mut impl Write) -> Result<(), Fail> {
+    use ntfs::attr::FileName;
+    let mut recs: Vec<Option<TimelineRecord>> = Vec::new();
+    let mut unreadable = 0u64;
+    let total = v.mft_records();
+    let rs = v.record_size();
+    // The MFT is read 1024 records at a time (past the device's read-ahead window: straight
+    // into the buffer); a batch that cannot be read whole (a run that does not map) is read
+    // record by record, so one bad place loses only its records.
+    const BATCH: usize = 1024;
+    let mut batch = vec![0u8; BATCH * rs];
+    let mut first = 0u64;
+    while first < total {
+        let got = match v.read_records_raw(first, &mut batch) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(_) => {
+                let k = (total - first).min(BATCH as u64) as usize;
+                for (i, chunk) in batch.chunks_exact_mut(rs).take(k).enumerate() {
+                    match v.read_record_raw(first + i as u64) {
+                        Ok(b) if b.len() == rs => chunk.copy_from_slice(&b),
+                        _ => chunk.fill(0),
+                    }
                 }
-                TimelineRecord {
-                    seq: r.seq,
-                    in_use: r.in_use(),
-                    dir,
-                    size: r.find(AT_DATA, &[]).map(|a| a.data_size()).unwrap_or(0),
-                    si,
-                    names,
-                }
+                k
             }
         };
-        recs.resize_with(n as usize + 1, || None);
-        recs[n as usize] = Some(t);
+        for (i, raw) in batch.chunks_exact_mut(rs).take(got).enumerate() {
+            let n = first + i as u64;
+            match timeline_record(v, n, raw) {
+                Ok(Some(t)) => {
+                    recs.resize_with(n as usize + 1, || None);
+                    recs[n as usize] = Some(t);
+                }
+                Ok(None) => {}
+                // Never-used records are skipped; a record with a signature that does not
+                // parse is damaged and counted.
+                Err(sig) => {
+                    if sig == *b"FILE" || sig == *b"BAAD" {
+                        unreadable += 1;
+                    }
+                }
+            }
+        }
+        first += got as u64;
     }
     outln!(out, "{}", TIMELINE_HEADER);
     let mut paths = TimelinePaths::new(&recs);

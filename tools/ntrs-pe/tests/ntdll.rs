@@ -60,6 +60,52 @@ fn ntdll_exports_every_service_stub_with_windows_bytes() {
             s.number
         );
     }
+    // The Rtl routines over lib/rtl and the C routines, by Windows' names.
+    for name in [
+        "RtlInitUnicodeString",
+        "RtlInitUnicodeStringEx",
+        "RtlInitAnsiString",
+        "RtlCompareUnicodeString",
+        "RtlEqualUnicodeString",
+        "RtlPrefixUnicodeString",
+        "RtlCompareString",
+        "RtlUpcaseUnicodeChar",
+        "RtlDowncaseUnicodeChar",
+        "RtlUpcaseUnicodeString",
+        "RtlUnicodeStringToAnsiString",
+        "RtlAnsiStringToUnicodeString",
+        "RtlNtStatusToDosError",
+        "RtlDetermineDosPathNameType_U",
+        "RtlTimeToTimeFields",
+        "RtlTimeFieldsToTime",
+        "RtlInitializeBitMap",
+        "RtlSetBits",
+        "RtlClearBits",
+        "RtlSetAllBits",
+        "RtlClearAllBits",
+        "RtlAreBitsSet",
+        "RtlAreBitsClear",
+        "RtlFindClearBits",
+        "RtlFindSetBits",
+        "RtlFindClearBitsAndSet",
+        "RtlFindSetBitsAndClear",
+        "RtlNumberOfSetBits",
+        "RtlNumberOfClearBits",
+        "memcpy",
+        "memmove",
+        "memset",
+        "memcmp",
+        "strlen",
+        "wcslen",
+    ] {
+        code(name);
+    }
+    // ntdll imports nothing.
+    assert!(
+        pe::imports(&img, pe.directory(pe::IMAGE_DIRECTORY_ENTRY_IMPORT))
+            .unwrap()
+            .is_empty()
+    );
     // Every Nt/Zw export is a listed service.
     let listed = |n: &str| nt::syscalls::by_name(n).is_some();
     for e in pe::exports(&img, dir).unwrap() {

@@ -1,7 +1,7 @@
-//! The C memory routines the compiler calls, which Windows' ntdll also
-//! exports under these names (`memcpy`, `memmove`, `memset`, `memcmp`).
-//! ntdll needs no `_fltused` or personality routine (no floating point, no
-//! unwinding: `panic = abort`).
+//! The C routines the compiler calls, which Windows' ntdll also exports
+//! under these names (`memcpy`, `memmove`, `memset`, `memcmp`, `strlen`,
+//! `wcslen`), and the personality routine and `_fltused` that `core`
+//! references (not exported).
 
 /// # Safety
 /// C `memcpy` contract.
@@ -61,3 +61,49 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     }
     0
 }
+
+/// `strlen`, exported as by Windows' ntdll. Volatile reads keep the
+/// compiler from turning the loop back into a call to `strlen`.
+///
+/// # Safety
+/// C `strlen` contract: `s` is NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
+    let mut n = 0;
+    // SAFETY: every byte up to the NUL is inside the string.
+    while unsafe { s.add(n).read_volatile() } != 0 {
+        n += 1;
+    }
+    n
+}
+
+/// `wcslen`, exported as by Windows' ntdll.
+///
+/// # Safety
+/// `s` is a NUL-terminated UTF-16 string.
+#[no_mangle]
+pub unsafe extern "C" fn wcslen(s: *const u16) -> usize {
+    let mut n = 0;
+    // SAFETY: every unit up to the NUL is inside the string.
+    while unsafe { s.add(n).read_volatile() } != 0 {
+        n += 1;
+    }
+    n
+}
+
+// The personality routine `core`'s unwind tables name. Nothing unwinds
+// through ntdll (`panic = abort`, no exception dispatch yet), so it is
+// never called; if it were, it answers ExceptionContinueSearch (1). Defined
+// in assembly so it is not exported (Windows' ntdll does not export it).
+// `_fltused`, which code using floating point references, likewise.
+core::arch::global_asm!(
+    ".globl _fltused",
+    ".section .rdata$fltused,\"dr\"",
+    "_fltused:",
+    ".long 0",
+    ".text",
+    ".globl __CxxFrameHandler3",
+    "__CxxFrameHandler3:",
+    "mov eax, 1",
+    "ret",
+);

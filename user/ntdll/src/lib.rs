@@ -7,6 +7,7 @@
 #![no_std]
 
 mod crt;
+mod rtl_exports;
 mod syscalls;
 
 #[panic_handler]
