@@ -134,7 +134,10 @@ mod tests {
         assert_eq!(by_number(0x46).map(|s| s.name), Some("NtYieldExecution"));
         assert_eq!(number::NtCreateUserProcess, 0xC9);
         assert_eq!(number::NtCreateThreadEx, 0xC2);
-        assert_eq!(by_name("NtCreateUserProcess").map(|s| s.arguments), Some(11));
+        assert_eq!(
+            by_name("NtCreateUserProcess").map(|s| s.arguments),
+            Some(11)
+        );
         assert!(table_limit() > 0x1BE);
     }
 }
