@@ -967,13 +967,21 @@ fn bench_io_null_read() {
 /// `sys_event_create_close` (NtCreateEvent + NtClose),
 /// `sys_virtual_alloc_free` (64 KiB NtAllocateVirtualMemory MEM_COMMIT +
 /// NtFreeVirtualMemory MEM_RELEASE), `sys_demand_zero_fault_user` (first
-/// write to a committed page from user mode).
+/// write to a committed page from user mode), `sys_thread_create_exit_wait`
+/// (NtCreateThreadEx, the thread's NtTerminateThread, NtWaitForSingleObject
+/// and NtClose), `sys_process_create_exit_wait` (NtCreateUserProcess of
+/// ntrsuser.exe, which exits at once, the wait and two NtClose calls),
+/// `sys_event_pingpong` (two user threads of one process, one round trip
+/// through two synchronization events).
 fn bench_user() {
     for name in [
         "sys_null_call",
         "sys_event_create_close",
         "sys_virtual_alloc_free",
         "sys_demand_zero_fault_user",
+        "sys_thread_create_exit_wait",
+        "sys_process_create_exit_wait",
+        "sys_event_pingpong",
     ] {
         bench(name, || {
             let (status, out) =

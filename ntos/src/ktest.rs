@@ -207,9 +207,11 @@ const TESTS: &[Test] = &[
     }),
     ("ob.handle_churn_leaves_pool_unchanged", || {
         use ::ob::handle::{HandleEntry, HandleTable};
-        // Other processors allocate and free meanwhile: a leak grows the
-        // pool on every round, a concurrent allocation only on some.
-        for round in 0..3 {
+        // Other processors allocate and free meanwhile (the lazy writer,
+        // the mapped page writer, workers): a leak grows the pool on every
+        // round, a concurrent allocation only on some.
+        const ROUNDS: u32 = 6;
+        for round in 0..ROUNDS {
             let before = crate::ex::pool::POOL.bytes_in_use();
             {
                 let t: HandleTable<u32> = HandleTable::new();
@@ -235,11 +237,11 @@ const TESTS: &[Test] = &[
             if crate::ex::pool::POOL.bytes_in_use() <= before {
                 return Ok(());
             }
-            if round < 2 {
-                crate::ke::sched::ke_delay_execution_thread(20 * 10_000);
+            if round + 1 < ROUNDS {
+                crate::ke::sched::ke_delay_execution_thread(50 * 10_000);
             }
         }
-        Err("pool usage grew after freeing the table, three rounds in a row")
+        Err("pool usage grew after freeing the table, six rounds in a row")
     }),
     ("se.dacl_denies_test_token", || {
         use security::access::GenericMapping;
@@ -327,6 +329,53 @@ const ALL: &[&[Test]] = &[
     crate::ps::tests::TESTS,
 ];
 
+/// How long one boot test may run before the watchdog reports it hung
+/// (the whole 4-processor run takes under a minute).
+const HUNG_AFTER_SECONDS: u64 = 120;
+
+/// The test running now, and how many have started (the watchdog's view).
+static WATCHED: crate::ke::irql::SpinLocked<Option<&'static str>, { ke::DISPATCH_LEVEL }> =
+    crate::ke::irql::SpinLocked::new(None);
+static STARTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The boot tests' watchdog thread: a test that does not finish within
+/// [`HUNG_AFTER_SECONDS`] fails as hung, after what the kernel debugger
+/// knows of the threads (their waits, and the words of their stacks that
+/// point into loaded images), the locks and the worker queues is printed,
+/// and QEMU exits with the failure code, so a hang names itself instead of
+/// timing the run out.
+fn watchdog(_context: usize) {
+    const STEP_SECONDS: u64 = 5;
+    let mut seen = u64::MAX;
+    let mut still = 0;
+    loop {
+        let _ = crate::ke::sched::ke_delay_execution_thread(STEP_SECONDS * 10_000_000);
+        let now = STARTED.load(Ordering::Acquire);
+        if now != seen {
+            (seen, still) = (now, 0);
+            continue;
+        }
+        still += STEP_SECONDS;
+        if still < HUNG_AFTER_SECONDS {
+            continue;
+        }
+        let name = WATCHED.lock().unwrap_or("?");
+        dbg_println!("KTEST-WATCHDOG {name} has not finished after {still} s");
+        for cmd in ["!running", "!process 0 7", "!locks", "!exqueue"] {
+            // Not "kd> ": the harness takes that for kd's prompt.
+            dbg_println!("KTEST-WATCHDOG {cmd}");
+            crate::kd::execute(cmd);
+        }
+        dbg_println!("KTEST-WATCHDOG stack words inside loaded images, per waiting thread");
+        crate::ke::kdext::print_waiting_stacks(&|w| {
+            crate::mm::ldr::module_containing(w)
+                .map(|m| alloc::format!("{}+{:#x}", m.base_dll_name, w - m.dll_base))
+        });
+        dbg_println!("KTEST {name} FAIL hung: no result after {still} s");
+        hal::debug_exit(0x11)
+    }
+}
+
 /// Runs every test and exits QEMU with the verdict.
 ///
 /// Output: `KTEST-BEGIN <n> tests`, one `KTEST <name> PASS|FAIL <detail>`
@@ -347,7 +396,12 @@ pub fn run_all() -> ! {
     };
     let total = selected().count();
     dbg_println!("KTEST-BEGIN {total} tests");
+    if crate::ps::ps_create_system_thread(None, "ktest-watchdog", watchdog, 0).is_err() {
+        dbg_println!("KTEST-WATCHDOG not started");
+    }
     for (name, test) in selected() {
+        WATCHED.lock().replace(name);
+        STARTED.fetch_add(1, Ordering::AcqRel);
         match test() {
             Ok(()) => dbg_println!("KTEST {name} PASS"),
             Err(why) => {
@@ -361,6 +415,9 @@ pub fn run_all() -> ! {
         "KTEST-SUMMARY {total} total, {} passed, {failed} failed",
         total - failed
     );
+    // An orderly end (hives, cache, volume), so the image is consistent for
+    // the host's checks and for the next boot.
+    crate::ex::shutdown::ex_prepare_shutdown();
     hal::debug_exit(if failed == 0 { 0x10 } else { 0x11 })
 }
 

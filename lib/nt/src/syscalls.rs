@@ -38,8 +38,11 @@ macro_rules! nt_services {
             NtSetEvent 0x000E 2,
             NtClose 0x000F 1,
             NtAllocateVirtualMemory 0x0018 6,
+            NtQueryInformationProcess 0x0019 5,
             NtFreeVirtualMemory 0x001E 4,
             NtQueryVirtualMemory 0x0023 6,
+            NtQueryInformationThread 0x0025 5,
+            NtOpenProcess 0x0026 4,
             NtTerminateProcess 0x002C 2,
             NtQueryPerformanceCounter 0x0031 2,
             NtDelayExecution 0x0034 2,
@@ -49,14 +52,19 @@ macro_rules! nt_services {
             NtYieldExecution 0x0046 0,
             NtCreateEvent 0x0048 5,
             NtProtectVirtualMemory 0x0050 5,
+            NtResumeThread 0x0052 2,
             NtTerminateThread 0x0053 2,
             NtQuerySystemTime 0x005A 1,
+            NtCreateThreadEx 0x00C2 11,
+            NtCreateUserProcess 0x00C9 11,
             NtDisplayString 0x00DC 1,
             NtGetContextThread 0x00F3 2,
+            NtOpenThread 0x012F 4,
             NtQueueApcThreadEx 0x0166 6,
             NtRaiseException 0x0168 3,
             NtResetEvent 0x017A 2,
             NtSetContextThread 0x018D 2,
+            NtSuspendThread 0x01BE 2,
             NtTestAlert 0x01C2 0,
         }
     };
@@ -124,6 +132,12 @@ mod tests {
         assert_eq!(number::NtDisplayString, 0xDC);
         assert_eq!(by_name("NtWriteFile").map(|s| s.arguments), Some(9));
         assert_eq!(by_number(0x46).map(|s| s.name), Some("NtYieldExecution"));
-        assert!(table_limit() > 0x17A);
+        assert_eq!(number::NtCreateUserProcess, 0xC9);
+        assert_eq!(number::NtCreateThreadEx, 0xC2);
+        assert_eq!(
+            by_name("NtCreateUserProcess").map(|s| s.arguments),
+            Some(11)
+        );
+        assert!(table_limit() > 0x1BE);
     }
 }

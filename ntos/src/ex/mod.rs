@@ -4,6 +4,7 @@
 pub mod event;
 pub mod pool;
 pub mod services;
+pub mod shutdown;
 pub mod sync;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;

@@ -53,7 +53,9 @@ fn routine(name: &str) -> Option<ServiceRoutine> {
         "NtQuerySystemTime" => nt_query_system_time,
         "NtDisplayString" => nt_display_string,
         "NtResetEvent" => nt_reset_event,
-        _ => return super::xcpt::routine(name),
+        _ => {
+            return crate::ps::syscalls::routine(name).or_else(|| super::xcpt::routine(name));
+        }
     })
 }
 
@@ -94,7 +96,7 @@ fn status(r: Result<(), NtStatus>) -> NtStatus {
 }
 
 /// A user-mode handle value: kernel handles are not the caller's.
-fn user_handle(h: u64) -> Result<u64, NtStatus> {
+pub(crate) fn user_handle(h: u64) -> Result<u64, NtStatus> {
     if h & crate::ob::handle::KERNEL_HANDLE_MASK == crate::ob::handle::KERNEL_HANDLE_MASK
         && h != NT_CURRENT_PROCESS
         && h != NT_CURRENT_THREAD
@@ -120,12 +122,12 @@ fn capture_unicode_string(at: u64) -> Result<String, NtStatus> {
 }
 
 /// `OBJECT_ATTRIBUTES` (x64) as the services use them: name and attributes.
-struct Attributes {
-    name: Option<String>,
-    attributes: u32,
+pub(crate) struct Attributes {
+    pub name: Option<String>,
+    pub attributes: u32,
 }
 
-fn capture_object_attributes(at: u64) -> Result<Option<Attributes>, NtStatus> {
+pub(crate) fn capture_object_attributes(at: u64) -> Result<Option<Attributes>, NtStatus> {
     if at == 0 {
         return Ok(None);
     }
@@ -171,20 +173,24 @@ fn nt_display_string(a: &Args, _: &mut KTrapFrame) -> NtStatus {
 }
 
 fn nt_terminate_process(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    let status = NtStatus(a[1] as i32);
     match a[0] {
-        // 0: every other thread of the caller's process; a process has
-        // one thread today, so there is nothing to end.
-        0 => STATUS_SUCCESS,
-        NT_CURRENT_PROCESS => super::uproc::terminate_current_process(NtStatus(a[1] as i32)),
-        _ => STATUS_NOT_IMPLEMENTED,
+        // NULL: every other thread of the caller's process.
+        0 => crate::ps::services::nt_terminate_other_threads(status),
+        h => match user_handle(h) {
+            Ok(h) => crate::ps::services::nt_terminate_process(h, status, USER),
+            Err(e) => e,
+        },
     }
 }
 
 fn nt_terminate_thread(a: &Args, _: &mut KTrapFrame) -> NtStatus {
-    match a[0] {
-        // The last (only) thread of a process ends the process with it.
-        0 | NT_CURRENT_THREAD => super::uproc::terminate_current_process(NtStatus(a[1] as i32)),
-        _ => STATUS_NOT_IMPLEMENTED,
+    let status = NtStatus(a[1] as i32);
+    // NULL: the current thread (the last thread's exit ends its process).
+    let h = if a[0] == 0 { NT_CURRENT_THREAD } else { a[0] };
+    match user_handle(h) {
+        Ok(h) => crate::ps::services::nt_terminate_thread(h, status, USER),
+        Err(e) => e,
     }
 }
 

@@ -107,6 +107,74 @@ fn t_invalid_image() -> TestResult {
     check(r.is_err(), "a corrupt image became a process")
 }
 
+/// `spawn` (user mode creates a child process and a thread, waits for
+/// both, reads their exit codes, terminates a running child, and checks the
+/// error paths) leaves no process objects, System handles, commit (`run`)
+/// or pool behind: the first run warms caches, then a batch of three runs
+/// must end with no more pool in use than the batch before.
+fn t_spawn() -> TestResult {
+    let one = || -> TestResult {
+        let (status, out) = run("spawn")?;
+        if status != STATUS_SUCCESS || !out.contains("spawn checks passed") {
+            crate::dbg_println!(
+                "user.spawn_process_and_thread: exit status {:#x}; output:\n{out}",
+                status.as_u32()
+            );
+            return Err("ntrsuser's spawn checks failed (exit status names the check)");
+        }
+        Ok(())
+    };
+    let reap = || {
+        for cpu in 0..crate::ke::processor_count().min(64) {
+            let _ = crate::ke::sched::start_system_thread("reap", 1, 1 << cpu, |_| {}, 0);
+        }
+        crate::ktest::sleep_ms(30);
+    };
+    one()?;
+    reap();
+    let processes = crate::ps::process_list().len();
+    let handles = crate::ob::handle::system_table().count();
+    let measure = || {
+        (
+            crate::ex::pool::POOL.bytes_in_use(),
+            crate::mm::pfn::counts().map_or(0, |c| c.available()),
+        )
+    };
+    // Compared from the end of one batch of three runs to the end of the
+    // next (the same point of the same sequence): a leak grows every batch.
+    let mut last: Option<u64> = None;
+    for _ in 0..4 {
+        let (pool, pages) = measure();
+        for _ in 0..3 {
+            one()?;
+            reap();
+        }
+        let now = crate::ps::process_list();
+        if now.len() > processes {
+            for p in &now {
+                crate::dbg_println!("  process {:#x} {}", p.pid(), p.image_file_name);
+            }
+            return Err("a process object outlived its handles");
+        }
+        check(
+            crate::ob::handle::system_table().count() == handles,
+            "the System handle table grew",
+        )?;
+        let (pool_now, pages_now) = measure();
+        // Available pages are printed, not checked: they also move with
+        // caches (pool pages, stacks of threads not yet reaped); the
+        // process's own pages are checked through the commit charge (`run`).
+        crate::dbg_println!(
+            "user.spawn_process_and_thread: 3 runs: pool {pool} -> {pool_now}, available pages {pages} -> {pages_now}"
+        );
+        if last.is_some_and(|l| pool_now <= l) {
+            return Ok(());
+        }
+        last = Some(pool_now);
+    }
+    Err("pool grew on every spawn run")
+}
+
 pub const TESTS: &[Test] = &[
     ("user.service_table", t_service_table),
     ("user.kuser_shared_data", t_shared_data),
@@ -124,4 +192,5 @@ pub const TESTS: &[Test] = &[
         t_access_violation("kuserwrite")
     }),
     ("user.invalid_image", t_invalid_image),
+    ("user.spawn_process_and_thread", t_spawn),
 ];

@@ -620,3 +620,51 @@ pub fn kd_apic(_args: &str) {
     let (fmt, size) = super::thread::extended_state_format();
     dbg_println!("    Extended state: {fmt}, {size} bytes per thread");
 }
+
+/// For every thread that is waiting (not running, so its kernel stack is
+/// still): the words from its saved stack pointer up to its initial stack
+/// that `describe` names (the caller resolves addresses inside loaded
+/// images), like WinDbg's `dps` over each stack. Return addresses are among
+/// them, but so are stale words: this is a raw view, not an unwind (the
+/// images carry no unwind data). Used by the boot tests' watchdog.
+pub fn print_waiting_stacks(describe: &dyn Fn(u64) -> Option<String>) {
+    let Some(g) = dispatcher_or_say() else {
+        return;
+    };
+    // Only the waiting threads' references are taken: a reference may not
+    // be dropped under the dispatcher lock.
+    let waiting: Vec<ThreadRef> = g
+        .thread_table
+        .ids()
+        .filter(|&i| {
+            g.sched
+                .thread(ThreadId(i))
+                .is_ok_and(|s| s.state == ThreadState::Waiting)
+        })
+        .filter_map(|i| g.thread_table.get(i).map(|e| e.thread.clone()))
+        .collect();
+    drop(g);
+    for t in &waiting {
+        let k: &KThread = t;
+        let (sp, top) = (k.kernel_stack(), k.initial_stack);
+        dbg_println!(
+            "THREAD {:016x} ({}) waiting, stack {sp:016x}..{top:016x}",
+            t.address(),
+            k.name()
+        );
+        if sp == 0 || sp > top || top - sp > 64 * 1024 || sp % 8 != 0 {
+            continue;
+        }
+        for a in (sp..top).step_by(8) {
+            // SAFETY: `t` holds a reference on the thread, which keeps its
+            // kernel stack allocated and mapped; `a` is an aligned address
+            // inside that stack. The thread is waiting, so the words are
+            // not being written; a word read while it wakes is only stale.
+            let w = unsafe { core::sync::atomic::AtomicU64::from_ptr(a as *mut u64) }
+                .load(Ordering::Relaxed);
+            if let Some(what) = describe(w) {
+                dbg_println!("    {a:016x}  {w:016x}  {what}");
+            }
+        }
+    }
+}

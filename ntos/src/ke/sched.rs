@@ -658,6 +658,21 @@ fn kick_pending_apcs() {
 /// wait's status is in the thread's `WaitRecord` afterwards.
 pub fn block_current(g: &mut DispatcherGuard) {
     let tid = current_thread_id();
+    if kernel_apc_deliverable_in_wait(g, tid) {
+        // A kernel APC was queued while this thread ran on its way into the
+        // wait: the APC interrupt asked for then cannot fire until the IRQL
+        // drops, and would find another thread if this one blocked. As NT's
+        // wait does, the wait ends at once with STATUS_KERNEL_APC; the
+        // caller drops the lock (the APC is delivered) and waits again.
+        let st = &mut **g;
+        st.db.cancel_wait(ThreadId(tid));
+        let _ = st.timers.cancel(::ke::timer::TimerId(tid));
+        if let Some(e) = st.thread_table.get_mut(tid) {
+            e.wait.status = STATUS_KERNEL_APC;
+        }
+        apic::request_software_interrupt(apic::APC_VECTOR);
+        return;
+    }
     if let Some(q) = g
         .thread_table
         .get(tid)
@@ -671,6 +686,24 @@ pub fn block_current(g: &mut DispatcherGuard) {
         Ok(sw) => switch_to(g, sw),
         Err(e) => scheduler_error(e, 6),
     }
+}
+
+/// Whether thread `tid`, about to block in the wait recorded for it, has a
+/// kernel APC it could run at the wait's IRQL (lock held).
+fn kernel_apc_deliverable_in_wait(st: &DispatcherState, tid: u32) -> bool {
+    let Some(e) = st.thread_table.get(tid) else {
+        return false;
+    };
+    let t = &e.thread;
+    e.apc
+        .next_deliverable(
+            e.wait.irql,
+            t.special_apc_disable() != 0,
+            t.kernel_apc_disable() != 0 || st.db.mutex_apc_disable(ThreadId(tid)) != 0,
+            t.kernel_apc_in_progress.load(Ordering::Relaxed),
+            ProcessorMode::KernelMode,
+        )
+        .is_some()
 }
 
 /// The DISPATCH_LEVEL software interrupt (`KiDispatchInterrupt`): expires

@@ -4,8 +4,9 @@
 //! kernel's read/write mapping at 0xFFFFF780'00000000 and every process's
 //! read-only, no-execute one at 0x7FFE0000), and a new process's user
 //! address space: the image mapped at its preferred base with per-section
-//! protection, the initial thread's stack, the PEB with its process
-//! parameters and the TEB (`MmCreatePeb`, `MmCreateTeb`).
+//! protection (`map_user_image`), the PEB (`MmCreatePeb`), each thread's
+//! stack and TEB (`MmCreateTeb`). The process manager (`ps::create`) puts
+//! them together and writes the process parameters.
 //!
 //! ntrs deviation until image sections (SEC_IMAGE) land: the image is
 //! copied from the file bytes into private committed memory (MEM_PRIVATE,
@@ -79,21 +80,27 @@ pub fn initialize_shared_user_data() -> Result<(), NtStatus> {
     })
 }
 
-/// What a new process's address space holds for its first thread.
+/// A user image mapped into the attached process (`MmMapViewOfSection`
+/// of the image section, ntrs's copy until SEC_IMAGE; see the module note).
 #[derive(Clone, Copy, Debug)]
-pub struct UserProcessLayout {
-    /// The address space (`mm::process` id).
-    pub pid: u32,
+pub struct MappedImage {
     pub image_base: u64,
     pub entry: u64,
-    pub peb: u64,
+    /// `IMAGE_OPTIONAL_HEADER.Subsystem`.
+    pub subsystem: u16,
+}
+
+/// A thread's user stack and TEB (`MmCreateTeb` and the stack the creator
+/// reserves).
+#[derive(Clone, Copy, Debug)]
+pub struct UserThreadLayout {
     pub teb: u64,
-    /// Top of the initial stack (`StackBase`) and its lowest address.
+    /// Top of the stack (`StackBase`) and its lowest address.
     pub stack_base: u64,
     pub stack_limit: u64,
 }
 
-/// Stack reserved (and committed) for the first thread.
+/// Stack reserved (and committed) for a user thread by default.
 pub const USER_STACK_SIZE: u64 = 256 * 1024;
 
 fn allocate(base: u64, size: u64, ty: u32, protect: u32) -> Result<u64, NtStatus> {
@@ -110,66 +117,30 @@ fn protect(base: u64, size: u64, p: u32) -> Result<(), NtStatus> {
     super::process::nt_protect_virtual_memory(&mut b, &mut s, p).map(|_| ())
 }
 
-/// A UTF-16 string written into user memory at `at`; returns its
-/// `UNICODE_STRING` and the next free address (8-byte aligned).
-///
-/// # Safety
-/// `at..` is committed read/write memory of the attached process with
-/// room for the string and its terminator.
-unsafe fn put_string(at: u64, s: &str) -> (UnicodeString, u64) {
-    let mut n = 0u64;
-    for (i, c) in s.encode_utf16().enumerate() {
-        // SAFETY: per the contract.
-        unsafe { ((at + 2 * i as u64) as *mut u16).write(c) };
-        n += 1;
-    }
-    // SAFETY: per the contract (the terminator).
-    unsafe { ((at + 2 * n) as *mut u16).write(0) };
-    let us = UnicodeString {
-        length: (2 * n) as u16,
-        maximum_length: (2 * n + 2) as u16,
-        buffer: at,
-    };
-    (us, (at + 2 * n + 2 + 7) & !7)
+fn release(base: u64) {
+    let (mut b, mut s) = (base, 0);
+    let _ = super::process::nt_free_virtual_memory(&mut b, &mut s, MEM_RELEASE);
 }
 
-/// Builds a new process's user address space (`MmCreateProcessAddressSpace`,
-/// `MmInitializeProcessAddressSpace`, `MmCreatePeb`, `MmCreateTeb`): the image from `image` (a PE file) at its preferred base, the shared
-/// data page, a stack, the PEB (with `RTL_USER_PROCESS_PARAMETERS` holding
-/// `image_path` and `command_line`, normalized) and the first TEB.
-/// `client_id` is (UniqueProcess, UniqueThread) for the TEB. On failure
-/// the address space is deleted again.
-pub fn create_user_address_space(
-    image: &[u8],
-    image_path: &str,
-    command_line: &str,
-    client_id: impl FnOnce(u32) -> (u64, u64),
-) -> Result<UserProcessLayout, NtStatus> {
-    initialize_shared_user_data()?;
+/// Checks that `image` is an AMD64 executable (not a DLL) before anything
+/// is created for it.
+pub fn check_user_image(image: &[u8]) -> Result<(), NtStatus> {
     let pe = pe::PeFile::parse(image)?;
     if pe.machine != 0x8664 || pe.characteristics & 0x2000 != 0 {
-        // Not an AMD64 executable (or a DLL).
         return Err(STATUS_INVALID_IMAGE_FORMAT);
     }
-    let protections = pe.kernel_page_protections()?;
-    let pid = super::process::mm_create_process_address_space()?;
-    super::process::ke_stack_attach_process(pid)?;
-    let r = build(&pe, &protections, image_path, command_line, pid, client_id);
-    super::process::ke_unstack_detach_process();
-    if r.is_err() {
-        let _ = super::process::mm_delete_process_address_space(pid);
-    }
-    r
+    pe.kernel_page_protections()?;
+    Ok(())
 }
 
-fn build(
-    pe: &pe::PeFile<'_>,
-    protections: &[pe::PageProtection],
-    image_path: &str,
-    command_line: &str,
-    pid: u32,
-    client_id: impl FnOnce(u32) -> (u64, u64),
-) -> Result<UserProcessLayout, NtStatus> {
+/// `MmInitializeProcessAddressSpace` for the attached (new, empty) process:
+/// the shared data page and the image at its preferred base, protected
+/// section by section.
+pub fn map_user_image(image: &[u8]) -> Result<MappedImage, NtStatus> {
+    initialize_shared_user_data()?;
+    check_user_image(image)?;
+    let pe = pe::PeFile::parse(image)?;
+    let protections = pe.kernel_page_protections()?;
     // KUSER_SHARED_DATA: a reserved VAD keeps allocations away; the PTE
     // maps the shared frame read-only and no-execute for user mode. The
     // VAD has no committed pages, so the frame is never freed or trimmed
@@ -209,72 +180,76 @@ fn build(
         protect(base + i as u64 * 4096, (j - i) as u64 * 4096, prot)?;
         i = j;
     }
+    Ok(MappedImage {
+        image_base: base,
+        entry: base + pe.address_of_entry_point as u64,
+        subsystem: pe.subsystem,
+    })
+}
 
-    // The stack (committed; growth through guard pages is not there yet).
-    let stack_limit = allocate(0, USER_STACK_SIZE, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE)?;
-    let stack_base = stack_limit + USER_STACK_SIZE;
-
-    // PEB and process parameters.
+/// `MmCreatePeb` in the attached process: the PEB page with the image
+/// base, the process parameters' address, the processor count, the OS
+/// version (10.0.19045), platform and subsystem. `Ldr` stays NULL (as on
+/// NT, where `LdrInitializeThunk` fills it). Returns its address.
+pub fn create_peb(image: &MappedImage, process_parameters: u64) -> Result<u64, NtStatus> {
     let peb = allocate(
         0,
         0x1000,
         MEM_RESERVE | MEM_COMMIT | MEM_TOP_DOWN,
         PAGE_READWRITE,
     )?;
-    let params = allocate(
-        0,
-        0x2000,
-        MEM_RESERVE | MEM_COMMIT | MEM_TOP_DOWN,
-        PAGE_READWRITE,
-    )?;
-    let teb = allocate(
-        0,
-        0x2000,
-        MEM_RESERVE | MEM_COMMIT | MEM_TOP_DOWN,
-        PAGE_READWRITE,
-    )?;
-    let strings = params + core::mem::size_of::<RtlUserProcessParameters>() as u64;
-    if (image_path.len() + command_line.len()) * 2 + 32
-        > 0x2000 - core::mem::size_of::<RtlUserProcessParameters>()
-    {
-        return Err(STATUS_INVALID_PARAMETER);
-    }
-    // SAFETY: `params` is two committed read/write pages of the attached
-    // process; the strings fit after the structure (checked above).
-    let (image_us, next) = unsafe { put_string(strings, image_path) };
-    // SAFETY: as above.
-    let (cmd_us, end) = unsafe { put_string(next, command_line) };
-    let pp = params as *mut RtlUserProcessParameters;
-    // SAFETY: as above; the structure is zero (demand-zero page).
-    unsafe {
-        (*pp).maximum_length = (end - params) as u32;
-        (*pp).length = (end - params) as u32;
-        (*pp).flags = RTL_USER_PROC_PARAMS_NORMALIZED;
-        (*pp).image_path_name = image_us;
-        (*pp).command_line = cmd_us;
-    }
     let p = peb as *mut Peb;
-    // SAFETY: `peb` is a committed read/write page of the attached process.
+    // SAFETY: `peb` is a committed read/write page of the attached process
+    // that no user thread knows yet.
     unsafe {
-        (*p).image_base_address = base;
-        (*p).process_parameters = params;
+        (*p).image_base_address = image.image_base;
+        (*p).process_parameters = process_parameters;
         (*p).number_of_processors = crate::ke::processor_count();
         (*p).os_major_version = NT_MAJOR_VERSION;
         (*p).os_minor_version = NT_MINOR_VERSION;
         (*p).os_build_number = NT_BUILD_NUMBER as u16;
         (*p).os_platform_id = 2; // VER_PLATFORM_WIN32_NT
-        (*p).image_subsystem = pe.subsystem as u32;
+        (*p).image_subsystem = image.subsystem as u32;
     }
-    let (unique_process, unique_thread) = client_id(pid);
+    Ok(peb)
+}
+
+/// `MmCreateTeb` and the thread's stack in the attached process: a
+/// committed stack of `stack_size` bytes (rounded to 64 KiB; growth through
+/// guard pages is not there yet) and the TEB (NtTib with StackBase,
+/// StackLimit and Self, ClientId, the PEB, DeallocationStack, TlsLinks).
+pub fn create_teb(
+    peb: u64,
+    client_id: (u64, u64),
+    stack_size: u64,
+) -> Result<UserThreadLayout, NtStatus> {
+    let stack_size = stack_size
+        .clamp(0x1_0000, 0x100_0000)
+        .next_multiple_of(0x1_0000);
+    let stack_limit = allocate(0, stack_size, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE)?;
+    let stack_base = stack_limit + stack_size;
+    let teb = match allocate(
+        0,
+        0x2000,
+        MEM_RESERVE | MEM_COMMIT | MEM_TOP_DOWN,
+        PAGE_READWRITE,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            release(stack_limit);
+            return Err(e);
+        }
+    };
     let t = teb as *mut Teb;
-    // SAFETY: `teb` is two committed read/write pages (the TEB is 0x1838 bytes).
+    // SAFETY: `teb` is two committed read/write pages (the TEB is 0x1838
+    // bytes) of the attached process that no user thread knows yet.
     unsafe {
         (*t).nt_tib.stack_base = stack_base;
         (*t).nt_tib.stack_limit = stack_limit;
         (*t).nt_tib.self_ = teb;
         (*t).client_id = ClientId {
-            unique_process,
-            unique_thread,
+            unique_process: client_id.0,
+            unique_thread: client_id.1,
         };
         (*t).process_environment_block = peb;
         (*t).deallocation_stack = stack_limit;
@@ -283,15 +258,18 @@ fn build(
             blink: teb + core::mem::offset_of!(Teb, tls_links) as u64,
         };
     }
-    Ok(UserProcessLayout {
-        pid,
-        image_base: base,
-        entry: base + pe.address_of_entry_point as u64,
-        peb,
+    Ok(UserThreadLayout {
         teb,
         stack_base,
         stack_limit,
     })
+}
+
+/// `MmDeleteTeb` and the stack's release, in the attached process, for a
+/// thread that ends while its process goes on.
+pub fn delete_teb(layout: &UserThreadLayout) {
+    release(layout.teb);
+    release(layout.stack_limit);
 }
 
 /// The shared data page's frame (0 before `initialize_shared_user_data`).

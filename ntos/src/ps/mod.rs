@@ -23,9 +23,11 @@
 //!
 //! See docs/ps.md for the creation flow and where ntrs differs.
 
+pub mod create;
 pub mod exports;
 pub mod kd;
 pub mod services;
+pub mod syscalls;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
 
@@ -148,6 +150,13 @@ pub struct EProcess {
     pub priority_class: core::sync::atomic::AtomicU8,
     /// `Affinity` set with `ProcessAffinityMask`.
     pub affinity: AtomicU64,
+    /// `Peb` (0: no user part).
+    pub peb: AtomicU64,
+    /// Threads of other processes attached to the address space now
+    /// (`ps::create`'s builders); exit waits for them before deleting it.
+    attach_count: AtomicU32,
+    /// The address space was deleted (at exit).
+    space_deleted: AtomicBool,
 }
 
 impl EProcess {
@@ -239,6 +248,9 @@ pub struct EThread {
     /// Released once per resume that brings the count to 0.
     resume_event: crate::ke::wait::KEvent,
     suspend_apc: KApc,
+    /// A user thread's entry, argument, stack and TEB (`None`: a kernel
+    /// thread).
+    pub user: Option<create::UserStart>,
 }
 
 impl EThread {
@@ -394,6 +406,9 @@ pub fn ps_init_system() -> Result<(), NtStatus> {
         dispatcher: 0,
         priority_class: core::sync::atomic::AtomicU8::new(PROCESS_PRIORITY_CLASS_NORMAL),
         affinity: AtomicU64::new(u64::MAX),
+        peb: AtomicU64::new(0),
+        attach_count: AtomicU32::new(0),
+        space_deleted: AtomicBool::new(false),
     });
     crate::ke::process::KI_IDLE_PROCESS.set_executive(Arc::as_ptr(&idle) as u64);
     let _ = IDLE.set(alloc::boxed::Box::new(idle));
@@ -415,6 +430,9 @@ pub fn ps_init_system() -> Result<(), NtStatus> {
         dispatcher: new_dispatcher_object(true)?,
         priority_class: core::sync::atomic::AtomicU8::new(PROCESS_PRIORITY_CLASS_NORMAL),
         affinity: AtomicU64::new(u64::MAX),
+        peb: AtomicU64::new(0),
+        attach_count: AtomicU32::new(0),
+        space_deleted: AtomicBool::new(false),
     });
     let sd = security::sddl::parse(PROCESS_SDDL).map_err(|_| STATUS_INVALID_SECURITY_DESCR)?;
     let (id, _) = ob_create_object(CreateSpec {
@@ -835,6 +853,9 @@ pub fn ps_create_process(spec: CreateProcess) -> Result<Arc<EProcess>, NtStatus>
         dispatcher,
         priority_class: core::sync::atomic::AtomicU8::new(PROCESS_PRIORITY_CLASS_NORMAL),
         affinity: AtomicU64::new(u64::MAX),
+        peb: AtomicU64::new(0),
+        attach_count: AtomicU32::new(0),
+        space_deleted: AtomicBool::new(false),
     });
     let sd = security::sddl::parse(PROCESS_SDDL).map_err(|_| STATUS_INVALID_SECURITY_DESCR);
     let created = sd.and_then(|sd| {
@@ -894,7 +915,7 @@ fn process_delete(id: ObjectId) {
             crate::ob::handle::ob_kill_handle_table(t);
         }
     }
-    if p.address_space != 0 {
+    if p.address_space != 0 && !p.space_deleted.swap(true, Ordering::AcqRel) {
         let _ = crate::mm::process::mm_delete_process_address_space(p.address_space);
     }
     if pid != 0 {
@@ -936,6 +957,20 @@ pub fn ps_create_thread(
     context: usize,
     suspended: bool,
 ) -> Result<Arc<EThread>, NtStatus> {
+    create_thread(process, name, priority, routine, context, suspended, None)
+}
+
+/// `PspCreateThread`: as `ps_create_thread`, with the user part of a user
+/// thread (`ps::create`).
+fn create_thread(
+    process: &Arc<EProcess>,
+    name: &str,
+    priority: u8,
+    routine: StartRoutine,
+    context: usize,
+    suspended: bool,
+    user: Option<create::UserStart>,
+) -> Result<Arc<EThread>, NtStatus> {
     let _tag = crate::ex::pool::PoolTag::enter(*b"Thre");
     if process.exiting.load(Ordering::Acquire) || process.object() == 0 {
         return Err(STATUS_PROCESS_IS_TERMINATING);
@@ -962,7 +997,7 @@ pub fn ps_create_thread(
         exited: AtomicBool::new(false),
         start_routine: routine,
         start_context: context,
-        system_thread: true,
+        system_thread: user.is_none(),
         dispatcher,
         terminate_apc: KApc::new(
             terminate_kernel_routine,
@@ -978,6 +1013,7 @@ pub fn ps_create_thread(
             0,
             ApcMode::KernelMode,
         ),
+        user,
     });
     let sd = security::sddl::parse(PROCESS_SDDL).map_err(|_| STATUS_INVALID_SECURITY_DESCR);
     let created = sd.and_then(|sd| {
@@ -1085,7 +1121,7 @@ fn ps_thread_freed(executive: u64) {
 /// `PspExitThread` (the kernel's thread-exit routine, on the exiting
 /// thread): exit status and time, the exit notify routines, the Thread
 /// object signaled; the last thread of a process exits the process.
-fn ps_exit_thread(_kernel_id: u32) {
+fn ps_exit_thread(kernel_id: u32) {
     let Some(obj) = with_current_thread(|t| t.map(|t| t.object())) else {
         return;
     };
@@ -1103,7 +1139,16 @@ fn ps_exit_thread(_kernel_id: u32) {
     );
     t.exit_time
         .store(crate::ke::clock::ke_query_system_time(), Ordering::Release);
+    // `KeFlushQueueApc(UserMode)` with the rundown routines before the
+    // thread is counted out: whoever waits on the process or thread sees
+    // its user APCs freed (the kernel's later flush finds the queue empty).
+    crate::ke::apc::ke_flush_user_apcs(kernel_id);
     let p = &t.process;
+    // A user thread leaves its process's address space before it is
+    // counted out: the last thread's exit deletes it.
+    if let Some(u) = &t.user {
+        create::leave_user_address_space(p, u);
+    }
     notify_thread(p.pid(), t.tid(), false);
     signal(t.dispatcher);
     // The System process never exits (its kernel-made threads are not counted).
@@ -1134,6 +1179,7 @@ fn exit_process(p: &EProcess) {
     if let Some(t) = p.handle_table() {
         crate::ob::handle::ob_kill_handle_table(t);
     }
+    create::delete_user_address_space(p);
     signal(p.dispatcher);
 }
 
@@ -1197,13 +1243,27 @@ pub fn terminate_thread(t: &Arc<EThread>, status: NtStatus) -> NtStatus {
 
 /// `PspTerminateProcess`: every thread of the process is terminated with
 /// `status`; a process without threads exits at once. The current thread,
-/// if it belongs to the process, ends last.
+/// if it belongs to the process, ends last (and what the caller holds on
+/// its stack is not released: callers that hold references use
+/// [`terminate_process_others`]).
 pub fn terminate_process(p: &Arc<EProcess>, status: NtStatus) -> NtStatus {
+    match terminate_process_others(p, status) {
+        Ok(true) => ps_terminate_current_thread(status),
+        Ok(false) => STATUS_SUCCESS,
+        Err(e) => e,
+    }
+}
+
+/// The part of `PspTerminateProcess` that returns: every thread of `p` but
+/// the current one is terminated with `status` (a process without threads
+/// exits). Returns whether the current thread belongs to `p` and must end
+/// itself (`ps_terminate_current_thread`) once it dropped its references.
+pub fn terminate_process_others(p: &Arc<EProcess>, status: NtStatus) -> Result<bool, NtStatus> {
     if p.object() == 0 || p.pid() == crate::ob::handle::SYSTEM_PROCESS_ID {
-        return STATUS_ACCESS_DENIED;
+        return Err(STATUS_ACCESS_DENIED);
     }
     if p.exited.load(Ordering::Acquire) {
-        return STATUS_PROCESS_IS_TERMINATING;
+        return Err(STATUS_PROCESS_IS_TERMINATING);
     }
     let _ = p.exit_status.compare_exchange(
         STATUS_PENDING.0,
@@ -1225,10 +1285,7 @@ pub fn terminate_process(p: &Arc<EProcess>, status: NtStatus) -> NtStatus {
     if p.active_threads.load(Ordering::Acquire) == 0 {
         exit_process(p);
     }
-    if self_too {
-        ps_terminate_current_thread(status);
-    }
-    STATUS_SUCCESS
+    Ok(self_too)
 }
 
 // ---------------------------------------------------------------------------

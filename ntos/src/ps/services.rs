@@ -115,18 +115,50 @@ pub fn nt_open_thread(
 /// STATUS_PROCESS_IS_TERMINATING if it has exited; the System process
 /// cannot be terminated (STATUS_ACCESS_DENIED).
 pub fn nt_terminate_process(handle: u64, status: NtStatus, mode: Mode) -> NtStatus {
-    match reference_process(handle, PROCESS_TERMINATE, mode) {
-        Ok((_r, p)) => terminate_process(&p, status),
+    let (r, p) = match reference_process(handle, PROCESS_TERMINATE, mode) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    match terminate_process_others(&p, status) {
+        Ok(true) => {
+            // The caller's own process: it ends last, holding nothing.
+            drop(r);
+            drop(p);
+            ps_terminate_current_thread(status)
+        }
+        Ok(false) => STATUS_SUCCESS,
         Err(e) => e,
     }
 }
 
+/// `NtTerminateProcess(NULL, status)`: every thread of the current
+/// process but the caller ends with `status`.
+pub fn nt_terminate_other_threads(status: NtStatus) -> NtStatus {
+    let Some(p) = current_process() else {
+        return STATUS_INVALID_HANDLE;
+    };
+    let me = with_current_thread(|c| c.map(|c| c.object()));
+    for t in threads_of(&p).0 {
+        if Some(t.object()) != me {
+            let _ = terminate_thread(&t, status);
+        }
+    }
+    STATUS_SUCCESS
+}
+
 /// `NtTerminateThread` (THREAD_TERMINATE).
 pub fn nt_terminate_thread(handle: u64, status: NtStatus, mode: Mode) -> NtStatus {
-    match reference_thread(handle, THREAD_TERMINATE, mode) {
-        Ok((_r, t)) => terminate_thread(&t, status),
-        Err(e) => e,
+    let (r, t) = match reference_thread(handle, THREAD_TERMINATE, mode) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    if with_current_thread(|c| c.map(|c| c.object())) == Some(t.object()) {
+        // The caller itself: it ends holding nothing.
+        drop(r);
+        drop(t);
+        ps_terminate_current_thread(status);
     }
+    terminate_thread(&t, status)
 }
 
 /// `NtSuspendThread` (THREAD_SUSPEND_RESUME): the previous suspend count.
@@ -182,8 +214,8 @@ fn ticks_100ns(ticks: u64) -> u64 {
 /// `ProcessTimes`, `ProcessPriorityClass`-less `ProcessHandleCount`,
 /// `ProcessImageFileName` (the image name ntrs keeps; NT gives the NT path
 /// of the image file). Returns the `ReturnLength`; other classes are
-/// STATUS_INVALID_INFO_CLASS. ntrs differs: `PebBaseAddress` is 0 and
-/// `UserTime` 0 (no PEB or user time is kept in the process yet).
+/// STATUS_INVALID_INFO_CLASS. ntrs differs: `UserTime` is 0 (no user time
+/// is charged yet); `PebBaseAddress` is 0 for processes without a user part.
 pub fn nt_query_information_process(
     handle: u64,
     class: u32,
@@ -197,7 +229,7 @@ pub fn nt_query_information_process(
         PROCESS_BASIC_INFORMATION => answer_fixed(
             &ProcessBasicInformation {
                 exit_status: p.exit_status().0,
-                peb_base_address: 0,
+                peb_base_address: p.peb.load(Ordering::Acquire),
                 affinity_mask: p.affinity.load(Ordering::Relaxed),
                 base_priority: i32::from(p.pcb().base_priority),
                 unique_process_id: u64::from(p.pid()),

@@ -9,7 +9,9 @@
 //! 0xE0000000 | the failed check's number), `kread`, `kwrite`, `kexec`
 //! (touch kernel memory: the kernel must end the process with
 //! STATUS_ACCESS_VIOLATION), `nullcall <n>` (n calls of an invalid service
-//! number, for the benchmark).
+//! number, for the benchmark), `spawn` (a child process and a thread from
+//! user mode, see `procs`), `child`, `spin`, `exit` (what `spawn` and the
+//! process benchmark start).
 #![no_std]
 #![no_main]
 
@@ -17,6 +19,7 @@ use core::panic::PanicInfo;
 use nt::user::{KUserSharedData, Peb, RtlUserProcessParameters, Teb, UnicodeString};
 
 mod crt;
+mod procs;
 mod sys;
 use sys::*;
 
@@ -376,6 +379,10 @@ extern "system" fn NtProcessStartup(peb: *mut Peb) -> ! {
             exit(0)
         }
         b"bench" => bench(&cmd[word.len()..]),
+        b"spawn" => procs::spawn(),
+        b"child" => procs::child(peb),
+        b"spin" => procs::spin(),
+        b"exit" => exit(0),
         _ => basic(peb),
     }
 }
@@ -504,7 +511,10 @@ fn bench(arg: &[u8]) -> ! {
             }
             report(span, PAGES)
         }
-        _ => exit(0xE000_0101u32 as i32),
+        other => match procs::bench(other) {
+            Some((ticks, ops)) => report(ticks, ops),
+            None => exit(0xE000_0101u32 as i32),
+        },
     }
 }
 

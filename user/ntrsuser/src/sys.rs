@@ -68,6 +68,49 @@ extern "system" {
         -> i32;
     pub fn NtYieldExecution() -> i32;
     fn NtrsInvalidService() -> i32;
+    pub fn NtTerminateThread(thread: u64, status: i32) -> i32;
+    pub fn NtCreateUserProcess(
+        process: *mut u64,
+        thread: *mut u64,
+        process_access: u32,
+        thread_access: u32,
+        process_attributes: u64,
+        thread_attributes: u64,
+        process_flags: u32,
+        thread_flags: u32,
+        parameters: *const nt::user::RtlUserProcessParameters,
+        create_info: *mut PsCreateInfo,
+        attributes: *const PsAttributeList,
+    ) -> i32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn NtCreateThreadEx(
+        thread: *mut u64,
+        access: u32,
+        attributes: u64,
+        process: u64,
+        start: extern "system" fn(u64) -> !,
+        argument: u64,
+        flags: u32,
+        zero_bits: u64,
+        stack_size: u64,
+        maximum_stack_size: u64,
+        list: *const PsAttributeList,
+    ) -> i32;
+    pub fn NtQueryInformationProcess(
+        process: u64,
+        class: u32,
+        buffer: *mut u8,
+        length: u32,
+        return_length: *mut u32,
+    ) -> i32;
+    pub fn NtQueryInformationThread(
+        thread: u64,
+        class: u32,
+        buffer: *mut u8,
+        length: u32,
+        return_length: *mut u32,
+    ) -> i32;
+    pub fn NtResumeThread(thread: u64, previous: *mut u32) -> i32;
 }
 
 /// Issues a service number that is not in the table.
@@ -77,4 +120,32 @@ extern "system" {
 pub unsafe fn invalid_service() -> i32 {
     // SAFETY: the stub only executes `syscall` with an unknown number.
     unsafe { NtrsInvalidService() }
+}
+
+/// `PS_ATTRIBUTE` (x64).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct PsAttribute {
+    pub attribute: u64,
+    pub size: u64,
+    pub value: u64,
+    pub return_length: u64,
+}
+
+/// `PS_ATTRIBUTE_LIST` with room for four attributes.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct PsAttributeList {
+    pub total_length: u64,
+    pub attributes: [PsAttribute; 4],
+}
+
+/// `PS_CREATE_INFO` (x64, 0x58 bytes), kept as raw quadwords.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct PsCreateInfo {
+    pub size: u64,
+    pub state: u32,
+    pub pad: u32,
+    pub rest: [u64; 9],
 }
