@@ -85,6 +85,8 @@ core::arch::global_asm!(
     "mov ecx, eax",
     "call ntdll_raise_failed",
     "int3",
+    ".section .drectve,\"yn\"",
+    ".ascii \" -export:RtlCaptureContext -export:RtlRaiseException\"",
     ".text",
 );
 
