@@ -133,6 +133,18 @@ fn t_spawn() -> TestResult {
     one()?;
     reap();
     let processes = crate::ps::process_list().len();
+    // A process object goes when its last thread is reaped, which the
+    // other processors may do a little later: wait (at most 2 s) for the
+    // list to be back to `processes` before anything is measured.
+    let settle = || {
+        for _ in 0..200 {
+            if crate::ps::process_list().len() <= processes {
+                return;
+            }
+            reap();
+            crate::ktest::sleep_ms(10);
+        }
+    };
     let handles = crate::ob::handle::system_table().count();
     let measure = || {
         (
@@ -143,12 +155,14 @@ fn t_spawn() -> TestResult {
     // Compared from the end of one batch of three runs to the end of the
     // next (the same point of the same sequence): a leak grows every batch.
     let mut last: Option<u64> = None;
+    let tags_before = crate::ex::xpool::tag_snapshot();
     for _ in 0..4 {
         let (pool, pages) = measure();
         for _ in 0..3 {
             one()?;
             reap();
         }
+        settle();
         let now = crate::ps::process_list();
         if now.len() > processes {
             for p in &now {
@@ -172,6 +186,8 @@ fn t_spawn() -> TestResult {
         }
         last = Some(pool_now);
     }
+    crate::dbg_println!("user.spawn_process_and_thread: pool tags that grew over the batches:");
+    crate::ex::xpool::print_tag_growth(&tags_before, &crate::ex::xpool::tag_snapshot());
     Err("pool grew on every spawn run")
 }
 
