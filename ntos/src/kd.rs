@@ -374,14 +374,26 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
         "bugcheck 0xE2 MANUALLY_INITIATED_CRASH",
         |_| ke::bugcheck::ke_bug_check_ex(nt::bugcheck::MANUALLY_INITIATED_CRASH, 0, 0, 0, 0),
     ),
-    cmd("shutdown", &[], "", "ACPI power off", |_| {
-        dbg_println!("Shutting down.");
-        hal::power_off(crate::hal::acpi())
-    }),
-    cmd("reboot", &[], "", "reset the machine", |_| {
-        dbg_println!("Rebooting.");
-        hal::reboot(crate::hal::acpi())
-    }),
+    cmd(
+        "shutdown",
+        &[],
+        "",
+        "flush hives and caches, dismount, ACPI power off",
+        |_| {
+            dbg_println!("Shutting down.");
+            crate::ex::shutdown::nt_shutdown_system(crate::ex::shutdown::ShutdownAction::PowerOff)
+        },
+    ),
+    cmd(
+        "reboot",
+        &[],
+        "",
+        "flush hives and caches, dismount, reset the machine",
+        |_| {
+            dbg_println!("Rebooting.");
+            crate::ex::shutdown::nt_shutdown_system(crate::ex::shutdown::ShutdownAction::Reboot)
+        },
+    ),
 ];
 
 const fn cmd(

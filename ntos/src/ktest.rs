@@ -416,6 +416,9 @@ pub fn run_all() -> ! {
         "KTEST-SUMMARY {total} total, {} passed, {failed} failed",
         total - failed
     );
+    // An orderly end (hives, cache, volume), so the image is consistent for
+    // the host's checks and for the next boot.
+    crate::ex::shutdown::ex_prepare_shutdown();
     hal::debug_exit(if failed == 0 { 0x10 } else { 0x11 })
 }
 

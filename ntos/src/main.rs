@@ -173,6 +173,9 @@ pub unsafe extern "C" fn KiSystemStartup(loader_block: *mut LoaderParameterBlock
     // Devices whose drivers the system-start phase loaded: AddDevice and
     // IRP_MN_START_DEVICE now.
     io::pnp::pnp_start_devices();
+    // The system volume can be reached now: the SYSTEM and SOFTWARE hives
+    // are bound to their files (CmInitSystem1's CmpInitializeHiveList).
+    cm::cm_initialize_hive_files();
     // User mode: KUSER_SHARED_DATA, the service table, the user exception
     // handler (the system call entry itself is set per processor).
     if let Err(s) = mm::user::initialize_shared_user_data() {

@@ -381,6 +381,80 @@ pub fn check_system_volume_with_ntfs3g(img: &Path, images: &Images) -> Vec<(Stri
     rows
 }
 
+/// The system volume of `img` after a boot: (the volume checks — the NTFS
+/// checker of `lib/ntfs` (what `ntrs-ntfs check` runs) and ntfs-3g's
+/// `ntfsfix -n` — and what `hivexget` reads of `key` `value` in the hive
+/// file `hive_path`, taken out of the volume with `lib/ntfs`, as
+/// `ntrs-ntfs cp` does). The hive is read as a file whose logs are not
+/// applied, so a value that only a log holds is not found.
+pub fn check_volume_and_read_value(
+    img: &Path,
+    hive_path: &str,
+    key: &str,
+    value: &str,
+) -> (Result<()>, Result<String>) {
+    let part = match extract_partition(img, 2) {
+        Ok(p) => p,
+        Err(e) => return (Err(e.clone()), Err(e)),
+    };
+    let result = (|| {
+        let data = fs::read(&part).map_err(|e| format!("{}: {e}", part.display()))?;
+        let mut vol = ntfs::Volume::open(ntfs::device::MemDevice::from_vec(data))
+            .map_err(|e| format!("NTFS open: {e}"))?;
+        let problems = ntfs::check::check(&mut vol).map_err(|e| format!("NTFS check: {e}"))?;
+        let hive = vol
+            .read_file(&format!("\\{}", hive_path.replace('/', "\\")))
+            .map_err(|e| format!("{hive_path}: {e}"));
+        Ok::<_, String>((problems, hive))
+    })();
+    let (volume, hive) = match result {
+        Err(e) => (Err(e.clone()), Err(e)),
+        Ok((problems, hive)) => {
+            let mut volume = match problems.first() {
+                Some(p) => Err(format!("NTFS check: {p} ({} problems)", problems.len())),
+                None => Ok(()),
+            };
+            if volume.is_ok() {
+                volume = match std::process::Command::new("ntfsfix")
+                    .arg("-n")
+                    .arg(&part)
+                    .output()
+                {
+                    Ok(o) if o.status.success() => Ok(()),
+                    Ok(o) => Err(format!(
+                        "ntfsfix -n: {}",
+                        String::from_utf8_lossy(&o.stdout).trim()
+                    )),
+                    Err(e) => Err(format!("ntfsfix: {e}")),
+                };
+            }
+            let value = hive.and_then(|bytes| {
+                let tmp = img.with_extension("hive-check");
+                fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                let out = std::process::Command::new("hivexget")
+                    .arg(&tmp)
+                    .arg(key)
+                    .arg(value)
+                    .output();
+                let _ = fs::remove_file(&tmp);
+                match out {
+                    Ok(o) if o.status.success() => {
+                        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    }
+                    Ok(o) => Err(format!(
+                        "hivexget: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    )),
+                    Err(e) => Err(format!("hivexget: {e}")),
+                }
+            });
+            (volume, value)
+        }
+    };
+    let _ = fs::remove_file(&part);
+    (volume, hive)
+}
+
 /// Copies partition `n` (1-based) of a GPT disk image to a file beside it.
 fn extract_partition(img: &Path, n: u32) -> Result<std::path::PathBuf> {
     let mut f = File::open(img).map_err(io_err("open image"))?;

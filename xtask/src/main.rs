@@ -19,6 +19,7 @@ fn usage() -> ExitCode {
          \n  test     clippy, fmt check, host tests, then boot tests in QEMU\
          \n  ktest [SMP]  boot only the in-kernel tests (on 1 and 4 processors, or on SMP)\
          \n  crashtest [NAME...]  boot each crash test of the kernel's table (or the named ones)\
+         \n  hivetest  the two-boot registry persistence test only\
          \n  bench    micro-benchmarks, one `BENCH name value unit` line each\
          \n  image    build everything and write build/ntrs.img only\
          \n  drivers  build the kernel and drivers, check the .sys images (imports, subsystem)"
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Some("stress") => cmd_stress(&args[1..]),
         Some("ktest") => cmd_ktest(&args[1..]),
         Some("crashtest") => cmd_crashtest(&args[1..]),
+        Some("hivetest") => cmd_hivetest(),
         Some("image") => build_all().map(|_| 0),
         Some("drivers") => cmd_drivers(),
         _ => return usage(),
@@ -280,6 +282,9 @@ fn cmd_test() -> Result<u8> {
                 }
             }
             qemu::boot_tests(&img, &mut tally, &mut errors);
+            // A registry change survives a shutdown and a second boot, and
+            // the host's tools read it from the image in between.
+            qemu::hive_persistence_test(&img, &mut tally, &mut errors);
             // The boot tests wrote to the system volume through ntfs.sys
             // (fs.write.*): ntfs-3g must still accept it and read the OS
             // files byte-exact.
@@ -374,6 +379,20 @@ fn cmd_crashtest(names: &[String]) -> Result<u8> {
     let mut tally = Tally::default();
     let mut errors = Vec::new();
     qemu::crash_tests(&img, &table, &mut tally, &mut errors);
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(u8::from(tally.failed > 0))
+}
+
+/// `cargo xtask hivetest`: only the two-boot registry persistence test.
+fn cmd_hivetest() -> Result<u8> {
+    setup::ensure_packages()?;
+    let img = build_all()?;
+    let mut tally = Tally::default();
+    let mut errors = Vec::new();
+    qemu::hive_persistence_test(&img, &mut tally, &mut errors);
+    for e in &errors {
+        println!("xtask: FAILED: {e}");
+    }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     Ok(u8::from(tally.failed > 0))
 }

@@ -709,6 +709,90 @@ pub fn ktest_runs(
     crash_table
 }
 
+/// The two-boot registry test (issue 14, "Registry on disk"): boot 1 sets
+/// `SYSTEM\NtrsPersist` `Token` (the kernel test `cm.persist.*` with
+/// `/CMSET=`), flushes it and ends with the orderly shutdown; on the host the
+/// system volume must pass the NTFS checker and `ntfsfix -n`, and hivex must
+/// read the token from the SYSTEM hive taken out of the image; boot 2 must
+/// find the token (`/CMEXPECT=`) and set another, which the host reads again.
+pub fn hive_persistence_test(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let tokens = [
+        format!("boot1-{}-{stamp}", std::process::id()),
+        format!("boot2-{}-{stamp}", std::process::id()),
+    ];
+    for (i, token) in tokens.iter().enumerate() {
+        let n = i + 1;
+        let mut options = format!("/TESTFILTER=cm.persist. /CMSET={token}");
+        if i > 0 {
+            options.push_str(&format!(" /CMEXPECT={}", tokens[i - 1]));
+        }
+        let boot = Boot {
+            entry: Entry::Tests,
+            load_options: &options,
+            smp: 1,
+            extra: &[],
+        };
+        let verdict = match run_session(
+            img,
+            &boot,
+            &mut std::iter::empty(),
+            false,
+            Duration::from_secs(120),
+        ) {
+            Ok(Session { code, out, .. }) => {
+                let run = parse_ktest_run(&out);
+                let failed: Vec<&(String, bool, String)> =
+                    run.results.iter().filter(|r| !r.1).collect();
+                if run.results.is_empty() {
+                    Err("no cm.persist test ran".to_string())
+                } else if let Some(f) = failed.first() {
+                    Err(format!("{} failed: {}", f.0, f.2))
+                } else if code != EXIT_TESTS_PASSED {
+                    Err(format!("QEMU exit code {code}"))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let why = verdict.err().unwrap_or_default();
+        check(
+            tally,
+            errors,
+            &format!("registry/hive-persistence-boot{n}"),
+            why.is_empty(),
+            &why,
+        );
+        let (volume, hive) = crate::image::check_volume_and_read_value(
+            img,
+            "Windows/System32/config/SYSTEM",
+            "\\NtrsPersist",
+            "Token",
+        );
+        check(
+            tally,
+            errors,
+            &format!("registry/volume-clean-after-boot{n}"),
+            volume.is_ok(),
+            volume.as_ref().err().map_or("", |e| e.as_str()),
+        );
+        let detail = match &hive {
+            Ok(v) => format!("hivexget returned '{v}', expected '{token}'"),
+            Err(e) => e.clone(),
+        };
+        check(
+            tally,
+            errors,
+            &format!("registry/hivex-reads-the-value-of-boot{n}"),
+            hive.as_deref() == Ok(token.as_str()),
+            &detail,
+        );
+    }
+}
+
 /// Boot tests: the in-kernel test runs, the boot menu, the crash tests, then
 /// the kd shell driven by a script.
 pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {

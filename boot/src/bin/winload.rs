@@ -121,6 +121,39 @@ fn leak_str(s: &str) -> LoaderString {
     }
 }
 
+/// A hive as the kernel gets it (`HvLoadHive` in the loader): a primary
+/// whose sequence numbers agree is handed over as it is; one a flush left
+/// half-written (the machine stopped between the log and the primary) is
+/// repaired from its `.LOG1` / `.LOG2` (`regf::log::load_with_logs`), and
+/// the repaired hive is handed over. The kernel then sees the primary on the
+/// disk still differs and rewrites it whole on its first flush. A hive the
+/// logs cannot repair is handed over as read (the kernel refuses it).
+fn recover_hive(
+    vol: &mut alloc::boxed::Box<dyn bootlib::fs::BootFileSystem>,
+    name: &str,
+    primary: Vec<u8>,
+) -> Vec<u8> {
+    let clean = primary.len() >= 12 && primary[4..8] == primary[8..12];
+    if clean {
+        return primary;
+    }
+    let mut log = |ext: &str| {
+        vol.read_file(&alloc::format!("\\Windows\\System32\\config\\{name}.{ext}"))
+            .unwrap_or_default()
+    };
+    let (log1, log2) = (log("LOG1"), log("LOG2"));
+    match regf::log::load_with_logs(&primary, &log1, &log2) {
+        Ok((hive, recovery)) => {
+            println!("winload: {name} hive recovered from its logs ({recovery:?})");
+            hive.to_bytes()
+        }
+        Err(e) => {
+            println!("winload: {name} hive needs recovery and its logs do not repair it ({e})");
+            primary
+        }
+    }
+}
+
 /// (service name, image path under the system root, Start) of every driver
 /// service (Type 1 kernel driver or 2 file system driver) that is not
 /// disabled (Start 0..=3) in the control set `Select\Current` names, in key
@@ -226,9 +259,10 @@ fn main() -> Status {
             return Status::NOT_FOUND;
         }
     };
-    // The SYSTEM hive (`OslLoadSystemHive`): handed to the kernel as is.
+    // The SYSTEM hive (`OslLoadSystemHive`): handed to the kernel as the
+    // primary file holds it, or as its logs repair it (`HvLoadHive`).
     let system_hive = match vol.read_file("\\Windows\\System32\\config\\SYSTEM") {
-        Ok(h) => h,
+        Ok(h) => recover_hive(&mut vol, "SYSTEM", h),
         Err(s) => {
             println!("winload: no SYSTEM hive ({s}); booting without it");
             alloc::vec::Vec::new()
@@ -236,6 +270,7 @@ fn main() -> Status {
     };
     let software_hive = vol
         .read_file("\\Windows\\System32\\config\\SOFTWARE")
+        .map(|h| recover_hive(&mut vol, "SOFTWARE", h))
         .unwrap_or_default();
     // Boot drivers (`OslLoadDrivers`): Start = 0 under the current control
     // set's Services, and (ntrs) the files of the other driver services,

@@ -21,6 +21,9 @@
 //! - `IRP_MJ_DEVICE_CONTROL`: `lib/storage::class::DiskInfo::ioctl`
 //!   (geometry, length, partition and layout information, device number,
 //!   the device descriptor).
+//! - `IOCTL_STORAGE_RESET_DEVICE` / `IOCTL_STORAGE_RESET_BUS`: an
+//!   `SRB_FUNCTION_RESET_DEVICE` / `_RESET_BUS` to the port, as classpnp
+//!   sends it (storahci resets the port: COMRESET).
 //! - `IRP_MJ_SCSI` from above passes to the port driver unchanged.
 #![no_std]
 #![no_main]
@@ -36,6 +39,7 @@ use core::ffi::c_void;
 use core::ptr;
 use nt::status::*;
 use nt::NtStatus;
+use rt::request::{complete, dispatch_raw_create_close, forward_irp_synchronously, send_and_wait};
 use rt::wdk::scsi::*;
 use rt::wdk::*;
 use storage::class::DiskInfo;
@@ -70,20 +74,6 @@ fn us(v: &mut [u16]) -> UNICODE_STRING {
     }
 }
 
-/// Completes `irp`.
-///
-/// # Safety
-/// The caller owns `irp`.
-unsafe fn complete(irp: *mut IRP, status: NtStatus, info: usize) -> NtStatus {
-    // SAFETY: per the contract.
-    unsafe {
-        (*irp).IoStatus.Status = status;
-        (*irp).IoStatus.Information = info;
-        IoCompleteRequest(irp, IO_DISK_INCREMENT);
-    }
-    status
-}
-
 /// Our extension of `dev`, if it is one of our FDOs.
 ///
 /// # Safety
@@ -93,50 +83,6 @@ unsafe fn ext(dev: *mut DEVICE_OBJECT) -> Option<&'static mut Ext> {
     unsafe {
         let e = (*dev).DeviceExtension as *mut Ext;
         (!e.is_null() && (*e).magic == MAGIC).then(|| &mut *e)
-    }
-}
-
-unsafe extern "system" fn signal(
-    _d: *mut DEVICE_OBJECT,
-    _i: *mut IRP,
-    ev: *mut c_void,
-) -> NtStatus {
-    // SAFETY: the context is the waiter's event, alive until signalled.
-    unsafe { KeSetEvent(ev.cast(), 0, 0) };
-    STATUS_MORE_PROCESSING_REQUIRED
-}
-
-/// Sends an IRP with `major` and `params` to `lower` and waits for it
-/// (PASSIVE_LEVEL): returns the status and `Information`.
-///
-/// # Safety
-/// `lower` is a live device; `params` are valid for `major`.
-unsafe fn send_and_wait(
-    lower: *mut DEVICE_OBJECT,
-    major: u8,
-    params: IO_STACK_LOCATION_PARAMETERS,
-    system_buffer: *mut c_void,
-) -> (NtStatus, usize) {
-    // SAFETY: per the contract; the event lives on this stack until the
-    // completion routine signalled it.
-    unsafe {
-        let irp = IoAllocateIrp((*lower).StackSize, 0);
-        if irp.is_null() {
-            return (STATUS_INSUFFICIENT_RESOURCES, 0);
-        }
-        (*irp).AssociatedIrp.SystemBuffer = system_buffer;
-        let sl = IoGetNextIrpStackLocation(irp);
-        (*sl).MajorFunction = major;
-        (*sl).Parameters = params;
-        let mut ev: KEVENT = core::mem::zeroed();
-        KeInitializeEvent(&mut ev, NOTIFICATION_EVENT, 0);
-        IoSetCompletionRoutine(irp, signal, (&raw mut ev).cast(), true, true, true);
-        if IoCallDriver(lower, irp) == STATUS_PENDING {
-            KeWaitForSingleObject((&raw mut ev).cast(), EXECUTIVE, 0, 0, ptr::null_mut());
-        }
-        let r = ((*irp).IoStatus.Status, (*irp).IoStatus.Information);
-        IoFreeIrp(irp);
-        r
     }
 }
 
@@ -174,7 +120,7 @@ unsafe fn scsi_sync(
         },
     };
     // SAFETY: per the contract; the SRB and sense live until the IRP is back.
-    let (s, _) = unsafe { send_and_wait(lower, IRP_MJ_SCSI, params, ptr::null_mut()) };
+    let (s, _) = unsafe { send_and_wait(lower, IRP_MJ_SCSI, 0, params, ptr::null_mut()) };
     let st = srb_status_of(&srb, &sense);
     if s.is_success() && st.is_success() {
         (STATUS_SUCCESS, srb.DataTransferLength)
@@ -182,6 +128,34 @@ unsafe fn scsi_sync(
         (st, 0)
     } else {
         (s, 0)
+    }
+}
+
+/// `SRB_FUNCTION_RESET_DEVICE` (or `_RESET_BUS`) to the port, waited for.
+///
+/// # Safety
+/// `lower` is the port's device; PASSIVE_LEVEL.
+unsafe fn reset(lower: *mut DEVICE_OBJECT, bus: bool) -> NtStatus {
+    let mut srb = SCSI_REQUEST_BLOCK::new();
+    srb.Function = if bus {
+        SRB_FUNCTION_RESET_BUS
+    } else {
+        SRB_FUNCTION_RESET_DEVICE
+    };
+    srb.SrbFlags = SRB_FLAGS_NO_DATA_TRANSFER;
+    srb.TimeOutValue = 10;
+    let params = IO_STACK_LOCATION_PARAMETERS {
+        Scsi: ScsiParameters {
+            Srb: (&raw mut srb).cast(),
+        },
+    };
+    // SAFETY: per the contract; the SRB lives until the IRP is back.
+    let (s, _) = unsafe { send_and_wait(lower, IRP_MJ_SCSI, 0, params, ptr::null_mut()) };
+    let st = srb_status_of(&srb, &[]);
+    if !st.is_success() {
+        st
+    } else {
+        s
     }
 }
 
@@ -276,6 +250,7 @@ unsafe fn start(e: &mut Ext) -> NtStatus {
         send_and_wait(
             lower,
             IRP_MJ_DEVICE_CONTROL,
+            0,
             params,
             buf.as_mut_ptr().cast(),
         )
@@ -415,7 +390,8 @@ struct Transfer {
     sense: [u8; SENSE_BUFFER_SIZE],
 }
 
-/// Sends the next piece of `t` (an SRB in a new IRP).
+/// Sends the next piece of `t` (an SRB in the original IRP's next stack
+/// location; the port builds its PRDT from the IRP's MDL).
 ///
 /// # Safety
 /// `t` came from `Box::into_raw` and is owned by the transfer.
@@ -447,11 +423,13 @@ unsafe fn send_piece(t: *mut Transfer) -> NtStatus {
         tr.srb.SenseInfoBufferLength = SENSE_BUFFER_SIZE as u8;
         tr.srb.OriginalRequest = tr.irp.cast();
         tr.srb.TimeOutValue = 10;
-        let irp = IoAllocateIrp((*tr.lower).StackSize, 0);
-        if irp.is_null() {
-            return finish(t, STATUS_INSUFFICIENT_RESOURCES);
-        }
+        // Each piece goes down in the original IRP's next stack location
+        // (the completion routine takes the IRP back with
+        // STATUS_MORE_PROCESSING_REQUIRED and sends the next piece in it or
+        // completes it): no IRP is allocated per piece.
+        let irp = tr.irp;
         let sl = IoGetNextIrpStackLocation(irp);
+        *sl = core::mem::zeroed();
         (*sl).MajorFunction = IRP_MJ_SCSI;
         (*sl).Parameters.Scsi.Srb = (&raw mut tr.srb).cast();
         IoSetCompletionRoutine(irp, piece_done, t.cast(), true, true, true);
@@ -468,7 +446,7 @@ unsafe fn finish(t: *mut Transfer, status: NtStatus) -> NtStatus {
     unsafe {
         let tr = Box::from_raw(t);
         let info = if status.is_success() { tr.done } else { 0 };
-        complete(tr.irp, status, info)
+        complete(tr.irp, status, info, IO_DISK_INCREMENT)
     }
 }
 
@@ -478,7 +456,8 @@ unsafe extern "system" fn piece_done(
     ctx: *mut c_void,
 ) -> NtStatus {
     let t = ctx as *mut Transfer;
-    // SAFETY: the context is the transfer; the piece's IRP is ours to free.
+    // SAFETY: the context is the transfer; the IRP is ours again (we return
+    // STATUS_MORE_PROCESSING_REQUIRED).
     unsafe {
         let tr = &mut *t;
         let st = srb_status_of(&tr.srb, &tr.sense);
@@ -488,7 +467,6 @@ unsafe extern "system" fn piece_done(
             (*irp).IoStatus.Status
         };
         let moved = tr.srb.DataTransferLength as usize;
-        IoFreeIrp(irp);
         if !status.is_success() {
             finish(t, status);
         } else if moved == 0 {
@@ -512,10 +490,10 @@ unsafe extern "system" fn dispatch_read_write(dev: *mut DEVICE_OBJECT, irp: *mut
     // SAFETY: the I/O manager hands us the IRP with a current location.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         let Some(info) = e.info.as_ref() else {
-            return complete(irp, STATUS_DEVICE_NOT_READY, 0);
+            return complete(irp, STATUS_DEVICE_NOT_READY, 0, IO_DISK_INCREMENT);
         };
         let sl = IoGetCurrentIrpStackLocation(irp);
         let len = (*sl).Parameters.Read.Length as usize;
@@ -530,21 +508,21 @@ unsafe extern "system" fn dispatch_read_write(dev: *mut DEVICE_OBJECT, irp: *mut
             false,
         ) {
             Ok(t) => t,
-            Err(s) => return complete(irp, s, 0),
+            Err(s) => return complete(irp, s, 0, IO_DISK_INCREMENT),
         };
         if len == 0 {
-            return complete(irp, STATUS_SUCCESS, 0);
+            return complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT);
         }
         if (*irp).MdlAddress.is_null() {
-            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+            return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT);
         }
-        let va = MmGetSystemAddressForMdlSafe((*irp).MdlAddress, 0) as usize;
-        if va == 0 {
-            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
-        }
+        // As classpnp: the SRB's DataBuffer is the MDL's virtual address
+        // (not mapped into system space: the port builds its PRDT from the
+        // MDL's page frames, which the pieces' IRPs carry).
+        let va = MmGetMdlVirtualAddress((*irp).MdlAddress) as usize;
         if va & 1 != 0 {
             // The port needs even addresses (the device's alignment says so).
-            return complete(irp, STATUS_DATATYPE_MISALIGNMENT, 0);
+            return complete(irp, STATUS_DATATYPE_MISALIGNMENT, 0, IO_DISK_INCREMENT);
         }
         let t = Box::into_raw(Box::new(Transfer {
             irp,
@@ -588,7 +566,7 @@ unsafe extern "system" fn flush_done(
             st
         };
         IoFreeIrp(irp);
-        complete(f.irp, s, 0);
+        complete(f.irp, s, 0, IO_DISK_INCREMENT);
     }
     STATUS_MORE_PROCESSING_REQUIRED
 }
@@ -597,7 +575,7 @@ unsafe extern "system" fn dispatch_flush(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
     // SAFETY: as for read/write.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         let f = Box::into_raw(Box::new(Flush {
             irp,
@@ -613,7 +591,7 @@ unsafe extern "system" fn dispatch_flush(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
         let piece = IoAllocateIrp((*e.lower).StackSize, 0);
         if piece.is_null() {
             drop(Box::from_raw(f));
-            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
+            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_DISK_INCREMENT);
         }
         let sl = IoGetNextIrpStackLocation(piece);
         (*sl).MajorFunction = IRP_MJ_SCSI;
@@ -629,20 +607,31 @@ unsafe extern "system" fn dispatch_ioctl(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
     // SAFETY: as for read/write; the system buffer holds max(in, out) bytes.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         let Some(info) = e.info.as_ref() else {
-            return complete(irp, STATUS_DEVICE_NOT_READY, 0);
+            return complete(irp, STATUS_DEVICE_NOT_READY, 0, IO_DISK_INCREMENT);
         };
         let sl = IoGetCurrentIrpStackLocation(irp);
         let p = (*sl).Parameters.DeviceIoControl;
+        if p.IoControlCode == rt::wdk::disk::IOCTL_STORAGE_RESET_DEVICE
+            || p.IoControlCode == rt::wdk::disk::IOCTL_STORAGE_RESET_BUS
+        {
+            // As classpnp: the reset goes to the port as an SRB (storport
+            // calls the miniport's HwResetBus; storahci resets the port).
+            let s = reset(
+                e.lower,
+                p.IoControlCode == rt::wdk::disk::IOCTL_STORAGE_RESET_BUS,
+            );
+            return complete(irp, s, 0, IO_DISK_INCREMENT);
+        }
         if METHOD_FROM_CTL_CODE(p.IoControlCode) != METHOD_BUFFERED {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }
         let sys = (*irp).AssociatedIrp.SystemBuffer as *mut u8;
         let (inl, outl) = (p.InputBufferLength as usize, p.OutputBufferLength as usize);
         if sys.is_null() && (inl | outl) != 0 {
-            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+            return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT);
         }
         let whole: &mut [u8] = if sys.is_null() {
             &mut []
@@ -652,30 +641,7 @@ unsafe extern "system" fn dispatch_ioctl(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
         // The input is copied first: the answer is written over it.
         let input = whole[..inl].to_vec();
         let (s, n) = info.ioctl(p.IoControlCode, &input, &mut whole[..outl]);
-        complete(irp, s, n)
-    }
-}
-
-unsafe extern "system" fn dispatch_create_close(
-    _dev: *mut DEVICE_OBJECT,
-    irp: *mut IRP,
-) -> NtStatus {
-    // SAFETY: the I/O manager hands us the IRP with a current location.
-    unsafe {
-        let sl = IoGetCurrentIrpStackLocation(irp);
-        // A name below the disk needs a file system; the raw disk opens.
-        let named = (*sl).MajorFunction == IRP_MJ_CREATE
-            && !(*sl).FileObject.is_null()
-            && (*(*sl).FileObject).FileName.Length != 0;
-        complete(
-            irp,
-            if named {
-                STATUS_OBJECT_NAME_NOT_FOUND
-            } else {
-                STATUS_SUCCESS
-            },
-            0,
-        )
+        complete(irp, s, n, IO_DISK_INCREMENT)
     }
 }
 
@@ -683,7 +649,7 @@ unsafe extern "system" fn dispatch_pass_down(dev: *mut DEVICE_OBJECT, irp: *mut 
     // SAFETY: the IRP is ours to forward; our FDO has a lower device.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         IoSkipCurrentIrpStackLocation(irp);
         IoCallDriver(e.lower, irp)
@@ -694,7 +660,7 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
     // SAFETY: as above.
     unsafe {
         let Some(e) = ext(dev) else {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         };
         let sl = IoGetCurrentIrpStackLocation(irp);
         if (*sl).MinorFunction != IRP_MN_START_DEVICE {
@@ -702,21 +668,14 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
             return IoCallDriver(e.lower, irp);
         }
         // The port's PDO first, then ours.
-        let mut ev: KEVENT = core::mem::zeroed();
-        KeInitializeEvent(&mut ev, NOTIFICATION_EVENT, 0);
-        IoCopyCurrentIrpStackLocationToNext(irp);
-        IoSetCompletionRoutine(irp, signal, (&raw mut ev).cast(), true, true, true);
-        if IoCallDriver(e.lower, irp) == STATUS_PENDING {
-            KeWaitForSingleObject((&raw mut ev).cast(), EXECUTIVE, 0, 0, ptr::null_mut());
-        }
-        let mut s = (*irp).IoStatus.Status;
+        let mut s = forward_irp_synchronously(e.lower, irp);
         if s.is_success() && e.info.is_null() {
             s = start(e);
             if !s.is_success() {
                 rt::kprintln!("disk: DR{} did not start: {:#x}", e.number, s.as_u32());
             }
         }
-        complete(irp, s, 0)
+        complete(irp, s, 0, IO_DISK_INCREMENT)
     }
 }
 
@@ -816,9 +775,9 @@ pub unsafe extern "system" fn DriverEntry(
     // SAFETY: the driver object is ours during DriverEntry.
     unsafe {
         let mf = &mut (*driver).MajorFunction;
-        mf[IRP_MJ_CREATE as usize] = Some(dispatch_create_close);
-        mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_create_close);
-        mf[IRP_MJ_CLOSE as usize] = Some(dispatch_create_close);
+        mf[IRP_MJ_CREATE as usize] = Some(dispatch_raw_create_close);
+        mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_raw_create_close);
+        mf[IRP_MJ_CLOSE as usize] = Some(dispatch_raw_create_close);
         mf[IRP_MJ_READ as usize] = Some(dispatch_read_write);
         mf[IRP_MJ_WRITE as usize] = Some(dispatch_read_write);
         mf[IRP_MJ_FLUSH_BUFFERS as usize] = Some(dispatch_flush);

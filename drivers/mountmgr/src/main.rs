@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use nt::status::*;
 use nt::NtStatus;
-use rt::request::{ioctl, unicode, PassiveLock};
+use rt::request::{complete, dispatch_raw_create_close, ioctl, unicode, PassiveLock};
 use rt::wdk::disk::*;
 use rt::wdk::mountdev::*;
 use rt::wdk::pnpnotify::*;
@@ -353,23 +353,6 @@ unsafe extern "system" fn interface_change(n: *mut c_void, _context: *mut c_void
     }
 }
 
-/// # Safety
-/// The caller owns `irp`.
-unsafe fn complete(irp: *mut IRP, status: NtStatus, info: usize) -> NtStatus {
-    // SAFETY: per the contract.
-    unsafe {
-        (*irp).IoStatus.Status = status;
-        (*irp).IoStatus.Information = info;
-        IoCompleteRequest(irp, IO_NO_INCREMENT);
-    }
-    status
-}
-
-unsafe extern "system" fn create_close(_dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
-    // SAFETY: the I/O manager's IRP.
-    unsafe { complete(irp, STATUS_SUCCESS, 0) }
-}
-
 /// `IRP_MJ_DEVICE_CONTROL`: `IOCTL_MOUNTMGR_QUERY_POINTS`.
 unsafe extern "system" fn device_control(_dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
     // SAFETY: the I/O manager's IRP; METHOD_BUFFERED: the system buffer
@@ -378,23 +361,23 @@ unsafe extern "system" fn device_control(_dev: *mut DEVICE_OBJECT, irp: *mut IRP
         let sl = IoGetCurrentIrpStackLocation(irp);
         let p = &(*sl).Parameters.DeviceIoControl;
         if p.IoControlCode != IOCTL_MOUNTMGR_QUERY_POINTS {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_NO_INCREMENT);
         }
         let sys = (*irp).AssociatedIrp.SystemBuffer as *mut u8;
         let (inl, outl) = (p.InputBufferLength as usize, p.OutputBufferLength as usize);
         if sys.is_null() || inl == 0 || outl == 0 {
-            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+            return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_NO_INCREMENT);
         }
         let mut input = Vec::new();
         if input.try_reserve(inl).is_err() {
-            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
+            return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_NO_INCREMENT);
         }
         input.extend_from_slice(core::slice::from_raw_parts(sys, inl));
         let out = core::slice::from_raw_parts_mut(sys, outl);
         let st = STATE.lock();
         let (s, n) = policy::query_points(&st.points, &input, out);
         drop(st);
-        complete(irp, s, n)
+        complete(irp, s, n, IO_NO_INCREMENT)
     }
 }
 
@@ -431,9 +414,9 @@ pub unsafe extern "system" fn DriverEntry(
             return s;
         }
         let mf = &mut (*driver).MajorFunction;
-        mf[IRP_MJ_CREATE as usize] = Some(create_close);
-        mf[IRP_MJ_CLEANUP as usize] = Some(create_close);
-        mf[IRP_MJ_CLOSE as usize] = Some(create_close);
+        mf[IRP_MJ_CREATE as usize] = Some(dispatch_raw_create_close);
+        mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_raw_create_close);
+        mf[IRP_MJ_CLOSE as usize] = Some(dispatch_raw_create_close);
         mf[IRP_MJ_DEVICE_CONTROL as usize] = Some(device_control);
         (*dev).Flags |= DO_BUFFERED_IO;
         (*dev).Flags &= !DO_DEVICE_INITIALIZING;

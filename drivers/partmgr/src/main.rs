@@ -22,7 +22,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use nt::status::*;
 use nt::NtStatus;
-use rt::request::{ioctl, transfer, unicode};
+use rt::request::{forward_irp_synchronously, ioctl, transfer, unicode};
 use rt::wdk::disk::*;
 use rt::wdk::volmgr::*;
 use rt::wdk::*;
@@ -54,16 +54,6 @@ unsafe extern "system" fn pass_through(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
     }
 }
 
-unsafe extern "system" fn start_done(
-    _dev: *mut DEVICE_OBJECT,
-    _irp: *mut IRP,
-    context: *mut core::ffi::c_void,
-) -> NtStatus {
-    // SAFETY: the context is the dispatch routine's KEVENT, alive until set.
-    unsafe { KeSetEvent(context.cast(), 0, 0) };
-    STATUS_MORE_PROCESSING_REQUIRED
-}
-
 /// `IRP_MJ_PNP`: `IRP_MN_START_DEVICE` goes down first (the disk starts),
 /// then the partitions are read and reported; other minor codes pass through.
 unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
@@ -74,20 +64,7 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
             return pass_through(dev, irp);
         }
         let f = filter(dev);
-        let mut event = KEVENT::zeroed();
-        KeInitializeEvent(&mut event, NOTIFICATION_EVENT, 0);
-        IoCopyCurrentIrpStackLocationToNext(irp);
-        IoSetCompletionRoutine(irp, start_done, (&raw mut event).cast(), true, true, true);
-        if IoCallDriver(f.lower, irp) == STATUS_PENDING {
-            KeWaitForSingleObject(
-                (&raw mut event).cast(),
-                EXECUTIVE,
-                KERNEL_MODE,
-                0,
-                core::ptr::null_mut(),
-            );
-        }
-        let status = (*irp).IoStatus.Status;
+        let status = forward_irp_synchronously(f.lower, irp);
         if status.is_success() {
             if let Err(e) = enumerate_partitions(f) {
                 rt::kprintln!("partmgr: partitions not reported: {e:?}");

@@ -30,13 +30,13 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 use nt::status::*;
 use nt::NtStatus;
 use pci::enumerate::Function;
 use pci::{Address, ConfigSpace};
+use rt::request::{complete, complete_as_is, forward_irp_synchronously};
 use rt::wdk::pnp::*;
 use rt::wdk::*;
 
@@ -221,35 +221,6 @@ unsafe extern "system" fn add_device(
     STATUS_SUCCESS
 }
 
-/// Completes `irp` as it came: a PDO that does not handle a PnP IRP leaves
-/// `IoStatus` (status and information) as the drivers above set them, so a
-/// function driver's answer passed down (its `BusRelations`, say) survives.
-///
-/// # Safety
-/// The caller owns `irp`.
-unsafe fn complete_unchanged(irp: *mut IRP) -> NtStatus {
-    // SAFETY: per the contract.
-    unsafe {
-        let status = (*irp).IoStatus.Status;
-        IoCompleteRequest(irp, IO_NO_INCREMENT);
-        status
-    }
-}
-
-/// Completes `irp`.
-///
-/// # Safety
-/// The caller owns `irp`.
-unsafe fn complete(irp: *mut IRP, status: NtStatus, info: usize) -> NtStatus {
-    // SAFETY: per the contract.
-    unsafe {
-        (*irp).IoStatus.Status = status;
-        (*irp).IoStatus.Information = info;
-        IoCompleteRequest(irp, IO_NO_INCREMENT);
-    }
-    status
-}
-
 unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
     // SAFETY: the I/O manager calls us with one of our devices and an IRP
     // whose current location is ours.
@@ -257,45 +228,12 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
         match ext(dev) {
             Some(e) if e.kind == KIND_FDO => fdo_pnp(dev, e, irp),
             Some(e) if e.kind == KIND_PDO => pdo_pnp(dev, e, irp),
-            _ => {
-                let s = (*irp).IoStatus.Status;
-                IoCompleteRequest(irp, IO_NO_INCREMENT);
-                s
-            }
+            _ => complete_as_is(irp),
         }
     }
 }
 
 // ---- FDO ----
-
-unsafe extern "system" fn signal(
-    _d: *mut DEVICE_OBJECT,
-    _irp: *mut IRP,
-    ctx: *mut c_void,
-) -> NtStatus {
-    // SAFETY: the context is the waiting sender's KEVENT.
-    unsafe { KeSetEvent(ctx.cast(), 0, 0) };
-    STATUS_MORE_PROCESSING_REQUIRED
-}
-
-/// Passes `irp` down and waits for it (the START_DEVICE pattern: the bus
-/// below starts first).
-///
-/// # Safety
-/// The caller owns `irp`; `lower` is the device below.
-unsafe fn forward_and_wait(lower: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
-    // SAFETY: per the contract; the event outlives the wait.
-    unsafe {
-        let mut ev: KEVENT = core::mem::zeroed();
-        KeInitializeEvent(&mut ev, 1, 0);
-        IoCopyCurrentIrpStackLocationToNext(irp);
-        IoSetCompletionRoutine(irp, signal, (&raw mut ev).cast(), true, true, true);
-        if IoCallDriver(lower, irp) == STATUS_PENDING {
-            KeWaitForSingleObject((&raw mut ev).cast(), 0, 0, 0, ptr::null_mut());
-        }
-        (*irp).IoStatus.Status
-    }
-}
 
 /// The first `CmResourceTypeBusNumber` descriptor's start in a raw list.
 ///
@@ -317,14 +255,14 @@ unsafe fn fdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
         let sl = IoGetCurrentIrpStackLocation(irp);
         match (*sl).MinorFunction {
             IRP_MN_START_DEVICE => {
-                let s = forward_and_wait(e.lower, irp);
+                let s = forward_irp_synchronously(e.lower, irp);
                 if s.is_success() && e.bus.load(Ordering::Acquire) == NO_BUS {
                     let raw = (*sl).Parameters.StartDevice.AllocatedResources;
                     if let Some(b) = bus_number_of(raw.cast()).filter(|&b| b <= 255) {
                         e.bus.store(b, Ordering::Release);
                     }
                 }
-                complete(irp, s, 0)
+                complete(irp, s, 0, IO_NO_INCREMENT)
             }
             IRP_MN_QUERY_DEVICE_RELATIONS
                 if (*sl).Parameters.QueryDeviceRelations.Type == BUS_RELATIONS =>
@@ -336,7 +274,7 @@ unsafe fn fdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
                             (*irp).IoStatus.Status = STATUS_SUCCESS;
                             (*irp).IoStatus.Information = rel as usize;
                         }
-                        Err(s) => return complete(irp, s, 0),
+                        Err(s) => return complete(irp, s, 0, IO_NO_INCREMENT),
                     }
                 }
                 IoSkipCurrentIrpStackLocation(irp);
@@ -509,25 +447,25 @@ unsafe fn pdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
         let sl = IoGetCurrentIrpStackLocation(irp);
         let f = &mut *e.function;
         let answer = |r: Result<usize, NtStatus>| match r {
-            Ok(p) => complete(irp, STATUS_SUCCESS, p),
-            Err(s) => complete(irp, s, 0),
+            Ok(p) => complete(irp, STATUS_SUCCESS, p, IO_NO_INCREMENT),
+            Err(s) => complete(irp, s, 0, IO_NO_INCREMENT),
         };
         match (*sl).MinorFunction {
             IRP_MN_START_DEVICE => {
                 let s = start(f, (*sl).Parameters.StartDevice.AllocatedResources.cast());
-                complete(irp, s, 0)
+                complete(irp, s, 0, IO_NO_INCREMENT)
             }
             IRP_MN_QUERY_STOP_DEVICE
             | IRP_MN_CANCEL_STOP_DEVICE
             | IRP_MN_QUERY_REMOVE_DEVICE
-            | IRP_MN_CANCEL_REMOVE_DEVICE => complete(irp, STATUS_SUCCESS, 0),
+            | IRP_MN_CANCEL_REMOVE_DEVICE => complete(irp, STATUS_SUCCESS, 0, IO_NO_INCREMENT),
             IRP_MN_STOP_DEVICE | IRP_MN_REMOVE_DEVICE | IRP_MN_SURPRISE_REMOVAL => {
                 pci::answers::disable_decoding(&HalConfig, f.address);
-                complete(irp, STATUS_SUCCESS, 0)
+                complete(irp, STATUS_SUCCESS, 0, IO_NO_INCREMENT)
             }
             IRP_MN_QUERY_ID => match query_id(f, (*sl).Parameters.QueryId.IdType) {
                 Some(b) => answer(pool_copy(&b, b"PciI")),
-                None => complete_unchanged(irp),
+                None => complete_as_is(irp),
             },
             IRP_MN_QUERY_CAPABILITIES => {
                 let c =
@@ -536,10 +474,10 @@ unsafe fn pdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
                     || (*c).Version != 1
                     || ((*c).Size as usize) < core::mem::size_of::<DEVICE_CAPABILITIES>()
                 {
-                    return complete(irp, STATUS_UNSUCCESSFUL, 0);
+                    return complete(irp, STATUS_UNSUCCESSFUL, 0, IO_NO_INCREMENT);
                 }
                 pci::answers::capabilities(f, &mut *c);
-                complete(irp, STATUS_SUCCESS, 0)
+                complete(irp, STATUS_SUCCESS, 0, IO_NO_INCREMENT)
             }
             IRP_MN_QUERY_RESOURCE_REQUIREMENTS => {
                 let r = pci::answers::requirements(f);
@@ -572,7 +510,7 @@ unsafe fn pdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
                 };
                 match text {
                     Some(t) => answer(pool_copy(&utf16z(&[&t], false), b"PciT")),
-                    None => complete_unchanged(irp),
+                    None => complete_as_is(irp),
                 }
             }
             IRP_MN_QUERY_DEVICE_RELATIONS
@@ -582,16 +520,16 @@ unsafe fn pdo_pnp(dev: *mut DEVICE_OBJECT, e: &Ext, irp: *mut IRP) -> NtStatus {
                 let rel = ExAllocatePool2(0x40, 16, u32::from_le_bytes(*b"PciR"))
                     .cast::<DEVICE_RELATIONS>();
                 if rel.is_null() {
-                    return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
+                    return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_NO_INCREMENT);
                 }
                 (*rel).Count = 1;
                 ObfReferenceObject(dev.cast());
                 (&raw mut (*rel).Objects)
                     .cast::<*mut DEVICE_OBJECT>()
                     .write(dev);
-                complete(irp, STATUS_SUCCESS, rel as usize)
+                complete(irp, STATUS_SUCCESS, rel as usize, IO_NO_INCREMENT)
             }
-            _ => complete_unchanged(irp),
+            _ => complete_as_is(irp),
         }
     }
 }

@@ -1,8 +1,11 @@
-//! Synchronous requests a driver sends to another device (what drivers
-//! write around `IoBuildDeviceIoControlRequest` /
+//! What every storage driver would otherwise write for itself: completing
+//! an IRP, the raw-device `IRP_MJ_CREATE`/`CLEANUP`/`CLOSE` answer,
+//! forwarding an IRP down and waiting for it (`IoForwardIrpSynchronously`),
+//! sending a new IRP down and waiting for it, synchronous requests to
+//! another device (around `IoBuildDeviceIoControlRequest` /
 //! `IoBuildSynchronousFsdRequest` and a `KEVENT`), a name helper, and a
-//! passive-level lock over a synchronization event. Callers are at
-//! `PASSIVE_LEVEL`.
+//! passive-level lock over a synchronization event. The waiting helpers
+//! are for callers at `PASSIVE_LEVEL`.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -10,6 +13,147 @@ use core::ops::{Deref, DerefMut};
 use nt::status::*;
 use nt::NtStatus;
 use wdk::*;
+
+/// Sets `irp`'s status block and completes it with priority `boost`
+/// (`IO_DISK_INCREMENT`, `IO_NO_INCREMENT`, ...); returns `status`.
+///
+/// # Safety
+/// The caller owns `irp`.
+pub unsafe fn complete(irp: *mut IRP, status: NtStatus, info: usize, boost: i8) -> NtStatus {
+    // SAFETY: per the contract.
+    unsafe {
+        (*irp).IoStatus.Status = status;
+        (*irp).IoStatus.Information = info;
+        IoCompleteRequest(irp, boost);
+    }
+    status
+}
+
+/// Completes `irp` with the status and `Information` already in it (a PnP
+/// request a bus driver does not handle keeps what the drivers above set).
+///
+/// # Safety
+/// The caller owns `irp`.
+pub unsafe fn complete_as_is(irp: *mut IRP) -> NtStatus {
+    // SAFETY: per the contract.
+    unsafe {
+        let s = (*irp).IoStatus.Status;
+        IoCompleteRequest(irp, IO_NO_INCREMENT);
+        s
+    }
+}
+
+/// `IRP_MJ_CREATE`/`IRP_MJ_CLEANUP`/`IRP_MJ_CLOSE` of a device opened raw
+/// (a disk, a partition, a volume with no file system, a control device):
+/// an open of the device itself succeeds; a name below it
+/// (`\Device\HarddiskVolume2\x` reaching the device) needs a file system:
+/// STATUS_OBJECT_NAME_NOT_FOUND. Cleanup and close succeed.
+///
+/// # Safety
+/// Called by the I/O manager as a dispatch routine.
+pub unsafe extern "system" fn dispatch_raw_create_close(
+    _dev: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+) -> NtStatus {
+    // SAFETY: the I/O manager hands us the IRP with a current location.
+    unsafe {
+        let sl = IoGetCurrentIrpStackLocation(irp);
+        let named = (*sl).MajorFunction == IRP_MJ_CREATE
+            && !(*sl).FileObject.is_null()
+            && (*(*sl).FileObject).FileName.Length != 0;
+        let s = if named {
+            STATUS_OBJECT_NAME_NOT_FOUND
+        } else {
+            STATUS_SUCCESS
+        };
+        complete(irp, s, 0, IO_NO_INCREMENT)
+    }
+}
+
+/// The completion routine of the waiting helpers: signals the waiter's
+/// event and keeps the IRP for it.
+unsafe extern "system" fn signal_waiter(
+    _d: *mut DEVICE_OBJECT,
+    _i: *mut IRP,
+    ev: *mut c_void,
+) -> NtStatus {
+    // SAFETY: the context is the waiter's event, alive until signalled.
+    unsafe { KeSetEvent(ev.cast(), 0, 0) };
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// Calls `lower` with `irp` (its next location set up) with a completion
+/// routine that hands it back, and waits for it: the IRP's final status.
+///
+/// # Safety
+/// The caller owns `irp`; `lower` is live.
+unsafe fn call_and_take_back(lower: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
+    // SAFETY: per the contract; the event lives on this stack until the
+    // completion routine signalled it (we wait for it when the call pends).
+    unsafe {
+        let mut ev = KEVENT::zeroed();
+        KeInitializeEvent(&mut ev, NOTIFICATION_EVENT, 0);
+        IoSetCompletionRoutine(irp, signal_waiter, (&raw mut ev).cast(), true, true, true);
+        if IoCallDriver(lower, irp) == STATUS_PENDING {
+            KeWaitForSingleObject(
+                (&raw mut ev).cast(),
+                EXECUTIVE,
+                KERNEL_MODE,
+                0,
+                core::ptr::null_mut(),
+            );
+        }
+        (*irp).IoStatus.Status
+    }
+}
+
+/// `IoForwardIrpSynchronously`: copies the current stack location to the
+/// next, sends `irp` to `lower` and waits until the drivers below completed
+/// it (a PnP start goes to the bus driver first). Returns the IRP's status;
+/// the IRP is the caller's again, to finish and complete. (Windows'
+/// routine returns a BOOLEAN and leaves the status in the IRP.)
+///
+/// # Safety
+/// The caller owns `irp`, which has a next stack location; `lower` is live.
+pub unsafe fn forward_irp_synchronously(lower: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
+    // SAFETY: per the contract.
+    unsafe {
+        IoCopyCurrentIrpStackLocationToNext(irp);
+        call_and_take_back(lower, irp)
+    }
+}
+
+/// Allocates an IRP for `lower`'s stack with one request (`major`, `minor`,
+/// `params`, the system buffer), sends it and waits: the status and
+/// `Information`. The IRP is freed here.
+///
+/// # Safety
+/// `lower` is live; `params` (and what they point to) and `system_buffer`
+/// are valid for `major` until this returns.
+pub unsafe fn send_and_wait(
+    lower: *mut DEVICE_OBJECT,
+    major: u8,
+    minor: u8,
+    params: IO_STACK_LOCATION_PARAMETERS,
+    system_buffer: *mut c_void,
+) -> (NtStatus, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let irp = IoAllocateIrp((*lower).StackSize, 0);
+        if irp.is_null() {
+            return (STATUS_INSUFFICIENT_RESOURCES, 0);
+        }
+        (*irp).AssociatedIrp.SystemBuffer = system_buffer;
+        let sl = IoGetNextIrpStackLocation(irp);
+        (*sl).MajorFunction = major;
+        (*sl).MinorFunction = minor;
+        (*sl).Parameters = params;
+        let s = call_and_take_back(lower, irp);
+        let info = (*irp).IoStatus.Information;
+        IoFreeIrp(irp);
+        (s, info)
+    }
+}
 
 /// Waits for `irp` sent to `dev` when it pends; returns the final status
 /// and `Information`.

@@ -27,6 +27,9 @@
 //!   bits for the port logic and queues the DPC; the DPC completes the
 //!   finished slots (errors: recovery and retries, SRB status and sense)
 //!   and the IRPs, outside the adapter lock.
+//! - `SRB_FUNCTION_RESET_DEVICE` / `_RESET_BUS` reset the disk's port
+//!   (COMRESET, the commands in flight issued again): disk.sys sends it for
+//!   `IOCTL_STORAGE_RESET_DEVICE`.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -41,6 +44,7 @@ use core::ptr;
 use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use nt::status::*;
 use nt::NtStatus;
+use rt::request::{complete, complete_as_is, forward_irp_synchronously};
 use rt::wdk::scsi::*;
 use rt::wdk::*;
 use storage::ahci::engine::{Command, Completion, Engine};
@@ -227,50 +231,6 @@ unsafe fn ext(dev: *mut DEVICE_OBJECT) -> *mut Ext {
     unsafe { (*dev).DeviceExtension.cast() }
 }
 
-/// Completes `irp` with `status` and `info`.
-///
-/// # Safety
-/// The caller owns `irp`.
-unsafe fn complete(irp: *mut IRP, status: NtStatus, info: usize) -> NtStatus {
-    // SAFETY: per the contract.
-    unsafe {
-        (*irp).IoStatus.Status = status;
-        (*irp).IoStatus.Information = info;
-        IoCompleteRequest(irp, IO_DISK_INCREMENT);
-    }
-    status
-}
-
-unsafe extern "system" fn signal(
-    _d: *mut DEVICE_OBJECT,
-    _i: *mut IRP,
-    ev: *mut c_void,
-) -> NtStatus {
-    // SAFETY: the context is the sender's event, alive until it is signalled.
-    unsafe { KeSetEvent(ev.cast(), 0, 0) };
-    STATUS_MORE_PROCESSING_REQUIRED
-}
-
-/// Passes `irp` to `lower` and waits for it to come back (the FDO's
-/// START_DEVICE goes to the bus driver first).
-///
-/// # Safety
-/// The caller owns `irp`, which has a next stack location.
-unsafe fn forward_and_wait(lower: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
-    // SAFETY: per the contract; the event lives on this stack until the
-    // completion routine signalled it.
-    unsafe {
-        let mut ev: KEVENT = core::mem::zeroed();
-        KeInitializeEvent(&mut ev, NOTIFICATION_EVENT, 0);
-        IoCopyCurrentIrpStackLocationToNext(irp);
-        IoSetCompletionRoutine(irp, signal, (&raw mut ev).cast(), true, true, true);
-        if IoCallDriver(lower, irp) == STATUS_PENDING {
-            KeWaitForSingleObject((&raw mut ev).cast(), EXECUTIVE, 0, 0, ptr::null_mut());
-        }
-        (*irp).IoStatus.Status
-    }
-}
-
 // ---- interrupt and DPC ----
 
 /// The ISR (device IRQL): claims the interrupt when a port bit is set in
@@ -368,7 +328,7 @@ unsafe fn complete_srb(
         } else {
             scsi::srb_ntstatus(st, sense)
         };
-        complete(irp, status, transferred as usize)
+        complete(irp, status, transferred as usize, IO_DISK_INCREMENT)
     }
 }
 
@@ -389,6 +349,56 @@ unsafe fn finish(irp: *mut IRP, r: Result<u32, PortError>) {
             }
         }
     }
+}
+
+/// The physical pieces of `len` bytes at `va` inside the locked MDL
+/// `mdl` (as storport builds the scatter/gather list from the request's
+/// MDL: the page frames the MDL recorded, no page-table walk, no system
+/// mapping); `None` when the range is not inside the MDL or needs more
+/// PRDT entries than a command table has.
+///
+/// # Safety
+/// `mdl` is a locked MDL (its PFN array filled).
+unsafe fn mdl_segments(mdl: *mut MDL, va: usize, len: usize) -> Option<Vec<Segment>> {
+    // SAFETY: per the contract.
+    let (start, count, pfns, first, flags) = unsafe {
+        (
+            MmGetMdlVirtualAddress(mdl) as usize,
+            MmGetMdlByteCount(mdl) as usize,
+            MmGetMdlPfnArray(mdl),
+            (*mdl).ByteOffset as usize,
+            (*mdl).MdlFlags,
+        )
+    };
+    let rel = va.checked_sub(start)?;
+    if rel.checked_add(len)? > count
+        || flags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) == 0
+    {
+        return None;
+    }
+    let mut segs: Vec<Segment> = Vec::new();
+    segs.try_reserve(storage::ahci::layout::PRDT_ENTRIES).ok()?;
+    let mut pos = first + rel;
+    let end = pos + len;
+    while pos < end {
+        let n = (4096 - (pos & 0xFFF)).min(end - pos);
+        // SAFETY: `pos` is inside the MDL's pages (checked above).
+        let pa = unsafe { *pfns.add(pos >> 12) } * 4096 + (pos & 0xFFF) as u64;
+        match segs.last_mut() {
+            Some(s) if s.phys + s.len as u64 == pa => s.len += n as u32,
+            _ => {
+                if segs.len() == storage::ahci::layout::PRDT_ENTRIES {
+                    return None;
+                }
+                segs.push(Segment {
+                    phys: pa,
+                    len: n as u32,
+                })
+            }
+        }
+        pos += n;
+    }
+    Some(segs)
 }
 
 /// The physical pieces of `len` bytes at kernel address `va`
@@ -428,18 +438,18 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
     unsafe {
         let e = ext(dev);
         if (*e).kind != KIND_PDO || (*e).adapter.is_null() {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }
         let a = &*(*e).adapter;
         let index = (*e).disk as usize;
         let srb =
             (*IoGetCurrentIrpStackLocation(irp)).Parameters.Scsi.Srb as *mut SCSI_REQUEST_BLOCK;
         if srb.is_null() {
-            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+            return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT);
         }
         if (*srb).Length as usize != SCSI_REQUEST_BLOCK_SIZE {
             (*srb).SrbStatus = SRB_STATUS_BAD_SRB_BLOCK_LENGTH;
-            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+            return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT);
         }
         match (*srb).Function {
             SRB_FUNCTION_EXECUTE_SCSI => {}
@@ -455,6 +465,9 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
                     (*srb).DataBuffer = dev.cast();
                 }
                 return complete_srb(irp, SRB_STATUS_SUCCESS, None, 0);
+            }
+            SRB_FUNCTION_RESET_DEVICE | SRB_FUNCTION_RESET_BUS => {
+                return reset_port(a, index, irp);
             }
             _ => {
                 return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
@@ -488,7 +501,12 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
                 if bytes > MAX_TRANSFER || (bytes > 0 && (buf == 0 || buf & 1 != 0)) {
                     return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
                 }
-                let Some(segments) = segments(buf, bytes as usize) else {
+                let segs = if (*irp).MdlAddress.is_null() {
+                    segments(buf, bytes as usize)
+                } else {
+                    mdl_segments((*irp).MdlAddress, buf, bytes as usize)
+                };
+                let Some(segments) = segs else {
                     return complete_srb(irp, SRB_STATUS_INVALID_REQUEST, None, 0);
                 };
                 (*srb).SrbStatus = SRB_STATUS_PENDING;
@@ -516,6 +534,36 @@ unsafe extern "system" fn dispatch_scsi(dev: *mut DEVICE_OBJECT, irp: *mut IRP) 
             }
         }
     }
+}
+
+/// `SRB_FUNCTION_RESET_DEVICE` / `SRB_FUNCTION_RESET_BUS` (storport calls
+/// the miniport's `HwResetBus`): the disk's port is reset under the adapter
+/// lock (`lib/storage::ahci::engine::Engine::reset`: engine stopped,
+/// COMRESET, errors cleared, engine started, the commands that were in
+/// flight issued again). A port whose device does not come back fails the
+/// reset with SRB_STATUS_NO_DEVICE and its commands with the port error.
+///
+/// # Safety
+/// The caller owns `irp`, an SRB request for disk `index` of `a`.
+unsafe fn reset_port(a: &Adapter, index: usize, irp: *mut IRP) -> NtStatus {
+    let mut done = Vec::new();
+    let r = a.with(|inner| {
+        inner
+            .disks
+            .get_mut(index)
+            .map(|d| d.engine.reset(&mut d.port, &mut done))
+    });
+    for (i, r) in done {
+        // SAFETY: pended IRPs of ours.
+        unsafe { finish(i, r) };
+    }
+    let st = match r {
+        Some(Ok(())) => SRB_STATUS_SUCCESS,
+        _ => SRB_STATUS_NO_DEVICE,
+    };
+    rt::kprintln!("storahci: port of disk {index} reset: srb status {st:#x}");
+    // SAFETY: per the contract.
+    unsafe { complete_srb(irp, st, None, 0) }
 }
 
 /// Without a connected interrupt: polls the ports until `irp` completed
@@ -859,11 +907,11 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
             let lower = (*e).lower;
             match minor {
                 IRP_MN_START_DEVICE => {
-                    let mut s = forward_and_wait(lower, irp);
+                    let mut s = forward_irp_synchronously(lower, irp);
                     if s.is_success() {
                         s = start_fdo(dev, irp);
                     }
-                    return complete(irp, s, 0);
+                    return complete(irp, s, 0, IO_DISK_INCREMENT);
                 }
                 IRP_MN_QUERY_DEVICE_RELATIONS
                     if (*sl).Parameters.QueryDeviceRelations.Type == BUS_RELATIONS =>
@@ -873,7 +921,7 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
                             (*irp).IoStatus.Status = STATUS_SUCCESS;
                             (*irp).IoStatus.Information = r as usize;
                         }
-                        Err(s) => return complete(irp, s, 0),
+                        Err(s) => return complete(irp, s, 0, IO_DISK_INCREMENT),
                     }
                 }
                 _ => {}
@@ -884,16 +932,14 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
         // A disk PDO: the bus driver's answers.
         let a = (*e).adapter;
         match minor {
-            IRP_MN_START_DEVICE => complete(irp, STATUS_SUCCESS, 0),
+            IRP_MN_START_DEVICE => complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT),
             IRP_MN_QUERY_ID if !a.is_null() => {
                 match query_id(&*a, (*e).disk as usize, (*sl).Parameters.QueryId.IdType) {
-                    Some(p) if p.is_null() => complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0),
-                    Some(p) => complete(irp, STATUS_SUCCESS, p as usize),
-                    None => {
-                        let s = (*irp).IoStatus.Status;
-                        IoCompleteRequest(irp, IO_NO_INCREMENT);
-                        s
+                    Some(p) if p.is_null() => {
+                        complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_DISK_INCREMENT)
                     }
+                    Some(p) => complete(irp, STATUS_SUCCESS, p as usize, IO_DISK_INCREMENT),
+                    None => complete_as_is(irp),
                 }
             }
             IRP_MN_QUERY_DEVICE_RELATIONS
@@ -901,16 +947,12 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
             {
                 let r = relations(&[dev]);
                 if r.is_null() {
-                    complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0)
+                    complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_DISK_INCREMENT)
                 } else {
-                    complete(irp, STATUS_SUCCESS, r as usize)
+                    complete(irp, STATUS_SUCCESS, r as usize, IO_DISK_INCREMENT)
                 }
             }
-            _ => {
-                let s = (*irp).IoStatus.Status;
-                IoCompleteRequest(irp, IO_NO_INCREMENT);
-                s
-            }
+            _ => complete_as_is(irp),
         }
     }
 }
@@ -990,12 +1032,12 @@ unsafe extern "system" fn dispatch_ioctl(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
             || p.IoControlCode != IOCTL_STORAGE_QUERY_PROPERTY
             || sys.is_null()
         {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }
         let input = core::slice::from_raw_parts(sys, p.InputBufferLength as usize);
         match storage::class::property_query(input) {
             Some((id, q)) if id == StorageAdapterProperty && q == PropertyExistsQuery => {
-                complete(irp, STATUS_SUCCESS, 0)
+                complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT)
             }
             Some((id, q)) if id == StorageAdapterProperty && q == PropertyStandardQuery => {
                 let d = storage::class::adapter_descriptor(
@@ -1004,10 +1046,10 @@ unsafe extern "system" fn dispatch_ioctl(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
                 );
                 let out = core::slice::from_raw_parts_mut(sys, p.OutputBufferLength as usize);
                 let (s, n) = storage::class::answer_fixed(storage::disk::as_bytes(&d), 8, out);
-                complete(irp, s, n)
+                complete(irp, s, n, IO_DISK_INCREMENT)
             }
-            Some(_) => complete(irp, STATUS_NOT_SUPPORTED, 0),
-            None => complete(irp, STATUS_INVALID_PARAMETER, 0),
+            Some(_) => complete(irp, STATUS_NOT_SUPPORTED, 0, IO_DISK_INCREMENT),
+            None => complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT),
         }
     }
 }

@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use nt::status::*;
 use nt::NtStatus;
-use rt::request::unicode;
+use rt::request::{complete, dispatch_raw_create_close, unicode};
 use rt::wdk::disk::*;
 use rt::wdk::mountdev::*;
 use rt::wdk::volmgr::*;
@@ -78,41 +78,8 @@ unsafe fn volume_of(dev: *mut DEVICE_OBJECT) -> &'static Volume {
     unsafe { &*((*dev).DeviceExtension as *const Volume) }
 }
 
-/// # Safety
-/// The caller owns `irp`.
-unsafe fn complete(irp: *mut IRP, status: NtStatus, info: usize) -> NtStatus {
-    // SAFETY: per the contract.
-    unsafe {
-        (*irp).IoStatus.Status = status;
-        (*irp).IoStatus.Information = info;
-        IoCompleteRequest(irp, IO_DISK_INCREMENT);
-    }
-    status
-}
-
 fn utf16_bytes(s: &str) -> Vec<u8> {
     s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
-}
-
-/// `IRP_MJ_CREATE`/`CLEANUP`/`CLOSE`: opens of the device itself succeed;
-/// a name below a volume needs a file system (none mounted yet).
-unsafe extern "system" fn create_close(_dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
-    // SAFETY: the I/O manager's IRP with our current location.
-    unsafe {
-        let sl = IoGetCurrentIrpStackLocation(irp);
-        let named = (*sl).MajorFunction == IRP_MJ_CREATE
-            && !(*sl).FileObject.is_null()
-            && (*(*sl).FileObject).FileName.Length != 0;
-        complete(
-            irp,
-            if named {
-                STATUS_OBJECT_NAME_NOT_FOUND
-            } else {
-                STATUS_SUCCESS
-            },
-            0,
-        )
-    }
 }
 
 /// `IRP_MJ_READ`/`IRP_MJ_WRITE` on a volume: checked, offset, passed to the disk stack.
@@ -121,7 +88,7 @@ unsafe extern "system" fn read_write(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> 
     // disk stack's + 1, so the next location exists for the disk.
     unsafe {
         if magic(dev) != MAGIC_VOLUME {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }
         let v = volume_of(dev);
         let sl = IoGetCurrentIrpStackLocation(irp);
@@ -135,10 +102,10 @@ unsafe extern "system" fn read_write(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> 
             v.part.PartitionLength,
         ) {
             Ok(o) => o,
-            Err(s) => return complete(irp, s, 0),
+            Err(s) => return complete(irp, s, 0, IO_DISK_INCREMENT),
         };
         if len == 0 {
-            return complete(irp, STATUS_SUCCESS, 0);
+            return complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT);
         }
         IoCopyCurrentIrpStackLocationToNext(irp);
         let next = IoGetNextIrpStackLocation(irp);
@@ -152,7 +119,7 @@ unsafe extern "system" fn flush(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtSta
     // SAFETY: as in read_write.
     unsafe {
         if magic(dev) != MAGIC_VOLUME {
-            return complete(irp, STATUS_SUCCESS, 0);
+            return complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT);
         }
         IoSkipCurrentIrpStackLocation(irp);
         IoCallDriver(volume_of(dev).part.DiskDevice, irp)
@@ -229,12 +196,12 @@ unsafe extern "system" fn device_control(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
     // SAFETY: the I/O manager's IRP; the system buffer holds max(in, out) bytes.
     unsafe {
         if magic(dev) != MAGIC_VOLUME {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }
         let sl = IoGetCurrentIrpStackLocation(irp);
         let code = (*sl).Parameters.DeviceIoControl.IoControlCode;
         if METHOD_FROM_CTL_CODE(code) != METHOD_BUFFERED {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }
         let len = (*sl).Parameters.DeviceIoControl.OutputBufferLength as usize;
         let sys = (*irp).AssociatedIrp.SystemBuffer as *mut u8;
@@ -244,7 +211,7 @@ unsafe extern "system" fn device_control(dev: *mut DEVICE_OBJECT, irp: *mut IRP)
             core::slice::from_raw_parts_mut(sys, len)
         };
         let (s, n) = volume_ioctl(volume_of(dev), code, out);
-        complete(irp, s, n)
+        complete(irp, s, n, IO_DISK_INCREMENT)
     }
 }
 
@@ -255,16 +222,16 @@ unsafe extern "system" fn internal_control(dev: *mut DEVICE_OBJECT, irp: *mut IR
         let sl = IoGetCurrentIrpStackLocation(irp);
         let p = &(*sl).Parameters.DeviceIoControl;
         if magic(dev) != MAGIC_CONTROL || p.IoControlCode != IOCTL_VOLMGR_NTRS_PARTITION_ARRIVAL {
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0);
+            return complete(irp, STATUS_INVALID_DEVICE_REQUEST, 0, IO_DISK_INCREMENT);
         }
         let size = core::mem::size_of::<VOLMGR_NTRS_PARTITION>();
         let sys = (*irp).AssociatedIrp.SystemBuffer as *const VOLMGR_NTRS_PARTITION;
         if (p.InputBufferLength as usize) < size || sys.is_null() {
-            return complete(irp, STATUS_INVALID_PARAMETER, 0);
+            return complete(irp, STATUS_INVALID_PARAMETER, 0, IO_DISK_INCREMENT);
         }
         let part = sys.read_unaligned();
         let s = partition_arrival((*dev).DriverObject, part);
-        complete(irp, s, 0)
+        complete(irp, s, 0, IO_DISK_INCREMENT)
     }
 }
 
@@ -421,11 +388,11 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
         let sl = IoGetCurrentIrpStackLocation(irp);
         let keep = (*irp).IoStatus.Status;
         if magic(dev) != MAGIC_VOLUME {
-            return complete(irp, keep, (*irp).IoStatus.Information);
+            return complete(irp, keep, (*irp).IoStatus.Information, IO_DISK_INCREMENT);
         }
         let v = volume_of(dev);
         match (*sl).MinorFunction {
-            IRP_MN_START_DEVICE => complete(irp, STATUS_SUCCESS, 0),
+            IRP_MN_START_DEVICE => complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT),
             IRP_MN_QUERY_ID => {
                 let id: Option<String> = match (*sl).Parameters.QueryId.IdType {
                     BUS_QUERY_DEVICE_ID | BUS_QUERY_HARDWARE_IDS => {
@@ -439,12 +406,14 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
                 };
                 let multi = (*sl).Parameters.QueryId.IdType == BUS_QUERY_HARDWARE_IDS;
                 match id.map(|s| pool_string(&s, multi)) {
-                    Some(Some(p)) => complete(irp, STATUS_SUCCESS, p as usize),
-                    Some(None) => complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0),
-                    None => complete(irp, keep, (*irp).IoStatus.Information),
+                    Some(Some(p)) => complete(irp, STATUS_SUCCESS, p as usize, IO_DISK_INCREMENT),
+                    Some(None) => {
+                        complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_DISK_INCREMENT)
+                    }
+                    None => complete(irp, keep, (*irp).IoStatus.Information, IO_DISK_INCREMENT),
                 }
             }
-            _ => complete(irp, keep, (*irp).IoStatus.Information),
+            _ => complete(irp, keep, (*irp).IoStatus.Information, IO_DISK_INCREMENT),
         }
     }
 }
@@ -478,9 +447,9 @@ pub unsafe extern "system" fn DriverEntry(
         }
         *((*dev).DeviceExtension as *mut u32) = MAGIC_CONTROL;
         let mf = &mut (*driver).MajorFunction;
-        mf[IRP_MJ_CREATE as usize] = Some(create_close);
-        mf[IRP_MJ_CLEANUP as usize] = Some(create_close);
-        mf[IRP_MJ_CLOSE as usize] = Some(create_close);
+        mf[IRP_MJ_CREATE as usize] = Some(dispatch_raw_create_close);
+        mf[IRP_MJ_CLEANUP as usize] = Some(dispatch_raw_create_close);
+        mf[IRP_MJ_CLOSE as usize] = Some(dispatch_raw_create_close);
         mf[IRP_MJ_READ as usize] = Some(read_write);
         mf[IRP_MJ_WRITE as usize] = Some(read_write);
         mf[IRP_MJ_FLUSH_BUFFERS as usize] = Some(flush);

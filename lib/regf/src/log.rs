@@ -76,6 +76,11 @@ pub trait HiveFiles {
     fn write(&mut self, f: HiveFile, offset: usize, data: &[u8]) -> Result<()>;
     /// Truncates or extends a file.
     fn set_len(&mut self, f: HiveFile, len: usize) -> Result<()>;
+    /// Makes the writes to `f` so far durable before any later write (`CmpFileFlush`: a cached
+    /// file's data reaches the disk). Files written straight through need nothing.
+    fn flush(&mut self, _f: HiveFile) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// In-memory hive files. With `fail_after = Some(n)`, the first `n` writes succeed and every later
@@ -88,6 +93,8 @@ pub struct MemFiles {
     pub fail_after: Option<usize>,
     /// Writes performed so far.
     pub writes: usize,
+    /// Flush barriers: the file and how many writes had been performed when it was flushed.
+    pub flushes: Vec<(HiveFile, usize)>,
 }
 
 impl MemFiles {
@@ -128,6 +135,10 @@ impl HiveFiles for MemFiles {
     fn set_len(&mut self, f: HiveFile, len: usize) -> Result<()> {
         self.boundary()?;
         self.files[Self::idx(f)].resize(len, 0);
+        Ok(())
+    }
+    fn flush(&mut self, f: HiveFile) -> Result<()> {
+        self.flushes.push((f, self.writes));
         Ok(())
     }
 }
@@ -441,6 +452,41 @@ impl LoggedHive {
         })
     }
 
+    /// Binds `hive`, which the boot loader read from the primary file (`CmpInitializeHiveList`
+    /// for a hive handed over in memory), to its files once they can be opened. `primary_base` is
+    /// the primary file's base block as it is now. When the primary is consistent and holds the
+    /// state the hive was read from (same sequence number), the next flush writes only what
+    /// changed since the hive was read; otherwise (a primary that needed recovery, or one that
+    /// differs) every page is written and the sequence continues past both files' numbers.
+    pub fn attach(mut hive: Hive, primary_base: &[u8]) -> LoggedHive {
+        let valid = base_valid(primary_base);
+        let seq1 = rd32(primary_base, 4).unwrap_or(0);
+        let seq2 = rd32(primary_base, 8).unwrap_or(0);
+        let bins = rd32(primary_base, 40).unwrap_or(0) as usize;
+        let mine = hive.base_info().seq1;
+        if valid && seq1 == seq2 && seq1 == mine && bins.is_multiple_of(PAGE) && bins != 0 {
+            return LoggedHive {
+                hive,
+                flushed_len: bins,
+                seq: mine,
+                next_log: HiveFile::Log1,
+            };
+        }
+        let seq = if valid {
+            mine.max(seq1).max(seq2)
+        } else {
+            mine
+        };
+        hive.set_sequence(seq);
+        hive.mark_all_dirty();
+        LoggedHive {
+            hive,
+            flushed_len: 0,
+            seq,
+            next_log: HiveFile::Log1,
+        }
+    }
+
     /// Opens a hive from its files, recovering from the logs if needed.
     pub fn open(files: &dyn HiveFiles) -> Result<(LoggedHive, Recovery)> {
         let (mut hive, r) = load_with_logs(
@@ -519,6 +565,7 @@ impl LoggedHive {
         files.write(log, LOG_ENTRIES_OFFSET, &entry)?;
         drop(entry);
         files.write(log, 0, &lbase)?;
+        files.flush(log)?;
         // 2. The primary: sequence 1 first, the pages, then sequence 2.
         files.write(
             HiveFile::Primary,
@@ -529,7 +576,9 @@ impl LoggedHive {
         for (off, page) in &dirty {
             files.write(HiveFile::Primary, PAGE + *off as usize, page)?;
         }
+        files.flush(HiveFile::Primary)?;
         files.write(HiveFile::Primary, 0, &self.hive.base_block(new, new, 0))?;
+        files.flush(HiveFile::Primary)?;
         drop(dirty);
         self.seq = new;
         self.hive.set_sequence(new);

@@ -1141,6 +1141,39 @@ impl<S: Clone, N> Registry<S, N> {
         r
     }
 
+    /// Binds the memory-only hive of KCB `k` — one the boot loader read from its primary file
+    /// and handed over — to its files once they can be opened (`CmpInitializeHiveList`): from
+    /// then on it is flushed log-first like any file-backed hive ([`LoggedHive::attach`]:
+    /// changes made since the loader read it are dirty and reach the files on the next flush).
+    /// `primary_base` is the primary file's current base block. A hive already bound is
+    /// `STATUS_INVALID_PARAMETER`.
+    pub fn bind_files(
+        &mut self,
+        k: KcbIndex,
+        files: Box<dyn HiveFiles + Send + Sync>,
+        primary_base: &[u8],
+    ) -> Result<()> {
+        let hi = self.key(k)?.hive as usize;
+        if !matches!(self.hives[hi].storage, Storage::Memory(_)) {
+            return status(STATUS_INVALID_PARAMETER);
+        }
+        let placeholder = Storage::Memory(Hive::new_empty("X")?);
+        let h = &mut self.hives[hi];
+        match core::mem::replace(&mut h.storage, placeholder) {
+            Storage::Memory(hive) => {
+                h.storage = Storage::Files {
+                    logged: LoggedHive::attach(hive, primary_base),
+                    files,
+                };
+                Ok(())
+            }
+            other => {
+                h.storage = other;
+                status(STATUS_INVALID_PARAMETER)
+            }
+        }
+    }
+
     /// The storage of hive `index` (tests and the kernel debugger read the files).
     pub fn storage(&self, index: usize) -> Option<&Storage> {
         self.hives.get(index).map(|h| &h.storage)

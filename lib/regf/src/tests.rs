@@ -1130,3 +1130,78 @@ fn new_format_entries_split_between_both_logs_are_all_replayed() {
     let alone = load_with_logs(&primary, &[], &late);
     assert!(alone.map_or(true, |(g, _)| g.dump().ok() != Some(want.clone())));
 }
+
+/// A hive the boot loader read from its primary (`Hive::from_bytes`) and that changed in memory
+/// is bound to its files (`LoggedHive::attach`): the first flush writes only what changed, the
+/// log is flushed before the primary is touched, and the primary is then the hive.
+#[test]
+fn attached_loader_hive_flushes_only_its_changes() {
+    use crate::log::*;
+    let mut files = MemFiles::default();
+    let mut h = Hive::new_empty("SYSTEM").unwrap();
+    for i in 0..200 {
+        let k = h.create_key_path(&std::format!("S\\k{:03}", i)).unwrap();
+        h.set_value(k, "v", REG_BINARY, &[i as u8; 100]).unwrap();
+    }
+    let mut lh = LoggedHive::create(&mut files, h).unwrap();
+    let k = lh.hive.open_key("S\\k010").unwrap();
+    lh.hive
+        .set_value(k, "v", REG_DWORD, &1u32.to_le_bytes())
+        .unwrap();
+    lh.flush(&mut files).unwrap();
+    // What winload reads and hands over.
+    let mut loaded = Hive::from_bytes(&files.files[0]).unwrap();
+    let k = loaded.open_key("S\\k150").unwrap();
+    loaded
+        .set_value(k, "new", REG_SZ, &utf16z("after boot"))
+        .unwrap();
+    let pages = loaded.dirty_pages().len();
+    let mut bound = LoggedHive::attach(loaded, &files.files[0][..PAGE]);
+    assert!(bound.is_dirty());
+    assert_eq!(bound.sequence(), 2);
+    files.writes = 0;
+    files.flushes.clear();
+    bound.flush(&mut files).unwrap();
+    // Log (set_len, entry, base) + primary (base, set_len, pages, base).
+    assert_eq!(files.writes, 3 + 3 + pages);
+    // The log is flushed after its three writes, before the primary's first.
+    assert_eq!(files.flushes.first(), Some(&(HiveFile::Log1, 3)));
+    assert_eq!(
+        files.flushes.last(),
+        Some(&(HiveFile::Primary, files.writes))
+    );
+    clean(&files.files[0]);
+    let (again, r) = LoggedHive::open(&files).unwrap();
+    assert_eq!(r, Recovery::Clean);
+    assert_eq!(again.sequence(), 3);
+    assert_eq!(again.hive.dump().unwrap(), bound.hive.dump().unwrap());
+}
+
+/// A hive bound to a primary that does not hold the state it was read from (the loader
+/// recovered it from the logs, or the file changed) is written whole by its next flush, with a
+/// sequence number past the file's.
+#[test]
+fn attached_hive_over_a_dirty_primary_is_written_whole() {
+    use crate::log::*;
+    let mut files = MemFiles::default();
+    let mut lh = LoggedHive::create(&mut files, Hive::new_empty("SOFTWARE").unwrap()).unwrap();
+    let root = lh.hive.root();
+    lh.hive.create_key(root, "A").unwrap();
+    // A crash after the log and the primary's first base block.
+    files.writes = 0;
+    files.fail_after = Some(4);
+    assert!(lh.flush(&mut files).is_err());
+    files.fail_after = None;
+    let (recovered, r) = load_with_logs(&files.files[0], &files.files[1], &files.files[2]).unwrap();
+    assert!(matches!(r, Recovery::Recovered(2)));
+    let base = files.files[0][..PAGE].to_vec();
+    assert_ne!(rd32(&base, 4), rd32(&base, 8));
+    let mut bound = LoggedHive::attach(recovered, &base);
+    assert_eq!(bound.sequence(), 2);
+    bound.flush(&mut files).unwrap();
+    clean(&files.files[0]);
+    let (again, r) = LoggedHive::open(&files).unwrap();
+    assert_eq!(r, Recovery::Clean);
+    assert!(again.hive.open_key("A").is_ok());
+    assert_eq!(again.sequence(), 3);
+}

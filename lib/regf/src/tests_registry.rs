@@ -437,3 +437,50 @@ fn cached_paths_match_case_insensitively_and_non_ascii_names_work() {
         Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
     );
 }
+
+/// A memory hive (what the loader handed over) is not written until it is bound to its files;
+/// then the changes made meanwhile reach the primary with the next flush, and a second bind is
+/// refused.
+#[test]
+fn a_loader_hive_bound_to_its_files_is_flushed() {
+    let mut r = registry();
+    let mut soft = Hive::new_empty("SOFTWARE").unwrap();
+    soft.create_key_path("Vendor").unwrap();
+    let mut files = MemFiles::default();
+    let disk = LoggedHive::create(&mut files, soft).unwrap();
+    let image = files.files[0].clone();
+    let machine = r.lookup(ROOT_KCB, "MACHINE").unwrap();
+    let loaded = Hive::from_bytes(&image).unwrap();
+    r.mount(
+        machine,
+        "SOFTWARE",
+        Storage::Memory(loaded),
+        "\\SystemRoot\\System32\\Config\\SOFTWARE",
+    )
+    .unwrap();
+    let (k, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SOFTWARE\\Vendor\\Early", false)
+        .unwrap();
+    r.set_value(k, "x", REG_DWORD, &5u32.to_le_bytes()).unwrap();
+    r.flush_all().unwrap();
+    let soft_k = r.lookup(ROOT_KCB, "MACHINE\\SOFTWARE").unwrap();
+    r.bind_files(soft_k, Box::new(files), &image[..4096])
+        .unwrap();
+    assert!(r.is_dirty());
+    r.flush(k).unwrap();
+    assert!(!r.is_dirty());
+    let hi = r.kcb(soft_k).unwrap().hive as usize;
+    let Some(Storage::Files { files, .. }) = r.storage(hi) else {
+        panic!("SOFTWARE is not bound to files");
+    };
+    let primary = files.read(crate::log::HiveFile::Primary);
+    let h = Hive::from_bytes(&primary).unwrap();
+    let e = h.open_key("Vendor\\Early").unwrap();
+    assert_eq!(h.query_value(e, "x").unwrap().data, 5u32.to_le_bytes());
+    assert_eq!(h.base_info().seq1, disk.sequence() + 1);
+    assert_eq!(
+        r.bind_files(soft_k, Box::new(MemFiles::default()), &image[..4096])
+            .err(),
+        Some(Error::Status(STATUS_INVALID_PARAMETER))
+    );
+}

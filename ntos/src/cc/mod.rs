@@ -1120,3 +1120,40 @@ pub fn kd_filecache() {
     });
     crate::dbg_print!("{}", text);
 }
+
+/// Writes the dirty data of every cached stream (the shutdown path: NT's
+/// `PopGracefulShutdown` has the lazy writer flush everything and waits with
+/// `CcWaitForCurrentLazyWriterActivity`; this is the same writing, done by
+/// the caller). Returns the bytes written, or the first error after every
+/// stream was tried.
+pub fn cc_flush_all() -> Result<u64, NtStatus> {
+    let maps: Vec<u32> = with(|st| st.streams.keys().copied().collect());
+    let mut total = 0u64;
+    let mut first_err = None;
+    for id in maps {
+        let map = MapId(id);
+        // The stream's section object pointers and its dirty runs together,
+        // as the lazy writer takes them.
+        let planned = with(|st| {
+            let sop = st.streams.get(&id)?.sop;
+            Some((sop, st.cc.take_for_flush(map, None)))
+        });
+        let r = match planned {
+            // Deleted since the list was taken: nothing left to write.
+            None | Some((_, Err(CcError::BadId))) => continue,
+            Some((sop, Ok(runs))) => write_runs(map, sop, &runs),
+            Some((_, Err(e))) => Err(err_status(e)),
+        };
+        match r {
+            Ok(n) => total += n,
+            Err(s) => {
+                first_err.get_or_insert(s);
+            }
+        }
+    }
+    post_deferred_writes();
+    match first_err {
+        Some(s) => Err(s),
+        None => Ok(total),
+    }
+}

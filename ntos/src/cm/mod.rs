@@ -12,13 +12,14 @@
 //! cannot grow, memory is short) fails with that status and nothing changes.
 //! Volatile keys (`CurrentControlSet`, `HARDWARE\...`) live in the volatile
 //! storage of their hive. SYSTEM and SOFTWARE are flushed log-first to their
-//! files; until the I/O manager can write `\Windows\System32\config`, those
-//! files are in memory (`regf::log::MemFiles`).
+//! files under `\SystemRoot\System32\Config` (`hivefile.rs`), bound once the
+//! system volume is mounted; before that they live on memory files.
 //!
 //! This file is the kernel glue: the registry lock (a push lock at
 //! PASSIVE_LEVEL, `lock.rs`), key objects and their procedures, the `Nt*`
 //! services, notification events, the lazy flush worker and `CmInitSystem1`.
 
+pub mod hivefile;
 pub mod kd;
 pub mod lock;
 /// Boot tests (`/TESTS`) of this component.
@@ -295,6 +296,9 @@ static LAZY_DPC: crate::ke::dpc::KDpc = crate::ke::dpc::KDpc::new(
 /// `CmpLazyFlush`: a change arms a one-shot 5-second timer whose DPC queues
 /// the flush worker.
 fn hive_changed() {
+    if NO_WRITE.load(Ordering::Acquire) {
+        return;
+    }
     if !LAZY_ARMED.swap(true, Ordering::AcqRel) {
         crate::ke::timer::ke_set_timer_ex(&LAZY_TIMER, -50_000_000, 0, Some(&LAZY_DPC));
     }
@@ -304,8 +308,100 @@ fn hive_changed() {
 /// PASSIVE_LEVEL under the registry lock.
 fn cm_lazy_flush_worker() {
     LAZY_ARMED.store(false, Ordering::Release);
+    if NO_WRITE.load(Ordering::Acquire) {
+        return;
+    }
     if let Err(s) = with_exclusive(|r| r.flush_all().map_err(status_of)) {
         crate::dbg_println!("cm: lazy flush failed ({s})");
+    }
+}
+
+/// Set by `CmShutdownSystem`: the hives were flushed for the last time and
+/// the volumes are going away; nothing is written any more (`CmpNoWrite`).
+static NO_WRITE: AtomicBool = AtomicBool::new(false);
+
+/// The hives the loader hands over, with their files below `\SystemRoot`.
+const LOADER_HIVES: [&str; 2] = ["SYSTEM", "SOFTWARE"];
+
+/// `CmpInitializeHiveList`'s file part, run once the system volume can be
+/// reached (NT runs it in phase 1, after the I/O manager mounted the boot
+/// volume): opens `\SystemRoot\System32\Config\<hive>` and its `.LOG1` /
+/// `.LOG2` for SYSTEM and SOFTWARE and binds the hives the loader handed over
+/// to them (`regf::registry::Registry::bind_files`). Changes made since the
+/// loader read a hive are dirty and written by the next (lazy) flush. A hive
+/// whose files cannot be opened stays in memory (the debug port says why).
+/// Returns how many hives are now on disk.
+pub fn cm_initialize_hive_files() -> u32 {
+    let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMhv");
+    ensure_system_root_link();
+    let mut bound = 0;
+    for name in LOADER_HIVES {
+        let path = alloc::format!("\\SystemRoot\\System32\\Config\\{name}");
+        let files = match hivefile::DiskFiles::open(&path) {
+            Ok(f) => f,
+            Err(s) => {
+                crate::dbg_println!("cm: {path} cannot be opened ({s}); {name} stays in memory");
+                continue;
+            }
+        };
+        let base = match hivefile::read_at(files.handle(regf::log::HiveFile::Primary), 0, 4096) {
+            Ok(b) => b,
+            Err(s) => {
+                crate::dbg_println!("cm: {path} cannot be read ({s}); {name} stays in memory");
+                continue;
+            }
+        };
+        let mount = alloc::format!("MACHINE\\{name}");
+        let r = with_exclusive(|r| {
+            let k = r.lookup(ROOT_KCB, &mount).map_err(status_of)?;
+            let res = r
+                .bind_files(k, alloc::boxed::Box::new(files), &base)
+                .map_err(status_of);
+            r.release(k);
+            res
+        });
+        match r {
+            Ok(()) => bound += 1,
+            Err(s) => crate::dbg_println!("cm: {name} cannot be bound to {path} ({s})"),
+        }
+    }
+    if with_shared(|r| Ok(r.is_dirty())).unwrap_or(false) {
+        hive_changed();
+    }
+    bound
+}
+
+/// `\SystemRoot`, the symbolic link NT creates at boot to the boot
+/// partition's system directory (`\Windows`, from
+/// `LoaderBlock->NtBootPathName`); ntrs points it through the drive letter
+/// mountmgr gave the system volume (`\??\C:\Windows`). Created here if
+/// nobody made it before.
+fn ensure_system_root_link() {
+    if crate::storage::symbolic_link_target("\\SystemRoot").is_ok() {
+        return;
+    }
+    // SAFETY: the loader string lives in MemoryData pages that stay mapped.
+    let dir = unsafe { crate::rtl::loader_block().nt_boot_path_name.as_str() };
+    let dir = dir.trim_end_matches('\\');
+    let dir = if dir.is_empty() { "\\Windows" } else { dir };
+    let target = alloc::format!("\\??\\C:{dir}");
+    if let Err(s) = crate::io::device::io_create_symbolic_link("\\SystemRoot", &target) {
+        crate::dbg_println!("cm: \\SystemRoot cannot be created ({s})");
+    }
+}
+
+/// `CmShutdownSystem`: flushes every dirty hive a last time (log first), then
+/// stops hive writes (a later change stays in memory: the volumes are being
+/// dismounted). Returns the flush's status.
+pub fn cm_shutdown_system() -> NtStatus {
+    let r = with_exclusive(|r| {
+        let res = r.flush_all().map_err(status_of);
+        NO_WRITE.store(true, Ordering::Release);
+        res
+    });
+    match r {
+        Ok(()) => STATUS_SUCCESS,
+        Err(s) => s,
     }
 }
 
@@ -398,7 +494,7 @@ pub fn cm_initialize() -> Result<(), NtStatus> {
 
 /// `CmpInitializeHiveList` for one hive the loader handed over
 /// (`LoaderBlock->RegistryBase` for SYSTEM, the second pair for SOFTWARE):
-/// parsed, bound to its (in-memory) files and mounted at
+/// parsed and mounted at
 /// `\REGISTRY\MACHINE\<name>`. For SYSTEM, `CmpCreateControlSet` adds the
 /// volatile `CurrentControlSet` link to the control set `Select\Current`
 /// names. A missing or corrupt hive is left out (and the debug port says why).
@@ -426,19 +522,10 @@ fn mount_loader_hive(r: &mut CmRegistry, machine: KcbIndex, name: &str, system: 
     if system {
         create_control_set_link(&mut hive);
     }
-    let mut files = regf::log::MemFiles::default();
-    let logged = match regf::log::LoggedHive::create(&mut files, hive) {
-        Ok(l) => l,
-        Err(e) => {
-            crate::dbg_println!("cm: the {name} hive cannot be bound to its files ({e})");
-            return;
-        }
-    };
+    // In memory until `cm_initialize_hive_files` binds it to its files
+    // on the system volume (changes made meanwhile stay dirty).
     let file = alloc::format!("\\SystemRoot\\System32\\Config\\{name}");
-    let storage = Storage::Files {
-        logged,
-        files: alloc::boxed::Box::new(files),
-    };
+    let storage = Storage::Memory(hive);
     if let Err(e) = r.mount(machine, name, storage, &file) {
         crate::dbg_println!("cm: the {name} hive cannot be mounted ({e})");
     }
@@ -678,6 +765,10 @@ pub fn nt_flush_key(handle: u64, mode: Mode) -> NtStatus {
         Ok(v) => v,
         Err(e) => return e,
     };
+    if NO_WRITE.load(Ordering::Acquire) {
+        // After CmShutdownSystem nothing is written (the volumes are going).
+        return STATUS_SUCCESS;
+    }
     match with_exclusive(|r| r.flush(k).map_err(status_of)) {
         Ok(()) => STATUS_SUCCESS,
         Err(e) => e,

@@ -10,7 +10,24 @@ use nt::status::*;
 
 const U: Mode = Mode::UserMode;
 
+/// Deletes `path` and every key below it (the hives are on the disk: a
+/// previous boot's test run leaves its keys for the next one).
+fn delete_tree(path: &str) {
+    let Ok(h) = nt_open_key(path, KEY_ALL_ACCESS, Mode::KernelMode) else {
+        return;
+    };
+    let names: alloc::vec::Vec<_> = (0..)
+        .map_while(|i| nt_enumerate_key(h, i, Mode::KernelMode).ok())
+        .collect();
+    for n in names {
+        delete_tree(&alloc::format!("{path}\\{n}"));
+    }
+    nt_delete_key(h, Mode::KernelMode);
+    nt_close(h);
+}
+
 fn t_keys_and_values() -> TestResult {
+    delete_tree("\\REGISTRY\\MACHINE\\SOFTWARE\\Ntrs");
     let (h, d) = nt_create_key("\\REGISTRY\\MACHINE\\SOFTWARE\\Ntrs", KEY_ALL_ACCESS, 0, U)
         .map_err(|_| "NtCreateKey")?;
     check(d == REG_CREATED_NEW_KEY, "disposition of a new key")?;
@@ -417,7 +434,59 @@ pub const TESTS: &[Test] = &[
     ("cm.hardware_description", t_hardware_key),
     ("cm.system_hive_flush_and_recovery", t_system_hive_flush),
     ("cm.key_security", t_key_security),
+    ("cm.persist.value_reaches_the_disk", t_persist),
 ];
+
+/// The value the two-boot harness test (`xtask`, `hive-persistence`) sets
+/// and reads back: `SYSTEM\NtrsPersist` `Token`.
+const PERSIST_KEY: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\NtrsPersist";
+
+/// A SYSTEM change reaches the primary file on the system volume: the
+/// value is set, `NtFlushKey` writes it, and the primary read back from
+/// the disk through the hive's file handle holds it. With
+/// `/CMEXPECT=<token>` the value must first hold the token a previous boot
+/// set (the harness's second boot); `/CMSET=<token>` names the value to set
+/// (otherwise one made from the system time).
+fn t_persist() -> TestResult {
+    let opt = |name: &str| {
+        crate::rtl::load_options()
+            .split_whitespace()
+            .find_map(|o| o.strip_prefix(name))
+    };
+    let (h, _) =
+        nt_create_key(PERSIST_KEY, KEY_ALL_ACCESS, 0, U).map_err(|_| "create NtrsPersist")?;
+    if let Some(want) = opt("/CMEXPECT=") {
+        let got = nt_query_value_key(h, "Token", U).ok();
+        let same = got
+            .as_ref()
+            .is_some_and(|(t, d)| *t == REG_SZ && regf::from_utf16z(d) == want);
+        if !same {
+            nt_close(h);
+            return Err("the token the previous boot set is not in the SYSTEM hive");
+        }
+    }
+    let token = match opt("/CMSET=") {
+        Some(t) => alloc::string::String::from(t),
+        None => alloc::format!("time-{}", crate::ke::clock::ke_query_system_time()),
+    };
+    let set = nt_set_value_key(h, "Token", REG_SZ, &regf::utf16z(&token), U);
+    let flushed = nt_flush_key(h, U);
+    nt_close(h);
+    check(set == STATUS_SUCCESS, "set Token")?;
+    check(flushed == STATUS_SUCCESS, "NtFlushKey")?;
+    let files = hive_file_images("\\REGISTRY\\MACHINE\\SYSTEM")
+        .ok_or("the SYSTEM hive is not bound to its files on the volume")?;
+    let (hive, _) = regf::log::load_with_logs(&files[0], &[], &[])
+        .map_err(|_| "the primary read from the disk is not a consistent hive")?;
+    let v = hive
+        .open_key("NtrsPersist")
+        .and_then(|k| hive.query_value(k, "Token"))
+        .map_err(|_| "Token is not in the primary on the disk")?;
+    check(
+        regf::from_utf16z(&v.data) == token,
+        "the primary on the disk holds another Token",
+    )
+}
 
 /// Changes to SYSTEM keys reach the SYSTEM hive and its files: after
 /// `NtFlushKey` the primary holds them; a flush interrupted after the log

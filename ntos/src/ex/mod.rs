@@ -7,6 +7,7 @@ pub mod probe;
 /// Boot tests of `ProbeForRead`/`ProbeForWrite`.
 pub mod probe_tests;
 pub mod services;
+pub mod shutdown;
 pub mod sync;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;

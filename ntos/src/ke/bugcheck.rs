@@ -4,12 +4,21 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 static IN_BUGCHECK: AtomicBool = AtomicBool::new(false);
+/// Set by the first bugcheck and never cleared: the system stopped, and kd
+/// (which the stop screen breaks into) must not run the orderly shutdown.
+static BUGCHECKED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the system has bugchecked (kd after a stop screen).
+pub fn ke_has_bugchecked() -> bool {
+    BUGCHECKED.load(Ordering::Acquire)
+}
 
 /// `KeBugCheckEx`: prints the stop code, its name and four parameters, then
 /// ends the test run (test mode) or breaks into kd (otherwise).
 pub fn ke_bug_check_ex(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
     // SAFETY: disabling interrupts is always allowed in kernel mode.
     unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    BUGCHECKED.store(true, Ordering::SeqCst);
     if IN_BUGCHECK.swap(true, Ordering::SeqCst) {
         crate::dbg_println!("\n*** STOP during bugcheck: {code:#010X}");
         crate::hal::halt_forever();

@@ -15,6 +15,7 @@ pub const TESTS: &[Test] = &[
     ("storage.srb.inquiry_read_capacity16", t_inquiry_capacity),
     ("storage.srb.read_beyond_end_sense", t_read_beyond_end),
     ("storage.srb.several_in_flight", t_in_flight),
+    ("storage.srb.port_reset_reissues_in_flight", t_port_reset),
 ];
 
 /// storahci's disk PDO: the device DR0 (disk.sys's FDO) is attached to.
@@ -236,5 +237,60 @@ fn t_in_flight() -> TestResult {
             .map_err(|_| "read through DR0")?;
         check(r.data == via_dr0, "SRB data equals DR0's")?;
     }
+    Ok(())
+}
+
+/// A port reset asked for while reads are in flight
+/// (`SRB_FUNCTION_RESET_DEVICE` straight to storahci's PDO: the port's
+/// engine stops, COMRESET, start): the reset succeeds and every read
+/// completes with DR0's data; then `IOCTL_STORAGE_RESET_DEVICE` through
+/// DR0 (disk.sys sends the SRB) succeeds and the disk still reads.
+fn t_port_reset() -> TestResult {
+    let pdo = disk_pdo()?;
+    let st = crate::storage::stack().ok_or("no storage stack")?;
+    let ss = st.sector_size() as u64;
+    let per = 4096 / ss;
+    let mut reqs: Vec<Box<Request>> = Vec::new();
+    for i in 0..6u64 {
+        let lba = 34 + i * 53 * per;
+        let mut r = request(&read16(lba, per as u32), 4096);
+        send(pdo, &mut r)?;
+        reqs.push(r);
+    }
+    let mut reset = request(&[], 0);
+    reset.srb.Function = SRB_FUNCTION_RESET_DEVICE;
+    send(pdo, &mut reset)?;
+    wait(&mut reset);
+    for r in reqs.iter_mut() {
+        wait(r);
+    }
+    check(
+        reset.status == STATUS_SUCCESS && reset.srb.SrbStatus == SRB_STATUS_SUCCESS,
+        "the reset SRB succeeds",
+    )?;
+    for (i, r) in reqs.iter().enumerate() {
+        check(
+            r.status == STATUS_SUCCESS && r.srb.DataTransferLength == 4096,
+            "a read in flight across the reset",
+        )?;
+        let lba = 34 + i as u64 * 53 * per;
+        let mut via_dr0 = alloc::vec![0u8; 4096];
+        st.read(super::Device::Disk(0), (lba * ss) as i64, &mut via_dr0)
+            .map_err(|_| "read through DR0")?;
+        check(r.data == via_dr0, "data after the reset equals DR0's")?;
+    }
+    let (s, _) = st.ioctl(
+        super::Device::Disk(0),
+        wdk::disk::IOCTL_STORAGE_RESET_DEVICE,
+        &mut [],
+    );
+    check(
+        s == STATUS_SUCCESS,
+        "IOCTL_STORAGE_RESET_DEVICE through DR0",
+    )?;
+    let mut gpt = alloc::vec![0u8; ss as usize];
+    st.read(super::Device::Disk(0), ss as i64, &mut gpt)
+        .map_err(|_| "read after the IOCTL reset")?;
+    check(&gpt[..8] == b"EFI PART", "the GPT header after the reset")?;
     Ok(())
 }

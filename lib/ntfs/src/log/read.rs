@@ -292,6 +292,26 @@ impl<'a> Log<'a> {
         }
     }
 
+    /// Tail copies newer than their home page: (home offset, the page
+    /// with its update sequence array removed). A writer continuing a log
+    /// after its last record (recovery writing compensation records)
+    /// writes these home first, as its own tail writes replace them.
+    pub fn tails_newer_than_home(&self) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (home, b) in &self.tails {
+            let Ok(t) = RecordPageHeader::parse(b) else {
+                continue;
+            };
+            let newer = self
+                .raw_page(*home)
+                .is_none_or(|h| newest_lsn(&t, true) > newest_lsn(&h.0, false));
+            if newer {
+                out.push((*home, b.clone()));
+            }
+        }
+        out
+    }
+
     /// Offset of the page after the one at `page` (wrapping), and whether it wrapped.
     fn next_page(&self, page: u64) -> (u64, bool) {
         let n = page + self.page_size;
@@ -357,17 +377,29 @@ impl<'a> Log<'a> {
         let mut pos = in_page + hl;
         let mut cur_page = page_off;
         let mut page_buf = page;
+        let mut seq = self.math.seq(lsn);
         while data.len() < want {
             if pos >= ps {
-                let (n, _) = self.next_page(cur_page);
+                let (n, wrapped) = self.next_page(cur_page);
                 if n == page_off {
                     return Err(Error::Corrupt("log record longer than the log"));
                 }
+                seq += wrapped as u64;
                 let (h, b) = self
                     .page(n)
                     .ok_or(Error::Corrupt("continuation page invalid"))?;
                 if newest_lsn(&h, false) < lsn && h.last_lsn_or_file_offset != n {
                     return Err(Error::Corrupt("continuation page older than the record"));
+                }
+                // A page that starts with a record header carrying its own
+                // position's LSN is a new page, not this record's
+                // continuation: the record was never completed (a writer
+                // continuing the log after a crash started there).
+                let here = self.math.lsn(seq, n + self.data_offset);
+                if RecordHeader::parse(&b, self.data_offset as usize)
+                    .is_ok_and(|x| x.this_lsn == here)
+                {
+                    return Err(Error::Corrupt("log record not completed"));
                 }
                 cur_page = n;
                 page_buf = b;

@@ -22,8 +22,10 @@
 //! could parse our log but not restart from it. [`Volume::recover`]
 //! replays it: redo of every record from the oldest LSN in LSN order (page
 //! LSN checked for file record and index buffer operations), then undo of
-//! the records of transactions with no `ForgetTransaction`, newest first;
-//! then the log is reset to clean with LSNs continuing.
+//! the records of transactions with no `ForgetTransaction`, newest first,
+//! each preceded by a compensation log record appended to the log (so a
+//! crash during recovery does not undo twice); then the log is reset to
+//! clean with LSNs continuing.
 
 use super::layout::*;
 use super::logical;
@@ -625,21 +627,53 @@ impl<D: BlockDevice> Volume<D> {
             size,
         }
         .read_log(0, &mut bytes)?;
-        let (recs, an, last) = {
+        let (recs, an, mut writer) = {
             let log = Log::open(&bytes)?;
             if log.current.clean() {
+                // A crash while the end of recovery wrote the restart pages
+                // leaves one clean and the other not: finish it.
+                let both = [&log.first, &log.second]
+                    .iter()
+                    .all(|p| p.as_ref().is_ok_and(|p| p.clean()));
+                if !both {
+                    let lsn = log.current.area.current_lsn;
+                    let mut st = DevLog {
+                        dev: &mut self.dev,
+                        runs: &runs,
+                        cs,
+                        size,
+                    };
+                    super::write::reset_clean(&mut st, lsn)?;
+                    self.dev.flush()?;
+                }
                 return Ok((0, 0));
             }
             let an = analyze(&log)?;
             let recs: Vec<_> = log.records().collect();
-            let last = recs
-                .last()
-                .map(|r| r.header.this_lsn)
-                .unwrap_or(log.current.area.current_lsn);
-            (recs, an, last)
+            // Undo writes compensation log records after the last record,
+            // so a crash during recovery recovers (a log we cannot continue
+            // — another geometry — is undone without them).
+            let writer = match recs.last() {
+                Some(last) => {
+                    let mut st = DevLog {
+                        dev: &mut self.dev,
+                        runs: &runs,
+                        cs,
+                        size,
+                    };
+                    match LogWriter::resume(&mut st, &log, last) {
+                        Ok(w) => Some(w),
+                        Err(Error::Unsupported(_)) => None,
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => None,
+            };
+            (recs, an, writer)
         };
+        let mut last = recs.last().map(|r| r.header.this_lsn).unwrap_or(0);
         let mut redone = 0;
-        let mut parsed = Vec::new();
+        let mut by_lsn = alloc::collections::BTreeMap::new();
         for r in &recs {
             if r.header.record_type != LFS_CLIENT_RECORD {
                 continue;
@@ -648,13 +682,102 @@ impl<D: BlockDevice> Volume<D> {
             if self.replay(&n, true, Some(r.header.this_lsn))? {
                 redone += 1;
             }
-            parsed.push((r.header.transaction_id, n));
+            by_lsn.insert(r.header.this_lsn, (r.header, n));
         }
+        // Undo: each open transaction's chain from its last record back by
+        // undo-next LSNs. A compensation log record (undo operation
+        // `CompensationLogRecord`) says the records after its undo-next LSN
+        // are undone already: the chain jumps there.
         let mut undone = 0;
-        for (t, n) in parsed.iter().rev() {
-            if an.uncommitted.contains_key(t) && self.replay(n, false, None)? {
-                undone += 1;
+        for (&t, &head) in &an.uncommitted {
+            let mut next = head;
+            let mut prev = head;
+            let mut steps = 0usize;
+            while next != 0 && steps <= by_lsn.len() {
+                steps += 1;
+                let Some((h, n)) = by_lsn.get(&next) else {
+                    break;
+                };
+                let undo_next = h.client_undo_next_lsn;
+                if h.transaction_id != t || undo_next >= next {
+                    break;
+                }
+                next = undo_next;
+                let Some(op) = n.undo_op() else { continue };
+                if matches!(op, Op::Noop | Op::CompensationLogRecord) {
+                    continue;
+                }
+                let applied = match writer.as_mut() {
+                    Some(w) => {
+                        // The CLR: redo = this record's undo. Its undo data
+                        // (never used) is the record's redo data, so redo
+                        // and undo lengths compare as they did.
+                        let mut clr = NtfsRecord::new(
+                            op,
+                            Op::CompensationLogRecord,
+                            n.undo.clone(),
+                            n.redo.clone(),
+                        );
+                        clr.header = n.header;
+                        clr.header.redo_operation = op as u16;
+                        clr.header.undo_operation = Op::CompensationLogRecord as u16;
+                        clr.lcns = n.lcns.clone();
+                        let data = clr.to_bytes()?;
+                        let mut st = DevLog {
+                            dev: &mut self.dev,
+                            runs: &runs,
+                            cs,
+                            size,
+                        };
+                        let lsn = w.append(
+                            &mut st,
+                            &NewRecord {
+                                previous_lsn: prev,
+                                undo_next_lsn: undo_next,
+                                record_type: LFS_CLIENT_RECORD,
+                                transaction_id: t,
+                            },
+                            &data,
+                        )?;
+                        w.force(&mut st)?;
+                        prev = lsn;
+                        last = lsn;
+                        self.replay(&clr, true, Some(lsn))?
+                    }
+                    None => self.replay(n, false, None)?,
+                };
+                undone += applied as usize;
             }
+            if let Some(w) = writer.as_mut() {
+                // The transaction is over.
+                let data = NtfsRecord::new(
+                    Op::ForgetTransaction,
+                    Op::CompensationLogRecord,
+                    Vec::new(),
+                    Vec::new(),
+                )
+                .to_bytes()?;
+                let mut st = DevLog {
+                    dev: &mut self.dev,
+                    runs: &runs,
+                    cs,
+                    size,
+                };
+                last = w.append(
+                    &mut st,
+                    &NewRecord {
+                        previous_lsn: prev,
+                        undo_next_lsn: 0,
+                        record_type: LFS_CLIENT_RECORD,
+                        transaction_id: t,
+                    },
+                    &data,
+                )?;
+                w.force(&mut st)?;
+            }
+        }
+        if last == 0 {
+            last = Log::open(&bytes)?.current.area.current_lsn;
         }
         self.dev.flush()?;
         // The cached allocation state is stale now.

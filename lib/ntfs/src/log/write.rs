@@ -5,7 +5,7 @@
 //! clean shutdown).
 
 use super::layout::*;
-use super::read::Log;
+use super::read::{Log, LogRecord};
 use crate::error::{Error, Result};
 use crate::record::{fixup, USA_STRIDE};
 use crate::util::align8;
@@ -261,6 +261,74 @@ impl LogWriter {
         w.page_hdr_init();
         // Readers start here until a checkpoint or commit moves it on.
         w.client.oldest_lsn = w.next_lsn();
+        Ok(w)
+    }
+
+    /// Continues a dirty LFS 1.1 log after its last record `last` (restart
+    /// recovery appending compensation log records). Tail copies newer than
+    /// their home are written home first (this writer's forces reuse the
+    /// tail pages); appending starts on the page after the one the last
+    /// record ends on (readers look for a record there when the rest of
+    /// that page is empty), or at `last`'s successor when that starts a
+    /// page. The client's oldest LSN is kept, so nothing still needed is
+    /// overwritten. `Unsupported` for other geometries (a 2.0 log).
+    pub fn resume<S: LogStore>(s: &mut S, log: &Log<'_>, last: &LogRecord) -> Result<Self> {
+        let g = Geometry::new(s.log_size())?;
+        if log.current.header.major_version != 1
+            || log.page_size != g.log_page_size as u64
+            || log.current.header.system_page_size != g.system_page_size
+            || log.file_size != g.file_size
+            || log.data_offset != g.data_offset() as u64
+            || log.first_page != g.first_page()
+        {
+            return Err(Error::Unsupported("continuing a log of another geometry"));
+        }
+        for (home, mut b) in log.tails_newer_than_home() {
+            let h = RecordPageHeader::parse(&b)?;
+            crate::util::put64(&mut b, 0x08, h.last_end_lsn);
+            fixup(&mut b)?;
+            s.write_log(home, &b)?;
+        }
+        let math = log.math;
+        let next = log.next_lsn(last);
+        let ps = g.log_page_size as u64;
+        let mut off = math.offset(next);
+        let mut seq = math.seq(next);
+        if off % ps != g.data_offset() as u64 {
+            off = off - off % ps + ps;
+            if off >= g.file_size {
+                off = g.first_page();
+                seq += 1;
+            }
+        } else {
+            off -= off % ps;
+        }
+        let mut area = log.current.area;
+        area.flags = 0;
+        let client = log
+            .current
+            .clients
+            .first()
+            .copied()
+            .ok_or(Error::Corrupt("$LogFile has no client"))?;
+        let mut w = Self {
+            g,
+            math,
+            area,
+            client,
+            seq,
+            page_off: off,
+            page: alloc::vec![0u8; g.log_page_size as usize],
+            pos: g.data_offset() as u64,
+            page_written_home: false,
+            usn: 0,
+            tail_next: 0,
+            restart_next: 0,
+            last_len: last.header.client_data_length,
+        };
+        w.area.current_lsn = last.header.this_lsn;
+        w.page_hdr_init();
+        w.check_space()?;
         Ok(w)
     }
 

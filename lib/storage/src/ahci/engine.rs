@@ -176,6 +176,47 @@ impl<T> Engine<T> {
         }
     }
 
+    /// Resets the port on request (storport's `HwResetBus` /
+    /// `SRB_FUNCTION_RESET_DEVICE`): commands whose slot already finished
+    /// complete normally; the engine is stopped, the link gets a COMRESET
+    /// (AHCI 10.4.2), the errors are cleared and the engine started again;
+    /// the commands that were in flight are issued again (a reset is not
+    /// counted as their failure). If the device does not come back, every
+    /// command fails with the error and so does the reset.
+    pub fn reset<H: Hba, M: PortMemory>(
+        &mut self,
+        port: &mut Port<H, M>,
+        done: &mut Vec<Completion<T>>,
+    ) -> Result<(), PortError> {
+        let base = super::reg::port(port.port);
+        let ci = port.hba.read32(base + PXCI);
+        let mut unfinished: Vec<Command<T>> = Vec::new();
+        for slot in 0..layout::SLOTS {
+            if let Some(c) = self.slots[slot as usize].take() {
+                if ci & (1 << slot) == 0 && port.hba.read32(base + PXIS) & IS_ERRORS == 0 {
+                    port.stats.completed += 1;
+                    done.push((c.tag, Ok(port.transferred(slot))));
+                } else {
+                    unfinished.push(c);
+                }
+            }
+        }
+        let _ = port.stop();
+        let r = port.comreset().and_then(|()| {
+            port.clear_errors();
+            port.start()
+        });
+        for c in unfinished.into_iter().rev() {
+            self.queue.push_front(c);
+        }
+        if let Err(e) = r {
+            self.fail_all(port, e, done);
+            return Err(e);
+        }
+        self.start(port, done);
+        Ok(())
+    }
+
     /// Fails every command (in flight and queued) with `e`, e.g. when the
     /// device is gone; the port's engine is stopped first.
     pub fn fail_all<H: Hba, M: PortMemory>(

@@ -569,13 +569,21 @@ impl<H: Hba, M: PortMemory> Port<H, M> {
 
     /// COMRESET (AHCI 10.4.2): with the engine stopped, DET=1 for at least
     /// 1 ms, DET=0, wait for the link (DET=3), clear SERR.
+    /// The port's interrupt enables (PxIE) are put back afterwards, for an
+    /// HBA that clears them with the rest of the port's state on a reset
+    /// (the simulated one does).
     pub fn comreset(&mut self) -> Result<(), PortError> {
         self.stats.comresets += 1;
+        let ie = self.r(PXIE);
         let sctl = self.r(PXSCTL) & !0xF;
         self.w(PXSCTL, sctl | 0x301);
         self.hba.stall(1000);
         self.w(PXSCTL, sctl | 0x300);
-        if !self.wait(ENGINE_TIMEOUT_US, |p| p.r(PXSSTS) & 0xF == SSTS_DET_PRESENT) {
+        let up = self.wait(ENGINE_TIMEOUT_US, |p| p.r(PXSSTS) & 0xF == SSTS_DET_PRESENT);
+        if ie != 0 {
+            self.w(PXIE, ie);
+        }
+        if !up {
             return Err(PortError::NoDevice);
         }
         let serr = self.r(PXSERR);

@@ -282,6 +282,8 @@ impl Hba for SimHba {
             o if o == P0 + PXSCTL => {
                 self.set(o, v);
                 if v & 0xF == 1 {
+                    // The port's state goes, interrupt enables included.
+                    self.set(P0 + PXIE, 0);
                     self.set(P0 + PXSSTS, 0);
                     self.set(P0 + PXTFD, 0x80);
                 } else if !self.absent {

@@ -429,4 +429,42 @@ mod engine_tests {
         assert_eq!(done[0].1, Err(PortError::Timeout));
         assert_eq!(p.hba.violation, None);
     }
+
+    #[test]
+    fn a_requested_reset_comresets_and_reissues_what_was_in_flight() {
+        let mut p = setup(4096);
+        p.init().unwrap();
+        p.hba.disk[3 * 512] = 0x33;
+        let mut e = Engine::new();
+        let mut done = Vec::new();
+        // Two lost commands: nothing completes until the reset.
+        p.hba.stuck = true;
+        e.submit(&mut p, read(3, 3), &mut done);
+        e.submit(&mut p, read(4, 4), &mut done);
+        e.service(&mut p, &mut done);
+        assert!(done.is_empty());
+        assert_eq!(e.in_flight(), 2);
+        p.hba.stuck = false;
+        p.enable_interrupts();
+        assert_eq!(e.reset(&mut p, &mut done), Ok(()));
+        assert_eq!(p.stats.comresets, 1);
+        assert_eq!(p.hba.read32(port(0) + PXIE), IE_ENABLED);
+        e.service(&mut p, &mut done);
+        let mut tags: Vec<u32> = done.iter().map(|d| d.0).collect();
+        tags.sort();
+        assert_eq!(tags, [3, 4]);
+        assert!(done.iter().all(|d| d.1 == Ok(512)));
+        assert_eq!(buf_read(&p, 3 * 512, 1)[0], 0x33);
+        assert_eq!(p.hba.commands, 4);
+        assert_eq!(p.hba.violation, None);
+        // A device that does not come back: the reset and its commands fail.
+        done.clear();
+        p.hba.stuck = true;
+        e.submit(&mut p, read(5, 5), &mut done);
+        p.hba.absent = true;
+        assert_eq!(e.reset(&mut p, &mut done), Err(PortError::NoDevice));
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0], (5, Err(PortError::NoDevice)));
+        assert_eq!((e.in_flight(), e.queued()), (0, 0));
+    }
 }
