@@ -56,7 +56,10 @@ impl ObState {
                 object::delete_procedure(*ext);
             }
             if types::info(ty).delete.is_some() {
+                // The slot is recycled after the delete procedure ran.
                 self.type_deletes.push((id, ty));
+            } else {
+                self.ns.recycle(id);
             }
             self.deleted_total += 1;
         }
@@ -102,6 +105,7 @@ pub fn run_type_deletes() {
         if let Some(f) = types::info(ty).delete {
             f(id);
         }
+        with_ob(|st| st.ns.recycle(id));
     }
 }
 

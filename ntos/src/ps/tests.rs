@@ -293,6 +293,46 @@ fn thread_suspend_resume() -> TestResult {
     check(nt_close(h) == STATUS_SUCCESS, "close")
 }
 
+/// Threads created suspended, one after another, each terminated and freed
+/// before the next: none may run. (A Thread object's slot was once reused
+/// before its delete procedure ran, which then removed the new thread's
+/// `EThread` from the registry; the new thread found no `EThread`, skipped
+/// its suspend wait and ran.)
+fn suspended_thread_churn() -> TestResult {
+    static C: [AtomicU32; 16] = [const { AtomicU32::new(0) }; 16];
+    let system = system_process().ok_or("no System process")?;
+    let mut ran = 0;
+    for i in 0..200usize {
+        let c = &C[i % C.len()];
+        c.store(0, Ordering::SeqCst);
+        let t = ps_create_thread(
+            system,
+            "ktest-churn",
+            8,
+            counter,
+            c as *const _ as usize,
+            true,
+        )
+        .map_err(|_| "create suspended")?;
+        sleep_ms(2);
+        if c.load(Ordering::SeqCst) != 0 {
+            ran += 1;
+        }
+        let h = open_object_for_test(&t)?;
+        check(
+            nt_terminate_thread(h, NtStatus(7), Mode::KernelMode) == STATUS_SUCCESS,
+            "terminate a suspended thread",
+        )?;
+        check(wait_ms(h, 2000) == STATUS_WAIT_0, "thread not signaled")?;
+        release(t);
+        check(nt_close(h) == STATUS_SUCCESS, "close")?;
+    }
+    if ran != 0 {
+        crate::dbg_println!("ps.suspended_thread_churn_never_runs: {ran} of 200 ran");
+    }
+    check(ran == 0, "a thread created suspended ran")
+}
+
 fn open_object_for_test(t: &EThread) -> Result<u64, &'static str> {
     ob_reference_object(t.object()).map_err(|_| "reference")?;
     crate::ob::handle::ob_insert_object_handle(t.object(), THREAD_ALL_ACCESS, 0, Mode::KernelMode)
@@ -551,6 +591,10 @@ pub const TESTS: &[crate::ktest::Test] = &[
     ("ps.process_create_open_terminate_wait", process_lifecycle),
     ("ps.thread_notify_and_cid", thread_notify_and_cid),
     ("ps.thread_suspend_resume", thread_suspend_resume),
+    (
+        "ps.suspended_thread_churn_never_runs",
+        suspended_thread_churn,
+    ),
     ("ps.per_process_handle_table", per_process_handle_table),
     ("ps.process_churn_leaves_pool_unchanged", no_leak),
 ];

@@ -7,6 +7,8 @@
 #![no_std]
 
 mod crt;
+mod except;
+mod heap;
 mod rtl_exports;
 mod syscalls;
 

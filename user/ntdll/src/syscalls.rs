@@ -35,4 +35,10 @@ extern "system" {
     ) -> i32;
     pub fn NtFreeVirtualMemory(process: u64, base: *mut u64, size: *mut u64, free_type: u32)
         -> i32;
+    pub fn NtYieldExecution() -> i32;
+    pub fn NtRaiseException(
+        record: *const nt::context::ExceptionRecord,
+        context: *const nt::context::Context,
+        first_chance: u8,
+    ) -> i32;
 }

@@ -80,7 +80,14 @@ pub struct Namespace<'h> {
     object_types_dir: ObjectId,
     pending_delete: Vec<ObjectId>,
     free_ids: Vec<ObjectId>,
-    /// Objects whose delete procedure ran, in order (the kernel frees their bodies).
+    /// Deleted objects' slots not yet recycled.
+    dying: alloc::collections::BTreeSet<ObjectId>,
+    /// Objects whose last reference went, in order: the kernel frees their
+    /// bodies and runs their type's delete procedure, then gives each slot
+    /// back with [`Namespace::recycle`]. Until then the id names no object
+    /// and is not handed out again, so a delete procedure keyed by the id
+    /// cannot meet a newer object (NT frees an object's memory only after
+    /// `ObpDeleteObject` called the delete procedure).
     pub deleted: Vec<(ObjectId, TypeIndex)>,
 }
 
@@ -111,6 +118,7 @@ impl<'h> Namespace<'h> {
             object_types_dir: 0,
             pending_delete: Vec::new(),
             free_ids: Vec::new(),
+            dying: alloc::collections::BTreeSet::new(),
             deleted: Vec::new(),
         };
         for name in ["Type", "Directory", "SymbolicLink"] {
@@ -159,8 +167,8 @@ impl<'h> Namespace<'h> {
     }
 
     fn alloc(&mut self, h: ObjectHeader) -> Result<ObjectId, NtStatus> {
-        // Slots of deleted objects are reused (their last reference is gone,
-        // so nothing can still name them).
+        // Slots of deleted objects are reused once recycled (their last
+        // reference is gone and their delete procedure ran).
         let id = match self.free_ids.last() {
             Some(&id) => id,
             None => self.objects.len(),
@@ -525,6 +533,15 @@ impl<'h> Namespace<'h> {
                 }
             }
             self.deleted.push((id, h.type_index));
+            self.dying.insert(id);
+        }
+    }
+
+    /// Gives the slot of a deleted object (one taken from
+    /// [`Namespace::deleted`]) back for reuse; an id that names a live
+    /// object, or is already free, is left alone.
+    pub fn recycle(&mut self, id: ObjectId) {
+        if self.dying.remove(&id) {
             self.free_ids.push(id);
         }
     }

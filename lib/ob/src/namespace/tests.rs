@@ -394,8 +394,32 @@ fn deleted_object_slots_are_reused() {
     for _ in 0..10_000 {
         let id = ns.create_unnamed(t, Body::Opaque).unwrap();
         ns.dereference(id, false).unwrap();
+        for (d, _) in core::mem::take(&mut ns.deleted) {
+            ns.recycle(d);
+        }
     }
     assert!(ns.slots() <= before + 1, "object slots grew with churn");
+}
+
+#[test]
+fn a_deleted_slot_is_not_reused_before_it_is_recycled() {
+    let mut ns = Namespace::new(headers()).unwrap();
+    let t = ns.create_type("Thread", false).unwrap();
+    let old = ns.create_unnamed(t, Body::Opaque).unwrap();
+    ns.dereference(old, false).unwrap();
+    assert_eq!(ns.deleted.last(), Some(&(old, t)));
+    // The delete procedure has not run yet: a new object gets another id.
+    let new = ns.create_unnamed(t, Body::Opaque).unwrap();
+    assert_ne!(new, old);
+    // Recycling a live object's id does nothing.
+    ns.recycle(new);
+    let other = ns.create_unnamed(t, Body::Opaque).unwrap();
+    assert_ne!(other, new);
+    ns.deleted.clear();
+    ns.recycle(old);
+    ns.recycle(old);
+    assert_eq!(ns.create_unnamed(t, Body::Opaque).unwrap(), old);
+    assert_ne!(ns.create_unnamed(t, Body::Opaque).unwrap(), old);
 }
 
 #[test]
