@@ -327,6 +327,7 @@ const ALL: &[&[Test]] = &[
     crate::cc::tests_fs::TESTS,
     crate::kd::TESTS,
     crate::ps::tests::TESTS,
+    crate::ex::probe_tests::TESTS,
 ];
 
 /// How long one boot test may run before the watchdog reports it hung
@@ -520,6 +521,20 @@ pub const CRASH_TESTS: &[CrashTest] = &[
         // EXCEPTION_DOUBLE_FAULT: the #PF on the guard page cannot be delivered.
         params: [Some(8), None, None, None],
         run: crate::mm::tests::crash_stack_overflow,
+    },
+    CrashTest {
+        name: "PROBEMISALIGNED",
+        stop_code: nt::bugcheck::KMODE_EXCEPTION_NOT_HANDLED,
+        // ProbeForRead raises STATUS_DATATYPE_MISALIGNMENT; no handler.
+        params: [Some(0x8000_0002), None, Some(0), Some(0)],
+        run: crate::ex::probe::crash_probe_misaligned,
+    },
+    CrashTest {
+        name: "PROBEKERNELWRITE",
+        stop_code: nt::bugcheck::KMODE_EXCEPTION_NOT_HANDLED,
+        // ProbeForWrite of a kernel address raises STATUS_ACCESS_VIOLATION.
+        params: [Some(0xC000_0005), None, Some(0), Some(0)],
+        run: crate::ex::probe::crash_probe_kernel_write,
     },
 ];
 

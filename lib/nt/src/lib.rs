@@ -10,6 +10,7 @@ pub mod context;
 pub mod dpfltr;
 pub mod kd;
 pub mod printf;
+pub mod probe;
 pub mod status;
 pub mod syscalls;
 pub mod time;

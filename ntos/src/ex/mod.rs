@@ -3,6 +3,9 @@
 
 pub mod event;
 pub mod pool;
+pub mod probe;
+/// Boot tests of `ProbeForRead`/`ProbeForWrite`.
+pub mod probe_tests;
 pub mod services;
 pub mod shutdown;
 pub mod sync;

@@ -15,7 +15,7 @@
 use super::trap::KTrapFrame;
 use core::sync::atomic::{AtomicU64, Ordering};
 use nt::status::*;
-use nt::user::{KSystemTime, MM_USER_PROBE_ADDRESS};
+use nt::user::KSystemTime;
 use nt::NtStatus;
 
 // rcx = destination, rdx = source, r8 = length; eax = 0 or the exception
@@ -63,20 +63,51 @@ pub fn fixup_user_copy_fault(frame: &mut KTrapFrame, status: u32) -> bool {
     true
 }
 
-/// `ProbeForRead`/`ProbeForWrite`'s range check: `len` bytes at `address`
-/// lie below `MM_USER_PROBE_ADDRESS` without wrapping and `address` is a
-/// multiple of `alignment` (1, 2, 4, 8 or 16). A zero length passes, as in NT.
+/// The services' probe: `ProbeForRead`'s checks (`nt::probe`: a zero
+/// length passes; alignment to `alignment`, then the range below
+/// `MM_USER_PROBE_ADDRESS` without wrapping) and, unlike NT's, a NULL
+/// start rejected at once with the STATUS_ACCESS_VIOLATION the access
+/// would give.
 pub fn probe(address: u64, len: usize, alignment: u64) -> Result<(), NtStatus> {
     if len == 0 {
         return Ok(());
     }
-    if alignment > 1 && address & (alignment - 1) != 0 {
-        return Err(STATUS_DATATYPE_MISALIGNMENT);
+    let alignment = u32::try_from(alignment).unwrap_or(0);
+    nt::probe::probe_for_read(address, len as u64, alignment)?;
+    if address == 0 {
+        return Err(STATUS_ACCESS_VIOLATION);
     }
-    match address.checked_add(len as u64) {
-        Some(end) if end <= MM_USER_PROBE_ADDRESS && address != 0 => Ok(()),
-        _ => Err(STATUS_ACCESS_VIOLATION),
+    Ok(())
+}
+
+/// `ProbeForRead` (the exported routine's work): the checks only, nothing
+/// is touched; the error is the status NT raises.
+pub fn probe_for_read(address: u64, length: u64, alignment: u32) -> Result<(), NtStatus> {
+    nt::probe::probe_for_read(address, length, alignment)
+}
+
+/// `ProbeForWrite` (the exported routine's work): `ProbeForRead`'s checks,
+/// then one byte of every page of the buffer read and written back through
+/// the fault-protected copy, in the current address space; a page that is
+/// not there or not writable gives STATUS_ACCESS_VIOLATION (or the status
+/// of a failed in-page read), never a crash. Call at or below APC_LEVEL.
+pub fn probe_for_write(address: u64, length: u64, alignment: u32) -> Result<(), NtStatus> {
+    for at in nt::probe::write_probe_addresses(address, length, alignment)? {
+        let mut b = [0u8; 1];
+        // SAFETY: `b` is a one-byte kernel buffer; `at` lies in a probed
+        // user range, and faults on it are recovered by the trap
+        // dispatcher (`fixup_user_copy_fault`).
+        let r = unsafe { KiCopyUserMemory(b.as_mut_ptr(), at as *const u8, 1) };
+        if r != 0 {
+            return Err(NtStatus(r as i32));
+        }
+        // SAFETY: as above, with the roles exchanged.
+        let r = unsafe { KiCopyUserMemory(at as *mut u8, b.as_ptr(), 1) };
+        if r != 0 {
+            return Err(NtStatus(r as i32));
+        }
     }
+    Ok(())
 }
 
 /// Copies `dst.len()` bytes from user address `src` (probed first); a bad
