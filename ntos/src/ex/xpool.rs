@@ -722,7 +722,10 @@ pub fn flush_current_lookasides() {
 /// compares before and after to name the tags that grew.
 pub fn tag_snapshot() -> alloc::vec::Vec<(PoolType, u32, u64, u64)> {
     let mut v = alloc::vec::Vec::new();
-    for (i, t) in [PoolType::NonPaged, PoolType::Paged].into_iter().enumerate() {
+    for (i, t) in [PoolType::NonPaged, PoolType::Paged]
+        .into_iter()
+        .enumerate()
+    {
         for (tag, u) in POOLS[i].shared.tag_usage(&SystemPages) {
             v.push((t, tag, u.bytes, u.outstanding()));
         }
@@ -732,17 +735,16 @@ pub fn tag_snapshot() -> alloc::vec::Vec<(PoolType, u32, u64, u64)> {
 
 /// Prints the tags whose bytes grew from `before` to `after` (snapshots
 /// from [`tag_snapshot`]), with their outstanding allocation counts.
-pub fn print_tag_growth(
-    before: &[(PoolType, u32, u64, u64)],
-    after: &[(PoolType, u32, u64, u64)],
-) {
+pub fn print_tag_growth(before: &[(PoolType, u32, u64, u64)], after: &[(PoolType, u32, u64, u64)]) {
     for &(t, tag, bytes, n) in after {
         let (b0, n0) = before
             .iter()
             .find(|e| e.0 == t && e.1 == tag)
             .map_or((0, 0), |e| (e.2, e.3));
         if bytes > b0 {
-            let name = tag.to_le_bytes().map(|c| if c.is_ascii_graphic() { c } else { b'.' });
+            let name = tag
+                .to_le_bytes()
+                .map(|c| if c.is_ascii_graphic() { c } else { b'.' });
             crate::dbg_println!(
                 "  pool {:?} tag {}: {b0} -> {bytes} bytes, {n0} -> {n} allocations",
                 t,
