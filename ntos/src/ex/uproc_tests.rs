@@ -134,16 +134,16 @@ fn t_spawn() -> TestResult {
     reap();
     let processes = crate::ps::process_list().len();
     // A process object goes when its last thread is reaped, which the
-    // other processors may do a little later: wait (at most 2 s) for the
+    // other processors may do a little later: wait (at most 8 s) for the
     // list to be back to `processes` before anything is measured.
     let settle = || {
-        for _ in 0..200 {
-            if crate::ps::process_list().len() <= processes {
-                return;
+        crate::ktest::wait_until(8000, || {
+            let done = crate::ps::process_list().len() <= processes;
+            if !done {
+                reap();
             }
-            reap();
-            crate::ktest::sleep_ms(10);
-        }
+            done
+        })
     };
     let handles = crate::ob::handle::system_table().count();
     let measure = || {
@@ -162,7 +162,7 @@ fn t_spawn() -> TestResult {
             one()?;
             reap();
         }
-        settle();
+        let _ = settle();
         let now = crate::ps::process_list();
         if now.len() > processes {
             for p in &now {

@@ -722,11 +722,8 @@ pub fn flush_current_lookasides() {
 /// compares before and after to name the tags that grew.
 pub fn tag_snapshot() -> alloc::vec::Vec<(PoolType, u32, u64, u64)> {
     let mut v = alloc::vec::Vec::new();
-    for (i, t) in [PoolType::NonPaged, PoolType::Paged]
-        .into_iter()
-        .enumerate()
-    {
-        for (tag, u) in POOLS[i].shared.tag_usage(&SystemPages) {
+    for t in [PoolType::NonPaged, PoolType::Paged] {
+        for (tag, u) in POOLS[t as usize].shared.tag_usage(&SystemPages) {
             v.push((t, tag, u.bytes, u.outstanding()));
         }
     }
@@ -742,13 +739,9 @@ pub fn print_tag_growth(before: &[(PoolType, u32, u64, u64)], after: &[(PoolType
             .find(|e| e.0 == t && e.1 == tag)
             .map_or((0, 0), |e| (e.2, e.3));
         if bytes > b0 {
-            let name = tag
-                .to_le_bytes()
-                .map(|c| if c.is_ascii_graphic() { c } else { b'.' });
+            let name: alloc::string::String = ::mm::pool::tag_string(tag).iter().collect();
             crate::dbg_println!(
-                "  pool {:?} tag {}: {b0} -> {bytes} bytes, {n0} -> {n} allocations",
-                t,
-                core::str::from_utf8(&name).unwrap_or("????")
+                "  pool {t:?} tag {name}: {b0} -> {bytes} bytes, {n0} -> {n} allocations"
             );
         }
     }

@@ -103,16 +103,8 @@ fn t_load_unload_reload_no_leak() -> TestResult {
         // unmaps the image) may go on another processor a little after
         // NtUnloadDriver returns, and other threads map and unmap system
         // PTEs meanwhile: wait up to 1 s for the footprint to come back.
-        let mut same = footprint() == before;
-        for _ in 0..100 {
-            if same {
-                break;
-            }
-            crate::ktest::sleep_ms(10);
-            same = footprint() == before;
-        }
         check(
-            same,
+            crate::ktest::wait_until(1000, || footprint() == before),
             if round == 0 {
                 "pool or system PTEs leaked by load+unload"
             } else {
