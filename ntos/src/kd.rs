@@ -27,6 +27,8 @@ fn wait_for_input() {
     {
         ke::sched::ke_delay_execution_thread(ke::clock::TIME_INCREMENT);
     } else {
+        // Waiting for a person at a raised IRQL is not a hang.
+        ke::clock::set_watchdogs_enabled(false);
         core::hint::spin_loop();
     }
 }
@@ -42,6 +44,9 @@ fn read_line(buf: &mut [u8; 256]) -> &str {
         match c {
             b'\r' | b'\n' => {
                 dbg_println!();
+                if !ke::bugcheck::ke_has_bugchecked() {
+                    ke::clock::set_watchdogs_enabled(true);
+                }
                 break;
             }
             0x08 | 0x7F if n > 0 => {
