@@ -326,6 +326,7 @@ const ALL: &[&[Test]] = &[
     crate::io::tests_fs::TESTS,
     crate::cc::tests_fs::TESTS,
     crate::kd::TESTS,
+    crate::kd::mem::TESTS,
     crate::ps::tests::TESTS,
     crate::ex::probe_tests::TESTS,
 ];
