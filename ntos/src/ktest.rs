@@ -319,6 +319,7 @@ const ALL: &[&[Test]] = &[
     crate::io::tests_queue::TESTS,
     crate::io::pnp::tests::TESTS,
     crate::io::pnp::tests_interface::TESTS,
+    crate::io::pnp::tests_remove::TESTS,
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
     crate::storage::tests_srb::TESTS,
