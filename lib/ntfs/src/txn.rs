@@ -772,6 +772,12 @@ impl<D: BlockDevice> Volume<D> {
             .checked_mul(cs)
             .ok_or(Error::Corrupt("run list size"))?;
         let sparse = runs.iter().any(|r| r.lcn.is_none());
+        let in_use = runs
+            .iter()
+            .filter(|r| r.lcn.is_some())
+            .map(|r| r.len)
+            .sum::<u64>()
+            * cs;
         if let Some(a) = r.find_mut(ty, name) {
             a.body = Body::NonResident(NonResident {
                 start_vcn: 0,
@@ -781,8 +787,10 @@ impl<D: BlockDevice> Volume<D> {
                 allocated_size: alloc,
                 data_size: new_size,
                 initialized_size: new_size,
+                // A sparse stream's compressed size counts the clusters
+                // actually allocated (not its holes).
                 compressed_size: if a.flags & ATTR_SPARSE != 0 || sparse {
-                    Some(alloc)
+                    Some(in_use)
                 } else {
                     None
                 },

@@ -166,17 +166,18 @@ pub fn nt_load_key_ex_as(
         logged,
         files: alloc::boxed::Box::new(files),
     };
-    let k = with_change(|r| {
+    let (k, full) = with_change(|r| {
         let p = r.lookup(ROOT_KCB, parent).map_err(status_of)?;
         let res = r.mount(p, name, storage, file).map_err(status_of);
         r.release(p);
         let k = res?;
         r.reference(k);
-        Ok(k)
+        Ok((k, r.full_name(k)))
     })?;
     if recovery != regf::log::Recovery::Clean {
         hive_changed();
     }
+    hivelist_set(&full, file);
     if flags & REG_LOAD_HIVE_OPEN_HANDLE == 0 {
         with_shared(|r| {
             r.release(k);
@@ -221,8 +222,10 @@ fn unload_key(target: &str, flags: u32, mode: Mode, token: &Token) -> Result<(),
     }
     privilege_check(privilege::RESTORE, mode, token)?;
     let rel = below_root(target)?;
+    let mut full = String::new();
     let (storage, fired) = with_exclusive(|r| {
         let k = r.lookup(ROOT_KCB, rel).map_err(status_of)?;
+        full = r.full_name(k);
         let res = match r.hive_of(k) {
             Ok(h) if h.root == k && is_boot_hive(&h.file_name) => Err(STATUS_ACCESS_DENIED),
             Ok(_) => r
@@ -236,7 +239,108 @@ fn unload_key(target: &str, flags: u32, mode: Mode, token: &Token) -> Result<(),
     signal(fired);
     // Closes the hive's files, outside the registry lock.
     drop(storage);
+    hivelist_remove(&full);
     Ok(())
+}
+
+// ---- the hives loaded at boot and the hive list ----
+
+/// The hives `CmpInitializeHiveList` loads from `\SystemRoot\System32\Config`
+/// besides SYSTEM and SOFTWARE (which the loader hands over), and where.
+const BOOT_FILE_HIVES: [(&str, &str); 3] = [
+    ("SAM", "\\REGISTRY\\MACHINE\\SAM"),
+    ("SECURITY", "\\REGISTRY\\MACHINE\\SECURITY"),
+    ("DEFAULT", "\\REGISTRY\\USER\\.DEFAULT"),
+];
+
+/// `HKLM\SYSTEM\CurrentControlSet\Control\hivelist`: a volatile key with
+/// one `REG_SZ` per mounted hive, its full key name → its primary file as
+/// a device path (`\Device\HarddiskVolume2\Windows\System32\config\SAM`),
+/// empty for a hive that lives in memory only.
+pub const HIVELIST: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Control\\hivelist";
+
+/// `CmpInitializeHiveList`'s second half, once the system volume is
+/// mounted: loads SAM, SECURITY and DEFAULT from their files (with their
+/// logs, as `NtLoadKey` does) and writes the hive list for every mounted
+/// hive. A hive that cannot be loaded is left out (the debug port says
+/// why). Returns how many were loaded.
+pub fn cm_load_boot_hives() -> u32 {
+    let mut loaded = 0;
+    for (file, target) in BOOT_FILE_HIVES {
+        let path = alloc::format!("\\SystemRoot\\System32\\Config\\{file}");
+        match nt_load_key_ex(target, &path, 0, Mode::KernelMode) {
+            Ok(_) => loaded += 1,
+            Err(s) => crate::dbg_println!("cm: {path} cannot be loaded at {target} ({s})"),
+        }
+    }
+    let hives: Vec<(String, String)> = with_shared(|r| {
+        Ok(r.hives()
+            .filter(|h| h.root != ROOT_KCB)
+            .map(|h| (r.full_name(h.root), h.file_name.clone()))
+            .collect())
+    })
+    .unwrap_or_default();
+    for (mount, file) in hives {
+        hivelist_set(&mount, &file);
+    }
+    loaded
+}
+
+/// `path` with its symbolic links resolved (`\SystemRoot\System32\x` →
+/// `\Device\HarddiskVolume2\Windows\System32\x`): the longest prefix that
+/// is a link is replaced by its target, until none is.
+pub fn device_path(path: &str) -> String {
+    let mut p = String::from(path);
+    for _ in 0..8 {
+        let mut ends: Vec<usize> = p
+            .match_indices('\\')
+            .map(|(i, _)| i)
+            .filter(|&i| i > 0)
+            .collect();
+        ends.push(p.len());
+        let resolved = ends.iter().rev().find_map(|&e| {
+            crate::storage::symbolic_link_target(&p[..e])
+                .ok()
+                .map(|t| alloc::format!("{t}{}", &p[e..]))
+        });
+        match resolved {
+            Some(n) => p = n,
+            None => break,
+        }
+    }
+    p
+}
+
+/// Records hive `mount` (a full key name) with its file in the hive list.
+fn hivelist_set(mount: &str, file: &str) {
+    let device = if file.is_empty() {
+        String::new()
+    } else {
+        device_path(file)
+    };
+    match nt_create_key(
+        HIVELIST,
+        KEY_SET_VALUE,
+        REG_OPTION_VOLATILE,
+        Mode::KernelMode,
+    ) {
+        Ok((h, _)) => {
+            let s = nt_set_value_key(h, mount, REG_SZ, &regf::utf16z(&device), Mode::KernelMode);
+            if !s.is_success() {
+                crate::dbg_println!("cm: hivelist {mount} cannot be set ({s})");
+            }
+            crate::ob::handle::nt_close(h);
+        }
+        Err(s) => crate::dbg_println!("cm: the hive list cannot be created ({s})"),
+    }
+}
+
+/// Takes hive `mount` out of the hive list.
+fn hivelist_remove(mount: &str) {
+    if let Ok(h) = crate::cm::nt_open_key(HIVELIST, KEY_SET_VALUE, Mode::KernelMode) {
+        let _ = nt_delete_value_key(h, mount, Mode::KernelMode);
+        crate::ob::handle::nt_close(h);
+    }
 }
 
 /// The hives the system mounts at boot (memory-only ones have no file

@@ -375,6 +375,7 @@ pub fn cm_initialize_hive_files() -> u32 {
     if with_shared(|r| Ok(r.is_dirty())).unwrap_or(false) {
         hive_changed();
     }
+    loadkey::cm_load_boot_hives();
     bound
 }
 

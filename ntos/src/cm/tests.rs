@@ -476,6 +476,14 @@ fn t_save_load_unload() -> TestResult {
         nt_load_key(LOADED, SAVE_FILE, K) == STATUS_SUCCESS,
         "NtLoadKey of the saved file failed",
     )?;
+    let want = alloc::format!(
+        "{}\\NtrsSaved.hiv",
+        crate::storage::symbolic_link_target("\\??\\C:").map_err(|_| "no C:")?
+    );
+    check(
+        hivelist_value(LOADED).is_some_and(|v| v.eq_ignore_ascii_case(&want)),
+        "the loaded hive is not in the hive list with its device path",
+    )?;
     let sub_path = alloc::format!("{LOADED}\\Sub");
     let sub = nt_open_key(&sub_path, KEY_ALL_ACCESS, U).map_err(|_| "open the loaded Sub")?;
     let (t, d) = nt_query_value_key(sub, "Answer", U).map_err(|_| "query Answer")?;
@@ -518,7 +526,7 @@ fn t_save_load_unload() -> TestResult {
         "the unloaded hive is still there",
     )?;
     check(
-        hive_file_images(LOADED).is_none(),
+        hive_file_images(LOADED).is_none() && hivelist_value(LOADED).is_none(),
         "the unloaded hive is still in the hive list",
     )?;
     // Loaded again (at \REGISTRY\USER this time): the late change is there.
@@ -800,6 +808,147 @@ fn t_save_load_unload_errors() -> TestResult {
     )
 }
 
+/// The value `mount` has in the hive list, if any.
+fn hivelist_value(mount: &str) -> Option<alloc::string::String> {
+    let h = nt_open_key(loadkey::HIVELIST, KEY_READ, K).ok()?;
+    let v = nt_query_value_key(h, mount, K);
+    nt_close(h);
+    let (t, d) = v.ok()?;
+    (t == REG_SZ).then(|| regf::from_utf16z(&d))
+}
+
+/// SAM, SECURITY and DEFAULT are loaded from `\Windows\System32\config` at
+/// boot, listed with SYSTEM, SOFTWARE and HARDWARE in the hive list by
+/// device path, flushed to their files, and SAM's keys are closed to users.
+fn t_system_hives() -> TestResult {
+    let volume = crate::storage::symbolic_link_target("\\??\\C:").map_err(|_| "no C:")?;
+    for (mount, file) in [
+        ("\\REGISTRY\\MACHINE\\SYSTEM", "SYSTEM"),
+        ("\\REGISTRY\\MACHINE\\SOFTWARE", "SOFTWARE"),
+        ("\\REGISTRY\\MACHINE\\SAM", "SAM"),
+        ("\\REGISTRY\\MACHINE\\SECURITY", "SECURITY"),
+        ("\\REGISTRY\\USER\\.DEFAULT", "DEFAULT"),
+    ] {
+        let want = alloc::format!("{volume}\\Windows\\System32\\Config\\{file}");
+        let got = hivelist_value(mount);
+        if got.as_deref().map(|g| g.eq_ignore_ascii_case(&want)) != Some(true) {
+            crate::dbg_println!("hivelist {mount}: {got:?}, expected {want}");
+            return Err("a hive is missing from the hive list or has the wrong file");
+        }
+        check(
+            hive_file_images(mount).is_some(),
+            "a system hive is not bound to its files",
+        )?;
+    }
+    check(
+        hivelist_value("\\REGISTRY\\MACHINE\\HARDWARE").as_deref() == Some(""),
+        "HARDWARE is not in the hive list with an empty file name",
+    )?;
+    // Their contents, from the image builder's .reg sources.
+    let h = nt_open_key(
+        "\\REGISTRY\\USER\\.DEFAULT\\Keyboard Layout\\Preload",
+        KEY_READ,
+        U,
+    )
+    .map_err(|_| "open .DEFAULT\\Keyboard Layout\\Preload")?;
+    let (_, d) = nt_query_value_key(h, "1", U).map_err(|_| "Preload 1")?;
+    nt_close(h);
+    check(regf::from_utf16z(&d) == "00000409", "Preload 1 differs")?;
+    for path in [
+        "\\REGISTRY\\MACHINE\\SAM\\SAM\\Domains\\Account\\Users",
+        "\\REGISTRY\\MACHINE\\SECURITY\\Policy\\Secrets",
+    ] {
+        let user = security::sddl::parse_sid("S-1-5-21-1-2-3-1001").map_err(|_| "sid")?;
+        let token = security::token::Token::standard_user(user);
+        check(
+            nt_open_key_as(path, KEY_READ, U, &token).err() == Some(STATUS_ACCESS_DENIED),
+            "a standard user opened a SAM/SECURITY key",
+        )?;
+        let h = nt_open_key_as(path, KEY_ALL_ACCESS, U, &security::token::Token::system())
+            .map_err(|_| "SYSTEM cannot open a SAM/SECURITY key")?;
+        nt_close(h);
+    }
+    // A change to SECURITY reaches its primary file with NtFlushKey.
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SECURITY\\Policy\\NtrsFlushTest",
+        KEY_ALL_ACCESS,
+        0,
+        K,
+    )
+    .map_err(|_| "create under SECURITY")?;
+    check(
+        nt_set_value_key(h, "v", REG_DWORD, &0x5EC0u32.to_le_bytes(), K) == STATUS_SUCCESS,
+        "set under SECURITY",
+    )?;
+    check(nt_flush_key(h, K) == STATUS_SUCCESS, "NtFlushKey SECURITY")?;
+    nt_delete_key(h, K);
+    nt_close(h);
+    let files = hive_file_images("\\REGISTRY\\MACHINE\\SECURITY").ok_or("SECURITY files")?;
+    let (hive, _) =
+        regf::log::load_with_logs(&files[0], &[], &[]).map_err(|_| "SECURITY primary")?;
+    let k = hive
+        .open_key("Policy\\NtrsFlushTest")
+        .map_err(|_| "the key did not reach the SECURITY file")?;
+    check(
+        hive.query_value(k, "v").map(|v| v.data) == Ok(0x5EC0u32.to_le_bytes().to_vec()),
+        "the value did not reach the SECURITY file",
+    )
+}
+
+/// The hive file of the two-boot test of `NtSaveKey`/`NtLoadKey` (the
+/// volume's root, `C:\NtrsPersist.hiv`) and where it is loaded.
+const PERSIST_HIVE_FILE: &str = "\\??\\C:\\NtrsPersist.hiv";
+const PERSIST_HIVE: &str = "\\REGISTRY\\MACHINE\\NtrsPersistHive";
+
+/// A hive made with `NtSaveKey` survives a reboot: with `/CMEXPECT=<token>`
+/// the file the previous boot left is loaded and its root's `Token` must
+/// hold the token (the harness's second boot); otherwise the file is made
+/// anew by saving an empty key. Then `Token` is set to `/CMSET=`'s token
+/// and the hive unloaded, which flushes it; the harness reads it with hivex.
+fn t_persist_loaded_hive() -> TestResult {
+    let opt = |name: &str| {
+        crate::rtl::load_options()
+            .split_whitespace()
+            .find_map(|o| o.strip_prefix(name))
+    };
+    let expect = opt("/CMEXPECT=");
+    if expect.is_none() {
+        let src = "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsPersistHiveSource";
+        delete_tree(src);
+        let (h, _) = nt_create_key(src, KEY_ALL_ACCESS, 0, K).map_err(|_| "create source")?;
+        let f = hive_file(PERSIST_HIVE_FILE)?;
+        let s = nt_save_key(h, f, K);
+        nt_close(f);
+        nt_delete_key(h, K);
+        nt_close(h);
+        check(s == STATUS_SUCCESS, "NtSaveKey")?;
+    }
+    check(
+        nt_load_key(PERSIST_HIVE, PERSIST_HIVE_FILE, K) == STATUS_SUCCESS,
+        "NtLoadKey of C:\\NtrsPersist.hiv",
+    )?;
+    let h = nt_open_key(PERSIST_HIVE, KEY_ALL_ACCESS, K).map_err(|_| "open the loaded hive")?;
+    if let Some(want) = expect {
+        let got = nt_query_value_key(h, "Token", K).ok();
+        if !got.is_some_and(|(t, d)| t == REG_SZ && regf::from_utf16z(&d) == want) {
+            nt_close(h);
+            nt_unload_key(PERSIST_HIVE, K);
+            return Err("the token the previous boot set is not in the loaded hive");
+        }
+    }
+    let token = match opt("/CMSET=") {
+        Some(t) => alloc::string::String::from(t),
+        None => alloc::format!("time-{}", crate::ke::clock::ke_query_system_time()),
+    };
+    let set = nt_set_value_key(h, "Token", REG_SZ, &regf::utf16z(&token), K);
+    nt_close(h);
+    check(set == STATUS_SUCCESS, "set Token")?;
+    check(
+        nt_unload_key(PERSIST_HIVE, K) == STATUS_SUCCESS,
+        "NtUnloadKey",
+    )
+}
+
 pub const TESTS: &[Test] = &[
     ("cm.keys_values_enumeration_delete", t_keys_and_values),
     ("cm.notify_change_key", t_notify),
@@ -823,6 +972,8 @@ pub const TESTS: &[Test] = &[
     ("cm.persist.value_reaches_the_disk", t_persist),
     ("cm.save_load_unload_key", t_save_load_unload),
     ("cm.save_load_unload_errors", t_save_load_unload_errors),
+    ("cm.system_hives_and_hivelist", t_system_hives),
+    ("cm.persist.saved_and_loaded_hive", t_persist_loaded_hive),
 ];
 
 /// The value the two-boot harness test (`xtask`, `hive-persistence`) sets

@@ -260,3 +260,22 @@ pub(super) fn job_kill_on_close() -> TestResult {
     check(job_gone(jid), "the job outlived its process")?;
     Ok(())
 }
+
+/// `ntrsuser jobs`: the job services and `SystemProcessInformation` from
+/// ring 3 through the system call path (the checks are in
+/// user/ntrsuser/src/jobs.rs; the exit status names the first that failed).
+pub(super) fn user_jobs_and_process_list() -> TestResult {
+    let (status, out) = crate::ex::uproc::run_to_exit("ntrsuser.exe", "jobs", 10_000)
+        .map_err(|_| "ntrsuser jobs did not run to its end")?;
+    if status != STATUS_SUCCESS {
+        crate::dbg_println!(
+            "ps.user_jobs_and_process_list: exit status {:#x}; output:\n{out}",
+            status.as_u32()
+        );
+        return Err("ntrsuser's jobs checks failed (exit status names the check)");
+    }
+    check(
+        out.contains("jobs checks passed"),
+        "ntrsuser's output is not what it displayed",
+    )
+}

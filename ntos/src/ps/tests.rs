@@ -602,4 +602,8 @@ pub const TESTS: &[crate::ktest::Test] = &[
         super::job_tests::job_limits_accounting_terminate,
     ),
     ("ps.job_kill_on_close", super::job_tests::job_kill_on_close),
+    (
+        "ps.user_jobs_and_process_list",
+        super::job_tests::user_jobs_and_process_list,
+    ),
 ];
