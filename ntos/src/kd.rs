@@ -453,6 +453,20 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
         mem::list_near,
     ),
     cmd(
+        "k",
+        &[],
+        "[frames]",
+        "kernel stack of the .thread thread (default: the current one), from unwind data",
+        mem::stack,
+    ),
+    cmd(
+        ".thread",
+        &[],
+        "[thread]",
+        "set the thread k walks (0: current)",
+        mem::dot_thread,
+    ),
+    cmd(
         ".process",
         &[],
         "[process]",
@@ -726,6 +740,8 @@ pub const TESTS: &[crate::ktest::Test] = &[("kd.command_table", || {
         "x",
         "ln",
         ".process",
+        "k",
+        ".thread",
     ] {
         check(
             nt::kd::find(COMMANDS, w).is_some(),

@@ -847,6 +847,7 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "x nt!KeBugCheck*",
         "u nt!KeBugCheckEx L3",
         "ln nt!KeBugCheckEx",
+        "k",
         ".crash",
         "shutdown",
     ];
@@ -1085,6 +1086,16 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 kd_output(&out, "ln nt!KeBugCheckEx")
                     .is_some_and(|o| o.contains("nt!KeBugCheckEx") && o.contains("Exact matches:")),
                 "ln nt!KeBugCheckEx does not report the exact match",
+            );
+            check(
+                tally,
+                errors,
+                "kd/k-walks-the-kd-thread",
+                kd_output(&out, "k").is_some_and(|o| {
+                    o.contains(" # Child-SP          RetAddr               Call Site")
+                        && o.lines().filter(|l| l.contains(" nt!")).count() >= 2
+                }),
+                "k does not show at least two frames in nt",
             );
             check(
                 tally,

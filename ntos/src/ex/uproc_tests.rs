@@ -133,12 +133,16 @@ fn t_spawn() -> TestResult {
     one()?;
     reap();
     let processes = crate::ps::process_list().len();
+    let threads = crate::ke::sched::live_threads();
     // A process object goes when its last thread is reaped, which the
     // other processors may do a little later: wait (at most 8 s) for the
-    // list to be back to `processes` before anything is measured.
+    // process list and the thread table to be back where they were before
+    // anything is measured (a thread not yet reaped still holds its Thread
+    // object and kernel stack).
     let settle = || {
         crate::ktest::wait_until(8000, || {
-            let done = crate::ps::process_list().len() <= processes;
+            let done = crate::ps::process_list().len() <= processes
+                && crate::ke::sched::live_threads() <= threads;
             if !done {
                 reap();
             }

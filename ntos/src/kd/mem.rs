@@ -347,10 +347,259 @@ pub fn dot_process(args: &str) {
     }
 }
 
+/// The implicit thread of `k` (0: the current thread), set by `.thread`.
+static IMPLICIT_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// The memory the unwinder reads (code, unwind data, stacks): the
+/// debugger's reads, which never fault.
+struct DbgMemory;
+
+impl unwind::Memory for DbgMemory {
+    fn read(&self, address: u64, buf: &mut [u8]) -> bool {
+        crate::mm::dbg::mm_dbg_copy_memory(None, address, buf) == buf.len()
+    }
+}
+
+/// The exception directory (`.pdata`) of the loaded image containing
+/// `pc`: (image base, table address, entries).
+fn function_table(pc: u64) -> Option<(u64, u64, u32)> {
+    use unwind::Memory;
+    let base = crate::mm::ldr::module_containing(pc)?.dll_base;
+    let m = DbgMemory;
+    let nt = base + u64::from(m.read_u32(base + 0x3C).ok()?);
+    let opt = nt + 24;
+    if m.read_u16(opt).ok()? != 0x20B {
+        return None; // not PE32+
+    }
+    if m.read_u32(opt + 108).ok()? <= 3 {
+        return None; // no exception directory slot
+    }
+    let rva = m.read_u32(opt + 112 + 3 * 8).ok()?;
+    let size = m.read_u32(opt + 112 + 3 * 8 + 4).ok()?;
+    (rva != 0 && size >= 12).then(|| (base, base + u64::from(rva), size / 12))
+}
+
+/// One frame of a walk: its stack pointer, the return address unwinding
+/// found, and the code address it was at.
+struct Frame {
+    child_sp: u64,
+    ret: u64,
+    pc: u64,
+}
+
+/// Walks a kernel stack from `ctx` (RIP, RSP and the nonvolatile
+/// registers) with the images' unwind data; a function without a
+/// `RUNTIME_FUNCTION` is a leaf (its return address at RSP). Stops after
+/// `max` frames, outside the loaded images, or when RSP leaves
+/// `limit..top` or does not grow.
+fn walk(
+    mut ctx: nt::context::Context,
+    limit: u64,
+    top: u64,
+    max: usize,
+) -> (Vec<Frame>, Option<String>) {
+    use unwind::Memory;
+    let mut frames = Vec::new();
+    let m = DbgMemory;
+    while frames.len() < max {
+        let (pc, sp) = (ctx.rip, ctx.rsp);
+        if sp < limit || sp >= top {
+            return (
+                frames,
+                Some(alloc::format!(
+                    "stack pointer {} left the stack",
+                    Address(sp)
+                )),
+            );
+        }
+        let step = match function_table(pc) {
+            Some((base, table, n)) => match unwind::lookup_function_entry(&m, base, table, n, pc) {
+                Some(at) => m
+                    .read_runtime_function(at)
+                    .and_then(|f| unwind::virtual_unwind(&m, 0, base, pc, &f, &mut ctx, None))
+                    .map(|_| ()),
+                None => m.read_u64(sp).map(|r| {
+                    ctx.rip = r;
+                    ctx.rsp = sp + 8;
+                }),
+            },
+            None => {
+                return (
+                    frames,
+                    Some(alloc::format!("{} is not in a loaded image", Address(pc))),
+                )
+            }
+        };
+        if let Err(e) = step {
+            return (frames, Some(alloc::format!("unwinding stopped: {e:?}")));
+        }
+        frames.push(Frame {
+            child_sp: sp,
+            ret: ctx.rip,
+            pc,
+        });
+        if ctx.rsp <= sp || ctx.rip == 0 || crate::mm::ldr::module_containing(ctx.rip).is_none() {
+            break;
+        }
+    }
+    (frames, None)
+}
+
+/// The context a not-running thread resumes with: its switch frame.
+fn switch_context(switch_rsp: u64) -> Option<nt::context::Context> {
+    use unwind::Memory;
+    let m = DbgMemory;
+    let w = |i: u64| m.read_u64(switch_rsp + 8 * i).ok();
+    Some(nt::context::Context {
+        r15: w(1)?,
+        r14: w(2)?,
+        r13: w(3)?,
+        r12: w(4)?,
+        rsi: w(5)?,
+        rdi: w(6)?,
+        rbp: w(7)?,
+        rbx: w(8)?,
+        rip: w(9)?,
+        rsp: switch_rsp + 80,
+        ..Default::default()
+    })
+}
+
+/// The current thread's context here (the walk starts in this function).
+#[inline(never)]
+fn current_context() -> nt::context::Context {
+    let (rip, rsp, rbp, rbx, rsi, rdi, r12, r13, r14, r15): (
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+    );
+    // SAFETY: reads registers and this instruction's address; no memory
+    // is touched.
+    unsafe {
+        core::arch::asm!(
+            "lea {0}, [rip]",
+            "mov {1}, rsp",
+            "mov {2}, rbp",
+            "mov {3}, rbx",
+            "mov {4}, rsi",
+            "mov {5}, rdi",
+            "mov {6}, r12",
+            "mov {7}, r13",
+            "mov {8}, r14",
+            "mov {9}, r15",
+            out(reg) rip, out(reg) rsp, out(reg) rbp, out(reg) rbx, out(reg) rsi,
+            out(reg) rdi, out(reg) r12, out(reg) r13, out(reg) r14, out(reg) r15,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    nt::context::Context {
+        rip,
+        rsp,
+        rbp,
+        rbx,
+        rsi,
+        rdi,
+        r12,
+        r13,
+        r14,
+        r15,
+        ..Default::default()
+    }
+}
+
+/// `k [frames]`: the kernel stack of the implicit thread (`.thread`), or
+/// of the current one, in WinDbg's columns.
+pub fn stack(args: &str) {
+    let max = match args.split_whitespace().next() {
+        Some(a) => match crate::kd::parse_number(a) {
+            Some(n) if n > 0 => n.min(256) as usize,
+            _ => {
+                dbg_println!("Syntax error in '{a}'");
+                return;
+            }
+        },
+        None => 32,
+    };
+    let (frames, stop) = match IMPLICIT_THREAD.load(Ordering::Relaxed) {
+        0 => {
+            let Some(t) = crate::ke::thread::try_current_thread() else {
+                dbg_println!("no current thread");
+                return;
+            };
+            let (limit, top) = (t.stack_limit, t.initial_stack);
+            walk(current_context(), limit, top, max)
+        }
+        addr => match crate::ke::kdext::thread_stack_start(addr) {
+            None => {
+                dbg_println!("{} is not a thread", Address(addr));
+                return;
+            }
+            Some(crate::ke::kdext::StackStart::Running) => {
+                dbg_println!(
+                    "thread {} is running: its registers are not saved",
+                    Address(addr)
+                );
+                return;
+            }
+            Some(crate::ke::kdext::StackStart::Saved {
+                switch_rsp,
+                limit,
+                top,
+            }) => match switch_context(switch_rsp) {
+                Some(ctx) => walk(ctx, limit, top, max),
+                None => {
+                    dbg_println!("the switch frame at {} cannot be read", Address(switch_rsp));
+                    return;
+                }
+            },
+        },
+    };
+    dbg_println!(" # Child-SP          RetAddr               Call Site");
+    for (i, f) in frames.iter().enumerate() {
+        let site = symbolize(f.pc).unwrap_or_else(|| alloc::format!("{}", Address(f.pc)));
+        dbg_println!(
+            "{i:02x} {} {}     {site}",
+            Address(f.child_sp),
+            Address(f.ret)
+        );
+    }
+    if let Some(why) = stop {
+        dbg_println!("({why})");
+    }
+}
+
+/// `.thread [address]`: sets the implicit thread of `k` (0: the current
+/// thread) and says which it is.
+pub fn dot_thread(args: &str) {
+    if let Some(a) = args.split_whitespace().next() {
+        let Some(addr) = crate::kd::parse_number(a) else {
+            dbg_println!("Syntax error in '{a}'");
+            return;
+        };
+        if addr != 0 && crate::ke::kdext::thread_stack_start(addr).is_none() {
+            dbg_println!("{} is not a thread (see !process 0 7)", Address(addr));
+            return;
+        }
+        IMPLICIT_THREAD.store(addr, Ordering::Relaxed);
+    }
+    match IMPLICIT_THREAD.load(Ordering::Relaxed) {
+        0 => dbg_println!("Implicit thread is now the current thread"),
+        a => dbg_println!("Implicit thread is now {}", Address(a)),
+    }
+}
+
 /// Boot tests: the debugger's reads and symbols.
 pub const TESTS: &[crate::ktest::Test] = &[
     ("kd.mem.read_never_faults", t_read),
     ("kd.mem.symbols_are_nts_exports", t_symbols),
+    ("kd.mem.stack_walk_with_unwind_data", t_stack_walk),
 ];
 
 fn t_read() -> crate::ktest::TestResult {
@@ -422,4 +671,83 @@ fn t_symbols() -> crate::ktest::TestResult {
         resolve_first("nt!NoSuchExport L2").is_err(),
         "an unknown symbol resolved",
     )
+}
+
+/// `k`'s walk: from here it must reach this test's caller (the boot test
+/// runner, in ntoskrnl) through frames that grow up the stack; a waiting
+/// thread's walk starts at its switch frame and ends inside the kernel.
+fn t_stack_walk() -> crate::ktest::TestResult {
+    use crate::ktest::check;
+    let t = crate::ke::thread::try_current_thread().ok_or("no current thread")?;
+    let (limit, top) = (t.stack_limit, t.initial_stack);
+    let (frames, _) = walk(current_context(), limit, top, 64);
+    check(
+        frames.len() >= 3,
+        "fewer than three frames from a boot test",
+    )?;
+    check(
+        frames
+            .windows(2)
+            .all(|w| w[1].child_sp > w[0].child_sp && w[0].ret == w[1].pc),
+        "frames do not chain (each return address is the next frame's PC)",
+    )?;
+    let kernel = crate::mm::ldr::loaded_modules()
+        .first()
+        .map(|m| (m.dll_base, m.size_of_image as u64))
+        .ok_or("no kernel")?;
+    check(
+        frames
+            .iter()
+            .all(|f| f.pc >= kernel.0 && f.pc - kernel.0 < kernel.1),
+        "a frame outside ntoskrnl",
+    )?;
+    // The walk ends at the bottom of the thread's stack: within a page of
+    // its top (the thread start frame), not somewhere in the middle.
+    let last = frames.last().map_or(0, |f| f.child_sp);
+    check(
+        top - last <= 4096,
+        "the walk stopped before the bottom of the stack",
+    )?;
+    // A thread waiting in a delay: its walk starts at its switch frame.
+    static STOP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    STOP.store(false, Ordering::SeqCst);
+    let tid = crate::ke::sched::start_system_thread(
+        "k-walk",
+        8,
+        u64::MAX,
+        |_| {
+            while !STOP.load(Ordering::SeqCst) {
+                crate::ke::sched::ke_delay_execution_thread(100_000);
+            }
+        },
+        0,
+    )
+    .map_err(|_| "thread creation failed")?;
+    crate::ktest::sleep_ms(50);
+    let r = (|| {
+        let th = crate::ke::sched::reference_thread(tid).ok_or("the thread is gone")?;
+        let start = crate::ke::kdext::thread_stack_start(th.address()).ok_or("not a thread")?;
+        let crate::ke::kdext::StackStart::Saved {
+            switch_rsp,
+            limit,
+            top,
+        } = start
+        else {
+            return Err("a delaying thread is running");
+        };
+        let ctx = switch_context(switch_rsp).ok_or("switch frame unreadable")?;
+        let (frames, _) = walk(ctx, limit, top, 64);
+        check(
+            frames.len() >= 2,
+            "fewer than two frames for a waiting thread",
+        )?;
+        check(
+            frames
+                .windows(2)
+                .all(|w| w[1].child_sp > w[0].child_sp && w[0].ret == w[1].pc),
+            "the waiting thread's frames do not chain",
+        )
+    })();
+    STOP.store(true, Ordering::SeqCst);
+    r
 }

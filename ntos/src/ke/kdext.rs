@@ -668,3 +668,40 @@ pub fn print_waiting_stacks(describe: &dyn Fn(u64) -> Option<String>) {
         }
     }
 }
+
+/// Where a stack walk of a thread starts (`k` after `.thread`).
+#[derive(Clone, Copy, Debug)]
+pub enum StackStart {
+    /// The thread is not running: its switch frame (`KiSwapContext`'s
+    /// pushes: RFLAGS, R15-R12, RSI, RDI, RBP, RBX, the return address) is
+    /// at `switch_rsp`, in the kernel stack `limit..top`.
+    Saved {
+        switch_rsp: u64,
+        limit: u64,
+        top: u64,
+    },
+    /// The thread runs on a processor now: its registers are not saved.
+    Running,
+}
+
+/// The stack walk start of the thread whose `KTHREAD` address is `addr`.
+pub fn thread_stack_start(addr: u64) -> Option<StackStart> {
+    let g = dispatcher_or_say()?;
+    let tid = g.thread_table.find_by_address(addr)?;
+    let running = g
+        .sched
+        .thread(ThreadId(tid))
+        .is_ok_and(|t| t.state == ThreadState::Running);
+    let t = g.thread_table.get(tid)?.thread.clone();
+    drop(g);
+    let k: &KThread = &t;
+    Some(if running {
+        StackStart::Running
+    } else {
+        StackStart::Saved {
+            switch_rsp: k.kernel_stack(),
+            limit: k.stack_limit,
+            top: k.initial_stack,
+        }
+    })
+}
