@@ -750,7 +750,9 @@ pub fn dispatch_exception<E: Environment + ?Sized>(
             }
         };
         let frame = u.establisher_frame;
-        if frame & 7 != 0 || frame < low || frame >= high {
+        // Each frame is above the last: a walk that does not move up the
+        // stack would never end.
+        if frame & 7 != 0 || frame < low || frame >= high || ctx.rsp <= frame {
             record.exception_flags |= EXCEPTION_STACK_INVALID;
             return Dispatch::NotHandled;
         }
@@ -817,7 +819,7 @@ pub fn unwind_frames<E: Environment + ?Sized>(
         let (image_base, entry, u) =
             step(env, UNW_FLAG_UHANDLER, &mut next).map_err(|e| e.status())?;
         let frame = u.establisher_frame;
-        if frame & 7 != 0 || frame < low || frame >= high {
+        if frame & 7 != 0 || frame < low || frame >= high || next.rsp <= ctx.rsp {
             return Err(STATUS_BAD_STACK);
         }
         if target_frame != 0 && frame > target_frame {
