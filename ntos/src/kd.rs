@@ -1,6 +1,7 @@
 //! The kernel debugger shell (`kd>`), on the debug port. Commands are named
 //! and formatted as WinDbg's so the book's experiments read the same.
 
+pub mod mem;
 pub mod print;
 
 use crate::ke::{self, gdt};
@@ -27,6 +28,8 @@ fn wait_for_input() {
     {
         ke::sched::ke_delay_execution_thread(ke::clock::TIME_INCREMENT);
     } else {
+        // Waiting for a person at a raised IRQL is not a hang.
+        ke::clock::set_watchdogs_enabled(false);
         core::hint::spin_loop();
     }
 }
@@ -42,6 +45,9 @@ fn read_line(buf: &mut [u8; 256]) -> &str {
         match c {
             b'\r' | b'\n' => {
                 dbg_println!();
+                if !ke::bugcheck::ke_has_bugchecked() {
+                    ke::clock::set_watchdogs_enabled(true);
+                }
                 break;
             }
             0x08 | 0x7F if n > 0 => {
@@ -394,6 +400,65 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
             crate::ex::shutdown::nt_shutdown_system(crate::ex::shutdown::ShutdownAction::Reboot)
         },
     ),
+    cmd(
+        "db",
+        &[],
+        "<address> [L<count>|<end>]",
+        "display bytes and ASCII (user addresses: the .process address space)",
+        |a| mem::dump(nt::kdmem::Unit::Byte, a),
+    ),
+    cmd("dw", &[], "<address> [L<count>|<end>]", "display words", |a| {
+        mem::dump(nt::kdmem::Unit::Word, a)
+    }),
+    cmd(
+        "dd",
+        &[],
+        "<address> [L<count>|<end>]",
+        "display double words",
+        |a| mem::dump(nt::kdmem::Unit::Dword, a),
+    ),
+    cmd(
+        "dq",
+        &[],
+        "<address> [L<count>|<end>]",
+        "display quad words",
+        |a| mem::dump(nt::kdmem::Unit::Qword, a),
+    ),
+    cmd(
+        "dps",
+        &[],
+        "<address> [L<count>|<end>]",
+        "display pointers with their symbols",
+        mem::dps,
+    ),
+    cmd(
+        "u",
+        &[],
+        "<address> [L<count>]",
+        "disassemble (count instructions, default 8)",
+        mem::unassemble,
+    ),
+    cmd(
+        "x",
+        &[],
+        "nt!<pattern>",
+        "symbols (ntoskrnl's exports) matching * and ? wildcards",
+        mem::examine,
+    ),
+    cmd(
+        "ln",
+        &[],
+        "<address>",
+        "the nearest symbols below and above an address",
+        mem::list_near,
+    ),
+    cmd(
+        ".process",
+        &[],
+        "[process]",
+        "set the implicit process for user addresses (0: current)",
+        mem::dot_process,
+    ),
 ];
 
 const fn cmd(
@@ -652,6 +717,15 @@ pub const TESTS: &[crate::ktest::Test] = &[("kd.command_table", || {
         "!handle",
         "shutdown",
         "reboot",
+        "db",
+        "dw",
+        "dd",
+        "dq",
+        "dps",
+        "u",
+        "x",
+        "ln",
+        ".process",
     ] {
         check(
             nt::kd::find(COMMANDS, w).is_some(),

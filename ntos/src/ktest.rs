@@ -320,6 +320,7 @@ const ALL: &[&[Test]] = &[
     crate::io::tests_queue::TESTS,
     crate::io::pnp::tests::TESTS,
     crate::io::pnp::tests_interface::TESTS,
+    crate::io::pnp::tests_remove::TESTS,
     crate::storage::tests::TESTS,
     crate::storage::tests_volume::TESTS,
     crate::storage::tests_srb::TESTS,
@@ -327,6 +328,7 @@ const ALL: &[&[Test]] = &[
     crate::io::tests_fs::TESTS,
     crate::cc::tests_fs::TESTS,
     crate::kd::TESTS,
+    crate::kd::mem::TESTS,
     crate::ps::tests::TESTS,
     crate::ex::probe_tests::TESTS,
 ];
@@ -536,6 +538,30 @@ pub const CRASH_TESTS: &[CrashTest] = &[
         // ProbeForWrite of a kernel address raises STATUS_ACCESS_VIOLATION.
         params: [Some(0xC000_0005), None, Some(0), Some(0)],
         run: crate::ex::probe::crash_probe_kernel_write,
+    },
+    CrashTest {
+        name: "DPCWATCHDOG",
+        stop_code: nt::bugcheck::DPC_WATCHDOG_VIOLATION,
+        // Cumulative time at DISPATCH_LEVEL (1), the period in ticks.
+        params: [
+            Some(1),
+            Some(crate::ke::clock::DPC_WATCHDOG_TICKS as u64),
+            Some(0),
+            Some(0),
+        ],
+        run: crate::ke::tests::crash_spin_at_dispatch,
+    },
+    CrashTest {
+        name: "CLOCKWATCHDOG",
+        stop_code: nt::bugcheck::CLOCK_WATCHDOG_TIMEOUT,
+        // The period in ticks; the silent processor (whichever it ran on).
+        params: [
+            Some(crate::ke::clock::CLOCK_WATCHDOG_TICKS as u64),
+            Some(0),
+            Some(0),
+            None,
+        ],
+        run: crate::ke::tests::crash_spin_with_interrupts_disabled,
     },
 ];
 

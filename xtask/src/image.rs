@@ -155,6 +155,13 @@ fn build_hive(src: &Path, name: &str) -> Result<Vec<u8>> {
         .map_err(|e| format!("{}:{}: {}", src.display(), e.line, e.message))?;
     let mut hive = regf::Hive::new_empty("ROOT").map_err(|e| format!("{name} hive: {e}"))?;
     hive.set_file_name(&format!("\\SystemRoot\\System32\\Config\\{name}"));
+    if let Some(sddl) = hive_root_sddl(name) {
+        // Set before the keys are made: every key shares the root's descriptor.
+        let sd = security::sddl::parse(sddl).map_err(|e| format!("{name} descriptor: {e}"))?;
+        let root = hive.root();
+        hive.set_key_security(root, &sd.to_bytes())
+            .map_err(|e| format!("{name} descriptor: {e}"))?;
+    }
     regf::regtext::import_reg_text(&mut hive, &text)
         .map_err(|e| format!("{}:{}: {}", src.display(), e.line, e.message))?;
     let out = hive.to_bytes();
@@ -163,6 +170,17 @@ fn build_hive(src: &Path, name: &str) -> Result<Vec<u8>> {
         return Err(format!("{name} hive check: {p}"));
     }
     Ok(out)
+}
+
+/// The hives of `\\Windows\\System32\\config` besides SYSTEM and SOFTWARE, which the
+/// configuration manager loads once the system volume is mounted (`CmpInitializeHiveList`).
+pub const OTHER_HIVES: [&str; 3] = ["SAM", "SECURITY", "DEFAULT"];
+
+/// The descriptor of a hive's keys when it is not the default one: SAM and SECURITY grant
+/// SYSTEM full access (`KEY_ALL_ACCESS`) and Administrators `WRITE_DAC | READ_CONTROL`.
+fn hive_root_sddl(name: &str) -> Option<&'static str> {
+    matches!(name, "SAM" | "SECURITY")
+        .then_some("O:BAG:SYD:P(A;CI;0xf003f;;;SY)(A;CI;0x60000;;;BA)")
 }
 
 /// The BCD entry that starts ntrs (the default).
@@ -286,6 +304,12 @@ pub fn build_disk(images: &Images, out: &Path) -> Result<()> {
             build_hive(&hives.join("SOFTWARE.reg"), "SOFTWARE")?,
         ),
     ];
+    for name in OTHER_HIVES {
+        files.push((
+            format!("Windows\\System32\\config\\{name}"),
+            build_hive(&hives.join(format!("{name}.reg")), name)?,
+        ));
+    }
     for (name, data) in &images.drivers {
         files.push((format!("Windows\\System32\\drivers\\{name}"), data.clone()));
     }

@@ -827,6 +827,11 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
         "!devnode 0 1",
         "!devstack \\Device\\Harddisk0\\DR0",
         "!arbiter",
+        "db fffff80000400000 L20",
+        "dd 0 L4",
+        "x nt!KeBugCheck*",
+        "u nt!KeBugCheckEx L3",
+        "ln nt!KeBugCheckEx",
         ".crash",
         "shutdown",
     ];
@@ -1013,6 +1018,58 @@ pub fn boot_tests(img: &Path, tally: &mut Tally, errors: &mut Vec<String>) {
                 "kd/lm-pci-sys",
                 kd_output(&out, "lm").is_some_and(|o| o.contains("drivers\\pci.sys")),
                 "lm does not list pci.sys",
+            );
+            check(
+                tally,
+                errors,
+                "kd/db-kernel-header",
+                kd_output(&out, "db fffff80000400000 L20")
+                    .is_some_and(|o| o.contains("fffff800`00400000  4d 5a ") && o.contains("  MZ")),
+                "db of the kernel base does not show MZ in WinDbg's layout",
+            );
+            check(
+                tally,
+                errors,
+                "kd/dd-unmapped-is-question-marks",
+                kd_output(&out, "dd 0 L4").is_some_and(|o| {
+                    o.contains("00000000`00000000  ???????? ???????? ???????? ????????")
+                }),
+                "dd 0 does not print ???????? for unmapped memory",
+            );
+            let bugcheck_ex = kd_output(&out, "x nt!KeBugCheck*").and_then(|o| {
+                o.lines()
+                    .find(|l| l.trim_end().ends_with(" nt!KeBugCheckEx"))
+                    .and_then(|l| l.split_whitespace().next())
+                    .map(str::to_string)
+            });
+            check(
+                tally,
+                errors,
+                "kd/x-lists-exports",
+                bugcheck_ex.is_some(),
+                "x nt!KeBugCheck* does not list nt!KeBugCheckEx",
+            );
+            check(
+                tally,
+                errors,
+                "kd/u-disassembles-at-a-symbol",
+                kd_output(&out, "u nt!KeBugCheckEx L3").is_some_and(|o| {
+                    let lines: Vec<&str> = o.lines().filter(|l| !l.trim().is_empty()).collect();
+                    lines.len() == 4
+                        && lines[0].trim() == "nt!KeBugCheckEx:"
+                        && bugcheck_ex
+                            .as_deref()
+                            .is_some_and(|a| lines[1].starts_with(a))
+                }),
+                "u nt!KeBugCheckEx L3 does not show the label and three instructions",
+            );
+            check(
+                tally,
+                errors,
+                "kd/ln-exact-match",
+                kd_output(&out, "ln nt!KeBugCheckEx")
+                    .is_some_and(|o| o.contains("nt!KeBugCheckEx") && o.contains("Exact matches:")),
+                "ln nt!KeBugCheckEx does not report the exact match",
             );
             check(
                 tally,

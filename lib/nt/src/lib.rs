@@ -9,6 +9,7 @@ pub mod bugcheck;
 pub mod context;
 pub mod dpfltr;
 pub mod kd;
+pub mod kdmem;
 pub mod printf;
 pub mod probe;
 pub mod status;

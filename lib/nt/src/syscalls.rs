@@ -46,25 +46,33 @@ macro_rules! nt_services {
             NtTerminateProcess 0x002C 2,
             NtQueryPerformanceCounter 0x0031 2,
             NtDelayExecution 0x0034 2,
+            NtQuerySystemInformation 0x0036 4,
             NtClearEvent 0x003E 1,
             NtContinue 0x0043 2,
             NtQueueApcThread 0x0045 5,
             NtYieldExecution 0x0046 0,
             NtCreateEvent 0x0048 5,
+            NtIsProcessInJob 0x004F 2,
             NtProtectVirtualMemory 0x0050 5,
             NtResumeThread 0x0052 2,
             NtTerminateThread 0x0053 2,
             NtQuerySystemTime 0x005A 1,
+            NtAssignProcessToJobObject 0x008F 2,
+            NtCreateJobObject 0x00AE 3,
             NtCreateThreadEx 0x00C2 11,
             NtCreateUserProcess 0x00C9 11,
             NtDisplayString 0x00DC 1,
             NtGetContextThread 0x00F3 2,
+            NtOpenJobObject 0x0120 3,
             NtOpenThread 0x012F 4,
+            NtQueryInformationJobObject 0x014B 5,
             NtQueueApcThreadEx 0x0166 6,
             NtRaiseException 0x0168 3,
             NtResetEvent 0x017A 2,
             NtSetContextThread 0x018D 2,
+            NtSetInformationJobObject 0x0199 4,
             NtSuspendThread 0x01BE 2,
+            NtTerminateJobObject 0x01C1 2,
             NtTestAlert 0x01C2 0,
         }
     };
@@ -139,5 +147,10 @@ mod tests {
             Some(11)
         );
         assert!(table_limit() > 0x1BE);
+        assert_eq!(number::NtQuerySystemInformation, 0x36);
+        assert_eq!(number::NtCreateJobObject, 0xAE);
+        assert_eq!(number::NtAssignProcessToJobObject, 0x8F);
+        assert_eq!(number::NtQueryInformationJobObject, 0x14B);
+        assert_eq!(number::NtTerminateJobObject, 0x1C1);
     }
 }

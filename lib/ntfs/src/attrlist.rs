@@ -380,7 +380,15 @@ impl<D: BlockDevice> Volume<D> {
             }
             let mut buf = list.clone();
             buf.resize((clusters * self.cs) as usize, 0);
-            self.write_runs(&runs, 0, &buf)?;
+            self.state.meta_target = Some(crate::log::volume::Target {
+                file_reference: make_ref(n, r.seq),
+                type_code: AT_ATTRIBUTE_LIST,
+                name: Vec::new(),
+                bytes_per_index_buffer: 0,
+            });
+            let w = self.write_runs(&runs, 0, &buf);
+            self.state.meta_target = None;
+            w?;
             Attr {
                 ty: AT_ATTRIBUTE_LIST,
                 name: Vec::new(),

@@ -35,6 +35,7 @@ pub mod sds;
 pub mod secure;
 pub mod txn;
 pub mod upcase;
+pub mod usn;
 mod util;
 pub mod volume;
 pub mod write;

@@ -92,8 +92,17 @@ impl<D: BlockDevice> Volume<D> {
         put32(&mut hdr, 16, len as u32);
         let mut entry = hdr.to_vec();
         entry.extend_from_slice(sd);
-        self.write_runs(&runs, off, &entry)?;
-        self.write_runs(&runs, mirror, &entry)?;
+        self.state.meta_target = Some(crate::log::volume::Target::system(
+            rec::SECURE,
+            AT_DATA,
+            &sds,
+            0,
+        ));
+        let r = self
+            .write_runs(&runs, off, &entry)
+            .and_then(|_| self.write_runs(&runs, mirror, &entry));
+        self.state.meta_target = None;
+        r?;
         let e = IndexEntry {
             fref: 0,
             key: id.to_le_bytes().to_vec(),

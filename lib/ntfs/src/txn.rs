@@ -11,6 +11,7 @@ use crate::attr::*;
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
 use crate::index::{self, IndexEntry};
+use crate::log::volume::Target;
 use crate::record::{fixup, Body, NonResident, Record};
 use crate::runlist::{self, Run};
 use crate::volume::{rec, IndexCtx, Volume};
@@ -40,6 +41,9 @@ pub struct WriteState {
     /// The LSN the last logged page write carried (the `$MFTMirr` copy
     /// of a file record carries the same).
     pub(crate) page_lsn: Option<u64>,
+    /// The stream the metadata writes in progress go to (its open
+    /// attribute table entry names it in their log records).
+    pub(crate) meta_target: Option<crate::log::volume::Target>,
 }
 
 /// An allocator change to undo when an operation fails.
@@ -93,9 +97,11 @@ impl<D: BlockDevice> Volume<D> {
             .ok_or(Error::Corrupt("record number"))?;
         let runs = core::mem::take(&mut self.mft_runs);
         self.state.meta_kind = crate::log::volume::MetaKind::Record;
+        self.state.meta_target = Some(Target::system(rec::MFT, AT_DATA, &[], 0));
         self.state.page_lsn = None;
         let r = self.write_runs(&runs, off, b);
         self.state.meta_kind = Default::default();
+        self.state.meta_target = None;
         self.mft_runs = runs;
         r?;
         if n < self.mirror_records() {
@@ -109,7 +115,10 @@ impl<D: BlockDevice> Volume<D> {
             if let Some(lsn) = self.state.page_lsn.take() {
                 crate::util::put64(&mut m, 8, lsn);
             }
-            self.meta_write(o, (n * self.rs as u64) / self.cs, &m)?;
+            self.state.meta_target = Some(Target::system(rec::MFTMIRR, AT_DATA, &[], 0));
+            let r = self.meta_write(o, (n * self.rs as u64) / self.cs, &m);
+            self.state.meta_target = None;
+            r?;
         }
         Ok(())
     }
@@ -163,8 +172,15 @@ impl<D: BlockDevice> Volume<D> {
         self.state.meta_kind = crate::log::volume::MetaKind::Index {
             i30: ctx.hdr.ty == AT_FILE_NAME,
         };
+        self.state.meta_target = Some(Target {
+            file_reference: make_ref(ctx.mft, ctx.record.seq),
+            type_code: AT_INDEX_ALLOCATION,
+            name: ctx.name.clone(),
+            bytes_per_index_buffer: ctx.hdr.block_size,
+        });
         let r = self.write_runs(&s.runs.clone(), vcn * ctx.vcn_unit, &b);
         self.state.meta_kind = Default::default();
+        self.state.meta_target = None;
         r
     }
 
@@ -586,8 +602,10 @@ impl<D: BlockDevice> Volume<D> {
                 let end = core::cmp::min(bm.len(), start + cs as usize);
                 self.log_update(Update::ClusterBitmap);
                 self.state.meta_kind = crate::log::volume::MetaKind::Bitmap;
+                self.state.meta_target = Some(Target::system(rec::BITMAP, AT_DATA, &[], 0));
                 r = r.and(self.write_runs(&runs, start as u64, &bm[start..end]));
                 self.state.meta_kind = Default::default();
+                self.state.meta_target = None;
             }
             self.state.bitmap = Some(bm);
             r?;
@@ -627,8 +645,10 @@ impl<D: BlockDevice> Volume<D> {
                     }
                     let end = core::cmp::min(bm.len(), start + cs);
                     self.state.meta_kind = crate::log::volume::MetaKind::Bitmap;
+                    self.state.meta_target = Some(Target::system(rec::MFT, AT_BITMAP, &[], 0));
                     let r = self.write_runs(&runs, start as u64, &bm[start..end]);
                     self.state.meta_kind = Default::default();
+                    self.state.meta_target = None;
                     r?;
                 }
                 Ok(())
@@ -752,6 +772,12 @@ impl<D: BlockDevice> Volume<D> {
             .checked_mul(cs)
             .ok_or(Error::Corrupt("run list size"))?;
         let sparse = runs.iter().any(|r| r.lcn.is_none());
+        let in_use = runs
+            .iter()
+            .filter(|r| r.lcn.is_some())
+            .map(|r| r.len)
+            .sum::<u64>()
+            * cs;
         if let Some(a) = r.find_mut(ty, name) {
             a.body = Body::NonResident(NonResident {
                 start_vcn: 0,
@@ -761,8 +787,10 @@ impl<D: BlockDevice> Volume<D> {
                 allocated_size: alloc,
                 data_size: new_size,
                 initialized_size: new_size,
+                // A sparse stream's compressed size counts the clusters
+                // actually allocated (not its holes).
                 compressed_size: if a.flags & ATTR_SPARSE != 0 || sparse {
-                    Some(alloc)
+                    Some(in_use)
                 } else {
                     None
                 },

@@ -1019,7 +1019,15 @@ impl<D: BlockDevice> Volume<D> {
                     .and_then(|a| a.nonres())
                     .map(|n| n.runs.clone())
                     .unwrap_or_default();
-                self.write_runs(&runs, 0, &bm)?;
+                self.state.meta_target = Some(crate::log::volume::Target {
+                    file_reference: make_ref(ctx.mft, ctx.record.seq),
+                    type_code: AT_BITMAP,
+                    name: nm.clone(),
+                    bytes_per_index_buffer: 0,
+                });
+                let w = self.write_runs(&runs, 0, &bm);
+                self.state.meta_target = None;
+                w?;
                 ctx.record = r;
             }
         }

@@ -822,3 +822,48 @@ fn our_attribute_lists_read_by_ntfs3g() {
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(v.read_file("/d/other").unwrap(), frag);
 }
+
+/// A USN journal we create (sparse `$J` trimmed at its start, `$Max`) is
+/// accepted by `ntfsfix -n`, and `ntfscat` reads `$J` and `$Max` as we do.
+#[test]
+fn our_usn_journal_read_by_ntfs3g() {
+    use ntfs::usn::*;
+    if !tools_present() {
+        return;
+    }
+    let d = scratch("usn");
+    let mut v = format(MemDevice::new(16 << 20), &FormatOptions::default()).unwrap();
+    v.create_usn_journal(32 << 10, 8 << 10, 0x1234).unwrap();
+    let n = v.write_file("/journaled.txt", b"x").unwrap();
+    for i in 0..1500u64 {
+        v.usn_append(n, USN_REASON_DATA_OVERWRITE, i).unwrap();
+    }
+    let j = v.query_usn_journal().unwrap().unwrap();
+    assert!(j.first_usn > 0);
+    assert!(check(&mut v).unwrap().is_empty());
+    let jn = v.usn_journal_file().unwrap().unwrap();
+    let jname: Vec<u16> = "$J".encode_utf16().collect();
+    let ours = v.read_stream_all(jn, 0x80, &jname).unwrap();
+    let max = v
+        .read_stream_all(jn, 0x80, &"$Max".encode_utf16().collect::<Vec<_>>())
+        .unwrap();
+    let img = d.join("usn.img");
+    std::fs::write(&img, v.into_device().data).unwrap();
+    let img_s = img.to_str().unwrap();
+    let fix = run("/usr/bin/ntfsfix", &["-n", img_s]);
+    assert!(fix.contains("processed successfully"), "{fix}");
+    for bad in ["rror", "orrupt", "nconsist"] {
+        assert!(!fix.contains(bad), "ntfsfix complained: {fix}");
+    }
+    let j3g = run_bytes(
+        "/usr/bin/ntfscat",
+        &["-a", "0x80", "-n", "$J", img_s, "/$Extend/$UsnJrnl"],
+    );
+    assert_eq!(j3g.len(), ours.len());
+    assert!(j3g == ours, "$J differs");
+    let m3g = run_bytes(
+        "/usr/bin/ntfscat",
+        &["-a", "0x80", "-n", "$Max", img_s, "/$Extend/$UsnJrnl"],
+    );
+    assert_eq!(m3g, max);
+}

@@ -12,12 +12,16 @@
 //!   alternative list of a device and one descriptor of each group in it,
 //!   keeping the boot configuration when it is free, else searching the
 //!   arbiter's windows, and undoing everything if the device cannot be
-//!   satisfied.
+//!   satisfied;
+//! - [`removal`]: which device nodes get which removal IRP, in which
+//!   order (orderly removal with its veto and cancel, surprise removal and
+//!   the removes that wait for open handles to close).
 #![no_std]
 
 extern crate alloc;
 
 pub mod arbiter;
+pub mod removal;
 pub mod reslist;
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! `NtQueryInformationProcess`, `NtQueryInformationThread` and
 //! `NtQuerySystemInformation` return, laid out as Windows x64 lays them
 //! out (offsets checked against the structures' documented layouts), and
-//! the rules for the caller's buffer.
+//! the rules for the caller's buffer; and job objects' limits and
+//! accounting (`job`).
 
 #![no_std]
 extern crate alloc;
 
 pub mod info;
+pub mod job;

@@ -26,6 +26,7 @@ mod lists;
 pub mod log;
 pub mod registry;
 pub mod regtext;
+mod save;
 mod security;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,8 @@ mod tests_bcdedit;
 mod tests_deleted;
 #[cfg(test)]
 mod tests_registry;
+#[cfg(test)]
+mod tests_save;
 mod values;
 
 use alloc::string::String;
@@ -49,6 +52,7 @@ pub use hive::{BaseInfo, Hive};
 pub use keys::KeyInfo;
 pub(crate) use keys::*;
 pub use lists::{lh_hash, upcase_name, upcase_unit, NameKey, MAX_KEY_NAME};
+pub use save::{REG_LATEST_FORMAT, REG_NO_COMPRESSION, REG_STANDARD_FORMAT};
 pub use security::DEFAULT_SD;
 
 use nt::status::*;

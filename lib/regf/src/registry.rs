@@ -113,6 +113,9 @@ pub struct MountedHive<S> {
     sd_cache: BTreeMap<u32, S>,
     /// Completed flushes.
     pub flushes: u64,
+    /// The hive was unloaded (`NtUnloadKey`); its slot stays so that KCB hive indexes of keys
+    /// still open (now deleted) name no other hive, and is reused once none is left.
+    unloaded: bool,
 }
 
 impl<S> MountedHive<S> {
@@ -217,7 +220,7 @@ pub struct KeyInformation {
 pub struct Registry<S, N> {
     /// Boxed so that a hive's address (`!reg hivelist`) never changes.
     #[allow(clippy::vec_box)]
-    hives: Vec<Box<MountedHive<S>>>,
+    pub(crate) hives: Vec<Box<MountedHive<S>>>,
     chunks: Vec<Vec<Kcb<S>>>,
     free: Vec<KcbIndex>,
     refs: &'static [AtomicU32],
@@ -276,6 +279,7 @@ impl<S: Clone, N> Registry<S, N> {
             exit: None,
             sd_cache: BTreeMap::new(),
             flushes: 0,
+            unloaded: false,
         }));
         Ok(r)
     }
@@ -644,7 +648,7 @@ impl<S: Clone, N> Registry<S, N> {
 
     /// The mounted hives, master hive first.
     pub fn hives(&self) -> impl Iterator<Item = &MountedHive<S>> + '_ {
-        self.hives.iter().map(|h| &**h)
+        self.hives.iter().filter(|h| !h.unloaded).map(|h| &**h)
     }
 
     /// The hive of KCB `k`.
@@ -678,10 +682,19 @@ impl<S: Clone, N> Registry<S, N> {
             let p = self.key(parent)?;
             (p.hive, p.cell)
         };
-        if self.hives.len() >= u16::MAX as usize {
+        // An unloaded hive's slot is reused once no KCB names it any more.
+        for i in 1..self.hives.len() {
+            if self.hives[i].unloaded {
+                self.reap(i as u16);
+            }
+        }
+        let reuse = (1..self.hives.len()).find(|&i| {
+            self.hives[i].unloaded && !self.kcbs().any(|(_, x, _)| x.hive as usize == i)
+        });
+        if reuse.is_none() && self.hives.len() >= u16::MAX as usize {
             return status(STATUS_INSUFFICIENT_RESOURCES);
         }
-        let index = self.hives.len() as u16;
+        let index = reuse.unwrap_or(self.hives.len()) as u16;
         self.hives.try_reserve(1).map_err(no_memory)?;
         let mut fname = String::new();
         fname
@@ -709,15 +722,138 @@ impl<S: Clone, N> Registry<S, N> {
         self.kcb_mut(k).pinned = true;
         let mut storage = storage;
         storage.hive_mut().set_time(self.now);
-        self.hives.push(Box::new(MountedHive {
+        let mounted = Box::new(MountedHive {
             storage,
             file_name: fname,
             root: k,
             exit: Some((phive, exit)),
             sd_cache: BTreeMap::new(),
             flushes: 0,
-        }));
+            unloaded: false,
+        });
+        match reuse {
+            Some(i) => self.hives[i] = mounted,
+            None => self.hives.push(mounted),
+        }
         Ok(k)
+    }
+
+    /// `NtUnloadKey` (`CmUnloadKey`): unmounts the hive whose root is KCB `k` after flushing
+    /// it, and returns its storage (dropping it closes the files) with the tokens of the
+    /// notifications posted on its keys, which end with it. `held` is how many references on
+    /// `k` the caller holds itself (its lookup). A key of the hive that is still referenced
+    /// otherwise — an open handle, a pending notification — makes it `STATUS_CANNOT_DELETE`
+    /// unless `force` (`REG_FORCE_UNLOAD`): then those keys are deleted under their handles,
+    /// which get `STATUS_KEY_DELETED`. A key that is not the root of a loaded hive (or the
+    /// master hive's) is `STATUS_INVALID_PARAMETER`. If the flush fails, nothing is unloaded.
+    pub fn unmount(&mut self, k: KcbIndex, held: u32, force: bool) -> Result<(Storage, Vec<N>)> {
+        let hi = self.key(k)?.hive;
+        let h = hi as usize;
+        if h == 0 || self.hives[h].root != k || self.hives[h].exit.is_none() {
+            return status(STATUS_INVALID_PARAMETER);
+        }
+        // References the cache explains itself: a child's on its parent, a resolved link's.
+        let mut internal: BTreeMap<KcbIndex, u32> = BTreeMap::new();
+        for (_, x, _) in self.kcbs() {
+            for r in [x.parent, x.link] {
+                if r != NO_KCB {
+                    *internal.entry(r).or_insert(0) += 1;
+                }
+            }
+        }
+        let mine: Vec<KcbIndex> = self
+            .kcbs()
+            .filter(|(_, x, _)| x.hive == hi)
+            .map(|(i, _, _)| i)
+            .collect();
+        let open = mine.iter().any(|&i| {
+            let own = internal.get(&i).copied().unwrap_or(0) + if i == k { held } else { 0 };
+            self.kcb_refs(i) > own
+        });
+        if open && !force {
+            return status(STATUS_CANNOT_DELETE);
+        }
+        let placeholder = Storage::Memory(Hive::new_empty("UNLOADED")?);
+        Self::flush_hive(&mut self.hives[h])?;
+        // Notifications on the hive's keys end with it.
+        let mut fired = Vec::new();
+        let mut n = 0;
+        while n < self.notifications.len() {
+            let on_hive = self.kcb(self.notifications[n].kcb).map(|x| x.hive) == Ok(hi);
+            if on_hive {
+                let x = self.notifications.swap_remove(n);
+                self.release(x.kcb);
+                fired.push(x.token);
+            } else {
+                n += 1;
+            }
+        }
+        // Links resolved into the hive resolve again (and fail) next time.
+        let total = self.slots;
+        for i in 0..total as KcbIndex {
+            let x = &self.chunks[i as usize / CHUNK][i as usize % CHUNK];
+            if x.live && x.link != NO_KCB && mine.contains(&x.link) {
+                let l = x.link;
+                self.forget_link(i, l);
+            }
+        }
+        // Every KCB of the hive is deleted: lookups no longer find it, handles get
+        // STATUS_KEY_DELETED, and the unreferenced ones are freed now.
+        for &i in &mine {
+            if !self.kcb_mut(i).deleted {
+                self.unhash(i);
+            }
+            let link = {
+                let x = self.kcb_mut(i);
+                x.deleted = true;
+                x.pinned = false;
+                core::mem::replace(&mut x.link, NO_KCB)
+            };
+            if link != NO_KCB {
+                self.release(link);
+            }
+        }
+        self.reap(hi);
+        // The link node in the parent hive goes.
+        if let Some((ph, exit)) = self.hives[h].exit.take() {
+            let parent = self.hives[ph as usize].storage.hive_mut();
+            let f = parent.key_flags(exit)? & !(KEY_NO_DELETE | KEY_HIVE_EXIT);
+            parent.nk_mut_u16(exit, NK_FLAGS, f)?;
+            parent.delete_key(exit)?;
+        }
+        let mh = &mut self.hives[h];
+        mh.unloaded = true;
+        mh.sd_cache.clear();
+        mh.file_name.clear();
+        let storage = core::mem::replace(&mut mh.storage, placeholder);
+        Ok((storage, fired))
+    }
+
+    /// Frees the unreferenced KCBs of unloaded hive `hi` (children first: a freed KCB drops its
+    /// reference on its parent).
+    fn reap(&mut self, hi: u16) {
+        loop {
+            let free: Vec<KcbIndex> = self
+                .kcbs()
+                .filter(|(_, x, refs)| x.hive == hi && x.deleted && *refs == 0)
+                .map(|(i, _, _)| i)
+                .collect();
+            if free.is_empty() {
+                break;
+            }
+            for i in free {
+                self.free_kcb(i);
+            }
+        }
+    }
+
+    /// `NtSaveKey` / `NtSaveKeyEx` (`CmSaveKey`): the file image of a fresh hive holding KCB
+    /// `k`'s key and its stable subtree ([`Hive::save_subtree`]); `format` is
+    /// `REG_STANDARD_FORMAT` or `REG_LATEST_FORMAT`.
+    pub fn save_key(&self, k: KcbIndex, format: u32) -> Result<Vec<u8>> {
+        let x = self.key(k)?;
+        let hive = self.hives[x.hive as usize].hive();
+        hive.save_subtree_bytes(x.cell, format)
     }
 
     // ---- lookup ----

@@ -484,3 +484,143 @@ fn a_loader_hive_bound_to_its_files_is_flushed() {
         Some(Error::Status(STATUS_INVALID_PARAMETER))
     );
 }
+
+/// Saves `MACHINE\SYSTEM\ControlSet001` (`NtSaveKey`) and mounts the file image at
+/// `MACHINE\<name>` (`NtLoadKey`), recovering from its logs.
+fn save_and_load(r: &mut Reg, name: &str) -> (KcbIndex, Vec<u8>) {
+    let cs = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\ControlSet001")
+        .unwrap();
+    let saved = r.save_key(cs, REG_LATEST_FORMAT).unwrap();
+    r.release(cs);
+    let files = MemFiles {
+        files: [saved.clone(), Vec::new(), Vec::new()],
+        ..Default::default()
+    };
+    let (logged, _) = LoggedHive::open(&files).unwrap();
+    let machine = r.lookup(ROOT_KCB, "MACHINE").unwrap();
+    let k = r
+        .mount(
+            machine,
+            name,
+            Storage::Files {
+                logged,
+                files: Box::new(files),
+            },
+            "\\??\\C:\\saved.hiv",
+        )
+        .unwrap();
+    r.release(machine);
+    (k, saved)
+}
+
+#[test]
+fn saved_key_loads_as_a_hive_and_unloads_with_its_changes_flushed() {
+    let mut r = registry();
+    let (_, saved) = save_and_load(&mut r, "LOADED");
+    assert!(check(&saved).is_empty());
+    let beep = r
+        .lookup(ROOT_KCB, "MACHINE\\LOADED\\Services\\Beep")
+        .unwrap();
+    assert_eq!(r.query_value(beep, "Start").unwrap().1, 1u32.to_le_bytes());
+    r.set_value(beep, "Start", REG_DWORD, &4u32.to_le_bytes())
+        .unwrap();
+    // An open key keeps the hive loaded.
+    let root = r.lookup(ROOT_KCB, "MACHINE\\LOADED").unwrap();
+    assert_eq!(
+        r.unmount(root, 1, false).err(),
+        Some(Error::Status(STATUS_CANNOT_DELETE))
+    );
+    r.release(beep);
+    let (storage, fired) = r.unmount(root, 1, false).unwrap();
+    r.release(root);
+    assert!(fired.is_empty());
+    // Flushed before it went: the files hold the change.
+    let Storage::Files { files, .. } = storage else {
+        panic!("not file-backed")
+    };
+    let (h, _) = crate::log::load_with_logs(
+        &files.read(crate::log::HiveFile::Primary),
+        &files.read(crate::log::HiveFile::Log1),
+        &files.read(crate::log::HiveFile::Log2),
+    )
+    .unwrap();
+    let b = h.open_key("Services\\Beep").unwrap();
+    assert_eq!(h.query_value(b, "Start").unwrap().data, 4u32.to_le_bytes());
+    // Gone from the namespace and from the hive list; the name can be loaded again.
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\LOADED\\Services").err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+    assert!(!r.hives().any(|h| h.file_name == "\\??\\C:\\saved.hiv"));
+    let hives = r.hives().count();
+    save_and_load(&mut r, "LOADED");
+    assert_eq!(r.hives().count(), hives + 1);
+    let b = r
+        .lookup(ROOT_KCB, "MACHINE\\LOADED\\Services\\Beep")
+        .unwrap();
+    assert_eq!(r.query_value(b, "Start").unwrap().1, 1u32.to_le_bytes());
+    r.release(b);
+}
+
+#[test]
+fn forced_unload_deletes_open_keys_and_ends_their_notifications() {
+    let mut r = registry();
+    let (_, _) = save_and_load(&mut r, "LOADED");
+    let beep = r
+        .lookup(ROOT_KCB, "MACHINE\\LOADED\\Services\\Beep")
+        .unwrap();
+    r.notify(beep, REG_NOTIFY_CHANGE_LAST_SET, false, 77)
+        .unwrap();
+    let root = r.lookup(ROOT_KCB, "MACHINE\\LOADED").unwrap();
+    assert_eq!(
+        r.unmount(root, 1, false).err(),
+        Some(Error::Status(STATUS_CANNOT_DELETE))
+    );
+    let (_, fired) = r.unmount(root, 1, true).unwrap();
+    assert_eq!(fired, [77]);
+    assert_eq!(r.notification_count(), 0);
+    assert_eq!(
+        r.query_value(beep, "Start").err(),
+        Some(Error::Status(STATUS_KEY_DELETED))
+    );
+    assert_eq!(
+        r.set_value(beep, "x", REG_DWORD, &[0; 4]).err(),
+        Some(Error::Status(STATUS_KEY_DELETED))
+    );
+    // While the deleted key is referenced its hive slot is not reused.
+    let slots = r.hives.len();
+    save_and_load(&mut r, "OTHER");
+    assert_eq!(r.hives.len(), slots + 1);
+    r.release(beep);
+    r.release(root);
+    let b = r
+        .lookup(ROOT_KCB, "MACHINE\\OTHER\\Services\\Beep")
+        .unwrap();
+    r.release(b);
+    // Now it is.
+    save_and_load(&mut r, "THIRD");
+    assert_eq!(r.hives.len(), slots + 1);
+    let b = r
+        .lookup(ROOT_KCB, "MACHINE\\THIRD\\Services\\Beep")
+        .unwrap();
+    assert_eq!(r.query_value(b, "Start").unwrap().1, 1u32.to_le_bytes());
+    r.release(b);
+}
+
+#[test]
+fn only_roots_of_loaded_hives_unload() {
+    let mut r = registry();
+    let machine = r.lookup(ROOT_KCB, "MACHINE").unwrap();
+    let services = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\ControlSet001\\Services")
+        .unwrap();
+    for k in [ROOT_KCB, machine, services] {
+        assert_eq!(
+            r.unmount(k, 1, true).err(),
+            Some(Error::Status(STATUS_INVALID_PARAMETER))
+        );
+    }
+    r.release(machine);
+    r.release(services);
+}

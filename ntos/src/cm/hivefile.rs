@@ -138,7 +138,8 @@ pub fn read_at(h: u64, offset: u64, len: usize) -> Result<Vec<u8>, NtStatus> {
     Ok(out)
 }
 
-fn write_at(h: u64, offset: u64, data: &[u8]) -> Result<(), NtStatus> {
+/// Writes `data` at `offset` of `h` (a kernel-mode write).
+pub fn write_at(h: u64, offset: u64, data: &[u8]) -> Result<(), NtStatus> {
     let mut done = 0usize;
     while done < data.len() {
         let n = (data.len() - done).min(1 << 20);
@@ -164,7 +165,8 @@ fn write_at(h: u64, offset: u64, data: &[u8]) -> Result<(), NtStatus> {
     Ok(())
 }
 
-fn set_end_of_file(h: u64, len: u64) -> Result<(), NtStatus> {
+/// Sets the end of file of `h` (`FileEndOfFileInformation`).
+pub fn set_end_of_file(h: u64, len: u64) -> Result<(), NtStatus> {
     let mut eof = (len as i64).to_le_bytes();
     let mut iosb = IO_STATUS_BLOCK::zeroed();
     let a = args(&mut iosb);

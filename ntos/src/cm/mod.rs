@@ -21,10 +21,17 @@
 
 pub mod hivefile;
 pub mod kd;
+pub mod loadkey;
 pub mod lock;
 /// Boot tests (`/TESTS`) of this component.
 pub mod tests;
 pub mod zw;
+
+pub use loadkey::{
+    nt_load_key, nt_load_key2, nt_load_key_ex, nt_save_key, nt_save_key_ex, nt_unload_key,
+    nt_unload_key2, REG_FORCE_UNLOAD, REG_LATEST_FORMAT, REG_LOAD_HIVE_OPEN_HANDLE,
+    REG_NO_COMPRESSION, REG_STANDARD_FORMAT,
+};
 
 use crate::ob::object::*;
 use ::ob::namespace::ObjectId;
@@ -368,6 +375,7 @@ pub fn cm_initialize_hive_files() -> u32 {
     if with_shared(|r| Ok(r.is_dirty())).unwrap_or(false) {
         hive_changed();
     }
+    loadkey::cm_load_boot_hives();
     bound
 }
 

@@ -414,6 +414,487 @@ fn t_hardware_key() -> TestResult {
     check(t == REG_SZ && d.len() > 2, "processor name missing")
 }
 
+// ---- NtSaveKey / NtLoadKey / NtUnloadKey ----
+
+const K: Mode = Mode::KernelMode;
+const SAVE_SRC: &str = "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsSaveSource";
+const SAVE_FILE: &str = "\\??\\C:\\NtrsSaved.hiv";
+const LOADED: &str = "\\REGISTRY\\MACHINE\\NtrsLoaded";
+
+/// A file for a saved hive, created or truncated (a kernel handle).
+fn hive_file(path: &str) -> Result<u64, &'static str> {
+    let h = crate::cm::hivefile::open_hive_file(path, true).map_err(|_| "create the hive file")?;
+    crate::cm::hivefile::set_end_of_file(h, 0).map_err(|_| "truncate the hive file")?;
+    Ok(h)
+}
+
+/// A token like `base` with `luid` enabled (`NtAdjustPrivilegesToken`).
+fn with_privilege(base: &security::token::Token, luid: u32) -> security::token::Token {
+    let mut t = base.clone();
+    t.adjust_privileges(Some(&[security::token::Privilege {
+        luid,
+        attributes: security::token::SE_PRIVILEGE_ENABLED,
+    }]));
+    t
+}
+
+/// `SOFTWARE\NtrsSaveSource` saved with `NtSaveKeyEx` to a file: the file is
+/// a hive holding the key's stable subtree (volatile keys left out).
+fn save_source() -> Result<(), &'static str> {
+    delete_tree(SAVE_SRC);
+    let (h, _) = nt_create_key(SAVE_SRC, KEY_ALL_ACCESS, 0, U).map_err(|_| "create")?;
+    let (sub, _) = nt_create_key(&alloc::format!("{SAVE_SRC}\\Sub"), KEY_ALL_ACCESS, 0, U)
+        .map_err(|_| "create Sub")?;
+    check(
+        nt_set_value_key(sub, "Answer", REG_DWORD, &42u32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set Answer",
+    )?;
+    let big = alloc::vec![0x5Au8; 20_000];
+    check(
+        nt_set_value_key(sub, "Big", regf::REG_BINARY, &big, U) == STATUS_SUCCESS,
+        "set Big",
+    )?;
+    let (v, _) = nt_create_key(
+        &alloc::format!("{SAVE_SRC}\\Vol"),
+        KEY_ALL_ACCESS,
+        REG_OPTION_VOLATILE,
+        U,
+    )
+    .map_err(|_| "create Vol")?;
+    nt_close(v);
+    nt_close(sub);
+    let f = hive_file(SAVE_FILE)?;
+    let s = nt_save_key_ex(h, f, REG_LATEST_FORMAT, K);
+    nt_close(f);
+    nt_close(h);
+    check(s == STATUS_SUCCESS, "NtSaveKeyEx failed")
+}
+
+fn t_save_load_unload() -> TestResult {
+    save_source()?;
+    check(
+        nt_load_key(LOADED, SAVE_FILE, K) == STATUS_SUCCESS,
+        "NtLoadKey of the saved file failed",
+    )?;
+    let want = alloc::format!(
+        "{}\\NtrsSaved.hiv",
+        crate::storage::symbolic_link_target("\\??\\C:").map_err(|_| "no C:")?
+    );
+    check(
+        hivelist_value(LOADED).is_some_and(|v| v.eq_ignore_ascii_case(&want)),
+        "the loaded hive is not in the hive list with its device path",
+    )?;
+    let sub_path = alloc::format!("{LOADED}\\Sub");
+    let sub = nt_open_key(&sub_path, KEY_ALL_ACCESS, U).map_err(|_| "open the loaded Sub")?;
+    let (t, d) = nt_query_value_key(sub, "Answer", U).map_err(|_| "query Answer")?;
+    check(t == REG_DWORD && d == 42u32.to_le_bytes(), "Answer differs")?;
+    let (_, big) = nt_query_value_key(sub, "Big", U).map_err(|_| "query Big")?;
+    check(big == alloc::vec![0x5Au8; 20_000], "Big differs")?;
+    check(
+        nt_open_key(&alloc::format!("{LOADED}\\Vol"), KEY_READ, U).err()
+            == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "the volatile key was saved",
+    )?;
+    // A change to the loaded hive is flushed to its file.
+    check(
+        nt_set_value_key(sub, "Changed", REG_DWORD, &7u32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set Changed",
+    )?;
+    check(nt_flush_key(sub, U) == STATUS_SUCCESS, "NtFlushKey")?;
+    let files = hive_file_images(LOADED).ok_or("the loaded hive has no files")?;
+    let (hive, _) =
+        regf::log::load_with_logs(&files[0], &[], &[]).map_err(|_| "primary unreadable")?;
+    let k = hive.open_key("Sub").map_err(|_| "Sub not in the file")?;
+    check(
+        hive.query_value(k, "Changed").map(|v| v.data) == Ok(7u32.to_le_bytes().to_vec()),
+        "the flushed value is not in the primary file",
+    )?;
+    // Open keys keep it loaded; then it unloads, and a change made since the
+    // last flush reaches the file.
+    check(
+        nt_set_value_key(sub, "Late", REG_DWORD, &8u32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set Late",
+    )?;
+    check(
+        nt_unload_key(LOADED, K) == STATUS_CANNOT_DELETE,
+        "NtUnloadKey with a key open is not STATUS_CANNOT_DELETE",
+    )?;
+    nt_close(sub);
+    check(nt_unload_key(LOADED, K) == STATUS_SUCCESS, "NtUnloadKey")?;
+    check(
+        nt_open_key(LOADED, KEY_READ, U).err() == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "the unloaded hive is still there",
+    )?;
+    check(
+        hive_file_images(LOADED).is_none() && hivelist_value(LOADED).is_none(),
+        "the unloaded hive is still in the hive list",
+    )?;
+    // Loaded again (at \REGISTRY\USER this time): the late change is there.
+    let user = "\\REGISTRY\\USER\\NtrsLoaded";
+    let root = nt_load_key_ex(user, SAVE_FILE, loadkey::REG_LOAD_HIVE_OPEN_HANDLE, K)
+        .map_err(|_| "NtLoadKeyEx again")?
+        .ok_or("no root handle")?;
+    let sub = nt_open_key(&alloc::format!("{user}\\Sub"), KEY_READ, U).map_err(|_| "reopen")?;
+    let (_, d) = nt_query_value_key(sub, "Late", U).map_err(|_| "Late was not flushed")?;
+    check(d == 8u32.to_le_bytes(), "Late differs")?;
+    check(
+        nt_enumerate_key(root, 0, U).as_deref() == Ok("Sub"),
+        "the root handle does not enumerate Sub",
+    )?;
+    // Forced unload with handles open: they see STATUS_KEY_DELETED.
+    check(
+        nt_unload_key2(user, loadkey::REG_FORCE_UNLOAD, K) == STATUS_SUCCESS,
+        "forced NtUnloadKey2",
+    )?;
+    check(
+        nt_query_value_key(sub, "Late", U).err() == Some(STATUS_KEY_DELETED),
+        "a handle into a force-unloaded hive still reads it",
+    )?;
+    nt_close(sub);
+    nt_close(root);
+    Ok(())
+}
+
+/// Every refusal of the three services, with NT's status.
+fn t_save_load_unload_errors() -> TestResult {
+    save_source()?;
+    let key = nt_open_key(SAVE_SRC, KEY_READ, U).map_err(|_| "open source")?;
+    let f = hive_file(SAVE_FILE)?;
+    let system = security::token::Token::system();
+    let backup = with_privilege(&system, security::token::privilege::BACKUP);
+    let restore = with_privilege(&system, security::token::privilege::RESTORE);
+    let cases_save = [
+        (key, f, 0, K, &system, STATUS_INVALID_PARAMETER, "format 0"),
+        (key, f, 3, K, &system, STATUS_INVALID_PARAMETER, "format 3"),
+        (
+            key,
+            f,
+            REG_NO_COMPRESSION,
+            K,
+            &system,
+            STATUS_NOT_IMPLEMENTED,
+            "REG_NO_COMPRESSION",
+        ),
+        (
+            key,
+            f,
+            REG_LATEST_FORMAT,
+            U,
+            &system,
+            STATUS_PRIVILEGE_NOT_HELD,
+            "no SeBackupPrivilege",
+        ),
+        (
+            0x7FF0,
+            f,
+            REG_LATEST_FORMAT,
+            K,
+            &system,
+            STATUS_INVALID_HANDLE,
+            "bad key handle",
+        ),
+        (
+            f,
+            f,
+            REG_LATEST_FORMAT,
+            K,
+            &system,
+            STATUS_OBJECT_TYPE_MISMATCH,
+            "file as key",
+        ),
+        (
+            key,
+            key,
+            REG_LATEST_FORMAT,
+            K,
+            &system,
+            STATUS_OBJECT_TYPE_MISMATCH,
+            "key as file",
+        ),
+        // With the privilege, user mode reaches the handles: the file's is a kernel handle.
+        (
+            key,
+            f,
+            REG_LATEST_FORMAT,
+            U,
+            &backup,
+            STATUS_INVALID_HANDLE,
+            "kernel file handle",
+        ),
+    ];
+    for (k, file, format, mode, token, want, what) in cases_save {
+        let got = loadkey::nt_save_key_ex_as(k, file, format, mode, token);
+        if got != want {
+            crate::dbg_println!("NtSaveKeyEx {what}: {got}, expected {want}");
+            return Err("NtSaveKeyEx returned the wrong status");
+        }
+    }
+    check(nt_save_key(key, f, K) == STATUS_SUCCESS, "NtSaveKey")?;
+    nt_close(f);
+    nt_close(key);
+    // A file that is not a hive.
+    let junk_path = "\\??\\C:\\NtrsJunk.hiv";
+    let junk = hive_file(junk_path)?;
+    crate::cm::hivefile::write_at(junk, 0, &[0x55; 8192]).map_err(|_| "write junk")?;
+    nt_close(junk);
+    let cases_load: [(
+        &str,
+        &str,
+        u32,
+        Mode,
+        &security::token::Token,
+        NtStatus,
+        &str,
+    ); 9] = [
+        (
+            LOADED,
+            SAVE_FILE,
+            0,
+            U,
+            &system,
+            STATUS_PRIVILEGE_NOT_HELD,
+            "no SeRestorePrivilege",
+        ),
+        (
+            "\\REGISTRY\\MACHINE",
+            SAVE_FILE,
+            0,
+            K,
+            &system,
+            STATUS_INVALID_PARAMETER,
+            "MACHINE",
+        ),
+        (
+            "\\REGISTRY\\MACHINE\\SOFTWARE\\X",
+            SAVE_FILE,
+            0,
+            K,
+            &system,
+            STATUS_INVALID_PARAMETER,
+            "below SOFTWARE",
+        ),
+        (
+            "\\REGISTRY\\X\\Y",
+            SAVE_FILE,
+            0,
+            K,
+            &system,
+            STATUS_INVALID_PARAMETER,
+            "not MACHINE or USER",
+        ),
+        (
+            "\\Device\\X",
+            SAVE_FILE,
+            0,
+            K,
+            &system,
+            STATUS_OBJECT_PATH_SYNTAX_BAD,
+            "not \\REGISTRY",
+        ),
+        (
+            "\\REGISTRY\\MACHINE\\SOFTWARE",
+            SAVE_FILE,
+            0,
+            K,
+            &system,
+            STATUS_OBJECT_NAME_COLLISION,
+            "SOFTWARE",
+        ),
+        (
+            LOADED,
+            "\\??\\C:\\NtrsMissing.hiv",
+            0,
+            K,
+            &system,
+            STATUS_OBJECT_NAME_NOT_FOUND,
+            "missing file",
+        ),
+        (
+            LOADED,
+            junk_path,
+            0,
+            K,
+            &system,
+            STATUS_REGISTRY_CORRUPT,
+            "not a hive",
+        ),
+        (
+            LOADED,
+            SAVE_FILE,
+            0x4,
+            K,
+            &restore,
+            STATUS_NOT_IMPLEMENTED,
+            "REG_NO_LAZY_FLUSH",
+        ),
+    ];
+    for (target, file, flags, mode, token, want, what) in cases_load {
+        let got = loadkey::nt_load_key_ex_as(target, file, flags, mode, token).err();
+        if got != Some(want) {
+            crate::dbg_println!("NtLoadKeyEx {what}: {got:?}, expected {want}");
+            return Err("NtLoadKeyEx returned the wrong status");
+        }
+    }
+    // User mode with the privilege loads; the same file twice is a sharing violation.
+    check(
+        loadkey::nt_load_key_ex_as(LOADED, SAVE_FILE, 0, U, &restore) == Ok(None),
+        "NtLoadKey with SeRestorePrivilege",
+    )?;
+    check(
+        nt_load_key2("\\REGISTRY\\USER\\NtrsTwice", SAVE_FILE, 0, K) == STATUS_SHARING_VIOLATION,
+        "loading a loaded file again is not STATUS_SHARING_VIOLATION",
+    )?;
+    let cases_unload: [(&str, u32, Mode, &security::token::Token, NtStatus, &str); 7] = [
+        (
+            LOADED,
+            0,
+            U,
+            &system,
+            STATUS_PRIVILEGE_NOT_HELD,
+            "no SeRestorePrivilege",
+        ),
+        (LOADED, 2, K, &system, STATUS_INVALID_PARAMETER, "flags 2"),
+        (
+            "\\REGISTRY\\MACHINE\\SYSTEM",
+            0,
+            K,
+            &system,
+            STATUS_ACCESS_DENIED,
+            "SYSTEM",
+        ),
+        (
+            "\\REGISTRY\\MACHINE\\HARDWARE",
+            0,
+            K,
+            &system,
+            STATUS_ACCESS_DENIED,
+            "HARDWARE",
+        ),
+        (
+            "\\REGISTRY\\MACHINE\\NtrsLoaded\\Sub",
+            0,
+            K,
+            &system,
+            STATUS_INVALID_PARAMETER,
+            "not a root",
+        ),
+        (
+            "\\REGISTRY\\MACHINE",
+            0,
+            K,
+            &system,
+            STATUS_INVALID_PARAMETER,
+            "MACHINE",
+        ),
+        (
+            "\\REGISTRY\\MACHINE\\NtrsNotLoaded",
+            0,
+            K,
+            &system,
+            STATUS_OBJECT_NAME_NOT_FOUND,
+            "missing",
+        ),
+    ];
+    for (target, flags, mode, token, want, what) in cases_unload {
+        let got = loadkey::nt_unload_key2_as(target, flags, mode, token);
+        if got != want {
+            crate::dbg_println!("NtUnloadKey2 {what}: {got}, expected {want}");
+            return Err("NtUnloadKey2 returned the wrong status");
+        }
+    }
+    check(
+        loadkey::nt_unload_key2_as(LOADED, 0, U, &restore) == STATUS_SUCCESS,
+        "NtUnloadKey with SeRestorePrivilege",
+    )
+}
+
+/// The value `mount` has in the hive list, if any.
+fn hivelist_value(mount: &str) -> Option<alloc::string::String> {
+    let h = nt_open_key(loadkey::HIVELIST, KEY_READ, K).ok()?;
+    let v = nt_query_value_key(h, mount, K);
+    nt_close(h);
+    let (t, d) = v.ok()?;
+    (t == REG_SZ).then(|| regf::from_utf16z(&d))
+}
+
+/// SAM, SECURITY and DEFAULT are loaded from `\Windows\System32\config` at
+/// boot, listed with SYSTEM, SOFTWARE and HARDWARE in the hive list by
+/// device path, flushed to their files, and SAM's keys are closed to users.
+fn t_system_hives() -> TestResult {
+    let volume = crate::storage::symbolic_link_target("\\??\\C:").map_err(|_| "no C:")?;
+    for (mount, file) in [
+        ("\\REGISTRY\\MACHINE\\SYSTEM", "SYSTEM"),
+        ("\\REGISTRY\\MACHINE\\SOFTWARE", "SOFTWARE"),
+        ("\\REGISTRY\\MACHINE\\SAM", "SAM"),
+        ("\\REGISTRY\\MACHINE\\SECURITY", "SECURITY"),
+        ("\\REGISTRY\\USER\\.DEFAULT", "DEFAULT"),
+    ] {
+        let want = alloc::format!("{volume}\\Windows\\System32\\Config\\{file}");
+        let got = hivelist_value(mount);
+        if got.as_deref().map(|g| g.eq_ignore_ascii_case(&want)) != Some(true) {
+            crate::dbg_println!("hivelist {mount}: {got:?}, expected {want}");
+            return Err("a hive is missing from the hive list or has the wrong file");
+        }
+        check(
+            hive_file_images(mount).is_some(),
+            "a system hive is not bound to its files",
+        )?;
+    }
+    check(
+        hivelist_value("\\REGISTRY\\MACHINE\\HARDWARE").as_deref() == Some(""),
+        "HARDWARE is not in the hive list with an empty file name",
+    )?;
+    // Their contents, from the image builder's .reg sources.
+    let h = nt_open_key(
+        "\\REGISTRY\\USER\\.DEFAULT\\Keyboard Layout\\Preload",
+        KEY_READ,
+        U,
+    )
+    .map_err(|_| "open .DEFAULT\\Keyboard Layout\\Preload")?;
+    let (_, d) = nt_query_value_key(h, "1", U).map_err(|_| "Preload 1")?;
+    nt_close(h);
+    check(regf::from_utf16z(&d) == "00000409", "Preload 1 differs")?;
+    for path in [
+        "\\REGISTRY\\MACHINE\\SAM\\SAM\\Domains\\Account\\Users",
+        "\\REGISTRY\\MACHINE\\SECURITY\\Policy\\Secrets",
+    ] {
+        let user = security::sddl::parse_sid("S-1-5-21-1-2-3-1001").map_err(|_| "sid")?;
+        let token = security::token::Token::standard_user(user);
+        check(
+            nt_open_key_as(path, KEY_READ, U, &token).err() == Some(STATUS_ACCESS_DENIED),
+            "a standard user opened a SAM/SECURITY key",
+        )?;
+        let h = nt_open_key_as(path, KEY_ALL_ACCESS, U, &security::token::Token::system())
+            .map_err(|_| "SYSTEM cannot open a SAM/SECURITY key")?;
+        nt_close(h);
+    }
+    // A change to SECURITY reaches its primary file with NtFlushKey.
+    let (h, _) = nt_create_key(
+        "\\REGISTRY\\MACHINE\\SECURITY\\Policy\\NtrsFlushTest",
+        KEY_ALL_ACCESS,
+        0,
+        K,
+    )
+    .map_err(|_| "create under SECURITY")?;
+    check(
+        nt_set_value_key(h, "v", REG_DWORD, &0x5EC0u32.to_le_bytes(), K) == STATUS_SUCCESS,
+        "set under SECURITY",
+    )?;
+    check(nt_flush_key(h, K) == STATUS_SUCCESS, "NtFlushKey SECURITY")?;
+    nt_delete_key(h, K);
+    nt_close(h);
+    let files = hive_file_images("\\REGISTRY\\MACHINE\\SECURITY").ok_or("SECURITY files")?;
+    let (hive, _) =
+        regf::log::load_with_logs(&files[0], &[], &[]).map_err(|_| "SECURITY primary")?;
+    let k = hive
+        .open_key("Policy\\NtrsFlushTest")
+        .map_err(|_| "the key did not reach the SECURITY file")?;
+    check(
+        hive.query_value(k, "v").map(|v| v.data) == Ok(0x5EC0u32.to_le_bytes().to_vec()),
+        "the value did not reach the SECURITY file",
+    )
+}
+
 pub const TESTS: &[Test] = &[
     ("cm.keys_values_enumeration_delete", t_keys_and_values),
     ("cm.notify_change_key", t_notify),
@@ -435,6 +916,9 @@ pub const TESTS: &[Test] = &[
     ("cm.system_hive_flush_and_recovery", t_system_hive_flush),
     ("cm.key_security", t_key_security),
     ("cm.persist.value_reaches_the_disk", t_persist),
+    ("cm.save_load_unload_key", t_save_load_unload),
+    ("cm.save_load_unload_errors", t_save_load_unload_errors),
+    ("cm.system_hives_and_hivelist", t_system_hives),
 ];
 
 /// The value the two-boot harness test (`xtask`, `hive-persistence`) sets

@@ -70,6 +70,8 @@ pub fn ex_prepare_shutdown() -> bool {
 /// `NtShutdownSystem`: the orderly shutdown, then the action.
 pub fn nt_shutdown_system(action: ShutdownAction) -> ! {
     ex_prepare_shutdown();
+    // The processors stop taking ticks from here: not a hang.
+    crate::ke::clock::set_watchdogs_enabled(false);
     match action {
         ShutdownAction::Reboot => crate::hal::reboot(crate::hal::acpi()),
         ShutdownAction::PowerOff => crate::hal::power_off(crate::hal::acpi()),

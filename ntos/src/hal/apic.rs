@@ -184,6 +184,16 @@ pub fn send_ipi(apic_id: u8, vector: u8) {
     super::restore_interrupts(f);
 }
 
+/// Sends a non-maskable interrupt to the processor whose APIC id is
+/// `apic_id` (delivery mode NMI: it arrives even with interrupts disabled).
+pub fn send_nmi(apic_id: u8) {
+    let f = super::disable_interrupts();
+    wait_icr_idle();
+    write(APIC_ICR_HIGH, (apic_id as u32) << 24);
+    write(APIC_ICR_LOW, (0b100 << 8) | (1 << 14));
+    super::restore_interrupts(f);
+}
+
 /// `HalRequestSoftwareInterrupt`: a self-IPI whose vector's priority class is
 /// the requested IRQL, so the APIC holds it until CR8 drops below that level.
 pub fn request_software_interrupt(vector: u8) {

@@ -9,9 +9,72 @@ use super::*;
 use crate::ob::object::ob_reference_object;
 use core::ptr;
 
-/// `DOE_UNLOAD_PENDING`, `DOE_DELETE_PENDING` (`DEVOBJ_EXTENSION.ExtensionFlags`).
+/// `DOE_UNLOAD_PENDING`, `DOE_DELETE_PENDING`, `DOE_REMOVE_PENDING`,
+/// `DOE_REMOVE_PROCESSED` (`DEVOBJ_EXTENSION.ExtensionFlags`): the PnP
+/// manager sets the last two on every device of a stack being removed
+/// (a query-remove that succeeded, a surprise removal; then the remove
+/// IRP); new opens of such a device fail with STATUS_NO_SUCH_DEVICE.
 pub const DOE_UNLOAD_PENDING: u32 = 0x1;
 pub const DOE_DELETE_PENDING: u32 = 0x2;
+pub const DOE_REMOVE_PENDING: u32 = 0x4;
+pub const DOE_REMOVE_PROCESSED: u32 = 0x8;
+
+/// The devices of the stack whose bottom is `pdo`, bottom first (under the
+/// database lock, so the walk sees a consistent stack).
+///
+/// # Safety
+/// `pdo` is a live device object.
+pub unsafe fn stack_of(pdo: *mut DEVICE_OBJECT) -> alloc::vec::Vec<*mut DEVICE_OBJECT> {
+    DATABASE_LOCK.with(|_| {
+        let mut v = alloc::vec::Vec::new();
+        let mut d = pdo;
+        // SAFETY: attached devices are live while attached (under the lock).
+        unsafe {
+            while !d.is_null() && v.len() < 64 {
+                v.push(d);
+                d = (*d).AttachedDevice;
+            }
+        }
+        v
+    })
+}
+
+/// Sets (`set`) or clears `flags` in `ExtensionFlags` of every device of
+/// `pdo`'s stack.
+///
+/// # Safety
+/// `pdo` is a live device object.
+pub unsafe fn set_stack_flags(pdo: *mut DEVICE_OBJECT, flags: u32, set: bool) {
+    DATABASE_LOCK.with(|_| {
+        let mut d = pdo;
+        // SAFETY: as in stack_of.
+        unsafe {
+            while !d.is_null() {
+                let doe = (*d).DeviceObjectExtension;
+                if set {
+                    (*doe).ExtensionFlags |= flags;
+                } else {
+                    (*doe).ExtensionFlags &= !flags;
+                }
+                d = (*d).AttachedDevice;
+            }
+        }
+    })
+}
+
+/// Clears a PDO's removal flags (a PDO its bus reports again).
+///
+/// # Safety
+/// `pdo` is a live device object.
+pub unsafe fn clear_remove_flags(pdo: *mut DEVICE_OBJECT) {
+    DATABASE_LOCK.with(|_| {
+        // SAFETY: per the contract.
+        unsafe {
+            (*(*pdo).DeviceObjectExtension).ExtensionFlags &=
+                !(DOE_REMOVE_PENDING | DOE_REMOVE_PROCESSED)
+        }
+    })
+}
 
 /// `IopDatabaseLock`: device stacks and drivers' device lists change under it.
 pub(super) static DATABASE_LOCK: SpinLocked<(), { crate::ke::DISPATCH_LEVEL }> =

@@ -115,7 +115,10 @@ pub fn open_device(
             let doe = (*dev).DeviceObjectExtension;
             if (*dev).Flags & DO_DEVICE_INITIALIZING != 0
                 || (*doe).ExtensionFlags
-                    & (super::device::DOE_DELETE_PENDING | super::device::DOE_UNLOAD_PENDING)
+                    & (super::device::DOE_DELETE_PENDING
+                        | super::device::DOE_UNLOAD_PENDING
+                        | super::device::DOE_REMOVE_PENDING
+                        | super::device::DOE_REMOVE_PROCESSED)
                     != 0
             {
                 return Err(STATUS_NO_SUCH_DEVICE);
@@ -387,7 +390,15 @@ pub(super) fn delete_file(body: u64) {
             super::fs::dereference_vpb((*file).Vpb);
         }
         let dev = (*file).DeviceObject;
-        super::device::DATABASE_LOCK.with(|_| (*dev).ReferenceCount -= 1);
+        let removing = super::device::DATABASE_LOCK.with(|_| {
+            (*dev).ReferenceCount -= 1;
+            (*(*dev).DeviceObjectExtension).ExtensionFlags & super::device::DOE_REMOVE_PENDING != 0
+        });
+        // The last handle of a surprise-removed stack lets its remove IRP
+        // go (`IopDecrementDeviceObjectRef` → the pending removal).
+        if removing {
+            super::pnp::remove::handles_closed();
+        }
         if let Some(id) = object_of(dev as u64, IoKind::Device) {
             ob_dereference_object(id);
         }

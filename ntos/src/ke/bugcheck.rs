@@ -32,6 +32,15 @@ pub fn ke_bug_check_ex(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
     crate::dbg_println!("*** STOP: 0x{code:08X} ({name})");
     crate::dbg_println!("    (0x{p1:016X},0x{p2:016X},0x{p3:016X},0x{p4:016X})");
     crate::dbg_println!();
+    if crate::hal::apic::is_initialized() {
+        crate::dbg_println!(
+            "processor {}: bugchecked at irql {}",
+            super::current_processor_number(),
+            super::irql()
+        );
+        super::mp::print_frozen_processors();
+        crate::dbg_println!();
+    }
     crate::dbg_println!(
         "A problem has been detected and ntrs has been shut down to prevent damage"
     );

@@ -315,7 +315,7 @@ fn dispatch_interrupt_inner(vector: u8) {
         apic::CLOCK_VECTOR => {
             set_irql(CLOCK_LEVEL);
             apic::eoi();
-            super::clock::clock_interrupt();
+            super::clock::clock_interrupt(old);
         }
         apic::IPI_VECTOR => {
             set_irql(super::IPI_LEVEL);

@@ -207,14 +207,136 @@ pub static TLB_FLUSH_REQUESTS: AtomicU64 = AtomicU64::new(0);
 /// Set by `KeBugCheckEx`: every processor that takes the IPI stops (`KiFreezeTargetExecution`).
 pub static FREEZE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-/// Stops every other processor (bugcheck): they halt with interrupts off.
+/// Stops every other processor (bugcheck): each takes a non-maskable
+/// interrupt, so one spinning with interrupts disabled stops too, records
+/// where it was ([`freeze_this_processor`]) and halts with interrupts off.
 pub fn freeze_other_processors() {
     FREEZE.store(true, Ordering::SeqCst);
     let me = super::current_processor_number();
     for p in 0..super::processor_count() {
         if p != me {
             if let Some(id) = super::apic_id_of(p) {
-                apic::send_ipi(id, apic::IPI_VECTOR);
+                apic::send_nmi(id);
+            }
+        }
+    }
+}
+
+/// Kernel-stack words a frozen processor records (from its interrupted RSP up).
+const FROZEN_STACK_WORDS: usize = 32;
+
+/// Where a processor was when the freeze stopped it (`KiFreezeTargetExecution`
+/// saves the processor state in its PRCB): written once by that processor,
+/// read by the bugcheck's processor after `valid` is set.
+struct FrozenState {
+    valid: core::sync::atomic::AtomicBool,
+    rip: AtomicU64,
+    rsp: AtomicU64,
+    irql: AtomicU64,
+    thread: AtomicU64,
+    /// Words on the kernel stack above RSP that are kernel addresses
+    /// (candidate return addresses), with their stack addresses.
+    words: [(AtomicU64, AtomicU64); FROZEN_STACK_WORDS],
+}
+
+static FROZEN: [FrozenState; MAX_PROCESSORS] = [const {
+    FrozenState {
+        valid: core::sync::atomic::AtomicBool::new(false),
+        rip: AtomicU64::new(0),
+        rsp: AtomicU64::new(0),
+        irql: AtomicU64::new(0),
+        thread: AtomicU64::new(0),
+        words: [const { (AtomicU64::new(0), AtomicU64::new(0)) }; FROZEN_STACK_WORDS],
+    }
+}; MAX_PROCESSORS];
+
+/// The freeze NMI's handler on a target processor: records the interrupted
+/// `rip`, `rsp`, IRQL and thread (and, when `rsp` lies in the current
+/// thread's kernel stack, the kernel addresses found on it) for the stop
+/// screen, then halts for good.
+pub fn freeze_this_processor(rip: u64, rsp: u64, irql: u8, kernel_mode: bool) -> ! {
+    let me = super::current_processor_number() as usize % MAX_PROCESSORS;
+    let f = &FROZEN[me];
+    f.rip.store(rip, Ordering::Relaxed);
+    f.rsp.store(rsp, Ordering::Relaxed);
+    f.irql.store(irql as u64, Ordering::Relaxed);
+    if let Some(t) = super::thread::try_current_thread() {
+        f.thread.store(t.address(), Ordering::Relaxed);
+    }
+    if kernel_mode {
+        let mut n = 0;
+        current_stack_code_words(rsp, FROZEN_STACK_WORDS, |a, w| {
+            f.words[n].0.store(a, Ordering::Relaxed);
+            f.words[n].1.store(w, Ordering::Relaxed);
+            n += 1;
+        });
+    }
+    f.valid.store(true, Ordering::Release);
+    hal::halt_forever()
+}
+
+/// Calls `f(address, word)` for up to `max` words on the current thread's
+/// kernel stack, from `rsp` up, that lie in the kernel's image and driver
+/// ranges (0xFFFFF800`00000000 and above): candidate return addresses for
+/// a person with the symbols. Nothing when `rsp` is not inside that stack
+/// (a user RSP, an interrupt stack).
+pub fn current_stack_code_words(rsp: u64, max: usize, mut f: impl FnMut(u64, u64)) {
+    let Some(t) = super::thread::try_current_thread() else {
+        return;
+    };
+    let (limit, top) = (t.stack_limit, t.initial_stack);
+    if !rsp.is_multiple_of(8) || rsp < limit || rsp >= top {
+        return;
+    }
+    let mut n = 0;
+    for a in (rsp..top).step_by(8) {
+        if n == max {
+            break;
+        }
+        // SAFETY: `a` is an aligned address inside the current thread's
+        // kernel stack (StackLimit..InitialStack), which stays mapped and
+        // allocated while this processor runs the thread, as it does here.
+        let w = unsafe { AtomicU64::from_ptr(a as *mut u64) }.load(Ordering::Relaxed);
+        if w >= 0xFFFF_F800_0000_0000 {
+            f(a, w);
+            n += 1;
+        }
+    }
+}
+
+/// The stop screen's view of the other processors: for each, where the
+/// freeze found it, or that it did not answer within 100 ms.
+pub fn print_frozen_processors() {
+    let me = super::current_processor_number();
+    let n = super::processor_count();
+    for _ in 0..100 {
+        let all = (0..n).filter(|&p| p != me).all(|p| {
+            FROZEN[p as usize % MAX_PROCESSORS]
+                .valid
+                .load(Ordering::Acquire)
+        });
+        if all {
+            break;
+        }
+        hal::stall_execution_processor(1000);
+    }
+    for p in (0..n).filter(|&p| p != me) {
+        let f = &FROZEN[p as usize % MAX_PROCESSORS];
+        if !f.valid.load(Ordering::Acquire) {
+            dbg_println!("processor {p}: did not answer the freeze");
+            continue;
+        }
+        dbg_println!(
+            "processor {p}: frozen at rip {:016x} rsp {:016x} irql {} thread {:016x}",
+            f.rip.load(Ordering::Relaxed),
+            f.rsp.load(Ordering::Relaxed),
+            f.irql.load(Ordering::Relaxed),
+            f.thread.load(Ordering::Relaxed)
+        );
+        for (a, w) in &f.words {
+            let a = a.load(Ordering::Relaxed);
+            if a != 0 {
+                dbg_println!("    {a:016x}  {:016x}", w.load(Ordering::Relaxed));
             }
         }
     }

@@ -583,16 +583,7 @@ pub fn unwait_thread(st: &mut DispatcherState, tid: u32, status: NtStatus, incre
     if !waiting {
         return;
     }
-    st.db.cancel_wait(ThreadId(tid));
-    let _ = st.timers.cancel(::ke::timer::TimerId(tid));
-    let mut queue = None;
-    if let Some(e) = st.thread_table.get_mut(tid) {
-        e.wait.status = status;
-        if !e.queue_wait {
-            queue = e.queue;
-        }
-    }
-    if let Some(q) = queue {
+    if let Some(q) = end_wait(st, tid, status) {
         super::queue::thread_wakes(st, q);
     }
     match st
@@ -602,6 +593,18 @@ pub fn unwait_thread(st: &mut DispatcherState, tid: u32, status: NtStatus, incre
         Ok(a) => act(st, a),
         Err(e) => scheduler_error(e, 4),
     }
+}
+
+/// Ends thread `tid`'s recorded wait with `status` (lock held): leaves
+/// its wait blocks and its timeout, and returns the queue it is associated
+/// with when it was not waiting on that queue (whose concurrency count then
+/// takes it back).
+fn end_wait(st: &mut DispatcherState, tid: u32, status: NtStatus) -> Option<u32> {
+    st.db.cancel_wait(ThreadId(tid));
+    let _ = st.timers.cancel(::ke::timer::TimerId(tid));
+    let e = st.thread_table.get_mut(tid)?;
+    e.wait.status = status;
+    e.queue.filter(|_| !e.queue_wait)
 }
 
 /// The idle thread of processor `p`.
@@ -664,12 +667,8 @@ pub fn block_current(g: &mut DispatcherGuard) {
         // drops, and would find another thread if this one blocked. As NT's
         // wait does, the wait ends at once with STATUS_KERNEL_APC; the
         // caller drops the lock (the APC is delivered) and waits again.
-        let st = &mut **g;
-        st.db.cancel_wait(ThreadId(tid));
-        let _ = st.timers.cancel(::ke::timer::TimerId(tid));
-        if let Some(e) = st.thread_table.get_mut(tid) {
-            e.wait.status = STATUS_KERNEL_APC;
-        }
+        // The thread never blocked, so its queue's count never dropped.
+        let _ = end_wait(g, tid, STATUS_KERNEL_APC);
         apic::request_software_interrupt(apic::APC_VECTOR);
         return;
     }

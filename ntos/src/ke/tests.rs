@@ -1837,6 +1837,37 @@ pub fn crash_delay_at_dispatch() {
     sched::ke_delay_execution_thread(MS);
 }
 
+/// `/CRASHTEST=DPCWATCHDOG`: a processor that spins at DISPATCH_LEVEL
+/// forever must stop the system with DPC_WATCHDOG_VIOLATION (1, the period
+/// in ticks) after about 30 s, and the stop screen names where it spun.
+pub fn crash_spin_at_dispatch() {
+    let _old = ke::irql::ke_raise_irql(ke::DISPATCH_LEVEL);
+    crate::dbg_println!("crash test: spinning at DISPATCH_LEVEL");
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// `/CRASHTEST=CLOCKWATCHDOG` (two or more processors): a processor that
+/// spins with interrupts disabled takes no clock interrupt; the processor
+/// watching it must stop the system with CLOCK_WATCHDOG_TIMEOUT after about
+/// 30 s, and the freeze NMI must still show where it spun.
+pub fn crash_spin_with_interrupts_disabled() {
+    if ke::processor_count() < 2 {
+        crate::dbg_println!("crash test: CLOCKWATCHDOG needs two processors");
+        return;
+    }
+    let _old = ke::irql::ke_raise_irql(ke::DISPATCH_LEVEL);
+    crate::hal::disable_interrupts();
+    crate::dbg_println!(
+        "crash test: spinning with interrupts disabled on processor {}",
+        ke::current_processor_number()
+    );
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
 static CRASH_DPC: dpc::KDpc = dpc::KDpc::new(
     |_, _, _, _| {
         crate::dbg_println!("crash test: NtYieldExecution inside a DPC routine");

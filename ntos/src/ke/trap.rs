@@ -408,7 +408,18 @@ pub static KI_PROBE_STATUS: AtomicU64 = AtomicU64::new(0);
 extern "C" fn KiDispatchTrap(frame: &mut KTrapFrame, vector: u32, exframe: *mut KExceptionFrame) {
     frame.previous_mode = (frame.seg_cs & 1) as u8;
     frame.previous_irql = crate::ke::irql();
+    if vector == 2 && crate::ke::mp::FREEZE.load(Ordering::SeqCst) {
+        crate::ke::mp::freeze_this_processor(
+            frame.rip,
+            frame.rsp,
+            frame.previous_irql,
+            frame.seg_cs & 3 == 0,
+        );
+    }
     if vector >= 0x100 {
+        if vector == 0x100 + crate::hal::apic::CLOCK_VECTOR as u32 {
+            crate::ke::clock::note_interrupted(frame.rip, frame.rsp);
+        }
         crate::ke::intr::dispatch_interrupt(vector as u8);
         return;
     }

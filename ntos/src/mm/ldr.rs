@@ -105,6 +105,24 @@ fn kernel_image() -> Result<(u64, &'static [u8]), NtStatus> {
     Ok((k.dll_base, image))
 }
 
+/// Named exports as (RVA, name), sorted by RVA.
+pub type ExportSymbols = Vec<(u32, &'static [u8])>;
+
+/// ntoskrnl's base and its named exports that lead to code: the symbols
+/// kd knows.
+pub fn kernel_symbols() -> Option<(u64, ExportSymbols)> {
+    let (base, image) = kernel_image().ok()?;
+    let dir = pe::mapped_directory(image, pe::IMAGE_DIRECTORY_ENTRY_EXPORT).ok()?;
+    let mut v: ExportSymbols = pe::exports(image, dir)
+        .ok()?
+        .into_iter()
+        .filter(|e| e.forwarder.is_none() && e.rva != 0)
+        .flat_map(|e| e.names.into_iter().map(move |n| (e.rva, n)))
+        .collect();
+    v.sort_unstable();
+    Some((base, v))
+}
+
 /// `MmGetSystemRoutineAddress`: the address of ntoskrnl's export `name`.
 pub fn mm_get_system_routine_address(name: &[u8]) -> Option<u64> {
     let (base, image) = kernel_image().ok()?;

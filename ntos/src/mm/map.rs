@@ -154,6 +154,19 @@ pub fn clear_system_pte_dirty(va: u64) -> bool {
     })
 }
 
+/// Points the debugger's one-page window at `va` (a system PTE the
+/// debugger reserved and mapped once, so its page tables exist) to physical
+/// page `frame`, read-only and not executable, and flushes this processor's
+/// translation of it. Takes no lock, so kd can read memory while a frozen
+/// processor holds the PT lock: no other code writes this PTE, and the
+/// debugger serializes its own uses (`mm::dbg`). Other processors never
+/// touch the window, so no other processor's TB needs a flush; the caller
+/// reads through the window with interrupts disabled on this processor.
+pub fn set_debugger_window(va: u64, frame: u64) {
+    write(pte_address(va), (frame << 12) | PTE_NX | PTE_VALID);
+    invlpg(va);
+}
+
 /// Unmaps `va` and returns the frame it mapped (`MiDeletePte`): the PTE is
 /// cleared, then every processor flushes the translation and acknowledges
 /// (`KeFlushSingleTb`) before this returns, so the caller may free the frame.

@@ -3,6 +3,7 @@
 //! address spaces arrive on top of the host-tested `mm` crate.
 
 pub mod contig;
+pub mod dbg;
 pub mod file;
 pub mod ldr;
 /// Boot tests of the image loader.

@@ -221,12 +221,27 @@ pub fn ps_create_user_process(
     params: &ProcessParameters,
     stack_size: u64,
 ) -> Result<(Arc<EProcess>, Arc<EThread>), NtStatus> {
+    ps_create_user_process_ex(parent, inherit_handles, false, image, params, stack_size)
+}
+
+/// [`ps_create_user_process`] with `breakaway`
+/// (`PROCESS_CREATE_FLAGS_BREAKAWAY`: the child leaves the parent's job if
+/// the job allows it).
+pub fn ps_create_user_process_ex(
+    parent: Option<Arc<EProcess>>,
+    inherit_handles: bool,
+    breakaway: bool,
+    image: &[u8],
+    params: &ProcessParameters,
+    stack_size: u64,
+) -> Result<(Arc<EProcess>, Arc<EThread>), NtStatus> {
     crate::mm::user::check_user_image(image)?;
     let name = short_name(&params.image_path_name);
     let p = ps_create_process(CreateProcess {
         parent,
         inherit_handles,
         image_file_name: &name,
+        breakaway,
     })?;
     let built = with_attached(&p, || {
         let mapped = crate::mm::user::map_user_image(image)?;

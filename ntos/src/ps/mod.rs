@@ -25,6 +25,9 @@
 
 pub mod create;
 pub mod exports;
+pub mod job;
+/// Boot tests of job objects.
+mod job_tests;
 pub mod kd;
 pub mod services;
 pub mod syscalls;
@@ -157,6 +160,8 @@ pub struct EProcess {
     attach_count: AtomicU32,
     /// The address space was deleted (at exit).
     space_deleted: AtomicBool,
+    /// `Job`: set once, when the process joins a job (`ps::job`).
+    pub job: OnceBox<Arc<job::EJob>>,
 }
 
 impl EProcess {
@@ -385,6 +390,7 @@ pub fn ps_init_system() -> Result<(), NtStatus> {
         },
         &PS_THREAD_TYPE,
     )?;
+    job::init_job_type()?;
     crate::ke::sched::register_thread_exit_routine(ps_exit_thread);
     crate::ke::thread::register_thread_delete_routine(ps_thread_freed);
     let now = crate::ke::clock::ke_query_system_time();
@@ -409,6 +415,7 @@ pub fn ps_init_system() -> Result<(), NtStatus> {
         peb: AtomicU64::new(0),
         attach_count: AtomicU32::new(0),
         space_deleted: AtomicBool::new(false),
+        job: OnceBox::new(),
     });
     crate::ke::process::KI_IDLE_PROCESS.set_executive(Arc::as_ptr(&idle) as u64);
     let _ = IDLE.set(alloc::boxed::Box::new(idle));
@@ -433,6 +440,7 @@ pub fn ps_init_system() -> Result<(), NtStatus> {
         peb: AtomicU64::new(0),
         attach_count: AtomicU32::new(0),
         space_deleted: AtomicBool::new(false),
+        job: OnceBox::new(),
     });
     let sd = security::sddl::parse(PROCESS_SDDL).map_err(|_| STATUS_INVALID_SECURITY_DESCR)?;
     let (id, _) = ob_create_object(CreateSpec {
@@ -795,6 +803,9 @@ pub struct CreateProcess<'a> {
     pub inherit_handles: bool,
     /// The image name kd and `ProcessImageFileName` show.
     pub image_file_name: &'a str,
+    /// `PROCESS_CREATE_FLAGS_BREAKAWAY`: leave the parent's job (if it
+    /// allows it).
+    pub breakaway: bool,
 }
 
 /// `PspCreateProcess` without a section: a new address space (empty user
@@ -856,6 +867,7 @@ pub fn ps_create_process(spec: CreateProcess) -> Result<Arc<EProcess>, NtStatus>
         peb: AtomicU64::new(0),
         attach_count: AtomicU32::new(0),
         space_deleted: AtomicBool::new(false),
+        job: OnceBox::new(),
     });
     let sd = security::sddl::parse(PROCESS_SDDL).map_err(|_| STATUS_INVALID_SECURITY_DESCR);
     let created = sd.and_then(|sd| {
@@ -888,7 +900,11 @@ pub fn ps_create_process(spec: CreateProcess) -> Result<Arc<EProcess>, NtStatus>
         p.unique_process_id.store(pid, Ordering::Release);
         // `SeSubProcessToken`: a primary token duplicated from the parent's.
         crate::se::se_assign_process_token(pid, parent.pid())?;
-        Ok::<(), NtStatus>(())
+        // `PspCreateProcess`: the child is in the parent's job.
+        match job::inherit_job(&parent, &p, spec.breakaway) {
+            STATUS_SUCCESS => Ok::<(), NtStatus>(()),
+            e => Err(e),
+        }
     })();
     if let Err(e) = r {
         // The delete procedure closes the inherited handles and frees the rest.
@@ -921,6 +937,7 @@ fn process_delete(id: ObjectId) {
     if pid != 0 {
         crate::se::se_remove_process_token(pid);
     }
+    job::process_deleted(&p);
     drop(p);
 }
 
@@ -1180,6 +1197,7 @@ fn exit_process(p: &EProcess) {
         crate::ob::handle::ob_kill_handle_table(t);
     }
     create::delete_user_address_space(p);
+    job::process_left_job(p);
     signal(p.dispatcher);
 }
 

@@ -50,6 +50,7 @@ pub fn nt_create_process_ex(
         parent,
         inherit_handles,
         image_file_name,
+        breakaway: false,
     })?;
     // The creation reference goes to the handle (or is dropped on failure).
     crate::ob::handle::ob_insert_object_handle(p.object(), desired, attributes, mode)

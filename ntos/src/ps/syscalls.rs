@@ -28,6 +28,14 @@ pub fn routine(name: &str) -> Option<ServiceRoutine> {
         "NtQueryInformationThread" => nt_query_information_thread_service,
         "NtResumeThread" => nt_resume_thread_service,
         "NtSuspendThread" => nt_suspend_thread_service,
+        "NtQuerySystemInformation" => nt_query_system_information_service,
+        "NtCreateJobObject" => nt_create_job_object_service,
+        "NtOpenJobObject" => nt_open_job_object_service,
+        "NtAssignProcessToJobObject" => nt_assign_process_to_job_object_service,
+        "NtIsProcessInJob" => nt_is_process_in_job_service,
+        "NtTerminateJobObject" => nt_terminate_job_object_service,
+        "NtQueryInformationJobObject" => nt_query_information_job_object_service,
+        "NtSetInformationJobObject" => nt_set_information_job_object_service,
         _ => return None,
     })
 }
@@ -231,6 +239,8 @@ const PS_CREATE_FAIL_EXE_FORMAT: u32 = 3;
 const PS_CREATE_SUCCESS: u32 = 6;
 /// `PROCESS_CREATE_FLAGS_INHERIT_HANDLES`, `THREAD_CREATE_FLAGS_CREATE_SUSPENDED`.
 const PROCESS_CREATE_FLAGS_INHERIT_HANDLES: u64 = 0x4;
+/// `PROCESS_CREATE_FLAGS_BREAKAWAY`.
+const PROCESS_CREATE_FLAGS_BREAKAWAY: u64 = 0x1;
 const THREAD_CREATE_FLAGS_CREATE_SUSPENDED: u64 = 0x1;
 
 /// `NtCreateUserProcess(ProcessHandle, ThreadHandle, ProcessDesiredAccess,
@@ -273,9 +283,10 @@ fn nt_create_user_process(a: &Args, _: &mut KTrapFrame) -> NtStatus {
             write_user(a[9] + 8, &PS_CREATE_FAIL_EXE_FORMAT)?;
             return Err(e);
         }
-        let (p, t) = create::ps_create_user_process(
+        let (p, t) = create::ps_create_user_process_ex(
             parent,
             a[6] & PROCESS_CREATE_FLAGS_INHERIT_HANDLES != 0,
+            a[6] & PROCESS_CREATE_FLAGS_BREAKAWAY != 0,
             image,
             &params,
             0,
@@ -500,4 +511,142 @@ fn nt_resume_thread_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
 /// `NtSuspendThread(ThreadHandle, PreviousSuspendCount)`.
 fn nt_suspend_thread_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
     suspend_resume(a, nt_suspend_thread)
+}
+
+/// The largest output buffer a query service fills in kernel memory (the
+/// caller's may be larger; the answer never is).
+const QUERY_BUFFER_LIMIT: usize = 1 << 20;
+
+/// The (buffer, length, return length) tail of a query whose failure may
+/// still report a length: the answer is built in a kernel buffer and
+/// copied out; `Err((status, n))` writes `n` to `ReturnLength` too, and
+/// copies `n` bytes of data for a warning (STATUS_BUFFER_OVERFLOW).
+fn query_with_length(
+    buffer: u64,
+    length: u64,
+    return_length: u64,
+    f: impl FnOnce(&mut [u8], u64) -> Result<usize, (NtStatus, usize)>,
+) -> Result<NtStatus, NtStatus> {
+    let len = length as u32 as usize;
+    probe(buffer, len, 4)?;
+    if return_length != 0 {
+        probe(return_length, 4, 4)?;
+    }
+    let mut kernel = vec![0u8; len.min(QUERY_BUFFER_LIMIT)];
+    let (status, n) = match f(&mut kernel, buffer) {
+        Ok(n) => (STATUS_SUCCESS, n),
+        Err((e, n)) => (e, n),
+    };
+    if !status.is_error() {
+        copy_to_user(buffer, &kernel[..n.min(kernel.len())])?;
+    }
+    if return_length != 0 && (!status.is_error() || n != 0) {
+        write_user(return_length, &(n as u32))?;
+    }
+    if status.is_error() {
+        Err(status)
+    } else {
+        Ok(status)
+    }
+}
+
+/// `NtQuerySystemInformation(SystemInformationClass, SystemInformation,
+/// SystemInformationLength, ReturnLength)`: a short buffer is
+/// STATUS_INFO_LENGTH_MISMATCH with the length needed in `ReturnLength`.
+fn nt_query_system_information_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    result(query_with_length(a[1], a[2], a[3], |b, at| {
+        nt_query_system_information(a[0] as u32, b, at)
+    }))
+}
+
+/// `NtCreateJobObject(JobHandle, DesiredAccess, ObjectAttributes)`.
+fn nt_create_job_object_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    result((|| {
+        probe(a[0], 8, 8)?;
+        let oa = capture_object_attributes(a[2])?;
+        let (name, attributes) = match &oa {
+            Some(x) => (x.name.as_deref(), x.attributes),
+            None => (None, 0),
+        };
+        let (h, status) = job::nt_create_job_object(a[1] as u32, name, attributes, USER)?;
+        give_handle(a[0], h)?;
+        Ok(status)
+    })())
+}
+
+/// `NtOpenJobObject(JobHandle, DesiredAccess, ObjectAttributes)`.
+fn nt_open_job_object_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    result((|| {
+        probe(a[0], 8, 8)?;
+        let oa = capture_object_attributes(a[2])?.ok_or(STATUS_INVALID_PARAMETER)?;
+        let name = oa.name.ok_or(STATUS_OBJECT_NAME_INVALID)?;
+        let h = job::nt_open_job_object(a[1] as u32, &name, oa.attributes, USER)?;
+        give_handle(a[0], h)?;
+        Ok(STATUS_SUCCESS)
+    })())
+}
+
+/// `NtAssignProcessToJobObject(JobHandle, ProcessHandle)`.
+fn nt_assign_process_to_job_object_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    result((|| {
+        let j = user_handle(a[0])?;
+        let p = user_handle(a[1])?;
+        Ok(job::nt_assign_process_to_job_object(j, p, USER))
+    })())
+}
+
+/// `NtIsProcessInJob(ProcessHandle, JobHandle)` (a NULL job: any job).
+fn nt_is_process_in_job_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    result((|| {
+        let p = user_handle(a[0])?;
+        let j = match a[1] {
+            0 => None,
+            h => Some(user_handle(h)?),
+        };
+        Ok(job::nt_is_process_in_job(p, j, USER))
+    })())
+}
+
+/// `NtTerminateJobObject(JobHandle, ExitStatus)`.
+fn nt_terminate_job_object_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    result((|| {
+        let j = user_handle(a[0])?;
+        Ok(job::nt_terminate_job_object(
+            j,
+            NtStatus(a[1] as u32 as i32),
+            USER,
+        ))
+    })())
+}
+
+/// `NtQueryInformationJobObject(JobHandle, JobObjectInformationClass,
+/// JobObjectInformation, JobObjectInformationLength, ReturnLength)`.
+fn nt_query_information_job_object_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    result((|| {
+        let j = user_handle(a[0])?;
+        query_with_length(a[2], a[3], a[4], |b, _| {
+            job::nt_query_information_job_object(j, a[1] as u32, b, USER)
+        })
+    })())
+}
+
+/// `NtSetInformationJobObject(JobHandle, JobObjectInformationClass,
+/// JobObjectInformation, JobObjectInformationLength)`.
+fn nt_set_information_job_object_service(a: &Args, _: &mut KTrapFrame) -> NtStatus {
+    result((|| {
+        let j = user_handle(a[0])?;
+        let len = a[3] as u32 as usize;
+        if len > 0x1000 {
+            return Err(STATUS_INFO_LENGTH_MISMATCH);
+        }
+        probe(a[2], len, 4)?;
+        let mut input = vec![0u8; len];
+        copy_from_user(&mut input, a[2])?;
+        Ok(job::nt_set_information_job_object(
+            j,
+            a[1] as u32,
+            &input,
+            USER,
+        ))
+    })())
 }

@@ -597,4 +597,13 @@ pub const TESTS: &[crate::ktest::Test] = &[
     ),
     ("ps.per_process_handle_table", per_process_handle_table),
     ("ps.process_churn_leaves_pool_unchanged", no_leak),
+    (
+        "ps.job_limits_accounting_terminate",
+        super::job_tests::job_limits_accounting_terminate,
+    ),
+    ("ps.job_kill_on_close", super::job_tests::job_kill_on_close),
+    (
+        "ps.user_jobs_and_process_list",
+        super::job_tests::user_jobs_and_process_list,
+    ),
 ];

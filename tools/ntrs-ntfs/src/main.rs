@@ -132,6 +132,11 @@ enum Cmd {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// List the USN change journal ($Extend\$UsnJrnl:$J): the journal's id, first and next
+    /// USN and sizes, then every record in the shape of `fsutil usn readjournal` (USN, file
+    /// name, reason flags, time stamp, attributes, file and parent file references, source
+    /// info, security id, version, record length).
+    Usn,
     /// Format the image (or partition) as NTFS.
     Format {
         /// Volume label.
@@ -523,6 +528,56 @@ fn short_time(t: u64) -> String {
     )
 }
 
+/// `usn`: the journal's state, then its records as `fsutil usn readjournal` prints them.
+fn usn_list<D: BlockDevice>(v: &mut Volume<D>, out: &mut impl Write) -> Result<(), Fail> {
+    use ntfs::usn::UsnRecord;
+    let Some(_) = v.query_usn_journal().map_err(ntfs_msg)? else {
+        return Err(Fail::from(
+            "no USN journal ($Extend\\$UsnJrnl) on this volume".to_string(),
+        ));
+    };
+    let (j, recs) = v.usn_records().map_err(ntfs_msg)?;
+    outln!(out, "Usn Journal ID   : {:#018x}", j.journal_id);
+    outln!(out, "First Usn        : {:#018x}", j.first_usn);
+    outln!(out, "Next Usn         : {:#018x}", j.next_usn);
+    outln!(out, "Lowest Valid Usn : {:#018x}", j.lowest_valid_usn);
+    outln!(out, "Max Usn          : {:#018x}", j.max_usn);
+    outln!(out, "Maximum Size     : {:#018x}", j.maximum_size);
+    outln!(out, "Allocation Delta : {:#018x}", j.allocation_delta);
+    for r in &recs {
+        let attrs = r.file_attributes;
+        outln!(out, "");
+        outln!(out, "Usn               : {}", r.usn);
+        outln!(
+            out,
+            "File name         : {}",
+            String::from_utf16_lossy(&r.name)
+        );
+        outln!(out, "File name length  : {}", 2 * r.name.len());
+        outln!(
+            out,
+            "Reason            : {:#010x}: {}",
+            r.reason,
+            UsnRecord::reason_text(r.reason)
+        );
+        outln!(out, "Time stamp        : {}", short_time(r.timestamp));
+        outln!(
+            out,
+            "File attributes   : {:#010x}: {}",
+            attrs,
+            mode(attrs, attrs & 0x10 != 0)
+        );
+        outln!(out, "File ID           : {:016x}", r.file_reference);
+        outln!(out, "Parent file ID    : {:016x}", r.parent_reference);
+        outln!(out, "Source info       : {:#010x}", r.source_info);
+        outln!(out, "Security ID       : {}", r.security_id);
+        outln!(out, "Major version     : 2");
+        outln!(out, "Minor version     : 0");
+        outln!(out, "Record length     : {}", r.len());
+    }
+    Ok(())
+}
+
 /// Whether a command changes the volume (the image is opened for writing only then).
 fn writes(cmd: &Cmd) -> bool {
     match cmd {
@@ -748,6 +803,7 @@ fn run_cmd(cli: Cli, out: &mut impl Write) -> Result<(), Fail> {
             }
         }
         Cmd::Timeline => timeline(&mut v, out)?,
+        Cmd::Usn => usn_list(&mut v, out)?,
         Cmd::Recover {
             target,
             output,

@@ -861,3 +861,43 @@ fn logfile_dumps_records_and_recovery_makes_the_volume_clean() {
     let o = run(&[raw.to_str().unwrap(), "logfile", "--raw"]);
     one_line_failure(&o, "random $LogFile");
 }
+
+#[test]
+fn usn_lists_the_change_journal() {
+    use ntfs::usn::*;
+    use ntfs::{MemDevice, Volume};
+    let d = scratch("usn");
+    let img = d.join("v.img");
+    let im = img.to_str().unwrap();
+    ok(&[im, "format", "--size-mib", "16"]);
+    let (good, out) = tool(&[im, "usn"]);
+    assert!(!good && out.contains("no USN journal"), "{out}");
+    let mut v = Volume::open(MemDevice::from_vec(std::fs::read(&img).unwrap())).unwrap();
+    v.create_usn_journal(1 << 20, 64 << 10, 0xABCD).unwrap();
+    let n = v.write_file("/note.txt", b"x").unwrap();
+    v.usn_append(n, USN_REASON_FILE_CREATE, 0x01DC_0000_0000_0000)
+        .unwrap();
+    v.usn_append(
+        n,
+        USN_REASON_FILE_CREATE | USN_REASON_DATA_EXTEND | USN_REASON_CLOSE,
+        0x01DC_0000_0000_0000,
+    )
+    .unwrap();
+    std::fs::write(&img, &v.into_device().data).unwrap();
+    let t = ok(&[im, "usn"]);
+    assert!(t.contains("Usn Journal ID   : 0x000000000000abcd"), "{t}");
+    assert!(t.contains("Next Usn         : 0x00000000000000a0"), "{t}");
+    assert!(t.contains("Usn               : 0\n"), "{t}");
+    assert!(t.contains("Usn               : 80\n"), "{t}");
+    assert!(t.contains("File name         : note.txt"), "{t}");
+    assert!(
+        t.contains("Reason            : 0x00000100: File create\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Reason            : 0x80000102: Data extend | File create | Close"),
+        "{t}"
+    );
+    assert!(t.contains("Record length     : 80"), "{t}");
+    assert!(t.contains("Parent file ID    : 0005000000000005"), "{t}");
+}

@@ -11,7 +11,8 @@
 //! STATUS_ACCESS_VIOLATION), `nullcall <n>` (n calls of an invalid service
 //! number, for the benchmark), `spawn` (a child process and a thread from
 //! user mode, see `procs`), `child`, `spin`, `exit` (what `spawn` and the
-//! process benchmark start).
+//! process benchmark start), `jobs` (job objects and the process list from
+//! user mode, see `jobs`).
 #![no_std]
 #![no_main]
 
@@ -19,6 +20,7 @@ use core::panic::PanicInfo;
 use nt::user::{KUserSharedData, Peb, RtlUserProcessParameters, Teb, UnicodeString};
 
 mod crt;
+mod jobs;
 mod procs;
 mod sys;
 use sys::*;
@@ -380,6 +382,7 @@ extern "system" fn NtProcessStartup(peb: *mut Peb) -> ! {
         }
         b"bench" => bench(&cmd[word.len()..]),
         b"spawn" => procs::spawn(),
+        b"jobs" => jobs::jobs(),
         b"child" => procs::child(peb),
         b"spin" => procs::spin(),
         b"exit" => exit(0),

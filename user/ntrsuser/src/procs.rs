@@ -11,7 +11,7 @@ use nt::user::{Peb, RtlUserProcessParameters, UnicodeString};
 
 const NT_CURRENT_THREAD: u64 = u64::MAX - 1;
 const ALL_ACCESS: u32 = 0x1F_FFFF;
-const IMAGE: &str = "\\??\\C:\\Windows\\System32\\ntrsuser.exe";
+pub(crate) const IMAGE: &str = "\\??\\C:\\Windows\\System32\\ntrsuser.exe";
 const STATUS_OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034u32 as i32;
 const STATUS_ACCESS_VIOLATION: i32 = 0xC000_0005u32 as i32;
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
@@ -46,7 +46,7 @@ fn us(buf: &[u16], n: usize) -> UnicodeString {
 /// `NtCreateUserProcess` of `image` with the command line `ntrsuser.exe
 /// <command>` and ENVIRONMENT; `cid` receives the child's client id.
 /// `parameters` replaces the parameters' address when not 0 (error tests).
-fn create_process(
+pub(crate) fn create_process(
     image: &str,
     command: &str,
     process: &mut u64,
@@ -107,14 +107,14 @@ fn create_process(
     }
 }
 
-fn wait(h: u64) -> i32 {
+pub(crate) fn wait(h: u64) -> i32 {
     let timeout: i64 = -100_000_000; // 10 s
                                      // SAFETY: `timeout` is readable.
     unsafe { NtWaitForSingleObject(h, 0, &timeout) }
 }
 
 /// (ExitStatus, PebBaseAddress, UniqueProcessId, InheritedFromUniqueProcessId).
-fn process_basic(h: u64) -> (i32, i32, u64, u64, u64) {
+pub(crate) fn process_basic(h: u64) -> (i32, i32, u64, u64, u64) {
     let mut b = [0u8; 48];
     let mut rl = 0u32;
     // SAFETY: `b` and `rl` are writable.
@@ -164,7 +164,7 @@ fn create_thread(start: extern "system" fn(u64) -> !, arg: u64, h: &mut u64) -> 
     }
 }
 
-fn close(h: u64) -> i32 {
+pub(crate) fn close(h: u64) -> i32 {
     // SAFETY: closing a handle of this process.
     unsafe { NtClose(h) }
 }

@@ -113,6 +113,28 @@ extern "system" {
     pub fn NtResumeThread(thread: u64, previous: *mut u32) -> i32;
 }
 
+#[allow(non_snake_case, dead_code)]
+extern "system" {
+    pub fn NtQuerySystemInformation(
+        class: u32,
+        buffer: *mut u8,
+        length: u32,
+        return_length: *mut u32,
+    ) -> i32;
+    pub fn NtCreateJobObject(job: *mut u64, access: u32, attributes: u64) -> i32;
+    pub fn NtAssignProcessToJobObject(job: u64, process: u64) -> i32;
+    pub fn NtIsProcessInJob(process: u64, job: u64) -> i32;
+    pub fn NtTerminateJobObject(job: u64, status: i32) -> i32;
+    pub fn NtQueryInformationJobObject(
+        job: u64,
+        class: u32,
+        buffer: *mut u8,
+        length: u32,
+        return_length: *mut u32,
+    ) -> i32;
+    pub fn NtSetInformationJobObject(job: u64, class: u32, buffer: *const u8, length: u32) -> i32;
+}
+
 /// Issues a service number that is not in the table.
 ///
 /// # Safety

@@ -367,6 +367,16 @@ pub struct Analysis {
     pub committed: Vec<u32>,
     /// Records seen from the start of the scan.
     pub records: usize,
+    /// The open attribute table at the end of the log: the checkpoint's,
+    /// then each `OpenNonresidentAttribute` record's entry (redo data) and
+    /// name (undo data), by table offset.
+    pub open_attributes: BTreeMap<u16, (OpenAttributeEntry, Vec<u16>)>,
+    /// Client records naming a target attribute the table does not hold at
+    /// that point of the log.
+    pub unresolved_targets: usize,
+    /// Client records (other than table dumps and `OpenNonresidentAttribute`)
+    /// naming no target attribute (0).
+    pub no_target: usize,
 }
 
 /// The analysis pass: from the last checkpoint's start (or the log's
@@ -382,6 +392,15 @@ pub fn analyze(log: &Log<'_>) -> Result<Analysis> {
     let mut start = log.start_lsn();
     if client.client_restart_lsn != 0 {
         let (ra, cp) = Checkpoint::read(log, client.client_restart_lsn)?;
+        for (o, e) in cp.open_attributes {
+            let name = cp
+                .attribute_names
+                .iter()
+                .find(|(n, _)| *n as u32 == o)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default();
+            a.open_attributes.insert(o as u16, (e, name));
+        }
         for (id, t) in cp.transactions {
             if t.previous_lsn != 0 {
                 a.uncommitted.insert(id, t.previous_lsn);
@@ -404,10 +423,39 @@ pub fn analyze(log: &Log<'_>) -> Result<Analysis> {
 }
 
 fn note(a: &mut Analysis, r: &LogRecord) {
-    if r.header.record_type != LFS_CLIENT_RECORD || r.header.transaction_id == 0 {
+    if r.header.record_type != LFS_CLIENT_RECORD {
         return;
     }
-    let op = NtfsRecord::parse(&r.data).ok().and_then(|n| n.redo_op());
+    let n = NtfsRecord::parse(&r.data).ok();
+    let op = n.as_ref().and_then(|n| n.redo_op());
+    if let Some(n) = &n {
+        let ta = n.header.target_attribute;
+        if op == Some(Op::OpenNonresidentAttribute) {
+            if let Ok(mut e) = OpenAttributeEntry::parse(&n.redo, 0) {
+                e.lsn_of_open_record = r.header.this_lsn;
+                let name = crate::util::utf16_units(&n.undo);
+                a.open_attributes.insert(ta, (e, name));
+            }
+        } else if !matches!(
+            op,
+            Some(
+                Op::OpenAttributeTableDump
+                    | Op::AttributeNamesDump
+                    | Op::DirtyPageTableDump
+                    | Op::TransactionTableDump
+                    | Op::ForgetTransaction
+            )
+        ) {
+            if ta == 0 {
+                a.no_target += 1;
+            } else if !a.open_attributes.contains_key(&ta) {
+                a.unresolved_targets += 1;
+            }
+        }
+    }
+    if r.header.transaction_id == 0 {
+        return;
+    }
     let t = r.header.transaction_id;
     if op == Some(Op::ForgetTransaction) {
         a.uncommitted.remove(&t);

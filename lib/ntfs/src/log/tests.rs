@@ -705,8 +705,173 @@ mod power_cut {
                 .map(|o| format!("{}={}", o.name(), ops[*o as usize]))
                 .collect();
             std::println!("records by redo operation: {named:?}; pages logged physically: {phys}");
+            assert!(ops[crate::log::Op::OpenNonresidentAttribute as usize] > 0);
+            assert!(
+                v.log_checkpoints().unwrap() > 1,
+                "no checkpoint taken while logging"
+            );
         }
         (v.into_device().mem.data, ends)
+    }
+
+    /// The analysis of the log on `img` (dirty: not shut down cleanly) and
+    /// the wrap count of its current LSN.
+    fn analysis_of(img: &[u8]) -> (crate::log::ntfs::Analysis, u64) {
+        let mut v = Volume::open(MemDevice::from_vec(img.to_vec())).unwrap();
+        let s = v
+            .open_stream(crate::volume::rec::LOGFILE, crate::attr::AT_DATA, &[])
+            .unwrap();
+        let b = v.read_whole(&s).unwrap();
+        let log = super::Log::open(&b).unwrap();
+        assert!(
+            log.current.clients[0].client_restart_lsn != 0,
+            "no checkpoint"
+        );
+        let an = super::analyze(&log).unwrap();
+        (an, log.math.seq(log.current.area.current_lsn))
+    }
+
+    fn wrap_data(i: usize) -> Vec<u8> {
+        (0..100 + (i * 397) % 5000)
+            .map(|k| (k * 3 + i) as u8)
+            .collect()
+    }
+
+    fn wrap_name(i: usize) -> alloc::string::String {
+        format!("/w/a-long-enough-name-for-index-entries-{i:04}.txt")
+    }
+
+    /// Files the wrap workload keeps at a time.
+    const WRAP_KEEP: usize = 30;
+    /// Its steps.
+    const WRAP_STEPS: usize = 400;
+
+    /// Step `i` of the wrap workload: a new file, and the one `WRAP_KEEP`
+    /// steps older deleted.
+    fn wrap_step<D: BlockDevice>(v: &mut Volume<D>, i: usize) -> crate::Result<()> {
+        if i == 0 {
+            return v.create_dir_all("/w").map(|_| ());
+        }
+        v.write_file(&wrap_name(i), &wrap_data(i))?;
+        if i > WRAP_KEEP {
+            v.remove(&wrap_name(i - WRAP_KEEP))?;
+        }
+        Ok(())
+    }
+
+    fn wrap_run(img: &[u8], cut: u64, tear: bool) -> (Vec<u8>, Vec<u64>) {
+        let dev = Cut {
+            mem: MemDevice::from_vec(img.to_vec()),
+            writes: 0,
+            cut: u64::MAX,
+            tear,
+        };
+        let mut v = Volume::open(dev).unwrap();
+        v.enable_logging().unwrap();
+        v.device().writes = 0;
+        v.device().cut = cut;
+        let mut ends = Vec::new();
+        for i in 0..WRAP_STEPS {
+            let r = wrap_step(&mut v, i);
+            if v.device().writes > cut {
+                break;
+            }
+            r.unwrap();
+            ends.push(v.device().writes);
+        }
+        (v.into_device().mem.data, ends)
+    }
+
+    /// Whether the wrap workload's files after `k` finished steps are there
+    /// (step `k`, in flight, may be partly done: its file and its delete are
+    /// not checked).
+    fn wrap_state_ok(v: &mut Volume<MemDevice>, k: usize) -> bool {
+        (1..k + 2).all(|i| {
+            let f = v.read_file(&wrap_name(i)).ok();
+            if i >= k || (i + WRAP_KEEP == k) {
+                true
+            } else if i + WRAP_KEEP < k {
+                f.is_none()
+            } else {
+                f == Some(wrap_data(i))
+            }
+        })
+    }
+
+    /// Many operations over the 256 KiB log of an 8 MiB volume: the log
+    /// wraps several times, reclaimed by checkpoints; every record names
+    /// an attribute the open attribute table holds. Power cuts (plain and
+    /// torn) in the last steps recover from the last checkpoint to a
+    /// committed prefix that `check` and ntfs-3g's `ntfsfix -n` accept.
+    #[test]
+    fn log_wraps_several_times_and_recovers_from_the_last_checkpoint() {
+        let img = base();
+        let (after, ends) = wrap_run(&img, u64::MAX, false);
+        assert_eq!(ends.len(), WRAP_STEPS);
+        let (an, wraps) = analysis_of(&after);
+        assert!(wraps >= 4, "the log wrapped only {} times", wraps - 1);
+        assert_eq!(an.unresolved_targets, 0);
+        assert!(an.open_attributes.len() >= 3, "{:?}", an.open_attributes);
+        assert!(an.uncommitted.is_empty());
+        let total = *ends.last().unwrap();
+        let from = ends[WRAP_STEPS - 6];
+        let mut tried = 0;
+        let mut undid = 0;
+        let mut cut = from;
+        while cut <= total {
+            for tear in [false, true] {
+                let (img2, _) = wrap_run(&img, cut, tear);
+                let (an, _) = analysis_of(&img2);
+                assert_eq!(an.unresolved_targets, 0, "cut {cut}");
+                let (mut v, (_, undone)) = recover_and_check(img2);
+                undid += (undone > 0) as usize;
+                let k = ends.iter().filter(|e| **e <= cut).count();
+                assert!(
+                    wrap_state_ok(&mut v, k),
+                    "cut {cut} (torn {tear}): not step {k}"
+                );
+                if cut == total - 3 && !tear {
+                    ntfs3g_accepts(&v.into_device().data);
+                }
+                tried += 1;
+            }
+            cut += 1;
+        }
+        assert!(undid > 0);
+        std::println!(
+            "wrapping log: {} wraps, {tried} cut points over its last {} writes survived; {undid} needed undo",
+            wraps - 1,
+            total - from
+        );
+    }
+
+    /// `ntfsfix -n` (and `ntfsinfo -m`) accept the image, when ntfs-3g is
+    /// installed.
+    fn ntfs3g_accepts(img: &[u8]) {
+        let fix = std::path::Path::new("/usr/bin/ntfsfix");
+        if !fix.exists() {
+            std::eprintln!("SKIP: ntfsfix missing");
+            return;
+        }
+        let p = std::env::temp_dir().join(format!("ntrs-logwrap-{}.img", std::process::id()));
+        std::fs::write(&p, img).unwrap();
+        for (cmd, args) in [("/usr/bin/ntfsfix", "-n"), ("/usr/bin/ntfsinfo", "-m")] {
+            let o = std::process::Command::new(cmd)
+                .arg(args)
+                .arg(&p)
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                alloc::string::String::from_utf8_lossy(&o.stdout),
+                alloc::string::String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(o.status.success(), "{cmd}: {text}");
+            for bad in ["rror", "orrupt", "nconsist"] {
+                assert!(!text.contains(bad), "{cmd} complained: {text}");
+            }
+        }
+        let _ = std::fs::remove_file(&p);
     }
 
     fn recover_and_check(img: Vec<u8>) -> (Volume<MemDevice>, (usize, usize)) {
@@ -725,6 +890,13 @@ mod power_cut {
         let img = base();
         let (after, ends) = run(&img, u64::MAX, false);
         assert!(*ends.last().unwrap() > 100);
+        let (an, _) = analysis_of(&after);
+        assert_eq!(an.unresolved_targets, 0);
+        std::println!(
+            "open attributes at the end: {}; records naming no attribute: {}",
+            an.open_attributes.len(),
+            an.no_target
+        );
         let mut v = Volume::open(MemDevice::from_vec(after)).unwrap();
         // Not shut down cleanly: the checker reports the dirty log ...
         assert!(!crate::check(&mut v).unwrap().is_empty());

@@ -15,13 +15,22 @@
 //! disk before, in pieces of at most 16 KiB. File data is not logged, as
 //! on Windows. Each outermost public operation (`Volume::op`) is one
 //! transaction; when it succeeds, its last record is `ForgetTransaction`
-//! (undo `CompensationLogRecord`), the device is flushed and the restart
-//! area moves the client's oldest LSN past it.
+//! (undo `CompensationLogRecord`) and the device is flushed; the restart
+//! area is written at checkpoints only (below).
 //!
-//! No open attribute table is kept yet (`target_attribute` 0), so Windows
-//! could parse our log but not restart from it. [`Volume::recover`]
-//! replays it: redo of every record from the oldest LSN in LSN order (page
-//! LSN checked for file record and index buffer operations), then undo of
+//! Each record names its stream by its open attribute table entry
+//! (`target_attribute`), opened by an `OpenNonresidentAttribute` record the
+//! first time a stream is written. Checkpoints (every
+//! [`CHECKPOINT_EVERY`] commits, when a quarter of the log is in use at a
+//! commit, and within a transaction when half of it is) flush the device,
+//! dump the open attribute, attribute name, dirty page and transaction
+//! tables and write the restart area pointing at the checkpoint's restart
+//! record; the client's oldest LSN then moves to the checkpoint's start (or
+//! the open transaction's first record), which is how the circular log
+//! reclaims space. [`Volume::recover`] replays it: analysis from the last
+//! checkpoint, redo of every record from the checkpoint's start in LSN
+//! order (page LSN checked for file record and index buffer operations),
+//! then undo of
 //! the records of transactions with no `ForgetTransaction`, newest first,
 //! each preceded by a compensation log record appended to the log (so a
 //! crash during recovery does not undo twice); then the log is reset to
@@ -29,7 +38,7 @@
 
 use super::layout::*;
 use super::logical;
-use super::ntfs::{analyze, NtfsRecord};
+use super::ntfs::{analyze, table_offset, Checkpoint, NtfsRecord};
 use super::ops::Op;
 use super::read::Log;
 use super::write::{LogStore, LogWriter, NewRecord};
@@ -50,6 +59,65 @@ const PIECE: usize = 16 << 10;
 /// the first transaction table entry.
 const TXN: u32 = 0x18;
 
+/// A checkpoint is taken at the commit of every this many transactions.
+pub const CHECKPOINT_EVERY: u32 = 32;
+
+/// Open attribute table slots at most (table offsets must fit a `u16`);
+/// writes to further streams name no attribute (`target_attribute` 0).
+const MAX_OPEN: usize = 1024;
+
+/// `TransactionActive` in a transaction table entry.
+const TRANSACTION_ACTIVE: u8 = 1;
+
+/// A stream metadata writes go to, as its open attribute table entry
+/// names it: file reference, attribute type and name, index buffer size
+/// (index allocations).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    /// File reference (sequence << 48 | record) of the file holding it.
+    pub file_reference: u64,
+    /// Attribute type code.
+    pub type_code: u32,
+    /// Attribute name (UTF-16).
+    pub name: Vec<u16>,
+    /// Bytes per index buffer of an `$INDEX_ALLOCATION` (else 0).
+    pub bytes_per_index_buffer: u32,
+}
+
+impl Target {
+    /// A stream of system file `n` (whose sequence number is its record
+    /// number, `$MFT`'s 1, as format gives them).
+    pub fn system(n: u64, type_code: u32, name: &[u16], bytes_per_index_buffer: u32) -> Self {
+        Self {
+            file_reference: crate::attr::make_ref(n, n.max(1) as u16),
+            type_code,
+            name: name.to_vec(),
+            bytes_per_index_buffer,
+        }
+    }
+
+    fn entry(&self, lsn_of_open_record: u64) -> OpenAttributeEntry {
+        OpenAttributeEntry {
+            allocated_or_next_free: RESTART_ENTRY_ALLOCATED,
+            bytes_per_index_buffer: self.bytes_per_index_buffer,
+            attribute_type_code: self.type_code,
+            file_reference: self.file_reference,
+            lsn_of_open_record,
+            ..Default::default()
+        }
+    }
+}
+
+/// An open attribute table slot in use.
+#[derive(Clone, Debug)]
+struct OpenSlot {
+    target: Target,
+    /// LSN of its `OpenNonresidentAttribute` record.
+    lsn: u64,
+    /// Named by a record since the last checkpoint.
+    used: bool,
+}
+
 /// Logging state of a volume.
 #[derive(Debug)]
 pub struct VolumeLog {
@@ -58,6 +126,15 @@ pub struct VolumeLog {
     size: u64,
     /// Last LSN of the open transaction (0: none open).
     prev: u64,
+    /// First LSN of the open transaction.
+    first: u64,
+    /// The open attribute table: slot `i` is table offset
+    /// `table_offset(0x28, i)`.
+    open: Vec<Option<OpenSlot>>,
+    /// Commits since the last checkpoint.
+    commits: u32,
+    /// Checkpoints taken.
+    pub checkpoints: u64,
     /// Records written (for tests and statistics).
     pub records: u64,
     /// Log forces.
@@ -161,22 +238,164 @@ impl<D: BlockDevice> Volume<D> {
             cs,
             size,
         };
-        let mut writer = LogWriter::open(&mut st)?;
-        // Dirty from here until a clean shutdown.
-        writer.write_restart(&mut st, false)?;
-        self.dev.flush()?;
+        let writer = LogWriter::open(&mut st)?;
         self.state.log = Some(Box::new(VolumeLog {
             writer,
             runs,
             size,
             prev: 0,
+            first: 0,
+            open: Vec::new(),
+            commits: 0,
+            checkpoints: 0,
             records: 0,
-            forces: 1,
+            forces: 0,
             ops: [0; 0x26],
             physical_pages: 0,
             undo_mismatches: 0,
             touched: BTreeSet::new(),
         }));
+        // The first checkpoint (empty tables) makes the log dirty until a
+        // clean shutdown.
+        if let Err(e) = self.log_checkpoint() {
+            self.state.log = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Checkpoints taken since logging started.
+    pub fn log_checkpoints(&self) -> Option<u64> {
+        self.state.log.as_ref().map(|l| l.checkpoints)
+    }
+
+    /// Takes a checkpoint (*Windows Internals*: NTFS "writes a checkpoint
+    /// record ... periodically"): flushes the device, so no page is dirty,
+    /// dumps the open attribute table (slots no record named since the last
+    /// checkpoint are closed first, when no transaction is open), the
+    /// attribute names, an empty dirty page table and the transaction table
+    /// (the open transaction, if any, with its first, last and undo-next
+    /// LSNs), then the client restart record; the restart area names it and
+    /// the oldest LSN moves to the checkpoint's start, or to the open
+    /// transaction's first record. The device is flushed again so the
+    /// restart area is stable before the log reuses the space it freed.
+    pub(crate) fn log_checkpoint(&mut self) -> Result<()> {
+        self.dev.flush()?;
+        self.with_log(|l, st| {
+            let mut cp = Checkpoint::default();
+            for (i, s) in l.open.iter_mut().enumerate() {
+                let Some(slot) = s else { continue };
+                if !slot.used && l.prev == 0 {
+                    *s = None;
+                    continue;
+                }
+                slot.used = false;
+                let off = table_offset(OPEN_ATTRIBUTE_ENTRY_LEN as u16, i);
+                cp.open_attributes.push((off, slot.target.entry(slot.lsn)));
+                if !slot.target.name.is_empty() {
+                    cp.attribute_names
+                        .push((off as u16, slot.target.name.clone()));
+                }
+            }
+            while l.open.last().is_some_and(|s| s.is_none()) {
+                l.open.pop();
+            }
+            if l.prev != 0 {
+                cp.transactions.push((
+                    TXN,
+                    TransactionEntry {
+                        allocated_or_next_free: RESTART_ENTRY_ALLOCATED,
+                        transaction_state: TRANSACTION_ACTIVE,
+                        first_lsn: l.first,
+                        previous_lsn: l.prev,
+                        undo_next_lsn: l.prev,
+                        ..Default::default()
+                    },
+                ));
+            }
+            cp.write(&mut l.writer, st)?;
+            l.writer.write_restart(st, false)?;
+            if l.checkpoints == 0 {
+                // Both restart pages say dirty from the first checkpoint on.
+                l.writer.write_restart(st, false)?;
+            }
+            l.forces += 2;
+            l.commits = 0;
+            l.checkpoints += 1;
+            Ok(())
+        })?;
+        self.dev.flush()
+    }
+
+    /// The open attribute table offset of the stream being written
+    /// (`WriteState::meta_target`), opening it with an
+    /// `OpenNonresidentAttribute` record (redo: the table entry; undo: the
+    /// attribute name) the first time; 0 when no stream is named.
+    fn open_target(&mut self) -> Result<u16> {
+        let Some(t) = self.state.meta_target.clone() else {
+            return Ok(0);
+        };
+        let Some(l) = self.state.log.as_mut() else {
+            return Ok(0);
+        };
+        let es = OPEN_ATTRIBUTE_ENTRY_LEN as u16;
+        if let Some(i) = l
+            .open
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.target == t))
+        {
+            if let Some(s) = l.open[i].as_mut() {
+                s.used = true;
+            }
+            return Ok(table_offset(es, i) as u16);
+        }
+        let i = match l.open.iter().position(|s| s.is_none()) {
+            Some(i) => i,
+            None if l.open.len() < MAX_OPEN => {
+                l.open.push(None);
+                l.open.len() - 1
+            }
+            None => return Ok(0),
+        };
+        let off = table_offset(es, i) as u16;
+        let mut entry = alloc::vec![0u8; OPEN_ATTRIBUTE_ENTRY_LEN];
+        t.entry(0).write(&mut entry, 0);
+        let name: Vec<u8> = t.name.iter().flat_map(|u| u.to_le_bytes()).collect();
+        let mut r = NtfsRecord::new(Op::OpenNonresidentAttribute, Op::Noop, entry, name);
+        r.header.target_attribute = off;
+        let data = r.to_bytes()?;
+        let lsn = self.with_log(|l, st| {
+            let lsn = l.writer.append(
+                st,
+                &NewRecord {
+                    record_type: LFS_CLIENT_RECORD,
+                    ..Default::default()
+                },
+                &data,
+            )?;
+            l.records += 1;
+            l.ops[Op::OpenNonresidentAttribute as usize] += 1;
+            l.open[i] = Some(OpenSlot {
+                target: t,
+                lsn,
+                used: true,
+            });
+            Ok(lsn)
+        })?;
+        lsn.map(|_| off)
+            .ok_or(Error::InvalidParameter("not logging"))
+    }
+
+    /// Takes a checkpoint within or before a transaction when half of the
+    /// log is in use and a checkpoint would free some of it.
+    fn checkpoint_if_short(&mut self) -> Result<()> {
+        let due = self.state.log.as_mut().is_some_and(|l| {
+            let oldest = l.writer.client().oldest_lsn;
+            l.writer.used_bytes() * 2 >= l.writer.capacity() && (l.prev == 0 || l.first > oldest)
+        });
+        if due {
+            self.log_checkpoint()?;
+        }
         Ok(())
     }
 
@@ -242,7 +461,9 @@ impl<D: BlockDevice> Volume<D> {
         r.map(Some)
     }
 
-    fn log_append(&mut self, r: &NtfsRecord) -> Result<u64> {
+    fn log_append(&mut self, r: &mut NtfsRecord) -> Result<u64> {
+        self.checkpoint_if_short()?;
+        r.header.target_attribute = self.open_target()?;
         let data = r.to_bytes()?;
         let lsn = self.with_log(|l, st| {
             let nr = NewRecord {
@@ -251,7 +472,11 @@ impl<D: BlockDevice> Volume<D> {
                 record_type: LFS_CLIENT_RECORD,
                 transaction_id: TXN,
             };
-            l.prev = l.writer.append(st, &nr, &data)?;
+            let lsn = l.writer.append(st, &nr, &data)?;
+            if l.prev == 0 {
+                l.first = lsn;
+            }
+            l.prev = lsn;
             l.records += 1;
             let op = r.header.redo_operation as usize;
             if let Some(c) = l.ops.get_mut(op) {
@@ -300,7 +525,7 @@ impl<D: BlockDevice> Volume<D> {
             r.lcns = (first..=last).collect();
             r.header.target_vcn = vcn + (done as u64 + pos % cs) / cs;
             r.header.record_offset = (p % cs) as u16;
-            lsn = self.log_append(&r)?;
+            lsn = self.log_append(&mut r)?;
             done += n;
         }
         Ok(lsn)
@@ -404,7 +629,7 @@ impl<D: BlockDevice> Volume<D> {
                     r.header.cluster_block_offset = ((pos % cs) / 512) as u16;
                     r.header.record_offset = c.record_offset;
                     r.header.attribute_offset = c.attribute_offset;
-                    lsn = self.log_append(&r)?;
+                    lsn = self.log_append(&mut r)?;
                 }
                 lsn
             }
@@ -456,14 +681,14 @@ impl<D: BlockDevice> Volume<D> {
             let mut r = NtfsRecord::new(redo, undo, d.clone(), d);
             r.lcns = alloc::vec![pos / cs + c];
             r.header.target_vcn = vcn + c;
-            self.log_append(&r)?;
+            self.log_append(&mut r)?;
         }
         self.log_force()?;
         self.dev.write_at(pos, buf)
     }
 
     /// Commits the open transaction (if any): `ForgetTransaction`, a
-    /// device flush, and the restart area moving the oldest LSN past it.
+    /// device flush, and a checkpoint when one is due.
     pub(crate) fn log_commit(&mut self) -> Result<()> {
         let open = self.state.log.as_ref().is_some_and(|l| l.prev != 0);
         if !open {
@@ -488,15 +713,18 @@ impl<D: BlockDevice> Volume<D> {
             l.writer.force(st)?;
             l.forces += 1;
             l.prev = 0;
+            l.first = 0;
             l.touched.clear();
+            l.commits += 1;
             Ok(())
         })?;
         self.dev.flush()?;
-        self.with_log(|l, st| {
-            let next = l.writer.next_lsn();
-            l.writer.client().oldest_lsn = next;
-            l.writer.write_restart(st, false)
-        })?;
+        let due = self.state.log.as_mut().is_some_and(|l| {
+            l.commits >= CHECKPOINT_EVERY || l.writer.used_bytes() * 4 >= l.writer.capacity()
+        });
+        if due {
+            self.log_checkpoint()?;
+        }
         Ok(())
     }
 
@@ -679,7 +907,9 @@ impl<D: BlockDevice> Volume<D> {
                 continue;
             }
             let n = NtfsRecord::parse(&r.data)?;
-            if self.replay(&n, true, Some(r.header.this_lsn))? {
+            // Redo starts at the last checkpoint: everything before it was
+            // on disk when it was taken.
+            if r.header.this_lsn >= an.redo_lsn && self.replay(&n, true, Some(r.header.this_lsn))? {
                 redone += 1;
             }
             by_lsn.insert(r.header.this_lsn, (r.header, n));

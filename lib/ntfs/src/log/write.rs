@@ -342,6 +342,25 @@ impl LogWriter {
         self.area.current_lsn
     }
 
+    /// Bytes of the circular log area the records from the client's
+    /// oldest LSN up to the next record take (what a checkpoint can
+    /// reclaim by moving the oldest LSN on).
+    pub fn used_bytes(&self) -> u64 {
+        let oldest = self.client.oldest_lsn;
+        if oldest == 0 {
+            return 0;
+        }
+        let area = self.capacity();
+        let (so, oo) = (self.math.seq(oldest), self.math.offset(oldest));
+        let next = self.page_off + self.pos;
+        (self.seq.saturating_sub(so) * area + next).saturating_sub(oo)
+    }
+
+    /// Bytes of the circular log area (the log record pages).
+    pub fn capacity(&self) -> u64 {
+        self.g.file_size - self.g.first_page()
+    }
+
     /// The client record as it will be written.
     pub fn client(&mut self) -> &mut ClientRecord {
         &mut self.client

@@ -156,8 +156,37 @@ unsafe extern "system" fn pnpmgr_dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut
     // SAFETY: the dispatch routine owns the IRP; its current location is ours.
     unsafe {
         let sl = IoGetCurrentIrpStackLocation(irp);
-        match (*sl).MinorFunction {
+        let minor = (*sl).MinorFunction;
+        if let Some(s) = root_device_pnp(dev, irp, minor) {
+            return s;
+        }
+        match minor {
             IRP_MN_START_DEVICE => complete(irp, STATUS_SUCCESS, 0),
+            // The root and root buses are never removed; nothing to undo.
+            IRP_MN_QUERY_REMOVE_DEVICE | IRP_MN_CANCEL_REMOVE_DEVICE => {
+                complete(irp, STATUS_SUCCESS, 0)
+            }
+            IRP_MN_QUERY_DEVICE_RELATIONS
+                if (*sl).Parameters.QueryDeviceRelations.Type == BUS_RELATIONS
+                    && ext(dev).is_some_and(|e| e.node == 0) =>
+            {
+                // The root's children: the PCI root buses and the
+                // root-enumerated devices.
+                let mut v: Vec<*mut DEVICE_OBJECT> = super::device_tree()
+                    .map(|t| {
+                        t.children(0)
+                            .filter(|n| n.window.is_some())
+                            .map(|n| n.pdo.load(Ordering::Acquire) as *mut DEVICE_OBJECT)
+                            .filter(|p| !p.is_null())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ROOT_DEVICES.with(|r| v.extend(r.iter().map(|d| d.pdo as *mut DEVICE_OBJECT)));
+                match relations_of(&v) {
+                    Ok(r) => complete(irp, STATUS_SUCCESS, r as usize),
+                    Err(s) => complete(irp, s, 0),
+                }
+            }
             IRP_MN_QUERY_RESOURCES => {
                 let node = ext(dev).and_then(|e| super::device_tree()?.node(e.node));
                 match node.and_then(|n| n.resources()) {
@@ -184,9 +213,173 @@ unsafe extern "system" fn pnpmgr_dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut
     }
 }
 
+// ---- root-enumerated devices ----
+
+/// A device the root enumerator reports (`ROOT\<id>\<instance>`, as
+/// Windows keeps software devices under `Enum\Root`); its PDO is
+/// `\Driver\PnpManager`'s.
+struct RootDevice {
+    pdo: u64,
+    device_id: String,
+    instance_id: String,
+}
+
+/// The root-enumerated devices the root reports in its bus relations.
+static ROOT_DEVICES: crate::ke::irql::SpinLocked<Vec<RootDevice>, { crate::ke::DISPATCH_LEVEL }> =
+    crate::ke::irql::SpinLocked::new(Vec::new());
+
+/// A UTF-16 string (`multi`: a double-NUL list of one string) in pool,
+/// for an `IRP_MN_QUERY_ID` answer.
+fn pool_id(s: &str, multi: bool) -> Result<*mut u8, NtStatus> {
+    let mut b: Vec<u8> = s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    b.extend_from_slice(if multi { &[0, 0, 0, 0] } else { &[0, 0] });
+    pool_copy(&b, b"PnpI")
+}
+
+/// `\Driver\PnpManager`'s answers for a root-enumerated PDO (`None`: not
+/// one of them): its IDs, `UniqueID` capabilities (the instance path is
+/// `ROOT\<id>\<instance>`), START and the removal IRPs succeed, and a
+/// device no longer reported is deleted at `IRP_MN_REMOVE_DEVICE`.
+///
+/// # Safety
+/// The dispatch routine's `dev` and `irp`.
+unsafe fn root_device_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP, minor: u8) -> Option<NtStatus> {
+    let ids = ROOT_DEVICES.with(|r| {
+        r.iter()
+            .find(|d| d.pdo == dev as u64)
+            .map(|d| (d.device_id.clone(), d.instance_id.clone()))
+    });
+    // SAFETY: the dispatch routine's own IRP and device.
+    unsafe {
+        let e = ext(dev)?;
+        if e.node != usize::MAX {
+            return None;
+        }
+        let sl = IoGetCurrentIrpStackLocation(irp);
+        Some(match minor {
+            IRP_MN_QUERY_ID => {
+                let Some((d, i)) = ids else {
+                    return Some(complete_unhandled(irp));
+                };
+                let r = match (*sl).Parameters.QueryId.IdType {
+                    BUS_QUERY_DEVICE_ID => pool_id(&d, false),
+                    BUS_QUERY_INSTANCE_ID => pool_id(&i, false),
+                    BUS_QUERY_HARDWARE_IDS => pool_id(&d, true),
+                    _ => return Some(complete_unhandled(irp)),
+                };
+                match r {
+                    Ok(p) => complete(irp, STATUS_SUCCESS, p as usize),
+                    Err(s) => complete(irp, s, 0),
+                }
+            }
+            IRP_MN_QUERY_CAPABILITIES => {
+                let c = (*sl).Parameters.DeviceCapabilities.Capabilities
+                    as *mut wdk::pnp::DEVICE_CAPABILITIES;
+                if !c.is_null() {
+                    (*c).Bits |= wdk::pnp::caps::UniqueID;
+                }
+                complete(irp, STATUS_SUCCESS, 0)
+            }
+            IRP_MN_START_DEVICE
+            | IRP_MN_QUERY_REMOVE_DEVICE
+            | IRP_MN_CANCEL_REMOVE_DEVICE
+            | IRP_MN_SURPRISE_REMOVAL => complete(irp, STATUS_SUCCESS, 0),
+            IRP_MN_REMOVE_DEVICE => {
+                let s = complete(irp, STATUS_SUCCESS, 0);
+                if ids.is_none() {
+                    // Gone from the root's list: the PDO goes too.
+                    crate::io::device::io_delete_device(dev);
+                }
+                s
+            }
+            IRP_MN_QUERY_DEVICE_RELATIONS
+                if (*sl).Parameters.QueryDeviceRelations.Type == TARGET_DEVICE_RELATION =>
+            {
+                match relations_of(&[dev]) {
+                    Ok(r) => complete(irp, STATUS_SUCCESS, r as usize),
+                    Err(s) => complete(irp, s, 0),
+                }
+            }
+            _ => complete_unhandled(irp),
+        })
+    }
+}
+
+/// Creates a root-enumerated device `ROOT\<device_id>\<instance_id>`
+/// whose function driver is `service` (what installing a software device
+/// does: the `Enum` key with its `Service`), and asks the root for its bus
+/// relations again so the PnP manager makes its node and starts it
+/// (asynchronously, `IoInvalidateDeviceRelations`). Returns the PDO.
+pub fn create_root_device(
+    device_id: &str,
+    instance_id: &str,
+    service: &str,
+) -> Result<*mut DEVICE_OBJECT, NtStatus> {
+    if !device_id.starts_with("ROOT\\") || instance_id.contains('\\') {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    let tree = super::device_tree().ok_or(STATUS_NO_SUCH_DEVICE)?;
+    super::registry::write_service(&format!("{device_id}\\{instance_id}"), service)?;
+    let pnpmgr = find_driver("\\Driver\\PnpManager").ok_or(STATUS_NO_SUCH_DEVICE)?;
+    let k = ROOT_PDO_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    // SAFETY: the built-in driver object.
+    let dev = unsafe {
+        io_create_device(
+            pnpmgr,
+            core::mem::size_of::<Ext>() as u32,
+            Some(&format!("\\Device\\{k:08X}")),
+            FILE_DEVICE_UNKNOWN,
+            FILE_AUTOGENERATED_DEVICE_NAME,
+            false,
+        )?
+    };
+    // SAFETY: just created with an Ext-sized extension.
+    unsafe {
+        (*dev).DeviceExtension.cast::<Ext>().write(Ext {
+            magic: PDO_MAGIC,
+            node: usize::MAX,
+        });
+        (*dev).Flags |= DO_BUS_ENUMERATED_DEVICE;
+        (*dev).Flags &= !DO_DEVICE_INITIALIZING;
+    }
+    ROOT_DEVICES.with(|r| {
+        r.push(RootDevice {
+            pdo: dev as u64,
+            device_id: device_id.into(),
+            instance_id: instance_id.into(),
+        })
+    });
+    super::remove::io_invalidate_device_relations(
+        tree.root().pdo.load(Ordering::Acquire) as _,
+        BUS_RELATIONS,
+    );
+    Ok(dev)
+}
+
+/// Takes a root-enumerated device out of the root's list (the device is
+/// gone) and asks the root for its relations again: the PnP manager
+/// surprise-removes the device's subtree (asynchronously). The PDO is
+/// deleted at its `IRP_MN_REMOVE_DEVICE`.
+pub fn delete_root_device(pdo: *mut DEVICE_OBJECT) -> Result<(), NtStatus> {
+    let tree = super::device_tree().ok_or(STATUS_NO_SUCH_DEVICE)?;
+    let found = ROOT_DEVICES.with(|r| {
+        let before = r.len();
+        r.retain(|d| d.pdo != pdo as u64);
+        r.len() != before
+    });
+    if !found {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    super::remove::io_invalidate_device_relations(
+        tree.root().pdo.load(Ordering::Acquire) as _,
+        BUS_RELATIONS,
+    );
+    Ok(())
+}
+
 /// A `DEVICE_RELATIONS` in nonpaged pool (the receiver frees it with
 /// `ExFreePool`), each object referenced.
-fn relations_of(objs: &[*mut DEVICE_OBJECT]) -> Result<*mut DEVICE_RELATIONS, NtStatus> {
+pub(super) fn relations_of(objs: &[*mut DEVICE_OBJECT]) -> Result<*mut DEVICE_RELATIONS, NtStatus> {
     let size = 8 + 8 * objs.len().max(1);
     let p = crate::ex::xpool::ExAllocatePool2(
         ::mm::pool::POOL_FLAG_NON_PAGED,
@@ -480,7 +673,7 @@ pub fn restart_with_new_resources(n: &DeviceNode) -> Result<(), NtStatus> {
 
 /// Asks a started stack for its bus relations and makes a node for each
 /// PDO not seen before (`PipEnumerateDevice`).
-fn enumerate(tree: &DeviceTree, n: &DeviceNode, pdo: *mut DEVICE_OBJECT) {
+pub(super) fn enumerate(tree: &DeviceTree, n: &DeviceNode, pdo: *mut DEVICE_OBJECT) {
     let params = IO_STACK_LOCATION_PARAMETERS {
         QueryDeviceRelations: QueryDeviceRelationsParameters {
             Type: BUS_RELATIONS,
@@ -495,6 +688,20 @@ fn enumerate(tree: &DeviceTree, n: &DeviceNode, pdo: *mut DEVICE_OBJECT) {
     n.set_state(super::DEVICE_NODE_STARTED);
     // SAFETY: a DEVICE_RELATIONS the bus driver allocated for us.
     let pdos = unsafe { free_relations(info as *mut DEVICE_RELATIONS) };
+    // A child the bus no longer reports is gone: surprise removal
+    // (`PiProcessQueryDeviceState`/`IopProcessNewDeviceNode`'s missing
+    // children).
+    let missing: Vec<&DeviceNode> = tree
+        .children(n.index)
+        .filter(|c| {
+            let p = c.pdo.load(Ordering::Acquire);
+            p != 0 && !pdos.iter().any(|&x| x as u64 == p)
+        })
+        .collect();
+    for c in missing {
+        crate::dbg_println!("PnP: {} is gone", c.instance_path);
+        super::remove::surprise_remove(tree, c);
+    }
     for p in pdos {
         if tree.by_pdo(p as u64).is_some() {
             continue;
@@ -645,6 +852,8 @@ unsafe fn new_child<'t>(
             n.set_problem(super::CM_PROB_FAILED_INSTALL);
         }
         let node = tree.add(n)?;
+        // A PDO reported again after an orderly removal starts afresh.
+        crate::io::device::clear_remove_flags(pdo);
         node.pdo.store(pdo as u64, Ordering::Release);
         super::registry::write_enum_key(node);
         // Devices with a driver get their resources now (the built-in

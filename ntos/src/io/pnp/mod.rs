@@ -31,9 +31,11 @@ pub mod interface;
 pub mod interrupt;
 pub mod kd;
 pub mod registry;
+pub mod remove;
 pub mod resource;
 pub mod tests;
 pub mod tests_interface;
+pub mod tests_remove;
 
 use crate::ke::irql::SpinLocked;
 use crate::ke::DISPATCH_LEVEL;
@@ -57,6 +59,12 @@ pub const DEVICE_NODE_STARTED: u32 = 0x308;
 pub const DEVICE_NODE_QUERY_STOPPED: u32 = 0x309;
 pub const DEVICE_NODE_STOPPED: u32 = 0x30A;
 pub const DEVICE_NODE_ENUMERATE_COMPLETION: u32 = 0x30D;
+pub const DEVICE_NODE_AWAITING_QUEUED_REMOVAL: u32 = 0x30F;
+pub const DEVICE_NODE_QUERY_REMOVED: u32 = 0x310;
+pub const DEVICE_NODE_REMOVE_PENDING_CLOSES: u32 = 0x311;
+pub const DEVICE_NODE_REMOVED: u32 = 0x312;
+pub const DEVICE_NODE_DELETE_PENDING_CLOSES: u32 = 0x313;
+pub const DEVICE_NODE_DELETED: u32 = 0x314;
 
 /// `STATUS_DEVICE_CONFIGURATION_ERROR`: a damaged MCFG table.
 pub const STATUS_DEVICE_CONFIGURATION_ERROR: NtStatus = NtStatus::from_u32(0xC000_0182);
@@ -215,6 +223,15 @@ impl DeviceNode {
         self.problem.store(p, Ordering::Release);
     }
 
+    /// Whether the node left the tree: its stack had `IRP_MN_REMOVE_DEVICE`
+    /// (`DeviceNodeRemoved` after an orderly removal, `DeviceNodeDeleted`
+    /// after a surprise removal). ntrs keeps the record (nodes are never
+    /// freed: `&DeviceNode` stays valid) but lists, looks up and starts it
+    /// no more.
+    pub fn is_gone(&self) -> bool {
+        matches!(self.state(), DEVICE_NODE_REMOVED | DEVICE_NODE_DELETED)
+    }
+
     /// The resources assigned, if any.
     pub fn resources(&self) -> Option<&'static Resources> {
         self.resources.with(|r| *r)
@@ -264,8 +281,9 @@ impl DeviceNode {
 pub const MAX_NODES: usize = 512;
 
 /// The device tree: every node, the root first. Nodes are appended as bus
-/// drivers report them and never removed (no surprise removal yet), so a
-/// `&DeviceNode` stays valid for the life of the system.
+/// drivers report them; a removed node stays in its slot marked gone
+/// (`DeviceNode::is_gone`, remove.rs), so a `&DeviceNode` stays valid for
+/// the life of the system.
 pub struct DeviceTree {
     slots: Vec<once_cell::race::OnceBox<DeviceNode>>,
     count: AtomicUsize,
@@ -320,9 +338,10 @@ impl DeviceTree {
         (0..self.len()).filter_map(|i| self.slots[i].get())
     }
 
-    /// The children of `index`, in enumeration order.
+    /// The children of `index` still in the tree, in enumeration order.
     pub fn children(&self, index: usize) -> impl Iterator<Item = &DeviceNode> {
-        self.nodes().filter(move |n| n.parent == Some(index))
+        self.nodes()
+            .filter(move |n| n.parent == Some(index) && !n.is_gone())
     }
 
     /// `IopRootDeviceNode`.
@@ -338,7 +357,7 @@ impl DeviceTree {
     /// The node whose instance path is `path` (case-insensitive).
     pub fn by_instance_path(&self, path: &str) -> Option<&DeviceNode> {
         self.nodes()
-            .find(|n| n.instance_path.eq_ignore_ascii_case(path))
+            .find(|n| !n.is_gone() && n.instance_path.eq_ignore_ascii_case(path))
     }
 
     /// The node whose PDO is `pdo`.
@@ -457,6 +476,12 @@ fn set_resources(node: &DeviceNode, r: Resources) -> Result<(), NtStatus> {
     }
     node.resources.with(|x| *x = Some(res));
     Ok(())
+}
+
+/// Forgets a removed node's resources (the record stays allocated, as a
+/// rebalance's old one does).
+fn clear_resources(node: &DeviceNode) {
+    node.resources.with(|x| *x = None);
 }
 
 /// Assigns a node's resources (`IopAssignResourcesToDevices`): the

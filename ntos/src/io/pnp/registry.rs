@@ -124,3 +124,22 @@ pub fn write_enum_key(node: &DeviceNode) {
     }
     nt_close(h);
 }
+
+/// Writes `Service` into the `Enum` key of the device instance `path`
+/// (creating the key), as installing a device does.
+pub fn write_service(path: &str, service: &str) -> Result<(), nt::NtStatus> {
+    write_enum_value(path, "Service", REG_SZ, &reg_sz(service))
+}
+
+/// Writes one value into the `Enum` key of the device instance `path`
+/// (creating the key).
+pub fn write_enum_value(path: &str, name: &str, ty: u32, data: &[u8]) -> Result<(), nt::NtStatus> {
+    let h = create_enum_path(path)?;
+    let s = nt_set_value_key(h, name, ty, data, K);
+    nt_close(h);
+    if s.is_success() {
+        Ok(())
+    } else {
+        Err(s)
+    }
+}
