@@ -790,6 +790,21 @@ pub fn hive_persistence_test(img: &Path, tally: &mut Tally, errors: &mut Vec<Str
             hive.as_deref() == Ok(token.as_str()),
             &detail,
         );
+        // The hive cm.persist.saved_and_loaded_hive made with NtSaveKey, loaded,
+        // changed and unloaded: its root's Token.
+        let (_, loaded) =
+            crate::image::check_volume_and_read_value(img, "NtrsPersist.hiv", "\\", "Token");
+        let detail = match &loaded {
+            Ok(v) => format!("hivexget returned '{v}', expected '{token}'"),
+            Err(e) => e.clone(),
+        };
+        check(
+            tally,
+            errors,
+            &format!("registry/hivex-reads-the-saved-and-loaded-hive-of-boot{n}"),
+            loaded.as_deref() == Ok(token.as_str()),
+            &detail,
+        );
     }
 }
 

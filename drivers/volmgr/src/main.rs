@@ -17,13 +17,21 @@
 //! `IOCTL_DISK_GET_LENGTH_INFO`, `IOCTL_DISK_GET_PARTITION_INFO_EX`,
 //! `IOCTL_STORAGE_GET_DEVICE_NUMBER`; flushes go to the disk; anything else
 //! is `STATUS_INVALID_DEVICE_REQUEST`. As a PDO it answers `IRP_MN_QUERY_ID`
-//! (`STORAGE\Volume`, `{disk GUID}#<offset>`) and `IRP_MN_START_DEVICE`.
+//! (`STORAGE\Volume`, `{disk GUID}#<offset>`), `IRP_MN_QUERY_CAPABILITIES`
+//! (`UniqueID`: the instance path is `STORAGE\Volume\<instance ID>`, as on
+//! Windows; `RawDeviceOK`) and `IRP_MN_START_DEVICE`.
+//!
+//! As a bus driver: `AddDevice` puts volmgr's FDO on the root-enumerated
+//! `ROOT\VOLMGR\0000` device, whose `BusRelations` are the volume PDOs
+//! (so each volume is a device node under it, as `!devnode` shows on
+//! Windows); a volume made later invalidates those relations.
 //!
 //! Differences from Windows (docs/storage.md): `\Device\VolMgrControl` is
-//! made in `DriverEntry` (Windows' volmgr gets it from the root-enumerated
-//! `ROOT\VOLMGR\0000` devnode's `AddDevice`); volume PDOs get no device
-//! nodes and no volume stack (no volsnap/fvevol/volume.sys FDO above them);
-//! no removal, no dynamic disks; no `DriverUnload`.
+//! made in `DriverEntry` (Windows' volmgr makes it in that `AddDevice`);
+//! volumes have no volume stack (no volsnap/fvevol/volume.sys FDO above
+//! them: their nodes start raw, `RawDeviceOK`); no removal (the removal
+//! IRPs keep STATUS_NOT_SUPPORTED, so an orderly removal is vetoed), no
+//! dynamic disks; no `DriverUnload`.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -46,6 +54,16 @@ use storage::volume;
 
 const MAGIC_CONTROL: u32 = u32::from_le_bytes(*b"VmCt");
 const MAGIC_VOLUME: u32 = u32::from_le_bytes(*b"VmVo");
+const MAGIC_FDO: u32 = u32::from_le_bytes(*b"VmFd");
+
+/// The FDO on `ROOT\VOLMGR\0000` and the device below it (0 until
+/// `AddDevice`).
+static FDO: AtomicU64 = AtomicU64::new(0);
+static FDO_LOWER: AtomicU64 = AtomicU64::new(0);
+/// The root device's PDO (for `IoInvalidateDeviceRelations`).
+static BUS_PDO: AtomicU64 = AtomicU64::new(0);
+/// Every volume PDO made, in arrival order (the bus relations).
+static VOLUMES: [AtomicU64; MAX_VOLUMES] = [const { AtomicU64::new(0) }; MAX_VOLUMES];
 
 /// Every volmgr device's extension starts with its magic.
 #[repr(C)]
@@ -310,6 +328,17 @@ fn make_volume(driver: *mut DRIVER_OBJECT, p: VOLMGR_NTRS_PARTITION) -> NtStatus
         (*dev).AlignmentRequirement = (*p.DiskDevice).AlignmentRequirement;
         (*dev).Flags &= !DO_DEVICE_INITIALIZING;
     }
+    if let Some(v) = VOLUMES.iter().find(|v| {
+        v.compare_exchange(0, dev as u64, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }) {
+        let _ = v;
+        let bus = BUS_PDO.load(Ordering::Acquire);
+        if bus != 0 {
+            // SAFETY: the root device's PDO, live while our FDO is on it.
+            unsafe { IoInvalidateDeviceRelations(bus as *mut DEVICE_OBJECT, BUS_RELATIONS) };
+        }
+    }
     // \Device\HarddiskK\PartitionP and \GLOBAL??\HarddiskKPartitionP.
     for link in [
         storage::mountmgr::partition_device_name(p.DiskNumber, p.PartitionNumber),
@@ -387,12 +416,23 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
     unsafe {
         let sl = IoGetCurrentIrpStackLocation(irp);
         let keep = (*irp).IoStatus.Status;
+        if magic(dev) == MAGIC_FDO {
+            return fdo_pnp(irp);
+        }
         if magic(dev) != MAGIC_VOLUME {
             return complete(irp, keep, (*irp).IoStatus.Information, IO_DISK_INCREMENT);
         }
         let v = volume_of(dev);
         match (*sl).MinorFunction {
             IRP_MN_START_DEVICE => complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT),
+            IRP_MN_QUERY_CAPABILITIES => {
+                let c = (*sl).Parameters.DeviceCapabilities.Capabilities
+                    as *mut rt::wdk::pnp::DEVICE_CAPABILITIES;
+                if !c.is_null() {
+                    (*c).Bits |= rt::wdk::pnp::caps::UniqueID | rt::wdk::pnp::caps::RawDeviceOK;
+                }
+                complete(irp, STATUS_SUCCESS, 0, IO_DISK_INCREMENT)
+            }
             IRP_MN_QUERY_ID => {
                 let id: Option<String> = match (*sl).Parameters.QueryId.IdType {
                     BUS_QUERY_DEVICE_ID | BUS_QUERY_HARDWARE_IDS => {
@@ -416,6 +456,88 @@ unsafe extern "system" fn dispatch_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -
             _ => complete(irp, keep, (*irp).IoStatus.Information, IO_DISK_INCREMENT),
         }
     }
+}
+
+/// `IRP_MJ_PNP` on the FDO of `ROOT\VOLMGR\0000`: `BusRelations` are the
+/// volumes (a pool `DEVICE_RELATIONS`, each referenced for the PnP
+/// manager); everything goes down to the root device's PDO.
+///
+/// # Safety
+/// The dispatch routine's IRP.
+unsafe fn fdo_pnp(irp: *mut IRP) -> NtStatus {
+    // SAFETY: the I/O manager's IRP; the FDO's lower device is live while
+    // attached.
+    unsafe {
+        let sl = IoGetCurrentIrpStackLocation(irp);
+        let lower = FDO_LOWER.load(Ordering::Acquire) as *mut DEVICE_OBJECT;
+        match (*sl).MinorFunction {
+            IRP_MN_QUERY_DEVICE_RELATIONS
+                if (*sl).Parameters.QueryDeviceRelations.Type == BUS_RELATIONS =>
+            {
+                let vols: Vec<u64> = VOLUMES
+                    .iter()
+                    .map(|v| v.load(Ordering::Acquire))
+                    .filter(|&v| v != 0)
+                    .collect();
+                let size = 8 + 8 * vols.len().max(1);
+                let r = ExAllocatePool2(0x40, size, u32::from_le_bytes(*b"VmRl"))
+                    as *mut DEVICE_RELATIONS;
+                if r.is_null() {
+                    return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0, IO_NO_INCREMENT);
+                }
+                (*r).Count = vols.len() as u32;
+                let arr = core::ptr::addr_of_mut!((*r).Objects).cast::<*mut DEVICE_OBJECT>();
+                for (i, &v) in vols.iter().enumerate() {
+                    ObfReferenceObject(v as *mut core::ffi::c_void);
+                    arr.add(i).write(v as *mut DEVICE_OBJECT);
+                }
+                (*irp).IoStatus.Status = STATUS_SUCCESS;
+                (*irp).IoStatus.Information = r as usize;
+            }
+            IRP_MN_START_DEVICE => (*irp).IoStatus.Status = STATUS_SUCCESS,
+            _ => {}
+        }
+        IoSkipCurrentIrpStackLocation(irp);
+        IoCallDriver(lower, irp)
+    }
+}
+
+/// `AddDevice` for `ROOT\VOLMGR\0000`: volmgr's FDO (one).
+unsafe extern "system" fn add_device(
+    driver: *mut DRIVER_OBJECT,
+    pdo: *mut DEVICE_OBJECT,
+) -> NtStatus {
+    if FDO.load(Ordering::Acquire) != 0 {
+        return STATUS_DEVICE_ALREADY_ATTACHED;
+    }
+    let mut dev: *mut DEVICE_OBJECT = core::ptr::null_mut();
+    // SAFETY: our driver object and the PnP manager's PDO; the extension
+    // starts with the magic before the device is attached.
+    unsafe {
+        let s = IoCreateDevice(
+            driver,
+            core::mem::size_of::<Volume>() as u32,
+            core::ptr::null_mut(),
+            FILE_DEVICE_BUS_EXTENDER,
+            0,
+            0,
+            &mut dev,
+        );
+        if !s.is_success() {
+            return s;
+        }
+        *((*dev).DeviceExtension as *mut u32) = MAGIC_FDO;
+        let lower = IoAttachDeviceToDeviceStack(dev, pdo);
+        if lower.is_null() {
+            IoDeleteDevice(dev);
+            return STATUS_NO_SUCH_DEVICE;
+        }
+        FDO_LOWER.store(lower as u64, Ordering::Release);
+        FDO.store(dev as u64, Ordering::Release);
+        BUS_PDO.store(pdo as u64, Ordering::Release);
+        (*dev).Flags &= !DO_DEVICE_INITIALIZING;
+    }
+    STATUS_SUCCESS
 }
 
 static CONTROL_NAME: [u16; 22] = rt::utf16("\\Device\\VolMgrControl\0");
@@ -456,6 +578,7 @@ pub unsafe extern "system" fn DriverEntry(
         mf[IRP_MJ_DEVICE_CONTROL as usize] = Some(device_control);
         mf[IRP_MJ_INTERNAL_DEVICE_CONTROL as usize] = Some(internal_control);
         mf[IRP_MJ_PNP as usize] = Some(dispatch_pnp);
+        (*(*driver).DriverExtension).AddDevice = Some(add_device);
         (*dev).Flags &= !DO_DEVICE_INITIALIZING;
     }
     STATUS_SUCCESS

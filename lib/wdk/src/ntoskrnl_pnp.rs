@@ -12,6 +12,8 @@ use nt::NtStatus;
 
 #[link(name = "ntoskrnl")]
 extern "system" {
+    /// `IoInvalidateDeviceRelations` (only `BusRelations` is acted on).
+    pub fn IoInvalidateDeviceRelations(DeviceObject: *mut DEVICE_OBJECT, Type: u32);
     pub fn IoRegisterDeviceInterface(
         PhysicalDeviceObject: *mut DEVICE_OBJECT,
         InterfaceClassGuid: *const GUID,

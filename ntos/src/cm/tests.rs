@@ -895,6 +895,60 @@ fn t_system_hives() -> TestResult {
     )
 }
 
+/// The hive file of the two-boot test of `NtSaveKey`/`NtLoadKey` (the
+/// volume's root, `C:\NtrsPersist.hiv`) and where it is loaded.
+const PERSIST_HIVE_FILE: &str = "\\??\\C:\\NtrsPersist.hiv";
+const PERSIST_HIVE: &str = "\\REGISTRY\\MACHINE\\NtrsPersistHive";
+
+/// A hive made with `NtSaveKey` survives a reboot: with `/CMEXPECT=<token>`
+/// the file the previous boot left is loaded and its root's `Token` must
+/// hold the token (the harness's second boot); otherwise the file is made
+/// anew by saving an empty key. Then `Token` is set to `/CMSET=`'s token
+/// and the hive unloaded, which flushes it; the harness reads it with hivex.
+fn t_persist_loaded_hive() -> TestResult {
+    let opt = |name: &str| {
+        crate::rtl::load_options()
+            .split_whitespace()
+            .find_map(|o| o.strip_prefix(name))
+    };
+    let expect = opt("/CMEXPECT=");
+    if expect.is_none() {
+        let src = "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsPersistHiveSource";
+        delete_tree(src);
+        let (h, _) = nt_create_key(src, KEY_ALL_ACCESS, 0, K).map_err(|_| "create source")?;
+        let f = hive_file(PERSIST_HIVE_FILE)?;
+        let s = nt_save_key(h, f, K);
+        nt_close(f);
+        nt_delete_key(h, K);
+        nt_close(h);
+        check(s == STATUS_SUCCESS, "NtSaveKey")?;
+    }
+    check(
+        nt_load_key(PERSIST_HIVE, PERSIST_HIVE_FILE, K) == STATUS_SUCCESS,
+        "NtLoadKey of C:\\NtrsPersist.hiv",
+    )?;
+    let h = nt_open_key(PERSIST_HIVE, KEY_ALL_ACCESS, K).map_err(|_| "open the loaded hive")?;
+    if let Some(want) = expect {
+        let got = nt_query_value_key(h, "Token", K).ok();
+        if !got.is_some_and(|(t, d)| t == REG_SZ && regf::from_utf16z(&d) == want) {
+            nt_close(h);
+            nt_unload_key(PERSIST_HIVE, K);
+            return Err("the token the previous boot set is not in the loaded hive");
+        }
+    }
+    let token = match opt("/CMSET=") {
+        Some(t) => alloc::string::String::from(t),
+        None => alloc::format!("time-{}", crate::ke::clock::ke_query_system_time()),
+    };
+    let set = nt_set_value_key(h, "Token", REG_SZ, &regf::utf16z(&token), K);
+    nt_close(h);
+    check(set == STATUS_SUCCESS, "set Token")?;
+    check(
+        nt_unload_key(PERSIST_HIVE, K) == STATUS_SUCCESS,
+        "NtUnloadKey",
+    )
+}
+
 pub const TESTS: &[Test] = &[
     ("cm.keys_values_enumeration_delete", t_keys_and_values),
     ("cm.notify_change_key", t_notify),
@@ -919,6 +973,7 @@ pub const TESTS: &[Test] = &[
     ("cm.save_load_unload_key", t_save_load_unload),
     ("cm.save_load_unload_errors", t_save_load_unload_errors),
     ("cm.system_hives_and_hivelist", t_system_hives),
+    ("cm.persist.saved_and_loaded_hive", t_persist_loaded_hive),
 ];
 
 /// The value the two-boot harness test (`xtask`, `hive-persistence`) sets

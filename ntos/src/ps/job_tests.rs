@@ -279,3 +279,30 @@ pub(super) fn user_jobs_and_process_list() -> TestResult {
         "ntrsuser's output is not what it displayed",
     )
 }
+
+/// `ntrsuser fuzz`: 3000 system calls with random services and hostile
+/// arguments from ring 3 (user/ntrsuser/src/fuzz.rs): no bugcheck, no hang
+/// (60 s), every return a known NTSTATUS; afterwards the commit charge and
+/// the System handle count are back where they were.
+pub(super) fn user_syscall_fuzz() -> TestResult {
+    let commit = crate::mm::process::COMMIT.used();
+    let (handles, _) = crate::ob::handle::handle_counts();
+    let (status, out) = crate::ex::uproc::run_to_exit("ntrsuser.exe", "fuzz 3000 15", 60_000)
+        .map_err(|_| "the fuzzer did not run to its end")?;
+    if status != STATUS_SUCCESS {
+        crate::dbg_println!(
+            "ps.user_syscall_fuzz: exit status {:#x}; output:\n{out}",
+            status.as_u32()
+        );
+        return Err("the fuzzer failed (exit status 0xE00000F1: an unknown NTSTATUS)");
+    }
+    check(out.contains("fuzz done"), "the fuzzer did not finish")?;
+    check(
+        crate::mm::process::COMMIT.used() == commit,
+        "commit charge not returned after the fuzzer ended",
+    )?;
+    check(
+        crate::ob::handle::handle_counts().0 == handles,
+        "System handle count changed",
+    )
+}

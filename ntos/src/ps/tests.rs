@@ -606,4 +606,5 @@ pub const TESTS: &[crate::ktest::Test] = &[
         "ps.user_jobs_and_process_list",
         super::job_tests::user_jobs_and_process_list,
     ),
+    ("ps.user_syscall_fuzz", super::job_tests::user_syscall_fuzz),
 ];

@@ -12,7 +12,8 @@
 //! number, for the benchmark), `spawn` (a child process and a thread from
 //! user mode, see `procs`), `child`, `spin`, `exit` (what `spawn` and the
 //! process benchmark start), `jobs` (job objects and the process list from
-//! user mode, see `jobs`).
+//! user mode, see `jobs`), `fuzz <calls> <seed>` (the system-call fuzzer,
+//! see `fuzz`).
 #![no_std]
 #![no_main]
 
@@ -20,6 +21,7 @@ use core::panic::PanicInfo;
 use nt::user::{KUserSharedData, Peb, RtlUserProcessParameters, Teb, UnicodeString};
 
 mod crt;
+mod fuzz;
 mod jobs;
 mod procs;
 mod sys;
@@ -383,6 +385,7 @@ extern "system" fn NtProcessStartup(peb: *mut Peb) -> ! {
         b"bench" => bench(&cmd[word.len()..]),
         b"spawn" => procs::spawn(),
         b"jobs" => jobs::jobs(),
+        b"fuzz" => fuzz::fuzz(&cmd[word.len()..]),
         b"child" => procs::child(peb),
         b"spin" => procs::spin(),
         b"exit" => exit(0),

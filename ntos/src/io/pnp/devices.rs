@@ -552,6 +552,9 @@ pub fn start_devices(tree: &DeviceTree) {
             continue;
         }
         let Some(service) = n.service_name() else {
+            if raw_ok(n) {
+                start_raw(tree, n);
+            }
             continue;
         };
         let Some(driver) = find_driver(&format!("\\Driver\\{service}")) else {
@@ -561,6 +564,61 @@ pub fn start_devices(tree: &DeviceTree) {
         if let Err(s) = unsafe { add_and_start(tree, n, driver) } {
             crate::dbg_println!("PnP: {} did not start: {:#x}", n.instance_path, s.as_u32());
         }
+    }
+}
+
+/// Whether the bus driver said the device can run without a function
+/// driver (`DEVICE_CAPABILITIES.RawDeviceOK`).
+fn raw_ok(n: &DeviceNode) -> bool {
+    n.bus
+        .capabilities
+        .is_some_and(|c| c.Bits & wdk::pnp::caps::RawDeviceOK != 0)
+}
+
+/// Starts a node with no function driver whose bus driver allows it
+/// (`RawDeviceOK`): the PDO alone is the stack (raw mode).
+fn start_raw(tree: &DeviceTree, n: &DeviceNode) {
+    if n.added.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let pdo = n.pdo.load(Ordering::Acquire) as *mut DEVICE_OBJECT;
+    n.set_problem(0);
+    n.set_state(super::DEVICE_NODE_DRIVERS_ADDED);
+    if n.bus.requirements.is_some() && n.resources().is_none() {
+        if let Err(s) = super::assign_resources(n) {
+            crate::dbg_println!(
+                "PnP: no resources for raw {}: {:#x}",
+                n.instance_path,
+                s.as_u32()
+            );
+            return;
+        }
+    }
+    n.set_state(super::DEVICE_NODE_RESOURCES_ASSIGNED);
+    match start(n, pdo) {
+        Ok(()) => enumerate(tree, n, pdo),
+        Err(s) => crate::dbg_println!(
+            "PnP: raw {} did not start: {:#x}",
+            n.instance_path,
+            s.as_u32()
+        ),
+    }
+}
+
+/// Makes `ROOT\VOLMGR\0000` once volmgr.sys is loaded (Windows installs
+/// it under `Enum\Root`; ntrs's root enumerator has no registry list):
+/// volmgr's `AddDevice` attaches its FDO there and reports the volumes as
+/// its bus relations.
+pub fn create_volmgr_root_device(tree: &DeviceTree) {
+    let has_add = find_driver("\\Driver\\volmgr")
+        // SAFETY: a live driver object found by name.
+        .is_some_and(|d| unsafe { (*(*d).DriverExtension).AddDevice.is_some() });
+    if !has_add || ROOT_DEVICES.with(|r| r.iter().any(|d| d.device_id == "ROOT\\VOLMGR")) {
+        return;
+    }
+    let _ = tree;
+    if let Err(s) = create_root_device("ROOT\\VOLMGR", "0000", "volmgr") {
+        crate::dbg_println!("PnP: no ROOT\\VOLMGR\\0000: {:#x}", s.as_u32());
     }
 }
 
@@ -848,7 +906,7 @@ unsafe fn new_child<'t>(
         }
         super::registry::match_driver(&mut n);
         n.set_state(super::DEVICE_NODE_INITIALIZED);
-        if n.service.is_none() {
+        if n.service.is_none() && !raw_ok(&n) {
             n.set_problem(super::CM_PROB_FAILED_INSTALL);
         }
         let node = tree.add(n)?;

@@ -463,6 +463,7 @@ pub fn pnp_initialize() -> Result<(), NtStatus> {
 pub fn pnp_start_devices() {
     if let Some(tree) = device_tree() {
         devices::start_devices(tree);
+        devices::create_volmgr_root_device(tree);
     }
 }
 

@@ -24,6 +24,7 @@ use wdk::*;
 pub const TESTS: &[Test] = &[
     ("pnp.remove.query_remove_veto_cancel_and_remove", t_orderly),
     ("pnp.remove.surprise_removal_with_open_file", t_surprise),
+    ("pnp.volumes_are_device_nodes_under_volmgr", t_volumes),
 ];
 
 const BUS_FDO: u32 = 1;
@@ -755,4 +756,66 @@ fn t_surprise() -> TestResult {
         ok,
         "Irp/File/Devi/IoBu/IoNm/PnpR/PnpI/KtRm pool usage back where it was",
     )
+}
+
+/// volmgr's FDO sits on the root-enumerated `ROOT\VOLMGR\0000` and
+/// reports the volumes as its bus relations: each volume (the disk's two
+/// GPT partitions) is a started device node under it (raw: no function
+/// driver, `RawDeviceOK`), instance path `STORAGE\Volume\{disk GUID}#<offset>`,
+/// PDO of `\Driver\volmgr`.
+fn t_volumes() -> TestResult {
+    let volmgr = crate::io::driver::find_driver("\\Driver\\volmgr").ok_or("no volmgr")?;
+    check(
+        wait_until(5000, || {
+            actions_idle()
+                && node("ROOT\\VOLMGR\\0000").is_ok_and(|n| n.state() == DEVICE_NODE_STARTED)
+        }),
+        "ROOT\\VOLMGR\\0000 not started",
+    )?;
+    let root = node("ROOT\\VOLMGR\\0000")?;
+    check(
+        root.parent == Some(0),
+        "ROOT\\VOLMGR\\0000 is a child of the root",
+    )?;
+    check(
+        root.service_name() == Some("volmgr"),
+        "its service is volmgr",
+    )?;
+    let tree = device_tree().ok_or("no tree")?;
+    let ok = wait_until(5000, || {
+        actions_idle()
+            && tree.children(root.index).count() >= 2
+            && tree
+                .children(root.index)
+                .all(|v| v.state() == DEVICE_NODE_STARTED)
+    });
+    let vols: Vec<&DeviceNode> = tree.children(root.index).collect();
+    for v in &vols {
+        crate::dbg_println!(
+            "  volume node {} state {:#x} problem {:#x}",
+            v.instance_path,
+            v.state(),
+            v.problem()
+        );
+    }
+    check(
+        ok,
+        "fewer than two started volume nodes under ROOT\\VOLMGR\\0000",
+    )?;
+    for v in vols {
+        check(
+            v.instance_path.starts_with("STORAGE\\Volume\\{") && v.instance_path.contains("}#"),
+            "volume instance path",
+        )?;
+        check(
+            v.problem() == 0 && v.service_name().is_none(),
+            "raw volume node without problem",
+        )?;
+        let pdo = v.pdo.load(Ordering::Acquire) as *mut DEVICE_OBJECT;
+        check(!pdo.is_null(), "the volume node has a PDO")?;
+        // SAFETY: a started node's PDO is live (volumes are never removed).
+        let owner = unsafe { (*pdo).DriverObject };
+        check(owner == volmgr, "the volume's PDO is volmgr's")?;
+    }
+    Ok(())
 }
