@@ -311,6 +311,7 @@ const ALL: &[&[Test]] = &[
     crate::ex::tests::TESTS,
     crate::ex::uproc_tests::TESTS,
     crate::ex::xcpt_tests::TESTS,
+    crate::ex::seh_tests::TESTS,
     crate::cm::tests::TESTS,
     crate::io::tests::TESTS,
     crate::io::tests_apc::TESTS,

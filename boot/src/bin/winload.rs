@@ -228,7 +228,12 @@ fn bootmgr_options() -> (Option<u64>, alloc::string::String) {
 
 /// User-mode images handed to the kernel with the boot drivers (paths
 /// under the system root).
-const BOOT_USER_IMAGES: &[&str] = &["System32\\ntrsuser.exe", "System32\\ntrsexc.exe"];
+const BOOT_USER_IMAGES: &[&str] = &[
+    "System32\\ntrsuser.exe",
+    "System32\\ntrsexc.exe",
+    "System32\\ntdll.dll",
+    "System32\\ntrsseh.exe",
+];
 
 #[entry]
 fn main() -> Status {

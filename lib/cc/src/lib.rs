@@ -9,6 +9,7 @@
 //!
 //! - [`vacb`]: VACBs (256 KiB views), the per-stream VACB index array and
 //!   the system's view pool with its LRU list of idle views.
+//! - [`bcb`]: the mapping and pinning interface's buffer control blocks.
 //! - [`dirty`]: a stream's dirty pages as runs.
 //! - [`readahead`]: private cache maps and read-ahead prediction.
 //! - [`throttle`]: `CcCanIWrite`, deferred writes and the lazy writer quota.
@@ -19,6 +20,7 @@
 
 extern crate alloc;
 
+pub mod bcb;
 pub mod dirty;
 pub mod kd;
 pub mod manager;

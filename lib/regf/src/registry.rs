@@ -829,7 +829,7 @@ impl<S: Clone, N> Registry<S, N> {
         Ok((storage, fired))
     }
 
-    /// Frees the unreferenced KCBs of unloaded hive `hi` (children first: a freed KCB drops its
+    /// Frees the unreferenced deleted KCBs of hive `hi` (children first: a freed KCB drops its
     /// reference on its parent).
     fn reap(&mut self, hi: u16) {
         loop {
@@ -845,6 +845,68 @@ impl<S: Clone, N> Registry<S, N> {
                 self.free_kcb(i);
             }
         }
+    }
+
+    /// `NtRestoreKey` (`CmRestoreKey`): replaces the values and subkeys of KCB `k`'s key with
+    /// those of `source`'s root ([`Hive::restore_subtree`]). A key below `k` that is still
+    /// referenced otherwise than by the cache (a handle, a notification) makes it
+    /// `STATUS_CANNOT_DELETE` unless `force` (`REG_FORCE_RESTORE`): then those keys are deleted
+    /// under their handles (`STATUS_KEY_DELETED`). Returns the notifications the change fired.
+    pub fn restore_key(&mut self, k: KcbIndex, source: &Hive, force: bool) -> Result<Vec<N>> {
+        let (hi, cell) = {
+            let x = self.key(k)?;
+            (x.hive, x.cell)
+        };
+        let mut internal: BTreeMap<KcbIndex, u32> = BTreeMap::new();
+        for (_, x, _) in self.kcbs() {
+            for r in [x.parent, x.link] {
+                if r != NO_KCB {
+                    *internal.entry(r).or_insert(0) += 1;
+                }
+            }
+        }
+        let below: Vec<KcbIndex> = self
+            .kcbs()
+            .filter(|(i, x, _)| !x.deleted && self.is_ancestor(k, *i))
+            .map(|(i, _, _)| i)
+            .collect();
+        let open = below
+            .iter()
+            .any(|&i| self.kcb_refs(i) > internal.get(&i).copied().unwrap_or(0));
+        if open && !force {
+            return status(STATUS_CANNOT_DELETE);
+        }
+        let mh = &mut self.hives[hi as usize];
+        mh.storage.hive_mut().restore_subtree(cell, source)?;
+        mh.sd_cache.clear();
+        let flags = mh.storage.hive().key_flags(cell)?;
+        {
+            let x = self.kcb_mut(k);
+            x.sd = None;
+            x.flags = flags;
+        }
+        // The keys below are gone: handles get STATUS_KEY_DELETED, lookups reach the new ones.
+        let total = self.slots;
+        for i in 0..total as KcbIndex {
+            let x = &self.chunks[i as usize / CHUNK][i as usize % CHUNK];
+            if x.live && x.link != NO_KCB && below.contains(&x.link) {
+                let l = x.link;
+                self.forget_link(i, l);
+            }
+        }
+        for &i in &below {
+            self.unhash(i);
+            let link = {
+                let x = self.kcb_mut(i);
+                x.deleted = true;
+                core::mem::replace(&mut x.link, NO_KCB)
+            };
+            if link != NO_KCB {
+                self.release(link);
+            }
+        }
+        self.reap(hi);
+        Ok(self.report(k, REG_NOTIFY_CHANGE_NAME | REG_NOTIFY_CHANGE_LAST_SET))
     }
 
     /// `NtSaveKey` / `NtSaveKeyEx` (`CmSaveKey`): the file image of a fresh hive holding KCB

@@ -1,4 +1,4 @@
-//! Saving a key's subtree as a new hive (`CmSaveKey`, behind `NtSaveKey` / `NtSaveKeyEx`;
+//! Saving a key's subtree as a new hive, and restoring one over a key, (`CmSaveKey`, behind `NtSaveKey` / `NtSaveKeyEx`;
 //! *Windows Internals* 7th ed., Part 2, ch. 10, "Registry internals"): the key and its stable
 //! descendants — names, classes, values, security descriptors, last write times, symbolic link
 //! flags — copied into a fresh hive whose root is the saved key. The copy holds no deleted keys
@@ -39,9 +39,21 @@ impl Hive {
         out.base.minor = minor;
         out.now = self.now;
         let root = out.root;
+        self.copy_tree(key, &mut out, root)?;
+        if minor < 5 {
+            out.leaves_to_lf()?;
+        }
+        out.base.timestamp = self.now;
+        out.stable.mark_all_dirty();
+        Ok(out)
+    }
+
+    /// Copies `key`'s values, descriptor, link flag and stable subtree (names, classes, values,
+    /// descriptors, last write times) into `out` below `dst`, which becomes the copy of `key`.
+    fn copy_tree(&self, key: KeyRef, out: &mut Hive, dst: KeyRef) -> Result<()> {
         // (source, copy) of every key, parents first.
         let mut pairs: Vec<(KeyRef, KeyRef)> = Vec::new();
-        let mut stack = alloc::vec![(key, root)];
+        let mut stack = alloc::vec![(key, dst)];
         while let Some((src, dst)) = stack.pop() {
             pairs
                 .try_reserve(1)
@@ -55,7 +67,7 @@ impl Hive {
             if flags != 0 {
                 out.set_key_flags(dst, flags)?;
             }
-            // Stable subkeys only: the volatile ones are not saved.
+            // Stable subkeys only: the volatile ones are not copied.
             let nk = self.nk_checked(src)?;
             for child in self.list_entries(nk.list)? {
                 let cname = self.key_name(child)?;
@@ -69,12 +81,29 @@ impl Hive {
             let t = self.key_last_write(src)?;
             wr64(out.cell_mut(dst)?, NK_TIME, t);
         }
-        if minor < 5 {
-            out.leaves_to_lf()?;
+        Ok(())
+    }
+
+    /// `NtRestoreKey` (`CmRestoreKey`): replaces the values and subkeys of `key` (stable and
+    /// volatile) with those of `source`'s root — its values, descriptor and subtree. `key`
+    /// keeps its name and its place. The change is made on a copy of the hive, so on an error
+    /// (`STATUS_INSUFFICIENT_RESOURCES` when the hive cannot grow) the hive is unchanged.
+    pub fn restore_subtree(&mut self, key: KeyRef, source: &Hive) -> Result<()> {
+        if key & VOLATILE_BIT != 0 {
+            // A volatile key cannot hold the stable keys of a hive file.
+            return Err(Error::Status(STATUS_CHILD_MUST_BE_VOLATILE));
         }
-        out.base.timestamp = self.now;
-        out.stable.mark_all_dirty();
-        Ok(out)
+        let mut work = self.clone();
+        for s in work.enum_subkeys(key)? {
+            work.delete_tree(s)?;
+        }
+        for v in work.enum_values(key)? {
+            work.delete_value(key, &v.name)?;
+        }
+        source.copy_tree(source.root, &mut work, key)?;
+        work.touch(key)?;
+        *self = work;
+        Ok(())
     }
 
     /// The file image of [`Hive::save_subtree`]: base block (sequence numbers 1) and hive bins.

@@ -624,3 +624,67 @@ fn only_roots_of_loaded_hives_unload() {
     r.release(machine);
     r.release(services);
 }
+
+#[test]
+fn restore_replaces_a_keys_subtree_with_a_hive_file() {
+    let mut r = registry();
+    let cs = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\ControlSet001")
+        .unwrap();
+    let saved = r.save_key(cs, REG_LATEST_FORMAT).unwrap();
+    r.release(cs);
+    let source = Hive::from_bytes(&saved).unwrap();
+    let (t0, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Target", false)
+        .unwrap();
+    r.release(t0);
+    let (t, _, _) = r
+        .create_key(ROOT_KCB, "MACHINE\\SYSTEM\\Target\\OldSub", false)
+        .unwrap();
+    let target = r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Target").unwrap();
+    r.set_value(target, "Old", REG_DWORD, &[1, 0, 0, 0])
+        .unwrap();
+    r.notify(target, REG_NOTIFY_CHANGE_NAME, false, 5).unwrap();
+    // OldSub is open.
+    assert_eq!(
+        r.restore_key(target, &source, false).err(),
+        Some(Error::Status(STATUS_CANNOT_DELETE))
+    );
+    r.release(t);
+    let fired = r.restore_key(target, &source, false).unwrap();
+    assert_eq!(fired, [5]);
+    assert_eq!(
+        r.query_value(target, "Old").err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+    assert_eq!(
+        r.lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Target\\OldSub").err(),
+        Some(Error::Status(STATUS_OBJECT_NAME_NOT_FOUND))
+    );
+    let beep = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Target\\Services\\Beep")
+        .unwrap();
+    assert_eq!(r.query_value(beep, "Start").unwrap().1, 1u32.to_le_bytes());
+    // Forced over an open key: its handle sees the key deleted.
+    assert_eq!(
+        r.restore_key(target, &source, false).err(),
+        Some(Error::Status(STATUS_CANNOT_DELETE))
+    );
+    r.restore_key(target, &source, true).unwrap();
+    assert_eq!(
+        r.query_value(beep, "Start").err(),
+        Some(Error::Status(STATUS_KEY_DELETED))
+    );
+    r.release(beep);
+    let beep = r
+        .lookup(ROOT_KCB, "MACHINE\\SYSTEM\\Target\\Services\\Beep")
+        .unwrap();
+    assert_eq!(r.query_value(beep, "Start").unwrap().1, 1u32.to_le_bytes());
+    r.release(beep);
+    r.release(target);
+    // The hive stays consistent.
+    let sys = r.lookup(ROOT_KCB, "MACHINE\\SYSTEM").unwrap();
+    let bytes = r.hive_of(sys).unwrap().hive().to_bytes();
+    assert!(check(&bytes).is_empty());
+    r.release(sys);
+}

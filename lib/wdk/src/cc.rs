@@ -16,6 +16,23 @@ pub struct CC_FILE_SIZES {
     pub ValidDataLength: LARGE_INTEGER,
 }
 
+/// `PUBLIC_BCB` (0x10 bytes): the part of a buffer control block that the
+/// mapping and pinning routines' callers may read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PUBLIC_BCB {
+    pub NodeTypeCode: i16,
+    pub NodeByteSize: i16,
+    pub MappedLength: u32,
+    pub MappedFileOffset: LARGE_INTEGER,
+}
+
+/// `CACHE_NTC_BCB`: `PUBLIC_BCB.NodeTypeCode` of a BCB.
+pub const CACHE_NTC_BCB: i16 = 0x2FD;
+
+const _: () = assert!(size_of::<PUBLIC_BCB>() == 0x10);
+const _: () = assert!(offset_of!(PUBLIC_BCB, MappedFileOffset) == 8);
+
 /// `PACQUIRE_FOR_LAZY_WRITE`.
 pub type PACQUIRE_FOR_LAZY_WRITE =
     unsafe extern "system" fn(Context: *mut c_void, Wait: BOOLEAN) -> BOOLEAN;

@@ -16,6 +16,7 @@
 //! copies run on referenced views (an active view is never reused).
 
 pub mod exports;
+pub mod pin;
 /// Boot tests (`/TESTS`) of the cache manager.
 pub mod tests;
 /// Boot tests (`/TESTS`) of cached I/O through ntfs.sys.
@@ -86,6 +87,8 @@ struct CcState {
     vacb_va: Vec<u64>,
     deferred: BTreeMap<u64, Deferred>,
     next_token: u64,
+    /// Live buffer control blocks (`pin.rs`).
+    bcbs: ::cc::bcb::Bcbs,
 }
 
 struct CcLock {
@@ -135,6 +138,7 @@ fn with<R>(f: impl FnOnce(&mut CcState) -> R) -> R {
             vacb_va: Vec::new(),
             deferred: BTreeMap::new(),
             next_token: 1,
+            bcbs: ::cc::bcb::Bcbs::new(),
         }
     });
     let r = f(st);

@@ -416,6 +416,104 @@ fn t_fsrtl() -> TestResult {
     })
 }
 
+/// The mapping and pinning interface: `CcMapData` sees what was written,
+/// its limits (one view, `MAP_WAIT`, `PIN_IF_BCB`), `CcPinMappedData` +
+/// `CcSetDirtyPinnedData` and `CcPreparePinWrite(Zero)` reach the device
+/// after a flush, and every BCB is gone after its `CcUnpinData`.
+fn t_pin() -> TestResult {
+    use super::pin::*;
+    use ::cc::bcb::{MAP_WAIT, PIN_IF_BCB, PIN_WAIT};
+    with_cached_file("\\cc9", 512 * 1024, |h, fo| {
+        let data = pattern(9, 8192);
+        cached_write(fo, 4096, &data)?;
+        let mut bcb: *mut c_void = core::ptr::null_mut();
+        let mut buf: *mut c_void = core::ptr::null_mut();
+        let off: i64 = 4096;
+        // SAFETY: a cached file object; the outputs are locals.
+        let ok = unsafe { CcMapData(fo, &off, 8192, MAP_WAIT, &mut bcb, &mut buf) };
+        check(
+            ok == 1 && !bcb.is_null() && !buf.is_null(),
+            "CcMapData failed",
+        )?;
+        // SAFETY: a mapped BCB keeps `[buf, buf + 8192)` mapped and resident.
+        let seen = unsafe { core::slice::from_raw_parts(buf as *const u8, 8192) }.to_vec();
+        check(
+            seen == data,
+            "CcMapData's buffer differs from what was written",
+        )?;
+        // SAFETY: the BCB pointer points at a PUBLIC_BCB.
+        let public = unsafe { *(bcb as *const wdk::PUBLIC_BCB) };
+        check(
+            public.NodeTypeCode == wdk::CACHE_NTC_BCB
+                && public.MappedLength == 8192
+                && public.MappedFileOffset == 4096,
+            "PUBLIC_BCB fields",
+        )?;
+        let (mut b2, mut p2) = (core::ptr::null_mut(), core::ptr::null_mut());
+        let across: i64 = 256 * 1024 - 10;
+        // SAFETY: as above.
+        unsafe {
+            check(
+                CcMapData(fo, &across, 20, MAP_WAIT, &mut b2, &mut p2) == 0,
+                "a range across a view boundary was mapped",
+            )?;
+            check(
+                CcMapData(fo, &off, 16, 0, &mut b2, &mut p2) == 0,
+                "a map without MAP_WAIT succeeded",
+            )?;
+            let inside: i64 = 5000;
+            check(
+                CcPinRead(fo, &inside, 100, PIN_WAIT | PIN_IF_BCB, &mut b2, &mut p2) == 1,
+                "PIN_IF_BCB inside a live BCB failed",
+            )?;
+            check(
+                p2 as u64 == buf as u64 + 904,
+                "the pinned buffer is not in the same view",
+            )?;
+            CcUnpinData(b2);
+            let outside: i64 = 128 * 1024;
+            check(
+                CcPinRead(fo, &outside, 100, PIN_WAIT | PIN_IF_BCB, &mut b2, &mut p2) == 0,
+                "PIN_IF_BCB without a BCB succeeded",
+            )?;
+            // Pin the mapped range, modify it, mark it dirty.
+            check(
+                CcPinMappedData(fo, &off, 8192, PIN_WAIT, &mut bcb) == 1,
+                "CcPinMappedData failed",
+            )?;
+            core::ptr::write_bytes(buf as *mut u8, 0xA5, 100);
+            CcSetDirtyPinnedData(bcb, core::ptr::null());
+            CcUnpinData(bcb);
+            // CcPreparePinWrite with Zero: zeros, already dirty.
+            let z: i64 = 64 * 1024;
+            check(
+                CcPreparePinWrite(fo, &z, 4096, 1, PIN_WAIT, &mut b2, &mut p2) == 1,
+                "CcPreparePinWrite failed",
+            )?;
+            let zeroed = core::slice::from_raw_parts(p2 as *const u8, 4096)
+                .iter()
+                .all(|&b| b == 0);
+            check(zeroed, "CcPreparePinWrite(Zero) did not zero")?;
+            core::ptr::write_bytes(p2 as *mut u8, 0x5A, 10);
+            CcUnpinData(b2);
+            check(live_bcbs(fo) == 0, "a BCB outlived its CcUnpinData")?;
+            cc_flush_cache((*fo).SectionObjectPointer, None).map_err(|_| "CcFlushCache failed")?;
+        }
+        let mut want = data.clone();
+        want[..100].fill(0xA5);
+        check(
+            device_read(h, 4096, 8192)? == want,
+            "the pinned, dirtied data did not reach the device",
+        )?;
+        let mut want = vec![0u8; 4096];
+        want[..10].fill(0x5A);
+        check(
+            device_read(h, 64 * 1024, 4096)? == want,
+            "CcPreparePinWrite's data did not reach the device",
+        )
+    })
+}
+
 /// The `cc.*` boot tests.
 pub const TESTS: &[Test] = &[
     ("cc.copy.write_then_read", t_write_read),
@@ -425,4 +523,5 @@ pub const TESTS: &[Test] = &[
     ("cc.purge.drops_pages", t_purge),
     ("cc.throttle.can_i_write_and_defer", t_throttle),
     ("cc.fsrtl.copy_read_write", t_fsrtl),
+    ("cc.pin.map_pin_dirty_unpin", t_pin),
 ];

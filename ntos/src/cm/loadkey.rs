@@ -243,6 +243,64 @@ fn unload_key(target: &str, flags: u32, mode: Mode, token: &Token) -> Result<(),
     Ok(())
 }
 
+/// `REG_WHOLE_HIVE_VOLATILE`, `REG_REFRESH_HIVE`, `REG_NO_LAZY_FLUSH`:
+/// `NtRestoreKey` flags ntrs does not implement.
+const RESTORE_UNSUPPORTED: u32 = 0x1 | 0x2 | 0x4;
+/// `REG_FORCE_RESTORE` (`NtRestoreKey`): restore even with keys below open.
+pub const REG_FORCE_RESTORE: u32 = 0x8;
+
+/// `NtRestoreKey`: replaces the values and subkeys of the key with those of
+/// the root of the hive file `file` (read from offset 0; the handle must
+/// grant `FILE_READ_DATA`); the key keeps its name. A key below it still
+/// open is `STATUS_CANNOT_DELETE` unless `REG_FORCE_RESTORE` (those keys are
+/// then deleted under their handles). `REG_WHOLE_HIVE_VOLATILE`,
+/// `REG_REFRESH_HIVE` and `REG_NO_LAZY_FLUSH` are `STATUS_NOT_IMPLEMENTED` in
+/// ntrs, other flags `STATUS_INVALID_PARAMETER`; a file that is not a
+/// consistent hive is `STATUS_REGISTRY_CORRUPT`; a volatile key
+/// `STATUS_CHILD_MUST_BE_VOLATILE`; without `SeRestorePrivilege`
+/// `STATUS_PRIVILEGE_NOT_HELD`. Nothing changes on an error.
+pub fn nt_restore_key(key: u64, file: u64, flags: u32, mode: Mode) -> NtStatus {
+    let subject = crate::se::se_capture_subject_context();
+    nt_restore_key_as(key, file, flags, mode, subject.effective_token())
+}
+
+/// [`nt_restore_key`] for a caller with `token`.
+pub fn nt_restore_key_as(key: u64, file: u64, flags: u32, mode: Mode, token: &Token) -> NtStatus {
+    match restore_key(key, file, flags, mode, token) {
+        Ok(()) => STATUS_SUCCESS,
+        Err(s) => s,
+    }
+}
+
+fn restore_key(key: u64, file: u64, flags: u32, mode: Mode, token: &Token) -> Result<(), NtStatus> {
+    if flags & RESTORE_UNSUPPORTED != 0 {
+        return Err(STATUS_NOT_IMPLEMENTED);
+    }
+    if flags & !REG_FORCE_RESTORE != 0 {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    privilege_check(privilege::RESTORE, mode, token)?;
+    let (_key, k) = key_of(key, 0, mode)?;
+    let _file = crate::ob::handle::ob_reference_object_by_handle(
+        file,
+        wdk::FILE_READ_DATA,
+        Some(&crate::io::IO_FILE_OBJECT_TYPE),
+        mode,
+    )?;
+    let _tag = crate::ex::pool::PoolTag::enter_paged(*b"CMrs");
+    let len = hivefile::file_size(file)?;
+    let bytes = hivefile::read_at(file, 0, len as usize)?;
+    let source = regf::Hive::from_bytes(&bytes).map_err(status_of)?;
+    drop(bytes);
+    let fired = with_change(|r| {
+        r.restore_key(k, &source, flags & REG_FORCE_RESTORE != 0)
+            .map_err(status_of)
+    })?;
+    hive_changed();
+    signal(fired);
+    Ok(())
+}
+
 // ---- the hives loaded at boot and the hive list ----
 
 /// The hives `CmpInitializeHiveList` loads from `\SystemRoot\System32\Config`

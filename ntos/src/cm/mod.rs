@@ -28,8 +28,8 @@ pub mod tests;
 pub mod zw;
 
 pub use loadkey::{
-    nt_load_key, nt_load_key2, nt_load_key_ex, nt_save_key, nt_save_key_ex, nt_unload_key,
-    nt_unload_key2, REG_FORCE_UNLOAD, REG_LATEST_FORMAT, REG_LOAD_HIVE_OPEN_HANDLE,
+    nt_load_key, nt_load_key2, nt_load_key_ex, nt_restore_key, nt_save_key, nt_save_key_ex,
+    nt_unload_key, nt_unload_key2, REG_FORCE_UNLOAD, REG_LATEST_FORMAT, REG_LOAD_HIVE_OPEN_HANDLE,
     REG_NO_COMPRESSION, REG_STANDARD_FORMAT,
 };
 

@@ -949,6 +949,131 @@ fn t_persist_loaded_hive() -> TestResult {
     )
 }
 
+/// `NtRestoreKey`: a key's subtree replaced by a saved hive's, refused while
+/// a key below is open unless forced, and every refusal's status.
+fn t_restore_key() -> TestResult {
+    save_source()?;
+    let target = "\\REGISTRY\\MACHINE\\SOFTWARE\\NtrsRestoreTarget";
+    delete_tree(target);
+    let (h, _) = nt_create_key(target, KEY_ALL_ACCESS, 0, U).map_err(|_| "create target")?;
+    check(
+        nt_set_value_key(h, "Old", REG_DWORD, &1u32.to_le_bytes(), U) == STATUS_SUCCESS,
+        "set Old",
+    )?;
+    let (old, _) = nt_create_key(&alloc::format!("{target}\\OldSub"), KEY_ALL_ACCESS, 0, U)
+        .map_err(|_| "create OldSub")?;
+    let f = crate::cm::hivefile::open_hive_file(SAVE_FILE, false).map_err(|_| "open file")?;
+    let system = security::token::Token::system();
+    let restore = with_privilege(&system, security::token::privilege::RESTORE);
+    let cases = [
+        (
+            h,
+            f,
+            0,
+            U,
+            &system,
+            STATUS_PRIVILEGE_NOT_HELD,
+            "no SeRestorePrivilege",
+        ),
+        (
+            h,
+            f,
+            1,
+            K,
+            &system,
+            STATUS_NOT_IMPLEMENTED,
+            "REG_WHOLE_HIVE_VOLATILE",
+        ),
+        (
+            h,
+            f,
+            0x100,
+            K,
+            &system,
+            STATUS_INVALID_PARAMETER,
+            "flags 0x100",
+        ),
+        (
+            0x7FF0,
+            f,
+            0,
+            K,
+            &system,
+            STATUS_INVALID_HANDLE,
+            "bad key handle",
+        ),
+        (
+            h,
+            h,
+            0,
+            K,
+            &system,
+            STATUS_OBJECT_TYPE_MISMATCH,
+            "key as file",
+        ),
+        (
+            h,
+            f,
+            0,
+            U,
+            &restore,
+            STATUS_INVALID_HANDLE,
+            "kernel file handle",
+        ),
+        (h, f, 0, K, &system, STATUS_CANNOT_DELETE, "OldSub open"),
+    ];
+    for (k, file, flags, mode, token, want, what) in cases {
+        let got = loadkey::nt_restore_key_as(k, file, flags, mode, token);
+        if got != want {
+            crate::dbg_println!("NtRestoreKey {what}: {got}, expected {want}");
+            nt_close(f);
+            return Err("NtRestoreKey returned the wrong status");
+        }
+    }
+    nt_close(old);
+    let s = nt_restore_key(h, f, 0, K);
+    nt_close(f);
+    check(s == STATUS_SUCCESS, "NtRestoreKey")?;
+    check(
+        nt_query_value_key(h, "Old", U).err() == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "the old value survived the restore",
+    )?;
+    check(
+        nt_open_key(&alloc::format!("{target}\\OldSub"), KEY_READ, U).err()
+            == Some(STATUS_OBJECT_NAME_NOT_FOUND),
+        "the old subkey survived the restore",
+    )?;
+    let sub = nt_open_key(&alloc::format!("{target}\\Sub"), KEY_READ, U)
+        .map_err(|_| "the restored Sub is missing")?;
+    let (_, d) = nt_query_value_key(sub, "Answer", U).map_err(|_| "restored Answer")?;
+    check(d == 42u32.to_le_bytes(), "restored Answer differs")?;
+    // Forced over the open Sub: its handle sees the key deleted.
+    let f = crate::cm::hivefile::open_hive_file(SAVE_FILE, false).map_err(|_| "reopen file")?;
+    let forced = nt_restore_key(h, f, REG_FORCE_RESTORE_FLAG, K);
+    nt_close(f);
+    check(forced == STATUS_SUCCESS, "forced NtRestoreKey")?;
+    check(
+        nt_query_value_key(sub, "Answer", U).err() == Some(STATUS_KEY_DELETED),
+        "a handle below a forced restore still reads its key",
+    )?;
+    nt_close(sub);
+    // Not a hive.
+    let junk = crate::cm::hivefile::open_hive_file("\\??\\C:\\NtrsJunk.hiv", true)
+        .map_err(|_| "open junk")?;
+    crate::cm::hivefile::write_at(junk, 0, &[0x55; 8192]).map_err(|_| "write junk")?;
+    let s = nt_restore_key(h, junk, 0, K);
+    nt_close(junk);
+    nt_close(h);
+    check(
+        s == STATUS_REGISTRY_CORRUPT,
+        "a junk file is not STATUS_REGISTRY_CORRUPT",
+    )?;
+    delete_tree(target);
+    Ok(())
+}
+
+const REG_FORCE_RESTORE_FLAG: u32 = loadkey::REG_FORCE_RESTORE;
+
 pub const TESTS: &[Test] = &[
     ("cm.keys_values_enumeration_delete", t_keys_and_values),
     ("cm.notify_change_key", t_notify),
@@ -973,6 +1098,7 @@ pub const TESTS: &[Test] = &[
     ("cm.save_load_unload_key", t_save_load_unload),
     ("cm.save_load_unload_errors", t_save_load_unload_errors),
     ("cm.system_hives_and_hivelist", t_system_hives),
+    ("cm.restore_key", t_restore_key),
     ("cm.persist.saved_and_loaded_hive", t_persist_loaded_hive),
 ];
 

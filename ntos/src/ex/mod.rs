@@ -6,6 +6,8 @@ pub mod pool;
 pub mod probe;
 /// Boot tests of `ProbeForRead`/`ProbeForWrite`.
 pub mod probe_tests;
+/// Boot tests of ntdll's structured exception handling (ntrsseh.exe).
+pub mod seh_tests;
 pub mod services;
 pub mod shutdown;
 pub mod sync;

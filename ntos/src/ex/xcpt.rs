@@ -4,11 +4,12 @@
 //! `NtGetContextThread`, `NtSetContextThread`, `NtQueueApcThread`,
 //! `NtQueueApcThreadEx` (the register-level work is `ke::except`).
 //!
-//! Dispatcher lookup (ntrs stopgap until ntdll is mapped into processes;
-//! NT's `PspLookupKernelUserEntryPoints` reads ntdll's exports once): the
-//! exports `KiUserExceptionDispatcher` and `KiUserApcDispatcher` of the
-//! process's own image (`PEB.ImageBaseAddress`), read from user memory
-//! under fault protection with the `pe` crate's export walk.
+//! Dispatcher lookup (NT's `PspLookupKernelUserEntryPoints` reads ntdll's
+//! exports once): the exports `KiUserExceptionDispatcher` and
+//! `KiUserApcDispatcher` of the process's own image (`PEB.ImageBaseAddress`;
+//! ntrs differs: test images such as ntrsexc.exe bring their own), else of
+//! ntdll.dll mapped in the process, read from user memory under fault
+//! protection with the `pe` crate's export walk.
 //!
 //! ntrs differs: `NtGetContextThread`/`NtSetContextThread` work on the
 //! calling thread only (another thread's context needs it stopped in the
@@ -35,24 +36,28 @@ pub const USER_APC_TAG: [u8; 4] = *b"PsAp";
 /// Largest image the lookup copies (its SizeOfImage).
 const MAX_EXPORT_END: usize = 4 << 20;
 
-/// An export of the current process's main image, by name, as a user address.
+/// A user-mode dispatcher by name: an export of the process's main image
+/// (test images that bring their own), else of ntdll.dll, which every
+/// process has mapped at its preferred base (`mm::user::map_system_dll`).
 fn image_export(name: &[u8]) -> Option<u64> {
-    let r = image_export_inner(name);
-    r.ok()
-}
-
-/// The export, or the step that failed (for debugging).
-fn image_export_inner(name: &[u8]) -> Result<u64, &'static str> {
     let teb = crate::ke::sched::current_thread().teb();
     if teb == 0 {
-        return Err("teb");
+        return None;
     }
     let peb: u64 =
         read_user(teb + core::mem::offset_of!(nt::user::Teb, process_environment_block) as u64)
-            .map_err(|_| "peb")?;
+            .ok()?;
     let base: u64 =
-        read_user(peb + core::mem::offset_of!(nt::user::Peb, image_base_address) as u64)
-            .map_err(|_| "base")?;
+        read_user(peb + core::mem::offset_of!(nt::user::Peb, image_base_address) as u64).ok()?;
+    if let Ok(a) = image_export_inner(base, name) {
+        return Some(a);
+    }
+    let ntdll = pe::PeFile::parse(super::uproc::boot_image("ntdll.dll")?).ok()?;
+    image_export_inner(ntdll.image_base, name).ok()
+}
+
+/// The export of the image mapped at `base`, or the step that failed.
+fn image_export_inner(base: u64, name: &[u8]) -> Result<u64, &'static str> {
     let mut headers = vec![0u8; 0x1000];
     copy_from_user(&mut headers, base).map_err(|_| "headers")?;
     // A sparse copy of the image, SizeOfImage long: the headers and the

@@ -150,7 +150,32 @@ pub fn map_user_image(image: &[u8]) -> Result<MappedImage, NtStatus> {
     let pfn = SHARED_DATA_PFN.load(Ordering::Relaxed);
     super::map::set_user_pte(MM_SHARED_USER_DATA_VA, pfn, PTE_NX)?;
 
-    // The image at its preferred base (no relocation needed there).
+    let base = map_at_preferred_base(&pe, &protections)?;
+    Ok(MappedImage {
+        image_base: base,
+        entry: base + pe.address_of_entry_point as u64,
+        subsystem: pe.subsystem,
+    })
+}
+
+/// `PspMapSystemDll` for the attached process: ntdll.dll (an AMD64 DLL) at
+/// its preferred base, protected section by section (ntrs differs: a
+/// private copy, not a view of an image section). Returns its base.
+pub fn map_system_dll(image: &[u8]) -> Result<u64, NtStatus> {
+    let pe = pe::PeFile::parse(image)?;
+    if pe.machine != 0x8664 || pe.characteristics & 0x2000 == 0 {
+        return Err(STATUS_INVALID_IMAGE_FORMAT);
+    }
+    let protections = pe.kernel_page_protections()?;
+    map_at_preferred_base(&pe, &protections)
+}
+
+/// Copies `pe` into the attached process at its preferred base (no
+/// relocation needed there) and protects it page by page.
+fn map_at_preferred_base(
+    pe: &pe::PeFile,
+    protections: &[pe::PageProtection],
+) -> Result<u64, NtStatus> {
     let size = pe.size_of_image as u64;
     let base = allocate(
         pe.image_base,
@@ -180,11 +205,7 @@ pub fn map_user_image(image: &[u8]) -> Result<MappedImage, NtStatus> {
         protect(base + i as u64 * 4096, (j - i) as u64 * 4096, prot)?;
         i = j;
     }
-    Ok(MappedImage {
-        image_base: base,
-        entry: base + pe.address_of_entry_point as u64,
-        subsystem: pe.subsystem,
-    })
+    Ok(base)
 }
 
 /// `MmCreatePeb` in the attached process: the PEB page with the image

@@ -245,6 +245,11 @@ pub fn ps_create_user_process_ex(
     })?;
     let built = with_attached(&p, || {
         let mapped = crate::mm::user::map_user_image(image)?;
+        // ntdll.dll in every user process (PspMapSystemDll), when winload
+        // handed it over.
+        if let Some(ntdll) = crate::ex::uproc::boot_image("ntdll.dll") {
+            crate::mm::user::map_system_dll(ntdll)?;
+        }
         let pp = write_parameters(params)?;
         let peb = crate::mm::user::create_peb(&mapped, pp)?;
         Ok((mapped, peb))

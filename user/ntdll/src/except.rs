@@ -1,14 +1,13 @@
 //! Raising exceptions from user mode: `RtlCaptureContext`,
 //! `RtlRaiseException`, `RtlRaiseStatus`.
 //!
-//! ntdll has no frame-based dispatcher yet (`RtlDispatchException`,
-//! `KiUserExceptionDispatcher`: issue 16), so `RtlRaiseException` hands the
-//! exception to the kernel as a first-chance exception
-//! (`NtRaiseException(Record, Context, TRUE)`), which dispatches it to the
-//! debugger and to the process's `KiUserExceptionDispatcher`, and ends the
-//! process with the exception code when nothing handles it. Windows' ntdll
-//! first runs `RtlDispatchException` itself and calls the kernel with
-//! FirstChance = FALSE only when no handler took it.
+//! As Windows' ntdll, `RtlRaiseException` dispatches the exception itself
+//! (`RtlDispatchException`, seh.rs): handled, it continues with the
+//! (possibly changed) context (`NtContinue`); not handled, it is raised
+//! to the kernel as the second chance (`NtRaiseException(.., FALSE)`),
+//! which ends the process with the exception code. Under a debugger
+//! (`PEB.BeingDebugged`) it goes to the kernel as a first-chance exception
+//! instead, which reaches the debugger and then `KiUserExceptionDispatcher`.
 #![allow(non_snake_case)]
 
 use crate::syscalls::NtTerminateProcess;
@@ -24,8 +23,9 @@ use nt::status::NtStatus;
 // RtlRaiseException(PEXCEPTION_RECORD rcx): a CONTEXT on its own stack
 // (16-aligned at rsp+0x20), captured, then RSP/RIP/RCX set to the caller's
 // view after the call (RIP = return address, also the record's
-// ExceptionAddress), and NtRaiseException(record, context, TRUE). That
-// returns only on failure: the process then ends with that status.
+// ExceptionAddress), then as described above. Its unwind data (the
+// 0x4F8 allocation) lets RtlUnwindEx walk through it to the raiser. The
+// Nt calls return only on failure: the process then ends with that status.
 core::arch::global_asm!(
     ".section .text$rtl_except,\"xr\"",
     ".globl RtlCaptureContext",
@@ -67,9 +67,12 @@ core::arch::global_asm!(
     "",
     ".globl RtlRaiseException",
     ".p2align 4",
+    ".seh_proc RtlRaiseException",
     "RtlRaiseException:",
     "mov [rsp + 8], rcx",
     "sub rsp, 0x4F8",
+    ".seh_stackalloc 0x4F8",
+    ".seh_endprologue",
     "lea rcx, [rsp + 0x20]",
     "call RtlCaptureContext",
     "lea rax, [rsp + 0x500]",
@@ -79,12 +82,33 @@ core::arch::global_asm!(
     "mov rcx, [rsp + 0x500]",
     "mov [rsp + 0x20 + 0x80], rcx",
     "mov [rcx + 0x10], rax",
+    "mov rax, gs:[0x60]",
+    "cmp byte ptr [rax + 2], 0",
+    "jne 4f",
+    "lea rdx, [rsp + 0x20]",
+    "call RtlDispatchException",
+    "test al, al",
+    "jz 5f",
+    "lea rcx, [rsp + 0x20]",
+    "xor edx, edx",
+    "call NtContinue",
+    "jmp 6f",
+    "5:",
+    "mov rcx, [rsp + 0x500]",
+    "lea rdx, [rsp + 0x20]",
+    "xor r8d, r8d",
+    "call NtRaiseException",
+    "jmp 6f",
+    "4:",
+    "mov rcx, [rsp + 0x500]",
     "lea rdx, [rsp + 0x20]",
     "mov r8d, 1",
     "call NtRaiseException",
+    "6:",
     "mov ecx, eax",
     "call ntdll_raise_failed",
     "int3",
+    ".seh_endproc",
     ".section .drectve,\"yn\"",
     ".ascii \" -export:RtlCaptureContext -export:RtlRaiseException\"",
     ".text",

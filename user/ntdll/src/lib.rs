@@ -10,6 +10,7 @@ mod crt;
 mod except;
 mod heap;
 mod rtl_exports;
+mod seh;
 mod syscalls;
 
 #[panic_handler]

@@ -36,6 +36,7 @@ extern "system" {
     pub fn NtFreeVirtualMemory(process: u64, base: *mut u64, size: *mut u64, free_type: u32)
         -> i32;
     pub fn NtYieldExecution() -> i32;
+    pub fn NtContinue(context: *const nt::context::Context, test_alert: u8) -> i32;
     pub fn NtRaiseException(
         record: *const nt::context::ExceptionRecord,
         context: *const nt::context::Context,
