@@ -19,6 +19,7 @@ pub mod csq;
 pub mod devqueue;
 pub mod irp;
 pub mod queue;
+pub mod remlock;
 pub mod share;
 
 #[cfg(test)]

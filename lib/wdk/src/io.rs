@@ -770,3 +770,20 @@ const _: () = {
     assert!(size_of::<IO_CSQ>() == 0x40);
     assert!(size_of::<IO_CSQ_IRP_CONTEXT>() == 0x18);
 };
+
+/// `IO_REMOVE_LOCK_COMMON_BLOCK`: the whole `IO_REMOVE_LOCK` of a free
+/// build (a checked build appends a debug block, which ntrs ignores).
+#[repr(C)]
+pub struct IO_REMOVE_LOCK {
+    pub Removed: u8,
+    pub Reserved: [u8; 3],
+    pub IoCount: i32,
+    pub RemoveEvent: KEVENT,
+}
+
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(IO_REMOVE_LOCK, IoCount) == 4);
+    assert!(offset_of!(IO_REMOVE_LOCK, RemoveEvent) == 8);
+    assert!(size_of::<IO_REMOVE_LOCK>() == 0x20);
+};

@@ -25,6 +25,7 @@ pub mod load;
 pub mod mdl;
 pub mod pnp;
 pub mod queue;
+pub mod remlock;
 /// Boot tests (`/TESTS`) of the I/O manager.
 pub mod tests;
 /// Boot tests (`/TESTS`) of completion in the issuing thread.

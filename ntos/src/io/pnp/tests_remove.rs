@@ -41,6 +41,9 @@ struct Ext {
     index: u32,
     lower: *mut DEVICE_OBJECT,
     state: AtomicU32,
+    /// The function driver's remove lock (`IoAcquireRemoveLock` around
+    /// each read, `IoReleaseRemoveLockAndWait` at the remove IRP).
+    lock: IO_REMOVE_LOCK,
 }
 
 /// (who: b'B' bus FDO, b'P' child PDO, b'F' function FDO, b'L' filter;
@@ -63,6 +66,15 @@ fn log(who: u8, index: u32, minor: u8) {
     if matches!(minor, QR | RM | CR | SR) {
         LOG.with(|l| l.push((who, index as u8, minor)));
     }
+}
+
+/// The remove lock in a test device's extension.
+///
+/// # Safety
+/// `dev` is a live test device.
+unsafe fn lock_of(dev: *mut DEVICE_OBJECT) -> *mut IO_REMOVE_LOCK {
+    // SAFETY: per the contract.
+    unsafe { core::ptr::addr_of_mut!((*(*dev).DeviceExtension.cast::<Ext>()).lock) }
 }
 
 /// # Safety
@@ -97,7 +109,15 @@ unsafe fn make(
             index,
             lower: core::ptr::null_mut(),
             state: AtomicU32::new(0),
+            lock: core::mem::zeroed(),
         });
+        crate::io::remlock::IoInitializeRemoveLockEx(
+            core::ptr::addr_of_mut!((*(*dev).DeviceExtension.cast::<Ext>()).lock),
+            u32::from_le_bytes(*b"KtRm"),
+            0,
+            0,
+            core::mem::size_of::<IO_REMOVE_LOCK>() as u32,
+        );
         Ok(dev)
     }
 }
@@ -344,20 +364,26 @@ unsafe extern "system" fn fn_io(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtSta
         if (*sl).MajorFunction != IRP_MJ_READ {
             return finish(irp, STATUS_SUCCESS, 0);
         }
+        let lock = lock_of(dev);
+        let s =
+            crate::io::remlock::IoAcquireRemoveLockEx(lock, irp.cast(), core::ptr::null(), 0, 0x20);
+        if !s.is_success() {
+            return finish(irp, s, 0);
+        }
         let st = e.state.load(Ordering::SeqCst);
-        if st & REMOVED != 0 {
-            return finish(irp, STATUS_DELETE_PENDING, 0);
-        }
-        if st & SURPRISED != 0 {
-            return finish(irp, STATUS_NO_SUCH_DEVICE, 0);
-        }
-        let len = (*sl).Parameters.Read.Length;
-        if len == 1 {
+        let s = if st & SURPRISED != 0 {
+            finish(irp, STATUS_NO_SUCH_DEVICE, 0)
+        } else if (*sl).Parameters.Read.Length == 1 {
             IoMarkIrpPending(irp);
             PENDED.with(|p| p.push((e.index, irp as u64)));
-            return STATUS_PENDING;
-        }
-        finish(irp, STATUS_SUCCESS, len as usize)
+            STATUS_PENDING
+        } else {
+            let len = (*sl).Parameters.Read.Length;
+            finish(irp, STATUS_SUCCESS, len as usize)
+        };
+        // (A pended read keeps no acquisition: the remove handler fails it.)
+        crate::io::remlock::IoReleaseRemoveLockEx(lock, irp.cast(), 0x20);
+        s
     }
 }
 
@@ -378,6 +404,15 @@ unsafe extern "system" fn fn_pnp(dev: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtSt
             }
             IRP_MN_REMOVE_DEVICE => {
                 e.state.fetch_or(REMOVED, Ordering::SeqCst);
+                let lock = lock_of(dev);
+                let _ = crate::io::remlock::IoAcquireRemoveLockEx(
+                    lock,
+                    irp.cast(),
+                    core::ptr::null(),
+                    0,
+                    0x20,
+                );
+                crate::io::remlock::IoReleaseRemoveLockAndWaitEx(lock, irp.cast(), 0x20);
                 fail_pended(e.index, STATUS_NO_SUCH_DEVICE);
                 let lower = e.lower;
                 let s = pass_down(irp, lower, Some(STATUS_SUCCESS));
@@ -596,9 +631,27 @@ fn t_orderly() -> TestResult {
     let h = crate::io::tests::open("\\Device\\KtRmFn0", 0).map_err(|_| "open after cancel")?;
     nt_close(h);
 
-    // Child 0 goes (it is ejected: gone from its bus too).
+    // Child 0 goes (it is ejected: gone from its bus too), with a file
+    // still open on it.
+    let h0 = crate::io::tests::open("\\Device\\KtRmFn0", 0).map_err(|_| "open child 0")?;
     PRESENT[0].store(false, Ordering::SeqCst);
-    query_and_remove_device(c0).map_err(|_| "removal of child 0 failed")?;
+    let removed = query_and_remove_device(c0);
+    let mut iosb = IO_STATUS_BLOCK::zeroed();
+    let a = RequestArgs {
+        event: None,
+        apc_context: 0,
+        apc_routine: None,
+        iosb: &mut iosb,
+        mode: crate::ob::object::Mode::KernelMode,
+    };
+    let mut buf = [0u8; 4];
+    let r = nt_read_file(h0, &a, buf.as_mut_ptr() as *mut c_void, 4, Some(0), 0);
+    nt_close(h0);
+    removed.map_err(|_| "removal of child 0 failed")?;
+    check(
+        matches!(r, Ok(s) | Err(s) if s == STATUS_DELETE_PENDING),
+        "a read on a file left open after the remove gets STATUS_DELETE_PENDING (remove lock)",
+    )?;
     let l = take_log();
     let want = [
         (b'L', 0, QR),
