@@ -326,6 +326,7 @@ const ALL: &[&[Test]] = &[
     crate::storage::tests_srb::TESTS,
     crate::cc::tests::TESTS,
     crate::io::tests_fs::TESTS,
+    crate::io::tests_usn::TESTS,
     crate::cc::tests_fs::TESTS,
     crate::kd::TESTS,
     crate::kd::mem::TESTS,

@@ -265,9 +265,18 @@ pub unsafe fn create(
                 opens: 0,
                 refs: 0,
                 delete_pending: false,
+                usn_reasons: 0,
                 scbs: Vec::new(),
             })
         });
+        if info == FILE_CREATED && f.usn_reasons & ntfs::usn::USN_REASON_FILE_CREATE == 0 {
+            f.usn_reasons |= ntfs::usn::USN_REASON_FILE_CREATE;
+            let r = f.usn_reasons;
+            crate::fsctl::usn_write(st, record, r);
+        }
+        let Some(f) = fcb(st, record) else {
+            return (STATUS_FILE_DELETED, 0);
+        };
         let si = match f.scbs.iter().position(|s| s.stream == parsed.stream) {
             Some(i) => i,
             None => {
@@ -407,10 +416,26 @@ pub unsafe fn cleanup(vcb: &Vcb, fo: *mut FILE_OBJECT) -> (NtStatus, usize) {
                 let Some(f) = fcb(st, n) else {
                     return (STATUS_SUCCESS, 0);
                 };
+                if f.opens == 0 && !f.delete_pending && f.usn_reasons != 0 {
+                    // The close record: what the file's handles changed.
+                    let r = f.usn_reasons | ntfs::usn::USN_REASON_CLOSE;
+                    f.usn_reasons = 0;
+                    crate::fsctl::usn_write(st, n, r);
+                }
+                let Some(f) = fcb(st, n) else {
+                    return (STATUS_SUCCESS, 0);
+                };
                 if f.opens == 0 && f.delete_pending {
                     let path = utf16_string(&f.path);
                     let stream = (*scb).stream.clone();
                     f.delete_pending = false;
+                    if stream.is_empty() {
+                        let r = f.usn_reasons
+                            | ntfs::usn::USN_REASON_FILE_DELETE
+                            | ntfs::usn::USN_REASON_CLOSE;
+                        f.usn_reasons = 0;
+                        crate::fsctl::usn_write(st, n, r);
+                    }
                     let r = if stream.is_empty() {
                         st.vol.remove(&path)
                     } else {

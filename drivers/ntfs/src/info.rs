@@ -239,8 +239,16 @@ pub unsafe fn set(
                 if fcb(st, n).map(|f| f.is_dir).unwrap_or(true) && (*scb).stream.is_empty() {
                     return (STATUS_INVALID_PARAMETER, 0);
                 }
+                let old = (*scb).header.Common.FileSize;
                 if let Err(e) = st.vol.set_len(n, &(*scb).stream, eof as u64) {
                     return (e.status(), 0);
+                }
+                if eof != old {
+                    crate::fsctl::usn_post(
+                        st,
+                        n,
+                        crate::fsctl::data_reason(&(*scb).stream, eof > old, eof < old),
+                    );
                 }
                 // The header and the cache manager follow (a smaller size
                 // drops the cached pages past it; no paging I/O is sent).
@@ -558,6 +566,10 @@ unsafe fn rename_or_link(
             }
         }
         let (from, to) = (utf16(&src), utf16(&new_path));
+        if !link {
+            // The old name's record stands alone (NTFS's reason for it).
+            crate::fsctl::usn_write(st, n, ntfs::usn::USN_REASON_RENAME_OLD_NAME);
+        }
         let r = if link {
             st.vol.link(&from, &to)
         } else {
@@ -566,6 +578,15 @@ unsafe fn rename_or_link(
         if let Err(e) = r {
             return (e.status(), 0);
         }
+        crate::fsctl::usn_post(
+            st,
+            n,
+            if link {
+                ntfs::usn::USN_REASON_HARD_LINK_CHANGE
+            } else {
+                ntfs::usn::USN_REASON_RENAME_NEW_NAME
+            },
+        );
         if !link {
             let mut prefix = src.clone();
             prefix.push(BACKSLASH);

@@ -22,6 +22,7 @@ extern crate alloc;
 
 mod create;
 mod dir;
+mod fsctl;
 mod info;
 mod rw;
 mod vcb;

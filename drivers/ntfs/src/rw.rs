@@ -332,6 +332,12 @@ pub unsafe fn write(vcb: &Vcb, irp: *mut IRP, sl: *mut IO_STACK_LOCATION) -> (Nt
                 return (STATUS_INVALID_PARAMETER, 0);
             }
             let end = off + len as i64;
+            // The write's USN reason: extend past the end, else overwrite.
+            crate::fsctl::usn_post(
+                st,
+                n,
+                crate::fsctl::data_reason(&(*scb).stream, end > size, false),
+            );
             if cached {
                 if end > size {
                     if let Err(e) = st.vol.set_len(n, &(*scb).stream, end as u64) {

@@ -179,6 +179,9 @@ pub struct Fcb {
     pub refs: u32,
     /// Delete when the last handle goes (disposition or delete-on-close).
     pub delete_pending: bool,
+    /// USN reasons gathered since the file's last close record (NTFS
+    /// keeps them in the FCB; `fsctl::usn_post`).
+    pub usn_reasons: u32,
     /// Boxed: `FILE_OBJECT.FsContext` points at an SCB, which must not
     /// move when the vector grows.
     #[allow(clippy::vec_box)]
@@ -231,7 +234,7 @@ unsafe fn volume_length(target: *mut DEVICE_OBJECT) -> Option<u64> {
 }
 
 /// The system time (100 ns since 1601) for timestamps lib/ntfs writes.
-fn now() -> u64 {
+pub fn now() -> u64 {
     let mut t: LARGE_INTEGER = 0;
     // SAFETY: a valid out pointer.
     unsafe { KeQuerySystemTimePrecise(&mut t) };
@@ -386,8 +389,8 @@ pub unsafe fn dispatch_volume(
             IRP_MJ_SET_INFORMATION => crate::info::set(&mut st, irp, sl),
             IRP_MJ_QUERY_VOLUME_INFORMATION => crate::info::query_volume(vcb, &mut st, irp, sl),
             IRP_MJ_DIRECTORY_CONTROL => crate::dir::control(&mut st, irp, sl),
-            // Dismount, lock and the other FSCTLs: not yet.
-            IRP_MJ_FILE_SYSTEM_CONTROL => (STATUS_INVALID_DEVICE_REQUEST, 0),
+            // The USN journal FSCTLs; dismount, lock and the others: not yet.
+            IRP_MJ_FILE_SYSTEM_CONTROL => crate::fsctl::control(&mut st, irp, sl),
             _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
         }
     }

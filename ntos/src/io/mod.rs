@@ -38,6 +38,7 @@ pub mod tests_fs;
 pub mod tests_load;
 /// Boot tests (`/TESTS`) of device queues and `StartIo`.
 pub mod tests_queue;
+pub mod tests_usn;
 
 use crate::ex::xpool;
 use crate::ke::irql::SpinLocked;
