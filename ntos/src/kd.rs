@@ -453,6 +453,13 @@ pub static COMMANDS: &[nt::kd::Command<Handler>] = &[
         mem::list_near,
     ),
     cmd(
+        "!peb",
+        &[],
+        "",
+        "the PEB of the .process process (default: the current one)",
+        mem::peb,
+    ),
+    cmd(
         "k",
         &[],
         "[frames]",
@@ -742,6 +749,7 @@ pub const TESTS: &[crate::ktest::Test] = &[("kd.command_table", || {
         ".process",
         "k",
         ".thread",
+        "!peb",
     ] {
         check(
             nt::kd::find(COMMANDS, w).is_some(),

@@ -595,11 +595,158 @@ pub fn dot_thread(args: &str) {
     }
 }
 
+/// Reads a little-endian value of `N` bytes at `va` in address space `dtb`.
+fn read_le<const N: usize>(dtb: Option<u64>, va: u64) -> Option<[u8; N]> {
+    let mut b = [0u8; N];
+    (crate::mm::dbg::mm_dbg_copy_memory(dtb, va, &mut b) == N).then_some(b)
+}
+
+fn read_u64_in(dtb: Option<u64>, va: u64) -> Option<u64> {
+    read_le::<8>(dtb, va).map(u64::from_le_bytes)
+}
+
+/// A `UNICODE_STRING` at `va` (its buffer at `base` + the buffer field when
+/// the parameters are not normalized), as text; WinDbg's words when it
+/// cannot be read.
+fn unicode_string_at(dtb: Option<u64>, va: u64, base: u64) -> String {
+    let Some(h) = read_le::<16>(dtb, va) else {
+        return String::from("< Name not readable >");
+    };
+    let len = u16::from_le_bytes([h[0], h[1]]) as usize;
+    let mut buf = u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+    if buf == 0 {
+        return String::new();
+    }
+    buf = buf.wrapping_add(base);
+    let mut bytes = alloc::vec![0u8; len.min(1024)];
+    if crate::mm::dbg::mm_dbg_copy_memory(dtb, buf, &mut bytes) != bytes.len() {
+        return String::from("< Name not readable >");
+    }
+    let units = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]));
+    char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
+}
+
+/// `!peb`: the PEB of the implicit process (`.process`), else of the
+/// current one, read from that process's address space.
+pub fn peb(_args: &str) {
+    let process = match IMPLICIT_PROCESS.load(Ordering::Relaxed) {
+        0 => crate::ps::current_process(),
+        a => crate::ps::process_list()
+            .into_iter()
+            .find(|p| p.address() == a),
+    };
+    let Some(p) = process else {
+        dbg_println!("no process (set one with .process)");
+        return;
+    };
+    for l in peb_lines(&p) {
+        dbg_println!("{l}");
+    }
+}
+
+/// `!peb`'s lines for process `p`.
+fn peb_lines(p: &crate::ps::EProcess) -> Vec<String> {
+    use core::mem::offset_of;
+    use nt::user::{Peb, RtlUserProcessParameters};
+    let mut out = Vec::new();
+    macro_rules! line {
+        ($($t:tt)*) => { out.push(alloc::format!($($t)*)) };
+    }
+    let at = p.peb.load(Ordering::Relaxed);
+    if at == 0 {
+        line!(
+            "PEB NULL... (process {} has no user mode)",
+            p.image_file_name
+        );
+        return out;
+    }
+    let dtb = Some(p.pcb().directory_table_base());
+    let mut raw = alloc::vec![0u8; core::mem::size_of::<Peb>()];
+    if crate::mm::dbg::mm_dbg_copy_memory(dtb, at, &mut raw) != raw.len() {
+        line!("PEB at {at:016x}: memory not readable");
+        return out;
+    }
+    let b = |o: usize| raw[o];
+    let q = |o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&raw[o..o + 8]);
+        u64::from_le_bytes(w)
+    };
+    let d = |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+    let yes = |v: u8| if v != 0 { "Yes" } else { "No" };
+    line!("PEB at {at:016x}");
+    line!(
+        "    InheritedAddressSpace:    {}",
+        yes(b(offset_of!(Peb, inherited_address_space)))
+    );
+    line!(
+        "    ReadImageFileExecOptions: {}",
+        yes(b(offset_of!(Peb, read_image_file_exec_options)))
+    );
+    line!(
+        "    BeingDebugged:            {}",
+        yes(b(offset_of!(Peb, being_debugged)))
+    );
+    line!(
+        "    ImageBaseAddress:         {:016x}",
+        q(offset_of!(Peb, image_base_address))
+    );
+    line!(
+        "    NtGlobalFlag:             {:x}",
+        d(offset_of!(Peb, nt_global_flag))
+    );
+    line!(
+        "    Ldr                       {:016x}",
+        q(offset_of!(Peb, ldr))
+    );
+    line!(
+        "    SubSystemData:     {:016x}",
+        q(offset_of!(Peb, sub_system_data))
+    );
+    line!(
+        "    ProcessHeap:       {:016x}",
+        q(offset_of!(Peb, process_heap))
+    );
+    let pp = q(offset_of!(Peb, process_parameters));
+    line!("    ProcessParameters: {pp:016x}");
+    if pp == 0 {
+        return out;
+    }
+    let normalized = read_le::<4>(dtb, pp + offset_of!(RtlUserProcessParameters, flags) as u64)
+        .map(u32::from_le_bytes)
+        .is_some_and(|f| f & 1 != 0);
+    let base = if normalized { 0 } else { pp };
+    let field = |o: usize| unicode_string_at(dtb, pp + o as u64, base);
+    let cur = offset_of!(RtlUserProcessParameters, current_directory);
+    line!("    CurrentDirectory:  '{}'", field(cur));
+    line!(
+        "    ImageFile:    '{}'",
+        field(offset_of!(RtlUserProcessParameters, image_path_name))
+    );
+    line!(
+        "    CommandLine:  '{}'",
+        field(offset_of!(RtlUserProcessParameters, command_line))
+    );
+    match read_u64_in(
+        dtb,
+        pp + offset_of!(RtlUserProcessParameters, environment) as u64,
+    ) {
+        Some(e) => line!("    Environment:  {e:016x}"),
+        None => line!("    Environment:  < not readable >"),
+    }
+    out
+}
+
 /// Boot tests: the debugger's reads and symbols.
 pub const TESTS: &[crate::ktest::Test] = &[
     ("kd.mem.read_never_faults", t_read),
     ("kd.mem.symbols_are_nts_exports", t_symbols),
     ("kd.mem.stack_walk_with_unwind_data", t_stack_walk),
+    ("kd.mem.peb_of_a_user_process", t_peb),
 ];
 
 fn t_read() -> crate::ktest::TestResult {
@@ -750,4 +897,63 @@ fn t_stack_walk() -> crate::ktest::TestResult {
     })();
     STOP.store(true, Ordering::SeqCst);
     r
+}
+
+/// `!peb` of a running user process (ntrsuser.exe spinning, started by a
+/// helper thread that ends it after 3 s): the image, command line and
+/// image base come from that process's address space.
+fn t_peb() -> crate::ktest::TestResult {
+    use crate::ktest::check;
+    use core::sync::atomic::AtomicBool;
+    static DONE: AtomicBool = AtomicBool::new(false);
+    DONE.store(false, Ordering::SeqCst);
+    crate::ps::ps_create_system_thread(
+        None,
+        "peb-test",
+        |_| {
+            let _ = crate::ex::uproc::run_to_exit("ntrsuser.exe", "spin", 3000);
+            DONE.store(true, Ordering::SeqCst);
+        },
+        0,
+    )
+    .map_err(|_| "thread creation failed")?;
+    let lines = core::cell::RefCell::new(Vec::new());
+    let found = crate::ktest::wait_until(2000, || {
+        let p = crate::ps::process_list().into_iter().find(|p| {
+            p.image_file_name.eq_ignore_ascii_case("ntrsuser.exe")
+                && p.peb.load(Ordering::Relaxed) != 0
+        });
+        match p {
+            Some(p) => {
+                *lines.borrow_mut() = peb_lines(&p);
+                true
+            }
+            None => false,
+        }
+    });
+    let ended = crate::ktest::wait_until(10_000, || DONE.load(Ordering::SeqCst));
+    check(found, "no ntrsuser.exe process with a PEB appeared")?;
+    check(ended, "the spinning process was not ended")?;
+    let lines = lines.into_inner();
+    let has = |prefix: &str, what: &str| {
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with(prefix) && l.contains(what))
+    };
+    check(
+        lines.first().is_some_and(|l| l.starts_with("PEB at ")),
+        "no PEB header",
+    )?;
+    check(
+        has("CommandLine:", "'ntrsuser.exe spin'"),
+        "CommandLine is not the process's",
+    )?;
+    check(
+        has("ImageFile:", "ntrsuser.exe'"),
+        "ImageFile is not the process's",
+    )?;
+    check(
+        !has("ImageBaseAddress:", "0000000000000000"),
+        "ImageBaseAddress is zero",
+    )
 }
