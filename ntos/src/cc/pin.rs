@@ -235,6 +235,33 @@ unsafe fn out(
     }
 }
 
+/// The body of `CcMapData`, `CcPinRead` and `CcPreparePinWrite`: checks
+/// the file object and offset, maps or pins, writes the outputs.
+///
+/// # Safety
+/// Driver-supplied pointers must be valid (`file` a cached file object,
+/// `offset` null or readable, the outputs null or writable).
+unsafe fn map_or_pin_export(
+    file: *mut FILE_OBJECT,
+    offset: *const i64,
+    length: u32,
+    req: Request,
+    bcb_out: *mut *mut c_void,
+    buffer_out: *mut *mut c_void,
+) -> u8 {
+    let Some(off) = offset_of(offset).filter(|_| !file.is_null()) else {
+        return 0;
+    };
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        out(
+            cc_map_or_pin(file, off, length as u64, req),
+            bcb_out,
+            buffer_out,
+        )
+    }
+}
+
 /// `CcMapData`.
 ///
 /// # Safety
@@ -248,9 +275,6 @@ pub unsafe extern "system" fn CcMapData(
     Bcb: *mut *mut c_void,
     Buffer: *mut *mut c_void,
 ) -> u8 {
-    let Some(off) = offset_of(FileOffset).filter(|_| !FileObject.is_null()) else {
-        return 0;
-    };
     let req = Request {
         pin: false,
         prepare_write: false,
@@ -258,13 +282,7 @@ pub unsafe extern "system" fn CcMapData(
         flags: Flags & (bcb::MAP_WAIT | bcb::MAP_NO_READ),
     };
     // SAFETY: forwarded caller guarantees.
-    unsafe {
-        out(
-            cc_map_or_pin(FileObject, off, Length as u64, req),
-            Bcb,
-            Buffer,
-        )
-    }
+    unsafe { map_or_pin_export(FileObject, FileOffset, Length, req, Bcb, Buffer) }
 }
 
 /// `CcPinRead`.
@@ -280,9 +298,6 @@ pub unsafe extern "system" fn CcPinRead(
     Bcb: *mut *mut c_void,
     Buffer: *mut *mut c_void,
 ) -> u8 {
-    let Some(off) = offset_of(FileOffset).filter(|_| !FileObject.is_null()) else {
-        return 0;
-    };
     let req = Request {
         pin: true,
         prepare_write: false,
@@ -290,13 +305,7 @@ pub unsafe extern "system" fn CcPinRead(
         flags: Flags,
     };
     // SAFETY: forwarded caller guarantees.
-    unsafe {
-        out(
-            cc_map_or_pin(FileObject, off, Length as u64, req),
-            Bcb,
-            Buffer,
-        )
-    }
+    unsafe { map_or_pin_export(FileObject, FileOffset, Length, req, Bcb, Buffer) }
 }
 
 /// `CcPreparePinWrite`: pins the range for writing (zeroed when `Zero`)
@@ -314,9 +323,6 @@ pub unsafe extern "system" fn CcPreparePinWrite(
     Bcb: *mut *mut c_void,
     Buffer: *mut *mut c_void,
 ) -> u8 {
-    let Some(off) = offset_of(FileOffset).filter(|_| !FileObject.is_null()) else {
-        return 0;
-    };
     let req = Request {
         pin: true,
         prepare_write: true,
@@ -324,13 +330,7 @@ pub unsafe extern "system" fn CcPreparePinWrite(
         flags: Flags,
     };
     // SAFETY: forwarded caller guarantees.
-    unsafe {
-        out(
-            cc_map_or_pin(FileObject, off, Length as u64, req),
-            Bcb,
-            Buffer,
-        )
-    }
+    unsafe { map_or_pin_export(FileObject, FileOffset, Length, req, Bcb, Buffer) }
 }
 
 /// `CcPinMappedData`: `*Bcb` (from `CcMapData`) becomes pinned.

@@ -58,14 +58,19 @@ fn kernel_symbols() -> Option<&'static KernelSymbols> {
         .as_ref()
 }
 
+/// ntoskrnl's symbols and `va`'s RVA in ntoskrnl, when `va` lies in it.
+fn kernel_rva(va: u64) -> Option<(&'static KernelSymbols, u32)> {
+    let k = kernel_symbols().filter(|k| va >= k.base && va - k.base < k.size)?;
+    Some((k, (va - k.base) as u32))
+}
+
 fn as_str(n: &[u8]) -> &str {
     core::str::from_utf8(n).unwrap_or("?")
 }
 
 /// The symbol naming `va`, if it lies in a loaded image.
 fn symbolize(va: u64) -> Option<String> {
-    if let Some(k) = kernel_symbols().filter(|k| va >= k.base && va - k.base < k.size) {
-        let rva = (va - k.base) as u32;
+    if let Some((k, rva)) = kernel_rva(va) {
         let i = k.names.partition_point(|&(r, _)| r <= rva);
         let s = match i.checked_sub(1).map(|i| k.names[i]) {
             Some((r, n)) => Symbol {
@@ -94,8 +99,7 @@ fn symbolize(va: u64) -> Option<String> {
 
 /// The export that starts exactly at `va`, if any (a label line for `u`).
 fn label_at(va: u64) -> Option<&'static str> {
-    let k = kernel_symbols().filter(|k| va >= k.base && va - k.base < k.size)?;
-    let rva = (va - k.base) as u32;
+    let (k, rva) = kernel_rva(va)?;
     let i = k.names.partition_point(|&(r, _)| r < rva);
     k.names
         .get(i)
@@ -278,14 +282,13 @@ pub fn list_near(args: &str) {
         dbg_println!("usage: ln <address>");
         return;
     };
-    let Some(k) = kernel_symbols().filter(|k| va >= k.base && va - k.base < k.size) else {
+    let Some((k, rva)) = kernel_rva(va) else {
         match symbolize(va) {
             Some(s) => dbg_println!("({})   {s}", Address(va)),
             None => dbg_println!("No symbol found at {}", Address(va)),
         }
         return;
     };
-    let rva = (va - k.base) as u32;
     let i = k.names.partition_point(|&(r, _)| r <= rva);
     let below = i.checked_sub(1).map(|j| k.names[j]);
     let above = k.names[i..].iter().find(|&&(r, _)| r > rva).copied();
